@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the real peers the tests talk to (Debian packages), idempotently.
+# Safe to run again: it only installs what is missing.
+set -euo pipefail
+
+need=()
+have_cmd() { command -v "$1" >/dev/null 2>&1; }
+have_py() { /usr/bin/python3 -c "import $1" >/dev/null 2>&1; }
+
+have_cmd smtp-sink || [ -x /usr/sbin/smtp-sink ] || need+=(postfix)
+have_cmd swaks || need+=(swaks)
+have_cmd dnsmasq || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
+have_cmd curl || need+=(curl)
+have_cmd msmtp || need+=(msmtp)
+have_cmd dkimverify || need+=(python3-dkim)
+have_cmd opendkim-testmsg || need+=(opendkim-tools)
+have_cmd promtool || need+=(prometheus)
+have_cmd openssl || need+=(openssl)
+have_py aiosmtpd || need+=(python3-aiosmtpd)
+have_py dkim || need+=(python3-dkim)
+
+if [ ${#need[@]} -eq 0 ]; then
+  echo "install-test-peers: all peers present"
+  exit 0
+fi
+
+# De-duplicate.
+mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
+echo "install-test-peers: installing ${need[*]}"
+if [ "$(id -u)" != 0 ]; then
+  echo "install-test-peers: not root; install these by hand: ${need[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+# Postfix must not configure (and start) a system MTA on port 25.
+echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# Debian may start services on install; the tests start their own instances.
+for svc in postfix dnsmasq prometheus opendkim; do
+  if command -v systemctl >/dev/null 2>&1; then systemctl stop "$svc" >/dev/null 2>&1 || true; fi
+  service "$svc" stop >/dev/null 2>&1 || true
+done
+echo "install-test-peers: done"
