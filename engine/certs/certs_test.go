@@ -1,0 +1,107 @@
+package certs
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestSelfSignedIsKeptAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	s1, err := Open("", "", dir, "relay.example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1, _ := s1.GetCertificate(nil)
+	s2, err := Open("", "", dir, "relay.example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, _ := s2.GetCertificate(nil)
+	if string(c1.Certificate[0]) != string(c2.Certificate[0]) {
+		t.Fatal("second start generated a new certificate")
+	}
+	leaf, err := x509.ParseCertificate(c1.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := leaf.VerifyHostname("relay.example.test"); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(filepath.Join(dir, "selfsigned-key.pem")); st.Mode().Perm() != 0o600 {
+		t.Fatalf("key mode %v", st.Mode().Perm())
+	}
+}
+
+func TestReloadOnChangeAndHandshake(t *testing.T) {
+	dir := t.TempDir()
+	cf, kf := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
+	if err := WriteSelfSigned(cf, kf, "a.example.test", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(cf, kf, dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	s.now = func() time.Time { return now }
+	first, _ := s.GetCertificate(nil)
+
+	// A real handshake over loopback with the store's config.
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", s.TLSConfig(tls.VersionTLS12))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			_ = c.(*tls.Conn).Handshake()
+			c.Close()
+		}
+	}()
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := conn.ConnectionState().PeerCertificates[0].Raw; string(got) != string(first.Certificate[0]) {
+		t.Fatal("handshake served another certificate")
+	}
+	conn.Close()
+
+	// Replace the files; after CheckInterval the new pair is served.
+	if err := WriteSelfSigned(cf, kf, "b.example.test", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	later := now.Add(time.Second)
+	os.Chtimes(cf, later, later)
+	os.Chtimes(kf, later, later)
+	now = now.Add(s.CheckInterval)
+	second, _ := s.GetCertificate(nil)
+	if string(second.Certificate[0]) == string(first.Certificate[0]) {
+		t.Fatal("changed files were not re-read")
+	}
+
+	// A broken pair keeps the old one.
+	os.WriteFile(cf, []byte("garbage"), 0o644)
+	later = later.Add(time.Second)
+	os.Chtimes(cf, later, later)
+	now = now.Add(s.CheckInterval)
+	third, _ := s.GetCertificate(nil)
+	if third != second {
+		t.Fatal("broken files replaced the working certificate")
+	}
+	if err := s.Reload(); err == nil {
+		t.Fatal("Reload of a broken pair succeeded")
+	}
+}
+
+func TestOpenNeedsBothFiles(t *testing.T) {
+	if _, err := Open("c.pem", "", t.TempDir(), "x"); err == nil {
+		t.Fatal("cert without key accepted")
+	}
+}
