@@ -16,6 +16,10 @@ have_cmd dkimverify || need+=(python3-dkim)
 have_cmd opendkim-testmsg || need+=(opendkim-tools)
 have_cmd promtool || need+=(prometheus)
 have_cmd openssl || need+=(openssl)
+# swaks needs Perl's TLS modules for STARTTLS/implicit TLS, and these for AUTH.
+perl -MIO::Socket::SSL -e1 >/dev/null 2>&1 || need+=(libio-socket-ssl-perl libnet-ssleay-perl)
+perl -MAuthen::SASL -e1 >/dev/null 2>&1 || need+=(libauthen-sasl-perl)
+perl -MDigest::HMAC_MD5 -e1 >/dev/null 2>&1 || need+=(libdigest-hmac-perl)
 have_py aiosmtpd || need+=(python3-aiosmtpd)
 have_py dkim || need+=(python3-dkim)
 

@@ -1,0 +1,88 @@
+package blast
+
+import (
+	"bytes"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParseSizeDist(t *testing.T) {
+	got, err := ParseSizeDist("2k:70,20k:25,100k:5")
+	want := []Weighted[int]{{2048, 70}, {20480, 25}, {102400, 5}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, %v", got, err)
+	}
+	if got, err := ParseSizeDist("1500"); err != nil || !reflect.DeepEqual(got, []Weighted[int]{{1500, 1}}) {
+		t.Errorf("single size: %v, %v", got, err)
+	}
+	for _, bad := range []string{"", "2x", "2k:0", "2k:-1", "-5"} {
+		if _, err := ParseSizeDist(bad); err == nil {
+			t.Errorf("ParseSizeDist(%q) accepted", bad)
+		}
+	}
+	if n, err := ParseSize("1MiB"); err != nil || n != 1<<20 {
+		t.Errorf("ParseSize(1MiB) = %d, %v", n, err)
+	}
+}
+
+func TestParseDomainsAndRate(t *testing.T) {
+	got, err := ParseDomains("a.test:3, b.test")
+	if err != nil || !reflect.DeepEqual(got, []Weighted[string]{{"a.test", 3}, {"b.test", 1}}) {
+		t.Errorf("ParseDomains = %v, %v", got, err)
+	}
+	if _, err := ParseDomains("a@b.test"); err == nil {
+		t.Error("accepted a domain with @")
+	}
+	for in, want := range map[string]float64{"500": 500, "500/s": 500, "600/m": 10, "3600/h": 1} {
+		if got, err := ParseRate(in); err != nil || got != want {
+			t.Errorf("ParseRate(%q) = %v, %v", in, got, err)
+		}
+	}
+	if _, err := ParseRate("5/d"); err == nil {
+		t.Error("ParseRate accepted /d")
+	}
+}
+
+// Generated bodies have lines of at most 78 characters, some starting with
+// ".", and dot-stuffing doubles exactly those dots.
+func TestBodyText(t *testing.T) {
+	for _, n := range []int{2, 100, 2048, 100 << 10} {
+		b := bodyText(n)
+		if len(b) < n || len(b) > n+80 {
+			t.Errorf("bodyText(%d) has %d bytes", n, len(b))
+		}
+		if !bytes.HasSuffix(b, []byte("\r\n")) {
+			t.Errorf("bodyText(%d) does not end with CRLF", n)
+		}
+		lines := strings.Split(strings.TrimSuffix(string(b), "\r\n"), "\r\n")
+		dots := 0
+		for _, l := range lines {
+			if len(l) > 78 || strings.ContainsAny(l, "\r\n") {
+				t.Fatalf("bad line %q", l)
+			}
+			if strings.HasPrefix(l, ".") {
+				dots++
+			}
+		}
+		if n >= 2048 && dots < 3 {
+			t.Errorf("bodyText(%d): only %d dot lines", n, dots)
+		}
+		stuffed := string(dotStuff(b))
+		want := strings.ReplaceAll("\r\n"+string(b), "\r\n.", "\r\n..")[2:]
+		if stuffed != want {
+			t.Errorf("dotStuff(bodyText(%d)) wrong", n)
+		}
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, cfg := range []Config{{}, {HTTPURL: "http://127.0.0.1:1", HTTPMode: "bulk"}} {
+		if err := cfg.setDefaults(); err == nil {
+			t.Errorf("setDefaults(%+v) accepted", cfg)
+		}
+	}
+	if _, err := httpEndpoint("ftp://x", "message"); err == nil {
+		t.Error("httpEndpoint accepted ftp")
+	}
+}

@@ -1,0 +1,17 @@
+// Command smtpsink is a fast SMTP receiver for benchmarks and tests, with
+// fault injection so that it can stand in for a real provider.
+//
+// It accepts mail on one or more loopback addresses, counts connections,
+// messages, recipients, bytes and replies by code, and optionally stores each
+// message (-dump) or its X-Blast-Id / Message-ID (-ids). Faults are given per
+// protocol stage:
+//
+//	-fail "rcpt:550:0.1"                 10% of recipients get 550
+//	-fail "mail:451:0.2:4.7.0 Try later" custom text
+//	-fail "dot:421:0.05"                 421 also closes the connection
+//	-delay "dot:200ms" -drop "data:0.01" -throttle 1000/m -max-conns 20
+//
+// A one-line summary goes to stdout every -stats-interval and on SIGINT or
+// SIGTERM; -http ADDR serves the counters as JSON at /stats. The work is done
+// by package gannet/bench/smtpsink/sink, which tests start in-process.
+package main

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"gannet/bench/smtpsink/sink"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		fmt.Fprintln(os.Stderr, "smtpsink:", err)
+		os.Exit(1)
+	}
+}
+
+// listFlag collects a repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, " ") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// run parses args, runs the sink until ctx ends and prints the summary.
+// When started is not nil it receives the running sink (for tests).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, started chan<- *sink.Sink) error {
+	fs := flag.NewFlagSet("smtpsink", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		listen        = fs.String("listen", "127.0.0.1:2526", "listen addresses, comma-separated")
+		hostname      = fs.String("hostname", "sink.example.test", "host name in the greeting and EHLO reply")
+		tlsCert       = fs.String("tls-cert", "", "PEM certificate file; with -tls-key, STARTTLS is offered")
+		tlsKey        = fs.String("tls-key", "", "PEM key file")
+		selfSigned    = fs.Bool("tls-self-signed", false, "offer STARTTLS with an in-memory self-signed certificate")
+		noPipelining  = fs.Bool("no-pipelining", false, "do not advertise PIPELINING; flush every reply")
+		chunking      = fs.Bool("chunking", false, "advertise CHUNKING and accept BDAT (RFC 3030)")
+		dump          = fs.String("dump", "", "directory for NNNNNNNNN.eml (body) and NNNNNNNNN.json (envelope) files")
+		ids           = fs.String("ids", "", "append each accepted message's X-Blast-Id (else Message-ID) to this file")
+		statsInterval = fs.Duration("stats-interval", 0, "print a summary line this often (0: only at exit)")
+		quiet         = fs.Bool("quiet", false, "print nothing but errors")
+		throttle      = fs.String("throttle", "", "N/m: after N messages per window, MAIL gets 421 4.7.0 until it passes")
+		maxConns      = fs.Int("max-conns", 0, "refuse connections past this many with 421 4.7.0 (0: no limit)")
+		maxSize       = fs.Int64("max-size", 0, "SIZE limit in bytes (0: 64 MiB)")
+		httpAddr      = fs.String("http", "", "serve JSON stats at http://ADDR/stats")
+		seed          = fs.Uint64("seed", 0, "random seed for fault injection (0: from the clock)")
+		fails, delays listFlag
+		drops         listFlag
+	)
+	fs.Var(&fails, "fail", `STAGE[~MATCH]:CODE:PROB[:TEXT], repeatable; STAGE connect|ehlo|mail|rcpt|data|dot (e.g. "rcpt:550:0.1")`)
+	fs.Var(&delays, "delay", `STAGE:DURATION, repeatable (e.g. "dot:200ms")`)
+	fs.Var(&drops, "drop", `STAGE:PROB, repeatable: close without a reply (e.g. "data:0.01")`)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+
+	cfg := sink.Config{
+		Hostname:       *hostname,
+		NoPipelining:   *noPipelining,
+		Chunking:       *chunking,
+		DumpDir:        *dump,
+		IDsFile:        *ids,
+		MaxConns:       *maxConns,
+		MaxMessageSize: *maxSize,
+		Seed:           *seed,
+	}
+	for _, a := range strings.Split(*listen, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			cfg.Listen = append(cfg.Listen, a)
+		}
+	}
+	for _, spec := range fails {
+		f, err := sink.ParseFailure(spec)
+		if err != nil {
+			return err
+		}
+		cfg.Faults.Failures = append(cfg.Faults.Failures, f)
+	}
+	for _, spec := range delays {
+		d, err := sink.ParseDelay(spec)
+		if err != nil {
+			return err
+		}
+		cfg.Faults.Delays = append(cfg.Faults.Delays, d)
+	}
+	for _, spec := range drops {
+		d, err := sink.ParseDrop(spec)
+		if err != nil {
+			return err
+		}
+		cfg.Faults.Drops = append(cfg.Faults.Drops, d)
+	}
+	if *throttle != "" {
+		t, err := sink.ParseThrottle(*throttle)
+		if err != nil {
+			return err
+		}
+		cfg.Faults.Throttle = t
+	}
+	switch {
+	case *tlsCert != "" || *tlsKey != "":
+		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	case *selfSigned:
+		tc, err := sink.SelfSignedTLS(*hostname)
+		if err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+		cfg.TLS = tc
+	}
+
+	s, err := sink.Start(cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if *httpAddr != "" {
+		ln, err := net.Listen("tcp", *httpAddr)
+		if err != nil {
+			return fmt.Errorf("http: %w", err)
+		}
+		srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		if !*quiet {
+			fmt.Fprintf(stderr, "smtpsink: stats at http://%s/stats\n", ln.Addr())
+		}
+	}
+	if !*quiet {
+		fmt.Fprintf(stderr, "smtpsink: listening on %s\n", strings.Join(s.Addrs(), ", "))
+	}
+	if started != nil {
+		started <- s
+	}
+
+	var tick <-chan time.Time
+	if *statsInterval > 0 {
+		t := time.NewTicker(*statsInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	last, lastAt := s.Stats(), time.Now()
+	for {
+		select {
+		case <-tick:
+			st, now := s.Stats(), time.Now()
+			if !*quiet {
+				rate := float64(st.Messages-last.Messages) / now.Sub(lastAt).Seconds()
+				fmt.Fprintf(stdout, "smtpsink: %s rate=%.0f/s\n", st, rate)
+			}
+			last, lastAt = st, now
+		case <-ctx.Done():
+			err := s.Close()
+			if !*quiet {
+				st := s.Stats()
+				rate := 0.0
+				if st.UptimeSeconds > 0 {
+					rate = float64(st.Messages) / st.UptimeSeconds
+				}
+				fmt.Fprintf(stdout, "smtpsink: final %s avg=%.0f/s\n", st, rate)
+			}
+			return err
+		}
+	}
+}

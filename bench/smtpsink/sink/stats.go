@@ -1,0 +1,117 @@
+package sink
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Stats is a snapshot of a sink's counters.
+type Stats struct {
+	Connections        uint64         `json:"connections"`         // accepted, in total
+	CurrentConns       int64          `json:"current_connections"` // open now
+	MaxConcurrentConns int64          `json:"max_concurrent_connections"`
+	RefusedConns       uint64         `json:"refused_connections"` // over the connection limit
+	TLSHandshakes      uint64         `json:"tls_handshakes"`      // successful STARTTLS upgrades
+	Messages           uint64         `json:"messages"`            // accepted with 2xx at the end of data
+	Rejected           uint64         `json:"rejected"`            // refused at the end of data (injected or too big)
+	Recipients         uint64         `json:"recipients"`          // recipients of accepted messages
+	Bytes              uint64         `json:"bytes"`               // body bytes of accepted messages
+	Throttled          uint64         `json:"throttled"`           // MAIL commands refused by the throttle
+	Dropped            uint64         `json:"dropped"`             // connections dropped by injection
+	Replies            map[int]uint64 `json:"replies"`             // replies sent, by code
+	UptimeSeconds      float64        `json:"uptime_seconds"`
+}
+
+// String formats s as the one-line summary smtpsink prints.
+func (s Stats) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "conns=%d cur=%d max=%d refused=%d msgs=%d rejected=%d rcpts=%d bytes=%d throttled=%d dropped=%d",
+		s.Connections, s.CurrentConns, s.MaxConcurrentConns, s.RefusedConns, s.Messages, s.Rejected,
+		s.Recipients, s.Bytes, s.Throttled, s.Dropped)
+	codes := make([]int, 0, len(s.Replies))
+	for c := range s.Replies {
+		codes = append(codes, c)
+	}
+	sort.Ints(codes)
+	b.WriteString(" replies=")
+	for i, c := range codes {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(c))
+		b.WriteByte(':')
+		b.WriteString(strconv.FormatUint(s.Replies[c], 10))
+	}
+	if len(codes) == 0 {
+		b.WriteByte('-')
+	}
+	return b.String()
+}
+
+// counters are the live, lock-free counters behind Stats.
+type counters struct {
+	connections   atomic.Uint64
+	current       atomic.Int64
+	maxConcurrent atomic.Int64
+	refused       atomic.Uint64
+	tls           atomic.Uint64
+	messages      atomic.Uint64
+	rejected      atomic.Uint64
+	recipients    atomic.Uint64
+	bytes         atomic.Uint64
+	throttled     atomic.Uint64
+	dropped       atomic.Uint64
+	replies       [600]atomic.Uint64
+}
+
+// connOpened counts a new connection and reports whether it is within limit
+// (0 = no limit). A connection over the limit is not counted as open.
+func (c *counters) connOpened(limit int) bool {
+	n := c.current.Add(1)
+	if limit > 0 && n > int64(limit) {
+		c.current.Add(-1)
+		c.refused.Add(1)
+		return false
+	}
+	c.connections.Add(1)
+	for {
+		m := c.maxConcurrent.Load()
+		if n <= m || c.maxConcurrent.CompareAndSwap(m, n) {
+			return true
+		}
+	}
+}
+
+func (c *counters) reply(code int) {
+	if code >= 0 && code < len(c.replies) {
+		c.replies[code].Add(1)
+	}
+}
+
+func (c *counters) snapshot(uptime time.Duration) Stats {
+	s := Stats{
+		Connections:        c.connections.Load(),
+		CurrentConns:       c.current.Load(),
+		MaxConcurrentConns: c.maxConcurrent.Load(),
+		RefusedConns:       c.refused.Load(),
+		TLSHandshakes:      c.tls.Load(),
+		Messages:           c.messages.Load(),
+		Rejected:           c.rejected.Load(),
+		Recipients:         c.recipients.Load(),
+		Bytes:              c.bytes.Load(),
+		Throttled:          c.throttled.Load(),
+		Dropped:            c.dropped.Load(),
+		Replies:            map[int]uint64{},
+		UptimeSeconds:      uptime.Seconds(),
+	}
+	for code := range c.replies {
+		if n := c.replies[code].Load(); n > 0 {
+			s.Replies[code] = n
+		}
+	}
+	return s
+}

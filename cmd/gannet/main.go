@@ -1,0 +1,139 @@
+// Command gannet is the Gannet relay and its command-line tools.
+//
+//	gannet serve [-config FILE]          run the relay (embedded default config without -config)
+//	gannet config default                print the embedded default config
+//	gannet check-config -config FILE     check a config; FILE:LINE lines and exit 1 on problems
+//	gannet version                       print the version
+//	gannet help                          print this help
+//
+// Each subcommand has its own flag set (the standard flag package); the
+// dispatch table in commands lists them, so new ones (queue, bounce,
+// dkim-keygen, …) are one entry each.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strings"
+)
+
+// version is set at build time with -ldflags "-X main.version=…"; otherwise
+// the module version or VCS revision from the build info is used.
+var version = ""
+
+// command is one subcommand.
+type command struct {
+	name    string
+	summary string
+	run     func(args []string, stdout, stderr io.Writer) int
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "run the relay: serve [-config FILE]", cmdServe},
+		{"config", "config tools: config default (print the embedded default config)", cmdConfig},
+		{"check-config", "check a config file: check-config -config FILE", cmdCheckConfig},
+		{"version", "print the version", cmdVersion},
+		{"help", "print this help", cmdHelp},
+	}
+}
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// realMain runs the subcommand named by args[0] and returns the exit status:
+// 0 success, 1 failure, 2 bad usage.
+func realMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	name := args[0]
+	switch name {
+	case "-h", "-help", "--help":
+		name = "help"
+	case "-version", "--version":
+		name = "version"
+	}
+	for _, c := range commands() {
+		if c.name == name {
+			return c.run(args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "gannet: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Gannet, an outbound SMTP relay.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Usage: gannet COMMAND [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Commands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-13s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'gannet COMMAND -h' for the flags of a command.")
+}
+
+func cmdHelp(args []string, stdout, stderr io.Writer) int {
+	usage(stdout)
+	return 0
+}
+
+func cmdVersion(args []string, stdout, stderr io.Writer) int {
+	fmt.Fprintln(stdout, "gannet", versionString())
+	return 0
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			v = s.Value[:12]
+		}
+	}
+	if v == "" {
+		v = "(devel)"
+	}
+	return v + " " + bi.GoVersion
+}
+
+// newFlags returns a flag set for a subcommand that prints its usage to
+// stderr and reports errors instead of exiting.
+func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: gannet %s\n", synopsis)
+		if strings.Contains(synopsis, "-") {
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+// parseFlags parses args and returns the exit status to use when the
+// command should stop (-1 to go on): 0 after -h, 2 after a bad flag.
+func parseFlags(fs *flag.FlagSet, args []string) int {
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	return -1
+}

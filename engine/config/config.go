@@ -1,0 +1,230 @@
+package config
+
+// Config is the whole configuration file. Every field carries the TOML key it
+// is read from; see default.toml for what each key means and its default.
+type Config struct {
+	Spool         Spool                   `toml:"spool"`
+	Log           Log                     `toml:"log"`
+	SMTPListeners []SMTPListener          `toml:"smtp_listener"`
+	SMTPUsers     []SMTPUser              `toml:"smtp_user"`
+	HTTPListeners []HTTPListener          `toml:"http_listener"`
+	APIKeys       []APIKey                `toml:"api_key"`
+	Resolver      Resolver                `toml:"resolver"`
+	Delivery      Delivery                `toml:"delivery"`
+	TLS           TLS                     `toml:"tls"`
+	Queue         Queue                   `toml:"queue"`
+	Meta          Meta                    `toml:"meta"`
+	DKIM          []DKIM                  `toml:"dkim"`
+	Tenants       []Tenant                `toml:"tenant"`
+	ShapingTables map[string]ShapingTable `toml:"shaping"` // "default" and destination domains (lower case)
+
+	// File is the path the configuration was read from; "" for Default().
+	File string `toml:"-"`
+}
+
+// Spool is [spool]: where accepted messages are kept until delivered.
+type Spool struct {
+	Path        string `toml:"path"`
+	Compression string `toml:"compression"` // zstd | s2 | none
+}
+
+// Log is [log]: where the JSON-lines log records go.
+type Log struct {
+	Path string `toml:"path"`
+}
+
+// Values of SMTPListener.BareLF.
+const (
+	BareLFNormalize = "normalize"
+	BareLFReject    = "reject"
+)
+
+// SMTPListener is one [[smtp_listener]]: an SMTP port that accepts mail.
+type SMTPListener struct {
+	Name                string   `toml:"name"`   // metrics label and log field; defaults to Listen
+	Listen              string   `toml:"listen"` // "host:port"
+	Hostname            string   `toml:"hostname"`
+	RelayHosts          CIDRList `toml:"relay_hosts"`
+	ImplicitTLS         bool     `toml:"implicit_tls"`
+	TLSCert             string   `toml:"tls_cert"`
+	TLSKey              string   `toml:"tls_key"`
+	AuthMechanisms      []string `toml:"auth_mechanisms"` // upper case after Load
+	AuthRequireTLS      bool     `toml:"auth_require_tls"`
+	MaxMessageSize      Size     `toml:"max_message_size"`
+	MaxRecipients       int      `toml:"max_recipients"`
+	BareLF              string   `toml:"bare_lf"`                // BareLFNormalize | BareLFReject
+	MaxConnections      int      `toml:"max_connections"`        // 0: unlimited
+	MaxConnectionsPerIP int      `toml:"max_connections_per_ip"` // 0: unlimited
+	MaxBadCommands      int      `toml:"max_bad_commands"`
+	CommandTimeout      Duration `toml:"command_timeout"`
+	DataTimeout         Duration `toml:"data_timeout"`
+	IdleTimeout         Duration `toml:"idle_timeout"`
+}
+
+// SelfSignedTLS reports whether the listener uses the generated self-signed
+// certificate (no tls_cert/tls_key given).
+func (l *SMTPListener) SelfSignedTLS() bool { return l.TLSCert == "" && l.TLSKey == "" }
+
+// SMTPUser is one [[smtp_user]]: an SMTP AUTH account.
+type SMTPUser struct {
+	Name         string `toml:"name"`
+	Password     string `toml:"password"`
+	PasswordHash string `toml:"password_hash"` // bcrypt
+	Tenant       string `toml:"tenant"`
+}
+
+// Services an HTTP listener can serve.
+const (
+	ServiceInject  = "inject"
+	ServiceAdmin   = "admin"
+	ServiceMetrics = "metrics"
+)
+
+// HTTPListener is one [[http_listener]]: the inject, admin and metrics API.
+type HTTPListener struct {
+	Listen       string   `toml:"listen"`
+	TrustedHosts CIDRList `toml:"trusted_hosts"`
+	Services     []string `toml:"services"`
+}
+
+// Serves reports whether the listener serves service (ServiceInject, …).
+func (l *HTTPListener) Serves(service string) bool {
+	for _, s := range l.Services {
+		if s == service {
+			return true
+		}
+	}
+	return false
+}
+
+// APIKey is one [[api_key]]: a bearer token for the HTTP API.
+type APIKey struct {
+	Key       string `toml:"key"`
+	KeySHA256 string `toml:"key_sha256"` // hex SHA-256 of the key, lower case after Load
+	Tenant    string `toml:"tenant"`
+}
+
+// Resolver is [resolver]: DNS for delivery.
+type Resolver struct {
+	Nameservers []string `toml:"nameservers"` // "ip:port"; empty: /etc/resolv.conf
+	Timeout     Duration `toml:"timeout"`
+}
+
+// Delivery is [delivery]: outbound SMTP.
+type Delivery struct {
+	EHLOName                   string   `toml:"ehlo_name"`
+	SMTPPort                   int      `toml:"smtp_port"`
+	RelayTo                    string   `toml:"relay_to"` // "host:port" smarthost; "" = MX delivery
+	MaxConnectionsPerDomain    int      `toml:"max_connections_per_domain"`
+	MaxMessageRate             Rate     `toml:"max_message_rate"`
+	MaxDeliveriesPerConnection int      `toml:"max_deliveries_per_connection"`
+	ConnectTimeout             Duration `toml:"connect_timeout"`
+	CommandTimeout             Duration `toml:"command_timeout"`
+	DataTimeout                Duration `toml:"data_timeout"`
+	IdleTimeout                Duration `toml:"idle_timeout"`
+}
+
+// Values of TLS.Mode.
+const (
+	TLSOpportunistic         = "opportunistic"
+	TLSOpportunisticInsecure = "opportunistic-insecure"
+	TLSRequired              = "required"
+	TLSDisabled              = "disabled"
+)
+
+// TLS is [tls]: the outbound TLS policy.
+type TLS struct {
+	Mode       string   `toml:"mode"`        // TLSOpportunistic, …
+	MinVersion string   `toml:"min_version"` // "1.0" | "1.1" | "1.2" | "1.3"
+	Ciphers    []string `toml:"ciphers"`     // crypto/tls suite names; empty: Go's defaults
+}
+
+// Queue is [queue]: admission and the retry schedule.
+type Queue struct {
+	MaxQueueDepth    int      `toml:"max_queue_depth"`
+	RetryInterval    Duration `toml:"retry_interval"`
+	MaxRetryInterval Duration `toml:"max_retry_interval"`
+	MaxRetryAge      Duration `toml:"max_retry_age"`
+}
+
+// Meta is [meta]: headers that carry routing metadata.
+type Meta struct {
+	TenantHeader     string `toml:"tenant_header"`
+	CampaignHeader   string `toml:"campaign_header"`
+	PriorityHeader   string `toml:"priority_header"`
+	StripMetaHeaders bool   `toml:"strip_meta_headers"`
+}
+
+// DKIM is one [[dkim]]: a signing key for a domain.
+type DKIM struct {
+	Domain   string   `toml:"domain"` // lower case after Load
+	Selector string   `toml:"selector"`
+	KeyFile  string   `toml:"key_file"`
+	Headers  []string `toml:"headers"`
+}
+
+// Tenant is one [[tenant]]: a sender with its own limits and signing domain.
+type Tenant struct {
+	Name            string `toml:"name"`
+	MaxMessageRate  Rate   `toml:"max_message_rate"`
+	DKIMDomain      string `toml:"dkim_domain"`
+	ListUnsubscribe string `toml:"list_unsubscribe"` // URL template; "{id}" is replaced by the message id
+}
+
+// ShapingTable is one [shaping.NAME] table as written. A nil field was not
+// set in the file; see Config.Shaping for how tables combine.
+type ShapingTable struct {
+	ConnectionLimit            *int  `toml:"connection_limit"`
+	MaxMessageRate             *Rate `toml:"max_message_rate"`
+	MaxDeliveriesPerConnection *int  `toml:"max_deliveries_per_connection"`
+	MaxConnectionRate          *Rate `toml:"max_connection_rate"`
+}
+
+// Tenant returns the [[tenant]] named name, or nil.
+func (c *Config) Tenant(name string) *Tenant {
+	for i := range c.Tenants {
+		if c.Tenants[i].Name == name {
+			return &c.Tenants[i]
+		}
+	}
+	return nil
+}
+
+// DKIMKey returns the [[dkim]] entry for domain (case-insensitive), or nil.
+func (c *Config) DKIMKey(domain string) *DKIM {
+	for i := range c.DKIM {
+		if equalFoldASCII(c.DKIM[i].Domain, domain) {
+			return &c.DKIM[i]
+		}
+	}
+	return nil
+}
+
+// SMTPListener returns the [[smtp_listener]] named name, or nil.
+func (c *Config) SMTPListener(name string) *SMTPListener {
+	for i := range c.SMTPListeners {
+		if c.SMTPListeners[i].Name == name {
+			return &c.SMTPListeners[i]
+		}
+	}
+	return nil
+}
+
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,63 @@
+package config
+
+import (
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+)
+
+// finish fills in what a file may leave empty and normalizes spellings, so
+// that users of a Config never see an empty name or mixed case: listener
+// names default to the listen address, empty host names become this
+// machine's, AUTH mechanisms are upper case, domains and hex digests lower
+// case, and a bare nameserver IP gets port 53.
+func (c *Config) finish() {
+	host := ""
+	hostname := func() string {
+		if host == "" {
+			h, err := os.Hostname()
+			if err != nil || h == "" {
+				h = "localhost"
+			}
+			host = h
+		}
+		return host
+	}
+	for i := range c.SMTPListeners {
+		l := &c.SMTPListeners[i]
+		if l.Name == "" {
+			l.Name = l.Listen
+		}
+		if l.Hostname == "" {
+			l.Hostname = hostname()
+		}
+		for j, m := range l.AuthMechanisms {
+			l.AuthMechanisms[j] = strings.ToUpper(strings.TrimSpace(m))
+		}
+	}
+	if c.Delivery.EHLOName == "" {
+		c.Delivery.EHLOName = hostname()
+	}
+	for i, ns := range c.Resolver.Nameservers {
+		if a, err := netip.ParseAddr(ns); err == nil {
+			c.Resolver.Nameservers[i] = net.JoinHostPort(a.String(), "53")
+		}
+	}
+	for i := range c.APIKeys {
+		c.APIKeys[i].KeySHA256 = strings.ToLower(c.APIKeys[i].KeySHA256)
+	}
+	for i := range c.DKIM {
+		c.DKIM[i].Domain = strings.ToLower(c.DKIM[i].Domain)
+	}
+	for i := range c.Tenants {
+		c.Tenants[i].DKIMDomain = strings.ToLower(c.Tenants[i].DKIMDomain)
+	}
+	if len(c.ShapingTables) > 0 {
+		m := make(map[string]ShapingTable, len(c.ShapingTables))
+		for k, v := range c.ShapingTables {
+			m[strings.ToLower(strings.TrimSuffix(k, "."))] = v
+		}
+		c.ShapingTables = m
+	}
+}

@@ -1,0 +1,430 @@
+package config
+
+import (
+	"encoding"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultParsesAndValidates(t *testing.T) {
+	c := Default()
+	if probs := c.validate(); len(probs) > 0 {
+		t.Fatalf("default config has problems: %v", probs)
+	}
+	// The contract's "Embedded default config".
+	if c.Spool.Path != "./data/spool" || c.Log.Path != "./data/logs" {
+		t.Errorf("spool/log paths = %q, %q", c.Spool.Path, c.Log.Path)
+	}
+	if len(c.SMTPListeners) != 1 || c.SMTPListeners[0].Listen != "127.0.0.1:2525" {
+		t.Fatalf("smtp listeners = %+v", c.SMTPListeners)
+	}
+	l := c.SMTPListeners[0]
+	for _, a := range []string{"127.0.0.1", "127.1.2.3", "::1"} {
+		if !l.RelayHosts.Contains(netip.MustParseAddr(a)) {
+			t.Errorf("default relay_hosts does not contain %s", a)
+		}
+	}
+	if l.RelayHosts.Contains(netip.MustParseAddr("192.0.2.1")) {
+		t.Error("default relay_hosts contains 192.0.2.1")
+	}
+	if l.ImplicitTLS || !l.SelfSignedTLS() || l.Hostname == "" {
+		t.Errorf("listener TLS/hostname: %+v", l)
+	}
+	if l.MaxMessageSize != 20<<20 || l.BareLF != BareLFNormalize {
+		t.Errorf("listener size/bare_lf: %v %q", l.MaxMessageSize, l.BareLF)
+	}
+	if len(c.HTTPListeners) != 1 || c.HTTPListeners[0].Listen != "127.0.0.1:8000" {
+		t.Fatalf("http listeners = %+v", c.HTTPListeners)
+	}
+	h := c.HTTPListeners[0]
+	for _, s := range []string{ServiceInject, ServiceAdmin, ServiceMetrics} {
+		if !h.Serves(s) {
+			t.Errorf("default http listener does not serve %s", s)
+		}
+	}
+	if !h.TrustedHosts.Contains(netip.MustParseAddr("::1")) || !h.TrustedHosts.Contains(netip.MustParseAddr("127.0.0.1")) {
+		t.Errorf("trusted_hosts = %v", h.TrustedHosts)
+	}
+	if len(c.Resolver.Nameservers) != 0 || c.Delivery.RelayTo != "" || c.TLS.Mode != TLSOpportunistic {
+		t.Errorf("resolver/delivery/tls: %+v %+v %+v", c.Resolver, c.Delivery, c.TLS)
+	}
+	if c.Queue.RetryInterval.Duration != 5*time.Minute || c.Queue.MaxRetryAge.Duration != 72*time.Hour {
+		t.Errorf("queue = %+v", c.Queue)
+	}
+}
+
+// TestDefaultTOMLDocumentsEveryKey checks that default.toml names every key
+// of Config (set, or shown commented out) with a comment line above it.
+func TestDefaultTOMLDocumentsEveryKey(t *testing.T) {
+	text := string(DefaultTOML())
+	var walk func(prefix string, typ reflect.Type)
+	walk = func(prefix string, typ reflect.Type) {
+		for i := 0; i < typ.NumField(); i++ {
+			f := typ.Field(i)
+			tag := f.Tag.Get("toml")
+			if tag == "" || tag == "-" {
+				continue
+			}
+			ft := f.Type
+			for ft.Kind() == reflect.Pointer || ft.Kind() == reflect.Slice || ft.Kind() == reflect.Map {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct && !reflect.PointerTo(ft).Implements(reflect.TypeOf((*encoding.TextUnmarshaler)(nil)).Elem()) {
+				walk(prefix+tag+".", ft)
+				continue
+			}
+			re := regexp.MustCompile(`(?m)^(#\s*)?` + regexp.QuoteMeta(tag) + `\s*=`)
+			if !re.MatchString(text) {
+				t.Errorf("default.toml does not list %s%s", prefix, tag)
+			}
+		}
+	}
+	walk("", reflect.TypeOf(Config{}))
+
+	assign := regexp.MustCompile(`^#?\s*[a-z_]+\s*=`)
+	lines := strings.Split(text, "\n")
+	for i, l := range lines {
+		if i > 0 && assign.MatchString(l) {
+			prev := lines[i-1]
+			if !strings.HasPrefix(prev, "#") || assign.MatchString(prev) {
+				t.Errorf("default.toml:%d: %q has no comment line above it", i+1, l)
+			}
+		}
+	}
+}
+
+func TestContractExampleParses(t *testing.T) {
+	t.Chdir("testdata")
+	c, err := Load("contract.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := c.SMTPListeners[0]
+	if l.Name != "relay-in" || l.Hostname != "relay.example.test" || l.MaxRecipients != 1000 || l.MaxMessageSize != 20<<20 {
+		t.Errorf("listener = %+v", l)
+	}
+	// Keys the example leaves out come from the built-in listener.
+	if l.BareLF != BareLFNormalize || l.CommandTimeout.Duration != 5*time.Minute {
+		t.Errorf("listener defaults not applied: %+v", l)
+	}
+	if !reflect.DeepEqual(l.AuthMechanisms, []string{"PLAIN", "LOGIN", "CRAM-MD5"}) || !l.AuthRequireTLS {
+		t.Errorf("auth = %v %v", l.AuthMechanisms, l.AuthRequireTLS)
+	}
+	if u := c.SMTPUser("app1"); u == nil || u.Tenant != "acme" || !u.CheckPassword("...") || u.CheckPassword("x") {
+		t.Errorf("smtp_user = %+v", u)
+	}
+	if k := c.APIKey("..."); k == nil || k.Tenant != "acme" {
+		t.Errorf("api_key lookup = %+v", k)
+	}
+	if c.APIKey("wrong") != nil {
+		t.Error("a wrong API key matched")
+	}
+	if c.Delivery.MaxMessageRate != (Rate{1000, time.Minute}) || c.Delivery.EHLOName != "relay.example.test" {
+		t.Errorf("delivery = %+v", c.Delivery)
+	}
+	if c.Queue.MaxRetryInterval.Duration != time.Hour {
+		t.Errorf("queue = %+v", c.Queue)
+	}
+	ten := c.Tenant("acme")
+	if ten == nil || ten.MaxMessageRate.PerSecond() != 500.0/60 || ten.ListUnsubscribe != "https://acme.example/u/{id}" {
+		t.Errorf("tenant = %+v", ten)
+	}
+	if k := c.DKIMKey("Example.COM"); k == nil || k.Selector != "mail" || len(k.Headers) != 7 {
+		t.Errorf("dkim = %+v", k)
+	}
+	if r := c.Shaping("gmail.com"); r.ConnectionLimit != 5 || r.MaxMessageRate.PerSecond() != 100 {
+		t.Errorf("shaping gmail.com = %+v", r)
+	}
+	if c.File != "contract.toml" {
+		t.Errorf("File = %q", c.File)
+	}
+}
+
+func TestArrayElementsStartFromBuiltInEntry(t *testing.T) {
+	c := mustParse(t, `
+[[smtp_listener]]
+name = "a"
+listen = "127.0.0.1:2600"
+max_recipients = 5
+
+[[smtp_listener]]
+listen = "127.0.0.1:2601"
+relay_hosts = ["10.0.0.1"]
+`)
+	if len(c.SMTPListeners) != 2 {
+		t.Fatalf("listeners = %d", len(c.SMTPListeners))
+	}
+	a, b := c.SMTPListeners[0], c.SMTPListeners[1]
+	if a.MaxRecipients != 5 || b.MaxRecipients != 1000 {
+		t.Errorf("max_recipients = %d, %d", a.MaxRecipients, b.MaxRecipients)
+	}
+	if b.Name != "127.0.0.1:2601" {
+		t.Errorf("unnamed listener got name %q", b.Name)
+	}
+	if !a.RelayHosts.Contains(netip.MustParseAddr("127.0.0.5")) || b.RelayHosts.Contains(netip.MustParseAddr("127.0.0.5")) || !b.RelayHosts.Contains(netip.MustParseAddr("10.0.0.1")) {
+		t.Errorf("relay_hosts = %v / %v", a.RelayHosts, b.RelayHosts)
+	}
+	// The HTTP listener was not mentioned: the built-in one stays.
+	if len(c.HTTPListeners) != 1 {
+		t.Errorf("http listeners = %+v", c.HTTPListeners)
+	}
+
+	c = mustParse(t, "smtp_listener = []\nhttp_listener = []\n")
+	if len(c.SMTPListeners) != 0 || len(c.HTTPListeners) != 0 {
+		t.Errorf("empty lists did not remove the listeners: %+v %+v", c.SMTPListeners, c.HTTPListeners)
+	}
+}
+
+func TestNormalization(t *testing.T) {
+	c := mustParse(t, `
+[resolver]
+nameservers = ["127.0.0.53", "[::1]:5353"]
+[[smtp_listener]]
+listen = "127.0.0.1:0"
+auth_mechanisms = ["plain", "cram-md5"]
+`)
+	if !reflect.DeepEqual(c.Resolver.Nameservers, []string{"127.0.0.53:53", "[::1]:5353"}) {
+		t.Errorf("nameservers = %v", c.Resolver.Nameservers)
+	}
+	if !reflect.DeepEqual(c.SMTPListeners[0].AuthMechanisms, []string{"PLAIN", "CRAM-MD5"}) {
+		t.Errorf("mechanisms = %v", c.SMTPListeners[0].AuthMechanisms)
+	}
+}
+
+func mustParse(t *testing.T, src string) *Config {
+	t.Helper()
+	c, err := Parse("test.toml", []byte(src))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	return c
+}
+
+// TestErrorsHaveFileAndLine checks each kind of mistake against the exact
+// FILE:LINE message a user sees.
+func TestErrorsHaveFileAndLine(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		src  string
+		want []string // each a whole error line, with "F" for the file name
+	}{
+		{"syntax", "[spool]\npath = \n", []string{`F:2: expected value but found '\n' instead`}},
+		{"unknown key", "[spool]\npath = \"x\"\ncompresion = \"zstd\"\n", []string{`F:3: unknown key spool.compresion`}},
+		{"unknown table", "\n[spol]\npath = \"x\"\n", []string{`F:2: unknown key spol`}},
+		{"unknown key in second element", `
+[[smtp_listener]]
+listen = "127.0.0.1:2600"
+[[smtp_listener]]
+listen = "127.0.0.1:2601"
+colour = "blue"
+`, []string{`F:6: unknown key smtp_listener.colour`}},
+		{"unknown key in an inline table", "smtp_listener = [\n  {listen = \"127.0.0.1:1\", foo = 2},\n]\n",
+			[]string{`F:1: unknown key smtp_listener.foo`}},
+		{"upper-case shaping domain", "\n[shaping.\"Gmail.com\"]\nconnection_limit = -1\n",
+			[]string{`F:3: shaping."gmail.com".connection_limit: must be at least 1, not -1`}},
+		{"bad size", "[[smtp_listener]]\nlisten = \"127.0.0.1:1\"\nmax_message_size = \"20XB\"\n",
+			[]string{`F:3: smtp_listener.max_message_size: "20XB" is not a size (write bytes as an integer, or "512KiB", "20MiB", "10MB", "1GiB")`}},
+		{"bad value in first of two elements", `
+[[smtp_listener]]
+listen = "127.0.0.1:2600"
+command_timeout = "5 minutes"
+[[smtp_listener]]
+listen = "127.0.0.1:2601"
+command_timeout = "5m"
+`, []string{`F:4: smtp_listener.command_timeout: "5 minutes" is not a duration (write a Go duration such as "30s", "5m" or "72h")`}},
+		{"bad rate", "[delivery]\nmax_message_rate = \"100 per second\"\n",
+			[]string{`F:2: delivery.max_message_rate: "100 per second" is not a rate (write COUNT/PERIOD such as "100/s", "1000/m", "5000/h" or "unlimited")`}},
+		{"bad cidr", "[[http_listener]]\nlisten = \"127.0.0.1:1\"\ntrusted_hosts = [\n  \"127.0.0.1\",\n  \"10.0.0.0/33\",\n]\n",
+			[]string{`F:3: http_listener.trusted_hosts: "10.0.0.0/33" is not an IP network (write "192.0.2.0/24", "::1/128" or "127.0.0.1")`}},
+		{"wrong type", "[queue]\nmax_queue_depth = \"lots\"\n",
+			[]string{`F:2: queue.max_queue_depth: incompatible types: TOML value has type string; destination has type integer`}},
+		{"enums", "[spool]\ncompression = \"gzip\"\n\n[tls]\nmode = \"sometimes\"\nmin_version = \"1.4\"\nciphers = [\"TLS_NOPE\"]\n", []string{
+			`F:2: spool.compression: "gzip" is not one of "zstd", "s2", "none"`,
+			`F:5: tls.mode: "sometimes" is not one of "opportunistic", "opportunistic-insecure", "required", "disabled"`,
+			`F:6: tls.min_version: "1.4" is not one of "1.0", "1.1", "1.2", "1.3"`,
+			`F:7: tls.ciphers: "TLS_NOPE" is not a cipher suite name known to crypto/tls (such as "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256")`,
+		}},
+		{"listener values", `
+[[smtp_listener]]
+name = "in"
+listen = "127.0.0.1"
+bare_lf = "keep"
+max_recipients = 0
+data_timeout = "0s"
+auth_mechanisms = ["PLAIN", "XOAUTH2"]
+tls_cert = "cert.pem"
+`, []string{
+			`F:4: smtp_listener[0].listen: "127.0.0.1" is not host:port`,
+			`F:9: smtp_listener[0].tls_cert: tls_cert and tls_key go together: set both or neither`,
+			`F:9: smtp_listener[0].tls_cert: cannot read "cert.pem": no such file or directory`,
+			`F:8: smtp_listener[0].auth_mechanisms: "XOAUTH2" is not one of "PLAIN", "LOGIN", "CRAM-MD5"`,
+			`F:6: smtp_listener[0].max_recipients: must be at least 1, not 0`,
+			`F:5: smtp_listener[0].bare_lf: "keep" is not one of "normalize", "reject"`,
+			`F:7: smtp_listener[0].data_timeout: must be a positive duration, not "0s"`,
+		}},
+		{"duplicate listeners", `
+[[smtp_listener]]
+name = "in"
+listen = "127.0.0.1:2600"
+
+[[smtp_listener]]
+name = "in"
+listen = "127.0.0.1:2601"
+
+[[http_listener]]
+listen = "127.0.0.1:2600"
+services = ["inject", "smtp"]
+`, []string{
+			`F:7: smtp_listener[1].name: listener name "in" is used twice`,
+			`F:11: http_listener[0].listen: "127.0.0.1:2600" is already used by smtp_listener[0].listen`,
+			`F:12: http_listener[0].services: "smtp" is not one of "inject", "admin", "metrics"`,
+		}},
+		{"users and keys", `
+[[tenant]]
+name = "acme"
+
+[[smtp_user]]
+name = "app1"
+tenant = "acme"
+
+[[smtp_user]]
+name = "app2"
+password = "x"
+password_hash = "y"
+tenant = "nobody"
+
+[[api_key]]
+tenant = "acme"
+
+[[api_key]]
+key_sha256 = "abc"
+`, []string{
+			`F:5: smtp_user[0]: needs password or password_hash`,
+			`F:12: smtp_user[1].password_hash: set password or password_hash, not both`,
+			`F:13: smtp_user[1].tenant: no [[tenant]] is named "nobody"`,
+			`F:15: api_key[0]: needs key or key_sha256`,
+			`F:19: api_key[1].key_sha256: must be 64 hex digits (the SHA-256 of the key)`,
+		}},
+		{"delivery and resolver", `
+[resolver]
+nameservers = ["ns.example.test:53", "127.0.0.1:99999"]
+timeout = "-1s"
+
+[delivery]
+smtp_port = 0
+relay_to = "smarthost.example.test"
+max_connections_per_domain = 0
+`, []string{
+			`F:3: resolver.nameservers: "ns.example.test:53" (entry 1) must name the server by IP address`,
+			`F:3: resolver.nameservers: "127.0.0.1:99999" has a bad port (1-65535)`,
+			`F:4: resolver.timeout: must be a positive duration, not "-1s"`,
+			`F:7: delivery.smtp_port: must be a port number (1-65535), not 0`,
+			`F:8: delivery.relay_to: "smarthost.example.test" is not host:port`,
+			`F:9: delivery.max_connections_per_domain: must be at least 1, not 0`,
+		}},
+		{"queue, meta, dkim, tenant, shaping", `
+[queue]
+retry_interval = "2h"
+max_retry_interval = "1h"
+
+[meta]
+tenant_header = "X Tenant:"
+
+[[dkim]]
+domain = "example.test"
+selector = "s"
+key_file = "missing.pem"
+headers = ["To"]
+
+[[tenant]]
+name = "t"
+dkim_domain = "other.test"
+list_unsubscribe = "ftp://x.test/"
+
+[shaping."bad domain"]
+connection_limit = 0
+`, []string{
+			`F:4: queue.max_retry_interval: (1h0m0s) must not be shorter than retry_interval (2h0m0s)`,
+			`F:7: meta.tenant_header: "X Tenant:" is not a header field name (RFC 5322 section 2.2)`,
+			`F:12: dkim[0].key_file: cannot read "missing.pem": no such file or directory`,
+			`F:13: dkim[0].headers: must include From (RFC 6376 section 5.4)`,
+			`F:17: tenant[0].dkim_domain: no [[dkim]] entry has domain "other.test"`,
+			`F:18: tenant[0].list_unsubscribe: "ftp://x.test/" is not an https: or mailto: URL (RFC 8058 section 3.1)`,
+			`F:20: shaping."bad domain": "bad domain" is neither "default" nor a domain name`,
+			`F:21: shaping."bad domain".connection_limit: must be at least 1, not 0`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "_")+".toml")
+			if err := os.WriteFile(path, []byte(tt.src), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, e := range Check(path) {
+				got = append(got, e.Error())
+			}
+			want := make([]string, len(tt.want))
+			for i, w := range tt.want {
+				want[i] = path + strings.TrimPrefix(w, "F")
+			}
+			if !sameSet(got, want) {
+				t.Errorf("Check:\n got: %s\nwant: %s", strings.Join(got, "\n      "), strings.Join(want, "\n      "))
+			}
+			if _, err := Load(path); err == nil {
+				t.Error("Load accepted the file")
+			}
+		})
+	}
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	m := map[string]int{}
+	for _, s := range a {
+		m[s]++
+	}
+	for _, s := range b {
+		m[s]--
+	}
+	for _, n := range m {
+		if n != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	errs := Check("/nonexistent/gannet.toml")
+	if len(errs) != 1 || !strings.HasPrefix(errs[0].Error(), "/nonexistent/gannet.toml: ") {
+		t.Fatalf("errs = %v", errs)
+	}
+}
+
+func TestValidFileHasNoProblems(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ok.toml")
+	os.WriteFile(path, []byte("[delivery]\nrelay_to = \"127.0.0.1:2526\"\n"), 0o644)
+	if errs := Check(path); errs != nil {
+		t.Fatalf("Check = %v", errs)
+	}
+}
+
+func BenchmarkParseDefault(b *testing.B) {
+	b.ReportAllocs()
+	src := DefaultTOML()
+	for b.Loop() {
+		if _, err := Parse("d.toml", src); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

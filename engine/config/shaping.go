@@ -1,0 +1,54 @@
+package config
+
+import "strings"
+
+// ShapingDefault is the name of the [shaping.default] table.
+const ShapingDefault = "default"
+
+// ShapingRule is the traffic shaping in force for one destination: limits
+// on what Gannet does to one MX site. Zero rates mean no limit.
+type ShapingRule struct {
+	ConnectionLimit            int  // connections open at once
+	MaxMessageRate             Rate // messages per period
+	MaxDeliveriesPerConnection int  // messages before a connection is closed
+	MaxConnectionRate          Rate // new connections per period
+}
+
+// Shaping returns the rule for destination domain (case-insensitive; "" for
+// the default rule). It starts from the simple [delivery] keys
+// (max_connections_per_domain, max_message_rate,
+// max_deliveries_per_connection); every key set in [shaping.default]
+// replaces its [delivery] counterpart, and every key set in
+// [shaping."DOMAIN"] replaces both. Keys a table leaves out fall through.
+func (c *Config) Shaping(domain string) ShapingRule {
+	r := ShapingRule{
+		ConnectionLimit:            c.Delivery.MaxConnectionsPerDomain,
+		MaxMessageRate:             c.Delivery.MaxMessageRate,
+		MaxDeliveriesPerConnection: c.Delivery.MaxDeliveriesPerConnection,
+	}
+	if t, ok := c.ShapingTables[ShapingDefault]; ok {
+		t.applyTo(&r)
+	}
+	d := strings.ToLower(strings.TrimSuffix(domain, "."))
+	if d != "" && d != ShapingDefault {
+		if t, ok := c.ShapingTables[d]; ok {
+			t.applyTo(&r)
+		}
+	}
+	return r
+}
+
+func (t ShapingTable) applyTo(r *ShapingRule) {
+	if t.ConnectionLimit != nil {
+		r.ConnectionLimit = *t.ConnectionLimit
+	}
+	if t.MaxMessageRate != nil {
+		r.MaxMessageRate = *t.MaxMessageRate
+	}
+	if t.MaxDeliveriesPerConnection != nil {
+		r.MaxDeliveriesPerConnection = *t.MaxDeliveriesPerConnection
+	}
+	if t.MaxConnectionRate != nil {
+		r.MaxConnectionRate = *t.MaxConnectionRate
+	}
+}

@@ -1,0 +1,417 @@
+package config
+
+import (
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// problem is one thing wrong with a configuration, at a key path (see
+// lineIndex for the form of paths).
+type problem struct {
+	path []string
+	msg  string
+}
+
+func (p problem) String() string {
+	if len(p.path) == 0 {
+		return p.msg
+	}
+	return displayPath(p.path) + ": " + p.msg
+}
+
+// at builds a key path: at("smtp_listener", 1, "listen").
+func at(parts ...any) []string {
+	out := make([]string, 0, len(parts))
+	for _, p := range parts {
+		switch v := p.(type) {
+		case string:
+			out = append(out, v)
+		case int:
+			out = append(out, elem(v))
+		}
+	}
+	return out
+}
+
+type checker struct{ list []problem }
+
+func (ck *checker) add(path []string, format string, args ...any) {
+	ck.list = append(ck.list, problem{path: path, msg: fmt.Sprintf(format, args...)})
+}
+
+func (ck *checker) positive(path []string, d Duration) {
+	if d.Duration <= 0 {
+		ck.add(path, "must be a positive duration, not %q", d.Duration.String())
+	}
+}
+
+func (ck *checker) atLeast(path []string, v, min int) {
+	if v < min {
+		ck.add(path, "must be at least %d, not %d", min, v)
+	}
+}
+
+func (ck *checker) oneOf(path []string, v string, allowed ...string) {
+	for _, a := range allowed {
+		if v == a {
+			return
+		}
+	}
+	ck.add(path, "%q is not one of %s", v, quoteList(allowed))
+}
+
+func quoteList(l []string) string {
+	q := make([]string, len(l))
+	for i, s := range l {
+		q[i] = strconv.Quote(s)
+	}
+	return strings.Join(q, ", ")
+}
+
+// hostPort checks "host:port"; needHost requires a host and portMin the
+// lowest port allowed (listeners may use 0: any free port).
+func (ck *checker) hostPort(path []string, v string, needHost bool, portMin int) {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		ck.add(path, "%q is not host:port", v)
+		return
+	}
+	if needHost && host == "" {
+		ck.add(path, "%q has no host", v)
+	}
+	if strings.ContainsAny(host, " \t") {
+		ck.add(path, "%q has a blank in its host", v)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < portMin || n > 65535 {
+		ck.add(path, "%q has a bad port (%d-65535)", v, portMin)
+	}
+}
+
+func (ck *checker) readable(path []string, file string) {
+	if file == "" {
+		return
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		ck.add(path, "cannot read %s", errText(err))
+		return
+	}
+	f.Close()
+}
+
+func errText(err error) string {
+	if pe, ok := err.(*os.PathError); ok {
+		return fmt.Sprintf("%q: %v", pe.Path, pe.Err)
+	}
+	return err.Error()
+}
+
+// validate returns every problem of a configuration after finish.
+func (c *Config) validate() []problem {
+	ck := &checker{}
+
+	if c.Spool.Path == "" {
+		ck.add(at("spool", "path"), "must not be empty")
+	}
+	ck.oneOf(at("spool", "compression"), c.Spool.Compression, "zstd", "s2", "none")
+	if c.Log.Path == "" {
+		ck.add(at("log", "path"), "must not be empty")
+	}
+
+	tenants := map[string]bool{}
+	for i, t := range c.Tenants {
+		p := func(k string) []string { return at("tenant", i, k) }
+		switch {
+		case t.Name == "":
+			ck.add(at("tenant", i), "needs a name")
+		case tenants[t.Name]:
+			ck.add(p("name"), "tenant %q is defined twice", t.Name)
+		}
+		tenants[t.Name] = true
+		if t.DKIMDomain != "" && c.DKIMKey(t.DKIMDomain) == nil {
+			ck.add(p("dkim_domain"), "no [[dkim]] entry has domain %q", t.DKIMDomain)
+		}
+		if t.ListUnsubscribe != "" {
+			u, err := url.Parse(t.ListUnsubscribe)
+			if err != nil || (u.Scheme != "https" && u.Scheme != "mailto") || (u.Scheme == "https" && u.Host == "") {
+				ck.add(p("list_unsubscribe"), "%q is not an https: or mailto: URL (RFC 8058 section 3.1)", t.ListUnsubscribe)
+			}
+		}
+	}
+	tenantRef := func(path []string, name string) {
+		if name != "" && !tenants[name] {
+			ck.add(path, "no [[tenant]] is named %q", name)
+		}
+	}
+
+	listens := map[string]string{} // listen address → who has it
+	listen := func(path []string, addr string) {
+		ck.hostPort(path, addr, false, 0)
+		if other, dup := listens[addr]; dup && !strings.HasSuffix(addr, ":0") {
+			ck.add(path, "%q is already used by %s", addr, other)
+		}
+		listens[addr] = displayPath(path)
+	}
+
+	names := map[string]bool{}
+	for i := range c.SMTPListeners {
+		l := &c.SMTPListeners[i]
+		p := func(k string) []string { return at("smtp_listener", i, k) }
+		listen(p("listen"), l.Listen)
+		if names[l.Name] {
+			ck.add(p("name"), "listener name %q is used twice", l.Name)
+		}
+		names[l.Name] = true
+		if (l.TLSCert == "") != (l.TLSKey == "") {
+			ck.add(p("tls_cert"), "tls_cert and tls_key go together: set both or neither")
+		}
+		ck.readable(p("tls_cert"), l.TLSCert)
+		ck.readable(p("tls_key"), l.TLSKey)
+		for _, m := range l.AuthMechanisms {
+			ck.oneOf(p("auth_mechanisms"), m, "PLAIN", "LOGIN", "CRAM-MD5")
+		}
+		if l.MaxMessageSize <= 0 {
+			ck.add(p("max_message_size"), "must be a positive size, not %d", l.MaxMessageSize)
+		}
+		ck.atLeast(p("max_recipients"), l.MaxRecipients, 1)
+		ck.oneOf(p("bare_lf"), l.BareLF, BareLFNormalize, BareLFReject)
+		ck.atLeast(p("max_connections"), l.MaxConnections, 0)
+		ck.atLeast(p("max_connections_per_ip"), l.MaxConnectionsPerIP, 0)
+		ck.atLeast(p("max_bad_commands"), l.MaxBadCommands, 1)
+		ck.positive(p("command_timeout"), l.CommandTimeout)
+		ck.positive(p("data_timeout"), l.DataTimeout)
+		ck.positive(p("idle_timeout"), l.IdleTimeout)
+	}
+
+	users := map[string]bool{}
+	for i, u := range c.SMTPUsers {
+		p := func(k string) []string { return at("smtp_user", i, k) }
+		switch {
+		case u.Name == "":
+			ck.add(at("smtp_user", i), "needs a name")
+		case users[u.Name]:
+			ck.add(p("name"), "user %q is defined twice", u.Name)
+		}
+		users[u.Name] = true
+		switch {
+		case u.Password == "" && u.PasswordHash == "":
+			ck.add(at("smtp_user", i), "needs password or password_hash")
+		case u.Password != "" && u.PasswordHash != "":
+			ck.add(p("password_hash"), "set password or password_hash, not both")
+		case u.PasswordHash != "":
+			if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {
+				ck.add(p("password_hash"), "is not a bcrypt hash ($2b$...): %v", err)
+			}
+		}
+		tenantRef(p("tenant"), u.Tenant)
+	}
+
+	for i := range c.HTTPListeners {
+		l := &c.HTTPListeners[i]
+		p := func(k string) []string { return at("http_listener", i, k) }
+		listen(p("listen"), l.Listen)
+		if len(l.Services) == 0 {
+			ck.add(p("services"), "must list at least one of %s", quoteList([]string{ServiceInject, ServiceAdmin, ServiceMetrics}))
+		}
+		for _, s := range l.Services {
+			ck.oneOf(p("services"), s, ServiceInject, ServiceAdmin, ServiceMetrics)
+		}
+	}
+
+	keys := map[string]bool{}
+	for i, k := range c.APIKeys {
+		p := func(s string) []string { return at("api_key", i, s) }
+		switch {
+		case k.Key == "" && k.KeySHA256 == "":
+			ck.add(at("api_key", i), "needs key or key_sha256")
+		case k.Key != "" && k.KeySHA256 != "":
+			ck.add(p("key_sha256"), "set key or key_sha256, not both")
+		case k.KeySHA256 != "":
+			if b, err := hex.DecodeString(k.KeySHA256); err != nil || len(b) != 32 {
+				ck.add(p("key_sha256"), "must be 64 hex digits (the SHA-256 of the key)")
+			}
+		}
+		id := k.Key + "/" + k.KeySHA256
+		if keys[id] {
+			ck.add(at("api_key", i), "the same key is listed twice")
+		}
+		keys[id] = true
+		tenantRef(p("tenant"), k.Tenant)
+	}
+
+	for i, ns := range c.Resolver.Nameservers {
+		path := at("resolver", "nameservers")
+		host, _, err := net.SplitHostPort(ns)
+		if err != nil {
+			ck.add(path, "%q (entry %d) is not ip:port", ns, i+1)
+			continue
+		}
+		if _, err := netip.ParseAddr(host); err != nil {
+			ck.add(path, "%q (entry %d) must name the server by IP address", ns, i+1)
+		}
+		ck.hostPort(path, ns, true, 1)
+	}
+	ck.positive(at("resolver", "timeout"), c.Resolver.Timeout)
+
+	d := &c.Delivery
+	if d.SMTPPort < 1 || d.SMTPPort > 65535 {
+		ck.add(at("delivery", "smtp_port"), "must be a port number (1-65535), not %d", d.SMTPPort)
+	}
+	if d.RelayTo != "" {
+		ck.hostPort(at("delivery", "relay_to"), d.RelayTo, true, 1)
+	}
+	ck.atLeast(at("delivery", "max_connections_per_domain"), d.MaxConnectionsPerDomain, 1)
+	ck.atLeast(at("delivery", "max_deliveries_per_connection"), d.MaxDeliveriesPerConnection, 1)
+	ck.positive(at("delivery", "connect_timeout"), d.ConnectTimeout)
+	ck.positive(at("delivery", "command_timeout"), d.CommandTimeout)
+	ck.positive(at("delivery", "data_timeout"), d.DataTimeout)
+	ck.positive(at("delivery", "idle_timeout"), d.IdleTimeout)
+
+	ck.oneOf(at("tls", "mode"), c.TLS.Mode, TLSOpportunistic, TLSOpportunisticInsecure, TLSRequired, TLSDisabled)
+	ck.oneOf(at("tls", "min_version"), c.TLS.MinVersion, "1.0", "1.1", "1.2", "1.3")
+	suites := cipherSuites()
+	for _, name := range c.TLS.Ciphers {
+		if _, ok := suites[name]; !ok {
+			ck.add(at("tls", "ciphers"), "%q is not a cipher suite name known to crypto/tls (such as %q)", name, "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256")
+		}
+	}
+
+	q := &c.Queue
+	ck.atLeast(at("queue", "max_queue_depth"), q.MaxQueueDepth, 1)
+	ck.positive(at("queue", "retry_interval"), q.RetryInterval)
+	ck.positive(at("queue", "max_retry_interval"), q.MaxRetryInterval)
+	ck.positive(at("queue", "max_retry_age"), q.MaxRetryAge)
+	if q.MaxRetryInterval.Duration > 0 && q.MaxRetryInterval.Duration < q.RetryInterval.Duration {
+		ck.add(at("queue", "max_retry_interval"), "(%s) must not be shorter than retry_interval (%s)", q.MaxRetryInterval.Duration, q.RetryInterval.Duration)
+	}
+
+	for _, h := range []struct{ key, v string }{
+		{"tenant_header", c.Meta.TenantHeader},
+		{"campaign_header", c.Meta.CampaignHeader},
+		{"priority_header", c.Meta.PriorityHeader},
+	} {
+		if !validHeaderName(h.v) {
+			ck.add(at("meta", h.key), "%q is not a header field name (RFC 5322 section 2.2)", h.v)
+		}
+	}
+
+	signers := map[string]bool{}
+	for i, k := range c.DKIM {
+		p := func(s string) []string { return at("dkim", i, s) }
+		if k.Domain == "" {
+			ck.add(at("dkim", i), "needs a domain")
+		}
+		if k.Selector == "" {
+			ck.add(at("dkim", i), "needs a selector")
+		}
+		if signers[k.Domain] {
+			ck.add(p("domain"), "domain %q has two [[dkim]] keys", k.Domain)
+		}
+		signers[k.Domain] = true
+		if k.KeyFile == "" {
+			ck.add(at("dkim", i), "needs a key_file")
+		} else if pemText, err := os.ReadFile(k.KeyFile); err != nil {
+			ck.add(p("key_file"), "cannot read %s", errText(err))
+		} else if b, _ := pem.Decode(pemText); b == nil || !strings.HasSuffix(b.Type, "PRIVATE KEY") {
+			ck.add(p("key_file"), "%q holds no PEM private key", k.KeyFile)
+		}
+		hasFrom := false
+		for _, h := range k.Headers {
+			if !validHeaderName(h) || h == "" {
+				ck.add(p("headers"), "%q is not a header field name", h)
+			}
+			hasFrom = hasFrom || strings.EqualFold(h, "From")
+		}
+		if !hasFrom {
+			ck.add(p("headers"), "must include From (RFC 6376 section 5.4)")
+		}
+	}
+
+	for name, t := range c.ShapingTables {
+		p := func(k string) []string { return at("shaping", name, k) }
+		if name != ShapingDefault && !validDomain(name) {
+			ck.add(at("shaping", name), "%q is neither \"default\" nor a domain name", name)
+		}
+		if t.ConnectionLimit != nil {
+			ck.atLeast(p("connection_limit"), *t.ConnectionLimit, 1)
+		}
+		if t.MaxDeliveriesPerConnection != nil {
+			ck.atLeast(p("max_deliveries_per_connection"), *t.MaxDeliveriesPerConnection, 1)
+		}
+	}
+	return ck.list
+}
+
+// validHeaderName reports whether s is empty or a header field name: printable
+// US-ASCII except colon (RFC 5322 section 2.2).
+func validHeaderName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 33 || s[i] > 126 || s[i] == ':' {
+			return false
+		}
+	}
+	return true
+}
+
+func validDomain(s string) bool {
+	if s == "" || len(s) > 253 || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c >= 0x80) {
+			return false
+		}
+	}
+	return true
+}
+
+func cipherSuites() map[string]uint16 {
+	m := map[string]uint16{}
+	for _, s := range tls.CipherSuites() {
+		m[s.Name] = s.ID
+	}
+	for _, s := range tls.InsecureCipherSuites() {
+		m[s.Name] = s.ID
+	}
+	return m
+}
+
+// MinVersionID returns min_version as a crypto/tls constant (tls.VersionTLS12, …).
+func (t *TLS) MinVersionID() uint16 {
+	switch t.MinVersion {
+	case "1.0":
+		return tls.VersionTLS10
+	case "1.1":
+		return tls.VersionTLS11
+	case "1.3":
+		return tls.VersionTLS13
+	}
+	return tls.VersionTLS12
+}
+
+// CipherSuiteIDs returns ciphers as crypto/tls IDs; nil means Go's defaults.
+func (t *TLS) CipherSuiteIDs() []uint16 {
+	if len(t.Ciphers) == 0 {
+		return nil
+	}
+	m := cipherSuites()
+	ids := make([]uint16, 0, len(t.Ciphers))
+	for _, n := range t.Ciphers {
+		if id, ok := m[n]; ok {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}

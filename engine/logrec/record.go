@@ -1,0 +1,213 @@
+package logrec
+
+import (
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// Type is the kind of event a Record describes; the names are KumoMTA's.
+type Type string
+
+// The record types.
+const (
+	Reception        Type = "Reception"        // a message was accepted and is durable
+	Delivery         Type = "Delivery"         // a recipient's MX host accepted it (2xx)
+	TransientFailure Type = "TransientFailure" // an attempt failed temporarily (4xx, network, DNS); it will be retried
+	Bounce           Type = "Bounce"           // a recipient failed permanently (5xx)
+	Expiration       Type = "Expiration"       // the message stayed undelivered past max_retry_age
+	AdminBounce      Type = "AdminBounce"      // an operator bounced it through the admin API
+)
+
+// Response is the SMTP reply a record is about: the reply to the final "."
+// for Reception and Delivery, the failing reply otherwise.
+type Response struct {
+	Code         int    // 250
+	EnhancedCode string // "2.0.0" (RFC 3463); "" when none
+	Content      string // text of the reply, lines joined by "\n"
+}
+
+// PeerAddress is the other end: the client for Reception, the MX host for
+// deliveries. Name may be empty; an empty Addr is written as null.
+type PeerAddress struct {
+	Name string // host name (MX name or EHLO name)
+	Addr string // IP address, without port
+}
+
+// Record is one log record, one JSON object per line. The JSON field names are
+// KumoMTA's; see AppendJSON for the exact layout.
+type Record struct {
+	Type                 Type
+	ID                   string // message id
+	Sender               string // envelope sender ("" for the null reverse path)
+	Recipient            string // one envelope recipient per record
+	Queue                string // scheduled queue name: "campaign:tenant@domain" (KumoMTA's form)
+	Site                 string // ready-queue (MX site) name; "" before routing
+	Size                 int64  // message size in bytes
+	NumAttempts          int    // delivery attempts made so far
+	Response             Response
+	BounceClassification string // e.g. "Uncategorized", "InvalidRecipient"
+	PeerAddress          PeerAddress
+	TLSProtocolVersion   string // "TLSv1.3"; "" when the connection was plain
+	TLSCipher            string // "TLS_AES_128_GCM_SHA256"
+	Tenant               string
+	Campaign             string
+	Timestamp            time.Time // when the event happened
+	Created              time.Time // when the message was received
+	EgressSource         string    // optional: outbound source address or name
+	Listener             string    // optional: [[smtp_listener]] name or "http" for Reception
+}
+
+// AppendJSON appends r as one JSON object and a newline. The layout is:
+//
+//	{"type":"Delivery","id":"…","sender":"…","recipient":"…","queue":"…",
+//	 "site":"…","size":1234,"num_attempts":1,
+//	 "response":{"code":250,"enhanced_code":{"class":2,"subject":0,"detail":0},"content":"OK"},
+//	 "bounce_classification":"","peer_address":{"name":"mx.example.test","addr":"192.0.2.1"},
+//	 "tls_protocol_version":"TLSv1.3","tls_cipher":"…","tenant":"…","campaign":"…",
+//	 "timestamp":1700000000,"created":1699999990,"egress_source":"…","listener":"…"}
+//
+// Every field is always present except egress_source and listener, which are
+// left out when empty. As in KumoMTA, enhanced_code is an object of three
+// numbers (null when there is none or it does not parse), peer_address is null
+// when there is no address, and timestamp and created are Unix seconds
+// (integers; 0 when unset). Strings are escaped per RFC 8259; invalid UTF-8
+// becomes U+FFFD. It is written by hand, without reflection, because it runs
+// for every recipient of every attempt.
+func (r *Record) AppendJSON(b []byte) []byte {
+	b = append(b, `{"type":`...)
+	b = appendString(b, string(r.Type))
+	b = append(b, `,"id":`...)
+	b = appendString(b, r.ID)
+	b = append(b, `,"sender":`...)
+	b = appendString(b, r.Sender)
+	b = append(b, `,"recipient":`...)
+	b = appendString(b, r.Recipient)
+	b = append(b, `,"queue":`...)
+	b = appendString(b, r.Queue)
+	b = append(b, `,"site":`...)
+	b = appendString(b, r.Site)
+	b = append(b, `,"size":`...)
+	b = strconv.AppendInt(b, r.Size, 10)
+	b = append(b, `,"num_attempts":`...)
+	b = strconv.AppendInt(b, int64(r.NumAttempts), 10)
+	b = append(b, `,"response":{"code":`...)
+	b = strconv.AppendInt(b, int64(r.Response.Code), 10)
+	b = append(b, `,"enhanced_code":`...)
+	b = appendEnhanced(b, r.Response.EnhancedCode)
+	b = append(b, `,"content":`...)
+	b = appendString(b, r.Response.Content)
+	b = append(b, `},"bounce_classification":`...)
+	b = appendString(b, r.BounceClassification)
+	b = append(b, `,"peer_address":`...)
+	if r.PeerAddress.Addr == "" {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, `{"name":`...)
+		b = appendString(b, r.PeerAddress.Name)
+		b = append(b, `,"addr":`...)
+		b = appendString(b, r.PeerAddress.Addr)
+		b = append(b, '}')
+	}
+	b = append(b, `,"tls_protocol_version":`...)
+	b = appendString(b, r.TLSProtocolVersion)
+	b = append(b, `,"tls_cipher":`...)
+	b = appendString(b, r.TLSCipher)
+	b = append(b, `,"tenant":`...)
+	b = appendString(b, r.Tenant)
+	b = append(b, `,"campaign":`...)
+	b = appendString(b, r.Campaign)
+	b = append(b, `,"timestamp":`...)
+	b = appendUnix(b, r.Timestamp)
+	b = append(b, `,"created":`...)
+	b = appendUnix(b, r.Created)
+	if r.EgressSource != "" {
+		b = append(b, `,"egress_source":`...)
+		b = appendString(b, r.EgressSource)
+	}
+	if r.Listener != "" {
+		b = append(b, `,"listener":`...)
+		b = appendString(b, r.Listener)
+	}
+	return append(b, "}\n"...)
+}
+
+func appendUnix(b []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return append(b, '0')
+	}
+	return strconv.AppendInt(b, t.Unix(), 10)
+}
+
+// appendEnhanced writes "4.7.1" as {"class":4,"subject":7,"detail":1}, the
+// form KumoMTA logs; anything that is not three numbers is null.
+func appendEnhanced(b []byte, s string) []byte {
+	var part [3]int
+	n, digits := 0, 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9' && digits < 3:
+			part[n] = part[n]*10 + int(c-'0')
+			digits++
+		case c == '.' && digits > 0 && n < 2:
+			n++
+			digits = 0
+		default:
+			return append(b, "null"...)
+		}
+	}
+	if n != 2 || digits == 0 {
+		return append(b, "null"...)
+	}
+	b = append(b, `{"class":`...)
+	b = strconv.AppendInt(b, int64(part[0]), 10)
+	b = append(b, `,"subject":`...)
+	b = strconv.AppendInt(b, int64(part[1]), 10)
+	b = append(b, `,"detail":`...)
+	b = strconv.AppendInt(b, int64(part[2]), 10)
+	return append(b, '}')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string (RFC 8259 section 7).
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

@@ -1,0 +1,260 @@
+package logrec
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options configure a Writer. Only Dir is required.
+type Options struct {
+	Dir           string           // [log] path; created if missing
+	Buffer        int              // records that may wait for the writer goroutine; default 16384
+	MaxFileSize   int64            // start a new file past this many bytes; default 256 MiB
+	MaxFileAge    time.Duration    // start a new file after this long; default 1h
+	FlushInterval time.Duration    // longest a record waits in memory; default 1s
+	Now           func() time.Time // clock for file names and ages; default time.Now
+	OnDrop        func()           // called once per record dropped because the buffer was full (e.g. a metrics counter's Inc)
+	OnError       func(error)      // called when a file cannot be opened or written; default: ignored
+}
+
+// Writer appends log records to JSON-lines files under a directory, named
+// gannet-YYYYMMDD-HHMMSS.jsonl after the (UTC) time each file was started.
+//
+// Callers never wait for the disk: Write encodes the record on the caller's
+// goroutine and hands the bytes to a buffered channel; one goroutine drains it
+// into a bufio.Writer, flushed at least every FlushInterval and on Close. When
+// the channel is full (the disk cannot keep up), the record is dropped and
+// counted (Dropped, OnDrop) rather than slowing delivery down: log records
+// are for observation, the spool is the source of truth. A file is synced to
+// disk when it is closed, at rotation and on Close.
+type Writer struct {
+	opts    Options
+	ch      chan *[]byte
+	pool    sync.Pool
+	dropped atomic.Uint64
+	written atomic.Uint64
+	done    chan struct{}
+	closeMu sync.RWMutex // Write holds it shared; Close exclusively to close ch
+	closed  bool
+	err     error // set by the writer goroutine before done is closed
+}
+
+// New starts a Writer. It creates Dir but opens no file until the first
+// record arrives.
+func New(opts Options) (*Writer, error) {
+	w, err := newWriter(opts)
+	if err != nil {
+		return nil, err
+	}
+	go w.run()
+	return w, nil
+}
+
+// newWriter prepares a Writer without starting its goroutine.
+func newWriter(opts Options) (*Writer, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("logrec: no directory")
+	}
+	if opts.Buffer <= 0 {
+		opts.Buffer = 16384
+	}
+	if opts.MaxFileSize <= 0 {
+		opts.MaxFileSize = 256 << 20
+	}
+	if opts.MaxFileAge <= 0 {
+		opts.MaxFileAge = time.Hour
+	}
+	if opts.FlushInterval <= 0 {
+		opts.FlushInterval = time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("logrec: %w", err)
+	}
+	w := &Writer{
+		opts: opts,
+		ch:   make(chan *[]byte, opts.Buffer),
+		done: make(chan struct{}),
+	}
+	w.pool.New = func() any { b := make([]byte, 0, 512); return &b }
+	return w, nil
+}
+
+// Write queues r and returns at once. It returns false when the record was
+// dropped: the buffer is full, or the Writer is closed.
+func (w *Writer) Write(r *Record) bool {
+	bp := w.pool.Get().(*[]byte)
+	*bp = r.AppendJSON((*bp)[:0])
+	w.closeMu.RLock()
+	defer w.closeMu.RUnlock()
+	if !w.closed {
+		select {
+		case w.ch <- bp:
+			return true
+		default:
+		}
+	}
+	w.pool.Put(bp)
+	w.drop()
+	return false
+}
+
+func (w *Writer) drop() {
+	w.dropped.Add(1)
+	if w.opts.OnDrop != nil {
+		w.opts.OnDrop()
+	}
+}
+
+// Dropped returns how many records were dropped so far.
+func (w *Writer) Dropped() uint64 { return w.dropped.Load() }
+
+// Written returns how many records were handed to a file (perhaps still in
+// its buffer).
+func (w *Writer) Written() uint64 { return w.written.Load() }
+
+// Close writes every queued record, syncs and closes the current file. It
+// returns the first error the writer met, if any.
+func (w *Writer) Close() error {
+	w.closeMu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.ch)
+	}
+	w.closeMu.Unlock()
+	<-w.done
+	return w.err
+}
+
+// run is the writer goroutine.
+func (w *Writer) run() {
+	defer close(w.done)
+	f := &rotatingFile{opts: &w.opts}
+	tick := time.NewTicker(w.opts.FlushInterval)
+	defer tick.Stop()
+	fail := func(err error) {
+		if err == nil {
+			return
+		}
+		if w.err == nil {
+			w.err = err
+		}
+		if w.opts.OnError != nil {
+			w.opts.OnError(err)
+		}
+	}
+	for {
+		select {
+		case bp, ok := <-w.ch:
+			if !ok {
+				fail(f.close())
+				return
+			}
+			if err := f.write(*bp); err != nil {
+				// A failed file (disk full, removed directory) is given up;
+				// the next record tries a new one.
+				fail(err)
+				f.abandon()
+				w.drop()
+			} else {
+				w.written.Add(1)
+			}
+			w.pool.Put(bp)
+		case <-tick.C:
+			if err := f.flush(); err != nil {
+				fail(err)
+				f.abandon()
+			}
+		}
+	}
+}
+
+// rotatingFile is the current log file; used by the writer goroutine only.
+type rotatingFile struct {
+	opts    *Options
+	f       *os.File
+	bw      *bufio.Writer
+	size    int64
+	started time.Time
+}
+
+func (rf *rotatingFile) write(b []byte) error {
+	now := rf.opts.Now()
+	if rf.f != nil && (rf.size+int64(len(b)) > rf.opts.MaxFileSize || now.Sub(rf.started) >= rf.opts.MaxFileAge) {
+		if err := rf.close(); err != nil {
+			return err
+		}
+	}
+	if rf.f == nil {
+		if err := rf.open(now); err != nil {
+			return err
+		}
+	}
+	n, err := rf.bw.Write(b)
+	rf.size += int64(n)
+	return err
+}
+
+func (rf *rotatingFile) open(now time.Time) error {
+	base := "gannet-" + now.UTC().Format("20060102-150405")
+	name := filepath.Join(rf.opts.Dir, base+".jsonl")
+	for i := 1; ; i++ {
+		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err == nil {
+			rf.f, rf.size, rf.started = f, 0, now
+			if rf.bw == nil {
+				rf.bw = bufio.NewWriterSize(f, 64<<10)
+			} else {
+				rf.bw.Reset(f)
+			}
+			return nil
+		}
+		if !errors.Is(err, os.ErrExist) || i > 1000 {
+			return fmt.Errorf("logrec: %w", err)
+		}
+		// Two files started in the same second: number the later ones.
+		name = filepath.Join(rf.opts.Dir, fmt.Sprintf("%s-%d.jsonl", base, i))
+	}
+}
+
+func (rf *rotatingFile) flush() error {
+	if rf.f == nil {
+		return nil
+	}
+	return rf.bw.Flush()
+}
+
+// abandon closes the file without caring about buffered bytes.
+func (rf *rotatingFile) abandon() {
+	if rf.f != nil {
+		rf.f.Close()
+		rf.f = nil
+		rf.bw.Reset(nil)
+	}
+}
+
+func (rf *rotatingFile) close() error {
+	if rf.f == nil {
+		return nil
+	}
+	err := rf.bw.Flush()
+	if e := rf.f.Sync(); err == nil {
+		err = e
+	}
+	if e := rf.f.Close(); err == nil {
+		err = e
+	}
+	rf.f = nil
+	if err != nil {
+		return fmt.Errorf("logrec: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,206 @@
+package metrics
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	vm "github.com/VictoriaMetrics/metrics"
+)
+
+// Directions for the labelled in/out metrics.
+const (
+	In  = "in"
+	Out = "out"
+)
+
+// deliveryLatencyBuckets are the upper bounds (seconds) from reception to
+// delivery: fast local hand-offs up to a day of retries.
+func deliveryLatencyBuckets() []float64 {
+	return []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600}
+}
+
+// spoolCommitBuckets are the upper bounds (seconds) of one durable spool
+// commit (append + fsync, shared by a group commit).
+func spoolCommitBuckets() []float64 {
+	return []float64{0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}
+}
+
+// Metrics holds every metric of the contract, registered on its own Set.
+// The fields are safe for concurrent use; keep them and call their methods
+// (Inc, Add, Update, UpdateDuration) on hot paths.
+type Metrics struct {
+	set *vm.Set
+
+	Delivered         *vm.Counter             // gannet_messages_delivered_total: recipients accepted by the remote host
+	TransientFailures *vm.Counter             // gannet_messages_transient_failures_total: attempts failed temporarily
+	Bounced           *vm.Counter             // gannet_messages_bounced_total: recipients failed permanently (incl. admin bounces)
+	Expired           *vm.Counter             // gannet_messages_expired_total: recipients given up after max_retry_age
+	DeliveryLatency   *vm.PrometheusHistogram // gannet_delivery_latency_seconds: reception to delivery
+	SMTPErrorsIn      *vm.Counter             // gannet_smtp_errors_total{direction="in"}: 4xx/5xx replies we sent
+	SMTPErrorsOut     *vm.Counter             // gannet_smtp_errors_total{direction="out"}: 4xx/5xx replies we got
+	TLSFailures       *vm.Counter             // gannet_tls_failures_total: failed handshakes, both directions
+	ConnectionsIn     *vm.Gauge               // gannet_connections{direction="in"}: open inbound connections (Inc/Dec)
+	ConnectionsOut    *vm.Gauge               // gannet_connections{direction="out"}: open outbound connections (Inc/Dec)
+	SpoolCommit       *vm.PrometheusHistogram // gannet_spool_commit_seconds: time to make a message durable
+	LogRecordsDropped *vm.Counter             // gannet_log_records_dropped_total: log records lost because the log writer fell behind
+
+	received  sync.Map // listener name → *vm.Counter
+	scheduled atomic.Pointer[func() float64]
+	ready     atomic.Pointer[func() float64]
+}
+
+// New creates the metrics on a new Set. It turns on TYPE/HELP lines, which
+// Prometheus needs to treat the histograms as histograms (a global switch of
+// the VictoriaMetrics library).
+func New() *Metrics {
+	vm.ExposeMetadata(true)
+	s := vm.NewSet()
+	m := &Metrics{set: s}
+	m.Delivered = s.NewCounter("gannet_messages_delivered_total")
+	m.TransientFailures = s.NewCounter("gannet_messages_transient_failures_total")
+	m.Bounced = s.NewCounter("gannet_messages_bounced_total")
+	m.Expired = s.NewCounter("gannet_messages_expired_total")
+	m.DeliveryLatency = s.NewPrometheusHistogramExt("gannet_delivery_latency_seconds", deliveryLatencyBuckets())
+	m.SMTPErrorsIn = s.NewCounter(`gannet_smtp_errors_total{direction="in"}`)
+	m.SMTPErrorsOut = s.NewCounter(`gannet_smtp_errors_total{direction="out"}`)
+	m.TLSFailures = s.NewCounter("gannet_tls_failures_total")
+	m.ConnectionsIn = s.NewGauge(`gannet_connections{direction="in"}`, nil)
+	m.ConnectionsOut = s.NewGauge(`gannet_connections{direction="out"}`, nil)
+	m.SpoolCommit = s.NewPrometheusHistogramExt("gannet_spool_commit_seconds", spoolCommitBuckets())
+	m.LogRecordsDropped = s.NewCounter("gannet_log_records_dropped_total")
+	s.NewGauge(`gannet_queue_depth{queue="scheduled"}`, func() float64 { return call(&m.scheduled) })
+	s.NewGauge(`gannet_queue_depth{queue="ready"}`, func() float64 { return call(&m.ready) })
+	return m
+}
+
+func call(p *atomic.Pointer[func() float64]) float64 {
+	if f := p.Load(); f != nil {
+		return (*f)()
+	}
+	return 0
+}
+
+// SetQueueDepth installs the functions that gannet_queue_depth calls at each
+// scrape: messages waiting for their next attempt, and messages due and
+// waiting for a connection. They must be cheap and safe to call from any
+// goroutine. Until set, both read 0.
+func (m *Metrics) SetQueueDepth(scheduled, ready func() float64) {
+	m.scheduled.Store(&scheduled)
+	m.ready.Store(&ready)
+}
+
+// Received returns the counter gannet_messages_received_total{listener=NAME}
+// (messages accepted: made durable and answered 2xx). NAME is an
+// [[smtp_listener]] name, or "http" for the inject API. The counter is
+// created on first use and cached: keep it.
+func (m *Metrics) Received(listener string) *vm.Counter {
+	if c, ok := m.received.Load(listener); ok {
+		return c.(*vm.Counter)
+	}
+	c := m.set.GetOrCreateCounter(`gannet_messages_received_total{listener="` + escapeLabel(listener) + `"}`)
+	m.received.Store(listener, c)
+	return c
+}
+
+// Connections returns ConnectionsIn or ConnectionsOut for In or Out.
+func (m *Metrics) Connections(direction string) *vm.Gauge {
+	if direction == Out {
+		return m.ConnectionsOut
+	}
+	return m.ConnectionsIn
+}
+
+// SMTPErrors returns SMTPErrorsIn or SMTPErrorsOut for In or Out.
+func (m *Metrics) SMTPErrors(direction string) *vm.Counter {
+	if direction == Out {
+		return m.SMTPErrorsOut
+	}
+	return m.SMTPErrorsIn
+}
+
+// ObserveDeliveryLatency records a delivery of a message received at created.
+func (m *Metrics) ObserveDeliveryLatency(created, delivered time.Time) {
+	m.DeliveryLatency.Update(delivered.Sub(created).Seconds())
+}
+
+// Set returns the underlying Set, for metrics other packages add.
+func (m *Metrics) Set() *vm.Set { return m.set }
+
+// help gives the HELP text of each metric family; the library writes HELP
+// lines without text, and WritePrometheus fills them in.
+func help(family string) string {
+	switch family {
+	case "gannet_messages_received_total":
+		return "Messages accepted (durable, answered 2xx), by listener."
+	case "gannet_messages_delivered_total":
+		return "Recipients whose MX host accepted the message."
+	case "gannet_messages_transient_failures_total":
+		return "Delivery attempts that failed temporarily and will be retried."
+	case "gannet_messages_bounced_total":
+		return "Recipients that failed permanently, including admin bounces."
+	case "gannet_messages_expired_total":
+		return "Recipients given up after max_retry_age."
+	case "gannet_queue_depth":
+		return "Messages in the queue: scheduled (waiting for their next attempt) or ready (due, waiting for a connection)."
+	case "gannet_delivery_latency_seconds":
+		return "Time from reception to delivery."
+	case "gannet_smtp_errors_total":
+		return "SMTP 4xx/5xx replies sent (in) or received (out)."
+	case "gannet_tls_failures_total":
+		return "Failed TLS handshakes, inbound and outbound."
+	case "gannet_connections":
+		return "Open SMTP connections, inbound and outbound."
+	case "gannet_spool_commit_seconds":
+		return "Time to make a message durable in the spool."
+	case "gannet_log_records_dropped_total":
+		return "Log records lost because the log writer could not keep up."
+	}
+	return ""
+}
+
+// WritePrometheus writes every Gannet metric, then the Go runtime and process
+// metrics (go_*, process_*), in the Prometheus text format.
+func (m *Metrics) WritePrometheus(w io.Writer) {
+	var buf bytes.Buffer
+	m.set.WritePrometheus(&buf)
+	out := make([]byte, 0, buf.Len()+2048)
+	for rest := buf.Bytes(); len(rest) > 0; {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		out = append(out, line...)
+		if name, ok := bytes.CutPrefix(line, []byte("# HELP ")); ok && bytes.IndexByte(name, ' ') < 0 {
+			if h := help(string(name)); h != "" {
+				out = append(out, ' ')
+				out = append(out, h...)
+			}
+		}
+		out = append(out, '\n')
+	}
+	w.Write(out)
+	vm.WriteProcessMetrics(w)
+}
+
+// ServeHTTP serves GET /metrics.
+func (m *Metrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	m.WritePrometheus(w)
+}
+
+// escapeLabel escapes a label value for the text format: backslash, double
+// quote and line feed.
+func escapeLabel(s string) string {
+	if !strings.ContainsAny(s, "\\\"\n") {
+		return s
+	}
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+	return r.Replace(s)
+}
