@@ -1,0 +1,62 @@
+// Package smtpwire is Gannet's SMTP protocol with no I/O: the command and
+// path parsers, replies and their parser, the DATA dot codec, the server
+// session state machine and the client's pipelined-transaction helpers. It
+// imports the standard library only, never blocks and never reads a clock,
+// so it runs inside gnet event loops and is tested by feeding bytes.
+//
+// # Server session: bytes in, events and reply bytes out
+//
+// The host (engine/inbound) owns the socket. It writes Greeting, then feeds
+// what it reads to Session.Feed, which consumes as much as it can and returns
+// an Event. Replies accumulate in Output; the host writes them and calls
+// ConsumeOutput. Most commands (EHLO, RSET, NOOP, syntax errors, bad
+// sequences, line limits, SIZE, recipient limits, the DATA and BDAT bodies)
+// are answered by the session itself. Decisions that need policy or storage
+// become events the host answers with Respond: EventMail, EventRcpt,
+// EventMessage and EventAuth. Until Respond is called, Feed consumes nothing,
+// so unread pipelined bytes simply stay in the host's input buffer while a
+// worker goroutine makes the message durable; no goroutine runs inside the
+// session and nothing in it is shared.
+//
+// Pipelining (RFC 2920) falls out of this shape: commands are processed
+// strictly in order, one event at a time, and their replies are appended to
+// Output in the same order; the host flushes Output whenever it likes (at
+// the latest when Feed returns EventNone, i.e. when the input is used up).
+//
+// Costs: a command line that arrives whole is parsed in place, with no copy
+// and no allocation for NOOP, RSET, RCPT refusals and the like; only values
+// the host keeps (addresses, the HELO name, the envelope, the body) are
+// allocated. A line split across reads is copied into a small buffer, capped
+// at MaxCommandLine (MaxAuthLine for AUTH).
+//
+// # The DATA body and SMTP smuggling
+//
+// DotDecoder decodes the body as a byte-at-a-time state machine with a
+// fast path that copies whole lines found by bytes.IndexByte. Only
+// <CR><LF>.<CR><LF>, with real CRLF pairs on both sides of the dot, ends a
+// message: "\n.\n", "\r\n.\n", "\n.\r\n" and "\r.\r\n" are content (a "."
+// line, which is stuffed again when relayed), so a crafted message can never
+// be split into two by Gannet or by the next hop (the 2023 SMTP smuggling
+// attacks). Bare LF and bare CR line endings are turned into CRLF
+// (BareLFNormalize) or make the session refuse the message with 550 5.6.0
+// after reading it to its end (BareLFReject). The size limit is enforced on
+// the decoded bytes: past it nothing more is stored, the body is read to its
+// end and refused with 552 5.3.4. There is no per-line length limit (RFC 5321
+// §4.5.3.1.6 asks for 1000 octets; refusing real mail over it helps nobody,
+// and memory is bounded by the size limit anyway). BDAT chunks (RFC 3030)
+// are taken raw, without dot-unstuffing or line-ending changes.
+//
+// # STARTTLS
+//
+// On STARTTLS the session writes 220 and returns EventStartTLS with n just
+// past the command: the host flushes Output, discards everything else it has
+// buffered (RFC 3207 §5, CVE-2011-0411), handshakes and calls TLSStarted,
+// which forgets EHLO, AUTH and the transaction.
+//
+// # Client side
+//
+// AppendEnvelope builds the MAIL/RCPT/DATA group a client pipelines,
+// AppendDotStuffed the body, ParseReply reads replies incrementally,
+// TxnReplies matches them to the commands, and ParseEHLO reads the
+// extensions.
+package smtpwire

@@ -1,0 +1,329 @@
+package smtpwire
+
+import (
+	"bytes"
+	"encoding/base64"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func testConfig() *ServerConfig {
+	return &ServerConfig{Hostname: "mx.gannet.test", MaxMessageSize: 1 << 20, MaxRecipients: 10}
+}
+
+// drain returns and consumes the session's output.
+func drain(s *Session) string {
+	o := string(s.Output())
+	s.ConsumeOutput(len(o))
+	return o
+}
+
+func TestFeedWaitsForRespond(t *testing.T) {
+	s := NewSession(testConfig())
+	in := []byte("EHLO c.example\r\nMAIL FROM:<a@c.example>\r\nRCPT TO:<b@d.example>\r\n")
+	n, ev := s.Feed(in)
+	if ev.Kind != EventHello || ev.Hello != "c.example" {
+		t.Fatalf("got %v", ev.Kind)
+	}
+	in = in[n:]
+	n, ev = s.Feed(in)
+	if ev.Kind != EventMail || ev.Mail.From.Addr != "a@c.example" || ev.Envelope.Helo != "c.example" || !s.Waiting() {
+		t.Fatalf("got %v %+v", ev.Kind, ev.Mail)
+	}
+	in = in[n:]
+	// The host's worker is busy: nothing is consumed, nothing answered.
+	drain(s)
+	for range 3 {
+		if m, ev := s.Feed(in); m != 0 || ev.Kind != EventNone {
+			t.Fatalf("Feed while waiting: %d %v", m, ev.Kind)
+		}
+	}
+	if out := drain(s); out != "" {
+		t.Fatalf("output while waiting: %q", out)
+	}
+	s.Respond(nil)
+	if out := drain(s); out != "250 2.1.0 Sender OK\r\n" {
+		t.Fatalf("after Respond: %q", out)
+	}
+	n, ev = s.Feed(in)
+	if ev.Kind != EventRcpt || ev.Rcpt.Addr != "b@d.example" || n != len(in) {
+		t.Fatalf("got %v n=%d", ev.Kind, n)
+	}
+	s.Respond(&ReplyRelayDenied)
+	if out := drain(s); out != "554 5.7.1 Relay access denied\r\n" {
+		t.Fatalf("refusal: %q", out)
+	}
+	s.Respond(nil) // nothing pending: ignored
+	if out := drain(s); out != "" {
+		t.Fatalf("Respond without event wrote %q", out)
+	}
+}
+
+func TestStartTLSStopsAtCommand(t *testing.T) {
+	cfg := testConfig()
+	cfg.StartTLS = true
+	s := NewSession(cfg)
+	s.Feed([]byte("EHLO c.example\r\n"))
+	drain(s)
+	in := []byte("STARTTLS\r\nMAIL FROM:<injected@evil.example>\r\n")
+	n, ev := s.Feed(in)
+	if ev.Kind != EventStartTLS || n != len("STARTTLS\r\n") {
+		t.Fatalf("got %v n=%d", ev.Kind, n)
+	}
+	if out := drain(s); out != "220 2.0.0 Ready to start TLS\r\n" {
+		t.Fatalf("out %q", out)
+	}
+	// A careless host that feeds the rest anyway: it is dropped.
+	if m, ev := s.Feed(in[n:]); m != len(in)-n || ev.Kind != EventNone || drain(s) != "" {
+		t.Fatal("bytes before the handshake were not dropped")
+	}
+	s.TLSStarted()
+	s.Feed([]byte("EHLO c.example\r\n"))
+	if out := drain(s); strings.Contains(out, "STARTTLS") {
+		t.Fatalf("STARTTLS advertised under TLS: %q", out)
+	}
+	_, ev = s.Feed([]byte("MAIL FROM:<a@c.example>\r\n"))
+	if ev.Kind != EventMail || !ev.Envelope.TLS {
+		t.Fatal("envelope does not say TLS")
+	}
+}
+
+func TestImplicitTLSAndProtocol(t *testing.T) {
+	cfg := testConfig()
+	cfg.AuthMechs = []string{"PLAIN"}
+	cfg.AuthRequireTLS = true
+	s := NewSession(cfg)
+	s.TLSStarted()
+	s.Feed([]byte("EHLO c.example\r\n"))
+	if out := drain(s); !strings.Contains(out, "250-AUTH PLAIN\r\n") {
+		t.Fatalf("AUTH not offered under implicit TLS: %q", out)
+	}
+	_, ev := s.Feed([]byte("AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00u\x00p")) + "\r\n"))
+	if ev.Kind != EventAuth || ev.Auth.Username != "u" || ev.Auth.Password != "p" {
+		t.Fatalf("auth event %v", ev.Kind)
+	}
+	s.Respond(nil)
+	_, ev = s.Feed([]byte("MAIL FROM:<a@c.example> SMTPUTF8\r\n"))
+	if got := ev.Envelope.Protocol(); got != "UTF8SMTPSA" {
+		t.Errorf("Protocol = %s", got)
+	}
+	for _, tt := range []struct {
+		e    Envelope
+		want string
+	}{
+		{Envelope{}, "SMTP"}, {Envelope{ESMTP: true}, "ESMTP"}, {Envelope{ESMTP: true, TLS: true}, "ESMTPS"},
+		{Envelope{ESMTP: true, AuthUser: "u"}, "ESMTPA"}, {Envelope{ESMTP: true, TLS: true, AuthUser: "u"}, "ESMTPSA"},
+	} {
+		if got := tt.e.Protocol(); got != tt.want {
+			t.Errorf("%+v: %s, want %s", tt.e, got, tt.want)
+		}
+	}
+}
+
+// A long AUTH line (RFC 4954 §4 allows 12288 octets) is not "too long".
+func TestAuthLineLimit(t *testing.T) {
+	cfg := testConfig()
+	cfg.AuthMechs = []string{"PLAIN"}
+	s := NewSession(cfg)
+	s.Feed([]byte("EHLO c.example\r\n"))
+	drain(s)
+	pass := strings.Repeat("p", 6000)
+	line := []byte("AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00u\x00"+pass)) + "\r\n")
+	var ev Event
+	for i := 0; i < len(line); i += 100 {
+		_, ev = s.Feed(line[i:min(i+100, len(line))])
+	}
+	if ev.Kind != EventAuth || ev.Auth.Password != pass {
+		t.Fatalf("long AUTH line: %v, out %q", ev.Kind, drain(s))
+	}
+}
+
+// The body given with EventMessage is the host's: the next message does not
+// write into it.
+func TestBodyOwnership(t *testing.T) {
+	s := NewSession(testConfig())
+	txn := "MAIL FROM:<a@c.example>\r\nRCPT TO:<b@d.example>\r\nDATA\r\n"
+	in := []byte("HELO c.example\r\n" + txn + "first\r\n.\r\n" + txn + "second\r\n.\r\n")
+	var bodies [][]byte
+	for len(in) > 0 {
+		n, ev := s.Feed(in)
+		in = in[n:]
+		if ev.Kind == EventMessage {
+			bodies = append(bodies, ev.Body)
+		}
+		s.Respond(nil)
+	}
+	if len(bodies) != 2 || string(bodies[0]) != "first\r\n" || string(bodies[1]) != "second\r\n" {
+		t.Fatalf("bodies %q", bodies)
+	}
+	out := drain(s)
+	if strings.Count(out, "250 2.0.0 OK\r\n") != 2 {
+		t.Fatalf("out %q", out)
+	}
+}
+
+func TestUnlimitedBadCommands(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxBadCommands = -1
+	s := NewSession(cfg)
+	_, ev := s.Feed([]byte(strings.Repeat("BOGUS\r\n", 100)))
+	if ev.Kind != EventNone || s.Closed() || strings.Count(drain(s), "500 5.5.2") != 100 {
+		t.Fatal("session closed with MaxBadCommands < 0")
+	}
+	s.Timeout()
+	s.Timeout()
+	if out := drain(s); out != "421 4.4.2 mx.gannet.test Error: timeout exceeded\r\n" {
+		t.Fatalf("timeout: %q", out)
+	}
+	if n, ev := s.Feed([]byte("NOOP\r\n")); n != 6 || ev.Kind != EventClose {
+		t.Fatal("closed session does not say so")
+	}
+}
+
+// Commands that need no event cost no allocation.
+func TestCommandsDoNotAllocate(t *testing.T) {
+	s := NewSession(testConfig())
+	s.Feed([]byte("EHLO c.example\r\n"))
+	drain(s)
+	in := []byte("NOOP\r\nRSET\r\nVRFY x\r\nRCPT TO:<b@d.example>\r\nBOGUS\r\n")
+	cfgBad := s.maxBad
+	s.maxBad = -1
+	allocs := testing.AllocsPerRun(100, func() {
+		s.Feed(in)
+		s.ConsumeOutput(len(s.Output()))
+	})
+	s.maxBad = cfgBad
+	if allocs != 0 {
+		t.Errorf("%.1f allocations per run", allocs)
+	}
+}
+
+// runFuzzSession plays data against a session, cut at points from rng, with
+// a host that answers events from the data itself.
+func runFuzzSession(t *testing.T, data []byte, seed uint64) {
+	cfg := &ServerConfig{
+		Hostname: "mx.gannet.test", MaxMessageSize: 300, MaxRecipients: 3, MaxBadCommands: -1,
+		StartTLS: true, AuthMechs: []string{"PLAIN", "LOGIN", "CRAM-MD5"},
+		CRAMChallenge: func() string { return "<1.2@mx.gannet.test>" },
+	}
+	if seed%2 == 1 {
+		cfg.BareLF = BareLFReject
+		cfg.MaxBadCommands = 5
+	}
+	s := NewSession(cfg)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	var buf []byte
+	check := func() {
+		o := s.Output()
+		if _, err := checkWellFormed(o); err != nil {
+			t.Fatalf("malformed output %q: %v", o, err)
+		}
+		s.ConsumeOutput(len(o))
+	}
+	for len(data) > 0 && !s.Closed() {
+		k := 1 + rng.IntN(min(len(data), 64))
+		buf = append(buf, data[:k]...)
+		data = data[k:]
+		for steps := 0; ; steps++ {
+			if steps > 10000 {
+				t.Fatal("Feed makes no progress")
+			}
+			n, ev := s.Feed(buf)
+			if n < 0 || n > len(buf) || ev.Kind == EventNone && n != len(buf) {
+				t.Fatalf("Feed: n=%d of %d, %v", n, len(buf), ev.Kind)
+			}
+			buf = buf[n:]
+			check()
+			if ev.Kind == EventNone {
+				break
+			}
+			switch ev.Kind {
+			case EventStartTLS:
+				buf = buf[:0]
+				s.TLSStarted()
+			case EventQuit, EventClose:
+				return
+			case EventMessage:
+				if int64(len(ev.Body)) > cfg.MaxMessageSize {
+					t.Fatalf("body of %d bytes over the limit", len(ev.Body))
+				}
+			}
+			if ev.Kind.WantsResponse() {
+				switch rng.IntN(3) {
+				case 0:
+					s.Respond(nil)
+				case 1:
+					s.Respond(&ReplyRelayDenied)
+				default:
+					s.Respond(&Reply{Code: 250, Enhanced: "2.0.0", Lines: []string{"OK id=x\r\n250 evil"}})
+				}
+				check()
+			}
+		}
+	}
+}
+
+func FuzzSession(f *testing.F) {
+	for _, s := range []string{
+		"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n",
+		"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nBDAT 3 LAST\r\nabc",
+		"EHLO x\r\nAUTH PLAIN\r\nAHUAcA==\r\nAUTH LOGIN\r\n*\r\nAUTH CRAM-MD5\r\ndSAwMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Njc4OWFiY2RlZg==\r\n",
+		"EHLO x\r\nSTARTTLS\r\nEHLO y\r\n",
+		"HELO x\n\nMAIL FROM:<\xff>\r\nDATA\r\n\n.\n\r\n.\r\n",
+	} {
+		f.Add([]byte(s), uint64(0))
+	}
+	// Every transcript's client bytes are seeds too.
+	files, _ := filepath.Glob("testdata/transcripts/*.txt")
+	for i, name := range files {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		var seed []byte
+		for _, l := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(l, "C: ") {
+				seed = append(seed, l[3:]+"\r\n"...)
+			} else if strings.HasPrefix(l, "R: ") {
+				seed = append(seed, strings.NewReplacer(`\r`, "\r", `\n`, "\n").Replace(l[3:])...)
+			}
+		}
+		f.Add(seed, uint64(i))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, seed uint64) {
+		runFuzzSession(t, data, seed)
+	})
+}
+
+func BenchmarkSessionTransaction(b *testing.B) {
+	body := benchBody(2 << 10)
+	var in []byte
+	in = append(in, "MAIL FROM:<sender@client.example.test> SIZE=2100 BODY=8BITMIME\r\n"...)
+	in = append(in, "RCPT TO:<recipient@dest.example.test>\r\nDATA\r\n"...)
+	in = AppendDotStuffed(in, body)
+	s := NewSession(testConfig())
+	s.Feed([]byte("EHLO client.example.test\r\n"))
+	drain(s)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		p := in
+		for len(p) > 0 {
+			n, ev := s.Feed(p)
+			p = p[n:]
+			if ev.Kind.WantsResponse() {
+				s.Respond(nil)
+			}
+			if ev.Kind == EventMessage {
+				s.RecycleBody(ev.Body)
+			}
+		}
+		if out := s.Output(); !bytes.HasSuffix(out, []byte("250 2.0.0 OK\r\n")) {
+			b.Fatalf("out %q", out)
+		}
+		s.ConsumeOutput(len(s.Output()))
+	}
+}
