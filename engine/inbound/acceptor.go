@@ -1,0 +1,49 @@
+package inbound
+
+import (
+	"context"
+	"crypto/tls"
+	"net/netip"
+
+	"gannet/smtpwire"
+)
+
+// Acceptor is what the listener needs from the rest of the engine: a place to
+// make messages durable. It is declared here, by its consumer.
+type Acceptor interface {
+	// Accept makes the message durable and returns the reply for the final
+	// "." ("250 2.0.0 OK id=<ID>") or a refusal (452 4.3.1 when the spool
+	// cannot take it). It runs on a worker goroutine, never on an event loop,
+	// and may block until the spool has synced. in.Body belongs to the
+	// Acceptor from then on. The engine prepends in.ReceivedHeader.
+	Accept(ctx context.Context, in *Incoming) smtpwire.Reply
+	// CheckMail is called at MAIL FROM, on the event loop, so it must not
+	// block: nil accepts, a reply refuses (queue full → 452 4.3.1).
+	// in.Envelope holds the sender and the session facts; no recipients yet.
+	CheckMail(in *Incoming) *smtpwire.Reply
+}
+
+// Incoming is one received message (or, for CheckMail, the transaction as
+// far as MAIL FROM) with the facts about the session that carried it.
+type Incoming struct {
+	Listener string         // ListenerConfig.Name
+	Hostname string         // ListenerConfig.Hostname, the "by" of Received
+	Peer     netip.AddrPort // the client
+	Local    netip.AddrPort // our side of the connection
+	Envelope *smtpwire.Envelope
+	Body     []byte // dot-unstuffed, CRLF line ends, no Received header yet
+	// TLS is the session's TLS state; nil for plaintext sessions.
+	TLS *tls.ConnectionState
+	// AuthUser and Tenant are what the Authenticator returned for the
+	// session's successful AUTH; empty when the client did not authenticate.
+	AuthUser string
+	Tenant   string
+}
+
+// Authenticator checks AUTH credentials for the listener (RFC 4954). It runs
+// on a worker goroutine: a password hash may take milliseconds. For CRAM-MD5,
+// cred.VerifyCRAMMD5(secret) checks the digest. ok false refuses with
+// 535 5.7.8; user names the account, tenant its tenant (may be "").
+type Authenticator interface {
+	Authenticate(ctx context.Context, cred smtpwire.AuthCredentials) (user, tenant string, ok bool)
+}

@@ -1,0 +1,451 @@
+package inbound
+
+import (
+	"context"
+	"crypto/tls"
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"gannet/smtpwire"
+)
+
+// Limits on what one connection may leave buffered.
+const (
+	// maxOutbound is how many reply bytes may wait for a client that does
+	// not read them; past it the client is dropped. Replies to a legitimate
+	// pipelined batch are a few hundred bytes.
+	maxOutbound = 1 << 20
+	// extraInbound is how far past MaxMessageSize a client may run ahead
+	// (pipelined commands, a next BDAT chunk) while its message is with a
+	// worker. gnet keeps reading into its buffer meanwhile.
+	extraInbound = 256 << 10
+)
+
+// conn is the state of one SMTP connection. Everything except deadline and
+// timeoutQueued is touched only on the connection's event loop: in gnet
+// callbacks and in runnables queued with onLoop.
+type conn struct {
+	l     *listener
+	c     gnet.Conn
+	sess  *smtpwire.Session
+	peer  netip.AddrPort
+	local netip.AddrPort
+	relay bool // peer is inside RelayHosts
+
+	busy    bool // a worker holds the pending event; parsing is paused
+	closing bool // QUIT, 421 or an error: flush and close
+	closed  bool // OnClose ran; late runnables do nothing
+
+	// What the session waits for, as far as the host can tell (the session
+	// does not export its state): inTxn from an accepted MAIL until the
+	// message is answered or EHLO/STARTTLS resets it (RSET is not seen);
+	// inData while the last reply sent was the 354 of DATA.
+	inTxn  bool
+	inData bool
+
+	authUser, tenant string
+	tls              *tlsConn  // nil: plaintext
+	mailIn           *Incoming // reused for CheckMail
+
+	// deadline is when the current wait (command, data, idle) expires, in
+	// Unix nanoseconds of the server clock; 0 while a worker is busy.
+	deadline      atomic.Int64
+	timeoutQueued atomic.Bool
+	started       int64 // connection start, Unix nanoseconds
+}
+
+func newConn(l *listener, c gnet.Conn, peer, local netip.AddrPort) *conn {
+	st := &conn{l: l, c: c, peer: peer, local: local}
+	st.relay = l.mayRelay(peer.Addr())
+	cfg := l.sessCfg[0]
+	if st.relay {
+		cfg = l.sessCfg[1]
+	}
+	st.sess = smtpwire.NewSession(cfg)
+	st.started = l.srv.now().UnixNano()
+	return st
+}
+
+// onTraffic handles readable bytes: while a worker holds the session they
+// stay in gnet's buffer (bounded); otherwise they are parsed.
+func (st *conn) onTraffic() gnet.Action {
+	if st.closing {
+		_, _ = st.c.Discard(-1)
+		return gnet.None
+	}
+	if st.tls != nil {
+		return st.tlsTraffic()
+	}
+	if st.busy {
+		if st.c.InboundBuffered() > int(st.l.cfg.MaxMessageSize)+extraInbound {
+			st.l.srv.log.Debug("client ran too far ahead", "listener", st.l.name, "peer", st.peer.String())
+			return gnet.Close
+		}
+		return gnet.None
+	}
+	st.process()
+	if st.closing {
+		return gnet.Close
+	}
+	return gnet.None
+}
+
+// input returns the unparsed plaintext; consume drops the first n bytes.
+func (st *conn) input() []byte {
+	if st.tls != nil {
+		return st.tls.plainInput()
+	}
+	b, _ := st.c.Peek(-1)
+	return b
+}
+
+func (st *conn) consume(n int) {
+	if n <= 0 {
+		return
+	}
+	if st.tls != nil {
+		st.tls.consumePlain(n)
+		return
+	}
+	_, _ = st.c.Discard(n)
+}
+
+// process feeds buffered input to the session until it needs more input, a
+// worker takes over, or the session ends; then writes all replies produced
+// in one write (RFC 2920: replies to a pipelined batch go out together).
+func (st *conn) process() {
+	for !st.busy && !st.closing && !st.closed {
+		// Feed is called even with no input after an event: the session
+		// may finish a step (e.g. "BDAT 0 LAST") without new bytes.
+		n, ev := st.sess.Feed(st.input())
+		st.consume(n)
+		if ev.Kind == smtpwire.EventNone {
+			break // all consumed, or a partial line kept by the session
+		}
+		st.handle(ev)
+	}
+	st.flush()
+	if st.closed {
+		return
+	}
+	if !st.closing && st.l.srv.draining.Load() {
+		st.drainIfIdle()
+	}
+	st.setDeadline()
+}
+
+// handle answers one session event.
+func (st *conn) handle(ev smtpwire.Event) {
+	switch ev.Kind {
+	case smtpwire.EventHello:
+		st.inTxn = false // EHLO resets the transaction (RFC 5321 §4.1.4)
+	case smtpwire.EventMail:
+		r := st.checkMail(ev)
+		st.inTxn = r == nil || r.Positive()
+		st.sess.Respond(r)
+	case smtpwire.EventRcpt:
+		st.sess.Respond(st.checkRcpt(ev))
+	case smtpwire.EventMessage:
+		st.submitMessage(ev)
+	case smtpwire.EventAuth:
+		st.submitAuth(ev)
+	case smtpwire.EventStartTLS:
+		// The 220 is in the session's output. Everything the client sent
+		// after STARTTLS is discarded unread (RFC 3207 §4.2, the
+		// CVE-2011-0411 command injection), then the handshake starts.
+		st.flush()
+		st.inTxn = false
+		if st.tls != nil || st.l.cfg.TLSConfig == nil {
+			st.closing = true // the session should never offer it twice
+			return
+		}
+		_, _ = st.c.Discard(-1)
+		st.startTLS()
+	case smtpwire.EventQuit, smtpwire.EventClose:
+		st.closing = true
+	}
+}
+
+// checkMail runs the Acceptor's MAIL FROM check. The Incoming is reused
+// for every MAIL of the connection: CheckMail must not keep it.
+func (st *conn) checkMail(ev smtpwire.Event) *smtpwire.Reply {
+	if st.mailIn == nil {
+		st.mailIn = new(Incoming)
+	}
+	*st.mailIn = *st.incoming(ev.Envelope, nil)
+	r := st.l.srv.acc.CheckMail(st.mailIn)
+	st.mailIn.Envelope = nil // it points into the session
+	return r
+}
+
+// checkRcpt is the relay control: a client inside RelayHosts, or one that
+// authenticated, may send to any domain; any other gets 554 5.7.1 (the
+// contract's "relay denied"; Gannet has no local domains).
+func (st *conn) checkRcpt(ev smtpwire.Event) *smtpwire.Reply {
+	if st.relay || st.authUser != "" {
+		return nil
+	}
+	return &smtpwire.ReplyRelayDenied
+}
+
+// incoming describes the session's transaction to the Acceptor.
+func (st *conn) incoming(env *smtpwire.Envelope, body []byte) *Incoming {
+	return &Incoming{
+		Listener: st.l.name,
+		Hostname: st.l.cfg.Hostname,
+		Peer:     st.peer,
+		Local:    st.local,
+		Envelope: env,
+		Body:     body,
+		TLS:      st.tlsState(),
+		AuthUser: st.authUser,
+		Tenant:   st.tenant,
+	}
+}
+
+func (st *conn) tlsState() *tls.ConnectionState {
+	if st.tls == nil || st.tls.state == nil {
+		return nil
+	}
+	return st.tls.state
+}
+
+// submitMessage hands a complete message to a worker. Parsing stops until
+// the worker's reply is back on the loop; bytes the client pipelined behind
+// the message stay in gnet's inbound buffer meanwhile.
+func (st *conn) submitMessage(ev smtpwire.Event) {
+	in := st.incoming(ev.Envelope, ev.Body)
+	srv := st.l.srv
+	st.inTxn, st.inData = false, false
+	st.runWorker(func(ctx context.Context) func() {
+		r := srv.accept(ctx, in)
+		return func() {
+			if r.Positive() {
+				srv.metrics.Received(st.l.name, len(in.Body))
+			}
+			st.sess.Respond(&r)
+		}
+	}, &smtpwire.Reply{Code: 451, Enhanced: "4.3.2", Lines: []string{"Server busy, try again later"}})
+}
+
+// submitAuth checks AUTH credentials on a worker: a password hash costs
+// milliseconds, too long for an event loop.
+func (st *conn) submitAuth(ev smtpwire.Event) {
+	srv := st.l.srv
+	if srv.auth == nil || ev.Auth == nil {
+		st.sess.Respond(&smtpwire.ReplyAuthMechanism)
+		return
+	}
+	cred := *ev.Auth // ev.Auth points into the session
+	st.runWorker(func(ctx context.Context) func() {
+		user, tenant, ok := srv.authenticate(ctx, cred)
+		return func() {
+			if !ok {
+				srv.log.Info("AUTH failed", "listener", st.l.name, "peer", st.peer.String(), "user", cred.Username, "mechanism", cred.Mechanism)
+				st.sess.Respond(&smtpwire.ReplyAuthFailed)
+				return
+			}
+			st.authUser, st.tenant = user, tenant
+			st.sess.Respond(nil)
+		}
+	}, &smtpwire.Reply{Code: 454, Enhanced: "4.7.0", Lines: []string{"Temporary authentication failure"}})
+}
+
+// runWorker runs job on the worker pool; the function job returns is then
+// run on the connection's event loop, followed by parsing whatever the
+// client pipelined meanwhile. When the pool is full, busy is answered at
+// once instead.
+func (st *conn) runWorker(job func(ctx context.Context) func(), busy *smtpwire.Reply) {
+	srv := st.l.srv
+	st.busy = true
+	st.deadline.Store(0)
+	srv.inflight.Add(1)
+	err := srv.pool.Submit(func() {
+		back := job(context.Background())
+		// Execute either queues the closure (which then always runs, and
+		// marks the job done) or fails because the engine is stopping.
+		queued := st.onLoopThen(func() {
+			st.busy = false
+			back()
+			st.process()
+		}, srv.inflight.Done)
+		if !queued {
+			srv.inflight.Done()
+		}
+	})
+	if err != nil {
+		srv.inflight.Done()
+		st.busy = false
+		srv.log.Warn("worker pool full", "listener", st.l.name, "err", err)
+		st.sess.Respond(busy)
+	}
+}
+
+// onLoop queues fn to run on the connection's event loop (from any
+// goroutine, or from the loop itself for later). fn does not run when the
+// connection has closed meanwhile; when fn leaves the connection closing,
+// it is flushed and closed. It reports whether fn was queued; it is not
+// when the engine is shutting down.
+func (st *conn) onLoop(fn func()) bool {
+	return st.onLoopThen(fn, nil)
+}
+
+// onLoopThen is onLoop with an after function that runs on the loop in
+// every case, closed connection or not.
+func (st *conn) onLoopThen(fn, after func()) bool {
+	err := st.c.EventLoop().Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+		if after != nil {
+			defer after()
+		}
+		if st.closed {
+			return nil
+		}
+		fn()
+		if st.closing && !st.closed {
+			st.closeNow()
+		}
+		return nil
+	}))
+	return err == nil
+}
+
+// flush writes the session's pending replies in one write.
+func (st *conn) flush() {
+	if st.closed {
+		return
+	}
+	out := st.sess.Output()
+	if len(out) == 0 {
+		return
+	}
+	countErrors(out, st.l.srv.metrics, st.l.name)
+	st.inData = lastReplyIs354(out)
+	st.write(out)
+	st.sess.ConsumeOutput(len(out))
+	if !st.closed && st.c.OutboundBuffered() > maxOutbound {
+		// The client does not read its replies; stop serving it.
+		st.closing = true
+	}
+}
+
+// write sends plaintext bytes, through TLS when the session has it. gnet
+// copies or writes them before returning.
+func (st *conn) write(b []byte) {
+	if st.tls != nil {
+		st.tls.writePlain(b)
+		return
+	}
+	_, _ = st.c.Write(b)
+}
+
+// closeNow flushes and closes the connection; only from a runnable queued
+// with onLoop (gnet callbacks return gnet.Close instead).
+func (st *conn) closeNow() {
+	if st.closed {
+		return
+	}
+	st.closing = true
+	st.flush()
+	if st.tls != nil {
+		st.tls.closeNotify()
+	}
+	_ = st.c.EventLoop().Close(st.c)
+}
+
+// onClose runs in gnet's OnClose.
+func (st *conn) onClose(err error) {
+	st.closed = true
+	st.deadline.Store(0)
+	if st.tls != nil {
+		st.tls.abort()
+	}
+	if err != nil {
+		st.l.srv.log.Debug("connection closed", "listener", st.l.name, "peer", st.peer.String(), "err", err)
+	}
+}
+
+// setDeadline arms the timeout for what the session waits for now.
+func (st *conn) setDeadline() {
+	if st.busy || st.closing || st.closed {
+		st.deadline.Store(0)
+		return
+	}
+	cfg := &st.l.cfg
+	d := cfg.IdleTimeout
+	switch {
+	case st.inData:
+		d = cfg.DataTimeout
+	case st.inTxn:
+		d = cfg.CommandTimeout
+	}
+	if st.tls != nil && !st.tls.ready {
+		d = cfg.CommandTimeout
+	}
+	at := st.l.srv.now().UnixNano() + int64(d)
+	if cfg.SessionTimeout > 0 {
+		at = min(at, st.started+int64(cfg.SessionTimeout))
+	}
+	st.deadline.Store(at)
+	st.timeoutQueued.Store(false)
+}
+
+// expire runs on the loop when the sweep found the deadline passed: the
+// session says "421 4.4.2 … timeout" and the connection closes.
+func (st *conn) expire() {
+	st.timeoutQueued.Store(false)
+	if st.closed || st.closing || st.busy {
+		return
+	}
+	if d := st.deadline.Load(); d == 0 || st.l.srv.now().UnixNano() < d {
+		return // the client sent something since the sweep looked
+	}
+	st.l.srv.log.Debug("session timeout", "listener", st.l.name, "peer", st.peer.String())
+	st.closing = true
+	if st.tls != nil && !st.tls.ready {
+		return // no session to speak for during the handshake
+	}
+	st.sess.Timeout()
+	st.flush()
+}
+
+// drainIfIdle runs on the loop while the server stops: a session between
+// transactions is told 421 4.3.2 and closed; one inside a transaction is
+// left to finish it.
+func (st *conn) drainIfIdle() {
+	if st.closed || st.closing || st.busy || st.inTxn {
+		return
+	}
+	if st.tls != nil && !st.tls.ready {
+		return
+	}
+	st.l.srv.metrics.ErrorIn(st.l.name, 421)
+	st.write(st.l.reply(421, "4.3.2", st.l.cfg.Hostname+" Service shutting down"))
+	st.closing = true
+}
+
+// countErrors counts the 4xx and 5xx replies in out (the last line of each
+// reply: "NNN " rather than "NNN-").
+func countErrors(out []byte, m Metrics, listener string) {
+	lineStart := true
+	for i := 0; i < len(out); i++ {
+		if lineStart && (out[i] == '4' || out[i] == '5') && i+3 < len(out) && out[i+3] == ' ' {
+			m.ErrorIn(listener, int(out[i]-'0')*100+int(out[i+1]-'0')*10+int(out[i+2]-'0'))
+		}
+		lineStart = out[i] == '\n'
+	}
+}
+
+// lastReplyIs354 reports whether the last reply in out is 354: the session
+// now reads a DATA body (it writes nothing more until the body ends).
+func lastReplyIs354(out []byte) bool {
+	if len(out) < 6 {
+		return false
+	}
+	i := len(out) - 2 // the final CRLF
+	for i > 0 && out[i-1] != '\n' {
+		i--
+	}
+	return len(out)-i >= 4 && out[i] == '3' && out[i+1] == '5' && out[i+2] == '4'
+}

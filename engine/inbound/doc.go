@@ -1,0 +1,78 @@
+// Package inbound is Gannet's SMTP listener: the protocol state machine of
+// package smtpwire running inside gnet event loops.
+//
+// # Shape
+//
+// Each ListenerConfig gets its own gnet engine (gnet.Run with multicore,
+// SO_REUSEADDR and the ticker on), so every callback knows its listener's
+// configuration without looking at addresses. gnet reports the configured
+// address even for "host:0", so Start asks the kernel: it duplicates the
+// listening descriptor (Engine.Dup) and calls getsockname; Server.Addrs
+// returns the result.
+//
+// A connection's state (conn) lives in the gnet.Conn context and is touched
+// only on its event loop. OnTraffic peeks at all buffered bytes, feeds them to
+// the smtpwire.Session in a loop and answers the events the session raises;
+// the replies of one batch go out in one write (RFC 2920 pipelining). Bytes
+// the session has not consumed stay in gnet's inbound buffer.
+//
+// # Hand-off
+//
+// The loop never blocks. When the session raises EventMessage (the final
+// "." or the last BDAT chunk), the connection is marked busy, parsing stops
+// and the message goes to the server's ants pool (non-blocking: a full pool
+// answers 451 4.3.2; importing gnet releases ants' default pool, so the
+// server makes its own). The worker calls Acceptor.Accept, which returns when
+// the message is durable, then queues a closure on the connection's loop with
+// EventLoop.Execute. On the loop the closure gives the reply to the session
+// (Session.Respond), clears busy and parses whatever the client pipelined
+// meanwhile; the reply and the answers to that batch leave in one write, so
+// ordering holds by construction. (Execute rather than AsyncWrite plus its
+// callback: the reply must pass through Session.Respond, which is not safe
+// off the loop, so the write happens in the closure anyway.) AUTH checks take
+// the same path, since a password hash costs milliseconds.
+//
+// # Timeouts
+//
+// gnet has no deadlines. Each connection keeps an atomic deadline, set after
+// every batch from what the session waits for: IdleTimeout outside a
+// transaction, CommandTimeout inside one, DataTimeout during a DATA or BDAT
+// body, capped by SessionTimeout; none while a worker holds the session. The
+// listener's OnTick (on gnet's ticker goroutine) sweeps the registry of live
+// connections and queues a check on the loop of each one past its deadline;
+// the check writes "421 4.4.2" (Session.Timeout) and closes.
+//
+// # TLS
+//
+// gnet has no TLS. STARTTLS (RFC 3207) and implicit TLS (RFC 8314) keep the
+// connection on its loop (design (a) of the library notes), rather than
+// duplicating the socket onto a goroutine per TLS session (design (b)):
+// one lifecycle, one registry, one set of limits and timeouts for every
+// connection, and no goroutine per idle TLS client. A cipherPipe is the
+// net.Conn under tls.Server: the loop pushes the ciphertext gnet read into it.
+// The handshake runs on a short-lived goroutine bounded by CommandTimeout;
+// its writes go out with AsyncWrite. Its result comes back to the loop with
+// Execute; from then on the loop decrypts on demand, pulling records from the
+// tls.Conn until the pipe answers "would block" — a temporary net.Error,
+// after which crypto/tls keeps the connection and the partial record
+// (TestTLSRecordsSplitAcrossReads guards that behaviour across Go upgrades).
+// After the 220 to STARTTLS every byte already buffered is discarded unread
+// (RFC 3207 §4.2; the CVE-2011-0411 command injection), and the session
+// forgets EHLO, AUTH and the transaction (Session.TLSStarted). TLS 1.2 is the
+// minimum unless the configuration says otherwise.
+//
+// # Relay control and AUTH
+//
+// A client whose address is inside RelayHosts may relay anywhere. Otherwise,
+// when AUTH is offered it must authenticate before MAIL (530 5.7.0); when it
+// is not, its recipients are refused with 554 5.7.1. AUTH is offered only when
+// the server has an Authenticator and, with AuthRequireTLS, only under TLS.
+//
+// # Draining
+//
+// Stop answers new connections 421 4.3.2, tells sessions between
+// transactions the same, lets transactions in progress finish (their final
+// reply is sent, then the 421), waits for the workers, and then stops the
+// engines; gnet's Stop is a hard close of whatever is left when the context
+// ends.
+package inbound
