@@ -4,19 +4,58 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
+	"time"
 
+	"gannet/engine"
 	"gannet/engine/config"
 )
 
 // run runs the relay with cfg until ctx is cancelled (SIGTERM or SIGINT),
-// then shuts down cleanly. cfg.File is the config path ("" for the default
-// config), for reloading on SIGHUP. Logs go to stderr.
-//
-// PLACEHOLDER: the lead wires the engine here; this body only waits.
+// then shuts down cleanly: the listeners stop taking mail, in-flight
+// transactions finish (up to 30 seconds), and the spool is closed. SIGHUP
+// reloads what can change without a restart. Logs go to stderr.
 func run(ctx context.Context, cfg *config.Config) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	log.Warn("engine not wired yet", "config", cfg.File)
-	<-ctx.Done()
+	e, err := engine.New(cfg, engine.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	if err := e.Start(); err != nil {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = e.Stop(stopCtx)
+		return err
+	}
+	log.Info("gannet running", "config", configName(cfg))
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			log.Info("SIGHUP: reloading")
+			e.Reload()
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
 	log.Info("stopping")
+	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := e.Stop(stopCtx); err != nil {
+		log.Error("stop", "err", err)
+	}
+	log.Info("stopped")
 	return nil
+}
+
+func configName(cfg *config.Config) string {
+	if cfg.File == "" {
+		return "embedded default"
+	}
+	return cfg.File
 }

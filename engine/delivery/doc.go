@@ -1,0 +1,39 @@
+// Package delivery is Gannet's delivery loop: it takes spooled messages
+// and drives them to their destinations, records every outcome and keeps
+// the spool up to date.
+//
+//	Enqueue(msg) ─▶ work items, one per (message, destination domain)
+//	    ─▶ scheduled (queue.Scheduler: due now, or at the retry time)
+//	    ─▶ due: Router.Resolve(domain) (bounded concurrency; skipped with RelayTo)
+//	    ─▶ ready queue of the MX site (high priority first, bulk never starved)
+//	    ─▶ site workers, at most Limits.Connections per site
+//	    ─▶ Store.Body, Transport.Deliver (one transaction for all the
+//	       message's recipients at that domain)
+//	    ─▶ outcome per recipient ─▶ Store.Update / Store.Remove ─▶ log records
+//	    ─▶ deferred recipients scheduled again per the RetryPolicy
+//
+// A work item holds indexes of the message's recipients, not the body: the
+// body is read from the Store once per transaction and dropped after it,
+// so waiting messages cost only their metadata. The items of one message
+// (one per domain) run concurrently and share the message's metadata under
+// a per-message lock; the spool update for an outcome is made under it.
+//
+// Outcomes: a 2xx to the final "." makes the recipient Delivered (Delivery
+// record, latency to the Metrics hook), a 5xx Bounced (Bounce record with a
+// classification), anything else is deferred (TransientFailure record) and
+// retried after RetryPolicy.Delay(attempts) — retry_interval doubling up to
+// max_retry_interval. When the next retry would come after max_retry_age
+// since reception, the recipient expires instead (Expiration record, RFC
+// 5321 §4.5.4.1). DNS failures count as attempts too: a permanent
+// *resolver.Error bounces with its code (null MX 556 5.1.10, NXDOMAIN 550
+// 5.1.2), any other error defers with it (451 4.4.3). When every recipient
+// of a message is final, the message is removed from the spool.
+//
+// Records are written after the spool update, so a crash in between can
+// repeat an attempt (at-least-once delivery) but never lose one.
+//
+// Stop stops taking work, lets the transactions in flight finish (or
+// aborts them when its context ends: their recipients stay pending), and
+// closes the Transport. Everything not delivered is in the spool; at the
+// next start the engine hands every message from Spool.Scan to Enqueue.
+package delivery

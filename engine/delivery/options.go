@@ -1,0 +1,88 @@
+package delivery
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"gannet/engine/outbound"
+	"gannet/queue"
+	"gannet/resolver"
+	"gannet/smtpwire"
+)
+
+// Store is what delivery needs of the spool (*queue.Spool has it).
+type Store interface {
+	// Body returns the message body; delivery reads it once per
+	// transaction and keeps no body of a waiting message in memory.
+	Body(m *queue.Message) ([]byte, error)
+	// Update persists recipient states, attempts and the next due time.
+	Update(m *queue.Message) error
+	// Remove drops a message whose every recipient is final.
+	Remove(id string) error
+}
+
+// Router resolves a destination domain to its MX route (*resolver.Resolver
+// has it). Errors that are a *resolver.Error carry the reply code to bounce
+// or defer with.
+type Router interface {
+	Resolve(ctx context.Context, domain string) (*resolver.Route, error)
+}
+
+// Transport runs one SMTP transaction (*outbound.Manager has it).
+type Transport interface {
+	Deliver(ctx context.Context, route *resolver.Route, env *outbound.Envelope) outbound.Outcome
+	Close() error
+}
+
+// Metrics receives counts and latencies; every method must be cheap and
+// safe for concurrent use. Nil in Options: none.
+type Metrics interface {
+	// Delivered is called per delivered recipient with the time from
+	// reception (Message.Created) to delivery.
+	Delivered(latency time.Duration)
+	Bounced()          // per bounced recipient
+	TransientFailure() // per deferred recipient
+	Expired()          // per expired recipient
+}
+
+// Options configure a Loop.
+type Options struct {
+	Store     Store     // required
+	Transport Transport // required
+	// Router resolves domains; not needed when RelayTo is set.
+	Router Router
+	// RelayTo ([delivery] relay_to, "host:port"): every domain routes to
+	// this smarthost without a DNS lookup; the site key is RelayTo. The
+	// Transport must be configured with the same value.
+	RelayTo string
+	// Retry is the retry schedule and the maximum age ([queue]
+	// retry_interval, max_retry_interval, max_retry_age).
+	Retry queue.RetryPolicy
+	// Limits returns the shaping of a site: Connections is the number of
+	// workers (and so of simultaneous transactions) per site. Nil: 10.
+	Limits func(site, domain string) outbound.Limits
+	// Record receives one log record per outcome (Delivery, Bounce,
+	// TransientFailure, Expiration). Nil: none.
+	Record Recorder
+	// Classify names the bounce_classification of a Bounce record. Nil:
+	// Classify (by enhanced status code).
+	Classify func(smtpwire.Reply) string
+	// Metrics receives counters and the delivery latency. Nil: none.
+	Metrics Metrics
+	// Clock is the time source (queue.SystemClock()); tests use a
+	// queue.FakeClock.
+	Clock queue.Clock
+	// ResolveConcurrency bounds the DNS lookups in flight (16).
+	ResolveConcurrency int
+	// Logger receives errors that have no record (spool update failures).
+	// Nil: slog.Default().
+	Logger *slog.Logger
+}
+
+type nopMetrics struct{}
+
+func (nopMetrics) Delivered(time.Duration) {}
+func (nopMetrics) Bounced()                {}
+func (nopMetrics) TransientFailure()       {}
+func (nopMetrics) Expired()                {}

@@ -1,0 +1,157 @@
+package delivery
+
+import (
+	"time"
+
+	"gannet/engine/outbound"
+	"gannet/queue"
+	"gannet/smtpwire"
+)
+
+// applyAll gives every pending recipient of the item the same status and
+// reply (a DNS failure, an address without a domain).
+func (l *Loop) applyAll(it *workItem, st outbound.Status, rep smtpwire.Reply) {
+	ms := it.ms
+	ms.mu.Lock()
+	var idx []int
+	var out outbound.Outcome
+	for _, i := range it.rcpts {
+		if ms.m.Recipients[i].State == queue.Pending {
+			idx = append(idx, i)
+			out.Results = append(out.Results, outbound.Result{Rcpt: ms.m.Recipients[i].Addr, Status: st, Reply: rep})
+		}
+	}
+	ms.mu.Unlock()
+	l.apply(it, idx, out)
+}
+
+// apply records the outcome of one attempt of a work item: per recipient
+// the new state, attempts and last reply; then either a retry of the
+// deferred ones (RetryPolicy: retry_interval doubling up to
+// max_retry_interval) or, past max_retry_age, their expiry; then the spool
+// (Update, or Remove when every recipient is final) and, once that is
+// durable, the log records.
+func (l *Loop) apply(it *workItem, idx []int, out outbound.Outcome) {
+	now := l.clock.Now()
+	ms := it.ms
+	var recs []record
+	var retry *workItem
+	var retryAt time.Time
+
+	ms.mu.Lock()
+	m := ms.m
+	if len(idx) > 0 {
+		m.Attempts++
+	}
+	var deferred []int
+	lastAttempts := 0
+	if len(out.Results) != len(idx) {
+		// A Transport must answer for every recipient; treat the missing
+		// ones as deferred rather than lose them.
+		res := make([]outbound.Result, len(idx))
+		for k := range res {
+			res[k] = outbound.Result{Status: outbound.Transient,
+				Reply: smtpwire.Reply{Code: 451, Enhanced: "4.3.0", Lines: []string{"no result for this recipient"}}}
+			if k < len(out.Results) {
+				res[k] = out.Results[k]
+			}
+		}
+		out.Results = res
+	}
+	for k, r := range out.Results {
+		i := idx[k]
+		rc := &m.Recipients[i]
+		if rc.State != queue.Pending {
+			continue
+		}
+		rc.Attempts++
+		rc.LastReply = r.Reply.String()
+		switch r.Status {
+		case outbound.Delivered:
+			rc.State = queue.Delivered
+			recs = append(recs, record{kind: kindDelivery, rcpt: i, result: r})
+		case outbound.Bounced:
+			rc.State = queue.Bounced
+			recs = append(recs, record{kind: kindBounce, rcpt: i, result: r})
+		default:
+			deferred = append(deferred, i)
+			lastAttempts = max(lastAttempts, rc.Attempts)
+			recs = append(recs, record{kind: kindTransient, rcpt: i, result: r})
+		}
+	}
+	if len(deferred) > 0 {
+		if due, ok := l.opts.Retry.Next(m.Created, now, lastAttempts); ok {
+			retry = &workItem{ms: ms, domain: it.domain, rcpts: deferred}
+			retryAt = due
+			if ms.due == nil {
+				ms.due = make(map[string]time.Time)
+			}
+			ms.due[it.domain] = due
+		} else {
+			// Too old for another attempt (RFC 5321 §4.5.4.1): expire. The
+			// attempt's TransientFailure records are replaced by Expiration.
+			kept := recs[:0]
+			for _, rc := range recs {
+				if rc.kind == kindTransient {
+					m.Recipients[rc.rcpt].State = queue.Expired
+					rc.kind = kindExpiration
+				}
+				kept = append(kept, rc)
+			}
+			recs = kept
+		}
+	}
+	if retry == nil {
+		ms.items--
+		delete(ms.due, it.domain)
+	}
+	m.NextDue = time.Time{}
+	for _, d := range ms.due {
+		if m.NextDue.IsZero() || d.Before(m.NextDue) {
+			m.NextDue = d
+		}
+	}
+	done := m.Done()
+	var err error
+	if done {
+		err = l.opts.Store.Remove(m.ID)
+	} else {
+		err = l.opts.Store.Update(m)
+	}
+	// The records are made under the lock: they read the message.
+	logged := make([]logRecord, 0, len(recs))
+	for _, rc := range recs {
+		logged = append(logged, l.makeRecord(m, it, rc, &out, now))
+	}
+	ms.mu.Unlock()
+
+	if err != nil {
+		// The outcome stands in memory; after a restart the spool's older
+		// state may cause a repeat attempt (at-least-once delivery).
+		l.log.Error("delivery: persisting message state", "id", m.ID, "removed", done, "err", err)
+	}
+	if done {
+		l.forget(m.ID)
+	}
+	for i, rc := range recs {
+		switch rc.kind {
+		case kindDelivery:
+			l.metrics.Delivered(now.Sub(m.Created))
+		case kindBounce:
+			l.metrics.Bounced()
+		case kindTransient:
+			l.metrics.TransientFailure()
+		case kindExpiration:
+			l.metrics.Expired()
+		}
+		l.emit(logged[i])
+	}
+	if retry != nil {
+		l.mu.Lock()
+		stopping := l.stopping
+		l.mu.Unlock()
+		if !stopping {
+			l.sched.Schedule(retry, retryAt)
+		}
+	}
+}

@@ -1,0 +1,302 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"gannet/engine/certs"
+	"gannet/engine/config"
+	"gannet/engine/delivery"
+	"gannet/engine/inbound"
+	"gannet/engine/logrec"
+	"gannet/engine/metrics"
+	"gannet/engine/outbound"
+	"gannet/queue"
+	"gannet/resolver"
+	"gannet/smtpwire"
+)
+
+// Options are what the caller of New gives besides the configuration.
+type Options struct {
+	// Logger receives operational messages (not the log records). Nil:
+	// slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; nil: time.Now.
+	Now func() time.Time
+}
+
+// Engine is one running relay.
+type Engine struct {
+	cfg *config.Config
+	log *slog.Logger
+	now func() time.Time
+
+	spool    *queue.Spool
+	ids      *queue.IDGenerator
+	records  *logrec.Writer
+	metrics  *metrics.Metrics
+	resolver *resolver.Resolver
+	outbound *outbound.Manager
+	delivery *delivery.Loop
+	inbound  *inbound.Server
+	certs    map[string]*certs.Store // by listener name
+	https    []*httpListener
+
+	stopOnce sync.Once
+}
+
+// New opens the spool and the log, and builds every part from cfg. Nothing
+// listens until Start.
+func New(cfg *config.Config, opts Options) (*Engine, error) {
+	e := &Engine{cfg: cfg, log: opts.Logger, now: opts.Now, certs: map[string]*certs.Store{}}
+	if e.log == nil {
+		e.log = slog.Default()
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	e.metrics = metrics.New()
+	e.ids = queue.NewIDGenerator(e.now)
+
+	var err error
+	e.spool, err = queue.Open(queue.Options{
+		Dir:         cfg.Spool.Path,
+		Compression: cfg.Spool.Compression,
+		Now:         e.now,
+		Logf:        func(f string, a ...any) { e.log.Info(fmt.Sprintf(f, a...), "part", "spool") },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("spool %s: %w", cfg.Spool.Path, err)
+	}
+	fail := func(err error) (*Engine, error) {
+		e.closeStores()
+		return nil, err
+	}
+
+	e.records, err = logrec.New(logrec.Options{
+		Dir:     cfg.Log.Path,
+		Now:     e.now,
+		OnDrop:  func() { e.metrics.LogRecordsDropped.Inc() },
+		OnError: func(err error) { e.log.Error("log records", "err", err) },
+	})
+	if err != nil {
+		return fail(fmt.Errorf("log %s: %w", cfg.Log.Path, err))
+	}
+
+	if cfg.Delivery.RelayTo == "" {
+		e.resolver, err = resolver.New(resolver.Config{
+			Nameservers: cfg.Resolver.Nameservers,
+			Timeout:     cfg.Resolver.Timeout.Duration,
+			Now:         e.now,
+		})
+		if err != nil {
+			return fail(fmt.Errorf("resolver: %w", err))
+		}
+	}
+
+	if err := e.buildOutbound(); err != nil {
+		return fail(err)
+	}
+	if err := e.buildInbound(); err != nil {
+		return fail(err)
+	}
+	if err := e.buildHTTP(); err != nil {
+		return fail(err)
+	}
+	e.metrics.SetQueueDepth(
+		func() float64 { s, _ := e.delivery.QueueDepth(); return float64(s) },
+		func() float64 { _, r := e.delivery.QueueDepth(); return float64(r) },
+	)
+	return e, nil
+}
+
+func (e *Engine) buildOutbound() error {
+	cfg := e.cfg
+	mode, err := outbound.ParseTLSMode(cfg.TLS.Mode)
+	if err != nil {
+		return err
+	}
+	limits := func(site, domain string) outbound.Limits {
+		r := cfg.Shaping(domain)
+		return outbound.Limits{
+			Connections:          r.ConnectionLimit,
+			MaxDeliveriesPerConn: r.MaxDeliveriesPerConnection,
+			MessageRate:          r.MaxMessageRate.PerSecond(),
+		}
+	}
+	e.outbound = outbound.New(outbound.Options{
+		EHLOName: cfg.Delivery.EHLOName,
+		SMTPPort: cfg.Delivery.SMTPPort,
+		RelayTo:  cfg.Delivery.RelayTo,
+		TLS: outbound.TLSPolicy{
+			Mode:         mode,
+			MinVersion:   cfg.TLS.MinVersionID(),
+			CipherSuites: cfg.TLS.CipherSuiteIDs(),
+		},
+		ConnectTimeout: cfg.Delivery.ConnectTimeout.Duration,
+		CommandTimeout: cfg.Delivery.CommandTimeout.Duration,
+		DataTimeout:    cfg.Delivery.DataTimeout.Duration,
+		IdleTimeout:    cfg.Delivery.IdleTimeout.Duration,
+		Limits:         limits,
+		OnTLSFailure:   func(string, netip.AddrPort, error) { e.metrics.TLSFailures.Inc() },
+		OnConnection: func(d int) {
+			if d > 0 {
+				e.metrics.ConnectionsOut.Inc()
+			} else {
+				e.metrics.ConnectionsOut.Dec()
+			}
+		},
+		OnErrorReply: func(smtpwire.Reply) { e.metrics.SMTPErrorsOut.Inc() },
+		Now:          e.now,
+	})
+	var router delivery.Router
+	if e.resolver != nil {
+		router = e.resolver
+	}
+	e.delivery = delivery.New(delivery.Options{
+		Store:     e.spool,
+		Transport: e.outbound,
+		Router:    router,
+		RelayTo:   cfg.Delivery.RelayTo,
+		Retry: queue.RetryPolicy{
+			Initial: cfg.Queue.RetryInterval.Duration,
+			Max:     cfg.Queue.MaxRetryInterval.Duration,
+			MaxAge:  cfg.Queue.MaxRetryAge.Duration,
+		},
+		Limits:  limits,
+		Record:  e.records,
+		Metrics: delivery.EngineMetrics(e.metrics),
+		Logger:  e.log,
+	})
+	return nil
+}
+
+// Start rebuilds the queue from the spool, then starts delivery and the
+// listeners.
+func (e *Engine) Start() error {
+	t0 := time.Now()
+	n := 0
+	err := e.spool.Scan(func(m *queue.Message) error {
+		n++
+		return e.delivery.Enqueue(m)
+	})
+	if err != nil {
+		return fmt.Errorf("spool scan: %w", err)
+	}
+	e.log.Info("queue loaded", "messages", n, "took", time.Since(t0).Round(time.Millisecond))
+	e.delivery.Start()
+	if e.inbound != nil {
+		if err := e.inbound.Start(); err != nil {
+			return err
+		}
+		for _, a := range e.inbound.Addrs() {
+			e.log.Info("smtp listening", "addr", a.String())
+		}
+	}
+	for _, h := range e.https {
+		if err := h.start(); err != nil {
+			return err
+		}
+		e.log.Info("http listening", "addr", h.addr())
+	}
+	return nil
+}
+
+// SMTPAddrs returns the bound SMTP listener addresses (after Start).
+func (e *Engine) SMTPAddrs() []net.Addr {
+	if e.inbound == nil {
+		return nil
+	}
+	return e.inbound.Addrs()
+}
+
+// Reload applies what can change without a restart (SIGHUP): certificates
+// are re-read.
+func (e *Engine) Reload() {
+	for name, s := range e.certs {
+		if err := s.Reload(); err != nil {
+			e.log.Error("reload certificate", "listener", name, "err", err)
+		}
+	}
+}
+
+// Stop stops accepting mail, lets in-flight work finish (until ctx ends),
+// and closes the spool and the log.
+func (e *Engine) Stop(ctx context.Context) error {
+	var errs []error
+	e.stopOnce.Do(func() {
+		for _, h := range e.https {
+			errs = append(errs, h.stop(ctx))
+		}
+		if e.inbound != nil {
+			errs = append(errs, e.inbound.Stop(ctx))
+		}
+		if e.delivery != nil {
+			errs = append(errs, e.delivery.Stop(ctx))
+		}
+		errs = append(errs, e.closeStores())
+	})
+	return errors.Join(errs...)
+}
+
+func (e *Engine) closeStores() error {
+	var errs []error
+	if e.records != nil {
+		errs = append(errs, e.records.Close())
+	}
+	if e.spool != nil {
+		errs = append(errs, e.spool.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// dataDir is where generated state other than the spool lives (the
+// self-signed certificate): the spool's parent directory.
+func (e *Engine) dataDir() string {
+	return filepath.Dir(filepath.Clean(e.cfg.Spool.Path))
+}
+
+// httpListener is one [[http_listener]] serving /metrics and liveness until
+// the full HTTP API is wired.
+type httpListener struct {
+	cfg config.HTTPListener
+	srv *http.Server
+	ln  net.Listener
+}
+
+func (h *httpListener) start() error {
+	ln, err := net.Listen("tcp", h.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("http listener %s: %w", h.cfg.Listen, err)
+	}
+	h.ln = ln
+	go func() {
+		if err := h.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			fmt.Fprintln(os.Stderr, "http:", err)
+		}
+	}()
+	return nil
+}
+
+func (h *httpListener) addr() string {
+	if h.ln == nil {
+		return h.cfg.Listen
+	}
+	return h.ln.Addr().String()
+}
+
+func (h *httpListener) stop(ctx context.Context) error {
+	if h.ln == nil {
+		return nil
+	}
+	return h.srv.Shutdown(ctx)
+}

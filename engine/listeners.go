@@ -1,0 +1,117 @@
+package engine
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net/http"
+	"path/filepath"
+
+	"gannet/engine/certs"
+	"gannet/engine/config"
+	"gannet/engine/inbound"
+	"gannet/smtpwire"
+)
+
+// buildInbound turns every [[smtp_listener]] into an inbound listener
+// configuration with its TLS certificate.
+func (e *Engine) buildInbound() error {
+	var cfgs []inbound.ListenerConfig
+	for i := range e.cfg.SMTPListeners {
+		l := &e.cfg.SMTPListeners[i]
+		store, err := certs.Open(l.TLSCert, l.TLSKey, filepath.Join(e.dataDir(), "tls"), l.Hostname)
+		if err != nil {
+			return fmt.Errorf("smtp_listener %s: %w", l.Name, err)
+		}
+		e.certs[l.Name] = store
+		tc := store.TLSConfig(tls.VersionTLS12)
+		bare := smtpwire.BareLFNormalize
+		if l.BareLF == config.BareLFReject {
+			bare = smtpwire.BareLFReject
+		}
+		var mechs []string
+		if len(e.cfg.SMTPUsers) > 0 {
+			mechs = l.AuthMechanisms
+		}
+		cfgs = append(cfgs, inbound.ListenerConfig{
+			Name:                l.Name,
+			Listen:              l.Listen,
+			Hostname:            l.Hostname,
+			RelayHosts:          l.RelayHosts.Prefixes(),
+			MaxMessageSize:      l.MaxMessageSize.Bytes(),
+			MaxRecipients:       l.MaxRecipients,
+			MaxConnections:      l.MaxConnections,
+			MaxConnectionsPerIP: l.MaxConnectionsPerIP,
+			MaxBadCommands:      l.MaxBadCommands,
+			BareLF:              bare,
+			CommandTimeout:      l.CommandTimeout.Duration,
+			DataTimeout:         l.DataTimeout.Duration,
+			IdleTimeout:         l.IdleTimeout.Duration,
+			TLSConfig:           tc,
+			ImplicitTLS:         l.ImplicitTLS,
+			AuthMechs:           mechs,
+			AuthRequireTLS:      l.AuthRequireTLS,
+		})
+	}
+	if len(cfgs) == 0 {
+		return nil // an HTTP-only relay
+	}
+	srv, err := inbound.New(cfgs, e, inbound.Options{
+		Logger:        e.log,
+		Now:           e.now,
+		Metrics:       inboundMetrics{e},
+		Authenticator: authenticator{e.cfg},
+	})
+	if err != nil {
+		return err
+	}
+	e.inbound = srv
+	return nil
+}
+
+// inboundMetrics feeds the listener's events to the metrics registry.
+type inboundMetrics struct{ e *Engine }
+
+func (m inboundMetrics) ConnOpened(string)    { m.e.metrics.ConnectionsIn.Inc() }
+func (m inboundMetrics) ConnClosed(string)    { m.e.metrics.ConnectionsIn.Dec() }
+func (m inboundMetrics) Received(string, int) {} // counted once durable, in Accept
+func (m inboundMetrics) ErrorIn(string, int)  { m.e.metrics.SMTPErrorsIn.Inc() }
+func (m inboundMetrics) TLSFailure(string)    { m.e.metrics.TLSFailures.Inc() }
+
+// authenticator checks SMTP AUTH against [[smtp_user]].
+type authenticator struct{ cfg *config.Config }
+
+func (a authenticator) Authenticate(_ context.Context, cred smtpwire.AuthCredentials) (string, string, bool) {
+	u := a.cfg.SMTPUser(cred.Username)
+	if u == nil {
+		return "", "", false
+	}
+	var ok bool
+	if cred.Mechanism == "CRAM-MD5" {
+		// CRAM-MD5 needs the clear password (RFC 2195); a bcrypt-only
+		// account cannot use it.
+		ok = u.Password != "" && cred.VerifyCRAMMD5(u.Password)
+	} else {
+		ok = u.CheckPassword(cred.Password)
+	}
+	if !ok {
+		return "", "", false
+	}
+	return u.Name, u.Tenant, true
+}
+
+// buildHTTP prepares every [[http_listener]].
+func (e *Engine) buildHTTP() error {
+	for _, l := range e.cfg.HTTPListeners {
+		mux := http.NewServeMux()
+		if l.Serves(config.ServiceMetrics) {
+			mux.Handle("GET /metrics", e.metrics)
+		}
+		mux.HandleFunc("GET /api/check-liveness/v1", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte("{\"status\":\"ok\"}\n"))
+		})
+		e.https = append(e.https, &httpListener{cfg: l, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10e9}})
+	}
+	return nil
+}

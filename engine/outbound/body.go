@@ -1,0 +1,90 @@
+package outbound
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+
+	"gannet/smtpwire"
+)
+
+// maxKeptScratch: a scratch buffer that grew past this for one large body is
+// dropped afterwards instead of being kept with the pooled connection.
+const maxKeptScratch = 256 << 10
+
+var (
+	crlf    = []byte("\r\n")
+	crlfDot = []byte("\r\n.")
+)
+
+// writeBody writes the message body for DATA: dot-stuffed (RFC 5321
+// §4.5.2: a line that starts with "." gets one more) and ended with
+// ".<CRLF>".
+//
+// Bodies in the spool are already CRLF-clean (reception normalises them),
+// so the usual path copies nothing: it hands slices of the body to the
+// buffered writer — which passes large slices straight to the connection —
+// and inserts the extra dots between them. Only a body with bare CR or LF
+// is converted with smtpwire.AppendDotStuffed into scratch (one copy).
+func writeBody(w *bufio.Writer, body []byte, scratch *[]byte) error {
+	if !cleanCRLF(body) {
+		buf := smtpwire.AppendDotStuffed((*scratch)[:0], body)
+		_, err := w.Write(buf)
+		if cap(buf) > maxKeptScratch {
+			buf = nil
+		}
+		*scratch = buf
+		return err
+	}
+	if len(body) > 0 && body[0] == '.' {
+		w.WriteByte('.')
+	}
+	rest := body
+	for {
+		i := bytes.Index(rest, crlfDot)
+		if i < 0 {
+			break
+		}
+		// Write up to and including the CRLF, then the stuffed dot; the
+		// line's own dot starts the next slice.
+		if _, err := w.Write(rest[:i+2]); err != nil {
+			return err
+		}
+		w.WriteByte('.')
+		rest = rest[i+2:]
+	}
+	if _, err := w.Write(rest); err != nil {
+		return err
+	}
+	_, err := w.WriteString(".\r\n")
+	return err
+}
+
+// cleanCRLF reports whether every line of body ends in CRLF and no CR or LF
+// stands alone, including a final CRLF (an empty body is clean).
+func cleanCRLF(body []byte) bool {
+	if len(body) == 0 {
+		return true
+	}
+	if !bytes.HasSuffix(body, crlf) {
+		return false
+	}
+	lf := bytes.Count(body, crlf[1:])
+	return lf == bytes.Count(body, crlf[:1]) && lf == bytes.Count(body, crlf)
+}
+
+// isASCIIBytes reports whether b holds only 7-bit bytes, eight at a time.
+func isASCIIBytes(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,63 @@
+// Package outbound is Gannet's SMTP client side: sessions with MX hosts
+// and per-site connection pools that run one mail transaction per Deliver
+// call.
+//
+// # Sessions
+//
+// A Client is one connection to one server address. Opening it connects
+// (optionally from an egress source address), reads the greeting, says
+// EHLO (HELO when EHLO is refused with 5xx, RFC 5321 §3.2) and, per the
+// TLS policy, upgrades with STARTTLS (RFC 3207) and says EHLO again:
+//
+//   - opportunistic: STARTTLS when offered, certificate verified; when the
+//     handshake fails the address is dialled again and the transaction goes
+//     in the clear, and the Outcome's Note says so;
+//   - opportunistic-insecure: the same without certificate verification;
+//   - required: no STARTTLS or a failed handshake is a transient 451 4.7.10
+//     for that host (the next MX is tried);
+//   - disabled: never.
+//
+// A transaction (RFC 5321 §3.3) sends MAIL, the RCPTs and DATA in one
+// write when the server offers PIPELINING (RFC 2920 §3.1), otherwise one
+// command per reply, and reads the replies in order. Each recipient gets
+// its RCPT reply when refused (5xx bounced, 4xx transient) and the reply to
+// the final "." otherwise. With no recipient accepted the body is not sent;
+// a server that answered DATA with 354 anyway gets a lone "." (RFC 2920
+// §3.1). A lost connection makes every recipient of the transaction
+// transient (451 4.4.2). A 421 anywhere ends the session. The body goes
+// out dot-stuffed (RFC 5321 §4.5.2): a CRLF-clean body — what the spool
+// holds — is written as slices of itself with the extra dots in between,
+// so large bodies are not copied; others go through
+// smtpwire.AppendDotStuffed. SMTPUTF8 (RFC 6531) and BODY=8BITMIME
+// (RFC 6152) are declared when the message needs them and the server
+// offers them; a message whose envelope needs SMTPUTF8 bounces with 5.6.7
+// at a server without it, and one larger than the server's SIZE with
+// 552 5.3.4 (RFC 1870).
+//
+// # Pools
+//
+// A Manager keeps one pool per site (the sorted MX host set, or the
+// smarthost named by Options.RelayTo). A pool never has more than
+// Limits.Connections connections — counting those being dialled, in use
+// and idle, and freeing a slot only after the socket is closed — reuses
+// each for up to Limits.MaxDeliveriesPerConn transactions (newest idle
+// first), sends RSET only before a transaction that follows an abandoned
+// one, and closes connections idle for Options.IdleTimeout with QUIT. A
+// pooled connection the server has closed meanwhile fails before any
+// reply; the transaction then runs again on another connection. Limits
+// come from a lookup function called on every delivery, so a config reload
+// applies at once. A GCRA rate limiter per site paces transactions to
+// Limits.MessageRate.
+//
+// New sessions try the route's MX hosts in preference order and each
+// host's addresses in order (at most Options.MaxAddresses). A refused or
+// timed-out connection, a refused greeting or EHLO moves on to the next
+// address; an address that failed twice in a row is skipped for
+// Options.HostBackoff (doubling per further failure), and when every
+// address is skipped the delivery fails at once with 451 4.4.1.
+//
+// Deliver never returns an error: every failure becomes a per-recipient
+// Result with a reply — the server's, or one Gannet made (4.4.1 no answer,
+// 4.4.2 connection lost, 4.7.10 TLS required, 4.3.2 shutting down) — and
+// the Outcome records the host, peer address, TLS version and cipher.
+package outbound

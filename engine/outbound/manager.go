@@ -1,0 +1,421 @@
+package outbound
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gannet/resolver"
+	"gannet/smtpwire"
+)
+
+// Options configure a Manager. Zero values take the defaults named.
+type Options struct {
+	// EHLOName is the name Gannet gives in EHLO ([delivery] ehlo_name).
+	EHLOName string
+	// SMTPPort is the port dialled on MX hosts ([delivery] smtp_port; 25).
+	SMTPPort int
+	// RelayTo, when set ("host:port", [delivery] relay_to), sends every
+	// transaction to that smarthost instead of the route's MX hosts. The
+	// pool is then keyed by RelayTo whatever site the caller names.
+	RelayTo string
+	// TLS is the STARTTLS policy ([tls]).
+	TLS TLSPolicy
+	// LocalAddr is the egress source address (zero: the kernel's choice).
+	LocalAddr netip.Addr
+
+	ConnectTimeout time.Duration // TCP connect (30s)
+	CommandTimeout time.Duration // greeting, EHLO, MAIL, RCPT, DATA replies (5m, RFC 5321 §4.5.3.2)
+	DataTimeout    time.Duration // body and the final reply (10m, RFC 5321 §4.5.3.2.6)
+	IdleTimeout    time.Duration // an unused pooled connection is closed after (30s)
+
+	// Limits returns the shaping for a site; domain is the destination
+	// domain that led there. It is called on every delivery so that reloads
+	// apply. Nil: 10 connections, 100 transactions each, no rate limit.
+	Limits func(site, domain string) Limits
+
+	// MaxAddresses bounds the MX addresses tried per delivery (5).
+	MaxAddresses int
+	// HostBackoff is how long an address that failed twice in a row is
+	// skipped (30s, doubling per further failure up to 10×).
+	HostBackoff time.Duration
+
+	// OnTLSFailure, when set, is called when a STARTTLS fails (for
+	// gannet_tls_failures_total).
+	OnTLSFailure func(host string, peer netip.AddrPort, err error)
+	// OnConnection, when set, is called with +1 when a session is
+	// established and -1 when it is closed (gannet_connections{direction="out"}).
+	OnConnection func(delta int)
+	// OnErrorReply, when set, is called for every 4xx/5xx reply a server
+	// sends during a transaction (gannet_smtp_errors_total{direction="out"}).
+	OnErrorReply func(r smtpwire.Reply)
+
+	// Now is the clock (time.Now).
+	Now func() time.Time
+}
+
+// Manager delivers transactions over pooled, per-site SMTP connections.
+// It is safe for concurrent use.
+type Manager struct {
+	opts   Options
+	dial   dialConfig
+	health *hostHealth
+	now    func() time.Time
+
+	mu     sync.Mutex
+	pools  map[string]*sitePool
+	closed bool
+
+	openConns atomic.Int64
+	closing   sync.WaitGroup // background closes
+	stop      chan struct{}
+	janitor   sync.WaitGroup
+}
+
+// New returns a Manager; Close releases it.
+func New(opts Options) *Manager {
+	if opts.EHLOName == "" {
+		opts.EHLOName = "localhost"
+	}
+	if opts.SMTPPort == 0 {
+		opts.SMTPPort = 25
+	}
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = 30 * time.Second
+	}
+	if opts.CommandTimeout <= 0 {
+		opts.CommandTimeout = 5 * time.Minute
+	}
+	if opts.DataTimeout <= 0 {
+		opts.DataTimeout = 10 * time.Minute
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 30 * time.Second
+	}
+	if opts.Limits == nil {
+		opts.Limits = func(string, string) Limits { return Limits{Connections: 10, MaxDeliveriesPerConn: 100} }
+	}
+	if opts.MaxAddresses <= 0 {
+		opts.MaxAddresses = 5
+	}
+	if opts.HostBackoff <= 0 {
+		opts.HostBackoff = 30 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	m := &Manager{
+		opts: opts,
+		dial: dialConfig{
+			ehloName:       opts.EHLOName,
+			tls:            opts.TLS,
+			connectTimeout: opts.ConnectTimeout,
+			commandTimeout: opts.CommandTimeout,
+			dataTimeout:    opts.DataTimeout,
+			localAddr:      opts.LocalAddr,
+			onErrorReply:   opts.OnErrorReply,
+		},
+		health: newHostHealth(opts.Now, opts.HostBackoff, 10*opts.HostBackoff),
+		now:    opts.Now,
+		pools:  make(map[string]*sitePool),
+		stop:   make(chan struct{}),
+	}
+	m.janitor.Add(1)
+	go m.sweepLoop()
+	return m
+}
+
+// OpenConnections returns the number of open outbound connections (for
+// gannet_connections{direction="out"}).
+func (m *Manager) OpenConnections() int { return int(m.openConns.Load()) }
+
+// Close closes idle connections, closes busy ones as their transactions
+// end, and waits for the closes. Deliver calls after Close fail transiently.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	pools := make([]*sitePool, 0, len(m.pools))
+	for _, p := range m.pools {
+		pools = append(pools, p)
+	}
+	m.mu.Unlock()
+	close(m.stop)
+	m.janitor.Wait()
+	for _, p := range pools {
+		p.shutdown()
+	}
+	m.closing.Wait()
+	return nil
+}
+
+func (m *Manager) connOpened() {
+	m.openConns.Add(1)
+	if m.opts.OnConnection != nil {
+		m.opts.OnConnection(1)
+	}
+}
+
+func (m *Manager) connClosed() {
+	m.openConns.Add(-1)
+	if m.opts.OnConnection != nil {
+		m.opts.OnConnection(-1)
+	}
+}
+
+// pool returns the site's pool, creating it, with the current limits.
+func (m *Manager) pool(site, domain string) (*sitePool, error) {
+	lim := m.opts.Limits(site, domain)
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, errPoolClosed
+	}
+	p := m.pools[site]
+	if p == nil {
+		p = &sitePool{m: m, site: site, limits: lim, rate: NewRateLimiter(lim.MessageRate, 1, m.now), lastUsed: m.now()}
+		m.pools[site] = p
+		m.mu.Unlock()
+		return p, nil
+	}
+	m.mu.Unlock()
+	p.setLimits(lim)
+	return p, nil
+}
+
+func (m *Manager) sweepLoop() {
+	defer m.janitor.Done()
+	every := m.opts.IdleTimeout / 2
+	every = min(max(every, 50*time.Millisecond), 10*time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+		}
+		now := m.now()
+		cutoff := now.Add(-10 * time.Minute)
+		m.mu.Lock()
+		for site, p := range m.pools {
+			if p.sweep(now, cutoff) {
+				delete(m.pools, site)
+			}
+		}
+		m.mu.Unlock()
+	}
+}
+
+// candidate is one address to try.
+type candidate struct {
+	host string
+	addr netip.AddrPort
+}
+
+// candidates lists the addresses to try in order: MX hosts by preference
+// (the resolver already shuffled equal preferences), each host's addresses
+// in order, at most MaxAddresses; or the smarthost.
+func (m *Manager) candidates(ctx context.Context, route *resolver.Route) ([]candidate, error) {
+	if m.opts.RelayTo != "" {
+		host, portStr, err := net.SplitHostPort(m.opts.RelayTo)
+		if err != nil {
+			return nil, fmt.Errorf("relay_to %q: %w", m.opts.RelayTo, err)
+		}
+		port, err := strconv.ParseUint(portStr, 10, 16)
+		if err != nil {
+			return nil, fmt.Errorf("relay_to %q: bad port", m.opts.RelayTo)
+		}
+		var addrs []netip.Addr
+		if a, err := netip.ParseAddr(host); err == nil {
+			addrs = []netip.Addr{a}
+		} else if addrs, err = net.DefaultResolver.LookupNetIP(ctx, "ip", host); err != nil {
+			return nil, fmt.Errorf("relay_to %q: %w", m.opts.RelayTo, err)
+		}
+		var out []candidate
+		for _, a := range addrs {
+			out = append(out, candidate{host: host, addr: netip.AddrPortFrom(a.Unmap(), uint16(port))})
+		}
+		return out, nil
+	}
+	var out []candidate
+	if route == nil {
+		return nil, nil
+	}
+	for _, h := range route.Hosts {
+		for _, a := range h.Addrs {
+			if len(out) == m.opts.MaxAddresses {
+				return out, nil
+			}
+			out = append(out, candidate{host: h.Name, addr: netip.AddrPortFrom(a.Unmap(), uint16(m.opts.SMTPPort))})
+		}
+	}
+	return out, nil
+}
+
+// Deliver runs one transaction (route may be nil when RelayTo is set) of env to the route's destination and
+// returns one Result per recipient. It waits for the site's message rate
+// and for a free connection (reusing an idle one when it can), tries the
+// MX addresses in order until one gives a session, and never returns an
+// error: every failure is a per-recipient Transient or Bounced Result with
+// a reply that says what happened.
+func (m *Manager) Deliver(ctx context.Context, route *resolver.Route, env *Envelope) Outcome {
+	var site, domain string
+	if route != nil {
+		site, domain = route.Site, route.Domain
+	}
+	if m.opts.RelayTo != "" {
+		site = m.opts.RelayTo
+	}
+	out := Outcome{Results: make([]Result, len(env.Rcpts))}
+	for i, r := range env.Rcpts {
+		out.Results[i] = Result{Rcpt: r, Status: Transient}
+	}
+	failAll := func(code int, enh, text string) Outcome {
+		setAll(out.Results, Transient, localReply(code, enh, text))
+		return out
+	}
+	if len(env.Rcpts) == 0 {
+		return out
+	}
+	p, err := m.pool(site, domain)
+	if err != nil {
+		return failAll(451, "4.3.2", "delivery is shutting down")
+	}
+	if err := p.rate.Wait(ctx); err != nil {
+		return failAll(451, "4.4.5", "delivery cancelled while waiting for the site's message rate")
+	}
+	tx := newTxInfo(env)
+
+	// First the pooled connections. One that the server has closed in the
+	// meantime fails before any reply, and the transaction moves on to the
+	// next one (bounded) or to a new connection.
+	for tries := 0; tries < 3; tries++ {
+		c, err := p.acquire(ctx)
+		if err != nil {
+			if err == errPoolClosed {
+				return failAll(451, "4.3.2", "delivery is shutting down")
+			}
+			return failAll(451, "4.4.5", "delivery cancelled while waiting for a connection")
+		}
+		if c == nil {
+			return m.deliverNew(ctx, p, route, env, tx, out)
+		}
+		res, retry := c.send(ctx, env, tx)
+		o := m.outcome(c, res, "")
+		p.release(c, !retry)
+		if !retry {
+			return o
+		}
+	}
+	return m.deliverNewAcquire(ctx, p, route, env, tx, out)
+}
+
+func (m *Manager) deliverNewAcquire(ctx context.Context, p *sitePool, route *resolver.Route, env *Envelope, tx *txInfo, out Outcome) Outcome {
+	for {
+		c, err := p.acquire(ctx)
+		if err != nil {
+			setAll(out.Results, Transient, localReply(451, "4.4.5", "delivery cancelled while waiting for a connection"))
+			return out
+		}
+		if c == nil {
+			return m.deliverNew(ctx, p, route, env, tx, out)
+		}
+		// An idle connection appeared; closing it frees a slot for a fresh one.
+		p.release(c, false)
+	}
+}
+
+// deliverNew opens a session (holding a slot from acquire), with MX
+// failover, and runs the transaction on it.
+func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.Route, env *Envelope, tx *txInfo, out Outcome) Outcome {
+	cands, err := m.candidates(ctx, route)
+	if err != nil || len(cands) == 0 {
+		p.releaseSlot()
+		text := "no address to deliver to"
+		if err != nil {
+			text = err.Error()
+		}
+		setAll(out.Results, Transient, localReply(451, "4.4.4", text))
+		out.Note = text
+		return out
+	}
+	// Addresses in their back-off period are skipped; when all are, the
+	// delivery fails at once rather than wait for the same timeouts again.
+	ordered := make([]candidate, 0, len(cands))
+	for _, cd := range cands {
+		if !m.health.skip(cd.addr.String()) {
+			ordered = append(ordered, cd)
+		}
+	}
+	if len(ordered) == 0 {
+		p.releaseSlot()
+		text := fmt.Sprintf("every address of site %s failed repeatedly; waiting before trying again", p.site)
+		setAll(out.Results, Transient, localReply(451, "4.4.1", text))
+		out.Note = text
+		return out
+	}
+	var notes []string
+	var last *sessionError
+	var c *Client
+	for _, cd := range ordered {
+		if ctx.Err() != nil {
+			break
+		}
+		var serr *sessionError
+		c, serr = dial(ctx, &m.dial, cd.host, cd.addr, true)
+		if serr != nil && serr.tlsFailed {
+			if m.opts.OnTLSFailure != nil {
+				m.opts.OnTLSFailure(cd.host, cd.addr, serr)
+			}
+			if m.opts.TLS.Mode == TLSOpportunistic || m.opts.TLS.Mode == TLSOpportunisticInsecure {
+				notes = append(notes, fmt.Sprintf("%s; delivering in the clear", serr.reply.Lines[0]))
+				c, serr = dial(ctx, &m.dial, cd.host, cd.addr, false)
+			}
+		}
+		if serr != nil {
+			if !serr.tlsFailed {
+				m.health.failed(cd.addr.String())
+			}
+			notes = append(notes, serr.reply.Lines[0])
+			last = serr
+			c = nil
+			continue
+		}
+		m.health.succeeded(cd.addr.String())
+		break
+	}
+	if c == nil {
+		p.releaseSlot()
+		rep := localReply(451, "4.4.5", "delivery cancelled")
+		if last != nil {
+			rep = last.reply
+		}
+		setAll(out.Results, Transient, rep)
+		out.Note = strings.Join(notes, "; ")
+		return out
+	}
+	m.connOpened()
+	res, _ := c.send(ctx, env, tx)
+	o := m.outcome(c, res, strings.Join(notes, "; "))
+	p.release(c, true)
+	return o
+}
+
+func (m *Manager) outcome(c *Client, res []Result, note string) Outcome {
+	o := Outcome{Results: res, Host: c.host, Peer: c.peer, Note: note}
+	if c.tls != nil {
+		o.TLSVersion = tlsVersionName(c.tls.Version)
+		o.TLSCipher = tlsCipherName(c.tls.CipherSuite)
+	}
+	return o
+}

@@ -1,0 +1,108 @@
+package outbound
+
+import (
+	"net/netip"
+
+	"gannet/smtpwire"
+)
+
+// Envelope is one transaction to deliver: a sender, the recipients of one
+// destination domain and the message body (CRLF lines, not dot-stuffed).
+type Envelope struct {
+	From  string   // reverse path without brackets; "" is the null sender
+	Rcpts []string // forward paths without brackets
+	Body  []byte
+}
+
+// Status is what happened to one recipient.
+type Status uint8
+
+const (
+	// Transient: not delivered this time; retry later (4xx or a local or
+	// connection failure).
+	Transient Status = iota
+	// Delivered: the server took responsibility (2xx to the final ".").
+	Delivered
+	// Bounced: the server refused permanently (5xx) or the message cannot
+	// be sent to it (for example SMTPUTF8 needed but not offered).
+	Bounced
+)
+
+func (s Status) String() string {
+	switch s {
+	case Delivered:
+		return "delivered"
+	case Bounced:
+		return "bounced"
+	}
+	return "transient"
+}
+
+// Result is the outcome for one recipient.
+type Result struct {
+	Rcpt   string
+	Status Status
+	// Reply is the server's reply that decided the outcome (RCPT refusal,
+	// DATA or final "." reply), or a locally made one for connection
+	// failures (451 4.4.1 no answer, 451 4.4.2 connection lost) and policy
+	// refusals (451 4.7.10 TLS required, 550 5.6.7 SMTPUTF8 not offered).
+	Reply smtpwire.Reply
+}
+
+// Outcome is the result of one Deliver call: one Result per recipient in
+// the order given, and where and how the transaction went.
+type Outcome struct {
+	Results []Result
+	// Host is the MX host name and Peer the address the transaction ran
+	// on; both are zero when no connection could be made.
+	Host string
+	Peer netip.AddrPort
+	// TLSVersion ("TLSv1.3") and TLSCipher (IANA suite name) are empty when
+	// the session was in the clear.
+	TLSVersion string
+	TLSCipher  string
+	// Note says what went unusual: a STARTTLS that failed and was followed
+	// by delivery in the clear, hosts that could not be reached before this
+	// one, or why no host could be used.
+	Note string
+}
+
+// Counts returns how many recipients were delivered, bounced and deferred.
+func (o *Outcome) Counts() (delivered, bounced, transient int) {
+	for i := range o.Results {
+		switch o.Results[i].Status {
+		case Delivered:
+			delivered++
+		case Bounced:
+			bounced++
+		default:
+			transient++
+		}
+	}
+	return
+}
+
+// Limits shape the traffic to one site (from [shaping]).
+type Limits struct {
+	Connections          int     // simultaneous connections; <= 0 means 1
+	MaxDeliveriesPerConn int     // transactions per connection; <= 0 unlimited
+	MessageRate          float64 // transactions per second; 0 = unlimited
+}
+
+// statusOf maps a reply to a recipient status: 2xx delivered, 5xx bounced,
+// anything else transient ("temporary unless known permanent").
+func statusOf(r smtpwire.Reply) Status {
+	switch {
+	case r.Code >= 200 && r.Code < 300:
+		return Delivered
+	case r.Code >= 500 && r.Code < 600:
+		return Bounced
+	}
+	return Transient
+}
+
+// localReply builds a reply made by Gannet itself for a failure that no
+// server reply describes.
+func localReply(code int, enhanced, text string) smtpwire.Reply {
+	return smtpwire.Reply{Code: code, Enhanced: enhanced, Lines: []string{text}}
+}

@@ -1,0 +1,101 @@
+package outbound
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"strings"
+)
+
+// TLSMode is the outbound STARTTLS policy ([tls] mode).
+type TLSMode uint8
+
+const (
+	// TLSOpportunistic uses STARTTLS when the server offers it and checks the
+	// certificate; when the handshake fails (including a certificate that does
+	// not verify) it reconnects and delivers in the clear, noting it in the
+	// Outcome. This is the default.
+	TLSOpportunistic TLSMode = iota
+	// TLSOpportunisticInsecure uses STARTTLS when offered without checking the
+	// certificate (RFC 7435 opportunistic security); a failed handshake also
+	// falls back to the clear.
+	TLSOpportunisticInsecure
+	// TLSRequired refuses to deliver without TLS: no STARTTLS offered or a
+	// failed handshake is a transient failure (451 4.7.10) for that host.
+	TLSRequired
+	// TLSDisabled never uses STARTTLS.
+	TLSDisabled
+)
+
+// ParseTLSMode parses the config spelling of a mode.
+func ParseTLSMode(s string) (TLSMode, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "opportunistic":
+		return TLSOpportunistic, nil
+	case "opportunistic-insecure":
+		return TLSOpportunisticInsecure, nil
+	case "required":
+		return TLSRequired, nil
+	case "disabled":
+		return TLSDisabled, nil
+	}
+	return 0, fmt.Errorf("unknown TLS mode %q (want opportunistic, opportunistic-insecure, required or disabled)", s)
+}
+
+// String returns the config spelling.
+func (m TLSMode) String() string {
+	switch m {
+	case TLSOpportunistic:
+		return "opportunistic"
+	case TLSOpportunisticInsecure:
+		return "opportunistic-insecure"
+	case TLSRequired:
+		return "required"
+	case TLSDisabled:
+		return "disabled"
+	}
+	return fmt.Sprintf("TLSMode(%d)", uint8(m))
+}
+
+// ParseTLSVersion parses "1.0" … "1.3" (also "TLS1.2", "tls1.3") into a
+// crypto/tls version constant. An empty string gives TLS 1.2.
+func ParseTLSVersion(s string) (uint16, error) {
+	v := strings.TrimPrefix(strings.ToLower(strings.TrimSpace(s)), "tls")
+	v = strings.TrimPrefix(v, "v")
+	switch v {
+	case "", "1.2":
+		return tls.VersionTLS12, nil
+	case "1.0":
+		return tls.VersionTLS10, nil
+	case "1.1":
+		return tls.VersionTLS11, nil
+	case "1.3":
+		return tls.VersionTLS13, nil
+	}
+	return 0, fmt.Errorf("unknown TLS version %q (want 1.0, 1.1, 1.2 or 1.3)", s)
+}
+
+// TLSPolicy is how outbound connections use TLS.
+type TLSPolicy struct {
+	Mode         TLSMode
+	MinVersion   uint16   // tls.VersionTLS12 when 0
+	CipherSuites []uint16 // nil: Go's defaults (TLS 1.3 suites are not configurable)
+	// RootCAs verifies server certificates; nil uses the system roots. Tests
+	// put their self-signed CA here.
+	RootCAs *x509.CertPool
+}
+
+// config returns the tls.Config for a STARTTLS to the MX host serverName.
+func (p *TLSPolicy) config(serverName string) *tls.Config {
+	minV := p.MinVersion
+	if minV == 0 {
+		minV = tls.VersionTLS12
+	}
+	return &tls.Config{
+		ServerName:         serverName,
+		MinVersion:         minV,
+		CipherSuites:       p.CipherSuites,
+		RootCAs:            p.RootCAs,
+		InsecureSkipVerify: p.Mode == TLSOpportunisticInsecure,
+	}
+}

@@ -1,0 +1,308 @@
+package queue
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// The index is a Pebble database under <Dir>/index. Its keys:
+//
+//	m/<id>     → message metadata (encodeMeta): location of the body record
+//	             and the envelope with per-recipient state
+//	x/format   → "gannet-spool-1", written when the spool is created and
+//	             checked at every Open
+//
+// Per-segment live counts are not stored: Open computes them from the m/
+// keys (one pass over the location prefix of each value), so they can never
+// disagree with the index after a crash.
+const (
+	metaPrefix  = "m/"
+	metaEnd     = "m0" // '/'+1: the upper bound of every m/ key
+	formatKey   = "x/format"
+	formatValue = "gannet-spool-1"
+
+	// indexFormat pins Pebble's on-disk format, so that a Pebble upgrade never
+	// silently rewrites the index into a format older binaries cannot read.
+	indexFormat = pebble.FormatValueSeparation
+)
+
+func metaKey(id string) []byte {
+	k := make([]byte, 0, len(metaPrefix)+len(id))
+	return append(append(k, metaPrefix...), id...)
+}
+
+// quietLogger drops Pebble's informational chatter and passes errors on.
+type quietLogger struct{ logf func(string, ...any) }
+
+func (l quietLogger) Infof(string, ...any) {}
+func (l quietLogger) Errorf(format string, args ...any) {
+	if l.logf != nil {
+		l.logf("queue: pebble: "+format, args...)
+	}
+}
+func (l quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf("queue: pebble fatal: "+format, args...))
+}
+
+// openIndex opens or creates the Pebble index in dir.
+func openIndex(dir string, cacheSize int64, memTable uint64, logf func(string, ...any)) (*pebble.DB, error) {
+	cache := pebble.NewCache(cacheSize)
+	defer cache.Unref()
+	db, err := pebble.Open(dir, &pebble.Options{
+		FormatMajorVersion: indexFormat,
+		Cache:              cache,
+		MemTableSize:       memTable,
+		Logger:             quietLogger{logf},
+		MaxOpenFiles:       256,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue: open index %s: %w", dir, err)
+	}
+	v, closer, err := db.Get([]byte(formatKey))
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		err = db.Set([]byte(formatKey), []byte(formatValue), pebble.Sync)
+	case err == nil:
+		if string(v) != formatValue {
+			err = fmt.Errorf("queue: index %s has format %q, want %q", dir, v, formatValue)
+		}
+		closer.Close()
+	}
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Metadata value encoding, version 1. The location comes first at fixed
+// offsets, so that startup can count live messages per segment, and the
+// committer can fill it in, without a full decode:
+//
+//	0   1  version (1)
+//	1   8  segment sequence number      (uint64 LE)
+//	9   8  record offset in the segment (uint64 LE)
+//	17  8  record length                (uint64 LE)
+//	25  …  varint created (Unix ns, 0 = zero time), varint next due,
+//	       varint attempts, varint size, varint priority,
+//	       string from, string tenant, string campaign,
+//	       uvarint recipient count, then per recipient:
+//	       string addr, byte state, varint attempts, string last reply
+//
+// A string is a uvarint length and the bytes.
+const (
+	metaVersion  = 1
+	metaFixedLen = 25
+	// maxMetaRcpts bounds the recipients a value may claim; contract-wise a
+	// message has at most max_recipients (1000 by default).
+	maxMetaRcpts = 1 << 20
+)
+
+type location struct {
+	Segment uint64
+	Offset  int64
+	Length  int64
+}
+
+func putLocation(b []byte, l location) {
+	binary.LittleEndian.PutUint64(b[1:9], l.Segment)
+	binary.LittleEndian.PutUint64(b[9:17], uint64(l.Offset))
+	binary.LittleEndian.PutUint64(b[17:25], uint64(l.Length))
+}
+
+func decodeLocation(b []byte) (location, error) {
+	if len(b) < metaFixedLen {
+		return location{}, corruptf("metadata of %d bytes", len(b))
+	}
+	if b[0] != metaVersion {
+		return location{}, corruptf("metadata version %d", b[0])
+	}
+	l := location{
+		Segment: binary.LittleEndian.Uint64(b[1:9]),
+		Offset:  int64(binary.LittleEndian.Uint64(b[9:17])),
+		Length:  int64(binary.LittleEndian.Uint64(b[17:25])),
+	}
+	if l.Offset < 0 || l.Length < recordHeaderLen || l.Length > 2*maxRawLen {
+		return location{}, corruptf("metadata location %+v", l)
+	}
+	return l, nil
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromUnixNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// encodeMeta appends the index value of m (ID excluded: it is the key).
+func encodeMeta(dst []byte, m *Message) []byte {
+	start := len(dst)
+	dst = append(dst, make([]byte, metaFixedLen)...)
+	dst[start] = metaVersion
+	putLocation(dst[start:], location{m.Segment, m.Offset, m.Length})
+	dst = binary.AppendVarint(dst, unixNano(m.Created))
+	dst = binary.AppendVarint(dst, unixNano(m.NextDue))
+	dst = binary.AppendVarint(dst, int64(m.Attempts))
+	dst = binary.AppendVarint(dst, int64(m.Size))
+	dst = binary.AppendVarint(dst, int64(m.Priority))
+	dst = appendString(dst, m.From)
+	dst = appendString(dst, m.Tenant)
+	dst = appendString(dst, m.Campaign)
+	dst = binary.AppendUvarint(dst, uint64(len(m.Recipients)))
+	for i := range m.Recipients {
+		r := &m.Recipients[i]
+		dst = appendString(dst, r.Addr)
+		dst = append(dst, byte(r.State))
+		dst = binary.AppendVarint(dst, int64(r.Attempts))
+		dst = appendString(dst, r.LastReply)
+	}
+	return dst
+}
+
+// metaReader decodes the variable part of a value; the first error sticks.
+type metaReader struct {
+	b   []byte
+	err error
+}
+
+func (r *metaReader) fail(what string) {
+	if r.err == nil {
+		r.err = corruptf("metadata: bad %s", what)
+	}
+	r.b = nil
+}
+
+func (r *metaReader) varint(what string) int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail(what)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *metaReader) int(what string) int {
+	v := r.varint(what)
+	if int64(int(v)) != v {
+		r.fail(what)
+		return 0
+	}
+	return int(v)
+}
+
+func (r *metaReader) uvarint(what string) uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail(what)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *metaReader) string(what string) string {
+	n := r.uvarint(what)
+	if n > uint64(len(r.b)) {
+		r.fail(what)
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}
+
+// decodeMeta decodes an index value into m (whose ID the caller sets from
+// the key). Anything malformed, including trailing bytes, is reported as
+// ErrCorrupt; it never panics.
+func decodeMeta(b []byte, m *Message) error {
+	loc, err := decodeLocation(b)
+	if err != nil {
+		return err
+	}
+	m.Segment, m.Offset, m.Length = loc.Segment, loc.Offset, loc.Length
+	r := metaReader{b: b[metaFixedLen:]}
+	m.Created = fromUnixNano(r.varint("created"))
+	m.NextDue = fromUnixNano(r.varint("next due"))
+	m.Attempts = r.int("attempts")
+	m.Size = r.int("size")
+	m.Priority = r.int("priority")
+	m.From = r.string("from")
+	m.Tenant = r.string("tenant")
+	m.Campaign = r.string("campaign")
+	n := r.uvarint("recipient count")
+	// Every recipient takes at least 3 bytes; a count beyond that is a lie.
+	if r.err == nil && (n > maxMetaRcpts || n > uint64(len(r.b))/3) {
+		r.fail("recipient count")
+	}
+	if r.err != nil {
+		return r.err
+	}
+	m.Recipients = make([]Recipient, n)
+	for i := range m.Recipients {
+		rc := &m.Recipients[i]
+		rc.Addr = r.string("recipient")
+		if len(r.b) == 0 {
+			r.fail("recipient state")
+			break
+		}
+		rc.State = RcptState(r.b[0])
+		r.b = r.b[1:]
+		if rc.State > Expired {
+			r.fail("recipient state")
+		}
+		rc.Attempts = r.int("recipient attempts")
+		rc.LastReply = r.string("last reply")
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.fail("trailing bytes")
+	}
+	return r.err
+}
+
+// scanMeta calls fn with the id and value of every m/ key, in id order.
+// The slices are valid only during the call.
+func scanMeta(db *pebble.DB, fn func(id, value []byte) error) error {
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte(metaPrefix), UpperBound: []byte(metaEnd)})
+	if err != nil {
+		return err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		if !bytes.HasPrefix(k, []byte(metaPrefix)) {
+			continue
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return err
+		}
+		if err := fn(k[len(metaPrefix):], v); err != nil {
+			it.Close()
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		it.Close()
+		return err
+	}
+	return it.Close()
+}

@@ -1,0 +1,84 @@
+package queue
+
+import (
+	"strconv"
+	"time"
+)
+
+// RcptState is where one recipient of a message stands.
+type RcptState uint8
+
+const (
+	// Pending recipients still wait for a (first or next) delivery attempt.
+	Pending RcptState = iota
+	// Delivered recipients got a 2xx reply to the end of DATA.
+	Delivered
+	// Bounced recipients got a permanent (5xx) failure, or were bounced by
+	// an administrator.
+	Bounced
+	// Expired recipients were still pending when the message grew older
+	// than the retry policy's MaxAge.
+	Expired
+)
+
+func (s RcptState) String() string {
+	switch s {
+	case Pending:
+		return "pending"
+	case Delivered:
+		return "delivered"
+	case Bounced:
+		return "bounced"
+	case Expired:
+		return "expired"
+	}
+	return "RcptState(" + strconv.Itoa(int(s)) + ")"
+}
+
+// Recipient is one forward-path of a message and its delivery state.
+type Recipient struct {
+	Addr      string
+	State     RcptState
+	Attempts  int    // delivery attempts made for this recipient
+	LastReply string // last reply from the MX ("451 4.7.1 try later"), for logs and inspection
+}
+
+// Message is the metadata the index keeps for one spooled message. The body
+// lives in a segment file; Segment, Offset and Length say where.
+type Message struct {
+	ID         string // set by the caller before Append; [0-9a-z] from IDGenerator
+	From       string // reverse-path; "" for the null sender (bounces)
+	Recipients []Recipient
+	Tenant     string
+	Campaign   string
+	Priority   int // 0 bulk, 1 high (transactional)
+	Created    time.Time
+	NextDue    time.Time // when the next attempt is due; zero: now
+	Attempts   int       // delivery attempts of the message as a whole
+	Size       int       // body bytes before compression; set by Append
+	Segment    uint64    // set by the spool
+	Offset     int64     // set by the spool
+	Length     int64     // encoded record bytes; set by the spool
+}
+
+// Done reports whether no recipient is pending any more, that is, whether
+// the message can be removed from the spool.
+func (m *Message) Done() bool {
+	for i := range m.Recipients {
+		if m.Recipients[i].State == Pending {
+			return false
+		}
+	}
+	return true
+}
+
+// Pending returns the number of recipients still pending.
+func (m *Message) Pending() int {
+	n := 0
+	for i := range m.Recipients {
+		if m.Recipients[i].State == Pending {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,287 @@
+package queue
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
+)
+
+// Compression names the codec that compresses message bodies in segments.
+// Each record carries its codec in its flags, so a spool reads records of
+// every codec whatever Options.Compression says now.
+type Compression uint8
+
+const (
+	// CompressNone stores bodies as they are.
+	CompressNone Compression = 0
+	// CompressZstd is zstd at SpeedFastest, one frame per message (default).
+	CompressZstd Compression = 1
+	// CompressS2 is klauspost's S2 (a faster, Snappy-like codec).
+	CompressS2 Compression = 2
+)
+
+// ParseCompression maps the config value ("zstd", "s2", "none"; "" means
+// zstd) to a Compression.
+func ParseCompression(s string) (Compression, error) {
+	switch strings.ToLower(s) {
+	case "", "zstd":
+		return CompressZstd, nil
+	case "s2":
+		return CompressS2, nil
+	case "none":
+		return CompressNone, nil
+	}
+	return 0, fmt.Errorf("queue: unknown compression %q (want zstd, s2 or none)", s)
+}
+
+func (c Compression) String() string {
+	switch c {
+	case CompressNone:
+		return "none"
+	case CompressZstd:
+		return "zstd"
+	case CompressS2:
+		return "s2"
+	}
+	return "compression(" + strconv.Itoa(int(c)) + ")"
+}
+
+// Record layout (all integers little-endian); see doc.go for the picture.
+const (
+	recordMagic   = "GnRc"
+	recordVersion = 1
+	// recordHeaderLen is the fixed part before the id.
+	recordHeaderLen = 20
+	// flagCodecMask selects the Compression bits of the flags byte.
+	flagCodecMask = 0x03
+	// MaxIDLen is the longest message id a record can hold.
+	MaxIDLen = 255
+	// maxRawLen bounds the decompressed size a record may claim, so that a
+	// corrupt length never makes a reader allocate gigabytes.
+	maxRawLen = 256 << 20
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// ErrCorrupt is the "corrupt entry" outcome: a record that is torn (cut off
+// by a crash mid-write), fails its CRC, has a bad header, or does not
+// decompress. It is never a panic, and it concerns one message only: the rest
+// of the spool keeps working. Test with errors.Is(err, ErrCorrupt).
+var ErrCorrupt = errors.New("queue: corrupt spool record")
+
+// errTorn is wrapped with ErrCorrupt when a record runs past the bytes
+// available: the tail of a segment that a crash cut short.
+var errTorn = errors.New("record truncated")
+
+func corruptf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, args...))
+}
+
+// recordView is a decoded record; its slices alias the input buffer.
+type recordView struct {
+	ID      []byte
+	Codec   Compression
+	Payload []byte // stored (possibly compressed) body
+	RawLen  int    // decompressed body length
+}
+
+// recordLen is the encoded size of a record holding id and payload.
+func recordLen(idLen, payloadLen int) int { return recordHeaderLen + idLen + payloadLen }
+
+// decodeRecord parses the record at the start of b and returns it with its
+// encoded length. A record that runs past the end of b is reported as torn;
+// any inconsistency is reported as corrupt. Both wrap ErrCorrupt. It never
+// panics, whatever b holds.
+func decodeRecord(b []byte) (recordView, int, error) {
+	var v recordView
+	if len(b) < recordHeaderLen {
+		return v, 0, fmt.Errorf("%w: %w: %d header bytes of %d", ErrCorrupt, errTorn, len(b), recordHeaderLen)
+	}
+	if string(b[0:4]) != recordMagic {
+		return v, 0, corruptf("bad magic %q", b[0:4])
+	}
+	if b[4] != recordVersion {
+		return v, 0, corruptf("unknown record version %d", b[4])
+	}
+	flags := b[5]
+	if flags&^flagCodecMask != 0 || Compression(flags&flagCodecMask) > CompressS2 {
+		return v, 0, corruptf("unknown flags %#x", flags)
+	}
+	idLen := int(b[6])
+	if b[7] != 0 {
+		return v, 0, corruptf("reserved byte %#x", b[7])
+	}
+	bodyLen := binary.LittleEndian.Uint32(b[8:12])
+	rawLen := binary.LittleEndian.Uint32(b[12:16])
+	if rawLen > maxRawLen || bodyLen > maxRawLen+maxRawLen/8+1024 {
+		return v, 0, corruptf("lengths out of range (stored %d, raw %d)", bodyLen, rawLen)
+	}
+	n := recordLen(idLen, int(bodyLen))
+	if len(b) < n {
+		return v, 0, fmt.Errorf("%w: %w: have %d of %d bytes", ErrCorrupt, errTorn, len(b), n)
+	}
+	want := binary.LittleEndian.Uint32(b[16:20])
+	crc := crc32.Update(0, castagnoli, b[:16])
+	crc = crc32.Update(crc, castagnoli, b[recordHeaderLen:n])
+	if crc != want {
+		return v, 0, corruptf("checksum mismatch (stored %08x, computed %08x)", want, crc)
+	}
+	v.Codec = Compression(flags & flagCodecMask)
+	v.ID = b[recordHeaderLen : recordHeaderLen+idLen]
+	v.Payload = b[recordHeaderLen+idLen : n]
+	v.RawLen = int(rawLen)
+	if v.Codec == CompressNone && int(bodyLen) != v.RawLen {
+		return v, 0, corruptf("uncompressed record with stored %d != raw %d", bodyLen, rawLen)
+	}
+	return v, n, nil
+}
+
+// codecs holds the compressors a spool shares between goroutines. One zstd
+// encoder's EncodeAll and one decoder's DecodeAll are safe for concurrent
+// use; each keeps its own pool of state.
+type codecs struct {
+	use Compression
+	enc *zstd.Encoder
+	dec *zstd.Decoder
+}
+
+func newCodecs(use Compression) (*codecs, error) {
+	enc, err := zstd.NewWriter(nil,
+		zstd.WithEncoderLevel(zstd.SpeedFastest),
+		zstd.WithEncoderCRC(false), // the record has its own CRC32C
+		zstd.WithZeroFrames(true),
+		zstd.WithLowerEncoderMem(true),
+	)
+	if err != nil {
+		return nil, err
+	}
+	dec, err := zstd.NewReader(nil,
+		zstd.WithDecoderConcurrency(0),
+		zstd.WithDecoderMaxMemory(maxRawLen),
+		zstd.WithDecodeAllCapLimit(true),
+	)
+	if err != nil {
+		enc.Close()
+		return nil, err
+	}
+	return &codecs{use: use, enc: enc, dec: dec}, nil
+}
+
+func (c *codecs) close() {
+	c.enc.Close()
+	c.dec.Close()
+}
+
+// appendRecord appends the record for (id, body) compressed with c.use to
+// dst and returns it.
+func (c *codecs) appendRecord(dst []byte, id string, body []byte) []byte {
+	start := len(dst)
+	dst = append(dst, recordMagic...)
+	dst = append(dst, recordVersion, byte(c.use), byte(len(id)), 0)
+	dst = append(dst, make([]byte, 12)...) // lengths and CRC, filled below
+	dst = append(dst, id...)
+	p0 := len(dst)
+	switch c.use {
+	case CompressZstd:
+		dst = c.enc.EncodeAll(body, dst)
+	case CompressS2:
+		n := s2.MaxEncodedLen(len(body))
+		if cap(dst)-len(dst) < n {
+			grown := make([]byte, len(dst), len(dst)+n)
+			copy(grown, dst)
+			dst = grown
+		}
+		enc := s2.Encode(dst[len(dst):len(dst)+n], body)
+		dst = dst[:len(dst)+len(enc)]
+	default:
+		dst = append(dst, body...)
+	}
+	h := dst[start:]
+	binary.LittleEndian.PutUint32(h[8:12], uint32(len(dst)-p0))
+	binary.LittleEndian.PutUint32(h[12:16], uint32(len(body)))
+	crc := crc32.Update(0, castagnoli, h[:16])
+	crc = crc32.Update(crc, castagnoli, h[recordHeaderLen:])
+	binary.LittleEndian.PutUint32(h[16:20], crc)
+	return dst
+}
+
+// decompress returns the body of a decoded record in a new slice.
+func (c *codecs) decompress(v recordView) ([]byte, error) {
+	var out []byte
+	var err error
+	switch v.Codec {
+	case CompressNone:
+		out = append(make([]byte, 0, len(v.Payload)), v.Payload...)
+	case CompressZstd:
+		out, err = c.dec.DecodeAll(v.Payload, make([]byte, 0, v.RawLen))
+	case CompressS2:
+		var n int
+		n, err = s2.DecodedLen(v.Payload)
+		if err == nil && n != v.RawLen {
+			err = fmt.Errorf("s2 length %d, record says %d", n, v.RawLen)
+		}
+		if err == nil {
+			out, err = s2.Decode(make([]byte, n), v.Payload)
+		}
+	default:
+		err = fmt.Errorf("unknown codec %d", v.Codec)
+	}
+	if err != nil {
+		return nil, corruptf("%s body of %q: %v", v.Codec, v.ID, err)
+	}
+	if len(out) != v.RawLen {
+		return nil, corruptf("body of %q is %d bytes, record says %d", v.ID, len(out), v.RawLen)
+	}
+	return out, nil
+}
+
+// Segment files are named by a 16-hex-digit sequence number that only grows.
+const segmentExt = ".seg"
+
+func segmentName(seq uint64) string { return fmt.Sprintf("%016x%s", seq, segmentExt) }
+
+// parseSegmentName returns the sequence number of a segment file name.
+func parseSegmentName(name string) (uint64, bool) {
+	hex, ok := strings.CutSuffix(name, segmentExt)
+	if !ok || len(hex) != 16 {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(hex, 16, 64)
+	return seq, err == nil
+}
+
+// readRecord reads and verifies the record of length n at off in f, and
+// checks that it belongs to id. It returns the decoded record and the raw
+// record bytes it aliases.
+func readRecord(f File, off, n int64, id string) (recordView, []byte, error) {
+	if n < recordHeaderLen || n > maxRawLen*2 {
+		return recordView{}, nil, corruptf("message %s: record length %d out of range", id, n)
+	}
+	buf := make([]byte, n)
+	got, err := f.ReadAt(buf, off)
+	if err != nil && !(errors.Is(err, io.EOF) && got == len(buf)) {
+		if !errors.Is(err, io.EOF) {
+			return recordView{}, nil, err
+		}
+		// The segment ends inside the record: torn by a crash.
+		buf = buf[:got]
+	}
+	v, m, err := decodeRecord(buf)
+	if err != nil {
+		return recordView{}, nil, fmt.Errorf("message %s: %w", id, err)
+	}
+	if int64(m) != n {
+		return recordView{}, nil, corruptf("message %s: record is %d bytes, index says %d", id, m, n)
+	}
+	if string(v.ID) != id {
+		return recordView{}, nil, corruptf("record at offset %d holds %q, not %q", off, v.ID, id)
+	}
+	return v, buf, nil
+}

@@ -1,0 +1,797 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Options configures a Spool.
+type Options struct {
+	// Dir is the spool directory ([spool] path); segments live in
+	// Dir/segments and the index in Dir/index.
+	Dir string
+	// Compression is "zstd" (default), "s2" or "none"; see ParseCompression.
+	Compression string
+	// FS holds the segment files; OSFS when nil. Tests pass a FaultFS.
+	FS FS
+	// Now is the clock for health checks; time.Now when nil.
+	Now func() time.Time
+	// SegmentSize is the size at which the current segment is closed and a
+	// new one started; 64 MiB when zero.
+	SegmentSize int64
+
+	// MinFreeBytes: Append refuses with ErrNoSpace while the filesystem
+	// holding Dir has fewer free bytes, so that the index and running
+	// deliveries keep room to write. 16 MiB when zero; negative disables.
+	MinFreeBytes int64
+	// MaxGroupBytes caps the record bytes one group commit writes; 8 MiB
+	// when zero.
+	MaxGroupBytes int
+	// IndexCacheSize is Pebble's block cache; 8 MiB when zero.
+	IndexCacheSize int64
+	// IndexMemTableSize is Pebble's memtable size; 4 MiB when zero.
+	IndexMemTableSize uint64
+	// Logf receives errors from Pebble's background work; nil drops them.
+	Logf func(format string, args ...any)
+}
+
+const (
+	defaultSegmentSize  = 64 << 20
+	defaultMinFree      = 16 << 20
+	defaultGroupBytes   = 8 << 20
+	maxGroupCount       = 4096
+	freeCheckInterval   = time.Second
+	defaultCacheSize    = 8 << 20
+	defaultMemTableSize = 4 << 20
+)
+
+// ErrNoSpace is returned when the disk holding the spool is full (a write
+// failed with ENOSPC or EDQUOT) or has less than Options.MinFreeBytes free.
+// Callers answer it with "452 4.3.1" (SMTP) or 503 (HTTP); see ReplyCode.
+var ErrNoSpace = errors.New("queue: spool disk full")
+
+// ErrClosed is returned by every method called after Close.
+var ErrClosed = errors.New("queue: spool closed")
+
+// ErrNotFound is returned by Update and Body for an id that is not (or no
+// longer) in the spool.
+var ErrNotFound = errors.New("queue: message not in spool")
+
+// ReplyCode maps a spool error to the SMTP reply code and enhanced status
+// code (RFC 3463) that answers the client: a full disk is "452 4.3.1"
+// (RFC 3463 §3.4, mail system full), anything else a transient
+// "451 4.3.0" (other or undefined mail system status).
+func ReplyCode(err error) (code int, enhanced string) {
+	if errors.Is(err, ErrNoSpace) {
+		return 452, "4.3.1"
+	}
+	return 451, "4.3.0"
+}
+
+// noSpace wraps err with ErrNoSpace when the OS reports a full disk.
+func noSpace(err error) error {
+	if err == nil || errors.Is(err, ErrNoSpace) {
+		return err
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w: %w", ErrNoSpace, err)
+	}
+	return err
+}
+
+// Stats are counters of a Spool since Open.
+type Stats struct {
+	Appends      uint64 // messages acknowledged by Append
+	Groups       uint64 // group commits (one segment fsync + one index batch each)
+	SegmentSyncs uint64 // fsyncs of segment files
+	Segments     int    // segment files on disk
+	Live         int64  // messages in the index
+}
+
+// Spool is the durable message store: compressed bodies in append-only
+// segment files, metadata in a Pebble index. All methods are safe for
+// concurrent use. See the package documentation for the format and the
+// crash-safety argument.
+type Spool struct {
+	opts   Options
+	fs     FS
+	segDir string
+	codecs *codecs
+	db     *pebble.DB
+	now    func() time.Time
+
+	// closeMu is held for reading by every operation and for writing by
+	// Close, so that Close waits for operations in flight.
+	closeMu sync.RWMutex
+	closed  bool
+
+	appendCh  chan *appendReq
+	syncCh    chan *commitGroup
+	committed chan struct{} // closed when the committer has exited
+	synced    chan struct{} // closed when the syncer has exited
+
+	// segMu guards segs, the open handle of every segment file on disk.
+	// Readers hold it shared while they read, so a handle is never closed
+	// under a read.
+	segMu sync.RWMutex
+	segs  map[uint64]File
+
+	// liveMu guards live (messages indexed per segment, including
+	// commits in flight) and curSeq (the segment being appended to, 0 when
+	// none).
+	liveMu sync.Mutex
+	live   map[uint64]int64
+	curSeq uint64
+
+	// Owned by the committer goroutine.
+	cur     File
+	curW    uint64 // sequence number of cur
+	curSize int64
+	nextSeq uint64
+	wbuf    []byte
+
+	// stripes serialize Update and Remove of the same id.
+	stripeSeed maphash.Seed
+	stripes    [64]sync.Mutex
+
+	healthMu    sync.Mutex
+	lastErr     error // last commit failure; nil after a success
+	freeLow     atomic.Bool
+	nextFreeChk atomic.Int64
+
+	nAppends, nGroups, nSyncs atomic.Uint64
+	nLive                     atomic.Int64
+}
+
+type appendReq struct {
+	m    *Message // nil for a record moved by Compact: written, not indexed
+	key  []byte
+	rec  []byte // encoded record
+	meta []byte // encoded metadata, location filled in by the committer
+	loc  location
+	done chan error
+}
+
+// commitGroup is one group commit on its way from the committer to the
+// syncer.
+type commitGroup struct {
+	reqs  []*appendReq
+	batch *pebble.Batch
+}
+
+// Open opens the spool in opts.Dir, creating it if needed. It recovers from
+// a crash by construction: segment files that no index entry points to (the
+// remains of appends that were never acknowledged) are deleted, and new
+// appends always go to a fresh segment, never after a possibly torn tail.
+func Open(opts Options) (*Spool, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("queue: Options.Dir is empty")
+	}
+	use, err := ParseCompression(opts.Compression)
+	if err != nil {
+		return nil, err
+	}
+	if opts.FS == nil {
+		opts.FS = OSFS{}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.SegmentSize <= 0 {
+		opts.SegmentSize = defaultSegmentSize
+	}
+	if opts.MinFreeBytes == 0 {
+		opts.MinFreeBytes = defaultMinFree
+	}
+	if opts.MaxGroupBytes <= 0 {
+		opts.MaxGroupBytes = defaultGroupBytes
+	}
+	if opts.IndexCacheSize <= 0 {
+		opts.IndexCacheSize = defaultCacheSize
+	}
+	if opts.IndexMemTableSize == 0 {
+		opts.IndexMemTableSize = defaultMemTableSize
+	}
+	s := &Spool{
+		opts:       opts,
+		fs:         opts.FS,
+		segDir:     filepath.Join(opts.Dir, "segments"),
+		now:        opts.Now,
+		segs:       make(map[uint64]File),
+		live:       make(map[uint64]int64),
+		appendCh:   make(chan *appendReq, maxGroupCount),
+		syncCh:     make(chan *commitGroup, 4),
+		committed:  make(chan struct{}),
+		synced:     make(chan struct{}),
+		stripeSeed: maphash.MakeSeed(),
+	}
+	if err := s.fs.MkdirAll(s.segDir, 0o755); err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	if s.codecs, err = newCodecs(use); err != nil {
+		return nil, err
+	}
+	s.db, err = openIndex(filepath.Join(opts.Dir, "index"), opts.IndexCacheSize, opts.IndexMemTableSize, opts.Logf)
+	if err != nil {
+		s.codecs.close()
+		return nil, err
+	}
+	if err := s.recover(); err != nil {
+		s.closeFiles()
+		s.db.Close()
+		s.codecs.close()
+		return nil, err
+	}
+	go s.committer()
+	go s.syncer()
+	return s, nil
+}
+
+// recover counts live messages per segment from the index, opens the
+// segments they live in and deletes the others.
+func (s *Spool) recover() error {
+	var maxSeq uint64
+	err := scanMeta(s.db, func(id, v []byte) error {
+		loc, err := decodeLocation(v)
+		if err != nil {
+			return nil // reported by Scan; it holds no segment alive
+		}
+		s.live[loc.Segment]++
+		s.nLive.Add(1)
+		maxSeq = max(maxSeq, loc.Segment)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("queue: read index: %w", err)
+	}
+	entries, err := s.fs.ReadDir(s.segDir)
+	if err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	removed := false
+	for _, e := range entries {
+		seq, ok := parseSegmentName(e.Name())
+		if !ok {
+			continue
+		}
+		maxSeq = max(maxSeq, seq)
+		path := filepath.Join(s.segDir, e.Name())
+		if s.live[seq] == 0 {
+			if err := s.fs.Remove(path); err != nil {
+				return fmt.Errorf("queue: remove unused segment: %w", err)
+			}
+			removed = true
+			continue
+		}
+		f, err := s.fs.OpenFile(path, 0, 0) // os.O_RDONLY
+		if err != nil {
+			return fmt.Errorf("queue: open segment: %w", err)
+		}
+		s.segs[seq] = f
+	}
+	if removed {
+		if err := s.fs.SyncDir(s.segDir); err != nil {
+			return fmt.Errorf("queue: %w", err)
+		}
+	}
+	s.nextSeq = maxSeq + 1
+	return nil
+}
+
+// Append stores m and its body durably: when it returns nil, the record is
+// fsynced in a segment and its index entry committed with a synced Pebble
+// batch. Concurrent callers share both fsyncs (group commit). m.ID must be
+// set (at most MaxIDLen bytes) and unique; Append sets m.Size, m.Segment,
+// m.Offset and m.Length. A full disk yields an error wrapping ErrNoSpace.
+// On error the message is not in the spool.
+func (s *Spool) Append(m *Message, body []byte) error {
+	if m.ID == "" || len(m.ID) > MaxIDLen {
+		return fmt.Errorf("queue: message id %q: empty or longer than %d bytes", m.ID, MaxIDLen)
+	}
+	if len(body) > maxRawLen {
+		return fmt.Errorf("queue: message %s: body of %d bytes exceeds %d", m.ID, len(body), maxRawLen)
+	}
+	if err := s.checkFree(); err != nil {
+		return err
+	}
+	m.Size = len(body)
+	req := &appendReq{
+		m:    m,
+		key:  metaKey(m.ID),
+		rec:  s.codecs.appendRecord(make([]byte, 0, recordLen(len(m.ID), len(body)/2+64)), m.ID, body),
+		meta: encodeMeta(nil, m),
+		done: make(chan error, 1),
+	}
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.appendCh <- req
+	if err := <-req.done; err != nil {
+		return fmt.Errorf("queue: append %s: %w", m.ID, err)
+	}
+	return nil
+}
+
+// checkFree refuses appends while free space is below MinFreeBytes. It asks
+// the filesystem at most once per freeCheckInterval.
+func (s *Spool) checkFree() error {
+	if s.opts.MinFreeBytes < 0 {
+		return nil
+	}
+	fsp, ok := s.fs.(FreeSpacer)
+	if !ok {
+		return nil
+	}
+	now := s.now().UnixNano()
+	next := s.nextFreeChk.Load()
+	if now >= next && s.nextFreeChk.CompareAndSwap(next, now+int64(freeCheckInterval)) {
+		free, err := fsp.FreeBytes(s.opts.Dir)
+		s.freeLow.Store(err == nil && free < uint64(s.opts.MinFreeBytes))
+	}
+	if s.freeLow.Load() {
+		return fmt.Errorf("%w: less than %d bytes free under %s", ErrNoSpace, s.opts.MinFreeBytes, s.opts.Dir)
+	}
+	return nil
+}
+
+// Healthy reports whether the spool can take new mail: nil, or an error
+// wrapping ErrNoSpace when the disk is (nearly) full, ErrClosed after Close,
+// or the cause of the last failed group commit until a commit succeeds.
+func (s *Spool) Healthy() error {
+	s.closeMu.RLock()
+	closed := s.closed
+	s.closeMu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	s.nextFreeChk.Store(0) // look at the disk now
+	if err := s.checkFree(); err != nil {
+		return err
+	}
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	return s.lastErr
+}
+
+func (s *Spool) setHealth(err error) {
+	s.healthMu.Lock()
+	s.lastErr = err
+	s.healthMu.Unlock()
+}
+
+// committer is the single writer of segment files. It takes every append
+// waiting in appendCh (up to MaxGroupBytes), writes their records with one
+// write, fsyncs the segment once, applies one index batch for all of them
+// and passes the batch to the syncer, which waits for Pebble's WAL fsync and
+// answers the callers. The committer meanwhile gathers the next group, so
+// the segment fsync of one group overlaps the index fsync of the previous.
+func (s *Spool) committer() {
+	defer close(s.committed)
+	defer close(s.syncCh)
+	for {
+		first, ok := <-s.appendCh
+		if !ok {
+			return
+		}
+		reqs := []*appendReq{first}
+		size := len(first.rec)
+	gather:
+		for size < s.opts.MaxGroupBytes && len(reqs) < maxGroupCount {
+			select {
+			case r, ok := <-s.appendCh:
+				if !ok {
+					break gather
+				}
+				reqs = append(reqs, r)
+				size += len(r.rec)
+			default:
+				break gather
+			}
+		}
+		s.commit(reqs)
+	}
+}
+
+// commit writes and indexes one group; see committer.
+func (s *Spool) commit(reqs []*appendReq) {
+	if err := s.writeRecords(reqs); err != nil {
+		s.fail(reqs, noSpace(err))
+		return
+	}
+	b := s.db.NewBatch()
+	for _, r := range reqs {
+		if r.m == nil {
+			continue // a compaction move; Compact updates the index itself
+		}
+		putLocation(r.meta, r.loc)
+		if err := b.Set(r.key, r.meta, nil); err != nil {
+			b.Close()
+			s.fail(reqs, err)
+			return
+		}
+	}
+	if b.Empty() { // only compaction moves: nothing to index
+		b.Close()
+		s.syncCh <- &commitGroup{reqs: reqs}
+		return
+	}
+	if err := s.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
+		b.Close()
+		s.fail(reqs, noSpace(err))
+		return
+	}
+	s.syncCh <- &commitGroup{reqs: reqs, batch: b}
+}
+
+// syncer waits for each group's index fsync and releases its callers.
+func (s *Spool) syncer() {
+	defer close(s.synced)
+	for g := range s.syncCh {
+		var err error
+		if g.batch != nil {
+			err = g.batch.SyncWait()
+			g.batch.Close()
+		}
+		if err != nil {
+			s.fail(g.reqs, noSpace(err))
+			continue
+		}
+		s.nGroups.Add(1)
+		s.setHealth(nil)
+		for _, r := range g.reqs {
+			if r.m != nil {
+				s.nAppends.Add(1)
+				s.nLive.Add(1)
+				r.m.Segment, r.m.Offset, r.m.Length = r.loc.Segment, r.loc.Offset, r.loc.Length
+			}
+			r.done <- nil
+		}
+	}
+}
+
+// fail answers every caller of a group with err, and uncounts the records
+// that writeRecords had counted live.
+func (s *Spool) fail(reqs []*appendReq, err error) {
+	s.setHealth(err)
+	for _, r := range reqs {
+		if r.loc.Segment != 0 {
+			s.release(r.loc.Segment)
+		}
+	}
+	for _, r := range reqs {
+		r.done <- err
+	}
+}
+
+// writeRecords appends the records of a group to the current segment (rolling
+// to new segments as they fill), fsyncs, and counts them live. On any
+// error the current segment is abandoned: the next group starts a new one,
+// so a record is never written after bytes of unknown state (after a failed
+// fsync the kernel may have dropped dirty pages; see "fsyncgate").
+func (s *Spool) writeRecords(reqs []*appendReq) (err error) {
+	defer func() {
+		if err != nil {
+			s.abandonSegment()
+		}
+	}()
+	buf := s.wbuf[:0]
+	flush := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		if _, err := s.cur.Write(buf); err != nil {
+			return err
+		}
+		s.curSize += int64(len(buf))
+		buf = buf[:0]
+		s.nSyncs.Add(1)
+		return s.cur.Sync()
+	}
+	for _, r := range reqs {
+		r.loc = location{}
+	}
+	for _, r := range reqs {
+		n := int64(len(r.rec))
+		end := s.curSize + int64(len(buf))
+		if s.cur == nil || end > 0 && end+n > s.opts.SegmentSize {
+			if err := flush(); err != nil {
+				return err
+			}
+			if err := s.rollSegment(); err != nil {
+				return err
+			}
+		}
+		// Counted live before it is indexed, so that the segment cannot
+		// be deleted under a commit in flight; fail releases it.
+		s.liveMu.Lock()
+		s.live[s.curW]++
+		s.liveMu.Unlock()
+		r.loc = location{Segment: s.curW, Offset: s.curSize + int64(len(buf)), Length: n}
+		buf = append(buf, r.rec...)
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	if cap(buf) <= s.opts.MaxGroupBytes*2 {
+		s.wbuf = buf[:0]
+	}
+	return nil
+}
+
+// rollSegment closes the current segment (deleting it if it holds nothing
+// live) and creates the next one. The directory is fsynced so that the new
+// file's name survives a crash before any record in it is acknowledged.
+func (s *Spool) rollSegment() error {
+	s.abandonSegment()
+	seq := s.nextSeq
+	path := filepath.Join(s.segDir, segmentName(seq))
+	f, err := s.fs.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := s.fs.SyncDir(s.segDir); err != nil {
+		f.Close()
+		s.fs.Remove(path)
+		return err
+	}
+	s.nextSeq++
+	s.segMu.Lock()
+	s.segs[seq] = f
+	s.segMu.Unlock()
+	s.cur, s.curW, s.curSize = f, seq, 0
+	s.liveMu.Lock()
+	s.curSeq = seq
+	s.liveMu.Unlock()
+	return nil
+}
+
+// abandonSegment stops appending to the current segment; it is deleted if
+// nothing in it is live.
+func (s *Spool) abandonSegment() {
+	if s.cur == nil {
+		return
+	}
+	s.cur = nil
+	s.liveMu.Lock()
+	seq := s.curSeq
+	s.curSeq = 0
+	empty := s.live[seq] == 0
+	if empty {
+		delete(s.live, seq)
+	}
+	s.liveMu.Unlock()
+	if empty {
+		s.deleteSegment(seq)
+	}
+}
+
+// release drops one live message from segment seq, deleting the segment
+// when it was the last one and the segment is not being appended to.
+func (s *Spool) release(seq uint64) {
+	s.liveMu.Lock()
+	s.live[seq]--
+	empty := s.live[seq] <= 0 && seq != s.curSeq
+	if empty {
+		delete(s.live, seq)
+	}
+	s.liveMu.Unlock()
+	if empty {
+		s.deleteSegment(seq)
+	}
+}
+
+// deleteSegment closes and removes a segment file. A failure leaves a file
+// that the next Open removes, since no index entry points into it.
+func (s *Spool) deleteSegment(seq uint64) {
+	s.segMu.Lock()
+	f := s.segs[seq]
+	delete(s.segs, seq)
+	s.segMu.Unlock()
+	if f != nil {
+		f.Close()
+	}
+	if err := s.fs.Remove(filepath.Join(s.segDir, segmentName(seq))); err != nil && s.opts.Logf != nil {
+		s.opts.Logf("queue: remove segment %x: %v", seq, err)
+	}
+}
+
+// Body returns the decompressed body of m, read from the location in m (or,
+// if that segment is gone, from the index). A torn or damaged record yields
+// an error wrapping ErrCorrupt; the rest of the spool is unaffected.
+func (s *Spool) Body(m *Message) ([]byte, error) {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	loc := location{m.Segment, m.Offset, m.Length}
+	fromIndex := false
+	if loc.Segment == 0 {
+		var err error
+		if loc, err = s.lookup(m.ID); err != nil {
+			return nil, err
+		}
+		fromIndex = true
+	}
+	for {
+		s.segMu.RLock()
+		f := s.segs[loc.Segment]
+		if f == nil {
+			s.segMu.RUnlock()
+			if fromIndex {
+				return nil, corruptf("message %s: segment %016x is missing", m.ID, loc.Segment)
+			}
+			// Compaction may have moved the record since m was read:
+			// ask the index where it is now.
+			var err error
+			if loc, err = s.lookup(m.ID); err != nil {
+				return nil, err
+			}
+			fromIndex = true
+			continue
+		}
+		v, _, err := readRecord(f, loc.Offset, loc.Length, m.ID)
+		s.segMu.RUnlock()
+		if err != nil {
+			return nil, err
+		}
+		return s.codecs.decompress(v)
+	}
+}
+
+// lookup reads the location of id from the index.
+func (s *Spool) lookup(id string) (location, error) {
+	v, closer, err := s.db.Get(metaKey(id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return location{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return location{}, err
+	}
+	defer closer.Close()
+	loc, err := decodeLocation(v)
+	if err != nil {
+		return location{}, fmt.Errorf("message %s: %w", id, err)
+	}
+	return loc, nil
+}
+
+func (s *Spool) stripeIndex(id string) int {
+	return int(maphash.String(s.stripeSeed, id) % uint64(len(s.stripes)))
+}
+
+func (s *Spool) stripe(id string) *sync.Mutex { return &s.stripes[s.stripeIndex(id)] }
+
+// Update persists m's metadata (recipient states, attempts, next due, …)
+// with a synced index write. The body location is kept as the spool knows
+// it (and copied into m), whatever m says. Updating a message that is not in
+// the spool (never appended, or removed) returns ErrNotFound and writes
+// nothing, so an Update racing a Remove cannot resurrect an entry.
+func (s *Spool) Update(m *Message) error {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	mu := s.stripe(m.ID)
+	mu.Lock()
+	defer mu.Unlock()
+	loc, err := s.lookup(m.ID)
+	if err != nil {
+		return fmt.Errorf("queue: update: %w", err)
+	}
+	m.Segment, m.Offset, m.Length = loc.Segment, loc.Offset, loc.Length
+	if err := s.db.Set(metaKey(m.ID), encodeMeta(nil, m), pebble.Sync); err != nil {
+		err = noSpace(err)
+		return fmt.Errorf("queue: update %s: %w", m.ID, err)
+	}
+	return nil
+}
+
+// Remove drops a message whose recipients are all done: its index entry is
+// deleted (synced) and its segment loses one live message; a segment left
+// with none, other than the one being appended to, is deleted. Removing an
+// id that is not in the spool is not an error.
+func (s *Spool) Remove(id string) error {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	mu := s.stripe(id)
+	mu.Lock()
+	defer mu.Unlock()
+	loc, err := s.lookup(id)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil && !errors.Is(err, ErrCorrupt) {
+		return fmt.Errorf("queue: remove: %w", err)
+	}
+	if err := s.db.Delete(metaKey(id), pebble.Sync); err != nil {
+		return fmt.Errorf("queue: remove %s: %w", id, err)
+	}
+	s.nLive.Add(-1)
+	if loc.Segment != 0 {
+		s.release(loc.Segment)
+	}
+	return nil
+}
+
+// Scan calls fn for every live message, in id order (which is arrival order
+// for ids from IDGenerator), reading the index only. It is how the scheduler
+// is rebuilt at startup. An error from fn stops the scan and is returned.
+// Entries that do not decode are skipped and reported together, wrapping
+// ErrCorrupt, after all good entries were passed to fn.
+func (s *Spool) Scan(fn func(*Message) error) error {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	var bad []error
+	err := scanMeta(s.db, func(id, v []byte) error {
+		m := &Message{ID: string(id)}
+		if err := decodeMeta(v, m); err != nil {
+			bad = append(bad, fmt.Errorf("message %s: %w", id, err))
+			return nil
+		}
+		return fn(m)
+	})
+	if err != nil {
+		return err
+	}
+	return errors.Join(bad...)
+}
+
+// Stats returns the spool's counters.
+func (s *Spool) Stats() Stats {
+	s.segMu.RLock()
+	n := len(s.segs)
+	s.segMu.RUnlock()
+	return Stats{
+		Appends:      s.nAppends.Load(),
+		Groups:       s.nGroups.Load(),
+		SegmentSyncs: s.nSyncs.Load(),
+		Segments:     n,
+		Live:         s.nLive.Load(),
+	}
+}
+
+// Close waits for operations in flight, then closes the segments and the
+// index. Every later call returns ErrClosed.
+func (s *Spool) Close() error {
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		return ErrClosed
+	}
+	s.closed = true
+	close(s.appendCh)
+	s.closeMu.Unlock()
+	<-s.committed
+	<-s.synced
+	s.closeFiles()
+	err := s.db.Close()
+	s.codecs.close()
+	return err
+}
+
+func (s *Spool) closeFiles() {
+	s.segMu.Lock()
+	defer s.segMu.Unlock()
+	for seq, f := range s.segs {
+		f.Close()
+		delete(s.segs, seq)
+	}
+}
