@@ -35,7 +35,10 @@
 // stop reading the others. Live counts per segment are not stored: Open
 // computes them from the index, and deletes segment files nothing points to.
 // Remove deletes a segment as soon as its last live message goes (unless it
-// is the segment being appended to).
+// is the segment being appended to). Compact empties sparse segments: it
+// copies their live records through the group committer (fsynced first),
+// then re-points each index entry that still points at the old copy, so the
+// old segment's count drops to zero and it is deleted.
 //
 // # Write order and why no acknowledged message is lost
 //
