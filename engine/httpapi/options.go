@@ -1,0 +1,55 @@
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"time"
+)
+
+// Services a listener can serve (config.ServiceInject, …).
+const (
+	ServiceInject  = "inject"
+	ServiceAdmin   = "admin"
+	ServiceMetrics = "metrics"
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultMaxBodyBytes      = 32 << 20
+	DefaultMaxRecipients     = 10000
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 2 * time.Minute
+	DefaultWriteTimeout      = 2 * time.Minute
+	DefaultIdleTimeout       = 2 * time.Minute
+	DefaultMaxHeaderBytes    = 64 << 10
+)
+
+// Options configure one HTTP listener ([[http_listener]]).
+type Options struct {
+	Listen       string         // "host:port"; port 0 picks a free one
+	TrustedHosts []netip.Prefix // peers that need no API key
+	// Services served on this listener: ServiceInject, ServiceAdmin,
+	// ServiceMetrics. Paths of others answer 404. nil means all three.
+	Services []string
+	// APIKeys checks a bearer token and returns the tenant it binds ("" for
+	// none). The comparison must be constant time (config.APIKey.Matches).
+	APIKeys  func(bearer string) (tenant string, ok bool)
+	Injector Injector
+	Metrics  http.Handler // GET /metrics; nil: 404
+	// Admin serves every path under /api/admin/ (the caller is in the
+	// request context: CallerFrom); nil: 404.
+	Admin http.Handler
+
+	MaxBodyBytes  int64   // request body limit (413 past it); 0: 32 MiB
+	MaxRecipients int     // per request (422 past it); 0: 10000
+	RatePerKey    float64 // requests per second per API key (429 past it); 0: unlimited
+	RateBurst     int     // bucket size; 0: max(1, RatePerKey)
+
+	Now      func() time.Time // Date headers and rate limiting; nil: time.Now
+	Hostname string           // right side of generated Message-IDs; "": os.Hostname()
+	NewID    func() string    // left side of generated Message-IDs; nil: 128 random bits
+	Logger   *slog.Logger     // internal errors; nil: discarded
+
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration // 0: defaults above
+}

@@ -1,0 +1,288 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Server is one HTTP listener of the inject, admin and metrics API.
+type Server struct {
+	opts    Options
+	limiter *rateLimiter
+	log     *slog.Logger
+	handler http.Handler
+
+	mu   sync.Mutex
+	ln   net.Listener
+	srv  *http.Server
+	done chan struct{}
+}
+
+// New returns a server for opts; Start listens. Zero options take the
+// defaults documented on Options.
+func New(opts Options) *Server {
+	if opts.Services == nil {
+		opts.Services = []string{ServiceInject, ServiceAdmin, ServiceMetrics}
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.MaxRecipients <= 0 {
+		opts.MaxRecipients = DefaultMaxRecipients
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Hostname == "" {
+		opts.Hostname, _ = os.Hostname()
+		if opts.Hostname == "" {
+			opts.Hostname = "localhost"
+		}
+	}
+	if opts.NewID == nil {
+		opts.NewID = randomID
+	}
+	setDefault(&opts.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	setDefault(&opts.ReadTimeout, DefaultReadTimeout)
+	setDefault(&opts.WriteTimeout, DefaultWriteTimeout)
+	setDefault(&opts.IdleTimeout, DefaultIdleTimeout)
+	s := &Server{opts: opts, log: opts.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.limiter = newRateLimiter(opts.RatePerKey, opts.RateBurst, opts.Now)
+	s.handler = http.HandlerFunc(s.serve)
+	return s
+}
+
+func setDefault(d *time.Duration, v time.Duration) {
+	if *d <= 0 {
+		*d = v
+	}
+}
+
+// randomID returns 128 random bits in lower-case base32 (26 characters).
+func randomID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// Handler returns the API as an http.Handler (what Start serves), for tests
+// and for embedding in another server.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Start listens on Options.Listen and serves in the background.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv != nil {
+		return errors.New("httpapi: already started")
+	}
+	if s.opts.Injector == nil && slices.Contains(s.opts.Services, ServiceInject) {
+		return errors.New("httpapi: the inject service needs an Injector")
+	}
+	ln, err := net.Listen("tcp", s.opts.Listen)
+	if err != nil {
+		return fmt.Errorf("httpapi: %w", err)
+	}
+	s.ln = ln
+	s.srv = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: s.opts.ReadHeaderTimeout,
+		ReadTimeout:       s.opts.ReadTimeout,
+		WriteTimeout:      s.opts.WriteTimeout,
+		IdleTimeout:       s.opts.IdleTimeout,
+		MaxHeaderBytes:    DefaultMaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.done = make(chan struct{})
+	go func(srv *http.Server, done chan struct{}) {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http api stopped", "listen", ln.Addr().String(), "err", err)
+		}
+	}(s.srv, s.done)
+	return nil
+}
+
+// Addr returns the listening address ("127.0.0.1:8000"), or "" before Start.
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// Shutdown stops accepting, lets requests in progress finish until ctx ends
+// (then closes them) and waits for the serving goroutine.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	srv, done := s.srv, s.done
+	s.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	err := srv.Shutdown(ctx)
+	if err != nil {
+		srv.Close()
+	}
+	<-done
+	return err
+}
+
+// Paths of the API (contract.md, "HTTP").
+const (
+	pathMessage     = "/v1/message"
+	pathInject      = "/api/inject/v1"
+	pathLiveness    = "/api/check-liveness/v1"
+	pathMetrics     = "/metrics"
+	pathAdminPrefix = "/api/admin/"
+)
+
+// serve routes a request: path and service (404), method (405), caller
+// (401), rate (429), then the endpoint. Every answer of ours is JSON, and a
+// panic becomes a 500 JSON answer rather than a dropped connection.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("http api panic", "path", r.URL.Path, "panic", v)
+			if !sw.wrote {
+				writeError(sw, http.StatusInternalServerError, "internal error")
+			}
+		}
+	}()
+	path := r.URL.Path
+	var service string
+	var methods []string
+	switch {
+	case path == pathLiveness:
+		if !allowMethod(sw, r, http.MethodGet, http.MethodHead) {
+			return
+		}
+		writeJSON(sw, http.StatusOK, map[string]string{"status": "ok"})
+		return
+	case path == pathMessage || path == pathInject:
+		service, methods = ServiceInject, []string{http.MethodPost}
+	case path == pathMetrics:
+		service, methods = ServiceMetrics, []string{http.MethodGet, http.MethodHead}
+	case strings.HasPrefix(path, pathAdminPrefix):
+		service = ServiceAdmin // the admin handler checks its own methods
+	default:
+		writeError(sw, http.StatusNotFound, "no such endpoint: "+path)
+		return
+	}
+	if !slices.Contains(s.opts.Services, service) {
+		writeError(sw, http.StatusNotFound, "the "+service+" service is not enabled on this listener")
+		return
+	}
+	if methods != nil && !allowMethod(sw, r, methods...) {
+		return
+	}
+	caller, aerr := s.authenticate(r)
+	if aerr != nil {
+		sw.Header().Set("WWW-Authenticate", `Bearer realm="gannet"`)
+		writeAPIError(sw, aerr)
+		return
+	}
+	if caller.Keyed {
+		if ok, wait := s.limiter.allow(caller.key); !ok {
+			sw.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
+			writeError(sw, http.StatusTooManyRequests, "rate limit exceeded for this API key")
+			return
+		}
+	}
+	r = r.WithContext(context.WithValue(r.Context(), callerKey{}, caller))
+	switch service {
+	case ServiceMetrics:
+		if s.opts.Metrics == nil {
+			writeError(sw, http.StatusNotFound, "metrics are not available")
+			return
+		}
+		s.opts.Metrics.ServeHTTP(sw, r)
+	case ServiceAdmin:
+		if s.opts.Admin == nil {
+			writeError(sw, http.StatusNotFound, "the admin API is not available")
+			return
+		}
+		s.opts.Admin.ServeHTTP(sw, r)
+	case ServiceInject:
+		if s.opts.Injector == nil {
+			writeError(sw, http.StatusServiceUnavailable, "injection is not available")
+			return
+		}
+		body, aerr := s.readBody(sw, r)
+		if aerr != nil {
+			writeAPIError(sw, aerr)
+			return
+		}
+		if path == pathMessage {
+			s.handleMessage(sw, r, caller, body)
+		} else {
+			s.handleInject(sw, r, caller, body)
+		}
+	}
+}
+
+// allowMethod answers 405 with Allow when r's method is not one of methods.
+func allowMethod(w http.ResponseWriter, r *http.Request, methods ...string) bool {
+	if slices.Contains(methods, r.Method) {
+		return true
+	}
+	w.Header().Set("Allow", strings.Join(methods, ", "))
+	writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; use "+strings.Join(methods, " or "))
+	return false
+}
+
+// readBody reads the whole body within MaxBodyBytes: 413 past it.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
+	limit := s.opts.MaxBodyBytes
+	tooBig := fail(http.StatusRequestEntityTooLarge, "request body larger than "+strconv.FormatInt(limit, 10)+" bytes")
+	if r.ContentLength > limit {
+		return nil, tooBig
+	}
+	rd := http.MaxBytesReader(w, r.Body, limit)
+	var body []byte
+	if r.ContentLength > 0 {
+		body = make([]byte, 0, r.ContentLength+1)
+	}
+	for {
+		if len(body) == cap(body) {
+			body = append(body, 0)[:len(body)]
+		}
+		n, err := rd.Read(body[len(body):cap(body)])
+		body = body[:len(body)+n]
+		if err == io.EOF {
+			return body, nil
+		}
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return nil, tooBig
+			}
+			return nil, fail(http.StatusBadRequest, "could not read the request body")
+		}
+	}
+}
+
+// quote is strconv.Quote, short for messages.
+func quote(s string) string { return strconv.Quote(s) }

@@ -1,0 +1,206 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html"
+	"strings"
+)
+
+// ErrTemplate is a template the inject API cannot expand: an unclosed "{{",
+// an expression other than a variable path, or a Jinja statement or comment
+// ("{% … %}", "{# … #}"), which this engine does not implement.
+var ErrTemplate = errors.New("unsupported template")
+
+// template is the compiled form of one templated text: the KumoMTA inject
+// API's Jinja subset "{{ name }}" / "{{ user.first }}". Anything else that
+// Jinja would treat as syntax is refused at compile time rather than sent
+// to recipients half-expanded.
+type template struct {
+	segs   []segment
+	static bool // no placeholders: render returns the source
+	src    string
+}
+
+type segment struct {
+	lit      string   // literal text before the placeholder (or the tail)
+	path     []string // variable path; nil for the tail
+	inHeader bool     // the placeholder sits in the header section of a raw message
+}
+
+// compileTemplate compiles src. When headerEnd >= 0, placeholders before
+// that byte offset are marked as header placeholders (their values may not
+// contain CR or LF).
+func compileTemplate(src string, headerEnd int) (*template, error) {
+	t := &template{src: src}
+	rest, off := src, 0
+	for {
+		i := findOpen(rest)
+		if i < 0 {
+			t.segs = append(t.segs, segment{lit: rest})
+			break
+		}
+		switch rest[i+1] {
+		case '%':
+			return nil, fmt.Errorf("%w: statements ({%% … %%}) are not supported", ErrTemplate)
+		case '#':
+			return nil, fmt.Errorf("%w: comments ({# … #}) are not supported", ErrTemplate)
+		}
+		end := strings.Index(rest[i+2:], "}}")
+		if end < 0 {
+			return nil, fmt.Errorf("%w: unclosed {{ at byte %d", ErrTemplate, off+i)
+		}
+		expr := strings.TrimSpace(rest[i+2 : i+2+end])
+		path, err := parsePath(expr)
+		if err != nil {
+			return nil, err
+		}
+		t.segs = append(t.segs, segment{lit: rest[:i], path: path, inHeader: headerEnd >= 0 && off+i < headerEnd})
+		n := i + 2 + end + 2
+		rest, off = rest[n:], off+n
+	}
+	t.static = len(t.segs) == 1
+	return t, nil
+}
+
+// findOpen returns the index of the first "{{", "{%" or "{#" in s, or -1.
+func findOpen(s string) int {
+	for off := 0; ; {
+		i := strings.IndexByte(s[off:], '{')
+		if i < 0 || off+i+1 >= len(s) {
+			return -1
+		}
+		switch s[off+i+1] {
+		case '{', '%', '#':
+			return off + i
+		}
+		off += i + 1
+	}
+}
+
+// staticTemplate returns a template that expands to src as is (the KumoMTA
+// "Static" template dialect).
+func staticTemplate(src string) *template {
+	return &template{src: src, static: true, segs: []segment{{lit: src}}}
+}
+
+// parsePath accepts identifier ("." identifier)*.
+func parsePath(expr string) ([]string, error) {
+	if expr == "" {
+		return nil, fmt.Errorf("%w: empty {{ }}", ErrTemplate)
+	}
+	parts := strings.Split(expr, ".")
+	for _, p := range parts {
+		if !isIdent(p) {
+			return nil, fmt.Errorf("%w: {{ %s }}: only variable names are supported", ErrTemplate, expr)
+		}
+	}
+	return parts, nil
+}
+
+func isIdent(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && '0' <= c && c <= '9' {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// vars are the template variables of one recipient, looked up in the order
+// KumoMTA overlays them: the recipient's substitutions, then its "email" and
+// "name", then the request's global substitutions.
+type vars struct {
+	recipient map[string]any
+	email     string
+	name      *string
+	global    map[string]any
+}
+
+func (v *vars) lookup(name string) (any, bool) {
+	if x, ok := v.recipient[name]; ok {
+		return x, true
+	}
+	switch name {
+	case "email":
+		return v.email, true
+	case "name":
+		if v.name != nil {
+			return *v.name, true
+		}
+	}
+	x, ok := v.global[name]
+	return x, ok
+}
+
+// errHeaderValue is returned by render when a value placed in a header
+// contains CR or LF (header injection through a substitution).
+var errHeaderValue = errors.New("substitution value with CR or LF in a header")
+
+// render expands t for v. An unknown variable (or path) expands to "" as in
+// Jinja's default "undefined". With escape, values are HTML-escaped (the
+// html_body, like Jinja's auto-escaping of .html templates).
+func (t *template) render(dst []byte, v *vars, escape bool) ([]byte, error) {
+	if t.static {
+		return append(dst, t.src...), nil
+	}
+	for _, s := range t.segs {
+		dst = append(dst, s.lit...)
+		if s.path == nil {
+			continue
+		}
+		val := valueString(v, s.path)
+		if s.inHeader && strings.ContainsAny(val, "\r\n") {
+			return dst, fmt.Errorf("%w: {{ %s }}", errHeaderValue, strings.Join(s.path, "."))
+		}
+		if escape {
+			val = html.EscapeString(val)
+		}
+		dst = append(dst, val...)
+	}
+	return dst, nil
+}
+
+// valueString renders a JSON value: strings as they are, numbers and
+// booleans as JSON writes them, null and undefined as "", objects and
+// arrays as JSON text.
+func valueString(v *vars, path []string) string {
+	x, ok := v.lookup(path[0])
+	for _, p := range path[1:] {
+		if !ok {
+			break
+		}
+		m, isMap := x.(map[string]any)
+		if !isMap {
+			ok = false
+			break
+		}
+		x, ok = m[p]
+	}
+	if !ok || x == nil {
+		return ""
+	}
+	switch x := x.(type) {
+	case string:
+		return x
+	case json.Number:
+		return x.String()
+	case bool:
+		if x {
+			return "true"
+		}
+		return "false"
+	default:
+		b, err := json.Marshal(x)
+		if err != nil {
+			return ""
+		}
+		return string(b)
+	}
+}

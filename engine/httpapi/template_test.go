@@ -1,0 +1,91 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestTemplate(t *testing.T) {
+	var global map[string]any
+	dec := json.NewDecoder(strings.NewReader(`{"campaign":"Summer <Sale>","n":42,"f":1.50,"t":true,"nul":null,"obj":{"a":{"b":"deep"}},"arr":[1,"x"]}`))
+	dec.UseNumber()
+	if err := dec.Decode(&global); err != nil {
+		t.Fatal(err)
+	}
+	name := "Jane"
+	v := &vars{recipient: map[string]any{"campaign": "Override"}, email: "j@example.test", name: &name, global: global}
+	cases := []struct{ src, want, wantHTML string }{
+		{"plain", "plain", "plain"},
+		{"Hi {{ name }} <{{email}}>", "Hi Jane <j@example.test>", "Hi Jane <j@example.test>"},
+		{"{{campaign}}", "Override", "Override"},
+		{"{{ n }}/{{ f }}/{{ t }}/{{ nul }}/{{ missing }}", "42/1.50/true//", "42/1.50/true//"},
+		{"{{ obj.a.b }} {{ obj.a.x }} {{ n.x }}", "deep  ", "deep  "},
+		{"{{ arr }}", `[1,"x"]`, "[1,&#34;x&#34;]"},
+		{"{ single } and }} alone", "{ single } and }} alone", "{ single } and }} alone"},
+		{"css{color:red}", "css{color:red}", "css{color:red}"},
+	}
+	for _, c := range cases {
+		tm, err := compileTemplate(c.src, -1)
+		if err != nil {
+			t.Fatalf("%q: %v", c.src, err)
+		}
+		got, err := tm.render(nil, v, false)
+		if err != nil || string(got) != c.want {
+			t.Errorf("%q → %q %v, want %q", c.src, got, err, c.want)
+		}
+		got, _ = tm.render(nil, v, true)
+		if string(got) != c.wantHTML {
+			t.Errorf("html %q → %q, want %q", c.src, got, c.wantHTML)
+		}
+	}
+	v.recipient = map[string]any{"campaign": "<b>&</b>"}
+	tm, _ := compileTemplate("{{ campaign }}", -1)
+	if got, _ := tm.render(nil, v, true); string(got) != "&lt;b&gt;&amp;&lt;/b&gt;" {
+		t.Errorf("escaped %q", got)
+	}
+	// Without a name, {{ name }} is undefined: "".
+	v.name = nil
+	tm, _ = compileTemplate("[{{ name }}]", -1)
+	if got, _ := tm.render(nil, v, false); string(got) != "[]" {
+		t.Errorf("no name: %q", got)
+	}
+}
+
+func TestTemplateRefusals(t *testing.T) {
+	for _, src := range []string{"{{ name", "{% if x %}y{% endif %}", "{# c #}", "{{ name | upper }}", "{{ }}",
+		"{{ a..b }}", "{{ 1x }}", "{{ f() }}", "{{- name }}"} {
+		if _, err := compileTemplate(src, -1); !errors.Is(err, ErrTemplate) {
+			t.Errorf("%q: err %v", src, err)
+		}
+	}
+}
+
+func TestTemplateHeaderValues(t *testing.T) {
+	src := "Subject: {{ subject }}\n\nBody {{ subject }}\n"
+	tm, err := compileTemplate(src, strings.Index(src, "\n\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &vars{recipient: map[string]any{"subject": "x\r\nBcc: victim@example.test"}}
+	if _, err := tm.render(nil, v, false); !errors.Is(err, errHeaderValue) {
+		t.Fatalf("err %v", err)
+	}
+	// In the body the same value is fine.
+	tm, _ = compileTemplate("Subject: s\n\nBody {{ subject }}\n", len("Subject: s"))
+	if _, err := tm.render(nil, v, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func BenchmarkTemplateRender(b *testing.B) {
+	tm, _ := compileTemplate(strings.Repeat("Hello {{ name }}, your code is {{ code }}.\n", 20), -1)
+	name := "Jane"
+	v := &vars{recipient: map[string]any{"code": "X123"}, name: &name}
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		buf, _ = tm.render(buf[:0], v, true)
+	}
+}
