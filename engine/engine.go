@@ -6,16 +6,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
+	"gannet/engine/bounce"
 	"gannet/engine/certs"
 	"gannet/engine/config"
 	"gannet/engine/delivery"
+	"gannet/engine/httpapi"
 	"gannet/engine/inbound"
 	"gannet/engine/logrec"
 	"gannet/engine/metrics"
@@ -44,12 +44,13 @@ type Engine struct {
 	ids      *queue.IDGenerator
 	records  *logrec.Writer
 	metrics  *metrics.Metrics
+	bounces  *bounce.Classifier
 	resolver *resolver.Resolver
 	outbound *outbound.Manager
 	delivery *delivery.Loop
 	inbound  *inbound.Server
 	certs    map[string]*certs.Store // by listener name
-	https    []*httpListener
+	https    []*httpapi.Server
 
 	stopOnce sync.Once
 }
@@ -65,6 +66,7 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		e.now = time.Now
 	}
 	e.metrics = metrics.New()
+	e.bounces = bounce.Default()
 	e.ids = queue.NewIDGenerator(e.now)
 
 	var err error
@@ -172,10 +174,11 @@ func (e *Engine) buildOutbound() error {
 			Max:     cfg.Queue.MaxRetryInterval.Duration,
 			MaxAge:  cfg.Queue.MaxRetryAge.Duration,
 		},
-		Limits:  limits,
-		Record:  e.records,
-		Metrics: delivery.EngineMetrics(e.metrics),
-		Logger:  e.log,
+		Limits:   limits,
+		Record:   e.records,
+		Classify: e.classify,
+		Metrics:  delivery.EngineMetrics(e.metrics),
+		Logger:   e.log,
 	})
 	return nil
 }
@@ -203,10 +206,10 @@ func (e *Engine) Start() error {
 		}
 	}
 	for _, h := range e.https {
-		if err := h.start(); err != nil {
+		if err := h.Start(); err != nil {
 			return err
 		}
-		e.log.Info("http listening", "addr", h.addr())
+		e.log.Info("http listening", "addr", h.Addr())
 	}
 	return nil
 }
@@ -235,7 +238,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 	var errs []error
 	e.stopOnce.Do(func() {
 		for _, h := range e.https {
-			errs = append(errs, h.stop(ctx))
+			errs = append(errs, h.Shutdown(ctx))
 		}
 		if e.inbound != nil {
 			errs = append(errs, e.inbound.Stop(ctx))
@@ -263,40 +266,4 @@ func (e *Engine) closeStores() error {
 // self-signed certificate): the spool's parent directory.
 func (e *Engine) dataDir() string {
 	return filepath.Dir(filepath.Clean(e.cfg.Spool.Path))
-}
-
-// httpListener is one [[http_listener]] serving /metrics and liveness until
-// the full HTTP API is wired.
-type httpListener struct {
-	cfg config.HTTPListener
-	srv *http.Server
-	ln  net.Listener
-}
-
-func (h *httpListener) start() error {
-	ln, err := net.Listen("tcp", h.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("http listener %s: %w", h.cfg.Listen, err)
-	}
-	h.ln = ln
-	go func() {
-		if err := h.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			fmt.Fprintln(os.Stderr, "http:", err)
-		}
-	}()
-	return nil
-}
-
-func (h *httpListener) addr() string {
-	if h.ln == nil {
-		return h.cfg.Listen
-	}
-	return h.ln.Addr().String()
-}
-
-func (h *httpListener) stop(ctx context.Context) error {
-	if h.ln == nil {
-		return nil
-	}
-	return h.srv.Shutdown(ctx)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"net/http"
 	"path/filepath"
 
 	"gannet/engine/certs"
@@ -98,20 +97,4 @@ func (a authenticator) Authenticate(_ context.Context, cred smtpwire.AuthCredent
 		return "", "", false
 	}
 	return u.Name, u.Tenant, true
-}
-
-// buildHTTP prepares every [[http_listener]].
-func (e *Engine) buildHTTP() error {
-	for _, l := range e.cfg.HTTPListeners {
-		mux := http.NewServeMux()
-		if l.Serves(config.ServiceMetrics) {
-			mux.Handle("GET /metrics", e.metrics)
-		}
-		mux.HandleFunc("GET /api/check-liveness/v1", func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			w.Write([]byte("{\"status\":\"ok\"}\n"))
-		})
-		e.https = append(e.https, &httpListener{cfg: l, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10e9}})
-	}
-	return nil
 }
