@@ -6,7 +6,7 @@ BIN := bin
 PKGS := ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build run test unit e2e peers bench fuzz vet clean
+.PHONY: all build run test unit e2e peers bench fuzz vet clean crashtest
 
 all: build
 
@@ -21,7 +21,7 @@ run: build
 test: peers build
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 20m $(PKGS)
-	$(MAKE) fuzz FUZZTIME=5s
+	$(MAKE) fuzz FUZZTIME=3s
 
 unit:
 	$(GO) test -count=1 -short $(PKGS)
@@ -31,6 +31,13 @@ peers:
 
 bench: build
 	bash bench/run.sh
+
+# The long kill test: SIGKILL bin/gannet CRASH_KILLS times under smtpblast
+# load and check that every acknowledged message is delivered intact (the
+# short run is e2e TestCrashKill9UnderLoad, part of `make test`).
+CRASH_KILLS ?= 50
+crashtest: build
+	$(GO) run ./bench/crashtest -mode crash -bin $(BIN) -kills $(CRASH_KILLS)
 
 # Runs every fuzz target for FUZZTIME each.
 fuzz:

@@ -43,14 +43,25 @@ type testDNS struct {
 // nothing, and binds only 127.0.0.1:<free port>.
 func startDNS(t testing.TB) *testDNS {
 	t.Helper()
+	return startDNSAt(t, "127.0.0.1", 0)
+}
+
+// startDNSAt is startDNS on ip:port (port 0: a free one) with more dnsmasq
+// options, e.g. "--txt-record=NAME,STRING,STRING" for DKIM keys (each
+// STRING one DNS character-string of at most 255 bytes; no quotes).
+func startDNSAt(t testing.TB, ip string, port int, extra ...string) *testDNS {
+	t.Helper()
 	bin := needExecutable(t, "/usr/sbin/dnsmasq", "dnsmasq-base")
-	port := freePort(t, true, "127.0.0.1")
+	if port == 0 {
+		port = freePort(t, true, ip)
+	}
 	args := []string{
 		"--conf-file=/dev/null", "--no-daemon", "--no-resolv", "--no-hosts", "--no-poll",
 		"--user=root", "--pid-file=", "--log-facility=-",
-		fmt.Sprintf("--port=%d", port), "--listen-address=127.0.0.1", "--bind-interfaces",
+		fmt.Sprintf("--port=%d", port), "--listen-address=" + ip, "--bind-interfaces",
 		"--local=/test/",
 	}
+	args = append(args, extra...)
 	for _, z := range zoneMX {
 		args = append(args,
 			fmt.Sprintf("--mx-host=%s,%s,10", z.domain, z.host),
@@ -59,7 +70,7 @@ func startDNS(t testing.TB) *testDNS {
 	// A null MX is "MX 0 ." (RFC 7505 §3); dnsmasq's --mx-host cannot name the
 	// root, so the record is given as raw RDATA: preference 0x0000, root 0x00.
 	args = append(args, "--dns-rr="+domainNull+",15,000000")
-	d := &testDNS{Addr: hostPort("127.0.0.1", port)}
+	d := &testDNS{Addr: hostPort(ip, port)}
 	d.p = startProc(t, bin, args...)
 	deadline := time.Now().Add(dnsStartMax)
 	for {

@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
 	"gannet/engine/inbound"
@@ -35,36 +34,37 @@ func (e *Engine) admit() error {
 }
 
 // Accept makes a received message durable and queues it for delivery. It
-// runs on an inbound worker goroutine.
+// runs on an inbound worker goroutine, which also does the DKIM signing.
 func (e *Engine) Accept(_ context.Context, in *inbound.Incoming) smtpwire.Reply {
 	if err := e.admit(); err != nil {
 		return smtpwire.ReplyQueueFull
 	}
 	env := in.Envelope
-	meta := e.readMeta(in.Body, in.Tenant != "" || e.trusted(in))
-	tenant := in.Tenant
-	if tenant == "" {
-		tenant = meta.tenant
-	}
 	now := e.now()
 	id := e.ids.Next()
-	recv := in.ReceivedHeader(id, now)
-	body := make([]byte, 0, len(recv)+len(meta.body))
-	body = append(append(body, recv...), meta.body...)
-
-	m := &queue.Message{
-		ID:       id,
-		From:     env.From.Addr,
-		Tenant:   tenant,
-		Campaign: meta.campaign,
-		Priority: meta.priority,
-		Created:  now,
+	host := in.Hostname
+	if host == "" {
+		host = e.hostname()
 	}
-	m.Recipients = make([]queue.Recipient, len(env.Rcpts))
+	p, err := e.prepare(draft{
+		id:     id,
+		body:   in.Body,
+		host:   host,
+		tenant: in.Tenant,
+		// An authenticated client may route by header (its tenant is its
+		// account's); otherwise only hosts in relay_hosts may.
+		trusted: in.Tenant != "" || e.trusted(in),
+	}, now)
+	if err != nil {
+		e.log.Error("prepare message", "err", err)
+		return replyLocalError
+	}
+	rcpts := make([]string, len(env.Rcpts))
 	for i, r := range env.Rcpts {
-		m.Recipients[i] = queue.Recipient{Addr: r.Addr}
+		rcpts[i] = r.Addr
 	}
-	if err := e.store(m, body); err != nil {
+	m := newQueueMessage(id, env.From.Addr, rcpts, p, now)
+	if err := e.store(m, withReceived(in.ReceivedHeader(id, now), p.body)); err != nil {
 		e.log.Error("spool append", "err", err)
 		return smtpwire.ReplyQueueFull
 	}
@@ -72,6 +72,11 @@ func (e *Engine) Accept(_ context.Context, in *inbound.Incoming) smtpwire.Reply 
 	e.recordReception(m, in.Listener, in.Peer.Addr().String(), env.Helo)
 	return smtpwire.Reply{Code: 250, Enhanced: "2.0.0", Lines: []string{"OK id=" + id}}
 }
+
+// replyLocalError answers a message that could not be prepared (a signing
+// failure): 451 4.3.0, try again later (RFC 3463 "other or undefined mail
+// system status").
+var replyLocalError = smtpwire.Reply{Code: 451, Enhanced: "4.3.0", Lines: []string{"local error, try again later"}}
 
 // store appends m to the spool (durably), measures the commit and hands the
 // message to delivery.
@@ -81,6 +86,7 @@ func (e *Engine) store(m *queue.Message, body []byte) error {
 		return err
 	}
 	e.metrics.SpoolCommit.UpdateDuration(t0)
+	e.obs.enqueued(m) // before delivery can record an outcome
 	if err := e.delivery.Enqueue(m); err != nil {
 		// The message is durable; it is picked up again at the next start.
 		e.log.Error("enqueue", "id", m.ID, "err", err)
@@ -113,107 +119,4 @@ func (e *Engine) recordReception(m *queue.Message, listener, peer, helo string) 
 func (e *Engine) trusted(in *inbound.Incoming) bool {
 	l := e.cfg.SMTPListener(in.Listener)
 	return l != nil && l.RelayHosts.Contains(in.Peer.Addr())
-}
-
-// msgMeta is the routing metadata read from a message's header.
-type msgMeta struct {
-	tenant, campaign string
-	priority         int
-	body             []byte // the message, meta headers removed when configured
-}
-
-// readMeta reads the [meta] headers from the message header section. Values
-// count only when trusted; the headers are removed when strip_meta_headers
-// is set, trusted or not, so they never leak to the recipient.
-func (e *Engine) readMeta(body []byte, trusted bool) msgMeta {
-	mc := e.cfg.Meta
-	out := msgMeta{body: body}
-	names := [3]string{mc.TenantHeader, mc.CampaignHeader, mc.PriorityHeader}
-	var strip [][2]int
-	forEachHeader(body, func(name string, value []byte, start, end int) {
-		for i, n := range names {
-			if n == "" || !strings.EqualFold(name, n) {
-				continue
-			}
-			v := strings.TrimSpace(unfold(value))
-			if trusted {
-				switch i {
-				case 0:
-					out.tenant = v
-				case 1:
-					out.campaign = v
-				case 2:
-					if strings.EqualFold(v, "transactional") {
-						out.priority = 1
-					}
-				}
-			}
-			if mc.StripMetaHeaders {
-				strip = append(strip, [2]int{start, end})
-			}
-		}
-	})
-	if len(strip) > 0 {
-		nb := make([]byte, 0, len(body))
-		prev := 0
-		for _, s := range strip {
-			nb = append(nb, body[prev:s[0]]...)
-			prev = s[1]
-		}
-		out.body = append(nb, body[prev:]...)
-	}
-	return out
-}
-
-// forEachHeader calls fn for every header field of the message's header
-// section (RFC 5322 §2.2), with the field's name, its raw value (folding
-// included, without the final CRLF) and the byte range of the whole field.
-func forEachHeader(msg []byte, fn func(name string, value []byte, start, end int)) {
-	i := 0
-	for i < len(msg) {
-		if msg[i] == '\r' || msg[i] == '\n' {
-			return // the empty line: end of the header section
-		}
-		start := i
-		// The field runs to a line end not followed by WSP (folding).
-		end := i
-		for {
-			nl := indexByte(msg[end:], '\n')
-			if nl < 0 {
-				end = len(msg)
-				break
-			}
-			end += nl + 1
-			if end >= len(msg) || (msg[end] != ' ' && msg[end] != '\t') {
-				break
-			}
-		}
-		line := msg[start:end]
-		if colon := indexByte(line, ':'); colon > 0 {
-			v := line[colon+1:]
-			for len(v) > 0 && (v[len(v)-1] == '\n' || v[len(v)-1] == '\r') {
-				v = v[:len(v)-1]
-			}
-			fn(string(line[:colon]), v, start, end)
-		}
-		i = end
-	}
-}
-
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
-}
-
-// unfold removes folding line breaks (RFC 5322 §2.2.3).
-func unfold(v []byte) string {
-	s := string(v)
-	if strings.ContainsAny(s, "\r\n") {
-		s = strings.NewReplacer("\r\n", "", "\n", "", "\r", "").Replace(s)
-	}
-	return s
 }

@@ -1,29 +1,20 @@
 package engine
 
 import (
-	"encoding/json"
 	"net/http"
+
+	"gannet/engine/admin"
 )
 
-// adminHandler serves /api/admin/…. For now: the queue summary.
+// adminHandler returns the admin API (engine/admin) over this engine's
+// delivery loop and spool, mounted by every HTTP listener that serves
+// "admin": queue summary, message inspection, bounces and suspensions.
 func (e *Engine) adminHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/admin/queue-summary/v1", func(w http.ResponseWriter, r *http.Request) {
-		s, rd := e.delivery.QueueDepth()
-		writeJSON(w, http.StatusOK, map[string]any{
-			"messages":  e.delivery.Messages(),
-			"scheduled": s,
-			"ready":     rd,
-		})
+	return admin.New(admin.Options{
+		Loop:       e.delivery,
+		Spool:      e.spool,
+		TenantRate: tenantRates(e.cfg),
+		Now:        e.now,
+		Logger:     e.log.With("part", "admin"),
 	})
-	mux.HandleFunc("/api/admin/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such admin endpoint"})
-	})
-	return mux
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }

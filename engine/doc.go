@@ -6,7 +6,9 @@
 // The path of one message:
 //
 //	inbound (gnet loop) ─ final "." ─▶ worker: Engine.Accept
-//	    ▶ id, meta headers, Received header
+//	    ▶ id; Engine.prepare (shared with HTTP Inject): meta headers read
+//	      and stripped, tenant/campaign/priority, Date/Message-ID and
+//	      List-Unsubscribe added, DKIM signed; then the Received header
 //	    ▶ Spool.Append (group commit; durable when it returns)
 //	    ▶ Reception record, delivery.Loop.Enqueue
 //	    ▶ "250 2.0.0 OK id=<ID>"

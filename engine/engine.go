@@ -15,6 +15,7 @@ import (
 	"gannet/engine/certs"
 	"gannet/engine/config"
 	"gannet/engine/delivery"
+	"gannet/engine/dkim"
 	"gannet/engine/httpapi"
 	"gannet/engine/inbound"
 	"gannet/engine/logrec"
@@ -45,12 +46,14 @@ type Engine struct {
 	records  *logrec.Writer
 	metrics  *metrics.Metrics
 	bounces  *bounce.Classifier
+	obs      *observer // labelled metrics from records and transactions (observe.go)
 	resolver *resolver.Resolver
 	outbound *outbound.Manager
 	delivery *delivery.Loop
 	inbound  *inbound.Server
 	certs    map[string]*certs.Store // by listener name
 	https    []*httpapi.Server
+	signers  *dkim.Signers // [[dkim]] keys (sign.go)
 
 	stopOnce sync.Once
 }
@@ -65,8 +68,22 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	if e.now == nil {
 		e.now = time.Now
 	}
+	// DKIM keys first: a missing or bad key file stops the start before
+	// anything is opened, with an error that names the file.
+	if err := e.buildSigning(); err != nil {
+		return nil, err
+	}
 	e.metrics = metrics.New()
+	e.metrics.SetMaxDestinationLabels(cfg.Metrics.MaxDestinationLabels)
 	e.bounces = bounce.Default()
+	if f := cfg.Bounce.RulesFile; f != "" {
+		c, err := bounce.LoadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("[bounce] rules_file: %w", err)
+		}
+		e.bounces = c
+	}
+	e.obs = newObserver(e.metrics, e.bounces)
 	e.ids = queue.NewIDGenerator(e.now)
 
 	var err error
@@ -85,10 +102,11 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	}
 
 	e.records, err = logrec.New(logrec.Options{
-		Dir:     cfg.Log.Path,
-		Now:     e.now,
-		OnDrop:  func() { e.metrics.LogRecordsDropped.Inc() },
-		OnError: func(err error) { e.log.Error("log records", "err", err) },
+		Dir:      cfg.Log.Path,
+		Now:      e.now,
+		OnDrop:   func() { e.metrics.LogRecordsDropped.Inc() },
+		OnError:  func(err error) { e.log.Error("log records", "err", err) },
+		OnRecord: e.obs.record,
 	})
 	if err != nil {
 		return fail(fmt.Errorf("log %s: %w", cfg.Log.Path, err))
@@ -123,36 +141,35 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 
 func (e *Engine) buildOutbound() error {
 	cfg := e.cfg
-	mode, err := outbound.ParseTLSMode(cfg.TLS.Mode)
+	tlsDefault, err := tlsPolicyOf(cfg.TLS)
 	if err != nil {
 		return err
 	}
-	limits := func(site, domain string) outbound.Limits {
-		r := cfg.Shaping(domain)
-		return outbound.Limits{
-			Connections:          r.ConnectionLimit,
-			MaxDeliveriesPerConn: r.MaxDeliveriesPerConnection,
-			MessageRate:          r.MaxMessageRate.PerSecond(),
-		}
+	tlsFor, err := tlsForDomain(cfg, tlsDefault)
+	if err != nil {
+		return err
 	}
+	shaper, err := newShaper(cfg, e.now)
+	if err != nil {
+		return err
+	}
+	egress := newEgressChooser(cfg, uint64(e.now().UnixNano()))
 	e.outbound = outbound.New(outbound.Options{
-		EHLOName: cfg.Delivery.EHLOName,
-		SMTPPort: cfg.Delivery.SMTPPort,
-		RelayTo:  cfg.Delivery.RelayTo,
-		TLS: outbound.TLSPolicy{
-			Mode:         mode,
-			MinVersion:   cfg.TLS.MinVersionID(),
-			CipherSuites: cfg.TLS.CipherSuiteIDs(),
-		},
+		EHLOName:       cfg.Delivery.EHLOName,
+		SMTPPort:       cfg.Delivery.SMTPPort,
+		RelayTo:        cfg.Delivery.RelayTo,
+		TLS:            tlsDefault,
+		TLSFor:         tlsFor,
 		ConnectTimeout: cfg.Delivery.ConnectTimeout.Duration,
 		CommandTimeout: cfg.Delivery.CommandTimeout.Duration,
 		DataTimeout:    cfg.Delivery.DataTimeout.Duration,
 		IdleTimeout:    cfg.Delivery.IdleTimeout.Duration,
-		Limits:         limits,
+		Limits:         shaper.Limits,
 		OnTLSFailure:   func(string, netip.AddrPort, error) { e.metrics.TLSFailures.Inc() },
 		OnConnection: func(d int) {
 			if d > 0 {
 				e.metrics.ConnectionsOut.Inc()
+				e.metrics.ConnectionsOpenedOut.Inc()
 			} else {
 				e.metrics.ConnectionsOut.Dec()
 			}
@@ -164,9 +181,9 @@ func (e *Engine) buildOutbound() error {
 	if e.resolver != nil {
 		router = e.resolver
 	}
-	e.delivery = delivery.New(delivery.Options{
+	opts := delivery.Options{
 		Store:     e.spool,
-		Transport: e.outbound,
+		Transport: e.obs.transport(e.outbound),
 		Router:    router,
 		RelayTo:   cfg.Delivery.RelayTo,
 		Retry: queue.RetryPolicy{
@@ -174,12 +191,23 @@ func (e *Engine) buildOutbound() error {
 			Max:     cfg.Queue.MaxRetryInterval.Duration,
 			MaxAge:  cfg.Queue.MaxRetryAge.Duration,
 		},
-		Limits:   limits,
-		Record:   e.records,
-		Classify: e.classify,
-		Metrics:  delivery.EngineMetrics(e.metrics),
-		Logger:   e.log,
-	})
+		Shaper:       shaper,
+		TenantRate:   tenantRates(cfg),
+		ReportingMTA: cfg.Delivery.EHLOName,
+		Record:       e.records,
+		Classify:     e.classify,
+		Metrics:      delivery.EngineMetrics(e.metrics),
+		Logger:       e.log,
+	}
+	if egress.hasPool {
+		opts.Egress = egress.choose
+	}
+	if cfg.Delivery.SendBounces {
+		opts.SendBounce = e.sendBounce
+	}
+	e.delivery = delivery.New(opts)
+	siteRateGauge(e.metrics, e.delivery)
+	e.obs.install(e.delivery)
 	return nil
 }
 
@@ -190,6 +218,7 @@ func (e *Engine) Start() error {
 	n := 0
 	err := e.spool.Scan(func(m *queue.Message) error {
 		n++
+		e.obs.enqueued(m)
 		return e.delivery.Enqueue(m)
 	})
 	if err != nil {
@@ -197,6 +226,7 @@ func (e *Engine) Start() error {
 	}
 	e.log.Info("queue loaded", "messages", n, "took", time.Since(t0).Round(time.Millisecond))
 	e.delivery.Start()
+	e.startSpoolMaint() // compaction and spool health (spoolmaint.go); ends when the spool closes
 	if e.inbound != nil {
 		if err := e.inbound.Start(); err != nil {
 			return err
@@ -223,8 +253,9 @@ func (e *Engine) SMTPAddrs() []net.Addr {
 }
 
 // Reload applies what can change without a restart (SIGHUP): certificates
-// are re-read.
+// and DKIM key files are re-read.
 func (e *Engine) Reload() {
+	e.reloadSigning()
 	for name, s := range e.certs {
 		if err := s.Reload(); err != nil {
 			e.log.Error("reload certificate", "listener", name, "err", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"time"
 
 	"gannet/engine/config"
 	"gannet/engine/httpapi"
@@ -66,55 +67,44 @@ func (e *Engine) Inject(ctx context.Context, msgs []httpapi.Message) ([]string, 
 		peer = c.Addr
 	}
 	now := e.now()
+	host := e.hostname()
 	qms := make([]*queue.Message, len(msgs))
-	bodies := make([][]byte, len(msgs))
-	for i := range msgs {
-		in := &msgs[i]
-		meta := e.readMeta(in.Body, true)
-		m := &queue.Message{
-			ID:       e.ids.Next(),
-			From:     in.From,
-			Tenant:   in.Tenant,
-			Campaign: in.Campaign,
-			Priority: in.Priority,
-			Created:  now,
-		}
-		if m.Tenant == "" {
-			m.Tenant = meta.tenant
-		}
-		if m.Campaign == "" {
-			m.Campaign = meta.campaign
-		}
-		if meta.priority > m.Priority {
-			m.Priority = meta.priority
-		}
-		m.Recipients = make([]queue.Recipient, len(in.Recipients))
-		for j, r := range in.Recipients {
-			m.Recipients[j] = queue.Recipient{Addr: r}
-		}
-		recv := httpReceived(peer, e.hostname(), m.ID, now)
-		body := make([]byte, 0, len(recv)+len(meta.body))
-		bodies[i] = append(append(body, recv...), meta.body...)
-		qms[i] = m
-	}
 
-	// Append in parallel so the messages share fsyncs.
-	errs := make([]error, len(qms))
+	// Prepare (edit and sign) and append in parallel: the signatures use
+	// every core and the appends share fsyncs.
+	errs := make([]error, len(msgs))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, maxParallelAppends)
-	for i := range qms {
+	for i := range msgs {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func(i int) {
 			defer wg.Done()
-			errs[i] = e.spool.Append(qms[i], bodies[i])
-			<-sem
+			defer func() { <-sem }()
+			in := &msgs[i]
+			id := e.ids.Next()
+			p, err := e.prepare(draft{
+				id: id, body: in.Body, host: host,
+				tenant: in.Tenant, campaign: in.Campaign, priority: in.Priority,
+				// Every caller is trusted or holds an API key.
+				trusted: true,
+			}, now)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			m := newQueueMessage(id, in.From, in.Recipients, p, now)
+			t0 := time.Now()
+			if errs[i] = e.spool.Append(m, withReceived(httpReceived(peer, host, id, now), p.body)); errs[i] == nil {
+				e.metrics.SpoolCommit.UpdateDuration(t0)
+				qms[i] = m
+			}
 		}(i)
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		for i, m := range qms {
-			if errs[i] == nil {
+		for _, m := range qms {
+			if m != nil {
 				_ = e.spool.Remove(m.ID)
 			}
 		}
@@ -127,6 +117,7 @@ func (e *Engine) Inject(ctx context.Context, msgs []httpapi.Message) ([]string, 
 	ids := make([]string, len(qms))
 	for i, m := range qms {
 		ids[i] = m.ID
+		e.obs.enqueued(m) // before delivery can record an outcome
 		if err := e.delivery.Enqueue(m); err != nil {
 			e.log.Error("enqueue", "id", m.ID, "err", err)
 		}

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"path/filepath"
 
@@ -23,7 +22,11 @@ func (e *Engine) buildInbound() error {
 			return fmt.Errorf("smtp_listener %s: %w", l.Name, err)
 		}
 		e.certs[l.Name] = store
-		tc := store.TLSConfig(tls.VersionTLS12)
+		minVersion, err := certs.ParseVersion(l.TLSMinVersion)
+		if err != nil {
+			return fmt.Errorf("smtp_listener %s: tls_min_version: %w", l.Name, err)
+		}
+		tc := store.TLSConfig(minVersion)
 		bare := smtpwire.BareLFNormalize
 		if l.BareLF == config.BareLFReject {
 			bare = smtpwire.BareLFReject
@@ -31,6 +34,10 @@ func (e *Engine) buildInbound() error {
 		var mechs []string
 		if len(e.cfg.SMTPUsers) > 0 {
 			mechs = l.AuthMechanisms
+		}
+		delayAfter := offIfZero(l.AuthFailDelayAfter)
+		if l.AuthFailDelay.Duration == 0 {
+			delayAfter = -1 // auth_fail_delay = "0s": no delay
 		}
 		cfgs = append(cfgs, inbound.ListenerConfig{
 			Name:                l.Name,
@@ -50,6 +57,10 @@ func (e *Engine) buildInbound() error {
 			ImplicitTLS:         l.ImplicitTLS,
 			AuthMechs:           mechs,
 			AuthRequireTLS:      l.AuthRequireTLS,
+			AuthFailDelayAfter:  delayAfter,
+			AuthFailDelay:       l.AuthFailDelay.Duration,
+			AuthFailBlockAfter:  offIfZero(l.AuthFailBlockAfter),
+			AuthFailWindow:      l.AuthFailWindow.Duration,
 		})
 	}
 	if len(cfgs) == 0 {
@@ -68,10 +79,22 @@ func (e *Engine) buildInbound() error {
 	return nil
 }
 
+// offIfZero maps the config's "0 turns it off" to inbound's negative "off"
+// (zero there means the default).
+func offIfZero(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
 // inboundMetrics feeds the listener's events to the metrics registry.
 type inboundMetrics struct{ e *Engine }
 
-func (m inboundMetrics) ConnOpened(string)    { m.e.metrics.ConnectionsIn.Inc() }
+func (m inboundMetrics) ConnOpened(string) {
+	m.e.metrics.ConnectionsIn.Inc()
+	m.e.metrics.ConnectionsOpenedIn.Inc()
+}
 func (m inboundMetrics) ConnClosed(string)    { m.e.metrics.ConnectionsIn.Dec() }
 func (m inboundMetrics) Received(string, int) {} // counted once durable, in Accept
 func (m inboundMetrics) ErrorIn(string, int)  { m.e.metrics.SMTPErrorsIn.Inc() }

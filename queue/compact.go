@@ -32,8 +32,10 @@ type moveItem struct {
 // appends, updates and removes: copies go through the group committer
 // (fsynced before the index moves to them), and an index entry moves only
 // if it still points to the old record. A corrupt record is left where it
-// is, keeping its segment. Call it from one goroutine at a time, e.g. from
-// a periodic maintenance task.
+// is, keeping its segment. While the disk has less than
+// Options.MinFreeBytes free it does nothing and returns an error wrapping
+// ErrNoSpace. Call it from one goroutine at a time, e.g. from a periodic
+// maintenance task.
 func (s *Spool) Compact(minLive float64) (CompactStats, error) {
 	var st CompactStats
 	s.closeMu.RLock()
@@ -41,15 +43,32 @@ func (s *Spool) Compact(minLive float64) (CompactStats, error) {
 	if s.closed {
 		return st, ErrClosed
 	}
+	// Copies need room before the old segments go: below the free-space
+	// floor, leave the disk to the index and to deliveries.
+	if err := s.checkFree(); err != nil {
+		return st, err
+	}
 
-	// Candidates: every segment except the one being appended to.
+	// Candidates: segments other than the one being appended to whose
+	// live message count fell below minLive of their peak (a cheap
+	// pre-filter, so that a spool with nothing to compact is not scanned).
 	s.liveMu.Lock()
 	cur := s.curSeq
+	cands := map[uint64]bool{}
+	for seq, n := range s.live {
+		if seq != cur && float64(n) < minLive*float64(s.peak[seq]) {
+			cands[seq] = true
+		}
+	}
 	s.liveMu.Unlock()
+	if len(cands) == 0 {
+		return st, nil
+	}
 	sizes := map[uint64]int64{}
 	s.segMu.RLock()
-	for seq, f := range s.segs {
-		if seq == cur {
+	for seq := range cands {
+		f := s.segs[seq]
+		if f == nil {
 			continue
 		}
 		if fi, err := f.Stat(); err == nil && fi.Size() > 0 {
@@ -87,6 +106,9 @@ func (s *Spool) Compact(minLive float64) (CompactStats, error) {
 		list := items[seq]
 		slices.SortFunc(list, func(a, b moveItem) int { return int(a.old.Offset - b.old.Offset) })
 		for len(list) > 0 {
+			if s.closing.Load() {
+				return st, ErrClosed
+			}
 			n := min(len(list), compactChunk)
 			moved, skipped, err := s.moveRecords(list[:n])
 			st.Moved += moved
@@ -131,6 +153,7 @@ func (s *Spool) moveRecords(list []moveItem) (moved, skipped int, err error) {
 	// Write the copies through the committer: fsynced, counted live in the
 	// new segment, not indexed.
 	for _, r := range reqs {
+		s.written.Add(int64(len(r.rec)))
 		s.appendCh <- r
 	}
 	var werr error

@@ -34,11 +34,19 @@
 // ErrCorrupt for that message only — never a panic, and never a reason to
 // stop reading the others. Live counts per segment are not stored: Open
 // computes them from the index, and deletes segment files nothing points to.
-// Remove deletes a segment as soon as its last live message goes (unless it
-// is the segment being appended to). Compact empties sparse segments: it
-// copies their live records through the group committer (fsynced first),
-// then re-points each index entry that still points at the old copy, so the
-// old segment's count drops to zero and it is deleted.
+// Remove deletes a segment as soon as its last live message goes. The
+// segment being appended to is not deleted under the committer: when it
+// drains, Remove kicks the committer, which closes and deletes it between
+// two groups if it has grown past an eighth of SegmentSize (smaller ones
+// are kept, so that fast delivery does not cost a new file and a directory
+// fsync per group). So a spool that filled its disk gets the space back as
+// soon as its mail is delivered, without waiting for a new append.
+// Compact empties sparse segments: it copies their live records through
+// the group committer (fsynced first), then re-points each index entry
+// that still points at the old copy, so the old segment's count drops to
+// zero and it is deleted. It only scans the index when some segment's live
+// count fell below the ratio of its peak (kept in memory), does nothing
+// below the free-space floor, and stops between chunks when Close begins.
 //
 // # Write order and why no acknowledged message is lost
 //
@@ -87,10 +95,25 @@
 // ENOSPC or EDQUOT from a write is reported as ErrNoSpace, which callers
 // answer with "452 4.3.1" (ReplyCode). Before it comes to that, Append
 // refuses with ErrNoSpace while the filesystem has less than
-// Options.MinFreeBytes (16 MiB) free, checked at most once a second, so
-// that Pebble and in-flight deliveries keep room to write. Healthy reports
-// both, and the error of the last failed commit until one succeeds.
+// Options.MinFreeBytes (16 MiB) free. The free space is read with statfs(2)
+// at most once a second (every 100 ms within twice the floor), and between
+// two reads the bytes of every accepted append (record plus twice its index
+// value) are subtracted from the last answer, so a burst of appends cannot
+// run past the floor before the next read. The floor is what keeps Pebble
+// alive: it aborts the process (its Fatalf) when it cannot write its
+// manifest, and its WAL, flushes and compactions, the Update and Remove
+// writes of running deliveries, and a restart's WAL replay all need room
+// after new mail is refused. Measured on a 64 MiB tmpfs with 64 KB mail
+// (bench/crashtest -mode diskfull): the first 452 comes with about 12 MB
+// still free.
 //
+// Healthy reports the same free-space verdict, and the error of the last
+// failed group commit for Options.HealthRetry (2 s); after that it lets new
+// mail in again, and the next append is the probe (success clears the
+// error, failure renews it). Both therefore recover by themselves: the
+// engine refuses MAIL FROM with 452 4.3.1 while Healthy fails and takes mail
+// again, with no restart, once deliveries have freed the space.
+
 // # Scheduler, ids, retries
 //
 // Scheduler is a 4-ary min-heap keyed by (due, arrival), one mutex, no
@@ -112,8 +135,24 @@
 //	                                             0.04–0.05 segment fsyncs/msg
 //	                                             (20–25 messages per group commit)
 //	BenchmarkBody      (4 KB, zstd)              40–80 µs
-//	BenchmarkScan      (index only)              1.9–7.6 µs per message
+//	BenchmarkScan      (index only)              1.9–7.6 µs per message (3.5 µs, 6 allocs
+//	                                             after sharing strings, see below)
 //	BenchmarkScheduler (1M items waiting)        0.6–3.4 µs per schedule+pop, 0 allocs
+//
+// Re-measured at load 10–13 (go test -run X -bench 'Append|Scan'
+// -benchtime 3s): Append1 141 msgs/s (1.00 fsync/msg), Append64 8,292
+// msgs/s (0.044 fsyncs/msg); filling a spool with 256 appenders
+// (bench/crashtest -mode restart) ran at 19,800 msgs/s, 0.010 fsyncs/msg.
+//
+// Restart with 1,000,000 deferred messages (go run ./bench/crashtest
+// -mode restart -n 1000000: queue.Open, Scan, delivery.Loop.Enqueue each,
+// in a fresh process): Open 0.8–1.4 s (one pass over the index locations),
+// Scan+Enqueue 8–8.6 s of CPU (15–18 s wall at load 11–13), 668–699 bytes
+// of RSS per queued message. Scan decodes each value once, allocates a
+// message together with its first recipient, and shares the strings that
+// repeat (sender, tenant, campaign, last reply) through a per-Scan table;
+// that took the footprint from 765 to 668 bytes per message. About a third
+// of the CPU is the garbage collector marking the growing heap.
 //
 // With 64 writers the spool is CPU-bound here (zstd is half the profile),
 // not fsync-bound: each group commit still costs one segment fsync and one

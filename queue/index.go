@@ -181,6 +181,49 @@ func encodeMeta(dst []byte, m *Message) []byte {
 type metaReader struct {
 	b   []byte
 	err error
+	in  *interner // nil: every string is a new allocation
+}
+
+// interner shares the strings that repeat across messages (sender, tenant,
+// campaign, last reply) during one Scan, so that a million queued messages
+// from a few senders hold a few copies, not a million. It stops adding
+// entries at its limit.
+type interner struct {
+	m     map[string]string
+	limit int
+}
+
+func newInterner(limit int) *interner {
+	return &interner{m: make(map[string]string), limit: limit}
+}
+
+func (in *interner) intern(b []byte) string {
+	if s, ok := in.m[string(b)]; ok { // no allocation for the lookup
+		return s
+	}
+	s := string(b)
+	if len(in.m) < in.limit {
+		in.m[s] = s
+	}
+	return s
+}
+
+// shared is string for values that repeat across messages.
+func (r *metaReader) shared(what string) string {
+	if r.in == nil {
+		return r.string(what)
+	}
+	n := r.uvarint(what)
+	if n > uint64(len(r.b)) {
+		r.fail(what)
+		return ""
+	}
+	if n == 0 {
+		return ""
+	}
+	s := r.in.intern(r.b[:n])
+	r.b = r.b[n:]
+	return s
 }
 
 func (r *metaReader) fail(what string) {
@@ -233,21 +276,26 @@ func (r *metaReader) string(what string) string {
 // decodeMeta decodes an index value into m (whose ID the caller sets from
 // the key). Anything malformed, including trailing bytes, is reported as
 // ErrCorrupt; it never panics.
-func decodeMeta(b []byte, m *Message) error {
+func decodeMeta(b []byte, m *Message) error { return decodeMetaShared(b, m, nil, nil) }
+
+// decodeMetaShared is decodeMeta for Scan: repeating strings come from in,
+// and a single recipient goes into spare (allocated with m), so that a
+// typical message costs few allocations and little memory.
+func decodeMetaShared(b []byte, m *Message, in *interner, spare []Recipient) error {
 	loc, err := decodeLocation(b)
 	if err != nil {
 		return err
 	}
 	m.Segment, m.Offset, m.Length = loc.Segment, loc.Offset, loc.Length
-	r := metaReader{b: b[metaFixedLen:]}
+	r := metaReader{b: b[metaFixedLen:], in: in}
 	m.Created = fromUnixNano(r.varint("created"))
 	m.NextDue = fromUnixNano(r.varint("next due"))
 	m.Attempts = r.int("attempts")
 	m.Size = r.int("size")
 	m.Priority = r.int("priority")
-	m.From = r.string("from")
-	m.Tenant = r.string("tenant")
-	m.Campaign = r.string("campaign")
+	m.From = r.shared("from")
+	m.Tenant = r.shared("tenant")
+	m.Campaign = r.shared("campaign")
 	n := r.uvarint("recipient count")
 	// Every recipient takes at least 3 bytes; a count beyond that is a lie.
 	if r.err == nil && (n > maxMetaRcpts || n > uint64(len(r.b))/3) {
@@ -256,7 +304,11 @@ func decodeMeta(b []byte, m *Message) error {
 	if r.err != nil {
 		return r.err
 	}
-	m.Recipients = make([]Recipient, n)
+	if n <= uint64(len(spare)) {
+		m.Recipients = spare[:n:n]
+	} else {
+		m.Recipients = make([]Recipient, n)
+	}
 	for i := range m.Recipients {
 		rc := &m.Recipients[i]
 		rc.Addr = r.string("recipient")
@@ -270,7 +322,7 @@ func decodeMeta(b []byte, m *Message) error {
 			r.fail("recipient state")
 		}
 		rc.Attempts = r.int("recipient attempts")
-		rc.LastReply = r.string("last reply")
+		rc.LastReply = r.shared("last reply")
 	}
 	if r.err == nil && len(r.b) != 0 {
 		r.fail("trailing bytes")

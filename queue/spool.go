@@ -35,6 +35,11 @@ type Options struct {
 	// MaxGroupBytes caps the record bytes one group commit writes; 8 MiB
 	// when zero.
 	MaxGroupBytes int
+	// HealthRetry is how long a failed group commit keeps Healthy
+	// reporting its error. After it, Healthy lets new mail in again, and
+	// the next append is the probe: its success clears the error, its
+	// failure renews it. 2 s when zero.
+	HealthRetry time.Duration
 	// IndexCacheSize is Pebble's block cache; 8 MiB when zero.
 	IndexCacheSize int64
 	// IndexMemTableSize is Pebble's memtable size; 4 MiB when zero.
@@ -49,6 +54,7 @@ const (
 	defaultGroupBytes   = 8 << 20
 	maxGroupCount       = 4096
 	freeCheckInterval   = time.Second
+	defaultHealthRetry  = 2 * time.Second
 	defaultCacheSize    = 8 << 20
 	defaultMemTableSize = 4 << 20
 )
@@ -112,8 +118,13 @@ type Spool struct {
 	// Close, so that Close waits for operations in flight.
 	closeMu sync.RWMutex
 	closed  bool
+	// done is closed when Close begins; closing is set at the same time,
+	// so that a long Compact stops between chunks.
+	done    chan struct{}
+	closing atomic.Bool
 
 	appendCh  chan *appendReq
+	kick      chan struct{} // release → committer: the current segment may be empty
 	syncCh    chan *commitGroup
 	committed chan struct{} // closed when the committer has exited
 	synced    chan struct{} // closed when the syncer has exited
@@ -129,6 +140,7 @@ type Spool struct {
 	// none).
 	liveMu sync.Mutex
 	live   map[uint64]int64
+	peak   map[uint64]int64 // most messages live at once per segment (Compact's pre-filter)
 	curSeq uint64
 
 	// Owned by the committer goroutine.
@@ -143,8 +155,10 @@ type Spool struct {
 	stripes    [64]sync.Mutex
 
 	healthMu    sync.Mutex
-	lastErr     error // last commit failure; nil after a success
-	freeLow     atomic.Bool
+	lastErr     error        // last commit failure; nil after a success
+	lastErrAt   time.Time    // when lastErr happened (Options.Now)
+	freeAt      atomic.Int64 // free bytes at the last statfs; -1: unknown
+	written     atomic.Int64 // record bytes accepted for writing since then
 	nextFreeChk atomic.Int64
 
 	nAppends, nGroups, nSyncs atomic.Uint64
@@ -194,6 +208,9 @@ func Open(opts Options) (*Spool, error) {
 	if opts.MaxGroupBytes <= 0 {
 		opts.MaxGroupBytes = defaultGroupBytes
 	}
+	if opts.HealthRetry <= 0 {
+		opts.HealthRetry = defaultHealthRetry
+	}
 	if opts.IndexCacheSize <= 0 {
 		opts.IndexCacheSize = defaultCacheSize
 	}
@@ -207,12 +224,16 @@ func Open(opts Options) (*Spool, error) {
 		now:        opts.Now,
 		segs:       make(map[uint64]File),
 		live:       make(map[uint64]int64),
+		peak:       make(map[uint64]int64),
+		done:       make(chan struct{}),
 		appendCh:   make(chan *appendReq, maxGroupCount),
+		kick:       make(chan struct{}, 1),
 		syncCh:     make(chan *commitGroup, 4),
 		committed:  make(chan struct{}),
 		synced:     make(chan struct{}),
 		stripeSeed: maphash.MakeSeed(),
 	}
+	s.freeAt.Store(-1) // unknown until the first statfs
 	if err := s.fs.MkdirAll(s.segDir, 0o755); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
@@ -264,6 +285,7 @@ func (s *Spool) recover() error {
 		}
 		maxSeq = max(maxSeq, seq)
 		path := filepath.Join(s.segDir, e.Name())
+		s.peak[seq] = s.live[seq]
 		if s.live[seq] == 0 {
 			if err := s.fs.Remove(path); err != nil {
 				return fmt.Errorf("queue: remove unused segment: %w", err)
@@ -310,6 +332,9 @@ func (s *Spool) Append(m *Message, body []byte) error {
 		meta: encodeMeta(nil, m),
 		done: make(chan error, 1),
 	}
+	// Counted before the write so that concurrent callers see it in
+	// checkFree; the index entry takes about as much again.
+	s.written.Add(int64(len(req.rec) + 2*len(req.meta)))
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
 	if s.closed {
@@ -323,7 +348,12 @@ func (s *Spool) Append(m *Message, body []byte) error {
 }
 
 // checkFree refuses appends while free space is below MinFreeBytes. It asks
-// the filesystem at most once per freeCheckInterval.
+// the filesystem at most once per freeCheckInterval (every 100 ms when
+// within twice the floor), and in between subtracts the record bytes
+// accepted since the last answer, so that a burst of appends cannot run
+// past the floor before the next look: the index (whose Pebble aborts the
+// process when it cannot write its manifest) and running deliveries always
+// keep MinFreeBytes to write in.
 func (s *Spool) checkFree() error {
 	if s.opts.MinFreeBytes < 0 {
 		return nil
@@ -334,11 +364,22 @@ func (s *Spool) checkFree() error {
 	}
 	now := s.now().UnixNano()
 	next := s.nextFreeChk.Load()
-	if now >= next && s.nextFreeChk.CompareAndSwap(next, now+int64(freeCheckInterval)) {
-		free, err := fsp.FreeBytes(s.opts.Dir)
-		s.freeLow.Store(err == nil && free < uint64(s.opts.MinFreeBytes))
+	est := s.freeAt.Load() - s.written.Load()
+	interval := int64(freeCheckInterval)
+	if est < 2*s.opts.MinFreeBytes {
+		interval = int64(freeCheckInterval / 10)
 	}
-	if s.freeLow.Load() {
+	if now >= next && s.nextFreeChk.CompareAndSwap(next, now+interval) {
+		free, err := fsp.FreeBytes(s.opts.Dir)
+		if err != nil {
+			s.freeAt.Store(-1)
+		} else {
+			s.written.Store(0)
+			s.freeAt.Store(int64(min(free, 1<<62)))
+		}
+		est = s.freeAt.Load() - s.written.Load()
+	}
+	if s.freeAt.Load() >= 0 && est < s.opts.MinFreeBytes {
 		return fmt.Errorf("%w: less than %d bytes free under %s", ErrNoSpace, s.opts.MinFreeBytes, s.opts.Dir)
 	}
 	return nil
@@ -346,7 +387,11 @@ func (s *Spool) checkFree() error {
 
 // Healthy reports whether the spool can take new mail: nil, or an error
 // wrapping ErrNoSpace when the disk is (nearly) full, ErrClosed after Close,
-// or the cause of the last failed group commit until a commit succeeds.
+// or the cause of the last failed group commit. It never blocks on I/O for
+// long (one statfs(2) at most once a second) and recovers by itself: the
+// free-space check is repeated, and a commit failure is reported only for
+// Options.HealthRetry, after which new mail is let in again to probe the
+// disk (a success clears the failure, another failure renews it).
 func (s *Spool) Healthy() error {
 	s.closeMu.RLock()
 	closed := s.closed
@@ -354,18 +399,23 @@ func (s *Spool) Healthy() error {
 	if closed {
 		return ErrClosed
 	}
-	s.nextFreeChk.Store(0) // look at the disk now
 	if err := s.checkFree(); err != nil {
 		return err
 	}
 	s.healthMu.Lock()
 	defer s.healthMu.Unlock()
+	if s.lastErr != nil && s.now().Sub(s.lastErrAt) >= s.opts.HealthRetry {
+		return nil // time for a probe; lastErr stays until a commit decides
+	}
 	return s.lastErr
 }
 
 func (s *Spool) setHealth(err error) {
 	s.healthMu.Lock()
 	s.lastErr = err
+	if err != nil {
+		s.lastErrAt = s.now()
+	}
 	s.healthMu.Unlock()
 }
 
@@ -379,9 +429,16 @@ func (s *Spool) committer() {
 	defer close(s.committed)
 	defer close(s.syncCh)
 	for {
-		first, ok := <-s.appendCh
-		if !ok {
-			return
+		var first *appendReq
+		select {
+		case r, ok := <-s.appendCh:
+			if !ok {
+				return
+			}
+			first = r
+		case <-s.kick:
+			s.dropEmptyCurrent()
+			continue
 		}
 		reqs := []*appendReq{first}
 		size := len(first.rec)
@@ -515,6 +572,7 @@ func (s *Spool) writeRecords(reqs []*appendReq) (err error) {
 		// be deleted under a commit in flight; fail releases it.
 		s.liveMu.Lock()
 		s.live[s.curW]++
+		s.peak[s.curW] = max(s.peak[s.curW], s.live[s.curW])
 		s.liveMu.Unlock()
 		r.loc = location{Segment: s.curW, Offset: s.curSize + int64(len(buf)), Length: n}
 		buf = append(buf, r.rec...)
@@ -568,6 +626,7 @@ func (s *Spool) abandonSegment() {
 	empty := s.live[seq] == 0
 	if empty {
 		delete(s.live, seq)
+		delete(s.peak, seq)
 	}
 	s.liveMu.Unlock()
 	if empty {
@@ -580,13 +639,42 @@ func (s *Spool) abandonSegment() {
 func (s *Spool) release(seq uint64) {
 	s.liveMu.Lock()
 	s.live[seq]--
-	empty := s.live[seq] <= 0 && seq != s.curSeq
+	drained := s.live[seq] <= 0
+	empty := drained && seq != s.curSeq
 	if empty {
 		delete(s.live, seq)
+		delete(s.peak, seq)
 	}
 	s.liveMu.Unlock()
 	if empty {
 		s.deleteSegment(seq)
+	}
+	if drained && !empty {
+		// The segment being appended to has drained: let the committer
+		// decide whether to close it, so that its space comes back even
+		// when no new mail arrives (as while the disk is full).
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// dropEmptyCurrent runs on the committer goroutine between groups: a
+// current segment that holds nothing live and has grown past an eighth of
+// Options.SegmentSize is closed and deleted, so that a spool that filled
+// its disk and then drained gets its space back without waiting for the
+// next append. Smaller empty segments are kept to avoid creating (and
+// fsyncing the directory for) a new file per group when delivery keeps up.
+func (s *Spool) dropEmptyCurrent() {
+	if s.cur == nil || s.curSize < s.opts.SegmentSize/8 {
+		return
+	}
+	s.liveMu.Lock()
+	empty := s.live[s.curW] <= 0
+	s.liveMu.Unlock()
+	if empty {
+		s.abandonSegment()
 	}
 }
 
@@ -728,6 +816,9 @@ func (s *Spool) Remove(id string) error {
 	return nil
 }
 
+// scanInternLimit bounds the distinct shared strings one Scan keeps.
+const scanInternLimit = 1 << 16
+
 // Scan calls fn for every live message, in id order (which is arrival order
 // for ids from IDGenerator), reading the index only. It is how the scheduler
 // is rebuilt at startup. An error from fn stops the scan and is returned.
@@ -740,9 +831,16 @@ func (s *Spool) Scan(fn func(*Message) error) error {
 		return ErrClosed
 	}
 	var bad []error
+	in := newInterner(scanInternLimit)
 	err := scanMeta(s.db, func(id, v []byte) error {
-		m := &Message{ID: string(id)}
-		if err := decodeMeta(v, m); err != nil {
+		// One allocation for the message and its first recipient.
+		x := &struct {
+			m   Message
+			one [1]Recipient
+		}{}
+		m := &x.m
+		m.ID = string(id)
+		if err := decodeMetaShared(v, m, in, x.one[:]); err != nil {
 			bad = append(bad, fmt.Errorf("message %s: %w", id, err))
 			return nil
 		}
@@ -768,9 +866,14 @@ func (s *Spool) Stats() Stats {
 	}
 }
 
+// Done returns a channel that is closed when Close begins, for background
+// tasks (periodic compaction) that must end with the spool.
+func (s *Spool) Done() <-chan struct{} { return s.done }
+
 // Close waits for operations in flight, then closes the segments and the
 // index. Every later call returns ErrClosed.
 func (s *Spool) Close() error {
+	s.closing.Store(true)
 	s.closeMu.Lock()
 	if s.closed {
 		s.closeMu.Unlock()
@@ -778,6 +881,7 @@ func (s *Spool) Close() error {
 	}
 	s.closed = true
 	close(s.appendCh)
+	close(s.done)
 	s.closeMu.Unlock()
 	<-s.committed
 	<-s.synced

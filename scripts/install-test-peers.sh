@@ -12,6 +12,8 @@ have_cmd swaks || need+=(swaks)
 have_cmd dnsmasq || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
 have_cmd curl || need+=(curl)
 have_cmd msmtp || need+=(msmtp)
+# A private Postfix relaying to Gannet authenticates with SASL PLAIN (Cyrus module).
+compgen -G '/usr/lib/*/sasl2/libplain.so*' >/dev/null || need+=(libsasl2-modules)
 have_cmd dkimverify || need+=(python3-dkim)
 have_cmd opendkim-testmsg || need+=(opendkim-tools)
 have_cmd promtool || need+=(prometheus)

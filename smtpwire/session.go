@@ -244,6 +244,21 @@ func (s *Session) Waiting() bool { return s.pending != EventNone }
 // TLS reports whether TLSStarted was called.
 func (s *Session) TLS() bool { return s.tls }
 
+// InTransaction reports whether a mail transaction is open: from a MAIL the
+// host has not refused until the message is answered, or RSET, EHLO/HELO or
+// STARTTLS ends it (RFC 5321 §4.1.4). Hosts use it to choose between the
+// idle timeout and the command timeout (RFC 5321 §4.5.3.2).
+func (s *Session) InTransaction() bool { return s.env != nil }
+
+// InData reports whether the session is reading message data: a DATA body
+// before its final "." or the bytes of a BDAT chunk (RFC 5321 §4.5.3.2.5,
+// the data block timeout).
+func (s *Session) InData() bool { return s.state == ssData || s.state == ssBDAT }
+
+// InAuth reports whether a SASL exchange waits for the client's response to
+// a 334 challenge (RFC 4954 §4).
+func (s *Session) InAuth() bool { return s.state == ssAuth }
+
 // TLSStarted resets the session after a STARTTLS handshake (RFC 3207 §4.2):
 // it forgets EHLO, AUTH and the transaction, and stops advertising STARTTLS.
 // For implicit TLS (port 465 style) call it right after NewSession.

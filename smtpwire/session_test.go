@@ -3,9 +3,11 @@ package smtpwire
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -326,4 +328,190 @@ func BenchmarkSessionTransaction(b *testing.B) {
 		}
 		s.ConsumeOutput(len(s.Output()))
 	}
+}
+
+// TestSessionState follows InTransaction, InData and InAuth through a
+// session: what a host's timeouts depend on (RFC 5321 §4.5.3.2).
+func TestSessionState(t *testing.T) {
+	cfg := testConfig()
+	cfg.AuthMechs = []string{"LOGIN"}
+	s := NewSession(cfg)
+	state := func() string {
+		return fmt.Sprintf("txn=%v data=%v auth=%v", s.InTransaction(), s.InData(), s.InAuth())
+	}
+	steps := []struct {
+		in, want string
+		respond  *Reply
+	}{
+		{"EHLO c.example\r\n", "txn=false data=false auth=false", nil},
+		{"AUTH LOGIN\r\n", "txn=false data=false auth=true", nil},
+		{"*\r\n", "txn=false data=false auth=false", nil},
+		{"MAIL FROM:<a@c.example>\r\n", "txn=true data=false auth=false", nil},
+		{"RCPT TO:<b@d.example>\r\n", "txn=true data=false auth=false", nil},
+		{"DATA\r\n", "txn=true data=true auth=false", nil},
+		{"partial line", "txn=true data=true auth=false", nil},
+		{"\r\n.\r\n", "txn=false data=false auth=false", &ReplyOK},
+		{"MAIL FROM:<a@c.example>\r\n", "txn=false data=false auth=false", &ReplyQueueFull},
+		{"MAIL FROM:<a@c.example>\r\n", "txn=true data=false auth=false", nil},
+		{"RCPT TO:<b@d.example>\r\n", "txn=true data=false auth=false", nil},
+		{"BDAT 10\r\n12345", "txn=true data=true auth=false", nil},
+		{"67890", "txn=true data=false auth=false", nil},
+		{"RSET\r\n", "txn=false data=false auth=false", nil},
+	}
+	for _, st := range steps {
+		in := []byte(st.in)
+		for len(in) > 0 {
+			n, ev := s.Feed(in)
+			in = in[n:]
+			if ev.Kind.WantsResponse() {
+				r := st.respond
+				if ev.Kind != EventMessage && ev.Kind != EventMail {
+					r = nil
+				}
+				s.Respond(r)
+			}
+			if ev.Kind == EventNone {
+				break
+			}
+		}
+		drain(s)
+		if got := state(); got != st.want {
+			t.Errorf("after %q: %s, want %s", st.in, got, st.want)
+		}
+	}
+}
+
+// runFuzzBDAT sends data in BDAT chunks whose sizes come from cuts
+// (RFC 3030 §2), optionally with NOOPs between chunks, cut into pieces at
+// points from seed, and checks the framing: the message is the chunks'
+// concatenation, each chunk is acknowledged with the running total, an
+// oversized message gets 552 5.3.4 and is never delivered, and the session
+// is in step afterwards (the RSET sent last gets its 250).
+func runFuzzBDAT(t *testing.T, data, cuts []byte, seed uint64) {
+	const maxSize = 200
+	cfg := &ServerConfig{Hostname: "mx.gannet.test", MaxMessageSize: maxSize, MaxBadCommands: -1}
+	var in []byte
+	in = append(in, "EHLO c.example\r\nMAIL FROM:<a@c.example>\r\nRCPT TO:<b@d.example>\r\n"...)
+	var wantAcks []string
+	rest, total, lastStart := data, 0, 0
+	for i := 0; ; i++ {
+		n := len(rest)
+		if i < len(cuts) {
+			n = min(n, int(cuts[i]%64))
+		}
+		last := n == len(rest) && i >= len(cuts)-1
+		lastStart = total
+		in = strconv.AppendInt(append(in, "BDAT "...), int64(n), 10)
+		if last {
+			in = append(in, " LAST"...)
+		}
+		in = append(in, "\r\n"...)
+		in = append(in, rest[:n]...)
+		rest, total = rest[n:], total+n
+		if last {
+			break
+		}
+		switch {
+		case total <= maxSize:
+			wantAcks = append(wantAcks, fmt.Sprintf("250 2.0.0 %d octets received\r\n", total))
+		case total-n <= maxSize:
+			wantAcks = append(wantAcks, "552 5.3.4 ")
+		default:
+			// RFC 3030 §2: after a failed chunk the transaction is over.
+			wantAcks = append(wantAcks, "503 5.5.1 ")
+		}
+		if i < len(cuts) && cuts[i]&0x80 != 0 {
+			in = append(in, "NOOP\r\n"...)
+			wantAcks = append(wantAcks, "250 2.0.0 OK\r\n")
+		}
+	}
+	in = append(in, "RSET\r\n"...)
+
+	s := NewSession(cfg)
+	rng := rand.New(rand.NewPCG(seed, 2))
+	var out []byte
+	var bodies [][]byte
+	var buf []byte
+	for len(in) > 0 || len(buf) > 0 {
+		k := min(len(in), 1+rng.IntN(80))
+		buf = append(buf, in[:k]...)
+		in = in[k:]
+		for steps := 0; ; steps++ {
+			if steps > 10000 {
+				t.Fatal("Feed makes no progress")
+			}
+			n, ev := s.Feed(buf)
+			buf = buf[n:]
+			if ev.Kind == EventMessage {
+				if !ev.Envelope.Chunked {
+					t.Fatal("BDAT message not marked Chunked")
+				}
+				bodies = append(bodies, append([]byte(nil), ev.Body...))
+			}
+			if ev.Kind.WantsResponse() {
+				s.Respond(nil)
+			}
+			if ev.Kind == EventNone {
+				break
+			}
+		}
+		if len(in) == 0 {
+			break
+		}
+	}
+	out = append(out, s.Output()...)
+	if _, err := checkWellFormed(out); err != nil {
+		t.Fatalf("malformed output %q: %v", out, err)
+	}
+	lines := strings.SplitAfter(string(out), "\r\n")
+	// Greeting-less session: EHLO reply lines, 250 MAIL, 250 RCPT, then ours.
+	i := 0
+	for i < len(lines) && strings.HasPrefix(lines[i], "250-") {
+		i++
+	}
+	i += 3 // last EHLO line, MAIL, RCPT
+	if i > len(lines) {
+		t.Fatalf("short output %q", out)
+	}
+	got := lines[i:]
+	if len(got) > 0 && got[len(got)-1] == "" {
+		got = got[:len(got)-1]
+	}
+	want := len(wantAcks) + 2 // the acks, the final reply, RSET's 250
+	if len(got) != want {
+		t.Fatalf("%d replies after RCPT, want %d: %q", len(got), want, got)
+	}
+	for j, w := range wantAcks {
+		if !strings.HasPrefix(got[j], w) {
+			t.Fatalf("reply %d = %q, want %q", j, got[j], w)
+		}
+	}
+	final := got[len(wantAcks)]
+	if len(data) > maxSize {
+		wantFinal := "552 5.3.4 "
+		if lastStart > maxSize {
+			wantFinal = "503 5.5.1 " // refused at an earlier chunk
+		}
+		if !strings.HasPrefix(final, wantFinal) || len(bodies) != 0 {
+			t.Fatalf("oversized message: final %q, %d bodies", final, len(bodies))
+		}
+	} else if !strings.HasPrefix(final, "250 ") || len(bodies) != 1 || !bytes.Equal(bodies[0], data) {
+		t.Fatalf("message: final %q, %d bodies", final, len(bodies))
+	}
+	if got[len(got)-1] != "250 2.0.0 OK\r\n" {
+		t.Fatalf("session out of step: RSET answered %q", got[len(got)-1])
+	}
+}
+
+func FuzzBDAT(f *testing.F) {
+	f.Add([]byte("Subject: x\r\n\r\nhello\r\n"), []byte{5, 0x80 | 7}, uint64(0))
+	f.Add([]byte(""), []byte{}, uint64(1))
+	f.Add([]byte("BDAT 3 LAST\r\nRSET\r\n.\r\n"), []byte{0, 0, 3, 60}, uint64(2))
+	f.Add([]byte(strings.Repeat("x", 250)), []byte{63, 63, 63, 63}, uint64(3))
+	f.Fuzz(func(t *testing.T, data, cuts []byte, seed uint64) {
+		if len(cuts) > 64 {
+			cuts = cuts[:64]
+		}
+		runFuzzBDAT(t, data, cuts, seed)
+	})
 }

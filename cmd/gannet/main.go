@@ -3,6 +3,9 @@
 //	gannet serve [-config FILE]          run the relay (embedded default config without -config)
 //	gannet config default                print the embedded default config
 //	gannet check-config -config FILE     check a config; FILE:LINE lines and exit 1 on problems
+//	gannet dkim-keygen -domain D -selector S -algo rsa|ed25519 -out DIR   write a DKIM key, print its TXT record
+//	gannet queue summary|inspect ID      the queue, over the HTTP admin API (-api URL, -key KEY, -json)
+//	gannet bounce|suspend|resume …       administrative bounces and suspensions, over the admin API
 //	gannet version                       print the version
 //	gannet help                          print this help
 //
@@ -36,6 +39,11 @@ func commands() []command {
 		{"serve", "run the relay: serve [-config FILE]", cmdServe},
 		{"config", "config tools: config default (print the embedded default config)", cmdConfig},
 		{"check-config", "check a config file: check-config -config FILE", cmdCheckConfig},
+		{"dkim-keygen", "make a DKIM key pair: dkim-keygen -domain D -selector S -algo rsa|ed25519 -out DIR", cmdDKIMKeygen},
+		{"queue", "the queue over the admin API: queue summary | queue inspect ID", cmdQueue},
+		{"bounce", "bounce queued mail: bounce -domain D [-tenant T] [-campaign C] [-reason R] [-duration D]", cmdBounce},
+		{"suspend", "hold mail: suspend -domain D [-tenant T] [-campaign C] [-site S] [-duration D]", cmdSuspend},
+		{"resume", "end a suspension: resume ID | resume -domain D …", cmdResume},
 		{"version", "print the version", cmdVersion},
 		{"help", "print this help", cmdHelp},
 	}

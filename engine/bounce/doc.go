@@ -63,7 +63,8 @@
 // mailboxes, invalid senders, relaying, DNS and domain failures, unknown
 // recipients, block lists and reputation, other policy, remote system
 // errors, expiry, throttling, connection failures, routing and protocol
-// errors. LoadFile puts an operator's rules before them.
+// errors. LoadFile puts an operator's rules ([bounce] rules_file) before
+// them.
 //
 // # Speed
 //

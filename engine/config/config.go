@@ -18,6 +18,17 @@ type Config struct {
 	Tenants       []Tenant                `toml:"tenant"`
 	ShapingTables map[string]ShapingTable `toml:"shaping"` // "default" and destination domains (lower case)
 
+	// Delivery policy (egress.go): egress sources and pools, automation
+	// rules, adaptive back-off and per-domain TLS policies.
+	EgressSources []EgressSource         `toml:"egress_source"`
+	EgressPools   []EgressPool           `toml:"egress_pool"`
+	ShapingRules  []AutomationRule       `toml:"shaping_rule"`
+	Backoff       Backoff                `toml:"backoff"`
+	TLSPolicies   map[string]TLSOverride `toml:"tls_policy"` // by destination domain (lower case)
+
+	Metrics Metrics      `toml:"metrics"`
+	Bounce  BounceConfig `toml:"bounce"`
+
 	// File is the path the configuration was read from; "" for Default().
 	File string `toml:"-"`
 }
@@ -26,6 +37,21 @@ type Config struct {
 type Spool struct {
 	Path        string `toml:"path"`
 	Compression string `toml:"compression"` // zstd | s2 | none
+}
+
+// Metrics is [metrics]: the Prometheus metrics served at /metrics.
+type Metrics struct {
+	// MaxDestinationLabels caps the label values of the per-site,
+	// per-domain, per-tenant and per-campaign series: the busiest by
+	// volume get their own, the rest are summed as "other".
+	MaxDestinationLabels int `toml:"max_destination_labels"`
+}
+
+// BounceConfig is [bounce]: bounce classification.
+type BounceConfig struct {
+	// RulesFile is an operator's classification rules (TOML), tried before
+	// the built-in ones; "" for the built-in rules only.
+	RulesFile string `toml:"rules_file"`
 }
 
 // Log is [log]: where the JSON-lines log records go.
@@ -48,8 +74,13 @@ type SMTPListener struct {
 	ImplicitTLS         bool     `toml:"implicit_tls"`
 	TLSCert             string   `toml:"tls_cert"`
 	TLSKey              string   `toml:"tls_key"`
+	TLSMinVersion       string   `toml:"tls_min_version"` // "1.0" | "1.1" | "1.2" | "1.3"
 	AuthMechanisms      []string `toml:"auth_mechanisms"` // upper case after Load
 	AuthRequireTLS      bool     `toml:"auth_require_tls"`
+	AuthFailDelayAfter  int      `toml:"auth_fail_delay_after"` // failed AUTH per address before answers wait AuthFailDelay; 0: off
+	AuthFailDelay       Duration `toml:"auth_fail_delay"`
+	AuthFailBlockAfter  int      `toml:"auth_fail_block_after"` // failed AUTH per address before 421 4.7.0 for AuthFailWindow; 0: off
+	AuthFailWindow      Duration `toml:"auth_fail_window"`      // failures are counted within it
 	MaxMessageSize      Size     `toml:"max_message_size"`
 	MaxRecipients       int      `toml:"max_recipients"`
 	BareLF              string   `toml:"bare_lf"`                // BareLFNormalize | BareLFReject
@@ -122,6 +153,8 @@ type Delivery struct {
 	CommandTimeout             Duration `toml:"command_timeout"`
 	DataTimeout                Duration `toml:"data_timeout"`
 	IdleTimeout                Duration `toml:"idle_timeout"`
+	EgressPool                 string   `toml:"egress_pool"`  // [[egress_pool]] of tenants without one; "" = kernel's choice
+	SendBounces                bool     `toml:"send_bounces"` // RFC 3464 bounce messages to the envelope sender
 }
 
 // Values of TLS.Mode.
@@ -137,6 +170,9 @@ type TLS struct {
 	Mode       string   `toml:"mode"`        // TLSOpportunistic, …
 	MinVersion string   `toml:"min_version"` // "1.0" | "1.1" | "1.2" | "1.3"
 	Ciphers    []string `toml:"ciphers"`     // crypto/tls suite names; empty: Go's defaults
+	// FallbackPlaintext: in the opportunistic modes, a failed STARTTLS
+	// handshake is retried in the clear.
+	FallbackPlaintext bool `toml:"fallback_plaintext"`
 }
 
 // Queue is [queue]: admission and the retry schedule.
@@ -153,6 +189,9 @@ type Meta struct {
 	CampaignHeader   string `toml:"campaign_header"`
 	PriorityHeader   string `toml:"priority_header"`
 	StripMetaHeaders bool   `toml:"strip_meta_headers"`
+	// AddMissingHeaders adds Date and Message-ID (RFC 5322 §3.6) to a
+	// message that lacks them, before it is signed.
+	AddMissingHeaders bool `toml:"add_missing_headers"`
 }
 
 // DKIM is one [[dkim]]: a signing key for a domain.
@@ -169,6 +208,7 @@ type Tenant struct {
 	MaxMessageRate  Rate   `toml:"max_message_rate"`
 	DKIMDomain      string `toml:"dkim_domain"`
 	ListUnsubscribe string `toml:"list_unsubscribe"` // URL template; "{id}" is replaced by the message id
+	EgressPool      string `toml:"egress_pool"`      // [[egress_pool]] name; "" = [delivery] egress_pool
 }
 
 // ShapingTable is one [shaping.NAME] table as written. A nil field was not
@@ -178,6 +218,10 @@ type ShapingTable struct {
 	MaxMessageRate             *Rate `toml:"max_message_rate"`
 	MaxDeliveriesPerConnection *int  `toml:"max_deliveries_per_connection"`
 	MaxConnectionRate          *Rate `toml:"max_connection_rate"`
+	// MXSuffix makes the table a provider table: it applies to every
+	// destination whose MX host names all end in one of these suffixes
+	// (".google.com"); the table name is then only a label.
+	MXSuffix []string `toml:"mx_suffix"`
 }
 
 // Tenant returns the [[tenant]] named name, or nil.

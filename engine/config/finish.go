@@ -60,4 +60,5 @@ func (c *Config) finish() {
 		}
 		c.ShapingTables = m
 	}
+	c.finishDeliveryPolicy()
 }

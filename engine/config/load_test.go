@@ -269,6 +269,21 @@ tls_cert = "cert.pem"
 			`F:5: smtp_listener[0].bare_lf: "keep" is not one of "normalize", "reject"`,
 			`F:7: smtp_listener[0].data_timeout: must be a positive duration, not "0s"`,
 		}},
+		{"listener TLS version and AUTH guard", `
+[[smtp_listener]]
+listen = "127.0.0.1:2601"
+tls_min_version = "1.4"
+auth_fail_delay_after = -1
+auth_fail_delay = "-2s"
+auth_fail_block_after = -3
+auth_fail_window = "0s"
+`, []string{
+			`F:4: smtp_listener[0].tls_min_version: "1.4" is not one of "1.0", "1.1", "1.2", "1.3"`,
+			`F:5: smtp_listener[0].auth_fail_delay_after: must be at least 0, not -1`,
+			`F:6: smtp_listener[0].auth_fail_delay: must not be negative, not "-2s"`,
+			`F:7: smtp_listener[0].auth_fail_block_after: must be at least 0, not -3`,
+			`F:8: smtp_listener[0].auth_fail_window: must be a positive duration, not "0s"`,
+		}},
 		{"duplicate listeners", `
 [[smtp_listener]]
 name = "in"

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 
+	"gannet/engine/bounce"
+
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -128,6 +130,14 @@ func (c *Config) validate() []problem {
 	if c.Log.Path == "" {
 		ck.add(at("log", "path"), "must not be empty")
 	}
+	if c.Metrics.MaxDestinationLabels < 1 {
+		ck.add(at("metrics", "max_destination_labels"), "must be at least 1")
+	}
+	if f := c.Bounce.RulesFile; f != "" {
+		if _, err := bounce.LoadFile(f); err != nil {
+			ck.add(at("bounce", "rules_file"), "%v", err)
+		}
+	}
 
 	tenants := map[string]bool{}
 	for i, t := range c.Tenants {
@@ -178,6 +188,13 @@ func (c *Config) validate() []problem {
 		}
 		ck.readable(p("tls_cert"), l.TLSCert)
 		ck.readable(p("tls_key"), l.TLSKey)
+		ck.oneOf(p("tls_min_version"), l.TLSMinVersion, "1.0", "1.1", "1.2", "1.3")
+		ck.atLeast(p("auth_fail_delay_after"), l.AuthFailDelayAfter, 0)
+		if l.AuthFailDelay.Duration < 0 {
+			ck.add(p("auth_fail_delay"), "must not be negative, not %q", l.AuthFailDelay.Duration.String())
+		}
+		ck.atLeast(p("auth_fail_block_after"), l.AuthFailBlockAfter, 0)
+		ck.positive(p("auth_fail_window"), l.AuthFailWindow)
 		for _, m := range l.AuthMechanisms {
 			ck.oneOf(p("auth_mechanisms"), m, "PLAIN", "LOGIN", "CRAM-MD5")
 		}
@@ -340,8 +357,13 @@ func (c *Config) validate() []problem {
 
 	for name, t := range c.ShapingTables {
 		p := func(k string) []string { return at("shaping", name, k) }
-		if name != ShapingDefault && !validDomain(name) {
+		if name != ShapingDefault && len(t.MXSuffix) == 0 && !validDomain(name) {
 			ck.add(at("shaping", name), "%q is neither \"default\" nor a domain name", name)
+		}
+		for _, suf := range t.MXSuffix {
+			if !validDomain(strings.TrimPrefix(strings.ToLower(suf), ".")) {
+				ck.add(p("mx_suffix"), "%q is not a host name suffix such as \".google.com\"", suf)
+			}
 		}
 		if t.ConnectionLimit != nil {
 			ck.atLeast(p("connection_limit"), *t.ConnectionLimit, 1)
@@ -350,6 +372,7 @@ func (c *Config) validate() []problem {
 			ck.atLeast(p("max_deliveries_per_connection"), *t.MaxDeliveriesPerConnection, 1)
 		}
 	}
+	c.validateDeliveryPolicy(ck)
 	return ck.list
 }
 

@@ -3,14 +3,30 @@
 // the spool up to date.
 //
 //	Enqueue(msg) ─▶ work items, one per (message, destination domain)
-//	    ─▶ scheduled (queue.Scheduler: due now, or at the retry time)
-//	    ─▶ due: Router.Resolve(domain) (bounded concurrency; skipped with RelayTo)
-//	    ─▶ ready queue of the MX site (high priority first, bulk never starved)
-//	    ─▶ site workers, at most Limits.Connections per site
+//	    ─▶ scheduled (queue.Scheduler per lane — high, bulk: due now, or at
+//	       the retry time)
+//	    ─▶ due: Router.Resolve(domain) (bounded concurrency per lane;
+//	       skipped with RelayTo)
+//	    ─▶ ready queue of the path (Egress(tenant) source × MX site; high
+//	       priority first, bulk never starved)
+//	    ─▶ path workers, at most the path's effective Connections
+//	    ─▶ hold? (Shaper.Gate: suspended → back to the scheduled queue until
+//	       the end, bounced → Bounce; tenant over its rate → back to the
+//	       scheduled queue until its booked slot)
 //	    ─▶ Store.Body, Transport.Deliver (one transaction for all the
-//	       message's recipients at that domain)
+//	       message's recipients at that domain) ─▶ Shaper.Observe
 //	    ─▶ outcome per recipient ─▶ Store.Update / Store.Remove ─▶ log records
+//	       (and an RFC 3464 bounce message to the sender, with SendBounce)
 //	    ─▶ deferred recipients scheduled again per the RetryPolicy
+//
+// Priority: each lane has its own scheduler goroutine and DNS lookups, so
+// transactional mail never waits behind bulk mail that is due by the
+// thousand; in a path's ready queue it goes first, with one bulk item let
+// through after every highBurst high ones.
+//
+// Nothing waits in a worker: a held item costs a worker only the time to
+// put it back, so one noisy tenant or one suspended site never slows the
+// others. Waiting for a suspension or a tenant slot is not an attempt.
 //
 // A work item holds indexes of the message's recipients, not the body: the
 // body is read from the Store once per transaction and dropped after it,

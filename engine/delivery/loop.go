@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,23 @@ type workItem struct {
 	domain string
 	rcpts  []int // indexes into ms.m.Recipients
 	route  *resolver.Route
+	high   bool            // high priority (Message.Priority > 0)
+	source outbound.Source // egress source, chosen when first routed
+	qkey   string          // ready queue (path) key; "" until routed
+	// slot is the time a tenant-rate slot was booked for this item, which
+	// then waited for it in the scheduled queue (zero: none booked).
+	slot time.Time
+}
+
+// lane returns 0 for high-priority items and 1 for bulk ones: each lane
+// has its own scheduler and DNS lookups, so that bulk mail due by the
+// thousand never delays a transactional message on its way to the ready
+// queue.
+func (it *workItem) lane() int {
+	if it.high {
+		return 0
+	}
+	return 1
 }
 
 // Loop moves messages from the spool to their destinations: scheduled
@@ -45,23 +63,26 @@ type Loop struct {
 	clock   queue.Clock
 	metrics Metrics
 	log     *slog.Logger
-	sched   *queue.Scheduler[*workItem]
+	sched   [2]*queue.Scheduler[*workItem] // by lane: high, bulk
+	tenants *tenantLimits
 
 	runCtx     context.Context // ends at Stop: no new work
 	runCancel  context.CancelFunc
 	txCtx      context.Context // ends when Stop's deadline passes: abort transactions
 	txCancel   context.CancelFunc
-	resolveSem chan struct{}
+	resolveSem [2]chan struct{} // by lane
 
-	mu       sync.Mutex
-	msgs     map[string]*msgState
-	sites    map[string]*readyQueue
-	stopping bool
-	started  bool
+	mu        sync.Mutex
+	msgs      map[string]*msgState
+	sites     map[string]*readyQueue // by path key (egress source, site)
+	lastSweep time.Time
+	admin     adminState // operator bounces and suspensions (admin.go)
+	stopping  bool
+	started   bool
 
 	ready   atomic.Int64 // items due: resolving or waiting in a ready queue
 	workers sync.WaitGroup
-	runDone chan struct{}
+	runDone [2]chan struct{}
 }
 
 // New returns a Loop; Start runs it.
@@ -70,21 +91,24 @@ func New(opts Options) *Loop {
 		opts.Clock = queue.SystemClock()
 	}
 	if opts.Limits == nil {
-		opts.Limits = func(string, string) outbound.Limits { return outbound.Limits{Connections: 10} }
+		opts.Limits = func(string, string, string) outbound.Limits { return outbound.Limits{Connections: 10} }
 	}
 	if opts.ResolveConcurrency <= 0 {
 		opts.ResolveConcurrency = 16
 	}
 	l := &Loop{
-		opts:       opts,
-		clock:      opts.Clock,
-		metrics:    opts.Metrics,
-		log:        opts.Logger,
-		sched:      queue.NewScheduler[*workItem](opts.Clock),
-		resolveSem: make(chan struct{}, opts.ResolveConcurrency),
-		msgs:       make(map[string]*msgState),
-		sites:      make(map[string]*readyQueue),
-		runDone:    make(chan struct{}),
+		opts:    opts,
+		clock:   opts.Clock,
+		metrics: opts.Metrics,
+		log:     opts.Logger,
+		msgs:    make(map[string]*msgState),
+		sites:   make(map[string]*readyQueue),
+		tenants: newTenantLimits(opts.Clock.Now),
+	}
+	for i := range l.sched {
+		l.sched[i] = queue.NewScheduler[*workItem](opts.Clock)
+		l.resolveSem[i] = make(chan struct{}, opts.ResolveConcurrency)
+		l.runDone[i] = make(chan struct{})
 	}
 	if l.metrics == nil {
 		l.metrics = nopMetrics{}
@@ -107,21 +131,32 @@ func (l *Loop) Start() {
 	}
 	l.started = true
 	l.mu.Unlock()
-	go func() {
-		defer close(l.runDone)
-		l.sched.Run(l.runCtx, l.due)
-	}()
+	for i := range l.sched {
+		go func() {
+			defer close(l.runDone[i])
+			l.sched[i].Run(l.runCtx, l.due)
+		}()
+	}
 }
 
-// Wake makes the scheduler look at the clock again (tests that move a
+// Wake makes the schedulers look at the clock again (tests that move a
 // queue.FakeClock call it; the real clock needs no help).
-func (l *Loop) Wake() { l.sched.Schedule(nil, time.Time{}) }
+func (l *Loop) Wake() {
+	for _, s := range l.sched {
+		s.Schedule(nil, time.Time{})
+	}
+}
 
 // QueueDepth returns the number of work items waiting for their due time
 // (scheduled) and of those due but not yet handed to a connection (ready):
 // gannet_queue_depth{queue="scheduled|ready"}.
 func (l *Loop) QueueDepth() (scheduled, ready int) {
-	return l.sched.Len(), int(l.ready.Load())
+	return l.sched[0].Len() + l.sched[1].Len(), int(l.ready.Load())
+}
+
+// schedule puts an item in its lane's scheduled queue.
+func (l *Loop) schedule(it *workItem, due time.Time) {
+	l.sched[it.lane()].Schedule(it, due)
 }
 
 // Messages returns the number of messages the loop holds.
@@ -153,6 +188,7 @@ func (l *Loop) Enqueue(m *queue.Message) error {
 	ms.mu.Lock()
 	groups := groupByDomain(m)
 	ms.items = len(groups)
+	due := m.NextDue // read now: once the first item runs, apply changes it
 	ms.mu.Unlock()
 	if len(groups) == 0 {
 		// Nothing pending: a leftover of an interrupted removal.
@@ -164,7 +200,8 @@ func (l *Loop) Enqueue(m *queue.Message) error {
 	}
 	for _, g := range groups {
 		g.ms = ms
-		l.sched.Schedule(g, m.NextDue)
+		g.high = m.Priority > 0
+		l.schedule(g, due)
 	}
 	return nil
 }
@@ -215,14 +252,24 @@ func (l *Loop) due(it *workItem) {
 	if it == nil { // Wake
 		return
 	}
+	if l.adminDue(it) { // bounced or held by an operator (admin.go)
+		return
+	}
+	if it.route != nil {
+		// Back from a wait (tenant rate, suspended site): already routed.
+		l.ready.Add(1)
+		l.toReady(it)
+		return
+	}
+	sem := l.resolveSem[it.lane()]
 	select {
-	case l.resolveSem <- struct{}{}:
+	case sem <- struct{}{}:
 	case <-l.runCtx.Done():
 		return // stays in the spool; the next start picks it up
 	}
 	l.ready.Add(1)
 	go func() {
-		defer func() { <-l.resolveSem }()
+		defer func() { <-sem }()
 		l.route(it)
 	}()
 }
@@ -256,9 +303,22 @@ func (l *Loop) route(it *workItem) {
 		}
 	}
 	it.route = route
-	site := route.Site
+	l.toReady(it)
+}
+
+// toReady puts a routed item in the ready queue of its path (egress
+// source, site), choosing the source the first time, and starts a worker
+// for the path when it has fewer than its connection limit.
+func (l *Loop) toReady(it *workItem) {
+	site := it.route.Site
 	if site == "" {
 		site = it.domain
+	}
+	if it.qkey == "" {
+		if l.opts.Egress != nil {
+			it.source = l.opts.Egress(it.ms.m.Tenant)
+		}
+		it.qkey = pathKey(it.source.Name, site)
 	}
 	l.mu.Lock()
 	if l.stopping {
@@ -266,14 +326,15 @@ func (l *Loop) route(it *workItem) {
 		l.ready.Add(-1)
 		return
 	}
-	q := l.sites[site]
+	q := l.sites[it.qkey]
 	if q == nil {
-		q = &readyQueue{site: site}
-		l.sites[site] = q
+		l.sweepSitesLocked()
+		q = &readyQueue{site: site, source: it.source.Name}
+		l.sites[it.qkey] = q
 	}
 	q.domain = it.domain
 	q.push(it)
-	spawn := q.workers < max(1, l.opts.Limits(site, it.domain).Connections)
+	spawn := q.workers < l.connLimit(q)
 	if spawn {
 		q.workers++
 		l.workers.Add(1)
@@ -282,6 +343,28 @@ func (l *Loop) route(it *workItem) {
 	if spawn {
 		go l.work(q)
 	}
+}
+
+// pathKey names the ready queue of (egress source, site).
+func pathKey(source, site string) string {
+	if source == "" {
+		return site
+	}
+	return source + "|" + site
+}
+
+// limits returns the effective limits of a path.
+func (l *Loop) limits(source, site, domain string) outbound.Limits {
+	if l.opts.Shaper != nil {
+		return l.opts.Shaper.Limits(source, site, domain)
+	}
+	return l.opts.Limits(source, site, domain)
+}
+
+// connLimit is the number of workers a path may have; called with l.mu
+// held (the Shaper never calls back into the loop).
+func (l *Loop) connLimit(q *readyQueue) int {
+	return max(1, l.limits(q.source, q.site, q.domain).Connections)
 }
 
 // resolveFailure turns a resolver error into a recipient status and reply:
@@ -308,25 +391,101 @@ func (l *Loop) work(q *readyQueue) {
 	for {
 		l.mu.Lock()
 		var it *workItem
-		if !l.stopping && q.workers <= max(1, l.opts.Limits(q.site, q.domain).Connections) {
+		if !l.stopping && q.workers <= l.connLimit(q) {
 			it = q.pop()
 		}
 		if it == nil {
 			q.workers--
-			if q.workers == 0 && q.len() == 0 && l.sites[q.site] == q {
-				delete(l.sites, q.site)
+			if q.workers == 0 && q.len() == 0 {
+				q.idleSince = l.clock.Now()
 			}
 			l.mu.Unlock()
 			return
 		}
+		q.inFlight++
 		l.mu.Unlock()
 		l.ready.Add(-1)
-		l.deliver(it)
+		l.adminTake(it)
+		if !l.hold(q, it) {
+			l.deliver(q, it)
+		}
+		l.adminDone(it)
+		l.mu.Lock()
+		q.inFlight--
+		l.mu.Unlock()
 	}
 }
 
+// hold applies what may keep an item from its transaction now: a bounce
+// or suspension rule of its path, and its tenant's message rate. A held
+// item goes back to the scheduled queue until it may go, without counting
+// an attempt, so that a worker never sleeps for one tenant or one rule
+// while other mail waits. It reports whether the item was held (or
+// bounced).
+func (l *Loop) hold(q *readyQueue, it *workItem) bool {
+	if l.adminHold(q, it) { // bounced or held by an operator (admin.go)
+		return true
+	}
+	now := l.clock.Now()
+	if sh := l.opts.Shaper; sh != nil {
+		g := sh.Gate(q.source, q.site, it.domain)
+		if g.Bounce {
+			l.applyAll(it, outbound.Bounced, ruleBounceReply(g.Reply))
+			return true
+		}
+		if !g.Until.IsZero() && g.Until.After(now) {
+			l.requeue(it, g.Until, now)
+			return true
+		}
+	}
+	if l.opts.TenantRate != nil {
+		tenant := it.ms.m.Tenant
+		if !it.slot.IsZero() {
+			it.slot = time.Time{} // booked earlier: its time has come
+		} else if rate := l.opts.TenantRate(tenant); rate > 0 {
+			if d := l.tenants.reserve(tenant, rate); d > 0 {
+				it.slot = now.Add(d)
+				l.requeue(it, it.slot, now)
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// requeue puts a held item back in the scheduled queue until at. After a
+// long wait its route is looked up again.
+func (l *Loop) requeue(it *workItem, at, now time.Time) {
+	if at.Sub(now) > time.Minute {
+		it.route, it.qkey = nil, ""
+	}
+	l.mu.Lock()
+	stopping := l.stopping
+	l.mu.Unlock()
+	if !stopping {
+		l.schedule(it, at)
+	}
+}
+
+// ruleBounceReply turns the reply that triggered a bounce rule into a
+// permanent one: the 5xx class, the same subject and detail, and the
+// server's text.
+func ruleBounceReply(r smtpwire.Reply) smtpwire.Reply {
+	out := smtpwire.Reply{Code: 550, Enhanced: "5.0.0", Lines: []string{"bounced by a shaping rule"}}
+	if r.Code >= 500 {
+		out.Code = r.Code
+	}
+	if len(r.Enhanced) > 2 {
+		out.Enhanced = "5" + r.Enhanced[1:]
+	}
+	if t := strings.Join(r.Lines, " "); t != "" {
+		out.Lines = []string{"bounced by a shaping rule after: " + strconv.Itoa(r.Code) + " " + t}
+	}
+	return out
+}
+
 // deliver runs the transaction of one item and applies its outcome.
-func (l *Loop) deliver(it *workItem) {
+func (l *Loop) deliver(q *readyQueue, it *workItem) {
 	ms := it.ms
 	ms.mu.Lock()
 	m := ms.m
@@ -356,8 +515,18 @@ func (l *Loop) deliver(it *workItem) {
 		}
 	} else {
 		env.Body = body
+		env.Source = it.source
 		out = l.opts.Transport.Deliver(l.txCtx, it.route, env)
 		env.Body = nil
+		if sh := l.opts.Shaper; sh != nil && sh.Observe(q.source, q.site, it.domain, &out) {
+			// A bounce rule matched: what the server deferred bounces.
+			for k := range out.Results {
+				r := &out.Results[k]
+				if r.Status == outbound.Transient && !r.Local {
+					r.Status, r.Reply = outbound.Bounced, ruleBounceReply(r.Reply)
+				}
+			}
+		}
 	}
 	l.apply(it, idx, out)
 }
@@ -378,11 +547,15 @@ func (l *Loop) Stop(ctx context.Context) error {
 	l.mu.Unlock()
 	l.runCancel()
 	if started {
-		<-l.runDone
+		for _, d := range l.runDone {
+			<-d
+		}
 	}
 	// Wait for the DNS lookups to finish (they see runCtx cancelled).
-	for i := 0; i < cap(l.resolveSem); i++ {
-		l.resolveSem <- struct{}{}
+	for _, sem := range l.resolveSem {
+		for i := 0; i < cap(sem); i++ {
+			sem <- struct{}{}
+		}
 	}
 	done := make(chan struct{})
 	go func() {

@@ -255,7 +255,7 @@ func TestResolverErrors(t *testing.T) {
 
 func TestSiteConnectionLimit(t *testing.T) {
 	h := newHarness(t, func(o *Options) {
-		o.Limits = func(site, domain string) outbound.Limits { return outbound.Limits{Connections: 3} }
+		o.Limits = func(source, site, domain string) outbound.Limits { return outbound.Limits{Connections: 3} }
 	})
 	shared := &resolver.Route{Site: "mx.shared.test"}
 	for i := 0; i < 12; i++ {
@@ -280,7 +280,7 @@ func TestSiteConnectionLimit(t *testing.T) {
 
 func TestHighPriorityFirst(t *testing.T) {
 	h := newHarness(t, func(o *Options) {
-		o.Limits = func(string, string) outbound.Limits { return outbound.Limits{Connections: 1} }
+		o.Limits = func(string, string, string) outbound.Limits { return outbound.Limits{Connections: 1} }
 	})
 	for _, d := range []string{"x.test"} {
 		h.route.routes[d] = &resolver.Route{Domain: d, Site: "mx.x.test"}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"gannet/engine/outbound"
+	"gannet/engine/shaping"
 	"gannet/queue"
 	"gannet/resolver"
 	"gannet/smtpwire"
@@ -59,9 +60,30 @@ type Options struct {
 	// Retry is the retry schedule and the maximum age ([queue]
 	// retry_interval, max_retry_interval, max_retry_age).
 	Retry queue.RetryPolicy
-	// Limits returns the shaping of a site: Connections is the number of
-	// workers (and so of simultaneous transactions) per site. Nil: 10.
-	Limits func(site, domain string) outbound.Limits
+	// Limits returns the shaping of a path (egress source name, site):
+	// Connections is the number of workers (and so of simultaneous
+	// transactions) per path. Nil: 10. Unused when Shaper is set.
+	Limits func(source, site, domain string) outbound.Limits
+	// Shaper, when set, gives the effective limits of each path, holds
+	// items of suspended paths and learns from every outcome
+	// (*shaping.Shaper has it).
+	Shaper Shaper
+	// Egress chooses the egress source of a tenant's mail ([[egress_pool]]
+	// by weight); it is called once per work item, when it is first
+	// routed. Nil: the default source.
+	Egress func(tenant string) outbound.Source
+	// TenantRate returns a tenant's message rate per second ([[tenant]]
+	// max_message_rate; 0 unlimited). An item over its tenant's rate waits
+	// in the scheduled queue, never in a site worker. Nil: no tenant rates.
+	TenantRate func(tenant string) float64
+	// SendBounce, when set ([delivery] send_bounces), receives an RFC 3464
+	// delivery status notification for the envelope sender of a message
+	// with recipients that bounced or expired: the caller spools it as a
+	// new message from the null sender. Never called for a message that
+	// itself has the null sender (RFC 5321 §4.5.5).
+	SendBounce func(to string, body []byte) error
+	// ReportingMTA names this host in bounce messages (EHLO name).
+	ReportingMTA string
 	// Record receives one log record per outcome (Delivery, Bounce,
 	// TransientFailure, Expiration). Nil: none.
 	Record Recorder
@@ -78,6 +100,17 @@ type Options struct {
 	// Logger receives errors that have no record (spool update failures).
 	// Nil: slog.Default().
 	Logger *slog.Logger
+}
+
+// Shaper is the traffic shaping of the paths (*shaping.Shaper has it).
+type Shaper interface {
+	// Limits returns the effective limits of a path now.
+	Limits(source, site, domain string) outbound.Limits
+	// Gate says whether an item of the path may be delivered now.
+	Gate(source, site, domain string) shaping.Gate
+	// Observe takes the outcome of a transaction; true means a bounce rule
+	// matched it, and the recipients the server deferred bounce.
+	Observe(source, site, domain string, out *outbound.Outcome) bool
 }
 
 type nopMetrics struct{}

@@ -81,7 +81,7 @@ func (l *Loop) apply(it *workItem, idx []int, out outbound.Outcome) {
 	}
 	if len(deferred) > 0 {
 		if due, ok := l.opts.Retry.Next(m.Created, now, lastAttempts); ok {
-			retry = &workItem{ms: ms, domain: it.domain, rcpts: deferred}
+			retry = &workItem{ms: ms, domain: it.domain, rcpts: deferred, high: it.high}
 			retryAt = due
 			if ms.due == nil {
 				ms.due = make(map[string]time.Time)
@@ -112,6 +112,10 @@ func (l *Loop) apply(it *workItem, idx []int, out outbound.Outcome) {
 		}
 	}
 	done := m.Done()
+	var dsn *dsnInfo
+	if l.opts.SendBounce != nil && m.From != "" {
+		dsn = l.dsnFor(m, recs, &out, now)
+	}
 	var err error
 	if done {
 		err = l.opts.Store.Remove(m.ID)
@@ -146,12 +150,41 @@ func (l *Loop) apply(it *workItem, idx []int, out outbound.Outcome) {
 		}
 		l.emit(logged[i])
 	}
+	if dsn != nil {
+		if err := l.opts.SendBounce(dsn.from, buildDSN(dsn)); err != nil {
+			l.log.Error("delivery: spooling a bounce message", "id", m.ID, "to", dsn.from, "err", err)
+		}
+	}
 	if retry != nil {
 		l.mu.Lock()
 		stopping := l.stopping
 		l.mu.Unlock()
 		if !stopping {
-			l.sched.Schedule(retry, retryAt)
+			l.schedule(retry, retryAt)
 		}
 	}
+}
+
+// dsnFor collects the recipients of this outcome that bounced or expired
+// for a bounce message to the sender, and reads the original header
+// section while the message is still in the spool. Nil when there are
+// none. Runs under the message lock.
+func (l *Loop) dsnFor(m *queue.Message, recs []record, out *outbound.Outcome, now time.Time) *dsnInfo {
+	var d *dsnInfo
+	for _, rc := range recs {
+		if rc.kind != kindBounce && rc.kind != kindExpiration {
+			continue
+		}
+		if d == nil {
+			d = &dsnInfo{id: m.ID, from: m.From, arrival: m.Created, now: now, reportingMTA: l.opts.ReportingMTA}
+		}
+		d.rcpts = append(d.rcpts, dsnRecipient{addr: m.Recipients[rc.rcpt].Addr, reply: rc.result.Reply,
+			expired: rc.kind == kindExpiration, remote: out.Host})
+	}
+	if d != nil {
+		if body, err := l.opts.Store.Body(m); err == nil {
+			d.headers = append([]byte(nil), headerOf(body)...)
+		}
+	}
+	return d
 }

@@ -1,5 +1,7 @@
 package delivery
 
+import "time"
+
 // highBurst is how many high-priority items a site's ready queue hands out
 // in a row while bulk items wait; then one bulk item goes, so that a steady
 // stream of transactional mail delays bulk mail but never starves it.
@@ -37,18 +39,21 @@ func (f *fifo) pop() *workItem {
 // resolved to that site and that wait for one of the site's workers. It has
 // two lanes, high priority (transactional) and bulk.
 type readyQueue struct {
-	site    string
-	domain  string // a domain routed here, for the shaping lookup
-	high    fifo
-	bulk    fifo
-	streak  int // high items handed out in a row while bulk waited
-	workers int // goroutines delivering for this site
+	site      string
+	source    string // egress source name ("" for the default source)
+	domain    string // a domain routed here, for the shaping lookup
+	high      fifo
+	bulk      fifo
+	streak    int       // high items handed out in a row while bulk waited
+	workers   int       // goroutines delivering for this path
+	inFlight  int       // items a worker has taken (held or in a transaction)
+	idleSince time.Time // when the last worker left an empty queue
 }
 
 func (q *readyQueue) len() int { return q.high.len() + q.bulk.len() }
 
 func (q *readyQueue) push(it *workItem) {
-	if it.ms.m.Priority > 0 {
+	if it.high {
 		q.high.push(it)
 	} else {
 		q.bulk.push(it)

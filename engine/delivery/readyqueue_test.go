@@ -7,7 +7,7 @@ import (
 )
 
 func item(prio int, n int) *workItem {
-	return &workItem{ms: &msgState{m: &queue.Message{ID: string(rune('a' + n)), Priority: prio}}}
+	return &workItem{high: prio > 0, ms: &msgState{m: &queue.Message{ID: string(rune('a' + n)), Priority: prio}}}
 }
 
 func TestReadyQueueOrder(t *testing.T) {

@@ -62,6 +62,7 @@ func (l *Loop) makeRecord(m *queue.Message, it *workItem, rc record, out *outbou
 		},
 		TLSProtocolVersion: out.TLSVersion,
 		TLSCipher:          out.TLSCipher,
+		EgressSource:       it.source.Name,
 		Tenant:             m.Tenant,
 		Campaign:           m.Campaign,
 		Timestamp:          now,

@@ -50,6 +50,18 @@ type ListenerConfig struct {
 	// AuthRequireTLS offers and accepts AUTH only under TLS.
 	AuthMechs      []string
 	AuthRequireTLS bool
+
+	// Failed AUTH attempts are counted per client address (IPv6 per /64)
+	// across connections, within AuthFailWindow of the first failure. From
+	// AuthFailDelayAfter failures on, each AUTH answer to that address is
+	// delayed by AuthFailDelay; at AuthFailBlockAfter failures the address
+	// gets "421 4.7.0" at AUTH, and at connect when it is outside
+	// RelayHosts, for AuthFailWindow. Zero fields take the defaults below;
+	// a negative count or window turns that step off.
+	AuthFailDelayAfter int
+	AuthFailDelay      time.Duration
+	AuthFailBlockAfter int
+	AuthFailWindow     time.Duration
 }
 
 // Defaults applied by New to zero fields.
@@ -61,6 +73,11 @@ const (
 	DefaultDataTimeout    = 3 * time.Minute
 	DefaultIdleTimeout    = 5 * time.Minute
 	DefaultWorkers        = 512
+
+	DefaultAuthFailDelayAfter = 3
+	DefaultAuthFailDelay      = 2 * time.Second
+	DefaultAuthFailBlockAfter = 10
+	DefaultAuthFailWindow     = 5 * time.Minute
 )
 
 // Options are the server-wide settings and collaborators.
@@ -130,6 +147,18 @@ func (cfg ListenerConfig) withDefaults() (ListenerConfig, error) {
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.AuthFailDelayAfter == 0 {
+		cfg.AuthFailDelayAfter = DefaultAuthFailDelayAfter
+	}
+	if cfg.AuthFailDelay == 0 {
+		cfg.AuthFailDelay = DefaultAuthFailDelay
+	}
+	if cfg.AuthFailBlockAfter == 0 {
+		cfg.AuthFailBlockAfter = DefaultAuthFailBlockAfter
+	}
+	if cfg.AuthFailWindow == 0 {
+		cfg.AuthFailWindow = DefaultAuthFailWindow
 	}
 	if cfg.TLSConfig != nil {
 		c := cfg.TLSConfig.Clone()

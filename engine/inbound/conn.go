@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"net/netip"
 	"sync/atomic"
+	"time"
 
 	"github.com/panjf2000/gnet/v2"
 
@@ -37,13 +38,6 @@ type conn struct {
 	busy    bool // a worker holds the pending event; parsing is paused
 	closing bool // QUIT, 421 or an error: flush and close
 	closed  bool // OnClose ran; late runnables do nothing
-
-	// What the session waits for, as far as the host can tell (the session
-	// does not export its state): inTxn from an accepted MAIL until the
-	// message is answered or EHLO/STARTTLS resets it (RSET is not seen);
-	// inData while the last reply sent was the 354 of DATA.
-	inTxn  bool
-	inData bool
 
 	authUser, tenant string
 	tls              *tlsConn  // nil: plaintext
@@ -139,12 +133,8 @@ func (st *conn) process() {
 // handle answers one session event.
 func (st *conn) handle(ev smtpwire.Event) {
 	switch ev.Kind {
-	case smtpwire.EventHello:
-		st.inTxn = false // EHLO resets the transaction (RFC 5321 §4.1.4)
 	case smtpwire.EventMail:
-		r := st.checkMail(ev)
-		st.inTxn = r == nil || r.Positive()
-		st.sess.Respond(r)
+		st.sess.Respond(st.checkMail(ev))
 	case smtpwire.EventRcpt:
 		st.sess.Respond(st.checkRcpt(ev))
 	case smtpwire.EventMessage:
@@ -156,7 +146,6 @@ func (st *conn) handle(ev smtpwire.Event) {
 		// after STARTTLS is discarded unread (RFC 3207 §4.2, the
 		// CVE-2011-0411 command injection), then the handshake starts.
 		st.flush()
-		st.inTxn = false
 		if st.tls != nil || st.l.cfg.TLSConfig == nil {
 			st.closing = true // the session should never offer it twice
 			return
@@ -218,7 +207,6 @@ func (st *conn) tlsState() *tls.ConnectionState {
 func (st *conn) submitMessage(ev smtpwire.Event) {
 	in := st.incoming(ev.Envelope, ev.Body)
 	srv := st.l.srv
-	st.inTxn, st.inData = false, false
 	st.runWorker(func(ctx context.Context) func() {
 		r := srv.accept(ctx, in)
 		return func() {
@@ -238,19 +226,42 @@ func (st *conn) submitAuth(ev smtpwire.Event) {
 		st.sess.Respond(&smtpwire.ReplyAuthMechanism)
 		return
 	}
+	guard, ip := st.l.guard, st.peer.Addr()
+	if guard.blocked(ip, srv.now()) {
+		st.authBlocked()
+		return
+	}
+	// A client that failed repeatedly waits for every answer; the wait is a
+	// timer, so it holds neither the event loop nor a worker.
+	delay := guard.delayFor(ip, srv.now())
 	cred := *ev.Auth // ev.Auth points into the session
-	st.runWorker(func(ctx context.Context) func() {
+	st.runWorkerAfter(func(ctx context.Context) func() {
 		user, tenant, ok := srv.authenticate(ctx, cred)
+		blocked := !ok && guard.failed(ip, srv.now())
 		return func() {
 			if !ok {
 				srv.log.Info("AUTH failed", "listener", st.l.name, "peer", st.peer.String(), "user", cred.Username, "mechanism", cred.Mechanism)
+				if blocked {
+					srv.log.Warn("AUTH failures: client blocked", "listener", st.l.name, "peer", st.peer.String(), "for", st.l.cfg.AuthFailWindow)
+					st.authBlocked()
+					return
+				}
 				st.sess.Respond(&smtpwire.ReplyAuthFailed)
 				return
 			}
 			st.authUser, st.tenant = user, tenant
 			st.sess.Respond(nil)
 		}
-	}, &smtpwire.Reply{Code: 454, Enhanced: "4.7.0", Lines: []string{"Temporary authentication failure"}})
+	}, delay, &smtpwire.Reply{Code: 454, Enhanced: "4.7.0", Lines: []string{"Temporary authentication failure"}})
+}
+
+// authBlocked answers the pending AUTH of a blocked client with 421 4.7.0
+// and ends the session (RFC 4954 §6 leaves the policy to the server;
+// RFC 3463 X.7.0 is "other or undefined security status").
+func (st *conn) authBlocked() {
+	st.sess.Respond(&smtpwire.Reply{Code: 421, Enhanced: "4.7.0",
+		Lines: []string{st.l.cfg.Hostname + " Too many failed authentications, try again later"}})
+	st.closing = true
 }
 
 // runWorker runs job on the worker pool; the function job returns is then
@@ -258,22 +269,36 @@ func (st *conn) submitAuth(ev smtpwire.Event) {
 // client pipelined meanwhile. When the pool is full, busy is answered at
 // once instead.
 func (st *conn) runWorker(job func(ctx context.Context) func(), busy *smtpwire.Reply) {
+	st.runWorkerAfter(job, 0, busy)
+}
+
+// runWorkerAfter is runWorker whose loop function runs no sooner than delay
+// after the job ended: a timer queues it, so the worker is free at once.
+func (st *conn) runWorkerAfter(job func(ctx context.Context) func(), delay time.Duration, busy *smtpwire.Reply) {
 	srv := st.l.srv
 	st.busy = true
 	st.deadline.Store(0)
 	srv.inflight.Add(1)
 	err := srv.pool.Submit(func() {
 		back := job(context.Background())
-		// Execute either queues the closure (which then always runs, and
-		// marks the job done) or fails because the engine is stopping.
-		queued := st.onLoopThen(func() {
-			st.busy = false
-			back()
-			st.process()
-		}, srv.inflight.Done)
-		if !queued {
-			srv.inflight.Done()
+		resume := func() {
+			// Execute either queues the closure (which then always runs,
+			// and marks the job done) or fails because the engine is
+			// stopping.
+			queued := st.onLoopThen(func() {
+				st.busy = false
+				back()
+				st.process()
+			}, srv.inflight.Done)
+			if !queued {
+				srv.inflight.Done()
+			}
 		}
+		if delay > 0 {
+			time.AfterFunc(delay, resume)
+			return
+		}
+		resume()
 	})
 	if err != nil {
 		srv.inflight.Done()
@@ -321,7 +346,6 @@ func (st *conn) flush() {
 		return
 	}
 	countErrors(out, st.l.srv.metrics, st.l.name)
-	st.inData = lastReplyIs354(out)
 	st.write(out)
 	st.sess.ConsumeOutput(len(out))
 	if !st.closed && st.c.OutboundBuffered() > maxOutbound {
@@ -373,11 +397,14 @@ func (st *conn) setDeadline() {
 		return
 	}
 	cfg := &st.l.cfg
+	// RFC 5321 §4.5.3.2: the data block timeout while message bytes are
+	// due, the command timeout inside a transaction or a SASL exchange,
+	// the idle timeout between transactions.
 	d := cfg.IdleTimeout
 	switch {
-	case st.inData:
+	case st.sess.InData():
 		d = cfg.DataTimeout
-	case st.inTxn:
+	case st.sess.InTransaction() || st.sess.InAuth():
 		d = cfg.CommandTimeout
 	}
 	if st.tls != nil && !st.tls.ready {
@@ -414,7 +441,7 @@ func (st *conn) expire() {
 // transactions is told 421 4.3.2 and closed; one inside a transaction is
 // left to finish it.
 func (st *conn) drainIfIdle() {
-	if st.closed || st.closing || st.busy || st.inTxn {
+	if st.closed || st.closing || st.busy || st.sess.InTransaction() || st.sess.InData() {
 		return
 	}
 	if st.tls != nil && !st.tls.ready {
@@ -435,17 +462,4 @@ func countErrors(out []byte, m Metrics, listener string) {
 		}
 		lineStart = out[i] == '\n'
 	}
-}
-
-// lastReplyIs354 reports whether the last reply in out is 354: the session
-// now reads a DATA body (it writes nothing more until the body ends).
-func lastReplyIs354(out []byte) bool {
-	if len(out) < 6 {
-		return false
-	}
-	i := len(out) - 2 // the final CRLF
-	for i > 0 && out[i-1] != '\n' {
-		i--
-	}
-	return len(out)-i >= 4 && out[i] == '3' && out[i+1] == '5' && out[i+2] == '4'
 }

@@ -31,6 +31,8 @@ type listener struct {
 	// sessCfg holds the session configurations this listener hands out,
 	// indexed by whether the peer may relay: only the others must AUTH.
 	sessCfg [2]*smtpwire.ServerConfig
+	// guard counts failed AUTH per client address; nil when off.
+	guard *authGuard
 	// tick is the interval of the timeout sweep.
 	tick time.Duration
 
@@ -80,6 +82,7 @@ func newListener(s *Server, cfg ListenerConfig) *listener {
 		l.sessCfg[relay] = sc
 	}
 	l.tick = sweepInterval(cfg)
+	l.guard = newAuthGuard(cfg)
 	return l
 }
 
@@ -170,6 +173,13 @@ func (l *listener) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		l.srv.metrics.ErrorIn(l.name, 421)
 		return l.reply(421, "4.3.2", l.cfg.Hostname+" Service shutting down"), gnet.Close
 	}
+	if l.guard.blocked(peer.Addr(), l.srv.now()) && !l.mayRelay(peer.Addr()) {
+		// Too many failed AUTH from this address: shut it out for a while
+		// (RFC 3463 X.7.0, other security status).
+		l.srv.metrics.ErrorIn(l.name, 421)
+		l.srv.log.Debug("connection refused: AUTH failures", "listener", l.name, "peer", peer.String())
+		return l.reply(421, "4.7.0", l.cfg.Hostname+" Too many failed authentications, try again later"), gnet.Close
+	}
 	if reason := l.admit(peer.Addr()); reason != "" {
 		l.srv.metrics.ErrorIn(l.name, 421)
 		l.srv.log.Debug("connection refused", "listener", l.name, "peer", peer.String(), "reason", reason)
@@ -254,6 +264,7 @@ func (l *listener) OnTick() (time.Duration, gnet.Action) {
 		}
 	}
 	l.mu.Unlock()
+	l.guard.prune(time.Unix(0, now))
 	for _, st := range expired {
 		st.timeoutQueued.Store(true)
 		st.onLoop(st.expire)

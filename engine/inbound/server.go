@@ -35,6 +35,8 @@ type Server struct {
 	// on their event loop; Stop waits for it to reach zero.
 	inflight sync.WaitGroup
 	draining atomic.Bool
+	// tlsScratch lends the event loops 16 KiB buffers to decrypt into.
+	tlsScratch sync.Pool
 
 	mu      sync.Mutex
 	started bool
@@ -70,6 +72,10 @@ func New(cfgs []ListenerConfig, acc Acceptor, opts Options) (*Server, error) {
 	}
 	if s.workers <= 0 {
 		s.workers = DefaultWorkers
+	}
+	s.tlsScratch.New = func() any {
+		b := make([]byte, tlsReadChunk)
+		return &b
 	}
 	names := make(map[string]bool)
 	for _, c := range cfgs {
@@ -147,8 +153,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	// Wait for the connections to finish their transactions. A session
 	// answers its 421 itself when its transaction ends; the periodic
-	// drainIdle catches sessions that went idle without the host seeing it
-	// (RSET).
+	// drainIdle catches sessions that went idle between batches (RSET).
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	var ctxErr error

@@ -560,3 +560,43 @@ func TestMaxConnections(t *testing.T) {
 	b.expect(421, "4.3.2")
 	b.expectClosed()
 }
+
+// TestTimeoutFollowsSessionState: the timeout in force is chosen from the
+// session's own state (RFC 5321 §4.5.3.2): inside a transaction the long
+// command timeout applies, after RSET the short idle timeout does, and in
+// the middle of a BDAT chunk the data timeout.
+func TestTimeoutFollowsSessionState(t *testing.T) {
+	cfg := testListener()
+	cfg.IdleTimeout = 300 * time.Millisecond
+	cfg.CommandTimeout = 5 * time.Second
+	cfg.DataTimeout = 600 * time.Millisecond
+	acc := &memAcceptor{}
+	_, addr := startServer(t, cfg, acc, Options{})
+	c := dialRaw(t, addr)
+	c.hello()
+	c.send("MAIL FROM:<a@example.test>\r\n")
+	c.expect(250, "2.1.0")
+	time.Sleep(800 * time.Millisecond) // past the idle timeout: still served
+	c.send("RSET\r\n")
+	c.expect(250, "2.0.0")
+	start := time.Now()
+	c.expect(421, "4.4.2")
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("idle timeout after RSET took %v", d)
+	}
+	c.expectClosed()
+
+	c = dialRaw(t, addr)
+	c.hello()
+	c.send("MAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nBDAT 10\r\n12345")
+	c.expect(250, "")
+	c.expect(250, "")
+	start = time.Now()
+	c.expect(421, "4.4.2")
+	if d := time.Since(start); d < 500*time.Millisecond || d > 3*time.Second {
+		t.Errorf("data timeout inside a BDAT chunk after %v, want about 600ms", d)
+	}
+	if len(acc.messages()) != 0 {
+		t.Fatal("a partial message was accepted")
+	}
+}

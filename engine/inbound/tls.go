@@ -34,9 +34,8 @@ type tlsConn struct {
 	ready bool                 // handshake done; loop-only from then on
 	state *tls.ConnectionState // set when ready
 
-	plain   []byte // decrypted, not yet parsed
-	off     int
-	scratch []byte
+	plain []byte // decrypted, not yet parsed
+	off   int
 }
 
 // startTLS begins the server side of a TLS handshake (after the 220 of
@@ -112,12 +111,15 @@ func (t *tlsConn) plainInput() []byte {
 	if t.off > 0 && t.off == len(t.plain) {
 		t.plain, t.off = t.plain[:0], 0
 	}
-	if t.scratch == nil {
-		t.scratch = make([]byte, tlsReadChunk)
-	}
+	// The scratch buffer is borrowed for this call only, so that an idle
+	// TLS connection does not pin 16 KiB.
+	srv := t.st.l.srv
+	sp := srv.tlsScratch.Get().(*[]byte)
+	defer srv.tlsScratch.Put(sp)
+	scratch := *sp
 	for !t.st.closing {
-		n, err := t.tc.Read(t.scratch)
-		t.plain = append(t.plain, t.scratch[:n]...)
+		n, err := t.tc.Read(scratch)
+		t.plain = append(t.plain, scratch[:n]...)
 		if err != nil {
 			var ne net.Error
 			if !(errors.As(err, &ne) && ne.Timeout()) {
@@ -140,6 +142,9 @@ func (t *tlsConn) consumePlain(n int) {
 	t.off += n
 	if t.off == len(t.plain) {
 		t.plain, t.off = t.plain[:0], 0
+		if cap(t.plain) > 4<<10 {
+			t.plain = nil // a message body passed through; do not keep its buffer
+		}
 	} else if t.off > 64<<10 && t.off > len(t.plain)/2 {
 		m := copy(t.plain, t.plain[t.off:])
 		t.plain, t.off = t.plain[:m], 0

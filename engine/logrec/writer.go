@@ -20,7 +20,21 @@ type Options struct {
 	FlushInterval time.Duration    // longest a record waits in memory; default 1s
 	Now           func() time.Time // clock for file names and ages; default time.Now
 	OnDrop        func()           // called once per record dropped because the buffer was full (e.g. a metrics counter's Inc)
-	OnError       func(error)      // called when a file cannot be opened or written; default: ignored
+	OnError       func(error)      // called when a file cannot be opened, written or compressed; default: ignored
+
+	// DisableCompression keeps closed files as they are. By default each
+	// closed file is compressed with zstd in the background into
+	// NAME.jsonl.zst (compress.go), and plain files left by an earlier run
+	// are compressed after New.
+	DisableCompression bool
+	// OnCompressed, when set, is called with the path of each compressed
+	// file once it is complete and the plain file removed.
+	OnCompressed func(path string)
+	// OnRecord, when set, is called by Write with each record before it is
+	// encoded, on the caller's goroutine. It may fill in fields (the engine
+	// adds a missing bounce classification) and count it; it must be quick
+	// and must not block.
+	OnRecord func(*Record)
 }
 
 // Writer appends log records to JSON-lines files under a directory, named
@@ -40,6 +54,7 @@ type Writer struct {
 	dropped atomic.Uint64
 	written atomic.Uint64
 	done    chan struct{}
+	comp    *compressor  // nil when DisableCompression
 	closeMu sync.RWMutex // Write holds it shared; Close exclusively to close ch
 	closed  bool
 	err     error // set by the writer goroutine before done is closed
@@ -85,12 +100,18 @@ func newWriter(opts Options) (*Writer, error) {
 		done: make(chan struct{}),
 	}
 	w.pool.New = func() any { b := make([]byte, 0, 512); return &b }
+	if !opts.DisableCompression {
+		w.comp = newCompressor(opts.Dir, opts.OnError, opts.OnCompressed)
+	}
 	return w, nil
 }
 
 // Write queues r and returns at once. It returns false when the record was
 // dropped: the buffer is full, or the Writer is closed.
 func (w *Writer) Write(r *Record) bool {
+	if w.opts.OnRecord != nil {
+		w.opts.OnRecord(r)
+	}
 	bp := w.pool.Get().(*[]byte)
 	*bp = r.AppendJSON((*bp)[:0])
 	w.closeMu.RLock()
@@ -121,16 +142,22 @@ func (w *Writer) Dropped() uint64 { return w.dropped.Load() }
 // its buffer).
 func (w *Writer) Written() uint64 { return w.written.Load() }
 
-// Close writes every queued record, syncs and closes the current file. It
-// returns the first error the writer met, if any.
+// Close writes every queued record, syncs and closes the current file, and
+// stops the background compression (a file it had not finished stays plain
+// and is compressed after the next New). It returns the first error the
+// writer met, if any.
 func (w *Writer) Close() error {
 	w.closeMu.Lock()
-	if !w.closed {
+	first := !w.closed
+	if first {
 		w.closed = true
 		close(w.ch)
 	}
 	w.closeMu.Unlock()
 	<-w.done
+	if first && w.comp != nil {
+		w.comp.close()
+	}
 	return w.err
 }
 
@@ -138,6 +165,10 @@ func (w *Writer) Close() error {
 func (w *Writer) run() {
 	defer close(w.done)
 	f := &rotatingFile{opts: &w.opts}
+	if w.comp != nil {
+		go w.comp.run()
+		f.onClosed = w.comp.add
+	}
 	tick := time.NewTicker(w.opts.FlushInterval)
 	defer tick.Stop()
 	fail := func(err error) {
@@ -155,6 +186,9 @@ func (w *Writer) run() {
 		select {
 		case bp, ok := <-w.ch:
 			if !ok {
+				// The last file is left plain: Close does not wait for a
+				// compression, and the next New compresses it.
+				f.onClosed = nil
 				fail(f.close())
 				return
 			}
@@ -169,6 +203,10 @@ func (w *Writer) run() {
 			}
 			w.pool.Put(bp)
 		case <-tick.C:
+			// A quiet file is closed on time too, so that it is compressed.
+			if err := f.expire(); err != nil {
+				fail(err)
+			}
 			if err := f.flush(); err != nil {
 				fail(err)
 				f.abandon()
@@ -179,11 +217,13 @@ func (w *Writer) run() {
 
 // rotatingFile is the current log file; used by the writer goroutine only.
 type rotatingFile struct {
-	opts    *Options
-	f       *os.File
-	bw      *bufio.Writer
-	size    int64
-	started time.Time
+	opts     *Options
+	onClosed func(path string) // a file was closed (for compression)
+	name     string
+	f        *os.File
+	bw       *bufio.Writer
+	size     int64
+	started  time.Time
 }
 
 func (rf *rotatingFile) write(b []byte) error {
@@ -207,9 +247,16 @@ func (rf *rotatingFile) open(now time.Time) error {
 	base := "gannet-" + now.UTC().Format("20060102-150405")
 	name := filepath.Join(rf.opts.Dir, base+".jsonl")
 	for i := 1; ; i++ {
+		// A compressed file of that name from an earlier run counts as taken.
+		_, zerr := os.Lstat(name + ".zst")
 		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err == nil && zerr == nil {
+			f.Close()
+			os.Remove(name)
+			err = os.ErrExist
+		}
 		if err == nil {
-			rf.f, rf.size, rf.started = f, 0, now
+			rf.f, rf.size, rf.started, rf.name = f, 0, now, name
 			if rf.bw == nil {
 				rf.bw = bufio.NewWriterSize(f, 64<<10)
 			} else {
@@ -223,6 +270,14 @@ func (rf *rotatingFile) open(now time.Time) error {
 		// Two files started in the same second: number the later ones.
 		name = filepath.Join(rf.opts.Dir, fmt.Sprintf("%s-%d.jsonl", base, i))
 	}
+}
+
+// expire closes the file when it is older than MaxFileAge.
+func (rf *rotatingFile) expire() error {
+	if rf.f == nil || rf.opts.Now().Sub(rf.started) < rf.opts.MaxFileAge {
+		return nil
+	}
+	return rf.close()
 }
 
 func (rf *rotatingFile) flush() error {
@@ -255,6 +310,9 @@ func (rf *rotatingFile) close() error {
 	rf.f = nil
 	if err != nil {
 		return fmt.Errorf("logrec: %w", err)
+	}
+	if rf.onClosed != nil {
+		rf.onClosed(rf.name)
 	}
 	return nil
 }

@@ -107,7 +107,7 @@ func TestWriterRotatesBySizeAndAge(t *testing.T) {
 	now.Store(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC).UnixNano())
 	clock := func() time.Time { return time.Unix(0, now.Load()) }
 	line := len(sampleRecord().AppendJSON(nil))
-	w, err := newWriter(Options{Dir: dir, MaxFileSize: int64(3 * line), MaxFileAge: time.Hour, Now: clock})
+	w, err := newWriter(Options{Dir: dir, MaxFileSize: int64(3 * line), MaxFileAge: time.Hour, Now: clock, DisableCompression: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,9 +49,25 @@ type Metrics struct {
 	SpoolCommit       *vm.PrometheusHistogram // gannet_spool_commit_seconds: time to make a message durable
 	LogRecordsDropped *vm.Counter             // gannet_log_records_dropped_total: log records lost because the log writer fell behind
 
+	ConnectionsOpenedIn  *vm.Counter // gannet_connections_opened_total{direction="in"}: connections accepted
+	ConnectionsOpenedOut *vm.Counter // gannet_connections_opened_total{direction="out"}: outbound sessions established
+
+	// Per-destination and per-sender counters with a bounded number of
+	// label values (capped.go): gannet_site_messages_*_total{site},
+	// gannet_domain_messages_*_total{domain},
+	// gannet_tenant_messages_*_total{tenant},
+	// gannet_campaign_messages_*_total{campaign}.
+	Sites, Domains, Tenants, Campaigns *CappedCounters
+
 	received  sync.Map // listener name → *vm.Counter
 	scheduled atomic.Pointer[func() float64]
 	ready     atomic.Pointer[func() float64]
+	siteRates atomic.Pointer[func() []SiteRate] // gannet_site_effective_rate (siterates.go)
+
+	maxLabels        atomic.Int64                            // [metrics] max_destination_labels
+	destinations     atomic.Pointer[func() DestinationState] // destinations.go
+	bounceClasses    classCounters                           // gannet_bounces_total{class}
+	transientClasses classCounters                           // gannet_transient_failures_by_class_total{class}
 }
 
 // New creates the metrics on a new Set. It turns on TYPE/HELP lines, which
@@ -75,8 +91,35 @@ func New() *Metrics {
 	m.LogRecordsDropped = s.NewCounter("gannet_log_records_dropped_total")
 	s.NewGauge(`gannet_queue_depth{queue="scheduled"}`, func() float64 { return call(&m.scheduled) })
 	s.NewGauge(`gannet_queue_depth{queue="ready"}`, func() float64 { return call(&m.ready) })
+	m.ConnectionsOpenedIn = s.NewCounter(`gannet_connections_opened_total{direction="in"}`)
+	m.ConnectionsOpenedOut = s.NewCounter(`gannet_connections_opened_total{direction="out"}`)
+	m.bounceClasses = classCounters{set: s, family: "gannet_bounces_total"}
+	m.transientClasses = classCounters{set: s, family: "gannet_transient_failures_by_class_total"}
+	m.maxLabels.Store(DefaultMaxLabels)
+	all := []Outcome{OutcomeReceived, OutcomeDelivered, OutcomeTransientFailure, OutcomeBounced, OutcomeExpired}
+	m.Sites = newCapped("site", "gannet_site_messages_", "per destination site", DefaultMaxLabels, time.Now, all[1:]...)
+	m.Domains = newCapped("domain", "gannet_domain_messages_", "per destination domain", DefaultMaxLabels, time.Now, all...)
+	m.Tenants = newCapped("tenant", "gannet_tenant_messages_", "per tenant", DefaultMaxLabels, time.Now, all...)
+	m.Campaigns = newCapped("campaign", "gannet_campaign_messages_", "per campaign", DefaultMaxLabels, time.Now, all...)
 	return m
 }
+
+// SetMaxDestinationLabels sets how many values of each bounded label
+// (site, domain, tenant, campaign) get series of their own; the others
+// are summed under "other" ([metrics] max_destination_labels). n < 1
+// means DefaultMaxLabels.
+func (m *Metrics) SetMaxDestinationLabels(n int) {
+	if n < 1 {
+		n = DefaultMaxLabels
+	}
+	m.maxLabels.Store(int64(n))
+	for _, c := range []*CappedCounters{m.Sites, m.Domains, m.Tenants, m.Campaigns} {
+		c.SetLimit(n)
+	}
+}
+
+// MaxDestinationLabels returns the cap set by SetMaxDestinationLabels.
+func (m *Metrics) MaxDestinationLabels() int { return int(m.maxLabels.Load()) }
 
 func call(p *atomic.Pointer[func() float64]) float64 {
 	if f := p.Load(); f != nil {
@@ -159,6 +202,12 @@ func help(family string) string {
 		return "Time to make a message durable in the spool."
 	case "gannet_log_records_dropped_total":
 		return "Log records lost because the log writer could not keep up."
+	case "gannet_connections_opened_total":
+		return "SMTP connections accepted (in) or outbound sessions established (out)."
+	case "gannet_bounces_total":
+		return "Recipients that bounced or expired, by bounce classification."
+	case "gannet_transient_failures_by_class_total":
+		return "Delivery attempts that failed temporarily, by bounce classification of the reply."
 	}
 	return ""
 }
@@ -184,6 +233,11 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 			}
 		}
 		out = append(out, '\n')
+	}
+	out = m.appendSiteRates(out)
+	out = m.appendDestinations(out)
+	for _, c := range []*CappedCounters{m.Sites, m.Domains, m.Tenants, m.Campaigns} {
+		out = c.appendTo(out)
 	}
 	w.Write(out)
 	vm.WriteProcessMetrics(w)

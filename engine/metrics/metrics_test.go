@@ -31,6 +31,22 @@ func exercised() *Metrics {
 	m.SpoolCommit.Update(0.003)
 	m.LogRecordsDropped.Inc()
 	m.SetQueueDepth(func() float64 { return 7 }, func() float64 { return 2 })
+	m.ConnectionsOpened(In).Add(5)
+	m.ConnectionsOpened(Out).Add(6)
+	m.BounceClass("InvalidRecipient").Inc()
+	m.BounceClass("").Inc()
+	m.TransientClass("TransientFailure").Add(2)
+	m.Sites.Inc("mx.d1.test", OutcomeDelivered)
+	m.Domains.Inc("d1.test", OutcomeReceived)
+	m.Domains.Inc("d1.test", OutcomeDelivered)
+	m.Tenants.Inc("acme", OutcomeBounced)
+	m.Campaigns.Inc("spring", OutcomeTransientFailure)
+	m.SetDestinations(func() DestinationState {
+		return DestinationState{
+			Sites:   []DestinationGauge{{Name: "mx.d1.test", Connections: 1, QueueDepth: 3}},
+			Domains: []DestinationGauge{{Name: "d1.test", Connections: 1, QueueDepth: 4, Rate: 2.5, HasRate: true}},
+		}
+	})
 	return m
 }
 
@@ -85,26 +101,42 @@ func TestExpositionHasContractMetrics(t *testing.T) {
 	exercised().WritePrometheus(&buf)
 	values := checkExposition(t, buf.String())
 	for name, want := range map[string]float64{
-		`gannet_messages_received_total{listener="relay-in"}`:       2,
-		`gannet_messages_received_total{listener="odd \"name\"\\"}`: 1,
-		`gannet_messages_delivered_total`:                           3,
-		`gannet_messages_transient_failures_total`:                  1,
-		`gannet_messages_bounced_total`:                             1,
-		`gannet_messages_expired_total`:                             1,
-		`gannet_queue_depth{queue="scheduled"}`:                     7,
-		`gannet_queue_depth{queue="ready"}`:                         2,
-		`gannet_delivery_latency_seconds_count`:                     1,
-		`gannet_delivery_latency_seconds_bucket{le="1"}`:            0,
-		`gannet_delivery_latency_seconds_bucket{le="2.5"}`:          1,
-		`gannet_delivery_latency_seconds_bucket{le="+Inf"}`:         1,
-		`gannet_smtp_errors_total{direction="in"}`:                  1,
-		`gannet_smtp_errors_total{direction="out"}`:                 2,
-		`gannet_tls_failures_total`:                                 1,
-		`gannet_connections{direction="in"}`:                        1,
-		`gannet_connections{direction="out"}`:                       4,
-		`gannet_spool_commit_seconds_count`:                         1,
-		`gannet_spool_commit_seconds_bucket{le="0.005"}`:            1,
-		`gannet_log_records_dropped_total`:                          1,
+		`gannet_messages_received_total{listener="relay-in"}`:                  2,
+		`gannet_messages_received_total{listener="odd \"name\"\\"}`:            1,
+		`gannet_messages_delivered_total`:                                      3,
+		`gannet_messages_transient_failures_total`:                             1,
+		`gannet_messages_bounced_total`:                                        1,
+		`gannet_messages_expired_total`:                                        1,
+		`gannet_queue_depth{queue="scheduled"}`:                                7,
+		`gannet_queue_depth{queue="ready"}`:                                    2,
+		`gannet_delivery_latency_seconds_count`:                                1,
+		`gannet_delivery_latency_seconds_bucket{le="1"}`:                       0,
+		`gannet_delivery_latency_seconds_bucket{le="2.5"}`:                     1,
+		`gannet_delivery_latency_seconds_bucket{le="+Inf"}`:                    1,
+		`gannet_smtp_errors_total{direction="in"}`:                             1,
+		`gannet_smtp_errors_total{direction="out"}`:                            2,
+		`gannet_tls_failures_total`:                                            1,
+		`gannet_connections{direction="in"}`:                                   1,
+		`gannet_connections{direction="out"}`:                                  4,
+		`gannet_spool_commit_seconds_count`:                                    1,
+		`gannet_spool_commit_seconds_bucket{le="0.005"}`:                       1,
+		`gannet_log_records_dropped_total`:                                     1,
+		`gannet_connections_opened_total{direction="in"}`:                      5,
+		`gannet_connections_opened_total{direction="out"}`:                     6,
+		`gannet_bounces_total{class="InvalidRecipient"}`:                       1,
+		`gannet_bounces_total{class="Uncategorized"}`:                          1,
+		`gannet_transient_failures_by_class_total{class="TransientFailure"}`:   2,
+		`gannet_site_messages_delivered_total{site="mx.d1.test"}`:              1,
+		`gannet_site_messages_bounced_total{site="mx.d1.test"}`:                0,
+		`gannet_domain_messages_received_total{domain="d1.test"}`:              1,
+		`gannet_domain_messages_delivered_total{domain="d1.test"}`:             1,
+		`gannet_tenant_messages_bounced_total{tenant="acme"}`:                  1,
+		`gannet_campaign_messages_transient_failures_total{campaign="spring"}`: 1,
+		`gannet_site_connections{site="mx.d1.test"}`:                           1,
+		`gannet_site_queue_depth{site="mx.d1.test"}`:                           3,
+		`gannet_domain_connections{domain="d1.test"}`:                          1,
+		`gannet_domain_queue_depth{domain="d1.test"}`:                          4,
+		`gannet_domain_effective_rate{domain="d1.test"}`:                       2.5,
 	} {
 		got, ok := values[name]
 		if !ok {

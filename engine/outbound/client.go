@@ -23,6 +23,7 @@ type dialConfig struct {
 	commandTimeout time.Duration
 	dataTimeout    time.Duration
 	localAddr      netip.Addr
+	sourceName     string
 	onErrorReply   func(smtpwire.Reply)
 }
 
@@ -34,11 +35,12 @@ type Client struct {
 	rr   replyReader
 	w    *bufio.Writer
 
-	host  string // MX host name (for TLS and logs)
-	peer  netip.AddrPort
-	ext   smtpwire.Extensions
-	esmtp bool
-	tls   *tls.ConnectionState
+	host   string // MX host name (for TLS and logs)
+	source string // egress source name
+	peer   netip.AddrPort
+	ext    smtpwire.Extensions
+	esmtp  bool
+	tls    *tls.ConnectionState
 
 	uses      int       // transactions started on this connection
 	idleSince time.Time // when it went back to the pool
@@ -56,6 +58,8 @@ type sessionError struct {
 	// tlsFailed: the STARTTLS command or handshake failed; in the
 	// opportunistic modes the Manager retries this address in the clear.
 	tlsFailed bool
+	// server is the server's own refusal (greeting or EHLO), if any.
+	server smtpwire.Reply
 }
 
 func (e *sessionError) Error() string {
@@ -91,7 +95,7 @@ func dial(ctx context.Context, cfg *dialConfig, host string, addr netip.AddrPort
 		return nil, &sessionError{stage: "connect", err: err,
 			reply: localReply(451, "4.4.1", fmt.Sprintf("cannot connect to %s [%s]: %s", host, addr, errText(err)))}
 	}
-	c := &Client{cfg: cfg, conn: conn, host: host, peer: addr}
+	c := &Client{cfg: cfg, conn: conn, host: host, peer: addr, source: cfg.sourceName}
 	c.rr.reset(conn)
 	c.w = bufio.NewWriterSize(conn, 32<<10)
 
@@ -116,7 +120,7 @@ func (c *Client) hello(ctx context.Context, tryTLS bool) *sessionError {
 	if greet.Code != 220 {
 		c.quitQuietly()
 		// The host refused the session (RFC 5321 §3.1); another MX may not.
-		return &sessionError{stage: "greeting", reply: localReply(451, "4.4.0",
+		return &sessionError{stage: "greeting", server: greet, reply: localReply(451, "4.4.0",
 			fmt.Sprintf("%s [%s] refused the session: %s", c.host, c.peer, greet.String()))}
 	}
 	if serr := c.ehlo(); serr != nil {
@@ -165,7 +169,7 @@ func (c *Client) ehlo() *sessionError {
 		}
 	}
 	c.quitQuietly()
-	return &sessionError{stage: "EHLO", reply: localReply(451, "4.4.0",
+	return &sessionError{stage: "EHLO", server: rep, reply: localReply(451, "4.4.0",
 		fmt.Sprintf("%s [%s] refused EHLO/HELO: %s", c.host, c.peer, rep.String()))}
 }
 

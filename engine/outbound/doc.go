@@ -10,8 +10,10 @@
 // TLS policy, upgrades with STARTTLS (RFC 3207) and says EHLO again:
 //
 //   - opportunistic: STARTTLS when offered, certificate verified; when the
-//     handshake fails the address is dialled again and the transaction goes
-//     in the clear, and the Outcome's Note says so;
+//     handshake fails and TLSPolicy.FallbackPlaintext is set ([tls]
+//     fallback_plaintext, on by default) the address is dialled again and
+//     the transaction goes in the clear, and the Outcome's Note says so;
+//     without it the failure is a 451 4.7.10 for that host;
 //   - opportunistic-insecure: the same without certificate verification;
 //   - required: no STARTTLS or a failed handshake is a transient 451 4.7.10
 //     for that host (the next MX is tried);
@@ -36,8 +38,11 @@
 //
 // # Pools
 //
-// A Manager keeps one pool per site (the sorted MX host set, or the
-// smarthost named by Options.RelayTo). A pool never has more than
+// A Manager keeps one pool per path: egress source (Envelope.Source: a
+// local address and EHLO name, [[egress_source]]) × site (the sorted MX
+// host set, or the smarthost named by Options.RelayTo) × TLS policy
+// (Options.TLSFor: [tls_policy."DOMAIN"], so that a connection opened
+// under one policy never carries mail that needs another). A pool never has more than
 // Limits.Connections connections — counting those being dialled, in use
 // and idle, and freeing a slot only after the socket is closed — reuses
 // each for up to Limits.MaxDeliveriesPerConn transactions (newest idle
@@ -46,8 +51,9 @@
 // pooled connection the server has closed meanwhile fails before any
 // reply; the transaction then runs again on another connection. Limits
 // come from a lookup function called on every delivery, so a config reload
-// applies at once. A GCRA rate limiter per site paces transactions to
-// Limits.MessageRate.
+// and the shaper's adaptive back-off apply at once. A GCRA rate limiter
+// per pool paces transactions to Limits.MessageRate, and another paces new
+// connections to Limits.ConnectionRate (max_connection_rate).
 //
 // New sessions try the route's MX hosts in preference order and each
 // host's addresses in order (at most Options.MaxAddresses). A refused or
@@ -58,6 +64,9 @@
 //
 // Deliver never returns an error: every failure becomes a per-recipient
 // Result with a reply — the server's, or one Gannet made (4.4.1 no answer,
-// 4.4.2 connection lost, 4.7.10 TLS required, 4.3.2 shutting down) — and
-// the Outcome records the host, peer address, TLS version and cipher.
+// 4.4.2 connection lost, 4.7.10 TLS required, 4.3.2 shutting down; marked
+// Result.Local so that shaping never reads them as throttling) — and the
+// Outcome records the host, peer address, egress source, TLS version and
+// cipher, and the server's refusal of the session (SessionReply: a 421
+// greeting) when no host gave one.
 package outbound

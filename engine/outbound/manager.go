@@ -27,6 +27,11 @@ type Options struct {
 	RelayTo string
 	// TLS is the STARTTLS policy ([tls]).
 	TLS TLSPolicy
+	// TLSFor, when set, returns the policy for one destination domain
+	// ([tls_policy."DOMAIN"]) and a key naming it ("" for TLS itself).
+	// Connections are pooled per policy key too, so that a connection
+	// opened under one policy never carries mail that needs another.
+	TLSFor func(domain string) (policy TLSPolicy, key string)
 	// LocalAddr is the egress source address (zero: the kernel's choice).
 	LocalAddr netip.Addr
 
@@ -35,10 +40,11 @@ type Options struct {
 	DataTimeout    time.Duration // body and the final reply (10m, RFC 5321 §4.5.3.2.6)
 	IdleTimeout    time.Duration // an unused pooled connection is closed after (30s)
 
-	// Limits returns the shaping for a site; domain is the destination
-	// domain that led there. It is called on every delivery so that reloads
-	// apply. Nil: 10 connections, 100 transactions each, no rate limit.
-	Limits func(site, domain string) Limits
+	// Limits returns the shaping for the path (egress source name, site);
+	// domain is the destination domain that led there. It is called on
+	// every delivery so that reloads and adaptive back-off apply at once.
+	// Nil: 10 connections, 100 transactions each, no rate limit.
+	Limits func(source, site, domain string) Limits
 
 	// MaxAddresses bounds the MX addresses tried per delivery (5).
 	MaxAddresses int
@@ -99,7 +105,7 @@ func New(opts Options) *Manager {
 		opts.IdleTimeout = 30 * time.Second
 	}
 	if opts.Limits == nil {
-		opts.Limits = func(string, string) Limits { return Limits{Connections: 10, MaxDeliveriesPerConn: 100} }
+		opts.Limits = func(string, string, string) Limits { return Limits{Connections: 10, MaxDeliveriesPerConn: 100} }
 	}
 	if opts.MaxAddresses <= 0 {
 		opts.MaxAddresses = 5
@@ -172,18 +178,39 @@ func (m *Manager) connClosed() {
 	}
 }
 
-// pool returns the site's pool, creating it, with the current limits.
-func (m *Manager) pool(site, domain string) (*sitePool, error) {
-	lim := m.opts.Limits(site, domain)
+// pool returns the pool of (egress source, site, TLS policy), creating
+// it, with the current limits.
+func (m *Manager) pool(src Source, site, domain string) (*sitePool, error) {
+	lim := m.opts.Limits(src.Name, site, domain)
+	pol, polKey := m.opts.TLS, ""
+	if m.opts.TLSFor != nil {
+		pol, polKey = m.opts.TLSFor(domain)
+	}
+	key := site
+	if src.Name != "" || polKey != "" {
+		key = src.Name + "|" + site + "|" + polKey
+	}
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
 		return nil, errPoolClosed
 	}
-	p := m.pools[site]
+	p := m.pools[key]
 	if p == nil {
-		p = &sitePool{m: m, site: site, limits: lim, rate: NewRateLimiter(lim.MessageRate, 1, m.now), lastUsed: m.now()}
-		m.pools[site] = p
+		dc := m.dial
+		dc.tls = pol
+		if src.Addr.IsValid() {
+			dc.localAddr = src.Addr
+		}
+		if src.EHLOName != "" {
+			dc.ehloName = src.EHLOName
+		}
+		dc.sourceName = src.Name
+		p = &sitePool{m: m, site: site, source: src.Name, dial: dc, limits: lim,
+			rate:     NewRateLimiter(lim.MessageRate, 1, m.now),
+			connRate: NewRateLimiter(lim.ConnectionRate, 1, m.now),
+			lastUsed: m.now()}
+		m.pools[key] = p
 		m.mu.Unlock()
 		return p, nil
 	}
@@ -281,13 +308,14 @@ func (m *Manager) Deliver(ctx context.Context, route *resolver.Route, env *Envel
 		out.Results[i] = Result{Rcpt: r, Status: Transient}
 	}
 	failAll := func(code int, enh, text string) Outcome {
-		setAll(out.Results, Transient, localReply(code, enh, text))
+		setLocal(out.Results, Transient, localReply(code, enh, text))
 		return out
 	}
 	if len(env.Rcpts) == 0 {
 		return out
 	}
-	p, err := m.pool(site, domain)
+	out.Source = env.Source.Name
+	p, err := m.pool(env.Source, site, domain)
 	if err != nil {
 		return failAll(451, "4.3.2", "delivery is shutting down")
 	}
@@ -324,7 +352,7 @@ func (m *Manager) deliverNewAcquire(ctx context.Context, p *sitePool, route *res
 	for {
 		c, err := p.acquire(ctx)
 		if err != nil {
-			setAll(out.Results, Transient, localReply(451, "4.4.5", "delivery cancelled while waiting for a connection"))
+			setLocal(out.Results, Transient, localReply(451, "4.4.5", "delivery cancelled while waiting for a connection"))
 			return out
 		}
 		if c == nil {
@@ -345,7 +373,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 		if err != nil {
 			text = err.Error()
 		}
-		setAll(out.Results, Transient, localReply(451, "4.4.4", text))
+		setLocal(out.Results, Transient, localReply(451, "4.4.4", text))
 		out.Note = text
 		return out
 	}
@@ -360,7 +388,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 	if len(ordered) == 0 {
 		p.releaseSlot()
 		text := fmt.Sprintf("every address of site %s failed repeatedly; waiting before trying again", p.site)
-		setAll(out.Results, Transient, localReply(451, "4.4.1", text))
+		setLocal(out.Results, Transient, localReply(451, "4.4.1", text))
 		out.Note = text
 		return out
 	}
@@ -372,14 +400,18 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 			break
 		}
 		var serr *sessionError
-		c, serr = dial(ctx, &m.dial, cd.host, cd.addr, true)
+		// max_connection_rate: new connections to the site are paced.
+		if err := p.connRate.Wait(ctx); err != nil {
+			break
+		}
+		c, serr = dial(ctx, &p.dial, cd.host, cd.addr, true)
 		if serr != nil && serr.tlsFailed {
 			if m.opts.OnTLSFailure != nil {
 				m.opts.OnTLSFailure(cd.host, cd.addr, serr)
 			}
-			if m.opts.TLS.Mode == TLSOpportunistic || m.opts.TLS.Mode == TLSOpportunisticInsecure {
+			if p.dial.tls.fallsBack() {
 				notes = append(notes, fmt.Sprintf("%s; delivering in the clear", serr.reply.Lines[0]))
-				c, serr = dial(ctx, &m.dial, cd.host, cd.addr, false)
+				c, serr = dial(ctx, &p.dial, cd.host, cd.addr, false)
 			}
 		}
 		if serr != nil {
@@ -400,8 +432,11 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 		if last != nil {
 			rep = last.reply
 		}
-		setAll(out.Results, Transient, rep)
+		setLocal(out.Results, Transient, rep)
 		out.Note = strings.Join(notes, "; ")
+		if last != nil {
+			out.SessionReply = last.server
+		}
 		return out
 	}
 	m.connOpened()
@@ -412,7 +447,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 }
 
 func (m *Manager) outcome(c *Client, res []Result, note string) Outcome {
-	o := Outcome{Results: res, Host: c.host, Peer: c.peer, Note: note}
+	o := Outcome{Results: res, Host: c.host, Peer: c.peer, Note: note, Source: c.source}
 	if c.tls != nil {
 		o.TLSVersion = tlsVersionName(c.tls.Version)
 		o.TLSCipher = tlsCipherName(c.tls.CipherSuite)

@@ -17,9 +17,12 @@ var errPoolClosed = errors.New("outbound connection pool closed")
 // a connection's slot is freed only after it has been closed, so a
 // receiver never sees more.
 type sitePool struct {
-	m    *Manager
-	site string
-	rate *RateLimiter
+	m        *Manager
+	site     string
+	source   string     // egress source name
+	dial     dialConfig // the Manager's, with the source's address and EHLO name and the TLS policy
+	rate     *RateLimiter
+	connRate *RateLimiter // max_connection_rate
 
 	mu       sync.Mutex
 	limits   Limits
@@ -51,6 +54,7 @@ func (p *sitePool) setLimits(l Limits) {
 	p.mu.Unlock()
 	if changed {
 		p.rate.SetRate(l.MessageRate)
+		p.connRate.SetRate(l.ConnectionRate)
 	}
 }
 

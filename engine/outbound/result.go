@@ -12,6 +12,17 @@ type Envelope struct {
 	From  string   // reverse path without brackets; "" is the null sender
 	Rcpts []string // forward paths without brackets
 	Body  []byte
+	// Source is the egress source to send from (zero: Options.LocalAddr
+	// and Options.EHLOName). Connections are pooled per source and site.
+	Source Source
+}
+
+// Source is an egress source: the local address connections are made
+// from and the name said in EHLO ([[egress_source]]).
+type Source struct {
+	Name     string     // pool key and log field; "" for the default source
+	Addr     netip.Addr // zero: Options.LocalAddr
+	EHLOName string     // "": Options.EHLOName
 }
 
 // Status is what happened to one recipient.
@@ -47,6 +58,9 @@ type Result struct {
 	// failures (451 4.4.1 no answer, 451 4.4.2 connection lost) and policy
 	// refusals (451 4.7.10 TLS required, 550 5.6.7 SMTPUTF8 not offered).
 	Reply smtpwire.Reply
+	// Local is true when Gannet made Reply itself (no server said it), so
+	// that shaping does not mistake a lost connection for throttling.
+	Local bool
 }
 
 // Outcome is the result of one Deliver call: one Result per recipient in
@@ -65,6 +79,12 @@ type Outcome struct {
 	// by delivery in the clear, hosts that could not be reached before this
 	// one, or why no host could be used.
 	Note string
+	// SessionReply is the server's reply that refused the session before
+	// any transaction (a 421 greeting, a refused EHLO) when no host gave
+	// one; zero otherwise. Shaping reads it as a throttling signal.
+	SessionReply smtpwire.Reply
+	// Source is the egress source the transaction went out from.
+	Source string
 }
 
 // Counts returns how many recipients were delivered, bounced and deferred.
@@ -87,6 +107,7 @@ type Limits struct {
 	Connections          int     // simultaneous connections; <= 0 means 1
 	MaxDeliveriesPerConn int     // transactions per connection; <= 0 unlimited
 	MessageRate          float64 // transactions per second; 0 = unlimited
+	ConnectionRate       float64 // new connections per second; 0 = unlimited
 }
 
 // statusOf maps a reply to a recipient status: 2xx delivered, 5xx bounced,

@@ -83,6 +83,18 @@ type TLSPolicy struct {
 	// RootCAs verifies server certificates; nil uses the system roots. Tests
 	// put their self-signed CA here.
 	RootCAs *x509.CertPool
+	// FallbackPlaintext ([tls] fallback_plaintext): in the opportunistic
+	// modes, a failed STARTTLS (refused, or a handshake that fails, for
+	// example on a certificate that does not verify) is followed by a new
+	// connection to the same address that delivers in the clear. Without
+	// it the failure is a transient 451 4.7.10 for that host and the next
+	// MX host is tried.
+	FallbackPlaintext bool
+}
+
+// fallsBack reports whether a failed STARTTLS is retried in the clear.
+func (p *TLSPolicy) fallsBack() bool {
+	return p.FallbackPlaintext && (p.Mode == TLSOpportunistic || p.Mode == TLSOpportunisticInsecure)
 }
 
 // config returns the tls.Config for a STARTTLS to the MX host serverName.

@@ -51,13 +51,13 @@ func (c *Client) send(ctx context.Context, env *Envelope, tx *txInfo) (res []Res
 	// server that does not offer it; it bounces with 5.6.7 (RFC 6531 §3.6.2).
 	if tx.needUTF8 && !c.ext.SMTPUTF8 {
 		rep := localReply(550, "5.6.7", fmt.Sprintf("SMTPUTF8 is required, but %s [%s] does not offer it", c.host, c.peer))
-		setAll(res, Bounced, rep)
+		setLocal(res, Bounced, rep)
 		return res, false
 	}
 	// RFC 1870 §6: do not send a message larger than the server's SIZE.
 	if c.ext.Size > 0 && int64(len(env.Body)) > c.ext.Size {
 		rep := localReply(552, "5.3.4", fmt.Sprintf("message size %d exceeds the limit %d of %s [%s]", len(env.Body), c.ext.Size, c.host, c.peer))
-		setAll(res, Bounced, rep)
+		setLocal(res, Bounced, rep)
 		return res, false
 	}
 	opts := smtpwire.MailOptions{
@@ -79,7 +79,7 @@ func (c *Client) send(ctx context.Context, env *Envelope, tx *txInfo) (res []Res
 		// a retry: without the final reply nothing is known to be decided.
 		// 4.4.2 is "Bad connection" (RFC 3463 §3.5).
 		rep := localReply(451, "4.4.2", fmt.Sprintf("connection to %s [%s] lost: %s", c.host, c.peer, errText(err)))
-		setAll(res, Transient, rep)
+		setLocal(res, Transient, rep)
 		return res, !answered && ctx.Err() == nil
 	}
 
@@ -211,6 +211,7 @@ func (c *Client) send(ctx context.Context, env *Envelope, tx *txInfo) (res []Res
 		noteClosing(c, rep)
 		if rep.Code == 0 { // not sent (non-pipelined, stopped at a 421)
 			rep = localReply(451, "4.4.2", fmt.Sprintf("%s [%s] closed the session", c.host, c.peer))
+			res[i].Local = true
 		}
 		if rep.Code/100 == 2 {
 			accepted++
@@ -304,7 +305,14 @@ func noteClosing(c *Client, r smtpwire.Reply) {
 
 func setAll(res []Result, st Status, rep smtpwire.Reply) {
 	for i := range res {
-		res[i].Status, res[i].Reply = st, rep
+		res[i].Status, res[i].Reply, res[i].Local = st, rep, false
+	}
+}
+
+// setLocal is setAll with a reply Gannet made itself (Result.Local).
+func setLocal(res []Result, st Status, rep smtpwire.Reply) {
+	for i := range res {
+		res[i].Status, res[i].Reply, res[i].Local = st, rep, true
 	}
 }
 

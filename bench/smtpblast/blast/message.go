@@ -1,6 +1,8 @@
 package blast
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"math/rand/v2"
 	"strconv"
 	"time"
@@ -72,17 +74,19 @@ type generator struct {
 type genBody struct {
 	plain   []byte // CRLF lines
 	stuffed []byte // dot-stuffed, as sent after DATA
+	sum     string // hex SHA-256 of plain: the X-Blast-Sum header
 }
 
 // headerEstimate is the typical header block size, subtracted from the
 // requested size so that the whole message is about that size.
-const headerEstimate = 330
+const headerEstimate = 408
 
 func newGenerator(cfg *Config) *generator {
 	g := &generator{cfg: cfg}
 	for _, s := range cfg.Sizes {
 		plain := bodyText(max(s.Value-headerEstimate, 2))
-		g.bodies = append(g.bodies, genBody{plain: plain, stuffed: dotStuff(plain)})
+		sum := sha256.Sum256(plain)
+		g.bodies = append(g.bodies, genBody{plain: plain, stuffed: dotStuff(plain), sum: hex.EncodeToString(sum[:])})
 		g.sizeSum += s.Weight
 	}
 	for _, d := range cfg.Domains {
@@ -139,6 +143,10 @@ func (g *generator) next(m *message, seq uint64, rng *rand.Rand, now time.Time) 
 	h = append(h, m.blastID...)
 	h = append(h, "@blast.example.test>\r\nX-Blast-Id: "...)
 	h = append(h, m.blastID...)
+	// X-Blast-Sum lets a receiver (or a crash test reading its dumps)
+	// check that the body arrived unaltered.
+	h = append(h, "\r\nX-Blast-Sum: "...)
+	h = append(h, m.body.sum...)
 	h = append(h, "\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: 7bit\r\n\r\n"...)
 	m.header = h
 }

@@ -1,0 +1,560 @@
+#!/usr/bin/env bash
+# bench/run.sh — the side-by-side benchmark behind `make bench`:
+# Gannet vs a private Postfix vs the raw ceiling (client straight into a sink),
+# on this machine, in one run. See bench/README.md for the scenarios, the
+# knobs (BENCH_* environment variables) and how to read the table.
+#
+# Every process started here is stopped at the end, also on failure and on
+# CTRL-C (trap). A system that fails (Gannet not yet relaying, say) gets
+# "failed: <reason>" in its cells and the run goes on with the others.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+LIB=$ROOT/bench/lib
+PY=/usr/bin/python3
+# -S: no site-packages, half the start-up time; benchlib needs only the stdlib
+# (dkimcheck, which needs python3-dkim, runs without -S).
+BL() { "$PY" -S "$LIB/benchlib.py" "$@"; }
+export BENCH_LIB=$LIB
+
+# ---------------------------------------------------------------- knobs --
+QUICK=${BENCH_QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+  d_conns=4 d_per=25 d_msgs=100 d_c_msgs=20 d_c_conns=4 d_rate=5 d_e=2000 d_f=300 d_fpf=20 d_to=30 d_eto=30
+else
+  d_conns=50 d_per=100 d_msgs=20000 d_c_msgs=5000 d_c_conns=50 d_rate=20 d_e=100000 d_f=10000 d_fpf=200 d_to=180 d_eto=300
+fi
+SYSTEMS=${BENCH_SYSTEMS:-"ceiling postfix gannet"}
+SCENARIOS=${BENCH_SCENARIOS:-"a b c d e f"}
+CONNS=${BENCH_CONNS:-$d_conns}           # (a)(b)(d): concurrent connections
+PER_CONN=${BENCH_PER_CONN:-$d_per}       # messages per connection
+MSGS=${BENCH_MSGS:-$d_msgs}              # total; a connection QUITs after PER_CONN
+SIZE=${BENCH_SIZE:-2k}
+C_MSGS=${BENCH_C_MSGS:-$d_c_msgs}        # (c): 100 KB messages
+C_CONNS=${BENCH_C_CONNS:-$d_c_conns}
+C_SIZE=${BENCH_C_SIZE:-100k}
+D_RATE=${BENCH_D_RATE:-$d_rate}          # (d): transactional messages per second
+E_QUEUED=${BENCH_E_QUEUED:-$d_e}         # (e): messages left queued
+E_TIMEOUT=${BENCH_E_TIMEOUT:-$d_eto}     # (e): cap on queueing them, seconds
+F_CONNS=${BENCH_F_CONNS:-$d_f}           # (f): idle connections to Gannet
+F_PF_CONNS=${BENCH_F_PF_CONNS:-$d_fpf}   # (f): idle connections to Postfix (a process each)
+RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-$d_to}  # cap per load run, seconds
+PIPELINING=${BENCH_PIPELINING:-1}
+OUT_DIR=${BENCH_OUT:-$ROOT/bench/results}
+KEEP=${BENCH_KEEP:-0}
+# Seconds a process is given to settle before its memory is read.
+SETTLE=1 SETTLE_LONG=3
+[ "$QUICK" = 1 ] && SETTLE=0.3 SETTLE_LONG=1
+
+has_scen() { [[ " $SCENARIOS " == *" $1 "* ]]; }
+has_sys() { [[ " $SYSTEMS " == *" $1 "* ]]; }
+size_bytes() {
+  local s=${1,,}
+  case $s in *k) echo $((${s%k} * 1024)) ;; *m) echo $((${s%m} * 1048576)) ;; *) echo "$s" ;; esac
+}
+log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+# ------------------------------------------------------------- cleanup --
+# The benchmark runs in a background job (main, at the end); this shell only
+# waits for it, so that CTRL-C or SIGTERM reach the trap at once (bash defers
+# traps while a foreground command runs). Every process the job starts is
+# listed in $WORK/pids with its start time, every Postfix instance in
+# $WORK/pfdirs, and the trap stops them all.
+WORK=$(mktemp -d /tmp/gannet-bench.XXXXXX)
+chmod 755 "$WORK" # the Postfix daemons run as user postfix
+RESULTS=$WORK/results.jsonl
+: >"$RESULTS"
+: >"$WORK/pids"
+export BENCH_PIDS_FILE=$WORK/pids # benchlib.py spawn adds its children
+: >"$WORK/pfdirs"
+
+bench_descendants() { # PID: its descendants, children first
+  local c
+  for c in $(pgrep -P "$1" 2>/dev/null); do bench_descendants "$c"; echo "$c"; done
+}
+starttime() { cut -d')' -f2 "/proc/$1/stat" 2>/dev/null | awk '{print $20}'; }
+# track PID: remember a process for the final cleanup.
+track() { echo "$1 $(starttime "$1")" >>"$WORK/pids"; }
+# alive PID: the process exists and is not a zombie.
+alive() {
+  local st
+  st=$(cut -d')' -f2 "/proc/$1/stat" 2>/dev/null | cut -c2)
+  [ -n "$st" ] && [ "$st" != Z ]
+}
+# stop_pid PID: SIGTERM, up to 10 s grace, then SIGKILL.
+stop_pid() {
+  local pid=$1 i
+  alive "$pid" || { wait "$pid" 2>/dev/null; return 0; }
+  kill -TERM "$pid" 2>/dev/null
+  for i in $(seq 100); do alive "$pid" || break; sleep 0.1; done
+  alive "$pid" && kill -KILL "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  return 0
+}
+MAIN_PID=""
+cleanup() {
+  local rc=$? p st d
+  trap - EXIT INT TERM
+  # The job and everything still under it (helpers included), then the
+  # processes that outlived their parents (daemons, spawned relays).
+  if [ -n "$MAIN_PID" ]; then
+    for p in $(bench_descendants "$MAIN_PID") ; do kill -TERM "$p" 2>/dev/null; done
+    stop_pid "$MAIN_PID"
+  fi
+  # Only a pid whose start time still matches is ours (pids get reused).
+  while read -r p st; do
+    [ -n "$p" ] && [ "$(starttime "$p")" = "$st" ] && stop_pid "$p"
+  done <"$WORK/pids"
+  while read -r d; do [ -n "$d" ] && pf_stop "$d"; done <"$WORK/pfdirs"
+  if [ "$KEEP" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "interrupted: stopping everything"; exit 130' INT TERM
+
+source "$LIB/postfix.sh"
+PF_SKELETON=$WORK/postfix-queue-skeleton # see pf_create
+
+# bg NAME CMD...: start CMD in the background, output to $WORK/NAME.log; sets BG_PID.
+bg() {
+  local name=$1; shift
+  "$@" >"$WORK/$name.log" 2>&1 &
+  BG_PID=$!
+  track "$BG_PID"
+}
+ports() { BL freeport "$1"; }
+# run_fg CMD...: run CMD to completion (tracked, so that an interrupt stops it).
+run_fg() {
+  "$@" &
+  local p=$!
+  track "$p"
+  wait "$p"
+}
+
+# ------------------------------------------------------------- sinks --
+# start_sink NAME [extra smtpsink flags]: bin/smtpsink with /stats; sets
+# SINK_PID SINK_PORT SINK_URL.
+start_sink() {
+  local name=$1; shift
+  local sp hp
+  read -r sp hp <<<"$(ports 2)"
+  bg "$name-sink" bin/smtpsink -listen "127.0.0.1:$sp" -http "127.0.0.1:$hp" -quiet "$@"
+  SINK_PID=$BG_PID SINK_PORT=$sp SINK_URL="http://127.0.0.1:$hp/stats"
+  BL waitsmtp "127.0.0.1:$sp" 10 >/dev/null || { log "smtpsink did not start"; return 1; }
+  BL waitsink "$SINK_URL" 0 5
+}
+
+# wait_sink URL COUNT TIMEOUT: wait until the sink has COUNT messages.
+wait_sink() { BL waitsink "$@"; }
+
+# ------------------------------------------------------------ systems --
+# Each start_* sets SYS_PORT (SMTP), SYS_PID (root of its process tree) and
+# on failure FAIL (the reason) and returns 1.
+
+start_postfix() { # NAME RELAYPORT [extra main.cf lines]
+  local name=$1 relay=$2 extra=${3:-} dir=$WORK/$1
+  SYS_PORT=$(ports 1)
+  if ! pf_create "$dir" "$SYS_PORT" "$relay" "$extra" 2>"$WORK/$name.err"; then
+    FAIL="postfix config: $(tail -1 "$WORK/$name.err")"; return 1
+  fi
+  echo "$dir" >>"$WORK/pfdirs"
+  if ! pf_start "$dir" 2>>"$WORK/$name.err"; then FAIL="postfix start: $(tail -1 "$WORK/$name.err")"; return 1; fi
+  SYS_PID=$(pf_master_pid "$dir")
+  if ! BL waitsmtp "127.0.0.1:$SYS_PORT" 20 >/dev/null; then FAIL="postfix smtpd never answered"; return 1; fi
+}
+
+# gannet_config NAME RELAYPORT RETRY MAXQ MAXCONN [EXTRA]: writes $WORK/NAME/gannet.toml.
+gannet_config() {
+  local name=$1 relay=$2 retry=$3 maxq=$4 maxconn=$5 extra=${6:-} dir=$WORK/$1
+  mkdir -p "$dir"
+  read -r G_SMTP G_HTTP <<<"$(ports 2)"
+  sed -e "s|@DIR@|$dir|g; s|@SMTPPORT@|$G_SMTP|; s|@HTTPPORT@|$G_HTTP|; s|@RELAYPORT@|$relay|" \
+      -e "s|@RETRY@|$retry|; s|@MAXQ@|$maxq|; s|@MAXCONN@|$maxconn|" "$LIB/gannet.toml.tmpl" |
+    awk -v extra="$extra" '{ if ($0 == "@EXTRA@") print extra; else print }' >"$dir/gannet.toml"
+}
+
+# start_gannet NAME: runs bin/gannet serve with $WORK/NAME/gannet.toml.
+start_gannet() {
+  local name=$1 dir=$WORK/$1 out
+  if ! out=$(bin/gannet check-config -config "$dir/gannet.toml" 2>&1); then
+    FAIL="config refused: $(echo "$out" | head -1)"; return 1
+  fi
+  spawn_gannet "$name" "$dir/gannet.toml" "$G_SMTP" 30 || return 1
+  SYS_PID=$SPAWN_PID SYS_PORT=$G_SMTP G_START_S=$SPAWN_S
+}
+
+# spawn_gannet NAME CONFIG PORT TIMEOUT: start bin/gannet serve, wait for its
+# banner; sets SPAWN_PID and SPAWN_S (seconds from exec to the 220) or FAIL.
+spawn_gannet() {
+  local name=$1 cfg=$2 port=$3 to=$4 out
+  out=$(BL spawn "$WORK/$name-gannet.log" "127.0.0.1:$port" "$to" bin/gannet serve -config "$cfg")
+  read -r SPAWN_PID SPAWN_S <<<"$out"
+  [ -n "$SPAWN_PID" ] && track "$SPAWN_PID"
+  case $SPAWN_S in
+    timeout) FAIL="SMTP port never answered in $to s"; return 1 ;;
+    exited | "") FAIL="exited: $(grep -v '^\s*$' "$WORK/$name-gannet.log" | tail -1 | cut -c1-120)"; return 1 ;;
+  esac
+}
+
+# probe ADDR SINKURL: one message through the relay must reach the sink.
+probe() {
+  local before
+  before=$(BL sinkcount "$2")
+  if ! BL send "$1" 1 >"$WORK/probe.err" 2>&1; then
+    FAIL="probe refused: $(tail -1 "$WORK/probe.err" | cut -c1-100)"; return 1
+  fi
+  if ! wait_sink "$2" $((before + 1)) 30; then FAIL="probe message not delivered in 30 s"; return 1; fi
+}
+
+# ---------------------------------------------------------- load runs --
+# relay_run SYSTEM SCEN SIZE CONNS PERCONN MSGS TRICKLE [GANNET_EXTRA]
+# One load through a relay (postfix or gannet) into bin/smtpsink. Records
+# acceptance (smtpblast's rate of 250s), end to end (first byte in to the
+# last message at the sink) and, with TRICKLE=1, transactional latency.
+relay_run() {
+  local sys=$1 scen=$2 size=$3 conns=$4 per=$5 msgs=$6 trickle=$7 gextra=${8:-}
+  local name="$sys-$scen" FAIL="" note=""
+  log "($scen) $sys: $msgs x $size over $conns connections${trickle:+, trickle=$trickle}"
+  if ! start_sink "$name" -ids "$WORK/$name.ids"; then
+    BL record "$RESULTS" scen="$scen" sys="$sys" error="failed: sink did not start"; return
+  fi
+  local sinkpid=$SINK_PID sinkport=$SINK_PORT sinkurl=$SINK_URL
+  case $sys in
+    postfix) start_postfix "$name" "$sinkport" ;;
+    gannet) gannet_config "$name" "$sinkport" 5m $((msgs * 2 + 100000)) $((conns + 1000)) "$gextra" &&
+      start_gannet "$name" ;;
+  esac
+  local ok=$?
+  [ $ok = 0 ] && probe "127.0.0.1:$SYS_PORT" "$sinkurl"
+  ok=$?
+  if [ $ok != 0 ] || [ -n "$FAIL" ]; then
+    log "($scen) $sys failed: $FAIL"
+    BL record "$RESULTS" scen="$scen" sys="$sys" error="failed: $FAIL"
+    [ "$trickle" = 1 ] && BL record "$RESULTS" scen=d sys="$sys" error="failed: $FAIL"
+    stop_relay "$sys" "$name"
+    stop_pid "$sinkpid"
+    return
+  fi
+  if [ "$sys" = gannet ] && [ "$scen" = c ]; then dkim_probe "$name" "$gextra"; note=$DKIM_NOTE; fi
+  [ "$sys" = postfix ] && [ "$scen" = c ] && note="DKIM off (bare Postfix has no signer)"
+  local base relaypid=$SYS_PID port=$SYS_PORT
+  base=$(BL sinkcount "$sinkurl")
+  rm -f "$WORK/$name.target" "$WORK/$name.stop"
+  bg "$name-watch" "$PY" -S "$LIB/benchlib.py" sinkwatch "$sinkurl" "$WORK/$name.target" $((RUN_TIMEOUT + 120)) "$WORK/$name.watch.json"
+  local watchpid=$BG_PID trpid=""
+  if [ "$trickle" = 1 ]; then
+    bg "$name-trickle" "$PY" -S "$LIB/benchlib.py" trickle "127.0.0.1:$port" "$D_RATE" "$WORK/$name.stop" \
+      "$WORK/$name.ids" "$WORK/$name.trickle.json" 60
+    trpid=$BG_PID
+  fi
+  local cpu0 cpu1 cpu_mid t0
+  cpu0=$(BL cpu "$relaypid")
+  t0=$(date +%s.%N)
+  run_fg bin/smtpblast -server "127.0.0.1:$port" -connections "$conns" -per-conn "$per" -messages "$msgs" \
+    -size "$size" -duration "${RUN_TIMEOUT}s" "${BLAST_FLAGS[@]}" -json >"$WORK/$name.blast.json" 2>"$WORK/$name.blast.err"
+  cpu_mid=$(BL cpu "$relaypid")
+  touch "$WORK/$name.stop"
+  local acked rate failed sent=0 i
+  read -r acked rate failed < <(BL jget "$WORK/$name.blast.json" acked messages_per_second failed | tr '\n' ' ')
+  [ "$acked" = - ] && acked=0
+  if [ -n "$trpid" ]; then
+    for i in $(seq 300); do [ -s "$WORK/$name.trickle.json.sent" ] && break; sleep 0.1; done
+    sent=$(cat "$WORK/$name.trickle.json.sent" 2>/dev/null || echo 0)
+  fi
+  echo $((base + acked + sent)) >"$WORK/$name.target"
+  wait "$watchpid" 2>/dev/null
+  [ -n "$trpid" ] && wait "$trpid" 2>/dev/null
+  cpu1=$(BL cpu "$relaypid")
+  local done_ts count timeout
+  read -r done_ts count timeout < <(BL jget "$WORK/$name.watch.json" done_ts count timeout | tr '\n' ' ')
+  [ "$count" = - ] && count=$base
+  [[ "$sent" =~ ^[0-9]+$ ]] || sent=0
+  local total=$((acked + sent))
+  local err=""
+  [ "$acked" = 0 ] && err="failed: no message accepted ($(head -c 100 "$WORK/$name.blast.err" | tr '\n' ' '))"
+  [ "$failed" != - ] && [ "$failed" != 0 ] && note="${note:+$note; }$failed refused"
+  local e2e="" secs=""
+  local delivered=$total
+  if [ "$timeout" = True ]; then
+    # Partial: the rate of what arrived up to the last arrival.
+    delivered=$((count > base ? count - base : 0))
+    note="${note:+$note; }partial: $delivered of $total delivered within the cap"
+  fi
+  if [ "$done_ts" != - ] && [ "$delivered" -gt 0 ]; then
+    secs=$(awk -v a="$done_ts" -v b="$t0" 'BEGIN{printf "%.3f", a-b}')
+    e2e=$(awk -v n="$delivered" -v s="$secs" 'BEGIN{ if (s>0) printf "%.1f", n/s }')
+  fi
+  local cpu_acc cpu_e2e
+  cpu_acc=$(awk -v a="$cpu_mid" -v b="$cpu0" -v n="$acked" 'BEGIN{ if (n>0) printf "%.3f", (a-b)*1000/n }')
+  cpu_e2e=$(awk -v a="$cpu1" -v b="$cpu0" -v n="$delivered" 'BEGIN{ if (n>0) printf "%.3f", (a-b)*1000/n }')
+  if [ "$scen" = c ]; then
+    BL record "$RESULTS" scen=c sys="$sys" msgs="$delivered" secs="$secs" rate="$e2e" cpu="$cpu_e2e" \
+      size="$size" conns="$conns" note="$note" error="$err"
+  else
+    local anote=""
+    [ "$failed" != - ] && [ "$failed" != 0 ] && anote="$failed refused"
+    BL record "$RESULTS" scen=a sys="$sys" msgs="$acked" rate="$rate" cpu="$cpu_acc" size="$size" conns="$conns" \
+      note="$anote" error="$err"
+    BL record "$RESULTS" scen=b sys="$sys" msgs="$delivered" secs="$secs" rate="$e2e" cpu="$cpu_e2e" size="$size" \
+      conns="$conns" note="$note" error="$err"
+  fi
+  if [ -n "$trpid" ]; then
+    local p50 p99 mx ts td
+    read -r ts td p50 p99 mx < <(BL jget "$WORK/$name.trickle.json" sent delivered p50_ms p99_ms max_ms | tr '\n' ' ')
+    BL record "$RESULTS" scen=d sys="$sys" sent="$ts" delivered="$td" p50="$p50" p99="$p99" max="$mx" \
+      rate="$D_RATE" error="$([ "$td" = - ] && echo "failed: no trickle result")"
+  fi
+  log "($scen) $sys: accepted $acked at ${rate}/s; end to end ${e2e:-?}/s in ${secs:-?}s; cpu/1000 ${cpu_e2e:-?}"
+  stop_relay "$sys" "$name"
+  stop_pid "$sinkpid"
+}
+
+stop_relay() { # SYSTEM NAME
+  case $1 in
+    postfix) pf_stop "$WORK/$2" ;;
+    gannet) [ -n "${SYS_PID:-}" ] && stop_pid "$SYS_PID" ;;
+  esac
+  SYS_PID=""
+}
+
+# ceiling_run SCEN SIZE CONNS PERCONN MSGS: the same load straight into a
+# sink, with both tool pairs: smtpblast -> smtpsink and smtp-source -> smtp-sink.
+ceiling_run() {
+  local scen=$1 size=$2 conns=$3 per=$4 msgs=$5 name="ceiling-$1"
+  log "($scen) ceiling: $msgs x $size over $conns connections"
+  if start_sink "$name"; then
+    local c0 c1 acked rate
+    c0=$(BL cpu "$SINK_PID")
+    run_fg bin/smtpblast -server "127.0.0.1:$SINK_PORT" -connections "$conns" -per-conn "$per" -messages "$msgs" \
+      -size "$size" -duration "${RUN_TIMEOUT}s" "${BLAST_FLAGS[@]}" -json >"$WORK/$name.blast.json" 2>/dev/null
+    c1=$(BL cpu "$SINK_PID")
+    read -r acked rate < <(BL jget "$WORK/$name.blast.json" acked messages_per_second | tr '\n' ' ')
+    [ "$acked" = - ] && acked=0
+    local cpu
+    cpu=$(awk -v a="$c1" -v b="$c0" -v n="$acked" 'BEGIN{ if (n>0) printf "%.3f", (a-b)*1000/n }')
+    for s in a b c; do
+      if { [ "$scen" = c ] && [ $s = c ]; } || { [ "$scen" != c ] && [ $s != c ]; }; then
+        BL record "$RESULTS" scen=$s sys=ceiling-blast msgs="$acked" rate="$rate" cpu="$cpu" size="$size" conns="$conns" \
+          error="$([ "$acked" = 0 ] && echo "failed: smtpblast")"
+      fi
+    done
+    stop_pid "$SINK_PID"
+  fi
+  # smtp-source sends -l bytes of body after a few header lines, without
+  # pipelining (it has none), -d keeps each session's connection open.
+  local sp bytes t0 t1 pid rc
+  sp=$(ports 1)
+  bytes=$(size_bytes "$size")
+  local sinkuser=()
+  [ "$(id -u)" = 0 ] && sinkuser=(-u postfix) # it refuses to run as root
+  bg "$name-smtp-sink" /usr/sbin/smtp-sink "${sinkuser[@]}" -4 "127.0.0.1:$sp" 1024
+  pid=$BG_PID
+  BL waitsmtp "127.0.0.1:$sp" 10 >/dev/null
+  local c0 c1
+  c0=$(BL cpu "$pid")
+  t0=$(date +%s.%N)
+  run_fg timeout "$RUN_TIMEOUT" /usr/sbin/smtp-source -4 -d -s "$conns" -m "$msgs" -l "$bytes" \
+    -f bench@example.test -t user@example.test -M source.example.test "127.0.0.1:$sp" >"$WORK/$name.source.log" 2>&1
+  rc=$?
+  t1=$(date +%s.%N)
+  c1=$(BL cpu "$pid")
+  local rate cpu err=""
+  rate=$(awk -v n="$msgs" -v a="$t1" -v b="$t0" 'BEGIN{printf "%.1f", n/(a-b)}')
+  cpu=$(awk -v a="$c1" -v b="$c0" -v n="$msgs" 'BEGIN{printf "%.3f", (a-b)*1000/n}')
+  [ $rc != 0 ] && err="failed: smtp-source exit $rc: $(tail -1 "$WORK/$name.source.log" | cut -c1-80)"
+  for s in a b c; do
+    if { [ "$scen" = c ] && [ $s = c ]; } || { [ "$scen" != c ] && [ $s != c ]; }; then
+      BL record "$RESULTS" scen=$s sys=ceiling-source msgs="$msgs" rate="$rate" cpu="$cpu" size="$size" conns="$conns" error="$err"
+    fi
+  done
+  stop_pid "$pid"
+}
+
+# ---------------------------------------------------------------- DKIM --
+DKIM_KEY=$WORK/dkim/bench._domainkey.example.test.pem
+make_dkim_key() {
+  mkdir -p "$WORK/dkim"
+  openssl genrsa -out "$DKIM_KEY" 2048 >/dev/null 2>&1
+  openssl rsa -in "$DKIM_KEY" -pubout -outform DER 2>/dev/null | base64 -w0 >"$WORK/dkim/pub.b64"
+}
+dkim_toml() {
+  cat <<EOF
+[[dkim]]
+domain = "example.test"
+selector = "bench"
+key_file = "$DKIM_KEY"
+EOF
+}
+# dkim_probe NAME EXTRA: a separate Gannet with the same DKIM config sends
+# one message to a dumping sink; sets DKIM_NOTE to what the sink got.
+dkim_probe() {
+  local name="$1-dkimprobe" FAIL="" saved_pid=$SYS_PID saved_port=$SYS_PORT
+  DKIM_NOTE="DKIM unknown (probe failed)"
+  mkdir -p "$WORK/$name.dump"
+  if start_sink "$name" -dump "$WORK/$name.dump"; then
+    local sp=$SINK_PID
+    if gannet_config "$name" "$SINK_PORT" 5m 1000 100 "$2" && start_gannet "$name"; then
+      local gp=$SYS_PID
+      if BL send "127.0.0.1:$SYS_PORT" 1 >/dev/null 2>&1 && wait_sink "$SINK_URL" 1 20; then
+        local eml v
+        eml=$(ls "$WORK/$name.dump"/*.eml | head -1)
+        v=$("$PY" "$LIB/benchlib.py" dkimcheck "$eml" "$WORK/dkim/pub.b64" 2>&1 | tail -1)
+        case $v in
+          absent) DKIM_NOTE="DKIM off (no DKIM-Signature at the sink)" ;;
+          verified) DKIM_NOTE="DKIM rsa-sha256 on (signature verified)" ;;
+          *) DKIM_NOTE="DKIM on ($v)" ;;
+        esac
+      fi
+      stop_pid "$gp"
+    fi
+    stop_pid "$sp"
+  fi
+  SYS_PID=$saved_pid SYS_PORT=$saved_port
+}
+
+# ---------------------------------------------------- (e) queued memory --
+scenario_e() {
+  local name=gannet-e FAIL="" closed
+  log "(e) gannet: $E_QUEUED messages queued behind a closed port"
+  closed=$(ports 1) # nothing listens there: every delivery fails fast
+  gannet_config "$name" "$closed" 1h $((E_QUEUED * 2 + 100000)) 1000
+  if ! start_gannet "$name"; then
+    BL record "$RESULTS" scen=e sys=gannet error="failed: $FAIL"; return
+  fi
+  local pid=$SYS_PID port=$SYS_PORT metrics="http://127.0.0.1:$G_HTTP/metrics" start_empty=$G_START_S
+  sleep "$SETTLE"
+  local rss0 rss1 rss2 acked rate
+  rss0=$(BL rss "$pid")
+  run_fg bin/smtpblast -server "127.0.0.1:$port" -connections "$CONNS" -messages "$E_QUEUED" -size "$SIZE" \
+    -duration "${E_TIMEOUT}s" "${BLAST_FLAGS[@]}" -json >"$WORK/$name.blast.json" 2>/dev/null
+  read -r acked rate < <(BL jget "$WORK/$name.blast.json" acked messages_per_second | tr '\n' ' ')
+  [ "$acked" = - ] && acked=0
+  if [ "$acked" = 0 ]; then
+    BL record "$RESULTS" scen=e sys=gannet error="failed: no message accepted"; stop_pid "$pid"; return
+  fi
+  sleep "$SETTLE_LONG" # first delivery attempts fail and are rescheduled
+  rss1=$(BL rss "$pid")
+  local depth1 t0 t1 stop_s
+  depth1=$(BL metric "$metrics" gannet_queue_depth)
+  t0=$(date +%s.%N)
+  stop_pid "$pid"
+  t1=$(date +%s.%N)
+  stop_s=$(awk -v a="$t1" -v b="$t0" 'BEGIN{printf "%.2f", a-b}')
+  # Restart on the same spool: time from exec to the SMTP port answering.
+  local restart
+  if ! spawn_gannet "$name-restart" "$WORK/$name/gannet.toml" "$port" 120; then
+    BL record "$RESULTS" scen=e sys=gannet queued="$acked" rss0="$rss0" rss1="$rss1" error="failed: restart: $FAIL"
+    [ -n "$SPAWN_PID" ] && stop_pid "$SPAWN_PID"
+    return
+  fi
+  pid=$SPAWN_PID restart=$SPAWN_S
+  sleep "$SETTLE_LONG"
+  rss2=$(BL rss "$pid")
+  local depth2
+  depth2=$(BL metric "$metrics" gannet_queue_depth)
+  BL record "$RESULTS" scen=e sys=gannet queued="$acked" accept_rate="$rate" rss0="$rss0" rss1="$rss1" rss2="$rss2" \
+    depth1="$depth1" depth2="$depth2" restart="$restart" start_empty="$start_empty" stop="$stop_s"
+  log "(e) gannet: $acked queued; RSS $rss0 -> $rss1 KiB; restart ${restart}s (RSS $rss2 KiB, depth $depth2)"
+  stop_pid "$pid"
+}
+
+# ---------------------------------------------------- (f) idle conns --
+# idle_run SYSTEM N: RSS (Gannet: VmRSS; Postfix: summed Pss of its process
+# tree, as smtpd is a process per connection) before and with N idle clients.
+idle_run() {
+  local sys=$1 n=$2 name="$1-f" FAIL="" m0 m1
+  log "(f) $sys: $n idle connections"
+  case $sys in
+    postfix) PF_PROCLIMIT=$((n + 100)) start_postfix "$name" "$(ports 1)" ;;
+    gannet) gannet_config "$name" "$(ports 1)" 1h 1000 $((n + 100)) && start_gannet "$name" ;;
+  esac
+  if [ $? != 0 ]; then
+    BL record "$RESULTS" scen=f sys="$sys" error="failed: $FAIL"; stop_relay "$sys" "$name"; return
+  fi
+  local pid=$SYS_PID port=$SYS_PORT mem
+  [ "$sys" = postfix ] && mem=pss || mem=rss
+  sleep "$SETTLE"
+  m0=$(BL $mem "$pid")
+  rm -f "$WORK/$name.ready" "$WORK/$name.ready.stop"
+  bg "$name-idle" "$PY" -S "$LIB/benchlib.py" idle "127.0.0.1:$port" "$n" "$WORK/$name.ready" 600
+  local ip=$BG_PID i
+  for i in $(seq 1800); do [ -s "$WORK/$name.ready" ] || ! kill -0 "$ip" 2>/dev/null && break; sleep 0.1; done
+  sleep "$SETTLE_LONG"
+  m1=$(BL $mem "$pid")
+  local held failed
+  read -r held failed < <(BL jget "$WORK/$name.ready" held failed | tr '\n' ' ')
+  BL record "$RESULTS" scen=f sys="$sys" conns="$held" refused="$failed" mem0="$m0" mem1="$m1" memkind="$mem" \
+    error="$([ "$held" = - ] || [ "$held" = 0 ] && echo "failed: no connection held")"
+  log "(f) $sys: $held held ($failed failed); $mem $m0 -> $m1 KiB"
+  touch "$WORK/$name.ready.stop"
+  stop_pid "$ip"
+  stop_relay "$sys" "$name"
+}
+
+# ---------------------------------------------------------------- main --
+main() {
+  log "work dir $WORK; quick=$QUICK systems='$SYSTEMS' scenarios='$SCENARIOS'"
+  if ! bash scripts/install-test-peers.sh >"$WORK/peers.log" 2>&1; then
+    cat "$WORK/peers.log" >&2
+    log "install-test-peers failed; going on with what is installed"
+  fi
+  for t in bin/smtpblast bin/smtpsink bin/gannet /usr/sbin/smtp-source /usr/sbin/smtp-sink /usr/sbin/postfix "$PY" openssl; do
+    if ! command -v "$t" >/dev/null 2>&1 && [ ! -x "$t" ]; then
+      log "missing tool $t (run 'make build' and scripts/install-test-peers.sh)"
+      exit 1
+    fi
+  done
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  NOFILE=$(ulimit -n)
+  if has_scen f && [ "$NOFILE" -lt $((F_CONNS + 200)) ]; then
+    F_CONNS=$((NOFILE - 200))
+    log "open file limit $NOFILE: (f) uses $F_CONNS connections"
+  fi
+  BLAST_FLAGS=()
+  [ "$PIPELINING" = 1 ] && BLAST_FLAGS+=(-pipelining)
+
+  # ----------------------------------------------------------------- run --
+  START=$(date +%s)
+  LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+  if has_scen c && has_sys gannet; then make_dkim_key; fi
+  if has_scen a || has_scen b || has_scen d; then
+    tr=""; has_scen d && tr=1
+    has_sys ceiling && ceiling_run a "$SIZE" "$CONNS" "$PER_CONN" "$MSGS"
+    has_sys postfix && relay_run postfix b "$SIZE" "$CONNS" "$PER_CONN" "$MSGS" "$tr"
+    has_sys gannet && relay_run gannet b "$SIZE" "$CONNS" "$PER_CONN" "$MSGS" "$tr"
+  fi
+  if has_scen c; then
+    cper=$(((C_MSGS + C_CONNS - 1) / C_CONNS))
+    has_sys ceiling && ceiling_run c "$C_SIZE" "$C_CONNS" "$cper" "$C_MSGS"
+    has_sys postfix && relay_run postfix c "$C_SIZE" "$C_CONNS" "$cper" "$C_MSGS" ""
+    has_sys gannet && relay_run gannet c "$C_SIZE" "$C_CONNS" "$cper" "$C_MSGS" "" "$(dkim_toml)"
+  fi
+  has_scen e && has_sys gannet && scenario_e
+  if has_scen f; then
+    has_sys postfix && idle_run postfix "$F_PF_CONNS"
+    has_sys gannet && idle_run gannet "$F_CONNS"
+  fi
+  ELAPSED=$(($(date +%s) - START))
+
+  # -------------------------------------------------------------- report --
+  mkdir -p "$OUT_DIR"
+  HOST=$(hostname -s 2>/dev/null || hostname)
+  STAMP=$(date +%Y-%m-%d-%H%M)
+  OUT="$OUT_DIR/$STAMP-$HOST.md" LATEST="$OUT_DIR/latest.md"
+  # A quick run checks the script; it does not replace the latest real table.
+  [ "$QUICK" = 1 ] && OUT="$OUT_DIR/$STAMP-$HOST-quick.md" LATEST="$OUT_DIR/latest-quick.md"
+  "$PY" "$LIB/report.py" "$RESULTS" \
+    quick="$QUICK" host="$HOST" elapsed="$ELAPSED" conns="$CONNS" per_conn="$PER_CONN" msgs="$MSGS" size="$SIZE" \
+    c_msgs="$C_MSGS" c_conns="$C_CONNS" c_size="$C_SIZE" d_rate="$D_RATE" e_queued="$E_QUEUED" \
+    f_conns="$F_CONNS" f_pf_conns="$F_PF_CONNS" pipelining="$PIPELINING" \
+    load_start="$LOAD_START" load_end="$(cut -d' ' -f1-3 /proc/loadavg)" \
+    gannet_rev="$(git rev-parse --short HEAD 2>/dev/null || echo ?)" >"$OUT"
+  cp "$OUT" "$LATEST"
+  cat "$OUT"
+  log "wrote $OUT and $LATEST in ${ELAPSED}s"
+}
+
+main &
+MAIN_PID=$!
+wait "$MAIN_PID"

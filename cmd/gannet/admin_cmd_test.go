@@ -1,0 +1,169 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gannet/engine/admin"
+)
+
+// fakeAPI answers the admin paths with canned JSON and records requests.
+// (The CLI against the real API is tested end to end in e2e/admin_test.go.)
+type fakeAPI struct {
+	mu   sync.Mutex
+	reqs []string // "METHOD path?query body auth"
+}
+
+func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	f.mu.Lock()
+	f.reqs = append(f.reqs, r.Method+" "+r.URL.RequestURI()+" "+string(body)+" "+r.Header.Get("Authorization"))
+	f.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	send := func(v any) { json.NewEncoder(w).Encode(v) }
+	switch r.Method + " " + r.URL.Path {
+	case "GET " + admin.PathQueueSummary:
+		send(admin.QueueSummaryV1{
+			Totals: admin.Totals{Messages: 2, Counts: admin.Counts{Recipients: 3, Scheduled: 3}},
+			Queues: []admin.QueueRow{{Name: "spring:acme@x.test", Domain: "x.test", Tenant: "acme", Campaign: "spring",
+				Messages: 2, Counts: admin.Counts{Recipients: 3, Scheduled: 3}, Suspended: true}},
+			Domains: []admin.DomainRow{{Domain: "x.test", Messages: 2}},
+			Tenants: []admin.GroupRow{{Name: "acme", EffectiveRate: 0.5}},
+			Sites:   []admin.SiteRow{{Site: "mx.x.test", Connections: 10, EffectiveRate: 100}},
+		})
+	case "GET " + admin.PathInspectMessage:
+		if r.URL.Query().Get("id") != "m1" {
+			w.WriteHeader(http.StatusNotFound)
+			send(admin.ErrorResponse{Error: `no queued message with id "` + r.URL.Query().Get("id") + `"`})
+			return
+		}
+		data := "Subject: hi\r\n\r\nbody\r\n"
+		send(admin.InspectMessageV1{ID: "m1", Message: admin.MessageInformation{Sender: "s@src.test",
+			Recipients: []admin.RecipientInfo{{Email: "a@x.test", State: "pending", Attempts: 2, LastReply: "451 4.3.0 later", Held: true}},
+			Data:       &data}})
+	case "POST " + admin.PathBounce:
+		send(admin.BounceV1Response{ID: "b-1", Bounced: map[string]int{"x.test": 4}, TotalBounced: 4})
+	case "POST " + admin.PathSuspend:
+		send(admin.SuspendV1Response{ID: "s-1"})
+	case "GET " + admin.PathSuspend:
+		exp := time.Now().Add(59 * time.Minute)
+		send([]admin.RuleEntry{{ID: "s-1", Domain: "x.test", Reason: "asked", Duration: "59m0s", Expires: &exp, Held: 3}})
+	case "DELETE " + admin.PathSuspend:
+		send(admin.ResumeV1Response{Resumed: []string{"s-1"}})
+	default:
+		w.WriteHeader(http.StatusNotFound)
+		send(admin.ErrorResponse{Error: "no such admin endpoint"})
+	}
+}
+
+func runCLI(args ...string) (string, string, int) {
+	var out, errb bytes.Buffer
+	code := realMain(args, &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+func TestAdminCLI(t *testing.T) {
+	f := &fakeAPI{}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	api := "-api=" + srv.URL
+	t.Setenv("GANNET_API_KEY", "")
+
+	out, _, code := runCLI("queue", "summary", api)
+	if code != 0 || !strings.Contains(out, "2 message(s), 3 recipient(s)") ||
+		!regexpLine(out, `spring:acme@x.test\s+-\s+2\s+3\s+3\s+0\s+0\s+0\s+-\s+yes\s+-`) ||
+		!regexpLine(out, `acme\s+0\s+0\s+0\s+0\s+0\s+30\.0/m\s+-`) || !regexpLine(out, `mx.x.test\s+-\s+10\s+0\s+0\s+100/s\s+-`) {
+		t.Errorf("summary (%d):\n%s", code, out)
+	}
+	out, _, code = runCLI("queue", "inspect", "m1", api, "-body", "-key", "k1")
+	if code != 0 || !regexpLine(out, `a@x.test\s+pending \(held\)\s+2\s+-\s+-\s+451 4.3.0 later`) || !strings.HasSuffix(out, "\nSubject: hi\r\n\r\nbody\r\n") {
+		t.Errorf("inspect (%d):\n%s", code, out)
+	}
+	if last := f.reqs[len(f.reqs)-1]; !strings.Contains(last, "id=m1&want_body=true") || !strings.HasSuffix(last, "Bearer k1") {
+		t.Errorf("inspect request %q", last)
+	}
+	_, errOut, code := runCLI("queue", "inspect", "nope", api)
+	if code != 1 || !strings.Contains(errOut, `404 Not Found: no queued message with id "nope"`) {
+		t.Errorf("inspect unknown (%d): %s", code, errOut)
+	}
+	out, _, code = runCLI("queue", "summary", "-json", api)
+	var raw admin.QueueSummaryV1
+	if code != 0 || json.Unmarshal([]byte(out), &raw) != nil || raw.Totals.Messages != 2 {
+		t.Errorf("-json (%d): %s", code, out)
+	}
+
+	out, _, code = runCLI("bounce", "-domain", "x.test", "-reason", "bad list", "-duration", "0", api)
+	if code != 0 || !strings.Contains(out, "bounce b-1: 4 recipient(s) bounced") {
+		t.Errorf("bounce (%d): %s", code, out)
+	}
+	if last := f.reqs[len(f.reqs)-1]; !strings.Contains(last, `{"domain":"x.test","reason":"bad list","duration":"0"}`) {
+		t.Errorf("bounce request %q", last)
+	}
+	if _, _, code = runCLI("bounce", api); code != 2 {
+		t.Errorf("bounce without selector: %d, want 2", code)
+	}
+	out, _, code = runCLI("suspend", "-tenant", "acme", "-duration", "2h", api)
+	if code != 0 || !strings.Contains(out, "suspension s-1 in force") {
+		t.Errorf("suspend (%d): %s", code, out)
+	}
+	out, _, code = runCLI("suspend", "-list", api)
+	if code != 0 || !regexpLine(out, `s-1\s+x.test\s+-\s+-\s+-\s+59m0s\s+3\s+asked`) {
+		t.Errorf("suspend -list (%d):\n%s", code, out)
+	}
+	out, _, code = runCLI("resume", "s-1", api)
+	if code != 0 || out != "resumed s-1\n" || !strings.Contains(f.reqs[len(f.reqs)-1], `DELETE /api/admin/suspend/v1 {"id":"s-1"}`) {
+		t.Errorf("resume (%d): %q", code, out)
+	}
+	if _, _, code = runCLI("resume", api); code != 2 {
+		t.Errorf("resume without id or selector: %d, want 2", code)
+	}
+	if _, _, code = runCLI("resume", "s-1", "-domain", "x.test", api); code != 2 {
+		t.Errorf("resume with id and selector: %d, want 2", code)
+	}
+}
+
+func TestAdminCLIUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	_, errOut, code := runCLI("queue", "summary", "-api", "http://"+addr)
+	if code != 1 || !strings.Contains(errOut, "cannot reach the admin API at http://"+addr) {
+		t.Errorf("unreachable (%d): %s", code, errOut)
+	}
+	_, errOut, code = runCLI("queue", "summary", "-api", "ftp://x")
+	if code != 1 || !strings.Contains(errOut, "bad -api URL") {
+		t.Errorf("bad URL (%d): %s", code, errOut)
+	}
+	// A server that is not Gannet's API: a clear error, not a panic.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "<html>proxy error</html>", http.StatusBadGateway)
+	}))
+	defer srv.Close()
+	_, errOut, code = runCLI("queue", "summary", "-api", srv.URL)
+	if code != 1 || !strings.Contains(errOut, "502 Bad Gateway: <html>proxy error</html>") {
+		t.Errorf("non-JSON error (%d): %s", code, errOut)
+	}
+}
+
+// regexpLine reports whether some line of out matches the pattern whole.
+func regexpLine(out, pattern string) bool {
+	re := regexp.MustCompile("^" + pattern + `\s*$`)
+	for _, l := range strings.Split(out, "\n") {
+		if re.MatchString(l) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,55 @@
+// Package admin is Gannet's HTTP admin API: the handler that
+// engine/httpapi mounts under /api/admin/ (contract.md, "HTTP"), and the
+// JSON shapes that the admin CLI (cmd/gannet: queue, bounce, suspend,
+// resume) reads back.
+//
+// Endpoints, every answer JSON, field names as KumoMTA's where it has the
+// same endpoint:
+//
+//	GET    /api/admin/queue-summary/v1           totals; per scheduled queue, domain, tenant, campaign and site:
+//	                                             scheduled, ready, in flight, held, effective rate, suspended
+//	GET    /api/admin/inspect-message/v1?id=ID   envelope, recipients with state/attempts/last reply, attempts,
+//	       [&want_body=true]                     due, created, size, tenant, campaign, priority, sites; the
+//	                                             message ("data") and its header section ("headers") from the spool
+//	POST   /api/admin/bounce/v1                  {domain, campaign, tenant, site, reason, duration|expires}
+//	                                             → {id, bounced{queue: n}, total_bounced}
+//	GET    /api/admin/bounce/v1                  the bounces in force
+//	DELETE /api/admin/bounce/v1                  {id} → the cancelled entry
+//	POST   /api/admin/suspend/v1                 {domain, campaign, tenant, site, reason, duration|expires} → {id}
+//	GET    /api/admin/suspend/v1                 the suspensions in force
+//	DELETE /api/admin/suspend/v1                 {id}, or a selector {domain, …}: resume → {resumed: [ids]}
+//
+// (GET /api/check-liveness/v1 is answered by httpapi itself.)
+//
+// Selectors: domain, tenant, campaign and site (an extension: KumoMTA
+// suspends ready queues through a separate endpoint) narrow what an action
+// applies to; every field given must match. A request with none is
+// refused with 422 — KumoMTA would bounce everything, which is one typo
+// away from a disaster. Unknown fields are refused with 400 for the same
+// reason ("domian" must not widen a bounce to a whole tenant); KumoMTA's
+// queue_names, routing_domain and suppress_logging are not supported.
+//
+// Durations are Go durations ("90s", "20m", "72h") or a number of days
+// ("2d"); "expires" (RFC 3339) may be given instead. A bounce without
+// either lasts 5 minutes (KumoMTA's default), a suspension 1 hour; a
+// duration of "0" means, for a bounce, the sweep of the queue only and,
+// for a suspension, until resumed.
+//
+// What the actions do to mail is engine/delivery's (admin.go there): a
+// bounce turns every matching queued recipient into an AdminBounce record
+// at once and, while in force, bounces matching mail as it comes due; a
+// suspension holds matching mail unattempted until it ends, and resuming
+// makes the held mail due at once.
+//
+// Authority: requests have passed httpapi's gate (trusted host or API
+// key). A caller whose API key is bound to a tenant is an operator of that
+// tenant only: bounce and suspend requests are scoped to it (the tenant
+// field is filled in; another tenant is 403), it lists and cancels only
+// its own rules (others' ids are 404), the summary counts only its mail
+// and leaves out the sites, and inspecting another tenant's message is 404.
+// Trusted hosts and keys without a tenant see everything.
+//
+// Refusals are {"error": "…"}: 400 bad JSON or unknown field, 403 another
+// tenant, 404 unknown id or path, 405 wrong method (with Allow), 413 body
+// over 1 MiB, 422 missing selector or id, bad duration.
+package admin

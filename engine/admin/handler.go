@@ -1,0 +1,237 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"gannet/engine/delivery"
+	"gannet/engine/httpapi"
+	"gannet/queue"
+)
+
+// Loop is what the admin API needs of the delivery loop (*delivery.Loop).
+type Loop interface {
+	Summary(tenant string) delivery.Summary
+	Inspect(ctx context.Context, id string) (delivery.MessageInfo, bool)
+	Bounce(ctx context.Context, id string, sel delivery.Selector, reason string, d time.Duration) delivery.AdminRule
+	CancelBounce(id string) (delivery.AdminRule, bool)
+	Bounces() []delivery.AdminRule
+	Suspend(id string, sel delivery.Selector, reason string, d time.Duration) delivery.AdminRule
+	Resume(id string) (delivery.AdminRule, bool)
+	Suspensions() []delivery.AdminRule
+}
+
+// Bodies reads a spooled message (*queue.Spool).
+type Bodies interface {
+	Body(m *queue.Message) ([]byte, error)
+}
+
+// Defaults of Options.
+const (
+	DefaultBounceDuration  = 5 * time.Minute
+	DefaultSuspendDuration = time.Hour
+	MaxRequestBytes        = 1 << 20
+)
+
+// Options configure the handler.
+type Options struct {
+	Loop  Loop   // required
+	Spool Bodies // for want_body; nil: no bodies
+	// TenantRate returns a tenant's max_message_rate per second (0:
+	// unlimited), shown in the summary. Nil: none.
+	TenantRate func(tenant string) float64
+	Now        func() time.Time // nil: time.Now
+	NewID      func() string    // rule ids; nil: random UUIDs (version 4)
+	Logger     *slog.Logger     // nil: discarded
+}
+
+// handler serves /api/admin/….
+type handler struct {
+	opts Options
+	log  *slog.Logger
+}
+
+// New returns the admin API handler, to be mounted as httpapi.Options.Admin.
+func New(opts Options) http.Handler {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.NewID == nil {
+		opts.NewID = newUUID
+	}
+	h := &handler{opts: opts, log: opts.Logger}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	return h
+}
+
+// newUUID returns a random (version 4) UUID, the form of KumoMTA's rule ids.
+func newUUID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// apiError is a refusal with its status.
+type apiError struct {
+	status int
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func fail(status int, format string, a ...any) *apiError {
+	return &apiError{status: status, msg: fmt.Sprintf(format, a...)}
+}
+
+// route is one endpoint: its methods and their functions.
+type route map[string]func(w http.ResponseWriter, r *http.Request, c caller) *apiError
+
+func (h *handler) routes(path string) route {
+	switch path {
+	case PathQueueSummary:
+		return route{http.MethodGet: h.queueSummary}
+	case PathInspectMessage:
+		return route{http.MethodGet: h.inspectMessage}
+	case PathBounce:
+		return route{http.MethodGet: h.listBounces, http.MethodPost: h.bounce, http.MethodDelete: h.cancelBounce}
+	case PathSuspend:
+		return route{http.MethodGet: h.listSuspensions, http.MethodPost: h.suspend, http.MethodDelete: h.resume}
+	}
+	return nil
+}
+
+// ServeHTTP routes by path (404) and method (405 with Allow).
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rt := h.routes(r.URL.Path)
+	if rt == nil {
+		writeJSON(w, http.StatusNotFound, ErrorResponse{"no such admin endpoint: " + r.URL.Path})
+		return
+	}
+	method := r.Method
+	if method == http.MethodHead {
+		method = http.MethodGet
+	}
+	fn := rt[method]
+	if fn == nil {
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
+			if rt[m] != nil {
+				allow = append(allow, m)
+			}
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeJSON(w, http.StatusMethodNotAllowed, ErrorResponse{"method " + r.Method + " not allowed; use " + strings.Join(allow, " or ")})
+		return
+	}
+	if err := fn(w, r, callerOf(r)); err != nil {
+		writeJSON(w, err.status, ErrorResponse{err.msg})
+	}
+}
+
+// caller is who asks: a tenant-bound caller acts on its tenant only.
+type caller struct {
+	tenant string // "" for an operator of everything
+}
+
+func callerOf(r *http.Request) caller {
+	c, ok := httpapi.CallerFrom(r.Context())
+	if ok && c.Keyed && c.Tenant != "" {
+		return caller{tenant: c.Tenant}
+	}
+	return caller{}
+}
+
+// owns reports whether the caller may see or act on mail of tenant.
+func (c caller) owns(tenant string) bool { return c.tenant == "" || c.tenant == tenant }
+
+// scope fills in the caller's tenant, refusing another (403).
+func (c caller) scope(tenant string) (string, *apiError) {
+	if c.tenant == "" {
+		return tenant, nil
+	}
+	if tenant != "" && tenant != c.tenant {
+		return "", fail(http.StatusForbidden, "tenant %q is not allowed for this API key", tenant)
+	}
+	return c.tenant, nil
+}
+
+// decode reads a JSON request body strictly: one object, known fields
+// only, at most MaxRequestBytes.
+func decode(w http.ResponseWriter, r *http.Request, v any) *apiError {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return fail(http.StatusRequestEntityTooLarge, "request body larger than %d bytes", MaxRequestBytes)
+		}
+		return fail(http.StatusBadRequest, "reading the request: %v", err)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return fail(http.StatusBadRequest, "a JSON object is required")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fail(http.StatusBadRequest, "bad JSON: %v", err)
+	}
+	if dec.More() {
+		return fail(http.StatusBadRequest, "bad JSON: more than one value")
+	}
+	return nil
+}
+
+// writeJSON writes v with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":"internal error"}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// ParseDuration reads a rule duration: a Go duration ("20m", "1h30m") or
+// a whole number of days ("2d").
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 || n > 3650 {
+			return 0, fmt.Errorf("bad duration %q", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("bad duration %q: want a Go duration such as 20m or 72h, or days such as 2d", s)
+	}
+	return d, nil
+}
+
+// formatLeft formats the time left until t, rounded to the second.
+func formatLeft(t, now time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return max(0, t.Sub(now)).Round(time.Second).String()
+}

@@ -1,0 +1,197 @@
+package admin
+
+import "time"
+
+// The JSON shapes of the admin API. The CLI decodes the same types.
+
+// Paths of the admin API.
+const (
+	PathQueueSummary   = "/api/admin/queue-summary/v1"
+	PathInspectMessage = "/api/admin/inspect-message/v1"
+	PathBounce         = "/api/admin/bounce/v1"
+	PathSuspend        = "/api/admin/suspend/v1"
+	PathLiveness       = "/api/check-liveness/v1"
+)
+
+// Counts are the work-item counts of one row of the queue summary. A work
+// item is the pending recipients of one message at one destination domain.
+type Counts struct {
+	Recipients int `json:"recipients"` // pending recipients
+	Scheduled  int `json:"scheduled"`  // waiting for their due time (or DNS)
+	Ready      int `json:"ready"`      // in a site's ready queue
+	InFlight   int `json:"in_flight"`  // taken by a site worker
+	Held       int `json:"held"`       // held by an admin suspension
+}
+
+func (c *Counts) add(o Counts) {
+	c.Recipients += o.Recipients
+	c.Scheduled += o.Scheduled
+	c.Ready += o.Ready
+	c.InFlight += o.InFlight
+	c.Held += o.Held
+}
+
+// QueueRow is one scheduled queue ("campaign:tenant@domain").
+type QueueRow struct {
+	Name     string `json:"name"`
+	Domain   string `json:"domain"`
+	Tenant   string `json:"tenant,omitempty"`
+	Campaign string `json:"campaign,omitempty"`
+	Site     string `json:"site,omitempty"` // when some of its mail is ready or in flight
+	Messages int    `json:"messages"`
+	Counts
+	EffectiveRate float64 `json:"effective_rate"` // the site's messages per second; 0 unlimited or unknown
+	Suspended     bool    `json:"suspended"`
+	Bouncing      bool    `json:"bouncing"`
+}
+
+// DomainRow sums the queues of one destination domain.
+type DomainRow struct {
+	Domain   string `json:"domain"`
+	Messages int    `json:"messages"`
+	Counts
+	EffectiveRate float64 `json:"effective_rate"`
+	Suspended     bool    `json:"suspended"` // every queue of the domain is
+}
+
+// GroupRow sums the queues of one tenant or campaign.
+type GroupRow struct {
+	Name string `json:"name"`
+	Counts
+	// EffectiveRate is the tenant's max_message_rate per second (0:
+	// unlimited); campaigns have none.
+	EffectiveRate float64 `json:"effective_rate"`
+	Suspended     bool    `json:"suspended"` // every queue of the group is
+}
+
+// SiteRow is one ready queue: an (egress source, MX site) path.
+type SiteRow struct {
+	Site          string  `json:"site"`
+	Source        string  `json:"source,omitempty"`
+	Connections   int     `json:"connections"`    // effective connection limit
+	EffectiveRate float64 `json:"effective_rate"` // messages per second now; 0 unlimited
+	Ready         int     `json:"ready"`
+	InFlight      int     `json:"in_flight"`
+	Suspended     bool    `json:"suspended"`
+}
+
+// Totals sums the summary.
+type Totals struct {
+	Messages int `json:"messages"`
+	Counts
+	Suspensions int `json:"suspensions"`
+	Bounces     int `json:"bounces"`
+}
+
+// QueueSummaryV1 answers GET /api/admin/queue-summary/v1.
+type QueueSummaryV1 struct {
+	Totals    Totals      `json:"totals"`
+	Queues    []QueueRow  `json:"queues"`
+	Domains   []DomainRow `json:"domains"`
+	Tenants   []GroupRow  `json:"tenants"`
+	Campaigns []GroupRow  `json:"campaigns"`
+	Sites     []SiteRow   `json:"sites"` // left out for a tenant's API key
+}
+
+// RecipientInfo is one recipient of an inspected message.
+type RecipientInfo struct {
+	Email     string     `json:"email"`
+	State     string     `json:"state"` // pending, delivered, bounced, expired
+	Attempts  int        `json:"attempts"`
+	LastReply string     `json:"last_reply,omitempty"`
+	Domain    string     `json:"domain"`
+	Site      string     `json:"site,omitempty"`     // pending recipients: where the domain routes now
+	NextDue   *time.Time `json:"next_due,omitempty"` // pending recipients with a retry scheduled
+	Held      bool       `json:"held,omitempty"`     // held by a suspension
+	InFlight  bool       `json:"in_flight,omitempty"`
+}
+
+// MessageInformation is the body of InspectMessageV1 (KumoMTA's names for
+// sender, recipient, num_attempts, due, data, meta).
+type MessageInformation struct {
+	Sender      string          `json:"sender"`
+	Recipient   []string        `json:"recipient"`
+	Recipients  []RecipientInfo `json:"recipients"`
+	NumAttempts int             `json:"num_attempts"`
+	Due         *time.Time      `json:"due"` // next attempt; null: due now
+	Created     time.Time       `json:"created"`
+	Size        int             `json:"size"`
+	Tenant      string          `json:"tenant,omitempty"`
+	Campaign    string          `json:"campaign,omitempty"`
+	Priority    int             `json:"priority"`
+	Meta        map[string]any  `json:"meta"`
+	Headers     *string         `json:"headers,omitempty"` // want_body: the header section
+	Data        *string         `json:"data,omitempty"`    // want_body: the whole message as spooled
+}
+
+// InspectMessageV1 answers GET /api/admin/inspect-message/v1.
+type InspectMessageV1 struct {
+	ID      string             `json:"id"`
+	Message MessageInformation `json:"message"`
+}
+
+// RuleRequest is the body of POST /api/admin/bounce/v1 and
+// /api/admin/suspend/v1 (KumoMTA's BounceV1Request and SuspendV1Request,
+// plus site).
+type RuleRequest struct {
+	Domain   string     `json:"domain,omitempty"`
+	Campaign string     `json:"campaign,omitempty"`
+	Tenant   string     `json:"tenant,omitempty"`
+	Site     string     `json:"site,omitempty"`
+	Reason   string     `json:"reason,omitempty"`
+	Duration string     `json:"duration,omitempty"`
+	Expires  *time.Time `json:"expires,omitempty"`
+}
+
+// BounceV1Response answers POST /api/admin/bounce/v1: the counts of the
+// initial sweep.
+type BounceV1Response struct {
+	ID           string         `json:"id"`
+	Bounced      map[string]int `json:"bounced"`
+	TotalBounced int            `json:"total_bounced"`
+}
+
+// SuspendV1Response answers POST /api/admin/suspend/v1.
+type SuspendV1Response struct {
+	ID string `json:"id"`
+}
+
+// RuleEntry is one bounce or suspension in force (GET lists, DELETE of a
+// bounce).
+type RuleEntry struct {
+	ID       string     `json:"id"`
+	Domain   string     `json:"domain,omitempty"`
+	Campaign string     `json:"campaign,omitempty"`
+	Tenant   string     `json:"tenant,omitempty"`
+	Site     string     `json:"site,omitempty"`
+	Reason   string     `json:"reason"`
+	Duration string     `json:"duration"` // time left ("" for a suspension until resumed)
+	Expires  *time.Time `json:"expires"`
+	Created  time.Time  `json:"created"`
+	// Bounces: recipients bounced so far, by queue name.
+	Bounced      map[string]int `json:"bounced,omitempty"`
+	TotalBounced int            `json:"total_bounced"`
+	// Suspensions: work items held now.
+	Held int `json:"held"`
+}
+
+// CancelRequest is the body of DELETE /api/admin/bounce/v1 and
+// /api/admin/suspend/v1. A suspension may also be named by its selector:
+// every suspension with exactly these fields is resumed.
+type CancelRequest struct {
+	ID       string `json:"id,omitempty"`
+	Domain   string `json:"domain,omitempty"`
+	Campaign string `json:"campaign,omitempty"`
+	Tenant   string `json:"tenant,omitempty"`
+	Site     string `json:"site,omitempty"`
+}
+
+// ResumeV1Response answers DELETE /api/admin/suspend/v1.
+type ResumeV1Response struct {
+	Resumed []string `json:"resumed"`
+}
+
+// ErrorResponse is every refusal.
+type ErrorResponse struct {
+	Error string `json:"error"`
+}

@@ -1,0 +1,612 @@
+package delivery
+
+import (
+	"context"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gannet/engine/logrec"
+	"gannet/queue"
+	"gannet/smtpwire"
+)
+
+// This file holds the operator's controls of the loop, which the admin API
+// (engine/admin) exposes: administrative bounces and suspensions chosen by
+// scheduled queue (destination domain, tenant, campaign) and/or MX site.
+//
+// The loop consults them at two points, both cheap when no rule exists (one
+// atomic load):
+//
+//   - adminDue, when an item comes due, before its DNS lookup: a matching
+//     bounce bounces it (AdminBounce records), a matching suspension holds
+//     it. Rules naming a Site match here only if the item was routed before.
+//   - adminHold, when a site worker takes an item, before the shaping gate:
+//     the same with the item's site known.
+//
+// A held item leaves the scheduler and waits in its suspension's list
+// without counting an attempt; when the suspension ends (Resume, or its
+// duration passes) its items are scheduled due now, and meet the rules
+// again. Mail waiting for a retry when a suspension starts keeps its retry
+// time and is held if it comes due while suspended.
+//
+// A bounce sweeps the queue at once: every pending recipient that matches
+// becomes Bounced, with an AdminBounce record, and a message left with no
+// pending recipient is removed from the spool. While the bounce is in force
+// (its duration), mail that comes due and matches is bounced the same way:
+// new mail on arrival, deferred mail at its retry time. A transaction
+// already in flight when the bounce is made finishes; its outcome for the
+// bounced recipients is not recorded a second time.
+//
+// Rules live in memory only: a restart forgets them (as KumoMTA's do).
+
+// AdminBounceReply is the reply recorded for a recipient an operator
+// bounced (the code and enhanced code KumoMTA uses); the reason follows the
+// text.
+var AdminBounceReply = smtpwire.Reply{Code: 551, Enhanced: "5.7.1", Lines: []string{"Administrator bounced"}}
+
+// Selector chooses queued mail for an administrative action. Every
+// non-empty field must match: the destination domain and the site case-
+// insensitively, tenant and campaign exactly. The zero Selector matches
+// everything; the admin API refuses it.
+type Selector struct {
+	Domain   string // destination domain (the recipient's)
+	Tenant   string
+	Campaign string
+	Site     string // MX site key (resolver.SiteKey) or the relay_to host:port
+}
+
+// IsZero reports whether the selector names nothing.
+func (s Selector) IsZero() bool { return s == Selector{} }
+
+// Normalize lower-cases the domain and site and drops a trailing dot.
+func (s Selector) Normalize() Selector {
+	s.Domain = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(s.Domain), "."))
+	s.Site = strings.ToLower(strings.TrimSpace(s.Site))
+	s.Tenant = strings.TrimSpace(s.Tenant)
+	s.Campaign = strings.TrimSpace(s.Campaign)
+	return s
+}
+
+// match reports whether mail of (domain, tenant, campaign) at site matches;
+// site "" means not known yet, which a selector naming a Site never
+// matches.
+func (s *Selector) match(domain, tenant, campaign, site string) bool {
+	return (s.Domain == "" || s.Domain == domain) &&
+		(s.Tenant == "" || s.Tenant == tenant) &&
+		(s.Campaign == "" || s.Campaign == campaign) &&
+		(s.Site == "" || strings.EqualFold(s.Site, site))
+}
+
+// AdminRule is an administrative bounce or suspension, as listed by the
+// admin API.
+type AdminRule struct {
+	ID       string
+	Selector Selector
+	Reason   string
+	Created  time.Time
+	// Expires is when the rule ends by itself; zero: a bounce without a
+	// duration (the sweep only), or a suspension until resumed.
+	Expires time.Time
+	// Bounced counts the recipients a bounce rule bounced, by queue name
+	// ("campaign:tenant@domain"); TotalBounced is their sum.
+	Bounced      map[string]int
+	TotalBounced int
+	// Held is the number of work items (one per message and destination
+	// domain) a suspension holds now.
+	Held int
+}
+
+// adminRule is the state of one rule.
+type adminRule struct {
+	AdminRule
+	held  []*workItem // suspensions: the items held
+	ended bool        // removed; later holds schedule the item instead
+	stop  chan struct{}
+}
+
+// snapshot copies the rule for a caller.
+func (r *adminRule) snapshot() AdminRule {
+	a := r.AdminRule
+	a.Bounced = make(map[string]int, len(r.Bounced))
+	for k, v := range r.Bounced {
+		a.Bounced[k] = v
+	}
+	a.Held = len(r.held)
+	return a
+}
+
+// adminState is the Loop's administrative state. Its zero value is ready.
+type adminState struct {
+	rules atomic.Int32 // len(bounces) + len(suspends): the hooks' fast path
+
+	mu       sync.Mutex
+	bounces  map[string]*adminRule
+	suspends map[string]*adminRule
+
+	fmu      sync.Mutex
+	inFlight map[*workItem]struct{} // items a worker has taken
+}
+
+func (a *adminState) countLocked() {
+	a.rules.Store(int32(len(a.bounces) + len(a.suspends)))
+}
+
+// matchLocked returns the first bounce, else the first suspension, in force
+// for the mail; expired bounces are dropped on the way.
+func (a *adminState) matchLocked(domain, tenant, campaign, site string, now time.Time) (bounce, suspend *adminRule) {
+	for id, r := range a.bounces {
+		if !r.Expires.After(now) {
+			delete(a.bounces, id)
+			r.ended = true
+			a.countLocked()
+			continue
+		}
+		if r.Selector.match(domain, tenant, campaign, site) {
+			return r, nil
+		}
+	}
+	for _, r := range a.suspends {
+		if (r.Expires.IsZero() || r.Expires.After(now)) && r.Selector.match(domain, tenant, campaign, site) {
+			return nil, r
+		}
+	}
+	return nil, nil
+}
+
+// itemSite returns the site of a routed item, "" before routing.
+func itemSite(it *workItem) string {
+	if it.route == nil {
+		return ""
+	}
+	if it.route.Site != "" {
+		return it.route.Site
+	}
+	return it.domain
+}
+
+// adminDue is the hook in due(): it reports whether an administrative rule
+// took the item (bounced or held). Runs on the scheduler goroutine: the
+// bounce's spool work runs on its own goroutine.
+func (l *Loop) adminDue(it *workItem) bool {
+	if l.admin.rules.Load() == 0 {
+		return false
+	}
+	now := l.clock.Now()
+	m := it.ms.m // Tenant and Campaign never change after Enqueue
+	l.admin.mu.Lock()
+	b, s := l.admin.matchLocked(it.domain, m.Tenant, m.Campaign, itemSite(it), now)
+	l.admin.mu.Unlock()
+	switch {
+	case b != nil:
+		l.workers.Add(1) // Stop waits for it like for a worker
+		go func() {
+			defer l.workers.Done()
+			l.bounceItem(it, b, now)
+		}()
+		return true
+	case s != nil:
+		l.holdItem(it, s)
+		return true
+	}
+	return false
+}
+
+// adminHold is the hook in hold(): the same as adminDue with the item's
+// site known.
+func (l *Loop) adminHold(q *readyQueue, it *workItem) bool {
+	if l.admin.rules.Load() == 0 {
+		return false
+	}
+	now := l.clock.Now()
+	m := it.ms.m
+	l.admin.mu.Lock()
+	b, s := l.admin.matchLocked(it.domain, m.Tenant, m.Campaign, q.site, now)
+	l.admin.mu.Unlock()
+	switch {
+	case b != nil:
+		l.bounceItem(it, b, now)
+		return true
+	case s != nil:
+		l.holdItem(it, s)
+		return true
+	}
+	return false
+}
+
+// adminTake and adminDone bracket the time a worker holds an item, for the
+// in-flight counts of the queue summary.
+func (l *Loop) adminTake(it *workItem) {
+	l.admin.fmu.Lock()
+	if l.admin.inFlight == nil {
+		l.admin.inFlight = make(map[*workItem]struct{})
+	}
+	l.admin.inFlight[it] = struct{}{}
+	l.admin.fmu.Unlock()
+}
+
+func (l *Loop) adminDone(it *workItem) {
+	l.admin.fmu.Lock()
+	delete(l.admin.inFlight, it)
+	l.admin.fmu.Unlock()
+}
+
+// holdItem puts an item in a suspension's list, or back in the scheduler
+// when the suspension has just ended.
+func (l *Loop) holdItem(it *workItem, r *adminRule) {
+	l.admin.mu.Lock()
+	if !r.ended {
+		r.held = append(r.held, it)
+		l.admin.mu.Unlock()
+		return
+	}
+	l.admin.mu.Unlock()
+	l.release([]*workItem{it})
+}
+
+// release schedules held items due now (they meet the rules again in due).
+func (l *Loop) release(items []*workItem) {
+	l.mu.Lock()
+	stopping := l.stopping
+	l.mu.Unlock()
+	if stopping {
+		return // the spool keeps them; the next start picks them up
+	}
+	for _, it := range items {
+		l.schedule(it, time.Time{})
+	}
+}
+
+// adminReply is the reply recorded for a recipient bounced by rule r.
+func adminReply(reason string) smtpwire.Reply {
+	rep := AdminBounceReply
+	if reason != "" {
+		rep.Lines = []string{AdminBounceReply.Lines[0] + ": " + reason}
+	}
+	return rep
+}
+
+// bounceItem bounces the pending recipients of an item that a bounce rule
+// matched: AdminBounce records; the item is finished.
+func (l *Loop) bounceItem(it *workItem, r *adminRule, now time.Time) {
+	rep := adminReply(r.Reason)
+	ms := it.ms
+	ms.mu.Lock()
+	m := ms.m
+	var recs []logrec.Record
+	for _, i := range it.rcpts {
+		rc := &m.Recipients[i]
+		if rc.State != queue.Pending {
+			continue
+		}
+		rc.State = queue.Bounced
+		rc.LastReply = rep.String()
+		recs = append(recs, l.adminRecord(m, i, it.domain, itemSite(it), rep, now))
+	}
+	ms.items--
+	delete(ms.due, it.domain)
+	m.NextDue = time.Time{}
+	for _, d := range ms.due {
+		if m.NextDue.IsZero() || d.Before(m.NextDue) {
+			m.NextDue = d
+		}
+	}
+	done := m.Done()
+	var err error
+	if done {
+		err = l.opts.Store.Remove(m.ID)
+	} else if len(recs) > 0 {
+		err = l.opts.Store.Update(m)
+	}
+	ms.mu.Unlock()
+	if err != nil {
+		l.log.Error("delivery: persisting an admin bounce", "id", m.ID, "removed", done, "err", err)
+	}
+	if done {
+		l.forget(m.ID)
+	}
+	l.emitAdmin(r, recs)
+}
+
+// adminRecord builds the AdminBounce record of one recipient; under the
+// message lock.
+func (l *Loop) adminRecord(m *queue.Message, i int, domain, site string, rep smtpwire.Reply, now time.Time) logrec.Record {
+	return logrec.Record{
+		Type:        logrec.AdminBounce,
+		ID:          m.ID,
+		Sender:      m.From,
+		Recipient:   m.Recipients[i].Addr,
+		Queue:       QueueName(m.Campaign, m.Tenant, domain),
+		Site:        site,
+		Size:        int64(m.Size),
+		NumAttempts: m.Recipients[i].Attempts,
+		Response: logrec.Response{
+			Code:         rep.Code,
+			EnhancedCode: rep.Enhanced,
+			Content:      strings.Join(rep.Lines, "\n"),
+		},
+		BounceClassification: l.classify(rep),
+		Tenant:               m.Tenant,
+		Campaign:             m.Campaign,
+		Timestamp:            now,
+		Created:              m.Created,
+	}
+}
+
+// emitAdmin writes the records of an admin bounce, counts them as bounces
+// and adds them to the rule's counts.
+func (l *Loop) emitAdmin(r *adminRule, recs []logrec.Record) {
+	if len(recs) == 0 {
+		return
+	}
+	for i := range recs {
+		l.metrics.Bounced()
+		l.emit(recs[i])
+	}
+	l.admin.mu.Lock()
+	if r.Bounced == nil {
+		r.Bounced = make(map[string]int)
+	}
+	for i := range recs {
+		r.Bounced[recs[i].Queue]++
+	}
+	r.TotalBounced += len(recs)
+	l.admin.mu.Unlock()
+}
+
+// Bounce bounces every queued recipient that sel matches now (AdminBounce
+// records with reason; messages left with nothing pending leave the spool)
+// and, when d > 0, keeps bouncing matching mail as it comes due for d. The
+// answer carries the counts of the initial sweep. A selector naming a Site
+// finds the site of each domain through the Router (cached), so ctx bounds
+// those lookups.
+func (l *Loop) Bounce(ctx context.Context, id string, sel Selector, reason string, d time.Duration) AdminRule {
+	now := l.clock.Now()
+	r := &adminRule{AdminRule: AdminRule{ID: id, Selector: sel.Normalize(), Reason: reason, Created: now}}
+	if d > 0 {
+		r.Expires = now.Add(d)
+		l.admin.mu.Lock()
+		if l.admin.bounces == nil {
+			l.admin.bounces = make(map[string]*adminRule)
+		}
+		l.admin.bounces[id] = r
+		l.admin.countLocked()
+		l.admin.mu.Unlock()
+	}
+	l.sweep(ctx, r, now)
+	l.admin.mu.Lock()
+	defer l.admin.mu.Unlock()
+	return r.snapshot()
+}
+
+// sweepWorkers bounds the goroutines of a sweep: each spool update is
+// synced, and concurrent ones share their syncs.
+const sweepWorkers = 32
+
+// sweep bounces the matching pending recipients of every message held.
+func (l *Loop) sweep(ctx context.Context, r *adminRule, now time.Time) {
+	sel := &r.Selector
+	rep := adminReply(r.Reason)
+	var smu sync.Mutex
+	sites := map[string]string{}
+	siteOf := func(domain string) string {
+		if sel.Site == "" {
+			return ""
+		}
+		smu.Lock()
+		defer smu.Unlock()
+		s, ok := sites[domain]
+		if !ok {
+			s = l.siteOf(ctx, domain)
+			sites[domain] = s
+		}
+		return s
+	}
+	msgs := l.snapshotMsgs()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(sweepWorkers, len(msgs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(msgs) {
+					return
+				}
+				l.sweepOne(msgs[i], r, sel, rep, siteOf, now)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// sweepOne bounces the matching pending recipients of one message.
+func (l *Loop) sweepOne(ms *msgState, r *adminRule, sel *Selector, rep smtpwire.Reply, siteOf func(string) string, now time.Time) {
+	ms.mu.Lock()
+	m := ms.m
+	if (sel.Tenant != "" && sel.Tenant != m.Tenant) || (sel.Campaign != "" && sel.Campaign != m.Campaign) {
+		ms.mu.Unlock()
+		return
+	}
+	var recs []logrec.Record
+	for i := range m.Recipients {
+		rc := &m.Recipients[i]
+		if rc.State != queue.Pending {
+			continue
+		}
+		d := domainOf(rc.Addr)
+		if sel.Domain != "" && sel.Domain != d {
+			continue
+		}
+		site := siteOf(d)
+		if !sel.match(d, m.Tenant, m.Campaign, site) {
+			continue
+		}
+		rc.State = queue.Bounced
+		rc.LastReply = rep.String()
+		recs = append(recs, l.adminRecord(m, i, d, site, rep, now))
+	}
+	if len(recs) == 0 {
+		ms.mu.Unlock()
+		return
+	}
+	// The message's work items stay where they are; with no pending
+	// recipient left they finish without a transaction (and without a
+	// record) when they come due.
+	done := m.Done()
+	var err error
+	if done {
+		err = l.opts.Store.Remove(m.ID)
+	} else {
+		err = l.opts.Store.Update(m)
+	}
+	ms.mu.Unlock()
+	if err != nil {
+		l.log.Error("delivery: persisting an admin bounce", "id", m.ID, "removed", done, "err", err)
+	}
+	if done {
+		l.forget(m.ID)
+	}
+	l.emitAdmin(r, recs)
+}
+
+// snapshotMsgs returns the messages held, in no order.
+func (l *Loop) snapshotMsgs() []*msgState {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]*msgState, 0, len(l.msgs))
+	for _, ms := range l.msgs {
+		out = append(out, ms)
+	}
+	return out
+}
+
+// siteOf returns the site mail to domain goes to: relay_to, else the
+// Router's answer (the resolver caches it); "" when unknown.
+func (l *Loop) siteOf(ctx context.Context, domain string) string {
+	if l.opts.RelayTo != "" {
+		return l.opts.RelayTo
+	}
+	if l.opts.Router == nil || domain == "" {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	rt, err := l.opts.Router.Resolve(ctx, domain)
+	if err != nil || rt == nil {
+		return ""
+	}
+	if rt.Site == "" {
+		return domain
+	}
+	return rt.Site
+}
+
+// CancelBounce ends a bounce rule before its time; false for an unknown id.
+func (l *Loop) CancelBounce(id string) (AdminRule, bool) {
+	l.admin.mu.Lock()
+	defer l.admin.mu.Unlock()
+	r, ok := l.admin.bounces[id]
+	if !ok || !r.Expires.After(l.clock.Now()) {
+		return AdminRule{}, false
+	}
+	delete(l.admin.bounces, id)
+	r.ended = true
+	l.admin.countLocked()
+	return r.snapshot(), true
+}
+
+// Bounces lists the bounce rules in force, oldest first.
+func (l *Loop) Bounces() []AdminRule {
+	now := l.clock.Now()
+	l.admin.mu.Lock()
+	defer l.admin.mu.Unlock()
+	var out []AdminRule
+	for id, r := range l.admin.bounces {
+		if !r.Expires.After(now) {
+			delete(l.admin.bounces, id)
+			r.ended = true
+			continue
+		}
+		out = append(out, r.snapshot())
+	}
+	l.admin.countLocked()
+	sortRules(out)
+	return out
+}
+
+// Suspend holds the mail sel matches — nothing is attempted, nothing
+// expires while held — for d (d <= 0: until resumed). Mail is held when it
+// comes due or when a site worker takes it.
+func (l *Loop) Suspend(id string, sel Selector, reason string, d time.Duration) AdminRule {
+	now := l.clock.Now()
+	r := &adminRule{AdminRule: AdminRule{ID: id, Selector: sel.Normalize(), Reason: reason, Created: now}, stop: make(chan struct{})}
+	l.admin.mu.Lock()
+	if l.admin.suspends == nil {
+		l.admin.suspends = make(map[string]*adminRule)
+	}
+	l.admin.suspends[id] = r
+	l.admin.countLocked()
+	if d > 0 {
+		r.Expires = now.Add(d)
+		t := l.clock.NewTimer(d)
+		go func() {
+			select {
+			case <-t.C():
+				l.Resume(id)
+			case <-r.stop:
+				t.Stop()
+			case <-l.runCtx.Done():
+				t.Stop()
+			}
+		}()
+	}
+	snap := r.snapshot()
+	l.admin.mu.Unlock()
+	return snap
+}
+
+// Resume ends a suspension: the mail it held is due now. False for an
+// unknown id.
+func (l *Loop) Resume(id string) (AdminRule, bool) {
+	l.admin.mu.Lock()
+	r, ok := l.admin.suspends[id]
+	if !ok {
+		l.admin.mu.Unlock()
+		return AdminRule{}, false
+	}
+	delete(l.admin.suspends, id)
+	l.admin.countLocked()
+	r.ended = true
+	close(r.stop)
+	snap := r.snapshot()
+	held := r.held
+	r.held = nil
+	l.admin.mu.Unlock()
+	l.release(held)
+	return snap, true
+}
+
+// Suspensions lists the suspensions in force, oldest first.
+func (l *Loop) Suspensions() []AdminRule {
+	l.admin.mu.Lock()
+	defer l.admin.mu.Unlock()
+	out := make([]AdminRule, 0, len(l.admin.suspends))
+	for _, r := range l.admin.suspends {
+		out = append(out, r.snapshot())
+	}
+	sortRules(out)
+	return out
+}
+
+func sortRules(rs []AdminRule) {
+	sort.Slice(rs, func(i, j int) bool {
+		if !rs[i].Created.Equal(rs[j].Created) {
+			return rs[i].Created.Before(rs[j].Created)
+		}
+		return rs[i].ID < rs[j].ID
+	})
+}

@@ -1,0 +1,223 @@
+package engine
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"regexp"
+	"sync"
+	"time"
+
+	"gannet/engine/config"
+	"gannet/engine/delivery"
+	"gannet/engine/metrics"
+	"gannet/engine/outbound"
+	"gannet/engine/shaping"
+	"gannet/queue"
+)
+
+// This file turns the delivery policy of the configuration — shaping
+// tables, [backoff], [[shaping_rule]], [tls_policy], egress sources and
+// pools, tenant rates, send_bounces — into what engine/outbound,
+// engine/shaping and engine/delivery take. buildOutbound (engine.go) wires
+// them.
+
+// newShaper builds the Shaper of cfg.
+func newShaper(cfg *config.Config, now func() time.Time) (*shaping.Shaper, error) {
+	sc := shaping.Config{
+		Base: func(domain string, hosts []string) outbound.Limits {
+			return limitsOf(cfg.ShapingFor(domain, hosts))
+		},
+		Backoff: shaping.Backoff{
+			Disabled:        !cfg.Backoff.Enabled,
+			Factor:          cfg.Backoff.Factor,
+			RecoverInterval: cfg.Backoff.RecoverInterval.Duration,
+			RecoverStep:     cfg.Backoff.RecoverStep,
+		},
+		Now: now,
+	}
+	for _, s := range cfg.Backoff.ThrottleRegex {
+		re, err := regexp.Compile(s)
+		if err != nil {
+			return nil, fmt.Errorf("[backoff] throttle_regex %q: %w", s, err)
+		}
+		sc.Backoff.Throttle = append(sc.Backoff.Throttle, re)
+	}
+	for i, r := range cfg.ShapingRules {
+		re, err := regexp.Compile(r.Regex)
+		if err != nil {
+			return nil, fmt.Errorf("shaping_rule[%d] regex %q: %w", i, r.Regex, err)
+		}
+		act, ok := shaping.ParseAction(r.Action)
+		if !ok {
+			return nil, fmt.Errorf("shaping_rule[%d]: unknown action %q", i, r.Action)
+		}
+		sc.Rules = append(sc.Rules, shaping.Rule{
+			Domains: r.MatchDomain, MXSuffixes: r.MatchMXSuffix, Regex: re,
+			Action: act, Duration: r.Duration.Duration, Rate: r.Rate.PerSecond(),
+		})
+	}
+	return shaping.New(sc), nil
+}
+
+// limitsOf converts a configured shaping rule.
+func limitsOf(r config.ShapingRule) outbound.Limits {
+	return outbound.Limits{
+		Connections:          r.ConnectionLimit,
+		MaxDeliveriesPerConn: r.MaxDeliveriesPerConnection,
+		MessageRate:          r.MaxMessageRate.PerSecond(),
+		ConnectionRate:       r.MaxConnectionRate.PerSecond(),
+	}
+}
+
+// tlsPolicyOf converts [tls]-style settings.
+func tlsPolicyOf(t config.TLS) (outbound.TLSPolicy, error) {
+	mode, err := outbound.ParseTLSMode(t.Mode)
+	if err != nil {
+		return outbound.TLSPolicy{}, err
+	}
+	return outbound.TLSPolicy{
+		Mode:              mode,
+		MinVersion:        t.MinVersionID(),
+		CipherSuites:      t.CipherSuiteIDs(),
+		FallbackPlaintext: t.FallbackPlaintext,
+	}, nil
+}
+
+// tlsForDomain returns outbound.Options.TLSFor: [tls_policy."DOMAIN"] over
+// [tls], keyed by the domain; other domains get [tls] and key "".
+func tlsForDomain(cfg *config.Config, def outbound.TLSPolicy) (func(string) (outbound.TLSPolicy, string), error) {
+	if len(cfg.TLSPolicies) == 0 {
+		return nil, nil
+	}
+	pols := make(map[string]outbound.TLSPolicy, len(cfg.TLSPolicies))
+	for d := range cfg.TLSPolicies {
+		p, err := tlsPolicyOf(cfg.TLSFor(d))
+		if err != nil {
+			return nil, fmt.Errorf("tls_policy %q: %w", d, err)
+		}
+		pols[d] = p
+	}
+	return func(domain string) (outbound.TLSPolicy, string) {
+		if p, ok := pols[domain]; ok {
+			return p, domain
+		}
+		return def, ""
+	}, nil
+}
+
+// egressChooser picks an egress source for a tenant's mail from its pool
+// ([[tenant]] egress_pool, else [delivery] egress_pool), by weight.
+type egressChooser struct {
+	pools   map[string][]weightedSource // by tenant; "" = the default pool
+	mu      sync.Mutex
+	rnd     *rand.Rand
+	byName  map[string]outbound.Source
+	hasPool bool
+}
+
+type weightedSource struct {
+	src    outbound.Source
+	weight int
+}
+
+func newEgressChooser(cfg *config.Config, seed uint64) *egressChooser {
+	ec := &egressChooser{
+		pools:  map[string][]weightedSource{},
+		rnd:    rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		byName: map[string]outbound.Source{},
+	}
+	for _, s := range cfg.EgressSources {
+		ec.byName[s.Name] = outbound.Source{Name: s.Name, Addr: s.Addr(), EHLOName: s.EHLOName}
+	}
+	members := func(p *config.EgressPool) []weightedSource {
+		if p == nil {
+			return nil
+		}
+		var ws []weightedSource
+		for _, m := range p.Sources {
+			ws = append(ws, weightedSource{src: ec.byName[m.Name], weight: max(1, m.Weight)})
+		}
+		return ws
+	}
+	ec.pools[""] = members(cfg.TenantEgressPool(""))
+	for _, t := range cfg.Tenants {
+		ec.pools[t.Name] = members(cfg.TenantEgressPool(t.Name))
+	}
+	for _, ws := range ec.pools {
+		if len(ws) > 0 {
+			ec.hasPool = true
+		}
+	}
+	return ec
+}
+
+// choose returns the source for one work item of tenant.
+func (ec *egressChooser) choose(tenant string) outbound.Source {
+	ws, ok := ec.pools[tenant]
+	if !ok {
+		ws = ec.pools[""]
+	}
+	switch len(ws) {
+	case 0:
+		return outbound.Source{}
+	case 1:
+		return ws[0].src
+	}
+	total := 0
+	for _, w := range ws {
+		total += w.weight
+	}
+	ec.mu.Lock()
+	n := ec.rnd.IntN(total)
+	ec.mu.Unlock()
+	for _, w := range ws {
+		if n < w.weight {
+			return w.src
+		}
+		n -= w.weight
+	}
+	return ws[len(ws)-1].src
+}
+
+// tenantRates returns delivery.Options.TenantRate, or nil when no tenant
+// has a max_message_rate.
+func tenantRates(cfg *config.Config) func(string) float64 {
+	rates := map[string]float64{}
+	for _, t := range cfg.Tenants {
+		if r := t.MaxMessageRate.PerSecond(); r > 0 {
+			rates[t.Name] = r
+		}
+	}
+	if len(rates) == 0 {
+		return nil
+	}
+	return func(tenant string) float64 { return rates[tenant] }
+}
+
+// sendBounce returns delivery.Options.SendBounce: the DSN is spooled as a
+// new message from the null sender (RFC 3464; RFC 5321 §4.5.5) and queued
+// for delivery like any other.
+func (e *Engine) sendBounce(to string, body []byte) error {
+	m := &queue.Message{
+		ID:         e.ids.Next(),
+		From:       "",
+		Recipients: []queue.Recipient{{Addr: to}},
+		Priority:   1,
+		Created:    e.now(),
+	}
+	return e.store(m, body)
+}
+
+// siteRateGauge installs gannet_site_effective_rate{site}: the effective
+// message rate (per second; 0 = unlimited) of the busiest sites, with the
+// rest summed under site="other".
+func siteRateGauge(m *metrics.Metrics, loop *delivery.Loop) {
+	m.SetSiteRates(func() []metrics.SiteRate {
+		sites := loop.Sites()
+		out := make([]metrics.SiteRate, 0, len(sites))
+		for _, s := range sites {
+			out = append(out, metrics.SiteRate{Site: s.Site, Source: s.Source, Rate: s.EffectiveRate, Weight: s.Ready + s.InFlight})
+		}
+		return out
+	})
+}

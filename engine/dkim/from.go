@@ -1,0 +1,51 @@
+package dkim
+
+import (
+	"bytes"
+	"net/mail"
+	"strings"
+)
+
+// HeaderFromDomain returns the lower-cased domain of the first address in the
+// message's From header field (RFC 5322 §3.6.2), the domain DMARC aligns DKIM
+// with, or "" when there is no From field or no address in it. msg may be the
+// whole message or only its header. Folded values are unfolded; RFC 2047
+// encoded words and UTF-8 display names (RFC 6532) are allowed.
+func HeaderFromDomain(msg []byte) string {
+	var fields [32]field
+	fs, _ := splitHeader(msg, fields[:0])
+	var raw []byte
+	for i := range fs {
+		if equalFold(fs[i].name, "From") {
+			raw = fs[i].raw
+			break
+		}
+	}
+	if raw == nil {
+		return ""
+	}
+	value := raw[bytes.IndexByte(raw, ':')+1:]
+	v := strings.TrimSpace(strings.NewReplacer("\r\n", "", "\n", "", "\r", "").Replace(string(value)))
+	if list, err := mail.ParseAddressList(v); err == nil && len(list) > 0 {
+		return domainOf(list[0].Address)
+	}
+	// Not RFC 5322 syntax: take the first "@domain" there is.
+	at := strings.IndexByte(v, '@')
+	if at < 0 {
+		return ""
+	}
+	d := v[at+1:]
+	if end := strings.IndexAny(d, "> \t,;)\"<"); end >= 0 {
+		d = d[:end]
+	}
+	return normDomain(d)
+}
+
+// domainOf returns the lower-cased part after the last '@' of addr.
+func domainOf(addr string) string {
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return ""
+	}
+	return normDomain(addr[at+1:])
+}

@@ -1,0 +1,354 @@
+package dkim
+
+import (
+	"crypto"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	msgauth "github.com/emersion/go-msgauth/dkim"
+)
+
+// DefaultHeaders is the signed header list used when a KeyConfig has none:
+// the contract's default [[dkim]] headers.
+func DefaultHeaders() []string {
+	return []string{"From", "To", "Subject", "Date", "Message-ID", "List-Unsubscribe", "List-Unsubscribe-Post"}
+}
+
+// overSigned reports whether a header name is listed once more in "h=" than
+// the message has instances of it (RFC 6376 §8.15), so that adding one more
+// in transit breaks the signature.
+func overSigned(name string) bool {
+	return strings.EqualFold(name, "From") || strings.EqualFold(name, "To") || strings.EqualFold(name, "Subject")
+}
+
+// KeyConfig is one signing key: a [[dkim]] config entry. It has the fields of
+// config.DKIM in the same order, so dkim.KeyConfig(cfg.DKIM[i]) converts one.
+type KeyConfig struct {
+	Domain   string   // "d=": the signing domain
+	Selector string   // "s=": the key is published at <selector>._domainkey.<domain>
+	KeyFile  string   // PEM or base64-seed private key, see LoadKey
+	Headers  []string // header names to sign; nil: DefaultHeaders
+}
+
+// Option configures New.
+type Option func(*options)
+
+type options struct {
+	expiry     time.Duration
+	minRSABits int
+}
+
+// WithExpiry adds "x=" (signature expiration, RFC 6376 §3.5) at signing time
+// (the system clock) plus d. The default is no "x=": a message that sits in a retry queue for
+// days must still verify when it is finally delivered.
+func WithExpiry(d time.Duration) Option { return func(o *options) { o.expiry = d } }
+
+// withMinRSABits lowers the RSA size limit; tests use it for the 1024-bit
+// RFC 8463 key.
+func withMinRSABits(bits int) Option { return func(o *options) { o.minRSABits = bits } }
+
+// signingKey is one loaded key with everything about its signature that does
+// not depend on the message.
+type signingKey struct {
+	cfg   KeyConfig
+	key   crypto.Signer // *rsa.PrivateKey (rsa-sha256) or ed25519.PrivateKey (ed25519-sha256)
+	names []string      // signed header names, deduplicated, From first
+}
+
+// keySet is an immutable snapshot of the loaded keys.
+type keySet struct {
+	keys     []*signingKey
+	byDomain map[string][]*signingKey
+}
+
+// Signers holds the DKIM keys of a Gannet instance and signs messages with
+// them. It is safe for concurrent use; Sign takes no lock.
+type Signers struct {
+	opts options
+	set  atomic.Pointer[keySet]
+	mu   sync.Mutex // serialises Reload and Replace; Sign never takes it
+}
+
+// New loads every key. An error names the first entry or file that is wrong;
+// an empty list is valid (nothing is signed).
+func New(keys []KeyConfig, opts ...Option) (*Signers, error) {
+	s := &Signers{opts: options{minRSABits: MinRSABits}}
+	for _, o := range opts {
+		o(&s.opts)
+	}
+	set, err := s.load(keys, nil)
+	if err != nil {
+		return nil, err
+	}
+	s.set.Store(set)
+	return s, nil
+}
+
+// Replace swaps in a new key list (a reloaded config). On any error the
+// current keys stay in use.
+func (s *Signers) Replace(keys []KeyConfig) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	set, err := s.load(keys, nil)
+	if err != nil {
+		return err
+	}
+	s.set.Store(set)
+	return nil
+}
+
+// Reload re-reads every key file (on SIGHUP, after a key rotation). A file
+// that no longer loads keeps its previous key, and its error is returned;
+// the other keys are updated.
+func (s *Signers) Reload() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.set.Load()
+	cfgs := make([]KeyConfig, len(old.keys))
+	for i, k := range old.keys {
+		cfgs[i] = k.cfg
+	}
+	set, err := s.load(cfgs, old)
+	if set != nil {
+		s.set.Store(set)
+	}
+	return err
+}
+
+// load builds a key set. With fallback set, a key that fails to load is
+// taken from fallback (same position) and the errors are joined; without
+// it, the first error is returned.
+func (s *Signers) load(cfgs []KeyConfig, fallback *keySet) (*keySet, error) {
+	set := &keySet{byDomain: make(map[string][]*signingKey)}
+	var errs []error
+	seen := make(map[string]bool)
+	for i, c := range cfgs {
+		k, err := s.newKey(c)
+		if err != nil {
+			if fallback == nil {
+				return nil, err
+			}
+			errs = append(errs, err)
+			k = fallback.keys[i]
+		}
+		id := k.cfg.Selector + "._domainkey." + k.cfg.Domain
+		if seen[id] {
+			return nil, fmt.Errorf("dkim: two [[dkim]] entries for selector %q of domain %q", k.cfg.Selector, k.cfg.Domain)
+		}
+		seen[id] = true
+		set.keys = append(set.keys, k)
+		set.byDomain[k.cfg.Domain] = append(set.byDomain[k.cfg.Domain], k)
+	}
+	return set, errors.Join(errs...)
+}
+
+// newKey checks one KeyConfig and loads its key.
+func (s *Signers) newKey(c KeyConfig) (*signingKey, error) {
+	c.Domain = normDomain(c.Domain)
+	if !validDNSName(c.Domain) {
+		return nil, fmt.Errorf("dkim: [[dkim]] domain %q is not a domain name", c.Domain)
+	}
+	if !validDNSName(c.Selector) {
+		return nil, fmt.Errorf("dkim: [[dkim]] selector %q for %s is not a DNS label sequence", c.Selector, c.Domain)
+	}
+	if c.KeyFile == "" {
+		return nil, fmt.Errorf("dkim: [[dkim]] %s (selector %s): key_file is empty", c.Domain, c.Selector)
+	}
+	key, err := loadKey(c.KeyFile, s.opts.minRSABits)
+	if err != nil {
+		return nil, fmt.Errorf("%w (domain %s, selector %s)", err, c.Domain, c.Selector)
+	}
+	k := &signingKey{cfg: c, key: key}
+	headers := c.Headers
+	if len(headers) == 0 {
+		headers = DefaultHeaders()
+	}
+	// From must be signed (RFC 6376 §5.4); put it first.
+	k.names = append(k.names, "From")
+	for _, h := range headers {
+		h = strings.TrimSpace(h)
+		if h == "" || strings.ContainsAny(h, ": \t\r\n;") {
+			return nil, fmt.Errorf("dkim: [[dkim]] %s: bad header name %q", c.Domain, h)
+		}
+		dup := false
+		for _, n := range k.names {
+			dup = dup || strings.EqualFold(n, h)
+		}
+		if !dup {
+			k.names = append(k.names, h)
+		}
+	}
+	return k, nil
+}
+
+// Has reports whether a key is configured for exactly domain.
+func (s *Signers) Has(domain string) bool {
+	return len(s.set.Load().byDomain[normDomain(domain)]) > 0
+}
+
+// SelectDomains returns the domains a message is signed for: the header From
+// domain when a key exists for exactly that domain (a parent domain's key is
+// not used: "news.example.com" mail is not signed with "example.com"'s key
+// unless configured), then the tenant's dkim_domain when it is set, is a
+// different domain and has a key. The result may be empty.
+func (s *Signers) SelectDomains(fromDomain, tenantDKIMDomain string) []string {
+	set := s.set.Load()
+	var out []string
+	if d := normDomain(fromDomain); d != "" && len(set.byDomain[d]) > 0 {
+		out = append(out, d)
+	}
+	if d := normDomain(tenantDKIMDomain); d != "" && len(set.byDomain[d]) > 0 && (len(out) == 0 || out[0] != d) {
+		out = append(out, d)
+	}
+	return out
+}
+
+// Sign returns the DKIM-Signature header fields for msg (header and body,
+// CRLF line ends), one per key configured for each of domains, to be
+// prepended to the message in the order returned. Domains without a key are
+// skipped; nil means nothing to sign. msg is not modified or kept.
+//
+// Each signature is made by go-msgauth's dkim.Signer with relaxed/relaxed
+// canonicalization and the header list that headerKeys computes for this
+// message.
+func (s *Signers) Sign(msg []byte, domains []string) ([]byte, error) {
+	set := s.set.Load()
+	var out []byte
+	var fields []field
+	parsed := false
+	for i, d := range domains {
+		d = normDomain(d)
+		if slicesContainsNorm(domains[:i], d) {
+			continue
+		}
+		for _, k := range set.byDomain[d] {
+			if !parsed {
+				var buf [32]field
+				fields, _ = splitHeader(msg, buf[:0])
+				parsed = true
+			}
+			sig, err := s.signOne(msg, fields, k)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, sig...)
+		}
+	}
+	return out, nil
+}
+
+// headerKeys is the "h=" list for one message (RFC 6376 §5.4): each
+// configured name as many times as the message has that field, plus one
+// more for the over-signed names From, To and Subject (§8.15), so that a
+// field of those names added in transit breaks the signature. Names the
+// message lacks are left out unless over-signed.
+func headerKeys(names []string, fields []field) []string {
+	keys := make([]string, 0, len(names)+6)
+	for _, name := range names {
+		n := countFields(fields, name)
+		if overSigned(name) {
+			n++
+		}
+		for range n {
+			keys = append(keys, name)
+		}
+	}
+	return keys
+}
+
+// signOne makes one DKIM-Signature field for k with go-msgauth: the whole
+// message is written to a dkim.Signer, which hashes the relaxed body and the
+// listed header fields and signs them (rsa-sha256 or ed25519-sha256 by the
+// key's type).
+func (s *Signers) signOne(msg []byte, fields []field, k *signingKey) ([]byte, error) {
+	opts := &msgauth.SignOptions{
+		Domain:                 k.cfg.Domain,
+		Selector:               k.cfg.Selector,
+		Signer:                 k.key,
+		Hash:                   crypto.SHA256,
+		HeaderCanonicalization: msgauth.CanonicalizationRelaxed,
+		BodyCanonicalization:   msgauth.CanonicalizationRelaxed,
+		HeaderKeys:             headerKeys(k.names, fields),
+	}
+	if s.opts.expiry > 0 {
+		opts.Expiration = time.Now().Add(s.opts.expiry)
+	}
+	signer, err := msgauth.NewSigner(opts)
+	if err != nil {
+		return nil, fmt.Errorf("dkim: signing for %s: %w", k.cfg.Domain, err)
+	}
+	_, err = signer.Write(msg)
+	if err == nil {
+		// go-msgauth needs the empty line that ends the header section; a
+		// message that is all header (no body) gets it here, which does not
+		// change the body hash (an empty body either way, RFC 6376 §3.4.4).
+		if tail := headerEnd(msg); tail != "" {
+			_, err = signer.Write([]byte(tail))
+		}
+	}
+	if cerr := signer.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dkim: signing for %s: %w", k.cfg.Domain, err)
+	}
+	return []byte(signer.Signature()), nil
+}
+
+// headerEnd returns what must follow msg so that its header section ends
+// with an empty line: "" when msg has one.
+func headerEnd(msg []byte) string {
+	if _, body := splitHeader(msg, nil); body != nil {
+		return ""
+	}
+	if len(msg) > 0 && msg[len(msg)-1] != '\n' {
+		return "\r\n\r\n"
+	}
+	return "\r\n"
+}
+
+// normDomain lower-cases a domain and drops a final dot, allocating only
+// when something changes.
+func normDomain(d string) string {
+	d = strings.TrimSuffix(strings.TrimSpace(d), ".")
+	for i := range len(d) {
+		if 'A' <= d[i] && d[i] <= 'Z' {
+			return strings.ToLower(d)
+		}
+	}
+	return d
+}
+
+// slicesContainsNorm reports whether list holds d once normalized.
+func slicesContainsNorm(list []string, d string) bool {
+	for _, x := range list {
+		if normDomain(x) == d {
+			return true
+		}
+	}
+	return false
+}
+
+// validDNSName checks a domain or selector: dot-separated labels of letters,
+// digits, '-' and '_', 1-63 bytes each, 253 in all (A-labels for IDNs).
+func validDNSName(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for i := range len(label) {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}

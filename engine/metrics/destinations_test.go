@@ -1,0 +1,61 @@
+package metrics
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestDestinationGaugesCapAndOther(t *testing.T) {
+	m := New()
+	m.SetMaxDestinationLabels(2)
+	var domains []DestinationGauge
+	for i := range 5 {
+		domains = append(domains, DestinationGauge{Name: fmt.Sprintf("d%d.test", i), QueueDepth: float64(i * 10), Connections: 1, Rate: 5, HasRate: true})
+	}
+	m.SetDestinations(func() DestinationState {
+		return DestinationState{Domains: append([]DestinationGauge(nil), domains...)}
+	})
+	var buf bytes.Buffer
+	m.WritePrometheus(&buf)
+	v := checkExposition(t, buf.String())
+	want := map[string]float64{
+		`gannet_domain_queue_depth{domain="d4.test"}`:    40,
+		`gannet_domain_queue_depth{domain="d3.test"}`:    30,
+		`gannet_domain_queue_depth{domain="other"}`:      30, // 0+10+20
+		`gannet_domain_connections{domain="other"}`:      3,
+		`gannet_domain_effective_rate{domain="d4.test"}`: 5,
+	}
+	for k, w := range want {
+		if got, ok := v[k]; !ok || got != w {
+			t.Errorf("%s = %v (present %v), want %v", k, got, ok, w)
+		}
+	}
+	if _, ok := v[`gannet_domain_effective_rate{domain="other"}`]; ok {
+		t.Error("a summed effective rate was written")
+	}
+	if n := strings.Count(buf.String(), "\ngannet_domain_queue_depth{"); n != 3 {
+		t.Errorf("%d queue depth series, want 3", n)
+	}
+	if strings.Contains(buf.String(), "gannet_site_connections") {
+		t.Error("site gauges written without sites")
+	}
+}
+
+func TestSiteRatesFollowCap(t *testing.T) {
+	m := New()
+	m.SetMaxDestinationLabels(1)
+	m.SetSiteRates(func() []SiteRate {
+		return []SiteRate{{Site: "quiet", Rate: 1, Weight: 1}, {Site: "busy", Rate: 2, Weight: 9}, {Site: "idle", Rate: 4}}
+	})
+	var buf bytes.Buffer
+	m.WritePrometheus(&buf)
+	v := checkExposition(t, buf.String())
+	if v[`gannet_site_effective_rate{site="busy",source=""}`] != 2 || v[`gannet_site_effective_rate{site="other",source=""}`] != 5 {
+		t.Errorf("site rates: %v", v)
+	}
+	if n := strings.Count(buf.String(), "\ngannet_site_effective_rate{"); n != 2 {
+		t.Errorf("%d site rate series, want 1 named + other", n)
+	}
+}

@@ -1,0 +1,217 @@
+package engine
+
+// Message policy: the routing metadata read from [meta] headers, and the
+// header fields Gannet adds (Date, Message-ID, List-Unsubscribe) before a
+// message is signed and spooled.
+
+import (
+	"net/url"
+	"strings"
+	"time"
+
+	"gannet/engine/config"
+)
+
+// msgMeta is the routing metadata read from a message's header.
+type msgMeta struct {
+	tenant, campaign string
+	priority         int
+	body             []byte // the message, meta headers removed when configured
+}
+
+// readMeta reads the [meta] headers from the message header section. Values
+// count only when trusted; the headers are removed when strip_meta_headers
+// is set, trusted or not, so they never leak to the recipient.
+func (e *Engine) readMeta(body []byte, trusted bool) msgMeta {
+	mc := e.cfg.Meta
+	out := msgMeta{body: body}
+	names := [3]string{mc.TenantHeader, mc.CampaignHeader, mc.PriorityHeader}
+	var strip [][2]int
+	forEachHeader(body, func(name string, value []byte, start, end int) {
+		for i, n := range names {
+			if n == "" || !strings.EqualFold(name, n) {
+				continue
+			}
+			v := strings.TrimSpace(unfold(value))
+			if trusted {
+				switch i {
+				case 0:
+					out.tenant = v
+				case 1:
+					out.campaign = v
+				case 2:
+					if strings.EqualFold(v, "transactional") {
+						out.priority = 1
+					}
+				}
+			}
+			if mc.StripMetaHeaders {
+				strip = append(strip, [2]int{start, end})
+			}
+		}
+	})
+	if len(strip) > 0 {
+		nb := make([]byte, 0, len(body))
+		prev := 0
+		for _, s := range strip {
+			nb = append(nb, body[prev:s[0]]...)
+			prev = s[1]
+		}
+		out.body = append(nb, body[prev:]...)
+	}
+	return out
+}
+
+// forEachHeader calls fn for every header field of the message's header
+// section (RFC 5322 §2.2), with the field's name, its raw value (folding
+// included, without the final CRLF) and the byte range of the whole field.
+func forEachHeader(msg []byte, fn func(name string, value []byte, start, end int)) {
+	i := 0
+	for i < len(msg) {
+		if msg[i] == '\r' || msg[i] == '\n' {
+			return // the empty line: end of the header section
+		}
+		start := i
+		// The field runs to a line end not followed by WSP (folding).
+		end := i
+		for {
+			nl := indexByte(msg[end:], '\n')
+			if nl < 0 {
+				end = len(msg)
+				break
+			}
+			end += nl + 1
+			if end >= len(msg) || (msg[end] != ' ' && msg[end] != '\t') {
+				break
+			}
+		}
+		line := msg[start:end]
+		if colon := indexByte(line, ':'); colon > 0 {
+			v := line[colon+1:]
+			for len(v) > 0 && (v[len(v)-1] == '\n' || v[len(v)-1] == '\r') {
+				v = v[:len(v)-1]
+			}
+			fn(string(line[:colon]), v, start, end)
+		}
+		i = end
+	}
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// unfold removes folding line breaks (RFC 5322 §2.2.3).
+func unfold(v []byte) string {
+	s := string(v)
+	if strings.ContainsAny(s, "\r\n") {
+		s = strings.NewReplacer("\r\n", "", "\n", "", "\r", "").Replace(s)
+	}
+	return s
+}
+
+// headerEdits are the fields a message lacks and gets from Gannet, in the
+// order they are added at the end of its header section.
+type headerEdits struct {
+	date, messageID bool
+	listUnsubscribe string // the URI, "" for none
+}
+
+// plannedEdits decides what to add to a message: Date and Message-ID when
+// missing and [meta] add_missing_headers is set (RFC 5322 §3.6.1, §3.6.4:
+// Date is required, Message-ID should be present); List-Unsubscribe for
+// bulk mail — a campaign is set — of a tenant with list_unsubscribe, unless
+// the message already has one (the sender's own wins).
+func plannedEdits(c *config.Config, body []byte, tenant *config.Tenant, campaign string) headerEdits {
+	var has struct{ date, messageID, listUnsub bool }
+	forEachHeader(body, func(name string, _ []byte, _, _ int) {
+		switch {
+		case strings.EqualFold(name, "Date"):
+			has.date = true
+		case strings.EqualFold(name, "Message-ID"):
+			has.messageID = true
+		case strings.EqualFold(name, "List-Unsubscribe"):
+			has.listUnsub = true
+		}
+	})
+	var ed headerEdits
+	if c.Meta.AddMissingHeaders {
+		ed.date, ed.messageID = !has.date, !has.messageID
+	}
+	if campaign != "" && tenant != nil && tenant.ListUnsubscribe != "" && !has.listUnsub {
+		ed.listUnsubscribe = tenant.ListUnsubscribe
+	}
+	return ed
+}
+
+// none reports whether there is nothing to add.
+func (ed headerEdits) none() bool {
+	return !ed.date && !ed.messageID && ed.listUnsubscribe == ""
+}
+
+// apply returns body with the planned fields added at the end of its header
+// section (before the empty line; at the end of a message that is all
+// header). id is the queue id: Message-ID is "<id@host>" and "{id}" in the
+// List-Unsubscribe template becomes id.
+func (ed headerEdits) apply(body []byte, id, host string, now time.Time) []byte {
+	if ed.none() {
+		return body
+	}
+	at := headerSectionEnd(body)
+	add := make([]byte, 0, 256)
+	if at == len(body) && at > 0 && body[at-1] != '\n' {
+		add = append(add, "\r\n"...) // the last header line had no line end
+	}
+	if ed.date {
+		// RFC 5322 §3.3 date-time.
+		add = append(add, "Date: "...)
+		add = now.AppendFormat(add, "Mon, 02 Jan 2006 15:04:05 -0700")
+		add = append(add, "\r\n"...)
+	}
+	if ed.messageID {
+		// RFC 5322 §3.6.4: a unique id-left "@" id-right; the queue id is
+		// unique on this host.
+		add = append(add, "Message-ID: <"...)
+		add = append(add, id...)
+		add = append(add, '@')
+		add = append(add, host...)
+		add = append(add, ">\r\n"...)
+	}
+	if ed.listUnsubscribe != "" {
+		uri := strings.ReplaceAll(ed.listUnsubscribe, "{id}", url.PathEscape(id))
+		add = append(add, "List-Unsubscribe: <"...)
+		add = append(add, uri...)
+		add = append(add, ">\r\n"...)
+		// RFC 8058 §3.1: one-click unsubscription needs an HTTPS URI; the
+		// POST body a receiver sends is exactly this value.
+		if strings.HasPrefix(strings.ToLower(uri), "https:") {
+			add = append(add, "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"...)
+		}
+	}
+	out := make([]byte, 0, len(body)+len(add))
+	out = append(out, body[:at]...)
+	out = append(out, add...)
+	return append(out, body[at:]...)
+}
+
+// headerSectionEnd returns the offset of the empty line that ends the
+// header section (RFC 5322 §2.1), or len(body) when there is none.
+func headerSectionEnd(body []byte) int {
+	i := 0
+	for i < len(body) {
+		if body[i] == '\n' || (body[i] == '\r' && i+1 < len(body) && body[i+1] == '\n') {
+			return i
+		}
+		nl := indexByte(body[i:], '\n')
+		if nl < 0 {
+			return len(body)
+		}
+		i += nl + 1
+	}
+	return len(body)
+}

@@ -1,0 +1,43 @@
+// Package shaping decides how hard Gannet may push each destination: the
+// configured limits of a path (egress source × MX site), adaptive back-off
+// when the site pushes back, and automation rules that react to what a
+// site says.
+//
+// # Limits
+//
+// Config.Base gives the configured limits of a destination domain from
+// its MX host names, so that provider tables (MX suffix ".google.com")
+// apply to every domain hosted there. Shaper.Limits returns the effective
+// limits of a path — what the outbound pools and the delivery workers
+// obey — and is called on every transaction, so changes apply at once.
+//
+// # Adaptive back-off (AIMD)
+//
+// A transaction whose server reply is a throttling reply — 421 (RFC 5321
+// §3.8, the server is closing), 451, any 4.7.x (RFC 3463 §3.8, security or
+// policy status, where providers put rate limits), or a reply matching one
+// of Backoff.Throttle — is a congestion signal, like a lost packet to TCP:
+// the path's message rate and connection limit are multiplied by
+// Backoff.Factor (0.7). At most one cut happens per RecoverInterval, since
+// the transactions in flight were started at the old rate. While
+// transactions succeed, every RecoverInterval adds RecoverStep (10%) of
+// the configured rate and one connection, until the configured limits are
+// reached again and the path is back to normal. When the configured rate
+// is unlimited, the first cut starts from the rate measured over the last
+// seconds, and the path returns to unlimited once it has climbed back to
+// that rate. Replies Gannet made itself (a lost connection, a TLS policy
+// failure) are never throttling: outbound.Result.Local marks them.
+//
+// # Automation rules
+//
+// A Rule matches destinations by domain or MX suffix and replies by a
+// regular expression on "CODE ENHANCED text". Its action lasts Duration:
+// Suspend stops delivery to the path (Gate tells the delivery loop to put
+// the items back in the scheduled queue until then, without counting an
+// attempt), Bounce bounces the path's queued items with the matching
+// reply, and Rate caps the path's message rate. These are the
+// counterparts of KumoMTA's automation actions and PowerMTA's backoff
+// mode.
+//
+// A Shaper is safe for concurrent use. Time comes from Config.Now.
+package shaping

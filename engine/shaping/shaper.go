@@ -1,0 +1,516 @@
+package shaping
+
+import (
+	"math"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"gannet/engine/outbound"
+	"gannet/smtpwire"
+)
+
+// Config configures a Shaper.
+type Config struct {
+	// Base returns the configured limits of destination domain whose MX
+	// host names are mxHosts ([delivery] < [shaping.default] < provider
+	// tables < [shaping."DOMAIN"]). Nil: 10 connections, 100 per
+	// connection, no rate limit.
+	Base func(domain string, mxHosts []string) outbound.Limits
+	// Backoff is the adaptive reaction to throttling replies.
+	Backoff Backoff
+	// Rules are the automation rules, tried in order; the first that
+	// matches a reply acts.
+	Rules []Rule
+	// Now is the clock (time.Now).
+	Now func() time.Time
+}
+
+// Backoff configures the adaptive back-off ([backoff]).
+type Backoff struct {
+	Disabled        bool
+	Factor          float64          // multiplicative decrease (0.7)
+	RecoverInterval time.Duration    // between two increases, and the least time between two cuts (1s)
+	RecoverStep     float64          // fraction of the configured rate added per step (0.1)
+	Throttle        []*regexp.Regexp // more replies that count as throttling
+	// MinRate is the floor of a cut rate, per second (1/60: one a minute).
+	MinRate float64
+}
+
+// Action is what an automation rule does.
+type Action uint8
+
+// The actions of a Rule.
+const (
+	Suspend Action = iota + 1 // no delivery to the path until the rule expires
+	Bounce                    // bounce the path's queued mail until the rule expires
+	Rate                      // cap the path's message rate to Rule.Rate until it expires
+)
+
+// ParseAction parses "suspend", "bounce" or "rate".
+func ParseAction(s string) (Action, bool) {
+	switch strings.ToLower(s) {
+	case "suspend":
+		return Suspend, true
+	case "bounce":
+		return Bounce, true
+	case "rate":
+		return Rate, true
+	}
+	return 0, false
+}
+
+func (a Action) String() string {
+	switch a {
+	case Suspend:
+		return "suspend"
+	case Bounce:
+		return "bounce"
+	case Rate:
+		return "rate"
+	}
+	return "none"
+}
+
+// Rule is one automation rule ([[shaping_rule]]).
+type Rule struct {
+	Domains    []string // destination domains (lower case); with MXSuffixes empty too: every destination
+	MXSuffixes []string // MX host suffixes (".yahoodns.net")
+	Regex      *regexp.Regexp
+	Action     Action
+	Duration   time.Duration
+	Rate       float64 // per second, for Rate
+}
+
+// matches reports whether the rule applies to a destination.
+func (r *Rule) matches(domain string, hosts []string) bool {
+	if len(r.Domains) == 0 && len(r.MXSuffixes) == 0 {
+		return true
+	}
+	for _, d := range r.Domains {
+		if d == domain {
+			return true
+		}
+	}
+	return len(r.MXSuffixes) > 0 && MatchMXSuffix(hosts, r.MXSuffixes)
+}
+
+// MatchMXSuffix reports whether every host name ends in one of the
+// suffixes (case-insensitive; ".google.com" also matches "google.com").
+func MatchMXSuffix(hosts, suffixes []string) bool {
+	if len(hosts) == 0 {
+		return false
+	}
+	for _, h := range hosts {
+		h = strings.ToLower(strings.TrimSuffix(h, "."))
+		ok := false
+		for _, s := range suffixes {
+			s = strings.TrimPrefix(strings.ToLower(s), ".")
+			if h == s || strings.HasSuffix(h, "."+s) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// Gate is what the delivery loop must do with an item of a path before
+// delivering it: nothing (zero Gate), wait until Until (suspended), or
+// bounce it with Reply.
+type Gate struct {
+	Until  time.Time
+	Bounce bool
+	Reply  smtpwire.Reply
+}
+
+// PathStatus is the shaping state of one path, for metrics and the admin
+// API.
+type PathStatus struct {
+	Source, Site   string
+	Connections    int       // effective connection limit
+	EffectiveRate  float64   // effective messages per second; 0 = unlimited
+	ConfiguredRate float64   // configured messages per second; 0 = unlimited
+	Throttled      bool      // backed off and not yet recovered
+	Suspended      time.Time // suspended until (zero: not)
+	Bouncing       time.Time // bouncing until (zero: not)
+}
+
+// Shaper holds the shaping state of every path. Create it with New.
+type Shaper struct {
+	cfg Config
+	now func() time.Time
+
+	mu    sync.Mutex
+	paths map[string]*path
+}
+
+// path is the state of one (egress source, site).
+type path struct {
+	source, site string
+	domain       string   // the last destination domain seen here
+	hosts        []string // MX host names, from the site key
+	base         outbound.Limits
+
+	// Adaptive back-off: while cut, rate and conns replace the configured
+	// values (rate 0 with a configured rate of 0 never happens while cut).
+	cut       bool
+	rate      float64 // messages per second
+	rateCeil  float64 // where recovery ends: the configured or measured rate
+	conns     float64
+	lastCut   time.Time
+	lastRaise time.Time
+	meter     meter
+
+	// Automation.
+	suspendUntil time.Time
+	bounceUntil  time.Time
+	bounceReply  smtpwire.Reply
+	capUntil     time.Time
+	capRate      float64
+
+	lastUsed time.Time
+}
+
+// New returns a Shaper.
+func New(cfg Config) *Shaper {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Base == nil {
+		cfg.Base = func(string, []string) outbound.Limits {
+			return outbound.Limits{Connections: 10, MaxDeliveriesPerConn: 100}
+		}
+	}
+	b := &cfg.Backoff
+	if b.Factor <= 0 || b.Factor >= 1 {
+		b.Factor = 0.7
+	}
+	if b.RecoverInterval <= 0 {
+		b.RecoverInterval = time.Second
+	}
+	if b.RecoverStep <= 0 || b.RecoverStep > 1 {
+		b.RecoverStep = 0.1
+	}
+	if b.MinRate <= 0 {
+		b.MinRate = 1.0 / 60
+	}
+	return &Shaper{cfg: cfg, now: cfg.Now, paths: make(map[string]*path)}
+}
+
+func pathKey(source, site string) string {
+	if source == "" {
+		return site
+	}
+	return source + "|" + site
+}
+
+// get returns the path's state, creating it; under s.mu.
+func (s *Shaper) get(source, site, domain string, now time.Time) *path {
+	k := pathKey(source, site)
+	p := s.paths[k]
+	if p == nil {
+		p = &path{source: source, site: site, hosts: siteHosts(site)}
+		s.paths[k] = p
+		if len(s.paths) > 4096 {
+			s.forgetIdle(now)
+		}
+	}
+	if domain != "" && domain != p.domain {
+		p.domain = domain
+		p.base = s.cfg.Base(domain, p.hosts)
+	} else if p.lastUsed.IsZero() || now.Sub(p.lastUsed) > time.Second {
+		// Re-read the configuration now and then (reloads).
+		p.base = s.cfg.Base(p.domain, p.hosts)
+	}
+	p.lastUsed = now
+	return p
+}
+
+// forgetIdle drops paths unused for 10 minutes with nothing in force.
+func (s *Shaper) forgetIdle(now time.Time) {
+	for k, p := range s.paths {
+		if now.Sub(p.lastUsed) > 10*time.Minute && !p.cut && now.After(p.suspendUntil) &&
+			now.After(p.bounceUntil) && now.After(p.capUntil) {
+			delete(s.paths, k)
+		}
+	}
+}
+
+// siteHosts returns the MX host names of a site key (resolver.SiteKey
+// joins them with commas).
+func siteHosts(site string) []string {
+	if site == "" {
+		return nil
+	}
+	return strings.Split(site, ",")
+}
+
+// Limits returns the effective limits of the path: the configured ones,
+// lowered by adaptive back-off and rate rules in force.
+func (s *Shaper) Limits(source, site, domain string) outbound.Limits {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.get(source, site, domain, now)
+	return s.effective(p, now)
+}
+
+func (s *Shaper) effective(p *path, now time.Time) outbound.Limits {
+	l := p.base
+	if p.cut {
+		if c := int(p.conns); c < l.Connections || l.Connections <= 0 {
+			l.Connections = max(1, c)
+		}
+		if l.MessageRate <= 0 || p.rate < l.MessageRate {
+			l.MessageRate = p.rate
+		}
+	}
+	if now.Before(p.capUntil) && (l.MessageRate <= 0 || p.capRate < l.MessageRate) {
+		l.MessageRate = p.capRate
+	}
+	return l
+}
+
+// Gate tells whether an item of the path may be delivered now.
+func (s *Shaper) Gate(source, site, domain string) Gate {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.paths[pathKey(source, site)]
+	if p == nil {
+		return Gate{}
+	}
+	if now.Before(p.bounceUntil) {
+		return Gate{Bounce: true, Reply: p.bounceReply}
+	}
+	if now.Before(p.suspendUntil) {
+		return Gate{Until: p.suspendUntil}
+	}
+	return Gate{}
+}
+
+// Observe takes the outcome of one transaction on the path: a throttling
+// reply cuts the path's rate and connections, success lets them recover,
+// and a reply matching an automation rule starts its action. It reports
+// whether a Bounce rule matched this outcome: the caller then bounces the
+// recipients it deferred.
+func (s *Shaper) Observe(source, site, domain string, out *outbound.Outcome) (bounce bool) {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.get(source, site, domain, now)
+	p.meter.add(now)
+
+	throttled, delivered := false, false
+	check := func(r smtpwire.Reply) {
+		if r.Code == 0 {
+			return
+		}
+		if r.Code >= 400 {
+			if s.isThrottle(r) {
+				throttled = true
+			}
+			if s.automate(p, r, now) {
+				bounce = true
+			}
+		}
+	}
+	check(out.SessionReply)
+	seen := 0
+	for i := range out.Results {
+		res := &out.Results[i]
+		if res.Status == outbound.Delivered {
+			delivered = true
+		}
+		if res.Local {
+			continue
+		}
+		// Recipients of one transaction often share a reply: look at each
+		// distinct one once.
+		if i > 0 && seen > 0 && sameReply(res.Reply, out.Results[i-1].Reply) {
+			continue
+		}
+		seen++
+		check(res.Reply)
+	}
+	if s.cfg.Backoff.Disabled {
+		return bounce
+	}
+	switch {
+	case throttled:
+		s.cut(p, now)
+	case delivered:
+		s.recover(p, now)
+	}
+	return bounce
+}
+
+func sameReply(a, b smtpwire.Reply) bool {
+	if a.Code != b.Code || a.Enhanced != b.Enhanced || len(a.Lines) != len(b.Lines) {
+		return false
+	}
+	for i := range a.Lines {
+		if a.Lines[i] != b.Lines[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// isThrottle reports whether a server reply asks Gannet to slow down.
+func (s *Shaper) isThrottle(r smtpwire.Reply) bool {
+	if r.Code == 421 || r.Code == 451 || (r.Code/100 == 4 && strings.HasPrefix(r.Enhanced, "4.7.")) {
+		return true
+	}
+	if len(s.cfg.Backoff.Throttle) == 0 {
+		return false
+	}
+	text := r.String()
+	for _, re := range s.cfg.Backoff.Throttle {
+		if re.MatchString(text) {
+			return true
+		}
+	}
+	return false
+}
+
+// automate applies the first rule matching the reply; true for Bounce.
+func (s *Shaper) automate(p *path, r smtpwire.Reply, now time.Time) bool {
+	if len(s.cfg.Rules) == 0 {
+		return false
+	}
+	text := r.String()
+	for i := range s.cfg.Rules {
+		rule := &s.cfg.Rules[i]
+		if !rule.matches(p.domain, p.hosts) || rule.Regex == nil || !rule.Regex.MatchString(text) {
+			continue
+		}
+		until := now.Add(rule.Duration)
+		switch rule.Action {
+		case Suspend:
+			if until.After(p.suspendUntil) {
+				p.suspendUntil = until
+			}
+		case Bounce:
+			p.bounceUntil, p.bounceReply = until, r
+			return true
+		case Rate:
+			p.capUntil, p.capRate = until, max(rule.Rate, s.cfg.Backoff.MinRate)
+		}
+		return false
+	}
+	return false
+}
+
+// cut is the multiplicative decrease.
+func (s *Shaper) cut(p *path, now time.Time) {
+	b := &s.cfg.Backoff
+	if p.cut && now.Sub(p.lastCut) < b.RecoverInterval {
+		return // one cut per interval: in-flight work started at the old rate
+	}
+	eff := s.effective(p, now)
+	rate := eff.MessageRate
+	if rate <= 0 {
+		rate = p.meter.rate(now)
+		if rate <= 0 {
+			rate = 1
+		}
+	}
+	if !p.cut {
+		p.rateCeil = p.base.MessageRate
+		if p.rateCeil <= 0 {
+			p.rateCeil = rate // recover to the measured rate, then unlimited
+		}
+		p.conns = float64(max(1, eff.Connections))
+	}
+	p.cut = true
+	p.rate = max(b.MinRate, rate*b.Factor)
+	p.conns = max(1, math.Floor(p.conns*b.Factor))
+	p.lastCut, p.lastRaise = now, now
+}
+
+// recover is the additive increase after a success.
+func (s *Shaper) recover(p *path, now time.Time) {
+	b := &s.cfg.Backoff
+	if !p.cut || now.Sub(p.lastRaise) < b.RecoverInterval {
+		return
+	}
+	p.lastRaise = now
+	p.rate = min(p.rateCeil, p.rate+b.RecoverStep*p.rateCeil)
+	connCeil := float64(max(1, p.base.Connections))
+	p.conns = min(connCeil, p.conns+max(1, math.Floor(b.RecoverStep*connCeil)))
+	if p.rate >= p.rateCeil && p.conns >= connCeil {
+		p.cut = false
+	}
+}
+
+// Status returns the state of every known path, sorted by source and site.
+func (s *Shaper) Status() []PathStatus {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]PathStatus, 0, len(s.paths))
+	for _, p := range s.paths {
+		out = append(out, s.status(p, now))
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Source != out[j].Source {
+			return out[i].Source < out[j].Source
+		}
+		return out[i].Site < out[j].Site
+	})
+	return out
+}
+
+// PathStatus returns the state of one path (zero Site when unknown).
+func (s *Shaper) PathStatus(source, site string) PathStatus {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.paths[pathKey(source, site)]
+	if p == nil {
+		return PathStatus{}
+	}
+	return s.status(p, now)
+}
+
+func (s *Shaper) status(p *path, now time.Time) PathStatus {
+	eff := s.effective(p, now)
+	st := PathStatus{Source: p.source, Site: p.site, Connections: eff.Connections,
+		EffectiveRate: eff.MessageRate, ConfiguredRate: p.base.MessageRate, Throttled: p.cut}
+	if now.Before(p.suspendUntil) {
+		st.Suspended = p.suspendUntil
+	}
+	if now.Before(p.bounceUntil) {
+		st.Bouncing = p.bounceUntil
+	}
+	return st
+}
+
+// SuspendSite suspends delivery to a site on every source until until (a
+// zero time lifts a suspension): the admin API's suspend.
+func (s *Shaper) SuspendSite(site string, until time.Time) {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	found := false
+	for _, p := range s.paths {
+		if p.site == site {
+			p.suspendUntil = until
+			found = true
+		}
+	}
+	if !found && !until.IsZero() {
+		p := s.get("", site, "", now)
+		p.suspendUntil = until
+	}
+}
+
+// Open reports whether the gate lets the item through (no wait, no bounce).
+func (g Gate) Open() bool { return g.Until.IsZero() && !g.Bounce }

@@ -1,0 +1,252 @@
+package shaping
+
+import (
+	"math"
+	"regexp"
+	"testing"
+	"time"
+
+	"gannet/engine/outbound"
+	"gannet/smtpwire"
+)
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time          { return c.t }
+func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+func newTestShaper(base outbound.Limits, mod func(*Config)) (*Shaper, *clock) {
+	c := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	cfg := Config{
+		Base: func(string, []string) outbound.Limits { return base },
+		Now:  c.now,
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	return New(cfg), c
+}
+
+func outcome(st outbound.Status, code int, enh, text string) *outbound.Outcome {
+	return &outbound.Outcome{Results: []outbound.Result{{Rcpt: "a@x.test", Status: st,
+		Reply: smtpwire.Reply{Code: code, Enhanced: enh, Lines: []string{text}}}}}
+}
+
+func ok() *outbound.Outcome { return outcome(outbound.Delivered, 250, "2.0.0", "OK") }
+
+const site = "mx1.x.test,mx2.x.test"
+
+func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+
+// TestBackoffCutAndRecover: a 421 cuts rate and connections by the factor;
+// successes bring them back one step per interval up to the configured
+// limits, and no further.
+func TestBackoffCutAndRecover(t *testing.T) {
+	s, c := newTestShaper(outbound.Limits{Connections: 10, MessageRate: 100}, nil)
+	if l := s.Limits("", site, "x.test"); l.Connections != 10 || l.MessageRate != 100 {
+		t.Fatalf("initial limits %+v", l)
+	}
+	s.Observe("", site, "x.test", outcome(outbound.Transient, 421, "4.7.0", "Too many messages, slow down"))
+	l := s.Limits("", site, "x.test")
+	if l.Connections != 7 || !near(l.MessageRate, 70) {
+		t.Fatalf("after a 421: %+v, want 7 connections and 70/s", l)
+	}
+	// A second throttle in the same interval does not cut again.
+	s.Observe("", site, "x.test", outcome(outbound.Transient, 451, "4.7.1", "rate limited"))
+	if l := s.Limits("", site, "x.test"); !near(l.MessageRate, 70) {
+		t.Fatalf("second cut within the interval: %+v", l)
+	}
+	c.advance(time.Second)
+	s.Observe("", site, "x.test", outcome(outbound.Transient, 451, "4.7.1", "rate limited"))
+	if l := s.Limits("", site, "x.test"); !near(l.MessageRate, 49) || l.Connections != 4 {
+		t.Fatalf("second cut: %+v, want 49/s and 4 connections", l)
+	}
+	if st := s.PathStatus("", site); !st.Throttled || !near(st.EffectiveRate, 49) || st.ConfiguredRate != 100 {
+		t.Fatalf("status %+v", st)
+	}
+	// Recovery: +10/s and +1 connection per second of successes.
+	prev := 49.0
+	for i := 0; i < 20; i++ {
+		c.advance(time.Second)
+		s.Observe("", site, "x.test", ok())
+		l := s.Limits("", site, "x.test")
+		if l.MessageRate < prev || l.MessageRate > 100 || l.Connections > 10 {
+			t.Fatalf("step %d: %+v", i, l)
+		}
+		prev = l.MessageRate
+	}
+	if l := s.Limits("", site, "x.test"); l.MessageRate != 100 || l.Connections != 10 {
+		t.Fatalf("recovered to %+v, want the configured 10 connections and 100/s", l)
+	}
+	if st := s.PathStatus("", site); st.Throttled {
+		t.Fatalf("still throttled after recovery: %+v", st)
+	}
+}
+
+// TestBackoffUnlimitedUsesMeasuredRate: with no configured rate, the cut
+// starts from the measured rate and recovery ends at unlimited again.
+func TestBackoffUnlimitedUsesMeasuredRate(t *testing.T) {
+	s, c := newTestShaper(outbound.Limits{Connections: 4}, nil)
+	for sec := 0; sec < 3; sec++ {
+		for i := 0; i < 20; i++ {
+			c.advance(50 * time.Millisecond)
+			s.Observe("", site, "x.test", ok())
+		}
+	}
+	c.advance(10 * time.Millisecond)
+	s.Observe("", site, "x.test", outcome(outbound.Transient, 421, "4.3.2", "try later"))
+	l := s.Limits("", site, "x.test")
+	if l.MessageRate < 0.7*15 || l.MessageRate > 0.7*25 {
+		t.Fatalf("cut rate %v, want about 0.7 × 20/s", l.MessageRate)
+	}
+	for i := 0; i < 15; i++ {
+		c.advance(time.Second)
+		s.Observe("", site, "x.test", ok())
+	}
+	if l := s.Limits("", site, "x.test"); l.MessageRate != 0 || l.Connections != 4 {
+		t.Fatalf("after recovery %+v, want unlimited and 4 connections", l)
+	}
+}
+
+// TestNotThrottle: local replies, 5xx and ordinary 4xx do not cut; a
+// throttle_regex makes a 450 count.
+func TestNotThrottle(t *testing.T) {
+	s, _ := newTestShaper(outbound.Limits{Connections: 5, MessageRate: 10}, func(c *Config) {
+		c.Backoff.Throttle = []*regexp.Regexp{regexp.MustCompile(`(?i)too fast`)}
+	})
+	local := outcome(outbound.Transient, 451, "4.4.2", "connection lost")
+	local.Results[0].Local = true
+	for _, o := range []*outbound.Outcome{
+		local,
+		outcome(outbound.Bounced, 550, "5.1.1", "no such user"),
+		outcome(outbound.Transient, 450, "4.2.0", "mailbox busy"),
+	} {
+		s.Observe("", site, "x.test", o)
+		if l := s.Limits("", site, "x.test"); l.MessageRate != 10 {
+			t.Fatalf("%v cut the rate to %v", o.Results[0].Reply, l.MessageRate)
+		}
+	}
+	s.Observe("", site, "x.test", outcome(outbound.Transient, 450, "4.2.0", "you send too fast"))
+	if l := s.Limits("", site, "x.test"); !near(l.MessageRate, 7) {
+		t.Fatalf("throttle_regex: rate %v, want 7", l.MessageRate)
+	}
+	// A 421 greeting (no transaction) is a throttle too.
+	s2, _ := newTestShaper(outbound.Limits{Connections: 5, MessageRate: 10}, nil)
+	o := &outbound.Outcome{SessionReply: smtpwire.Reply{Code: 421, Enhanced: "4.7.0", Lines: []string{"too many connections"}},
+		Results: []outbound.Result{{Status: outbound.Transient, Local: true, Reply: smtpwire.Reply{Code: 451, Enhanced: "4.4.0"}}}}
+	s2.Observe("", site, "x.test", o)
+	if l := s2.Limits("", site, "x.test"); l.Connections != 3 {
+		t.Fatalf("421 greeting: %+v, want 3 connections", l)
+	}
+}
+
+// TestRules: suspend, bounce and rate rules match by domain or MX suffix
+// and expire after their duration.
+func TestRules(t *testing.T) {
+	s, c := newTestShaper(outbound.Limits{Connections: 5, MessageRate: 50}, func(cfg *Config) {
+		cfg.Backoff.Disabled = true
+		cfg.Rules = []Rule{
+			{MXSuffixes: []string{".x.test"}, Regex: regexp.MustCompile(`\[TS01\]`), Action: Suspend, Duration: time.Hour},
+			{Domains: []string{"y.test"}, Regex: regexp.MustCompile(`blocked`), Action: Bounce, Duration: time.Minute},
+			{Regex: regexp.MustCompile(`unusual rate`), Action: Rate, Rate: 1, Duration: 30 * time.Minute},
+		}
+	})
+	// Suspend by MX suffix.
+	if g := s.Gate("", site, "x.test"); !g.Open() {
+		t.Fatalf("gate before any rule: %+v", g)
+	}
+	s.Observe("", site, "x.test", outcome(outbound.Transient, 421, "4.7.0", "[TS01] deferred due to complaints"))
+	if g := s.Gate("", site, "x.test"); !g.Until.Equal(c.t.Add(time.Hour)) {
+		t.Fatalf("suspend: gate %+v", g)
+	}
+	if st := s.PathStatus("", site); st.Suspended.IsZero() {
+		t.Fatal("status does not show the suspension")
+	}
+	// The suspend rule does not apply to another MX.
+	s.Observe("", "mx.other.test", "other.test", outcome(outbound.Transient, 421, "4.7.0", "[TS01] deferred"))
+	if g := s.Gate("", "mx.other.test", "other.test"); !g.Open() {
+		t.Fatalf("rule for .x.test applied to mx.other.test: %+v", g)
+	}
+	// Bounce by domain: Observe reports it, Gate bounces for a minute.
+	if !s.Observe("", "mx.y.test", "y.test", outcome(outbound.Transient, 451, "4.7.1", "you are blocked")) {
+		t.Fatal("Observe did not report the bounce rule")
+	}
+	if g := s.Gate("", "mx.y.test", "y.test"); !g.Bounce || g.Reply.Code != 451 {
+		t.Fatalf("bounce gate %+v", g)
+	}
+	// Rate for every destination.
+	s.Observe("", "mx.z.test", "z.test", outcome(outbound.Transient, 450, "4.7.0", "unusual rate of mail"))
+	if l := s.Limits("", "mx.z.test", "z.test"); l.MessageRate != 1 {
+		t.Fatalf("rate rule: %+v", l)
+	}
+	c.advance(31 * time.Minute)
+	if l := s.Limits("", "mx.z.test", "z.test"); l.MessageRate != 50 {
+		t.Fatalf("rate rule after its duration: %+v", l)
+	}
+	if g := s.Gate("", "mx.y.test", "y.test"); !g.Open() {
+		t.Fatalf("bounce rule after its duration: %+v", g)
+	}
+	c.advance(30 * time.Minute)
+	if g := s.Gate("", site, "x.test"); !g.Open() {
+		t.Fatalf("suspension after its duration: %+v", g)
+	}
+}
+
+// TestPathsAreSeparate: the state of one egress source's path does not
+// touch another's, and the base limits see the MX hosts of the site.
+func TestPathsAreSeparate(t *testing.T) {
+	var gotHosts []string
+	s, _ := newTestShaper(outbound.Limits{}, func(c *Config) {
+		c.Base = func(domain string, hosts []string) outbound.Limits {
+			gotHosts = hosts
+			if MatchMXSuffix(hosts, []string{".x.test"}) {
+				return outbound.Limits{Connections: 3, MessageRate: 10}
+			}
+			return outbound.Limits{Connections: 9, MessageRate: 90}
+		}
+	})
+	if l := s.Limits("ip1", site, "x.test"); l.Connections != 3 {
+		t.Fatalf("provider limits %+v (hosts %v)", l, gotHosts)
+	}
+	s.Observe("ip1", site, "x.test", outcome(outbound.Transient, 421, "4.7.0", "slow down"))
+	if l := s.Limits("ip2", site, "x.test"); l.Connections != 3 || l.MessageRate != 10 {
+		t.Fatalf("ip2 changed by ip1's throttle: %+v", l)
+	}
+	if l := s.Limits("ip1", site, "x.test"); l.Connections != 2 {
+		t.Fatalf("ip1 after throttle: %+v", l)
+	}
+	if l := s.Limits("", "mx.other.test", "other.test"); l.Connections != 9 {
+		t.Fatalf("other site %+v", l)
+	}
+	if n := len(s.Status()); n != 3 {
+		t.Fatalf("%d paths in Status, want 3", n)
+	}
+}
+
+func TestMatchMXSuffix(t *testing.T) {
+	for _, c := range []struct {
+		hosts, suffixes []string
+		want            bool
+	}{
+		{[]string{"aspmx.l.google.com", "alt1.aspmx.l.google.com."}, []string{".google.com"}, true},
+		{[]string{"aspmx.l.google.com", "mx.other.test"}, []string{".google.com"}, false},
+		{[]string{"google.com"}, []string{".google.com"}, true},
+		{[]string{"notgoogle.com"}, []string{".google.com"}, false},
+		{[]string{"MX.Yahoodns.NET"}, []string{"yahoodns.net"}, true},
+		{nil, []string{".google.com"}, false},
+	} {
+		if got := MatchMXSuffix(c.hosts, c.suffixes); got != c.want {
+			t.Errorf("MatchMXSuffix(%v, %v) = %v", c.hosts, c.suffixes, got)
+		}
+	}
+}
+
+func BenchmarkShaperLimitsObserve(b *testing.B) {
+	s, _ := newTestShaper(outbound.Limits{Connections: 10, MessageRate: 100}, nil)
+	o := ok()
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Limits("", site, "x.test")
+		s.Observe("", site, "x.test", o)
+	}
+}

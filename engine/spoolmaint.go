@@ -1,0 +1,76 @@
+package engine
+
+import (
+	"errors"
+	"time"
+
+	"gannet/queue"
+)
+
+// Spool maintenance: a background task that keeps the spool small and says
+// when it stops or resumes taking mail.
+//
+//   - Every spoolCompactEvery it compacts sparse segments (less than half of
+//     their bytes still live), so that a few long-deferred messages do not
+//     pin whole 64 MiB files. Compaction does nothing while the disk is
+//     below the spool's free-space floor.
+//   - Every spoolHealthEvery it asks Spool.Healthy and logs each change:
+//     "spool refusing new mail" (new mail then gets 452 4.3.1 from admit)
+//     and "spool accepting mail again". Healthy re-reads the free space
+//     and lets a probe through after a failed commit, so acceptance resumes
+//     by itself once the disk has room; this task only reports it.
+//
+// It ends when the spool begins to close (Spool.Done), so Engine.Stop needs
+// no extra step.
+const (
+	spoolCompactEvery = time.Minute
+	spoolHealthEvery  = time.Second
+	spoolCompactRatio = 0.5
+)
+
+// startSpoolMaint starts the maintenance goroutine (from Start).
+func (e *Engine) startSpoolMaint() {
+	go e.spoolMaint(e.spool, spoolHealthEvery, spoolCompactEvery)
+}
+
+// spoolMaint runs until the spool closes.
+func (e *Engine) spoolMaint(sp *queue.Spool, healthEvery, compactEvery time.Duration) {
+	health := time.NewTicker(healthEvery)
+	defer health.Stop()
+	compact := time.NewTicker(compactEvery)
+	defer compact.Stop()
+	var refusing error
+	for {
+		select {
+		case <-sp.Done():
+			return
+		case <-health.C:
+			err := sp.Healthy()
+			if errors.Is(err, queue.ErrClosed) {
+				return
+			}
+			switch {
+			case err != nil && refusing == nil:
+				e.log.Warn("spool refusing new mail", "err", err, "reply", "452 4.3.1")
+			case err == nil && refusing != nil:
+				e.log.Info("spool accepting mail again", "after", refusing.Error())
+			}
+			refusing = err
+		case <-compact.C:
+			t0 := time.Now()
+			st, err := sp.Compact(spoolCompactRatio)
+			switch {
+			case errors.Is(err, queue.ErrClosed):
+				return
+			case errors.Is(err, queue.ErrNoSpace):
+				// Below the free-space floor: nothing to do until deliveries
+				// free room; the health log already says why.
+			case err != nil:
+				e.log.Error("spool compaction", "err", err)
+			case st.Moved > 0 || st.Segments > 0:
+				e.log.Info("spool compacted", "segments", st.Segments, "moved", st.Moved,
+					"skipped", st.Skipped, "freed_bytes", st.Freed, "took", time.Since(t0).Round(time.Millisecond))
+			}
+		}
+	}
+}
