@@ -308,12 +308,21 @@ func (s *Shaper) Observe(source, site, domain string, out *outbound.Outcome) (bo
 	p.meter.add(now)
 
 	throttled, delivered := false, false
-	check := func(r smtpwire.Reply) {
+	// wholeTxn: the reply refused the whole transaction (every recipient
+	// got it), as opposed to one recipient among others.
+	wholeTxn := len(out.Results) > 0
+	for i := range out.Results {
+		if out.Results[i].Status == outbound.Delivered || (i > 0 && !sameReply(out.Results[i].Reply, out.Results[0].Reply)) {
+			wholeTxn = false
+			break
+		}
+	}
+	check := func(r smtpwire.Reply, whole bool) {
 		if r.Code == 0 {
 			return
 		}
 		if r.Code >= 400 {
-			if s.isThrottle(r) {
+			if s.isThrottle(r, whole) {
 				throttled = true
 			}
 			if s.automate(p, r, now) {
@@ -321,7 +330,7 @@ func (s *Shaper) Observe(source, site, domain string, out *outbound.Outcome) (bo
 			}
 		}
 	}
-	check(out.SessionReply)
+	check(out.SessionReply, true)
 	seen := 0
 	for i := range out.Results {
 		res := &out.Results[i]
@@ -337,7 +346,7 @@ func (s *Shaper) Observe(source, site, domain string, out *outbound.Outcome) (bo
 			continue
 		}
 		seen++
-		check(res.Reply)
+		check(res.Reply, wholeTxn)
 	}
 	if s.cfg.Backoff.Disabled {
 		return bounce
@@ -363,15 +372,30 @@ func sameReply(a, b smtpwire.Reply) bool {
 	return true
 }
 
-// isThrottle reports whether a server reply asks Gannet to slow down.
-func (s *Shaper) isThrottle(r smtpwire.Reply) bool {
-	if r.Code == 421 || r.Code == 451 || (r.Code/100 == 4 && strings.HasPrefix(r.Enhanced, "4.7.")) {
-		return true
-	}
-	if len(s.cfg.Backoff.Throttle) == 0 {
+// builtinThrottle matches the wording providers use when they defer mail
+// because of its rate rather than its content (Gmail's "unusual rate",
+// Yahoo's "try again later", Microsoft's "throttled", …).
+var builtinThrottle = regexp.MustCompile(`(?i)rate limit|unusual rate|too many (messages|connections|recipients|emails)|throttl|exceeded|try again later|slow down|temporarily (deferred|rate)`)
+
+// isThrottle reports whether a server reply asks Gannet to slow down: a 421
+// (the server closes the session), any 4.7.x (RFC 3463 security or policy
+// status, which providers use for rate limiting), a 451 that refuses the
+// whole transaction (wholeTxn: the session reply, or the one reply every
+// recipient got), or a 4xx whose text says so (builtinThrottle and the
+// configured throttle_regex). A lone 451 at RCPT is a per-recipient
+// temporary failure (greylisting, a busy mailbox), not a reason to slow the
+// whole site down.
+func (s *Shaper) isThrottle(r smtpwire.Reply, wholeTxn bool) bool {
+	if r.Code/100 != 4 {
 		return false
 	}
+	if r.Code == 421 || strings.HasPrefix(r.Enhanced, "4.7.") || (r.Code == 451 && wholeTxn) {
+		return true
+	}
 	text := r.String()
+	if builtinThrottle.MatchString(text) {
+		return true
+	}
 	for _, re := range s.cfg.Backoff.Throttle {
 		if re.MatchString(text) {
 			return true
@@ -408,6 +432,10 @@ func (s *Shaper) automate(p *path, r smtpwire.Reply, now time.Time) bool {
 	return false
 }
 
+// unlimitedCutFloor is the least rate, per second, a cut starts from on a
+// path that has no configured rate.
+const unlimitedCutFloor = 10.0
+
 // cut is the multiplicative decrease.
 func (s *Shaper) cut(p *path, now time.Time) {
 	b := &s.cfg.Backoff
@@ -417,10 +445,11 @@ func (s *Shaper) cut(p *path, now time.Time) {
 	eff := s.effective(p, now)
 	rate := eff.MessageRate
 	if rate <= 0 {
-		rate = p.meter.rate(now)
-		if rate <= 0 {
-			rate = 1
-		}
+		// No configured rate: start from the measured one, but not below
+		// unlimitedCutFloor, so that one throttling reply at low volume
+		// does not bring a site down to a message every few seconds; if
+		// the throttling goes on, each further cut lowers it again.
+		rate = max(p.meter.rate(now), unlimitedCutFloor)
 	}
 	if !p.cut {
 		p.rateCeil = p.base.MessageRate

@@ -250,3 +250,51 @@ func BenchmarkShaperLimitsObserve(b *testing.B) {
 		s.Observe("", site, "x.test", o)
 	}
 }
+
+// TestThrottleReplies: which deferrals count as "slow down". A lone 451 at
+// RCPT among delivered recipients (greylisting, a busy mailbox) does not cut
+// the site; a 451 refusing the whole transaction, a 421, any 4.7.x and a 4xx
+// speaking of rates do.
+func TestThrottleReplies(t *testing.T) {
+	mixed := &outbound.Outcome{Results: []outbound.Result{
+		{Rcpt: "a@x.test", Status: outbound.Delivered, Reply: smtpwire.Reply{Code: 250, Enhanced: "2.0.0", Lines: []string{"OK"}}},
+		{Rcpt: "b@x.test", Status: outbound.Transient, Reply: smtpwire.Reply{Code: 451, Enhanced: "4.3.0", Lines: []string{"mailbox busy"}}},
+	}}
+	cases := []struct {
+		name string
+		out  *outbound.Outcome
+		cut  bool
+	}{
+		{"451 for one recipient of two", mixed, false},
+		{"451 for the whole transaction", outcome(outbound.Transient, 451, "4.3.0", "local error"), true},
+		{"421", outcome(outbound.Transient, 421, "4.3.2", "closing"), true},
+		{"450 4.7.1", outcome(outbound.Transient, 450, "4.7.1", "greylisted"), true},
+		{"450 with rate wording", outcome(outbound.Transient, 450, "4.2.1", "Rate limit exceeded, try again later"), true},
+		{"452 mailbox full", outcome(outbound.Transient, 452, "4.2.2", "mailbox full"), false},
+		{"550", outcome(outbound.Bounced, 550, "5.1.1", "no such user"), false},
+	}
+	for _, tc := range cases {
+		s, _ := newTestShaper(outbound.Limits{Connections: 10, MessageRate: 100}, nil)
+		s.Observe("", site, "x.test", tc.out)
+		got := s.PathStatus("", site).Throttled
+		if got != tc.cut {
+			t.Errorf("%s: throttled %v, want %v", tc.name, got, tc.cut)
+		}
+	}
+}
+
+// TestCutFloorWithoutConfiguredRate: on a path with no configured rate and
+// little traffic, one throttling reply cuts from unlimitedCutFloor (not from
+// the measured trickle), and further throttling keeps cutting.
+func TestCutFloorWithoutConfiguredRate(t *testing.T) {
+	s, c := newTestShaper(outbound.Limits{Connections: 4}, nil)
+	s.Observe("", site, "x.test", outcome(outbound.Transient, 421, "4.7.0", "slow down"))
+	if l := s.Limits("", site, "x.test"); !near(l.MessageRate, unlimitedCutFloor*0.7) || l.Connections != 2 {
+		t.Fatalf("after one 421 at low volume: %+v, want %.1f/s and 2 connections", l, unlimitedCutFloor*0.7)
+	}
+	c.advance(time.Second)
+	s.Observe("", site, "x.test", outcome(outbound.Transient, 421, "4.7.0", "slow down"))
+	if l := s.Limits("", site, "x.test"); !near(l.MessageRate, unlimitedCutFloor*0.49) {
+		t.Fatalf("after a second 421: %+v", l)
+	}
+}

@@ -1,0 +1,45 @@
+package shaping
+
+import (
+	"regexp"
+	"testing"
+	"time"
+
+	"gannet/engine/outbound"
+)
+
+// TestSetPolicy: after a reload, a new automation rule acts on the next
+// matching reply, a removed one no longer does, and a suspension already in
+// force is kept.
+func TestSetPolicy(t *testing.T) {
+	s, c := newTestShaper(outbound.Limits{Connections: 10}, nil)
+	complaint := outcome(outbound.Transient, 421, "4.7.0", "[TS01] deferred due to complaints")
+	s.Observe("", site, "x.test", complaint)
+	if g := s.Gate("", site, "x.test"); !g.Open() {
+		t.Fatalf("no rule yet, gate %+v", g)
+	}
+	s.SetPolicy(Backoff{Disabled: true}, []Rule{{Regex: regexp.MustCompile(`\[TS01\]`), Action: Suspend, Duration: time.Hour}})
+	s.Observe("", site, "x.test", complaint)
+	g := s.Gate("", site, "x.test")
+	if want := c.now().Add(time.Hour); !g.Until.Equal(want) {
+		t.Fatalf("after SetPolicy with a suspend rule: gate %+v, want suspended until %v", g, want)
+	}
+	s.SetPolicy(Backoff{}, nil)
+	if g := s.Gate("", "mx.y.test", "y.test"); !g.Open() {
+		t.Fatalf("unrelated path gated: %+v", g)
+	}
+	s.Observe("", "mx.y.test", "y.test", complaint)
+	if g := s.Gate("", "mx.y.test", "y.test"); !g.Open() {
+		t.Fatalf("a removed rule still acts: %+v", g)
+	}
+	if g := s.Gate("", site, "x.test"); g.Until.IsZero() {
+		t.Fatal("the suspension in force was dropped by the reload")
+	}
+	// The defaults of New apply to the zero Backoff: a 421 cuts by 0.7.
+	s2, _ := newTestShaper(outbound.Limits{Connections: 10, MessageRate: 100}, func(c *Config) { c.Backoff.Disabled = true })
+	s2.SetPolicy(Backoff{}, nil)
+	s2.Observe("", site, "x.test", outcome(outbound.Transient, 421, "4.7.0", "slow down"))
+	if l := s2.Limits("", site, "x.test"); l.Connections != 7 || !near(l.MessageRate, 70) {
+		t.Fatalf("back-off enabled by SetPolicy: limits %+v, want 7 connections and 70/s", l)
+	}
+}
