@@ -414,7 +414,7 @@ func TestE2EInjectKumoSubstitutions(t *testing.T) {
 		"campaign":        "kumo-e2e",
 		"substitutions":   map[string]any{"brand": "Gannet Weekly"},
 		"content": map[string]any{
-			"from":      map[string]any{"email": "news@src.test", "name": "Gannet Weekly"},
+			"from":      map[string]any{"email": "news@src.test", "name": "{{ brand }} for {{ first }}"},
 			"subject":   "Hello {{ first }}, issue {{ issue }}",
 			"text_body": "Dear {{ first }},\nyour code is {{ code }}.\n.\n-- {{ brand }}\n",
 			"html_body": "<p>Dear {{ first }}, your code is <b>{{ code }}</b>.</p>",
@@ -492,7 +492,7 @@ print(json.dumps(out))
 		if p.Type != "multipart/mixed" || strings.Join(p.Parts, ",") != wantParts || len(p.Defects) != 0 ||
 			p.Subject != "Hello "+first+", issue 7" || p.XCode != code ||
 			!strings.Contains(p.To, a.Rcpts[0]) || !strings.Contains(p.To, fmt.Sprintf("Reader %d", k)) ||
-			p.From != "Gannet Weekly <news@src.test>" ||
+			p.From != "Gannet Weekly for "+first+" <news@src.test>" ||
 			strings.ReplaceAll(p.Text, "\r\n", "\n") != "Dear "+first+",\nyour code is "+code+".\n.\n-- Gannet Weekly\n" ||
 			!strings.Contains(p.HTML, "<b>"+code+"</b>") ||
 			len(p.Att) != 1 || p.Att[0][0] != "codes.csv" || p.Att[0][1] != "text/csv" || p.Att[0][2] != "codes,for,all\n" {

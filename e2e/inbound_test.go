@@ -427,6 +427,10 @@ func TestInboundProduction(t *testing.T) {
 			})
 		}
 		acc = append(acc, accepted{r[0].ID, "globex", "curl-starttls@far.example"})
+		// The Reception record names the TLS the session negotiated.
+		if v := r[0].TLSProtocolVersion; v != "TLSv1.2" && v != "TLSv1.3" || !strings.HasPrefix(r[0].TLSCipher, "TLS_") {
+			t.Errorf("STARTTLS Reception: tls_protocol_version %q tls_cipher %q", v, r[0].TLSCipher)
+		}
 
 		out, err = runClient(t, nil, curl, "-sS", "-k", "--url", "smtps://"+smtpsHost+":"+smtpsPort,
 			"--mail-from", "app@inb.test", "--mail-rcpt", "curl-smtps@far.example", "--upload-file", file)
@@ -438,6 +442,10 @@ func TestInboundProduction(t *testing.T) {
 			return len(r) == 1, ""
 		})
 		acc = append(acc, accepted{r[0].ID, "", "curl-smtps@far.example"})
+		// Implicit TLS on a tls_min_version = "1.3" listener.
+		if r[0].TLSProtocolVersion != "TLSv1.3" || !strings.HasPrefix(r[0].TLSCipher, "TLS_") {
+			t.Errorf("smtps Reception: tls_protocol_version %q tls_cipher %q", r[0].TLSProtocolVersion, r[0].TLSCipher)
+		}
 		// Without --user, the submit listener refuses MAIL: 530 5.7.0.
 		out, err = runClient(t, nil, curl, "-sS", "-v", "-k", "--url", "smtp://"+submit, "--ssl-reqd",
 			"--mail-from", "app@inb.test", "--mail-rcpt", "refused-curl@far.example", "--upload-file", file)

@@ -30,6 +30,7 @@ type logRecord struct {
 	BounceClassification string          `json:"bounce_classification"`
 	PeerAddress          json.RawMessage `json:"peer_address"`
 	TLSProtocolVersion   string          `json:"tls_protocol_version"`
+	TLSCipher            string          `json:"tls_cipher"`
 	Tenant               string          `json:"tenant"`
 	Campaign             string          `json:"campaign"`
 	Timestamp            json.RawMessage `json:"timestamp"`

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"time"
 
@@ -27,7 +28,7 @@ func (e *Engine) CheckMail(*inbound.Incoming) *smtpwire.Reply {
 
 // admit reports whether a new message may be taken now.
 func (e *Engine) admit() error {
-	if max := e.cfg.Queue.MaxQueueDepth; max > 0 && e.delivery.Messages() >= max {
+	if max := e.conf().Queue.MaxQueueDepth; max > 0 && e.delivery.Messages() >= max {
 		return errQueueFull
 	}
 	return e.spool.Healthy()
@@ -51,6 +52,7 @@ func (e *Engine) Accept(_ context.Context, in *inbound.Incoming) smtpwire.Reply 
 		body:   in.Body,
 		host:   host,
 		tenant: in.Tenant,
+		trace:  in.ReceivedHeader(id, now),
 		// An authenticated client may route by header (its tenant is its
 		// account's); otherwise only hosts in relay_hosts may.
 		trusted: in.Tenant != "" || e.trusted(in),
@@ -64,12 +66,14 @@ func (e *Engine) Accept(_ context.Context, in *inbound.Incoming) smtpwire.Reply 
 		rcpts[i] = r.Addr
 	}
 	m := newQueueMessage(id, env.From.Addr, rcpts, p, now)
-	if err := e.store(m, withReceived(in.ReceivedHeader(id, now), p.body)); err != nil {
+	received := func() {
+		e.metrics.Received(in.Listener).Inc()
+		e.writeReception(m, in.Listener, in.Peer.Addr().String(), env.Helo, in.TLS)
+	}
+	if err := e.store(m, p.body, received); err != nil {
 		e.log.Error("spool append", "err", err)
 		return smtpwire.ReplyQueueFull
 	}
-	e.metrics.Received(in.Listener).Inc()
-	e.recordReception(m, in.Listener, in.Peer.Addr().String(), env.Helo)
 	return smtpwire.Reply{Code: 250, Enhanced: "2.0.0", Lines: []string{"OK id=" + id}}
 }
 
@@ -79,13 +83,18 @@ func (e *Engine) Accept(_ context.Context, in *inbound.Incoming) smtpwire.Reply 
 var replyLocalError = smtpwire.Reply{Code: 451, Enhanced: "4.3.0", Lines: []string{"local error, try again later"}}
 
 // store appends m to the spool (durably), measures the commit and hands the
-// message to delivery.
-func (e *Engine) store(m *queue.Message, body []byte) error {
+// message to delivery. durable, when set, runs once the message is on disk
+// and before delivery owns m (the Reception records read m, which the
+// delivery loop then updates).
+func (e *Engine) store(m *queue.Message, body []byte, durable func()) error {
 	t0 := time.Now()
 	if err := e.spool.Append(m, body); err != nil {
 		return err
 	}
 	e.metrics.SpoolCommit.UpdateDuration(t0)
+	if durable != nil {
+		durable()
+	}
 	e.obs.enqueued(m) // before delivery can record an outcome
 	if err := e.delivery.Enqueue(m); err != nil {
 		// The message is durable; it is picked up again at the next start.
@@ -94,8 +103,22 @@ func (e *Engine) store(m *queue.Message, body []byte) error {
 	return nil
 }
 
+// recordReception writes the Reception records of a message received
+// without TLS (the HTTP inject API).
 func (e *Engine) recordReception(m *queue.Message, listener, peer, helo string) {
+	e.writeReception(m, listener, peer, helo, nil)
+}
+
+// writeReception writes one Reception record per recipient. For a session
+// protected by TLS (STARTTLS, RFC 3207, or implicit TLS, RFC 8314) the
+// records name the negotiated protocol version and cipher suite, as
+// KumoMTA's do; cs is nil for plaintext sessions.
+func (e *Engine) writeReception(m *queue.Message, listener, peer, helo string, cs *tls.ConnectionState) {
 	now := e.now()
+	var tlsVersion, tlsCipher string
+	if cs != nil && cs.HandshakeComplete {
+		tlsVersion, tlsCipher = tlsVersionName(cs.Version), tls.CipherSuiteName(cs.CipherSuite)
+	}
 	for _, r := range m.Recipients {
 		e.records.Write(&logrec.Record{
 			Type:        logrec.Reception,
@@ -110,8 +133,27 @@ func (e *Engine) recordReception(m *queue.Message, listener, peer, helo string) 
 			Timestamp:   now,
 			Created:     m.Created,
 			Listener:    listener,
+
+			TLSProtocolVersion: tlsVersion,
+			TLSCipher:          tlsCipher,
 		})
 	}
+}
+
+// tlsVersionName names a TLS version the way the log records do: "TLSv1.3"
+// (as KumoMTA and Postfix log it), not crypto/tls's "TLS 1.3".
+func tlsVersionName(v uint16) string {
+	switch v {
+	case tls.VersionTLS10:
+		return "TLSv1.0"
+	case tls.VersionTLS11:
+		return "TLSv1.1"
+	case tls.VersionTLS12:
+		return "TLSv1.2"
+	case tls.VersionTLS13:
+		return "TLSv1.3"
+	}
+	return tls.VersionName(v)
 }
 
 // trusted reports whether the client may set routing metadata by header:

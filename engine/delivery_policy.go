@@ -17,46 +17,59 @@ import (
 
 // This file turns the delivery policy of the configuration — shaping
 // tables, [backoff], [[shaping_rule]], [tls_policy], egress sources and
-// pools, tenant rates, send_bounces — into what engine/outbound,
-// engine/shaping and engine/delivery take. buildOutbound (engine.go) wires
-// them.
+// pools, send_bounces — into what engine/outbound, engine/shaping and
+// engine/delivery take. buildOutbound (engine.go) wires them; the parts a
+// reload may change (reload.go) read the configuration through e.conf().
 
-// newShaper builds the Shaper of cfg.
-func newShaper(cfg *config.Config, now func() time.Time) (*shaping.Shaper, error) {
-	sc := shaping.Config{
+// newShaper builds the Shaper. Its limits are read through conf on every
+// use, so that a reload changes them; the back-off settings and rules are
+// those of conf() now, replaced by Shaper.SetPolicy on a reload.
+func newShaper(conf func() *config.Config, now func() time.Time) (*shaping.Shaper, error) {
+	b, rules, err := shapingPolicy(conf())
+	if err != nil {
+		return nil, err
+	}
+	return shaping.New(shaping.Config{
 		Base: func(domain string, hosts []string) outbound.Limits {
-			return limitsOf(cfg.ShapingFor(domain, hosts))
+			return limitsOf(conf().ShapingFor(domain, hosts))
 		},
-		Backoff: shaping.Backoff{
-			Disabled:        !cfg.Backoff.Enabled,
-			Factor:          cfg.Backoff.Factor,
-			RecoverInterval: cfg.Backoff.RecoverInterval.Duration,
-			RecoverStep:     cfg.Backoff.RecoverStep,
-		},
-		Now: now,
+		Backoff: b,
+		Rules:   rules,
+		Now:     now,
+	}), nil
+}
+
+// shapingPolicy converts [backoff] and [[shaping_rule]].
+func shapingPolicy(cfg *config.Config) (shaping.Backoff, []shaping.Rule, error) {
+	b := shaping.Backoff{
+		Disabled:        !cfg.Backoff.Enabled,
+		Factor:          cfg.Backoff.Factor,
+		RecoverInterval: cfg.Backoff.RecoverInterval.Duration,
+		RecoverStep:     cfg.Backoff.RecoverStep,
 	}
 	for _, s := range cfg.Backoff.ThrottleRegex {
 		re, err := regexp.Compile(s)
 		if err != nil {
-			return nil, fmt.Errorf("[backoff] throttle_regex %q: %w", s, err)
+			return b, nil, fmt.Errorf("[backoff] throttle_regex %q: %w", s, err)
 		}
-		sc.Backoff.Throttle = append(sc.Backoff.Throttle, re)
+		b.Throttle = append(b.Throttle, re)
 	}
+	var rules []shaping.Rule
 	for i, r := range cfg.ShapingRules {
 		re, err := regexp.Compile(r.Regex)
 		if err != nil {
-			return nil, fmt.Errorf("shaping_rule[%d] regex %q: %w", i, r.Regex, err)
+			return b, nil, fmt.Errorf("shaping_rule[%d] regex %q: %w", i, r.Regex, err)
 		}
 		act, ok := shaping.ParseAction(r.Action)
 		if !ok {
-			return nil, fmt.Errorf("shaping_rule[%d]: unknown action %q", i, r.Action)
+			return b, nil, fmt.Errorf("shaping_rule[%d]: unknown action %q", i, r.Action)
 		}
-		sc.Rules = append(sc.Rules, shaping.Rule{
+		rules = append(rules, shaping.Rule{
 			Domains: r.MatchDomain, MXSuffixes: r.MatchMXSuffix, Regex: re,
 			Action: act, Duration: r.Duration.Duration, Rate: r.Rate.PerSecond(),
 		})
 	}
-	return shaping.New(sc), nil
+	return b, rules, nil
 }
 
 // limitsOf converts a configured shaping rule.
@@ -80,28 +93,6 @@ func tlsPolicyOf(t config.TLS) (outbound.TLSPolicy, error) {
 		MinVersion:        t.MinVersionID(),
 		CipherSuites:      t.CipherSuiteIDs(),
 		FallbackPlaintext: t.FallbackPlaintext,
-	}, nil
-}
-
-// tlsForDomain returns outbound.Options.TLSFor: [tls_policy."DOMAIN"] over
-// [tls], keyed by the domain; other domains get [tls] and key "".
-func tlsForDomain(cfg *config.Config, def outbound.TLSPolicy) (func(string) (outbound.TLSPolicy, string), error) {
-	if len(cfg.TLSPolicies) == 0 {
-		return nil, nil
-	}
-	pols := make(map[string]outbound.TLSPolicy, len(cfg.TLSPolicies))
-	for d := range cfg.TLSPolicies {
-		p, err := tlsPolicyOf(cfg.TLSFor(d))
-		if err != nil {
-			return nil, fmt.Errorf("tls_policy %q: %w", d, err)
-		}
-		pols[d] = p
-	}
-	return func(domain string) (outbound.TLSPolicy, string) {
-		if p, ok := pols[domain]; ok {
-			return p, domain
-		}
-		return def, ""
 	}, nil
 }
 
@@ -179,21 +170,6 @@ func (ec *egressChooser) choose(tenant string) outbound.Source {
 	return ws[len(ws)-1].src
 }
 
-// tenantRates returns delivery.Options.TenantRate, or nil when no tenant
-// has a max_message_rate.
-func tenantRates(cfg *config.Config) func(string) float64 {
-	rates := map[string]float64{}
-	for _, t := range cfg.Tenants {
-		if r := t.MaxMessageRate.PerSecond(); r > 0 {
-			rates[t.Name] = r
-		}
-	}
-	if len(rates) == 0 {
-		return nil
-	}
-	return func(tenant string) float64 { return rates[tenant] }
-}
-
 // sendBounce returns delivery.Options.SendBounce: the DSN is spooled as a
 // new message from the null sender (RFC 3464; RFC 5321 §4.5.5) and queued
 // for delivery like any other.
@@ -205,7 +181,7 @@ func (e *Engine) sendBounce(to string, body []byte) error {
 		Priority:   1,
 		Created:    e.now(),
 	}
-	return e.store(m, body)
+	return e.store(m, body, nil)
 }
 
 // siteRateGauge installs gannet_site_effective_rate{site}: the effective

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gannet/engine/bounce"
@@ -21,6 +22,7 @@ import (
 	"gannet/engine/logrec"
 	"gannet/engine/metrics"
 	"gannet/engine/outbound"
+	"gannet/engine/shaping"
 	"gannet/queue"
 	"gannet/resolver"
 	"gannet/smtpwire"
@@ -37,9 +39,15 @@ type Options struct {
 
 // Engine is one running relay.
 type Engine struct {
-	cfg *config.Config
-	log *slog.Logger
-	now func() time.Time
+	// cfg is the configuration the engine started with: what only a
+	// restart changes (listeners, spool, resolver, …) is read from it.
+	// What a reload may change is read through conf() and policy(), from
+	// live (reload.go).
+	cfg      *config.Config
+	live     atomic.Pointer[livePolicy]
+	reloadMu sync.Mutex // one Reload at a time
+	log      *slog.Logger
+	now      func() time.Time
 
 	spool    *queue.Spool
 	ids      *queue.IDGenerator
@@ -53,7 +61,8 @@ type Engine struct {
 	inbound  *inbound.Server
 	certs    map[string]*certs.Store // by listener name
 	https    []*httpapi.Server
-	signers  *dkim.Signers // [[dkim]] keys (sign.go)
+	signers  *dkim.Signers // [[dkim]] keys at start (sign.go); live.signers after a reload
+	shaper   *shaping.Shaper
 
 	stopOnce sync.Once
 }
@@ -73,20 +82,22 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	if err := e.buildSigning(); err != nil {
 		return nil, err
 	}
+	pol, err := buildPolicy(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	pol.signers = e.signers
+	e.live.Store(pol)
 	e.metrics = metrics.New()
 	e.metrics.SetMaxDestinationLabels(cfg.Metrics.MaxDestinationLabels)
-	e.bounces = bounce.Default()
-	if f := cfg.Bounce.RulesFile; f != "" {
-		c, err := bounce.LoadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("[bounce] rules_file: %w", err)
-		}
-		e.bounces = c
-	}
+	e.bounces = pol.bounces
 	e.obs = newObserver(e.metrics, e.bounces)
+	// Classify with the rules in force: a reload may replace them.
+	e.obs.classify = func(code int, enhanced, text string) string {
+		return e.policy().bounces.Classify(code, enhanced, text).String()
+	}
 	e.ids = queue.NewIDGenerator(e.now)
 
-	var err error
 	e.spool, err = queue.Open(queue.Options{
 		Dir:         cfg.Spool.Path,
 		Compression: cfg.Spool.Compression,
@@ -141,25 +152,18 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 
 func (e *Engine) buildOutbound() error {
 	cfg := e.cfg
-	tlsDefault, err := tlsPolicyOf(cfg.TLS)
+	shaper, err := newShaper(e.conf, e.now)
 	if err != nil {
 		return err
 	}
-	tlsFor, err := tlsForDomain(cfg, tlsDefault)
-	if err != nil {
-		return err
-	}
-	shaper, err := newShaper(cfg, e.now)
-	if err != nil {
-		return err
-	}
+	e.shaper = shaper
 	egress := newEgressChooser(cfg, uint64(e.now().UnixNano()))
 	e.outbound = outbound.New(outbound.Options{
 		EHLOName:       cfg.Delivery.EHLOName,
 		SMTPPort:       cfg.Delivery.SMTPPort,
 		RelayTo:        cfg.Delivery.RelayTo,
-		TLS:            tlsDefault,
-		TLSFor:         tlsFor,
+		TLS:            e.policy().tlsDefault,
+		TLSFor:         e.tlsFor, // reload-safe ([tls], [tls_policy.*])
 		ConnectTimeout: cfg.Delivery.ConnectTimeout.Duration,
 		CommandTimeout: cfg.Delivery.CommandTimeout.Duration,
 		DataTimeout:    cfg.Delivery.DataTimeout.Duration,
@@ -192,7 +196,7 @@ func (e *Engine) buildOutbound() error {
 			MaxAge:  cfg.Queue.MaxRetryAge.Duration,
 		},
 		Shaper:       shaper,
-		TenantRate:   tenantRates(cfg),
+		TenantRate:   e.tenantRate, // reload-safe
 		ReportingMTA: cfg.Delivery.EHLOName,
 		Record:       e.records,
 		Classify:     e.classify,
@@ -211,22 +215,14 @@ func (e *Engine) buildOutbound() error {
 	return nil
 }
 
-// Start rebuilds the queue from the spool, then starts delivery and the
-// listeners.
+// Start starts the listeners, then loads the queue from the spool and
+// starts delivery. The listeners come first so that a restart with a
+// large queue takes mail at once (about 2 s to load a million messages
+// here): mail taken meanwhile is spooled and enqueued as always, and is
+// delivered, with the loaded mail, once the load has finished. While it
+// loads, max_queue_depth counts the messages still to load, and the admin
+// API's queue views wait for the load.
 func (e *Engine) Start() error {
-	t0 := time.Now()
-	n := 0
-	err := e.spool.Scan(func(m *queue.Message) error {
-		n++
-		e.obs.enqueued(m)
-		return e.delivery.Enqueue(m)
-	})
-	if err != nil {
-		return fmt.Errorf("spool scan: %w", err)
-	}
-	e.log.Info("queue loaded", "messages", n, "took", time.Since(t0).Round(time.Millisecond))
-	e.delivery.Start()
-	e.startSpoolMaint() // compaction and spool health (spoolmaint.go); ends when the spool closes
 	if e.inbound != nil {
 		if err := e.inbound.Start(); err != nil {
 			return err
@@ -241,6 +237,14 @@ func (e *Engine) Start() error {
 		}
 		e.log.Info("http listening", "addr", h.Addr())
 	}
+	t0 := time.Now()
+	n, err := e.delivery.Load(e.spool, e.obs.enqueued)
+	if err != nil {
+		return fmt.Errorf("spool scan: %w", err)
+	}
+	e.log.Info("queue loaded", "messages", n, "took", time.Since(t0).Round(time.Millisecond))
+	e.delivery.Start()
+	e.startSpoolMaint() // compaction and spool health (spoolmaint.go); ends when the spool closes
 	return nil
 }
 
@@ -250,17 +254,6 @@ func (e *Engine) SMTPAddrs() []net.Addr {
 		return nil
 	}
 	return e.inbound.Addrs()
-}
-
-// Reload applies what can change without a restart (SIGHUP): certificates
-// and DKIM key files are re-read.
-func (e *Engine) Reload() {
-	e.reloadSigning()
-	for name, s := range e.certs {
-		if err := s.Reload(); err != nil {
-			e.log.Error("reload certificate", "listener", name, "err", err)
-		}
-	}
 }
 
 // Stop stops accepting mail, lets in-flight work finish (until ctx ends),

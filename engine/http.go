@@ -22,7 +22,7 @@ func (e *Engine) buildHTTP() error {
 			TrustedHosts: l.TrustedHosts.Prefixes(),
 			Services:     append([]string{}, l.Services...),
 			APIKeys: func(bearer string) (string, bool) {
-				k := e.cfg.APIKey(bearer)
+				k := e.conf().APIKey(bearer) // [[api_key]] follows reloads
 				if k == nil {
 					return "", false
 				}
@@ -59,7 +59,7 @@ func (e *Engine) Inject(ctx context.Context, msgs []httpapi.Message) ([]string, 
 	if err := e.admit(); err != nil {
 		return nil, fmt.Errorf("%w: %v", httpapi.ErrQueueFull, err)
 	}
-	if max := e.cfg.Queue.MaxQueueDepth; max > 0 && e.delivery.Messages()+len(msgs) > max {
+	if max := e.conf().Queue.MaxQueueDepth; max > 0 && e.delivery.Messages()+len(msgs) > max {
 		return nil, httpapi.ErrQueueFull
 	}
 	var peer netip.Addr
@@ -117,12 +117,13 @@ func (e *Engine) Inject(ctx context.Context, msgs []httpapi.Message) ([]string, 
 	ids := make([]string, len(qms))
 	for i, m := range qms {
 		ids[i] = m.ID
+		// The Reception records read m: write them before delivery owns it.
+		e.metrics.Received("http").Inc()
+		e.recordReception(m, "http", peer.String(), "")
 		e.obs.enqueued(m) // before delivery can record an outcome
 		if err := e.delivery.Enqueue(m); err != nil {
 			e.log.Error("enqueue", "id", m.ID, "err", err)
 		}
-		e.metrics.Received("http").Inc()
-		e.recordReception(m, "http", peer.String(), "")
 	}
 	return ids, nil
 }

@@ -70,7 +70,7 @@ func (e *Engine) buildInbound() error {
 		Logger:        e.log,
 		Now:           e.now,
 		Metrics:       inboundMetrics{e},
-		Authenticator: authenticator{e.cfg},
+		Authenticator: authenticator{e.conf},
 	})
 	if err != nil {
 		return err
@@ -100,11 +100,12 @@ func (m inboundMetrics) Received(string, int) {} // counted once durable, in Acc
 func (m inboundMetrics) ErrorIn(string, int)  { m.e.metrics.SMTPErrorsIn.Inc() }
 func (m inboundMetrics) TLSFailure(string)    { m.e.metrics.TLSFailures.Inc() }
 
-// authenticator checks SMTP AUTH against [[smtp_user]].
-type authenticator struct{ cfg *config.Config }
+// authenticator checks SMTP AUTH against [[smtp_user]] of the
+// configuration in force (a reload changes the accounts).
+type authenticator struct{ conf func() *config.Config }
 
 func (a authenticator) Authenticate(_ context.Context, cred smtpwire.AuthCredentials) (string, string, bool) {
-	u := a.cfg.SMTPUser(cred.Username)
+	u := a.conf().SMTPUser(cred.Username)
 	if u == nil {
 		return "", "", false
 	}

@@ -16,17 +16,28 @@ import (
 type msgMeta struct {
 	tenant, campaign string
 	priority         int
-	body             []byte // the message, meta headers removed when configured
+	// strip holds the byte ranges of the meta header fields to remove
+	// (strip_meta_headers), in message order; prepare leaves them out when
+	// it builds the final message, so reading them copies nothing.
+	strip [][2]int
+}
+
+// stripped returns body without the ranges in m.strip, in a new slice (or
+// body itself when there is nothing to strip).
+func (m msgMeta) stripped(body []byte) []byte {
+	if len(m.strip) == 0 {
+		return body
+	}
+	return appendContent(nil, body, m.strip, len(body), nil)
 }
 
 // readMeta reads the [meta] headers from the message header section. Values
 // count only when trusted; the headers are removed when strip_meta_headers
 // is set, trusted or not, so they never leak to the recipient.
 func (e *Engine) readMeta(body []byte, trusted bool) msgMeta {
-	mc := e.cfg.Meta
-	out := msgMeta{body: body}
+	mc := e.conf().Meta
+	var out msgMeta
 	names := [3]string{mc.TenantHeader, mc.CampaignHeader, mc.PriorityHeader}
-	var strip [][2]int
 	forEachHeader(body, func(name string, value []byte, start, end int) {
 		for i, n := range names {
 			if n == "" || !strings.EqualFold(name, n) {
@@ -46,19 +57,10 @@ func (e *Engine) readMeta(body []byte, trusted bool) msgMeta {
 				}
 			}
 			if mc.StripMetaHeaders {
-				strip = append(strip, [2]int{start, end})
+				out.strip = append(out.strip, [2]int{start, end})
 			}
 		}
 	})
-	if len(strip) > 0 {
-		nb := make([]byte, 0, len(body))
-		prev := 0
-		for _, s := range strip {
-			nb = append(nb, body[prev:s[0]]...)
-			prev = s[1]
-		}
-		out.body = append(nb, body[prev:]...)
-	}
 	return out
 }
 
@@ -128,8 +130,19 @@ type headerEdits struct {
 // bulk mail — a campaign is set — of a tenant with list_unsubscribe, unless
 // the message already has one (the sender's own wins).
 func plannedEdits(c *config.Config, body []byte, tenant *config.Tenant, campaign string) headerEdits {
+	return plannedEditsExcept(c, body, nil, tenant, campaign)
+}
+
+// plannedEditsExcept is plannedEdits for body without the header fields
+// that start at the ranges in strip (the meta headers prepare removes).
+func plannedEditsExcept(c *config.Config, body []byte, strip [][2]int, tenant *config.Tenant, campaign string) headerEdits {
 	var has struct{ date, messageID, listUnsub bool }
-	forEachHeader(body, func(name string, _ []byte, _, _ int) {
+	forEachHeader(body, func(name string, _ []byte, start, _ int) {
+		for _, r := range strip {
+			if r[0] == start {
+				return
+			}
+		}
 		switch {
 		case strings.EqualFold(name, "Date"):
 			has.date = true
@@ -162,9 +175,27 @@ func (ed headerEdits) apply(body []byte, id, host string, now time.Time) []byte 
 	if ed.none() {
 		return body
 	}
-	at := headerSectionEnd(body)
-	add := make([]byte, 0, 256)
-	if at == len(body) && at > 0 && body[at-1] != '\n' {
+	at, add := ed.fields(body, nil, id, host, now)
+	return appendContent(make([]byte, 0, len(body)+len(add)), body, nil, at, add)
+}
+
+// fields returns the header fields apply adds (add) and the offset in body
+// where they go (at: the end of the header section), for body without the
+// ranges in strip (see appendContent). add is nil when there is nothing to
+// add.
+func (ed headerEdits) fields(body []byte, strip [][2]int, id, host string, now time.Time) (at int, add []byte) {
+	at = headerSectionEnd(body)
+	if ed.none() {
+		return at, nil
+	}
+	// The last byte before at that is kept: stripped fields right before
+	// at do not count.
+	last := at
+	for i := len(strip) - 1; i >= 0 && strip[i][1] == last; i-- {
+		last = strip[i][0]
+	}
+	add = make([]byte, 0, 256)
+	if at == len(body) && last > 0 && body[last-1] != '\n' {
 		add = append(add, "\r\n"...) // the last header line had no line end
 	}
 	if ed.date {
@@ -193,10 +224,28 @@ func (ed headerEdits) apply(body []byte, id, host string, now time.Time) []byte 
 			add = append(add, "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"...)
 		}
 	}
-	out := make([]byte, 0, len(body)+len(add))
-	out = append(out, body[:at]...)
-	out = append(out, add...)
-	return append(out, body[at:]...)
+	return at, add
+}
+
+// appendContent appends body to dst without the byte ranges in strip
+// (sorted, non-overlapping) and with add inserted at offset at (no strip
+// range may contain at), copying each byte of body once.
+func appendContent(dst, body []byte, strip [][2]int, at int, add []byte) []byte {
+	prev := 0
+	inserted := false
+	for _, r := range strip {
+		if !inserted && at <= r[0] {
+			dst = append(append(dst, body[prev:at]...), add...)
+			prev, inserted = at, true
+		}
+		dst = append(dst, body[prev:r[0]]...)
+		prev = r[1]
+	}
+	if !inserted {
+		dst = append(append(dst, body[prev:at]...), add...)
+		prev = at
+	}
+	return append(dst, body[prev:]...)
 }
 
 // headerSectionEnd returns the offset of the empty line that ends the

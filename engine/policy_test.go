@@ -66,16 +66,16 @@ func TestReadMeta(t *testing.T) {
 	msg := "X-Tenant: acme\r\nFrom: a@acme.example\r\nx-campaign:\r\n spring\r\nX-Type: Transactional\r\nSubject: s\r\n\r\nX-Tenant: body, not header\r\n"
 	stripped := "From: a@acme.example\r\nSubject: s\r\n\r\nX-Tenant: body, not header\r\n"
 	m := e.readMeta([]byte(msg), true)
-	if m.tenant != "acme" || m.campaign != "spring" || m.priority != 1 || string(m.body) != stripped {
-		t.Errorf("trusted: %+v\n%q", m, m.body)
+	if m.tenant != "acme" || m.campaign != "spring" || m.priority != 1 || string(m.stripped([]byte(msg))) != stripped {
+		t.Errorf("trusted: %+v\n%q", m, m.stripped([]byte(msg)))
 	}
 	m = e.readMeta([]byte(msg), false)
-	if m.tenant != "" || m.campaign != "" || m.priority != 0 || string(m.body) != stripped {
+	if m.tenant != "" || m.campaign != "" || m.priority != 0 || string(m.stripped([]byte(msg))) != stripped {
 		t.Errorf("untrusted: values must not count, headers still stripped: %+v", m)
 	}
 	c.Meta.StripMetaHeaders = false
-	if m = e.readMeta([]byte(msg), true); string(m.body) != msg || m.tenant != "acme" {
-		t.Errorf("strip_meta_headers off: %q", m.body)
+	if m = e.readMeta([]byte(msg), true); string(m.stripped([]byte(msg))) != msg || m.tenant != "acme" {
+		t.Errorf("strip_meta_headers off: %q", m.stripped([]byte(msg)))
 	}
 }
 

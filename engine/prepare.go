@@ -15,13 +15,16 @@ type draft struct {
 	tenant   string // from SMTP AUTH, the API key or the API request; "" for none
 	campaign string // from the API request
 	priority int    // from the API request
+	// trace is the Received field to put on top of the final message
+	// (above the signatures, so it is not signed); nil for none.
+	trace []byte
 	// trusted: the [meta] header values count (the client may route by
 	// header); otherwise the headers are only stripped.
 	trusted bool
 }
 
 // prepared is a message ready to spool: the routing metadata and the
-// final content (edited and signed), still without our Received field.
+// final content (edited and signed, below draft.trace).
 type prepared struct {
 	tenant, campaign string
 	priority         int
@@ -40,8 +43,11 @@ type prepared struct {
 //  4. the message is signed with DKIM (the From domain's key and the
 //     tenant's dkim_domain key), so the signature covers the final content.
 //
-// The caller prepends its Received field above the signatures, so trace
-// fields are not signed. prepare is CPU work (an RSA signature is about a
+// The draft's Received field (trace) goes above the signatures, so trace
+// fields are not signed. The final message is built once: one buffer with
+// room in front for the trace and the signatures, into which the received
+// bytes are copied once, without the stripped fields and with the added
+// ones; the signers read it in place. prepare is CPU work (an RSA signature is about a
 // millisecond): it runs on inbound worker goroutines and HTTP handler
 // goroutines, never on an event loop, and takes no lock.
 func (e *Engine) prepare(d draft, now time.Time) (prepared, error) {
@@ -55,20 +61,40 @@ func (e *Engine) prepare(d draft, now time.Time) (prepared, error) {
 	}
 	p.priority = max(p.priority, meta.priority)
 
-	tenant := e.cfg.Tenant(p.tenant)
-	body := plannedEdits(e.cfg, meta.body, tenant, p.campaign).apply(meta.body, d.id, d.host, now)
+	cfg := e.conf() // one configuration for the whole message
+	tenant := cfg.Tenant(p.tenant)
+	at, add := plannedEditsExcept(cfg, d.body, meta.strip, tenant, p.campaign).fields(d.body, meta.strip, d.id, d.host, now)
 
-	sigs, err := e.sign(body, tenant)
+	head := len(d.trace)
+	if len(cfg.DKIM) > 0 {
+		head += sigReserve
+	}
+	n := len(d.body) + len(add)
+	for _, r := range meta.strip {
+		n -= r[1] - r[0]
+	}
+	buf := appendContent(make([]byte, head, head+n), d.body, meta.strip, at, add)
+	content := buf[head:]
+
+	sigs, err := e.sign(content, tenant)
 	if err != nil {
 		return prepared{}, fmt.Errorf("message %s: %w", d.id, err)
 	}
-	if sigs != nil {
-		signed := make([]byte, 0, len(sigs)+len(body))
-		body = append(append(signed, sigs...), body...)
+	if front := len(d.trace) + len(sigs); front <= head {
+		start := head - front
+		copy(buf[start:], d.trace)
+		copy(buf[start+len(d.trace):], sigs)
+		p.body = buf[start:]
+	} else { // signatures longer than reserved: one more copy
+		p.body = append(append(append(make([]byte, 0, front+len(content)), d.trace...), sigs...), content...)
 	}
-	p.body = body
 	return p, nil
 }
+
+// sigReserve is the room prepare leaves in front of a message for its
+// DKIM-Signature fields: two signatures (From domain and tenant domain) of
+// about 500–700 bytes each (an RSA-2048 b= is 344 characters).
+const sigReserve = 2048
 
 // withReceived returns recv followed by body, in a new slice.
 func withReceived(recv, body []byte) []byte {

@@ -113,6 +113,52 @@ func TestPrepareSignsFinalMessage(t *testing.T) {
 	}
 }
 
+// TestPrepareTrace: the draft's Received field comes first, above the
+// signatures, which still verify; the body below is byte for byte what
+// TestPrepareSignsFinalMessage's edits make of it, with the message's own
+// bytes unchanged.
+func TestPrepareTrace(t *testing.T) {
+	e, recs := signingEngine(t)
+	trace := "Received: from x by y; Sun, 1 Mar 2026 12:00:00 +0000\r\n"
+	in := "X-Tenant: acme\r\nFrom: News <news@acme.example>\r\nX-Campaign: spring\r\nSubject: Sale\r\n\r\nHello\r\n"
+	p, err := e.prepare(draft{id: "ID1", body: []byte(in), host: "relay.test", trusted: true, trace: []byte(trace)}, policyTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(p.body)
+	if !strings.HasPrefix(got, trace+"DKIM-Signature:") {
+		t.Fatalf("Received must come first, then the signatures:\n%s", got)
+	}
+	want := "From: News <news@acme.example>\r\nSubject: Sale\r\nDate: Sun, 01 Mar 2026 12:00:00 +0100\r\n" +
+		"Message-ID: <ID1@relay.test>\r\nList-Unsubscribe: <https://acme.example/u/ID1>\r\n" +
+		"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n\r\nHello\r\n"
+	if !strings.HasSuffix(got, "\r\n"+want) {
+		t.Errorf("content\n%q\nwant it to end in\n%q", got, want)
+	}
+	if ds := verify(t, p.body, recs); len(ds) != 2 {
+		t.Errorf("verified %v, want 2 signatures", ds)
+	}
+	if in != "X-Tenant: acme\r\nFrom: News <news@acme.example>\r\nX-Campaign: spring\r\nSubject: Sale\r\n\r\nHello\r\n" {
+		t.Error("the received bytes were modified")
+	}
+}
+
+// TestPrepareStripLastField: a message that is all header and ends in a
+// meta field without a line end loses that field and gets the added
+// fields on lines of their own, without an empty line before them.
+func TestPrepareStripLastField(t *testing.T) {
+	c := policyConfig(t)
+	c.Meta.AddMissingHeaders, c.Meta.StripMetaHeaders = true, true
+	e := &Engine{cfg: c}
+	p, err := e.prepare(draft{id: "ID9", body: []byte("From: a@b.test\r\nDate: x\r\nX-Tenant: acme"), host: "h"}, policyTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "From: a@b.test\r\nDate: x\r\nMessage-ID: <ID9@h>\r\n"; string(p.body) != want {
+		t.Errorf("got %q, want %q", p.body, want)
+	}
+}
+
 // TestPrepareTenantSources: the API/AUTH tenant wins over the header; an
 // untrusted client's headers are stripped but do not count; mail of a
 // domain without a key and a tenant without dkim_domain is not signed.

@@ -22,33 +22,44 @@ func (e *Engine) buildSigning() error {
 	return nil
 }
 
+// dkimSigners returns the signers in force: those of the live policy
+// (a reload that changed [[dkim]] replaces them), else those of New.
+func (e *Engine) dkimSigners() *dkim.Signers {
+	if p := e.policy(); p != nil && p.signers != nil {
+		return p.signers
+	}
+	return e.signers
+}
+
 // reloadSigning re-reads the key files (SIGHUP, after a key rotation); a
 // file that no longer loads keeps its previous key.
 func (e *Engine) reloadSigning() {
-	if e.signers == nil {
+	s := e.dkimSigners()
+	if s == nil {
 		return
 	}
-	if err := e.signers.Reload(); err != nil {
+	if err := s.Reload(); err != nil {
 		e.log.Error("reload DKIM keys", "err", err)
 		return
 	}
-	e.log.Info("DKIM keys reloaded", "keys", len(e.cfg.DKIM))
+	e.log.Info("DKIM keys reloaded", "keys", len(e.conf().DKIM))
 }
 
 // sign returns the DKIM-Signature fields for body: one signature per key of
 // the header From domain and of the tenant's dkim_domain (an ESP signing
 // for itself and for its customer gives both), nil when no key applies.
 func (e *Engine) sign(body []byte, tenant *config.Tenant) ([]byte, error) {
-	if e.signers == nil || len(e.cfg.DKIM) == 0 {
+	signers := e.dkimSigners()
+	if signers == nil || len(e.conf().DKIM) == 0 {
 		return nil, nil
 	}
 	tenantDomain := ""
 	if tenant != nil {
 		tenantDomain = tenant.DKIMDomain
 	}
-	domains := e.signers.SelectDomains(dkim.HeaderFromDomain(body), tenantDomain)
+	domains := signers.SelectDomains(dkim.HeaderFromDomain(body), tenantDomain)
 	if len(domains) == 0 {
 		return nil, nil
 	}
-	return e.signers.Sign(body, domains)
+	return signers.Sign(body, domains)
 }

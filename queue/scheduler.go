@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 )
@@ -62,6 +63,66 @@ func (s *Scheduler[T]) Schedule(item T, due time.Time) {
 		case s.wake <- struct{}{}:
 		default:
 		}
+	}
+}
+
+// Grow makes room for n more items, so that loading a large queue does
+// not copy the heap as it grows.
+func (s *Scheduler[T]) Grow(n int) {
+	s.mu.Lock()
+	s.heap = slices.Grow(s.heap, n)
+	s.mu.Unlock()
+}
+
+// ScheduleBatch adds items[i], due at due[i], for every i, under one lock:
+// how a queue is loaded at startup. When the batch is at least as large as
+// the heap already is, the heap is rebuilt bottom-up in O(n) (Floyd's
+// method) instead of sifting each item up. Items due at the same instant
+// keep their batch order. It panics when the slices differ in length.
+func (s *Scheduler[T]) ScheduleBatch(items []T, due []time.Time) {
+	if len(items) != len(due) {
+		panic("queue: ScheduleBatch: items and due differ in length")
+	}
+	if len(items) == 0 {
+		return
+	}
+	s.mu.Lock()
+	var before int64
+	if len(s.heap) > 0 {
+		before = s.heap[0].due
+	}
+	old := len(s.heap)
+	for i, it := range items {
+		var at int64
+		if !due[i].IsZero() {
+			at = due[i].UnixNano()
+		}
+		s.seq++
+		s.heap = append(s.heap, schedEntry[T]{due: at, seq: s.seq, item: it})
+	}
+	if len(items) >= old {
+		s.heapify()
+	} else {
+		for i := old; i < len(s.heap); i++ {
+			s.up(i)
+		}
+	}
+	first := old == 0 || s.heap[0].due < before
+	s.mu.Unlock()
+	if first {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// heapify restores the heap order of the whole slice, sifting down every
+// inner node from the last one to the root.
+func (s *Scheduler[T]) heapify() {
+	n := len(s.heap)
+	for i := (n - 2) / 4; i >= 0; i-- {
+		s.down(i, n)
 	}
 }
 
@@ -132,6 +193,30 @@ func (s *Scheduler[T]) Run(ctx context.Context, fn func(T)) error {
 	}
 }
 
+// down moves heap[i] towards the leaves of heap[:n].
+func (s *Scheduler[T]) down(i, n int) {
+	h := s.heap
+	e := h[i]
+	for {
+		c := 4*i + 1
+		if c >= n {
+			break
+		}
+		best := c
+		for j := c + 1; j < c+4 && j < n; j++ {
+			if h[j].less(&h[best]) {
+				best = j
+			}
+		}
+		if !h[best].less(&e) {
+			break
+		}
+		h[i] = h[best]
+		i = best
+	}
+	h[i] = e
+}
+
 // up moves heap[i] towards the root and returns its final index.
 func (s *Scheduler[T]) up(i int) int {
 	h := s.heap
@@ -160,26 +245,8 @@ func (s *Scheduler[T]) pop() T {
 	if n == 0 {
 		return item
 	}
-	h = s.heap
-	i := 0
-	for {
-		c := 4*i + 1
-		if c >= n {
-			break
-		}
-		best := c
-		for j := c + 1; j < c+4 && j < n; j++ {
-			if h[j].less(&h[best]) {
-				best = j
-			}
-		}
-		if !h[best].less(&last) {
-			break
-		}
-		h[i] = h[best]
-		i = best
-	}
-	h[i] = last
+	s.heap[0] = last
+	s.down(0, n)
 	// Give memory back after a large burst has drained.
 	if cap(s.heap) > 1024 && n < cap(s.heap)/4 {
 		s.heap = append(make([]schedEntry[T], 0, cap(s.heap)/2), s.heap...)

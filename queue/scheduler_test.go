@@ -203,3 +203,85 @@ func BenchmarkScheduler(b *testing.B) {
 		i++
 	}
 }
+
+// TestSchedulerBatchOrder: items loaded in batches (the first rebuilt
+// bottom-up, later smaller ones sifted up, some mixed with single
+// Schedules) come out exactly as if each had been scheduled alone: by due
+// time, then in scheduling order.
+func TestSchedulerBatchOrder(t *testing.T) {
+	c := NewFakeClock(t0)
+	s := NewScheduler[int](c)
+	s.Grow(50_000)
+	r := rand.New(rand.NewPCG(5, 6))
+	const n = 50_000
+	dues := make([]time.Duration, n)
+	var items []int
+	var at []time.Time
+	flush := func() {
+		s.ScheduleBatch(items, at)
+		items, at = items[:0], at[:0]
+	}
+	for i := range n {
+		dues[i] = time.Duration(r.IntN(600)) * time.Second
+		if i%1000 == 999 {
+			flush()
+			s.Schedule(i, t0.Add(dues[i]))
+			continue
+		}
+		items = append(items, i)
+		at = append(at, t0.Add(dues[i]))
+		if i == 30_000 || len(items) == 700 {
+			flush()
+		}
+	}
+	flush()
+	if s.Len() != n {
+		t.Fatalf("Len = %d, want %d", s.Len(), n)
+	}
+	got := s.PopDue(t0.Add(time.Hour), nil, 0)
+	if len(got) != n {
+		t.Fatalf("popped %d of %d", len(got), n)
+	}
+	if !sort.SliceIsSorted(got, func(i, j int) bool {
+		return dues[got[i]] < dues[got[j]] || dues[got[i]] == dues[got[j]] && got[i] < got[j]
+	}) {
+		t.Fatal("items not in (due, scheduling) order")
+	}
+}
+
+// TestSchedulerBatchWakesRun: a batch with an item earlier than what Run
+// sleeps for wakes it.
+func TestSchedulerBatchWakesRun(t *testing.T) {
+	c := NewFakeClock(t0)
+	s := NewScheduler[string](c)
+	s.Schedule("late", t0.Add(time.Hour))
+	out := runScheduler(t, s)
+	waitSleeping(t, c)
+	s.ScheduleBatch([]string{"now", "soon"}, []time.Time{{}, t0.Add(time.Second)})
+	expect(t, out, "now")
+	c.Advance(time.Second)
+	expect(t, out, "soon")
+	expectNone(t, out)
+}
+
+// BenchmarkSchedulerLoad measures loading a queue of 1M items in batches of
+// 1024 (as delivery.Loop.Load does at startup), per item.
+func BenchmarkSchedulerLoad(b *testing.B) {
+	r := rand.New(rand.NewPCG(7, 8))
+	const n, batch = 1 << 20, 1024
+	at := make([]time.Time, batch)
+	items := make([]uint64, batch)
+	b.ReportAllocs()
+	for b.Loop() {
+		s := NewScheduler[uint64](NewFakeClock(t0))
+		s.Grow(n)
+		for i := 0; i < n; i += batch {
+			for k := range batch {
+				items[k] = uint64(i + k)
+				at[k] = t0.Add(time.Duration(r.IntN(3600)) * time.Second)
+			}
+			s.ScheduleBatch(items, at)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/item")
+}

@@ -820,11 +820,24 @@ func (s *Spool) Remove(id string) error {
 const scanInternLimit = 1 << 16
 
 // Scan calls fn for every live message, in id order (which is arrival order
-// for ids from IDGenerator), reading the index only. It is how the scheduler
-// is rebuilt at startup. An error from fn stops the scan and is returned.
-// Entries that do not decode are skipped and reported together, wrapping
-// ErrCorrupt, after all good entries were passed to fn.
+// for ids from IDGenerator), reading the index only. Each message is a new
+// allocation that fn may keep. An error from fn stops the scan and is
+// returned. Entries that do not decode are skipped and reported together,
+// wrapping ErrCorrupt, after all good entries were passed to fn.
 func (s *Spool) Scan(fn func(*Message) error) error {
+	return s.scan(false, fn)
+}
+
+// ScanReused is Scan for rebuilding the scheduler at startup: it passes the
+// same *Message to every call, overwritten by the next one, so that the
+// only allocations per message are its ID and the recipient addresses.
+// fn may keep the strings of the message (they are never overwritten), but
+// not the Message or its Recipients slice.
+func (s *Spool) ScanReused(fn func(*Message) error) error {
+	return s.scan(true, fn)
+}
+
+func (s *Spool) scan(reuse bool, fn func(*Message) error) error {
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
 	if s.closed {
@@ -832,17 +845,28 @@ func (s *Spool) Scan(fn func(*Message) error) error {
 	}
 	var bad []error
 	in := newInterner(scanInternLimit)
+	var shared Message
+	var rcpts []Recipient // the largest Recipients array of shared so far
 	err := scanMeta(s.db, func(id, v []byte) error {
-		// One allocation for the message and its first recipient.
-		x := &struct {
-			m   Message
-			one [1]Recipient
-		}{}
-		m := &x.m
+		var m *Message
+		var spare []Recipient
+		if reuse {
+			m, spare = &shared, rcpts
+		} else {
+			// One allocation for the message and its first recipient.
+			x := &struct {
+				m   Message
+				one [1]Recipient
+			}{}
+			m, spare = &x.m, x.one[:]
+		}
 		m.ID = string(id)
-		if err := decodeMetaShared(v, m, in, x.one[:]); err != nil {
+		if err := decodeMetaShared(v, m, in, spare); err != nil {
 			bad = append(bad, fmt.Errorf("message %s: %w", id, err))
 			return nil
+		}
+		if reuse && len(m.Recipients) > len(rcpts) {
+			rcpts = m.Recipients
 		}
 		return fn(m)
 	})

@@ -189,7 +189,9 @@ func TestRemoveFreesSegments(t *testing.T) {
 	if len(after) > 1 {
 		t.Fatalf("after removing everything %d segments remain: %v", len(after), after)
 	}
-	if st := s.Stats(); st.Live != 0 || st.Segments != len(after) {
+	// (The committer may drop the drained current segment at any moment,
+	// so Segments is compared with the bound, not with the listing.)
+	if st := s.Stats(); st.Live != 0 || st.Segments > 1 {
 		t.Fatalf("Stats after removing all: %+v", st)
 	}
 	s.Close()
@@ -639,5 +641,57 @@ func TestClosedSpool(t *testing.T) {
 	}
 	if err := s.Healthy(); !errors.Is(err, ErrClosed) {
 		t.Errorf("Healthy after Close: %v", err)
+	}
+}
+
+// TestScanReused: ScanReused passes the same metadata as Scan, through one
+// Message whose strings stay valid after the scan.
+func TestScanReused(t *testing.T) {
+	s := openTest(t, Options{})
+	want := map[string]*Message{}
+	for i, n := range []int{3, 1, 5, 2} {
+		m := testMessage(fmt.Sprintf("r%d", i), n)
+		m.Recipients[0].LastReply = "451 4.7.1 later"
+		if err := s.Append(m, []byte("x\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		want[m.ID] = m
+	}
+	type kept struct {
+		ptr   *Message
+		addrs []string
+	}
+	got := map[string]kept{}
+	err := s.ScanReused(func(m *Message) error {
+		k := kept{ptr: m}
+		for _, r := range m.Recipients {
+			k.addrs = append(k.addrs, r.Addr)
+		}
+		w := want[m.ID]
+		if w == nil || m.From != w.From || m.Tenant != w.Tenant || len(m.Recipients) != len(w.Recipients) ||
+			m.Recipients[0].LastReply != "451 4.7.1 later" || m.Segment == 0 {
+			t.Errorf("scanned %+v, want %+v", m, w)
+		}
+		got[m.ID] = k
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("scanned %d messages, want %d", len(got), len(want))
+	}
+	var first *Message
+	for id, k := range got {
+		if first == nil {
+			first = k.ptr
+		} else if k.ptr != first {
+			t.Error("ScanReused passed different Messages")
+		}
+		for i, a := range k.addrs {
+			if a != want[id].Recipients[i].Addr {
+				t.Errorf("%s: kept address %q, want %q", id, a, want[id].Recipients[i].Addr)
+			}
+		}
 	}
 }

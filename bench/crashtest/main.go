@@ -3,7 +3,8 @@
 //
 //	crashtest -mode crash -kills 50            # SIGKILL bin/gannet under load, verify (make crashtest)
 //	crashtest -mode diskfull                   # fill a 64 MiB tmpfs spool (root), verify 452 4.3.1 and recovery
-//	crashtest -mode restart -n 1000000         # fill a spool directly, then time open+scan+enqueue and RSS
+//	crashtest -mode restart -n 1000000         # fill a spool directly, then time open+load and RSS
+//	    [-cpuprofile f -memprofile f]           # profiles of the second (warm) measured run
 //
 // The crash and disk-full scenarios live in package crash (see its doc.go);
 // the restart benchmark in restart.go. Exit status 1 means a lost, altered
@@ -47,12 +48,13 @@ func run(ctx context.Context, args []string) int {
 	n := fs.Int("n", 1_000_000, "restart: messages to queue")
 	writers := fs.Int("writers", 256, "restart: concurrent appenders while filling")
 	measure := fs.Bool("measure", false, "restart: measure in this process (the child; with -dir SPOOL)")
-	cpuProfile := fs.String("cpuprofile", "", "restart -measure: write a CPU profile here")
+	cpuProfile := fs.String("cpuprofile", "", "restart: write a CPU profile of the measured load here")
+	memProfile := fs.String("memprofile", "", "restart: write a heap profile after the measured load here")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if *mode == "restart" && *measure {
-		return measureRestart(*dir, *cpuProfile)
+		return measureRestart(*dir, *cpuProfile, *memProfile)
 	}
 	work := *dir
 	if work == "" {
@@ -109,7 +111,7 @@ func run(ctx context.Context, args []string) int {
 			return 1
 		}
 	case "restart":
-		if err := restartBench(ctx, work, *n, *writers); err != nil {
+		if err := restartBench(ctx, work, *n, *writers, *cpuProfile, *memProfile); err != nil {
 			fmt.Fprintln(os.Stderr, "crashtest:", err)
 			return 1
 		}

@@ -27,9 +27,10 @@ import (
 // The restart benchmark (scenario (e) of shared/docs/testing.md): fill a
 // spool with n deferred messages straight through queue.Spool (many
 // concurrent appenders share group commits), close it, then in a fresh
-// process do what engine.Start does — queue.Open, Spool.Scan, and
-// delivery.Loop.Enqueue for every message — and report the time and the
-// resident memory.
+// process do what engine.New and engine.Start do — queue.Open, then
+// delivery.Loop.Load (Spool.ScanReused, one packed message each) — and
+// report the time and the resident memory. (engine.Start also counts pending recipients
+// per domain for its gauges; that is left out here.)
 //
 // Each message is what a deferred message looks like: one recipient at one
 // of 1000 domains, one failed attempt with its last reply, due in an hour,
@@ -41,7 +42,7 @@ const restartRelay = "127.0.0.1:9" // never dialled: the loop is not started
 type restartResult struct {
 	Messages     int     `json:"messages"`
 	OpenSeconds  float64 `json:"open_seconds"`  // queue.Open: index open + live counts
-	ScanSeconds  float64 `json:"scan_seconds"`  // Scan + Enqueue
+	ScanSeconds  float64 `json:"scan_seconds"`  // delivery.Loop.Load
 	TotalSeconds float64 `json:"total_seconds"` // both
 	RSSBefore    int64   `json:"rss_before_bytes"`
 	RSSAfter     int64   `json:"rss_after_bytes"` // VmRSS after a GC, messages held
@@ -51,7 +52,7 @@ type restartResult struct {
 	CPUSeconds   float64 `json:"cpu_seconds"`           // user + system, GC included: steadier than wall time on a shared machine
 }
 
-func restartBench(ctx context.Context, work string, n, writers int) error {
+func restartBench(ctx context.Context, work string, n, writers int, cpuProfile, memProfile string) error {
 	dir := filepath.Join(work, "spool")
 	if _, err := os.Stat(filepath.Join(dir, "index")); err == nil {
 		fmt.Fprintf(os.Stderr, "crashtest: reusing the spool in %s\n", dir)
@@ -64,7 +65,11 @@ func restartBench(ctx context.Context, work string, n, writers int) error {
 	}
 	// Twice: the first run also warms the page cache.
 	for i := range 2 {
-		out, err := exec.CommandContext(ctx, self, "-mode", "restart", "-measure", "-dir", dir).Output()
+		args := []string{"-mode", "restart", "-measure", "-dir", dir}
+		if i == 1 {
+			args = append(args, "-cpuprofile", cpuProfile, "-memprofile", memProfile)
+		}
+		out, err := exec.CommandContext(ctx, self, args...).Output()
 		if err != nil {
 			return fmt.Errorf("measuring child: %w", err)
 		}
@@ -72,7 +77,7 @@ func restartBench(ctx context.Context, work string, n, writers int) error {
 		if err := json.Unmarshal(bytes.TrimSpace(out), &r); err != nil {
 			return fmt.Errorf("child output %q: %w", out, err)
 		}
-		fmt.Printf("restart %d (%s cache): %d messages: open %.2fs + scan/enqueue %.2fs = %.2fs wall, %.2fs CPU; RSS %.1f MiB → %.1f MiB (peak %.1f MiB), %.0f bytes RSS per queued message; Go heap in use %.1f MiB\n",
+		fmt.Printf("restart %d (%s cache): %d messages: open %.2fs + load %.2fs = %.2fs wall, %.2fs CPU; RSS %.1f MiB → %.1f MiB (peak %.1f MiB), %.0f bytes RSS per queued message; Go heap in use %.1f MiB\n",
 			i+1, map[int]string{0: "cold-ish", 1: "warm"}[i], r.Messages, r.OpenSeconds, r.ScanSeconds, r.TotalSeconds, r.CPUSeconds,
 			mib(r.RSSBefore), mib(r.RSSAfter), mib(r.HWM), r.PerMessage, float64(r.HeapInuse)/(1<<20))
 	}
@@ -143,8 +148,9 @@ func fillSpool(ctx context.Context, dir string, n, writers int) error {
 	return nil
 }
 
-// measureRestart is the child: open, scan, enqueue, measure, print JSON.
-func measureRestart(dir, cpuProfile string) int {
+// measureRestart is the child: open, load, measure, print JSON; with
+// profile paths, a CPU profile of the whole and a heap profile at the end.
+func measureRestart(dir, cpuProfile, memProfile string) int {
 	if cpuProfile != "" {
 		f, err := os.Create(cpuProfile)
 		if err != nil {
@@ -166,11 +172,7 @@ func measureRestart(dir, cpuProfile string) int {
 	defer sp.Close()
 	t1 := time.Now()
 	loop := delivery.New(delivery.Options{Store: sp, Transport: nopTransport{}, RelayTo: restartRelay})
-	n := 0
-	err = sp.Scan(func(m *queue.Message) error {
-		n++
-		return loop.Enqueue(m)
-	})
+	n, err := loop.Load(sp, nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "crashtest:", err)
 		return 1
@@ -193,6 +195,12 @@ func measureRestart(dir, cpuProfile string) int {
 	}
 	if n > 0 {
 		r.PerMessage = float64(r.RSSAfter-r.RSSBefore) / float64(n)
+	}
+	if memProfile != "" {
+		if f, err := os.Create(memProfile); err == nil {
+			pprof.WriteHeapProfile(f)
+			f.Close()
+		}
 	}
 	json.NewEncoder(os.Stdout).Encode(r)
 	runtime.KeepAlive(loop)

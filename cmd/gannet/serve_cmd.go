@@ -16,6 +16,8 @@ import (
 func cmdServe(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("serve", "serve [-config FILE]", stderr)
 	path := fs.String("config", "", "config `FILE`; default: the embedded default config (see 'gannet config default')")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE` (for go tool pprof)")
+	memProfile := fs.String("memprofile", "", "write a heap profile (allocations since start) to `FILE` at exit")
 	if st := parseFlags(fs, args); st >= 0 {
 		return st
 	}
@@ -34,6 +36,13 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
+
+	stopProfiles, err := startProfiles(*cpuProfile, *memProfile)
+	if err != nil {
+		fmt.Fprintln(stderr, "gannet serve:", err)
+		return 1
+	}
+	defer stopProfiles(stderr)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -175,9 +175,9 @@ func (l *Loop) adminDue(it *workItem) bool {
 		return false
 	}
 	now := l.clock.Now()
-	m := it.ms.m // Tenant and Campaign never change after Enqueue
+	env := it.ms.env // tenant and campaign never change after Enqueue
 	l.admin.mu.Lock()
-	b, s := l.admin.matchLocked(it.domain, m.Tenant, m.Campaign, itemSite(it), now)
+	b, s := l.admin.matchLocked(it.domain, env.tenant, env.campaign, itemSite(it), now)
 	l.admin.mu.Unlock()
 	switch {
 	case b != nil:
@@ -201,9 +201,9 @@ func (l *Loop) adminHold(q *readyQueue, it *workItem) bool {
 		return false
 	}
 	now := l.clock.Now()
-	m := it.ms.m
+	env := it.ms.env
 	l.admin.mu.Lock()
-	b, s := l.admin.matchLocked(it.domain, m.Tenant, m.Campaign, q.site, now)
+	b, s := l.admin.matchLocked(it.domain, env.tenant, env.campaign, q.site, now)
 	l.admin.mu.Unlock()
 	switch {
 	case b != nil:
@@ -274,7 +274,7 @@ func (l *Loop) bounceItem(it *workItem, r *adminRule, now time.Time) {
 	rep := adminReply(r.Reason)
 	ms := it.ms
 	ms.mu.Lock()
-	m := ms.m
+	m := ms.msg(l.packer)
 	var recs []logrec.Record
 	for _, i := range it.rcpts {
 		rc := &m.Recipients[i]
@@ -305,7 +305,7 @@ func (l *Loop) bounceItem(it *workItem, r *adminRule, now time.Time) {
 		l.log.Error("delivery: persisting an admin bounce", "id", m.ID, "removed", done, "err", err)
 	}
 	if done {
-		l.forget(m.ID)
+		l.forget(ms)
 	}
 	l.emitAdmin(r, recs)
 }
@@ -335,15 +335,12 @@ func (l *Loop) adminRecord(m *queue.Message, i int, domain, site string, rep smt
 	}
 }
 
-// emitAdmin writes the records of an admin bounce, counts them as bounces
-// and adds them to the rule's counts.
+// emitAdmin adds the records of an admin bounce to the rule's counts,
+// then writes them and counts them as bounces (counted first, so that a
+// record once written is in the rule's counts).
 func (l *Loop) emitAdmin(r *adminRule, recs []logrec.Record) {
 	if len(recs) == 0 {
 		return
-	}
-	for i := range recs {
-		l.metrics.Bounced()
-		l.emit(recs[i])
 	}
 	l.admin.mu.Lock()
 	if r.Bounced == nil {
@@ -354,6 +351,10 @@ func (l *Loop) emitAdmin(r *adminRule, recs []logrec.Record) {
 	}
 	r.TotalBounced += len(recs)
 	l.admin.mu.Unlock()
+	for i := range recs {
+		l.metrics.Bounced()
+		l.emit(recs[i])
+	}
 }
 
 // Bounce bounces every queued recipient that sel matches now (AdminBounce
@@ -375,6 +376,7 @@ func (l *Loop) Bounce(ctx context.Context, id string, sel Selector, reason strin
 		l.admin.countLocked()
 		l.admin.mu.Unlock()
 	}
+	l.waitLoaded() // the sweep covers the whole queue, not what is loaded so far
 	l.sweep(ctx, r, now)
 	l.admin.mu.Lock()
 	defer l.admin.mu.Unlock()
@@ -425,13 +427,17 @@ func (l *Loop) sweep(ctx context.Context, r *adminRule, now time.Time) {
 
 // sweepOne bounces the matching pending recipients of one message.
 func (l *Loop) sweepOne(ms *msgState, r *adminRule, sel *Selector, rep smtpwire.Reply, siteOf func(string) string, now time.Time) {
-	ms.mu.Lock()
-	m := ms.m
-	if (sel.Tenant != "" && sel.Tenant != m.Tenant) || (sel.Campaign != "" && sel.Campaign != m.Campaign) {
-		ms.mu.Unlock()
+	if (sel.Tenant != "" && sel.Tenant != ms.env.tenant) || (sel.Campaign != "" && sel.Campaign != ms.env.campaign) {
 		return
 	}
-	var recs []logrec.Record
+	ms.mu.Lock()
+	// A packed message is looked at in scratch first, and unpacked only
+	// when something in it matches.
+	var scratch queue.Message
+	m := ms.view(l.packer, &scratch)
+	packed := ms.isPacked()
+	var match []int
+	var sites []string
 	for i := range m.Recipients {
 		rc := &m.Recipients[i]
 		if rc.State != queue.Pending {
@@ -445,13 +451,20 @@ func (l *Loop) sweepOne(ms *msgState, r *adminRule, sel *Selector, rep smtpwire.
 		if !sel.match(d, m.Tenant, m.Campaign, site) {
 			continue
 		}
-		rc.State = queue.Bounced
-		rc.LastReply = rep.String()
-		recs = append(recs, l.adminRecord(m, i, d, site, rep, now))
+		match = append(match, i)
+		sites = append(sites, site)
 	}
-	if len(recs) == 0 {
+	if len(match) == 0 {
 		ms.mu.Unlock()
 		return
+	}
+	m = ms.msg(l.packer)
+	var recs []logrec.Record
+	for k, i := range match {
+		rc := &m.Recipients[i]
+		rc.State = queue.Bounced
+		rc.LastReply = rep.String()
+		recs = append(recs, l.adminRecord(m, i, domainOf(rc.Addr), sites[k], rep, now))
 	}
 	// The message's work items stay where they are; with no pending
 	// recipient left they finish without a transaction (and without a
@@ -462,13 +475,16 @@ func (l *Loop) sweepOne(ms *msgState, r *adminRule, sel *Selector, rep smtpwire.
 		err = l.opts.Store.Remove(m.ID)
 	} else {
 		err = l.opts.Store.Update(m)
+		if packed {
+			ms.pack(l.packer) // it waits as before
+		}
 	}
 	ms.mu.Unlock()
 	if err != nil {
 		l.log.Error("delivery: persisting an admin bounce", "id", m.ID, "removed", done, "err", err)
 	}
 	if done {
-		l.forget(m.ID)
+		l.forget(ms)
 	}
 	l.emitAdmin(r, recs)
 }
@@ -477,10 +493,8 @@ func (l *Loop) sweepOne(ms *msgState, r *adminRule, sel *Selector, rep smtpwire.
 func (l *Loop) snapshotMsgs() []*msgState {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := make([]*msgState, 0, len(l.msgs))
-	for _, ms := range l.msgs {
-		out = append(out, ms)
-	}
+	out := make([]*msgState, 0, l.msgs.len())
+	l.msgs.each(func(ms *msgState) { out = append(out, ms) })
 	return out
 }
 

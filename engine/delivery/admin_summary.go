@@ -56,18 +56,19 @@ func (l *Loop) Summary(tenant string) Summary {
 		return c
 	}
 	keyOf := func(it *workItem) queueKey {
-		return queueKey{it.ms.m.Campaign, it.ms.m.Tenant, it.domain}
+		return queueKey{it.ms.env.campaign, it.ms.env.tenant, it.domain}
 	}
-	mine := func(it *workItem) bool { return tenant == "" || it.ms.m.Tenant == tenant }
+	mine := func(it *workItem) bool { return tenant == "" || it.ms.env.tenant == tenant }
+	l.waitLoaded()
 
 	// Ready items, from the ready queues.
 	l.mu.Lock()
-	msgs := make([]*msgState, 0, len(l.msgs))
-	for _, ms := range l.msgs {
-		if tenant == "" || ms.m.Tenant == tenant {
+	msgs := make([]*msgState, 0, l.msgs.len())
+	l.msgs.each(func(ms *msgState) {
+		if tenant == "" || ms.env.tenant == tenant {
 			msgs = append(msgs, ms)
 		}
-	}
+	})
 	for _, q := range l.sites {
 		for _, f := range []*fifo{&q.high, &q.bulk} {
 			for _, it := range f.items[f.head:] {
@@ -108,9 +109,10 @@ func (l *Loop) Summary(tenant string) Summary {
 
 	// Pending recipients and items, from the messages.
 	seen := map[string]bool{}
+	var scratch queue.Message
 	for _, ms := range msgs {
 		ms.mu.Lock()
-		m := ms.m
+		m := ms.view(l.packer, &scratch)
 		clear(seen)
 		for i := range m.Recipients {
 			if m.Recipients[i].State != queue.Pending {
@@ -202,16 +204,19 @@ type MessageInfo struct {
 // not hold it (delivered, bounced, unknown). The sites come from the
 // Router's cache, bounded by ctx.
 func (l *Loop) Inspect(ctx context.Context, id string) (MessageInfo, bool) {
+	l.waitLoaded()
 	l.mu.Lock()
-	ms := l.msgs[id]
+	ms := l.msgs.get(id)
 	l.mu.Unlock()
 	if ms == nil {
 		return MessageInfo{}, false
 	}
 	var info MessageInfo
+	var scratch queue.Message
 	ms.mu.Lock()
-	info.Message = *ms.m
-	info.Message.Recipients = append([]queue.Recipient(nil), ms.m.Recipients...)
+	m := ms.view(l.packer, &scratch)
+	info.Message = *m
+	info.Message.Recipients = append([]queue.Recipient(nil), m.Recipients...)
 	if len(ms.due) > 0 {
 		info.Due = make(map[string]time.Time, len(ms.due))
 		for d, t := range ms.due {

@@ -30,7 +30,11 @@
 //
 // A work item holds indexes of the message's recipients, not the body: the
 // body is read from the Store once per transaction and dropped after it,
-// so waiting messages cost only their metadata. The items of one message
+// so waiting messages cost only their metadata — and only in packed form
+// (queue.Packed, about 60 bytes) while nothing of the message is due:
+// messages loaded at startup and messages waiting for the retry of their
+// last domain have no work item; the scheduler holds the message itself
+// and splits it into work items when it comes due (message.go). The items of one message
 // (one per domain) run concurrently and share the message's metadata under
 // a per-message lock; the spool update for an outcome is made under it.
 //
@@ -51,5 +55,9 @@
 // Stop stops taking work, lets the transactions in flight finish (or
 // aborts them when its context ends: their recipients stay pending), and
 // closes the Transport. Everything not delivered is in the spool; at the
-// next start the engine hands every message from Spool.Scan to Enqueue.
+// next start the engine hands it over with Load (load.go), which reads the
+// spool in id order into a sorted slice (msgtable.go) and the schedulers in
+// batches: a million queued messages load in about 2 s of CPU and hold
+// about 250 bytes of RSS each (numbers in queue's package doc). Load may
+// run while new mail is enqueued; the admin views wait for it to end.
 package delivery

@@ -317,12 +317,12 @@ func TestRealRestartDeliversPending(t *testing.T) {
 	}
 	s.close()
 
-	// Restart: reopen the spool, hand every message to a new loop.
+	// Restart: reopen the spool, load it into a new loop.
 	snk := startSink(t, port)
 	clock.Advance(5 * time.Minute)
 	s2 := startSystem(t, dir, dns.Addr, port, clock, defaultRetry)
-	n := 0
-	if err := s2.spool.Scan(func(m *queue.Message) error { n++; return s2.loop.Enqueue(m) }); err != nil {
+	n, err := s2.loop.Load(s2.spool, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if n != 2 {

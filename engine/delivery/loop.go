@@ -20,16 +20,6 @@ import (
 // ignored.
 var ErrStopped = errors.New("delivery: stopped")
 
-// msgState is the in-memory side of one spooled message: its metadata,
-// guarded by mu because the work items of its different domains are
-// delivered concurrently, and its outstanding work items.
-type msgState struct {
-	mu    sync.Mutex
-	m     *queue.Message
-	items int                  // work items scheduled, ready or in flight
-	due   map[string]time.Time // next attempt per domain with a retry scheduled
-}
-
 // workItem is the unit of scheduling and delivery: the pending recipients
 // of one message at one destination domain, delivered in one transaction.
 type workItem struct {
@@ -63,8 +53,10 @@ type Loop struct {
 	clock   queue.Clock
 	metrics Metrics
 	log     *slog.Logger
-	sched   [2]*queue.Scheduler[*workItem] // by lane: high, bulk
+	sched   [2]*queue.Scheduler[schedRef] // by lane: high, bulk
 	tenants *tenantLimits
+	packer  *queue.Packer // packed metadata of waiting messages (message.go)
+	envs    envTable
 
 	runCtx     context.Context // ends at Stop: no new work
 	runCancel  context.CancelFunc
@@ -73,16 +65,22 @@ type Loop struct {
 	resolveSem [2]chan struct{} // by lane
 
 	mu        sync.Mutex
-	msgs      map[string]*msgState
+	msgs      msgTable
 	sites     map[string]*readyQueue // by path key (egress source, site)
 	lastSweep time.Time
 	admin     adminState // operator bounces and suspensions (admin.go)
 	stopping  bool
 	started   bool
 
-	ready   atomic.Int64 // items due: resolving or waiting in a ready queue
-	workers sync.WaitGroup
-	runDone [2]chan struct{}
+	ready atomic.Int64 // items due: resolving or waiting in a ready queue
+	// unsplit counts the work items that whole messages in the schedulers
+	// will make beyond one each, so that QueueDepth counts items.
+	unsplit atomic.Int64
+	// loadMu is held by Load; the admin views wait for it (load.go).
+	loadMu   sync.RWMutex
+	loadLeft atomic.Int64 // messages Load has yet to hand over
+	workers  sync.WaitGroup
+	runDone  [2]chan struct{}
 }
 
 // New returns a Loop; Start runs it.
@@ -101,12 +99,13 @@ func New(opts Options) *Loop {
 		clock:   opts.Clock,
 		metrics: opts.Metrics,
 		log:     opts.Logger,
-		msgs:    make(map[string]*msgState),
+		msgs:    newMsgTable(),
 		sites:   make(map[string]*readyQueue),
 		tenants: newTenantLimits(opts.Clock.Now),
+		packer:  queue.NewPacker(0),
 	}
 	for i := range l.sched {
-		l.sched[i] = queue.NewScheduler[*workItem](opts.Clock)
+		l.sched[i] = queue.NewScheduler[schedRef](opts.Clock)
 		l.resolveSem[i] = make(chan struct{}, opts.ResolveConcurrency)
 		l.runDone[i] = make(chan struct{})
 	}
@@ -143,7 +142,7 @@ func (l *Loop) Start() {
 // queue.FakeClock call it; the real clock needs no help).
 func (l *Loop) Wake() {
 	for _, s := range l.sched {
-		s.Schedule(nil, time.Time{})
+		s.Schedule(schedRef{}, time.Time{})
 	}
 }
 
@@ -151,25 +150,35 @@ func (l *Loop) Wake() {
 // (scheduled) and of those due but not yet handed to a connection (ready):
 // gannet_queue_depth{queue="scheduled|ready"}.
 func (l *Loop) QueueDepth() (scheduled, ready int) {
-	return l.sched[0].Len() + l.sched[1].Len(), int(l.ready.Load())
+	return l.sched[0].Len() + l.sched[1].Len() + int(l.unsplit.Load()), int(l.ready.Load())
 }
 
 // schedule puts an item in its lane's scheduled queue.
 func (l *Loop) schedule(it *workItem, due time.Time) {
-	l.sched[it.lane()].Schedule(it, due)
+	l.sched[it.lane()].Schedule(schedRef{it: it}, due)
 }
 
-// Messages returns the number of messages the loop holds.
+// lane returns the scheduler lane of a message (see workItem.lane).
+func (ms *msgState) lane() int {
+	if ms.high {
+		return 0
+	}
+	return 1
+}
+
+// Messages returns the number of messages the loop holds, counting those
+// a Load in progress has yet to hand over (so that max_queue_depth holds
+// while the queue loads).
 func (l *Loop) Messages() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.msgs)
+	return l.msgs.len() + int(l.loadLeft.Load())
 }
 
 // Enqueue takes a spooled message: its pending recipients are grouped by
 // destination domain (lower-cased), one work item per domain, due at
-// m.NextDue (now when zero). It is also how the engine hands over every
-// message from Spool.Scan at startup. A message already held is ignored.
+// m.NextDue (now when zero). (At startup the engine hands over the spool
+// with Load instead.) A message already held is ignored.
 // The Loop owns m from now on: others must not change it.
 func (l *Loop) Enqueue(m *queue.Message) error {
 	l.mu.Lock()
@@ -177,12 +186,12 @@ func (l *Loop) Enqueue(m *queue.Message) error {
 		l.mu.Unlock()
 		return ErrStopped
 	}
-	if _, dup := l.msgs[m.ID]; dup {
+	if l.msgs.get(m.ID) != nil {
 		l.mu.Unlock()
 		return nil
 	}
-	ms := &msgState{m: m}
-	l.msgs[m.ID] = ms
+	ms := l.newMsgState(m)
+	l.msgs.add(ms)
 	l.mu.Unlock()
 
 	ms.mu.Lock()
@@ -192,7 +201,7 @@ func (l *Loop) Enqueue(m *queue.Message) error {
 	ms.mu.Unlock()
 	if len(groups) == 0 {
 		// Nothing pending: a leftover of an interrupted removal.
-		l.forget(m.ID)
+		l.forget(ms)
 		if err := l.opts.Store.Remove(m.ID); err != nil {
 			l.log.Error("delivery: removing finished message", "id", m.ID, "err", err)
 		}
@@ -200,10 +209,34 @@ func (l *Loop) Enqueue(m *queue.Message) error {
 	}
 	for _, g := range groups {
 		g.ms = ms
-		g.high = m.Priority > 0
+		g.high = ms.high
 		l.schedule(g, due)
 	}
 	return nil
+}
+
+// dueMessage runs on the scheduler goroutine when a whole message comes
+// due (one loaded at startup, or waiting for the retry of its last
+// domain): it is unpacked and split into its work items, one per
+// destination domain of its pending recipients, which go on as items do.
+func (l *Loop) dueMessage(ms *msgState) {
+	ms.mu.Lock()
+	m := ms.msg(l.packer)
+	groups := groupByDomain(m)
+	l.unsplit.Add(-int64(max(ms.items-1, 0)))
+	ms.items = len(groups)
+	ms.mu.Unlock()
+	if len(groups) == 0 {
+		// An admin bounce took every pending recipient meanwhile (and
+		// removed the message from the spool).
+		l.forget(ms)
+		return
+	}
+	for _, it := range groups {
+		it.ms = ms
+		it.high = ms.high
+		l.dueItem(it)
+	}
 }
 
 // groupByDomain makes the work items of m: one per destination domain of
@@ -240,18 +273,26 @@ func domainOf(addr string) string {
 	return strings.ToLower(strings.TrimSuffix(addr[i+1:], "."))
 }
 
-func (l *Loop) forget(id string) {
+// forget drops a finished message from the loop.
+func (l *Loop) forget(ms *msgState) {
 	l.mu.Lock()
-	delete(l.msgs, id)
+	l.msgs.remove(ms)
 	l.mu.Unlock()
 }
 
-// due runs on the scheduler goroutine for every item whose time has come:
-// it starts the DNS lookup on a bounded set of goroutines.
-func (l *Loop) due(it *workItem) {
-	if it == nil { // Wake
-		return
+// due runs on the scheduler goroutine for everything whose time has come.
+func (l *Loop) due(r schedRef) {
+	switch {
+	case r.ms != nil:
+		l.dueMessage(r.ms)
+	case r.it != nil:
+		l.dueItem(r.it)
 	}
+}
+
+// dueItem handles a work item whose time has come: it starts the DNS
+// lookup on a bounded set of goroutines.
+func (l *Loop) dueItem(it *workItem) {
 	if l.adminDue(it) { // bounced or held by an operator (admin.go)
 		return
 	}
@@ -316,7 +357,7 @@ func (l *Loop) toReady(it *workItem) {
 	}
 	if it.qkey == "" {
 		if l.opts.Egress != nil {
-			it.source = l.opts.Egress(it.ms.m.Tenant)
+			it.source = l.opts.Egress(it.ms.env.tenant)
 		}
 		it.qkey = pathKey(it.source.Name, site)
 	}
@@ -439,7 +480,7 @@ func (l *Loop) hold(q *readyQueue, it *workItem) bool {
 		}
 	}
 	if l.opts.TenantRate != nil {
-		tenant := it.ms.m.Tenant
+		tenant := it.ms.env.tenant
 		if !it.slot.IsZero() {
 			it.slot = time.Time{} // booked earlier: its time has come
 		} else if rate := l.opts.TenantRate(tenant); rate > 0 {
@@ -488,7 +529,7 @@ func ruleBounceReply(r smtpwire.Reply) smtpwire.Reply {
 func (l *Loop) deliver(q *readyQueue, it *workItem) {
 	ms := it.ms
 	ms.mu.Lock()
-	m := ms.m
+	m := ms.msg(l.packer)
 	env := &outbound.Envelope{From: m.From}
 	idx := make([]int, 0, len(it.rcpts))
 	for _, i := range it.rcpts {

@@ -13,12 +13,13 @@ import (
 func (l *Loop) applyAll(it *workItem, st outbound.Status, rep smtpwire.Reply) {
 	ms := it.ms
 	ms.mu.Lock()
+	m := ms.msg(l.packer)
 	var idx []int
 	var out outbound.Outcome
 	for _, i := range it.rcpts {
-		if ms.m.Recipients[i].State == queue.Pending {
+		if m.Recipients[i].State == queue.Pending {
 			idx = append(idx, i)
-			out.Results = append(out.Results, outbound.Result{Rcpt: ms.m.Recipients[i].Addr, Status: st, Reply: rep})
+			out.Results = append(out.Results, outbound.Result{Rcpt: m.Recipients[i].Addr, Status: st, Reply: rep})
 		}
 	}
 	ms.mu.Unlock()
@@ -39,7 +40,7 @@ func (l *Loop) apply(it *workItem, idx []int, out outbound.Outcome) {
 	var retryAt time.Time
 
 	ms.mu.Lock()
-	m := ms.m
+	m := ms.msg(l.packer)
 	if len(idx) > 0 {
 		m.Attempts++
 	}
@@ -127,6 +128,14 @@ func (l *Loop) apply(it *workItem, idx []int, out outbound.Outcome) {
 	for _, rc := range recs {
 		logged = append(logged, l.makeRecord(m, it, rc, &out, now))
 	}
+	retryWhole := false
+	if retry != nil && ms.items == 1 {
+		// The message waits for this retry alone: it waits packed, and
+		// the scheduler holds the message rather than a work item. (m
+		// stays valid for what follows; nothing changes it any more.)
+		ms.pack(l.packer)
+		retry, retryWhole = nil, true
+	}
 	ms.mu.Unlock()
 
 	if err != nil {
@@ -135,7 +144,7 @@ func (l *Loop) apply(it *workItem, idx []int, out outbound.Outcome) {
 		l.log.Error("delivery: persisting message state", "id", m.ID, "removed", done, "err", err)
 	}
 	if done {
-		l.forget(m.ID)
+		l.forget(ms)
 	}
 	for i, rc := range recs {
 		switch rc.kind {
@@ -155,11 +164,15 @@ func (l *Loop) apply(it *workItem, idx []int, out outbound.Outcome) {
 			l.log.Error("delivery: spooling a bounce message", "id", m.ID, "to", dsn.from, "err", err)
 		}
 	}
-	if retry != nil {
+	if retry != nil || retryWhole {
 		l.mu.Lock()
 		stopping := l.stopping
 		l.mu.Unlock()
-		if !stopping {
+		switch {
+		case stopping:
+		case retryWhole:
+			l.sched[ms.lane()].Schedule(schedRef{ms: ms}, retryAt)
+		default:
 			l.schedule(retry, retryAt)
 		}
 	}

@@ -35,8 +35,10 @@
 // undefined). Strings expand as they are, numbers and booleans as JSON
 // writes them, null as "", objects and arrays as JSON. Values are
 // HTML-escaped in html_body (Jinja auto-escapes .html templates) and
-// nowhere else. A value with CR or LF placed in a header is refused for that
-// recipient. Anything else Jinja would parse — "{% … %}", "{# … #}",
+// nowhere else. In a builder "content", the subject, text_body, html_body,
+// the display names of from and reply_to, and the values of headers are
+// templates (as in KumoMTA); addresses and attachments are not. A value
+// with CR or LF placed in a header is refused for that recipient. Anything else Jinja would parse — "{% … %}", "{# … #}",
 // filters, expressions — refuses the request with 422 instead of sending
 // half-expanded mail; template_dialect "Static" turns templating off.
 // Recipients that fail (bad address, header injection through a

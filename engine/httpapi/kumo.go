@@ -79,6 +79,10 @@ type kumoJob struct {
 	from                mimebuild.Address
 	replyTo             []mimebuild.Address
 	attachments         []mimebuild.Attachment
+	// fromName and replyToName are the display names of From and Reply-To
+	// as templates (KumoMTA expands them per recipient like any header);
+	// nil when the request gave no name or the name has no placeholder.
+	fromName, replyToName *template
 }
 
 // handleInject serves POST /api/inject/v1: one message per recipient, each
@@ -238,8 +242,9 @@ func toLF(s string) string {
 }
 
 // compileBuilder prepares a message to build. From defaults to the
-// envelope sender; the recipient becomes To. Subject, text_body, html_body
-// and header values are templates; attachments are not (as in KumoMTA).
+// envelope sender; the recipient becomes To. Subject, text_body, html_body,
+// the display names of from and reply_to, and header values are templates;
+// addresses and attachments are not.
 func compileBuilder(b *kumoBuilder, sender string, compile func(string, int) (*template, error)) (*kumoJob, *apiError) {
 	if b.TextBody == nil && b.HTMLBody == nil {
 		return nil, unprocessable("content: at least one of text_body and html_body is required")
@@ -260,6 +265,22 @@ func compileBuilder(b *kumoBuilder, sender string, compile func(string, int) (*t
 			return nil, unprocessable("content.reply_to: %v", err)
 		}
 		job.replyTo = []mimebuild.Address{a}
+	}
+	for _, f := range []struct {
+		field string
+		addr  *kumoAddress
+		dst   **template
+	}{{"from", b.From, &job.fromName}, {"reply_to", b.ReplyTo, &job.replyToName}} {
+		if f.addr == nil || f.addr.Name == nil {
+			continue
+		}
+		t, err := compile(*f.addr.Name, -1)
+		if err != nil {
+			return nil, unprocessable("content.%s.name: %v", f.field, err)
+		}
+		if !t.static {
+			*f.dst = t
+		}
 	}
 	for _, f := range []struct {
 		name string
@@ -386,6 +407,24 @@ func (s *Server) expandKumo(job *kumoJob, req *kumoRequest, rc *kumoRecipient, b
 	}
 	if m.Subject, err = render(job.subject, false); err != nil {
 		return nil, buf, err
+	}
+	if job.fromName != nil {
+		if m.From.Name, err = render(job.fromName, false); err != nil {
+			return nil, buf, err
+		}
+		if mimebuild.HasCRLF(m.From.Name) {
+			return nil, buf, fmt.Errorf("%w: from name", errHeaderValue)
+		}
+	}
+	if job.replyToName != nil {
+		// job.replyTo is shared by every recipient: give this one its own.
+		m.ReplyTo = []mimebuild.Address{job.replyTo[0]}
+		if m.ReplyTo[0].Name, err = render(job.replyToName, false); err != nil {
+			return nil, buf, err
+		}
+		if mimebuild.HasCRLF(m.ReplyTo[0].Name) {
+			return nil, buf, fmt.Errorf("%w: reply_to name", errHeaderValue)
+		}
 	}
 	if m.Text, err = render(job.text, false); err != nil {
 		return nil, buf, err

@@ -184,3 +184,56 @@ func TestKumoStaticDialect(t *testing.T) {
 		t.Errorf("static content was expanded:\n%s", b)
 	}
 }
+
+// The display names of from and reply_to are templates, expanded per
+// recipient like the subject and the header values (KumoMTA does the same);
+// a substitution that would put CR or LF into them fails that recipient.
+func TestKumoBuilderTemplatedNames(t *testing.T) {
+	inj := &recordingInjector{}
+	_, base := startServer(t, testOptions(inj))
+	body := mustJSON(t, map[string]any{
+		"envelope_sender": "bounces@example.test",
+		"substitutions":   map[string]any{"brand": "Acme News"},
+		"content": map[string]any{
+			"from":      map[string]any{"email": "news@example.test", "name": "{{ brand }} for {{ name }}"},
+			"reply_to":  map[string]any{"email": "help@example.test", "name": "{{ desk }} Desk"},
+			"subject":   "S",
+			"text_body": "T",
+			"headers":   map[string]string{"X-Greeting": "Hi {{ name }} ({{ desk }})"},
+		},
+		"recipients": []map[string]any{
+			{"email": "a@example.test", "name": "Ann", "substitutions": map[string]any{"desk": "Sales"}},
+			{"email": "b@example.test", "name": "Bob", "substitutions": map[string]any{"desk": "Support"}},
+			{"email": "c@example.test", "substitutions": map[string]any{"brand": "x\r\nBcc: victim@example.test"}},
+			{"email": "d@example.test", "substitutions": map[string]any{"desk": "y\nBcc: victim@example.test"}},
+		},
+	})
+	a := do(t, client(t, "127.0.0.1"), "POST", base+"/api/inject/v1", body, nil)
+	if a.status != 200 || a.json["success_count"] != float64(2) || a.json["fail_count"] != float64(2) {
+		t.Fatalf("answer %s", a)
+	}
+	if failed := fmt.Sprint(a.json["failed_recipients"]); failed != "[c@example.test d@example.test]" {
+		t.Errorf("failed %s", failed)
+	}
+	msgs := inj.messages()
+	if len(msgs) != 2 {
+		t.Fatalf("%d messages", len(msgs))
+	}
+	for i, want := range []struct{ from, replyTo, greeting string }{
+		{"Acme News for Ann <news@example.test>", "Sales Desk <help@example.test>", "Hi Ann (Sales)"},
+		{"Acme News for Bob <news@example.test>", "Support Desk <help@example.test>", "Hi Bob (Support)"},
+	} {
+		if bytes.Contains(msgs[i].Body, []byte("victim")) {
+			t.Errorf("message %d carries an injected header", i)
+		}
+		msg, err := mail.ReadMessage(bytes.NewReader(msgs[i].Body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := msg.Header
+		if h.Get("From") != want.from || h.Get("Reply-To") != want.replyTo || h.Get("X-Greeting") != want.greeting {
+			t.Errorf("message %d: From %q Reply-To %q X-Greeting %q, want %q %q %q", i,
+				h.Get("From"), h.Get("Reply-To"), h.Get("X-Greeting"), want.from, want.replyTo, want.greeting)
+		}
+	}
+}

@@ -58,9 +58,11 @@
 // New sessions try the route's MX hosts in preference order and each
 // host's addresses in order (at most Options.MaxAddresses). A refused or
 // timed-out connection, a refused greeting or EHLO moves on to the next
-// address; an address that failed twice in a row is skipped for
-// Options.HostBackoff (doubling per further failure), and when every
-// address is skipped the delivery fails at once with 451 4.4.1.
+// address; an address that failed twice in a row is passed over for
+// Options.HostBackoff (doubling per further failure, capped at
+// Options.HostBackoffMax). Back-off only reorders: when every address of a
+// route is in back-off, the one whose back-off ends first is tried, so a
+// single-MX destination is retried at each message's retry time.
 //
 // Deliver never returns an error: every failure becomes a per-recipient
 // Result with a reply — the server's, or one Gannet made (4.4.1 no answer,

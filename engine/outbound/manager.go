@@ -49,8 +49,12 @@ type Options struct {
 	// MaxAddresses bounds the MX addresses tried per delivery (5).
 	MaxAddresses int
 	// HostBackoff is how long an address that failed twice in a row is
-	// skipped (30s, doubling per further failure up to 10×).
-	HostBackoff time.Duration
+	// passed over in favour of the route's other addresses (10s), doubling
+	// per further failure up to HostBackoffMax (60s). When every address of
+	// a route is in back-off, the one whose back-off ends first is tried
+	// anyway, so a single-MX destination is never stalled by it.
+	HostBackoff    time.Duration
+	HostBackoffMax time.Duration
 
 	// OnTLSFailure, when set, is called when a STARTTLS fails (for
 	// gannet_tls_failures_total).
@@ -111,7 +115,13 @@ func New(opts Options) *Manager {
 		opts.MaxAddresses = 5
 	}
 	if opts.HostBackoff <= 0 {
-		opts.HostBackoff = 30 * time.Second
+		opts.HostBackoff = 10 * time.Second
+	}
+	if opts.HostBackoffMax <= 0 {
+		opts.HostBackoffMax = 60 * time.Second
+	}
+	if opts.HostBackoffMax < opts.HostBackoff {
+		opts.HostBackoffMax = opts.HostBackoff
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -127,7 +137,7 @@ func New(opts Options) *Manager {
 			localAddr:      opts.LocalAddr,
 			onErrorReply:   opts.OnErrorReply,
 		},
-		health: newHostHealth(opts.Now, opts.HostBackoff, 10*opts.HostBackoff),
+		health: newHostHealth(opts.Now, opts.HostBackoff, opts.HostBackoffMax),
 		now:    opts.Now,
 		pools:  make(map[string]*sitePool),
 		stop:   make(chan struct{}),
@@ -377,20 +387,17 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 		out.Note = text
 		return out
 	}
-	// Addresses in their back-off period are skipped; when all are, the
-	// delivery fails at once rather than wait for the same timeouts again.
-	ordered := make([]candidate, 0, len(cands))
-	for _, cd := range cands {
-		if !m.health.skip(cd.addr.String()) {
-			ordered = append(ordered, cd)
-		}
+	// Addresses in their back-off period are passed over; when all are,
+	// the one whose back-off ends first is tried (hostHealth.usable), so a
+	// host that is back takes mail at the message's next attempt.
+	addrs := make([]string, len(cands))
+	for i, cd := range cands {
+		addrs[i] = cd.addr.String()
 	}
-	if len(ordered) == 0 {
-		p.releaseSlot()
-		text := fmt.Sprintf("every address of site %s failed repeatedly; waiting before trying again", p.site)
-		setLocal(out.Results, Transient, localReply(451, "4.4.1", text))
-		out.Note = text
-		return out
+	use := m.health.usable(addrs)
+	ordered := make([]candidate, len(use))
+	for i, j := range use {
+		ordered[i] = cands[j]
 	}
 	var notes []string
 	var last *sessionError

@@ -639,3 +639,35 @@ func TestWriteBodyMatchesAppendDotStuffed(t *testing.T) {
 		}
 	}
 }
+
+// A single-MX destination whose host was down long enough to be backed off
+// takes mail at the next attempt once it is back: back-off never leaves a
+// route without an address to try.
+func TestSingleMXBackAfterOutage(t *testing.T) {
+	rx := newTestReceiver(t, "127.0.0.2")
+	rx.ln.Close() // down: connection refused
+	m := newTestManager(t, rx.Addr.Port(), func(o *Options) {
+		o.HostBackoff = time.Hour
+		o.HostBackoffMax = time.Hour
+		o.Limits = func(string, string, string) Limits { return Limits{Connections: 1, MaxDeliveriesPerConn: 1} }
+	})
+	route := routeTo("dst.test", "127.0.0.2")
+	for range 4 {
+		o := m.Deliver(context.Background(), route, env(testBody, "a@dst.test"))
+		wantStatuses(t, o, Transient)
+	}
+	if !m.health.skip(rx.Addr.String()) {
+		t.Fatal("the host is not in back-off after four failures")
+	}
+	ln, err := net.Listen("tcp", rx.Addr.String())
+	if err != nil {
+		t.Skip("port taken again:", err)
+	}
+	rx.ln = ln
+	rx.Start()
+	o := m.Deliver(context.Background(), route, env(testBody, "a@dst.test"))
+	wantStatuses(t, o, Delivered)
+	if m.health.skip(rx.Addr.String()) {
+		t.Error("a successful session did not clear the back-off")
+	}
+}

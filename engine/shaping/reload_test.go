@@ -43,3 +43,24 @@ func TestSetPolicy(t *testing.T) {
 		t.Fatalf("back-off enabled by SetPolicy: limits %+v, want 7 connections and 70/s", l)
 	}
 }
+
+// TestSetPolicyRereadsLimits: a path in constant use takes the new
+// configured limits at the reload, not only after a pause.
+func TestSetPolicyRereadsLimits(t *testing.T) {
+	rate := 10.0
+	s, c := newTestShaper(outbound.Limits{}, func(cfg *Config) {
+		cfg.Base = func(string, []string) outbound.Limits { return outbound.Limits{Connections: 5, MessageRate: rate} }
+	})
+	if l := s.Limits("", site, "x.test"); l.MessageRate != 10 {
+		t.Fatalf("limits %+v", l)
+	}
+	rate = 25
+	for range 5 { // busy: asked every 300 ms
+		c.advance(300 * time.Millisecond)
+		s.Limits("", site, "x.test")
+	}
+	s.SetPolicy(Backoff{}, nil)
+	if l := s.Limits("", site, "x.test"); l.MessageRate != 25 {
+		t.Fatalf("after SetPolicy: %+v, want the new rate 25/s", l)
+	}
+}
