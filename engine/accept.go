@@ -117,7 +117,7 @@ func (e *Engine) writeReception(m *queue.Message, listener, peer, helo string, c
 	now := e.now()
 	var tlsVersion, tlsCipher string
 	if cs != nil && cs.HandshakeComplete {
-		tlsVersion, tlsCipher = tlsVersionName(cs.Version), tls.CipherSuiteName(cs.CipherSuite)
+		tlsVersion, tlsCipher = logrec.TLSVersion(cs.Version), tls.CipherSuiteName(cs.CipherSuite)
 	}
 	for _, r := range m.Recipients {
 		e.records.Write(&logrec.Record{
@@ -138,22 +138,6 @@ func (e *Engine) writeReception(m *queue.Message, listener, peer, helo string, c
 			TLSCipher:          tlsCipher,
 		})
 	}
-}
-
-// tlsVersionName names a TLS version the way the log records do: "TLSv1.3"
-// (as KumoMTA and Postfix log it), not crypto/tls's "TLS 1.3".
-func tlsVersionName(v uint16) string {
-	switch v {
-	case tls.VersionTLS10:
-		return "TLSv1.0"
-	case tls.VersionTLS11:
-		return "TLSv1.1"
-	case tls.VersionTLS12:
-		return "TLSv1.2"
-	case tls.VersionTLS13:
-		return "TLSv1.3"
-	}
-	return tls.VersionName(v)
 }
 
 // trusted reports whether the client may set routing metadata by header:

@@ -128,7 +128,7 @@ func (s *Server) handleInject(w http.ResponseWriter, r *http.Request, c Caller, 
 	}
 	if len(msgs) == 0 {
 		ans.Error = "no message could be built: " + strings.Join(ans.Errors, "; ")
-		writeJSON(w, http.StatusUnprocessableEntity, ans)
+		WriteJSON(w, http.StatusUnprocessableEntity, ans)
 		return
 	}
 	if _, aerr := s.inject(r, msgs); aerr != nil {
@@ -136,7 +136,7 @@ func (s *Server) handleInject(w http.ResponseWriter, r *http.Request, c Caller, 
 		return
 	}
 	ans.SuccessCount = len(msgs)
-	writeJSON(w, http.StatusOK, ans)
+	WriteJSON(w, http.StatusOK, ans)
 }
 
 // compileKumo checks what is common to all recipients and compiles the

@@ -82,7 +82,7 @@ func (s *Server) handleMessage(w http.ResponseWriter, r *http.Request, c Caller,
 		writeAPIError(w, aerr)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, messageAnswer{ID: ids[0], Recipients: len(msg.Recipients)})
+	WriteJSON(w, http.StatusAccepted, messageAnswer{ID: ids[0], Recipients: len(msg.Recipients)})
 }
 
 // decodeAll decodes one JSON value and refuses anything after it.

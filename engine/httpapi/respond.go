@@ -11,8 +11,9 @@ type errorBody struct {
 	Error string `json:"error"`
 }
 
-// writeJSON writes v as the JSON answer with status.
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// WriteJSON writes v as the JSON answer with status: the one JSON writer
+// of the HTTP API, also used by the admin handler.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		status = http.StatusInternalServerError
@@ -29,7 +30,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // writeError answers status with {"error": msg}.
 func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, errorBody{Error: msg})
+	WriteJSON(w, status, errorBody{Error: msg})
 }
 
 // apiError is a refusal with its HTTP status; handlers return it and the

@@ -179,7 +179,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		if !allowMethod(sw, r, http.MethodGet, http.MethodHead) {
 			return
 		}
-		writeJSON(sw, http.StatusOK, map[string]string{"status": "ok"})
+		WriteJSON(sw, http.StatusOK, map[string]string{"status": "ok"})
 		return
 	case path == pathMessage || path == pathInject:
 		service, methods = ServiceInject, []string{http.MethodPost}

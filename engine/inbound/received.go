@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"net/netip"
 	"time"
+
+	"gannet/engine/logrec"
 )
 
 // receivedFoldWidth is the line length the Received header is folded at
@@ -46,7 +48,7 @@ func (in *Incoming) ReceivedHeader(id string, now time.Time) []byte {
 	clauses = append(clauses, "by "+headerSafe(in.Hostname, "localhost"))
 	if in.TLS != nil {
 		// A comment with the TLS parameters, as Postfix and Exim write it.
-		clauses = append(clauses, "("+tlsVersionName(in.TLS.Version)+" "+headerSafe(tls.CipherSuiteName(in.TLS.CipherSuite), "unknown")+")")
+		clauses = append(clauses, "("+logrec.TLSVersion(in.TLS.Version)+" "+headerSafe(tls.CipherSuiteName(in.TLS.CipherSuite), "unknown")+")")
 	}
 	clauses = append(clauses, "with "+proto)
 	if id != "" {
@@ -122,19 +124,4 @@ func unsafeInHeader(c byte) bool {
 		return true
 	}
 	return c <= ' '
-}
-
-// tlsVersionName names a TLS version as the log records do ("TLSv1.3").
-func tlsVersionName(v uint16) string {
-	switch v {
-	case tls.VersionTLS10:
-		return "TLSv1.0"
-	case tls.VersionTLS11:
-		return "TLSv1.1"
-	case tls.VersionTLS12:
-		return "TLSv1.2"
-	case tls.VersionTLS13:
-		return "TLSv1.3"
-	}
-	return "TLS"
 }

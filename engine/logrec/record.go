@@ -1,6 +1,7 @@
 package logrec
 
 import (
+	"crypto/tls"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -210,4 +211,21 @@ func appendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// TLSVersion names a TLS version the way the records (and KumoMTA and
+// Postfix logs) do: "TLSv1.3"; versions without such a name get
+// crypto/tls's name.
+func TLSVersion(v uint16) string {
+	switch v {
+	case tls.VersionTLS10:
+		return "TLSv1.0"
+	case tls.VersionTLS11:
+		return "TLSv1.1"
+	case tls.VersionTLS12:
+		return "TLSv1.2"
+	case tls.VersionTLS13:
+		return "TLSv1.3"
+	}
+	return tls.VersionName(v)
 }

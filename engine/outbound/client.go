@@ -257,20 +257,5 @@ func errText(err error) string {
 	return err.Error()
 }
 
-// tlsVersionName returns "TLSv1.3" style names (as KumoMTA and Postfix log).
-func tlsVersionName(v uint16) string {
-	switch v {
-	case tls.VersionTLS10:
-		return "TLSv1.0"
-	case tls.VersionTLS11:
-		return "TLSv1.1"
-	case tls.VersionTLS12:
-		return "TLSv1.2"
-	case tls.VersionTLS13:
-		return "TLSv1.3"
-	}
-	return tls.VersionName(v)
-}
-
 // tlsCipherName returns the IANA name of a cipher suite.
 func tlsCipherName(id uint16) string { return tls.CipherSuiteName(id) }

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"gannet/engine/logrec"
 	"gannet/resolver"
 	"gannet/smtpwire"
 )
@@ -456,7 +457,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 func (m *Manager) outcome(c *Client, res []Result, note string) Outcome {
 	o := Outcome{Results: res, Host: c.host, Peer: c.peer, Note: note, Source: c.source}
 	if c.tls != nil {
-		o.TLSVersion = tlsVersionName(c.tls.Version)
+		o.TLSVersion = logrec.TLSVersion(c.tls.Version)
 		o.TLSCipher = tlsCipherName(c.tls.CipherSuite)
 	}
 	return o
