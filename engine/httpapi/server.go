@@ -253,11 +253,22 @@ func allowMethod(w http.ResponseWriter, r *http.Request, methods ...string) bool
 	return false
 }
 
+// drainTooLarge is how much of a refused, too large body is read and thrown
+// away before the 413 is sent. A server that answers and closes while the
+// client is still writing makes the kernel reset the connection, and the
+// client then sees "connection reset" instead of the 413 (RFC 9110 §15.5.14
+// asks for a clear answer). Bodies larger than this still get the reset; the
+// server's read timeout bounds how long draining can take.
+const drainTooLarge = 4 << 20
+
 // readBody reads the whole body within MaxBodyBytes: 413 past it.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
 	limit := s.opts.MaxBodyBytes
 	tooBig := fail(http.StatusRequestEntityTooLarge, "request body larger than "+strconv.FormatInt(limit, 10)+" bytes")
 	if r.ContentLength > limit {
+		if r.ContentLength <= limit+drainTooLarge {
+			_, _ = io.CopyN(io.Discard, r.Body, r.ContentLength)
+		}
 		return nil, tooBig
 	}
 	rd := http.MaxBytesReader(w, r.Body, limit)
@@ -277,6 +288,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiE
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
+				// A body without Content-Length that ran past the limit:
+				// drain a bounded rest, as above.
+				_, _ = io.CopyN(io.Discard, r.Body, drainTooLarge)
 				return nil, tooBig
 			}
 			return nil, fail(http.StatusBadRequest, "could not read the request body")
