@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"gannet/engine/config"
 	"gannet/engine/outbound"
 	"gannet/smtpwire"
 )
@@ -98,26 +99,10 @@ func (r *Rule) matches(domain string, hosts []string) bool {
 }
 
 // MatchMXSuffix reports whether every host name ends in one of the
-// suffixes (case-insensitive; ".google.com" also matches "google.com").
+// suffixes (case-insensitive; ".google.com" also matches "google.com"); the
+// one matcher is config.MatchesMXSuffix, which also picks [shaping] tables.
 func MatchMXSuffix(hosts, suffixes []string) bool {
-	if len(hosts) == 0 {
-		return false
-	}
-	for _, h := range hosts {
-		h = strings.ToLower(strings.TrimSuffix(h, "."))
-		ok := false
-		for _, s := range suffixes {
-			s = strings.TrimPrefix(strings.ToLower(s), ".")
-			if h == s || strings.HasSuffix(h, "."+s) {
-				ok = true
-				break
-			}
-		}
-		if !ok {
-			return false
-		}
-	}
-	return true
+	return config.MatchesMXSuffix(hosts, suffixes)
 }
 
 // Gate is what the delivery loop must do with an item of a path before
