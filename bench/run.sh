@@ -21,9 +21,10 @@ export BENCH_LIB=$LIB
 # ---------------------------------------------------------------- knobs --
 QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then
-  d_conns=4 d_per=25 d_msgs=100 d_c_msgs=20 d_c_conns=4 d_rate=5 d_e=2000 d_f=300 d_fpf=20 d_to=30 d_eto=30
+  d_conns=4 d_per=25 d_msgs=100 d_c_msgs=20 d_c_conns=4 d_rate=5 d_e=2000 d_ef=20000 d_f=300 d_fpf=20 d_to=30 d_eto=30
 else
-  d_conns=50 d_per=100 d_msgs=20000 d_c_msgs=5000 d_c_conns=50 d_rate=20 d_e=100000 d_f=10000 d_fpf=200 d_to=180 d_eto=300
+  d_conns=50 d_per=100 d_msgs=20000 d_c_msgs=5000 d_c_conns=50 d_rate=20 d_e=100000 d_ef=1000000 d_f=10000 d_fpf=200
+  d_to=180 d_eto=300
 fi
 SYSTEMS=${BENCH_SYSTEMS:-"ceiling postfix gannet"}
 SCENARIOS=${BENCH_SCENARIOS:-"a b c d e f"}
@@ -35,7 +36,8 @@ C_MSGS=${BENCH_C_MSGS:-$d_c_msgs}        # (c): 100 KB messages
 C_CONNS=${BENCH_C_CONNS:-$d_c_conns}
 C_SIZE=${BENCH_C_SIZE:-100k}
 D_RATE=${BENCH_D_RATE:-$d_rate}          # (d): transactional messages per second
-E_QUEUED=${BENCH_E_QUEUED:-$d_e}         # (e): messages left queued
+E_QUEUED=${BENCH_E_QUEUED:-$d_e}         # (e): messages queued over SMTP behind a closed port
+E_FILL=${BENCH_E_FILL:-$d_ef}            # (e): messages filled straight into a spool Gannet then loads
 E_TIMEOUT=${BENCH_E_TIMEOUT:-$d_eto}     # (e): cap on queueing them, seconds
 F_CONNS=${BENCH_F_CONNS:-$d_f}           # (f): idle connections to Gannet
 F_PF_CONNS=${BENCH_F_PF_CONNS:-$d_fpf}   # (f): idle connections to Postfix (a process each)
@@ -54,6 +56,15 @@ size_bytes() {
   case $s in *k) echo $((${s%k} * 1024)) ;; *m) echo $((${s%m} * 1048576)) ;; *) echo "$s" ;; esac
 }
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+# phase NAME: note the seconds since the previous phase ended (in the log and
+# the report), to keep an eye on the run's length.
+phase() {
+  local now
+  now=$(date +%s)
+  PHASES="$PHASES $1=$((now - PHASE_T))s"
+  log "phase $1 took $((now - PHASE_T))s ($((now - START))s so far)"
+  PHASE_T=$now
+}
 
 # ------------------------------------------------------------- cleanup --
 # The benchmark runs in a background job (main, at the end); this shell only
@@ -185,11 +196,12 @@ start_gannet() {
 }
 
 # spawn_gannet NAME CONFIG PORT TIMEOUT: start bin/gannet serve, wait for its
-# banner; sets SPAWN_PID and SPAWN_S (seconds from exec to the 220) or FAIL.
+# banner; sets SPAWN_PID, SPAWN_S (seconds from exec to the 220) and SPAWN_T0
+# (epoch time of the exec), or FAIL.
 spawn_gannet() {
   local name=$1 cfg=$2 port=$3 to=$4 out
   out=$(BL spawn "$WORK/$name-gannet.log" "127.0.0.1:$port" "$to" bin/gannet serve -config "$cfg")
-  read -r SPAWN_PID SPAWN_S <<<"$out"
+  read -r SPAWN_PID SPAWN_S SPAWN_T0 <<<"$out"
   [ -n "$SPAWN_PID" ] && track "$SPAWN_PID"
   case $SPAWN_S in
     timeout) FAIL="SMTP port never answered in $to s"; return 1 ;;
@@ -209,9 +221,10 @@ probe() {
 
 # ---------------------------------------------------------- load runs --
 # relay_run SYSTEM SCEN SIZE CONNS PERCONN MSGS TRICKLE [GANNET_EXTRA]
-# One load through a relay (postfix or gannet) into bin/smtpsink. Records
-# acceptance (smtpblast's rate of 250s), end to end (first byte in to the
-# last message at the sink) and, with TRICKLE=1, transactional latency.
+# One load through a relay (postfix or gannet) into bin/smtpsink (SCEN b or
+# c). Records end to end (first byte in to the last message at the sink),
+# smtpblast's rate of 250s meanwhile and, with TRICKLE=1, transactional
+# latency (d).
 relay_run() {
   local sys=$1 scen=$2 size=$3 conns=$4 per=$5 msgs=$6 trickle=$7 gextra=${8:-}
   local name="$sys-$scen" FAIL="" note=""
@@ -288,17 +301,10 @@ relay_run() {
   local cpu_acc cpu_e2e
   cpu_acc=$(awk -v a="$cpu_mid" -v b="$cpu0" -v n="$acked" 'BEGIN{ if (n>0) printf "%.3f", (a-b)*1000/n }')
   cpu_e2e=$(awk -v a="$cpu1" -v b="$cpu0" -v n="$delivered" 'BEGIN{ if (n>0) printf "%.3f", (a-b)*1000/n }')
-  if [ "$scen" = c ]; then
-    BL record "$RESULTS" scen=c sys="$sys" msgs="$delivered" secs="$secs" rate="$e2e" cpu="$cpu_e2e" \
-      size="$size" conns="$conns" note="$note" error="$err"
-  else
-    local anote=""
-    [ "$failed" != - ] && [ "$failed" != 0 ] && anote="$failed refused"
-    BL record "$RESULTS" scen=a sys="$sys" msgs="$acked" rate="$rate" cpu="$cpu_acc" size="$size" conns="$conns" \
-      note="$anote" error="$err"
-    BL record "$RESULTS" scen=b sys="$sys" msgs="$delivered" secs="$secs" rate="$e2e" cpu="$cpu_e2e" size="$size" \
-      conns="$conns" note="$note" error="$err"
-  fi
+  # accept_*: the rate of 250s in the same run, while the relay also
+  # delivers (scenario (a) proper is accept_run, with delivery held).
+  BL record "$RESULTS" scen="$scen" sys="$sys" msgs="$delivered" secs="$secs" rate="$e2e" cpu="$cpu_e2e" \
+    accepted="$acked" accept_rate="$rate" accept_cpu="$cpu_acc" size="$size" conns="$conns" note="$note" error="$err"
   if [ -n "$trpid" ]; then
     local p50 p99 mx ts td
     read -r ts td p50 p99 mx < <(BL jget "$WORK/$name.trickle.json" sent delivered p50_ms p99_ms max_ms | tr '\n' ' ')
@@ -316,6 +322,92 @@ stop_relay() { # SYSTEM NAME
     gannet) [ -n "${SYS_PID:-}" ] && stop_pid "$SYS_PID" ;;
   esac
   SYS_PID=""
+}
+
+# ------------------------------------------------- (a) acceptance only --
+# accept_run SYSTEM GEN: scenario (a) proper. A fresh relay that delivers
+# nothing takes the (a) load from one client and the rate of 250s is
+# recorded with the relay's CPU. GEN is "blast" (bin/smtpblast, the flags of
+# the ceiling's smtpblast run) or "source" (smtp-source, the flags of the
+# ceiling's smtp-source run; it cannot pipeline). Delivery is held:
+#   Gannet:  a probe message is delivered first, then the blast's and
+#            smtp-source's recipient domain (example.test) is suspended
+#            over the admin API until resumed;
+#   Postfix: defer_transports = smtp relay, so qmgr moves each message to
+#            the deferred queue instead of handing it to smtp (no probe).
+# Both still relay into a sink, whose count must not move during the run.
+accept_run() {
+  local sys=$1 gen=$2 name="$1-a-$2" FAIL="" note=""
+  log "(a) $sys, acceptance only, by $gen: $MSGS x $SIZE over $CONNS connections"
+  if ! start_sink "$name"; then
+    BL record "$RESULTS" scen=a sys="$sys" gen="$gen" error="failed: sink did not start"; return
+  fi
+  local sinkpid=$SINK_PID sinkurl=$SINK_URL ok=0
+  case $sys in
+    postfix) start_postfix "$name" "$SINK_PORT" "defer_transports = smtp relay" || ok=1 ;;
+    gannet)
+      { gannet_config "$name" "$SINK_PORT" 5m $((MSGS * 2 + 100000)) $((CONNS + 1000)) &&
+        start_gannet "$name" && probe "127.0.0.1:$SYS_PORT" "$sinkurl" && suspend_gannet "$name"; } || ok=1 ;;
+  esac
+  if [ $ok != 0 ] || [ -n "$FAIL" ]; then
+    log "(a) $sys by $gen failed: $FAIL"
+    BL record "$RESULTS" scen=a sys="$sys" gen="$gen" error="failed: $FAIL"
+    stop_relay "$sys" "$name"; stop_pid "$sinkpid"; return
+  fi
+  local relaypid=$SYS_PID port=$SYS_PORT base cpu0 cpu1 acked rate failed err="" rc t0 t1
+  base=$(BL sinkcount "$sinkurl")
+  cpu0=$(BL cpu "$relaypid")
+  if [ "$gen" = blast ]; then
+    run_fg bin/smtpblast -server "127.0.0.1:$port" -connections "$CONNS" -per-conn "$PER_CONN" -messages "$MSGS" \
+      -size "$SIZE" -duration "${RUN_TIMEOUT}s" "${BLAST_FLAGS[@]}" -json >"$WORK/$name.blast.json" 2>"$WORK/$name.blast.err"
+    cpu1=$(BL cpu "$relaypid")
+    read -r acked rate failed < <(BL jget "$WORK/$name.blast.json" acked messages_per_second failed | tr '\n' ' ')
+    [ "$acked" = - ] && acked=0
+    [ "$acked" = 0 ] && err="failed: no message accepted ($(head -c 100 "$WORK/$name.blast.err" | tr '\n' ' '))"
+    [ "$failed" != - ] && [ "$failed" != 0 ] && note="$failed refused"
+  else
+    t0=$(date +%s.%N)
+    run_fg timeout "$RUN_TIMEOUT" /usr/sbin/smtp-source -4 -d -s "$CONNS" -m "$MSGS" -l "$(size_bytes "$SIZE")" \
+      -f bench@example.test -t user@example.test -M source.example.test "127.0.0.1:$port" >"$WORK/$name.source.log" 2>&1
+    rc=$?
+    t1=$(date +%s.%N)
+    cpu1=$(BL cpu "$relaypid")
+    # smtp-source reports no count of 250s: it sent MSGS unless it warned.
+    acked=$MSGS
+    rate=$(awk -v n="$MSGS" -v a="$t1" -v b="$t0" 'BEGIN{printf "%.1f", n/(a-b)}')
+    [ $rc != 0 ] && err="failed: smtp-source exit $rc: $(tail -1 "$WORK/$name.source.log" | cut -c1-80)"
+    local warned
+    warned=$(grep -c -E 'warning|fatal' "$WORK/$name.source.log")
+    [ "$warned" != 0 ] && note="smtp-source warned $warned times: $(grep -m1 -E 'warning|fatal' "$WORK/$name.source.log" | cut -c1-80)"
+  fi
+  local cpu
+  cpu=$(awk -v a="$cpu1" -v b="$cpu0" -v n="$acked" 'BEGIN{ if (n>0) printf "%.3f", (a-b)*1000/n }')
+  # The hold must have held, and (Gannet) every 250 must be in the queue.
+  sleep "$SETTLE"
+  local after depth
+  after=$(BL sinkcount "$sinkurl")
+  [ "$after" -gt "$base" ] 2>/dev/null && note="${note:+$note; }$((after - base)) delivered despite the hold"
+  if [ "$sys" = gannet ]; then
+    # Held mail leaves the scheduler (and gannet_queue_depth): ask the queue summary.
+    bin/gannet queue summary -json -api "http://127.0.0.1:$G_HTTP" >"$WORK/$name.summary.json" 2>&1
+    depth=$(BL jget "$WORK/$name.summary.json" totals.messages)
+    [ "$depth" != "$acked" ] && note="${note:+$note; }$depth messages queued after $acked accepted"
+  fi
+  BL record "$RESULTS" scen=a sys="$sys" gen="$gen" msgs="$acked" rate="$rate" cpu="$cpu" size="$SIZE" conns="$CONNS" \
+    note="$note" error="$err"
+  log "(a) $sys by $gen: accepted $acked at $(printf '%.1f' "$rate" 2>/dev/null)/s; cpu/1000 ${cpu:-?}${note:+; $note}"
+  stop_relay "$sys" "$name"
+  stop_pid "$sinkpid"
+}
+
+# suspend_gannet NAME: suspend delivery to example.test (the load's
+# recipient domain) until resumed, over the admin API of the Gannet that
+# gannet_config NAME wrote.
+suspend_gannet() {
+  if ! bin/gannet suspend -domain example.test -duration 0 -reason "bench: acceptance only" \
+    -api "http://127.0.0.1:$G_HTTP" >"$WORK/$1.suspend" 2>&1; then
+    FAIL="suspend: $(tail -1 "$WORK/$1.suspend" | cut -c1-100)"; return 1
+  fi
 }
 
 # ceiling_run SCEN SIZE CONNS PERCONN MSGS: the same load straight into a
@@ -414,7 +506,10 @@ dkim_probe() {
 }
 
 # ---------------------------------------------------- (e) queued memory --
-scenario_e() {
+# scenario_e_smtp: E_QUEUED messages over SMTP into a Gannet that cannot
+# deliver (relay_to a closed port, retry in an hour): RSS while it holds
+# them, then a stop and a restart on the same spool.
+scenario_e_smtp() {
   local name=gannet-e FAIL="" closed
   log "(e) gannet: $E_QUEUED messages queued behind a closed port"
   closed=$(ports 1) # nothing listens there: every delivery fails fast
@@ -457,6 +552,70 @@ scenario_e() {
     depth1="$depth1" depth2="$depth2" restart="$restart" start_empty="$start_empty" stop="$stop_s"
   log "(e) gannet: $acked queued; RSS $rss0 -> $rss1 KiB; restart ${restart}s (RSS $rss2 KiB, depth $depth2)"
   stop_pid "$pid"
+}
+
+# scenario_e_fill: (e) at its real size. bench/crashtest -mode fill writes
+# E_FILL deferred messages (one recipient at one of 1000 domains, due in an
+# hour) straight into a spool; then bin/gannet serve starts on it with
+# relay_to a closed port. Measured: seconds from the exec to the SMTP
+# banner, seconds until gannet_queue_depth reaches E_FILL (the queue is
+# loaded after the listeners start; polled every 0.1 s), VmRSS once loaded,
+# and VmRSS of an empty-spool start of the same config.
+scenario_e_fill() {
+  local name=gannet-e-fill FAIL="" closed n=$E_FILL maxq=$((E_FILL * 2 + 100000))
+  log "(e) gannet: fill a spool with $n deferred messages, then start on it"
+  if [ ! -x "$WORK/crashtest" ]; then
+    BL record "$RESULTS" scen=e-fill sys=gannet error="failed: bench/crashtest did not build"; return
+  fi
+  closed=$(ports 1)
+  # The same config on an empty spool: the baseline.
+  gannet_config "$name-empty" "$closed" 1h "$maxq" 1000
+  if ! start_gannet "$name-empty"; then
+    BL record "$RESULTS" scen=e-fill sys=gannet error="failed: empty start: $FAIL"; return
+  fi
+  local pid=$SYS_PID start_empty=$G_START_S rss_empty
+  sleep "$SETTLE_LONG"
+  rss_empty=$(BL rss "$pid")
+  stop_pid "$pid"
+  gannet_config "$name" "$closed" 1h "$maxq" 1000
+  run_fg timeout $((E_TIMEOUT + 600)) "$WORK/crashtest" -mode fill -n "$n" -dir "$WORK/$name/spool" \
+    >"$WORK/$name.fill.json" 2>"$WORK/$name.fill.err"
+  local filled fill_s
+  read -r filled fill_s < <(BL jget "$WORK/$name.fill.json" messages seconds | tr '\n' ' ')
+  if [ "$filled" = - ] || [ "$filled" = 0 ]; then
+    BL record "$RESULTS" scen=e-fill sys=gannet error="failed: fill: $(tail -1 "$WORK/$name.fill.err" | cut -c1-100)"
+    return
+  fi
+  log "(e) gannet: filled $filled in ${fill_s}s; starting on them"
+  if ! spawn_gannet "$name" "$WORK/$name/gannet.toml" "$G_SMTP" "$E_TIMEOUT"; then
+    BL record "$RESULTS" scen=e-fill sys=gannet queued="$filled" fill_s="$fill_s" error="failed: start: $FAIL"
+    [ -n "$SPAWN_PID" ] && stop_pid "$SPAWN_PID"
+    return
+  fi
+  pid=$SPAWN_PID
+  local smtp_s=$SPAWN_S load_s depth note="" err=""
+  read -r load_s depth < <(BL waitmetric "http://127.0.0.1:$G_HTTP/metrics" gannet_queue_depth "$filled" \
+    "$E_TIMEOUT" "$SPAWN_T0")
+  if [ "$load_s" = timeout ]; then
+    load_s=""
+    err="failed: queue depth $depth of $filled after $E_TIMEOUT s"
+  fi
+  sleep "$SETTLE_LONG"
+  local rss_loaded peak took t0 t1 stop_s
+  rss_loaded=$(BL rss "$pid")
+  peak=$(BL hwm "$pid")
+  # Gannet's own figure for the load, from its "queue loaded" log record.
+  took=$(grep -m1 'queue loaded' "$WORK/$name-gannet.log" | grep -o 'took[=":]*[0-9.]*[a-zµ]*' | head -1 |
+    sed 's/took[=":]*//')
+  t0=$(date +%s.%N)
+  stop_pid "$pid"
+  t1=$(date +%s.%N)
+  stop_s=$(awk -v a="$t1" -v b="$t0" 'BEGIN{printf "%.2f", a-b}')
+  BL record "$RESULTS" scen=e-fill sys=gannet queued="$filled" fill_s="$fill_s" start_empty="$start_empty" \
+    rss_empty="$rss_empty" smtp_s="$smtp_s" load_s="$load_s" depth="$depth" rss_loaded="$rss_loaded" hwm="$peak" \
+    took="$took" stop="$stop_s" note="$note" error="$err"
+  log "(e) gannet: $filled filled; SMTP after ${smtp_s}s, depth $depth after ${load_s:-?}s (log: ${took:-?});" \
+    "RSS empty $rss_empty KiB, loaded $rss_loaded KiB (peak $peak); stop ${stop_s}s"
 }
 
 # ---------------------------------------------------- (f) idle conns --
@@ -517,25 +676,54 @@ main() {
   # ----------------------------------------------------------------- run --
   START=$(date +%s)
   LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+  PHASES="" PHASE_T=$START
   if has_scen c && has_sys gannet; then make_dkim_key; fi
+  if has_scen e && has_sys gannet; then
+    # (e) fills its spool with bench/crashtest (built with the Makefile's GOFLAGS).
+    if ! GOFLAGS="-buildvcs=false -tags=pebblegozstd" "${GO:-go}" build -o "$WORK/crashtest" ./bench/crashtest \
+      >"$WORK/crashtest-build.log" 2>&1; then
+      log "building bench/crashtest failed: $(tail -1 "$WORK/crashtest-build.log")"
+    fi
+    phase build
+  fi
   if has_scen a || has_scen b || has_scen d; then
-    tr=""; has_scen d && tr=1
     has_sys ceiling && ceiling_run a "$SIZE" "$CONNS" "$PER_CONN" "$MSGS"
+    phase ceiling
+  fi
+  if has_scen a; then
+    for sys in postfix gannet; do
+      if has_sys "$sys"; then
+        accept_run "$sys" blast
+        accept_run "$sys" source
+      fi
+    done
+    phase a
+  fi
+  if has_scen b || has_scen d; then
+    tr=""; has_scen d && tr=1
     has_sys postfix && relay_run postfix b "$SIZE" "$CONNS" "$PER_CONN" "$MSGS" "$tr"
     has_sys gannet && relay_run gannet b "$SIZE" "$CONNS" "$PER_CONN" "$MSGS" "$tr"
+    phase "b+d"
   fi
   if has_scen c; then
     cper=$(((C_MSGS + C_CONNS - 1) / C_CONNS))
     has_sys ceiling && ceiling_run c "$C_SIZE" "$C_CONNS" "$cper" "$C_MSGS"
     has_sys postfix && relay_run postfix c "$C_SIZE" "$C_CONNS" "$cper" "$C_MSGS" ""
     has_sys gannet && relay_run gannet c "$C_SIZE" "$C_CONNS" "$cper" "$C_MSGS" "" "$(dkim_toml)"
+    phase c
   fi
-  has_scen e && has_sys gannet && scenario_e
+  if has_scen e && has_sys gannet; then
+    scenario_e_smtp
+    scenario_e_fill
+    phase e
+  fi
   if has_scen f; then
     has_sys postfix && idle_run postfix "$F_PF_CONNS"
     has_sys gannet && idle_run gannet "$F_CONNS"
+    phase f
   fi
   ELAPSED=$(($(date +%s) - START))
+  log "timing: ${PHASES# } (total ${ELAPSED}s)"
 
   # -------------------------------------------------------------- report --
   mkdir -p "$OUT_DIR"
@@ -546,7 +734,8 @@ main() {
   [ "$QUICK" = 1 ] && OUT="$OUT_DIR/$STAMP-$HOST-quick.md" LATEST="$OUT_DIR/latest-quick.md"
   "$PY" "$LIB/report.py" "$RESULTS" \
     quick="$QUICK" host="$HOST" elapsed="$ELAPSED" conns="$CONNS" per_conn="$PER_CONN" msgs="$MSGS" size="$SIZE" \
-    c_msgs="$C_MSGS" c_conns="$C_CONNS" c_size="$C_SIZE" d_rate="$D_RATE" e_queued="$E_QUEUED" \
+    c_msgs="$C_MSGS" c_conns="$C_CONNS" c_size="$C_SIZE" d_rate="$D_RATE" e_queued="$E_QUEUED" e_fill="$E_FILL" \
+    phases="${PHASES# }" \
     f_conns="$F_CONNS" f_pf_conns="$F_PF_CONNS" pipelining="$PIPELINING" \
     load_start="$LOAD_START" load_end="$(cut -d' ' -f1-3 /proc/loadavg)" \
     gannet_rev="$(git rev-parse --short HEAD 2>/dev/null || echo ?)" >"$OUT"

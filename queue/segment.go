@@ -179,6 +179,20 @@ func (c *codecs) close() {
 	c.dec.Close()
 }
 
+// maxRecordLen is the capacity a record for (id, body) needs at most, so
+// that appendRecord writes into one allocation. For zstd, whose bound is
+// about the input size, it is a guess for mail (which compresses 2–4×);
+// EncodeAll grows the buffer when the guess is short.
+func (c *codecs) maxRecordLen(idLen, bodyLen int) int {
+	switch c.use {
+	case CompressS2:
+		return recordLen(idLen, s2.MaxEncodedLen(bodyLen))
+	case CompressNone:
+		return recordLen(idLen, bodyLen)
+	}
+	return recordLen(idLen, bodyLen/2+64)
+}
+
 // appendRecord appends the record for (id, body) compressed with c.use to
 // dst and returns it.
 func (c *codecs) appendRecord(dst []byte, id string, body []byte) []byte {

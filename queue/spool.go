@@ -125,9 +125,7 @@ type Spool struct {
 
 	appendCh  chan *appendReq
 	kick      chan struct{} // release → committer: the current segment may be empty
-	syncCh    chan *commitGroup
 	committed chan struct{} // closed when the committer has exited
-	synced    chan struct{} // closed when the syncer has exited
 
 	// segMu guards segs, the open handle of every segment file on disk.
 	// Readers hold it shared while they read, so a handle is never closed
@@ -172,13 +170,6 @@ type appendReq struct {
 	meta []byte // encoded metadata, location filled in by the committer
 	loc  location
 	done chan error
-}
-
-// commitGroup is one group commit on its way from the committer to the
-// syncer.
-type commitGroup struct {
-	reqs  []*appendReq
-	batch *pebble.Batch
 }
 
 // Open opens the spool in opts.Dir, creating it if needed. It recovers from
@@ -228,9 +219,7 @@ func Open(opts Options) (*Spool, error) {
 		done:       make(chan struct{}),
 		appendCh:   make(chan *appendReq, maxGroupCount),
 		kick:       make(chan struct{}, 1),
-		syncCh:     make(chan *commitGroup, 4),
 		committed:  make(chan struct{}),
-		synced:     make(chan struct{}),
 		stripeSeed: maphash.MakeSeed(),
 	}
 	s.freeAt.Store(-1) // unknown until the first statfs
@@ -252,7 +241,6 @@ func Open(opts Options) (*Spool, error) {
 		return nil, err
 	}
 	go s.committer()
-	go s.syncer()
 	return s, nil
 }
 
@@ -328,7 +316,7 @@ func (s *Spool) Append(m *Message, body []byte) error {
 	req := &appendReq{
 		m:    m,
 		key:  metaKey(m.ID),
-		rec:  s.codecs.appendRecord(make([]byte, 0, recordLen(len(m.ID), len(body)/2+64)), m.ID, body),
+		rec:  s.codecs.appendRecord(make([]byte, 0, s.codecs.maxRecordLen(len(m.ID), len(body))), m.ID, body),
 		meta: encodeMeta(nil, m),
 		done: make(chan error, 1),
 	}
@@ -421,13 +409,18 @@ func (s *Spool) setHealth(err error) {
 
 // committer is the single writer of segment files. It takes every append
 // waiting in appendCh (up to MaxGroupBytes), writes their records with one
-// write, fsyncs the segment once, applies one index batch for all of them
-// and passes the batch to the syncer, which waits for Pebble's WAL fsync and
-// answers the callers. The committer meanwhile gathers the next group, so
-// the segment fsync of one group overlaps the index fsync of the previous.
+// write, fsyncs the segment once, commits one synced index batch for all of
+// them and answers the callers; meanwhile the next group gathers in
+// appendCh. The two fsyncs of a group and the groups themselves run in
+// series: a group formed while the previous one syncs is larger, so each
+// message costs fewer fsyncs (half as many as with the segment fsync of one
+// group overlapping the index fsync of the previous, at 64 writers: 0.031
+// instead of 0.057–0.070 per message, 10–16% more appends/s), and a single
+// caller waits the same two fsyncs either way. An fsync costs CPU, not only
+// waiting (about 150–180 µs of system time on a virtual disk), which is
+// what limits acceptance on a small machine.
 func (s *Spool) committer() {
 	defer close(s.committed)
-	defer close(s.syncCh)
 	for {
 		var first *appendReq
 		select {
@@ -459,7 +452,8 @@ func (s *Spool) committer() {
 	}
 }
 
-// commit writes and indexes one group; see committer.
+// commit writes, fsyncs and indexes one group, then answers its callers;
+// see committer.
 func (s *Spool) commit(reqs []*appendReq) {
 	if err := s.writeRecords(reqs); err != nil {
 		s.fail(reqs, noSpace(err))
@@ -477,42 +471,23 @@ func (s *Spool) commit(reqs []*appendReq) {
 			return
 		}
 	}
-	if b.Empty() { // only compaction moves: nothing to index
-		b.Close()
-		s.syncCh <- &commitGroup{reqs: reqs}
-		return
+	if !b.Empty() { // only compaction moves: nothing to index
+		if err := b.Commit(pebble.Sync); err != nil {
+			b.Close()
+			s.fail(reqs, noSpace(err))
+			return
+		}
 	}
-	if err := s.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
-		b.Close()
-		s.fail(reqs, noSpace(err))
-		return
-	}
-	s.syncCh <- &commitGroup{reqs: reqs, batch: b}
-}
-
-// syncer waits for each group's index fsync and releases its callers.
-func (s *Spool) syncer() {
-	defer close(s.synced)
-	for g := range s.syncCh {
-		var err error
-		if g.batch != nil {
-			err = g.batch.SyncWait()
-			g.batch.Close()
+	b.Close()
+	s.nGroups.Add(1)
+	s.setHealth(nil)
+	for _, r := range reqs {
+		if r.m != nil {
+			s.nAppends.Add(1)
+			s.nLive.Add(1)
+			r.m.Segment, r.m.Offset, r.m.Length = r.loc.Segment, r.loc.Offset, r.loc.Length
 		}
-		if err != nil {
-			s.fail(g.reqs, noSpace(err))
-			continue
-		}
-		s.nGroups.Add(1)
-		s.setHealth(nil)
-		for _, r := range g.reqs {
-			if r.m != nil {
-				s.nAppends.Add(1)
-				s.nLive.Add(1)
-				r.m.Segment, r.m.Offset, r.m.Length = r.loc.Segment, r.loc.Offset, r.loc.Length
-			}
-			r.done <- nil
-		}
+		r.done <- nil
 	}
 }
 
@@ -679,8 +654,25 @@ func (s *Spool) dropEmptyCurrent() {
 }
 
 // deleteSegment closes and removes a segment file. A failure leaves a file
-// that the next Open removes, since no index entry points into it.
+// that the next Open removes, since no index entry points into it. The
+// index deletes that emptied the segment (unsynced, see Remove) are made
+// durable first: otherwise a power loss could bring back an entry pointing
+// into the removed file. If that sync fails the file is kept, and the next
+// Open deletes it once no durable entry points into it.
 func (s *Spool) deleteSegment(seq uint64) {
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		if s.opts.Logf != nil {
+			s.opts.Logf("queue: sync index before removing segment %x: %v", seq, err)
+		}
+		s.segMu.Lock()
+		f := s.segs[seq]
+		delete(s.segs, seq)
+		s.segMu.Unlock()
+		if f != nil {
+			f.Close()
+		}
+		return
+	}
 	s.segMu.Lock()
 	f := s.segs[seq]
 	delete(s.segs, seq)
@@ -787,9 +779,17 @@ func (s *Spool) Update(m *Message) error {
 }
 
 // Remove drops a message whose recipients are all done: its index entry is
-// deleted (synced) and its segment loses one live message; a segment left
-// with none, other than the one being appended to, is deleted. Removing an
-// id that is not in the spool is not an error.
+// deleted and its segment loses one live message; a segment left with none,
+// other than the one being appended to, is deleted. Removing an id that is
+// not in the spool is not an error.
+//
+// The delete goes to Pebble's WAL without an fsync of its own (the next
+// synced write — an append group, an Update — carries it to the disk), so
+// a crash right after a delivery can only bring the message back for a
+// second delivery (at least once, as Postfix, which does not
+// fsync the unlink of a delivered queue file). Before a segment file is
+// deleted, the WAL is synced (deleteSegment), so a durable index entry never
+// points into a deleted segment.
 func (s *Spool) Remove(id string) error {
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
@@ -806,7 +806,7 @@ func (s *Spool) Remove(id string) error {
 	if err != nil && !errors.Is(err, ErrCorrupt) {
 		return fmt.Errorf("queue: remove: %w", err)
 	}
-	if err := s.db.Delete(metaKey(id), pebble.Sync); err != nil {
+	if err := s.db.Delete(metaKey(id), pebble.NoSync); err != nil {
 		return fmt.Errorf("queue: remove %s: %w", id, err)
 	}
 	s.nLive.Add(-1)
@@ -908,7 +908,6 @@ func (s *Spool) Close() error {
 	close(s.done)
 	s.closeMu.Unlock()
 	<-s.committed
-	<-s.synced
 	s.closeFiles()
 	err := s.db.Close()
 	s.codecs.close()

@@ -4,6 +4,7 @@
 //	crashtest -mode crash -kills 50            # SIGKILL bin/gannet under load, verify (make crashtest)
 //	crashtest -mode diskfull                   # fill a 64 MiB tmpfs spool (root), verify 452 4.3.1 and recovery
 //	crashtest -mode restart -n 1000000         # fill a spool directly, then time open+load and RSS
+//	crashtest -mode fill -n 1000000 -dir SPOOL # only fill SPOOL (for bin/gannet serve); one JSON line
 //	    [-cpuprofile f -memprofile f]           # profiles of the second (warm) measured run
 //
 // The crash and disk-full scenarios live in package crash (see its doc.go);
@@ -33,7 +34,7 @@ func main() {
 
 func run(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("crashtest", flag.ContinueOnError)
-	mode := fs.String("mode", "crash", "crash | diskfull | restart")
+	mode := fs.String("mode", "crash", "crash | diskfull | restart | fill")
 	bin := fs.String("bin", "bin", "directory holding gannet, smtpblast and smtpsink")
 	dir := fs.String("dir", "", "work directory (default: a new temp dir, removed unless -keep)")
 	keep := fs.Bool("keep", false, "keep the work directory")
@@ -45,8 +46,8 @@ func run(ctx context.Context, args []string) int {
 	rate := fs.String("rate", "", `crash: smtpblast -rate (e.g. "300/s"; "" = unlimited)`)
 	faults := fs.String("sink-fail", "dot:451:0.05", "crash: smtpsink -fail specs, comma-separated (retries under kills)")
 	seed := fs.Uint64("seed", 0, "crash: random seed (0: clock)")
-	n := fs.Int("n", 1_000_000, "restart: messages to queue")
-	writers := fs.Int("writers", 256, "restart: concurrent appenders while filling")
+	n := fs.Int("n", 1_000_000, "restart, fill: messages to queue")
+	writers := fs.Int("writers", 256, "restart, fill: concurrent appenders while filling")
 	measure := fs.Bool("measure", false, "restart: measure in this process (the child; with -dir SPOOL)")
 	cpuProfile := fs.String("cpuprofile", "", "restart: write a CPU profile of the measured load here")
 	memProfile := fs.String("memprofile", "", "restart: write a heap profile after the measured load here")
@@ -55,6 +56,14 @@ func run(ctx context.Context, args []string) int {
 	}
 	if *mode == "restart" && *measure {
 		return measureRestart(*dir, *cpuProfile, *memProfile)
+	}
+	if *mode == "fill" {
+		// -dir is the spool itself here, and it is kept: filling it is the point.
+		if err := fillOnly(ctx, *dir, *n, *writers); err != nil {
+			fmt.Fprintln(os.Stderr, "crashtest:", err)
+			return 1
+		}
+		return 0
 	}
 	work := *dir
 	if work == "" {

@@ -56,8 +56,13 @@ func restartBench(ctx context.Context, work string, n, writers int, cpuProfile, 
 	dir := filepath.Join(work, "spool")
 	if _, err := os.Stat(filepath.Join(dir, "index")); err == nil {
 		fmt.Fprintf(os.Stderr, "crashtest: reusing the spool in %s\n", dir)
-	} else if err := fillSpool(ctx, dir, n, writers); err != nil {
-		return err
+	} else {
+		st, err := fillSpool(ctx, dir, n, writers)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("fill: %d messages with %d writers in %.1fs: %.0f appends/s, %.3f segment fsyncs/msg, %d group commits\n",
+			st.Messages, writers, st.Seconds, float64(st.Messages)/st.Seconds, st.SyncsPerMessage, st.GroupCommits)
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -86,13 +91,45 @@ func restartBench(ctx context.Context, work string, n, writers int, cpuProfile, 
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
-// fillSpool appends n deferred messages with many concurrent writers.
-func fillSpool(ctx context.Context, dir string, n, writers int) error {
-	sp, err := queue.Open(queue.Options{Dir: dir, Compression: "zstd", MinFreeBytes: -1})
+// fillResult is what a fill did; -mode fill prints it as one JSON line.
+type fillResult struct {
+	Messages        int     `json:"messages"` // appended (all durable when fillSpool returns)
+	Seconds         float64 `json:"seconds"`  // from the first append to the spool's close
+	SyncsPerMessage float64 `json:"segment_fsyncs_per_message"`
+	GroupCommits    int64   `json:"group_commits"`
+}
+
+// fillOnly is -mode fill: fill the spool at dir (a new or empty directory;
+// what a gannet.toml's [spool] path names) with n deferred messages and
+// print one JSON line. bench/run.sh starts bin/gannet serve on the result
+// to measure scenario (e) at its real size.
+func fillOnly(ctx context.Context, dir string, n, writers int) error {
+	if dir == "" {
+		return fmt.Errorf("-mode fill needs -dir (the spool directory to fill)")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "index")); err == nil {
+		return fmt.Errorf("%s already holds a spool", dir)
+	}
+	st, err := fillSpool(ctx, dir, n, writers)
 	if err != nil {
 		return err
 	}
-	defer sp.Close()
+	return json.NewEncoder(os.Stdout).Encode(st)
+}
+
+// fillSpool appends n deferred messages with many concurrent writers and
+// closes the spool.
+func fillSpool(ctx context.Context, dir string, n, writers int) (res fillResult, err error) {
+	sp, err := queue.Open(queue.Options{Dir: dir, Compression: "zstd", MinFreeBytes: -1})
+	if err != nil {
+		return res, err
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			sp.Close()
+		}
+	}()
 	ids := queue.NewIDGenerator(time.Now)
 	body := bytes.Repeat([]byte("Deferred mail for the restart benchmark, line of text.\r\n"), 11)
 	due := time.Now().Add(time.Hour)
@@ -136,16 +173,25 @@ func fillSpool(ctx context.Context, dir string, n, writers int) error {
 	}
 	wg.Wait()
 	if e := failed.Load(); e != nil {
-		return *e
+		return res, *e
 	}
 	if ctx.Err() != nil {
-		return ctx.Err()
+		return res, ctx.Err()
 	}
-	el := time.Since(t0)
 	st := sp.Stats()
-	fmt.Printf("fill: %d messages with %d writers in %.1fs: %.0f appends/s, %.3f segment fsyncs/msg, %d group commits\n",
-		st.Appends, writers, el.Seconds(), float64(st.Appends)/el.Seconds(), float64(st.SegmentSyncs)/float64(st.Appends), st.Groups)
-	return nil
+	closed = true
+	if err := sp.Close(); err != nil {
+		return res, err
+	}
+	res = fillResult{
+		Messages:     int(st.Appends),
+		Seconds:      time.Since(t0).Seconds(),
+		GroupCommits: int64(st.Groups),
+	}
+	if st.Appends > 0 {
+		res.SyncsPerMessage = float64(st.SegmentSyncs) / float64(st.Appends)
+	}
+	return res, nil
 }
 
 // measureRestart is the child: open, load, measure, print JSON; with

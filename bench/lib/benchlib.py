@@ -8,12 +8,14 @@ fresh machine. Every loop is bounded in count or time. Sub-commands:
   freeport N                       print N free TCP ports on 127.0.0.1
   cpu PID...                       CPU seconds of the process trees rooted at PIDs
   rss PID                          VmRSS of one process in KiB
+  hwm PID                          VmHWM (peak RSS) of one process in KiB
   pss PID...                       summed Pss (KiB) of the process trees
   waitsmtp HOST:PORT TIMEOUT [SINCE]
                                    wait for a 220 banner; print seconds waited
                                    (or since the epoch time SINCE)
   spawn LOG HOST:PORT TIMEOUT CMD...
                                    start CMD, wait for its 220; print PID SECONDS
+                                   START (START: the epoch time of the exec)
   sinkwatch URL TARGETFILE TIMEOUT OUT
                                    poll smtpsink /stats until the count reaches
                                    the number written to TARGETFILE
@@ -30,6 +32,10 @@ fresh machine. Every loop is bounded in count or time. Sub-commands:
   jget FILE KEY...                 print values (dotted keys) of a JSON file
   dkimcheck EML PUBKEYFILE         is the message DKIM signed, and does it verify?
   metric URL NAME                  print the summed samples of a Prometheus metric
+  waitmetric URL NAME N TIMEOUT SINCE
+                                   poll the metric every 0.1 s until it reaches N;
+                                   print "SECONDS LAST" (seconds since the epoch
+                                   time SINCE) or "timeout LAST"
 """
 
 import json
@@ -111,6 +117,10 @@ def rss(pid):
     print(_status_kb(pid, "VmRSS"))
 
 
+def hwm(pid):
+    print(_status_kb(pid, "VmHWM"))
+
+
 def pss(*pids):
     total = 0
     for p in _tree(pids):
@@ -153,8 +163,9 @@ def waitsmtp(addr, timeout, since=None):
 
 def spawn(logfile, addr, timeout, *cmd):
     """Starts cmd (stdout and stderr to logfile), waits for its SMTP banner
-    at addr and prints "PID SECONDS" (from the exec to the 220), or
-    "PID timeout" / "PID exited". The process outlives this helper; the
+    at addr and prints "PID SECONDS START" (from the exec to the 220; START
+    is the epoch time just before the exec), or "PID timeout START" /
+    "PID exited START". The process outlives this helper; the
     caller owns it. Timing here, not in the shell, keeps this interpreter's
     own start-up out of the figure."""
     import subprocess
@@ -177,7 +188,7 @@ def spawn(logfile, addr, timeout, *cmd):
     host, port = _addr(addr)
     while time.time() < deadline:
         if p.poll() is not None:
-            print(p.pid, "exited")
+            print(p.pid, "exited", f"{start:.6f}")
             return 1
         try:
             with socket.create_connection((host, port), timeout=1) as c:
@@ -185,12 +196,12 @@ def spawn(logfile, addr, timeout, *cmd):
                 if c.recv(512).startswith(b"220"):
                     took = time.time() - start
                     c.sendall(b"QUIT\r\n")
-                    print(p.pid, f"{took:.3f}")
+                    print(p.pid, f"{took:.3f}", f"{start:.6f}")
                     return 0
         except OSError:
             pass
         time.sleep(0.005)
-    print(p.pid, "timeout")
+    print(p.pid, "timeout", f"{start:.6f}")
     return 1
 
 
@@ -514,19 +525,53 @@ def jget(path, *keys):
         print("-" if v is None else v)
 
 
-def metric(url, name):
-    """Prints the sum of the samples of one Prometheus metric ("-" if none)."""
+def _metric(url, name):
+    """Returns the sum of the samples of one Prometheus metric, or None."""
     try:
         text = _http_get(url).decode()
     except OSError:
-        print("-")
-        return
+        return None
     total, seen = 0.0, False
     for line in text.splitlines():
         if line.startswith(name + "{") or line.startswith(name + " "):
             total += float(line.rsplit(" ", 1)[1])
             seen = True
-    print(f"{total:g}" if seen else "-")
+    return total if seen else None
+
+
+def _num(v):
+    """Formats a metric value: integral values without exponent or point."""
+    if v is None:
+        return "-"
+    return str(int(v)) if v == int(v) else repr(v)
+
+
+def metric(url, name):
+    """Prints the sum of the samples of one Prometheus metric ("-" if none)."""
+    print(_num(_metric(url, name)))
+
+
+def waitmetric(url, name, want, timeout, since):
+    """Polls a metric every 0.1 s until its summed value reaches want; the
+    seconds are counted from since (the epoch time a process was started)
+    to the answer of the poll that saw the value (an upper bound, by at
+    most one poll interval plus one scrape)."""
+    want, since = float(want), float(since)
+    deadline = time.time() + float(timeout)
+    last = None
+    while True:
+        asked = time.time()
+        v = _metric(url, name)
+        got = time.time()
+        if v is not None:
+            last = v
+        if last is not None and last >= want:
+            print(f"{got - since:.3f}", _num(last))
+            return 0
+        if time.time() > deadline:
+            print("timeout", _num(last))
+            return 1
+        time.sleep(max(0.0, 0.1 - (time.time() - asked)))
 
 
 def dkimcheck(emlfile, pubkey_b64file):
@@ -553,11 +598,11 @@ def dkimcheck(emlfile, pubkey_b64file):
 
 def main(argv):
     cmds = {
-        "freeport": freeport, "cpu": cpu, "rss": rss, "pss": pss,
+        "freeport": freeport, "cpu": cpu, "rss": rss, "hwm": hwm, "pss": pss,
         "waitsmtp": waitsmtp, "sinkwatch": sinkwatch, "sinkcount": sinkcount,
         "waitsink": waitsink, "spawn": spawn,
         "trickle": trickle, "idle": idle, "send": send, "record": record,
-        "jget": jget, "metric": metric, "dkimcheck": dkimcheck,
+        "jget": jget, "metric": metric, "waitmetric": waitmetric, "dkimcheck": dkimcheck,
     }
     if len(argv) < 2 or argv[1] not in cmds:
         print(__doc__, file=sys.stderr)
