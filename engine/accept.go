@@ -77,6 +77,11 @@ func (e *Engine) Accept(_ context.Context, in *inbound.Incoming) smtpwire.Reply 
 	return smtpwire.Reply{Code: 250, Enhanced: "2.0.0", Lines: []string{"OK id=" + id}}
 }
 
+// ReleasesBody tells the inbound server (inbound.BodyReleaser) that Accept
+// keeps nothing of in.Body: prepare copies it into the final message, so the
+// server may reuse the buffer for the connection's next message.
+func (e *Engine) ReleasesBody() bool { return true }
+
 // replyLocalError answers a message that could not be prepared (a signing
 // failure): 451 4.3.0, try again later (RFC 3463 "other or undefined mail
 // system status").

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"gannet/internal/bufpool"
 )
 
 // Options configures a Spool.
@@ -147,6 +149,10 @@ type Spool struct {
 	curSize int64
 	nextSeq uint64
 	wbuf    []byte
+
+	// recs holds record buffers: Append frames a record into one, the
+	// committer gives it back once the record is written.
+	recs bufpool.Pool
 
 	// stripes serialize Update and Remove of the same id.
 	stripeSeed maphash.Seed
@@ -316,7 +322,7 @@ func (s *Spool) Append(m *Message, body []byte) error {
 	req := &appendReq{
 		m:    m,
 		key:  metaKey(m.ID),
-		rec:  s.codecs.appendRecord(make([]byte, 0, s.codecs.maxRecordLen(len(m.ID), len(body))), m.ID, body),
+		rec:  s.codecs.appendRecord(s.recs.Get(s.codecs.maxRecordLen(len(m.ID), len(body))), m.ID, body),
 		meta: encodeMeta(nil, m),
 		done: make(chan error, 1),
 	}
@@ -455,7 +461,12 @@ func (s *Spool) committer() {
 // commit writes, fsyncs and indexes one group, then answers its callers;
 // see committer.
 func (s *Spool) commit(reqs []*appendReq) {
-	if err := s.writeRecords(reqs); err != nil {
+	err := s.writeRecords(reqs)
+	for _, r := range reqs { // written (copied into wbuf) or failed: done with
+		s.recs.Put(r.rec)
+		r.rec = nil
+	}
+	if err != nil {
 		s.fail(reqs, noSpace(err))
 		return
 	}

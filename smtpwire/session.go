@@ -48,6 +48,10 @@ type ServerConfig struct {
 	// CRAMChallenge returns a fresh CRAM-MD5 challenge in the RFC 2195 form
 	// "<unique.timestamp@hostname>". Without it CRAM-MD5 is not offered.
 	CRAMChallenge func() string
+	// BodyBuffer, when set, returns an empty buffer with room for at least
+	// n bytes for the next message body (the host's pool of buffers, which
+	// it refills with the bodies it is done with); nil allocates one.
+	BodyBuffer func(n int) []byte
 }
 
 // Envelope is one mail transaction as the host needs it to store the message
@@ -661,6 +665,9 @@ func (s *Session) newBody() []byte {
 	hint := int64(4096)
 	if s.env != nil && s.env.Size > hint {
 		hint = min(s.env.Size+s.env.Size/32, 256<<10)
+	}
+	if s.cfg.BodyBuffer != nil {
+		return s.cfg.BodyBuffer(int(hint))
 	}
 	return make([]byte, 0, hint)
 }

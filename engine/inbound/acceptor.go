@@ -23,6 +23,14 @@ type Acceptor interface {
 	CheckMail(in *Incoming) *smtpwire.Reply
 }
 
+// BodyReleaser is an Acceptor that is done with in.Body when Accept returns
+// (it copied what it keeps). The server then gives the buffer back to its
+// pool for a later message, instead of leaving one body-sized buffer per
+// message to the garbage collector. An Acceptor without it keeps in.Body.
+type BodyReleaser interface {
+	ReleasesBody() bool
+}
+
 // Incoming is one received message (or, for CheckMail, the transaction as
 // far as MAIL FROM) with the facts about the session that carried it.
 type Incoming struct {

@@ -209,9 +209,14 @@ func (st *conn) submitMessage(ev smtpwire.Event) {
 	srv := st.l.srv
 	st.runWorker(func(ctx context.Context) func() {
 		r := srv.accept(ctx, in)
+		size := len(in.Body)
+		if srv.releaseBody {
+			srv.bodies.Put(in.Body)
+			in.Body = nil
+		}
 		return func() {
 			if r.Positive() {
-				srv.metrics.Received(st.l.name, len(in.Body))
+				srv.metrics.Received(st.l.name, size)
 			}
 			st.sess.Respond(&r)
 		}

@@ -72,6 +72,9 @@ func newListener(s *Server, cfg ListenerConfig) *listener {
 			AuthRequireTLS: cfg.AuthRequireTLS,
 			CRAMChallenge:  l.cramChallenge,
 		}
+		if s.releaseBody {
+			sc.BodyBuffer = s.bodies.Get
+		}
 		if authOK {
 			sc.AuthMechs = cfg.AuthMechs
 			// A client outside relay_hosts must authenticate before MAIL

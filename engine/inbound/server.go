@@ -15,6 +15,7 @@ import (
 	"github.com/panjf2000/ants/v2"
 	"github.com/panjf2000/gnet/v2"
 
+	"gannet/internal/bufpool"
 	"gannet/smtpwire"
 )
 
@@ -37,6 +38,10 @@ type Server struct {
 	draining atomic.Bool
 	// tlsScratch lends the event loops 16 KiB buffers to decrypt into.
 	tlsScratch sync.Pool
+	// bodies lends the sessions their message buffers; releaseBody is set
+	// when the Acceptor gives them back (BodyReleaser).
+	bodies      bufpool.Pool
+	releaseBody bool
 
 	mu      sync.Mutex
 	started bool
@@ -72,6 +77,9 @@ func New(cfgs []ListenerConfig, acc Acceptor, opts Options) (*Server, error) {
 	}
 	if s.workers <= 0 {
 		s.workers = DefaultWorkers
+	}
+	if r, ok := acc.(BodyReleaser); ok {
+		s.releaseBody = r.ReleasesBody()
 	}
 	s.tlsScratch.New = func() any {
 		b := make([]byte, tlsReadChunk)
