@@ -21,10 +21,10 @@ export BENCH_LIB=$LIB
 # ---------------------------------------------------------------- knobs --
 QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then
-  d_conns=4 d_per=25 d_msgs=100 d_c_msgs=20 d_c_conns=4 d_rate=5 d_e=2000 d_ef=20000 d_f=300 d_fpf=20 d_to=30 d_eto=30
+  d_conns=4 d_per=25 d_msgs=100 d_c_msgs=20 d_c_conns=4 d_rate=5 d_e=2000 d_ef=20000 d_f=300 d_fpf=20 d_to=30 d_eto=30 d_arep=1
 else
   d_conns=50 d_per=100 d_msgs=20000 d_c_msgs=5000 d_c_conns=50 d_rate=20 d_e=100000 d_ef=1000000 d_f=10000 d_fpf=200
-  d_to=180 d_eto=300
+  d_to=180 d_eto=300 d_arep=3
 fi
 SYSTEMS=${BENCH_SYSTEMS:-"ceiling postfix gannet"}
 SCENARIOS=${BENCH_SCENARIOS:-"a b c d e f"}
@@ -32,6 +32,7 @@ CONNS=${BENCH_CONNS:-$d_conns}           # (a)(b)(d): concurrent connections
 PER_CONN=${BENCH_PER_CONN:-$d_per}       # messages per connection
 MSGS=${BENCH_MSGS:-$d_msgs}              # total; a connection QUITs after PER_CONN
 SIZE=${BENCH_SIZE:-2k}
+A_REPEAT=${BENCH_A_REPEAT:-$d_arep}      # (a): ceiling + Gannet runs, interleaved, this many times
 C_MSGS=${BENCH_C_MSGS:-$d_c_msgs}        # (c): 100 KB messages
 C_CONNS=${BENCH_C_CONNS:-$d_c_conns}
 C_SIZE=${BENCH_C_SIZE:-100k}
@@ -229,7 +230,9 @@ relay_run() {
   local sys=$1 scen=$2 size=$3 conns=$4 per=$5 msgs=$6 trickle=$7 gextra=${8:-}
   local name="$sys-$scen" FAIL="" note=""
   log "($scen) $sys: $msgs x $size over $conns connections${trickle:+, trickle=$trickle}"
-  if ! start_sink "$name" -ids "$WORK/$name.ids"; then
+  # The sink offers CHUNKING, as the large mailbox providers do: Gannet then
+  # sends each message as one BDAT LAST chunk; Postfix's client uses DATA.
+  if ! start_sink "$name" -chunking -ids "$WORK/$name.ids"; then
     BL record "$RESULTS" scen="$scen" sys="$sys" error="failed: sink did not start"; return
   fi
   local sinkpid=$SINK_PID sinkport=$SINK_PORT sinkurl=$SINK_URL
@@ -325,7 +328,7 @@ stop_relay() { # SYSTEM NAME
 }
 
 # ------------------------------------------------- (a) acceptance only --
-# accept_run SYSTEM GEN: scenario (a) proper. A fresh relay that delivers
+# accept_run SYSTEM GEN [REP]: scenario (a) proper. A fresh relay that delivers
 # nothing takes the (a) load from one client and the rate of 250s is
 # recorded with the relay's CPU. GEN is "blast" (bin/smtpblast, the flags of
 # the ceiling's smtpblast run) or "source" (smtp-source, the flags of the
@@ -336,11 +339,14 @@ stop_relay() { # SYSTEM NAME
 #   Postfix: defer_transports = smtp relay, so qmgr moves each message to
 #            the deferred queue instead of handing it to smtp (no probe).
 # Both still relay into a sink, whose count must not move during the run.
+# REP (default 1) numbers the repetition: it goes into the record and the
+# names of the run's files and directories (each run gets a fresh spool).
 accept_run() {
-  local sys=$1 gen=$2 name="$1-a-$2" FAIL="" note=""
-  log "(a) $sys, acceptance only, by $gen: $MSGS x $SIZE over $CONNS connections"
+  local sys=$1 gen=$2 rep=${3:-1} FAIL="" note=""
+  local name="$sys-a-$gen-r$rep"
+  log "(a) $sys, acceptance only, by $gen (rep $rep): $MSGS x $SIZE over $CONNS connections"
   if ! start_sink "$name"; then
-    BL record "$RESULTS" scen=a sys="$sys" gen="$gen" error="failed: sink did not start"; return
+    BL record "$RESULTS" scen=a sys="$sys" gen="$gen" rep="$rep" error="failed: sink did not start"; return
   fi
   local sinkpid=$SINK_PID sinkurl=$SINK_URL ok=0
   case $sys in
@@ -351,7 +357,7 @@ accept_run() {
   esac
   if [ $ok != 0 ] || [ -n "$FAIL" ]; then
     log "(a) $sys by $gen failed: $FAIL"
-    BL record "$RESULTS" scen=a sys="$sys" gen="$gen" error="failed: $FAIL"
+    BL record "$RESULTS" scen=a sys="$sys" gen="$gen" rep="$rep" error="failed: $FAIL"
     stop_relay "$sys" "$name"; stop_pid "$sinkpid"; return
   fi
   local relaypid=$SYS_PID port=$SYS_PORT base cpu0 cpu1 acked rate failed err="" rc t0 t1
@@ -393,9 +399,9 @@ accept_run() {
     depth=$(BL jget "$WORK/$name.summary.json" totals.messages)
     [ "$depth" != "$acked" ] && note="${note:+$note; }$depth messages queued after $acked accepted"
   fi
-  BL record "$RESULTS" scen=a sys="$sys" gen="$gen" msgs="$acked" rate="$rate" cpu="$cpu" size="$SIZE" conns="$CONNS" \
-    note="$note" error="$err"
-  log "(a) $sys by $gen: accepted $acked at $(printf '%.1f' "$rate" 2>/dev/null)/s; cpu/1000 ${cpu:-?}${note:+; $note}"
+  BL record "$RESULTS" scen=a sys="$sys" gen="$gen" rep="$rep" msgs="$acked" rate="$rate" cpu="$cpu" size="$SIZE" \
+    conns="$CONNS" note="$note" error="$err"
+  log "(a) $sys by $gen (rep $rep): accepted $acked at $(printf '%.1f' "$rate" 2>/dev/null)/s; cpu/1000 ${cpu:-?}${note:+; $note}"
   stop_relay "$sys" "$name"
   stop_pid "$sinkpid"
 }
@@ -410,11 +416,14 @@ suspend_gannet() {
   fi
 }
 
-# ceiling_run SCEN SIZE CONNS PERCONN MSGS: the same load straight into a
-# sink, with both tool pairs: smtpblast -> smtpsink and smtp-source -> smtp-sink.
+# ceiling_run SCEN SIZE CONNS PERCONN MSGS [REP]: the same load straight into
+# a sink, with both tool pairs: smtpblast -> smtpsink and smtp-source ->
+# smtp-sink. SCEN a records for (a) and (b) alike; REP (default 1) numbers
+# the repetition in (a)'s interleaved block.
 ceiling_run() {
-  local scen=$1 size=$2 conns=$3 per=$4 msgs=$5 name="ceiling-$1"
-  log "($scen) ceiling: $msgs x $size over $conns connections"
+  local scen=$1 size=$2 conns=$3 per=$4 msgs=$5 rep=${6:-1}
+  local name="ceiling-$scen-r$rep"
+  log "($scen) ceiling (rep $rep): $msgs x $size over $conns connections"
   if start_sink "$name"; then
     local c0 c1 acked rate
     c0=$(BL cpu "$SINK_PID")
@@ -427,7 +436,7 @@ ceiling_run() {
     cpu=$(awk -v a="$c1" -v b="$c0" -v n="$acked" 'BEGIN{ if (n>0) printf "%.3f", (a-b)*1000/n }')
     for s in a b c; do
       if { [ "$scen" = c ] && [ $s = c ]; } || { [ "$scen" != c ] && [ $s != c ]; }; then
-        BL record "$RESULTS" scen=$s sys=ceiling-blast msgs="$acked" rate="$rate" cpu="$cpu" size="$size" conns="$conns" \
+        BL record "$RESULTS" scen=$s sys=ceiling-blast rep="$rep" msgs="$acked" rate="$rate" cpu="$cpu" size="$size" conns="$conns" \
           error="$([ "$acked" = 0 ] && echo "failed: smtpblast")"
       fi
     done
@@ -457,7 +466,7 @@ ceiling_run() {
   [ $rc != 0 ] && err="failed: smtp-source exit $rc: $(tail -1 "$WORK/$name.source.log" | cut -c1-80)"
   for s in a b c; do
     if { [ "$scen" = c ] && [ $s = c ]; } || { [ "$scen" != c ] && [ $s != c ]; }; then
-      BL record "$RESULTS" scen=$s sys=ceiling-source msgs="$msgs" rate="$rate" cpu="$cpu" size="$size" conns="$conns" error="$err"
+      BL record "$RESULTS" scen=$s sys=ceiling-source rep="$rep" msgs="$msgs" rate="$rate" cpu="$cpu" size="$size" conns="$conns" error="$err"
     fi
   done
   stop_pid "$pid"
@@ -653,7 +662,7 @@ idle_run() {
 
 # ---------------------------------------------------------------- main --
 main() {
-  log "work dir $WORK; quick=$QUICK systems='$SYSTEMS' scenarios='$SCENARIOS'"
+  log "work dir $WORK; quick=$QUICK systems='$SYSTEMS' scenarios='$SCENARIOS' a_repeat=$A_REPEAT"
   if ! bash scripts/install-test-peers.sh >"$WORK/peers.log" 2>&1; then
     cat "$WORK/peers.log" >&2
     log "install-test-peers failed; going on with what is installed"
@@ -672,6 +681,11 @@ main() {
   fi
   BLAST_FLAGS=()
   [ "$PIPELINING" = 1 ] && BLAST_FLAGS+=(-pipelining)
+  if ! [[ "$A_REPEAT" =~ ^[0-9]+$ ]] || [ "$A_REPEAT" -lt 1 ]; then
+    log "BENCH_A_REPEAT=$A_REPEAT is not a positive count: using 1"
+    A_REPEAT=1
+  fi
+  A_REPEAT=$((10#$A_REPEAT)) # "08" is eight, not a bad octal number
 
   # ----------------------------------------------------------------- run --
   START=$(date +%s)
@@ -686,18 +700,33 @@ main() {
     fi
     phase build
   fi
-  if has_scen a || has_scen b || has_scen d; then
+  if has_scen a; then
+    # Postfix's (a) runs (about a minute each at full size) once each; then
+    # the ceiling and Gannet's runs interleaved, A_REPEAT times, so that each
+    # Gannet run is compared with a ceiling measured seconds before it (the
+    # CPU speed of a shared VM drifts within minutes). report.py takes the
+    # median run of each and the median of the per-rep ratios. The ceiling
+    # runs also stand as (b)'s ceiling.
+    if has_sys postfix; then
+      accept_run postfix blast
+      accept_run postfix source
+      phase a-postfix
+    fi
+    if has_sys ceiling || has_sys gannet; then
+      for ((rep = 1; rep <= A_REPEAT; rep++)); do
+        rep_t0=$(date +%s)
+        has_sys ceiling && ceiling_run a "$SIZE" "$CONNS" "$PER_CONN" "$MSGS" "$rep"
+        if has_sys gannet; then
+          accept_run gannet blast "$rep"
+          accept_run gannet source "$rep"
+        fi
+        log "(a) rep $rep of $A_REPEAT took $(($(date +%s) - rep_t0))s"
+      done
+      phase "a-ceiling+gannet-x$A_REPEAT"
+    fi
+  elif has_scen b || has_scen d; then
     has_sys ceiling && ceiling_run a "$SIZE" "$CONNS" "$PER_CONN" "$MSGS"
     phase ceiling
-  fi
-  if has_scen a; then
-    for sys in postfix gannet; do
-      if has_sys "$sys"; then
-        accept_run "$sys" blast
-        accept_run "$sys" source
-      fi
-    done
-    phase a
   fi
   if has_scen b || has_scen d; then
     tr=""; has_scen d && tr=1
@@ -733,7 +762,7 @@ main() {
   # A quick run checks the script; it does not replace the latest real table.
   [ "$QUICK" = 1 ] && OUT="$OUT_DIR/$STAMP-$HOST-quick.md" LATEST="$OUT_DIR/latest-quick.md"
   "$PY" "$LIB/report.py" "$RESULTS" \
-    quick="$QUICK" host="$HOST" elapsed="$ELAPSED" conns="$CONNS" per_conn="$PER_CONN" msgs="$MSGS" size="$SIZE" \
+    quick="$QUICK" host="$HOST" elapsed="$ELAPSED" conns="$CONNS" per_conn="$PER_CONN" msgs="$MSGS" size="$SIZE" a_repeat="$A_REPEAT" \
     c_msgs="$C_MSGS" c_conns="$C_CONNS" c_size="$C_SIZE" d_rate="$D_RATE" e_queued="$E_QUEUED" e_fill="$E_FILL" \
     phases="${PHASES# }" \
     f_conns="$F_CONNS" f_pf_conns="$F_PF_CONNS" pipelining="$PIPELINING" \

@@ -114,6 +114,20 @@ func AppendEnvelope(dst []byte, from Path, rcpts []Path, opts MailOptions) []byt
 	return append(dst, "DATA\r\n"...)
 }
 
+// AppendEnvelopeBDAT appends MAIL FROM, one RCPT TO per recipient and the
+// command line "BDAT <size> LAST" of a message sent as one chunk (RFC 3030
+// §2, §4.2 with PIPELINING): the client writes the size bytes of the message
+// right after it, as they are, and reads the MAIL, RCPT and BDAT replies.
+func AppendEnvelopeBDAT(dst []byte, from Path, rcpts []Path, opts MailOptions, size int) []byte {
+	dst = AppendMail(dst, from, opts)
+	for _, r := range rcpts {
+		dst = AppendRcpt(dst, r)
+	}
+	dst = append(dst, "BDAT "...)
+	dst = strconv.AppendInt(dst, int64(size), 10)
+	return append(dst, " LAST\r\n"...)
+}
+
 // AppendBDAT appends one BDAT chunk (RFC 3030 §2): "BDAT <n>[ LAST]\r\n"
 // followed by the chunk's bytes as they are (no dot-stuffing).
 func AppendBDAT(dst, chunk []byte, last bool) []byte {

@@ -35,6 +35,9 @@ func TestAppendEnvelope(t *testing.T) {
 	if got := string(AppendEnvelope(nil, Path{}, []Path{{"c@d.example"}}, MailOptions{})); got != "MAIL FROM:<>\r\nRCPT TO:<c@d.example>\r\nDATA\r\n" {
 		t.Errorf("null sender: %q", got)
 	}
+	if got := string(AppendEnvelopeBDAT(nil, Path{"a@b.example"}, []Path{{"c@d.example"}}, MailOptions{Body8BIT: true}, 1234)); got != "MAIL FROM:<a@b.example> BODY=8BITMIME\r\nRCPT TO:<c@d.example>\r\nBDAT 1234 LAST\r\n" {
+		t.Errorf("envelope with BDAT: %q", got)
+	}
 	if got := string(AppendBDAT(nil, []byte("abc"), true)); got != "BDAT 3 LAST\r\nabc" {
 		t.Errorf("BDAT: %q", got)
 	}

@@ -5,13 +5,19 @@
 
 Each result line has "scen" (a-f, e-fill), "sys" (ceiling-source,
 ceiling-blast, postfix, gannet), for the relays' (a) runs "gen" (blast:
-bin/smtpblast, source: smtp-source) and either the scenario's numbers or
-"error". The report holds one table per kind of scenario, the ratios, and
+bin/smtpblast, source: smtp-source), for the (a) runs and the ceilings
+"rep" (the repetition: run.sh interleaves the ceiling and Gannet's (a) runs
+BENCH_A_REPEAT times) and either the scenario's numbers or "error". Where a
+(scen, sys[, gen]) was run more than once, the report shows its median run
+by rate (with that run's CPU), and Gannet ÷ ceiling in (a) is the median of
+the per-rep ratios, each rep's Gannet run over the ceiling measured just
+before it. The report holds one table per kind of scenario, the ratios, and
 the issue's targets with met / not met.
 """
 
 import json
 import platform
+import statistics
 import sys
 import time
 
@@ -54,6 +60,41 @@ def fmt_ratio(r):
     return "—" if r is None else f"{r:.2f}×"
 
 
+def median_run(runs):
+    """The median run by rate of those without an error (the lower middle
+    one of an even count, so that it is a real run with its own CPU); the
+    last run when every one failed."""
+    ok = sorted((r for r in runs if not r.get("error") and num(r.get("rate")) is not None),
+                key=lambda r: r["rate"])
+    if not ok:
+        return dict(runs[-1], runs=len(runs), ok_runs=0)
+    m = dict(ok[(len(ok) - 1) // 2])
+    m["runs"] = len(runs)
+    m["ok_runs"] = len(ok)
+    return m
+
+
+def rep_ratios(runs, ceilings):
+    """Per rep, in rep order: (rep, run ÷ the ceiling of the same rep, or
+    None when either failed or is missing)."""
+    ceil = {r.get("rep"): r for r in ceilings}
+    out = []
+    for r in sorted(runs, key=lambda r: (r.get("rep") is None, r.get("rep") or 0)):
+        c = ceil.get(r.get("rep"), {})
+        rr = None if r.get("error") or c.get("error") else ratio(r.get("rate"), c.get("rate"))
+        out.append((r.get("rep"), rr))
+    return out
+
+
+def median_ratio(pairs):
+    vals = [rr for _, rr in pairs if rr is not None]
+    return statistics.median(vals) if vals else None
+
+
+def fmt_reps(pairs):
+    return ", ".join("—" if rr is None else f"{rr:.2f}" for _, rr in pairs)
+
+
 def cpuinfo():
     try:
         with open("/proc/cpuinfo") as f:
@@ -72,16 +113,22 @@ def main(argv):
             if line.strip():
                 rows.append(json.loads(line))
     meta = dict(kv.split("=", 1) for kv in argv[2:])
-    by = {}
-    acc = {}  # (a): (sys, gen) -> row
+    by_all = {}  # (scen, sys) -> every run
+    acc_all = {}  # (a): (sys, gen) -> every run
     for r in rows:
         if r["scen"] == "a" and r.get("gen"):
-            acc[(r["sys"], r["gen"])] = r
+            acc_all.setdefault((r["sys"], r["gen"]), []).append(r)
         else:
-            by[(r["scen"], r["sys"])] = r
+            by_all.setdefault((r["scen"], r["sys"]), []).append(r)
     for gen, _, ceil in GENS:
-        if ("a", ceil) in by:
-            acc[("ceiling", gen)] = by[("a", ceil)]
+        if ("a", ceil) in by_all:
+            acc_all[("ceiling", gen)] = by_all[("a", ceil)]
+    # The median run of each; the ceilings of (b) are (a)'s, so the same.
+    by = {k: median_run(v) for k, v in by_all.items()}
+    acc = {k: median_run(v) for k, v in acc_all.items()}
+    # Gannet ÷ ceiling per rep, and their median: the judged (a) figure.
+    a_reps = {gen: rep_ratios(acc_all.get(("gannet", gen), []), acc_all.get(("ceiling", gen), []))
+              for gen, _, _ in GENS}
 
     out = []
     w = out.append
@@ -125,10 +172,16 @@ def main(argv):
     if a_present:
         w("## (a) Acceptance only — messages/s answered 250 (durable in the relay's spool), nothing delivered")
         w("")
+        nrep = meta.get("a_repeat") or "1"
         w("Each relay runs twice, fresh each time, with delivery held (Gannet: `example.test` suspended over "
           "the admin API after a delivery probe; Postfix: `defer_transports = smtp relay`), once per client; "
           "each client is compared with itself straight into a sink: smtpblast → smtpsink and "
-          "smtp-source → smtp-sink (the issue's ceiling).")
+          "smtp-source → smtp-sink (the issue's ceiling). "
+          f"Postfix runs once per client; the ceilings and Gannet run interleaved, {nrep} "
+          f"time{'s' if nrep != '1' else ''} (BENCH_A_REPEAT): ceiling, Gannet by smtpblast, Gannet by "
+          "smtp-source, again. Rates and CPU are each system's median run by rate; Gannet's \"÷ its "
+          "ceiling\" is the median of its per-rep ratios (each Gannet run ÷ the ceiling measured just "
+          "before it, listed below the table), Postfix's is over the median ceiling.")
         w("")
         head = "| system |"
         rule = "|---|"
@@ -151,11 +204,29 @@ def main(argv):
                 c = acc.get(("ceiling", gen), {})
                 rr = None if s == "ceiling" else ratio(rate, c.get("rate"))
                 if s == "gannet":
+                    rr = median_ratio(a_reps[gen])
+                    if rr is None and not c.get("error"):
+                        rr = ratio(rate, c.get("rate"))  # no rep with both: the medians' ratio
                     a_ratio[gen] = rr
                 cells += [fmt(rate), fmt(num(r.get("cpu")), 3), "" if s == "ceiling" else fmt_ratio(rr)]
                 if r.get("note"):
                     notes.append(f"{gen}: {r['note']}")
+                n, nok = r.get("runs", 1), r.get("ok_runs", 1)
+                if nok < n:
+                    notes.append(f"{gen}: {n - nok} of {n} runs failed, median of the rest")
+            # Notes of runs other than the median one (a refusal in one rep, say).
+            for gen, _, _ in GENS:
+                runs = acc_all.get((s, gen), [])
+                shown = acc.get((s, gen), {})
+                for x in runs:
+                    if len(runs) > 1 and x.get("rep") != shown.get("rep") and (x.get("note") or x.get("error")):
+                        notes.append(f"{gen} rep {x.get('rep')}: {x.get('error') or x.get('note')}")
             w(f"| {sname} | " + " | ".join(cells) + f" | {'; '.join(notes)} |")
+        per_rep = [f"{gname.split()[0]} {fmt_reps(a_reps[gen])} (median {fmt_ratio(median_ratio(a_reps[gen]))})"
+                   for gen, gname, _ in GENS if a_reps[gen]]
+        if any(len(a_reps[gen]) > 1 for gen, _, _ in GENS):
+            w("")
+            w(f"Gannet ÷ ceiling per rep (rep 1, 2, …): {'; '.join(per_rep)}.")
         gp = []
         for gen, gname, _ in GENS:
             g, p = acc.get(("gannet", gen), {}), acc.get(("postfix", gen), {})
@@ -350,7 +421,10 @@ def main(argv):
             shown, ok = "no ceiling measured", None
         else:
             ra = a_ratio.get(gen)
-            shown = (f"{fmt_ratio(ra)} ({fmt(num(r.get('rate')))} ÷ "
+            reps = a_reps.get(gen) or []
+            how = (f"median of per-rep {fmt_reps(reps)}; " if len(reps) > 1 else "") + \
+                ("median rates " if len(reps) > 1 else "")
+            shown = (f"{fmt_ratio(ra)} ({how}{fmt(num(r.get('rate')))} ÷ "
                      f"{fmt(num(acc[('ceiling', gen)].get('rate')))} msgs/s)")
             ok = None if ra is None else ra >= 0.5
         if gen == ISSUE_GEN:

@@ -22,6 +22,7 @@ type dialConfig struct {
 	connectTimeout time.Duration
 	commandTimeout time.Duration
 	dataTimeout    time.Duration
+	noChunking     bool // never BDAT (Options.NoChunking)
 	localAddr      netip.Addr
 	sourceName     string
 	onErrorReply   func(smtpwire.Reply)

@@ -39,7 +39,11 @@ type Options struct {
 	ConnectTimeout time.Duration // TCP connect (30s)
 	CommandTimeout time.Duration // greeting, EHLO, MAIL, RCPT, DATA replies (5m, RFC 5321 §4.5.3.2)
 	DataTimeout    time.Duration // body and the final reply (10m, RFC 5321 §4.5.3.2.6)
-	IdleTimeout    time.Duration // an unused pooled connection is closed after (30s)
+	// NoChunking keeps to DATA even with servers that offer CHUNKING and
+	// PIPELINING (by default those get the message as one BDAT LAST chunk
+	// in the envelope's write, RFC 3030).
+	NoChunking  bool
+	IdleTimeout time.Duration // an unused pooled connection is closed after (30s)
 
 	// Limits returns the shaping for the path (egress source name, site);
 	// domain is the destination domain that led there. It is called on
@@ -135,6 +139,7 @@ func New(opts Options) *Manager {
 			connectTimeout: opts.ConnectTimeout,
 			commandTimeout: opts.CommandTimeout,
 			dataTimeout:    opts.DataTimeout,
+			noChunking:     opts.NoChunking,
 			localAddr:      opts.LocalAddr,
 			onErrorReply:   opts.OnErrorReply,
 		},
