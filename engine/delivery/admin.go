@@ -286,13 +286,8 @@ func (l *Loop) bounceItem(it *workItem, r *adminRule, now time.Time) {
 		recs = append(recs, l.adminRecord(m, i, it.domain, itemSite(it), rep, now))
 	}
 	ms.items--
-	delete(ms.due, it.domain)
-	m.NextDue = time.Time{}
-	for _, d := range ms.due {
-		if m.NextDue.IsZero() || d.Before(m.NextDue) {
-			m.NextDue = d
-		}
-	}
+	ms.due.remove(it.domain)
+	m.NextDue = ms.due.earliest()
 	done := m.Done()
 	var err error
 	if done {

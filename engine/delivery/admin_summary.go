@@ -219,8 +219,8 @@ func (l *Loop) Inspect(ctx context.Context, id string) (MessageInfo, bool) {
 	info.Message.Recipients = append([]queue.Recipient(nil), m.Recipients...)
 	if len(ms.due) > 0 {
 		info.Due = make(map[string]time.Time, len(ms.due))
-		for d, t := range ms.due {
-			info.Due[d] = t
+		for _, e := range ms.due {
+			info.Due[e.domain] = e.at
 		}
 	}
 	ms.mu.Unlock()

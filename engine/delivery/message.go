@@ -35,7 +35,53 @@ type msgState struct {
 	// items counts the work items scheduled, ready or in flight; while the
 	// whole message is scheduled (not yet split), its destination domains.
 	items int
-	due   map[string]time.Time // next attempt per domain with a retry scheduled
+	due   dueList // next attempt per domain with a retry scheduled
+}
+
+// dueList is the next attempt per destination domain of one message. Nearly
+// every message has one domain, so it is a short slice of pairs rather than
+// a map: 40 bytes for one domain instead of a map's ~350, which is most of
+// what a deferred message costs in memory besides its packed metadata.
+type dueList []domainDue
+
+type domainDue struct {
+	domain string
+	at     time.Time
+}
+
+// set records the next attempt for domain.
+func (d *dueList) set(domain string, at time.Time) {
+	for i := range *d {
+		if (*d)[i].domain == domain {
+			(*d)[i].at = at
+			return
+		}
+	}
+	*d = append(*d, domainDue{domain, at})
+}
+
+// remove forgets domain's next attempt.
+func (d *dueList) remove(domain string) {
+	for i, e := range *d {
+		if e.domain == domain {
+			*d = append((*d)[:i], (*d)[i+1:]...)
+			if len(*d) == 0 {
+				*d = nil
+			}
+			return
+		}
+	}
+}
+
+// earliest is the soonest next attempt; zero when none is scheduled.
+func (d dueList) earliest() time.Time {
+	var t time.Time
+	for _, e := range d {
+		if t.IsZero() || e.at.Before(t) {
+			t = e.at
+		}
+	}
+	return t
 }
 
 // msgEnv is the part of a message's envelope that never changes and that

@@ -84,10 +84,7 @@ func (l *Loop) apply(it *workItem, idx []int, out outbound.Outcome) {
 		if due, ok := l.opts.Retry.Next(m.Created, now, lastAttempts); ok {
 			retry = &workItem{ms: ms, domain: it.domain, rcpts: deferred, high: it.high}
 			retryAt = due
-			if ms.due == nil {
-				ms.due = make(map[string]time.Time)
-			}
-			ms.due[it.domain] = due
+			ms.due.set(it.domain, due)
 		} else {
 			// Too old for another attempt (RFC 5321 §4.5.4.1): expire. The
 			// attempt's TransientFailure records are replaced by Expiration.
@@ -104,14 +101,9 @@ func (l *Loop) apply(it *workItem, idx []int, out outbound.Outcome) {
 	}
 	if retry == nil {
 		ms.items--
-		delete(ms.due, it.domain)
+		ms.due.remove(it.domain)
 	}
-	m.NextDue = time.Time{}
-	for _, d := range ms.due {
-		if m.NextDue.IsZero() || d.Before(m.NextDue) {
-			m.NextDue = d
-		}
-	}
+	m.NextDue = ms.due.earliest()
 	done := m.Done()
 	var dsn *dsnInfo
 	if l.opts.SendBounce != nil && m.From != "" {
