@@ -70,7 +70,11 @@ func (e *Engine) Accept(_ context.Context, in *inbound.Incoming) smtpwire.Reply 
 		e.metrics.Received(in.Listener).Inc()
 		e.writeReception(m, in.Listener, in.Peer.Addr().String(), env.Helo, in.TLS)
 	}
-	if err := e.store(m, p.body, received); err != nil {
+	err = e.store(m, p.body, received)
+	// The spool copied the final message into its record: the buffer goes
+	// back for the next message (prepare takes its buffers from e.bodies).
+	e.bodies.Put(p.body)
+	if err != nil {
 		e.log.Error("spool append", "err", err)
 		return smtpwire.ReplyQueueFull
 	}

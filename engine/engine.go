@@ -23,6 +23,7 @@ import (
 	"gannet/engine/metrics"
 	"gannet/engine/outbound"
 	"gannet/engine/shaping"
+	"gannet/internal/bufpool"
 	"gannet/queue"
 	"gannet/resolver"
 	"gannet/smtpwire"
@@ -50,6 +51,7 @@ type Engine struct {
 	now      func() time.Time
 
 	spool    *queue.Spool
+	bodies   bufpool.Pool // final messages of SMTP reception (prepare, Accept)
 	ids      *queue.IDGenerator
 	records  *logrec.Writer
 	metrics  *metrics.Metrics

@@ -73,7 +73,7 @@ func (e *Engine) prepare(d draft, now time.Time) (prepared, error) {
 	for _, r := range meta.strip {
 		n -= r[1] - r[0]
 	}
-	buf := appendContent(make([]byte, head, head+n), d.body, meta.strip, at, add)
+	buf := appendContent(e.bodies.Get(head + n)[:head], d.body, meta.strip, at, add)
 	content := buf[head:]
 
 	sigs, err := e.sign(content, tenant)
