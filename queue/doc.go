@@ -209,7 +209,8 @@
 // -connections 50 -per-conn 100 -pipelining on the same 2 cores, load 4–7,
 // 2026-11-27): with 2 KB mail the group commit gathered about 12 messages
 // per segment fsync (0.08 segment and 0.17 Pebble WAL fdatasyncs per
-// message; half of the WAL ones are the deliveries' synced Removes), and
+// message; half of the WAL ones were the deliveries' Removes, which are no
+// longer synced; groups now also run in series, see above), and
 // zstd took 14% of Gannet's CPU (compress 9%, decompress at delivery 5%).
 // Gannet's CPU per 1000 messages, received and delivered: zstd 0.32–0.43 s,
 // s2 0.28–0.32 s (about 12–20% less), none 0.34–0.37 s (more bytes to
