@@ -41,6 +41,7 @@ type conn struct {
 
 	authUser, tenant string
 	tls              *tlsConn  // nil: plaintext
+	refusal          []byte    // implicit TLS: the 421 to send after the handshake (listener.refuse)
 	mailIn           *Incoming // reused for CheckMail
 
 	// deadline is when the current wait (command, data, idle) expires, in

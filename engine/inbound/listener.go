@@ -174,6 +174,9 @@ func (l *listener) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	peer := addrPortOf(c.RemoteAddr())
 	if l.srv.draining.Load() {
 		l.srv.metrics.ErrorIn(l.name, 421)
+		if l.cfg.ImplicitTLS {
+			return nil, gnet.Close // no handshakes while shutting down
+		}
 		return l.reply(421, "4.3.2", l.cfg.Hostname+" Service shutting down"), gnet.Close
 	}
 	if l.guard.blocked(peer.Addr(), l.srv.now()) && !l.mayRelay(peer.Addr()) {
@@ -181,12 +184,12 @@ func (l *listener) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		// (RFC 3463 X.7.0, other security status).
 		l.srv.metrics.ErrorIn(l.name, 421)
 		l.srv.log.Debug("connection refused: AUTH failures", "listener", l.name, "peer", peer.String())
-		return l.reply(421, "4.7.0", l.cfg.Hostname+" Too many failed authentications, try again later"), gnet.Close
+		return l.refuse(c, peer, l.reply(421, "4.7.0", l.cfg.Hostname+" Too many failed authentications, try again later"))
 	}
 	if reason := l.admit(peer.Addr()); reason != "" {
 		l.srv.metrics.ErrorIn(l.name, 421)
 		l.srv.log.Debug("connection refused", "listener", l.name, "peer", peer.String(), "reason", reason)
-		return l.reply(421, "4.3.2", l.cfg.Hostname+" "+reason+", try again later"), gnet.Close
+		return l.refuse(c, peer, l.reply(421, "4.3.2", l.cfg.Hostname+" "+reason+", try again later"))
 	}
 	local := l.bound
 	if l.anyLocal {
@@ -207,6 +210,28 @@ func (l *listener) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	}
 	st.setDeadline()
 	return st.sess.Greeting(), gnet.None
+}
+
+// refuseHandshakeTimeout bounds the TLS handshake of a connection that is
+// only told 421 on an implicit-TLS listener.
+const refuseHandshakeTimeout = 10 * time.Second
+
+// refuse answers a connection the listener will not serve with reply and
+// closes it. On a plaintext listener the reply is the first thing written.
+// On an implicit-TLS listener (RFC 8314 §3) the client expects a handshake
+// first and would read plaintext as a TLS error, so the handshake is done
+// (bounded by refuseHandshakeTimeout) and the 421 goes over TLS, as Postfix's
+// smtpd does in wrapper mode. Such a connection is not counted against the
+// limits (it was refused by them) and never reads a command.
+func (l *listener) refuse(c gnet.Conn, peer netip.AddrPort, reply []byte) ([]byte, gnet.Action) {
+	if !l.cfg.ImplicitTLS {
+		return reply, gnet.Close
+	}
+	st := newConn(l, c, peer, l.bound)
+	st.refusal = reply
+	c.SetContext(st)
+	st.startTLSWithin(refuseHandshakeTimeout)
+	return nil, gnet.None
 }
 
 // admit counts a new connection against the listener's limits; a non-empty
@@ -231,6 +256,9 @@ func (l *listener) OnClose(c gnet.Conn, err error) gnet.Action {
 		return gnet.None // refused in OnOpen, never counted
 	}
 	st.onClose(err)
+	if st.refusal != nil {
+		return gnet.None // refused over TLS (refuse), never counted
+	}
 	l.mu.Lock()
 	delete(l.conns, st)
 	ip := st.peer.Addr()

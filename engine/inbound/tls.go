@@ -43,11 +43,15 @@ type tlsConn struct {
 // on the loop; the handshake itself goes on a goroutine bounded by the
 // command timeout, and its outcome comes back to the loop via tlsReady.
 func (st *conn) startTLS() {
+	st.startTLSWithin(st.l.cfg.CommandTimeout)
+}
+
+// startTLSWithin is startTLS with the handshake bounded by timeout.
+func (st *conn) startTLSWithin(timeout time.Duration) {
 	t := &tlsConn{st: st, pipe: newCipherPipe(st.c)}
 	t.tc = tls.Server(t.pipe, st.l.cfg.TLSConfig)
 	st.tls = t
 	st.setDeadline()
-	timeout := st.l.cfg.CommandTimeout
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		err := t.tc.HandshakeContext(ctx)
@@ -72,6 +76,13 @@ func (st *conn) tlsReady(err error) {
 	// RFC 3207 §4.2: forget everything learned before TLS (EHLO, AUTH, the
 	// transaction). The session stops offering STARTTLS.
 	st.sess.TLSStarted()
+	if st.refusal != nil {
+		// Refused at connect (listener.refuse): the 421 instead of the
+		// greeting, then close (onLoop flushes and closes).
+		st.write(st.refusal)
+		st.closing = true
+		return
+	}
 	if st.l.cfg.ImplicitTLS {
 		st.write(st.sess.Greeting())
 	}

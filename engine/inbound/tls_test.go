@@ -406,3 +406,56 @@ s.quit()
 		t.Fatalf("messages %d", len(msgs))
 	}
 }
+
+// TestImplicitTLSRefusalOverTLS: on a port-465 style listener a connection
+// over the limits gets its 421 after the handshake, over TLS, not as
+// plaintext bytes that the client's TLS stack would take for a broken
+// handshake; it is not counted, so the listener's count stays right.
+func TestImplicitTLSRefusalOverTLS(t *testing.T) {
+	srvTLS, cliTLS := testCert(t)
+	cfg := testListener()
+	cfg.TLSConfig = srvTLS
+	cfg.ImplicitTLS = true
+	cfg.MaxConnectionsPerIP = 1
+	_, addr := startServer(t, cfg, &memAcceptor{}, Options{})
+	greet := func() (*tls.Conn, string) {
+		t.Helper()
+		conn, err := tls.Dial("tcp", addr, cliTLS)
+		if err != nil {
+			t.Fatalf("TLS handshake: %v", err)
+		}
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		line, err := bufio.NewReader(conn).ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading the first line over TLS: %v", err)
+		}
+		return conn, line
+	}
+	first, line := greet()
+	if !strings.HasPrefix(line, "220 ") {
+		t.Fatalf("first connection: %q", line)
+	}
+	second, line := greet()
+	if !strings.HasPrefix(line, "421 4.3.2 ") {
+		t.Fatalf("connection over the limit: %q, want a 421 over TLS", line)
+	}
+	if _, err := second.Read(make([]byte, 1)); err == nil {
+		t.Fatal("refused connection still open after its 421")
+	}
+	second.Close()
+	// The refused connection was not counted: once the first one is gone,
+	// the next is admitted.
+	first.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, line := greet()
+		c.Close()
+		if strings.HasPrefix(line, "220 ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never admitted again: %q", line)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
