@@ -115,11 +115,14 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	}
 
 	e.records, err = logrec.New(logrec.Options{
-		Dir:      cfg.Log.Path,
-		Now:      e.now,
-		OnDrop:   func() { e.metrics.LogRecordsDropped.Inc() },
-		OnError:  func(err error) { e.log.Error("log records", "err", err) },
-		OnRecord: e.obs.record,
+		Dir:         cfg.Log.Path,
+		MaxFileSize: int64(cfg.Log.MaxFileSize),
+		MaxFileAge:  cfg.Log.MaxFileAge.Duration,
+		Retain:      cfg.Log.Retain.Duration,
+		Now:         e.now,
+		OnDrop:      func() { e.metrics.LogRecordsDropped.Inc() },
+		OnError:     func(err error) { e.log.Error("log records", "err", err) },
+		OnRecord:    e.obs.record,
 	})
 	if err != nil {
 		return fail(fmt.Errorf("log %s: %w", cfg.Log.Path, err))

@@ -57,6 +57,13 @@ type BounceConfig struct {
 // Log is [log]: where the JSON-lines log records go.
 type Log struct {
 	Path string `toml:"path"`
+	// MaxFileSize and MaxFileAge: a new file is started past either; the
+	// closed one is compressed (NAME.jsonl.zst).
+	MaxFileSize Size     `toml:"max_file_size"`
+	MaxFileAge  Duration `toml:"max_file_age"`
+	// Retain: closed files last written longer ago than this are deleted;
+	// 0 keeps every file.
+	Retain Duration `toml:"retain"`
 }
 
 // Values of SMTPListener.BareLF.

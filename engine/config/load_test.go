@@ -245,6 +245,11 @@ command_timeout = "5m"
 			[]string{`F:3: http_listener.trusted_hosts: "10.0.0.0/33" is not an IP network (write "192.0.2.0/24", "::1/128" or "127.0.0.1")`}},
 		{"wrong type", "[queue]\nmax_queue_depth = \"lots\"\n",
 			[]string{`F:2: queue.max_queue_depth: incompatible types: TOML value has type string; destination has type integer`}},
+		{"log rotation", "[log]\nmax_file_size = \"10KiB\"\nmax_file_age = \"0s\"\nretain = \"-1h\"\n", []string{
+			`F:2: log.max_file_size: must be at least 1MiB, not 10240 bytes`,
+			`F:3: log.max_file_age: must be a positive duration, not "0s"`,
+			`F:4: log.retain: must not be negative (0 keeps every file)`,
+		}},
 		{"enums", "[spool]\ncompression = \"gzip\"\n\n[tls]\nmode = \"sometimes\"\nmin_version = \"1.4\"\nciphers = [\"TLS_NOPE\"]\n", []string{
 			`F:2: spool.compression: "gzip" is not one of "zstd", "s2", "none"`,
 			`F:5: tls.mode: "sometimes" is not one of "opportunistic", "opportunistic-insecure", "required", "disabled"`,

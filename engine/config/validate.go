@@ -130,6 +130,13 @@ func (c *Config) validate() []problem {
 	if c.Log.Path == "" {
 		ck.add(at("log", "path"), "must not be empty")
 	}
+	if c.Log.MaxFileSize < 1<<20 {
+		ck.add(at("log", "max_file_size"), "must be at least 1MiB, not %d bytes", int64(c.Log.MaxFileSize))
+	}
+	ck.positive(at("log", "max_file_age"), c.Log.MaxFileAge)
+	if c.Log.Retain.Duration < 0 {
+		ck.add(at("log", "retain"), "must not be negative (0 keeps every file)")
+	}
 	if c.Metrics.MaxDestinationLabels < 1 {
 		ck.add(at("metrics", "max_destination_labels"), "must be at least 1")
 	}

@@ -13,11 +13,15 @@ import (
 
 // Options configure a Writer. Only Dir is required.
 type Options struct {
-	Dir           string           // [log] path; created if missing
-	Buffer        int              // records that may wait for the writer goroutine; default 16384
-	MaxFileSize   int64            // start a new file past this many bytes; default 256 MiB
-	MaxFileAge    time.Duration    // start a new file after this long; default 1h
-	FlushInterval time.Duration    // longest a record waits in memory; default 1s
+	Dir           string        // [log] path; created if missing
+	Buffer        int           // records that may wait for the writer goroutine; default 16384
+	MaxFileSize   int64         // start a new file past this many bytes; default 256 MiB
+	MaxFileAge    time.Duration // start a new file after this long; default 1h
+	FlushInterval time.Duration // longest a record waits in memory; default 1s
+	// Retain: compressed files whose last write is older than this are
+	// deleted, at start and every PruneInterval (retain.go); 0 keeps all.
+	Retain        time.Duration
+	PruneInterval time.Duration    // default 10m
 	Now           func() time.Time // clock for file names and ages; default time.Now
 	OnDrop        func()           // called once per record dropped because the buffer was full (e.g. a metrics counter's Inc)
 	OnError       func(error)      // called when a file cannot be opened, written or compressed; default: ignored
@@ -87,6 +91,9 @@ func newWriter(opts Options) (*Writer, error) {
 	}
 	if opts.FlushInterval <= 0 {
 		opts.FlushInterval = time.Second
+	}
+	if opts.PruneInterval <= 0 {
+		opts.PruneInterval = 10 * time.Minute
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -171,6 +178,13 @@ func (w *Writer) run() {
 	}
 	tick := time.NewTicker(w.opts.FlushInterval)
 	defer tick.Stop()
+	var prune <-chan time.Time
+	if w.opts.Retain > 0 {
+		pt := time.NewTicker(w.opts.PruneInterval)
+		defer pt.Stop()
+		prune = pt.C
+		w.prune()
+	}
 	fail := func(err error) {
 		if err == nil {
 			return
@@ -202,6 +216,8 @@ func (w *Writer) run() {
 				w.written.Add(1)
 			}
 			w.pool.Put(bp)
+		case <-prune:
+			w.prune()
 		case <-tick.C:
 			// A quiet file is closed on time too, so that it is compressed.
 			if err := f.expire(); err != nil {
