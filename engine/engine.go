@@ -191,15 +191,11 @@ func (e *Engine) buildOutbound() error {
 		router = e.resolver
 	}
 	opts := delivery.Options{
-		Store:     e.spool,
-		Transport: e.obs.transport(e.outbound),
-		Router:    router,
-		RelayTo:   cfg.Delivery.RelayTo,
-		Retry: queue.RetryPolicy{
-			Initial: cfg.Queue.RetryInterval.Duration,
-			Max:     cfg.Queue.MaxRetryInterval.Duration,
-			MaxAge:  cfg.Queue.MaxRetryAge.Duration,
-		},
+		Store:        e.spool,
+		Transport:    e.obs.transport(e.outbound),
+		Router:       router,
+		RelayTo:      cfg.Delivery.RelayTo,
+		Retry:        retryPolicy(cfg), // reload-safe: SetRetry
 		Shaper:       shaper,
 		TenantRate:   e.tenantRate, // reload-safe
 		ReportingMTA: cfg.Delivery.EHLOName,

@@ -10,6 +10,7 @@ import (
 	"gannet/engine/config"
 	"gannet/engine/dkim"
 	"gannet/engine/outbound"
+	"gannet/queue"
 )
 
 // This file is the configuration reload (SIGHUP). The parts of the engine
@@ -25,13 +26,15 @@ import (
 //     pooled ones finish their life under the policy they were opened
 //     with);
 //   - [[tenant]] rates, dkim_domain and list_unsubscribe; [meta];
-//     [queue] max_queue_depth; [[api_key]]; [[smtp_user]];
+//     [queue] max_queue_depth and the retry schedule (retry_interval,
+//     max_retry_interval, max_retry_age: from the next failed attempt on;
+//     retries already scheduled keep their time); [[api_key]]; [[smtp_user]];
 //     [bounce] rules_file (re-read even when its name did not change);
 //     [metrics] max_destination_labels;
 //   - [[dkim]]: the keys are re-read, and a changed list is loaded anew.
 //
 // Everything else — listeners, the spool and log paths, the resolver, the
-// rest of [delivery] and [queue], egress sources and pools — is built once
+// rest of [delivery], egress sources and pools — is built once
 // at start: a reload logs each such change as needing a restart and keeps
 // running with the old value. A file that does not load (syntax, unknown
 // keys, bad values, unreadable key files) changes nothing: the engine keeps
@@ -197,6 +200,9 @@ func (e *Engine) reloadConfig() (restart []string, err error) {
 	e.live.Store(p)
 	e.shaper.SetPolicy(b, rules)
 	e.metrics.SetMaxDestinationLabels(cfg.Metrics.MaxDestinationLabels)
+	if e.delivery != nil {
+		e.delivery.SetRetry(retryPolicy(cfg))
+	}
 	return needsRestart(e.cfg, cfg), nil
 }
 
@@ -222,9 +228,6 @@ func needsRestart(start, cfg *config.Config) []string {
 		diff("[delivery] "+tomlKey(f), reflect.ValueOf(sd).FieldByIndex(f.Index).Interface(),
 			reflect.ValueOf(cd).FieldByIndex(f.Index).Interface())
 	}
-	sq, cq := start.Queue, cfg.Queue
-	sq.MaxQueueDepth, cq.MaxQueueDepth = 0, 0 // applied
-	diff("[queue] retry schedule", sq, cq)
 	diff("[[egress_source]]", start.EgressSources, cfg.EgressSources)
 	diff("[[egress_pool]]", start.EgressPools, cfg.EgressPools)
 	pools := func(c *config.Config) map[string]string {
@@ -247,4 +250,13 @@ func tomlKey(f reflect.StructField) string {
 		return f.Name
 	}
 	return k
+}
+
+// retryPolicy is the [queue] retry schedule.
+func retryPolicy(cfg *config.Config) queue.RetryPolicy {
+	return queue.RetryPolicy{
+		Initial: cfg.Queue.RetryInterval.Duration,
+		Max:     cfg.Queue.MaxRetryInterval.Duration,
+		MaxAge:  cfg.Queue.MaxRetryAge.Duration,
+	}
 }

@@ -132,8 +132,14 @@ func TestReloadAppliesConfig(t *testing.T) {
 listen = "127.0.0.1:0"
 [tls_policy."secure.test"]
 mode = "required"
+[queue]
+retry_interval = "90s"
+max_retry_age = "24h"
 `))
 	e.Reload()
+	if p := e.delivery.Retry(); p.Initial != 90*time.Second || p.MaxAge != 24*time.Hour {
+		t.Errorf("retry schedule after reload: %+v, want retry_interval 90s, max_retry_age 24h", p)
+	}
 	siteRate("25")
 	if r := e.tenantRate("acme"); r != 0.2 {
 		t.Errorf("tenant rate after reload %v, want 0.2/s", r)
@@ -151,7 +157,7 @@ mode = "required"
 	if !strings.Contains(out, "needs a restart") || !strings.Contains(out, "[[http_listener]]") {
 		t.Errorf("the listener change is not reported as needing a restart:\n%s", out)
 	}
-	if strings.Contains(out, "[delivery]") || strings.Contains(out, "[spool]") {
+	if strings.Contains(out, "[delivery]") || strings.Contains(out, "[spool]") || strings.Contains(out, "[queue]") {
 		t.Errorf("unchanged settings reported as needing a restart:\n%s", out)
 	}
 

@@ -57,6 +57,7 @@ type Loop struct {
 	tenants *tenantLimits
 	packer  *queue.Packer // packed metadata of waiting messages (message.go)
 	envs    envTable
+	retry   atomic.Pointer[queue.RetryPolicy] // Options.Retry, then SetRetry
 
 	runCtx     context.Context // ends at Stop: no new work
 	runCancel  context.CancelFunc
@@ -104,6 +105,7 @@ func New(opts Options) *Loop {
 		tenants: newTenantLimits(opts.Clock.Now),
 		packer:  queue.NewPacker(0),
 	}
+	l.retry.Store(&opts.Retry)
 	for i := range l.sched {
 		l.sched[i] = queue.NewScheduler[schedRef](opts.Clock)
 		l.resolveSem[i] = make(chan struct{}, opts.ResolveConcurrency)
@@ -174,6 +176,14 @@ func (l *Loop) Messages() int {
 	defer l.mu.Unlock()
 	return l.msgs.len() + int(l.loadLeft.Load())
 }
+
+// SetRetry replaces the retry schedule (a config reload): attempts that
+// fail from now on are rescheduled and expired by p; retries already
+// scheduled keep their time.
+func (l *Loop) SetRetry(p queue.RetryPolicy) { l.retry.Store(&p) }
+
+// Retry returns the retry schedule in force.
+func (l *Loop) Retry() queue.RetryPolicy { return *l.retry.Load() }
 
 // Enqueue takes a spooled message: its pending recipients are grouped by
 // destination domain (lower-cased), one work item per domain, due at

@@ -223,6 +223,23 @@ func TestExpiration(t *testing.T) {
 	}
 }
 
+// A new retry schedule (SetRetry, a config reload) applies to the next
+// failure: the retry comes after the new interval, not the old one.
+func TestSetRetryAppliesToNextFailure(t *testing.T) {
+	h := newHarness(t, func(o *Options) {
+		o.Retry = queue.RetryPolicy{Initial: time.Hour, Max: 4 * time.Hour, MaxAge: 72 * time.Hour}
+	})
+	h.tr.fn = func(_ *resolver.Route, env *outbound.Envelope) outbound.Outcome {
+		return outcomeAll(env, outbound.Transient, reply(451, "4.3.0", "later"))
+	}
+	h.loop.Start()
+	h.loop.SetRetry(queue.RetryPolicy{Initial: 2 * time.Minute, Max: time.Hour, MaxAge: 72 * time.Hour})
+	h.enqueue(t, newMessage("m1", h.clock.Now(), "a@x.test"), "b\r\n")
+	h.rec.waitFor(t, 1) // t=0: deferred, next attempt at 2m under the new schedule
+	h.advance(t, 2*time.Minute)
+	h.rec.waitFor(t, 2) // the old schedule would have waited an hour
+}
+
 func TestResolverErrors(t *testing.T) {
 	h := newHarness(t, nil)
 	h.route.errs["null.test"] = &resolver.Error{Domain: "null.test", Code: 556, Enhanced: "5.1.10", Message: "domain does not accept mail", Err: resolver.ErrNullMX}

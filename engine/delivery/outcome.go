@@ -81,7 +81,7 @@ func (l *Loop) apply(it *workItem, idx []int, out outbound.Outcome) {
 		}
 	}
 	if len(deferred) > 0 {
-		if due, ok := l.opts.Retry.Next(m.Created, now, lastAttempts); ok {
+		if due, ok := l.retry.Load().Next(m.Created, now, lastAttempts); ok {
 			retry = &workItem{ms: ms, domain: it.domain, rcpts: deferred, high: it.high}
 			retryAt = due
 			ms.due.set(it.domain, due)
