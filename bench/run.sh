@@ -46,6 +46,7 @@ RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-$d_to}  # cap per load run, seconds
 PIPELINING=${BENCH_PIPELINING:-1}
 OUT_DIR=${BENCH_OUT:-$ROOT/bench/results}
 KEEP=${BENCH_KEEP:-0}
+OPENDKIM=${BENCH_OPENDKIM:-/usr/sbin/opendkim} # (c): Postfix's signing milter
 # Seconds a process is given to settle before its memory is read.
 SETTLE=1 SETTLE_LONG=3
 [ "$QUICK" = 1 ] && SETTLE=0.3 SETTLE_LONG=1
@@ -225,10 +226,13 @@ probe() {
 # One load through a relay (postfix or gannet) into bin/smtpsink (SCEN b or
 # c). Records end to end (first byte in to the last message at the sink),
 # smtpblast's rate of 250s meanwhile and, with TRICKLE=1, transactional
-# latency (d).
+# latency (d). In (c) both relays sign with DKIM: Gannet with GANNET_EXTRA's
+# [[dkim]], Postfix through a private OpenDKIM milter (start_opendkim), whose
+# CPU counts as Postfix's; if OpenDKIM is missing or fails, Postfix runs
+# without DKIM and the note says why.
 relay_run() {
   local sys=$1 scen=$2 size=$3 conns=$4 per=$5 msgs=$6 trickle=$7 gextra=${8:-}
-  local name="$sys-$scen" FAIL="" note=""
+  local name="$sys-$scen" FAIL="" note="" odk="" pfextra=""
   log "($scen) $sys: $msgs x $size over $conns connections${trickle:+, trickle=$trickle}"
   # The sink offers CHUNKING, as the large mailbox providers do: Gannet then
   # sends each message as one BDAT LAST chunk; Postfix's client uses DATA.
@@ -236,25 +240,46 @@ relay_run() {
     BL record "$RESULTS" scen="$scen" sys="$sys" error="failed: sink did not start"; return
   fi
   local sinkpid=$SINK_PID sinkport=$SINK_PORT sinkurl=$SINK_URL
+  if [ "$sys" = postfix ] && [ "$scen" = c ]; then
+    if start_opendkim "$name"; then
+      odk=$ODK_PID pfextra=$ODK_MILTER
+    else
+      log "($scen) postfix: $FAIL; Postfix runs without DKIM"
+      note="DKIM off ($FAIL)" FAIL=""
+    fi
+  fi
   case $sys in
-    postfix) start_postfix "$name" "$sinkport" ;;
+    postfix) start_postfix "$name" "$sinkport" "$pfextra" ;;
     gannet) gannet_config "$name" "$sinkport" 5m $((msgs * 2 + 100000)) $((conns + 1000)) "$gextra" &&
       start_gannet "$name" ;;
   esac
   local ok=$?
   [ $ok = 0 ] && probe "127.0.0.1:$SYS_PORT" "$sinkurl"
   ok=$?
+  if [ -n "$odk" ] && { [ $ok != 0 ] || [ -n "$FAIL" ]; }; then
+    # Postfix with the milter failed: measure it without DKIM rather than not at all.
+    log "($scen) postfix with the OpenDKIM milter failed ($FAIL): again without DKIM"
+    note="DKIM off (Postfix with the OpenDKIM milter failed: $FAIL)"
+    stop_relay postfix "$name"
+    stop_pid "$odk"
+    odk="" FAIL="" name="$name-nodkim"
+    start_postfix "$name" "$sinkport" && probe "127.0.0.1:$SYS_PORT" "$sinkurl"
+    ok=$?
+  fi
   if [ $ok != 0 ] || [ -n "$FAIL" ]; then
     log "($scen) $sys failed: $FAIL"
-    BL record "$RESULTS" scen="$scen" sys="$sys" error="failed: $FAIL"
+    BL record "$RESULTS" scen="$scen" sys="$sys" error="failed: $FAIL" note="$note"
     [ "$trickle" = 1 ] && BL record "$RESULTS" scen=d sys="$sys" error="failed: $FAIL"
     stop_relay "$sys" "$name"
+    [ -n "$odk" ] && stop_pid "$odk"
     stop_pid "$sinkpid"
     return
   fi
   if [ "$sys" = gannet ] && [ "$scen" = c ]; then dkim_probe "$name" "$gextra"; note=$DKIM_NOTE; fi
-  [ "$sys" = postfix ] && [ "$scen" = c ] && note="DKIM off (bare Postfix has no signer)"
-  local base relaypid=$SYS_PID port=$SYS_PORT
+  if [ -n "$odk" ]; then pf_dkim_probe "$name"; note=$DKIM_NOTE; fi
+  # The CPU of the system under test: the relay's process tree and, for
+  # Postfix in (c), its signing milter (user+system time of all its threads).
+  local base relaypid=$SYS_PID port=$SYS_PORT cpupids="$SYS_PID${odk:+ $odk}"
   base=$(BL sinkcount "$sinkurl")
   rm -f "$WORK/$name.target" "$WORK/$name.stop"
   bg "$name-watch" "$PY" -S "$LIB/benchlib.py" sinkwatch "$sinkurl" "$WORK/$name.target" $((RUN_TIMEOUT + 120)) "$WORK/$name.watch.json"
@@ -265,11 +290,11 @@ relay_run() {
     trpid=$BG_PID
   fi
   local cpu0 cpu1 cpu_mid t0
-  cpu0=$(BL cpu "$relaypid")
+  cpu0=$(BL cpu $cpupids)
   t0=$(date +%s.%N)
   run_fg bin/smtpblast -server "127.0.0.1:$port" -connections "$conns" -per-conn "$per" -messages "$msgs" \
     -size "$size" -duration "${RUN_TIMEOUT}s" "${BLAST_FLAGS[@]}" -json >"$WORK/$name.blast.json" 2>"$WORK/$name.blast.err"
-  cpu_mid=$(BL cpu "$relaypid")
+  cpu_mid=$(BL cpu $cpupids)
   touch "$WORK/$name.stop"
   local acked rate failed sent=0 i
   read -r acked rate failed < <(BL jget "$WORK/$name.blast.json" acked messages_per_second failed | tr '\n' ' ')
@@ -281,7 +306,7 @@ relay_run() {
   echo $((base + acked + sent)) >"$WORK/$name.target"
   wait "$watchpid" 2>/dev/null
   [ -n "$trpid" ] && wait "$trpid" 2>/dev/null
-  cpu1=$(BL cpu "$relaypid")
+  cpu1=$(BL cpu $cpupids)
   local done_ts count timeout
   read -r done_ts count timeout < <(BL jget "$WORK/$name.watch.json" done_ts count timeout | tr '\n' ' ')
   [ "$count" = - ] && count=$base
@@ -316,6 +341,7 @@ relay_run() {
   fi
   log "($scen) $sys: accepted $acked at ${rate}/s; end to end ${e2e:-?}/s in ${secs:-?}s; cpu/1000 ${cpu_e2e:-?}"
   stop_relay "$sys" "$name"
+  [ -n "$odk" ] && stop_pid "$odk"
   stop_pid "$sinkpid"
 }
 
@@ -498,17 +524,94 @@ dkim_probe() {
     if gannet_config "$name" "$SINK_PORT" 5m 1000 100 "$2" && start_gannet "$name"; then
       local gp=$SYS_PID
       if BL send "127.0.0.1:$SYS_PORT" 1 >/dev/null 2>&1 && wait_sink "$SINK_URL" 1 20; then
-        local eml v
-        eml=$(ls "$WORK/$name.dump"/*.eml | head -1)
-        v=$("$PY" "$LIB/benchlib.py" dkimcheck "$eml" "$WORK/dkim/pub.b64" 2>&1 | tail -1)
-        case $v in
-          absent) DKIM_NOTE="DKIM off (no DKIM-Signature at the sink)" ;;
-          verified) DKIM_NOTE="DKIM rsa-sha256 on (signature verified)" ;;
-          *) DKIM_NOTE="DKIM on ($v)" ;;
-        esac
+        dkim_verdict "$WORK/$name.dump" ""
       fi
       stop_pid "$gp"
     fi
+    stop_pid "$sp"
+  fi
+  SYS_PID=$saved_pid SYS_PORT=$saved_port
+}
+# dkim_verdict DUMPDIR HOW: sets DKIM_NOTE to what python3-dkim says of the
+# first message in DUMPDIR, checked against $WORK/dkim/pub.b64; HOW (" via
+# OpenDKIM milter" or empty) names the signer.
+dkim_verdict() {
+  local eml v
+  eml=$(ls "$1"/*.eml 2>/dev/null | head -1)
+  if [ -z "$eml" ]; then DKIM_NOTE="DKIM unknown (the sink dumped no message)"; return; fi
+  v=$("$PY" "$LIB/benchlib.py" dkimcheck "$eml" "$WORK/dkim/pub.b64" 2>&1 | tail -1)
+  case $v in
+    absent) DKIM_NOTE="DKIM off (no DKIM-Signature at the sink)" ;;
+    verified) DKIM_NOTE="DKIM rsa-sha256 on$2 (signature verified)" ;;
+    *) DKIM_NOTE="DKIM on$2 ($v)" ;;
+  esac
+}
+
+# start_opendkim NAME: a private OpenDKIM milter (Debian's opendkim) for
+# Postfix in (c), signing as Gannet does there: rsa-sha256, relaxed/relaxed,
+# d=example.test, s=bench, the same key. Mode s signs mail from InternalHosts
+# (the loopback net the load comes from) whose From: domain is in Domain, and
+# verifies nothing. It runs in the foreground (-f; tracked, so the trap stops
+# it) as root, with its own config under $WORK, on a free loopback port.
+# RequireSafeKeys is off because the key lies under /tmp, which everyone may
+# write (opendkim refuses such a path otherwise; the key file itself is 0600).
+# Sets ODK_PID and ODK_MILTER (the main.cf lines that hook it into Postfix),
+# or FAIL.
+start_opendkim() {
+  local name=$1 port conf=$WORK/$1-opendkim.conf
+  ODK_PID="" ODK_MILTER=""
+  if [ ! -x "$OPENDKIM" ]; then FAIL="opendkim not installed"; return 1; fi
+  if [ ! -s "$DKIM_KEY" ]; then FAIL="no DKIM key for opendkim"; return 1; fi
+  port=$(ports 1)
+  cat >"$conf" <<EOF
+Mode                s
+Domain              example.test
+Selector            bench
+KeyFile             $DKIM_KEY
+RequireSafeKeys     no
+Canonicalization    relaxed/relaxed
+SignatureAlgorithm  rsa-sha256
+InternalHosts       127.0.0.0/8
+Socket              inet:$port@127.0.0.1
+Background          no
+Syslog              no
+EOF
+  bg "$name-opendkim" "$OPENDKIM" -f -x "$conf"
+  ODK_PID=$BG_PID
+  local waited why
+  waited=$(BL waitport "127.0.0.1:$port" 10 "$ODK_PID")
+  if [ "$waited" = exited ] || [ "$waited" = timeout ] || ! alive "$ODK_PID"; then
+    why=$(grep -v '^\s*$' "$WORK/$name-opendkim.log" | tail -1 | cut -c1-100)
+    [ "$waited" = timeout ] && why="port $port never answered in 10 s${why:+: $why}"
+    FAIL="opendkim did not start: ${why:-it exited without a word}"
+    stop_pid "$ODK_PID"
+    ODK_PID=""
+    return 1
+  fi
+  # tempfail: should the milter fail, Postfix answers 4xx instead of relaying
+  # the message unsigned, so no unsigned message is counted as sent.
+  ODK_MILTER=$(printf '%s\n' "smtpd_milters = inet:127.0.0.1:$port" 'non_smtpd_milters = $smtpd_milters' \
+    'milter_default_action = tempfail' 'milter_protocol = 6')
+}
+
+# pf_dkim_probe NAME: a second Postfix with the same milter lines (so the
+# same opendkim) relays one message to a dumping sink; sets DKIM_NOTE.
+pf_dkim_probe() {
+  local name="$1-dkimprobe" FAIL="" saved_pid=$SYS_PID saved_port=$SYS_PORT
+  DKIM_NOTE="DKIM unknown (probe through Postfix + OpenDKIM failed)"
+  mkdir -p "$WORK/$name.dump"
+  if start_sink "$name" -dump "$WORK/$name.dump"; then
+    local sp=$SINK_PID
+    if start_postfix "$name" "$SINK_PORT" "$ODK_MILTER"; then
+      if BL send "127.0.0.1:$SYS_PORT" 1 >"$WORK/$name.send.err" 2>&1 && wait_sink "$SINK_URL" 1 20; then
+        dkim_verdict "$WORK/$name.dump" " via OpenDKIM milter"
+      else
+        DKIM_NOTE="DKIM unknown (probe through Postfix + OpenDKIM: $(tail -1 "$WORK/$name.send.err" | cut -c1-80))"
+      fi
+    else
+      DKIM_NOTE="DKIM unknown (probe Postfix: $FAIL)"
+    fi
+    pf_stop "$WORK/$name"
     stop_pid "$sp"
   fi
   SYS_PID=$saved_pid SYS_PORT=$saved_port
@@ -691,7 +794,7 @@ main() {
   START=$(date +%s)
   LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
   PHASES="" PHASE_T=$START
-  if has_scen c && has_sys gannet; then make_dkim_key; fi
+  if has_scen c && { has_sys gannet || has_sys postfix; }; then make_dkim_key; fi
   if has_scen e && has_sys gannet; then
     # (e) fills its spool with bench/crashtest (built with the Makefile's GOFLAGS).
     if ! GOFLAGS="-buildvcs=false -tags=pebblegozstd" "${GO:-go}" build -o "$WORK/crashtest" ./bench/crashtest \

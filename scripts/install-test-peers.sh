@@ -16,6 +16,9 @@ have_cmd msmtp || need+=(msmtp)
 compgen -G '/usr/lib/*/sasl2/libplain.so*' >/dev/null || need+=(libsasl2-modules)
 have_cmd dkimverify || need+=(python3-dkim)
 have_cmd opendkim-testmsg || need+=(opendkim-tools)
+# The signing milter for bench/run.sh's Postfix in scenario (c) (a private
+# instance on a free port; the system service is stopped below).
+[ -x /usr/sbin/opendkim ] || need+=(opendkim)
 have_cmd promtool || need+=(prometheus)
 have_cmd openssl || need+=(openssl)
 # swaks needs Perl's TLS modules for STARTTLS/implicit TLS, and these for AUTH.
@@ -47,4 +50,7 @@ for svc in postfix dnsmasq prometheus opendkim; do
   if command -v systemctl >/dev/null 2>&1; then systemctl stop "$svc" >/dev/null 2>&1 || true; fi
   service "$svc" stop >/dev/null 2>&1 || true
 done
+# The benchmark runs its own opendkim: the system one need not start at boot.
+if command -v systemctl >/dev/null 2>&1; then systemctl disable opendkim >/dev/null 2>&1 || true; fi
+update-rc.d opendkim disable >/dev/null 2>&1 || true
 echo "install-test-peers: done"

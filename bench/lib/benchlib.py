@@ -13,6 +13,9 @@ fresh machine. Every loop is bounded in count or time. Sub-commands:
   waitsmtp HOST:PORT TIMEOUT [SINCE]
                                    wait for a 220 banner; print seconds waited
                                    (or since the epoch time SINCE)
+  waitport HOST:PORT TIMEOUT [PID] wait until a TCP connect succeeds (a milter,
+                                   which sends no banner); print seconds waited,
+                                   or "timeout" / "exited" (PID ended first)
   spawn LOG HOST:PORT TIMEOUT CMD...
                                    start CMD, wait for its 220; print PID SECONDS
                                    START (START: the epoch time of the exec)
@@ -157,6 +160,36 @@ def waitsmtp(addr, timeout, since=None):
         except OSError:
             pass
         time.sleep(0.01)
+    print("timeout")
+    return 1
+
+
+def _exited(pid):
+    """Reports whether process pid is gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def waitport(addr, timeout, pid=None):
+    """Waits until addr accepts a TCP connection (no banner expected: an
+    OpenDKIM milter speaks only after the MTA's first packet), giving up
+    early when the process pid (the one meant to listen there) ends."""
+    start = time.time()
+    deadline = start + float(timeout)
+    while time.time() < deadline:
+        if pid is not None and _exited(pid):
+            print("exited")
+            return 1
+        try:
+            with socket.create_connection(_addr(addr), timeout=1):
+                print(f"{time.time() - start:.3f}")
+                return 0
+        except OSError:
+            pass
+        time.sleep(0.02)
     print("timeout")
     return 1
 
@@ -600,7 +633,7 @@ def main(argv):
     cmds = {
         "freeport": freeport, "cpu": cpu, "rss": rss, "hwm": hwm, "pss": pss,
         "waitsmtp": waitsmtp, "sinkwatch": sinkwatch, "sinkcount": sinkcount,
-        "waitsink": waitsink, "spawn": spawn,
+        "waitsink": waitsink, "spawn": spawn, "waitport": waitport,
         "trickle": trickle, "idle": idle, "send": send, "record": record,
         "jget": jget, "metric": metric, "waitmetric": waitmetric, "dkimcheck": dkimcheck,
     }
