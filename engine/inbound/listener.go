@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -47,6 +48,10 @@ type listener struct {
 	mu    sync.Mutex
 	conns map[*conn]struct{}
 	perIP map[netip.Addr]int
+
+	// refusing counts the refused implicit-TLS connections whose handshake
+	// (to send the 421 over TLS) is still running; see refuse.
+	refusing atomic.Int32
 }
 
 func newListener(s *Server, cfg ListenerConfig) *listener {
@@ -213,8 +218,13 @@ func (l *listener) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 }
 
 // refuseHandshakeTimeout bounds the TLS handshake of a connection that is
-// only told 421 on an implicit-TLS listener.
-const refuseHandshakeTimeout = 10 * time.Second
+// only told 421 on an implicit-TLS listener, and maxRefusing how many such
+// handshakes run at once: past it, a refused connection is closed without a
+// word, so that a flood past the connection limits costs no more than that.
+const (
+	refuseHandshakeTimeout = 10 * time.Second
+	maxRefusing            = 64
+)
 
 // refuse answers a connection the listener will not serve with reply and
 // closes it. On a plaintext listener the reply is the first thing written.
@@ -226,6 +236,10 @@ const refuseHandshakeTimeout = 10 * time.Second
 func (l *listener) refuse(c gnet.Conn, peer netip.AddrPort, reply []byte) ([]byte, gnet.Action) {
 	if !l.cfg.ImplicitTLS {
 		return reply, gnet.Close
+	}
+	if l.refusing.Add(1) > maxRefusing {
+		l.refusing.Add(-1)
+		return nil, gnet.Close
 	}
 	st := newConn(l, c, peer, l.bound)
 	st.refusal = reply
@@ -257,6 +271,7 @@ func (l *listener) OnClose(c gnet.Conn, err error) gnet.Action {
 	}
 	st.onClose(err)
 	if st.refusal != nil {
+		l.refusing.Add(-1)
 		return gnet.None // refused over TLS (refuse), never counted
 	}
 	l.mu.Lock()
