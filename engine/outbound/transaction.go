@@ -208,15 +208,8 @@ func (c *Client) send(ctx context.Context, env *Envelope, tx *txInfo) (res []Res
 			}
 		}
 	}
-	noteClosing(c, mailRep)
-	noteClosing(c, dataRep)
-	if h := c.cfg.onErrorReply; h != nil {
-		for _, r := range append([]smtpwire.Reply{mailRep, dataRep}, rcptReps...) {
-			if r.Code >= 400 {
-				h(r)
-			}
-		}
-	}
+	c.noteReplies(mailRep, dataRep)
+	c.noteReplies(rcptReps...)
 
 	if mailRep.Code/100 != 2 {
 		// The sender was refused: that reply is every recipient's answer
@@ -225,23 +218,7 @@ func (c *Client) send(ctx context.Context, env *Envelope, tx *txInfo) (res []Res
 		c.finishAbandoned(dataRep)
 		return res, false
 	}
-	accepted = 0
-	for i, rep := range rcptReps {
-		noteClosing(c, rep)
-		if rep.Code == 0 { // not sent (non-pipelined, stopped at a 421)
-			rep = localReply(451, "4.4.2", fmt.Sprintf("%s [%s] closed the session", c.host, c.peer))
-			res[i].Local = true
-		}
-		if rep.Code/100 == 2 {
-			accepted++
-			continue
-		}
-		res[i].Status, res[i].Reply = statusOf(rep), rep
-		if res[i].Status == Delivered {
-			res[i].Status = Transient
-		}
-	}
-	if accepted == 0 {
+	if accepted = c.settleRcpts(res, rcptReps); accepted == 0 {
 		// RFC 2920 §3.1: with no recipient accepted the DATA reply must
 		// still be checked; a server that answered 354 gets a lone "." (an
 		// empty message that it must not deliver), otherwise RSET next time.
@@ -295,27 +272,50 @@ func (c *Client) send(ctx context.Context, env *Envelope, tx *txInfo) (res []Res
 // refused RCPT that recipient's; a server that refused the chunk (or had no
 // recipient left) discarded it, and the next transaction starts with RSET.
 func (c *Client) bdatResults(res []Result, mailRep smtpwire.Reply, rcptReps []smtpwire.Reply, final smtpwire.Reply) []Result {
-	noteClosing(c, mailRep)
-	noteClosing(c, final)
-	if h := c.cfg.onErrorReply; h != nil {
-		for _, r := range append([]smtpwire.Reply{mailRep, final}, rcptReps...) {
-			if r.Code >= 400 {
-				h(r)
-			}
-		}
-	}
+	c.noteReplies(mailRep, final)
+	c.noteReplies(rcptReps...)
 	if mailRep.Code/100 != 2 {
 		setAll(res, statusOf(mailRep), mailRep)
 		c.dirty = true
 		return res
 	}
+	accepted := c.settleRcpts(res, rcptReps)
 	st := statusOf(final)
-	accepted := 0
 	for i, rep := range rcptReps {
-		noteClosing(c, rep)
+		if rep.Code/100 == 2 {
+			res[i].Status, res[i].Reply = st, final
+		}
+	}
+	if accepted == 0 || final.Code/100 != 2 {
+		c.dirty = true
+	}
+	return res
+}
+
+// noteReplies marks the session broken on a 421 among replies (RFC 5321
+// §3.8) and passes every 4xx/5xx to Options.OnErrorReply.
+func (c *Client) noteReplies(replies ...smtpwire.Reply) {
+	h := c.cfg.onErrorReply
+	for _, r := range replies {
+		noteClosing(c, r)
+		if h != nil && r.Code >= 400 {
+			h(r)
+		}
+	}
+}
+
+// settleRcpts gives each recipient that was not accepted its RCPT reply as
+// its result (a reply never sent — a non-pipelined session stopped at a
+// 421 — becomes a local 451 4.4.2) and returns how many were accepted; the
+// accepted ones wait for the final reply.
+func (c *Client) settleRcpts(res []Result, rcptReps []smtpwire.Reply) (accepted int) {
+	for i, rep := range rcptReps {
+		if rep.Code == 0 {
+			rep = localReply(451, "4.4.2", fmt.Sprintf("%s [%s] closed the session", c.host, c.peer))
+			res[i].Local = true
+		}
 		if rep.Code/100 == 2 {
 			accepted++
-			res[i].Status, res[i].Reply = st, final
 			continue
 		}
 		res[i].Status, res[i].Reply = statusOf(rep), rep
@@ -323,10 +323,7 @@ func (c *Client) bdatResults(res []Result, mailRep smtpwire.Reply, rcptReps []sm
 			res[i].Status = Transient
 		}
 	}
-	if accepted == 0 || final.Code/100 != 2 {
-		c.dirty = true
-	}
-	return res
+	return accepted
 }
 
 // finishAbandoned ends a transaction in which nothing will be sent. If the
