@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"gannet/engine/config"
 	"gannet/engine/httpapi"
 	"gannet/queue"
 )
@@ -126,14 +125,4 @@ func (e *Engine) Inject(ctx context.Context, msgs []httpapi.Message) ([]string, 
 		}
 	}
 	return ids, nil
-}
-
-// servesAdmin reports whether any HTTP listener serves the admin API.
-func servesAdmin(c *config.Config) bool {
-	for _, l := range c.HTTPListeners {
-		if l.Serves(config.ServiceAdmin) {
-			return true
-		}
-	}
-	return false
 }

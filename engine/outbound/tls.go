@@ -57,24 +57,6 @@ func (m TLSMode) String() string {
 	return fmt.Sprintf("TLSMode(%d)", uint8(m))
 }
 
-// ParseTLSVersion parses "1.0" … "1.3" (also "TLS1.2", "tls1.3") into a
-// crypto/tls version constant. An empty string gives TLS 1.2.
-func ParseTLSVersion(s string) (uint16, error) {
-	v := strings.TrimPrefix(strings.ToLower(strings.TrimSpace(s)), "tls")
-	v = strings.TrimPrefix(v, "v")
-	switch v {
-	case "", "1.2":
-		return tls.VersionTLS12, nil
-	case "1.0":
-		return tls.VersionTLS10, nil
-	case "1.1":
-		return tls.VersionTLS11, nil
-	case "1.3":
-		return tls.VersionTLS13, nil
-	}
-	return 0, fmt.Errorf("unknown TLS version %q (want 1.0, 1.1, 1.2 or 1.3)", s)
-}
-
 // TLSPolicy is how outbound connections use TLS.
 type TLSPolicy struct {
 	Mode         TLSMode

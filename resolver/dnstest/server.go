@@ -207,13 +207,6 @@ func (s *Server) QueryCount(name string, qtype uint16) int {
 	return c
 }
 
-// ResetQueries empties the query log.
-func (s *Server) ResetQueries() {
-	s.mu.Lock()
-	s.queries = nil
-	s.mu.Unlock()
-}
-
 // canonical returns name as a lower-case FQDN.
 func canonical(name string) string { return strings.ToLower(dns.Fqdn(name)) }
 
