@@ -12,11 +12,15 @@ import (
 // The test zone. Every domain a test mails to is here; anything else under
 // .test is NXDOMAIN (dnsmasq --local=/test/).
 const (
-	domain1     = "d1.test"     // MX 10 mx.d1.test → 127.0.0.2
-	domain2     = "d2.test"     // MX 10 mx.d2.test → 127.0.0.3
-	domain3     = "d3.test"     // MX 10 mx.d3.test → 127.0.0.4
-	domainNull  = "nullmx.test" // MX 0 . (RFC 7505 null MX)
-	domainNX    = "nx.test"     // NXDOMAIN
+	domain1    = "d1.test"     // MX 10 mx.d1.test → 127.0.0.2
+	domain2    = "d2.test"     // MX 10 mx.d2.test → 127.0.0.3
+	domain3    = "d3.test"     // MX 10 mx.d3.test → 127.0.0.4
+	domainNull = "nullmx.test" // MX 0 . (RFC 7505 null MX)
+	domainNX   = "nx.test"     // NXDOMAIN
+	// Two internationalized domains, stored in the zone as A-labels and
+	// served by mx.d1.test: 例子.holdout.test and 测试.holdout.test.
+	domainIDN1  = "xn--fsqu00a.holdout.test"
+	domainIDN2  = "xn--0zwm56d.holdout.test"
 	mxIP1       = "127.0.0.2"
 	mxIP2       = "127.0.0.3"
 	mxIP3       = "127.0.0.4"
@@ -66,6 +70,9 @@ func startDNSAt(t testing.TB, ip string, port int, extra ...string) *testDNS {
 		args = append(args,
 			fmt.Sprintf("--mx-host=%s,%s,10", z.domain, z.host),
 			fmt.Sprintf("--host-record=%s,%s", z.host, z.ip))
+	}
+	for _, d := range []string{domainIDN1, domainIDN2} {
+		args = append(args, fmt.Sprintf("--mx-host=%s,mx.d1.test,10", d))
 	}
 	// A null MX is "MX 0 ." (RFC 7505 §3); dnsmasq's --mx-host cannot name the
 	// root, so the record is given as raw RDATA: preference 0x0000, root 0x00.

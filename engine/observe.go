@@ -10,6 +10,7 @@ import (
 	"gannet/engine/logrec"
 	"gannet/engine/metrics"
 	"gannet/engine/outbound"
+	"gannet/mailaddr"
 	"gannet/queue"
 	"gannet/resolver"
 )
@@ -60,15 +61,6 @@ func newObserver(m *metrics.Metrics, c *bounce.Classifier) *observer {
 	}
 }
 
-// domainOf returns the lower-case domain of an address ("" when none).
-func domainOf(addr string) string {
-	i := strings.LastIndexByte(addr, '@')
-	if i < 0 {
-		return ""
-	}
-	return strings.ToLower(strings.TrimSuffix(addr[i+1:], ">"))
-}
-
 // record is logrec.Options.OnRecord: it runs on the goroutine that writes
 // the record, before it is encoded.
 func (o *observer) record(r *logrec.Record) {
@@ -97,7 +89,7 @@ func (o *observer) record(r *logrec.Record) {
 	default:
 		return
 	}
-	domain := domainOf(r.Recipient)
+	domain := mailaddr.Domain(r.Recipient)
 	o.m.Sites.Inc(r.Site, oc)
 	o.m.Domains.Inc(domain, oc)
 	o.m.Tenants.Inc(r.Tenant, oc)
@@ -122,7 +114,7 @@ func (o *observer) enqueued(m *queue.Message) {
 		if m.Recipients[i].State != queue.Pending {
 			continue
 		}
-		if d := domainOf(m.Recipients[i].Addr); d != "" {
+		if d := mailaddr.Domain(m.Recipients[i].Addr); d != "" {
 			o.domainLocked(d).pending++
 		}
 	}

@@ -3,9 +3,8 @@ package resolver
 import (
 	"net/netip"
 	"strings"
-	"unicode/utf8"
 
-	"golang.org/x/net/idna"
+	"gannet/mailaddr"
 )
 
 // normalizeDomain returns domain in the form used for lookups and cache keys:
@@ -16,31 +15,14 @@ import (
 // octets, names over 253 octets, and characters other than letters, digits,
 // "-" and "_".
 func normalizeDomain(domain string) (string, error) {
-	domain = strings.TrimSuffix(domain, ".")
-	if !isASCII(domain) {
-		if !utf8.ValidString(domain) {
-			return "", ErrInvalidDomain
-		}
-		a, err := idna.Lookup.ToASCII(domain)
-		if err != nil {
-			return "", ErrInvalidDomain
-		}
-		domain = a
+	domain, err := mailaddr.ToASCII(domain)
+	if err != nil {
+		return "", ErrInvalidDomain
 	}
-	domain = strings.ToLower(domain) // returns domain itself when already lower-case
 	if !validHostName(domain) {
 		return "", ErrInvalidDomain
 	}
 	return domain, nil
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
 }
 
 // validHostName checks the syntax of a lower-case name without trailing dot.

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"gannet/mailaddr"
 )
 
 func TestNormalizeDomain(t *testing.T) {
@@ -57,7 +59,7 @@ func FuzzNormalizeDomain(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !validHostName(d) || strings.ToLower(d) != d || !isASCII(d) {
+		if !validHostName(d) || strings.ToLower(d) != d || !mailaddr.IsASCII(d) {
 			t.Fatalf("normalizeDomain(%q) = %q: not a lower-case ASCII host name", s, d)
 		}
 		if d2, err := normalizeDomain(d); err != nil || d2 != d {

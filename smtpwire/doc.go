@@ -1,7 +1,7 @@
 // Package smtpwire is Gannet's SMTP protocol with no I/O: the command and
 // path parsers, replies and their parser, the DATA dot codec, the server
 // session state machine and the client's pipelined-transaction helpers. It
-// imports the standard library only, never blocks and never reads a clock,
+// imports the standard library and mailaddr (domains) only, never blocks and never reads a clock,
 // so it runs inside gnet event loops and is tested by feeding bytes.
 //
 // # Server session: bytes in, events and reply bytes out

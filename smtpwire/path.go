@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"net/netip"
-	"strings"
 	"unicode/utf8"
+
+	"gannet/mailaddr"
 )
 
 // Path is a reverse-path or forward-path (RFC 5321 §4.1.2) without its angle
@@ -242,23 +243,14 @@ func (p Path) AppendTo(dst []byte) []byte {
 
 // Local returns the local part as sent (quotes included).
 func (p Path) Local() string {
-	if i := strings.LastIndexByte(p.Addr, '@'); i >= 0 {
-		return p.Addr[:i]
-	}
-	return p.Addr
+	local, _ := mailaddr.Split(p.Addr)
+	return local
 }
 
-// Domain returns the domain part in lower-case ASCII: U-labels are turned into
-// A-labels (punycode, RFC 3492) so that it can be looked up in the DNS. It is
-// "" for the null path and for "postmaster". An address literal is returned
-// as written ("[192.0.2.1]").
-func (p Path) Domain() string {
-	i := strings.LastIndexByte(p.Addr, '@')
-	if i < 0 {
-		return ""
-	}
-	return domainToASCII(p.Addr[i+1:])
-}
+// Domain returns the domain part in canonical form (mailaddr.Domain):
+// lower-case ASCII with U-labels turned into A-labels, so that it can be
+// looked up in the DNS. It is "" for the null path and for "postmaster".
+func (p Path) Domain() string { return mailaddr.Domain(p.Addr) }
 
 // isAtext reports RFC 5322 §3.2.3 atext.
 func isAtext(c byte) bool {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"gannet/mailaddr"
 	"gannet/queue"
 )
 
@@ -47,7 +48,7 @@ func (h *handler) inspectMessage(w http.ResponseWriter, r *http.Request, c calle
 		out.Message.Due = &t
 	}
 	for _, rc := range m.Recipients {
-		d := domainOf(rc.Addr)
+		d := mailaddr.Domain(rc.Addr)
 		ri := RecipientInfo{Email: rc.Addr, State: rc.State.String(), Attempts: rc.Attempts, LastReply: rc.LastReply, Domain: d}
 		if rc.State == queue.Pending {
 			ri.Site = info.Sites[d]
@@ -91,13 +92,4 @@ func headerSection(msg []byte) []byte {
 		return msg[:i+2]
 	}
 	return msg
-}
-
-// domainOf returns the lower-cased domain of an address.
-func domainOf(addr string) string {
-	i := strings.LastIndexByte(addr, '@')
-	if i < 0 {
-		return ""
-	}
-	return strings.ToLower(strings.TrimSuffix(addr[i+1:], "."))
 }

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"gannet/mailaddr"
 )
 
 // EgressSource is one [[egress_source]]: a local address outbound
@@ -81,7 +83,7 @@ type TLSOverride struct {
 // the keys of [tls_policy."DOMAIN"] applied.
 func (c *Config) TLSFor(domain string) TLS {
 	t := c.TLS
-	o, ok := c.TLSPolicies[strings.ToLower(strings.TrimSuffix(domain, "."))]
+	o, ok := c.TLSPolicies[mailaddr.CanonicalDomain(domain)]
 	if !ok {
 		return t
 	}
@@ -142,10 +144,10 @@ func MatchesMXSuffix(hosts, suffixes []string) bool {
 		return false
 	}
 	for _, h := range hosts {
-		h = strings.ToLower(strings.TrimSuffix(h, "."))
+		h = mailaddr.CanonicalDomain(h)
 		ok := false
 		for _, s := range suffixes {
-			s = strings.TrimPrefix(strings.ToLower(s), ".")
+			s = mailaddr.CanonicalDomain(strings.TrimPrefix(s, "."))
 			if h == s || strings.HasSuffix(h, "."+s) {
 				ok = true
 				break
@@ -176,7 +178,7 @@ func (c *Config) ShapingFor(domain string, mxHosts []string) ShapingRule {
 			c.ShapingTables[n].applyTo(&r)
 		}
 	}
-	d := strings.ToLower(strings.TrimSuffix(domain, "."))
+	d := mailaddr.CanonicalDomain(domain)
 	if t, ok := c.ShapingTables[d]; ok && d != "" && d != ShapingDefault && len(t.MXSuffix) == 0 {
 		t.applyTo(&r)
 	}
@@ -189,14 +191,14 @@ func (c *Config) finishDeliveryPolicy() {
 	if len(c.TLSPolicies) > 0 {
 		m := make(map[string]TLSOverride, len(c.TLSPolicies))
 		for k, v := range c.TLSPolicies {
-			m[strings.ToLower(strings.TrimSuffix(k, "."))] = v
+			m[mailaddr.CanonicalDomain(k)] = v
 		}
 		c.TLSPolicies = m
 	}
 	for i := range c.ShapingRules {
 		r := &c.ShapingRules[i]
 		for j, d := range r.MatchDomain {
-			r.MatchDomain[j] = strings.ToLower(strings.TrimSuffix(d, "."))
+			r.MatchDomain[j] = mailaddr.CanonicalDomain(d)
 		}
 		r.Action = strings.ToLower(strings.TrimSpace(r.Action))
 	}

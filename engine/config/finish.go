@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+
+	"gannet/mailaddr"
 )
 
 // finish fills in what a file may leave empty and normalizes spellings, so
@@ -48,15 +50,15 @@ func (c *Config) finish() {
 		c.APIKeys[i].KeySHA256 = strings.ToLower(c.APIKeys[i].KeySHA256)
 	}
 	for i := range c.DKIM {
-		c.DKIM[i].Domain = strings.ToLower(c.DKIM[i].Domain)
+		c.DKIM[i].Domain = mailaddr.CanonicalDomain(c.DKIM[i].Domain)
 	}
 	for i := range c.Tenants {
-		c.Tenants[i].DKIMDomain = strings.ToLower(c.Tenants[i].DKIMDomain)
+		c.Tenants[i].DKIMDomain = mailaddr.CanonicalDomain(c.Tenants[i].DKIMDomain)
 	}
 	if len(c.ShapingTables) > 0 {
 		m := make(map[string]ShapingTable, len(c.ShapingTables))
 		for k, v := range c.ShapingTables {
-			m[strings.ToLower(strings.TrimSuffix(k, "."))] = v
+			m[mailaddr.CanonicalDomain(k)] = v
 		}
 		c.ShapingTables = m
 	}

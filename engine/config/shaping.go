@@ -1,6 +1,6 @@
 package config
 
-import "strings"
+import "gannet/mailaddr"
 
 // ShapingDefault is the name of the [shaping.default] table.
 const ShapingDefault = "default"
@@ -29,7 +29,7 @@ func (c *Config) Shaping(domain string) ShapingRule {
 	if t, ok := c.ShapingTables[ShapingDefault]; ok {
 		t.applyTo(&r)
 	}
-	d := strings.ToLower(strings.TrimSuffix(domain, "."))
+	d := mailaddr.CanonicalDomain(domain)
 	if d != "" && d != ShapingDefault {
 		if t, ok := c.ShapingTables[d]; ok {
 			t.applyTo(&r)

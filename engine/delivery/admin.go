@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"gannet/engine/logrec"
+	"gannet/mailaddr"
 	"gannet/queue"
 	"gannet/smtpwire"
 )
@@ -63,7 +64,7 @@ func (s Selector) IsZero() bool { return s == Selector{} }
 
 // Normalize lower-cases the domain and site and drops a trailing dot.
 func (s Selector) Normalize() Selector {
-	s.Domain = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(s.Domain), "."))
+	s.Domain = mailaddr.CanonicalDomain(strings.TrimSpace(s.Domain))
 	s.Site = strings.ToLower(strings.TrimSpace(s.Site))
 	s.Tenant = strings.TrimSpace(s.Tenant)
 	s.Campaign = strings.TrimSpace(s.Campaign)
@@ -438,7 +439,7 @@ func (l *Loop) sweepOne(ms *msgState, r *adminRule, sel *Selector, rep smtpwire.
 		if rc.State != queue.Pending {
 			continue
 		}
-		d := domainOf(rc.Addr)
+		d := mailaddr.Domain(rc.Addr)
 		if sel.Domain != "" && sel.Domain != d {
 			continue
 		}
@@ -459,7 +460,7 @@ func (l *Loop) sweepOne(ms *msgState, r *adminRule, sel *Selector, rep smtpwire.
 		rc := &m.Recipients[i]
 		rc.State = queue.Bounced
 		rc.LastReply = rep.String()
-		recs = append(recs, l.adminRecord(m, i, domainOf(rc.Addr), sites[k], rep, now))
+		recs = append(recs, l.adminRecord(m, i, mailaddr.Domain(rc.Addr), sites[k], rep, now))
 	}
 	// The message's work items stay where they are; with no pending
 	// recipient left they finish without a transaction (and without a

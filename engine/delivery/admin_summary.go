@@ -5,6 +5,7 @@ import (
 	"sort"
 	"time"
 
+	"gannet/mailaddr"
 	"gannet/queue"
 )
 
@@ -118,7 +119,7 @@ func (l *Loop) Summary(tenant string) Summary {
 			if m.Recipients[i].State != queue.Pending {
 				continue
 			}
-			d := domainOf(m.Recipients[i].Addr)
+			d := mailaddr.Domain(m.Recipients[i].Addr)
 			c := get(queueKey{m.Campaign, m.Tenant, d})
 			c.Recipients++
 			if !seen[d] {
@@ -230,7 +231,7 @@ func (l *Loop) Inspect(ctx context.Context, id string) (MessageInfo, bool) {
 		if r.State != queue.Pending {
 			continue
 		}
-		d := domainOf(r.Addr)
+		d := mailaddr.Domain(r.Addr)
 		if _, ok := info.Sites[d]; !ok {
 			info.Sites[d] = l.siteOf(ctx, d)
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"gannet/engine/outbound"
+	"gannet/mailaddr"
 	"gannet/queue"
 	"gannet/resolver"
 	"gannet/smtpwire"
@@ -257,7 +258,7 @@ func groupByDomain(m *queue.Message) []*workItem {
 		if m.Recipients[i].State != queue.Pending {
 			continue
 		}
-		d := domainOf(m.Recipients[i].Addr)
+		d := mailaddr.Domain(m.Recipients[i].Addr)
 		var it *workItem
 		for _, x := range items {
 			if x.domain == d {
@@ -272,15 +273,6 @@ func groupByDomain(m *queue.Message) []*workItem {
 		it.rcpts = append(it.rcpts, i)
 	}
 	return items
-}
-
-// domainOf returns the lower-cased domain of an address ("" without one).
-func domainOf(addr string) string {
-	i := strings.LastIndexByte(addr, '@')
-	if i < 0 {
-		return ""
-	}
-	return strings.ToLower(strings.TrimSuffix(addr[i+1:], "."))
 }
 
 // forget drops a finished message from the loop.

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"gannet/mailaddr"
 	"gannet/queue"
 )
 
@@ -183,7 +184,7 @@ func countDomains(m *queue.Message, seen *[]string) int {
 		if m.Recipients[i].State != queue.Pending {
 			continue
 		}
-		d := domainOf(m.Recipients[i].Addr)
+		d := mailaddr.Domain(m.Recipients[i].Addr)
 		dup := false
 		for _, s := range *seen {
 			if s == d {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"net/mail"
 	"strings"
+
+	"gannet/mailaddr"
 )
 
 // HeaderFromDomain returns the lower-cased domain of the first address in the
@@ -27,7 +29,7 @@ func HeaderFromDomain(msg []byte) string {
 	value := raw[bytes.IndexByte(raw, ':')+1:]
 	v := strings.TrimSpace(strings.NewReplacer("\r\n", "", "\n", "", "\r", "").Replace(string(value)))
 	if list, err := mail.ParseAddressList(v); err == nil && len(list) > 0 {
-		return domainOf(list[0].Address)
+		return mailaddr.Domain(list[0].Address)
 	}
 	// Not RFC 5322 syntax: take the first "@domain" there is.
 	at := strings.IndexByte(v, '@')
@@ -39,13 +41,4 @@ func HeaderFromDomain(msg []byte) string {
 		d = d[:end]
 	}
 	return normDomain(d)
-}
-
-// domainOf returns the lower-cased part after the last '@' of addr.
-func domainOf(addr string) string {
-	at := strings.LastIndexByte(addr, '@')
-	if at < 0 {
-		return ""
-	}
-	return normDomain(addr[at+1:])
 }

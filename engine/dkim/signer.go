@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"gannet/mailaddr"
+
 	msgauth "github.com/emersion/go-msgauth/dkim"
 )
 
@@ -311,17 +313,9 @@ func headerEnd(msg []byte) string {
 	return "\r\n"
 }
 
-// normDomain lower-cases a domain and drops a final dot, allocating only
-// when something changes.
-func normDomain(d string) string {
-	d = strings.TrimSuffix(strings.TrimSpace(d), ".")
-	for i := range len(d) {
-		if 'A' <= d[i] && d[i] <= 'Z' {
-			return strings.ToLower(d)
-		}
-	}
-	return d
-}
+// normDomain puts a domain into canonical form (mailaddr.CanonicalDomain),
+// so that a key for "例子.test" signs mail From "xn--fsqu00a.test".
+func normDomain(d string) string { return mailaddr.CanonicalDomain(strings.TrimSpace(d)) }
 
 // slicesContainsNorm reports whether list holds d once normalized.
 func slicesContainsNorm(list []string, d string) bool {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"gannet/mailaddr"
 	"gannet/smtpwire"
 )
 
@@ -21,10 +22,10 @@ type txInfo struct {
 
 func newTxInfo(env *Envelope) *txInfo {
 	t := &txInfo{from: smtpwire.Path{Addr: env.From}, rcpts: make([]smtpwire.Path, len(env.Rcpts))}
-	t.needUTF8 = !isASCII(env.From)
+	t.needUTF8 = !mailaddr.IsASCII(env.From)
 	for i, r := range env.Rcpts {
 		t.rcpts[i] = smtpwire.Path{Addr: r}
-		if !isASCII(r) {
+		if !mailaddr.IsASCII(r) {
 			t.needUTF8 = true
 		}
 	}
@@ -379,13 +380,4 @@ func headerSection(body []byte) []byte {
 		return body[:i+4]
 	}
 	return body
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
 }
