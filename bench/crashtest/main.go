@@ -1,15 +1,13 @@
-// Command crashtest checks that Gannet never loses an acknowledged message
-// and measures its restart with a large queue.
+// Command crashtest checks that Gannet never loses an acknowledged message,
+// and fills a spool for the restart scenario of make bench.
 //
 //	crashtest -mode crash -kills 50            # SIGKILL bin/gannet under load, verify (make crashtest)
 //	crashtest -mode diskfull                   # fill a 64 MiB tmpfs spool (root), verify 452 4.3.1 and recovery
-//	crashtest -mode restart -n 1000000         # fill a spool directly, then time open+load and RSS
 //	crashtest -mode fill -n 1000000 -dir SPOOL # only fill SPOOL (for bin/gannet serve); one JSON line
-//	    [-cpuprofile f -memprofile f]           # profiles of the second (warm) measured run
 //
 // The crash and disk-full scenarios live in package crash (see its doc.go);
-// the restart benchmark in restart.go. Exit status 1 means a lost, altered
-// or crashed result (or a failed measurement), 2 bad flags.
+// the spool fill in fill.go. Exit status 1 means a lost, altered or crashed
+// result (or a failed fill), 2 bad flags.
 package main
 
 import (
@@ -34,7 +32,7 @@ func main() {
 
 func run(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("crashtest", flag.ContinueOnError)
-	mode := fs.String("mode", "crash", "crash | diskfull | restart | fill")
+	mode := fs.String("mode", "crash", "crash | diskfull | fill")
 	bin := fs.String("bin", "bin", "directory holding gannet, smtpblast and smtpsink")
 	dir := fs.String("dir", "", "work directory (default: a new temp dir, removed unless -keep)")
 	keep := fs.Bool("keep", false, "keep the work directory")
@@ -46,16 +44,10 @@ func run(ctx context.Context, args []string) int {
 	rate := fs.String("rate", "", `crash: smtpblast -rate (e.g. "300/s"; "" = unlimited)`)
 	faults := fs.String("sink-fail", "dot:451:0.05", "crash: smtpsink -fail specs, comma-separated (retries under kills)")
 	seed := fs.Uint64("seed", 0, "crash: random seed (0: clock)")
-	n := fs.Int("n", 1_000_000, "restart, fill: messages to queue")
-	writers := fs.Int("writers", 256, "restart, fill: concurrent appenders while filling")
-	measure := fs.Bool("measure", false, "restart: measure in this process (the child; with -dir SPOOL)")
-	cpuProfile := fs.String("cpuprofile", "", "restart: write a CPU profile of the measured load here")
-	memProfile := fs.String("memprofile", "", "restart: write a heap profile after the measured load here")
+	n := fs.Int("n", 1_000_000, "fill: messages to queue")
+	writers := fs.Int("writers", 256, "fill: concurrent appenders while filling")
 	if err := fs.Parse(args); err != nil {
 		return 2
-	}
-	if *mode == "restart" && *measure {
-		return measureRestart(*dir, *cpuProfile, *memProfile)
 	}
 	if *mode == "fill" {
 		// -dir is the spool itself here, and it is kept: filling it is the point.
@@ -117,11 +109,6 @@ func run(ctx context.Context, args []string) int {
 			fmt.Println("note:", n)
 		}
 		if !rep.OK() || !rep.Resumed || rep.Refused452 == 0 {
-			return 1
-		}
-	case "restart":
-		if err := restartBench(ctx, work, *n, *writers, *cpuProfile, *memProfile); err != nil {
-			fmt.Fprintln(os.Stderr, "crashtest:", err)
 			return 1
 		}
 	default:
