@@ -90,7 +90,7 @@ func tlsPolicyOf(t config.TLS) (outbound.TLSPolicy, error) {
 	}
 	return outbound.TLSPolicy{
 		Mode:              mode,
-		MinVersion:        t.MinVersionID(),
+		MinVersion:        t.MinVersion.ID(),
 		CipherSuites:      t.CipherSuiteIDs(),
 		FallbackPlaintext: t.FallbackPlaintext,
 	}, nil

@@ -22,11 +22,7 @@ func (e *Engine) buildInbound() error {
 			return fmt.Errorf("smtp_listener %s: %w", l.Name, err)
 		}
 		e.certs[l.Name] = store
-		minVersion, err := certs.ParseVersion(l.TLSMinVersion)
-		if err != nil {
-			return fmt.Errorf("smtp_listener %s: tls_min_version: %w", l.Name, err)
-		}
-		tc := store.TLSConfig(minVersion)
+		tc := store.TLSConfig(l.TLSMinVersion.ID())
 		bare := smtpwire.BareLFNormalize
 		if l.BareLF == config.BareLFReject {
 			bare = smtpwire.BareLFReject

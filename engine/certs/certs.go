@@ -108,21 +108,6 @@ func (s *Store) TLSConfig(minVersion uint16) *tls.Config {
 	return &tls.Config{GetCertificate: s.GetCertificate, MinVersion: minVersion}
 }
 
-// ParseVersion maps "1.0".."1.3" to a crypto/tls version; "" means TLS 1.2.
-func ParseVersion(v string) (uint16, error) {
-	switch v {
-	case "1.0":
-		return tls.VersionTLS10, nil
-	case "1.1":
-		return tls.VersionTLS11, nil
-	case "", "1.2":
-		return tls.VersionTLS12, nil
-	case "1.3":
-		return tls.VersionTLS13, nil
-	}
-	return 0, fmt.Errorf("certs: unknown TLS version %q", v)
-}
-
 // WriteSelfSigned creates an ECDSA P-256 certificate for hostname (and
 // localhost, 127.0.0.1, ::1), valid for ten years from now, and writes it and
 // its key as PEM files (the key readable by the owner only).

@@ -74,29 +74,29 @@ const (
 
 // SMTPListener is one [[smtp_listener]]: an SMTP port that accepts mail.
 type SMTPListener struct {
-	Name                string   `toml:"name"`   // metrics label and log field; defaults to Listen
-	Listen              string   `toml:"listen"` // "host:port"
-	Hostname            string   `toml:"hostname"`
-	RelayHosts          CIDRList `toml:"relay_hosts"`
-	ImplicitTLS         bool     `toml:"implicit_tls"`
-	TLSCert             string   `toml:"tls_cert"`
-	TLSKey              string   `toml:"tls_key"`
-	TLSMinVersion       string   `toml:"tls_min_version"` // "1.0" | "1.1" | "1.2" | "1.3"
-	AuthMechanisms      []string `toml:"auth_mechanisms"` // upper case after Load
-	AuthRequireTLS      bool     `toml:"auth_require_tls"`
-	AuthFailDelayAfter  int      `toml:"auth_fail_delay_after"` // failed AUTH per address before answers wait AuthFailDelay; 0: off
-	AuthFailDelay       Duration `toml:"auth_fail_delay"`
-	AuthFailBlockAfter  int      `toml:"auth_fail_block_after"` // failed AUTH per address before 421 4.7.0 for AuthFailWindow; 0: off
-	AuthFailWindow      Duration `toml:"auth_fail_window"`      // failures are counted within it
-	MaxMessageSize      Size     `toml:"max_message_size"`
-	MaxRecipients       int      `toml:"max_recipients"`
-	BareLF              string   `toml:"bare_lf"`                // BareLFNormalize | BareLFReject
-	MaxConnections      int      `toml:"max_connections"`        // 0: unlimited
-	MaxConnectionsPerIP int      `toml:"max_connections_per_ip"` // 0: unlimited
-	MaxBadCommands      int      `toml:"max_bad_commands"`
-	CommandTimeout      Duration `toml:"command_timeout"`
-	DataTimeout         Duration `toml:"data_timeout"`
-	IdleTimeout         Duration `toml:"idle_timeout"`
+	Name                string     `toml:"name"`   // metrics label and log field; defaults to Listen
+	Listen              string     `toml:"listen"` // "host:port"
+	Hostname            string     `toml:"hostname"`
+	RelayHosts          CIDRList   `toml:"relay_hosts"`
+	ImplicitTLS         bool       `toml:"implicit_tls"`
+	TLSCert             string     `toml:"tls_cert"`
+	TLSKey              string     `toml:"tls_key"`
+	TLSMinVersion       TLSVersion `toml:"tls_min_version"` // "1.0" | "1.1" | "1.2" | "1.3"
+	AuthMechanisms      []string   `toml:"auth_mechanisms"` // upper case after Load
+	AuthRequireTLS      bool       `toml:"auth_require_tls"`
+	AuthFailDelayAfter  int        `toml:"auth_fail_delay_after"` // failed AUTH per address before answers wait AuthFailDelay; 0: off
+	AuthFailDelay       Duration   `toml:"auth_fail_delay"`
+	AuthFailBlockAfter  int        `toml:"auth_fail_block_after"` // failed AUTH per address before 421 4.7.0 for AuthFailWindow; 0: off
+	AuthFailWindow      Duration   `toml:"auth_fail_window"`      // failures are counted within it
+	MaxMessageSize      Size       `toml:"max_message_size"`
+	MaxRecipients       int        `toml:"max_recipients"`
+	BareLF              string     `toml:"bare_lf"`                // BareLFNormalize | BareLFReject
+	MaxConnections      int        `toml:"max_connections"`        // 0: unlimited
+	MaxConnectionsPerIP int        `toml:"max_connections_per_ip"` // 0: unlimited
+	MaxBadCommands      int        `toml:"max_bad_commands"`
+	CommandTimeout      Duration   `toml:"command_timeout"`
+	DataTimeout         Duration   `toml:"data_timeout"`
+	IdleTimeout         Duration   `toml:"idle_timeout"`
 }
 
 // SelfSignedTLS reports whether the listener uses the generated self-signed
@@ -174,9 +174,9 @@ const (
 
 // TLS is [tls]: the outbound TLS policy.
 type TLS struct {
-	Mode       string   `toml:"mode"`        // TLSOpportunistic, …
-	MinVersion string   `toml:"min_version"` // "1.0" | "1.1" | "1.2" | "1.3"
-	Ciphers    []string `toml:"ciphers"`     // crypto/tls suite names; empty: Go's defaults
+	Mode       string     `toml:"mode"`        // TLSOpportunistic, …
+	MinVersion TLSVersion `toml:"min_version"` // "1.0" | "1.1" | "1.2" | "1.3"
+	Ciphers    []string   `toml:"ciphers"`     // crypto/tls suite names; empty: Go's defaults
 	// FallbackPlaintext: in the opportunistic modes, a failed STARTTLS
 	// handshake is retried in the clear.
 	FallbackPlaintext bool `toml:"fallback_plaintext"`

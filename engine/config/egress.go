@@ -73,10 +73,10 @@ type Backoff struct {
 // TLSOverride is one [tls_policy."DOMAIN"]: the [tls] keys for mail to one
 // destination domain. Keys left out keep the [tls] value.
 type TLSOverride struct {
-	Mode              *string  `toml:"mode"`
-	MinVersion        *string  `toml:"min_version"`
-	Ciphers           []string `toml:"ciphers"`
-	FallbackPlaintext *bool    `toml:"fallback_plaintext"`
+	Mode              *string     `toml:"mode"`
+	MinVersion        *TLSVersion `toml:"min_version"`
+	Ciphers           []string    `toml:"ciphers"`
+	FallbackPlaintext *bool       `toml:"fallback_plaintext"`
 }
 
 // TLSFor returns the outbound TLS policy for destination domain: [tls] with
@@ -302,7 +302,7 @@ func (c *Config) validateDeliveryPolicy(ck *checker) {
 			ck.oneOf(p("mode"), *o.Mode, TLSOpportunistic, TLSOpportunisticInsecure, TLSRequired, TLSDisabled)
 		}
 		if o.MinVersion != nil {
-			ck.oneOf(p("min_version"), *o.MinVersion, "1.0", "1.1", "1.2", "1.3")
+			ck.oneOf(p("min_version"), string(*o.MinVersion), tlsVersionNames...)
 		}
 		for _, name := range o.Ciphers {
 			if _, ok := suites[name]; !ok {

@@ -195,7 +195,7 @@ func (c *Config) validate() []problem {
 		}
 		ck.readable(p("tls_cert"), l.TLSCert)
 		ck.readable(p("tls_key"), l.TLSKey)
-		ck.oneOf(p("tls_min_version"), l.TLSMinVersion, "1.0", "1.1", "1.2", "1.3")
+		ck.oneOf(p("tls_min_version"), string(l.TLSMinVersion), tlsVersionNames...)
 		ck.atLeast(p("auth_fail_delay_after"), l.AuthFailDelayAfter, 0)
 		if l.AuthFailDelay.Duration < 0 {
 			ck.add(p("auth_fail_delay"), "must not be negative, not %q", l.AuthFailDelay.Duration.String())
@@ -303,7 +303,7 @@ func (c *Config) validate() []problem {
 	ck.positive(at("delivery", "idle_timeout"), d.IdleTimeout)
 
 	ck.oneOf(at("tls", "mode"), c.TLS.Mode, TLSOpportunistic, TLSOpportunisticInsecure, TLSRequired, TLSDisabled)
-	ck.oneOf(at("tls", "min_version"), c.TLS.MinVersion, "1.0", "1.1", "1.2", "1.3")
+	ck.oneOf(at("tls", "min_version"), string(c.TLS.MinVersion), tlsVersionNames...)
 	suites := cipherSuites()
 	for _, name := range c.TLS.Ciphers {
 		if _, ok := suites[name]; !ok {
@@ -416,19 +416,6 @@ func cipherSuites() map[string]uint16 {
 		m[s.Name] = s.ID
 	}
 	return m
-}
-
-// MinVersionID returns min_version as a crypto/tls constant (tls.VersionTLS12, …).
-func (t *TLS) MinVersionID() uint16 {
-	switch t.MinVersion {
-	case "1.0":
-		return tls.VersionTLS10
-	case "1.1":
-		return tls.VersionTLS11
-	case "1.3":
-		return tls.VersionTLS13
-	}
-	return tls.VersionTLS12
 }
 
 // CipherSuiteIDs returns ciphers as crypto/tls IDs; nil means Go's defaults.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"fmt"
 	"math"
 	"net/netip"
@@ -35,6 +36,29 @@ func (d *Duration) UnmarshalText(b []byte) error {
 
 // MarshalText implements encoding.TextMarshaler.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
+
+// TLSVersion is a TLS protocol version as written in the file: "1.0",
+// "1.1", "1.2" or "1.3"; empty means 1.2, the default minimum everywhere
+// (RFC 8996 deprecates 1.0 and 1.1). The checker refuses any other text, so
+// ID is the one place it is turned into a crypto/tls constant.
+type TLSVersion string
+
+// tlsVersionNames are the accepted texts, in order.
+var tlsVersionNames = []string{"1.0", "1.1", "1.2", "1.3"}
+
+// ID returns the crypto/tls constant (tls.VersionTLS12 for "" and for text
+// the checker would refuse).
+func (v TLSVersion) ID() uint16 {
+	switch v {
+	case "1.0":
+		return tls.VersionTLS10
+	case "1.1":
+		return tls.VersionTLS11
+	case "1.3":
+		return tls.VersionTLS13
+	}
+	return tls.VersionTLS12
+}
 
 // Size is a number of bytes. In the file it is an integer (bytes) or a string
 // with a unit: "512KiB", "20MiB", "1GiB" (powers of 1024) or "10MB", "1GB"

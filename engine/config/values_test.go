@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"net/netip"
 	"testing"
 	"time"
@@ -179,4 +180,20 @@ func FuzzValues(f *testing.F) {
 		var d Duration
 		_ = d.UnmarshalText([]byte(s))
 	})
+}
+
+func TestTLSVersionID(t *testing.T) {
+	for _, tc := range []struct {
+		v    TLSVersion
+		want uint16
+	}{{"", tls.VersionTLS12}, {"1.0", tls.VersionTLS10}, {"1.1", tls.VersionTLS11}, {"1.2", tls.VersionTLS12}, {"1.3", tls.VersionTLS13}} {
+		if got := tc.v.ID(); got != tc.want {
+			t.Errorf("TLSVersion(%q).ID() = %#x, want %#x", tc.v, got, tc.want)
+		}
+	}
+	for _, name := range tlsVersionNames {
+		if TLSVersion(name).ID() == 0 {
+			t.Errorf("%q has no ID", name)
+		}
+	}
 }
