@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gannet/engine/config"
+	"gannet/msgheader"
 )
 
 // msgMeta is the routing metadata read from a message's header.
@@ -38,12 +39,12 @@ func (e *Engine) readMeta(body []byte, trusted bool) msgMeta {
 	mc := e.conf().Meta
 	var out msgMeta
 	names := [3]string{mc.TenantHeader, mc.CampaignHeader, mc.PriorityHeader}
-	forEachHeader(body, func(name string, value []byte, start, end int) {
+	for f := range msgheader.Fields(body) {
 		for i, n := range names {
-			if n == "" || !strings.EqualFold(name, n) {
+			if n == "" || !f.Is(n) {
 				continue
 			}
-			v := strings.TrimSpace(unfold(value))
+			v := f.Unfolded()
 			if trusted {
 				switch i {
 				case 0:
@@ -57,64 +58,11 @@ func (e *Engine) readMeta(body []byte, trusted bool) msgMeta {
 				}
 			}
 			if mc.StripMetaHeaders {
-				out.strip = append(out.strip, [2]int{start, end})
+				out.strip = append(out.strip, [2]int{f.Start, f.End()})
 			}
 		}
-	})
+	}
 	return out
-}
-
-// forEachHeader calls fn for every header field of the message's header
-// section (RFC 5322 §2.2), with the field's name, its raw value (folding
-// included, without the final CRLF) and the byte range of the whole field.
-func forEachHeader(msg []byte, fn func(name string, value []byte, start, end int)) {
-	i := 0
-	for i < len(msg) {
-		if msg[i] == '\r' || msg[i] == '\n' {
-			return // the empty line: end of the header section
-		}
-		start := i
-		// The field runs to a line end not followed by WSP (folding).
-		end := i
-		for {
-			nl := indexByte(msg[end:], '\n')
-			if nl < 0 {
-				end = len(msg)
-				break
-			}
-			end += nl + 1
-			if end >= len(msg) || (msg[end] != ' ' && msg[end] != '\t') {
-				break
-			}
-		}
-		line := msg[start:end]
-		if colon := indexByte(line, ':'); colon > 0 {
-			v := line[colon+1:]
-			for len(v) > 0 && (v[len(v)-1] == '\n' || v[len(v)-1] == '\r') {
-				v = v[:len(v)-1]
-			}
-			fn(string(line[:colon]), v, start, end)
-		}
-		i = end
-	}
-}
-
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
-}
-
-// unfold removes folding line breaks (RFC 5322 §2.2.3).
-func unfold(v []byte) string {
-	s := string(v)
-	if strings.ContainsAny(s, "\r\n") {
-		s = strings.NewReplacer("\r\n", "", "\n", "", "\r", "").Replace(s)
-	}
-	return s
 }
 
 // headerEdits are the fields a message lacks and gets from Gannet, in the
@@ -137,21 +85,22 @@ func plannedEdits(c *config.Config, body []byte, tenant *config.Tenant, campaign
 // that start at the ranges in strip (the meta headers prepare removes).
 func plannedEditsExcept(c *config.Config, body []byte, strip [][2]int, tenant *config.Tenant, campaign string) headerEdits {
 	var has struct{ date, messageID, listUnsub bool }
-	forEachHeader(body, func(name string, _ []byte, start, _ int) {
+fields:
+	for f := range msgheader.Fields(body) {
 		for _, r := range strip {
-			if r[0] == start {
-				return
+			if r[0] == f.Start {
+				continue fields
 			}
 		}
 		switch {
-		case strings.EqualFold(name, "Date"):
+		case f.Is("Date"):
 			has.date = true
-		case strings.EqualFold(name, "Message-ID"):
+		case f.Is("Message-ID"):
 			has.messageID = true
-		case strings.EqualFold(name, "List-Unsubscribe"):
+		case f.Is("List-Unsubscribe"):
 			has.listUnsub = true
 		}
-	})
+	}
 	var ed headerEdits
 	if c.Meta.AddMissingHeaders {
 		ed.date, ed.messageID = !has.date, !has.messageID
@@ -184,7 +133,7 @@ func (ed headerEdits) apply(body []byte, id, host string, now time.Time) []byte 
 // ranges in strip (see appendContent). add is nil when there is nothing to
 // add.
 func (ed headerEdits) fields(body []byte, strip [][2]int, id, host string, now time.Time) (at int, add []byte) {
-	at = headerSectionEnd(body)
+	at = msgheader.SectionEnd(body)
 	if ed.none() {
 		return at, nil
 	}
@@ -246,21 +195,4 @@ func appendContent(dst, body []byte, strip [][2]int, at int, add []byte) []byte 
 		prev = at
 	}
 	return append(dst, body[prev:]...)
-}
-
-// headerSectionEnd returns the offset of the empty line that ends the
-// header section (RFC 5322 §2.1), or len(body) when there is none.
-func headerSectionEnd(body []byte) int {
-	i := 0
-	for i < len(body) {
-		if body[i] == '\n' || (body[i] == '\r' && i+1 < len(body) && body[i+1] == '\n') {
-			return i
-		}
-		nl := indexByte(body[i:], '\n')
-		if nl < 0 {
-			return len(body)
-		}
-		i += nl + 1
-	}
-	return len(body)
 }

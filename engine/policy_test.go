@@ -79,18 +79,3 @@ func TestReadMeta(t *testing.T) {
 	}
 }
 
-func TestHeaderSectionEnd(t *testing.T) {
-	for in, want := range map[string]int{
-		"":                    0,
-		"\r\nbody":            0,
-		"A: b\r\n\r\nbody":    6,
-		"A: b\r\n c\r\n\r\nx": 10,
-		"A: b\n\nx":           5,
-		"A: b\r\n":            6,
-		"A: b":                4,
-	} {
-		if got := headerSectionEnd([]byte(in)); got != want {
-			t.Errorf("headerSectionEnd(%q) = %d, want %d", in, got, want)
-		}
-	}
-}

@@ -1,5 +1,7 @@
 package config
 
+import "gannet/mailaddr"
+
 // Config is the whole configuration file. Every field carries the TOML key it
 // is read from; see default.toml for what each key means and its default.
 type Config struct {
@@ -241,10 +243,12 @@ func (c *Config) Tenant(name string) *Tenant {
 	return nil
 }
 
-// DKIMKey returns the [[dkim]] entry for domain (case-insensitive), or nil.
+// DKIMKey returns the [[dkim]] entry for domain (in any form: the domains
+// are canonical once loaded, mailaddr.CanonicalDomain), or nil.
 func (c *Config) DKIMKey(domain string) *DKIM {
+	domain = mailaddr.CanonicalDomain(domain)
 	for i := range c.DKIM {
-		if equalFoldASCII(c.DKIM[i].Domain, domain) {
+		if c.DKIM[i].Domain == domain {
 			return &c.DKIM[i]
 		}
 	}
@@ -259,23 +263,4 @@ func (c *Config) SMTPListener(name string) *SMTPListener {
 		}
 	}
 	return nil
-}
-
-func equalFoldASCII(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
