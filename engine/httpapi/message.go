@@ -298,8 +298,9 @@ func decodeBase64(s string) ([]byte, error) {
 // newMessageID returns "id@hostname" for a Message-ID field.
 func (s *Server) newMessageID() string { return s.opts.NewID() + "@" + s.opts.Hostname }
 
-// inject hands msgs to the Injector and maps its errors: ErrQueueFull →
-// 503 with Retry-After, anything else → 500 (the cause goes to the log).
+// inject hands msgs to the Injector and maps its errors: ErrQueueFull (the
+// queue or the disk is full) → 503 with Retry-After, anything else → 500
+// (a local error; the cause goes to the log, not to the client).
 func (s *Server) inject(r *http.Request, msgs []Message) ([]string, *apiError) {
 	ids, err := s.opts.Injector.Inject(r.Context(), msgs)
 	switch {
@@ -307,10 +308,10 @@ func (s *Server) inject(r *http.Request, msgs []Message) ([]string, *apiError) {
 		return nil, &apiError{status: http.StatusServiceUnavailable, msg: "queue full, try again later"}
 	case err != nil:
 		s.log.Error("http inject failed", "messages", len(msgs), "err", err)
-		return nil, fail(http.StatusInternalServerError, "could not spool the message")
+		return nil, fail(http.StatusInternalServerError, "local error in processing, try again later")
 	case len(ids) != len(msgs):
 		s.log.Error("http inject: injector returned a wrong number of ids", "messages", len(msgs), "ids", len(ids))
-		return nil, fail(http.StatusInternalServerError, "could not spool the message")
+		return nil, fail(http.StatusInternalServerError, "local error in processing, try again later")
 	}
 	return ids, nil
 }
