@@ -209,13 +209,35 @@ type DKIM struct {
 	Headers  []string `toml:"headers"`
 }
 
-// Tenant is one [[tenant]]: a sender with its own limits and signing domain.
+// Tenant is one [[tenant]]: a sender with its own limits and signing domains.
 type Tenant struct {
-	Name            string `toml:"name"`
-	MaxMessageRate  Rate   `toml:"max_message_rate"`
-	DKIMDomain      string `toml:"dkim_domain"`
-	ListUnsubscribe string `toml:"list_unsubscribe"` // URL template; "{id}" is replaced by the message id
-	EgressPool      string `toml:"egress_pool"`      // [[egress_pool]] name; "" = [delivery] egress_pool
+	Name           string `toml:"name"`
+	MaxMessageRate Rate   `toml:"max_message_rate"`
+	// DKIMDomain signs every message of the tenant (lower case after Load).
+	DKIMDomain string `toml:"dkim_domain"`
+	// DKIMDomains are the tenant's other From domains: a message of the
+	// tenant is signed with its From domain's [[dkim]] key only when that
+	// domain is DKIMDomain or one of these (lower case after Load).
+	DKIMDomains     []string `toml:"dkim_domains"`
+	ListUnsubscribe string   `toml:"list_unsubscribe"` // URL template; "{id}" is replaced by the message id
+	EgressPool      string   `toml:"egress_pool"`      // [[egress_pool]] name; "" = [delivery] egress_pool
+}
+
+// HasDomain reports whether domain (case-insensitive) is one of the
+// tenant's own: its dkim_domain or one of its dkim_domains.
+func (t *Tenant) HasDomain(domain string) bool {
+	if domain == "" {
+		return false
+	}
+	if equalFoldASCII(t.DKIMDomain, domain) {
+		return true
+	}
+	for _, d := range t.DKIMDomains {
+		if equalFoldASCII(d, domain) {
+			return true
+		}
+	}
+	return false
 }
 
 // ShapingTable is one [shaping.NAME] table as written. A nil field was not
@@ -235,6 +257,17 @@ type ShapingTable struct {
 func (c *Config) Tenant(name string) *Tenant {
 	for i := range c.Tenants {
 		if c.Tenants[i].Name == name {
+			return &c.Tenants[i]
+		}
+	}
+	return nil
+}
+
+// DomainTenant returns the first [[tenant]] that has domain as its own
+// (Tenant.HasDomain), or nil.
+func (c *Config) DomainTenant(domain string) *Tenant {
+	for i := range c.Tenants {
+		if c.Tenants[i].HasDomain(domain) {
 			return &c.Tenants[i]
 		}
 	}

@@ -51,7 +51,11 @@ func (c *Config) finish() {
 		c.DKIM[i].Domain = strings.ToLower(c.DKIM[i].Domain)
 	}
 	for i := range c.Tenants {
-		c.Tenants[i].DKIMDomain = strings.ToLower(c.Tenants[i].DKIMDomain)
+		t := &c.Tenants[i]
+		t.DKIMDomain = strings.ToLower(t.DKIMDomain)
+		for j, d := range t.DKIMDomains {
+			t.DKIMDomains[j] = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(d), "."))
+		}
 	}
 	if len(c.ShapingTables) > 0 {
 		m := make(map[string]ShapingTable, len(c.ShapingTables))

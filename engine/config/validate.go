@@ -159,6 +159,11 @@ func (c *Config) validate() []problem {
 		if t.DKIMDomain != "" && c.DKIMKey(t.DKIMDomain) == nil {
 			ck.add(p("dkim_domain"), "no [[dkim]] entry has domain %q", t.DKIMDomain)
 		}
+		for _, d := range t.DKIMDomains {
+			if c.DKIMKey(d) == nil {
+				ck.add(p("dkim_domains"), "no [[dkim]] entry has domain %q", d)
+			}
+		}
 		if t.ListUnsubscribe != "" {
 			u, err := url.Parse(t.ListUnsubscribe)
 			if err != nil || (u.Scheme != "https" && u.Scheme != "mailto") || (u.Scheme == "https" && u.Host == "") {
