@@ -27,12 +27,14 @@ func (e *Engine) buildHTTP() error {
 				}
 				return k.Tenant, true
 			},
-			Injector: e,
-			Metrics:  e.metrics,
-			Admin:    e.adminHandler(),
-			Now:      e.now,
-			Hostname: e.hostname(),
-			Logger:   e.log,
+			Injector:        e,
+			Metrics:         e.metrics,
+			Admin:           e.adminHandler(),
+			MaxMessageBytes: l.MaxMessageSize.Bytes(),
+			MaxInjectBytes:  l.MaxInjectBytes.Bytes(),
+			Now:             e.now,
+			Hostname:        e.hostname(),
+			Logger:          e.log,
 		})
 		e.https = append(e.https, srv)
 	}

@@ -123,6 +123,12 @@ type HTTPListener struct {
 	Listen       string   `toml:"listen"`
 	TrustedHosts CIDRList `toml:"trusted_hosts"`
 	Services     []string `toml:"services"`
+	// MaxMessageSize bounds each message the inject API builds or takes
+	// (413 past it), as max_message_size does for SMTP.
+	MaxMessageSize Size `toml:"max_message_size"`
+	// MaxInjectBytes bounds all the messages one inject request builds
+	// together (413 past it, and none is spooled).
+	MaxInjectBytes Size `toml:"max_inject_bytes"`
 }
 
 // Serves reports whether the listener serves service (ServiceInject, …).

@@ -175,6 +175,11 @@ relay_hosts = ["10.0.0.1"]
 	if len(c.HTTPListeners) != 1 {
 		t.Errorf("http listeners = %+v", c.HTTPListeners)
 	}
+	// An HTTP listener's size limits default to the built-in entry's.
+	c = mustParse(t, "[[http_listener]]\nlisten = \"127.0.0.1:2602\"\n[[http_listener]]\nlisten = \"127.0.0.1:2603\"\nmax_inject_bytes = \"64MiB\"\n")
+	if h := c.HTTPListeners; h[0].MaxMessageSize != 20<<20 || h[0].MaxInjectBytes != 256<<20 || h[1].MaxInjectBytes != 64<<20 {
+		t.Errorf("http listener sizes: %d/%d, %d/%d", h[0].MaxMessageSize, h[0].MaxInjectBytes, h[1].MaxMessageSize, h[1].MaxInjectBytes)
+	}
 
 	c = mustParse(t, "smtp_listener = []\nhttp_listener = []\n")
 	if len(c.SMTPListeners) != 0 || len(c.HTTPListeners) != 0 {
@@ -331,10 +336,14 @@ listen = "127.0.0.1:2601"
 [[http_listener]]
 listen = "127.0.0.1:2600"
 services = ["inject", "smtp"]
+max_message_size = 0
+max_inject_bytes = "0MiB"
 `, []string{
 			`F:7: smtp_listener[1].name: listener name "in" is used twice`,
 			`F:11: http_listener[0].listen: "127.0.0.1:2600" is already used by smtp_listener[0].listen`,
 			`F:12: http_listener[0].services: "smtp" is not one of "inject", "admin", "metrics"`,
+			`F:13: http_listener[0].max_message_size: must be a positive size, not 0`,
+			`F:14: http_listener[0].max_inject_bytes: must be a positive size, not 0`,
 		}},
 		{"users and keys", `
 [[tenant]]

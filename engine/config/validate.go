@@ -256,6 +256,12 @@ func (c *Config) validate() []problem {
 		for _, s := range l.Services {
 			ck.oneOf(p("services"), s, ServiceInject, ServiceAdmin, ServiceMetrics)
 		}
+		if l.MaxMessageSize <= 0 {
+			ck.add(p("max_message_size"), "must be a positive size, not %d", l.MaxMessageSize)
+		}
+		if l.MaxInjectBytes <= 0 {
+			ck.add(p("max_inject_bytes"), "must be a positive size, not %d", l.MaxInjectBytes)
+		}
 	}
 
 	keys := map[string]bool{}

@@ -103,7 +103,9 @@ func unprocessable(format string, args ...any) *apiError {
 	return fail(http.StatusUnprocessableEntity, fmt.Sprintf(format, args...))
 }
 
-// buildMessage validates req and builds the message.
+// buildMessage validates req and builds the message, of at most
+// max_message_size bytes (413 past it: quoted-printable text and base64
+// attachments grow as they are encoded).
 func (s *Server) buildMessage(c Caller, req *messageRequest) (Message, *apiError) {
 	tenant, aerr := bindTenant(c, req.Tenant)
 	if aerr != nil {
@@ -172,7 +174,11 @@ func (s *Server) buildMessage(c Caller, req *messageRequest) (Message, *apiError
 			Filename: a.Filename, ContentType: a.ContentType, ContentID: a.ContentID, Data: data,
 		})
 	}
-	raw, err := mimebuild.Build(m, nil)
+	budget := s.newBudget()
+	raw, err := mimebuild.BuildLimited(m, nil, budget.limit())
+	if errors.Is(err, mimebuild.ErrTooLarge) {
+		return Message{}, budget.tooLarge("the message")
+	}
 	if err != nil {
 		return Message{}, unprocessable("%v", err)
 	}
