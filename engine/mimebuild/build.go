@@ -80,6 +80,16 @@ func BuildLimited(m *Message, rnd io.Reader, limit int) ([]byte, error) {
 		rnd = rand.Reader
 	}
 	b := newBudget(limit)
+	// A subject and custom values longer than the limit together refuse
+	// the message before they are folded and encoded (encoded words grow
+	// them by up to three times).
+	n := len(m.Subject)
+	for _, h := range m.Headers {
+		n += len(h.Name) + len(h.Value)
+	}
+	if n > b.room() {
+		return nil, ErrTooLarge
+	}
 	hdr, err := buildHeader(m)
 	if err != nil {
 		return nil, err

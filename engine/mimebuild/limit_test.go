@@ -18,6 +18,7 @@ func TestBuildLimited(t *testing.T) {
 		{"7bit text", func(m *Message) { m.Text = strings.Repeat("short line\n", 500) }},
 		{"quoted-printable text", func(m *Message) { m.Text = strings.Repeat("caf\u00e9 = 3\u20ac ", 400) }},
 		{"html and text", func(m *Message) { m.Text, m.HTML = "hello", strings.Repeat("<p>\u00fcber</p>", 300) }},
+		{"encoded subject", func(m *Message) { m.Text, m.Subject = "x", strings.Repeat("gr\u00fc\u00dfe ", 300) }},
 		{"attachment", func(m *Message) {
 			m.Text = "see attached"
 			m.Attachments = []Attachment{{Filename: "a.bin", Data: bytes.Repeat([]byte{0, 1, 2, 255}, 1000)}}
@@ -42,9 +43,9 @@ func TestBuildLimited(t *testing.T) {
 }
 
 // TestBuildLimitedStopsEarly: text that fits the limit but triples in
-// quoted-printable ("=" becomes "=3D"), text longer than the limit, and an
-// attachment whose base64 is over it are refused without being encoded in
-// full: building allocates a small multiple of the limit, not of what the
+// quoted-printable ("=" becomes "=3D"), text longer than the limit, an
+// attachment whose base64 is over it, and header values longer than it are
+// refused without being encoded in full: building allocates a small multiple of the limit, not of what the
 // parts would expand to.
 func TestBuildLimitedStopsEarly(t *testing.T) {
 	const limit = 4 << 20
@@ -56,6 +57,8 @@ func TestBuildLimitedStopsEarly(t *testing.T) {
 		{"quoted-printable past the limit", &Message{From: from, Text: strings.Repeat("=", limit-4096)}},
 		{"text past the limit", &Message{From: from, Text: strings.Repeat("=", 8*limit)}},
 		{"attachment past the limit", &Message{From: from, Text: "x", Attachments: []Attachment{{Data: make([]byte, 3*limit)}}}},
+		{"header values past the limit", &Message{From: from, Text: "x", Subject: strings.Repeat("\u00e9 ", limit/4),
+			Headers: []Header{{Name: "X-Long", Value: strings.Repeat("\u00fc", limit/3)}}}},
 	} {
 		var before, after runtime.MemStats
 		runtime.GC()
