@@ -77,7 +77,7 @@ func (e *Engine) prepare(d draft, now time.Time) (prepared, error) {
 	buf := appendContent(e.bodies.Get(head + n)[:head], d.body, meta.strip, at, add)
 	content := buf[head:]
 
-	sigs, err := e.sign(content, tenant, d.id)
+	sigs, err := e.sign(content, cfg, tenant, d.id)
 	if err != nil {
 		return prepared{}, fmt.Errorf("message %s: %w", d.id, err)
 	}

@@ -45,7 +45,8 @@ func (e *Engine) reloadSigning() {
 	e.log.Info("DKIM keys reloaded", "keys", len(e.conf().DKIM))
 }
 
-// sign returns the DKIM-Signature fields for body (the message id is for
+// sign returns the DKIM-Signature fields for body under cfg, the
+// configuration prepare settled the message with (the message id is for
 // the log), nil when no key applies. Which keys sign is the rule documented
 // at [[tenant]] dkim_domains in default.toml:
 //
@@ -62,9 +63,8 @@ func (e *Engine) reloadSigning() {
 //
 // A From domain that has a key and is refused for the tenant is logged
 // with the tenant, the domain and the message id.
-func (e *Engine) sign(body []byte, tenant *config.Tenant, id string) ([]byte, error) {
+func (e *Engine) sign(body []byte, cfg *config.Config, tenant *config.Tenant, id string) ([]byte, error) {
 	signers := e.dkimSigners()
-	cfg := e.conf()
 	if signers == nil || len(cfg.DKIM) == 0 {
 		return nil, nil
 	}
