@@ -62,6 +62,15 @@ func keygen(t *testing.T, dir, domain, selector, algo string) dkimKey {
 	return k
 }
 
+// txtRecords are the dnsmasq options that publish the keys' DNS records.
+func txtRecords(keys ...dkimKey) []string {
+	var opts []string
+	for _, k := range keys {
+		opts = append(opts, "--txt-record="+k.name+","+strings.Join(k.strings, ","))
+	}
+	return opts
+}
+
 // port53Address finds a 127.0.0.x where UDP and TCP port 53 are free.
 func port53Address(t *testing.T) string {
 	t.Helper()
@@ -167,12 +176,8 @@ func TestE2EDKIM(t *testing.T) {
 	keys := t.TempDir()
 	rsaKey := keygen(t, keys, "src.test", "gr1", "rsa")
 	edKey := keygen(t, keys, "esp.test", "ge1", "ed25519")
-	var extra []string
-	for _, k := range []dkimKey{rsaKey, edKey} {
-		extra = append(extra, "--txt-record="+k.name+","+strings.Join(k.strings, ","))
-	}
 	dnsIP := port53Address(t)
-	dns := startDNSAt(t, dnsIP, 53, extra...)
+	dns := startDNSAt(t, dnsIP, 53, txtRecords(rsaKey, edKey)...)
 	resolvConf := filepath.Join(t.TempDir(), "resolv.conf")
 	if err := os.WriteFile(resolvConf, []byte("nameserver "+dnsIP+"\noptions timeout:2 attempts:2\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -196,6 +201,7 @@ key_file = %q
 [[tenant]]
 name = "shop"
 dkim_domain = "esp.test"
+dkim_domains = ["src.test"]
 list_unsubscribe = "https://esp.test/u/{id}"
 `, rsaKey.file, edKey.file)})
 
@@ -237,7 +243,8 @@ list_unsubscribe = "https://esp.test/u/{id}"
 	}
 
 	// The HTTP API: a tenant's campaign message From the ESP-signed
-	// customer domain gets both signatures.
+	// customer domain (listed in the tenant's dkim_domains) gets both
+	// signatures.
 	curl := needExecutable(t, "/usr/bin/curl", "curl")
 	req := `{"from":"app@src.test","to":["http@d1.test"],"subject":"Grüße über HTTP","text":"Hallo ✓\n",` +
 		`"tenant":"shop","campaign":"summer"}`

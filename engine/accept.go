@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"time"
 
 	"gannet/engine/inbound"
@@ -12,15 +11,13 @@ import (
 	"gannet/smtpwire"
 )
 
-// errQueueFull is returned when max_queue_depth is reached.
-var errQueueFull = errors.New("queue full")
-
-// CheckMail refuses new transactions while the queue is full or the spool
-// cannot take mail (disk full): 452 4.3.1 (RFC 3463 "mail system full").
-// It runs on an event loop and does not block.
+// CheckMail refuses new transactions while the spool cannot take mail,
+// with spoolReply's answer: 452 4.3.1 while the queue or the disk is full,
+// 451 4.3.0 after a failed spool write (until the spool's health probe lets
+// mail in again). It runs on an event loop and does not block.
 func (e *Engine) CheckMail(*inbound.Incoming) *smtpwire.Reply {
 	if err := e.admit(); err != nil {
-		r := smtpwire.ReplyQueueFull
+		r := spoolReply(err)
 		return &r
 	}
 	return nil
@@ -38,7 +35,7 @@ func (e *Engine) admit() error {
 // runs on an inbound worker goroutine, which also does the DKIM signing.
 func (e *Engine) Accept(_ context.Context, in *inbound.Incoming) smtpwire.Reply {
 	if err := e.admit(); err != nil {
-		return smtpwire.ReplyQueueFull
+		return spoolReply(err)
 	}
 	env := in.Envelope
 	now := e.now()
@@ -58,7 +55,7 @@ func (e *Engine) Accept(_ context.Context, in *inbound.Incoming) smtpwire.Reply 
 		trusted: in.Tenant != "" || e.trusted(in),
 	}, now)
 	if err != nil {
-		e.log.Error("prepare message", "err", err)
+		e.log.Error("prepare message", "id", id, "err", err)
 		return replyLocalError
 	}
 	rcpts := make([]string, len(env.Rcpts))
@@ -75,8 +72,8 @@ func (e *Engine) Accept(_ context.Context, in *inbound.Incoming) smtpwire.Reply 
 	// back for the next message (prepare takes its buffers from e.bodies).
 	e.bodies.Put(p.body)
 	if err != nil {
-		e.log.Error("spool append", "err", err)
-		return smtpwire.ReplyQueueFull
+		e.log.Error("spool append", "id", id, "err", err)
+		return spoolReply(err)
 	}
 	return smtpwire.Reply{Code: 250, Enhanced: "2.0.0", Lines: []string{"OK id=" + id}}
 }
@@ -85,11 +82,6 @@ func (e *Engine) Accept(_ context.Context, in *inbound.Incoming) smtpwire.Reply 
 // keeps nothing of in.Body: prepare copies it into the final message, so the
 // server may reuse the buffer for the connection's next message.
 func (e *Engine) ReleasesBody() bool { return true }
-
-// replyLocalError answers a message that could not be prepared (a signing
-// failure): 451 4.3.0, try again later (RFC 3463 "other or undefined mail
-// system status").
-var replyLocalError = smtpwire.Reply{Code: 451, Enhanced: "4.3.0", Lines: []string{"local error, try again later"}}
 
 // store appends m to the spool (durably), measures the commit and hands the
 // message to delivery. durable, when set, runs once the message is on disk

@@ -36,6 +36,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
+	// SpoolFS holds the spool's segment files; nil: the operating system's.
+	// Tests pass a queue.FaultFS to make writes and fsyncs fail.
+	SpoolFS queue.FS
 }
 
 // Engine is one running relay.
@@ -103,6 +106,7 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	e.spool, err = queue.Open(queue.Options{
 		Dir:         cfg.Spool.Path,
 		Compression: cfg.Spool.Compression,
+		FS:          opts.SpoolFS,
 		Now:         e.now,
 		Logf:        func(f string, a ...any) { e.log.Info(fmt.Sprintf(f, a...), "part", "spool") },
 	})

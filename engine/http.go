@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/netip"
 	"sync"
 	"time"
@@ -27,12 +26,14 @@ func (e *Engine) buildHTTP() error {
 				}
 				return k.Tenant, true
 			},
-			Injector: e,
-			Metrics:  e.metrics,
-			Admin:    e.adminHandler(),
-			Now:      e.now,
-			Hostname: e.hostname(),
-			Logger:   e.log,
+			Injector:        e,
+			Metrics:         e.metrics,
+			Admin:           e.adminHandler(),
+			MaxMessageBytes: l.MaxMessageSize.Bytes(),
+			MaxInjectBytes:  l.MaxInjectBytes.Bytes(),
+			Now:             e.now,
+			Hostname:        e.hostname(),
+			Logger:          e.log,
 		})
 		e.https = append(e.https, srv)
 	}
@@ -53,13 +54,15 @@ const maxParallelAppends = 64
 
 // Inject implements httpapi.Injector: every message is made durable, or
 // none is (those already appended are removed again), and only then are
-// they queued for delivery.
+// they queued for delivery. A refusal is classified as SMTP's is
+// (injectError, replies.go): queue or disk full → httpapi.ErrQueueFull
+// (503), anything else → 500.
 func (e *Engine) Inject(ctx context.Context, msgs []httpapi.Message) ([]string, error) {
 	if err := e.admit(); err != nil {
-		return nil, fmt.Errorf("%w: %v", httpapi.ErrQueueFull, err)
+		return nil, injectError(err)
 	}
 	if max := e.conf().Queue.MaxQueueDepth; max > 0 && e.delivery.Messages()+len(msgs) > max {
-		return nil, httpapi.ErrQueueFull
+		return nil, injectError(errQueueFull)
 	}
 	var peer netip.Addr
 	if c, ok := httpapi.CallerFrom(ctx); ok {
@@ -107,11 +110,8 @@ func (e *Engine) Inject(ctx context.Context, msgs []httpapi.Message) ([]string, 
 				_ = e.spool.Remove(m.ID)
 			}
 		}
-		e.log.Error("inject: spool append", "err", err)
-		if e.spool.Healthy() != nil {
-			return nil, fmt.Errorf("%w: %v", httpapi.ErrQueueFull, err)
-		}
-		return nil, err
+		e.log.Error("inject: spool append", "messages", len(msgs), "err", err)
+		return nil, injectError(err)
 	}
 	ids := make([]string, len(qms))
 	for i, m := range qms {

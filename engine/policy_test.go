@@ -78,4 +78,3 @@ func TestReadMeta(t *testing.T) {
 		t.Errorf("strip_meta_headers off: %q", m.stripped([]byte(msg)))
 	}
 }
-

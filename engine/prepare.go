@@ -40,8 +40,9 @@ type prepared struct {
 //     key first, then the API request, then the headers;
 //  3. missing Date and Message-ID and, for bulk mail of a tenant with
 //     list_unsubscribe, List-Unsubscribe (RFC 8058) are added;
-//  4. the message is signed with DKIM (the From domain's key and the
-//     tenant's dkim_domain key), so the signature covers the final content.
+//  4. the message is signed with DKIM (the From domain's key — for mail of
+//     a tenant only when the domain is the tenant's own — and the tenant's
+//     dkim_domain key, see sign), so the signature covers the final content.
 //
 // The draft's Received field (trace) goes above the signatures, so trace
 // fields are not signed. The final message is built once: one buffer with
@@ -76,7 +77,7 @@ func (e *Engine) prepare(d draft, now time.Time) (prepared, error) {
 	buf := appendContent(e.bodies.Get(head + n)[:head], d.body, meta.strip, at, add)
 	content := buf[head:]
 
-	sigs, err := e.sign(content, tenant)
+	sigs, err := e.sign(content, cfg, tenant, d.id)
 	if err != nil {
 		return prepared{}, fmt.Errorf("message %s: %w", d.id, err)
 	}

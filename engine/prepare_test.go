@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,12 +17,21 @@ import (
 )
 
 // signingEngine is an Engine with just what prepare needs: the config with
-// two [[dkim]] keys (an ESP's RSA key and a customer's Ed25519 key) and two
-// tenants, and the loaded signers. It returns the TXT records by name.
+// [[dkim]] keys (an ESP's RSA key, customer acme's Ed25519 key, customer
+// beta's RSA key, and one for a domain no tenant lists), tenants acme (signed
+// by the ESP, From its own domain), beta and plain (no domains), and the
+// loaded signers. It returns the TXT records by name; the engine's log
+// goes to logs.
 func signingEngine(t *testing.T) (*Engine, map[string]string) {
+	e, recs, _ := signingEngineLog(t)
+	return e, recs
+}
+
+func signingEngineLog(t *testing.T) (*Engine, map[string]string, *syncBuffer) {
 	t.Helper()
 	c := policyConfig(t)
-	keys := map[string]string{"esp.example": "rsa2048-pkcs8.pem", "acme.example": "ed25519-pkcs8.pem"}
+	keys := map[string]string{"esp.example": "rsa2048-pkcs8.pem", "acme.example": "ed25519-pkcs8.pem",
+		"beta.example": "rsa2048-pkcs1.pem", "unlisted.example": "ed25519-pkcs8.pem"}
 	recs := map[string]string{}
 	for domain, file := range keys {
 		path := filepath.Join("dkim", "testdata", file)
@@ -34,15 +44,17 @@ func signingEngine(t *testing.T) (*Engine, map[string]string) {
 		recs[dkim.RecordName(domain, "s1")], _ = dkim.TXTValue(k.Public())
 	}
 	c.Tenants = []config.Tenant{
-		{Name: "acme", DKIMDomain: "esp.example", ListUnsubscribe: "https://acme.example/u/{id}"},
+		{Name: "acme", DKIMDomain: "esp.example", DKIMDomains: []string{"acme.example"}, ListUnsubscribe: "https://acme.example/u/{id}"},
+		{Name: "beta", DKIMDomain: "beta.example"},
 		{Name: "plain"},
 	}
 	c.Meta.AddMissingHeaders, c.Meta.StripMetaHeaders = true, true
-	e := &Engine{cfg: c}
+	logs := &syncBuffer{}
+	e := &Engine{cfg: c, log: slog.New(slog.NewTextHandler(logs, nil))}
 	if err := e.buildSigning(); err != nil {
 		t.Fatal(err)
 	}
-	return e, recs
+	return e, recs, logs
 }
 
 // verify checks every signature of msg with go-msgauth and returns the

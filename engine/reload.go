@@ -25,7 +25,7 @@ import (
 //   - the outbound TLS policy, [tls] and [tls_policy.*] (new connections;
 //     pooled ones finish their life under the policy they were opened
 //     with);
-//   - [[tenant]] rates, dkim_domain and list_unsubscribe; [meta];
+//   - [[tenant]] rates, dkim_domain, dkim_domains and list_unsubscribe; [meta];
 //     [queue] max_queue_depth and the retry schedule (retry_interval,
 //     max_retry_interval, max_retry_age: from the next failed attempt on;
 //     retries already scheduled keep their time); [[api_key]]; [[smtp_user]];

@@ -125,6 +125,12 @@ type HTTPListener struct {
 	Listen       string   `toml:"listen"`
 	TrustedHosts CIDRList `toml:"trusted_hosts"`
 	Services     []string `toml:"services"`
+	// MaxMessageSize bounds each message the inject API builds or takes
+	// (413 past it), as max_message_size does for SMTP.
+	MaxMessageSize Size `toml:"max_message_size"`
+	// MaxInjectBytes bounds all the messages one inject request builds
+	// together (413 past it, and none is spooled).
+	MaxInjectBytes Size `toml:"max_inject_bytes"`
 }
 
 // Serves reports whether the listener serves service (ServiceInject, …).
@@ -211,13 +217,36 @@ type DKIM struct {
 	Headers  []string `toml:"headers"`
 }
 
-// Tenant is one [[tenant]]: a sender with its own limits and signing domain.
+// Tenant is one [[tenant]]: a sender with its own limits and signing domains.
 type Tenant struct {
-	Name            string `toml:"name"`
-	MaxMessageRate  Rate   `toml:"max_message_rate"`
-	DKIMDomain      string `toml:"dkim_domain"`
-	ListUnsubscribe string `toml:"list_unsubscribe"` // URL template; "{id}" is replaced by the message id
-	EgressPool      string `toml:"egress_pool"`      // [[egress_pool]] name; "" = [delivery] egress_pool
+	Name           string `toml:"name"`
+	MaxMessageRate Rate   `toml:"max_message_rate"`
+	// DKIMDomain signs every message of the tenant (lower case after Load).
+	DKIMDomain string `toml:"dkim_domain"`
+	// DKIMDomains are the tenant's other From domains: a message of the
+	// tenant is signed with its From domain's [[dkim]] key only when that
+	// domain is DKIMDomain or one of these (canonical after Load,
+	// mailaddr.CanonicalDomain).
+	DKIMDomains     []string `toml:"dkim_domains"`
+	ListUnsubscribe string   `toml:"list_unsubscribe"` // URL template; "{id}" is replaced by the message id
+	EgressPool      string   `toml:"egress_pool"`      // [[egress_pool]] name; "" = [delivery] egress_pool
+}
+
+// HasDomain reports whether domain (in any form) is one of the
+// tenant's own: its dkim_domain or one of its dkim_domains.
+func (t *Tenant) HasDomain(domain string) bool {
+	if domain = mailaddr.CanonicalDomain(domain); domain == "" {
+		return false
+	}
+	if t.DKIMDomain == domain {
+		return true
+	}
+	for _, d := range t.DKIMDomains {
+		if d == domain {
+			return true
+		}
+	}
+	return false
 }
 
 // ShapingTable is one [shaping.NAME] table as written. A nil field was not
@@ -237,6 +266,17 @@ type ShapingTable struct {
 func (c *Config) Tenant(name string) *Tenant {
 	for i := range c.Tenants {
 		if c.Tenants[i].Name == name {
+			return &c.Tenants[i]
+		}
+	}
+	return nil
+}
+
+// DomainTenant returns the first [[tenant]] that has domain as its own
+// (Tenant.HasDomain), or nil.
+func (c *Config) DomainTenant(domain string) *Tenant {
+	for i := range c.Tenants {
+		if c.Tenants[i].HasDomain(domain) {
 			return &c.Tenants[i]
 		}
 	}

@@ -53,7 +53,11 @@ func (c *Config) finish() {
 		c.DKIM[i].Domain = mailaddr.CanonicalDomain(c.DKIM[i].Domain)
 	}
 	for i := range c.Tenants {
-		c.Tenants[i].DKIMDomain = mailaddr.CanonicalDomain(c.Tenants[i].DKIMDomain)
+		t := &c.Tenants[i]
+		t.DKIMDomain = mailaddr.CanonicalDomain(t.DKIMDomain)
+		for j, d := range t.DKIMDomains {
+			t.DKIMDomains[j] = mailaddr.CanonicalDomain(strings.TrimSpace(d))
+		}
 	}
 	if len(c.ShapingTables) > 0 {
 		m := make(map[string]ShapingTable, len(c.ShapingTables))

@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -174,6 +175,11 @@ relay_hosts = ["10.0.0.1"]
 	if len(c.HTTPListeners) != 1 {
 		t.Errorf("http listeners = %+v", c.HTTPListeners)
 	}
+	// An HTTP listener's size limits default to the built-in entry's.
+	c = mustParse(t, "[[http_listener]]\nlisten = \"127.0.0.1:2602\"\n[[http_listener]]\nlisten = \"127.0.0.1:2603\"\nmax_inject_bytes = \"64MiB\"\n")
+	if h := c.HTTPListeners; h[0].MaxMessageSize != 20<<20 || h[0].MaxInjectBytes != 256<<20 || h[1].MaxInjectBytes != 64<<20 {
+		t.Errorf("http listener sizes: %d/%d, %d/%d", h[0].MaxMessageSize, h[0].MaxInjectBytes, h[1].MaxMessageSize, h[1].MaxInjectBytes)
+	}
 
 	c = mustParse(t, "smtp_listener = []\nhttp_listener = []\n")
 	if len(c.SMTPListeners) != 0 || len(c.HTTPListeners) != 0 {
@@ -194,6 +200,35 @@ auth_mechanisms = ["plain", "cram-md5"]
 	}
 	if !reflect.DeepEqual(c.SMTPListeners[0].AuthMechanisms, []string{"PLAIN", "CRAM-MD5"}) {
 		t.Errorf("mechanisms = %v", c.SMTPListeners[0].AuthMechanisms)
+	}
+}
+
+// TestTenantDomains: a tenant's own domains are its dkim_domain and its
+// dkim_domains, compared without case, and DomainTenant finds the tenant a
+// domain belongs to.
+func TestTenantDomains(t *testing.T) {
+	key := filepath.Join("..", "dkim", "testdata", "ed25519-pkcs8.pem")
+	var src strings.Builder
+	for _, d := range []string{"a.test", "news.a.test", "b.test"} {
+		fmt.Fprintf(&src, "[[dkim]]\ndomain = %q\nselector = \"s\"\nkey_file = %q\n", d, key)
+	}
+	src.WriteString("[[tenant]]\nname = \"a\"\ndkim_domain = \"A.test\"\ndkim_domains = [\"News.A.test.\"]\n")
+	src.WriteString("[[tenant]]\nname = \"b\"\ndkim_domain = \"b.test\"\n")
+	c := mustParse(t, src.String())
+	a, b := c.Tenant("a"), c.Tenant("b")
+	if !reflect.DeepEqual(a.DKIMDomains, []string{"news.a.test"}) {
+		t.Errorf("dkim_domains = %q, want lower case without the final dot", a.DKIMDomains)
+	}
+	for _, d := range []string{"a.test", "NEWS.a.test"} {
+		if !a.HasDomain(d) || b.HasDomain(d) || c.DomainTenant(d) != a {
+			t.Errorf("%s is tenant a's alone", d)
+		}
+	}
+	if a.HasDomain("b.test") || !b.HasDomain("b.test") || c.DomainTenant("b.test") != b {
+		t.Error("b.test is tenant b's alone")
+	}
+	if a.HasDomain("") || c.DomainTenant("other.test") != nil {
+		t.Error("a domain no tenant lists belongs to none")
 	}
 }
 
@@ -301,10 +336,14 @@ listen = "127.0.0.1:2601"
 [[http_listener]]
 listen = "127.0.0.1:2600"
 services = ["inject", "smtp"]
+max_message_size = 0
+max_inject_bytes = "0MiB"
 `, []string{
 			`F:7: smtp_listener[1].name: listener name "in" is used twice`,
 			`F:11: http_listener[0].listen: "127.0.0.1:2600" is already used by smtp_listener[0].listen`,
 			`F:12: http_listener[0].services: "smtp" is not one of "inject", "admin", "metrics"`,
+			`F:13: http_listener[0].max_message_size: must be a positive size, not 0`,
+			`F:14: http_listener[0].max_inject_bytes: must be a positive size, not 0`,
 		}},
 		{"users and keys", `
 [[tenant]]
@@ -367,6 +406,7 @@ headers = ["To"]
 name = "t"
 dkim_domain = "other.test"
 list_unsubscribe = "ftp://x.test/"
+dkim_domains = ["example.test", "Third.test"]
 
 [shaping."bad domain"]
 connection_limit = 0
@@ -377,8 +417,9 @@ connection_limit = 0
 			`F:13: dkim[0].headers: must include From (RFC 6376 section 5.4)`,
 			`F:17: tenant[0].dkim_domain: no [[dkim]] entry has domain "other.test"`,
 			`F:18: tenant[0].list_unsubscribe: "ftp://x.test/" is not an https: or mailto: URL (RFC 8058 section 3.1)`,
-			`F:20: shaping."bad domain": "bad domain" is neither "default" nor a domain name`,
-			`F:21: shaping."bad domain".connection_limit: must be at least 1, not 0`,
+			`F:19: tenant[0].dkim_domains: no [[dkim]] entry has domain "third.test"`,
+			`F:21: shaping."bad domain": "bad domain" is neither "default" nor a domain name`,
+			`F:22: shaping."bad domain".connection_limit: must be at least 1, not 0`,
 		}},
 	}
 	for _, tt := range tests {

@@ -159,6 +159,11 @@ func (c *Config) validate() []problem {
 		if t.DKIMDomain != "" && c.DKIMKey(t.DKIMDomain) == nil {
 			ck.add(p("dkim_domain"), "no [[dkim]] entry has domain %q", t.DKIMDomain)
 		}
+		for _, d := range t.DKIMDomains {
+			if c.DKIMKey(d) == nil {
+				ck.add(p("dkim_domains"), "no [[dkim]] entry has domain %q", d)
+			}
+		}
 		if t.ListUnsubscribe != "" {
 			u, err := url.Parse(t.ListUnsubscribe)
 			if err != nil || (u.Scheme != "https" && u.Scheme != "mailto") || (u.Scheme == "https" && u.Host == "") {
@@ -250,6 +255,12 @@ func (c *Config) validate() []problem {
 		}
 		for _, s := range l.Services {
 			ck.oneOf(p("services"), s, ServiceInject, ServiceAdmin, ServiceMetrics)
+		}
+		if l.MaxMessageSize <= 0 {
+			ck.add(p("max_message_size"), "must be a positive size, not %d", l.MaxMessageSize)
+		}
+		if l.MaxInjectBytes <= 0 {
+			ck.add(p("max_inject_bytes"), "must be a positive size, not %d", l.MaxInjectBytes)
 		}
 	}
 

@@ -35,7 +35,11 @@
 // header From domain when a key exists for exactly that domain (no parent
 // domain match: "mail.example.com" does not use "example.com"'s key, so the
 // DMARC alignment an operator sees is the one they configured), plus the
-// tenant's dkim_domain. [Signers.Reload] re-reads the key files (SIGHUP) and
+// tenant's dkim_domain. Which From domain a message may be signed for is
+// the engine's policy, not this package's: for mail of a tenant the engine
+// passes the From domain only when it is one of the tenant's own domains
+// (engine/sign.go), so that no tenant gets another's signature by writing
+// its domain into From. [Signers.Reload] re-reads the key files (SIGHUP) and
 // keeps the previous key of any file that no longer loads.
 //
 // # Concurrency and cost

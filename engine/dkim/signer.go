@@ -196,7 +196,9 @@ func (s *Signers) Has(domain string) bool {
 // domain when a key exists for exactly that domain (a parent domain's key is
 // not used: "news.example.com" mail is not signed with "example.com"'s key
 // unless configured), then the tenant's dkim_domain when it is set, is a
-// different domain and has a key. The result may be empty.
+// different domain and has a key. The result may be empty. The caller
+// decides whether the From domain may sign at all (pass "" when not: the
+// engine does for a tenant's mail From a domain that is not the tenant's).
 func (s *Signers) SelectDomains(fromDomain, tenantDKIMDomain string) []string {
 	set := s.set.Load()
 	var out []string

@@ -17,10 +17,18 @@
 // bucket (429 with Retry-After), the body must fit MaxBodyBytes (413), parse
 // (400) and make sense (422: bad addresses, CR or LF in any header value,
 // subject, name or address — header injection —, templates we cannot
-// expand, reserved headers). Only then is the Injector called, once per
-// request, with every message: it spools them all durably or none, and the
-// answer is written after it returns (503 with Retry-After when it reports
-// ErrQueueFull, 500 otherwise). Every answer of ours is JSON; a refusal is
+// expand, reserved headers), and what it builds must fit (413): each message
+// at most MaxMessageBytes ([[http_listener]] max_message_size) once
+// templates are expanded and parts encoded, and all the messages of the
+// request together at most MaxInjectBytes (max_inject_bytes). Sizes are
+// counted before the bytes are made — a template's expansion from the
+// lengths of its pieces, base64 from the data's length, quoted-printable
+// stopping at the limit (buildBudget) — so a small request cannot make the
+// process build huge messages; a request refused for size spools nothing.
+// Only then is the Injector called, once per request, with every message:
+// it spools them all durably or none, and the answer is written after it
+// returns (503 with Retry-After when it reports ErrQueueFull — the queue or
+// the disk is full —, 500 otherwise). Every answer of ours is JSON; a refusal is
 // {"error": "…"}; a panic in a handler is a 500 JSON answer, never a trace.
 //
 // Trust is by TCP peer address only (X-Forwarded-For is ignored). A key that

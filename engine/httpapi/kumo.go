@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -89,6 +90,9 @@ type kumoJob struct {
 // with the templates expanded for that recipient. Recipients that cannot be
 // built are reported in failed_recipients/errors; the others are spooled in
 // one all-or-nothing Inject call. When none can be built the answer is 422.
+// Building stops at the first message over max_message_size, or when the
+// messages pass max_inject_bytes together (buildBudget): the answer is 413
+// and nothing is spooled.
 func (s *Server) handleInject(w http.ResponseWriter, r *http.Request, c Caller, body []byte) {
 	var req kumoRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -102,7 +106,8 @@ func (s *Server) handleInject(w http.ResponseWriter, r *http.Request, c Caller, 
 		writeAPIError(w, aerr)
 		return
 	}
-	job, aerr := s.compileKumo(&req)
+	budget := s.newBudget()
+	job, aerr := s.compileKumo(&req, budget)
 	if aerr != nil {
 		writeAPIError(w, aerr)
 		return
@@ -114,7 +119,12 @@ func (s *Server) handleInject(w http.ResponseWriter, r *http.Request, c Caller, 
 		rc := &req.Recipients[i]
 		var raw []byte
 		var err error
-		raw, buf, err = s.expandKumo(job, &req, rc, buf)
+		raw, buf, err = s.expandKumo(job, &req, rc, buf, budget)
+		if errors.Is(err, mimebuild.ErrTooLarge) {
+			// All or nothing: what was built so far is dropped unspooled.
+			writeAPIError(w, budget.tooLarge("the message for "+rc.Email))
+			return
+		}
 		if err != nil {
 			ans.FailCount++
 			ans.FailedRecipients = append(ans.FailedRecipients, rc.Email)
@@ -140,8 +150,9 @@ func (s *Server) handleInject(w http.ResponseWriter, r *http.Request, c Caller, 
 }
 
 // compileKumo checks what is common to all recipients and compiles the
-// templates once. Problems here refuse the whole request with 422.
-func (s *Server) compileKumo(req *kumoRequest) (*kumoJob, *apiError) {
+// templates once. Problems here refuse the whole request with 422 (413 when
+// the attachments alone make a message too large).
+func (s *Server) compileKumo(req *kumoRequest, budget *buildBudget) (*kumoJob, *apiError) {
 	if req.EnvelopeSender == "" {
 		return nil, unprocessable("envelope_sender is required")
 	}
@@ -179,7 +190,7 @@ func (s *Server) compileKumo(req *kumoRequest) (*kumoJob, *apiError) {
 		if err := dec.Decode(&b); err != nil {
 			return nil, fail(http.StatusBadRequest, "bad JSON: content: "+err.Error())
 		}
-		return compileBuilder(&b, req.EnvelopeSender, compile)
+		return compileBuilder(&b, req.EnvelopeSender, compile, budget)
 	default:
 		return nil, unprocessable("content must be a string (a whole message) or an object (a message to build)")
 	}
@@ -245,7 +256,7 @@ func toLF(s string) string {
 // envelope sender; the recipient becomes To. Subject, text_body, html_body,
 // the display names of from and reply_to, and header values are templates;
 // addresses and attachments are not.
-func compileBuilder(b *kumoBuilder, sender string, compile func(string, int) (*template, error)) (*kumoJob, *apiError) {
+func compileBuilder(b *kumoBuilder, sender string, compile func(string, int) (*template, error), budget *buildBudget) (*kumoJob, *apiError) {
 	if b.TextBody == nil && b.HTMLBody == nil {
 		return nil, unprocessable("content: at least one of text_body and html_body is required")
 	}
@@ -333,7 +344,9 @@ func compileBuilder(b *kumoBuilder, sender string, compile func(string, int) (*t
 			probe.Headers = append(probe.Headers, mimebuild.Header{Name: name, Value: "x"})
 		}
 	}
-	if _, err := mimebuild.Build(probe, zeroRand{}); err != nil {
+	if _, err := mimebuild.BuildLimited(probe, zeroRand{}, budget.limit()); errors.Is(err, mimebuild.ErrTooLarge) {
+		return nil, budget.tooLarge("a message with these attachments")
+	} else if err != nil {
 		return nil, unprocessable("content: %v", err)
 	}
 	return job, nil
@@ -358,15 +371,28 @@ func kumoMailbox(a *kumoAddress) (mimebuild.Address, error) {
 	return out, nil
 }
 
-// expandKumo builds the message of one recipient. buf is scratch space
+// expandKumo builds the message of one recipient, of at most
+// budget.limit() bytes (mimebuild.ErrTooLarge past it, found before the
+// message is built in full), and spends from budget what it built: the
+// message, or what was rendered before another error. buf is scratch space
 // reused between recipients; the returned message is a fresh slice.
-func (s *Server) expandKumo(job *kumoJob, req *kumoRequest, rc *kumoRecipient, buf []byte) (msg, scratch []byte, err error) {
+func (s *Server) expandKumo(job *kumoJob, req *kumoRequest, rc *kumoRecipient, buf []byte, budget *buildBudget) (msg, scratch []byte, err error) {
 	if err := mimebuild.CheckAddress(rc.Email); err != nil {
 		return nil, buf, err
 	}
 	if rc.Name != nil && mimebuild.HasCRLF(*rc.Name) {
 		return nil, buf, fmt.Errorf("name: %w", mimebuild.ErrHeaderInjection)
 	}
+	limit := budget.limit()
+	used := 0 // bytes rendered for this recipient
+	defer func() {
+		switch {
+		case err == nil:
+			budget.spend(len(msg))
+		case !errors.Is(err, mimebuild.ErrTooLarge): // that one ends the request
+			budget.spend(used)
+		}
+	}()
 	v := &vars{recipient: rc.Substitutions, email: rc.Email, name: rc.Name, global: req.Substitutions}
 	if job.raw != nil {
 		buf = buf[:0]
@@ -380,10 +406,17 @@ func (s *Server) expandKumo(job *kumoJob, req *kumoRequest, rc *kumoRecipient, b
 			buf = append(buf, s.newMessageID()...)
 			buf = append(buf, ">\n"...)
 		}
-		if buf, err = job.raw.render(buf, v, false); err != nil {
+		buf, err = job.raw.render(buf, v, false, limit)
+		used = len(buf)
+		if err != nil {
 			return nil, buf, err
 		}
-		return appendCRLF(make([]byte, 0, len(buf)+len(buf)/16+2), buf), buf, nil
+		// CRLF line endings make the message longer by one byte a line.
+		msg = appendCRLF(make([]byte, 0, len(buf)+len(buf)/16+2), buf)
+		if len(msg) > limit {
+			return nil, buf, mimebuild.ErrTooLarge
+		}
+		return msg, buf, nil
 	}
 	m := &mimebuild.Message{
 		From:      job.from,
@@ -397,12 +430,15 @@ func (s *Server) expandKumo(job *kumoJob, req *kumoRequest, rc *kumoRecipient, b
 	if rc.Name != nil {
 		m.To[0].Name = *rc.Name
 	}
+	// The rendered parts together may take the message's limit: each is
+	// at most as long in the built message.
 	render := func(t *template, escape bool) (string, error) {
 		if t == nil {
 			return "", nil
 		}
-		out, err := t.render(buf[:0], v, escape)
+		out, err := t.render(buf[:0], v, escape, limit-used)
 		buf = out
+		used += len(out)
 		return string(out), err
 	}
 	if m.Subject, err = render(job.subject, false); err != nil {
@@ -444,7 +480,7 @@ func (s *Server) expandKumo(job *kumoJob, req *kumoRequest, rc *kumoRecipient, b
 			return nil, buf, fmt.Errorf("header %s: %w", name, err)
 		}
 	}
-	raw, err := mimebuild.Build(m, nil)
+	raw, err := mimebuild.BuildLimited(m, nil, limit)
 	return raw, buf, err
 }
 

@@ -103,7 +103,9 @@ func unprocessable(format string, args ...any) *apiError {
 	return fail(http.StatusUnprocessableEntity, fmt.Sprintf(format, args...))
 }
 
-// buildMessage validates req and builds the message.
+// buildMessage validates req and builds the message, of at most
+// max_message_size bytes (413 past it: quoted-printable text and base64
+// attachments grow as they are encoded).
 func (s *Server) buildMessage(c Caller, req *messageRequest) (Message, *apiError) {
 	tenant, aerr := bindTenant(c, req.Tenant)
 	if aerr != nil {
@@ -172,7 +174,11 @@ func (s *Server) buildMessage(c Caller, req *messageRequest) (Message, *apiError
 			Filename: a.Filename, ContentType: a.ContentType, ContentID: a.ContentID, Data: data,
 		})
 	}
-	raw, err := mimebuild.Build(m, nil)
+	budget := s.newBudget()
+	raw, err := mimebuild.BuildLimited(m, nil, budget.limit())
+	if errors.Is(err, mimebuild.ErrTooLarge) {
+		return Message{}, budget.tooLarge("the message")
+	}
 	if err != nil {
 		return Message{}, unprocessable("%v", err)
 	}
@@ -298,8 +304,9 @@ func decodeBase64(s string) ([]byte, error) {
 // newMessageID returns "id@hostname" for a Message-ID field.
 func (s *Server) newMessageID() string { return s.opts.NewID() + "@" + s.opts.Hostname }
 
-// inject hands msgs to the Injector and maps its errors: ErrQueueFull →
-// 503 with Retry-After, anything else → 500 (the cause goes to the log).
+// inject hands msgs to the Injector and maps its errors: ErrQueueFull (the
+// queue or the disk is full) → 503 with Retry-After, anything else → 500
+// (a local error; the cause goes to the log, not to the client).
 func (s *Server) inject(r *http.Request, msgs []Message) ([]string, *apiError) {
 	ids, err := s.opts.Injector.Inject(r.Context(), msgs)
 	switch {
@@ -307,10 +314,10 @@ func (s *Server) inject(r *http.Request, msgs []Message) ([]string, *apiError) {
 		return nil, &apiError{status: http.StatusServiceUnavailable, msg: "queue full, try again later"}
 	case err != nil:
 		s.log.Error("http inject failed", "messages", len(msgs), "err", err)
-		return nil, fail(http.StatusInternalServerError, "could not spool the message")
+		return nil, fail(http.StatusInternalServerError, "local error in processing, try again later")
 	case len(ids) != len(msgs):
 		s.log.Error("http inject: injector returned a wrong number of ids", "messages", len(msgs), "ids", len(ids))
-		return nil, fail(http.StatusInternalServerError, "could not spool the message")
+		return nil, fail(http.StatusInternalServerError, "local error in processing, try again later")
 	}
 	return ids, nil
 }

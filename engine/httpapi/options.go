@@ -17,6 +17,8 @@ const (
 // Defaults for zero Options fields.
 const (
 	DefaultMaxBodyBytes      = 32 << 20
+	DefaultMaxMessageBytes   = 20 << 20
+	DefaultMaxInjectBytes    = 256 << 20
 	DefaultMaxRecipients     = 10000
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultReadTimeout       = 2 * time.Minute
@@ -41,10 +43,17 @@ type Options struct {
 	// request context: CallerFrom); nil: 404.
 	Admin http.Handler
 
-	MaxBodyBytes  int64   // request body limit (413 past it); 0: 32 MiB
-	MaxRecipients int     // per request (422 past it); 0: 10000
-	RatePerKey    float64 // requests per second per API key (429 past it); 0: unlimited
-	RateBurst     int     // bucket size; 0: max(1, RatePerKey)
+	MaxBodyBytes int64 // request body limit (413 past it); 0: 32 MiB
+	// MaxMessageBytes bounds each message a request builds (413 past it);
+	// 0: 20 MiB. MaxInjectBytes bounds all that one request builds: the
+	// messages of every recipient of /api/inject/v1 together (413 past
+	// it, and nothing is spooled); 0: 256 MiB. Building stops as soon as
+	// either would be passed (buildBudget).
+	MaxMessageBytes int64
+	MaxInjectBytes  int64
+	MaxRecipients   int     // per request (422 past it); 0: 10000
+	RatePerKey      float64 // requests per second per API key (429 past it); 0: unlimited
+	RateBurst       int     // bucket size; 0: max(1, RatePerKey)
 
 	Now      func() time.Time // Date headers and rate limiting; nil: time.Now
 	Hostname string           // right side of generated Message-IDs; "": os.Hostname()

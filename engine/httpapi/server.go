@@ -40,6 +40,12 @@ func New(opts Options) *Server {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if opts.MaxMessageBytes <= 0 {
+		opts.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if opts.MaxInjectBytes <= 0 {
+		opts.MaxInjectBytes = DefaultMaxInjectBytes
+	}
 	if opts.MaxRecipients <= 0 {
 		opts.MaxRecipients = DefaultMaxRecipients
 	}

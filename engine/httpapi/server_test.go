@@ -141,7 +141,7 @@ func TestQueueFull(t *testing.T) {
 	// Another failure is a 500 that does not leak the cause.
 	inj.err = fmt.Errorf("pebble: disk on fire at /secret/path")
 	a := do(t, client(t, "127.0.0.1"), "POST", base+"/v1/message", []byte(okMessage), nil)
-	checkRefusal(t, a, 500, "could not spool")
+	checkRefusal(t, a, 500, "local error in processing")
 	if strings.Contains(string(a.body), "secret") {
 		t.Errorf("cause leaked: %s", a.body)
 	}

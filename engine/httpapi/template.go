@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"html"
+	"slices"
 	"strings"
+
+	"gannet/engine/mimebuild"
 )
 
 // ErrTemplate is a template the inject API cannot expand: an unclosed "{{",
@@ -143,10 +146,22 @@ func (v *vars) lookup(name string) (any, bool) {
 // contains CR or LF (header injection through a substitution).
 var errHeaderValue = errors.New("substitution value with CR or LF in a header")
 
-// render expands t for v. An unknown variable (or path) expands to "" as in
-// Jinja's default "undefined". With escape, values are HTML-escaped (the
-// html_body, like Jinja's auto-escaping of .html templates).
-func (t *template) render(dst []byte, v *vars, escape bool) ([]byte, error) {
+// render appends t expanded for v to dst. An unknown variable (or path)
+// expands to "" as in Jinja's default "undefined". With escape, values are
+// HTML-escaped (the html_body, like Jinja's auto-escaping of .html
+// templates).
+//
+// dst may grow to limit bytes at most. The expansion's length is counted
+// first (size), without building it: past the limit nothing is rendered and
+// the answer is mimebuild.ErrTooLarge, so a value placed many times (a
+// 1 MiB substitution used a hundred times) costs no memory, however large
+// the expansion would be; within it, dst grows once, to the exact length.
+func (t *template) render(dst []byte, v *vars, escape bool, limit int) ([]byte, error) {
+	n, err := t.size(v, escape, limit-len(dst))
+	if err != nil {
+		return dst, err
+	}
+	dst = slices.Grow(dst, n)
 	if t.static {
 		return append(dst, t.src...), nil
 	}
@@ -165,6 +180,49 @@ func (t *template) render(dst []byte, v *vars, escape bool) ([]byte, error) {
 		dst = append(dst, val...)
 	}
 	return dst, nil
+}
+
+// size is the length of t expanded for v (what render appends), counted
+// without expanding it; as soon as it passes limit, size stops with
+// mimebuild.ErrTooLarge.
+func (t *template) size(v *vars, escape bool, limit int) (int, error) {
+	if t.static {
+		if len(t.src) > limit {
+			return 0, mimebuild.ErrTooLarge
+		}
+		return len(t.src), nil
+	}
+	n := 0
+	for _, s := range t.segs {
+		n += len(s.lit)
+		if s.path != nil {
+			val := valueString(v, s.path)
+			if escape {
+				n += escapedLen(val)
+			} else {
+				n += len(val)
+			}
+		}
+		if n > limit {
+			return 0, mimebuild.ErrTooLarge
+		}
+	}
+	return n, nil
+}
+
+// escapedLen is len(html.EscapeString(s)), counted without building it:
+// html.EscapeString writes &amp; &#39; &#34; &lt; &gt; for & ' " < >.
+func escapedLen(s string) int {
+	n := len(s)
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '&', '\'', '"':
+			n += 4
+		case '<', '>':
+			n += 3
+		}
+	}
+	return n
 }
 
 // valueString renders a JSON value: strings as they are, numbers and

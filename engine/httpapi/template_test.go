@@ -3,8 +3,12 @@ package httpapi
 import (
 	"encoding/json"
 	"errors"
+	"html"
+	"math"
 	"strings"
 	"testing"
+
+	"gannet/engine/mimebuild"
 )
 
 func TestTemplate(t *testing.T) {
@@ -31,24 +35,24 @@ func TestTemplate(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q: %v", c.src, err)
 		}
-		got, err := tm.render(nil, v, false)
+		got, err := tm.render(nil, v, false, noLimit)
 		if err != nil || string(got) != c.want {
 			t.Errorf("%q → %q %v, want %q", c.src, got, err, c.want)
 		}
-		got, _ = tm.render(nil, v, true)
+		got, _ = tm.render(nil, v, true, noLimit)
 		if string(got) != c.wantHTML {
 			t.Errorf("html %q → %q, want %q", c.src, got, c.wantHTML)
 		}
 	}
 	v.recipient = map[string]any{"campaign": "<b>&</b>"}
 	tm, _ := compileTemplate("{{ campaign }}", -1)
-	if got, _ := tm.render(nil, v, true); string(got) != "&lt;b&gt;&amp;&lt;/b&gt;" {
+	if got, _ := tm.render(nil, v, true, noLimit); string(got) != "&lt;b&gt;&amp;&lt;/b&gt;" {
 		t.Errorf("escaped %q", got)
 	}
 	// Without a name, {{ name }} is undefined: "".
 	v.name = nil
 	tm, _ = compileTemplate("[{{ name }}]", -1)
-	if got, _ := tm.render(nil, v, false); string(got) != "[]" {
+	if got, _ := tm.render(nil, v, false, noLimit); string(got) != "[]" {
 		t.Errorf("no name: %q", got)
 	}
 }
@@ -69,13 +73,52 @@ func TestTemplateHeaderValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := &vars{recipient: map[string]any{"subject": "x\r\nBcc: victim@example.test"}}
-	if _, err := tm.render(nil, v, false); !errors.Is(err, errHeaderValue) {
+	if _, err := tm.render(nil, v, false, noLimit); !errors.Is(err, errHeaderValue) {
 		t.Fatalf("err %v", err)
 	}
 	// In the body the same value is fine.
 	tm, _ = compileTemplate("Subject: s\n\nBody {{ subject }}\n", len("Subject: s"))
-	if _, err := tm.render(nil, v, false); err != nil {
+	if _, err := tm.render(nil, v, false, noLimit); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// noLimit is a render limit that is never reached.
+const noLimit = math.MaxInt
+
+// TestTemplateLimit: an expansion longer than the limit is refused before
+// anything is rendered — a 1 MiB value used 100 times with a 4 MiB limit
+// leaves dst as it was — an HTML-escaped value counts with its escaped
+// length, and one that fits is rendered into dst grown once.
+func TestTemplateLimit(t *testing.T) {
+	big := strings.Repeat("x", 1<<20)
+	tm, _ := compileTemplate(strings.Repeat("{{ big }}\n", 100), -1)
+	v := &vars{global: map[string]any{"big": big, "amp": "<&>"}}
+	const limit = 4 << 20
+	out, err := tm.render(make([]byte, 0, 64), v, false, limit)
+	if !errors.Is(err, mimebuild.ErrTooLarge) || len(out) != 0 || cap(out) != 64 {
+		t.Errorf("err %v, len %d cap %d, want ErrTooLarge and dst untouched", err, len(out), cap(out))
+	}
+	tm, _ = compileTemplate(strings.Repeat("{{ big }}\n", 3), -1)
+	if out, err := tm.render([]byte("head"), v, false, limit); err != nil || len(out) != 4+3*(1<<20+1) || cap(out) > len(out)+len(out)/8 {
+		t.Errorf("3 MiB within the limit: err %v, len %d cap %d", err, len(out), cap(out))
+	}
+
+	tm, _ = compileTemplate("<p>{{ amp }}</p>", -1)
+	want := "<p>&lt;&amp;&gt;</p>"
+	if out, err := tm.render(nil, v, true, len(want)); err != nil || string(out) != want {
+		t.Errorf("at the limit: %q %v, want %q", out, err, want)
+	}
+	if _, err := tm.render(nil, v, true, len(want)-1); !errors.Is(err, mimebuild.ErrTooLarge) {
+		t.Errorf("one byte short: %v, want ErrTooLarge", err)
+	}
+	if _, err := staticTemplate(big).render([]byte("head"), v, false, 1<<20); !errors.Is(err, mimebuild.ErrTooLarge) {
+		t.Errorf("static template past the limit: %v", err)
+	}
+	for _, s := range []string{"", "plain", `<a href="x">'&'</a>`, "\u00fcber & co"} {
+		if escapedLen(s) != len(html.EscapeString(s)) {
+			t.Errorf("escapedLen(%q) = %d, html.EscapeString makes %d", s, escapedLen(s), len(html.EscapeString(s)))
+		}
 	}
 }
 
@@ -86,6 +129,6 @@ func BenchmarkTemplateRender(b *testing.B) {
 	var buf []byte
 	b.ReportAllocs()
 	for b.Loop() {
-		buf, _ = tm.render(buf[:0], v, true)
+		buf, _ = tm.render(buf[:0], v, true, noLimit)
 	}
 }

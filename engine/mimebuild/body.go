@@ -62,25 +62,58 @@ func sevenBit(text []byte) bool {
 
 // encodeText returns the transfer encoding and encoded bytes of a text part
 // given as CRLF text: 7bit when possible, quoted-printable (RFC 2045 §6.7,
-// lines ≤ 76, trailing white space encoded) otherwise.
-func encodeText(text []byte) (cte string, body []byte) {
+// lines ≤ 76, trailing white space encoded) otherwise. An encoding longer
+// than limit bytes is ErrTooLarge, and quoted-printable encoding stops as
+// soon as it passes limit (it may triple the text).
+func encodeText(text []byte, limit int) (cte string, body []byte, err error) {
 	if sevenBit(text) {
-		return cte7bit, text
+		if len(text) > limit {
+			return "", nil, ErrTooLarge
+		}
+		return cte7bit, text, nil
 	}
-	var buf bytes.Buffer
-	buf.Grow(len(text) + len(text)/8)
-	w := quotedprintable.NewWriter(&buf)
-	w.Write(text) // a bytes.Buffer does not fail
-	w.Close()
-	return cteQuotedPrintable, buf.Bytes()
+	buf := &limitedBuffer{limit: limit}
+	buf.b.Grow(min(len(text)+len(text)/8, limit))
+	w := quotedprintable.NewWriter(buf)
+	if _, err := w.Write(text); err != nil {
+		return "", nil, err
+	}
+	if err := w.Close(); err != nil {
+		return "", nil, err
+	}
+	return cteQuotedPrintable, buf.b.Bytes(), nil
+}
+
+// limitedBuffer is a bytes.Buffer that refuses to grow past limit bytes
+// (ErrTooLarge).
+type limitedBuffer struct {
+	b     bytes.Buffer
+	limit int
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if len(p) > l.limit-l.b.Len() {
+		return 0, ErrTooLarge
+	}
+	return l.b.Write(p)
+}
+
+// base64LineLen is the length of a base64 line in a message (RFC 2045 §6.8).
+const base64LineLen = 76
+
+// base64Len is the length of encodeBase64's output for n bytes of data.
+func base64Len(n int) int {
+	e := base64.StdEncoding.EncodedLen(n)
+	if e == 0 {
+		return 0
+	}
+	return e + 2*((e-1)/base64LineLen)
 }
 
 // encodeBase64 returns data in base64 with CRLF after every 76 characters
 // (RFC 2045 §6.8), without a final CRLF.
 func encodeBase64(data []byte) []byte {
-	const lineLen = 76
-	n := base64.StdEncoding.EncodedLen(len(data))
-	out := make([]byte, 0, n+2*(n/lineLen+1))
+	out := make([]byte, 0, base64Len(len(data)))
 	// 57 input bytes make one 76-character line.
 	for len(data) > 0 {
 		chunk := data[:min(57, len(data))]

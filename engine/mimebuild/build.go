@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"strings"
 	"time"
@@ -57,19 +58,47 @@ var (
 	ErrBadFilename    = errors.New("invalid attachment file name")
 	ErrBadMessageID   = errors.New("invalid Message-ID")
 	ErrBoundary       = errors.New("no multipart boundary free of the content")
+	// ErrTooLarge is returned by BuildLimited when the message would be
+	// larger than its limit.
+	ErrTooLarge = errors.New("message larger than the size limit")
 )
 
 // Build returns the message as CRLF-terminated bytes. rnd supplies the
 // randomness of multipart boundaries; nil means crypto/rand.
 func Build(m *Message, rnd io.Reader) ([]byte, error) {
+	return BuildLimited(m, rnd, 0)
+}
+
+// BuildLimited is Build for a message of at most limit bytes (0: no limit).
+// A larger one is ErrTooLarge, found before it is built: the size of each
+// part is known (base64) or bounded by its text before it is encoded, and
+// quoted-printable encoding stops at the limit, so the memory a refused
+// message takes stays a small multiple of limit, whatever the parts expand
+// to.
+func BuildLimited(m *Message, rnd io.Reader, limit int) ([]byte, error) {
 	if rnd == nil {
 		rnd = rand.Reader
+	}
+	b := newBudget(limit)
+	// A subject and custom values longer than the limit together refuse
+	// the message before they are folded and encoded (encoded words grow
+	// them by up to three times).
+	n := len(m.Subject)
+	for _, h := range m.Headers {
+		n += len(h.Name) + len(h.Value)
+	}
+	if n > b.room() {
+		return nil, ErrTooLarge
 	}
 	hdr, err := buildHeader(m)
 	if err != nil {
 		return nil, err
 	}
-	root, err := buildBody(m)
+	const mimeVersion = "MIME-Version: 1.0\r\n"
+	if err := b.take(len(hdr) + len(mimeVersion)); err != nil {
+		return nil, err
+	}
+	root, err := buildBody(m, b)
 	if err != nil {
 		return nil, err
 	}
@@ -79,12 +108,47 @@ func Build(m *Message, rnd io.Reader) ([]byte, error) {
 	}
 	out := make([]byte, 0, len(hdr)+len(body)+32)
 	out = append(out, hdr...)
-	out = append(out, "MIME-Version: 1.0\r\n"...)
+	out = append(out, mimeVersion...)
 	out = append(out, body...)
 	if !bytes.HasSuffix(out, []byte("\r\n")) {
 		out = append(out, '\r', '\n')
 	}
+	if limit > 0 && len(out) > limit {
+		return nil, ErrTooLarge // the multipart delimiters were the last straw
+	}
 	return out, nil
+}
+
+// budget counts the bytes of a message being built against its limit; a
+// nil budget has no limit.
+type budget struct{ left int }
+
+func newBudget(limit int) *budget {
+	if limit <= 0 {
+		return nil
+	}
+	return &budget{left: limit}
+}
+
+// take counts n more bytes: ErrTooLarge past the limit.
+func (b *budget) take(n int) error {
+	if b == nil {
+		return nil
+	}
+	if n > b.left {
+		b.left = 0
+		return ErrTooLarge
+	}
+	b.left -= n
+	return nil
+}
+
+// room is how many bytes may still be taken.
+func (b *budget) room() int {
+	if b == nil {
+		return math.MaxInt
+	}
+	return b.left
 }
 
 // buildHeader writes the message's own header fields (RFC 5322 §3.6).
@@ -193,22 +257,37 @@ type part struct {
 	children []*part
 }
 
-// buildBody chooses the structure described in the package comment.
-func buildBody(m *Message) (*part, error) {
+// buildBody chooses the structure described in the package comment. Each
+// part's encoded size is taken from b before the next part is encoded.
+func buildBody(m *Message, b *budget) (*part, error) {
 	var content *part
 	switch {
 	case m.Text != "" && m.HTML != "":
-		content = &part{subtype: "alternative", children: []*part{
-			textPart("plain", m.Text), textPart("html", m.HTML),
-		}}
+		plain, err := textPart("plain", m.Text, b)
+		if err != nil {
+			return nil, err
+		}
+		html, err := textPart("html", m.HTML, b)
+		if err != nil {
+			return nil, err
+		}
+		content = &part{subtype: "alternative", children: []*part{plain, html}}
 	case m.HTML != "":
-		content = textPart("html", m.HTML)
+		p, err := textPart("html", m.HTML, b)
+		if err != nil {
+			return nil, err
+		}
+		content = p
 	default:
-		content = textPart("plain", m.Text)
+		p, err := textPart("plain", m.Text, b)
+		if err != nil {
+			return nil, err
+		}
+		content = p
 	}
 	var inline, attached []*part
 	for i := range m.Attachments {
-		p, err := attachmentPart(&m.Attachments[i])
+		p, err := attachmentPart(&m.Attachments[i], b)
 		if err != nil {
 			return nil, err
 		}
@@ -227,13 +306,24 @@ func buildBody(m *Message) (*part, error) {
 	return content, nil
 }
 
-func textPart(subtype, text string) *part {
-	cte, body := encodeText(normalizeNewlines(text))
+// textPart encodes one text body. Its encoding is never shorter than the
+// text, so a text longer than b's room is refused before it is copied.
+func textPart(subtype, text string, b *budget) (*part, error) {
+	if len(text) > b.room() {
+		return nil, ErrTooLarge
+	}
+	cte, body, err := encodeText(normalizeNewlines(text), b.room())
+	if err != nil {
+		return nil, err
+	}
 	h := "Content-Type: text/" + subtype + "; charset=utf-8\r\nContent-Transfer-Encoding: " + cte + "\r\n"
-	return &part{header: []byte(h), body: body}
+	if err := b.take(len(h) + 2 + len(body)); err != nil {
+		return nil, err
+	}
+	return &part{header: []byte(h), body: body}, nil
 }
 
-func attachmentPart(a *Attachment) (*part, error) {
+func attachmentPart(a *Attachment, b *budget) (*part, error) {
 	ctype := a.ContentType
 	if ctype == "" {
 		ctype = "application/octet-stream"
@@ -283,6 +373,9 @@ func attachmentPart(a *Attachment) (*part, error) {
 	// RFC 2183 disposition; FormatMediaType applies RFC 2231 to non-ASCII names.
 	cd := mime.FormatMediaType(disposition, dparams)
 	if h, err = appendField(h, "Content-Disposition", strings.Split(cd, " ")); err != nil {
+		return nil, err
+	}
+	if err := b.take(len(h) + 2 + base64Len(len(a.Data))); err != nil {
 		return nil, err
 	}
 	return &part{header: h, body: encodeBase64(a.Data)}, nil

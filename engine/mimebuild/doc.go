@@ -27,6 +27,13 @@
 //     never silently stripped. Custom headers may not replace the fields the
 //     builder writes itself (ErrReservedHeader). Bcc addresses never appear
 //     in the message; they are envelope recipients only.
+//   - BuildLimited refuses a message over a size limit (ErrTooLarge) before
+//     building it in full: header values, a text longer than the room left,
+//     or an attachment whose base64 length (known in advance) is over it,
+//     are refused before they are encoded, and quoted-printable encoding,
+//     which may triple a text, stops at the limit. The HTTP API builds with the
+//     listener's max_message_size so that a small request cannot make a
+//     huge message.
 //   - Multipart boundaries come from an injected random source (tests pass a
 //     fixed one) and are checked not to occur in any encoded part; a
 //     collision draws a new boundary.

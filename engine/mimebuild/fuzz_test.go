@@ -2,12 +2,15 @@ package mimebuild
 
 import (
 	"bytes"
+	"errors"
 	"net/mail"
 	"testing"
 )
 
 // FuzzBuild: Build never panics, and whatever it returns parses with
-// net/mail and mime/multipart, giving back the subject and the text.
+// net/mail and mime/multipart, giving back the subject and the text;
+// BuildLimited builds the same bytes with a limit of their length and
+// refuses with ErrTooLarge one byte below it.
 func FuzzBuild(f *testing.F) {
 	f.Add("Hello", "Sender", "a@example.test", "text\n", "", "X-A", "v", "f.txt", []byte("data"))
 	f.Add("Grüße 🎉", "Jürgen, \"J\"", "b@example.test", "ünï\r\n", "<p>x</p>", "X-B", "naïve", "März.pdf", []byte{0, 1, 2})
@@ -30,6 +33,12 @@ func FuzzBuild(f *testing.F) {
 		raw, err := Build(m, seeded(1))
 		if err != nil {
 			return
+		}
+		if got, err := BuildLimited(m, seeded(1), len(raw)); err != nil || !bytes.Equal(got, raw) {
+			t.Fatalf("BuildLimited at the message's length: %v\n%q\nwant\n%q", err, got, raw)
+		}
+		if _, err := BuildLimited(m, seeded(1), len(raw)-1); !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("BuildLimited one byte short: %v, want ErrTooLarge", err)
 		}
 		msg, err := mail.ReadMessage(bytes.NewReader(raw))
 		if err != nil {
