@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"gannet/engine/mimebuild"
+	"gannet/msgheader"
 )
 
 // kumoRequest is the body of POST /api/inject/v1, KumoMTA's InjectV1Request.
@@ -201,41 +202,35 @@ func (s *Server) compileKumo(req *kumoRequest, budget *buildBudget) (*kumoJob, *
 // may not expand to CR or LF. Line endings become CRLF after expansion.
 func compileRaw(src string, compile func(string, int) (*template, error)) (*kumoJob, *apiError) {
 	src = toLF(src)
-	headerEnd := strings.Index(src, "\n\n")
-	head := src
-	if headerEnd >= 0 {
-		head = src[:headerEnd]
-	} else {
-		headerEnd = len(src)
-	}
+	msg := []byte(src)
 	job := &kumoJob{addMessageID: true, addDate: true}
-	for n, line := range strings.Split(head, "\n") {
-		if line == "" {
-			continue
-		}
-		if line[0] == ' ' || line[0] == '\t' {
-			if n == 0 {
+	sc := msgheader.NewScanner(msg)
+	for sc.Next() {
+		f := sc.Field()
+		line := 1 + strings.Count(src[:f.Start], "\n")
+		if f.Name == nil {
+			if f.Start == 0 && (src[0] == ' ' || src[0] == '\t') {
 				return nil, unprocessable("content: the message starts with a continuation line")
 			}
-			continue
+			if !strings.Contains(string(f.Raw), ":") {
+				return nil, unprocessable("content: line %d is not a header field (want \"Name: value\" lines, an empty line, then the body)", line)
+			}
 		}
-		name, _, ok := strings.Cut(line, ":")
-		if !ok {
-			return nil, unprocessable("content: line %d is not a header field (want \"Name: value\" lines, an empty line, then the body)", n+1)
-		}
+		name, _, _ := strings.Cut(string(f.Raw), ":")
 		if strings.Contains(name, "{{") {
 			continue // a templated name is checked by nothing but the reader
 		}
-		if err := mimebuild.CheckHeaderName(name); err != nil {
-			return nil, unprocessable("content: line %d: %v", n+1, err)
+		if err := mimebuild.CheckHeaderName(strings.TrimRight(name, " \t")); err != nil {
+			return nil, unprocessable("content: line %d: %v", line, err)
 		}
-		switch strings.ToLower(name) {
-		case "message-id":
+		switch {
+		case f.Is("message-id"):
 			job.addMessageID = false
-		case "date":
+		case f.Is("date"):
 			job.addDate = false
 		}
 	}
+	headerEnd := sc.SectionEnd()
 	t, err := compile(src, headerEnd)
 	if err != nil {
 		return nil, unprocessable("content: %v", err)
