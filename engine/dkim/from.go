@@ -18,8 +18,8 @@ func HeaderFromDomain(msg []byte) string {
 	fs, _ := splitHeader(msg, fields[:0])
 	var raw []byte
 	for i := range fs {
-		if equalFold(fs[i].name, "From") {
-			raw = fs[i].raw
+		if fs[i].Is("From") {
+			raw = fs[i].Raw
 			break
 		}
 	}

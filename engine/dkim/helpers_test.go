@@ -171,10 +171,10 @@ func sign(t testing.TB, s *Signers, msg []byte, domains ...string) []byte {
 func tagValue(msg []byte, tag string) string {
 	fs, _ := splitHeader(msg, nil)
 	for _, f := range fs {
-		if !equalFold(f.name, "DKIM-Signature") {
+		if !f.Is("DKIM-Signature") {
 			continue
 		}
-		v := string(f.raw[bytes.IndexByte(f.raw, ':')+1:])
+		v := string(f.Raw[bytes.IndexByte(f.Raw, ':')+1:])
 		v = strings.NewReplacer("\r", "", "\n", "", "\t", "", " ", "").Replace(v)
 		for _, kv := range strings.Split(v, ";") {
 			if k, val, ok := strings.Cut(kv, "="); ok && k == tag {

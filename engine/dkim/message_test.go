@@ -11,8 +11,8 @@ func TestSplitHeader(t *testing.T) {
 	fs, body := splitHeader([]byte(msg), nil)
 	var names, raws []string
 	for _, f := range fs {
-		names = append(names, string(f.name))
-		raws = append(raws, string(f.raw))
+		names = append(names, string(f.Name))
+		raws = append(raws, string(f.Raw))
 	}
 	if got := strings.Join(names, "|"); got != "From|Subject||To" {
 		t.Errorf("names %q", got)
@@ -45,12 +45,12 @@ func FuzzSplitHeader(f *testing.F) {
 		fs, body := splitHeader(msg, nil)
 		n := 0
 		for _, fl := range fs {
-			if !bytes.HasPrefix(msg[n:], fl.raw) {
-				t.Fatalf("field %q is not at offset %d", fl.raw, n)
+			if !bytes.HasPrefix(msg[n:], fl.Raw) {
+				t.Fatalf("field %q is not at offset %d", fl.Raw, n)
 			}
-			n += len(fl.raw)
-			if fl.name != nil && !bytes.HasPrefix(fl.raw, fl.name) {
-				t.Fatalf("name %q not at the start of %q", fl.name, fl.raw)
+			n += len(fl.Raw)
+			if fl.Name != nil && !bytes.HasPrefix(fl.Raw, fl.Name) {
+				t.Fatalf("name %q not at the start of %q", fl.Name, fl.Raw)
 			}
 		}
 		if body != nil && n+len(body) > len(msg) {
