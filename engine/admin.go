@@ -13,6 +13,7 @@ func (e *Engine) adminHandler() http.Handler {
 	return admin.New(admin.Options{
 		Loop:       e.delivery,
 		Spool:      e.spool,
+		Quarantine: e.spool,
 		TenantRate: e.tenantRate,
 		Now:        e.now,
 		Logger:     e.log.With("part", "admin"),

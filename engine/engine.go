@@ -109,6 +109,7 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		FS:          opts.SpoolFS,
 		Now:         e.now,
 		Logf:        func(f string, a ...any) { e.log.Info(fmt.Sprintf(f, a...), "part", "spool") },
+		OnCorrupt:   e.spoolCorrupt, // spoolmaint.go
 	})
 	if err != nil {
 		return nil, fmt.Errorf("spool %s: %w", cfg.Spool.Path, err)

@@ -22,6 +22,12 @@ import (
 //
 // It ends when the spool begins to close (Spool.Done), so Engine.Stop needs
 // no extra step.
+//
+// Besides, spoolCorrupt hears of every message the spool takes out because
+// it is corrupt (queue.Options.OnCorrupt: an index entry the startup scan
+// cannot decode, a body record delivery cannot read back): it logs it and
+// counts it in gannet_spool_corrupt_total{kind}. The message stays in the
+// spool's quarantine, where the admin API's inspect shows it.
 const (
 	spoolCompactEvery = time.Minute
 	spoolHealthEvery  = time.Second
@@ -31,6 +37,22 @@ const (
 // startSpoolMaint starts the maintenance goroutine (from Start).
 func (e *Engine) startSpoolMaint() {
 	go e.spoolMaint(e.spool, spoolHealthEvery, spoolCompactEvery)
+}
+
+// spoolCorrupt logs and counts a message the spool quarantined (or, with
+// c.Err set, could not quarantine and skips until the next start). It runs
+// on the goroutine of the spool's Scan or Quarantine.
+func (e *Engine) spoolCorrupt(c queue.Corruption) {
+	e.metrics.SpoolCorrupt(c.Kind.String()).Inc()
+	attrs := []any{"part", "spool", "id", c.ID, "kind", c.Kind.String(), "reason", c.Reason, "size", c.Size}
+	if m := c.Message; m != nil {
+		attrs = append(attrs, "sender", m.From, "recipients", len(m.Recipients), "tenant", m.Tenant)
+	}
+	if c.Err != nil {
+		e.log.Error("corrupt message skipped; the spool could not quarantine it", append(attrs, "err", c.Err)...)
+		return
+	}
+	e.log.Error("corrupt message quarantined; gannet queue inspect shows it", attrs...)
 }
 
 // spoolMaint runs until the spool closes.

@@ -172,23 +172,13 @@ func (s *Spool) moveRecords(list []moveItem) (moved, skipped int, err error) {
 		return 0, skipped, werr
 	}
 
-	// Lock the stripes of the chunk in index order (Update and Remove hold
-	// at most one, so this cannot deadlock), move the entries that still
-	// point at the old records, and commit once.
-	var stripes []int
-	for _, r := range reqs {
-		stripes = append(stripes, s.stripeIndex(string(r.key[len(metaPrefix):])))
+	// Lock the stripes of the chunk (lockStripes), move the entries that
+	// still point at the old records, and commit once.
+	ids := make([]string, len(reqs))
+	for i, r := range reqs {
+		ids[i] = string(r.key[len(metaPrefix):])
 	}
-	slices.Sort(stripes)
-	stripes = slices.Compact(stripes)
-	for _, i := range stripes {
-		s.stripes[i].Lock()
-	}
-	defer func() {
-		for _, i := range stripes {
-			s.stripes[i].Unlock()
-		}
-	}()
+	defer s.lockStripes(ids)()
 	b := s.db.NewBatch()
 	defer b.Close()
 	apply := make([]bool, len(reqs))

@@ -15,6 +15,9 @@
 //	  index/                   Pebble v2 (FormatMajorVersion pinned)
 //	    m/<id>   → metadata (index.go): body location, envelope, per-recipient
 //	               state, attempts, next due, tenant, campaign, priority, created
+//	    q/<id>   → quarantine record (quarantine.go): a message taken out
+//	               because it is corrupt — kind, reason, size, time, and its
+//	               m/ value as it was (at most 64 KiB)
 //	    x/format → "gannet-spool-1"
 //
 // A segment is a sequence of records, each self-describing and checksummed
@@ -32,7 +35,8 @@
 // record can be read with one pread at the offset the index gives. A record
 // that is cut short, fails its CRC, or does not decompress is reported as
 // ErrCorrupt for that message only — never a panic, and never a reason to
-// stop reading the others. Live counts per segment are not stored: Open
+// stop reading the others (see "Corrupt messages" below). Live counts per
+// segment are not stored: Open
 // computes them from the index, and deletes segment files nothing points to.
 // Remove deletes a segment as soon as its last live message goes. The
 // segment being appended to is not deleted under the committer: when it
@@ -130,7 +134,44 @@
 // error, failure renews it). Both therefore recover by themselves: the
 // engine refuses MAIL FROM with 452 4.3.1 while Healthy fails and takes mail
 // again, with no restart, once deliveries have freed the space.
-
+//
+// # Corrupt messages
+//
+// What is corrupt concerns one message, and the spool takes that message
+// out and goes on (quarantine.go); Postfix does the same with its
+// "corrupt" queue. Two kinds are found:
+//
+//   - index: an m/<id> value that does not decode (or an id Append would
+//     refuse). Scan — which the engine runs once at startup to load the
+//     queue — quarantines it and passes every other message on; it never
+//     fails for it.
+//   - record: a body record that is torn, fails its CRC, does not
+//     decompress, or whose segment is missing. Body reports ErrCorrupt;
+//     the caller (delivery, at the message's next attempt) calls
+//     Quarantine, which reads the record again and takes the message out
+//     only if it is still unreadable (ErrNotCorrupt otherwise).
+//
+// Quarantining moves m/<id> to q/<id> in one synced batch, with the kind,
+// the reason, the size of the bad value or record and the time, and tells
+// Options.OnCorrupt (the engine logs it and counts
+// gannet_spool_corrupt_total{kind}). Quarantined and QuarantinedIDs read
+// the quarantine (the admin API's inspect and summary). A quarantined
+// message stops counting in its segment, so the segment goes once its other
+// messages are delivered: the body is not kept, only the envelope (for a
+// record) or the bad bytes (for an index value). Nothing else reads q/, so
+// the message cannot come back: Update finds no m/ entry and writes nothing,
+// Remove has nothing to remove, Compact never sees it. A corrupt record
+// found by Compact before delivery reaches it is left where it is (and
+// keeps its segment) until that attempt. The quarantine is bounded: 64 KiB
+// of value and 1 KiB of reason per record, Options.MaxQuarantined records
+// (10,000), the lowest ids going first.
+//
+// x/format is no message: a value other than "gannet-spool-1" means an
+// index this version does not know, and Open refuses it whole rather than
+// read its entries wrongly. A Pebble error while reading the index (a
+// damaged sstable block fails Pebble's own checksum) stops Scan too: it
+// cannot say which messages are affected.
+//
 // # Scheduler, ids, retries
 //
 // Scheduler is a 4-ary min-heap keyed by (due, arrival), one mutex, no
@@ -186,7 +227,7 @@
 // per message: its state (80 bytes), packed metadata (64), id (24),
 // scheduler entry (32), slice slot (8). The garbage collector is now ~5%
 // of the load (it was a third), so GOGC is left alone.
-
+//
 // With 64 writers the spool is CPU-bound here (zstd is half the profile),
 // not fsync-bound: each group commit still costs one segment fsync and one
 // index fsync, shared by all its messages.

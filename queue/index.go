@@ -14,26 +14,41 @@ import (
 //
 //	m/<id>     → message metadata (encodeMeta): location of the body record
 //	             and the envelope with per-recipient state
+//	q/<id>     → a quarantined message (encodeQuarantine, quarantine.go): why
+//	             it was taken out of the spool, and its index value as it was
 //	x/format   → "gannet-spool-1", written when the spool is created and
 //	             checked at every Open
 //
 // Per-segment live counts are not stored: Open computes them from the m/
 // keys (one pass over the location prefix of each value), so they can never
-// disagree with the index after a crash.
+// disagree with the index after a crash. A q/ entry points at nothing: it
+// keeps no segment alive.
+//
+// An m/ value that does not decode concerns its message only: Scan
+// quarantines it and goes on. x/format is not a message: a value other than
+// formatValue means a spool written by another version of Gannet (or not by
+// Gannet at all), and Open refuses it rather than guess what its entries
+// mean.
 const (
-	metaPrefix  = "m/"
-	metaEnd     = "m0" // '/'+1: the upper bound of every m/ key
-	formatKey   = "x/format"
-	formatValue = "gannet-spool-1"
+	metaPrefix       = "m/"
+	metaEnd          = "m0" // '/'+1: the upper bound of every m/ key
+	quarantinePrefix = "q/"
+	quarantineEnd    = "q0"
+	formatKey        = "x/format"
+	formatValue      = "gannet-spool-1"
 
 	// indexFormat pins Pebble's on-disk format, so that a Pebble upgrade never
 	// silently rewrites the index into a format older binaries cannot read.
 	indexFormat = pebble.FormatValueSeparation
 )
 
-func metaKey(id string) []byte {
-	k := make([]byte, 0, len(metaPrefix)+len(id))
-	return append(append(k, metaPrefix...), id...)
+func metaKey(id string) []byte { return indexKey(metaPrefix, id) }
+
+func quarantineKey(id string) []byte { return indexKey(quarantinePrefix, id) }
+
+func indexKey(prefix, id string) []byte {
+	k := make([]byte, 0, len(prefix)+len(id))
+	return append(append(k, prefix...), id...)
 }
 
 // quietLogger drops Pebble's informational chatter and passes errors on.
@@ -179,9 +194,10 @@ func encodeMeta(dst []byte, m *Message) []byte {
 
 // metaReader decodes the variable part of a value; the first error sticks.
 type metaReader struct {
-	b   []byte
-	err error
-	in  *interner // nil: every string is a new allocation
+	b    []byte
+	err  error
+	in   *interner // nil: every string is a new allocation
+	name string    // what is decoded, for errors; "" is "metadata"
 }
 
 // interner shares the strings that repeat across messages (sender, tenant,
@@ -228,7 +244,11 @@ func (r *metaReader) shared(what string) string {
 
 func (r *metaReader) fail(what string) {
 	if r.err == nil {
-		r.err = corruptf("metadata: bad %s", what)
+		name := r.name
+		if name == "" {
+			name = "metadata"
+		}
+		r.err = corruptf("%s: bad %s", name, what)
 	}
 	r.b = nil
 }
@@ -333,21 +353,31 @@ func decodeMetaShared(b []byte, m *Message, in *interner, spare []Recipient) err
 // scanMeta calls fn with the id and value of every m/ key, in id order.
 // The slices are valid only during the call.
 func scanMeta(db *pebble.DB, fn func(id, value []byte) error) error {
-	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte(metaPrefix), UpperBound: []byte(metaEnd)})
+	return scanIndex(db, metaPrefix, metaEnd, true, fn)
+}
+
+// scanIndex calls fn with the id (the key after prefix) of every key from
+// prefix up to end, in order, and with its value when values is set (nil
+// otherwise: reading keys only is cheaper). The slices are valid only
+// during the call. An error from fn stops the scan and is returned.
+func scanIndex(db *pebble.DB, prefix, end string, values bool, fn func(id, value []byte) error) error {
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte(prefix), UpperBound: []byte(end)})
 	if err != nil {
 		return err
 	}
 	for ok := it.First(); ok; ok = it.Next() {
 		k := it.Key()
-		if !bytes.HasPrefix(k, []byte(metaPrefix)) {
+		if !bytes.HasPrefix(k, []byte(prefix)) {
 			continue
 		}
-		v, err := it.ValueAndErr()
-		if err != nil {
-			it.Close()
-			return err
+		var v []byte
+		if values {
+			if v, err = it.ValueAndErr(); err != nil {
+				it.Close()
+				return err
+			}
 		}
-		if err := fn(k[len(metaPrefix):], v); err != nil {
+		if err := fn(k[len(prefix):], v); err != nil {
 			it.Close()
 			return err
 		}

@@ -52,8 +52,9 @@ func TestMetaRoundTrip(t *testing.T) {
 }
 
 // FuzzMetaDecode feeds arbitrary bytes to the metadata decoder: it must
-// never panic, and whatever it accepts must survive encoding and decoding
-// again unchanged.
+// never panic, the decoder Scan uses (decodeMetaShared, with its string
+// table) must agree with it, and whatever it accepts must survive encoding
+// and decoding again unchanged. Seeds beyond these: testdata/fuzz.
 func FuzzMetaDecode(f *testing.F) {
 	created := time.Unix(1772445600, 0)
 	f.Add(encodeMeta(nil, &Message{Segment: 1, Length: 40}))
@@ -61,12 +62,20 @@ func FuzzMetaDecode(f *testing.F) {
 		Recipients: []Recipient{{Addr: "r@x.example", State: Bounced, Attempts: 2, LastReply: "550 5.1.1 no"}}}))
 	f.Add([]byte{metaVersion})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var m Message
-		if err := decodeMeta(b, &m); err != nil {
-			if !errors.Is(err, ErrCorrupt) {
-				t.Fatalf("error %v does not wrap ErrCorrupt", err)
+		var m, shared Message
+		err := decodeMeta(b, &m)
+		serr := decodeMetaShared(b, &shared, newInterner(2), nil)
+		if (err == nil) != (serr == nil) {
+			t.Fatalf("decodeMeta: %v; decodeMetaShared: %v", err, serr)
+		}
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) || !errors.Is(serr, ErrCorrupt) {
+				t.Fatalf("errors %v, %v do not wrap ErrCorrupt", err, serr)
 			}
 			return
+		}
+		if !reflect.DeepEqual(m, shared) {
+			t.Fatalf("decodeMetaShared differs:\n plain  %+v\n shared %+v", m, shared)
 		}
 		var again Message
 		if err := decodeMeta(encodeMeta(nil, &m), &again); err != nil {

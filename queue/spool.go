@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -48,6 +49,15 @@ type Options struct {
 	IndexMemTableSize uint64
 	// Logf receives errors from Pebble's background work; nil drops them.
 	Logf func(format string, args ...any)
+	// OnCorrupt is told of every message the spool takes out because it
+	// is corrupt (quarantine.go): an index value Scan cannot decode, a
+	// body record Quarantine finds damaged. It is called once per message,
+	// after the quarantine is durable, on the goroutine of Scan or
+	// Quarantine; it must not call back into the spool. Nil: Logf.
+	OnCorrupt func(Corruption)
+	// MaxQuarantined bounds the quarantine records kept; past it, those
+	// with the lowest ids go. DefaultMaxQuarantined when zero.
+	MaxQuarantined int
 }
 
 const (
@@ -102,6 +112,7 @@ type Stats struct {
 	SegmentSyncs uint64 // fsyncs of segment files
 	Segments     int    // segment files on disk
 	Live         int64  // messages in the index
+	Quarantined  int    // corrupt messages in the quarantine (quarantine.go)
 }
 
 // Spool is the durable message store: compressed bodies in append-only
@@ -167,6 +178,11 @@ type Spool struct {
 
 	nAppends, nGroups, nSyncs atomic.Uint64
 	nLive                     atomic.Int64
+
+	// qMu guards nQuarantined, the number of q/ records, and serializes
+	// trimming them (quarantine.go).
+	qMu          sync.Mutex
+	nQuarantined int
 }
 
 type appendReq struct {
@@ -214,6 +230,9 @@ func Open(opts Options) (*Spool, error) {
 	if opts.IndexMemTableSize == 0 {
 		opts.IndexMemTableSize = defaultMemTableSize
 	}
+	if opts.MaxQuarantined <= 0 {
+		opts.MaxQuarantined = DefaultMaxQuarantined
+	}
 	s := &Spool{
 		opts:       opts,
 		fs:         opts.FS,
@@ -251,13 +270,16 @@ func Open(opts Options) (*Spool, error) {
 }
 
 // recover counts live messages per segment from the index, opens the
-// segments they live in and deletes the others.
+// segments they live in and deletes the others, and counts the quarantine.
 func (s *Spool) recover() error {
+	if err := s.countQuarantine(); err != nil {
+		return fmt.Errorf("queue: read index quarantine: %w", err)
+	}
 	var maxSeq uint64
 	err := scanMeta(s.db, func(id, v []byte) error {
 		loc, err := decodeLocation(v)
 		if err != nil {
-			return nil // reported by Scan; it holds no segment alive
+			return nil // quarantined by Scan; it holds no segment alive
 		}
 		s.live[loc.Segment]++
 		s.nLive.Add(1)
@@ -714,24 +736,31 @@ func (s *Spool) Body(m *Message) ([]byte, error) {
 		}
 		fromIndex = true
 	}
+	return s.body(m.ID, loc, fromIndex)
+}
+
+// body reads and decompresses the record of id at loc. Unless fromIndex
+// says loc came from the index, a segment that is gone sends it to the
+// index for the current location (compaction may have moved the record).
+func (s *Spool) body(id string, loc location, fromIndex bool) ([]byte, error) {
 	for {
 		s.segMu.RLock()
 		f := s.segs[loc.Segment]
 		if f == nil {
 			s.segMu.RUnlock()
 			if fromIndex {
-				return nil, corruptf("message %s: segment %016x is missing", m.ID, loc.Segment)
+				return nil, corruptf("message %s: segment %016x is missing", id, loc.Segment)
 			}
 			// Compaction may have moved the record since m was read:
 			// ask the index where it is now.
 			var err error
-			if loc, err = s.lookup(m.ID); err != nil {
+			if loc, err = s.lookup(id); err != nil {
 				return nil, err
 			}
 			fromIndex = true
 			continue
 		}
-		v, _, err := readRecord(f, loc.Offset, loc.Length, m.ID)
+		v, _, err := readRecord(f, loc.Offset, loc.Length, id)
 		s.segMu.RUnlock()
 		if err != nil {
 			return nil, err
@@ -763,20 +792,34 @@ func (s *Spool) stripeIndex(id string) int {
 
 func (s *Spool) stripe(id string) *sync.Mutex { return &s.stripes[s.stripeIndex(id)] }
 
+// lockID begins an operation on one message: it holds off Close and locks
+// the stripe of id, so that Update, Remove and Quarantine of the same id
+// run one at a time. It returns ErrClosed after Close.
+func (s *Spool) lockID(id string) (unlock func(), err error) {
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
+		return nil, ErrClosed
+	}
+	mu := s.stripe(id)
+	mu.Lock()
+	return func() {
+		mu.Unlock()
+		s.closeMu.RUnlock()
+	}, nil
+}
+
 // Update persists m's metadata (recipient states, attempts, next due, …)
 // with a synced index write. The body location is kept as the spool knows
 // it (and copied into m), whatever m says. Updating a message that is not in
 // the spool (never appended, or removed) returns ErrNotFound and writes
 // nothing, so an Update racing a Remove cannot resurrect an entry.
 func (s *Spool) Update(m *Message) error {
-	s.closeMu.RLock()
-	defer s.closeMu.RUnlock()
-	if s.closed {
-		return ErrClosed
+	unlock, err := s.lockID(m.ID)
+	if err != nil {
+		return err
 	}
-	mu := s.stripe(m.ID)
-	mu.Lock()
-	defer mu.Unlock()
+	defer unlock()
 	loc, err := s.lookup(m.ID)
 	if err != nil {
 		return fmt.Errorf("queue: update: %w", err)
@@ -802,14 +845,11 @@ func (s *Spool) Update(m *Message) error {
 // deleted, the WAL is synced (deleteSegment), so a durable index entry never
 // points into a deleted segment.
 func (s *Spool) Remove(id string) error {
-	s.closeMu.RLock()
-	defer s.closeMu.RUnlock()
-	if s.closed {
-		return ErrClosed
+	unlock, err := s.lockID(id)
+	if err != nil {
+		return err
 	}
-	mu := s.stripe(id)
-	mu.Lock()
-	defer mu.Unlock()
+	defer unlock()
 	loc, err := s.lookup(id)
 	if errors.Is(err, ErrNotFound) {
 		return nil
@@ -833,8 +873,10 @@ const scanInternLimit = 1 << 16
 // Scan calls fn for every live message, in id order (which is arrival order
 // for ids from IDGenerator), reading the index only. Each message is a new
 // allocation that fn may keep. An error from fn stops the scan and is
-// returned. Entries that do not decode are skipped and reported together,
-// wrapping ErrCorrupt, after all good entries were passed to fn.
+// returned. An entry that does not decode (or whose id Append would refuse)
+// concerns its message only: it is not passed to fn but quarantined
+// (quarantine.go) and reported to Options.OnCorrupt, and the scan goes on.
+// Scan fails only when the index cannot be read or fn fails.
 func (s *Spool) Scan(fn func(*Message) error) error {
 	return s.scan(false, fn)
 }
@@ -854,7 +896,8 @@ func (s *Spool) scan(reuse bool, fn func(*Message) error) error {
 	if s.closed {
 		return ErrClosed
 	}
-	var bad []error
+	var bad []quarantineEntry
+	badBytes := 0
 	in := newInterner(scanInternLimit)
 	var shared Message
 	var rcpts []Recipient // the largest Recipients array of shared so far
@@ -872,8 +915,16 @@ func (s *Spool) scan(reuse bool, fn func(*Message) error) error {
 			m, spare = &x.m, x.one[:]
 		}
 		m.ID = string(id)
-		if err := decodeMetaShared(v, m, in, spare); err != nil {
-			bad = append(bad, fmt.Errorf("message %s: %w", id, err))
+		err := decodeMetaShared(v, m, in, spare)
+		if err == nil && (len(id) == 0 || len(id) > MaxIDLen) {
+			err = corruptf("id of %d bytes", len(id))
+		}
+		if err != nil {
+			bad = append(bad, quarantineEntry{id: string(id), value: bytes.Clone(v), kind: CorruptIndex, cause: err, size: int64(len(v))})
+			if badBytes += len(v); len(bad) >= quarantineChunk || badBytes >= quarantineChunkBytes {
+				s.quarantineAll(bad)
+				bad, badBytes = bad[:0], 0
+			}
 			return nil
 		}
 		if reuse && len(m.Recipients) > len(rcpts) {
@@ -881,10 +932,10 @@ func (s *Spool) scan(reuse bool, fn func(*Message) error) error {
 		}
 		return fn(m)
 	})
-	if err != nil {
-		return err
+	if len(bad) > 0 {
+		s.quarantineAll(bad)
 	}
-	return errors.Join(bad...)
+	return err
 }
 
 // Stats returns the spool's counters.
@@ -892,12 +943,16 @@ func (s *Spool) Stats() Stats {
 	s.segMu.RLock()
 	n := len(s.segs)
 	s.segMu.RUnlock()
+	s.qMu.Lock()
+	quarantined := s.nQuarantined
+	s.qMu.Unlock()
 	return Stats{
 		Appends:      s.nAppends.Load(),
 		Groups:       s.nGroups.Load(),
 		SegmentSyncs: s.nSyncs.Load(),
 		Segments:     n,
 		Live:         s.nLive.Load(),
+		Quarantined:  quarantined,
 	}
 }
 

@@ -86,6 +86,14 @@ func printSummary(w io.Writer, s *admin.QueueSummaryV1) {
 	t := s.Totals
 	fmt.Fprintf(tw, "%d message(s), %d recipient(s): %d scheduled, %d ready, %d in flight, %d held; %d suspension(s), %d bounce(s) in force\n",
 		t.Messages, t.Recipients, t.Scheduled, t.Ready, t.InFlight, t.Held, t.Suspensions, t.Bounces)
+	if t.Corrupt > 0 {
+		more := ""
+		if n := t.Corrupt - len(s.CorruptIDs); n > 0 {
+			more = fmt.Sprintf(" and %d more", n)
+		}
+		fmt.Fprintf(tw, "%d corrupt message(s) quarantined in the spool (gannet queue inspect ID): %s%s\n",
+			t.Corrupt, strings.Join(s.CorruptIDs, " "), more)
+	}
 	if len(s.Queues) == 0 {
 		fmt.Fprintln(tw, "The queue is empty.")
 		tw.Flush()
@@ -137,15 +145,30 @@ func queueInspect(c *apiClient, id string, body bool, stdout, stderr io.Writer) 
 	}
 	m := &in.Message
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	due := "now"
-	if m.Due != nil {
-		due = m.Due.Local().Format(time.RFC3339) + " (in " + time.Until(*m.Due).Round(time.Second).String() + ")"
+	corrupt := in.State == admin.StateCorrupt && in.Corrupt != nil
+	if corrupt {
+		printCorrupt(tw, &in)
+		if len(m.Recipients) == 0 {
+			fmt.Fprintln(tw, "\nThe envelope is not known: the index entry does not decode.")
+			tw.Flush()
+			return 0
+		}
+	} else {
+		fmt.Fprintf(tw, "ID\t%s\n", in.ID)
 	}
-	for _, kv := range [][2]string{
-		{"ID", in.ID}, {"Sender", orDash(m.Sender)}, {"Created", m.Created.Local().Format(time.RFC3339)},
+	rows := [][2]string{
+		{"Sender", orDash(m.Sender)}, {"Created", m.Created.Local().Format(time.RFC3339)},
 		{"Size", strconv.Itoa(m.Size) + " bytes"}, {"Tenant", orDash(m.Tenant)}, {"Campaign", orDash(m.Campaign)},
-		{"Priority", strconv.Itoa(m.Priority)}, {"Attempts", strconv.Itoa(m.NumAttempts)}, {"Next due", due},
-	} {
+		{"Priority", strconv.Itoa(m.Priority)}, {"Attempts", strconv.Itoa(m.NumAttempts)},
+	}
+	if !corrupt { // a quarantined message has no next attempt
+		due := "now"
+		if m.Due != nil {
+			due = m.Due.Local().Format(time.RFC3339) + " (in " + time.Until(*m.Due).Round(time.Second).String() + ")"
+		}
+		rows = append(rows, [2]string{"Next due", due})
+	}
+	for _, kv := range rows {
 		fmt.Fprintf(tw, "%s\t%s\n", kv[0], kv[1])
 	}
 	fmt.Fprintln(tw)
@@ -170,6 +193,20 @@ func queueInspect(c *apiClient, id string, body bool, stdout, stderr io.Writer) 
 		io.WriteString(stdout, *m.Data)
 	}
 	return 0
+}
+
+// printCorrupt prints why the spool quarantined an inspected message.
+func printCorrupt(tw io.Writer, in *admin.InspectMessageV1) {
+	c := in.Corrupt
+	what := map[string]string{
+		"index":  "its index entry does not decode",
+		"record": "its body record does not read back; the body is lost",
+	}[c.Kind]
+	fmt.Fprintf(tw, "ID\t%s\n", in.ID)
+	fmt.Fprintf(tw, "State\tcorrupt, quarantined %s: not delivered, not bounced\n", c.Quarantined.Local().Format(time.RFC3339))
+	fmt.Fprintf(tw, "Corrupt\t%s (%s)\n", c.Kind, orDash(what))
+	fmt.Fprintf(tw, "Reason\t%s\n", orDash(c.Reason))
+	fmt.Fprintf(tw, "Raw size\t%d bytes\n", c.RawSize)
 }
 
 // ruleFlags are the selector, reason and duration flags of bounce and

@@ -33,7 +33,8 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.Method + " " + r.URL.Path {
 	case "GET " + admin.PathQueueSummary:
 		send(admin.QueueSummaryV1{
-			Totals: admin.Totals{Messages: 2, Counts: admin.Counts{Recipients: 3, Scheduled: 3}},
+			Totals:     admin.Totals{Messages: 2, Counts: admin.Counts{Recipients: 3, Scheduled: 3}, Corrupt: 3},
+			CorruptIDs: []string{"bad1", "bad2"},
 			Queues: []admin.QueueRow{{Name: "spring:acme@x.test", Domain: "x.test", Tenant: "acme", Campaign: "spring",
 				Messages: 2, Counts: admin.Counts{Recipients: 3, Scheduled: 3}, Suspended: true}},
 			Domains: []admin.DomainRow{{Domain: "x.test", Messages: 2}},
@@ -41,6 +42,18 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Sites:   []admin.SiteRow{{Site: "mx.x.test", Connections: 10, EffectiveRate: 100}},
 		})
 	case "GET " + admin.PathInspectMessage:
+		at := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+		switch r.URL.Query().Get("id") {
+		case "bad1":
+			send(admin.InspectMessageV1{ID: "bad1", State: admin.StateCorrupt, Corrupt: &admin.CorruptInfo{Kind: "index",
+				Reason: "queue: corrupt spool record: metadata version 7", RawSize: 29, Quarantined: at}})
+			return
+		case "bad2":
+			send(admin.InspectMessageV1{ID: "bad2", State: admin.StateCorrupt, Corrupt: &admin.CorruptInfo{Kind: "record",
+				Reason: "checksum mismatch", RawSize: 812, Quarantined: at},
+				Message: admin.MessageInformation{Sender: "s@src.test", Recipients: []admin.RecipientInfo{{Email: "b@y.test", State: "pending", Attempts: 1}}}})
+			return
+		}
 		if r.URL.Query().Get("id") != "m1" {
 			w.WriteHeader(http.StatusNotFound)
 			send(admin.ErrorResponse{Error: `no queued message with id "` + r.URL.Query().Get("id") + `"`})
@@ -83,6 +96,20 @@ func TestAdminCLI(t *testing.T) {
 		!regexpLine(out, `spring:acme@x.test\s+-\s+2\s+3\s+3\s+0\s+0\s+0\s+-\s+yes\s+-`) ||
 		!regexpLine(out, `acme\s+0\s+0\s+0\s+0\s+0\s+30\.0/m\s+-`) || !regexpLine(out, `mx.x.test\s+-\s+10\s+0\s+0\s+100/s\s+-`) {
 		t.Errorf("summary (%d):\n%s", code, out)
+	}
+	if !strings.Contains(out, "3 corrupt message(s) quarantined in the spool (gannet queue inspect ID): bad1 bad2 and 1 more\n") {
+		t.Errorf("summary without the corrupt messages:\n%s", out)
+	}
+	out, _, code = runCLI("queue", "inspect", "bad1", api)
+	if code != 0 || !regexpLine(out, `State\s+corrupt, quarantined \S+: not delivered, not bounced`) ||
+		!regexpLine(out, `Corrupt\s+index \(its index entry does not decode\)`) || !regexpLine(out, `Raw size\s+29 bytes`) ||
+		!regexpLine(out, `Reason\s+queue: corrupt spool record: metadata version 7`) || !strings.Contains(out, "The envelope is not known") {
+		t.Errorf("inspect of a corrupt index entry (%d):\n%s", code, out)
+	}
+	out, _, code = runCLI("queue", "inspect", "bad2", api)
+	if code != 0 || !regexpLine(out, `Corrupt\s+record \(its body record does not read back; the body is lost\)`) ||
+		!regexpLine(out, `Raw size\s+812 bytes`) || !regexpLine(out, `b@y.test\s+pending\s+1\s+-\s+-\s+-`) || !regexpLine(out, `Sender\s+s@src.test`) {
+		t.Errorf("inspect of a corrupt body record (%d):\n%s", code, out)
 	}
 	out, _, code = runCLI("queue", "inspect", "m1", api, "-body", "-key", "k1")
 	if code != 0 || !regexpLine(out, `a@x.test\s+pending \(held\)\s+2\s+-\s+-\s+451 4.3.0 later`) || !strings.HasSuffix(out, "\nSubject: hi\r\n\r\nbody\r\n") {

@@ -21,6 +21,8 @@
 //     gannet_connections_opened_total (both directions).
 //   - GannetDomainConnectionsHigh: gannet_domain_connections above 20 for
 //     one domain.
+//   - GannetSpoolCorrupt: gannet_spool_corrupt_total increased in the last
+//     hour (a message quarantined as corrupt: never delivered or bounced).
 //
 // The ratio alerts wait for at least 100 attempts (or connections) in their
 // 10 minute window.

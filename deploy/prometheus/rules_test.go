@@ -32,7 +32,7 @@ func TestRulesCheck(t *testing.T) {
 	if err != nil {
 		t.Fatalf("promtool check rules: %v\n%s", err, out)
 	}
-	if !strings.Contains(string(out), "SUCCESS: 6 rules found") {
+	if !strings.Contains(string(out), "SUCCESS: 7 rules found") {
 		t.Errorf("promtool check rules: %s", out)
 	}
 }

@@ -7,10 +7,13 @@
 // same endpoint:
 //
 //	GET    /api/admin/queue-summary/v1           totals; per scheduled queue, domain, tenant, campaign and site:
-//	                                             scheduled, ready, in flight, held, effective rate, suspended
-//	GET    /api/admin/inspect-message/v1?id=ID   envelope, recipients with state/attempts/last reply, attempts,
-//	       [&want_body=true]                     due, created, size, tenant, campaign, priority, sites; the
-//	                                             message ("data") and its header section ("headers") from the spool
+//	                                             scheduled, ready, in flight, held, effective rate, suspended;
+//	                                             the corrupt messages quarantined (totals.corrupt, corrupt_ids)
+//	GET    /api/admin/inspect-message/v1?id=ID   state ("queued"), envelope, recipients with state/attempts/last
+//	       [&want_body=true]                     reply, attempts, due, created, size, tenant, campaign, priority,
+//	                                             sites; the message ("data") and its header section ("headers")
+//	                                             from the spool. A quarantined message: state "corrupt", corrupt
+//	                                             {kind, reason, raw_size, quarantined}, the envelope if known
 //	POST   /api/admin/bounce/v1                  {domain, campaign, tenant, site, reason, duration|expires}
 //	                                             → {id, bounced{queue: n}, total_bounced}
 //	GET    /api/admin/bounce/v1                  the bounces in force
@@ -40,6 +43,17 @@
 // at once and, while in force, bounces matching mail as it comes due; a
 // suspension holds matching mail unattempted until it ends, and resuming
 // makes the held mail due at once.
+//
+// Corrupt messages: the spool takes out a message whose index entry does
+// not decode (kind "index", found when the queue loads) or whose body
+// record does not read back (kind "record", found when delivery reads it),
+// and keeps a record of it (queue/quarantine.go). Inspect answers for such
+// an id from that record: state "corrupt", why, the size of what is bad,
+// and — for a record — the envelope as the index had it (never a body,
+// which is lost; want_body is ignored). The summary counts them and lists
+// the first MaxCorruptIDs ids. They are the operator's: a tenant's key sees
+// its own "record" messages in inspect, no "index" ones (their tenant is
+// not known), and no count in the summary.
 //
 // Authority: requests have passed httpapi's gate (trusted host or API
 // key). A caller whose API key is bound to a tenant is an operator of that

@@ -36,6 +36,13 @@ type Bodies interface {
 	Body(m *queue.Message) ([]byte, error)
 }
 
+// Quarantine reads the spool's record of the messages it took out because
+// they are corrupt (*queue.Spool).
+type Quarantine interface {
+	Quarantined(id string) (queue.Corruption, bool, error)
+	QuarantinedIDs(limit int) ([]string, int, error)
+}
+
 // Defaults of Options.
 const (
 	DefaultBounceDuration  = 5 * time.Minute
@@ -47,6 +54,9 @@ const (
 type Options struct {
 	Loop  Loop   // required
 	Spool Bodies // for want_body; nil: no bodies
+	// Quarantine shows corrupt messages in inspect and the summary; nil:
+	// none are shown.
+	Quarantine Quarantine
 	// TenantRate returns a tenant's max_message_rate per second (0:
 	// unlimited), shown in the summary. Nil: none.
 	TenantRate func(tenant string) float64

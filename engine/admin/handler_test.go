@@ -84,7 +84,13 @@ type world struct {
 
 func newWorld(t testing.TB) *world {
 	t.Helper()
-	sp, err := queue.Open(queue.Options{Dir: t.TempDir(), Compression: "none", MinFreeBytes: -1})
+	return newWorldAt(t, t.TempDir())
+}
+
+// newWorldAt is newWorld with the spool in dir.
+func newWorldAt(t testing.TB, dir string) *world {
+	t.Helper()
+	sp, err := queue.Open(queue.Options{Dir: dir, Compression: "none", MinFreeBytes: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +105,7 @@ func newWorld(t testing.TB) *world {
 		sp.Close()
 	})
 	n := 0
-	h := New(Options{Loop: w.loop, Spool: sp, TenantRate: func(t string) float64 {
+	h := New(Options{Loop: w.loop, Spool: sp, Quarantine: sp, TenantRate: func(t string) float64 {
 		if t == "acme" {
 			return 2
 		}

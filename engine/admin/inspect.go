@@ -11,6 +11,8 @@ import (
 )
 
 // inspectMessage: GET /api/admin/inspect-message/v1?id=ID[&want_body=true].
+// A message the spool quarantined is answered from its quarantine record
+// (inspectCorrupt), before the loop is asked.
 func (h *handler) inspectMessage(w http.ResponseWriter, r *http.Request, c caller) *apiError {
 	q := r.URL.Query()
 	id := strings.TrimSpace(q.Get("id"))
@@ -25,42 +27,39 @@ func (h *handler) inspectMessage(w http.ResponseWriter, r *http.Request, c calle
 	default:
 		return fail(http.StatusUnprocessableEntity, "want_body: want true or false")
 	}
+	if h.opts.Quarantine != nil {
+		qc, ok, err := h.opts.Quarantine.Quarantined(id)
+		if err != nil {
+			h.log.Error("admin inspect: reading the spool's quarantine", "id", id, "err", err)
+			return fail(http.StatusInternalServerError, "cannot read the spool's quarantine")
+		}
+		if ok {
+			return h.inspectCorrupt(w, qc, c)
+		}
+	}
 	info, ok := h.opts.Loop.Inspect(r.Context(), id)
 	if !ok || !c.owns(info.Message.Tenant) {
 		// Another tenant's message is as unknown as a delivered one.
 		return fail(http.StatusNotFound, "no queued message with id %q", id)
 	}
 	m := &info.Message
-	out := InspectMessageV1{ID: m.ID, Message: MessageInformation{
-		Sender:      m.From,
-		Recipient:   make([]string, 0, len(m.Recipients)),
-		Recipients:  make([]RecipientInfo, 0, len(m.Recipients)),
-		NumAttempts: m.Attempts,
-		Created:     m.Created,
-		Size:        m.Size,
-		Tenant:      m.Tenant,
-		Campaign:    m.Campaign,
-		Priority:    m.Priority,
-		Meta:        map[string]any{"tenant": m.Tenant, "campaign": m.Campaign, "priority": m.Priority},
-	}}
+	out := InspectMessageV1{ID: m.ID, State: StateQueued, Message: messageInformation(m)}
 	if !m.NextDue.IsZero() {
 		t := m.NextDue
 		out.Message.Due = &t
 	}
-	for _, rc := range m.Recipients {
-		d := mailaddr.Domain(rc.Addr)
-		ri := RecipientInfo{Email: rc.Addr, State: rc.State.String(), Attempts: rc.Attempts, LastReply: rc.LastReply, Domain: d}
-		if rc.State == queue.Pending {
-			ri.Site = info.Sites[d]
-			if t, ok := info.Due[d]; ok {
-				t := t
-				ri.NextDue = &t
-			}
-			ri.Held = slices.Contains(info.Held, d)
-			ri.InFlight = slices.Contains(info.InFlight, d)
+	for i := range out.Message.Recipients {
+		ri := &out.Message.Recipients[i]
+		if m.Recipients[i].State != queue.Pending {
+			continue
 		}
-		out.Message.Recipient = append(out.Message.Recipient, rc.Addr)
-		out.Message.Recipients = append(out.Message.Recipients, ri)
+		ri.Site = info.Sites[ri.Domain]
+		if t, ok := info.Due[ri.Domain]; ok {
+			t := t
+			ri.NextDue = &t
+		}
+		ri.Held = slices.Contains(info.Held, ri.Domain)
+		ri.InFlight = slices.Contains(info.InFlight, ri.Domain)
 	}
 	if wantBody {
 		if h.opts.Spool == nil {
@@ -77,6 +76,49 @@ func (h *handler) inspectMessage(w http.ResponseWriter, r *http.Request, c calle
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// inspectCorrupt answers inspect for a quarantined message: state
+// "corrupt", why, and the envelope when the spool kept it (a corrupt body
+// record); never a body, which is lost. A tenant's key sees only its own
+// message, and never one whose index entry is unreadable (its tenant is
+// not known).
+func (h *handler) inspectCorrupt(w http.ResponseWriter, qc queue.Corruption, c caller) *apiError {
+	if c.tenant != "" && (qc.Message == nil || !c.owns(qc.Message.Tenant)) {
+		return fail(http.StatusNotFound, "no queued message with id %q", qc.ID)
+	}
+	out := InspectMessageV1{ID: qc.ID, State: StateCorrupt, Corrupt: &CorruptInfo{
+		Kind: qc.Kind.String(), Reason: qc.Reason, RawSize: qc.Size, Quarantined: qc.At}}
+	if qc.Message != nil {
+		out.Message = messageInformation(qc.Message)
+	} else {
+		out.Message = messageInformation(&queue.Message{ID: qc.ID})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// messageInformation is what the index says of m: its envelope and each
+// recipient's state (where a pending one is routed is the caller's to add).
+func messageInformation(m *queue.Message) MessageInformation {
+	mi := MessageInformation{
+		Sender:      m.From,
+		Recipient:   make([]string, 0, len(m.Recipients)),
+		Recipients:  make([]RecipientInfo, 0, len(m.Recipients)),
+		NumAttempts: m.Attempts,
+		Created:     m.Created,
+		Size:        m.Size,
+		Tenant:      m.Tenant,
+		Campaign:    m.Campaign,
+		Priority:    m.Priority,
+		Meta:        map[string]any{"tenant": m.Tenant, "campaign": m.Campaign, "priority": m.Priority},
+	}
+	for _, rc := range m.Recipients {
+		mi.Recipient = append(mi.Recipient, rc.Addr)
+		mi.Recipients = append(mi.Recipients, RecipientInfo{Email: rc.Addr, State: rc.State.String(),
+			Attempts: rc.Attempts, LastReply: rc.LastReply, Domain: mailaddr.Domain(rc.Addr)})
+	}
+	return mi
 }
 
 // headerSection returns the header section of a message, up to and

@@ -10,7 +10,17 @@ import (
 // queueSummary: GET /api/admin/queue-summary/v1.
 func (h *handler) queueSummary(w http.ResponseWriter, r *http.Request, c caller) *apiError {
 	s := h.opts.Loop.Summary(c.tenant)
-	writeJSON(w, http.StatusOK, h.summarize(s, c))
+	out := h.summarize(s, c)
+	// The quarantine is the operator's: an index entry that does not
+	// decode belongs to no known tenant.
+	if q := h.opts.Quarantine; q != nil && c.tenant == "" {
+		ids, total, err := q.QuarantinedIDs(MaxCorruptIDs)
+		if err != nil {
+			h.log.Error("admin summary: reading the spool's quarantine", "err", err)
+		}
+		out.Totals.Corrupt, out.CorruptIDs = total, ids
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

@@ -81,6 +81,9 @@ type Totals struct {
 	Counts
 	Suspensions int `json:"suspensions"`
 	Bounces     int `json:"bounces"`
+	// Corrupt counts the messages the spool quarantined because they are
+	// corrupt (not in Messages; left at 0 for a tenant's API key).
+	Corrupt int `json:"corrupt"`
 }
 
 // QueueSummaryV1 answers GET /api/admin/queue-summary/v1.
@@ -91,7 +94,13 @@ type QueueSummaryV1 struct {
 	Tenants   []GroupRow  `json:"tenants"`
 	Campaigns []GroupRow  `json:"campaigns"`
 	Sites     []SiteRow   `json:"sites"` // left out for a tenant's API key
+	// CorruptIDs lists the first MaxCorruptIDs quarantined messages
+	// (lowest ids first) for inspect; left out for a tenant's API key.
+	CorruptIDs []string `json:"corrupt_ids,omitempty"`
 }
+
+// MaxCorruptIDs bounds QueueSummaryV1.CorruptIDs.
+const MaxCorruptIDs = 100
 
 // RecipientInfo is one recipient of an inspected message.
 type RecipientInfo struct {
@@ -124,10 +133,35 @@ type MessageInformation struct {
 	Data        *string         `json:"data,omitempty"`    // want_body: the whole message as spooled
 }
 
+// States of an inspected message (InspectMessageV1.State).
+const (
+	// StateQueued: the message is in the queue; Message says where each
+	// recipient stands.
+	StateQueued = "queued"
+	// StateCorrupt: the spool found the message corrupt and quarantined
+	// it; Corrupt says why. It will not be delivered or bounced. Message
+	// holds the envelope when it is known (kind "record"), and never the
+	// body.
+	StateCorrupt = "corrupt"
+)
+
 // InspectMessageV1 answers GET /api/admin/inspect-message/v1.
 type InspectMessageV1 struct {
 	ID      string             `json:"id"`
+	State   string             `json:"state"` // StateQueued or StateCorrupt
 	Message MessageInformation `json:"message"`
+	Corrupt *CorruptInfo       `json:"corrupt,omitempty"` // StateCorrupt only
+}
+
+// CorruptInfo says why the spool quarantined a message (queue.Corruption).
+type CorruptInfo struct {
+	// Kind is "index" (its index entry does not decode: nothing of the
+	// message is known for sure) or "record" (its body record does not
+	// read back: the envelope is known, the body is lost).
+	Kind        string    `json:"kind"`
+	Reason      string    `json:"reason"`
+	RawSize     int64     `json:"raw_size"`    // bytes of the bad index value or body record
+	Quarantined time.Time `json:"quarantined"` // when the spool took it out
 }
 
 // RuleRequest is the body of POST /api/admin/bounce/v1 and

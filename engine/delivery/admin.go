@@ -427,6 +427,10 @@ func (l *Loop) sweepOne(ms *msgState, r *adminRule, sel *Selector, rep smtpwire.
 		return
 	}
 	ms.mu.Lock()
+	if ms.corrupt { // quarantined: nothing of it is pending any more
+		ms.mu.Unlock()
+		return
+	}
 	// A packed message is looked at in scratch first, and unpacked only
 	// when something in it matches.
 	var scratch queue.Message

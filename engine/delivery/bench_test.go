@@ -20,6 +20,7 @@ type countingStore struct {
 
 func (s *countingStore) Body(*queue.Message) ([]byte, error) { return s.body, nil }
 func (s *countingStore) Update(*queue.Message) error         { return nil }
+func (s *countingStore) Quarantine(string) error             { return queue.ErrNotCorrupt }
 func (s *countingStore) Remove(string) error {
 	s.mu.Lock()
 	s.removed++

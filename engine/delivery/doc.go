@@ -52,6 +52,12 @@
 // Records are written after the spool update, so a crash in between can
 // repeat an attempt (at-least-once delivery) but never lose one.
 //
+// A message whose body the spool cannot read back (Store.Body fails with
+// queue.ErrCorrupt: a torn or damaged record) is not retried: the spool
+// quarantines it (Store.Quarantine) and the loop forgets it, with no
+// record and no bounce (Loop.quarantine); the engine logs and counts it
+// and the admin API shows it as corrupt. Other read errors are transient.
+//
 // Stop stops taking work, lets the transactions in flight finish (or
 // aborts them when its context ends: their recipients stay pending), and
 // closes the Transport. Everything not delivered is in the spool; at the

@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"sort"
 	"strings"
@@ -24,21 +25,44 @@ type memStore struct {
 	saved   map[string]queue.Message // last Update
 	removed map[string]int
 	reads   int
+	// corrupt bodies fail with queue.ErrCorrupt; quarantined counts the
+	// Quarantine calls that took a message out; intact makes Quarantine
+	// answer queue.ErrNotCorrupt although Body failed.
+	corrupt     map[string]bool
+	quarantined map[string]int
+	intact      bool
 }
 
 func newMemStore() *memStore {
-	return &memStore{bodies: map[string][]byte{}, saved: map[string]queue.Message{}, removed: map[string]int{}}
+	return &memStore{bodies: map[string][]byte{}, saved: map[string]queue.Message{}, removed: map[string]int{},
+		corrupt: map[string]bool{}, quarantined: map[string]int{}}
 }
 
 func (s *memStore) Body(m *queue.Message) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.reads++
+	if s.corrupt[m.ID] {
+		return nil, fmt.Errorf("message %s: %w: checksum mismatch", m.ID, queue.ErrCorrupt)
+	}
 	b, ok := s.bodies[m.ID]
 	if !ok {
 		return nil, errors.New("no such body")
 	}
 	return b, nil
+}
+
+func (s *memStore) Quarantine(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.intact || !s.corrupt[id]:
+		return fmt.Errorf("queue: quarantine %s: %w", id, queue.ErrNotCorrupt)
+	case s.quarantined[id] > 0:
+		return fmt.Errorf("queue: quarantine %s: %w", id, queue.ErrNotFound)
+	}
+	s.quarantined[id]++
+	return nil
 }
 
 func (s *memStore) Update(m *queue.Message) error {

@@ -531,6 +531,11 @@ func ruleBounceReply(r smtpwire.Reply) smtpwire.Reply {
 func (l *Loop) deliver(q *readyQueue, it *workItem) {
 	ms := it.ms
 	ms.mu.Lock()
+	if ms.corrupt {
+		ms.items--
+		ms.mu.Unlock()
+		return
+	}
 	m := ms.msg(l.packer)
 	env := &outbound.Envelope{From: m.From}
 	idx := make([]int, 0, len(it.rcpts))
@@ -548,6 +553,9 @@ func (l *Loop) deliver(q *readyQueue, it *workItem) {
 		return
 	}
 	body, err := l.opts.Store.Body(&snapshot)
+	if errors.Is(err, queue.ErrCorrupt) && l.quarantine(it, err) {
+		return
+	}
 	var out outbound.Outcome
 	if err != nil {
 		l.log.Error("delivery: reading message body", "id", m.ID, "err", err)
@@ -572,6 +580,32 @@ func (l *Loop) deliver(q *readyQueue, it *workItem) {
 		}
 	}
 	l.apply(it, idx, out)
+}
+
+// quarantine drops a message whose body the spool cannot read back
+// (torn, failing its checksum, not decompressing): the spool takes it out
+// (Store.Quarantine; the engine logs and counts it, and the admin API shows
+// it as corrupt), and the loop forgets it and drops its other work items as
+// they come. No record is written and no bounce sent, since what the
+// message says is not known for sure (Postfix's "corrupt" queue does the
+// same). It reports false when the spool did not take the message out
+// (the record reads back intact, or the index cannot be written): the
+// attempt then counts as a transient failure and is retried.
+func (l *Loop) quarantine(it *workItem, cause error) bool {
+	ms := it.ms
+	if err := l.opts.Store.Quarantine(ms.id); err != nil && !errors.Is(err, queue.ErrNotFound) {
+		if !errors.Is(err, queue.ErrNotCorrupt) { // that one needs no word: the next attempt reads it
+			l.log.Error("delivery: the spool did not quarantine a message it could not read",
+				"id", ms.id, "err", err, "read_err", cause)
+		}
+		return false
+	}
+	ms.mu.Lock()
+	ms.corrupt = true
+	ms.items--
+	ms.mu.Unlock()
+	l.forget(ms)
+	return true
 }
 
 // Stop stops taking new work (Enqueue fails, nothing more becomes due or

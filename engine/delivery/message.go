@@ -27,12 +27,16 @@ import (
 // outside mu so that the hot paths (admin rules, egress choice, tenant
 // rates, ready-queue lane) read them without unpacking.
 type msgState struct {
-	mu     sync.Mutex
-	id     string
-	env    *msgEnv        // tenant and campaign, shared between messages
-	high   bool           // Priority > 0
-	m      *queue.Message // nil while packed
-	packed queue.Packed
+	mu   sync.Mutex
+	id   string
+	env  *msgEnv // tenant and campaign, shared between messages
+	high bool    // Priority > 0
+	// corrupt is set (under mu) when the spool has quarantined the message
+	// because its body cannot be read back: its other work items are
+	// dropped as they come (Loop.quarantine).
+	corrupt bool
+	m       *queue.Message // nil while packed
+	packed  queue.Packed
 	// items counts the work items scheduled, ready or in flight; while the
 	// whole message is scheduled (not yet split), its destination domains.
 	items int

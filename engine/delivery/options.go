@@ -21,6 +21,11 @@ type Store interface {
 	Update(m *queue.Message) error
 	// Remove drops a message whose every recipient is final.
 	Remove(id string) error
+	// Quarantine takes out a message whose Body reported queue.ErrCorrupt
+	// (see queue.Spool.Quarantine): nil when it is out, an error wrapping
+	// queue.ErrNotFound when it is not in the spool (any more), one
+	// wrapping queue.ErrNotCorrupt when it reads back intact.
+	Quarantine(id string) error
 }
 
 // Router resolves a destination domain to its MX route (*resolver.Resolver

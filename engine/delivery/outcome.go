@@ -40,6 +40,12 @@ func (l *Loop) apply(it *workItem, idx []int, out outbound.Outcome) {
 	var retryAt time.Time
 
 	ms.mu.Lock()
+	if ms.corrupt {
+		// Quarantined while this item was on its way: nothing to record.
+		ms.items--
+		ms.mu.Unlock()
+		return
+	}
 	m := ms.msg(l.packer)
 	if len(idx) > 0 {
 		m.Attempts++

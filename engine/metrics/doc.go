@@ -33,7 +33,10 @@
 //
 // Bounce classes are a fixed vocabulary and need no cap:
 // gannet_bounces_total{class} (bounces and expirations) and
-// gannet_transient_failures_by_class_total{class}.
+// gannet_transient_failures_by_class_total{class}. So are the kinds of
+// gannet_spool_corrupt_total{kind="index|record"}, messages the spool
+// quarantined because they are corrupt (queue/quarantine.go); both series
+// exist from the start, at 0, so that an alert sees the first one.
 // gannet_connections_opened_total{direction} is the denominator of the TLS
 // failure ratio the alert rules (deploy/prometheus) use.
 //

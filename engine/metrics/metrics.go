@@ -49,6 +49,12 @@ type Metrics struct {
 	SpoolCommit       *vm.PrometheusHistogram // gannet_spool_commit_seconds: time to make a message durable
 	LogRecordsDropped *vm.Counter             // gannet_log_records_dropped_total: log records lost because the log writer fell behind
 
+	// gannet_spool_corrupt_total{kind}: messages the spool found corrupt
+	// and quarantined, by where (queue.CorruptKind): an index value that
+	// does not decode, or a body record that does not read back.
+	SpoolCorruptIndex  *vm.Counter // kind="index"
+	SpoolCorruptRecord *vm.Counter // kind="record"
+
 	ConnectionsOpenedIn  *vm.Counter // gannet_connections_opened_total{direction="in"}: connections accepted
 	ConnectionsOpenedOut *vm.Counter // gannet_connections_opened_total{direction="out"}: outbound sessions established
 
@@ -89,6 +95,8 @@ func New() *Metrics {
 	m.ConnectionsOut = s.NewGauge(`gannet_connections{direction="out"}`, nil)
 	m.SpoolCommit = s.NewPrometheusHistogramExt("gannet_spool_commit_seconds", spoolCommitBuckets())
 	m.LogRecordsDropped = s.NewCounter("gannet_log_records_dropped_total")
+	m.SpoolCorruptIndex = s.NewCounter(`gannet_spool_corrupt_total{kind="index"}`)
+	m.SpoolCorruptRecord = s.NewCounter(`gannet_spool_corrupt_total{kind="record"}`)
 	s.NewGauge(`gannet_queue_depth{queue="scheduled"}`, func() float64 { return call(&m.scheduled) })
 	s.NewGauge(`gannet_queue_depth{queue="ready"}`, func() float64 { return call(&m.ready) })
 	m.ConnectionsOpenedIn = s.NewCounter(`gannet_connections_opened_total{direction="in"}`)
@@ -150,6 +158,16 @@ func (m *Metrics) Received(listener string) *vm.Counter {
 	return c
 }
 
+// SpoolCorrupt returns the gannet_spool_corrupt_total counter of kind
+// "index" or "record" (queue.CorruptKind.String); any other kind counts as
+// "record", the kind of everything that is not an index value.
+func (m *Metrics) SpoolCorrupt(kind string) *vm.Counter {
+	if kind == "index" {
+		return m.SpoolCorruptIndex
+	}
+	return m.SpoolCorruptRecord
+}
+
 // Connections returns ConnectionsIn or ConnectionsOut for In or Out.
 func (m *Metrics) Connections(direction string) *vm.Gauge {
 	if direction == Out {
@@ -202,6 +220,8 @@ func help(family string) string {
 		return "Time to make a message durable in the spool."
 	case "gannet_log_records_dropped_total":
 		return "Log records lost because the log writer could not keep up."
+	case "gannet_spool_corrupt_total":
+		return "Messages found corrupt in the spool and quarantined: an index entry that does not decode (index) or a body record that does not read back (record)."
 	case "gannet_connections_opened_total":
 		return "SMTP connections accepted (in) or outbound sessions established (out)."
 	case "gannet_bounces_total":
