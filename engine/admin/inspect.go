@@ -1,12 +1,12 @@
 package admin
 
 import (
-	"bytes"
 	"net/http"
 	"slices"
 	"strings"
 
 	"gannet/mailaddr"
+	"gannet/msgheader"
 	"gannet/queue"
 )
 
@@ -122,16 +122,11 @@ func messageInformation(m *queue.Message) MessageInformation {
 }
 
 // headerSection returns the header section of a message, up to and
-// including the empty line that ends it (RFC 5322 §2.1), or all of it.
+// including the empty line that ends it (RFC 5322 §2.1), or all of it; nil
+// when the message has no header field.
 func headerSection(msg []byte) []byte {
-	if bytes.HasPrefix(msg, []byte("\r\n")) || bytes.HasPrefix(msg, []byte("\n")) {
+	if msgheader.SectionEnd(msg) == 0 {
 		return nil
 	}
-	if i := bytes.Index(msg, []byte("\r\n\r\n")); i >= 0 {
-		return msg[:i+4]
-	}
-	if i := bytes.Index(msg, []byte("\n\n")); i >= 0 {
-		return msg[:i+2]
-	}
-	return msg
+	return msgheader.Section(msg)
 }
