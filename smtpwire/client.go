@@ -105,7 +105,7 @@ func AppendRcpt(dst []byte, to Path) []byte {
 
 // AppendEnvelope appends MAIL FROM, one RCPT TO per recipient and DATA: the
 // command group a client sends in one write to a PIPELINING server (RFC 2920
-// §3.1). Read the replies with TxnReplies.
+// §3.1).
 func AppendEnvelope(dst []byte, from Path, rcpts []Path, opts MailOptions) []byte {
 	dst = AppendMail(dst, from, opts)
 	for _, r := range rcpts {
@@ -128,18 +128,6 @@ func AppendEnvelopeBDAT(dst []byte, from Path, rcpts []Path, opts MailOptions, s
 	return append(dst, " LAST\r\n"...)
 }
 
-// AppendBDAT appends one BDAT chunk (RFC 3030 §2): "BDAT <n>[ LAST]\r\n"
-// followed by the chunk's bytes as they are (no dot-stuffing).
-func AppendBDAT(dst, chunk []byte, last bool) []byte {
-	dst = append(dst, "BDAT "...)
-	dst = strconv.AppendInt(dst, int64(len(chunk)), 10)
-	if last {
-		dst = append(dst, " LAST"...)
-	}
-	dst = append(dst, '\r', '\n')
-	return append(dst, chunk...)
-}
-
 // AppendAuthPlain appends "AUTH PLAIN <base64(\0user\0pass)>\r\n" (RFC 4616,
 // RFC 4954 §4 initial response).
 func AppendAuthPlain(dst []byte, user, pass string) []byte {
@@ -152,72 +140,3 @@ func AppendAuthPlain(dst []byte, user, pass string) []byte {
 	dst = base64.StdEncoding.AppendEncode(dst, cred)
 	return append(dst, '\r', '\n')
 }
-
-// TxnResult holds the replies of one transaction, matched to its commands.
-type TxnResult struct {
-	Mail  Reply
-	Rcpts []Reply // one per recipient, in the order they were sent
-	Data  Reply   // the reply to DATA: 354 to go on
-	Final Reply   // the reply after the body; set by the caller
-}
-
-// AcceptedRcpts returns how many recipients got a 2xx.
-func (t *TxnResult) AcceptedRcpts() int {
-	n := 0
-	for _, r := range t.Rcpts {
-		if r.Positive() {
-			n++
-		}
-	}
-	return n
-}
-
-// SendBody reports whether the body should follow: DATA got 354 and at least
-// one recipient was accepted. When DATA got 354 but no recipient was
-// accepted, the client sends only ".\r\n" (RFC 2920 §3.1) — see DotOnly.
-func (t *TxnResult) SendBody() bool { return t.Data.Code == 354 && t.AcceptedRcpts() > 0 }
-
-// DotOnly reports the odd case of a 354 without an accepted recipient.
-func (t *TxnResult) DotOnly() bool { return t.Data.Code == 354 && t.AcceptedRcpts() == 0 }
-
-// TxnReplies reads the replies to a pipelined MAIL, RCPT… and DATA group in
-// order (RFC 2920 §3.2: the server answers in the order the commands came).
-type TxnReplies struct {
-	Result TxnResult
-	nRcpts int
-	got    int // replies taken so far
-}
-
-// NewTxnReplies expects the replies to MAIL, nRcpts RCPTs and DATA.
-func NewTxnReplies(nRcpts int) *TxnReplies {
-	return &TxnReplies{nRcpts: nRcpts, Result: TxnResult{Rcpts: make([]Reply, 0, nRcpts)}}
-}
-
-// Feed parses the replies in buf. It returns the bytes used and done once the
-// reply to DATA arrived; ErrIncomplete is never returned (n says how far it
-// got), other ParseReply errors are.
-func (t *TxnReplies) Feed(buf []byte) (n int, done bool, err error) {
-	for !t.Done() {
-		r, used, err := ParseReply(buf[n:])
-		if err == ErrIncomplete {
-			return n, false, nil
-		}
-		if err != nil {
-			return n, false, err
-		}
-		n += used
-		switch {
-		case t.got == 0:
-			t.Result.Mail = r
-		case t.got <= t.nRcpts:
-			t.Result.Rcpts = append(t.Result.Rcpts, r)
-		default:
-			t.Result.Data = r
-		}
-		t.got++
-	}
-	return n, true, nil
-}
-
-// Done reports that every expected reply was read.
-func (t *TxnReplies) Done() bool { return t.got == t.nRcpts+2 }
