@@ -71,61 +71,36 @@ func ParseEHLO(r Reply) Extensions {
 	return e
 }
 
-// MailOptions are the MAIL FROM parameters the client sends.
-type MailOptions struct {
-	Size     int64 // SIZE= (RFC 1870); 0: not sent
-	Body8BIT bool  // BODY=8BITMIME (RFC 6152)
-	SMTPUTF8 bool  // SMTPUTF8 (RFC 6531)
+// mailOptions are the MAIL FROM parameters a client transaction sends:
+// only those the server advertised (ClientTxn.Begin chooses them).
+type mailOptions struct {
+	size     int64 // SIZE= (RFC 1870); 0: not sent
+	body8BIT bool  // BODY=8BITMIME (RFC 6152)
+	smtpUTF8 bool  // SMTPUTF8 (RFC 6531)
 }
 
-// AppendMail appends "MAIL FROM:<from>[ SIZE=n][ BODY=8BITMIME][ SMTPUTF8]\r\n".
-// Send only the parameters the server advertised.
-func AppendMail(dst []byte, from Path, opts MailOptions) []byte {
+// appendMail appends "MAIL FROM:<from>[ SIZE=n][ BODY=8BITMIME][ SMTPUTF8]\r\n".
+func appendMail(dst []byte, from Path, opts mailOptions) []byte {
 	dst = append(dst, "MAIL FROM:"...)
 	dst = from.AppendTo(dst)
-	if opts.Size > 0 {
+	if opts.size > 0 {
 		dst = append(dst, " SIZE="...)
-		dst = strconv.AppendInt(dst, opts.Size, 10)
+		dst = strconv.AppendInt(dst, opts.size, 10)
 	}
-	if opts.Body8BIT {
+	if opts.body8BIT {
 		dst = append(dst, " BODY=8BITMIME"...)
 	}
-	if opts.SMTPUTF8 {
+	if opts.smtpUTF8 {
 		dst = append(dst, " SMTPUTF8"...)
 	}
 	return append(dst, '\r', '\n')
 }
 
-// AppendRcpt appends "RCPT TO:<to>\r\n".
-func AppendRcpt(dst []byte, to Path) []byte {
+// appendRcpt appends "RCPT TO:<to>\r\n".
+func appendRcpt(dst []byte, to Path) []byte {
 	dst = append(dst, "RCPT TO:"...)
 	dst = to.AppendTo(dst)
 	return append(dst, '\r', '\n')
-}
-
-// AppendEnvelope appends MAIL FROM, one RCPT TO per recipient and DATA: the
-// command group a client sends in one write to a PIPELINING server (RFC 2920
-// §3.1).
-func AppendEnvelope(dst []byte, from Path, rcpts []Path, opts MailOptions) []byte {
-	dst = AppendMail(dst, from, opts)
-	for _, r := range rcpts {
-		dst = AppendRcpt(dst, r)
-	}
-	return append(dst, "DATA\r\n"...)
-}
-
-// AppendEnvelopeBDAT appends MAIL FROM, one RCPT TO per recipient and the
-// command line "BDAT <size> LAST" of a message sent as one chunk (RFC 3030
-// §2, §4.2 with PIPELINING): the client writes the size bytes of the message
-// right after it, as they are, and reads the MAIL, RCPT and BDAT replies.
-func AppendEnvelopeBDAT(dst []byte, from Path, rcpts []Path, opts MailOptions, size int) []byte {
-	dst = AppendMail(dst, from, opts)
-	for _, r := range rcpts {
-		dst = AppendRcpt(dst, r)
-	}
-	dst = append(dst, "BDAT "...)
-	dst = strconv.AppendInt(dst, int64(size), 10)
-	return append(dst, " LAST\r\n"...)
 }
 
 // AppendAuthPlain appends "AUTH PLAIN <base64(\0user\0pass)>\r\n" (RFC 4616,

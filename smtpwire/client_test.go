@@ -25,30 +25,8 @@ func TestParseEHLO(t *testing.T) {
 	}
 }
 
-func TestAppendEnvelope(t *testing.T) {
-	got := string(AppendEnvelope(nil, Path{"a@b.example"}, []Path{{"c@d.example"}, {"e@f.example"}},
-		MailOptions{Size: 2048, Body8BIT: true, SMTPUTF8: true}))
-	want := "MAIL FROM:<a@b.example> SIZE=2048 BODY=8BITMIME SMTPUTF8\r\nRCPT TO:<c@d.example>\r\nRCPT TO:<e@f.example>\r\nDATA\r\n"
-	if got != want {
-		t.Errorf("got %q\nwant %q", got, want)
-	}
-	if got := string(AppendEnvelope(nil, Path{}, []Path{{"c@d.example"}}, MailOptions{})); got != "MAIL FROM:<>\r\nRCPT TO:<c@d.example>\r\nDATA\r\n" {
-		t.Errorf("null sender: %q", got)
-	}
-	if got := string(AppendEnvelopeBDAT(nil, Path{"a@b.example"}, []Path{{"c@d.example"}}, MailOptions{Body8BIT: true}, 1234)); got != "MAIL FROM:<a@b.example> BODY=8BITMIME\r\nRCPT TO:<c@d.example>\r\nBDAT 1234 LAST\r\n" {
-		t.Errorf("envelope with BDAT: %q", got)
-	}
+func TestAppendAuthPlain(t *testing.T) {
 	if got := string(AppendAuthPlain(nil, "user", "pass")); got != "AUTH PLAIN AHVzZXIAcGFzcw==\r\n" {
 		t.Errorf("AUTH PLAIN: %q", got)
-	}
-}
-
-func BenchmarkAppendEnvelope(b *testing.B) {
-	from := Path{"sender@client.example.test"}
-	rcpts := []Path{{"a@dest.example.test"}, {"b@dest.example.test"}}
-	buf := make([]byte, 0, 512)
-	b.ReportAllocs()
-	for b.Loop() {
-		buf = AppendEnvelope(buf[:0], from, rcpts, MailOptions{Size: 2048, Body8BIT: true})
 	}
 }

@@ -142,7 +142,7 @@ const (
 // keeping its buffers.
 type ClientTxn struct {
 	msg       *ClientMessage
-	opts      MailOptions
+	opts      mailOptions
 	pipelined bool // RFC 2920: the envelope goes in one write
 	bdat      bool // RFC 3030: the body goes with it, as one BDAT LAST chunk
 
@@ -154,7 +154,7 @@ type ClientTxn struct {
 	rcpt       int      // the recipient the next RCPT reply is for: those before it are answered
 
 	rset, mail, data, final Reply
-	rcpts                   []Reply // one per recipient, the first rcpt answered
+	rcpts                   []Reply // one per recipient; rcpts[:rcpt] are answered
 	accepted                int
 
 	answered     bool // any reply came
@@ -200,12 +200,12 @@ func (t *ClientTxn) Begin(msg *ClientMessage, server *Extensions, opts ClientTxn
 		t.done = true
 		return ErrOverServerSize
 	}
-	t.opts = MailOptions{
-		Body8BIT: msg.EightBit && server.EightBitMIME,
-		SMTPUTF8: (utf8Envelope || msg.UTF8Headers) && server.SMTPUTF8,
+	t.opts = mailOptions{
+		body8BIT: msg.EightBit && server.EightBitMIME,
+		smtpUTF8: (utf8Envelope || msg.UTF8Headers) && server.SMTPUTF8,
 	}
 	if server.Size > 0 {
-		t.opts.Size = msg.Size
+		t.opts.size = msg.Size
 	}
 	t.pipelined = server.Pipelining
 	t.bdat = t.pipelined && server.Chunking && !opts.NoChunking && msg.CRLFClean
@@ -221,9 +221,9 @@ func (t *ClientTxn) Begin(msg *ClientMessage, server *Extensions, opts ClientTxn
 			t.expect = replyToRSET
 			t.pending++
 		}
-		t.out = AppendMail(t.out, msg.From, t.opts)
+		t.out = appendMail(t.out, msg.From, t.opts)
 		for _, r := range msg.Rcpts {
-			t.out = AppendRcpt(t.out, r)
+			t.out = appendRcpt(t.out, r)
 		}
 		if t.bdat {
 			t.out = append(t.out, "BDAT "...)
@@ -420,12 +420,12 @@ func (t *ClientTxn) command(line string, expect txnReply) {
 }
 
 func (t *ClientTxn) sendMail() {
-	t.out = AppendMail(t.out[:0], t.msg.From, t.opts)
+	t.out = appendMail(t.out[:0], t.msg.From, t.opts)
 	t.await(replyToMAIL)
 }
 
 func (t *ClientTxn) sendRcpt() {
-	t.out = AppendRcpt(t.out[:0], t.msg.Rcpts[t.rcpt])
+	t.out = appendRcpt(t.out[:0], t.msg.Rcpts[t.rcpt])
 	t.await(replyToRCPT)
 }
 
