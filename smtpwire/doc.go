@@ -1,8 +1,9 @@
 // Package smtpwire is Gannet's SMTP protocol with no I/O: the command and
 // path parsers, replies and their parser, the DATA dot codec, the server
-// session state machine and the client's pipelined-transaction helpers. It
-// imports the standard library and mailaddr (domains) only, never blocks and never reads a clock,
-// so it runs inside gnet event loops and is tested by feeding bytes.
+// session state machine and the client transaction state machine. It
+// imports the standard library and mailaddr (domains) only, never blocks and
+// never reads a clock, so it runs inside gnet event loops and is tested by
+// feeding bytes.
 //
 // # Server session: bytes in, events and reply bytes out
 //
@@ -53,10 +54,33 @@
 // buffered (RFC 3207 §5, CVE-2011-0411), handshakes and calls TLSStarted,
 // which forgets EHLO, AUTH and the transaction.
 //
-// # Client side
+// # Client side: envelope in, commands out; replies in, outcomes out
 //
-// AppendEnvelope builds the MAIL/RCPT/DATA group a client pipelines,
-// AppendDotStuffed the body, ParseReply reads replies incrementally,
-// TxnReplies matches them to the commands, and ParseEHLO reads the
-// extensions.
+// ParseEHLO reads a server's extensions. ClientTxn is the client half of
+// one mail transaction (RFC 5321 §3.3), shaped like the server session: the
+// host (engine/outbound) owns the socket and the clock, the transaction owns
+// the protocol. Begin takes the message (ClientMessage: the envelope, the
+// size and what the content needs) and the server's Extensions, and
+// chooses: the MAIL parameters the server offers (SIZE, BODY=8BITMIME,
+// SMTPUTF8); with PIPELINING the whole envelope in one write (RFC 2920
+// §3.1), and with CHUNKING as well the message as one BDAT LAST chunk in
+// that write (RFC 3030 §2, §4.2) when the body is CRLF-clean and the host's
+// policy allows; RSET first when the host says its connection needs it.
+// It refuses, before anything is sent, a message whose envelope needs
+// SMTPUTF8 from a server without it (RFC 6531 §3.4) or that is larger than
+// the server's SIZE (RFC 1870 §6).
+//
+// Send returns what to write next: command bytes, followed by the body
+// dot-stuffed (after a 354) or as it is (after BDAT LAST), or a lone "."
+// for a server that answered DATA with 354 when no recipient was left
+// (RFC 2920 §3.1). Feed takes the server's bytes and reads one reply per
+// call as the answer to the oldest command not yet answered (RFC 2920
+// §3.2); a 421 means the server is closing (RFC 5321 §3.8), and pipelined
+// replies still outstanding count as that 421. Once Settled, Outcome gives
+// each recipient the reply that decided it and the command that reply
+// answered (its RCPT refusal, the MAIL or DATA refusal, the reply to the
+// message, a 421 to the opening RSET, or nothing when the server closed
+// before its RCPT was sent); Closing, NeedsRSET and Replayable say what the
+// connection is good for next. The transcripts in testdata/client play
+// every kind of transaction with the server's bytes cut at every position.
 package smtpwire

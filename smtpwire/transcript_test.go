@@ -133,7 +133,7 @@ func applyConfig(t *testing.T, c *ServerConfig, kvs []string, path string, line 
 }
 
 // unescape turns \r \n \t \\ and \xHH into bytes.
-func unescape(t *testing.T, s, path string, line int) []byte {
+func unescape(t testing.TB, s, path string, line int) []byte {
 	var b []byte
 	for i := 0; i < len(s); i++ {
 		if s[i] != '\\' || i+1 == len(s) {
@@ -401,24 +401,32 @@ func TestTranscripts(t *testing.T) {
 				}
 				return true
 			}
-			if !check("whole", whole) || !check("bytewise", bytewise) {
-				return
-			}
 			maxLen := 0
 			for _, op := range tr.ops {
 				maxLen = max(maxLen, len(op.flight))
 			}
-			for pos := 1; pos < maxLen; pos++ {
-				if !check(fmt.Sprintf("split at %d", pos), splitAt(pos)) {
-					return
-				}
-			}
-			for seed := uint64(1); seed <= 30; seed++ {
-				if !check(fmt.Sprintf("random seed %d", seed), randomSplits(seed)) {
-					return
-				}
-			}
+			forEachSplit(maxLen, check)
 		})
+	}
+}
+
+// forEachSplit calls check with every way a transcript is played: each
+// flight whole, byte by byte, cut in two at every position below maxLen
+// (the longest flight) and cut at random points (fixed seeds). It stops at
+// the first check that fails.
+func forEachSplit(maxLen int, check func(mode string, split splitter) bool) {
+	if !check("whole", whole) || !check("bytewise", bytewise) {
+		return
+	}
+	for pos := 1; pos < maxLen; pos++ {
+		if !check(fmt.Sprintf("split at %d", pos), splitAt(pos)) {
+			return
+		}
+	}
+	for seed := uint64(1); seed <= 30; seed++ {
+		if !check(fmt.Sprintf("random seed %d", seed), randomSplits(seed)) {
+			return
+		}
 	}
 }
 

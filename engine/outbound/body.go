@@ -25,9 +25,10 @@ var (
 // so the usual path copies nothing: it hands slices of the body to the
 // buffered writer — which passes large slices straight to the connection —
 // and inserts the extra dots between them. Only a body with bare CR or LF
-// is converted with smtpwire.AppendDotStuffed into scratch (one copy).
-func writeBody(w *bufio.Writer, body []byte, scratch *[]byte) error {
-	if !cleanCRLF(body) {
+// (crlfClean false: see cleanCRLF) is converted with
+// smtpwire.AppendDotStuffed into scratch (one copy).
+func writeBody(w *bufio.Writer, body []byte, crlfClean bool, scratch *[]byte) error {
+	if !crlfClean {
 		buf := smtpwire.AppendDotStuffed((*scratch)[:0], body)
 		_, err := w.Write(buf)
 		if cap(buf) > maxKeptScratch {

@@ -51,7 +51,7 @@ func FuzzWriteBody(f *testing.F) {
 		var buf bytes.Buffer
 		w := newBufWriter(&buf)
 		var scratch []byte
-		if err := writeBody(w, body, &scratch); err != nil {
+		if err := writeBody(w, body, cleanCRLF(body), &scratch); err != nil {
 			t.Fatal(err)
 		}
 		w.Flush()
@@ -68,7 +68,7 @@ func BenchmarkWriteBody(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		writeBody(w, body, &scratch)
+		writeBody(w, body, cleanCRLF(body), &scratch)
 		w.Flush()
 	}
 }

@@ -47,7 +47,8 @@ type Client struct {
 	idleSince time.Time // when it went back to the pool
 	broken    bool      // I/O error, timeout or 421: never reuse
 	dirty     bool      // a transaction was abandoned mid-way: RSET first
-	scratch   []byte    // command and body buffer, reused
+	scratch   []byte    // EHLO and body buffer, reused
+	txn       smtpwire.ClientTxn
 }
 
 // sessionError is a failure to get a usable session (connect, greeting,

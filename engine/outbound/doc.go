@@ -19,22 +19,34 @@
 //     for that host (the next MX is tried);
 //   - disabled: never.
 //
-// A transaction (RFC 5321 §3.3) sends MAIL, the RCPTs and DATA in one
-// write when the server offers PIPELINING (RFC 2920 §3.1), otherwise one
-// command per reply, and reads the replies in order. Each recipient gets
-// its RCPT reply when refused (5xx bounced, 4xx transient) and the reply to
-// the final "." otherwise. With no recipient accepted the body is not sent;
-// a server that answered DATA with 354 anyway gets a lone "." (RFC 2920
-// §3.1). A lost connection makes every recipient of the transaction
-// transient (451 4.4.2). A 421 anywhere ends the session. The body goes
-// out dot-stuffed (RFC 5321 §4.5.2): a CRLF-clean body — what the spool
-// holds — is written as slices of itself with the extra dots in between,
-// so large bodies are not copied; others go through
+// A transaction (RFC 5321 §3.3) is run by smtpwire.ClientTxn, which holds
+// the protocol: MAIL, the RCPTs and DATA in one write when the server
+// offers PIPELINING (RFC 2920 §3.1), otherwise one command per reply; the
+// message in that same write as one "BDAT <size> LAST" chunk when the
+// server offers CHUNKING too and the body is CRLF-clean (RFC 3030;
+// Options.NoChunking keeps to DATA); RSET first on a connection whose last
+// transaction was abandoned; and what each reply decides. The Client only
+// moves bytes: it writes what the transaction asks for, feeds it the reply
+// bytes its replyReader reads, keeps the deadlines (the command timeout
+// after commands, the data timeout after a body) and turns each
+// recipient's outcome into a Result with statusOf: a refused RCPT, MAIL or
+// DATA reply (5xx bounced, 4xx transient), or the reply to the message. A
+// 2xx that did not answer the message delivers nothing. With no recipient
+// accepted the body is not sent; a server that answered DATA with 354
+// anyway gets a lone "." (RFC 2920 §3.1). A recipient the server closed
+// before reaching (a 421 without PIPELINING) gets a local 451 4.4.2, and a
+// connection lost before the outcomes are settled makes every recipient of
+// the transaction transient (451 4.4.2). A 421 anywhere ends the session.
+// Every 4xx/5xx reply received goes once to Options.OnErrorReply. The body
+// goes out dot-stuffed (RFC 5321 §4.5.2): a CRLF-clean body — what the
+// spool holds — is written as slices of itself with the extra dots in
+// between, so large bodies are not copied; others go through
 // smtpwire.AppendDotStuffed. SMTPUTF8 (RFC 6531) and BODY=8BITMIME
 // (RFC 6152) are declared when the message needs them and the server
 // offers them; a message whose envelope needs SMTPUTF8 bounces with 5.6.7
 // at a server without it, and one larger than the server's SIZE with
-// 552 5.3.4 (RFC 1870).
+// 552 5.3.4 (RFC 1870): smtpwire refuses them, the Client words the local
+// reply.
 //
 // # Pools
 //

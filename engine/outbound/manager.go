@@ -338,7 +338,7 @@ func (m *Manager) Deliver(ctx context.Context, route *resolver.Route, env *Envel
 	if err := p.rate.Wait(ctx); err != nil {
 		return failAll(451, "4.4.5", "delivery cancelled while waiting for the site's message rate")
 	}
-	tx := newTxInfo(env)
+	msg := newClientMessage(env)
 
 	// First the pooled connections. One that the server has closed in the
 	// meantime fails before any reply, and the transaction moves on to the
@@ -352,19 +352,19 @@ func (m *Manager) Deliver(ctx context.Context, route *resolver.Route, env *Envel
 			return failAll(451, "4.4.5", "delivery cancelled while waiting for a connection")
 		}
 		if c == nil {
-			return m.deliverNew(ctx, p, route, env, tx, out)
+			return m.deliverNew(ctx, p, route, env, msg, out)
 		}
-		res, retry := c.send(ctx, env, tx)
+		res, retry := c.send(ctx, env, msg)
 		o := m.outcome(c, res, "")
 		p.release(c, !retry)
 		if !retry {
 			return o
 		}
 	}
-	return m.deliverNewAcquire(ctx, p, route, env, tx, out)
+	return m.deliverNewAcquire(ctx, p, route, env, msg, out)
 }
 
-func (m *Manager) deliverNewAcquire(ctx context.Context, p *sitePool, route *resolver.Route, env *Envelope, tx *txInfo, out Outcome) Outcome {
+func (m *Manager) deliverNewAcquire(ctx context.Context, p *sitePool, route *resolver.Route, env *Envelope, msg *smtpwire.ClientMessage, out Outcome) Outcome {
 	for {
 		c, err := p.acquire(ctx)
 		if err != nil {
@@ -372,7 +372,7 @@ func (m *Manager) deliverNewAcquire(ctx context.Context, p *sitePool, route *res
 			return out
 		}
 		if c == nil {
-			return m.deliverNew(ctx, p, route, env, tx, out)
+			return m.deliverNew(ctx, p, route, env, msg, out)
 		}
 		// An idle connection appeared; closing it frees a slot for a fresh one.
 		p.release(c, false)
@@ -381,7 +381,7 @@ func (m *Manager) deliverNewAcquire(ctx context.Context, p *sitePool, route *res
 
 // deliverNew opens a session (holding a slot from acquire), with MX
 // failover, and runs the transaction on it.
-func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.Route, env *Envelope, tx *txInfo, out Outcome) Outcome {
+func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.Route, env *Envelope, msg *smtpwire.ClientMessage, out Outcome) Outcome {
 	cands, err := m.candidates(ctx, route)
 	if err != nil || len(cands) == 0 {
 		p.releaseSlot()
@@ -453,7 +453,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 		return out
 	}
 	m.connOpened()
-	res, _ := c.send(ctx, env, tx)
+	res, _ := c.send(ctx, env, msg)
 	o := m.outcome(c, res, strings.Join(notes, "; "))
 	p.release(c, true)
 	return o

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"gannet/resolver"
+	"gannet/smtpwire"
 )
 
 const testBody = "From: a@src.test\r\nTo: b@dst.test\r\nSubject: hi\r\n\r\nHello.\r\n"
@@ -247,6 +248,47 @@ func TestMailAndDataReplies(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A 421 to a RCPT ends the session (RFC 5321 §3.8). Pipelined, the replies
+// still outstanding count as that 421; without PIPELINING the recipients
+// never sent get a local 451 4.4.2. Either way the 421 reaches
+// OnErrorReply once and the connection is not reused.
+func TestServerClosingMidTransaction(t *testing.T) {
+	for _, pipelining := range []bool{true, false} {
+		rx := newTestReceiver(t, "127.0.0.1")
+		rx.Pipelining = pipelining
+		rx.OnRcpt = func(a string) string {
+			if strings.HasPrefix(a, "b@") {
+				return "421 4.3.2 shutting down"
+			}
+			return "250 2.1.5 ok"
+		}
+		rx.Start()
+		var errorReplies atomic.Int32
+		m := newTestManager(t, rx.Addr.Port(), func(o *Options) {
+			o.OnErrorReply = func(smtpwire.Reply) { errorReplies.Add(1) }
+		})
+		o := m.Deliver(context.Background(), routeTo("dst.test", "127.0.0.1"), env(testBody, "a@dst.test", "b@dst.test", "c@dst.test"))
+		wantStatuses(t, o, Transient, Transient, Transient)
+		want := []string{"421 4.3.2 shutting down", "421 4.3.2 shutting down", "421 4.3.2 shutting down"}
+		if !pipelining {
+			want[2] = "451 4.4.2 mx1.dst.test [" + rx.Addr.String() + "] closed the session"
+		}
+		for i, r := range o.Results {
+			if r.Reply.String() != want[i] || r.Local != (want[i][:3] == "451") {
+				t.Errorf("pipelining=%v: %s: %s (local %v), want %s", pipelining, r.Rcpt, r.Reply, r.Local, want[i])
+			}
+		}
+		if n := errorReplies.Load(); n != 1 {
+			t.Errorf("pipelining=%v: %d error replies reported, want 1 (the 421)", pipelining, n)
+		}
+		rx.OnRcpt = nil
+		wantStatuses(t, m.Deliver(context.Background(), routeTo("dst.test", "127.0.0.1"), env(testBody, "d@dst.test")), Delivered)
+		if s, _ := rx.stats(); s != 2 {
+			t.Errorf("pipelining=%v: %d sessions, want 2 (no reuse after 421)", pipelining, s)
+		}
 	}
 }
 
@@ -629,7 +671,7 @@ func TestWriteBodyMatchesAppendDotStuffed(t *testing.T) {
 		var buf bytes.Buffer
 		w := newBufWriter(&buf)
 		var scratch []byte
-		if err := writeBody(w, []byte(b), &scratch); err != nil {
+		if err := writeBody(w, []byte(b), cleanCRLF([]byte(b)), &scratch); err != nil {
 			t.Fatal(err)
 		}
 		w.Flush()

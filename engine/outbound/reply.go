@@ -17,8 +17,11 @@ const maxReplyBytes = 64 << 10
 // reply.
 var errReplyTooLong = errors.New("server reply too long")
 
-// replyReader reads whole replies from a connection. It keeps bytes that
-// arrived past the current reply (pipelined replies) for the next call.
+// replyReader reads server bytes from a connection into a buffer. Whole
+// replies come out of read (the session: greeting, EHLO, STARTTLS, QUIT);
+// a transaction takes the buffered bytes themselves (unread, consume) and
+// parses them with its smtpwire.ClientTxn. Bytes that arrived past what was
+// used (pipelined replies) stay for the next call.
 type replyReader struct {
 	r          io.Reader
 	buf        []byte
@@ -36,40 +39,57 @@ func (rr *replyReader) reset(r io.Reader) {
 // buffered returns how many unread bytes are held.
 func (rr *replyReader) buffered() int { return rr.end - rr.start }
 
+// unread returns the bytes read from the connection and not yet consumed.
+func (rr *replyReader) unread() []byte { return rr.buf[rr.start:rr.end] }
+
+// consume marks the first n unread bytes as used.
+func (rr *replyReader) consume(n int) {
+	rr.start += n
+	if rr.start == rr.end {
+		rr.start, rr.end = 0, 0
+	}
+}
+
+// fill reads more bytes from the connection, making room first; it fails
+// with errReplyTooLong when maxReplyBytes are held and more are wanted.
+func (rr *replyReader) fill() error {
+	if rr.start > 0 {
+		rr.end = copy(rr.buf, rr.buf[rr.start:rr.end])
+		rr.start = 0
+	}
+	if rr.end == len(rr.buf) {
+		if len(rr.buf) >= maxReplyBytes {
+			return errReplyTooLong
+		}
+		nb := make([]byte, 2*len(rr.buf))
+		copy(nb, rr.buf[:rr.end])
+		rr.buf = nb
+	}
+	n, err := rr.r.Read(rr.buf[rr.end:])
+	rr.end += n
+	if n == 0 && err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	return nil
+}
+
 // read returns the next complete reply.
 func (rr *replyReader) read() (smtpwire.Reply, error) {
 	for {
 		if rr.end > rr.start {
-			rep, n, err := smtpwire.ParseReply(rr.buf[rr.start:rr.end])
+			rep, n, err := smtpwire.ParseReply(rr.unread())
 			if err == nil {
-				rr.start += n
-				if rr.start == rr.end {
-					rr.start, rr.end = 0, 0
-				}
+				rr.consume(n)
 				return rep, nil
 			}
 			if !errors.Is(err, smtpwire.ErrIncomplete) {
 				return smtpwire.Reply{}, fmt.Errorf("malformed reply: %w", err)
 			}
 		}
-		if rr.start > 0 {
-			rr.end = copy(rr.buf, rr.buf[rr.start:rr.end])
-			rr.start = 0
-		}
-		if rr.end == len(rr.buf) {
-			if len(rr.buf) >= maxReplyBytes {
-				return smtpwire.Reply{}, errReplyTooLong
-			}
-			nb := make([]byte, 2*len(rr.buf))
-			copy(nb, rr.buf[:rr.end])
-			rr.buf = nb
-		}
-		n, err := rr.r.Read(rr.buf[rr.end:])
-		rr.end += n
-		if n == 0 && err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
+		if err := rr.fill(); err != nil {
 			return smtpwire.Reply{}, err
 		}
 	}
