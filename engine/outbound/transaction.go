@@ -1,11 +1,11 @@
 package outbound
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"time"
 
+	"gannet/msgheader"
 	"gannet/smtpwire"
 )
 
@@ -25,7 +25,7 @@ func newClientMessage(env *Envelope) *smtpwire.ClientMessage {
 	}
 	if !isASCIIBytes(env.Body) {
 		m.EightBit = true
-		m.UTF8Headers = !isASCIIBytes(headerSection(env.Body))
+		m.UTF8Headers = !isASCIIBytes(msgheader.Section(env.Body))
 	}
 	return m
 }
@@ -161,13 +161,4 @@ func setLocal(res []Result, st Status, rep smtpwire.Reply) {
 	for i := range res {
 		res[i].Status, res[i].Reply, res[i].Local = st, rep, true
 	}
-}
-
-// headerSection returns the header of a message: everything up to and
-// including the empty line, or the whole body when it has none.
-func headerSection(body []byte) []byte {
-	if i := bytes.Index(body, []byte("\r\n\r\n")); i >= 0 {
-		return body[:i+4]
-	}
-	return body
 }
