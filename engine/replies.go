@@ -44,11 +44,15 @@ func storageFull(err error) bool {
 }
 
 // spoolReply is the SMTP answer to a message (or a MAIL command) that the
-// spool cannot take because of err: 452 4.3.1 (RFC 3463 §3.4, "mail system
-// full") when storageFull, else 451 4.3.0. It is never a positive reply.
+// relay cannot take because of err: 452 4.3.1 (RFC 3463 §3.4, "mail system
+// full") when storageFull; else the reply err carries (smtpwire.ReplyFor,
+// the one error model), or 451 4.3.0. It is never a positive reply.
 func spoolReply(err error) smtpwire.Reply {
 	if storageFull(err) {
 		return smtpwire.ReplyQueueFull
+	}
+	if r := smtpwire.ReplyFor(err, replyLocalError); !r.Positive() {
+		return r
 	}
 	return replyLocalError
 }

@@ -37,7 +37,7 @@
 // network errors, malformed answers, is transient, 451 4.4.3: "temporary
 // unless known permanent".
 //
-// Failures are *Error values carrying the SMTP code, the enhanced status
+// Failures are *smtpwire.Error values (Gannet's one error model) carrying the SMTP code, the enhanced status
 // code (RFC 3463), generic text for peers and the cause for logs; the
 // causes are sentinel errors (ErrNullMX, ErrNoSuchDomain, …) for errors.Is.
 //

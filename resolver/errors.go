@@ -2,7 +2,8 @@ package resolver
 
 import (
 	"errors"
-	"fmt"
+
+	"gannet/smtpwire"
 )
 
 // Causes of resolution failures. They sit inside an *Error (see Error.Err) and
@@ -33,54 +34,38 @@ var (
 	ErrInvalidDomain = errors.New("invalid domain name")
 )
 
-// Error is a failed resolution. Code and Enhanced are the SMTP reply code and
-// enhanced status code (RFC 3463) that delivery uses when it bounces or
-// defers a message because of it; Message is generic text that is safe to
-// show to a peer; Err is the real cause for the log.
-type Error struct {
-	Domain   string
-	Code     int    // 451, 550 or 556
-	Enhanced string // "4.4.3", "5.1.2", "5.1.10", "5.4.4"
-	Message  string
-	Err      error
-}
+// Failures are *smtpwire.Error values (the one error model): the reply is
+// the SMTP code, enhanced status code (RFC 3463) and generic text naming the
+// domain, safe to show to a peer, that delivery uses when it bounces or
+// defers a message because of the failure; the cause is one of the Err…
+// values above (or a transport error), reachable with errors.Is.
 
-// Error returns "<code> <enhanced> <message>: <domain>: <cause>".
-func (e *Error) Error() string {
-	if e.Err == nil {
-		return fmt.Sprintf("%d %s %s: %s", e.Code, e.Enhanced, e.Message, e.Domain)
+// failure builds the *smtpwire.Error of a failed resolution of domain.
+func failure(code int, enhanced, text, domain string, cause error) *smtpwire.Error {
+	return &smtpwire.Error{
+		Reply: smtpwire.Reply{Code: code, Enhanced: enhanced, Lines: []string{text + ": " + domain}},
+		Cause: cause,
 	}
-	return fmt.Sprintf("%d %s %s: %s: %v", e.Code, e.Enhanced, e.Message, e.Domain, e.Err)
 }
-
-// Unwrap returns the cause so that errors.Is(err, ErrNullMX) works.
-func (e *Error) Unwrap() error { return e.Err }
-
-// Permanent reports whether the failure is final (a 5xx code): the message
-// should bounce instead of being retried.
-func (e *Error) Permanent() bool { return e.Code >= 500 }
-
-// Temporary reports whether a later retry may succeed (a 4xx code).
-func (e *Error) Temporary() bool { return e.Code < 500 }
 
 // transientError is the default: "temporary unless known permanent".
 // 451 4.4.3 is "Directory server failure" (RFC 3463 §3.5).
-func transientError(domain string, cause error) *Error {
-	return &Error{Domain: domain, Code: 451, Enhanced: "4.4.3", Message: "temporary DNS failure", Err: cause}
+func transientError(domain string, cause error) *smtpwire.Error {
+	return failure(451, "4.4.3", "temporary DNS failure", domain, cause)
 }
 
 // noSuchDomainError: 550 5.1.2 "Bad destination system address" (RFC 3463 §3.2).
-func noSuchDomainError(domain string, cause error) *Error {
-	return &Error{Domain: domain, Code: 550, Enhanced: "5.1.2", Message: "destination domain does not exist", Err: cause}
+func noSuchDomainError(domain string, cause error) *smtpwire.Error {
+	return failure(550, "5.1.2", "destination domain does not exist", domain, cause)
 }
 
 // nullMXError: 556 5.1.10 "Recipient address has null MX" (RFC 7505 §4.2, §4.3).
-func nullMXError(domain string) *Error {
-	return &Error{Domain: domain, Code: 556, Enhanced: "5.1.10", Message: "domain does not accept mail", Err: ErrNullMX}
+func nullMXError(domain string) *smtpwire.Error {
+	return failure(556, "5.1.10", "domain does not accept mail", domain, ErrNullMX)
 }
 
 // noRouteError: 550 5.4.4 "Unable to route" (RFC 3463 §3.5), used when every
 // MX host is known not to exist.
-func noRouteError(domain string, cause error) *Error {
-	return &Error{Domain: domain, Code: 550, Enhanced: "5.4.4", Message: "unable to route to domain", Err: cause}
+func noRouteError(domain string, cause error) *smtpwire.Error {
+	return failure(550, "5.4.4", "unable to route to domain", domain, cause)
 }

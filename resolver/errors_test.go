@@ -4,16 +4,18 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+
+	"gannet/smtpwire"
 )
 
 func TestErrorIsErrorsAsFriendly(t *testing.T) {
 	cause := fmt.Errorf("query: %w", ErrServerFailure)
 	var err error = fmt.Errorf("delivery: %w", transientError("a.test", cause))
-	var re *Error
+	var re *smtpwire.Error
 	if !errors.As(err, &re) {
-		t.Fatal("errors.As does not find *Error")
+		t.Fatal("errors.As does not find *smtpwire.Error")
 	}
-	if re.Permanent() || !re.Temporary() || re.Code != 451 || re.Enhanced != "4.4.3" {
+	if re.Permanent() || !re.Temporary() || re.Reply.Code != 451 || re.Reply.Enhanced != "4.4.3" {
 		t.Fatalf("got %+v", re)
 	}
 	if !errors.Is(err, ErrServerFailure) {
@@ -26,7 +28,7 @@ func TestErrorIsErrorsAsFriendly(t *testing.T) {
 	if !n.Permanent() || n.Error() != "556 5.1.10 domain does not accept mail: b.test: domain accepts no mail (null MX, RFC 7505)" {
 		t.Fatalf("null MX error %q", n)
 	}
-	if got := (&Error{Domain: "c.test", Code: 550, Enhanced: "5.1.2", Message: "m"}).Error(); got != "550 5.1.2 m: c.test" {
+	if got := noSuchDomainError("c.test", nil).Error(); got != "550 5.1.2 destination domain does not exist: c.test" {
 		t.Fatalf("Error() without cause = %q", got)
 	}
 }

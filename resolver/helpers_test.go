@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"gannet/resolver/dnstest"
+	"gannet/smtpwire"
 )
 
 // fakeClock is a clock that tests move by hand.
@@ -125,15 +126,15 @@ func newTestResolver(t testing.TB, srv *dnstest.Server, mod ...func(*Config)) (*
 	return r, clk
 }
 
-// asError checks that err is a *Error with the given codes.
-func asError(t *testing.T, err error, code int, enhanced string) *Error {
+// asError checks that err is a *smtpwire.Error with the given codes.
+func asError(t *testing.T, err error, code int, enhanced string) *smtpwire.Error {
 	t.Helper()
-	var re *Error
+	var re *smtpwire.Error
 	if !errors.As(err, &re) {
-		t.Fatalf("error %v (%T) is not a *resolver.Error", err, err)
+		t.Fatalf("error %v (%T) is not a *smtpwire.Error", err, err)
 	}
-	if re.Code != code || re.Enhanced != enhanced {
-		t.Fatalf("error %v: got %d %s, want %d %s", err, re.Code, re.Enhanced, code, enhanced)
+	if re.Reply.Code != code || re.Reply.Enhanced != enhanced {
+		t.Fatalf("error %v: got %d %s, want %d %s", err, re.Reply.Code, re.Reply.Enhanced, code, enhanced)
 	}
 	if re.Permanent() != (code >= 500) {
 		t.Fatalf("error %v: Permanent() = %v for code %d", err, re.Permanent(), code)

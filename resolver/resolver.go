@@ -113,7 +113,7 @@ func New(cfg Config) (*Resolver, error) {
 func (r *Resolver) Nameservers() []string { return slices.Clone(r.transport.servers) }
 
 // Resolve returns the route for mail to domain: its MX hosts by preference
-// with their addresses (RFC 5321 §5.1). Failures are *Error values: null MX
+// with their addresses (RFC 5321 §5.1). Failures are *smtpwire.Error values: null MX
 // (RFC 7505) is 556 5.1.10, a domain that does not exist 550 5.1.2, MX hosts
 // that all do not exist 550 5.4.4; any other failure is transient, 451 4.4.3.
 //

@@ -121,8 +121,12 @@ func (r Reply) Permanent() bool { return r.Code/100 == 5 }
 // Err wraps r and the real cause (for the log) into an *Error.
 func (r Reply) Err(cause error) *Error { return &Error{Reply: r, Cause: cause} }
 
-// Error is a refusal: the Reply that is sent to the peer (generic text) and
-// the cause that goes to the log.
+// Error is Gannet's one error model for anything that ends in an SMTP
+// reply, received or sent, inbound or outbound: the Reply that is sent to the
+// peer or recorded for a recipient (code, enhanced code, generic text) and
+// the cause that goes to the log. The resolver's failures, outbound's session
+// failures and inbound refusals are all *Error values; ReplyFor turns any
+// error into the reply to use.
 type Error struct {
 	Reply Reply
 	Cause error
@@ -136,6 +140,25 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Cause }
+
+// Permanent reports a 5xx reply: the message should bounce, not be retried.
+func (e *Error) Permanent() bool { return e.Reply.Permanent() }
+
+// Temporary reports that a later attempt may succeed: anything but a 5xx
+// ("temporary unless known permanent").
+func (e *Error) Temporary() bool { return !e.Reply.Permanent() }
+
+// ReplyFor is the one way an error becomes a reply: the reply of the first
+// *Error in err's chain, else fallback. Callers pass a transient fallback
+// (4xx), so an error nobody classified is retried, never bounced: temporary
+// unless known permanent.
+func ReplyFor(err error, fallback Reply) Reply {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reply
+	}
+	return fallback
+}
 
 // Errors of ParseReply.
 var (

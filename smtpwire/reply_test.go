@@ -2,6 +2,7 @@ package smtpwire
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 )
@@ -168,5 +169,28 @@ func BenchmarkReplyAppendTo(b *testing.B) {
 	buf := make([]byte, 0, 256)
 	for b.Loop() {
 		buf = ReplyRcptOK.AppendTo(buf[:0])
+	}
+}
+
+func TestReplyFor(t *testing.T) {
+	fallback := Reply{Code: 451, Enhanced: "4.3.0", Lines: []string{"local error"}}
+	perm := Reply{Code: 556, Enhanced: "5.1.10", Lines: []string{"null MX"}}
+	cause := errors.New("cause")
+	wrapped := fmt.Errorf("delivery: %w", &Error{Reply: perm, Cause: cause})
+	if got := ReplyFor(wrapped, fallback); got.Code != 556 || got.Enhanced != "5.1.10" {
+		t.Errorf("ReplyFor(wrapped *Error) = %v", got)
+	}
+	if !errors.Is(wrapped, cause) {
+		t.Error("errors.Is does not reach the cause through *Error")
+	}
+	if got := ReplyFor(errors.New("unknown"), fallback); got.Code != 451 {
+		t.Errorf("ReplyFor(unknown) = %v, want the transient fallback", got)
+	}
+	var e *Error
+	if errors.As(wrapped, &e); !e.Permanent() || e.Temporary() {
+		t.Errorf("5xx: Permanent %v Temporary %v", e.Permanent(), e.Temporary())
+	}
+	if e := (&Error{Reply: fallback}); e.Permanent() || !e.Temporary() {
+		t.Errorf("4xx: Permanent %v Temporary %v", e.Permanent(), e.Temporary())
 	}
 }

@@ -45,7 +45,7 @@
 // max_retry_interval. When the next retry would come after max_retry_age
 // since reception, the recipient expires instead (Expiration record, RFC
 // 5321 §4.5.4.1). DNS failures count as attempts too: a permanent
-// *resolver.Error bounces with its code (null MX 556 5.1.10, NXDOMAIN 550
+// *smtpwire.Error bounces with its code (null MX 556 5.1.10, NXDOMAIN 550
 // 5.1.2), any other error defers with it (451 4.4.3). When every recipient
 // of a message is final, the message is removed from the spool.
 //

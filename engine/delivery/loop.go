@@ -410,19 +410,16 @@ func (l *Loop) connLimit(q *readyQueue) int {
 	return max(1, l.limits(q.source, q.site, q.domain).Connections)
 }
 
-// resolveFailure turns a resolver error into a recipient status and reply:
-// a permanent *resolver.Error bounces with its code (null MX 556 5.1.10,
-// NXDOMAIN 550 5.1.2); anything else is a transient 451 4.4.3.
+// resolveFailure turns a resolver error into a recipient status and reply
+// (smtpwire.ReplyFor): a permanent failure bounces with its code (null MX
+// 556 5.1.10, NXDOMAIN 550 5.1.2); anything else is transient, 451 4.4.3
+// when the error carries no reply.
 func resolveFailure(err error) (outbound.Status, smtpwire.Reply) {
-	var re *resolver.Error
-	if errors.As(err, &re) {
-		rep := smtpwire.Reply{Code: re.Code, Enhanced: re.Enhanced, Lines: []string{re.Message + ": " + re.Domain}}
-		if re.Permanent() {
-			return outbound.Bounced, rep
-		}
-		return outbound.Transient, rep
+	rep := smtpwire.ReplyFor(err, smtpwire.Reply{Code: 451, Enhanced: "4.4.3", Lines: []string{"DNS lookup failed: " + err.Error()}})
+	if rep.Permanent() {
+		return outbound.Bounced, rep
 	}
-	return outbound.Transient, smtpwire.Reply{Code: 451, Enhanced: "4.4.3", Lines: []string{"DNS lookup failed: " + err.Error()}}
+	return outbound.Transient, rep
 }
 
 // work is one of a site's workers: it delivers the site's ready items one

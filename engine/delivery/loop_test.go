@@ -12,6 +12,7 @@ import (
 	"gannet/engine/outbound"
 	"gannet/queue"
 	"gannet/resolver"
+	"gannet/smtpwire"
 )
 
 type harness struct {
@@ -242,8 +243,8 @@ func TestSetRetryAppliesToNextFailure(t *testing.T) {
 
 func TestResolverErrors(t *testing.T) {
 	h := newHarness(t, nil)
-	h.route.errs["null.test"] = &resolver.Error{Domain: "null.test", Code: 556, Enhanced: "5.1.10", Message: "domain does not accept mail", Err: resolver.ErrNullMX}
-	h.route.errs["flaky.test"] = &resolver.Error{Domain: "flaky.test", Code: 451, Enhanced: "4.4.3", Message: "temporary DNS failure"}
+	h.route.errs["null.test"] = &smtpwire.Error{Reply: smtpwire.Reply{Code: 556, Enhanced: "5.1.10", Lines: []string{"domain does not accept mail: null.test"}}, Cause: resolver.ErrNullMX}
+	h.route.errs["flaky.test"] = &smtpwire.Error{Reply: smtpwire.Reply{Code: 451, Enhanced: "4.4.3", Lines: []string{"temporary DNS failure: flaky.test"}}}
 	h.route.errs["weird.test"] = errors.New("something odd")
 	h.loop.Start()
 	h.enqueue(t, newMessage("m1", h.clock.Now(), "a@null.test", "b@flaky.test", "c@weird.test", "nodomain"), "b\r\n")

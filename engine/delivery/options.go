@@ -29,7 +29,7 @@ type Store interface {
 }
 
 // Router resolves a destination domain to its MX route (*resolver.Resolver
-// has it). Errors that are a *resolver.Error carry the reply code to bounce
+// has it). Errors that are a *smtpwire.Error carry the reply code to bounce
 // or defer with.
 type Router interface {
 	Resolve(ctx context.Context, domain string) (*resolver.Route, error)

@@ -52,11 +52,13 @@ type Client struct {
 }
 
 // sessionError is a failure to get a usable session (connect, greeting,
-// EHLO, STARTTLS). The Manager then tries the next address.
+// EHLO, STARTTLS). The Manager then tries the next address. It wraps a
+// smtpwire.Error (the one error model, found by errors.As): its Reply is
+// what the recipients get if no other host works, its Cause what went
+// wrong, for the log.
 type sessionError struct {
-	reply smtpwire.Reply // what the recipients get if no other host works
-	stage string         // "connect", "greeting", "EHLO", "STARTTLS"
-	err   error
+	refusal smtpwire.Error
+	stage   string // "connect", "greeting", "EHLO", "STARTTLS"
 	// tlsFailed: the STARTTLS command or handshake failed; in the
 	// opportunistic modes the Manager retries this address in the clear.
 	tlsFailed bool
@@ -65,13 +67,14 @@ type sessionError struct {
 }
 
 func (e *sessionError) Error() string {
-	if e.err == nil {
-		return e.stage + ": " + e.reply.String()
+	if e.refusal.Cause == nil {
+		return e.stage + ": " + e.refusal.Reply.String()
 	}
-	return e.stage + ": " + e.err.Error()
+	return e.stage + ": " + e.refusal.Cause.Error()
 }
 
-func (e *sessionError) Unwrap() error { return e.err }
+// Unwrap returns the smtpwire.Error, whose Unwrap gives the cause.
+func (e *sessionError) Unwrap() error { return &e.refusal }
 
 // Extensions returns what the server announced in its (last) EHLO reply.
 func (c *Client) Extensions() smtpwire.Extensions { return c.ext }
@@ -94,8 +97,7 @@ func dial(ctx context.Context, cfg *dialConfig, host string, addr netip.AddrPort
 	conn, err := d.DialContext(ctx, "tcp", addr.String())
 	if err != nil {
 		// 4.4.1: "No answer from host" (RFC 3463 §3.5).
-		return nil, &sessionError{stage: "connect", err: err,
-			reply: localReply(451, "4.4.1", fmt.Sprintf("cannot connect to %s [%s]: %s", host, addr, errText(err)))}
+		return nil, &sessionError{stage: "connect", refusal: smtpwire.Error{Reply: localReply(451, "4.4.1", fmt.Sprintf("cannot connect to %s [%s]: %s", host, addr, errText(err))), Cause: err}}
 	}
 	c := &Client{cfg: cfg, conn: conn, host: host, peer: addr, source: cfg.sourceName}
 	c.rr.reset(conn)
@@ -122,8 +124,8 @@ func (c *Client) hello(ctx context.Context, tryTLS bool) *sessionError {
 	if greet.Code != 220 {
 		c.quitQuietly()
 		// The host refused the session (RFC 5321 §3.1); another MX may not.
-		return &sessionError{stage: "greeting", server: greet, reply: localReply(451, "4.4.0",
-			fmt.Sprintf("%s [%s] refused the session: %s", c.host, c.peer, greet.String()))}
+		return &sessionError{stage: "greeting", server: greet, refusal: smtpwire.Error{Reply: localReply(451, "4.4.0",
+			fmt.Sprintf("%s [%s] refused the session: %s", c.host, c.peer, greet.String()))}}
 	}
 	if serr := c.ehlo(); serr != nil {
 		return serr
@@ -136,8 +138,8 @@ func (c *Client) hello(ctx context.Context, tryTLS bool) *sessionError {
 		if mode == TLSRequired {
 			c.quitQuietly()
 			// 4.7.10 "Encryption needed" (RFC 5248 registry).
-			return &sessionError{stage: "STARTTLS", reply: localReply(451, "4.7.10",
-				fmt.Sprintf("TLS required but %s [%s] does not offer STARTTLS", c.host, c.peer))}
+			return &sessionError{stage: "STARTTLS", refusal: smtpwire.Error{Reply: localReply(451, "4.7.10",
+				fmt.Sprintf("TLS required but %s [%s] does not offer STARTTLS", c.host, c.peer))}}
 		}
 		return nil
 	}
@@ -171,8 +173,8 @@ func (c *Client) ehlo() *sessionError {
 		}
 	}
 	c.quitQuietly()
-	return &sessionError{stage: "EHLO", server: rep, reply: localReply(451, "4.4.0",
-		fmt.Sprintf("%s [%s] refused EHLO/HELO: %s", c.host, c.peer, rep.String()))}
+	return &sessionError{stage: "EHLO", server: rep, refusal: smtpwire.Error{Reply: localReply(451, "4.4.0",
+		fmt.Sprintf("%s [%s] refused EHLO/HELO: %s", c.host, c.peer, rep.String()))}}
 }
 
 // startTLS runs STARTTLS (RFC 3207 §4) and the new EHLO that must follow it
@@ -184,23 +186,23 @@ func (c *Client) startTLS(ctx context.Context) *sessionError {
 	}
 	if rep.Code != 220 {
 		c.quitQuietly()
-		return &sessionError{stage: "STARTTLS", tlsFailed: true, reply: localReply(451, "4.7.10",
-			fmt.Sprintf("%s [%s] refused STARTTLS: %s", c.host, c.peer, rep.String()))}
+		return &sessionError{stage: "STARTTLS", tlsFailed: true, refusal: smtpwire.Error{Reply: localReply(451, "4.7.10",
+			fmt.Sprintf("%s [%s] refused STARTTLS: %s", c.host, c.peer, rep.String()))}}
 	}
 	if c.rr.buffered() > 0 {
 		// Bytes after the 220 were sent before the handshake and could have
 		// been injected by a man in the middle (the client side of
 		// CVE-2011-0411); refuse to go on rather than act on them.
-		return &sessionError{stage: "STARTTLS", tlsFailed: true, reply: localReply(451, "4.7.10",
-			fmt.Sprintf("%s [%s] sent data after 220 to STARTTLS", c.host, c.peer))}
+		return &sessionError{stage: "STARTTLS", tlsFailed: true, refusal: smtpwire.Error{Reply: localReply(451, "4.7.10",
+			fmt.Sprintf("%s [%s] sent data after 220 to STARTTLS", c.host, c.peer))}}
 	}
 	tc := tls.Client(c.conn, c.cfg.tls.config(strings.TrimSuffix(c.host, ".")))
 	hctx, cancel := context.WithTimeout(ctx, c.cfg.commandTimeout)
 	err = tc.HandshakeContext(hctx)
 	cancel()
 	if err != nil {
-		return &sessionError{stage: "STARTTLS", tlsFailed: true, err: err, reply: localReply(451, "4.7.10",
-			fmt.Sprintf("TLS handshake with %s [%s] failed: %s", c.host, c.peer, errText(err)))}
+		return &sessionError{stage: "STARTTLS", tlsFailed: true, refusal: smtpwire.Error{Reply: localReply(451, "4.7.10",
+			fmt.Sprintf("TLS handshake with %s [%s] failed: %s", c.host, c.peer, errText(err))), Cause: err}}
 	}
 	st := tc.ConnectionState()
 	c.tls = &st
@@ -222,8 +224,8 @@ func (c *Client) roundTrip(cmd []byte) (smtpwire.Reply, error) {
 }
 
 func (c *Client) ioError(stage string, err error) *sessionError {
-	return &sessionError{stage: stage, err: err, reply: localReply(451, "4.4.2",
-		fmt.Sprintf("%s [%s] %s failed: %s", c.host, c.peer, stage, errText(err)))}
+	return &sessionError{stage: stage, refusal: smtpwire.Error{Reply: localReply(451, "4.4.2",
+		fmt.Sprintf("%s [%s] %s failed: %s", c.host, c.peer, stage, errText(err))), Cause: err}}
 }
 
 // quitQuietly sends QUIT without waiting long for the answer; used when

@@ -423,7 +423,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 				m.opts.OnTLSFailure(cd.host, cd.addr, serr)
 			}
 			if p.dial.tls.fallsBack() {
-				notes = append(notes, fmt.Sprintf("%s; delivering in the clear", serr.reply.Lines[0]))
+				notes = append(notes, fmt.Sprintf("%s; delivering in the clear", serr.refusal.Reply.Lines[0]))
 				c, serr = dial(ctx, &p.dial, cd.host, cd.addr, false)
 			}
 		}
@@ -431,7 +431,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 			if !serr.tlsFailed {
 				m.health.failed(cd.addr.String())
 			}
-			notes = append(notes, serr.reply.Lines[0])
+			notes = append(notes, serr.refusal.Reply.Lines[0])
 			last = serr
 			c = nil
 			continue
@@ -443,7 +443,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 		p.releaseSlot()
 		rep := localReply(451, "4.4.5", "delivery cancelled")
 		if last != nil {
-			rep = last.reply
+			rep = last.refusal.Reply
 		}
 		setLocal(out.Results, Transient, rep)
 		out.Note = strings.Join(notes, "; ")
