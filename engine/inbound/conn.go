@@ -153,6 +153,10 @@ func (st *conn) handle(ev smtpwire.Event) {
 		}
 		_, _ = st.c.Discard(-1)
 		st.startTLS()
+	case smtpwire.EventFlush:
+		// A long pipelined batch: write the replies so far before the
+		// session makes more; flush drops a client that does not read them.
+		st.flush()
 	case smtpwire.EventQuit, smtpwire.EventClose:
 		st.closing = true
 	}
