@@ -14,14 +14,26 @@ import (
 
 // Limits on what one connection may leave buffered.
 const (
-	// maxOutbound is how many reply bytes may wait for a client that does
-	// not read them; past it the client is dropped. Replies to a legitimate
-	// pipelined batch are a few hundred bytes.
-	maxOutbound = 1 << 20
-	// extraInbound is how far past MaxMessageSize a client may run ahead
-	// (pipelined commands, a next BDAT chunk) while its message is with a
-	// worker. gnet keeps reading into its buffer meanwhile.
+	// maxOutbound is how many reply bytes may wait in gnet's buffer for a
+	// client that does not read them (the kernel's socket buffers have
+	// taken what they can by then); past it the client is dropped. The
+	// session yields every smtpwire.DefaultMaxOutput bytes of replies
+	// (EventFlush) so that this is checked before more are made. Replies
+	// to a legitimate pipelined batch are a few kilobytes: 1000 RCPT
+	// replies are 30 KB.
+	maxOutbound = 256 << 10
+	// extraInbound is how much a client may pipeline behind a command a
+	// worker holds: command lines, which are short (RFC 2920 §3.1: a
+	// command that changes state, like AUTH, ends a group, so a client
+	// following the RFC sends nothing behind it at all). Behind a message
+	// the next one may follow in BDAT chunks (RFC 3030 §4.2), so there
+	// MaxMessageSize more is allowed. gnet keeps reading into its buffer
+	// while the worker runs; past the limit the client is dropped.
 	extraInbound = 256 << 10
+	// inputChunk is the most input fed to the session at a time: gnet's
+	// Peek copies when its ring buffer wraps, so a large backlog is fed a
+	// bounded piece at a time rather than copied whole for every event.
+	inputChunk = 64 << 10
 )
 
 // conn is the state of one SMTP connection. Everything except deadline and
@@ -35,9 +47,10 @@ type conn struct {
 	local netip.AddrPort
 	relay bool // peer is inside RelayHosts
 
-	busy    bool // a worker holds the pending event; parsing is paused
-	closing bool // QUIT, 421 or an error: flush and close
-	closed  bool // OnClose ran; late runnables do nothing
+	busy        bool // a worker holds the pending event; parsing is paused
+	heldMessage bool // what the worker holds (or held last) is a message, not an AUTH check
+	closing     bool // QUIT, 421 or an error: flush and close
+	closed      bool // OnClose ran; late runnables do nothing
 
 	authUser, tenant string
 	tls              *tlsConn  // nil: plaintext
@@ -74,8 +87,8 @@ func (st *conn) onTraffic() gnet.Action {
 		return st.tlsTraffic()
 	}
 	if st.busy {
-		if st.c.InboundBuffered() > int(st.l.cfg.MaxMessageSize)+extraInbound {
-			st.l.srv.log.Debug("client ran too far ahead", "listener", st.l.name, "peer", st.peer.String())
+		if st.c.InboundBuffered() > st.inboundLimit() {
+			st.ranAhead()
 			return gnet.Close
 		}
 		return gnet.None
@@ -87,12 +100,28 @@ func (st *conn) onTraffic() gnet.Action {
 	return gnet.None
 }
 
-// input returns the unparsed plaintext; consume drops the first n bytes.
+// inboundLimit is how much input the client may have buffered while a
+// worker holds its session (see extraInbound).
+func (st *conn) inboundLimit() int {
+	if st.heldMessage {
+		return int(st.l.cfg.MaxMessageSize) + extraInbound
+	}
+	return extraInbound
+}
+
+// ranAhead logs a client dropped for sending more than inboundLimit while a
+// worker held its session.
+func (st *conn) ranAhead() {
+	st.l.srv.log.Debug("client ran too far ahead", "listener", st.l.name, "peer", st.peer.String())
+}
+
+// input returns unparsed plaintext, at most inputChunk bytes of it on a
+// plaintext connection; consume drops the first n bytes.
 func (st *conn) input() []byte {
 	if st.tls != nil {
 		return st.tls.plainInput()
 	}
-	b, _ := st.c.Peek(-1)
+	b, _ := st.c.Peek(min(st.c.InboundBuffered(), inputChunk))
 	return b
 }
 
@@ -108,8 +137,10 @@ func (st *conn) consume(n int) {
 }
 
 // process feeds buffered input to the session until it needs more input, a
-// worker takes over, or the session ends; then writes all replies produced
-// in one write (RFC 2920: replies to a pipelined batch go out together).
+// worker takes over, or the session ends; then writes the replies produced
+// in one write (RFC 2920: replies to a pipelined batch go out together). A
+// long batch is written whenever the session yields (EventFlush), so the
+// replies kept in memory stay bounded.
 func (st *conn) process() {
 	for !st.busy && !st.closing && !st.closed {
 		// Feed is called even with no input after an event: the session
@@ -117,6 +148,9 @@ func (st *conn) process() {
 		n, ev := st.sess.Feed(st.input())
 		st.consume(n)
 		if ev.Kind == smtpwire.EventNone {
+			if n > 0 {
+				continue // the input was fed a chunk at a time: more may wait
+			}
 			break // all consumed, or a partial line kept by the session
 		}
 		st.handle(ev)
@@ -139,8 +173,10 @@ func (st *conn) handle(ev smtpwire.Event) {
 	case smtpwire.EventRcpt:
 		st.sess.Respond(st.checkRcpt(ev))
 	case smtpwire.EventMessage:
+		st.heldMessage = true
 		st.submitMessage(ev)
 	case smtpwire.EventAuth:
+		st.heldMessage = false
 		st.submitAuth(ev)
 	case smtpwire.EventStartTLS:
 		// The 220 is in the session's output. Everything the client sent
@@ -360,6 +396,7 @@ func (st *conn) flush() {
 	st.sess.ConsumeOutput(len(out))
 	if !st.closed && st.c.OutboundBuffered() > maxOutbound {
 		// The client does not read its replies; stop serving it.
+		st.l.srv.log.Debug("client does not read its replies", "listener", st.l.name, "peer", st.peer.String())
 		st.closing = true
 	}
 }

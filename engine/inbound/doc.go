@@ -11,10 +11,26 @@
 // returns the result.
 //
 // A connection's state (conn) lives in the gnet.Conn context and is touched
-// only on its event loop. OnTraffic peeks at all buffered bytes, feeds them to
-// the smtpwire.Session in a loop and answers the events the session raises;
-// the replies of one batch go out in one write (RFC 2920 pipelining). Bytes
-// the session has not consumed stay in gnet's inbound buffer.
+// only on its event loop. OnTraffic peeks at the buffered bytes, feeds them
+// to the smtpwire.Session in a loop (64 KiB at a time) and answers the
+// events the session raises; the replies of one batch go out in one write
+// (RFC 2920 pipelining). Bytes the session has not consumed stay in gnet's
+// inbound buffer.
+//
+// # Hostile clients: what a connection may hold
+//
+// Replies: the session yields (EventFlush) whenever 32 KiB of replies wait,
+// and the connection writes them before it feeds more; once more than
+// maxOutbound (256 KiB) wait in gnet's buffer — the kernel's socket buffers
+// are full, so the client is not reading — the client is dropped. So 4 MiB
+// of pipelined "EHLO a" (about 100 MB of replies) costs the server a few
+// hundred kilobytes, not 100 MB (TestUnreadRepliesBounded).
+//
+// Input while a worker holds the session: behind an AUTH only command lines
+// may follow (a client following RFC 2920 §3.1 sends nothing behind it), so
+// 256 KiB (extraInbound) is allowed; behind a message the next one may
+// follow whole in BDAT chunks (RFC 3030), so MaxMessageSize more is. Past
+// that the client is dropped.
 //
 // # Hand-off
 //

@@ -1,0 +1,185 @@
+package inbound
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"gannet/smtpwire"
+)
+
+// holdingAuth refuses every AUTH, each answer held until release is closed:
+// the held reply behind which a hostile client pipelines.
+type holdingAuth struct {
+	release chan struct{}
+	calls   atomic.Int64
+}
+
+func (a *holdingAuth) Authenticate(ctx context.Context, cred smtpwire.AuthCredentials) (string, string, bool) {
+	a.calls.Add(1)
+	<-a.release
+	return "", "", false
+}
+
+// heapGrowth samples the Go heap in use until the returned function is
+// called, which reports the most it grew over what it was at the start
+// (after a collection).
+func heapGrowth() (stop func() int64) {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapInuse
+	var peak atomic.Uint64
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	return func() int64 {
+		close(done)
+		wg.Wait()
+		return int64(peak.Load()) - int64(base)
+	}
+}
+
+// pipelineUnread connects from a loopback address of its own, says EHLO,
+// sends AUTH PLAIN with a wrong password and then payload, and never reads
+// a reply. It returns the connection, left open.
+func pipelineUnread(t *testing.T, addr, from string, payload []byte) net.Conn {
+	t.Helper()
+	c := dialRawFrom(t, addr, from)
+	c.hello()
+	c.send("AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00app1\x00wrong")) + "\r\n")
+	_ = c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	for p := payload; len(p) > 0; {
+		n, err := c.conn.Write(p[:min(len(p), 64<<10)])
+		if err != nil {
+			break // the server closed the connection
+		}
+		p = p[n:]
+	}
+	return c.conn
+}
+
+// TestUnreadRepliesBounded is the reply amplification of issue #15: clients
+// pipeline "EHLO a" (each answered with about 24 times its size) behind an
+// AUTH whose failure a worker holds, and never read a reply. The server
+// drops every one of them, and its heap does not grow by the replies: what
+// a client pipelines behind AUTH is bounded (extraInbound), and the
+// replies are made a bounded piece at a time (EventFlush) and dropped with
+// the client once it leaves maxOutbound unread.
+func TestUnreadRepliesBounded(t *testing.T) {
+	cfg := testListener()
+	cfg.AuthMechs = []string{"PLAIN"}
+	cfg.AuthFailWindow = -1 // the AUTH guard is tested elsewhere
+	for _, tc := range []struct {
+		name string
+		size int  // bytes of "EHLO a" behind the AUTH
+		hold bool // the AUTH answer waits until every client has written
+	}{
+		{"held", 1 << 20, true},
+		{"answered at once", 4 << 20, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			auth := &holdingAuth{release: make(chan struct{})}
+			if !tc.hold {
+				close(auth.release)
+			}
+			srv, addr := startServer(t, cfg, &memAcceptor{}, Options{Authenticator: auth})
+			payload := bytes.Repeat([]byte("EHLO a\r\n"), tc.size/8)
+			stop := heapGrowth()
+			const clients = 6
+			conns := make([]net.Conn, clients)
+			var wg sync.WaitGroup
+			for i := range conns {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					conns[i] = pipelineUnread(t, addr, fmt.Sprintf("127.0.0.%d", 20+i), payload)
+				}()
+			}
+			wg.Wait()
+			if tc.hold {
+				waitFor(t, 5*time.Second, "AUTH checks", func() bool { return auth.calls.Load() == clients })
+				close(auth.release)
+			}
+			waitFor(t, 10*time.Second, "the server to drop the clients that do not read", func() bool {
+				return srv.OpenConnections() == 0
+			})
+			growth := stop()
+			t.Logf("%d clients, %d KiB each: heap in use grew by at most %d MiB", clients, tc.size>>10, growth>>20)
+			if growth > 64<<20 {
+				t.Errorf("heap grew by %d MiB while %d clients did not read their replies", growth>>20, clients)
+			}
+		})
+	}
+}
+
+// TestLongPipelinedBatch: a client that pipelines a long batch and reads
+// the replies afterwards gets every one, in order, although the session
+// yields many times while answering it.
+func TestLongPipelinedBatch(t *testing.T) {
+	_, addr := startServer(t, testListener(), &memAcceptor{}, Options{})
+	c := dialRaw(t, addr)
+	c.hello()
+	const n = 5000 // about 70 KB of replies, past smtpwire.DefaultMaxOutput
+	var batch strings.Builder
+	for i := 0; i < n; i++ {
+		batch.WriteString("NOOP\r\n")
+	}
+	batch.WriteString("QUIT\r\n")
+	c.send(batch.String())
+	for i := 0; i < n; i++ {
+		c.expect(250, "2.0.0")
+	}
+	c.expect(221, "2.0.0")
+	c.expectClosed()
+}
+
+// TestBDATPipelinedBehindMessage: behind a message a worker holds, the next
+// message may follow whole in BDAT chunks (RFC 3030 §4.2), up to the
+// message size limit: that is not running ahead.
+func TestBDATPipelinedBehindMessage(t *testing.T) {
+	acc := &memAcceptor{block: make(chan struct{}), entered: make(chan struct{}, 4)}
+	cfg := testListener()
+	_, addr := startServer(t, cfg, acc, Options{})
+	c := dialRaw(t, addr)
+	c.hello()
+	body := bytes.Repeat([]byte("0123456789abcdef"), int(cfg.MaxMessageSize)*7/8/16)
+	c.send("MAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nBDAT 5 LAST\r\nfirst")
+	c.expect(250, "2.1.0")
+	c.expect(250, "2.1.5")
+	<-acc.entered
+	c.send(fmt.Sprintf("MAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nBDAT %d LAST\r\n%s", len(body), body))
+	time.Sleep(100 * time.Millisecond) // let the server read it all while the worker holds the first
+	close(acc.block)
+	c.expect(250, "2.0.0")
+	c.expect(250, "2.1.0")
+	c.expect(250, "2.1.5")
+	<-acc.entered
+	c.expect(250, "2.0.0")
+	if msgs := acc.messages(); len(msgs) != 2 || !bytes.Equal(msgs[1].Body, body) {
+		t.Fatalf("got %d messages", len(msgs))
+	}
+}
