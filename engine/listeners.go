@@ -53,6 +53,7 @@ func (e *Engine) buildInbound() error {
 			CommandTimeout:      l.CommandTimeout.Duration,
 			DataTimeout:         l.DataTimeout.Duration,
 			IdleTimeout:         l.IdleTimeout.Duration,
+			SessionTimeout:      l.SessionTimeout.Duration,
 			TLSConfig:           tc,
 			ImplicitTLS:         l.ImplicitTLS,
 			AuthMechs:           mechs,

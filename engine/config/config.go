@@ -97,6 +97,7 @@ type SMTPListener struct {
 	CommandTimeout      Duration `toml:"command_timeout"`
 	DataTimeout         Duration `toml:"data_timeout"`
 	IdleTimeout         Duration `toml:"idle_timeout"`
+	SessionTimeout      Duration `toml:"session_timeout"` // whole connection; 0: no limit
 }
 
 // SelfSignedTLS reports whether the listener uses the generated self-signed

@@ -61,7 +61,8 @@ type conn struct {
 	// Unix nanoseconds of the server clock; 0 while a worker is busy.
 	deadline      atomic.Int64
 	timeoutQueued atomic.Bool
-	started       int64 // connection start, Unix nanoseconds
+	started       int64  // connection start, Unix nanoseconds
+	armedLines    uint64 // Session.Lines when deadline was last armed
 }
 
 func newConn(l *listener, c gnet.Conn, peer, local netip.AddrPort) *conn {
@@ -437,12 +438,24 @@ func (st *conn) onClose(err error) {
 	}
 }
 
-// setDeadline arms the timeout for what the session waits for now.
+// setDeadline arms the timeout for the line the session waits for now. A
+// deadline is per line, like Postfix's per-record deadline: each command
+// line, SASL response and line of message data must be complete within its
+// timeout of the previous one, so the deadline moves only when
+// Session.Lines does, or when none is armed (after a worker's answer, after
+// the TLS handshake). The bytes of an unfinished line do not move it, so a
+// client trickling a byte at a time is cut off (issue #15, slowloris).
+// SessionTimeout caps every deadline.
 func (st *conn) setDeadline() {
 	if st.busy || st.closing || st.closed {
 		st.deadline.Store(0)
 		return
 	}
+	lines := st.sess.Lines()
+	if lines == st.armedLines && st.deadline.Load() != 0 {
+		return
+	}
+	st.armedLines = lines
 	cfg := &st.l.cfg
 	// RFC 5321 §4.5.3.2: the data block timeout while message bytes are
 	// due, the command timeout inside a transaction or a SASL exchange,

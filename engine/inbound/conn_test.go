@@ -183,3 +183,100 @@ func TestBDATPipelinedBehindMessage(t *testing.T) {
 		t.Fatalf("got %d messages", len(msgs))
 	}
 }
+
+// lineTimeouts is testListener with command, data and idle timeouts of d.
+func lineTimeouts(d time.Duration) ListenerConfig {
+	cfg := testListener()
+	cfg.CommandTimeout, cfg.DataTimeout, cfg.IdleTimeout = d, d, d
+	return cfg
+}
+
+// trickle writes one byte of s every interval until s is used up or the
+// server closes the connection; it never sends a line end unless s has one.
+func trickle(c *rawClient, s string, interval time.Duration) {
+	for i := 0; i < len(s); i++ {
+		time.Sleep(interval)
+		_ = c.conn.SetWriteDeadline(time.Now().Add(time.Second))
+		if _, err := c.conn.Write([]byte{s[i]}); err != nil {
+			return
+		}
+	}
+}
+
+// TestTrickledLineTimesOut is the slowloris of issue #15: a client sends a
+// byte every 150 ms and never ends its line, with 600 ms timeouts. Each
+// line must be complete within its timeout (RFC 5321 §4.5.3.2, a deadline
+// per line as Postfix's per-record deadline), so the bytes do not keep the
+// connection: 421 4.4.2 and close, in a command line and in message data.
+func TestTrickledLineTimesOut(t *testing.T) {
+	acc := &memAcceptor{}
+	_, addr := startServer(t, lineTimeouts(600*time.Millisecond), acc, Options{})
+	for _, tc := range []struct{ name, before string }{
+		{"command", ""},
+		{"message data", "MAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nDATA\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialRaw(t, addr)
+			c.hello()
+			if tc.before != "" {
+				c.send(tc.before)
+				c.expect(250, "")
+				c.expect(250, "")
+				c.expect(354, "")
+			}
+			go trickle(c, strings.Repeat("x", 60), 150*time.Millisecond) // 9 s of bytes
+			start := time.Now()
+			c.expect(421, "4.4.2")
+			c.expectClosed()
+			if d := time.Since(start); d > 3*time.Second {
+				t.Errorf("closed after %v of trickled bytes, timeouts are 600ms", d)
+			}
+		})
+	}
+	if n := len(acc.messages()); n != 0 {
+		t.Fatalf("%d messages accepted", n)
+	}
+}
+
+// TestLinesInTimeKeepTheSession: a client slow per byte but finishing each
+// line within the timeout is served, line after line; only SessionTimeout
+// ends a session that stays busy that way.
+func TestLinesInTimeKeepTheSession(t *testing.T) {
+	cfg := lineTimeouts(700 * time.Millisecond)
+	cfg.SessionTimeout = 3 * time.Second
+	acc := &memAcceptor{}
+	_, addr := startServer(t, cfg, acc, Options{})
+	c := dialRaw(t, addr)
+	start := time.Now()
+	c.hello()
+	c.send("MAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nDATA\r\n")
+	c.expect(250, "")
+	c.expect(250, "")
+	c.expect(354, "")
+	// Four data lines, each trickled over about 400 ms: 1.6 s in all, more
+	// than twice the data timeout, but every line in time.
+	for i := 0; i < 4; i++ {
+		trickle(c, fmt.Sprintf("l%d\r\n", i), 100*time.Millisecond)
+	}
+	c.send(".\r\n")
+	c.expect(250, "2.0.0")
+	// Then NOOPs, each line in time, until the session's own limit.
+	for time.Since(start) < 5*time.Second {
+		trickle(c, "NOOP\r\n", 50*time.Millisecond)
+		r := c.reply()
+		if r.Code == 421 {
+			if d := time.Since(start); d < 2500*time.Millisecond {
+				t.Errorf("session ended after %v, SessionTimeout is 3s", d)
+			}
+			c.expectClosed()
+			if n := len(acc.messages()); n != 1 {
+				t.Errorf("%d messages accepted, want 1", n)
+			}
+			return
+		}
+		if r.Code != 250 {
+			t.Fatalf("NOOP: %s", r.String())
+		}
+	}
+	t.Fatal("the session outlived SessionTimeout")
+}

@@ -50,15 +50,22 @@
 //
 // # Timeouts
 //
-// gnet has no deadlines. Each connection keeps an atomic deadline, set after
-// every batch from what the session says it waits for (Session.InData,
-// InTransaction, InAuth; RFC 5321 §4.5.3.2): DataTimeout inside a DATA body
-// or a BDAT chunk, CommandTimeout inside a transaction or a SASL exchange,
-// IdleTimeout otherwise (after the greeting, RSET, a message), capped by
-// SessionTimeout; none while a worker holds the session. The
-// listener's OnTick (on gnet's ticker goroutine) sweeps the registry of live
-// connections and queues a check on the loop of each one past its deadline;
-// the check writes "421 4.4.2" (Session.Timeout) and closes.
+// gnet has no deadlines. Each connection keeps an atomic deadline, a
+// deadline per line like Postfix's per-record deadline: it is armed when the
+// session completes a line (Session.Lines: a command line, a SASL response,
+// a line of message data or 1000 octets of one, a BDAT chunk) and when a
+// worker's answer or a TLS handshake is done — never by the bytes of an
+// unfinished line, so a client trickling a byte at a time is cut off
+// (issue #15). Its length follows what the session waits for
+// (Session.InData, InTransaction, InAuth; RFC 5321 §4.5.3.2): DataTimeout
+// inside a DATA body or a BDAT chunk, CommandTimeout inside a transaction or
+// a SASL exchange, IdleTimeout otherwise (after the greeting, RSET, a
+// message); SessionTimeout caps every deadline, so a client busy with slow
+// but complete lines ends there too. None runs while a worker holds the
+// session. The listener's OnTick (on gnet's ticker goroutine) sweeps the
+// registry of live connections and queues a check on the loop of each one
+// past its deadline; the check writes "421 4.4.2" (Session.Timeout) and
+// closes.
 //
 // # TLS
 //

@@ -86,6 +86,8 @@ func (st *conn) tlsReady(err error) {
 	if st.l.cfg.ImplicitTLS {
 		st.write(st.sess.Greeting())
 	}
+	// The handshake's deadline is over: the first command gets its own.
+	st.deadline.Store(0)
 	st.process()
 }
 
