@@ -268,23 +268,47 @@ func (st *conn) submitMessage(ev smtpwire.Event) {
 // submitAuth checks AUTH credentials on a worker: a password hash costs
 // milliseconds, too long for an event loop.
 func (st *conn) submitAuth(ev smtpwire.Event) {
-	srv := st.l.srv
-	if srv.auth == nil || ev.Auth == nil {
+	if st.l.srv.auth == nil || ev.Auth == nil {
 		st.sess.Respond(&smtpwire.ReplyAuthMechanism)
 		return
 	}
-	guard, ip := st.l.guard, st.peer.Addr()
-	if guard.blocked(ip, srv.now()) {
+	st.checkAuth(*ev.Auth) // ev.Auth points into the session
+}
+
+// checkAuth asks the listener's AUTH guard whether cred's password may be
+// checked, and checks it on a worker, waits for a slot, or answers a
+// blocked client. The attempt is counted before the check (authGuard), so
+// parallel AUTH from one address cannot outrun the block.
+func (st *conn) checkAuth(cred smtpwire.AuthCredentials) {
+	srv, guard := st.l.srv, st.l.guard
+	verdict, attempt, delay := guard.reserve(st.peer.Addr(), srv.now(), func() {
+		st.onLoop(func() {
+			st.busy = false
+			st.checkAuth(cred)
+			st.process()
+		})
+	})
+	switch verdict {
+	case authBlocked:
 		st.authBlocked()
+		return
+	case authWait:
+		// Other checks from this address are in flight; the guard wakes
+		// this one when one of them ends. No timeout runs meanwhile.
+		st.busy = true
+		st.deadline.Store(0)
 		return
 	}
 	// A client that failed repeatedly waits for every answer; the wait is a
 	// timer, so it holds neither the event loop nor a worker.
-	delay := guard.delayFor(ip, srv.now())
-	cred := *ev.Auth // ev.Auth points into the session
-	st.runWorkerAfter(func(ctx context.Context) func() {
+	submitted := st.runWorkerAfter(func(ctx context.Context) func() {
 		user, tenant, ok := srv.authenticate(ctx, cred)
-		blocked := !ok && guard.failed(ip, srv.now())
+		blocked := false
+		if ok {
+			attempt.release()
+		} else {
+			blocked = attempt.fail(srv.now())
+		}
 		return func() {
 			if !ok {
 				srv.log.Info("AUTH failed", "listener", st.l.name, "peer", st.peer.String(), "user", cred.Username, "mechanism", cred.Mechanism)
@@ -300,6 +324,9 @@ func (st *conn) submitAuth(ev smtpwire.Event) {
 			st.sess.Respond(nil)
 		}
 	}, delay, &smtpwire.Reply{Code: 454, Enhanced: "4.7.0", Lines: []string{"Temporary authentication failure"}})
+	if !submitted {
+		attempt.release() // nothing was checked
+	}
 }
 
 // authBlocked answers the pending AUTH of a blocked client with 421 4.7.0
@@ -320,8 +347,9 @@ func (st *conn) runWorker(job func(ctx context.Context) func(), busy *smtpwire.R
 }
 
 // runWorkerAfter is runWorker whose loop function runs no sooner than delay
-// after the job ended: a timer queues it, so the worker is free at once.
-func (st *conn) runWorkerAfter(job func(ctx context.Context) func(), delay time.Duration, busy *smtpwire.Reply) {
+// after the job ended: a timer queues it, so the worker is free at once. It
+// reports whether the job was submitted (false: busy was answered).
+func (st *conn) runWorkerAfter(job func(ctx context.Context) func(), delay time.Duration, busy *smtpwire.Reply) bool {
 	srv := st.l.srv
 	st.busy = true
 	st.deadline.Store(0)
@@ -352,7 +380,9 @@ func (st *conn) runWorkerAfter(job func(ctx context.Context) func(), delay time.
 		st.busy = false
 		srv.log.Warn("worker pool full", "listener", st.l.name, "err", err)
 		st.sess.Respond(busy)
+		return false
 	}
+	return true
 }
 
 // onLoop queues fn to run on the connection's event loop (from any

@@ -3,7 +3,6 @@ package inbound
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"fmt"
 	"net"
 	"runtime"
@@ -70,7 +69,7 @@ func pipelineUnread(t *testing.T, addr, from string, payload []byte) net.Conn {
 	t.Helper()
 	c := dialRawFrom(t, addr, from)
 	c.hello()
-	c.send("AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00app1\x00wrong")) + "\r\n")
+	c.send(authPlain("app1", "wrong"))
 	_ = c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	for p := payload; len(p) > 0; {
 		n, err := c.conn.Write(p[:min(len(p), 64<<10)])

@@ -103,7 +103,15 @@
 // answer on the loop, so neither the loop nor a worker is held — and at
 // AuthFailBlockAfter the address gets "421 4.7.0" at AUTH (and at connect,
 // unless it is a relay host, which may still send without AUTH) until the
-// window has passed. The table is bounded and pruned from OnTick.
+// window has passed. An attempt is counted on the loop, under the guard's
+// lock, before its password goes to a worker: a check in flight counts as a
+// failure until its outcome is known (a success gives its place back), and
+// an address has at most 4 checks running (maxAuthInFlight); further AUTH
+// wait, without a timeout, until one ends. So however many AUTH one address
+// sends in parallel, at most AuthFailBlockAfter of its passwords are
+// checked in a window (TestAuthParallelConnections; issue #15 saw 300
+// parallel guesses get 42 checks and a right 16th one accepted). The table
+// is bounded and pruned from OnTick.
 //
 // # Draining
 //
