@@ -31,6 +31,10 @@ type Config struct {
 
 	// File is the path the configuration was read from; "" for Default().
 	File string `toml:"-"`
+
+	// loginDummy is the bcrypt hash Login compares the password of an
+	// unknown AUTH name with (makeLoginDummy); nil without password_hash.
+	loginDummy []byte
 }
 
 // Spool is [spool]: where accepted messages are kept until delivered.
