@@ -3,7 +3,10 @@ package inbound
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"net"
 	"runtime"
 	"strings"
@@ -278,4 +281,83 @@ func TestLinesInTimeKeepTheSession(t *testing.T) {
 		}
 	}
 	t.Fatal("the session outlived SessionTimeout")
+}
+
+// fuzzListener is the listener FuzzConnection drives: small limits, so that
+// sizes, recipient counts and the replies' bound are reached with small
+// inputs; STARTTLS and AUTH on offer; the AUTH guard off, so that one
+// input's failures do not shut out the next.
+func fuzzListener(t testing.TB) ListenerConfig {
+	cfg := testListener()
+	cfg.MaxMessageSize = 64 << 10
+	cfg.MaxRecipients = 5
+	cfg.MaxBadCommands = 1000
+	cfg.AuthMechs = []string{"PLAIN", "LOGIN", "CRAM-MD5"}
+	cfg.AuthFailWindow = -1
+	cfg.TLSConfig, _ = testCert(t)
+	return cfg
+}
+
+// FuzzConnection drives a real listener over loopback with the session,
+// the workers and the reply path together: the input, repeated 1 + seed%32
+// times (so that the replies to it can pass what a connection may leave
+// unread), is written in pieces cut at points drawn from the seed (up to
+// 4 KiB each), and no reply is read
+// until the client has sent everything and shut its side. Then the replies
+// it got must be well-formed SMTP (a cut-off last one only if the server
+// dropped the client), the server must have forgotten the connection, and
+// the next input must be greeted.
+func FuzzConnection(f *testing.F) {
+	srv, addr := startServer(f, fuzzListener(f), nopAcceptor{}, Options{Authenticator: &fakeAuth{}})
+	for _, s := range []string{
+		"EHLO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n",
+		"EHLO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nBDAT 3\r\nabcBDAT 2 LAST\r\nde",
+		authPlain("app1", "wrong") + strings.Repeat("EHLO a\r\n", 2000),
+		"EHLO x\r\nAUTH LOGIN\r\nYXBwMQ==\r\nc2VjcmV0\r\nMAIL FROM:<a@b.example>\r\n",
+		"EHLO x\r\nSTARTTLS\r\nMAIL FROM:<injected@b.example>\r\n",
+		"EHLO x\r\nMAIL FROM:<a@b.example> SIZE=99999999\r\nRCPT TO:<c@d.example>\r\nBDAT 70000 LAST\r\n",
+		"HELO x\n" + strings.Repeat("x", 5000) + "\nNOOP\n",
+	} {
+		f.Add([]byte(s), uint64(len(s)))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, seed uint64) {
+		if len(data) > 16<<10 {
+			data = data[:16<<10]
+		}
+		in := bytes.Repeat(data, 1+int(seed%32))
+		rng := rand.New(rand.NewPCG(seed, 15))
+		c := dialRaw(t, addr)
+		c.expect(220, "")
+		_ = c.conn.SetDeadline(time.Now().Add(10 * time.Second))
+		for len(in) > 0 {
+			n := 1 + rng.IntN(min(len(in), 4096))
+			if _, err := c.conn.Write(in[:n]); err != nil {
+				break // dropped: it did not read its replies, or it was refused
+			}
+			in = in[n:]
+		}
+		_ = c.conn.(*net.TCPConn).CloseWrite()
+		out, err := io.ReadAll(c.r)
+		if err := checkReplies(out, err != nil); err != nil {
+			t.Fatalf("%v\nreplies:\n%.2000q", err, out)
+		}
+		c.conn.Close()
+		waitFor(t, 5*time.Second, "the server to forget the connection", func() bool { return srv.OpenConnections() == 0 })
+	})
+}
+
+// checkReplies checks that out is a series of well-formed SMTP replies; the
+// last may be cut off when the connection was reset.
+func checkReplies(out []byte, reset bool) error {
+	for len(out) > 0 {
+		_, n, err := smtpwire.ParseReply(out)
+		if errors.Is(err, smtpwire.ErrIncomplete) && reset {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reply %.200q: %v", out, err)
+		}
+		out = out[n:]
+	}
+	return nil
 }

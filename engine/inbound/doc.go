@@ -32,6 +32,12 @@
 // follow whole in BDAT chunks (RFC 3030), so MaxMessageSize more is. Past
 // that the client is dropped.
 //
+// FuzzConnection drives a real listener over loopback with the session,
+// the workers and the reply path together: fuzzed input, repeated up to 32
+// times, written in pieces cut at random points, its replies read only
+// once the client has sent everything; they must be well-formed SMTP and
+// the server must forget the connection.
+//
 // # Hand-off
 //
 // The loop never blocks. When the session raises EventMessage (the final
