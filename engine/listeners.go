@@ -49,6 +49,7 @@ func (e *Engine) buildInbound() error {
 			CommandTimeout:      l.CommandTimeout.Duration,
 			DataTimeout:         l.DataTimeout.Duration,
 			IdleTimeout:         l.IdleTimeout.Duration,
+			SessionTimeout:      l.SessionTimeout.Duration,
 			TLSConfig:           tc,
 			ImplicitTLS:         l.ImplicitTLS,
 			AuthMechs:           mechs,
@@ -97,24 +98,41 @@ func (m inboundMetrics) ErrorIn(string, int)  { m.e.metrics.SMTPErrorsIn.Inc() }
 func (m inboundMetrics) TLSFailure(string)    { m.e.metrics.TLSFailures.Inc() }
 
 // authenticator checks SMTP AUTH against [[smtp_user]] of the
-// configuration in force (a reload changes the accounts).
+// configuration in force (a reload changes the accounts). Its answer takes
+// as long for a name that does not exist as for a wrong password
+// (config.Login), so that timing does not enumerate the accounts.
 type authenticator struct{ conf func() *config.Config }
 
 func (a authenticator) Authenticate(_ context.Context, cred smtpwire.AuthCredentials) (string, string, bool) {
-	u := a.conf().SMTPUser(cred.Username)
+	conf := a.conf()
+	var u *config.SMTPUser
+	if cred.Mechanism == "CRAM-MD5" {
+		u = cramLogin(conf, cred)
+	} else {
+		u = conf.Login(cred.Username, cred.Password)
+	}
 	if u == nil {
 		return "", "", false
 	}
-	var ok bool
-	if cred.Mechanism == "CRAM-MD5" {
-		// CRAM-MD5 needs the clear password (RFC 2195); a bcrypt-only
-		// account cannot use it.
-		ok = u.Password != "" && cred.VerifyCRAMMD5(u.Password)
-	} else {
-		ok = u.CheckPassword(cred.Password)
-	}
-	if !ok {
-		return "", "", false
-	}
 	return u.Name, u.Tenant, true
+}
+
+// cramNoSecret stands in for the secret of a CRAM-MD5 name that has none:
+// its digest is computed all the same, so the answer takes as long.
+const cramNoSecret = "\x00no clear password"
+
+// cramLogin checks a CRAM-MD5 response (RFC 2195), which needs the clear
+// password: a bcrypt-only account cannot use it. The digest is computed
+// for every name, known or not.
+func cramLogin(conf *config.Config, cred smtpwire.AuthCredentials) *config.SMTPUser {
+	u := conf.SMTPUser(cred.Username)
+	known := u != nil && u.Password != ""
+	secret := cramNoSecret
+	if known {
+		secret = u.Password
+	}
+	if ok := cred.VerifyCRAMMD5(secret); !ok || !known {
+		return nil
+	}
+	return u
 }

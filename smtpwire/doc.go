@@ -23,6 +23,20 @@
 // strictly in order, one event at a time, and their replies are appended to
 // Output in the same order; the host flushes Output whenever it likes (at
 // the latest when Feed returns EventNone, i.e. when the input is used up).
+// The replies to one Feed call are bounded: once ServerConfig.MaxOutput
+// bytes (32 KiB by default) wait in Output, Feed stops before the next
+// command and returns EventFlush. A client that pipelines megabytes of
+// "EHLO a" (answered with about 24 times its size) therefore makes the host
+// write replies a bounded piece at a time, and the host can see that they
+// are not read before it makes more (RFC 2920 §3.1 leaves it to the client
+// to avoid that deadlock).
+//
+// Lines counts the input lines the session has completed — command lines,
+// SASL responses, lines of message data (or every DataLineMax octets of a
+// line without an end, and the end of each BDAT chunk). A host times each
+// line out from it (RFC 5321 §4.5.3.2), re-arming its timer only when the
+// count moves, so that a client trickling a byte at a time cannot hold a
+// connection by keeping it busy.
 //
 // Costs: a command line that arrives whole is parsed in place, with no copy
 // and no allocation for NOOP, RSET, RCPT refusals and the like; only values

@@ -32,6 +32,12 @@ const (
 	DefaultMaxMessageSize = 20 << 20 // when ServerConfig.MaxMessageSize is 0
 	DefaultMaxRecipients  = 1000     // when ServerConfig.MaxRecipients is 0
 	DefaultMaxBadCommands = 20       // when ServerConfig.MaxBadCommands is 0
+	DefaultMaxOutput      = 32 << 10 // when ServerConfig.MaxOutput is 0
+
+	// DataLineMax is how many octets of message data without a line end
+	// count as one line for Lines: the longest text line RFC 5321
+	// §4.5.3.1.6 allows, CRLF included.
+	DataLineMax = 1000
 )
 
 // ServerConfig is what a listener tells its sessions. NewSession copies it.
@@ -52,6 +58,10 @@ type ServerConfig struct {
 	// n bytes for the next message body (the host's pool of buffers, which
 	// it refills with the bodies it is done with); nil allocates one.
 	BodyBuffer func(n int) []byte
+	// MaxOutput bounds the reply bytes one Feed call leaves in Output: once
+	// this many wait, Feed stops before the next command and returns
+	// EventFlush. 0: DefaultMaxOutput.
+	MaxOutput int
 }
 
 // Envelope is one mail transaction as the host needs it to store the message
@@ -102,9 +112,10 @@ const (
 	EventAuth                      // wants Respond; Auth set: verify the credentials
 	EventQuit                      // 221 in Output: flush and close
 	EventClose                     // 421 in Output (too many errors): flush and close
+	EventFlush                     // Output holds MaxOutput bytes or more: write them, then Feed again with p[n:]
 )
 
-var eventNames = [...]string{"None", "Hello", "Mail", "Rcpt", "Message", "StartTLS", "Auth", "Quit", "Close"}
+var eventNames = [...]string{"None", "Hello", "Mail", "Rcpt", "Message", "StartTLS", "Auth", "Quit", "Close", "Flush"}
 
 func (k EventKind) String() string {
 	if k >= 0 && int(k) < len(eventNames) {
@@ -149,6 +160,7 @@ type Session struct {
 	maxSize  int64
 	maxRcpts int
 	maxBad   int
+	maxOut   int
 	mechs    uint8 // offered AUTH mechanisms (mechPLAIN…)
 
 	state   int
@@ -172,6 +184,9 @@ type Session struct {
 
 	line     []byte // a partial command line carried between Feed calls
 	skipping bool   // discarding the rest of an overlong line
+
+	lines   uint64 // input lines completed (Lines)
+	dataRun int    // octets of message data since its last line end
 
 	dec   DotDecoder
 	body  []byte
@@ -202,6 +217,10 @@ func NewSession(cfg *ServerConfig) *Session {
 	s.maxBad = cfg.MaxBadCommands
 	if s.maxBad == 0 {
 		s.maxBad = DefaultMaxBadCommands
+	}
+	s.maxOut = cfg.MaxOutput
+	if s.maxOut <= 0 {
+		s.maxOut = DefaultMaxOutput
 	}
 	for _, m := range cfg.AuthMechs {
 		switch {
@@ -263,6 +282,15 @@ func (s *Session) InData() bool { return s.state == ssData || s.state == ssBDAT 
 // a 334 challenge (RFC 4954 §4).
 func (s *Session) InAuth() bool { return s.state == ssAuth }
 
+// Lines counts the input lines the session has completed: command lines
+// (an overlong one too, at its end), SASL responses, and lines of message
+// data, where an LF ends a line, so do every DataLineMax octets without
+// one, and so does the end of a BDAT chunk. A host that times each line
+// out (RFC 5321 §4.5.3.2; Postfix's per-record deadline) re-arms its timer
+// when the count moves, not on every byte, so that a client trickling a
+// byte at a time cannot hold the connection.
+func (s *Session) Lines() uint64 { return s.lines }
+
 // TLSStarted resets the session after a STARTTLS handshake (RFC 3207 §4.2):
 // it forgets EHLO, AUTH and the transaction, and stops advertising STARTTLS.
 // For implicit TLS (port 465 style) call it right after NewSession.
@@ -308,6 +336,11 @@ func (s *Session) RecycleBody(b []byte) {
 //     n are not consumed. Until Respond is called, Feed returns (0, EventNone).
 //     After Respond, call Feed again with the rest (even if empty).
 //   - EventHello: informational, call Feed again with p[n:].
+//   - EventFlush: Output holds MaxOutput bytes or more; write them, then
+//     Feed again with p[n:]. Replies to a long pipelined batch are thus
+//     produced a bounded piece at a time, and a host can stop serving a
+//     client that does not read them (RFC 2920 §3.1 leaves it to the client
+//     to avoid that deadlock).
 //   - EventStartTLS: p[n:] must be discarded (RFC 3207 §5, the STARTTLS
 //     command injection); input fed before TLSStarted is dropped.
 //   - EventQuit, EventClose: the session is over; later calls return
@@ -323,10 +356,16 @@ func (s *Session) Feed(p []byte) (n int, ev Event) {
 		return len(p), Event{}
 	}
 	for n < len(p) {
+		if len(s.out)-s.outOff >= s.maxOut {
+			return n, Event{Kind: EventFlush}
+		}
 		switch s.state {
 		case ssCommand, ssAuth:
 			line, used, st := s.nextLine(p[n:])
 			n += used
+			if st != lineNone {
+				s.lines++
+			}
 			switch st {
 			case lineComplete:
 				ev = s.handleLine(line)
@@ -342,6 +381,7 @@ func (s *Session) Feed(p []byte) (n int, ev Event) {
 			var done bool
 			s.body = s.growBody(len(p) - n)
 			s.body, used, done = s.dec.Decode(s.body, p[n:])
+			s.countDataLines(p[n : n+used])
 			n += used
 			if done {
 				ev = s.endData()
@@ -354,6 +394,7 @@ func (s *Session) Feed(p []byte) (n int, ev Event) {
 			if s.bdatErr == nil && !s.bdatTooBig {
 				s.body = append(s.body, p[n:n+take]...)
 			}
+			s.countDataLines(p[n : n+take])
 			n += take
 			s.bdatLeft -= int64(take)
 			if s.bdatLeft == 0 {
@@ -367,6 +408,21 @@ func (s *Session) Feed(p []byte) (n int, ev Event) {
 		}
 	}
 	return n, Event{}
+}
+
+// countDataLines advances Lines over message data b: each LF ends a line,
+// and so does every DataLineMax octets without one.
+func (s *Session) countDataLines(b []byte) {
+	if k := bytes.Count(b, []byte{'\n'}); k > 0 {
+		s.lines += uint64(k)
+		s.dataRun = len(b) - 1 - bytes.LastIndexByte(b, '\n')
+	} else {
+		s.dataRun += len(b)
+	}
+	if s.dataRun >= DataLineMax {
+		s.lines += uint64(s.dataRun / DataLineMax)
+		s.dataRun %= DataLineMax
+	}
 }
 
 const (
@@ -651,6 +707,7 @@ func (s *Session) dataCmd(arg []byte) Event {
 	}
 	s.reply(ReplyDataStart)
 	s.state = ssData
+	s.dataRun = 0
 	s.dec.Reset(s.maxSize)
 	s.body = s.newBody()
 	return Event{}
@@ -751,9 +808,12 @@ func (s *Session) bdatCmd(arg []byte) Event {
 	return Event{}
 }
 
-// endChunk answers a BDAT chunk once all its bytes were read.
+// endChunk answers a BDAT chunk once all its bytes were read. The end of a
+// chunk counts as the end of a line (Lines).
 func (s *Session) endChunk() Event {
 	s.state = ssCommand
+	s.lines++
+	s.dataRun = 0
 	if r := s.bdatErr; r != nil {
 		s.bdatErr = nil
 		if s.bdatErrBad {

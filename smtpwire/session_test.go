@@ -277,6 +277,9 @@ func runFuzzSession(t *testing.T, data []byte, seed uint64) {
 		cfg.BareLF = BareLFReject
 		cfg.MaxBadCommands = 5
 	}
+	// Small output caps make Feed yield (EventFlush) in the middle of
+	// pipelined batches.
+	cfg.MaxOutput = 1 + int(seed>>1%512)
 	s := NewSession(cfg)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	var buf []byte
@@ -295,9 +298,16 @@ func runFuzzSession(t *testing.T, data []byte, seed uint64) {
 			if steps > 10000 {
 				t.Fatal("Feed makes no progress")
 			}
+			lines := s.Lines()
 			n, ev := s.Feed(buf)
 			if n < 0 || n > len(buf) || ev.Kind == EventNone && n != len(buf) {
 				t.Fatalf("Feed: n=%d of %d, %v", n, len(buf), ev.Kind)
+			}
+			if err := checkOutputBound(s, cfg, ev); err != nil {
+				t.Fatal(err)
+			}
+			if s.Lines() < lines {
+				t.Fatalf("Lines went back from %d to %d", lines, s.Lines())
 			}
 			buf = buf[n:]
 			check()
@@ -326,6 +336,103 @@ func runFuzzSession(t *testing.T, data []byte, seed uint64) {
 				}
 				check()
 			}
+		}
+	}
+}
+
+// TestOutputYield: 4 MiB of pipelined "EHLO a" (each line answered with
+// about 24 times its size) fed at once. Feed stops whenever MaxOutput bytes
+// of replies wait (EventFlush) instead of producing ~100 MB of replies in
+// one call; a host that writes them and feeds the rest gets every reply.
+func TestOutputYield(t *testing.T) {
+	const cmd = "EHLO a\r\n"
+	in := bytes.Repeat([]byte(cmd), 4<<20/len(cmd))
+	s := NewSession(testConfig())
+	p, feeds, replies := in, 0, 0
+	for len(p) > 0 {
+		n, ev := s.Feed(p)
+		feeds++
+		if pending := len(s.Output()); pending >= DefaultMaxOutput+maxReplyLen {
+			t.Fatalf("feed %d left %d bytes of output", feeds, pending)
+		}
+		switch ev.Kind {
+		case EventHello:
+		case EventFlush:
+			if n == len(p) || len(s.Output()) < DefaultMaxOutput {
+				t.Fatalf("EventFlush with %d of %d bytes consumed and %d bytes of output", n, len(p), len(s.Output()))
+			}
+		case EventNone:
+			if n != len(p) {
+				t.Fatalf("EventNone with %d of %d bytes consumed", n, len(p))
+			}
+		default:
+			t.Fatalf("unexpected %v", ev.Kind)
+		}
+		p = p[n:]
+		replies += bytes.Count(s.Output(), []byte("250 CHUNKING\r\n"))
+		s.ConsumeOutput(len(s.Output()))
+	}
+	if want := len(in) / len(cmd); replies != want {
+		t.Fatalf("%d EHLO replies, want %d", replies, want)
+	}
+	// An unflushed Output stops Feed at once.
+	if _, ev := s.Feed([]byte(strings.Repeat("NOOP\r\n", DefaultMaxOutput))); ev.Kind != EventFlush {
+		t.Fatalf("a long batch of NOOP: %v", ev.Kind)
+	}
+	if n, ev := s.Feed([]byte("NOOP\r\n")); n != 0 || ev.Kind != EventFlush {
+		t.Fatalf("Feed with full Output: n=%d, %v", n, ev.Kind)
+	}
+}
+
+// TestLinesCount follows Lines, which a host arms its per-line timeouts
+// from: it moves when a command line, a SASL response, a line of message
+// data or a BDAT chunk is complete, and not for bytes of an unfinished
+// line, so a client trickling bytes does not move it.
+func TestLinesCount(t *testing.T) {
+	cfg := testConfig()
+	cfg.AuthMechs = []string{"LOGIN"}
+	s := NewSession(cfg)
+	steps := []struct {
+		in    string
+		lines uint64
+	}{
+		{"EH", 0},
+		{"LO c.example", 0},
+		{"\r\n", 1},
+		{"AUTH LOGIN\r\n", 2}, // the 334 exchange
+		{"dXNlcg==\r", 2},
+		{"\n", 3},
+		{"cGFzcw==\r\n", 4},
+		{"MAIL FROM:<a@c.example>\r\n", 5},
+		{"RCPT TO:<b@d.example>\r\n", 6},
+		{"DATA\r\n", 7},
+		{"Subject: x\r\n\r\nhello", 9},
+		{" world", 9},
+		{strings.Repeat("x", DataLineMax-len("hello world")), 10}, // a long line counts per DataLineMax octets
+		{"\r\n.\r\n", 12},
+		{"X" + strings.Repeat("y", MaxCommandLine+10), 12}, // an overlong command line
+		{"\r\n", 13},
+		{"MAIL FROM:<a@c.example>\r\nRCPT TO:<b@d.example>\r\n", 15},
+		{"BDAT 8\r\nabc", 16},
+		{"de", 16},
+		{"fgh", 17}, // the end of a chunk
+		{"BDAT 3 LAST\r\nabc", 19},
+	}
+	for i, st := range steps {
+		p := []byte(st.in)
+		for {
+			n, ev := s.Feed(p)
+			p = p[n:]
+			if ev.Kind.WantsResponse() {
+				s.Respond(nil)
+			}
+			drain(s)
+			if ev.Kind == EventNone {
+				break
+			}
+		}
+		if got := s.Lines(); got != st.lines {
+			t.Fatalf("step %d (%q): Lines %d, want %d", i, st.in, got, st.lines)
 		}
 	}
 }

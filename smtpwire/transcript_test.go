@@ -126,6 +126,8 @@ func applyConfig(t *testing.T, c *ServerConfig, kvs []string, path string, line 
 			c.AuthRequireTLS = true
 		case "challenge":
 			c.CRAMChallenge = func() string { return v }
+		case "maxoutput":
+			c.MaxOutput = int(num())
 		default:
 			t.Fatalf("%s:%d: unknown config key %q", path, line, k)
 		}
@@ -315,12 +317,18 @@ func (tr *transcript) run(split splitter) (out []byte, err error) {
 				if ev.Kind == EventNone && n != len(buf) {
 					return out, fmt.Errorf("EventNone with %d of %d bytes consumed", n, len(buf))
 				}
+				if err := checkOutputBound(s, &tr.cfg, ev); err != nil {
+					return out, err
+				}
 				buf = buf[n:]
 				if err := flush(); err != nil {
 					return out, err
 				}
 				if ev.Kind == EventNone {
 					break
+				}
+				if ev.Kind == EventFlush {
+					continue // not a protocol event: only the output was written
 				}
 				if evi >= len(tr.events) {
 					return out, fmt.Errorf("unexpected event %q", describe(ev))
@@ -362,6 +370,29 @@ func (tr *transcript) run(split splitter) (out []byte, err error) {
 		return out, fmt.Errorf("line %d: expected event %q did not happen", tr.events[evi].line, tr.events[evi].desc)
 	}
 	return out, nil
+}
+
+// maxReplyLen bounds the replies the session writes for one command: the
+// EHLO reply is the longest, about 400 octets with a host name of 255, and
+// a 421 may follow a refusal.
+const maxReplyLen = 512
+
+// checkOutputBound checks what Feed left in Output, which the hosts here
+// flush before every Feed: EventFlush only once MaxOutput bytes wait, and
+// never more than MaxOutput plus the replies to one more command.
+func checkOutputBound(s *Session, cfg *ServerConfig, ev Event) error {
+	limit := cfg.MaxOutput
+	if limit <= 0 {
+		limit = DefaultMaxOutput
+	}
+	pending := len(s.Output())
+	if ev.Kind == EventFlush && pending < limit {
+		return fmt.Errorf("EventFlush with %d bytes of output, under MaxOutput %d", pending, limit)
+	}
+	if pending >= limit+maxReplyLen {
+		return fmt.Errorf("Feed left %d bytes of output, MaxOutput is %d", pending, limit)
+	}
+	return nil
 }
 
 // checkWellFormed parses out as a sequence of replies.

@@ -33,6 +33,10 @@ type Config struct {
 
 	// File is the path the configuration was read from; "" for Default().
 	File string `toml:"-"`
+
+	// loginDummy is the bcrypt hash Login compares the password of an
+	// unknown AUTH name with (makeLoginDummy); nil without password_hash.
+	loginDummy []byte
 }
 
 // Spool is [spool]: where accepted messages are kept until delivered.
@@ -99,6 +103,7 @@ type SMTPListener struct {
 	CommandTimeout      Duration   `toml:"command_timeout"`
 	DataTimeout         Duration   `toml:"data_timeout"`
 	IdleTimeout         Duration   `toml:"idle_timeout"`
+	SessionTimeout      Duration   `toml:"session_timeout"` // whole connection; 0: no limit
 }
 
 // SelfSignedTLS reports whether the listener uses the generated self-signed

@@ -13,7 +13,8 @@ import (
 // that users of a Config never see an empty name or mixed case: listener
 // names default to the listen address, empty host names become this
 // machine's, AUTH mechanisms are upper case, domains and hex digests lower
-// case, and a bare nameserver IP gets port 53.
+// case, and a bare nameserver IP gets port 53. It also prepares what Login
+// compares an unknown AUTH name with.
 func (c *Config) finish() {
 	host := ""
 	hostname := func() string {
@@ -67,4 +68,5 @@ func (c *Config) finish() {
 		c.ShapingTables = m
 	}
 	c.finishDeliveryPolicy()
+	c.makeLoginDummy()
 }

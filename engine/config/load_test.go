@@ -40,6 +40,12 @@ func TestDefaultParsesAndValidates(t *testing.T) {
 	if l.MaxMessageSize != 20<<20 || l.BareLF != BareLFNormalize {
 		t.Errorf("listener size/bare_lf: %v %q", l.MaxMessageSize, l.BareLF)
 	}
+	// Hostile clients (issue #15): a connection lasts at most 30 minutes,
+	// and one address may open 50 at once, as Postfix's
+	// smtpd_client_connection_count_limit.
+	if l.SessionTimeout.Duration != 30*time.Minute || l.MaxConnectionsPerIP != 50 {
+		t.Errorf("listener session_timeout/max_connections_per_ip: %v %d", l.SessionTimeout, l.MaxConnectionsPerIP)
+	}
 	if len(c.HTTPListeners) != 1 || c.HTTPListeners[0].Listen != "127.0.0.1:8000" {
 		t.Fatalf("http listeners = %+v", c.HTTPListeners)
 	}
@@ -153,6 +159,8 @@ func TestArrayElementsStartFromBuiltInEntry(t *testing.T) {
 name = "a"
 listen = "127.0.0.1:2600"
 max_recipients = 5
+max_connections_per_ip = 0
+session_timeout = "0s"
 
 [[smtp_listener]]
 listen = "127.0.0.1:2601"
@@ -164,6 +172,10 @@ relay_hosts = ["10.0.0.1"]
 	a, b := c.SMTPListeners[0], c.SMTPListeners[1]
 	if a.MaxRecipients != 5 || b.MaxRecipients != 1000 {
 		t.Errorf("max_recipients = %d, %d", a.MaxRecipients, b.MaxRecipients)
+	}
+	if a.MaxConnectionsPerIP != 0 || b.MaxConnectionsPerIP != 50 || a.SessionTimeout.Duration != 0 || b.SessionTimeout.Duration != 30*time.Minute {
+		t.Errorf("max_connections_per_ip = %d, %d; session_timeout = %v, %v (an explicit 0 means no limit)",
+			a.MaxConnectionsPerIP, b.MaxConnectionsPerIP, a.SessionTimeout, b.SessionTimeout)
 	}
 	if b.Name != "127.0.0.1:2601" {
 		t.Errorf("unnamed listener got name %q", b.Name)
@@ -323,6 +335,15 @@ auth_fail_window = "0s"
 			`F:6: smtp_listener[0].auth_fail_delay: must not be negative, not "-2s"`,
 			`F:7: smtp_listener[0].auth_fail_block_after: must be at least 0, not -3`,
 			`F:8: smtp_listener[0].auth_fail_window: must be a positive duration, not "0s"`,
+		}},
+		{"listener session limits", `
+[[smtp_listener]]
+listen = "127.0.0.1:2601"
+session_timeout = "-1m"
+max_connections_per_ip = -1
+`, []string{
+			`F:5: smtp_listener[0].max_connections_per_ip: must be at least 0, not -1`,
+			`F:4: smtp_listener[0].session_timeout: must not be negative, not "-1m0s"`,
 		}},
 		{"duplicate listeners", `
 [[smtp_listener]]

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -27,12 +28,73 @@ func (k *APIKey) Matches(presented string) bool {
 // comparison with password, or bcrypt against password_hash.
 func (u *SMTPUser) CheckPassword(password string) bool {
 	if u.Password != "" {
-		return subtle.ConstantTimeCompare([]byte(u.Password), []byte(password)) == 1
+		return plainEqual(u.Password, password)
 	}
 	if u.PasswordHash != "" {
 		return bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) == nil
 	}
 	return false
+}
+
+// plainEqual compares two passwords in constant time, whatever their
+// lengths: subtle.ConstantTimeCompare returns at once on a length
+// mismatch, which would tell a guesser the password's length, so the
+// SHA-256 digests are compared instead.
+func plainEqual(want, got string) bool {
+	w, g := sha256.Sum256([]byte(want)), sha256.Sum256([]byte(got))
+	return subtle.ConstantTimeCompare(w[:], g[:]) == 1
+}
+
+// Login checks an SMTP AUTH name and password against [[smtp_user]] and
+// returns the account, or nil. How long it takes does not tell whether the
+// name exists (issue #15, user enumeration): an unknown name is checked
+// against loginDummy, a bcrypt hash as costly as the costliest
+// password_hash, and a plain password is compared in constant time. Where
+// both kinds of account are configured, a plain-password check pays the
+// dummy bcrypt comparison too, so that every answer costs one bcrypt
+// comparison.
+func (c *Config) Login(name, password string) *SMTPUser {
+	u := c.SMTPUser(name)
+	if u == nil || u.PasswordHash == "" {
+		c.dummyCheck(password)
+	}
+	if u == nil || !u.CheckPassword(password) {
+		return nil
+	}
+	return u
+}
+
+// dummyCheck does the work of checking password against an account that
+// does not exist: a bcrypt comparison with loginDummy when any account has
+// a password_hash, else a plain comparison.
+func (c *Config) dummyCheck(password string) {
+	if c.loginDummy != nil {
+		_ = bcrypt.CompareHashAndPassword(c.loginDummy, []byte(password))
+		return
+	}
+	_ = plainEqual("", password)
+}
+
+// makeLoginDummy sets loginDummy to a bcrypt hash of a random password, at
+// the highest cost of the accounts' password_hash values; nil when no
+// account has one. Load and Default call it (through finish).
+func (c *Config) makeLoginDummy() {
+	cost := 0
+	for _, u := range c.SMTPUsers {
+		if k, err := bcrypt.Cost([]byte(u.PasswordHash)); err == nil {
+			cost = max(cost, k)
+		}
+	}
+	c.loginDummy = nil
+	if cost == 0 {
+		return
+	}
+	var pw [16]byte
+	_, _ = rand.Read(pw[:])
+	h, err := bcrypt.GenerateFromPassword([]byte(hex.EncodeToString(pw[:])), cost)
+	if err == nil {
+		c.loginDummy = h
+	}
 }
 
 // APIKey returns the [[api_key]] that presented matches, or nil.

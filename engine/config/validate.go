@@ -57,6 +57,12 @@ func (ck *checker) positive(path []string, d Duration) {
 	}
 }
 
+func (ck *checker) notNegative(path []string, d Duration) {
+	if d.Duration < 0 {
+		ck.add(path, "must not be negative, not %q", d.Duration.String())
+	}
+}
+
 func (ck *checker) atLeast(path []string, v, min int) {
 	if v < min {
 		ck.add(path, "must be at least %d, not %d", min, v)
@@ -202,9 +208,7 @@ func (c *Config) validate() []problem {
 		ck.readable(p("tls_key"), l.TLSKey)
 		ck.oneOf(p("tls_min_version"), string(l.TLSMinVersion), tlsVersionNames...)
 		ck.atLeast(p("auth_fail_delay_after"), l.AuthFailDelayAfter, 0)
-		if l.AuthFailDelay.Duration < 0 {
-			ck.add(p("auth_fail_delay"), "must not be negative, not %q", l.AuthFailDelay.Duration.String())
-		}
+		ck.notNegative(p("auth_fail_delay"), l.AuthFailDelay)
 		ck.atLeast(p("auth_fail_block_after"), l.AuthFailBlockAfter, 0)
 		ck.positive(p("auth_fail_window"), l.AuthFailWindow)
 		for _, m := range l.AuthMechanisms {
@@ -221,6 +225,7 @@ func (c *Config) validate() []problem {
 		ck.positive(p("command_timeout"), l.CommandTimeout)
 		ck.positive(p("data_timeout"), l.DataTimeout)
 		ck.positive(p("idle_timeout"), l.IdleTimeout)
+		ck.notNegative(p("session_timeout"), l.SessionTimeout)
 	}
 
 	users := map[string]bool{}

@@ -28,13 +28,14 @@ type ListenerConfig struct {
 
 	BareLF smtpwire.BareLFPolicy
 
-	// CommandTimeout bounds the wait for the next command inside a
-	// transaction (after MAIL), DataTimeout the wait for more of a DATA or
-	// BDAT body, IdleTimeout the wait for a command outside a transaction
-	// (after the greeting, between messages). RFC 5321 §4.5.3.2 suggests
-	// 5 minutes for commands and 3 minutes per data block. SessionTimeout,
-	// when set, bounds the whole connection. Waiting for our own worker (the
-	// spool) never times out.
+	// CommandTimeout bounds each command line inside a transaction (after
+	// MAIL) or a SASL exchange, DataTimeout each line of a DATA or BDAT
+	// body, IdleTimeout each command line outside a transaction (after the
+	// greeting, between messages); the clock starts when the previous line
+	// is complete, not at the last byte (smtpwire.Session.Lines). RFC 5321
+	// §4.5.3.2 suggests 5 minutes for commands and 3 minutes per data block.
+	// SessionTimeout, when set, bounds the whole connection. Waiting for our
+	// own worker (the spool) never times out.
 	CommandTimeout time.Duration
 	DataTimeout    time.Duration
 	IdleTimeout    time.Duration

@@ -14,14 +14,26 @@ import (
 
 // Limits on what one connection may leave buffered.
 const (
-	// maxOutbound is how many reply bytes may wait for a client that does
-	// not read them; past it the client is dropped. Replies to a legitimate
-	// pipelined batch are a few hundred bytes.
-	maxOutbound = 1 << 20
-	// extraInbound is how far past MaxMessageSize a client may run ahead
-	// (pipelined commands, a next BDAT chunk) while its message is with a
-	// worker. gnet keeps reading into its buffer meanwhile.
+	// maxOutbound is how many reply bytes may wait in gnet's buffer for a
+	// client that does not read them (the kernel's socket buffers have
+	// taken what they can by then); past it the client is dropped. The
+	// session yields every smtpwire.DefaultMaxOutput bytes of replies
+	// (EventFlush) so that this is checked before more are made. Replies
+	// to a legitimate pipelined batch are a few kilobytes: 1000 RCPT
+	// replies are 30 KB.
+	maxOutbound = 256 << 10
+	// extraInbound is how much a client may pipeline behind a command a
+	// worker holds: command lines, which are short (RFC 2920 §3.1: a
+	// command that changes state, like AUTH, ends a group, so a client
+	// following the RFC sends nothing behind it at all). Behind a message
+	// the next one may follow in BDAT chunks (RFC 3030 §4.2), so there
+	// MaxMessageSize more is allowed. gnet keeps reading into its buffer
+	// while the worker runs; past the limit the client is dropped.
 	extraInbound = 256 << 10
+	// inputChunk is the most input fed to the session at a time: gnet's
+	// Peek copies when its ring buffer wraps, so a large backlog is fed a
+	// bounded piece at a time rather than copied whole for every event.
+	inputChunk = 64 << 10
 )
 
 // conn is the state of one SMTP connection. Everything except deadline and
@@ -35,9 +47,10 @@ type conn struct {
 	local netip.AddrPort
 	relay bool // peer is inside RelayHosts
 
-	busy    bool // a worker holds the pending event; parsing is paused
-	closing bool // QUIT, 421 or an error: flush and close
-	closed  bool // OnClose ran; late runnables do nothing
+	busy        bool // a worker holds the pending event; parsing is paused
+	heldMessage bool // what the worker holds (or held last) is a message, not an AUTH check
+	closing     bool // QUIT, 421 or an error: flush and close
+	closed      bool // OnClose ran; late runnables do nothing
 
 	authUser, tenant string
 	tls              *tlsConn  // nil: plaintext
@@ -48,7 +61,8 @@ type conn struct {
 	// Unix nanoseconds of the server clock; 0 while a worker is busy.
 	deadline      atomic.Int64
 	timeoutQueued atomic.Bool
-	started       int64 // connection start, Unix nanoseconds
+	started       int64  // connection start, Unix nanoseconds
+	armedLines    uint64 // Session.Lines when deadline was last armed
 }
 
 func newConn(l *listener, c gnet.Conn, peer, local netip.AddrPort) *conn {
@@ -74,8 +88,8 @@ func (st *conn) onTraffic() gnet.Action {
 		return st.tlsTraffic()
 	}
 	if st.busy {
-		if st.c.InboundBuffered() > int(st.l.cfg.MaxMessageSize)+extraInbound {
-			st.l.srv.log.Debug("client ran too far ahead", "listener", st.l.name, "peer", st.peer.String())
+		if st.c.InboundBuffered() > st.inboundLimit() {
+			st.ranAhead()
 			return gnet.Close
 		}
 		return gnet.None
@@ -87,12 +101,28 @@ func (st *conn) onTraffic() gnet.Action {
 	return gnet.None
 }
 
-// input returns the unparsed plaintext; consume drops the first n bytes.
+// inboundLimit is how much input the client may have buffered while a
+// worker holds its session (see extraInbound).
+func (st *conn) inboundLimit() int {
+	if st.heldMessage {
+		return int(st.l.cfg.MaxMessageSize) + extraInbound
+	}
+	return extraInbound
+}
+
+// ranAhead logs a client dropped for sending more than inboundLimit while a
+// worker held its session.
+func (st *conn) ranAhead() {
+	st.l.srv.log.Debug("client ran too far ahead", "listener", st.l.name, "peer", st.peer.String())
+}
+
+// input returns unparsed plaintext, at most inputChunk bytes of it on a
+// plaintext connection; consume drops the first n bytes.
 func (st *conn) input() []byte {
 	if st.tls != nil {
 		return st.tls.plainInput()
 	}
-	b, _ := st.c.Peek(-1)
+	b, _ := st.c.Peek(min(st.c.InboundBuffered(), inputChunk))
 	return b
 }
 
@@ -108,8 +138,10 @@ func (st *conn) consume(n int) {
 }
 
 // process feeds buffered input to the session until it needs more input, a
-// worker takes over, or the session ends; then writes all replies produced
-// in one write (RFC 2920: replies to a pipelined batch go out together).
+// worker takes over, or the session ends; then writes the replies produced
+// in one write (RFC 2920: replies to a pipelined batch go out together). A
+// long batch is written whenever the session yields (EventFlush), so the
+// replies kept in memory stay bounded.
 func (st *conn) process() {
 	for !st.busy && !st.closing && !st.closed {
 		// Feed is called even with no input after an event: the session
@@ -117,6 +149,9 @@ func (st *conn) process() {
 		n, ev := st.sess.Feed(st.input())
 		st.consume(n)
 		if ev.Kind == smtpwire.EventNone {
+			if n > 0 {
+				continue // the input was fed a chunk at a time: more may wait
+			}
 			break // all consumed, or a partial line kept by the session
 		}
 		st.handle(ev)
@@ -139,8 +174,10 @@ func (st *conn) handle(ev smtpwire.Event) {
 	case smtpwire.EventRcpt:
 		st.sess.Respond(st.checkRcpt(ev))
 	case smtpwire.EventMessage:
+		st.heldMessage = true
 		st.submitMessage(ev)
 	case smtpwire.EventAuth:
+		st.heldMessage = false
 		st.submitAuth(ev)
 	case smtpwire.EventStartTLS:
 		// The 220 is in the session's output. Everything the client sent
@@ -153,6 +190,10 @@ func (st *conn) handle(ev smtpwire.Event) {
 		}
 		_, _ = st.c.Discard(-1)
 		st.startTLS()
+	case smtpwire.EventFlush:
+		// A long pipelined batch: write the replies so far before the
+		// session makes more; flush drops a client that does not read them.
+		st.flush()
 	case smtpwire.EventQuit, smtpwire.EventClose:
 		st.closing = true
 	}
@@ -227,23 +268,47 @@ func (st *conn) submitMessage(ev smtpwire.Event) {
 // submitAuth checks AUTH credentials on a worker: a password hash costs
 // milliseconds, too long for an event loop.
 func (st *conn) submitAuth(ev smtpwire.Event) {
-	srv := st.l.srv
-	if srv.auth == nil || ev.Auth == nil {
+	if st.l.srv.auth == nil || ev.Auth == nil {
 		st.sess.Respond(&smtpwire.ReplyAuthMechanism)
 		return
 	}
-	guard, ip := st.l.guard, st.peer.Addr()
-	if guard.blocked(ip, srv.now()) {
+	st.checkAuth(*ev.Auth) // ev.Auth points into the session
+}
+
+// checkAuth asks the listener's AUTH guard whether cred's password may be
+// checked, and checks it on a worker, waits for a slot, or answers a
+// blocked client. The attempt is counted before the check (authGuard), so
+// parallel AUTH from one address cannot outrun the block.
+func (st *conn) checkAuth(cred smtpwire.AuthCredentials) {
+	srv, guard := st.l.srv, st.l.guard
+	verdict, attempt, delay := guard.reserve(st.peer.Addr(), srv.now(), func() {
+		st.onLoop(func() {
+			st.busy = false
+			st.checkAuth(cred)
+			st.process()
+		})
+	})
+	switch verdict {
+	case authBlocked:
 		st.authBlocked()
+		return
+	case authWait:
+		// Other checks from this address are in flight; the guard wakes
+		// this one when one of them ends. No timeout runs meanwhile.
+		st.busy = true
+		st.deadline.Store(0)
 		return
 	}
 	// A client that failed repeatedly waits for every answer; the wait is a
 	// timer, so it holds neither the event loop nor a worker.
-	delay := guard.delayFor(ip, srv.now())
-	cred := *ev.Auth // ev.Auth points into the session
-	st.runWorkerAfter(func(ctx context.Context) func() {
+	submitted := st.runWorkerAfter(func(ctx context.Context) func() {
 		user, tenant, ok := srv.authenticate(ctx, cred)
-		blocked := !ok && guard.failed(ip, srv.now())
+		blocked := false
+		if ok {
+			attempt.release()
+		} else {
+			blocked = attempt.fail(srv.now())
+		}
 		return func() {
 			if !ok {
 				srv.log.Info("AUTH failed", "listener", st.l.name, "peer", st.peer.String(), "user", cred.Username, "mechanism", cred.Mechanism)
@@ -259,6 +324,9 @@ func (st *conn) submitAuth(ev smtpwire.Event) {
 			st.sess.Respond(nil)
 		}
 	}, delay, &smtpwire.Reply{Code: 454, Enhanced: "4.7.0", Lines: []string{"Temporary authentication failure"}})
+	if !submitted {
+		attempt.release() // nothing was checked
+	}
 }
 
 // authBlocked answers the pending AUTH of a blocked client with 421 4.7.0
@@ -279,8 +347,9 @@ func (st *conn) runWorker(job func(ctx context.Context) func(), busy *smtpwire.R
 }
 
 // runWorkerAfter is runWorker whose loop function runs no sooner than delay
-// after the job ended: a timer queues it, so the worker is free at once.
-func (st *conn) runWorkerAfter(job func(ctx context.Context) func(), delay time.Duration, busy *smtpwire.Reply) {
+// after the job ended: a timer queues it, so the worker is free at once. It
+// reports whether the job was submitted (false: busy was answered).
+func (st *conn) runWorkerAfter(job func(ctx context.Context) func(), delay time.Duration, busy *smtpwire.Reply) bool {
 	srv := st.l.srv
 	st.busy = true
 	st.deadline.Store(0)
@@ -311,7 +380,9 @@ func (st *conn) runWorkerAfter(job func(ctx context.Context) func(), delay time.
 		st.busy = false
 		srv.log.Warn("worker pool full", "listener", st.l.name, "err", err)
 		st.sess.Respond(busy)
+		return false
 	}
+	return true
 }
 
 // onLoop queues fn to run on the connection's event loop (from any
@@ -356,6 +427,7 @@ func (st *conn) flush() {
 	st.sess.ConsumeOutput(len(out))
 	if !st.closed && st.c.OutboundBuffered() > maxOutbound {
 		// The client does not read its replies; stop serving it.
+		st.l.srv.log.Debug("client does not read its replies", "listener", st.l.name, "peer", st.peer.String())
 		st.closing = true
 	}
 }
@@ -396,12 +468,24 @@ func (st *conn) onClose(err error) {
 	}
 }
 
-// setDeadline arms the timeout for what the session waits for now.
+// setDeadline arms the timeout for the line the session waits for now. A
+// deadline is per line, like Postfix's per-record deadline: each command
+// line, SASL response and line of message data must be complete within its
+// timeout of the previous one, so the deadline moves only when
+// Session.Lines does, or when none is armed (after a worker's answer, after
+// the TLS handshake). The bytes of an unfinished line do not move it, so a
+// client trickling a byte at a time is cut off (issue #15, slowloris).
+// SessionTimeout caps every deadline.
 func (st *conn) setDeadline() {
 	if st.busy || st.closing || st.closed {
 		st.deadline.Store(0)
 		return
 	}
+	lines := st.sess.Lines()
+	if lines == st.armedLines && st.deadline.Load() != 0 {
+		return
+	}
+	st.armedLines = lines
 	cfg := &st.l.cfg
 	// RFC 5321 §4.5.3.2: the data block timeout while message bytes are
 	// due, the command timeout inside a transaction or a SASL exchange,

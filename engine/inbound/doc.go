@@ -11,10 +11,32 @@
 // returns the result.
 //
 // A connection's state (conn) lives in the gnet.Conn context and is touched
-// only on its event loop. OnTraffic peeks at all buffered bytes, feeds them to
-// the smtpwire.Session in a loop and answers the events the session raises;
-// the replies of one batch go out in one write (RFC 2920 pipelining). Bytes
-// the session has not consumed stay in gnet's inbound buffer.
+// only on its event loop. OnTraffic peeks at the buffered bytes, feeds them
+// to the smtpwire.Session in a loop (64 KiB at a time) and answers the
+// events the session raises; the replies of one batch go out in one write
+// (RFC 2920 pipelining). Bytes the session has not consumed stay in gnet's
+// inbound buffer.
+//
+// # Hostile clients: what a connection may hold
+//
+// Replies: the session yields (EventFlush) whenever 32 KiB of replies wait,
+// and the connection writes them before it feeds more; once more than
+// maxOutbound (256 KiB) wait in gnet's buffer — the kernel's socket buffers
+// are full, so the client is not reading — the client is dropped. So 4 MiB
+// of pipelined "EHLO a" (about 100 MB of replies) costs the server a few
+// hundred kilobytes, not 100 MB (TestUnreadRepliesBounded).
+//
+// Input while a worker holds the session: behind an AUTH only command lines
+// may follow (a client following RFC 2920 §3.1 sends nothing behind it), so
+// 256 KiB (extraInbound) is allowed; behind a message the next one may
+// follow whole in BDAT chunks (RFC 3030), so MaxMessageSize more is. Past
+// that the client is dropped.
+//
+// FuzzConnection drives a real listener over loopback with the session,
+// the workers and the reply path together: fuzzed input, repeated up to 32
+// times, written in pieces cut at random points, its replies read only
+// once the client has sent everything; they must be well-formed SMTP and
+// the server must forget the connection.
 //
 // # Hand-off
 //
@@ -34,15 +56,22 @@
 //
 // # Timeouts
 //
-// gnet has no deadlines. Each connection keeps an atomic deadline, set after
-// every batch from what the session says it waits for (Session.InData,
-// InTransaction, InAuth; RFC 5321 §4.5.3.2): DataTimeout inside a DATA body
-// or a BDAT chunk, CommandTimeout inside a transaction or a SASL exchange,
-// IdleTimeout otherwise (after the greeting, RSET, a message), capped by
-// SessionTimeout; none while a worker holds the session. The
-// listener's OnTick (on gnet's ticker goroutine) sweeps the registry of live
-// connections and queues a check on the loop of each one past its deadline;
-// the check writes "421 4.4.2" (Session.Timeout) and closes.
+// gnet has no deadlines. Each connection keeps an atomic deadline, a
+// deadline per line like Postfix's per-record deadline: it is armed when the
+// session completes a line (Session.Lines: a command line, a SASL response,
+// a line of message data or 1000 octets of one, a BDAT chunk) and when a
+// worker's answer or a TLS handshake is done — never by the bytes of an
+// unfinished line, so a client trickling a byte at a time is cut off
+// (issue #15). Its length follows what the session waits for
+// (Session.InData, InTransaction, InAuth; RFC 5321 §4.5.3.2): DataTimeout
+// inside a DATA body or a BDAT chunk, CommandTimeout inside a transaction or
+// a SASL exchange, IdleTimeout otherwise (after the greeting, RSET, a
+// message); SessionTimeout caps every deadline, so a client busy with slow
+// but complete lines ends there too. None runs while a worker holds the
+// session. The listener's OnTick (on gnet's ticker goroutine) sweeps the
+// registry of live connections and queues a check on the loop of each one
+// past its deadline; the check writes "421 4.4.2" (Session.Timeout) and
+// closes.
 //
 // # TLS
 //
@@ -80,7 +109,15 @@
 // answer on the loop, so neither the loop nor a worker is held — and at
 // AuthFailBlockAfter the address gets "421 4.7.0" at AUTH (and at connect,
 // unless it is a relay host, which may still send without AUTH) until the
-// window has passed. The table is bounded and pruned from OnTick.
+// window has passed. An attempt is counted on the loop, under the guard's
+// lock, before its password goes to a worker: a check in flight counts as a
+// failure until its outcome is known (a success gives its place back), and
+// an address has at most 4 checks running (maxAuthInFlight); further AUTH
+// wait, without a timeout, until one ends. So however many AUTH one address
+// sends in parallel, at most AuthFailBlockAfter of its passwords are
+// checked in a window (TestAuthParallelConnections; issue #15 saw 300
+// parallel guesses get 42 checks and a right 16th one accepted). The table
+// is bounded and pruned from OnTick.
 //
 // # Draining
 //

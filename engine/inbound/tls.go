@@ -86,6 +86,8 @@ func (st *conn) tlsReady(err error) {
 	if st.l.cfg.ImplicitTLS {
 		st.write(st.sess.Greeting())
 	}
+	// The handshake's deadline is over: the first command gets its own.
+	st.deadline.Store(0)
 	st.process()
 }
 
@@ -97,10 +99,10 @@ func (st *conn) tlsTraffic() gnet.Action {
 	buffered := t.pipe.push(data)
 	limit := maxHandshakeBuffered
 	if t.ready {
-		limit = int(st.l.cfg.MaxMessageSize) + extraInbound
+		limit = max(st.inboundLimit(), maxHandshakeBuffered)
 	}
 	if buffered+len(t.plain)-t.off > limit {
-		st.l.srv.log.Debug("TLS client ran too far ahead", "listener", st.l.name, "peer", st.peer.String())
+		st.ranAhead()
 		return gnet.Close
 	}
 	if !t.ready || st.busy {
