@@ -27,5 +27,6 @@
 //
 //	go test ./e2e/                       # everything
 //	go test ./e2e/ -run TestHarness      # only the peers and the harness
+//	go test ./e2e/ -run TestHostile      # the hostile-client probes (issue #15)
 //	GANNET_BIN=bin/gannet go test ./e2e/ # use a prebuilt binary
 package e2e

@@ -200,9 +200,14 @@ func (c *inbConn) startTLS() *tls.Conn {
 
 func (c *inbConn) authPlain(user, pass string) string {
 	c.t.Helper()
-	c.send("AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+pass)) + "\r\n")
+	c.send(authPlainLine(user, pass))
 	last, _ := c.reply()
 	return last
+}
+
+// authPlainLine is the AUTH PLAIN command line (CRLF included) for user/pass.
+func authPlainLine(user, pass string) string {
+	return "AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+pass)) + "\r\n"
 }
 
 // inbMessage is a small message whose Subject names the case.
@@ -936,8 +941,10 @@ smtp_connection_cache_on_demand = no
 	return smtpd
 }
 
-const inbQueueConfig = `# gannet queue-full e2e test (generated)
-http_listener = []
+// inbDeadRelayConfig starts a config without HTTP whose relay_to ({{DEAD}})
+// is a loopback port nothing listens on, so accepted mail stays queued; its
+// last table is [queue].
+const inbDeadRelayConfig = `http_listener = []
 
 [spool]
 path = "DIR/spool"
@@ -949,8 +956,10 @@ path = "DIR/logs"
 relay_to = "{{DEAD}}"
 
 [queue]
-max_queue_depth = 2
 retry_interval = "1h"
+`
+
+const inbQueueConfig = "# gannet queue-full e2e test (generated)\n" + inbDeadRelayConfig + `max_queue_depth = 2
 
 [[smtp_listener]]
 name = "in"

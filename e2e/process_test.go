@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -63,6 +64,28 @@ func (p *proc) exited() bool {
 	default:
 		return false
 	}
+}
+
+// pid is the process id (for /proc/PID).
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+// rss returns the process's resident set size in bytes (VmRSS of
+// /proc/PID/status).
+func (p *proc) rss() (int64, error) {
+	path := fmt.Sprintf("/proc/%d/status", p.pid())
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			if f := strings.Fields(v); len(f) == 2 && f[1] == "kB" {
+				kb, err := strconv.ParseInt(f[0], 10, 64)
+				return kb << 10, err
+			}
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in %s", path)
 }
 
 // stop sends SIGTERM, waits up to stopTimeout, then SIGKILLs. It reports
