@@ -435,6 +435,11 @@ func hostileLockoutRace(t *testing.T, g *inbGannet, addr string) {
 	if !strings.HasPrefix(rightReply, "421 4.7.0") && !strings.HasPrefix(rightReply, "535") {
 		t.Errorf("the right password, sent after %d wrong ones with auth_fail_block_after = 10, got %q: want 421 4.7.0 or 535 (the block must hold against a race)", right, rightReply)
 	}
+	// Every failed password check is logged "AUTH failed": the count is the
+	// number of checks the race got, whatever the answers said.
+	if checks > 10 {
+		t.Errorf("%d password checks for one address, want at most auth_fail_block_after = 10", checks)
+	}
 	if counts["535 5.7.8"] > 10 {
 		t.Errorf("%d wrong passwords were answered 535 (checked), want at most auth_fail_block_after = 10", counts["535 5.7.8"])
 	}
