@@ -3,37 +3,20 @@ package queue
 import (
 	"sync"
 	"time"
+
+	"gannet/internal/clock"
 )
 
 // Clock is the time source of a Scheduler: the real clock in production
-// (SystemClock), a FakeClock in tests.
-type Clock interface {
-	Now() time.Time
-	// NewTimer returns a timer whose channel receives once, d from now.
-	NewTimer(d time.Duration) Timer
-}
+// (SystemClock), a FakeClock in tests. It is declared in the leaf
+// package internal/clock.
+type Clock = clock.Clock
 
 // Timer is a one-shot timer of a Clock.
-type Timer interface {
-	C() <-chan time.Time
-	// Stop prevents the timer from firing; it reports whether it did.
-	Stop() bool
-}
+type Timer = clock.Timer
 
 // SystemClock returns the Clock of package time.
-func SystemClock() Clock { return systemClock{} }
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
-func (systemClock) NewTimer(d time.Duration) Timer {
-	return systemTimer{time.NewTimer(d)}
-}
-
-type systemTimer struct{ t *time.Timer }
-
-func (t systemTimer) C() <-chan time.Time { return t.t.C }
-func (t systemTimer) Stop() bool          { return t.t.Stop() }
+func SystemClock() Clock { return clock.System() }
 
 // FakeClock is a Clock that moves only when told to (Advance, Set). Timers
 // fire when the clock reaches their deadline. Safe for concurrent use.
