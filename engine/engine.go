@@ -37,7 +37,7 @@ type Options struct {
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
 	// SpoolFS holds the spool's segment files; nil: the operating system's.
-	// Tests pass a queue.FaultFS to make writes and fsyncs fail.
+	// Tests pass a queuetest.FaultFS to make writes and fsyncs fail.
 	SpoolFS queue.FS
 }
 

@@ -19,6 +19,7 @@ import (
 	"gannet/engine/httpapi"
 	"gannet/engine/inbound"
 	"gannet/queue"
+	"gannet/queue/queuetest"
 	"gannet/smtpwire"
 )
 
@@ -56,7 +57,7 @@ func TestSpoolReply(t *testing.T) {
 // faultEngine is an Engine over a spool whose segment files are on a
 // FaultFS, with no listener, delivering to a closed port (nothing is
 // delivered while the test runs).
-func faultEngine(t *testing.T) (*Engine, *queue.FaultFS, *syncBuffer) {
+func faultEngine(t *testing.T) (*Engine, *queuetest.FaultFS, *syncBuffer) {
 	t.Helper()
 	dir := t.TempDir()
 	c := config.Default()
@@ -64,7 +65,7 @@ func faultEngine(t *testing.T) (*Engine, *queue.FaultFS, *syncBuffer) {
 	c.Spool.Path = filepath.Join(dir, "spool")
 	c.Log.Path = filepath.Join(dir, "logs")
 	c.Delivery.RelayTo = "127.0.0.1:1"
-	fs := queue.NewFaultFS(nil)
+	fs := queuetest.NewFaultFS(nil)
 	logs := &syncBuffer{}
 	e, err := New(c, Options{SpoolFS: fs, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
@@ -82,15 +83,15 @@ func faultEngine(t *testing.T) (*Engine, *queue.FaultFS, *syncBuffer) {
 func TestSpoolFaultsAnswered(t *testing.T) {
 	for _, c := range []struct {
 		name     string
-		fault    func(*queue.FaultFS)
+		fault    func(*queuetest.FaultFS)
 		code     int
 		enhanced string
 		status   int
 		logged   string
 	}{
-		{"ENOSPC on write", func(fs *queue.FaultFS) { fs.FailWrites(syscall.ENOSPC, -1) }, 452, "4.3.1", http.StatusServiceUnavailable, "no space left on device"},
-		{"EIO on write", func(fs *queue.FaultFS) { fs.FailWrites(syscall.EIO, -1) }, 451, "4.3.0", http.StatusInternalServerError, "input/output error"},
-		{"EIO on fsync", func(fs *queue.FaultFS) { fs.FailSyncs(syscall.EIO, -1) }, 451, "4.3.0", http.StatusInternalServerError, "input/output error"},
+		{"ENOSPC on write", func(fs *queuetest.FaultFS) { fs.FailWrites(syscall.ENOSPC, -1) }, 452, "4.3.1", http.StatusServiceUnavailable, "no space left on device"},
+		{"EIO on write", func(fs *queuetest.FaultFS) { fs.FailWrites(syscall.EIO, -1) }, 451, "4.3.0", http.StatusInternalServerError, "input/output error"},
+		{"EIO on fsync", func(fs *queuetest.FaultFS) { fs.FailSyncs(syscall.EIO, -1) }, 451, "4.3.0", http.StatusInternalServerError, "input/output error"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e, fs, logs := faultEngine(t)

@@ -1,117 +1,14 @@
 package queue
 
-import (
-	"sync"
-	"time"
-)
+import "gannet/internal/clock"
 
 // Clock is the time source of a Scheduler: the real clock in production
-// (SystemClock), a FakeClock in tests.
-type Clock interface {
-	Now() time.Time
-	// NewTimer returns a timer whose channel receives once, d from now.
-	NewTimer(d time.Duration) Timer
-}
+// (SystemClock), a queuetest.FakeClock in tests. It is declared in
+// internal/clock, which the fake imports instead of queue.
+type Clock = clock.Clock
 
 // Timer is a one-shot timer of a Clock.
-type Timer interface {
-	C() <-chan time.Time
-	// Stop prevents the timer from firing; it reports whether it did.
-	Stop() bool
-}
+type Timer = clock.Timer
 
 // SystemClock returns the Clock of package time.
-func SystemClock() Clock { return systemClock{} }
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
-func (systemClock) NewTimer(d time.Duration) Timer {
-	return systemTimer{time.NewTimer(d)}
-}
-
-type systemTimer struct{ t *time.Timer }
-
-func (t systemTimer) C() <-chan time.Time { return t.t.C }
-func (t systemTimer) Stop() bool          { return t.t.Stop() }
-
-// FakeClock is a Clock that moves only when told to (Advance, Set). Timers
-// fire when the clock reaches their deadline. Safe for concurrent use.
-type FakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers map[*fakeTimer]struct{}
-}
-
-// NewFakeClock returns a FakeClock reading start.
-func NewFakeClock(start time.Time) *FakeClock {
-	return &FakeClock{now: start, timers: make(map[*fakeTimer]struct{})}
-}
-
-// Now implements Clock.
-func (c *FakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// NewTimer implements Clock.
-func (c *FakeClock) NewTimer(d time.Duration) Timer {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &fakeTimer{c: c, at: c.now.Add(d), ch: make(chan time.Time, 1)}
-	if d <= 0 {
-		t.ch <- c.now
-		return t
-	}
-	c.timers[t] = struct{}{}
-	return t
-}
-
-// Advance moves the clock forward by d and fires the timers that are due.
-func (c *FakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	t := c.now.Add(d)
-	c.mu.Unlock()
-	c.Set(t)
-}
-
-// Set moves the clock to t (never backwards) and fires the timers that are
-// due.
-func (c *FakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if t.After(c.now) {
-		c.now = t
-	}
-	for ft := range c.timers {
-		if !ft.at.After(c.now) {
-			delete(c.timers, ft)
-			ft.ch <- c.now
-		}
-	}
-}
-
-// Timers returns the number of timers waiting to fire: a test can wait for
-// it to become non-zero to know that a Run loop has gone to sleep.
-func (c *FakeClock) Timers() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.timers)
-}
-
-type fakeTimer struct {
-	c  *FakeClock
-	at time.Time
-	ch chan time.Time
-}
-
-func (t *fakeTimer) C() <-chan time.Time { return t.ch }
-
-func (t *fakeTimer) Stop() bool {
-	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
-	_, ok := t.c.timers[t]
-	delete(t.c.timers, t)
-	return ok
-}
+func SystemClock() Clock { return clock.System() }

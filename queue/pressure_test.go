@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"gannet/queue/queuetest"
 )
 
 // testClock is a settable clock for Options.Now.
@@ -26,7 +28,7 @@ func (c *testClock) Add(d time.Duration) {
 // refuse for HealthRetry only; then new mail is let in as a probe, and a
 // good commit clears the failure — acceptance resumes by itself.
 func TestHealthRecoversAfterCommitFailure(t *testing.T) {
-	ffs := NewFaultFS(nil)
+	ffs := queuetest.NewFaultFS(nil)
 	clock := &testClock{t: time.Unix(1772445600, 0)}
 	s := openTest(t, Options{FS: ffs, Now: clock.Now, HealthRetry: 3 * time.Second})
 	ffs.FailWrites(syscall.ENOSPC, -1)
@@ -70,7 +72,7 @@ func TestHealthRecoversAfterCommitFailure(t *testing.T) {
 // once space comes back (checked again at most once a second) both accept,
 // with nothing else happening in between.
 func TestHealthyFollowsFreeSpace(t *testing.T) {
-	ffs := NewFaultFS(nil)
+	ffs := queuetest.NewFaultFS(nil)
 	clock := &testClock{t: time.Unix(1772445600, 0)}
 	s := openTest(t, Options{FS: ffs, Now: clock.Now, MinFreeBytes: 4 << 20})
 	ffs.SetFreeBytes(1 << 20)
@@ -170,7 +172,7 @@ func TestSmallDrainedSegmentIsKept(t *testing.T) {
 // the bytes appended are subtracted from the last answer, so a burst
 // cannot write past the floor before the next statfs.
 func TestFreeSpaceCountsBytesInFlight(t *testing.T) {
-	ffs := NewFaultFS(nil)
+	ffs := queuetest.NewFaultFS(nil)
 	clock := &testClock{t: time.Unix(1772445600, 0)}
 	s := openTest(t, Options{FS: ffs, Now: clock.Now, MinFreeBytes: 1 << 20, Compression: "none"})
 	ffs.SetFreeBytes(1<<20 + 100<<10) // 100 KiB above the floor

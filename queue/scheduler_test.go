@@ -6,6 +6,8 @@ import (
 	"sort"
 	"testing"
 	"time"
+
+	"gannet/queue/queuetest"
 )
 
 var t0 = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
@@ -30,7 +32,7 @@ func runScheduler[T any](t *testing.T, s *Scheduler[T]) <-chan T {
 }
 
 // waitSleeping waits until Run sleeps on a fake timer.
-func waitSleeping(t *testing.T, c *FakeClock) {
+func waitSleeping(t *testing.T, c *queuetest.FakeClock) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); c.Timers() == 0; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -63,7 +65,7 @@ func expect[T comparable](t *testing.T, out <-chan T, want ...T) {
 }
 
 func TestSchedulerDueOrder(t *testing.T) {
-	c := NewFakeClock(t0)
+	c := queuetest.NewFakeClock(t0)
 	s := NewScheduler[string](c)
 	s.Schedule("c", t0.Add(3*time.Minute))
 	s.Schedule("a", t0.Add(1*time.Minute))
@@ -88,7 +90,7 @@ func TestSchedulerDueOrder(t *testing.T) {
 }
 
 func TestSchedulerEarlierItemWakesRun(t *testing.T) {
-	c := NewFakeClock(t0)
+	c := queuetest.NewFakeClock(t0)
 	s := NewScheduler[int](c)
 	s.Schedule(1, t0.Add(time.Hour))
 	out := runScheduler(t, s)
@@ -104,7 +106,7 @@ func TestSchedulerEarlierItemWakesRun(t *testing.T) {
 }
 
 func TestScheduler100k(t *testing.T) {
-	c := NewFakeClock(t0)
+	c := queuetest.NewFakeClock(t0)
 	s := NewScheduler[int](c)
 	const n = 100_000
 	r := rand.New(rand.NewPCG(1, 2))
@@ -142,7 +144,7 @@ func TestScheduler100k(t *testing.T) {
 }
 
 func TestSchedulerConcurrentSchedule(t *testing.T) {
-	c := NewFakeClock(t0)
+	c := queuetest.NewFakeClock(t0)
 	s := NewScheduler[int](c)
 	out := runScheduler(t, s)
 	const writers, each = 8, 500
@@ -186,7 +188,7 @@ func TestSchedulerRealClock(t *testing.T) {
 
 func BenchmarkScheduler(b *testing.B) {
 	// Steady state with 1M items waiting: schedule one, pop one.
-	s := NewScheduler[uint64](NewFakeClock(t0))
+	s := NewScheduler[uint64](queuetest.NewFakeClock(t0))
 	r := rand.New(rand.NewPCG(3, 4))
 	const n = 1_000_000
 	for i := range n {
@@ -209,7 +211,7 @@ func BenchmarkScheduler(b *testing.B) {
 // Schedules) come out exactly as if each had been scheduled alone: by due
 // time, then in scheduling order.
 func TestSchedulerBatchOrder(t *testing.T) {
-	c := NewFakeClock(t0)
+	c := queuetest.NewFakeClock(t0)
 	s := NewScheduler[int](c)
 	s.Grow(50_000)
 	r := rand.New(rand.NewPCG(5, 6))
@@ -252,7 +254,7 @@ func TestSchedulerBatchOrder(t *testing.T) {
 // TestSchedulerBatchWakesRun: a batch with an item earlier than what Run
 // sleeps for wakes it.
 func TestSchedulerBatchWakesRun(t *testing.T) {
-	c := NewFakeClock(t0)
+	c := queuetest.NewFakeClock(t0)
 	s := NewScheduler[string](c)
 	s.Schedule("late", t0.Add(time.Hour))
 	out := runScheduler(t, s)
@@ -273,7 +275,7 @@ func BenchmarkSchedulerLoad(b *testing.B) {
 	items := make([]uint64, batch)
 	b.ReportAllocs()
 	for b.Loop() {
-		s := NewScheduler[uint64](NewFakeClock(t0))
+		s := NewScheduler[uint64](queuetest.NewFakeClock(t0))
 		s.Grow(n)
 		for i := 0; i < n; i += batch {
 			for k := range batch {

@@ -23,7 +23,7 @@ type Options struct {
 	Dir string
 	// Compression is "zstd" (default), "s2" or "none"; see ParseCompression.
 	Compression string
-	// FS holds the segment files; OSFS when nil. Tests pass a FaultFS.
+	// FS holds the segment files; OSFS when nil. Tests pass a queuetest.FaultFS.
 	FS FS
 	// Now is the clock for health checks; time.Now when nil.
 	Now func() time.Time

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"gannet/queue/queuetest"
 )
 
 func openTest(t testing.TB, opts Options) *Spool {
@@ -311,7 +313,7 @@ func TestFlippedByteIsCorrupt(t *testing.T) {
 
 func TestFsyncFailure(t *testing.T) {
 	dir := t.TempDir()
-	ffs := NewFaultFS(nil)
+	ffs := queuetest.NewFaultFS(nil)
 	s := openTest(t, Options{Dir: dir, FS: ffs})
 	if err := s.Append(testMessage("ok1", 1), []byte("one\r\n")); err != nil {
 		t.Fatal(err)
@@ -353,7 +355,7 @@ func TestFsyncFailure(t *testing.T) {
 
 func TestDiskFull(t *testing.T) {
 	dir := t.TempDir()
-	ffs := NewFaultFS(nil)
+	ffs := queuetest.NewFaultFS(nil)
 	s := openTest(t, Options{Dir: dir, FS: ffs})
 	if err := s.Append(testMessage("before", 1), []byte("x\r\n")); err != nil {
 		t.Fatal(err)
@@ -380,7 +382,7 @@ func TestDiskFull(t *testing.T) {
 }
 
 func TestShortWrite(t *testing.T) {
-	ffs := NewFaultFS(nil)
+	ffs := queuetest.NewFaultFS(nil)
 	s := openTest(t, Options{FS: ffs})
 	ffs.ShortWrites(1)
 	if err := s.Append(testMessage("short", 1), testMail(1, 3000)); err == nil {
@@ -399,7 +401,7 @@ func TestShortWrite(t *testing.T) {
 }
 
 func TestLowFreeSpaceRefuses(t *testing.T) {
-	ffs := NewFaultFS(nil)
+	ffs := queuetest.NewFaultFS(nil)
 	now := time.Unix(1772445600, 0)
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }

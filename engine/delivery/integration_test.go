@@ -19,6 +19,7 @@ import (
 	"gannet/engine/logrec"
 	"gannet/engine/outbound"
 	"gannet/queue"
+	"gannet/queue/queuetest"
 	"gannet/resolver"
 	"gannet/resolver/dnstest"
 )
@@ -116,11 +117,11 @@ type system struct {
 	loop  *Loop
 	spool *queue.Spool
 	rec   *recorder
-	clock *queue.FakeClock
+	clock *queuetest.FakeClock
 	dir   string
 }
 
-func startSystem(t *testing.T, dir string, dnsAddr string, port uint16, clock *queue.FakeClock, retry queue.RetryPolicy) *system {
+func startSystem(t *testing.T, dir string, dnsAddr string, port uint16, clock *queuetest.FakeClock, retry queue.RetryPolicy) *system {
 	t.Helper()
 	sp, err := queue.Open(queue.Options{Dir: dir, Compression: "zstd", MinFreeBytes: -1})
 	if err != nil {
@@ -191,7 +192,7 @@ func (s *system) waitSpoolEmpty(t *testing.T) {
 
 var defaultRetry = queue.RetryPolicy{Initial: 5 * time.Minute, Max: time.Hour, MaxAge: 72 * time.Hour}
 
-func newClock() *queue.FakeClock { return queue.NewFakeClock(time.Now()) }
+func newClock() *queuetest.FakeClock { return queuetest.NewFakeClock(time.Now()) }
 
 func TestRealDeliveryTwoDomains(t *testing.T) {
 	dns := dnstest.NewServer(t, testZone)

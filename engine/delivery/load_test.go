@@ -11,6 +11,7 @@ import (
 	"gannet/engine/logrec"
 	"gannet/engine/outbound"
 	"gannet/queue"
+	"gannet/queue/queuetest"
 	"gannet/resolver"
 )
 
@@ -21,7 +22,7 @@ type loadHarness struct {
 	loop  *Loop
 	tr    *funcTransport
 	rec   *recorder
-	clock *queue.FakeClock
+	clock *queuetest.FakeClock
 }
 
 func newLoadHarness(t testing.TB, fill func(sp *queue.Spool, now time.Time)) *loadHarness {
@@ -31,7 +32,7 @@ func newLoadHarness(t testing.TB, fill func(sp *queue.Spool, now time.Time)) *lo
 		t.Fatal(err)
 	}
 	h := &loadHarness{spool: sp, tr: &funcTransport{}, rec: newRecorder(),
-		clock: queue.NewFakeClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))}
+		clock: queuetest.NewFakeClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))}
 	fill(sp, h.clock.Now())
 	h.loop = New(Options{
 		Store: sp, Router: &mapRouter{routes: map[string]*resolver.Route{}}, Transport: h.tr, Record: h.rec,

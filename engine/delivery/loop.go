@@ -142,7 +142,7 @@ func (l *Loop) Start() {
 }
 
 // Wake makes the schedulers look at the clock again (tests that move a
-// queue.FakeClock call it; the real clock needs no help).
+// queuetest.FakeClock call it; the real clock needs no help).
 func (l *Loop) Wake() {
 	for _, s := range l.sched {
 		s.Schedule(schedRef{}, time.Time{})

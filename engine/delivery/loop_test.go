@@ -11,6 +11,7 @@ import (
 	"gannet/engine/logrec"
 	"gannet/engine/outbound"
 	"gannet/queue"
+	"gannet/queue/queuetest"
 	"gannet/resolver"
 	"gannet/smtpwire"
 )
@@ -22,7 +23,7 @@ type harness struct {
 	tr    *funcTransport
 	rec   *recorder
 	met   *testMetrics
-	clock *queue.FakeClock
+	clock *queuetest.FakeClock
 }
 
 func newHarness(t *testing.T, mod func(*Options)) *harness {
@@ -33,7 +34,7 @@ func newHarness(t *testing.T, mod func(*Options)) *harness {
 		tr:    &funcTransport{},
 		rec:   newRecorder(),
 		met:   &testMetrics{},
-		clock: queue.NewFakeClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)),
+		clock: queuetest.NewFakeClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)),
 	}
 	o := Options{
 		Store: h.store, Router: h.route, Transport: h.tr, Record: h.rec, Metrics: h.met, Clock: h.clock,

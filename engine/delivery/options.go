@@ -98,7 +98,7 @@ type Options struct {
 	// Metrics receives counters and the delivery latency. Nil: none.
 	Metrics Metrics
 	// Clock is the time source (queue.SystemClock()); tests use a
-	// queue.FakeClock.
+	// queuetest.FakeClock.
 	Clock queue.Clock
 	// ResolveConcurrency bounds the DNS lookups in flight (16).
 	ResolveConcurrency int

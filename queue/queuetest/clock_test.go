@@ -1,9 +1,11 @@
-package queue
+package queuetest
 
 import (
 	"testing"
 	"time"
 )
+
+var t0 = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 
 func TestFakeClockTimers(t *testing.T) {
 	c := NewFakeClock(t0)
