@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 
+	"gannet/internal/vfs"
+
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -193,21 +195,8 @@ func (c *compressor) compress(enc *zstd.Encoder, buf []byte, path string) (err e
 	if err := os.Rename(tmp, dst); err != nil {
 		return err
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := (vfs.OS{}).SyncDir(filepath.Dir(path)); err != nil { // make the rename durable
 		return err
 	}
 	return os.Remove(path)
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if e := d.Close(); err == nil {
-		err = e
-	}
-	return err
 }
