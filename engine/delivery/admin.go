@@ -270,71 +270,32 @@ func adminReply(reason string) smtpwire.Reply {
 }
 
 // bounceItem bounces the pending recipients of an item that a bounce rule
-// matched: AdminBounce records; the item is finished.
+// matched (AdminBounce records); the item is finished.
 func (l *Loop) bounceItem(it *workItem, r *adminRule, now time.Time) {
 	rep := adminReply(r.Reason)
+	dest := destination{domain: it.domain, site: itemSite(it)}
 	ms := it.ms
 	ms.mu.Lock()
 	m := ms.msg(l.packer)
-	var recs []logrec.Record
+	var vs []verdict
 	for _, i := range it.rcpts {
-		rc := &m.Recipients[i]
-		if rc.State != queue.Pending {
-			continue
+		if m.Recipients[i].State == queue.Pending {
+			vs = append(vs, verdict{kind: kindAdminBounce, rcpt: i, reply: rep, dest: &dest})
 		}
-		rc.State = queue.Bounced
-		rc.LastReply = rep.String()
-		recs = append(recs, l.adminRecord(m, i, it.domain, itemSite(it), rep, now))
 	}
 	ms.items--
 	ms.due.remove(it.domain)
 	m.NextDue = ms.due.earliest()
-	done := m.Done()
-	var err error
-	if done {
-		err = l.opts.Store.Remove(m.ID)
-	} else if len(recs) > 0 {
-		err = l.opts.Store.Update(m)
-	}
+	settled := l.settle(ms, m, vs, nil, now)
 	ms.mu.Unlock()
-	if err != nil {
-		l.log.Error("delivery: persisting an admin bounce", "id", m.ID, "removed", done, "err", err)
-	}
-	if done {
-		l.forget(ms)
-	}
-	l.emitAdmin(r, recs)
+	l.countBounced(r, settled.records)
+	l.publish(&settled)
 }
 
-// adminRecord builds the AdminBounce record of one recipient; under the
-// message lock.
-func (l *Loop) adminRecord(m *queue.Message, i int, domain, site string, rep smtpwire.Reply, now time.Time) logrec.Record {
-	return logrec.Record{
-		Type:        logrec.AdminBounce,
-		ID:          m.ID,
-		Sender:      m.From,
-		Recipient:   m.Recipients[i].Addr,
-		Queue:       QueueName(m.Campaign, m.Tenant, domain),
-		Site:        site,
-		Size:        int64(m.Size),
-		NumAttempts: m.Recipients[i].Attempts,
-		Response: logrec.Response{
-			Code:         rep.Code,
-			EnhancedCode: rep.Enhanced,
-			Content:      strings.Join(rep.Lines, "\n"),
-		},
-		BounceClassification: l.classify(rep),
-		Tenant:               m.Tenant,
-		Campaign:             m.Campaign,
-		Timestamp:            now,
-		Created:              m.Created,
-	}
-}
-
-// emitAdmin adds the records of an admin bounce to the rule's counts,
-// then writes them and counts them as bounces (counted first, so that a
-// record once written is in the rule's counts).
-func (l *Loop) emitAdmin(r *adminRule, recs []logrec.Record) {
+// countBounced adds the records of an admin bounce to the rule's counts,
+// before they are written, so that a record once written is in the
+// rule's counts.
+func (l *Loop) countBounced(r *adminRule, recs []logrec.Record) {
 	if len(recs) == 0 {
 		return
 	}
@@ -347,10 +308,6 @@ func (l *Loop) emitAdmin(r *adminRule, recs []logrec.Record) {
 	}
 	r.TotalBounced += len(recs)
 	l.admin.mu.Unlock()
-	for i := range recs {
-		l.metrics.Bounced()
-		l.emit(recs[i])
-	}
 }
 
 // Bounce bounces every queued recipient that sel matches now (AdminBounce
@@ -433,7 +390,7 @@ func (l *Loop) sweepOne(ms *msgState, r *adminRule, sel *Selector, rep smtpwire.
 	m := ms.view(l.packer, &scratch)
 	packed := ms.isPacked()
 	var match []int
-	var sites []string
+	var dests []destination
 	for i := range m.Recipients {
 		rc := &m.Recipients[i]
 		if rc.State != queue.Pending {
@@ -448,41 +405,27 @@ func (l *Loop) sweepOne(ms *msgState, r *adminRule, sel *Selector, rep smtpwire.
 			continue
 		}
 		match = append(match, i)
-		sites = append(sites, site)
+		dests = append(dests, destination{domain: d, site: site})
 	}
 	if len(match) == 0 {
 		ms.mu.Unlock()
 		return
 	}
 	m = ms.msg(l.packer)
-	var recs []logrec.Record
+	vs := make([]verdict, len(match))
 	for k, i := range match {
-		rc := &m.Recipients[i]
-		rc.State = queue.Bounced
-		rc.LastReply = rep.String()
-		recs = append(recs, l.adminRecord(m, i, mailaddr.Domain(rc.Addr), sites[k], rep, now))
+		vs[k] = verdict{kind: kindAdminBounce, rcpt: i, reply: rep, dest: &dests[k]}
 	}
 	// The message's work items stay where they are; with no pending
 	// recipient left they finish without a transaction (and without a
 	// record) when they come due.
-	done := m.Done()
-	var err error
-	if done {
-		err = l.opts.Store.Remove(m.ID)
-	} else {
-		err = l.opts.Store.Update(m)
-		if packed {
-			ms.pack(l.packer) // it waits as before
-		}
+	settled := l.settle(ms, m, vs, nil, now)
+	if packed && !settled.removed {
+		ms.pack(l.packer) // it waits as before
 	}
 	ms.mu.Unlock()
-	if err != nil {
-		l.log.Error("delivery: persisting an admin bounce", "id", m.ID, "removed", done, "err", err)
-	}
-	if done {
-		l.forget(ms)
-	}
-	l.emitAdmin(r, recs)
+	l.countBounced(r, settled.records)
+	l.publish(&settled)
 }
 
 // snapshotMsgs returns the messages held, in no order.

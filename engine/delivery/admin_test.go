@@ -312,3 +312,31 @@ func TestAdminBounceBySite(t *testing.T) {
 	}
 	waitUntil(t, acme)
 }
+
+// TestAdminBounceRuleSavesNextDue: an item whose recipients a sweep bounced
+// finishes when it comes due under the bounce rule, and the message's next
+// due time in the spool moves on to its other domain's retry, as it does
+// when a worker finishes an item.
+func TestAdminBounceRuleSavesNextDue(t *testing.T) {
+	h := newHarness(t, nil)
+	deferAll(h)
+	h.loop.Start()
+	t0 := h.clock.Now()
+	m := newMessage("m1", t0, "a@x.test", "b@y.test")
+	m.Recipients[1].Attempts = 1 // y.test retries after 10 min, x.test after 5
+	h.enqueue(t, m, "b\r\n")
+	h.rec.waitFor(t, 2)
+	savedDue := func() time.Time {
+		h.store.mu.Lock()
+		defer h.store.mu.Unlock()
+		return h.store.saved["m1"].NextDue
+	}
+	if d := savedDue(); !d.Equal(t0.Add(5 * time.Minute)) {
+		t.Fatalf("next due %v after the first attempt, want %v", d, t0.Add(5*time.Minute))
+	}
+	if r := h.loop.Bounce(context.Background(), "b1", Selector{Domain: "x.test"}, "", time.Hour); r.TotalBounced != 1 {
+		t.Fatalf("sweep %+v", r)
+	}
+	h.advance(t, 5*time.Minute)
+	waitUntil(t, func() bool { return savedDue().Equal(t0.Add(10 * time.Minute)) })
+}

@@ -36,6 +36,16 @@ type workItem struct {
 	slot time.Time
 }
 
+// destination is the way the item's mail goes, as its records name it:
+// the route's site ("" before routing) and the egress source.
+func (it *workItem) destination() destination {
+	d := destination{domain: it.domain, source: it.source.Name}
+	if it.route != nil {
+		d.site = it.route.Site
+	}
+	return d
+}
+
 // lane returns 0 for high-priority items and 1 for bulk ones: each lane
 // has its own scheduler and DNS lookups, so that bulk mail due by the
 // thousand never delays a transactional message on its way to the ready
