@@ -11,6 +11,7 @@ import (
 	"gannet/engine/logrec"
 	"gannet/mailaddr"
 	"gannet/queue"
+	"gannet/resolver"
 	"gannet/smtpwire"
 )
 
@@ -56,7 +57,7 @@ type Selector struct {
 	Domain   string // destination domain (the recipient's)
 	Tenant   string
 	Campaign string
-	Site     string // MX site key (resolver.SiteKey) or the relay_to host:port
+	Site     string // a site's string form (resolver.SiteKey.String): MX host names joined by ",", or the relay_to host:port
 }
 
 // IsZero reports whether the selector names nothing.
@@ -157,17 +158,6 @@ func (a *adminState) matchLocked(domain, tenant, campaign, site string, now time
 	return nil, nil
 }
 
-// itemSite returns the site of a routed item, "" before routing.
-func itemSite(it *workItem) string {
-	if it.route == nil {
-		return ""
-	}
-	if it.route.Site != "" {
-		return it.route.Site
-	}
-	return it.domain
-}
-
 // adminDue is the hook in due(): it reports whether an administrative rule
 // took the item (bounced or held). Runs on the scheduler goroutine: the
 // bounce's spool work runs on its own goroutine.
@@ -178,7 +168,7 @@ func (l *Loop) adminDue(it *workItem) bool {
 	now := l.clock.Now()
 	env := it.ms.env // tenant and campaign never change after Enqueue
 	l.admin.mu.Lock()
-	b, s := l.admin.matchLocked(it.domain, env.tenant, env.campaign, itemSite(it), now)
+	b, s := l.admin.matchLocked(it.domain, env.tenant, env.campaign, it.site().String(), now)
 	l.admin.mu.Unlock()
 	switch {
 	case b != nil:
@@ -273,7 +263,7 @@ func adminReply(reason string) smtpwire.Reply {
 // matched (AdminBounce records); the item is finished.
 func (l *Loop) bounceItem(it *workItem, r *adminRule, now time.Time) {
 	rep := adminReply(r.Reason)
-	dest := destination{domain: it.domain, site: itemSite(it)}
+	dest := destination{domain: it.domain, site: it.site().String()} // no egress source: none was used
 	ms := it.ms
 	ms.mu.Lock()
 	m := ms.msg(l.packer)
@@ -345,10 +335,10 @@ func (l *Loop) sweep(ctx context.Context, r *adminRule, now time.Time) {
 	sel := &r.Selector
 	rep := adminReply(r.Reason)
 	var smu sync.Mutex
-	sites := map[string]string{}
-	siteOf := func(domain string) string {
+	sites := map[string]resolver.SiteKey{}
+	siteOf := func(domain string) resolver.SiteKey {
 		if sel.Site == "" {
-			return ""
+			return resolver.SiteKey{}
 		}
 		smu.Lock()
 		defer smu.Unlock()
@@ -379,7 +369,7 @@ func (l *Loop) sweep(ctx context.Context, r *adminRule, now time.Time) {
 }
 
 // sweepOne bounces the matching pending recipients of one message.
-func (l *Loop) sweepOne(ms *msgState, r *adminRule, sel *Selector, rep smtpwire.Reply, siteOf func(string) string, now time.Time) {
+func (l *Loop) sweepOne(ms *msgState, r *adminRule, sel *Selector, rep smtpwire.Reply, siteOf func(string) resolver.SiteKey, now time.Time) {
 	if (sel.Tenant != "" && sel.Tenant != ms.env.tenant) || (sel.Campaign != "" && sel.Campaign != ms.env.campaign) {
 		return
 	}
@@ -400,7 +390,7 @@ func (l *Loop) sweepOne(ms *msgState, r *adminRule, sel *Selector, rep smtpwire.
 		if sel.Domain != "" && sel.Domain != d {
 			continue
 		}
-		site := siteOf(d)
+		site := siteOf(d).String()
 		if !sel.match(d, m.Tenant, m.Campaign, site) {
 			continue
 		}
@@ -438,24 +428,21 @@ func (l *Loop) snapshotMsgs() []*msgState {
 }
 
 // siteOf returns the site mail to domain goes to: relay_to, else the
-// Router's answer (the resolver caches it); "" when unknown.
-func (l *Loop) siteOf(ctx context.Context, domain string) string {
-	if l.opts.RelayTo != "" {
-		return l.opts.RelayTo
+// Router's answer (the resolver caches it); zero when unknown.
+func (l *Loop) siteOf(ctx context.Context, domain string) resolver.SiteKey {
+	if !l.relay.IsZero() {
+		return l.relay
 	}
 	if l.opts.Router == nil || domain == "" {
-		return ""
+		return resolver.SiteKey{}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	rt, err := l.opts.Router.Resolve(ctx, domain)
 	if err != nil || rt == nil {
-		return ""
+		return resolver.SiteKey{}
 	}
-	if rt.Site == "" {
-		return domain
-	}
-	return rt.Site
+	return routeSite(rt, domain)
 }
 
 // CancelBounce ends a bounce rule before its time; false for an unknown id.

@@ -120,8 +120,8 @@ func TestAdminSuspendExpires(t *testing.T) {
 // routed there; other sites go on.
 func TestAdminSuspendSite(t *testing.T) {
 	h := newHarness(t, nil)
-	h.route.routes["x.test"] = &resolver.Route{Domain: "x.test", Site: "mx.shared.test"}
-	h.route.routes["z.test"] = &resolver.Route{Domain: "z.test", Site: "mx.shared.test"}
+	h.route.routes["x.test"] = &resolver.Route{Domain: "x.test", Site: mxSite("mx.shared.test")}
+	h.route.routes["z.test"] = &resolver.Route{Domain: "z.test", Site: mxSite("mx.shared.test")}
 	h.loop.Start()
 	h.loop.Suspend("s1", Selector{Site: "MX.shared.test"}, "", 0)
 	h.enqueue(t, newMessage("m1", h.clock.Now(), "a@x.test", "b@z.test", "c@y.test"), "b\r\n")
@@ -282,8 +282,8 @@ func BenchmarkAdminHooksNoRules(b *testing.B) {
 func TestAdminBounceBySite(t *testing.T) {
 	h := newHarness(t, nil)
 	tries := deferAll(h)
-	h.route.routes["x.test"] = &resolver.Route{Domain: "x.test", Site: "mx.shared.test"}
-	h.route.routes["z.test"] = &resolver.Route{Domain: "z.test", Site: "mx.shared.test"}
+	h.route.routes["x.test"] = &resolver.Route{Domain: "x.test", Site: mxSite("mx.shared.test")}
+	h.route.routes["z.test"] = &resolver.Route{Domain: "z.test", Site: mxSite("mx.shared.test")}
 	h.loop.Start()
 	h.enqueue(t, newMessage("m1", h.clock.Now(), "a@x.test", "b@y.test"), "b\r\n")
 	h.rec.waitFor(t, 2)

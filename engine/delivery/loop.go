@@ -39,11 +39,24 @@ type workItem struct {
 // destination is the way the item's mail goes, as its records name it:
 // the route's site ("" before routing) and the egress source.
 func (it *workItem) destination() destination {
-	d := destination{domain: it.domain, source: it.source.Name}
-	if it.route != nil {
-		d.site = it.route.Site
+	return destination{domain: it.domain, site: it.site().String(), source: it.source.Name}
+}
+
+// site returns the site of the item's route; zero before routing.
+func (it *workItem) site() resolver.SiteKey {
+	if it.route == nil {
+		return resolver.SiteKey{}
 	}
-	return d
+	return routeSite(it.route, it.domain)
+}
+
+// routeSite returns the site of a route to domain: the route's, or, when
+// the Router named none, the domain's own (an implicit MX).
+func routeSite(rt *resolver.Route, domain string) resolver.SiteKey {
+	if rt.Site.IsZero() {
+		return resolver.MXSite([]string{domain})
+	}
+	return rt.Site
 }
 
 // lane returns 0 for high-priority items and 1 for bulk ones: each lane
@@ -69,6 +82,7 @@ type Loop struct {
 	packer  *queue.Packer // packed metadata of waiting messages (message.go)
 	envs    envTable
 	retry   atomic.Pointer[queue.RetryPolicy] // Options.Retry, then SetRetry
+	relay   resolver.SiteKey                  // the relay_to smarthost (Options.RelayTo); zero: MX delivery
 
 	runCtx     context.Context // ends at Stop: no new work
 	runCancel  context.CancelFunc
@@ -117,6 +131,9 @@ func New(opts Options) *Loop {
 		packer:  queue.NewPacker(0),
 	}
 	l.retry.Store(&opts.Retry)
+	if opts.RelayTo != "" {
+		l.relay = resolver.RelaySite(opts.RelayTo)
+	}
 	for i := range l.sched {
 		l.sched[i] = queue.NewScheduler[schedRef](opts.Clock)
 		l.resolveSem[i] = make(chan struct{}, opts.ResolveConcurrency)
@@ -336,8 +353,8 @@ func (l *Loop) route(it *workItem) {
 		// RFC 5321 §4.1.2: a forward-path needs a domain.
 		l.applyAll(it, outbound.Bounced, smtpwire.Reply{Code: 550, Enhanced: "5.1.3", Lines: []string{"recipient address has no domain"}})
 		return
-	case l.opts.RelayTo != "":
-		route = &resolver.Route{Domain: it.domain, Site: l.opts.RelayTo}
+	case !l.relay.IsZero():
+		route = &resolver.Route{Domain: it.domain, Site: l.relay}
 	case l.opts.Router == nil:
 		l.ready.Add(-1)
 		l.applyAll(it, outbound.Transient, smtpwire.Reply{Code: 451, Enhanced: "4.4.3", Lines: []string{"no resolver configured"}})
@@ -363,10 +380,7 @@ func (l *Loop) route(it *workItem) {
 // source, site), choosing the source the first time, and starts a worker
 // for the path when it has fewer than its connection limit.
 func (l *Loop) toReady(it *workItem) {
-	site := it.route.Site
-	if site == "" {
-		site = it.domain
-	}
+	site := it.site().String()
 	if it.qkey == "" {
 		if l.opts.Egress != nil {
 			it.source = l.opts.Egress(it.ms.env.tenant)

@@ -28,7 +28,7 @@ func TestTenantRateDoesNotBlockOthers(t *testing.T) {
 			return 0
 		}
 	})
-	h.route.routes["x.test"] = &resolver.Route{Domain: "x.test", Site: "mx.x.test"}
+	h.route.routes["x.test"] = &resolver.Route{Domain: "x.test", Site: mxSite("mx.x.test")}
 	var mu sync.Mutex
 	sent := map[string]time.Time{}
 	h.tr.fn = func(_ *resolver.Route, env *outbound.Envelope) outbound.Outcome {
@@ -85,7 +85,7 @@ func TestSuspendRuleHoldsSite(t *testing.T) {
 		o.Shaper = sh
 		o.Retry = queue.RetryPolicy{Initial: 50 * time.Millisecond, Max: time.Second, MaxAge: time.Hour}
 	})
-	h.route.routes["x.test"] = &resolver.Route{Domain: "x.test", Site: "mx.x.test"}
+	h.route.routes["x.test"] = &resolver.Route{Domain: "x.test", Site: mxSite("mx.x.test")}
 	var mu sync.Mutex
 	var times []time.Time
 	h.tr.fn = func(_ *resolver.Route, env *outbound.Envelope) outbound.Outcome {
@@ -139,7 +139,7 @@ func TestBounceRule(t *testing.T) {
 			Action: shaping.Bounce, Duration: time.Hour}},
 	})
 	h := newHarness(t, func(o *Options) { o.Shaper = sh })
-	h.route.routes["x.test"] = &resolver.Route{Domain: "x.test", Site: "mx.x.test"}
+	h.route.routes["x.test"] = &resolver.Route{Domain: "x.test", Site: mxSite("mx.x.test")}
 	h.tr.fn = func(_ *resolver.Route, env *outbound.Envelope) outbound.Outcome {
 		return outcomeAll(env, outbound.Transient, reply(451, "4.7.1", "you are blocked"))
 	}
@@ -172,7 +172,7 @@ func TestEgressChoiceSplitsPaths(t *testing.T) {
 			return outbound.Source{Name: "ip-" + tenant}
 		}
 	})
-	h.route.routes["x.test"] = &resolver.Route{Domain: "x.test", Site: "mx.x.test"}
+	h.route.routes["x.test"] = &resolver.Route{Domain: "x.test", Site: mxSite("mx.x.test")}
 	var mu sync.Mutex
 	sources := map[string]string{}
 	gate := make(chan struct{})

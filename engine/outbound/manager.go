@@ -314,7 +314,7 @@ func (m *Manager) candidates(ctx context.Context, route *resolver.Route) ([]cand
 func (m *Manager) Deliver(ctx context.Context, route *resolver.Route, env *Envelope) Outcome {
 	var site, domain string
 	if route != nil {
-		site, domain = route.Site, route.Domain
+		site, domain = route.Site.String(), route.Domain
 	}
 	if m.opts.RelayTo != "" {
 		site = m.opts.RelayTo

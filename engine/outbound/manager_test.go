@@ -48,7 +48,7 @@ func routeTo(domain string, ips ...string) *resolver.Route {
 		r.Hosts = append(r.Hosts, resolver.Host{Name: name, Pref: uint16(10 * (i + 1)), Addrs: []netip.Addr{netip.MustParseAddr(ip)}})
 		names = append(names, name)
 	}
-	r.Site = strings.Join(names, ",")
+	r.Site = resolver.MXSite(names)
 	return r
 }
 
