@@ -44,7 +44,8 @@ func RelaySite(hostPort string) SiteKey { return SiteKey{name: hostPort, relay: 
 
 // String returns the key's form in logs, metrics and the admin API: the MX
 // host names joined by ",", or the smarthost's "host:port"; "" for the
-// zero key.
+// zero key. No two sites share it (an MX host name holds no ":", a
+// relay_to "host:port" always does), so it may key a map.
 func (k SiteKey) String() string { return k.name }
 
 // IsZero reports whether k names no site.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"gannet/engine/logrec"
+	"gannet/engine/outbound"
 	"gannet/mailaddr"
 	"gannet/queue"
 	"gannet/resolver"
@@ -187,14 +188,14 @@ func (l *Loop) adminDue(it *workItem) bool {
 
 // adminHold is the hook in hold(): the same as adminDue with the item's
 // site known.
-func (l *Loop) adminHold(q *readyQueue, it *workItem) bool {
+func (l *Loop) adminHold(it *workItem) bool {
 	if l.admin.rules.Load() == 0 {
 		return false
 	}
 	now := l.clock.Now()
 	env := it.ms.env
 	l.admin.mu.Lock()
-	b, s := l.admin.matchLocked(it.domain, env.tenant, env.campaign, q.site, now)
+	b, s := l.admin.matchLocked(it.domain, env.tenant, env.campaign, it.site().String(), now)
 	l.admin.mu.Unlock()
 	switch {
 	case b != nil:
@@ -263,7 +264,7 @@ func adminReply(reason string) smtpwire.Reply {
 // matched (AdminBounce records); the item is finished.
 func (l *Loop) bounceItem(it *workItem, r *adminRule, now time.Time) {
 	rep := adminReply(r.Reason)
-	dest := destination{domain: it.domain, site: it.site().String()} // no egress source: none was used
+	dest := outbound.Path{Site: it.site(), Domain: it.domain} // no egress source: none was used
 	ms := it.ms
 	ms.mu.Lock()
 	m := ms.msg(l.packer)
@@ -380,7 +381,7 @@ func (l *Loop) sweepOne(ms *msgState, r *adminRule, sel *Selector, rep smtpwire.
 	m := ms.view(l.packer, &scratch)
 	packed := ms.isPacked()
 	var match []int
-	var dests []destination
+	var dests []outbound.Path
 	for i := range m.Recipients {
 		rc := &m.Recipients[i]
 		if rc.State != queue.Pending {
@@ -390,12 +391,12 @@ func (l *Loop) sweepOne(ms *msgState, r *adminRule, sel *Selector, rep smtpwire.
 		if sel.Domain != "" && sel.Domain != d {
 			continue
 		}
-		site := siteOf(d).String()
-		if !sel.match(d, m.Tenant, m.Campaign, site) {
+		site := siteOf(d)
+		if !sel.match(d, m.Tenant, m.Campaign, site.String()) {
 			continue
 		}
 		match = append(match, i)
-		dests = append(dests, destination{domain: d, site: site})
+		dests = append(dests, outbound.Path{Site: site, Domain: d})
 	}
 	if len(match) == 0 {
 		ms.mu.Unlock()

@@ -78,7 +78,7 @@ func (l *Loop) Summary(tenant string) Summary {
 				}
 				c := get(keyOf(it))
 				c.Ready++
-				c.Site = q.site
+				c.Site = q.path.Site.String()
 			}
 		}
 	}

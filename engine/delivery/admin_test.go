@@ -267,12 +267,11 @@ func TestAdminSummaryCounts(t *testing.T) {
 func BenchmarkAdminHooksNoRules(b *testing.B) {
 	var l Loop
 	it := &workItem{ms: &msgState{m: &queue.Message{}}, domain: "x.test"}
-	q := &readyQueue{site: "mx.x.test"}
 	b.ReportAllocs()
 	for b.Loop() {
 		l.adminDue(it)
 		l.adminTake(it)
-		l.adminHold(q, it)
+		l.adminHold(it)
 		l.adminDone(it)
 	}
 }

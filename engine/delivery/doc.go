@@ -7,8 +7,9 @@
 //	       the retry time)
 //	    ─▶ due: Router.Resolve(domain) (bounded concurrency per lane;
 //	       skipped with RelayTo)
-//	    ─▶ ready queue of the path (Egress(tenant) source × MX site; high
-//	       priority first, bulk never starved)
+//	    ─▶ ready queue of the path (outbound.Path: Egress(tenant) source ×
+//	       site, a resolver.SiteKey — the MX hosts, or the relay_to
+//	       smarthost; high priority first, bulk never starved)
 //	    ─▶ path workers, at most the path's effective Connections
 //	    ─▶ hold? (Shaper.Gate: suspended → back to the scheduled queue until
 //	       the end, bounced → Bounce; tenant over its rate → back to the

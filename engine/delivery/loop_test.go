@@ -272,7 +272,7 @@ func TestResolverErrors(t *testing.T) {
 
 func TestSiteConnectionLimit(t *testing.T) {
 	h := newHarness(t, func(o *Options) {
-		o.Limits = func(source, site, domain string) outbound.Limits { return outbound.Limits{Connections: 3} }
+		o.Limits = func(outbound.Path) outbound.Limits { return outbound.Limits{Connections: 3} }
 	})
 	shared := &resolver.Route{Site: mxSite("mx.shared.test")}
 	for i := 0; i < 12; i++ {
@@ -297,7 +297,7 @@ func TestSiteConnectionLimit(t *testing.T) {
 
 func TestHighPriorityFirst(t *testing.T) {
 	h := newHarness(t, func(o *Options) {
-		o.Limits = func(string, string, string) outbound.Limits { return outbound.Limits{Connections: 1} }
+		o.Limits = func(outbound.Path) outbound.Limits { return outbound.Limits{Connections: 1} }
 	})
 	for _, d := range []string{"x.test"} {
 		h.route.routes[d] = &resolver.Route{Domain: d, Site: mxSite("mx.x.test")}

@@ -34,7 +34,7 @@ func (l *Loop) applyAll(it *workItem, st outbound.Status, rep smtpwire.Reply) {
 func (l *Loop) apply(it *workItem, idx []int, out outbound.Outcome) {
 	now := l.clock.Now()
 	ms := it.ms
-	dest := it.destination()
+	dest := it.path()
 	var vs []verdict
 	var retry *workItem
 	var retryAt time.Time

@@ -21,15 +21,10 @@ type verdict struct {
 	kind  recordKind
 	rcpt  int // index into the message's Recipients
 	reply smtpwire.Reply
-	dest  *destination // shared by the verdicts of one work item
-}
-
-// destination is the way a recipient's mail went or was headed, as its
-// log record names it.
-type destination struct {
-	domain string // destination domain: the record's queue
-	site   string // MX site, or the relay_to host:port; "" before routing
-	source string // egress source name; "" for the default source and for admin bounces
+	// dest is the way the recipient's mail went or was headed: its
+	// record's queue (Domain), site and egress source. The verdicts of one
+	// work item share it.
+	dest *outbound.Path
 }
 
 // settlement is what settle leaves to do once the message lock is
