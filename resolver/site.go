@@ -28,6 +28,9 @@ type SiteKey struct {
 // MXSite returns the key of the site served by the MX hosts named hosts.
 // Empty names (the null MX target ".") are left out.
 func MXSite(hosts []string) SiteKey {
+	if len(hosts) == 1 { // the common case, without allocating
+		return SiteKey{name: hostName(hosts[0])}
+	}
 	names := make([]string, 0, len(hosts))
 	for _, h := range hosts {
 		if h = hostName(h); h != "" {

@@ -271,7 +271,7 @@ func (l *Loop) bounceItem(it *workItem, r *adminRule, now time.Time) {
 	var vs []verdict
 	for _, i := range it.rcpts {
 		if m.Recipients[i].State == queue.Pending {
-			vs = append(vs, verdict{kind: kindAdminBounce, rcpt: i, reply: rep, dest: &dest})
+			vs = append(vs, verdict{kind: kindAdminBounce, rcpt: i, reply: rep, dest: dest})
 		}
 	}
 	ms.items--
@@ -380,8 +380,7 @@ func (l *Loop) sweepOne(ms *msgState, r *adminRule, sel *Selector, rep smtpwire.
 	var scratch queue.Message
 	m := ms.view(l.packer, &scratch)
 	packed := ms.isPacked()
-	var match []int
-	var dests []outbound.Path
+	var vs []verdict
 	for i := range m.Recipients {
 		rc := &m.Recipients[i]
 		if rc.State != queue.Pending {
@@ -395,18 +394,13 @@ func (l *Loop) sweepOne(ms *msgState, r *adminRule, sel *Selector, rep smtpwire.
 		if !sel.match(d, m.Tenant, m.Campaign, site.String()) {
 			continue
 		}
-		match = append(match, i)
-		dests = append(dests, outbound.Path{Site: site, Domain: d})
+		vs = append(vs, verdict{kind: kindAdminBounce, rcpt: i, reply: rep, dest: outbound.Path{Site: site, Domain: d}})
 	}
-	if len(match) == 0 {
+	if len(vs) == 0 {
 		ms.mu.Unlock()
 		return
 	}
 	m = ms.msg(l.packer)
-	vs := make([]verdict, len(match))
-	for k, i := range match {
-		vs[k] = verdict{kind: kindAdminBounce, rcpt: i, reply: rep, dest: &dests[k]}
-	}
 	// The message's work items stay where they are; with no pending
 	// recipient left they finish without a transaction (and without a
 	// record) when they come due.

@@ -66,7 +66,7 @@ func (l *Loop) apply(it *workItem, idx []int, out outbound.Outcome) {
 			continue // settled meanwhile (an operator's bounce): not again
 		}
 		rc.Attempts++
-		v := verdict{kind: kindTransient, rcpt: i, reply: r.Reply, dest: &dest}
+		v := verdict{kind: kindTransient, rcpt: i, reply: r.Reply, dest: dest}
 		switch r.Status {
 		case outbound.Delivered:
 			v.kind = kindDelivery

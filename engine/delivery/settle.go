@@ -22,9 +22,8 @@ type verdict struct {
 	rcpt  int // index into the message's Recipients
 	reply smtpwire.Reply
 	// dest is the way the recipient's mail went or was headed: its
-	// record's queue (Domain), site and egress source. The verdicts of one
-	// work item share it.
-	dest *outbound.Path
+	// record's queue (Domain), site and egress source.
+	dest outbound.Path
 }
 
 // settlement is what settle leaves to do once the message lock is
