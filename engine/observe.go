@@ -151,7 +151,7 @@ func (t observedTransport) Deliver(ctx context.Context, route *resolver.Route, e
 	if route == nil {
 		return t.Transport.Deliver(ctx, route, env)
 	}
-	site, domain := route.Site, strings.ToLower(route.Domain)
+	site, domain := route.Site.String(), strings.ToLower(route.Domain)
 	if site == "" {
 		site = domain // as the delivery loop names the path
 	}

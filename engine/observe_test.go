@@ -109,7 +109,7 @@ func TestObserverTransactionsInProgress(t *testing.T) {
 	done := make(chan struct{})
 	for range 2 {
 		go func() {
-			tr.Deliver(context.Background(), &resolver.Route{Domain: "d1.test", Site: "mx.d1.test"}, &outbound.Envelope{})
+			tr.Deliver(context.Background(), &resolver.Route{Domain: "d1.test", Site: resolver.MXSite([]string{"mx.d1.test"})}, &outbound.Envelope{})
 			done <- struct{}{}
 		}()
 	}

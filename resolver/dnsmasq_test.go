@@ -39,7 +39,7 @@ func TestResolveThroughDnsmasq(t *testing.T) {
 	if !slices.Equal(rt.Hosts[1].Addrs, []netip.Addr{netip.MustParseAddr("127.0.0.3"), netip.MustParseAddr("::1")}) {
 		t.Fatalf("mx2 addrs = %v", rt.Hosts[1].Addrs)
 	}
-	if rt.Site != "mx1.mail.test,mx2.mail.test" {
+	if rt.Site.String() != "mx1.mail.test,mx2.mail.test" {
 		t.Fatalf("site = %q", rt.Site)
 	}
 

@@ -66,12 +66,15 @@
 //
 // # Sites
 //
-// Route.Site is SiteKey of the MX host names: sorted, lower-cased, joined by
-// ",". Domains hosted on the same MX set share a site, and delivery keeps
-// one ready queue, connection pool and set of limits per site. The key
-// names every MX host, with or without addresses, so it does not change
-// when one host's address lookup fails for a while. For an implicit MX the
-// key is the domain itself.
+// Route.Site is the SiteKey of the MX host names (MXSite): sorted,
+// lower-cased, joined by ",". Domains hosted on the same MX set share a
+// site, and delivery keeps one ready queue, connection pool and set of
+// limits per site. The key names every MX host, with or without addresses,
+// so it does not change when one host's address lookup fails for a while.
+// For an implicit MX the key is the domain itself. A SiteKey is a type, not
+// a string: the relay_to smarthost is a site of its own (RelaySite), whose
+// "host:port" is never taken for an MX host name (MXHosts is empty), and
+// String gives either form for logs, metrics and the admin API.
 //
 // Sub-package dnstest has the DNS servers the tests use: an in-process
 // miekg/dns server serving zone text, and a dnsmasq launcher.

@@ -20,11 +20,11 @@ import (
 // The caller owns the Route and its Hosts slice; the Addrs slices inside are
 // shared with the cache and must not be modified.
 type Route struct {
-	Domain   string // lower-case ASCII, no trailing dot
-	Hosts    []Host // by preference, lowest first; equal preference shuffled
-	Site     string // SiteKey of the MX host names: the ready-queue key
-	Implicit bool   // no MX: the domain's own A/AAAA (RFC 5321 §5.1)
-	Literal  bool   // the domain was an address literal "[192.0.2.1]" (RFC 5321 §4.1.3)
+	Domain   string  // lower-case ASCII, no trailing dot
+	Hosts    []Host  // by preference, lowest first; equal preference shuffled
+	Site     SiteKey // the MX hosts' site: the key of delivery's ready queue
+	Implicit bool    // no MX: the domain's own A/AAAA (RFC 5321 §5.1)
+	Literal  bool    // the domain was an address literal "[192.0.2.1]" (RFC 5321 §4.1.3)
 }
 
 // Host is one mail exchanger with its addresses, IPv4 first, then IPv6.
@@ -125,7 +125,7 @@ func (r *Resolver) Resolve(ctx context.Context, domain string) (*Route, error) {
 		return &Route{
 			Domain:  domain,
 			Hosts:   []Host{{Name: domain, Addrs: []netip.Addr{ip}}},
-			Site:    domain,
+			Site:    SiteKey{name: domain},
 			Literal: true,
 		}, nil
 	}
@@ -226,7 +226,7 @@ func (r *Resolver) implicitRoute(ctx context.Context, d string) (*Route, time.Ti
 	rt := &Route{
 		Domain:   d,
 		Hosts:    []Host{{Name: d, Addrs: h.addrs}},
-		Site:     d,
+		Site:     SiteKey{name: d},
 		Implicit: true,
 	}
 	return rt, h.expires, nil
@@ -290,7 +290,7 @@ func (r *Resolver) mxRoute(ctx context.Context, d string, records []mxRecord) (*
 			rt.Hosts = append(rt.Hosts, Host{Name: h.name, Pref: recs[i].pref, Addrs: h.addrs})
 		}
 	}
-	rt.Site = SiteKey(names)
+	rt.Site = MXSite(names)
 	if len(rt.Hosts) == 0 {
 		if allNX {
 			// Every MX host is known not to exist: RFC 5321 §5.1 leaves no

@@ -54,7 +54,7 @@ func TestResolveSortsByPreference(t *testing.T) {
 	if rt.Domain != "sorted.test" || rt.Implicit || rt.Literal {
 		t.Fatalf("route = %+v", rt)
 	}
-	if rt.Site != "mx-a.sorted.test,mx-b.sorted.test,mx-c.sorted.test" {
+	if rt.Site.String() != "mx-a.sorted.test,mx-b.sorted.test,mx-c.sorted.test" {
 		t.Fatalf("site = %q", rt.Site)
 	}
 }
@@ -120,7 +120,7 @@ func TestResolveImplicitMX(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rt.Implicit || rt.Site != "implicit.test" || len(rt.Hosts) != 1 {
+	if !rt.Implicit || rt.Site.String() != "implicit.test" || len(rt.Hosts) != 1 {
 		t.Fatalf("route = %+v", rt)
 	}
 	h := rt.Hosts[0]
@@ -145,7 +145,7 @@ func TestResolveNullMX(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if names := hostNames(rt); !slices.Equal(names, []string{"mx-a.sorted.test"}) || rt.Site != "mx-a.sorted.test" {
+	if names := hostNames(rt); !slices.Equal(names, []string{"mx-a.sorted.test"}) || rt.Site.String() != "mx-a.sorted.test" {
 		t.Fatalf("hosts %v, site %q", names, rt.Site)
 	}
 }
@@ -431,7 +431,7 @@ func TestResolveSkipsHostsWithoutAddresses(t *testing.T) {
 	}
 	// The site names every MX host, so it does not change with address
 	// lookups.
-	if rt.Site != "good.partial.test,noaddr.partial.test" {
+	if rt.Site.String() != "good.partial.test,noaddr.partial.test" {
 		t.Fatalf("site = %q", rt.Site)
 	}
 
@@ -460,7 +460,7 @@ func TestResolveSiteShared(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Site != b.Site || a.Site != "mx1.hoster.test,mx2.hoster.test" {
+	if a.Site != b.Site || a.Site.String() != "mx1.hoster.test,mx2.hoster.test" {
 		t.Fatalf("sites %q and %q, want both mx1.hoster.test,mx2.hoster.test", a.Site, b.Site)
 	}
 	c, _ := r.Resolve(context.Background(), "sorted.test")
@@ -510,7 +510,7 @@ func TestResolveAddressLiteral(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !rt.Literal || rt.Site != lit || len(rt.Hosts) != 1 || rt.Hosts[0].Addrs[0] != netip.MustParseAddr(want) {
+		if !rt.Literal || rt.Site.String() != lit || len(rt.Hosts) != 1 || rt.Hosts[0].Addrs[0] != netip.MustParseAddr(want) {
 			t.Fatalf("%s: route %+v", lit, rt)
 		}
 	}

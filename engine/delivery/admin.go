@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"gannet/engine/logrec"
+	"gannet/engine/outbound"
 	"gannet/mailaddr"
 	"gannet/queue"
+	"gannet/resolver"
 	"gannet/smtpwire"
 )
 
@@ -56,7 +58,7 @@ type Selector struct {
 	Domain   string // destination domain (the recipient's)
 	Tenant   string
 	Campaign string
-	Site     string // MX site key (resolver.SiteKey) or the relay_to host:port
+	Site     string // a site's string form (resolver.SiteKey.String): MX host names joined by ",", or the relay_to host:port
 }
 
 // IsZero reports whether the selector names nothing.
@@ -157,17 +159,6 @@ func (a *adminState) matchLocked(domain, tenant, campaign, site string, now time
 	return nil, nil
 }
 
-// itemSite returns the site of a routed item, "" before routing.
-func itemSite(it *workItem) string {
-	if it.route == nil {
-		return ""
-	}
-	if it.route.Site != "" {
-		return it.route.Site
-	}
-	return it.domain
-}
-
 // adminDue is the hook in due(): it reports whether an administrative rule
 // took the item (bounced or held). Runs on the scheduler goroutine: the
 // bounce's spool work runs on its own goroutine.
@@ -178,7 +169,7 @@ func (l *Loop) adminDue(it *workItem) bool {
 	now := l.clock.Now()
 	env := it.ms.env // tenant and campaign never change after Enqueue
 	l.admin.mu.Lock()
-	b, s := l.admin.matchLocked(it.domain, env.tenant, env.campaign, itemSite(it), now)
+	b, s := l.admin.matchLocked(it.domain, env.tenant, env.campaign, it.site().String(), now)
 	l.admin.mu.Unlock()
 	switch {
 	case b != nil:
@@ -197,14 +188,14 @@ func (l *Loop) adminDue(it *workItem) bool {
 
 // adminHold is the hook in hold(): the same as adminDue with the item's
 // site known.
-func (l *Loop) adminHold(q *readyQueue, it *workItem) bool {
+func (l *Loop) adminHold(it *workItem) bool {
 	if l.admin.rules.Load() == 0 {
 		return false
 	}
 	now := l.clock.Now()
 	env := it.ms.env
 	l.admin.mu.Lock()
-	b, s := l.admin.matchLocked(it.domain, env.tenant, env.campaign, q.site, now)
+	b, s := l.admin.matchLocked(it.domain, env.tenant, env.campaign, it.site().String(), now)
 	l.admin.mu.Unlock()
 	switch {
 	case b != nil:
@@ -270,71 +261,32 @@ func adminReply(reason string) smtpwire.Reply {
 }
 
 // bounceItem bounces the pending recipients of an item that a bounce rule
-// matched: AdminBounce records; the item is finished.
+// matched (AdminBounce records); the item is finished.
 func (l *Loop) bounceItem(it *workItem, r *adminRule, now time.Time) {
 	rep := adminReply(r.Reason)
+	dest := outbound.Path{Site: it.site(), Domain: it.domain} // no egress source: none was used
 	ms := it.ms
 	ms.mu.Lock()
 	m := ms.msg(l.packer)
-	var recs []logrec.Record
+	var vs []verdict
 	for _, i := range it.rcpts {
-		rc := &m.Recipients[i]
-		if rc.State != queue.Pending {
-			continue
+		if m.Recipients[i].State == queue.Pending {
+			vs = append(vs, verdict{kind: kindAdminBounce, rcpt: i, reply: rep, dest: dest})
 		}
-		rc.State = queue.Bounced
-		rc.LastReply = rep.String()
-		recs = append(recs, l.adminRecord(m, i, it.domain, itemSite(it), rep, now))
 	}
 	ms.items--
 	ms.due.remove(it.domain)
 	m.NextDue = ms.due.earliest()
-	done := m.Done()
-	var err error
-	if done {
-		err = l.opts.Store.Remove(m.ID)
-	} else if len(recs) > 0 {
-		err = l.opts.Store.Update(m)
-	}
+	settled := l.settle(ms, m, vs, nil, now)
 	ms.mu.Unlock()
-	if err != nil {
-		l.log.Error("delivery: persisting an admin bounce", "id", m.ID, "removed", done, "err", err)
-	}
-	if done {
-		l.forget(ms)
-	}
-	l.emitAdmin(r, recs)
+	l.countBounced(r, settled.records)
+	l.publish(&settled)
 }
 
-// adminRecord builds the AdminBounce record of one recipient; under the
-// message lock.
-func (l *Loop) adminRecord(m *queue.Message, i int, domain, site string, rep smtpwire.Reply, now time.Time) logrec.Record {
-	return logrec.Record{
-		Type:        logrec.AdminBounce,
-		ID:          m.ID,
-		Sender:      m.From,
-		Recipient:   m.Recipients[i].Addr,
-		Queue:       QueueName(m.Campaign, m.Tenant, domain),
-		Site:        site,
-		Size:        int64(m.Size),
-		NumAttempts: m.Recipients[i].Attempts,
-		Response: logrec.Response{
-			Code:         rep.Code,
-			EnhancedCode: rep.Enhanced,
-			Content:      strings.Join(rep.Lines, "\n"),
-		},
-		BounceClassification: l.classify(rep),
-		Tenant:               m.Tenant,
-		Campaign:             m.Campaign,
-		Timestamp:            now,
-		Created:              m.Created,
-	}
-}
-
-// emitAdmin adds the records of an admin bounce to the rule's counts,
-// then writes them and counts them as bounces (counted first, so that a
-// record once written is in the rule's counts).
-func (l *Loop) emitAdmin(r *adminRule, recs []logrec.Record) {
+// countBounced adds the records of an admin bounce to the rule's counts,
+// before they are written, so that a record once written is in the
+// rule's counts.
+func (l *Loop) countBounced(r *adminRule, recs []logrec.Record) {
 	if len(recs) == 0 {
 		return
 	}
@@ -347,10 +299,6 @@ func (l *Loop) emitAdmin(r *adminRule, recs []logrec.Record) {
 	}
 	r.TotalBounced += len(recs)
 	l.admin.mu.Unlock()
-	for i := range recs {
-		l.metrics.Bounced()
-		l.emit(recs[i])
-	}
 }
 
 // Bounce bounces every queued recipient that sel matches now (AdminBounce
@@ -388,10 +336,10 @@ func (l *Loop) sweep(ctx context.Context, r *adminRule, now time.Time) {
 	sel := &r.Selector
 	rep := adminReply(r.Reason)
 	var smu sync.Mutex
-	sites := map[string]string{}
-	siteOf := func(domain string) string {
+	sites := map[string]resolver.SiteKey{}
+	siteOf := func(domain string) resolver.SiteKey {
 		if sel.Site == "" {
-			return ""
+			return resolver.SiteKey{}
 		}
 		smu.Lock()
 		defer smu.Unlock()
@@ -422,7 +370,7 @@ func (l *Loop) sweep(ctx context.Context, r *adminRule, now time.Time) {
 }
 
 // sweepOne bounces the matching pending recipients of one message.
-func (l *Loop) sweepOne(ms *msgState, r *adminRule, sel *Selector, rep smtpwire.Reply, siteOf func(string) string, now time.Time) {
+func (l *Loop) sweepOne(ms *msgState, r *adminRule, sel *Selector, rep smtpwire.Reply, siteOf func(string) resolver.SiteKey, now time.Time) {
 	if (sel.Tenant != "" && sel.Tenant != ms.env.tenant) || (sel.Campaign != "" && sel.Campaign != ms.env.campaign) {
 		return
 	}
@@ -436,8 +384,7 @@ func (l *Loop) sweepOne(ms *msgState, r *adminRule, sel *Selector, rep smtpwire.
 	var scratch queue.Message
 	m := ms.view(l.packer, &scratch)
 	packed := ms.isPacked()
-	var match []int
-	var sites []string
+	var vs []verdict
 	for i := range m.Recipients {
 		rc := &m.Recipients[i]
 		if rc.State != queue.Pending {
@@ -448,45 +395,26 @@ func (l *Loop) sweepOne(ms *msgState, r *adminRule, sel *Selector, rep smtpwire.
 			continue
 		}
 		site := siteOf(d)
-		if !sel.match(d, m.Tenant, m.Campaign, site) {
+		if !sel.match(d, m.Tenant, m.Campaign, site.String()) {
 			continue
 		}
-		match = append(match, i)
-		sites = append(sites, site)
+		vs = append(vs, verdict{kind: kindAdminBounce, rcpt: i, reply: rep, dest: outbound.Path{Site: site, Domain: d}})
 	}
-	if len(match) == 0 {
+	if len(vs) == 0 {
 		ms.mu.Unlock()
 		return
 	}
 	m = ms.msg(l.packer)
-	var recs []logrec.Record
-	for k, i := range match {
-		rc := &m.Recipients[i]
-		rc.State = queue.Bounced
-		rc.LastReply = rep.String()
-		recs = append(recs, l.adminRecord(m, i, mailaddr.Domain(rc.Addr), sites[k], rep, now))
-	}
 	// The message's work items stay where they are; with no pending
 	// recipient left they finish without a transaction (and without a
 	// record) when they come due.
-	done := m.Done()
-	var err error
-	if done {
-		err = l.opts.Store.Remove(m.ID)
-	} else {
-		err = l.opts.Store.Update(m)
-		if packed {
-			ms.pack(l.packer) // it waits as before
-		}
+	settled := l.settle(ms, m, vs, nil, now)
+	if packed && !settled.removed {
+		ms.pack(l.packer) // it waits as before
 	}
 	ms.mu.Unlock()
-	if err != nil {
-		l.log.Error("delivery: persisting an admin bounce", "id", m.ID, "removed", done, "err", err)
-	}
-	if done {
-		l.forget(ms)
-	}
-	l.emitAdmin(r, recs)
+	l.countBounced(r, settled.records)
+	l.publish(&settled)
 }
 
 // snapshotMsgs returns the messages held, in no order.
@@ -499,24 +427,21 @@ func (l *Loop) snapshotMsgs() []*msgState {
 }
 
 // siteOf returns the site mail to domain goes to: relay_to, else the
-// Router's answer (the resolver caches it); "" when unknown.
-func (l *Loop) siteOf(ctx context.Context, domain string) string {
-	if l.opts.RelayTo != "" {
-		return l.opts.RelayTo
+// Router's answer (the resolver caches it); zero when unknown.
+func (l *Loop) siteOf(ctx context.Context, domain string) resolver.SiteKey {
+	if !l.relay.IsZero() {
+		return l.relay
 	}
 	if l.opts.Router == nil || domain == "" {
-		return ""
+		return resolver.SiteKey{}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	rt, err := l.opts.Router.Resolve(ctx, domain)
 	if err != nil || rt == nil {
-		return ""
+		return resolver.SiteKey{}
 	}
-	if rt.Site == "" {
-		return domain
-	}
-	return rt.Site
+	return routeSite(rt, domain)
 }
 
 // CancelBounce ends a bounce rule before its time; false for an unknown id.

@@ -78,7 +78,7 @@ func (l *Loop) Summary(tenant string) Summary {
 				}
 				c := get(keyOf(it))
 				c.Ready++
-				c.Site = q.site
+				c.Site = q.path.Site.String()
 			}
 		}
 	}
@@ -91,8 +91,8 @@ func (l *Loop) Summary(tenant string) Summary {
 		}
 		c := get(keyOf(it))
 		c.InFlight++
-		if s := itemSite(it); s != "" {
-			c.Site = s
+		if s := it.site(); !s.IsZero() {
+			c.Site = s.String()
 		}
 	}
 	l.admin.fmu.Unlock()
@@ -135,8 +135,8 @@ func (l *Loop) Summary(tenant string) Summary {
 	l.admin.mu.Lock()
 	for _, c := range byKey {
 		c.Scheduled = max(0, c.items-c.Ready-c.InFlight-c.Held)
-		if c.Site == "" && l.opts.RelayTo != "" {
-			c.Site = l.opts.RelayTo
+		if c.Site == "" {
+			c.Site = l.relay.String() // "" without relay_to
 		}
 		if c.Messages == 0 && c.Ready == 0 && c.InFlight == 0 && c.Held == 0 {
 			continue // items left over from mail bounced meanwhile
@@ -233,7 +233,7 @@ func (l *Loop) Inspect(ctx context.Context, id string) (MessageInfo, bool) {
 		}
 		d := mailaddr.Domain(r.Addr)
 		if _, ok := info.Sites[d]; !ok {
-			info.Sites[d] = l.siteOf(ctx, d)
+			info.Sites[d] = l.siteOf(ctx, d).String()
 		}
 	}
 	l.admin.mu.Lock()

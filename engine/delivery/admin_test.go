@@ -120,8 +120,8 @@ func TestAdminSuspendExpires(t *testing.T) {
 // routed there; other sites go on.
 func TestAdminSuspendSite(t *testing.T) {
 	h := newHarness(t, nil)
-	h.route.routes["x.test"] = &resolver.Route{Domain: "x.test", Site: "mx.shared.test"}
-	h.route.routes["z.test"] = &resolver.Route{Domain: "z.test", Site: "mx.shared.test"}
+	h.route.routes["x.test"] = &resolver.Route{Domain: "x.test", Site: mxSite("mx.shared.test")}
+	h.route.routes["z.test"] = &resolver.Route{Domain: "z.test", Site: mxSite("mx.shared.test")}
 	h.loop.Start()
 	h.loop.Suspend("s1", Selector{Site: "MX.shared.test"}, "", 0)
 	h.enqueue(t, newMessage("m1", h.clock.Now(), "a@x.test", "b@z.test", "c@y.test"), "b\r\n")
@@ -267,12 +267,11 @@ func TestAdminSummaryCounts(t *testing.T) {
 func BenchmarkAdminHooksNoRules(b *testing.B) {
 	var l Loop
 	it := &workItem{ms: &msgState{m: &queue.Message{}}, domain: "x.test"}
-	q := &readyQueue{site: "mx.x.test"}
 	b.ReportAllocs()
 	for b.Loop() {
 		l.adminDue(it)
 		l.adminTake(it)
-		l.adminHold(q, it)
+		l.adminHold(it)
 		l.adminDone(it)
 	}
 }
@@ -282,8 +281,8 @@ func BenchmarkAdminHooksNoRules(b *testing.B) {
 func TestAdminBounceBySite(t *testing.T) {
 	h := newHarness(t, nil)
 	tries := deferAll(h)
-	h.route.routes["x.test"] = &resolver.Route{Domain: "x.test", Site: "mx.shared.test"}
-	h.route.routes["z.test"] = &resolver.Route{Domain: "z.test", Site: "mx.shared.test"}
+	h.route.routes["x.test"] = &resolver.Route{Domain: "x.test", Site: mxSite("mx.shared.test")}
+	h.route.routes["z.test"] = &resolver.Route{Domain: "z.test", Site: mxSite("mx.shared.test")}
 	h.loop.Start()
 	h.enqueue(t, newMessage("m1", h.clock.Now(), "a@x.test", "b@y.test"), "b\r\n")
 	h.rec.waitFor(t, 2)
@@ -311,4 +310,32 @@ func TestAdminBounceBySite(t *testing.T) {
 		return len(s.Queues) == 1 && s.Queues[0].Domain == "y.test" && s.Messages == 1
 	}
 	waitUntil(t, acme)
+}
+
+// TestAdminBounceRuleSavesNextDue: an item whose recipients a sweep bounced
+// finishes when it comes due under the bounce rule, and the message's next
+// due time in the spool moves on to its other domain's retry, as it does
+// when a worker finishes an item.
+func TestAdminBounceRuleSavesNextDue(t *testing.T) {
+	h := newHarness(t, nil)
+	deferAll(h)
+	h.loop.Start()
+	t0 := h.clock.Now()
+	m := newMessage("m1", t0, "a@x.test", "b@y.test")
+	m.Recipients[1].Attempts = 1 // y.test retries after 10 min, x.test after 5
+	h.enqueue(t, m, "b\r\n")
+	h.rec.waitFor(t, 2)
+	savedDue := func() time.Time {
+		h.store.mu.Lock()
+		defer h.store.mu.Unlock()
+		return h.store.saved["m1"].NextDue
+	}
+	if d := savedDue(); !d.Equal(t0.Add(5 * time.Minute)) {
+		t.Fatalf("next due %v after the first attempt, want %v", d, t0.Add(5*time.Minute))
+	}
+	if r := h.loop.Bounce(context.Background(), "b1", Selector{Domain: "x.test"}, "", time.Hour); r.TotalBounced != 1 {
+		t.Fatalf("sweep %+v", r)
+	}
+	h.advance(t, 5*time.Minute)
+	waitUntil(t, func() bool { return savedDue().Equal(t0.Add(10 * time.Minute)) })
 }

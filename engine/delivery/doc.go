@@ -7,16 +7,18 @@
 //	       the retry time)
 //	    ─▶ due: Router.Resolve(domain) (bounded concurrency per lane;
 //	       skipped with RelayTo)
-//	    ─▶ ready queue of the path (Egress(tenant) source × MX site; high
-//	       priority first, bulk never starved)
+//	    ─▶ ready queue of the path (outbound.Path: Egress(tenant) source ×
+//	       site, a resolver.SiteKey — the MX hosts, or the relay_to
+//	       smarthost; high priority first, bulk never starved)
 //	    ─▶ path workers, at most the path's effective Connections
 //	    ─▶ hold? (Shaper.Gate: suspended → back to the scheduled queue until
 //	       the end, bounced → Bounce; tenant over its rate → back to the
 //	       scheduled queue until its booked slot)
 //	    ─▶ Store.Body, Transport.Deliver (one transaction for all the
 //	       message's recipients at that domain) ─▶ Shaper.Observe
-//	    ─▶ outcome per recipient ─▶ Store.Update / Store.Remove ─▶ log records
-//	       (and an RFC 3464 bounce message to the sender, with SendBounce)
+//	    ─▶ a verdict per recipient ─▶ settle: state, Store.Update /
+//	       Store.Remove, metrics and log records (and an RFC 3464 bounce
+//	       message to the sender, with SendBounce)
 //	    ─▶ deferred recipients scheduled again per the RetryPolicy
 //
 // Priority: each lane has its own scheduler goroutine and DNS lookups, so
@@ -48,6 +50,15 @@
 // *smtpwire.Error bounces with its code (null MX 556 5.1.10, NXDOMAIN 550
 // 5.1.2), any other error defers with it (451 4.4.3). When every recipient
 // of a message is final, the message is removed from the spool.
+//
+// Settling: whatever becomes of a recipient — delivered, bounced,
+// deferred, expired, or bounced by an operator (admin.go) — is made to
+// stand in one place, Loop.settle (settle.go): the recipients' states,
+// then the spool write (Remove when no recipient is pending any more, else
+// Update), then, once the message lock is released (Loop.publish),
+// the metrics and the log records. That is the seam for anything that
+// must happen when a recipient is final: keeping a finished message
+// instead of removing it, shipping its records elsewhere.
 //
 // Records are written after the spool update, so a crash in between can
 // repeat an attempt (at-least-once delivery) but never lose one.

@@ -36,7 +36,7 @@ func TestBounceMessageToSender(t *testing.T) {
 			return nil
 		}
 	})
-	h.route.routes["x.test"] = &resolver.Route{Domain: "x.test", Site: "mx.x.test"}
+	h.route.routes["x.test"] = &resolver.Route{Domain: "x.test", Site: mxSite("mx.x.test")}
 	h.tr.fn = func(_ *resolver.Route, env *outbound.Envelope) outbound.Outcome {
 		o := outcomeAll(env, outbound.Delivered, reply(250, "2.0.0", "OK"))
 		for i, r := range env.Rcpts {

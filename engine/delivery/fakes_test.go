@@ -106,8 +106,11 @@ func (r *mapRouter) Resolve(ctx context.Context, domain string) (*resolver.Route
 	if rt := r.routes[domain]; rt != nil {
 		return rt, nil
 	}
-	return &resolver.Route{Domain: domain, Site: "mx." + domain}, nil
+	return &resolver.Route{Domain: domain, Site: mxSite("mx." + domain)}, nil
 }
+
+// mxSite is the site of the MX hosts named hosts.
+func mxSite(hosts ...string) resolver.SiteKey { return resolver.MXSite(hosts) }
 
 // funcTransport calls fn for each transaction and records the envelopes.
 type funcTransport struct {
@@ -125,12 +128,13 @@ func (t *funcTransport) Deliver(ctx context.Context, route *resolver.Route, env 
 		t.busy, t.maxBusy = map[string]int{}, map[string]int{}
 	}
 	t.calls = append(t.calls, outbound.Envelope{From: env.From, Rcpts: append([]string(nil), env.Rcpts...), Body: append([]byte(nil), env.Body...)})
-	t.busy[route.Site]++
-	t.maxBusy[route.Site] = max(t.maxBusy[route.Site], t.busy[route.Site])
+	site := route.Site.String()
+	t.busy[site]++
+	t.maxBusy[site] = max(t.maxBusy[site], t.busy[site])
 	t.mu.Unlock()
 	defer func() {
 		t.mu.Lock()
-		t.busy[route.Site]--
+		t.busy[site]--
 		t.mu.Unlock()
 	}()
 	if t.fn == nil {

@@ -30,10 +30,33 @@ type workItem struct {
 	route  *resolver.Route
 	high   bool            // high priority (Message.Priority > 0)
 	source outbound.Source // egress source, chosen when first routed
-	qkey   string          // ready queue (path) key; "" until routed
+	qkey   string          // its ready queue's key (Path.Key); "" until routed
 	// slot is the time a tenant-rate slot was booked for this item, which
 	// then waited for it in the scheduled queue (zero: none booked).
 	slot time.Time
+}
+
+// site returns the site of the item's route; zero before routing.
+func (it *workItem) site() resolver.SiteKey {
+	if it.route == nil {
+		return resolver.SiteKey{}
+	}
+	return routeSite(it.route, it.domain)
+}
+
+// path returns the item's path: its egress source, its site (zero before
+// routing) and its domain.
+func (it *workItem) path() outbound.Path {
+	return outbound.Path{Source: it.source.Name, Site: it.site(), Domain: it.domain}
+}
+
+// routeSite returns the site of a route to domain: the route's, or, when
+// the Router named none, the domain's own (an implicit MX).
+func routeSite(rt *resolver.Route, domain string) resolver.SiteKey {
+	if rt.Site.IsZero() {
+		return resolver.MXSite([]string{domain})
+	}
+	return rt.Site
 }
 
 // lane returns 0 for high-priority items and 1 for bulk ones: each lane
@@ -59,6 +82,7 @@ type Loop struct {
 	packer  *queue.Packer // packed metadata of waiting messages (message.go)
 	envs    envTable
 	retry   atomic.Pointer[queue.RetryPolicy] // Options.Retry, then SetRetry
+	relay   resolver.SiteKey                  // the relay_to smarthost (Options.RelayTo); zero: MX delivery
 
 	runCtx     context.Context // ends at Stop: no new work
 	runCancel  context.CancelFunc
@@ -68,7 +92,7 @@ type Loop struct {
 
 	mu        sync.Mutex
 	msgs      msgTable
-	sites     map[string]*readyQueue // by path key (egress source, site)
+	sites     map[string]*readyQueue // by Path.Key
 	lastSweep time.Time
 	admin     adminState // operator bounces and suspensions (admin.go)
 	stopping  bool
@@ -91,7 +115,7 @@ func New(opts Options) *Loop {
 		opts.Clock = queue.SystemClock()
 	}
 	if opts.Limits == nil {
-		opts.Limits = func(string, string, string) outbound.Limits { return outbound.Limits{Connections: 10} }
+		opts.Limits = func(outbound.Path) outbound.Limits { return outbound.Limits{Connections: 10} }
 	}
 	if opts.ResolveConcurrency <= 0 {
 		opts.ResolveConcurrency = 16
@@ -107,6 +131,9 @@ func New(opts Options) *Loop {
 		packer:  queue.NewPacker(0),
 	}
 	l.retry.Store(&opts.Retry)
+	if opts.RelayTo != "" {
+		l.relay = resolver.RelaySite(opts.RelayTo)
+	}
 	for i := range l.sched {
 		l.sched[i] = queue.NewScheduler[schedRef](opts.Clock)
 		l.resolveSem[i] = make(chan struct{}, opts.ResolveConcurrency)
@@ -326,8 +353,8 @@ func (l *Loop) route(it *workItem) {
 		// RFC 5321 §4.1.2: a forward-path needs a domain.
 		l.applyAll(it, outbound.Bounced, smtpwire.Reply{Code: 550, Enhanced: "5.1.3", Lines: []string{"recipient address has no domain"}})
 		return
-	case l.opts.RelayTo != "":
-		route = &resolver.Route{Domain: it.domain, Site: l.opts.RelayTo}
+	case !l.relay.IsZero():
+		route = &resolver.Route{Domain: it.domain, Site: l.relay}
 	case l.opts.Router == nil:
 		l.ready.Add(-1)
 		l.applyAll(it, outbound.Transient, smtpwire.Reply{Code: 451, Enhanced: "4.4.3", Lines: []string{"no resolver configured"}})
@@ -353,16 +380,13 @@ func (l *Loop) route(it *workItem) {
 // source, site), choosing the source the first time, and starts a worker
 // for the path when it has fewer than its connection limit.
 func (l *Loop) toReady(it *workItem) {
-	site := it.route.Site
-	if site == "" {
-		site = it.domain
-	}
 	if it.qkey == "" {
 		if l.opts.Egress != nil {
 			it.source = l.opts.Egress(it.ms.env.tenant)
 		}
-		it.qkey = pathKey(it.source.Name, site)
+		it.qkey = it.path().Key()
 	}
+	p := it.path()
 	l.mu.Lock()
 	if l.stopping {
 		l.mu.Unlock()
@@ -372,10 +396,10 @@ func (l *Loop) toReady(it *workItem) {
 	q := l.sites[it.qkey]
 	if q == nil {
 		l.sweepSitesLocked()
-		q = &readyQueue{site: site, source: it.source.Name}
+		q = &readyQueue{}
 		l.sites[it.qkey] = q
 	}
-	q.domain = it.domain
+	q.path = p
 	q.push(it)
 	spawn := q.workers < l.connLimit(q)
 	if spawn {
@@ -388,26 +412,18 @@ func (l *Loop) toReady(it *workItem) {
 	}
 }
 
-// pathKey names the ready queue of (egress source, site).
-func pathKey(source, site string) string {
-	if source == "" {
-		return site
-	}
-	return source + "|" + site
-}
-
 // limits returns the effective limits of a path.
-func (l *Loop) limits(source, site, domain string) outbound.Limits {
+func (l *Loop) limits(p outbound.Path) outbound.Limits {
 	if l.opts.Shaper != nil {
-		return l.opts.Shaper.Limits(source, site, domain)
+		return l.opts.Shaper.Limits(p)
 	}
-	return l.opts.Limits(source, site, domain)
+	return l.opts.Limits(p)
 }
 
 // connLimit is the number of workers a path may have; called with l.mu
 // held (the Shaper never calls back into the loop).
 func (l *Loop) connLimit(q *readyQueue) int {
-	return max(1, l.limits(q.source, q.site, q.domain).Connections)
+	return max(1, l.limits(q.path).Connections)
 }
 
 // resolveFailure turns a resolver error into a recipient status and reply
@@ -446,8 +462,8 @@ func (l *Loop) work(q *readyQueue) {
 		l.mu.Unlock()
 		l.ready.Add(-1)
 		l.adminTake(it)
-		if !l.hold(q, it) {
-			l.deliver(q, it)
+		if !l.hold(it) {
+			l.deliver(it)
 		}
 		l.adminDone(it)
 		l.mu.Lock()
@@ -462,13 +478,13 @@ func (l *Loop) work(q *readyQueue) {
 // an attempt, so that a worker never sleeps for one tenant or one rule
 // while other mail waits. It reports whether the item was held (or
 // bounced).
-func (l *Loop) hold(q *readyQueue, it *workItem) bool {
-	if l.adminHold(q, it) { // bounced or held by an operator (admin.go)
+func (l *Loop) hold(it *workItem) bool {
+	if l.adminHold(it) { // bounced or held by an operator (admin.go)
 		return true
 	}
 	now := l.clock.Now()
 	if sh := l.opts.Shaper; sh != nil {
-		g := sh.Gate(q.source, q.site, it.domain)
+		g := sh.Gate(it.path())
 		if g.Bounce {
 			l.applyAll(it, outbound.Bounced, ruleBounceReply(g.Reply))
 			return true
@@ -525,7 +541,7 @@ func ruleBounceReply(r smtpwire.Reply) smtpwire.Reply {
 }
 
 // deliver runs the transaction of one item and applies its outcome.
-func (l *Loop) deliver(q *readyQueue, it *workItem) {
+func (l *Loop) deliver(it *workItem) {
 	ms := it.ms
 	ms.mu.Lock()
 	if ms.corrupt {
@@ -566,7 +582,7 @@ func (l *Loop) deliver(q *readyQueue, it *workItem) {
 		env.Source = it.source
 		out = l.opts.Transport.Deliver(l.txCtx, it.route, env)
 		env.Body = nil
-		if sh := l.opts.Shaper; sh != nil && sh.Observe(q.source, q.site, it.domain, &out) {
+		if sh := l.opts.Shaper; sh != nil && sh.Observe(it.path(), &out) {
 			// A bounce rule matched: what the server deferred bounces.
 			for k := range out.Results {
 				r := &out.Results[k]

@@ -274,9 +274,9 @@ func TestResolverErrors(t *testing.T) {
 
 func TestSiteConnectionLimit(t *testing.T) {
 	h := newHarness(t, func(o *Options) {
-		o.Limits = func(source, site, domain string) outbound.Limits { return outbound.Limits{Connections: 3} }
+		o.Limits = func(outbound.Path) outbound.Limits { return outbound.Limits{Connections: 3} }
 	})
-	shared := &resolver.Route{Site: "mx.shared.test"}
+	shared := &resolver.Route{Site: mxSite("mx.shared.test")}
 	for i := 0; i < 12; i++ {
 		d := "d" + itoa(i) + ".test"
 		h.route.routes[d] = &resolver.Route{Domain: d, Site: shared.Site}
@@ -299,10 +299,10 @@ func TestSiteConnectionLimit(t *testing.T) {
 
 func TestHighPriorityFirst(t *testing.T) {
 	h := newHarness(t, func(o *Options) {
-		o.Limits = func(string, string, string) outbound.Limits { return outbound.Limits{Connections: 1} }
+		o.Limits = func(outbound.Path) outbound.Limits { return outbound.Limits{Connections: 1} }
 	})
 	for _, d := range []string{"x.test"} {
-		h.route.routes[d] = &resolver.Route{Domain: d, Site: "mx.x.test"}
+		h.route.routes[d] = &resolver.Route{Domain: d, Site: mxSite("mx.x.test")}
 	}
 	gate := make(chan struct{})
 	var mu sync.Mutex
@@ -448,7 +448,7 @@ func TestRelayToSkipsDNS(t *testing.T) {
 	var mu sync.Mutex
 	h.tr.fn = func(r *resolver.Route, env *outbound.Envelope) outbound.Outcome {
 		mu.Lock()
-		sites = append(sites, r.Site)
+		sites = append(sites, r.Site.String())
 		mu.Unlock()
 		return outcomeAll(env, outbound.Delivered, reply(250, "2.0.0", "OK"))
 	}

@@ -59,16 +59,17 @@ type Options struct {
 	// Router resolves domains; not needed when RelayTo is set.
 	Router Router
 	// RelayTo ([delivery] relay_to, "host:port"): every domain routes to
-	// this smarthost without a DNS lookup; the site key is RelayTo. The
-	// Transport must be configured with the same value.
+	// this smarthost without a DNS lookup; the site is
+	// resolver.RelaySite(RelayTo). The Transport must be configured with
+	// the same value.
 	RelayTo string
 	// Retry is the retry schedule and the maximum age ([queue]
 	// retry_interval, max_retry_interval, max_retry_age).
 	Retry queue.RetryPolicy
-	// Limits returns the shaping of a path (egress source name, site):
-	// Connections is the number of workers (and so of simultaneous
-	// transactions) per path. Nil: 10. Unused when Shaper is set.
-	Limits func(source, site, domain string) outbound.Limits
+	// Limits returns the shaping of a path: Connections is the number of
+	// workers (and so of simultaneous transactions) per path. Nil: 10.
+	// Unused when Shaper is set.
+	Limits func(p outbound.Path) outbound.Limits
 	// Shaper, when set, gives the effective limits of each path, holds
 	// items of suspended paths and learns from every outcome
 	// (*shaping.Shaper has it).
@@ -110,12 +111,13 @@ type Options struct {
 // Shaper is the traffic shaping of the paths (*shaping.Shaper has it).
 type Shaper interface {
 	// Limits returns the effective limits of a path now.
-	Limits(source, site, domain string) outbound.Limits
+	Limits(p outbound.Path) outbound.Limits
 	// Gate says whether an item of the path may be delivered now.
-	Gate(source, site, domain string) shaping.Gate
-	// Observe takes the outcome of a transaction; true means a bounce rule
-	// matched it, and the recipients the server deferred bounce.
-	Observe(source, site, domain string, out *outbound.Outcome) bool
+	Gate(p outbound.Path) shaping.Gate
+	// Observe takes the outcome of a transaction on a path; true means a
+	// bounce rule matched it, and the recipients the server deferred
+	// bounce.
+	Observe(p outbound.Path, out *outbound.Outcome) bool
 }
 
 type nopMetrics struct{}

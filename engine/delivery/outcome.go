@@ -26,16 +26,16 @@ func (l *Loop) applyAll(it *workItem, st outbound.Status, rep smtpwire.Reply) {
 	l.apply(it, idx, out)
 }
 
-// apply records the outcome of one attempt of a work item: per recipient
-// the new state, attempts and last reply; then either a retry of the
-// deferred ones (RetryPolicy: retry_interval doubling up to
-// max_retry_interval) or, past max_retry_age, their expiry; then the spool
-// (Update, or Remove when every recipient is final) and, once that is
-// durable, the log records.
+// apply records the outcome of one attempt of a work item: it counts the
+// attempt and turns each recipient's result into a verdict; the deferred
+// ones are retried (RetryPolicy: retry_interval doubling up to
+// max_retry_interval) or, past max_retry_age, expire. settle makes the
+// verdicts stand (state, spool, records).
 func (l *Loop) apply(it *workItem, idx []int, out outbound.Outcome) {
 	now := l.clock.Now()
 	ms := it.ms
-	var recs []record
+	dest := it.path()
+	var vs []verdict
 	var retry *workItem
 	var retryAt time.Time
 
@@ -69,22 +69,20 @@ func (l *Loop) apply(it *workItem, idx []int, out outbound.Outcome) {
 		i := idx[k]
 		rc := &m.Recipients[i]
 		if rc.State != queue.Pending {
-			continue
+			continue // settled meanwhile (an operator's bounce): not again
 		}
 		rc.Attempts++
-		rc.LastReply = r.Reply.String()
+		v := verdict{kind: kindTransient, rcpt: i, reply: r.Reply, dest: dest}
 		switch r.Status {
 		case outbound.Delivered:
-			rc.State = queue.Delivered
-			recs = append(recs, record{kind: kindDelivery, rcpt: i, result: r})
+			v.kind = kindDelivery
 		case outbound.Bounced:
-			rc.State = queue.Bounced
-			recs = append(recs, record{kind: kindBounce, rcpt: i, result: r})
+			v.kind = kindBounce
 		default:
 			deferred = append(deferred, i)
 			lastAttempts = max(lastAttempts, rc.Attempts)
-			recs = append(recs, record{kind: kindTransient, rcpt: i, result: r})
 		}
+		vs = append(vs, v)
 	}
 	if len(deferred) > 0 {
 		if due, ok := l.retry.Load().Next(m.Created, now, lastAttempts); ok {
@@ -92,17 +90,13 @@ func (l *Loop) apply(it *workItem, idx []int, out outbound.Outcome) {
 			retryAt = due
 			ms.due.set(it.domain, due)
 		} else {
-			// Too old for another attempt (RFC 5321 §4.5.4.1): expire. The
-			// attempt's TransientFailure records are replaced by Expiration.
-			kept := recs[:0]
-			for _, rc := range recs {
-				if rc.kind == kindTransient {
-					m.Recipients[rc.rcpt].State = queue.Expired
-					rc.kind = kindExpiration
+			// Too old for another attempt (RFC 5321 §4.5.4.1): the
+			// deferred recipients expire.
+			for k := range vs {
+				if vs[k].kind == kindTransient {
+					vs[k].kind = kindExpiration
 				}
-				kept = append(kept, rc)
 			}
-			recs = kept
 		}
 	}
 	if retry == nil {
@@ -110,22 +104,11 @@ func (l *Loop) apply(it *workItem, idx []int, out outbound.Outcome) {
 		ms.due.remove(it.domain)
 	}
 	m.NextDue = ms.due.earliest()
-	done := m.Done()
 	var dsn *dsnInfo
 	if l.opts.SendBounce != nil && m.From != "" {
-		dsn = l.dsnFor(m, recs, &out, now)
+		dsn = l.dsnFor(m, vs, &out, now) // before settle may remove the body
 	}
-	var err error
-	if done {
-		err = l.opts.Store.Remove(m.ID)
-	} else {
-		err = l.opts.Store.Update(m)
-	}
-	// The records are made under the lock: they read the message.
-	logged := make([]logRecord, 0, len(recs))
-	for _, rc := range recs {
-		logged = append(logged, l.makeRecord(m, it, rc, &out, now))
-	}
+	settled := l.settle(ms, m, vs, &out, now)
 	retryWhole := false
 	if retry != nil && ms.items == 1 {
 		// The message waits for this retry alone: it waits packed, and
@@ -136,27 +119,7 @@ func (l *Loop) apply(it *workItem, idx []int, out outbound.Outcome) {
 	}
 	ms.mu.Unlock()
 
-	if err != nil {
-		// The outcome stands in memory; after a restart the spool's older
-		// state may cause a repeat attempt (at-least-once delivery).
-		l.log.Error("delivery: persisting message state", "id", m.ID, "removed", done, "err", err)
-	}
-	if done {
-		l.forget(ms)
-	}
-	for i, rc := range recs {
-		switch rc.kind {
-		case kindDelivery:
-			l.metrics.Delivered(now.Sub(m.Created))
-		case kindBounce:
-			l.metrics.Bounced()
-		case kindTransient:
-			l.metrics.TransientFailure()
-		case kindExpiration:
-			l.metrics.Expired()
-		}
-		l.emit(logged[i])
-	}
+	l.publish(&settled)
 	if dsn != nil {
 		if err := l.opts.SendBounce(dsn.from, buildDSN(dsn)); err != nil {
 			l.log.Error("delivery: spooling a bounce message", "id", m.ID, "to", dsn.from, "err", err)
@@ -180,17 +143,17 @@ func (l *Loop) apply(it *workItem, idx []int, out outbound.Outcome) {
 // for a bounce message to the sender, and reads the original header
 // section while the message is still in the spool. Nil when there are
 // none. Runs under the message lock.
-func (l *Loop) dsnFor(m *queue.Message, recs []record, out *outbound.Outcome, now time.Time) *dsnInfo {
+func (l *Loop) dsnFor(m *queue.Message, vs []verdict, out *outbound.Outcome, now time.Time) *dsnInfo {
 	var d *dsnInfo
-	for _, rc := range recs {
-		if rc.kind != kindBounce && rc.kind != kindExpiration {
+	for _, v := range vs {
+		if v.kind != kindBounce && v.kind != kindExpiration {
 			continue
 		}
 		if d == nil {
 			d = &dsnInfo{id: m.ID, from: m.From, arrival: m.Created, now: now, reportingMTA: l.opts.ReportingMTA}
 		}
-		d.rcpts = append(d.rcpts, dsnRecipient{addr: m.Recipients[rc.rcpt].Addr, reply: rc.result.Reply,
-			expired: rc.kind == kindExpiration, remote: out.Host})
+		d.rcpts = append(d.rcpts, dsnRecipient{addr: m.Recipients[v.rcpt].Addr, reply: v.reply,
+			expired: v.kind == kindExpiration, remote: out.Host})
 	}
 	if d != nil {
 		if body, err := l.opts.Store.Body(m); err == nil {

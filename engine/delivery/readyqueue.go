@@ -1,6 +1,10 @@
 package delivery
 
-import "time"
+import (
+	"time"
+
+	"gannet/engine/outbound"
+)
 
 // highBurst is how many high-priority items a site's ready queue hands out
 // in a row while bulk items wait; then one bulk item goes, so that a steady
@@ -35,13 +39,11 @@ func (f *fifo) pop() *workItem {
 	return it
 }
 
-// readyQueue is the queue of one MX site: work items whose destination
-// resolved to that site and that wait for one of the site's workers. It has
-// two lanes, high priority (transactional) and bulk.
+// readyQueue is the queue of one path (egress source, site): work items
+// whose destination resolved to that site and that wait for one of the
+// path's workers. It has two lanes, high priority (transactional) and bulk.
 type readyQueue struct {
-	site      string
-	source    string // egress source name ("" for the default source)
-	domain    string // a domain routed here, for the shaping lookup
+	path      outbound.Path // its Domain: the last domain routed here, for the shaping lookup
 	high      fifo
 	bulk      fifo
 	streak    int       // high items handed out in a row while bulk waited

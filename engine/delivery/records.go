@@ -15,13 +15,16 @@ type Recorder interface {
 	Write(r *logrec.Record) bool
 }
 
+// recordKind is the type of a log record delivery writes: what became of
+// one recipient in one step.
 type recordKind uint8
 
 const (
-	kindDelivery recordKind = iota
-	kindBounce
-	kindTransient
-	kindExpiration
+	kindDelivery    recordKind = iota // delivered: final
+	kindBounce                        // refused by the server or by DNS: final
+	kindTransient                     // deferred: the recipient stays pending
+	kindExpiration                    // deferred past max_retry_age: final
+	kindAdminBounce                   // bounced by an operator: final
 )
 
 func (k recordKind) logType() logrec.Type {
@@ -32,61 +35,64 @@ func (k recordKind) logType() logrec.Type {
 		return logrec.Bounce
 	case kindExpiration:
 		return logrec.Expiration
+	case kindAdminBounce:
+		return logrec.AdminBounce
 	}
 	return logrec.TransientFailure
 }
 
-// record is one outcome to log: the recipient (index) and its result.
-type record struct {
-	kind   recordKind
-	rcpt   int
-	result outbound.Result
+// state is the recipient state a verdict of this kind leaves.
+func (k recordKind) state() queue.RcptState {
+	switch k {
+	case kindDelivery:
+		return queue.Delivered
+	case kindBounce, kindAdminBounce:
+		return queue.Bounced
+	case kindExpiration:
+		return queue.Expired
+	}
+	return queue.Pending
 }
 
-type logRecord = logrec.Record
-
-// makeRecord builds the log record; it runs under the message lock.
-func (l *Loop) makeRecord(m *queue.Message, it *workItem, rc record, out *outbound.Outcome, now time.Time) logRecord {
+// newRecord builds the log record of a verdict on recipient v.rcpt of m;
+// out is the transaction it reports (nil: none ran). Under the message
+// lock: it reads m.
+func (l *Loop) newRecord(m *queue.Message, v *verdict, out *outbound.Outcome, now time.Time) logrec.Record {
+	rc := &m.Recipients[v.rcpt]
 	r := logrec.Record{
-		Type:        rc.kind.logType(),
+		Type:        v.kind.logType(),
 		ID:          m.ID,
 		Sender:      m.From,
-		Recipient:   m.Recipients[rc.rcpt].Addr,
-		Queue:       QueueName(m.Campaign, m.Tenant, it.domain),
+		Recipient:   rc.Addr,
+		Queue:       QueueName(m.Campaign, m.Tenant, v.dest.Domain),
+		Site:        v.dest.Site.String(),
 		Size:        int64(m.Size),
-		NumAttempts: m.Recipients[rc.rcpt].Attempts,
+		NumAttempts: rc.Attempts,
 		Response: logrec.Response{
-			Code:         rc.result.Reply.Code,
-			EnhancedCode: rc.result.Reply.Enhanced,
-			Content:      strings.Join(rc.result.Reply.Lines, "\n"),
+			Code:         v.reply.Code,
+			EnhancedCode: v.reply.Enhanced,
+			Content:      strings.Join(v.reply.Lines, "\n"),
 		},
-		TLSProtocolVersion: out.TLSVersion,
-		TLSCipher:          out.TLSCipher,
-		EgressSource:       it.source.Name,
-		Tenant:             m.Tenant,
-		Campaign:           m.Campaign,
-		Timestamp:          now,
-		Created:            m.Created,
+		EgressSource: v.dest.Source,
+		Tenant:       m.Tenant,
+		Campaign:     m.Campaign,
+		Timestamp:    now,
+		Created:      m.Created,
 	}
-	if it.route != nil {
-		r.Site = it.route.Site
+	if out != nil {
+		r.TLSProtocolVersion = out.TLSVersion
+		r.TLSCipher = out.TLSCipher
+		if out.Peer.IsValid() {
+			r.PeerAddress = logrec.PeerAddress{Name: out.Host, Addr: out.Peer.Addr().String()}
+		}
 	}
-	if out.Peer.IsValid() {
-		r.PeerAddress = logrec.PeerAddress{Name: out.Host, Addr: out.Peer.Addr().String()}
-	}
-	switch rc.kind {
-	case kindBounce:
-		r.BounceClassification = l.classify(rc.result.Reply)
+	switch v.kind {
+	case kindBounce, kindAdminBounce:
+		r.BounceClassification = l.classify(v.reply)
 	case kindExpiration:
 		r.BounceClassification = "MessageExpired"
 	}
 	return r
-}
-
-func (l *Loop) emit(r logRecord) {
-	if l.opts.Record != nil {
-		l.opts.Record.Write(&r)
-	}
 }
 
 func (l *Loop) classify(r smtpwire.Reply) string {

@@ -20,7 +20,7 @@ import (
 func TestTenantRateDoesNotBlockOthers(t *testing.T) {
 	h := newHarness(t, func(o *Options) {
 		o.Clock = queue.SystemClock()
-		o.Limits = func(string, string, string) outbound.Limits { return outbound.Limits{Connections: 2} }
+		o.Limits = func(outbound.Path) outbound.Limits { return outbound.Limits{Connections: 2} }
 		o.TenantRate = func(tenant string) float64 {
 			if tenant == "noisy" {
 				return 10 // per second
@@ -28,7 +28,7 @@ func TestTenantRateDoesNotBlockOthers(t *testing.T) {
 			return 0
 		}
 	})
-	h.route.routes["x.test"] = &resolver.Route{Domain: "x.test", Site: "mx.x.test"}
+	h.route.routes["x.test"] = &resolver.Route{Domain: "x.test", Site: mxSite("mx.x.test")}
 	var mu sync.Mutex
 	sent := map[string]time.Time{}
 	h.tr.fn = func(_ *resolver.Route, env *outbound.Envelope) outbound.Outcome {
@@ -85,7 +85,7 @@ func TestSuspendRuleHoldsSite(t *testing.T) {
 		o.Shaper = sh
 		o.Retry = queue.RetryPolicy{Initial: 50 * time.Millisecond, Max: time.Second, MaxAge: time.Hour}
 	})
-	h.route.routes["x.test"] = &resolver.Route{Domain: "x.test", Site: "mx.x.test"}
+	h.route.routes["x.test"] = &resolver.Route{Domain: "x.test", Site: mxSite("mx.x.test")}
 	var mu sync.Mutex
 	var times []time.Time
 	h.tr.fn = func(_ *resolver.Route, env *outbound.Envelope) outbound.Outcome {
@@ -139,7 +139,7 @@ func TestBounceRule(t *testing.T) {
 			Action: shaping.Bounce, Duration: time.Hour}},
 	})
 	h := newHarness(t, func(o *Options) { o.Shaper = sh })
-	h.route.routes["x.test"] = &resolver.Route{Domain: "x.test", Site: "mx.x.test"}
+	h.route.routes["x.test"] = &resolver.Route{Domain: "x.test", Site: mxSite("mx.x.test")}
 	h.tr.fn = func(_ *resolver.Route, env *outbound.Envelope) outbound.Outcome {
 		return outcomeAll(env, outbound.Transient, reply(451, "4.7.1", "you are blocked"))
 	}
@@ -167,12 +167,12 @@ func TestBounceRule(t *testing.T) {
 // connection limit, and the transport is told the source.
 func TestEgressChoiceSplitsPaths(t *testing.T) {
 	h := newHarness(t, func(o *Options) {
-		o.Limits = func(string, string, string) outbound.Limits { return outbound.Limits{Connections: 1} }
+		o.Limits = func(outbound.Path) outbound.Limits { return outbound.Limits{Connections: 1} }
 		o.Egress = func(tenant string) outbound.Source {
 			return outbound.Source{Name: "ip-" + tenant}
 		}
 	})
-	h.route.routes["x.test"] = &resolver.Route{Domain: "x.test", Site: "mx.x.test"}
+	h.route.routes["x.test"] = &resolver.Route{Domain: "x.test", Site: mxSite("mx.x.test")}
 	var mu sync.Mutex
 	sources := map[string]string{}
 	gate := make(chan struct{})
@@ -200,5 +200,42 @@ func TestEgressChoiceSplitsPaths(t *testing.T) {
 	st := h.loop.Sites()
 	if len(st) != 2 || st[0].Source != "ip-a" || st[1].Source != "ip-b" {
 		t.Errorf("Sites %+v, want one path per source", st)
+	}
+}
+
+// TestRelayToIsNoMXHost: with relay_to every domain goes to the smarthost
+// without a DNS lookup, so no MX host of the domain is known: shaping asks
+// its configuration for the domain with no MX host names, rather than
+// with the smarthost's "host:port" taken for one.
+func TestRelayToIsNoMXHost(t *testing.T) {
+	const relay = "smtp.relay.test:2525"
+	var mu sync.Mutex
+	var asked [][]string
+	h := newHarness(t, func(o *Options) {
+		o.RelayTo = relay
+		o.Shaper = shaping.New(shaping.Config{Base: func(domain string, mxHosts []string) outbound.Limits {
+			mu.Lock()
+			asked = append(asked, mxHosts)
+			mu.Unlock()
+			return outbound.Limits{Connections: 2}
+		}})
+	})
+	h.loop.Start()
+	h.enqueue(t, newMessage("m1", h.clock.Now(), "a@x.test"), "b\r\n")
+	if r := h.rec.waitFor(t, 1)[0]; r.Type != logrec.Delivery || r.Site != relay {
+		t.Fatalf("record %+v", r)
+	}
+	if st := h.loop.Sites(); len(st) != 1 || st[0].Site != relay || st[0].Connections != 2 {
+		t.Errorf("sites %+v", st)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(asked) == 0 {
+		t.Fatal("the shaping configuration was never asked")
+	}
+	for _, hosts := range asked {
+		if len(hosts) != 0 {
+			t.Errorf("shaping took %q for the MX host names of x.test", hosts)
+		}
 	}
 }

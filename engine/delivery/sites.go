@@ -3,6 +3,8 @@ package delivery
 import (
 	"sort"
 	"time"
+
+	"gannet/engine/outbound"
 )
 
 // SiteStatus is the state of one path (egress source, MX site) of the
@@ -24,24 +26,24 @@ const siteIdleForget = 10 * time.Minute
 // sorted by site and source.
 func (l *Loop) Sites() []SiteStatus {
 	type snap struct {
-		site, source, domain string
-		ready, inFlight      int
+		path            outbound.Path
+		ready, inFlight int
 	}
 	l.mu.Lock()
 	l.sweepSitesLocked()
 	snaps := make([]snap, 0, len(l.sites))
 	for _, q := range l.sites {
-		snaps = append(snaps, snap{q.site, q.source, q.domain, q.len(), q.inFlight})
+		snaps = append(snaps, snap{q.path, q.len(), q.inFlight})
 	}
 	l.mu.Unlock()
 	now := l.clock.Now()
 	out := make([]SiteStatus, 0, len(snaps))
 	for _, s := range snaps {
-		lim := l.limits(s.source, s.site, s.domain)
-		st := SiteStatus{Site: s.site, Source: s.source, Connections: max(1, lim.Connections),
+		lim := l.limits(s.path)
+		st := SiteStatus{Site: s.path.Site.String(), Source: s.path.Source, Connections: max(1, lim.Connections),
 			EffectiveRate: lim.MessageRate, Ready: s.ready, InFlight: s.inFlight}
 		if l.opts.Shaper != nil {
-			g := l.opts.Shaper.Gate(s.source, s.site, s.domain)
+			g := l.opts.Shaper.Gate(s.path)
 			st.Suspended = g.Until.After(now)
 		}
 		out = append(out, st)

@@ -88,7 +88,7 @@ func BenchmarkDeliverPipelined(b *testing.B) {
 	m := New(Options{
 		SMTPPort: int(addr.Port()),
 		TLS:      TLSPolicy{Mode: TLSDisabled},
-		Limits:   func(string, string, string) Limits { return Limits{Connections: 1} },
+		Limits:   func(Path) Limits { return Limits{Connections: 1} },
 	})
 	defer m.Close()
 	line := "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusm.\r\n"

@@ -66,7 +66,7 @@ func TestConnectionRate(t *testing.T) {
 	snk := startBenchSink(t, bsink.Config{})
 	port := netip.MustParseAddrPort(snk.Addr()).Port()
 	m := newTestManager(t, port, func(o *Options) {
-		o.Limits = func(string, string, string) Limits {
+		o.Limits = func(Path) Limits {
 			return Limits{Connections: 4, MaxDeliveriesPerConn: 1, ConnectionRate: 10}
 		}
 	})

@@ -45,11 +45,11 @@ type Options struct {
 	NoChunking  bool
 	IdleTimeout time.Duration // an unused pooled connection is closed after (30s)
 
-	// Limits returns the shaping for the path (egress source name, site);
-	// domain is the destination domain that led there. It is called on
-	// every delivery so that reloads and adaptive back-off apply at once.
-	// Nil: 10 connections, 100 transactions each, no rate limit.
-	Limits func(source, site, domain string) Limits
+	// Limits returns the shaping for the path (egress source, site, and
+	// the destination domain that led there). It is called on every
+	// delivery so that reloads and adaptive back-off apply at once. Nil:
+	// 10 connections, 100 transactions each, no rate limit.
+	Limits func(p Path) Limits
 
 	// MaxAddresses bounds the MX addresses tried per delivery (5).
 	MaxAddresses int
@@ -114,7 +114,7 @@ func New(opts Options) *Manager {
 		opts.IdleTimeout = 30 * time.Second
 	}
 	if opts.Limits == nil {
-		opts.Limits = func(string, string, string) Limits { return Limits{Connections: 10, MaxDeliveriesPerConn: 100} }
+		opts.Limits = func(Path) Limits { return Limits{Connections: 10, MaxDeliveriesPerConn: 100} }
 	}
 	if opts.MaxAddresses <= 0 {
 		opts.MaxAddresses = 5
@@ -196,15 +196,15 @@ func (m *Manager) connClosed() {
 
 // pool returns the pool of (egress source, site, TLS policy), creating
 // it, with the current limits.
-func (m *Manager) pool(src Source, site, domain string) (*sitePool, error) {
-	lim := m.opts.Limits(src.Name, site, domain)
+func (m *Manager) pool(src Source, site resolver.SiteKey, domain string) (*sitePool, error) {
+	lim := m.opts.Limits(Path{Source: src.Name, Site: site, Domain: domain})
 	pol, polKey := m.opts.TLS, ""
 	if m.opts.TLSFor != nil {
 		pol, polKey = m.opts.TLSFor(domain)
 	}
-	key := site
+	key := site.String()
 	if src.Name != "" || polKey != "" {
-		key = src.Name + "|" + site + "|" + polKey
+		key = src.Name + "|" + key + "|" + polKey
 	}
 	m.mu.Lock()
 	if m.closed {
@@ -222,7 +222,7 @@ func (m *Manager) pool(src Source, site, domain string) (*sitePool, error) {
 			dc.ehloName = src.EHLOName
 		}
 		dc.sourceName = src.Name
-		p = &sitePool{m: m, site: site, source: src.Name, dial: dc, limits: lim,
+		p = &sitePool{m: m, site: site.String(), source: src.Name, dial: dc, limits: lim,
 			rate:     NewRateLimiter(lim.MessageRate, 1, m.now),
 			connRate: NewRateLimiter(lim.ConnectionRate, 1, m.now),
 			lastUsed: m.now()}
@@ -312,12 +312,13 @@ func (m *Manager) candidates(ctx context.Context, route *resolver.Route) ([]cand
 // error: every failure is a per-recipient Transient or Bounced Result with
 // a reply that says what happened.
 func (m *Manager) Deliver(ctx context.Context, route *resolver.Route, env *Envelope) Outcome {
-	var site, domain string
+	var site resolver.SiteKey
+	var domain string
 	if route != nil {
 		site, domain = route.Site, route.Domain
 	}
 	if m.opts.RelayTo != "" {
-		site = m.opts.RelayTo
+		site = resolver.RelaySite(m.opts.RelayTo)
 	}
 	out := Outcome{Results: make([]Result, len(env.Rcpts))}
 	for i, r := range env.Rcpts {

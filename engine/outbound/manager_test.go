@@ -49,7 +49,7 @@ func routeTo(domain string, ips ...string) *resolver.Route {
 		r.Hosts = append(r.Hosts, resolver.Host{Name: name, Pref: uint16(10 * (i + 1)), Addrs: []netip.Addr{netip.MustParseAddr(ip)}})
 		names = append(names, name)
 	}
-	r.Site = strings.Join(names, ",")
+	r.Site = resolver.MXSite(names)
 	return r
 }
 
@@ -313,7 +313,7 @@ func TestFailoverToSecondHost(t *testing.T) {
 	m := newTestManager(t, rx.Addr.Port(), func(o *Options) {
 		o.HostBackoff = time.Minute
 		// One transaction per connection, so that every delivery dials.
-		o.Limits = func(string, string, string) Limits { return Limits{Connections: 1, MaxDeliveriesPerConn: 1} }
+		o.Limits = func(Path) Limits { return Limits{Connections: 1, MaxDeliveriesPerConn: 1} }
 	})
 	route := routeTo("dst.test", "127.0.0.2", "127.0.0.3")
 	for i := 0; i < 3; i++ {
@@ -373,7 +373,7 @@ func TestGreetingRefusedTriesNextHost(t *testing.T) {
 func TestConnectionLimitAndReuse(t *testing.T) {
 	rx := newTestReceiver(t, "127.0.0.1").Start()
 	m := newTestManager(t, rx.Addr.Port(), func(o *Options) {
-		o.Limits = func(source, site, domain string) Limits { return Limits{Connections: 2, MaxDeliveriesPerConn: 3} }
+		o.Limits = func(Path) Limits { return Limits{Connections: 2, MaxDeliveriesPerConn: 3} }
 	})
 	route := routeTo("dst.test", "127.0.0.1")
 	var wg sync.WaitGroup
@@ -402,7 +402,7 @@ func TestConnectionLimitAndReuse(t *testing.T) {
 
 	// Sequential: exactly ceil(6/3) = 2 more sessions, each reused 3 times.
 	m2 := newTestManager(t, rx.Addr.Port(), func(o *Options) {
-		o.Limits = func(source, site, domain string) Limits { return Limits{Connections: 2, MaxDeliveriesPerConn: 3} }
+		o.Limits = func(Path) Limits { return Limits{Connections: 2, MaxDeliveriesPerConn: 3} }
 	})
 	before, _ := rx.stats()
 	for i := 0; i < 6; i++ {
@@ -605,7 +605,7 @@ func TestSizeLimit(t *testing.T) {
 func TestMessageRate(t *testing.T) {
 	rx := newTestReceiver(t, "127.0.0.1").Start()
 	m := newTestManager(t, rx.Addr.Port(), func(o *Options) {
-		o.Limits = func(string, string, string) Limits { return Limits{Connections: 3, MessageRate: 20} }
+		o.Limits = func(Path) Limits { return Limits{Connections: 3, MessageRate: 20} }
 	})
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -691,7 +691,7 @@ func TestSingleMXBackAfterOutage(t *testing.T) {
 	m := newTestManager(t, rx.Addr.Port(), func(o *Options) {
 		o.HostBackoff = time.Hour
 		o.HostBackoffMax = time.Hour
-		o.Limits = func(string, string, string) Limits { return Limits{Connections: 1, MaxDeliveriesPerConn: 1} }
+		o.Limits = func(Path) Limits { return Limits{Connections: 1, MaxDeliveriesPerConn: 1} }
 	})
 	route := routeTo("dst.test", "127.0.0.2")
 	for range 4 {

@@ -5,9 +5,13 @@
 //
 // # Limits
 //
-// Config.Base gives the configured limits of a destination domain from
-// its MX host names, so that provider tables (MX suffix ".google.com")
-// apply to every domain hosted there. Shaper.Limits returns the effective
+// A path is an outbound.Path: its state is kept per egress source and
+// site (a resolver.SiteKey), and its destination domain picks the
+// configuration. Config.Base gives the configured limits of a destination
+// domain from its MX host names (SiteKey.MXHosts), so that provider tables
+// (MX suffix ".google.com") apply to every domain hosted there. The path
+// to the relay_to smarthost has no MX host names: its "host:port" meets no
+// MX suffix, in tables or in rules. Shaper.Limits returns the effective
 // limits of a path — what the outbound pools and the delivery workers
 // obey — and is called on every transaction, so changes apply at once.
 //

@@ -10,6 +10,7 @@ import (
 
 	"gannet/engine/config"
 	"gannet/engine/outbound"
+	"gannet/resolver"
 	"gannet/smtpwire"
 )
 
@@ -17,8 +18,9 @@ import (
 type Config struct {
 	// Base returns the configured limits of destination domain whose MX
 	// host names are mxHosts ([delivery] < [shaping.default] < provider
-	// tables < [shaping."DOMAIN"]). Nil: 10 connections, 100 per
-	// connection, no rate limit.
+	// tables < [shaping."DOMAIN"]); mxHosts is empty on the path to the
+	// relay_to smarthost, where no MX host is known. Nil: 10 connections,
+	// 100 per connection, no rate limit.
 	Base func(domain string, mxHosts []string) outbound.Limits
 	// Backoff is the adaptive reaction to throttling replies.
 	Backoff Backoff
@@ -132,15 +134,16 @@ type Shaper struct {
 	now func() time.Time
 
 	mu    sync.Mutex
-	paths map[string]*path
+	paths map[string]*path // by Path.Key
 }
 
-// path is the state of one (egress source, site).
+// path is the state of one path (egress source, site).
 type path struct {
-	source, site string
-	domain       string   // the last destination domain seen here
-	hosts        []string // MX host names, from the site key
-	base         outbound.Limits
+	source string
+	site   resolver.SiteKey
+	domain string   // the last destination domain seen here
+	hosts  []string // the site's MX host names; none for the relay_to smarthost
+	base   outbound.Limits
 
 	// Adaptive back-off: while cut, rate and conns replace the configured
 	// values (rate 0 with a configured rate of 0 never happens while cut).
@@ -188,27 +191,20 @@ func New(cfg Config) *Shaper {
 	return &Shaper{cfg: cfg, now: cfg.Now, paths: make(map[string]*path)}
 }
 
-func pathKey(source, site string) string {
-	if source == "" {
-		return site
-	}
-	return source + "|" + site
-}
-
-// get returns the path's state, creating it; under s.mu.
-func (s *Shaper) get(source, site, domain string, now time.Time) *path {
-	k := pathKey(source, site)
+// get returns the state of path pa, creating it; under s.mu.
+func (s *Shaper) get(pa outbound.Path, now time.Time) *path {
+	k := pa.Key()
 	p := s.paths[k]
 	if p == nil {
-		p = &path{source: source, site: site, hosts: siteHosts(site)}
+		p = &path{source: pa.Source, site: pa.Site, hosts: pa.Site.MXHosts()}
 		s.paths[k] = p
 		if len(s.paths) > 4096 {
 			s.forgetIdle(now)
 		}
 	}
-	if domain != "" && domain != p.domain {
-		p.domain = domain
-		p.base = s.cfg.Base(domain, p.hosts)
+	if pa.Domain != "" && pa.Domain != p.domain {
+		p.domain = pa.Domain
+		p.base = s.cfg.Base(p.domain, p.hosts)
 	} else if p.lastUsed.IsZero() || now.Sub(p.lastUsed) > time.Second {
 		// Re-read the configuration now and then (reloads).
 		p.base = s.cfg.Base(p.domain, p.hosts)
@@ -227,22 +223,13 @@ func (s *Shaper) forgetIdle(now time.Time) {
 	}
 }
 
-// siteHosts returns the MX host names of a site key (resolver.SiteKey
-// joins them with commas).
-func siteHosts(site string) []string {
-	if site == "" {
-		return nil
-	}
-	return strings.Split(site, ",")
-}
-
 // Limits returns the effective limits of the path: the configured ones,
 // lowered by adaptive back-off and rate rules in force.
-func (s *Shaper) Limits(source, site, domain string) outbound.Limits {
+func (s *Shaper) Limits(pa outbound.Path) outbound.Limits {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.get(source, site, domain, now)
+	p := s.get(pa, now)
 	return s.effective(p, now)
 }
 
@@ -263,11 +250,11 @@ func (s *Shaper) effective(p *path, now time.Time) outbound.Limits {
 }
 
 // Gate tells whether an item of the path may be delivered now.
-func (s *Shaper) Gate(source, site, domain string) Gate {
+func (s *Shaper) Gate(pa outbound.Path) Gate {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.paths[pathKey(source, site)]
+	p := s.paths[pa.Key()]
 	if p == nil {
 		return Gate{}
 	}
@@ -285,11 +272,11 @@ func (s *Shaper) Gate(source, site, domain string) Gate {
 // and a reply matching an automation rule starts its action. It reports
 // whether a Bounce rule matched this outcome: the caller then bounces the
 // recipients it deferred.
-func (s *Shaper) Observe(source, site, domain string, out *outbound.Outcome) (bounce bool) {
+func (s *Shaper) Observe(pa outbound.Path, out *outbound.Outcome) (bounce bool) {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.get(source, site, domain, now)
+	p := s.get(pa, now)
 	p.meter.add(now)
 
 	throttled, delivered := false, false
@@ -483,11 +470,11 @@ func (s *Shaper) Status() []PathStatus {
 }
 
 // PathStatus returns the state of one path (zero Site when unknown).
-func (s *Shaper) PathStatus(source, site string) PathStatus {
+func (s *Shaper) PathStatus(pa outbound.Path) PathStatus {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.paths[pathKey(source, site)]
+	p := s.paths[pa.Key()]
 	if p == nil {
 		return PathStatus{}
 	}
@@ -496,7 +483,7 @@ func (s *Shaper) PathStatus(source, site string) PathStatus {
 
 func (s *Shaper) status(p *path, now time.Time) PathStatus {
 	eff := s.effective(p, now)
-	st := PathStatus{Source: p.source, Site: p.site, Connections: eff.Connections,
+	st := PathStatus{Source: p.source, Site: p.site.String(), Connections: eff.Connections,
 		EffectiveRate: eff.MessageRate, ConfiguredRate: p.base.MessageRate, Throttled: p.cut}
 	if now.Before(p.suspendUntil) {
 		st.Suspended = p.suspendUntil
@@ -509,7 +496,7 @@ func (s *Shaper) status(p *path, now time.Time) PathStatus {
 
 // SuspendSite suspends delivery to a site on every source until until (a
 // zero time lifts a suspension): the admin API's suspend.
-func (s *Shaper) SuspendSite(site string, until time.Time) {
+func (s *Shaper) SuspendSite(site resolver.SiteKey, until time.Time) {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -521,7 +508,7 @@ func (s *Shaper) SuspendSite(site string, until time.Time) {
 		}
 	}
 	if !found && !until.IsZero() {
-		p := s.get("", site, "", now)
+		p := s.get(outbound.Path{Site: site}, now)
 		p.suspendUntil = until
 	}
 }

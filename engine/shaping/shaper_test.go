@@ -3,10 +3,12 @@ package shaping
 import (
 	"math"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
 	"gannet/engine/outbound"
+	"gannet/resolver"
 	"gannet/smtpwire"
 )
 
@@ -36,6 +38,12 @@ func ok() *outbound.Outcome { return outcome(outbound.Delivered, 250, "2.0.0", "
 
 const site = "mx1.x.test,mx2.x.test"
 
+// pathTo is the path from source to the MX site of mxHosts (joined by ",")
+// for domain.
+func pathTo(source, mxHosts, domain string) outbound.Path {
+	return outbound.Path{Source: source, Site: resolver.MXSite(strings.Split(mxHosts, ",")), Domain: domain}
+}
+
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
 
 // TestBackoffCutAndRecover: a 421 cuts rate and connections by the factor;
@@ -43,42 +51,42 @@ func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
 // limits, and no further.
 func TestBackoffCutAndRecover(t *testing.T) {
 	s, c := newTestShaper(outbound.Limits{Connections: 10, MessageRate: 100}, nil)
-	if l := s.Limits("", site, "x.test"); l.Connections != 10 || l.MessageRate != 100 {
+	if l := s.Limits(pathTo("", site, "x.test")); l.Connections != 10 || l.MessageRate != 100 {
 		t.Fatalf("initial limits %+v", l)
 	}
-	s.Observe("", site, "x.test", outcome(outbound.Transient, 421, "4.7.0", "Too many messages, slow down"))
-	l := s.Limits("", site, "x.test")
+	s.Observe(pathTo("", site, "x.test"), outcome(outbound.Transient, 421, "4.7.0", "Too many messages, slow down"))
+	l := s.Limits(pathTo("", site, "x.test"))
 	if l.Connections != 7 || !near(l.MessageRate, 70) {
 		t.Fatalf("after a 421: %+v, want 7 connections and 70/s", l)
 	}
 	// A second throttle in the same interval does not cut again.
-	s.Observe("", site, "x.test", outcome(outbound.Transient, 451, "4.7.1", "rate limited"))
-	if l := s.Limits("", site, "x.test"); !near(l.MessageRate, 70) {
+	s.Observe(pathTo("", site, "x.test"), outcome(outbound.Transient, 451, "4.7.1", "rate limited"))
+	if l := s.Limits(pathTo("", site, "x.test")); !near(l.MessageRate, 70) {
 		t.Fatalf("second cut within the interval: %+v", l)
 	}
 	c.advance(time.Second)
-	s.Observe("", site, "x.test", outcome(outbound.Transient, 451, "4.7.1", "rate limited"))
-	if l := s.Limits("", site, "x.test"); !near(l.MessageRate, 49) || l.Connections != 4 {
+	s.Observe(pathTo("", site, "x.test"), outcome(outbound.Transient, 451, "4.7.1", "rate limited"))
+	if l := s.Limits(pathTo("", site, "x.test")); !near(l.MessageRate, 49) || l.Connections != 4 {
 		t.Fatalf("second cut: %+v, want 49/s and 4 connections", l)
 	}
-	if st := s.PathStatus("", site); !st.Throttled || !near(st.EffectiveRate, 49) || st.ConfiguredRate != 100 {
+	if st := s.PathStatus(pathTo("", site, "")); !st.Throttled || !near(st.EffectiveRate, 49) || st.ConfiguredRate != 100 {
 		t.Fatalf("status %+v", st)
 	}
 	// Recovery: +10/s and +1 connection per second of successes.
 	prev := 49.0
 	for i := 0; i < 20; i++ {
 		c.advance(time.Second)
-		s.Observe("", site, "x.test", ok())
-		l := s.Limits("", site, "x.test")
+		s.Observe(pathTo("", site, "x.test"), ok())
+		l := s.Limits(pathTo("", site, "x.test"))
 		if l.MessageRate < prev || l.MessageRate > 100 || l.Connections > 10 {
 			t.Fatalf("step %d: %+v", i, l)
 		}
 		prev = l.MessageRate
 	}
-	if l := s.Limits("", site, "x.test"); l.MessageRate != 100 || l.Connections != 10 {
+	if l := s.Limits(pathTo("", site, "x.test")); l.MessageRate != 100 || l.Connections != 10 {
 		t.Fatalf("recovered to %+v, want the configured 10 connections and 100/s", l)
 	}
-	if st := s.PathStatus("", site); st.Throttled {
+	if st := s.PathStatus(pathTo("", site, "")); st.Throttled {
 		t.Fatalf("still throttled after recovery: %+v", st)
 	}
 }
@@ -90,20 +98,20 @@ func TestBackoffUnlimitedUsesMeasuredRate(t *testing.T) {
 	for sec := 0; sec < 3; sec++ {
 		for i := 0; i < 20; i++ {
 			c.advance(50 * time.Millisecond)
-			s.Observe("", site, "x.test", ok())
+			s.Observe(pathTo("", site, "x.test"), ok())
 		}
 	}
 	c.advance(10 * time.Millisecond)
-	s.Observe("", site, "x.test", outcome(outbound.Transient, 421, "4.3.2", "try later"))
-	l := s.Limits("", site, "x.test")
+	s.Observe(pathTo("", site, "x.test"), outcome(outbound.Transient, 421, "4.3.2", "try later"))
+	l := s.Limits(pathTo("", site, "x.test"))
 	if l.MessageRate < 0.7*15 || l.MessageRate > 0.7*25 {
 		t.Fatalf("cut rate %v, want about 0.7 × 20/s", l.MessageRate)
 	}
 	for i := 0; i < 15; i++ {
 		c.advance(time.Second)
-		s.Observe("", site, "x.test", ok())
+		s.Observe(pathTo("", site, "x.test"), ok())
 	}
-	if l := s.Limits("", site, "x.test"); l.MessageRate != 0 || l.Connections != 4 {
+	if l := s.Limits(pathTo("", site, "x.test")); l.MessageRate != 0 || l.Connections != 4 {
 		t.Fatalf("after recovery %+v, want unlimited and 4 connections", l)
 	}
 }
@@ -121,21 +129,21 @@ func TestNotThrottle(t *testing.T) {
 		outcome(outbound.Bounced, 550, "5.1.1", "no such user"),
 		outcome(outbound.Transient, 450, "4.2.0", "mailbox busy"),
 	} {
-		s.Observe("", site, "x.test", o)
-		if l := s.Limits("", site, "x.test"); l.MessageRate != 10 {
+		s.Observe(pathTo("", site, "x.test"), o)
+		if l := s.Limits(pathTo("", site, "x.test")); l.MessageRate != 10 {
 			t.Fatalf("%v cut the rate to %v", o.Results[0].Reply, l.MessageRate)
 		}
 	}
-	s.Observe("", site, "x.test", outcome(outbound.Transient, 450, "4.2.0", "you send too fast"))
-	if l := s.Limits("", site, "x.test"); !near(l.MessageRate, 7) {
+	s.Observe(pathTo("", site, "x.test"), outcome(outbound.Transient, 450, "4.2.0", "you send too fast"))
+	if l := s.Limits(pathTo("", site, "x.test")); !near(l.MessageRate, 7) {
 		t.Fatalf("throttle_regex: rate %v, want 7", l.MessageRate)
 	}
 	// A 421 greeting (no transaction) is a throttle too.
 	s2, _ := newTestShaper(outbound.Limits{Connections: 5, MessageRate: 10}, nil)
 	o := &outbound.Outcome{SessionReply: smtpwire.Reply{Code: 421, Enhanced: "4.7.0", Lines: []string{"too many connections"}},
 		Results: []outbound.Result{{Status: outbound.Transient, Local: true, Reply: smtpwire.Reply{Code: 451, Enhanced: "4.4.0"}}}}
-	s2.Observe("", site, "x.test", o)
-	if l := s2.Limits("", site, "x.test"); l.Connections != 3 {
+	s2.Observe(pathTo("", site, "x.test"), o)
+	if l := s2.Limits(pathTo("", site, "x.test")); l.Connections != 3 {
 		t.Fatalf("421 greeting: %+v, want 3 connections", l)
 	}
 }
@@ -152,42 +160,42 @@ func TestRules(t *testing.T) {
 		}
 	})
 	// Suspend by MX suffix.
-	if g := s.Gate("", site, "x.test"); !g.Open() {
+	if g := s.Gate(pathTo("", site, "x.test")); !g.Open() {
 		t.Fatalf("gate before any rule: %+v", g)
 	}
-	s.Observe("", site, "x.test", outcome(outbound.Transient, 421, "4.7.0", "[TS01] deferred due to complaints"))
-	if g := s.Gate("", site, "x.test"); !g.Until.Equal(c.t.Add(time.Hour)) {
+	s.Observe(pathTo("", site, "x.test"), outcome(outbound.Transient, 421, "4.7.0", "[TS01] deferred due to complaints"))
+	if g := s.Gate(pathTo("", site, "x.test")); !g.Until.Equal(c.t.Add(time.Hour)) {
 		t.Fatalf("suspend: gate %+v", g)
 	}
-	if st := s.PathStatus("", site); st.Suspended.IsZero() {
+	if st := s.PathStatus(pathTo("", site, "")); st.Suspended.IsZero() {
 		t.Fatal("status does not show the suspension")
 	}
 	// The suspend rule does not apply to another MX.
-	s.Observe("", "mx.other.test", "other.test", outcome(outbound.Transient, 421, "4.7.0", "[TS01] deferred"))
-	if g := s.Gate("", "mx.other.test", "other.test"); !g.Open() {
+	s.Observe(pathTo("", "mx.other.test", "other.test"), outcome(outbound.Transient, 421, "4.7.0", "[TS01] deferred"))
+	if g := s.Gate(pathTo("", "mx.other.test", "other.test")); !g.Open() {
 		t.Fatalf("rule for .x.test applied to mx.other.test: %+v", g)
 	}
 	// Bounce by domain: Observe reports it, Gate bounces for a minute.
-	if !s.Observe("", "mx.y.test", "y.test", outcome(outbound.Transient, 451, "4.7.1", "you are blocked")) {
+	if !s.Observe(pathTo("", "mx.y.test", "y.test"), outcome(outbound.Transient, 451, "4.7.1", "you are blocked")) {
 		t.Fatal("Observe did not report the bounce rule")
 	}
-	if g := s.Gate("", "mx.y.test", "y.test"); !g.Bounce || g.Reply.Code != 451 {
+	if g := s.Gate(pathTo("", "mx.y.test", "y.test")); !g.Bounce || g.Reply.Code != 451 {
 		t.Fatalf("bounce gate %+v", g)
 	}
 	// Rate for every destination.
-	s.Observe("", "mx.z.test", "z.test", outcome(outbound.Transient, 450, "4.7.0", "unusual rate of mail"))
-	if l := s.Limits("", "mx.z.test", "z.test"); l.MessageRate != 1 {
+	s.Observe(pathTo("", "mx.z.test", "z.test"), outcome(outbound.Transient, 450, "4.7.0", "unusual rate of mail"))
+	if l := s.Limits(pathTo("", "mx.z.test", "z.test")); l.MessageRate != 1 {
 		t.Fatalf("rate rule: %+v", l)
 	}
 	c.advance(31 * time.Minute)
-	if l := s.Limits("", "mx.z.test", "z.test"); l.MessageRate != 50 {
+	if l := s.Limits(pathTo("", "mx.z.test", "z.test")); l.MessageRate != 50 {
 		t.Fatalf("rate rule after its duration: %+v", l)
 	}
-	if g := s.Gate("", "mx.y.test", "y.test"); !g.Open() {
+	if g := s.Gate(pathTo("", "mx.y.test", "y.test")); !g.Open() {
 		t.Fatalf("bounce rule after its duration: %+v", g)
 	}
 	c.advance(30 * time.Minute)
-	if g := s.Gate("", site, "x.test"); !g.Open() {
+	if g := s.Gate(pathTo("", site, "x.test")); !g.Open() {
 		t.Fatalf("suspension after its duration: %+v", g)
 	}
 }
@@ -205,17 +213,17 @@ func TestPathsAreSeparate(t *testing.T) {
 			return outbound.Limits{Connections: 9, MessageRate: 90}
 		}
 	})
-	if l := s.Limits("ip1", site, "x.test"); l.Connections != 3 {
+	if l := s.Limits(pathTo("ip1", site, "x.test")); l.Connections != 3 {
 		t.Fatalf("provider limits %+v (hosts %v)", l, gotHosts)
 	}
-	s.Observe("ip1", site, "x.test", outcome(outbound.Transient, 421, "4.7.0", "slow down"))
-	if l := s.Limits("ip2", site, "x.test"); l.Connections != 3 || l.MessageRate != 10 {
+	s.Observe(pathTo("ip1", site, "x.test"), outcome(outbound.Transient, 421, "4.7.0", "slow down"))
+	if l := s.Limits(pathTo("ip2", site, "x.test")); l.Connections != 3 || l.MessageRate != 10 {
 		t.Fatalf("ip2 changed by ip1's throttle: %+v", l)
 	}
-	if l := s.Limits("ip1", site, "x.test"); l.Connections != 2 {
+	if l := s.Limits(pathTo("ip1", site, "x.test")); l.Connections != 2 {
 		t.Fatalf("ip1 after throttle: %+v", l)
 	}
-	if l := s.Limits("", "mx.other.test", "other.test"); l.Connections != 9 {
+	if l := s.Limits(pathTo("", "mx.other.test", "other.test")); l.Connections != 9 {
 		t.Fatalf("other site %+v", l)
 	}
 	if n := len(s.Status()); n != 3 {
@@ -244,10 +252,11 @@ func TestMatchMXSuffix(t *testing.T) {
 func BenchmarkShaperLimitsObserve(b *testing.B) {
 	s, _ := newTestShaper(outbound.Limits{Connections: 10, MessageRate: 100}, nil)
 	o := ok()
+	p := pathTo("", site, "x.test")
 	b.ReportAllocs()
 	for b.Loop() {
-		s.Limits("", site, "x.test")
-		s.Observe("", site, "x.test", o)
+		s.Limits(p)
+		s.Observe(p, o)
 	}
 }
 
@@ -275,8 +284,8 @@ func TestThrottleReplies(t *testing.T) {
 	}
 	for _, tc := range cases {
 		s, _ := newTestShaper(outbound.Limits{Connections: 10, MessageRate: 100}, nil)
-		s.Observe("", site, "x.test", tc.out)
-		got := s.PathStatus("", site).Throttled
+		s.Observe(pathTo("", site, "x.test"), tc.out)
+		got := s.PathStatus(pathTo("", site, "")).Throttled
 		if got != tc.cut {
 			t.Errorf("%s: throttled %v, want %v", tc.name, got, tc.cut)
 		}
@@ -288,13 +297,48 @@ func TestThrottleReplies(t *testing.T) {
 // the measured trickle), and further throttling keeps cutting.
 func TestCutFloorWithoutConfiguredRate(t *testing.T) {
 	s, c := newTestShaper(outbound.Limits{Connections: 4}, nil)
-	s.Observe("", site, "x.test", outcome(outbound.Transient, 421, "4.7.0", "slow down"))
-	if l := s.Limits("", site, "x.test"); !near(l.MessageRate, unlimitedCutFloor*0.7) || l.Connections != 2 {
+	s.Observe(pathTo("", site, "x.test"), outcome(outbound.Transient, 421, "4.7.0", "slow down"))
+	if l := s.Limits(pathTo("", site, "x.test")); !near(l.MessageRate, unlimitedCutFloor*0.7) || l.Connections != 2 {
 		t.Fatalf("after one 421 at low volume: %+v, want %.1f/s and 2 connections", l, unlimitedCutFloor*0.7)
 	}
 	c.advance(time.Second)
-	s.Observe("", site, "x.test", outcome(outbound.Transient, 421, "4.7.0", "slow down"))
-	if l := s.Limits("", site, "x.test"); !near(l.MessageRate, unlimitedCutFloor*0.49) {
+	s.Observe(pathTo("", site, "x.test"), outcome(outbound.Transient, 421, "4.7.0", "slow down"))
+	if l := s.Limits(pathTo("", site, "x.test")); !near(l.MessageRate, unlimitedCutFloor*0.49) {
 		t.Fatalf("after a second 421: %+v", l)
+	}
+}
+
+// TestRelaySiteHasNoMXHosts: the path to the relay_to smarthost has no MX
+// host names, so its "host:port" never meets an MX-suffix table or rule,
+// as it did when it was taken for an MX host name (an MX site of that name
+// shows what that did).
+func TestRelaySiteHasNoMXHosts(t *testing.T) {
+	var asked []string
+	newShaper := func() *Shaper {
+		s, _ := newTestShaper(outbound.Limits{}, func(c *Config) {
+			c.Backoff.Disabled = true
+			c.Base = func(_ string, mxHosts []string) outbound.Limits {
+				asked = mxHosts
+				return outbound.Limits{Connections: 3}
+			}
+			c.Rules = []Rule{{MXSuffixes: []string{"relay.test:2525"}, Regex: regexp.MustCompile(`\[TS01\]`), Action: Suspend, Duration: time.Hour}}
+		})
+		return s
+	}
+	complaint := outcome(outbound.Transient, 421, "4.7.0", "[TS01] deferred")
+	s := newShaper()
+	relay := outbound.Path{Site: resolver.RelaySite("smtp.relay.test:2525"), Domain: "x.test"}
+	if l := s.Limits(relay); l.Connections != 3 || asked != nil {
+		t.Fatalf("limits %+v, MX hosts %q: want the domain's limits with no MX host", l, asked)
+	}
+	s.Observe(relay, complaint)
+	if g := s.Gate(relay); !g.Open() {
+		t.Errorf("an MX-suffix rule matched the relay_to smarthost: gate %+v", g)
+	}
+	s = newShaper()
+	mx := outbound.Path{Site: resolver.MXSite([]string{"smtp.relay.test:2525"}), Domain: "x.test"}
+	s.Observe(mx, complaint)
+	if g := s.Gate(mx); g.Open() || len(asked) != 1 {
+		t.Errorf("taken for an MX host name (%q), the smarthost escaped the rule: gate %+v", asked, g)
 	}
 }
