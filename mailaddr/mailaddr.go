@@ -121,6 +121,8 @@ func isASCII(s string) bool {
 // idnaError reports a domain that is not valid UTF-8.
 type idnaError struct{ domain string }
 
-func (e *idnaError) Error() string { return "mailaddr: domain " + strconvQuote(e.domain) + " is not valid UTF-8" }
+func (e *idnaError) Error() string {
+	return "mailaddr: domain " + strconvQuote(e.domain) + " is not valid UTF-8"
+}
 
 func strconvQuote(s string) string { return "\"" + strings.ToValidUTF8(s, "\uFFFD") + "\"" }
