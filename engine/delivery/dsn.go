@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"gannet/msgheader"
 	"gannet/smtpwire"
 )
 
@@ -121,13 +122,16 @@ func oneLine(s string) string {
 	return strings.ReplaceAll(s, "\n", " ")
 }
 
-// headerOf returns the header section of a message (up to the blank line).
+// maxDSNHeader bounds the original header a DSN returns (RFC 3462 §2:
+// text/rfc822-headers).
+const maxDSNHeader = 64 << 10
+
+// headerOf returns the header fields of a message (msgheader.SectionEnd:
+// up to the empty line, without it), at most maxDSNHeader bytes of them.
 func headerOf(body []byte) []byte {
-	if i := bytes.Index(body, []byte("\r\n\r\n")); i >= 0 {
-		return body[:i+2]
+	h := body[:msgheader.SectionEnd(body)]
+	if len(h) > maxDSNHeader {
+		h = h[:maxDSNHeader]
 	}
-	if len(body) > 64<<10 {
-		return body[:64<<10]
-	}
-	return body
+	return h
 }
