@@ -10,7 +10,7 @@ import (
 
 var policyTime = time.Date(2026, 3, 1, 12, 0, 0, 0, time.FixedZone("", 3600))
 
-func policyConfig(t *testing.T) *config.Config {
+func policyConfig(t testing.TB) *config.Config {
 	t.Helper()
 	c := config.Default()
 	c.Tenants = []config.Tenant{
