@@ -82,21 +82,20 @@ func BenchmarkPrepare(b *testing.B) {
 
 // benchEngine is an Engine with what the CPU part of the store path needs.
 func benchEngine(b *testing.B, cfg *config.Config) *Engine {
-	e := &Engine{cfg: cfg}
-	if err := e.buildSigning(); err != nil {
-		b.Fatal(err)
-	}
+	e, _ := policyEngine(b, cfg)
 	return e
 }
 
 // benchPrepareOne is Accept's work on one message between the id and the
-// spool: the Received field, prepare, and the buffer back to the pool.
+// spool: the arrival, prepare (policy, edits, Received, signatures), and
+// the buffer back to the pool.
 func benchPrepareOne(b *testing.B, e *Engine, in *inbound.Incoming, id string, now time.Time) {
-	p, err := e.prepare(draft{id: id, body: in.Body, host: in.Hostname, trace: in.ReceivedHeader(id, now), trusted: true}, now)
+	a := e.smtpArrival(in)
+	p, err := e.prepare(e.policy(), &a, id, now)
 	if err != nil {
 		b.Fatal(err)
 	}
-	e.bodies.Put(p.body)
+	e.bodies.Put(p.buf)
 }
 
 // spoolEngine is an Engine with a spool in a temporary directory, no
