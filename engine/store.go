@@ -175,8 +175,9 @@ const sigReserve = 2048
 // prepare asks the policy about a (with id and now) and builds the final
 // message: the Received field (RFC 5321 §4.4), then the DKIM-Signature
 // fields (RFC 6376), then the message with the policy's header edits. The
-// signatures cover the edited message and not the Received field, which a
-// later hop may see removed or reordered as trace fields are.
+// signatures cover the edited message, so everything the policy added is
+// signed; the Received field goes above them and is not (trace fields are
+// not signed).
 //
 // The final message is built once: one pooled buffer with room in front for
 // the Received field and the signatures, into which the received bytes are

@@ -94,8 +94,8 @@ func (r *Rules) Decide(m *Message) (Decision, error) {
 	if d.Campaign != "" && tenant != nil && tenant.ListUnsubscribe != "" && !has.listUnsubscribe {
 		add.listUnsubscribe = tenant.ListUnsubscribe
 	}
-	if len(strip) > 0 || add.any() {
-		d.Edits = make([]HeaderEdit, 0, len(strip)+4)
+	if n := len(strip) + add.count(); n > 0 {
+		d.Edits = make([]HeaderEdit, 0, n)
 		for _, sp := range strip {
 			d.Edits = append(d.Edits, HeaderEdit{Kind: Remove, Field: sp})
 		}
@@ -138,7 +138,21 @@ type addedFields struct {
 	listUnsubscribe string // the tenant's URI template; "" for none
 }
 
-func (a addedFields) any() bool { return a.date || a.messageID || a.listUnsubscribe != "" }
+// count returns how many fields are added: List-Unsubscribe may come with
+// List-Unsubscribe-Post.
+func (a addedFields) count() int {
+	n := 0
+	if a.date {
+		n++
+	}
+	if a.messageID {
+		n++
+	}
+	if a.listUnsubscribe != "" {
+		n += 2
+	}
+	return n
+}
 
 // appendEdits appends the Add edits of the fields, their values built in
 // one allocation.
