@@ -88,7 +88,7 @@ func (e *HeaderEdit) check() error {
 	if !isFieldName(e.Name) {
 		return fmt.Errorf("%w: %v of field name %q", errBadEdit, e.Kind, e.Name)
 	}
-	if strings.ContainsAny(e.Value, "\r\n") {
+	if strings.IndexByte(e.Value, '\r') >= 0 || strings.IndexByte(e.Value, '\n') >= 0 {
 		return fmt.Errorf("%w: %v %s: value holds a line end", errBadEdit, e.Kind, e.Name)
 	}
 	return nil
@@ -106,18 +106,6 @@ func (e *HeaderEdit) appendField(dst []byte) []byte {
 	dst = append(dst, ": "...)
 	dst = append(dst, e.Value...)
 	return append(dst, "\r\n"...)
-}
-
-// matches reports whether e applies to f: the field at its span, or, with
-// no span, a field of its name (Remove and Replace only).
-func (e *HeaderEdit) matches(f msgheader.Field) bool {
-	if e.Kind != Remove && e.Kind != Replace {
-		return false
-	}
-	if !e.Field.IsZero() {
-		return e.Field == SpanOf(f)
-	}
-	return f.Is(e.Name)
 }
 
 // EditedLen returns a length that the message body with edits applied
@@ -147,16 +135,36 @@ const maxEditsOnStack = 16
 // fails, appending nothing, on an edit that check refuses and on a Field
 // span that is not a field of body.
 func AppendEdited(dst, body []byte, edits []HeaderEdit) ([]byte, error) {
+	// The edits that apply to fields of body (Remove, Replace): those with
+	// a span, sorted by span, are met by a cursor as the fields go by;
+	// those by name are tried on each field.
+	var spansOnStack, namesOnStack [maxEditsOnStack]int
+	spans, names := spansOnStack[:0], namesOnStack[:0]
 	for i := range edits {
-		if err := edits[i].check(); err != nil {
+		e := &edits[i]
+		if err := e.check(); err != nil {
 			return dst, err
+		}
+		switch {
+		case e.Kind != Remove && e.Kind != Replace:
+		case e.Field.IsZero():
+			names = append(names, i)
+		default:
+			spans = append(spans, i)
+		}
+	}
+	// Sorted by start, then by list order (an insertion sort: a policy
+	// gives a few, mostly in order already).
+	for j := 1; j < len(spans); j++ {
+		for k := j; k > 0 && edits[spans[k]].Field.Start < edits[spans[k-1]].Field.Start; k-- {
+			spans[k], spans[k-1] = spans[k-1], spans[k]
 		}
 	}
 	start := len(dst)
 	// used[i]: edit i met its field (an edit with a span), or wrote its
 	// field in place of the first of its name (a Replace by name).
-	var onStack [maxEditsOnStack]bool
-	used := onStack[:min(len(edits), maxEditsOnStack)]
+	var usedOnStack [maxEditsOnStack]bool
+	used := usedOnStack[:min(len(edits), maxEditsOnStack)]
 	if len(edits) > maxEditsOnStack {
 		used = make([]bool, len(edits))
 	}
@@ -165,34 +173,51 @@ func AppendEdited(dst, body []byte, edits []HeaderEdit) ([]byte, error) {
 			dst = edits[i].appendField(dst)
 		}
 	}
-	kept := 0 // body[kept:] is not copied yet
+	kept := 0   // body[kept:] is not copied yet
+	cursor := 0 // spans[:cursor] start before the current field
 	s := msgheader.NewScanner(body)
 	for s.Next() {
+		if len(spans) == 0 && len(names) == 0 {
+			continue
+		}
 		f := s.Field()
-		applied := false
-		for i := range edits {
-			e := &edits[i]
-			if !e.matches(f) {
-				continue
+		sp := SpanOf(f)
+		// The first edit in list order that applies to f wins.
+		winner := len(edits)
+		for cursor < len(spans) && edits[spans[cursor]].Field.Start < sp.Start {
+			cursor++ // not at a field: reported below
+		}
+		for _, i := range spans[cursor:] {
+			if edits[i].Field.Start != sp.Start {
+				break
 			}
-			byName := e.Field.IsZero()
-			if !byName {
+			if edits[i].Field == sp {
 				used[i] = true
-			}
-			if applied {
-				continue // an earlier edit has this field
-			}
-			applied = true
-			dst = append(dst, body[kept:f.Start]...)
-			kept = f.End()
-			if e.Kind == Replace && (!byName || !used[i]) {
-				dst = e.appendField(dst)
-				used[i] = true
+				winner = min(winner, i)
 			}
 		}
+		for _, i := range names {
+			if i > winner {
+				break
+			}
+			if f.Is(edits[i].Name) {
+				winner = i
+				break
+			}
+		}
+		if winner == len(edits) {
+			continue
+		}
+		e := &edits[winner]
+		dst = append(dst, body[kept:f.Start]...)
+		kept = sp.End
+		if e.Kind == Replace && (!e.Field.IsZero() || !used[winner]) {
+			dst = e.appendField(dst)
+			used[winner] = true
+		}
 	}
-	for i := range edits {
-		if e := &edits[i]; !e.Field.IsZero() && !used[i] {
+	for _, i := range spans {
+		if e := &edits[i]; !used[i] {
 			return dst[:start], fmt.Errorf("%w: %v at %d-%d: not a header field", errBadEdit, e.Kind, e.Field.Start, e.Field.End)
 		}
 	}
@@ -216,7 +241,7 @@ func AppendEdited(dst, body []byte, edits []HeaderEdit) ([]byte, error) {
 // or more printable US-ASCII characters other than the colon.
 func isFieldName(name string) bool {
 	for i := 0; i < len(name); i++ {
-		if c := name[i]; c < '!' || c > '~' || c == ':' {
+		if c := name[i]; c-'!' > '~'-'!' || c == ':' {
 			return false
 		}
 	}
