@@ -151,7 +151,7 @@ max_retry_age = "24h"
 	if pol, key := e.tlsFor("secure.test"); pol.Mode != outbound.TLSRequired || key != "secure.test#1" {
 		t.Errorf("tls_policy after reload: mode %v key %q", pol.Mode, key)
 	}
-	if d, _ := e.policy().messages.Decide(&policy.Message{Body: []byte("X-Customer: acme\r\nX-Tenant: other\r\n\r\nbody\r\n"), Trusted: true}); d.Tenant != "acme" {
+	if d, _ := e.policy().messages.Decide(policy.Message{Body: []byte("X-Customer: acme\r\nX-Tenant: other\r\n\r\nbody\r\n"), Trusted: true}); d.Tenant != "acme" {
 		t.Errorf("[meta] tenant_header not reloaded: tenant %q", d.Tenant)
 	}
 	out := logs.String()

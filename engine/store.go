@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,10 +21,12 @@ import (
 // tenant, campaign and priority, the edits to its header section and the
 // domains whose DKIM keys sign it. policy.Rules, the policy the
 // configuration states, is the one in use; a scripted policy is a second
-// implementation. Decide runs on many goroutines at once; an error refuses
-// the message (451 4.3.0 over SMTP, 500 over HTTP).
+// implementation. Decide gets the message by value: a policy changes
+// nothing the store path holds, it says what to change in its Decision
+// (m.Body is shared and read only). Decide runs on many goroutines at once;
+// an error refuses the message (451 4.3.0 over SMTP, 500 over HTTP).
 type messagePolicy interface {
-	Decide(m *policy.Message) (policy.Decision, error)
+	Decide(m policy.Message) (policy.Decision, error)
 }
 
 // arrival is one message as a listener hands it to the store path: what
@@ -85,7 +88,10 @@ func (e *Engine) take(batch []arrival) ([]string, error) {
 	if len(batch) == 1 {
 		ms[0], err = e.spoolArrival(lp, &batch[0], now)
 	} else {
-		err = e.spoolEach(lp, batch, ms, now)
+		// The goroutines get a copy of the batch: the arrivals of the
+		// caller's batch do not escape to the heap, so that the one
+		// message of an SMTP transaction stays on its worker's stack.
+		err = e.spoolEach(lp, slices.Clone(batch), ms, now)
 	}
 	if err != nil {
 		removed := 0
@@ -185,7 +191,7 @@ const sigReserve = 2048
 // is CPU work (an RSA signature is about a millisecond) and takes no lock.
 func (e *Engine) prepare(lp *livePolicy, a *arrival, id string, now time.Time) (prepared, error) {
 	a.msg.ID, a.msg.Time = id, now
-	d, err := lp.messages.Decide(&a.msg)
+	d, err := lp.messages.Decide(a.msg)
 	if err != nil {
 		return prepared{}, fmt.Errorf("policy: %w", err)
 	}

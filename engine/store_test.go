@@ -285,7 +285,7 @@ func TestBuildSigningErrors(t *testing.T) {
 // field, and fails for a message whose body holds "fail".
 type scriptedPolicy struct{}
 
-func (scriptedPolicy) Decide(m *policy.Message) (policy.Decision, error) {
+func (scriptedPolicy) Decide(m policy.Message) (policy.Decision, error) {
 	if bytes.Contains(m.Body, []byte("fail")) {
 		return policy.Decision{}, errors.New("script error")
 	}

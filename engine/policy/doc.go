@@ -12,7 +12,7 @@
 // policy and the engine swaps it whole.
 //
 // The engine declares the interface it needs of a policy (one method,
-// Decide(*Message) (Decision, error)); this package holds what crosses it
+// Decide(Message) (Decision, error)); this package holds what crosses it
 // — Message, Decision, HeaderEdit — and Rules, the policy the configuration
 // file states ([meta], [[tenant]], [[dkim]]). A scripted policy (the Lua
 // hooks of shared/docs/policy.md: smtp_message_received calling

@@ -176,10 +176,7 @@ func AppendEdited(dst, body []byte, edits []HeaderEdit) ([]byte, error) {
 	kept := 0   // body[kept:] is not copied yet
 	cursor := 0 // spans[:cursor] start before the current field
 	s := msgheader.NewScanner(body)
-	for s.Next() {
-		if len(spans) == 0 && len(names) == 0 {
-			continue
-		}
+	for len(spans)+len(names) > 0 && s.Next() {
 		f := s.Field()
 		sp := SpanOf(f)
 		// The first edit in list order that applies to f wins.
@@ -221,7 +218,12 @@ func AppendEdited(dst, body []byte, edits []HeaderEdit) ([]byte, error) {
 			return dst[:start], fmt.Errorf("%w: %v at %d-%d: not a header field", errBadEdit, e.Kind, e.Field.Start, e.Field.End)
 		}
 	}
-	end := s.SectionEnd()
+	var end int
+	if len(spans)+len(names) > 0 {
+		end = s.SectionEnd() // the scan above went to the end
+	} else {
+		end = msgheader.SectionEnd(body)
+	}
 	dst = append(dst, body[kept:end]...)
 	lineOpen := len(dst) > start && dst[len(dst)-1] != '\n'
 	for i := range edits {

@@ -34,11 +34,17 @@ import (
 // once per configuration and never changed: safe for concurrent use.
 type Rules struct {
 	cfg *config.Config
+	// metaNames are the [meta] field names: tenant_header,
+	// campaign_header, priority_header ("" for none).
+	metaNames [3]string
 }
 
 // NewRules returns the policy cfg states. cfg must not change afterwards
 // (a reload builds a new Rules from the new configuration).
-func NewRules(cfg *config.Config) *Rules { return &Rules{cfg: cfg} }
+func NewRules(cfg *config.Config) *Rules {
+	mc := &cfg.Meta
+	return &Rules{cfg: cfg, metaNames: [3]string{mc.TenantHeader, mc.CampaignHeader, mc.PriorityHeader}}
+}
 
 // routing is the routing metadata read from [meta] header fields.
 type routing struct {
@@ -54,7 +60,7 @@ const maxStripOnStack = 4
 const dateLayout = "Mon, 02 Jan 2006 15:04:05 -0700"
 
 // Decide applies the rules to m. It never fails.
-func (r *Rules) Decide(m *Message) (Decision, error) {
+func (r *Rules) Decide(m Message) (Decision, error) {
 	var (
 		meta     routing
 		has      struct{ date, messageID, listUnsubscribe bool }
@@ -65,7 +71,7 @@ func (r *Rules) Decide(m *Message) (Decision, error) {
 	s := msgheader.NewScanner(m.Body)
 	for s.Next() {
 		f := s.Field()
-		if r.readMeta(f, m.Trusted, &meta) && r.cfg.Meta.StripMetaHeaders {
+		if r.readMeta(&f, m.Trusted, &meta) && r.cfg.Meta.StripMetaHeaders {
 			strip = append(strip, SpanOf(f))
 			continue // not in the final message: it neither counts as present nor is signed
 		}
@@ -99,7 +105,7 @@ func (r *Rules) Decide(m *Message) (Decision, error) {
 		for _, sp := range strip {
 			d.Edits = append(d.Edits, HeaderEdit{Kind: Remove, Field: sp})
 		}
-		d.Edits = add.appendEdits(d.Edits, m)
+		d.Edits = add.appendEdits(d.Edits, &m)
 	}
 	d.DKIMDomains, d.Warnings = r.signingDomains(from, tenant)
 	return d, nil
@@ -107,11 +113,10 @@ func (r *Rules) Decide(m *Message) (Decision, error) {
 
 // readMeta reads f into meta when it is one of the [meta] header fields
 // and the client is trusted; it reports whether f is one of them.
-func (r *Rules) readMeta(f msgheader.Field, trusted bool, meta *routing) bool {
-	mc := &r.cfg.Meta
+func (r *Rules) readMeta(f *msgheader.Field, trusted bool, meta *routing) bool {
 	found := false
-	for i, name := range [...]string{mc.TenantHeader, mc.CampaignHeader, mc.PriorityHeader} {
-		if name == "" || !f.Is(name) {
+	for i := range r.metaNames {
+		if name := r.metaNames[i]; name == "" || !f.Is(name) {
 			continue
 		}
 		found = true

@@ -37,7 +37,7 @@ func rulesConfig() *config.Config {
 func decideAndApply(t *testing.T, c *config.Config, m *Message) (Decision, string) {
 	t.Helper()
 	m.ID, m.Hostname, m.Time = cmp.Or(m.ID, "ID1"), cmp.Or(m.Hostname, "relay.test"), receivedAt
-	d, err := NewRules(c).Decide(m)
+	d, err := NewRules(c).Decide(*m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +250,7 @@ func BenchmarkRulesDecide(b *testing.B) {
 	m := &Message{ID: "0abcdefghij", Hostname: "relay.test", Time: receivedAt, Body: []byte(body), Trusted: true}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := r.Decide(m); err != nil {
+		if _, err := r.Decide(*m); err != nil {
 			b.Fatal(err)
 		}
 	}
