@@ -98,15 +98,10 @@ func benchPrepareOne(b *testing.B, e *Engine, in *inbound.Incoming, id string, n
 	e.bodies.Put(p.buf)
 }
 
-// spoolEngine is an Engine with a spool in a temporary directory, no
-// listener and no delivery (it is not started: queued messages wait).
+// spoolEngine is an Engine of quietConfig with a spool in a temporary
+// directory and no delivery (it is not started: queued messages wait).
 func spoolEngine(b *testing.B) *Engine {
-	dir := b.TempDir()
-	c := config.Default()
-	c.SMTPListeners, c.HTTPListeners = nil, nil
-	c.Spool.Path = filepath.Join(dir, "spool")
-	c.Log.Path = filepath.Join(dir, "logs")
-	c.Delivery.RelayTo = "127.0.0.1:1"
+	c := quietConfig(b.TempDir())
 	c.Queue.MaxQueueDepth = 0
 	c.Tenants = []config.Tenant{{Name: "acme", ListUnsubscribe: "https://acme.example/u/{id}"}}
 	e, err := New(c, Options{})
