@@ -172,7 +172,9 @@ func (ec *egressChooser) choose(tenant string) outbound.Source {
 
 // sendBounce returns delivery.Options.SendBounce: the DSN is spooled as a
 // new message from the null sender (RFC 3464; RFC 5321 §4.5.5) and queued
-// for delivery like any other.
+// for delivery like any other. It is Gannet's own message, not one received:
+// it does not take the store path (no policy, no Received field, no
+// Reception record).
 func (e *Engine) sendBounce(to string, body []byte) error {
 	m := &queue.Message{
 		ID:         e.ids.Next(),
@@ -181,7 +183,11 @@ func (e *Engine) sendBounce(to string, body []byte) error {
 		Priority:   1,
 		Created:    e.now(),
 	}
-	return e.store(m, body, nil)
+	if err := e.appendToSpool(m, body); err != nil {
+		return err
+	}
+	e.enqueue(m)
+	return nil
 }
 
 // siteRateGauge installs gannet_site_effective_rate{site}: the effective

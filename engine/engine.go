@@ -54,7 +54,7 @@ type Engine struct {
 	now      func() time.Time
 
 	spool    *queue.Spool
-	bodies   bufpool.Pool // final messages of SMTP reception (prepare, Accept)
+	bodies   bufpool.Pool // final messages on their way to the spool (store.go: prepare, spoolArrival)
 	ids      *queue.IDGenerator
 	records  *logrec.Writer
 	metrics  *metrics.Metrics
@@ -82,17 +82,10 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	if e.now == nil {
 		e.now = time.Now
 	}
-	// DKIM keys first: a missing or bad key file stops the start before
-	// anything is opened, with an error that names the file.
-	if err := e.buildSigning(); err != nil {
+	if err := e.startPolicy(); err != nil {
 		return nil, err
 	}
-	pol, err := buildPolicy(cfg, nil)
-	if err != nil {
-		return nil, err
-	}
-	pol.signers = e.signers
-	e.live.Store(pol)
+	pol := e.policy()
 	e.metrics = metrics.New()
 	e.metrics.SetMaxDestinationLabels(cfg.Metrics.MaxDestinationLabels)
 	e.bounces = pol.bounces
@@ -103,6 +96,7 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	}
 	e.ids = queue.NewIDGenerator(e.now)
 
+	var err error
 	e.spool, err = queue.Open(queue.Options{
 		Dir:         cfg.Spool.Path,
 		Compression: cfg.Spool.Compression,
@@ -158,6 +152,23 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		func() float64 { _, r := e.delivery.QueueDepth(); return float64(r) },
 	)
 	return e, nil
+}
+
+// startPolicy loads the DKIM keys and builds the live policy from the
+// configuration the engine starts with. The keys come first: a missing or
+// bad key file stops the start before anything is opened, with an error
+// that names the file.
+func (e *Engine) startPolicy() error {
+	if err := e.buildSigning(); err != nil {
+		return err
+	}
+	pol, err := buildPolicy(e.cfg, nil)
+	if err != nil {
+		return err
+	}
+	pol.signers = e.signers
+	e.live.Store(pol)
+	return nil
 }
 
 func (e *Engine) buildOutbound() error {

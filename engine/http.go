@@ -2,13 +2,12 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"net/netip"
-	"sync"
 	"time"
 
 	"gannet/engine/httpapi"
-	"gannet/queue"
+	"gannet/engine/policy"
+	"gannet/msgheader"
 )
 
 // buildHTTP prepares every [[http_listener]]: the inject API (with this
@@ -48,81 +47,56 @@ func (e *Engine) hostname() string {
 	return e.cfg.Delivery.EHLOName
 }
 
-// maxParallelAppends bounds the goroutines one Inject call uses to append
-// its messages, so that they share group commits.
-const maxParallelAppends = 64
-
-// Inject implements httpapi.Injector: every message is made durable, or
-// none is (those already appended are removed again), and only then are
-// they queued for delivery. A refusal is classified as SMTP's is
+// Inject implements httpapi.Injector through the store path (take): the
+// messages of one call are one batch, made durable all of them or none,
+// and only then queued for delivery. A refusal is classified as SMTP's is
 // (injectError, replies.go): queue or disk full → httpapi.ErrQueueFull
 // (503), anything else → 500.
 func (e *Engine) Inject(ctx context.Context, msgs []httpapi.Message) ([]string, error) {
-	if err := e.admit(); err != nil {
-		return nil, injectError(err)
-	}
-	if max := e.conf().Queue.MaxQueueDepth; max > 0 && e.delivery.Messages()+len(msgs) > max {
-		return nil, injectError(errQueueFull)
-	}
 	var peer netip.Addr
 	if c, ok := httpapi.CallerFrom(ctx); ok {
 		peer = c.Addr
 	}
-	now := e.now()
 	host := e.hostname()
-	qms := make([]*queue.Message, len(msgs))
-
-	// Prepare (edit and sign) and append in parallel: the signatures use
-	// every core and the appends share fsyncs.
-	errs := make([]error, len(msgs))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, maxParallelAppends)
+	trace := &httpTrace{peer: peer, host: host}
+	batch := make([]arrival, len(msgs))
 	for i := range msgs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(i int) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			in := &msgs[i]
-			id := e.ids.Next()
-			p, err := e.prepare(draft{
-				id: id, body: in.Body, host: host,
-				tenant: in.Tenant, campaign: in.Campaign, priority: in.Priority,
+		in := &msgs[i]
+		batch[i] = arrival{
+			msg: policy.Message{
+				Hostname:   host,
+				Listener:   "http",
+				Sender:     in.From,
+				Recipients: in.Recipients,
+				Body:       in.Body,
+				Tenant:     in.Tenant,
+				Campaign:   in.Campaign,
+				Priority:   in.Priority,
 				// Every caller is trusted or holds an API key.
-				trusted: true,
-			}, now)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			m := newQueueMessage(id, in.From, in.Recipients, p, now)
-			t0 := time.Now()
-			if errs[i] = e.spool.Append(m, withReceived(httpReceived(peer, host, id, now), p.body)); errs[i] == nil {
-				e.metrics.SpoolCommit.UpdateDuration(t0)
-				qms[i] = m
-			}
-		}(i)
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		for _, m := range qms {
-			if m != nil {
-				_ = e.spool.Remove(m.ID)
-			}
+				Trusted: true,
+			},
+			received: trace,
+			peer:     peer,
 		}
-		e.log.Error("inject: spool append", "messages", len(msgs), "err", err)
+	}
+	ids, err := e.take(batch)
+	if err != nil {
 		return nil, injectError(err)
 	}
-	ids := make([]string, len(qms))
-	for i, m := range qms {
-		ids[i] = m.ID
-		// The Reception records read m: write them before delivery owns it.
-		e.metrics.Received("http").Inc()
-		e.recordReception(m, "http", peer.String(), "")
-		e.obs.enqueued(m) // before delivery can record an outcome
-		if err := e.delivery.Enqueue(m); err != nil {
-			e.log.Error("enqueue", "id", m.ID, "err", err)
-		}
-	}
 	return ids, nil
+}
+
+// httpTrace writes the Received field of a message injected over HTTP: RFC
+// 5321 §4.4 form with "HTTP" as the protocol, without HELO name or "for"
+// clause, by the same builder as SMTP's (msgheader.Trace), so an IPv6
+// client is written "[IPv6:…]" as RFC 5321 §4.1.3 wants.
+type httpTrace struct {
+	peer netip.Addr // the API caller; invalid when unknown
+	host string     // this host's name, the "by" clause
+}
+
+// ReceivedHeader implements receivedField.
+func (t *httpTrace) ReceivedHeader(id string, now time.Time) []byte {
+	tr := msgheader.Trace{Peer: t.peer, By: t.host, With: "HTTP", ID: id, Time: now}
+	return tr.AppendReceived(make([]byte, 0, 192))
 }

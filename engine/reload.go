@@ -10,6 +10,7 @@ import (
 	"gannet/engine/config"
 	"gannet/engine/dkim"
 	"gannet/engine/outbound"
+	"gannet/engine/policy"
 	"gannet/queue"
 )
 
@@ -25,7 +26,9 @@ import (
 //   - the outbound TLS policy, [tls] and [tls_policy.*] (new connections;
 //     pooled ones finish their life under the policy they were opened
 //     with);
-//   - [[tenant]] rates, dkim_domain, dkim_domains and list_unsubscribe; [meta];
+//   - the message policy (policy.Rules, built anew from the file):
+//     [[tenant]] dkim_domain, dkim_domains and list_unsubscribe, [meta];
+//   - [[tenant]] rates;
 //     [queue] max_queue_depth and the retry schedule (retry_interval,
 //     max_retry_interval, max_retry_age: from the next failed attempt on;
 //     retries already scheduled keep their time); [[api_key]]; [[smtp_user]];
@@ -50,6 +53,7 @@ type livePolicy struct {
 	tlsGen      int                           // counts the reloads that changed the TLS policy
 	bounces     *bounce.Classifier
 	signers     *dkim.Signers
+	messages    messagePolicy // [meta], [[tenant]], [[dkim]]: policy.Rules
 }
 
 // conf returns the configuration in force.
@@ -70,7 +74,7 @@ func (e *Engine) policy() *livePolicy { return e.live.Load() }
 // (nil at start, when the caller loads the DKIM keys): its DKIM signers are
 // kept when [[dkim]] did not change.
 func buildPolicy(cfg *config.Config, prev *livePolicy) (*livePolicy, error) {
-	p := &livePolicy{cfg: cfg, tenantRates: map[string]float64{}}
+	p := &livePolicy{cfg: cfg, tenantRates: map[string]float64{}, messages: policy.NewRules(cfg)}
 	for _, t := range cfg.Tenants {
 		if r := t.MaxMessageRate.PerSecond(); r > 0 {
 			p.tenantRates[t.Name] = r

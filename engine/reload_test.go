@@ -15,6 +15,7 @@ import (
 	"gannet/engine/config"
 	"gannet/engine/httpapi"
 	"gannet/engine/outbound"
+	"gannet/engine/policy"
 )
 
 // syncBuffer is a log sink safe for the engine's goroutines.
@@ -150,8 +151,8 @@ max_retry_age = "24h"
 	if pol, key := e.tlsFor("secure.test"); pol.Mode != outbound.TLSRequired || key != "secure.test#1" {
 		t.Errorf("tls_policy after reload: mode %v key %q", pol.Mode, key)
 	}
-	if m := e.readMeta([]byte("X-Customer: acme\r\nX-Tenant: other\r\n\r\nbody\r\n"), true); m.tenant != "acme" {
-		t.Errorf("[meta] tenant_header not reloaded: tenant %q", m.tenant)
+	if d, _ := e.policy().messages.Decide(policy.Message{Body: []byte("X-Customer: acme\r\nX-Tenant: other\r\n\r\nbody\r\n"), Trusted: true}); d.Tenant != "acme" {
+		t.Errorf("[meta] tenant_header not reloaded: tenant %q", d.Tenant)
 	}
 	out := logs.String()
 	if !strings.Contains(out, "needs a restart") || !strings.Contains(out, "[[http_listener]]") {

@@ -1,16 +1,18 @@
 package engine
 
 // How a message that the relay cannot take is answered. Every failure to
-// admit or spool a message — SMTP MAIL (CheckMail), the end of DATA or BDAT
-// (Accept), and both HTTP inject endpoints (Inject) — goes through one
-// classification, storageFull, and gets its reply from it:
+// admit or spool a message — SMTP MAIL (CheckMail), and the store path
+// (take) behind the end of DATA or BDAT (Accept) and both HTTP inject
+// endpoints (Inject) — goes through one classification, storageFull, and
+// gets its reply from it:
 //
 //	cause                                   SMTP        HTTP
 //	queue at [queue] max_queue_depth        452 4.3.1   503 + Retry-After
 //	spool disk full (ENOSPC, EDQUOT, or     452 4.3.1   503 + Retry-After
 //	  less free than the spool's floor)
 //	anything else (EIO on write or fsync,   451 4.3.0   500
-//	  spool closed, signing failure)
+//	  spool closed, signing failure, an
+//	  error of the message policy)
 //
 // RFC 3463 §3.4 names X.3.1 "mail system full" and X.3.0 "other or
 // undefined mail system status"; both are transient, so a client retries

@@ -54,17 +54,23 @@ func TestSpoolReply(t *testing.T) {
 	}
 }
 
-// faultEngine is an Engine over a spool whose segment files are on a
-// FaultFS, with no listener, delivering to a closed port (nothing is
-// delivered while the test runs).
-func faultEngine(t *testing.T) (*Engine, *queuetest.FaultFS, *syncBuffer) {
-	t.Helper()
-	dir := t.TempDir()
+// quietConfig is the default configuration with the spool and the log
+// under dir, no listener, delivering to a closed port (nothing is
+// delivered while a test runs).
+func quietConfig(dir string) *config.Config {
 	c := config.Default()
 	c.SMTPListeners, c.HTTPListeners = nil, nil
 	c.Spool.Path = filepath.Join(dir, "spool")
 	c.Log.Path = filepath.Join(dir, "logs")
 	c.Delivery.RelayTo = "127.0.0.1:1"
+	return c
+}
+
+// faultEngine is an Engine of quietConfig over a spool whose segment files
+// are on a FaultFS.
+func faultEngine(t *testing.T) (*Engine, *queuetest.FaultFS, *syncBuffer) {
+	t.Helper()
+	c := quietConfig(t.TempDir())
 	fs := queuetest.NewFaultFS(nil)
 	logs := &syncBuffer{}
 	e, err := New(c, Options{SpoolFS: fs, Logger: slog.New(slog.NewTextHandler(logs, nil))})
