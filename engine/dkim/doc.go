@@ -31,16 +31,13 @@
 // [New] loads one key per [[dkim]] entry ([KeyConfig] converts from
 // config.DKIM). Several entries may share a domain (for example an RSA and an
 // Ed25519 key, as RFC 8463 §4 suggests); the message then gets one signature
-// per key. [Signers.SelectDomains] picks the domains for a message: the
-// header From domain when a key exists for exactly that domain (no parent
-// domain match: "mail.example.com" does not use "example.com"'s key, so the
-// DMARC alignment an operator sees is the one they configured), plus the
-// tenant's dkim_domain. Which From domain a message may be signed for is
-// the engine's policy, not this package's: for mail of a tenant the engine
-// passes the From domain only when it is one of the tenant's own domains
-// (engine/sign.go), so that no tenant gets another's signature by writing
-// its domain into From. [Signers.Reload] re-reads the key files (SIGHUP) and
-// keeps the previous key of any file that no longer loads.
+// per key. [Signers.Sign] signs for the domains it is given, with every key
+// of each; which domains a message is signed for is the message policy's
+// choice (engine/policy: the From domain's key only on exactly that domain,
+// never a parent's, and for a tenant's mail only when the domain is one of
+// the tenant's own, plus the tenant's dkim_domain). [Signers.Reload]
+// re-reads the key files (SIGHUP) and keeps the previous key of any file
+// that no longer loads.
 //
 // # Concurrency and cost
 //

@@ -192,25 +192,6 @@ func (s *Signers) Has(domain string) bool {
 	return len(s.set.Load().byDomain[normDomain(domain)]) > 0
 }
 
-// SelectDomains returns the domains a message is signed for: the header From
-// domain when a key exists for exactly that domain (a parent domain's key is
-// not used: "news.example.com" mail is not signed with "example.com"'s key
-// unless configured), then the tenant's dkim_domain when it is set, is a
-// different domain and has a key. The result may be empty. The caller
-// decides whether the From domain may sign at all (pass "" when not: the
-// engine does for a tenant's mail From a domain that is not the tenant's).
-func (s *Signers) SelectDomains(fromDomain, tenantDKIMDomain string) []string {
-	set := s.set.Load()
-	var out []string
-	if d := normDomain(fromDomain); d != "" && len(set.byDomain[d]) > 0 {
-		out = append(out, d)
-	}
-	if d := normDomain(tenantDKIMDomain); d != "" && len(set.byDomain[d]) > 0 && (len(out) == 0 || out[0] != d) {
-		out = append(out, d)
-	}
-	return out
-}
-
 // Sign returns the DKIM-Signature header fields for msg (header and body,
 // CRLF line ends), one per key configured for each of domains, to be
 // prepended to the message in the order returned. Domains without a key are
