@@ -128,14 +128,10 @@ func Parse(path string, src []byte) (*Config, error) {
 		return fail(line, msg)
 	}
 
-	c, err := parseDefault()
-	if err != nil {
-		panic("config: embedded default.toml is invalid: " + err.Error())
-	}
-	sl, hl, dk := arrayTemplates(c)
-	c.SMTPListeners = fill(raw, "smtp_listener", c.SMTPListeners, sl)
-	c.HTTPListeners = fill(raw, "http_listener", c.HTTPListeners, hl)
-	c.DKIM = fill(raw, "dkim", c.DKIM, dk)
+	c, t := Base()
+	c.SMTPListeners = fill(raw, "smtp_listener", c.SMTPListeners, t.smtp)
+	c.HTTPListeners = fill(raw, "http_listener", c.HTTPListeners, t.http)
+	c.DKIM = fill(raw, "dkim", c.DKIM, t.dkim)
 	c.SMTPUsers = fill(raw, "smtp_user", c.SMTPUsers, SMTPUser{})
 	c.APIKeys = fill(raw, "api_key", c.APIKeys, APIKey{})
 	c.Tenants = fill(raw, "tenant", c.Tenants, Tenant{})
@@ -161,10 +157,8 @@ func Parse(path string, src []byte) (*Config, error) {
 		es = append(es, &Error{File: path, Line: ix.occurrence(k, nth), Msg: "unknown key " + displayPath(k)})
 	}
 
-	c.File = path
-	c.finish()
-	for _, p := range c.validate() {
-		es = append(es, &Error{File: path, Line: ix.line(p.path), Msg: p.String()})
+	if err := Complete(c, path, ix.line); err != nil {
+		es = append(es, err.(Errors)...)
 	}
 	if len(es) > 0 {
 		// In file order, as a compiler reports; problems without a line
