@@ -186,7 +186,7 @@ func (e *Engine) Reload() {
 // the settings that changed but need a restart, or the reason nothing was
 // applied (config.Errors for a file that does not load).
 func (e *Engine) reloadConfig() (restart []string, err error) {
-	cfg, err := config.Load(e.cfg.File)
+	cfg, err := LoadConfig(e.cfg.File)
 	if err != nil {
 		return nil, err
 	}

@@ -64,6 +64,25 @@ tenant_header = %q
 %s`, filepath.Join(dir, "spool"), filepath.Join(dir, "logs"), rate, tenantRate, tlsMode, tenantHeader, extra)
 }
 
+// startLogged starts an engine on cfg that logs to logs, stopped when the
+// test ends.
+func startLogged(t *testing.T, cfg *config.Config, logs *syncBuffer) *Engine {
+	t.Helper()
+	e, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		e.Stop(ctx)
+	})
+	return e
+}
+
 // TestReloadAppliesConfig: SIGHUP's Reload re-reads the config file and
 // applies the shaping limits (seen in gannet_site_effective_rate), tenant
 // rates, the outbound TLS policy and [meta]; it names what needs a
@@ -82,19 +101,8 @@ func TestReloadAppliesConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
-	e, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		e.Stop(ctx)
-	})
+	logs := new(syncBuffer)
+	e := startLogged(t, cfg, logs)
 	msg := httpapi.Message{From: "a@src.test", Recipients: []string{"b@dst.test"},
 		Body: []byte("From: a@src.test\r\nTo: b@dst.test\r\nSubject: reload\r\n\r\nhi\r\n")}
 	if _, err := e.Inject(context.Background(), []httpapi.Message{msg}); err != nil {
@@ -199,5 +207,49 @@ func TestReloadEmbeddedDefault(t *testing.T) {
 	}
 	if e.conf() != c {
 		t.Error("the configuration was replaced")
+	}
+}
+
+// TestReloadLuaScript: a Lua configuration is re-read through the same
+// loader on Reload; a script that fails to load changes nothing and is
+// reported FILE:LINE.
+func TestReloadLuaScript(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "relay.lua")
+	write := func(tenantRate, extra string) {
+		t.Helper()
+		s := fmt.Sprintf(`kumo.start_smtp_listener { listen = "127.0.0.1:0" }
+kumo.start_http_listener { listen = "127.0.0.1:0" }
+kumo.configure_spool { path = %q }
+kumo.configure_log { path = %q }
+kumo.configure_delivery { relay_to = "127.0.0.1:1" }
+kumo.define_tenant { name = "acme", max_message_rate = %s }
+%s`, filepath.Join(dir, "spool"), filepath.Join(dir, "logs"), tenantRate, extra)
+		if err := os.WriteFile(file, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("6", "")
+	cfg, err := LoadConfig(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := new(syncBuffer)
+	e := startLogged(t, cfg, logs)
+	if r := e.tenantRate("acme"); r != 0.1 {
+		t.Fatalf("tenant rate %v, want 0.1/s (6 a minute)", r)
+	}
+	write(`"12/m"`, "")
+	e.Reload()
+	if r := e.tenantRate("acme"); r != 0.2 {
+		t.Errorf("tenant rate after reload %v, want 0.2/s", r)
+	}
+	write("60", "kumo.configure_queue { no_such_key = 1 }\n")
+	e.Reload()
+	if out := logs.String(); !strings.Contains(out, file+`:7: kumo.configure_queue: unknown key`) {
+		t.Errorf("a broken script is not reported with FILE:LINE:\n%s", out)
+	}
+	if r := e.tenantRate("acme"); r != 0.2 {
+		t.Errorf("tenant rate after a broken reload %v, want 0.2/s still", r)
 	}
 }

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 
+	"gannet/engine"
 	"gannet/engine/config"
 )
 
@@ -21,8 +23,9 @@ func cmdConfig(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// cmdCheckConfig is "gannet check-config -config FILE": every problem as a
-// FILE:LINE: line on stdout and exit 1, or "FILE: ok" and exit 0.
+// cmdCheckConfig is "gannet check-config -config FILE" (TOML, or a Lua
+// script when FILE ends in .lua): every problem as a FILE:LINE: line on
+// stdout and exit 1, or "FILE: ok" and exit 0.
 func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("check-config", "check-config -config FILE", stderr)
 	path := fs.String("config", "", "config `FILE` to check")
@@ -40,11 +43,14 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	errs := config.Check(*path)
-	for _, e := range errs {
-		fmt.Fprintln(stdout, e)
-	}
-	if len(errs) > 0 {
+	if _, err := engine.LoadConfig(*path); err != nil {
+		var es config.Errors
+		if !errors.As(err, &es) {
+			es = config.Errors{{File: *path, Msg: err.Error()}}
+		}
+		for _, e := range es {
+			fmt.Fprintln(stdout, e)
+		}
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)

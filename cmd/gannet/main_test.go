@@ -77,6 +77,28 @@ func TestCommands(t *testing.T) {
 		}
 	})
 
+	t.Run("check-config of a Lua script", func(t *testing.T) {
+		p := write("relay.lua", `kumo.start_smtp_listener { listen = "127.0.0.1:2525", relay_hosts = { "127.0.0.0/8" } }
+kumo.configure_queue { retry_interval = "5m", max_retry_age = "72h" }
+`)
+		if out, _, code := gannet(t, bin, "check-config", "-config", p); code != 0 || out != p+": ok\n" {
+			t.Errorf("exit %d, %q", code, out)
+		}
+		bad := write("bad.lua", "kumo.configure_queue { retry_interval = \"5m\" }\nkumo.configure_queue { foo = 1 }\n")
+		out, _, code := gannet(t, bin, "check-config", "-config", bad)
+		if want := bad + `:2: kumo.configure_queue: unknown key "foo"` + "\n"; code != 1 || out != want {
+			t.Errorf("exit %d, output %q, want %q", code, out, want)
+		}
+	})
+
+	t.Run("serve refuses a bad Lua script", func(t *testing.T) {
+		p := write("serve-bad.lua", "\nkumo.configure_tls { mode = \"maybe\" }\n")
+		_, errOut, code := gannet(t, bin, "serve", "-config", p)
+		if code != 1 || !strings.Contains(errOut, p+`:2: tls.mode: "maybe" is not one of`) {
+			t.Errorf("exit %d, stderr %q", code, errOut)
+		}
+	})
+
 	t.Run("check-config missing file", func(t *testing.T) {
 		out, _, code := gannet(t, bin, "check-config", "-config", filepath.Join(dir, "nope.toml"))
 		if code != 1 || !strings.Contains(out, "nope.toml: open ") {

@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"gannet/engine"
 	"gannet/engine/config"
 )
 
@@ -30,7 +31,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		cfg = config.Default()
 	} else {
 		var err error
-		if cfg, err = config.Load(*path); err != nil {
+		if cfg, err = engine.LoadConfig(*path); err != nil {
 			fmt.Fprintln(stderr, err)
 			fmt.Fprintf(stderr, "gannet serve: %s is not valid; not starting\n", *path)
 			return 1
