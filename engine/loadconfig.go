@@ -9,12 +9,22 @@ import (
 )
 
 // LoadConfig loads the configuration file at path: a Lua policy script
-// (engine/policy/lua) when its name ends in .lua, a TOML file otherwise.
-// Start, check-config and reload all load through it. A non-nil error is of
-// type config.Errors, one FILE:LINE line per problem.
+// (engine/policy/lua) when its name ends in .lua, a TOML file otherwise, and
+// then the TOML file's [policy] script over it. Start, check-config and
+// reload all load through it. A non-nil error is of type config.Errors, one
+// FILE:LINE line per problem.
 func LoadConfig(path string) (*config.Config, error) {
 	if strings.EqualFold(filepath.Ext(path), ".lua") {
 		return lua.Load(path)
 	}
-	return config.Load(path)
+	c, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if c.Policy.Script != "" {
+		if _, err := lua.Apply(c, c.Policy.Script); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
 }

@@ -30,6 +30,7 @@ type Config struct {
 
 	Metrics Metrics      `toml:"metrics"`
 	Bounce  BounceConfig `toml:"bounce"`
+	Policy  Policy       `toml:"policy"`
 
 	// File is the path the configuration was read from; "" for Default().
 	File string `toml:"-"`
@@ -58,6 +59,13 @@ type BounceConfig struct {
 	// RulesFile is an operator's classification rules (TOML), tried before
 	// the built-in ones; "" for the built-in rules only.
 	RulesFile string `toml:"rules_file"`
+}
+
+// Policy is [policy]: a Lua policy script.
+type Policy struct {
+	// Script is a Lua file whose configuration calls are applied over
+	// this configuration when it is loaded (engine.LoadConfig); "": none.
+	Script string `toml:"script"`
 }
 
 // Log is [log]: where the JSON-lines log records go.

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -150,6 +151,9 @@ func (c *Config) validate() []problem {
 		if _, err := bounce.LoadFile(f); err != nil {
 			ck.add(at("bounce", "rules_file"), "%v", err)
 		}
+	}
+	if f := c.Policy.Script; f != "" && !strings.EqualFold(filepath.Ext(f), ".lua") {
+		ck.add(at("policy", "script"), "%q is not a Lua file (NAME.lua)", f)
 	}
 
 	tenants := map[string]bool{}

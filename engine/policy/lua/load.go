@@ -63,7 +63,30 @@ func LoadScript(path string) (*Script, error) {
 	if err != nil {
 		return nil, config.Errors{{File: path, Msg: err.Error()}}
 	}
-	return loadSource(path, src, Budget)
+	c, t := config.Base()
+	return run(path, src, Budget, c, t)
+}
+
+// Apply runs the Lua script at path over c, a configuration loaded from
+// another file (TOML's [policy] script): the script's configuration calls
+// override the values they name, and the result is checked again. c keeps
+// its File. A non-nil error is of type config.Errors, about the script.
+func Apply(c *config.Config, path string) (*Script, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, config.Errors{{File: path, Msg: err.Error()}}
+	}
+	_, t := config.Base()
+	file := c.File
+	s, err := run(path, src, Budget, c, t)
+	c.File = file
+	return s, err
+}
+
+// loadSource loads a script from the built-in configuration.
+func loadSource(path string, src []byte, budget time.Duration) (*Script, error) {
+	c, t := config.Base()
+	return run(path, src, budget, c, t)
 }
 
 // loader is the state of one load: the configuration being built and where
@@ -82,8 +105,8 @@ type loader struct {
 	replaced map[string]bool
 }
 
-func loadSource(path string, src []byte, budget time.Duration) (*Script, error) {
-	c, t := config.Base()
+// run runs the script src over c and completes c.
+func run(path string, src []byte, budget time.Duration, c *config.Config, t config.Templates) (*Script, error) {
 	ld := &loader{
 		path:     path,
 		dir:      filepath.Dir(path),
