@@ -249,14 +249,17 @@ func (ld *loader) openLibs(L *glua.LState) {
 		L.Call(2, 1)
 		return 1
 	}))
+	kumo := ld.kumoModule(L)
+	L.SetGlobal("kumo", kumo)
+	ld.modules["kumo"] = kumo // KumoMTA scripts start with local kumo = require 'kumo'
 	L.SetGlobal("require", L.NewFunction(ld.require))
-	L.SetGlobal("kumo", ld.kumoModule(L))
 }
 
 var moduleNameRe = regexp.MustCompile(`^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$`)
 
-// require loads the module NAME (dots for subdirectories) from NAME.lua in
-// the script's directory, once.
+// require returns the kumo module for "kumo", and otherwise loads the
+// module NAME (dots for subdirectories) from NAME.lua in the script's
+// directory, once.
 func (ld *loader) require(L *glua.LState) int {
 	name := L.CheckString(1)
 	if v, ok := ld.modules[name]; ok {

@@ -299,3 +299,22 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+// TestKumoInit: a KumoMTA-style init.lua (require 'kumo', configuration
+// inside kumo.on('init', …)) loads.
+func TestKumoInit(t *testing.T) {
+	s, err := LoadScript(filepath.Join("testdata", "kumo_init.lua"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.Config
+	if len(c.SMTPListeners) != 2 || c.SMTPListeners[1].Listen != "127.0.0.1:2526" || c.SMTPListeners[0].Hostname != "mta.example.test" {
+		t.Errorf("smtp listeners = %+v", c.SMTPListeners)
+	}
+	if c.Spool.Path != "/var/spool/gannet-test/data" || c.Log.Path != "/var/log/gannet-test" {
+		t.Errorf("spool %q, log %q", c.Spool.Path, c.Log.Path)
+	}
+	if !reflect.DeepEqual(s.Events, []string{"smtp_server_message_received"}) {
+		t.Errorf("events = %q", s.Events)
+	}
+}
