@@ -18,6 +18,12 @@ import (
 // field of the same TOML name.
 type special func(v glua.LValue) error
 
+// alias sets the field at ptr: a KumoMTA name for a field whose TOML name
+// differs.
+func alias(ptr any) special {
+	return func(v glua.LValue) error { return setValue(reflect.ValueOf(ptr).Elem(), v, 0) }
+}
+
 // errNotYet is what a key Gannet does not implement yet answers.
 func errNotYet(v glua.LValue) error { return fmt.Errorf("is not implemented by Gannet yet") }
 
@@ -108,10 +114,13 @@ func (ld *loader) smtpListener(fn string) glua.LGFunction {
 				}
 				return nil
 			},
-			"banner":         errNotYet,
-			"deferred_spool": errNotYet,
-			"trace_headers":  errNotYet,
-			"via":            errNotYet,
+			"tls_certificate":            alias(&l.TLSCert),
+			"tls_private_key":            alias(&l.TLSKey),
+			"max_recipients_per_message": alias(&l.MaxRecipients),
+			"banner":                     errNotYet,
+			"deferred_spool":             errNotYet,
+			"trace_headers":              errNotYet,
+			"via":                        errNotYet,
 		})
 		ld.mark(L, appendElem(ld, "smtp_listener", &ld.cfg.SMTPListeners, l))
 		return 0
@@ -145,9 +154,7 @@ func (ld *loader) tls(L *glua.LState) int {
 	t := table(L, fn)
 	c := &ld.cfg.TLS
 	decode(L, fn, t, c, map[string]special{
-		"min_tls_version": func(v glua.LValue) error {
-			return setValue(reflect.ValueOf(&c.MinVersion).Elem(), v, 0)
-		},
+		"min_tls_version":       alias(&c.MinVersion),
 		"prefer_server_ciphers": errNotYet,
 	})
 	ld.mark(L, "tls")
@@ -251,15 +258,11 @@ func (ld *loader) localLogs(L *glua.LState) int {
 	const fn = "kumo.configure_local_logs"
 	c := &ld.cfg.Log
 	decode(L, fn, table(L, fn), c, map[string]special{
-		"log_dir": func(v glua.LValue) error {
-			return setValue(reflect.ValueOf(&c.Path).Elem(), v, 0)
-		},
-		"max_segment_duration": func(v glua.LValue) error {
-			return setValue(reflect.ValueOf(&c.MaxFileAge).Elem(), v, 0)
-		},
-		"headers":    errNotYet,
-		"meta":       errNotYet,
-		"per_record": errNotYet,
+		"log_dir":              alias(&c.Path),
+		"max_segment_duration": alias(&c.MaxFileAge),
+		"headers":              errNotYet,
+		"meta":                 errNotYet,
+		"per_record":           errNotYet,
 	})
 	ld.mark(L, "log")
 	return 0

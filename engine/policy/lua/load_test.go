@@ -106,7 +106,7 @@ func TestFunctions(t *testing.T) {
 		check     check
 	}{
 		{name: "smtp listener", src: `kumo.start_esmtp_listener { listen = "127.0.0.1:25", hostname = "mx.test", max_message_size = "20MiB",
-			max_recipients = 50, implicit_tls = false, command_timeout = 30, data_timeout = "2m", bare_lf = "reject",
+			max_recipients_per_message = 50, implicit_tls = false, command_timeout = 30, data_timeout = "2m", bare_lf = "reject",
 			tls = { cert_file = "", key_file = "" } }`,
 			check: func(t *testing.T, c *config.Config) {
 				l := c.SMTPListeners[0]
@@ -115,6 +115,8 @@ func TestFunctions(t *testing.T) {
 					t.Errorf("listener = %+v", l)
 				}
 			}},
+		{name: "smtp kumo names", src: `kumo.start_esmtp_listener { listen = "127.0.0.1:25", tls_certificate = "c.pem", tls_private_key = "k.pem", max_recipients_per_message = 9 }`,
+			err: `relay.lua:1: smtp_listener[0].tls_cert: cannot read "c.pem"`},
 		{name: "smtp unknown key", src: "\n\nkumo.start_smtp_listener { listen = \"127.0.0.1:25\", foo = 1 }",
 			err: `relay.lua:3: kumo.start_smtp_listener: unknown key "foo"`},
 		{name: "smtp not yet", src: `kumo.start_smtp_listener { listen = "127.0.0.1:25", banner = "hi" }`,
