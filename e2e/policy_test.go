@@ -46,10 +46,8 @@ func TestPolicyScriptCheckConfig(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "bad.lua"), []byte(bad), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// The error is at the line of the call: the second listener's.
-	call := "kumo.start_smtp_listener {"
-	first := strings.Index(bad, call) + len(call)
-	line := strings.Count(bad[:first+strings.Index(bad[first:], call)], "\n") + 1
+	// The error is at the line of the key.
+	line := strings.Count(bad[:strings.Index(bad, "banner = ")], "\n") + 1
 	out, code := run("bad.lua")
 	want := fmt.Sprintf("bad.lua:%d: kumo.start_smtp_listener: banner: is not implemented by Gannet yet\n", line)
 	if code != 1 || out != want {

@@ -78,7 +78,21 @@ func table(L *glua.LState, fn string) *glua.LTable {
 }
 
 // mark records the line of the call that set the configuration part key.
-func (ld *loader) mark(L *glua.LState, key string) { ld.lines[key] = callLine(L) }
+func (ld *loader) mark(L *glua.LState, key string) {
+	if src, line := callPos(L); src == ld.path {
+		ld.lines[key] = line
+	}
+}
+
+// raise raises msg as the error of the running configuration call, at the
+// line of key in the call's table (the call's line when key is not found).
+func (ld *loader) raise(L *glua.LState, key, msg string) {
+	src, line := callPos(L)
+	if src == ld.path {
+		line = ld.keys.line(line, key)
+	}
+	L.Error(glua.LString(fmt.Sprintf("%s:%d: %s", src, line, msg)), 0)
+}
 
 // appendElem appends v to *list, which the first call replaces (the
 // built-in elements go, as with an array of tables in TOML), and returns
@@ -96,7 +110,7 @@ func (ld *loader) smtpListener(fn string) glua.LGFunction {
 	return func(L *glua.LState) int {
 		t := table(L, fn)
 		l := ld.tmpl.SMTPListener()
-		decode(L, fn, t, &l, map[string]special{
+		ld.decode(L, fn, t, &l, map[string]special{
 			"tls": func(v glua.LValue) error {
 				tt, ok := v.(*glua.LTable)
 				if !ok {
@@ -107,7 +121,7 @@ func (ld *loader) smtpListener(fn string) glua.LGFunction {
 					KeyFile    string            `toml:"key_file"`
 					MinVersion config.TLSVersion `toml:"min_version"`
 				}
-				decode(L, fn+": tls", tt, &tls, nil)
+				ld.decode(L, fn+": tls", tt, &tls, nil)
 				l.TLSCert, l.TLSKey = tls.CertFile, tls.KeyFile
 				if tls.MinVersion != "" {
 					l.TLSMinVersion = tls.MinVersion
@@ -131,7 +145,7 @@ func (ld *loader) httpListener(L *glua.LState) int {
 	const fn = "kumo.start_http_listener"
 	t := table(L, fn)
 	l := ld.tmpl.HTTPListener()
-	decode(L, fn, t, &l, map[string]special{
+	ld.decode(L, fn, t, &l, map[string]special{
 		"use_tls":         errNotYet,
 		"tls_certificate": errNotYet,
 		"tls_private_key": errNotYet,
@@ -144,7 +158,7 @@ func (ld *loader) dkim(L *glua.LState) int {
 	const fn = "kumo.configure_dkim_signing"
 	t := table(L, fn)
 	d := ld.tmpl.DKIM()
-	decode(L, fn, t, &d, nil)
+	ld.decode(L, fn, t, &d, nil)
 	ld.mark(L, appendElem(ld, "dkim", &ld.cfg.DKIM, d))
 	return 0
 }
@@ -153,7 +167,7 @@ func (ld *loader) tls(L *glua.LState) int {
 	const fn = "kumo.configure_tls"
 	t := table(L, fn)
 	c := &ld.cfg.TLS
-	decode(L, fn, t, c, map[string]special{
+	ld.decode(L, fn, t, c, map[string]special{
 		"min_tls_version":       alias(&c.MinVersion),
 		"prefer_server_ciphers": errNotYet,
 	})
@@ -165,7 +179,7 @@ func (ld *loader) delivery(L *glua.LState) int {
 	const fn = "kumo.configure_delivery"
 	t := table(L, fn)
 	c := &ld.cfg.Delivery
-	decode(L, fn, t, c, map[string]special{
+	ld.decode(L, fn, t, c, map[string]special{
 		// Gannet sizes its delivery workers itself; threads is checked
 		// and accepted so that KumoMTA-style scripts load.
 		"threads": func(v glua.LValue) error {
@@ -195,7 +209,7 @@ func rateField(r *config.Rate) special {
 func (ld *loader) queue(L *glua.LState) int {
 	const fn = "kumo.configure_queue"
 	t := table(L, fn)
-	decode(L, fn, t, &ld.cfg.Queue, map[string]special{
+	ld.decode(L, fn, t, &ld.cfg.Queue, map[string]special{
 		// Gannet has no dead-letter queue: a message bounces at
 		// max_retry_age. dead_letter_after is checked and accepted.
 		"dead_letter_after": func(v glua.LValue) error {
@@ -214,7 +228,7 @@ func (ld *loader) queue(L *glua.LState) int {
 
 func (ld *loader) spool(L *glua.LState) int {
 	const fn = "kumo.configure_spool"
-	decode(L, fn, table(L, fn), &ld.cfg.Spool, nil)
+	ld.decode(L, fn, table(L, fn), &ld.cfg.Spool, nil)
 	ld.mark(L, "spool")
 	return 0
 }
@@ -230,24 +244,24 @@ func (ld *loader) defineSpool(L *glua.LState) int {
 		Path string `toml:"path"`
 		Kind string `toml:"kind"`
 	}
-	decode(L, fn, t, &s, nil)
+	ld.decode(L, fn, t, &s, nil)
 	switch s.Name {
 	case "data":
 		ld.cfg.Spool.Path = s.Path
 		ld.mark(L, "spool")
 	case "meta":
 	default:
-		L.RaiseError("%s: name %q is not one of \"data\", \"meta\"", fn, s.Name)
+		ld.raise(L, "name", fmt.Sprintf("%s: name %q is not one of \"data\", \"meta\"", fn, s.Name))
 	}
 	if s.Kind != "" && s.Kind != "RocksDB" {
-		L.RaiseError("%s: kind %q is not implemented by Gannet yet (its spool is an LSM store like RocksDB)", fn, s.Kind)
+		ld.raise(L, "kind", fmt.Sprintf("%s: kind %q is not implemented by Gannet yet (its spool is an LSM store like RocksDB)", fn, s.Kind))
 	}
 	return 0
 }
 
 func (ld *loader) log(L *glua.LState) int {
 	const fn = "kumo.configure_log"
-	decode(L, fn, table(L, fn), &ld.cfg.Log, nil)
+	ld.decode(L, fn, table(L, fn), &ld.cfg.Log, nil)
 	ld.mark(L, "log")
 	return 0
 }
@@ -257,7 +271,7 @@ func (ld *loader) log(L *glua.LState) int {
 func (ld *loader) localLogs(L *glua.LState) int {
 	const fn = "kumo.configure_local_logs"
 	c := &ld.cfg.Log
-	decode(L, fn, table(L, fn), c, map[string]special{
+	ld.decode(L, fn, table(L, fn), c, map[string]special{
 		"log_dir":              alias(&c.Path),
 		"max_segment_duration": alias(&c.MaxFileAge),
 		"headers":              errNotYet,
@@ -271,7 +285,7 @@ func (ld *loader) localLogs(L *glua.LState) int {
 func (ld *loader) tenant(fn string) glua.LGFunction {
 	return func(L *glua.LState) int {
 		var t config.Tenant
-		decode(L, fn, table(L, fn), &t, map[string]special{
+		ld.decode(L, fn, table(L, fn), &t, map[string]special{
 			"max_message_rate": rateField(&t.MaxMessageRate),
 		})
 		ld.mark(L, appendElem(ld, "tenant", &ld.cfg.Tenants, t))
@@ -282,14 +296,16 @@ func (ld *loader) tenant(fn string) glua.LGFunction {
 // decode sets the fields of the struct dst from the table t by their TOML
 // names, or through special for the keys it has; an unknown key, or a value
 // of the wrong kind, raises a Lua error naming fn and the key.
-func decode(L *glua.LState, fn string, t *glua.LTable, dst any, specials map[string]special) {
+func (ld *loader) decode(L *glua.LState, fn string, t *glua.LTable, dst any, specials map[string]special) {
 	sv := reflect.ValueOf(dst).Elem()
 	var bad error
+	var badKey string
 	t.ForEach(func(k, v glua.LValue) {
 		if bad != nil {
 			return
 		}
 		key, ok := k.(glua.LString)
+		badKey = string(key)
 		if !ok {
 			bad = fmt.Errorf("%s: keys must be names, not %s", fn, k.Type())
 			return
@@ -310,7 +326,7 @@ func decode(L *glua.LState, fn string, t *glua.LTable, dst any, specials map[str
 		}
 	})
 	if bad != nil {
-		L.RaiseError("%s", bad.Error())
+		ld.raise(L, badKey, bad.Error())
 	}
 }
 

@@ -97,6 +97,7 @@ type loader struct {
 	cfg     *config.Config
 	tmpl    config.Templates
 	lines   map[string]int // "queue", "smtp_listener[1]" → line of the call that set it
+	keys    keyLines       // where the keys of the script's tables are written
 	events  []string
 	inits   []*glua.LFunction
 	modules map[string]glua.LValue
@@ -113,6 +114,7 @@ func run(path string, src []byte, budget time.Duration, c *config.Config, t conf
 		cfg:      c,
 		tmpl:     t,
 		lines:    map[string]int{},
+		keys:     scanKeyLines(src, path),
 		modules:  map[string]glua.LValue{},
 		replaced: map[string]bool{},
 	}
@@ -154,12 +156,17 @@ func (ld *loader) lineOf(key []string) int {
 	if len(key) == 0 {
 		return 0
 	}
+	call, ok := 0, false
 	if len(key) > 1 && strings.HasPrefix(key[1], "[") {
-		if l, ok := ld.lines[key[0]+key[1]]; ok {
-			return l
-		}
+		call, ok = ld.lines[key[0]+key[1]]
 	}
-	return ld.lines[key[0]]
+	if !ok {
+		call = ld.lines[key[0]]
+	}
+	if last := key[len(key)-1]; call > 0 && !strings.HasPrefix(last, "[") {
+		return ld.keys.line(call, last)
+	}
+	return call
 }
 
 var (
@@ -189,16 +196,16 @@ func (ld *loader) luaError(err error, ctx context.Context, budget time.Duration)
 	return config.Errors{{File: ld.path, Msg: msg}}
 }
 
-// callLine returns the line of the Lua code that called the running Go
-// function.
-func callLine(L *glua.LState) int {
+// callPos returns the file and line of the Lua code that called the
+// running Go function.
+func callPos(L *glua.LState) (string, int) {
 	for lvl := 0; ; lvl++ {
 		dbg, ok := L.GetStack(lvl)
 		if !ok {
-			return 0
+			return "", 0
 		}
-		if _, err := L.GetInfo("l", dbg, glua.LNil); err == nil && dbg.CurrentLine > 0 {
-			return dbg.CurrentLine
+		if _, err := L.GetInfo("Sl", dbg, glua.LNil); err == nil && dbg.CurrentLine > 0 {
+			return dbg.Source, dbg.CurrentLine
 		}
 	}
 }
