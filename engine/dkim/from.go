@@ -1,11 +1,11 @@
 package dkim
 
 import (
-	"bytes"
 	"net/mail"
 	"strings"
 
 	"gannet/mailaddr"
+	"gannet/msgheader"
 )
 
 // HeaderFromDomain returns the lower-cased domain of the first address in the
@@ -14,20 +14,17 @@ import (
 // whole message or only its header. Folded values are unfolded; RFC 2047
 // encoded words and UTF-8 display names (RFC 6532) are allowed.
 func HeaderFromDomain(msg []byte) string {
-	var fields [32]field
-	fs, _ := splitHeader(msg, fields[:0])
-	var raw []byte
-	for i := range fs {
-		if fs[i].Is("From") {
-			raw = fs[i].Raw
+	sc := msgheader.NewScanner(msg)
+	found := false
+	for sc.Next() {
+		if found = sc.Field().Is("From"); found {
 			break
 		}
 	}
-	if raw == nil {
+	if !found {
 		return ""
 	}
-	value := raw[bytes.IndexByte(raw, ':')+1:]
-	v := strings.TrimSpace(strings.NewReplacer("\r\n", "", "\n", "", "\r", "").Replace(string(value)))
+	v := sc.Field().Unfolded()
 	if list, err := mail.ParseAddressList(v); err == nil && len(list) > 0 {
 		return mailaddr.Domain(list[0].Address)
 	}
