@@ -81,21 +81,6 @@ func Load(path string) (*Config, error) {
 	return Parse(path, src)
 }
 
-// Check returns every problem in the configuration file at path (nil when it
-// is valid), each an *Error.
-func Check(path string) []error {
-	_, err := Load(path)
-	var es Errors
-	if !errors.As(err, &es) {
-		return nil
-	}
-	out := make([]error, len(es))
-	for i, e := range es {
-		out[i] = e
-	}
-	return out
-}
-
 // arrayTemplates gives, for each array of tables, the value a new element
 // starts from: the built-in entry (when there is one) without its identity.
 func arrayTemplates(d *Config) (SMTPListener, HTTPListener, DKIM) {

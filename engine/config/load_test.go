@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -450,7 +451,7 @@ connection_limit = 0
 				t.Fatal(err)
 			}
 			var got []string
-			for _, e := range Check(path) {
+			for _, e := range checkFile(path) {
 				got = append(got, e.Error())
 			}
 			want := make([]string, len(tt.want))
@@ -487,7 +488,7 @@ func sameSet(a, b []string) bool {
 }
 
 func TestLoadMissingFile(t *testing.T) {
-	errs := Check("/nonexistent/gannet.toml")
+	errs := checkFile("/nonexistent/gannet.toml")
 	if len(errs) != 1 || !strings.HasPrefix(errs[0].Error(), "/nonexistent/gannet.toml: ") {
 		t.Fatalf("errs = %v", errs)
 	}
@@ -496,7 +497,7 @@ func TestLoadMissingFile(t *testing.T) {
 func TestValidFileHasNoProblems(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ok.toml")
 	os.WriteFile(path, []byte("[delivery]\nrelay_to = \"127.0.0.1:2526\"\n"), 0o644)
-	if errs := Check(path); errs != nil {
+	if errs := checkFile(path); errs != nil {
 		t.Fatalf("Check = %v", errs)
 	}
 }
@@ -509,4 +510,19 @@ func BenchmarkParseDefault(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// checkFile returns every problem Load finds in the file at path (nil when
+// it is valid), each an *Error.
+func checkFile(path string) []error {
+	_, err := Load(path)
+	var es Errors
+	if !errors.As(err, &es) {
+		return nil
+	}
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
 }

@@ -31,7 +31,7 @@ func TestMetricsAndBounceKeys(t *testing.T) {
 	bad := filepath.Join(dir, "bad.toml")
 	os.WriteFile(bad, []byte("[metrics]\nmax_destination_labels = 0\n\n[bounce]\nrules_file = \""+badRules+"\"\n"), 0o644)
 	var got []string
-	for _, e := range Check(bad) {
+	for _, e := range checkFile(bad) {
 		got = append(got, e.Error())
 	}
 	if len(got) != 2 || !strings.HasPrefix(got[0], bad+":2: metrics.max_destination_labels: must be at least 1") ||
