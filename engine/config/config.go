@@ -66,6 +66,8 @@ type Policy struct {
 	// Script is a Lua file whose configuration calls are applied over
 	// this configuration when it is loaded (engine.LoadConfig); "": none.
 	Script string `toml:"script"`
+	// HookTimeout is the time budget of one call of an event hook.
+	HookTimeout Duration `toml:"hook_timeout"`
 }
 
 // Log is [log]: where the JSON-lines log records go.

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"gannet/engine/bounce"
 
@@ -154,6 +155,9 @@ func (c *Config) validate() []problem {
 	}
 	if f := c.Policy.Script; f != "" && !strings.EqualFold(filepath.Ext(f), ".lua") {
 		ck.add(at("policy", "script"), "%q is not a Lua file (NAME.lua)", f)
+	}
+	if d := c.Policy.HookTimeout.Duration; d < time.Millisecond || d > time.Minute {
+		ck.add(at("policy", "hook_timeout"), "must be between 1ms and 1m, like \"100ms\"")
 	}
 
 	tenants := map[string]bool{}

@@ -1,6 +1,10 @@
 package policy
 
-import "time"
+import (
+	"time"
+
+	"gannet/engine/dkim"
+)
 
 // Message is what a policy knows of a message at reception, before the
 // client has its answer. It is the same for SMTP and HTTP: a field that one
@@ -51,6 +55,11 @@ type Decision struct {
 	// message (RFC 6376), in the order of the DKIM-Signature fields; none:
 	// the message is not signed.
 	DKIMDomains []string
+	// DKIMKeys are keys a policy script named (kumo.sign_dkim,
+	// msg:dkim_sign): each signs the edited message too, after the
+	// DKIMDomains signatures. The engine keeps one signer per key, so a
+	// key file is read once, not per message.
+	DKIMKeys []dkim.KeyConfig
 	// Warnings are what the engine logs about the decision, with the
 	// message id.
 	Warnings []Warning
