@@ -59,6 +59,7 @@ func (e *Engine) smtpArrival(in *inbound.Incoming) arrival {
 		peer:     in.Peer.Addr(),
 		helo:     env.Helo,
 		tls:      in.TLS,
+		keys:     sessionKeys(in),
 	}
 }
 

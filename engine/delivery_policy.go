@@ -24,14 +24,21 @@ import (
 // newShaper builds the Shaper. Its limits are read through conf on every
 // use, so that a reload changes them; the back-off settings and rules are
 // those of conf() now, replaced by Shaper.SetPolicy on a reload.
-func newShaper(conf func() *config.Config, now func() time.Time) (*shaping.Shaper, error) {
+//
+// script, when set, lays a policy script's get_egress_path_config over
+// the configured limits.
+func newShaper(conf func() *config.Config, now func() time.Time, script func(outbound.Limits, string, []string) outbound.Limits) (*shaping.Shaper, error) {
 	b, rules, err := shapingPolicy(conf())
 	if err != nil {
 		return nil, err
 	}
 	return shaping.New(shaping.Config{
 		Base: func(domain string, hosts []string) outbound.Limits {
-			return limitsOf(conf().ShapingFor(domain, hosts))
+			l := limitsOf(conf().ShapingFor(domain, hosts))
+			if script != nil {
+				l = script(l, domain, hosts)
+			}
+			return l
 		},
 		Backoff: b,
 		Rules:   rules,

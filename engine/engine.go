@@ -69,6 +69,10 @@ type Engine struct {
 	signers  *dkim.Signers // [[dkim]] keys at start (sign.go); live.signers after a reload
 	shaper   *shaping.Shaper
 
+	// What policy scripts changed while the relay runs (script.go):
+	scriptRates sync.Map   // tenant → messages per second (kumo.limit_sending)
+	scriptKeys  keySigners // DKIM keys named by scripts
+
 	stopOnce sync.Once
 }
 
@@ -166,6 +170,9 @@ func (e *Engine) startPolicy() error {
 	if err != nil {
 		return err
 	}
+	if err := e.startHooks(e.cfg, pol); err != nil {
+		return err
+	}
 	pol.signers = e.signers
 	e.live.Store(pol)
 	return nil
@@ -173,7 +180,7 @@ func (e *Engine) startPolicy() error {
 
 func (e *Engine) buildOutbound() error {
 	cfg := e.cfg
-	shaper, err := newShaper(e.conf, e.now)
+	shaper, err := newShaper(e.conf, e.now, e.scriptLimits)
 	if err != nil {
 		return err
 	}
@@ -214,6 +221,8 @@ func (e *Engine) buildOutbound() error {
 		Retry:        retryPolicy(cfg), // reload-safe: SetRetry
 		Shaper:       shaper,
 		TenantRate:   e.tenantRate, // reload-safe
+		Attempted:    e.attempted,  // a policy script's smtp_delivery_result
+		RetryFor:     e.queueRetry, // a policy script's get_queue_config
 		ReportingMTA: cfg.Delivery.EHLOName,
 		Record:       e.records,
 		Classify:     e.classify,

@@ -33,6 +33,7 @@ func (e *Engine) buildHTTP() error {
 			Now:             e.now,
 			Hostname:        e.hostname(),
 			Logger:          e.log,
+			Intercept:       e.intercept, // a policy script's http_request
 		})
 		e.https = append(e.https, srv)
 	}

@@ -8,6 +8,7 @@ import (
 	"gannet/engine/certs"
 	"gannet/engine/config"
 	"gannet/engine/inbound"
+	"gannet/engine/policy/lua"
 	"gannet/smtpwire"
 )
 
@@ -28,7 +29,7 @@ func (e *Engine) buildInbound() error {
 			bare = smtpwire.BareLFReject
 		}
 		var mechs []string
-		if len(e.cfg.SMTPUsers) > 0 {
+		if len(e.cfg.SMTPUsers) > 0 || e.hooksFor(lua.EventAuth) != nil {
 			mechs = l.AuthMechanisms
 		}
 		delayAfter := offIfZero(l.AuthFailDelayAfter)
@@ -63,12 +64,16 @@ func (e *Engine) buildInbound() error {
 	if len(cfgs) == 0 {
 		return nil // an HTTP-only relay
 	}
-	srv, err := inbound.New(cfgs, e, inbound.Options{
+	opts := inbound.Options{
 		Logger:        e.log,
 		Now:           e.now,
 		Metrics:       inboundMetrics{e},
-		Authenticator: authenticator{e.conf},
-	})
+		Authenticator: authenticator{conf: e.conf, script: e.scriptAuth},
+	}
+	if e.cfg.PolicyScript != nil {
+		opts.Greeter = e // smtp_server_greeting, if the script (or a reloaded one) has it
+	}
+	srv, err := inbound.New(cfgs, e, opts)
 	if err != nil {
 		return err
 	}
@@ -101,9 +106,20 @@ func (m inboundMetrics) TLSFailure(string)    { m.e.metrics.TLSFailures.Inc() }
 // configuration in force (a reload changes the accounts). Its answer takes
 // as long for a name that does not exist as for a wrong password
 // (config.Login), so that timing does not enumerate the accounts.
-type authenticator struct{ conf func() *config.Config }
+//
+// A policy script's smtp_server_auth hook, when there is one, answers
+// first (script); the accounts decide what it leaves unanswered.
+type authenticator struct {
+	conf   func() *config.Config
+	script func(ctx context.Context, listener string, cred smtpwire.AuthCredentials) (user, tenant string, ok, handled bool)
+}
 
-func (a authenticator) Authenticate(_ context.Context, cred smtpwire.AuthCredentials) (string, string, bool) {
+func (a authenticator) Authenticate(ctx context.Context, cred smtpwire.AuthCredentials) (string, string, bool) {
+	if a.script != nil {
+		if user, tenant, ok, handled := a.script(ctx, "", cred); handled {
+			return user, tenant, ok
+		}
+	}
 	conf := a.conf()
 	var u *config.SMTPUser
 	if cred.Mechanism == "CRAM-MD5" {

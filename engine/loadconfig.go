@@ -10,21 +10,29 @@ import (
 
 // LoadConfig loads the configuration file at path: a Lua policy script
 // (engine/policy/lua) when its name ends in .lua, a TOML file otherwise, and
-// then the TOML file's [policy] script over it. Start, check-config and
+// then the TOML file's [policy] script over it. The script, if any, is kept
+// in the configuration's PolicyScript, for the engine to start its hooks. Start, check-config and
 // reload all load through it. A non-nil error is of type config.Errors, one
 // FILE:LINE line per problem.
 func LoadConfig(path string) (*config.Config, error) {
 	if strings.EqualFold(filepath.Ext(path), ".lua") {
-		return lua.Load(path)
+		s, err := lua.LoadScript(path)
+		if err != nil {
+			return nil, err
+		}
+		s.Config.PolicyScript = s
+		return s.Config, nil
 	}
 	c, err := config.Load(path)
 	if err != nil {
 		return nil, err
 	}
 	if c.Policy.Script != "" {
-		if _, err := lua.Apply(c, c.Policy.Script); err != nil {
+		s, err := lua.Apply(c, c.Policy.Script)
+		if err != nil {
 			return nil, err
 		}
+		c.PolicyScript = s
 	}
 	return c, nil
 }

@@ -11,6 +11,7 @@ import (
 	"gannet/engine/dkim"
 	"gannet/engine/outbound"
 	"gannet/engine/policy"
+	"gannet/engine/policy/lua"
 	"gannet/queue"
 )
 
@@ -53,7 +54,8 @@ type livePolicy struct {
 	tlsGen      int                           // counts the reloads that changed the TLS policy
 	bounces     *bounce.Classifier
 	signers     *dkim.Signers
-	messages    messagePolicy // [meta], [[tenant]], [[dkim]]: policy.Rules
+	messages    messagePolicy // [meta], [[tenant]], [[dkim]]: policy.Rules; or the script's message hook over them
+	hooks       *lua.Hooks    // the policy script's event hooks (script.go); nil: no script
 }
 
 // conf returns the configuration in force.
@@ -123,6 +125,9 @@ func buildPolicy(cfg *config.Config, prev *livePolicy) (*livePolicy, error) {
 // tenantRate is delivery.Options.TenantRate and admin.Options.TenantRate:
 // the tenant's max_message_rate per second, 0 when it has none.
 func (e *Engine) tenantRate(tenant string) float64 {
+	if r, ok := e.scriptRates.Load(tenant); ok {
+		return r.(float64) // kumo.limit_sending
+	}
 	if p := e.policy(); p != nil {
 		return p.tenantRates[tenant]
 	}
@@ -195,6 +200,10 @@ func (e *Engine) reloadConfig() (restart []string, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := e.startHooks(cfg, p); err != nil {
+		return nil, err
+	}
+	e.scriptKeys.forget()
 	if p.signers == prev.signers {
 		e.reloadSigning() // same [[dkim]] list: re-read the key files
 	} else {
@@ -202,6 +211,9 @@ func (e *Engine) reloadConfig() (restart []string, err error) {
 	}
 	b, rules, _ := shapingPolicy(cfg) // checked by buildPolicy
 	e.live.Store(p)
+	if prev.hooks != nil {
+		prev.hooks.Close() // calls in flight finish on their states
+	}
 	e.shaper.SetPolicy(b, rules)
 	e.metrics.SetMaxDestinationLabels(cfg.Metrics.MaxDestinationLabels)
 	if e.delivery != nil {

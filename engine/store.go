@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"gannet/engine/dkim"
 	"gannet/engine/logrec"
 	"gannet/engine/policy"
 	"gannet/queue"
@@ -45,6 +46,9 @@ type arrival struct {
 	peer netip.Addr
 	helo string
 	tls  *tls.ConnectionState
+	// keys are DKIM keys the SMTP session's greeting hook named: they sign
+	// each of its messages, after the policy's own.
+	keys []dkim.KeyConfig
 }
 
 // receivedField is what the store path needs to write the trace field a
@@ -200,8 +204,13 @@ func (e *Engine) prepare(lp *livePolicy, a *arrival, id string, now time.Time) (
 	}
 	trace := a.received.ReceivedHeader(id, now)
 
+	keys := d.DKIMKeys
+	if len(a.keys) > 0 {
+		keys = append(slices.Clip(keys), a.keys...)
+	}
+	signed := len(d.DKIMDomains) > 0 || len(keys) > 0
 	head := len(trace)
-	if len(d.DKIMDomains) > 0 {
+	if signed {
 		head += sigReserve
 	}
 	buf := e.bodies.Get(head + policy.EditedLen(a.msg.Body, d.Edits))
@@ -217,6 +226,14 @@ func (e *Engine) prepare(lp *livePolicy, a *arrival, id string, now time.Time) (
 			e.bodies.Put(buf)
 			return prepared{}, fmt.Errorf("DKIM: %w", err)
 		}
+	}
+	if len(keys) > 0 {
+		more, err := e.signWithKeys(content, keys)
+		if err != nil {
+			e.bodies.Put(buf)
+			return prepared{}, fmt.Errorf("DKIM (policy script): %w", err)
+		}
+		sigs = append(sigs, more...)
 	}
 	p := prepared{m: newQueueMessage(&a.msg, d, now), buf: buf}
 	if front := len(trace) + len(sigs); front <= head {

@@ -35,6 +35,12 @@ type Config struct {
 	// File is the path the configuration was read from; "" for Default().
 	File string `toml:"-"`
 
+	// PolicyScript is the policy script the configuration came with (a
+	// .lua configuration file, or [policy] script), whose event hooks the
+	// engine starts; nil for none. It is set by the loader of the script,
+	// engine/policy/lua (a *lua.Script: this package cannot name the type).
+	PolicyScript any `toml:"-"`
+
 	// loginDummy is the bcrypt hash Login compares the password of an
 	// unknown AUTH name with (makeLoginDummy); nil without password_hash.
 	loginDummy []byte

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -212,6 +213,20 @@ func (l *Loop) SetRetry(p queue.RetryPolicy) { l.retry.Store(&p) }
 
 // Retry returns the retry schedule in force.
 func (l *Loop) Retry() queue.RetryPolicy { return *l.retry.Load() }
+
+// retryFor is the retry schedule of a message's mail to domain: the
+// Options.RetryFor answer over the loop's schedule.
+func (l *Loop) retryFor(env *msgEnv, domain string) queue.RetryPolicy {
+	p := *l.retry.Load()
+	if f := l.opts.RetryFor; f != nil {
+		if q, ok := f(env.tenant, env.campaign, domain); ok {
+			p.Initial = cmp.Or(q.Initial, p.Initial)
+			p.Max = cmp.Or(q.Max, p.Max)
+			p.MaxAge = cmp.Or(q.MaxAge, p.MaxAge)
+		}
+	}
+	return p
+}
 
 // Enqueue takes a spooled message: its pending recipients are grouped by
 // destination domain (lower-cased), one work item per domain, due at
@@ -590,6 +605,10 @@ func (l *Loop) deliver(it *workItem) {
 					r.Status, r.Reply = outbound.Bounced, ruleBounceReply(r.Reply)
 				}
 			}
+		}
+		if f := l.opts.Attempted; f != nil {
+			f(&Attempt{Path: it.path(), ID: snapshot.ID, Tenant: it.ms.env.tenant, Campaign: it.ms.env.campaign,
+				Attempts: snapshot.Attempts, Outcome: &out})
 		}
 	}
 	l.apply(it, idx, out)

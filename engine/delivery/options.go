@@ -66,6 +66,10 @@ type Options struct {
 	// Retry is the retry schedule and the maximum age ([queue]
 	// retry_interval, max_retry_interval, max_retry_age).
 	Retry queue.RetryPolicy
+	// RetryFor, when set, gives the retry schedule of one queue (a
+	// policy script's get_queue_config): its non-zero fields replace those
+	// of Retry for the mail of that tenant and campaign to that domain.
+	RetryFor func(tenant, campaign, domain string) (queue.RetryPolicy, bool)
 	// Limits returns the shaping of a path: Connections is the number of
 	// workers (and so of simultaneous transactions) per path. Nil: 10.
 	// Unused when Shaper is set.
@@ -98,6 +102,11 @@ type Options struct {
 	Classify func(smtpwire.Reply) string
 	// Metrics receives counters and the delivery latency. Nil: none.
 	Metrics Metrics
+	// Attempted, when set, is told of every transaction once it ended and
+	// the shaper saw it, before its outcome is applied (a policy script's
+	// smtp_delivery_result hook). It runs on the delivery worker: it may
+	// take a little time, never long.
+	Attempted func(a *Attempt)
 	// Clock is the time source (queue.SystemClock()); tests use a
 	// queuetest.FakeClock.
 	Clock queue.Clock
@@ -106,6 +115,17 @@ type Options struct {
 	// Logger receives errors that have no record (spool update failures).
 	// Nil: slog.Default().
 	Logger *slog.Logger
+}
+
+// Attempt is one transaction as Options.Attempted sees it.
+type Attempt struct {
+	Path     outbound.Path
+	ID       string
+	Tenant   string
+	Campaign string
+	// Attempts counts the message's attempts before this one.
+	Attempts int
+	Outcome  *outbound.Outcome
 }
 
 // Shaper is the traffic shaping of the paths (*shaping.Shaper has it).

@@ -85,7 +85,7 @@ func (l *Loop) apply(it *workItem, idx []int, out outbound.Outcome) {
 		vs = append(vs, v)
 	}
 	if len(deferred) > 0 {
-		if due, ok := l.retry.Load().Next(m.Created, now, lastAttempts); ok {
+		if due, ok := l.retryFor(ms.env, it.domain).Next(m.Created, now, lastAttempts); ok {
 			retry = &workItem{ms: ms, domain: it.domain, rcpts: deferred, high: it.high}
 			retryAt = due
 			ms.due.set(it.domain, due)

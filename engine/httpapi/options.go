@@ -60,5 +60,11 @@ type Options struct {
 	NewID    func() string    // left side of generated Message-IDs; nil: 128 random bits
 	Logger   *slog.Logger     // internal errors; nil: discarded
 
+	// Intercept, when set, sees every request first, before the API's own
+	// checks of the caller (a policy script's http_request hook): it
+	// returns true when it has answered the request. It must not read the
+	// request body.
+	Intercept func(w http.ResponseWriter, r *http.Request) bool
+
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration // 0: defaults above
 }

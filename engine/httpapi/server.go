@@ -177,6 +177,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}()
+	if f := s.opts.Intercept; f != nil && f(sw, r) {
+		return
+	}
 	path := r.URL.Path
 	var service string
 	var methods []string

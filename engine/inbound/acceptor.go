@@ -46,6 +46,9 @@ type Incoming struct {
 	// session's successful AUTH; empty when the client did not authenticate.
 	AuthUser string
 	Tenant   string
+	// Greeting is what the Greeter returned for the session, the last time
+	// it ran before this message; nil without a Greeter.
+	Greeting any
 }
 
 // Authenticator checks AUTH credentials for the listener (RFC 4954). It runs
@@ -54,4 +57,23 @@ type Incoming struct {
 // 535 5.7.8; user names the account, tenant its tenant (may be "").
 type Authenticator interface {
 	Authenticate(ctx context.Context, cred smtpwire.AuthCredentials) (user, tenant string, ok bool)
+}
+
+// Greeter runs a policy at the session's greeting: after each EHLO or HELO,
+// and again after a successful AUTH, so that it sees the session's
+// tenant. It runs on a worker goroutine; meanwhile the session's commands
+// wait. state is kept by the session and handed to the Acceptor with each
+// of its messages (Incoming.Greeting); a non-nil refuse is the reply every
+// later MAIL command of the session gets (a 421 also ends the session).
+type Greeter interface {
+	Greet(ctx context.Context, g *Greeting) (state any, refuse *smtpwire.Reply)
+}
+
+// Greeting is what a Greeter knows of the session.
+type Greeting struct {
+	Listener string
+	Helo     string // the EHLO/HELO name
+	Peer     netip.AddrPort
+	AuthUser string // "" before AUTH
+	Tenant   string // the AUTH account's tenant, "" for none
 }

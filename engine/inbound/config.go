@@ -95,6 +95,9 @@ type Options struct {
 	Metrics    Metrics
 	// Authenticator checks AUTH credentials; nil: AUTH is never offered.
 	Authenticator Authenticator
+	// Greeter, when set, runs after each EHLO/HELO and again after a
+	// successful AUTH (a policy script's smtp_server_greeting). Nil: none.
+	Greeter Greeter
 }
 
 // Metrics receives the listener's counters. Calls come from event loops and

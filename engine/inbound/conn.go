@@ -53,9 +53,12 @@ type conn struct {
 	closed      bool // OnClose ran; late runnables do nothing
 
 	authUser, tenant string
-	tls              *tlsConn  // nil: plaintext
-	refusal          []byte    // implicit TLS: the 421 to send after the handshake (listener.refuse)
-	mailIn           *Incoming // reused for CheckMail
+	helo             string          // the last EHLO/HELO name
+	greeting         any             // what the Greeter returned (Incoming.Greeting)
+	refuse           *smtpwire.Reply // the Greeter's refusal of the session's mail
+	tls              *tlsConn        // nil: plaintext
+	refusal          []byte          // implicit TLS: the 421 to send after the handshake (listener.refuse)
+	mailIn           *Incoming       // reused for CheckMail
 
 	// deadline is when the current wait (command, data, idle) expires, in
 	// Unix nanoseconds of the server clock; 0 while a worker is busy.
@@ -169,6 +172,12 @@ func (st *conn) process() {
 // handle answers one session event.
 func (st *conn) handle(ev smtpwire.Event) {
 	switch ev.Kind {
+	case smtpwire.EventHello:
+		st.helo = ev.Hello
+		if st.l.srv.greeter != nil {
+			st.heldMessage = false
+			st.greet()
+		}
 	case smtpwire.EventMail:
 		st.sess.Respond(st.checkMail(ev))
 	case smtpwire.EventRcpt:
@@ -202,6 +211,12 @@ func (st *conn) handle(ev smtpwire.Event) {
 // checkMail runs the Acceptor's MAIL FROM check. The Incoming is reused
 // for every MAIL of the connection: CheckMail must not keep it.
 func (st *conn) checkMail(ev smtpwire.Event) *smtpwire.Reply {
+	if st.refuse != nil {
+		if st.refuse.Code == 421 {
+			st.closing = true
+		}
+		return st.refuse
+	}
 	if st.mailIn == nil {
 		st.mailIn = new(Incoming)
 	}
@@ -233,7 +248,19 @@ func (st *conn) incoming(env *smtpwire.Envelope, body []byte) *Incoming {
 		TLS:      st.tlsState(),
 		AuthUser: st.authUser,
 		Tenant:   st.tenant,
+		Greeting: st.greeting,
 	}
+}
+
+// greet runs the Greeter on a worker. The session's next commands wait for
+// it; when the worker pool is full, the session goes on without it.
+func (st *conn) greet() {
+	srv := st.l.srv
+	g := &Greeting{Listener: st.l.name, Helo: st.helo, Peer: st.peer, AuthUser: st.authUser, Tenant: st.tenant}
+	st.runWorker(func(ctx context.Context) func() {
+		state, refuse := srv.greeter.Greet(ctx, g)
+		return func() { st.greeting, st.refuse = state, refuse }
+	}, nil)
 }
 
 func (st *conn) tlsState() *tls.ConnectionState {
@@ -322,6 +349,9 @@ func (st *conn) checkAuth(cred smtpwire.AuthCredentials) {
 			}
 			st.authUser, st.tenant = user, tenant
 			st.sess.Respond(nil)
+			if srv.greeter != nil {
+				st.greet() // again, with the tenant
+			}
 		}
 	}, delay, &smtpwire.Reply{Code: 454, Enhanced: "4.7.0", Lines: []string{"Temporary authentication failure"}})
 	if !submitted {
@@ -379,7 +409,9 @@ func (st *conn) runWorkerAfter(job func(ctx context.Context) func(), delay time.
 		srv.inflight.Done()
 		st.busy = false
 		srv.log.Warn("worker pool full", "listener", st.l.name, "err", err)
-		st.sess.Respond(busy)
+		if busy != nil { // nil: no event waits for an answer
+			st.sess.Respond(busy)
+		}
 		return false
 	}
 	return true

@@ -23,6 +23,7 @@ import (
 type Server struct {
 	acc     Acceptor
 	auth    Authenticator
+	greeter Greeter
 	log     *slog.Logger
 	now     func() time.Time
 	metrics Metrics
@@ -60,6 +61,7 @@ func New(cfgs []ListenerConfig, acc Acceptor, opts Options) (*Server, error) {
 	s := &Server{
 		acc:     acc,
 		auth:    opts.Authenticator,
+		greeter: opts.Greeter,
 		log:     opts.Logger,
 		now:     opts.Now,
 		metrics: opts.Metrics,

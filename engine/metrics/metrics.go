@@ -74,6 +74,7 @@ type Metrics struct {
 	destinations     atomic.Pointer[func() DestinationState] // destinations.go
 	bounceClasses    classCounters                           // gannet_bounces_total{class}
 	transientClasses classCounters                           // gannet_transient_failures_by_class_total{class}
+	policy           policyMetrics                           // policy.go
 }
 
 // New creates the metrics on a new Set. It turns on TYPE/HELP lines, which
@@ -226,6 +227,10 @@ func help(family string) string {
 		return "SMTP connections accepted (in) or outbound sessions established (out)."
 	case "gannet_bounces_total":
 		return "Recipients that bounced or expired, by bounce classification."
+	case "gannet_policy_errors_total":
+		return "Policy script hook calls that raised an error or ran past [policy] hook_timeout, by event."
+	case "gannet_campaign_events_total":
+		return "Events a policy script counted with increment_campaign_metric, by campaign and event."
 	case "gannet_transient_failures_by_class_total":
 		return "Delivery attempts that failed temporarily, by bounce classification of the reply."
 	}

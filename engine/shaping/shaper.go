@@ -515,3 +515,41 @@ func (s *Shaper) SuspendSite(site resolver.SiteKey, until time.Time) {
 
 // Open reports whether the gate lets the item through (no wait, no bounce).
 func (g Gate) Open() bool { return g.Until.IsZero() && !g.Bounce }
+
+// ScaleDomain multiplies the current message rate of every path that
+// delivers to domain by factor (0 < factor < 1 slows it down): a policy
+// script's adjust_domain_rate(domain, -0.3) is factor 0.7. The rate stays
+// within [backoff] min_rate and the configured rate, and recovers as after
+// an adaptive cut. It reports how many paths it changed (none when no mail
+// to domain has gone out since the paths were last forgotten).
+func (s *Shaper) ScaleDomain(domain string, factor float64) int {
+	if factor <= 0 || math.IsNaN(factor) || math.IsInf(factor, 0) {
+		return 0
+	}
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, p := range s.paths {
+		if p.domain != domain {
+			continue
+		}
+		eff := s.effective(p, now)
+		rate := eff.MessageRate
+		if rate <= 0 {
+			rate = max(p.meter.rate(now), unlimitedCutFloor)
+		}
+		if !p.cut {
+			p.rateCeil = p.base.MessageRate
+			if p.rateCeil <= 0 {
+				p.rateCeil = rate
+			}
+			p.conns = float64(max(1, eff.Connections))
+		}
+		p.rate = max(s.cfg.Backoff.MinRate, min(p.rateCeil, rate*factor))
+		p.cut = p.rate < p.rateCeil || p.conns < float64(max(1, p.base.Connections))
+		p.lastCut, p.lastRaise = now, now
+		n++
+	}
+	return n
+}

@@ -342,3 +342,45 @@ func TestRelaySiteHasNoMXHosts(t *testing.T) {
 		t.Errorf("taken for an MX host name (%q), the smarthost escaped the rule: gate %+v", asked, g)
 	}
 }
+
+// TestScaleDomain: adjust_domain_rate(d, -0.3) scales the rate of the
+// domain's paths by 0.7 (and again on a second call), leaves other
+// domains alone, stays above min_rate, and recovers like a cut.
+func TestScaleDomain(t *testing.T) {
+	s, c := newTestShaper(outbound.Limits{Connections: 10, MessageRate: 100}, func(cfg *Config) { cfg.Backoff.MinRate = 20 })
+	x, y := pathTo("", site, "x.test"), pathTo("", "mx.y.test", "y.test")
+	s.Observe(x, ok())
+	s.Observe(y, ok())
+	if n := s.ScaleDomain("nowhere.test", 0.7); n != 0 {
+		t.Fatalf("unknown domain changed %d paths", n)
+	}
+	if n := s.ScaleDomain("x.test", 0.7); n != 1 {
+		t.Fatalf("changed %d paths, want 1", n)
+	}
+	if l := s.Limits(x); !near(l.MessageRate, 70) || l.Connections != 10 {
+		t.Fatalf("after one scale: %+v, want 70/s, 10 connections", l)
+	}
+	if l := s.Limits(y); !near(l.MessageRate, 100) {
+		t.Fatalf("other domain: %+v", l)
+	}
+	s.ScaleDomain("x.test", 0.7)
+	if l := s.Limits(x); !near(l.MessageRate, 49) {
+		t.Fatalf("after two scales: %+v, want 49/s", l)
+	}
+	for range 5 {
+		s.ScaleDomain("x.test", 0.5)
+	}
+	if l := s.Limits(x); !near(l.MessageRate, 20) {
+		t.Fatalf("floor: %+v, want min_rate 20/s", l)
+	}
+	for range 20 {
+		c.advance(time.Second)
+		s.Observe(x, ok())
+	}
+	if l := s.Limits(x); !near(l.MessageRate, 100) || s.PathStatus(x).Throttled {
+		t.Fatalf("after recovery: %+v", l)
+	}
+	if s.ScaleDomain("x.test", 0) != 0 || s.ScaleDomain("x.test", math.NaN()) != 0 {
+		t.Fatal("a factor of 0 or NaN must change nothing")
+	}
+}
