@@ -25,6 +25,14 @@ type gannetConfig struct {
 	MaxRetryAge      string   // default "10m"
 	TLSMode          string   // [tls] mode, default "opportunistic"
 	Extra            string   // more TOML appended at the end
+	// Script is a Lua policy script, written next to the config and named
+	// by [policy] script. Its listener addresses 127.0.0.1:2525 and
+	// 127.0.0.1:8000 (those of policy.md's reference script) become the
+	// test's SMTP and HTTP addresses; ScriptReplace holds more old, new
+	// pairs to replace in it.
+	Script        string
+	ScriptReplace []string
+	HookTimeout   string // [policy] hook_timeout; "": the default
 }
 
 // configTemplate is the TOML config every e2e gannet runs with. It names the
@@ -103,6 +111,17 @@ func startGannet(t testing.TB, cfg gannetConfig) *gannet {
 		LogDir:     filepath.Join(dir, "logs"),
 		SMTPAddr:   hostPort("127.0.0.1", freePort(t, false, "127.0.0.1")),
 		HTTPAddr:   hostPort("127.0.0.1", freePort(t, false, "127.0.0.1")),
+	}
+	if cfg.Script != "" {
+		pairs := append([]string{"127.0.0.1:2525", g.SMTPAddr, "127.0.0.1:8000", g.HTTPAddr}, cfg.ScriptReplace...)
+		script := filepath.Join(dir, "policy.lua")
+		if err := os.WriteFile(script, []byte(strings.NewReplacer(pairs...).Replace(cfg.Script)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Extra += fmt.Sprintf("\n[policy]\nscript = %q\n", script)
+		if cfg.HookTimeout != "" {
+			cfg.Extra += fmt.Sprintf("hook_timeout = %q\n", cfg.HookTimeout)
+		}
 	}
 	quoted := make([]string, len(cfg.RelayHosts))
 	for i, h := range cfg.RelayHosts {
