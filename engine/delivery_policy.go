@@ -107,6 +107,7 @@ func tlsPolicyOf(t config.TLS) (outbound.TLSPolicy, error) {
 // ([[tenant]] egress_pool, else [delivery] egress_pool), by weight.
 type egressChooser struct {
 	pools   map[string][]weightedSource // by tenant; "" = the default pool
+	named   map[string][]weightedSource // [[egress_pool]] by name (a script's get_queue_config egress_pool)
 	mu      sync.Mutex
 	rnd     *rand.Rand
 	byName  map[string]outbound.Source
@@ -137,6 +138,10 @@ func newEgressChooser(cfg *config.Config, seed uint64) *egressChooser {
 		}
 		return ws
 	}
+	ec.named = map[string][]weightedSource{}
+	for i := range cfg.EgressPools {
+		ec.named[cfg.EgressPools[i].Name] = members(&cfg.EgressPools[i])
+	}
 	ec.pools[""] = members(cfg.TenantEgressPool(""))
 	for _, t := range cfg.Tenants {
 		ec.pools[t.Name] = members(cfg.TenantEgressPool(t.Name))
@@ -155,6 +160,11 @@ func (ec *egressChooser) choose(tenant string) outbound.Source {
 	if !ok {
 		ws = ec.pools[""]
 	}
+	return ec.pick(ws)
+}
+
+// pick chooses a member of ws by weight.
+func (ec *egressChooser) pick(ws []weightedSource) outbound.Source {
 	switch len(ws) {
 	case 0:
 		return outbound.Source{}

@@ -70,8 +70,9 @@ type Engine struct {
 	shaper   *shaping.Shaper
 
 	// What policy scripts changed while the relay runs (script.go):
-	scriptRates sync.Map   // tenant → messages per second (kumo.limit_sending)
-	scriptKeys  keySigners // DKIM keys named by scripts
+	scriptRates  sync.Map   // tenant → messages per second (kumo.limit_sending)
+	scriptKeys   keySigners // DKIM keys named by scripts
+	unknownPools sync.Map   // egress pool names a script named that do not exist (logged once)
 
 	stopOnce sync.Once
 }
@@ -189,6 +190,7 @@ func (e *Engine) buildOutbound() error {
 	e.outbound = outbound.New(outbound.Options{
 		EHLOName:       cfg.Delivery.EHLOName,
 		SMTPPort:       cfg.Delivery.SMTPPort,
+		PortFor:        e.scriptPort, // a policy script's get_egress_path_config smtp_port
 		RelayTo:        cfg.Delivery.RelayTo,
 		TLS:            e.policy().tlsDefault,
 		TLSFor:         e.tlsFor, // reload-safe ([tls], [tls_policy.*])
@@ -229,8 +231,8 @@ func (e *Engine) buildOutbound() error {
 		Metrics:      delivery.EngineMetrics(e.metrics),
 		Logger:       e.log,
 	}
-	if egress.hasPool {
-		opts.Egress = egress.choose
+	if egress.hasPool || cfg.PolicyScript != nil {
+		opts.Egress = e.egressFor(egress)
 	}
 	if cfg.Delivery.SendBounces {
 		opts.SendBounce = e.sendBounce

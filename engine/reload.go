@@ -144,6 +144,10 @@ func (e *Engine) tlsFor(domain string) (outbound.TLSPolicy, string) {
 	if d, ok := p.tlsDomains[domain]; ok {
 		pol, key = d, domain
 	}
+	if mode, ok := e.scriptTLSMode(domain); ok && mode != pol.Mode {
+		pol.Mode = mode
+		key = domain + "+script:" + mode.String()
+	}
 	if p.tlsGen > 0 {
 		key = fmt.Sprintf("%s#%d", key, p.tlsGen)
 	}

@@ -403,16 +403,70 @@ func (e *Engine) queueRetry(tenant, campaign, domain string) (queue.RetryPolicy,
 // scriptLimits lays get_egress_path_config's answer for the path to domain
 // over its configured limits (the hooks cache the answer per path).
 func (e *Engine) scriptLimits(l outbound.Limits, domain string, hosts []string) outbound.Limits {
-	h := e.hooksFor(lua.EventEgressPath)
-	if h == nil {
-		return l
-	}
-	p, ok, err := h.EgressPath(domain, "", strings.Join(hosts, ","))
-	if err != nil || !ok {
+	p, ok := e.scriptEgressPath(domain, strings.Join(hosts, ","))
+	if !ok {
 		return l
 	}
 	l.Connections = cmp.Or(p.ConnectionLimit, l.Connections)
 	l.MaxDeliveriesPerConn = cmp.Or(p.MaxDeliveriesPerConnection, l.MaxDeliveriesPerConn)
 	l.MessageRate = cmp.Or(p.MaxMessageRate, l.MessageRate)
 	return l
+}
+
+// egressFor is delivery.Options.Egress: the [[egress_pool]] a policy
+// script's get_queue_config names for the queue, else the tenant's pool.
+// A pool name the configuration does not have is logged and ignored.
+func (e *Engine) egressFor(ec *egressChooser) func(tenant, campaign, domain string) outbound.Source {
+	return func(tenant, campaign, domain string) outbound.Source {
+		if h := e.hooksFor(lua.EventQueueConfig); h != nil {
+			if q, ok, err := h.QueueConfig(domain, tenant, campaign, ""); err == nil && ok && q.EgressPool != "" {
+				if ws, found := ec.named[q.EgressPool]; found {
+					return ec.pick(ws)
+				}
+				if _, seen := e.unknownPools.LoadOrStore(q.EgressPool, true); !seen {
+					e.log.Warn("policy: get_queue_config names an unknown egress_pool (logged once)", "egress_pool", q.EgressPool, "domain", domain, "tenant", tenant)
+				}
+			}
+		}
+		return ec.choose(tenant)
+	}
+}
+
+// scriptEgressPath is get_egress_path_config's answer for domain (and its
+// site, when known); ok false when no hook answered.
+func (e *Engine) scriptEgressPath(domain, site string) (lua.EgressPath, bool) {
+	h := e.hooksFor(lua.EventEgressPath)
+	if h == nil {
+		return lua.EgressPath{}, false
+	}
+	p, ok, err := h.EgressPath(domain, "", site)
+	return p, err == nil && ok
+}
+
+// scriptPort is outbound.Options.PortFor: get_egress_path_config's
+// smtp_port.
+func (e *Engine) scriptPort(domain, site string) int {
+	p, _ := e.scriptEgressPath(domain, site)
+	return p.SMTPPort
+}
+
+// scriptTLSMode maps get_egress_path_config's enable_tls (KumoMTA's
+// spellings) to an outbound TLS mode for domain. RequiredInsecure (TLS
+// without a certificate check) has no Gannet mode: it keeps the configured one.
+func (e *Engine) scriptTLSMode(domain string) (outbound.TLSMode, bool) {
+	p, ok := e.scriptEgressPath(domain, "")
+	if !ok || p.EnableTLS == "" {
+		return 0, false
+	}
+	switch strings.ToLower(p.EnableTLS) {
+	case "opportunistic":
+		return outbound.TLSOpportunistic, true
+	case "opportunisticinsecure", "opportunistic-insecure":
+		return outbound.TLSOpportunisticInsecure, true
+	case "required":
+		return outbound.TLSRequired, true
+	case "disabled":
+		return outbound.TLSDisabled, true
+	}
+	return 0, false
 }

@@ -397,7 +397,7 @@ func (l *Loop) route(it *workItem) {
 func (l *Loop) toReady(it *workItem) {
 	if it.qkey == "" {
 		if l.opts.Egress != nil {
-			it.source = l.opts.Egress(it.ms.env.tenant)
+			it.source = l.opts.Egress(it.ms.env.tenant, it.ms.env.campaign, it.domain)
 		}
 		it.qkey = it.path().Key()
 	}

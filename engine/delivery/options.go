@@ -81,7 +81,7 @@ type Options struct {
 	// Egress chooses the egress source of a tenant's mail ([[egress_pool]]
 	// by weight); it is called once per work item, when it is first
 	// routed. Nil: the default source.
-	Egress func(tenant string) outbound.Source
+	Egress func(tenant, campaign, domain string) outbound.Source
 	// TenantRate returns a tenant's message rate per second ([[tenant]]
 	// max_message_rate; 0 unlimited). An item over its tenant's rate waits
 	// in the scheduled queue, never in a site worker. Nil: no tenant rates.

@@ -168,7 +168,7 @@ func TestBounceRule(t *testing.T) {
 func TestEgressChoiceSplitsPaths(t *testing.T) {
 	h := newHarness(t, func(o *Options) {
 		o.Limits = func(outbound.Path) outbound.Limits { return outbound.Limits{Connections: 1} }
-		o.Egress = func(tenant string) outbound.Source {
+		o.Egress = func(tenant, _, _ string) outbound.Source {
 			return outbound.Source{Name: "ip-" + tenant}
 		}
 	})

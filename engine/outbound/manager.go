@@ -22,6 +22,10 @@ type Options struct {
 	EHLOName string
 	// SMTPPort is the port dialled on MX hosts ([delivery] smtp_port; 25).
 	SMTPPort int
+	// PortFor, when set, may name another port for the MX hosts of one
+	// destination (a policy script's get_egress_path_config smtp_port);
+	// 0 keeps SMTPPort.
+	PortFor func(domain, site string) int
 	// RelayTo, when set ("host:port", [delivery] relay_to), sends every
 	// transaction to that smarthost instead of the route's MX hosts. The
 	// pool is then keyed by RelayTo whatever site the caller names.
@@ -294,12 +298,18 @@ func (m *Manager) candidates(ctx context.Context, route *resolver.Route) ([]cand
 	if route == nil {
 		return nil, nil
 	}
+	port := m.opts.SMTPPort
+	if f := m.opts.PortFor; f != nil {
+		if p := f(route.Domain, route.Site.String()); p > 0 && p < 65536 {
+			port = p
+		}
+	}
 	for _, h := range route.Hosts {
 		for _, a := range h.Addrs {
 			if len(out) == m.opts.MaxAddresses {
 				return out, nil
 			}
-			out = append(out, candidate{host: h.Name, addr: netip.AddrPortFrom(a.Unmap(), uint16(m.opts.SMTPPort))})
+			out = append(out, candidate{host: h.Name, addr: netip.AddrPortFrom(a.Unmap(), uint16(port))})
 		}
 	}
 	return out, nil
