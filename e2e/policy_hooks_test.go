@@ -205,6 +205,28 @@ key = "key-ops"
 		out := g.p.out.String()
 		return strings.Contains(out, "Throttled by "+domain2+", reducing rate"), out
 	})
+	// Priority under bulk load: 80 bulk messages from smtp-source wait for
+	// d1.test's 1000/min, and a transactional one sent after them all
+	// overtakes most of them.
+	before := len(rcv.arrivals(t))
+	smtpSource(t, g.SMTPAddr, 4, 80, senderAddr, "bulk@"+domain1)
+	if r := swaksSend(t, g.SMTPAddr, senderAddr, []string{"vip@" + domain1},
+		policyMessage(senderAddr, "vip@"+domain1, "password reset", "X-Type: transactional")); !strings.HasPrefix(r, "250") {
+		t.Fatalf("transactional message: %q", r)
+	}
+	all := waitArrivals(t, rcv, before+81, deliveryMax)[before:]
+	pos := -1
+	for i, a := range all {
+		if len(a.Rcpts) == 1 && a.Rcpts[0] == "vip@"+domain1 {
+			pos = i
+		}
+	}
+	if pos < 0 || pos > 40 {
+		t.Errorf("the transactional message arrived at position %d of %d, want ahead of most of the bulk queued before it", pos, len(all))
+	} else {
+		t.Logf("the transactional message arrived at position %d of %d", pos, len(all))
+	}
+
 	m := metricSamples(t, g, ops)
 	if v := m[`gannet_campaign_events_total{campaign="spring-sale",event="queued"}`]; v != 1 {
 		t.Errorf("gannet_campaign_events_total for spring-sale = %v, want 1", v)
