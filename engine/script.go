@@ -68,6 +68,19 @@ func (e *Engine) startHooks(cfg *config.Config, p *livePolicy) error {
 	if h.Has(lua.EventMessage) {
 		p.messages = h
 	}
+	var events []string
+	for _, ev := range []string{lua.EventGreeting, lua.EventMessage, lua.EventAuth, lua.EventDeliveryResult,
+		lua.EventHTTPRequest, lua.EventQueueConfig, lua.EventEgressPath} {
+		if h.Has(ev) {
+			events = append(events, ev)
+		}
+	}
+	file := cfg.Policy.Script
+	if file == "" {
+		file = cfg.File // a .lua configuration file
+	}
+	e.log.Info("policy script loaded", "script", file, "hooks", strings.Join(events, ","),
+		"hook_timeout", cfg.Policy.HookTimeout.Duration)
 	return nil
 }
 
