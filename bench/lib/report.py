@@ -116,7 +116,7 @@ def policy_line(plain, lua, quick=False):
         return head.format("—") + f": not computed ({why or 'no rate'})."
     verdict = "met" if r >= POLICY_TARGET else "**not met**"
     if quick:
-        verdict += " (quick mode: a sample of well under a second, it swings both ways)"
+        verdict += " (quick mode: a tiny sample, it swings both ways)"
     return (head.format(f"{r:.0%}") + f": {verdict} — {fmt(num(lua.get('rate')))} ÷ "
             f"{fmt(num(plain.get('rate')))} msgs/s end to end, the two Gannet runs of (b) above, one "
             "right after the other. \"Gannet + policy script\" runs the hooks and helper functions of "
