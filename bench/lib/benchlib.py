@@ -240,11 +240,15 @@ def spawn(logfile, addr, timeout, *cmd):
 
 def _http_get(url):
     """GETs an http://host:port/path URL with HTTP/1.0 and returns the body.
-    (urllib would double the start-up time of every call on a busy box.)"""
+    (urllib would double the start-up time of every call on a busy box.)
+    BENCH_HTTP_AUTH, when set, is sent as the Authorization header (the
+    policy script of the gannet-lua runs refuses requests without its key)."""
     rest = url.split("://", 1)[1]
     hostport, _, path = rest.partition("/")
+    auth = os.environ.get("BENCH_HTTP_AUTH", "")
+    extra = f"Authorization: {auth}\r\n" if auth else ""
     with socket.create_connection(_addr(hostport), timeout=5) as c:
-        c.sendall(f"GET /{path} HTTP/1.0\r\nHost: {hostport}\r\n\r\n".encode())
+        c.sendall(f"GET /{path} HTTP/1.0\r\nHost: {hostport}\r\n{extra}\r\n".encode())
         chunks = []
         while True:
             b = c.recv(65536)

@@ -4,7 +4,8 @@
   report.py RESULTS.jsonl key=value...   (the run's parameters)
 
 Each result line has "scen" (a-f, e-fill), "sys" (ceiling-source,
-ceiling-blast, postfix, gannet), for the relays' (a) runs "gen" (blast:
+ceiling-blast, postfix, gannet; in (b) and (d) also gannet-lua: Gannet with
+the reference policy script's hooks on, shown in the (b) table only), for the relays' (a) runs "gen" (blast:
 bin/smtpblast, source: smtp-source), for the (a) runs and the ceilings
 "rep" (the repetition: run.sh interleaves the ceiling and Gannet's (a) runs
 BENCH_A_REPEAT times) and either the scenario's numbers or "error". Where a
@@ -27,7 +28,11 @@ SYSTEMS = [
     ("postfix", "Postfix (private instance)"),
     ("gannet", "Gannet"),
 ]
-SYS_NAME = dict(SYSTEMS)
+# (b) also has Gannet with the policy script on (run.sh: relay_run gannet-lua),
+# judged against Gannet's own (b) run of the same bench run.
+B_SYSTEMS = SYSTEMS + [("gannet-lua", "Gannet + policy script (relay.lua hooks)")]
+SYS_NAME = dict(B_SYSTEMS)
+POLICY_TARGET = 0.85  # the issue: end to end with the script ≥ 85% of the rate without it
 CEILING = "ceiling-blast"  # the ceiling of the (b)/(c) tables: the relays' client there
 # (a) is measured with both clients; each is compared with its own ceiling.
 GENS = [
@@ -93,6 +98,31 @@ def median_ratio(pairs):
 
 def fmt_reps(pairs):
     return ", ".join("—" if rr is None else f"{rr:.2f}" for _, rr in pairs)
+
+
+def policy_line(plain, lua, quick=False):
+    """The (b) line of the policy script: Gannet with the script on ÷ Gannet
+    without it, both runs of the same bench run."""
+    head = f"policy script on: {{}} of the rate without it (target ≥ {POLICY_TARGET:.0%})"
+    why = None
+    if plain is None:
+        why = "Gannet without the script not run (BENCH_SYSTEMS)"
+    elif plain.get("error"):
+        why = f"Gannet without the script {plain['error']}"
+    elif lua.get("error"):
+        why = f"Gannet with the script {lua['error']}"
+    r = None if why else ratio(lua.get("rate"), plain.get("rate"))
+    if r is None:
+        return head.format("—") + f": not computed ({why or 'no rate'})."
+    verdict = "met" if r >= POLICY_TARGET else "**not met**"
+    if quick:
+        verdict += " (quick mode: a tiny sample, it swings both ways)"
+    return (head.format(f"{r:.0%}") + f": {verdict} — {fmt(num(lua.get('rate')))} ÷ "
+            f"{fmt(num(plain.get('rate')))} msgs/s end to end, the two Gannet runs of (b) above, one "
+            "right after the other. \"Gannet + policy script\" runs the hooks and helper functions of "
+            "the reference script of docs/policy.md (engine/policy/lua/testdata/relay.lua) with its "
+            "configuration calls (kumo.start_*, kumo.configure_*) dropped, so that it runs the bench's "
+            "listener, delivery and queue settings.")
 
 
 def cpuinfo():
@@ -251,7 +281,7 @@ def main(argv):
              "OpenDKIM milter) — messages/hour",
     }
     for scen in "bc":
-        present = [s for s, _ in SYSTEMS if (scen, s) in by]
+        present = [s for s, _ in (B_SYSTEMS if scen == "b" else SYSTEMS) if (scen, s) in by]
         if not any(not s.startswith("ceiling") for s in present):
             continue
         unit = "msgs/hour" if scen == "c" else "msgs/s"
@@ -271,12 +301,15 @@ def main(argv):
             rate = num(r.get("rate"))
             shown = None if rate is None else rate * mult
             vs_ceil = "" if s.startswith("ceiling") else fmt_ratio(ratio(rate, ceil.get("rate")))
-            vs_g = "" if s == "gannet" or g.get("error") else fmt_ratio(ratio(g.get("rate"), rate))
+            vs_g = "" if s in ("gannet", "gannet-lua") or g.get("error") else fmt_ratio(ratio(g.get("rate"), rate))
             acc_rate = "" if s.startswith("ceiling") else fmt(num(r.get("accept_rate")))
             w(f"| {SYS_NAME[s]} | {fmt(num(r.get('msgs')), 0)} | {fmt(shown)} | "
               f"{fmt(num(r.get('cpu')), 3)} | {vs_ceil} | {vs_g} | {acc_rate} | {r.get('note') or ''} |")
         w("")
-    if any(("b", s) in by or ("c", s) in by for s in ("postfix", "gannet")):
+        if scen == "b" and ("b", "gannet-lua") in by:
+            w(policy_line(by.get(("b", "gannet")), by[("b", "gannet-lua")], quick))
+            w("")
+    if any(("b", s) in by or ("c", s) in by for s in ("postfix", "gannet", "gannet-lua")):
         w("CPU is user+system time of the system under test only (for Postfix summed over master and "
           "all its children, reaped ones included, and in (c) its OpenDKIM milter; for the ceilings the "
           "sink's), up to the last delivery. "
