@@ -111,6 +111,9 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		OnCorrupt:   e.spoolCorrupt, // spoolmaint.go
 	})
 	if err != nil {
+		if le := (*queue.LockedError)(nil); errors.As(err, &le) {
+			return nil, err // "spool DIR is in use by another gannet (pid N)"
+		}
 		return nil, fmt.Errorf("spool %s: %w", cfg.Spool.Path, err)
 	}
 	fail := func(err error) (*Engine, error) {

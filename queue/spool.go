@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -125,6 +126,7 @@ type Spool struct {
 	segDir string
 	codecs *codecs
 	db     *pebble.DB
+	lock   *os.File // the spool directory's lock (lock.go)
 	now    func() time.Time
 
 	// closeMu is held for reading by every operation and for writing by
@@ -248,21 +250,29 @@ func Open(opts Options) (*Spool, error) {
 		stripeSeed: maphash.MakeSeed(),
 	}
 	s.freeAt.Store(-1) // unknown until the first statfs
+	if s.lock, err = lockDir(opts.Dir); err != nil {
+		return nil, err
+	}
+	unlock := func() { s.lock.Close() }
 	if err := s.fs.MkdirAll(s.segDir, 0o755); err != nil {
+		unlock()
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	if s.codecs, err = newCodecs(use); err != nil {
+		unlock()
 		return nil, err
 	}
 	s.db, err = openIndex(filepath.Join(opts.Dir, "index"), opts.IndexCacheSize, opts.IndexMemTableSize, opts.Logf)
 	if err != nil {
 		s.codecs.close()
+		unlock()
 		return nil, err
 	}
 	if err := s.recover(); err != nil {
 		s.closeFiles()
 		s.db.Close()
 		s.codecs.close()
+		unlock()
 		return nil, err
 	}
 	go s.committer()
@@ -977,6 +987,7 @@ func (s *Spool) Close() error {
 	s.closeFiles()
 	err := s.db.Close()
 	s.codecs.close()
+	s.lock.Close() // releases the flock
 	return err
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -696,4 +697,27 @@ func TestScanReused(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestSpoolLocked: a second Open of a spool another Spool (or process)
+// holds fails with ErrLocked and the holder's pid, instead of Pebble's
+// "resource temporarily unavailable"; once the first is closed, it opens.
+func TestSpoolLocked(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(Options{Dir: dir})
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), fmt.Sprintf("(pid %d)", os.Getpid())) {
+		t.Fatalf("second Open: %v, want ErrLocked naming pid %d", err, os.Getpid())
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	s2.Close()
 }

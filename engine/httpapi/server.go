@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -102,8 +103,11 @@ func (s *Server) Start() error {
 		return errors.New("httpapi: the inject service needs an Injector")
 	}
 	ln, err := net.Listen("tcp", s.opts.Listen)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("http_listener: %s is already in use (another process listens there)", s.opts.Listen)
+	}
 	if err != nil {
-		return fmt.Errorf("httpapi: %w", err)
+		return fmt.Errorf("http_listener %s: %w", s.opts.Listen, err)
 	}
 	s.ln = ln
 	s.srv = &http.Server{

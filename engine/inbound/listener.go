@@ -108,6 +108,9 @@ func sweepInterval(cfg ListenerConfig) time.Duration {
 // start runs the gnet engine on its own goroutine and waits until it is
 // listening.
 func (l *listener) start() error {
+	if err := CheckListenAddr(l.cfg.Listen); err != nil {
+		return fmt.Errorf("smtp_listener %q: %w", l.name, err)
+	}
 	l.booted = make(chan struct{}, 1)
 	l.done = make(chan error, 1)
 	opts := []gnet.Option{
@@ -370,4 +373,23 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
 	return netip.AddrPort{}
+}
+
+// CheckListenAddr binds addr ("host:port") for a moment and says in plain
+// words why it cannot be listened on: "127.0.0.1:2525 is already in use"
+// where gnet would report "setsockopt: bad file descriptor" after seconds,
+// or that the address is not this host's. Port 0 always passes.
+func CheckListenAddr(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	switch {
+	case err == nil:
+		return ln.Close()
+	case errors.Is(err, syscall.EADDRINUSE):
+		return fmt.Errorf("%s is already in use (another process listens there)", addr)
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return fmt.Errorf("%s: that address is not one of this host's", addr)
+	case errors.Is(err, syscall.EACCES):
+		return fmt.Errorf("%s: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)", addr)
+	}
+	return err
 }
