@@ -825,3 +825,92 @@ func BenchmarkHookAuth(b *testing.B) {
 		}
 	}
 }
+
+// TestDocExamples: the handler examples of docs/policy.md load, start and
+// run for every event.
+func TestDocExamples(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "policy.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, events, ok := strings.Cut(string(doc), "### How handlers run")
+	if !ok {
+		t.Fatal("no events section in docs/policy.md")
+	}
+	events, _, _ = strings.Cut(events, "## Sandbox")
+	blocks := strings.Split(events, "```lua\n")[1:]
+	if len(blocks) < 8 {
+		t.Fatalf("%d examples", len(blocks))
+	}
+	for i, b := range blocks {
+		src, _, _ := strings.Cut(b, "```")
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			dir := t.TempDir()
+			for name, data := range map[string]string{
+				"users.json":   `{"wordpress": {"password": "wp-secret", "tenant": "acme"}}`,
+				"tenants.json": `{"acme": {"rate": 600}}`,
+			} {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p := filepath.Join(dir, "relay.lua")
+			if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			hs := start(t, p, Options{})
+			for _, ev := range []string{EventGreeting, EventMessage, EventDeliveryResult, EventHTTPRequest, EventAuth, EventQueueConfig, EventEgressPath} {
+				if !hs.h.Has(ev) {
+					continue
+				}
+				err := callEvent(hs.h, ev)
+				var se *smtpwire.Error
+				if err != nil && !errors.As(err, &se) {
+					t.Errorf("%s: %v", ev, err)
+				}
+			}
+			if _, err := hs.h.Greeting(context.Background(), GreetingMeta{Tenant: "acme", Peer: "192.0.2.1"}); err != nil {
+				t.Error(err)
+			}
+			m := message(0, "X-Campaign: spring", "X-Type: transactional", "X-Tenant: acme")
+			m.Sender, m.Recipients = "a@example.com", []string{"b@gmail.com"}
+			if _, err := hs.h.Decide(m); err != nil {
+				t.Error(err)
+			}
+			for _, a := range [][3]string{{"gmail.com", "bulk", ""}, {"example.org", "", ""}} {
+				if _, _, err := hs.h.QueueConfig(a[0], a[1], a[2], ""); err != nil {
+					t.Error(err)
+				}
+				if _, _, err := hs.h.EgressPath(a[0], "", ""); err != nil {
+					t.Error(err)
+				}
+			}
+			if err := hs.h.DeliveryResult(context.Background(), DeliveryResult{Code: 550, Enhanced: "5.7.1", Text: "blocked"},
+				DeliveryMeta{Domain: "example.org", Tenant: "acme", Attempts: 1}); err != nil {
+				t.Error(err)
+			}
+			if _, err := hs.h.Auth(context.Background(), "wordpress", "wp-secret", AuthMeta{}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// TestStartFails: a script that fails in run mode fails Start.
+func TestStartFails(t *testing.T) {
+	p := writeScript(t, `local users = kumo.read_file('users.txt')`)
+	data := filepath.Join(filepath.Dir(p), "users.txt")
+	if err := os.WriteFile(data, []byte("u"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := LoadScript(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(data); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Start(Options{}); err == nil || !strings.Contains(err.Error(), "relay.lua:1: kumo.read_file: users.txt") {
+		t.Errorf("Start: %v", err)
+	}
+}
