@@ -196,7 +196,10 @@ func readInTree(dir, name string) ([]byte, error) {
 	}
 	real, err := filepath.EvalSymlinks(p)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, errors.Unwrap(err))
+		if cause := errors.Unwrap(err); cause != nil {
+			err = cause // without the absolute path
+		}
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	if rel, err := filepath.Rel(root, real); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
 		return nil, fmt.Errorf("%s is outside the script's directory %s", name, root)

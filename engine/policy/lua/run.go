@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"gannet/engine/config"
 	"gannet/engine/policy"
 	"gannet/mailaddr"
 	"gannet/msgheader"
@@ -165,16 +164,13 @@ func (nopHost) CampaignEvent(campaign, event string)    {}
 // newState builds a state: a fresh sandbox that runs the script's top
 // level in run mode, within the load budget.
 func (h *Hooks) newState() (*loader, error) {
-	c, t := config.Base()
+	// No configuration: the configuration functions do nothing in run
+	// mode.
 	ld := &loader{
 		path:     h.script.path,
 		dir:      filepath.Dir(h.script.path),
-		cfg:      c,
-		tmpl:     t,
-		lines:    map[string]int{},
 		keys:     h.keys,
 		modules:  map[string]glua.LValue{},
-		replaced: map[string]bool{},
 		memo:     h.memo,
 		h:        h,
 		handlers: map[string][]handler{},
