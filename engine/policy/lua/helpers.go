@@ -29,6 +29,8 @@ const (
 	// Defaults of kumo.memoize.
 	defaultMemoTTL      = 5 * time.Minute
 	defaultMemoCapacity = 1000
+	// maxMemoSites bounds the memoize caches of a store.
+	maxMemoSites = 1024
 )
 
 // openHelpers sets the helper functions of the kumo table m.
@@ -278,6 +280,9 @@ func (s *memoStore) put(site string, ttl time.Duration, capacity int, key string
 	defer s.mu.Unlock()
 	ms := s.sites[site]
 	if ms == nil {
+		if len(s.sites) >= maxMemoSites {
+			clear(s.sites) // memoize called with ever new names
+		}
 		ms = &memoSite{ttl: ttl, capacity: capacity, entries: map[string]memoEntry{}}
 		s.sites[site] = ms
 	}

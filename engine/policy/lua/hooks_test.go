@@ -381,6 +381,10 @@ func TestHookErrors(t *testing.T) {
 			EventMessage, "ran past its budget of 50ms", "level=WARN"},
 		{"pcall loop", "kumo.on('smtp_message_received', function(domain, meta)\n  while true do pcall(function() while true do end end) end\nend)",
 			EventMessage, "ran past its budget", "level=WARN"},
+		{"coroutine loop", "local co = coroutine.wrap(function() while true do end end)\nkumo.on('smtp_message_received', function(d, m)\n  co()\nend)",
+			EventMessage, "ran past its budget", "level=WARN"},
+		{"coroutine error", "local co = coroutine.wrap(function() error('inside') end)\nkumo.on('smtp_message_received', function(d, m)\n  co()\nend)",
+			EventMessage, "relay.lua:1: inside", "level=ERROR"},
 		{"wrong event", "kumo.on('smtp_delivery_result', function(r, m)\n  kumo.set_tenant('x')\nend)",
 			EventDeliveryResult, "relay.lua:2: kumo.set_tenant: only in smtp_message_received", "level=ERROR"},
 		{"bad header name", "kumo.on('smtp_message_received', function(domain, meta)\n  kumo.add_header('Bad Name', 'x')\nend)",
@@ -409,6 +413,8 @@ func TestHookErrors(t *testing.T) {
 			EventAuth, "the handler returned a string", "relay.lua:1"},
 		{"greeting", "kumo.on('smtp_server_ehlo', function(domain, meta)\n  kumo.set_campaign('x')\nend)",
 			EventGreeting, "kumo.set_campaign: only in smtp_message_received", "relay.lua:2"},
+		{"kumo.on in a handler", "kumo.on('smtp_message_received', function(d, m)\n  kumo.on('smtp_message_received', function() end)\nend)",
+			EventMessage, "kumo.on: only at the script's top level", "relay.lua:2"},
 		{"admin key", "kumo.on('smtp_delivery_result', function(r, m)\n  kumo.suspend { domain = m.domain, for_ever = true }\nend)",
 			EventDeliveryResult, `kumo.suspend: unknown key "for_ever"`, "relay.lua:2"},
 	} {
@@ -473,6 +479,9 @@ func TestRunTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(filepath.Dir(dir), "secret.txt"), []byte("secret"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(filepath.Dir(dir), "secret.txt"), filepath.Join(dir, "link.txt")); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -601,12 +610,14 @@ func TestRunTime(t *testing.T) {
 			assert(data.acme.rate == 5 and data.acme.tags[2] == 'b')
 			assert(not pcall(kumo.read_file, '../secret.txt'))
 			assert(not pcall(kumo.read_file, '/etc/passwd'))
+			local ok, err = pcall(kumo.read_file, 'link.txt')
+			assert(not ok and err:find('outside the script'), err)
 			local parts = kumo.string.split('a.b..c', '.')
 			assert(#parts == 4 and parts[3] == '' and parts[4] == 'c')
 			assert(kumo.json_encode({1, 2, 'x'}) == '[1,2,"x"]')
 			assert(kumo.json_encode({a = true}) == '{"a":true}')
 			assert(kumo.json_parse('null') == nil)
-			local ok, err = pcall(kumo.set_tenant, 'x')
+			ok, err = pcall(kumo.set_tenant, 'x')
 			assert(not ok and err:find('only in smtp_message_received'), err)
 			ok, err = pcall(log_info, 'x')
 			assert(not ok and err:find('log_info: only in event handlers'), err)
@@ -640,6 +651,27 @@ func TestRunTime(t *testing.T) {
 			assert(meta.tenant == 'base-tenant' and meta.priority == 1)
 			kumo.add_header('X-Script', 'yes')
 		end)`, nil},
+		{"coroutine", `local gen = coroutine.wrap(function()
+				local i = 0
+				while true do i = i + 1; coroutine.yield(i) end
+			end)
+			local co = coroutine.create(function(a) local b = coroutine.yield(a + 1) return b * 2 end)
+			kumo.on('smtp_message_received', function(d, m)
+				kumo.set_campaign('c' .. gen())
+				if coroutine.status(co) == 'suspended' then
+					local ok, v = coroutine.resume(co, 1)
+					assert(ok and v == 2)
+					ok, v = coroutine.resume(co, 5)
+					assert(ok and v == 10 and coroutine.status(co) == 'dead')
+				end
+			end)`, func(t *testing.T, hs *harness) {
+			for i := 1; i <= 3; i++ {
+				d, err := hs.h.Decide(message(0))
+				if err != nil || d.Campaign != fmt.Sprint("c", i) {
+					t.Errorf("call %d: campaign %q, %v", i, d.Campaign, err)
+				}
+			}
+		}},
 		{"unknown event", `kumo.on('smtp_server_rewrite_envelope', function() error('never') end)`, func(t *testing.T, hs *harness) {
 			if hs.h.Has("smtp_server_rewrite_envelope") {
 				t.Error("Has(unknown) = true")

@@ -69,6 +69,8 @@ func (ld *loader) on(L *glua.LState) int {
 	event := L.CheckString(1)
 	fn := L.CheckFunction(2)
 	switch {
+	case ld.cur != nil:
+		L.RaiseError("kumo.on: only at the script's top level, not in an event handler")
 	case ld.h != nil:
 		if event != "init" {
 			ld.addHandler(event, fn)

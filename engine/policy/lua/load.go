@@ -277,11 +277,52 @@ func (ld *loader) openLibs(L *glua.LState) {
 		L.Call(2, 1)
 		return 1
 	}))
+	budgetCoroutines(L)
 	kumo := ld.kumoModule(L)
 	L.SetGlobal("kumo", kumo)
 	ld.modules["kumo"] = kumo // KumoMTA scripts start with local kumo = require 'kumo'
 	L.SetGlobal("require", L.NewFunction(ld.require))
 	ld.openGlobals(L)
+}
+
+// coroutineWrappers make a coroutine run under the budget of the code
+// that resumes it: gopher-lua gives a coroutine the context of the code
+// that created it, which for one created at the top level of a pool state
+// is the (ended) budget of the state's build.
+const coroutineWrappers = `
+local create, resume, budget = coroutine.create, coroutine.resume, ...
+coroutine.resume = function(co, ...)
+  budget(co)
+  return resume(co, ...)
+end
+local function pass(ok, ...)
+  if not ok then error((...), 0) end
+  return ...
+end
+coroutine.wrap = function(f)
+  local co = create(f)
+  return function(...) return pass(coroutine.resume(co, ...)) end
+end
+`
+
+// budgetCoroutines replaces coroutine.resume and coroutine.wrap with
+// coroutineWrappers.
+func budgetCoroutines(L *glua.LState) {
+	fn, err := L.LoadString(coroutineWrappers)
+	if err != nil {
+		panic(err)
+	}
+	L.Push(fn)
+	L.Push(L.NewFunction(func(L *glua.LState) int {
+		th := L.CheckThread(1)
+		if ctx := L.Context(); ctx != nil {
+			th.SetContext(ctx)
+		} else {
+			th.RemoveContext()
+		}
+		return 0
+	}))
+	L.Call(1, 0)
 }
 
 var moduleNameRe = regexp.MustCompile(`^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$`)
