@@ -302,6 +302,13 @@ func TestReferenceHooks(t *testing.T) {
 			}
 		}
 	})
+	// Events without handlers answer at once.
+	if qc, ok, err := h.QueueConfig("example.org", "acme", "", ""); ok || err != nil || qc != (QueueConfig{}) {
+		t.Errorf("QueueConfig = %+v, %v, %v", qc, ok, err)
+	}
+	if ep, ok, err := h.EgressPath("example.org", "", ""); ok || err != nil || ep != (EgressPath{}) {
+		t.Errorf("EgressPath = %+v, %v, %v", ep, ok, err)
+	}
 	if n := len(hs.errs); n != 0 {
 		t.Errorf("errors counted: %v\n%s", hs.errs, hs.log)
 	}
