@@ -5,6 +5,7 @@ package lua
 // kumo.memoize.
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,7 +50,7 @@ func (ld *loader) openHelpers(L *glua.LState, m *glua.LTable) {
 // 1..n is an array; other tables are objects with string keys (numbers
 // are written as strings); an empty table is {}.
 func jsonEncode(L *glua.LState) int {
-	v, err := toGo(L.CheckAny(1), 0)
+	v, err := toGo(L.Context(), L.CheckAny(1))
 	if err != nil {
 		L.RaiseError("kumo.json_encode: %v", err)
 	}
@@ -74,8 +75,31 @@ func jsonDecode(L *glua.LState) int {
 }
 
 // toGo converts a Lua value to nil, bool, float64, string, []any or
-// map[string]any. Functions, userdata and threads are errors.
-func toGo(v glua.LValue, depth int) (any, error) {
+// map[string]any. Functions, userdata and threads are errors, and so are
+// tables nested deeper than maxValueDepth or holding more than
+// maxValueNodes values in all (a table may hold another many times).
+// The conversion stops when ctx (the running code's budget; may be nil)
+// ends.
+func toGo(ctx context.Context, v glua.LValue) (any, error) {
+	c := converter{ctx: ctx}
+	return c.toGo(v, 0)
+}
+
+// maxValueNodes bounds the values one toGo converts.
+const maxValueNodes = 1 << 18
+
+type converter struct {
+	nodes int
+	ctx   context.Context
+}
+
+func (c *converter) toGo(v glua.LValue, depth int) (any, error) {
+	if c.nodes++; c.nodes > maxValueNodes {
+		return nil, fmt.Errorf("more than %d values", maxValueNodes)
+	}
+	if c.nodes%1024 == 0 && c.ctx != nil && c.ctx.Err() != nil {
+		return nil, c.ctx.Err()
+	}
 	switch v := v.(type) {
 	case *glua.LNilType:
 		return nil, nil
@@ -98,7 +122,7 @@ func toGo(v glua.LValue, depth int) (any, error) {
 		if n > 0 && n == count {
 			arr := make([]any, n)
 			for i := range arr {
-				e, err := toGo(v.RawGetInt(i+1), depth+1)
+				e, err := c.toGo(v.RawGetInt(i+1), depth+1)
 				if err != nil {
 					return nil, err
 				}
@@ -122,7 +146,7 @@ func toGo(v glua.LValue, depth int) (any, error) {
 				bad = fmt.Errorf("a table key must be a string or a number, not a %s", k.Type())
 				return
 			}
-			ge, err := toGo(e, depth+1)
+			ge, err := c.toGo(e, depth+1)
 			if err != nil {
 				bad = err
 				return
@@ -338,7 +362,7 @@ func (ld *loader) memoize(L *glua.LState) int {
 		n := L.GetTop()
 		args := make([]any, n)
 		for i := range args {
-			v, err := toGo(L.Get(i+1), 0)
+			v, err := toGo(L.Context(), L.Get(i+1))
 			if err != nil {
 				L.RaiseError("memoized function: argument %d: %v", i+1, err)
 			}
@@ -360,7 +384,7 @@ func (ld *loader) memoize(L *glua.LState) int {
 		}
 		L.Call(n, 1)
 		res := L.Get(-1)
-		v, err := toGo(res, 0)
+		v, err := toGo(L.Context(), res)
 		if err != nil {
 			L.RaiseError("memoized function: result: %v", err)
 		}

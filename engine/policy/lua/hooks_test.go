@@ -626,6 +626,14 @@ func TestRunTime(t *testing.T) {
 			assert(kumo.json_encode({1, 2, 'x'}) == '[1,2,"x"]')
 			assert(kumo.json_encode({a = true}) == '{"a":true}')
 			assert(kumo.json_parse('null') == nil)
+			local t = {}
+			for i = 1, 40 do t = { a = t, b = t } end
+			ok, err = pcall(kumo.json_encode, t)
+			assert(not ok and err:find('more than'), err)
+			local loop = {}
+			loop.self = loop
+			ok, err = pcall(kumo.json_encode, loop)
+			assert(not ok and err:find('nested too deep'), err)
 			ok, err = pcall(kumo.set_tenant, 'x')
 			assert(not ok and err:find('only in smtp_message_received'), err)
 			ok, err = pcall(log_info, 'x')

@@ -566,7 +566,7 @@ func httpResponse(v glua.LValue) (*HTTPResponse, error) {
 			case glua.LString:
 				resp.Body = []byte(b)
 			case *glua.LTable:
-				gv, err := toGo(b, 0)
+				gv, err := toGo(nil, b)
 				if err != nil {
 					bad = fmt.Errorf("body: %v", err)
 					return

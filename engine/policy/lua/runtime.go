@@ -621,7 +621,7 @@ func (ld *loader) setMeta(L *glua.LState) int {
 		}
 		fallthrough
 	default:
-		if _, err := toGo(v, 0); err != nil {
+		if _, err := toGo(L.Context(), v); err != nil {
 			L.RaiseError("%s: %s: %v", fn, k, err)
 		}
 		if c.meta == nil {
