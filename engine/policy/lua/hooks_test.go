@@ -965,3 +965,18 @@ func TestStartFails(t *testing.T) {
 		t.Errorf("Start: %v", err)
 	}
 }
+
+// TestExpiredBudget: a budget that ends before the script runs (a loaded
+// machine) is an error, not a panic while the sandbox opens.
+func TestExpiredBudget(t *testing.T) {
+	if _, err := loadSource("x.lua", []byte("local a = 1"), time.Nanosecond); err == nil || !strings.Contains(err.Error(), "ran past its load budget") {
+		t.Errorf("load: %v", err)
+	}
+	s, err := loadSource("x.lua", []byte("kumo.on('smtp_message_received', function(d, m) end)"), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.start(Options{}, time.Nanosecond); err == nil || !strings.Contains(err.Error(), "ran past its load budget") {
+		t.Errorf("start: %v", err)
+	}
+}

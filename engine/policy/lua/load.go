@@ -307,7 +307,12 @@ end
 
 // budgetCoroutines replaces coroutine.resume and coroutine.wrap with
 // coroutineWrappers.
+// It runs outside the budget: it is the sandbox's own code, which cannot
+// fail.
 func budgetCoroutines(L *glua.LState) {
+	if ctx := L.RemoveContext(); ctx != nil {
+		defer L.SetContext(ctx)
+	}
 	fn, err := L.LoadString(coroutineWrappers)
 	if err != nil {
 		panic(err)
