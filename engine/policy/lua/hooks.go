@@ -2,8 +2,9 @@ package lua
 
 // The run-time side of a policy script: the types that cross between the
 // engine and the script's event hooks (docs/policy.md, "Events"). The
-// engine calls the methods of *Hooks; the script acts on the relay through
-// Host, which the engine implements.
+// engine calls the methods of *Hooks (run.go: the pool of Lua states and
+// the events; runtime.go: the functions the handlers call); the script acts
+// on the relay through Host, which the engine implements.
 
 import (
 	"log/slog"

@@ -45,21 +45,39 @@ func (ld *loader) kumoModule(L *glua.LState) *glua.LTable {
 		"configure_local_logs":   ld.localLogs,
 		"define_tenant":          ld.tenant("kumo.define_tenant"),
 		"configure_tenant":       ld.tenant("kumo.configure_tenant"),
-		"on":                     ld.on,
 	} {
+		if ld.h != nil {
+			// Run mode: the configuration was set at load.
+			fn = noop
+		}
 		m.RawSetString(name, L.NewFunction(fn))
 	}
+	m.RawSetString("on", L.NewFunction(ld.on))
+	ld.openHelpers(L, m)
+	ld.openRuntime(L, m)
 	return m
 }
 
-// on registers a hook: "init" runs once the script has run; other events
-// are remembered, not run yet.
+// noop is a configuration function in run mode.
+func noop(*glua.LState) int { return 0 }
+
+// on registers a hook. At load, "init" runs once the script has run and
+// other events are remembered (Script.Events); in run mode init handlers
+// are left out and the others recorded in the state's handler lists. An
+// event Gannet does not run is accepted (KumoMTA has many) and ignored.
 func (ld *loader) on(L *glua.LState) int {
 	event := L.CheckString(1)
 	fn := L.CheckFunction(2)
-	if event == "init" {
+	switch {
+	case ld.cur != nil:
+		L.RaiseError("kumo.on: only at the script's top level, not in an event handler")
+	case ld.h != nil:
+		if event != "init" {
+			ld.addHandler(event, fn)
+		}
+	case event == "init":
 		ld.inits = append(ld.inits, fn)
-	} else {
+	default:
 		ld.events = append(ld.events, event)
 	}
 	return 0

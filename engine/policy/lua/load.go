@@ -11,9 +11,12 @@
 // and checked as a TOML file is (config.Base, config.Complete).
 //
 // kumo.on("init", fn) runs fn once the script has run, as KumoMTA does. Other
-// kumo.on(event, fn) registrations are accepted and their event names
-// remembered (Script.Events), but the hooks are not run yet: this slice only
-// loads configuration.
+// kumo.on(event, fn) registrations are remembered (Script.Events) and run by
+// Script.Start: the returned *Hooks keeps a pool of Lua states, each built by
+// running the script's top level again in run mode (configuration calls do
+// nothing, init handlers do not run, kumo.on records the handler), and calls
+// the handlers of an event in registration order, one state per goroutine,
+// each call within its time budget (see hooks.go and run.go).
 package lua
 
 import (
@@ -44,6 +47,11 @@ type Script struct {
 	// Events are the names given to kumo.on, other than "init", in the
 	// order they were registered (one entry per registration).
 	Events []string
+
+	// path and src are the script, run again by Start for each state of
+	// the hooks' pool.
+	path string
+	src  []byte
 }
 
 // Load runs the Lua configuration file at path and returns the configuration
@@ -104,6 +112,18 @@ type loader struct {
 	// replaced records the arrays of tables the script has started
 	// anew: its first listener replaces the built-in one, as in TOML.
 	replaced map[string]bool
+	// memo holds kumo.memoize results: the load's own at load, the
+	// hooks' (shared by the pool's states) in run mode.
+	memo *memoStore
+
+	// The run mode (a state of the hooks' pool, run.go): h is nil at load.
+	h        *Hooks
+	L        *glua.LState
+	handlers map[string][]handler // by canonical event name
+	cur      *call                // the hook call in progress; nil between calls
+	// The state's shared metatables: headers tables (case-insensitive
+	// lookups), KumoMTA's message object, address objects.
+	headerMeta, msgMeta, addrMeta *glua.LTable
 }
 
 // run runs the script src over c and completes c.
@@ -117,6 +137,7 @@ func run(path string, src []byte, budget time.Duration, c *config.Config, t conf
 		keys:     scanKeyLines(src, path),
 		modules:  map[string]glua.LValue{},
 		replaced: map[string]bool{},
+		memo:     newMemoStore(),
 	}
 	L := glua.NewState(glua.Options{SkipOpenLibs: true, CallStackSize: 200, RegistryMaxSize: 1 << 20, MinimizeStackMemory: true})
 	defer L.Close()
@@ -147,7 +168,7 @@ func run(path string, src []byte, budget time.Duration, c *config.Config, t conf
 	if err := config.Complete(c, path, ld.lineOf); err != nil {
 		return nil, err
 	}
-	return &Script{Config: c, Events: ld.events}, nil
+	return &Script{Config: c, Events: ld.events, path: path, src: src}, nil
 }
 
 // lineOf maps a key path of a problem config.Complete found to the line of
@@ -256,10 +277,57 @@ func (ld *loader) openLibs(L *glua.LState) {
 		L.Call(2, 1)
 		return 1
 	}))
+	budgetCoroutines(L)
 	kumo := ld.kumoModule(L)
 	L.SetGlobal("kumo", kumo)
 	ld.modules["kumo"] = kumo // KumoMTA scripts start with local kumo = require 'kumo'
 	L.SetGlobal("require", L.NewFunction(ld.require))
+	ld.openGlobals(L)
+}
+
+// coroutineWrappers make a coroutine run under the budget of the code
+// that resumes it: gopher-lua gives a coroutine the context of the code
+// that created it, which for one created at the top level of a pool state
+// is the (ended) budget of the state's build.
+const coroutineWrappers = `
+local create, resume, budget = coroutine.create, coroutine.resume, ...
+coroutine.resume = function(co, ...)
+  budget(co)
+  return resume(co, ...)
+end
+local function pass(ok, ...)
+  if not ok then error((...), 0) end
+  return ...
+end
+coroutine.wrap = function(f)
+  local co = create(f)
+  return function(...) return pass(coroutine.resume(co, ...)) end
+end
+`
+
+// budgetCoroutines replaces coroutine.resume and coroutine.wrap with
+// coroutineWrappers.
+// It runs outside the budget: it is the sandbox's own code, which cannot
+// fail.
+func budgetCoroutines(L *glua.LState) {
+	if ctx := L.RemoveContext(); ctx != nil {
+		defer L.SetContext(ctx)
+	}
+	fn, err := L.LoadString(coroutineWrappers)
+	if err != nil {
+		panic(err)
+	}
+	L.Push(fn)
+	L.Push(L.NewFunction(func(L *glua.LState) int {
+		th := L.CheckThread(1)
+		if ctx := L.Context(); ctx != nil {
+			th.SetContext(ctx)
+		} else {
+			th.RemoveContext()
+		}
+		return 0
+	}))
+	L.Call(1, 0)
 }
 
 var moduleNameRe = regexp.MustCompile(`^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$`)
