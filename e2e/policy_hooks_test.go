@@ -78,11 +78,14 @@ func TestPolicyScriptReference(t *testing.T) {
 	rcv := startAiosmtpd(t, hostPort(mxIP1, port), aioOptions{})
 	startAiosmtpd(t, hostPort(mxIP2, port), aioOptions{TempfailFirst: "421 4.7.0 Too many messages, slow down"})
 	sub := hostPort("127.0.0.1", freePort(t, false, "127.0.0.1"))
-	g := startGannet(t, gannetConfig{DNS: dns.Addr, DeliveryPort: port, Script: src,
+	g := startGannet(t, gannetConfig{DNS: dns.Addr, DeliveryPort: port, Script: src, MaxRetryInterval: "1h",
 		ScriptReplace: []string{"127.0.0.1:2587", sub, `"keys/`, `"` + keys + "/"},
 		Extra: `
 [backoff]
 enabled = false # only the script's adjust_domain_rate changes a rate here
+
+[[tenant]]
+name = "acme"
 
 [[api_key]]
 key = "key-acme-1"
@@ -175,7 +178,7 @@ key = "key-ops"
 			EffectiveRate float64 `json:"effective_rate"`
 		}
 	}
-	adminCurl(t, g, "GET", "/api/admin/summary/v1", "", "-H", "Authorization: Bearer "+ops).want(t, "summary", 200).decode(t, &sum)
+	adminCurl(t, g, "GET", "/api/admin/queue-summary/v1", "", "-H", "Authorization: Bearer "+ops).want(t, "summary", 200).decode(t, &sum)
 	found := false
 	for _, r := range sum.Tenants {
 		if r.Name == "acme" {
