@@ -27,10 +27,18 @@ type metricsScrape struct {
 	values map[string]float64
 }
 
-// scrapeMetrics fetches http://ADDR/metrics.
-func scrapeMetrics(t testing.TB, httpAddr string) metricsScrape {
+// scrapeMetrics fetches http://ADDR/metrics, with an API key when one is
+// given (a policy script's http_request hook may want one).
+func scrapeMetrics(t testing.TB, httpAddr string, apiKey ...string) metricsScrape {
 	t.Helper()
-	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	req, err := http.NewRequest(http.MethodGet, "http://"+httpAddr+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range apiKey {
+		req.Header.Set("Authorization", "Bearer "+k)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("GET /metrics: %v", err)
 	}

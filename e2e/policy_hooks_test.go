@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,27 +22,10 @@ func policyMessage(from, to, subject string, headers ...string) []byte {
 }
 
 // metricSamples fetches /metrics with an API key (a script's http_request
-// hook sees every request) and returns its sample lines by series.
+// hook sees every request) and returns its samples by series.
 func metricSamples(t *testing.T, g *gannet, key string) map[string]float64 {
 	t.Helper()
-	r := adminCurl(t, g, "GET", "/metrics", "", "-H", "Authorization: Bearer "+key)
-	if r.status != 200 {
-		t.Fatalf("GET /metrics: %d %s", r.status, r.body)
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(strings.NewReader(r.body))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-			out[line[:i]] = v
-		}
-	}
-	return out
+	return scrapeMetrics(t, g.HTTPAddr, key).values
 }
 
 // TestPolicyScriptReference runs the reference script of policy.md as

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -258,16 +259,19 @@ func (e *Engine) Start() error {
 		if err := e.inbound.Start(); err != nil {
 			return err
 		}
-		for _, a := range e.inbound.Addrs() {
-			e.log.Info("smtp listening", "addr", a.String())
+		for i, a := range e.inbound.Addrs() {
+			e.logSMTPListener(&e.cfg.SMTPListeners[i], a.String())
 		}
 	}
-	for _, h := range e.https {
+	for i, h := range e.https {
 		if err := h.Start(); err != nil {
 			return err
 		}
-		e.log.Info("http listening", "addr", h.Addr())
+		l := &e.cfg.HTTPListeners[i]
+		e.log.Info("http listening", "addr", h.Addr(), "services", strings.Join(l.Services, ","),
+			"trusted_hosts", l.TrustedHosts.String())
 	}
+	e.logDelivery()
 	t0 := time.Now()
 	n, err := e.delivery.Load(e.spool, e.obs.enqueued)
 	if err != nil {

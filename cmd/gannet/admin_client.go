@@ -8,13 +8,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
+	"gannet/engine"
 	"gannet/engine/admin"
+	"gannet/engine/config"
 )
 
 // The admin CLI (queue, bounce, suspend, resume) talks to a running relay
@@ -29,6 +34,7 @@ const defaultAPI = "http://127.0.0.1:8000"
 // key, and whether to print raw JSON.
 type apiClient struct {
 	api     string
+	config  string // -config: take the API address from this configuration
 	key     string
 	json    bool
 	timeout time.Duration
@@ -38,7 +44,8 @@ type apiClient struct {
 // addAPIFlags adds -api, -key, -json and -timeout to fs.
 func addAPIFlags(fs *flag.FlagSet) *apiClient {
 	c := &apiClient{}
-	fs.StringVar(&c.api, "api", defaultAPI, "base `URL` of the HTTP admin API")
+	fs.StringVar(&c.api, "api", "", "base `URL` of the HTTP admin API (default: $GANNET_API, else the -config file's, else "+defaultAPI+")")
+	fs.StringVar(&c.config, "config", "", "read the admin API's address from this gannet config `FILE` (its first [[http_listener]] serving admin)")
 	fs.StringVar(&c.key, "key", "", "bearer API `key` (default: $GANNET_API_KEY)")
 	fs.BoolVar(&c.json, "json", false, "print the API's JSON answer as it is")
 	fs.DurationVar(&c.timeout, "timeout", 60*time.Second, "how long to wait for the answer")
@@ -60,6 +67,9 @@ func (e *apiError) Error() string {
 func (c *apiClient) do(method, path string, query url.Values, body any) ([]byte, error) {
 	if c.key == "" {
 		c.key = os.Getenv("GANNET_API_KEY")
+	}
+	if err := c.resolveAPI(); err != nil {
+		return nil, err
 	}
 	base, err := url.Parse(c.api)
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
@@ -159,4 +169,42 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, int) {
 		pos = append(pos, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
+}
+
+// resolveAPI settles where the admin API is: -api, else $GANNET_API, else
+// the -config file's first [[http_listener]] that serves admin (a
+// wildcard listen address is asked on loopback), else defaultAPI.
+func (c *apiClient) resolveAPI() error {
+	switch {
+	case c.api != "":
+		return nil
+	case os.Getenv("GANNET_API") != "":
+		c.api = os.Getenv("GANNET_API")
+		return nil
+	case c.config == "":
+		c.api = defaultAPI
+		return nil
+	}
+	cfg, err := engine.LoadConfig(c.config)
+	if err != nil {
+		return fmt.Errorf("-config %s: %w", c.config, err)
+	}
+	for _, l := range cfg.HTTPListeners {
+		if !slices.Contains(l.Services, config.ServiceAdmin) {
+			continue
+		}
+		host, port, err := net.SplitHostPort(l.Listen)
+		if err != nil {
+			return fmt.Errorf("-config %s: http_listener %q: %w", c.config, l.Listen, err)
+		}
+		if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
+			host = "127.0.0.1"
+			if err == nil && ip.Is6() {
+				host = "::1"
+			}
+		}
+		c.api = "http://" + net.JoinHostPort(host, port)
+		return nil
+	}
+	return fmt.Errorf("-config %s: no [[http_listener]] serves admin", c.config)
 }

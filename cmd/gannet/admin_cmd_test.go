@@ -3,13 +3,17 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -193,4 +197,43 @@ func regexpLine(out, pattern string) bool {
 		}
 	}
 	return false
+}
+
+// TestAdminCLIFindsAPI: without -api, the CLI takes the address from
+// $GANNET_API, else from -config FILE's first [[http_listener]] serving
+// admin (a wildcard address asked on loopback); -api wins over both.
+func TestAdminCLIFindsAPI(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"totals":{}}`))
+	}))
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(srv.URL, "http://"))
+	t.Setenv("GANNET_API_KEY", "")
+
+	t.Setenv("GANNET_API", srv.URL)
+	if _, errOut, code := runCLI("queue", "summary"); code != 0 || hits.Load() != 1 {
+		t.Fatalf("$GANNET_API: exit %d, %d requests: %s", code, hits.Load(), errOut)
+	}
+	t.Setenv("GANNET_API", "")
+
+	cfg := filepath.Join(t.TempDir(), "gannet.toml")
+	toml := fmt.Sprintf("[[http_listener]]\nlisten = \"127.0.0.1:1\"\nservices = [\"metrics\"]\n\n[[http_listener]]\nlisten = \"0.0.0.0:%s\"\nservices = [\"admin\"]\n", port)
+	if err := os.WriteFile(cfg, []byte(toml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := runCLI("queue", "summary", "-config", cfg); code != 0 || hits.Load() != 2 {
+		t.Fatalf("-config: exit %d, %d requests: %s", code, hits.Load(), errOut)
+	}
+	if _, errOut, code := runCLI("queue", "summary", "-config", cfg, "-api", "http://127.0.0.1:1"); code != 1 || !strings.Contains(errOut, "127.0.0.1:1") {
+		t.Errorf("-api over -config: exit %d: %s", code, errOut)
+	}
+	if err := os.WriteFile(cfg, []byte("[[http_listener]]\nlisten = \"127.0.0.1:9\"\nservices = [\"metrics\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := runCLI("queue", "summary", "-config", cfg); code != 1 || !strings.Contains(errOut, "no [[http_listener]] serves admin") {
+		t.Errorf("config without admin: exit %d: %s", code, errOut)
+	}
 }

@@ -141,7 +141,7 @@ func (l *listener) start() error {
 		l.done = nil
 		return fmt.Errorf("inbound: listener %q: bound address: %w", l.name, err)
 	}
-	l.srv.log.Info("smtp listener started", "listener", l.name, "addr", l.bound.String())
+	l.srv.log.Debug("smtp listener started", "listener", l.name, "addr", l.bound.String())
 	return nil
 }
 

@@ -408,12 +408,9 @@ func (s *Shaper) automate(p *path, r smtpwire.Reply, now time.Time) bool {
 // path that has no configured rate.
 const unlimitedCutFloor = 10.0
 
-// cut is the multiplicative decrease.
-func (s *Shaper) cut(p *path, now time.Time) {
-	b := &s.cfg.Backoff
-	if p.cut && now.Sub(p.lastCut) < b.RecoverInterval {
-		return // one cut per interval: in-flight work started at the old rate
-	}
+// startCut returns the rate a decrease starts from, and on a path not yet
+// cut remembers where recovery ends (rateCeil) and its connections.
+func (s *Shaper) startCut(p *path, now time.Time) float64 {
 	eff := s.effective(p, now)
 	rate := eff.MessageRate
 	if rate <= 0 {
@@ -430,6 +427,16 @@ func (s *Shaper) cut(p *path, now time.Time) {
 		}
 		p.conns = float64(max(1, eff.Connections))
 	}
+	return rate
+}
+
+// cut is the multiplicative decrease.
+func (s *Shaper) cut(p *path, now time.Time) {
+	b := &s.cfg.Backoff
+	if p.cut && now.Sub(p.lastCut) < b.RecoverInterval {
+		return // one cut per interval: in-flight work started at the old rate
+	}
+	rate := s.startCut(p, now)
 	p.cut = true
 	p.rate = max(b.MinRate, rate*b.Factor)
 	p.conns = max(1, math.Floor(p.conns*b.Factor))
@@ -534,18 +541,7 @@ func (s *Shaper) ScaleDomain(domain string, factor float64) int {
 		if p.domain != domain {
 			continue
 		}
-		eff := s.effective(p, now)
-		rate := eff.MessageRate
-		if rate <= 0 {
-			rate = max(p.meter.rate(now), unlimitedCutFloor)
-		}
-		if !p.cut {
-			p.rateCeil = p.base.MessageRate
-			if p.rateCeil <= 0 {
-				p.rateCeil = rate
-			}
-			p.conns = float64(max(1, eff.Connections))
-		}
+		rate := s.startCut(p, now)
 		p.rate = max(s.cfg.Backoff.MinRate, min(p.rateCeil, rate*factor))
 		p.cut = p.rate < p.rateCeil || p.conns < float64(max(1, p.base.Connections))
 		p.lastCut, p.lastRaise = now, now
