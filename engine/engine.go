@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -21,6 +20,7 @@ import (
 	"gannet/engine/inbound"
 	"gannet/engine/logrec"
 	"gannet/engine/metrics"
+	"gannet/engine/mtasts"
 	"gannet/engine/outbound"
 	"gannet/engine/shaping"
 	"gannet/internal/bufpool"
@@ -68,6 +68,7 @@ type Engine struct {
 	https    []*httpapi.Server
 	signers  *dkim.Signers // [[dkim]] keys at start (sign.go); live.signers after a reload
 	shaper   *shaping.Shaper
+	sts      *mtasts.Cache // MTA-STS policies (sts.go); nil with relay_to
 
 	stopOnce sync.Once
 }
@@ -138,6 +139,9 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		}
 	}
 
+	if err := e.buildSTS(); err != nil {
+		return fail(err)
+	}
 	if err := e.buildOutbound(); err != nil {
 		return fail(err)
 	}
@@ -190,7 +194,8 @@ func (e *Engine) buildOutbound() error {
 		DataTimeout:    cfg.Delivery.DataTimeout.Duration,
 		IdleTimeout:    cfg.Delivery.IdleTimeout.Duration,
 		Limits:         shaper.Limits,
-		OnTLSFailure:   func(string, netip.AddrPort, error) { e.metrics.TLSFailures.Inc() },
+		STS:            e.stsFor, // reload-safe ([tls] mta_sts, [tls_policy.*] mta_sts)
+		OnTLSFailure:   e.tlsFailure,
 		OnConnection: func(d int) {
 			if d > 0 {
 				e.metrics.ConnectionsOut.Inc()
