@@ -170,6 +170,11 @@ func (e *Engine) Reload() {
 			e.log.Error("reload certificate", "listener", name, "err", err)
 		}
 	}
+	for _, l := range e.cfg.SMTPListeners {
+		if s := e.certs[l.Name]; s != nil {
+			e.checkCertificate(l.Name, l.Hostname, s)
+		}
+	}
 	if e.cfg.File == "" {
 		e.reloadSigning()
 		e.log.Info("reload: running the embedded default config; no file to re-read")

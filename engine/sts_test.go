@@ -402,3 +402,13 @@ mta_sts = false
 		t.Errorf("enf.test fetched %d times after the id change, want 2", n)
 	}
 }
+
+// pemKey returns the private key of a test certificate as PEM.
+func pemKey(t testing.TB, c tls.Certificate) []byte {
+	t.Helper()
+	der, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+}

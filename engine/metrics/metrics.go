@@ -70,7 +70,7 @@ type Metrics struct {
 
 	// gannet_mta_sts_policy_fetches_total{result}
 	stsFetchOK, stsFetchError, stsFetchInvalid *vm.Counter
-	certExpiry                                 sync.Map // listener name → *atomic.Int64 (Unix seconds)
+	certExpiry                                 sync.Map // listener name → *atomic.Pointer[func() time.Time]
 	scheduled                                  atomic.Pointer[func() float64]
 	ready                                      atomic.Pointer[func() float64]
 	siteRates                                  atomic.Pointer[func() []SiteRate] // gannet_site_effective_rate (siterates.go)
@@ -214,21 +214,27 @@ func (m *Metrics) MTASTSFetch(result string) *vm.Counter {
 	return m.stsFetchError
 }
 
-// SetCertificateExpiry sets
+// CertificateExpiry installs
 // gannet_tls_certificate_expiry_timestamp_seconds{listener}: when the
-// certificate a listener serves expires. Listeners are named in the
-// configuration, so the label set is bounded by it.
-func (m *Metrics) SetCertificateExpiry(listener string, notAfter time.Time) {
-	v, ok := m.certExpiry.Load(listener)
-	if !ok {
-		p := new(atomic.Int64)
-		v, ok = m.certExpiry.LoadOrStore(listener, p)
-		if !ok {
-			m.set.NewGauge(`gannet_tls_certificate_expiry_timestamp_seconds{listener="`+escapeLabel(listener)+`"}`,
-				func() float64 { return float64(p.Load()) })
-		}
+// certificate a listener serves expires, read from notAfter at each scrape
+// (so that a certificate re-read from its files shows at once). Listeners
+// are named in the configuration, so the label set is bounded by it. A
+// second call for the same listener replaces the function.
+func (m *Metrics) CertificateExpiry(listener string, notAfter func() time.Time) {
+	p := new(atomic.Pointer[func() time.Time])
+	p.Store(&notAfter)
+	if old, loaded := m.certExpiry.LoadOrStore(listener, p); loaded {
+		old.(*atomic.Pointer[func() time.Time]).Store(&notAfter)
+		return
 	}
-	v.(*atomic.Int64).Store(notAfter.Unix())
+	m.set.NewGauge(`gannet_tls_certificate_expiry_timestamp_seconds{listener="`+escapeLabel(listener)+`"}`,
+		func() float64 {
+			t := (*p.Load())()
+			if t.IsZero() {
+				return 0
+			}
+			return float64(t.Unix())
+		})
 }
 
 // ObserveDeliveryLatency records a delivery of a message received at created.
