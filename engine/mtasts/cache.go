@@ -22,6 +22,10 @@ const (
 	FetchInvalid = "invalid" // fetched, but the file does not parse
 )
 
+// maxFailed is the number of failed fetches remembered before the old
+// ones are forgotten.
+const maxFailed = 1024
+
 // CacheFile is the name of the file, in Options.Dir, that keeps the
 // policies across restarts.
 const CacheFile = "policies.json"
@@ -216,6 +220,14 @@ func (c *Cache) fetch(ctx context.Context, domain, id string) *entry {
 		}
 		c.mu.Lock()
 		c.failed[domain] = now
+		if len(c.failed) > maxFailed {
+			// Forget failures old enough not to matter any more.
+			for d, t := range c.failed {
+				if now.Sub(t) >= c.opts.RetryAfterFailure {
+					delete(c.failed, d)
+				}
+			}
+		}
 		c.mu.Unlock()
 		return nil
 	}
@@ -248,6 +260,8 @@ func (c *Cache) save() error {
 	for d, e := range c.entries {
 		if now.Before(e.Expires) {
 			f.Policies[d] = e
+		} else {
+			delete(c.entries, d) // expired: of no use any more (§5.1)
 		}
 	}
 	b, err := json.MarshalIndent(&f, "", " ")
