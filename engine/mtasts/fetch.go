@@ -33,8 +33,8 @@ type Fetcher struct {
 	// Resolver resolves "mta-sts.DOMAIN"; the fetch dials only the
 	// addresses it answers.
 	Resolver Resolver
-	// RootCAs are trusted besides the system roots ([tls] ca_file); nil:
-	// the system roots only.
+	// RootCAs verifies the policy server's certificate; nil: the system
+	// roots. The engine gives the system roots plus [tls] ca_file.
 	RootCAs *x509.CertPool
 	// Timeout bounds the whole fetch: resolving, connecting, the TLS
 	// handshake and reading the body (10s when 0; §3.3 asks senders to

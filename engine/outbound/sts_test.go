@@ -2,11 +2,18 @@ package outbound
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
 	"net/netip"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // hostList is a HostMatcher of exact names.
@@ -28,8 +35,10 @@ func (h hostList) Match(host string) bool {
 func TestMTASTS(t *testing.T) {
 	good, pool, _, _ := testCert(t, "mx1.dst.test")
 	wrong, wrongPool, _, _ := testCert(t, "wrong.dst.test")
+	expired := expiredCert(t, "mx1.dst.test")
 	roots := pool.Clone()
 	roots.AddCert(wrong.Leaf)
+	roots.AddCert(expired.Leaf)
 	_ = wrongPool
 	cases := []struct {
 		name      string
@@ -40,26 +49,34 @@ func TestMTASTS(t *testing.T) {
 		policy    string
 		text      string // in the reply or note
 		stsReport bool   // a failure reported with policy "sts"
+		tls11     bool   // the receiver speaks TLS 1.1 at most
 	}{
-		{"enforce, match, good cert", &good, STSPolicy{Mode: STSEnforce, Domain: "dst.test", ID: "1", Hosts: hostList{"mx1.dst.test"}}, Delivered, true, TLSPolicySTSEnforce, "", false},
-		{"enforce, no match", &good, STSPolicy{Mode: STSEnforce, Domain: "dst.test", ID: "1", Hosts: hostList{"mx.other.test"}}, Transient, false, TLSPolicySTSEnforce, "4.7.5 MTA-STS: mx1.dst.test does not match the policy of dst.test", true},
-		{"enforce, wrong-name cert", &wrong, STSPolicy{Mode: STSEnforce, Domain: "dst.test", ID: "2", Hosts: hostList{"mx1.dst.test"}}, Transient, false, TLSPolicySTSEnforce, "MTA-STS: policy of dst.test enforced: TLS handshake", true},
-		{"enforce, no STARTTLS", nil, STSPolicy{Mode: STSEnforce, Domain: "dst.test", ID: "3", Hosts: hostList{"mx1.dst.test"}}, Transient, false, TLSPolicySTSEnforce, "does not offer STARTTLS", true},
-		{"testing, no match", &good, STSPolicy{Mode: STSTesting, Domain: "dst.test", ID: "4", Hosts: hostList{"mx.other.test"}}, Delivered, true, TLSPolicySTSTesting, "MTA-STS testing: mx1.dst.test does not match", true},
-		{"testing, wrong-name cert", &wrong, STSPolicy{Mode: STSTesting, Domain: "dst.test", ID: "5", Hosts: hostList{"mx1.dst.test"}}, Delivered, false, TLSPolicySTSTesting, "delivering in the clear", true},
-		{"no policy", &good, STSPolicy{}, Delivered, true, TLSPolicyOpportunistic, "", false},
+		{"enforce, match, good cert", &good, STSPolicy{Mode: STSEnforce, Domain: "dst.test", ID: "1", Hosts: hostList{"mx1.dst.test"}}, Delivered, true, TLSPolicySTSEnforce, "", false, false},
+		{"enforce, no match", &good, STSPolicy{Mode: STSEnforce, Domain: "dst.test", ID: "1", Hosts: hostList{"mx.other.test"}}, Transient, false, TLSPolicySTSEnforce, "4.7.5 MTA-STS: mx1.dst.test does not match the policy of dst.test", true, false},
+		{"enforce, wrong-name cert", &wrong, STSPolicy{Mode: STSEnforce, Domain: "dst.test", ID: "2", Hosts: hostList{"mx1.dst.test"}}, Transient, false, TLSPolicySTSEnforce, "MTA-STS: policy of dst.test enforced: TLS handshake", true, false},
+		{"enforce, expired cert", &expired, STSPolicy{Mode: STSEnforce, Domain: "dst.test", ID: "6", Hosts: hostList{"mx1.dst.test"}}, Transient, false, TLSPolicySTSEnforce, "expired", true, false},
+		{"enforce, no STARTTLS", nil, STSPolicy{Mode: STSEnforce, Domain: "dst.test", ID: "3", Hosts: hostList{"mx1.dst.test"}}, Transient, false, TLSPolicySTSEnforce, "does not offer STARTTLS", true, false},
+		{"testing, no match", &good, STSPolicy{Mode: STSTesting, Domain: "dst.test", ID: "4", Hosts: hostList{"mx.other.test"}}, Delivered, true, TLSPolicySTSTesting, "MTA-STS testing: mx1.dst.test does not match", true, false},
+		{"testing, wrong-name cert", &wrong, STSPolicy{Mode: STSTesting, Domain: "dst.test", ID: "5", Hosts: hostList{"mx1.dst.test"}}, Delivered, false, TLSPolicySTSTesting, "delivering in the clear", true, false},
+		{"no policy", &good, STSPolicy{}, Delivered, true, TLSPolicyOpportunistic, "", false, false},
+		// [tls] min_version = "1.0" below; under an enforced policy Gannet asks for 1.2 at least.
+		{"enforce, TLS 1.1 only", &good, STSPolicy{Mode: STSEnforce, Domain: "dst.test", ID: "7", Hosts: hostList{"mx1.dst.test"}}, Transient, false, TLSPolicySTSEnforce, "protocol version", true, true},
+		{"no policy, TLS 1.1 only", &good, STSPolicy{}, Delivered, true, TLSPolicyOpportunistic, "", false, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			rx := newTestReceiver(t, "127.0.0.1")
 			if c.cert != nil {
 				rx.TLS = &tls.Config{Certificates: []tls.Certificate{*c.cert}}
+				if c.tls11 {
+					rx.TLS.MinVersion, rx.TLS.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
+				}
 			}
 			rx.Start()
 			var mu sync.Mutex
 			var reports []string
 			m := newTestManager(t, rx.Addr.Port(), func(o *Options) {
-				o.TLS = TLSPolicy{Mode: TLSOpportunistic, RootCAs: roots, FallbackPlaintext: true}
+				o.TLS = TLSPolicy{Mode: TLSOpportunistic, RootCAs: roots, FallbackPlaintext: true, MinVersion: tls.VersionTLS10}
 				o.STS = func(_ context.Context, domain string) STSPolicy {
 					if domain != "dst.test" {
 						t.Errorf("STS asked for %q", domain)
@@ -120,4 +137,24 @@ func TestMTASTSSkippedForRelay(t *testing.T) {
 	if o.TLSPolicy != TLSPolicyNone {
 		t.Errorf("TLSPolicy %q, want %q ([tls] mode disabled)", o.TLSPolicy, TLSPolicyNone)
 	}
+}
+
+// expiredCert is a self-signed certificate for names that expired an hour
+// ago.
+func expiredCert(t *testing.T, names ...string) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: names[0]}, DNSNames: names,
+		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true, IsCA: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
 }
