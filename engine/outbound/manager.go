@@ -93,7 +93,7 @@ type Manager struct {
 	now    func() time.Time
 
 	mu     sync.Mutex
-	pools  map[string]*sitePool
+	pools  map[poolKey]*sitePool
 	closed bool
 
 	openConns atomic.Int64
@@ -154,7 +154,7 @@ func New(opts Options) *Manager {
 		},
 		health: newHostHealth(opts.Now, opts.HostBackoff, opts.HostBackoffMax),
 		now:    opts.Now,
-		pools:  make(map[string]*sitePool),
+		pools:  make(map[poolKey]*sitePool),
 		stop:   make(chan struct{}),
 	}
 	m.janitor.Add(1)
@@ -203,6 +203,18 @@ func (m *Manager) connClosed() {
 	}
 }
 
+// poolKey names a pool: connections are shared by deliveries with the same
+// egress source, site, TLS policy and MTA-STS policy. A struct, so that
+// finding the pool allocates nothing.
+type poolKey struct {
+	source    string
+	site      resolver.SiteKey
+	tls       string // Options.TLSFor's key
+	stsMode   STSMode
+	stsDomain string
+	stsID     string
+}
+
 // pool returns the pool of (egress source, site, TLS policy, MTA-STS
 // policy), creating it, with the current limits.
 func (m *Manager) pool(src Source, site resolver.SiteKey, domain string, sts STSPolicy) (*sitePool, error) {
@@ -211,15 +223,12 @@ func (m *Manager) pool(src Source, site resolver.SiteKey, domain string, sts STS
 	if m.opts.TLSFor != nil {
 		pol, polKey = m.opts.TLSFor(domain)
 	}
-	key := site.String()
-	if src.Name != "" || polKey != "" {
-		key = src.Name + "|" + key + "|" + polKey
-	}
+	key := poolKey{source: src.Name, site: site, tls: polKey}
 	if sts.Mode != STSNone {
 		// A connection opened under a domain's policy checked that
 		// policy's hosts (and, in enforce mode, its TLS): it carries only
 		// that domain's mail while the policy id stays the same.
-		key += "|sts:" + sts.Mode.key() + ":" + sts.Domain + ":" + sts.ID
+		key.stsMode, key.stsDomain, key.stsID = sts.Mode, sts.Domain, sts.ID
 	}
 	m.mu.Lock()
 	if m.closed {

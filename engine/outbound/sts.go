@@ -117,14 +117,3 @@ func (m *Manager) reportSTS(host string, peer netip.AddrPort, err error) {
 		m.opts.OnTLSFailure(FailurePolicySTS, host, peer, err)
 	}
 }
-
-// key is the mode's part of a pool key.
-func (m STSMode) key() string {
-	switch m {
-	case STSTesting:
-		return "testing"
-	case STSEnforce:
-		return "enforce"
-	}
-	return "none"
-}
