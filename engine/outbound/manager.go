@@ -484,7 +484,9 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 			break
 		}
 		c, serr = dial(ctx, &p.dial, cd.host, cd.addr, true)
+		policyRefused := false
 		if serr != nil && sts.Mode == STSEnforce && serr.stage == "STARTTLS" {
+			policyRefused = true
 			// No STARTTLS offered, refused, or a certificate that is not
 			// valid for the MX name (§4.2): this host is not used.
 			serr = stsRefusal(serr, sts.Domain)
@@ -506,7 +508,8 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 			}
 		}
 		if serr != nil {
-			if !serr.tlsFailed {
+			// A host refused by the policy is up: other mail may use it.
+			if !serr.tlsFailed && !policyRefused {
 				m.health.failed(cd.addr.String())
 			}
 			notes = append(notes, serr.refusal.Reply.Lines[0])

@@ -105,6 +105,11 @@ func TestMTASTS(t *testing.T) {
 				if r := o.Results[0].Reply; r.Code != 451 || r.Enhanced != "4.7.5" {
 					t.Errorf("reply %s, want 451 4.7.5", r)
 				}
+				// A host the policy refuses is up: no back-off for other mail.
+				m.Deliver(context.Background(), routeTo("dst.test", "127.0.0.1"), env(testBody, "a@dst.test"))
+				if m.health.skip(rx.Addr.String()) {
+					t.Error("a host refused by the MTA-STS policy was put in back-off")
+				}
 				if n := len(rx.Txs()); n != 0 {
 					t.Errorf("%d messages received under an enforced policy that failed", n)
 				}
