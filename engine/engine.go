@@ -292,6 +292,9 @@ func (e *Engine) Stop(ctx context.Context) error {
 		if e.delivery != nil {
 			errs = append(errs, e.delivery.Stop(ctx))
 		}
+		if e.sts != nil {
+			e.sts.Close() // background MTA-STS policy refreshes
+		}
 		errs = append(errs, e.closeStores())
 	})
 	return errors.Join(errs...)

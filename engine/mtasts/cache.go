@@ -93,11 +93,18 @@ type Cache struct {
 	opts   Options
 	flight singleflight.Group
 
-	mu      sync.Mutex
-	entries map[string]*entry
-	failed  map[string]time.Time // domain → time of the last failed fetch
+	mu         sync.Mutex
+	entries    map[string]*entry
+	failed     map[string]time.Time // domain → time of the last failed fetch
+	refreshing map[string]bool      // domains with a background refresh running
+	closed     bool
 
 	saveMu sync.Mutex // one file write at a time
+
+	// Background refreshes run under ctx, which Close cancels.
+	ctx    context.Context
+	cancel context.CancelFunc
+	bg     sync.WaitGroup
 }
 
 // NewCache returns a Cache, loading the policies saved in Options.Dir. A
@@ -110,7 +117,8 @@ func NewCache(opts Options) (*Cache, error) {
 	if opts.RetryAfterFailure <= 0 {
 		opts.RetryAfterFailure = 5 * time.Minute
 	}
-	c := &Cache{opts: opts, entries: map[string]*entry{}, failed: map[string]time.Time{}}
+	c := &Cache{opts: opts, entries: map[string]*entry{}, failed: map[string]time.Time{}, refreshing: map[string]bool{}}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if opts.Dir == "" {
 		return c, nil
 	}
@@ -186,6 +194,9 @@ func (c *Cache) Lookup(ctx context.Context, domain string) Result {
 		return cached
 	}
 	if e != nil && e.ID == rec.ID {
+		if now.Sub(e.Fetched) >= refreshAge(e.policy) {
+			c.refreshInBackground(domain, rec.ID, now)
+		}
 		return cached
 	}
 	// A new id, or nothing (valid) cached: fetch, unless a fetch failed
@@ -205,11 +216,55 @@ func (c *Cache) Lookup(ctx context.Context, domain string) Result {
 	return cached
 }
 
+// refreshAge is how old a cached policy may get before it is fetched again
+// in the background, its id unchanged: half its max_age, and at most a
+// day. RFC 8461 §10.1 asks senders to refresh policies before they expire,
+// so that a policy whose id never changes does not lapse, leaving a window
+// in which an attacker who blocks the fetch finds the domain unprotected.
+func refreshAge(p *Policy) time.Duration {
+	return min(p.MaxAgeDuration()/2, 24*time.Hour)
+}
+
+// refreshInBackground fetches the policy of domain again without making
+// the delivery that noticed wait; the cached policy stays in force
+// meanwhile, and after a failure (§5.1).
+func (c *Cache) refreshInBackground(domain, id string, now time.Time) {
+	c.mu.Lock()
+	last, failed := c.failed[domain]
+	if c.closed || c.refreshing[domain] || failed && now.Sub(last) < c.opts.RetryAfterFailure {
+		c.mu.Unlock()
+		return
+	}
+	c.refreshing[domain] = true
+	c.bg.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.bg.Done()
+		c.flight.Do(domain, func() (any, error) { return c.fetch(c.ctx, domain, id), nil })
+		c.mu.Lock()
+		delete(c.refreshing, domain)
+		c.mu.Unlock()
+	}()
+}
+
+// Close cancels the background refreshes and waits for them to end.
+// Lookup still works after Close, without background refreshes.
+func (c *Cache) Close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.cancel()
+	c.bg.Wait()
+}
+
 // fetch fetches and stores the policy of domain published under id; nil
 // when it failed.
 func (c *Cache) fetch(ctx context.Context, domain, id string) *entry {
 	p, err := c.opts.Fetcher.Fetch(ctx, domain)
 	now := c.opts.Now()
+	if err != nil && c.ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil // a background refresh cut short by Close: not a failure
+	}
 	if err != nil {
 		res := FetchError
 		if errors.Is(err, ErrBadPolicy) {

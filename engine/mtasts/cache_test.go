@@ -166,6 +166,50 @@ func TestCacheRefresh(t *testing.T) {
 	}
 }
 
+// TestCacheRefreshesBeforeExpiry: a policy older than half its max_age is
+// fetched again in the background (§10.1) while the cached one answers;
+// the new copy lives a full max_age from its fetch.
+func TestCacheRefreshesBeforeExpiry(t *testing.T) {
+	dns := &fakeDNS{txt: map[string][]string{"_mta-sts.a.test": {"v=STSv1; id=one;"}}}
+	fe := &fakeFetcher{policy: map[string]string{"a.test": enforceA}} // max_age 3600
+	var mu sync.Mutex
+	clk := &clock{t: time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)}
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clk.t }
+	c, err := NewCache(Options{Resolver: dns, Fetcher: fe, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	c.Lookup(ctx, "a.test")
+	mu.Lock()
+	clk.t = clk.t.Add(20 * time.Minute)
+	mu.Unlock()
+	if r := c.Lookup(ctx, "a.test"); !r.Enforced() || fe.count() != 1 {
+		t.Fatalf("young policy: %+v, %d fetches", r, fe.count())
+	}
+	mu.Lock()
+	clk.t = clk.t.Add(15 * time.Minute) // 35 minutes old: past half of max_age
+	mu.Unlock()
+	if r := c.Lookup(ctx, "a.test"); !r.Enforced() {
+		t.Fatalf("during the refresh: %+v", r)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for fe.count() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("no background refresh")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c.Close() // waits for the refresh to be stored
+	mu.Lock()
+	clk.t = clk.t.Add(50 * time.Minute) // 85 minutes after the first fetch, 50 after the refresh
+	mu.Unlock()
+	if r := c.Lookup(ctx, "a.test"); !r.Enforced() || fe.count() != 2 {
+		t.Fatalf("after the refresh: %+v, %d fetches (want the refreshed copy, no new fetch)", r, fe.count())
+	}
+}
+
 // BenchmarkSTSCheck is the per-delivery cost of the policy check with a
 // warm cache: the TXT lookup through Gannet's resolver (answered from its
 // cache; the DNS server is a real one on loopback), the id comparison, and

@@ -32,5 +32,8 @@
 // policy, and the fetch is not tried again for that domain before
 // Options.RetryAfterFailure. A domain whose TXT record has gone keeps its
 // cached policy until it expires (§3.1, §5.1: removing the record does not
-// end a policy; a policy of mode none does).
+// end a policy; a policy of mode none does). A cached policy older than
+// half its max_age (at most a day) is fetched again in the background, the
+// delivery going on under the cached one (§10.1: refresh before expiry);
+// Cache.Close stops those fetches.
 package mtasts
