@@ -24,6 +24,7 @@ type gannetConfig struct {
 	MaxRetryInterval string   // default "2s"
 	MaxRetryAge      string   // default "10m"
 	TLSMode          string   // [tls] mode, default "opportunistic"
+	CAFile           string   // [tls] ca_file, default none
 	Extra            string   // more TOML appended at the end
 	// Script is a Lua policy script, written next to the config and named
 	// by [policy] script. Its listener addresses 127.0.0.1:2525 and
@@ -68,6 +69,9 @@ smtp_port = {{.DeliveryPort}}
 
 [tls]
 mode = "{{.TLSMode}}"
+{{- if .CAFile}}
+ca_file = "{{.CAFile}}"
+{{- end}}
 
 [queue]
 retry_interval = "{{.RetryInterval}}"
@@ -132,7 +136,7 @@ func startGannet(t testing.TB, cfg gannetConfig) *gannet {
 		"Dir": dir, "SMTPAddr": g.SMTPAddr, "HTTPAddr": g.HTTPAddr,
 		"RelayHosts": strings.Join(quoted, ", "), "DNS": cfg.DNS, "DeliveryPort": cfg.DeliveryPort,
 		"RetryInterval": cfg.RetryInterval, "MaxRetryInterval": cfg.MaxRetryInterval,
-		"MaxRetryAge": cfg.MaxRetryAge, "TLSMode": cfg.TLSMode, "Extra": cfg.Extra,
+		"MaxRetryAge": cfg.MaxRetryAge, "TLSMode": cfg.TLSMode, "CAFile": cfg.CAFile, "Extra": cfg.Extra,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -221,7 +221,7 @@ max_destination_labels = 2
 			`gannet_queue_depth{queue="ready"}`:                 0,
 			`gannet_connections{direction="in"}`:                0,
 			`gannet_spool_commit_seconds_count`:                 4,
-			`gannet_tls_failures_total`:                         0,
+			`gannet_tls_failures_total{policy="none"}`:          0,
 			`gannet_bounces_total{class="InvalidRecipient"}`:    1,
 		} {
 			if got := s.get(t, series); got != want {

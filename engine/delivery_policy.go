@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"crypto/x509"
 	"fmt"
 	"math/rand/v2"
 	"regexp"
@@ -90,7 +91,7 @@ func limitsOf(r config.ShapingRule) outbound.Limits {
 }
 
 // tlsPolicyOf converts [tls]-style settings.
-func tlsPolicyOf(t config.TLS) (outbound.TLSPolicy, error) {
+func tlsPolicyOf(t config.TLS, roots *x509.CertPool) (outbound.TLSPolicy, error) {
 	mode, err := outbound.ParseTLSMode(t.Mode)
 	if err != nil {
 		return outbound.TLSPolicy{}, err
@@ -100,6 +101,7 @@ func tlsPolicyOf(t config.TLS) (outbound.TLSPolicy, error) {
 		MinVersion:        t.MinVersion.ID(),
 		CipherSuites:      t.CipherSuiteIDs(),
 		FallbackPlaintext: t.FallbackPlaintext,
+		RootCAs:           roots,
 	}, nil
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,6 +21,7 @@ import (
 	"gannet/engine/inbound"
 	"gannet/engine/logrec"
 	"gannet/engine/metrics"
+	"gannet/engine/mtasts"
 	"gannet/engine/outbound"
 	"gannet/engine/shaping"
 	"gannet/internal/bufpool"
@@ -69,6 +69,7 @@ type Engine struct {
 	https    []*httpapi.Server
 	signers  *dkim.Signers // [[dkim]] keys at start (sign.go); live.signers after a reload
 	shaper   *shaping.Shaper
+	sts      *mtasts.Cache // MTA-STS policies (sts.go); nil with relay_to
 
 	// What policy scripts changed while the relay runs (script.go):
 	scriptRates  sync.Map   // tenant → messages per second (kumo.limit_sending)
@@ -147,6 +148,9 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		}
 	}
 
+	if err := e.buildSTS(); err != nil {
+		return fail(err)
+	}
 	if err := e.buildOutbound(); err != nil {
 		return fail(err)
 	}
@@ -203,7 +207,8 @@ func (e *Engine) buildOutbound() error {
 		DataTimeout:    cfg.Delivery.DataTimeout.Duration,
 		IdleTimeout:    cfg.Delivery.IdleTimeout.Duration,
 		Limits:         shaper.Limits,
-		OnTLSFailure:   func(string, netip.AddrPort, error) { e.metrics.TLSFailures.Inc() },
+		STS:            e.stsFor, // reload-safe ([tls] mta_sts, [tls_policy.*] mta_sts)
+		OnTLSFailure:   e.tlsFailure,
 		OnConnection: func(d int) {
 			if d > 0 {
 				e.metrics.ConnectionsOut.Inc()
@@ -304,6 +309,9 @@ func (e *Engine) Stop(ctx context.Context) error {
 		}
 		if e.delivery != nil {
 			errs = append(errs, e.delivery.Stop(ctx))
+		}
+		if e.sts != nil {
+			e.sts.Close() // background MTA-STS policy refreshes
 		}
 		errs = append(errs, e.closeStores())
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"gannet/engine/certs"
 	"gannet/engine/config"
@@ -23,6 +24,8 @@ func (e *Engine) buildInbound() error {
 			return fmt.Errorf("smtp_listener %s: %w", l.Name, err)
 		}
 		e.certs[l.Name] = store
+		e.metrics.CertificateExpiry(l.Name, store.NotAfter)
+		e.checkCertificate(l.Name, l.Hostname, store)
 		tc := store.TLSConfig(l.TLSMinVersion.ID())
 		bare := smtpwire.BareLFNormalize
 		if l.BareLF == config.BareLFReject {
@@ -79,6 +82,25 @@ func (e *Engine) buildInbound() error {
 	}
 	e.inbound = srv
 	return nil
+}
+
+// certWarnBefore is how long before a listener certificate expires that
+// the log warns at start and on reload (the alert
+// GannetTLSCertificateExpiresSoon uses the same 14 days).
+const certWarnBefore = 14 * 24 * time.Hour
+
+// checkCertificate logs a warning when the certificate of a listener has
+// expired, expires within certWarnBefore or does not cover the listener's
+// hostname.
+func (e *Engine) checkCertificate(listener, hostname string, store *certs.Store) {
+	leaf := store.Leaf()
+	for _, p := range certs.Problems(leaf, hostname, e.now(), certWarnBefore) {
+		args := []any{"listener", listener, "problem", p}
+		if leaf != nil {
+			args = append(args, "not_after", leaf.NotAfter.UTC().Format(time.RFC3339))
+		}
+		e.log.Warn("listener certificate", args...)
+	}
 }
 
 // offIfZero maps the config's "0 turns it off" to inbound's negative "off"

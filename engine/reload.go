@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"reflect"
@@ -26,7 +27,7 @@ import (
 //     its limits within a second), [backoff] and [[shaping_rule]];
 //   - the outbound TLS policy, [tls] and [tls_policy.*] (new connections;
 //     pooled ones finish their life under the policy they were opened
-//     with);
+//     with), including mta_sts and ca_file (re-read);
 //   - the message policy (policy.Rules, built anew from the file):
 //     [[tenant]] dkim_domain, dkim_domains and list_unsubscribe, [meta];
 //   - [[tenant]] rates;
@@ -52,6 +53,8 @@ type livePolicy struct {
 	tlsDefault  outbound.TLSPolicy
 	tlsDomains  map[string]outbound.TLSPolicy // [tls_policy."DOMAIN"]
 	tlsGen      int                           // counts the reloads that changed the TLS policy
+	roots       *x509.CertPool                // system roots + [tls] ca_file; nil: system roots
+	stsByDomain map[string]bool               // [tls_policy."DOMAIN"] mta_sts, where set
 	bounces     *bounce.Classifier
 	signers     *dkim.Signers
 	messages    messagePolicy // [meta], [[tenant]], [[dkim]]: policy.Rules; or the script's message hook over them
@@ -83,13 +86,22 @@ func buildPolicy(cfg *config.Config, prev *livePolicy) (*livePolicy, error) {
 		}
 	}
 	var err error
-	if p.tlsDefault, err = tlsPolicyOf(cfg.TLS); err != nil {
+	if p.roots, err = caRoots(cfg.TLS.CAFile); err != nil {
+		return nil, fmt.Errorf("[tls] ca_file: %w", err)
+	}
+	if p.tlsDefault, err = tlsPolicyOf(cfg.TLS, p.roots); err != nil {
 		return nil, fmt.Errorf("[tls]: %w", err)
 	}
 	p.tlsDomains = make(map[string]outbound.TLSPolicy, len(cfg.TLSPolicies))
-	for d := range cfg.TLSPolicies {
-		if p.tlsDomains[d], err = tlsPolicyOf(cfg.TLSFor(d)); err != nil {
+	for d, o := range cfg.TLSPolicies {
+		if p.tlsDomains[d], err = tlsPolicyOf(cfg.TLSFor(d), p.roots); err != nil {
 			return nil, fmt.Errorf("tls_policy %q: %w", d, err)
+		}
+		if o.MTASTS != nil {
+			if p.stsByDomain == nil {
+				p.stsByDomain = map[string]bool{}
+			}
+			p.stsByDomain[d] = *o.MTASTS
 		}
 	}
 	if _, _, err := shapingPolicy(cfg); err != nil {
@@ -165,6 +177,11 @@ func (e *Engine) Reload() {
 	for name, s := range e.certs {
 		if err := s.Reload(); err != nil {
 			e.log.Error("reload certificate", "listener", name, "err", err)
+		}
+	}
+	for _, l := range e.cfg.SMTPListeners {
+		if s := e.certs[l.Name]; s != nil {
+			e.checkCertificate(l.Name, l.Hostname, s)
 		}
 	}
 	if e.cfg.File == "" {

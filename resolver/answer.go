@@ -40,6 +40,7 @@ type answer struct {
 	outcome outcome
 	mx      []mxRecord   // for TypeMX
 	addrs   []netip.Addr // for TypeA and TypeAAAA
+	txt     []string     // for TypeTXT: each record's strings joined
 	ttl     uint32       // the smallest TTL seen along the chain; noTTL: do not cache
 }
 
@@ -113,12 +114,16 @@ func parseResponse(qname string, qtype uint16, m *dns.Msg) (a answer, next strin
 			if ip, ok := netip.AddrFromSlice(v.AAAA); ok && len(v.AAAA) == 16 {
 				a.addrs = appendUsable(a.addrs, ip)
 			}
+		case *dns.TXT:
+			// A record of several character-strings is one text, their
+			// concatenation (RFC 7208 §3.3, RFC 8461 §3.1).
+			a.txt = append(a.txt, strings.Join(v.Txt, ""))
 		default:
 			continue
 		}
 		ttl = min(ttl, h.Ttl)
 	}
-	if len(a.mx) > 0 || len(a.addrs) > 0 {
+	if len(a.mx) > 0 || len(a.addrs) > 0 || len(a.txt) > 0 {
 		a.outcome = outcomeAnswer
 		a.ttl = ttl
 		return a, "", nil

@@ -17,12 +17,16 @@
 //     above 1% of recipient attempts (delivered + transient + bounced).
 //   - GannetInboundSMTPErrorsHigh: gannet_smtp_errors_total{direction="in"}
 //     above 1% of final answers to clients (messages received + errors).
-//   - GannetTLSFailuresHigh: gannet_tls_failures_total above 2% of
+//   - GannetTLSFailuresHigh: gannet_tls_failures_total (but policy="sts",
+//     failures under destinations' MTA-STS policies) above 2% of
 //     gannet_connections_opened_total (both directions).
 //   - GannetDomainConnectionsHigh: gannet_domain_connections above 20 for
 //     one domain.
 //   - GannetSpoolCorrupt: gannet_spool_corrupt_total increased in the last
 //     hour (a message quarantined as corrupt: never delivered or bounced).
+//   - GannetTLSCertificateExpiresSoon: a listener's certificate
+//     (gannet_tls_certificate_expiry_timestamp_seconds{listener}) expires
+//     within 14 days, for 10m.
 //
 // The ratio alerts wait for at least 100 attempts (or connections) in their
 // 10 minute window.

@@ -87,6 +87,57 @@ func (s *Store) reloadLocked() error {
 	return nil
 }
 
+// Leaf returns the certificate served now (the first of the chain).
+func (s *Store) Leaf() *x509.Certificate {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cert == nil || len(s.cert.Certificate) == 0 {
+		return nil
+	}
+	if s.cert.Leaf != nil {
+		return s.cert.Leaf
+	}
+	leaf, err := x509.ParseCertificate(s.cert.Certificate[0])
+	if err != nil {
+		return nil
+	}
+	return leaf
+}
+
+// NotAfter returns when the certificate served now expires (zero when
+// there is none), for gannet_tls_certificate_expiry_timestamp_seconds. It
+// follows the re-reads of GetCertificate.
+func (s *Store) NotAfter() time.Time {
+	if leaf := s.Leaf(); leaf != nil {
+		return leaf.NotAfter
+	}
+	return time.Time{}
+}
+
+// Problems lists what is wrong with a listener's certificate, in words
+// for the log: it has expired, or expires within warnBefore, or does not
+// cover hostname (the listener's name, checked as a client would, RFC
+// 6125 §6: DNS names of the subjectAltName, wildcards for one label).
+// hostname "" is not checked.
+func Problems(leaf *x509.Certificate, hostname string, now time.Time, warnBefore time.Duration) []string {
+	if leaf == nil {
+		return []string{"no certificate"}
+	}
+	var out []string
+	switch left := leaf.NotAfter.Sub(now); {
+	case left <= 0:
+		out = append(out, fmt.Sprintf("expired on %s", leaf.NotAfter.UTC().Format(time.RFC3339)))
+	case left < warnBefore:
+		out = append(out, fmt.Sprintf("expires on %s, in %s", leaf.NotAfter.UTC().Format(time.RFC3339), left.Round(time.Minute)))
+	}
+	if hostname != "" {
+		if err := leaf.VerifyHostname(hostname); err != nil {
+			out = append(out, fmt.Sprintf("does not cover the hostname %q (it names %v)", hostname, leaf.DNSNames))
+		}
+	}
+	return out
+}
+
 // GetCertificate implements tls.Config.GetCertificate.
 func (s *Store) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	s.mu.Lock()

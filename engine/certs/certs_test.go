@@ -105,3 +105,38 @@ func TestOpenNeedsBothFiles(t *testing.T) {
 		t.Fatal("cert without key accepted")
 	}
 }
+
+func TestProblems(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	leaf := &x509.Certificate{DNSNames: []string{"relay.example.test", "*.mx.example.test"}, NotAfter: now.Add(30 * 24 * time.Hour)}
+	week := 7 * 24 * time.Hour
+	cases := []struct {
+		notAfter time.Time
+		host     string
+		want     []string
+	}{
+		{now.Add(30 * 24 * time.Hour), "relay.example.test", nil},
+		{now.Add(30 * 24 * time.Hour), "a.mx.example.test", nil},
+		{now.Add(30 * 24 * time.Hour), "", nil},
+		{now.Add(3 * 24 * time.Hour), "relay.example.test", []string{"expires on 2026-12-10T12:00:00Z, in 72h0m0s"}},
+		{now.Add(-time.Hour), "relay.example.test", []string{"expired on 2026-12-07T11:00:00Z"}},
+		{now.Add(30 * 24 * time.Hour), "other.test", []string{`does not cover the hostname "other.test" (it names [relay.example.test *.mx.example.test])`}},
+		{now.Add(30 * 24 * time.Hour), "a.b.mx.example.test", []string{`does not cover the hostname "a.b.mx.example.test" (it names [relay.example.test *.mx.example.test])`}},
+	}
+	for _, c := range cases {
+		leaf.NotAfter = c.notAfter
+		got := Problems(leaf, c.host, now, 2*week)
+		if len(got) != len(c.want) {
+			t.Errorf("%v %q: %q, want %q", c.notAfter, c.host, got, c.want)
+			continue
+		}
+		for i := range got {
+			if got[i] != c.want[i] {
+				t.Errorf("%v %q: %q, want %q", c.notAfter, c.host, got, c.want)
+			}
+		}
+	}
+	if p := Problems(nil, "x", now, week); len(p) != 1 {
+		t.Errorf("nil leaf: %q", p)
+	}
+}

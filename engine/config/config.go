@@ -209,6 +209,11 @@ type TLS struct {
 	// FallbackPlaintext: in the opportunistic modes, a failed STARTTLS
 	// handshake is retried in the clear.
 	FallbackPlaintext bool `toml:"fallback_plaintext"`
+	// MTASTS: honour the destinations' MTA-STS policies (RFC 8461).
+	MTASTS bool `toml:"mta_sts"`
+	// CAFile: PEM certificates trusted, besides the system roots, to verify
+	// MX hosts and MTA-STS policy servers ("": the system roots only).
+	CAFile string `toml:"ca_file"`
 }
 
 // Queue is [queue]: admission and the retry schedule.

@@ -77,6 +77,7 @@ type TLSOverride struct {
 	MinVersion        *TLSVersion `toml:"min_version"`
 	Ciphers           []string    `toml:"ciphers"`
 	FallbackPlaintext *bool       `toml:"fallback_plaintext"`
+	MTASTS            *bool       `toml:"mta_sts"` // false: ignore the domain's MTA-STS policy
 }
 
 // TLSFor returns the outbound TLS policy for destination domain: [tls] with
@@ -98,6 +99,9 @@ func (c *Config) TLSFor(domain string) TLS {
 	}
 	if o.FallbackPlaintext != nil {
 		t.FallbackPlaintext = *o.FallbackPlaintext
+	}
+	if o.MTASTS != nil {
+		t.MTASTS = *o.MTASTS
 	}
 	return t
 }

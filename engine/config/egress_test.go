@@ -1,6 +1,9 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -137,6 +140,36 @@ mode = "sometimes"
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %q in:\n%s", want, got)
+		}
+	}
+}
+
+// TestTLSMTASTSKeys: [tls] mta_sts is on by default, a domain can turn it
+// off, and ca_file must be a readable PEM file of certificates.
+func TestTLSMTASTSKeys(t *testing.T) {
+	c, err := Parse("sts.toml", []byte(`
+[tls_policy."no-sts.test"]
+mta_sts = false
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.TLS.MTASTS || c.TLS.CAFile != "" {
+		t.Errorf("defaults: mta_sts %v ca_file %q", c.TLS.MTASTS, c.TLS.CAFile)
+	}
+	if c.TLSFor("No-STS.test.").MTASTS || !c.TLSFor("other.test").MTASTS {
+		t.Errorf("per-domain mta_sts: %+v %+v", c.TLSFor("no-sts.test"), c.TLSFor("other.test"))
+	}
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "ca.txt")
+	os.WriteFile(notPEM, []byte("hello"), 0o600)
+	for file, want := range map[string]string{
+		notPEM:                        "holds no PEM certificate",
+		filepath.Join(dir, "missing"): "cannot read",
+	} {
+		_, err := Parse("ca.toml", []byte("[tls]\nca_file = "+strconv.Quote(file)+"\n"))
+		if err == nil || !strings.Contains(err.Error(), "tls.ca_file") || !strings.Contains(err.Error(), want) {
+			t.Errorf("ca_file %s: %v, want %q", file, err, want)
 		}
 	}
 }

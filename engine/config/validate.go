@@ -2,6 +2,7 @@ package config
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
@@ -328,6 +329,13 @@ func (c *Config) validate() []problem {
 
 	ck.oneOf(at("tls", "mode"), c.TLS.Mode, TLSOpportunistic, TLSOpportunisticInsecure, TLSRequired, TLSDisabled)
 	ck.oneOf(at("tls", "min_version"), string(c.TLS.MinVersion), tlsVersionNames...)
+	if f := c.TLS.CAFile; f != "" {
+		if b, err := os.ReadFile(f); err != nil {
+			ck.add(at("tls", "ca_file"), "cannot read %s", errText(err))
+		} else if !x509.NewCertPool().AppendCertsFromPEM(b) {
+			ck.add(at("tls", "ca_file"), "%q holds no PEM certificate", f)
+		}
+	}
 	suites := cipherSuites()
 	for _, name := range c.TLS.Ciphers {
 		if _, ok := suites[name]; !ok {

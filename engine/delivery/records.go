@@ -82,6 +82,7 @@ func (l *Loop) newRecord(m *queue.Message, v *verdict, out *outbound.Outcome, no
 	if out != nil {
 		r.TLSProtocolVersion = out.TLSVersion
 		r.TLSCipher = out.TLSCipher
+		r.TLSPolicy = out.TLSPolicy
 		if out.Peer.IsValid() {
 			r.PeerAddress = logrec.PeerAddress{Name: out.Host, Addr: out.Peer.Addr().String()}
 		}

@@ -49,6 +49,7 @@ type jsonRecord struct {
 	Created            int64  `json:"created"`
 	EgressSource       string `json:"egress_source"`
 	Listener           string `json:"listener"`
+	TLSPolicy          string `json:"tls_policy"`
 }
 
 // ParseRecord decodes one line written by AppendJSON (the trailing newline
@@ -69,7 +70,7 @@ func ParseRecord(line []byte) (Record, error) {
 		TLSProtocolVersion:   j.TLSProtocolVersion, TLSCipher: j.TLSCipher,
 		Tenant: j.Tenant, Campaign: j.Campaign,
 		Timestamp: unixOrZero(j.Timestamp), Created: unixOrZero(j.Created),
-		EgressSource: j.EgressSource, Listener: j.Listener,
+		EgressSource: j.EgressSource, Listener: j.Listener, TLSPolicy: j.TLSPolicy,
 	}
 	if e := j.Response.EnhancedCode; e != nil {
 		r.Response.EnhancedCode = strconv.Itoa(e.Class) + "." + strconv.Itoa(e.Subject) + "." + strconv.Itoa(e.Detail)

@@ -51,12 +51,16 @@ type Record struct {
 	PeerAddress          PeerAddress
 	TLSProtocolVersion   string // "TLSv1.3"; "" when the connection was plain
 	TLSCipher            string // "TLS_AES_128_GCM_SHA256"
-	Tenant               string
-	Campaign             string
-	Timestamp            time.Time // when the event happened
-	Created              time.Time // when the message was received
-	EgressSource         string    // optional: outbound source address or name
-	Listener             string    // optional: [[smtp_listener]] name or "http" for Reception
+	// TLSPolicy is the outbound TLS policy a delivery attempt ran under:
+	// "sts-enforce", "sts-testing" (MTA-STS, RFC 8461), "opportunistic",
+	// "required" or "none" ([tls] mode disabled); "" for other records.
+	TLSPolicy    string
+	Tenant       string
+	Campaign     string
+	Timestamp    time.Time // when the event happened
+	Created      time.Time // when the message was received
+	EgressSource string    // optional: outbound source address or name
+	Listener     string    // optional: [[smtp_listener]] name or "http" for Reception
 }
 
 // AppendJSON appends r as one JSON object and a newline. The layout is:
@@ -66,10 +70,11 @@ type Record struct {
 //	 "response":{"code":250,"enhanced_code":{"class":2,"subject":0,"detail":0},"content":"OK"},
 //	 "bounce_classification":"","peer_address":{"name":"mx.example.test","addr":"192.0.2.1"},
 //	 "tls_protocol_version":"TLSv1.3","tls_cipher":"…","tenant":"…","campaign":"…",
-//	 "timestamp":1700000000,"created":1699999990,"egress_source":"…","listener":"…"}
+//	 "timestamp":1700000000,"created":1699999990,"egress_source":"…","listener":"…",
+//	 "tls_policy":"sts-enforce"}
 //
-// Every field is always present except egress_source and listener, which are
-// left out when empty. As in KumoMTA, enhanced_code is an object of three
+// Every field is always present except egress_source, listener and
+// tls_policy, which are left out when empty. As in KumoMTA, enhanced_code is an object of three
 // numbers (null when there is none or it does not parse), peer_address is null
 // when there is no address, and timestamp and created are Unix seconds
 // (integers; 0 when unset). Strings are escaped per RFC 8259; invalid UTF-8
@@ -129,6 +134,10 @@ func (r *Record) AppendJSON(b []byte) []byte {
 	if r.Listener != "" {
 		b = append(b, `,"listener":`...)
 		b = appendString(b, r.Listener)
+	}
+	if r.TLSPolicy != "" {
+		b = append(b, `,"tls_policy":`...)
+		b = appendString(b, r.TLSPolicy)
 	}
 	return append(b, "}\n"...)
 }

@@ -28,6 +28,7 @@ func sampleRecord() *Record {
 		Timestamp:            time.Unix(1700000100, 500),
 		Created:              time.Unix(1700000000, 0),
 		EgressSource:         "10.0.0.1",
+		TLSPolicy:            "sts-enforce",
 	}
 }
 
@@ -59,7 +60,7 @@ func TestAppendJSONFields(t *testing.T) {
 		"tls_protocol_version":  "TLSv1.3", "tls_cipher": "TLS_AES_128_GCM_SHA256",
 		"tenant": "acme", "campaign": "spring",
 		"timestamp": 1700000100.0, "created": 1700000000.0,
-		"egress_source": "10.0.0.1",
+		"egress_source": "10.0.0.1", "tls_policy": "sts-enforce",
 	}
 	if !reflect.DeepEqual(m, want) {
 		t.Errorf("got  %v\nwant %v", m, want)
@@ -71,6 +72,9 @@ func TestAppendJSONEmptyAndOptional(t *testing.T) {
 	m := decode(t, r.AppendJSON(nil))
 	if m["peer_address"] != nil || m["response"].(map[string]any)["enhanced_code"] != nil {
 		t.Errorf("empty peer/enhanced code not null: %v", m)
+	}
+	if _, ok := m["tls_policy"]; ok {
+		t.Error("empty tls_policy written")
 	}
 	if _, ok := m["egress_source"]; ok {
 		t.Error("empty egress_source written")

@@ -43,7 +43,8 @@ type Metrics struct {
 	DeliveryLatency   *vm.PrometheusHistogram // gannet_delivery_latency_seconds: reception to delivery
 	SMTPErrorsIn      *vm.Counter             // gannet_smtp_errors_total{direction="in"}: 4xx/5xx replies we sent
 	SMTPErrorsOut     *vm.Counter             // gannet_smtp_errors_total{direction="out"}: 4xx/5xx replies we got
-	TLSFailures       *vm.Counter             // gannet_tls_failures_total: failed handshakes, both directions
+	TLSFailures       *vm.Counter             // gannet_tls_failures_total{policy="none"}: failed handshakes, both directions, under no MTA-STS policy
+	TLSFailuresSTS    *vm.Counter             // gannet_tls_failures_total{policy="sts"}: outbound failures under an MTA-STS policy (enforce or testing): MX not matching, no STARTTLS, handshake
 	ConnectionsIn     *vm.Gauge               // gannet_connections{direction="in"}: open inbound connections (Inc/Dec)
 	ConnectionsOut    *vm.Gauge               // gannet_connections{direction="out"}: open outbound connections (Inc/Dec)
 	SpoolCommit       *vm.PrometheusHistogram // gannet_spool_commit_seconds: time to make a message durable
@@ -65,10 +66,14 @@ type Metrics struct {
 	// gannet_campaign_messages_*_total{campaign}.
 	Sites, Domains, Tenants, Campaigns *CappedCounters
 
-	received  sync.Map // listener name → *vm.Counter
-	scheduled atomic.Pointer[func() float64]
-	ready     atomic.Pointer[func() float64]
-	siteRates atomic.Pointer[func() []SiteRate] // gannet_site_effective_rate (siterates.go)
+	received sync.Map // listener name → *vm.Counter
+
+	// gannet_mta_sts_policy_fetches_total{result}
+	stsFetchOK, stsFetchError, stsFetchInvalid *vm.Counter
+	certExpiry                                 sync.Map // listener name → *atomic.Pointer[func() time.Time]
+	scheduled                                  atomic.Pointer[func() float64]
+	ready                                      atomic.Pointer[func() float64]
+	siteRates                                  atomic.Pointer[func() []SiteRate] // gannet_site_effective_rate (siterates.go)
 
 	maxLabels        atomic.Int64                            // [metrics] max_destination_labels
 	destinations     atomic.Pointer[func() DestinationState] // destinations.go
@@ -91,7 +96,11 @@ func New() *Metrics {
 	m.DeliveryLatency = s.NewPrometheusHistogramExt("gannet_delivery_latency_seconds", deliveryLatencyBuckets())
 	m.SMTPErrorsIn = s.NewCounter(`gannet_smtp_errors_total{direction="in"}`)
 	m.SMTPErrorsOut = s.NewCounter(`gannet_smtp_errors_total{direction="out"}`)
-	m.TLSFailures = s.NewCounter("gannet_tls_failures_total")
+	m.TLSFailures = s.NewCounter(`gannet_tls_failures_total{policy="none"}`)
+	m.TLSFailuresSTS = s.NewCounter(`gannet_tls_failures_total{policy="sts"}`)
+	m.stsFetchOK = s.NewCounter(`gannet_mta_sts_policy_fetches_total{result="ok"}`)
+	m.stsFetchError = s.NewCounter(`gannet_mta_sts_policy_fetches_total{result="error"}`)
+	m.stsFetchInvalid = s.NewCounter(`gannet_mta_sts_policy_fetches_total{result="invalid"}`)
 	m.ConnectionsIn = s.NewGauge(`gannet_connections{direction="in"}`, nil)
 	m.ConnectionsOut = s.NewGauge(`gannet_connections{direction="out"}`, nil)
 	m.SpoolCommit = s.NewPrometheusHistogramExt("gannet_spool_commit_seconds", spoolCommitBuckets())
@@ -185,6 +194,50 @@ func (m *Metrics) SMTPErrors(direction string) *vm.Counter {
 	return m.SMTPErrorsIn
 }
 
+// TLSFailure returns the gannet_tls_failures_total counter of policy
+// "sts" or "none" (any other value counts as "none").
+func (m *Metrics) TLSFailure(policy string) *vm.Counter {
+	if policy == "sts" {
+		return m.TLSFailuresSTS
+	}
+	return m.TLSFailures
+}
+
+// MTASTSFetch returns the gannet_mta_sts_policy_fetches_total counter of
+// result "ok", "error" or "invalid" (any other value counts as "error").
+func (m *Metrics) MTASTSFetch(result string) *vm.Counter {
+	switch result {
+	case "ok":
+		return m.stsFetchOK
+	case "invalid":
+		return m.stsFetchInvalid
+	}
+	return m.stsFetchError
+}
+
+// CertificateExpiry installs
+// gannet_tls_certificate_expiry_timestamp_seconds{listener}: when the
+// certificate a listener serves expires, read from notAfter at each scrape
+// (so that a certificate re-read from its files shows at once). Listeners
+// are named in the configuration, so the label set is bounded by it. A
+// second call for the same listener replaces the function.
+func (m *Metrics) CertificateExpiry(listener string, notAfter func() time.Time) {
+	p := new(atomic.Pointer[func() time.Time])
+	p.Store(&notAfter)
+	if old, loaded := m.certExpiry.LoadOrStore(listener, p); loaded {
+		old.(*atomic.Pointer[func() time.Time]).Store(&notAfter)
+		return
+	}
+	m.set.NewGauge(`gannet_tls_certificate_expiry_timestamp_seconds{listener="`+escapeLabel(listener)+`"}`,
+		func() float64 {
+			t := (*p.Load())()
+			if t.IsZero() {
+				return 0
+			}
+			return float64(t.Unix())
+		})
+}
+
 // ObserveDeliveryLatency records a delivery of a message received at created.
 func (m *Metrics) ObserveDeliveryLatency(created, delivered time.Time) {
 	m.DeliveryLatency.Update(delivered.Sub(created).Seconds())
@@ -214,7 +267,11 @@ func help(family string) string {
 	case "gannet_smtp_errors_total":
 		return "SMTP 4xx/5xx replies sent (in) or received (out)."
 	case "gannet_tls_failures_total":
-		return "Failed TLS handshakes, inbound and outbound."
+		return "Failed TLS handshakes, inbound and outbound (policy=\"none\"), and outbound failures under an MTA-STS policy (policy=\"sts\": MX host not in the policy, no STARTTLS, handshake or certificate)."
+	case "gannet_mta_sts_policy_fetches_total":
+		return "MTA-STS policy fetches (RFC 8461): ok, error (DNS, connection, TLS, HTTP status or type, size, timeout) or invalid (the file does not parse)."
+	case "gannet_tls_certificate_expiry_timestamp_seconds":
+		return "When the certificate of each SMTP and HTTP listener expires (Unix seconds)."
 	case "gannet_connections":
 		return "Open SMTP connections, inbound and outbound."
 	case "gannet_spool_commit_seconds":

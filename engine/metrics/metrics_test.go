@@ -26,6 +26,11 @@ func exercised() *Metrics {
 	m.SMTPErrors(In).Inc()
 	m.SMTPErrors(Out).Add(2)
 	m.TLSFailures.Inc()
+	m.TLSFailure("sts").Inc()
+	m.MTASTSFetch("ok").Inc()
+	m.MTASTSFetch("invalid").Inc()
+	m.CertificateExpiry("relay-in", func() time.Time { return time.Unix(1600000000, 0) })
+	m.CertificateExpiry("relay-in", func() time.Time { return time.Unix(1700000000, 0) })
 	m.Connections(In).Inc()
 	m.Connections(Out).Add(4)
 	m.SpoolCommit.Update(0.003)
@@ -116,7 +121,12 @@ func TestExpositionHasContractMetrics(t *testing.T) {
 		`gannet_delivery_latency_seconds_bucket{le="+Inf"}`:                    1,
 		`gannet_smtp_errors_total{direction="in"}`:                             1,
 		`gannet_smtp_errors_total{direction="out"}`:                            2,
-		`gannet_tls_failures_total`:                                            1,
+		`gannet_tls_failures_total{policy="none"}`:                             1,
+		`gannet_tls_failures_total{policy="sts"}`:                              1,
+		`gannet_mta_sts_policy_fetches_total{result="ok"}`:                     1,
+		`gannet_mta_sts_policy_fetches_total{result="error"}`:                  0,
+		`gannet_mta_sts_policy_fetches_total{result="invalid"}`:                1,
+		`gannet_tls_certificate_expiry_timestamp_seconds{listener="relay-in"}`: 1700000000,
 		`gannet_connections{direction="in"}`:                                   1,
 		`gannet_connections{direction="out"}`:                                  4,
 		`gannet_spool_commit_seconds_count`:                                    1,

@@ -26,6 +26,8 @@ type dialConfig struct {
 	localAddr      netip.Addr
 	sourceName     string
 	onErrorReply   func(smtpwire.Reply)
+	sts            STSPolicy // the MTA-STS policy the pool's connections are made under
+	policyName     string    // Outcome.TLSPolicy
 }
 
 // Client is one SMTP client session with one server address. It is used by

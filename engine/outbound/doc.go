@@ -19,6 +19,23 @@
 //     for that host (the next MX is tried);
 //   - disabled: never.
 //
+// # MTA-STS
+//
+// Options.STS gives the MTA-STS policy (RFC 8461) of the destination domain
+// on every delivery to MX hosts (not to relay_to, not to an address
+// literal). Under a policy in enforce mode only the MX hosts that match its
+// mx patterns (§4.1) are tried, with STARTTLS required, TLS 1.2 at least
+// and a certificate verified for the MX name (§4.2), whatever [tls] says
+// and with no fallback to the clear; a host that does not match, offers
+// no STARTTLS or fails the handshake is a transient 451 4.7.5 whose text
+// says why ("MTA-STS: mx.example.test does not match the policy of
+// example.test"). In testing mode delivery is as without a policy and the
+// failures are only reported (Options.OnTLSFailure with policy "sts") and
+// noted. Pools are kept per policy (domain and id) so that a connection
+// checked under one policy carries only that policy's mail.
+// Outcome.TLSPolicy names the policy the delivery ran under: sts-enforce,
+// sts-testing, opportunistic, required or none.
+//
 // A transaction (RFC 5321 §3.3) is run by smtpwire.ClientTxn, which holds
 // the protocol: MAIL, the RCPTs and DATA in one write when the server
 // offers PIPELINING (RFC 2920 §3.1), otherwise one command per reply; the

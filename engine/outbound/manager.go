@@ -65,9 +65,18 @@ type Options struct {
 	HostBackoff    time.Duration
 	HostBackoffMax time.Duration
 
-	// OnTLSFailure, when set, is called when a STARTTLS fails (for
-	// gannet_tls_failures_total).
-	OnTLSFailure func(host string, peer netip.AddrPort, err error)
+	// STS, when set, returns the MTA-STS policy in force for a destination
+	// domain (RFC 8461; engine/mtasts). It is asked on every delivery to
+	// MX hosts, never for relay_to or an address literal. Connections are
+	// pooled per policy too.
+	STS func(ctx context.Context, domain string) STSPolicy
+
+	// OnTLSFailure, when set, is called when a STARTTLS fails, and when an
+	// MX host does not match an MTA-STS policy (for
+	// gannet_tls_failures_total{policy}). policy is FailurePolicySTS under
+	// an MTA-STS policy (enforce or testing), FailurePolicyNone otherwise;
+	// peer is zero for a host refused by its name.
+	OnTLSFailure func(policy, host string, peer netip.AddrPort, err error)
 	// OnConnection, when set, is called with +1 when a session is
 	// established and -1 when it is closed (gannet_connections{direction="out"}).
 	OnConnection func(delta int)
@@ -88,7 +97,7 @@ type Manager struct {
 	now    func() time.Time
 
 	mu     sync.Mutex
-	pools  map[string]*sitePool
+	pools  map[poolKey]*sitePool
 	closed bool
 
 	openConns atomic.Int64
@@ -149,7 +158,7 @@ func New(opts Options) *Manager {
 		},
 		health: newHostHealth(opts.Now, opts.HostBackoff, opts.HostBackoffMax),
 		now:    opts.Now,
-		pools:  make(map[string]*sitePool),
+		pools:  make(map[poolKey]*sitePool),
 		stop:   make(chan struct{}),
 	}
 	m.janitor.Add(1)
@@ -198,17 +207,32 @@ func (m *Manager) connClosed() {
 	}
 }
 
-// pool returns the pool of (egress source, site, TLS policy), creating
-// it, with the current limits.
-func (m *Manager) pool(src Source, site resolver.SiteKey, domain string) (*sitePool, error) {
+// poolKey names a pool: connections are shared by deliveries with the same
+// egress source, site, TLS policy and MTA-STS policy. A struct, so that
+// finding the pool allocates nothing.
+type poolKey struct {
+	source    string
+	site      resolver.SiteKey
+	tls       string // Options.TLSFor's key
+	stsMode   STSMode
+	stsDomain string
+	stsID     string
+}
+
+// pool returns the pool of (egress source, site, TLS policy, MTA-STS
+// policy), creating it, with the current limits.
+func (m *Manager) pool(src Source, site resolver.SiteKey, domain string, sts STSPolicy) (*sitePool, error) {
 	lim := m.opts.Limits(Path{Source: src.Name, Site: site, Domain: domain})
 	pol, polKey := m.opts.TLS, ""
 	if m.opts.TLSFor != nil {
 		pol, polKey = m.opts.TLSFor(domain)
 	}
-	key := site.String()
-	if src.Name != "" || polKey != "" {
-		key = src.Name + "|" + key + "|" + polKey
+	key := poolKey{source: src.Name, site: site, tls: polKey}
+	if sts.Mode != STSNone {
+		// A connection opened under a domain's policy checked that
+		// policy's hosts (and, in enforce mode, its TLS): it carries only
+		// that domain's mail while the policy id stays the same.
+		key.stsMode, key.stsDomain, key.stsID = sts.Mode, sts.Domain, sts.ID
 	}
 	m.mu.Lock()
 	if m.closed {
@@ -219,6 +243,11 @@ func (m *Manager) pool(src Source, site resolver.SiteKey, domain string) (*siteP
 	if p == nil {
 		dc := m.dial
 		dc.tls = pol
+		if sts.Mode == STSEnforce {
+			dc.tls = enforceSTS(pol)
+		}
+		dc.sts = sts
+		dc.policyName = policyName(dc.tls.Mode, sts.Mode)
 		if src.Addr.IsValid() {
 			dc.localAddr = src.Addr
 		}
@@ -272,31 +301,32 @@ type candidate struct {
 // candidates lists the addresses to try in order: MX hosts by preference
 // (the resolver already shuffled equal preferences), each host's addresses
 // in order, at most MaxAddresses; or the smarthost.
-func (m *Manager) candidates(ctx context.Context, route *resolver.Route) ([]candidate, error) {
+//
+// Under an MTA-STS policy (sts), hosts that do not match it are reported
+// (OnTLSFailure) and, in enforce mode, left out and named in refused.
+func (m *Manager) candidates(ctx context.Context, route *resolver.Route, sts *STSPolicy) (out []candidate, refused []string, err error) {
 	if m.opts.RelayTo != "" {
 		host, portStr, err := net.SplitHostPort(m.opts.RelayTo)
 		if err != nil {
-			return nil, fmt.Errorf("relay_to %q: %w", m.opts.RelayTo, err)
+			return nil, nil, fmt.Errorf("relay_to %q: %w", m.opts.RelayTo, err)
 		}
 		port, err := strconv.ParseUint(portStr, 10, 16)
 		if err != nil {
-			return nil, fmt.Errorf("relay_to %q: bad port", m.opts.RelayTo)
+			return nil, nil, fmt.Errorf("relay_to %q: bad port", m.opts.RelayTo)
 		}
 		var addrs []netip.Addr
 		if a, err := netip.ParseAddr(host); err == nil {
 			addrs = []netip.Addr{a}
 		} else if addrs, err = net.DefaultResolver.LookupNetIP(ctx, "ip", host); err != nil {
-			return nil, fmt.Errorf("relay_to %q: %w", m.opts.RelayTo, err)
+			return nil, nil, fmt.Errorf("relay_to %q: %w", m.opts.RelayTo, err)
 		}
-		var out []candidate
 		for _, a := range addrs {
 			out = append(out, candidate{host: host, addr: netip.AddrPortFrom(a.Unmap(), uint16(port))})
 		}
-		return out, nil
+		return out, nil, nil
 	}
-	var out []candidate
 	if route == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	port := m.opts.SMTPPort
 	if f := m.opts.PortFor; f != nil {
@@ -305,14 +335,23 @@ func (m *Manager) candidates(ctx context.Context, route *resolver.Route) ([]cand
 		}
 	}
 	for _, h := range route.Hosts {
+		if sts.Mode != STSNone && !sts.allows(h.Name) {
+			// RFC 8461 §4.1: the MX host must match the policy's mx
+			// patterns; in testing mode it is only reported (§5).
+			m.reportSTS(h.Name, netip.AddrPort{}, stsMismatch(h.Name, sts.Domain))
+			if sts.Mode == STSEnforce {
+				refused = append(refused, h.Name)
+				continue
+			}
+		}
 		for _, a := range h.Addrs {
 			if len(out) == m.opts.MaxAddresses {
-				return out, nil
+				return out, refused, nil
 			}
 			out = append(out, candidate{host: h.Name, addr: netip.AddrPortFrom(a.Unmap(), uint16(port))})
 		}
 	}
-	return out, nil
+	return out, refused, nil
 }
 
 // Deliver runs one transaction (route may be nil when RelayTo is set) of env to the route's destination and
@@ -342,10 +381,15 @@ func (m *Manager) Deliver(ctx context.Context, route *resolver.Route, env *Envel
 		return out
 	}
 	out.Source = env.Source.Name
-	p, err := m.pool(env.Source, site, domain)
+	var sts STSPolicy
+	if m.opts.STS != nil && m.opts.RelayTo == "" && route != nil && !route.Literal {
+		sts = m.opts.STS(ctx, domain)
+	}
+	p, err := m.pool(env.Source, site, domain, sts)
 	if err != nil {
 		return failAll(451, "4.3.2", "delivery is shutting down")
 	}
+	out.TLSPolicy = p.dial.policyName
 	if err := p.rate.Wait(ctx); err != nil {
 		return failAll(451, "4.4.5", "delivery cancelled while waiting for the site's message rate")
 	}
@@ -393,7 +437,18 @@ func (m *Manager) deliverNewAcquire(ctx context.Context, p *sitePool, route *res
 // deliverNew opens a session (holding a slot from acquire), with MX
 // failover, and runs the transaction on it.
 func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.Route, env *Envelope, msg *smtpwire.ClientMessage, out Outcome) Outcome {
-	cands, err := m.candidates(ctx, route)
+	sts := &p.dial.sts
+	cands, refused, err := m.candidates(ctx, route, sts)
+	if err == nil && len(cands) == 0 && len(refused) > 0 {
+		// RFC 8461 §5: under an enforced policy, mail goes to no MX host
+		// that the policy does not allow. Transient: the policy or the MX
+		// records may be fixed.
+		p.releaseSlot()
+		text := stsMismatch(strings.Join(refused, ", "), sts.Domain).Error()
+		setLocal(out.Results, Transient, localReply(451, "4.7.5", text))
+		out.Note = text
+		return out
+	}
 	if err != nil || len(cands) == 0 {
 		p.releaseSlot()
 		text := "no address to deliver to"
@@ -403,6 +458,17 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 		setLocal(out.Results, Transient, localReply(451, "4.4.4", text))
 		out.Note = text
 		return out
+	}
+	var notes []string
+	for _, h := range refused {
+		notes = append(notes, "4.7.5 "+stsMismatch(h, sts.Domain).Error())
+	}
+	if sts.Mode == STSTesting {
+		for _, h := range route.Hosts {
+			if !sts.allows(h.Name) {
+				notes = append(notes, "MTA-STS testing: "+mismatchText(h.Name, sts.Domain))
+			}
+		}
 	}
 	// Addresses in their back-off period are passed over; when all are,
 	// the one whose back-off ends first is tried (hostHealth.usable), so a
@@ -416,7 +482,6 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 	for i, j := range use {
 		ordered[i] = cands[j]
 	}
-	var notes []string
 	var last *sessionError
 	var c *Client
 	for _, cd := range ordered {
@@ -429,9 +494,23 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 			break
 		}
 		c, serr = dial(ctx, &p.dial, cd.host, cd.addr, true)
+		policyRefused := false
+		if serr != nil && sts.Mode == STSEnforce && serr.stage == "STARTTLS" {
+			policyRefused = true
+			// No STARTTLS offered, refused, or a certificate that is not
+			// valid for the MX name (§4.2): this host is not used.
+			serr = stsRefusal(serr, sts.Domain)
+			if !serr.tlsFailed {
+				m.reportSTS(cd.host, cd.addr, serr)
+			}
+		}
 		if serr != nil && serr.tlsFailed {
 			if m.opts.OnTLSFailure != nil {
-				m.opts.OnTLSFailure(cd.host, cd.addr, serr)
+				fp := FailurePolicyNone
+				if sts.Mode != STSNone {
+					fp = FailurePolicySTS
+				}
+				m.opts.OnTLSFailure(fp, cd.host, cd.addr, serr)
 			}
 			if p.dial.tls.fallsBack() {
 				notes = append(notes, fmt.Sprintf("%s; delivering in the clear", serr.refusal.Reply.Lines[0]))
@@ -439,7 +518,8 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 			}
 		}
 		if serr != nil {
-			if !serr.tlsFailed {
+			// A host refused by the policy is up: other mail may use it.
+			if !serr.tlsFailed && !policyRefused {
 				m.health.failed(cd.addr.String())
 			}
 			notes = append(notes, serr.refusal.Reply.Lines[0])
@@ -471,7 +551,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 }
 
 func (m *Manager) outcome(c *Client, res []Result, note string) Outcome {
-	o := Outcome{Results: res, Host: c.host, Peer: c.peer, Note: note, Source: c.source}
+	o := Outcome{Results: res, Host: c.host, Peer: c.peer, Note: note, Source: c.source, TLSPolicy: c.cfg.policyName}
 	if c.tls != nil {
 		o.TLSVersion = logrec.TLSVersion(c.tls.Version)
 		o.TLSCipher = tlsCipherName(c.tls.CipherSuite)

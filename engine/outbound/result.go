@@ -85,6 +85,9 @@ type Outcome struct {
 	SessionReply smtpwire.Reply
 	// Source is the egress source the transaction went out from.
 	Source string
+	// TLSPolicy names the TLS policy the delivery ran under
+	// (TLSPolicySTSEnforce, …), the log records' tls_policy.
+	TLSPolicy string
 }
 
 // Counts returns how many recipients were delivered, bounced and deferred.
