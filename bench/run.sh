@@ -354,8 +354,12 @@ relay_run() {
   local cpu0 cpu1 cpu_mid t0
   cpu0=$(BL cpu $cpupids)
   t0=$(date +%s.%N)
+  # (b)'s messages are bulk mail of a campaign (X-Campaign), for every
+  # system alike: the reference policy script then adds List-Unsubscribe.
+  local hdr=()
+  [ "$scen" = b ] && hdr=(-header "X-Campaign: bench-b")
   run_fg bin/smtpblast -server "127.0.0.1:$port" -connections "$conns" -per-conn "$per" -messages "$msgs" \
-    -size "$size" -duration "${RUN_TIMEOUT}s" "${BLAST_FLAGS[@]}" -json >"$WORK/$name.blast.json" 2>"$WORK/$name.blast.err"
+    -size "$size" -duration "${RUN_TIMEOUT}s" "${BLAST_FLAGS[@]}" "${hdr[@]}" -json >"$WORK/$name.blast.json" 2>"$WORK/$name.blast.err"
   cpu_mid=$(BL cpu $cpupids)
   touch "$WORK/$name.stop"
   local acked rate failed sent=0 i
@@ -411,11 +415,10 @@ relay_run() {
 # policy_note API: adds to relay_run's note what the policy script did in a
 # gannet-lua run: the hook calls that failed or ran past hook_timeout
 # (gannet_policy_errors_total, read over the metrics API with the script's
-# API key), and that smtpblast's messages carry no X-Campaign header (it has
-# no flag to add one), so the bulk path of the reference script (adding
-# List-Unsubscribe) is not taken: its message hooks run and find no campaign.
+# API key). (b)'s messages carry X-Campaign, so the reference script's bulk
+# path (List-Unsubscribe added, the campaign counted) runs for every message.
 policy_note() {
-  local m="relay.lua hooks on (configuration calls dropped); no X-Campaign in the load: no List-Unsubscribe added"
+  local m="relay.lua hooks on (configuration calls dropped); X-Campaign in the load: List-Unsubscribe added to every message"
   local depth errs
   depth=$(BENCH_HTTP_AUTH="$POLICY_HTTP_AUTH" BL metric "$1/metrics" gannet_queue_depth)
   if [ "$depth" = - ]; then

@@ -59,6 +59,10 @@ func run(ctx context.Context, args []string, stdout, stderr, progress io.Writer)
 	fs.StringVar(&cfg.HTTPURL, "http", "", "inject over HTTP at this base URL instead of SMTP")
 	fs.StringVar(&cfg.HTTPMode, "http-mode", "message", "message (POST /v1/message) or inject (POST /api/inject/v1)")
 	fs.StringVar(&cfg.RunID, "run-id", "", "X-Blast-Id prefix (default: random)")
+	fs.Func("header", `one more header field of every message, "Name: value" (repeatable)`, func(v string) error {
+		cfg.Headers = append(cfg.Headers, v)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return 2, err
 	}

@@ -40,7 +40,10 @@ type Config struct {
 	HTTPURL  string
 	HTTPMode string // "message" (POST /v1/message) or "inject" (POST /api/inject/v1)
 	RunID    string // X-Blast-Id prefix (default random)
-	Seed     uint64 // for recipient domains (default from the clock)
+	// Headers are more header fields of every message, "Name: value"
+	// (e.g. "X-Campaign: spring" to take a policy's bulk-mail path).
+	Headers []string
+	Seed    uint64 // for recipient domains (default from the clock)
 	// Progress, when set, gets a live "\r"-redrawn progress line every
 	// ProgressInterval (default 250 ms).
 	Progress         io.Writer
@@ -131,6 +134,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.HTTPURL != "" && c.HTTPMode != "message" && c.HTTPMode != "inject" {
 		return fmt.Errorf("blast: http mode %q: want message or inject", c.HTTPMode)
+	}
+	for _, h := range c.Headers {
+		name, _, ok := strings.Cut(h, ":")
+		if !ok || name == "" || strings.ContainsAny(h, "\r\n") || strings.ContainsAny(name, " \t") {
+			return fmt.Errorf("blast: header %q: want \"Name: value\" on one line", h)
+		}
 	}
 	if c.Connections <= 0 {
 		c.Connections = 1

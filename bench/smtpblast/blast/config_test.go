@@ -2,9 +2,11 @@ package blast
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseSizeDist(t *testing.T) {
@@ -72,6 +74,27 @@ func TestBodyText(t *testing.T) {
 		want := strings.ReplaceAll("\r\n"+string(b), "\r\n.", "\r\n..")[2:]
 		if stuffed != want {
 			t.Errorf("dotStuff(bodyText(%d)) wrong", n)
+		}
+	}
+}
+
+// TestExtraHeaders: -header fields go into every message's header section,
+// before the MIME fields; a field that is not "Name: value" on one line is
+// refused.
+func TestExtraHeaders(t *testing.T) {
+	cfg := Config{Server: "127.0.0.1:1", Headers: []string{"X-Campaign: spring", "X-Type: bulk"}}
+	if err := cfg.setDefaults(); err != nil {
+		t.Fatal(err)
+	}
+	var m message
+	newGenerator(&cfg).next(&m, 1, rand.New(rand.NewPCG(1, 0)), time.Now())
+	if !strings.Contains(string(m.header), "\r\nX-Campaign: spring\r\nX-Type: bulk\r\nMIME-Version: 1.0\r\n") {
+		t.Errorf("header section:\n%s", m.header)
+	}
+	for _, bad := range []string{"X-Campaign", "X Campaign: a", "X-A: b\r\nBcc: c@d.test", ": v"} {
+		c := Config{Server: "127.0.0.1:1", Headers: []string{bad}}
+		if err := c.setDefaults(); err == nil {
+			t.Errorf("header %q accepted", bad)
 		}
 	}
 }

@@ -85,11 +85,16 @@ func (r *run) httpWorker(ctx context.Context, st *workerStats, rng *rand.Rand) {
 			}
 			json.NewEncoder(&buf).Encode(req)
 		} else {
+			headers := map[string]string{"X-Blast-Id": m.blastID, "Message-ID": "<" + m.blastID + "@blast.example.test>"}
+			for _, x := range r.cfg.Headers {
+				name, value, _ := strings.Cut(x, ":")
+				headers[name] = strings.TrimSpace(value)
+			}
 			json.NewEncoder(&buf).Encode(messageRequest{
 				From:    r.cfg.From,
 				To:      m.rcpts,
 				Subject: "smtpblast " + m.blastID,
-				Headers: map[string]string{"X-Blast-Id": m.blastID, "Message-ID": "<" + m.blastID + "@blast.example.test>"},
+				Headers: headers,
 				Text:    string(m.body.plain),
 			})
 		}

@@ -147,6 +147,10 @@ func (g *generator) next(m *message, seq uint64, rng *rand.Rand, now time.Time) 
 	// check that the body arrived unaltered.
 	h = append(h, "\r\nX-Blast-Sum: "...)
 	h = append(h, m.body.sum...)
+	for _, x := range g.cfg.Headers {
+		h = append(h, "\r\n"...)
+		h = append(h, x...)
+	}
 	h = append(h, "\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: 7bit\r\n\r\n"...)
 	m.header = h
 }
