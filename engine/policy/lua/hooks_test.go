@@ -980,3 +980,41 @@ func TestExpiredBudget(t *testing.T) {
 		t.Errorf("start: %v", err)
 	}
 }
+
+// TestHeadersTableKept: a message's headers table reads its fields from
+// that message when asked, also when a script keeps the table past the
+// call and reads it during another message's hook; a header that appears
+// twice gives its first value, in lookups and in pairs().
+func TestHeadersTableKept(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "kept.lua")
+	src := `
+local kept
+kumo.on('smtp_message_received', function(domain, meta)
+  if kept == nil then
+    kept = meta.headers
+    return
+  end
+  assert(kept['x-seq'] == '1', tostring(kept['x-seq']))
+  assert(meta.headers['X-SEQ'] == '2', tostring(meta.headers['X-SEQ']))
+  assert(meta.headers['X-Dup'] == 'first', tostring(meta.headers['X-Dup']))
+  local n = 0
+  for k, v in pairs(meta.headers) do
+    n = n + 1
+    if k == 'X-Dup' then assert(v == 'first', v) end
+  end
+  assert(n == 5, 'fields: ' .. n)
+  kumo.set_campaign('checked')
+end)
+`
+	if err := os.WriteFile(p, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hs := start(t, p, Options{})
+	if _, err := hs.h.Decide(message(0, "X-Seq: 1")); err != nil {
+		t.Fatal(err)
+	}
+	d, err := hs.h.Decide(message(0, "X-Seq: 2", "X-Dup: first", "X-Dup: second"))
+	if err != nil || d.Campaign != "checked" {
+		t.Fatalf("second message: %+v, %v\n%s", d, err, hs.log)
+	}
+}

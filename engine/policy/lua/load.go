@@ -124,6 +124,9 @@ type loader struct {
 	// The state's shared metatables: headers tables (case-insensitive
 	// lookups), KumoMTA's message object, address objects.
 	headerMeta, msgMeta, addrMeta *glua.LTable
+	// lazyIndex and lazyPairs are the metamethods of a message's headers
+	// table (headerTable); next is the base library's next.
+	lazyIndex, lazyPairs, next *glua.LFunction
 }
 
 // run runs the script src over c and completes c.
@@ -263,6 +266,25 @@ func (ld *loader) openLibs(L *glua.LState) {
 		safe.RawSetString(name, full.RawGetString(name))
 	}
 	L.SetGlobal("os", safe)
+	// pairs honours a __pairs metamethod (Lua 5.2), which a message's
+	// headers table has (headerTable).
+	ld.next, _ = L.GetGlobal("next").(*glua.LFunction)
+	pairs := L.GetGlobal("pairs")
+	L.SetGlobal("pairs", L.NewFunction(func(L *glua.LState) int {
+		v := L.Get(1)
+		if mt, ok := L.GetMetatable(v).(*glua.LTable); ok {
+			if f, ok := mt.RawGetString("__pairs").(*glua.LFunction); ok {
+				L.Push(f)
+				L.Push(v)
+				L.Call(1, 3)
+				return 3
+			}
+		}
+		L.Push(pairs)
+		L.Push(v)
+		L.Call(1, 3)
+		return 3
+	}))
 	str := L.GetGlobal("string").(*glua.LTable)
 	rep := str.RawGetString("rep")
 	str.RawSetString("rep", L.NewFunction(func(L *glua.LState) int {

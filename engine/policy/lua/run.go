@@ -446,30 +446,88 @@ func (ld *loader) messageMeta(m *policy.Message, d *policy.Decision) *glua.LTabl
 }
 
 // headerTable is the headers table of a message: the first value of each
-// field, unfolded, by the name as written; lookups of other cases go
-// through the state's case-insensitive metatable.
+// field, unfolded, looked up without regard to case. It starts empty and
+// reads a field from the message when a script asks for it (most scripts
+// ask for two or three of a message's fields, and a table holding every
+// field costs more than reading those few again); pairs() over it (its
+// __pairs) fills in every field, under its name as written.
+// The message body rides in the table's own metatable, so a table a
+// script keeps past the call still reads its own message.
 func (ld *loader) headerTable(body []byte) *glua.LTable {
-	t := ld.L.CreateTable(0, 16)
-	var namesBuf [32]string
-	names := namesBuf[:0]
-	s := msgheader.NewScanner(body)
-next:
+	L := ld.L
+	ud := L.NewUserData()
+	ud.Value = body
+	mt := L.CreateTable(0, 3)
+	mt.RawSetString("__index", ld.lazyIndex)
+	mt.RawSetString("__pairs", ld.lazyPairs)
+	mt.RawSetString("__body", ud)
+	t := L.CreateTable(0, 0) // NewTable would make room for 32 + 32 entries
+	t.Metatable = mt
+	return t
+}
+
+// headerBody is the message a lazy headers table reads from.
+func headerBody(L *glua.LState, t *glua.LTable) []byte {
+	mt, ok := t.Metatable.(*glua.LTable)
+	if !ok {
+		return nil
+	}
+	ud, ok := mt.RawGetString("__body").(*glua.LUserData)
+	if !ok {
+		return nil
+	}
+	b, _ := ud.Value.([]byte)
+	return b
+}
+
+// lazyHeaderIndex is the __index of a message's headers table.
+func lazyHeaderIndex(L *glua.LState) int {
+	t := L.CheckTable(1)
+	k, ok := L.Get(2).(glua.LString)
+	if !ok {
+		return 0
+	}
+	s := msgheader.NewScanner(headerBody(L, t))
+	for s.Next() {
+		f := s.Field()
+		if f.Name != nil && f.Is(string(k)) {
+			L.Push(glua.LString(f.Unfolded()))
+			return 1
+		}
+	}
+	return 0
+}
+
+// lazyHeaderPairs is the __pairs of a message's headers table: every
+// field's first value is put in the table, then next walks it.
+func (ld *loader) lazyHeaderPairs(L *glua.LState) int {
+	t := L.CheckTable(1)
+	s := msgheader.NewScanner(headerBody(L, t))
 	for s.Next() {
 		f := s.Field()
 		if f.Name == nil {
 			continue
 		}
-		for _, n := range names {
-			if f.Is(n) {
-				continue next
+		seen := false
+		for k := glua.LValue(glua.LNil); ; {
+			var ok bool
+			if k, _ = t.Next(k); k == glua.LNil {
+				break
+			}
+			var ks glua.LString
+			if ks, ok = k.(glua.LString); ok && f.Is(string(ks)) {
+				seen = true
+				break
 			}
 		}
-		name := string(f.Name)
-		names = append(names, name)
-		t.RawSetString(name, glua.LString(f.Unfolded()))
+		if !seen {
+			t.RawSetString(string(f.Name), glua.LString(f.Unfolded()))
+		}
 	}
-	t.Metatable = ld.headerMeta
-	return t
+	L.Push(ld.next)
+	L.Push(t)
+	L.Push(glua.LNil)
+	return 3
 }
 
 // DeliveryResult runs smtp_delivery_result(result, meta).
