@@ -1,0 +1,877 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nikolalohinski/gonja/v2/builtins"
+	controlstructures "github.com/nikolalohinski/gonja/v2/builtins/control_structures"
+	"github.com/nikolalohinski/gonja/v2/config"
+	"github.com/nikolalohinski/gonja/v2/exec"
+	"github.com/nikolalohinski/gonja/v2/loaders"
+	"github.com/nikolalohinski/gonja/v2/nodes"
+	"github.com/nikolalohinski/gonja/v2/parser"
+	"github.com/nikolalohinski/gonja/v2/tokens"
+
+	"gannet/engine/mimebuild"
+)
+
+// The Jinja side of the inject API's templates: what the fast path of
+// template.go does not parse ("{% … %}", "{# … #}", filters, expressions)
+// is compiled by gonja in a sandbox:
+//
+//   - no loader: include, extends, import and from are not even statements
+//     (a parse error), and the loader refuses every name anyway;
+//   - a whitelist of statements (if, for, set, raw), filters and globals;
+//     no Python-style methods; the data are the plain maps, lists,
+//     strings, numbers and booleans of the request's JSON;
+//   - bounded: the output by the message limit; every string or list an
+//     operator or filter makes by the same limit (checked before it is
+//     made); loop iterations, range lengths and filter calls by a step
+//     budget; the render time by a deadline. Recursive loops, macros and
+//     block sets are refused at compile time (they could recurse or
+//     buffer without bound).
+
+// errTemplateLimit is a Jinja render stopped by the sandbox's step, time
+// or value-size limit. The template is the same for every recipient, so
+// the inject handler ends the whole request with 422.
+var errTemplateLimit = errors.New("template limit")
+
+const (
+	// jinjaMaxSteps bounds the work of one render: loop iterations, items
+	// iterated, range elements, filter and operator calls.
+	jinjaMaxSteps = 1_000_000
+	// jinjaMaxRange is the longest range() a template may ask for.
+	jinjaMaxRange = 100_000
+	// jinjaRenderTime is the time every Jinja render of one request may
+	// take together.
+	jinjaRenderTime = 5 * time.Second
+	// stateKey holds the render state in the context: not an identifier,
+	// so no template can name it.
+	stateKey = "\x00gannet"
+)
+
+// jinjaState is the state of one render, reachable from filters and
+// statements through the context.
+type jinjaState struct {
+	steps     int
+	deadline  time.Time
+	sizeLimit int   // longest string or list an operator or filter may make
+	err       error // why the render was stopped
+}
+
+// step spends n steps and checks the time every so often.
+func (st *jinjaState) step(n int) error {
+	if st.err != nil {
+		return st.err
+	}
+	before := st.steps
+	st.steps += n
+	if n < 0 || st.steps > jinjaMaxSteps {
+		return st.fail(fmt.Errorf("%w: the template does too much work (more than %d loop iterations, items or calls)", errTemplateLimit, jinjaMaxSteps))
+	}
+	if before>>10 != st.steps>>10 && time.Now().After(st.deadline) {
+		return st.fail(fmt.Errorf("%w: rendering took longer than %v", errTemplateLimit, jinjaRenderTime))
+	}
+	return nil
+}
+
+func (st *jinjaState) fail(err error) error {
+	if st.err == nil {
+		st.err = err
+	}
+	return st.err
+}
+
+// checkSize refuses a value of n bytes (or items) past the size limit.
+func (st *jinjaState) checkSize(n int, what string) error {
+	if n < 0 || n > st.sizeLimit {
+		return st.fail(fmt.Errorf("%w: %s would be longer than the message limit (%d)", errTemplateLimit, what, st.sizeLimit))
+	}
+	return nil
+}
+
+func stateOf(ctx *exec.Context) *jinjaState {
+	x, _ := ctx.Get(stateKey)
+	st, _ := x.(*jinjaState)
+	if st == nil { // cannot happen: every render sets it
+		st = &jinjaState{deadline: time.Now().Add(jinjaRenderTime), sizeLimit: 1 << 20}
+		ctx.Set(stateKey, st)
+	}
+	return st
+}
+
+func errValue(err error) *exec.Value { return exec.AsValue(err) }
+
+// noLoader refuses every template name except the one being compiled.
+type noLoader struct{ src string }
+
+const rootName = "template"
+
+var errNoLoader = errors.New("templates cannot load other templates (include, extends and import are not available)")
+
+func (l noLoader) Read(name string) (io.Reader, error) {
+	if name == rootName {
+		return strings.NewReader(l.src), nil
+	}
+	return nil, errNoLoader
+}
+func (l noLoader) Resolve(name string) (string, error)    { return "", errNoLoader }
+func (l noLoader) Inherit(string) (loaders.Loader, error) { return nil, errNoLoader }
+
+var (
+	jinjaOnce     sync.Once
+	jinjaEnv      *exec.Environment
+	jinjaConf     *config.Config
+	jinjaHTMLConf *config.Config
+)
+
+// jinjaFilters are gonja's filters that only transform their input within
+// a small factor; the others (center, indent, format, wordwrap, batch,
+// random, …) are left out. join and replace are Gannet's, sized first.
+var jinjaFilters = []string{
+	"abs", "capitalize", "count", "d", "default", "dictsort", "e", "escape", "first", "float",
+	"int", "last", "length", "list", "lower", "max", "min", "reverse", "round", "safe",
+	"sort", "string", "striptags", "sum", "title", "tojson", "trim", "truncate", "unique",
+	"upper", "urlencode", "wordcount",
+}
+
+// jinjaTests are gonja's tests the sandbox keeps (all are cheap).
+var jinjaTests = []string{
+	"boolean", "defined", "divisibleby", "eq", "equalto", "even", "false", "float", "ge", "gt",
+	"in", "integer", "iterable", "le", "lower", "lt", "mapping", "ne", "none", "number", "odd",
+	"sequence", "string", "true", "undefined", "upper",
+}
+
+func jinjaEnvironment() (env *exec.Environment, text, html *config.Config) {
+	jinjaOnce.Do(func() {
+		filters := map[string]exec.FilterFunction{}
+		for _, name := range jinjaFilters {
+			if f, ok := builtins.Filters.Get(name); ok {
+				filters[name] = boundedFilter(name, f)
+			}
+		}
+		filters["join"] = filterJoin
+		filters["replace"] = filterReplace
+		filters[opStr] = filterStr
+		filters[opAdd] = filterAdd
+		filters[opCat] = filterCat
+		filters[opMul] = filterMul
+		filters[opIter] = filterIter
+		filters[opHeader] = filterHeader
+		tests := map[string]exec.TestFunction{}
+		for _, name := range jinjaTests {
+			if t, ok := builtins.Tests.Get(name); ok {
+				tests[name] = t
+			}
+		}
+		cs := map[string]parser.ControlStructureParser{"for": forParser, "set": setParser}
+		for _, name := range []string{"if", "raw", "break", "continue"} {
+			if p, ok := builtins.ControlStructures.Get(name); ok {
+				cs[name] = p
+			}
+		}
+		jinjaEnv = &exec.Environment{
+			Context:           exec.NewContext(map[string]any{"range": jinjaRange}),
+			Filters:           exec.NewFilterSet(filters),
+			Tests:             exec.NewTestSet(tests),
+			ControlStructures: exec.NewControlStructureSet(cs),
+			Methods: exec.Methods{
+				Bool:  exec.NewMethodSet(map[string]exec.Method[bool]{}),
+				Int:   exec.NewMethodSet(map[string]exec.Method[int]{}),
+				Float: exec.NewMethodSet(map[string]exec.Method[float64]{}),
+				Str:   exec.NewMethodSet(map[string]exec.Method[string]{}),
+				Dict:  exec.NewMethodSet(map[string]exec.Method[map[string]any]{}),
+				List:  exec.NewMethodSet(map[string]exec.Method[[]any]{}),
+			},
+		}
+		c := config.New()
+		c.AutoEscape = false
+		// Like the fast path: a final newline is the template's own.
+		c.KeepTrailingNewline = true
+		jinjaConf = c
+		jinjaHTMLConf = c.Inherit()
+		jinjaHTMLConf.AutoEscape = true
+	})
+	return jinjaEnv, jinjaConf, jinjaHTMLConf
+}
+
+// jinjaTemplate is a template compiled by gonja: once for text, and once
+// more with HTML auto-escaping when it is first rendered for html_body.
+type jinjaTemplate struct {
+	src       string
+	headerEnd int
+	plain     *exec.Template
+	html      *exec.Template
+}
+
+// compileJinja parses src; outputs ("{{ … }}") that start before headerEnd
+// are checked for CR and LF when rendered.
+func compileJinja(src string, headerEnd int) (*jinjaTemplate, error) {
+	t, err := parseJinja(src, headerEnd, false)
+	if err != nil {
+		return nil, err
+	}
+	return &jinjaTemplate{src: src, headerEnd: headerEnd, plain: t}, nil
+}
+
+func parseJinja(src string, headerEnd int, escape bool) (t *exec.Template, err error) {
+	env, conf, htmlConf := jinjaEnvironment()
+	if escape {
+		conf = htmlConf
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			t, err = nil, fmt.Errorf("%w: cannot parse the template: %v", ErrTemplate, r)
+		}
+	}()
+	t, err = exec.NewTemplate(rootName, conf, noLoader{src}, env)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrTemplate, jinjaErrorText(err))
+	}
+	root := t.Root()
+	if root.Parent != nil || len(root.Macros) > 0 {
+		return nil, fmt.Errorf("%w: extends and macros are not available", ErrTemplate)
+	}
+	rw := rewriter{headerEnd: headerEnd, escape: escape, seen: map[uintptr]bool{}}
+	rw.walk(reflect.ValueOf(root))
+	return t, nil
+}
+
+// jinjaErrorText turns a gonja compile error into a message that says what
+// and where, without repeating the template's source (which gonja puts in
+// its error text).
+func jinjaErrorText(err error) string {
+	var se *parser.SyntaxError
+	if errors.As(err, &se) {
+		if se.Line == 0 && se.Column == 0 {
+			return se.Message
+		}
+		return fmt.Sprintf("line %d column %d: %s (near %q)", se.Line, se.Column, strings.TrimSuffix(se.Message, "."), se.Raw)
+	}
+	msg := err.Error()
+	// "failed to parse template '<source>': <cause>"
+	if i := strings.LastIndex(msg, "': "); strings.HasPrefix(msg, "failed to parse template '") && i >= 0 {
+		msg = msg[i+3:]
+	}
+	return msg
+}
+
+// render appends the template expanded for data to dst, at most limit
+// bytes in total (mimebuild.ErrTooLarge past it).
+func (jt *jinjaTemplate) render(dst []byte, data map[string]any, escape bool, deadline time.Time, limit int) (out []byte, err error) {
+	t := jt.plain
+	if escape {
+		if jt.html == nil {
+			if jt.html, err = parseJinja(jt.src, jt.headerEnd, true); err != nil {
+				return dst, err
+			}
+		}
+		t = jt.html
+	}
+	st := &jinjaState{deadline: deadline, sizeLimit: max(limit-len(dst), 0)}
+	w := &limitWriter{buf: dst, limit: limit, st: st}
+	ctx := exec.NewContext(make(map[string]any, len(data)+1))
+	for k, v := range data {
+		ctx.Set(k, v)
+	}
+	ctx.Set(stateKey, st)
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = dst, fmt.Errorf("%w: %v", ErrTemplate, r)
+		}
+	}()
+	if err := t.Execute(w, ctx); err != nil {
+		if st.err != nil {
+			return dst, st.err
+		}
+		return dst, fmt.Errorf("%w: %s", ErrTemplate, renderErrorText(err))
+	}
+	if st.err != nil {
+		return dst, st.err
+	}
+	return w.buf, nil
+}
+
+// renderErrorText shortens gonja's chain of render errors ("unable to
+// execute template: Unable to execute controlStructure at line 1: …") to
+// its first position and its cause.
+func renderErrorText(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "unable to execute template: ")
+	parts := strings.Split(msg, ": ")
+	where := ""
+	for _, p := range parts {
+		if i := strings.Index(p, " at line "); i >= 0 && where == "" {
+			var line int
+			if _, err := fmt.Sscanf(p[i+len(" at line "):], "%d", &line); err == nil {
+				where = fmt.Sprintf("line %d: ", line)
+			}
+		}
+	}
+	return where + parts[len(parts)-1]
+}
+
+// limitWriter collects the output; past limit it stops the render with
+// mimebuild.ErrTooLarge.
+type limitWriter struct {
+	buf   []byte
+	limit int
+	st    *jinjaState
+}
+
+func (w *limitWriter) Write(p []byte) (int, error) {
+	if w.st.err != nil {
+		return 0, w.st.err
+	}
+	if len(p) > w.limit-len(w.buf) {
+		return 0, w.st.fail(mimebuild.ErrTooLarge)
+	}
+	if err := w.st.step(1); err != nil {
+		return 0, err
+	}
+	w.buf = append(w.buf, p...)
+	return len(p), nil
+}
+
+func (w *limitWriter) WriteString(s string) (int, error) {
+	if w.st.err != nil {
+		return 0, w.st.err
+	}
+	if len(s) > w.limit-len(w.buf) {
+		return 0, w.st.fail(mimebuild.ErrTooLarge)
+	}
+	if err := w.st.step(1); err != nil {
+		return 0, err
+	}
+	w.buf = append(w.buf, s...)
+	return len(s), nil
+}
+
+// Internal filters the rewriter puts in place of operators and around
+// loop iterables and header outputs. Their names are not identifiers a
+// template could write after "|" except as what they are (the same
+// bounded operation).
+const (
+	opAdd    = "_gannet_add"
+	opCat    = "_gannet_cat"
+	opMul    = "_gannet_mul"
+	opIter   = "_gannet_iter"
+	opHeader = "_gannet_header"
+	opStr    = "_gannet_str"
+)
+
+// rewriter walks a parsed template and makes it bounded: "+", "~" and "*"
+// become sized filters, every for loop's iterable is counted against the
+// step budget, and outputs in the header section are checked for CR/LF.
+type rewriter struct {
+	headerEnd int
+	escape    bool // HTML auto-escaping: outputs are made strings first
+	seen      map[uintptr]bool
+}
+
+var (
+	typeToken    = reflect.TypeFor[tokens.Token]()
+	typeFiltered = reflect.TypeFor[*nodes.FilteredExpression]()
+	binaryFilter = map[tokens.Type]string{tokens.Addition: opAdd, tokens.Tilde: opCat, tokens.Multiply: opMul}
+)
+
+func (rw *rewriter) walk(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Interface:
+		if v.IsNil() {
+			return
+		}
+		inner := v.Elem()
+		rw.walk(inner)
+		if be, ok := inner.Interface().(*nodes.BinaryExpression); ok && v.CanSet() && typeFiltered.Implements(v.Type()) {
+			if name, ok := binaryFilter[be.Operator.Token.Type]; ok {
+				v.Set(reflect.ValueOf(filtered(be.Left, be.Operator.Token, name, be.Right)))
+			}
+		}
+	case reflect.Pointer:
+		if v.IsNil() || v.Type().Elem() == typeToken || rw.seen[v.Pointer()] {
+			return
+		}
+		rw.seen[v.Pointer()] = true
+		rw.walk(v.Elem())
+		switch n := v.Interface().(type) {
+		case *nodes.Output:
+			if rw.escape {
+				n.Expression = filtered(n.Expression, n.Start, opStr)
+				if n.Alternative != nil {
+					n.Alternative = filtered(n.Alternative, n.Start, opStr)
+				}
+			}
+			if n.Start != nil && n.Start.Pos < rw.headerEnd {
+				n.Expression = filtered(n.Expression, n.Start, opHeader)
+				if n.Alternative != nil {
+					n.Alternative = filtered(n.Alternative, n.Start, opHeader)
+				}
+			}
+		}
+	case reflect.Struct:
+		for i := 0; i < v.NumField(); i++ {
+			if v.Type().Field(i).IsExported() {
+				rw.walk(v.Field(i))
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := 0; i < v.Len(); i++ {
+			rw.walk(v.Index(i))
+		}
+	case reflect.Map:
+		for _, k := range v.MapKeys() {
+			e := reflect.New(v.Type().Elem()).Elem()
+			e.Set(v.MapIndex(k))
+			rw.walk(e)
+			v.SetMapIndex(k, e)
+		}
+	}
+}
+
+// filtered is "x | name(args…)".
+func filtered(x nodes.Expression, at *tokens.Token, name string, args ...nodes.Expression) *nodes.FilteredExpression {
+	return &nodes.FilteredExpression{Expression: x, Filters: []*nodes.FilterCall{{Token: at, Name: name, Args: args, Kwargs: map[string]nodes.Expression{}}}}
+}
+
+// forParser is gonja's for statement with a step at the start of every
+// iteration and its iterable counted; recursive loops are refused.
+func forParser(p *parser.Parser, args *parser.Parser) (nodes.ControlStructure, error) {
+	parse, _ := controlstructures.All.Get("for")
+	at := p.Current()
+	cs, err := parse(p, args)
+	if err != nil {
+		return nil, err
+	}
+	f, ok := cs.(*controlstructures.ForControlStructure)
+	if !ok {
+		return nil, p.Error("for: unexpected statement", at)
+	}
+	if f.Recursive {
+		return nil, p.Error("for: recursive loops are not available", at)
+	}
+	f.ObjectEvaluator = filtered(f.ObjectEvaluator, at, opIter)
+	step := &nodes.ControlStructureBlock{Location: at, Name: "step", ControlStructure: &stepNode{at: at}}
+	f.BodyWrapper.Nodes = append([]nodes.Node{step}, f.BodyWrapper.Nodes...)
+	return f, nil
+}
+
+// stepNode spends one step when rendered.
+type stepNode struct{ at *tokens.Token }
+
+func (s *stepNode) Position() *tokens.Token { return s.at }
+func (s *stepNode) String() string          { return "step" }
+func (s *stepNode) Execute(r *exec.Renderer, _ *nodes.ControlStructureBlock) error {
+	return stateOf(r.Environment.Context).step(1)
+}
+
+// setStatement is "{% set name = expression %}". Targets other than a
+// plain name (attributes, items: they would change the request's data
+// for later iterations) and the block form (it buffers its body outside
+// the output limit) are not available.
+type setStatement struct {
+	At         *tokens.Token
+	Name       string
+	Expression nodes.Expression
+}
+
+func (s *setStatement) Position() *tokens.Token { return s.At }
+func (s *setStatement) String() string          { return "set " + s.Name }
+func (s *setStatement) Execute(r *exec.Renderer, _ *nodes.ControlStructureBlock) error {
+	v := r.Eval(s.Expression)
+	if v.IsError() {
+		return v
+	}
+	r.Environment.Context.Set(s.Name, v.Interface())
+	return nil
+}
+
+func setParser(p *parser.Parser, args *parser.Parser) (nodes.ControlStructure, error) {
+	at := p.Current()
+	name := args.Match(tokens.Name)
+	if name == nil {
+		return nil, args.Error("set: expected a variable name", args.Current())
+	}
+	if args.Match(tokens.Assign) == nil {
+		return nil, args.Error("set: expected \"name = expression\" (attributes, items and the block form are not available)", args.Current())
+	}
+	expr, err := args.ParseExpression()
+	if err != nil {
+		return nil, err
+	}
+	if !args.End() {
+		return nil, args.Error("set: unexpected text after the expression", args.Current())
+	}
+	return &setStatement{At: at, Name: name.Val, Expression: expr}, nil
+}
+
+// boundedFilter spends a step per call and refuses a string result past
+// the size limit.
+func boundedFilter(name string, f exec.FilterFunction) exec.FilterFunction {
+	return func(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Value {
+		st := stateOf(e.Environment.Context)
+		if err := st.step(1); err != nil {
+			return errValue(err)
+		}
+		out := f(e, in, params)
+		if out != nil && out.IsString() {
+			if err := st.checkSize(len(out.String()), "the result of "+name); err != nil {
+				return errValue(err)
+			}
+		}
+		return out
+	}
+}
+
+// filterIter counts the items of a loop's iterable against the budget.
+func filterIter(e *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
+	st := stateOf(e.Environment.Context)
+	n := 1
+	if in.IsList() || in.IsDict() || in.IsString() {
+		n += in.Len()
+	}
+	if err := st.step(n); err != nil {
+		return errValue(err)
+	}
+	return in
+}
+
+// filterHeader refuses a header-section output with CR or LF.
+func filterHeader(e *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
+	if strings.ContainsAny(in.String(), "\r\n") {
+		return errValue(stateOf(e.Environment.Context).fail(fmt.Errorf("%w: an output in the header section", errHeaderValue)))
+	}
+	return in
+}
+
+// filterStr makes a non-string output a string, so that HTML
+// auto-escaping applies to lists and objects too.
+func filterStr(_ *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
+	if in.IsString() || in.Safe || in.IsNil() || in.IsNumber() || in.IsBool() {
+		return in
+	}
+	return exec.AsValue(in.String())
+}
+
+func arg(params *exec.VarArgs, i int, kw string) *exec.Value {
+	if i < len(params.Args) {
+		return params.Args[i]
+	}
+	if v, ok := params.KwArgs[kw]; ok {
+		return v
+	}
+	return nil
+}
+
+// filterCat is "a ~ b".
+func filterCat(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Value {
+	st := stateOf(e.Environment.Context)
+	right := arg(params, 0, "")
+	if right == nil {
+		return errValue(errors.New("~: no right operand"))
+	}
+	l, r := in.String(), right.String()
+	if err := st.step(1); err != nil {
+		return errValue(err)
+	}
+	if err := st.checkSize(len(l)+len(r), "a ~ b"); err != nil {
+		return errValue(err)
+	}
+	return exec.AsValue(l + r)
+}
+
+// filterAdd is "a + b": lists are concatenated, numbers added, strings
+// joined.
+func filterAdd(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Value {
+	st := stateOf(e.Environment.Context)
+	right := arg(params, 0, "")
+	if right == nil {
+		return errValue(errors.New("+: no right operand"))
+	}
+	if err := st.step(1); err != nil {
+		return errValue(err)
+	}
+	switch {
+	case in.IsList():
+		if !right.IsList() {
+			return errValue(fmt.Errorf("cannot add %s to a list", right.String()))
+		}
+		n := in.Len() + right.Len()
+		if err := st.checkSize(n, "a + b"); err != nil {
+			return errValue(err)
+		}
+		if err := st.step(n); err != nil {
+			return errValue(err)
+		}
+		out := make([]any, 0, n)
+		for _, v := range []*exec.Value{in, right} {
+			v.Iterate(func(_, _ int, item, _ *exec.Value) bool {
+				out = append(out, item.Interface())
+				return true
+			}, func() {})
+		}
+		return exec.AsValue(out)
+	case in.IsFloat() || right.IsFloat():
+		return exec.AsValue(in.Float() + right.Float())
+	case in.IsString() || right.IsString():
+		l, r := in.String(), right.String()
+		if err := st.checkSize(len(l)+len(r), "a + b"); err != nil {
+			return errValue(err)
+		}
+		return exec.AsValue(l + r)
+	default:
+		return exec.AsValue(in.Integer() + right.Integer())
+	}
+}
+
+// filterMul is "a * b": a string repeated, or numbers multiplied.
+func filterMul(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Value {
+	st := stateOf(e.Environment.Context)
+	right := arg(params, 0, "")
+	if right == nil {
+		return errValue(errors.New("*: no right operand"))
+	}
+	if err := st.step(1); err != nil {
+		return errValue(err)
+	}
+	switch {
+	case in.IsFloat() || right.IsFloat():
+		return exec.AsValue(in.Float() * right.Float())
+	case in.IsString():
+		s, n := in.String(), right.Integer()
+		if n <= 0 || s == "" {
+			return exec.AsValue("")
+		}
+		if n > st.sizeLimit/len(s) {
+			return errValue(st.checkSize(-1, "a string * n"))
+		}
+		return exec.AsValue(strings.Repeat(s, n))
+	default:
+		return exec.AsValue(in.Integer() * right.Integer())
+	}
+}
+
+// filterJoin is "list | join(sep)", sized before it is built.
+func filterJoin(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Value {
+	st := stateOf(e.Environment.Context)
+	sep := ""
+	if v := arg(params, 0, "d"); v != nil {
+		sep = v.String()
+	}
+	var attr string
+	if v := arg(params, 1, "attribute"); v != nil {
+		attr = v.String()
+	}
+	if in.IsString() {
+		return in
+	}
+	if !in.IsList() {
+		return errValue(fmt.Errorf("join: not a list: %s", in.String()))
+	}
+	n := in.Len()
+	if err := st.step(1 + n); err != nil {
+		return errValue(err)
+	}
+	parts := make([]string, 0, n)
+	size := 0
+	var err error
+	in.Iterate(func(i, _ int, item, _ *exec.Value) bool {
+		if attr != "" {
+			if v, ok := item.GetItem(attr); ok {
+				item = v
+			} else {
+				item = exec.AsValue("")
+			}
+		}
+		s := item.String()
+		size += len(s)
+		if i > 0 {
+			size += len(sep)
+		}
+		if err = st.checkSize(size, "the result of join"); err != nil {
+			return false
+		}
+		parts = append(parts, s)
+		return true
+	}, func() {})
+	if err != nil {
+		return errValue(err)
+	}
+	return exec.AsValue(strings.Join(parts, sep))
+}
+
+// filterReplace is "s | replace(old, new[, count])", sized before it is
+// built.
+func filterReplace(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Value {
+	st := stateOf(e.Environment.Context)
+	oldV, newV := arg(params, 0, "old"), arg(params, 1, "new")
+	if oldV == nil || newV == nil {
+		return errValue(errors.New("replace: want replace(old, new[, count])"))
+	}
+	s, old, repl := in.String(), oldV.String(), newV.String()
+	count := -1
+	if c := arg(params, 2, "count"); c != nil {
+		count = c.Integer()
+	}
+	if err := st.step(1); err != nil {
+		return errValue(err)
+	}
+	n := strings.Count(s, old)
+	if count >= 0 && count < n {
+		n = count
+	}
+	if n > 0 && len(repl) > len(old) {
+		grow := len(repl) - len(old)
+		if n > (st.sizeLimit-len(s))/grow {
+			return errValue(st.checkSize(-1, "the result of replace"))
+		}
+	}
+	return exec.AsValue(strings.Replace(s, old, repl, count))
+}
+
+// jinjaRange is range([start, ]stop[, step]) as a list of at most
+// jinjaMaxRange numbers, counted against the step budget.
+func jinjaRange(e *exec.Evaluator, params *exec.VarArgs) *exec.Value {
+	st := stateOf(e.Environment.Context)
+	var nums [3]int
+	if len(params.Args) < 1 || len(params.Args) > 3 || len(params.KwArgs) > 0 {
+		return errValue(errors.New("range: want range([start, ]stop[, step])"))
+	}
+	for i, a := range params.Args {
+		n, ok := integral(a)
+		if !ok {
+			return errValue(fmt.Errorf("range: %s is not an integer", a.String()))
+		}
+		nums[i] = n
+	}
+	start, stop, step := 0, nums[0], 1
+	switch len(params.Args) {
+	case 2:
+		start, stop = nums[0], nums[1]
+	case 3:
+		start, stop, step = nums[0], nums[1], nums[2]
+	}
+	if step == 0 {
+		return errValue(errors.New("range: step 0"))
+	}
+	var n uint64
+	switch {
+	case step > 0 && stop > start:
+		d, s := uint64(stop-start), uint64(step)
+		n = d / s
+		if d%s != 0 {
+			n++
+		}
+	case step < 0 && stop < start:
+		d, s := uint64(start-stop), uint64(-(step+1))+1
+		n = d / s
+		if d%s != 0 {
+			n++
+		}
+	}
+	if n > jinjaMaxRange {
+		return errValue(st.fail(fmt.Errorf("%w: range of %d numbers (at most %d)", errTemplateLimit, n, jinjaMaxRange)))
+	}
+	if err := st.step(int(n)); err != nil {
+		return errValue(err)
+	}
+	out := make([]int, n)
+	for i := range out {
+		out[i] = start + i*step
+	}
+	return exec.AsValue(out)
+}
+
+// integral is v as an int when it is an integer or a float without a
+// fraction.
+func integral(v *exec.Value) (int, bool) {
+	switch {
+	case v.IsInteger():
+		return v.Integer(), true
+	case v.IsFloat():
+		f := v.Float()
+		if f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+			return 0, false
+		}
+		return int(f), true
+	}
+	return 0, false
+}
+
+// jinjaValue converts decoded JSON for gonja: numbers become int or
+// float64 (so that they compare and compute as numbers), objects and
+// arrays are converted deeply.
+func jinjaValue(x any) any {
+	switch x := x.(type) {
+	case json.Number:
+		if n, err := x.Int64(); err == nil && n == int64(int(n)) {
+			return int(n)
+		}
+		if f, err := x.Float64(); err == nil {
+			return f
+		}
+		return x.String()
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, v := range x {
+			m[k] = jinjaValue(v)
+		}
+		return m
+	case []any:
+		l := make([]any, len(x))
+		for i, v := range x {
+			l[i] = jinjaValue(v)
+		}
+		return l
+	}
+	return x
+}
+
+// jinjaData is the variables of v as one map, overlaid the way lookup
+// reads them: the recipient's substitutions over email and name over the
+// global substitutions.
+func (v *vars) jinjaData() map[string]any {
+	sh := v.jinjaShared()
+	if sh.global == nil {
+		sh.global, _ = jinjaValue(v.global).(map[string]any)
+		if sh.global == nil {
+			sh.global = map[string]any{}
+		}
+	}
+	data := make(map[string]any, len(sh.global)+len(v.recipient)+2)
+	for k, x := range sh.global {
+		data[k] = x
+	}
+	data["email"] = v.email
+	if v.name != nil {
+		data["name"] = *v.name
+	}
+	for k, x := range v.recipient {
+		data[k] = jinjaValue(x)
+	}
+	return data
+}
+
+// jinjaShared is what the Jinja renders of one request share: the global
+// substitutions converted once, and the deadline of all the renders.
+type jinjaShared struct {
+	global   map[string]any
+	deadline time.Time
+}
+
+func (v *vars) jinjaShared() *jinjaShared {
+	if v.shared == nil {
+		v.shared = &jinjaShared{}
+	}
+	if v.shared.deadline.IsZero() {
+		v.shared.deadline = time.Now().Add(jinjaRenderTime)
+	}
+	return v.shared
+}
