@@ -65,6 +65,16 @@ type jinjaState struct {
 	deadline  time.Time
 	sizeLimit int   // longest string or list an operator or filter may make
 	err       error // why the render was stopped
+	cause     error // the first error of a Gannet filter (a misuse)
+}
+
+// usage records a filter's error (for the message) and returns it as a
+// value.
+func (st *jinjaState) usage(err error) *exec.Value {
+	if st.cause == nil {
+		st.cause = err
+	}
+	return errValue(err)
 }
 
 // step spends n steps and checks the time every so often.
@@ -77,7 +87,7 @@ func (st *jinjaState) step(n int) error {
 	if n < 0 || st.steps > jinjaMaxSteps {
 		return st.fail(fmt.Errorf("%w: the template does too much work (more than %d loop iterations, items or calls)", errTemplateLimit, jinjaMaxSteps))
 	}
-	if before>>10 != st.steps>>10 && time.Now().After(st.deadline) {
+	if before>>6 != st.steps>>6 && time.Now().After(st.deadline) {
 		return st.fail(fmt.Errorf("%w: rendering took longer than %v", errTemplateLimit, jinjaRenderTime))
 	}
 	return nil
@@ -160,7 +170,9 @@ func jinjaEnvironment() (env *exec.Environment, text, html *config.Config) {
 		}
 		filters["join"] = filterJoin
 		filters["replace"] = filterReplace
-		filters[opStr] = filterStr
+		filters[opOut] = filterOut
+		filters[opAttr] = filterAttr
+		filters[opValue] = filterValue
 		filters[opAdd] = filterAdd
 		filters[opCat] = filterCat
 		filters[opMul] = filterMul
@@ -172,10 +184,10 @@ func jinjaEnvironment() (env *exec.Environment, text, html *config.Config) {
 				tests[name] = t
 			}
 		}
-		cs := map[string]parser.ControlStructureParser{"for": forParser, "set": setParser}
+		cs := map[string]parser.ControlStructureParser{"for": located(forParser), "set": located(setParser)}
 		for _, name := range []string{"if", "raw", "break", "continue"} {
 			if p, ok := builtins.ControlStructures.Get(name); ok {
-				cs[name] = p
+				cs[name] = located(p)
 			}
 		}
 		jinjaEnv = &exec.Environment{
@@ -292,7 +304,7 @@ func (jt *jinjaTemplate) render(dst []byte, data map[string]any, escape bool, de
 		if st.err != nil {
 			return dst, st.err
 		}
-		return dst, fmt.Errorf("%w: %s", ErrTemplate, renderErrorText(err))
+		return dst, fmt.Errorf("%w: %s", ErrTemplate, renderErrorText(err, st.cause))
 	}
 	if st.err != nil {
 		return dst, st.err
@@ -303,7 +315,7 @@ func (jt *jinjaTemplate) render(dst []byte, data map[string]any, escape bool, de
 // renderErrorText shortens gonja's chain of render errors ("unable to
 // execute template: Unable to execute controlStructure at line 1: …") to
 // its first position and its cause.
-func renderErrorText(err error) string {
+func renderErrorText(err, cause error) string {
 	msg := strings.TrimPrefix(err.Error(), "unable to execute template: ")
 	parts := strings.Split(msg, ": ")
 	where := ""
@@ -314,6 +326,9 @@ func renderErrorText(err error) string {
 				where = fmt.Sprintf("line %d: ", line)
 			}
 		}
+	}
+	if cause != nil {
+		return where + cause.Error()
 	}
 	return where + parts[len(parts)-1]
 }
@@ -364,7 +379,9 @@ const (
 	opMul    = "_gannet_mul"
 	opIter   = "_gannet_iter"
 	opHeader = "_gannet_header"
-	opStr    = "_gannet_str"
+	opOut    = "_gannet_out"
+	opAttr   = "_gannet_attr"
+	opValue  = "_gannet_value"
 )
 
 // rewriter walks a parsed template and makes it bounded: "+", "~" and "*"
@@ -390,9 +407,25 @@ func (rw *rewriter) walk(v reflect.Value) {
 		}
 		inner := v.Elem()
 		rw.walk(inner)
-		if be, ok := inner.Interface().(*nodes.BinaryExpression); ok && v.CanSet() && typeFiltered.Implements(v.Type()) {
-			if name, ok := binaryFilter[be.Operator.Token.Type]; ok {
-				v.Set(reflect.ValueOf(filtered(be.Left, be.Operator.Token, name, be.Right)))
+		if !v.CanSet() || !typeFiltered.Implements(v.Type()) {
+			return
+		}
+		switch n := inner.Interface().(type) {
+		case *nodes.BinaryExpression:
+			if name, ok := binaryFilter[n.Operator.Token.Type]; ok {
+				v.Set(reflect.ValueOf(filtered(n.Left, n.Operator.Token, name, n.Right)))
+			}
+		case *nodes.List, *nodes.Tuple, *nodes.Dict:
+			v.Set(reflect.ValueOf(filtered(n.(nodes.Expression), n.(nodes.Expression).Position(), opValue)))
+		case *nodes.GetAttribute:
+			var key nodes.Expression = &nodes.String{Location: n.Location, Val: n.Attribute}
+			if n.Attribute == "" {
+				key = &nodes.Integer{Location: n.Location, Val: n.Index}
+			}
+			v.Set(reflect.ValueOf(filtered(n.Node, n.Location, opAttr, key)))
+		case *nodes.GetItem:
+			if n.Arg != nil {
+				v.Set(reflect.ValueOf(filtered(n.Node, n.Location, opAttr, n.Arg)))
 			}
 		}
 	case reflect.Pointer:
@@ -400,14 +433,21 @@ func (rw *rewriter) walk(v reflect.Value) {
 			return
 		}
 		rw.seen[v.Pointer()] = true
+		call, _ := v.Interface().(*nodes.Call)
+		var fn nodes.Node
+		if call != nil {
+			fn = call.Func
+		}
 		rw.walk(v.Elem())
 		switch n := v.Interface().(type) {
+		case *nodes.Call:
+			// What is called stays as it is (gonja dispatches on it:
+			// loop.cycle(…)); what it is called on was walked.
+			n.Func = fn
 		case *nodes.Output:
-			if rw.escape {
-				n.Expression = filtered(n.Expression, n.Start, opStr)
-				if n.Alternative != nil {
-					n.Alternative = filtered(n.Alternative, n.Start, opStr)
-				}
+			n.Expression = filtered(n.Expression, n.Start, opOut)
+			if n.Alternative != nil {
+				n.Alternative = filtered(n.Alternative, n.Start, opOut)
 			}
 			if n.Start != nil && n.Start.Pos < rw.headerEnd {
 				n.Expression = filtered(n.Expression, n.Start, opHeader)
@@ -439,6 +479,20 @@ func (rw *rewriter) walk(v reflect.Value) {
 // filtered is "x | name(args…)".
 func filtered(x nodes.Expression, at *tokens.Token, name string, args ...nodes.Expression) *nodes.FilteredExpression {
 	return &nodes.FilteredExpression{Expression: x, Filters: []*nodes.FilterCall{{Token: at, Name: name, Args: args, Kwargs: map[string]nodes.Expression{}}}}
+}
+
+// located gives the errors of a statement's parser that have no position
+// the position of the statement.
+func located(parse parser.ControlStructureParser) parser.ControlStructureParser {
+	return func(p *parser.Parser, args *parser.Parser) (nodes.ControlStructure, error) {
+		at := p.Current()
+		cs, err := parse(p, args)
+		var se *parser.SyntaxError
+		if err != nil && !(errors.As(err, &se) && se.Line > 0) && at != nil {
+			return nil, &parser.SyntaxError{Message: err.Error(), Raw: at.Val, Line: at.Line, Column: at.Col}
+		}
+		return cs, err
+	}
 }
 
 // forParser is gonja's for statement with a step at the start of every
@@ -520,6 +574,17 @@ func boundedFilter(name string, f exec.FilterFunction) exec.FilterFunction {
 		if err := st.step(1); err != nil {
 			return errValue(err)
 		}
+		if err := checkValue(st, in); err != nil {
+			return errValue(err)
+		}
+		if in.IsString() {
+			if err := st.step(len(in.String()) / 256); err != nil {
+				return errValue(err)
+			}
+		}
+		if in.IsError() {
+			return in
+		}
 		out := f(e, in, params)
 		if out != nil && out.IsString() {
 			if err := st.checkSize(len(out.String()), "the result of "+name); err != nil {
@@ -532,6 +597,9 @@ func boundedFilter(name string, f exec.FilterFunction) exec.FilterFunction {
 
 // filterIter counts the items of a loop's iterable against the budget.
 func filterIter(e *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
 	st := stateOf(e.Environment.Context)
 	n := 1
 	if in.IsList() || in.IsDict() || in.IsString() {
@@ -545,19 +613,162 @@ func filterIter(e *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value 
 
 // filterHeader refuses a header-section output with CR or LF.
 func filterHeader(e *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
 	if strings.ContainsAny(in.String(), "\r\n") {
 		return errValue(stateOf(e.Environment.Context).fail(fmt.Errorf("%w: an output in the header section", errHeaderValue)))
 	}
 	return in
 }
 
-// filterStr makes a non-string output a string, so that HTML
-// auto-escaping applies to lists and objects too.
-func filterStr(_ *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
-	if in.IsString() || in.Safe || in.IsNil() || in.IsNumber() || in.IsBool() {
+// filterOut is put around every output: a list or an object is sized
+// before it is made text (and the text is escaped under HTML
+// auto-escaping), a boolean is written true or false as JSON and the fast
+// path write it.
+func filterOut(e *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
+	if in.IsError() {
 		return in
 	}
-	return exec.AsValue(in.String())
+	switch {
+	case in.IsString() || in.Safe || in.IsNil() || in.IsNumber():
+		return in
+	case in.IsBool():
+		if in.IsTrue() {
+			return exec.AsValue("true")
+		}
+		return exec.AsValue("false")
+	}
+	s, err := stringOf(stateOf(e.Environment.Context), in)
+	if err != nil {
+		return errValue(err)
+	}
+	return exec.AsValue(s)
+}
+
+// filterAttr is "x.name", "x[key]" and "x[index]": the item of a map or a
+// list (or the attribute of loop), nothing for anything else — as the
+// fast path, "a.b.c" of a missing "a" or "b" is undefined, not an error;
+// Go methods and fields are not looked up.
+func filterAttr(_ *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	key := arg(params, 0, "")
+	if key == nil || in.IsNil() {
+		return exec.AsValue(nil)
+	}
+	var k any
+	switch {
+	case key.IsString():
+		k = key.String()
+		if g, ok := in.Interface().(exec.AttributeGetter); ok {
+			if v, found := g.GetAttribute(k.(string)); found {
+				return v
+			}
+			return exec.AsValue(nil)
+		}
+	case key.IsInteger():
+		k = key.Integer()
+	default:
+		return exec.AsValue(nil)
+	}
+	if v, found := in.GetItem(k); found {
+		return v
+	}
+	return exec.AsValue(nil)
+}
+
+// filterValue checks the size of a list, tuple or dict literal: nested
+// literals could otherwise share parts and stand for far more than they
+// hold.
+func filterValue(e *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	if err := checkValue(stateOf(e.Environment.Context), in); err != nil {
+		return errValue(err)
+	}
+	return in
+}
+
+// checkValue refuses a value whose text would pass the size limit.
+func checkValue(st *jinjaState, v *exec.Value) error {
+	if v.IsString() || v.IsNil() || v.IsNumber() || v.IsBool() {
+		return nil
+	}
+	left := st.sizeLimit
+	if err := sizeOf(st, v.Val, &left); err != nil {
+		return err
+	}
+	return nil
+}
+
+// stringOf is v.String(), sized first.
+func stringOf(st *jinjaState, v *exec.Value) (string, error) {
+	if err := checkValue(st, v); err != nil {
+		return "", err
+	}
+	s := v.String()
+	if err := st.step(len(s) / 256); err != nil {
+		return "", err
+	}
+	return s, nil
+}
+
+var typeValue = reflect.TypeFor[*exec.Value]()
+
+// sizeOf takes from *left about the length of rv as text (strings their
+// length, other scalars 8, containers 8 per item besides), spending a step
+// per item; it stops with an error when *left runs out.
+func sizeOf(st *jinjaState, rv reflect.Value, left *int) error {
+	if err := st.step(1); err != nil {
+		return err
+	}
+	for rv.IsValid() && (rv.Kind() == reflect.Interface || rv.Kind() == reflect.Pointer) {
+		if rv.IsNil() {
+			return nil
+		}
+		if rv.Type() == typeValue {
+			rv = rv.Interface().(*exec.Value).Val
+			continue
+		}
+		rv = rv.Elem()
+	}
+	n := 8
+	switch rv.Kind() {
+	case reflect.String:
+		n = rv.Len()
+	case reflect.Slice, reflect.Array:
+		for i := 0; i < rv.Len(); i++ {
+			if err := sizeOf(st, rv.Index(i), left); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		it := rv.MapRange()
+		for it.Next() {
+			if err := sizeOf(st, it.Key(), left); err != nil {
+				return err
+			}
+			if err := sizeOf(st, it.Value(), left); err != nil {
+				return err
+			}
+		}
+	case reflect.Struct:
+		for i := 0; i < rv.NumField(); i++ {
+			if rv.Type().Field(i).IsExported() {
+				if err := sizeOf(st, rv.Field(i), left); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	*left -= n
+	if *left < 0 {
+		return st.checkSize(-1, "a value")
+	}
+	return nil
 }
 
 func arg(params *exec.VarArgs, i int, kw string) *exec.Value {
@@ -572,16 +783,29 @@ func arg(params *exec.VarArgs, i int, kw string) *exec.Value {
 
 // filterCat is "a ~ b".
 func filterCat(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
 	st := stateOf(e.Environment.Context)
 	right := arg(params, 0, "")
 	if right == nil {
-		return errValue(errors.New("~: no right operand"))
+		return st.usage(errors.New("~: no right operand"))
 	}
-	l, r := in.String(), right.String()
 	if err := st.step(1); err != nil {
 		return errValue(err)
 	}
+	l, err := stringOf(st, in)
+	if err != nil {
+		return errValue(err)
+	}
+	r, err := stringOf(st, right)
+	if err != nil {
+		return errValue(err)
+	}
 	if err := st.checkSize(len(l)+len(r), "a ~ b"); err != nil {
+		return errValue(err)
+	}
+	if err := st.step((len(l) + len(r)) / 256); err != nil {
 		return errValue(err)
 	}
 	return exec.AsValue(l + r)
@@ -590,10 +814,13 @@ func filterCat(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Va
 // filterAdd is "a + b": lists are concatenated, numbers added, strings
 // joined.
 func filterAdd(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
 	st := stateOf(e.Environment.Context)
 	right := arg(params, 0, "")
 	if right == nil {
-		return errValue(errors.New("+: no right operand"))
+		return st.usage(errors.New("+: no right operand"))
 	}
 	if err := st.step(1); err != nil {
 		return errValue(err)
@@ -601,13 +828,17 @@ func filterAdd(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Va
 	switch {
 	case in.IsList():
 		if !right.IsList() {
-			return errValue(fmt.Errorf("cannot add %s to a list", right.String()))
+			return st.usage(fmt.Errorf("cannot add %s to a list", right.String()))
 		}
 		n := in.Len() + right.Len()
-		if err := st.checkSize(n, "a + b"); err != nil {
+		if n > jinjaMaxRange {
+			return errValue(st.fail(fmt.Errorf("%w: a list of %d items (at most %d)", errTemplateLimit, n, jinjaMaxRange)))
+		}
+		left := st.sizeLimit
+		if err := sizeOf(st, in.Val, &left); err != nil {
 			return errValue(err)
 		}
-		if err := st.step(n); err != nil {
+		if err := sizeOf(st, right.Val, &left); err != nil {
 			return errValue(err)
 		}
 		out := make([]any, 0, n)
@@ -621,7 +852,14 @@ func filterAdd(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Va
 	case in.IsFloat() || right.IsFloat():
 		return exec.AsValue(in.Float() + right.Float())
 	case in.IsString() || right.IsString():
-		l, r := in.String(), right.String()
+		l, err := stringOf(st, in)
+		if err != nil {
+			return errValue(err)
+		}
+		r, err := stringOf(st, right)
+		if err != nil {
+			return errValue(err)
+		}
 		if err := st.checkSize(len(l)+len(r), "a + b"); err != nil {
 			return errValue(err)
 		}
@@ -633,10 +871,13 @@ func filterAdd(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Va
 
 // filterMul is "a * b": a string repeated, or numbers multiplied.
 func filterMul(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
 	st := stateOf(e.Environment.Context)
 	right := arg(params, 0, "")
 	if right == nil {
-		return errValue(errors.New("*: no right operand"))
+		return st.usage(errors.New("*: no right operand"))
 	}
 	if err := st.step(1); err != nil {
 		return errValue(err)
@@ -652,6 +893,9 @@ func filterMul(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Va
 		if n > st.sizeLimit/len(s) {
 			return errValue(st.checkSize(-1, "a string * n"))
 		}
+		if err := st.step(len(s) * n / 256); err != nil {
+			return errValue(err)
+		}
 		return exec.AsValue(strings.Repeat(s, n))
 	default:
 		return exec.AsValue(in.Integer() * right.Integer())
@@ -660,6 +904,9 @@ func filterMul(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Va
 
 // filterJoin is "list | join(sep)", sized before it is built.
 func filterJoin(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
 	st := stateOf(e.Environment.Context)
 	sep := ""
 	if v := arg(params, 0, "d"); v != nil {
@@ -673,7 +920,7 @@ func filterJoin(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.V
 		return in
 	}
 	if !in.IsList() {
-		return errValue(fmt.Errorf("join: not a list: %s", in.String()))
+		return st.usage(fmt.Errorf("join: not a list: %s", in.String()))
 	}
 	n := in.Len()
 	if err := st.step(1 + n); err != nil {
@@ -710,10 +957,13 @@ func filterJoin(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.V
 // filterReplace is "s | replace(old, new[, count])", sized before it is
 // built.
 func filterReplace(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
 	st := stateOf(e.Environment.Context)
 	oldV, newV := arg(params, 0, "old"), arg(params, 1, "new")
 	if oldV == nil || newV == nil {
-		return errValue(errors.New("replace: want replace(old, new[, count])"))
+		return st.usage(errors.New("replace: want replace(old, new[, count])"))
 	}
 	s, old, repl := in.String(), oldV.String(), newV.String()
 	count := -1
@@ -742,12 +992,12 @@ func jinjaRange(e *exec.Evaluator, params *exec.VarArgs) *exec.Value {
 	st := stateOf(e.Environment.Context)
 	var nums [3]int
 	if len(params.Args) < 1 || len(params.Args) > 3 || len(params.KwArgs) > 0 {
-		return errValue(errors.New("range: want range([start, ]stop[, step])"))
+		return st.usage(errors.New("range: want range([start, ]stop[, step])"))
 	}
 	for i, a := range params.Args {
 		n, ok := integral(a)
 		if !ok {
-			return errValue(fmt.Errorf("range: %s is not an integer", a.String()))
+			return st.usage(fmt.Errorf("range: %s is not an integer", a.String()))
 		}
 		nums[i] = n
 	}
@@ -759,7 +1009,7 @@ func jinjaRange(e *exec.Evaluator, params *exec.VarArgs) *exec.Value {
 		start, stop, step = nums[0], nums[1], nums[2]
 	}
 	if step == 0 {
-		return errValue(errors.New("range: step 0"))
+		return st.usage(errors.New("range: step 0"))
 	}
 	var n uint64
 	switch {
