@@ -46,26 +46,31 @@ var errTemplateLimit = errors.New("template limit")
 
 const (
 	// jinjaMaxSteps bounds the work of one render: loop iterations, items
-	// iterated, range elements, filter and operator calls.
-	jinjaMaxSteps = 1_000_000
+	// iterated, range elements, filter and operator calls, and a step per
+	// 256 bytes a string operation makes (about a microsecond a step).
+	jinjaMaxSteps = 250_000
+	// jinjaRenderTime is the time all the Jinja renders of one request may
+	// take together: a last resort, the step budgets come first.
+	jinjaRenderTime = 10 * time.Second
 	// jinjaMaxRange is the longest range() a template may ask for.
 	jinjaMaxRange = 100_000
-	// jinjaRenderTime is the time every Jinja render of one request may
-	// take together.
-	jinjaRenderTime = 5 * time.Second
 	// stateKey holds the render state in the context: not an identifier,
 	// so no template can name it.
 	stateKey = "\x00gannet"
 )
 
+// jinjaMaxRequestSteps bounds the steps of all the renders of one request
+// (a hundred renders at their limit); a variable for the tests.
+var jinjaMaxRequestSteps = 100 * jinjaMaxSteps
+
 // jinjaState is the state of one render, reachable from filters and
 // statements through the context.
 type jinjaState struct {
 	steps     int
-	deadline  time.Time
-	sizeLimit int   // longest string or list an operator or filter may make
-	err       error // why the render was stopped
-	cause     error // the first error of a Gannet filter (a misuse)
+	shared    *jinjaShared // the request's budget
+	sizeLimit int          // longest string or list an operator or filter may make
+	err       error        // why the render was stopped
+	cause     error        // the first error of a Gannet filter (a misuse)
 }
 
 // usage records a filter's error (for the message) and returns it as a
@@ -84,10 +89,14 @@ func (st *jinjaState) step(n int) error {
 	}
 	before := st.steps
 	st.steps += n
+	st.shared.steps += n
 	if n < 0 || st.steps > jinjaMaxSteps {
 		return st.fail(fmt.Errorf("%w: the template does too much work (more than %d loop iterations, items or calls)", errTemplateLimit, jinjaMaxSteps))
 	}
-	if before>>6 != st.steps>>6 && time.Now().After(st.deadline) {
+	if st.shared.steps > jinjaMaxRequestSteps {
+		return st.fail(fmt.Errorf("%w: the templates of this request do too much work together (more than %d loop iterations, items or calls)", errTemplateLimit, jinjaMaxRequestSteps))
+	}
+	if before>>6 != st.steps>>6 && time.Now().After(st.shared.deadline) {
 		return st.fail(fmt.Errorf("%w: rendering took longer than %v", errTemplateLimit, jinjaRenderTime))
 	}
 	return nil
@@ -112,7 +121,7 @@ func stateOf(ctx *exec.Context) *jinjaState {
 	x, _ := ctx.Get(stateKey)
 	st, _ := x.(*jinjaState)
 	if st == nil { // cannot happen: every render sets it
-		st = &jinjaState{deadline: time.Now().Add(jinjaRenderTime), sizeLimit: 1 << 20}
+		st = &jinjaState{shared: &jinjaShared{deadline: time.Now().Add(jinjaRenderTime)}, sizeLimit: 1 << 20}
 		ctx.Set(stateKey, st)
 	}
 	return st
@@ -148,9 +157,9 @@ var (
 // random, …) are left out. join and replace are Gannet's, sized first.
 var jinjaFilters = []string{
 	"abs", "capitalize", "count", "d", "default", "dictsort", "e", "escape", "first", "float",
-	"int", "last", "length", "list", "lower", "max", "min", "reverse", "round", "safe",
-	"sort", "string", "striptags", "sum", "title", "tojson", "trim", "truncate", "unique",
-	"upper", "urlencode", "wordcount",
+	"int", "items", "last", "length", "list", "lower", "map", "max", "min", "reject", "rejectattr",
+	"reverse", "round", "safe", "select", "selectattr", "sort", "string", "striptags", "sum",
+	"title", "tojson", "trim", "truncate", "unique", "upper", "urlencode", "wordcount",
 }
 
 // jinjaTests are gonja's tests the sandbox keeps (all are cheap).
@@ -278,7 +287,7 @@ func jinjaErrorText(err error) string {
 
 // render appends the template expanded for data to dst, at most limit
 // bytes in total (mimebuild.ErrTooLarge past it).
-func (jt *jinjaTemplate) render(dst []byte, data map[string]any, escape bool, deadline time.Time, limit int) (out []byte, err error) {
+func (jt *jinjaTemplate) render(dst []byte, data map[string]any, escape bool, shared *jinjaShared, limit int) (out []byte, err error) {
 	t := jt.plain
 	if escape {
 		if jt.html == nil {
@@ -288,7 +297,7 @@ func (jt *jinjaTemplate) render(dst []byte, data map[string]any, escape bool, de
 		}
 		t = jt.html
 	}
-	st := &jinjaState{deadline: deadline, sizeLimit: max(limit-len(dst), 0)}
+	st := &jinjaState{shared: shared, sizeLimit: max(limit-len(dst), 0)}
 	w := &limitWriter{buf: dst, limit: limit, st: st}
 	ctx := exec.NewContext(make(map[string]any, len(data)+1))
 	for k, v := range data {
@@ -587,7 +596,11 @@ func boundedFilter(name string, f exec.FilterFunction) exec.FilterFunction {
 		}
 		out := f(e, in, params)
 		if out != nil && out.IsString() {
-			if err := st.checkSize(len(out.String()), "the result of "+name); err != nil {
+			n := len(out.String())
+			if err := st.checkSize(n, "the result of "+name); err != nil {
+				return errValue(err)
+			}
+			if err := st.step(n / 256); err != nil {
 				return errValue(err)
 			}
 		}
@@ -951,6 +964,9 @@ func filterJoin(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.V
 	if err != nil {
 		return errValue(err)
 	}
+	if err := st.step(size / 256); err != nil {
+		return errValue(err)
+	}
 	return exec.AsValue(strings.Join(parts, sep))
 }
 
@@ -982,6 +998,9 @@ func filterReplace(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exe
 		if n > (st.sizeLimit-len(s))/grow {
 			return errValue(st.checkSize(-1, "the result of replace"))
 		}
+	}
+	if err := st.step((len(s) + n*max(len(repl)-len(old), 0)) / 256); err != nil {
+		return errValue(err)
 	}
 	return exec.AsValue(strings.Replace(s, old, repl, count))
 }
@@ -1029,7 +1048,8 @@ func jinjaRange(e *exec.Evaluator, params *exec.VarArgs) *exec.Value {
 	if n > jinjaMaxRange {
 		return errValue(st.fail(fmt.Errorf("%w: range of %d numbers (at most %d)", errTemplateLimit, n, jinjaMaxRange)))
 	}
-	if err := st.step(int(n)); err != nil {
+	// Iterating counts the numbers; making them costs less.
+	if err := st.step(int(n) / 64); err != nil {
 		return errValue(err)
 	}
 	out := make([]int, n)
@@ -1110,9 +1130,11 @@ func (v *vars) jinjaData() map[string]any {
 }
 
 // jinjaShared is what the Jinja renders of one request share: the global
-// substitutions converted once, and the deadline of all the renders.
+// substitutions converted once, the steps of all the renders and their
+// deadline.
 type jinjaShared struct {
 	global   map[string]any
+	steps    int
 	deadline time.Time
 }
 

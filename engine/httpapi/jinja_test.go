@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +49,8 @@ func TestJinjaInject(t *testing.T) {
 		{"comment", "a{# not sent #}b", nil, "ab"},
 		{"expressions", `{{ n // 5 }} {{ n % 5 }} {{ "ab" * 3 }} {{ [1, 2] + [3] }} {{ n > 40 and "yes" or "no" }} {{ "sale" in tags }}`,
 			nil, "8 2 ababab [1, 2, 3] yes true"},
+		{"more filters", `{{ items|map(attribute="name")|join(",") }} {{ items|selectattr("price", "gt", 3.6)|map(attribute="name")|first }} {{ [3, 1, 2]|sort|join }} {{ tags|reverse|join }} {{ "<p>x</p>"|striptags }} {{ 3.14159|round(2) }} {{ "5"|int + 1 }} {{ "y" if n > 1 else "n" }}`,
+			nil, "Tea,Cake Cake 123 salenew x 3.14 6 y"},
 		{"whitespace control", "{% for t in tags -%}\n{{ t }}\n{%- endfor %}", nil, "newsale"},
 		{"raw", "{% raw %}{{ name }}{% endraw %}", nil, "{{ name }}"},
 		{"recipient overrides global", "{{ n }}", map[string]any{"n": 7}, "7"},
@@ -174,6 +177,7 @@ func TestJinjaRefusals(t *testing.T) {
 		{"doubling", doubling, 422, "longer than the message limit"},
 		{"nested lists", nested, 422, "longer than the message limit"},
 		{"replace growth", `{{ big|replace("b", big ~ big) }}`, 422, "replace"},
+		{"map growth", `{{ range(100000)|map("replace", "", big)|length }}`, 422, "too much work"},
 		{"join growth", `{{ range(100000)|join(big) }}`, 422, "join"},
 		{"huge output", "{% for i in range(100000) %}{{ big }}{% endfor %}", 413, "max_message_size"},
 		{"division by zero", "{{ n % 0 }}", 422, "bad template"},
@@ -196,6 +200,29 @@ func TestJinjaRefusals(t *testing.T) {
 	}
 	if n := len(inj.messages()); n != 0 {
 		t.Errorf("%d messages were injected by refused requests", n)
+	}
+}
+
+// TestJinjaRequestBudget: the renders of one request share a step budget;
+// past it the whole request is refused, nothing spooled.
+func TestJinjaRequestBudget(t *testing.T) {
+	defer func(n int) { jinjaMaxRequestSteps = n }(jinjaMaxRequestSteps)
+	jinjaMaxRequestSteps = 5000
+	inj := &recordingInjector{}
+	_, base := startServer(t, testOptions(inj))
+	rcpts := make([]map[string]any, 100)
+	for i := range rcpts {
+		rcpts[i] = map[string]any{"email": "r" + strconv.Itoa(i) + "@example.test"}
+	}
+	body := mustJSON(t, map[string]any{
+		"envelope_sender": "noreply@example.test",
+		"content":         map[string]any{"text_body": "{% for i in range(100) %}{{ i }}{% endfor %}"},
+		"recipients":      rcpts,
+	})
+	a := do(t, client(t, "127.0.0.1"), "POST", base+"/api/inject/v1", body, nil)
+	checkRefusal(t, a, 422, "templates of this request do too much work together")
+	if n := len(inj.messages()); n != 0 {
+		t.Errorf("%d messages spooled", n)
 	}
 }
 

@@ -173,7 +173,7 @@ var errHeaderValue = errors.New("substitution value with CR or LF in a header")
 // the expansion would be; within it, dst grows once, to the exact length.
 func (t *template) render(dst []byte, v *vars, escape bool, limit int) ([]byte, error) {
 	if t.jinja != nil {
-		return t.jinja.render(dst, v.jinjaData(), escape, v.jinjaShared().deadline, limit)
+		return t.jinja.render(dst, v.jinjaData(), escape, v.jinjaShared(), limit)
 	}
 	n, err := t.size(v, escape, limit-len(dst))
 	if err != nil {
