@@ -307,3 +307,15 @@ func BenchmarkTemplateJinjaLoop(b *testing.B) {
 		buf, _ = tm.render(buf[:0], v, false, noLimit)
 	}
 }
+
+// BenchmarkTemplateJinjaCompile: what compiling BenchmarkTemplateJinja's
+// template costs (once per request and template).
+func BenchmarkTemplateJinjaCompile(b *testing.B) {
+	src := strings.Repeat("Hello {{ name|upper }}, your code is {{ code }}.\n", 20)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := compileTemplate(src, -1); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
