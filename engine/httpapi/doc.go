@@ -75,9 +75,10 @@
 // "content", the subject, text_body, html_body, the display names of from
 // and reply_to, and the values of headers are templates (as in KumoMTA);
 // addresses and attachments are not. A value with CR or LF placed in a
-// header — by a placeholder or an output ("{{ … }}") in the header section
-// of a whole message, or in any rendered header value of a builder — is
-// refused for that recipient; header-section lines holding "{%" or "{#"
+// header — by a placeholder or an output ("{{ … }}") that lands in the
+// header section of a whole message (the rendered one: up to its first
+// empty line), or in any rendered header value of a builder — is refused
+// for that recipient; header-section lines holding "{%" or "{#"
 // need not look like fields.
 //
 // A template that does not compile refuses the request with 422 and says

@@ -71,6 +71,7 @@ type jinjaState struct {
 	sizeLimit int          // longest string or list an operator or filter may make
 	err       error        // why the render was stopped
 	cause     error        // the first error of a Gannet filter (a misuse)
+	w         *limitWriter // the output
 }
 
 // usage records a filter's error (for the message) and returns it as a
@@ -233,8 +234,10 @@ type jinjaTemplate struct {
 	html      *exec.Template
 }
 
-// compileJinja parses src; outputs ("{{ … }}") that start before headerEnd
-// are checked for CR and LF when rendered.
+// compileJinja parses src. With headerEnd >= 0 (a whole message) every
+// output ("{{ … }}") that lands in the header section of the rendered
+// message — before its first empty line, wherever it stands in the source
+// — is checked for CR and LF.
 func compileJinja(src string, headerEnd int) (*jinjaTemplate, error) {
 	t, err := parseJinja(src, headerEnd, false)
 	if err != nil {
@@ -298,7 +301,9 @@ func (jt *jinjaTemplate) render(dst []byte, data map[string]any, escape bool, sh
 		t = jt.html
 	}
 	st := &jinjaState{shared: shared, sizeLimit: max(limit-len(dst), 0)}
-	w := &limitWriter{buf: dst, limit: limit, st: st}
+	w := &limitWriter{buf: dst, limit: limit, st: st, header: jt.headerEnd >= 0,
+		lastLF: len(dst) == 0 || dst[len(dst)-1] == '\n'}
+	st.w = w
 	ctx := exec.NewContext(make(map[string]any, len(data)+1))
 	for k, v := range data {
 		ctx.Set(k, v)
@@ -348,6 +353,20 @@ type limitWriter struct {
 	buf   []byte
 	limit int
 	st    *jinjaState
+	// header: a whole message's header section is still being written
+	// (no empty line yet); lastLF: the output so far ends with LF.
+	header, lastLF bool
+}
+
+// track follows the output for the end of the header section.
+func (w *limitWriter) track(s string) {
+	for i := 0; w.header && i < len(s); i++ {
+		lf := s[i] == '\n'
+		if lf && w.lastLF {
+			w.header = false
+		}
+		w.lastLF = lf
+	}
 }
 
 func (w *limitWriter) Write(p []byte) (int, error) {
@@ -360,6 +379,7 @@ func (w *limitWriter) Write(p []byte) (int, error) {
 	if err := w.st.step(1); err != nil {
 		return 0, err
 	}
+	w.track(string(p))
 	w.buf = append(w.buf, p...)
 	return len(p), nil
 }
@@ -374,6 +394,7 @@ func (w *limitWriter) WriteString(s string) (int, error) {
 	if err := w.st.step(1); err != nil {
 		return 0, err
 	}
+	w.track(s)
 	w.buf = append(w.buf, s...)
 	return len(s), nil
 }
@@ -458,7 +479,7 @@ func (rw *rewriter) walk(v reflect.Value) {
 			if n.Alternative != nil {
 				n.Alternative = filtered(n.Alternative, n.Start, opOut)
 			}
-			if n.Start != nil && n.Start.Pos < rw.headerEnd {
+			if rw.headerEnd >= 0 {
 				n.Expression = filtered(n.Expression, n.Start, opHeader)
 				if n.Alternative != nil {
 					n.Alternative = filtered(n.Alternative, n.Start, opHeader)
@@ -624,13 +645,15 @@ func filterIter(e *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value 
 	return in
 }
 
-// filterHeader refuses a header-section output with CR or LF.
+// filterHeader refuses an output with CR or LF while the header section
+// of a whole message is being written.
 func filterHeader(e *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
 	if in.IsError() {
 		return in
 	}
-	if strings.ContainsAny(in.String(), "\r\n") {
-		return errValue(stateOf(e.Environment.Context).fail(fmt.Errorf("%w: an output in the header section", errHeaderValue)))
+	st := stateOf(e.Environment.Context)
+	if st.w != nil && st.w.header && strings.ContainsAny(in.String(), "\r\n") {
+		return errValue(st.fail(fmt.Errorf("%w: an output in the header section", errHeaderValue)))
 	}
 	return in
 }
