@@ -596,24 +596,35 @@ func setParser(p *parser.Parser, args *parser.Parser) (nodes.ControlStructure, e
 	return &setStatement{At: at, Name: name.Val, Expression: expr}, nil
 }
 
-// boundedFilter spends a step per call and refuses a string result past
-// the size limit.
+// linearFilters are the filters whose work grows with the number of
+// items of their input (a step per item); the others cost a step, and a
+// step per 256 bytes of the strings they read and make.
+var linearFilters = map[string]bool{
+	"dictsort": true, "items": true, "list": true, "map": true, "max": true, "min": true,
+	"reject": true, "rejectattr": true, "reverse": true, "select": true, "selectattr": true,
+	"sort": true, "string": true, "sum": true, "tojson": true, "unique": true,
+}
+
+// boundedFilter is one of gonja's filters with its steps counted and a
+// string result past the size limit refused. (Its input needs no check:
+// the request's data are a tree no larger than the request, and what the
+// template makes is sized when it is made.)
 func boundedFilter(name string, f exec.FilterFunction) exec.FilterFunction {
+	linear := linearFilters[name]
 	return func(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Value {
-		st := stateOf(e.Environment.Context)
-		if err := st.step(1); err != nil {
-			return errValue(err)
-		}
-		if err := checkValue(st, in); err != nil {
-			return errValue(err)
-		}
-		if in.IsString() {
-			if err := st.step(len(in.String()) / 256); err != nil {
-				return errValue(err)
-			}
-		}
 		if in.IsError() {
 			return in
+		}
+		st := stateOf(e.Environment.Context)
+		n := 1
+		switch {
+		case in.IsString():
+			n += len(in.String()) / 256
+		case linear && (in.IsList() || in.IsDict()):
+			n += in.Len()
+		}
+		if err := st.step(n); err != nil {
+			return errValue(err)
 		}
 		out := f(e, in, params)
 		if out != nil && out.IsString() {
