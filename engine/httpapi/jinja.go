@@ -304,11 +304,8 @@ func (jt *jinjaTemplate) render(dst []byte, data map[string]any, escape bool, sh
 	w := &limitWriter{buf: dst, limit: limit, st: st, header: jt.headerEnd >= 0,
 		lastLF: len(dst) == 0 || dst[len(dst)-1] == '\n'}
 	st.w = w
-	ctx := exec.NewContext(make(map[string]any, len(data)+1))
-	for k, v := range data {
-		ctx.Set(k, v)
-	}
-	ctx.Set(stateKey, st)
+	data[stateKey] = st // data is this render's own map (jinjaData)
+	ctx := exec.NewContext(data)
 	defer func() {
 		if r := recover(); r != nil {
 			out, err = dst, fmt.Errorf("%w: %v", ErrTemplate, r)
@@ -1149,7 +1146,7 @@ func (v *vars) jinjaData() map[string]any {
 			sh.global = map[string]any{}
 		}
 	}
-	data := make(map[string]any, len(sh.global)+len(v.recipient)+2)
+	data := make(map[string]any, len(sh.global)+len(v.recipient)+3)
 	for k, x := range sh.global {
 		data[k] = x
 	}
