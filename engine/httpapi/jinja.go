@@ -258,7 +258,7 @@ func parseJinja(src string, headerEnd int, escape bool) (t *exec.Template, err e
 	}()
 	t, err = exec.NewTemplate(rootName, conf, noLoader{src}, env)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrTemplate, jinjaErrorText(err))
+		return nil, fmt.Errorf("%w: %s", ErrTemplate, jinjaErrorText(err, src, conf, env))
 	}
 	root := t.Root()
 	if root.Parent != nil || len(root.Macros) > 0 {
@@ -272,20 +272,43 @@ func parseJinja(src string, headerEnd int, escape bool) (t *exec.Template, err e
 // jinjaErrorText turns a gonja compile error into a message that says what
 // and where, without repeating the template's source (which gonja puts in
 // its error text).
-func jinjaErrorText(err error) string {
+func jinjaErrorText(err error, src string, conf *config.Config, env *exec.Environment) string {
 	var se *parser.SyntaxError
-	if errors.As(err, &se) {
-		if se.Line == 0 && se.Column == 0 {
-			return se.Message
-		}
+	if errors.As(err, &se) && (se.Line > 0 || se.Column > 0) {
 		return fmt.Sprintf("line %d column %d: %s (near %q)", se.Line, se.Column, strings.TrimSuffix(se.Message, "."), se.Raw)
 	}
 	msg := err.Error()
-	// "failed to parse template '<source>': <cause>"
-	if i := strings.LastIndex(msg, "': "); strings.HasPrefix(msg, "failed to parse template '") && i >= 0 {
-		msg = msg[i+3:]
+	if se != nil {
+		msg = se.Message
+	}
+	msg = strings.TrimPrefix(msg, "failed to parse template '"+src+"': ")
+	msg = strings.TrimSuffix(msg, ".")
+	if at := locateOutputError(src, conf, env); at != nil {
+		return fmt.Sprintf("line %d column %d: %s", at.Line, at.Col, msg)
 	}
 	return msg
+}
+
+// locateOutputError finds the output ("{{ … }}") of src that does not
+// parse on its own: gonja's errors inside an output have no position.
+func locateOutputError(src string, conf *config.Config, env *exec.Environment) *tokens.Token {
+	s := tokens.LexAll(src, conf)
+	var begin *tokens.Token
+	for ; !s.End(); s.Next() {
+		switch t := s.Current(); t.Type {
+		case tokens.VariableBegin:
+			begin = t
+		case tokens.VariableEnd:
+			if begin != nil && begin.Pos <= t.Pos {
+				out := src[begin.Pos : t.Pos+len(t.Val)]
+				if _, err := exec.NewTemplate(rootName, conf, noLoader{out}, env); err != nil {
+					return begin
+				}
+			}
+			begin = nil
+		}
+	}
+	return begin // an output left open, or nil
 }
 
 // render appends the template expanded for data to dst, at most limit

@@ -158,6 +158,8 @@ func TestJinjaRefusals(t *testing.T) {
 		errHas     string
 	}{
 		{"syntax error with its position", "Hello\nthere {% if %}", 422, "content.text_body: bad template: line 2 column"},
+		{"bad expression with its position", "Hi {{ name }}\n  {{ name | }}", 422, "content.text_body: bad template: line 2 column 13: filter name must be an identifier"},
+		{"unclosed output", "Hi\n{{ (((", 422, "bad template: line 2 column 1: expected either a number"},
 		{"unclosed block", "{% for x in tags %}\n{{ x }}", 422, "endfor"},
 		{"unknown statement", "{% frobnicate %}", 422, "frobnicate"},
 		{"include", "{% include '/etc/passwd' %}", 422, "content.text_body: bad template"},
