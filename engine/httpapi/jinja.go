@@ -290,16 +290,18 @@ func jinjaErrorText(err error, src string, conf *config.Config, env *exec.Enviro
 }
 
 // locateOutputError finds the output ("{{ … }}") of src that does not
-// parse on its own: gonja's errors inside an output have no position.
+// parse on its own: gonja's errors inside an output have no position. It
+// tries the first 1000 outputs at most.
 func locateOutputError(src string, conf *config.Config, env *exec.Environment) *tokens.Token {
 	s := tokens.LexAll(src, conf)
 	var begin *tokens.Token
-	for ; !s.End(); s.Next() {
+	for tries := 0; !s.End() && tries < 1000; s.Next() {
 		switch t := s.Current(); t.Type {
 		case tokens.VariableBegin:
 			begin = t
 		case tokens.VariableEnd:
 			if begin != nil && begin.Pos <= t.Pos {
+				tries++
 				out := src[begin.Pos : t.Pos+len(t.Val)]
 				if _, err := exec.NewTemplate(rootName, conf, noLoader{out}, env); err != nil {
 					return begin
