@@ -81,6 +81,9 @@
 // for that recipient; header-section lines holding "{%" or "{#"
 // need not look like fields.
 //
+// A template for gonja may be at most 1 MiB (its lexer allocates per byte
+// of source); longer ones may only use "{{ path }}" placeholders.
+//
 // A template that does not compile refuses the request with 422 and says
 // where: "content.text_body: bad template: line 2 column 7: …". An error
 // while rendering (an unknown filter, a filter misused) fails that

@@ -52,6 +52,10 @@ const (
 	// jinjaRenderTime is the time all the Jinja renders of one request may
 	// take together: a last resort, the step budgets come first.
 	jinjaRenderTime = 10 * time.Second
+	// jinjaMaxSource is the longest template gonja compiles (its lexer
+	// allocates some 20 bytes of tokens per byte of source up front);
+	// longer ones may only use "{{ path }}" placeholders.
+	jinjaMaxSource = 1 << 20
 	// jinjaMaxRange is the longest range() a template may ask for.
 	jinjaMaxRange = 100_000
 	// stateKey holds the render state in the context: not an identifier,
@@ -239,6 +243,9 @@ type jinjaTemplate struct {
 // message — before its first empty line, wherever it stands in the source
 // — is checked for CR and LF.
 func compileJinja(src string, headerEnd int) (*jinjaTemplate, error) {
+	if len(src) > jinjaMaxSource {
+		return nil, fmt.Errorf("%w: a template with statements, filters or expressions may be at most %d bytes (this one is %d)", ErrTemplate, jinjaMaxSource, len(src))
+	}
 	t, err := parseJinja(src, headerEnd, false)
 	if err != nil {
 		return nil, err

@@ -183,6 +183,7 @@ func TestJinjaRefusals(t *testing.T) {
 		{"replace growth", `{{ big|replace("b", big ~ big) }}`, 422, "replace"},
 		{"map growth", `{{ range(100000)|map("replace", "", big)|length }}`, 422, "too much work"},
 		{"join growth", `{{ range(100000)|join(big) }}`, 422, "join"},
+		{"huge source", strings.Repeat("x", 1<<20) + "{% if true %}{% endif %}", 422, "at most 1048576 bytes"},
 		{"huge output", "{% for i in range(100000) %}{{ big }}{% endfor %}", 413, "max_message_size"},
 		{"division by zero", "{{ n % 0 }}", 422, "bad template"},
 	}
