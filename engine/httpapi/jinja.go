@@ -263,6 +263,9 @@ func parseJinja(src string, headerEnd int, escape bool) (t *exec.Template, err e
 			t, err = nil, fmt.Errorf("%w: cannot parse the template: %v", ErrTemplate, r)
 		}
 	}()
+	if err := checkNesting(src, conf); err != nil {
+		return nil, err
+	}
 	t, err = exec.NewTemplate(rootName, conf, noLoader{src}, env)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrTemplate, jinjaErrorText(err, src, conf, env))
@@ -273,7 +276,48 @@ func parseJinja(src string, headerEnd int, escape bool) (t *exec.Template, err e
 	}
 	rw := rewriter{headerEnd: headerEnd, escape: escape, seen: map[uintptr]bool{}}
 	rw.walk(reflect.ValueOf(root))
+	if rw.tooDeep {
+		return nil, fmt.Errorf("%w: the template nests too deep (expressions or statements)", ErrTemplate)
+	}
 	return t, nil
+}
+
+// jinjaMaxNesting bounds how deep statements, and brackets in
+// expressions, may nest: gonja parses them recursively, in time that grows
+// with the square of the depth.
+const jinjaMaxNesting = 64
+
+// checkNesting refuses a template whose statements or brackets nest more
+// than jinjaMaxNesting deep, before gonja parses it.
+func checkNesting(src string, conf *config.Config) error {
+	s := tokens.LexAll(src, conf)
+	blocks, brackets := 0, 0
+	var prev *tokens.Token
+	for ; !s.End(); s.Next() {
+		t := s.Current()
+		switch t.Type {
+		case tokens.LeftParenthesis, tokens.LeftBracket, tokens.LeftBrace:
+			brackets++
+		case tokens.RightParenthesis, tokens.RightBracket, tokens.RightBrace:
+			brackets--
+		case tokens.VariableEnd, tokens.BlockEnd:
+			brackets = 0
+		case tokens.Name:
+			if prev != nil && prev.Type == tokens.BlockBegin {
+				switch {
+				case strings.HasPrefix(t.Val, "end"):
+					blocks--
+				case t.Val != "else" && t.Val != "elif" && t.Val != "set" && t.Val != "break" && t.Val != "continue":
+					blocks++
+				}
+			}
+		}
+		if blocks > jinjaMaxNesting || brackets > jinjaMaxNesting {
+			return fmt.Errorf("%w: line %d column %d: nested more than %d deep", ErrTemplate, t.Line, t.Col, jinjaMaxNesting)
+		}
+		prev = t
+	}
+	return nil
 }
 
 // jinjaErrorText turns a gonja compile error into a message that says what
@@ -450,7 +494,15 @@ type rewriter struct {
 	headerEnd int
 	escape    bool // HTML auto-escaping: outputs are made strings first
 	seen      map[uintptr]bool
+	depth     int
+	tooDeep   bool
 }
+
+// maxWalkDepth bounds the depth of a parsed template (in walk calls,
+// about three per operator of a chain like "a ~ b ~ c", ten per nested
+// statement): gonja evaluates the tree recursively, and a deep one would
+// overflow the stack, which Go cannot recover from.
+const maxWalkDepth = 3000
 
 var (
 	typeToken    = reflect.TypeFor[tokens.Token]()
@@ -459,6 +511,13 @@ var (
 )
 
 func (rw *rewriter) walk(v reflect.Value) {
+	if rw.depth++; rw.depth > maxWalkDepth {
+		rw.tooDeep = true
+	}
+	defer func() { rw.depth-- }()
+	if rw.tooDeep {
+		return
+	}
 	switch v.Kind() {
 	case reflect.Interface:
 		if v.IsNil() {
