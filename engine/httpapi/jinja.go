@@ -25,19 +25,27 @@ import (
 
 // The Jinja side of the inject API's templates: what the fast path of
 // template.go does not parse ("{% … %}", "{# … #}", filters, expressions)
-// is compiled by gonja in a sandbox:
+// is compiled by gonja, once per request and template, in a sandbox:
 //
 //   - no loader: include, extends, import and from are not even statements
 //     (a parse error), and the loader refuses every name anyway;
-//   - a whitelist of statements (if, for, set, raw), filters and globals;
-//     no Python-style methods; the data are the plain maps, lists,
-//     strings, numbers and booleans of the request's JSON;
-//   - bounded: the output by the message limit; every string or list an
-//     operator or filter makes by the same limit (checked before it is
-//     made); loop iterations, range lengths and filter calls by a step
-//     budget; the render time by a deadline. Recursive loops, macros and
-//     block sets are refused at compile time (they could recurse or
-//     buffer without bound).
+//   - a whitelist of statements (if, for, set, raw, break, continue),
+//     filters, tests and globals (range); no Python-style methods; the
+//     data are the plain maps, lists, strings, numbers and booleans of the
+//     request's JSON; recursive loops, macros, the block form of set and
+//     set of an attribute (which would change the data) are refused;
+//   - the parsed tree is rewritten (rewriter) so that "+", "~", "*", list
+//     and dict literals, x.y / x[y], loop iterables and outputs go through
+//     Gannet's filters, which size what they make before making it, count
+//     steps, look items up without Go reflection on methods, and check
+//     what lands in a whole message's header section for CR and LF;
+//   - bounded: source size and nesting before parsing (gonja's lexer
+//     allocates by source size, its parser is quadratic in nesting), tree
+//     depth after; the output by the message limit (mimebuild.ErrTooLarge,
+//     413); strings and lists by the same limit; work by steps per render
+//     and per request and by a deadline per request (errTemplateLimit,
+//     which ends the whole request with 422); a panic in gonja is
+//     recovered as a template error.
 
 // errTemplateLimit is a Jinja render stopped by the sandbox's step, time
 // or value-size limit. The template is the same for every recipient, so
@@ -274,7 +282,7 @@ func parseJinja(src string, headerEnd int, escape bool) (t *exec.Template, err e
 	if root.Parent != nil || len(root.Macros) > 0 {
 		return nil, fmt.Errorf("%w: extends and macros are not available", ErrTemplate)
 	}
-	rw := rewriter{headerEnd: headerEnd, escape: escape, seen: map[uintptr]bool{}}
+	rw := rewriter{headerEnd: headerEnd, seen: map[uintptr]bool{}}
 	rw.walk(reflect.ValueOf(root))
 	if rw.tooDeep {
 		return nil, fmt.Errorf("%w: the template nests too deep (expressions or statements)", ErrTemplate)
@@ -492,7 +500,6 @@ const (
 // step budget, and outputs in the header section are checked for CR/LF.
 type rewriter struct {
 	headerEnd int
-	escape    bool // HTML auto-escaping: outputs are made strings first
 	seen      map[uintptr]bool
 	depth     int
 	tooDeep   bool
