@@ -38,7 +38,9 @@
 // Templates (/api/inject/v1) are KumoMTA's Jinja (template_dialect "Jinja",
 // the default; "Static" turns templating off). Variables are looked up in
 // the recipient's substitutions, then its "email" and "name", then the
-// global substitutions. Each template is compiled once per request. A
+// global substitutions. Each template is compiled once per request (and
+// the Jinja ones kept in a small cache by source, 64 templates of up to
+// 64 KiB, 1 MiB together). A
 // template of literal text and "{{ name }}" / "{{ user.first }}"
 // placeholders takes the fast path (template.go, no template engine);
 // anything else — "{% … %}", "{# … #}", filters, expressions, whitespace

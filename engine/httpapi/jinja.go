@@ -239,26 +239,94 @@ func jinjaEnvironment() (env *exec.Environment, text, html *config.Config) {
 
 // jinjaTemplate is a template compiled by gonja: once for text, and once
 // more with HTML auto-escaping when it is first rendered for html_body.
+// It is immutable but for that, and shared through jinjaCache by
+// concurrent requests.
 type jinjaTemplate struct {
 	src       string
-	headerEnd int
+	headerEnd int // 0 for a whole message, -1 for the builder's parts
 	plain     *exec.Template
-	html      *exec.Template
+
+	htmlOnce sync.Once
+	html     *exec.Template
+	htmlErr  error
 }
 
-// compileJinja parses src. With headerEnd >= 0 (a whole message) every
-// output ("{{ … }}") that lands in the header section of the rendered
-// message — before its first empty line, wherever it stands in the source
-// — is checked for CR and LF.
+// compileJinja parses src, or finds it in jinjaCache. With headerEnd >= 0
+// (a whole message) every output ("{{ … }}") that lands in the header
+// section of the rendered message — before its first empty line, wherever
+// it stands in the source — is checked for CR and LF.
 func compileJinja(src string, headerEnd int) (*jinjaTemplate, error) {
 	if len(src) > jinjaMaxSource {
 		return nil, fmt.Errorf("%w: a template with statements, filters or expressions may be at most %d bytes (this one is %d)", ErrTemplate, jinjaMaxSource, len(src))
+	}
+	headerEnd = min(headerEnd, 0) // only whether it is a whole message matters
+	key := jinjaCacheKey{src, headerEnd}
+	if jt := jinjaCache.get(key); jt != nil {
+		return jt, nil
 	}
 	t, err := parseJinja(src, headerEnd, false)
 	if err != nil {
 		return nil, err
 	}
-	return &jinjaTemplate{src: src, headerEnd: headerEnd, plain: t}, nil
+	jt := &jinjaTemplate{src: src, headerEnd: headerEnd, plain: t}
+	jinjaCache.put(key, jt)
+	return jt, nil
+}
+
+// htmlTemplate is the template with HTML auto-escaping.
+func (jt *jinjaTemplate) htmlTemplate() (*exec.Template, error) {
+	jt.htmlOnce.Do(func() { jt.html, jt.htmlErr = parseJinja(jt.src, jt.headerEnd, true) })
+	return jt.html, jt.htmlErr
+}
+
+// jinjaCache keeps compiled templates by source, so that a campaign or a
+// transactional template sent again and again is parsed once: at most
+// jinjaCacheEntries templates of at most jinjaCacheSource bytes each and
+// jinjaCacheBytes together (a parsed tree takes some 50 times its source);
+// when full, arbitrary entries make room.
+var jinjaCache = &templateCache{m: map[jinjaCacheKey]*jinjaTemplate{}}
+
+const (
+	jinjaCacheEntries = 64
+	jinjaCacheSource  = 64 << 10
+	jinjaCacheBytes   = 1 << 20
+)
+
+type jinjaCacheKey struct {
+	src       string
+	headerEnd int
+}
+
+type templateCache struct {
+	mu    sync.Mutex
+	m     map[jinjaCacheKey]*jinjaTemplate
+	bytes int // of the sources in m
+}
+
+func (c *templateCache) get(k jinjaCacheKey) *jinjaTemplate {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[k]
+}
+
+func (c *templateCache) put(k jinjaCacheKey, jt *jinjaTemplate) {
+	if len(k.src) > jinjaCacheSource {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[k]; ok {
+		return
+	}
+	for old := range c.m {
+		if len(c.m) < jinjaCacheEntries && c.bytes+len(k.src) <= jinjaCacheBytes {
+			break
+		}
+		delete(c.m, old)
+		c.bytes -= len(old.src)
+	}
+	c.m[k] = jt
+	c.bytes += len(k.src)
 }
 
 func parseJinja(src string, headerEnd int, escape bool) (t *exec.Template, err error) {
@@ -377,12 +445,9 @@ func locateOutputError(src string, conf *config.Config, env *exec.Environment) *
 func (jt *jinjaTemplate) render(dst []byte, data map[string]any, escape bool, shared *jinjaShared, limit int) (out []byte, err error) {
 	t := jt.plain
 	if escape {
-		if jt.html == nil {
-			if jt.html, err = parseJinja(jt.src, jt.headerEnd, true); err != nil {
-				return dst, err
-			}
+		if t, err = jt.htmlTemplate(); err != nil {
+			return dst, err
 		}
-		t = jt.html
 	}
 	st := &jinjaState{shared: shared, sizeLimit: max(limit-len(dst), 0)}
 	w := &limitWriter{buf: dst, limit: limit, st: st, header: jt.headerEnd >= 0,

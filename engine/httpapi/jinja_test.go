@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -267,6 +268,56 @@ func TestJinjaTemplateLimit(t *testing.T) {
 	}
 }
 
+// TestJinjaCache: a template is parsed once and shared; concurrent renders
+// of the shared template (text and HTML) do not mix their data; the cache
+// stays within its bounds.
+func TestJinjaCache(t *testing.T) {
+	src := "{% for t in tags %}{{ t|upper }}{% endfor %} {{ name }}<{{ n }}>"
+	a, err := compileTemplate(src, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := compileTemplate(src, -1)
+	if a.jinja != b.jinja {
+		t.Error("the same source was compiled twice")
+	}
+	if c, _ := compileTemplate(src, 0); c.jinja == a.jinja {
+		t.Error("a whole message shares the builder's template")
+	}
+	done := make(chan error)
+	for g := range 8 {
+		go func() {
+			for i := range 50 {
+				name := strconv.Itoa(g) + "-" + strconv.Itoa(i)
+				v := &vars{name: &name, global: map[string]any{"tags": []any{"a&", name}, "n": i}}
+				out, err := a.render(nil, v, g%2 == 0, noLimit)
+				want := "A&" + strings.ToUpper(name) + " " + name + "<" + strconv.Itoa(i) + ">"
+				if g%2 == 0 {
+					want = "A&amp;" + strings.ToUpper(name) + " " + name + "<" + strconv.Itoa(i) + ">"
+				}
+				if err != nil || string(out) != want {
+					done <- fmt.Errorf("render %q %v, want %q", out, err, want)
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+	for i := range 3 * jinjaCacheEntries {
+		compileTemplate(strings.Repeat("x", 40<<10)+"{{ n|int }}"+strconv.Itoa(i), -1)
+	}
+	jinjaCache.mu.Lock()
+	defer jinjaCache.mu.Unlock()
+	if len(jinjaCache.m) > jinjaCacheEntries || jinjaCache.bytes > jinjaCacheBytes {
+		t.Errorf("cache: %d entries, %d bytes", len(jinjaCache.m), jinjaCache.bytes)
+	}
+}
+
 // FuzzTemplate compiles arbitrary sources and renders them with fixed
 // data: no panic, and every render ends (the sandbox's limits).
 func FuzzTemplate(f *testing.F) {
@@ -328,13 +379,13 @@ func BenchmarkTemplateJinjaLoop(b *testing.B) {
 	}
 }
 
-// BenchmarkTemplateJinjaCompile: what compiling BenchmarkTemplateJinja's
-// template costs (once per request and template).
+// BenchmarkTemplateJinjaCompile: what parsing BenchmarkTemplateJinja's
+// template costs (once, when jinjaCache does not have it).
 func BenchmarkTemplateJinjaCompile(b *testing.B) {
 	src := strings.Repeat("Hello {{ name|upper }}, your code is {{ code }}.\n", 20)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := compileTemplate(src, -1); err != nil {
+		if _, err := parseJinja(src, -1, false); err != nil {
 			b.Fatal(err)
 		}
 	}
