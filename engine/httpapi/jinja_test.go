@@ -188,7 +188,7 @@ func TestJinjaRefusals(t *testing.T) {
 		{"join growth", `{{ range(100000)|join(big) }}`, 422, "join"},
 		{"deep statements", strings.Repeat("{% if true %}", 65) + "x" + strings.Repeat("{% endif %}", 65), 422, "nested more than 64 deep"},
 		{"deep brackets", "{{ " + strings.Repeat("(", 65) + "1" + strings.Repeat(")", 65) + " }}", 422, "line 1 column"},
-		{"long chain", "{{ 1" + strings.Repeat(" + 1", 250000) + " }}", 422, "nests too deep"},
+		{"long chain", "{{ 1" + strings.Repeat(" + 1", 20000) + " }}", 422, "nests too deep"},
 		{"huge source", strings.Repeat("x", 1<<20) + "{% if true %}{% endif %}", 422, "at most 1048576 bytes"},
 		{"huge output", "{% for i in range(100000) %}{{ big }}{% endfor %}", 413, "max_message_size"},
 		{"division by zero", "{{ n % 0 }}", 422, "bad template"},
