@@ -514,6 +514,72 @@ print(json.dumps(out))
 	}
 }
 
+// TestE2EInjectKumoJinja: an inject request whose whole-message template
+// uses Jinja statements and filters reaches the receiver expanded per
+// recipient; a recipient whose substitution would put CR LF into a header
+// fails alone, and a template that does not compile is refused with 422
+// and its position.
+func TestE2EInjectKumoJinja(t *testing.T) {
+	w := newRelayWorld(t)
+	rcv := startAiosmtpd(t, hostPort(mxIP1, w.port), aioOptions{})
+	g := w.gannet(t, gannetConfig{})
+	content := "From: news@src.test\n" +
+		"{% if vip %}X-VIP: yes\n{% endif %}" +
+		"Subject: {{ title|upper }} for {{ name|default('reader') }}\n" +
+		"\n" +
+		"{# the body #}Hello {{ name|default('reader') }},\n" +
+		"{% for it in items %}{{ loop.index }}. {{ it.name|title }}: {{ it.price }}\n{% endfor %}" +
+		"{% set total = items|map(attribute='price')|sum %}Total: {{ total }}\n"
+	req := map[string]any{
+		"envelope_sender": "news@src.test",
+		"campaign":        "kumo-jinja-e2e",
+		"substitutions":   map[string]any{"title": "offers", "items": []map[string]any{{"name": "green tea", "price": 3}, {"name": "cake", "price": 4}}},
+		"content":         content,
+		"recipients": []map[string]any{
+			{"email": "j0@" + domain1, "name": "Ann", "substitutions": map[string]any{"vip": true}},
+			{"email": "j1@" + domain1},
+			{"email": "j2@" + domain1, "substitutions": map[string]any{"title": "x\r\nBcc: victim@" + domain1}},
+		},
+	}
+	body, _ := json.Marshal(req)
+	r := adminCurl(t, g, "POST", "/api/inject/v1", string(body)).want(t, "inject", 200)
+	var ans struct {
+		SuccessCount     int      `json:"success_count"`
+		FailCount        int      `json:"fail_count"`
+		FailedRecipients []string `json:"failed_recipients"`
+	}
+	r.decode(t, &ans)
+	if ans.SuccessCount != 2 || ans.FailCount != 1 || len(ans.FailedRecipients) != 1 || ans.FailedRecipients[0] != "j2@"+domain1 {
+		t.Fatalf("inject answer %s", r.body)
+	}
+	got := waitArrivals(t, rcv, 2, 2*deliveryMax)
+	want := map[string][2]string{
+		"j0@" + domain1: {"\r\nX-VIP: yes\r\nSubject: OFFERS for Ann\r\n", "Hello Ann,\r\n1. Green Tea: 3\r\n2. Cake: 4\r\nTotal: 7\r\n"},
+		"j1@" + domain1: {"\r\nSubject: OFFERS for reader\r\n", "Hello reader,\r\n1. Green Tea: 3\r\n2. Cake: 4\r\nTotal: 7\r\n"},
+	}
+	for _, a := range got {
+		if len(a.Rcpts) != 1 {
+			t.Fatalf("%s: %d envelope recipients", a.File, len(a.Rcpts))
+		}
+		wa, ok := want[a.Rcpts[0]]
+		if !ok {
+			t.Errorf("unexpected recipient %s", a.Rcpts[0])
+			continue
+		}
+		head, text, _ := strings.Cut(string(a.Data), "\r\n\r\n")
+		if !strings.Contains(head+"\r\n", wa[0]) || text != wa[1] || strings.Contains(string(a.Data), "victim") ||
+			strings.Contains(a.Rcpts[0], "j1") && strings.Contains(head, "X-VIP") {
+			t.Errorf("message for %s:\n%s", a.Rcpts[0], a.Data)
+		}
+	}
+	req["content"] = "Subject: s\n\nHello\n{% for x in items %}{{ x }}"
+	body, _ = json.Marshal(req)
+	r = adminCurl(t, g, "POST", "/api/inject/v1", string(body)).want(t, "bad template", 422)
+	if !strings.Contains(r.body, "bad template: line 4") || !strings.Contains(r.body, "endfor") {
+		t.Errorf("bad template answer %s", r.body)
+	}
+}
+
 // TestE2EAdminSuspendIDN: a suspension written with U-labels holds mail
 // addressed with A-labels, and one written with A-labels holds mail
 // addressed with U-labels (SMTPUTF8): one domain, one queue, whatever form

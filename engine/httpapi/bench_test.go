@@ -61,3 +61,19 @@ func BenchmarkInjectKumo100Raw(b *testing.B) {
 	})
 	benchHandler(b, "/api/inject/v1", body, http.StatusOK)
 }
+
+// BenchmarkInjectKumo100RawJinja: BenchmarkInjectKumo100Raw with a
+// statement and a filter, so that gonja compiles and renders the template.
+func BenchmarkInjectKumo100RawJinja(b *testing.B) {
+	rcpts := make([]map[string]any, 100)
+	for i := range rcpts {
+		rcpts[i] = map[string]any{"email": "user" + strconv.Itoa(i) + "@example.test", "name": "User " + strconv.Itoa(i)}
+	}
+	body := mustJSON(b, map[string]any{
+		"envelope_sender": "bounces@example.test",
+		"recipients":      rcpts,
+		"content": "From: news@example.test\nTo: \"{{ name }}\" <{{ email }}>\nSubject: Hello {{ name|upper }}\n\n" +
+			"Hello {{ name }}, {% if name %}this is your digest{% else %}hello{% endif %}.\n",
+	})
+	benchHandler(b, "/api/inject/v1", body, http.StatusOK)
+}

@@ -35,20 +35,67 @@
 // is presented is checked even from a trusted host and binds its tenant: a
 // request naming another tenant is refused with 403.
 //
-// Templates (/api/inject/v1): the KumoMTA API embeds Jinja; Gannet
-// implements the subset that inject requests use in practice, "{{ name }}"
-// and dotted paths "{{ user.first }}", looked up in the recipient's
-// substitutions, then its "email" and "name", then the global
-// substitutions. An unknown variable expands to "" (Jinja's default
-// undefined). Strings expand as they are, numbers and booleans as JSON
-// writes them, null as "", objects and arrays as JSON. Values are
-// HTML-escaped in html_body (Jinja auto-escapes .html templates) and
-// nowhere else. In a builder "content", the subject, text_body, html_body,
-// the display names of from and reply_to, and the values of headers are
-// templates (as in KumoMTA); addresses and attachments are not. A value
-// with CR or LF placed in a header is refused for that recipient. Anything else Jinja would parse — "{% … %}", "{# … #}",
-// filters, expressions — refuses the request with 422 instead of sending
-// half-expanded mail; template_dialect "Static" turns templating off.
+// Templates (/api/inject/v1) are KumoMTA's Jinja (template_dialect "Jinja",
+// the default; "Static" turns templating off). Variables are looked up in
+// the recipient's substitutions, then its "email" and "name", then the
+// global substitutions. Each template is compiled once per request (and
+// the Jinja ones kept in a small cache by source, 64 templates of up to
+// 64 KiB, 1 MiB together). A
+// template of literal text and "{{ name }}" / "{{ user.first }}"
+// placeholders takes the fast path (template.go, no template engine);
+// anything else — "{% … %}", "{# … #}", filters, expressions, whitespace
+// control — is compiled by gonja (github.com/nikolalohinski/gonja/v2) in a
+// sandbox (jinja.go):
+//
+//   - statements: if / elif / else, for (else, "if" filter, loop.index,
+//     loop.first, loop.last, loop.length, loop.cycle, break, continue),
+//     set (name = expression; inside if it is seen after the if, inside
+//     for it is local to the iteration, as in Jinja), raw; comments;
+//     "{%-" / "-%}" whitespace control;
+//   - expressions: literals, lists, dicts, + - * / // % **, ~, comparisons,
+//     and / or / not, in, "a if c else b", is defined / is none / … tests,
+//     x.y and x["y"] / x[0];
+//   - filters: upper, lower, title, capitalize, trim, default / d, escape /
+//     e, safe, length / count, join, replace, first, last, int, float,
+//     string, abs, round, sum, min, max, sort, unique, reverse, list, map,
+//     select, reject, selectattr, rejectattr, items, dictsort, striptags,
+//     truncate, wordcount, tojson, urlencode; global range() (at most
+//     100000 numbers);
+//   - not available (422): include, extends, import, from, macro, call,
+//     block, with, filter blocks, do, autoescape, trans, recursive loops,
+//     the block form of set and set of an attribute or item, Python-style
+//     methods ("x.upper()"), other filters and globals. No template can
+//     read a file or reach Go values beyond the request's JSON data.
+//
+// An unknown variable, or a path through one ("a.b.c" when a or b is
+// missing), is "" on both paths (Jinja's default undefined). Strings expand
+// as they are, booleans as true / false, numbers as JSON writes them on the
+// fast path (1.50) and as numbers on the Jinja path (1.5), null as "",
+// objects and arrays as text. Outputs are HTML-escaped in html_body
+// (Jinja auto-escapes .html templates; "|safe" opts out) and nowhere else;
+// "|escape" is there for the rest. A final newline is kept. In a builder
+// "content", the subject, text_body, html_body, the display names of from
+// and reply_to, and the values of headers are templates (as in KumoMTA);
+// addresses and attachments are not. A value with CR or LF placed in a
+// header — by a placeholder or an output ("{{ … }}") that lands in the
+// header section of a whole message (the rendered one: up to its first
+// empty line), or in any rendered header value of a builder — is refused
+// for that recipient; header-section lines holding "{%" or "{#"
+// need not look like fields.
+//
+// A template for gonja may be at most 1 MiB (its lexer allocates per byte
+// of source); longer ones may only use "{{ path }}" placeholders.
+//
+// A template that does not compile refuses the request with 422 and says
+// where: "content.text_body: bad template: line 2 column 7: …". An error
+// while rendering (an unknown filter, a filter misused) fails that
+// recipient ("bad template: line 2: …"). The Jinja sandbox is bounded: the
+// output by max_message_size (413); every string or list an operator or a
+// filter makes by the same size, checked before it is made; each render by
+// 250000 steps (loop iterations, items iterated, calls, 256 bytes of string
+// work) and the renders of a request by 100 times that and 10 seconds —
+// past those the whole request is refused with 422, nothing spooled.
+//
 // Recipients that fail (bad address, header injection through a
 // substitution) are listed in failed_recipients and errors while the others
 // are spooled; if none can be built the answer is 422 with those lists and

@@ -85,6 +85,8 @@ type kumoJob struct {
 	// as templates (KumoMTA expands them per recipient like any header);
 	// nil when the request gave no name or the name has no placeholder.
 	fromName, replyToName *template
+
+	jinja jinjaShared // for the templates gonja renders
 }
 
 // handleInject serves POST /api/inject/v1: one message per recipient, each
@@ -124,6 +126,11 @@ func (s *Server) handleInject(w http.ResponseWriter, r *http.Request, c Caller, 
 		if errors.Is(err, mimebuild.ErrTooLarge) {
 			// All or nothing: what was built so far is dropped unspooled.
 			writeAPIError(w, budget.tooLarge("the message for "+rc.Email))
+			return
+		}
+		if errors.Is(err, errTemplateLimit) {
+			// The same template would do as much for every recipient.
+			writeAPIError(w, unprocessable("content: %v", err))
 			return
 		}
 		if err != nil {
@@ -208,6 +215,9 @@ func compileRaw(src string, compile func(string, int) (*template, error)) (*kumo
 	for sc.Next() {
 		f := sc.Field()
 		line := 1 + strings.Count(src[:f.Start], "\n")
+		if jinjaLine(f.Raw) {
+			continue // a statement or comment: what it renders is checked then
+		}
 		if f.Name == nil {
 			if f.Start == 0 && (src[0] == ' ' || src[0] == '\t') {
 				return nil, unprocessable("content: the message starts with a continuation line")
@@ -237,6 +247,12 @@ func compileRaw(src string, compile func(string, int) (*template, error)) (*kumo
 	}
 	job.raw = t
 	return job, nil
+}
+
+// jinjaLine reports whether a header-section line holds a Jinja statement
+// or comment ("{% if x %}", "{# … #}"): it need not look like a field.
+func jinjaLine(raw []byte) bool {
+	return bytes.Contains(raw, []byte("{%")) || bytes.Contains(raw, []byte("{#"))
 }
 
 // toLF turns CRLF and bare CR into LF.
@@ -388,7 +404,7 @@ func (s *Server) expandKumo(job *kumoJob, req *kumoRequest, rc *kumoRecipient, b
 			budget.spend(used)
 		}
 	}()
-	v := &vars{recipient: rc.Substitutions, email: rc.Email, name: rc.Name, global: req.Substitutions}
+	v := &vars{recipient: rc.Substitutions, email: rc.Email, name: rc.Name, global: req.Substitutions, shared: &job.jinja}
 	if job.raw != nil {
 		buf = buf[:0]
 		if job.addDate {

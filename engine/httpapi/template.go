@@ -11,19 +11,20 @@ import (
 	"gannet/engine/mimebuild"
 )
 
-// ErrTemplate is a template the inject API cannot expand: an unclosed "{{",
-// an expression other than a variable path, or a Jinja statement or comment
-// ("{% … %}", "{# … #}"), which this engine does not implement.
-var ErrTemplate = errors.New("unsupported template")
+// ErrTemplate is a template the inject API cannot expand: a Jinja syntax
+// error, or what the sandbox of jinja.go does not offer (include, macros,
+// an unknown filter, …).
+var ErrTemplate = errors.New("bad template")
 
-// template is the compiled form of one templated text: the KumoMTA inject
-// API's Jinja subset "{{ name }}" / "{{ user.first }}". Anything else that
-// Jinja would treat as syntax is refused at compile time rather than sent
-// to recipients half-expanded.
+// template is the compiled form of one templated text. The fast path
+// handles the common case, "{{ name }}" / "{{ user.first }}" placeholders
+// in literal text, without a template engine; anything else (statements,
+// comments, filters, expressions) is compiled by gonja (jinja.go).
 type template struct {
 	segs   []segment
 	static bool // no placeholders: render returns the source
 	src    string
+	jinja  *jinjaTemplate // set when the fast path does not apply
 }
 
 type segment struct {
@@ -36,6 +37,19 @@ type segment struct {
 // that byte offset are marked as header placeholders (their values may not
 // contain CR or LF).
 func compileTemplate(src string, headerEnd int) (*template, error) {
+	if t, err := compileFast(src, headerEnd); err == nil {
+		return t, nil
+	}
+	jt, err := compileJinja(src, headerEnd)
+	if err != nil {
+		return nil, err
+	}
+	return &template{src: src, jinja: jt}, nil
+}
+
+// compileFast compiles a template of literal text and "{{ path }}"
+// placeholders; anything else is ErrTemplate (for gonja to compile).
+func compileFast(src string, headerEnd int) (*template, error) {
 	t := &template{src: src}
 	rest, off := src, 0
 	for {
@@ -124,6 +138,7 @@ type vars struct {
 	email     string
 	name      *string
 	global    map[string]any
+	shared    *jinjaShared // shared by the recipients of a request; may be nil
 }
 
 func (v *vars) lookup(name string) (any, bool) {
@@ -157,6 +172,9 @@ var errHeaderValue = errors.New("substitution value with CR or LF in a header")
 // 1 MiB substitution used a hundred times) costs no memory, however large
 // the expansion would be; within it, dst grows once, to the exact length.
 func (t *template) render(dst []byte, v *vars, escape bool, limit int) ([]byte, error) {
+	if t.jinja != nil {
+		return t.jinja.render(dst, v.jinjaData(), escape, v.jinjaShared(), limit)
+	}
 	n, err := t.size(v, escape, limit-len(dst))
 	if err != nil {
 		return dst, err

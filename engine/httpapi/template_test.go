@@ -57,11 +57,30 @@ func TestTemplate(t *testing.T) {
 	}
 }
 
+// TestTemplateRefusals: what neither the fast path nor the Jinja sandbox
+// compiles.
 func TestTemplateRefusals(t *testing.T) {
-	for _, src := range []string{"{{ name", "{% if x %}y{% endif %}", "{# c #}", "{{ name | upper }}", "{{ }}",
-		"{{ a..b }}", "{{ 1x }}", "{{ f() }}", "{{- name }}"} {
+	for _, src := range []string{"{{ name", "{{ }}", "{{ a..b }}", "{% if x %}y", "{% endif %}", "{% include 'x' %}",
+		"{% extends 'x' %}", "{% import 'x' as y %}", "{% from 'x' import y %}", "{% macro m() %}x{% endmacro %}",
+		"{% for x in l recursive %}{{ loop(x) }}{% endfor %}", "{% set x %}y{% endset %}", "{% set x.y = 1 %}",
+		"{% call m() %}x{% endcall %}", "{% do x %}", "{# open"} {
 		if _, err := compileTemplate(src, -1); !errors.Is(err, ErrTemplate) {
 			t.Errorf("%q: err %v", src, err)
+		}
+	}
+}
+
+// TestTemplateFastPath: placeholders alone stay on the fast path; the rest
+// goes to gonja.
+func TestTemplateFastPath(t *testing.T) {
+	for src, fast := range map[string]bool{"plain": true, "Hi {{ name }} {{a.b}}": true, "{{ name | upper }}": false,
+		"{% if x %}y{% endif %}": false, "{# c #}": false, "{{- name }}": false, "{{ f() }}": false} {
+		tm, err := compileTemplate(src, -1)
+		if err != nil {
+			t.Fatalf("%q: %v", src, err)
+		}
+		if got := tm.jinja == nil; got != fast {
+			t.Errorf("%q: fast path %v, want %v", src, got, fast)
 		}
 	}
 }
