@@ -238,6 +238,50 @@ func (l *Loop) holdItem(it *workItem, r *adminRule) {
 	l.release([]*workItem{it})
 }
 
+// pruneHeldLocked drops from the suspensions' lists the items that have
+// nothing left to hold: every recipient they carry was settled while they
+// were held (an admin bounce's sweep), or their message was quarantined.
+// Such an item is finished here, as it would be if it came due, so that
+// the summary, the lists and inspect never count bounced or delivered mail
+// as held. Call with l.admin.mu held (it takes each message's lock inside).
+func (l *Loop) pruneHeldLocked() {
+	var scratch queue.Message
+	for _, r := range l.admin.suspends {
+		kept := r.held[:0]
+		for _, it := range r.held {
+			if l.finishIfSettled(it, &scratch) {
+				continue
+			}
+			kept = append(kept, it)
+		}
+		clear(r.held[len(kept):])
+		r.held = kept
+	}
+}
+
+// finishIfSettled reports whether a waiting item has no pending recipient
+// left (or its message was quarantined) and, if so, finishes it: the
+// message counts one item less and forgets the item's retry time.
+func (l *Loop) finishIfSettled(it *workItem, scratch *queue.Message) bool {
+	ms := it.ms
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	if !ms.corrupt {
+		m := ms.view(l.packer, scratch)
+		for _, i := range it.rcpts {
+			if m.Recipients[i].State == queue.Pending {
+				return false
+			}
+		}
+	}
+	ms.items--
+	ms.due.remove(it.domain)
+	if ms.m != nil {
+		ms.m.NextDue = ms.due.earliest()
+	}
+	return true
+}
+
 // release schedules held items due now (they meet the rules again in due).
 func (l *Loop) release(items []*workItem) {
 	l.mu.Lock()
@@ -324,6 +368,7 @@ func (l *Loop) Bounce(ctx context.Context, id string, sel Selector, reason strin
 	l.sweep(ctx, r, now)
 	l.admin.mu.Lock()
 	defer l.admin.mu.Unlock()
+	l.pruneHeldLocked() // what the sweep bounced is held no more
 	return r.snapshot()
 }
 
@@ -533,6 +578,7 @@ func (l *Loop) Resume(id string) (AdminRule, bool) {
 func (l *Loop) Suspensions() []AdminRule {
 	l.admin.mu.Lock()
 	defer l.admin.mu.Unlock()
+	l.pruneHeldLocked()
 	out := make([]AdminRule, 0, len(l.admin.suspends))
 	for _, r := range l.admin.suspends {
 		out = append(out, r.snapshot())

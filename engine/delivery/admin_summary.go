@@ -99,6 +99,7 @@ func (l *Loop) Summary(tenant string) Summary {
 
 	now := l.clock.Now()
 	l.admin.mu.Lock()
+	l.pruneHeldLocked()
 	for _, r := range l.admin.suspends {
 		for _, it := range r.held {
 			if mine(it) {
@@ -237,6 +238,7 @@ func (l *Loop) Inspect(ctx context.Context, id string) (MessageInfo, bool) {
 		}
 	}
 	l.admin.mu.Lock()
+	l.pruneHeldLocked()
 	for _, r := range l.admin.suspends {
 		for _, it := range r.held {
 			if it.ms == ms {
