@@ -18,6 +18,8 @@
 //	    q/<id>   → quarantine record (quarantine.go): a message taken out
 //	               because it is corrupt — kind, reason, size, time, and its
 //	               m/ value as it was (at most 64 KiB)
+//	    a/<key>  → admin state (adminstate.go): the engine's rules that
+//	               outlive a restart (suspensions, bounces, holds), opaque here
 //	    x/format → "gannet-spool-1"
 //
 // A segment is a sequence of records, each self-describing and checksummed

@@ -384,18 +384,24 @@ func listRules(c *apiClient, path, name string, stdout, stderr io.Writer) int {
 	if name == "bounce" {
 		count = "BOUNCED"
 	}
-	fmt.Fprintln(tw, "ID\tDOMAIN\tTENANT\tCAMPAIGN\tSITE\tLEFT\t"+count+"\tREASON")
+	fmt.Fprintln(tw, "ID\tORIGIN\tDOMAIN\tTENANT\tCAMPAIGN\tSITE\tEXPIRES\tLEFT\t"+count+"\tREASON")
 	for _, r := range rules {
 		n := r.Held
 		if name == "bounce" {
 			n = r.TotalBounced
 		}
-		left := r.Duration
+		left, expires := r.Duration, "-"
 		if r.Expires == nil {
 			left = "until resumed"
+		} else {
+			expires = r.Expires.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, orDash(r.Domain), orDash(r.Tenant), orDash(r.Campaign),
-			orDash(r.Site), left, n, orDash(r.Reason))
+		site := orDash(r.Site)
+		if r.Source != "" {
+			site += " (source " + r.Source + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, orDash(r.Origin), orDash(r.Domain), orDash(r.Tenant),
+			orDash(r.Campaign), site, expires, left, n, orDash(r.Reason))
 	}
 	tw.Flush()
 	return 0

@@ -69,7 +69,8 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		send(admin.SuspendV1Response{ID: "s-1"})
 	case "GET " + admin.PathSuspend:
 		exp := time.Now().Add(59 * time.Minute)
-		send([]admin.RuleEntry{{ID: "s-1", Domain: "x.test", Reason: "asked", Duration: "59m0s", Expires: &exp, Held: 3}})
+		send([]admin.RuleEntry{{ID: "s-1", Origin: "api", Domain: "x.test", Reason: "asked", Duration: "59m0s", Expires: &exp, Held: 3},
+			{ID: "rule:mx.y.test", Origin: "rule", Site: "mx.y.test", Reason: "suspended by a shaping rule", Duration: "4m0s", Expires: &exp}})
 	case "DELETE " + admin.PathSuspend:
 		send(admin.ResumeV1Response{Resumed: []string{"s-1"}})
 	default:
@@ -143,7 +144,8 @@ func TestAdminCLI(t *testing.T) {
 		t.Errorf("suspend (%d): %s", code, out)
 	}
 	out, _, code = runCLI("suspend", "-list", api)
-	if code != 0 || !regexpLine(out, `s-1\s+x.test\s+-\s+-\s+-\s+59m0s\s+3\s+asked`) {
+	if code != 0 || !regexpLine(out, `s-1\s+api\s+x.test\s+-\s+-\s+-\s+\d{4}-\d\d-\d\dT[0-9:]+Z\s+59m0s\s+3\s+asked`) ||
+		!regexpLine(out, `rule:mx.y.test\s+rule\s+-\s+-\s+-\s+mx.y.test\s+\S+Z\s+4m0s\s+0\s+suspended by a shaping rule`) {
 		t.Errorf("suspend -list (%d):\n%s", code, out)
 	}
 	out, _, code = runCLI("resume", "s-1", api)

@@ -38,6 +38,14 @@
 // duration of "0" means, for a bounce, the sweep of the queue only and,
 // for a suspension, until resumed.
 //
+// Every rule listed carries its origin ("api": this API or the CLI;
+// "policy": a policy script's kumo.suspend or kumo.bounce; "rule": a
+// shaping rule's automatic suspension of a site, listed with the
+// suspensions for callers without a tenant, ending by itself) and its
+// expiry. Suspensions and bounces in force outlive a restart: the delivery
+// loop stores them in the spool's Pebble index (queue's a/ keyspace) and
+// the engine restores those not expired before the queue loads.
+//
 // What the actions do to mail is engine/delivery's (admin.go there): a
 // bounce turns every matching queued recipient into an AdminBounce record
 // at once and, while in force, bounces matching mail as it comes due; a

@@ -23,10 +23,10 @@ import (
 type Loop interface {
 	Summary(tenant string) delivery.Summary
 	Inspect(ctx context.Context, id string) (delivery.MessageInfo, bool)
-	Bounce(ctx context.Context, id string, sel delivery.Selector, reason string, d time.Duration) delivery.AdminRule
+	Bounce(ctx context.Context, id, origin string, sel delivery.Selector, reason string, d time.Duration) delivery.AdminRule
 	CancelBounce(id string) (delivery.AdminRule, bool)
 	Bounces() []delivery.AdminRule
-	Suspend(id string, sel delivery.Selector, reason string, d time.Duration) delivery.AdminRule
+	Suspend(id, origin string, sel delivery.Selector, reason string, d time.Duration) delivery.AdminRule
 	Resume(id string) (delivery.AdminRule, bool)
 	Suspensions() []delivery.AdminRule
 }
@@ -60,9 +60,13 @@ type Options struct {
 	// TenantRate returns a tenant's max_message_rate per second (0:
 	// unlimited), shown in the summary. Nil: none.
 	TenantRate func(tenant string) float64
-	Now        func() time.Time // nil: time.Now
-	NewID      func() string    // rule ids; nil: random UUIDs (version 4)
-	Logger     *slog.Logger     // nil: discarded
+	// Automatic lists the suspensions that shaping rules made by
+	// themselves (origin "rule"), shown with the admin ones in GET
+	// /api/admin/suspend/v1. Nil: none.
+	Automatic func() []RuleEntry
+	Now       func() time.Time // nil: time.Now
+	NewID     func() string    // rule ids; nil: random UUIDs (version 4)
+	Logger    *slog.Logger     // nil: discarded
 }
 
 // handler serves /api/admin/….

@@ -41,7 +41,7 @@ func (h *handler) ruleOf(req *RuleRequest, c caller, def time.Duration) (deliver
 // entryOf turns a rule into its list entry.
 func entryOf(r delivery.AdminRule, now time.Time) RuleEntry {
 	e := RuleEntry{
-		ID: r.ID, Domain: r.Selector.Domain, Campaign: r.Selector.Campaign, Tenant: r.Selector.Tenant,
+		ID: r.ID, Origin: r.Origin, Domain: r.Selector.Domain, Campaign: r.Selector.Campaign, Tenant: r.Selector.Tenant,
 		Site: r.Selector.Site, Reason: r.Reason, Duration: formatLeft(r.Expires, now), Created: r.Created,
 		Bounced: r.Bounced, TotalBounced: r.TotalBounced, Held: r.Held,
 	}
@@ -62,7 +62,7 @@ func (h *handler) bounce(w http.ResponseWriter, r *http.Request, c caller) *apiE
 	if err != nil {
 		return err
 	}
-	rule := h.opts.Loop.Bounce(r.Context(), h.opts.NewID(), sel, req.Reason, d)
+	rule := h.opts.Loop.Bounce(r.Context(), h.opts.NewID(), delivery.OriginAPI, sel, req.Reason, d)
 	h.log.Info("admin bounce", "id", rule.ID, "selector", sel, "reason", req.Reason, "duration", d, "bounced", rule.TotalBounced)
 	bounced := rule.Bounced
 	if bounced == nil {
@@ -130,7 +130,7 @@ func (h *handler) suspend(w http.ResponseWriter, r *http.Request, c caller) *api
 	if err != nil {
 		return err
 	}
-	rule := h.opts.Loop.Suspend(h.opts.NewID(), sel, req.Reason, d)
+	rule := h.opts.Loop.Suspend(h.opts.NewID(), delivery.OriginAPI, sel, req.Reason, d)
 	h.log.Info("admin suspend", "id", rule.ID, "selector", sel, "reason", req.Reason, "duration", d)
 	writeJSON(w, http.StatusOK, SuspendV1Response{ID: rule.ID})
 	return nil
@@ -138,7 +138,13 @@ func (h *handler) suspend(w http.ResponseWriter, r *http.Request, c caller) *api
 
 // listSuspensions: GET /api/admin/suspend/v1.
 func (h *handler) listSuspensions(w http.ResponseWriter, r *http.Request, c caller) *apiError {
-	writeJSON(w, http.StatusOK, h.entries(h.opts.Loop.Suspensions(), c))
+	out := h.entries(h.opts.Loop.Suspensions(), c)
+	// The shaper's automatic suspensions concern sites every tenant
+	// shares: the operator's to see.
+	if h.opts.Automatic != nil && c.tenant == "" {
+		out = append(out, h.opts.Automatic()...)
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

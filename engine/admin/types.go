@@ -193,11 +193,17 @@ type SuspendV1Response struct {
 // RuleEntry is one bounce or suspension in force (GET lists, DELETE of a
 // bounce).
 type RuleEntry struct {
-	ID       string     `json:"id"`
+	ID string `json:"id"`
+	// Origin says who made the rule: "api" (the admin API or CLI),
+	// "policy" (a policy script), "rule" (a shaping rule's automatic
+	// suspension of a site, listed with the suspensions; it ends by
+	// itself and cannot be resumed by id).
+	Origin   string     `json:"origin"`
 	Domain   string     `json:"domain,omitempty"`
 	Campaign string     `json:"campaign,omitempty"`
 	Tenant   string     `json:"tenant,omitempty"`
 	Site     string     `json:"site,omitempty"`
+	Source   string     `json:"source,omitempty"` // origin "rule": the egress source of the suspended path
 	Reason   string     `json:"reason"`
 	Duration string     `json:"duration"` // time left ("" for a suspension until resumed)
 	Expires  *time.Time `json:"expires"`

@@ -43,7 +43,9 @@ import (
 // already in flight when the bounce is made finishes; its outcome for the
 // bounced recipients is not recorded a second time.
 //
-// Rules live in memory only: a restart forgets them (as KumoMTA's do).
+// With Options.Rules set, rules are stored durably and RestoreRules puts
+// them back in force after a restart (rulestore.go); without it they live
+// in memory only (as KumoMTA's do).
 
 // AdminBounceReply is the reply recorded for a recipient an operator
 // bounced (the code and enhanced code KumoMTA uses); the reason follows the
@@ -86,7 +88,11 @@ func (s *Selector) match(domain, tenant, campaign, site string) bool {
 // AdminRule is an administrative bounce or suspension, as listed by the
 // admin API.
 type AdminRule struct {
-	ID       string
+	ID string
+	// Origin says who made it: OriginAPI, OriginPolicy (OriginRule names
+	// the shaper's automatic suspensions, which the engine lists beside
+	// these).
+	Origin   string
 	Selector Selector
 	Reason   string
 	Created  time.Time
@@ -129,8 +135,23 @@ type adminState struct {
 	bounces  map[string]*adminRule
 	suspends map[string]*adminRule
 
+	// expired lists the bounces dropped at their expiry whose stored
+	// copies are still to delete (flushExpired).
+	expired []string
+
 	fmu      sync.Mutex
 	inFlight map[*workItem]struct{} // items a worker has taken
+}
+
+// flushExpired deletes the stored copies of the bounces that expired.
+func (l *Loop) flushExpired() {
+	l.admin.mu.Lock()
+	ids := l.admin.expired
+	l.admin.expired = nil
+	l.admin.mu.Unlock()
+	for _, id := range ids {
+		l.unstoreRule(ruleBounce, id)
+	}
 }
 
 func (a *adminState) countLocked() {
@@ -145,6 +166,7 @@ func (a *adminState) matchLocked(domain, tenant, campaign, site string, now time
 			delete(a.bounces, id)
 			r.ended = true
 			a.countLocked()
+			a.expired = append(a.expired, id)
 			continue
 		}
 		if r.Selector.match(domain, tenant, campaign, site) {
@@ -170,7 +192,11 @@ func (l *Loop) adminDue(it *workItem) bool {
 	env := it.ms.env // tenant and campaign never change after Enqueue
 	l.admin.mu.Lock()
 	b, s := l.admin.matchLocked(it.domain, env.tenant, env.campaign, it.site().String(), now)
+	flush := len(l.admin.expired) > 0
 	l.admin.mu.Unlock()
+	if flush {
+		l.flushExpired()
+	}
 	switch {
 	case b != nil:
 		l.workers.Add(1) // Stop waits for it like for a worker
@@ -196,7 +222,11 @@ func (l *Loop) adminHold(it *workItem) bool {
 	env := it.ms.env
 	l.admin.mu.Lock()
 	b, s := l.admin.matchLocked(it.domain, env.tenant, env.campaign, it.site().String(), now)
+	flush := len(l.admin.expired) > 0
 	l.admin.mu.Unlock()
+	if flush {
+		l.flushExpired()
+	}
 	switch {
 	case b != nil:
 		l.bounceItem(it, b, now)
@@ -351,17 +381,14 @@ func (l *Loop) countBounced(r *adminRule, recs []logrec.Record) {
 // answer carries the counts of the initial sweep. A selector naming a Site
 // finds the site of each domain through the Router (cached), so ctx bounds
 // those lookups.
-func (l *Loop) Bounce(ctx context.Context, id string, sel Selector, reason string, d time.Duration) AdminRule {
+func (l *Loop) Bounce(ctx context.Context, id, origin string, sel Selector, reason string, d time.Duration) AdminRule {
 	now := l.clock.Now()
-	r := &adminRule{AdminRule: AdminRule{ID: id, Selector: sel.Normalize(), Reason: reason, Created: now}}
+	r := &adminRule{AdminRule: AdminRule{ID: id, Origin: validOrigin(origin), Selector: sel.Normalize(), Reason: reason, Created: now}}
 	if d > 0 {
 		r.Expires = now.Add(d)
+		l.storeRule(ruleBounce, &r.AdminRule)
 		l.admin.mu.Lock()
-		if l.admin.bounces == nil {
-			l.admin.bounces = make(map[string]*adminRule)
-		}
-		l.admin.bounces[id] = r
-		l.admin.countLocked()
+		l.addBounceLocked(r)
 		l.admin.mu.Unlock()
 	}
 	l.waitLoaded() // the sweep covers the whole queue, not what is loaded so far
@@ -370,6 +397,15 @@ func (l *Loop) Bounce(ctx context.Context, id string, sel Selector, reason strin
 	defer l.admin.mu.Unlock()
 	l.pruneHeldLocked() // what the sweep bounced is held no more
 	return r.snapshot()
+}
+
+// addBounceLocked puts a bounce rule in force.
+func (l *Loop) addBounceLocked(r *adminRule) {
+	if l.admin.bounces == nil {
+		l.admin.bounces = make(map[string]*adminRule)
+	}
+	l.admin.bounces[r.ID] = r
+	l.admin.countLocked()
 }
 
 // sweepWorkers bounds the goroutines of a sweep: each spool update is
@@ -500,6 +536,7 @@ func (l *Loop) CancelBounce(id string) (AdminRule, bool) {
 	delete(l.admin.bounces, id)
 	r.ended = true
 	l.admin.countLocked()
+	l.unstoreRule(ruleBounce, id)
 	return r.snapshot(), true
 }
 
@@ -513,6 +550,7 @@ func (l *Loop) Bounces() []AdminRule {
 		if !r.Expires.After(now) {
 			delete(l.admin.bounces, id)
 			r.ended = true
+			l.unstoreRule(ruleBounce, id)
 			continue
 		}
 		out = append(out, r.snapshot())
@@ -525,32 +563,44 @@ func (l *Loop) Bounces() []AdminRule {
 // Suspend holds the mail sel matches — nothing is attempted, nothing
 // expires while held — for d (d <= 0: until resumed). Mail is held when it
 // comes due or when a site worker takes it.
-func (l *Loop) Suspend(id string, sel Selector, reason string, d time.Duration) AdminRule {
+func (l *Loop) Suspend(id, origin string, sel Selector, reason string, d time.Duration) AdminRule {
 	now := l.clock.Now()
-	r := &adminRule{AdminRule: AdminRule{ID: id, Selector: sel.Normalize(), Reason: reason, Created: now}, stop: make(chan struct{})}
-	l.admin.mu.Lock()
-	if l.admin.suspends == nil {
-		l.admin.suspends = make(map[string]*adminRule)
-	}
-	l.admin.suspends[id] = r
-	l.admin.countLocked()
+	r := &adminRule{AdminRule: AdminRule{ID: id, Origin: validOrigin(origin), Selector: sel.Normalize(), Reason: reason, Created: now}}
 	if d > 0 {
 		r.Expires = now.Add(d)
-		t := l.clock.NewTimer(d)
-		go func() {
-			select {
-			case <-t.C():
-				l.Resume(id)
-			case <-r.stop:
-				t.Stop()
-			case <-l.runCtx.Done():
-				t.Stop()
-			}
-		}()
 	}
+	l.storeRule(ruleSuspend, &r.AdminRule)
+	l.admin.mu.Lock()
+	l.addSuspendLocked(r, now)
 	snap := r.snapshot()
 	l.admin.mu.Unlock()
 	return snap
+}
+
+// addSuspendLocked puts a suspension in force, with a timer that resumes
+// it at its expiry (none when Expires is zero).
+func (l *Loop) addSuspendLocked(r *adminRule, now time.Time) {
+	r.stop = make(chan struct{})
+	if l.admin.suspends == nil {
+		l.admin.suspends = make(map[string]*adminRule)
+	}
+	l.admin.suspends[r.ID] = r
+	l.admin.countLocked()
+	if r.Expires.IsZero() {
+		return
+	}
+	t := l.clock.NewTimer(max(r.Expires.Sub(now), 0))
+	id, stop := r.ID, r.stop
+	go func() {
+		select {
+		case <-t.C():
+			l.Resume(id)
+		case <-stop:
+			t.Stop()
+		case <-l.runCtx.Done():
+			t.Stop()
+		}
+	}()
 }
 
 // Resume ends a suspension: the mail it held is due now. False for an
@@ -566,6 +616,7 @@ func (l *Loop) Resume(id string) (AdminRule, bool) {
 	l.admin.countLocked()
 	r.ended = true
 	close(r.stop)
+	l.unstoreRule(ruleSuspend, id)
 	snap := r.snapshot()
 	held := r.held
 	r.held = nil

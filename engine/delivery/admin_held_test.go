@@ -13,12 +13,12 @@ import (
 func TestAdminBounceOfHeldMail(t *testing.T) {
 	h := newHarness(t, nil)
 	h.loop.Start()
-	h.loop.Suspend("s1", Selector{Tenant: "acme"}, "", time.Hour)
+	h.loop.Suspend("s1", OriginAPI, Selector{Tenant: "acme"}, "", time.Hour)
 	h.enqueue(t, newMessage("m1", h.clock.Now(), "a@x.test"), "b\r\n")
 	h.enqueue(t, newMessage("m2", h.clock.Now(), "b@x.test", "c@y.test"), "b\r\n")
 	waitUntil(t, func() bool { return h.loop.Summary("").Held == 3 })
 
-	r := h.loop.Bounce(context.Background(), "b1", Selector{Domain: "x.test"}, "gone", 0)
+	r := h.loop.Bounce(context.Background(), "b1", OriginAPI, Selector{Domain: "x.test"}, "gone", 0)
 	if r.TotalBounced != 2 {
 		t.Fatalf("bounced %d, want 2", r.TotalBounced)
 	}

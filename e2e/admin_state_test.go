@@ -1,0 +1,84 @@
+package e2e
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The operator's state that outlives a restart, and "retry now", end to
+// end.
+
+// TestE2EAdminSuspendSurvivesRestart: a suspension made over the API is
+// still listed after gannet restarts (origin "api", its expiry), the mail
+// it held stays held, and once it expires the mail arrives.
+func TestE2EAdminSuspendSurvivesRestart(t *testing.T) {
+	w := newRelayWorld(t)
+	rcv := startAiosmtpd(t, hostPort(mxIP1, w.port), aioOptions{})
+	g := w.gannet(t, gannetConfig{Extra: adminExtra})
+
+	const hold = 20 * time.Second
+	r := adminCurl(t, g, "POST", "/api/admin/suspend/v1",
+		fmt.Sprintf(`{"domain":%q,"reason":"receiver maintenance","duration":"%s"}`, domain1, hold)).want(t, "suspend", 200)
+	var sus struct{ ID string }
+	r.decode(t, &sus)
+	until := time.Now().Add(hold)
+	id := injectSimple(t, g, "held@"+domain1, "acme", "", "held across a restart")
+	waitFor(t, deliveryMax, "the message held", func() (bool, string) {
+		s := summaryOf(t, g)
+		return s.Totals.Held == 1, fmt.Sprintf("%+v", s.Totals)
+	})
+
+	g.Stop()
+	g.Restart()
+
+	out, errOut, code := runGannetCLI(t, g, "suspend", "-list")
+	line := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(sus.ID) + `\s+api\s+` + regexp.QuoteMeta(domain1) +
+		`\s+-\s+-\s+-\s+(\S+)\s+\S+\s+\d+\s+receiver maintenance$`)
+	m := line.FindStringSubmatch(out)
+	if code != 0 || m == nil {
+		t.Fatalf("suspend -list after the restart (%d):\n%s%s", code, out, errOut)
+	}
+	exp, err := time.Parse(time.RFC3339, m[1])
+	if err != nil || exp.Sub(until).Abs() > 3*time.Second {
+		t.Errorf("listed expiry %s, want about %s", m[1], until.UTC().Format(time.RFC3339))
+	}
+	var list []struct {
+		ID, Origin string
+		Expires    *time.Time
+	}
+	adminCurl(t, g, "GET", "/api/admin/suspend/v1", "").want(t, "list", 200).decode(t, &list)
+	if len(list) != 1 || list[0].ID != sus.ID || list[0].Origin != "api" || list[0].Expires == nil {
+		t.Errorf("suspensions over the API after the restart: %+v", list)
+	}
+	waitFor(t, deliveryMax, "the message held after the restart", func() (bool, string) {
+		s := summaryOf(t, g)
+		return s.Totals.Held == 1 && s.Totals.Suspensions == 1, fmt.Sprintf("%+v", s.Totals)
+	})
+	if time.Until(until) > 2*time.Second {
+		time.Sleep(2 * time.Second) // retry_interval is 1s: an attempt would show
+		if got := rcv.arrivals(t); len(got) != 0 {
+			t.Fatalf("%d message(s) reached the receiver of a suspended domain", len(got))
+		}
+	}
+
+	// It expires; the mail goes.
+	waitArrivals(t, rcv, 1, time.Until(until)+deliveryMax)
+	if d := time.Until(until); d > time.Second {
+		t.Errorf("the mail arrived %v before the suspension's end", d)
+	}
+	g.WaitRecords(recordFilter{Type: "Delivery", ID: id}, 1, deliveryMax)
+	out, _, _ = runGannetCLI(t, g, "suspend", "-list")
+	if !strings.Contains(out, "No suspensions in force.") {
+		t.Errorf("suspend -list after the expiry:\n%s", out)
+	}
+
+	// And it stays gone after another restart.
+	g.Stop()
+	g.Restart()
+	if out, _, _ = runGannetCLI(t, g, "suspend", "-list"); !strings.Contains(out, "No suspensions in force.") {
+		t.Errorf("suspend -list after a second restart:\n%s", out)
+	}
+}
