@@ -15,15 +15,29 @@ import (
 	"gannet/engine/admin"
 )
 
-// cmdQueue is "gannet queue summary" and "gannet queue inspect ID".
+// cmdQueue is "gannet queue summary", "gannet queue inspect ID" and
+// "gannet queue retry ID…|-domain D …".
 func cmdQueue(args []string, stdout, stderr io.Writer) int {
-	const synopsis = "queue summary|inspect ID [-body] [-api URL] [-key KEY] [-json]"
+	const synopsis = "queue summary | inspect ID [-body] | retry ID... | retry -domain D [-tenant T] [-campaign C] [-site S]  [-api URL] [-key KEY] [-json]"
 	fs := newFlags("queue", synopsis, stderr)
 	c := addAPIFlags(fs)
 	body := fs.Bool("body", false, "inspect: also print the message as spooled")
+	sel := &ruleFlags{}
+	fs.StringVar(&sel.domain, "domain", "", "retry: the deferred mail to this destination `domain`")
+	fs.StringVar(&sel.tenant, "tenant", "", "retry: the deferred mail of this `tenant`")
+	fs.StringVar(&sel.campaign, "campaign", "", "retry: the deferred mail of this `campaign`")
+	fs.StringVar(&sel.site, "site", "", "retry: the deferred mail to this MX `site` (as the queue summary names it)")
 	pos, st := parseInterleaved(fs, args)
 	if st >= 0 {
 		return st
+	}
+	if len(pos) > 0 && pos[0] == "retry" {
+		return queueRetry(c, fs, pos[1:], sel, stdout, stderr)
+	}
+	if !sel.empty() {
+		fmt.Fprintln(stderr, "gannet queue: -domain, -tenant, -campaign and -site go with retry")
+		fs.Usage()
+		return 2
 	}
 	switch {
 	case len(pos) == 1 && pos[0] == "summary":
@@ -33,6 +47,26 @@ func cmdQueue(args []string, stdout, stderr io.Writer) int {
 	}
 	fs.Usage()
 	return 2
+}
+
+// queueRetry is "gannet queue retry": the deferred mail named by ids or by
+// the selector is due now (POST /api/admin/retry/v1).
+func queueRetry(c *apiClient, fs *flag.FlagSet, ids []string, sel *ruleFlags, stdout, stderr io.Writer) int {
+	if len(ids) > 0 == !sel.empty() {
+		fmt.Fprintln(stderr, "gannet queue retry: give message ids, or at least one of -domain, -tenant, -campaign, -site")
+		fs.Usage()
+		return 2
+	}
+	req := admin.RetryRequest{IDs: ids, Domain: sel.domain, Tenant: sel.tenant, Campaign: sel.campaign, Site: sel.site}
+	var r admin.RetryV1Response
+	ok, err := c.call(stdout, http.MethodPost, admin.PathRetry, nil, req, &r)
+	if err != nil {
+		return fail(stderr, "queue retry", err)
+	}
+	if ok {
+		fmt.Fprintf(stdout, "%d message(s), %d recipient(s) due now\n", r.Retried, r.Recipients)
+	}
+	return 0
 }
 
 func queueSummary(c *apiClient, stdout, stderr io.Writer) int {

@@ -73,6 +73,13 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			{ID: "rule:mx.y.test", Origin: "rule", Site: "mx.y.test", Reason: "suspended by a shaping rule", Duration: "4m0s", Expires: &exp}})
 	case "DELETE " + admin.PathSuspend:
 		send(admin.ResumeV1Response{Resumed: []string{"s-1"}})
+	case "POST " + admin.PathRetry:
+		if strings.Contains(string(body), "nope") {
+			w.WriteHeader(http.StatusNotFound)
+			send(admin.ErrorResponse{Error: `no queued message with id "nope"`})
+			return
+		}
+		send(admin.RetryV1Response{Retried: 2, Recipients: 3})
 	default:
 		w.WriteHeader(http.StatusNotFound)
 		send(admin.ErrorResponse{Error: "no such admin endpoint"})
@@ -195,4 +202,40 @@ func regexpLine(out, pattern string) bool {
 		}
 	}
 	return false
+}
+
+// TestQueueRetryCLI: "gannet queue retry" sends the selector or the ids to
+// POST /api/admin/retry/v1 and prints how much is due now; a selector and
+// ids together, or neither, are usage errors; a refusal is an error exit.
+func TestQueueRetryCLI(t *testing.T) {
+	f := &fakeAPI{}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	api := "-api=" + srv.URL
+	t.Setenv("GANNET_API_KEY", "")
+
+	out, _, code := runCLI("queue", "retry", "-domain", "x.test", "-tenant", "acme", api)
+	if code != 0 || out != "2 message(s), 3 recipient(s) due now\n" {
+		t.Errorf("retry -domain (%d): %q", code, out)
+	}
+	if last := f.reqs[len(f.reqs)-1]; !strings.Contains(last, `POST /api/admin/retry/v1 {"domain":"x.test","tenant":"acme"}`) {
+		t.Errorf("request %q", last)
+	}
+	out, _, code = runCLI("queue", "retry", "id1", "id2", api)
+	if code != 0 || !strings.Contains(f.reqs[len(f.reqs)-1], `{"ids":["id1","id2"]}`) {
+		t.Errorf("retry ids (%d): %q %q", code, out, f.reqs[len(f.reqs)-1])
+	}
+	n := len(f.reqs)
+	for _, args := range [][]string{{"queue", "retry"}, {"queue", "retry", "id1", "-domain", "x.test"}, {"queue", "summary", "-domain", "x.test"}} {
+		if _, _, code := runCLI(append(args, api)...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+	if len(f.reqs) != n {
+		t.Errorf("a usage error sent a request")
+	}
+	_, errOut, code := runCLI("queue", "retry", "nope", api)
+	if code != 1 || !strings.Contains(errOut, `404`) || !strings.Contains(errOut, `no queued message with id "nope"`) {
+		t.Errorf("retry of an unknown id (%d): %s", code, errOut)
+	}
 }

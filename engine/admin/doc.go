@@ -21,6 +21,9 @@
 //	POST   /api/admin/suspend/v1                 {domain, campaign, tenant, site, reason, duration|expires} → {id}
 //	GET    /api/admin/suspend/v1                 the suspensions in force
 //	DELETE /api/admin/suspend/v1                 {id}, or a selector {domain, …}: resume → {resumed: [ids]}
+//	POST   /api/admin/retry/v1                   {domain, campaign, tenant, site} or {ids: [ID…]}: "retry now", the
+//	                                             deferred mail due at once, retry counters kept
+//	                                             → {retried: messages, recipients}; an id not queued is 404
 //
 // (GET /api/check-liveness/v1 is answered by httpapi itself.)
 //
@@ -70,6 +73,10 @@
 // its own rules (others' ids are 404), the summary counts only its mail
 // and leaves out the sites, and inspecting another tenant's message is 404.
 // Trusted hosts and keys without a tenant see everything.
+//
+// Every action (bounce, cancel, suspend, resume, retry) is logged by the
+// engine's logger ("admin …" messages) with "by": who asked — "trusted
+// host ADDR", "api key from ADDR", or "api key of tenant T from ADDR".
 //
 // Refusals are {"error": "…"}: 400 bad JSON or unknown field, 403 another
 // tenant, 404 unknown id or path, 405 wrong method (with Allow), 413 body

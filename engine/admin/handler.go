@@ -29,6 +29,9 @@ type Loop interface {
 	Suspend(id, origin string, sel delivery.Selector, reason string, d time.Duration) delivery.AdminRule
 	Resume(id string) (delivery.AdminRule, bool)
 	Suspensions() []delivery.AdminRule
+	RetryNow(ctx context.Context, sel delivery.Selector) delivery.RetryResult
+	RetryNowIDs(ids []string, tenant string) (delivery.RetryResult, []string)
+	Known(ids []string, tenant string) (missing []string)
 }
 
 // Bodies reads a spooled message (*queue.Spool).
@@ -124,6 +127,8 @@ func (h *handler) routes(path string) route {
 		return route{http.MethodGet: h.listBounces, http.MethodPost: h.bounce, http.MethodDelete: h.cancelBounce}
 	case PathSuspend:
 		return route{http.MethodGet: h.listSuspensions, http.MethodPost: h.suspend, http.MethodDelete: h.resume}
+	case PathRetry:
+		return route{http.MethodPost: h.retry}
 	}
 	return nil
 }
@@ -159,14 +164,22 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // caller is who asks: a tenant-bound caller acts on its tenant only.
 type caller struct {
 	tenant string // "" for an operator of everything
+	// who names the caller in the log of every action: "api key of
+	// tenant T", "api key", or "trusted host ADDR".
+	who string
 }
 
 func callerOf(r *http.Request) caller {
 	c, ok := httpapi.CallerFrom(r.Context())
-	if ok && c.Keyed && c.Tenant != "" {
-		return caller{tenant: c.Tenant}
+	switch {
+	case !ok:
+		return caller{who: "unknown caller " + r.RemoteAddr}
+	case c.Keyed && c.Tenant != "":
+		return caller{tenant: c.Tenant, who: "api key of tenant " + c.Tenant + " from " + c.Addr.String()}
+	case c.Keyed:
+		return caller{who: "api key from " + c.Addr.String()}
 	}
-	return caller{}
+	return caller{who: "trusted host " + c.Addr.String()}
 }
 
 // owns reports whether the caller may see or act on mail of tenant.

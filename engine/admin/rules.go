@@ -63,7 +63,7 @@ func (h *handler) bounce(w http.ResponseWriter, r *http.Request, c caller) *apiE
 		return err
 	}
 	rule := h.opts.Loop.Bounce(r.Context(), h.opts.NewID(), delivery.OriginAPI, sel, req.Reason, d)
-	h.log.Info("admin bounce", "id", rule.ID, "selector", sel, "reason", req.Reason, "duration", d, "bounced", rule.TotalBounced)
+	h.log.Info("admin bounce", "by", c.who, "id", rule.ID, "selector", sel, "reason", req.Reason, "duration", d, "bounced", rule.TotalBounced)
 	bounced := rule.Bounced
 	if bounced == nil {
 		bounced = map[string]int{}
@@ -105,7 +105,7 @@ func (h *handler) cancelBounce(w http.ResponseWriter, r *http.Request, c caller)
 	if !ok {
 		return fail(http.StatusNotFound, "no bounce with id %q is in force", req.ID)
 	}
-	h.log.Info("admin bounce cancelled", "id", rule.ID)
+	h.log.Info("admin bounce cancelled", "by", c.who, "id", rule.ID)
 	writeJSON(w, http.StatusOK, entryOf(rule, h.opts.Now()))
 	return nil
 }
@@ -131,7 +131,7 @@ func (h *handler) suspend(w http.ResponseWriter, r *http.Request, c caller) *api
 		return err
 	}
 	rule := h.opts.Loop.Suspend(h.opts.NewID(), delivery.OriginAPI, sel, req.Reason, d)
-	h.log.Info("admin suspend", "id", rule.ID, "selector", sel, "reason", req.Reason, "duration", d)
+	h.log.Info("admin suspend", "by", c.who, "id", rule.ID, "selector", sel, "reason", req.Reason, "duration", d)
 	writeJSON(w, http.StatusOK, SuspendV1Response{ID: rule.ID})
 	return nil
 }
@@ -187,7 +187,7 @@ func (h *handler) resume(w http.ResponseWriter, r *http.Request, c caller) *apiE
 	for _, id := range ids {
 		if _, ok := h.opts.Loop.Resume(id); ok {
 			resumed = append(resumed, id)
-			h.log.Info("admin resume", "id", id)
+			h.log.Info("admin resume", "by", c.who, "id", id)
 		}
 	}
 	if len(resumed) == 0 {

@@ -10,6 +10,7 @@ const (
 	PathInspectMessage = "/api/admin/inspect-message/v1"
 	PathBounce         = "/api/admin/bounce/v1"
 	PathSuspend        = "/api/admin/suspend/v1"
+	PathRetry          = "/api/admin/retry/v1"
 	PathLiveness       = "/api/check-liveness/v1"
 )
 
@@ -230,6 +231,26 @@ type CancelRequest struct {
 type ResumeV1Response struct {
 	Resumed []string `json:"resumed"`
 }
+
+// RetryRequest is the body of POST /api/admin/retry/v1: a selector (as
+// for a bounce or suspension) or message ids, not both.
+type RetryRequest struct {
+	Domain   string   `json:"domain,omitempty"`
+	Campaign string   `json:"campaign,omitempty"`
+	Tenant   string   `json:"tenant,omitempty"`
+	Site     string   `json:"site,omitempty"`
+	IDs      []string `json:"ids,omitempty"`
+}
+
+// RetryV1Response answers POST /api/admin/retry/v1: how much deferred mail
+// was made due now.
+type RetryV1Response struct {
+	Retried    int `json:"retried"`    // messages
+	Recipients int `json:"recipients"` // their pending recipients made due
+}
+
+// MaxRetryIDs bounds the ids of one retry request.
+const MaxRetryIDs = 10000
 
 // ErrorResponse is every refusal.
 type ErrorResponse struct {
