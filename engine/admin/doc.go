@@ -24,6 +24,11 @@
 //	POST   /api/admin/retry/v1                   {domain, campaign, tenant, site} or {ids: [ID…]}: "retry now", the
 //	                                             deferred mail due at once, retry counters kept
 //	                                             → {retried: messages, recipients}; an id not queued is 404
+//	POST   /api/admin/hold/v1                    {domain, campaign, tenant, site, reason} or {ids: [ID…], reason}: not
+//	                                             delivered until released → {id}; an id not queued is 404
+//	GET    /api/admin/hold/v1                    the holds in force (ids: the messages a hold by id names)
+//	DELETE /api/admin/hold/v1                    {id}, {ids: [hold or message ids]}, or the selector a hold was made
+//	                                             with: release → {released: [ids]}
 //
 // (GET /api/check-liveness/v1 is answered by httpapi itself.)
 //
@@ -45,7 +50,7 @@
 // "policy": a policy script's kumo.suspend or kumo.bounce; "rule": a
 // shaping rule's automatic suspension of a site, listed with the
 // suspensions for callers without a tenant, ending by itself) and its
-// expiry. Suspensions and bounces in force outlive a restart: the delivery
+// expiry. Suspensions, bounces and holds in force outlive a restart: the delivery
 // loop stores them in the spool's Pebble index (queue's a/ keyspace) and
 // the engine restores those not expired before the queue loads.
 //
@@ -74,7 +79,7 @@
 // and leaves out the sites, and inspecting another tenant's message is 404.
 // Trusted hosts and keys without a tenant see everything.
 //
-// Every action (bounce, cancel, suspend, resume, retry) is logged by the
+// Every action (bounce, cancel, suspend, resume, retry, hold, release) is logged by the
 // engine's logger ("admin …" messages) with "by": who asked — "trusted
 // host ADDR", "api key from ADDR", or "api key of tenant T from ADDR".
 //

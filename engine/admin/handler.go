@@ -32,6 +32,10 @@ type Loop interface {
 	RetryNow(ctx context.Context, sel delivery.Selector) delivery.RetryResult
 	RetryNowIDs(ids []string, tenant string) (delivery.RetryResult, []string)
 	Known(ids []string, tenant string) (missing []string)
+	Hold(id, origin string, sel delivery.Selector, ids []string, reason string) delivery.AdminRule
+	Release(id string) (delivery.AdminRule, bool)
+	ReleaseMessages(ids []string, tenant string) []string
+	Holds() []delivery.AdminRule
 }
 
 // Bodies reads a spooled message (*queue.Spool).
@@ -129,6 +133,8 @@ func (h *handler) routes(path string) route {
 		return route{http.MethodGet: h.listSuspensions, http.MethodPost: h.suspend, http.MethodDelete: h.resume}
 	case PathRetry:
 		return route{http.MethodPost: h.retry}
+	case PathHold:
+		return route{http.MethodGet: h.listHolds, http.MethodPost: h.hold, http.MethodDelete: h.release}
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ const (
 	PathBounce         = "/api/admin/bounce/v1"
 	PathSuspend        = "/api/admin/suspend/v1"
 	PathRetry          = "/api/admin/retry/v1"
+	PathHold           = "/api/admin/hold/v1"
 	PathLiveness       = "/api/check-liveness/v1"
 )
 
@@ -212,8 +213,10 @@ type RuleEntry struct {
 	// Bounces: recipients bounced so far, by queue name.
 	Bounced      map[string]int `json:"bounced,omitempty"`
 	TotalBounced int            `json:"total_bounced"`
-	// Suspensions: work items held now.
+	// Suspensions and holds: work items held now.
 	Held int `json:"held"`
+	// Holds by message id: the messages held.
+	IDs []string `json:"ids,omitempty"`
 }
 
 // CancelRequest is the body of DELETE /api/admin/bounce/v1 and
@@ -251,6 +254,40 @@ type RetryV1Response struct {
 
 // MaxRetryIDs bounds the ids of one retry request.
 const MaxRetryIDs = 10000
+
+// HoldRequest is the body of POST /api/admin/hold/v1: a selector or
+// message ids, not both.
+type HoldRequest struct {
+	Domain   string   `json:"domain,omitempty"`
+	Campaign string   `json:"campaign,omitempty"`
+	Tenant   string   `json:"tenant,omitempty"`
+	Site     string   `json:"site,omitempty"`
+	IDs      []string `json:"ids,omitempty"`
+	Reason   string   `json:"reason,omitempty"`
+}
+
+// HoldV1Response answers POST /api/admin/hold/v1: the hold's id.
+type HoldV1Response struct {
+	ID string `json:"id"`
+}
+
+// ReleaseRequest is the body of DELETE /api/admin/hold/v1: a hold's id;
+// ids (each a hold's id or a held message's id); or the selector a hold
+// was made with (every hold with exactly these fields).
+type ReleaseRequest struct {
+	ID       string   `json:"id,omitempty"`
+	IDs      []string `json:"ids,omitempty"`
+	Domain   string   `json:"domain,omitempty"`
+	Campaign string   `json:"campaign,omitempty"`
+	Tenant   string   `json:"tenant,omitempty"`
+	Site     string   `json:"site,omitempty"`
+}
+
+// ReleaseV1Response answers DELETE /api/admin/hold/v1: the holds ended and
+// the messages taken out of holds by id.
+type ReleaseV1Response struct {
+	Released []string `json:"released"`
+}
 
 // ErrorResponse is every refusal.
 type ErrorResponse struct {

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -104,8 +105,11 @@ type AdminRule struct {
 	Bounced      map[string]int
 	TotalBounced int
 	// Held is the number of work items (one per message and destination
-	// domain) a suspension holds now.
+	// domain) a suspension or hold holds now.
 	Held int
+	// IDs are the messages a hold names (hold.go); empty for a hold by
+	// Selector and for every other rule.
+	IDs []string
 }
 
 // adminRule is the state of one rule.
@@ -124,16 +128,18 @@ func (r *adminRule) snapshot() AdminRule {
 		a.Bounced[k] = v
 	}
 	a.Held = len(r.held)
+	a.IDs = slices.Clone(r.IDs)
 	return a
 }
 
 // adminState is the Loop's administrative state. Its zero value is ready.
 type adminState struct {
-	rules atomic.Int32 // len(bounces) + len(suspends): the hooks' fast path
+	rules atomic.Int32 // len(bounces) + len(suspends) + len(holds): the hooks' fast path
 
 	mu       sync.Mutex
 	bounces  map[string]*adminRule
 	suspends map[string]*adminRule
+	holds    map[string]*adminRule // hold.go
 
 	// expired lists the bounces dropped at their expiry whose stored
 	// copies are still to delete (flushExpired).
@@ -155,7 +161,7 @@ func (l *Loop) flushExpired() {
 }
 
 func (a *adminState) countLocked() {
-	a.rules.Store(int32(len(a.bounces) + len(a.suspends)))
+	a.rules.Store(int32(len(a.bounces) + len(a.suspends) + len(a.holds)))
 }
 
 // matchLocked returns the first bounce, else the first suspension, in force
@@ -192,6 +198,9 @@ func (l *Loop) adminDue(it *workItem) bool {
 	env := it.ms.env // tenant and campaign never change after Enqueue
 	l.admin.mu.Lock()
 	b, s := l.admin.matchLocked(it.domain, env.tenant, env.campaign, it.site().String(), now)
+	if b == nil && s == nil {
+		s = l.admin.holdLocked(it.ms.id, it.domain, env.tenant, env.campaign, it.site().String())
+	}
 	flush := len(l.admin.expired) > 0
 	l.admin.mu.Unlock()
 	if flush {
@@ -222,6 +231,9 @@ func (l *Loop) adminHold(it *workItem) bool {
 	env := it.ms.env
 	l.admin.mu.Lock()
 	b, s := l.admin.matchLocked(it.domain, env.tenant, env.campaign, it.site().String(), now)
+	if b == nil && s == nil {
+		s = l.admin.holdLocked(it.ms.id, it.domain, env.tenant, env.campaign, it.site().String())
+	}
 	flush := len(l.admin.expired) > 0
 	l.admin.mu.Unlock()
 	if flush {
@@ -276,7 +288,7 @@ func (l *Loop) holdItem(it *workItem, r *adminRule) {
 // as held. Call with l.admin.mu held (it takes each message's lock inside).
 func (l *Loop) pruneHeldLocked() {
 	var scratch queue.Message
-	for _, r := range l.admin.suspends {
+	for _, r := range l.admin.holding() {
 		kept := r.held[:0]
 		for _, it := range r.held {
 			if l.finishIfSettled(it, &scratch) {

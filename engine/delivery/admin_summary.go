@@ -100,7 +100,7 @@ func (l *Loop) Summary(tenant string) Summary {
 	now := l.clock.Now()
 	l.admin.mu.Lock()
 	l.pruneHeldLocked()
-	for _, r := range l.admin.suspends {
+	for _, r := range l.admin.holding() {
 		for _, it := range r.held {
 			if mine(it) {
 				get(keyOf(it)).Held++
@@ -239,7 +239,7 @@ func (l *Loop) Inspect(ctx context.Context, id string) (MessageInfo, bool) {
 	}
 	l.admin.mu.Lock()
 	l.pruneHeldLocked()
-	for _, r := range l.admin.suspends {
+	for _, r := range l.admin.holding() {
 		for _, it := range r.held {
 			if it.ms == ms {
 				info.Held = append(info.Held, it.domain)

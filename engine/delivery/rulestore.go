@@ -31,6 +31,7 @@ const (
 const (
 	ruleSuspend = "suspend"
 	ruleBounce  = "bounce"
+	ruleHold    = "hold"
 )
 
 // storedRule is the durable form of one rule.
@@ -45,6 +46,7 @@ type storedRule struct {
 	Reason   string    `json:"reason,omitempty"`
 	Created  time.Time `json:"created"`
 	Expires  time.Time `json:"expires,omitzero"`
+	IDs      []string  `json:"ids,omitempty"` // holds by message id
 }
 
 func ruleKey(kind, id string) string { return kind + "/" + id }
@@ -57,7 +59,7 @@ func (l *Loop) storeRule(kind string, r *AdminRule) {
 	}
 	v, err := json.Marshal(storedRule{Kind: kind, ID: r.ID, Origin: r.Origin, Domain: r.Selector.Domain,
 		Tenant: r.Selector.Tenant, Campaign: r.Selector.Campaign, Site: r.Selector.Site, Reason: r.Reason,
-		Created: r.Created, Expires: r.Expires})
+		Created: r.Created, Expires: r.Expires, IDs: r.IDs})
 	if err == nil {
 		err = l.opts.Rules.PutAdminState(ruleKey(kind, r.ID), v)
 	}
@@ -105,7 +107,7 @@ func (l *Loop) RestoreRules() (int, error) {
 	for _, sr := range rules {
 		expired := !sr.Expires.IsZero() && !sr.Expires.After(now)
 		r := &adminRule{AdminRule: AdminRule{ID: sr.ID, Origin: sr.Origin, Reason: sr.Reason,
-			Created: sr.Created, Expires: sr.Expires,
+			Created: sr.Created, Expires: sr.Expires, IDs: sr.IDs,
 			Selector: Selector{Domain: sr.Domain, Tenant: sr.Tenant, Campaign: sr.Campaign, Site: sr.Site}}}
 		switch {
 		case expired:
@@ -114,6 +116,10 @@ func (l *Loop) RestoreRules() (int, error) {
 		case sr.Kind == ruleSuspend:
 			l.admin.mu.Lock()
 			l.addSuspendLocked(r, now)
+			l.admin.mu.Unlock()
+		case sr.Kind == ruleHold:
+			l.admin.mu.Lock()
+			l.addHoldLocked(r)
 			l.admin.mu.Unlock()
 		case sr.Kind == ruleBounce && !sr.Expires.IsZero():
 			l.admin.mu.Lock()
