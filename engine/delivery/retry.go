@@ -65,14 +65,13 @@ func (l *Loop) RetryNow(ctx context.Context, sel Selector) RetryResult {
 		return s.String()
 	}
 	l.waitLoaded()
-	now := l.clock.Now()
 	var res RetryResult
 	for _, ms := range l.snapshotMsgs() {
 		env := ms.env
 		if (sel.Tenant != "" && sel.Tenant != env.tenant) || (sel.Campaign != "" && sel.Campaign != env.campaign) {
 			continue
 		}
-		n := l.retryMessage(ms, now, func(domain string) bool {
+		n := l.retryMessage(ms, func(domain string) bool {
 			return (sel.Domain == "" || sel.Domain == domain) && sel.match(domain, env.tenant, env.campaign, siteOf(domain))
 		})
 		if n > 0 {
@@ -90,7 +89,6 @@ func (l *Loop) RetryNow(ctx context.Context, sel Selector) RetryResult {
 // counts as known and adds nothing to the result.
 func (l *Loop) RetryNowIDs(ids []string, tenant string) (res RetryResult, missing []string) {
 	l.waitLoaded()
-	now := l.clock.Now()
 	for _, id := range ids {
 		l.mu.Lock()
 		ms := l.msgs.get(id)
@@ -99,7 +97,7 @@ func (l *Loop) RetryNowIDs(ids []string, tenant string) (res RetryResult, missin
 			missing = append(missing, id)
 			continue
 		}
-		if n := l.retryMessage(ms, now, func(string) bool { return true }); n > 0 {
+		if n := l.retryMessage(ms, func(string) bool { return true }); n > 0 {
 			res.Messages++
 			res.Recipients += n
 		}
@@ -123,8 +121,12 @@ func (l *Loop) Known(ids []string, tenant string) (missing []string) {
 }
 
 // retryMessage makes the deferred destinations of ms that match due now
-// and returns the number of pending recipients made due.
-func (l *Loop) retryMessage(ms *msgState, now time.Time, match func(domain string) bool) int {
+// and returns the number of pending recipients made due. The time is read
+// under the message's lock: an entry that came due before is being handled
+// by the scheduler (or was, and is no longer deferred), and one not yet due
+// is found stale when it comes out (staleRetry, dueMessage check under the
+// same lock), so an item is never run twice.
+func (l *Loop) retryMessage(ms *msgState, match func(domain string) bool) int {
 	type sched struct {
 		it *workItem
 		at time.Time
@@ -132,6 +134,7 @@ func (l *Loop) retryMessage(ms *msgState, now time.Time, match func(domain strin
 	var out []sched
 	n := 0
 	ms.mu.Lock()
+	now := l.clock.Now()
 	switch {
 	case ms.corrupt:
 	case ms.whole && ms.m == nil:
