@@ -204,3 +204,40 @@ func TestE2EQueueHoldRelease(t *testing.T) {
 		t.Errorf("holds left:\n%s", out)
 	}
 }
+
+// TestE2EBounceOfSuspendedMail: mail held by a suspension and then bounced
+// by the operator is no longer shown as held — by the queue summary and by
+// "suspend -list" — while the suspension is still in force.
+func TestE2EBounceOfSuspendedMail(t *testing.T) {
+	w := newRelayWorld(t)
+	g := w.gannet(t, gannetConfig{Extra: adminExtra})
+	if _, errOut, code := runGannetCLI(t, g, "suspend", "-domain", domain1, "-duration", "10m"); code != 0 {
+		t.Fatalf("suspend: %s", errOut)
+	}
+	kept := injectSimple(t, g, "kept@"+domain1, "acme", "keep", "kept")
+	for i := range 3 {
+		injectSimple(t, g, fmt.Sprintf("gone%d@%s", i, domain1), "acme", "junk", "bounced")
+	}
+	waitFor(t, deliveryMax, "four messages held", func() (bool, string) {
+		s := summaryOf(t, g)
+		return s.Totals.Held == 4, fmt.Sprintf("%+v", s.Totals)
+	})
+	out, errOut, code := runGannetCLI(t, g, "bounce", "-campaign", "junk", "-duration", "0")
+	if code != 0 || !strings.Contains(out, "3 recipient(s) bounced") {
+		t.Fatalf("bounce (%d): %s%s", code, out, errOut)
+	}
+	s := summaryOf(t, g)
+	if s.Totals.Held != 1 || s.Totals.Messages != 1 || s.Totals.Suspensions != 1 {
+		t.Errorf("summary after bouncing held mail: %+v, want 1 message held", s.Totals)
+	}
+	for _, q := range s.Queues {
+		if q.Held > 0 && !strings.HasPrefix(q.Name, "keep:") {
+			t.Errorf("queue %s still shows %d held", q.Name, q.Held)
+		}
+	}
+	out, _, _ = runGannetCLI(t, g, "suspend", "-list")
+	if !regexp.MustCompile(`(?m)\s+until resumed\s+1\s+-$|\s+\d+m\d+s\s+1\s+-$`).MatchString(out) {
+		t.Errorf("suspend -list after bouncing held mail (want 1 held):\n%s", out)
+	}
+	adminCurl(t, g, "GET", "/api/admin/inspect-message/v1?id="+kept, "").want(t, "inspect the kept message", 200)
+}
