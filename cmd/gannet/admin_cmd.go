@@ -171,8 +171,8 @@ const countHead = "RCPTS\tSCHEDULED\tREADY\tIN-FLIGHT\tHELD"
 func printSummary(w io.Writer, s *admin.QueueSummaryV1) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	t := s.Totals
-	fmt.Fprintf(tw, "%d message(s), %d recipient(s): %d scheduled, %d ready, %d in flight, %d held; %d suspension(s), %d bounce(s) in force\n",
-		t.Messages, t.Recipients, t.Scheduled, t.Ready, t.InFlight, t.Held, t.Suspensions, t.Bounces)
+	fmt.Fprintf(tw, "%d message(s), %d recipient(s): %d scheduled, %d ready, %d in flight, %d held; %d suspension(s), %d bounce(s), %d hold(s) in force\n",
+		t.Messages, t.Recipients, t.Scheduled, t.Ready, t.InFlight, t.Held, t.Suspensions, t.Bounces, t.Holds)
 	if t.Corrupt > 0 {
 		more := ""
 		if n := t.Corrupt - len(s.CorruptIDs); n > 0 {

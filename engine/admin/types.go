@@ -83,6 +83,7 @@ type Totals struct {
 	Counts
 	Suspensions int `json:"suspensions"`
 	Bounces     int `json:"bounces"`
+	Holds       int `json:"holds"`
 	// Corrupt counts the messages the spool quarantined because they are
 	// corrupt (not in Messages; left at 0 for a tenant's API key).
 	Corrupt int `json:"corrupt"`
