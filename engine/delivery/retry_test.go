@@ -9,6 +9,7 @@ import (
 
 	"gannet/engine/logrec"
 	"gannet/engine/outbound"
+	"gannet/queue"
 	"gannet/resolver"
 )
 
@@ -88,5 +89,48 @@ func TestRetryNowIDs(t *testing.T) {
 	h.rec.waitFor(t, 4) // both domains attempted again without the clock moving
 	if _, missing := h.loop.RetryNowIDs([]string{"m1"}, "other"); len(missing) != 1 {
 		t.Errorf("another tenant retried m1")
+	}
+}
+
+// TestRetryNowLoaded: a message loaded from the spool with a retry time
+// ahead and recipients at two domains waits whole; retrying one domain
+// splits it: that domain goes now, the other keeps the message's retry
+// time, and the whole message's old schedule entry makes no transaction
+// when it comes due.
+func TestRetryNowLoaded(t *testing.T) {
+	h := newLoadHarness(t, func(sp *queue.Spool, now time.Time) {
+		m := newMessage("m1", now.Add(-time.Hour), "a@x.test", "b@y.test")
+		m.Attempts, m.NextDue = 1, now.Add(30*time.Minute)
+		m.Recipients[0].Attempts, m.Recipients[1].Attempts = 1, 1
+		spoolMessage(t, sp, m)
+	})
+	if _, err := h.loop.Load(h.spool, nil); err != nil {
+		t.Fatal(err)
+	}
+	h.loop.Start()
+	if !h.packed("m1") {
+		t.Fatal("the loaded message is not waiting packed")
+	}
+	if r := h.loop.RetryNow(context.Background(), Selector{Domain: "x.test"}); r.Messages != 1 || r.Recipients != 1 {
+		t.Fatalf("RetryNow: %+v", r)
+	}
+	recs := h.rec.waitFor(t, 1)
+	if recs[0].Recipient != "a@x.test" || recs[0].Type != logrec.Delivery || recs[0].NumAttempts != 2 {
+		t.Fatalf("record %+v", recs[0])
+	}
+	info, ok := h.loop.Inspect(context.Background(), "m1")
+	if !ok || !info.Due["y.test"].Equal(h.clock.Now().Add(30*time.Minute)) {
+		t.Fatalf("y.test's retry time: %v %v", info.Due, ok)
+	}
+	h.clock.Advance(31 * time.Minute)
+	h.loop.Wake()
+	h.rec.waitFor(t, 2)
+	waitUntil(t, func() bool { return h.loop.Messages() == 0 })
+	time.Sleep(20 * time.Millisecond)
+	if n := len(h.tr.envelopes()); n != 2 {
+		t.Errorf("%d transactions, want 2: %v", n, h.tr.envelopes())
+	}
+	if d, _ := h.loop.QueueDepth(); d != 0 {
+		t.Errorf("scheduled depth %d after everything went", d)
 	}
 }
