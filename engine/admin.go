@@ -2,8 +2,10 @@ package engine
 
 import (
 	"net/http"
+	"time"
 
 	"gannet/engine/admin"
+	"gannet/engine/delivery"
 )
 
 // adminHandler returns the admin API (engine/admin) over this engine's
@@ -15,7 +17,34 @@ func (e *Engine) adminHandler() http.Handler {
 		Spool:      e.spool,
 		Quarantine: e.spool,
 		TenantRate: e.tenantRate,
+		Automatic:  e.shapingSuspensions,
 		Now:        e.now,
 		Logger:     e.log.With("part", "admin"),
 	})
+}
+
+// shapingSuspensions lists the paths a shaping rule suspended by itself
+// ([[shaping.rule]] action "suspend"), as suspension entries of origin
+// "rule": one per (egress source, site), expiring when the rule's
+// suspension ends.
+func (e *Engine) shapingSuspensions() []admin.RuleEntry {
+	if e.shaper == nil {
+		return nil
+	}
+	now := e.now()
+	var out []admin.RuleEntry
+	for _, st := range e.shaper.Status() {
+		if st.Suspended.IsZero() {
+			continue
+		}
+		exp := st.Suspended
+		id := "rule:" + st.Site
+		if st.Source != "" {
+			id = "rule:" + st.Source + "/" + st.Site
+		}
+		out = append(out, admin.RuleEntry{ID: id, Origin: delivery.OriginRule, Site: st.Site, Source: st.Source,
+			Reason: "suspended by a shaping rule", Duration: max(0, exp.Sub(now)).Round(time.Second).String(),
+			Expires: &exp})
+	}
+	return out
 }

@@ -226,6 +226,7 @@ func (e *Engine) buildOutbound() error {
 	}
 	opts := delivery.Options{
 		Store:        e.spool,
+		Rules:        e.spool, // admin rules outlive a restart (RestoreRules in Start)
 		Transport:    e.obs.transport(e.outbound),
 		Router:       router,
 		RelayTo:      cfg.Delivery.RelayTo,
@@ -260,6 +261,15 @@ func (e *Engine) buildOutbound() error {
 // loads, max_queue_depth counts the messages still to load, and the admin
 // API's queue views wait for the load.
 func (e *Engine) Start() error {
+	// The admin rules first: the API lists them from its first request,
+	// and the mail they hold meets them as it loads.
+	restored, err := e.delivery.RestoreRules()
+	if err != nil {
+		return err
+	}
+	if restored > 0 {
+		e.log.Info("admin rules restored", "rules", restored)
+	}
 	if e.inbound != nil {
 		if err := e.inbound.Start(); err != nil {
 			return err

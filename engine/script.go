@@ -126,7 +126,7 @@ func (h scriptHost) Suspend(sel lua.Selector, reason string, d time.Duration) {
 	if d <= 0 {
 		d = admin.DefaultSuspendDuration
 	}
-	r := h.e.delivery.Suspend(h.e.ids.Next(), deliverySelector(sel), reason, d)
+	r := h.e.delivery.Suspend(h.e.ids.Next(), delivery.OriginPolicy, deliverySelector(sel), reason, d)
 	h.e.log.Info("policy suspend", "id", r.ID, "selector", r.Selector, "reason", reason, "duration", d)
 }
 
@@ -138,7 +138,7 @@ func (h scriptHost) Bounce(sel lua.Selector, reason string, d time.Duration) {
 	if d <= 0 {
 		d = admin.DefaultBounceDuration
 	}
-	r := h.e.delivery.Bounce(context.Background(), h.e.ids.Next(), deliverySelector(sel), reason, d)
+	r := h.e.delivery.Bounce(context.Background(), h.e.ids.Next(), delivery.OriginPolicy, deliverySelector(sel), reason, d)
 	h.e.log.Info("policy bounce", "id", r.ID, "selector", r.Selector, "reason", reason, "duration", d, "bounced", r.TotalBounced)
 }
 

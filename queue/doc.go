@@ -18,6 +18,8 @@
 //	    q/<id>   → quarantine record (quarantine.go): a message taken out
 //	               because it is corrupt — kind, reason, size, time, and its
 //	               m/ value as it was (at most 64 KiB)
+//	    a/<key>  → admin state (adminstate.go): the engine's rules that
+//	               outlive a restart (suspensions, bounces, holds), opaque here
 //	    x/format → "gannet-spool-1"
 //
 // A segment is a sequence of records, each self-describing and checksummed
@@ -171,6 +173,20 @@
 // read its entries wrongly. A Pebble error while reading the index (a
 // damaged sstable block fails Pebble's own checksum) stops Scan too: it
 // cannot say which messages are affected.
+//
+// # Admin state
+//
+// The engine's admin rules that must outlive a restart (suspensions,
+// bounces and holds in force) are kept in this index under a/, as opaque
+// values (PutAdminState, DeleteAdminState, AdminStates; adminstate.go),
+// rather than in a separate file or Pebble beside the spool: they are few,
+// small and rarely written, Pebble already gives atomic, checksummed,
+// synced writes, and the rules then travel with the queue they act on — one
+// directory to back up, copy or delete, one fsync path, no second store to
+// keep consistent with the first. Nothing else reads a/: Scan, Compact and
+// the live counts see only m/, the quarantine only q/. Puts are synced;
+// deletes ride on the next synced write, and a rule that comes back after a
+// crash has its expiry checked again by the engine.
 //
 // # Scheduler, ids, retries
 //

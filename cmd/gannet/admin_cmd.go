@@ -15,15 +15,41 @@ import (
 	"gannet/engine/admin"
 )
 
-// cmdQueue is "gannet queue summary" and "gannet queue inspect ID".
+// cmdQueue is "gannet queue summary", "gannet queue inspect ID" and
+// "gannet queue retry ID…|-domain D …".
 func cmdQueue(args []string, stdout, stderr io.Writer) int {
-	const synopsis = "queue summary|inspect ID [-body] [-api URL] [-key KEY] [-json]"
+	const synopsis = "queue summary | inspect ID [-body] | retry|hold|release ID... | retry|hold|release -domain D [-tenant T] [-campaign C] [-site S] | hold -list  [-reason R] [-api URL] [-key KEY] [-json]"
 	fs := newFlags("queue", synopsis, stderr)
 	c := addAPIFlags(fs)
 	body := fs.Bool("body", false, "inspect: also print the message as spooled")
+	sel := &ruleFlags{}
+	fs.StringVar(&sel.domain, "domain", "", "retry: the deferred mail to this destination `domain`")
+	fs.StringVar(&sel.tenant, "tenant", "", "retry: the deferred mail of this `tenant`")
+	fs.StringVar(&sel.campaign, "campaign", "", "retry: the deferred mail of this `campaign`")
+	fs.StringVar(&sel.site, "site", "", "retry: the deferred mail to this MX `site` (as the queue summary names it)")
+	fs.StringVar(&sel.reason, "reason", "", "hold: the `reason`, kept in the list")
+	list := fs.Bool("list", false, "hold -list: list the holds in force")
 	pos, st := parseInterleaved(fs, args)
 	if st >= 0 {
 		return st
+	}
+	if len(pos) > 0 {
+		switch pos[0] {
+		case "retry":
+			return queueRetry(c, fs, pos[1:], sel, stdout, stderr)
+		case "hold":
+			if *list {
+				return listRules(c, admin.PathHold, "hold", stdout, stderr)
+			}
+			return queueHold(c, fs, pos[1:], sel, stdout, stderr)
+		case "release":
+			return queueRelease(c, fs, pos[1:], sel, stdout, stderr)
+		}
+	}
+	if !sel.empty() || sel.reason != "" || *list {
+		fmt.Fprintln(stderr, "gannet queue: -domain, -tenant, -campaign, -site, -reason and -list go with retry, hold or release")
+		fs.Usage()
+		return 2
 	}
 	switch {
 	case len(pos) == 1 && pos[0] == "summary":
@@ -33,6 +59,67 @@ func cmdQueue(args []string, stdout, stderr io.Writer) int {
 	}
 	fs.Usage()
 	return 2
+}
+
+// queueHold is "gannet queue hold": the mail named by ids or by the
+// selector is not delivered until released (POST /api/admin/hold/v1).
+func queueHold(c *apiClient, fs *flag.FlagSet, ids []string, sel *ruleFlags, stdout, stderr io.Writer) int {
+	if len(ids) > 0 == !sel.empty() {
+		fmt.Fprintln(stderr, "gannet queue hold: give message ids, or at least one of -domain, -tenant, -campaign, -site (or -list)")
+		fs.Usage()
+		return 2
+	}
+	req := admin.HoldRequest{IDs: ids, Domain: sel.domain, Tenant: sel.tenant, Campaign: sel.campaign, Site: sel.site, Reason: sel.reason}
+	var r admin.HoldV1Response
+	ok, err := c.call(stdout, http.MethodPost, admin.PathHold, nil, req, &r)
+	if err != nil {
+		return fail(stderr, "queue hold", err)
+	}
+	if ok {
+		fmt.Fprintf(stdout, "hold %s in force; release with: gannet queue release %s\n", r.ID, r.ID)
+	}
+	return 0
+}
+
+// queueRelease is "gannet queue release": holds end, by their ids, by the
+// ids of the messages they hold, or by the selector they were made with
+// (DELETE /api/admin/hold/v1).
+func queueRelease(c *apiClient, fs *flag.FlagSet, ids []string, sel *ruleFlags, stdout, stderr io.Writer) int {
+	if len(ids) > 0 == !sel.empty() || sel.reason != "" {
+		fmt.Fprintln(stderr, "gannet queue release: give hold or message ids, or the selector the hold was made with")
+		fs.Usage()
+		return 2
+	}
+	req := admin.ReleaseRequest{IDs: ids, Domain: sel.domain, Tenant: sel.tenant, Campaign: sel.campaign, Site: sel.site}
+	var r admin.ReleaseV1Response
+	ok, err := c.call(stdout, http.MethodDelete, admin.PathHold, nil, req, &r)
+	if err != nil {
+		return fail(stderr, "queue release", err)
+	}
+	if ok {
+		fmt.Fprintf(stdout, "released %s\n", strings.Join(r.Released, " "))
+	}
+	return 0
+}
+
+// queueRetry is "gannet queue retry": the deferred mail named by ids or by
+// the selector is due now (POST /api/admin/retry/v1).
+func queueRetry(c *apiClient, fs *flag.FlagSet, ids []string, sel *ruleFlags, stdout, stderr io.Writer) int {
+	if len(ids) > 0 == !sel.empty() {
+		fmt.Fprintln(stderr, "gannet queue retry: give message ids, or at least one of -domain, -tenant, -campaign, -site")
+		fs.Usage()
+		return 2
+	}
+	req := admin.RetryRequest{IDs: ids, Domain: sel.domain, Tenant: sel.tenant, Campaign: sel.campaign, Site: sel.site}
+	var r admin.RetryV1Response
+	ok, err := c.call(stdout, http.MethodPost, admin.PathRetry, nil, req, &r)
+	if err != nil {
+		return fail(stderr, "queue retry", err)
+	}
+	if ok {
+		fmt.Fprintf(stdout, "%d message(s), %d recipient(s) due now\n", r.Retried, r.Recipients)
+	}
+	return 0
 }
 
 func queueSummary(c *apiClient, stdout, stderr io.Writer) int {
@@ -84,8 +171,8 @@ const countHead = "RCPTS\tSCHEDULED\tREADY\tIN-FLIGHT\tHELD"
 func printSummary(w io.Writer, s *admin.QueueSummaryV1) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	t := s.Totals
-	fmt.Fprintf(tw, "%d message(s), %d recipient(s): %d scheduled, %d ready, %d in flight, %d held; %d suspension(s), %d bounce(s) in force\n",
-		t.Messages, t.Recipients, t.Scheduled, t.Ready, t.InFlight, t.Held, t.Suspensions, t.Bounces)
+	fmt.Fprintf(tw, "%d message(s), %d recipient(s): %d scheduled, %d ready, %d in flight, %d held; %d suspension(s), %d bounce(s), %d hold(s) in force\n",
+		t.Messages, t.Recipients, t.Scheduled, t.Ready, t.InFlight, t.Held, t.Suspensions, t.Bounces, t.Holds)
 	if t.Corrupt > 0 {
 		more := ""
 		if n := t.Corrupt - len(s.CorruptIDs); n > 0 {
@@ -376,7 +463,7 @@ func listRules(c *apiClient, path, name string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if len(rules) == 0 {
-		fmt.Fprintf(stdout, "No %s in force.\n", map[string]string{"bounce": "bounces", "suspend": "suspensions"}[name])
+		fmt.Fprintf(stdout, "No %s in force.\n", map[string]string{"bounce": "bounces", "suspend": "suspensions", "hold": "holds"}[name])
 		return 0
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
@@ -384,18 +471,30 @@ func listRules(c *apiClient, path, name string, stdout, stderr io.Writer) int {
 	if name == "bounce" {
 		count = "BOUNCED"
 	}
-	fmt.Fprintln(tw, "ID\tDOMAIN\tTENANT\tCAMPAIGN\tSITE\tLEFT\t"+count+"\tREASON")
+	fmt.Fprintln(tw, "ID\tORIGIN\tDOMAIN\tTENANT\tCAMPAIGN\tSITE\tEXPIRES\tLEFT\t"+count+"\tREASON")
 	for _, r := range rules {
 		n := r.Held
 		if name == "bounce" {
 			n = r.TotalBounced
 		}
-		left := r.Duration
+		left, expires := r.Duration, "-"
 		if r.Expires == nil {
 			left = "until resumed"
+			if name == "hold" {
+				left = "until released"
+			}
+		} else {
+			expires = r.Expires.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, orDash(r.Domain), orDash(r.Tenant), orDash(r.Campaign),
-			orDash(r.Site), left, n, orDash(r.Reason))
+		site := orDash(r.Site)
+		if r.Source != "" {
+			site += " (source " + r.Source + ")"
+		}
+		if len(r.IDs) > 0 { // a hold by message ids
+			site += " ids: " + strings.Join(r.IDs, ",")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, orDash(r.Origin), orDash(r.Domain), orDash(r.Tenant),
+			orDash(r.Campaign), site, expires, left, n, orDash(r.Reason))
 	}
 	tw.Flush()
 	return 0

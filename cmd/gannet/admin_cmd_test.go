@@ -73,9 +73,17 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		send(admin.SuspendV1Response{ID: "s-1"})
 	case "GET " + admin.PathSuspend:
 		exp := time.Now().Add(59 * time.Minute)
-		send([]admin.RuleEntry{{ID: "s-1", Domain: "x.test", Reason: "asked", Duration: "59m0s", Expires: &exp, Held: 3}})
+		send([]admin.RuleEntry{{ID: "s-1", Origin: "api", Domain: "x.test", Reason: "asked", Duration: "59m0s", Expires: &exp, Held: 3},
+			{ID: "rule:mx.y.test", Origin: "rule", Site: "mx.y.test", Reason: "suspended by a shaping rule", Duration: "4m0s", Expires: &exp}})
 	case "DELETE " + admin.PathSuspend:
 		send(admin.ResumeV1Response{Resumed: []string{"s-1"}})
+	case "POST " + admin.PathRetry:
+		if strings.Contains(string(body), "nope") {
+			w.WriteHeader(http.StatusNotFound)
+			send(admin.ErrorResponse{Error: `no queued message with id "nope"`})
+			return
+		}
+		send(admin.RetryV1Response{Retried: 2, Recipients: 3})
 	default:
 		w.WriteHeader(http.StatusNotFound)
 		send(admin.ErrorResponse{Error: "no such admin endpoint"})
@@ -147,7 +155,8 @@ func TestAdminCLI(t *testing.T) {
 		t.Errorf("suspend (%d): %s", code, out)
 	}
 	out, _, code = runCLI("suspend", "-list", api)
-	if code != 0 || !regexpLine(out, `s-1\s+x.test\s+-\s+-\s+-\s+59m0s\s+3\s+asked`) {
+	if code != 0 || !regexpLine(out, `s-1\s+api\s+x.test\s+-\s+-\s+-\s+\d{4}-\d\d-\d\dT[0-9:]+Z\s+59m0s\s+3\s+asked`) ||
+		!regexpLine(out, `rule:mx.y.test\s+rule\s+-\s+-\s+-\s+mx.y.test\s+\S+Z\s+4m0s\s+0\s+suspended by a shaping rule`) {
 		t.Errorf("suspend -list (%d):\n%s", code, out)
 	}
 	out, _, code = runCLI("resume", "s-1", api)
@@ -235,5 +244,41 @@ func TestAdminCLIFindsAPI(t *testing.T) {
 	}
 	if _, errOut, code := runCLI("queue", "summary", "-config", cfg); code != 1 || !strings.Contains(errOut, "no [[http_listener]] serves admin") {
 		t.Errorf("config without admin: exit %d: %s", code, errOut)
+	}
+}
+
+// TestQueueRetryCLI: "gannet queue retry" sends the selector or the ids to
+// POST /api/admin/retry/v1 and prints how much is due now; a selector and
+// ids together, or neither, are usage errors; a refusal is an error exit.
+func TestQueueRetryCLI(t *testing.T) {
+	f := &fakeAPI{}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	api := "-api=" + srv.URL
+	t.Setenv("GANNET_API_KEY", "")
+
+	out, _, code := runCLI("queue", "retry", "-domain", "x.test", "-tenant", "acme", api)
+	if code != 0 || out != "2 message(s), 3 recipient(s) due now\n" {
+		t.Errorf("retry -domain (%d): %q", code, out)
+	}
+	if last := f.reqs[len(f.reqs)-1]; !strings.Contains(last, `POST /api/admin/retry/v1 {"domain":"x.test","tenant":"acme"}`) {
+		t.Errorf("request %q", last)
+	}
+	out, _, code = runCLI("queue", "retry", "id1", "id2", api)
+	if code != 0 || !strings.Contains(f.reqs[len(f.reqs)-1], `{"ids":["id1","id2"]}`) {
+		t.Errorf("retry ids (%d): %q %q", code, out, f.reqs[len(f.reqs)-1])
+	}
+	n := len(f.reqs)
+	for _, args := range [][]string{{"queue", "retry"}, {"queue", "retry", "id1", "-domain", "x.test"}, {"queue", "summary", "-domain", "x.test"}} {
+		if _, _, code := runCLI(append(args, api)...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+	if len(f.reqs) != n {
+		t.Errorf("a usage error sent a request")
+	}
+	_, errOut, code := runCLI("queue", "retry", "nope", api)
+	if code != 1 || !strings.Contains(errOut, `404`) || !strings.Contains(errOut, `no queued message with id "nope"`) {
+		t.Errorf("retry of an unknown id (%d): %s", code, errOut)
 	}
 }

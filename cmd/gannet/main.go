@@ -40,7 +40,7 @@ func commands() []command {
 		{"config", "config tools: config default (print the embedded default config)", cmdConfig},
 		{"check-config", "check a config file: check-config -config FILE", cmdCheckConfig},
 		{"dkim-keygen", "make a DKIM key pair: dkim-keygen -domain D -selector S -algo rsa|ed25519 -out DIR", cmdDKIMKeygen},
-		{"queue", "the queue over the admin API: queue summary | queue inspect ID", cmdQueue},
+		{"queue", "the queue over the admin API: queue summary | queue inspect ID | queue retry|hold|release ID...|-domain D", cmdQueue},
 		{"bounce", "bounce queued mail: bounce -domain D [-tenant T] [-campaign C] [-reason R] [-duration D]", cmdBounce},
 		{"suspend", "hold mail: suspend -domain D [-tenant T] [-campaign C] [-site S] [-duration D]", cmdSuspend},
 		{"resume", "end a suspension: resume ID | resume -domain D …", cmdResume},

@@ -34,7 +34,7 @@ func BenchmarkBounceSweep(b *testing.B) {
 			loop.Enqueue(m)
 		}
 		b.StartTimer()
-		r := loop.Bounce(context.Background(), "b", delivery.Selector{Domain: "x.test"}, "bench", 0)
+		r := loop.Bounce(context.Background(), "b", delivery.OriginAPI, delivery.Selector{Domain: "x.test"}, "bench", 0)
 		b.StopTimer()
 		if r.TotalBounced != n {
 			b.Fatalf("bounced %d", r.TotalBounced)

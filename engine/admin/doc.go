@@ -21,6 +21,14 @@
 //	POST   /api/admin/suspend/v1                 {domain, campaign, tenant, site, reason, duration|expires} → {id}
 //	GET    /api/admin/suspend/v1                 the suspensions in force
 //	DELETE /api/admin/suspend/v1                 {id}, or a selector {domain, …}: resume → {resumed: [ids]}
+//	POST   /api/admin/retry/v1                   {domain, campaign, tenant, site} or {ids: [ID…]}: "retry now", the
+//	                                             deferred mail due at once, retry counters kept
+//	                                             → {retried: messages, recipients}; an id not queued is 404
+//	POST   /api/admin/hold/v1                    {domain, campaign, tenant, site, reason} or {ids: [ID…], reason}: not
+//	                                             delivered until released → {id}; an id not queued is 404
+//	GET    /api/admin/hold/v1                    the holds in force (ids: the messages a hold by id names)
+//	DELETE /api/admin/hold/v1                    {id}, {ids: [hold or message ids]}, or the selector a hold was made
+//	                                             with: release → {released: [ids]}
 //
 // (GET /api/check-liveness/v1 is answered by httpapi itself.)
 //
@@ -37,6 +45,14 @@
 // either lasts 5 minutes (KumoMTA's default), a suspension 1 hour; a
 // duration of "0" means, for a bounce, the sweep of the queue only and,
 // for a suspension, until resumed.
+//
+// Every rule listed carries its origin ("api": this API or the CLI;
+// "policy": a policy script's kumo.suspend or kumo.bounce; "rule": a
+// shaping rule's automatic suspension of a site, listed with the
+// suspensions for callers without a tenant, ending by itself) and its
+// expiry. Suspensions, bounces and holds in force outlive a restart: the delivery
+// loop stores them in the spool's Pebble index (queue's a/ keyspace) and
+// the engine restores those not expired before the queue loads.
 //
 // What the actions do to mail is engine/delivery's (admin.go there): a
 // bounce turns every matching queued recipient into an AdminBounce record
@@ -62,6 +78,10 @@
 // its own rules (others' ids are 404), the summary counts only its mail
 // and leaves out the sites, and inspecting another tenant's message is 404.
 // Trusted hosts and keys without a tenant see everything.
+//
+// Every action (bounce, cancel, suspend, resume, retry, hold, release) is logged by the
+// engine's logger ("admin …" messages) with "by": who asked — "trusted
+// host ADDR", "api key from ADDR", or "api key of tenant T from ADDR".
 //
 // Refusals are {"error": "…"}: 400 bad JSON or unknown field, 403 another
 // tenant, 404 unknown id or path, 405 wrong method (with Allow), 413 body

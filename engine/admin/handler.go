@@ -23,12 +23,19 @@ import (
 type Loop interface {
 	Summary(tenant string) delivery.Summary
 	Inspect(ctx context.Context, id string) (delivery.MessageInfo, bool)
-	Bounce(ctx context.Context, id string, sel delivery.Selector, reason string, d time.Duration) delivery.AdminRule
+	Bounce(ctx context.Context, id, origin string, sel delivery.Selector, reason string, d time.Duration) delivery.AdminRule
 	CancelBounce(id string) (delivery.AdminRule, bool)
 	Bounces() []delivery.AdminRule
-	Suspend(id string, sel delivery.Selector, reason string, d time.Duration) delivery.AdminRule
+	Suspend(id, origin string, sel delivery.Selector, reason string, d time.Duration) delivery.AdminRule
 	Resume(id string) (delivery.AdminRule, bool)
 	Suspensions() []delivery.AdminRule
+	RetryNow(ctx context.Context, sel delivery.Selector) delivery.RetryResult
+	RetryNowIDs(ids []string, tenant string) (delivery.RetryResult, []string)
+	Known(ids []string, tenant string) (missing []string)
+	Hold(id, origin string, sel delivery.Selector, ids []string, reason string) delivery.AdminRule
+	Release(id string) (delivery.AdminRule, bool)
+	ReleaseMessages(ids []string, tenant string) []string
+	Holds() []delivery.AdminRule
 }
 
 // Bodies reads a spooled message (*queue.Spool).
@@ -60,9 +67,13 @@ type Options struct {
 	// TenantRate returns a tenant's max_message_rate per second (0:
 	// unlimited), shown in the summary. Nil: none.
 	TenantRate func(tenant string) float64
-	Now        func() time.Time // nil: time.Now
-	NewID      func() string    // rule ids; nil: random UUIDs (version 4)
-	Logger     *slog.Logger     // nil: discarded
+	// Automatic lists the suspensions that shaping rules made by
+	// themselves (origin "rule"), shown with the admin ones in GET
+	// /api/admin/suspend/v1. Nil: none.
+	Automatic func() []RuleEntry
+	Now       func() time.Time // nil: time.Now
+	NewID     func() string    // rule ids; nil: random UUIDs (version 4)
+	Logger    *slog.Logger     // nil: discarded
 }
 
 // handler serves /api/admin/….
@@ -120,6 +131,10 @@ func (h *handler) routes(path string) route {
 		return route{http.MethodGet: h.listBounces, http.MethodPost: h.bounce, http.MethodDelete: h.cancelBounce}
 	case PathSuspend:
 		return route{http.MethodGet: h.listSuspensions, http.MethodPost: h.suspend, http.MethodDelete: h.resume}
+	case PathRetry:
+		return route{http.MethodPost: h.retry}
+	case PathHold:
+		return route{http.MethodGet: h.listHolds, http.MethodPost: h.hold, http.MethodDelete: h.release}
 	}
 	return nil
 }
@@ -155,14 +170,22 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // caller is who asks: a tenant-bound caller acts on its tenant only.
 type caller struct {
 	tenant string // "" for an operator of everything
+	// who names the caller in the log of every action: "api key of
+	// tenant T", "api key", or "trusted host ADDR".
+	who string
 }
 
 func callerOf(r *http.Request) caller {
 	c, ok := httpapi.CallerFrom(r.Context())
-	if ok && c.Keyed && c.Tenant != "" {
-		return caller{tenant: c.Tenant}
+	switch {
+	case !ok:
+		return caller{who: "unknown caller " + r.RemoteAddr}
+	case c.Keyed && c.Tenant != "":
+		return caller{tenant: c.Tenant, who: "api key of tenant " + c.Tenant + " from " + c.Addr.String()}
+	case c.Keyed:
+		return caller{who: "api key from " + c.Addr.String()}
 	}
-	return caller{}
+	return caller{who: "trusted host " + c.Addr.String()}
 }
 
 // owns reports whether the caller may see or act on mail of tenant.

@@ -41,9 +41,9 @@ func (h *handler) ruleOf(req *RuleRequest, c caller, def time.Duration) (deliver
 // entryOf turns a rule into its list entry.
 func entryOf(r delivery.AdminRule, now time.Time) RuleEntry {
 	e := RuleEntry{
-		ID: r.ID, Domain: r.Selector.Domain, Campaign: r.Selector.Campaign, Tenant: r.Selector.Tenant,
+		ID: r.ID, Origin: r.Origin, Domain: r.Selector.Domain, Campaign: r.Selector.Campaign, Tenant: r.Selector.Tenant,
 		Site: r.Selector.Site, Reason: r.Reason, Duration: formatLeft(r.Expires, now), Created: r.Created,
-		Bounced: r.Bounced, TotalBounced: r.TotalBounced, Held: r.Held,
+		Bounced: r.Bounced, TotalBounced: r.TotalBounced, Held: r.Held, IDs: r.IDs,
 	}
 	if !r.Expires.IsZero() {
 		t := r.Expires
@@ -62,8 +62,8 @@ func (h *handler) bounce(w http.ResponseWriter, r *http.Request, c caller) *apiE
 	if err != nil {
 		return err
 	}
-	rule := h.opts.Loop.Bounce(r.Context(), h.opts.NewID(), sel, req.Reason, d)
-	h.log.Info("admin bounce", "id", rule.ID, "selector", sel, "reason", req.Reason, "duration", d, "bounced", rule.TotalBounced)
+	rule := h.opts.Loop.Bounce(r.Context(), h.opts.NewID(), delivery.OriginAPI, sel, req.Reason, d)
+	h.log.Info("admin bounce", "by", c.who, "id", rule.ID, "selector", sel, "reason", req.Reason, "duration", d, "bounced", rule.TotalBounced)
 	bounced := rule.Bounced
 	if bounced == nil {
 		bounced = map[string]int{}
@@ -105,7 +105,7 @@ func (h *handler) cancelBounce(w http.ResponseWriter, r *http.Request, c caller)
 	if !ok {
 		return fail(http.StatusNotFound, "no bounce with id %q is in force", req.ID)
 	}
-	h.log.Info("admin bounce cancelled", "id", rule.ID)
+	h.log.Info("admin bounce cancelled", "by", c.who, "id", rule.ID)
 	writeJSON(w, http.StatusOK, entryOf(rule, h.opts.Now()))
 	return nil
 }
@@ -130,15 +130,21 @@ func (h *handler) suspend(w http.ResponseWriter, r *http.Request, c caller) *api
 	if err != nil {
 		return err
 	}
-	rule := h.opts.Loop.Suspend(h.opts.NewID(), sel, req.Reason, d)
-	h.log.Info("admin suspend", "id", rule.ID, "selector", sel, "reason", req.Reason, "duration", d)
+	rule := h.opts.Loop.Suspend(h.opts.NewID(), delivery.OriginAPI, sel, req.Reason, d)
+	h.log.Info("admin suspend", "by", c.who, "id", rule.ID, "selector", sel, "reason", req.Reason, "duration", d)
 	writeJSON(w, http.StatusOK, SuspendV1Response{ID: rule.ID})
 	return nil
 }
 
 // listSuspensions: GET /api/admin/suspend/v1.
 func (h *handler) listSuspensions(w http.ResponseWriter, r *http.Request, c caller) *apiError {
-	writeJSON(w, http.StatusOK, h.entries(h.opts.Loop.Suspensions(), c))
+	out := h.entries(h.opts.Loop.Suspensions(), c)
+	// The shaper's automatic suspensions concern sites every tenant
+	// shares: the operator's to see.
+	if h.opts.Automatic != nil && c.tenant == "" {
+		out = append(out, h.opts.Automatic()...)
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -181,7 +187,7 @@ func (h *handler) resume(w http.ResponseWriter, r *http.Request, c caller) *apiE
 	for _, id := range ids {
 		if _, ok := h.opts.Loop.Resume(id); ok {
 			resumed = append(resumed, id)
-			h.log.Info("admin resume", "id", id)
+			h.log.Info("admin resume", "by", c.who, "id", id)
 		}
 	}
 	if len(resumed) == 0 {

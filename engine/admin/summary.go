@@ -103,5 +103,10 @@ func (h *handler) summarize(s delivery.Summary, c caller) QueueSummaryV1 {
 			out.Totals.Bounces++
 		}
 	}
+	for _, r := range h.opts.Loop.Holds() {
+		if c.tenant == "" || r.Selector.Tenant == c.tenant {
+			out.Totals.Holds++
+		}
+	}
 	return out
 }

@@ -10,6 +10,8 @@ const (
 	PathInspectMessage = "/api/admin/inspect-message/v1"
 	PathBounce         = "/api/admin/bounce/v1"
 	PathSuspend        = "/api/admin/suspend/v1"
+	PathRetry          = "/api/admin/retry/v1"
+	PathHold           = "/api/admin/hold/v1"
 	PathLiveness       = "/api/check-liveness/v1"
 )
 
@@ -81,6 +83,7 @@ type Totals struct {
 	Counts
 	Suspensions int `json:"suspensions"`
 	Bounces     int `json:"bounces"`
+	Holds       int `json:"holds"`
 	// Corrupt counts the messages the spool quarantined because they are
 	// corrupt (not in Messages; left at 0 for a tenant's API key).
 	Corrupt int `json:"corrupt"`
@@ -193,11 +196,17 @@ type SuspendV1Response struct {
 // RuleEntry is one bounce or suspension in force (GET lists, DELETE of a
 // bounce).
 type RuleEntry struct {
-	ID       string     `json:"id"`
+	ID string `json:"id"`
+	// Origin says who made the rule: "api" (the admin API or CLI),
+	// "policy" (a policy script), "rule" (a shaping rule's automatic
+	// suspension of a site, listed with the suspensions; it ends by
+	// itself and cannot be resumed by id).
+	Origin   string     `json:"origin"`
 	Domain   string     `json:"domain,omitempty"`
 	Campaign string     `json:"campaign,omitempty"`
 	Tenant   string     `json:"tenant,omitempty"`
 	Site     string     `json:"site,omitempty"`
+	Source   string     `json:"source,omitempty"` // origin "rule": the egress source of the suspended path
 	Reason   string     `json:"reason"`
 	Duration string     `json:"duration"` // time left ("" for a suspension until resumed)
 	Expires  *time.Time `json:"expires"`
@@ -205,8 +214,10 @@ type RuleEntry struct {
 	// Bounces: recipients bounced so far, by queue name.
 	Bounced      map[string]int `json:"bounced,omitempty"`
 	TotalBounced int            `json:"total_bounced"`
-	// Suspensions: work items held now.
+	// Suspensions and holds: work items held now.
 	Held int `json:"held"`
+	// Holds by message id: the messages held.
+	IDs []string `json:"ids,omitempty"`
 }
 
 // CancelRequest is the body of DELETE /api/admin/bounce/v1 and
@@ -223,6 +234,60 @@ type CancelRequest struct {
 // ResumeV1Response answers DELETE /api/admin/suspend/v1.
 type ResumeV1Response struct {
 	Resumed []string `json:"resumed"`
+}
+
+// RetryRequest is the body of POST /api/admin/retry/v1: a selector (as
+// for a bounce or suspension) or message ids, not both.
+type RetryRequest struct {
+	Domain   string   `json:"domain,omitempty"`
+	Campaign string   `json:"campaign,omitempty"`
+	Tenant   string   `json:"tenant,omitempty"`
+	Site     string   `json:"site,omitempty"`
+	IDs      []string `json:"ids,omitempty"`
+}
+
+// RetryV1Response answers POST /api/admin/retry/v1: how much deferred mail
+// was made due now.
+type RetryV1Response struct {
+	Retried    int `json:"retried"`    // messages
+	Recipients int `json:"recipients"` // their pending recipients made due
+}
+
+// MaxRetryIDs bounds the ids of one retry request.
+const MaxRetryIDs = 10000
+
+// HoldRequest is the body of POST /api/admin/hold/v1: a selector or
+// message ids, not both.
+type HoldRequest struct {
+	Domain   string   `json:"domain,omitempty"`
+	Campaign string   `json:"campaign,omitempty"`
+	Tenant   string   `json:"tenant,omitempty"`
+	Site     string   `json:"site,omitempty"`
+	IDs      []string `json:"ids,omitempty"`
+	Reason   string   `json:"reason,omitempty"`
+}
+
+// HoldV1Response answers POST /api/admin/hold/v1: the hold's id.
+type HoldV1Response struct {
+	ID string `json:"id"`
+}
+
+// ReleaseRequest is the body of DELETE /api/admin/hold/v1: a hold's id;
+// ids (each a hold's id or a held message's id); or the selector a hold
+// was made with (every hold with exactly these fields).
+type ReleaseRequest struct {
+	ID       string   `json:"id,omitempty"`
+	IDs      []string `json:"ids,omitempty"`
+	Domain   string   `json:"domain,omitempty"`
+	Campaign string   `json:"campaign,omitempty"`
+	Tenant   string   `json:"tenant,omitempty"`
+	Site     string   `json:"site,omitempty"`
+}
+
+// ReleaseV1Response answers DELETE /api/admin/hold/v1: the holds ended and
+// the messages taken out of holds by id.
+type ReleaseV1Response struct {
+	Released []string `json:"released"`
 }
 
 // ErrorResponse is every refusal.

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -43,7 +44,9 @@ import (
 // already in flight when the bounce is made finishes; its outcome for the
 // bounced recipients is not recorded a second time.
 //
-// Rules live in memory only: a restart forgets them (as KumoMTA's do).
+// With Options.Rules set, rules are stored durably and RestoreRules puts
+// them back in force after a restart (rulestore.go); without it they live
+// in memory only (as KumoMTA's do).
 
 // AdminBounceReply is the reply recorded for a recipient an operator
 // bounced (the code and enhanced code KumoMTA uses); the reason follows the
@@ -86,7 +89,11 @@ func (s *Selector) match(domain, tenant, campaign, site string) bool {
 // AdminRule is an administrative bounce or suspension, as listed by the
 // admin API.
 type AdminRule struct {
-	ID       string
+	ID string
+	// Origin says who made it: OriginAPI, OriginPolicy (OriginRule names
+	// the shaper's automatic suspensions, which the engine lists beside
+	// these).
+	Origin   string
 	Selector Selector
 	Reason   string
 	Created  time.Time
@@ -98,8 +105,11 @@ type AdminRule struct {
 	Bounced      map[string]int
 	TotalBounced int
 	// Held is the number of work items (one per message and destination
-	// domain) a suspension holds now.
+	// domain) a suspension or hold holds now.
 	Held int
+	// IDs are the messages a hold names (hold.go); empty for a hold by
+	// Selector and for every other rule.
+	IDs []string
 }
 
 // adminRule is the state of one rule.
@@ -118,23 +128,40 @@ func (r *adminRule) snapshot() AdminRule {
 		a.Bounced[k] = v
 	}
 	a.Held = len(r.held)
+	a.IDs = slices.Clone(r.IDs)
 	return a
 }
 
 // adminState is the Loop's administrative state. Its zero value is ready.
 type adminState struct {
-	rules atomic.Int32 // len(bounces) + len(suspends): the hooks' fast path
+	rules atomic.Int32 // len(bounces) + len(suspends) + len(holds): the hooks' fast path
 
 	mu       sync.Mutex
 	bounces  map[string]*adminRule
 	suspends map[string]*adminRule
+	holds    map[string]*adminRule // hold.go
+
+	// expired lists the bounces dropped at their expiry whose stored
+	// copies are still to delete (flushExpired).
+	expired []string
 
 	fmu      sync.Mutex
 	inFlight map[*workItem]struct{} // items a worker has taken
 }
 
+// flushExpired deletes the stored copies of the bounces that expired.
+func (l *Loop) flushExpired() {
+	l.admin.mu.Lock()
+	ids := l.admin.expired
+	l.admin.expired = nil
+	l.admin.mu.Unlock()
+	for _, id := range ids {
+		l.unstoreRule(ruleBounce, id)
+	}
+}
+
 func (a *adminState) countLocked() {
-	a.rules.Store(int32(len(a.bounces) + len(a.suspends)))
+	a.rules.Store(int32(len(a.bounces) + len(a.suspends) + len(a.holds)))
 }
 
 // matchLocked returns the first bounce, else the first suspension, in force
@@ -145,6 +172,7 @@ func (a *adminState) matchLocked(domain, tenant, campaign, site string, now time
 			delete(a.bounces, id)
 			r.ended = true
 			a.countLocked()
+			a.expired = append(a.expired, id)
 			continue
 		}
 		if r.Selector.match(domain, tenant, campaign, site) {
@@ -170,7 +198,14 @@ func (l *Loop) adminDue(it *workItem) bool {
 	env := it.ms.env // tenant and campaign never change after Enqueue
 	l.admin.mu.Lock()
 	b, s := l.admin.matchLocked(it.domain, env.tenant, env.campaign, it.site().String(), now)
+	if b == nil && s == nil {
+		s = l.admin.holdLocked(it.ms.id, it.domain, env.tenant, env.campaign, it.site().String())
+	}
+	flush := len(l.admin.expired) > 0
 	l.admin.mu.Unlock()
+	if flush {
+		l.flushExpired()
+	}
 	switch {
 	case b != nil:
 		l.workers.Add(1) // Stop waits for it like for a worker
@@ -196,7 +231,14 @@ func (l *Loop) adminHold(it *workItem) bool {
 	env := it.ms.env
 	l.admin.mu.Lock()
 	b, s := l.admin.matchLocked(it.domain, env.tenant, env.campaign, it.site().String(), now)
+	if b == nil && s == nil {
+		s = l.admin.holdLocked(it.ms.id, it.domain, env.tenant, env.campaign, it.site().String())
+	}
+	flush := len(l.admin.expired) > 0
 	l.admin.mu.Unlock()
+	if flush {
+		l.flushExpired()
+	}
 	switch {
 	case b != nil:
 		l.bounceItem(it, b, now)
@@ -236,6 +278,50 @@ func (l *Loop) holdItem(it *workItem, r *adminRule) {
 	}
 	l.admin.mu.Unlock()
 	l.release([]*workItem{it})
+}
+
+// pruneHeldLocked drops from the suspensions' lists the items that have
+// nothing left to hold: every recipient they carry was settled while they
+// were held (an admin bounce's sweep), or their message was quarantined.
+// Such an item is finished here, as it would be if it came due, so that
+// the summary, the lists and inspect never count bounced or delivered mail
+// as held. Call with l.admin.mu held (it takes each message's lock inside).
+func (l *Loop) pruneHeldLocked() {
+	var scratch queue.Message
+	for _, r := range l.admin.holding() {
+		kept := r.held[:0]
+		for _, it := range r.held {
+			if l.finishIfSettled(it, &scratch) {
+				continue
+			}
+			kept = append(kept, it)
+		}
+		clear(r.held[len(kept):])
+		r.held = kept
+	}
+}
+
+// finishIfSettled reports whether a waiting item has no pending recipient
+// left (or its message was quarantined) and, if so, finishes it: the
+// message counts one item less and forgets the item's retry time.
+func (l *Loop) finishIfSettled(it *workItem, scratch *queue.Message) bool {
+	ms := it.ms
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	if !ms.corrupt {
+		m := ms.view(l.packer, scratch)
+		for _, i := range it.rcpts {
+			if m.Recipients[i].State == queue.Pending {
+				return false
+			}
+		}
+	}
+	ms.items--
+	ms.due.remove(it.domain)
+	if ms.m != nil {
+		ms.m.NextDue = ms.due.earliest()
+	}
+	return true
 }
 
 // release schedules held items due now (they meet the rules again in due).
@@ -307,24 +393,31 @@ func (l *Loop) countBounced(r *adminRule, recs []logrec.Record) {
 // answer carries the counts of the initial sweep. A selector naming a Site
 // finds the site of each domain through the Router (cached), so ctx bounds
 // those lookups.
-func (l *Loop) Bounce(ctx context.Context, id string, sel Selector, reason string, d time.Duration) AdminRule {
+func (l *Loop) Bounce(ctx context.Context, id, origin string, sel Selector, reason string, d time.Duration) AdminRule {
 	now := l.clock.Now()
-	r := &adminRule{AdminRule: AdminRule{ID: id, Selector: sel.Normalize(), Reason: reason, Created: now}}
+	r := &adminRule{AdminRule: AdminRule{ID: id, Origin: validOrigin(origin), Selector: sel.Normalize(), Reason: reason, Created: now}}
 	if d > 0 {
 		r.Expires = now.Add(d)
+		l.storeRule(ruleBounce, &r.AdminRule)
 		l.admin.mu.Lock()
-		if l.admin.bounces == nil {
-			l.admin.bounces = make(map[string]*adminRule)
-		}
-		l.admin.bounces[id] = r
-		l.admin.countLocked()
+		l.addBounceLocked(r)
 		l.admin.mu.Unlock()
 	}
 	l.waitLoaded() // the sweep covers the whole queue, not what is loaded so far
 	l.sweep(ctx, r, now)
 	l.admin.mu.Lock()
 	defer l.admin.mu.Unlock()
+	l.pruneHeldLocked() // what the sweep bounced is held no more
 	return r.snapshot()
+}
+
+// addBounceLocked puts a bounce rule in force.
+func (l *Loop) addBounceLocked(r *adminRule) {
+	if l.admin.bounces == nil {
+		l.admin.bounces = make(map[string]*adminRule)
+	}
+	l.admin.bounces[r.ID] = r
+	l.admin.countLocked()
 }
 
 // sweepWorkers bounds the goroutines of a sweep: each spool update is
@@ -455,6 +548,7 @@ func (l *Loop) CancelBounce(id string) (AdminRule, bool) {
 	delete(l.admin.bounces, id)
 	r.ended = true
 	l.admin.countLocked()
+	l.unstoreRule(ruleBounce, id)
 	return r.snapshot(), true
 }
 
@@ -468,6 +562,7 @@ func (l *Loop) Bounces() []AdminRule {
 		if !r.Expires.After(now) {
 			delete(l.admin.bounces, id)
 			r.ended = true
+			l.unstoreRule(ruleBounce, id)
 			continue
 		}
 		out = append(out, r.snapshot())
@@ -480,32 +575,44 @@ func (l *Loop) Bounces() []AdminRule {
 // Suspend holds the mail sel matches — nothing is attempted, nothing
 // expires while held — for d (d <= 0: until resumed). Mail is held when it
 // comes due or when a site worker takes it.
-func (l *Loop) Suspend(id string, sel Selector, reason string, d time.Duration) AdminRule {
+func (l *Loop) Suspend(id, origin string, sel Selector, reason string, d time.Duration) AdminRule {
 	now := l.clock.Now()
-	r := &adminRule{AdminRule: AdminRule{ID: id, Selector: sel.Normalize(), Reason: reason, Created: now}, stop: make(chan struct{})}
-	l.admin.mu.Lock()
-	if l.admin.suspends == nil {
-		l.admin.suspends = make(map[string]*adminRule)
-	}
-	l.admin.suspends[id] = r
-	l.admin.countLocked()
+	r := &adminRule{AdminRule: AdminRule{ID: id, Origin: validOrigin(origin), Selector: sel.Normalize(), Reason: reason, Created: now}}
 	if d > 0 {
 		r.Expires = now.Add(d)
-		t := l.clock.NewTimer(d)
-		go func() {
-			select {
-			case <-t.C():
-				l.Resume(id)
-			case <-r.stop:
-				t.Stop()
-			case <-l.runCtx.Done():
-				t.Stop()
-			}
-		}()
 	}
+	l.storeRule(ruleSuspend, &r.AdminRule)
+	l.admin.mu.Lock()
+	l.addSuspendLocked(r, now)
 	snap := r.snapshot()
 	l.admin.mu.Unlock()
 	return snap
+}
+
+// addSuspendLocked puts a suspension in force, with a timer that resumes
+// it at its expiry (none when Expires is zero).
+func (l *Loop) addSuspendLocked(r *adminRule, now time.Time) {
+	r.stop = make(chan struct{})
+	if l.admin.suspends == nil {
+		l.admin.suspends = make(map[string]*adminRule)
+	}
+	l.admin.suspends[r.ID] = r
+	l.admin.countLocked()
+	if r.Expires.IsZero() {
+		return
+	}
+	t := l.clock.NewTimer(max(r.Expires.Sub(now), 0))
+	id, stop := r.ID, r.stop
+	go func() {
+		select {
+		case <-t.C():
+			l.Resume(id)
+		case <-stop:
+			t.Stop()
+		case <-l.runCtx.Done():
+			t.Stop()
+		}
+	}()
 }
 
 // Resume ends a suspension: the mail it held is due now. False for an
@@ -521,6 +628,7 @@ func (l *Loop) Resume(id string) (AdminRule, bool) {
 	l.admin.countLocked()
 	r.ended = true
 	close(r.stop)
+	l.unstoreRule(ruleSuspend, id)
 	snap := r.snapshot()
 	held := r.held
 	r.held = nil
@@ -533,6 +641,7 @@ func (l *Loop) Resume(id string) (AdminRule, bool) {
 func (l *Loop) Suspensions() []AdminRule {
 	l.admin.mu.Lock()
 	defer l.admin.mu.Unlock()
+	l.pruneHeldLocked()
 	out := make([]AdminRule, 0, len(l.admin.suspends))
 	for _, r := range l.admin.suspends {
 		out = append(out, r.snapshot())

@@ -99,7 +99,8 @@ func (l *Loop) Summary(tenant string) Summary {
 
 	now := l.clock.Now()
 	l.admin.mu.Lock()
-	for _, r := range l.admin.suspends {
+	l.pruneHeldLocked()
+	for _, r := range l.admin.holding() {
 		for _, it := range r.held {
 			if mine(it) {
 				get(keyOf(it)).Held++
@@ -237,7 +238,8 @@ func (l *Loop) Inspect(ctx context.Context, id string) (MessageInfo, bool) {
 		}
 	}
 	l.admin.mu.Lock()
-	for _, r := range l.admin.suspends {
+	l.pruneHeldLocked()
+	for _, r := range l.admin.holding() {
 		for _, it := range r.held {
 			if it.ms == ms {
 				info.Held = append(info.Held, it.domain)

@@ -51,7 +51,7 @@ func envelopeRcpts(h *harness) []string {
 func TestAdminSuspendHoldsUntilResume(t *testing.T) {
 	h := newHarness(t, nil)
 	h.loop.Start()
-	rule := h.loop.Suspend("s1", Selector{Domain: "X.test."}, "maintenance", time.Hour)
+	rule := h.loop.Suspend("s1", OriginAPI, Selector{Domain: "X.test."}, "maintenance", time.Hour)
 	if rule.Selector.Domain != "x.test" || !rule.Expires.Equal(h.clock.Now().Add(time.Hour)) {
 		t.Fatalf("rule %+v", rule)
 	}
@@ -101,7 +101,7 @@ func TestAdminSuspendHoldsUntilResume(t *testing.T) {
 func TestAdminSuspendExpires(t *testing.T) {
 	h := newHarness(t, nil)
 	h.loop.Start()
-	h.loop.Suspend("s1", Selector{Tenant: "acme"}, "", 10*time.Minute)
+	h.loop.Suspend("s1", OriginAPI, Selector{Tenant: "acme"}, "", 10*time.Minute)
 	h.enqueue(t, newMessage("m1", h.clock.Now(), "a@x.test"), "b\r\n")
 	waitUntil(t, func() bool { return h.loop.Summary("").Held == 1 })
 	h.clock.Advance(9 * time.Minute)
@@ -123,7 +123,7 @@ func TestAdminSuspendSite(t *testing.T) {
 	h.route.routes["x.test"] = &resolver.Route{Domain: "x.test", Site: mxSite("mx.shared.test")}
 	h.route.routes["z.test"] = &resolver.Route{Domain: "z.test", Site: mxSite("mx.shared.test")}
 	h.loop.Start()
-	h.loop.Suspend("s1", Selector{Site: "MX.shared.test"}, "", 0)
+	h.loop.Suspend("s1", OriginAPI, Selector{Site: "MX.shared.test"}, "", 0)
 	h.enqueue(t, newMessage("m1", h.clock.Now(), "a@x.test", "b@z.test", "c@y.test"), "b\r\n")
 	h.rec.waitFor(t, 1)
 	waitUntil(t, func() bool { return h.loop.Summary("").Held == 2 })
@@ -157,7 +157,7 @@ func TestAdminBounceSweepAndRule(t *testing.T) {
 	h.enqueue(t, m2, "b\r\n")
 	h.rec.waitFor(t, 3) // three TransientFailure records; retries in 5m
 
-	rule := h.loop.Bounce(context.Background(), "b1", Selector{Domain: "x.test", Tenant: "acme"}, "bad list", time.Hour)
+	rule := h.loop.Bounce(context.Background(), "b1", OriginAPI, Selector{Domain: "x.test", Tenant: "acme"}, "bad list", time.Hour)
 	if rule.TotalBounced != 1 || rule.Bounced["spring:acme@x.test"] != 1 {
 		t.Fatalf("bounce answer %+v", rule)
 	}
@@ -211,7 +211,7 @@ func TestAdminBounceRemovesDoneMessage(t *testing.T) {
 		h.enqueue(t, newMessage(fmt.Sprintf("m%d", i), h.clock.Now(), "a@x.test", "b@x.test"), "b\r\n")
 	}
 	h.rec.waitFor(t, 6)
-	r := h.loop.Bounce(context.Background(), "b1", Selector{Campaign: "spring"}, "", 0)
+	r := h.loop.Bounce(context.Background(), "b1", OriginAPI, Selector{Campaign: "spring"}, "", 0)
 	if r.TotalBounced != 6 || !r.Expires.IsZero() {
 		t.Fatalf("answer %+v", r)
 	}
@@ -286,7 +286,7 @@ func TestAdminBounceBySite(t *testing.T) {
 	h.loop.Start()
 	h.enqueue(t, newMessage("m1", h.clock.Now(), "a@x.test", "b@y.test"), "b\r\n")
 	h.rec.waitFor(t, 2)
-	r := h.loop.Bounce(context.Background(), "b1", Selector{Site: "mx.shared.test"}, "", time.Hour)
+	r := h.loop.Bounce(context.Background(), "b1", OriginAPI, Selector{Site: "mx.shared.test"}, "", time.Hour)
 	if r.TotalBounced != 1 || r.Bounced["spring:acme@x.test"] != 1 {
 		t.Fatalf("answer %+v", r)
 	}
@@ -333,7 +333,7 @@ func TestAdminBounceRuleSavesNextDue(t *testing.T) {
 	if d := savedDue(); !d.Equal(t0.Add(5 * time.Minute)) {
 		t.Fatalf("next due %v after the first attempt, want %v", d, t0.Add(5*time.Minute))
 	}
-	if r := h.loop.Bounce(context.Background(), "b1", Selector{Domain: "x.test"}, "", time.Hour); r.TotalBounced != 1 {
+	if r := h.loop.Bounce(context.Background(), "b1", OriginAPI, Selector{Domain: "x.test"}, "", time.Hour); r.TotalBounced != 1 {
 		t.Fatalf("sweep %+v", r)
 	}
 	h.advance(t, 5*time.Minute)

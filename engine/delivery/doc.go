@@ -69,6 +69,15 @@
 // record and no bounce (Loop.quarantine); the engine logs and counts it
 // and the admin API shows it as corrupt. Other read errors are transient.
 //
+// The operator's controls (admin.go, hold.go, retry.go, rulestore.go):
+// bounces, suspensions and holds chosen by Selector (or, for holds, by
+// message id), met when an item comes due and when a worker takes it;
+// "retry now", which makes deferred mail due at once with its attempt
+// counts kept (the scheduler's old entries are recognised as stale when
+// they come out); and, with Options.Rules, durable copies of the rules in
+// force, which RestoreRules puts back in force at the next start. Each rule
+// carries its origin (api, policy).
+//
 // Stop stops taking work, lets the transactions in flight finish (or
 // aborts them when its context ends: their recipients stay pending), and
 // closes the Transport. Everything not delivered is in the spool; at the

@@ -109,6 +109,7 @@ func (l *Loop) Load(src Source, seen func(*queue.Message)) (int, error) {
 			high:   m.Priority > 0,
 			packed: l.packer.Pack(m),
 			items:  items,
+			whole:  true,
 		})
 		dues = append(dues, m.NextDue)
 		if len(batch) == loadBatch {

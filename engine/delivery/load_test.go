@@ -203,7 +203,7 @@ func TestLoadAdminBounceSweepsPacked(t *testing.T) {
 	if _, err := h.loop.Load(h.spool, nil); err != nil {
 		t.Fatal(err)
 	}
-	rule := h.loop.Bounce(context.Background(), "r1", Selector{Domain: "bad.test"}, "gone", 0)
+	rule := h.loop.Bounce(context.Background(), "r1", OriginAPI, Selector{Domain: "bad.test"}, "gone", 0)
 	if rule.TotalBounced != 2 {
 		t.Errorf("bounced %d recipients, want 2", rule.TotalBounced)
 	}

@@ -35,6 +35,11 @@ type workItem struct {
 	// slot is the time a tenant-rate slot was booked for this item, which
 	// then waited for it in the scheduled queue (zero: none booked).
 	slot time.Time
+	// retryAt is the retry time the item was scheduled for (zero: not a
+	// retry). When the message's next attempt at the domain (msgState.due)
+	// is no longer that time, an operator's retry replaced the item
+	// (retry.go) and it is stale when it comes due.
+	retryAt time.Time
 }
 
 // site returns the site of the item's route; zero before routing.
@@ -274,6 +279,12 @@ func (l *Loop) Enqueue(m *queue.Message) error {
 // destination domain of its pending recipients, which go on as items do.
 func (l *Loop) dueMessage(ms *msgState) {
 	ms.mu.Lock()
+	if !ms.whole || ms.m == nil && l.packedDue(ms).After(l.clock.Now()) {
+		// Stale: an operator's retry split the message sooner (retry.go).
+		ms.mu.Unlock()
+		return
+	}
+	ms.whole = false
 	m := ms.msg(l.packer)
 	groups := groupByDomain(m)
 	l.unsplit.Add(-int64(max(ms.items-1, 0)))
@@ -337,6 +348,9 @@ func (l *Loop) due(r schedRef) {
 // dueItem handles a work item whose time has come: it starts the DNS
 // lookup on a bounded set of goroutines.
 func (l *Loop) dueItem(it *workItem) {
+	if !it.retryAt.IsZero() && l.staleRetry(it) {
+		return // replaced by an operator's retry (retry.go)
+	}
 	if l.adminDue(it) { // bounced or held by an operator (admin.go)
 		return
 	}

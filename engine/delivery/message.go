@@ -35,8 +35,14 @@ type msgState struct {
 	// because its body cannot be read back: its other work items are
 	// dropped as they come (Loop.quarantine).
 	corrupt bool
-	m       *queue.Message // nil while packed
-	packed  queue.Packed
+	// whole is set (under mu) while the scheduler holds the message itself
+	// (schedRef.ms): from Load or the retry of its last domain until that
+	// reference comes due, or until an operator's retry splits it sooner
+	// (retry.go). A reference that comes due when whole is not set, or
+	// before the message's next due time, is stale and ignored.
+	whole  bool
+	m      *queue.Message // nil while packed
+	packed queue.Packed
 	// items counts the work items scheduled, ready or in flight; while the
 	// whole message is scheduled (not yet split), its destination domains.
 	items int

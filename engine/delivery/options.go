@@ -28,6 +28,17 @@ type Store interface {
 	Quarantine(id string) error
 }
 
+// RuleStore keeps the admin rules durably (*queue.Spool has it: its admin
+// keyspace). Keys and values are the loop's (rulestore.go).
+type RuleStore interface {
+	// PutAdminState stores value under key, durably before it returns.
+	PutAdminState(key string, value []byte) error
+	// DeleteAdminState removes key; a missing key is no error.
+	DeleteAdminState(key string) error
+	// AdminStates calls fn with every key and value stored.
+	AdminStates(fn func(key string, value []byte) error) error
+}
+
 // Router resolves a destination domain to its MX route (*resolver.Resolver
 // has it). Errors that are a *smtpwire.Error carry the reply code to bounce
 // or defer with.
@@ -107,6 +118,11 @@ type Options struct {
 	// smtp_delivery_result hook). It runs on the delivery worker: it may
 	// take a little time, never long.
 	Attempted func(a *Attempt)
+	// Rules keeps the admin rules (suspensions, bounces in force, holds)
+	// across restarts (*queue.Spool has it): each is written when made and
+	// deleted when it ends, and RestoreRules puts them back in force.
+	// Nil: the rules live in memory only.
+	Rules RuleStore
 	// Clock is the time source (queue.SystemClock()); tests use a
 	// queuetest.FakeClock.
 	Clock queue.Clock

@@ -86,7 +86,7 @@ func (l *Loop) apply(it *workItem, idx []int, out outbound.Outcome) {
 	}
 	if len(deferred) > 0 {
 		if due, ok := l.retryFor(ms.env, it.domain).Next(m.Created, now, lastAttempts); ok {
-			retry = &workItem{ms: ms, domain: it.domain, rcpts: deferred, high: it.high}
+			retry = &workItem{ms: ms, domain: it.domain, rcpts: deferred, high: it.high, retryAt: due}
 			retryAt = due
 			ms.due.set(it.domain, due)
 		} else {
@@ -115,6 +115,7 @@ func (l *Loop) apply(it *workItem, idx []int, out outbound.Outcome) {
 		// the scheduler holds the message rather than a work item. (m
 		// stays valid for what follows; nothing changes it any more.)
 		ms.pack(l.packer)
+		ms.whole = true
 		retry, retryWhole = nil, true
 	}
 	ms.mu.Unlock()

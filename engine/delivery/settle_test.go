@@ -44,7 +44,7 @@ func TestSettleStatesSpoolRecordsMetrics(t *testing.T) {
 		}
 	}
 
-	r := h.loop.Bounce(context.Background(), "b1", Selector{Domain: "later.test"}, "cleanup", 0)
+	r := h.loop.Bounce(context.Background(), "b1", OriginAPI, Selector{Domain: "later.test"}, "cleanup", 0)
 	if r.TotalBounced != 1 {
 		t.Fatalf("sweep %+v", r)
 	}
