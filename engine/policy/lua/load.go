@@ -121,12 +121,12 @@ type loader struct {
 	L        *glua.LState
 	handlers map[string][]handler // by canonical event name
 	cur      *call                // the hook call in progress; nil between calls
+	budget   *budgetState         // a pool state's budget (watchdog.go); nil at load and after Close
 	// The state's shared metatables: headers tables (case-insensitive
 	// lookups), KumoMTA's message object, address objects.
 	headerMeta, msgMeta, addrMeta *glua.LTable
-	// lazyIndex and lazyPairs are the metamethods of a message's headers
-	// table (headerTable); next is the base library's next.
-	lazyIndex, lazyPairs, next *glua.LFunction
+	next                          *glua.LFunction // the base library's next (for __pairs)
+	viewMeta                      *glua.LTable    // of the records hooks get (view.go)
 }
 
 // run runs the script src over c and completes c.
@@ -266,8 +266,8 @@ func (ld *loader) openLibs(L *glua.LState) {
 		safe.RawSetString(name, full.RawGetString(name))
 	}
 	L.SetGlobal("os", safe)
-	// pairs honours a __pairs metamethod (Lua 5.2), which a message's
-	// headers table has (headerTable).
+	// pairs honours a __pairs metamethod (Lua 5.2), which the records
+	// hooks get have (view.go).
 	ld.next, _ = L.GetGlobal("next").(*glua.LFunction)
 	pairs := L.GetGlobal("pairs")
 	L.SetGlobal("pairs", L.NewFunction(func(L *glua.LState) int {

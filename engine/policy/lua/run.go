@@ -17,7 +17,6 @@ import (
 
 	"gannet/engine/policy"
 	"gannet/mailaddr"
-	"gannet/msgheader"
 	"gannet/smtpwire"
 
 	glua "github.com/yuin/gopher-lua"
@@ -94,6 +93,7 @@ type Hooks struct {
 	}
 	budget time.Duration // of a state's top-level run
 	idle   chan *loader
+	dog    *watchdog // the hook budget of pool states (watchdog.go)
 	closed atomic.Bool
 	events map[string]bool // the canonical events with handlers
 	memo   *memoStore
@@ -140,6 +140,7 @@ func (s *Script) start(opts Options, budget time.Duration) (*Hooks, error) {
 	if h.timeout <= 0 {
 		h.timeout = DefaultHookTimeout
 	}
+	h.dog = newWatchdog(h.timeout)
 	st, err := h.newState()
 	if err != nil {
 		return nil, err
@@ -192,7 +193,18 @@ func (h *Hooks) newState() (*loader, error) {
 		L.Close()
 		return nil, ld.luaError(err, ctx, h.budget)
 	}
+	if !h.closed.Load() {
+		ld.budget = h.dog.track()
+	}
 	return ld, nil
+}
+
+// closeState closes a state that leaves the pool.
+func (h *Hooks) closeState(st *loader) {
+	if st.budget != nil {
+		h.dog.forget(st.budget)
+	}
+	st.L.Close()
 }
 
 // get takes an idle state, or builds one.
@@ -214,7 +226,7 @@ func (h *Hooks) put(st *loader) {
 		default:
 		}
 	}
-	st.L.Close()
+	h.closeState(st)
 }
 
 // Has reports whether the script registered a handler for event (a
@@ -231,8 +243,9 @@ func (h *Hooks) Close() {
 	for {
 		select {
 		case st := <-h.idle:
-			st.L.Close()
+			h.closeState(st)
 		default:
+			h.dog.close()
 			return
 		}
 	}
@@ -259,27 +272,43 @@ func (h *Hooks) run(ctx context.Context, c *call, fn func(st *loader) error) err
 		h.fail(c.event, err, false)
 		return fmt.Errorf("policy script: %s: %w", c.event, err)
 	}
-	tctx, cancel := context.WithTimeout(ctx, h.timeout)
+	tctx := context.Context(nil)
+	if b := st.budget; b != nil {
+		b.deadline.Store(time.Now().Add(h.timeout).UnixNano())
+		tctx = b.ctx
+	} else { // a state built after Close: no watchdog
+		var cancel context.CancelFunc
+		tctx, cancel = context.WithTimeout(ctx, h.timeout)
+		defer cancel()
+	}
 	st.L.SetContext(tctx)
 	st.cur = c
 	err = fn(st)
 	st.cur = nil
 	st.L.RemoveContext()
-	timedOut := tctx.Err() != nil && ctx.Err() == nil
-	cancel()
-	if err != nil && c.reject != nil {
+	if st.budget != nil {
+		st.budget.deadline.Store(0)
+	}
+	late := tctx.Err() != nil && ctx.Err() == nil
+	if late && err == nil {
+		// The watchdog fired as the call ended: the state cannot run
+		// again, but the call's work is done.
+		h.closeState(st)
+		return nil
+	}
+	if err != nil && c.reject != nil && !late {
 		// kumo.reject ended the handler: an answer, not a failure.
 		st.L.SetTop(0)
 		h.put(st)
 		return nil
 	}
 	if err != nil {
-		st.L.Close()
+		h.closeState(st)
 		msg := errText(err)
-		if timedOut {
+		if late {
 			msg = fmt.Sprintf("%s (ran past its budget of %s)", msg, h.timeout)
 		}
-		h.fail(c.event, errors.New(msg), timedOut)
+		h.fail(c.event, errors.New(msg), late)
 		return fmt.Errorf("policy script: %s: %s", c.event, msg)
 	}
 	h.put(st)
@@ -411,7 +440,7 @@ func (h *Hooks) Decide(m policy.Message) (policy.Decision, error) {
 			_, err = callHandler(L, hd.fn, obj)
 		} else {
 			if meta == nil {
-				meta = ld.messageMeta(&m, &d)
+				meta = ld.view(&messageRecord{ld: ld, m: &m, d: &d})
 			}
 			_, err = callHandler(L, hd.fn, glua.LString(domain), meta)
 		}
@@ -426,133 +455,18 @@ func (h *Hooks) Decide(m policy.Message) (policy.Decision, error) {
 	return d, nil
 }
 
-// messageMeta is the seed-style meta table of a message.
-func (ld *loader) messageMeta(m *policy.Message, d *policy.Decision) *glua.LTable {
-	L := ld.L
-	meta := L.CreateTable(0, 8)
-	meta.RawSetString("headers", ld.headerTable(m.Body))
-	meta.RawSetString("sender", glua.LString(m.Sender))
-	rcpts := L.CreateTable(len(m.Recipients), 0)
-	for _, r := range m.Recipients {
-		rcpts.Append(glua.LString(r))
-	}
-	meta.RawSetString("recipients", rcpts)
-	meta.RawSetString("tenant", optString(d.Tenant))
-	meta.RawSetString("campaign", optString(d.Campaign))
-	meta.RawSetString("size", glua.LNumber(len(m.Body)))
-	meta.RawSetString("listener", optString(m.Listener))
-	meta.RawSetString("priority", glua.LNumber(d.Priority))
-	return meta
-}
-
-// headerTable is the headers table of a message: the first value of each
-// field, unfolded, looked up without regard to case. It starts empty and
-// reads a field from the message when a script asks for it (most scripts
-// ask for two or three of a message's fields, and a table holding every
-// field costs more than reading those few again); pairs() over it (its
-// __pairs) fills in every field, under its name as written.
-// The message body rides in the table's own metatable, so a table a
-// script keeps past the call still reads its own message.
-func (ld *loader) headerTable(body []byte) *glua.LTable {
-	L := ld.L
-	ud := L.NewUserData()
-	ud.Value = body
-	mt := L.CreateTable(0, 3)
-	mt.RawSetString("__index", ld.lazyIndex)
-	mt.RawSetString("__pairs", ld.lazyPairs)
-	mt.RawSetString("__body", ud)
-	t := L.CreateTable(0, 0) // NewTable would make room for 32 + 32 entries
-	t.Metatable = mt
-	return t
-}
-
-// headerBody is the message a lazy headers table reads from.
-func headerBody(L *glua.LState, t *glua.LTable) []byte {
-	mt, ok := t.Metatable.(*glua.LTable)
-	if !ok {
-		return nil
-	}
-	ud, ok := mt.RawGetString("__body").(*glua.LUserData)
-	if !ok {
-		return nil
-	}
-	b, _ := ud.Value.([]byte)
-	return b
-}
-
-// lazyHeaderIndex is the __index of a message's headers table.
-func lazyHeaderIndex(L *glua.LState) int {
-	t := L.CheckTable(1)
-	k, ok := L.Get(2).(glua.LString)
-	if !ok {
-		return 0
-	}
-	s := msgheader.NewScanner(headerBody(L, t))
-	for s.Next() {
-		f := s.Field()
-		if f.Name != nil && f.Is(string(k)) {
-			L.Push(glua.LString(f.Unfolded()))
-			return 1
-		}
-	}
-	return 0
-}
-
-// lazyHeaderPairs is the __pairs of a message's headers table: every
-// field's first value is put in the table, then next walks it.
-func (ld *loader) lazyHeaderPairs(L *glua.LState) int {
-	t := L.CheckTable(1)
-	s := msgheader.NewScanner(headerBody(L, t))
-	for s.Next() {
-		f := s.Field()
-		if f.Name == nil {
-			continue
-		}
-		seen := false
-		for k := glua.LValue(glua.LNil); ; {
-			var ok bool
-			if k, _ = t.Next(k); k == glua.LNil {
-				break
-			}
-			var ks glua.LString
-			if ks, ok = k.(glua.LString); ok && f.Is(string(ks)) {
-				seen = true
-				break
-			}
-		}
-		if !seen {
-			t.RawSetString(string(f.Name), glua.LString(f.Unfolded()))
-		}
-	}
-	L.Push(ld.next)
-	L.Push(t)
-	L.Push(glua.LNil)
-	return 3
-}
-
 // DeliveryResult runs smtp_delivery_result(result, meta).
 func (h *Hooks) DeliveryResult(ctx context.Context, r DeliveryResult, m DeliveryMeta) error {
 	if !h.events[EventDeliveryResult] {
 		return nil
 	}
 	c := &call{event: EventDeliveryResult}
-	var res, meta *glua.LTable
+	var res, meta *glua.LUserData
 	return h.each(ctx, c, func(ld *loader, hd handler) (bool, error) {
 		L := ld.L
 		if res == nil {
-			res = L.CreateTable(0, 4)
-			res.RawSetString("code", glua.LNumber(r.Code))
-			res.RawSetString("enhanced_code", optString(r.Enhanced))
-			res.RawSetString("text", glua.LString(r.Text))
-			res.RawSetString("kind", optString(r.Kind))
-			meta = L.CreateTable(0, 7)
-			meta.RawSetString("domain", optString(m.Domain))
-			meta.RawSetString("site", optString(m.Site))
-			meta.RawSetString("tenant", optString(m.Tenant))
-			meta.RawSetString("campaign", optString(m.Campaign))
-			meta.RawSetString("attempts", glua.LNumber(m.Attempts))
-			meta.RawSetString("id", optString(m.ID))
-			meta.RawSetString("recipient", optString(m.Recipient))
+			res = ld.view(resultRecord{&r})
+			meta = ld.view(deliveryRecord{&m})
 		}
 		_, err := callHandler(L, hd.fn, res, meta)
 		return false, err

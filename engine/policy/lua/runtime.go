@@ -516,8 +516,7 @@ func (ld *loader) makeEgressPath(L *glua.LState) int {
 func (ld *loader) newMetatables(L *glua.LState) {
 	ld.headerMeta = L.NewTable()
 	ld.headerMeta.RawSetString("__index", L.NewFunction(headerIndex))
-	ld.lazyIndex = L.NewFunction(lazyHeaderIndex)
-	ld.lazyPairs = L.NewFunction(ld.lazyHeaderPairs)
+	ld.viewMeta = ld.newViewMeta(L)
 	ld.addrMeta = L.NewTable()
 	ld.addrMeta.RawSetString("__tostring", L.NewFunction(func(L *glua.LState) int {
 		L.Push(L.CheckTable(1).RawGetString("email"))
