@@ -133,12 +133,12 @@ func (m inboundMetrics) TLSFailure(string)    { m.e.metrics.TLSFailures.Inc() }
 // first (script); the accounts decide what it leaves unanswered.
 type authenticator struct {
 	conf   func() *config.Config
-	script func(ctx context.Context, listener string, cred smtpwire.AuthCredentials) (user, tenant string, ok, handled bool)
+	script func(ctx context.Context, cred smtpwire.AuthCredentials) (user, tenant string, ok, handled bool)
 }
 
 func (a authenticator) Authenticate(ctx context.Context, cred smtpwire.AuthCredentials) (string, string, bool) {
 	if a.script != nil {
-		if user, tenant, ok, handled := a.script(ctx, "", cred); handled {
+		if user, tenant, ok, handled := a.script(ctx, cred); handled {
 			return user, tenant, ok
 		}
 	}

@@ -183,12 +183,16 @@ func sessionKeys(in *inbound.Incoming) []dkim.KeyConfig {
 // scriptAuth asks smtp_server_auth about PLAIN and LOGIN credentials
 // (CRAM-MD5 hands over no password). handled false: the configured
 // accounts decide.
-func (e *Engine) scriptAuth(ctx context.Context, listener string, cred smtpwire.AuthCredentials) (user, tenant string, ok, handled bool) {
+func (e *Engine) scriptAuth(ctx context.Context, cred smtpwire.AuthCredentials) (user, tenant string, ok, handled bool) {
 	h := e.hooksFor(lua.EventAuth)
 	if h == nil || cred.Mechanism == "CRAM-MD5" {
 		return "", "", false, false
 	}
-	res, err := h.Auth(ctx, cred.Username, cred.Password, lua.AuthMeta{Listener: listener, Mechanism: cred.Mechanism})
+	meta := lua.AuthMeta{Mechanism: cred.Mechanism}
+	if s, ok := inbound.SessionFrom(ctx); ok {
+		meta.Listener, meta.Peer = s.Listener, s.Peer.Addr().String()
+	}
+	res, err := h.Auth(ctx, cred.Username, cred.Password, meta)
 	if err != nil {
 		return "", "", false, true // a failing hook lets no one in
 	}

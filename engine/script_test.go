@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"net/smtp"
 	"os"
 	"path/filepath"
 	"strings"
@@ -83,4 +84,53 @@ end)
 		t.Errorf("the log does not say why the script was refused:\n%s", out)
 	}
 
+}
+
+// TestScriptAuthMeta: smtp_server_auth gets the session's listener, peer
+// and mechanism in meta, and its answer decides the AUTH (no
+// [[smtp_user]] is configured: the hook alone makes the listener offer
+// AUTH).
+func TestScriptAuthMeta(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "policy.lua")
+	src := `kumo.on("smtp_server_auth", function(user, password, meta)
+  local ok = user == "app" and password == "pw" and meta.listener == "sub" and meta.peer == "127.0.0.1" and meta.mechanism == "PLAIN"
+  return { ok = ok, tenant = "acme" }
+end)
+`
+	if err := os.WriteFile(script, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(reloadConfigText(dir, "10/s", "6/m", "opportunistic", "X-Tenant",
+		"[policy]\nscript = \""+script+"\"\n"), "smtp_listener = []\n", "", 1) + `
+[[smtp_listener]]
+name = "sub"
+listen = "127.0.0.1:0"
+relay_hosts = []
+auth_require_tls = false
+`
+	file := filepath.Join(dir, "gannet.toml")
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startLogged(t, cfg, new(syncBuffer))
+	addr := e.SMTPAddrs()[0].String()
+	for _, c := range []struct {
+		pw string
+		ok bool
+	}{{"pw", true}, {"wrong", false}} {
+		cl, err := smtp.Dial(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = cl.Auth(smtp.PlainAuth("", "app", c.pw, "127.0.0.1"))
+		if (err == nil) != c.ok {
+			t.Errorf("AUTH with password %q: %v, want ok=%v", c.pw, err, c.ok)
+		}
+		cl.Close()
+	}
 }

@@ -51,6 +51,21 @@ type Incoming struct {
 	Greeting any
 }
 
+// SessionInfo names the session an Authenticator is asked about:
+// SessionFrom(ctx) returns it.
+type SessionInfo struct {
+	Listener string
+	Peer     netip.AddrPort
+}
+
+type sessionKey struct{}
+
+// SessionFrom returns the session of an Authenticate call's context.
+func SessionFrom(ctx context.Context) (SessionInfo, bool) {
+	s, ok := ctx.Value(sessionKey{}).(SessionInfo)
+	return s, ok
+}
+
 // Authenticator checks AUTH credentials for the listener (RFC 4954). It runs
 // on a worker goroutine: a password hash may take milliseconds. For CRAM-MD5,
 // cred.VerifyCRAMMD5(secret) checks the digest. ok false refuses with

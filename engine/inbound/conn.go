@@ -329,6 +329,7 @@ func (st *conn) checkAuth(cred smtpwire.AuthCredentials) {
 	// A client that failed repeatedly waits for every answer; the wait is a
 	// timer, so it holds neither the event loop nor a worker.
 	submitted := st.runWorkerAfter(func(ctx context.Context) func() {
+		ctx = context.WithValue(ctx, sessionKey{}, SessionInfo{Listener: st.l.name, Peer: st.peer})
 		user, tenant, ok := srv.authenticate(ctx, cred)
 		blocked := false
 		if ok {
