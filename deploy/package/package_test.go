@@ -109,6 +109,9 @@ func TestDebInstallsAndServes(t *testing.T) {
 		}
 		return string(out)
 	}
+	// A run that died half way may have left the package: start clean (a
+	// conffile it edited would make dpkg ask a question nobody answers).
+	exec.Command("dpkg", "--purge", "gannet").Run()
 	t.Cleanup(func() {
 		if out, err := exec.Command("dpkg", "--purge", "gannet").CombinedOutput(); err != nil {
 			t.Errorf("dpkg --purge gannet: %v\n%s", err, out)

@@ -15,11 +15,12 @@ fi
 mkdir -p /var/lib/gannet
 chown gannet:gannet /var/lib/gannet
 chmod 0750 /var/lib/gannet
-# The config may hold passwords and API keys: readable by gannet, not by all
-# (set on first install; later an administrator's choice is kept).
-if [ -z "$2" ] && [ -f /etc/gannet/gannet.toml ]; then
-	chown root:gannet /etc/gannet/gannet.toml
-	chmod 0640 /etc/gannet/gannet.toml
+# The config may hold passwords and API keys: readable by gannet, not by all.
+# Again on every configure: dpkg installs a new version of the conffile (an
+# upgrade where it was not edited) as root:root.
+if [ -f /etc/gannet/gannet.toml ]; then
+	chgrp gannet /etc/gannet/gannet.toml
+	chmod u+rw,g+r,g-w,o-rwx /etc/gannet/gannet.toml
 fi
 
 # Enabled but not started: review /etc/gannet/gannet.toml first, then
