@@ -60,8 +60,8 @@ func TestPackagedConfig(t *testing.T) {
 }
 
 // TestDebInstallsAndServes builds the package, installs it into this system
-// with dpkg, checks what it installed (conffile, gannet user, /var/lib/gannet
-// owned by it), has systemd-analyze verify the unit, runs the installed
+// with dpkg, upgrades it over an edited config, checks what it installed
+// (conffile kept, gannet user, /var/lib/gannet owned by it), has systemd-analyze verify the unit, runs the installed
 // binary as the gannet user with the packaged config (its two listen ports
 // moved to free ones) and checks that it answers EHLO and the liveness
 // check, stops it, and purges the package. It changes the system, so it runs
@@ -123,8 +123,27 @@ func TestDebInstallsAndServes(t *testing.T) {
 		}
 	})
 	run("dpkg", "-i", debPath)
-	// Installing again (a reinstall runs postinst again) must work too.
-	run("dpkg", "-i", debPath)
+
+	// An administrator edits the config; an upgrade (postinst runs again, the
+	// user and directory exist) keeps the edit, as a conffile's is kept.
+	const edit = "\n# edited by TestDebInstallsAndServes\n"
+	f, err := os.OpenFile(configPath, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(edit)
+	f.Close()
+	upgrade, err := buildDeb(options{binDir: binDir, repoDir: "../..", outDir: tmp, version: "0.1.1", arch: hostArch(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("dpkg", "-i", upgrade)
+	if v := run("dpkg-query", "-W", "-f=${Version}", "gannet"); v != "0.1.1-1" {
+		t.Errorf("installed version %q after the upgrade, want 0.1.1-1", v)
+	}
+	if conf, err := os.ReadFile(configPath); err != nil || !strings.HasSuffix(string(conf), edit) {
+		t.Errorf("the upgrade lost the edit of %s (%v)", configPath, err)
+	}
 
 	if c := run("dpkg-query", "-W", "-f=${Conffiles}", "gannet"); !strings.Contains(c, configPath) {
 		t.Errorf("%s is not a conffile: %q", configPath, c)
