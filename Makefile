@@ -59,7 +59,7 @@ vet:
 # Builds dist/gannet_$(VERSION)-1_ARCH.deb: the binaries, /etc/gannet/gannet.toml,
 # the systemd unit (deploy/systemd/gannet.service), the gannet user.
 package: build
-	$(GO) -C $(PACKAGE_MOD) run . -bin $(CURDIR)/$(BIN) -repo $(CURDIR) -out $(CURDIR)/dist -version $(VERSION) -arch $$(dpkg --print-architecture)
+	$(GO) -C $(PACKAGE_MOD) run . -bin $(CURDIR)/$(BIN) -repo $(CURDIR) -out $(CURDIR)/dist -version $(VERSION) -arch $$(dpkg --print-architecture 2>/dev/null || $(GO) env GOARCH)
 
 clean:
 	rm -rf $(BIN) dist
