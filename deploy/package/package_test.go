@@ -61,14 +61,18 @@ func TestPackagedConfig(t *testing.T) {
 
 // TestDebInstallsAndServes builds the package, installs it into this system
 // with dpkg, upgrades it over an edited config, checks what it installed
-// (conffile kept, gannet user, /var/lib/gannet owned by it), has systemd-analyze verify the unit, runs the installed
-// binary as the gannet user with the packaged config (its two listen ports
-// moved to free ones) and checks that it answers EHLO and the liveness
-// check, stops it, and purges the package. It changes the system, so it runs
-// only with CI=true (CI machines are thrown away) or GANNET_TEST_PACKAGE=1,
-// as root.
+// (conffile kept, gannet user, /var/lib/gannet owned by it), has
+// systemd-analyze verify the unit, runs the installed binary as the gannet
+// user with the packaged config (its two listen ports moved to free ones),
+// checks that it answers EHLO and the liveness check, stops it, and purges
+// the package. It changes the system, so it runs only with CI=true (CI
+// machines are thrown away) or GANNET_TEST_PACKAGE=1, as root, and not
+// with -short.
 func TestDebInstallsAndServes(t *testing.T) {
 	ci := os.Getenv("CI") == "true"
+	if testing.Short() {
+		t.Skip("SKIPPED with -short: builds and installs the .deb")
+	}
 	if !ci && os.Getenv("GANNET_TEST_PACKAGE") != "1" {
 		t.Skip("SKIPPED: installs the gannet .deb into this system with dpkg; runs with CI=true or GANNET_TEST_PACKAGE=1 (as root)")
 	}
