@@ -18,6 +18,9 @@ type options struct {
 	outDir  string
 	version string
 	arch    string
+	// compression of the data archive: "" (gzip), "xz", "zstd" or "none"
+	// (the install test: quicker to build, dpkg takes it as well).
+	compression string
 }
 
 // Installed paths.
@@ -102,6 +105,7 @@ func buildDeb(o options) (string, error) {
 		License:  "Proprietary",
 		Overridables: nfpm.Overridables{
 			Depends:  []string{"passwd"},
+			Deb:      nfpm.Deb{Compression: o.compression},
 			Contents: contents,
 			Scripts: nfpm.Scripts{
 				PostInstall: filepath.Join(scripts, "postinst.sh"),

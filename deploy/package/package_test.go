@@ -100,7 +100,7 @@ func TestDebInstallsAndServes(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	debPath, err := buildDeb(options{binDir: binDir, repoDir: "../..", outDir: tmp, version: "0.1.0", arch: hostArch(t)})
+	debPath, err := buildDeb(options{binDir: binDir, repoDir: "../..", outDir: tmp, version: "0.1.0", arch: hostArch(t), compression: "none"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func TestDebInstallsAndServes(t *testing.T) {
 	}
 	f.WriteString(edit)
 	f.Close()
-	upgrade, err := buildDeb(options{binDir: binDir, repoDir: "../..", outDir: tmp, version: "0.1.1", arch: hostArch(t)})
+	upgrade, err := buildDeb(options{binDir: binDir, repoDir: "../..", outDir: tmp, version: "0.1.1", arch: hostArch(t), compression: "none"})
 	if err != nil {
 		t.Fatal(err)
 	}
