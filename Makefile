@@ -6,7 +6,7 @@ BIN := bin
 PKGS := ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build run test unit e2e peers bench fuzz vet clean crashtest
+.PHONY: all build run test unit e2e peers bench fuzz vet clean crashtest package
 
 all: build
 
@@ -17,10 +17,19 @@ build:
 run: build
 	$(BIN)/gannet serve
 
+# deploy/package is a module of its own (nFPM stays out of gannet's
+# dependencies): vetted and tested with -C.
+PACKAGE_MOD := deploy/package
+VERSION ?= 0.1.0
+
 # Installs missing test peers (Debian packages), builds, then runs every test.
+# With CI=true deploy/package's test installs the .deb into the machine with
+# dpkg (and purges it at the end).
 test: peers build
 	$(GO) vet $(PKGS)
+	$(GO) -C $(PACKAGE_MOD) vet ./...
 	$(GO) test -count=1 -timeout 20m $(PKGS)
+	$(GO) -C $(PACKAGE_MOD) test -count=1 -timeout 5m ./...
 	$(MAKE) fuzz FUZZTIME=3s
 
 unit:
@@ -45,6 +54,12 @@ fuzz:
 
 vet:
 	$(GO) vet $(PKGS)
+	$(GO) -C $(PACKAGE_MOD) vet ./...
+
+# Builds dist/gannet_$(VERSION)-1_ARCH.deb: the binaries, /etc/gannet/gannet.toml,
+# the systemd unit (deploy/systemd/gannet.service), the gannet user.
+package: build
+	$(GO) -C $(PACKAGE_MOD) run . -bin $(CURDIR)/$(BIN) -repo $(CURDIR) -out $(CURDIR)/dist -version $(VERSION) -arch $$(dpkg --print-architecture 2>/dev/null || $(GO) env GOARCH)
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist

@@ -21,6 +21,9 @@ have_cmd opendkim-testmsg || need+=(opendkim-tools)
 [ -x /usr/sbin/opendkim ] || need+=(opendkim)
 have_cmd promtool || need+=(prometheus)
 have_cmd openssl || need+=(openssl)
+# deploy/package's test: `systemd-analyze verify` of the packaged unit (works
+# without systemd running as PID 1); dpkg and runuser are in every Debian.
+have_cmd systemd-analyze || need+=(systemd)
 # swaks needs Perl's TLS modules for STARTTLS/implicit TLS, and these for AUTH.
 perl -MIO::Socket::SSL -e1 >/dev/null 2>&1 || need+=(libio-socket-ssl-perl libnet-ssleay-perl)
 perl -MAuthen::SASL -e1 >/dev/null 2>&1 || need+=(libauthen-sasl-perl)

@@ -8,8 +8,9 @@
 // Every message carries "X-Blast-Id: <run>-<seq>" and a matching Message-ID.
 // At the end it prints messages sent/acked/failed, messages/s, latency
 // percentiles (MAIL to final reply), replies by code and its own CPU seconds,
-// as text or with -json as one JSON object. A live progress line is drawn on
-// stderr when stderr is a terminal. The run stops at -messages or -duration
+// as text or with -json as one JSON object. Progress goes to stderr: a line
+// redrawn in place when stderr is a terminal, else a whole line every
+// -progress (default 5s; 0: none), for files and CI logs. The run stops at -messages or -duration
 // (10 minutes when not given), whichever comes first, or on SIGINT/SIGTERM.
 // The work is done by package gannet/bench/smtpblast/blast.
 package main

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"gannet/bench/smtpblast/blast"
 )
@@ -19,11 +20,9 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var progress io.Writer
-	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-		progress = os.Stderr
-	}
-	code, err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, progress)
+	fi, err := os.Stderr.Stat()
+	terminal := err == nil && fi.Mode()&os.ModeCharDevice != 0
+	code, err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, terminal)
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "smtpblast:", err)
 	}
@@ -32,10 +31,22 @@ func main() {
 
 // run parses args, runs the load and prints the summary. It returns the exit
 // code: 0 when every message was acked, 1 when some failed or on error, 2 for
-// bad flags.
-func run(ctx context.Context, args []string, stdout, stderr, progress io.Writer) (int, error) {
+// bad flags. Progress goes to stderr: a line redrawn in place when it is a
+// terminal, else a whole line every -progress.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, terminal bool) (int, error) {
 	fs := flag.NewFlagSet("smtpblast", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: smtpblast [flags]
+
+Sends load to an SMTP server (or the HTTP inject API) and prints a summary on
+stdout (-json for JSON). Progress goes to stderr: on a terminal a line redrawn
+in place; when stderr is not a terminal (a file, a pipe, a CI log) a whole line
+every -progress (default 5s).
+
+`)
+		fs.PrintDefaults()
+	}
 	var cfg blast.Config
 	fs.StringVar(&cfg.Server, "server", "127.0.0.1:2525", "SMTP server host:port")
 	fs.IntVar(&cfg.Connections, "connections", 1, "concurrent connections")
@@ -59,6 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr, progress io.Writer)
 	fs.StringVar(&cfg.HTTPURL, "http", "", "inject over HTTP at this base URL instead of SMTP")
 	fs.StringVar(&cfg.HTTPMode, "http-mode", "message", "message (POST /v1/message) or inject (POST /api/inject/v1)")
 	fs.StringVar(&cfg.RunID, "run-id", "", "X-Blast-Id prefix (default: random)")
+	progressEvery := fs.Duration("progress", 5*time.Second, "when stderr is not a terminal (a file, a pipe, a CI log): print a progress line there this often (0: none); on a terminal a line is redrawn in place")
 	fs.Func("header", `one more header field of every message, "Name: value" (repeatable)`, func(v string) error {
 		cfg.Headers = append(cfg.Headers, v)
 		return nil
@@ -91,7 +103,12 @@ func run(ctx context.Context, args []string, stdout, stderr, progress io.Writer)
 			return 2, fmt.Errorf("-auth wants user:pass")
 		}
 	}
-	cfg.Progress = progress
+	switch {
+	case terminal:
+		cfg.Progress = stderr
+	case *progressEvery > 0:
+		cfg.Progress, cfg.ProgressLines, cfg.ProgressInterval = stderr, true, *progressEvery
+	}
 
 	var idsFile *os.File
 	var idsBuf *bufio.Writer

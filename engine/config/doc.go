@@ -1,7 +1,7 @@
 // Package config reads Gannet's TOML configuration file.
 //
 // The names of every key are part of the outside contract
-// (shared/docs/contract.md, "Config file (TOML)"); default.toml, embedded in
+// (docs/contract.md, "Config file (TOML)"); default.toml, embedded in
 // the program, lists each one with its default value and a line that explains
 // it, and is what `gannet config default` prints.
 //

@@ -1,5 +1,5 @@
 // Package metrics defines Gannet's Prometheus metrics in one place, with the
-// names of the outside contract (shared/docs/contract.md, "Metrics").
+// names of the outside contract (docs/contract.md, "Metrics").
 //
 // It wraps a VictoriaMetrics metrics.Set — one per Metrics value, never the
 // library's global set, so tests and several engines in one process do not

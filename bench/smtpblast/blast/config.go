@@ -45,9 +45,12 @@ type Config struct {
 	Headers []string
 	Seed    uint64 // for recipient domains (default from the clock)
 	// Progress, when set, gets a live "\r"-redrawn progress line every
-	// ProgressInterval (default 250 ms).
+	// ProgressInterval (default 250 ms), for a terminal. With ProgressLines
+	// it gets instead one whole "\n"-terminated line every ProgressInterval
+	// (default 5 s), for a file, a pipe or a CI log.
 	Progress         io.Writer
 	ProgressInterval time.Duration
+	ProgressLines    bool
 }
 
 // ParseSizeDist parses "2k:70,20k:25,100k:5" (size, optionally with k or m
@@ -173,6 +176,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.ProgressInterval <= 0 {
 		c.ProgressInterval = 250 * time.Millisecond
+		if c.ProgressLines {
+			c.ProgressInterval = 5 * time.Second
+		}
 	}
 	return nil
 }

@@ -308,15 +308,21 @@ func (r *run) smtpWorker(ctx context.Context, st *workerStats, rng *rand.Rand) {
 	}
 }
 
-// progress redraws one status line at most every ProgressInterval.
+// progress redraws one status line at most every ProgressInterval, or with
+// ProgressLines writes one whole line each ProgressInterval and a last one at
+// the end.
 func (r *run) progress(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
 	t := time.NewTicker(r.cfg.ProgressInterval)
 	defer t.Stop()
+	prefix, suffix := "\r", "   "
+	if r.cfg.ProgressLines {
+		prefix, suffix = "smtpblast: ", "\n"
+	}
 	line := func() {
 		el := time.Since(r.start).Seconds()
 		acked := r.acked.Load()
-		fmt.Fprintf(r.cfg.Progress, "\r%7.1fs  acked %d  failed %d  %.0f msg/s   ", el, acked, r.failed.Load(), float64(acked)/max(el, 1e-9))
+		fmt.Fprintf(r.cfg.Progress, "%s%7.1fs  acked %d  failed %d  %.0f msg/s%s", prefix, el, acked, r.failed.Load(), float64(acked)/max(el, 1e-9), suffix)
 	}
 	for {
 		select {
@@ -324,7 +330,9 @@ func (r *run) progress(ctx context.Context, done chan<- struct{}) {
 			line()
 		case <-ctx.Done():
 			line()
-			fmt.Fprintln(r.cfg.Progress)
+			if !r.cfg.ProgressLines {
+				fmt.Fprintln(r.cfg.Progress)
+			}
 			return
 		}
 	}
