@@ -71,9 +71,29 @@ func TestCommands(t *testing.T) {
 		p := write("bad.toml", "[spool]\ncompression = \"lz4\"\n\n[queue]\nretry_intervl = \"5m\"\n")
 		out, _, code := gannet(t, bin, "check-config", "-config", p)
 		want := p + `:2: spool.compression: "lz4" is not one of "zstd", "s2", "none"` + "\n" +
-			p + ":5: unknown key queue.retry_intervl\n"
+			p + ":5: queue.retry_intervl: unknown key; did you mean retry_interval?\n"
 		if code != 1 || !sameLines(out, want) {
 			t.Errorf("exit %d, output:\n%s\nwant:\n%s", code, out, want)
+		}
+	})
+
+	t.Run("check-config reports every mistake", func(t *testing.T) {
+		// The file of many mistakes of engine/config, whose expected
+		// output is kept there; run from its directory, as the file
+		// names key files relative to it.
+		cmd := exec.Command(bin, "check-config", "-config", "mistakes.toml")
+		cmd.Dir = filepath.Join("..", "..", "engine", "config", "testdata")
+		out, err := cmd.Output()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != 1 {
+			t.Fatalf("check-config: %v, want exit 1", err)
+		}
+		want, rerr := os.ReadFile(filepath.Join(cmd.Dir, "mistakes.golden"))
+		if rerr != nil {
+			t.Fatal(rerr)
+		}
+		if string(out) != string(want) {
+			t.Errorf("output:\n%s\nwant (engine/config/testdata/mistakes.golden):\n%s", out, want)
 		}
 	})
 
