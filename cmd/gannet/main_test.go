@@ -97,6 +97,35 @@ func TestCommands(t *testing.T) {
 		}
 	})
 
+	t.Run("config show", func(t *testing.T) {
+		script := write("show.lua", "kumo.configure_queue { max_retry_age = \"24h\" }\n")
+		p := write("show.toml", "[policy]\nscript = \""+script+"\"\n\n[[smtp_user]]\nname = \"app\"\npassword = \"s3cret\"\n")
+		out, errOut, code := gannet(t, bin, "config", "show", "-config", p, "-changed")
+		want := "# " + p + ": the keys whose value differs from the built-in configuration\n" +
+			"# (after the policy script's overrides)\n" +
+			"# Secrets are shown as \"<redacted>\".\n" +
+			"\n[[smtp_user]]\nname = \"app\"\npassword = \"<redacted>\"\n" +
+			"\n[queue]\nmax_retry_age = \"24h\"\n" +
+			"\n[policy]\nscript = \"" + script + "\"\n"
+		if code != 0 || out != want {
+			t.Errorf("config show -changed: exit %d, stderr %q, output:\n%s\nwant:\n%s", code, errOut, out, want)
+		}
+		out, _, code = gannet(t, bin, "config", "show", "-config", p)
+		for _, w := range []string{"\n[spool]\npath = \"./data/spool\"\ncompression = \"zstd\"\n", "max_retry_age = \"24h\"\n", "retry_interval = \"5m\"\n", "password = \"<redacted>\"\n"} {
+			if code != 0 || !strings.Contains(out, w) {
+				t.Errorf("config show: exit %d, no %q in:\n%s", code, w, out)
+			}
+		}
+		if strings.Contains(out, "s3cret") {
+			t.Error("config show prints the password")
+		}
+		bad := write("show-bad.toml", "[spool]\ncompresion = \"zstd\"\n")
+		out, _, code = gannet(t, bin, "config", "show", "-config", bad)
+		if code != 1 || out != bad+":2: spool.compresion: unknown key; did you mean compression?\n" {
+			t.Errorf("config show of a bad file: exit %d, %q", code, out)
+		}
+	})
+
 	t.Run("check-config of a Lua script", func(t *testing.T) {
 		p := write("relay.lua", `kumo.start_smtp_listener { listen = "127.0.0.1:2525", relay_hosts = { "127.0.0.0/8" } }
 kumo.configure_queue { retry_interval = "5m", max_retry_age = "72h" }
