@@ -34,6 +34,8 @@ type decoder struct {
 	// started are the arrays of tables this document has begun: the first
 	// element written replaces the built-in list.
 	started map[string]bool
+	// newlines are the offsets of the document's line ends, for lineAt.
+	newlines []int
 }
 
 // target is where the keys of the current table go: an addressable struct,
@@ -186,7 +188,7 @@ func (d *decoder) syntaxError(err error) (line int, msg string) {
 		if pe.Highlight == nil {
 			return 0
 		}
-		return d.p.Shape(d.p.Range(pe.Highlight)).Start.Line
+		return d.lineAt(int(d.p.Range(pe.Highlight).Offset))
 	}()
 	key, value := "", ""
 	if line > 0 {
@@ -234,7 +236,20 @@ func (d *decoder) lineOf(n *unstable.Node, def int) int {
 	if n == nil || n.Raw.Length == 0 {
 		return def
 	}
-	return d.p.Shape(n.Raw).Start.Line
+	return d.lineAt(int(n.Raw.Offset))
+}
+
+// lineAt returns the line (from 1) of byte offset off of the document.
+func (d *decoder) lineAt(off int) int {
+	if d.newlines == nil {
+		d.newlines = []int{}
+		for i, c := range d.p.Data() {
+			if c == '\n' {
+				d.newlines = append(d.newlines, i)
+			}
+		}
+	}
+	return sort.SearchInts(d.newlines, off) + 1
 }
 
 // keys returns the segments of a dotted key and the line of its first.
@@ -510,11 +525,12 @@ func (d *decoder) arrayTable(root target, e *unstable.Node) target {
 // element of a file replaces the built-in list) and returns it.
 func (d *decoder) newElement(a target, line int) target {
 	k := joinPath(a.path)
+	if prev, ok := d.defined[k]; ok {
+		// NAME = [...] written before: TOML does not extend it.
+		d.add(line, a.path, "is already set on line %d; write its elements there or as [[%s]] tables, not both", prev, displayPath(barePath(a.path)))
+		return target{}
+	}
 	if !d.started[k] {
-		if prev, ok := d.defined[k]; ok {
-			d.add(line, a.path, "is already set on line %d; a key or table may appear only once", prev)
-			return target{}
-		}
 		d.started[k] = true
 		a.v.Set(reflect.MakeSlice(a.v.Type(), 0, 1))
 		d.note(a.path, line)
@@ -575,9 +591,6 @@ func (d *decoder) keyValue(t target, e *unstable.Node) {
 	}
 	if !d.record(path, line) {
 		return
-	}
-	if kindOf(dst.Type()) == kindTableArray {
-		d.started[joinPath(path)] = true
 	}
 	v := reflect.New(dst.Type()).Elem()
 	v.Set(dst)

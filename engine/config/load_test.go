@@ -264,6 +264,22 @@ func TestErrorsHaveFileAndLine(t *testing.T) {
 		want []string // each a whole error line, with "F" for the file name
 	}{
 		{"syntax", "[spool]\npath = \n", []string{`F:2: path: TOML syntax: a value is missing after "=" (write KEY = VALUE)`}},
+		{"syntax, then more", "[spool]\npath = \n[queue]\nmax_queue_depth = 0\n", []string{
+			`F:2: path: TOML syntax: a value is missing after "=" (write KEY = VALUE)`,
+			`F:4: queue.max_queue_depth: must be at least 1, not 0`,
+		}},
+		{"duplicate key", "[spool]\npath = \"a\"\npath = \"b\"\n", []string{`F:3: spool.path: is already set on line 2; a key or table may appear only once`}},
+		{"list of tables as a table", "[smtp_listener]\nlisten = \"127.0.0.1:1\"\nmax_recipients = 0\n", []string{
+			`F:1: smtp_listener: is a list of tables: write [[smtp_listener]] (two brackets), not [smtp_listener]`,
+			`F:3: smtp_listener[0].max_recipients: must be at least 1, not 0`,
+		}},
+		{"table as a list of tables", "[[spool]]\npath = \"x\"\n", []string{`F:1: spool: is a single table: write [spool], not [[spool]]`}},
+		{"empty list, then an element", "smtp_listener = []\n[[smtp_listener]]\nlisten = \"127.0.0.1:1\"\n", []string{
+			`F:2: smtp_listener: is already set on line 1; write its elements there or as [[smtp_listener]] tables, not both`,
+		}},
+		{"wrong type in a list", "[[smtp_listener]]\nlisten = \"127.0.0.1:1\"\nauth_mechanisms = [\"PLAIN\", 2]\n", []string{
+			`F:3: smtp_listener[0].auth_mechanisms[1]: must be a string in quotes, not the integer 2`,
+		}},
 		{"unknown key", "[spool]\npath = \"x\"\ncompresion = \"zstd\"\n", []string{`F:3: spool.compresion: unknown key; did you mean compression?`}},
 		{"unknown table", "\n[spol]\npath = \"x\"\n", []string{`F:2: spol: unknown table; did you mean spool?`}},
 		{"unknown key in second element", `
