@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gannet/engine/certs"
 )
 
 func TestDefaultParsesAndValidates(t *testing.T) {
@@ -541,4 +543,27 @@ func checkFile(path string) []error {
 		out[i] = e
 	}
 	return out
+}
+
+// TestListenerCertificatePair: tls_cert and tls_key that are not a
+// certificate and its key are refused, naming the listener and both files.
+func TestListenerCertificatePair(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"a", "b"} {
+		if err := certs.WriteSelfSigned(filepath.Join(dir, n+"-cert.pem"), filepath.Join(dir, n+"-key.pem"), "relay.test", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := fmt.Sprintf("[[smtp_listener]]\nname = \"in\"\nlisten = \"127.0.0.1:1\"\ntls_cert = %q\ntls_key = %q\n",
+		filepath.Join(dir, "a-cert.pem"), filepath.Join(dir, "b-key.pem"))
+	_, err := Parse("f.toml", []byte(src))
+	want := fmt.Sprintf(`f.toml:4: smtp_listener[0].tls_cert: smtp_listener "in": tls_cert %s and tls_key %s are not a PEM certificate and its private key: tls: private key does not match public key`,
+		filepath.Join(dir, "a-cert.pem"), filepath.Join(dir, "b-key.pem"))
+	if err == nil || err.Error() != want {
+		t.Errorf("Parse = %v\nwant %s", err, want)
+	}
+	src = strings.ReplaceAll(src, "b-key.pem", "a-key.pem")
+	if _, err := Parse("f.toml", []byte(src)); err != nil {
+		t.Errorf("a matching pair: %v", err)
+	}
 }
