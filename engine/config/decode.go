@@ -354,15 +354,16 @@ func keyNames(t reflect.Type) []string {
 func (d *decoder) unknown(line int, path []string, t reflect.Type, what string) {
 	name := path[len(path)-1]
 	names := keyNames(t)
-	best, bestDist := "", 3
+	// The closest key, if a typo away: up to one edit in three letters.
+	best, bestDist := "", max(1, len(name)/3)+1
 	for _, n := range names {
-		if dist := editDistance(strings.ToLower(name), n); dist < bestDist || dist == bestDist && best == "" && dist <= len(name)/3 {
+		if dist := editDistance(strings.ToLower(name), n); dist < bestDist {
 			best, bestDist = n, dist
 		}
 	}
 	where := tableName(path[:len(path)-1])
 	switch {
-	case best != "" && bestDist <= max(1, len(name)/3):
+	case best != "":
 		d.add(line, path, "unknown %s; did you mean %s?", what, best)
 	case len(names) <= 8:
 		d.add(line, path, "unknown %s; %s has %s", what, where, strings.Join(names, ", "))
