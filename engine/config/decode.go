@@ -108,7 +108,7 @@ func skipSyntaxErrors(file string, src []byte) ([]byte, Errors) {
 	doc := src
 	var es Errors
 	p := new(unstable.Parser)
-	last := 0
+	last, lastMsg := 0, ""
 	for len(es) < maxSyntaxErrors {
 		p.Reset(doc)
 		for p.NextExpression() {
@@ -119,6 +119,15 @@ func skipSyntaxErrors(file string, src []byte) ([]byte, Errors) {
 		}
 		d := &decoder{p: p}
 		line, msg := d.syntaxError(err)
+		var pe *unstable.ParserError
+		if errors.As(err, &pe) && pe.Message == lastMsg && line == last+1 {
+			// The same complaint again: an echo of the last one (an
+			// unclosed list or table), not a mistake of its own.
+			break
+		}
+		if pe != nil {
+			lastMsg = pe.Message
+		}
 		if line <= last {
 			break
 		}
@@ -133,8 +142,8 @@ func skipSyntaxErrors(file string, src []byte) ([]byte, Errors) {
 		return doc, nil
 	}
 	// The text still does not parse: decode only what comes before the
-	// first error.
-	return blankFrom(doc, es[0].Line), es
+	// error that remains.
+	return cutAtError(doc), es
 }
 
 // blankLine replaces the text of line n (from 1) with blanks.
@@ -152,15 +161,20 @@ func blankLine(doc []byte, n int) {
 	}
 }
 
-// blankFrom returns doc with line n and the lines after it removed, unless
-// the text without the blanked lines parses.
-func blankFrom(doc []byte, n int) []byte {
+// cutAtError returns doc without the line of its syntax error and the lines
+// after it (doc itself when it parses).
+func cutAtError(doc []byte) []byte {
 	p := new(unstable.Parser)
 	p.Reset(doc)
 	for p.NextExpression() {
 	}
-	if p.Error() == nil {
+	err := p.Error()
+	if err == nil {
 		return doc
+	}
+	n, _ := (&decoder{p: p}).syntaxError(err)
+	if n == 0 {
+		return nil
 	}
 	start := 0
 	for i := 1; i < n; i++ {
@@ -208,7 +222,7 @@ func (d *decoder) syntaxError(err error) (line int, msg string) {
 	switch {
 	case pe.Message == "unexpected character U+000A at start of value" || pe.Message == "expected value, not end of input":
 		msg = `TOML syntax: a value is missing after "=" (write KEY = VALUE)`
-	case strings.HasPrefix(pe.Message, "unexpected character") && strings.HasSuffix(pe.Message, "at start of value"):
+	case value != "" && (pe.Message == "strings must be quoted" || strings.HasPrefix(pe.Message, "unexpected character") && strings.HasSuffix(pe.Message, "at start of value")):
 		msg = fmt.Sprintf(`TOML syntax: %s is not a value: write a string in quotes ("%s"), a number, true or false, a list [...] or a table {...}`, value, strings.ReplaceAll(value, `"`, `\"`))
 	default:
 		msg = "TOML syntax: " + pe.Message

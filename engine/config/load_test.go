@@ -270,6 +270,15 @@ func TestErrorsHaveFileAndLine(t *testing.T) {
 			`F:2: path: TOML syntax: a value is missing after "=" (write KEY = VALUE)`,
 			`F:4: queue.max_queue_depth: must be at least 1, not 0`,
 		}},
+		{"several syntax errors", "[spool]\npath = \n[queue]\nmax_queue_depth = \nretry_interval = 5m\n[log]\nretain = \"1x\"\n", []string{
+			`F:2: path: TOML syntax: a value is missing after "=" (write KEY = VALUE)`,
+			`F:4: max_queue_depth: TOML syntax: a value is missing after "=" (write KEY = VALUE)`,
+			`F:5: retry_interval: TOML syntax: 5m is not a value: write a string in quotes ("5m"), a number, true or false, a list [...] or a table {...}`,
+			`F:7: log.retain: "1x" is not a duration (write a Go duration such as "30s", "5m" or "72h")`,
+		}},
+		{"an unclosed inline table", "[spool]\npath = \"x\"\nsmtp_listener = [\n  {listen = \"127.0.0.1:1\"\n]\n", []string{
+			`F:5: TOML syntax: expected ',' or '}' after inline table key-value (at "]")`,
+		}},
 		{"duplicate key", "[spool]\npath = \"a\"\npath = \"b\"\n", []string{`F:3: spool.path: is already set on line 2; a key or table may appear only once`}},
 		{"list of tables as a table", "[smtp_listener]\nlisten = \"127.0.0.1:1\"\nmax_recipients = 0\n", []string{
 			`F:1: smtp_listener: is a list of tables: write [[smtp_listener]] (two brackets), not [smtp_listener]`,
