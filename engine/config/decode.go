@@ -432,18 +432,20 @@ func (d *decoder) child(t target, seg string, line int, what string) target {
 			d.unknown(line, path, t.v.Type(), what)
 			return target{}
 		}
-		for f.Kind() == reflect.Pointer {
-			if f.IsNil() {
-				f.Set(reflect.New(f.Type().Elem()))
-			}
-			f = f.Elem()
-		}
 		switch kindOf(f.Type()) {
 		case kindTable, kindTableMap:
+			for f.Kind() == reflect.Pointer {
+				if f.IsNil() {
+					f.Set(reflect.New(f.Type().Elem()))
+				}
+				f = f.Elem()
+			}
 			return target{v: f, path: path, commit: t.commit}
 		case kindTableArray:
-			if f.Len() == 0 {
-				d.add(line, path, "is a list of tables: write [[%s]] before its sub-tables", displayPath(barePath(path)))
+			// Sub-tables of an element ([a.b] after [[a]]) go to the
+			// last element the file wrote; dotted keys never do.
+			if !d.started[joinPath(path)] || f.Len() == 0 || what != "table" {
+				d.add(line, path, "is a list of tables: write [[%s]], then its keys", displayPath(barePath(path)))
 				return target{}
 			}
 			i := f.Len() - 1

@@ -279,6 +279,12 @@ func TestErrorsHaveFileAndLine(t *testing.T) {
 		{"an unclosed inline table", "[spool]\npath = \"x\"\nsmtp_listener = [\n  {listen = \"127.0.0.1:1\"\n]\n", []string{
 			`F:5: TOML syntax: expected ',' or '}' after inline table key-value (at "]")`,
 		}},
+		{"dotted key into a list of tables", "smtp_listener.listen = \"127.0.0.1:1\"\n", []string{
+			`F:1: smtp_listener: is a list of tables: write [[smtp_listener]], then its keys`,
+		}},
+		{"dotted key into a value", "[tls_policy.\"example.test\"]\nmode.x = 1\n", []string{
+			`F:2: tls_policy."example.test".mode: is a single value, not a table: write mode = VALUE under [tls_policy."example.test"]`,
+		}},
 		{"duplicate key", "[spool]\npath = \"a\"\npath = \"b\"\n", []string{`F:3: spool.path: is already set on line 2; a key or table may appear only once`}},
 		{"list of tables as a table", "[smtp_listener]\nlisten = \"127.0.0.1:1\"\nmax_recipients = 0\n", []string{
 			`F:1: smtp_listener: is a list of tables: write [[smtp_listener]] (two brackets), not [smtp_listener]`,
