@@ -21,7 +21,7 @@ func (e *Engine) buildInbound() error {
 		l := &e.cfg.SMTPListeners[i]
 		store, err := certs.Open(l.TLSCert, l.TLSKey, filepath.Join(e.dataDir(), "tls"), l.Hostname)
 		if err != nil {
-			return fmt.Errorf("smtp_listener %s: %w", l.Name, err)
+			return fmt.Errorf("smtp_listener %q: %w", l.Name, err)
 		}
 		e.certs[l.Name] = store
 		e.metrics.CertificateExpiry(l.Name, store.NotAfter)

@@ -177,6 +177,12 @@ max_retry_age = "24h"
 	if !strings.Contains(out, file+":") || !strings.Contains(out, "keeping the running configuration") {
 		t.Errorf("a broken file is not reported with FILE:LINE:\n%s", out)
 	}
+	// Every problem, decode errors included, in the one reload.
+	for _, p := range []string{`tls.mode: \"nonsense\" is not one of`, "delivery.no_such_key: unknown key"} {
+		if !strings.Contains(out, p) {
+			t.Errorf("reload does not report %q:\n%s", p, out)
+		}
+	}
 	time.Sleep(1100 * time.Millisecond) // the shaper re-reads limits once a second
 	siteRate("25")
 	if r := e.tenantRate("acme"); r != 0.2 {

@@ -2,6 +2,7 @@
 //
 //	gannet serve [-config FILE]          run the relay (embedded default config without -config)
 //	gannet config default                print the embedded default config
+//	gannet config show [-config FILE] [-changed]   print the effective config (-changed: only what differs from the default)
 //	gannet check-config -config FILE     check a config; FILE:LINE lines and exit 1 on problems
 //	gannet dkim-keygen -domain D -selector S -algo rsa|ed25519 -out DIR   write a DKIM key, print its TXT record
 //	gannet queue summary|inspect ID      the queue, over the HTTP admin API (-api URL, -key KEY, -json)
@@ -37,7 +38,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the relay: serve [-config FILE]", cmdServe},
-		{"config", "config tools: config default (print the embedded default config)", cmdConfig},
+		{"config", "config tools: config default (print the embedded default config) | config show [-config FILE] [-changed] (the effective config; -changed: what differs from the default)", cmdConfig},
 		{"check-config", "check a config file: check-config -config FILE", cmdCheckConfig},
 		{"dkim-keygen", "make a DKIM key pair: dkim-keygen -domain D -selector S -algo rsa|ed25519 -out DIR", cmdDKIMKeygen},
 		{"queue", "the queue over the admin API: queue summary | queue inspect ID | queue retry|hold|release ID...|-domain D", cmdQueue},

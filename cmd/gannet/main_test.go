@@ -71,9 +71,58 @@ func TestCommands(t *testing.T) {
 		p := write("bad.toml", "[spool]\ncompression = \"lz4\"\n\n[queue]\nretry_intervl = \"5m\"\n")
 		out, _, code := gannet(t, bin, "check-config", "-config", p)
 		want := p + `:2: spool.compression: "lz4" is not one of "zstd", "s2", "none"` + "\n" +
-			p + ":5: unknown key queue.retry_intervl\n"
+			p + ":5: queue.retry_intervl: unknown key; did you mean retry_interval?\n"
 		if code != 1 || !sameLines(out, want) {
 			t.Errorf("exit %d, output:\n%s\nwant:\n%s", code, out, want)
+		}
+	})
+
+	t.Run("check-config reports every mistake", func(t *testing.T) {
+		// The file of many mistakes of engine/config, whose expected
+		// output is kept there; run from its directory, as the file
+		// names key files relative to it.
+		cmd := exec.Command(bin, "check-config", "-config", "mistakes.toml")
+		cmd.Dir = filepath.Join("..", "..", "engine", "config", "testdata")
+		out, err := cmd.Output()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != 1 {
+			t.Fatalf("check-config: %v, want exit 1", err)
+		}
+		want, rerr := os.ReadFile(filepath.Join(cmd.Dir, "mistakes.golden"))
+		if rerr != nil {
+			t.Fatal(rerr)
+		}
+		if string(out) != string(want) {
+			t.Errorf("output:\n%s\nwant (engine/config/testdata/mistakes.golden):\n%s", out, want)
+		}
+	})
+
+	t.Run("config show", func(t *testing.T) {
+		script := write("show.lua", "kumo.configure_queue { max_retry_age = \"24h\" }\n")
+		p := write("show.toml", "[policy]\nscript = \""+script+"\"\n\n[[smtp_user]]\nname = \"app\"\npassword = \"s3cret\"\n")
+		out, errOut, code := gannet(t, bin, "config", "show", "-config", p, "-changed")
+		want := "# " + p + ": the keys whose value differs from the built-in configuration\n" +
+			"# (after the policy script's overrides)\n" +
+			"# Secrets are shown as \"<redacted>\".\n" +
+			"\n[[smtp_user]]\nname = \"app\"\npassword = \"<redacted>\"\n" +
+			"\n[queue]\nmax_retry_age = \"24h\"\n" +
+			"\n[policy]\nscript = \"" + script + "\"\n"
+		if code != 0 || out != want {
+			t.Errorf("config show -changed: exit %d, stderr %q, output:\n%s\nwant:\n%s", code, errOut, out, want)
+		}
+		out, _, code = gannet(t, bin, "config", "show", "-config", p)
+		for _, w := range []string{"\n[spool]\npath = \"./data/spool\"\ncompression = \"zstd\"\n", "max_retry_age = \"24h\"\n", "retry_interval = \"5m\"\n", "password = \"<redacted>\"\n"} {
+			if code != 0 || !strings.Contains(out, w) {
+				t.Errorf("config show: exit %d, no %q in:\n%s", code, w, out)
+			}
+		}
+		if strings.Contains(out, "s3cret") {
+			t.Error("config show prints the password")
+		}
+		bad := write("show-bad.toml", "[spool]\ncompresion = \"zstd\"\n")
+		out, _, code = gannet(t, bin, "config", "show", "-config", bad)
+		if code != 1 || out != bad+":2: spool.compresion: unknown key; did you mean compression?\n" {
+			t.Errorf("config show of a bad file: exit %d, %q", code, out)
 		}
 	})
 

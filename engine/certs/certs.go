@@ -71,15 +71,15 @@ func (s *Store) Reload() error {
 func (s *Store) reloadLocked() error {
 	cs, err := os.Stat(s.certFile)
 	if err != nil {
-		return fmt.Errorf("certs: %w", err)
+		return fmt.Errorf("tls_cert %s: %w", s.certFile, pathErr(err))
 	}
 	ks, err := os.Stat(s.keyFile)
 	if err != nil {
-		return fmt.Errorf("certs: %w", err)
+		return fmt.Errorf("tls_key %s: %w", s.keyFile, pathErr(err))
 	}
 	pair, err := tls.LoadX509KeyPair(s.certFile, s.keyFile)
 	if err != nil {
-		return fmt.Errorf("certs: %s: %w", s.certFile, err)
+		return fmt.Errorf("tls_cert %s and tls_key %s: %w", s.certFile, s.keyFile, err)
 	}
 	s.cert = &pair
 	s.certMod, s.keyMod = cs.ModTime(), ks.ModTime()
@@ -208,4 +208,14 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// pathErr returns the cause of a file error without the operation and path,
+// which the caller names itself: "no such file or directory".
+func pathErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

@@ -140,3 +140,22 @@ func TestProblems(t *testing.T) {
 		t.Errorf("nil leaf: %q", p)
 	}
 }
+
+// TestOpenNamesMissingFile: a missing certificate or key is named by its
+// key and path, without Go's "stat" (the engine puts the listener before).
+func TestOpenNamesMissingFile(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
+	if err := WriteSelfSigned(cert, key, "relay.test", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.pem")
+	for _, tt := range []struct{ cert, key, want string }{
+		{missing, key, "tls_cert " + missing + ": no such file or directory"},
+		{cert, missing, "tls_key " + missing + ": no such file or directory"},
+	} {
+		if _, err := Open(tt.cert, tt.key, dir, "relay.test"); err == nil || err.Error() != tt.want {
+			t.Errorf("Open(%s, %s) = %v, want %q", tt.cert, tt.key, err, tt.want)
+		}
+	}
+}

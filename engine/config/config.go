@@ -129,8 +129,8 @@ func (l *SMTPListener) SelfSignedTLS() bool { return l.TLSCert == "" && l.TLSKey
 // SMTPUser is one [[smtp_user]]: an SMTP AUTH account.
 type SMTPUser struct {
 	Name         string `toml:"name"`
-	Password     string `toml:"password"`
-	PasswordHash string `toml:"password_hash"` // bcrypt
+	Password     string `toml:"password" secret:"true"`
+	PasswordHash string `toml:"password_hash" secret:"true"` // bcrypt
 	Tenant       string `toml:"tenant"`
 }
 
@@ -166,8 +166,8 @@ func (l *HTTPListener) Serves(service string) bool {
 
 // APIKey is one [[api_key]]: a bearer token for the HTTP API.
 type APIKey struct {
-	Key       string `toml:"key"`
-	KeySHA256 string `toml:"key_sha256"` // hex SHA-256 of the key, lower case after Load
+	Key       string `toml:"key" secret:"true"`
+	KeySHA256 string `toml:"key_sha256" secret:"true"` // hex SHA-256 of the key, lower case after Load
 	Tenant    string `toml:"tenant"`
 }
 

@@ -4,61 +4,59 @@ import "testing"
 
 func TestLineIndex(t *testing.T) {
 	src := `# comment
-top = 1
-[a]
-x = [
-  "one",  # a comment with ] and [
-  "two",
+[spool]
+path = "x"
+[resolver]
+nameservers = [
+  "127.0.0.1",  # a comment with ] and [
+  "127.0.0.2",
 ]
-y = """
-z = 3
+[meta]
+tenant_header = """
+priority_header = 3
 """
-"quoted.key" = 2
-dotted . key = 3
-[[arr]]
-k = 1
-[[arr]]
-k = 2
-[arr.sub]
-k = 3
-[t."gmail.com"]
-v = 'lit'
-inline = { p = 1 }
+"campaign_header" = "X-C"
+[[smtp_listener]]
+listen = "127.0.0.1:1"
+[[smtp_listener]]
+listen = "127.0.0.1:2"
+[[egress_pool]]
+name = "p"
+[[egress_pool.sources]]
+name = "s"
+[shaping."gmail.com"]
+connection_limit = 1
+[tls_policy]
+"example.com" = { mode = "required" }
 `
-	ix := indexLines(src)
+	c, tmpl := Base()
+	es, ix := decode("f", []byte(src), c, &tmpl)
+	if len(es) > 0 {
+		t.Fatal(es)
+	}
 	for _, tt := range []struct {
 		path []string
 		want int
 	}{
-		{at("top"), 2},
-		{at("a"), 3},
-		{at("a", "x"), 4},
-		{at("a", "y"), 8},
-		{at("a", "z"), 3}, // inside a string: not a key; falls back to [a]
-		{at("a", "quoted.key"), 11},
-		{at("a", "dotted", "key"), 12},
-		{at("arr", 0), 13},
-		{at("arr", 0, "k"), 14},
-		{at("arr", 1, "k"), 16},
-		{at("arr", 1, "sub", "k"), 18},
-		{at("arr", 2, "k"), 0},
-		{at("t", "gmail.com", "v"), 20},
-		{at("t", "gmail.com", "inline", "p"), 21},
+		{at("spool"), 2},
+		{at("spool", "path"), 3},
+		{at("resolver", "nameservers"), 5},
+		{at("meta", "tenant_header"), 10},
+		{at("meta", "priority_header"), 9}, // inside a string: not a key; falls back to [meta]
+		{at("meta", "campaign_header"), 13},
+		{at("smtp_listener", 0), 14},
+		{at("smtp_listener", 0, "listen"), 15},
+		{at("smtp_listener", 1, "listen"), 17},
+		{at("smtp_listener", 1, "name"), 16},
+		{at("egress_pool", 0, "sources", 0, "name"), 21},
+		{at("shaping", "gmail.com", "connection_limit"), 23},
+		{at("shaping", "Gmail.COM", "connection_limit"), 23},
+		{at("tls_policy", "example.com", "mode"), 25},
 		{at("nope"), 0},
-		{at("T", "Gmail.COM", "v"), 20},
 	} {
 		if got := ix.line(tt.path); got != tt.want {
 			t.Errorf("line(%s) = %d, want %d", displayPath(tt.path), got, tt.want)
 		}
-	}
-	if got := ix.occurrence(at("arr", "k"), 1); got != 16 {
-		t.Errorf("second arr.k at %d", got)
-	}
-	if got := ix.occurrence(at("t", "gmail.com", "inline", "q"), 0); got != 21 {
-		t.Errorf("key inside an inline table at %d", got)
-	}
-	if got := ix.lineWithValue(at("arr", "k"), "2"); got != 16 {
-		t.Errorf("arr.k = 2 at %d", got)
 	}
 }
 
@@ -81,7 +79,6 @@ func FuzzParse(f *testing.F) {
 				}
 			}
 		}
-		indexLines(string(src))
 	})
 }
 

@@ -2,15 +2,9 @@ package config
 
 import (
 	_ "embed"
-	"errors"
-	"fmt"
 	"os"
-	"regexp"
-	"sort"
 	"strconv"
 	"strings"
-
-	"github.com/BurntSushi/toml"
 )
 
 //go:embed default.toml
@@ -34,12 +28,8 @@ func Default() *Config {
 
 func parseDefault() (*Config, error) {
 	c := new(Config)
-	md, err := toml.Decode(string(defaultTOML), c)
-	if err != nil {
-		return nil, err
-	}
-	if u := md.Undecoded(); len(u) > 0 {
-		return nil, fmt.Errorf("unknown key %s", u[0])
+	if es, _ := decode("default.toml", defaultTOML, c, nil); len(es) > 0 {
+		return nil, es
 	}
 	return c, nil
 }
@@ -99,82 +89,20 @@ func defaultDKIMHeaders() []string {
 }
 
 // Parse is Load for a file already read; path is only used in messages.
+// Every problem is reported, those of decoding (syntax, unknown keys, values
+// of the wrong type or that their type refuses) and those of the checks of
+// the decoded values together, in line order.
 func Parse(path string, src []byte) (*Config, error) {
-	text := string(src)
-	ix := indexLines(text)
-	fail := func(line int, msg string) (*Config, error) {
-		return nil, Errors{{File: path, Line: line, Msg: msg}}
-	}
-
-	// First pass: syntax, and how many elements each array of tables has.
-	var raw map[string]any
-	if _, err := toml.Decode(text, &raw); err != nil {
-		line, msg := decodeErrorLine(err, ix)
-		return fail(line, msg)
-	}
-
 	c, t := Base()
-	c.SMTPListeners = fill(raw, "smtp_listener", c.SMTPListeners, t.smtp)
-	c.HTTPListeners = fill(raw, "http_listener", c.HTTPListeners, t.http)
-	c.DKIM = fill(raw, "dkim", c.DKIM, t.dkim)
-	c.SMTPUsers = fill(raw, "smtp_user", c.SMTPUsers, SMTPUser{})
-	c.APIKeys = fill(raw, "api_key", c.APIKeys, APIKey{})
-	c.Tenants = fill(raw, "tenant", c.Tenants, Tenant{})
-
-	// Second pass: decode over the defaults.
-	md, err := toml.Decode(text, c)
-	if err != nil {
-		line, msg := decodeErrorLine(err, ix)
-		return fail(line, msg)
-	}
-
-	var es Errors
-	seen := map[string]int{}
-	undecoded := map[string]bool{}
-	for _, k := range md.Undecoded() {
-		ks := k.String()
-		undecoded[ks] = true
-		nth := seen[ks]
-		seen[ks]++
-		if len(k) > 1 && undecoded[k[:len(k)-1].String()] {
-			continue // inside an unknown table, which is reported already
-		}
-		es = append(es, &Error{File: path, Line: ix.occurrence(k, nth), Msg: "unknown key " + displayPath(k)})
-	}
-
+	es, ix := decode(path, src, c, &t)
 	if err := Complete(c, path, ix.line); err != nil {
 		es = append(es, err.(Errors)...)
 	}
 	if len(es) > 0 {
-		// In file order, as a compiler reports; problems without a line
-		// of their own first.
-		sort.SliceStable(es, func(i, j int) bool { return es[i].Line < es[j].Line })
+		sortErrors(es)
 		return nil, es
 	}
 	return c, nil
-}
-
-// fill returns n copies of tmpl when the file has an array of n tables under
-// key, and def unchanged when it has none. The TOML decoder reuses slice
-// elements it finds, so keys an element leaves out keep the template's value.
-func fill[T any](raw map[string]any, key string, def []T, tmpl T) []T {
-	v, ok := raw[key]
-	if !ok {
-		return def
-	}
-	n := 0
-	switch a := v.(type) {
-	case []map[string]any:
-		n = len(a)
-	case []any:
-		n = len(a)
-	}
-	out := make([]T, n)
-	for i := range out {
-		// Slices inside the template must not be shared between elements.
-		out[i] = cloneSlices(tmpl)
-	}
-	return out
 }
 
 func cloneSlices[T any](v T) T {
@@ -189,39 +117,4 @@ func cloneSlices[T any](v T) T {
 		x.Headers = append([]string(nil), x.Headers...)
 	}
 	return v
-}
-
-var lineErrRe = regexp.MustCompile(`^toml: (?:line (\d+) )?\(last key "(.*)"\): (.*)$`)
-
-// decodeErrorLine turns an error of the TOML decoder into a line and a
-// message.
-func decodeErrorLine(err error, ix *lineIndex) (int, string) {
-	var pe toml.ParseError
-	if errors.As(err, &pe) {
-		line := pe.Position.Line
-		msg := pe.Message
-		// Errors of our own value types start with the offending text,
-		// quoted; with it, find the right element of an array of tables
-		// (the decoder knows only the last place a key name was written).
-		if q, qerr := strconv.QuotedPrefix(msg); qerr == nil && pe.LastKey != "" {
-			if key, _, ok := parseKey(pe.LastKey); ok {
-				unq, _ := strconv.Unquote(q)
-				if l := ix.lineWithValue(key, unq); l > 0 {
-					line = l
-				}
-				msg = displayPath(key) + ": " + msg
-			}
-		}
-		return line, msg
-	}
-	s := err.Error()
-	if m := lineErrRe.FindStringSubmatch(s); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		key, _, _ := parseKey(m[2])
-		if line == 0 {
-			line = ix.occurrence(key, 0)
-		}
-		return line, displayPath(key) + ": " + strings.TrimPrefix(m[3], "toml: ")
-	}
-	return 0, strings.TrimPrefix(s, "toml: ")
 }

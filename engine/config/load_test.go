@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gannet/engine/certs"
 )
 
 func TestDefaultParsesAndValidates(t *testing.T) {
@@ -263,22 +265,53 @@ func TestErrorsHaveFileAndLine(t *testing.T) {
 		src  string
 		want []string // each a whole error line, with "F" for the file name
 	}{
-		{"syntax", "[spool]\npath = \n", []string{`F:2: expected value but found '\n' instead`}},
-		{"unknown key", "[spool]\npath = \"x\"\ncompresion = \"zstd\"\n", []string{`F:3: unknown key spool.compresion`}},
-		{"unknown table", "\n[spol]\npath = \"x\"\n", []string{`F:2: unknown key spol`}},
+		{"syntax", "[spool]\npath = \n", []string{`F:2: path: TOML syntax: a value is missing after "=" (write KEY = VALUE)`}},
+		{"syntax, then more", "[spool]\npath = \n[queue]\nmax_queue_depth = 0\n", []string{
+			`F:2: path: TOML syntax: a value is missing after "=" (write KEY = VALUE)`,
+			`F:4: queue.max_queue_depth: must be at least 1, not 0`,
+		}},
+		{"several syntax errors", "[spool]\npath = \n[queue]\nmax_queue_depth = \nretry_interval = 5m\n[log]\nretain = \"1x\"\n", []string{
+			`F:2: path: TOML syntax: a value is missing after "=" (write KEY = VALUE)`,
+			`F:4: max_queue_depth: TOML syntax: a value is missing after "=" (write KEY = VALUE)`,
+			`F:5: retry_interval: TOML syntax: 5m is not a value: write a string in quotes ("5m"), a number, true or false, a list [...] or a table {...}`,
+			`F:7: log.retain: "1x" is not a duration (write a Go duration such as "30s", "5m" or "72h")`,
+		}},
+		{"an unclosed inline table", "[spool]\npath = \"x\"\nsmtp_listener = [\n  {listen = \"127.0.0.1:1\"\n]\n", []string{
+			`F:5: TOML syntax: expected ',' or '}' after inline table key-value (at "]")`,
+		}},
+		{"dotted key into a list of tables", "smtp_listener.listen = \"127.0.0.1:1\"\n", []string{
+			`F:1: smtp_listener: is a list of tables: write [[smtp_listener]], then its keys`,
+		}},
+		{"dotted key into a value", "[tls_policy.\"example.test\"]\nmode.x = 1\n", []string{
+			`F:2: tls_policy."example.test".mode: is a single value, not a table: write mode = VALUE under [tls_policy."example.test"]`,
+		}},
+		{"duplicate key", "[spool]\npath = \"a\"\npath = \"b\"\n", []string{`F:3: spool.path: is already set on line 2; a key or table may appear only once`}},
+		{"list of tables as a table", "[smtp_listener]\nlisten = \"127.0.0.1:1\"\nmax_recipients = 0\n", []string{
+			`F:1: smtp_listener: is a list of tables: write [[smtp_listener]] (two brackets), not [smtp_listener]`,
+			`F:3: smtp_listener[0].max_recipients: must be at least 1, not 0`,
+		}},
+		{"table as a list of tables", "[[spool]]\npath = \"x\"\n", []string{`F:1: spool: is a single table: write [spool], not [[spool]]`}},
+		{"empty list, then an element", "smtp_listener = []\n[[smtp_listener]]\nlisten = \"127.0.0.1:1\"\n", []string{
+			`F:2: smtp_listener: is already set on line 1; write its elements there or as [[smtp_listener]] tables, not both`,
+		}},
+		{"wrong type in a list", "[[smtp_listener]]\nlisten = \"127.0.0.1:1\"\nauth_mechanisms = [\"PLAIN\", 2]\n", []string{
+			`F:3: smtp_listener[0].auth_mechanisms[1]: must be a string in quotes, not the integer 2`,
+		}},
+		{"unknown key", "[spool]\npath = \"x\"\ncompresion = \"zstd\"\n", []string{`F:3: spool.compresion: unknown key; did you mean compression?`}},
+		{"unknown table", "\n[spol]\npath = \"x\"\n", []string{`F:2: spol: unknown table; did you mean spool?`}},
 		{"unknown key in second element", `
 [[smtp_listener]]
 listen = "127.0.0.1:2600"
 [[smtp_listener]]
 listen = "127.0.0.1:2601"
 colour = "blue"
-`, []string{`F:6: unknown key smtp_listener.colour`}},
+`, []string{"F:6: smtp_listener[1].colour: unknown key; `gannet config default` lists every key of [[smtp_listener]]"}},
 		{"unknown key in an inline table", "smtp_listener = [\n  {listen = \"127.0.0.1:1\", foo = 2},\n]\n",
-			[]string{`F:1: unknown key smtp_listener.foo`}},
+			[]string{"F:2: smtp_listener[0].foo: unknown key; `gannet config default` lists every key of [[smtp_listener]]"}},
 		{"upper-case shaping domain", "\n[shaping.\"Gmail.com\"]\nconnection_limit = -1\n",
 			[]string{`F:3: shaping."gmail.com".connection_limit: must be at least 1, not -1`}},
 		{"bad size", "[[smtp_listener]]\nlisten = \"127.0.0.1:1\"\nmax_message_size = \"20XB\"\n",
-			[]string{`F:3: smtp_listener.max_message_size: "20XB" is not a size (write bytes as an integer, or "512KiB", "20MiB", "10MB", "1GiB")`}},
+			[]string{`F:3: smtp_listener[0].max_message_size: "20XB" is not a size (write bytes as an integer, or "512KiB", "20MiB", "10MB", "1GiB")`}},
 		{"bad value in first of two elements", `
 [[smtp_listener]]
 listen = "127.0.0.1:2600"
@@ -286,13 +319,13 @@ command_timeout = "5 minutes"
 [[smtp_listener]]
 listen = "127.0.0.1:2601"
 command_timeout = "5m"
-`, []string{`F:4: smtp_listener.command_timeout: "5 minutes" is not a duration (write a Go duration such as "30s", "5m" or "72h")`}},
+`, []string{`F:4: smtp_listener[0].command_timeout: "5 minutes" is not a duration (write a Go duration such as "30s", "5m" or "72h")`}},
 		{"bad rate", "[delivery]\nmax_message_rate = \"100 per second\"\n",
 			[]string{`F:2: delivery.max_message_rate: "100 per second" is not a rate (write COUNT/PERIOD such as "100/s", "1000/m", "5000/h" or "unlimited")`}},
 		{"bad cidr", "[[http_listener]]\nlisten = \"127.0.0.1:1\"\ntrusted_hosts = [\n  \"127.0.0.1\",\n  \"10.0.0.0/33\",\n]\n",
-			[]string{`F:3: http_listener.trusted_hosts: "10.0.0.0/33" is not an IP network (write "192.0.2.0/24", "::1/128" or "127.0.0.1")`}},
+			[]string{`F:5: http_listener[0].trusted_hosts[1]: "10.0.0.0/33" is not an IP network (write "192.0.2.0/24", "::1/128" or "127.0.0.1")`}},
 		{"wrong type", "[queue]\nmax_queue_depth = \"lots\"\n",
-			[]string{`F:2: queue.max_queue_depth: incompatible types: TOML value has type string; destination has type integer`}},
+			[]string{`F:2: queue.max_queue_depth: must be an integer, not the string "lots"`}},
 		{"log rotation", "[log]\nmax_file_size = \"10KiB\"\nmax_file_age = \"0s\"\nretain = \"-1h\"\n", []string{
 			`F:2: log.max_file_size: must be at least 1MiB, not 10240 bytes`,
 			`F:3: log.max_file_age: must be a positive duration, not "0s"`,
@@ -316,7 +349,7 @@ tls_cert = "cert.pem"
 `, []string{
 			`F:4: smtp_listener[0].listen: "127.0.0.1" is not host:port`,
 			`F:9: smtp_listener[0].tls_cert: tls_cert and tls_key go together: set both or neither`,
-			`F:9: smtp_listener[0].tls_cert: cannot read "cert.pem": no such file or directory`,
+			`F:9: smtp_listener[0].tls_cert: smtp_listener "in": tls_cert cert.pem: no such file or directory`,
 			`F:8: smtp_listener[0].auth_mechanisms: "XOAUTH2" is not one of "PLAIN", "LOGIN", "CRAM-MD5"`,
 			`F:6: smtp_listener[0].max_recipients: must be at least 1, not 0`,
 			`F:5: smtp_listener[0].bare_lf: "keep" is not one of "normalize", "reject"`,
@@ -364,8 +397,8 @@ max_inject_bytes = "0MiB"
 			`F:7: smtp_listener[1].name: listener name "in" is used twice`,
 			`F:11: http_listener[0].listen: "127.0.0.1:2600" is already used by smtp_listener[0].listen`,
 			`F:12: http_listener[0].services: "smtp" is not one of "inject", "admin", "metrics"`,
-			`F:13: http_listener[0].max_message_size: must be a positive size, not 0`,
-			`F:14: http_listener[0].max_inject_bytes: must be a positive size, not 0`,
+			`F:13: http_listener[0].max_message_size: must be a positive size (such as "20MiB"), not 0`,
+			`F:14: http_listener[0].max_inject_bytes: must be a positive size (such as "20MiB"), not 0`,
 		}},
 		{"users and keys", `
 [[tenant]]
@@ -525,4 +558,27 @@ func checkFile(path string) []error {
 		out[i] = e
 	}
 	return out
+}
+
+// TestListenerCertificatePair: tls_cert and tls_key that are not a
+// certificate and its key are refused, naming the listener and both files.
+func TestListenerCertificatePair(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"a", "b"} {
+		if err := certs.WriteSelfSigned(filepath.Join(dir, n+"-cert.pem"), filepath.Join(dir, n+"-key.pem"), "relay.test", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := fmt.Sprintf("[[smtp_listener]]\nname = \"in\"\nlisten = \"127.0.0.1:1\"\ntls_cert = %q\ntls_key = %q\n",
+		filepath.Join(dir, "a-cert.pem"), filepath.Join(dir, "b-key.pem"))
+	_, err := Parse("f.toml", []byte(src))
+	want := fmt.Sprintf(`f.toml:4: smtp_listener[0].tls_cert: smtp_listener "in": tls_cert %s and tls_key %s are not a PEM certificate and its private key: tls: private key does not match public key`,
+		filepath.Join(dir, "a-cert.pem"), filepath.Join(dir, "b-key.pem"))
+	if err == nil || err.Error() != want {
+		t.Errorf("Parse = %v\nwant %s", err, want)
+	}
+	src = strings.ReplaceAll(src, "b-key.pem", "a-key.pem")
+	if _, err := Parse("f.toml", []byte(src)); err != nil {
+		t.Errorf("a matching pair: %v", err)
+	}
 }

@@ -109,16 +109,23 @@ func (ck *checker) hostPort(path []string, v string, needHost bool, portMin int)
 	}
 }
 
-func (ck *checker) readable(path []string, file string) {
+// tlsFile checks that the certificate or key file of a listener can be
+// read, and names the listener and the file when it cannot.
+func (ck *checker) tlsFile(path []string, listener, file string) bool {
 	if file == "" {
-		return
+		return true
 	}
 	f, err := os.Open(file)
 	if err != nil {
-		ck.add(path, "cannot read %s", errText(err))
-		return
+		cause := err
+		if pe, ok := err.(*os.PathError); ok {
+			cause = pe.Err
+		}
+		ck.add(path, "smtp_listener %q: %s %s: %v", listener, path[len(path)-1], file, cause)
+		return false
 	}
 	f.Close()
+	return true
 }
 
 func errText(err error) string {
@@ -213,8 +220,13 @@ func (c *Config) validate() []problem {
 		if (l.TLSCert == "") != (l.TLSKey == "") {
 			ck.add(p("tls_cert"), "tls_cert and tls_key go together: set both or neither")
 		}
-		ck.readable(p("tls_cert"), l.TLSCert)
-		ck.readable(p("tls_key"), l.TLSKey)
+		certOK := ck.tlsFile(p("tls_cert"), l.Name, l.TLSCert)
+		keyOK := ck.tlsFile(p("tls_key"), l.Name, l.TLSKey)
+		if certOK && keyOK && l.TLSCert != "" && l.TLSKey != "" {
+			if _, err := tls.LoadX509KeyPair(l.TLSCert, l.TLSKey); err != nil {
+				ck.add(p("tls_cert"), "smtp_listener %q: tls_cert %s and tls_key %s are not a PEM certificate and its private key: %v", l.Name, l.TLSCert, l.TLSKey, err)
+			}
+		}
 		ck.oneOf(p("tls_min_version"), string(l.TLSMinVersion), tlsVersionNames...)
 		ck.atLeast(p("auth_fail_delay_after"), l.AuthFailDelayAfter, 0)
 		ck.notNegative(p("auth_fail_delay"), l.AuthFailDelay)
@@ -224,7 +236,7 @@ func (c *Config) validate() []problem {
 			ck.oneOf(p("auth_mechanisms"), m, "PLAIN", "LOGIN", "CRAM-MD5")
 		}
 		if l.MaxMessageSize <= 0 {
-			ck.add(p("max_message_size"), "must be a positive size, not %d", l.MaxMessageSize)
+			ck.add(p("max_message_size"), "must be a positive size (such as \"20MiB\"), not %d", l.MaxMessageSize)
 		}
 		ck.atLeast(p("max_recipients"), l.MaxRecipients, 1)
 		ck.oneOf(p("bare_lf"), l.BareLF, BareLFNormalize, BareLFReject)
@@ -271,10 +283,10 @@ func (c *Config) validate() []problem {
 			ck.oneOf(p("services"), s, ServiceInject, ServiceAdmin, ServiceMetrics)
 		}
 		if l.MaxMessageSize <= 0 {
-			ck.add(p("max_message_size"), "must be a positive size, not %d", l.MaxMessageSize)
+			ck.add(p("max_message_size"), "must be a positive size (such as \"20MiB\"), not %d", l.MaxMessageSize)
 		}
 		if l.MaxInjectBytes <= 0 {
-			ck.add(p("max_inject_bytes"), "must be a positive size, not %d", l.MaxInjectBytes)
+			ck.add(p("max_inject_bytes"), "must be a positive size (such as \"20MiB\"), not %d", l.MaxInjectBytes)
 		}
 	}
 

@@ -11,8 +11,8 @@ import (
 )
 
 // valueError is returned by the UnmarshalText methods of the typed values. Its
-// message starts with the offending text, quoted, so that the loader can find
-// the line of an array-of-tables element that holds it (see lineIndex).
+// message starts with the offending text, quoted, and says what to write
+// instead; the decoder puts the key path and line before it.
 type valueError struct {
 	text string
 	what string

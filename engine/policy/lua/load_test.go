@@ -116,7 +116,7 @@ func TestFunctions(t *testing.T) {
 				}
 			}},
 		{name: "smtp kumo names", src: `kumo.start_esmtp_listener { listen = "127.0.0.1:25", tls_certificate = "c.pem", tls_private_key = "k.pem", max_recipients_per_message = 9 }`,
-			err: `relay.lua:1: smtp_listener[0].tls_cert: cannot read "c.pem"`},
+			err: `relay.lua:1: smtp_listener[0].tls_cert: smtp_listener "127.0.0.1:25": tls_cert c.pem: no such file or directory`},
 		{name: "smtp unknown key", src: "\n\nkumo.start_smtp_listener { listen = \"127.0.0.1:25\", foo = 1 }",
 			err: `relay.lua:3: kumo.start_smtp_listener: unknown key "foo"`},
 		{name: "key line", src: "kumo.start_smtp_listener {\n  listen = \"127.0.0.1:25\",\n  foo = 1,\n}",
