@@ -141,6 +141,7 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		e.resolver, err = resolver.New(resolver.Config{
 			Nameservers: cfg.Resolver.Nameservers,
 			Timeout:     cfg.Resolver.Timeout.Duration,
+			TrustAD:     cfg.Resolver.TrustAD(),
 			Now:         e.now,
 		})
 		if err != nil {
@@ -208,6 +209,7 @@ func (e *Engine) buildOutbound() error {
 		IdleTimeout:    cfg.Delivery.IdleTimeout.Duration,
 		Limits:         shaper.Limits,
 		STS:            e.stsFor, // reload-safe ([tls] mta_sts, [tls_policy.*] mta_sts)
+		DANE:           e.daneFor, // reload-safe ([tls] dane, [tls_policy.*] dane)
 		OnTLSFailure:   e.tlsFailure,
 		OnConnection: func(d int) {
 			if d > 0 {

@@ -95,12 +95,12 @@ func TestDANE(t *testing.T) {
 				// No roots trust any of these certificates: only DANE can.
 				o.TLS = TLSPolicy{Mode: TLSOpportunistic, RootCAs: x509.NewCertPool(), FallbackPlaintext: true}
 				o.STS = func(context.Context, string) STSPolicy { return c.sts }
-				o.DANE = func(_ context.Context, domain, host string) DANEHost {
+				o.DANE = func(_ context.Context, domain, host string, port int) DANEHost {
 					mu.Lock()
 					asked++
 					mu.Unlock()
-					if domain != "dst.test" || host != "mx1.dst.test" {
-						t.Errorf("DANE asked for %q, %q", domain, host)
+					if domain != "dst.test" || host != "mx1.dst.test" || port != int(rx.Addr.Port()) {
+						t.Errorf("DANE asked for %q, %q, %d", domain, host, port)
 					}
 					return c.dh
 				}
@@ -169,7 +169,7 @@ func TestDANEMinVersion(t *testing.T) {
 	rx.Start()
 	m := newTestManager(t, rx.Addr.Port(), func(o *Options) {
 		o.TLS = TLSPolicy{Mode: TLSOpportunistic, MinVersion: tls.VersionTLS10, FallbackPlaintext: true}
-		o.DANE = func(context.Context, string, string) DANEHost {
+		o.DANE = func(context.Context, string, string, int) DANEHost {
 			return DANEHost{Secure: true, Records: []dane.Record{tlsaOf(3, 1, 1, good.Leaf)}}
 		}
 	})

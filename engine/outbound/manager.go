@@ -72,12 +72,13 @@ type Options struct {
 	STS func(ctx context.Context, domain string) STSPolicy
 
 	// DANE, when set, returns the DANE state of one MX host of a
-	// destination domain (RFC 7672; its TLSA records). It is asked only
+	// destination domain (RFC 7672; the TLSA records of _PORT._tcp.HOST,
+	// port being the one dialled, 25 in production). It is asked only
 	// for hosts the resolver found securely (resolver.Host.Secure), never
 	// for relay_to or an address literal. A host under DANE is delivered
 	// to only over TLS with a certificate that matches its TLSA records;
 	// DANE takes precedence over MTA-STS for it.
-	DANE func(ctx context.Context, domain, host string) DANEHost
+	DANE func(ctx context.Context, domain, host string, port int) DANEHost
 
 	// OnTLSFailure, when set, is called when a STARTTLS fails, and when an
 	// MX host does not match an MTA-STS policy (for
@@ -349,7 +350,7 @@ func (m *Manager) candidates(ctx context.Context, route *resolver.Route, sts *ST
 		var dh *DANEHost
 		if h.Secure && m.opts.DANE != nil && !route.Literal {
 			// RFC 7672 §2.2: the TLSA records of a host found securely.
-			if d := m.opts.DANE(ctx, route.Domain, h.Name); d.applies() {
+			if d := m.opts.DANE(ctx, route.Domain, h.Name, port); d.applies() {
 				dh = &d
 			}
 		}
