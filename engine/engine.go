@@ -208,7 +208,7 @@ func (e *Engine) buildOutbound() error {
 		DataTimeout:    cfg.Delivery.DataTimeout.Duration,
 		IdleTimeout:    cfg.Delivery.IdleTimeout.Duration,
 		Limits:         shaper.Limits,
-		STS:            e.stsFor, // reload-safe ([tls] mta_sts, [tls_policy.*] mta_sts)
+		STS:            e.stsFor,  // reload-safe ([tls] mta_sts, [tls_policy.*] mta_sts)
 		DANE:           e.daneFor, // reload-safe ([tls] dane, [tls_policy.*] dane)
 		OnTLSFailure:   e.tlsFailure,
 		OnConnection: func(d int) {
