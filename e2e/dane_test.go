@@ -1,0 +1,231 @@
+package e2e
+
+import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// DANE (RFC 7672) end to end with real parts: the zone dane.test is signed
+// with ldns-signzone (ldnsutils) and served by nsd with the unsigned zone
+// plain.test; unbound validates, with the key of dane.test as its only
+// trust anchor, and gannet asks unbound with [resolver] dnssec =
+// "trust-ad". The receivers are aiosmtpd with STARTTLS.
+const (
+	e2eDANEGoodIP  = "127.18.72.2"  // mx.good.dane.test: TLSA 3 1 1 of its key
+	e2eDANEBadIP   = "127.18.72.3"  // mx.bad.dane.test: TLSA 3 1 1 of another key
+	e2eDANEOpenIP  = "127.18.72.4"  // mx.open.plain.test: insecure zone, TLSA ignored
+	e2eDANEUnbound = "127.18.72.53" // the validating resolver
+	e2eDANENSD     = "127.18.72.54" // the authoritative server
+)
+
+// spkiSHA256 is the "3 1 1" association data of the certificate in PEM file.
+func spkiSHA256(t *testing.T, certFile string) string {
+	t.Helper()
+	b, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		t.Fatalf("%s: no PEM", certFile)
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
+	return hex.EncodeToString(sum[:])
+}
+
+// startSignedDNS signs dane.test, serves it and plain.test with nsd, and
+// starts unbound in front with the zone's DS as trust anchor. It returns
+// unbound's address.
+func startSignedDNS(t *testing.T, daneZone, plainZone string) string {
+	t.Helper()
+	keygen := needExecutable(t, "ldns-keygen", "ldnsutils")
+	signzone := needExecutable(t, "ldns-signzone", "ldnsutils")
+	nsd := needExecutable(t, "/usr/sbin/nsd", "nsd")
+	unbound := needExecutable(t, "/usr/sbin/unbound", "unbound")
+	dir := t.TempDir()
+	run := func(name string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(name, args...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	os.WriteFile(filepath.Join(dir, "dane.test.zone"), []byte(daneZone), 0o600)
+	os.WriteFile(filepath.Join(dir, "plain.test.zone"), []byte(plainZone), 0o600)
+	// One ECDSA P-256 key as KSK and ZSK; -n: NSEC3 for the negative answers.
+	key := run(keygen, "-a", "ECDSAP256SHA256", "-k", "dane.test")
+	run(signzone, "-n", "dane.test.zone", key)
+	ds, err := os.ReadFile(filepath.Join(dir, key+".ds"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchor := strings.Join(strings.Fields(string(ds)), " ")
+
+	nsdPort := freePort(t, true, e2eDANENSD)
+	os.WriteFile(filepath.Join(dir, "nsd.conf"), []byte(fmt.Sprintf(`server:
+  ip-address: %s@%d
+  do-ip6: no
+  username: ""
+  chroot: ""
+  zonesdir: %q
+  pidfile: %q
+  database: ""
+  xfrdfile: %q
+  zonelistfile: %q
+  xfrdir: %q
+  server-count: 1
+  verbosity: 1
+remote-control:
+  control-enable: no
+zone:
+  name: dane.test
+  zonefile: dane.test.zone.signed
+zone:
+  name: plain.test
+  zonefile: plain.test.zone
+`, e2eDANENSD, nsdPort, dir, filepath.Join(dir, "nsd.pid"), filepath.Join(dir, "xfrd.state"), filepath.Join(dir, "zone.list"), dir)), 0o600)
+	startProc(t, nsd, "-d", "-c", filepath.Join(dir, "nsd.conf"))
+
+	ubPort := freePort(t, true, e2eDANEUnbound)
+	os.WriteFile(filepath.Join(dir, "unbound.conf"), []byte(fmt.Sprintf(`server:
+  interface: %s@%d
+  do-daemonize: no
+  username: ""
+  chroot: ""
+  directory: %q
+  pidfile: %q
+  use-syslog: no
+  logfile: ""
+  verbosity: 1
+  val-log-level: 2
+  do-ip6: no
+  access-control: 127.0.0.0/8 allow
+  do-not-query-localhost: no
+  module-config: "validator iterator"
+  qname-minimisation: no
+  root-hints: ""
+  # "test." is a locally served zone by default (RFC 6761): let it through.
+  local-zone: "test." nodefault
+  trust-anchor: %q
+stub-zone:
+  name: "dane.test"
+  stub-addr: %s@%d
+stub-zone:
+  name: "plain.test"
+  stub-addr: %s@%d
+`, e2eDANEUnbound, ubPort, dir, filepath.Join(dir, "unbound.pid"), anchor, e2eDANENSD, nsdPort, e2eDANENSD, nsdPort)), 0o600)
+	ub := startProc(t, unbound, "-d", "-c", filepath.Join(dir, "unbound.conf"))
+	addr := hostPort(e2eDANEUnbound, ubPort)
+
+	// Wait until unbound answers, validated, from nsd.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		m := new(dns.Msg)
+		m.SetQuestion("good.dane.test.", dns.TypeMX)
+		m.AuthenticatedData = true
+		m.SetEdns0(1232, true)
+		r, _, err := (&dns.Client{Timeout: time.Second}).Exchange(m, addr)
+		if err == nil && r.Rcode == dns.RcodeSuccess && r.AuthenticatedData {
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("unbound at %s gives no validated answer (last: %v %v)\n%s", addr, r, err, ub.out.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestE2EDANE: a secure MX host with a matching DANE-EE record gets the
+// mail over TLS (tls_policy dane) although no CA vouches for its
+// certificate; a secure MX host whose record matches nothing gets nothing,
+// the message stays queued with 451 4.7.5 and the reason; an MX host in an
+// insecure zone gets the mail as before (opportunistic), its TLSA record
+// ignored.
+func TestE2EDANE(t *testing.T) {
+	gannetBinary(t)
+	port := freePort(t, false, e2eDANEGoodIP, e2eDANEBadIP, e2eDANEOpenIP)
+	ca := newE2ECA(t) // not trusted by gannet: only DANE can vouch
+	goodCert, goodKey, _ := ca.issue(t, "mx.good.dane.test")
+	badCert, badKey, _ := ca.issue(t, "mx.bad.dane.test")
+	otherCert, _, _ := ca.issue(t, "mx.bad.dane.test")
+	openCert, openKey, _ := ca.issue(t, "mx.open.plain.test")
+
+	daneZone := fmt.Sprintf(`$ORIGIN dane.test.
+$TTL 60
+@                   IN SOA  ns hostmaster 1 3600 600 86400 60
+@                   IN NS   ns
+ns                  IN A    %[1]s
+good                IN MX   10 mx.good
+mx.good             IN A    %[2]s
+_%[5]d._tcp.mx.good IN TLSA 3 1 1 %[6]s
+bad                 IN MX   10 mx.bad
+mx.bad              IN A    %[3]s
+_%[5]d._tcp.mx.bad  IN TLSA 3 1 1 %[7]s
+`, e2eDANENSD, e2eDANEGoodIP, e2eDANEBadIP, e2eDANEOpenIP, port, spkiSHA256(t, goodCert), spkiSHA256(t, otherCert))
+	plainZone := fmt.Sprintf(`$ORIGIN plain.test.
+$TTL 60
+@                   IN SOA  ns hostmaster 1 3600 600 86400 60
+@                   IN NS   ns.dane.test.
+open                IN MX   10 mx.open
+mx.open             IN A    %[1]s
+_%[2]d._tcp.mx.open IN TLSA 3 1 1 %[3]s
+`, e2eDANEOpenIP, port, spkiSHA256(t, otherCert))
+	resolverAddr := startSignedDNS(t, daneZone, plainZone)
+
+	good := startAiosmtpd(t, hostPort(e2eDANEGoodIP, port), aioOptions{TLSCert: goodCert, TLSKey: goodKey})
+	bad := startAiosmtpd(t, hostPort(e2eDANEBadIP, port), aioOptions{TLSCert: badCert, TLSKey: badKey})
+	open := startAiosmtpd(t, hostPort(e2eDANEOpenIP, port), aioOptions{TLSCert: openCert, TLSKey: openKey})
+
+	g := startGannet(t, gannetConfig{DNS: resolverAddr, DNSSEC: "trust-ad", DeliveryPort: port, MaxRetryAge: "1h"})
+	idGood := dlvSend(t, g, "a@good.dane.test", "")
+	idBad := dlvSend(t, g, "b@bad.dane.test", "")
+	idOpen := dlvSend(t, g, "c@open.plain.test", "")
+
+	d := g.WaitRecords(recordFilter{Type: "Delivery", ID: idGood}, 1, deliveryMax)[0]
+	if !strings.Contains(d.Raw, `"tls_policy":"dane"`) || d.TLSProtocolVersion == "" || !strings.Contains(string(d.PeerAddress), "mx.good.dane.test") {
+		t.Errorf("good.dane.test delivery: %s", d.Raw)
+	}
+	tf := g.WaitRecords(recordFilter{Type: "TransientFailure", ID: idBad}, 2, deliveryMax)
+	for _, r := range tf {
+		if r.Response.EnhancedCode() != "4.7.5" || !strings.Contains(r.Response.Content, "DANE: no TLSA record matches the certificate of mx.bad.dane.test") ||
+			!strings.Contains(r.Raw, `"tls_policy":"dane"`) {
+			t.Errorf("bad.dane.test attempt: %s", r.Raw)
+		}
+	}
+	d = g.WaitRecords(recordFilter{Type: "Delivery", ID: idOpen}, 1, deliveryMax)[0]
+	if !strings.Contains(d.Raw, `"tls_policy":"opportunistic"`) || !strings.Contains(string(d.PeerAddress), "mx.open.plain.test") {
+		t.Errorf("open.plain.test delivery: %s", d.Raw)
+	}
+	time.Sleep(settleTime)
+	if n := countRcpts(t, bad); n != 0 {
+		t.Errorf("%d recipients at mx.bad.dane.test, whose certificate matches no TLSA record", n)
+	}
+	if a := good.arrivals(t); len(a) != 1 || !a[0].TLS {
+		t.Errorf("mx.good.dane.test: %+v, want one message over TLS", a)
+	}
+	if n := countRcpts(t, open); n != 1 {
+		t.Errorf("mx.open.plain.test: %d recipients, want 1", n)
+	}
+	s := scrapeMetrics(t, g.HTTPAddr)
+	if n := s.get(t, `gannet_tls_failures_total{policy="dane"}`); n < 2 {
+		t.Errorf(`gannet_tls_failures_total{policy="dane"} = %v, want ≥ 2`, n)
+	}
+}
