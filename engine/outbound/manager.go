@@ -485,8 +485,16 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 		notes = append(notes, "4.7.5 "+stsMismatch(h, sts.Domain).Error())
 	}
 	if sts.Mode == STSTesting {
+		underDANE := func(host string) bool {
+			for _, cd := range cands {
+				if cd.host == host && cd.dane != nil {
+					return true
+				}
+			}
+			return false
+		}
 		for _, h := range route.Hosts {
-			if !sts.allows(h.Name) {
+			if !sts.allows(h.Name) && !underDANE(h.Name) {
 				notes = append(notes, "MTA-STS testing: "+mismatchText(h.Name, sts.Domain))
 			}
 		}
