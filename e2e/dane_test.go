@@ -25,9 +25,16 @@ const (
 	e2eDANEGoodIP  = "127.18.72.2"  // mx.good.dane.test: TLSA 3 1 1 of its key
 	e2eDANEBadIP   = "127.18.72.3"  // mx.bad.dane.test: TLSA 3 1 1 of another key
 	e2eDANEOpenIP  = "127.18.72.4"  // mx.open.plain.test: insecure zone, TLSA ignored
+	e2eDANETAIP    = "127.18.72.5"  // mx.ta.dane.test: TLSA 2 0 1 of the CA that issued its certificate
 	e2eDANEUnbound = "127.18.72.53" // the validating resolver
 	e2eDANENSD     = "127.18.72.54" // the authoritative server
 )
+
+// certSHA256 is the "x 0 1" association data of a DER certificate.
+func certSHA256(der []byte) string {
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:])
+}
 
 // spkiSHA256 is the "3 1 1" association data of the certificate in PEM file.
 func spkiSHA256(t *testing.T, certFile string) string {
@@ -155,18 +162,26 @@ stub-zone:
 
 // TestE2EDANE: a secure MX host with a matching DANE-EE record gets the
 // mail over TLS (tls_policy dane) although no CA vouches for its
-// certificate; a secure MX host whose record matches nothing gets nothing,
+// certificate; so does one whose DANE-TA record names the CA in the chain
+// it presents; a secure MX host whose record matches nothing gets nothing,
 // the message stays queued with 451 4.7.5 and the reason; an MX host in an
 // insecure zone gets the mail as before (opportunistic), its TLSA record
 // ignored.
 func TestE2EDANE(t *testing.T) {
 	gannetBinary(t)
-	port := freePort(t, false, e2eDANEGoodIP, e2eDANEBadIP, e2eDANEOpenIP)
+	port := freePort(t, false, e2eDANEGoodIP, e2eDANEBadIP, e2eDANEOpenIP, e2eDANETAIP)
 	ca := newE2ECA(t) // not trusted by gannet: only DANE can vouch
 	goodCert, goodKey, _ := ca.issue(t, "mx.good.dane.test")
 	badCert, badKey, _ := ca.issue(t, "mx.bad.dane.test")
 	otherCert, _, _ := ca.issue(t, "mx.bad.dane.test")
 	openCert, openKey, _ := ca.issue(t, "mx.open.plain.test")
+	taCert, taKey, _ := ca.issue(t, "mx.ta.dane.test")
+	// DANE-TA: the server presents the trust anchor in its chain (RFC 7672 §3.1.2).
+	chainPEM, _ := os.ReadFile(taCert)
+	chainPEM = append(chainPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})...)
+	if err := os.WriteFile(taCert, chainPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	daneZone := fmt.Sprintf(`$ORIGIN dane.test.
 $TTL 60
@@ -179,7 +194,11 @@ _%[5]d._tcp.mx.good IN TLSA 3 1 1 %[6]s
 bad                 IN MX   10 mx.bad
 mx.bad              IN A    %[3]s
 _%[5]d._tcp.mx.bad  IN TLSA 3 1 1 %[7]s
-`, e2eDANENSD, e2eDANEGoodIP, e2eDANEBadIP, e2eDANEOpenIP, port, spkiSHA256(t, goodCert), spkiSHA256(t, otherCert))
+ta                  IN MX   10 mx.ta
+mx.ta               IN A    %[8]s
+_%[5]d._tcp.mx.ta   IN TLSA 2 0 1 %[9]s
+`, e2eDANENSD, e2eDANEGoodIP, e2eDANEBadIP, e2eDANEOpenIP, port, spkiSHA256(t, goodCert), spkiSHA256(t, otherCert),
+		e2eDANETAIP, certSHA256(ca.cert.Raw))
 	plainZone := fmt.Sprintf(`$ORIGIN plain.test.
 $TTL 60
 @                   IN SOA  ns hostmaster 1 3600 600 86400 60
@@ -193,15 +212,21 @@ _%[2]d._tcp.mx.open IN TLSA 3 1 1 %[3]s
 	good := startAiosmtpd(t, hostPort(e2eDANEGoodIP, port), aioOptions{TLSCert: goodCert, TLSKey: goodKey})
 	bad := startAiosmtpd(t, hostPort(e2eDANEBadIP, port), aioOptions{TLSCert: badCert, TLSKey: badKey})
 	open := startAiosmtpd(t, hostPort(e2eDANEOpenIP, port), aioOptions{TLSCert: openCert, TLSKey: openKey})
+	ta := startAiosmtpd(t, hostPort(e2eDANETAIP, port), aioOptions{TLSCert: taCert, TLSKey: taKey})
 
 	g := startGannet(t, gannetConfig{DNS: resolverAddr, DNSSEC: "trust-ad", DeliveryPort: port, MaxRetryAge: "1h"})
 	idGood := dlvSend(t, g, "a@good.dane.test", "")
 	idBad := dlvSend(t, g, "b@bad.dane.test", "")
 	idOpen := dlvSend(t, g, "c@open.plain.test", "")
+	idTA := dlvSend(t, g, "d@ta.dane.test", "")
 
 	d := g.WaitRecords(recordFilter{Type: "Delivery", ID: idGood}, 1, deliveryMax)[0]
 	if !strings.Contains(d.Raw, `"tls_policy":"dane"`) || d.TLSProtocolVersion == "" || !strings.Contains(string(d.PeerAddress), "mx.good.dane.test") {
 		t.Errorf("good.dane.test delivery: %s", d.Raw)
+	}
+	d = g.WaitRecords(recordFilter{Type: "Delivery", ID: idTA}, 1, deliveryMax)[0]
+	if !strings.Contains(d.Raw, `"tls_policy":"dane"`) || d.TLSProtocolVersion == "" || !strings.Contains(string(d.PeerAddress), "mx.ta.dane.test") {
+		t.Errorf("ta.dane.test delivery: %s", d.Raw)
 	}
 	tf := g.WaitRecords(recordFilter{Type: "TransientFailure", ID: idBad}, 2, deliveryMax)
 	for _, r := range tf {
@@ -220,6 +245,9 @@ _%[2]d._tcp.mx.open IN TLSA 3 1 1 %[3]s
 	}
 	if a := good.arrivals(t); len(a) != 1 || !a[0].TLS {
 		t.Errorf("mx.good.dane.test: %+v, want one message over TLS", a)
+	}
+	if a := ta.arrivals(t); len(a) != 1 || !a[0].TLS {
+		t.Errorf("mx.ta.dane.test: %+v, want one message over TLS", a)
 	}
 	if n := countRcpts(t, open); n != 1 {
 		t.Errorf("mx.open.plain.test: %d recipients, want 1", n)
