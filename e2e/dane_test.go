@@ -26,6 +26,7 @@ const (
 	e2eDANEBadIP   = "127.18.72.3"  // mx.bad.dane.test: TLSA 3 1 1 of another key
 	e2eDANEOpenIP  = "127.18.72.4"  // mx.open.plain.test: insecure zone, TLSA ignored
 	e2eDANETAIP    = "127.18.72.5"  // mx.ta.dane.test: TLSA 2 0 1 of the CA that issued its certificate
+	e2eDANEBogusIP = "127.18.72.6"  // mx.bogus.dane.test: TLSA changed after signing (bogus)
 	e2eDANEUnbound = "127.18.72.53" // the validating resolver
 	e2eDANENSD     = "127.18.72.54" // the authoritative server
 )
@@ -57,8 +58,9 @@ func spkiSHA256(t *testing.T, certFile string) string {
 
 // startSignedDNS signs dane.test, serves it and plain.test with nsd, and
 // starts unbound in front with the zone's DS as trust anchor. It returns
-// unbound's address.
-func startSignedDNS(t *testing.T, daneZone, plainZone string) string {
+// unbound's address. Each pair in tamper replaces a string of the signed
+// zone (so that the records no longer match their signatures).
+func startSignedDNS(t *testing.T, daneZone, plainZone string, tamper ...string) string {
 	t.Helper()
 	keygen := needExecutable(t, "ldns-keygen", "ldnsutils")
 	signzone := needExecutable(t, "ldns-signzone", "ldnsutils")
@@ -80,6 +82,19 @@ func startSignedDNS(t *testing.T, daneZone, plainZone string) string {
 	// One ECDSA P-256 key as KSK and ZSK; -n: NSEC3 for the negative answers.
 	key := run(keygen, "-a", "ECDSAP256SHA256", "-k", "dane.test")
 	run(signzone, "-n", "dane.test.zone", key)
+	if len(tamper) > 0 {
+		signedPath := filepath.Join(dir, "dane.test.zone.signed")
+		signed, err := os.ReadFile(signedPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i+1 < len(tamper); i += 2 {
+			if !strings.Contains(string(signed), tamper[i]) {
+				t.Fatalf("signed zone has no %q to tamper with:\n%s", tamper[i], signed)
+			}
+		}
+		os.WriteFile(signedPath, []byte(strings.NewReplacer(tamper...).Replace(string(signed))), 0o600)
+	}
 	ds, err := os.ReadFile(filepath.Join(dir, key+".ds"))
 	if err != nil {
 		t.Fatal(err)
@@ -166,10 +181,11 @@ stub-zone:
 // it presents; a secure MX host whose record matches nothing gets nothing,
 // the message stays queued with 451 4.7.5 and the reason; an MX host in an
 // insecure zone gets the mail as before (opportunistic), its TLSA record
-// ignored.
+// ignored; a secure MX host whose TLSA RRset is bogus (unbound answers
+// SERVFAIL) gets nothing either (RFC 7672 §2.2).
 func TestE2EDANE(t *testing.T) {
 	gannetBinary(t)
-	port := freePort(t, false, e2eDANEGoodIP, e2eDANEBadIP, e2eDANEOpenIP, e2eDANETAIP)
+	port := freePort(t, false, e2eDANEGoodIP, e2eDANEBadIP, e2eDANEOpenIP, e2eDANETAIP, e2eDANEBogusIP)
 	ca := newE2ECA(t) // not trusted by gannet: only DANE can vouch
 	goodCert, goodKey, _ := ca.issue(t, "mx.good.dane.test")
 	badCert, badKey, _ := ca.issue(t, "mx.bad.dane.test")
@@ -197,8 +213,11 @@ _%[5]d._tcp.mx.bad  IN TLSA 3 1 1 %[7]s
 ta                  IN MX   10 mx.ta
 mx.ta               IN A    %[8]s
 _%[5]d._tcp.mx.ta   IN TLSA 2 0 1 %[9]s
+bogus               IN MX   10 mx.bogus
+mx.bogus            IN A    %[10]s
+_%[5]d._tcp.mx.bogus IN TLSA 3 1 2 %[11]s
 `, e2eDANENSD, e2eDANEGoodIP, e2eDANEBadIP, e2eDANEOpenIP, port, spkiSHA256(t, goodCert), spkiSHA256(t, otherCert),
-		e2eDANETAIP, certSHA256(ca.cert.Raw))
+		e2eDANETAIP, certSHA256(ca.cert.Raw), e2eDANEBogusIP, strings.Repeat("ab", 64))
 	plainZone := fmt.Sprintf(`$ORIGIN plain.test.
 $TTL 60
 @                   IN SOA  ns hostmaster 1 3600 600 86400 60
@@ -207,18 +226,22 @@ open                IN MX   10 mx.open
 mx.open             IN A    %[1]s
 _%[2]d._tcp.mx.open IN TLSA 3 1 1 %[3]s
 `, e2eDANEOpenIP, port, spkiSHA256(t, otherCert))
-	resolverAddr := startSignedDNS(t, daneZone, plainZone)
+	// The bogus host's TLSA data is changed after signing: its RRSIG no
+	// longer verifies.
+	resolverAddr := startSignedDNS(t, daneZone, plainZone, strings.Repeat("ab", 64), strings.Repeat("cd", 64))
 
 	good := startAiosmtpd(t, hostPort(e2eDANEGoodIP, port), aioOptions{TLSCert: goodCert, TLSKey: goodKey})
 	bad := startAiosmtpd(t, hostPort(e2eDANEBadIP, port), aioOptions{TLSCert: badCert, TLSKey: badKey})
 	open := startAiosmtpd(t, hostPort(e2eDANEOpenIP, port), aioOptions{TLSCert: openCert, TLSKey: openKey})
 	ta := startAiosmtpd(t, hostPort(e2eDANETAIP, port), aioOptions{TLSCert: taCert, TLSKey: taKey})
+	bogus := startAiosmtpd(t, hostPort(e2eDANEBogusIP, port), aioOptions{TLSCert: goodCert, TLSKey: goodKey})
 
 	g := startGannet(t, gannetConfig{DNS: resolverAddr, DNSSEC: "trust-ad", DeliveryPort: port, MaxRetryAge: "1h"})
 	idGood := dlvSend(t, g, "a@good.dane.test", "")
 	idBad := dlvSend(t, g, "b@bad.dane.test", "")
 	idOpen := dlvSend(t, g, "c@open.plain.test", "")
 	idTA := dlvSend(t, g, "d@ta.dane.test", "")
+	idBogus := dlvSend(t, g, "e@bogus.dane.test", "")
 
 	d := g.WaitRecords(recordFilter{Type: "Delivery", ID: idGood}, 1, deliveryMax)[0]
 	if !strings.Contains(d.Raw, `"tls_policy":"dane"`) || d.TLSProtocolVersion == "" || !strings.Contains(string(d.PeerAddress), "mx.good.dane.test") {
@@ -235,6 +258,10 @@ _%[2]d._tcp.mx.open IN TLSA 3 1 1 %[3]s
 			t.Errorf("bad.dane.test attempt: %s", r.Raw)
 		}
 	}
+	r := g.WaitRecords(recordFilter{Type: "TransientFailure", ID: idBogus}, 1, deliveryMax)[0]
+	if r.Response.EnhancedCode() != "4.7.5" || !strings.Contains(r.Response.Content, fmt.Sprintf("DANE: TLSA lookup for _%d._tcp.mx.bogus.dane.test failed", port)) {
+		t.Errorf("bogus.dane.test attempt: %s", r.Raw)
+	}
 	d = g.WaitRecords(recordFilter{Type: "Delivery", ID: idOpen}, 1, deliveryMax)[0]
 	if !strings.Contains(d.Raw, `"tls_policy":"opportunistic"`) || !strings.Contains(string(d.PeerAddress), "mx.open.plain.test") {
 		t.Errorf("open.plain.test delivery: %s", d.Raw)
@@ -246,6 +273,9 @@ _%[2]d._tcp.mx.open IN TLSA 3 1 1 %[3]s
 	if a := good.arrivals(t); len(a) != 1 || !a[0].TLS {
 		t.Errorf("mx.good.dane.test: %+v, want one message over TLS", a)
 	}
+	if n := countRcpts(t, bogus); n != 0 {
+		t.Errorf("%d recipients at mx.bogus.dane.test, whose TLSA RRset is bogus", n)
+	}
 	if a := ta.arrivals(t); len(a) != 1 || !a[0].TLS {
 		t.Errorf("mx.ta.dane.test: %+v, want one message over TLS", a)
 	}
@@ -253,7 +283,7 @@ _%[2]d._tcp.mx.open IN TLSA 3 1 1 %[3]s
 		t.Errorf("mx.open.plain.test: %d recipients, want 1", n)
 	}
 	s := scrapeMetrics(t, g.HTTPAddr)
-	if n := s.get(t, `gannet_tls_failures_total{policy="dane"}`); n < 2 {
-		t.Errorf(`gannet_tls_failures_total{policy="dane"} = %v, want ≥ 2`, n)
+	if n := s.get(t, `gannet_tls_failures_total{policy="dane"}`); n < 3 {
+		t.Errorf(`gannet_tls_failures_total{policy="dane"} = %v, want ≥ 3`, n)
 	}
 }

@@ -118,15 +118,16 @@ func daneTLS(pol TLSPolicy, d *DANEHost, host string, now func() time.Time) TLSP
 
 // daneRefusal is the failure of a host under DANE: 451 4.7.5 with a text
 // that says why, and the DANEError to report. serr is the session failure
-// at STARTTLS (nil when the TLSA lookup failed, lookupErr).
-func daneRefusal(host string, peer netip.AddrPort, serr *sessionError, lookupErr error) (*sessionError, *DANEError) {
+// at STARTTLS (nil when the TLSA lookup failed, lookupErr); port is the
+// SMTP port, part of the TLSA name.
+func daneRefusal(host string, port uint16, serr *sessionError, lookupErr error) (*sessionError, *DANEError) {
 	de := &DANEError{Host: host}
 	out := &sessionError{stage: "STARTTLS"}
 	var cm *certMismatch
 	switch {
 	case lookupErr != nil:
 		de.ResultType = ResultDNSSECInvalid
-		de.Err = fmt.Errorf("TLSA lookup for _25._tcp.%s failed: %w", host, lookupErr)
+		de.Err = fmt.Errorf("TLSA lookup for _%d._tcp.%s failed: %w", port, host, lookupErr)
 		out.refusal.Cause = lookupErr
 	case errors.As(serr.refusal.Cause, &cm):
 		de.ResultType = ResultTLSAInvalid

@@ -520,7 +520,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 		}
 		if cd.dane != nil && cd.dane.Err != nil {
 			// RFC 7672 §2.2: a host whose TLSA lookup failed is not used.
-			serr, de := daneRefusal(cd.host, cd.addr, nil, cd.dane.Err)
+			serr, de := daneRefusal(cd.host, cd.addr.Port(), nil, cd.dane.Err)
 			m.reportDANE(cd.host, netip.AddrPort{}, de)
 			notes = append(notes, "4.7.5 "+serr.refusal.Reply.Lines[0])
 			last, lastDANE = serr, true
@@ -545,7 +545,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 			// matches no TLSA record: this host is not used (RFC 7672
 			// §2.2, §3).
 			var de *DANEError
-			serr, de = daneRefusal(cd.host, cd.addr, serr, nil)
+			serr, de = daneRefusal(cd.host, cd.addr.Port(), serr, nil)
 			m.reportDANE(cd.host, cd.addr, de)
 			notes = append(notes, "4.7.5 "+serr.refusal.Reply.Lines[0])
 			last, lastDANE = serr, true
