@@ -78,42 +78,56 @@ func TestDANEFor(t *testing.T) {
 	ctx := context.Background()
 	e := daneTestEngine(t, cert, nil)
 
-	d := e.daneFor(ctx, "secure.test", "mx.secure.test", 25)
+	d := e.daneFor(ctx, "secure.test", resolver.Host{Name: "mx.secure.test"}, 25)
 	if !d.Secure || d.Err != nil || len(d.Records) != 1 || d.Records[0].Usage != dane.UsageDANEEE {
 		t.Fatalf("secure host: %+v (the PKIX-EE record must be dropped)", d)
 	}
 	if err := dane.Verify(d.Records, []*x509.Certificate{cert}, []string{"mx.secure.test"}, time.Now()); err != nil {
 		t.Errorf("Verify: %v", err)
 	}
-	if d := e.daneFor(ctx, "pkix.test", "mx.pkix.test", 25); !d.Secure || len(d.Records) != 0 {
+	if d := e.daneFor(ctx, "pkix.test", resolver.Host{Name: "mx.pkix.test"}, 25); !d.Secure || len(d.Records) != 0 {
 		t.Errorf("secure RRset of unusable records: %+v, want Secure without records", d)
 	}
-	if d := e.daneFor(ctx, "insecure.test", "mx.insecure.test", 25); d.Secure || d.Err != nil {
+	if d := e.daneFor(ctx, "insecure.test", resolver.Host{Name: "mx.insecure.test"}, 25); d.Secure || d.Err != nil {
 		t.Errorf("insecure TLSA: %+v, want no DANE", d)
 	}
-	if d := e.daneFor(ctx, "none.test", "mx.secure.test", 2525); d.Secure || d.Err != nil {
+	if d := e.daneFor(ctx, "none.test", resolver.Host{Name: "mx.secure.test"}, 2525); d.Secure || d.Err != nil {
 		t.Errorf("no TLSA on port 2525: %+v, want no DANE", d)
 	}
-	if d := e.daneFor(ctx, "bogus.test", "mx.bogus.test", 25); d.Err == nil {
+	if d := e.daneFor(ctx, "bogus.test", resolver.Host{Name: "mx.bogus.test"}, 25); d.Err == nil {
 		t.Errorf("SERVFAIL on TLSA: %+v, want an error", d)
 	}
 
+	// RFC 7672 §2.2.2: an alias's TLSA records at the end of its CNAME
+	// chain first (that name then a reference identifier), else its own.
+	d = e.daneFor(ctx, "alias.test", resolver.Host{Name: "mx.alias.test", CNAME: "mx.secure.test"}, 25)
+	if !d.Secure || len(d.Records) != 1 || len(d.Names) != 1 || d.Names[0] != "mx.secure.test" {
+		t.Errorf("alias with TLSA at its target: %+v", d)
+	}
+	d = e.daneFor(ctx, "secure.test", resolver.Host{Name: "mx.secure.test", CNAME: "target.secure.test"}, 25)
+	if !d.Secure || len(d.Records) != 1 || len(d.Names) != 0 {
+		t.Errorf("alias with TLSA at its own name only: %+v", d)
+	}
+	if d := e.daneFor(ctx, "bogus.test", resolver.Host{Name: "mx.secure.test", CNAME: "mx.bogus.test"}, 25); d.Err == nil {
+		t.Errorf("SERVFAIL on the target's TLSA: %+v, want an error", d)
+	}
+
 	off := daneTestEngine(t, cert, func(c *config.Config) { c.TLS.DANE = false })
-	if d := off.daneFor(ctx, "secure.test", "mx.secure.test", 25); d.Secure {
+	if d := off.daneFor(ctx, "secure.test", resolver.Host{Name: "mx.secure.test"}, 25); d.Secure {
 		t.Errorf("[tls] dane = false: %+v", d)
 	}
 	no := false
 	dom := daneTestEngine(t, cert, func(c *config.Config) {
 		c.TLSPolicies = map[string]config.TLSOverride{"secure.test": {DANE: &no}}
 	})
-	if d := dom.daneFor(ctx, "secure.test", "mx.secure.test", 25); d.Secure {
+	if d := dom.daneFor(ctx, "secure.test", resolver.Host{Name: "mx.secure.test"}, 25); d.Secure {
 		t.Errorf("[tls_policy.\"secure.test\"] dane = false: %+v", d)
 	}
-	if d := dom.daneFor(ctx, "other.test", "mx.secure.test", 25); !d.Secure {
+	if d := dom.daneFor(ctx, "other.test", resolver.Host{Name: "mx.secure.test"}, 25); !d.Secure {
 		t.Errorf("another domain on the same host: %+v, want DANE", d)
 	}
 	untrusted := daneTestEngine(t, cert, func(c *config.Config) { c.Resolver.DNSSEC = config.ResolverDNSSECOff })
-	if d := untrusted.daneFor(ctx, "secure.test", "mx.secure.test", 25); d.Secure {
+	if d := untrusted.daneFor(ctx, "secure.test", resolver.Host{Name: "mx.secure.test"}, 25); d.Secure {
 		t.Errorf("dnssec off: %+v", d)
 	}
 }
@@ -128,10 +142,10 @@ func BenchmarkDANEPerDelivery(b *testing.B) {
 	chain := []*x509.Certificate{cert}
 	names := []string{"mx.secure.test"}
 	now := time.Now()
-	e.daneFor(ctx, "secure.test", "mx.secure.test", 25) // warm the cache
+	e.daneFor(ctx, "secure.test", resolver.Host{Name: "mx.secure.test"}, 25) // warm the cache
 	b.ReportAllocs()
 	for b.Loop() {
-		d := e.daneFor(ctx, "secure.test", "mx.secure.test", 25)
+		d := e.daneFor(ctx, "secure.test", resolver.Host{Name: "mx.secure.test"}, 25)
 		if err := dane.Verify(d.Records, chain, names, now); err != nil {
 			b.Fatal(err)
 		}

@@ -43,7 +43,10 @@ type answer struct {
 	addrs   []netip.Addr // for TypeA and TypeAAAA
 	txt     []string     // for TypeTXT: each record's strings joined
 	tlsa    []TLSA       // for TypeTLSA
-	ttl     uint32       // the smallest TTL seen along the chain; noTTL: do not cache
+	// target is the name at the end of the CNAME chain (lower-case FQDN),
+	// "" when the asked name had no CNAME.
+	target string
+	ttl    uint32 // the smallest TTL seen along the chain; noTTL: do not cache
 	// authentic: every response along the chain had the AD bit and
 	// Config.TrustAD is set. Set by query, not by parseResponse.
 	authentic bool
@@ -133,6 +136,9 @@ func parseResponse(qname string, qtype uint16, m *dns.Msg) (a answer, next strin
 			continue
 		}
 		ttl = min(ttl, h.Ttl)
+	}
+	if name != qname {
+		a.target = name
 	}
 	if len(a.mx) > 0 || len(a.addrs) > 0 || len(a.txt) > 0 || len(a.tlsa) > 0 {
 		a.outcome = outcomeAnswer

@@ -23,6 +23,9 @@ _25._tcp.mx.secure IN TLSA 2 0 1 a102030405060708090a0b0c0d0e0f10111213141516171
 mixed          IN MX  10 mx.insecure
 insecure       IN MX  10 mx.insecure
 mx.insecure    IN A   127.0.8.2
+aliased        IN MX  10 mx.aliased.secure
+mx.aliased.secure IN CNAME real.secure
+real.secure    IN A   127.0.8.3
 _25._tcp.mx.insecure IN TLSA 3 1 1 0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20
 `
 
@@ -30,6 +33,7 @@ func newDANEServer(t *testing.T) *dnstest.Server {
 	srv := dnstest.NewServer(t, daneZone)
 	srv.SetSecure("secure.test")
 	srv.SetSecure("mixed.test") // a secure MX RRset pointing at an insecure host
+	srv.SetSecure("aliased.test")
 	return srv
 }
 
@@ -67,6 +71,25 @@ func TestResolveSecureHosts(t *testing.T) {
 // TestAuthenticOnlyWhenAsked: the test server sets AD only for queries
 // that ask for DNSSEC (AD or DO), so a secure answer shows that the
 // resolver asked.
+// TestResolveHostCNAME: an MX host that is an alias carries the end of its
+// CNAME chain, where RFC 7672 §2.2.2 looks for TLSA records first.
+func TestResolveHostCNAME(t *testing.T) {
+	srv := newDANEServer(t)
+	r, _ := newTestResolver(t, srv, trustAD)
+	rt, err := r.Resolve(context.Background(), "aliased.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := rt.Hosts[0]
+	if h.Name != "mx.aliased.secure.test" || h.CNAME != "real.secure.test" || !h.Secure {
+		t.Errorf("host %+v, want mx.aliased.secure.test with CNAME real.secure.test, secure", h)
+	}
+	rt, err = r.Resolve(context.Background(), "secure.test")
+	if err != nil || rt.Hosts[0].CNAME != "" {
+		t.Errorf("a host without alias: %+v, %v", rt, err)
+	}
+}
+
 func TestAuthenticOnlyWhenAsked(t *testing.T) {
 	srv := newDANEServer(t)
 	r, _ := newTestResolver(t, srv, trustAD)

@@ -38,6 +38,10 @@ type Host struct {
 	// all DNSSEC-validated (AD bit, Config.TrustAD). Only then may its TLSA
 	// records be used (RFC 7672 §2.2.1, §2.2.2).
 	Secure bool
+	// CNAME is the name the addresses were found at when Name is an alias
+	// (the end of its CNAME chain; lower-case, no trailing dot), else "".
+	// With Secure, RFC 7672 §2.2.2 looks for TLSA records there first.
+	CNAME string
 }
 
 // Resolver finds the mail route of domains. It is safe for concurrent use.
@@ -232,7 +236,7 @@ func (r *Resolver) implicitRoute(ctx context.Context, d string, mxSecure bool) (
 	}
 	rt := &Route{
 		Domain:   d,
-		Hosts:    []Host{{Name: d, Addrs: h.addrs, Secure: mxSecure && h.secure}},
+		Hosts:    []Host{{Name: d, Addrs: h.addrs, Secure: mxSecure && h.secure, CNAME: h.cname}},
 		Site:     SiteKey{name: d},
 		Implicit: true,
 	}
@@ -294,7 +298,7 @@ func (r *Resolver) mxRoute(ctx context.Context, d string, records []mxRecord, mx
 			firstErr = h.err
 		}
 		if len(h.addrs) > 0 {
-			rt.Hosts = append(rt.Hosts, Host{Name: h.name, Pref: recs[i].pref, Addrs: h.addrs, Secure: mxSecure && h.secure})
+			rt.Hosts = append(rt.Hosts, Host{Name: h.name, Pref: recs[i].pref, Addrs: h.addrs, Secure: mxSecure && h.secure, CNAME: h.cname})
 		}
 	}
 	rt.Site = MXSite(names)
@@ -319,6 +323,7 @@ type hostLookup struct {
 	expires  time.Time // zero: not cacheable (an error or an uncacheable answer)
 	nxdomain bool      // both questions answered NXDOMAIN
 	secure   bool      // both answers DNSSEC-validated
+	cname    string    // where the CNAME chain of the name ends ("": no chain)
 	err      error     // the first transient error
 }
 
@@ -336,6 +341,9 @@ func (r *Resolver) lookupHost(ctx context.Context, h *hostLookup) {
 
 	h.err = cmp.Or(err4, err6)
 	h.secure = err4 == nil && err6 == nil && a4.authentic && a6.authentic
+	if t := cmp.Or(a4.target, a6.target); t != "" {
+		h.cname = hostName(t)
+	}
 	h.nxdomain = err4 == nil && err6 == nil && a4.outcome == outcomeNXDomain && a6.outcome == outcomeNXDomain
 	switch {
 	case len(a6.addrs) == 0:
@@ -397,6 +405,9 @@ func (r *Resolver) query(ctx context.Context, name string, qtype uint16) (answer
 			return answer{}, time.Time{}, errorsJoinName(cur, qtype, err)
 		}
 		ttl = min(ttl, a.ttl)
+		if a.target == "" && cur != name {
+			a.target = cur // the chain went on in a further query
+		}
 		// Secure only when every answer along the chain is (RFC 4035
 		// §3.2.3: the AD bit of a validating resolver we trust).
 		authentic = authentic && r.trustAD && m.AuthenticatedData

@@ -35,6 +35,10 @@ type DANEHost struct {
 	// resolver answers a bogus RRset, or a timeout). RFC 7672 §2.2 forbids
 	// delivery to the host then.
 	Err error
+	// Names are reference identifiers for DANE-TA besides the MX host name:
+	// the TLSA base domain when the records were found at the end of the
+	// host's CNAME chain (RFC 7672 §3.2.2).
+	Names []string
 }
 
 // applies reports whether DANE rules the connection to the host.
@@ -105,7 +109,7 @@ func daneTLS(pol TLSPolicy, d *DANEHost, host string, now func() time.Time) TLSP
 	}
 	pol.skipVerify = true
 	if len(d.Records) > 0 {
-		records, names := d.Records, []string{host}
+		records, names := d.Records, append([]string{host}, d.Names...)
 		pol.verify = func(cs tls.ConnectionState) error {
 			if err := dane.Verify(records, cs.PeerCertificates, names, now()); err != nil {
 				return &certMismatch{host: host, err: err}

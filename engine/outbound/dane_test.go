@@ -53,6 +53,7 @@ func TestDANE(t *testing.T) {
 	wrongName, _, _, _ := testCert(t, "other.dst.test")
 	expired := expiredCert(t, "unrelated.invalid")
 	stranger, _, _, _ := testCert(t, "mx1.dst.test")
+	aliasTarget, _, _, _ := testCert(t, "real.hoster.test")
 	lookupErr := errors.New("SERVFAIL")
 	cases := []struct {
 		name     string
@@ -72,6 +73,8 @@ func TestDANE(t *testing.T) {
 		{"EE 3 1 0, expired", &expired, true, DANEHost{Secure: true, Records: []dane.Record{tlsaOf(3, 1, 0, expired.Leaf)}}, STSPolicy{}, Delivered, true, TLSPolicyDANE, "", "", false},
 		{"TA 2 1 1 self-issued, MX name", &good, true, DANEHost{Secure: true, Records: []dane.Record{tlsaOf(2, 1, 1, good.Leaf)}}, STSPolicy{}, Delivered, true, TLSPolicyDANE, "", "", false},
 		{"TA 2 0 1, wrong name", &wrongName, true, DANEHost{Secure: true, Records: []dane.Record{tlsaOf(2, 0, 1, wrongName.Leaf)}}, STSPolicy{}, Transient, false, TLSPolicyDANE, "4.7.5 DANE: the certificate of mx1.dst.test fails the TLSA check", ResultTLSAInvalid, false},
+		{"TA, certificate for the CNAME target named by DANEHost.Names", &aliasTarget, true, DANEHost{Secure: true, Records: []dane.Record{tlsaOf(2, 1, 1, aliasTarget.Leaf)}, Names: []string{"real.hoster.test"}}, STSPolicy{}, Delivered, true, TLSPolicyDANE, "", "", false},
+		{"TA, certificate for the CNAME target not named", &aliasTarget, true, DANEHost{Secure: true, Records: []dane.Record{tlsaOf(2, 1, 1, aliasTarget.Leaf)}}, STSPolicy{}, Transient, false, TLSPolicyDANE, "does not match the MX host name", ResultTLSAInvalid, false},
 		{"no match", &good, true, DANEHost{Secure: true, Records: []dane.Record{tlsaOf(3, 1, 1, stranger.Leaf)}}, STSPolicy{}, Transient, false, TLSPolicyDANE, "4.7.5 DANE: no TLSA record matches the certificate of mx1.dst.test", ResultTLSAInvalid, false},
 		{"no STARTTLS", nil, true, DANEHost{Secure: true, Records: []dane.Record{tlsaOf(3, 1, 1, good.Leaf)}}, STSPolicy{}, Transient, false, TLSPolicyDANE, "DANE: TLS required by the TLSA records of mx1.dst.test", ResultSTARTTLSNotSupported, false},
 		{"TLSA lookup failed", &good, true, DANEHost{Err: lookupErr}, STSPolicy{}, Transient, false, TLSPolicyDANE, "DANE: TLSA lookup for _PORT._tcp.mx1.dst.test failed: SERVFAIL", ResultDNSSECInvalid, false},
@@ -95,12 +98,12 @@ func TestDANE(t *testing.T) {
 				// No roots trust any of these certificates: only DANE can.
 				o.TLS = TLSPolicy{Mode: TLSOpportunistic, RootCAs: x509.NewCertPool(), FallbackPlaintext: true}
 				o.STS = func(context.Context, string) STSPolicy { return c.sts }
-				o.DANE = func(_ context.Context, domain, host string, port int) DANEHost {
+				o.DANE = func(_ context.Context, domain string, host resolver.Host, port int) DANEHost {
 					mu.Lock()
 					asked++
 					mu.Unlock()
-					if domain != "dst.test" || host != "mx1.dst.test" || port != int(rx.Addr.Port()) {
-						t.Errorf("DANE asked for %q, %q, %d", domain, host, port)
+					if domain != "dst.test" || host.Name != "mx1.dst.test" || port != int(rx.Addr.Port()) {
+						t.Errorf("DANE asked for %q, %q, %d", domain, host.Name, port)
 					}
 					return c.dh
 				}
@@ -169,7 +172,7 @@ func TestDANEMinVersion(t *testing.T) {
 	rx.Start()
 	m := newTestManager(t, rx.Addr.Port(), func(o *Options) {
 		o.TLS = TLSPolicy{Mode: TLSOpportunistic, MinVersion: tls.VersionTLS10, FallbackPlaintext: true}
-		o.DANE = func(context.Context, string, string, int) DANEHost {
+		o.DANE = func(context.Context, string, resolver.Host, int) DANEHost {
 			return DANEHost{Secure: true, Records: []dane.Record{tlsaOf(3, 1, 1, good.Leaf)}}
 		}
 	})

@@ -78,7 +78,7 @@ type Options struct {
 	// for relay_to or an address literal. A host under DANE is delivered
 	// to only over TLS with a certificate that matches its TLSA records;
 	// DANE takes precedence over MTA-STS for it.
-	DANE func(ctx context.Context, domain, host string, port int) DANEHost
+	DANE func(ctx context.Context, domain string, host resolver.Host, port int) DANEHost
 
 	// OnTLSFailure, when set, is called when a STARTTLS fails, and when an
 	// MX host does not match an MTA-STS policy (for
@@ -350,7 +350,7 @@ func (m *Manager) candidates(ctx context.Context, route *resolver.Route, sts *ST
 		var dh *DANEHost
 		if h.Secure && m.opts.DANE != nil && !route.Literal {
 			// RFC 7672 §2.2: the TLSA records of a host found securely.
-			if d := m.opts.DANE(ctx, route.Domain, h.Name, port); d.applies() {
+			if d := m.opts.DANE(ctx, route.Domain, h, port); d.applies() {
 				dh = &d
 			}
 		}
