@@ -43,10 +43,10 @@ type answer struct {
 	addrs   []netip.Addr // for TypeA and TypeAAAA
 	txt     []string     // for TypeTXT: each record's strings joined
 	tlsa    []TLSA       // for TypeTLSA
+	ttl     uint32       // the smallest TTL seen along the chain; noTTL: do not cache
 	// target is the name at the end of the CNAME chain (lower-case FQDN),
 	// "" when the asked name had no CNAME.
 	target string
-	ttl    uint32 // the smallest TTL seen along the chain; noTTL: do not cache
 	// authentic: every response along the chain had the AD bit and
 	// Config.TrustAD is set. Set by query, not by parseResponse.
 	authentic bool
