@@ -25,6 +25,7 @@ type gannetConfig struct {
 	MaxRetryAge      string   // default "10m"
 	TLSMode          string   // [tls] mode, default "opportunistic"
 	CAFile           string   // [tls] ca_file, default none
+	DNSSEC           string   // [resolver] dnssec, default none ("off")
 	Extra            string   // more TOML appended at the end
 	// Script is a Lua policy script, written next to the config and named
 	// by [policy] script. Its listener addresses 127.0.0.1:2525 and
@@ -62,6 +63,9 @@ services = ["inject", "admin", "metrics"]
 [resolver]
 nameservers = ["{{.DNS}}"]
 timeout = "2s"
+{{- if .DNSSEC}}
+dnssec = "{{.DNSSEC}}"
+{{- end}}
 
 [delivery]
 ehlo_name = "relay.e2e.test"
@@ -136,7 +140,7 @@ func startGannet(t testing.TB, cfg gannetConfig) *gannet {
 		"Dir": dir, "SMTPAddr": g.SMTPAddr, "HTTPAddr": g.HTTPAddr,
 		"RelayHosts": strings.Join(quoted, ", "), "DNS": cfg.DNS, "DeliveryPort": cfg.DeliveryPort,
 		"RetryInterval": cfg.RetryInterval, "MaxRetryInterval": cfg.MaxRetryInterval,
-		"MaxRetryAge": cfg.MaxRetryAge, "TLSMode": cfg.TLSMode, "CAFile": cfg.CAFile, "Extra": cfg.Extra,
+		"MaxRetryAge": cfg.MaxRetryAge, "TLSMode": cfg.TLSMode, "CAFile": cfg.CAFile, "DNSSEC": cfg.DNSSEC, "Extra": cfg.Extra,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -141,6 +141,7 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		e.resolver, err = resolver.New(resolver.Config{
 			Nameservers: cfg.Resolver.Nameservers,
 			Timeout:     cfg.Resolver.Timeout.Duration,
+			TrustAD:     cfg.Resolver.TrustAD(),
 			Now:         e.now,
 		})
 		if err != nil {
@@ -207,7 +208,8 @@ func (e *Engine) buildOutbound() error {
 		DataTimeout:    cfg.Delivery.DataTimeout.Duration,
 		IdleTimeout:    cfg.Delivery.IdleTimeout.Duration,
 		Limits:         shaper.Limits,
-		STS:            e.stsFor, // reload-safe ([tls] mta_sts, [tls_policy.*] mta_sts)
+		STS:            e.stsFor,  // reload-safe ([tls] mta_sts, [tls_policy.*] mta_sts)
+		DANE:           e.daneFor, // reload-safe ([tls] dane, [tls_policy.*] dane)
 		OnTLSFailure:   e.tlsFailure,
 		OnConnection: func(d int) {
 			if d > 0 {

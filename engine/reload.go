@@ -48,17 +48,18 @@ import (
 // livePolicy is the configuration in force and what is derived from it.
 // It is never modified after it is stored.
 type livePolicy struct {
-	cfg         *config.Config
-	tenantRates map[string]float64 // [[tenant]] max_message_rate, per second; only rates > 0
-	tlsDefault  outbound.TLSPolicy
-	tlsDomains  map[string]outbound.TLSPolicy // [tls_policy."DOMAIN"]
-	tlsGen      int                           // counts the reloads that changed the TLS policy
-	roots       *x509.CertPool                // system roots + [tls] ca_file; nil: system roots
-	stsByDomain map[string]bool               // [tls_policy."DOMAIN"] mta_sts, where set
-	bounces     *bounce.Classifier
-	signers     *dkim.Signers
-	messages    messagePolicy // [meta], [[tenant]], [[dkim]]: policy.Rules; or the script's message hook over them
-	hooks       *lua.Hooks    // the policy script's event hooks (script.go); nil: no script
+	cfg          *config.Config
+	tenantRates  map[string]float64 // [[tenant]] max_message_rate, per second; only rates > 0
+	tlsDefault   outbound.TLSPolicy
+	tlsDomains   map[string]outbound.TLSPolicy // [tls_policy."DOMAIN"]
+	tlsGen       int                           // counts the reloads that changed the TLS policy
+	roots        *x509.CertPool                // system roots + [tls] ca_file; nil: system roots
+	stsByDomain  map[string]bool               // [tls_policy."DOMAIN"] mta_sts, where set
+	daneByDomain map[string]bool               // [tls_policy."DOMAIN"] dane, where set
+	bounces      *bounce.Classifier
+	signers      *dkim.Signers
+	messages     messagePolicy // [meta], [[tenant]], [[dkim]]: policy.Rules; or the script's message hook over them
+	hooks        *lua.Hooks    // the policy script's event hooks (script.go); nil: no script
 }
 
 // conf returns the configuration in force.
@@ -96,6 +97,12 @@ func buildPolicy(cfg *config.Config, prev *livePolicy) (*livePolicy, error) {
 	for d, o := range cfg.TLSPolicies {
 		if p.tlsDomains[d], err = tlsPolicyOf(cfg.TLSFor(d), p.roots); err != nil {
 			return nil, fmt.Errorf("tls_policy %q: %w", d, err)
+		}
+		if o.DANE != nil {
+			if p.daneByDomain == nil {
+				p.daneByDomain = map[string]bool{}
+			}
+			p.daneByDomain[d] = *o.DANE
 		}
 		if o.MTASTS != nil {
 			if p.stsByDomain == nil {

@@ -108,10 +108,14 @@ func (p *livePolicy) stsEnabled(domain string) bool {
 }
 
 // tlsFailure is outbound.Options.OnTLSFailure: counted in
-// gannet_tls_failures_total{policy}; failures under an MTA-STS policy are
-// logged too (in testing mode they are the only trace).
+// gannet_tls_failures_total{policy}; failures under an MTA-STS policy or
+// DANE are logged too (in testing mode they are the only trace).
 func (e *Engine) tlsFailure(policy, host string, peer netip.AddrPort, err error) {
 	e.metrics.TLSFailure(policy).Inc()
+	if policy == outbound.FailurePolicyDANE {
+		e.logDANEFailure(host, peer, err)
+		return
+	}
 	if policy == outbound.FailurePolicySTS {
 		args := []any{"host", host, "err", err}
 		if peer.IsValid() {

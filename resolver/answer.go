@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"encoding/hex"
 	"math"
 	"net/netip"
 	"strings"
@@ -41,7 +42,14 @@ type answer struct {
 	mx      []mxRecord   // for TypeMX
 	addrs   []netip.Addr // for TypeA and TypeAAAA
 	txt     []string     // for TypeTXT: each record's strings joined
+	tlsa    []TLSA       // for TypeTLSA
 	ttl     uint32       // the smallest TTL seen along the chain; noTTL: do not cache
+	// target is the name at the end of the CNAME chain (lower-case FQDN),
+	// "" when the asked name had no CNAME.
+	target string
+	// authentic: every response along the chain had the AD bit and
+	// Config.TrustAD is set. Set by query, not by parseResponse.
+	authentic bool
 }
 
 // parseResponse turns the response m to the question (qname, qtype) into an
@@ -118,12 +126,21 @@ func parseResponse(qname string, qtype uint16, m *dns.Msg) (a answer, next strin
 			// A record of several character-strings is one text, their
 			// concatenation (RFC 7208 §3.3, RFC 8461 §3.1).
 			a.txt = append(a.txt, strings.Join(v.Txt, ""))
+		case *dns.TLSA:
+			data, err := hex.DecodeString(v.Certificate)
+			if err != nil {
+				continue // malformed: as if absent (RFC 7671 §4 "unusable")
+			}
+			a.tlsa = append(a.tlsa, TLSA{Usage: v.Usage, Selector: v.Selector, MatchingType: v.MatchingType, Data: data})
 		default:
 			continue
 		}
 		ttl = min(ttl, h.Ttl)
 	}
-	if len(a.mx) > 0 || len(a.addrs) > 0 || len(a.txt) > 0 {
+	if name != qname {
+		a.target = name
+	}
+	if len(a.mx) > 0 || len(a.addrs) > 0 || len(a.txt) > 0 || len(a.tlsa) > 0 {
 		a.outcome = outcomeAnswer
 		a.ttl = ttl
 		return a, "", nil

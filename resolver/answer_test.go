@@ -131,6 +131,7 @@ func FuzzParseResponse(f *testing.F) {
 		response(f, "a.test.", dns.TypeMX, dns.RcodeNameError, nil, []string{soa}),
 		response(f, "a.test.", dns.TypeA, 0, []string{"a.test. 30 IN CNAME b.test.", "b.test. 30 IN CNAME a.test."}, nil),
 		response(f, "a.test.", dns.TypeMX, 0, []string{"a.test. 30 IN CNAME other.example."}, nil),
+		response(f, "a.test.", dns.TypeTLSA, 0, []string{"a.test. 30 IN TLSA 3 1 1 0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20"}, nil),
 	}
 	for _, m := range seeds {
 		b, err := m.Pack()
@@ -146,7 +147,7 @@ func FuzzParseResponse(f *testing.F) {
 		if err := m.Unpack(b); err != nil {
 			return
 		}
-		for _, qtype := range []uint16{dns.TypeMX, dns.TypeA, dns.TypeAAAA} {
+		for _, qtype := range []uint16{dns.TypeMX, dns.TypeA, dns.TypeAAAA, dns.TypeTLSA} {
 			qname := "a.test."
 			if len(m.Question) == 1 {
 				qname = m.Question[0].Name

@@ -23,6 +23,17 @@ type Config struct {
 	// Timeout bounds one query to one server. Zero: the resolv.conf
 	// "options timeout:" value when read from there, else 5s.
 	Timeout time.Duration
+	// TrustAD ([resolver] dnssec = "trust-ad") asks the nameservers for
+	// DNSSEC validation (the DO and AD bits, RFC 6840 §5.7, RFC 3225) and
+	// believes the AD bit of their answers: answers with it set are
+	// "secure" (Route hosts' Secure, TLSAResult.Secure) and DANE applies
+	// to them. Set it only when every nameserver is a validating resolver
+	// reached over a trusted path, in practice one on the same host
+	// (127.0.0.1 or ::1): the AD bit is not protected on the wire, and
+	// anyone between Gannet and the nameserver could set it (RFC 7672
+	// §1.3, as Postfix's smtp_dns_support_level = dnssec). Without it
+	// every answer is insecure.
+	TrustAD bool
 	// Now returns the current time; the cache expires entries by it.
 	// Nil: time.Now.
 	Now func() time.Time

@@ -33,6 +33,15 @@ type Host struct {
 	Name  string // lower-case, no trailing dot
 	Pref  uint16
 	Addrs []netip.Addr
+	// Secure: the answers that led to this host (the MX RRset, or its
+	// absence for an implicit MX, and the host's A and AAAA answers) were
+	// all DNSSEC-validated (AD bit, Config.TrustAD). Only then may its TLSA
+	// records be used (RFC 7672 §2.2.1, §2.2.2).
+	Secure bool
+	// CNAME is the name the addresses were found at when Name is an alias
+	// (the end of its CNAME chain; lower-case, no trailing dot), else "".
+	// With Secure, RFC 7672 §2.2.2 looks for TLSA records there first.
+	CNAME string
 }
 
 // Resolver finds the mail route of domains. It is safe for concurrent use.
@@ -42,6 +51,7 @@ type Resolver struct {
 	minTTL     time.Duration
 	maxTTL     time.Duration
 	maxMXHosts int
+	trustAD    bool // Config.TrustAD
 
 	answers *ttlCache[question, answer] // per (name, type)
 	routes  *ttlCache[string, *Route]   // per domain; templates, never handed out
@@ -89,10 +99,11 @@ func New(cfg Config) (*Resolver, error) {
 	}
 	r := &Resolver{
 		now:        cfg.Now,
-		transport:  newTransport(norm, timeout),
+		transport:  newTransport(norm, timeout, cfg.TrustAD),
 		minTTL:     cmp.Or(cfg.MinTTL, defaultMinTTL),
 		maxTTL:     cmp.Or(cfg.MaxTTL, defaultMaxTTL),
 		maxMXHosts: cmp.Or(cfg.MaxMXHosts, defaultMaxMXHosts),
+		trustAD:    cfg.TrustAD,
 	}
 	if r.now == nil {
 		r.now = time.Now
@@ -197,9 +208,9 @@ func (r *Resolver) buildRoute(ctx context.Context, d string) (*Route, error) {
 	case outcomeNXDomain:
 		return nil, noSuchDomainError(d, ErrNoSuchDomain)
 	case outcomeNoData:
-		rt, exp, err = r.implicitRoute(ctx, d)
+		rt, exp, err = r.implicitRoute(ctx, d, mx.authentic)
 	default:
-		rt, exp, err = r.mxRoute(ctx, d, mx.mx)
+		rt, exp, err = r.mxRoute(ctx, d, mx.mx, mx.authentic)
 	}
 	if err != nil {
 		return nil, err
@@ -212,7 +223,7 @@ func (r *Resolver) buildRoute(ctx context.Context, d string) (*Route, error) {
 
 // implicitRoute handles a domain without MX records: RFC 5321 §5.1 treats
 // its own address records as an MX with preference 0.
-func (r *Resolver) implicitRoute(ctx context.Context, d string) (*Route, time.Time, error) {
+func (r *Resolver) implicitRoute(ctx context.Context, d string, mxSecure bool) (*Route, time.Time, error) {
 	h := hostLookup{name: d}
 	r.lookupHost(ctx, &h)
 	if len(h.addrs) == 0 {
@@ -225,7 +236,7 @@ func (r *Resolver) implicitRoute(ctx context.Context, d string) (*Route, time.Ti
 	}
 	rt := &Route{
 		Domain:   d,
-		Hosts:    []Host{{Name: d, Addrs: h.addrs}},
+		Hosts:    []Host{{Name: d, Addrs: h.addrs, Secure: mxSecure && h.secure, CNAME: h.cname}},
 		Site:     SiteKey{name: d},
 		Implicit: true,
 	}
@@ -233,7 +244,7 @@ func (r *Resolver) implicitRoute(ctx context.Context, d string) (*Route, time.Ti
 }
 
 // mxRoute resolves the addresses of the MX hosts of d.
-func (r *Resolver) mxRoute(ctx context.Context, d string, records []mxRecord) (*Route, time.Time, error) {
+func (r *Resolver) mxRoute(ctx context.Context, d string, records []mxRecord, mxSecure bool) (*Route, time.Time, error) {
 	// RFC 7505 §3: a lone MX whose exchange is "." says the domain takes no
 	// mail. A "." mixed with real hosts is a misconfiguration (RFC 7505 §3
 	// forbids it); the real hosts are used and the "." is ignored.
@@ -287,7 +298,7 @@ func (r *Resolver) mxRoute(ctx context.Context, d string, records []mxRecord) (*
 			firstErr = h.err
 		}
 		if len(h.addrs) > 0 {
-			rt.Hosts = append(rt.Hosts, Host{Name: h.name, Pref: recs[i].pref, Addrs: h.addrs})
+			rt.Hosts = append(rt.Hosts, Host{Name: h.name, Pref: recs[i].pref, Addrs: h.addrs, Secure: mxSecure && h.secure, CNAME: h.cname})
 		}
 	}
 	rt.Site = MXSite(names)
@@ -311,6 +322,8 @@ type hostLookup struct {
 	addrs    []netip.Addr
 	expires  time.Time // zero: not cacheable (an error or an uncacheable answer)
 	nxdomain bool      // both questions answered NXDOMAIN
+	secure   bool      // both answers DNSSEC-validated
+	cname    string    // where the CNAME chain of the name ends ("": no chain)
 	err      error     // the first transient error
 }
 
@@ -327,6 +340,10 @@ func (r *Resolver) lookupHost(ctx context.Context, h *hostLookup) {
 	wg.Wait()
 
 	h.err = cmp.Or(err4, err6)
+	h.secure = err4 == nil && err6 == nil && a4.authentic && a6.authentic
+	if t := cmp.Or(a4.target, a6.target); t != "" {
+		h.cname = hostName(t)
+	}
 	h.nxdomain = err4 == nil && err6 == nil && a4.outcome == outcomeNXDomain && a6.outcome == outcomeNXDomain
 	switch {
 	case len(a6.addrs) == 0:
@@ -375,6 +392,7 @@ func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16) (answe
 func (r *Resolver) query(ctx context.Context, name string, qtype uint16) (answer, time.Time, error) {
 	cur := name
 	ttl := uint32(noTTL)
+	authentic := true
 	var a answer
 	for hop := 0; ; hop++ {
 		m, err := r.transport.exchange(ctx, cur, qtype)
@@ -387,6 +405,12 @@ func (r *Resolver) query(ctx context.Context, name string, qtype uint16) (answer
 			return answer{}, time.Time{}, errorsJoinName(cur, qtype, err)
 		}
 		ttl = min(ttl, a.ttl)
+		if a.target == "" && cur != name {
+			a.target = cur // the chain went on in a further query
+		}
+		// Secure only when every answer along the chain is (RFC 4035
+		// §3.2.3: the AD bit of a validating resolver we trust).
+		authentic = authentic && r.trustAD && m.AuthenticatedData
 		if next == "" {
 			break
 		}
@@ -396,6 +420,7 @@ func (r *Resolver) query(ctx context.Context, name string, qtype uint16) (answer
 		cur = next
 	}
 	a.ttl = ttl
+	a.authentic = authentic
 	if ttl == noTTL {
 		return a, time.Time{}, nil
 	}

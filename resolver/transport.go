@@ -19,11 +19,13 @@ type transport struct {
 	servers []string
 	udp     dns.Client
 	tcp     dns.Client
+	dnssec  bool // ask for validation: DO and AD bits (Config.TrustAD)
 }
 
-func newTransport(servers []string, timeout time.Duration) *transport {
+func newTransport(servers []string, timeout time.Duration, dnssec bool) *transport {
 	return &transport{
 		servers: servers,
+		dnssec:  dnssec,
 		udp:     dns.Client{Net: "udp", UDPSize: EDNSBufferSize, Timeout: timeout},
 		tcp:     dns.Client{Net: "tcp", Timeout: timeout},
 	}
@@ -71,7 +73,10 @@ func (t *transport) exchangeOne(ctx context.Context, server, name string, qtype 
 	q := new(dns.Msg)
 	q.SetQuestion(name, qtype)
 	q.RecursionDesired = true
-	q.SetEdns0(EDNSBufferSize, false)
+	// With DNSSEC: AD in the query asks for the AD bit in the answer (RFC
+	// 6840 §5.7); DO says that the signatures may be sent (RFC 3225).
+	q.AuthenticatedData = t.dnssec
+	q.SetEdns0(EDNSBufferSize, t.dnssec)
 	resp, _, err := t.udp.ExchangeContext(ctx, q, server)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s at %s over udp: %w", name, dns.TypeToString[qtype], server, err)

@@ -28,6 +28,11 @@ have_cmd systemd-analyze || need+=(systemd)
 perl -MIO::Socket::SSL -e1 >/dev/null 2>&1 || need+=(libio-socket-ssl-perl libnet-ssleay-perl)
 perl -MAuthen::SASL -e1 >/dev/null 2>&1 || need+=(libauthen-sasl-perl)
 perl -MDigest::HMAC_MD5 -e1 >/dev/null 2>&1 || need+=(libdigest-hmac-perl)
+# DANE: a validating resolver (unbound) and a zone signer (ldns-signzone).
+have_cmd unbound || [ -x /usr/sbin/unbound ] || need+=(unbound)
+have_cmd ldns-signzone || need+=(ldnsutils)
+# …and an authoritative server that serves the signed zone (nsd).
+have_cmd nsd || [ -x /usr/sbin/nsd ] || need+=(nsd)
 have_py aiosmtpd || need+=(python3-aiosmtpd)
 have_py dkim || need+=(python3-dkim)
 
@@ -49,11 +54,13 @@ echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-se
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # Debian may start services on install; the tests start their own instances.
-for svc in postfix dnsmasq prometheus opendkim; do
+for svc in postfix dnsmasq prometheus opendkim unbound nsd; do
   if command -v systemctl >/dev/null 2>&1; then systemctl stop "$svc" >/dev/null 2>&1 || true; fi
   service "$svc" stop >/dev/null 2>&1 || true
 done
 # The benchmark runs its own opendkim: the system one need not start at boot.
-if command -v systemctl >/dev/null 2>&1; then systemctl disable opendkim >/dev/null 2>&1 || true; fi
+if command -v systemctl >/dev/null 2>&1; then systemctl disable opendkim unbound nsd >/dev/null 2>&1 || true; fi
 update-rc.d opendkim disable >/dev/null 2>&1 || true
+update-rc.d unbound disable >/dev/null 2>&1 || true
+update-rc.d nsd disable >/dev/null 2>&1 || true
 echo "install-test-peers: done"

@@ -17,8 +17,9 @@
 //     above 1% of recipient attempts (delivered + transient + bounced).
 //   - GannetInboundSMTPErrorsHigh: gannet_smtp_errors_total{direction="in"}
 //     above 1% of final answers to clients (messages received + errors).
-//   - GannetTLSFailuresHigh: gannet_tls_failures_total (but policy="sts",
-//     failures under destinations' MTA-STS policies) above 2% of
+//   - GannetTLSFailuresHigh: gannet_tls_failures_total (but policy="sts"
+//     or "dane", failures under destinations' MTA-STS policies or DANE
+//     TLSA records) above 2% of
 //     gannet_connections_opened_total (both directions).
 //   - GannetDomainConnectionsHigh: gannet_domain_connections above 20 for
 //     one domain.

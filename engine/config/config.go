@@ -175,7 +175,20 @@ type APIKey struct {
 type Resolver struct {
 	Nameservers []string `toml:"nameservers"` // "ip:port"; empty: /etc/resolv.conf
 	Timeout     Duration `toml:"timeout"`
+	// DNSSEC: ResolverDNSSECTrustAD believes the AD bit of the nameservers'
+	// answers (they must be validating resolvers on this host); "" or
+	// ResolverDNSSECOff ignores it. DANE needs "trust-ad".
+	DNSSEC string `toml:"dnssec"`
 }
+
+// Values of Resolver.DNSSEC.
+const (
+	ResolverDNSSECOff     = "off"
+	ResolverDNSSECTrustAD = "trust-ad"
+)
+
+// TrustAD reports whether [resolver] dnssec is "trust-ad".
+func (r *Resolver) TrustAD() bool { return r.DNSSEC == ResolverDNSSECTrustAD }
 
 // Delivery is [delivery]: outbound SMTP.
 type Delivery struct {
@@ -211,6 +224,9 @@ type TLS struct {
 	FallbackPlaintext bool `toml:"fallback_plaintext"`
 	// MTASTS: honour the destinations' MTA-STS policies (RFC 8461).
 	MTASTS bool `toml:"mta_sts"`
+	// DANE: honour the TLSA records of MX hosts found securely (RFC 7672);
+	// effective only with [resolver] dnssec = "trust-ad".
+	DANE bool `toml:"dane"`
 	// CAFile: PEM certificates trusted, besides the system roots, to verify
 	// MX hosts and MTA-STS policy servers ("": the system roots only).
 	CAFile string `toml:"ca_file"`

@@ -78,6 +78,7 @@ type TLSOverride struct {
 	Ciphers           []string    `toml:"ciphers"`
 	FallbackPlaintext *bool       `toml:"fallback_plaintext"`
 	MTASTS            *bool       `toml:"mta_sts"` // false: ignore the domain's MTA-STS policy
+	DANE              *bool       `toml:"dane"`    // false: ignore the TLSA records of the domain's MX hosts
 }
 
 // TLSFor returns the outbound TLS policy for destination domain: [tls] with
@@ -99,6 +100,9 @@ func (c *Config) TLSFor(domain string) TLS {
 	}
 	if o.FallbackPlaintext != nil {
 		t.FallbackPlaintext = *o.FallbackPlaintext
+	}
+	if o.DANE != nil {
+		t.DANE = *o.DANE
 	}
 	if o.MTASTS != nil {
 		t.MTASTS = *o.MTASTS

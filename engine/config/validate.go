@@ -324,6 +324,7 @@ func (c *Config) validate() []problem {
 		ck.hostPort(path, ns, true, 1)
 	}
 	ck.positive(at("resolver", "timeout"), c.Resolver.Timeout)
+	ck.oneOf(at("resolver", "dnssec"), c.Resolver.DNSSEC, ResolverDNSSECOff, ResolverDNSSECTrustAD)
 
 	d := &c.Delivery
 	if d.SMTPPort < 1 || d.SMTPPort > 65535 {

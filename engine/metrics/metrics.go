@@ -45,6 +45,7 @@ type Metrics struct {
 	SMTPErrorsOut     *vm.Counter             // gannet_smtp_errors_total{direction="out"}: 4xx/5xx replies we got
 	TLSFailures       *vm.Counter             // gannet_tls_failures_total{policy="none"}: failed handshakes, both directions, under no MTA-STS policy
 	TLSFailuresSTS    *vm.Counter             // gannet_tls_failures_total{policy="sts"}: outbound failures under an MTA-STS policy (enforce or testing): MX not matching, no STARTTLS, handshake
+	TLSFailuresDANE   *vm.Counter             // gannet_tls_failures_total{policy="dane"}: outbound failures of MX hosts under DANE: TLSA lookup failed, no STARTTLS, handshake, no TLSA record matching
 	ConnectionsIn     *vm.Gauge               // gannet_connections{direction="in"}: open inbound connections (Inc/Dec)
 	ConnectionsOut    *vm.Gauge               // gannet_connections{direction="out"}: open outbound connections (Inc/Dec)
 	SpoolCommit       *vm.PrometheusHistogram // gannet_spool_commit_seconds: time to make a message durable
@@ -98,6 +99,7 @@ func New() *Metrics {
 	m.SMTPErrorsOut = s.NewCounter(`gannet_smtp_errors_total{direction="out"}`)
 	m.TLSFailures = s.NewCounter(`gannet_tls_failures_total{policy="none"}`)
 	m.TLSFailuresSTS = s.NewCounter(`gannet_tls_failures_total{policy="sts"}`)
+	m.TLSFailuresDANE = s.NewCounter(`gannet_tls_failures_total{policy="dane"}`)
 	m.stsFetchOK = s.NewCounter(`gannet_mta_sts_policy_fetches_total{result="ok"}`)
 	m.stsFetchError = s.NewCounter(`gannet_mta_sts_policy_fetches_total{result="error"}`)
 	m.stsFetchInvalid = s.NewCounter(`gannet_mta_sts_policy_fetches_total{result="invalid"}`)
@@ -195,10 +197,13 @@ func (m *Metrics) SMTPErrors(direction string) *vm.Counter {
 }
 
 // TLSFailure returns the gannet_tls_failures_total counter of policy
-// "sts" or "none" (any other value counts as "none").
+// "sts", "dane" or "none" (any other value counts as "none").
 func (m *Metrics) TLSFailure(policy string) *vm.Counter {
-	if policy == "sts" {
+	switch policy {
+	case "sts":
 		return m.TLSFailuresSTS
+	case "dane":
+		return m.TLSFailuresDANE
 	}
 	return m.TLSFailures
 }

@@ -71,11 +71,22 @@ type Options struct {
 	// pooled per policy too.
 	STS func(ctx context.Context, domain string) STSPolicy
 
+	// DANE, when set, returns the DANE state of one MX host of a
+	// destination domain (RFC 7672; the TLSA records of _PORT._tcp.HOST,
+	// port being the one dialled, 25 in production). It is asked only
+	// for hosts the resolver found securely (resolver.Host.Secure), never
+	// for relay_to or an address literal. A host under DANE is delivered
+	// to only over TLS with a certificate that matches its TLSA records;
+	// DANE takes precedence over MTA-STS for it.
+	DANE func(ctx context.Context, domain string, host resolver.Host, port int) DANEHost
+
 	// OnTLSFailure, when set, is called when a STARTTLS fails, and when an
 	// MX host does not match an MTA-STS policy (for
-	// gannet_tls_failures_total{policy}). policy is FailurePolicySTS under
-	// an MTA-STS policy (enforce or testing), FailurePolicyNone otherwise;
-	// peer is zero for a host refused by its name.
+	// gannet_tls_failures_total{policy}). policy is FailurePolicyDANE for
+	// a host under DANE (err is then a *DANEError with the RFC 8460 result
+	// type), FailurePolicySTS under an MTA-STS policy (enforce or
+	// testing), FailurePolicyNone otherwise; peer is zero for a host
+	// refused by its name or its failed TLSA lookup.
 	OnTLSFailure func(policy, host string, peer netip.AddrPort, err error)
 	// OnConnection, when set, is called with +1 when a session is
 	// established and -1 when it is closed (gannet_connections{direction="out"}).
@@ -296,6 +307,7 @@ func (m *Manager) sweepLoop() {
 type candidate struct {
 	host string
 	addr netip.AddrPort
+	dane *DANEHost // nil: DANE does not apply to the host
 }
 
 // candidates lists the addresses to try in order: MX hosts by preference
@@ -335,7 +347,16 @@ func (m *Manager) candidates(ctx context.Context, route *resolver.Route, sts *ST
 		}
 	}
 	for _, h := range route.Hosts {
-		if sts.Mode != STSNone && !sts.allows(h.Name) {
+		var dh *DANEHost
+		if h.Secure && m.opts.DANE != nil && !route.Literal {
+			// RFC 7672 §2.2: the TLSA records of a host found securely.
+			if d := m.opts.DANE(ctx, route.Domain, h, port); d.applies() {
+				dh = &d
+			}
+		}
+		// RFC 8461 §2: a host with DANE TLSA records is held to them, not
+		// to the MTA-STS policy.
+		if dh == nil && sts.Mode != STSNone && !sts.allows(h.Name) {
 			// RFC 8461 §4.1: the MX host must match the policy's mx
 			// patterns; in testing mode it is only reported (§5).
 			m.reportSTS(h.Name, netip.AddrPort{}, stsMismatch(h.Name, sts.Domain))
@@ -348,7 +369,7 @@ func (m *Manager) candidates(ctx context.Context, route *resolver.Route, sts *ST
 			if len(out) == m.opts.MaxAddresses {
 				return out, refused, nil
 			}
-			out = append(out, candidate{host: h.Name, addr: netip.AddrPortFrom(a.Unmap(), uint16(port))})
+			out = append(out, candidate{host: h.Name, addr: netip.AddrPortFrom(a.Unmap(), uint16(port)), dane: dh})
 		}
 	}
 	return out, refused, nil
@@ -464,8 +485,16 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 		notes = append(notes, "4.7.5 "+stsMismatch(h, sts.Domain).Error())
 	}
 	if sts.Mode == STSTesting {
+		underDANE := func(host string) bool {
+			for _, cd := range cands {
+				if cd.host == host && cd.dane != nil {
+					return true
+				}
+			}
+			return false
+		}
 		for _, h := range route.Hosts {
-			if !sts.allows(h.Name) {
+			if !sts.allows(h.Name) && !underDANE(h.Name) {
 				notes = append(notes, "MTA-STS testing: "+mismatchText(h.Name, sts.Domain))
 			}
 		}
@@ -484,17 +513,45 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 	}
 	var last *sessionError
 	var c *Client
+	lastDANE := false
 	for _, cd := range ordered {
 		if ctx.Err() != nil {
 			break
+		}
+		if cd.dane != nil && cd.dane.Err != nil {
+			// RFC 7672 §2.2: a host whose TLSA lookup failed is not used.
+			serr, de := daneRefusal(cd.host, cd.addr.Port(), nil, cd.dane.Err)
+			m.reportDANE(cd.host, netip.AddrPort{}, de)
+			notes = append(notes, "4.7.5 "+serr.refusal.Reply.Lines[0])
+			last, lastDANE = serr, true
+			continue
 		}
 		var serr *sessionError
 		// max_connection_rate: new connections to the site are paced.
 		if err := p.connRate.Wait(ctx); err != nil {
 			break
 		}
-		c, serr = dial(ctx, &p.dial, cd.host, cd.addr, true)
+		dc := &p.dial
+		if cd.dane != nil {
+			d := *dc
+			d.tls = daneTLS(dc.tls, cd.dane, cd.host, m.now)
+			d.policyName = TLSPolicyDANE
+			dc = &d
+		}
+		c, serr = dial(ctx, dc, cd.host, cd.addr, true)
 		policyRefused := false
+		if serr != nil && cd.dane != nil && serr.stage == "STARTTLS" {
+			// No STARTTLS, a failed handshake or a certificate that
+			// matches no TLSA record: this host is not used (RFC 7672
+			// §2.2, §3).
+			var de *DANEError
+			serr, de = daneRefusal(cd.host, cd.addr.Port(), serr, nil)
+			m.reportDANE(cd.host, cd.addr, de)
+			notes = append(notes, "4.7.5 "+serr.refusal.Reply.Lines[0])
+			last, lastDANE = serr, true
+			c = nil
+			continue
+		}
 		if serr != nil && sts.Mode == STSEnforce && serr.stage == "STARTTLS" {
 			policyRefused = true
 			// No STARTTLS offered, refused, or a certificate that is not
@@ -512,9 +569,9 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 				}
 				m.opts.OnTLSFailure(fp, cd.host, cd.addr, serr)
 			}
-			if p.dial.tls.fallsBack() {
+			if dc.tls.fallsBack() {
 				notes = append(notes, fmt.Sprintf("%s; delivering in the clear", serr.refusal.Reply.Lines[0]))
-				c, serr = dial(ctx, &p.dial, cd.host, cd.addr, false)
+				c, serr = dial(ctx, dc, cd.host, cd.addr, false)
 			}
 		}
 		if serr != nil {
@@ -523,7 +580,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 				m.health.failed(cd.addr.String())
 			}
 			notes = append(notes, serr.refusal.Reply.Lines[0])
-			last = serr
+			last, lastDANE = serr, false
 			c = nil
 			continue
 		}
@@ -540,6 +597,9 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 		out.Note = strings.Join(notes, "; ")
 		if last != nil {
 			out.SessionReply = last.server
+		}
+		if lastDANE {
+			out.TLSPolicy = TLSPolicyDANE
 		}
 		return out
 	}

@@ -72,6 +72,12 @@ type TLSPolicy struct {
 	// it the failure is a transient 451 4.7.10 for that host and the next
 	// MX host is tried.
 	FallbackPlaintext bool
+
+	// skipVerify and verify replace the WebPKI check for a host under DANE
+	// (daneTLS): the chain is checked by verify (when set) against the
+	// host's TLSA records.
+	skipVerify bool
+	verify     func(tls.ConnectionState) error
 }
 
 // fallsBack reports whether a failed STARTTLS is retried in the clear.
@@ -90,6 +96,7 @@ func (p *TLSPolicy) config(serverName string) *tls.Config {
 		MinVersion:         minV,
 		CipherSuites:       p.CipherSuites,
 		RootCAs:            p.RootCAs,
-		InsecureSkipVerify: p.Mode == TLSOpportunisticInsecure,
+		InsecureSkipVerify: p.Mode == TLSOpportunisticInsecure || p.skipVerify,
+		VerifyConnection:   p.verify,
 	}
 }

@@ -27,6 +27,7 @@ type Server struct {
 	mu       sync.Mutex
 	behavior map[string]behavior // by lower-case FQDN
 	queries  []Query
+	secure   []string // SetSecure's suffixes, lower-case FQDNs
 }
 
 // Query is one question the server received.
@@ -185,6 +186,28 @@ func (s *Server) update(name string, f func(*behavior)) {
 	s.behavior[n] = b
 }
 
+// SetSecure makes answers about suffix and the names below it carry the
+// AD bit ("authentic data", RFC 4035 §3.2.3) when the query asked for
+// DNSSEC (AD or DO set): the server then stands in for a validating
+// resolver that found those names signed. Nothing is signed.
+func (s *Server) SetSecure(suffix string) {
+	s.mu.Lock()
+	s.secure = append(s.secure, canonical(suffix))
+	s.mu.Unlock()
+}
+
+// isSecure reports whether SetSecure covers name.
+func (s *Server) isSecure(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, suf := range s.secure {
+		if name == suf || strings.HasSuffix(name, "."+suf) {
+			return true
+		}
+	}
+	return false
+}
+
 // Queries returns the questions received so far, oldest first.
 func (s *Server) Queries() []Query {
 	s.mu.Lock()
@@ -256,6 +279,8 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 		resp.Truncated = true
 	default:
 		s.zone.Load().answer(resp, name, q.Qtype)
+		wantsDNSSEC := req.AuthenticatedData || (req.IsEdns0() != nil && req.IsEdns0().Do())
+		resp.AuthenticatedData = wantsDNSSEC && s.isSecure(name)
 	}
 	if opt != nil {
 		resp.SetEdns0(min(opt.UDPSize(), 4096), false)
