@@ -164,6 +164,7 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		func() float64 { s, _ := e.delivery.QueueDepth(); return float64(s) },
 		func() float64 { _, r := e.delivery.QueueDepth(); return float64(r) },
 	)
+	e.metrics.SetDeadDepth(func() float64 { return float64(e.spool.Stats().Dead) })
 	return e, nil
 }
 
@@ -246,6 +247,12 @@ func (e *Engine) buildOutbound() error {
 	}
 	if cfg.Delivery.SendBounces {
 		opts.SendBounce = e.sendBounce
+	}
+	if cfg.Queue.DeadLetterAfter.Duration > 0 {
+		// Dead letters: expired (and with keep_bounced, bounced) mail is
+		// kept; spool maintenance removes it after dead_letter_after.
+		opts.DeadLetters = e.spool
+		opts.KeepBounced = cfg.Queue.KeepBounced
 	}
 	e.delivery = delivery.New(opts)
 	siteRateGauge(e.metrics, e.delivery)
