@@ -248,11 +248,13 @@ func (e *Engine) buildOutbound() error {
 	if cfg.Delivery.SendBounces {
 		opts.SendBounce = e.sendBounce
 	}
-	if cfg.Queue.DeadLetterAfter.Duration > 0 {
-		// Dead letters: expired (and with keep_bounced, bounced) mail is
-		// kept; spool maintenance removes it after dead_letter_after.
-		opts.DeadLetters = e.spool
-		opts.KeepBounced = cfg.Queue.KeepBounced
+	// Dead letters: expired (and with keep_bounced, bounced) mail is kept
+	// while dead_letter_after > 0 (reload-safe); spool maintenance removes
+	// it after dead_letter_after.
+	opts.DeadLetters = e.spool
+	opts.DeadLetterPolicy = func() (bool, bool) {
+		q := &e.conf().Queue
+		return q.DeadLetterAfter.Duration > 0, q.KeepBounced
 	}
 	e.delivery = delivery.New(opts)
 	siteRateGauge(e.metrics, e.delivery)

@@ -189,3 +189,56 @@ func TestListFiltersPagingGroups(t *testing.T) {
 	h.loop.Wake()
 	waitUntil(t, func() bool { return listIDs(list(ListFilter{State: StateHeld})) == "m2" })
 }
+
+// TestQueueBounceSendsDSN: a queue bounce by id sends the sender a bounce
+// message (with send_bounces) naming the bounced recipient; a delete
+// sends none.
+func TestQueueBounceSendsDSN(t *testing.T) {
+	var mu sync.Mutex
+	var sent []string
+	h := newHarness(t, func(o *Options) {
+		o.SendBounce = func(to string, body []byte) error {
+			mu.Lock()
+			sent = append(sent, to+" "+string(body))
+			mu.Unlock()
+			return nil
+		}
+	})
+	deferAll(h)
+	h.loop.Start()
+	h.enqueue(t, newMessage("m1", h.clock.Now(), "a@x.test"), "Subject: original\r\n\r\nbody\r\n")
+	h.enqueue(t, newMessage("m2", h.clock.Now(), "b@x.test"), "Subject: other\r\n\r\nbody\r\n")
+	h.rec.waitFor(t, 2)
+	h.loop.BounceMessages([]string{"m1"}, "", "stale")
+	h.loop.DeleteMessages([]string{"m2"}, "", "")
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sent) != 1 || !strings.HasPrefix(sent[0], "sender@src.test ") || !strings.Contains(sent[0], "a@x.test") ||
+		!strings.Contains(sent[0], "Subject: original") {
+		t.Fatalf("bounce messages: %q", sent)
+	}
+}
+
+// TestListWhileDelivering: lists run while mail is delivered (under -race:
+// no data race between the walk and the loop).
+func TestListWhileDelivering(t *testing.T) {
+	h := newHarness(t, nil)
+	h.tr.fn = func(_ *resolver.Route, env *outbound.Envelope) outbound.Outcome {
+		return outcomeAll(env, outbound.Delivered, reply(250, "2.0.0", "ok"))
+	}
+	h.loop.Start()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 50 {
+			h.loop.List(context.Background(), ListFilter{Domain: "x.test", Recipient: "u"}.Normalize())
+			h.loop.List(context.Background(), ListFilter{GroupBy: "domain", State: StateReady}.Normalize())
+		}
+	}()
+	for i := range 200 {
+		h.enqueue(t, newMessage("m"+strings.Repeat("0", 4)+string(rune('a'+i%26))+string(rune('a'+i/26)), h.clock.Now(), "u@x.test"), "b\r\n")
+	}
+	<-done
+	h.rec.waitFor(t, 200)
+	waitUntil(t, func() bool { return h.loop.Messages() == 0 })
+}

@@ -122,6 +122,11 @@ type Options struct {
 	// KeepBounced ([queue] keep_bounced): a permanent failure makes a dead
 	// letter too, not only an expiry.
 	KeepBounced bool
+	// DeadLetterPolicy, when set, is asked at each message's end instead of
+	// the two fields above (a reload changes [queue] dead_letter_after and
+	// keep_bounced): keep false removes the message even with DeadLetters
+	// set.
+	DeadLetterPolicy func() (keep, keepBounced bool)
 	// Record receives one log record per outcome (Delivery, Bounce,
 	// TransientFailure, Expiration). Nil: none.
 	Record Recorder

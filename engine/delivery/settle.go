@@ -84,13 +84,20 @@ func (l *Loop) deadWorthy(m *queue.Message, vs []verdict) bool {
 	if l.opts.DeadLetters == nil {
 		return false
 	}
+	keepBounced := l.opts.KeepBounced
+	if f := l.opts.DeadLetterPolicy; f != nil {
+		var keep bool
+		if keep, keepBounced = f(); !keep {
+			return false
+		}
+	}
 	worthy := false
 	for k := range vs {
 		switch vs[k].kind {
 		case kindAdminDelete, kindAdminBounce:
 			return false
 		case kindBounce:
-			worthy = worthy || l.opts.KeepBounced
+			worthy = worthy || keepBounced
 		}
 	}
 	for i := range m.Recipients {
