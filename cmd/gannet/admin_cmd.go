@@ -190,6 +190,9 @@ func printSummary(w io.Writer, s *admin.QueueSummaryV1) {
 		fmt.Fprintf(tw, "%d corrupt message(s) quarantined in the spool (gannet queue inspect ID): %s%s\n",
 			t.Corrupt, strings.Join(s.CorruptIDs, " "), more)
 	}
+	if t.Dead > 0 {
+		fmt.Fprintf(tw, "%d dead letter(s) kept in the spool (gannet dead list)\n", t.Dead)
+	}
 	if len(s.Queues) == 0 {
 		fmt.Fprintln(tw, "The queue is empty.")
 		tw.Flush()

@@ -33,6 +33,7 @@ type DeadLetters interface {
 	RequeueDead(id string, now time.Time) (*queue.Message, error)
 	PurgeDead(id string) error
 	Body(m *queue.Message) ([]byte, error)
+	Stats() queue.Stats // Dead: the count in the summary
 }
 
 // listParams are the query parameters a list takes.

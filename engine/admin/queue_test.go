@@ -91,6 +91,13 @@ func TestDeadLettersEndpoint(t *testing.T) {
 		ids = append(ids, m.ID)
 	}
 	tenantAddr := "192.0.2.9:5000"
+	var sum QueueSummaryV1
+	if w.call(t, "GET", PathQueueSummary, "", "", "", &sum); sum.Totals.Dead != 3 || sum.Totals.Messages != 0 {
+		t.Errorf("summary totals %+v", sum.Totals)
+	}
+	if got := w.call(t, "GET", PathInspectMessage+"?id="+ids[0], "", "", "", nil); got != 404 {
+		t.Errorf("inspect of a dead letter: %d", got)
+	}
 	var l QueueListV1
 	if code := w.call(t, "GET", PathDeadLetters+"?domain=x.test&since=1h", "", "", "", &l); code != 200 || l.Matched != 2 || l.Messages[0].State != "dead" || l.Messages[0].Died == nil {
 		t.Fatalf("list: %d %+v", code, l)
