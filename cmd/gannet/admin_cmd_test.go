@@ -345,6 +345,31 @@ func TestQueueListAndDeadCLI(t *testing.T) {
 	if code != 0 || out != "requeued 1 dead letter(s) d1\n" || !strings.Contains(last(), `POST /api/admin/dead-letters/v1 {"domain":"x.test"}`) {
 		t.Errorf("dead requeue (%d): %q %q", code, out, last())
 	}
+	// Without -yes, delete and purge ask; anything but y/yes declines and
+	// sends nothing.
+	r, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw.WriteString("n\n")
+	pw.Close()
+	stdin := os.Stdin
+	os.Stdin = r
+	n := len(f.reqs)
+	_, errOut, code := runCLI("queue", "delete", "m1", api)
+	os.Stdin = stdin
+	if code != 1 || !strings.Contains(errOut, "Delete 1 message(s) without a bounce? [y/N]") || !strings.Contains(errOut, "nothing deleted") || len(f.reqs) != n {
+		t.Errorf("declined delete (%d): %q, %d requests", code, errOut, len(f.reqs)-n)
+	}
+	r, pw, _ = os.Pipe()
+	pw.WriteString("yes\n")
+	pw.Close()
+	os.Stdin = r
+	out, _, code = runCLI("queue", "delete", "-domain", "x.test", api)
+	os.Stdin = stdin
+	if code != 0 || !strings.Contains(out, "deleted 2 message(s)") || !strings.Contains(last(), `POST /api/admin/queue/v1/delete {"domain":"x.test"}`) {
+		t.Errorf("confirmed delete by filter (%d): %q %q", code, out, last())
+	}
 	out, _, code = runCLI("dead", "purge", "d1", "-yes", api)
 	if code != 0 || !strings.Contains(last(), `DELETE /api/admin/dead-letters/v1 {"ids":["d1"]}`) {
 		t.Errorf("dead purge (%d): %q %q", code, out, last())

@@ -79,9 +79,10 @@ func (l *Loop) settle(ms *msgState, m *queue.Message, vs []verdict, out *outboun
 
 // deadWorthy reports whether message m, done, is kept as a dead letter: a
 // recipient expired, or (KeepBounced) one of these verdicts bounced; never
-// when an operator deletes or bounces it.
+// when an operator deletes or bounces it, nor when no verdict of this step
+// finished it (it was settled, and left the spool, before).
 func (l *Loop) deadWorthy(m *queue.Message, vs []verdict) bool {
-	if l.opts.DeadLetters == nil {
+	if l.opts.DeadLetters == nil || len(vs) == 0 {
 		return false
 	}
 	keepBounced := l.opts.KeepBounced
