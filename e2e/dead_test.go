@@ -129,3 +129,29 @@ func TestE2EQueueListGroupDelete(t *testing.T) {
 		t.Errorf("no admin log line for the delete:\n%s", tail(g.p.out.String(), 2000))
 	}
 }
+
+// TestE2EKeepBounced: with [queue] keep_bounced = true, a recipient refused
+// with 550 makes its message a dead letter (Bounce, then DeadLetter), which
+// gannet dead purge -yes removes for good.
+func TestE2EKeepBounced(t *testing.T) {
+	w := newRelayWorld(t)
+	startGoSink(t, hostPort(mxIP1, w.port), "rcpt:550:1")
+	g := w.gannet(t, gannetConfig{Extra: "keep_bounced = true\n" + adminExtra})
+	id := injectSimple(t, g, "gone@"+domain1, "acme", "", "refused")
+	g.WaitRecords(recordFilter{Type: "Bounce", ID: id}, 1, deliveryMax)
+	rec := g.WaitRecords(recordFilter{Type: "DeadLetter", ID: id}, 1, deliveryMax)[0]
+	if rec.Response.Code != 550 {
+		t.Errorf("DeadLetter record response %+v, want the 550", rec.Response)
+	}
+	out, _, code := runGannetCLI(t, g, "dead", "show", id)
+	if code != 0 || !regexp.MustCompile(`gone@` + regexp.QuoteMeta(domain1) + `\s+bounced\s+1\s+550`).MatchString(out) {
+		t.Fatalf("dead show (%d):\n%s", code, out)
+	}
+	out, errOut, code := runGannetCLI(t, g, "dead", "purge", "-yes", id)
+	if code != 0 || !strings.HasPrefix(out, "purged 1 dead letter(s) "+id) {
+		t.Fatalf("dead purge (%d): %s%s", code, out, errOut)
+	}
+	if _, errOut, code := runGannetCLI(t, g, "dead", "show", id); code != 1 || !strings.Contains(errOut, "404") {
+		t.Errorf("dead show after the purge (%d): %s", code, errOut)
+	}
+}
