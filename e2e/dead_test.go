@@ -144,7 +144,7 @@ func TestE2EKeepBounced(t *testing.T) {
 		t.Errorf("DeadLetter record response %+v, want the 550", rec.Response)
 	}
 	out, _, code := runGannetCLI(t, g, "dead", "show", id)
-	if code != 0 || !regexp.MustCompile(`gone@` + regexp.QuoteMeta(domain1) + `\s+bounced\s+1\s+550`).MatchString(out) {
+	if code != 0 || !regexp.MustCompile(`gone@`+regexp.QuoteMeta(domain1)+`\s+bounced\s+1\s+550`).MatchString(out) {
 		t.Fatalf("dead show (%d):\n%s", code, out)
 	}
 	out, errOut, code := runGannetCLI(t, g, "dead", "purge", "-yes", id)
