@@ -16,6 +16,7 @@ func (e *Engine) adminHandler() http.Handler {
 		Loop:       e.delivery,
 		Spool:      e.spool,
 		Quarantine: e.spool,
+		Dead:       e.spool,
 		TenantRate: e.tenantRate,
 		Automatic:  e.shapingSuspensions,
 		Now:        e.now,

@@ -165,6 +165,7 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		func() float64 { s, _ := e.delivery.QueueDepth(); return float64(s) },
 		func() float64 { _, r := e.delivery.QueueDepth(); return float64(r) },
 	)
+	e.metrics.SetDeadDepth(func() float64 { return float64(e.spool.Stats().Dead) })
 	return e, nil
 }
 
@@ -248,6 +249,14 @@ func (e *Engine) buildOutbound() error {
 	}
 	if cfg.Delivery.SendBounces {
 		opts.SendBounce = e.sendBounce
+	}
+	// Dead letters: expired (and with keep_bounced, bounced) mail is kept
+	// while dead_letter_after > 0 (reload-safe); spool maintenance removes
+	// it after dead_letter_after.
+	opts.DeadLetters = e.spool
+	opts.DeadLetterPolicy = func() (bool, bool) {
+		q := &e.conf().Queue
+		return q.DeadLetterAfter.Duration > 0, q.KeepBounced
 	}
 	e.delivery = delivery.New(opts)
 	siteRateGauge(e.metrics, e.delivery)

@@ -33,7 +33,8 @@ import (
 //   - [[tenant]] rates;
 //     [queue] max_queue_depth and the retry schedule (retry_interval,
 //     max_retry_interval, max_retry_age: from the next failed attempt on;
-//     retries already scheduled keep their time); [[api_key]]; [[smtp_user]];
+//     retries already scheduled keep their time), dead_letter_after and
+//     keep_bounced (for mail that ends from then on); [[api_key]]; [[smtp_user]];
 //     [bounce] rules_file (re-read even when its name did not change);
 //     [metrics] max_destination_labels;
 //   - [[dkim]]: the keys are re-read, and a changed list is loaded anew.

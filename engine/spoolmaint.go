@@ -14,6 +14,8 @@ import (
 //     their bytes still live), so that a few long-deferred messages do not
 //     pin whole 64 MiB files. Compaction does nothing while the disk is
 //     below the spool's free-space floor.
+//   - At the same pace it removes the dead letters older than [queue]
+//     dead_letter_after (queue/dead.go).
 //   - Every spoolHealthEvery it asks Spool.Healthy and logs each change:
 //     "spool refusing new mail" (new mail then gets 452 4.3.1 from admit)
 //     and "spool accepting mail again". Healthy re-reads the free space
@@ -79,6 +81,13 @@ func (e *Engine) spoolMaint(sp *queue.Spool, healthEvery, compactEvery time.Dura
 			}
 			refusing = err
 		case <-compact.C:
+			if keep := e.conf().Queue.DeadLetterAfter.Duration; keep > 0 {
+				if n, err := sp.ExpireDead(e.now().Add(-keep)); err != nil && !errors.Is(err, queue.ErrClosed) {
+					e.log.Error("spool dead letters", "err", err)
+				} else if n > 0 {
+					e.log.Info("dead letters removed", "count", n, "older_than", keep)
+				}
+			}
 			t0 := time.Now()
 			st, err := sp.Compact(spoolCompactRatio)
 			switch {

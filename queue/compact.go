@@ -21,6 +21,7 @@ type CompactStats struct {
 const compactChunk = 256
 
 type moveItem struct {
+	key []byte // m/<id> or d/<id> (a dead letter)
 	id  string
 	old location
 }
@@ -81,17 +82,23 @@ func (s *Spool) Compact(minLive float64) (CompactStats, error) {
 	}
 	liveBytes := map[uint64]int64{}
 	items := map[uint64][]moveItem{}
-	err := scanMeta(s.db, func(id, v []byte) error {
-		loc, err := decodeLocation(v)
-		if err != nil {
+	collect := func(prefix string) func(id, v []byte) error {
+		return func(id, v []byte) error {
+			loc, err := decodeLocation(v)
+			if err != nil {
+				return nil
+			}
+			if _, ok := sizes[loc.Segment]; ok {
+				liveBytes[loc.Segment] += loc.Length
+				items[loc.Segment] = append(items[loc.Segment], moveItem{indexKey(prefix, string(id)), string(id), loc})
+			}
 			return nil
 		}
-		if _, ok := sizes[loc.Segment]; ok {
-			liveBytes[loc.Segment] += loc.Length
-			items[loc.Segment] = append(items[loc.Segment], moveItem{string(id), loc})
-		}
-		return nil
-	})
+	}
+	err := scanMeta(s.db, collect(metaPrefix))
+	if err == nil {
+		err = scanIndex(s.db, deadPrefix, deadEnd, true, collect(deadPrefix))
+	}
 	if err != nil {
 		return st, fmt.Errorf("queue: compact: %w", err)
 	}
@@ -144,7 +151,7 @@ func (s *Spool) moveRecords(list []moveItem) (moved, skipped int, err error) {
 			skipped++
 			continue
 		}
-		reqs = append(reqs, &appendReq{key: metaKey(it.id), rec: rec, done: make(chan error, 1)})
+		reqs = append(reqs, &appendReq{key: it.key, rec: rec, done: make(chan error, 1)})
 		olds = append(olds, it.old)
 	}
 	if len(reqs) == 0 {
@@ -176,7 +183,7 @@ func (s *Spool) moveRecords(list []moveItem) (moved, skipped int, err error) {
 	// still point at the old records, and commit once.
 	ids := make([]string, len(reqs))
 	for i, r := range reqs {
-		ids[i] = string(r.key[len(metaPrefix):])
+		ids[i] = string(r.key[len(metaPrefix):]) // d/ is as long
 	}
 	defer s.lockStripes(ids)()
 	b := s.db.NewBatch()

@@ -15,6 +15,8 @@
 //	  index/                   Pebble v2 (FormatMajorVersion pinned)
 //	    m/<id>   → metadata (index.go): body location, envelope, per-recipient
 //	               state, attempts, next due, tenant, campaign, priority, created
+//	    d/<id>   → a dead letter (dead.go): the m/ value of a message that
+//	               can no longer be delivered, kept with its body until purged
 //	    q/<id>   → quarantine record (quarantine.go): a message taken out
 //	               because it is corrupt — kind, reason, size, time, and its
 //	               m/ value as it was (at most 64 KiB)

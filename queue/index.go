@@ -14,6 +14,8 @@ import (
 //
 //	m/<id>     → message metadata (encodeMeta): location of the body record
 //	             and the envelope with per-recipient state
+//	d/<id>     → a dead letter (dead.go): the m/ value of a message whose
+//	             recipients can no longer be delivered, next due = when it died
 //	q/<id>     → a quarantined message (encodeQuarantine, quarantine.go): why
 //	             it was taken out of the spool, and its index value as it was
 //	x/format   → "gannet-spool-1", written when the spool is created and

@@ -113,6 +113,7 @@ type Stats struct {
 	SegmentSyncs uint64 // fsyncs of segment files
 	Segments     int    // segment files on disk
 	Live         int64  // messages in the index
+	Dead         int64  // dead letters (dead.go)
 	Quarantined  int    // corrupt messages in the quarantine (quarantine.go)
 }
 
@@ -180,6 +181,7 @@ type Spool struct {
 
 	nAppends, nGroups, nSyncs atomic.Uint64
 	nLive                     atomic.Int64
+	nDead                     atomic.Int64 // dead letters (dead.go)
 
 	// qMu guards nQuarantined, the number of q/ records, and serializes
 	// trimming them (quarantine.go).
@@ -298,6 +300,20 @@ func (s *Spool) recover() error {
 	})
 	if err != nil {
 		return fmt.Errorf("queue: read index: %w", err)
+	}
+	// Dead letters keep their bodies, and so their segments, alive.
+	err = scanIndex(s.db, deadPrefix, deadEnd, true, func(id, v []byte) error {
+		s.nDead.Add(1)
+		loc, err := decodeLocation(v)
+		if err != nil {
+			return nil
+		}
+		s.live[loc.Segment]++
+		maxSeq = max(maxSeq, loc.Segment)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("queue: read index dead letters: %w", err)
 	}
 	entries, err := s.fs.ReadDir(s.segDir)
 	if err != nil {
@@ -741,7 +757,7 @@ func (s *Spool) Body(m *Message) ([]byte, error) {
 	fromIndex := false
 	if loc.Segment == 0 {
 		var err error
-		if loc, err = s.lookup(m.ID); err != nil {
+		if loc, err = s.lookupAny(m.ID); err != nil {
 			return nil, err
 		}
 		fromIndex = true
@@ -764,7 +780,7 @@ func (s *Spool) body(id string, loc location, fromIndex bool) ([]byte, error) {
 			// Compaction may have moved the record since m was read:
 			// ask the index where it is now.
 			var err error
-			if loc, err = s.lookup(id); err != nil {
+			if loc, err = s.lookupAny(id); err != nil {
 				return nil, err
 			}
 			fromIndex = true
@@ -781,7 +797,21 @@ func (s *Spool) body(id string, loc location, fromIndex bool) ([]byte, error) {
 
 // lookup reads the location of id from the index.
 func (s *Spool) lookup(id string) (location, error) {
-	v, closer, err := s.db.Get(metaKey(id))
+	return s.lookupKey(id, metaKey(id))
+}
+
+// lookupAny reads the location of id from the queue or, failing that, the
+// dead letters (Body of a dead letter whose record compaction moved).
+func (s *Spool) lookupAny(id string) (location, error) {
+	loc, err := s.lookup(id)
+	if errors.Is(err, ErrNotFound) {
+		return s.lookupKey(id, deadKey(id))
+	}
+	return loc, err
+}
+
+func (s *Spool) lookupKey(id string, key []byte) (location, error) {
+	v, closer, err := s.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return location{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
@@ -962,6 +992,7 @@ func (s *Spool) Stats() Stats {
 		SegmentSyncs: s.nSyncs.Load(),
 		Segments:     n,
 		Live:         s.nLive.Load(),
+		Dead:         s.nDead.Load(),
 		Quarantined:  quarantined,
 	}
 }

@@ -18,7 +18,7 @@ import (
 // cmdQueue is "gannet queue summary", "gannet queue inspect ID" and
 // "gannet queue retry ID…|-domain D …".
 func cmdQueue(args []string, stdout, stderr io.Writer) int {
-	const synopsis = "queue summary | inspect ID [-body] | retry|hold|release ID... | retry|hold|release -domain D [-tenant T] [-campaign C] [-site S] | hold -list  [-reason R] [-api URL] [-key KEY] [-json]"
+	const synopsis = "queue summary | inspect ID [-body] | list [filters] [-limit N] [-after CURSOR] [-group-by K] | bounce|delete ID...|filters [-reason R] [-yes] | retry|hold|release ID... | retry|hold|release -domain D [-tenant T] [-campaign C] [-site S] | hold -list  [-reason R] [-api URL] [-key KEY] [-json]"
 	fs := newFlags("queue", synopsis, stderr)
 	c := addAPIFlags(fs)
 	body := fs.Bool("body", false, "inspect: also print the message as spooled")
@@ -29,12 +29,21 @@ func cmdQueue(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&sel.site, "site", "", "retry: the deferred mail to this MX `site` (as the queue summary names it)")
 	fs.StringVar(&sel.reason, "reason", "", "hold: the `reason`, kept in the list")
 	list := fs.Bool("list", false, "hold -list: list the holds in force")
+	lf := addListFlags(fs)
 	pos, st := parseInterleaved(fs, args)
 	if st >= 0 {
 		return st
 	}
 	if len(pos) > 0 {
 		switch pos[0] {
+		case "list":
+			if len(pos) != 1 || *list {
+				fs.Usage()
+				return 2
+			}
+			return queueList(c, lf, sel, stdout, stderr)
+		case "bounce", "delete":
+			return queueAct(c, fs, pos[0], pos[1:], lf, sel, stdout, stderr)
 		case "retry":
 			return queueRetry(c, fs, pos[1:], sel, stdout, stderr)
 		case "hold":
@@ -46,8 +55,8 @@ func cmdQueue(args []string, stdout, stderr io.Writer) int {
 			return queueRelease(c, fs, pos[1:], sel, stdout, stderr)
 		}
 	}
-	if !sel.empty() || sel.reason != "" || *list {
-		fmt.Fprintln(stderr, "gannet queue: -domain, -tenant, -campaign, -site, -reason and -list go with retry, hold or release")
+	if !sel.empty() || sel.reason != "" || *list || lf.filtered() {
+		fmt.Fprintln(stderr, "gannet queue: -domain, -tenant, -campaign, -site, -reason and -list go with list, bounce, delete, retry, hold or release")
 		fs.Usage()
 		return 2
 	}
@@ -180,6 +189,9 @@ func printSummary(w io.Writer, s *admin.QueueSummaryV1) {
 		}
 		fmt.Fprintf(tw, "%d corrupt message(s) quarantined in the spool (gannet queue inspect ID): %s%s\n",
 			t.Corrupt, strings.Join(s.CorruptIDs, " "), more)
+	}
+	if t.Dead > 0 {
+		fmt.Fprintf(tw, "%d dead letter(s) kept in the spool (gannet dead list)\n", t.Dead)
 	}
 	if len(s.Queues) == 0 {
 		fmt.Fprintln(tw, "The queue is empty.")

@@ -84,6 +84,24 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		send(admin.RetryV1Response{Retried: 2, Recipients: 3})
+	case "GET " + admin.PathQueue, "GET " + admin.PathDeadLetters:
+		if id := r.URL.Query().Get("id"); id != "" {
+			data := "Subject: dead\r\n\r\nbody\r\n"
+			died := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+			send(admin.ListedMessage{ID: id, Sender: "s@src.test", State: "dead", Died: &died, Data: &data,
+				Recipients: []admin.ListedRecipient{{Email: "a@x.test", State: "expired", Attempts: 5, LastReply: "451 4.3.0 later"}}})
+			return
+		}
+		if g := r.URL.Query().Get("group_by"); g != "" {
+			send(admin.QueueListV1{GroupBy: g, Matched: 3, Groups: []admin.GroupCount{{Key: "x.test", Messages: 2, Recipients: 2}, {Key: "y.test", Messages: 1, Recipients: 1}}})
+			return
+		}
+		send(admin.QueueListV1{Matched: 3, Next: "m1", Messages: []admin.ListedMessage{{ID: "m1", State: "scheduled", Sender: "s@src.test", Tenant: "acme",
+			NumAttempts: 2, Recipients: []admin.ListedRecipient{{Email: "a@x.test", State: "pending", LastReply: "451 4.3.0 later"}}}}})
+	case "POST " + admin.PathQueueBounce, "POST " + admin.PathQueueDelete:
+		send(admin.QueueActionV1Response{Messages: 2, Recipients: 3})
+	case "POST " + admin.PathDeadLetters, "DELETE " + admin.PathDeadLetters:
+		send(admin.DeadLetterV1Response{Count: 1, IDs: []string{"d1"}})
 	default:
 		w.WriteHeader(http.StatusNotFound)
 		send(admin.ErrorResponse{Error: "no such admin endpoint"})
@@ -280,5 +298,80 @@ func TestQueueRetryCLI(t *testing.T) {
 	_, errOut, code := runCLI("queue", "retry", "nope", api)
 	if code != 1 || !strings.Contains(errOut, `404`) || !strings.Contains(errOut, `no queued message with id "nope"`) {
 		t.Errorf("retry of an unknown id (%d): %s", code, errOut)
+	}
+}
+
+func TestQueueListAndDeadCLI(t *testing.T) {
+	f := &fakeAPI{}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	api := "-api=" + srv.URL
+	t.Setenv("GANNET_API_KEY", "")
+	last := func() string { return f.reqs[len(f.reqs)-1] }
+
+	out, _, code := runCLI("queue", "list", "-domain", "x.test", "-min-attempts", "2", "-older", "1h", "-state", "scheduled", "-limit", "1", api)
+	if code != 0 || !strings.Contains(out, "m1") || !strings.Contains(out, "next page: -after m1") {
+		t.Errorf("queue list (%d): %q", code, out)
+	}
+	if !strings.Contains(last(), "GET /api/admin/queue/v1?domain=x.test&limit=1&min_attempts=2&older=1h&state=scheduled") {
+		t.Errorf("request %q", last())
+	}
+	out, _, code = runCLI("queue", "list", "-group-by", "domain", api)
+	if code != 0 || !regexp.MustCompile(`x\.test\s+2\s+2`).MatchString(out) {
+		t.Errorf("group-by (%d): %q", code, out)
+	}
+	out, _, code = runCLI("queue", "bounce", "-domain", "x.test", "-reason", "gone", api)
+	if code != 0 || out != "bounced 2 message(s), 3 recipient(s)\n" || !strings.Contains(last(), `{"domain":"x.test","reason":"gone"}`) {
+		t.Errorf("queue bounce (%d): %q %q", code, out, last())
+	}
+	out, _, code = runCLI("queue", "delete", "-yes", "m1", "m2", api)
+	if code != 0 || out != "deleted 2 message(s), 3 recipient(s)\n" || !strings.Contains(last(), `POST /api/admin/queue/v1/delete {"ids":["m1","m2"]}`) {
+		t.Errorf("queue delete (%d): %q %q", code, out, last())
+	}
+	for _, args := range [][]string{{"queue", "bounce"}, {"queue", "delete", "m1", "-domain", "x.test"}, {"dead", "requeue"}, {"dead"}, {"queue", "list", "extra"}} {
+		if _, _, code := runCLI(append(args, api)...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+	out, _, code = runCLI("dead", "list", "-domain", "x.test", "-since", "24h", api)
+	if code != 0 || !strings.Contains(out, "m1") || !strings.Contains(last(), "GET /api/admin/dead-letters/v1?domain=x.test&since=24h") {
+		t.Errorf("dead list (%d): %q %q", code, out, last())
+	}
+	out, _, code = runCLI("dead", "show", "d1", "-body", api)
+	if code != 0 || !strings.Contains(out, "expired") || !strings.Contains(out, "Subject: dead") {
+		t.Errorf("dead show (%d): %q", code, out)
+	}
+	out, _, code = runCLI("dead", "requeue", "-domain", "x.test", api)
+	if code != 0 || out != "requeued 1 dead letter(s) d1\n" || !strings.Contains(last(), `POST /api/admin/dead-letters/v1 {"domain":"x.test"}`) {
+		t.Errorf("dead requeue (%d): %q %q", code, out, last())
+	}
+	// Without -yes, delete and purge ask; anything but y/yes declines and
+	// sends nothing.
+	r, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw.WriteString("n\n")
+	pw.Close()
+	stdin := os.Stdin
+	os.Stdin = r
+	n := len(f.reqs)
+	_, errOut, code := runCLI("queue", "delete", "m1", api)
+	os.Stdin = stdin
+	if code != 1 || !strings.Contains(errOut, "Delete 1 message(s) without a bounce? [y/N]") || !strings.Contains(errOut, "nothing deleted") || len(f.reqs) != n {
+		t.Errorf("declined delete (%d): %q, %d requests", code, errOut, len(f.reqs)-n)
+	}
+	r, pw, _ = os.Pipe()
+	pw.WriteString("yes\n")
+	pw.Close()
+	os.Stdin = r
+	out, _, code = runCLI("queue", "delete", "-domain", "x.test", api)
+	os.Stdin = stdin
+	if code != 0 || !strings.Contains(out, "deleted 2 message(s)") || !strings.Contains(last(), `POST /api/admin/queue/v1/delete {"domain":"x.test"}`) {
+		t.Errorf("confirmed delete by filter (%d): %q %q", code, out, last())
+	}
+	out, _, code = runCLI("dead", "purge", "d1", "-yes", api)
+	if code != 0 || !strings.Contains(last(), `DELETE /api/admin/dead-letters/v1 {"ids":["d1"]}`) {
+		t.Errorf("dead purge (%d): %q %q", code, out, last())
 	}
 }

@@ -10,7 +10,8 @@
 //
 // The alerts, each per relay (job, instance):
 //
-//   - GannetQueueDepthHigh: sum of gannet_queue_depth above 50,000 for 10m.
+//   - GannetQueueDepthHigh: sum of gannet_queue_depth (scheduled and ready;
+//     not the dead letters) above 50,000 for 10m.
 //   - GannetDeliveryLatencyHigh: p95 of gannet_delivery_latency_seconds
 //     (histogram_quantile over the rate of the le buckets) above 60 s.
 //   - GannetOutboundSMTPErrorsHigh: gannet_smtp_errors_total{direction="out"}

@@ -31,6 +31,12 @@ func FuzzAdminRequest(f *testing.F) {
 		{1, 3, "", `{"domain":"x.test","duration":"99999999999999h"}`},
 		{1, 2, "", "{\"domain\":\"x\u0000.test\"}"},
 		{0, 1, "id=%ff%00", ``},
+		{0, 7, "domain=x.test&limit=2&group_by=domain", ``},
+		{0, 7, "state=dead&since=1h&min_attempts=x", ``},
+		{1, 8, "", `{"domain":"y.test","reason":"r"}`},
+		{1, 9, "", `{"ids":["nope"]}`},
+		{0, 10, "id=x&body=1", ``},
+		{2, 10, "", `{"domain":"x.test","since":"2d"}`},
 	}
 	for _, s := range seeds {
 		f.Add(s.method, s.path, s.query, s.body)
@@ -39,7 +45,8 @@ func FuzzAdminRequest(f *testing.F) {
 	w.queueMail(f, "acme", "c1", "a@x.test", "b@y.test")
 	w.queueMail(f, "other", "", "c@x.test")
 	methods := []string{http.MethodGet, http.MethodPost, http.MethodDelete, http.MethodPut}
-	paths := []string{PathQueueSummary, PathInspectMessage, PathBounce, PathSuspend, "/api/admin/x", PathRetry, PathHold}
+	paths := []string{PathQueueSummary, PathInspectMessage, PathBounce, PathSuspend, "/api/admin/x", PathRetry, PathHold,
+		PathQueue, PathQueueBounce, PathQueueDelete, PathDeadLetters}
 	allowed := map[int]bool{200: true, 400: true, 403: true, 404: true, 405: true, 413: true, 422: true}
 	f.Fuzz(func(t *testing.T, method, path uint8, query, body string) {
 		target := paths[int(path)%len(paths)]

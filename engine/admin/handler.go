@@ -36,6 +36,11 @@ type Loop interface {
 	Release(id string) (delivery.AdminRule, bool)
 	ReleaseMessages(ids []string, tenant string) []string
 	Holds() []delivery.AdminRule
+	List(ctx context.Context, f delivery.ListFilter) delivery.ListResult
+	MatchIDs(ctx context.Context, f delivery.ListFilter) []string
+	BounceMessages(ids []string, tenant, reason string) (delivery.ActionResult, []string)
+	DeleteMessages(ids []string, tenant, reason string) (delivery.ActionResult, []string)
+	Enqueue(m *queue.Message) error
 }
 
 // Bodies reads a spooled message (*queue.Spool).
@@ -64,6 +69,9 @@ type Options struct {
 	// Quarantine shows corrupt messages in inspect and the summary; nil:
 	// none are shown.
 	Quarantine Quarantine
+	// Dead serves the dead letters (/api/admin/dead-letters/v1, state=dead
+	// in the queue list); nil: there are none.
+	Dead DeadLetters
 	// TenantRate returns a tenant's max_message_rate per second (0:
 	// unlimited), shown in the summary. Nil: none.
 	TenantRate func(tenant string) float64
@@ -135,6 +143,14 @@ func (h *handler) routes(path string) route {
 		return route{http.MethodPost: h.retry}
 	case PathHold:
 		return route{http.MethodGet: h.listHolds, http.MethodPost: h.hold, http.MethodDelete: h.release}
+	case PathQueue:
+		return route{http.MethodGet: h.queueList}
+	case PathQueueBounce:
+		return route{http.MethodPost: h.queueBounce}
+	case PathQueueDelete:
+		return route{http.MethodPost: h.queueDelete}
+	case PathDeadLetters:
+		return route{http.MethodGet: h.deadLetters, http.MethodPost: h.deadRequeue, http.MethodDelete: h.deadPurge}
 	}
 	return nil
 }

@@ -38,6 +38,11 @@ func (h *handler) inspectMessage(w http.ResponseWriter, r *http.Request, c calle
 		}
 	}
 	info, ok := h.opts.Loop.Inspect(r.Context(), id)
+	if !ok && h.opts.Dead != nil {
+		if m, err := h.opts.Dead.DeadLetter(id); err == nil && c.owns(m.Tenant) {
+			return fail(http.StatusNotFound, "message %q is not queued: it is a dead letter (gannet dead show %s)", id, id)
+		}
+	}
 	if !ok || !c.owns(info.Message.Tenant) {
 		// Another tenant's message is as unknown as a delivered one.
 		return fail(http.StatusNotFound, "no queued message with id %q", id)

@@ -20,6 +20,9 @@ func (h *handler) queueSummary(w http.ResponseWriter, r *http.Request, c caller)
 		}
 		out.Totals.Corrupt, out.CorruptIDs = total, ids
 	}
+	if d := h.opts.Dead; d != nil && c.tenant == "" {
+		out.Totals.Dead = int(d.Stats().Dead)
+	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }

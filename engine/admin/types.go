@@ -87,6 +87,9 @@ type Totals struct {
 	// Corrupt counts the messages the spool quarantined because they are
 	// corrupt (not in Messages; left at 0 for a tenant's API key).
 	Corrupt int `json:"corrupt"`
+	// Dead counts the dead letters (not in Messages; left at 0 for a
+	// tenant's API key: gannet dead list counts its own).
+	Dead int `json:"dead"`
 }
 
 // QueueSummaryV1 answers GET /api/admin/queue-summary/v1.

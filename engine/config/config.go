@@ -238,6 +238,13 @@ type Queue struct {
 	RetryInterval    Duration `toml:"retry_interval"`
 	MaxRetryInterval Duration `toml:"max_retry_interval"`
 	MaxRetryAge      Duration `toml:"max_retry_age"`
+	// DeadLetterAfter: how long a message that can no longer be delivered
+	// (expired, or bounced with KeepBounced) is kept as a dead letter
+	// before maintenance removes it; 0 keeps none (such mail is removed at
+	// once, as before dead letters).
+	DeadLetterAfter Duration `toml:"dead_letter_after"`
+	// KeepBounced: a permanent failure makes a dead letter too.
+	KeepBounced bool `toml:"keep_bounced"`
 }
 
 // Meta is [meta]: headers that carry routing metadata.

@@ -361,6 +361,7 @@ func (c *Config) validate() []problem {
 	ck.positive(at("queue", "retry_interval"), q.RetryInterval)
 	ck.positive(at("queue", "max_retry_interval"), q.MaxRetryInterval)
 	ck.positive(at("queue", "max_retry_age"), q.MaxRetryAge)
+	ck.notNegative(at("queue", "dead_letter_after"), q.DeadLetterAfter)
 	if q.MaxRetryInterval.Duration > 0 && q.MaxRetryInterval.Duration < q.RetryInterval.Duration {
 		ck.add(at("queue", "max_retry_interval"), "(%s) must not be shorter than retry_interval (%s)", q.MaxRetryInterval.Duration, q.RetryInterval.Duration)
 	}

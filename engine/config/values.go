@@ -20,12 +20,19 @@ type valueError struct {
 
 func (e *valueError) Error() string { return strconv.Quote(e.text) + " " + e.what }
 
-// Duration is a Go duration written as a string: "30s", "5m", "72h", "1h30m".
+// Duration is a Go duration written as a string: "30s", "5m", "72h",
+// "1h30m", or a whole number of days: "7d".
 type Duration struct{ time.Duration }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
 func (d *Duration) UnmarshalText(b []byte) error {
 	s := strings.TrimSpace(string(b))
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		if n, err := strconv.Atoi(days); err == nil && n >= 0 && n <= 36500 {
+			d.Duration = time.Duration(n) * 24 * time.Hour
+			return nil
+		}
+	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
 		return &valueError{string(b), `is not a duration (write a Go duration such as "30s", "5m" or "72h")`}

@@ -49,7 +49,12 @@
 // 5321 §4.5.4.1). DNS failures count as attempts too: a permanent
 // *smtpwire.Error bounces with its code (null MX 556 5.1.10, NXDOMAIN 550
 // 5.1.2), any other error defers with it (451 4.4.3). When every recipient
-// of a message is final, the message is removed from the spool.
+// of a message is final, the message is removed from the spool — or, with
+// Options.DeadLetters, kept as a dead letter when a recipient expired (or,
+// with KeepBounced, bounced): the spool moves it out of the queue
+// (queue.Spool.MoveToDead) and a DeadLetter record follows for each
+// recipient not delivered. A dead letter costs the loop nothing: the admin
+// API reads, requeues (Enqueue) and purges it in the spool.
 //
 // Settling: whatever becomes of a recipient — delivered, bounced,
 // deferred, expired, or bounced by an operator (admin.go) — is made to
@@ -77,6 +82,13 @@
 // they come out); and, with Options.Rules, durable copies of the rules in
 // force, which RestoreRules puts back in force at the next start. Each rule
 // carries its origin (api, policy).
+//
+// The queryable queue (list.go): List walks a snapshot of the message table
+// (each message under its own lock, unpacked into scratch space), filters
+// by domain, site, tenant, campaign, sender, recipient substring, attempts,
+// age and state, and answers a page by id (a bounded heap) or counts by
+// group; BounceMessages and DeleteMessages (AdminDelete records, no bounce)
+// act on ids, which MatchIDs finds for a filter.
 //
 // Stop stops taking work, lets the transactions in flight finish (or
 // aborts them when its context ends: their recipients stay pending), and

@@ -39,6 +39,14 @@ type RuleStore interface {
 	AdminStates(fn func(key string, value []byte) error) error
 }
 
+// DeadLetterStore keeps the messages that can no longer be delivered
+// (*queue.Spool has it: dead letters, queue/dead.go).
+type DeadLetterStore interface {
+	// MoveToDead takes a message whose recipients are all final out of the
+	// queue into the dead letters, instead of Store.Remove.
+	MoveToDead(m *queue.Message, at time.Time) error
+}
+
 // Router resolves a destination domain to its MX route (*resolver.Resolver
 // has it). Errors that are a *smtpwire.Error carry the reply code to bounce
 // or defer with.
@@ -105,6 +113,20 @@ type Options struct {
 	SendBounce func(to string, body []byte) error
 	// ReportingMTA names this host in bounce messages (EHLO name).
 	ReportingMTA string
+	// DeadLetters, when set ([queue] dead_letter_after > 0), keeps a
+	// message that ends with an expired recipient (or, with KeepBounced, a
+	// bounced one) as a dead letter, with a DeadLetter record per recipient
+	// not delivered, instead of removing it from the spool. Admin bounces
+	// and deletes never make dead letters. Nil: such messages are removed.
+	DeadLetters DeadLetterStore
+	// KeepBounced ([queue] keep_bounced): a permanent failure makes a dead
+	// letter too, not only an expiry.
+	KeepBounced bool
+	// DeadLetterPolicy, when set, is asked at each message's end instead of
+	// the two fields above (a reload changes [queue] dead_letter_after and
+	// keep_bounced): keep false removes the message even with DeadLetters
+	// set.
+	DeadLetterPolicy func() (keep, keepBounced bool)
 	// Record receives one log record per outcome (Delivery, Bounce,
 	// TransientFailure, Expiration). Nil: none.
 	Record Recorder

@@ -147,7 +147,7 @@ func (l *Loop) apply(it *workItem, idx []int, out outbound.Outcome) {
 func (l *Loop) dsnFor(m *queue.Message, vs []verdict, out *outbound.Outcome, now time.Time) *dsnInfo {
 	var d *dsnInfo
 	for _, v := range vs {
-		if v.kind != kindBounce && v.kind != kindExpiration {
+		if v.kind != kindBounce && v.kind != kindExpiration && v.kind != kindAdminBounce {
 			continue
 		}
 		if d == nil {

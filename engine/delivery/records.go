@@ -25,6 +25,7 @@ const (
 	kindTransient                     // deferred: the recipient stays pending
 	kindExpiration                    // deferred past max_retry_age: final
 	kindAdminBounce                   // bounced by an operator: final
+	kindAdminDelete                   // deleted by an operator, no bounce: final
 )
 
 func (k recordKind) logType() logrec.Type {
@@ -37,6 +38,8 @@ func (k recordKind) logType() logrec.Type {
 		return logrec.Expiration
 	case kindAdminBounce:
 		return logrec.AdminBounce
+	case kindAdminDelete:
+		return logrec.AdminDelete
 	}
 	return logrec.TransientFailure
 }
@@ -46,7 +49,7 @@ func (k recordKind) state() queue.RcptState {
 	switch k {
 	case kindDelivery:
 		return queue.Delivered
-	case kindBounce, kindAdminBounce:
+	case kindBounce, kindAdminBounce, kindAdminDelete:
 		return queue.Bounced
 	case kindExpiration:
 		return queue.Expired

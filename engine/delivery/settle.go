@@ -5,6 +5,7 @@ import (
 
 	"gannet/engine/logrec"
 	"gannet/engine/outbound"
+	"gannet/mailaddr"
 	"gannet/queue"
 	"gannet/smtpwire"
 )
@@ -32,6 +33,7 @@ type settlement struct {
 	ms      *msgState
 	id      string
 	removed bool  // no recipient is pending: the message left the spool
+	dead    bool  // it left the queue as a dead letter (deadWorthy)
 	err     error // the spool write failed
 	records []logrec.Record
 }
@@ -54,9 +56,13 @@ func (l *Loop) settle(ms *msgState, m *queue.Message, vs []verdict, out *outboun
 		rc.LastReply = vs[k].reply.String()
 	}
 	s := settlement{ms: ms, id: m.ID, removed: m.Done()}
-	if s.removed {
+	switch {
+	case s.removed && l.deadWorthy(m, vs):
+		s.dead = true
+		s.err = l.opts.DeadLetters.MoveToDead(m, now)
+	case s.removed:
 		s.err = l.opts.Store.Remove(m.ID)
-	} else {
+	default:
 		s.err = l.opts.Store.Update(m)
 	}
 	if len(vs) > 0 {
@@ -65,7 +71,65 @@ func (l *Loop) settle(ms *msgState, m *queue.Message, vs []verdict, out *outboun
 			s.records[k] = l.newRecord(m, &vs[k], out, now)
 		}
 	}
+	if s.dead && s.err == nil {
+		s.records = append(s.records, l.deadRecords(m, vs, now)...)
+	}
 	return s
+}
+
+// deadWorthy reports whether message m, done, is kept as a dead letter: a
+// recipient expired, or (KeepBounced) one of these verdicts bounced; never
+// when an operator deletes or bounces it, nor when no verdict of this step
+// finished it (it was settled, and left the spool, before).
+func (l *Loop) deadWorthy(m *queue.Message, vs []verdict) bool {
+	if l.opts.DeadLetters == nil || len(vs) == 0 {
+		return false
+	}
+	keepBounced := l.opts.KeepBounced
+	if f := l.opts.DeadLetterPolicy; f != nil {
+		var keep bool
+		if keep, keepBounced = f(); !keep {
+			return false
+		}
+	}
+	worthy := false
+	for k := range vs {
+		switch vs[k].kind {
+		case kindAdminDelete, kindAdminBounce:
+			return false
+		case kindBounce:
+			worthy = worthy || keepBounced
+		}
+	}
+	for i := range m.Recipients {
+		if m.Recipients[i].State == queue.Expired {
+			return true
+		}
+	}
+	return worthy
+}
+
+// deadRecords builds the DeadLetter records of a message made a dead
+// letter: one per recipient not delivered, with its last reply.
+func (l *Loop) deadRecords(m *queue.Message, vs []verdict, now time.Time) []logrec.Record {
+	var out []logrec.Record
+	for i := range m.Recipients {
+		rc := &m.Recipients[i]
+		if rc.State == queue.Delivered {
+			continue
+		}
+		v := verdict{kind: kindTransient, rcpt: i, reply: smtpwire.Reply{Lines: []string{rc.LastReply}},
+			dest: outbound.Path{Domain: mailaddr.Domain(rc.Addr)}}
+		for k := range vs {
+			if vs[k].rcpt == i {
+				v = vs[k]
+			}
+		}
+		r := l.newRecord(m, &v, nil, now)
+		r.Type = logrec.DeadLetter
+		out = append(out, r)
+	}
+	return out
 }
 
 // publish finishes a settlement after the message lock: it reports a

@@ -18,6 +18,8 @@ const (
 	Bounce           Type = "Bounce"           // a recipient failed permanently (5xx)
 	Expiration       Type = "Expiration"       // the message stayed undelivered past max_retry_age
 	AdminBounce      Type = "AdminBounce"      // an operator bounced it through the admin API
+	AdminDelete      Type = "AdminDelete"      // an operator deleted it through the admin API (no bounce)
+	DeadLetter       Type = "DeadLetter"       // it can no longer be delivered and was kept as a dead letter
 )
 
 // Response is the SMTP reply a record is about: the reply to the final "."

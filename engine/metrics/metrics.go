@@ -73,6 +73,7 @@ type Metrics struct {
 	stsFetchOK, stsFetchError, stsFetchInvalid *vm.Counter
 	certExpiry                                 sync.Map // listener name → *atomic.Pointer[func() time.Time]
 	scheduled                                  atomic.Pointer[func() float64]
+	dead                                       atomic.Pointer[func() float64]
 	ready                                      atomic.Pointer[func() float64]
 	siteRates                                  atomic.Pointer[func() []SiteRate] // gannet_site_effective_rate (siterates.go)
 
@@ -111,6 +112,7 @@ func New() *Metrics {
 	m.SpoolCorruptRecord = s.NewCounter(`gannet_spool_corrupt_total{kind="record"}`)
 	s.NewGauge(`gannet_queue_depth{queue="scheduled"}`, func() float64 { return call(&m.scheduled) })
 	s.NewGauge(`gannet_queue_depth{queue="ready"}`, func() float64 { return call(&m.ready) })
+	s.NewGauge(`gannet_queue_depth{queue="dead"}`, func() float64 { return call(&m.dead) })
 	m.ConnectionsOpenedIn = s.NewCounter(`gannet_connections_opened_total{direction="in"}`)
 	m.ConnectionsOpenedOut = s.NewCounter(`gannet_connections_opened_total{direction="out"}`)
 	m.bounceClasses = classCounters{set: s, family: "gannet_bounces_total"}
@@ -147,6 +149,10 @@ func call(p *atomic.Pointer[func() float64]) float64 {
 	}
 	return 0
 }
+
+// SetDeadDepth installs the function that gannet_queue_depth{queue="dead"}
+// (the spool's dead letters) calls at each scrape. Until set, it reads 0.
+func (m *Metrics) SetDeadDepth(dead func() float64) { m.dead.Store(&dead) }
 
 // SetQueueDepth installs the functions that gannet_queue_depth calls at each
 // scrape: messages waiting for their next attempt, and messages due and
@@ -266,7 +272,7 @@ func help(family string) string {
 	case "gannet_messages_expired_total":
 		return "Recipients given up after max_retry_age."
 	case "gannet_queue_depth":
-		return "Messages in the queue: scheduled (waiting for their next attempt) or ready (due, waiting for a connection)."
+		return "Messages in the queue: scheduled (waiting for their next attempt) or ready (due, waiting for a connection); dead: dead letters kept in the spool."
 	case "gannet_delivery_latency_seconds":
 		return "Time from reception to delivery."
 	case "gannet_smtp_errors_total":
