@@ -55,6 +55,7 @@ func (e *Engine) buildSTS() error {
 		OnFetch: func(domain, result string, err error) {
 			e.metrics.MTASTSFetch(result).Inc()
 			if err != nil {
+				e.stsFetchFailed(domain, result, err) // TLS-RPT (tlsrpt.go)
 				e.log.Warn("MTA-STS policy fetch failed", "domain", domain, "result", result, "err", err)
 			} else {
 				e.log.Info("MTA-STS policy fetched", "domain", domain)
@@ -108,12 +109,12 @@ func (p *livePolicy) stsEnabled(domain string) bool {
 }
 
 // tlsFailure is outbound.Options.OnTLSFailure: counted in
-// gannet_tls_failures_total{policy}; failures under an MTA-STS policy are
+// gannet_tls_failures_total{policy,result_type}; failures under an MTA-STS policy are
 // logged too (in testing mode they are the only trace).
-func (e *Engine) tlsFailure(policy, host string, peer netip.AddrPort, err error) {
-	e.metrics.TLSFailure(policy).Inc()
+func (e *Engine) tlsFailure(policy, resultType, host string, peer netip.AddrPort, err error) {
+	e.metrics.TLSFailure(policy, resultType).Inc()
 	if policy == outbound.FailurePolicySTS {
-		args := []any{"host", host, "err", err}
+		args := []any{"host", host, "result_type", resultType, "err", err}
 		if peer.IsValid() {
 			args = append(args, "peer", peer.String())
 		}

@@ -39,7 +39,7 @@ func FuzzAdminRequest(f *testing.F) {
 	w.queueMail(f, "acme", "c1", "a@x.test", "b@y.test")
 	w.queueMail(f, "other", "", "c@x.test")
 	methods := []string{http.MethodGet, http.MethodPost, http.MethodDelete, http.MethodPut}
-	paths := []string{PathQueueSummary, PathInspectMessage, PathBounce, PathSuspend, "/api/admin/x", PathRetry, PathHold}
+	paths := []string{PathQueueSummary, PathInspectMessage, PathBounce, PathSuspend, "/api/admin/x", PathRetry, PathHold, PathTLSReports}
 	allowed := map[int]bool{200: true, 400: true, 403: true, 404: true, 405: true, 413: true, 422: true}
 	f.Fuzz(func(t *testing.T, method, path uint8, query, body string) {
 		target := paths[int(path)%len(paths)]

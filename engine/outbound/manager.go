@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"gannet/engine/logrec"
+	"gannet/engine/tlsrpt"
 	"gannet/resolver"
 	"gannet/smtpwire"
 )
@@ -73,10 +74,15 @@ type Options struct {
 
 	// OnTLSFailure, when set, is called when a STARTTLS fails, and when an
 	// MX host does not match an MTA-STS policy (for
-	// gannet_tls_failures_total{policy}). policy is FailurePolicySTS under
-	// an MTA-STS policy (enforce or testing), FailurePolicyNone otherwise;
-	// peer is zero for a host refused by its name.
-	OnTLSFailure func(policy, host string, peer netip.AddrPort, err error)
+	// gannet_tls_failures_total{policy,result_type}). policy is
+	// FailurePolicySTS under an MTA-STS policy (enforce or testing),
+	// FailurePolicyNone otherwise; resultType is the RFC 8460 result type
+	// (tlsrpt.ResultCertHostMismatch, …); peer is zero for a host refused
+	// by its name.
+	OnTLSFailure func(policy, resultType, host string, peer netip.AddrPort, err error)
+	// TLSObserver, when set, is told of every TLS session on a new
+	// connection to an MX host, for TLS reporting (RFC 8460; tlsreport.go).
+	TLSObserver TLSObserver
 	// OnConnection, when set, is called with +1 when a session is
 	// established and -1 when it is closed (gannet_connections{direction="out"}).
 	OnConnection func(delta int)
@@ -338,7 +344,7 @@ func (m *Manager) candidates(ctx context.Context, route *resolver.Route, sts *ST
 		if sts.Mode != STSNone && !sts.allows(h.Name) {
 			// RFC 8461 §4.1: the MX host must match the policy's mx
 			// patterns; in testing mode it is only reported (§5).
-			m.reportSTS(h.Name, netip.AddrPort{}, stsMismatch(h.Name, sts.Domain))
+			m.reportSTS(tlsrpt.ResultValidationFailure, h.Name, netip.AddrPort{}, stsMismatch(h.Name, sts.Domain))
 			if sts.Mode == STSEnforce {
 				refused = append(refused, h.Name)
 				continue
@@ -444,6 +450,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 		// that the policy does not allow. Transient: the policy or the MX
 		// records may be fixed.
 		p.releaseSlot()
+		m.observeRefused(p, route.Domain, refused)
 		text := stsMismatch(strings.Join(refused, ", "), sts.Domain).Error()
 		setLocal(out.Results, Transient, localReply(451, "4.7.5", text))
 		out.Note = text
@@ -494,6 +501,9 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 			break
 		}
 		c, serr = dial(ctx, &p.dial, cd.host, cd.addr, true)
+		if route != nil && m.opts.RelayTo == "" && !route.Literal {
+			m.observeTLS(p, route.Domain, cd, c, serr)
+		}
 		policyRefused := false
 		if serr != nil && sts.Mode == STSEnforce && serr.stage == "STARTTLS" {
 			policyRefused = true
@@ -501,7 +511,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 			// valid for the MX name (§4.2): this host is not used.
 			serr = stsRefusal(serr, sts.Domain)
 			if !serr.tlsFailed {
-				m.reportSTS(cd.host, cd.addr, serr)
+				m.reportSTS(tlsrpt.ResultSTARTTLSNotSupported, cd.host, cd.addr, serr)
 			}
 		}
 		if serr != nil && serr.tlsFailed {
@@ -510,7 +520,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 				if sts.Mode != STSNone {
 					fp = FailurePolicySTS
 				}
-				m.opts.OnTLSFailure(fp, cd.host, cd.addr, serr)
+				m.opts.OnTLSFailure(fp, tlsResultType(serr), cd.host, cd.addr, serr)
 			}
 			if p.dial.tls.fallsBack() {
 				notes = append(notes, fmt.Sprintf("%s; delivering in the clear", serr.refusal.Reply.Lines[0]))

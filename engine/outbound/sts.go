@@ -112,8 +112,8 @@ func stsRefusal(serr *sessionError, domain string) *sessionError {
 }
 
 // reportSTS calls OnTLSFailure for an MTA-STS failure.
-func (m *Manager) reportSTS(host string, peer netip.AddrPort, err error) {
+func (m *Manager) reportSTS(resultType, host string, peer netip.AddrPort, err error) {
 	if m.opts.OnTLSFailure != nil {
-		m.opts.OnTLSFailure(FailurePolicySTS, host, peer, err)
+		m.opts.OnTLSFailure(FailurePolicySTS, resultType, host, peer, err)
 	}
 }

@@ -1,0 +1,115 @@
+package tlsrpt
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// TestStorePersists: counts written at Close are there after a new
+// NewStore on the same directory; a day's counts go under the UTC day.
+func TestStorePersists(t *testing.T) {
+	dir := t.TempDir()
+	clk := &fakeClock{t: time.Date(2026, 12, 7, 23, 59, 0, 0, time.FixedZone("X", 3600))} // 22:59 UTC
+	st, err := NewStore(StoreOptions{Dir: dir, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Observe(Session{Domain: "a.test"})
+	st.Observe(Session{Domain: "a.test", ResultType: ResultCertExpired, ReceivingMX: "mx.a.test"})
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, StoreFile)); err != nil {
+		t.Fatal(err)
+	}
+	st2, err := NewStore(StoreOptions{Dir: dir, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	c, _, ok := st2.Counts("2026-12-07", "A.test")
+	if !ok || len(c.Policies) != 1 || c.Policies[0].Success != 1 || c.Policies[0].Failure != 1 || c.Policies[0].Details[0].ResultType != ResultCertExpired {
+		t.Fatalf("after restart: %+v %v", c, ok)
+	}
+	if l := st2.List(); len(l) != 1 || l[0].Domains[0].Successful != 1 || l[0].Domains[0].Failed != 1 {
+		t.Errorf("List: %+v", l)
+	}
+}
+
+// TestStoreFlushes: the file is written in the background while counting.
+func TestStoreFlushes(t *testing.T) {
+	dir := t.TempDir()
+	st, err := NewStore(StoreOptions{Dir: dir, FlushEvery: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	st.Observe(Session{Domain: "a.test"})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, StoreFile)); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("not written")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestStoreBounds: domains, policies and detail rows are capped; what is
+// past the cap is still counted in the totals where it can be.
+func TestStoreBounds(t *testing.T) {
+	st, err := NewStore(StoreOptions{MaxDomains: 2, MaxPolicies: 1, MaxDetails: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for i := range 3 {
+		st.Observe(Session{Domain: fmt.Sprintf("d%d.test", i)})
+	}
+	st.Observe(Session{Domain: "d0.test", PolicyType: PolicySTS}) // second policy: counted under the first
+	for i := range 4 {
+		st.Observe(Session{Domain: "d1.test", ResultType: ResultValidationFailure, ReceivingMX: fmt.Sprintf("mx%d.test", i)})
+	}
+	l := st.List()
+	if len(l) != 1 || len(l[0].Domains) != 2 || l[0].DroppedDomains != 1 {
+		t.Fatalf("domains: %+v", l)
+	}
+	c, _, _ := st.Counts(l[0].Day, "d0.test")
+	if len(c.Policies) != 1 || c.Policies[0].Success != 2 {
+		t.Errorf("policies: %+v", c.Policies[0])
+	}
+	c, _, _ = st.Counts(l[0].Day, "d1.test")
+	if p := c.Policies[0]; p.Failure != 4 || len(p.Details) != 2 || p.Undetailed != 2 {
+		t.Errorf("details: %+v", p)
+	}
+}
+
+// TestStoreBadFile: a file that does not parse is reported and counting
+// starts afresh.
+func TestStoreBadFile(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, StoreFile), []byte("{nope"), 0o600)
+	st, err := NewStore(StoreOptions{Dir: dir})
+	if err == nil || st == nil {
+		t.Fatalf("NewStore = %v, %v", st, err)
+	}
+	st.Close()
+}
