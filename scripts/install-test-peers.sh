@@ -27,6 +27,7 @@ perl -MAuthen::SASL -e1 >/dev/null 2>&1 || need+=(libauthen-sasl-perl)
 perl -MDigest::HMAC_MD5 -e1 >/dev/null 2>&1 || need+=(libdigest-hmac-perl)
 have_py aiosmtpd || need+=(python3-aiosmtpd)
 have_py dkim || need+=(python3-dkim)
+have_py jsonschema || need+=(python3-jsonschema) # TLS-RPT reports checked against RFC 8460's schema
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "install-test-peers: all peers present"

@@ -148,9 +148,11 @@ func (s *Sender) RunDue(ctx context.Context) {
 		if day >= today || ds.Done {
 			continue
 		}
-		if ds.Due.IsZero() {
-			start, _ := time.Parse(DayFormat, day)
-			ds.Due = start.Add(24 * time.Hour).Add(s.opts.Delay())
+		start, _ := time.Parse(DayFormat, day)
+		if end := start.Add(24 * time.Hour); ds.Due.Before(end) {
+			// Not scheduled yet, or sent early by SendNow (the sessions
+			// counted since are reported once the day is over).
+			ds.Due = end.Add(s.opts.Delay())
 			st.dirty = true
 		}
 		if !now.Before(ds.Due) {

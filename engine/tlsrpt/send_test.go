@@ -179,3 +179,46 @@ func checkMail(t *testing.T, raw []byte, reportID string) {
 		t.Fatalf("part 2: %v %v", p2.Header, err)
 	}
 }
+
+// TestSenderSendNow: SendNow sends the day's reports at once; a domain
+// first counted after it is reported once the day is over (after the
+// delay), and the domains already reported are not sent again.
+func TestSenderSendNow(t *testing.T) {
+	var mails []string
+	res := &fakeResolver{txt: map[string][]string{
+		"_smtp._tls.a.test": {"v=TLSRPTv1; rua=mailto:r@a.test"},
+		"_smtp._tls.b.test": {"v=TLSRPTv1; rua=mailto:r@b.test"},
+	}}
+	clk := &fakeClock{t: time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)}
+	st, _ := NewStore(StoreOptions{Now: clk.Now})
+	defer st.Close()
+	s := NewSender(SenderOptions{Store: st, Resolver: res, Now: clk.Now,
+		Delay: func() time.Duration { return time.Hour },
+		Meta:  func() SenderMeta { return SenderMeta{From: "f@relay.test", Submitter: "relay.test"} },
+		Mail:  func(_, to string, _ []byte) error { mails = append(mails, to); return nil },
+	})
+	ctx := context.Background()
+	if err := s.SendNow(ctx, "2026-12-07"); err == nil {
+		t.Error("SendNow of a day with nothing counted: no error")
+	}
+	if err := s.SendNow(ctx, "07/12/2026"); err == nil {
+		t.Error("SendNow of a bad day: no error")
+	}
+	st.Observe(Session{Domain: "a.test"})
+	if err := s.SendNow(ctx, "2026-12-07"); err != nil || len(mails) != 1 || mails[0] != "r@a.test" {
+		t.Fatalf("SendNow: %v, mails %q", err, mails)
+	}
+	st.Observe(Session{Domain: "a.test"})
+	st.Observe(Session{Domain: "b.test"})
+	clk.Add(12*time.Hour + 30*time.Minute) // 00:30: before the delay
+	s.RunDue(ctx)
+	if len(mails) != 1 {
+		t.Fatalf("sent before the delay: %q", mails)
+	}
+	clk.Add(time.Hour)
+	s.RunDue(ctx)
+	s.RunDue(ctx)
+	if len(mails) != 2 || mails[1] != "r@b.test" {
+		t.Errorf("mails %q, want a.test once then b.test", mails)
+	}
+}

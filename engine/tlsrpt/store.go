@@ -248,6 +248,7 @@ func (s *Store) Observe(ss Session) {
 		}
 		dc = &DomainCounts{Domain: domain}
 		st.Domains[domain] = dc
+		st.Done = false // a day sent early (SendNow) has a report to make
 	}
 	var pc *PolicyCounts
 	for _, p := range dc.Policies {
