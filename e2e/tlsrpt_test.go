@@ -47,6 +47,14 @@ tlsrpt            IN A   %[4]s
 mta-sts.good      IN A   %[4]s
 mta-sts.bad       IN A   %[4]s
 good              IN MX  10 mx.good
+nofetch           IN MX  10 mx.good
+badcert           IN MX  10 mx.good
+mta-sts.nofetch   IN A   %[4]s
+mta-sts.badcert   IN A   %[4]s
+_mta-sts.nofetch  IN TXT "v=STSv1; id=1;"
+_mta-sts.badcert  IN TXT "v=STSv1; id=1;"
+_smtp._tls.nofetch IN TXT "v=TLSRPTv1; rua=https://tlsrpt.rpt.test/report"
+_smtp._tls.badcert IN TXT "v=TLSRPTv1; rua=https://tlsrpt.rpt.test/report"
 bad               IN MX  10 mx.wrong
 mbox              IN MX  10 mx.mbox
 _mta-sts.good     IN TXT "v=STSv1; id=1;"
@@ -117,7 +125,9 @@ type rptJSON struct {
 // through the admin API: the https: address gets each domain's gzip'd
 // JSON report, valid against RFC 8460's schema, whose counts are what
 // happened (2 successful sessions; 2 certificate-host-mismatch failures
-// with the addresses involved); the mailto: address gets a DKIM-signed
+// with the addresses involved; a session to a domain whose policy is not
+// found, and one to a domain whose policy server's certificate is for
+// other names: sts-policy-fetch-error and sts-webpki-invalid); the mailto: address gets a DKIM-signed
 // multipart/report message per §5.3 through Gannet's own queue whose
 // attachment is the same report; the counts and the reports' state
 // survive a restart and show in `gannet tlsrpt list|show`.
@@ -136,7 +146,8 @@ func TestE2ETLSRPT(t *testing.T) {
 	if err != nil {
 		t.Fatalf("https server: %v", err)
 	}
-	_, _, pair := ca.issue(t, "mta-sts.good.rpt.test", "mta-sts.bad.rpt.test", "tlsrpt.rpt.test")
+	// No policy for nofetch.rpt.test (404); no name for mta-sts.badcert.rpt.test.
+	_, _, pair := ca.issue(t, "mta-sts.good.rpt.test", "mta-sts.bad.rpt.test", "mta-sts.nofetch.rpt.test", "tlsrpt.rpt.test")
 	hs := &http.Server{Handler: rr, TLSConfig: &tls.Config{Certificates: []tls.Certificate{pair}}, ErrorLog: log.New(io.Discard, "", 0)}
 	go hs.ServeTLS(ln, "", "")
 	t.Cleanup(func() { hs.Close() })
@@ -181,12 +192,12 @@ key_file = %q
 	setMaxPerConn(t, g)
 
 	var ids []string
-	for i, rcpt := range []string{"a@good.rpt.test", "b@bad.rpt.test", "c@good.rpt.test", "d@bad.rpt.test"} {
+	for i, rcpt := range []string{"a@good.rpt.test", "b@bad.rpt.test", "c@good.rpt.test", "d@bad.rpt.test", "e@nofetch.rpt.test", "f@badcert.rpt.test"} {
 		ids = append(ids, dlvSend(t, g, rcpt, ""))
 		g.WaitRecords(recordFilter{Type: "Delivery", ID: ids[i]}, 1, deliveryMax)
 	}
-	if n := countRcpts(t, good); n != 2 {
-		t.Errorf("mx.good.rpt.test got %d recipients, want 2", n)
+	if n := countRcpts(t, good); n != 4 {
+		t.Errorf("mx.good.rpt.test got %d recipients, want 4", n)
 	}
 	if n := countRcpts(t, wrong); n != 2 {
 		t.Errorf("mx.wrong.rpt.test got %d recipients, want 2 (testing mode delivers)", n)
@@ -199,7 +210,7 @@ key_file = %q
 	rr.mu.Lock()
 	posts, bad := rr.posts, rr.bad
 	rr.mu.Unlock()
-	if len(bad) > 0 || len(posts) != 2 {
+	if len(bad) > 0 || len(posts) != 4 {
 		t.Fatalf("https receiver: %d reports, bad requests %q", len(posts), bad)
 	}
 	schema, _ := filepath.Abs("../engine/tlsrpt/testdata/report.schema.json")
@@ -233,6 +244,20 @@ key_file = %q
 		p.Details[0].ReceivingIP != e2eRptWrongIP || net.ParseIP(p.Details[0].SendingIP) == nil || p.Details[0].Count != 2 ||
 		!contains(p.Policy.String, "mode: testing") {
 		t.Errorf("bad.rpt.test policy: %+v", p)
+	}
+
+	// Policies that could not be fetched: the session is a failure of the
+	// domain's "sts" policy, of the fetch's result type.
+	for d, want := range map[string]string{"nofetch.rpt.test": "sts-policy-fetch-error", "badcert.rpt.test": "sts-webpki-invalid"} {
+		r := reports[d]
+		if len(r.Policies) != 1 {
+			t.Errorf("%s: no report", d)
+			continue
+		}
+		if p := r.Policies[0]; p.Policy.Type != "sts" || p.Summary.Successful != 0 || p.Summary.Failed != 1 || len(p.Details) != 1 ||
+			p.Details[0].ResultType != want || p.Details[0].ReceivingMX != "mx.good.rpt.test" || p.Details[0].Reason == "" {
+			t.Errorf("%s policy: %+v, want one %s", d, p, want)
+		}
 	}
 
 	// The mailto: report: delivered through the queue to mx.mbox.

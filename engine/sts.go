@@ -55,7 +55,6 @@ func (e *Engine) buildSTS() error {
 		OnFetch: func(domain, result string, err error) {
 			e.metrics.MTASTSFetch(result).Inc()
 			if err != nil {
-				e.stsFetchFailed(domain, result, err) // TLS-RPT (tlsrpt.go)
 				e.log.Warn("MTA-STS policy fetch failed", "domain", domain, "result", result, "err", err)
 			} else {
 				e.log.Info("MTA-STS policy fetched", "domain", domain)
@@ -94,6 +93,9 @@ func (e *Engine) stsFor(ctx context.Context, domain string) outbound.STSPolicy {
 		return outbound.STSPolicy{Mode: outbound.STSEnforce, Domain: r.Domain, ID: r.ID, Hosts: r.Policy}
 	case r.Testing():
 		return outbound.STSPolicy{Mode: outbound.STSTesting, Domain: r.Domain, ID: r.ID, Hosts: r.Policy}
+	case r.FetchResult != "":
+		// For TLS-RPT: the domain's policy could not be fetched.
+		return outbound.STSPolicy{Domain: r.Domain, FetchFailure: fetchResultType(r.FetchResult, r.FetchErr), FetchErr: r.FetchErr}
 	}
 	return outbound.STSPolicy{}
 }

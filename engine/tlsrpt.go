@@ -24,6 +24,9 @@ import (
 // Sender sends each day's reports once the day is over, mail reports
 // through Gannet's own queue, DKIM-signed when a key for the sender's
 // domain exists. Only with MX delivery ([delivery] relay_to unset).
+// Sessions to a domain whose MTA-STS policy could not be fetched are
+// failures of its "sts" policy (sts-policy-fetch-error, sts-policy-invalid,
+// sts-webpki-invalid).
 
 // tlsrptDir is where the counts are kept: in the spool directory.
 func tlsrptDir(spoolPath string) string { return filepath.Join(spoolPath, "tlsrpt") }
@@ -154,12 +157,17 @@ func (r *tlsReports) observe(e *Engine, s outbound.TLSSession) {
 		ReceivingIP: s.Peer.Addr(),
 		ReceivingMX: s.Host,
 	}
-	if s.STS.Mode != outbound.STSNone {
+	switch {
+	case s.STS.Mode != outbound.STSNone:
 		ss.PolicyType = tlsrpt.PolicySTS
 		ss.Domain = s.STS.Domain
 		if p, ok := s.STS.Hosts.(*mtasts.Policy); ok {
 			ss.PolicyString, ss.MXHost = stsPolicyStrings(p)
 		}
+	case s.STS.FetchFailure != "":
+		// A policy the domain publishes but that could not be fetched:
+		// reported under "sts", without its lines (§4.3.2.2).
+		ss.PolicyType = tlsrpt.PolicySTS
 	}
 	if s.Err != nil {
 		ss.ReasonCode = reasonCode(s.Err)
@@ -197,30 +205,21 @@ func reasonCode(err error) string {
 	return s
 }
 
-// stsFetchFailed counts a failed MTA-STS policy fetch as a failure of the
-// domain's "sts" policy (RFC 8460 §4.3.2.2): sts-webpki-invalid when the
-// policy server's certificate did not verify, sts-policy-invalid when the
-// file did not parse, sts-policy-fetch-error otherwise.
-func (e *Engine) stsFetchFailed(domain, result string, err error) {
-	if e.tlsrpt == nil || !e.conf().TLS.TLSRPT {
-		return
-	}
-	rt := tlsrpt.ResultSTSPolicyFetchError
+// fetchResultType is the RFC 8460 result type (§4.3.2.2) of a failed
+// MTA-STS policy fetch: sts-webpki-invalid when the policy server's
+// certificate did not verify, sts-policy-invalid when the file did not
+// parse, sts-policy-fetch-error otherwise.
+func fetchResultType(result string, err error) string {
 	var uae x509.UnknownAuthorityError
 	var he x509.HostnameError
 	var cie x509.CertificateInvalidError
 	switch {
 	case result == mtasts.FetchInvalid:
-		rt = tlsrpt.ResultSTSPolicyInvalid
+		return tlsrpt.ResultSTSPolicyInvalid
 	case errors.As(err, &uae), errors.As(err, &he), errors.As(err, &cie):
-		rt = tlsrpt.ResultSTSWebPKIInvalid
+		return tlsrpt.ResultSTSWebPKIInvalid
 	}
-	s := tlsrpt.Session{Domain: domain, PolicyType: tlsrpt.PolicySTS, ResultType: rt,
-		ReceivingMX: "mta-sts." + domain}
-	if err != nil {
-		s.ReasonCode = reasonCode(err)
-	}
-	e.tlsrpt.store.Observe(s)
+	return tlsrpt.ResultSTSPolicyFetchError
 }
 
 // tlsReportsAdmin is admin.TLSReports over the engine's TLS reporting.

@@ -252,7 +252,9 @@ func (m *Manager) pool(src Source, site resolver.SiteKey, domain string, sts STS
 		if sts.Mode == STSEnforce {
 			dc.tls = enforceSTS(pol)
 		}
-		dc.sts = sts
+		if sts.Mode != STSNone {
+			dc.sts = sts
+		}
 		dc.policyName = policyName(dc.tls.Mode, sts.Mode)
 		if src.Addr.IsValid() {
 			dc.localAddr = src.Addr
@@ -413,7 +415,7 @@ func (m *Manager) Deliver(ctx context.Context, route *resolver.Route, env *Envel
 			return failAll(451, "4.4.5", "delivery cancelled while waiting for a connection")
 		}
 		if c == nil {
-			return m.deliverNew(ctx, p, route, env, msg, out)
+			return m.deliverNew(ctx, p, route, env, msg, out, sts)
 		}
 		res, retry := c.send(ctx, env, msg)
 		o := m.outcome(c, res, "")
@@ -422,10 +424,10 @@ func (m *Manager) Deliver(ctx context.Context, route *resolver.Route, env *Envel
 			return o
 		}
 	}
-	return m.deliverNewAcquire(ctx, p, route, env, msg, out)
+	return m.deliverNewAcquire(ctx, p, route, env, msg, out, sts)
 }
 
-func (m *Manager) deliverNewAcquire(ctx context.Context, p *sitePool, route *resolver.Route, env *Envelope, msg *smtpwire.ClientMessage, out Outcome) Outcome {
+func (m *Manager) deliverNewAcquire(ctx context.Context, p *sitePool, route *resolver.Route, env *Envelope, msg *smtpwire.ClientMessage, out Outcome, asked STSPolicy) Outcome {
 	for {
 		c, err := p.acquire(ctx)
 		if err != nil {
@@ -433,7 +435,7 @@ func (m *Manager) deliverNewAcquire(ctx context.Context, p *sitePool, route *res
 			return out
 		}
 		if c == nil {
-			return m.deliverNew(ctx, p, route, env, msg, out)
+			return m.deliverNew(ctx, p, route, env, msg, out, asked)
 		}
 		// An idle connection appeared; closing it frees a slot for a fresh one.
 		p.release(c, false)
@@ -441,8 +443,10 @@ func (m *Manager) deliverNewAcquire(ctx context.Context, p *sitePool, route *res
 }
 
 // deliverNew opens a session (holding a slot from acquire), with MX
-// failover, and runs the transaction on it.
-func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.Route, env *Envelope, msg *smtpwire.ClientMessage, out Outcome) Outcome {
+// failover, and runs the transaction on it. asked is the MTA-STS answer for
+// this delivery (the pool's policy is p.dial.sts; asked may say, besides,
+// why a domain has none: TLSObserver reports it).
+func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.Route, env *Envelope, msg *smtpwire.ClientMessage, out Outcome, asked STSPolicy) Outcome {
 	sts := &p.dial.sts
 	cands, refused, err := m.candidates(ctx, route, sts)
 	if err == nil && len(cands) == 0 && len(refused) > 0 {
@@ -502,7 +506,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 		}
 		c, serr = dial(ctx, &p.dial, cd.host, cd.addr, true)
 		if route != nil && m.opts.RelayTo == "" && !route.Literal {
-			m.observeTLS(p, route.Domain, cd, c, serr)
+			m.observeTLS(p, route.Domain, cd, c, serr, &asked)
 		}
 		policyRefused := false
 		if serr != nil && sts.Mode == STSEnforce && serr.stage == "STARTTLS" {

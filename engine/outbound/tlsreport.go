@@ -78,7 +78,7 @@ func tlsResultType(serr *sessionError) string {
 // observeTLS reports the session of one dial with tryTLS set: c when it
 // succeeded, serr when it did not (only STARTTLS failures count; a host
 // that could not be reached had no TLS session).
-func (m *Manager) observeTLS(p *sitePool, domain string, cd candidate, c *Client, serr *sessionError) {
+func (m *Manager) observeTLS(p *sitePool, domain string, cd candidate, c *Client, serr *sessionError, asked *STSPolicy) {
 	if m.opts.TLSObserver == nil || domain == "" || p.dial.tls.Mode == TLSDisabled {
 		return
 	}
@@ -95,6 +95,14 @@ func (m *Manager) observeTLS(p *sitePool, domain string, cd candidate, c *Client
 		}
 	default:
 		return
+	}
+	if s.STS.Mode == STSNone && asked.FetchFailure != "" {
+		// The domain's policy could not be fetched (RFC 8460 §4.3.2.2):
+		// that is the session's failure, whatever TLS did.
+		s.STS, s.ResultType, s.Err = *asked, asked.FetchFailure, asked.FetchErr
+		if s.Err == nil {
+			s.Err = errors.New(asked.FetchFailure)
+		}
 	}
 	if s.ResultType == "" && s.STS.Mode != STSNone && !s.STS.allows(cd.host) {
 		// Testing mode: a host outside the policy took the session; it

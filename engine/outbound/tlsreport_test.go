@@ -96,3 +96,31 @@ func TestTLSObserver(t *testing.T) {
 		}
 	})
 }
+
+// TestTLSObserverFetchFailure: a delivery to a domain whose policy could
+// not be fetched goes on as without a policy, and its session is reported
+// as a failure of that kind.
+func TestTLSObserverFetchFailure(t *testing.T) {
+	good, pool, _, _ := testCert(t, "mx1.dst.test")
+	rx := newTestReceiver(t, "127.0.0.1")
+	rx.TLS = &tls.Config{Certificates: []tls.Certificate{good}}
+	rx.Start()
+	log := &sessionLog{}
+	m := newTestManager(t, rx.Addr.Port(), func(o *Options) {
+		o.TLS = TLSPolicy{Mode: TLSOpportunistic, RootCAs: pool}
+		o.STS = func(context.Context, string) STSPolicy {
+			return STSPolicy{Domain: "dst.test", FetchFailure: tlsrpt.ResultSTSPolicyFetchError}
+		}
+		o.TLSObserver = log
+	})
+	o := m.Deliver(context.Background(), routeTo("dst.test", "127.0.0.1"), env(testBody, "a@dst.test"))
+	wantStatuses(t, o, Delivered)
+	if o.TLSPolicy != TLSPolicyOpportunistic || o.TLSVersion == "" {
+		t.Errorf("outcome %+v", o)
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	if len(log.s) != 1 || log.s[0].ResultType != tlsrpt.ResultSTSPolicyFetchError || log.s[0].STS.FetchFailure == "" || log.s[0].Err == nil {
+		t.Errorf("sessions %+v", log.s)
+	}
+}

@@ -28,9 +28,10 @@
 // handshake completed (and, under a policy, validated as the policy asks),
 // a failure with a result type (§4.3) otherwise. Connections reused from a
 // pool are not new sessions. Under an MTA-STS policy the MX host that does
-// not match the policy counts as a "validation-failure". Failed policy
-// fetches count as one failure ("sts-policy-fetch-error",
-// "sts-policy-invalid" or "sts-webpki-invalid") per fetch. DANE result types
+// not match the policy counts as a "validation-failure". A session to a
+// domain whose MTA-STS policy could not be fetched is a failure of its
+// "sts" policy ("sts-policy-fetch-error", "sts-policy-invalid" or
+// "sts-webpki-invalid"), whatever TLS did. DANE result types
 // ("tlsa-invalid", "dnssec-invalid", "dane-required") and the policy type
 // "tlsa" are defined here for the DANE code to use.
 package tlsrpt
