@@ -302,7 +302,9 @@ key_file = %q
 		return string(out)
 	}
 	list := cli("list")
-	if !strings.Contains(list, "good.rpt.test") || !strings.Contains(list, "https://tlsrpt.rpt.test/report") || !strings.Contains(list, "sent") {
+	if !strings.Contains(list, "good.rpt.test") || !strings.Contains(list, "https://tlsrpt.rpt.test/report") || !strings.Contains(list, "sent") ||
+		strings.Contains(list, "  mbox.rpt.test ") { // §5.3: the session carrying a report is not counted
+
 		t.Errorf("gannet tlsrpt list:\n%s", list)
 	}
 	show := cli("show", "bad.rpt.test", "-day", day)
@@ -358,6 +360,7 @@ out = {
   "domain": str(m["TLS-Report-Domain"]),
   "submitter": str(m["TLS-Report-Submitter"]),
   "dkim": str(m.get("DKIM-Signature", "")),
+  "tls_required": str(m.get("TLS-Required", "")),
   "type": m.get_content_type(),
   "report_type": m.get_param("report-type"),
   "parts": [],
@@ -378,6 +381,7 @@ print(json.dumps(out))
 	var got struct {
 		Subject, Domain, Submitter, DKIM, Type string
 		ReportType                             string `json:"report_type"`
+		TLSRequired                            string `json:"tls_required"`
 		Parts                                  []struct {
 			Type, Filename string
 			JSON           json.RawMessage
@@ -387,7 +391,8 @@ print(json.dumps(out))
 		t.Fatalf("%v: %s", err, out)
 	}
 	if got.Subject != "Report Domain: bad.rpt.test Submitter: relay.e2e.test Report-ID: <"+reportID+">" ||
-		got.Domain != "bad.rpt.test" || got.Submitter != "relay.e2e.test" || got.Type != "multipart/report" || got.ReportType != "tlsrpt" {
+		got.Domain != "bad.rpt.test" || got.Submitter != "relay.e2e.test" || got.Type != "multipart/report" || got.ReportType != "tlsrpt" ||
+		got.TLSRequired != "No" {
 		t.Errorf("report message: %+v", got)
 	}
 	if !strings.Contains(got.DKIM, "d=relay.e2e.test") {

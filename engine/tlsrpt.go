@@ -149,6 +149,11 @@ func (r *tlsReports) observe(e *Engine, s outbound.TLSSession) {
 	if !e.conf().TLS.TLSRPT {
 		return
 	}
+	if s.From != "" && strings.EqualFold(s.From, e.tlsrptMeta().From) {
+		// RFC 8460 §5.3: the session that carries a report is not counted
+		// in the next one (nor a connection opened for Gannet's reports).
+		return
+	}
 	ss := tlsrpt.Session{
 		Domain:      s.Domain,
 		PolicyType:  tlsrpt.PolicyNoPolicyFound,

@@ -454,7 +454,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 		// that the policy does not allow. Transient: the policy or the MX
 		// records may be fixed.
 		p.releaseSlot()
-		m.observeRefused(p, route.Domain, refused)
+		m.observeRefused(p, route.Domain, env.From, refused)
 		text := stsMismatch(strings.Join(refused, ", "), sts.Domain).Error()
 		setLocal(out.Results, Transient, localReply(451, "4.7.5", text))
 		out.Note = text
@@ -506,7 +506,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 		}
 		c, serr = dial(ctx, &p.dial, cd.host, cd.addr, true)
 		if route != nil && m.opts.RelayTo == "" && !route.Literal {
-			m.observeTLS(p, route.Domain, cd, c, serr, &asked)
+			m.observeTLS(p, route.Domain, env.From, cd, c, serr, &asked)
 		}
 		policyRefused := false
 		if serr != nil && sts.Mode == STSEnforce && serr.stage == "STARTTLS" {

@@ -43,6 +43,10 @@ type TLSSession struct {
 	// Err is the failure (nil on success); its text becomes the report's
 	// failure-reason-code.
 	Err error
+	// From is the envelope sender of the transaction the session was
+	// opened for (RFC 8460 §5.3: the sessions that carry TLS reports
+	// should not be counted in the next report).
+	From string
 }
 
 // errNoSTARTTLS is the failure of a server that did not offer STARTTLS
@@ -78,11 +82,11 @@ func tlsResultType(serr *sessionError) string {
 // observeTLS reports the session of one dial with tryTLS set: c when it
 // succeeded, serr when it did not (only STARTTLS failures count; a host
 // that could not be reached had no TLS session).
-func (m *Manager) observeTLS(p *sitePool, domain string, cd candidate, c *Client, serr *sessionError, asked *STSPolicy) {
+func (m *Manager) observeTLS(p *sitePool, domain, from string, cd candidate, c *Client, serr *sessionError, asked *STSPolicy) {
 	if m.opts.TLSObserver == nil || domain == "" || p.dial.tls.Mode == TLSDisabled {
 		return
 	}
-	s := TLSSession{Domain: domain, STS: p.dial.sts, Host: cd.host, Peer: cd.addr}
+	s := TLSSession{Domain: domain, STS: p.dial.sts, Host: cd.host, Peer: cd.addr, From: from}
 	switch {
 	case serr == nil && c.tls != nil:
 		s.Local = c.local
@@ -114,12 +118,12 @@ func (m *Manager) observeTLS(p *sitePool, domain string, cd candidate, c *Client
 
 // observeRefused reports the MX hosts an enforced policy left no session
 // with.
-func (m *Manager) observeRefused(p *sitePool, domain string, hosts []string) {
+func (m *Manager) observeRefused(p *sitePool, domain, from string, hosts []string) {
 	if m.opts.TLSObserver == nil || domain == "" {
 		return
 	}
 	for _, h := range hosts {
-		m.opts.TLSObserver.ObserveTLS(TLSSession{Domain: domain, STS: p.dial.sts, Host: h,
+		m.opts.TLSObserver.ObserveTLS(TLSSession{Domain: domain, STS: p.dial.sts, Host: h, From: from,
 			ResultType: tlsrpt.ResultValidationFailure, Err: stsMismatch(h, p.dial.sts.Domain)})
 	}
 }

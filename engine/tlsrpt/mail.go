@@ -47,6 +47,9 @@ func BuildMail(m *MailReport) ([]byte, error) {
 	w("TLS-Report-Domain: %s", m.Domain)
 	w("TLS-Report-Submitter: %s", m.Submitter)
 	w("Auto-Submitted: auto-generated")
+	// RFC 8689 §5: a report about TLS problems should get through them;
+	// this asks the relays on the way not to hold it to a TLS policy.
+	w("TLS-Required: No")
 	w("MIME-Version: 1.0")
 	w("Content-Type: multipart/report; report-type=\"tlsrpt\";")
 	w("\tboundary=\"%s\"", m.Boundary)

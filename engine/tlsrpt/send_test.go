@@ -161,7 +161,7 @@ func checkMail(t *testing.T, raw []byte, reportID string) {
 	if subj != "Report Domain: a.test Submitter: relay.test Report-ID: <"+reportID+">" {
 		t.Errorf("Subject %q", subj)
 	}
-	if m.Header.Get("TLS-Report-Domain") != "a.test" || m.Header.Get("TLS-Report-Submitter") != "relay.test" {
+	if m.Header.Get("TLS-Report-Domain") != "a.test" || m.Header.Get("TLS-Report-Submitter") != "relay.test" || m.Header.Get("TLS-Required") != "No" {
 		t.Errorf("TLS-Report fields: %v", m.Header)
 	}
 	mt, params, err := mime.ParseMediaType(m.Header.Get("Content-Type"))
