@@ -200,6 +200,10 @@ func (s *Sender) sendDay(ctx context.Context, day string, force bool) {
 	now := s.opts.Now()
 	st.mu.Lock()
 	ds := st.days[day]
+	if ds == nil { // pruned meanwhile (Store.Save forgets old days)
+		st.mu.Unlock()
+		return
+	}
 	var domains []string
 	for d := range ds.Domains {
 		domains = append(domains, d)
