@@ -222,3 +222,29 @@ func TestSenderSendNow(t *testing.T) {
 		t.Errorf("mails %q, want a.test once then b.test", mails)
 	}
 }
+
+// TestSenderPostRefusals: an https: address whose certificate does not
+// verify, or that redirects, has not taken the report.
+func TestSenderPostRefusals(t *testing.T) {
+	redirect := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "https://elsewhere.test/", http.StatusFound)
+	}))
+	defer redirect.Close()
+	untrusted := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer untrusted.Close()
+	res := &fakeResolver{addrs: map[string][]netip.Addr{"example.com": {netip.MustParseAddr("127.0.0.1")}}}
+	roots := redirect.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	s := NewSender(SenderOptions{Store: &Store{}, Resolver: res, RootCAs: func() *x509.CertPool { return roots }})
+	port := func(srv *httptest.Server) string { u, _ := url.Parse(srv.URL); return u.Port() }
+	if err := s.post(context.Background(), "https://example.com:"+port(redirect)+"/r", []byte("x")); err == nil || !strings.Contains(err.Error(), "302") {
+		t.Errorf("redirect: %v", err)
+	}
+	// Without the test roots (the system's only), the certificate does not verify.
+	s = NewSender(SenderOptions{Store: &Store{}, Resolver: res})
+	if err := s.post(context.Background(), "https://example.com:"+port(untrusted)+"/r", []byte("x")); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("untrusted certificate: %v", err)
+	}
+	if err := s.post(context.Background(), "https://nohost.test/r", []byte("x")); err == nil {
+		t.Error("unresolvable host: no error")
+	}
+}
