@@ -131,3 +131,41 @@ func BenchmarkStoreObserve(b *testing.B) {
 		}
 	}
 }
+
+// TestStoreConcurrent: sessions counted from many goroutines while the
+// file is written and the counts listed are all counted (run with -race).
+func TestStoreConcurrent(t *testing.T) {
+	st, err := NewStore(StoreOptions{Dir: t.TempDir(), FlushEvery: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 500 {
+				s := Session{Domain: fmt.Sprintf("d%d.test", i%7)}
+				if (g+i)%3 == 0 {
+					s.ResultType, s.ReceivingMX = ResultValidationFailure, "mx.test"
+				}
+				st.Observe(s)
+				if i%50 == 0 {
+					st.List()
+					st.Counts(Day(time.Now()), "d1.test")
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var total int64
+	for _, day := range st.List() { // one day, or two across midnight
+		for _, d := range day.Domains {
+			total += d.Successful + d.Failed
+		}
+	}
+	if total != 2000 {
+		t.Errorf("%d sessions counted, want 2000", total)
+	}
+}
