@@ -200,7 +200,7 @@ func (c *Client) startTLS(ctx context.Context) *sessionError {
 		// been injected by a man in the middle (the client side of
 		// CVE-2011-0411); refuse to go on rather than act on them.
 		return &sessionError{stage: "STARTTLS", tlsFailed: true, refusal: smtpwire.Error{Reply: localReply(451, "4.7.10",
-			fmt.Sprintf("%s [%s] sent data after 220 to STARTTLS", c.host, c.peer))}}
+			fmt.Sprintf("%s [%s] sent data after 220 to STARTTLS", c.host, c.peer)), Cause: errDataAfterSTARTTLS}}
 	}
 	tc := tls.Client(c.conn, c.cfg.tls.config(strings.TrimSuffix(c.host, ".")))
 	hctx, cancel := context.WithTimeout(ctx, c.cfg.commandTimeout)

@@ -53,6 +53,10 @@ type TLSSession struct {
 // under an opportunistic policy (the session went on in the clear).
 var errNoSTARTTLS = errors.New("STARTTLS not offered")
 
+// errDataAfterSTARTTLS is the cause of a STARTTLS refused because the
+// server sent bytes after its 220 (a validation-failure in TLS reports).
+var errDataAfterSTARTTLS = errors.New("data sent after 220 to STARTTLS")
+
 // tlsResultType maps the failure of a STARTTLS stage to its result type
 // (§4.3.1): no STARTTLS or a refused one is starttls-not-supported; a
 // certificate for other names, expired or from an unknown authority have
