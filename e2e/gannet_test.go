@@ -26,6 +26,7 @@ type gannetConfig struct {
 	TLSMode          string   // [tls] mode, default "opportunistic"
 	CAFile           string   // [tls] ca_file, default none
 	DNSSEC           string   // [resolver] dnssec, default none ("off")
+	TLSExtra         string   // more TOML in [tls]
 	Extra            string   // more TOML appended at the end
 	// Script is a Lua policy script, written next to the config and named
 	// by [policy] script. Its listener addresses 127.0.0.1:2525 and
@@ -76,6 +77,7 @@ mode = "{{.TLSMode}}"
 {{- if .CAFile}}
 ca_file = "{{.CAFile}}"
 {{- end}}
+{{.TLSExtra}}
 
 [queue]
 retry_interval = "{{.RetryInterval}}"
@@ -140,7 +142,7 @@ func startGannet(t testing.TB, cfg gannetConfig) *gannet {
 		"Dir": dir, "SMTPAddr": g.SMTPAddr, "HTTPAddr": g.HTTPAddr,
 		"RelayHosts": strings.Join(quoted, ", "), "DNS": cfg.DNS, "DeliveryPort": cfg.DeliveryPort,
 		"RetryInterval": cfg.RetryInterval, "MaxRetryInterval": cfg.MaxRetryInterval,
-		"MaxRetryAge": cfg.MaxRetryAge, "TLSMode": cfg.TLSMode, "CAFile": cfg.CAFile, "DNSSEC": cfg.DNSSEC, "Extra": cfg.Extra,
+		"MaxRetryAge": cfg.MaxRetryAge, "TLSMode": cfg.TLSMode, "CAFile": cfg.CAFile, "DNSSEC": cfg.DNSSEC, "TLSExtra": cfg.TLSExtra, "Extra": cfg.Extra,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -209,20 +209,20 @@ max_destination_labels = 2
 
 	t.Run("contract counters", func(t *testing.T) {
 		for series, want := range map[string]float64{
-			`gannet_messages_received_total{listener="e2e-in"}`: 3,
-			`gannet_messages_received_total{listener="http"}`:   1,
-			`gannet_messages_delivered_total`:                   4, // a1, a2 (after a retry), c, h
-			`gannet_messages_transient_failures_total`:          2, // a1, a2: 451 at the first attempt
-			`gannet_messages_bounced_total`:                     1, // nobody@d2.test: 550 5.1.1
-			`gannet_messages_expired_total`:                     0,
-			`gannet_delivery_latency_seconds_count`:             4,
-			`gannet_delivery_latency_seconds_bucket{le="+Inf"}`: 4,
-			`gannet_queue_depth{queue="scheduled"}`:             0,
-			`gannet_queue_depth{queue="ready"}`:                 0,
-			`gannet_connections{direction="in"}`:                0,
-			`gannet_spool_commit_seconds_count`:                 4,
-			`gannet_tls_failures_total{policy="none"}`:          0,
-			`gannet_bounces_total{class="InvalidRecipient"}`:    1,
+			`gannet_messages_received_total{listener="e2e-in"}`:            3,
+			`gannet_messages_received_total{listener="http"}`:              1,
+			`gannet_messages_delivered_total`:                              4, // a1, a2 (after a retry), c, h
+			`gannet_messages_transient_failures_total`:                     2, // a1, a2: 451 at the first attempt
+			`gannet_messages_bounced_total`:                                1, // nobody@d2.test: 550 5.1.1
+			`gannet_messages_expired_total`:                                0,
+			`gannet_delivery_latency_seconds_count`:                        4,
+			`gannet_delivery_latency_seconds_bucket{le="+Inf"}`:            4,
+			`gannet_queue_depth{queue="scheduled"}`:                        0,
+			`gannet_queue_depth{queue="ready"}`:                            0,
+			`gannet_connections{direction="in"}`:                           0,
+			`gannet_spool_commit_seconds_count`:                            4,
+			`gannet_tls_failures_total{policy="none",result_type="other"}`: 0,
+			`gannet_bounces_total{class="InvalidRecipient"}`:               1,
 		} {
 			if got := s.get(t, series); got != want {
 				t.Errorf("%s = %v, want %v", series, got, want)

@@ -12,16 +12,21 @@ import (
 // delivery loop and spool, mounted by every HTTP listener that serves
 // "admin": queue summary, message inspection, bounces and suspensions.
 func (e *Engine) adminHandler() http.Handler {
-	return admin.New(admin.Options{
-		Loop:       e.delivery,
-		Spool:      e.spool,
-		Quarantine: e.spool,
-		Dead:       e.spool,
-		TenantRate: e.tenantRate,
-		Automatic:  e.shapingSuspensions,
-		Now:        e.now,
-		Logger:     e.log.With("part", "admin"),
-	})
+	opts := admin.Options{
+		Loop:         e.delivery,
+		Spool:        e.spool,
+		Quarantine:   e.spool,
+		Dead:         e.spool,
+		TenantRate:   e.tenantRate,
+		Automatic:    e.shapingSuspensions,
+		TLSReportsOn: func() bool { return e.conf().TLS.TLSRPT },
+		Now:          e.now,
+		Logger:       e.log.With("part", "admin"),
+	}
+	if e.tlsrpt != nil {
+		opts.TLSReports = tlsReportsAdmin{e} // tlsrpt.go
+	}
+	return admin.New(opts)
 }
 
 // shapingSuspensions lists the paths a shaping rule suspended by itself

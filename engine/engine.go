@@ -70,6 +70,7 @@ type Engine struct {
 	signers  *dkim.Signers // [[dkim]] keys at start (sign.go); live.signers after a reload
 	shaper   *shaping.Shaper
 	sts      *mtasts.Cache // MTA-STS policies (sts.go); nil with relay_to
+	tlsrpt   *tlsReports   // TLS reporting (tlsrpt.go); nil with relay_to
 
 	// What policy scripts changed while the relay runs (script.go):
 	scriptRates  sync.Map   // tenant → messages per second (kumo.limit_sending)
@@ -149,6 +150,9 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		}
 	}
 
+	if err := e.buildTLSRPT(); err != nil {
+		return fail(err)
+	}
 	if err := e.buildSTS(); err != nil {
 		return fail(err)
 	}
@@ -212,6 +216,7 @@ func (e *Engine) buildOutbound() error {
 		STS:            e.stsFor,  // reload-safe ([tls] mta_sts, [tls_policy.*] mta_sts)
 		DANE:           e.daneFor, // reload-safe ([tls] dane, [tls_policy.*] dane)
 		OnTLSFailure:   e.tlsFailure,
+		TLSObserver:    tlsObserver{e},
 		OnConnection: func(d int) {
 			if d > 0 {
 				e.metrics.ConnectionsOut.Inc()
@@ -306,6 +311,7 @@ func (e *Engine) Start() error {
 	e.log.Info("queue loaded", "messages", n, "took", time.Since(t0).Round(time.Millisecond))
 	e.delivery.Start()
 	e.startSpoolMaint() // compaction and spool health (spoolmaint.go); ends when the spool closes
+	e.startTLSRPT()     // the daily TLS reports (tlsrpt.go)
 	return nil
 }
 
@@ -322,6 +328,8 @@ func (e *Engine) SMTPAddrs() []net.Addr {
 func (e *Engine) Stop(ctx context.Context) error {
 	var errs []error
 	e.stopOnce.Do(func() {
+		// No report is queued once delivery stops.
+		errs = append(errs, e.stopTLSRPT())
 		for _, h := range e.https {
 			errs = append(errs, h.Shutdown(ctx))
 		}
@@ -341,6 +349,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 
 func (e *Engine) closeStores() error {
 	var errs []error
+	errs = append(errs, e.stopTLSRPT()) // a second call is a no-op
 	if e.records != nil {
 		errs = append(errs, e.records.Close())
 	}

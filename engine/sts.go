@@ -93,6 +93,9 @@ func (e *Engine) stsFor(ctx context.Context, domain string) outbound.STSPolicy {
 		return outbound.STSPolicy{Mode: outbound.STSEnforce, Domain: r.Domain, ID: r.ID, Hosts: r.Policy}
 	case r.Testing():
 		return outbound.STSPolicy{Mode: outbound.STSTesting, Domain: r.Domain, ID: r.ID, Hosts: r.Policy}
+	case r.FetchResult != "":
+		// For TLS-RPT: the domain's policy could not be fetched.
+		return outbound.STSPolicy{Domain: r.Domain, FetchFailure: fetchResultType(r.FetchResult, r.FetchErr), FetchErr: r.FetchErr}
 	}
 	return outbound.STSPolicy{}
 }
@@ -108,16 +111,17 @@ func (p *livePolicy) stsEnabled(domain string) bool {
 }
 
 // tlsFailure is outbound.Options.OnTLSFailure: counted in
-// gannet_tls_failures_total{policy}; failures under an MTA-STS policy or
-// DANE are logged too (in testing mode they are the only trace).
-func (e *Engine) tlsFailure(policy, host string, peer netip.AddrPort, err error) {
-	e.metrics.TLSFailure(policy).Inc()
+// gannet_tls_failures_total{policy,result_type}; failures under an
+// MTA-STS policy or DANE are logged too (in testing mode they are the only
+// trace).
+func (e *Engine) tlsFailure(policy, resultType, host string, peer netip.AddrPort, err error) {
+	e.metrics.TLSFailure(policy, resultType).Inc()
 	if policy == outbound.FailurePolicyDANE {
 		e.logDANEFailure(host, peer, err)
 		return
 	}
 	if policy == outbound.FailurePolicySTS {
-		args := []any{"host", host, "err", err}
+		args := []any{"host", host, "result_type", resultType, "err", err}
 		if peer.IsValid() {
 			args = append(args, "peer", peer.String())
 		}

@@ -361,8 +361,8 @@ mta_sts = false
 	if v := sample(text, `gannet_mta_sts_policy_fetches_total{result="ok"}`); v != "4" {
 		t.Errorf("policy fetches ok = %s, want 4", v)
 	}
-	if v := sample(text, `gannet_tls_failures_total{policy="sts"}`); v == "0" || v == "" {
-		t.Errorf("gannet_tls_failures_total{policy=\"sts\"} = %q", v)
+	if v := sample(text, `gannet_tls_failures_total{policy="sts",result_type="certificate-host-mismatch"}`); v == "0" || v == "" {
+		t.Errorf("gannet_tls_failures_total{policy=\"sts\",result_type=\"certificate-host-mismatch\"} = %q", v)
 	}
 	for d, want := range map[string]int{"enf.test": 1, "enfbad.test": 1, "nomatch.test": 1, "tst.test": 1, "off.test": 0} {
 		if n := ps.count(d); n != want {

@@ -35,6 +35,7 @@ have_cmd ldns-signzone || need+=(ldnsutils)
 have_cmd nsd || [ -x /usr/sbin/nsd ] || need+=(nsd)
 have_py aiosmtpd || need+=(python3-aiosmtpd)
 have_py dkim || need+=(python3-dkim)
+have_py jsonschema || need+=(python3-jsonschema) # TLS-RPT reports checked against RFC 8460's schema
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "install-test-peers: all peers present"

@@ -46,6 +46,7 @@ func commands() []command {
 		{"bounce", "bounce queued mail: bounce -domain D [-tenant T] [-campaign C] [-reason R] [-duration D]", cmdBounce},
 		{"suspend", "hold mail: suspend -domain D [-tenant T] [-campaign C] [-site S] [-duration D]", cmdSuspend},
 		{"resume", "end a suspension: resume ID | resume -domain D …", cmdResume},
+		{"tlsrpt", "TLS reports (RFC 8460) over the admin API: tlsrpt list | show DOMAIN [-day D] | send [-day D]", cmdTLSRPT},
 		{"version", "print the version", cmdVersion},
 		{"help", "print this help", cmdHelp},
 	}

@@ -29,6 +29,14 @@
 //	GET    /api/admin/hold/v1                    the holds in force (ids: the messages a hold by id names)
 //	DELETE /api/admin/hold/v1                    {id}, {ids: [hold or message ids]}, or the selector a hold was made
 //	                                             with: release → {released: [ids]}
+//	GET    /api/admin/tls-reports/v1             TLS reporting (RFC 8460): per UTC day kept, each policy domain's
+//	                                             successful and failed TLS sessions and its report's state
+//	                                             (pending, sent, partial, failed, no-record; per rua address:
+//	                                             attempts, sent, error); operators only (403 for a tenant's key)
+//	       ?domain=D[&day=YYYY-MM-DD]            one domain's counts per policy with the failure details, and the
+//	                                             report JSON (§4) as built from them
+//	POST   /api/admin/tls-reports/v1             {day}: send that day's reports now (a day not over yet: its
+//	                                             counts so far, and the day is not reported again)
 //
 // (GET /api/check-liveness/v1 is answered by httpapi itself.)
 //

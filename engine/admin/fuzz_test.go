@@ -46,7 +46,7 @@ func FuzzAdminRequest(f *testing.F) {
 	w.queueMail(f, "other", "", "c@x.test")
 	methods := []string{http.MethodGet, http.MethodPost, http.MethodDelete, http.MethodPut}
 	paths := []string{PathQueueSummary, PathInspectMessage, PathBounce, PathSuspend, "/api/admin/x", PathRetry, PathHold,
-		PathQueue, PathQueueBounce, PathQueueDelete, PathDeadLetters}
+		PathQueue, PathQueueBounce, PathQueueDelete, PathDeadLetters, PathTLSReports}
 	allowed := map[int]bool{200: true, 400: true, 403: true, 404: true, 405: true, 413: true, 422: true}
 	f.Fuzz(func(t *testing.T, method, path uint8, query, body string) {
 		target := paths[int(path)%len(paths)]

@@ -79,9 +79,13 @@ type Options struct {
 	// themselves (origin "rule"), shown with the admin ones in GET
 	// /api/admin/suspend/v1. Nil: none.
 	Automatic func() []RuleEntry
-	Now       func() time.Time // nil: time.Now
-	NewID     func() string    // rule ids; nil: random UUIDs (version 4)
-	Logger    *slog.Logger     // nil: discarded
+	// TLSReports serves /api/admin/tls-reports/v1 (nil: 404, no TLS
+	// reporting); TLSReportsOn says whether [tls] tlsrpt is on.
+	TLSReports   TLSReports
+	TLSReportsOn func() bool
+	Now          func() time.Time // nil: time.Now
+	NewID        func() string    // rule ids; nil: random UUIDs (version 4)
+	Logger       *slog.Logger     // nil: discarded
 }
 
 // handler serves /api/admin/….
@@ -151,6 +155,8 @@ func (h *handler) routes(path string) route {
 		return route{http.MethodPost: h.queueDelete}
 	case PathDeadLetters:
 		return route{http.MethodGet: h.deadLetters, http.MethodPost: h.deadRequeue, http.MethodDelete: h.deadPurge}
+	case PathTLSReports:
+		return route{http.MethodGet: h.listTLSReports, http.MethodPost: h.sendTLSReports}
 	}
 	return nil
 }

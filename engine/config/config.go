@@ -230,6 +230,18 @@ type TLS struct {
 	// CAFile: PEM certificates trusted, besides the system roots, to verify
 	// MX hosts and MTA-STS policy servers ("": the system roots only).
 	CAFile string `toml:"ca_file"`
+	// TLSRPT: count TLS sessions per destination and send daily TLS
+	// reports (RFC 8460) to the domains that publish a _smtp._tls record.
+	TLSRPT bool `toml:"tlsrpt"`
+	// TLSRPTOrganization is the reports' organization-name ("": the
+	// [delivery] ehlo_name).
+	TLSRPTOrganization string `toml:"tlsrpt_organization"`
+	// TLSRPTContact is the reports' contact-info ("": TLSRPTSender).
+	TLSRPTContact string `toml:"tlsrpt_contact"`
+	// TLSRPTSender is the From address of mailto: reports ("":
+	// "postmaster@" the ehlo_name); its domain is the reports' submitter
+	// and is DKIM-signed when a [[dkim]] key for it exists.
+	TLSRPTSender string `toml:"tlsrpt_sender"`
 }
 
 // Queue is [queue]: admission and the retry schedule.

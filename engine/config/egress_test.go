@@ -173,3 +173,26 @@ mta_sts = false
 		}
 	}
 }
+
+// TestTLSRPTKeys: [tls] tlsrpt is on by default; tlsrpt_sender must be an
+// address; organization and contact one short line.
+func TestTLSRPTKeys(t *testing.T) {
+	c, err := Parse("rpt.toml", []byte("[tls]\ntlsrpt_sender = \"tlsrpt@relay.test\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.TLS.TLSRPT || c.TLS.TLSRPTSender != "tlsrpt@relay.test" || c.TLS.TLSRPTOrganization != "" {
+		t.Errorf("tls: %+v", c.TLS)
+	}
+	for _, bad := range []string{
+		`tlsrpt_sender = "no-at"`,
+		`tlsrpt_sender = "<a@b.test>"`,
+		`tlsrpt_sender = "a@b@c.test"`,
+		`tlsrpt_organization = "two\nlines"`,
+		`tlsrpt_contact = "` + strings.Repeat("x", 300) + `"`,
+	} {
+		if _, err := Parse("rpt.toml", []byte("[tls]\n"+bad+"\n")); err == nil || !strings.Contains(err.Error(), "tls.tlsrpt_") {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+}

@@ -349,6 +349,17 @@ func (c *Config) validate() []problem {
 			ck.add(at("tls", "ca_file"), "%q holds no PEM certificate", f)
 		}
 	}
+	if s := c.TLS.TLSRPTSender; s != "" {
+		local, domain, ok := strings.Cut(s, "@")
+		if !ok || local == "" || domain == "" || strings.ContainsAny(s, " \t\r\n<>\"(),;:\\") || strings.Count(s, "@") != 1 {
+			ck.add(at("tls", "tlsrpt_sender"), "%q is not an email address (want local@domain, without angle brackets)", s)
+		}
+	}
+	for _, k := range []struct{ key, v string }{{"tlsrpt_organization", c.TLS.TLSRPTOrganization}, {"tlsrpt_contact", c.TLS.TLSRPTContact}} {
+		if strings.ContainsAny(k.v, "\r\n") || len(k.v) > 256 {
+			ck.add(at("tls", k.key), "must be one line of at most 256 characters")
+		}
+	}
 	suites := cipherSuites()
 	for _, name := range c.TLS.Ciphers {
 		if _, ok := suites[name]; !ok {

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"gannet/engine/tlsrpt"
+
 	vm "github.com/VictoriaMetrics/metrics"
 )
 
@@ -43,9 +45,7 @@ type Metrics struct {
 	DeliveryLatency   *vm.PrometheusHistogram // gannet_delivery_latency_seconds: reception to delivery
 	SMTPErrorsIn      *vm.Counter             // gannet_smtp_errors_total{direction="in"}: 4xx/5xx replies we sent
 	SMTPErrorsOut     *vm.Counter             // gannet_smtp_errors_total{direction="out"}: 4xx/5xx replies we got
-	TLSFailures       *vm.Counter             // gannet_tls_failures_total{policy="none"}: failed handshakes, both directions, under no MTA-STS policy
-	TLSFailuresSTS    *vm.Counter             // gannet_tls_failures_total{policy="sts"}: outbound failures under an MTA-STS policy (enforce or testing): MX not matching, no STARTTLS, handshake
-	TLSFailuresDANE   *vm.Counter             // gannet_tls_failures_total{policy="dane"}: outbound failures of MX hosts under DANE: TLSA lookup failed, no STARTTLS, handshake, no TLSA record matching
+	TLSFailures       *vm.Counter             // gannet_tls_failures_total{policy="none",result_type="other"}: failed inbound handshakes (outbound ones: TLSFailure)
 	ConnectionsIn     *vm.Gauge               // gannet_connections{direction="in"}: open inbound connections (Inc/Dec)
 	ConnectionsOut    *vm.Gauge               // gannet_connections{direction="out"}: open outbound connections (Inc/Dec)
 	SpoolCommit       *vm.PrometheusHistogram // gannet_spool_commit_seconds: time to make a message durable
@@ -98,9 +98,7 @@ func New() *Metrics {
 	m.DeliveryLatency = s.NewPrometheusHistogramExt("gannet_delivery_latency_seconds", deliveryLatencyBuckets())
 	m.SMTPErrorsIn = s.NewCounter(`gannet_smtp_errors_total{direction="in"}`)
 	m.SMTPErrorsOut = s.NewCounter(`gannet_smtp_errors_total{direction="out"}`)
-	m.TLSFailures = s.NewCounter(`gannet_tls_failures_total{policy="none"}`)
-	m.TLSFailuresSTS = s.NewCounter(`gannet_tls_failures_total{policy="sts"}`)
-	m.TLSFailuresDANE = s.NewCounter(`gannet_tls_failures_total{policy="dane"}`)
+	m.TLSFailures = s.NewCounter(`gannet_tls_failures_total{policy="none",result_type="other"}`)
 	m.stsFetchOK = s.NewCounter(`gannet_mta_sts_policy_fetches_total{result="ok"}`)
 	m.stsFetchError = s.NewCounter(`gannet_mta_sts_policy_fetches_total{result="error"}`)
 	m.stsFetchInvalid = s.NewCounter(`gannet_mta_sts_policy_fetches_total{result="invalid"}`)
@@ -203,15 +201,20 @@ func (m *Metrics) SMTPErrors(direction string) *vm.Counter {
 }
 
 // TLSFailure returns the gannet_tls_failures_total counter of policy
-// "sts", "dane" or "none" (any other value counts as "none").
-func (m *Metrics) TLSFailure(policy string) *vm.Counter {
+// ("sts", "dane" or "none"; any other value counts as "none") and
+// resultType (an RFC 8460 result type, tlsrpt.ResultTypes; any other value
+// counts as "other"). The label values are capped to those sets, so the
+// series are at most 3 × 12.
+func (m *Metrics) TLSFailure(policy, resultType string) *vm.Counter {
 	switch policy {
-	case "sts":
-		return m.TLSFailuresSTS
-	case "dane":
-		return m.TLSFailuresDANE
+	case "sts", "dane":
+	default:
+		policy = "none"
 	}
-	return m.TLSFailures
+	if !tlsrpt.KnownResultType(resultType) {
+		resultType = "other"
+	}
+	return m.set.GetOrCreateCounter(`gannet_tls_failures_total{policy="` + policy + `",result_type="` + resultType + `"}`)
 }
 
 // MTASTSFetch returns the gannet_mta_sts_policy_fetches_total counter of
@@ -278,7 +281,7 @@ func help(family string) string {
 	case "gannet_smtp_errors_total":
 		return "SMTP 4xx/5xx replies sent (in) or received (out)."
 	case "gannet_tls_failures_total":
-		return "Failed TLS handshakes, inbound and outbound (policy=\"none\"), and outbound failures under an MTA-STS policy (policy=\"sts\": MX host not in the policy, no STARTTLS, handshake or certificate)."
+		return "Failed TLS handshakes, inbound (policy=\"none\", result_type=\"other\") and outbound, by the policy in force (none, sts, dane) and the RFC 8460 result type (starttls-not-supported, certificate-host-mismatch, certificate-expired, certificate-not-trusted, validation-failure, ...; MX host not in an MTA-STS policy: validation-failure)."
 	case "gannet_mta_sts_policy_fetches_total":
 		return "MTA-STS policy fetches (RFC 8461): ok, error (DNS, connection, TLS, HTTP status or type, size, timeout) or invalid (the file does not parse)."
 	case "gannet_tls_certificate_expiry_timestamp_seconds":

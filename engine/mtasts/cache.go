@@ -62,6 +62,12 @@ type Result struct {
 	Policy *Policy
 	// ID is the id of the TXT record the policy was fetched under.
 	ID string
+	// FetchResult (FetchError or FetchInvalid) and FetchErr say why a
+	// domain that publishes an MTA-STS record has no policy in force: its
+	// policy could not be fetched (now, or a moment ago; RFC 8460 §4.3.2.2
+	// reports such sessions). "" and nil otherwise.
+	FetchResult string
+	FetchErr    error
 }
 
 // Enforced reports whether the result is a policy in enforce mode.
@@ -95,8 +101,9 @@ type Cache struct {
 
 	mu         sync.Mutex
 	entries    map[string]*entry
-	failed     map[string]time.Time // domain → time of the last failed fetch
-	refreshing map[string]bool      // domains with a background refresh running
+	failed     map[string]time.Time    // domain → time of the last failed fetch
+	failure    map[string]fetchFailure // domain → why its last fetch failed (beside failed)
+	refreshing map[string]bool         // domains with a background refresh running
 	closed     bool
 
 	saveMu sync.Mutex // one file write at a time
@@ -117,7 +124,7 @@ func NewCache(opts Options) (*Cache, error) {
 	if opts.RetryAfterFailure <= 0 {
 		opts.RetryAfterFailure = 5 * time.Minute
 	}
-	c := &Cache{opts: opts, entries: map[string]*entry{}, failed: map[string]time.Time{}, refreshing: map[string]bool{}}
+	c := &Cache{opts: opts, entries: map[string]*entry{}, failed: map[string]time.Time{}, failure: map[string]fetchFailure{}, refreshing: map[string]bool{}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if opts.Dir == "" {
 		return c, nil
@@ -205,7 +212,7 @@ func (c *Cache) Lookup(ctx context.Context, domain string) Result {
 	last, failed := c.failed[domain]
 	c.mu.Unlock()
 	if failed && now.Sub(last) < c.opts.RetryAfterFailure {
-		return cached
+		return c.withFailure(cached)
 	}
 	v, _, _ := c.flight.Do(domain, func() (any, error) {
 		return c.fetch(context.WithoutCancel(ctx), domain, rec.ID), nil
@@ -213,7 +220,27 @@ func (c *Cache) Lookup(ctx context.Context, domain string) Result {
 	if ne := v.(*entry); ne != nil {
 		return Result{Domain: domain, Policy: ne.policy, ID: ne.ID}
 	}
-	return cached
+	return c.withFailure(cached)
+}
+
+// fetchFailure is why a domain's last fetch failed.
+type fetchFailure struct {
+	result string // FetchError, FetchInvalid
+	err    error
+}
+
+// withFailure adds to r, a result without a policy, why its fetch failed.
+func (c *Cache) withFailure(r Result) Result {
+	if r.Policy != nil {
+		return r
+	}
+	c.mu.Lock()
+	f, ok := c.failure[r.Domain]
+	c.mu.Unlock()
+	if ok {
+		r.FetchResult, r.FetchErr = f.result, f.err
+	}
+	return r
 }
 
 // refreshAge is how old a cached policy may get before it is fetched again
@@ -275,11 +302,13 @@ func (c *Cache) fetch(ctx context.Context, domain, id string) *entry {
 		}
 		c.mu.Lock()
 		c.failed[domain] = now
+		c.failure[domain] = fetchFailure{result: res, err: err}
 		if len(c.failed) > maxFailed {
 			// Forget failures old enough not to matter any more.
 			for d, t := range c.failed {
 				if now.Sub(t) >= c.opts.RetryAfterFailure {
 					delete(c.failed, d)
+					delete(c.failure, d)
 				}
 			}
 		}
@@ -293,6 +322,7 @@ func (c *Cache) fetch(ctx context.Context, domain, id string) *entry {
 		Fetched: now, Expires: now.Add(p.MaxAgeDuration()), policy: p}
 	c.mu.Lock()
 	delete(c.failed, domain)
+	delete(c.failure, domain)
 	c.entries[domain] = e
 	c.mu.Unlock()
 	if err := c.save(); err != nil && c.opts.OnSaveError != nil {

@@ -251,3 +251,40 @@ _mta-sts  3600 IN TXT "v=STSv1; id=one;"
 		b.Fatalf("%d fetches, %d TXT queries: the cache was not warm", fe.count(), srv.QueryCount("_mta-sts.a.test.", dns.TypeTXT))
 	}
 }
+
+// TestCacheFetchFailure: a domain whose record names a policy that cannot
+// be fetched has no policy, and the result says why (now and while the
+// failure is remembered); a domain with a cached policy does not; a later
+// good fetch clears it.
+func TestCacheFetchFailure(t *testing.T) {
+	dns := &fakeDNS{txt: map[string][]string{}}
+	dns.set("_mta-sts.a.test", "v=STSv1; id=one;")
+	fe := &fakeFetcher{policy: map[string]string{"a.test": "garbage"}}
+	clk := &clock{t: time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)}
+	c, err := NewCache(Options{Resolver: dns, Fetcher: fe, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	r := c.Lookup(ctx, "a.test")
+	if r.Policy != nil || r.FetchResult != FetchInvalid || !errors.Is(r.FetchErr, ErrBadPolicy) {
+		t.Fatalf("invalid policy: %+v", r)
+	}
+	if r = c.Lookup(ctx, "a.test"); r.FetchResult != FetchInvalid || fe.count() != 1 {
+		t.Fatalf("remembered failure: %+v, fetches %d", r, fe.count())
+	}
+	fe.err = errors.New("connection refused")
+	clk.t = clk.t.Add(time.Hour)
+	if r = c.Lookup(ctx, "a.test"); r.FetchResult != FetchError || r.FetchErr == nil {
+		t.Fatalf("fetch error: %+v", r)
+	}
+	fe.err = nil
+	fe.policy["a.test"] = enforceA
+	clk.t = clk.t.Add(time.Hour)
+	if r = c.Lookup(ctx, "a.test"); !r.Enforced() || r.FetchResult != "" || r.FetchErr != nil {
+		t.Fatalf("good fetch: %+v", r)
+	}
+	if r = c.Lookup(ctx, "b.test"); r.FetchResult != "" {
+		t.Fatalf("no record: %+v", r)
+	}
+}

@@ -41,6 +41,7 @@ type Client struct {
 	host   string // MX host name (for TLS and logs)
 	source string // egress source name
 	peer   netip.AddrPort
+	local  netip.Addr // the address connected from
 	ext    smtpwire.Extensions
 	esmtp  bool
 	tls    *tls.ConnectionState
@@ -66,6 +67,8 @@ type sessionError struct {
 	tlsFailed bool
 	// server is the server's own refusal (greeting or EHLO), if any.
 	server smtpwire.Reply
+	// local is the address connected from (zero when no connection).
+	local netip.Addr
 }
 
 func (e *sessionError) Error() string {
@@ -101,7 +104,7 @@ func dial(ctx context.Context, cfg *dialConfig, host string, addr netip.AddrPort
 		// 4.4.1: "No answer from host" (RFC 3463 §3.5).
 		return nil, &sessionError{stage: "connect", refusal: smtpwire.Error{Reply: localReply(451, "4.4.1", fmt.Sprintf("cannot connect to %s [%s]: %s", host, addr, errText(err))), Cause: err}}
 	}
-	c := &Client{cfg: cfg, conn: conn, host: host, peer: addr, source: cfg.sourceName}
+	c := &Client{cfg: cfg, conn: conn, host: host, peer: addr, source: cfg.sourceName, local: localAddrOf(conn)}
 	c.rr.reset(conn)
 	c.w = bufio.NewWriterSize(conn, 32<<10)
 
@@ -111,6 +114,7 @@ func dial(ctx context.Context, cfg *dialConfig, host string, addr netip.AddrPort
 
 	if serr := c.hello(ctx, tryTLS); serr != nil {
 		conn.Close()
+		serr.local = c.local
 		return nil, serr
 	}
 	return c, nil
@@ -196,7 +200,7 @@ func (c *Client) startTLS(ctx context.Context) *sessionError {
 		// been injected by a man in the middle (the client side of
 		// CVE-2011-0411); refuse to go on rather than act on them.
 		return &sessionError{stage: "STARTTLS", tlsFailed: true, refusal: smtpwire.Error{Reply: localReply(451, "4.7.10",
-			fmt.Sprintf("%s [%s] sent data after 220 to STARTTLS", c.host, c.peer))}}
+			fmt.Sprintf("%s [%s] sent data after 220 to STARTTLS", c.host, c.peer)), Cause: errDataAfterSTARTTLS}}
 	}
 	tc := tls.Client(c.conn, c.cfg.tls.config(strings.TrimSuffix(c.host, ".")))
 	hctx, cancel := context.WithTimeout(ctx, c.cfg.commandTimeout)

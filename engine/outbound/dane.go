@@ -156,6 +156,6 @@ func daneRefusal(host string, port uint16, serr *sessionError, lookupErr error) 
 // reportDANE calls OnTLSFailure for a failure under DANE.
 func (m *Manager) reportDANE(host string, peer netip.AddrPort, de *DANEError) {
 	if m.opts.OnTLSFailure != nil {
-		m.opts.OnTLSFailure(FailurePolicyDANE, host, peer, de)
+		m.opts.OnTLSFailure(FailurePolicyDANE, de.ResultType, host, peer, de)
 	}
 }

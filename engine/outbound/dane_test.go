@@ -107,7 +107,7 @@ func TestDANE(t *testing.T) {
 					}
 					return c.dh
 				}
-				o.OnTLSFailure = func(policy, host string, _ netip.AddrPort, err error) {
+				o.OnTLSFailure = func(policy, resultType, host string, _ netip.AddrPort, err error) {
 					mu.Lock()
 					defer mu.Unlock()
 					var de *DANEError
@@ -115,6 +115,9 @@ func TestDANE(t *testing.T) {
 						if !errors.As(err, &de) {
 							t.Errorf("dane failure %v is not a *DANEError", err)
 							return
+						}
+						if resultType != de.ResultType {
+							t.Errorf("result type %q, the DANEError says %q", resultType, de.ResultType)
 						}
 						reports = append(reports, de.ResultType)
 					}

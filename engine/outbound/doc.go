@@ -36,6 +36,16 @@
 // Outcome.TLSPolicy names the policy the delivery ran under: sts-enforce,
 // sts-testing, opportunistic, required or none.
 //
+// TLS reporting (RFC 8460, tlsreport.go): Options.TLSObserver is told of
+// every STARTTLS negotiation on a new connection to an MX host, with the
+// policy in force, the addresses and, for a failure, its RFC 8460 result
+// type (starttls-not-supported, certificate-host-mismatch,
+// certificate-expired, certificate-not-trusted, validation-failure); an
+// MX host outside an MTA-STS policy is a validation-failure. The DANE
+// check, when it comes, reports through the same TLSSession (a field for
+// its policy, and the result types tlsa-invalid, dnssec-invalid and
+// dane-required that engine/tlsrpt already names).
+//
 // A transaction (RFC 5321 §3.3) is run by smtpwire.ClientTxn, which holds
 // the protocol: MAIL, the RCPTs and DATA in one write when the server
 // offers PIPELINING (RFC 2920 §3.1), otherwise one command per reply; the

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"gannet/engine/logrec"
+	"gannet/engine/tlsrpt"
 	"gannet/resolver"
 	"gannet/smtpwire"
 )
@@ -82,12 +83,16 @@ type Options struct {
 
 	// OnTLSFailure, when set, is called when a STARTTLS fails, and when an
 	// MX host does not match an MTA-STS policy (for
-	// gannet_tls_failures_total{policy}). policy is FailurePolicyDANE for
-	// a host under DANE (err is then a *DANEError with the RFC 8460 result
-	// type), FailurePolicySTS under an MTA-STS policy (enforce or
-	// testing), FailurePolicyNone otherwise; peer is zero for a host
-	// refused by its name or its failed TLSA lookup.
-	OnTLSFailure func(policy, host string, peer netip.AddrPort, err error)
+	// gannet_tls_failures_total{policy,result_type}). policy is
+	// FailurePolicyDANE for a host under DANE (err is then a *DANEError),
+	// FailurePolicySTS under an MTA-STS policy (enforce or testing),
+	// FailurePolicyNone otherwise; resultType is the RFC 8460 result type
+	// (tlsrpt.ResultCertHostMismatch, …); peer is zero for a host refused
+	// by its name or its failed TLSA lookup.
+	OnTLSFailure func(policy, resultType, host string, peer netip.AddrPort, err error)
+	// TLSObserver, when set, is told of every TLS session on a new
+	// connection to an MX host, for TLS reporting (RFC 8460; tlsreport.go).
+	TLSObserver TLSObserver
 	// OnConnection, when set, is called with +1 when a session is
 	// established and -1 when it is closed (gannet_connections{direction="out"}).
 	OnConnection func(delta int)
@@ -257,7 +262,9 @@ func (m *Manager) pool(src Source, site resolver.SiteKey, domain string, sts STS
 		if sts.Mode == STSEnforce {
 			dc.tls = enforceSTS(pol)
 		}
-		dc.sts = sts
+		if sts.Mode != STSNone {
+			dc.sts = sts
+		}
 		dc.policyName = policyName(dc.tls.Mode, sts.Mode)
 		if src.Addr.IsValid() {
 			dc.localAddr = src.Addr
@@ -359,7 +366,7 @@ func (m *Manager) candidates(ctx context.Context, route *resolver.Route, sts *ST
 		if dh == nil && sts.Mode != STSNone && !sts.allows(h.Name) {
 			// RFC 8461 §4.1: the MX host must match the policy's mx
 			// patterns; in testing mode it is only reported (§5).
-			m.reportSTS(h.Name, netip.AddrPort{}, stsMismatch(h.Name, sts.Domain))
+			m.reportSTS(tlsrpt.ResultValidationFailure, h.Name, netip.AddrPort{}, stsMismatch(h.Name, sts.Domain))
 			if sts.Mode == STSEnforce {
 				refused = append(refused, h.Name)
 				continue
@@ -428,7 +435,7 @@ func (m *Manager) Deliver(ctx context.Context, route *resolver.Route, env *Envel
 			return failAll(451, "4.4.5", "delivery cancelled while waiting for a connection")
 		}
 		if c == nil {
-			return m.deliverNew(ctx, p, route, env, msg, out)
+			return m.deliverNew(ctx, p, route, env, msg, out, sts)
 		}
 		res, retry := c.send(ctx, env, msg)
 		o := m.outcome(c, res, "")
@@ -437,10 +444,10 @@ func (m *Manager) Deliver(ctx context.Context, route *resolver.Route, env *Envel
 			return o
 		}
 	}
-	return m.deliverNewAcquire(ctx, p, route, env, msg, out)
+	return m.deliverNewAcquire(ctx, p, route, env, msg, out, sts)
 }
 
-func (m *Manager) deliverNewAcquire(ctx context.Context, p *sitePool, route *resolver.Route, env *Envelope, msg *smtpwire.ClientMessage, out Outcome) Outcome {
+func (m *Manager) deliverNewAcquire(ctx context.Context, p *sitePool, route *resolver.Route, env *Envelope, msg *smtpwire.ClientMessage, out Outcome, asked STSPolicy) Outcome {
 	for {
 		c, err := p.acquire(ctx)
 		if err != nil {
@@ -448,7 +455,7 @@ func (m *Manager) deliverNewAcquire(ctx context.Context, p *sitePool, route *res
 			return out
 		}
 		if c == nil {
-			return m.deliverNew(ctx, p, route, env, msg, out)
+			return m.deliverNew(ctx, p, route, env, msg, out, asked)
 		}
 		// An idle connection appeared; closing it frees a slot for a fresh one.
 		p.release(c, false)
@@ -456,8 +463,10 @@ func (m *Manager) deliverNewAcquire(ctx context.Context, p *sitePool, route *res
 }
 
 // deliverNew opens a session (holding a slot from acquire), with MX
-// failover, and runs the transaction on it.
-func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.Route, env *Envelope, msg *smtpwire.ClientMessage, out Outcome) Outcome {
+// failover, and runs the transaction on it. asked is the MTA-STS answer for
+// this delivery (the pool's policy is p.dial.sts; asked may say, besides,
+// why a domain has none: TLSObserver reports it).
+func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.Route, env *Envelope, msg *smtpwire.ClientMessage, out Outcome, asked STSPolicy) Outcome {
 	sts := &p.dial.sts
 	cands, refused, err := m.candidates(ctx, route, sts)
 	if err == nil && len(cands) == 0 && len(refused) > 0 {
@@ -465,6 +474,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 		// that the policy does not allow. Transient: the policy or the MX
 		// records may be fixed.
 		p.releaseSlot()
+		m.observeRefused(p, route.Domain, env.From, refused)
 		text := stsMismatch(strings.Join(refused, ", "), sts.Domain).Error()
 		setLocal(out.Results, Transient, localReply(451, "4.7.5", text))
 		out.Note = text
@@ -539,6 +549,11 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 			dc = &d
 		}
 		c, serr = dial(ctx, dc, cd.host, cd.addr, true)
+		if route != nil && m.opts.RelayTo == "" && !route.Literal && cd.dane == nil {
+			// A DANE session is not reported yet (its policy type "tlsa"
+			// and TLSA policy strings are still to do): never under STS.
+			m.observeTLS(p, route.Domain, env.From, cd, c, serr, &asked)
+		}
 		policyRefused := false
 		if serr != nil && cd.dane != nil && serr.stage == "STARTTLS" {
 			// No STARTTLS, a failed handshake or a certificate that
@@ -558,7 +573,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 			// valid for the MX name (§4.2): this host is not used.
 			serr = stsRefusal(serr, sts.Domain)
 			if !serr.tlsFailed {
-				m.reportSTS(cd.host, cd.addr, serr)
+				m.reportSTS(tlsrpt.ResultSTARTTLSNotSupported, cd.host, cd.addr, serr)
 			}
 		}
 		if serr != nil && serr.tlsFailed {
@@ -567,7 +582,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 				if sts.Mode != STSNone {
 					fp = FailurePolicySTS
 				}
-				m.opts.OnTLSFailure(fp, cd.host, cd.addr, serr)
+				m.opts.OnTLSFailure(fp, tlsResultType(serr), cd.host, cd.addr, serr)
 			}
 			if dc.tls.fallsBack() {
 				notes = append(notes, fmt.Sprintf("%s; delivering in the clear", serr.refusal.Reply.Lines[0]))

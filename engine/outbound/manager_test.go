@@ -461,7 +461,7 @@ func TestSTARTTLS(t *testing.T) {
 	for _, mode := range []TLSMode{TLSOpportunistic, TLSRequired} {
 		m := newTestManager(t, rx.Addr.Port(), func(o *Options) {
 			o.TLS = TLSPolicy{Mode: mode, RootCAs: pool}
-			o.OnTLSFailure = func(string, string, netip.AddrPort, error) { tlsFailures.Add(1) }
+			o.OnTLSFailure = func(string, string, string, netip.AddrPort, error) { tlsFailures.Add(1) }
 		})
 		o := m.Deliver(context.Background(), routeTo("dst.test", "127.0.0.1"), env(testBody, "a@dst.test"))
 		wantStatuses(t, o, Delivered)
@@ -503,7 +503,7 @@ func TestSTARTTLSUntrustedCertificate(t *testing.T) {
 		m := newTestManager(t, rx.Addr.Port(), func(o *Options) {
 			// System roots: the test CA is unknown.
 			o.TLS = TLSPolicy{Mode: c.mode, FallbackPlaintext: c.fallback}
-			o.OnTLSFailure = func(string, string, netip.AddrPort, error) { failures.Add(1) }
+			o.OnTLSFailure = func(string, string, string, netip.AddrPort, error) { failures.Add(1) }
 		})
 		o := m.Deliver(context.Background(), routeTo("dst.test", "127.0.0.1"), env(testBody, "a@dst.test"))
 		wantStatuses(t, o, c.status)

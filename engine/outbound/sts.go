@@ -40,6 +40,13 @@ type STSPolicy struct {
 	Domain string      // the policy domain (the destination domain)
 	ID     string      // the policy's TXT id; with Domain, part of the pool key
 	Hosts  HostMatcher // the mx patterns; nil matches nothing
+	// FetchFailure, with Mode STSNone, says that the domain publishes an
+	// MTA-STS record but its policy could not be fetched: the RFC 8460
+	// result type (tlsrpt.ResultSTSPolicyFetchError, …) and the error.
+	// Delivery goes on as without a policy; TLSObserver reports the
+	// sessions as failures of the domain's "sts" policy.
+	FetchFailure string
+	FetchErr     error
 }
 
 func (s *STSPolicy) allows(host string) bool { return s.Hosts != nil && s.Hosts.Match(host) }
@@ -112,8 +119,8 @@ func stsRefusal(serr *sessionError, domain string) *sessionError {
 }
 
 // reportSTS calls OnTLSFailure for an MTA-STS failure.
-func (m *Manager) reportSTS(host string, peer netip.AddrPort, err error) {
+func (m *Manager) reportSTS(resultType, host string, peer netip.AddrPort, err error) {
 	if m.opts.OnTLSFailure != nil {
-		m.opts.OnTLSFailure(FailurePolicySTS, host, peer, err)
+		m.opts.OnTLSFailure(FailurePolicySTS, resultType, host, peer, err)
 	}
 }

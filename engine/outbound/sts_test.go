@@ -83,7 +83,7 @@ func TestMTASTS(t *testing.T) {
 					}
 					return c.sts
 				}
-				o.OnTLSFailure = func(policy, host string, _ netip.AddrPort, err error) {
+				o.OnTLSFailure = func(policy, _, host string, _ netip.AddrPort, err error) {
 					mu.Lock()
 					reports = append(reports, policy+" "+host+" "+err.Error())
 					mu.Unlock()
