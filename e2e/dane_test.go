@@ -283,7 +283,11 @@ _%[2]d._tcp.mx.open IN TLSA 3 1 1 %[3]s
 		t.Errorf("mx.open.plain.test: %d recipients, want 1", n)
 	}
 	s := scrapeMetrics(t, g.HTTPAddr)
-	if n := s.get(t, `gannet_tls_failures_total{policy="dane"}`); n < 3 {
-		t.Errorf(`gannet_tls_failures_total{policy="dane"} = %v, want ≥ 3`, n)
+	var n float64
+	for _, rt := range []string{"tlsa-invalid", "dnssec-invalid"} {
+		n += s.get(t, `gannet_tls_failures_total{policy="dane",result_type="`+rt+`"}`)
+	}
+	if n < 3 {
+		t.Errorf(`gannet_tls_failures_total{policy="dane",result_type="tlsa-invalid"|"dnssec-invalid"} = %v, want ≥ 3`, n)
 	}
 }

@@ -327,7 +327,8 @@ func TestHarnessConfigTemplate(t *testing.T) {
 		"Dir": "/tmp/x", "SMTPAddr": "127.0.0.1:1", "HTTPAddr": "127.0.0.1:2",
 		"RelayHosts": `"127.0.0.1/32"`, "DNS": "127.0.0.1:3", "DeliveryPort": 4,
 		"RetryInterval": "1s", "MaxRetryInterval": "2s", "MaxRetryAge": "10m",
-		"TLSMode": "opportunistic", "Extra": "[meta]\nstrip_meta_headers = true\n",
+		"TLSMode": "opportunistic", "CAFile": "", "DNSSEC": "", "TLSExtra": "",
+		"Extra": "[meta]\nstrip_meta_headers = true\n",
 	})
 	if err != nil {
 		t.Fatal(err)
