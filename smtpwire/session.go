@@ -201,6 +201,11 @@ type Session struct {
 	bdatTooBig bool
 	out        []byte
 	outOff     int
+
+	obs     Observer // SetObserver; nil: none
+	obsAll  bool     // trace mode
+	obsLine []byte   // an AUTH line with its secret elided
+	obsData int64    // octets of the body or chunk being read, in trace mode
 }
 
 // NewSession returns a session for one connection.
@@ -314,8 +319,10 @@ func (s *Session) Timeout() {
 	if s.state == ssClosed {
 		return
 	}
+	before := len(s.out)
 	s.replyHost(ReplyTimeout)
 	s.state = ssClosed
+	s.observe("", before)
 }
 
 // RecycleBody gives a body buffer from EventMessage back to the session for
@@ -359,15 +366,21 @@ func (s *Session) Feed(p []byte) (n int, ev Event) {
 		if len(s.out)-s.outOff >= s.maxOut {
 			return n, Event{Kind: EventFlush}
 		}
+		before, state := len(s.out), s.state
+		var line []byte
 		switch s.state {
 		case ssCommand, ssAuth:
-			line, used, st := s.nextLine(p[n:])
+			var used, st int
+			line, used, st = s.nextLine(p[n:])
 			n += used
 			if st != lineNone {
 				s.lines++
 			}
 			switch st {
 			case lineComplete:
+				if s.obsAll {
+					s.observeCommand(line)
+				}
 				ev = s.handleLine(line)
 				s.line = s.line[:0]
 			case lineTooLong:
@@ -383,6 +396,13 @@ func (s *Session) Feed(p []byte) (n int, ev Event) {
 			s.body, used, done = s.dec.Decode(s.body, p[n:])
 			s.countDataLines(p[n : n+used])
 			n += used
+			if s.obsAll {
+				s.obsData += int64(used)
+				if done {
+					s.obs.Data(s.obsData)
+					s.obsData = 0
+				}
+			}
 			if done {
 				ev = s.endData()
 			}
@@ -397,11 +417,21 @@ func (s *Session) Feed(p []byte) (n int, ev Event) {
 			s.countDataLines(p[n : n+take])
 			n += take
 			s.bdatLeft -= int64(take)
+			if s.obsAll {
+				s.obsData += int64(take)
+				if s.bdatLeft == 0 {
+					s.obs.Data(s.obsData)
+					s.obsData = 0
+				}
+			}
 			if s.bdatLeft == 0 {
 				ev = s.endChunk()
 			}
 		default: // ssTLSWait, ssClosed reached inside this call
 			return len(p), ev
+		}
+		if s.obs != nil && len(s.out) > before && (s.obsAll || s.out[before] >= '4') {
+			s.obs.Reply(s.verbOf(state, line), s.out[before:])
 		}
 		if ev.Kind != EventNone {
 			return n, ev
@@ -868,6 +898,10 @@ func (s *Session) Respond(r *Reply) {
 	}
 	s.pending = EventNone
 	accepted := r == nil || r.Positive()
+	if s.obs != nil {
+		verb, before := s.pendingVerb(kind), len(s.out)
+		defer s.observe(verb, before)
+	}
 	switch kind {
 	case EventMail:
 		s.replyOr(r, ReplyMailOK)
