@@ -13,13 +13,16 @@ import (
 // "admin": queue summary, message inspection, bounces and suspensions.
 func (e *Engine) adminHandler() http.Handler {
 	return admin.New(admin.Options{
-		Loop:       e.delivery,
-		Spool:      e.spool,
-		Quarantine: e.spool,
-		TenantRate: e.tenantRate,
-		Automatic:  e.shapingSuspensions,
-		Now:        e.now,
-		Logger:     e.log.With("part", "admin"),
+		Loop:        e.delivery,
+		Spool:       e.spool,
+		Quarantine:  e.spool,
+		TenantRate:  e.tenantRate,
+		Automatic:   e.shapingSuspensions,
+		Trace:       e.trace,
+		LogLevel:    e.LogLevel,
+		SetLogLevel: e.SetLogLevel,
+		Now:         e.now,
+		Logger:      e.log.With("part", "admin"),
 	})
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"gannet/engine/delivery"
 	"gannet/engine/httpapi"
+	"gannet/engine/trace"
 	"gannet/queue"
 )
 
@@ -71,9 +72,16 @@ type Options struct {
 	// themselves (origin "rule"), shown with the admin ones in GET
 	// /api/admin/suspend/v1. Nil: none.
 	Automatic func() []RuleEntry
-	Now       func() time.Time // nil: time.Now
-	NewID     func() string    // rule ids; nil: random UUIDs (version 4)
-	Logger    *slog.Logger     // nil: discarded
+	// Trace is the hub of the live SMTP traces (GET
+	// /api/admin/trace/v1/server and …/client). Nil: 404.
+	Trace *trace.Hub
+	// LogLevel and SetLogLevel read and change the operational log's
+	// level (/api/admin/log-level/v1). Nil: 404.
+	LogLevel    func() string
+	SetLogLevel func(level string) (string, error)
+	Now         func() time.Time // nil: time.Now
+	NewID       func() string    // rule ids; nil: random UUIDs (version 4)
+	Logger      *slog.Logger     // nil: discarded
 }
 
 // handler serves /api/admin/….
@@ -135,6 +143,12 @@ func (h *handler) routes(path string) route {
 		return route{http.MethodPost: h.retry}
 	case PathHold:
 		return route{http.MethodGet: h.listHolds, http.MethodPost: h.hold, http.MethodDelete: h.release}
+	case PathTraceServer:
+		return route{http.MethodGet: h.traceStream(trace.Server)}
+	case PathTraceClient:
+		return route{http.MethodGet: h.traceStream(trace.Client)}
+	case PathLogLevel:
+		return route{http.MethodGet: h.logLevel, http.MethodPost: h.setLogLevel}
 	}
 	return nil
 }

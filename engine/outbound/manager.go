@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"gannet/engine/logrec"
+	"gannet/engine/trace"
 	"gannet/resolver"
 	"gannet/smtpwire"
 )
@@ -83,6 +84,9 @@ type Options struct {
 	// OnErrorReply, when set, is called for every 4xx/5xx reply a server
 	// sends during a transaction (gannet_smtp_errors_total{direction="out"}).
 	OnErrorReply func(r smtpwire.Reply)
+	// Trace receives the conversations of the sessions its subscribers
+	// watch (engine/trace; `gannet trace client`). Nil: never traced.
+	Trace *trace.Hub
 
 	// Now is the clock (time.Now).
 	Now func() time.Time
@@ -155,6 +159,7 @@ func New(opts Options) *Manager {
 			noChunking:     opts.NoChunking,
 			localAddr:      opts.LocalAddr,
 			onErrorReply:   opts.OnErrorReply,
+			trace:          opts.Trace,
 		},
 		health: newHostHealth(opts.Now, opts.HostBackoff, opts.HostBackoffMax),
 		now:    opts.Now,
@@ -255,6 +260,7 @@ func (m *Manager) pool(src Source, site resolver.SiteKey, domain string, sts STS
 			dc.ehloName = src.EHLOName
 		}
 		dc.sourceName = src.Name
+		dc.site = site.String()
 		p = &sitePool{m: m, site: site.String(), source: src.Name, dial: dc, limits: lim,
 			rate:     NewRateLimiter(lim.MessageRate, 1, m.now),
 			connRate: NewRateLimiter(lim.ConnectionRate, 1, m.now),
@@ -493,7 +499,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 		if err := p.connRate.Wait(ctx); err != nil {
 			break
 		}
-		c, serr = dial(ctx, &p.dial, cd.host, cd.addr, true)
+		c, serr = dial(ctx, &p.dial, cd.host, cd.addr, true, envelopeDomain(env))
 		policyRefused := false
 		if serr != nil && sts.Mode == STSEnforce && serr.stage == "STARTTLS" {
 			policyRefused = true
@@ -514,7 +520,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 			}
 			if p.dial.tls.fallsBack() {
 				notes = append(notes, fmt.Sprintf("%s; delivering in the clear", serr.refusal.Reply.Lines[0]))
-				c, serr = dial(ctx, &p.dial, cd.host, cd.addr, false)
+				c, serr = dial(ctx, &p.dial, cd.host, cd.addr, false, envelopeDomain(env))
 			}
 		}
 		if serr != nil {
