@@ -53,8 +53,9 @@ func (s *Session) observeCommand(line []byte) {
 	if hasPrefixFold(line, "AUTH ") {
 		rest := trimBlanks(line[5:])
 		if sp := bytes.IndexAny(rest, " \t"); sp >= 0 {
-			s.obsLine = append(append(append(s.obsLine[:0], "AUTH "...), rest[:sp]...), " ***"...)
-			s.obs.Command(s.obsLine)
+			// scratch is free until the command is handled (decode64).
+			s.scratch = append(append(append(s.scratch[:0], "AUTH "...), rest[:sp]...), " ***"...)
+			s.obs.Command(s.scratch)
 			return
 		}
 	}

@@ -46,12 +46,17 @@ type conn struct {
 	sess  *smtpwire.Session
 	peer  netip.AddrPort
 	local netip.AddrPort
-	relay bool // peer is inside RelayHosts
 
-	busy        bool // a worker holds the pending event; parsing is paused
-	heldMessage bool // what the worker holds (or held last) is a message, not an AUTH check
-	closing     bool // QUIT, 421 or an error: flush and close
-	closed      bool // OnClose ran; late runnables do nothing
+	// The flags and small counters share one word (the struct stays in
+	// the 256-byte size class).
+	relay       bool   // peer is inside RelayHosts
+	busy        bool   // a worker holds the pending event; parsing is paused
+	heldMessage bool   // what the worker holds (or held last) is a message, not an AUTH check
+	closing     bool   // QUIT, 421 or an error: flush and close
+	closed      bool   // OnClose ran; late runnables do nothing
+	rejections  uint16 // 4xx/5xx replies so far (Rejection.Seq), saturating
+	traceGen    uint32 // trace.Hub.Gen when the session last checked whether it is traced
+	traceID     uint32 // the session's number in traces; 0: not traced
 
 	authUser, tenant string
 	helo             string          // the last EHLO/HELO name
@@ -67,10 +72,6 @@ type conn struct {
 	timeoutQueued atomic.Bool
 	started       int64  // connection start, Unix nanoseconds
 	armedLines    uint64 // Session.Lines when deadline was last armed
-
-	rejections int    // 4xx/5xx replies so far (Rejection.Seq)
-	traceGen   uint64 // trace.Hub.Gen when the session last checked whether it is traced
-	traceID    uint64 // the session's number in traces; 0: not traced
 }
 
 func newConn(l *listener, c gnet.Conn, peer, local netip.AddrPort) *conn {

@@ -3,6 +3,7 @@ package inbound
 import (
 	"bytes"
 	"crypto/tls"
+	"math"
 	"net/netip"
 	"strconv"
 
@@ -43,9 +44,11 @@ func (st *conn) rejected(command string, reply []byte) {
 	for len(reply) > 0 {
 		n := replyLen(reply)
 		if reply[0] >= '4' {
-			st.rejections++
+			if st.rejections < math.MaxUint16 {
+				st.rejections++
+			}
 			fn(&Rejection{Listener: st.l.name, Peer: st.peer, Helo: st.helo, Command: command,
-				Reply: reply[:n], AuthUser: st.authUser, Tenant: st.tenant, TLS: st.tls != nil, Seq: st.rejections})
+				Reply: reply[:n], AuthUser: st.authUser, Tenant: st.tenant, TLS: st.tls != nil, Seq: int(st.rejections)})
 		}
 		reply = reply[n:]
 	}
@@ -102,7 +105,7 @@ func (st *conn) checkTrace() {
 	if hub == nil {
 		return
 	}
-	gen := hub.Gen()
+	gen := uint32(hub.Gen())
 	if gen == st.traceGen {
 		return
 	}
@@ -139,10 +142,14 @@ func (st *conn) observer() smtpwire.Observer {
 
 // publishGreeting publishes the greeting of a traced session.
 func (st *conn) publishGreeting(g []byte) {
+	if st.traceID == 0 {
+		return
+	}
 	st.publish(trace.Reply, string(bytes.TrimRight(g, "\r\n")))
 }
 
-// publish sends one event of the session's trace.
+// publish sends one event of the session's trace. Callers that build
+// text test traceID first, so that an untraced session builds nothing.
 func (st *conn) publish(kind trace.Kind, text string) {
 	if st.traceID == 0 {
 		return

@@ -68,7 +68,9 @@ func (st *conn) tlsReady(err error) {
 	if err != nil {
 		st.l.srv.metrics.TLSFailure(st.l.name)
 		st.l.srv.log.Debug("TLS handshake failed", "listener", st.l.name, "peer", st.peer.String(), "err", err)
-		st.publish(trace.Error, "TLS handshake failed: "+err.Error())
+		if st.traceID != 0 {
+			st.publish(trace.Error, "TLS handshake failed: "+err.Error())
+		}
 		st.closing = true
 		return
 	}
@@ -76,7 +78,9 @@ func (st *conn) tlsReady(err error) {
 	t.ready = true
 	cs := t.tc.ConnectionState()
 	t.state = &cs
-	st.publish(trace.TLS, tlsText(cs.Version, cs.CipherSuite, cs.ServerName))
+	if st.traceID != 0 {
+		st.publish(trace.TLS, tlsText(cs.Version, cs.CipherSuite, cs.ServerName))
+	}
 	// RFC 3207 §4.2: forget everything learned before TLS (EHLO, AUTH, the
 	// transaction). The session stops offering STARTTLS.
 	st.sess.TLSStarted()

@@ -56,8 +56,8 @@ type Client struct {
 	txn       smtpwire.ClientTxn
 
 	domain   string // the destination of the last transaction (or the one the session was opened for), for traces
-	traceGen uint64 // trace.Hub.Gen when the session last checked whether it is traced (trace.go)
-	traceID  uint64 // the session's number in traces; 0: not traced
+	traceGen uint32 // trace.Hub.Gen when the session last checked whether it is traced (trace.go)
+	traceID  uint32 // the session's number in traces; 0: not traced
 }
 
 // sessionError is a failure to get a usable session (connect, greeting,
@@ -118,7 +118,9 @@ func dial(ctx context.Context, cfg *dialConfig, host string, addr netip.AddrPort
 	defer stop()
 
 	if serr := c.hello(ctx, tryTLS); serr != nil {
-		c.publish(trace.Error, serr.Error())
+		if c.traceID != 0 {
+			c.publish(trace.Error, serr.Error())
+		}
 		conn.Close()
 		c.publish(trace.Close, "closed")
 		return nil, serr

@@ -50,7 +50,7 @@ const (
 type Event struct {
 	Time    time.Time      `json:"time"`
 	Side    Side           `json:"side"`
-	Session uint64         `json:"session"`            // a number unique to the session in this process
+	Session uint32         `json:"session"`            // a number unique to the session in this process
 	Kind    Kind           `json:"kind"`               // what happened
 	Text    string         `json:"text,omitempty"`     // the command, the reply, what was elided, the TLS details
 	Peer    netip.AddrPort `json:"peer,omitzero"`      // the client (server side) or the MX host (client side)
@@ -100,8 +100,8 @@ const DefaultBuffer = 4096
 // a nil *Hub is never active; make one with NewHub.
 type Hub struct {
 	active   atomic.Int32
-	gen      atomic.Uint64 // moves at every Subscribe and Close
-	sessions atomic.Uint64
+	gen      atomic.Uint32 // moves at every Subscribe and Close
+	sessions atomic.Uint32
 	now      func() time.Time
 
 	mu   sync.RWMutex
@@ -133,15 +133,29 @@ func (h *Hub) Active() bool { return h != nil && h.active.Load() > 0 }
 // Gen returns a number that changes whenever a subscriber comes or goes
 // (0 until the first one comes): a session that remembers it re-checks
 // whether it is traced only when it moved. Nil: 0.
-func (h *Hub) Gen() uint64 {
+func (h *Hub) Gen() uint32 {
 	if h == nil {
 		return 0
 	}
 	return h.gen.Load()
 }
 
-// NewSession returns a number for a session that is about to publish.
-func (h *Hub) NewSession() uint64 { return h.sessions.Add(1) }
+// bumpGen moves gen, never to 0 (0 is "nobody ever traced").
+func (h *Hub) bumpGen() {
+	if h.gen.Add(1) == 0 {
+		h.gen.Add(1)
+	}
+}
+
+// NewSession returns a number, never 0, for a session that is about to
+// publish (unique until 2³² sessions were traced).
+func (h *Hub) NewSession() uint32 {
+	for {
+		if n := h.sessions.Add(1); n != 0 {
+			return n
+		}
+	}
+}
 
 // Subscription is one reader of the Hub.
 type Subscription struct {
@@ -165,7 +179,7 @@ func (h *Hub) Subscribe(f Filter, buffer int) *Subscription {
 	}
 	h.subs[s] = struct{}{}
 	h.active.Add(1)
-	h.gen.Add(1)
+	h.bumpGen()
 	h.mu.Unlock()
 	return s
 }
@@ -184,7 +198,7 @@ func (s *Subscription) Close() {
 		s.h.mu.Lock()
 		delete(s.h.subs, s)
 		s.h.active.Add(-1)
-		s.h.gen.Add(1)
+		s.h.bumpGen()
 		s.h.mu.Unlock()
 	})
 }
