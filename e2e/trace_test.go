@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -160,6 +161,17 @@ func TestE2ERejections(t *testing.T) {
 		if !strings.Contains(strings.Join(got, ","), w) {
 			t.Errorf("Rejection records %v lack %q", got, w)
 		}
+	}
+
+	// A refused HTTP injection is a Rejection too.
+	resp, err := http.Post("http://"+g.HTTPAddr+"/api/inject/v1", "application/json", strings.NewReader("{not json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	hr := g.WaitRecords(recordFilter{Type: "Rejection"}, 6, 10*time.Second)
+	if last := hr[len(hr)-1]; last.Response.Code != 400 || !strings.Contains(last.Raw, `"listener":"http","command":"POST /api/inject/v1"`) {
+		t.Errorf("Rejection record of a bad injection: %s", last.Raw)
 	}
 
 	// A hammering client: bad commands until the 421 of too many errors

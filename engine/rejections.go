@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -140,4 +142,31 @@ func levelName(l slog.Level) string {
 		return "error"
 	}
 	return strings.ToLower(l.String())
+}
+
+// httpRefusal is httpapi.Options.OnRefusal: a refused inject request is a
+// Rejection record too (listener "http", command "POST /api/inject/v1",
+// the HTTP status as the response code), within [log] rejection_rate.
+func (e *Engine) httpRefusal(peer netip.Addr, method, path string, status int, msg, tenant string) {
+	now := e.now()
+	rate := e.conf().Log.RejectionRate
+	if !e.rejects.allow(now, rate.Count, rate.Per) {
+		e.metrics.RejectionsDroppedRate.Inc()
+		return
+	}
+	if msg == "" {
+		msg = http.StatusText(status)
+	}
+	rec := logrec.Record{
+		Type:      logrec.Rejection,
+		Listener:  "http",
+		Command:   method + " " + path,
+		Tenant:    tenant,
+		Response:  logrec.Response{Code: status, Content: msg},
+		Timestamp: now,
+	}
+	if peer.IsValid() {
+		rec.PeerAddress.Addr = peer.String()
+	}
+	e.records.Write(&rec)
 }
