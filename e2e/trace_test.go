@@ -38,8 +38,9 @@ func startTrace(t *testing.T, g *gannet, args ...string) *proc {
 // AUTH secret.
 func TestE2ETrace(t *testing.T) {
 	w := newRelayWorld(t)
-	rcv := startAiosmtpd(t, hostPort(mxIP1, w.port), aioOptions{})
-	g := w.gannet(t, gannetConfig{Extra: fmt.Sprintf("\n[[smtp_user]]\nname = %q\npassword = %q\ntenant = \"acme\"\n\n[[tenant]]\nname = \"acme\"\n", traceUser, tracePass)})
+	cert, key := selfSignedCert(t, "mx."+domain1)
+	rcv := startAiosmtpd(t, hostPort(mxIP1, w.port), aioOptions{TLSCert: cert, TLSKey: key})
+	g := w.gannet(t, gannetConfig{TLSMode: "opportunistic-insecure", Extra: fmt.Sprintf("\n[[smtp_user]]\nname = %q\npassword = %q\ntenant = \"acme\"\n\n[[tenant]]\nname = \"acme\"\n", traceUser, tracePass)})
 
 	in := startTrace(t, g, "server", "-peer", "127.0.0.0/8")
 	out := startTrace(t, g, "client", "-domain", domain1)
@@ -78,7 +79,7 @@ func TestE2ETrace(t *testing.T) {
 		"C: DATA", "S: 354", "octets of message data (elided)]", "S: 250 2.0.0 OK id=" + id, "C: QUIT", "S: 221",
 	})
 	client := check("client", out, []string{
-		"== connected to mx." + domain1, "S: 220 ", "C: EHLO relay.e2e.test", "C: MAIL FROM:<" + senderAddr + ">",
+		"== connected to mx." + domain1, "S: 220 ", "C: EHLO relay.e2e.test", "C: STARTTLS", "== tls: TLS", "C: MAIL FROM:<" + senderAddr + ">",
 		"C: RCPT TO:<" + rcpt + ">", "octets of message data (elided)]", "S: 250 ",
 	})
 	t.Logf("gannet trace server:\n%s", server)

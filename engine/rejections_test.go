@@ -1,9 +1,15 @@
 package engine
 
 import (
+	"context"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"gannet/engine/config"
 )
 
 // TestRejectionLimiter: a burst of one period's worth, then the rate.
@@ -38,5 +44,57 @@ func TestLogLevel(t *testing.T) {
 	}
 	if _, err := e.SetLogLevel("loud"); err == nil {
 		t.Error("SetLogLevel(loud) accepted")
+	}
+}
+
+// TestLogLevelAtStartAndReload: [log] level is applied at start and on
+// reload, which also undoes a level set at run time; the caps of the
+// Rejection records are read anew too, and none of it needs a restart.
+func TestLogLevelAtStartAndReload(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "gannet.toml")
+	write := func(level string) {
+		t.Helper()
+		text := reloadConfigText(dir, "10/s", "6/m", "opportunistic", "X-Tenant", "")
+		text = strings.Replace(text, "[log]\n", "[log]\nlevel = \""+level+"\"\nrejections_per_connection = 3\n", 1)
+		if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("warn")
+	cfg, err := config.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := new(syncBuffer)
+	lv := new(slog.LevelVar)
+	e, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: lv})), LogLevel: lv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		e.Stop(ctx)
+	})
+	if e.LogLevel() != "warn" {
+		t.Errorf("level at start %q, want warn", e.LogLevel())
+	}
+	if _, err := e.SetLogLevel("debug"); err != nil || lv.Level() != slog.LevelDebug {
+		t.Fatalf("SetLogLevel: %v", err)
+	}
+	write("error")
+	e.Reload()
+	if e.LogLevel() != "error" {
+		t.Errorf("level after reload %q, want error", e.LogLevel())
+	}
+	if r := needsRestart(cfg, e.conf()); len(r) != 0 {
+		t.Errorf("[log] level reported as needing a restart: %v", r)
+	}
+	if n := e.conf().Log.RejectionsPerConnection; n != 3 {
+		t.Errorf("rejections_per_connection %d, want 3", n)
 	}
 }
