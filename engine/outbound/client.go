@@ -111,7 +111,7 @@ func dial(ctx context.Context, cfg *dialConfig, host string, addr netip.AddrPort
 	c := &Client{cfg: cfg, conn: conn, host: host, peer: addr, source: cfg.sourceName}
 	c.rr.reset(conn)
 	c.w = bufio.NewWriterSize(conn, 32<<10)
-	c.checkTrace(domain)
+	c.checkTrace(domain, true)
 
 	// A context that ends while the session is being set up aborts it.
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })

@@ -19,7 +19,7 @@ import (
 
 // checkTrace starts or stops tracing the session when the trace
 // subscribers changed since it last looked, for mail to domain.
-func (c *Client) checkTrace(domain string) {
+func (c *Client) checkTrace(domain string, fresh bool) {
 	hub := c.cfg.trace
 	if hub == nil {
 		return
@@ -42,9 +42,11 @@ func (c *Client) checkTrace(domain string) {
 		return
 	}
 	c.traceID = hub.NewSession()
-	text := "connected to " + c.host + " [" + c.peer.String() + "]"
-	if la, ok := c.conn.LocalAddr().(interface{ String() string }); ok {
-		text += " from " + la.String()
+	text := "connected to " + c.host + " [" + c.peer.String() + "] from " + c.conn.LocalAddr().String()
+	if !fresh {
+		// A pooled session first seen by this trace.
+		text = "session with " + c.host + " [" + c.peer.String() + "] from " + c.conn.LocalAddr().String() +
+			" (open already; " + strconv.Itoa(c.uses) + " transactions so far)"
 	}
 	if c.source != "" {
 		text += " (egress source " + c.source + ")"

@@ -45,7 +45,7 @@ func (c *Client) send(ctx context.Context, env *Envelope, msg *smtpwire.ClientMe
 		res[i].Rcpt = r
 	}
 	c.uses++
-	c.checkTrace(envelopeDomain(env))
+	c.checkTrace(envelopeDomain(env), false)
 	t := &c.txn
 	if err := t.Begin(msg, &c.ext, smtpwire.ClientTxnOptions{RSETFirst: c.dirty, NoChunking: c.cfg.noChunking}); err != nil {
 		setLocal(res, Bounced, c.refusal(err, msg))
