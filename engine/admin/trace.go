@@ -55,8 +55,11 @@ func (h *handler) traceStream(side trace.Side) func(w http.ResponseWriter, r *ht
 			f.Site = q.Get("site")
 		}
 		rc := http.NewResponseController(w)
-		// A trace runs until interrupted: no write deadline.
+		// A trace runs until interrupted: the server's write timeout
+		// must not end it (and the read deadline goes too: nothing more
+		// is read from the caller).
 		_ = rc.SetWriteDeadline(time.Time{})
+		_ = rc.SetReadDeadline(time.Time{})
 		sub := hub.Subscribe(f, 0)
 		defer sub.Close()
 		h.log.Info("trace started", "side", side, "by", c.who, "query", r.URL.RawQuery)

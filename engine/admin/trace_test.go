@@ -17,6 +17,12 @@ import (
 // traceServer serves the admin API with a trace hub and a log level,
 // trusting 127.0.0.1, with "key-acme" a tenant's key.
 func traceServer(t *testing.T, hub *trace.Hub, level *string) *httptest.Server {
+	return traceServerTimeouts(t, hub, level, 0)
+}
+
+// traceServerTimeouts is traceServer whose HTTP server has read and write
+// timeouts (0: none).
+func traceServerTimeouts(t *testing.T, hub *trace.Hub, level *string, timeout time.Duration) *httptest.Server {
 	h := New(Options{Trace: hub,
 		LogLevel: func() string { return *level },
 		SetLogLevel: func(l string) (string, error) {
@@ -37,7 +43,9 @@ func traceServer(t *testing.T, hub *trace.Hub, level *string) *httptest.Server {
 		},
 		Admin: h,
 	}).Handler()
-	srv := httptest.NewServer(api)
+	srv := httptest.NewUnstartedServer(api)
+	srv.Config.ReadTimeout, srv.Config.WriteTimeout = timeout, timeout
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -164,5 +172,25 @@ func TestLogLevelEndpoint(t *testing.T) {
 	}
 	if st, _ := do(http.MethodPost, `{"level":"loud"}`, ""); st != http.StatusBadRequest {
 		t.Errorf("POST loud: %d", st)
+	}
+}
+
+// TestTraceStreamOutlivesTimeouts: the HTTP server's read and write
+// timeouts do not end a trace.
+func TestTraceStreamOutlivesTimeouts(t *testing.T) {
+	hub := trace.NewHub(nil)
+	level := "info"
+	srv := traceServerTimeouts(t, hub, &level, 200*time.Millisecond)
+	resp, err := http.Get(srv.URL + PathTraceServer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	waitUntil(t, hub.Active)
+	time.Sleep(600 * time.Millisecond)
+	hub.Publish(trace.Event{Side: trace.Server, Kind: trace.Command, Text: "NOOP"})
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || !strings.Contains(line, `"text":"NOOP"`) {
+		t.Fatalf("after the timeouts: %q, %v", line, err)
 	}
 }

@@ -10,8 +10,9 @@ import (
 )
 
 // TestTraceClientSession: a trace filtered by domain sees the delivery
-// session to that domain — connect, greeting, EHLO, the transaction, the
-// body as a size — and not the sessions for other domains.
+// sessions to that domain — a pooled one from its next transaction, said
+// to be open already; the commands, the replies, the body as a size — and
+// not the sessions for other domains.
 func TestTraceClientSession(t *testing.T) {
 	addr := fastReceiver(t)
 	hub := trace.NewHub(nil)
