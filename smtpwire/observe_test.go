@@ -125,3 +125,41 @@ func TestObserverNoneAllocates(t *testing.T) {
 		t.Errorf("allocations per transaction: %v with an observer, %v without", with, without)
 	}
 }
+
+// nopObserver hears refusals and does nothing: a host's cost of logging
+// them when a session goes well.
+type nopObserver struct{}
+
+func (nopObserver) Command([]byte)       {}
+func (nopObserver) Data(int64)           {}
+func (nopObserver) Reply(string, []byte) {}
+
+// BenchmarkSessionTransactionObserved is BenchmarkSessionTransaction with
+// an observer of refusals set, as engine/inbound runs every session.
+func BenchmarkSessionTransactionObserved(b *testing.B) {
+	body := benchBody(2 << 10)
+	var in []byte
+	in = append(in, "MAIL FROM:<sender@client.example.test> SIZE=2100 BODY=8BITMIME\r\n"...)
+	in = append(in, "RCPT TO:<recipient@dest.example.test>\r\nDATA\r\n"...)
+	in = AppendDotStuffed(in, body)
+	s := NewSession(testConfig())
+	s.SetObserver(nopObserver{}, false)
+	s.Feed([]byte("EHLO client.example.test\r\n"))
+	drain(s)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		p := in
+		for len(p) > 0 {
+			n, ev := s.Feed(p)
+			p = p[n:]
+			if ev.Kind.WantsResponse() {
+				s.Respond(nil)
+			}
+			if ev.Kind == EventMessage {
+				s.RecycleBody(ev.Body)
+			}
+		}
+		s.ConsumeOutput(len(s.Output()))
+	}
+}

@@ -902,9 +902,9 @@ func (s *Session) Respond(r *Reply) {
 	}
 	s.pending = EventNone
 	accepted := r == nil || r.Positive()
+	before, verb := len(s.out), ""
 	if s.obs != nil {
-		verb, before := s.pendingVerb(kind), len(s.out)
-		defer s.observe(verb, before)
+		verb = s.pendingVerb(kind) // before the transaction is reset
 	}
 	switch kind {
 	case EventMail:
@@ -930,6 +930,9 @@ func (s *Session) Respond(r *Reply) {
 		} else {
 			s.countBad()
 		}
+	}
+	if s.obs != nil {
+		s.observe(verb, before)
 	}
 }
 
