@@ -20,6 +20,9 @@ func (e *Engine) adminHandler() http.Handler {
 		TenantRate:   e.tenantRate,
 		Automatic:    e.shapingSuspensions,
 		TLSReportsOn: func() bool { return e.conf().TLS.TLSRPT },
+		Trace:        e.trace,
+		LogLevel:     e.LogLevel,
+		SetLogLevel:  e.SetLogLevel,
 		Now:          e.now,
 		Logger:       e.log.With("part", "admin"),
 	}

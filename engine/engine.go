@@ -24,6 +24,7 @@ import (
 	"gannet/engine/mtasts"
 	"gannet/engine/outbound"
 	"gannet/engine/shaping"
+	"gannet/engine/trace"
 	"gannet/internal/bufpool"
 	"gannet/queue"
 	"gannet/resolver"
@@ -35,6 +36,11 @@ type Options struct {
 	// Logger receives operational messages (not the log records). Nil:
 	// slog.Default().
 	Logger *slog.Logger
+	// LogLevel, when set, is the level of Logger's handler: the engine
+	// sets it from [log] level at start and on reload, and the admin API
+	// (POST /api/admin/log-level/v1) changes it. Nil: the level is the
+	// handler's own.
+	LogLevel *slog.LevelVar
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
 	// SpoolFS holds the spool's segment files; nil: the operating system's.
@@ -69,8 +75,11 @@ type Engine struct {
 	https    []*httpapi.Server
 	signers  *dkim.Signers // [[dkim]] keys at start (sign.go); live.signers after a reload
 	shaper   *shaping.Shaper
-	sts      *mtasts.Cache // MTA-STS policies (sts.go); nil with relay_to
-	tlsrpt   *tlsReports   // TLS reporting (tlsrpt.go); nil with relay_to
+	sts      *mtasts.Cache    // MTA-STS policies (sts.go); nil with relay_to
+	tlsrpt   *tlsReports      // TLS reporting (tlsrpt.go); nil with relay_to
+	rejects  rejectionLimiter // [log] rejection_rate (rejections.go)
+	trace    *trace.Hub       // live SMTP traces, in and out (GET /api/admin/trace/v1/…)
+	logLevel *slog.LevelVar   // Options.LogLevel: [log] level, set at start, on reload and by the admin API
 
 	// What policy scripts changed while the relay runs (script.go):
 	scriptRates  sync.Map   // tenant → messages per second (kumo.limit_sending)
@@ -83,13 +92,15 @@ type Engine struct {
 // New opens the spool and the log, and builds every part from cfg. Nothing
 // listens until Start.
 func New(cfg *config.Config, opts Options) (*Engine, error) {
-	e := &Engine{cfg: cfg, log: opts.Logger, now: opts.Now, certs: map[string]*certs.Store{}}
+	e := &Engine{cfg: cfg, log: opts.Logger, now: opts.Now, certs: map[string]*certs.Store{}, logLevel: opts.LogLevel}
 	if e.log == nil {
 		e.log = slog.Default()
 	}
 	if e.now == nil {
 		e.now = time.Now
 	}
+	e.trace = trace.NewHub(e.now)
+	e.applyLogLevel(cfg)
 	if err := e.startPolicy(); err != nil {
 		return nil, err
 	}
@@ -226,6 +237,7 @@ func (e *Engine) buildOutbound() error {
 			}
 		},
 		OnErrorReply: func(smtpwire.Reply) { e.metrics.SMTPErrorsOut.Inc() },
+		Trace:        e.trace,
 		Now:          e.now,
 	})
 	var router delivery.Router
@@ -330,6 +342,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 	e.stopOnce.Do(func() {
 		// No report is queued once delivery stops.
 		errs = append(errs, e.stopTLSRPT())
+		e.trace.Close() // trace streams end: the HTTP servers need not wait for them
 		for _, h := range e.https {
 			errs = append(errs, h.Shutdown(ctx))
 		}

@@ -33,7 +33,8 @@ func (e *Engine) buildHTTP() error {
 			Now:             e.now,
 			Hostname:        e.hostname(),
 			Logger:          e.log,
-			Intercept:       e.intercept, // a policy script's http_request
+			Intercept:       e.intercept,   // a policy script's http_request
+			OnRefusal:       e.httpRefusal, // Rejection records (rejections.go)
 		})
 		e.https = append(e.https, srv)
 	}

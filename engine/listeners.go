@@ -72,6 +72,8 @@ func (e *Engine) buildInbound() error {
 		Now:           e.now,
 		Metrics:       inboundMetrics{e},
 		Authenticator: authenticator{conf: e.conf, script: e.scriptAuth},
+		OnRejection:   e.rejection, // rejections.go
+		Trace:         e.trace,
 	}
 	if e.cfg.PolicyScript != nil {
 		opts.Greeter = e // smtp_server_greeting, if the script (or a reloaded one) has it

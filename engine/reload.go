@@ -36,7 +36,8 @@ import (
 //     retries already scheduled keep their time), dead_letter_after and
 //     keep_bounced (for mail that ends from then on); [[api_key]]; [[smtp_user]];
 //     [bounce] rules_file (re-read even when its name did not change);
-//     [metrics] max_destination_labels;
+//     [metrics] max_destination_labels; [log] level, rejections_per_connection
+//     and rejection_rate;
 //   - [[dkim]]: the keys are re-read, and a changed list is loaded anew.
 //
 // Everything else — listeners, the spool and log paths, the resolver, the
@@ -245,6 +246,7 @@ func (e *Engine) reloadConfig() (restart []string, err error) {
 	}
 	e.shaper.SetPolicy(b, rules)
 	e.metrics.SetMaxDestinationLabels(cfg.Metrics.MaxDestinationLabels)
+	e.applyLogLevel(cfg) // [log] level; rejections_per_connection and rejection_rate are read through conf()
 	if e.delivery != nil {
 		e.delivery.SetRetry(retryPolicy(cfg))
 	}
@@ -261,7 +263,11 @@ func needsRestart(start, cfg *config.Config) []string {
 		}
 	}
 	diff("[spool]", start.Spool, cfg.Spool)
-	diff("[log]", start.Log, cfg.Log)
+	sl, cl := start.Log, cfg.Log
+	// level and the rejection caps are applied; compare the rest.
+	sl.Level, sl.RejectionsPerConnection, sl.RejectionRate = "", 0, config.Rate{}
+	cl.Level, cl.RejectionsPerConnection, cl.RejectionRate = "", 0, config.Rate{}
+	diff("[log]", sl, cl)
 	diff("[[smtp_listener]]", start.SMTPListeners, cfg.SMTPListeners)
 	diff("[[http_listener]]", start.HTTPListeners, cfg.HTTPListeners)
 	diff("[resolver]", start.Resolver, cfg.Resolver)

@@ -68,6 +68,14 @@
 // buffered (RFC 3207 §5, CVE-2011-0411), handshakes and calls TLSStarted,
 // which forgets EHLO, AUTH and the transaction.
 //
+// # Observer
+//
+// A host that wants to log refusals or trace sessions sets an Observer
+// (SetObserver): outside trace mode it hears only the 4xx/5xx replies,
+// each with the verb it answers; in trace mode every command line (AUTH
+// initial responses and SASL responses as "***"), the size of each body
+// and every reply.
+//
 // # Client side: envelope in, commands out; replies in, outcomes out
 //
 // ParseEHLO reads a server's extensions. ClientTxn is the client half of

@@ -162,6 +162,7 @@ type Session struct {
 	maxBad   int
 	maxOut   int
 	mechs    uint8 // offered AUTH mechanisms (mechPLAIN…)
+	obsAll   bool  // trace mode (SetObserver)
 
 	state   int
 	pending EventKind // event awaiting Respond
@@ -199,8 +200,16 @@ type Session struct {
 	bdatErr    *Reply // refuse the chunk once it is read
 	bdatErrBad bool   // and count it as a bad command
 	bdatTooBig bool
-	out        []byte
-	outOff     int
+	// obsData counts the octets of the body or chunk being read, in
+	// trace mode (modulo 2³²: it is only shown).
+	obsData uint32
+	out     []byte
+	outOff  int
+
+	// obs is SetObserver's; nil: none. The session stays within 632
+	// bytes: with the 8-byte header of a pointerful object past 512
+	// bytes, one 640-byte allocation per connection.
+	obs Observer
 }
 
 // NewSession returns a session for one connection.
@@ -314,8 +323,10 @@ func (s *Session) Timeout() {
 	if s.state == ssClosed {
 		return
 	}
+	before := len(s.out)
 	s.replyHost(ReplyTimeout)
 	s.state = ssClosed
+	s.observe("", before)
 }
 
 // RecycleBody gives a body buffer from EventMessage back to the session for
@@ -359,15 +370,21 @@ func (s *Session) Feed(p []byte) (n int, ev Event) {
 		if len(s.out)-s.outOff >= s.maxOut {
 			return n, Event{Kind: EventFlush}
 		}
+		before, state := len(s.out), s.state
+		var line []byte
 		switch s.state {
 		case ssCommand, ssAuth:
-			line, used, st := s.nextLine(p[n:])
+			var used, st int
+			line, used, st = s.nextLine(p[n:])
 			n += used
 			if st != lineNone {
 				s.lines++
 			}
 			switch st {
 			case lineComplete:
+				if s.obsAll {
+					s.observeCommand(line)
+				}
 				ev = s.handleLine(line)
 				s.line = s.line[:0]
 			case lineTooLong:
@@ -383,6 +400,13 @@ func (s *Session) Feed(p []byte) (n int, ev Event) {
 			s.body, used, done = s.dec.Decode(s.body, p[n:])
 			s.countDataLines(p[n : n+used])
 			n += used
+			if s.obsAll {
+				s.obsData += uint32(used)
+				if done {
+					s.obs.Data(int64(s.obsData))
+					s.obsData = 0
+				}
+			}
 			if done {
 				ev = s.endData()
 			}
@@ -397,11 +421,21 @@ func (s *Session) Feed(p []byte) (n int, ev Event) {
 			s.countDataLines(p[n : n+take])
 			n += take
 			s.bdatLeft -= int64(take)
+			if s.obsAll {
+				s.obsData += uint32(take)
+				if s.bdatLeft == 0 {
+					s.obs.Data(int64(s.obsData))
+					s.obsData = 0
+				}
+			}
 			if s.bdatLeft == 0 {
 				ev = s.endChunk()
 			}
 		default: // ssTLSWait, ssClosed reached inside this call
 			return len(p), ev
+		}
+		if s.obs != nil && len(s.out) > before && (s.obsAll || s.out[before] >= '4') {
+			s.obs.Reply(s.verbOf(state, line), s.out[before:])
 		}
 		if ev.Kind != EventNone {
 			return n, ev
@@ -868,6 +902,10 @@ func (s *Session) Respond(r *Reply) {
 	}
 	s.pending = EventNone
 	accepted := r == nil || r.Positive()
+	before, verb := len(s.out), ""
+	if s.obs != nil {
+		verb = s.pendingVerb(kind) // before the transaction is reset
+	}
 	switch kind {
 	case EventMail:
 		s.replyOr(r, ReplyMailOK)
@@ -892,6 +930,9 @@ func (s *Session) Respond(r *Reply) {
 		} else {
 			s.countBad()
 		}
+	}
+	if s.obs != nil {
+		s.observe(verb, before)
 	}
 }
 

@@ -7,6 +7,8 @@
 //	gannet dkim-keygen -domain D -selector S -algo rsa|ed25519 -out DIR   write a DKIM key, print its TXT record
 //	gannet queue summary|inspect ID      the queue, over the HTTP admin API (-api URL, -key KEY, -json)
 //	gannet bounce|suspend|resume …       administrative bounces and suspensions, over the admin API
+//	gannet trace server|client …         live SMTP conversations in or out, over the admin API, until interrupted
+//	gannet log-level [LEVEL]             show or set the operational log's level, over the admin API
 //	gannet version                       print the version
 //	gannet help                          print this help
 //
@@ -47,6 +49,8 @@ func commands() []command {
 		{"suspend", "hold mail: suspend -domain D [-tenant T] [-campaign C] [-site S] [-duration D]", cmdSuspend},
 		{"resume", "end a suspension: resume ID | resume -domain D …", cmdResume},
 		{"tlsrpt", "TLS reports (RFC 8460) over the admin API: tlsrpt list | show DOMAIN [-day D] | send [-day D]", cmdTLSRPT},
+		{"trace", "live SMTP conversations: trace server [-peer CIDR] [-listener N] | trace client [-domain D] [-site S]", cmdTrace},
+		{"log-level", "the operational log's level: log-level [debug|info|warn|error]", cmdLogLevel},
 		{"version", "print the version", cmdVersion},
 		{"help", "print this help", cmdHelp},
 	}

@@ -17,8 +17,11 @@ import (
 // transactions finish (up to 30 seconds), and the spool is closed. SIGHUP
 // reloads what can change without a restart. Logs go to stderr.
 func run(ctx context.Context, cfg *config.Config) error {
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	e, err := engine.New(cfg, engine.Options{Logger: log})
+	// [log] level, applied by the engine at start and on reload, and
+	// changed at run time by POST /api/admin/log-level/v1.
+	level := new(slog.LevelVar)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	e, err := engine.New(cfg, engine.Options{Logger: log, LogLevel: level})
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 
 	"gannet/engine/delivery"
 	"gannet/engine/httpapi"
+	"gannet/engine/trace"
 	"gannet/queue"
 )
 
@@ -83,9 +84,16 @@ type Options struct {
 	// reporting); TLSReportsOn says whether [tls] tlsrpt is on.
 	TLSReports   TLSReports
 	TLSReportsOn func() bool
-	Now          func() time.Time // nil: time.Now
-	NewID        func() string    // rule ids; nil: random UUIDs (version 4)
-	Logger       *slog.Logger     // nil: discarded
+	// Trace is the hub of the live SMTP traces (GET
+	// /api/admin/trace/v1/server and …/client). Nil: 404.
+	Trace *trace.Hub
+	// LogLevel and SetLogLevel read and change the operational log's
+	// level (/api/admin/log-level/v1). Nil: 404.
+	LogLevel    func() string
+	SetLogLevel func(level string) (string, error)
+	Now         func() time.Time // nil: time.Now
+	NewID       func() string    // rule ids; nil: random UUIDs (version 4)
+	Logger      *slog.Logger     // nil: discarded
 }
 
 // handler serves /api/admin/….
@@ -157,6 +165,12 @@ func (h *handler) routes(path string) route {
 		return route{http.MethodGet: h.deadLetters, http.MethodPost: h.deadRequeue, http.MethodDelete: h.deadPurge}
 	case PathTLSReports:
 		return route{http.MethodGet: h.listTLSReports, http.MethodPost: h.sendTLSReports}
+	case PathTraceServer:
+		return route{http.MethodGet: h.traceStream(trace.Server)}
+	case PathTraceClient:
+		return route{http.MethodGet: h.traceStream(trace.Client)}
+	case PathLogLevel:
+		return route{http.MethodGet: h.logLevel, http.MethodPost: h.setLogLevel}
 	}
 	return nil
 }

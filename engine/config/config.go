@@ -86,6 +86,15 @@ type Log struct {
 	// Retain: closed files last written longer ago than this are deleted;
 	// 0 keeps every file.
 	Retain Duration `toml:"retain"`
+	// Level of the operational log (stderr): "debug", "info", "warn" or
+	// "error". A reload applies it, and so does POST /api/admin/log-level/v1.
+	Level string `toml:"level"`
+	// Rejection records (a 4xx/5xx answered to an SMTP client) are capped:
+	// at most RejectionsPerConnection per connection (0: none at all) and
+	// RejectionRate over the whole server; the rest are counted in
+	// gannet_rejection_records_dropped_total{reason}.
+	RejectionsPerConnection int  `toml:"rejections_per_connection"`
+	RejectionRate           Rate `toml:"rejection_rate"`
 }
 
 // Values of SMTPListener.BareLF.

@@ -150,6 +150,8 @@ func (c *Config) validate() []problem {
 		ck.add(at("log", "max_file_size"), "must be at least 1MiB, not %d bytes", int64(c.Log.MaxFileSize))
 	}
 	ck.positive(at("log", "max_file_age"), c.Log.MaxFileAge)
+	ck.oneOf(at("log", "level"), c.Log.Level, "debug", "info", "warn", "error")
+	ck.atLeast(at("log", "rejections_per_connection"), c.Log.RejectionsPerConnection, 0)
 	if c.Log.Retain.Duration < 0 {
 		ck.add(at("log", "retain"), "must not be negative (0 keeps every file)")
 	}

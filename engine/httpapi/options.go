@@ -66,5 +66,11 @@ type Options struct {
 	// request body.
 	Intercept func(w http.ResponseWriter, r *http.Request) bool
 
+	// OnRefusal, when set, is called after each request to the inject
+	// endpoints answered with a 4xx or 5xx (the engine's Rejection
+	// records): the peer, the method and path, the status, the error
+	// text of the answer and the caller's tenant ("" when unknown).
+	OnRefusal func(peer netip.Addr, method, path string, status int, msg, tenant string)
+
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration // 0: defaults above
 }

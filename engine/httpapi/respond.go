@@ -30,6 +30,9 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 
 // writeError answers status with {"error": msg}.
 func writeError(w http.ResponseWriter, status int, msg string) {
+	if sw, ok := w.(*statusWriter); ok {
+		sw.errMsg = msg
+	}
 	WriteJSON(w, status, errorBody{Error: msg})
 }
 
@@ -48,11 +51,16 @@ func fail(status int, msg string) *apiError { return &apiError{status: status, m
 // recovered panic can still be answered with JSON.
 type statusWriter struct {
 	http.ResponseWriter
-	wrote bool
+	wrote  bool
+	status int    // the status written; 0 before
+	errMsg string // the {"error"} of a refusal written by writeError
 }
 
 func (s *statusWriter) WriteHeader(code int) {
 	s.wrote = true
+	if s.status == 0 {
+		s.status = code
+	}
 	s.ResponseWriter.WriteHeader(code)
 }
 

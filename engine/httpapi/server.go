@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -170,6 +171,21 @@ const (
 // panic becomes a 500 JSON answer rather than a dropped connection.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
+	if f := s.opts.OnRefusal; f != nil && (r.URL.Path == pathMessage || r.URL.Path == pathInject) {
+		defer func() {
+			if sw.status < 400 {
+				return
+			}
+			c, _ := CallerFrom(r.Context()) // r carries the caller once authenticated
+			peer := c.Addr
+			if !peer.IsValid() {
+				if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+					peer = ap.Addr().Unmap()
+				}
+			}
+			f(peer, r.Method, r.URL.Path, sw.status, sw.errMsg, c.Tenant)
+		}()
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"gannet/engine/trace"
 	"gannet/smtpwire"
 )
 
@@ -28,7 +29,9 @@ func (nopAcceptor) CheckMail(*Incoming) *smtpwire.Reply              { return ni
 func BenchmarkInboundMessages(b *testing.B) {
 	const conns = 16
 	cfg := testListener()
-	_, addr := startServer(b, cfg, nopAcceptor{}, Options{})
+	// As the engine runs it: refusals reported, traces possible (nobody
+	// traces: one atomic load per batch).
+	_, addr := startServer(b, cfg, nopAcceptor{}, Options{OnRejection: func(*Rejection) {}, Trace: trace.NewHub(nil)})
 	body := strings.Repeat(strings.Repeat("x", 62)+"\r\n", 32) // 2048 bytes
 	envelope := []byte("MAIL FROM:<bench@example.test>\r\nRCPT TO:<sink@example.test>\r\nDATA\r\n")
 	next := []byte(body + ".\r\n" + string(envelope))

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"gannet/engine/trace"
 	"gannet/smtpwire"
 )
 
@@ -98,6 +99,13 @@ type Options struct {
 	// Greeter, when set, runs after each EHLO/HELO and again after a
 	// successful AUTH (a policy script's smtp_server_greeting). Nil: none.
 	Greeter Greeter
+	// OnRejection, when set, is called on the event loop with every 4xx
+	// or 5xx reply sent to a client; it must be quick, must not block and
+	// must not keep the Rejection. Nil: refusals are only counted.
+	OnRejection func(*Rejection)
+	// Trace receives the conversations of the sessions its subscribers
+	// watch (engine/trace). Nil: sessions are never traced.
+	Trace *trace.Hub
 }
 
 // Metrics receives the listener's counters. Calls come from event loops and

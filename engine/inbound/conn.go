@@ -9,6 +9,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 
+	"gannet/engine/trace"
 	"gannet/smtpwire"
 )
 
@@ -45,12 +46,17 @@ type conn struct {
 	sess  *smtpwire.Session
 	peer  netip.AddrPort
 	local netip.AddrPort
-	relay bool // peer is inside RelayHosts
 
-	busy        bool // a worker holds the pending event; parsing is paused
-	heldMessage bool // what the worker holds (or held last) is a message, not an AUTH check
-	closing     bool // QUIT, 421 or an error: flush and close
-	closed      bool // OnClose ran; late runnables do nothing
+	// The flags and small counters share one word (the struct stays in
+	// the 256-byte size class).
+	relay       bool   // peer is inside RelayHosts
+	busy        bool   // a worker holds the pending event; parsing is paused
+	heldMessage bool   // what the worker holds (or held last) is a message, not an AUTH check
+	closing     bool   // QUIT, 421 or an error: flush and close
+	closed      bool   // OnClose ran; late runnables do nothing
+	rejections  uint16 // 4xx/5xx replies so far (Rejection.Seq), saturating
+	traceGen    uint32 // trace.Hub.Gen when the session last checked whether it is traced
+	traceID     uint32 // the session's number in traces; 0: not traced
 
 	authUser, tenant string
 	helo             string          // the last EHLO/HELO name
@@ -76,6 +82,9 @@ func newConn(l *listener, c gnet.Conn, peer, local netip.AddrPort) *conn {
 		cfg = l.sessCfg[1]
 	}
 	st.sess = smtpwire.NewSession(cfg)
+	if o := st.observer(); o != nil {
+		st.sess.SetObserver(o, false)
+	}
 	st.started = l.srv.now().UnixNano()
 	return st
 }
@@ -146,6 +155,7 @@ func (st *conn) consume(n int) {
 // long batch is written whenever the session yields (EventFlush), so the
 // replies kept in memory stay bounded.
 func (st *conn) process() {
+	st.checkTrace()
 	for !st.busy && !st.closing && !st.closed {
 		// Feed is called even with no input after an event: the session
 		// may finish a step (e.g. "BDAT 0 LAST") without new bytes.
@@ -493,6 +503,13 @@ func (st *conn) closeNow() {
 func (st *conn) onClose(err error) {
 	st.closed = true
 	st.deadline.Store(0)
+	if st.traceID != 0 {
+		text := "closed"
+		if err != nil {
+			text = "closed: " + err.Error()
+		}
+		st.publish(trace.Close, text)
+	}
 	if st.tls != nil {
 		st.tls.abort()
 	}
@@ -571,7 +588,9 @@ func (st *conn) drainIfIdle() {
 		return
 	}
 	st.l.srv.metrics.ErrorIn(st.l.name, 421)
-	st.write(st.l.reply(421, "4.3.2", st.l.cfg.Hostname+" Service shutting down"))
+	r := st.l.reply(421, "4.3.2", st.l.cfg.Hostname+" Service shutting down")
+	st.Reply("shutdown", r)
+	st.write(r)
 	st.closing = true
 }
 

@@ -119,6 +119,19 @@
 // parallel guesses get 42 checks and a right 16th one accepted). The table
 // is bounded and pruned from OnTick.
 //
+// # Rejections and traces
+//
+// Each session has an smtpwire.Observer, the connection itself: outside
+// traces the session calls it only for its 4xx/5xx replies, which go to
+// Options.OnRejection with the verb they answer and a per-connection
+// sequence number (the engine caps and logs them as Rejection records);
+// refusals at connect are reported by the listener. A session that goes
+// well calls nothing. When Options.Trace has subscribers, a session
+// notices at its next batch of input (one atomic load of the hub's
+// generation per batch) and, if a subscriber's filter matches it, turns
+// the observer's trace mode on and publishes its commands, replies, body
+// sizes and TLS handshakes to the hub; untraced sessions build no text.
+//
 // # Draining
 //
 // Stop answers new connections 421 4.3.2, tells sessions between

@@ -185,19 +185,21 @@ func (l *listener) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		if l.cfg.ImplicitTLS {
 			return nil, gnet.Close // no handshakes while shutting down
 		}
-		return l.reply(421, "4.3.2", l.cfg.Hostname+" Service shutting down"), gnet.Close
+		r := l.reply(421, "4.3.2", l.cfg.Hostname+" Service shutting down")
+		l.rejectConnect(peer, r)
+		return r, gnet.Close
 	}
 	if l.guard.blocked(peer.Addr(), l.srv.now()) && !l.mayRelay(peer.Addr()) {
 		// Too many failed AUTH from this address: shut it out for a while
 		// (RFC 3463 X.7.0, other security status).
 		l.srv.metrics.ErrorIn(l.name, 421)
 		l.srv.log.Debug("connection refused: AUTH failures", "listener", l.name, "peer", peer.String())
-		return l.refuse(c, peer, l.reply(421, "4.7.0", l.cfg.Hostname+" Too many failed authentications, try again later"))
+		return l.refuse(c, peer, l.rejectConnect(peer, l.reply(421, "4.7.0", l.cfg.Hostname+" Too many failed authentications, try again later")))
 	}
 	if reason := l.admit(peer.Addr()); reason != "" {
 		l.srv.metrics.ErrorIn(l.name, 421)
 		l.srv.log.Debug("connection refused", "listener", l.name, "peer", peer.String(), "reason", reason)
-		return l.refuse(c, peer, l.reply(421, "4.3.2", l.cfg.Hostname+" "+reason+", try again later"))
+		return l.refuse(c, peer, l.rejectConnect(peer, l.reply(421, "4.3.2", l.cfg.Hostname+" "+reason+", try again later")))
 	}
 	local := l.bound
 	if l.anyLocal {
@@ -217,7 +219,19 @@ func (l *listener) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		return nil, gnet.None
 	}
 	st.setDeadline()
-	return st.sess.Greeting(), gnet.None
+	g := st.sess.Greeting()
+	st.checkTrace()
+	st.publishGreeting(g)
+	return g, gnet.None
+}
+
+// rejectConnect reports a connection refused before its greeting
+// (Options.OnRejection) and returns reply.
+func (l *listener) rejectConnect(peer netip.AddrPort, reply []byte) []byte {
+	if fn := l.srv.onRejection; fn != nil {
+		fn(&Rejection{Listener: l.name, Peer: peer, Command: "connect", Reply: reply, Seq: 1})
+	}
+	return reply
 }
 
 // refuseHandshakeTimeout bounds the TLS handshake of a connection that is

@@ -15,6 +15,7 @@ import (
 	"github.com/panjf2000/ants/v2"
 	"github.com/panjf2000/gnet/v2"
 
+	"gannet/engine/trace"
 	"gannet/internal/bufpool"
 	"gannet/smtpwire"
 )
@@ -27,8 +28,11 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	metrics Metrics
-	workers int
-	loops   int
+	// onRejection and trace are Options.OnRejection and Options.Trace.
+	onRejection func(*Rejection)
+	trace       *trace.Hub
+	workers     int
+	loops       int
 
 	pool      *ants.Pool
 	listeners []*listener
@@ -66,7 +70,10 @@ func New(cfgs []ListenerConfig, acc Acceptor, opts Options) (*Server, error) {
 		now:     opts.Now,
 		metrics: opts.Metrics,
 		workers: opts.Workers,
-		loops:   opts.EventLoops,
+		trace:   opts.Trace,
+
+		onRejection: opts.OnRejection,
+		loops:       opts.EventLoops,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

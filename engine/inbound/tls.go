@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"gannet/engine/trace"
+
 	"github.com/panjf2000/gnet/v2"
 )
 
@@ -66,6 +68,9 @@ func (st *conn) tlsReady(err error) {
 	if err != nil {
 		st.l.srv.metrics.TLSFailure(st.l.name)
 		st.l.srv.log.Debug("TLS handshake failed", "listener", st.l.name, "peer", st.peer.String(), "err", err)
+		if st.traceID != 0 {
+			st.publish(trace.Error, "TLS handshake failed: "+err.Error())
+		}
 		st.closing = true
 		return
 	}
@@ -73,6 +78,9 @@ func (st *conn) tlsReady(err error) {
 	t.ready = true
 	cs := t.tc.ConnectionState()
 	t.state = &cs
+	if st.traceID != 0 {
+		st.publish(trace.TLS, tlsText(cs.Version, cs.CipherSuite, cs.ServerName))
+	}
 	// RFC 3207 §4.2: forget everything learned before TLS (EHLO, AUTH, the
 	// transaction). The session stops offering STARTTLS.
 	st.sess.TLSStarted()
@@ -84,7 +92,10 @@ func (st *conn) tlsReady(err error) {
 		return
 	}
 	if st.l.cfg.ImplicitTLS {
-		st.write(st.sess.Greeting())
+		g := st.sess.Greeting()
+		st.checkTrace()
+		st.publishGreeting(g)
+		st.write(g)
 	}
 	// The handshake's deadline is over: the first command gets its own.
 	st.deadline.Store(0)

@@ -50,6 +50,7 @@ type jsonRecord struct {
 	EgressSource       string `json:"egress_source"`
 	Listener           string `json:"listener"`
 	TLSPolicy          string `json:"tls_policy"`
+	Command            string `json:"command"`
 }
 
 // ParseRecord decodes one line written by AppendJSON (the trailing newline
@@ -70,7 +71,7 @@ func ParseRecord(line []byte) (Record, error) {
 		TLSProtocolVersion:   j.TLSProtocolVersion, TLSCipher: j.TLSCipher,
 		Tenant: j.Tenant, Campaign: j.Campaign,
 		Timestamp: unixOrZero(j.Timestamp), Created: unixOrZero(j.Created),
-		EgressSource: j.EgressSource, Listener: j.Listener, TLSPolicy: j.TLSPolicy,
+		EgressSource: j.EgressSource, Listener: j.Listener, TLSPolicy: j.TLSPolicy, Command: j.Command,
 	}
 	if e := j.Response.EnhancedCode; e != nil {
 		r.Response.EnhancedCode = strconv.Itoa(e.Class) + "." + strconv.Itoa(e.Subject) + "." + strconv.Itoa(e.Detail)

@@ -20,6 +20,9 @@ const (
 	AdminBounce      Type = "AdminBounce"      // an operator bounced it through the admin API
 	AdminDelete      Type = "AdminDelete"      // an operator deleted it through the admin API (no bounce)
 	DeadLetter       Type = "DeadLetter"       // it can no longer be delivered and was kept as a dead letter
+	// Rejection: Gannet answered an SMTP client with a 4xx or 5xx (at
+	// connect, EHLO, AUTH, MAIL, RCPT, DATA/BDAT, …); Command says to what.
+	Rejection Type = "Rejection"
 )
 
 // Response is the SMTP reply a record is about: the reply to the final "."
@@ -63,6 +66,9 @@ type Record struct {
 	Created      time.Time // when the message was received
 	EgressSource string    // optional: outbound source address or name
 	Listener     string    // optional: [[smtp_listener]] name or "http" for Reception
+	// Command is the SMTP verb a Rejection answers ("MAIL", "RCPT",
+	// "connect", …): never its arguments, so no AUTH secret is logged.
+	Command string
 }
 
 // AppendJSON appends r as one JSON object and a newline. The layout is:
@@ -75,8 +81,9 @@ type Record struct {
 //	 "timestamp":1700000000,"created":1699999990,"egress_source":"…","listener":"…",
 //	 "tls_policy":"sts-enforce"}
 //
-// Every field is always present except egress_source, listener and
-// tls_policy, which are left out when empty. As in KumoMTA, enhanced_code is an object of three
+// Every field is always present except egress_source, listener,
+// tls_policy and command (Rejection records: ,"command":"RCPT" last),
+// which are left out when empty. As in KumoMTA, enhanced_code is an object of three
 // numbers (null when there is none or it does not parse), peer_address is null
 // when there is no address, and timestamp and created are Unix seconds
 // (integers; 0 when unset). Strings are escaped per RFC 8259; invalid UTF-8
@@ -140,6 +147,10 @@ func (r *Record) AppendJSON(b []byte) []byte {
 	if r.TLSPolicy != "" {
 		b = append(b, `,"tls_policy":`...)
 		b = appendString(b, r.TLSPolicy)
+	}
+	if r.Command != "" {
+		b = append(b, `,"command":`...)
+		b = appendString(b, r.Command)
 	}
 	return append(b, "}\n"...)
 }

@@ -50,6 +50,11 @@ type Metrics struct {
 	ConnectionsOut    *vm.Gauge               // gannet_connections{direction="out"}: open outbound connections (Inc/Dec)
 	SpoolCommit       *vm.PrometheusHistogram // gannet_spool_commit_seconds: time to make a message durable
 	LogRecordsDropped *vm.Counter             // gannet_log_records_dropped_total: log records lost because the log writer fell behind
+	// gannet_rejection_records_dropped_total{reason}: Rejection records
+	// not written because a connection had its [log]
+	// rejections_per_connection ("per_connection") or the server its
+	// rejection_rate ("rate").
+	RejectionsDroppedPerConn, RejectionsDroppedRate *vm.Counter
 
 	// gannet_spool_corrupt_total{kind}: messages the spool found corrupt
 	// and quarantined, by where (queue.CorruptKind): an index value that
@@ -106,6 +111,8 @@ func New() *Metrics {
 	m.ConnectionsOut = s.NewGauge(`gannet_connections{direction="out"}`, nil)
 	m.SpoolCommit = s.NewPrometheusHistogramExt("gannet_spool_commit_seconds", spoolCommitBuckets())
 	m.LogRecordsDropped = s.NewCounter("gannet_log_records_dropped_total")
+	m.RejectionsDroppedPerConn = s.NewCounter(`gannet_rejection_records_dropped_total{reason="per_connection"}`)
+	m.RejectionsDroppedRate = s.NewCounter(`gannet_rejection_records_dropped_total{reason="rate"}`)
 	m.SpoolCorruptIndex = s.NewCounter(`gannet_spool_corrupt_total{kind="index"}`)
 	m.SpoolCorruptRecord = s.NewCounter(`gannet_spool_corrupt_total{kind="record"}`)
 	s.NewGauge(`gannet_queue_depth{queue="scheduled"}`, func() float64 { return call(&m.scheduled) })
@@ -292,6 +299,8 @@ func help(family string) string {
 		return "Time to make a message durable in the spool."
 	case "gannet_log_records_dropped_total":
 		return "Log records lost because the log writer could not keep up."
+	case "gannet_rejection_records_dropped_total":
+		return "Rejection records not written: past [log] rejections_per_connection (per_connection) or rejection_rate (rate)."
 	case "gannet_spool_corrupt_total":
 		return "Messages found corrupt in the spool and quarantined: an index entry that does not decode (index) or a body record that does not read back (record)."
 	case "gannet_connections_opened_total":

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"gannet/engine/trace"
 )
 
 // fastReceiver is a minimal pipelining SMTP server for benchmarks: it
@@ -86,6 +88,7 @@ func serveFast(c net.Conn) {
 func BenchmarkDeliverPipelined(b *testing.B) {
 	addr := fastReceiver(b)
 	m := New(Options{
+		Trace:    trace.NewHub(nil), // as the engine runs it, with nobody tracing
 		SMTPPort: int(addr.Port()),
 		TLS:      TLSPolicy{Mode: TLSDisabled},
 		Limits:   func(Path) Limits { return Limits{Connections: 1} },

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"gannet/engine/trace"
 	"gannet/smtpwire"
 )
 
@@ -26,8 +27,10 @@ type dialConfig struct {
 	localAddr      netip.Addr
 	sourceName     string
 	onErrorReply   func(smtpwire.Reply)
-	sts            STSPolicy // the MTA-STS policy the pool's connections are made under
-	policyName     string    // Outcome.TLSPolicy
+	sts            STSPolicy  // the MTA-STS policy the pool's connections are made under
+	policyName     string     // Outcome.TLSPolicy
+	trace          *trace.Hub // Options.Trace
+	site           string     // the pool's site, for traces
 }
 
 // Client is one SMTP client session with one server address. It is used by
@@ -52,6 +55,10 @@ type Client struct {
 	dirty     bool      // a transaction was abandoned mid-way: RSET first
 	scratch   []byte    // EHLO and body buffer, reused
 	txn       smtpwire.ClientTxn
+
+	domain   string // the destination of the last transaction (or the one the session was opened for), for traces
+	traceGen uint32 // trace.Hub.Gen when the session last checked whether it is traced (trace.go)
+	traceID  uint32 // the session's number in traces; 0: not traced
 }
 
 // sessionError is a failure to get a usable session (connect, greeting,
@@ -94,7 +101,7 @@ func (c *Client) TLS() *tls.ConnectionState { return c.tls }
 // TLS server name checks): connect, read the greeting, EHLO (HELO when EHLO
 // is refused with 5xx, RFC 5321 §3.2) and, when tryTLS is set and the
 // policy allows, STARTTLS (RFC 3207) followed by a new EHLO.
-func dial(ctx context.Context, cfg *dialConfig, host string, addr netip.AddrPort, tryTLS bool) (*Client, *sessionError) {
+func dial(ctx context.Context, cfg *dialConfig, host string, addr netip.AddrPort, tryTLS bool, domain string) (*Client, *sessionError) {
 	d := net.Dialer{Timeout: cfg.connectTimeout}
 	if cfg.localAddr.IsValid() {
 		d.LocalAddr = &net.TCPAddr{IP: cfg.localAddr.AsSlice(), Zone: cfg.localAddr.Zone()}
@@ -107,14 +114,19 @@ func dial(ctx context.Context, cfg *dialConfig, host string, addr netip.AddrPort
 	c := &Client{cfg: cfg, conn: conn, host: host, peer: addr, source: cfg.sourceName, local: localAddrOf(conn)}
 	c.rr.reset(conn)
 	c.w = bufio.NewWriterSize(conn, 32<<10)
+	c.checkTrace(domain, true)
 
 	// A context that ends while the session is being set up aborts it.
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
 	if serr := c.hello(ctx, tryTLS); serr != nil {
+		if c.traceID != 0 {
+			c.publish(trace.Error, serr.Error())
+		}
 		conn.Close()
 		serr.local = c.local
+		c.publish(trace.Close, "closed")
 		return nil, serr
 	}
 	return c, nil
@@ -127,6 +139,7 @@ func (c *Client) hello(ctx context.Context, tryTLS bool) *sessionError {
 	if err != nil {
 		return c.ioError("greeting", err)
 	}
+	c.traceReply(greet)
 	if greet.Code != 220 {
 		c.quitQuietly()
 		// The host refused the session (RFC 5321 §3.1); another MX may not.
@@ -212,6 +225,9 @@ func (c *Client) startTLS(ctx context.Context) *sessionError {
 	}
 	st := tc.ConnectionState()
 	c.tls = &st
+	if c.traceID != 0 {
+		c.publish(trace.TLS, tlsTraceText(&st))
+	}
 	c.conn = tc
 	c.rr.reset(tc)
 	c.w.Reset(tc)
@@ -220,13 +236,18 @@ func (c *Client) startTLS(ctx context.Context) *sessionError {
 
 // roundTrip writes cmd, flushes and reads one reply.
 func (c *Client) roundTrip(cmd []byte) (smtpwire.Reply, error) {
+	c.traceCommands(cmd)
 	if _, err := c.w.Write(cmd); err != nil {
 		return smtpwire.Reply{}, err
 	}
 	if err := c.w.Flush(); err != nil {
 		return smtpwire.Reply{}, err
 	}
-	return c.rr.read()
+	r, err := c.rr.read()
+	if err == nil {
+		c.traceReply(r)
+	}
+	return r, err
 }
 
 func (c *Client) ioError(stage string, err error) *sessionError {
@@ -238,6 +259,7 @@ func (c *Client) ioError(stage string, err error) *sessionError {
 // giving up on a session.
 func (c *Client) quitQuietly() {
 	c.conn.SetDeadline(time.Now().Add(time.Second))
+	c.traceCommands([]byte("QUIT\r\n"))
 	c.w.WriteString("QUIT\r\n")
 	c.w.Flush()
 }
@@ -251,7 +273,9 @@ func (c *Client) Close() error {
 			c.broken = true
 		}
 	}
-	return c.conn.Close()
+	err := c.conn.Close()
+	c.publish(trace.Close, "closed")
+	return err
 }
 
 // errText shortens network errors for reply text.

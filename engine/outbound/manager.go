@@ -13,6 +13,7 @@ import (
 
 	"gannet/engine/logrec"
 	"gannet/engine/tlsrpt"
+	"gannet/engine/trace"
 	"gannet/resolver"
 	"gannet/smtpwire"
 )
@@ -99,6 +100,9 @@ type Options struct {
 	// OnErrorReply, when set, is called for every 4xx/5xx reply a server
 	// sends during a transaction (gannet_smtp_errors_total{direction="out"}).
 	OnErrorReply func(r smtpwire.Reply)
+	// Trace receives the conversations of the sessions its subscribers
+	// watch (engine/trace; `gannet trace client`). Nil: never traced.
+	Trace *trace.Hub
 
 	// Now is the clock (time.Now).
 	Now func() time.Time
@@ -171,6 +175,7 @@ func New(opts Options) *Manager {
 			noChunking:     opts.NoChunking,
 			localAddr:      opts.LocalAddr,
 			onErrorReply:   opts.OnErrorReply,
+			trace:          opts.Trace,
 		},
 		health: newHostHealth(opts.Now, opts.HostBackoff, opts.HostBackoffMax),
 		now:    opts.Now,
@@ -273,6 +278,7 @@ func (m *Manager) pool(src Source, site resolver.SiteKey, domain string, sts STS
 			dc.ehloName = src.EHLOName
 		}
 		dc.sourceName = src.Name
+		dc.site = site.String()
 		p = &sitePool{m: m, site: site.String(), source: src.Name, dial: dc, limits: lim,
 			rate:     NewRateLimiter(lim.MessageRate, 1, m.now),
 			connRate: NewRateLimiter(lim.ConnectionRate, 1, m.now),
@@ -548,7 +554,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 			d.policyName = TLSPolicyDANE
 			dc = &d
 		}
-		c, serr = dial(ctx, dc, cd.host, cd.addr, true)
+		c, serr = dial(ctx, dc, cd.host, cd.addr, true, envelopeDomain(env))
 		if route != nil && m.opts.RelayTo == "" && !route.Literal && cd.dane == nil {
 			// A DANE session is not reported yet (its policy type "tlsa"
 			// and TLSA policy strings are still to do): never under STS.
@@ -586,7 +592,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 			}
 			if dc.tls.fallsBack() {
 				notes = append(notes, fmt.Sprintf("%s; delivering in the clear", serr.refusal.Reply.Lines[0]))
-				c, serr = dial(ctx, dc, cd.host, cd.addr, false)
+				c, serr = dial(ctx, dc, cd.host, cd.addr, false, envelopeDomain(env))
 			}
 		}
 		if serr != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"gannet/engine/trace"
 	"gannet/msgheader"
 	"gannet/smtpwire"
 )
@@ -44,6 +45,7 @@ func (c *Client) send(ctx context.Context, env *Envelope, msg *smtpwire.ClientMe
 		res[i].Rcpt = r
 	}
 	c.uses++
+	c.checkTrace(envelopeDomain(env), false)
 	t := &c.txn
 	if err := t.Begin(msg, &c.ext, smtpwire.ClientTxnOptions{RSETFirst: c.dirty, NoChunking: c.cfg.noChunking}); err != nil {
 		setLocal(res, Bounced, c.refusal(err, msg))
@@ -54,6 +56,9 @@ func (c *Client) send(ctx context.Context, env *Envelope, msg *smtpwire.ClientMe
 	defer stop()
 	err := c.exchange(ctx, env.Body, msg.CRLFClean)
 	c.dirty = t.NeedsRSET()
+	if err != nil && c.traceID != 0 {
+		c.publish(trace.Error, err.Error())
+	}
 	if err != nil || t.Closing() {
 		// An I/O error, a timeout or a reply that is not SMTP leaves the
 		// connection unusable, and so does a 421: the server is closing
@@ -89,6 +94,7 @@ func (c *Client) exchange(ctx context.Context, body []byte, crlfClean bool) erro
 		cmds, form := t.Send()
 		if len(cmds) > 0 {
 			c.conn.SetDeadline(time.Now().Add(c.cfg.commandTimeout))
+			c.traceCommands(cmds)
 			if _, err := c.w.Write(cmds); err != nil {
 				return err
 			}
@@ -104,6 +110,7 @@ func (c *Client) exchange(ctx context.Context, body []byte, crlfClean bool) erro
 			if err != nil {
 				return err
 			}
+			c.traceBody(len(body))
 		}
 		if err := c.w.Flush(); err != nil {
 			return err
@@ -120,6 +127,7 @@ func (c *Client) exchange(ctx context.Context, body []byte, crlfClean bool) erro
 				continue
 			}
 			c.rr.consume(n)
+			c.traceReply(rep)
 			if h := c.cfg.onErrorReply; h != nil && rep.Code >= 400 {
 				h(rep)
 			}
