@@ -403,8 +403,14 @@ func hostileLockoutRace(t *testing.T, g *inbGannet, addr string) {
 		conns[i].send(wrong)
 	}
 	// The wrong ones are on their way to the password check when the right
-	// one comes (a bcrypt check takes tens of milliseconds).
-	time.Sleep(100 * time.Millisecond)
+	// one comes (a bcrypt check takes tens of milliseconds): the right one
+	// is sent once the first checks have ended, so that the server has read
+	// all 15 wrong ones first even on a loaded machine (a right password
+	// read among the first 10 is rightly accepted), while most of them are
+	// still waiting for their check.
+	waitFor(t, 30*time.Second, "the first failed password checks", func() (bool, string) {
+		return strings.Count(g.p.out.String(), `msg="AUTH failed"`) >= 2, g.p.out.String()
+	})
 	conns[right].send(authPlainLine(hostileUser, hostilePass))
 	for _, c := range conns[right+1:] {
 		c.send(wrong)
