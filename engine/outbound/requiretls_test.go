@@ -139,3 +139,51 @@ func TestTLSRequiredNo(t *testing.T) {
 		}
 	}
 }
+
+// TestRequireTLSRelayTo: through relay_to the smarthost stands for the MX:
+// a REQUIRETLS message goes over TLS verified for its name when it offers
+// REQUIRETLS, and is held (451 4.7.10) when it does not, or when its
+// certificate does not verify; never in the clear.
+func TestRequireTLSRelayTo(t *testing.T) {
+	good, pool, _, _ := testCert(t, "relay.test")
+	other, _, _, _ := testCert(t, "relay.test")
+	for _, c := range []struct {
+		name   string
+		cert   tls.Certificate
+		offer  bool
+		status Status
+		text   string
+	}{
+		{"offered", good, true, Delivered, ""},
+		{"not offered", good, false, Transient, "does not offer REQUIRETLS"},
+		{"untrusted certificate", other, true, Transient, "REQUIRETLS: no validated TLS"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rx := newTestReceiver(t, "127.0.0.1")
+			rx.TLS = &tls.Config{Certificates: []tls.Certificate{c.cert}}
+			rx.RequireTLS = c.offer
+			rx.Start()
+			m := newTestManager(t, 0, func(o *Options) {
+				o.RelayTo = rx.Addr.String()
+				o.TLS = TLSPolicy{Mode: TLSOpportunistic, RootCAs: pool, FallbackPlaintext: true}
+			})
+			e := env(testBody, "a@dst.test")
+			e.RequireTLS = true
+			o := m.Deliver(context.Background(), nil, e)
+			wantStatuses(t, o, c.status)
+			if got := o.Results[0].Reply.String() + " | " + o.Note; !strings.Contains(got, c.text) {
+				t.Errorf("reply and note %q, want %q", got, c.text)
+			}
+			txs := rx.Txs()
+			if c.status == Delivered {
+				if len(txs) != 1 || !txs[0].TLS || !strings.HasSuffix(txs[0].MailLine, " REQUIRETLS") {
+					t.Errorf("transactions %+v, want one over TLS with REQUIRETLS", txs)
+				}
+				return
+			}
+			if r := o.Results[0].Reply; r.Enhanced != "4.7.10" || len(txs) != 0 {
+				t.Errorf("reply %s and %d transactions, want 4.7.10 and none", r, len(txs))
+			}
+		})
+	}
+}
