@@ -3,8 +3,12 @@ package outbound
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"strings"
 	"testing"
+
+	"gannet/engine/dane"
+	"gannet/resolver"
 )
 
 // TestRequireTLS: a REQUIRETLS message (RFC 8689) goes only to an MX host
@@ -183,6 +187,64 @@ func TestRequireTLSRelayTo(t *testing.T) {
 			}
 			if r := o.Results[0].Reply; r.Enhanced != "4.7.10" || len(txs) != 0 {
 				t.Errorf("reply %s and %d transactions, want 4.7.10 and none", r, len(txs))
+			}
+		})
+	}
+}
+
+// TestRequireTLSDANE: an MX host under DANE with usable TLSA records is
+// validated for REQUIRETLS (its certificate trusted by no root, only by
+// its TLSA record); a secure host with no usable record is not. A
+// "TLS-Required: No" message is delivered to a host whose certificate
+// fails its TLSA records, without asking for them.
+func TestRequireTLSDANE(t *testing.T) {
+	good, _, _, _ := testCert(t, "mx1.dst.test")
+	stranger, _, _, _ := testCert(t, "mx1.dst.test")
+	for _, c := range []struct {
+		name       string
+		dh         DANEHost
+		requireTLS bool
+		header     string
+		status     Status
+		text       string
+		askDANE    bool
+	}{
+		{"EE record matches", DANEHost{Secure: true, Records: []dane.Record{tlsaOf(3, 1, 1, good.Leaf)}}, true, "", Delivered, "", true},
+		{"secure, no usable record", DANEHost{Secure: true}, true, "", Transient, "no MX host of dst.test is validated by MTA-STS or DANE (mx1.dst.test)", true},
+		{"TLS-Required: No, record does not match", DANEHost{Secure: true, Records: []dane.Record{tlsaOf(3, 1, 1, stranger.Leaf)}}, false, "TLS-Required: no\r\n", Delivered, "", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rx := newTestReceiver(t, "127.0.0.1")
+			rx.TLS = &tls.Config{Certificates: []tls.Certificate{good}}
+			rx.RequireTLS = true
+			rx.Start()
+			asked := false
+			m := newTestManager(t, rx.Addr.Port(), func(o *Options) {
+				o.TLS = TLSPolicy{Mode: TLSOpportunistic, RootCAs: x509.NewCertPool(), FallbackPlaintext: true}
+				o.DANE = func(context.Context, string, resolver.Host, int) DANEHost { asked = true; return c.dh }
+			})
+			e := env(c.header+testBody, "a@dst.test")
+			e.RequireTLS = c.requireTLS
+			o := m.Deliver(context.Background(), secureRoute("dst.test", "127.0.0.1"), e)
+			wantStatuses(t, o, c.status)
+			if got := o.Results[0].Reply.String() + " | " + o.Note; !strings.Contains(got, c.text) {
+				t.Errorf("reply and note %q, want %q", got, c.text)
+			}
+			if asked != c.askDANE {
+				t.Errorf("DANE asked: %v, want %v", asked, c.askDANE)
+			}
+			txs := rx.Txs()
+			if c.status == Transient {
+				if r := o.Results[0].Reply; r.Enhanced != "4.7.10" || len(txs) != 0 {
+					t.Errorf("reply %s and %d transactions, want 4.7.10 and none", r, len(txs))
+				}
+				return
+			}
+			if len(txs) != 1 || strings.HasSuffix(txs[0].MailLine, " REQUIRETLS") != c.requireTLS {
+				t.Errorf("transactions %+v, want one, REQUIRETLS on MAIL: %v", txs, c.requireTLS)
+			}
+			if c.requireTLS && o.TLSPolicy != TLSPolicyDANE {
+				t.Errorf("TLSPolicy %q, want %q", o.TLSPolicy, TLSPolicyDANE)
 			}
 		})
 	}
