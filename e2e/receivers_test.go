@@ -47,6 +47,7 @@ type aioOptions struct {
 	FailRcpt      string // e.g. "550 5.1.1 no such user": every RCPT refused
 	TLSCert       string // PEM paths; STARTTLS offered when set
 	TLSKey        string
+	RequireTLS    bool // offer REQUIRETLS (RFC 8689) under TLS
 }
 
 // aioSink is testdata/aiosmtpd_sink.py: exact bytes and envelope per message.
@@ -73,6 +74,9 @@ func startAiosmtpd(t testing.TB, listen string, o aioOptions) *aioSink {
 	}
 	if o.TLSCert != "" {
 		args = append(args, "--tls-cert", o.TLSCert, "--tls-key", o.TLSKey)
+	}
+	if o.RequireTLS {
+		args = append(args, "--requiretls")
 	}
 	s.p = startProc(t, py, args...)
 	waitBanner(t, listen, s.p, receiverStartMax)

@@ -60,6 +60,9 @@ func (e *Engine) smtpArrival(in *inbound.Incoming) arrival {
 		helo:     env.Helo,
 		tls:      in.TLS,
 		keys:     sessionKeys(in),
+		// RFC 8689 §4.1: the session offered REQUIRETLS (only under TLS)
+		// and the client asked for it.
+		requireTLS: env.RequireTLS,
 	}
 }
 

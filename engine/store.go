@@ -49,6 +49,9 @@ type arrival struct {
 	// keys are DKIM keys the SMTP session's greeting hook named: they sign
 	// each of its messages, after the policy's own.
 	keys []dkim.KeyConfig
+	// requireTLS: the client sent MAIL … REQUIRETLS (RFC 8689 §4.1); the
+	// message keeps it in the spool (queue.Message.RequireTLS).
+	requireTLS bool
 }
 
 // receivedField is what the store path needs to write the trace field a
@@ -236,6 +239,7 @@ func (e *Engine) prepare(lp *livePolicy, a *arrival, id string, now time.Time) (
 		sigs = append(sigs, more...)
 	}
 	p := prepared{m: newQueueMessage(&a.msg, d, now), buf: buf}
+	p.m.RequireTLS = a.requireTLS
 	if front := len(trace) + len(sigs); front <= head {
 		start := head - front
 		copy(out[start:], trace)

@@ -109,9 +109,11 @@ func openIndex(dir string, cacheSize int64, memTable uint64, logf func(string, .
 //	       varint attempts, varint size, varint priority,
 //	       string from, string tenant, string campaign,
 //	       uvarint recipient count, then per recipient:
-//	       string addr, byte state, varint attempts, string last reply
+//	       string addr, byte state, varint attempts, string last reply,
+//	       then uvarint flags (bit 0: REQUIRETLS, RFC 8689)
 //
-// A string is a uvarint length and the bytes.
+// A string is a uvarint length and the bytes. Values written before the
+// flags were added end after the last recipient: they decode with flags 0.
 const (
 	metaVersion  = 1
 	metaFixedLen = 25
@@ -191,7 +193,7 @@ func encodeMeta(dst []byte, m *Message) []byte {
 		dst = binary.AppendVarint(dst, int64(r.Attempts))
 		dst = appendString(dst, r.LastReply)
 	}
-	return dst
+	return binary.AppendUvarint(dst, m.flags())
 }
 
 // metaReader decodes the variable part of a value; the first error sticks.
@@ -345,6 +347,15 @@ func decodeMetaShared(b []byte, m *Message, in *interner, spare []Recipient) err
 		}
 		rc.Attempts = r.int("recipient attempts")
 		rc.LastReply = r.shared("last reply")
+	}
+	m.setFlags(0)
+	if r.err == nil && len(r.b) != 0 {
+		// Absent in spools written before it was added.
+		f := r.uvarint("flags")
+		if f&^knownFlags != 0 {
+			r.fail("flags")
+		}
+		m.setFlags(f)
 	}
 	if r.err == nil && len(r.b) != 0 {
 		r.fail("trailing bytes")

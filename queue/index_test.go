@@ -19,6 +19,7 @@ func TestMetaRoundTrip(t *testing.T) {
 			{Addr: "c@y.example", State: Bounced, Attempts: 2, LastReply: "550 5.1.1 no such user"},
 			{Addr: "d@y.example", State: Expired},
 		},
+		RequireTLS: true,
 	}
 	b := encodeMeta(nil, m)
 	var got Message
@@ -40,8 +41,19 @@ func TestMetaRoundTrip(t *testing.T) {
 		t.Fatalf("zero message: %+v, %v", z, err)
 	}
 
+	// A value written before the flags were added (it ends after the last
+	// recipient) still loads, without REQUIRETLS.
+	var old Message
+	if err := decodeMeta(b[:len(b)-1], &old); err != nil || old.RequireTLS || len(old.Recipients) != 4 {
+		t.Fatalf("value without flags: %+v, %v", old, err)
+	}
+	// Unknown flags are corrupt.
+	if err := decodeMeta(append(b[:len(b)-1:len(b)-1], 2), &got); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("unknown flag: err = %v", err)
+	}
+
 	// Truncations and trailing bytes are corrupt, never a panic.
-	for i := 0; i < len(b); i++ {
+	for i := 0; i < len(b)-1; i++ {
 		if err := decodeMeta(b[:i], &got); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("truncated to %d: err = %v", i, err)
 		}

@@ -59,7 +59,28 @@ type Message struct {
 	Segment    uint64    // set by the spool
 	Offset     int64     // set by the spool
 	Length     int64     // encoded record bytes; set by the spool
+	// RequireTLS: the message came with MAIL … REQUIRETLS (RFC 8689 §4.1)
+	// and may be relayed only over validated TLS to servers that offer
+	// REQUIRETLS.
+	RequireTLS bool
 }
+
+// Message flags: the bits of the flags field of the index value and of
+// Packed (bit 0: RequireTLS). A value with an unknown bit is corrupt.
+const (
+	flagRequireTLS = 1 << 0
+	knownFlags     = flagRequireTLS
+)
+
+func (m *Message) flags() uint64 {
+	var f uint64
+	if m.RequireTLS {
+		f |= flagRequireTLS
+	}
+	return f
+}
+
+func (m *Message) setFlags(f uint64) { m.RequireTLS = f&flagRequireTLS != 0 }
 
 // Done reports whether no recipient is pending any more, that is, whether
 // the message can be removed from the spool.

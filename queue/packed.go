@@ -25,6 +25,7 @@ import (
 //	ref from, ref tenant, ref campaign
 //	uvarint recipient count, then per recipient:
 //	uvarint length + bytes addr, byte state, varint attempts, ref last reply
+//	uvarint flags (as in the index value: bit 0 REQUIRETLS)
 type Packed string
 
 // DefaultPackerStrings is the size of a Packer's string table when
@@ -127,7 +128,7 @@ func (p *Packer) appendPacked(b []byte, m *Message, add bool, miss *bool) []byte
 		b = binary.AppendVarint(b, int64(r.Attempts))
 		b = p.appendRef(b, r.LastReply, add, miss)
 	}
-	return b
+	return binary.AppendUvarint(b, m.flags())
 }
 
 // Pack returns the packed form of m's metadata (m.ID is not included: the
@@ -260,6 +261,11 @@ func (p *Packer) Unpack(pk Packed, m *Message) error {
 		}
 	}
 	m.Recipients = rs
+	f := r.uvarint()
+	if f&^knownFlags != 0 {
+		r.bad = true
+	}
+	m.setFlags(f)
 	if r.bad || len(r.s) != 0 {
 		return errPacked
 	}

@@ -14,6 +14,7 @@ func packedTestMessage() *Message {
 	m.Recipients[0].State, m.Recipients[0].Attempts, m.Recipients[0].LastReply = Delivered, 1, "250 2.0.0 ok"
 	m.Recipients[1].Attempts, m.Recipients[1].LastReply = 2, "451 4.7.1 try later"
 	m.Recipients[2].State, m.Recipients[2].LastReply = Bounced, strings.Repeat("550 5.1.1 long ", 20)
+	m.RequireTLS = true
 	return m
 }
 
@@ -23,7 +24,8 @@ func sameMeta(t *testing.T, got, want *Message) {
 	if got.From != want.From || got.Tenant != want.Tenant || got.Campaign != want.Campaign ||
 		got.Priority != want.Priority || !got.Created.Equal(want.Created) || !got.NextDue.Equal(want.NextDue) ||
 		got.Attempts != want.Attempts || got.Size != want.Size || got.Segment != want.Segment ||
-		got.Offset != want.Offset || got.Length != want.Length || len(got.Recipients) != len(want.Recipients) {
+		got.Offset != want.Offset || got.Length != want.Length || len(got.Recipients) != len(want.Recipients) ||
+		got.RequireTLS != want.RequireTLS {
 		t.Fatalf("unpacked %+v\nwant     %+v", got, want)
 	}
 	for i := range want.Recipients {

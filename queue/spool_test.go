@@ -101,6 +101,7 @@ func TestScanAfterReopenKeepsStates(t *testing.T) {
 	m := testMessage("abc", 3)
 	m.Created = clock
 	m.NextDue = clock
+	m.RequireTLS = true
 	if err := s.Append(m, testMail(1, 2000)); err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +121,7 @@ func TestScanAfterReopenKeepsStates(t *testing.T) {
 		t.Fatal("message missing after reopen")
 	}
 	if got.Attempts != 1 || !got.NextDue.Equal(m.NextDue) || !got.Created.Equal(clock) ||
-		got.Tenant != "acme" || got.Campaign != "spring" || got.Priority != 1 || got.From != m.From {
+		got.Tenant != "acme" || got.Campaign != "spring" || got.Priority != 1 || got.From != m.From || !got.RequireTLS {
 		t.Fatalf("metadata after reopen: %+v", got)
 	}
 	for i, r := range got.Recipients {

@@ -19,6 +19,7 @@ type Extensions struct {
 	DSN                 bool     // RFC 3461
 	Size                int64    // RFC 1870: the fixed limit, 0 when none was given
 	Auth                []string // RFC 4954: mechanisms, upper case
+	RequireTLS          bool     // RFC 8689
 }
 
 // ParseEHLO reads the extensions from a 250 EHLO reply. The first line is the
@@ -51,6 +52,8 @@ func ParseEHLO(r Reply) Extensions {
 			e.EnhancedStatusCodes = true
 		case "DSN":
 			e.DSN = true
+		case "REQUIRETLS":
+			e.RequireTLS = true
 		case "SIZE":
 			if n, err := strconv.ParseInt(strings.TrimSpace(rest), 10, 64); err == nil && n > 0 {
 				e.Size = n
@@ -77,9 +80,11 @@ type mailOptions struct {
 	size     int64 // SIZE= (RFC 1870); 0: not sent
 	body8BIT bool  // BODY=8BITMIME (RFC 6152)
 	smtpUTF8 bool  // SMTPUTF8 (RFC 6531)
+	// requireTLS: REQUIRETLS (RFC 8689 §3)
+	requireTLS bool
 }
 
-// appendMail appends "MAIL FROM:<from>[ SIZE=n][ BODY=8BITMIME][ SMTPUTF8]\r\n".
+// appendMail appends "MAIL FROM:<from>[ SIZE=n][ BODY=8BITMIME][ SMTPUTF8][ REQUIRETLS]\r\n".
 func appendMail(dst []byte, from Path, opts mailOptions) []byte {
 	dst = append(dst, "MAIL FROM:"...)
 	dst = from.AppendTo(dst)
@@ -92,6 +97,9 @@ func appendMail(dst []byte, from Path, opts mailOptions) []byte {
 	}
 	if opts.smtpUTF8 {
 		dst = append(dst, " SMTPUTF8"...)
+	}
+	if opts.requireTLS {
+		dst = append(dst, " REQUIRETLS"...)
 	}
 	return append(dst, '\r', '\n')
 }

@@ -26,6 +26,11 @@ type ClientMessage struct {
 	// takes byte for byte (RFC 3030 §2); any other goes with DATA, whose
 	// dot-stuffing makes every line end CRLF.
 	CRLFClean bool
+	// RequireTLS: the message was received with REQUIRETLS (RFC 8689 §4.2):
+	// it goes only to a server that offers REQUIRETLS, and MAIL carries the
+	// parameter. Whether the session is TLS and validated is the host's
+	// to check.
+	RequireTLS bool
 }
 
 // ClientTxnOptions are the host's side of a client transaction: the state
@@ -49,6 +54,9 @@ var (
 	// ErrOverServerSize: the message is larger than the fixed limit the
 	// server announced with SIZE (RFC 1870 §6).
 	ErrOverServerSize = errors.New("smtpwire: the message is larger than the server's SIZE")
+	// ErrNeedsRequireTLS: the message was received with REQUIRETLS and the
+	// server does not offer it (RFC 8689 §4.2.1 step 4).
+	ErrNeedsRequireTLS = errors.New("smtpwire: the message needs REQUIRETLS, which the server does not offer")
 )
 
 // BodyForm says whether and how the message body follows the commands of a
@@ -166,14 +174,16 @@ type ClientTxn struct {
 }
 
 // Begin starts a transaction of msg with a server that announced server
-// in its EHLO reply. It returns ErrNeedsSMTPUTF8 or ErrOverServerSize when
+// in its EHLO reply. It returns ErrNeedsSMTPUTF8, ErrOverServerSize or
+// ErrNeedsRequireTLS when
 // the message must not go to this server; the transaction is then Done and
 // nothing was sent.
 //
 // It chooses the MAIL parameters from what the server offers: SIZE= when
 // the server announced a limit (RFC 1870 §6), BODY=8BITMIME for an 8-bit
 // body (RFC 6152 §3), SMTPUTF8 for a non-ASCII envelope or header
-// (RFC 6531 §3.4). With PIPELINING the whole envelope goes in one write
+// (RFC 6531 §3.4), REQUIRETLS for a message that needs it (RFC 8689 §4.2.1).
+// With PIPELINING the whole envelope goes in one write
 // (RFC 2920 §3.1); a server that also offers CHUNKING gets the message in
 // that same write as one "BDAT <size> LAST" chunk (RFC 3030 §2, §4.2): no
 // round trip for the 354 and no dot-stuffing, unless the host's policy
@@ -200,9 +210,14 @@ func (t *ClientTxn) Begin(msg *ClientMessage, server *Extensions, opts ClientTxn
 		t.done = true
 		return ErrOverServerSize
 	}
+	if msg.RequireTLS && !server.RequireTLS {
+		t.done = true
+		return ErrNeedsRequireTLS
+	}
 	t.opts = mailOptions{
-		body8BIT: msg.EightBit && server.EightBitMIME,
-		smtpUTF8: (utf8Envelope || msg.UTF8Headers) && server.SMTPUTF8,
+		body8BIT:   msg.EightBit && server.EightBitMIME,
+		smtpUTF8:   (utf8Envelope || msg.UTF8Headers) && server.SMTPUTF8,
+		requireTLS: msg.RequireTLS,
 	}
 	if server.Size > 0 {
 		t.opts.size = msg.Size

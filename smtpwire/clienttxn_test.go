@@ -157,6 +157,8 @@ func (tr *clientTranscript) parseMessage(settings string, fail func(string, ...a
 			tr.msg.UTF8Headers = true
 		case "notclean":
 			tr.msg.CRLFClean = false
+		case "requiretls":
+			tr.msg.RequireTLS = true
 		default:
 			fail("unknown message setting %q", k)
 		}

@@ -121,6 +121,9 @@ type MailCmd struct {
 	Body8BIT   bool  // BODY=8BITMIME (also set for BINARYMIME)
 	BodyBinary bool  // BODY=BINARYMIME: the body must come with BDAT
 	SMTPUTF8   bool
+	// RequireTLS: the REQUIRETLS parameter (RFC 8689 §3): the message must
+	// be relayed only over validated TLS to servers that offer REQUIRETLS.
+	RequireTLS bool
 }
 
 // RcptCmd is a parsed RCPT TO command (RFC 5321 §4.1.1.3). NOTIFY and ORCPT
@@ -136,7 +139,7 @@ func ParseMail(arg []byte) (MailCmd, error) {
 	if err := parseMailArgs(arg, &m); err != nil {
 		return MailCmd{}, err
 	}
-	return MailCmd{From: Path{Addr: string(m.addr)}, Size: m.size, Body8BIT: m.body8, BodyBinary: m.binary, SMTPUTF8: m.utf8}, nil
+	return MailCmd{From: Path{Addr: string(m.addr)}, Size: m.size, Body8BIT: m.body8, BodyBinary: m.binary, SMTPUTF8: m.utf8, RequireTLS: m.requireTLS}, nil
 }
 
 // ParseRcpt parses the argument of RCPT ("TO:<a@b> NOTIFY=NEVER"). Whether a
@@ -154,6 +157,7 @@ type mailArgs struct {
 	addr                []byte
 	size                int64
 	body8, binary, utf8 bool
+	requireTLS          bool
 }
 
 func parseMailArgs(arg []byte, m *mailArgs) *Error {
@@ -196,6 +200,11 @@ func parseMailArgs(arg []byte, m *mailArgs) *Error {
 				return ErrSyntax
 			}
 			m.utf8 = true
+		case asciiEqualFold(kw, "REQUIRETLS"): // RFC 8689 §3: no value
+			if hasVal {
+				return ErrSyntax
+			}
+			m.requireTLS = true
 		case asciiEqualFold(kw, "RET"), asciiEqualFold(kw, "ENVID"), asciiEqualFold(kw, "AUTH"):
 			// RFC 3461 §4.3, §4.4 and RFC 4954 §5: accepted, not acted upon.
 			if !hasVal {

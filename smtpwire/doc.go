@@ -68,6 +68,11 @@
 // buffered (RFC 3207 §5, CVE-2011-0411), handshakes and calls TLSStarted,
 // which forgets EHLO, AUTH and the transaction.
 //
+// With ServerConfig.RequireTLS the EHLO reply of a TLS session offers
+// REQUIRETLS (RFC 8689 §3) and MAIL … REQUIRETLS is accepted there and
+// recorded in Envelope.RequireTLS; without TLS it is not offered and the
+// parameter gets 530 5.7.10 (ReplyRequireTLSNeeded).
+//
 // # Observer
 //
 // A host that wants to log refusals or trace sessions sets an Observer
@@ -89,8 +94,9 @@
 // that write (RFC 3030 §2, §4.2) when the body is CRLF-clean and the host's
 // policy allows; RSET first when the host says its connection needs it.
 // It refuses, before anything is sent, a message whose envelope needs
-// SMTPUTF8 from a server without it (RFC 6531 §3.4) or that is larger than
-// the server's SIZE (RFC 1870 §6).
+// SMTPUTF8 from a server without it (RFC 6531 §3.4), that is larger than
+// the server's SIZE (RFC 1870 §6), or that needs REQUIRETLS from a server
+// without it (RFC 8689 §4.2.1; MAIL then carries REQUIRETLS).
 //
 // Send returns what to write next: command bytes, followed by the body
 // dot-stuffed (after a 354) or as it is (after BDAT LAST), or a lone "."

@@ -66,6 +66,9 @@ var (
 	ReplyEightBit = Reply{Code: 500, Enhanced: "5.5.2", Lines: []string{"8-bit characters not allowed in commands"}}
 	// ReplyBadParam refuses an unknown MAIL/RCPT parameter (RFC 5321 §4.1.1.11: 555).
 	ReplyBadParam = Reply{Code: 555, Enhanced: "5.5.4", Lines: []string{"Unsupported MAIL FROM or RCPT TO parameter"}}
+	// ReplyRequireTLSNeeded refuses MAIL … REQUIRETLS on a session without
+	// TLS, or where REQUIRETLS is not offered (RFC 8689 §4.1, §5.7.10).
+	ReplyRequireTLSNeeded = Reply{Code: 530, Enhanced: "5.7.10", Lines: []string{"REQUIRETLS is not offered on this session"}}
 	// ReplyNeedSMTPUTF8 refuses a non-ASCII address in a transaction that did
 	// not declare SMTPUTF8 (RFC 6531 §3.5).
 	ReplyNeedSMTPUTF8 = Reply{Code: 553, Enhanced: "5.6.7", Lines: []string{"Must declare SMTPUTF8 to send non-ASCII addresses"}}

@@ -62,6 +62,10 @@ type ServerConfig struct {
 	// this many wait, Feed stops before the next command and returns
 	// EventFlush. 0: DefaultMaxOutput.
 	MaxOutput int
+	// RequireTLS advertises REQUIRETLS (RFC 8689 §3) in the EHLO reply of
+	// TLS sessions and accepts MAIL … REQUIRETLS there; on a session
+	// without TLS it is not advertised and the parameter gets 530 5.7.10.
+	RequireTLS bool
 }
 
 // Envelope is one mail transaction as the host needs it to store the message
@@ -78,6 +82,7 @@ type Envelope struct {
 	Chunked    bool   // the body came with BDAT (RFC 3030)
 	TLS        bool   // the transaction ran under TLS (STARTTLS or implicit)
 	AuthUser   string // the authenticated user, "" when none
+	RequireTLS bool   // MAIL … REQUIRETLS (RFC 8689 §4.1): relay only over validated TLS
 }
 
 // Protocol returns the "with" keyword of the Received header (RFC 3848,
@@ -650,6 +655,10 @@ func (s *Session) hello(ehlo bool, arg []byte) Event {
 	if s.cfg.StartTLS && !s.tls {
 		s.out = append(s.out, "250-STARTTLS\r\n"...)
 	}
+	if s.cfg.RequireTLS && s.tls {
+		// RFC 8689 §3: offered only once TLS is on.
+		s.out = append(s.out, "250-REQUIRETLS\r\n"...)
+	}
 	if s.mechs != 0 && (s.tls || !s.cfg.AuthRequireTLS) {
 		s.out = append(s.out, "250-AUTH"...)
 		if s.mechs&mechPLAIN != 0 {
@@ -682,6 +691,10 @@ func (s *Session) mailCmd(arg []byte) Event {
 	if err := parseMailArgs(arg, &m); err != nil {
 		return s.fail(err.Reply)
 	}
+	if m.requireTLS && (!s.tls || !s.cfg.RequireTLS) {
+		// RFC 8689 §4.1: REQUIRETLS only over TLS, and only where offered.
+		return s.fail(ReplyRequireTLSNeeded)
+	}
 	if m.size > s.maxSize {
 		// RFC 1870 §6: refuse at once what is declared too big.
 		s.mailRefused = true
@@ -694,9 +707,10 @@ func (s *Session) mailCmd(arg []byte) Event {
 		Helo: s.helo, ESMTP: s.esmtp, From: from, Size: m.size,
 		SMTPUTF8: m.utf8, Body8BIT: m.body8, BodyBinary: m.binary,
 		TLS: s.tls, AuthUser: s.authUser,
-		Rcpts: make([]Path, 0, 4),
+		Rcpts:      make([]Path, 0, 4),
+		RequireTLS: m.requireTLS,
 	}
-	s.mail = MailCmd{From: from, Size: m.size, Body8BIT: m.body8, BodyBinary: m.binary, SMTPUTF8: m.utf8}
+	s.mail = MailCmd{From: from, Size: m.size, Body8BIT: m.body8, BodyBinary: m.binary, SMTPUTF8: m.utf8, RequireTLS: m.requireTLS}
 	s.pending = EventMail
 	return Event{Kind: EventMail, Mail: &s.mail, Envelope: s.env}
 }

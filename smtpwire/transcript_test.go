@@ -124,6 +124,8 @@ func applyConfig(t *testing.T, c *ServerConfig, kvs []string, path string, line 
 			c.AuthRequired = true
 		case "authtls":
 			c.AuthRequireTLS = true
+		case "requiretls":
+			c.RequireTLS = true
 		case "challenge":
 			c.CRAMChallenge = func() string { return v }
 		case "maxoutput":
@@ -201,6 +203,9 @@ func describeRaw(ev Event) string {
 		if ev.Mail.SMTPUTF8 {
 			s += " smtputf8"
 		}
+		if ev.Mail.RequireTLS {
+			s += " requiretls"
+		}
 		return s
 	case EventRcpt:
 		return "rcpt " + ev.Rcpt.String()
@@ -219,6 +224,9 @@ func describeRaw(ev Event) string {
 		}
 		if e.Chunked {
 			s += " chunked"
+		}
+		if e.RequireTLS {
+			s += " requiretls"
 		}
 		return s + " body=" + strconv.QuoteToASCII(string(ev.Body))
 	case EventAuth:

@@ -12,6 +12,9 @@ Faults for retry and bounce tests:
                                           (sender, recipient) pair, then accepts.
   --fail-rcpt "550 5.1.1 no such user"    refuses every RCPT.
 STARTTLS is offered when --tls-cert and --tls-key are given.
+  --requiretls                            offers REQUIRETLS (RFC 8689) once TLS
+                                          is on and takes MAIL FROM ... REQUIRETLS
+                                          there (kept in mail_options).
 
 Run with Debian's /usr/bin/python3, which has the aiosmtpd module.
 """
@@ -29,12 +32,19 @@ from aiosmtpd.smtp import SMTP
 
 
 class SavingHandler:
-    def __init__(self, outdir, tempfail_first, fail_rcpt):
+    def __init__(self, outdir, tempfail_first, fail_rcpt, requiretls=False):
         self.outdir = outdir
         self.tempfail_first = tempfail_first
         self.fail_rcpt = fail_rcpt
+        self.requiretls = requiretls
         self.seq = itertools.count(1)
         self.seen = set()
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.requiretls and session.ssl is not None:
+            responses.insert(len(responses) - 1, "250-REQUIRETLS")
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.fail_rcpt:
@@ -69,6 +79,26 @@ class SavingHandler:
         return "250 2.0.0 OK saved " + name
 
 
+class RequireTLSSMTP(SMTP):
+    """SMTP that takes the REQUIRETLS parameter of MAIL under TLS."""
+
+    def __init__(self, handler, **kwargs):
+        super().__init__(handler, **kwargs)
+        self.requiretls = getattr(handler, "requiretls", False)
+
+    async def smtp_MAIL(self, arg):
+        words = (arg or "").split()
+        has = [w for w in words if w.upper() == "REQUIRETLS"]
+        if not has or not self.requiretls:
+            return await super().smtp_MAIL(arg)
+        if self.session.ssl is None:
+            return await self.push("530 5.7.10 REQUIRETLS needs TLS")
+        rest = " ".join(w for w in words if w.upper() != "REQUIRETLS")
+        await super().smtp_MAIL(rest)
+        if self.envelope.mail_from is not None:
+            self.envelope.mail_options.append("REQUIRETLS")
+
+
 async def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--listen", required=True)
@@ -78,17 +108,18 @@ async def main():
     ap.add_argument("--fail-rcpt", default="")
     ap.add_argument("--tls-cert", default="")
     ap.add_argument("--tls-key", default="")
+    ap.add_argument("--requiretls", action="store_true")
     args = ap.parse_args()
 
     host, port = args.listen.rsplit(":", 1)
-    handler = SavingHandler(args.dir, args.tempfail_first, args.fail_rcpt)
+    handler = SavingHandler(args.dir, args.tempfail_first, args.fail_rcpt, args.requiretls)
     tls_context = None
     if args.tls_cert:
         tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls_context.load_cert_chain(args.tls_cert, args.tls_key)
 
     def factory():
-        return SMTP(
+        return RequireTLSSMTP(
             handler,
             hostname=args.hostname,
             decode_data=False,

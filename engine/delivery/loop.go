@@ -579,7 +579,7 @@ func (l *Loop) deliver(it *workItem) {
 		return
 	}
 	m := ms.msg(l.packer)
-	env := &outbound.Envelope{From: m.From}
+	env := &outbound.Envelope{From: m.From, RequireTLS: m.RequireTLS}
 	idx := make([]int, 0, len(it.rcpts))
 	for _, i := range it.rcpts {
 		if m.Recipients[i].State == queue.Pending {

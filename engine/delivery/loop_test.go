@@ -225,6 +225,51 @@ func TestExpiration(t *testing.T) {
 	}
 }
 
+// TestRequireTLSExpiryBounces: a REQUIRETLS message is delivered with
+// Envelope.RequireTLS; when it is still held by a REQUIRETLS failure (451
+// 4.7.10) at max_retry_age it bounces with 550 5.7.10 (RFC 8689 §5), not
+// an Expiration. A message without REQUIRETLS that failed with 4.7.10 (a
+// failed STARTTLS under [tls] without fallback) still expires.
+func TestRequireTLSExpiryBounces(t *testing.T) {
+	h := newHarness(t, func(o *Options) {
+		o.Retry = queue.RetryPolicy{Initial: 10 * time.Minute, Max: time.Hour, MaxAge: time.Hour}
+	})
+	var mu sync.Mutex
+	sawFlag := map[string]bool{}
+	h.tr.fn = func(_ *resolver.Route, env *outbound.Envelope) outbound.Outcome {
+		mu.Lock()
+		sawFlag[env.Rcpts[0]] = env.RequireTLS
+		mu.Unlock()
+		return outcomeAll(env, outbound.Transient, reply(451, "4.7.10", "REQUIRETLS: mx.x.test does not offer REQUIRETLS"))
+	}
+	h.loop.Start()
+	m := newMessage("m1", h.clock.Now(), "a@x.test")
+	m.RequireTLS = true
+	h.enqueue(t, m, "b\r\n")
+	h.enqueue(t, newMessage("m2", h.clock.Now(), "c@y.test"), "b\r\n")
+	h.rec.waitFor(t, 2)
+	h.advance(t, 10*time.Minute)
+	h.rec.waitFor(t, 4)
+	h.advance(t, 20*time.Minute)
+	recs := h.rec.waitFor(t, 6)
+	byRcpt := map[string]logrec.Record{}
+	for _, r := range recs[4:] {
+		byRcpt[r.Recipient] = r
+	}
+	if r := byRcpt["a@x.test"]; r.Type != logrec.Bounce || r.Response.Code != 550 || r.Response.EnhancedCode != "5.7.10" ||
+		!strings.Contains(r.Response.Content, "does not offer REQUIRETLS") {
+		t.Errorf("REQUIRETLS message at expiry: %+v, want a 550 5.7.10 Bounce", r)
+	}
+	if r := byRcpt["c@y.test"]; r.Type != logrec.Expiration {
+		t.Errorf("other message at expiry: %+v, want an Expiration", r)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !sawFlag["a@x.test"] || sawFlag["c@y.test"] {
+		t.Errorf("Envelope.RequireTLS seen %v", sawFlag)
+	}
+}
+
 // A new retry schedule (SetRetry, a config reload) applies to the next
 // failure: the retry comes after the new interval, not the old one.
 func TestSetRetryAppliesToNextFailure(t *testing.T) {

@@ -93,8 +93,15 @@ func (l *Loop) apply(it *workItem, idx []int, out outbound.Outcome) {
 			// Too old for another attempt (RFC 5321 §4.5.4.1): the
 			// deferred recipients expire.
 			for k := range vs {
-				if vs[k].kind == kindTransient {
-					vs[k].kind = kindExpiration
+				if vs[k].kind != kindTransient {
+					continue
+				}
+				vs[k].kind = kindExpiration
+				if m.RequireTLS && outbound.RequireTLSFailure(vs[k].reply.Enhanced) {
+					// RFC 8689 §5: a REQUIRETLS message that found no
+					// validated TLS path bounces with 5.7.10, saying why.
+					vs[k].kind = kindBounce
+					vs[k].reply = requireTLSBounce(vs[k].reply)
 				}
 			}
 		}
@@ -162,4 +169,10 @@ func (l *Loop) dsnFor(m *queue.Message, vs []verdict, out *outbound.Outcome, now
 		}
 	}
 	return d
+}
+
+// requireTLSBounce is the permanent form of a REQUIRETLS failure (451
+// 4.7.10, engine/outbound): 550 5.7.10 with the same text.
+func requireTLSBounce(r smtpwire.Reply) smtpwire.Reply {
+	return smtpwire.Reply{Code: 550, Enhanced: "5.7.10", Lines: r.Lines}
 }

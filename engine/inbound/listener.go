@@ -76,6 +76,10 @@ func newListener(s *Server, cfg ListenerConfig) *listener {
 			// when tried before).
 			AuthRequireTLS: cfg.AuthRequireTLS,
 			CRAMChallenge:  l.cramChallenge,
+			// RFC 8689: REQUIRETLS is offered on the listener's TLS
+			// sessions (smtpwire offers it only once TLS is on);
+			// engine/outbound honours it.
+			RequireTLS: cfg.TLSConfig != nil,
 		}
 		if s.releaseBody {
 			sc.BodyBuffer = s.bodies.Get

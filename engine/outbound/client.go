@@ -31,6 +31,12 @@ type dialConfig struct {
 	policyName     string     // Outcome.TLSPolicy
 	trace          *trace.Hub // Options.Trace
 	site           string     // the pool's site, for traces
+	// requireTLS: the pool carries REQUIRETLS messages (RFC 8689): only
+	// validated MX hosts, TLS verified, REQUIRETLS offered.
+	requireTLS bool
+	// skipDANE: the pool carries "TLS-Required: No" messages (RFC 8689
+	// §5): no DANE (and no MTA-STS) enforcement.
+	skipDANE bool
 }
 
 // Client is one SMTP client session with one server address. It is used by

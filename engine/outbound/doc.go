@@ -36,6 +36,17 @@
 // Outcome.TLSPolicy names the policy the delivery ran under: sts-enforce,
 // sts-testing, opportunistic, required or none.
 //
+// # REQUIRETLS
+//
+// A message with Envelope.RequireTLS (RFC 8689) goes only to MX hosts
+// validated by DANE (usable TLSA records) or by the MTA-STS policy (enforce
+// or testing), over verified TLS 1.2+, to servers that offer REQUIRETLS,
+// and MAIL carries the parameter; otherwise a transient 451 4.7.10 says why
+// (RequireTLSFailure tells the delivery loop to bounce it with 5.7.10 when
+// it expires). A message with "TLS-Required: No" and without REQUIRETLS is
+// delivered with neither MTA-STS nor DANE (§5). Both have pools of their
+// own (requiretls.go).
+//
 // TLS reporting (RFC 8460, tlsreport.go): Options.TLSObserver is told of
 // every STARTTLS negotiation on a new connection to an MX host, with the
 // policy in force, the addresses and, for a failure, its RFC 8460 result

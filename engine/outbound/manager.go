@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -238,17 +239,20 @@ type poolKey struct {
 	stsMode   STSMode
 	stsDomain string
 	stsID     string
+	// delivery: what the messages ask (REQUIRETLS, "TLS-Required: No";
+	// RFC 8689): their connections are made under other rules.
+	delivery deliveryTLS
 }
 
 // pool returns the pool of (egress source, site, TLS policy, MTA-STS
 // policy), creating it, with the current limits.
-func (m *Manager) pool(src Source, site resolver.SiteKey, domain string, sts STSPolicy) (*sitePool, error) {
+func (m *Manager) pool(src Source, site resolver.SiteKey, domain string, sts STSPolicy, dt deliveryTLS) (*sitePool, error) {
 	lim := m.opts.Limits(Path{Source: src.Name, Site: site, Domain: domain})
 	pol, polKey := m.opts.TLS, ""
 	if m.opts.TLSFor != nil {
 		pol, polKey = m.opts.TLSFor(domain)
 	}
-	key := poolKey{source: src.Name, site: site, tls: polKey}
+	key := poolKey{source: src.Name, site: site, tls: polKey, delivery: dt}
 	if sts.Mode != STSNone {
 		// A connection opened under a domain's policy checked that
 		// policy's hosts (and, in enforce mode, its TLS): it carries only
@@ -269,6 +273,15 @@ func (m *Manager) pool(src Source, site resolver.SiteKey, domain string, sts STS
 		}
 		if sts.Mode != STSNone {
 			dc.sts = sts
+		}
+		switch dt {
+		case deliveryRequireTLS:
+			// RFC 8689 §4.2.1: TLS 1.2+, the certificate valid for the MX
+			// name (or, per host, its TLSA records), never the clear.
+			dc.tls = enforceSTS(pol)
+			dc.requireTLS = true
+		case deliveryTLSOptional:
+			dc.skipDANE = true
 		}
 		dc.policyName = policyName(dc.tls.Mode, sts.Mode)
 		if src.Addr.IsValid() {
@@ -329,7 +342,7 @@ type candidate struct {
 //
 // Under an MTA-STS policy (sts), hosts that do not match it are reported
 // (OnTLSFailure) and, in enforce mode, left out and named in refused.
-func (m *Manager) candidates(ctx context.Context, route *resolver.Route, sts *STSPolicy) (out []candidate, refused []string, err error) {
+func (m *Manager) candidates(ctx context.Context, route *resolver.Route, sts *STSPolicy, skipDANE bool) (out []candidate, refused []string, err error) {
 	if m.opts.RelayTo != "" {
 		host, portStr, err := net.SplitHostPort(m.opts.RelayTo)
 		if err != nil {
@@ -361,7 +374,7 @@ func (m *Manager) candidates(ctx context.Context, route *resolver.Route, sts *ST
 	}
 	for _, h := range route.Hosts {
 		var dh *DANEHost
-		if h.Secure && m.opts.DANE != nil && !route.Literal {
+		if h.Secure && m.opts.DANE != nil && !route.Literal && !skipDANE {
 			// RFC 7672 §2.2: the TLSA records of a host found securely.
 			if d := m.opts.DANE(ctx, route.Domain, h, port); d.applies() {
 				dh = &d
@@ -416,10 +429,13 @@ func (m *Manager) Deliver(ctx context.Context, route *resolver.Route, env *Envel
 	}
 	out.Source = env.Source.Name
 	var sts STSPolicy
-	if m.opts.STS != nil && m.opts.RelayTo == "" && route != nil && !route.Literal {
+	dt := deliveryTLSOf(env)
+	// RFC 8689 §5: "TLS-Required: No" sets the domain's MTA-STS policy
+	// aside (and DANE: candidates).
+	if m.opts.STS != nil && m.opts.RelayTo == "" && route != nil && !route.Literal && dt != deliveryTLSOptional {
 		sts = m.opts.STS(ctx, domain)
 	}
-	p, err := m.pool(env.Source, site, domain, sts)
+	p, err := m.pool(env.Source, site, domain, sts, dt)
 	if err != nil {
 		return failAll(451, "4.3.2", "delivery is shutting down")
 	}
@@ -474,7 +490,7 @@ func (m *Manager) deliverNewAcquire(ctx context.Context, p *sitePool, route *res
 // why a domain has none: TLSObserver reports it).
 func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.Route, env *Envelope, msg *smtpwire.ClientMessage, out Outcome, asked STSPolicy) Outcome {
 	sts := &p.dial.sts
-	cands, refused, err := m.candidates(ctx, route, sts)
+	cands, refused, err := m.candidates(ctx, route, sts, p.dial.skipDANE)
 	if err == nil && len(cands) == 0 && len(refused) > 0 {
 		// RFC 8461 §5: under an enforced policy, mail goes to no MX host
 		// that the policy does not allow. Transient: the policy or the MX
@@ -482,9 +498,36 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 		p.releaseSlot()
 		m.observeRefused(p, route.Domain, env.From, refused)
 		text := stsMismatch(strings.Join(refused, ", "), sts.Domain).Error()
-		setLocal(out.Results, Transient, localReply(451, "4.7.5", text))
+		rep := localReply(451, "4.7.5", text)
+		if p.dial.requireTLS {
+			rep = requireTLSError("no validated MX host: %s", text).refusal.Reply
+		}
+		setLocal(out.Results, Transient, rep)
 		out.Note = text
 		return out
+	}
+	var unvalidated []string
+	if err == nil && p.dial.requireTLS && m.opts.RelayTo == "" {
+		// RFC 8689 §4.2.1: only MX hosts validated by DANE or MTA-STS.
+		kept := cands[:0]
+		for _, cd := range cands {
+			if validatedForRequireTLS(cd.host, cd.dane, sts) {
+				kept = append(kept, cd)
+			} else if !slices.Contains(unvalidated, cd.host) {
+				unvalidated = append(unvalidated, cd.host)
+			}
+		}
+		cands = kept
+		if len(cands) == 0 {
+			p.releaseSlot()
+			text := "REQUIRETLS: no MX host of " + route.Domain + " is validated by MTA-STS or DANE"
+			if len(unvalidated) > 0 {
+				text += " (" + strings.Join(unvalidated, ", ") + ")"
+			}
+			setLocal(out.Results, Transient, localReply(451, requireTLSCode, text))
+			out.Note = text
+			return out
+		}
 	}
 	if err != nil || len(cands) == 0 {
 		p.releaseSlot()
@@ -499,6 +542,9 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 	var notes []string
 	for _, h := range refused {
 		notes = append(notes, "4.7.5 "+stsMismatch(h, sts.Domain).Error())
+	}
+	for _, h := range unvalidated {
+		notes = append(notes, "4.7.10 REQUIRETLS: "+h+" is not validated by MTA-STS or DANE")
 	}
 	if sts.Mode == STSTesting {
 		underDANE := func(host string) bool {
@@ -573,7 +619,11 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 			c = nil
 			continue
 		}
-		if serr != nil && sts.Mode == STSEnforce && serr.stage == "STARTTLS" {
+		if serr != nil && p.dial.requireTLS && serr.stage == "STARTTLS" {
+			// RFC 8689 §4.2.1 step 2: no validated TLS, no delivery.
+			policyRefused = true
+			serr = requireTLSRefusal(serr)
+		} else if serr != nil && sts.Mode == STSEnforce && serr.stage == "STARTTLS" {
 			policyRefused = true
 			// No STARTTLS offered, refused, or a certificate that is not
 			// valid for the MX name (§4.2): this host is not used.
@@ -606,6 +656,19 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 			continue
 		}
 		m.health.succeeded(cd.addr.String())
+		if p.dial.requireTLS && (c.tls == nil || !c.ext.RequireTLS) {
+			// RFC 8689 §4.2.1 step 3: the server must offer REQUIRETLS;
+			// the next MX host may.
+			serr = requireTLSError("%s [%s] does not offer REQUIRETLS", cd.host, cd.addr)
+			if c.tls == nil {
+				serr = requireTLSError("%s [%s]: no TLS", cd.host, cd.addr)
+			}
+			c.Close()
+			notes = append(notes, serr.refusal.Reply.Lines[0])
+			last, lastDANE = serr, false
+			c = nil
+			continue
+		}
 		break
 	}
 	if c == nil {

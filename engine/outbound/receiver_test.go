@@ -47,6 +47,8 @@ type testReceiver struct {
 	CloseAfterTx int
 	// DropAtDot closes the connection after the body instead of replying.
 	DropAtDot bool
+	// RequireTLS offers REQUIRETLS (RFC 8689) once TLS is on.
+	RequireTLS bool
 
 	mu         sync.Mutex
 	txs        []rxTx
@@ -214,6 +216,9 @@ func (r *testReceiver) serve(c net.Conn) {
 			}
 			if r.TLS != nil && !inTLS {
 				lines = append(lines, "STARTTLS")
+			}
+			if r.RequireTLS && inTLS {
+				lines = append(lines, "REQUIRETLS")
 			}
 			lines = append(lines, "ENHANCEDSTATUSCODES")
 			for i, l := range lines {

@@ -15,6 +15,10 @@ type Envelope struct {
 	// Source is the egress source to send from (zero: Options.LocalAddr
 	// and Options.EHLOName). Connections are pooled per source and site.
 	Source Source
+	// RequireTLS: the message came with MAIL … REQUIRETLS (RFC 8689): it
+	// goes only over validated TLS to servers that offer REQUIRETLS
+	// (requiretls.go).
+	RequireTLS bool
 }
 
 // Source is an egress source: the local address connections are made

@@ -20,6 +20,8 @@ func newClientMessage(env *Envelope) *smtpwire.ClientMessage {
 		Rcpts:     make([]smtpwire.Path, len(env.Rcpts)),
 		Size:      int64(len(env.Body)),
 		CRLFClean: cleanCRLF(env.Body),
+		// RFC 8689 §4.2.1 step 4: MAIL carries REQUIRETLS.
+		RequireTLS: env.RequireTLS,
 	}
 	for i, r := range env.Rcpts {
 		m.Rcpts[i] = smtpwire.Path{Addr: r}
@@ -48,7 +50,11 @@ func (c *Client) send(ctx context.Context, env *Envelope, msg *smtpwire.ClientMe
 	c.checkTrace(envelopeDomain(env), false)
 	t := &c.txn
 	if err := t.Begin(msg, &c.ext, smtpwire.ClientTxnOptions{RSETFirst: c.dirty, NoChunking: c.cfg.noChunking}); err != nil {
-		setLocal(res, Bounced, c.refusal(err, msg))
+		st := Bounced
+		if err == smtpwire.ErrNeedsRequireTLS {
+			st = Transient // RFC 8689 §5: held until it expires, then bounced
+		}
+		setLocal(res, st, c.refusal(err, msg))
 		return res, false
 	}
 
@@ -139,6 +145,9 @@ func (c *Client) exchange(ctx context.Context, body []byte, crlfClean bool) erro
 // refusal words, as a local reply, why Begin would not send msg to this
 // server.
 func (c *Client) refusal(err error, msg *smtpwire.ClientMessage) smtpwire.Reply {
+	if err == smtpwire.ErrNeedsRequireTLS {
+		return requireTLSError("%s [%s] does not offer REQUIRETLS", c.host, c.peer).refusal.Reply
+	}
 	if err == smtpwire.ErrNeedsSMTPUTF8 {
 		// The message bounces with 5.6.7 (RFC 6531 §3.6.2).
 		return localReply(550, "5.6.7", fmt.Sprintf("SMTPUTF8 is required, but %s [%s] does not offer it", c.host, c.peer))
