@@ -25,6 +25,8 @@ import (
 //	ref from, ref tenant, ref campaign
 //	uvarint recipient count, then per recipient:
 //	uvarint length + bytes addr, byte state, varint attempts, ref last reply
+//	then, only for a message with DSN parameters, the index value's DSN
+//	section (see dsnSection), its strings inline
 type Packed string
 
 // DefaultPackerStrings is the size of a Packer's string table when
@@ -127,7 +129,7 @@ func (p *Packer) appendPacked(b []byte, m *Message, add bool, miss *bool) []byte
 		b = binary.AppendVarint(b, int64(r.Attempts))
 		b = p.appendRef(b, r.LastReply, add, miss)
 	}
-	return b
+	return appendDSN(b, m)
 }
 
 // Pack returns the packed form of m's metadata (m.ID is not included: the
@@ -260,6 +262,14 @@ func (p *Packer) Unpack(pk Packed, m *Message) error {
 		}
 	}
 	m.Recipients = rs
+	clearDSN(m)
+	if !r.bad && len(r.s) != 0 && r.s[0] == dsnSection {
+		rest, ok := dsnFields([]byte(r.s[1:]), m)
+		if !ok {
+			return errPacked
+		}
+		r.s = r.s[len(r.s)-len(rest):]
+	}
 	if r.bad || len(r.s) != 0 {
 		return errPacked
 	}
