@@ -60,6 +60,7 @@ func (e *Engine) smtpArrival(in *inbound.Incoming) arrival {
 		helo:     env.Helo,
 		tls:      in.TLS,
 		keys:     sessionKeys(in),
+		dsn:      env,
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"gannet/engine/logrec"
 	"gannet/engine/policy"
 	"gannet/queue"
+	"gannet/smtpwire"
 )
 
 // messagePolicy decides, for each message the store path takes, its
@@ -49,6 +50,9 @@ type arrival struct {
 	// keys are DKIM keys the SMTP session's greeting hook named: they sign
 	// each of its messages, after the policy's own.
 	keys []dkim.KeyConfig
+	// dsn is the SMTP envelope with the DSN parameters (RFC 3461) the
+	// message is spooled with; nil for HTTP.
+	dsn *smtpwire.Envelope
 }
 
 // receivedField is what the store path needs to write the trace field a
@@ -236,6 +240,7 @@ func (e *Engine) prepare(lp *livePolicy, a *arrival, id string, now time.Time) (
 		sigs = append(sigs, more...)
 	}
 	p := prepared{m: newQueueMessage(&a.msg, d, now), buf: buf}
+	withDSN(p.m, a.dsn)
 	if front := len(trace) + len(sigs); front <= head {
 		start := head - front
 		copy(out[start:], trace)
@@ -262,6 +267,29 @@ func newQueueMessage(msg *policy.Message, d policy.Decision, now time.Time) *que
 		m.Recipients[i] = queue.Recipient{Addr: r}
 	}
 	return m
+}
+
+// withDSN copies the DSN parameters of an SMTP envelope (RFC 3461: RET and
+// ENVID of MAIL, NOTIFY and ORCPT of each RCPT) into m. A recipient is
+// matched by address, as the policy may have changed the list.
+func withDSN(m *queue.Message, env *smtpwire.Envelope) {
+	if env == nil {
+		return
+	}
+	m.DSNRet, m.EnvID = uint8(env.Ret), env.EnvID
+	used := make([]bool, len(env.Rcpts))
+	for i := range m.Recipients {
+		r := &m.Recipients[i]
+		for k := range env.Rcpts {
+			p := &env.Rcpts[k]
+			if used[k] || p.Addr != r.Addr {
+				continue
+			}
+			used[k] = true
+			r.Notify, r.ORcpt = uint8(p.Notify), p.ORcpt
+			break
+		}
+	}
 }
 
 // release hands a durable message over: it is counted, its Reception
