@@ -179,3 +179,49 @@ func TestE2EDSN(t *testing.T) {
 		t.Errorf("NOTIFY=DELAY,SUCCESS with a 451 then a 250: actions %v, want one delayed and one relayed", actions)
 	}
 }
+
+// TestE2EDSNPassedOn: Postfix's smtp-sink as the receiving MTA offers DSN;
+// Gannet passes the parameters on (RFC 3461 §6.2.1: RET and ENVID on MAIL,
+// NOTIFY and ORCPT on each RCPT, xtext as received) and, the next hop
+// having taken the duty, sends no "relayed" DSN itself.
+func TestE2EDSNPassedOn(t *testing.T) {
+	w := newRelayWorld(t)
+	sink := startSmtpSink(t, hostPort(mxIP1, w.port))
+	back := startAiosmtpd(t, hostPort(mxIP2, w.port), aioOptions{}) // the sender's domain
+	g := w.gannet(t, gannetConfig{SendBounces: true})
+
+	sender := "app@" + domain2
+	c := dialSMTP(t, "", g.SMTPAddr)
+	for _, cmd := range []string{
+		"MAIL FROM:<" + sender + "> RET=HDRS ENVID=env+2B1",
+		"RCPT TO:<a@" + domain1 + "> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;Orig+2BA@" + domain1,
+		"RCPT TO:<b@" + domain1 + "> NOTIFY=NEVER",
+		"RCPT TO:<c@" + domain1 + ">",
+	} {
+		if r := c.Cmd(cmd); !strings.HasPrefix(r, "250") {
+			t.Fatalf("%s: %q", cmd, r)
+		}
+	}
+	acceptedID(t, c.Data(simpleMessage(sender, "a@"+domain1, "passed on", "DSN is the next hop's duty.\n")))
+	c.Quit()
+
+	got := waitArrivals(t, sink, 3, deliveryMax)
+	if len(got) != 1 {
+		t.Fatalf("%d transactions at smtp-sink, want 1", len(got))
+	}
+	dump := string(readFile(t, got[0].File))
+	for _, want := range []string{
+		"X-Mail-Args: <" + sender + "> RET=HDRS ENVID=env+2B1\n",
+		"X-Rcpt-Args: <a@" + domain1 + "> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;Orig+2BA@" + domain1 + "\n",
+		"X-Rcpt-Args: <b@" + domain1 + "> NOTIFY=NEVER\n",
+		"X-Rcpt-Args: <c@" + domain1 + ">\n",
+	} {
+		if !strings.Contains(dump, want) {
+			t.Errorf("smtp-sink dump lacks %q:\n%s", strings.TrimSpace(want), dump)
+		}
+	}
+	time.Sleep(2 * time.Second)
+	if n := len(back.arrivals(t)); n != 0 {
+		t.Errorf("%d DSNs from Gannet after delivery to a server that offers DSN, want none", n)
+	}
+}
