@@ -167,8 +167,8 @@ func AppendXtext(dst []byte, s string) []byte {
 }
 
 // parseORcpt parses an ORCPT value (RFC 3461 §4.2): "addr-type;xtext".
-// It returns "addr-type;address" with the address decoded. UTF-8 is let
-// through in a "utf-8" address (RFC 6533 §3), which is kept as sent.
+// It returns "addr-type;address" with the address decoded; a "utf-8"
+// address (RFC 6533 §3, which may hold UTF-8) is kept as sent.
 func parseORcpt(v []byte) (string, bool) {
 	semi := bytes.IndexByte(v, ';')
 	if semi <= 0 || semi == len(v)-1 || len(v) > maxORcpt {
@@ -180,7 +180,18 @@ func parseORcpt(v []byte) (string, bool) {
 			return "", false
 		}
 	}
-	addr, ok := decodeXtext(v[semi+1:], asciiEqualFold(typ, "utf-8"))
+	raw := v[semi+1:]
+	if asciiEqualFold(typ, "utf-8") {
+		// RFC 6533 §3: utf-8-addr-xtext escapes with "\x{…}", not "+HH";
+		// the address is kept as sent, and passed on so.
+		for _, c := range raw {
+			if c < '!' || c == '=' || c == 0x7f {
+				return "", false
+			}
+		}
+		return string(typ) + ";" + string(raw), true
+	}
+	addr, ok := decodeXtext(raw, false)
 	if !ok || addr == "" {
 		return "", false
 	}
