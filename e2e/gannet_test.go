@@ -36,6 +36,7 @@ type gannetConfig struct {
 	Script        string
 	ScriptReplace []string
 	HookTimeout   string // [policy] hook_timeout; "": the default
+	SendBounces   bool   // [delivery] send_bounces
 }
 
 // configTemplate is the TOML config every e2e gannet runs with. It names the
@@ -71,6 +72,9 @@ dnssec = "{{.DNSSEC}}"
 [delivery]
 ehlo_name = "relay.e2e.test"
 smtp_port = {{.DeliveryPort}}
+{{- if .SendBounces}}
+send_bounces = true
+{{- end}}
 
 [tls]
 mode = "{{.TLSMode}}"
@@ -143,6 +147,7 @@ func startGannet(t testing.TB, cfg gannetConfig) *gannet {
 		"RelayHosts": strings.Join(quoted, ", "), "DNS": cfg.DNS, "DeliveryPort": cfg.DeliveryPort,
 		"RetryInterval": cfg.RetryInterval, "MaxRetryInterval": cfg.MaxRetryInterval,
 		"MaxRetryAge": cfg.MaxRetryAge, "TLSMode": cfg.TLSMode, "CAFile": cfg.CAFile, "DNSSEC": cfg.DNSSEC, "TLSExtra": cfg.TLSExtra, "Extra": cfg.Extra,
+		"SendBounces": cfg.SendBounces,
 	})
 	if err != nil {
 		t.Fatal(err)

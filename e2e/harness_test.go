@@ -328,7 +328,7 @@ func TestHarnessConfigTemplate(t *testing.T) {
 		"RelayHosts": `"127.0.0.1/32"`, "DNS": "127.0.0.1:3", "DeliveryPort": 4,
 		"RetryInterval": "1s", "MaxRetryInterval": "2s", "MaxRetryAge": "10m",
 		"TLSMode": "opportunistic", "CAFile": "", "DNSSEC": "", "TLSExtra": "",
-		"Extra": "[meta]\nstrip_meta_headers = true\n",
+		"Extra": "[meta]\nstrip_meta_headers = true\n", "SendBounces": true,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -341,7 +341,8 @@ func TestHarnessConfigTemplate(t *testing.T) {
 		} `toml:"smtp_listener"`
 		Resolver struct{ Nameservers []string }
 		Delivery struct {
-			SMTPPort int `toml:"smtp_port"`
+			SMTPPort    int  `toml:"smtp_port"`
+			SendBounces bool `toml:"send_bounces"`
 		}
 		Queue struct {
 			RetryInterval string `toml:"retry_interval"`
@@ -355,7 +356,7 @@ func TestHarnessConfigTemplate(t *testing.T) {
 		t.Fatalf("config template is not TOML: %v\n%s", err, b.String())
 	}
 	if cfg.Spool.Path != "/tmp/x/spool" || len(cfg.SMTPListener) != 1 || cfg.SMTPListener[0].Listen != "127.0.0.1:1" ||
-		cfg.Resolver.Nameservers[0] != "127.0.0.1:3" || cfg.Delivery.SMTPPort != 4 || cfg.Queue.RetryInterval != "1s" ||
+		cfg.Resolver.Nameservers[0] != "127.0.0.1:3" || cfg.Delivery.SMTPPort != 4 || !cfg.Delivery.SendBounces || cfg.Queue.RetryInterval != "1s" ||
 		!cfg.Meta.StripMetaHeaders || cfg.SMTPListener[0].RelayHosts[0] != "127.0.0.1/32" {
 		t.Errorf("decoded config: %+v", cfg)
 	}

@@ -63,6 +63,7 @@ func (e *Engine) smtpArrival(in *inbound.Incoming) arrival {
 		// RFC 8689 §4.1: the session offered REQUIRETLS (only under TLS)
 		// and the client asked for it.
 		requireTLS: env.RequireTLS,
+		dsn:        env,
 	}
 }
 

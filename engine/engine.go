@@ -267,6 +267,10 @@ func (e *Engine) buildOutbound() error {
 	if cfg.Delivery.SendBounces {
 		opts.SendBounce = e.sendBounce
 	}
+	// The DSNs a sender asks for with NOTIFY (RFC 3461) are sent whatever
+	// send_bounces says; NOTIFY=NEVER silences the bounces it sends.
+	opts.SendDSN = e.sendBounce
+	opts.DelayWarningAfter = func() time.Duration { return e.conf().Queue.DelayWarningAfter.Duration }
 	// Dead letters: expired (and with keep_bounced, bounced) mail is kept
 	// while dead_letter_after > 0 (reload-safe); spool maintenance removes
 	// it after dead_letter_after.

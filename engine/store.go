@@ -16,6 +16,7 @@ import (
 	"gannet/engine/logrec"
 	"gannet/engine/policy"
 	"gannet/queue"
+	"gannet/smtpwire"
 )
 
 // messagePolicy decides, for each message the store path takes, its
@@ -52,6 +53,9 @@ type arrival struct {
 	// requireTLS: the client sent MAIL … REQUIRETLS (RFC 8689 §4.1); the
 	// message keeps it in the spool (queue.Message.RequireTLS).
 	requireTLS bool
+	// dsn is the SMTP envelope with the DSN parameters (RFC 3461) the
+	// message is spooled with; nil for HTTP.
+	dsn *smtpwire.Envelope
 }
 
 // receivedField is what the store path needs to write the trace field a
@@ -240,6 +244,7 @@ func (e *Engine) prepare(lp *livePolicy, a *arrival, id string, now time.Time) (
 	}
 	p := prepared{m: newQueueMessage(&a.msg, d, now), buf: buf}
 	p.m.RequireTLS = a.requireTLS
+	withDSN(p.m, a.dsn)
 	if front := len(trace) + len(sigs); front <= head {
 		start := head - front
 		copy(out[start:], trace)
@@ -266,6 +271,29 @@ func newQueueMessage(msg *policy.Message, d policy.Decision, now time.Time) *que
 		m.Recipients[i] = queue.Recipient{Addr: r}
 	}
 	return m
+}
+
+// withDSN copies the DSN parameters of an SMTP envelope (RFC 3461: RET and
+// ENVID of MAIL, NOTIFY and ORCPT of each RCPT) into m. A recipient is
+// matched by address, as the policy may have changed the list.
+func withDSN(m *queue.Message, env *smtpwire.Envelope) {
+	if env == nil {
+		return
+	}
+	m.DSNRet, m.EnvID = uint8(env.Ret), env.EnvID
+	used := make([]bool, len(env.Rcpts))
+	for i := range m.Recipients {
+		r := &m.Recipients[i]
+		for k := range env.Rcpts {
+			p := &env.Rcpts[k]
+			if used[k] || p.Addr != r.Addr {
+				continue
+			}
+			used[k] = true
+			r.Notify, r.ORcpt = uint8(p.Notify), p.ORcpt
+			break
+		}
+	}
 }
 
 // release hands a durable message over: it is counted, its Reception

@@ -14,7 +14,10 @@
 //	    0000000000000002.seg
 //	  index/                   Pebble v2 (FormatMajorVersion pinned)
 //	    m/<id>   → metadata (index.go): body location, envelope, per-recipient
-//	               state, attempts, next due, tenant, campaign, priority, created
+//	               state, attempts, next due, tenant, campaign, priority, created;
+//	               then, only for a message with DSN parameters (RFC 3461: RET,
+//	               ENVID, NOTIFY, ORCPT), a tagged DSN section (dsnSection), so
+//	               that values written without it load unchanged
 //	    d/<id>   → a dead letter (dead.go): the m/ value of a message that
 //	               can no longer be delivered, kept with its body until purged
 //	    q/<id>   → quarantine record (quarantine.go): a message taken out

@@ -110,10 +110,13 @@ func openIndex(dir string, cacheSize int64, memTable uint64, logf func(string, .
 //	       string from, string tenant, string campaign,
 //	       uvarint recipient count, then per recipient:
 //	       string addr, byte state, varint attempts, string last reply,
-//	       then uvarint flags (bit 0: REQUIRETLS, RFC 8689)
+//	       then uvarint flags (bit 0: REQUIRETLS, RFC 8689),
+//	       then, for a message with DSN parameters, the DSN section
+//	       (see dsnSection)
 //
 // A string is a uvarint length and the bytes. Values written before the
-// flags were added end after the last recipient: they decode with flags 0.
+// flags were added end after the last recipient: they decode with flags 0
+// and no DSN parameters.
 const (
 	metaVersion  = 1
 	metaFixedLen = 25
@@ -193,7 +196,78 @@ func encodeMeta(dst []byte, m *Message) []byte {
 		dst = binary.AppendVarint(dst, int64(r.Attempts))
 		dst = appendString(dst, r.LastReply)
 	}
-	return binary.AppendUvarint(dst, m.flags())
+	dst = binary.AppendUvarint(dst, m.flags())
+	return appendDSN(dst, m)
+}
+
+// dsnSection tags the optional section after the flags that holds the
+// DSN parameters (RFC 3461) of a message that has any: values written
+// before it existed simply end after the recipients.
+//
+//	byte 'D', byte ret, uvarint length + bytes envid, then per recipient:
+//	byte notify, byte flags (1: delay DSN sent), uvarint length + bytes orcpt
+const dsnSection = 'D'
+
+// appendDSN appends the DSN section of m when it has one.
+func appendDSN(dst []byte, m *Message) []byte {
+	if !m.HasDSN() {
+		return dst
+	}
+	dst = append(dst, dsnSection, m.DSNRet)
+	dst = appendString(dst, m.EnvID)
+	for i := range m.Recipients {
+		r := &m.Recipients[i]
+		var flags byte
+		if r.DelayWarned {
+			flags = 1
+		}
+		dst = append(dst, r.Notify, flags)
+		dst = appendString(dst, r.ORcpt)
+	}
+	return dst
+}
+
+// dsnFields reads a DSN section (see dsnSection) after its tag into m and
+// returns what follows it; ok is false for a malformed section.
+func dsnFields(b []byte, m *Message) (rest []byte, ok bool) {
+	if len(b) < 1 {
+		return nil, false
+	}
+	m.DSNRet = b[0]
+	b = b[1:]
+	take := func() (string, bool) {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return "", false
+		}
+		s := string(b[k : k+int(n)])
+		b = b[k+int(n):]
+		return s, true
+	}
+	if m.EnvID, ok = take(); !ok || m.DSNRet > RetHeaders {
+		return nil, false
+	}
+	for i := range m.Recipients {
+		r := &m.Recipients[i]
+		if len(b) < 2 || b[1] > 1 {
+			return nil, false
+		}
+		r.Notify, r.DelayWarned = b[0], b[1] == 1
+		b = b[2:]
+		if r.ORcpt, ok = take(); !ok {
+			return nil, false
+		}
+	}
+	return b, true
+}
+
+// clearDSN zeroes the DSN fields of m (a value without a DSN section).
+func clearDSN(m *Message) {
+	m.DSNRet, m.EnvID = 0, ""
+	for i := range m.Recipients {
+		r := &m.Recipients[i]
+		r.Notify, r.ORcpt, r.DelayWarned = 0, "", false
+	}
 }
 
 // metaReader decodes the variable part of a value; the first error sticks.
@@ -349,6 +423,7 @@ func decodeMetaShared(b []byte, m *Message, in *interner, spare []Recipient) err
 		rc.LastReply = r.shared("last reply")
 	}
 	m.setFlags(0)
+	clearDSN(m)
 	if r.err == nil && len(r.b) != 0 {
 		// Absent in spools written before it was added.
 		f := r.uvarint("flags")
@@ -356,6 +431,14 @@ func decodeMetaShared(b []byte, m *Message, in *interner, spare []Recipient) err
 			r.fail("flags")
 		}
 		m.setFlags(f)
+	}
+	if r.err == nil && len(r.b) != 0 && r.b[0] == dsnSection {
+		rest, ok := dsnFields(r.b[1:], m)
+		if !ok {
+			r.fail("DSN section")
+		} else {
+			r.b = rest
+		}
 	}
 	if r.err == nil && len(r.b) != 0 {
 		r.fail("trailing bytes")

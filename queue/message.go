@@ -41,7 +41,30 @@ type Recipient struct {
 	State     RcptState
 	Attempts  int    // delivery attempts made for this recipient
 	LastReply string // last reply from the MX ("451 4.7.1 try later"), for logs and inspection
+	// Notify is the recipient's DSN request (RFC 3461 §4.1): Notify…
+	// bits, the same as smtpwire.DSNNotify; 0 when none was given.
+	Notify uint8
+	// ORcpt is the original recipient (RFC 3461 §4.2) as
+	// "addr-type;address", decoded; "" when none was given.
+	ORcpt string
+	// DelayWarned: a delay DSN was sent for this recipient (at most one).
+	DelayWarned bool
 }
+
+// DSN request bits of Recipient.Notify (RFC 3461 §4.1), the values of
+// smtpwire.DSNNotify.
+const (
+	NotifyNever   uint8 = 1
+	NotifySuccess uint8 = 2
+	NotifyFailure uint8 = 4
+	NotifyDelay   uint8 = 8
+)
+
+// Values of Message.DSNRet (RFC 3461 §4.3), those of smtpwire.DSNRet.
+const (
+	RetFull    uint8 = 1
+	RetHeaders uint8 = 2
+)
 
 // Message is the metadata the index keeps for one spooled message. The body
 // lives in a segment file; Segment, Offset and Length say where.
@@ -63,6 +86,23 @@ type Message struct {
 	// and may be relayed only over validated TLS to servers that offer
 	// REQUIRETLS.
 	RequireTLS bool
+	DSNRet     uint8  // RET= of the submission (RetFull, RetHeaders); 0: not given
+	EnvID      string // ENVID= of the submission (RFC 3461 §4.4), decoded; "" when none
+}
+
+// HasDSN reports whether m carries any DSN parameter (RFC 3461), that is,
+// whether its encodings need their DSN section.
+func (m *Message) HasDSN() bool {
+	if m.DSNRet != 0 || m.EnvID != "" {
+		return true
+	}
+	for i := range m.Recipients {
+		r := &m.Recipients[i]
+		if r.Notify != 0 || r.ORcpt != "" || r.DelayWarned {
+			return true
+		}
+	}
+	return false
 }
 
 // Message flags: the bits of the flags field of the index value and of

@@ -26,6 +26,8 @@ import (
 //	uvarint recipient count, then per recipient:
 //	uvarint length + bytes addr, byte state, varint attempts, ref last reply
 //	uvarint flags (as in the index value: bit 0 REQUIRETLS)
+//	then, only for a message with DSN parameters, the index value's DSN
+//	section (see dsnSection), its strings inline
 type Packed string
 
 // DefaultPackerStrings is the size of a Packer's string table when
@@ -128,7 +130,8 @@ func (p *Packer) appendPacked(b []byte, m *Message, add bool, miss *bool) []byte
 		b = binary.AppendVarint(b, int64(r.Attempts))
 		b = p.appendRef(b, r.LastReply, add, miss)
 	}
-	return binary.AppendUvarint(b, m.flags())
+	b = binary.AppendUvarint(b, m.flags())
+	return appendDSN(b, m)
 }
 
 // Pack returns the packed form of m's metadata (m.ID is not included: the
@@ -266,6 +269,14 @@ func (p *Packer) Unpack(pk Packed, m *Message) error {
 		r.bad = true
 	}
 	m.setFlags(f)
+	clearDSN(m)
+	if !r.bad && len(r.s) != 0 && r.s[0] == dsnSection {
+		rest, ok := dsnFields([]byte(r.s[1:]), m)
+		if !ok {
+			return errPacked
+		}
+		r.s = r.s[len(r.s)-len(rest):]
+	}
 	if r.bad || len(r.s) != 0 {
 		return errPacked
 	}

@@ -82,6 +82,11 @@ type mailOptions struct {
 	smtpUTF8 bool  // SMTPUTF8 (RFC 6531)
 	// requireTLS: REQUIRETLS (RFC 8689 §3)
 	requireTLS bool
+	// dsn: the server offers DSN, so RET, ENVID, NOTIFY and ORCPT are
+	// passed on (RFC 3461 §6.2.1).
+	dsn   bool
+	ret   DSNRet
+	envid string
 }
 
 // appendMail appends "MAIL FROM:<from>[ SIZE=n][ BODY=8BITMIME][ SMTPUTF8][ REQUIRETLS]\r\n".
@@ -101,13 +106,29 @@ func appendMail(dst []byte, from Path, opts mailOptions) []byte {
 	if opts.requireTLS {
 		dst = append(dst, " REQUIRETLS"...)
 	}
+	if opts.dsn && opts.ret != 0 {
+		dst = append(dst, " RET="...)
+		dst = append(dst, opts.ret.String()...)
+	}
+	if opts.dsn && opts.envid != "" {
+		dst = append(dst, " ENVID="...)
+		dst = AppendXtext(dst, opts.envid)
+	}
 	return append(dst, '\r', '\n')
 }
 
-// appendRcpt appends "RCPT TO:<to>\r\n".
-func appendRcpt(dst []byte, to Path) []byte {
+// appendRcpt appends "RCPT TO:<to>[ NOTIFY=…][ ORCPT=…]\r\n"; the DSN
+// parameters only when dsn (the server offers DSN, RFC 3461 §6.2.1).
+func appendRcpt(dst []byte, to Path, dsn bool) []byte {
 	dst = append(dst, "RCPT TO:"...)
 	dst = to.AppendTo(dst)
+	if dsn && to.Notify != 0 {
+		dst = append(dst, " NOTIFY="...)
+		dst = append(dst, to.Notify.String()...)
+	}
+	if dsn && to.ORcpt != "" {
+		dst = appendORcpt(dst, to.ORcpt)
+	}
 	return append(dst, '\r', '\n')
 }
 

@@ -31,6 +31,11 @@ type ClientMessage struct {
 	// parameter. Whether the session is TLS and validated is the host's
 	// to check.
 	RequireTLS bool
+	// Ret and EnvID are the DSN parameters of MAIL (RFC 3461 §4.3, §4.4),
+	// sent to a server that offers DSN with the recipients' Notify and
+	// ORcpt (§6.2.1). Zero: none.
+	Ret   DSNRet
+	EnvID string
 }
 
 // ClientTxnOptions are the host's side of a client transaction: the state
@@ -218,6 +223,9 @@ func (t *ClientTxn) Begin(msg *ClientMessage, server *Extensions, opts ClientTxn
 		body8BIT:   msg.EightBit && server.EightBitMIME,
 		smtpUTF8:   (utf8Envelope || msg.UTF8Headers) && server.SMTPUTF8,
 		requireTLS: msg.RequireTLS,
+		dsn:        server.DSN,
+		ret:        msg.Ret,
+		envid:      msg.EnvID,
 	}
 	if server.Size > 0 {
 		t.opts.size = msg.Size
@@ -238,7 +246,7 @@ func (t *ClientTxn) Begin(msg *ClientMessage, server *Extensions, opts ClientTxn
 		}
 		t.out = appendMail(t.out, msg.From, t.opts)
 		for _, r := range msg.Rcpts {
-			t.out = appendRcpt(t.out, r)
+			t.out = appendRcpt(t.out, r, t.opts.dsn)
 		}
 		if t.bdat {
 			t.out = append(t.out, "BDAT "...)
@@ -440,7 +448,7 @@ func (t *ClientTxn) sendMail() {
 }
 
 func (t *ClientTxn) sendRcpt() {
-	t.out = appendRcpt(t.out[:0], t.msg.Rcpts[t.rcpt])
+	t.out = appendRcpt(t.out[:0], t.msg.Rcpts[t.rcpt], t.opts.dsn)
 	t.await(replyToRCPT)
 }
 

@@ -136,6 +136,8 @@ func (tr *clientTranscript) parseMessage(settings string, fail func(string, ...a
 		}
 		return p
 	}
+	var notify DSNNotify
+	orcpt := ""
 	for _, kv := range strings.Fields(settings) {
 		k, v, _ := strings.Cut(kv, "=")
 		switch k {
@@ -159,9 +161,31 @@ func (tr *clientTranscript) parseMessage(settings string, fail func(string, ...a
 			tr.msg.CRLFClean = false
 		case "requiretls":
 			tr.msg.RequireTLS = true
+		case "ret":
+			switch v {
+			case "FULL":
+				tr.msg.Ret = RetFull
+			case "HDRS":
+				tr.msg.Ret = RetHeaders
+			default:
+				fail("ret is FULL or HDRS")
+			}
+		case "envid":
+			tr.msg.EnvID = v
+		case "notify":
+			n, ok := parseNotify([]byte(v))
+			if !ok {
+				fail("bad notify %q", v)
+			}
+			notify = n
+		case "orcpt":
+			orcpt = v
 		default:
 			fail("unknown message setting %q", k)
 		}
+	}
+	for i := range tr.msg.Rcpts {
+		tr.msg.Rcpts[i].Notify, tr.msg.Rcpts[i].ORcpt = notify, orcpt
 	}
 }
 
@@ -378,8 +402,8 @@ func TestClientTxnAgainstSession(t *testing.T) {
 			}
 			body := []byte("Subject: t\r\n\r\n.leading dot\r\n.\r\nend\r\n")
 			msg := ClientMessage{
-				From:      Path{"a@client.example"},
-				Rcpts:     []Path{{"ok1@d.example"}, {"denied@elsewhere.example"}, {"ok2@d.example"}},
+				From:      Path{Addr: "a@client.example"},
+				Rcpts:     []Path{{Addr: "ok1@d.example"}, {Addr: "denied@elsewhere.example"}, {Addr: "ok2@d.example"}},
 				Size:      int64(len(body)),
 				CRLFClean: true,
 			}
@@ -404,7 +428,7 @@ func TestClientTxnAgainstSession(t *testing.T) {
 				t.Errorf("flags after a delivery: rset %v closing %v replayable %v", txn.NeedsRSET(), txn.Closing(), txn.Replayable())
 			}
 
-			msg.Rcpts = []Path{{"x@elsewhere.example"}}
+			msg.Rcpts = []Path{{Addr: "x@elsewhere.example"}}
 			if err := txn.Begin(&msg, &ext, ClientTxnOptions{}); err != nil {
 				t.Fatal(err)
 			}
@@ -415,7 +439,7 @@ func TestClientTxnAgainstSession(t *testing.T) {
 				t.Fatalf("all refused: rset %v, outcome %+v", txn.NeedsRSET(), txn.Outcome(0))
 			}
 
-			msg.Rcpts = []Path{{"ok3@d.example"}}
+			msg.Rcpts = []Path{{Addr: "ok3@d.example"}}
 			if err := txn.Begin(&msg, &ext, ClientTxnOptions{RSETFirst: true}); err != nil {
 				t.Fatal(err)
 			}
@@ -478,9 +502,9 @@ func FuzzClientTxn(f *testing.F) {
 		if setup&fuzzSize != 0 {
 			ext.Size = 1000
 		}
-		msg := ClientMessage{From: Path{"s@src.test"}, Size: 100, EightBit: true, CRLFClean: setup&fuzzNotClean == 0}
+		msg := ClientMessage{From: Path{Addr: "s@src.test"}, Size: 100, EightBit: true, CRLFClean: setup&fuzzNotClean == 0}
 		for i := 0; i <= int(setup>>fuzzRcptShift); i++ {
-			msg.Rcpts = append(msg.Rcpts, Path{"r" + strconv.Itoa(i) + "@dst.test"})
+			msg.Rcpts = append(msg.Rcpts, Path{Addr: "r" + strconv.Itoa(i) + "@dst.test"})
 		}
 		var txn ClientTxn
 		if err := txn.Begin(&msg, &ext, ClientTxnOptions{RSETFirst: setup&fuzzRSETFirst != 0, NoChunking: setup&fuzzNoChunking != 0}); err != nil {
@@ -542,7 +566,7 @@ func FuzzClientTxn(f *testing.F) {
 // the body, the final reply and the outcomes. The replies' text is the only
 // allocation (ParseReply keeps it).
 func BenchmarkClientTxn(b *testing.B) {
-	msg := ClientMessage{From: Path{"sender@client.example.test"}, Rcpts: []Path{{"a@dest.example.test"}, {"b@dest.example.test"}},
+	msg := ClientMessage{From: Path{Addr: "sender@client.example.test"}, Rcpts: []Path{{Addr: "a@dest.example.test"}, {Addr: "b@dest.example.test"}},
 		Size: 2048, EightBit: true, CRLFClean: true}
 	ext := Extensions{Pipelining: true, EightBitMIME: true, EnhancedStatusCodes: true, Size: 10 << 20}
 	envelopeReplies := []byte("250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n250 2.1.5 Recipient OK\r\n354 End data with <CR><LF>.<CR><LF>\r\n")

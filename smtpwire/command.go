@@ -113,8 +113,8 @@ func ParseCommand(line []byte) (Command, error) {
 
 // MailCmd is a parsed MAIL FROM command (RFC 5321 §4.1.1.2) with the
 // parameters Gannet supports: SIZE (RFC 1870), BODY (RFC 6152, RFC 3030) and
-// SMTPUTF8 (RFC 6531). RET and ENVID (RFC 3461) and AUTH (RFC 4954 §5) are
-// accepted and ignored.
+// SMTPUTF8 (RFC 6531), RET and ENVID (RFC 3461 §4.3, §4.4). AUTH (RFC 4954
+// §5) is accepted and ignored.
 type MailCmd struct {
 	From       Path
 	Size       int64 // declared SIZE=, 0 when absent
@@ -124,10 +124,12 @@ type MailCmd struct {
 	// RequireTLS: the REQUIRETLS parameter (RFC 8689 §3): the message must
 	// be relayed only over validated TLS to servers that offer REQUIRETLS.
 	RequireTLS bool
+	Ret        DSNRet // RET= (RFC 3461 §4.3); 0 when absent
+	EnvID      string // ENVID= (RFC 3461 §4.4), xtext decoded; "" when absent
 }
 
 // RcptCmd is a parsed RCPT TO command (RFC 5321 §4.1.1.3). NOTIFY and ORCPT
-// (RFC 3461) are accepted and ignored.
+// (RFC 3461 §4.1, §4.2) are in To.Notify and To.ORcpt.
 type RcptCmd struct {
 	To Path
 }
@@ -139,17 +141,21 @@ func ParseMail(arg []byte) (MailCmd, error) {
 	if err := parseMailArgs(arg, &m); err != nil {
 		return MailCmd{}, err
 	}
-	return MailCmd{From: Path{Addr: string(m.addr)}, Size: m.size, Body8BIT: m.body8, BodyBinary: m.binary, SMTPUTF8: m.utf8, RequireTLS: m.requireTLS}, nil
+	mc := MailCmd{From: Path{Addr: string(m.addr)}, Size: m.size, Body8BIT: m.body8, BodyBinary: m.binary, SMTPUTF8: m.utf8, RequireTLS: m.requireTLS, Ret: m.ret}
+	if m.envid != nil {
+		mc.EnvID, _ = decodeXtext(m.envid, false) // checked by parseMailArgs
+	}
+	return mc, nil
 }
 
 // ParseRcpt parses the argument of RCPT ("TO:<a@b> NOTIFY=NEVER"). Whether a
 // non-ASCII address is allowed depends on the transaction: see Path.IsASCII.
 func ParseRcpt(arg []byte) (RcptCmd, error) {
-	addr, err := parseRcptArgs(arg)
-	if err != nil {
+	var r rcptArgs
+	if err := parseRcptArgs(arg, &r); err != nil {
 		return RcptCmd{}, err
 	}
-	return RcptCmd{To: Path{Addr: string(addr)}}, nil
+	return RcptCmd{To: r.path()}, nil
 }
 
 // mailArgs is the allocation-free form of MailCmd: addr points into the line.
@@ -158,6 +164,25 @@ type mailArgs struct {
 	size                int64
 	body8, binary, utf8 bool
 	requireTLS          bool
+	ret                 DSNRet
+	envid               []byte // raw xtext; nil when absent
+}
+
+// rcptArgs is the allocation-free form of RcptCmd: addr and orcpt point
+// into the line.
+type rcptArgs struct {
+	addr   []byte
+	notify DSNNotify
+	orcpt  []byte // raw "type;xtext"; nil when absent
+}
+
+// path returns the recipient with its DSN parameters decoded.
+func (r *rcptArgs) path() Path {
+	p := Path{Addr: string(r.addr), Notify: r.notify}
+	if r.orcpt != nil {
+		p.ORcpt, _ = parseORcpt(r.orcpt) // checked by parseRcptArgs
+	}
+	return p
 }
 
 func parseMailArgs(arg []byte, m *mailArgs) *Error {
@@ -205,8 +230,27 @@ func parseMailArgs(arg []byte, m *mailArgs) *Error {
 				return ErrSyntax
 			}
 			m.requireTLS = true
-		case asciiEqualFold(kw, "RET"), asciiEqualFold(kw, "ENVID"), asciiEqualFold(kw, "AUTH"):
-			// RFC 3461 §4.3, §4.4 and RFC 4954 §5: accepted, not acted upon.
+		case asciiEqualFold(kw, "RET"): // RFC 3461 §4.3
+			switch {
+			case m.ret != 0:
+				return ErrSyntax // given twice
+			case asciiEqualFold(val, "FULL"):
+				m.ret = RetFull
+			case asciiEqualFold(val, "HDRS"):
+				m.ret = RetHeaders
+			default:
+				return ErrSyntax
+			}
+		case asciiEqualFold(kw, "ENVID"): // RFC 3461 §4.4
+			if !hasVal || len(val) == 0 || m.envid != nil {
+				return ErrSyntax
+			}
+			if id, ok := decodeXtext(val, false); !ok || len(id) > maxEnvID {
+				return ErrSyntax
+			}
+			m.envid = val
+		case asciiEqualFold(kw, "AUTH"):
+			// RFC 4954 §5: accepted, not acted upon.
 			if !hasVal {
 				return ErrSyntax
 			}
@@ -220,36 +264,46 @@ func parseMailArgs(arg []byte, m *mailArgs) *Error {
 	return nil
 }
 
-func parseRcptArgs(arg []byte) ([]byte, *Error) {
+func parseRcptArgs(arg []byte, r *rcptArgs) *Error {
 	if !hasPrefixFold(arg, "TO:") {
-		return nil, ErrSyntax
+		return ErrSyntax
 	}
 	addr, rest, err := splitPath(trimBlanks(arg[3:]))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if len(addr) == 0 {
-		return nil, ErrPathSyntax // the null path is a reverse-path only
+		return ErrPathSyntax // the null path is a reverse-path only
 	}
+	r.addr = addr
 	for {
 		kw, val, hasVal, more, err := nextParam(&rest, true)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if !more {
 			break
 		}
 		switch {
-		case asciiEqualFold(kw, "NOTIFY"), asciiEqualFold(kw, "ORCPT"):
-			// RFC 3461 §4.1, §4.2: accepted, not acted upon.
-			if !hasVal || len(val) == 0 {
-				return nil, ErrSyntax
+		case asciiEqualFold(kw, "NOTIFY"): // RFC 3461 §4.1
+			n, ok := parseNotify(val)
+			if !hasVal || !ok || r.notify != 0 {
+				return ErrSyntax
 			}
+			r.notify = n
+		case asciiEqualFold(kw, "ORCPT"): // RFC 3461 §4.2
+			if !hasVal || r.orcpt != nil {
+				return ErrSyntax
+			}
+			if _, ok := parseORcpt(val); !ok {
+				return ErrSyntax
+			}
+			r.orcpt = val
 		default:
-			return nil, ErrUnknownParam
+			return ErrUnknownParam
 		}
 	}
-	return addr, nil
+	return nil
 }
 
 // nextParam takes the next "keyword[=value]" from *rest (RFC 5321 §4.1.2

@@ -1,6 +1,7 @@
 package smtpwire
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -42,15 +43,16 @@ func TestParseMail(t *testing.T) {
 		in   string
 		want MailCmd
 	}{
-		{"FROM:<a@b.example>", MailCmd{From: Path{"a@b.example"}}},
+		{"FROM:<a@b.example>", MailCmd{From: Path{Addr: "a@b.example"}}},
 		{"from:<>", MailCmd{}},
-		{"FROM: <a@b.example>", MailCmd{From: Path{"a@b.example"}}},
-		{"FROM:a@b.example SIZE=1000", MailCmd{From: Path{"a@b.example"}, Size: 1000}},
-		{"FROM:<a@b.example> SIZE=42 BODY=8BITMIME", MailCmd{From: Path{"a@b.example"}, Size: 42, Body8BIT: true}},
-		{"FROM:<a@b.example> body=7bit", MailCmd{From: Path{"a@b.example"}}},
-		{"FROM:<a@b.example> BODY=BINARYMIME", MailCmd{From: Path{"a@b.example"}, Body8BIT: true, BodyBinary: true}},
-		{"FROM:<é@b.example> SMTPUTF8", MailCmd{From: Path{"é@b.example"}, SMTPUTF8: true}},
-		{"FROM:<a@b.example> RET=HDRS ENVID=QQ314159 AUTH=<>", MailCmd{From: Path{"a@b.example"}}},
+		{"FROM: <a@b.example>", MailCmd{From: Path{Addr: "a@b.example"}}},
+		{"FROM:a@b.example SIZE=1000", MailCmd{From: Path{Addr: "a@b.example"}, Size: 1000}},
+		{"FROM:<a@b.example> SIZE=42 BODY=8BITMIME", MailCmd{From: Path{Addr: "a@b.example"}, Size: 42, Body8BIT: true}},
+		{"FROM:<a@b.example> body=7bit", MailCmd{From: Path{Addr: "a@b.example"}}},
+		{"FROM:<a@b.example> BODY=BINARYMIME", MailCmd{From: Path{Addr: "a@b.example"}, Body8BIT: true, BodyBinary: true}},
+		{"FROM:<é@b.example> SMTPUTF8", MailCmd{From: Path{Addr: "é@b.example"}, SMTPUTF8: true}},
+		{"FROM:<a@b.example> RET=HDRS ENVID=QQ314159 AUTH=<>", MailCmd{From: Path{Addr: "a@b.example"}, Ret: RetHeaders, EnvID: "QQ314159"}},
+		{"FROM:<a@b.example> ret=full envid=a+2Bb+3Dc", MailCmd{From: Path{Addr: "a@b.example"}, Ret: RetFull, EnvID: "a+b=c"}},
 	}
 	for _, tt := range good {
 		m, err := ParseMail([]byte(tt.in))
@@ -74,6 +76,15 @@ func TestParseMail(t *testing.T) {
 		{"FROM:<a@b.example> NOTIFY=NEVER", ErrUnknownParam},
 		{"FROM:<a@b.example> =1", ErrSyntax},
 		{"FROM:<a@b.example> ENVID=a\x01", ErrSyntax},
+		{"FROM:<a@b.example> RET=BODY", ErrSyntax},
+		{"FROM:<a@b.example> RET=FULL RET=HDRS", ErrSyntax},
+		{"FROM:<a@b.example> RET", ErrSyntax},
+		{"FROM:<a@b.example> ENVID=", ErrSyntax},
+		{"FROM:<a@b.example> ENVID=a ENVID=b", ErrSyntax},
+		{"FROM:<a@b.example> ENVID=a+2", ErrSyntax},
+		{"FROM:<a@b.example> ENVID=a+2b", ErrSyntax},
+		{"FROM:<a@b.example> ENVID=a+ZZ", ErrSyntax},
+		{"FROM:<a@b.example> ENVID=" + strings.Repeat("x", 101), ErrSyntax},
 		{"FROM:<é@b.example>", ErrNeedUTF8},
 	}
 	for _, tt := range bad {
@@ -96,7 +107,30 @@ func TestParseRcpt(t *testing.T) {
 			t.Errorf("%q: got %q %v", in, r.To.Addr, err)
 		}
 	}
+	dsn := map[string]Path{
+		"TO:<b@c.example> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;b@c.example": {Addr: "b@c.example", Notify: NotifySuccess | NotifyFailure, ORcpt: "rfc822;b@c.example"},
+		"TO:<b@c.example> notify=never":                                    {Addr: "b@c.example", Notify: NotifyNever},
+		"TO:<b@c.example> NOTIFY=DELAY,SUCCESS":                            {Addr: "b@c.example", Notify: NotifyDelay | NotifySuccess},
+		"TO:<b@c.example> ORCPT=rfc822;Bob+20Smith+2B1@c.example":          {Addr: "b@c.example", ORcpt: "rfc822;Bob Smith+1@c.example"},
+		"TO:<b@c.example> ORCPT=utf-8;\xc3\xa9@c.example":                  {Addr: "b@c.example", ORcpt: "utf-8;\xc3\xa9@c.example"},
+	}
+	for in, want := range dsn {
+		r, err := ParseRcpt([]byte(in))
+		if err != nil || r.To != want {
+			t.Errorf("%q: got %+v %v, want %+v", in, r.To, err, want)
+		}
+	}
 	bad := map[string]error{
+		"TO:<b@c.example> NOTIFY=NEVER,SUCCESS":            ErrSyntax,
+		"TO:<b@c.example> NOTIFY=SUCCESS,":                 ErrSyntax,
+		"TO:<b@c.example> NOTIFY=SUCCESS,SUCCESS":          ErrSyntax,
+		"TO:<b@c.example> NOTIFY=ALWAYS":                   ErrSyntax,
+		"TO:<b@c.example> NOTIFY=NEVER NOTIFY=NEVER":       ErrSyntax,
+		"TO:<b@c.example> ORCPT=b@c.example":               ErrSyntax,
+		"TO:<b@c.example> ORCPT=rfc822;":                   ErrSyntax,
+		"TO:<b@c.example> ORCPT=;b@c.example":              ErrSyntax,
+		"TO:<b@c.example> ORCPT=rfc822;b+4":                ErrSyntax,
+		"TO:<b@c.example> ORCPT=rfc822;\xc3\xa9@c.example": ErrSyntax,
 		"TO:<>":                    ErrPathSyntax,
 		"<b@c.example>":            ErrSyntax,
 		"TO:<b@c.example> SIZE=1":  ErrUnknownParam,
@@ -161,7 +195,8 @@ func BenchmarkParseCommand(b *testing.B) {
 					b.Fatal(err)
 				}
 			case VerbRCPT:
-				if _, err := parseRcptArgs(c.Arg); err != nil {
+				var r rcptArgs
+				if err := parseRcptArgs(c.Arg, &r); err != nil {
 					b.Fatal(err)
 				}
 			}

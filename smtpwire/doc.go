@@ -73,6 +73,16 @@
 // recorded in Envelope.RequireTLS; without TLS it is not offered and the
 // parameter gets 530 5.7.10 (ReplyRequireTLSNeeded).
 //
+// # DSN
+//
+// The session advertises DSN (RFC 3461) and parses its parameters: RET and
+// ENVID of MAIL into MailCmd and the Envelope, NOTIFY and ORCPT of RCPT
+// into the recipient's Path (Notify, ORcpt), xtext decoded (§4); a
+// malformed or repeated one is refused with 501 5.5.4. Acting on them
+// (keeping them, sending the DSNs owed) is the host's business. The client
+// side passes them on to a server that offers DSN (§6.2.1) and drops them
+// otherwise.
+//
 // # Observer
 //
 // A host that wants to log refusals or trace sessions sets an Observer
@@ -89,7 +99,8 @@
 // the protocol. Begin takes the message (ClientMessage: the envelope, the
 // size and what the content needs) and the server's Extensions, and
 // chooses: the MAIL parameters the server offers (SIZE, BODY=8BITMIME,
-// SMTPUTF8); with PIPELINING the whole envelope in one write (RFC 2920
+// SMTPUTF8, and with DSN the message's RET and ENVID and each recipient's
+// NOTIFY and ORCPT); with PIPELINING the whole envelope in one write (RFC 2920
 // §3.1), and with CHUNKING as well the message as one BDAT LAST chunk in
 // that write (RFC 3030 §2, §4.2) when the body is CRLF-clean and the host's
 // policy allows; RSET first when the host says its connection needs it.

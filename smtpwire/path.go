@@ -15,6 +15,11 @@ import (
 // domains are compared case-insensitively through Domain.
 type Path struct {
 	Addr string
+	// Notify and ORcpt are the DSN parameters of a forward-path (RCPT,
+	// RFC 3461 §4.1, §4.2); zero in a reverse-path. ORcpt is
+	// "addr-type;address" with the address xtext-decoded.
+	Notify DSNNotify
+	ORcpt  string
 }
 
 // Address length limits. RFC 5321 §4.5.3.1 sets 64 octets for the local part,

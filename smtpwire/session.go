@@ -83,6 +83,8 @@ type Envelope struct {
 	TLS        bool   // the transaction ran under TLS (STARTTLS or implicit)
 	AuthUser   string // the authenticated user, "" when none
 	RequireTLS bool   // MAIL … REQUIRETLS (RFC 8689 §4.1): relay only over validated TLS
+	Ret        DSNRet // RET= of MAIL (RFC 3461 §4.3); 0 when absent
+	EnvID      string // ENVID= of MAIL (RFC 3461 §4.4), decoded; "" when absent
 }
 
 // Protocol returns the "with" keyword of the Received header (RFC 3848,
@@ -651,7 +653,7 @@ func (s *Session) hello(ehlo bool, arg []byte) Event {
 	s.out = appendReplyText(s.out, s.cfg.Hostname)
 	s.out = append(s.out, "\r\n250-PIPELINING\r\n250-SIZE "...)
 	s.out = strconv.AppendInt(s.out, s.maxSize, 10)
-	s.out = append(s.out, "\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n"...)
+	s.out = append(s.out, "\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n250-DSN\r\n"...)
 	if s.cfg.StartTLS && !s.tls {
 		s.out = append(s.out, "250-STARTTLS\r\n"...)
 	}
@@ -709,8 +711,12 @@ func (s *Session) mailCmd(arg []byte) Event {
 		TLS: s.tls, AuthUser: s.authUser,
 		Rcpts:      make([]Path, 0, 4),
 		RequireTLS: m.requireTLS,
+		Ret:        m.ret,
 	}
-	s.mail = MailCmd{From: from, Size: m.size, Body8BIT: m.body8, BodyBinary: m.binary, SMTPUTF8: m.utf8, RequireTLS: m.requireTLS}
+	if m.envid != nil {
+		s.env.EnvID, _ = decodeXtext(m.envid, false) // checked by parseMailArgs
+	}
+	s.mail = MailCmd{From: from, Size: m.size, Body8BIT: m.body8, BodyBinary: m.binary, SMTPUTF8: m.utf8, RequireTLS: m.requireTLS, Ret: m.ret, EnvID: s.env.EnvID}
 	s.pending = EventMail
 	return Event{Kind: EventMail, Mail: &s.mail, Envelope: s.env}
 }
@@ -720,10 +726,11 @@ func (s *Session) rcptCmd(arg []byte) Event {
 	if s.env == nil {
 		return s.refuseOutOfTxn()
 	}
-	addr, err := parseRcptArgs(arg)
-	if err != nil {
+	var ra rcptArgs
+	if err := parseRcptArgs(arg, &ra); err != nil {
 		return s.fail(err.Reply)
 	}
+	addr := ra.addr
 	if !s.env.SMTPUTF8 && !isASCII(addr) {
 		return s.fail(ReplyNeedSMTPUTF8)
 	}
@@ -732,7 +739,7 @@ func (s *Session) rcptCmd(arg []byte) Event {
 		s.reply(ReplyTooManyRcpts)
 		return Event{}
 	}
-	s.rcpt = Path{Addr: string(addr)}
+	s.rcpt = ra.path()
 	s.pending = EventRcpt
 	return Event{Kind: EventRcpt, Rcpt: &s.rcpt, Envelope: s.env}
 }

@@ -206,9 +206,22 @@ func describeRaw(ev Event) string {
 		if ev.Mail.RequireTLS {
 			s += " requiretls"
 		}
+		if ev.Mail.Ret != 0 {
+			s += " ret=" + ev.Mail.Ret.String()
+		}
+		if ev.Mail.EnvID != "" {
+			s += " envid=" + strconv.Quote(ev.Mail.EnvID)
+		}
 		return s
 	case EventRcpt:
-		return "rcpt " + ev.Rcpt.String()
+		s := "rcpt " + ev.Rcpt.String()
+		if ev.Rcpt.Notify != 0 {
+			s += " notify=" + ev.Rcpt.Notify.String()
+		}
+		if ev.Rcpt.ORcpt != "" {
+			s += " orcpt=" + strconv.Quote(ev.Rcpt.ORcpt)
+		}
+		return s
 	case EventMessage:
 		e := ev.Envelope
 		var to []string
@@ -227,6 +240,14 @@ func describeRaw(ev Event) string {
 		}
 		if e.RequireTLS {
 			s += " requiretls"
+		}
+		if e.Ret != 0 || e.EnvID != "" {
+			s += " ret=" + e.Ret.String() + " envid=" + strconv.Quote(e.EnvID)
+		}
+		for _, r := range e.Rcpts {
+			if r.Notify != 0 || r.ORcpt != "" {
+				s += " dsn(" + r.Addr + ")=" + r.Notify.String() + "/" + strconv.Quote(r.ORcpt)
+			}
 		}
 		return s + " body=" + strconv.QuoteToASCII(string(ev.Body))
 	case EventAuth:

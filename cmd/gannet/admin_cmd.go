@@ -267,6 +267,9 @@ func queueInspect(c *apiClient, id string, body bool, stdout, stderr io.Writer) 
 		}
 		rows = append(rows, [2]string{"Next due", due})
 	}
+	if m.Ret != "" || m.EnvID != "" { // DSN parameters (RFC 3461)
+		rows = append(rows, [2]string{"DSN", strings.TrimSpace(prefixed("RET=", m.Ret) + " " + prefixed("ENVID=", m.EnvID))})
+	}
 	for _, kv := range rows {
 		fmt.Fprintf(tw, "%s\t%s\n", kv[0], kv[1])
 	}
@@ -286,12 +289,31 @@ func queueInspect(c *apiClient, id string, body bool, stdout, stderr io.Writer) 
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", r.Email, state, r.Attempts, orDash(r.Site), next, orDash(r.LastReply))
 	}
+	dsnHeader := false
+	for _, r := range m.Recipients {
+		if r.Notify == "" && r.ORcpt == "" {
+			continue
+		}
+		if !dsnHeader {
+			fmt.Fprintln(tw, "\nRECIPIENT\tNOTIFY\tORCPT\tDELAY-DSN-SENT")
+			dsnHeader = true
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%t\n", r.Email, orDash(r.Notify), orDash(r.ORcpt), r.DelayDSNSent)
+	}
 	tw.Flush()
 	if m.Data != nil {
 		fmt.Fprintln(stdout)
 		io.WriteString(stdout, *m.Data)
 	}
 	return 0
+}
+
+// prefixed returns prefix+v, or "" for an empty v.
+func prefixed(prefix, v string) string {
+	if v == "" {
+		return ""
+	}
+	return prefix + v
 }
 
 // printCorrupt prints why the spool quarantined an inspected message.

@@ -65,8 +65,9 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		data := "Subject: hi\r\n\r\nbody\r\n"
 		send(admin.InspectMessageV1{ID: "m1", Message: admin.MessageInformation{Sender: "s@src.test",
-			Recipients: []admin.RecipientInfo{{Email: "a@x.test", State: "pending", Attempts: 2, LastReply: "451 4.3.0 later", Held: true}},
-			Data:       &data}})
+			Recipients: []admin.RecipientInfo{{Email: "a@x.test", State: "pending", Attempts: 2, LastReply: "451 4.3.0 later", Held: true,
+				Notify: "SUCCESS,DELAY", ORcpt: "rfc822;A@x.test"}},
+			Data: &data, Ret: "HDRS", EnvID: "E1"}})
 	case "POST " + admin.PathBounce:
 		send(admin.BounceV1Response{ID: "b-1", Bounced: map[string]int{"x.test": 4}, TotalBounced: 4})
 	case "POST " + admin.PathSuspend:
@@ -142,6 +143,9 @@ func TestAdminCLI(t *testing.T) {
 		t.Errorf("inspect of a corrupt body record (%d):\n%s", code, out)
 	}
 	out, _, code = runCLI("queue", "inspect", "m1", api, "-body", "-key", "k1")
+	if !regexpLine(out, `DSN\s+RET=HDRS ENVID=E1`) || !regexpLine(out, `a@x.test\s+SUCCESS,DELAY\s+rfc822;A@x.test\s+false`) {
+		t.Errorf("inspect without the DSN parameters:\n%s", out)
+	}
 	if code != 0 || !regexpLine(out, `a@x.test\s+pending \(held\)\s+2\s+-\s+-\s+451 4.3.0 later`) || !strings.HasSuffix(out, "\nSubject: hi\r\n\r\nbody\r\n") {
 		t.Errorf("inspect (%d):\n%s", code, out)
 	}

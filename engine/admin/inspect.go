@@ -8,6 +8,7 @@ import (
 	"gannet/mailaddr"
 	"gannet/msgheader"
 	"gannet/queue"
+	"gannet/smtpwire"
 )
 
 // inspectMessage: GET /api/admin/inspect-message/v1?id=ID[&want_body=true].
@@ -117,11 +118,14 @@ func messageInformation(m *queue.Message) MessageInformation {
 		Campaign:    m.Campaign,
 		Priority:    m.Priority,
 		Meta:        map[string]any{"tenant": m.Tenant, "campaign": m.Campaign, "priority": m.Priority},
+		Ret:         smtpwire.DSNRet(m.DSNRet).String(),
+		EnvID:       m.EnvID,
 	}
 	for _, rc := range m.Recipients {
 		mi.Recipient = append(mi.Recipient, rc.Addr)
 		mi.Recipients = append(mi.Recipients, RecipientInfo{Email: rc.Addr, State: rc.State.String(),
-			Attempts: rc.Attempts, LastReply: rc.LastReply, Domain: mailaddr.Domain(rc.Addr)})
+			Attempts: rc.Attempts, LastReply: rc.LastReply, Domain: mailaddr.Domain(rc.Addr),
+			Notify: smtpwire.DSNNotify(rc.Notify).String(), ORcpt: rc.ORcpt, DelayDSNSent: rc.DelayWarned})
 	}
 	return mi
 }

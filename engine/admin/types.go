@@ -119,6 +119,12 @@ type RecipientInfo struct {
 	NextDue   *time.Time `json:"next_due,omitempty"` // pending recipients with a retry scheduled
 	Held      bool       `json:"held,omitempty"`     // held by a suspension
 	InFlight  bool       `json:"in_flight,omitempty"`
+	// The recipient's DSN request (RFC 3461): NOTIFY ("SUCCESS,DELAY"),
+	// ORCPT ("rfc822;addr", decoded), and whether its one "delayed" DSN
+	// was sent.
+	Notify       string `json:"notify,omitempty"`
+	ORcpt        string `json:"orcpt,omitempty"`
+	DelayDSNSent bool   `json:"delay_dsn_sent,omitempty"`
 }
 
 // MessageInformation is the body of InspectMessageV1 (KumoMTA's names for
@@ -137,6 +143,10 @@ type MessageInformation struct {
 	Meta        map[string]any  `json:"meta"`
 	Headers     *string         `json:"headers,omitempty"` // want_body: the header section
 	Data        *string         `json:"data,omitempty"`    // want_body: the whole message as spooled
+	// The message's DSN parameters (RFC 3461): RET ("FULL", "HDRS") and
+	// ENVID (decoded).
+	Ret   string `json:"ret,omitempty"`
+	EnvID string `json:"envid,omitempty"`
 }
 
 // States of an inspected message (InspectMessageV1.State).

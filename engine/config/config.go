@@ -266,6 +266,10 @@ type Queue struct {
 	DeadLetterAfter Duration `toml:"dead_letter_after"`
 	// KeepBounced: a permanent failure makes a dead letter too.
 	KeepBounced bool `toml:"keep_bounced"`
+	// DelayWarningAfter: a recipient whose DSN request (RFC 3461 NOTIFY)
+	// includes DELAY and that is still undelivered this long after the
+	// message arrived gets one "delayed" DSN; 0 sends none.
+	DelayWarningAfter Duration `toml:"delay_warning_after"`
 }
 
 // Meta is [meta]: headers that carry routing metadata.

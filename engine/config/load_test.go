@@ -324,6 +324,8 @@ command_timeout = "5m"
 			[]string{`F:2: delivery.max_message_rate: "100 per second" is not a rate (write COUNT/PERIOD such as "100/s", "1000/m", "5000/h" or "unlimited")`}},
 		{"bad cidr", "[[http_listener]]\nlisten = \"127.0.0.1:1\"\ntrusted_hosts = [\n  \"127.0.0.1\",\n  \"10.0.0.0/33\",\n]\n",
 			[]string{`F:5: http_listener[0].trusted_hosts[1]: "10.0.0.0/33" is not an IP network (write "192.0.2.0/24", "::1/128" or "127.0.0.1")`}},
+		{"negative delay warning", "[queue]\ndelay_warning_after = \"-4h\"\n",
+			[]string{`F:2: queue.delay_warning_after: must not be negative, not "-4h0m0s"`}},
 		{"wrong type", "[queue]\nmax_queue_depth = \"lots\"\n",
 			[]string{`F:2: queue.max_queue_depth: must be an integer, not the string "lots"`}},
 		{"log rotation", "[log]\nmax_file_size = \"10KiB\"\nmax_file_age = \"0s\"\nretain = \"-1h\"\n", []string{

@@ -17,8 +17,9 @@
 //	    ─▶ Store.Body, Transport.Deliver (one transaction for all the
 //	       message's recipients at that domain) ─▶ Shaper.Observe
 //	    ─▶ a verdict per recipient ─▶ settle: state, Store.Update /
-//	       Store.Remove, metrics and log records (and an RFC 3464 bounce
-//	       message to the sender, with SendBounce)
+//	       Store.Remove, metrics and log records (and an RFC 3464 DSN to
+//	       the sender: a bounce with SendBounce; what its NOTIFY asked
+//	       for, RFC 3461, with SendDSN — dsn.go, outcome.go dsnFor)
 //	    ─▶ deferred recipients scheduled again per the RetryPolicy
 //
 // Priority: each lane has its own scheduler goroutine and DNS lookups, so

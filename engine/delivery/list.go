@@ -514,16 +514,12 @@ func (l *Loop) settleMessage(ms *msgState, kind recordKind, rep smtpwire.Reply) 
 		return 0
 	}
 	var dsn *dsnInfo
-	if kind == kindAdminBounce && l.opts.SendBounce != nil && m.From != "" {
+	if kind == kindAdminBounce && l.sendsDSN(m) {
 		dsn = l.dsnFor(m, vs, &outbound.Outcome{}, now)
 	}
 	settled := l.settle(ms, m, vs, nil, now)
 	ms.mu.Unlock()
 	l.publish(&settled)
-	if dsn != nil {
-		if err := l.opts.SendBounce(dsn.from, buildDSN(dsn)); err != nil {
-			l.log.Error("delivery: spooling a bounce message", "id", ms.id, "to", dsn.from, "err", err)
-		}
-	}
+	l.sendDSN(dsn)
 	return len(vs)
 }

@@ -587,6 +587,7 @@ func (l *Loop) deliver(it *workItem) {
 			idx = append(idx, i)
 		}
 	}
+	withDSN(env, m, idx)
 	snapshot := *m
 	snapshot.Recipients = nil
 	ms.mu.Unlock()

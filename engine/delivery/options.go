@@ -153,6 +153,17 @@ type Options struct {
 	// Logger receives errors that have no record (spool update failures).
 	// Nil: slog.Default().
 	Logger *slog.Logger
+	// SendDSN, when set, receives the delivery status notifications a
+	// sender asked for with NOTIFY (RFC 3461 §4.1): "relayed" after
+	// delivery to a server without DSN (§6.2.2), "failed" when NOTIFY has
+	// FAILURE, "delayed" (DelayWarningAfter). It is used whatever
+	// SendBounce is; nil: such DSNs go to SendBounce when it is set.
+	SendDSN func(to string, body []byte) error
+	// DelayWarningAfter ([queue] delay_warning_after, read at each
+	// deferral: a reload changes it): a recipient whose NOTIFY has DELAY
+	// and that is still deferred this long after the message arrived gets
+	// one "delayed" DSN. Nil or 0: none.
+	DelayWarningAfter func() time.Duration
 }
 
 // Attempt is one transaction as Options.Attempted sees it.

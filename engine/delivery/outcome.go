@@ -112,7 +112,7 @@ func (l *Loop) apply(it *workItem, idx []int, out outbound.Outcome) {
 	}
 	m.NextDue = ms.due.earliest()
 	var dsn *dsnInfo
-	if l.opts.SendBounce != nil && m.From != "" {
+	if l.sendsDSN(m) {
 		dsn = l.dsnFor(m, vs, &out, now) // before settle may remove the body
 	}
 	settled := l.settle(ms, m, vs, &out, now)
@@ -128,11 +128,7 @@ func (l *Loop) apply(it *workItem, idx []int, out outbound.Outcome) {
 	ms.mu.Unlock()
 
 	l.publish(&settled)
-	if dsn != nil {
-		if err := l.opts.SendBounce(dsn.from, buildDSN(dsn)); err != nil {
-			l.log.Error("delivery: spooling a bounce message", "id", m.ID, "to", dsn.from, "err", err)
-		}
-	}
+	l.sendDSN(dsn)
 	if retry != nil || retryWhole {
 		l.mu.Lock()
 		stopping := l.stopping
@@ -147,25 +143,108 @@ func (l *Loop) apply(it *workItem, idx []int, out outbound.Outcome) {
 	}
 }
 
-// dsnFor collects the recipients of this outcome that bounced or expired
-// for a bounce message to the sender, and reads the original header
-// section while the message is still in the spool. Nil when there are
-// none. Runs under the message lock.
+// sendsDSN reports whether a DSN may be owed for message m: never for a
+// message from the null sender (RFC 5321 §4.5.5, RFC 3461 §6.2), and only
+// with a way to send one.
+func (l *Loop) sendsDSN(m *queue.Message) bool {
+	return m.From != "" && (l.opts.SendBounce != nil || l.opts.SendDSN != nil)
+}
+
+// sendDSN spools the DSN d (nil: none): through SendDSN when a recipient's
+// NOTIFY asked for it and SendDSN is set, else through SendBounce.
+func (l *Loop) sendDSN(d *dsnInfo) {
+	if d == nil {
+		return
+	}
+	send := l.opts.SendBounce
+	if d.requested && l.opts.SendDSN != nil || send == nil {
+		send = l.opts.SendDSN
+	}
+	if send == nil {
+		return
+	}
+	if err := send(d.from, buildDSN(d)); err != nil {
+		l.log.Error("delivery: spooling a delivery status notification", "id", d.id, "to", d.from, "err", err)
+	}
+}
+
+// dsnAction says which DSN, if any, a verdict on recipient rc owes the
+// sender (RFC 3461 §6.2):
+//   - a failure (bounce, expiry, admin bounce): "failed" when NOTIFY has
+//     FAILURE, or without NOTIFY when bounces are sent (SendBounce); never
+//     with NOTIFY=NEVER or a NOTIFY without FAILURE;
+//   - a delivery to a server that did not offer DSN (out.DSN false):
+//     "relayed" when NOTIFY has SUCCESS (§6.2.2; a server that offered DSN
+//     was given NOTIFY and owes any DSN from there on);
+//   - a deferral: "delayed" once (rc.DelayWarned) when NOTIFY has DELAY
+//     and the message arrived DelayWarningAfter ago or more.
+//
+// requested reports an action the sender's NOTIFY asked for.
+func (l *Loop) dsnAction(m *queue.Message, rc *queue.Recipient, v *verdict, out *outbound.Outcome, now time.Time) (action string, requested bool) {
+	n := rc.Notify
+	switch v.kind {
+	case kindBounce, kindExpiration, kindAdminBounce:
+		switch {
+		case n == 0 && l.opts.SendBounce != nil:
+			return actionFailed, false
+		case n&queue.NotifyNever == 0 && n&queue.NotifyFailure != 0:
+			return actionFailed, true
+		}
+	case kindDelivery:
+		if n&queue.NotifySuccess != 0 && n&queue.NotifyNever == 0 && out != nil && !out.DSN {
+			return actionRelayed, true
+		}
+	case kindTransient:
+		if n&queue.NotifyDelay == 0 || n&queue.NotifyNever != 0 || rc.DelayWarned || l.opts.DelayWarningAfter == nil {
+			break
+		}
+		if after := l.opts.DelayWarningAfter(); after > 0 && now.Sub(m.Created) >= after {
+			return actionDelayed, true
+		}
+	}
+	return "", false
+}
+
+// dsnFor collects the recipients of this outcome that the sender is owed
+// a DSN for (dsnAction) and reads what the DSN returns of the original
+// message while it is still in the spool: its header section, or all of it
+// for a failure under RET=FULL. A recipient reported as delayed is marked
+// (DelayWarned), which settle saves. Nil when there is nothing to send.
+// Runs under the message lock.
 func (l *Loop) dsnFor(m *queue.Message, vs []verdict, out *outbound.Outcome, now time.Time) *dsnInfo {
 	var d *dsnInfo
-	for _, v := range vs {
-		if v.kind != kindBounce && v.kind != kindExpiration && v.kind != kindAdminBounce {
+	failed := false
+	for k := range vs {
+		v := &vs[k]
+		rc := &m.Recipients[v.rcpt]
+		action, requested := l.dsnAction(m, rc, v, out, now)
+		if action == "" {
 			continue
 		}
 		if d == nil {
-			d = &dsnInfo{id: m.ID, from: m.From, arrival: m.Created, now: now, reportingMTA: l.opts.ReportingMTA}
+			d = &dsnInfo{id: m.ID, from: m.From, arrival: m.Created, now: now, reportingMTA: l.opts.ReportingMTA, envid: m.EnvID}
 		}
-		d.rcpts = append(d.rcpts, dsnRecipient{addr: m.Recipients[v.rcpt].Addr, reply: v.reply,
-			expired: v.kind == kindExpiration, remote: out.Host})
+		d.requested = d.requested || requested
+		r := dsnRecipient{addr: rc.Addr, reply: v.reply, expired: v.kind == kindExpiration,
+			remote: out.Host, action: action, orcpt: rc.ORcpt}
+		switch action {
+		case actionFailed:
+			failed = true
+		case actionDelayed:
+			rc.DelayWarned = true
+			if age := l.retry.Load().MaxAge; age > 0 {
+				r.until = m.Created.Add(age)
+			}
+		}
+		d.rcpts = append(d.rcpts, r)
 	}
 	if d != nil {
 		if body, err := l.opts.Store.Body(m); err == nil {
-			d.headers = append([]byte(nil), headerOf(body)...)
+			if failed && m.DSNRet == queue.RetFull {
+				d.full = append([]byte(nil), body...)
+			} else {
+				d.headers = append([]byte(nil), headerOf(body)...)
+			}
 		}
 	}
 	return d

@@ -695,7 +695,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 }
 
 func (m *Manager) outcome(c *Client, res []Result, note string) Outcome {
-	o := Outcome{Results: res, Host: c.host, Peer: c.peer, Note: note, Source: c.source, TLSPolicy: c.cfg.policyName}
+	o := Outcome{Results: res, Host: c.host, Peer: c.peer, Note: note, Source: c.source, TLSPolicy: c.cfg.policyName, DSN: c.ext.DSN}
 	if c.tls != nil {
 		o.TLSVersion = logrec.TLSVersion(c.tls.Version)
 		o.TLSCipher = tlsCipherName(c.tls.CipherSuite)

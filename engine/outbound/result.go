@@ -19,6 +19,19 @@ type Envelope struct {
 	// goes only over validated TLS to servers that offer REQUIRETLS
 	// (requiretls.go).
 	RequireTLS bool
+	// Ret, EnvID and RcptDSN are the DSN parameters (RFC 3461) passed on
+	// to a server that offers DSN (§6.2.1): RET and ENVID of MAIL, and
+	// NOTIFY and ORCPT of each RCPT (RcptDSN parallel to Rcpts; nil when
+	// no recipient has any).
+	Ret     smtpwire.DSNRet
+	EnvID   string
+	RcptDSN []RcptDSN
+}
+
+// RcptDSN is the DSN request of one recipient (RFC 3461 §4.1, §4.2).
+type RcptDSN struct {
+	Notify smtpwire.DSNNotify
+	ORcpt  string // "addr-type;address", decoded; "" when none
 }
 
 // Source is an egress source: the local address connections are made
@@ -92,6 +105,11 @@ type Outcome struct {
 	// TLSPolicy names the TLS policy the delivery ran under
 	// (TLSPolicySTSEnforce, …), the log records' tls_policy.
 	TLSPolicy string
+	// DSN: the server the transaction ran on offered DSN (RFC 3461), so
+	// it was given the DSN parameters and owes the sender any DSN from
+	// here on (§6.2.1); without it the relay owes a "relayed" one
+	// (§6.2.2).
+	DSN bool
 }
 
 // Counts returns how many recipients were delivered, bounced and deferred.

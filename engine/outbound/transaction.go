@@ -25,7 +25,11 @@ func newClientMessage(env *Envelope) *smtpwire.ClientMessage {
 	}
 	for i, r := range env.Rcpts {
 		m.Rcpts[i] = smtpwire.Path{Addr: r}
+		if i < len(env.RcptDSN) {
+			m.Rcpts[i].Notify, m.Rcpts[i].ORcpt = env.RcptDSN[i].Notify, env.RcptDSN[i].ORcpt
+		}
 	}
+	m.Ret, m.EnvID = env.Ret, env.EnvID
 	if !isASCIIBytes(env.Body) {
 		m.EightBit = true
 		m.UTF8Headers = !isASCIIBytes(msgheader.Section(env.Body))
