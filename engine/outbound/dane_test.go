@@ -132,6 +132,11 @@ func TestDANE(t *testing.T) {
 			if o.TLSPolicy != c.policy {
 				t.Errorf("TLSPolicy %q, want %q", o.TLSPolicy, c.policy)
 			}
+			// A DANE failure decides the outcome: its result type is the
+			// log record's tls_result_type.
+			if o.TLSResultType != c.result {
+				t.Errorf("TLSResultType %q, want %q", o.TLSResultType, c.result)
+			}
 			if (o.TLSVersion != "") != c.withTLS {
 				t.Errorf("TLS version %q, want TLS %v", o.TLSVersion, c.withTLS)
 			}

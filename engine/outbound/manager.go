@@ -504,6 +504,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 		}
 		setLocal(out.Results, Transient, rep)
 		out.Note = text
+		out.TLSResultType = tlsrpt.ResultValidationFailure
 		return out
 	}
 	var unvalidated []string
@@ -526,6 +527,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 			}
 			setLocal(out.Results, Transient, localReply(451, requireTLSCode, text))
 			out.Note = text
+			out.TLSResultType = ResultRequireTLSNotValidated
 			return out
 		}
 	}
@@ -645,6 +647,10 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 				c, serr = dial(ctx, dc, cd.host, cd.addr, false, envelopeDomain(env))
 			}
 		}
+		if serr != nil && serr.stage == "STARTTLS" && serr.tlsResult == "" {
+			// STARTTLS failed and the clear was not tried: TLS decided.
+			serr.tlsResult = tlsResultType(serr)
+		}
 		if serr != nil {
 			// A host refused by the policy is up: other mail may use it.
 			if !serr.tlsFailed && !policyRefused {
@@ -662,6 +668,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 			serr = requireTLSError("%s [%s] does not offer REQUIRETLS", cd.host, cd.addr)
 			if c.tls == nil {
 				serr = requireTLSError("%s [%s]: no TLS", cd.host, cd.addr)
+				serr.tlsResult = tlsrpt.ResultSTARTTLSNotSupported
 			}
 			c.Close()
 			notes = append(notes, serr.refusal.Reply.Lines[0])
@@ -681,6 +688,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 		out.Note = strings.Join(notes, "; ")
 		if last != nil {
 			out.SessionReply = last.server
+			out.TLSResultType = last.tlsResult
 		}
 		if lastDANE {
 			out.TLSPolicy = TLSPolicyDANE
@@ -699,6 +707,13 @@ func (m *Manager) outcome(c *Client, res []Result, note string) Outcome {
 	if c.tls != nil {
 		o.TLSVersion = logrec.TLSVersion(c.tls.Version)
 		o.TLSCipher = tlsCipherName(c.tls.CipherSuite)
+	}
+	for i := range res {
+		if r := &res[i]; r.Local && r.Status == Transient && RequireTLSFailure(r.Reply.Enhanced) {
+			// The server does not offer REQUIRETLS (Client.refusal).
+			o.TLSResultType = ResultRequireTLSNotOffered
+			break
+		}
 	}
 	return o
 }
