@@ -578,6 +578,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 	var last *sessionError
 	var c *Client
 	lastDANE := false
+	var lookupFailed []string // hosts whose failed TLSA lookup was reported
 	for _, cd := range ordered {
 		if ctx.Err() != nil {
 			break
@@ -585,7 +586,12 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 		if cd.dane != nil && cd.dane.Err != nil {
 			// RFC 7672 §2.2: a host whose TLSA lookup failed is not used.
 			serr, de := daneRefusal(cd.host, cd.addr.Port(), nil, cd.dane.Err)
-			m.reportDANE(cd.host, netip.AddrPort{}, de)
+			if !slices.Contains(lookupFailed, cd.host) {
+				// Once per host, not per address: no session was tried.
+				lookupFailed = append(lookupFailed, cd.host)
+				m.reportDANE(cd.host, netip.AddrPort{}, de)
+				m.observeDANE(route.Domain, env.From, cd, netip.Addr{}, de)
+			}
 			notes = append(notes, "4.7.5 "+serr.refusal.Reply.Lines[0])
 			last, lastDANE = serr, true
 			continue
@@ -603,9 +609,10 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 			dc = &d
 		}
 		c, serr = dial(ctx, dc, cd.host, cd.addr, true, envelopeDomain(env))
-		if route != nil && m.opts.RelayTo == "" && !route.Literal && cd.dane == nil {
-			// A DANE session is not reported yet (its policy type "tlsa"
-			// and TLSA policy strings are still to do): never under STS.
+		if cd.dane != nil && serr == nil && c.tls != nil {
+			// Under DANE (its TLSA records, never its STS policy).
+			m.observeDANE(route.Domain, env.From, cd, c.local, nil)
+		} else if route != nil && m.opts.RelayTo == "" && !route.Literal && cd.dane == nil {
 			m.observeTLS(p, route.Domain, env.From, cd, c, serr, &asked)
 		}
 		policyRefused := false
@@ -616,6 +623,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 			var de *DANEError
 			serr, de = daneRefusal(cd.host, cd.addr.Port(), serr, nil)
 			m.reportDANE(cd.host, cd.addr, de)
+			m.observeDANE(route.Domain, env.From, cd, serr.local, de)
 			notes = append(notes, "4.7.5 "+serr.refusal.Reply.Lines[0])
 			last, lastDANE = serr, true
 			c = nil
