@@ -182,7 +182,10 @@ stub-zone:
 // the message stays queued with 451 4.7.5 and the reason; an MX host in an
 // insecure zone gets the mail as before (opportunistic), its TLSA record
 // ignored; a secure MX host whose TLSA RRset is bogus (unbound answers
-// SERVFAIL) gets nothing either (RFC 7672 §2.2).
+// SERVFAIL) gets nothing either (RFC 7672 §2.2). The failed attempts'
+// records carry tls_result_type (tlsa-invalid, dnssec-invalid), and the
+// day's TLS report of each domain has a "tlsa" policy with the host's
+// records and what happened.
 func TestE2EDANE(t *testing.T) {
 	gannetBinary(t)
 	port := freePort(t, false, e2eDANEGoodIP, e2eDANEBadIP, e2eDANEOpenIP, e2eDANETAIP, e2eDANEBogusIP)
@@ -254,12 +257,13 @@ _%[2]d._tcp.mx.open IN TLSA 3 1 1 %[3]s
 	tf := g.WaitRecords(recordFilter{Type: "TransientFailure", ID: idBad}, 2, deliveryMax)
 	for _, r := range tf {
 		if r.Response.EnhancedCode() != "4.7.5" || !strings.Contains(r.Response.Content, "DANE: no TLSA record matches the certificate of mx.bad.dane.test") ||
-			!strings.Contains(r.Raw, `"tls_policy":"dane"`) {
+			!strings.Contains(r.Raw, `"tls_policy":"dane","tls_result_type":"tlsa-invalid"`) {
 			t.Errorf("bad.dane.test attempt: %s", r.Raw)
 		}
 	}
 	r := g.WaitRecords(recordFilter{Type: "TransientFailure", ID: idBogus}, 1, deliveryMax)[0]
-	if r.Response.EnhancedCode() != "4.7.5" || !strings.Contains(r.Response.Content, fmt.Sprintf("DANE: TLSA lookup for _%d._tcp.mx.bogus.dane.test failed", port)) {
+	if r.Response.EnhancedCode() != "4.7.5" || !strings.Contains(r.Response.Content, fmt.Sprintf("DANE: TLSA lookup for _%d._tcp.mx.bogus.dane.test failed", port)) ||
+		!strings.Contains(r.Raw, `"tls_result_type":"dnssec-invalid"`) {
 		t.Errorf("bogus.dane.test attempt: %s", r.Raw)
 	}
 	d = g.WaitRecords(recordFilter{Type: "Delivery", ID: idOpen}, 1, deliveryMax)[0]
@@ -289,5 +293,35 @@ _%[2]d._tcp.mx.open IN TLSA 3 1 1 %[3]s
 	}
 	if n < 3 {
 		t.Errorf(`gannet_tls_failures_total{policy="dane",result_type="tlsa-invalid"|"dnssec-invalid"} = %v, want ≥ 3`, n)
+	}
+
+	// TLS reports: each host under DANE is a "tlsa" policy of its domain,
+	// its TLSA records the policy-string and the host the mx-host.
+	day := time.Now().UTC().Format("2006-01-02")
+	for _, c := range []struct {
+		domain, mx, tlsa, result string
+	}{
+		{"good.dane.test", "mx.good.dane.test", "3 1 1 " + spkiSHA256(t, goodCert), ""},
+		{"bad.dane.test", "mx.bad.dane.test", "3 1 1 " + spkiSHA256(t, otherCert), "tlsa-invalid"},
+		{"bogus.dane.test", "mx.bogus.dane.test", "", "dnssec-invalid"},
+	} {
+		var detail struct {
+			JSON rptJSON `json:"json"`
+		}
+		adminCurl(t, g, "GET", "/api/admin/tls-reports/v1?domain="+c.domain+"&day="+day, "").want(t, "show "+c.domain, 200).decode(t, &detail)
+		ps := detail.JSON.Policies
+		if len(ps) != 1 || ps[0].Policy.Type != "tlsa" || ps[0].Policy.Domain != c.domain || strings.Join(ps[0].Policy.MX, ",") != c.mx ||
+			strings.Join(ps[0].Policy.String, ",") != c.tlsa {
+			t.Errorf("%s TLS report policies: %+v", c.domain, ps)
+			continue
+		}
+		p := ps[0]
+		if c.result == "" {
+			if p.Summary.Successful != 1 || p.Summary.Failed != 0 {
+				t.Errorf("%s TLS report summary: %+v", c.domain, p.Summary)
+			}
+		} else if p.Summary.Failed < 1 || len(p.Details) == 0 || p.Details[0].ResultType != c.result || p.Details[0].ReceivingMX != c.mx {
+			t.Errorf("%s TLS report: %+v, want %s failures", c.domain, p, c.result)
+		}
 	}
 }

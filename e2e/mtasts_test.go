@@ -151,7 +151,8 @@ _mta-sts.tst       IN TXT "v=STSv1; id=1;"
 // TLS, passing over a preferred MX host outside the policy; enforce never
 // delivers to an MX host with a wrong-name certificate (the message stays
 // queued, each attempt a TransientFailure 4.7.5 saying why); testing
-// delivers to that host; the delivery records carry tls_policy; the
+// delivers to that host; the delivery records carry tls_policy, and the
+// failed attempts tls_result_type too; the
 // policies fetched survive a restart of the process without a refetch;
 // a new TXT id makes a refetch whose policy applies.
 func TestE2EMTASTS(t *testing.T) {
@@ -188,13 +189,14 @@ func TestE2EMTASTS(t *testing.T) {
 	idTst := dlvSend(t, g, "c@tst.sts.test", "")
 
 	d := g.WaitRecords(recordFilter{Type: "Delivery", ID: idEnf}, 1, deliveryMax)[0]
-	if !strings.Contains(d.Raw, `"tls_policy":"sts-enforce"`) || d.TLSProtocolVersion == "" || !strings.Contains(string(d.PeerAddress), "mx.good.sts.test") {
+	if !strings.Contains(d.Raw, `"tls_policy":"sts-enforce"`) || strings.Contains(d.Raw, "tls_result_type") ||
+		d.TLSProtocolVersion == "" || !strings.Contains(string(d.PeerAddress), "mx.good.sts.test") {
 		t.Errorf("enf.sts.test delivery: %s", d.Raw)
 	}
 	tf := g.WaitRecords(recordFilter{Type: "TransientFailure", ID: idBad}, 2, deliveryMax)
 	for _, r := range tf {
 		if r.Response.EnhancedCode() != "4.7.5" || !strings.Contains(r.Response.Content, "MTA-STS: policy of enfbad.sts.test enforced: TLS handshake with mx.wrong.sts.test") ||
-			!strings.Contains(r.Raw, `"tls_policy":"sts-enforce"`) {
+			!strings.Contains(r.Raw, `"tls_policy":"sts-enforce","tls_result_type":"certificate-host-mismatch"`) {
 			t.Errorf("enfbad.sts.test attempt: %s", r.Raw)
 		}
 	}

@@ -318,7 +318,7 @@ mta_sts = false
 	// enforce: past mx.notls.test (preferred, but not in the policy) to
 	// mx.good.test, over verified TLS.
 	r := outcome("u@enf.test")
-	if r.Type != logrec.Delivery || r.PeerAddress.Name != "mx.good.test" || r.TLSPolicy != "sts-enforce" || r.TLSProtocolVersion == "" {
+	if r.Type != logrec.Delivery || r.PeerAddress.Name != "mx.good.test" || r.TLSPolicy != "sts-enforce" || r.TLSProtocolVersion == "" || r.TLSResultType != "" {
 		t.Errorf("enf.test: %+v", r)
 	}
 	if got, withTLS := received(stsGoodIP, "u@enf.test"); !got || !withTLS {
@@ -327,12 +327,12 @@ mta_sts = false
 	// enforce, wrong-name certificate: not delivered, 4.7.5 saying why.
 	r = outcome("u@enfbad.test")
 	if r.Type != logrec.TransientFailure || r.Response.EnhancedCode != "4.7.5" || r.TLSPolicy != "sts-enforce" ||
-		!strings.Contains(r.Response.Content, "MTA-STS: policy of enfbad.test enforced: TLS handshake with mx.wrong.test") {
+		r.TLSResultType != "certificate-host-mismatch" || !strings.Contains(r.Response.Content, "MTA-STS: policy of enfbad.test enforced: TLS handshake with mx.wrong.test") {
 		t.Errorf("enfbad.test: %+v", r)
 	}
 	// enforce, MX outside the policy.
 	r = outcome("u@nomatch.test")
-	if r.Type != logrec.TransientFailure || r.Response.EnhancedCode != "4.7.5" ||
+	if r.Type != logrec.TransientFailure || r.Response.EnhancedCode != "4.7.5" || r.TLSResultType != "validation-failure" ||
 		!strings.Contains(r.Response.Content, "MTA-STS: mx.good.test does not match the policy of nomatch.test") {
 		t.Errorf("nomatch.test: %+v", r)
 	}

@@ -26,7 +26,9 @@ import (
 // domain exists. Only with MX delivery ([delivery] relay_to unset).
 // Sessions to a domain whose MTA-STS policy could not be fetched are
 // failures of its "sts" policy (sts-policy-fetch-error, sts-policy-invalid,
-// sts-webpki-invalid).
+// sts-webpki-invalid). Sessions with an MX host under DANE are counted
+// under a "tlsa" policy per MX host: its TLSA records as policy-string,
+// the host as mx-host.
 
 // tlsrptDir is where the counts are kept: in the spool directory.
 func tlsrptDir(spoolPath string) string { return filepath.Join(spoolPath, "tlsrpt") }
@@ -154,6 +156,13 @@ func (r *tlsReports) observe(e *Engine, s outbound.TLSSession) {
 		// in the next one (nor a connection opened for Gannet's reports).
 		return
 	}
+	r.store.Observe(reportSession(s))
+}
+
+// reportSession is what the store counts of an outbound session: under its
+// DANE TLSA records, its MTA-STS policy (or the one that could not be
+// fetched), or no policy.
+func reportSession(s outbound.TLSSession) tlsrpt.Session {
 	ss := tlsrpt.Session{
 		Domain:      s.Domain,
 		PolicyType:  tlsrpt.PolicyNoPolicyFound,
@@ -163,6 +172,12 @@ func (r *tlsReports) observe(e *Engine, s outbound.TLSSession) {
 		ReceivingMX: s.Host,
 	}
 	switch {
+	case s.DANE:
+		// RFC 8460 §4.4: the MX host's TLSA records; the policy domain is
+		// the destination domain, mx-host the MX host they apply to.
+		ss.PolicyType = tlsrpt.PolicyTLSA
+		ss.PolicyString = s.TLSA
+		ss.MXHost = []string{strings.ToLower(strings.TrimSuffix(s.Host, "."))}
 	case s.STS.Mode != outbound.STSNone:
 		ss.PolicyType = tlsrpt.PolicySTS
 		ss.Domain = s.STS.Domain
@@ -177,7 +192,7 @@ func (r *tlsReports) observe(e *Engine, s outbound.TLSSession) {
 	if s.Err != nil {
 		ss.ReasonCode = reasonCode(s.Err)
 	}
-	r.store.Observe(ss)
+	return ss
 }
 
 // tlsObserver adapts the engine to outbound.TLSObserver.

@@ -86,6 +86,9 @@ func (l *Loop) newRecord(m *queue.Message, v *verdict, out *outbound.Outcome, no
 		r.TLSProtocolVersion = out.TLSVersion
 		r.TLSCipher = out.TLSCipher
 		r.TLSPolicy = out.TLSPolicy
+		if v.kind != kindDelivery {
+			r.TLSResultType = out.TLSResultType
+		}
 		if out.Peer.IsValid() {
 			r.PeerAddress = logrec.PeerAddress{Name: out.Host, Addr: out.Peer.Addr().String()}
 		}

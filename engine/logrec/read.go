@@ -50,6 +50,7 @@ type jsonRecord struct {
 	EgressSource       string `json:"egress_source"`
 	Listener           string `json:"listener"`
 	TLSPolicy          string `json:"tls_policy"`
+	TLSResultType      string `json:"tls_result_type"`
 	Command            string `json:"command"`
 }
 
@@ -71,7 +72,8 @@ func ParseRecord(line []byte) (Record, error) {
 		TLSProtocolVersion:   j.TLSProtocolVersion, TLSCipher: j.TLSCipher,
 		Tenant: j.Tenant, Campaign: j.Campaign,
 		Timestamp: unixOrZero(j.Timestamp), Created: unixOrZero(j.Created),
-		EgressSource: j.EgressSource, Listener: j.Listener, TLSPolicy: j.TLSPolicy, Command: j.Command,
+		EgressSource: j.EgressSource, Listener: j.Listener, TLSPolicy: j.TLSPolicy,
+		TLSResultType: j.TLSResultType, Command: j.Command,
 	}
 	if e := j.Response.EnhancedCode; e != nil {
 		r.Response.EnhancedCode = strconv.Itoa(e.Class) + "." + strconv.Itoa(e.Subject) + "." + strconv.Itoa(e.Detail)

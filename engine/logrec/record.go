@@ -59,13 +59,20 @@ type Record struct {
 	// TLSPolicy is the outbound TLS policy a delivery attempt ran under:
 	// "sts-enforce", "sts-testing" (MTA-STS, RFC 8461), "opportunistic",
 	// "required" or "none" ([tls] mode disabled); "" for other records.
-	TLSPolicy    string
-	Tenant       string
-	Campaign     string
-	Timestamp    time.Time // when the event happened
-	Created      time.Time // when the message was received
-	EgressSource string    // optional: outbound source address or name
-	Listener     string    // optional: [[smtp_listener]] name or "http" for Reception
+	TLSPolicy string
+	// TLSResultType is, on a failed delivery attempt that a TLS failure
+	// decided (an MTA-STS or DANE refusal, a REQUIRETLS refusal, a failed
+	// STARTTLS under mode required), what failed: an RFC 8460 result type
+	// ("certificate-host-mismatch", "tlsa-invalid", …) or one of
+	// REQUIRETLS ("requiretls-not-offered", "requiretls-not-validated");
+	// "" otherwise.
+	TLSResultType string
+	Tenant        string
+	Campaign      string
+	Timestamp     time.Time // when the event happened
+	Created       time.Time // when the message was received
+	EgressSource  string    // optional: outbound source address or name
+	Listener      string    // optional: [[smtp_listener]] name or "http" for Reception
 	// Command is the SMTP verb a Rejection answers ("MAIL", "RCPT",
 	// "connect", …): never its arguments, so no AUTH secret is logged.
 	Command string
@@ -79,10 +86,10 @@ type Record struct {
 //	 "bounce_classification":"","peer_address":{"name":"mx.example.test","addr":"192.0.2.1"},
 //	 "tls_protocol_version":"TLSv1.3","tls_cipher":"…","tenant":"…","campaign":"…",
 //	 "timestamp":1700000000,"created":1699999990,"egress_source":"…","listener":"…",
-//	 "tls_policy":"sts-enforce"}
+//	 "tls_policy":"sts-enforce","tls_result_type":"certificate-expired"}
 //
 // Every field is always present except egress_source, listener,
-// tls_policy and command (Rejection records: ,"command":"RCPT" last),
+// tls_policy, tls_result_type and command (Rejection records: ,"command":"RCPT" last),
 // which are left out when empty. As in KumoMTA, enhanced_code is an object of three
 // numbers (null when there is none or it does not parse), peer_address is null
 // when there is no address, and timestamp and created are Unix seconds
@@ -147,6 +154,10 @@ func (r *Record) AppendJSON(b []byte) []byte {
 	if r.TLSPolicy != "" {
 		b = append(b, `,"tls_policy":`...)
 		b = appendString(b, r.TLSPolicy)
+	}
+	if r.TLSResultType != "" {
+		b = append(b, `,"tls_result_type":`...)
+		b = appendString(b, r.TLSResultType)
 	}
 	if r.Command != "" {
 		b = append(b, `,"command":`...)

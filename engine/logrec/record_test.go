@@ -3,6 +3,7 @@ package logrec
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -76,11 +77,39 @@ func TestAppendJSONEmptyAndOptional(t *testing.T) {
 	if _, ok := m["tls_policy"]; ok {
 		t.Error("empty tls_policy written")
 	}
+	if _, ok := m["tls_result_type"]; ok {
+		t.Error("empty tls_result_type written")
+	}
 	if _, ok := m["egress_source"]; ok {
 		t.Error("empty egress_source written")
 	}
 	if m["listener"] != "relay-in" || m["timestamp"] != 0.0 {
 		t.Errorf("listener/timestamp: %v", m)
+	}
+}
+
+// TestAppendJSONTLSResultType: a failure a TLS policy decided carries
+// tls_result_type after tls_policy, and it reads back.
+func TestAppendJSONTLSResultType(t *testing.T) {
+	r := sampleRecord()
+	r.Type = TransientFailure
+	r.Response = Response{Code: 451, EnhancedCode: "4.7.5", Content: "DANE: no TLSA record matches the certificate of mx1.example.test"}
+	r.TLSProtocolVersion, r.TLSCipher = "", ""
+	r.TLSPolicy, r.TLSResultType = "dane", "tlsa-invalid"
+	line := r.AppendJSON(nil)
+	m := decode(t, line)
+	if m["tls_policy"] != "dane" || m["tls_result_type"] != "tlsa-invalid" {
+		t.Errorf("tls_policy %v, tls_result_type %v", m["tls_policy"], m["tls_result_type"])
+	}
+	if want := `"tls_policy":"dane","tls_result_type":"tlsa-invalid"}`; !strings.HasSuffix(strings.TrimSpace(string(line)), want) {
+		t.Errorf("record %s does not end with %s", line, want)
+	}
+	got, err := ParseRecord(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.TLSResultType != "tlsa-invalid" || got.TLSPolicy != "dane" {
+		t.Errorf("read back %+v", got)
 	}
 }
 

@@ -82,6 +82,9 @@ type sessionError struct {
 	server smtpwire.Reply
 	// local is the address connected from (zero when no connection).
 	local netip.Addr
+	// tlsResult is, for a failure that TLS or a TLS policy made, its
+	// result type (Outcome.TLSResultType); "" otherwise.
+	tlsResult string
 }
 
 func (e *sessionError) Error() string {

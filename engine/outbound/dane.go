@@ -150,6 +150,7 @@ func daneRefusal(host string, port uint16, serr *sessionError, lookupErr error) 
 		*out = *serr
 	}
 	out.refusal.Reply = localReply(451, "4.7.5", de.Error())
+	out.tlsResult = de.ResultType
 	return out, de
 }
 

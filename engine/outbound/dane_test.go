@@ -94,7 +94,9 @@ func TestDANE(t *testing.T) {
 			var mu sync.Mutex
 			var reports []string
 			asked := 0
+			sessions := &sessionLog{}
 			m := newTestManager(t, rx.Addr.Port(), func(o *Options) {
+				o.TLSObserver = sessions
 				// No roots trust any of these certificates: only DANE can.
 				o.TLS = TLSPolicy{Mode: TLSOpportunistic, RootCAs: x509.NewCertPool(), FallbackPlaintext: true}
 				o.STS = func(context.Context, string) STSPolicy { return c.sts }
@@ -132,6 +134,11 @@ func TestDANE(t *testing.T) {
 			if o.TLSPolicy != c.policy {
 				t.Errorf("TLSPolicy %q, want %q", o.TLSPolicy, c.policy)
 			}
+			// A DANE failure decides the outcome: its result type is the
+			// log record's tls_result_type.
+			if o.TLSResultType != c.result {
+				t.Errorf("TLSResultType %q, want %q", o.TLSResultType, c.result)
+			}
 			if (o.TLSVersion != "") != c.withTLS {
 				t.Errorf("TLS version %q, want TLS %v", o.TLSVersion, c.withTLS)
 			}
@@ -162,7 +169,49 @@ func TestDANE(t *testing.T) {
 			if strings.Join(reports, ",") != strings.Join(want, ",") {
 				t.Errorf("DANE reports %q, want %q", reports, want)
 			}
+			checkDANESessions(t, sessions, c.policy == TLSPolicyDANE, c.result, c.dh.Records)
 		})
+	}
+}
+
+// checkDANESessions: a delivery under DANE told TLSObserver of one
+// session, under DANE with the host's TLSA records and not under MTA-STS,
+// with the result type of its failure (a failed TLSA lookup: no address);
+// one not under DANE told of no DANE session.
+func checkDANESessions(t *testing.T, log *sessionLog, underDANE bool, result string, records []dane.Record) {
+	t.Helper()
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	if !underDANE {
+		for _, s := range log.s {
+			if s.DANE {
+				t.Errorf("a DANE session reported for a host not under DANE: %+v", s)
+			}
+		}
+		return
+	}
+	if len(log.s) != 1 {
+		t.Fatalf("%d sessions reported, want 1: %+v", len(log.s), log.s)
+	}
+	s := log.s[0]
+	var tlsa []string
+	for _, r := range records {
+		tlsa = append(tlsa, r.String())
+	}
+	if !s.DANE || s.STS.Mode != STSNone || s.Domain != "dst.test" || s.Host != "mx1.dst.test" || s.From != "sender@src.test" {
+		t.Errorf("session %+v, want one under DANE for mx1.dst.test", s)
+	}
+	if strings.Join(s.TLSA, ",") != strings.Join(tlsa, ",") {
+		t.Errorf("session TLSA %q, want %q", s.TLSA, tlsa)
+	}
+	if s.ResultType != result || (result == "") != (s.Err == nil) {
+		t.Errorf("session result %q (%v), want %q", s.ResultType, s.Err, result)
+	}
+	if s.Peer.IsValid() == (result == ResultDNSSECInvalid) {
+		t.Errorf("session peer %v with result %q", s.Peer, result)
+	}
+	if s.Local.IsValid() == (result == ResultDNSSECInvalid) {
+		t.Errorf("session local address %v with result %q", s.Local, result)
 	}
 }
 

@@ -504,6 +504,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 		}
 		setLocal(out.Results, Transient, rep)
 		out.Note = text
+		out.TLSResultType = tlsrpt.ResultValidationFailure
 		return out
 	}
 	var unvalidated []string
@@ -526,6 +527,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 			}
 			setLocal(out.Results, Transient, localReply(451, requireTLSCode, text))
 			out.Note = text
+			out.TLSResultType = ResultRequireTLSNotValidated
 			return out
 		}
 	}
@@ -576,6 +578,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 	var last *sessionError
 	var c *Client
 	lastDANE := false
+	var lookupFailed []string // hosts whose failed TLSA lookup was reported
 	for _, cd := range ordered {
 		if ctx.Err() != nil {
 			break
@@ -583,7 +586,12 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 		if cd.dane != nil && cd.dane.Err != nil {
 			// RFC 7672 §2.2: a host whose TLSA lookup failed is not used.
 			serr, de := daneRefusal(cd.host, cd.addr.Port(), nil, cd.dane.Err)
-			m.reportDANE(cd.host, netip.AddrPort{}, de)
+			if !slices.Contains(lookupFailed, cd.host) {
+				// Once per host, not per address: no session was tried.
+				lookupFailed = append(lookupFailed, cd.host)
+				m.reportDANE(cd.host, netip.AddrPort{}, de)
+				m.observeDANE(route.Domain, env.From, cd, netip.Addr{}, de)
+			}
 			notes = append(notes, "4.7.5 "+serr.refusal.Reply.Lines[0])
 			last, lastDANE = serr, true
 			continue
@@ -601,9 +609,10 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 			dc = &d
 		}
 		c, serr = dial(ctx, dc, cd.host, cd.addr, true, envelopeDomain(env))
-		if route != nil && m.opts.RelayTo == "" && !route.Literal && cd.dane == nil {
-			// A DANE session is not reported yet (its policy type "tlsa"
-			// and TLSA policy strings are still to do): never under STS.
+		if cd.dane != nil && serr == nil && c.tls != nil {
+			// Under DANE (its TLSA records, never its STS policy).
+			m.observeDANE(route.Domain, env.From, cd, c.local, nil)
+		} else if route != nil && m.opts.RelayTo == "" && !route.Literal && cd.dane == nil {
 			m.observeTLS(p, route.Domain, env.From, cd, c, serr, &asked)
 		}
 		policyRefused := false
@@ -614,6 +623,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 			var de *DANEError
 			serr, de = daneRefusal(cd.host, cd.addr.Port(), serr, nil)
 			m.reportDANE(cd.host, cd.addr, de)
+			m.observeDANE(route.Domain, env.From, cd, serr.local, de)
 			notes = append(notes, "4.7.5 "+serr.refusal.Reply.Lines[0])
 			last, lastDANE = serr, true
 			c = nil
@@ -645,6 +655,10 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 				c, serr = dial(ctx, dc, cd.host, cd.addr, false, envelopeDomain(env))
 			}
 		}
+		if serr != nil && serr.stage == "STARTTLS" && serr.tlsResult == "" {
+			// STARTTLS failed and the clear was not tried: TLS decided.
+			serr.tlsResult = tlsResultType(serr)
+		}
 		if serr != nil {
 			// A host refused by the policy is up: other mail may use it.
 			if !serr.tlsFailed && !policyRefused {
@@ -662,6 +676,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 			serr = requireTLSError("%s [%s] does not offer REQUIRETLS", cd.host, cd.addr)
 			if c.tls == nil {
 				serr = requireTLSError("%s [%s]: no TLS", cd.host, cd.addr)
+				serr.tlsResult = tlsrpt.ResultSTARTTLSNotSupported
 			}
 			c.Close()
 			notes = append(notes, serr.refusal.Reply.Lines[0])
@@ -681,6 +696,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 		out.Note = strings.Join(notes, "; ")
 		if last != nil {
 			out.SessionReply = last.server
+			out.TLSResultType = last.tlsResult
 		}
 		if lastDANE {
 			out.TLSPolicy = TLSPolicyDANE
@@ -699,6 +715,13 @@ func (m *Manager) outcome(c *Client, res []Result, note string) Outcome {
 	if c.tls != nil {
 		o.TLSVersion = logrec.TLSVersion(c.tls.Version)
 		o.TLSCipher = tlsCipherName(c.tls.CipherSuite)
+	}
+	for i := range res {
+		if r := &res[i]; r.Local && r.Status == Transient && RequireTLSFailure(r.Reply.Enhanced) {
+			// The server does not offer REQUIRETLS (Client.refusal).
+			o.TLSResultType = ResultRequireTLSNotOffered
+			break
+		}
 	}
 	return o
 }

@@ -71,10 +71,23 @@ func TLSRequiredNo(msg []byte) bool {
 	return false
 }
 
+// The result types (Outcome.TLSResultType, tls_result_type) of REQUIRETLS
+// failures that are not TLS negotiation failures, for which RFC 8460 has
+// no result type.
+const (
+	// ResultRequireTLSNotOffered: the MX host negotiated TLS but did not
+	// offer REQUIRETLS (RFC 8689 §4.2.1 step 3).
+	ResultRequireTLSNotOffered = "requiretls-not-offered"
+	// ResultRequireTLSNotValidated: no MX host of the destination is
+	// validated by MTA-STS or DANE (RFC 8689 §4.2.1 steps 1 and 2).
+	ResultRequireTLSNotValidated = "requiretls-not-validated"
+)
+
 // requireTLSError is a REQUIRETLS failure: 451 4.7.10 with a text that says
-// why.
+// why, of result type ResultRequireTLSNotOffered (the caller changes it
+// when another applies).
 func requireTLSError(format string, args ...any) *sessionError {
-	serr := &sessionError{stage: "REQUIRETLS"}
+	serr := &sessionError{stage: "REQUIRETLS", tlsResult: ResultRequireTLSNotOffered}
 	serr.refusal.Reply = localReply(451, requireTLSCode, "REQUIRETLS: "+fmt.Sprintf(format, args...))
 	return serr
 }
@@ -88,6 +101,7 @@ func requireTLSRefusal(serr *sessionError) *sessionError {
 	}
 	out := *serr
 	out.refusal.Reply = localReply(451, requireTLSCode, "REQUIRETLS: no validated TLS: "+text)
+	out.tlsResult = tlsResultType(serr)
 	return &out
 }
 

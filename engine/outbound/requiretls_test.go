@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"gannet/engine/dane"
+	"gannet/engine/tlsrpt"
 	"gannet/resolver"
 )
 
@@ -49,6 +50,16 @@ func TestRequireTLS(t *testing.T) {
 		{"TLS-Required: No with REQUIRETLS: ignored", &wrong, true, enforce, true, tlsNo, Transient, "REQUIRETLS: no validated TLS", false, false},
 		{"enforce, wrong-name cert, no header", &wrong, false, enforce, false, "", Transient, "MTA-STS", false, false},
 	}
+	// The outcome's TLSResultType (tls_result_type) of the refusals.
+	results := map[string]string{
+		"enforce, not offered":                      ResultRequireTLSNotOffered,
+		"no policy":                                 ResultRequireTLSNotValidated,
+		"testing, host does not match":              ResultRequireTLSNotValidated,
+		"testing, wrong-name cert":                  tlsrpt.ResultCertHostMismatch,
+		"enforce, no STARTTLS":                      tlsrpt.ResultSTARTTLSNotSupported,
+		"TLS-Required: No with REQUIRETLS: ignored": tlsrpt.ResultCertHostMismatch,
+		"enforce, wrong-name cert, no header":       tlsrpt.ResultCertHostMismatch,
+	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			rx := newTestReceiver(t, "127.0.0.1")
@@ -69,6 +80,9 @@ func TestRequireTLS(t *testing.T) {
 			got := o.Results[0].Reply.String() + " | " + o.Note
 			if !strings.Contains(got, c.text) {
 				t.Errorf("reply and note %q, want %q", got, c.text)
+			}
+			if o.TLSResultType != results[c.name] {
+				t.Errorf("TLSResultType %q, want %q", o.TLSResultType, results[c.name])
 			}
 			if (o.TLSVersion != "") != c.withTLS {
 				t.Errorf("TLS version %q, want TLS %v", o.TLSVersion, c.withTLS)

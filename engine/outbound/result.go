@@ -110,6 +110,14 @@ type Outcome struct {
 	// here on (§6.2.1); without it the relay owes a "relayed" one
 	// (§6.2.2).
 	DSN bool
+	// TLSResultType says, when a TLS failure decided a failed delivery (an
+	// MX host refused by MTA-STS, a DANE failure, a REQUIRETLS refusal, a
+	// failed STARTTLS that was not followed by delivery in the clear), what
+	// failed: an RFC 8460 result type (tlsrpt.ResultCertExpired,
+	// ResultTLSAInvalid, …) or ResultRequireTLSNotOffered or
+	// ResultRequireTLSNotValidated; the log records' tls_result_type. ""
+	// otherwise, and whenever the message was delivered.
+	TLSResultType string
 }
 
 // Counts returns how many recipients were delivered, bounced and deferred.

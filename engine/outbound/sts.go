@@ -115,6 +115,7 @@ func stsRefusal(serr *sessionError, domain string) *sessionError {
 	}
 	out := *serr
 	out.refusal.Reply = localReply(451, "4.7.5", fmt.Sprintf("MTA-STS: policy of %s enforced: %s", domain, text))
+	out.tlsResult = tlsResultType(serr)
 	return &out
 }
 

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"gannet/engine/tlsrpt"
 )
 
 // hostList is a HostMatcher of exact names.
@@ -63,6 +65,15 @@ func TestMTASTS(t *testing.T) {
 		{"enforce, TLS 1.1 only", &good, STSPolicy{Mode: STSEnforce, Domain: "dst.test", ID: "7", Hosts: hostList{"mx1.dst.test"}}, Transient, false, TLSPolicySTSEnforce, "protocol version", true, true},
 		{"no policy, TLS 1.1 only", &good, STSPolicy{}, Delivered, true, TLSPolicyOpportunistic, "", false, true},
 	}
+	// The outcome's TLSResultType (tls_result_type) of the refusals; ""
+	// for the others.
+	results := map[string]string{
+		"enforce, no match":        tlsrpt.ResultValidationFailure,
+		"enforce, wrong-name cert": tlsrpt.ResultCertHostMismatch,
+		"enforce, expired cert":    tlsrpt.ResultCertExpired,
+		"enforce, no STARTTLS":     tlsrpt.ResultSTARTTLSNotSupported,
+		"enforce, TLS 1.1 only":    tlsrpt.ResultValidationFailure,
+	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			rx := newTestReceiver(t, "127.0.0.1")
@@ -93,6 +104,9 @@ func TestMTASTS(t *testing.T) {
 			wantStatuses(t, o, c.status)
 			if o.TLSPolicy != c.policy {
 				t.Errorf("TLSPolicy %q, want %q", o.TLSPolicy, c.policy)
+			}
+			if o.TLSResultType != results[c.name] {
+				t.Errorf("TLSResultType %q, want %q", o.TLSResultType, results[c.name])
 			}
 			if (o.TLSVersion != "") != c.withTLS {
 				t.Errorf("TLS version %q, want TLS %v", o.TLSVersion, c.withTLS)

@@ -13,7 +13,10 @@ import (
 // (RFC 8460; engine/tlsrpt counts and reports them): Options.TLSObserver
 // hears of every STARTTLS negotiation on a new connection to an MX host,
 // success or failure with its result type (§4.3), and of deliveries that
-// an enforced MTA-STS policy stopped because no MX host matched it.
+// an enforced MTA-STS policy stopped because no MX host matched it. A host
+// under DANE is reported under its TLSA records (TLSSession.DANE, policy
+// type "tlsa"), with DANEError's result type on failure, including a
+// failed TLSA lookup (dnssec-invalid, no session and no address).
 // Connections to relay_to or to an address literal are not reported: they
 // have no policy domain.
 
@@ -28,9 +31,16 @@ type TLSObserver interface {
 type TLSSession struct {
 	// Domain is the destination domain: the policy domain of the report.
 	Domain string
-	// STS is the MTA-STS policy the session ran under (Mode STSNone: none).
-	// DANE, when it comes, adds its own field here.
+	// STS is the MTA-STS policy the session ran under (Mode STSNone: none;
+	// always for a DANE session).
 	STS STSPolicy
+	// DANE: the session ran under DANE (RFC 7672), the host's TLSA records,
+	// not under STS. TLSA are the host's usable TLSA records in
+	// presentation form ("3 1 1 ab12…"), the report's policy-string for
+	// policy-type "tlsa" (RFC 8460 §4.4); none when the lookup failed or no
+	// record was usable.
+	DANE bool
+	TLSA []string
 	// Host is the MX host name; Peer its address (zero when the host was
 	// refused by its name); Local the address Gannet connected from.
 	Host  string
@@ -130,6 +140,27 @@ func (m *Manager) observeRefused(p *sitePool, domain, from string, hosts []strin
 		m.opts.TLSObserver.ObserveTLS(TLSSession{Domain: domain, STS: p.dial.sts, Host: h, From: from,
 			ResultType: tlsrpt.ResultValidationFailure, Err: stsMismatch(h, p.dial.sts.Domain)})
 	}
+}
+
+// observeDANE reports the session of one dial to a host under DANE: a
+// success when de is nil, else the failure de says (its result type);
+// local is the address connected from (zero when the TLSA lookup failed
+// and no connection was made, and peer with it).
+func (m *Manager) observeDANE(domain, from string, cd candidate, local netip.Addr, de *DANEError) {
+	if m.opts.TLSObserver == nil || domain == "" || cd.dane == nil {
+		return
+	}
+	s := TLSSession{Domain: domain, DANE: true, Host: cd.host, Peer: cd.addr, Local: local, From: from}
+	for _, r := range cd.dane.Records {
+		s.TLSA = append(s.TLSA, r.String())
+	}
+	if de != nil {
+		s.ResultType, s.Err = de.ResultType, de.Err
+		if de.ResultType == ResultDNSSECInvalid {
+			s.Peer = netip.AddrPort{}
+		}
+	}
+	m.opts.TLSObserver.ObserveTLS(s)
 }
 
 // localAddrOf returns the local address of a connection.

@@ -31,7 +31,10 @@
 // not match the policy counts as a "validation-failure". A session to a
 // domain whose MTA-STS policy could not be fetched is a failure of its
 // "sts" policy ("sts-policy-fetch-error", "sts-policy-invalid" or
-// "sts-webpki-invalid"), whatever TLS did. DANE result types
-// ("tlsa-invalid", "dnssec-invalid", "dane-required") and the policy type
-// "tlsa" are defined here for the DANE code to use.
+// "sts-webpki-invalid"), whatever TLS did. A session with an MX host under
+// DANE (RFC 7672) counts under policy type "tlsa", one policy per MX host:
+// policy-string its usable TLSA records in presentation form ("3 1 1 …"),
+// mx-host the host, policy-domain the destination domain; its failures have
+// the DANE result types ("tlsa-invalid", "dnssec-invalid" for a failed TLSA
+// lookup, "dane-required") or "starttls-not-supported".
 package tlsrpt

@@ -13,7 +13,7 @@ import (
 // Policy types (RFC 8460 §4.3, "policy-type").
 const (
 	PolicySTS           = "sts"             // an MTA-STS policy (RFC 8461)
-	PolicyTLSA          = "tlsa"            // DANE TLSA records (RFC 7672); for the DANE code
+	PolicyTLSA          = "tlsa"            // DANE TLSA records (RFC 7672) of one MX host
 	PolicyNoPolicyFound = "no-policy-found" // neither
 )
 
@@ -25,7 +25,7 @@ const (
 	ResultCertExpired          = "certificate-expired"
 	ResultCertNotTrusted       = "certificate-not-trusted"
 	ResultValidationFailure    = "validation-failure"
-	// §4.3.2.1, DANE (left to the DANE code).
+	// §4.3.2.1, DANE.
 	ResultTLSAInvalid   = "tlsa-invalid"
 	ResultDNSSECInvalid = "dnssec-invalid"
 	ResultDANERequired  = "dane-required"

@@ -201,3 +201,88 @@ func TestBuildEmptyDay(t *testing.T) {
 		t.Errorf("%s %v", j, err)
 	}
 }
+
+// TestBuildReportTLSA: sessions under DANE make one "tlsa" policy per MX
+// host, with its TLSA records as policy-string, the host as mx-host and
+// the destination as policy-domain (§4.4); successes and failures by their
+// DANE result types are counted, and the report matches the schema.
+func TestBuildReportTLSA(t *testing.T) {
+	now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	st, err := NewStore(StoreOptions{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	mx1 := Session{Domain: "dane.test", PolicyType: PolicyTLSA,
+		PolicyString: []string{"3 1 1 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"},
+		MXHost:       []string{"mx1.dane.test"}, SendingIP: netip.MustParseAddr("192.0.2.1"),
+		ReceivingIP: netip.MustParseAddr("198.51.100.1"), ReceivingMX: "mx1.dane.test"}
+	st.Observe(mx1)
+	st.Observe(mx1)
+	bad := mx1
+	bad.ResultType, bad.ReasonCode = ResultTLSAInvalid, "no TLSA record matches the certificate of mx1.dane.test"
+	st.Observe(bad)
+	mx2 := Session{Domain: "dane.test", PolicyType: PolicyTLSA,
+		PolicyString: []string{"2 0 1 aa", "3 1 1 bb"}, MXHost: []string{"mx2.dane.test"},
+		ResultType: ResultDNSSECInvalid, ReceivingMX: "mx2.dane.test", ReasonCode: "TLSA lookup for _25._tcp.mx2.dane.test failed: SERVFAIL"}
+	st.Observe(mx2)
+	mx3 := Session{Domain: "dane.test", PolicyType: PolicyTLSA, MXHost: []string{"mx3.dane.test"},
+		ResultType: ResultDANERequired, ReceivingMX: "mx3.dane.test", ReceivingIP: netip.MustParseAddr("198.51.100.3")}
+	st.Observe(mx3)
+	c, _, ok := st.Counts("2026-12-07", "dane.test")
+	if !ok {
+		t.Fatal("nothing counted")
+	}
+	r, err := Build(Meta{OrganizationName: "Gannet Test", ContactInfo: "postmaster@relay.test", ReportID: "r2@relay.test"}, "2026-12-07", c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := r.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v any
+	json.Unmarshal(j, &v)
+	if err := checkSchema(loadSchema(t), v, "report"); err != nil {
+		t.Errorf("schema: %v\n%s", err, j)
+	}
+	if len(r.Policies) != 3 {
+		t.Fatalf("policies: %s", j)
+	}
+	byMX := map[string]PolicyReport{}
+	for _, p := range r.Policies {
+		if p.Policy.PolicyType != PolicyTLSA || p.Policy.PolicyDomain != "dane.test" || len(p.Policy.MXHost) != 1 {
+			t.Errorf("policy %+v", p.Policy)
+			continue
+		}
+		byMX[p.Policy.MXHost[0]] = p
+	}
+	p := byMX["mx1.dane.test"]
+	if p.Summary.TotalSuccessfulSessionCount != 2 || p.Summary.TotalFailureSessionCount != 1 || len(p.FailureDetails) != 1 ||
+		len(p.Policy.PolicyString) != 1 || p.Policy.PolicyString[0] != mx1.PolicyString[0] {
+		t.Errorf("mx1: %+v", p)
+	} else if fd := p.FailureDetails[0]; fd.ResultType != ResultTLSAInvalid || fd.ReceivingIP != "198.51.100.1" || fd.SendingMTAIP != "192.0.2.1" ||
+		fd.ReceivingMXHostname != "mx1.dane.test" || fd.FailedSessionCount != 1 {
+		t.Errorf("mx1 failure detail: %+v", fd)
+	}
+	p = byMX["mx2.dane.test"]
+	if p.Summary.TotalSuccessfulSessionCount != 0 || p.Summary.TotalFailureSessionCount != 1 || len(p.Policy.PolicyString) != 2 ||
+		len(p.FailureDetails) != 1 || p.FailureDetails[0].ResultType != ResultDNSSECInvalid || p.FailureDetails[0].ReceivingIP != "" {
+		t.Errorf("mx2: %+v", p)
+	}
+	p = byMX["mx3.dane.test"]
+	if p.Summary.TotalFailureSessionCount != 1 || p.Policy.PolicyString != nil ||
+		len(p.FailureDetails) != 1 || p.FailureDetails[0].ResultType != ResultDANERequired {
+		t.Errorf("mx3: %+v", p)
+	}
+	// The same with Python's jsonschema, when it is there.
+	if py, err := exec.LookPath("/usr/bin/python3"); err == nil && exec.Command(py, "-c", "import jsonschema").Run() == nil {
+		f := filepath.Join(t.TempDir(), "r.json")
+		os.WriteFile(f, j, 0o600)
+		out, err := exec.Command(py, "-c", `import json,sys,jsonschema
+jsonschema.validate(json.load(open(sys.argv[2])), json.load(open(sys.argv[1])))`, "testdata/report.schema.json", f).CombinedOutput()
+		if err != nil {
+			t.Errorf("jsonschema: %v\n%s", err, out)
+		}
+	}
+}

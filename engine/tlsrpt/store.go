@@ -21,7 +21,7 @@ const StoreFile = "tlsrpt.json"
 // Defaults of StoreOptions.
 const (
 	DefaultMaxDomains  = 10000 // policy domains counted per day
-	DefaultMaxPolicies = 4     // policies per domain per day (a policy that changes mid-day makes two)
+	DefaultMaxPolicies = 8     // policies per domain per day (a policy that changes mid-day makes two; under DANE each MX host has its own)
 	DefaultMaxDetails  = 100   // failure-details rows per policy
 	DefaultKeepDays    = 14    // days kept after they end
 	DefaultFlushEvery  = 5 * time.Second
@@ -34,8 +34,10 @@ type Session struct {
 	// session was with.
 	Domain string
 	// PolicyType is PolicySTS, PolicyTLSA or PolicyNoPolicyFound; with it
-	// PolicyString (the policy, one string per line, §4.4) and MXHost (the
-	// policy's mx patterns) name the policy.
+	// PolicyString (the policy, one string per line, §4.4: an MTA-STS
+	// policy's lines, or the TLSA records in presentation form) and MXHost
+	// (the MTA-STS policy's mx patterns, or for TLSA the MX host whose
+	// records they are) name the policy.
 	PolicyType   string
 	PolicyString []string
 	MXHost       []string
