@@ -162,7 +162,7 @@ def query_line(plain, q, quick=False):
         return head.format("—") + f": not computed ({why})."
     verdict = "met" if cost < QUERY_COST_TARGET else "**not met**"
     if quick:
-        verdict += " (quick mode: a run of a fraction of a second, at most a query or two)"
+        verdict += " (quick mode: a short run with a query or two; it swings both ways)"
     nq = q.get("q_queries")
     filled = num(q.get("q_fill")) or 0
     return (head.format(f"{cost:.1%}") + f": {verdict} — {fmt(num(q.get('rate')))} ÷ "
@@ -173,7 +173,8 @@ def query_line(plain, q, quick=False):
             "`GET /api/admin/queue/v1?group_by=domain` once a second from the first message in to the last "
             f"at the sink ({nq if nq is not None else '?'} queries, median "
             f"{fmt(num(q.get('q_median')), 3)} s, max {fmt(num(q.get('q_max')), 3)} s). One pair of runs: "
-            "the run-to-run drift of this shared machine can be as large as the target.")
+            "the run-to-run drift of this shared machine can be as large as the target. Plain Gannet's queue "
+            "holds only the load, so the cost counts the large queue as well as the queries.")
 
 
 def cpuinfo():
