@@ -21,13 +21,14 @@ export BENCH_LIB=$LIB
 # ---------------------------------------------------------------- knobs --
 QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then
-  d_conns=4 d_per=25 d_msgs=100 d_c_msgs=20 d_c_conns=4 d_rate=5 d_e=2000 d_ef=20000 d_f=300 d_fpf=20 d_to=30 d_eto=30 d_arep=1
+  d_conns=4 d_per=25 d_msgs=100 d_c_msgs=20 d_c_conns=4 d_rate=5 d_e=2000 d_ef=20000 d_f=300 d_fpf=20 d_to=30 d_eto=30 d_arep=1 d_qrep=3 d_qf=5000
 else
   d_conns=50 d_per=100 d_msgs=20000 d_c_msgs=5000 d_c_conns=50 d_rate=20 d_e=100000 d_ef=1000000 d_f=10000 d_fpf=200
-  d_to=180 d_eto=300 d_arep=3
+  d_to=180 d_eto=300 d_arep=3 d_qrep=5 d_qf=100000
 fi
 # gannet-lua: (b) once more, right after Gannet's, with the policy script on.
-SYSTEMS=${BENCH_SYSTEMS:-"ceiling postfix gannet gannet-lua"}
+# gannet-query: (b) once more, with a pre-filled queue and a query a second.
+SYSTEMS=${BENCH_SYSTEMS:-"ceiling postfix gannet gannet-query gannet-lua"}
 SCENARIOS=${BENCH_SCENARIOS:-"a b c d e f"}
 CONNS=${BENCH_CONNS:-$d_conns}           # (a)(b)(d): concurrent connections
 PER_CONN=${BENCH_PER_CONN:-$d_per}       # messages per connection
@@ -41,6 +42,8 @@ D_RATE=${BENCH_D_RATE:-$d_rate}          # (d): transactional messages per secon
 E_QUEUED=${BENCH_E_QUEUED:-$d_e}         # (e): messages queued over SMTP behind a closed port
 E_FILL=${BENCH_E_FILL:-$d_ef}            # (e): messages filled straight into a spool Gannet then loads
 E_TIMEOUT=${BENCH_E_TIMEOUT:-$d_eto}     # (e): cap on queueing them, seconds
+Q_REPS=${BENCH_Q_REPS:-$d_qrep}          # (e): each queue query this many times, median
+Q_FILL=${BENCH_Q_FILL:-$d_qf}            # gannet-query: deferred messages filled into its spool first
 F_CONNS=${BENCH_F_CONNS:-$d_f}           # (f): idle connections to Gannet
 F_PF_CONNS=${BENCH_F_PF_CONNS:-$d_fpf}   # (f): idle connections to Postfix (a process each)
 RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-$d_to}  # cap per load run, seconds
@@ -292,8 +295,9 @@ probe() {
 # GANNET_EXTRA's [policy] script (policy_toml), recorded under its own name.
 relay_run() {
   local sys=$1 scen=$2 size=$3 conns=$4 per=$5 msgs=$6 trickle=$7 gextra=${8:-}
-  local name="$sys-$scen" FAIL="" note="" odk="" pfextra="" kind=$1
-  [ "$sys" = gannet-lua ] && kind=gannet
+  local name="$sys-$scen" FAIL="" note="" odk="" pfextra="" kind=$1 qfill=0
+  case $sys in gannet-lua | gannet-query) kind=gannet ;; esac
+  [ "$sys" = gannet-query ] && qfill=$Q_FILL
   log "($scen) $sys: $msgs x $size over $conns connections${trickle:+, trickle=$trickle}"
   # The sink offers CHUNKING, as the large mailbox providers do: Gannet then
   # sends each message as one BDAT LAST chunk; Postfix's client uses DATA.
@@ -311,8 +315,9 @@ relay_run() {
   fi
   case $kind in
     postfix) start_postfix "$name" "$sinkport" "$pfextra" ;;
-    gannet) gannet_config "$name" "$sinkport" 5m $((msgs * 2 + 100000)) $((conns + 1000)) "$gextra" &&
-      start_gannet "$name" ;;
+    gannet) gannet_config "$name" "$sinkport" 5m $((msgs * 2 + 100000 + qfill)) $((conns + 1000)) "$gextra" &&
+      { [ "$sys" != gannet-query ] || query_fill "$name"; } &&
+      start_gannet "$name" && { [ "$sys" != gannet-query ] || query_wait "$name"; } ;;
   esac
   local ok=$? gapi=""
   [ "$kind" = gannet ] && gapi="http://127.0.0.1:$G_HTTP"
@@ -345,7 +350,15 @@ relay_run() {
   base=$(BL sinkcount "$sinkurl")
   rm -f "$WORK/$name.target" "$WORK/$name.stop"
   bg "$name-watch" "$PY" -S "$LIB/benchlib.py" sinkwatch "$sinkurl" "$WORK/$name.target" $((RUN_TIMEOUT + 120)) "$WORK/$name.watch.json"
-  local watchpid=$BG_PID trpid=""
+  local watchpid=$BG_PID trpid="" qpid=""
+  if [ "$sys" = gannet-query ]; then
+    # The query load: a group-by over the whole queue once a second, from
+    # before the first message until the last one is at the sink.
+    rm -f "$WORK/$name.qstop"
+    bg "$name-qloop" "$PY" -S "$LIB/benchlib.py" qloop "$gapi/api/admin/queue/v1?group_by=domain" \
+      "$WORK/$name.qstop" "$WORK/$name.qloop.json" 1
+    qpid=$BG_PID
+  fi
   if [ "$trickle" = 1 ]; then
     bg "$name-trickle" "$PY" -S "$LIB/benchlib.py" trickle "127.0.0.1:$port" "$D_RATE" "$WORK/$name.stop" \
       "$WORK/$name.ids" "$WORK/$name.trickle.json" 60
@@ -371,6 +384,16 @@ relay_run() {
   fi
   echo $((base + acked + sent)) >"$WORK/$name.target"
   wait "$watchpid" 2>/dev/null
+  local qrec=()
+  if [ -n "$qpid" ]; then
+    touch "$WORK/$name.qstop"
+    wait "$qpid" 2>/dev/null
+    local qq qfail qmed qmax qdepth
+    read -r qq qfail qmed qmax < <(BL jget "$WORK/$name.qloop.json" queries failed median_s max_s | tr '\n' ' ')
+    qdepth=$(BL metric "$gapi/metrics" gannet_queue_depth)
+    qrec=(q_fill="$QF_N" q_queries="$qq" q_failed="$qfail" q_median="$qmed" q_max="$qmax" q_depth_end="$qdepth")
+    note="${note:+$note; }$QF_NOTE$qq group-by queries (median ${qmed}s, max ${qmax}s$([ "$qfail" != 0 ] && echo ", $qfail failed")); depth at the end $qdepth"
+  fi
   [ -n "$trpid" ] && wait "$trpid" 2>/dev/null
   cpu1=$(BL cpu $cpupids)
   local done_ts count timeout
@@ -399,7 +422,8 @@ relay_run() {
   # accept_*: the rate of 250s in the same run, while the relay also
   # delivers (scenario (a) proper is accept_run, with delivery held).
   BL record "$RESULTS" scen="$scen" sys="$sys" msgs="$delivered" secs="$secs" rate="$e2e" cpu="$cpu_e2e" \
-    accepted="$acked" accept_rate="$rate" accept_cpu="$cpu_acc" size="$size" conns="$conns" note="$note" error="$err"
+    accepted="$acked" accept_rate="$rate" accept_cpu="$cpu_acc" size="$size" conns="$conns" "${qrec[@]}" \
+    note="$note" error="$err"
   if [ -n "$trpid" ]; then
     local p50 p99 mx ts td
     read -r ts td p50 p99 mx < <(BL jget "$WORK/$name.trickle.json" sent delivered p50_ms p99_ms max_ms | tr '\n' ' ')
@@ -410,6 +434,37 @@ relay_run() {
   stop_relay "$kind" "$name"
   [ -n "$odk" ] && stop_pid "$odk"
   stop_pid "$sinkpid"
+}
+
+# query_fill NAME: the gannet-query run's spool gets Q_FILL deferred
+# messages first (bench/crashtest -mode fill: due in an hour, so that none
+# reaches the sink during the run although relay_to sends all mail there),
+# for its queries to walk. Sets QF_N (messages filled) and QF_NOTE; a fill
+# that fails leaves the run without a pre-filled queue, said in QF_NOTE.
+query_fill() {
+  local name=$1 filled
+  QF_N=0 QF_NOTE="no pre-fill: "
+  if [ "$Q_FILL" -le 0 ]; then QF_NOTE="no pre-fill (BENCH_Q_FILL=0); "; return 0; fi
+  if [ ! -x "$WORK/crashtest" ]; then QF_NOTE="no pre-fill (bench/crashtest did not build); "; return 0; fi
+  run_fg timeout 600 "$WORK/crashtest" -mode fill -n "$Q_FILL" -dir "$WORK/$name/spool" \
+    >"$WORK/$name.fill.json" 2>"$WORK/$name.fill.err"
+  filled=$(BL jget "$WORK/$name.fill.json" messages)
+  if [ "$filled" = - ] || [ "$filled" = 0 ]; then
+    QF_NOTE="no pre-fill (fill failed: $(tail -1 "$WORK/$name.fill.err" | cut -c1-80)); "
+    rm -rf "$WORK/$name/spool"
+    return 0
+  fi
+  QF_N=$filled QF_NOTE="$filled deferred pre-filled; "
+  log "gannet-query: filled $filled deferred messages (due in an hour) into its spool"
+}
+
+# query_wait NAME: waits until the pre-filled queue is loaded (the listeners
+# start first), so that the load meets the whole queue.
+query_wait() {
+  local s d
+  [ "$QF_N" -gt 0 ] || return 0
+  read -r s d < <(BL waitmetric "http://127.0.0.1:$G_HTTP/metrics" gannet_queue_depth "$QF_N" 120 "$(date +%s)")
+  if [ "$s" = timeout ]; then FAIL="pre-filled queue not loaded: depth $d of $QF_N after 120 s"; return 1; fi
 }
 
 # policy_note API: adds to relay_run's note what the policy script did in a
@@ -805,13 +860,29 @@ scenario_e_fill() {
   # Gannet's own figure for the load, from its "queue loaded" log record.
   took=$(grep -m1 'queue loaded' "$WORK/$name-gannet.log" | grep -o 'took[=":]*[0-9.]*[a-zµ]*' | head -1 |
     sed 's/took[=":]*//')
+  # Queue queries on the loaded queue, over the admin API (the trusted host
+  # needs no key): each Q_REPS times one after the other; the median wall
+  # time of the HTTP GET (connect to the last byte of the answer).
+  local qapi="http://127.0.0.1:$G_HTTP/api/admin/queue/v1" q_dom q_rcpt q_grp
+  q_dom=$(BL qtime "$qapi?domain=d7.example&limit=100" "$Q_REPS")
+  q_rcpt=$(BL qtime "$qapi?recipient=user4242@&limit=100" "$Q_REPS")
+  q_grp=$(BL qtime "$qapi?group_by=domain" "$Q_REPS")
+  local qd_s qd_max qd_match qd_n qr_s qr_max qr_match qr_n qg_s qg_max qg_match qg_n
+  read -r qd_s qd_max qd_match qd_n <<<"$q_dom"
+  read -r qr_s qr_max qr_match qr_n <<<"$q_rcpt"
+  read -r qg_s qg_max qg_match qg_n <<<"$q_grp"
+  log "(e) gannet: queries at depth $depth (median of $Q_REPS): domain+limit 100 ${qd_s}s ($qd_n of $qd_match)," \
+    "recipient substring ${qr_s}s ($qr_n of $qr_match), group-by domain ${qg_s}s ($qg_n groups of $qg_match)"
   t0=$(date +%s.%N)
   stop_pid "$pid"
   t1=$(date +%s.%N)
   stop_s=$(awk -v a="$t1" -v b="$t0" 'BEGIN{printf "%.2f", a-b}')
   BL record "$RESULTS" scen=e-fill sys=gannet queued="$filled" fill_s="$fill_s" start_empty="$start_empty" \
     rss_empty="$rss_empty" smtp_s="$smtp_s" load_s="$load_s" depth="$depth" rss_loaded="$rss_loaded" hwm="$peak" \
-    took="$took" stop="$stop_s" note="$note" error="$err"
+    took="$took" stop="$stop_s" q_reps="$Q_REPS" \
+    q_dom_s="$qd_s" q_dom_max="$qd_max" q_dom_matched="$qd_match" q_dom_n="$qd_n" \
+    q_rcpt_s="$qr_s" q_rcpt_max="$qr_max" q_rcpt_matched="$qr_match" q_rcpt_n="$qr_n" \
+    q_grp_s="$qg_s" q_grp_max="$qg_max" q_grp_matched="$qg_match" q_grp_n="$qg_n" note="$note" error="$err"
   log "(e) gannet: $filled filled; SMTP after ${smtp_s}s, depth $depth after ${load_s:-?}s (log: ${took:-?});" \
     "RSS empty $rss_empty KiB, loaded $rss_loaded KiB (peak $peak); stop ${stop_s}s"
 }
@@ -881,8 +952,8 @@ main() {
   LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
   PHASES="" PHASE_T=$START
   if has_scen c && { has_sys gannet || has_sys postfix; }; then make_dkim_key; fi
-  if has_scen e && has_sys gannet; then
-    # (e) fills its spool with bench/crashtest (built with the Makefile's GOFLAGS).
+  if { has_scen e && has_sys gannet; } || { { has_scen b || has_scen d; } && has_sys gannet-query; }; then
+    # (e) and gannet-query fill spools with bench/crashtest (built with the Makefile's GOFLAGS).
     if ! GOFLAGS="-buildvcs=false -tags=pebblegozstd" "${GO:-go}" build -o "$WORK/crashtest" ./bench/crashtest \
       >"$WORK/crashtest-build.log" 2>&1; then
       log "building bench/crashtest failed: $(tail -1 "$WORK/crashtest-build.log")"
@@ -921,6 +992,9 @@ main() {
     tr=""; has_scen d && tr=1
     has_sys postfix && relay_run postfix b "$SIZE" "$CONNS" "$PER_CONN" "$MSGS" "$tr"
     has_sys gannet && relay_run gannet b "$SIZE" "$CONNS" "$PER_CONN" "$MSGS" "$tr"
+    # gannet-query: the same load right after, with Q_FILL deferred messages
+    # pre-filled and a group-by domain query once a second (issue #19).
+    has_sys gannet-query && relay_run gannet-query b "$SIZE" "$CONNS" "$PER_CONN" "$MSGS" "$tr"
     if has_sys gannet-lua; then
       # The same load with the reference policy script's hooks on, right
       # after the plain run so that the two see the same machine.

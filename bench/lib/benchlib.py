@@ -35,6 +35,8 @@ fresh machine. Every loop is bounded in count or time. Sub-commands:
   jget FILE KEY...                 print values (dotted keys) of a JSON file
   dkimcheck EML PUBKEYFILE         is the message DKIM signed, and does it verify?
   metric URL NAME                  print the summed samples of a Prometheus metric
+  qtime URL REPS                   time REPS queue queries (admin API): "MEDIAN_S MAX_S MATCHED RETURNED"
+  qloop URL STOPFILE OUT [INTERVAL] query every INTERVAL s (1) until STOPFILE exists; JSON to OUT
   waitmetric URL NAME N TIMEOUT SINCE
                                    poll the metric every 0.1 s until it reaches N;
                                    print "SECONDS LAST" (seconds since the epoch
@@ -44,6 +46,7 @@ fresh machine. Every loop is bounded in count or time. Sub-commands:
 import json
 import os
 import socket
+import statistics
 import sys
 import time
 
@@ -238,7 +241,7 @@ def spawn(logfile, addr, timeout, *cmd):
     return 1
 
 
-def _http_get(url):
+def _http_get(url, timeout=5):
     """GETs an http://host:port/path URL with HTTP/1.0 and returns the body.
     (urllib would double the start-up time of every call on a busy box.)
     BENCH_HTTP_AUTH, when set, is sent as the Authorization header (the
@@ -247,7 +250,7 @@ def _http_get(url):
     hostport, _, path = rest.partition("/")
     auth = os.environ.get("BENCH_HTTP_AUTH", "")
     extra = f"Authorization: {auth}\r\n" if auth else ""
-    with socket.create_connection(_addr(hostport), timeout=5) as c:
+    with socket.create_connection(_addr(hostport), timeout=timeout) as c:
         c.sendall(f"GET /{path} HTTP/1.0\r\nHost: {hostport}\r\n{extra}\r\n".encode())
         chunks = []
         while True:
@@ -632,6 +635,57 @@ def dkimcheck(emlfile, pubkey_b64file):
     ok = dkim.verify(msg, dnsfunc=lambda name, timeout=5: txt)
     print("verified" if ok else "fails")
 
+def _timed_get(url):
+    """GETs url; returns (seconds, parsed JSON body)."""
+    t0 = time.monotonic()
+    body = _http_get(url, 120)
+    dt = time.monotonic() - t0
+    return dt, json.loads(body)
+
+
+def qtime(url, reps):
+    """Times reps GETs of a queue query (the admin API's
+    /api/admin/queue/v1?...), one after the other, and prints one line:
+    "MEDIAN_S MAX_S MATCHED RETURNED", RETURNED the messages (or, with
+    group_by, the groups) of the first answer. "- - - error" on failure."""
+    times, first = [], None
+    try:
+        for _ in range(int(reps)):
+            dt, ans = _timed_get(url)
+            times.append(dt)
+            if first is None:
+                first = ans
+    except (OSError, ValueError) as e:
+        print("- - -", str(e).replace(" ", "_")[:80])
+        return 1
+    got = len(first.get("groups") or []) if first.get("group_by") else len(first.get("messages") or [])
+    print(f"{statistics.median(times):.4f} {max(times):.4f} {first.get('matched', '-')} {got}")
+    return 0
+
+
+def qloop(url, stopfile, out, interval="1"):
+    """Runs a queue query every interval seconds (from the start of one to
+    the start of the next) until stopfile exists, then writes a JSON object
+    to out: queries, failed, median_s, max_s."""
+    iv = float(interval)
+    times, failed = [], 0
+    nxt = time.monotonic()
+    while not os.path.exists(stopfile):
+        try:
+            dt, _ = _timed_get(url)
+            times.append(dt)
+        except (OSError, ValueError):
+            failed += 1
+        nxt += iv
+        while time.monotonic() < nxt and not os.path.exists(stopfile):
+            time.sleep(min(0.05, max(0.0, nxt - time.monotonic())))
+    res = {"queries": len(times), "failed": failed,
+           "median_s": round(statistics.median(times), 4) if times else None,
+           "max_s": round(max(times), 4) if times else None}
+    with open(out, "w") as f:
+        json.dump(res, f)
+    return 0
+
 
 def main(argv):
     cmds = {
@@ -640,6 +694,7 @@ def main(argv):
         "waitsink": waitsink, "spawn": spawn, "waitport": waitport,
         "trickle": trickle, "idle": idle, "send": send, "record": record,
         "jget": jget, "metric": metric, "waitmetric": waitmetric, "dkimcheck": dkimcheck,
+        "qtime": qtime, "qloop": qloop,
     }
     if len(argv) < 2 or argv[1] not in cmds:
         print(__doc__, file=sys.stderr)
