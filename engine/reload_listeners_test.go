@@ -1,0 +1,221 @@
+package engine
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gannet/engine/config"
+)
+
+// freeAddr returns a loopback address with a port nobody listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// smtpClient is a line-at-a-time SMTP client for the reload tests.
+type smtpClient struct {
+	t *testing.T
+	c net.Conn
+	r *bufio.Reader
+}
+
+func dialSMTP(t *testing.T, addr string) *smtpClient {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	s := &smtpClient{t: t, c: c, r: bufio.NewReader(c)}
+	if got := s.reply(); !strings.HasPrefix(got, "220") {
+		t.Fatalf("greeting %q", got)
+	}
+	return s
+}
+
+// reply reads one reply, every line of it.
+func (s *smtpClient) reply() string {
+	s.t.Helper()
+	_ = s.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var all []string
+	for {
+		line, err := s.r.ReadString('\n')
+		if err != nil {
+			s.t.Fatalf("read: %v (so far %q)", err, all)
+		}
+		all = append(all, strings.TrimRight(line, "\r\n"))
+		if len(line) < 4 || line[3] != '-' {
+			return strings.Join(all, "\n")
+		}
+	}
+}
+
+// cmd sends a line and returns the reply.
+func (s *smtpClient) cmd(line string) string {
+	s.t.Helper()
+	if _, err := fmt.Fprintf(s.c, "%s\r\n", line); err != nil {
+		s.t.Fatal(err)
+	}
+	return s.reply()
+}
+
+// expect sends a line and fails unless the reply starts with code.
+func (s *smtpClient) expect(line, code string) string {
+	s.t.Helper()
+	got := s.cmd(line)
+	if !strings.HasPrefix(got, code) {
+		s.t.Fatalf("%s: got %q, want %s", line, got, code)
+	}
+	return got
+}
+
+// listenerConfigText is a config with one SMTP listener per name=address
+// pair, each with max_message_size size.
+func listenerConfigText(dir, spool, size string, listeners ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "http_listener = []\n[spool]\npath = %q\n[log]\npath = %q\n[delivery]\nrelay_to = \"127.0.0.1:1\"\n",
+		filepath.Join(dir, spool), filepath.Join(dir, "logs"))
+	if len(listeners) == 0 {
+		b.WriteString("smtp_listener = []\n")
+	}
+	for _, l := range listeners {
+		name, addr, _ := strings.Cut(l, "=")
+		fmt.Fprintf(&b, "[[smtp_listener]]\nname = %q\nlisten = %q\nhostname = \"mx.reload.test\"\nmax_message_size = %q\n", name, addr, size)
+	}
+	return b.String()
+}
+
+// TestReloadListeners: a reload starts a new SMTP listener, drains a
+// removed one (a session in its transaction finishes it, then gets 421;
+// the socket then closes), applies changed settings to new connections
+// on the same socket, and refuses a file that changes [spool] whole.
+func TestReloadListeners(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "gannet.toml")
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addrA, addrB, addrC := freeAddr(t), freeAddr(t), freeAddr(t)
+	write(listenerConfigText(dir, "spool", "10MiB", "a="+addrA))
+	cfg, err := config.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := new(syncBuffer)
+	e := startLogged(t, cfg, logs)
+
+	// A session on a, in the middle of its transaction when a goes.
+	old := dialSMTP(t, addrA)
+	old.expect("EHLO client.test", "250")
+	old.expect("MAIL FROM:<a@src.test>", "250")
+	old.expect("RCPT TO:<b@dst.test>", "250")
+	old.expect("DATA", "354")
+
+	write(listenerConfigText(dir, "spool", "10MiB", "b="+addrB))
+	res := e.Reload()
+	if len(res.Errors) > 0 {
+		t.Fatalf("reload errors: %q", res.Errors)
+	}
+	applied := strings.Join(res.Applied, "\n")
+	for _, want := range []string{`smtp_listener "b" added`, `smtp_listener "a" removed`} {
+		if !strings.Contains(applied, want) {
+			t.Errorf("applied %q, want %q", res.Applied, want)
+		}
+	}
+	if got := e.SMTPAddrs(); len(got) != 1 || got[0].String() != addrB {
+		t.Errorf("SMTP listeners after the reload: %v, want only %s", got, addrB)
+	}
+	// b takes mail at once.
+	nb := dialSMTP(t, addrB)
+	nb.expect("EHLO client.test", "250")
+	nb.expect("MAIL FROM:<a@src.test>", "250")
+	nb.expect("RCPT TO:<b@dst.test>", "250")
+	nb.expect("DATA", "354")
+	nb.expect("Subject: b\r\n\r\nvia b\r\n.", "250")
+	// A new connection to a is refused, by the socket or by 421.
+	if c, err := net.DialTimeout("tcp", addrA, time.Second); err == nil {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		if line != "" && !strings.HasPrefix(line, "421") {
+			t.Errorf("a new connection to the removed listener got %q", line)
+		}
+		c.Close()
+	}
+	// The session in progress finishes its message, then is told 421.
+	old.expect("Subject: a\r\n\r\nvia a\r\n.", "250")
+	if got := old.reply(); !strings.HasPrefix(got, "421") {
+		t.Errorf("after its transaction, the drained session got %q, want 421", got)
+	}
+	// Then a's socket closes.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addrA, time.Second)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the removed listener still listens")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// Changed settings on the same address: new connections see them, the
+	// open one drains after its transaction.
+	write(listenerConfigText(dir, "spool", "20MiB", "b="+addrB))
+	res = e.Reload()
+	if !strings.Contains(strings.Join(res.Applied, "\n"), `smtp_listener "b" changed`) {
+		t.Errorf("applied %q, want b changed", res.Applied)
+	}
+	if got := nb.cmd("RSET"); !strings.HasPrefix(got, "250") && !strings.HasPrefix(got, "421") {
+		t.Errorf("RSET on the changed listener's old session: %q", got)
+	}
+	nc := dialSMTP(t, addrB)
+	if got := nc.expect("EHLO client.test", "250"); !strings.Contains(got, "SIZE 20971520") {
+		t.Errorf("EHLO after the change: %q, want SIZE 20971520", got)
+	}
+
+	// A new spool: the whole file is refused; c is not started.
+	write(listenerConfigText(dir, "spool2", "20MiB", "b="+addrB, "c="+addrC))
+	res = e.Reload()
+	if len(res.Errors) == 0 || !strings.Contains(res.Errors[0], "[spool]") || len(res.Applied) != 0 {
+		t.Errorf("a changed spool: errors %q applied %q, want refused", res.Errors, res.Applied)
+	}
+	if c, err := net.DialTimeout("tcp", addrC, time.Second); err == nil {
+		c.Close()
+		t.Error("a refused reload started a listener")
+	}
+
+	// A listen address in use: refused, nothing applied.
+	busy, err := net.Listen("tcp", addrC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	write(listenerConfigText(dir, "spool", "30MiB", "b="+addrB, "c="+addrC))
+	res = e.Reload()
+	if len(res.Errors) == 0 || !strings.Contains(strings.Join(res.Errors, "\n"), "already in use") {
+		t.Errorf("a busy address: errors %q, want it named", res.Errors)
+	}
+	if got := dialSMTP(t, addrB).expect("EHLO client.test", "250"); !strings.Contains(got, "SIZE 20971520") {
+		t.Errorf("a refused reload changed b: %q", got)
+	}
+	if e.conf().SMTPListeners[0].MaxMessageSize.Bytes() != 20<<20 {
+		t.Error("a refused reload changed the configuration in force")
+	}
+}
