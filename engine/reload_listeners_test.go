@@ -119,6 +119,11 @@ func TestReloadListeners(t *testing.T) {
 	logs := new(syncBuffer)
 	e := startLogged(t, cfg, logs)
 
+	// The same file again: the listener is left alone.
+	if res := e.Reload(); len(res.Errors) > 0 || strings.Contains(strings.Join(res.Applied, "\n"), "smtp_listener") {
+		t.Errorf("reload of the same file: applied %q, errors %q; want no listener change", res.Applied, res.Errors)
+	}
+
 	// A session on a, in the middle of its transaction when a goes.
 	old := dialSMTP(t, addrA)
 	old.expect("EHLO client.test", "250")

@@ -27,6 +27,7 @@ type listener struct {
 	srv  *Server
 	sock *socket
 	cfg  ListenerConfig
+	raw  ListenerConfig // cfg as given, before withDefaults (Reconfigure compares it)
 	name string
 
 	// sessCfg holds the session configurations this listener hands out,

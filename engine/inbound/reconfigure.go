@@ -46,6 +46,8 @@ func (s *Server) Reconfigure(cfgs []ListenerConfig, drainTimeout time.Duration) 
 	s.mu.Unlock()
 	names := map[string]bool{}
 	addrs := map[string]bool{}
+	raws := slices.Clone(cfgs)
+	cfgs = slices.Clone(cfgs)
 	for i := range cfgs {
 		c, err := cfgs[i].withDefaults()
 		if err != nil {
@@ -75,17 +77,19 @@ func (s *Server) Reconfigure(cfgs []ListenerConfig, drainTimeout time.Duration) 
 		swaps   []swap
 		started []*socket
 	)
-	for _, c := range cfgs {
+	for i, c := range cfgs {
+		l := newListener(s, c)
+		l.raw = raws[i]
 		if k := live[c.Listen]; k != nil {
 			delete(live, c.Listen)
 			order = append(order, k)
-			if cur := k.cur.Load(); !sameListener(cur.cfg, c) {
-				swaps = append(swaps, swap{k, newListener(s, c)})
+			if cur := k.cur.Load(); !sameListener(cur.raw, l.raw) {
+				swaps = append(swaps, swap{k, l})
 				ch.Changed = append(ch.Changed, c.Name)
 			}
 			continue
 		}
-		k := newSocket(s, newListener(s, c))
+		k := newSocket(s, l)
 		if err := k.start(); err != nil {
 			for _, n := range started {
 				_ = n.stop(context.Background())

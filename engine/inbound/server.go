@@ -96,8 +96,8 @@ func New(cfgs []ListenerConfig, acc Acceptor, opts Options) (*Server, error) {
 		return &b
 	}
 	names := make(map[string]bool)
-	for _, c := range cfgs {
-		c, err := c.withDefaults()
+	for _, raw := range cfgs {
+		c, err := raw.withDefaults()
 		if err != nil {
 			return nil, err
 		}
@@ -105,7 +105,9 @@ func New(cfgs []ListenerConfig, acc Acceptor, opts Options) (*Server, error) {
 			return nil, fmt.Errorf("inbound: two listeners named %q", c.Name)
 		}
 		names[c.Name] = true
-		s.socks = append(s.socks, newSocket(s, newListener(s, c)))
+		l := newListener(s, c)
+		l.raw = raw
+		s.socks = append(s.socks, newSocket(s, l))
 	}
 	return s, nil
 }
