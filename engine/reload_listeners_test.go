@@ -2,14 +2,17 @@ package engine
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"gannet/engine/admin"
 	"gannet/engine/config"
 )
 
@@ -222,5 +225,76 @@ func TestReloadListeners(t *testing.T) {
 	}
 	if e.conf().SMTPListeners[0].MaxMessageSize.Bytes() != 20<<20 {
 		t.Error("a refused reload changed the configuration in force")
+	}
+}
+
+// TestReloadHTTPListeners: a reload asked over the admin API of the HTTP
+// listener it removes answers, the new listener serves at once and the old
+// one closes; changed services apply on the same socket.
+func TestReloadHTTPListeners(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "gannet.toml")
+	h1, h2 := freeAddr(t), freeAddr(t)
+	write := func(addr, services string) {
+		t.Helper()
+		s := fmt.Sprintf("smtp_listener = []\n[spool]\npath = %q\n[log]\npath = %q\n[delivery]\nrelay_to = \"127.0.0.1:1\"\n"+
+			"[[http_listener]]\nlisten = %q\ntrusted_hosts = [\"127.0.0.1/32\"]\nservices = [%s]\n",
+			filepath.Join(dir, "spool"), filepath.Join(dir, "logs"), addr, services)
+		if err := os.WriteFile(file, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(h1, `"admin", "metrics"`)
+	cfg, err := config.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startLogged(t, cfg, new(syncBuffer))
+	reload := func(addr string) (int, admin.ReloadResponse) {
+		t.Helper()
+		resp, err := http.Post("http://"+addr+admin.PathReload, "application/json", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var r admin.ReloadResponse
+		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, r
+	}
+	get := func(url string) int {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			return -1
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+
+	write(h2, `"admin", "metrics"`)
+	st, r := reload(h1)
+	if st != 200 || !strings.Contains(strings.Join(r.Applied, "\n"), "http_listener "+h2+" added") ||
+		!strings.Contains(strings.Join(r.Applied, "\n"), "http_listener "+h1+" removed") {
+		t.Fatalf("reload over the removed listener: %d %+v", st, r)
+	}
+	if got := get("http://" + h2 + "/metrics"); got != 200 {
+		t.Errorf("GET /metrics on the new listener: %d", got)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for get("http://"+h1+"/metrics") != -1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the removed HTTP listener still answers")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	write(h2, `"admin"`)
+	if st, r := reload(h2); st != 200 || !strings.Contains(strings.Join(r.Applied, "\n"), "http_listener "+h2+" changed") {
+		t.Fatalf("reload of changed services: %d %+v", st, r)
+	}
+	if got := get("http://" + h2 + "/metrics"); got != 404 {
+		t.Errorf("GET /metrics after metrics was taken off the listener: %d, want 404", got)
 	}
 }
