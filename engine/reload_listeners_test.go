@@ -298,3 +298,37 @@ func TestReloadHTTPListeners(t *testing.T) {
 		t.Errorf("GET /metrics after metrics was taken off the listener: %d, want 404", got)
 	}
 }
+
+// TestReloadResolver: a changed [resolver] builds a new resolver that
+// delivery, MTA-STS and DANE use from then on.
+func TestReloadResolver(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "gannet.toml")
+	write := func(ns string) {
+		t.Helper()
+		s := fmt.Sprintf("smtp_listener = []\nhttp_listener = []\n[spool]\npath = %q\n[log]\npath = %q\n[resolver]\nnameservers = [%q]\ntimeout = \"1s\"\n",
+			filepath.Join(dir, "spool"), filepath.Join(dir, "logs"), ns)
+		if err := os.WriteFile(file, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("127.0.0.1:1")
+	cfg, err := config.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startLogged(t, cfg, new(syncBuffer))
+	before := e.resolver.cur.Load()
+	write("127.0.0.1:2")
+	res := e.Reload()
+	if len(res.Errors) > 0 || !strings.Contains(strings.Join(res.Applied, "\n"), "[resolver]") {
+		t.Errorf("reload of a new nameserver: %+v", res)
+	}
+	if e.resolver.cur.Load() == before || strings.Join(e.resolver.Nameservers(), ",") != "127.0.0.1:2" {
+		t.Errorf("nameservers after the reload: %q, want 127.0.0.1:2 in a new resolver", e.resolver.Nameservers())
+	}
+	same := e.resolver.cur.Load()
+	if res := e.Reload(); strings.Contains(strings.Join(res.Applied, "\n"), "[resolver]") || e.resolver.cur.Load() != same {
+		t.Errorf("an unchanged [resolver] was rebuilt: %+v", res)
+	}
+}

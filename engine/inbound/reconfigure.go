@@ -33,17 +33,18 @@ func (c Changes) Empty() bool {
 //     socket is closed once its connections are gone or after drainTimeout.
 //
 // If a new socket cannot listen, nothing changes and the error says why.
+// Before Start, the new configs simply replace the old ones.
 // Listener settings are compared field by field; TLSConfig by identity.
 func (s *Server) Reconfigure(cfgs []ListenerConfig, drainTimeout time.Duration) (Changes, error) {
 	s.reconfMu.Lock()
 	defer s.reconfMu.Unlock()
 	var ch Changes
 	s.mu.Lock()
-	if !s.started || s.stopped {
-		s.mu.Unlock()
-		return ch, errors.New("inbound: server not running")
-	}
+	running, ended := s.started, s.stopped
 	s.mu.Unlock()
+	if ended {
+		return ch, errors.New("inbound: server stopped")
+	}
 	names := map[string]bool{}
 	addrs := map[string]bool{}
 	raws := slices.Clone(cfgs)
@@ -61,6 +62,35 @@ func (s *Server) Reconfigure(cfgs []ListenerConfig, drainTimeout time.Duration) 
 		}
 		names[c.Name], addrs[c.Listen] = true, true
 		cfgs[i] = c
+	}
+	if !running {
+		// Nothing listens yet: Start will listen on the new set.
+		var socks []*socket
+		for i, c := range cfgs {
+			l := newListener(s, c)
+			l.raw = raws[i]
+			socks = append(socks, newSocket(s, l))
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.started {
+			return ch, errors.New("inbound: server started during Reconfigure")
+		}
+		old := map[string]bool{}
+		for _, k := range s.socks {
+			old[k.cur.Load().name] = true
+		}
+		for _, c := range cfgs {
+			if !old[c.Name] {
+				ch.Added = append(ch.Added, c.Name)
+			}
+			delete(old, c.Name)
+		}
+		for n := range old {
+			ch.Removed = append(ch.Removed, n)
+		}
+		s.socks = socks
+		return ch, nil
 	}
 	live := map[string]*socket{}
 	for _, k := range s.sockets() {
