@@ -12,6 +12,7 @@ import (
 	"gannet/engine/bounce"
 	"gannet/engine/config"
 	"gannet/engine/dkim"
+	"gannet/engine/logrec"
 	"gannet/engine/outbound"
 	"gannet/engine/policy"
 	"gannet/engine/policy/lua"
@@ -39,8 +40,9 @@ import (
 //     retries already scheduled keep their time), dead_letter_after and
 //     keep_bounced (for mail that ends from then on); [[api_key]]; [[smtp_user]];
 //     [bounce] rules_file (re-read even when its name did not change);
-//     [metrics] max_destination_labels; [log] level, rejections_per_connection
-//     and rejection_rate;
+//     [metrics] max_destination_labels; [log] level, rejections_per_connection,
+//     rejection_rate, and the rotation: max_file_size, max_file_age and retain
+//     (logrec.Writer.SetRotation);
 //   - [[dkim]]: the keys are re-read, and a changed list is loaded anew;
 //   - [[smtp_listener]]: matched by listen address (inbound.Reconfigure):
 //     a new address is listened on at once; changed settings (limits,
@@ -53,8 +55,8 @@ import (
 //   - [resolver]: a new resolver is built and swapped in (liveresolver.go).
 //
 // A changed [spool] makes the reload refuse the whole file: nothing is
-// applied. What else only a restart applies — [log] path and rotation
-// (the record writer keeps its files), the rest of [delivery], egress
+// applied. What else only a restart applies — [log] path (the record
+// writer keeps its directory), the rest of [delivery], egress
 // sources and pools — is reported as needing a restart while the rest is
 // applied. A file that does not load (syntax, unknown keys, bad values,
 // unreadable key files, a listen address in use) changes nothing: the
@@ -350,12 +352,24 @@ func (e *Engine) reloadConfig() (applied, restart []string, err error) {
 	e.shaper.SetPolicy(b, rules)
 	e.metrics.SetMaxDestinationLabels(cfg.Metrics.MaxDestinationLabels)
 	e.applyLogLevel(cfg) // [log] level; rejections_per_connection and rejection_rate are read through conf()
+	if rot := logRotation(cfg); rot != logRotation(prev.cfg) && e.records != nil {
+		e.records.SetRotation(rot)
+	}
 	if e.delivery != nil {
 		e.delivery.SetRetry(retryPolicy(cfg))
 	}
 	restart = needsRestart(e.cfg, cfg)
 	applied = append(applied, appliedSections(prev.cfg, cfg)...)
 	return applied, restart, nil
+}
+
+// logRotation is [log]'s rotation and retention for the record writer.
+func logRotation(cfg *config.Config) logrec.Rotation {
+	return logrec.Rotation{
+		MaxFileSize: int64(cfg.Log.MaxFileSize),
+		MaxFileAge:  cfg.Log.MaxFileAge.Duration,
+		Retain:      cfg.Log.Retain.Duration,
+	}
 }
 
 // resolverSwap is a resolver built by a reload, swapped in once nothing
@@ -374,8 +388,7 @@ func appliedSections(prev, cfg *config.Config) []string {
 	skip := map[string]bool{"smtp_listener": true, "http_listener": true, "egress_source": true, "egress_pool": true}
 	// Of [log] and [delivery], only what a reload applies.
 	p := *prev
-	p.Log = cfg.Log
-	p.Log.Level, p.Log.RejectionsPerConnection, p.Log.RejectionRate = prev.Log.Level, prev.Log.RejectionsPerConnection, prev.Log.RejectionRate
+	p.Log.Path = cfg.Log.Path
 	p.Delivery = cfg.Delivery
 	p.Delivery.MaxConnectionsPerDomain, p.Delivery.MaxMessageRate, p.Delivery.MaxDeliveriesPerConnection =
 		prev.Delivery.MaxConnectionsPerDomain, prev.Delivery.MaxMessageRate, prev.Delivery.MaxDeliveriesPerConnection
@@ -409,15 +422,8 @@ func needsRestart(start, cfg *config.Config) []string {
 			out = append(out, name)
 		}
 	}
-	sl, cl := start.Log, cfg.Log
-	// level and the rejection caps are applied; compare the rest (the
-	// record writer keeps its directory and rotation).
-	sl.Level, sl.RejectionsPerConnection, sl.RejectionRate = "", 0, config.Rate{}
-	cl.Level, cl.RejectionsPerConnection, cl.RejectionRate = "", 0, config.Rate{}
-	for _, f := range reflect.VisibleFields(reflect.TypeOf(sl)) {
-		diff("[log] "+tomlKey(f), reflect.ValueOf(sl).FieldByIndex(f.Index).Interface(),
-			reflect.ValueOf(cl).FieldByIndex(f.Index).Interface())
-	}
+	// The record writer keeps its directory; the rest of [log] is applied.
+	diff("[log] path", start.Log.Path, cfg.Log.Path)
 	sd, cd := start.Delivery, cfg.Delivery
 	// The shaping keys of [delivery] are applied; compare the rest.
 	sd.MaxConnectionsPerDomain, sd.MaxMessageRate, sd.MaxDeliveriesPerConnection = 0, config.Rate{}, 0

@@ -332,3 +332,38 @@ func TestReloadResolver(t *testing.T) {
 		t.Errorf("an unchanged [resolver] was rebuilt: %+v", res)
 	}
 }
+
+// TestReloadLog: [log] rotation is applied; a new [log] path needs a
+// restart (reported, the rest applied).
+func TestReloadLog(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "gannet.toml")
+	write := func(logDir, size, rate string) {
+		t.Helper()
+		s := fmt.Sprintf("smtp_listener = []\nhttp_listener = []\n[spool]\npath = %q\n[log]\npath = %q\nmax_file_size = %q\n"+
+			"[delivery]\nrelay_to = \"127.0.0.1:1\"\n[[tenant]]\nname = \"acme\"\nmax_message_rate = %q\n",
+			filepath.Join(dir, "spool"), filepath.Join(dir, logDir), size, rate)
+		if err := os.WriteFile(file, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("logs", "256MiB", "6/m")
+	cfg, err := config.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startLogged(t, cfg, new(syncBuffer))
+	write("logs", "1MiB", "6/m")
+	res := e.Reload()
+	if !strings.Contains(strings.Join(res.Applied, "\n"), "[log]") || len(res.NeedsRestart) != 0 {
+		t.Errorf("a new max_file_size: %+v, want [log] applied", res)
+	}
+	write("logs2", "1MiB", "12/m")
+	res = e.Reload()
+	if len(res.NeedsRestart) != 1 || res.NeedsRestart[0] != "[log] path" || len(res.Errors) != 0 {
+		t.Errorf("a new [log] path: %+v, want it to need a restart", res)
+	}
+	if r := e.tenantRate("acme"); r != 0.2 {
+		t.Errorf("tenant rate %v after a reload with a new [log] path, want the rest applied (0.2/s)", r)
+	}
+}
