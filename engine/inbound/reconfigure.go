@@ -46,7 +46,6 @@ func (s *Server) Reconfigure(cfgs []ListenerConfig, drainTimeout time.Duration) 
 		return ch, errors.New("inbound: server stopped")
 	}
 	names := map[string]bool{}
-	addrs := map[string]bool{}
 	raws := slices.Clone(cfgs)
 	cfgs = slices.Clone(cfgs)
 	for i := range cfgs {
@@ -57,10 +56,7 @@ func (s *Server) Reconfigure(cfgs []ListenerConfig, drainTimeout time.Duration) 
 		if names[c.Name] {
 			return ch, fmt.Errorf("inbound: two listeners named %q", c.Name)
 		}
-		if addrs[c.Listen] {
-			return ch, fmt.Errorf("inbound: two listeners on %s", c.Listen)
-		}
-		names[c.Name], addrs[c.Listen] = true, true
+		names[c.Name] = true
 		cfgs[i] = c
 	}
 	if !running {
@@ -92,10 +88,12 @@ func (s *Server) Reconfigure(cfgs []ListenerConfig, drainTimeout time.Duration) 
 		s.socks = socks
 		return ch, nil
 	}
-	live := map[string]*socket{}
+	// By listen string, in config order: two "127.0.0.1:0" listeners are
+	// matched in turn.
+	live := map[string][]*socket{}
 	for _, k := range s.sockets() {
 		if !k.isRemoved() {
-			live[k.listen] = k
+			live[k.listen] = append(live[k.listen], k)
 		}
 	}
 	type swap struct {
@@ -110,8 +108,9 @@ func (s *Server) Reconfigure(cfgs []ListenerConfig, drainTimeout time.Duration) 
 	for i, c := range cfgs {
 		l := newListener(s, c)
 		l.raw = raws[i]
-		if k := live[c.Listen]; k != nil {
-			delete(live, c.Listen)
+		if ks := live[c.Listen]; len(ks) > 0 {
+			k := ks[0]
+			live[c.Listen] = ks[1:]
 			order = append(order, k)
 			if cur := k.cur.Load(); !sameListener(cur.raw, l.raw) {
 				swaps = append(swaps, swap{k, l})
@@ -135,7 +134,7 @@ func (s *Server) Reconfigure(cfgs []ListenerConfig, drainTimeout time.Duration) 
 	}
 	var gone []*socket
 	for _, k := range s.sockets() {
-		if live[k.listen] == k {
+		if slices.Contains(live[k.listen], k) {
 			gone = append(gone, k)
 			ch.Removed = append(ch.Removed, k.cur.Load().name)
 		}

@@ -122,3 +122,30 @@ func TestReconfigureAddRemove(t *testing.T) {
 		t.Errorf("addresses after a refused change: %v", got)
 	}
 }
+
+// TestReconfigureSameListenString: two listeners on "127.0.0.1:0" are
+// matched in turn, so the same configs again change nothing.
+func TestReconfigureSameListenString(t *testing.T) {
+	a, b := testListener(), testListener()
+	b.Name = "second"
+	s, err := New([]ListenerConfig{a, b}, &memAcceptor{}, Options{EventLoops: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop(context.Background())
+	before := s.Addrs()
+	ch, err := s.Reconfigure([]ListenerConfig{a, b}, time.Minute)
+	if err != nil || !ch.Empty() {
+		t.Fatalf("the same two listeners: %+v %v", ch, err)
+	}
+	b.MaxRecipients = 7
+	if ch, err = s.Reconfigure([]ListenerConfig{a, b}, time.Minute); err != nil || len(ch.Changed) != 1 || ch.Changed[0] != "second" {
+		t.Fatalf("second changed: %+v %v", ch, err)
+	}
+	if after := s.Addrs(); len(after) != 2 || after[0].String() != before[0].String() || after[1].String() != before[1].String() {
+		t.Errorf("addresses %v, then %v", before, after)
+	}
+}
