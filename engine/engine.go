@@ -365,7 +365,13 @@ func (e *Engine) Stop(ctx context.Context) error {
 		if e.inbound != nil {
 			errs = append(errs, e.inbound.Stop(ctx))
 		}
-		e.retiring.Wait() // HTTP listeners removed by a reload
+		// HTTP listeners removed by a reload, finishing their requests.
+		done := make(chan struct{})
+		go func() { e.retiring.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
 		if e.delivery != nil {
 			errs = append(errs, e.delivery.Stop(ctx))
 		}

@@ -330,7 +330,7 @@ func (e *Engine) reloadConfig() (applied, restart []string, err error) {
 	}
 	for i, a := range e.inbound.Addrs() {
 		for _, n := range changes.Added {
-			if cfg.SMTPListeners[i].Name == n {
+			if i < len(cfg.SMTPListeners) && cfg.SMTPListeners[i].Name == n {
 				e.logSMTPListener(&cfg.SMTPListeners[i], a.String())
 			}
 		}
