@@ -367,3 +367,42 @@ func TestReloadLog(t *testing.T) {
 		t.Errorf("tenant rate %v after a reload with a new [log] path, want the rest applied (0.2/s)", r)
 	}
 }
+
+// TestReloadAuthAccounts: the first [[smtp_user]] makes the listeners
+// offer AUTH to new connections, and the account logs in; removing it
+// takes AUTH away again.
+func TestReloadAuthAccounts(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "gannet.toml")
+	addr := freeAddr(t)
+	write := func(users string) {
+		t.Helper()
+		s := listenerConfigText(dir, "spool", "10MiB", "in="+addr) + "auth_require_tls = false\n" + users
+		if err := os.WriteFile(file, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("")
+	cfg, err := config.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startLogged(t, cfg, new(syncBuffer))
+	if got := dialSMTP(t, addr).expect("EHLO client.test", "250"); strings.Contains(got, "AUTH") {
+		t.Fatalf("AUTH offered without accounts: %q", got)
+	}
+	write("[[smtp_user]]\nname = \"app1\"\npassword = \"s3cret\"\n")
+	if res := e.Reload(); len(res.Errors) > 0 || !strings.Contains(strings.Join(res.Applied, "\n"), "[[smtp_user]]") {
+		t.Fatalf("reload adding an account: %+v", res)
+	}
+	c := dialSMTP(t, addr)
+	if got := c.expect("EHLO client.test", "250"); !strings.Contains(got, "AUTH") {
+		t.Errorf("AUTH not offered after an account was added: %q", got)
+	}
+	c.expect("AUTH PLAIN AGFwcDEAczNjcmV0", "235") // \0app1\0s3cret
+	write("")
+	e.Reload()
+	if got := dialSMTP(t, addr).expect("EHLO client.test", "250"); strings.Contains(got, "AUTH") {
+		t.Errorf("AUTH still offered after the account was removed: %q", got)
+	}
+}
