@@ -259,11 +259,21 @@ func (e *Engine) Reload() admin.ReloadResponse {
 // running on one spool while its file names another would be wrong about
 // where its mail is.
 func refusedChanges(start, cfg *config.Config) []string {
-	if reflect.DeepEqual(start.Spool, cfg.Spool) {
+	var changed []string
+	if start.Spool.Path != cfg.Spool.Path {
+		changed = append(changed, fmt.Sprintf("path %q → %q", start.Spool.Path, cfg.Spool.Path))
+	}
+	if start.Spool.Compression != cfg.Spool.Compression {
+		changed = append(changed, fmt.Sprintf("compression %q → %q", start.Spool.Compression, cfg.Spool.Compression))
+	}
+	if len(changed) == 0 && !reflect.DeepEqual(start.Spool, cfg.Spool) {
+		changed = append(changed, "settings")
+	}
+	if len(changed) == 0 {
 		return nil
 	}
-	return []string{fmt.Sprintf("%s: [spool] changed (path %q → %q): a spool cannot change while gannet runs; "+
-		"put the old [spool] back and reload, or restart gannet to use the new one", cfg.File, start.Spool.Path, cfg.Spool.Path)}
+	return []string{fmt.Sprintf("%s: [spool] changed (%s): the spool cannot change while gannet runs; "+
+		"put the old [spool] back and reload, or restart gannet to use the new one", cfg.File, strings.Join(changed, ", "))}
 }
 
 // reloadConfig re-reads the configuration file and applies it. It returns
