@@ -106,7 +106,7 @@ type blastRun struct {
 func startBlast(t *testing.T, bin, dir, name, server string, d time.Duration) *blastRun {
 	t.Helper()
 	ids := filepath.Join(dir, name+".ids")
-	p := startProc(t, bin, "-server", server, "-connections", "4", "-rate", "100/s", "-duration", d.String(),
+	p := startProc(t, bin, "-server", server, "-connections", "8", "-rate", "400/s", "-duration", d.String(),
 		"-domains", domain1, "-size", "2k", "-ids", ids, "-run-id", name, "-json", "-progress", "0")
 	return &blastRun{p: p, ids: ids, name: name}
 }
@@ -144,7 +144,8 @@ func (b *blastRun) acked(t *testing.T) []string {
 }
 
 // TestE2EReloadListenersUnderLoad: under smtpblast load on two SMTP
-// listeners, `gannet reload` removes one and adds another. The listener
+// listeners (8 connections at 400 messages/s each; the machine is shared),
+// `gannet reload` removes one and adds another. The listener
 // kept loses no session (no refusal, no connection error); the removed
 // one drains (its sessions end with 421 after their transaction); the
 // added one takes mail at once; every message acknowledged on any of the
