@@ -23,6 +23,7 @@ func (e *Engine) adminHandler() http.Handler {
 		Trace:        e.trace,
 		LogLevel:     e.LogLevel,
 		SetLogLevel:  e.SetLogLevel,
+		Reload:       e.Reload,
 		Now:          e.now,
 		Logger:       e.log.With("part", "admin"),
 	}

@@ -20,7 +20,7 @@ import (
 // daneFor is outbound.Options.DANE: the DANE state of MX host host of
 // domain (found securely), whose SMTP service is on port.
 func (e *Engine) daneFor(ctx context.Context, domain string, host resolver.Host, port int) outbound.DANEHost {
-	if e.resolver == nil || !e.cfg.Resolver.TrustAD() || !e.policy().daneEnabled(domain) {
+	if e.resolver == nil || !e.conf().Resolver.TrustAD() || !e.policy().daneEnabled(domain) {
 		return outbound.DANEHost{}
 	}
 	if host.CNAME != "" {

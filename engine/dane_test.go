@@ -64,7 +64,8 @@ _25._tcp.mx.insecure IN TLSA 3 1 1 %[1]s
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &Engine{cfg: cfg, resolver: r}
+	e := &Engine{cfg: cfg, resolver: new(liveResolver)}
+	e.resolver.swap(r)
 	p, err := buildPolicy(cfg, nil)
 	if err != nil {
 		t.Fatal(err)

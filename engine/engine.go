@@ -27,7 +27,6 @@ import (
 	"gannet/engine/trace"
 	"gannet/internal/bufpool"
 	"gannet/queue"
-	"gannet/resolver"
 	"gannet/smtpwire"
 )
 
@@ -57,29 +56,33 @@ type Engine struct {
 	cfg      *config.Config
 	live     atomic.Pointer[livePolicy]
 	reloadMu sync.Mutex // one Reload at a time
+	stopping bool       // Stop has begun: reloads change nothing (under reloadMu)
 	log      *slog.Logger
 	now      func() time.Time
 
-	spool    *queue.Spool
-	bodies   bufpool.Pool // final messages on their way to the spool (store.go: prepare, spoolArrival)
-	ids      *queue.IDGenerator
-	records  *logrec.Writer
-	metrics  *metrics.Metrics
-	bounces  *bounce.Classifier
-	obs      *observer // labelled metrics from records and transactions (observe.go)
-	resolver *resolver.Resolver
-	outbound *outbound.Manager
-	delivery *delivery.Loop
-	inbound  *inbound.Server
-	certs    map[string]*certs.Store // by listener name
-	https    []*httpapi.Server
-	signers  *dkim.Signers // [[dkim]] keys at start (sign.go); live.signers after a reload
-	shaper   *shaping.Shaper
-	sts      *mtasts.Cache    // MTA-STS policies (sts.go); nil with relay_to
-	tlsrpt   *tlsReports      // TLS reporting (tlsrpt.go); nil with relay_to
-	rejects  rejectionLimiter // [log] rejection_rate (rejections.go)
-	trace    *trace.Hub       // live SMTP traces, in and out (GET /api/admin/trace/v1/…)
-	logLevel *slog.LevelVar   // Options.LogLevel: [log] level, set at start, on reload and by the admin API
+	spool       *queue.Spool
+	bodies      bufpool.Pool // final messages on their way to the spool (store.go: prepare, spoolArrival)
+	ids         *queue.IDGenerator
+	records     *logrec.Writer
+	metrics     *metrics.Metrics
+	bounces     *bounce.Classifier
+	obs         *observer     // labelled metrics from records and transactions (observe.go)
+	resolver    *liveResolver // nil with relay_to; a reload swaps what it holds
+	outbound    *outbound.Manager
+	delivery    *delivery.Loop
+	inbound     *inbound.Server
+	certs       map[string]*certs.Store // by listener name
+	listenerTLS map[string]listenerTLS  // by listener name (listeners.go)
+	https       []*httpapi.Server
+	httpCfgs    []config.HTTPListener // the settings of each of https
+	retiring    sync.WaitGroup        // HTTP listeners removed by a reload, still draining
+	signers     *dkim.Signers         // [[dkim]] keys at start (sign.go); live.signers after a reload
+	shaper      *shaping.Shaper
+	sts         *mtasts.Cache    // MTA-STS policies (sts.go); nil with relay_to
+	tlsrpt      *tlsReports      // TLS reporting (tlsrpt.go); nil with relay_to
+	rejects     rejectionLimiter // [log] rejection_rate (rejections.go)
+	trace       *trace.Hub       // live SMTP traces, in and out (GET /api/admin/trace/v1/…)
+	logLevel    *slog.LevelVar   // Options.LogLevel: [log] level, set at start, on reload and by the admin API
 
 	// What policy scripts changed while the relay runs (script.go):
 	scriptRates  sync.Map   // tenant → messages per second (kumo.limit_sending)
@@ -150,15 +153,12 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	}
 
 	if cfg.Delivery.RelayTo == "" {
-		e.resolver, err = resolver.New(resolver.Config{
-			Nameservers: cfg.Resolver.Nameservers,
-			Timeout:     cfg.Resolver.Timeout.Duration,
-			TrustAD:     cfg.Resolver.TrustAD(),
-			Now:         e.now,
-		})
+		r, err := newResolver(cfg, e.now)
 		if err != nil {
 			return fail(fmt.Errorf("resolver: %w", err))
 		}
+		e.resolver = new(liveResolver)
+		e.resolver.swap(r)
 	}
 
 	if err := e.buildTLSRPT(); err != nil {
@@ -314,7 +314,7 @@ func (e *Engine) Start() error {
 		if err := h.Start(); err != nil {
 			return err
 		}
-		l := &e.cfg.HTTPListeners[i]
+		l := &e.httpCfgs[i]
 		e.log.Info("http listening", "addr", h.Addr(), "services", strings.Join(l.Services, ","),
 			"trusted_hosts", l.TrustedHosts.String())
 	}
@@ -339,6 +339,18 @@ func (e *Engine) SMTPAddrs() []net.Addr {
 	return e.inbound.Addrs()
 }
 
+// HTTPAddrs returns the bound address of each HTTP listener (after Start),
+// in config order.
+func (e *Engine) HTTPAddrs() []string {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	out := make([]string, len(e.https))
+	for i, h := range e.https {
+		out[i] = h.Addr()
+	}
+	return out
+}
+
 // Stop stops accepting mail, lets in-flight work finish (until ctx ends),
 // and closes the spool and the log.
 func (e *Engine) Stop(ctx context.Context) error {
@@ -346,12 +358,23 @@ func (e *Engine) Stop(ctx context.Context) error {
 	e.stopOnce.Do(func() {
 		// No report is queued once delivery stops.
 		errs = append(errs, e.stopTLSRPT())
-		e.trace.Close() // trace streams end: the HTTP servers need not wait for them
-		for _, h := range e.https {
+		e.trace.Close()   // trace streams end: the HTTP servers need not wait for them
+		e.reloadMu.Lock() // a reload in progress ends first
+		https := append([]*httpapi.Server(nil), e.https...)
+		e.stopping = true
+		e.reloadMu.Unlock()
+		for _, h := range https {
 			errs = append(errs, h.Shutdown(ctx))
 		}
 		if e.inbound != nil {
 			errs = append(errs, e.inbound.Stop(ctx))
+		}
+		// HTTP listeners removed by a reload, finishing their requests.
+		done := make(chan struct{})
+		go func() { e.retiring.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
 		}
 		if e.delivery != nil {
 			errs = append(errs, e.delivery.Stop(ctx))

@@ -2,9 +2,12 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"reflect"
 	"time"
 
+	"gannet/engine/config"
 	"gannet/engine/httpapi"
 	"gannet/engine/policy"
 	"gannet/msgheader"
@@ -14,31 +17,36 @@ import (
 // engine as its Injector), /metrics, liveness, and the admin API.
 func (e *Engine) buildHTTP() error {
 	for _, l := range e.cfg.HTTPListeners {
-		srv := httpapi.New(httpapi.Options{
-			Listen:       l.Listen,
-			TrustedHosts: l.TrustedHosts.Prefixes(),
-			Services:     append([]string{}, l.Services...),
-			APIKeys: func(bearer string) (string, bool) {
-				k := e.conf().APIKey(bearer) // [[api_key]] follows reloads
-				if k == nil {
-					return "", false
-				}
-				return k.Tenant, true
-			},
-			Injector:        e,
-			Metrics:         e.metrics,
-			Admin:           e.adminHandler(),
-			MaxMessageBytes: l.MaxMessageSize.Bytes(),
-			MaxInjectBytes:  l.MaxInjectBytes.Bytes(),
-			Now:             e.now,
-			Hostname:        e.hostname(),
-			Logger:          e.log,
-			Intercept:       e.intercept,   // a policy script's http_request
-			OnRefusal:       e.httpRefusal, // Rejection records (rejections.go)
-		})
-		e.https = append(e.https, srv)
+		e.https = append(e.https, e.newHTTPServer(l))
+		e.httpCfgs = append(e.httpCfgs, l)
 	}
 	return nil
+}
+
+// newHTTPServer builds the server of one [[http_listener]].
+func (e *Engine) newHTTPServer(l config.HTTPListener) *httpapi.Server {
+	return httpapi.New(httpapi.Options{
+		Listen:       l.Listen,
+		TrustedHosts: l.TrustedHosts.Prefixes(),
+		Services:     append([]string{}, l.Services...),
+		APIKeys: func(bearer string) (string, bool) {
+			k := e.conf().APIKey(bearer) // [[api_key]] follows reloads
+			if k == nil {
+				return "", false
+			}
+			return k.Tenant, true
+		},
+		Injector:        e,
+		Metrics:         e.metrics,
+		Admin:           e.adminHandler(),
+		MaxMessageBytes: l.MaxMessageSize.Bytes(),
+		MaxInjectBytes:  l.MaxInjectBytes.Bytes(),
+		Now:             e.now,
+		Hostname:        e.hostname(),
+		Logger:          e.log,
+		Intercept:       e.intercept,   // a policy script's http_request
+		OnRefusal:       e.httpRefusal, // Rejection records (rejections.go)
+	})
 }
 
 // hostname is the name Gannet gives itself in generated headers.
@@ -101,4 +109,92 @@ type httpTrace struct {
 func (t *httpTrace) ReceivedHeader(id string, now time.Time) []byte {
 	tr := msgheader.Trace{Peer: t.peer, By: t.host, With: "HTTP", ID: id, Time: now}
 	return tr.AppendReceived(make([]byte, 0, 192))
+}
+
+// httpPlan is what a reload does to the HTTP listeners, prepared by
+// prepareHTTP (new sockets already listening) and done by commit, or
+// undone by abort.
+type httpPlan struct {
+	servers  []*httpapi.Server
+	cfgs     []config.HTTPListener
+	replace  map[*httpapi.Server]*httpapi.Server // a listener whose settings changed → the server with the new ones
+	started  []*httpapi.Server
+	removed  []*httpapi.Server
+	messages []string
+}
+
+// prepareHTTP matches the [[http_listener]] of a new configuration with
+// those running, by listen address: the same settings keep their server;
+// changed settings keep the socket and serve new requests with the new
+// settings (httpapi.Server.Replace); a new address is listened on now; an
+// address no longer configured is shut down on commit (requests in
+// progress finish).
+func (e *Engine) prepareHTTP(cfgs []config.HTTPListener) (*httpPlan, error) {
+	plan := &httpPlan{replace: map[*httpapi.Server]*httpapi.Server{}}
+	used := make([]bool, len(e.https))
+	for _, l := range cfgs {
+		j := -1
+		for i, old := range e.httpCfgs {
+			if !used[i] && old.Listen == l.Listen {
+				j = i
+				break
+			}
+		}
+		if j >= 0 {
+			used[j] = true
+			srv := e.https[j]
+			if !reflect.DeepEqual(e.httpCfgs[j], l) {
+				plan.replace[srv] = e.newHTTPServer(l)
+				plan.messages = append(plan.messages, fmt.Sprintf("http_listener %s changed", l.Listen))
+			}
+			plan.servers = append(plan.servers, srv)
+			plan.cfgs = append(plan.cfgs, l)
+			continue
+		}
+		srv := e.newHTTPServer(l)
+		if err := srv.Start(); err != nil {
+			plan.abort()
+			return nil, err
+		}
+		plan.started = append(plan.started, srv)
+		plan.servers = append(plan.servers, srv)
+		plan.cfgs = append(plan.cfgs, l)
+		plan.messages = append(plan.messages, fmt.Sprintf("http_listener %s added (listening on %s)", l.Listen, srv.Addr()))
+	}
+	for i, srv := range e.https {
+		if !used[i] {
+			plan.removed = append(plan.removed, srv)
+			plan.messages = append(plan.messages, fmt.Sprintf("http_listener %s removed (requests in progress finish)", e.httpCfgs[i].Listen))
+		}
+	}
+	return plan, nil
+}
+
+// abort closes the listeners prepareHTTP opened.
+func (p *httpPlan) abort() {
+	for _, srv := range p.started {
+		_ = srv.Shutdown(context.Background())
+	}
+}
+
+// commit puts the plan in force and returns what it changed.
+func (p *httpPlan) commit(e *Engine) []string {
+	for old, n := range p.replace {
+		old.Replace(n)
+	}
+	e.https, e.httpCfgs = p.servers, p.cfgs
+	for _, srv := range p.removed {
+		e.retiring.Add(1)
+		go func() {
+			// In the background: the reload may have come in as a request
+			// on this very listener, which its Shutdown waits for.
+			defer e.retiring.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+			defer cancel()
+			if err := srv.Shutdown(ctx); err != nil {
+				e.log.Warn("http listener removed", "addr", srv.Addr(), "err", err)
+			}
+		}()
+	}
+	return p.messages
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -13,26 +14,71 @@ import (
 	"gannet/smtpwire"
 )
 
-// buildInbound turns every [[smtp_listener]] into an inbound listener
-// configuration with its TLS certificate.
+// buildInbound builds the SMTP server of every [[smtp_listener]] (none
+// is fine: a reload may add them).
 func (e *Engine) buildInbound() error {
+	cfgs, stores, err := e.listenerConfigs(e.cfg, e.hooksFor(lua.EventAuth) != nil)
+	if err != nil {
+		return err
+	}
+	e.commitListenerTLS(e.cfg, stores)
+	opts := inbound.Options{
+		Logger:        e.log,
+		Now:           e.now,
+		Metrics:       inboundMetrics{e},
+		Authenticator: authenticator{conf: e.conf, script: e.scriptAuth},
+		OnRejection:   e.rejection, // rejections.go
+		Trace:         e.trace,
+	}
+	if e.cfg.PolicyScript != nil {
+		opts.Greeter = e // smtp_server_greeting, if the script (or a reloaded one) has it
+	}
+	srv, err := inbound.New(cfgs, e, opts)
+	if err != nil {
+		return err
+	}
+	e.inbound = srv
+	return nil
+}
+
+// listenerTLS is the certificate of a listener and the TLS configuration
+// built on it, kept across reloads while tls_cert, tls_key, hostname and
+// tls_min_version stay the same (the certificate files are re-read in
+// place by Reload).
+type listenerTLS struct {
+	key   string
+	store *certs.Store
+	tc    *tls.Config
+}
+
+func listenerTLSKey(l *config.SMTPListener) string {
+	return fmt.Sprintf("%q %q %q %v", l.TLSCert, l.TLSKey, l.Hostname, l.TLSMinVersion)
+}
+
+// listenerConfigs turns every [[smtp_listener]] of cfg into an inbound
+// listener configuration with its TLS certificate: the one in use when
+// its settings did not change, else opened now. It returns the
+// certificates by listener name for commitListenerTLS.
+func (e *Engine) listenerConfigs(cfg *config.Config, authHook bool) ([]inbound.ListenerConfig, map[string]listenerTLS, error) {
 	var cfgs []inbound.ListenerConfig
-	for i := range e.cfg.SMTPListeners {
-		l := &e.cfg.SMTPListeners[i]
-		store, err := certs.Open(l.TLSCert, l.TLSKey, filepath.Join(e.dataDir(), "tls"), l.Hostname)
-		if err != nil {
-			return fmt.Errorf("smtp_listener %q: %w", l.Name, err)
+	stores := map[string]listenerTLS{}
+	for i := range cfg.SMTPListeners {
+		l := &cfg.SMTPListeners[i]
+		lt, ok := e.listenerTLS[l.Name]
+		if !ok || lt.key != listenerTLSKey(l) {
+			store, err := certs.Open(l.TLSCert, l.TLSKey, filepath.Join(e.dataDir(), "tls"), l.Hostname)
+			if err != nil {
+				return nil, nil, fmt.Errorf("smtp_listener %q: %w", l.Name, err)
+			}
+			lt = listenerTLS{key: listenerTLSKey(l), store: store, tc: store.TLSConfig(l.TLSMinVersion.ID())}
 		}
-		e.certs[l.Name] = store
-		e.metrics.CertificateExpiry(l.Name, store.NotAfter)
-		e.checkCertificate(l.Name, l.Hostname, store)
-		tc := store.TLSConfig(l.TLSMinVersion.ID())
+		stores[l.Name] = lt
 		bare := smtpwire.BareLFNormalize
 		if l.BareLF == config.BareLFReject {
 			bare = smtpwire.BareLFReject
 		}
 		var mechs []string
-		if len(e.cfg.SMTPUsers) > 0 || e.hooksFor(lua.EventAuth) != nil {
+		if len(cfg.SMTPUsers) > 0 || authHook {
 			mechs = l.AuthMechanisms
 		}
 		delayAfter := offIfZero(l.AuthFailDelayAfter)
@@ -54,7 +100,7 @@ func (e *Engine) buildInbound() error {
 			DataTimeout:         l.DataTimeout.Duration,
 			IdleTimeout:         l.IdleTimeout.Duration,
 			SessionTimeout:      l.SessionTimeout.Duration,
-			TLSConfig:           tc,
+			TLSConfig:           lt.tc,
 			ImplicitTLS:         l.ImplicitTLS,
 			AuthMechs:           mechs,
 			AuthRequireTLS:      l.AuthRequireTLS,
@@ -64,26 +110,24 @@ func (e *Engine) buildInbound() error {
 			AuthFailWindow:      l.AuthFailWindow.Duration,
 		})
 	}
-	if len(cfgs) == 0 {
-		return nil // an HTTP-only relay
+	return cfgs, stores, nil
+}
+
+// commitListenerTLS makes stores the listeners' certificates (e.certs,
+// re-read by Reload, and the expiry metric); it logs problems with new
+// ones.
+func (e *Engine) commitListenerTLS(cfg *config.Config, stores map[string]listenerTLS) {
+	certsBy := make(map[string]*certs.Store, len(stores))
+	for _, l := range cfg.SMTPListeners {
+		lt := stores[l.Name]
+		certsBy[l.Name] = lt.store
+		if old, ok := e.listenerTLS[l.Name]; !ok || old.store != lt.store {
+			e.metrics.CertificateExpiry(l.Name, lt.store.NotAfter)
+			e.checkCertificate(l.Name, l.Hostname, lt.store)
+		}
 	}
-	opts := inbound.Options{
-		Logger:        e.log,
-		Now:           e.now,
-		Metrics:       inboundMetrics{e},
-		Authenticator: authenticator{conf: e.conf, script: e.scriptAuth},
-		OnRejection:   e.rejection, // rejections.go
-		Trace:         e.trace,
-	}
-	if e.cfg.PolicyScript != nil {
-		opts.Greeter = e // smtp_server_greeting, if the script (or a reloaded one) has it
-	}
-	srv, err := inbound.New(cfgs, e, opts)
-	if err != nil {
-		return err
-	}
-	e.inbound = srv
-	return nil
+	e.listenerTLS = stores
+	e.certs = certsBy
 }
 
 // certWarnBefore is how long before a listener certificate expires that

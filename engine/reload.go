@@ -6,14 +6,18 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"time"
 
+	"gannet/engine/admin"
 	"gannet/engine/bounce"
 	"gannet/engine/config"
 	"gannet/engine/dkim"
+	"gannet/engine/logrec"
 	"gannet/engine/outbound"
 	"gannet/engine/policy"
 	"gannet/engine/policy/lua"
 	"gannet/queue"
+	"gannet/resolver"
 )
 
 // This file is the configuration reload (SIGHUP). The parts of the engine
@@ -36,16 +40,27 @@ import (
 //     retries already scheduled keep their time), dead_letter_after and
 //     keep_bounced (for mail that ends from then on); [[api_key]]; [[smtp_user]];
 //     [bounce] rules_file (re-read even when its name did not change);
-//     [metrics] max_destination_labels; [log] level, rejections_per_connection
-//     and rejection_rate;
-//   - [[dkim]]: the keys are re-read, and a changed list is loaded anew.
+//     [metrics] max_destination_labels; [log] level, rejections_per_connection,
+//     rejection_rate, and the rotation: max_file_size, max_file_age and retain
+//     (logrec.Writer.SetRotation);
+//   - [[dkim]]: the keys are re-read, and a changed list is loaded anew;
+//   - [[smtp_listener]]: matched by listen address (inbound.Reconfigure):
+//     a new address is listened on at once; changed settings (limits,
+//     relay_hosts, TLS certificate, AUTH settings, timeouts, name) serve
+//     new connections while the open ones drain (421 4.3.2 at their next
+//     command boundary, a transaction in progress finishes first); a
+//     removed listener stops taking connections and drains the same way;
+//   - [[http_listener]]: likewise (httpapi.Server.Replace for changed
+//     settings; a removed one finishes its requests in progress);
+//   - [resolver]: a new resolver is built and swapped in (liveresolver.go).
 //
-// Everything else — listeners, the spool and log paths, the resolver, the
-// rest of [delivery], egress sources and pools — is built once
-// at start: a reload logs each such change as needing a restart and keeps
-// running with the old value. A file that does not load (syntax, unknown
-// keys, bad values, unreadable key files) changes nothing: the engine keeps
-// its configuration and logs every FILE:LINE problem.
+// A changed [spool] makes the reload refuse the whole file: nothing is
+// applied. What else only a restart applies — [log] path (the record
+// writer keeps its directory), the rest of [delivery], egress
+// sources and pools — is reported as needing a restart while the rest is
+// applied. A file that does not load (syntax, unknown keys, bad values,
+// unreadable key files, a listen address in use) changes nothing: the
+// engine keeps its configuration and reports every FILE:LINE problem.
 
 // livePolicy is the configuration in force and what is derived from it.
 // It is never modified after it is stored.
@@ -175,63 +190,160 @@ func (e *Engine) tlsFor(domain string) (outbound.TLSPolicy, string) {
 	return pol, key
 }
 
-// Reload applies what can change without a restart (SIGHUP). The
-// certificates and DKIM key files are re-read; then, when the engine was
-// started from a file, the file is read again and what it changes is
-// applied (see the comment at the top of this file). It never stops the
-// engine: problems are logged.
-func (e *Engine) Reload() {
+// Reload applies what can change without a restart (SIGHUP, gannet
+// reload, POST /api/admin/reload/v1). The certificates and DKIM key files
+// are re-read; then, when the engine was started from a file, the file is
+// read again and what it changes is applied (see the comment at the top of
+// this file). It never stops the engine: problems are logged and returned.
+func (e *Engine) Reload() admin.ReloadResponse {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
+	res := admin.ReloadResponse{File: e.cfg.File, Applied: []string{}, NeedsRestart: []string{}, Errors: []string{}}
+	if e.stopping {
+		res.Errors = append(res.Errors, "gannet is stopping")
+		return res
+	}
 	for name, s := range e.certs {
 		if err := s.Reload(); err != nil {
 			e.log.Error("reload certificate", "listener", name, "err", err)
+			res.Errors = append(res.Errors, fmt.Sprintf("smtp_listener %q: certificate: %v", name, err))
 		}
 	}
-	for _, l := range e.cfg.SMTPListeners {
+	for _, l := range e.conf().SMTPListeners {
 		if s := e.certs[l.Name]; s != nil {
 			e.checkCertificate(l.Name, l.Hostname, s)
 		}
 	}
+	if len(res.Errors) > 0 {
+		e.log.Error("reload: keeping the running configuration", "file", e.cfg.File)
+		return res // a certificate that does not load: the old one stays in use
+	}
+	res.Applied = append(res.Applied, "certificates (re-read)")
 	if e.cfg.File == "" {
 		e.reloadSigning()
+		res.Applied = append(res.Applied, "[[dkim]] keys (re-read)")
 		e.log.Info("reload: running the embedded default config; no file to re-read")
-		return
+		return res
 	}
-	restart, err := e.reloadConfig()
+	applied, restart, err := e.reloadConfig()
 	if err != nil {
 		var es config.Errors
 		if errors.As(err, &es) {
 			for _, p := range es {
-				e.log.Error("reload: config not applied", "problem", p.Error())
+				res.Errors = append(res.Errors, p.Error())
 			}
 		} else {
-			e.log.Error("reload: config not applied", "err", err)
+			res.Errors = append(res.Errors, err.Error())
+		}
+		for _, p := range res.Errors {
+			e.log.Error("reload: config not applied", "problem", p)
 		}
 		e.log.Error("reload: keeping the running configuration", "file", e.cfg.File)
-		return
+		res.Applied = []string{}
+		return res
+	}
+	res.Applied = append(res.Applied, applied...)
+	res.NeedsRestart = append(res.NeedsRestart, restart...)
+	for _, what := range applied {
+		e.log.Info("reload: applied", "setting", what)
 	}
 	for _, what := range restart {
 		e.log.Warn("reload: changed, needs a restart to apply", "setting", what)
 	}
-	e.log.Info("config reloaded", "file", e.cfg.File, "needs_restart", len(restart))
+	e.log.Info("config reloaded", "file", e.cfg.File, "applied", len(applied), "needs_restart", len(restart))
+	return res
+}
+
+// refusedChanges are the settings a reload cannot apply and that make it
+// refuse the whole file: the spool is the engine's state, and a relay
+// running on one spool while its file names another would be wrong about
+// where its mail is.
+func refusedChanges(start, cfg *config.Config) []string {
+	var changed []string
+	if start.Spool.Path != cfg.Spool.Path {
+		changed = append(changed, fmt.Sprintf("path %q → %q", start.Spool.Path, cfg.Spool.Path))
+	}
+	if start.Spool.Compression != cfg.Spool.Compression {
+		changed = append(changed, fmt.Sprintf("compression %q → %q", start.Spool.Compression, cfg.Spool.Compression))
+	}
+	if len(changed) == 0 && !reflect.DeepEqual(start.Spool, cfg.Spool) {
+		changed = append(changed, "settings")
+	}
+	if len(changed) == 0 {
+		return nil
+	}
+	return []string{fmt.Sprintf("%s: [spool] changed (%s): the spool cannot change while gannet runs; "+
+		"put the old [spool] back and reload, or restart gannet to use the new one", cfg.File, strings.Join(changed, ", "))}
 }
 
 // reloadConfig re-reads the configuration file and applies it. It returns
-// the settings that changed but need a restart, or the reason nothing was
-// applied (config.Errors for a file that does not load).
-func (e *Engine) reloadConfig() (restart []string, err error) {
+// what it applied and the settings that changed but need a restart, or the
+// reason nothing was applied (config.Errors for a file that does not load).
+// Everything that can fail — the policy, the policy script, a new
+// resolver, new listeners' certificates and sockets — is done before
+// anything changes, and undone on failure.
+func (e *Engine) reloadConfig() (applied, restart []string, err error) {
 	cfg, err := LoadConfig(e.cfg.File)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if r := refusedChanges(e.cfg, cfg); r != nil {
+		return nil, nil, errors.New(strings.Join(r, "; "))
 	}
 	prev := e.policy()
 	p, err := buildPolicy(cfg, prev)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := e.startHooks(cfg, p); err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	undo := func(err error) ([]string, []string, error) {
+		if p.hooks != nil {
+			p.hooks.Close()
+		}
+		return nil, nil, err
+	}
+	var res *resolverSwap
+	if e.resolver != nil && !reflect.DeepEqual(prev.cfg.Resolver, cfg.Resolver) {
+		r, err := newResolver(cfg, e.now)
+		if err != nil {
+			return undo(fmt.Errorf("[resolver]: %w", err))
+		}
+		res = &resolverSwap{r}
+	}
+	authHook := p.hooks != nil && p.hooks.Has(lua.EventAuth)
+	lcfgs, stores, err := e.listenerConfigs(cfg, authHook)
+	if err != nil {
+		return undo(err)
+	}
+	hx, err := e.prepareHTTP(cfg.HTTPListeners)
+	if err != nil {
+		return undo(err)
+	}
+	changes, err := e.inbound.Reconfigure(lcfgs, drainTimeout)
+	if err != nil {
+		hx.abort()
+		return undo(err)
+	}
+	// Nothing fails from here on.
+	e.commitListenerTLS(cfg, stores)
+	applied = append(applied, hx.commit(e)...)
+	for _, n := range changes.Added {
+		applied = append(applied, fmt.Sprintf("smtp_listener %q added", n))
+	}
+	for _, n := range changes.Changed {
+		applied = append(applied, fmt.Sprintf("smtp_listener %q changed (new connections; open ones drain)", n))
+	}
+	for _, n := range changes.Removed {
+		applied = append(applied, fmt.Sprintf("smtp_listener %q removed (its sessions drain)", n))
+	}
+	for i, a := range e.inbound.Addrs() {
+		for _, n := range changes.Added {
+			if i < len(cfg.SMTPListeners) && cfg.SMTPListeners[i].Name == n {
+				e.logSMTPListener(&cfg.SMTPListeners[i], a.String())
+			}
+		}
 	}
 	e.scriptKeys.forget()
 	if p.signers == prev.signers {
@@ -244,13 +356,71 @@ func (e *Engine) reloadConfig() (restart []string, err error) {
 	if prev.hooks != nil {
 		prev.hooks.Close() // calls in flight finish on their states
 	}
+	if res != nil {
+		e.resolver.swap(res.r)
+	}
 	e.shaper.SetPolicy(b, rules)
 	e.metrics.SetMaxDestinationLabels(cfg.Metrics.MaxDestinationLabels)
 	e.applyLogLevel(cfg) // [log] level; rejections_per_connection and rejection_rate are read through conf()
+	if rot := logRotation(cfg); rot != logRotation(prev.cfg) && e.records != nil {
+		e.records.SetRotation(rot)
+	}
 	if e.delivery != nil {
 		e.delivery.SetRetry(retryPolicy(cfg))
 	}
-	return needsRestart(e.cfg, cfg), nil
+	restart = needsRestart(e.cfg, cfg)
+	applied = append(applied, appliedSections(prev.cfg, cfg)...)
+	return applied, restart, nil
+}
+
+// logRotation is [log]'s rotation and retention for the record writer.
+func logRotation(cfg *config.Config) logrec.Rotation {
+	return logrec.Rotation{
+		MaxFileSize: int64(cfg.Log.MaxFileSize),
+		MaxFileAge:  cfg.Log.MaxFileAge.Duration,
+		Retain:      cfg.Log.Retain.Duration,
+	}
+}
+
+// resolverSwap is a resolver built by a reload, swapped in once nothing
+// can fail.
+type resolverSwap struct{ r *resolver.Resolver }
+
+// drainTimeout bounds how long the sessions of a removed SMTP listener, or
+// the requests of a removed HTTP listener, may take to finish.
+const drainTimeout = 5 * time.Minute
+
+// appliedSections names the top-level settings that differ between the
+// configuration in force before the reload and cfg, other than the
+// listeners (reported by name) and what needs a restart (needsRestart).
+func appliedSections(prev, cfg *config.Config) []string {
+	var out []string
+	skip := map[string]bool{"smtp_listener": true, "http_listener": true, "egress_source": true, "egress_pool": true}
+	// Of [log] and [delivery], only what a reload applies.
+	p := *prev
+	p.Log.Path = cfg.Log.Path
+	p.Delivery = cfg.Delivery
+	p.Delivery.MaxConnectionsPerDomain, p.Delivery.MaxMessageRate, p.Delivery.MaxDeliveriesPerConnection =
+		prev.Delivery.MaxConnectionsPerDomain, prev.Delivery.MaxMessageRate, prev.Delivery.MaxDeliveriesPerConnection
+	pv, cv := reflect.ValueOf(p), reflect.ValueOf(*cfg)
+	for _, f := range reflect.VisibleFields(pv.Type()) {
+		k := tomlKey(f)
+		if !f.IsExported() || k == "-" || f.Tag.Get("toml") == "-" || skip[k] {
+			continue
+		}
+		if reflect.DeepEqual(pv.FieldByIndex(f.Index).Interface(), cv.FieldByIndex(f.Index).Interface()) {
+			continue
+		}
+		name := "[" + k + "]"
+		switch f.Type.Kind() {
+		case reflect.Slice:
+			name = "[[" + k + "]]"
+		case reflect.Map:
+			name = "[" + k + ".*]"
+		}
+		out = append(out, name)
+	}
+	return out
 }
 
 // needsRestart lists the settings that differ between the configuration
@@ -262,15 +432,8 @@ func needsRestart(start, cfg *config.Config) []string {
 			out = append(out, name)
 		}
 	}
-	diff("[spool]", start.Spool, cfg.Spool)
-	sl, cl := start.Log, cfg.Log
-	// level and the rejection caps are applied; compare the rest.
-	sl.Level, sl.RejectionsPerConnection, sl.RejectionRate = "", 0, config.Rate{}
-	cl.Level, cl.RejectionsPerConnection, cl.RejectionRate = "", 0, config.Rate{}
-	diff("[log]", sl, cl)
-	diff("[[smtp_listener]]", start.SMTPListeners, cfg.SMTPListeners)
-	diff("[[http_listener]]", start.HTTPListeners, cfg.HTTPListeners)
-	diff("[resolver]", start.Resolver, cfg.Resolver)
+	// The record writer keeps its directory; the rest of [log] is applied.
+	diff("[log] path", start.Log.Path, cfg.Log.Path)
 	sd, cd := start.Delivery, cfg.Delivery
 	// The shaping keys of [delivery] are applied; compare the rest.
 	sd.MaxConnectionsPerDomain, sd.MaxMessageRate, sd.MaxDeliveriesPerConnection = 0, config.Rate{}, 0

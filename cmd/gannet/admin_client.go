@@ -56,6 +56,7 @@ func addAPIFlags(fs *flag.FlagSet) *apiClient {
 type apiError struct {
 	status int
 	msg    string
+	body   []byte // the answer as it came
 }
 
 func (e *apiError) Error() string {
@@ -123,7 +124,7 @@ func (c *apiClient) do(method, path string, query url.Values, body any) ([]byte,
 				e.Error = e.Error[:300] + "…"
 			}
 		}
-		return nil, &apiError{status: resp.StatusCode, msg: e.Error}
+		return nil, &apiError{status: resp.StatusCode, msg: e.Error, body: data}
 	}
 	return data, nil
 }

@@ -9,6 +9,7 @@
 //	gannet bounce|suspend|resume …       administrative bounces and suspensions, over the admin API
 //	gannet trace server|client …         live SMTP conversations in or out, over the admin API, until interrupted
 //	gannet log-level [LEVEL]             show or set the operational log's level, over the admin API
+//	gannet reload                        re-read and apply the relay's config (as SIGHUP), over the admin API
 //	gannet version                       print the version
 //	gannet help                          print this help
 //
@@ -51,6 +52,7 @@ func commands() []command {
 		{"tlsrpt", "TLS reports (RFC 8460) over the admin API: tlsrpt list | show DOMAIN [-day D] | send [-day D]", cmdTLSRPT},
 		{"trace", "live SMTP conversations: trace server [-peer CIDR] [-listener N] | trace client [-domain D] [-site S]", cmdTrace},
 		{"log-level", "the operational log's level: log-level [debug|info|warn|error]", cmdLogLevel},
+		{"reload", "re-read the relay's config and apply it, as SIGHUP does: reload (exit 1 and the problems when refused)", cmdReload},
 		{"version", "print the version", cmdVersion},
 		{"help", "print this help", cmdHelp},
 	}

@@ -40,7 +40,7 @@ func run(ctx context.Context, cfg *config.Config) error {
 		select {
 		case <-hup:
 			log.Info("SIGHUP: reloading")
-			e.Reload()
+			e.Reload() // logs what it applied, or why not
 			continue
 		case <-ctx.Done():
 		}

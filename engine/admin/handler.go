@@ -91,9 +91,12 @@ type Options struct {
 	// level (/api/admin/log-level/v1). Nil: 404.
 	LogLevel    func() string
 	SetLogLevel func(level string) (string, error)
-	Now         func() time.Time // nil: time.Now
-	NewID       func() string    // rule ids; nil: random UUIDs (version 4)
-	Logger      *slog.Logger     // nil: discarded
+	// Reload re-reads the configuration and applies it
+	// (/api/admin/reload/v1). Nil: 404.
+	Reload func() ReloadResponse
+	Now    func() time.Time // nil: time.Now
+	NewID  func() string    // rule ids; nil: random UUIDs (version 4)
+	Logger *slog.Logger     // nil: discarded
 }
 
 // handler serves /api/admin/….
@@ -171,6 +174,8 @@ func (h *handler) routes(path string) route {
 		return route{http.MethodGet: h.traceStream(trace.Client)}
 	case PathLogLevel:
 		return route{http.MethodGet: h.logLevel, http.MethodPost: h.setLogLevel}
+	case PathReload:
+		return route{http.MethodPost: h.reload}
 	}
 	return nil
 }

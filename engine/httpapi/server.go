@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -26,6 +27,9 @@ type Server struct {
 	limiter *rateLimiter
 	log     *slog.Logger
 	handler http.Handler
+	// next, when set by Replace, serves the requests that arrive from then
+	// on (a reload that changed this listener's settings).
+	next atomic.Pointer[Server]
 
 	mu   sync.Mutex
 	ln   net.Listener
@@ -112,7 +116,7 @@ func (s *Server) Start() error {
 	}
 	s.ln = ln
 	s.srv = &http.Server{
-		Handler:           s.handler,
+		Handler:           http.HandlerFunc(s.serveCurrent),
 		ReadHeaderTimeout: s.opts.ReadHeaderTimeout,
 		ReadTimeout:       s.opts.ReadTimeout,
 		WriteTimeout:      s.opts.WriteTimeout,
@@ -128,6 +132,24 @@ func (s *Server) Start() error {
 		}
 	}(s.srv, s.done)
 	return nil
+}
+
+// serveCurrent serves a request with the server's settings, or with those
+// of the server that replaced them (Replace).
+func (s *Server) serveCurrent(w http.ResponseWriter, r *http.Request) {
+	if n := s.next.Load(); n != nil {
+		n.handler.ServeHTTP(w, r)
+		return
+	}
+	s.handler.ServeHTTP(w, r)
+}
+
+// Replace serves the requests that arrive from now on with n's settings
+// (n is never started: s keeps its socket and connections); requests in
+// progress finish with the settings they started with. For a reload that
+// changes a listener but not its address. n.Options.Listen is ignored.
+func (s *Server) Replace(n *Server) {
+	s.next.Store(n)
 }
 
 // Addr returns the listening address ("127.0.0.1:8000"), or "" before Start.

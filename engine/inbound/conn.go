@@ -173,7 +173,7 @@ func (st *conn) process() {
 	if st.closed {
 		return
 	}
-	if !st.closing && st.l.srv.draining.Load() {
+	if !st.closing && (st.l.srv.draining.Load() || st.l.draining.Load()) {
 		st.drainIfIdle()
 	}
 	st.setDeadline()

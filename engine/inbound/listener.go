@@ -19,14 +19,15 @@ import (
 	"gannet/smtpwire"
 )
 
-// listener is the gnet event handler of one ListenerConfig: one gnet engine
-// with its own event loops and its own ticker, so a listener's configuration
-// is at hand in every callback without looking at addresses.
+// listener is one ListenerConfig at work on a socket: its settings, limits
+// and connections. A reload that changes the settings of a listen address
+// gives its socket a new listener (Server.Reconfigure): new connections are
+// served by it, those already open finish on the listener they came in on.
 type listener struct {
-	gnet.BuiltinEventEngine
-
 	srv  *Server
+	sock *socket
 	cfg  ListenerConfig
+	raw  ListenerConfig // cfg as given, before withDefaults (Reconfigure compares it)
 	name string
 
 	// sessCfg holds the session configurations this listener hands out,
@@ -37,13 +38,9 @@ type listener struct {
 	// tick is the interval of the timeout sweep.
 	tick time.Duration
 
-	// Set in OnBoot, before any event loop runs.
-	eng      gnet.Engine
-	bound    netip.AddrPort
-	anyLocal bool // bound to the unspecified address: ask the socket for Local
-	bootErr  error
-	booted   chan struct{}
-	done     chan error
+	// draining: the listener was removed by a reload (or replaced on its
+	// socket): its sessions are told 421 at their next command boundary.
+	draining atomic.Bool
 
 	mu    sync.Mutex
 	conns map[*conn]struct{}
@@ -109,14 +106,82 @@ func sweepInterval(cfg ListenerConfig) time.Duration {
 	return max(10*time.Millisecond, min(d, time.Second))
 }
 
+// socket is the gnet event handler of one listen address: one gnet engine
+// with its own event loops and its own ticker. Its current listener serves
+// new connections; a connection keeps the listener it was opened on.
+type socket struct {
+	gnet.BuiltinEventEngine
+
+	srv    *Server
+	listen string // the configured address
+	cur    atomic.Pointer[listener]
+
+	// Set in OnBoot, before any event loop runs.
+	eng      gnet.Engine
+	bound    netip.AddrPort
+	anyLocal bool // bound to the unspecified address: ask the socket for Local
+	bootErr  error
+	booted   chan struct{}
+	done     chan error
+
+	mu      sync.Mutex
+	retired []*listener // listeners replaced in place whose connections are still open
+	// removed: the socket's listeners drain and the socket then stops.
+	removed bool
+	stopped bool
+}
+
+func newSocket(s *Server, l *listener) *socket {
+	k := &socket{srv: s, listen: l.cfg.Listen}
+	l.sock = k
+	k.cur.Store(l)
+	return k
+}
+
+// listeners returns the current listener and the retired ones.
+func (k *socket) listeners() []*listener {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]*listener{k.cur.Load()}, k.retired...)
+}
+
+// replace makes l the listener of new connections; the one it replaces
+// drains its connections.
+func (k *socket) replace(l *listener) {
+	l.sock = k
+	k.mu.Lock()
+	old := k.cur.Swap(l)
+	k.retired = append(k.retired, old)
+	k.mu.Unlock()
+	old.draining.Store(true)
+	old.drainIdle()
+}
+
+// openConns counts the connections open on all the socket's listeners.
+func (k *socket) openConns() int {
+	n := 0
+	for _, l := range k.listeners() {
+		n += l.openConns()
+	}
+	return n
+}
+
+// drainIdle asks every connection between transactions to close.
+func (k *socket) drainIdle() {
+	for _, l := range k.listeners() {
+		l.drainIdle()
+	}
+}
+
 // start runs the gnet engine on its own goroutine and waits until it is
 // listening.
-func (l *listener) start() error {
+func (k *socket) start() error {
+	l := k.cur.Load()
 	if err := CheckListenAddr(l.cfg.Listen); err != nil {
 		return fmt.Errorf("smtp_listener %q: %w", l.name, err)
 	}
-	l.booted = make(chan struct{}, 1)
-	l.done = make(chan error, 1)
+	k.booted = make(chan struct{}, 1)
+	k.done = make(chan error, 1)
 	opts := []gnet.Option{
 		gnet.WithMulticore(true),
 		// Without SO_REUSEADDR a restart right after connections closed
@@ -130,61 +195,109 @@ func (l *listener) start() error {
 	if l.srv.loops > 0 {
 		opts = append(opts, gnet.WithNumEventLoop(l.srv.loops))
 	}
-	go func() { l.done <- gnet.Run(l, "tcp://"+l.cfg.Listen, opts...) }()
+	go func() { k.done <- gnet.Run(k, "tcp://"+l.cfg.Listen, opts...) }()
 	select {
-	case <-l.booted:
-	case err := <-l.done:
+	case <-k.booted:
+	case err := <-k.done:
 		if err == nil {
 			err = errors.New("engine stopped while starting")
 		}
 		return fmt.Errorf("inbound: listener %q on %s: %w", l.name, l.cfg.Listen, err)
 	}
-	if l.bootErr != nil {
-		err := l.bootErr
-		<-l.done
-		l.done = nil
+	if k.bootErr != nil {
+		err := k.bootErr
+		<-k.done
+		k.done = nil
 		return fmt.Errorf("inbound: listener %q: bound address: %w", l.name, err)
 	}
-	l.srv.log.Debug("smtp listener started", "listener", l.name, "addr", l.bound.String())
+	l.srv.log.Debug("smtp listener started", "listener", l.name, "addr", k.bound.String())
 	return nil
 }
 
 // stop stops the gnet engine (a hard close of what is left) and waits for
-// its goroutine.
-func (l *listener) stop(ctx context.Context) error {
-	if l.done == nil {
+// its goroutine. A second call does nothing.
+func (k *socket) stop(ctx context.Context) error {
+	k.mu.Lock()
+	if k.stopped || k.done == nil {
+		k.stopped = true
+		k.mu.Unlock()
 		return nil
 	}
-	err := l.eng.Stop(ctx)
+	k.stopped = true
+	k.mu.Unlock()
+	err := k.eng.Stop(ctx)
 	select {
-	case <-l.done:
+	case <-k.done:
 	case <-time.After(5 * time.Second):
-		err = errors.Join(err, fmt.Errorf("inbound: listener %q: engine did not stop", l.name))
+		err = errors.Join(err, fmt.Errorf("inbound: listener %q: engine did not stop", k.cur.Load().name))
 	}
-	l.done = nil
 	return err
 }
 
 // OnBoot runs once the socket listens and before any event loop starts: it
 // learns the bound address here, so the loops see it without locking.
-func (l *listener) OnBoot(eng gnet.Engine) gnet.Action {
-	defer func() { l.booted <- struct{}{} }()
-	l.eng = eng
+func (k *socket) OnBoot(eng gnet.Engine) gnet.Action {
+	defer func() { k.booted <- struct{}{} }()
+	k.eng = eng
 	bound, err := boundAddr(eng)
 	if err != nil {
-		l.bootErr = err
+		k.bootErr = err
 		return gnet.Shutdown
 	}
-	l.bound = bound
-	l.anyLocal = bound.Addr().IsUnspecified()
+	k.bound = bound
+	k.anyLocal = bound.Addr().IsUnspecified()
 	return gnet.None
 }
 
-// OnOpen admits a connection (or answers 421 4.3.2 and closes it) and sends
+// OnOpen hands a new connection to the current listener.
+func (k *socket) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	return k.cur.Load().onOpen(c)
+}
+
+// OnClose forgets the connection on the listener it was opened on.
+func (k *socket) OnClose(c gnet.Conn, err error) gnet.Action {
+	st, _ := c.Context().(*conn)
+	if st == nil {
+		return gnet.None // refused in OnOpen, never counted
+	}
+	return st.l.onClose(st, err)
+}
+
+// OnTraffic feeds the new bytes to the connection's session.
+func (k *socket) OnTraffic(c gnet.Conn) gnet.Action {
+	st, _ := c.Context().(*conn)
+	if st == nil {
+		_, _ = c.Discard(-1)
+		return gnet.Close
+	}
+	return st.onTraffic()
+}
+
+// OnTick runs the timeout sweep of every listener of the socket, and
+// forgets the retired listeners whose connections are all gone.
+func (k *socket) OnTick() (time.Duration, gnet.Action) {
+	cur := k.cur.Load()
+	for _, l := range k.listeners() {
+		l.sweep()
+	}
+	k.mu.Lock()
+	kept := k.retired[:0]
+	for _, l := range k.retired {
+		if l.openConns() > 0 || l.refusing.Load() > 0 {
+			kept = append(kept, l)
+		}
+	}
+	clear(k.retired[len(kept):])
+	k.retired = kept
+	k.mu.Unlock()
+	return cur.tick, gnet.None
+}
+
+// onOpen admits a connection (or answers 421 4.3.2 and closes it) and sends
 // the greeting, RFC 5321 §4.3.1.
-func (l *listener) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+func (l *listener) onOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	peer := addrPortOf(c.RemoteAddr())
-	if l.srv.draining.Load() {
+	if l.srv.draining.Load() || l.draining.Load() {
 		l.srv.metrics.ErrorIn(l.name, 421)
 		if l.cfg.ImplicitTLS {
 			return nil, gnet.Close // no handshakes while shutting down
@@ -205,8 +318,8 @@ func (l *listener) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		l.srv.log.Debug("connection refused", "listener", l.name, "peer", peer.String(), "reason", reason)
 		return l.refuse(c, peer, l.rejectConnect(peer, l.reply(421, "4.3.2", l.cfg.Hostname+" "+reason+", try again later")))
 	}
-	local := l.bound
-	if l.anyLocal {
+	local := l.sock.bound
+	if l.sock.anyLocal {
 		if sa, err := syscall.Getsockname(c.Fd()); err == nil {
 			local = sockaddrToAddrPort(sa)
 		}
@@ -262,7 +375,7 @@ func (l *listener) refuse(c gnet.Conn, peer netip.AddrPort, reply []byte) ([]byt
 		l.refusing.Add(-1)
 		return nil, gnet.Close
 	}
-	st := newConn(l, c, peer, l.bound)
+	st := newConn(l, c, peer, l.sock.bound)
 	st.refusal = reply
 	c.SetContext(st)
 	st.startTLSWithin(refuseHandshakeTimeout)
@@ -284,12 +397,8 @@ func (l *listener) admit(ip netip.Addr) string {
 	return ""
 }
 
-// OnClose forgets the connection.
-func (l *listener) OnClose(c gnet.Conn, err error) gnet.Action {
-	st, _ := c.Context().(*conn)
-	if st == nil {
-		return gnet.None // refused in OnOpen, never counted
-	}
+// onClose forgets the connection.
+func (l *listener) onClose(st *conn, err error) gnet.Action {
 	st.onClose(err)
 	if st.refusal != nil {
 		l.refusing.Add(-1)
@@ -308,20 +417,10 @@ func (l *listener) OnClose(c gnet.Conn, err error) gnet.Action {
 	return gnet.None
 }
 
-// OnTraffic feeds the new bytes to the connection's session.
-func (l *listener) OnTraffic(c gnet.Conn) gnet.Action {
-	st, _ := c.Context().(*conn)
-	if st == nil {
-		_, _ = c.Discard(-1)
-		return gnet.Close
-	}
-	return st.onTraffic()
-}
-
-// OnTick runs the timeout sweep. It runs on gnet's ticker goroutine, not on
+// sweep is the timeout sweep. It runs on gnet's ticker goroutine, not on
 // an event loop, so it only reads each connection's atomic deadline and asks
 // the connection's own loop to act on the expired ones.
-func (l *listener) OnTick() (time.Duration, gnet.Action) {
+func (l *listener) sweep() {
 	now := l.srv.now().UnixNano()
 	var expired []*conn
 	l.mu.Lock()
@@ -336,7 +435,6 @@ func (l *listener) OnTick() (time.Duration, gnet.Action) {
 		st.timeoutQueued.Store(true)
 		st.onLoop(st.expire)
 	}
-	return l.tick, gnet.None
 }
 
 // openConns counts the listener's open connections.

@@ -34,8 +34,10 @@ type Server struct {
 	workers     int
 	loops       int
 
-	pool      *ants.Pool
-	listeners []*listener
+	pool *ants.Pool
+	// socks are the listen sockets in config order, then those removed by
+	// a reload that still drain; guarded by mu once started.
+	socks []*socket
 
 	// inflight counts jobs handed to the worker pool and not yet answered
 	// on their event loop; Stop waits for it to reach zero.
@@ -48,9 +50,11 @@ type Server struct {
 	bodies      bufpool.Pool
 	releaseBody bool
 
-	mu      sync.Mutex
-	started bool
-	stopped bool
+	// reconfMu serializes Reconfigure.
+	reconfMu sync.Mutex
+	mu       sync.Mutex
+	started  bool
+	stopped  bool
 }
 
 // New checks the listener configs and builds a Server; nothing listens
@@ -58,9 +62,6 @@ type Server struct {
 func New(cfgs []ListenerConfig, acc Acceptor, opts Options) (*Server, error) {
 	if acc == nil {
 		return nil, errors.New("inbound: nil Acceptor")
-	}
-	if len(cfgs) == 0 {
-		return nil, errors.New("inbound: no listeners")
 	}
 	s := &Server{
 		acc:     acc,
@@ -95,8 +96,8 @@ func New(cfgs []ListenerConfig, acc Acceptor, opts Options) (*Server, error) {
 		return &b
 	}
 	names := make(map[string]bool)
-	for _, c := range cfgs {
-		c, err := c.withDefaults()
+	for _, raw := range cfgs {
+		c, err := raw.withDefaults()
 		if err != nil {
 			return nil, err
 		}
@@ -104,7 +105,9 @@ func New(cfgs []ListenerConfig, acc Acceptor, opts Options) (*Server, error) {
 			return nil, fmt.Errorf("inbound: two listeners named %q", c.Name)
 		}
 		names[c.Name] = true
-		s.listeners = append(s.listeners, newListener(s, c))
+		l := newListener(s, c)
+		l.raw = raw
+		s.socks = append(s.socks, newSocket(s, l))
 	}
 	return s, nil
 }
@@ -127,9 +130,9 @@ func (s *Server) Start() error {
 		return fmt.Errorf("inbound: worker pool: %w", err)
 	}
 	s.pool = pool
-	for i, l := range s.listeners {
-		if err := l.start(); err != nil {
-			for _, prev := range s.listeners[:i] {
+	for i, k := range s.socks {
+		if err := k.start(); err != nil {
+			for _, prev := range s.socks[:i] {
 				prev.stop(context.Background())
 			}
 			s.pool.Release()
@@ -142,11 +145,20 @@ func (s *Server) Start() error {
 // Addrs returns the bound address of each listener, in config order. With a
 // "host:0" listen address this is where the kernel put it.
 func (s *Server) Addrs() []net.Addr {
-	out := make([]net.Addr, len(s.listeners))
-	for i, l := range s.listeners {
-		out[i] = net.TCPAddrFromAddrPort(l.bound)
+	var out []net.Addr
+	for _, k := range s.sockets() {
+		if !k.isRemoved() {
+			out = append(out, net.TCPAddrFromAddrPort(k.bound))
+		}
 	}
 	return out
+}
+
+// sockets returns the sockets, those draining included.
+func (s *Server) sockets() []*socket {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*socket(nil), s.socks...)
 }
 
 // Stop drains the server: new connections are answered "421 4.3.2" and
@@ -165,8 +177,8 @@ func (s *Server) Stop(ctx context.Context) error {
 	s.mu.Unlock()
 
 	s.draining.Store(true)
-	for _, l := range s.listeners {
-		l.drainIdle()
+	for _, k := range s.sockets() {
+		k.drainIdle()
 	}
 	// Wait for the connections to finish their transactions. A session
 	// answers its 421 itself when its transaction ends; the periodic
@@ -183,8 +195,8 @@ wait:
 			break wait
 		case <-t.C:
 			if time.Since(lastDrain) >= time.Second {
-				for _, l := range s.listeners {
-					l.drainIdle()
+				for _, k := range s.sockets() {
+					k.drainIdle()
 				}
 				lastDrain = time.Now()
 			}
@@ -200,8 +212,8 @@ wait:
 		ctxErr = ctx.Err()
 	}
 	var errs []error
-	for _, l := range s.listeners {
-		if err := l.stop(context.Background()); err != nil {
+	for _, k := range s.sockets() {
+		if err := k.stop(context.Background()); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -295,8 +307,8 @@ func (s *Server) authenticate(ctx context.Context, cred smtpwire.AuthCredentials
 // gannet_connections gauge and for tests).
 func (s *Server) OpenConnections() int {
 	n := 0
-	for _, l := range s.listeners {
-		n += l.openConns()
+	for _, k := range s.sockets() {
+		n += k.openConns()
 	}
 	return n
 }

@@ -54,6 +54,7 @@ type Options struct {
 type Writer struct {
 	opts    Options
 	ch      chan *[]byte
+	rot     chan Rotation // SetRotation → the writer goroutine
 	pool    sync.Pool
 	dropped atomic.Uint64
 	written atomic.Uint64
@@ -62,6 +63,37 @@ type Writer struct {
 	closeMu sync.RWMutex // Write holds it shared; Close exclusively to close ch
 	closed  bool
 	err     error // set by the writer goroutine before done is closed
+}
+
+// Rotation is what SetRotation changes: Options.MaxFileSize, MaxFileAge
+// and Retain (zero or negative: the default, as in New; Retain 0 keeps
+// every file).
+type Rotation struct {
+	MaxFileSize int64
+	MaxFileAge  time.Duration
+	Retain      time.Duration
+}
+
+func (r Rotation) apply(o *Options) {
+	o.MaxFileSize, o.MaxFileAge, o.Retain = r.MaxFileSize, r.MaxFileAge, r.Retain
+	if o.MaxFileSize <= 0 {
+		o.MaxFileSize = 256 << 20
+	}
+	if o.MaxFileAge <= 0 {
+		o.MaxFileAge = time.Hour
+	}
+}
+
+// SetRotation changes when files are rotated and how long closed ones are
+// kept (a configuration reload). The current file is rotated by the new
+// limits from its next record on; a shorter Retain prunes at once. It
+// returns once the writer goroutine has taken the change, or at once when
+// the Writer is closed.
+func (w *Writer) SetRotation(r Rotation) {
+	select {
+	case w.rot <- r:
+	case <-w.done:
+	}
 }
 
 // New starts a Writer. It creates Dir but opens no file until the first
@@ -104,6 +136,7 @@ func newWriter(opts Options) (*Writer, error) {
 	w := &Writer{
 		opts: opts,
 		ch:   make(chan *[]byte, opts.Buffer),
+		rot:  make(chan Rotation),
 		done: make(chan struct{}),
 	}
 	w.pool.New = func() any { b := make([]byte, 0, 512); return &b }
@@ -178,11 +211,10 @@ func (w *Writer) run() {
 	}
 	tick := time.NewTicker(w.opts.FlushInterval)
 	defer tick.Stop()
-	var prune <-chan time.Time
+	// The prune ticker runs even with Retain 0: SetRotation may set it.
+	pt := time.NewTicker(w.opts.PruneInterval)
+	defer pt.Stop()
 	if w.opts.Retain > 0 {
-		pt := time.NewTicker(w.opts.PruneInterval)
-		defer pt.Stop()
-		prune = pt.C
 		w.prune()
 	}
 	fail := func(err error) {
@@ -216,8 +248,15 @@ func (w *Writer) run() {
 				w.written.Add(1)
 			}
 			w.pool.Put(bp)
-		case <-prune:
-			w.prune()
+		case <-pt.C:
+			if w.opts.Retain > 0 {
+				w.prune()
+			}
+		case r := <-w.rot:
+			r.apply(&w.opts)
+			if w.opts.Retain > 0 {
+				w.prune()
+			}
 		case <-tick.C:
 			// A quiet file is closed on time too, so that it is compressed.
 			if err := f.expire(); err != nil {

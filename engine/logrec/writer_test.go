@@ -193,3 +193,33 @@ func TestWriterReportsUnwritableDirectory(t *testing.T) {
 		t.Errorf("Dropped = %d, OnError calls = %d; want 1, 1", w.Dropped(), reported.Load())
 	}
 }
+
+// TestWriterSetRotation: SetRotation changes the size limit of a running
+// Writer from the next record on.
+func TestWriterSetRotation(t *testing.T) {
+	dir := t.TempDir()
+	line := len(sampleRecord().AppendJSON(nil))
+	w, err := New(Options{Dir: dir, DisableCompression: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		w.Write(sampleRecord())
+	}
+	for i := 0; w.Written() < 3 && i < 500; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	w.SetRotation(Rotation{MaxFileSize: int64(2 * line)})
+	for range 4 {
+		w.Write(sampleRecord())
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w.SetRotation(Rotation{}) // closed: returns at once
+	names, recs := readRecords(t, dir)
+	// 3 in the first file (256 MiB before the change), then 2 per file.
+	if len(recs) != 7 || len(names) != 3 {
+		t.Fatalf("files %v with %d records; want 3 files with 7", names, len(recs))
+	}
+}
