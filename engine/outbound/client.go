@@ -31,6 +31,11 @@ type dialConfig struct {
 	policyName     string     // Outcome.TLSPolicy
 	trace          *trace.Hub // Options.Trace
 	site           string     // the pool's site, for traces
+	// The smarthost (relayauth.go): TLS from the first byte, and the
+	// login; onAuthFailure is Options.OnAuthFailure.
+	implicitTLS   bool
+	auth          *RelayAuth
+	onAuthFailure func(host, peer, user string, r smtpwire.Reply)
 }
 
 // Client is one SMTP client session with one server address. It is used by
@@ -120,7 +125,17 @@ func dial(ctx context.Context, cfg *dialConfig, host string, addr netip.AddrPort
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	if serr := c.hello(ctx, tryTLS); serr != nil {
+	serr := (*sessionError)(nil)
+	if cfg.implicitTLS {
+		serr = c.implicitHandshake(ctx)
+	}
+	if serr == nil {
+		serr = c.hello(ctx, tryTLS)
+	}
+	if serr == nil && cfg.auth != nil {
+		serr = c.login()
+	}
+	if serr != nil {
 		if c.traceID != 0 {
 			c.publish(trace.Error, serr.Error())
 		}
@@ -150,7 +165,7 @@ func (c *Client) hello(ctx context.Context, tryTLS bool) *sessionError {
 		return serr
 	}
 	mode := c.cfg.tls.Mode
-	if mode == TLSDisabled || !tryTLS {
+	if mode == TLSDisabled || !tryTLS || c.tls != nil {
 		return nil
 	}
 	if !c.ext.StartTLS {

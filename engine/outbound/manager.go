@@ -32,6 +32,14 @@ type Options struct {
 	// transaction to that smarthost instead of the route's MX hosts. The
 	// pool is then keyed by RelayTo whatever site the caller names.
 	RelayTo string
+	// RelayAuth, when set, returns the smarthost's TLS and login
+	// ([delivery] relay_tls, relay_user, …; relayauth.go). It is asked at
+	// every new connection to RelayTo, so that a reload applies.
+	RelayAuth func() RelayAuth
+	// OnAuthFailure, when set, is called once per connection whose AUTH
+	// the smarthost refused, with the user name and the refusal (never the
+	// password).
+	OnAuthFailure func(host, peer, user string, r smtpwire.Reply)
 	// TLS is the STARTTLS policy ([tls]).
 	TLS TLSPolicy
 	// TLSFor, when set, returns the policy for one destination domain
@@ -176,6 +184,7 @@ func New(opts Options) *Manager {
 			localAddr:      opts.LocalAddr,
 			onErrorReply:   opts.OnErrorReply,
 			trace:          opts.Trace,
+			onAuthFailure:  opts.OnAuthFailure,
 		},
 		health: newHostHealth(opts.Now, opts.HostBackoff, opts.HostBackoffMax),
 		now:    opts.Now,
@@ -548,6 +557,9 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 			break
 		}
 		dc := &p.dial
+		if m.opts.RelayTo != "" && m.opts.RelayAuth != nil {
+			dc = relayDial(dc, m.opts.RelayAuth())
+		}
 		if cd.dane != nil {
 			d := *dc
 			d.tls = daneTLS(dc.tls, cd.dane, cd.host, m.now)
