@@ -79,7 +79,7 @@ type rxTx struct {
 	Body      []byte   // unstuffed
 	TLS       bool
 	AuthUser  string // the account logged in as
-	Pipelined bool // RCPT and DATA had arrived before MAIL was answered
+	Pipelined bool   // RCPT and DATA had arrived before MAIL was answered
 }
 
 func newTestReceiver(t testing.TB, ip string) *testReceiver {
