@@ -213,10 +213,14 @@ func (e *Engine) buildOutbound() error {
 	e.shaper = shaper
 	egress := newEgressChooser(cfg, uint64(e.now().UnixNano()))
 	e.outbound = outbound.New(outbound.Options{
-		EHLOName:       cfg.Delivery.EHLOName,
-		SMTPPort:       cfg.Delivery.SMTPPort,
-		PortFor:        e.scriptPort, // a policy script's get_egress_path_config smtp_port
-		RelayTo:        cfg.Delivery.RelayTo,
+		EHLOName:  cfg.Delivery.EHLOName,
+		SMTPPort:  cfg.Delivery.SMTPPort,
+		PortFor:   e.scriptPort, // a policy script's get_egress_path_config smtp_port
+		RelayTo:   cfg.Delivery.RelayTo,
+		RelayAuth: e.relayAuth, // reload-safe: read at each new connection
+		OnAuthFailure: func(host, peer, user string, r smtpwire.Reply) {
+			e.log.Warn("smarthost refused the relay credentials", "relay_to", host, "peer", peer, "relay_user", user, "reply", r.String())
+		},
 		TLS:            e.policy().tlsDefault,
 		TLSFor:         e.tlsFor, // reload-safe ([tls], [tls_policy.*])
 		ConnectTimeout: cfg.Delivery.ConnectTimeout.Duration,

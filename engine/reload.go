@@ -275,6 +275,9 @@ func needsRestart(start, cfg *config.Config) []string {
 	// The shaping keys of [delivery] are applied; compare the rest.
 	sd.MaxConnectionsPerDomain, sd.MaxMessageRate, sd.MaxDeliveriesPerConnection = 0, config.Rate{}, 0
 	cd.MaxConnectionsPerDomain, cd.MaxMessageRate, cd.MaxDeliveriesPerConnection = 0, config.Rate{}, 0
+	// So are the smarthost's login and TLS (relayAuth, at each new connection).
+	sd.RelayUser, sd.RelayPassword, sd.RelayPasswordFile, sd.RelayTLS, sd.RelayAllowInsecureAuth = "", "", "", "", false
+	cd.RelayUser, cd.RelayPassword, cd.RelayPasswordFile, cd.RelayTLS, cd.RelayAllowInsecureAuth = "", "", "", "", false
 	for _, f := range reflect.VisibleFields(reflect.TypeOf(sd)) {
 		diff("[delivery] "+tomlKey(f), reflect.ValueOf(sd).FieldByIndex(f.Index).Interface(),
 			reflect.ValueOf(cd).FieldByIndex(f.Index).Interface())
@@ -292,6 +295,19 @@ func needsRestart(start, cfg *config.Config) []string {
 	}
 	diff("[[tenant]] egress_pool", pools(start), pools(cfg))
 	return out
+}
+
+// relayAuth returns the smarthost's TLS and login from the configuration
+// in force ([delivery] relay_tls, relay_user, …).
+func (e *Engine) relayAuth() outbound.RelayAuth {
+	c := e.conf()
+	t, _ := outbound.ParseRelayTLS(c.Delivery.RelayTLS) // checked at load
+	return outbound.RelayAuth{
+		TLS:               t,
+		User:              c.Delivery.RelayUser,
+		Password:          c.RelayPassword(),
+		AllowInsecureAuth: c.Delivery.RelayAllowInsecureAuth,
+	}
 }
 
 // tomlKey returns the TOML key of a struct field.

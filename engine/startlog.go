@@ -34,7 +34,8 @@ func (e *Engine) logSMTPListener(l *config.SMTPListener, addr string) {
 func (e *Engine) logDelivery() {
 	d := &e.cfg.Delivery
 	if d.RelayTo != "" {
-		e.log.Info("delivery: every message goes to the smarthost relay_to", "relay_to", d.RelayTo)
+		e.log.Info("delivery: every message goes to the smarthost relay_to", "relay_to", d.RelayTo,
+			"relay_tls", d.RelayTLS, "relay_user", d.RelayUser)
 		return
 	}
 	var servers []string

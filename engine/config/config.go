@@ -44,6 +44,9 @@ type Config struct {
 	// loginDummy is the bcrypt hash Login compares the password of an
 	// unknown AUTH name with (makeLoginDummy); nil without password_hash.
 	loginDummy []byte
+	// relayPassword is the content of [delivery] relay_password_file, read
+	// by validate (RelayPassword).
+	relayPassword string
 }
 
 // Spool is [spool]: where accepted messages are kept until delivered.
@@ -201,9 +204,17 @@ func (r *Resolver) TrustAD() bool { return r.DNSSEC == ResolverDNSSECTrustAD }
 
 // Delivery is [delivery]: outbound SMTP.
 type Delivery struct {
-	EHLOName                   string   `toml:"ehlo_name"`
-	SMTPPort                   int      `toml:"smtp_port"`
-	RelayTo                    string   `toml:"relay_to"` // "host:port" smarthost; "" = MX delivery
+	EHLOName string `toml:"ehlo_name"`
+	SMTPPort int    `toml:"smtp_port"`
+	RelayTo  string `toml:"relay_to"` // "host:port" smarthost; "" = MX delivery
+	// The smarthost's login and TLS (engine/outbound RelayAuth): AUTH
+	// PLAIN or LOGIN as RelayUser with RelayPassword, or the first line of
+	// RelayPasswordFile (read at load and at every reload).
+	RelayUser                  string   `toml:"relay_user"`
+	RelayPassword              string   `toml:"relay_password" secret:"true"`
+	RelayPasswordFile          string   `toml:"relay_password_file"`
+	RelayTLS                   string   `toml:"relay_tls"` // RelayTLSStartTLS, RelayTLSImplicit, RelayTLSNone
+	RelayAllowInsecureAuth     bool     `toml:"relay_allow_insecure_auth"`
 	MaxConnectionsPerDomain    int      `toml:"max_connections_per_domain"`
 	MaxMessageRate             Rate     `toml:"max_message_rate"`
 	MaxDeliveriesPerConnection int      `toml:"max_deliveries_per_connection"`
@@ -213,6 +224,22 @@ type Delivery struct {
 	IdleTimeout                Duration `toml:"idle_timeout"`
 	EgressPool                 string   `toml:"egress_pool"`  // [[egress_pool]] of tenants without one; "" = kernel's choice
 	SendBounces                bool     `toml:"send_bounces"` // RFC 3464 bounce messages to the envelope sender
+}
+
+// Values of Delivery.RelayTLS.
+const (
+	RelayTLSStartTLS = "starttls"
+	RelayTLSImplicit = "implicit"
+	RelayTLSNone     = "none"
+)
+
+// RelayPassword returns the smarthost password: [delivery] relay_password,
+// or what relay_password_file held when the file was loaded.
+func (c *Config) RelayPassword() string {
+	if c.Delivery.RelayPassword != "" {
+		return c.Delivery.RelayPassword
+	}
+	return c.relayPassword
 }
 
 // Values of TLS.Mode.

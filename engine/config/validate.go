@@ -335,6 +335,7 @@ func (c *Config) validate() []problem {
 	if d.RelayTo != "" {
 		ck.hostPort(at("delivery", "relay_to"), d.RelayTo, true, 1)
 	}
+	c.checkRelayAuth(ck)
 	ck.atLeast(at("delivery", "max_connections_per_domain"), d.MaxConnectionsPerDomain, 1)
 	ck.atLeast(at("delivery", "max_deliveries_per_connection"), d.MaxDeliveriesPerConnection, 1)
 	ck.positive(at("delivery", "connect_timeout"), d.ConnectTimeout)
@@ -490,4 +491,40 @@ func (t *TLS) CipherSuiteIDs() []uint16 {
 		}
 	}
 	return ids
+}
+
+// checkRelayAuth checks the smarthost login of [delivery] and reads
+// relay_password_file (at load and at every reload).
+func (c *Config) checkRelayAuth(ck *checker) {
+	d := &c.Delivery
+	at := func(key string) []string { return []string{"delivery", key} }
+	ck.oneOf(at("relay_tls"), d.RelayTLS, RelayTLSStartTLS, RelayTLSImplicit, RelayTLSNone)
+	c.relayPassword = ""
+	if d.RelayPassword != "" && d.RelayPasswordFile != "" {
+		ck.add(at("relay_password_file"), "set relay_password or relay_password_file, not both")
+	}
+	if f := d.RelayPasswordFile; f != "" && d.RelayPassword == "" {
+		b, err := os.ReadFile(f)
+		switch {
+		case err != nil:
+			ck.add(at("relay_password_file"), "cannot read %s", errText(err))
+		default:
+			pw, _, _ := strings.Cut(string(b), "\n")
+			pw = strings.TrimSuffix(pw, "\r")
+			if pw == "" {
+				ck.add(at("relay_password_file"), "%q is empty (want the password on its first line)", f)
+			}
+			c.relayPassword = pw
+		}
+	}
+	hasPassword := d.RelayPassword != "" || d.RelayPasswordFile != ""
+	switch {
+	case d.RelayUser != "" && !hasPassword:
+		ck.add(at("relay_user"), "needs relay_password or relay_password_file")
+	case d.RelayUser == "" && hasPassword:
+		ck.add(at("relay_user"), "is empty, yet a relay password is set (write relay_user = \"NAME\")")
+	}
+	if d.RelayTo == "" && (d.RelayUser != "" || hasPassword) {
+		ck.add(at("relay_user"), "has no effect without relay_to (write relay_to = \"HOST:PORT\" of the smarthost)")
+	}
 }
