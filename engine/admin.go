@@ -23,6 +23,8 @@ func (e *Engine) adminHandler() http.Handler {
 		Trace:        e.trace,
 		LogLevel:     e.LogLevel,
 		SetLogLevel:  e.SetLogLevel,
+		Draining:     e.Draining,
+		SetDraining:  e.SetDraining,
 		Now:          e.now,
 		Logger:       e.log.With("part", "admin"),
 	}

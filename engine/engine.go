@@ -79,6 +79,7 @@ type Engine struct {
 	tlsrpt   *tlsReports      // TLS reporting (tlsrpt.go); nil with relay_to
 	rejects  rejectionLimiter // [log] rejection_rate (rejections.go)
 	trace    *trace.Hub       // live SMTP traces, in and out (GET /api/admin/trace/v1/…)
+	draining atomic.Bool      // gannet drain (SetDraining)
 	logLevel *slog.LevelVar   // Options.LogLevel: [log] level, set at start, on reload and by the admin API
 
 	// What policy scripts changed while the relay runs (script.go):
@@ -344,6 +345,7 @@ func (e *Engine) SMTPAddrs() []net.Addr {
 func (e *Engine) Stop(ctx context.Context) error {
 	var errs []error
 	e.stopOnce.Do(func() {
+		e.draining.Store(true)
 		// No report is queued once delivery stops.
 		errs = append(errs, e.stopTLSRPT())
 		e.trace.Close() // trace streams end: the HTTP servers need not wait for them

@@ -26,6 +26,7 @@ func (e *Engine) buildHTTP() error {
 				return k.Tenant, true
 			},
 			Injector:        e,
+			Draining:        e.Draining,
 			Metrics:         e.metrics,
 			Admin:           e.adminHandler(),
 			MaxMessageBytes: l.MaxMessageSize.Bytes(),

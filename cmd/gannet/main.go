@@ -9,6 +9,7 @@
 //	gannet bounce|suspend|resume …       administrative bounces and suspensions, over the admin API
 //	gannet trace server|client …         live SMTP conversations in or out, over the admin API, until interrupted
 //	gannet log-level [LEVEL]             show or set the operational log's level, over the admin API
+//	gannet drain [-off] [-status]        stop taking new mail while delivering the queue (rolling restarts), over the admin API
 //	gannet version                       print the version
 //	gannet help                          print this help
 //
@@ -51,6 +52,7 @@ func commands() []command {
 		{"tlsrpt", "TLS reports (RFC 8460) over the admin API: tlsrpt list | show DOMAIN [-day D] | send [-day D]", cmdTLSRPT},
 		{"trace", "live SMTP conversations: trace server [-peer CIDR] [-listener N] | trace client [-domain D] [-site S]", cmdTrace},
 		{"log-level", "the operational log's level: log-level [debug|info|warn|error]", cmdLogLevel},
+		{"drain", "stop taking new mail, keep delivering (rolling restarts): drain [-off] [-status]", cmdDrain},
 		{"version", "print the version", cmdVersion},
 		{"help", "print this help", cmdHelp},
 	}

@@ -91,6 +91,10 @@ type Options struct {
 	// level (/api/admin/log-level/v1). Nil: 404.
 	LogLevel    func() string
 	SetLogLevel func(level string) (string, error)
+	// Draining and SetDraining read and change whether the node takes
+	// new mail (/api/admin/drain/v1). Nil: 404.
+	Draining    func() bool
+	SetDraining func(on bool)
 	Now         func() time.Time // nil: time.Now
 	NewID       func() string    // rule ids; nil: random UUIDs (version 4)
 	Logger      *slog.Logger     // nil: discarded
@@ -171,6 +175,8 @@ func (h *handler) routes(path string) route {
 		return route{http.MethodGet: h.traceStream(trace.Client)}
 	case PathLogLevel:
 		return route{http.MethodGet: h.logLevel, http.MethodPost: h.setLogLevel}
+	case PathDrain:
+		return route{http.MethodGet: h.drainState, http.MethodPost: h.drain}
 	}
 	return nil
 }

@@ -31,6 +31,7 @@ type Config struct {
 	Metrics Metrics      `toml:"metrics"`
 	Bounce  BounceConfig `toml:"bounce"`
 	Policy  Policy       `toml:"policy"`
+	Server  Server       `toml:"server"`
 
 	// File is the path the configuration was read from; "" for Default().
 	File string `toml:"-"`
@@ -181,6 +182,13 @@ type APIKey struct {
 	Key       string `toml:"key" secret:"true"`
 	KeySHA256 string `toml:"key_sha256" secret:"true"` // hex SHA-256 of the key, lower case after Load
 	Tenant    string `toml:"tenant"`
+}
+
+// Server is [server]: the process as a whole.
+type Server struct {
+	// DrainTimeout is how long SIGTERM waits for the sessions in progress
+	// to finish before the process exits.
+	DrainTimeout Duration `toml:"drain_timeout"`
 }
 
 // Resolver is [resolver]: DNS for delivery.
