@@ -328,6 +328,7 @@ func TestHarnessConfigTemplate(t *testing.T) {
 		"RelayHosts": `"127.0.0.1/32"`, "DNS": "127.0.0.1:3", "DeliveryPort": 4,
 		"RetryInterval": "1s", "MaxRetryInterval": "2s", "MaxRetryAge": "10m",
 		"TLSMode": "opportunistic", "CAFile": "", "DNSSEC": "", "TLSExtra": "",
+		"DeliveryExtra": "relay_tls = \"starttls\"",
 		"Extra": "[meta]\nstrip_meta_headers = true\n",
 	})
 	if err != nil {
