@@ -329,7 +329,7 @@ func TestHarnessConfigTemplate(t *testing.T) {
 		"RetryInterval": "1s", "MaxRetryInterval": "2s", "MaxRetryAge": "10m",
 		"TLSMode": "opportunistic", "CAFile": "", "DNSSEC": "", "TLSExtra": "",
 		"DeliveryExtra": "relay_tls = \"starttls\"",
-		"Extra": "[meta]\nstrip_meta_headers = true\n",
+		"Extra":         "[meta]\nstrip_meta_headers = true\n",
 	})
 	if err != nil {
 		t.Fatal(err)
