@@ -67,6 +67,38 @@ func TestE2ESmarthostSASL(t *testing.T) {
 		}
 	})
 
+	// [relay."DOMAIN"] and [[tenant]] smarthosts: [delivery] relay_to is
+	// the sink itself (no login); mail to sasl.example and mail of tenant
+	// acme goes through the SASL smarthost, each with its own login.
+	t.Run("overrides", func(t *testing.T) {
+		pw := filepath.Join(t.TempDir(), "relay.password")
+		if err := os.WriteFile(pw, []byte(smarthostPass+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		g := startGannet(t, gannetConfig{DNS: "127.0.0.1:1", DeliveryPort: 1, CAFile: cert,
+			DeliveryExtra: fmt.Sprintf("relay_to = %q\n", sink.addr()),
+			Extra: fmt.Sprintf("\n[relay.\"sasl.example\"]\nrelay_to = %q\nrelay_user = %q\nrelay_password_file = %q\n"+
+				"\n[[tenant]]\nname = \"acme\"\nrelay_to = %q\nrelay_user = %q\nrelay_password = %q\n",
+				pf, smarthostUser, pw, pf, smarthostUser, smarthostPass)})
+		direct, byDomain, byTenant := "direct@plain.example", "user@sasl.example", "acme@plain.example"
+		ids := map[string]string{
+			direct:   swaksRelay(t, g.SMTPAddr, senderAddr, []string{direct}, simpleMessage(senderAddr, direct, "direct", "To the sink.\n")),
+			byDomain: swaksRelay(t, g.SMTPAddr, senderAddr, []string{byDomain}, simpleMessage(senderAddr, byDomain, "by domain", "Via the smarthost.\n")),
+			byTenant: swaksRelay(t, g.SMTPAddr, senderAddr, []string{byTenant},
+				append([]byte("X-Tenant: acme\r\n"), simpleMessage(senderAddr, byTenant, "by tenant", "Via the smarthost.\n")...)),
+		}
+		for rcpt, id := range ids {
+			g.WaitRecords(recordFilter{Type: "Delivery", ID: id}, 1, deliveryMax)
+			waitFor(t, deliveryMax, rcpt+" at the sink", func() (bool, string) { return findArrival(sink.arrivals(t), rcpt) != nil, "" })
+		}
+		log := maillog()
+		for rcpt, via := range map[string]bool{direct: false, byDomain: true, byTenant: true} {
+			if got := strings.Contains(log, "to=<"+rcpt+">"); got != via {
+				t.Errorf("%s went through the smarthost: %v, want %v", rcpt, got, via)
+			}
+		}
+	})
+
 	t.Run("wrong password", func(t *testing.T) {
 		g := relay("not-the-password", "6s")
 		rcpt := "refused@far.example"

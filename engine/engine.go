@@ -255,6 +255,7 @@ func (e *Engine) buildOutbound() error {
 		Transport:    e.obs.transport(e.outbound),
 		Router:       router,
 		RelayTo:      cfg.Delivery.RelayTo,
+		RelayFor:     e.relayFor,       // [[tenant]] and [relay."DOMAIN"] relay_to; reload-safe
 		Retry:        retryPolicy(cfg), // reload-safe: SetRetry
 		Shaper:       shaper,
 		TenantRate:   e.tenantRate, // reload-safe

@@ -297,17 +297,32 @@ func needsRestart(start, cfg *config.Config) []string {
 	return out
 }
 
-// relayAuth returns the smarthost's TLS and login from the configuration
-// in force ([delivery] relay_tls, relay_user, …).
-func (e *Engine) relayAuth() outbound.RelayAuth {
-	c := e.conf()
-	t, _ := outbound.ParseRelayTLS(c.Delivery.RelayTLS) // checked at load
-	return outbound.RelayAuth{
-		TLS:               t,
-		User:              c.Delivery.RelayUser,
-		Password:          c.RelayPassword(),
-		AllowInsecureAuth: c.Delivery.RelayAllowInsecureAuth,
+// relayAuth returns the TLS and login for the smarthost relayTo, for mail
+// of tenant to domain, from the configuration in force ([delivery],
+// [[tenant]] or [relay."DOMAIN"] relay_tls, relay_user, …). Credentials
+// go only to the smarthost they were configured for: when relayTo is not
+// that (the configuration changed since the mail was routed), no login.
+func (e *Engine) relayAuth(tenant, domain, relayTo string) outbound.RelayAuth {
+	sh := e.conf().SmarthostFor(tenant, domain)
+	t, _ := outbound.ParseRelayTLS(sh.TLS) // checked at load
+	if sh.RelayTo != relayTo {
+		return outbound.RelayAuth{TLS: t}
 	}
+	return outbound.RelayAuth{TLS: t, User: sh.User, Password: sh.Password, AllowInsecureAuth: sh.AllowInsecureAuth}
+}
+
+// relayFor names the smarthost of a [[tenant]] or [relay."DOMAIN"] for
+// mail of tenant to domain; "" for [delivery] relay_to (as started) or the
+// MX hosts.
+func (e *Engine) relayFor(tenant, domain string) string {
+	c := e.conf()
+	if !c.HasRelayOverrides() {
+		return ""
+	}
+	if sh := c.SmarthostFor(tenant, domain); sh.RelayTo != c.Delivery.RelayTo {
+		return sh.RelayTo
+	}
+	return ""
 }
 
 // tomlKey returns the TOML key of a struct field.

@@ -47,3 +47,54 @@ func TestRelayAuth(t *testing.T) {
 		t.Errorf("relay_user without relay_to: %v", err)
 	}
 }
+
+// TestSmarthostFor: a [[tenant]] smarthost comes first, then the domain's
+// [relay."DOMAIN"], then [delivery]; each with its own login.
+func TestSmarthostFor(t *testing.T) {
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "d.pw")
+	if err := os.WriteFile(pwFile, []byte("domain-pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := mustParse(t, fmt.Sprintf(`[delivery]
+relay_to = "127.0.0.1:25"
+relay_user = "global"
+relay_password = "global-pw"
+
+[relay."Special.Example"]
+relay_to = "127.0.0.2:587"
+relay_user = "dom"
+relay_password_file = %q
+relay_tls = "implicit"
+
+[[tenant]]
+name = "acme"
+relay_to = "127.0.0.3:587"
+relay_user = "acme"
+relay_password = "acme-pw"
+`, pwFile))
+	for _, tc := range []struct{ tenant, domain, want string }{
+		{"", "other.example", "127.0.0.1:25 global global-pw starttls"},
+		{"", "special.example", "127.0.0.2:587 dom domain-pw implicit"},
+		{"acme", "special.example", "127.0.0.3:587 acme acme-pw "},
+		{"nobody", "SPECIAL.example", "127.0.0.2:587 dom domain-pw implicit"},
+	} {
+		sh := c.SmarthostFor(tc.tenant, tc.domain)
+		if got := fmt.Sprintf("%s %s %s %s", sh.RelayTo, sh.User, sh.Password, sh.TLS); got != tc.want {
+			t.Errorf("SmarthostFor(%q, %q) = %s, want %s", tc.tenant, tc.domain, got, tc.want)
+		}
+	}
+	if !c.HasRelayOverrides() {
+		t.Error("HasRelayOverrides = false")
+	}
+	for _, tc := range []struct{ name, src, want string }{
+		{"domain without relay_to", "[relay.\"d.example\"]\nrelay_user = \"u\"\nrelay_password = \"p\"\n", "relay_to: is required"},
+		{"tenant unreadable file", "[[tenant]]\nname = \"t\"\nrelay_to = \"127.0.0.1:25\"\nrelay_user = \"u\"\nrelay_password_file = \"" + filepath.Join(dir, "missing") + "\"\n", "relay_password_file: cannot read"},
+		{"tenant bad tls", "[[tenant]]\nname = \"t\"\nrelay_to = \"127.0.0.1:25\"\nrelay_tls = \"ssl\"\n", `"ssl" is not one of`},
+	} {
+		_, err := Parse("f.toml", []byte(tc.src))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}

@@ -33,6 +33,7 @@ type dialConfig struct {
 	site           string     // the pool's site, for traces
 	// The smarthost (relayauth.go): TLS from the first byte, and the
 	// login; onAuthFailure is Options.OnAuthFailure.
+	relayTo       string // the smarthost "host:port"; "": MX hosts
 	implicitTLS   bool
 	auth          *RelayAuth
 	onAuthFailure func(host, peer, user string, r smtpwire.Reply)

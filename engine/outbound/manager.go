@@ -32,10 +32,12 @@ type Options struct {
 	// transaction to that smarthost instead of the route's MX hosts. The
 	// pool is then keyed by RelayTo whatever site the caller names.
 	RelayTo string
-	// RelayAuth, when set, returns the smarthost's TLS and login
-	// ([delivery] relay_tls, relay_user, …; relayauth.go). It is asked at
-	// every new connection to RelayTo, so that a reload applies.
-	RelayAuth func() RelayAuth
+	// RelayAuth, when set, returns the TLS and login for the smarthost
+	// relayTo, for mail of tenant to domain ([delivery] relay_tls,
+	// relay_user, …, or a [[tenant]] or [relay."DOMAIN"] override;
+	// relayauth.go). It is asked on every delivery to a smarthost, so that
+	// a reload applies; connections are pooled per login.
+	RelayAuth func(tenant, domain, relayTo string) RelayAuth
 	// OnAuthFailure, when set, is called once per connection whose AUTH
 	// the smarthost refused, with the user name and the refusal (never the
 	// password).
@@ -247,11 +249,12 @@ type poolKey struct {
 	stsMode   STSMode
 	stsDomain string
 	stsID     string
+	relayAuth string // RelayAuth.key: connections with other logins are not shared
 }
 
 // pool returns the pool of (egress source, site, TLS policy, MTA-STS
 // policy), creating it, with the current limits.
-func (m *Manager) pool(src Source, site resolver.SiteKey, domain string, sts STSPolicy) (*sitePool, error) {
+func (m *Manager) pool(src Source, site resolver.SiteKey, domain string, sts STSPolicy, ra *RelayAuth) (*sitePool, error) {
 	lim := m.opts.Limits(Path{Source: src.Name, Site: site, Domain: domain})
 	pol, polKey := m.opts.TLS, ""
 	if m.opts.TLSFor != nil {
@@ -263,6 +266,9 @@ func (m *Manager) pool(src Source, site resolver.SiteKey, domain string, sts STS
 		// policy's hosts (and, in enforce mode, its TLS): it carries only
 		// that domain's mail while the policy id stays the same.
 		key.stsMode, key.stsDomain, key.stsID = sts.Mode, sts.Domain, sts.ID
+	}
+	if ra != nil {
+		key.relayAuth = ra.key()
 	}
 	m.mu.Lock()
 	if m.closed {
@@ -288,6 +294,12 @@ func (m *Manager) pool(src Source, site resolver.SiteKey, domain string, sts STS
 		}
 		dc.sourceName = src.Name
 		dc.site = site.String()
+		if site.IsRelay() {
+			dc.relayTo = site.String()
+			if ra != nil {
+				dc = *relayDial(&dc, *ra)
+			}
+		}
 		p = &sitePool{m: m, site: site.String(), source: src.Name, dial: dc, limits: lim,
 			rate:     NewRateLimiter(lim.MessageRate, 1, m.now),
 			connRate: NewRateLimiter(lim.ConnectionRate, 1, m.now),
@@ -338,21 +350,21 @@ type candidate struct {
 //
 // Under an MTA-STS policy (sts), hosts that do not match it are reported
 // (OnTLSFailure) and, in enforce mode, left out and named in refused.
-func (m *Manager) candidates(ctx context.Context, route *resolver.Route, sts *STSPolicy) (out []candidate, refused []string, err error) {
-	if m.opts.RelayTo != "" {
-		host, portStr, err := net.SplitHostPort(m.opts.RelayTo)
+func (m *Manager) candidates(ctx context.Context, route *resolver.Route, sts *STSPolicy, relayTo string) (out []candidate, refused []string, err error) {
+	if relayTo != "" {
+		host, portStr, err := net.SplitHostPort(relayTo)
 		if err != nil {
-			return nil, nil, fmt.Errorf("relay_to %q: %w", m.opts.RelayTo, err)
+			return nil, nil, fmt.Errorf("relay_to %q: %w", relayTo, err)
 		}
 		port, err := strconv.ParseUint(portStr, 10, 16)
 		if err != nil {
-			return nil, nil, fmt.Errorf("relay_to %q: bad port", m.opts.RelayTo)
+			return nil, nil, fmt.Errorf("relay_to %q: bad port", relayTo)
 		}
 		var addrs []netip.Addr
 		if a, err := netip.ParseAddr(host); err == nil {
 			addrs = []netip.Addr{a}
 		} else if addrs, err = net.DefaultResolver.LookupNetIP(ctx, "ip", host); err != nil {
-			return nil, nil, fmt.Errorf("relay_to %q: %w", m.opts.RelayTo, err)
+			return nil, nil, fmt.Errorf("relay_to %q: %w", relayTo, err)
 		}
 		for _, a := range addrs {
 			out = append(out, candidate{host: host, addr: netip.AddrPortFrom(a.Unmap(), uint16(port))})
@@ -409,8 +421,17 @@ func (m *Manager) Deliver(ctx context.Context, route *resolver.Route, env *Envel
 	if route != nil {
 		site, domain = route.Site, route.Domain
 	}
-	if m.opts.RelayTo != "" {
-		site = resolver.RelaySite(m.opts.RelayTo)
+	relayTo := m.opts.RelayTo
+	if route != nil && route.Site.IsRelay() {
+		relayTo = route.Site.String() // a [[tenant]] or [relay."DOMAIN"] smarthost
+	}
+	var ra *RelayAuth
+	if relayTo != "" {
+		site = resolver.RelaySite(relayTo)
+		if m.opts.RelayAuth != nil {
+			a := m.opts.RelayAuth(env.Tenant, domain, relayTo)
+			ra = &a
+		}
 	}
 	out := Outcome{Results: make([]Result, len(env.Rcpts))}
 	for i, r := range env.Rcpts {
@@ -425,10 +446,10 @@ func (m *Manager) Deliver(ctx context.Context, route *resolver.Route, env *Envel
 	}
 	out.Source = env.Source.Name
 	var sts STSPolicy
-	if m.opts.STS != nil && m.opts.RelayTo == "" && route != nil && !route.Literal {
+	if m.opts.STS != nil && relayTo == "" && route != nil && !route.Literal {
 		sts = m.opts.STS(ctx, domain)
 	}
-	p, err := m.pool(env.Source, site, domain, sts)
+	p, err := m.pool(env.Source, site, domain, sts, ra)
 	if err != nil {
 		return failAll(451, "4.3.2", "delivery is shutting down")
 	}
@@ -483,7 +504,7 @@ func (m *Manager) deliverNewAcquire(ctx context.Context, p *sitePool, route *res
 // why a domain has none: TLSObserver reports it).
 func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.Route, env *Envelope, msg *smtpwire.ClientMessage, out Outcome, asked STSPolicy) Outcome {
 	sts := &p.dial.sts
-	cands, refused, err := m.candidates(ctx, route, sts)
+	cands, refused, err := m.candidates(ctx, route, sts, p.dial.relayTo)
 	if err == nil && len(cands) == 0 && len(refused) > 0 {
 		// RFC 8461 §5: under an enforced policy, mail goes to no MX host
 		// that the policy does not allow. Transient: the policy or the MX
@@ -557,9 +578,6 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 			break
 		}
 		dc := &p.dial
-		if m.opts.RelayTo != "" && m.opts.RelayAuth != nil {
-			dc = relayDial(dc, m.opts.RelayAuth())
-		}
 		if cd.dane != nil {
 			d := *dc
 			d.tls = daneTLS(dc.tls, cd.dane, cd.host, m.now)
@@ -567,7 +585,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 			dc = &d
 		}
 		c, serr = dial(ctx, dc, cd.host, cd.addr, true, envelopeDomain(env))
-		if route != nil && m.opts.RelayTo == "" && !route.Literal && cd.dane == nil {
+		if route != nil && p.dial.relayTo == "" && !route.Literal && cd.dane == nil {
 			// A DANE session is not reported yet (its policy type "tlsa"
 			// and TLSA policy strings are still to do): never under STS.
 			m.observeTLS(p, route.Domain, env.From, cd, c, serr, &asked)

@@ -27,7 +27,7 @@ func relayManager(t *testing.T, rx *testReceiver, pol TLSPolicy, ra RelayAuth, f
 	return newTestManager(t, 1, func(o *Options) {
 		o.RelayTo = rx.Addr.String()
 		o.TLS = pol
-		o.RelayAuth = func() RelayAuth { return ra }
+		o.RelayAuth = func(string, string, string) RelayAuth { return ra }
 		o.OnAuthFailure = func(host, peer, user string, r smtpwire.Reply) {
 			if failures != nil {
 				failures.Add(1)

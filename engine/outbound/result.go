@@ -15,6 +15,9 @@ type Envelope struct {
 	// Source is the egress source to send from (zero: Options.LocalAddr
 	// and Options.EHLOName). Connections are pooled per source and site.
 	Source Source
+	// Tenant is the message's tenant: Options.RelayAuth may choose its
+	// smarthost login by it.
+	Tenant string
 }
 
 // Source is an egress source: the local address connections are made
