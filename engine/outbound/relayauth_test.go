@@ -6,7 +6,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"gannet/engine/trace"
 	"gannet/smtpwire"
 )
 
@@ -156,5 +158,61 @@ func TestParseRelayTLS(t *testing.T) {
 	}
 	if _, err := ParseRelayTLS("ssl"); err == nil {
 		t.Error("ssl accepted")
+	}
+}
+
+// TestRelayAuthTraceAndPools: a trace of a smarthost session shows the AUTH
+// command without the credentials, and deliveries with different logins
+// (two tenants) do not share a connection.
+func TestRelayAuthTraceAndPools(t *testing.T) {
+	rx, pol := relayReceiver(t, "LOGIN", false)
+	rx.Users["other@src.test"] = "0ther"
+	hub := trace.NewHub(nil)
+	m := newTestManager(t, 1, func(o *Options) {
+		o.RelayTo = rx.Addr.String()
+		o.TLS = pol
+		o.Trace = hub
+		o.RelayAuth = func(tenant, domain, relayTo string) RelayAuth {
+			if tenant == "other" {
+				return RelayAuth{User: "other@src.test", Password: "0ther"}
+			}
+			return RelayAuth{User: "relay@src.test", Password: "s3cret"}
+		}
+	})
+	sub := hub.Subscribe(trace.Filter{Side: trace.Client}, 0)
+	defer sub.Close()
+	for _, tenant := range []string{"", "other", ""} {
+		e := env(testBody, "a@anywhere.test")
+		e.Tenant = tenant
+		wantStatuses(t, m.Deliver(context.Background(), nil, e), Delivered)
+	}
+	var users []string
+	for _, tx := range rx.Txs() {
+		users = append(users, tx.AuthUser)
+	}
+	if strings.Join(users, ",") != "relay@src.test,other@src.test,relay@src.test" {
+		t.Errorf("transactions as %v", users)
+	}
+	if s, _ := rx.stats(); s != 2 {
+		t.Errorf("%d sessions, want 2 (one per login, the first reused)", s)
+	}
+	var lines []string
+	timeout := time.After(5 * time.Second)
+	for len(lines) < 200 && !strings.Contains(strings.Join(lines, "\n"), "(AUTH response elided)") {
+		select {
+		case ev := <-sub.Events():
+			lines = append(lines, string(ev.Kind)+" "+ev.Text)
+		case <-timeout:
+			t.Fatalf("trace so far:\n%s", strings.Join(lines, "\n"))
+		}
+	}
+	got := strings.Join(lines, "\n")
+	for _, secret := range []string{"s3cret", "czNjcmV0", "cmVsYXlAc3JjLnRlc3Q", "0ther"} {
+		if strings.Contains(got, secret) {
+			t.Errorf("the trace shows %q:\n%s", secret, got)
+		}
+	}
+	if !strings.Contains(got, "command AUTH LOGIN") {
+		t.Errorf("the trace lacks the AUTH command:\n%s", got)
 	}
 }
