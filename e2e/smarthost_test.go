@@ -112,6 +112,12 @@ func TestE2ESmarthostSASL(t *testing.T) {
 			t.Errorf("the log record shows the password: %s", tf.Raw)
 		}
 		g.WaitRecords(recordFilter{Type: "Expiration", ID: id}, 1, deliveryMax)
+		// The operational log says it once per refused connection, without
+		// the password.
+		stderr := g.p.out.String()
+		if n := strings.Count(stderr, "smarthost refused the relay credentials"); n == 0 || strings.Contains(stderr, "not-the-password") {
+			t.Errorf("operational log: %d refusal lines, password shown %v:\n%s", n, strings.Contains(stderr, "not-the-password"), tail(stderr, 3000))
+		}
 		if findArrival(sink.arrivals(t), rcpt) != nil {
 			t.Error("a message arrived without a login")
 		}
