@@ -108,3 +108,43 @@ func playAuthTranscript(t *testing.T, path string, a *ClientAuth) {
 		t.Fatalf("an ended exchange still writes %q", n)
 	}
 }
+
+// FuzzClientAuth feeds server bytes, parsed reply by reply, to an AUTH
+// exchange: it never panics, ends within three replies, and never writes
+// after it ended.
+func FuzzClientAuth(f *testing.F) {
+	for _, s := range []string{"235 2.7.0 ok\r\n", "334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n235 ok\r\n", "535 5.7.8 no\r\n", "334\r\n334\r\n334\r\n334\r\n", "454-4.7.0 a\r\n454 b\r\n"} {
+		f.Add(s, true)
+		f.Add(s, false)
+	}
+	f.Fuzz(func(t *testing.T, server string, plain bool) {
+		ext := Extensions{Auth: []string{"LOGIN"}}
+		if plain {
+			ext.Auth = append(ext.Auth, "PLAIN")
+		}
+		var a ClientAuth
+		if _, err := a.Begin(&ext, "u", "p"); err != nil {
+			t.Fatal(err)
+		}
+		buf := []byte(server)
+		for fed := 0; ; fed++ {
+			if fed > 3 {
+				t.Fatalf("not done after %d replies", fed)
+			}
+			if len(a.Next(nil)) == 0 {
+				t.Fatal("nothing to write before the end")
+			}
+			r, n, err := ParseReply(buf)
+			if err != nil || n == 0 {
+				return
+			}
+			buf = buf[n:]
+			if done, _ := a.Feed(r); done {
+				if len(a.Next(nil)) != 0 {
+					t.Fatal("writes after the end")
+				}
+				return
+			}
+		}
+	})
+}
