@@ -27,6 +27,7 @@ type gannetConfig struct {
 	CAFile           string   // [tls] ca_file, default none
 	DNSSEC           string   // [resolver] dnssec, default none ("off")
 	TLSExtra         string   // more TOML in [tls]
+	DeliveryExtra    string   // more TOML in [delivery] (relay_to, relay_user, …)
 	Extra            string   // more TOML appended at the end
 	// Script is a Lua policy script, written next to the config and named
 	// by [policy] script. Its listener addresses 127.0.0.1:2525 and
@@ -75,6 +76,7 @@ smtp_port = {{.DeliveryPort}}
 {{- if .SendBounces}}
 send_bounces = true
 {{- end}}
+{{.DeliveryExtra}}
 
 [tls]
 mode = "{{.TLSMode}}"
@@ -147,7 +149,8 @@ func startGannet(t testing.TB, cfg gannetConfig) *gannet {
 		"RelayHosts": strings.Join(quoted, ", "), "DNS": cfg.DNS, "DeliveryPort": cfg.DeliveryPort,
 		"RetryInterval": cfg.RetryInterval, "MaxRetryInterval": cfg.MaxRetryInterval,
 		"MaxRetryAge": cfg.MaxRetryAge, "TLSMode": cfg.TLSMode, "CAFile": cfg.CAFile, "DNSSEC": cfg.DNSSEC, "TLSExtra": cfg.TLSExtra, "Extra": cfg.Extra,
-		"SendBounces": cfg.SendBounces,
+		"SendBounces":   cfg.SendBounces,
+		"DeliveryExtra": cfg.DeliveryExtra,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -329,6 +329,7 @@ func TestHarnessConfigTemplate(t *testing.T) {
 		"RetryInterval": "1s", "MaxRetryInterval": "2s", "MaxRetryAge": "10m",
 		"TLSMode": "opportunistic", "CAFile": "", "DNSSEC": "", "TLSExtra": "",
 		"Extra": "[meta]\nstrip_meta_headers = true\n", "SendBounces": true,
+		"DeliveryExtra": "relay_tls = \"starttls\"",
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,8 @@ func (e *Engine) adminHandler() http.Handler {
 		LogLevel:     e.LogLevel,
 		SetLogLevel:  e.SetLogLevel,
 		Reload:       e.Reload,
+		Draining:     e.Draining,
+		SetDraining:  e.SetDraining,
 		Now:          e.now,
 		Logger:       e.log.With("part", "admin"),
 	}

@@ -82,6 +82,7 @@ type Engine struct {
 	tlsrpt      *tlsReports      // TLS reporting (tlsrpt.go); nil with relay_to
 	rejects     rejectionLimiter // [log] rejection_rate (rejections.go)
 	trace       *trace.Hub       // live SMTP traces, in and out (GET /api/admin/trace/v1/…)
+	draining    atomic.Bool      // gannet drain (SetDraining)
 	logLevel    *slog.LevelVar   // Options.LogLevel: [log] level, set at start, on reload and by the admin API
 
 	// What policy scripts changed while the relay runs (script.go):
@@ -213,10 +214,14 @@ func (e *Engine) buildOutbound() error {
 	e.shaper = shaper
 	egress := newEgressChooser(cfg, uint64(e.now().UnixNano()))
 	e.outbound = outbound.New(outbound.Options{
-		EHLOName:       cfg.Delivery.EHLOName,
-		SMTPPort:       cfg.Delivery.SMTPPort,
-		PortFor:        e.scriptPort, // a policy script's get_egress_path_config smtp_port
-		RelayTo:        cfg.Delivery.RelayTo,
+		EHLOName:  cfg.Delivery.EHLOName,
+		SMTPPort:  cfg.Delivery.SMTPPort,
+		PortFor:   e.scriptPort, // a policy script's get_egress_path_config smtp_port
+		RelayTo:   cfg.Delivery.RelayTo,
+		RelayAuth: e.relayAuth, // reload-safe: read at each new connection
+		OnAuthFailure: func(host, peer, user string, r smtpwire.Reply) {
+			e.log.Warn("smarthost refused the relay credentials", "relay_to", host, "peer", peer, "relay_user", user, "reply", r.String())
+		},
 		TLS:            e.policy().tlsDefault,
 		TLSFor:         e.tlsFor, // reload-safe ([tls], [tls_policy.*])
 		ConnectTimeout: cfg.Delivery.ConnectTimeout.Duration,
@@ -250,6 +255,7 @@ func (e *Engine) buildOutbound() error {
 		Transport:    e.obs.transport(e.outbound),
 		Router:       router,
 		RelayTo:      cfg.Delivery.RelayTo,
+		RelayFor:     e.relayFor,       // [[tenant]] and [relay."DOMAIN"] relay_to; reload-safe
 		Retry:        retryPolicy(cfg), // reload-safe: SetRetry
 		Shaper:       shaper,
 		TenantRate:   e.tenantRate, // reload-safe
@@ -356,6 +362,7 @@ func (e *Engine) HTTPAddrs() []string {
 func (e *Engine) Stop(ctx context.Context) error {
 	var errs []error
 	e.stopOnce.Do(func() {
+		e.draining.Store(true)
 		// No report is queued once delivery stops.
 		errs = append(errs, e.stopTLSRPT())
 		e.trace.Close()   // trace streams end: the HTTP servers need not wait for them

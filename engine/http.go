@@ -37,6 +37,7 @@ func (e *Engine) newHTTPServer(l config.HTTPListener) *httpapi.Server {
 			return k.Tenant, true
 		},
 		Injector:        e,
+		Draining:        e.Draining,
 		Metrics:         e.metrics,
 		Admin:           e.adminHandler(),
 		MaxMessageBytes: l.MaxMessageSize.Bytes(),

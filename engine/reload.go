@@ -438,6 +438,9 @@ func needsRestart(start, cfg *config.Config) []string {
 	// The shaping keys of [delivery] are applied; compare the rest.
 	sd.MaxConnectionsPerDomain, sd.MaxMessageRate, sd.MaxDeliveriesPerConnection = 0, config.Rate{}, 0
 	cd.MaxConnectionsPerDomain, cd.MaxMessageRate, cd.MaxDeliveriesPerConnection = 0, config.Rate{}, 0
+	// So are the smarthost's login and TLS (relayAuth, at each new connection).
+	sd.RelayUser, sd.RelayPassword, sd.RelayPasswordFile, sd.RelayTLS, sd.RelayAllowInsecureAuth = "", "", "", "", false
+	cd.RelayUser, cd.RelayPassword, cd.RelayPasswordFile, cd.RelayTLS, cd.RelayAllowInsecureAuth = "", "", "", "", false
 	for _, f := range reflect.VisibleFields(reflect.TypeOf(sd)) {
 		diff("[delivery] "+tomlKey(f), reflect.ValueOf(sd).FieldByIndex(f.Index).Interface(),
 			reflect.ValueOf(cd).FieldByIndex(f.Index).Interface())
@@ -455,6 +458,34 @@ func needsRestart(start, cfg *config.Config) []string {
 	}
 	diff("[[tenant]] egress_pool", pools(start), pools(cfg))
 	return out
+}
+
+// relayAuth returns the TLS and login for the smarthost relayTo, for mail
+// of tenant to domain, from the configuration in force ([delivery],
+// [[tenant]] or [relay."DOMAIN"] relay_tls, relay_user, …). Credentials
+// go only to the smarthost they were configured for: when relayTo is not
+// that (the configuration changed since the mail was routed), no login.
+func (e *Engine) relayAuth(tenant, domain, relayTo string) outbound.RelayAuth {
+	sh := e.conf().SmarthostFor(tenant, domain)
+	t, _ := outbound.ParseRelayTLS(sh.TLS) // checked at load
+	if sh.RelayTo != relayTo {
+		return outbound.RelayAuth{TLS: t}
+	}
+	return outbound.RelayAuth{TLS: t, User: sh.User, Password: sh.Password, AllowInsecureAuth: sh.AllowInsecureAuth}
+}
+
+// relayFor names the smarthost of a [[tenant]] or [relay."DOMAIN"] for
+// mail of tenant to domain; "" for [delivery] relay_to (as started) or the
+// MX hosts.
+func (e *Engine) relayFor(tenant, domain string) string {
+	c := e.conf()
+	if !c.HasRelayOverrides() {
+		return ""
+	}
+	if sh := c.SmarthostFor(tenant, domain); sh.RelayTo != c.Delivery.RelayTo {
+		return sh.RelayTo
+	}
+	return ""
 }
 
 // tomlKey returns the TOML key of a struct field.

@@ -33,8 +33,17 @@ func (e *Engine) logSMTPListener(l *config.SMTPListener, addr string) {
 // resolv.conf — and then a warning, since mail will go to real domains.
 func (e *Engine) logDelivery() {
 	d := &e.cfg.Delivery
+	for _, t := range e.cfg.Tenants {
+		if t.RelayTo != "" {
+			e.log.Info("delivery: mail of a tenant goes to its smarthost", "tenant", t.Name, "relay_to", t.RelayTo, "relay_user", t.RelayUser)
+		}
+	}
+	for dom, r := range e.cfg.Relays {
+		e.log.Info("delivery: mail to a domain goes to its smarthost", "domain", dom, "relay_to", r.RelayTo, "relay_user", r.RelayUser)
+	}
 	if d.RelayTo != "" {
-		e.log.Info("delivery: every message goes to the smarthost relay_to", "relay_to", d.RelayTo)
+		e.log.Info("delivery: every message goes to the smarthost relay_to", "relay_to", d.RelayTo,
+			"relay_tls", d.RelayTLS, "relay_user", d.RelayUser)
 		return
 	}
 	var servers []string

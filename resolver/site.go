@@ -51,6 +51,10 @@ func RelaySite(hostPort string) SiteKey { return SiteKey{name: hostPort, relay: 
 // relay_to "host:port" always does), so it may key a map.
 func (k SiteKey) String() string { return k.name }
 
+// IsRelay reports whether k is a smarthost (RelaySite): its String is
+// the "host:port" to connect to.
+func (k SiteKey) IsRelay() bool { return k.relay }
+
 // IsZero reports whether k names no site.
 func (k SiteKey) IsZero() bool { return k == SiteKey{} }
 

@@ -14,6 +14,9 @@ have_cmd curl || need+=(curl)
 have_cmd msmtp || need+=(msmtp)
 # A private Postfix relaying to Gannet authenticates with SASL PLAIN (Cyrus module).
 compgen -G '/usr/lib/*/sasl2/libplain.so*' >/dev/null || need+=(libsasl2-modules)
+# The private Postfix smarthost of the relay_user test keeps its accounts in a
+# Cyrus sasldb made with saslpasswd2.
+have_cmd saslpasswd2 || [ -x /usr/sbin/saslpasswd2 ] || need+=(sasl2-bin)
 have_cmd dkimverify || need+=(python3-dkim)
 have_cmd opendkim-testmsg || need+=(opendkim-tools)
 # The signing milter for bench/run.sh's Postfix in scenario (c) (a private

@@ -122,4 +122,12 @@
 // before its RCPT was sent); Closing, NeedsRSET and Replayable say what the
 // connection is good for next. The transcripts in testdata/client play
 // every kind of transaction with the server's bytes cut at every position.
+//
+// # Client AUTH
+//
+// ClientAuth is the client side of AUTH (RFC 4954) for a relay that logs
+// in to a smarthost: PLAIN with its initial response (RFC 4616), or LOGIN
+// when that is all the server offers (ChooseAuthMechanism). Next gives the
+// line to write, Feed takes the reply; a refusal is an *AuthError carrying
+// the server's reply. Transcripts are in testdata/clientauth.
 package smtpwire

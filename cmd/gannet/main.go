@@ -10,6 +10,7 @@
 //	gannet trace server|client …         live SMTP conversations in or out, over the admin API, until interrupted
 //	gannet log-level [LEVEL]             show or set the operational log's level, over the admin API
 //	gannet reload                        re-read and apply the relay's config (as SIGHUP), over the admin API
+//	gannet drain [-off] [-status]        stop taking new mail while delivering the queue (rolling restarts), over the admin API
 //	gannet version                       print the version
 //	gannet help                          print this help
 //
@@ -53,6 +54,7 @@ func commands() []command {
 		{"trace", "live SMTP conversations: trace server [-peer CIDR] [-listener N] | trace client [-domain D] [-site S]", cmdTrace},
 		{"log-level", "the operational log's level: log-level [debug|info|warn|error]", cmdLogLevel},
 		{"reload", "re-read the relay's config and apply it, as SIGHUP does: reload (exit 1 and the problems when refused)", cmdReload},
+		{"drain", "stop taking new mail, keep delivering (rolling restarts): drain [-off] [-status]", cmdDrain},
 		{"version", "print the version", cmdVersion},
 		{"help", "print this help", cmdHelp},
 	}

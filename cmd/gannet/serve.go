@@ -14,7 +14,7 @@ import (
 
 // run runs the relay with cfg until ctx is cancelled (SIGTERM or SIGINT),
 // then shuts down cleanly: the listeners stop taking mail, in-flight
-// transactions finish (up to 30 seconds), and the spool is closed. SIGHUP
+// transactions finish (up to [server] drain_timeout), and the spool is closed. SIGHUP
 // reloads what can change without a restart. Logs go to stderr.
 func run(ctx context.Context, cfg *config.Config) error {
 	// [log] level, applied by the engine at start and on reload, and
@@ -46,8 +46,8 @@ func run(ctx context.Context, cfg *config.Config) error {
 		}
 		break
 	}
-	log.Info("stopping")
-	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	log.Info("stopping", "drain_timeout", e.DrainTimeout())
+	stopCtx, cancel := context.WithTimeout(context.Background(), e.DrainTimeout())
 	defer cancel()
 	if err := e.Stop(stopCtx); err != nil {
 		log.Error("stop", "err", err)

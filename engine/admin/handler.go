@@ -94,9 +94,13 @@ type Options struct {
 	// Reload re-reads the configuration and applies it
 	// (/api/admin/reload/v1). Nil: 404.
 	Reload func() ReloadResponse
-	Now    func() time.Time // nil: time.Now
-	NewID  func() string    // rule ids; nil: random UUIDs (version 4)
-	Logger *slog.Logger     // nil: discarded
+	// Draining and SetDraining read and change whether the node takes
+	// new mail (/api/admin/drain/v1). Nil: 404.
+	Draining    func() bool
+	SetDraining func(on bool)
+	Now         func() time.Time // nil: time.Now
+	NewID       func() string    // rule ids; nil: random UUIDs (version 4)
+	Logger      *slog.Logger     // nil: discarded
 }
 
 // handler serves /api/admin/….
@@ -176,6 +180,8 @@ func (h *handler) routes(path string) route {
 		return route{http.MethodGet: h.logLevel, http.MethodPost: h.setLogLevel}
 	case PathReload:
 		return route{http.MethodPost: h.reload}
+	case PathDrain:
+		return route{http.MethodGet: h.drainState, http.MethodPost: h.drain}
 	}
 	return nil
 }

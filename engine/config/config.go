@@ -22,15 +22,17 @@ type Config struct {
 
 	// Delivery policy (egress.go): egress sources and pools, automation
 	// rules, adaptive back-off and per-domain TLS policies.
-	EgressSources []EgressSource         `toml:"egress_source"`
-	EgressPools   []EgressPool           `toml:"egress_pool"`
-	ShapingRules  []AutomationRule       `toml:"shaping_rule"`
-	Backoff       Backoff                `toml:"backoff"`
-	TLSPolicies   map[string]TLSOverride `toml:"tls_policy"` // by destination domain (lower case)
+	EgressSources []EgressSource           `toml:"egress_source"`
+	EgressPools   []EgressPool             `toml:"egress_pool"`
+	ShapingRules  []AutomationRule         `toml:"shaping_rule"`
+	Backoff       Backoff                  `toml:"backoff"`
+	TLSPolicies   map[string]TLSOverride   `toml:"tls_policy"` // by destination domain (lower case)
+	Relays        map[string]RelayOverride `toml:"relay"`      // smarthosts by destination domain (lower case)
 
 	Metrics Metrics      `toml:"metrics"`
 	Bounce  BounceConfig `toml:"bounce"`
 	Policy  Policy       `toml:"policy"`
+	Server  Server       `toml:"server"`
 
 	// File is the path the configuration was read from; "" for Default().
 	File string `toml:"-"`
@@ -44,6 +46,11 @@ type Config struct {
 	// loginDummy is the bcrypt hash Login compares the password of an
 	// unknown AUTH name with (makeLoginDummy); nil without password_hash.
 	loginDummy []byte
+	// relayPassword is the content of [delivery] relay_password_file, read
+	// by validate (RelayPassword); relayPasswords those of the [[tenant]]
+	// ("tenant:NAME") and [relay."DOMAIN"] ("domain:DOMAIN") files.
+	relayPassword  string
+	relayPasswords map[string]string
 }
 
 // Spool is [spool]: where accepted messages are kept until delivered.
@@ -180,6 +187,13 @@ type APIKey struct {
 	Tenant    string `toml:"tenant"`
 }
 
+// Server is [server]: the process as a whole.
+type Server struct {
+	// DrainTimeout is how long SIGTERM waits for the sessions in progress
+	// to finish before the process exits.
+	DrainTimeout Duration `toml:"drain_timeout"`
+}
+
 // Resolver is [resolver]: DNS for delivery.
 type Resolver struct {
 	Nameservers []string `toml:"nameservers"` // "ip:port"; empty: /etc/resolv.conf
@@ -201,9 +215,17 @@ func (r *Resolver) TrustAD() bool { return r.DNSSEC == ResolverDNSSECTrustAD }
 
 // Delivery is [delivery]: outbound SMTP.
 type Delivery struct {
-	EHLOName                   string   `toml:"ehlo_name"`
-	SMTPPort                   int      `toml:"smtp_port"`
-	RelayTo                    string   `toml:"relay_to"` // "host:port" smarthost; "" = MX delivery
+	EHLOName string `toml:"ehlo_name"`
+	SMTPPort int    `toml:"smtp_port"`
+	RelayTo  string `toml:"relay_to"` // "host:port" smarthost; "" = MX delivery
+	// The smarthost's login and TLS (engine/outbound RelayAuth): AUTH
+	// PLAIN or LOGIN as RelayUser with RelayPassword, or the first line of
+	// RelayPasswordFile (read at load and at every reload).
+	RelayUser                  string   `toml:"relay_user"`
+	RelayPassword              string   `toml:"relay_password" secret:"true"`
+	RelayPasswordFile          string   `toml:"relay_password_file"`
+	RelayTLS                   string   `toml:"relay_tls"` // RelayTLSStartTLS, RelayTLSImplicit, RelayTLSNone
+	RelayAllowInsecureAuth     bool     `toml:"relay_allow_insecure_auth"`
 	MaxConnectionsPerDomain    int      `toml:"max_connections_per_domain"`
 	MaxMessageRate             Rate     `toml:"max_message_rate"`
 	MaxDeliveriesPerConnection int      `toml:"max_deliveries_per_connection"`
@@ -213,6 +235,74 @@ type Delivery struct {
 	IdleTimeout                Duration `toml:"idle_timeout"`
 	EgressPool                 string   `toml:"egress_pool"`  // [[egress_pool]] of tenants without one; "" = kernel's choice
 	SendBounces                bool     `toml:"send_bounces"` // RFC 3464 bounce messages to the envelope sender
+}
+
+// Values of Delivery.RelayTLS.
+const (
+	RelayTLSStartTLS = "starttls"
+	RelayTLSImplicit = "implicit"
+	RelayTLSNone     = "none"
+)
+
+// RelayPassword returns the smarthost password: [delivery] relay_password,
+// or what relay_password_file held when the file was loaded.
+func (c *Config) RelayPassword() string {
+	if c.Delivery.RelayPassword != "" {
+		return c.Delivery.RelayPassword
+	}
+	return c.relayPassword
+}
+
+// Smarthost is where mail goes when not to the MX hosts, and the login
+// there.
+type Smarthost struct {
+	RelayTo           string // "host:port"; "": the MX hosts
+	User              string // "": no AUTH
+	Password          string
+	TLS               string // RelayTLSStartTLS ("" too), RelayTLSImplicit, RelayTLSNone
+	AllowInsecureAuth bool
+}
+
+// SmarthostFor returns the smarthost for mail of tenant to domain: the
+// tenant's relay_to ([[tenant]]), else the domain's ([relay."DOMAIN"]),
+// else [delivery] relay_to; each with its own login (not inherited).
+func (c *Config) SmarthostFor(tenant, domain string) Smarthost {
+	if t := c.Tenant(tenant); t != nil && t.RelayTo != "" {
+		return Smarthost{RelayTo: t.RelayTo, User: t.RelayUser, Password: c.overridePassword("tenant:"+t.Name, t.RelayPassword),
+			TLS: t.RelayTLS, AllowInsecureAuth: t.RelayAllowInsecureAuth}
+	}
+	if len(c.Relays) > 0 {
+		d := mailaddr.CanonicalDomain(domain)
+		if r, ok := c.Relays[d]; ok && r.RelayTo != "" {
+			return Smarthost{RelayTo: r.RelayTo, User: r.RelayUser, Password: c.overridePassword("domain:"+d, r.RelayPassword),
+				TLS: r.RelayTLS, AllowInsecureAuth: r.RelayAllowInsecureAuth}
+		}
+	}
+	d := &c.Delivery
+	return Smarthost{RelayTo: d.RelayTo, User: d.RelayUser, Password: c.RelayPassword(), TLS: d.RelayTLS, AllowInsecureAuth: d.RelayAllowInsecureAuth}
+}
+
+// HasRelayOverrides reports whether any [[tenant]] or [relay."DOMAIN"]
+// names a smarthost.
+func (c *Config) HasRelayOverrides() bool {
+	for _, t := range c.Tenants {
+		if t.RelayTo != "" {
+			return true
+		}
+	}
+	for _, r := range c.Relays {
+		if r.RelayTo != "" {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Config) overridePassword(key, inline string) string {
+	if inline != "" {
+		return inline
+	}
+	return c.relayPasswords[key]
 }
 
 // Values of TLS.Mode.
@@ -304,6 +394,25 @@ type Tenant struct {
 	DKIMDomains     []string `toml:"dkim_domains"`
 	ListUnsubscribe string   `toml:"list_unsubscribe"` // URL template; "{id}" is replaced by the message id
 	EgressPool      string   `toml:"egress_pool"`      // [[egress_pool]] name; "" = [delivery] egress_pool
+	// The tenant's own smarthost (SmarthostFor): its mail goes there, with
+	// this login, instead of [delivery] relay_to or the MX hosts.
+	RelayTo                string `toml:"relay_to"`
+	RelayUser              string `toml:"relay_user"`
+	RelayPassword          string `toml:"relay_password" secret:"true"`
+	RelayPasswordFile      string `toml:"relay_password_file"`
+	RelayTLS               string `toml:"relay_tls"`
+	RelayAllowInsecureAuth bool   `toml:"relay_allow_insecure_auth"`
+}
+
+// RelayOverride is one [relay."DOMAIN"]: the smarthost, with its login,
+// that mail to DOMAIN goes to (SmarthostFor).
+type RelayOverride struct {
+	RelayTo                string `toml:"relay_to"`
+	RelayUser              string `toml:"relay_user"`
+	RelayPassword          string `toml:"relay_password" secret:"true"`
+	RelayPasswordFile      string `toml:"relay_password_file"`
+	RelayTLS               string `toml:"relay_tls"`
+	RelayAllowInsecureAuth bool   `toml:"relay_allow_insecure_auth"`
 }
 
 // HasDomain reports whether domain (in any form) is one of the

@@ -203,6 +203,13 @@ func (c *Config) finishDeliveryPolicy() {
 		}
 		c.TLSPolicies = m
 	}
+	if len(c.Relays) > 0 {
+		m := make(map[string]RelayOverride, len(c.Relays))
+		for k, v := range c.Relays {
+			m[mailaddr.CanonicalDomain(k)] = v
+		}
+		c.Relays = m
+	}
 	for i := range c.ShapingRules {
 		r := &c.ShapingRules[i]
 		for j, d := range r.MatchDomain {

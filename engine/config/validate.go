@@ -335,6 +335,8 @@ func (c *Config) validate() []problem {
 	if d.RelayTo != "" {
 		ck.hostPort(at("delivery", "relay_to"), d.RelayTo, true, 1)
 	}
+	c.checkRelayAuth(ck)
+	ck.positive(at("server", "drain_timeout"), c.Server.DrainTimeout)
 	ck.atLeast(at("delivery", "max_connections_per_domain"), d.MaxConnectionsPerDomain, 1)
 	ck.atLeast(at("delivery", "max_deliveries_per_connection"), d.MaxDeliveriesPerConnection, 1)
 	ck.positive(at("delivery", "connect_timeout"), d.ConnectTimeout)
@@ -491,4 +493,67 @@ func (t *TLS) CipherSuiteIDs() []uint16 {
 		}
 	}
 	return ids
+}
+
+// checkRelayAuth checks the smarthost logins of [delivery], [[tenant]] and
+// [relay."DOMAIN"], and reads their relay_password_file (at load and at
+// every reload).
+func (c *Config) checkRelayAuth(ck *checker) {
+	d := &c.Delivery
+	c.relayPassword = c.checkSmarthost(ck, func(k string) []string { return at("delivery", k) }, d.RelayTo, d.RelayUser,
+		d.RelayPassword, d.RelayPasswordFile, d.RelayTLS, true)
+	c.relayPasswords = map[string]string{}
+	for i, t := range c.Tenants {
+		p := func(k string) []string { return at("tenant", i, k) }
+		if t.RelayTo != "" {
+			ck.hostPort(p("relay_to"), t.RelayTo, true, 1)
+		}
+		c.relayPasswords["tenant:"+t.Name] = c.checkSmarthost(ck, p, t.RelayTo, t.RelayUser, t.RelayPassword, t.RelayPasswordFile, t.RelayTLS, false)
+	}
+	for dom, r := range c.Relays {
+		p := func(k string) []string { return at("relay", dom, k) }
+		if r.RelayTo == "" {
+			ck.add(p("relay_to"), "is required in [relay.%q] (the smarthost \"HOST:PORT\" for mail to %s)", dom, dom)
+		} else {
+			ck.hostPort(p("relay_to"), r.RelayTo, true, 1)
+		}
+		c.relayPasswords["domain:"+dom] = c.checkSmarthost(ck, p, r.RelayTo, r.RelayUser, r.RelayPassword, r.RelayPasswordFile, r.RelayTLS, false)
+	}
+}
+
+// checkSmarthost checks one smarthost login and returns the password read
+// from passwordFile ("" without one).
+func (c *Config) checkSmarthost(ck *checker, at func(string) []string, relayTo, user, password, passwordFile, relayTLS string, defaults bool) string {
+	if relayTLS != "" || defaults {
+		ck.oneOf(at("relay_tls"), relayTLS, RelayTLSStartTLS, RelayTLSImplicit, RelayTLSNone)
+	}
+	if password != "" && passwordFile != "" {
+		ck.add(at("relay_password_file"), "set relay_password or relay_password_file, not both")
+	}
+	var fromFile string
+	if passwordFile != "" && password == "" {
+		b, err := os.ReadFile(passwordFile)
+		switch {
+		case err != nil:
+			ck.add(at("relay_password_file"), "cannot read %s", errText(err))
+		default:
+			pw, _, _ := strings.Cut(string(b), "\n")
+			pw = strings.TrimSuffix(pw, "\r")
+			if pw == "" {
+				ck.add(at("relay_password_file"), "%q is empty (want the password on its first line)", passwordFile)
+			}
+			fromFile = pw
+		}
+	}
+	hasPassword := password != "" || passwordFile != ""
+	switch {
+	case user != "" && !hasPassword:
+		ck.add(at("relay_user"), "needs relay_password or relay_password_file")
+	case user == "" && hasPassword:
+		ck.add(at("relay_user"), "is empty, yet a relay password is set (write relay_user = \"NAME\")")
+	}
+	if relayTo == "" && (user != "" || hasPassword) {
+		ck.add(at("relay_user"), "has no effect without relay_to (write relay_to = \"HOST:PORT\" of the smarthost)")
+	}
+	return fromFile
 }

@@ -519,9 +519,15 @@ func (l *Loop) snapshotMsgs() []*msgState {
 	return out
 }
 
-// siteOf returns the site mail to domain goes to: relay_to, else the
-// Router's answer (the resolver caches it); zero when unknown.
+// siteOf returns the site mail to domain goes to: the domain's smarthost
+// (RelayFor, without a tenant), relay_to, else the Router's answer (the
+// resolver caches it); zero when unknown.
 func (l *Loop) siteOf(ctx context.Context, domain string) resolver.SiteKey {
+	if f := l.opts.RelayFor; f != nil && domain != "" {
+		if r := f("", domain); r != "" {
+			return resolver.RelaySite(r)
+		}
+	}
 	if !l.relay.IsZero() {
 		return l.relay
 	}

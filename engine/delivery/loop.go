@@ -376,14 +376,20 @@ func (l *Loop) dueItem(it *workItem) {
 // route resolves the item's domain and queues it at its site.
 func (l *Loop) route(it *workItem) {
 	var route *resolver.Route
+	relay := l.relay
+	if f := l.opts.RelayFor; f != nil && it.domain != "" {
+		if r := f(it.ms.env.tenant, it.domain); r != "" {
+			relay = resolver.RelaySite(r)
+		}
+	}
 	switch {
 	case it.domain == "":
 		l.ready.Add(-1)
 		// RFC 5321 §4.1.2: a forward-path needs a domain.
 		l.applyAll(it, outbound.Bounced, smtpwire.Reply{Code: 550, Enhanced: "5.1.3", Lines: []string{"recipient address has no domain"}})
 		return
-	case !l.relay.IsZero():
-		route = &resolver.Route{Domain: it.domain, Site: l.relay}
+	case !relay.IsZero():
+		route = &resolver.Route{Domain: it.domain, Site: relay}
 	case l.opts.Router == nil:
 		l.ready.Add(-1)
 		l.applyAll(it, outbound.Transient, smtpwire.Reply{Code: 451, Enhanced: "4.4.3", Lines: []string{"no resolver configured"}})
@@ -579,7 +585,7 @@ func (l *Loop) deliver(it *workItem) {
 		return
 	}
 	m := ms.msg(l.packer)
-	env := &outbound.Envelope{From: m.From, RequireTLS: m.RequireTLS}
+	env := &outbound.Envelope{From: m.From, RequireTLS: m.RequireTLS, Tenant: ms.env.tenant}
 	idx := make([]int, 0, len(it.rcpts))
 	for _, i := range it.rcpts {
 		if m.Recipients[i].State == queue.Pending {

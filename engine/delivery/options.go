@@ -82,6 +82,11 @@ type Options struct {
 	// resolver.RelaySite(RelayTo). The Transport must be configured with
 	// the same value.
 	RelayTo string
+	// RelayFor, when set, names the smarthost ("host:port") for mail of a
+	// tenant to a domain, or "" for RelayTo (or the MX hosts): a
+	// [[tenant]] or [relay."DOMAIN"] relay_to. Asked when an item is
+	// routed, so that a reload applies.
+	RelayFor func(tenant, domain string) string
 	// Retry is the retry schedule and the maximum age ([queue]
 	// retry_interval, max_retry_interval, max_retry_age).
 	Retry queue.RetryPolicy

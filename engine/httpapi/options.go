@@ -38,6 +38,10 @@ type Options struct {
 	// none). The comparison must be constant time (config.APIKey.Matches).
 	APIKeys  func(bearer string) (tenant string, ok bool)
 	Injector Injector
+	// Draining, when set, reports that the node takes no new mail (gannet
+	// drain): inject answers 503 with Retry-After, and the liveness check
+	// 503 {"status":"draining"}.
+	Draining func() bool
 	Metrics  http.Handler // GET /metrics; nil: 404
 	// Admin serves every path under /api/admin/ (the caller is in the
 	// request context: CallerFrom); nil: 404.

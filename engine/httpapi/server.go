@@ -179,6 +179,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// DrainRetryAfter is the Retry-After (seconds) of an inject refused while
+// the node drains.
+const DrainRetryAfter = 30
+
 // Paths of the API (contract.md, "HTTP").
 const (
 	pathMessage     = "/v1/message"
@@ -230,6 +234,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		if !allowMethod(sw, r, http.MethodGet, http.MethodHead) {
 			return
 		}
+		if s.opts.Draining != nil && s.opts.Draining() {
+			// 503: a load balancer's health check takes the node out of
+			// rotation while it drains (contract.md, "HTTP").
+			WriteJSON(sw, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+			return
+		}
 		WriteJSON(sw, http.StatusOK, map[string]string{"status": "ok"})
 		return
 	case path == pathMessage || path == pathInject:
@@ -247,6 +257,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if methods != nil && !allowMethod(sw, r, methods...) {
+		return
+	}
+	if service == ServiceInject && s.opts.Draining != nil && s.opts.Draining() {
+		sw.Header().Set("Retry-After", strconv.Itoa(DrainRetryAfter))
+		writeError(sw, http.StatusServiceUnavailable, "this node is draining and takes no new mail: send it to another node or retry later")
 		return
 	}
 	caller, aerr := s.authenticate(r)

@@ -227,6 +227,12 @@ func (st *conn) checkMail(ev smtpwire.Event) *smtpwire.Reply {
 		}
 		return st.refuse
 	}
+	if st.l.srv.draining.Load() {
+		// Draining (gannet drain, or a stop): no new transaction; the
+		// session ends with the 421 (RFC 5321 §3.8).
+		st.closing = true
+		return &replyDraining
+	}
 	if st.mailIn == nil {
 		st.mailIn = new(Incoming)
 	}
@@ -235,6 +241,9 @@ func (st *conn) checkMail(ev smtpwire.Event) *smtpwire.Reply {
 	st.mailIn.Envelope = nil // it points into the session
 	return r
 }
+
+// replyDraining answers MAIL while the server drains.
+var replyDraining = smtpwire.Reply{Code: 421, Enhanced: "4.3.2", Lines: []string{"Service not taking new mail now (draining), try another server or later"}}
 
 // checkRcpt is the relay control: a client inside RelayHosts, or one that
 // authenticated, may send to any domain; any other gets 554 5.7.1 (the

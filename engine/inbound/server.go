@@ -224,6 +224,29 @@ wait:
 	return errors.Join(errs...)
 }
 
+// SetDraining makes the server refuse new mail, or take it again: new
+// connections are answered "421 4.3.2" and closed, as are sessions at
+// their next command boundary (transactions in progress finish first),
+// while the listeners stay open (gannet drain, for rolling restarts). It
+// does nothing once Stop has begun.
+func (s *Server) SetDraining(on bool) {
+	s.mu.Lock()
+	stopped := s.stopped
+	s.mu.Unlock()
+	if stopped {
+		return
+	}
+	s.draining.Store(on)
+	if on {
+		for _, k := range s.sockets() {
+			k.drainIdle()
+		}
+	}
+}
+
+// Draining reports whether the server refuses new mail (SetDraining, Stop).
+func (s *Server) Draining() bool { return s.draining.Load() }
+
 // boundAddr asks the kernel where the listening socket of eng is bound:
 // gnet reports the configured address (port 0 stays 0), so the listener's
 // descriptor is duplicated and getsockname'd.

@@ -37,6 +37,12 @@ type dialConfig struct {
 	// skipDANE: the pool carries "TLS-Required: No" messages (RFC 8689
 	// §5): no DANE (and no MTA-STS) enforcement.
 	skipDANE bool
+	// The smarthost (relayauth.go): TLS from the first byte, and the
+	// login; onAuthFailure is Options.OnAuthFailure.
+	relayTo       string // the smarthost "host:port"; "": MX hosts
+	implicitTLS   bool
+	auth          *RelayAuth
+	onAuthFailure func(host, peer, user string, r smtpwire.Reply)
 }
 
 // Client is one SMTP client session with one server address. It is used by
@@ -129,7 +135,17 @@ func dial(ctx context.Context, cfg *dialConfig, host string, addr netip.AddrPort
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	if serr := c.hello(ctx, tryTLS); serr != nil {
+	serr := (*sessionError)(nil)
+	if cfg.implicitTLS {
+		serr = c.implicitHandshake(ctx)
+	}
+	if serr == nil {
+		serr = c.hello(ctx, tryTLS)
+	}
+	if serr == nil && cfg.auth != nil {
+		serr = c.login()
+	}
+	if serr != nil {
 		if c.traceID != 0 {
 			c.publish(trace.Error, serr.Error())
 		}
@@ -159,7 +175,7 @@ func (c *Client) hello(ctx context.Context, tryTLS bool) *sessionError {
 		return serr
 	}
 	mode := c.cfg.tls.Mode
-	if mode == TLSDisabled || !tryTLS {
+	if mode == TLSDisabled || !tryTLS || c.tls != nil {
 		return nil
 	}
 	if !c.ext.StartTLS {

@@ -19,6 +19,21 @@
 //     for that host (the next MX is tried);
 //   - disabled: never.
 //
+// # Smarthosts
+//
+// Mail goes to a smarthost instead of the MX hosts when Options.RelayTo is
+// set, or when the route's site is one (resolver.RelaySite: a [[tenant]] or
+// [relay."DOMAIN"] relay_to chosen by engine/delivery). Options.RelayAuth
+// gives its TLS — STARTTLS, implicit TLS from the first byte (RFC 8314
+// §3.3) or none — and its login, sent with smtpwire.ClientAuth (AUTH PLAIN,
+// or LOGIN when that is all the smarthost offers; RFC 4954) after EHLO,
+// and only over TLS whose certificate was verified unless
+// RelayAuth.AllowInsecureAuth (with a login, STARTTLS is required and never
+// falls back to the clear). A refused login is a transient 451 whose text
+// names the user and quotes the refusal, reported once per connection to
+// Options.OnAuthFailure; traces show the AUTH command without credentials.
+// Pools are kept per login (relayauth.go).
+//
 // # MTA-STS
 //
 // Options.STS gives the MTA-STS policy (RFC 8461) of the destination domain

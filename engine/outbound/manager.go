@@ -33,6 +33,16 @@ type Options struct {
 	// transaction to that smarthost instead of the route's MX hosts. The
 	// pool is then keyed by RelayTo whatever site the caller names.
 	RelayTo string
+	// RelayAuth, when set, returns the TLS and login for the smarthost
+	// relayTo, for mail of tenant to domain ([delivery] relay_tls,
+	// relay_user, …, or a [[tenant]] or [relay."DOMAIN"] override;
+	// relayauth.go). It is asked on every delivery to a smarthost, so that
+	// a reload applies; connections are pooled per login.
+	RelayAuth func(tenant, domain, relayTo string) RelayAuth
+	// OnAuthFailure, when set, is called once per connection whose AUTH
+	// the smarthost refused, with the user name and the refusal (never the
+	// password).
+	OnAuthFailure func(host, peer, user string, r smtpwire.Reply)
 	// TLS is the STARTTLS policy ([tls]).
 	TLS TLSPolicy
 	// TLSFor, when set, returns the policy for one destination domain
@@ -177,6 +187,7 @@ func New(opts Options) *Manager {
 			localAddr:      opts.LocalAddr,
 			onErrorReply:   opts.OnErrorReply,
 			trace:          opts.Trace,
+			onAuthFailure:  opts.OnAuthFailure,
 		},
 		health: newHostHealth(opts.Now, opts.HostBackoff, opts.HostBackoffMax),
 		now:    opts.Now,
@@ -241,12 +252,13 @@ type poolKey struct {
 	stsID     string
 	// delivery: what the messages ask (REQUIRETLS, "TLS-Required: No";
 	// RFC 8689): their connections are made under other rules.
-	delivery deliveryTLS
+	delivery  deliveryTLS
+	relayAuth string // RelayAuth.key: connections with other logins are not shared
 }
 
 // pool returns the pool of (egress source, site, TLS policy, MTA-STS
 // policy), creating it, with the current limits.
-func (m *Manager) pool(src Source, site resolver.SiteKey, domain string, sts STSPolicy, dt deliveryTLS) (*sitePool, error) {
+func (m *Manager) pool(src Source, site resolver.SiteKey, domain string, sts STSPolicy, dt deliveryTLS, ra *RelayAuth) (*sitePool, error) {
 	lim := m.opts.Limits(Path{Source: src.Name, Site: site, Domain: domain})
 	pol, polKey := m.opts.TLS, ""
 	if m.opts.TLSFor != nil {
@@ -258,6 +270,9 @@ func (m *Manager) pool(src Source, site resolver.SiteKey, domain string, sts STS
 		// policy's hosts (and, in enforce mode, its TLS): it carries only
 		// that domain's mail while the policy id stays the same.
 		key.stsMode, key.stsDomain, key.stsID = sts.Mode, sts.Domain, sts.ID
+	}
+	if ra != nil {
+		key.relayAuth = ra.key()
 	}
 	m.mu.Lock()
 	if m.closed {
@@ -292,6 +307,12 @@ func (m *Manager) pool(src Source, site resolver.SiteKey, domain string, sts STS
 		}
 		dc.sourceName = src.Name
 		dc.site = site.String()
+		if site.IsRelay() {
+			dc.relayTo = site.String()
+			if ra != nil {
+				dc = *relayDial(&dc, *ra)
+			}
+		}
 		p = &sitePool{m: m, site: site.String(), source: src.Name, dial: dc, limits: lim,
 			rate:     NewRateLimiter(lim.MessageRate, 1, m.now),
 			connRate: NewRateLimiter(lim.ConnectionRate, 1, m.now),
@@ -342,21 +363,21 @@ type candidate struct {
 //
 // Under an MTA-STS policy (sts), hosts that do not match it are reported
 // (OnTLSFailure) and, in enforce mode, left out and named in refused.
-func (m *Manager) candidates(ctx context.Context, route *resolver.Route, sts *STSPolicy, skipDANE bool) (out []candidate, refused []string, err error) {
-	if m.opts.RelayTo != "" {
-		host, portStr, err := net.SplitHostPort(m.opts.RelayTo)
+func (m *Manager) candidates(ctx context.Context, route *resolver.Route, sts *STSPolicy, skipDANE bool, relayTo string) (out []candidate, refused []string, err error) {
+	if relayTo != "" {
+		host, portStr, err := net.SplitHostPort(relayTo)
 		if err != nil {
-			return nil, nil, fmt.Errorf("relay_to %q: %w", m.opts.RelayTo, err)
+			return nil, nil, fmt.Errorf("relay_to %q: %w", relayTo, err)
 		}
 		port, err := strconv.ParseUint(portStr, 10, 16)
 		if err != nil {
-			return nil, nil, fmt.Errorf("relay_to %q: bad port", m.opts.RelayTo)
+			return nil, nil, fmt.Errorf("relay_to %q: bad port", relayTo)
 		}
 		var addrs []netip.Addr
 		if a, err := netip.ParseAddr(host); err == nil {
 			addrs = []netip.Addr{a}
 		} else if addrs, err = net.DefaultResolver.LookupNetIP(ctx, "ip", host); err != nil {
-			return nil, nil, fmt.Errorf("relay_to %q: %w", m.opts.RelayTo, err)
+			return nil, nil, fmt.Errorf("relay_to %q: %w", relayTo, err)
 		}
 		for _, a := range addrs {
 			out = append(out, candidate{host: host, addr: netip.AddrPortFrom(a.Unmap(), uint16(port))})
@@ -413,8 +434,17 @@ func (m *Manager) Deliver(ctx context.Context, route *resolver.Route, env *Envel
 	if route != nil {
 		site, domain = route.Site, route.Domain
 	}
-	if m.opts.RelayTo != "" {
-		site = resolver.RelaySite(m.opts.RelayTo)
+	relayTo := m.opts.RelayTo
+	if route != nil && route.Site.IsRelay() {
+		relayTo = route.Site.String() // a [[tenant]] or [relay."DOMAIN"] smarthost
+	}
+	var ra *RelayAuth
+	if relayTo != "" {
+		site = resolver.RelaySite(relayTo)
+		if m.opts.RelayAuth != nil {
+			a := m.opts.RelayAuth(env.Tenant, domain, relayTo)
+			ra = &a
+		}
 	}
 	out := Outcome{Results: make([]Result, len(env.Rcpts))}
 	for i, r := range env.Rcpts {
@@ -432,10 +462,10 @@ func (m *Manager) Deliver(ctx context.Context, route *resolver.Route, env *Envel
 	dt := deliveryTLSOf(env)
 	// RFC 8689 §5: "TLS-Required: No" sets the domain's MTA-STS policy
 	// aside (and DANE: candidates).
-	if m.opts.STS != nil && m.opts.RelayTo == "" && route != nil && !route.Literal && dt != deliveryTLSOptional {
+	if m.opts.STS != nil && relayTo == "" && route != nil && !route.Literal && dt != deliveryTLSOptional {
 		sts = m.opts.STS(ctx, domain)
 	}
-	p, err := m.pool(env.Source, site, domain, sts, dt)
+	p, err := m.pool(env.Source, site, domain, sts, dt, ra)
 	if err != nil {
 		return failAll(451, "4.3.2", "delivery is shutting down")
 	}
@@ -490,7 +520,7 @@ func (m *Manager) deliverNewAcquire(ctx context.Context, p *sitePool, route *res
 // why a domain has none: TLSObserver reports it).
 func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.Route, env *Envelope, msg *smtpwire.ClientMessage, out Outcome, asked STSPolicy) Outcome {
 	sts := &p.dial.sts
-	cands, refused, err := m.candidates(ctx, route, sts, p.dial.skipDANE)
+	cands, refused, err := m.candidates(ctx, route, sts, p.dial.skipDANE, p.dial.relayTo)
 	if err == nil && len(cands) == 0 && len(refused) > 0 {
 		// RFC 8461 §5: under an enforced policy, mail goes to no MX host
 		// that the policy does not allow. Transient: the policy or the MX
@@ -508,7 +538,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 		return out
 	}
 	var unvalidated []string
-	if err == nil && p.dial.requireTLS && m.opts.RelayTo == "" {
+	if err == nil && p.dial.requireTLS && p.dial.relayTo == "" {
 		// RFC 8689 §4.2.1: only MX hosts validated by DANE or MTA-STS.
 		kept := cands[:0]
 		for _, cd := range cands {
@@ -612,7 +642,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 		if cd.dane != nil && serr == nil && c.tls != nil {
 			// Under DANE (its TLSA records, never its STS policy).
 			m.observeDANE(route.Domain, env.From, cd, c.local, nil)
-		} else if route != nil && m.opts.RelayTo == "" && !route.Literal && cd.dane == nil {
+		} else if route != nil && p.dial.relayTo == "" && !route.Literal && cd.dane == nil {
 			m.observeTLS(p, route.Domain, env.From, cd, c, serr, &asked)
 		}
 		policyRefused := false

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"math/big"
 	"net"
@@ -43,6 +44,12 @@ type testReceiver struct {
 	OnRcpt func(rcpt string) string
 	OnData func() string // reply to DATA; default 354
 	OnDot  func(body []byte) string
+	// AuthMechs, when set, are offered in EHLO ("PLAIN LOGIN"); Users are
+	// the accounts (name → password). ImplicitTLS: TLS from the first
+	// byte with the TLS config.
+	AuthMechs   string
+	Users       map[string]string
+	ImplicitTLS bool
 	// CloseAfterTx closes the session right after this many transactions.
 	CloseAfterTx int
 	// DropAtDot closes the connection after the body instead of replying.
@@ -73,7 +80,8 @@ type rxTx struct {
 	Raw       []byte   // DATA bytes as on the wire, up to and including ".\r\n"
 	Body      []byte   // unstuffed
 	TLS       bool
-	Pipelined bool // RCPT and DATA had arrived before MAIL was answered
+	AuthUser  string // the account logged in as
+	Pipelined bool   // RCPT and DATA had arrived before MAIL was answered
 }
 
 func newTestReceiver(t testing.TB, ip string) *testReceiver {
@@ -172,6 +180,15 @@ func (r *testReceiver) serve(c net.Conn) {
 		_, err := c.Write([]byte(s + "\r\n"))
 		return err == nil
 	}
+	inTLS := false
+	if r.ImplicitTLS {
+		tc := tls.Server(c, r.TLS)
+		if err := tc.Handshake(); err != nil {
+			return
+		}
+		c, br, inTLS = tc, bufio.NewReader(tc), true
+	}
+	authUser := ""
 	greet := r.Greeting
 	if greet == "" {
 		greet = "220 mx.test ESMTP"
@@ -179,7 +196,6 @@ func (r *testReceiver) serve(c net.Conn) {
 	if !w(greet) || !strings.HasPrefix(greet, "220") {
 		return
 	}
-	inTLS := false
 	var tx *rxTx
 	txDone := 0
 	for {
@@ -220,6 +236,9 @@ func (r *testReceiver) serve(c net.Conn) {
 			if r.RequireTLS && inTLS {
 				lines = append(lines, "REQUIRETLS")
 			}
+			if r.AuthMechs != "" {
+				lines = append(lines, "AUTH "+r.AuthMechs)
+			}
 			lines = append(lines, "ENHANCEDSTATUSCODES")
 			for i, l := range lines {
 				sep := "-"
@@ -250,8 +269,33 @@ func (r *testReceiver) serve(c net.Conn) {
 			br = bufio.NewReader(tc)
 			inTLS = true
 			tx = nil
+		case "AUTH":
+			f := strings.Fields(line)
+			var name, pass string
+			if len(f) == 3 && strings.EqualFold(f[1], "PLAIN") {
+				b, _ := base64.StdEncoding.DecodeString(f[2])
+				parts := strings.Split(string(b), "\x00")
+				if len(parts) == 3 {
+					name, pass = parts[1], parts[2]
+				}
+			} else if len(f) == 2 && strings.EqualFold(f[1], "LOGIN") {
+				read := func(challenge string) string {
+					w("334 " + challenge)
+					l, _ := br.ReadString('\n')
+					b, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(l))
+					return string(b)
+				}
+				name = read("VXNlcm5hbWU6")
+				pass = read("UGFzc3dvcmQ6")
+			}
+			if want, ok := r.Users[name]; ok && want == pass && name != "" {
+				authUser = name
+				w("235 2.7.0 Authentication successful")
+			} else {
+				w("535 5.7.8 Error: authentication failed")
+			}
 		case "MAIL":
-			tx = &rxTx{MailLine: line, TLS: inTLS}
+			tx = &rxTx{MailLine: line, TLS: inTLS, AuthUser: authUser}
 			if i := strings.Index(line, "<"); i >= 0 {
 				tx.From = line[i+1 : strings.Index(line, ">")]
 			}

@@ -26,6 +26,9 @@ type Envelope struct {
 	Ret     smtpwire.DSNRet
 	EnvID   string
 	RcptDSN []RcptDSN
+	// Tenant is the message's tenant: Options.RelayAuth may choose its
+	// smarthost login by it.
+	Tenant string
 }
 
 // RcptDSN is the DSN request of one recipient (RFC 3461 §4.1, §4.2).
