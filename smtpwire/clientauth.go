@@ -86,12 +86,6 @@ func (a *ClientAuth) Begin(ext *Extensions, user, pass string) (string, error) {
 	return mech, nil
 }
 
-// Mechanism returns the mechanism of the exchange.
-func (a *ClientAuth) Mechanism() string { return a.mech }
-
-// Done reports that the exchange has ended, in success or failure.
-func (a *ClientAuth) Done() bool { return a.done }
-
 // Next appends to dst the line the client writes now: the AUTH command,
 // then each response to a 334 challenge. It appends nothing once done.
 func (a *ClientAuth) Next(dst []byte) []byte {
