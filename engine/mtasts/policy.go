@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"gannet/internal/txtrec"
 )
 
 // Mode is a policy's mode (RFC 8461 §3.2, §5).
@@ -126,7 +128,7 @@ func ParsePolicy(b []byte) (*Policy, error) {
 			}
 			p.MX = append(p.MX, pat)
 		default:
-			if !validExtName(key) {
+			if !txtrec.IsExtName(key) {
 				return nil, badPolicy("line %d: field name %q", n, key)
 			}
 			// sts-policy-extension: ignored.
@@ -158,7 +160,7 @@ func mxPattern(v string) (string, bool) {
 			return "", false
 		}
 		for i := 0; i < len(label); i++ {
-			if c := label[i]; !isAlnum(c) && c != '-' && c != '_' {
+			if c := label[i]; !txtrec.IsAlnum(c) && c != '-' && c != '_' {
 				return "", false
 			}
 		}

@@ -2,7 +2,8 @@ package mtasts
 
 import (
 	"errors"
-	"strings"
+
+	"gannet/internal/txtrec"
 )
 
 // Errors of the TXT record. All mean "no MTA-STS policy record" to the
@@ -29,37 +30,22 @@ type Record struct {
 	Extensions []string
 }
 
+// stsVersion is the version field every record begins with (§3.1).
+const stsVersion = "v=STSv1"
+
 // SelectRecord picks the MTA-STS record among the TXT records of a
 // "_mta-sts" name (§3.1): the records that do not begin with "v=STSv1;"
-// are discarded; exactly one must remain, and it must parse.
+// are discarded; exactly one must remain, and it must parse. (A record
+// that is only "v=STSv1" is let through, so that ParseRecord reports it as
+// malformed: it has no id.)
 func SelectRecord(txts []string) (Record, error) {
-	var found string
-	n := 0
-	for _, t := range txts {
-		if isSTSRecord(t) {
-			found = t
-			n++
-		}
-	}
-	switch n {
+	switch found, n := txtrec.Select(txts, stsVersion); n {
 	case 0:
 		return Record{}, ErrNoRecord
 	case 1:
 		return ParseRecord(found)
 	}
 	return Record{}, ErrManyRecords
-}
-
-// isSTSRecord reports whether a TXT record begins with the version field.
-// §3.1 asks for "v=STSv1;"; a record that is only "v=STSv1" is let through
-// here so that ParseRecord reports it as malformed (it has no id).
-func isSTSRecord(t string) bool {
-	rest, ok := strings.CutPrefix(t, "v=STSv1")
-	if !ok {
-		return false
-	}
-	rest = strings.TrimLeft(rest, " \t")
-	return rest == "" || rest[0] == ';'
 }
 
 // ParseRecord parses one TXT record per the ABNF of §3.1:
@@ -73,45 +59,24 @@ func isSTSRecord(t string) bool {
 //
 // The version must come first; exactly one id is required.
 func ParseRecord(txt string) (Record, error) {
-	rest, ok := strings.CutPrefix(txt, "v=STSv1")
+	fields, ok := txtrec.Fields(txt, stsVersion)
 	if !ok {
 		return Record{}, ErrBadRecord
 	}
 	var r Record
 	haveID := false
-	for rest != "" {
-		rest = strings.TrimLeft(rest, " \t")
-		if rest == "" {
-			break
-		}
-		if rest[0] != ';' {
-			return Record{}, ErrBadRecord
-		}
-		rest = strings.TrimLeft(rest[1:], " \t")
-		if rest == "" {
-			break // the optional trailing field-delim
-		}
-		end := strings.IndexAny(rest, "; \t")
-		if end < 0 {
-			end = len(rest)
-		}
-		field := rest[:end]
-		rest = rest[end:]
-		name, value, ok := strings.Cut(field, "=")
-		if !ok {
-			return Record{}, ErrBadRecord
-		}
-		if name == "id" {
-			if haveID || !validID(value) {
+	for _, f := range fields {
+		if f.Name == "id" {
+			if haveID || !validID(f.Value) {
 				return Record{}, ErrBadRecord
 			}
-			r.ID, haveID = value, true
+			r.ID, haveID = f.Value, true
 			continue
 		}
-		if !validExtName(name) || !validExtValue(value) {
+		if !txtrec.IsExtName(f.Name) || !txtrec.IsExtValue(f.Value) {
 			return Record{}, ErrBadRecord
 		}
-		r.Extensions = append(r.Extensions, field)
+		r.Extensions = append(r.Extensions, f.String())
 	}
 	if !haveID {
 		return Record{}, ErrBadRecord
@@ -119,41 +84,12 @@ func ParseRecord(txt string) (Record, error) {
 	return r, nil
 }
 
-func isAlnum(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-}
-
 func validID(s string) bool {
 	if len(s) < 1 || len(s) > 32 {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if !isAlnum(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func validExtName(s string) bool {
-	if len(s) < 1 || len(s) > 32 || !isAlnum(s[0]) {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		if c := s[i]; !isAlnum(c) && c != '_' && c != '-' && c != '.' {
-			return false
-		}
-	}
-	return true
-}
-
-func validExtValue(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		// %x21-3A / %x3C / %x3E-7E: visible characters but ";" and "=".
-		if c := s[i]; c < 0x21 || c > 0x7e || c == ';' || c == '=' {
+		if !txtrec.IsAlnum(s[i]) {
 			return false
 		}
 	}

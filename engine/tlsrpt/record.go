@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/url"
 	"strings"
+
+	"gannet/internal/txtrec"
 )
 
 // Errors of the TXT record. All mean "the domain does not want TLS reports"
@@ -33,34 +35,20 @@ type Record struct {
 	Extensions []string
 }
 
+// rptVersion is the version field every record begins with (§3).
+const rptVersion = "v=TLSRPTv1"
+
 // SelectRecord picks the TLSRPT record among the TXT records of a
 // "_smtp._tls" name (§3): records that do not begin with "v=TLSRPTv1" are
 // discarded; exactly one must remain, and it must parse.
 func SelectRecord(txts []string) (Record, error) {
-	var found string
-	n := 0
-	for _, t := range txts {
-		if isRecord(t) {
-			found = t
-			n++
-		}
-	}
-	switch n {
+	switch found, n := txtrec.Select(txts, rptVersion); n {
 	case 0:
 		return Record{}, ErrNoRecord
 	case 1:
 		return ParseRecord(found)
 	}
 	return Record{}, ErrManyRecords
-}
-
-func isRecord(t string) bool {
-	rest, ok := strings.CutPrefix(t, "v=TLSRPTv1")
-	if !ok {
-		return false
-	}
-	rest = strings.TrimLeft(rest, " \t")
-	return rest == "" || rest[0] == ';'
 }
 
 // ParseRecord parses one TXT record per the ABNF of §3:
@@ -78,35 +66,19 @@ func isRecord(t string) bool {
 // Exactly one rua field is required. URIs of other schemes than mailto:
 // and https: are dropped; a record left with none is malformed.
 func ParseRecord(txt string) (Record, error) {
-	rest, ok := strings.CutPrefix(txt, "v=TLSRPTv1")
+	fields, ok := txtrec.Fields(txt, rptVersion)
 	if !ok {
 		return Record{}, ErrBadRecord
 	}
 	var r Record
 	seenRUA := false
-	fields := strings.Split(rest, ";")
-	if strings.TrimLeft(fields[0], " \t") != "" {
-		return Record{}, ErrBadRecord // something glued to the version
-	}
-	fields = fields[1:]
-	for i, f := range fields {
-		f = strings.Trim(f, " \t")
-		if f == "" {
-			if i == len(fields)-1 && i > 0 {
-				break // the optional trailing delimiter
-			}
-			return Record{}, ErrBadRecord
-		}
-		name, value, ok := strings.Cut(f, "=")
-		if !ok {
-			return Record{}, ErrBadRecord
-		}
-		if name == "rua" {
+	for _, f := range fields {
+		if f.Name == "rua" {
 			if seenRUA {
 				return Record{}, ErrBadRecord
 			}
 			seenRUA = true
-			for _, u := range strings.Split(value, ",") {
+			for _, u := range strings.Split(f.Value, ",") {
 				u = strings.Trim(u, " \t")
 				if u == "" {
 					return Record{}, ErrBadRecord
@@ -120,10 +92,10 @@ func ParseRecord(txt string) (Record, error) {
 			}
 			continue
 		}
-		if !extName(name) || !extValue(value) {
+		if !txtrec.IsExtName(f.Name) || !txtrec.IsExtValue(f.Value) {
 			return Record{}, ErrBadRecord
 		}
-		r.Extensions = append(r.Extensions, f)
+		r.Extensions = append(r.Extensions, f.String())
 	}
 	if len(r.RUA) == 0 {
 		return Record{}, ErrBadRecord
@@ -155,34 +127,6 @@ func validURI(u string) bool {
 	}
 	return false
 }
-
-func extName(s string) bool {
-	if s == "" || len(s) > 32 || !alnum(s[0]) {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		c := s[i]
-		if !alnum(c) && c != '_' && c != '-' && c != '.' {
-			return false
-		}
-	}
-	return true
-}
-
-func extValue(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x21 || c > 0x7e || c == ';' || c == '=' {
-			return false
-		}
-	}
-	return true
-}
-
-func alnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
 
 // MailtoAddress returns the address of a mailto: URI ("" for others).
 func MailtoAddress(u string) string {
