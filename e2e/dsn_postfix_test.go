@@ -2,13 +2,8 @@ package e2e
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -19,88 +14,14 @@ import (
 // is Gannet's next hop as an MX: a real MTA that offers DSN.
 func dsnStartPostfix(t *testing.T, listen, relayhost string) {
 	t.Helper()
-	postfix := needExecutable(t, "/usr/sbin/postfix", "postfix")
-	dir := t.TempDir()
-	etc, spool, data := filepath.Join(dir, "etc"), filepath.Join(dir, "spool"), filepath.Join(dir, "data")
-	for _, d := range []string{etc, spool, data} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// data_directory must belong to the mail_owner, who must be able to
-	// reach it (t.TempDir makes 0700 directories).
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if out, err := exec.Command("chown", "postfix", data).CombinedOutput(); err != nil {
-		t.Skipf("cannot prepare a private Postfix (needs root and the postfix user): %v %s", err, out)
-	}
-	host, port, _ := strings.Cut(listen, ":")
+	p := newPrivatePostfix(t)
 	rhost, rport, _ := strings.Cut(relayhost, ":")
-	main := fmt.Sprintf(`compatibility_level = 3.6
-queue_directory = %[1]s
-data_directory = %[2]s
-mail_owner = postfix
-inet_interfaces = all
-inet_protocols = ipv4
-myhostname = pf.dsn.test
-mydomain = dsn.test
-mydestination =
-mynetworks = 127.0.0.0/8
+	main := p.mainCF("pf.dsn.test", "dsn.test", "all", fmt.Sprintf(`mynetworks = 127.0.0.0/8
 smtpd_relay_restrictions = permit_mynetworks, reject
-alias_maps =
-alias_database =
-local_transport = error:local delivery is disabled
-relayhost = [%[3]s]:%[4]s
+relayhost = [%s]:%s
 smtp_tls_security_level = none
-maillog_file = %[5]s/maillog
-maillog_file_prefixes = %[5]s
-smtp_connection_cache_on_demand = no
-`, spool, data, rhost, rport, dir)
-	master := fmt.Sprintf("%s:%s inet n - n - - smtpd\n", host, port)
-	for _, l := range []string{
-		"pickup unix n - n 60 1 pickup", "cleanup unix n - n - 0 cleanup", "qmgr unix n - n 300 1 qmgr",
-		"tlsmgr unix - - n 1000? 1 tlsmgr", "rewrite unix - - n - - trivial-rewrite", "bounce unix - - n - 0 bounce",
-		"defer unix - - n - 0 bounce", "trace unix - - n - 0 bounce", "verify unix - - n - 1 verify",
-		"flush unix n - n 1000? 0 flush", "proxymap unix - - n - - proxymap", "proxywrite unix - - n - 1 proxymap",
-		"smtp unix - - n - - smtp", "relay unix - - n - - smtp", "showq unix n - n - - showq",
-		"error unix - - n - - error", "retry unix - - n - - error", "discard unix - - n - - discard",
-		"local unix - n n - - local", "anvil unix - - n - 1 anvil", "scache unix - - n - 1 scache",
-		"postlog unix-dgram n - n - 1 postlogd",
-	} {
-		master += l + "\n"
-	}
-	for name, content := range map[string]string{"main.cf": main, "master.cf": master} {
-		if err := os.WriteFile(filepath.Join(etc, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	logs := func() string {
-		b, _ := os.ReadFile(filepath.Join(dir, "maillog"))
-		return tail(string(b), 4000)
-	}
-	if out, err := exec.Command(postfix, "-c", etc, "start").CombinedOutput(); err != nil {
-		t.Fatalf("postfix start: %v\n%s\n%s", err, out, logs())
-	}
-	t.Cleanup(func() {
-		_ = exec.Command(postfix, "-c", etc, "stop").Run()
-		pidFile := filepath.Join(spool, "pid", "master.pid")
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			b, err := os.ReadFile(pidFile)
-			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-			if err != nil || pid <= 0 || syscall.Kill(pid, 0) != nil {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		if t.Failed() {
-			t.Logf("--- postfix maillog:\n%s", logs())
-		}
-	})
-	waitBanner(t, listen, nil, 30*time.Second)
+`, rhost, rport))
+	p.start(t, main, masterCF(listen+" inet n - n - - smtpd"), nil, listen)
 }
 
 // TestE2EDSNPostfix: a private Postfix is the MX Gannet delivers to. It

@@ -16,9 +16,7 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -842,102 +840,25 @@ account default : inb
 // It returns the smtpd address.
 func inbStartPostfix(t *testing.T, relayhost, user, pass string) string {
 	t.Helper()
-	postfix := needExecutable(t, "/usr/sbin/postfix", "postfix")
 	if m, _ := filepath.Glob("/usr/lib/*/sasl2/libplain.so*"); len(m) == 0 {
 		missingPeer(t, "Cyrus SASL PLAIN module", "Debian package libsasl2-modules")
 	}
-	dir := t.TempDir()
-	etc, spool, data := filepath.Join(dir, "etc"), filepath.Join(dir, "spool"), filepath.Join(dir, "data")
-	for _, d := range []string{etc, spool, data} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// data_directory must belong to the mail_owner, who must be able to
-	// reach it (t.TempDir makes 0700 directories).
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if out, err := exec.Command("chown", "postfix", data).CombinedOutput(); err != nil {
-		t.Skipf("cannot prepare a private Postfix (needs root and the postfix user): %v %s", err, out)
-	}
+	p := newPrivatePostfix(t)
 	port := freePort(t, false, "127.0.0.1")
 	smtpd := hostPort("127.0.0.1", port)
-	main := fmt.Sprintf(`compatibility_level = 3.6
-queue_directory = %[1]s
-data_directory = %[2]s
-mail_owner = postfix
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = pf.inb.test
-mydomain = inb.test
-mydestination =
-mynetworks = 127.0.0.0/8
+	rhost, rport, _ := strings.Cut(relayhost, ":")
+	main := p.mainCF("pf.inb.test", "inb.test", "127.0.0.1", fmt.Sprintf(`mynetworks = 127.0.0.0/8
 smtpd_relay_restrictions = permit_mynetworks, reject
-alias_maps =
-alias_database =
-local_transport = error:local delivery is disabled
-relayhost = [%[3]s]:%[4]s
+relayhost = [%[1]s]:%[2]s
 smtp_sasl_auth_enable = yes
-smtp_sasl_password_maps = texthash:%[5]s/sasl_passwd
+smtp_sasl_password_maps = texthash:%[3]s/sasl_passwd
 smtp_sasl_security_options = noanonymous
 smtp_sasl_tls_security_options = noanonymous
 smtp_tls_security_level = encrypt
 smtp_tls_loglevel = 1
-maillog_file = %[6]s/maillog
-maillog_file_prefixes = %[6]s
-smtp_connection_cache_on_demand = no
-`, spool, data, strings.Split(relayhost, ":")[0], strings.Split(relayhost, ":")[1], etc, dir)
-	master := fmt.Sprintf("%s inet n - n - - smtpd\n", smtpd)
-	for _, l := range []string{
-		"pickup unix n - n 60 1 pickup", "cleanup unix n - n - 0 cleanup", "qmgr unix n - n 300 1 qmgr",
-		"tlsmgr unix - - n 1000? 1 tlsmgr", "rewrite unix - - n - - trivial-rewrite", "bounce unix - - n - 0 bounce",
-		"defer unix - - n - 0 bounce", "trace unix - - n - 0 bounce", "verify unix - - n - 1 verify",
-		"flush unix n - n 1000? 0 flush", "proxymap unix - - n - - proxymap", "proxywrite unix - - n - 1 proxymap",
-		"smtp unix - - n - - smtp", "relay unix - - n - - smtp", "showq unix n - n - - showq",
-		"error unix - - n - - error", "retry unix - - n - - error", "discard unix - - n - - discard",
-		"local unix - n n - - local", "anvil unix - - n - 1 anvil", "scache unix - - n - 1 scache",
-		"postlog unix-dgram n - n - 1 postlogd",
-	} {
-		master += l + "\n"
-	}
-	files := map[string]string{
-		"main.cf":     main,
-		"master.cf":   master,
-		"sasl_passwd": fmt.Sprintf("[%s]:%s %s:%s\n", strings.Split(relayhost, ":")[0], strings.Split(relayhost, ":")[1], user, pass),
-	}
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(etc, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	logs := func() string {
-		b, _ := os.ReadFile(filepath.Join(dir, "maillog"))
-		return tail(string(b), 4000)
-	}
-	if out, err := exec.Command(postfix, "-c", etc, "start").CombinedOutput(); err != nil {
-		t.Fatalf("postfix start: %v\n%s\n%s", err, out, logs())
-	}
-	t.Cleanup(func() {
-		_ = exec.Command(postfix, "-c", etc, "stop").Run()
-		// Wait for the master process to go (its pid file names it).
-		pidFile := filepath.Join(spool, "pid", "master.pid")
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			b, err := os.ReadFile(pidFile)
-			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-			if err != nil || pid <= 0 || syscall.Kill(pid, 0) != nil {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		if t.Failed() {
-			t.Logf("--- postfix maillog:\n%s", logs())
-		}
-	})
-	waitBanner(t, smtpd, nil, 30*time.Second)
+`, rhost, rport, p.etc))
+	p.start(t, main, masterCF(smtpd+" inet n - n - - smtpd"),
+		map[string]string{"sasl_passwd": fmt.Sprintf("[%s]:%s %s:%s\n", rhost, rport, user, pass)}, smtpd)
 	return smtpd
 }
 

@@ -13,9 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -167,35 +165,20 @@ func ipCert(t testing.TB, ip string) (certFile, keyFile string) {
 // function that reads Postfix's log.
 func startSASLSmarthost(t *testing.T, relayTo, cert, key string) (string, func() string) {
 	t.Helper()
-	postfix := needExecutable(t, "/usr/sbin/postfix", "postfix")
 	saslpasswd := needExecutable(t, "/usr/sbin/saslpasswd2", "sasl2-bin")
 	if m, _ := filepath.Glob("/usr/lib/*/sasl2/libsasldb.so*"); len(m) == 0 {
 		missingPeer(t, "Cyrus SASL sasldb and PLAIN modules", "Debian package libsasl2-modules")
 	}
-	dir := t.TempDir()
-	etc, spool, data := filepath.Join(dir, "etc"), filepath.Join(dir, "spool"), filepath.Join(dir, "data")
-	for _, d := range []string{etc, spool, data} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if out, err := exec.Command("chown", "postfix", data).CombinedOutput(); err != nil {
-		t.Skipf("cannot prepare a private Postfix (needs root and the postfix user): %v %s", err, out)
-	}
+	p := newPrivatePostfix(t)
 	// The account, in a sasldb that smtpd (user postfix, chrooted to the
 	// queue directory) finds at Cyrus' default /etc/sasldb2. Debian's
 	// Postfix reads the SASL configuration from /etc/postfix/sasl whatever
 	// cyrus_sasl_config_path says, so the chroot is what keeps the test's
 	// account apart from the machine's.
-	if err := os.MkdirAll(filepath.Join(spool, "etc"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(p.spool, "etc"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	sasldb := filepath.Join(spool, "etc", "sasldb2")
+	sasldb := filepath.Join(p.spool, "etc", "sasldb2")
 	user, realm, _ := strings.Cut(smarthostUser, "@")
 	cmd := exec.Command(saslpasswd, "-p", "-c", "-f", sasldb, "-u", realm, user)
 	cmd.Stdin = strings.NewReader(smarthostPass)
@@ -208,22 +191,10 @@ func startSASLSmarthost(t *testing.T, relayTo, cert, key string) (string, func()
 	port := freePort(t, false, "127.0.0.1")
 	smtpd := hostPort("127.0.0.1", port)
 	rhost, rport, _ := net.SplitHostPort(relayTo)
-	main := fmt.Sprintf(`compatibility_level = 3.6
-queue_directory = %[1]s
-data_directory = %[2]s
-mail_owner = postfix
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = smarthost.e2e.test
-mydomain = e2e.test
-mydestination =
-# Nobody relays by address: only a login lets mail through.
+	main := p.mainCF("smarthost.e2e.test", "e2e.test", "127.0.0.1", fmt.Sprintf(`# Nobody relays by address: only a login lets mail through.
 mynetworks = 127.0.0.254/32
 smtpd_relay_restrictions = permit_sasl_authenticated, reject
-alias_maps =
-alias_database =
-local_transport = error:local delivery is disabled
-relayhost = [%[3]s]:%[4]s
+relayhost = [%s]:%s
 smtp_tls_security_level = none
 smtpd_sasl_auth_enable = yes
 smtpd_sasl_type = cyrus
@@ -231,58 +202,11 @@ smtpd_sasl_path = smtpd
 smtpd_sasl_security_options = noanonymous
 smtpd_tls_security_level = may
 smtpd_tls_auth_only = yes
-smtpd_tls_cert_file = %[6]s
-smtpd_tls_key_file = %[7]s
+smtpd_tls_cert_file = %s
+smtpd_tls_key_file = %s
 smtpd_tls_loglevel = 1
-maillog_file = %[5]s/maillog
-maillog_file_prefixes = %[5]s
-smtp_connection_cache_on_demand = no
-`, spool, data, rhost, rport, dir, cert, key)
-	master := fmt.Sprintf("%s inet n - y - - smtpd\n", smtpd)
-	for _, l := range []string{
-		"pickup unix n - n 60 1 pickup", "cleanup unix n - n - 0 cleanup", "qmgr unix n - n 300 1 qmgr",
-		"tlsmgr unix - - n 1000? 1 tlsmgr", "rewrite unix - - n - - trivial-rewrite", "bounce unix - - n - 0 bounce",
-		"defer unix - - n - 0 bounce", "trace unix - - n - 0 bounce", "verify unix - - n - 1 verify",
-		"flush unix n - n 1000? 0 flush", "proxymap unix - - n - - proxymap", "proxywrite unix - - n - 1 proxymap",
-		"smtp unix - - n - - smtp", "relay unix - - n - - smtp", "showq unix n - n - - showq",
-		"error unix - - n - - error", "retry unix - - n - - error", "discard unix - - n - - discard",
-		"local unix - n n - - local", "anvil unix - - n - 1 anvil", "scache unix - - n - 1 scache",
-		"postlog unix-dgram n - n - 1 postlogd",
-	} {
-		master += l + "\n"
-	}
-	files := map[string]string{
-		"main.cf":   main,
-		"master.cf": master,
-	}
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(etc, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	logs := func() string {
-		b, _ := os.ReadFile(filepath.Join(dir, "maillog"))
-		return string(b)
-	}
-	if out, err := exec.Command(postfix, "-c", etc, "start").CombinedOutput(); err != nil {
-		t.Fatalf("postfix start: %v\n%s\n%s", err, out, tail(logs(), 4000))
-	}
-	t.Cleanup(func() {
-		_ = exec.Command(postfix, "-c", etc, "stop").Run()
-		pidFile := filepath.Join(spool, "pid", "master.pid")
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			b, err := os.ReadFile(pidFile)
-			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-			if err != nil || pid <= 0 || syscall.Kill(pid, 0) != nil {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		if t.Failed() {
-			t.Logf("--- smarthost postfix maillog:\n%s", tail(logs(), 6000))
-		}
-	})
-	waitBanner(t, smtpd, nil, 30*time.Second)
-	return smtpd, logs
+`, rhost, rport, cert, key))
+	// smtpd chrooted (the "y"): it finds the sasldb under the queue directory.
+	p.start(t, main, masterCF(smtpd+" inet n - y - - smtpd"), nil, smtpd)
+	return smtpd, p.logs
 }
