@@ -1,8 +1,6 @@
 package admin
 
 import (
-	"bytes"
-	"io"
 	"net/http"
 )
 
@@ -33,22 +31,15 @@ func (h *handler) drainState(w http.ResponseWriter, r *http.Request, c caller) *
 // (SMTP 421 4.3.2, HTTP inject 503) and goes on delivering what it holds;
 // {"off": true} takes mail again.
 func (h *handler) drain(w http.ResponseWriter, r *http.Request, c caller) *apiError {
-	if c.tenant != "" {
-		return fail(http.StatusForbidden, "draining is the operator's: an operator key or a trusted host is required")
+	if err := operatorOnly(c, "draining is the operator's"); err != nil {
+		return err
 	}
 	if h.opts.SetDraining == nil {
 		return fail(http.StatusNotFound, "draining is not available")
 	}
-	var req DrainRequest
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBytes))
-	if err != nil {
-		return fail(http.StatusBadRequest, "reading the request: %v", err)
-	}
-	if len(bytes.TrimSpace(body)) > 0 {
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		if err := decode(w, r, &req); err != nil {
-			return err
-		}
+	var req DrainRequest // an empty body: start draining
+	if err := decodeOptional(w, r, &req); err != nil {
+		return err
 	}
 	h.opts.SetDraining(!req.Off)
 	if req.Off {

@@ -252,6 +252,16 @@ func (c caller) scope(tenant string) (string, *apiError) {
 // decode reads a JSON request body strictly: one object, known fields
 // only, at most MaxRequestBytes.
 func decode(w http.ResponseWriter, r *http.Request, v any) *apiError {
+	return decodeBody(w, r, v, false)
+}
+
+// decodeOptional is decode for a request whose body may be empty (v is
+// then left as it is).
+func decodeOptional(w http.ResponseWriter, r *http.Request, v any) *apiError {
+	return decodeBody(w, r, v, true)
+}
+
+func decodeBody(w http.ResponseWriter, r *http.Request, v any, emptyOK bool) *apiError {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -261,6 +271,9 @@ func decode(w http.ResponseWriter, r *http.Request, v any) *apiError {
 		return fail(http.StatusBadRequest, "reading the request: %v", err)
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
+		if emptyOK {
+			return nil
+		}
 		return fail(http.StatusBadRequest, "a JSON object is required")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -270,6 +283,15 @@ func decode(w http.ResponseWriter, r *http.Request, v any) *apiError {
 	}
 	if dec.More() {
 		return fail(http.StatusBadRequest, "bad JSON: more than one value")
+	}
+	return nil
+}
+
+// operatorOnly refuses a tenant's API key an action that is the
+// operator's (it reaches past one tenant's mail): what says which.
+func operatorOnly(c caller, what string) *apiError {
+	if c.tenant != "" {
+		return fail(http.StatusForbidden, "%s: an operator key or a trusted host is required", what)
 	}
 	return nil
 }

@@ -18,8 +18,8 @@ type ReloadResponse struct {
 // reload serves POST /api/admin/reload/v1: re-read the configuration and
 // apply it. Operators only.
 func (h *handler) reload(w http.ResponseWriter, r *http.Request, c caller) *apiError {
-	if c.tenant != "" {
-		return fail(http.StatusForbidden, "reload is the operator's: an operator key or a trusted host is required")
+	if err := operatorOnly(c, "reload is the operator's"); err != nil {
+		return err
 	}
 	if h.opts.Reload == nil {
 		return fail(http.StatusNotFound, "reload is not available")

@@ -50,10 +50,7 @@ func (h *handler) tlsReportsOK(c caller) *apiError {
 	if h.opts.TLSReports == nil {
 		return fail(http.StatusNotFound, "TLS reporting is not running (it needs MX delivery: no [delivery] relay_to)")
 	}
-	if c.tenant != "" {
-		return fail(http.StatusForbidden, "TLS reports are for operators, not for a tenant's API key")
-	}
-	return nil
+	return operatorOnly(c, "TLS reports cover every tenant's mail")
 }
 
 // listTLSReports: GET /api/admin/tls-reports/v1[?domain=D[&day=YYYY-MM-DD]].

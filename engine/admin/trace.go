@@ -31,8 +31,8 @@ const traceHeartbeat = 15 * time.Second
 // a trace shows every tenant's sessions.
 func (h *handler) traceStream(side trace.Side) func(w http.ResponseWriter, r *http.Request, c caller) *apiError {
 	return func(w http.ResponseWriter, r *http.Request, c caller) *apiError {
-		if c.tenant != "" {
-			return fail(http.StatusForbidden, "traces show every tenant's sessions: an operator key or a trusted host is required")
+		if err := operatorOnly(c, "traces show every tenant's sessions"); err != nil {
+			return err
 		}
 		hub := h.opts.Trace
 		if hub == nil {
@@ -147,8 +147,8 @@ func (h *handler) logLevel(w http.ResponseWriter, r *http.Request, c caller) *ap
 // setLogLevel serves POST /api/admin/log-level/v1 {"level": "debug"}: the
 // level until the next reload, which applies [log] level again.
 func (h *handler) setLogLevel(w http.ResponseWriter, r *http.Request, c caller) *apiError {
-	if c.tenant != "" {
-		return fail(http.StatusForbidden, "the log level is the operator's: an operator key or a trusted host is required")
+	if err := operatorOnly(c, "the log level is the operator's"); err != nil {
+		return err
 	}
 	if h.opts.SetLogLevel == nil {
 		return fail(http.StatusNotFound, "the log level is not available")
