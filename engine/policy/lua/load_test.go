@@ -28,27 +28,7 @@ func writeScript(t *testing.T, src string) string {
 // TestReferenceScript: the reference script of policy.md loads (its keys
 // stubbed with a test key) and builds the config its calls name.
 func TestReferenceScript(t *testing.T) {
-	src, err := os.ReadFile(filepath.Join("testdata", "relay.lua"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := os.ReadFile(testKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range []string{"mail._domainkey.example.com.pem", "s1._domainkey.acme.example.pem"} {
-		if err := os.WriteFile(filepath.Join(dir, "keys", k), key, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(dir, "relay.lua"), src, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Chdir(dir) // key_file is relative to the working directory, as in TOML
+	referenceDir(t) // key_file is relative to the working directory, as in TOML
 	s, err := LoadScript("relay.lua")
 	if err != nil {
 		t.Fatal(err)
