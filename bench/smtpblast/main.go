@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -61,6 +62,7 @@ every -progress (default 5s).
 	fs.BoolVar(&cfg.Pipelining, "pipelining", false, "pipeline MAIL/RCPT/DATA when the server offers PIPELINING")
 	fs.BoolVar(&cfg.StartTLS, "starttls", false, "require STARTTLS")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "do not verify the server certificate")
+	caFile := fs.String("ca", "", "PEM file of the CA certificates that verify the server (default: the system roots)")
 	auth := fs.String("auth", "", "user:pass for AUTH PLAIN")
 	rate := fs.String("rate", "", `target rate across all connections, e.g. "500/s"`)
 	fs.StringVar(&cfg.EHLO, "ehlo", "blast.example.test", "EHLO name")
@@ -95,6 +97,16 @@ every -progress (default 5s).
 	if *rate != "" {
 		if cfg.Rate, err = blast.ParseRate(*rate); err != nil {
 			return 2, err
+		}
+	}
+	if *caFile != "" {
+		pem, err := os.ReadFile(*caFile)
+		if err != nil {
+			return 2, err
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return 2, fmt.Errorf("-ca %s: no PEM certificate", *caFile)
 		}
 	}
 	if *auth != "" {

@@ -65,6 +65,10 @@ type Metrics struct {
 	ConnectionsOpenedIn  *vm.Counter // gannet_connections_opened_total{direction="in"}: connections accepted
 	ConnectionsOpenedOut *vm.Counter // gannet_connections_opened_total{direction="out"}: outbound sessions established
 
+	// gannet_tls_handshakes_total{direction="out",resumed}: successful
+	// outbound TLS handshakes, full or resuming an earlier session.
+	TLSHandshakesOutFull, TLSHandshakesOutResumed *vm.Counter
+
 	// Per-destination and per-sender counters with a bounded number of
 	// label values (capped.go): gannet_site_messages_*_total{site},
 	// gannet_domain_messages_*_total{domain},
@@ -120,6 +124,8 @@ func New() *Metrics {
 	s.NewGauge(`gannet_queue_depth{queue="dead"}`, func() float64 { return call(&m.dead) })
 	m.ConnectionsOpenedIn = s.NewCounter(`gannet_connections_opened_total{direction="in"}`)
 	m.ConnectionsOpenedOut = s.NewCounter(`gannet_connections_opened_total{direction="out"}`)
+	m.TLSHandshakesOutFull = s.NewCounter(`gannet_tls_handshakes_total{direction="out",resumed="false"}`)
+	m.TLSHandshakesOutResumed = s.NewCounter(`gannet_tls_handshakes_total{direction="out",resumed="true"}`)
 	m.bounceClasses = classCounters{set: s, family: "gannet_bounces_total"}
 	m.transientClasses = classCounters{set: s, family: "gannet_transient_failures_by_class_total"}
 	m.maxLabels.Store(DefaultMaxLabels)
@@ -305,6 +311,8 @@ func help(family string) string {
 		return "Messages found corrupt in the spool and quarantined: an index entry that does not decode (index) or a body record that does not read back (record)."
 	case "gannet_connections_opened_total":
 		return "SMTP connections accepted (in) or outbound sessions established (out)."
+	case "gannet_tls_handshakes_total":
+		return "Successful outbound TLS handshakes: full (resumed=\"false\") or resuming an earlier session with the same MX host (resumed=\"true\")."
 	case "gannet_bounces_total":
 		return "Recipients that bounced or expired, by bounce classification."
 	case "gannet_policy_errors_total":

@@ -43,6 +43,10 @@ type dialConfig struct {
 	implicitTLS   bool
 	auth          *RelayAuth
 	onAuthFailure func(host, peer, user string, r smtpwire.Reply)
+	// sessions is the Manager's TLS session cache (resumption, RFC 8446
+	// §2.2); onHandshake is Options.OnTLSHandshake.
+	sessions    tls.ClientSessionCache
+	onHandshake func(resumed bool)
 }
 
 // Client is one SMTP client session with one server address. It is used by
@@ -240,23 +244,37 @@ func (c *Client) startTLS(ctx context.Context) *sessionError {
 		return &sessionError{stage: "STARTTLS", tlsFailed: true, refusal: smtpwire.Error{Reply: localReply(451, "4.7.10",
 			fmt.Sprintf("%s [%s] sent data after 220 to STARTTLS", c.host, c.peer)), Cause: errDataAfterSTARTTLS}}
 	}
-	tc := tls.Client(c.conn, c.cfg.tls.config(strings.TrimSuffix(c.host, ".")))
-	hctx, cancel := context.WithTimeout(ctx, c.cfg.commandTimeout)
-	err = tc.HandshakeContext(hctx)
-	cancel()
-	if err != nil {
+	if err := c.handshake(ctx); err != nil {
 		return &sessionError{stage: "STARTTLS", tlsFailed: true, refusal: smtpwire.Error{Reply: localReply(451, "4.7.10",
 			fmt.Sprintf("TLS handshake with %s [%s] failed: %s", c.host, c.peer, errText(err))), Cause: err}}
 	}
+	return c.ehlo()
+}
+
+// handshake runs the TLS handshake over the connection (after STARTTLS, or
+// first thing for implicit TLS) under the pool's policy, resuming a
+// session of the same host when the Manager's cache holds one, and then
+// talks over TLS.
+func (c *Client) handshake(ctx context.Context) error {
+	tc := tls.Client(c.conn, c.cfg.tls.config(strings.TrimSuffix(c.host, "."), c.peer.Port(), c.cfg.sessions))
+	hctx, cancel := context.WithTimeout(ctx, c.cfg.commandTimeout)
+	err := tc.HandshakeContext(hctx)
+	cancel()
+	if err != nil {
+		return err
+	}
 	st := tc.ConnectionState()
 	c.tls = &st
+	if c.cfg.onHandshake != nil {
+		c.cfg.onHandshake(st.DidResume)
+	}
 	if c.traceID != 0 {
 		c.publish(trace.TLS, tlsTraceText(&st))
 	}
 	c.conn = tc
 	c.rr.reset(tc)
 	c.w.Reset(tc)
-	return c.ehlo()
+	return nil
 }
 
 // roundTrip writes cmd, flushes and reads one reply.

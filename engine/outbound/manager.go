@@ -2,6 +2,7 @@ package outbound
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/netip"
@@ -105,6 +106,12 @@ type Options struct {
 	// TLSObserver, when set, is told of every TLS session on a new
 	// connection to an MX host, for TLS reporting (RFC 8460; tlsreport.go).
 	TLSObserver TLSObserver
+	// OnTLSHandshake, when set, is called after every successful TLS
+	// handshake with a server (STARTTLS or implicit TLS), resumed telling
+	// whether it resumed an earlier session of the same host (the Manager
+	// keeps sessionCacheSize of them) instead of a full handshake
+	// (gannet_tls_handshakes_total{direction="out",resumed}).
+	OnTLSHandshake func(resumed bool)
 	// OnConnection, when set, is called with +1 when a session is
 	// established and -1 when it is closed (gannet_connections{direction="out"}).
 	OnConnection func(delta int)
@@ -188,6 +195,10 @@ func New(opts Options) *Manager {
 			onErrorReply:   opts.OnErrorReply,
 			trace:          opts.Trace,
 			onAuthFailure:  opts.OnAuthFailure,
+			// One cache for every pool: a host's sessions outlive its
+			// pools (a reload, another policy key) and its connections.
+			sessions:    tls.NewLRUClientSessionCache(sessionCacheSize),
+			onHandshake: opts.OnTLSHandshake,
 		},
 		health: newHostHealth(opts.Now, opts.HostBackoff, opts.HostBackoffMax),
 		now:    opts.Now,

@@ -70,6 +70,7 @@ type testReceiver struct {
 	rsetCount  int
 	heloUsed   bool
 	tlsHandsOK int
+	tlsResumed int // handshakes that resumed an earlier session
 }
 
 // rxTx is one received transaction.
@@ -264,6 +265,9 @@ func (r *testReceiver) serve(c net.Conn) {
 			}
 			r.mu.Lock()
 			r.tlsHandsOK++
+			if tc.ConnectionState().DidResume {
+				r.tlsResumed++
+			}
 			r.mu.Unlock()
 			c = tc
 			br = bufio.NewReader(tc)

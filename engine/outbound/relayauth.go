@@ -3,7 +3,6 @@ package outbound
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -110,22 +109,10 @@ func (c *Client) verifiedTLS() bool {
 // implicitHandshake starts TLS on a new connection before the greeting
 // (RFC 8314 §3.3).
 func (c *Client) implicitHandshake(ctx context.Context) *sessionError {
-	tc := tls.Client(c.conn, c.cfg.tls.config(strings.TrimSuffix(c.host, ".")))
-	hctx, cancel := context.WithTimeout(ctx, c.cfg.commandTimeout)
-	err := tc.HandshakeContext(hctx)
-	cancel()
-	if err != nil {
+	if err := c.handshake(ctx); err != nil {
 		return &sessionError{stage: "TLS", refusal: smtpwire.Error{Reply: localReply(451, "4.7.10",
 			fmt.Sprintf("TLS handshake with %s [%s] failed: %s", c.host, c.peer, errText(err))), Cause: err}}
 	}
-	st := tc.ConnectionState()
-	c.tls = &st
-	if c.traceID != 0 {
-		c.publish(trace.TLS, tlsTraceText(&st))
-	}
-	c.conn = tc
-	c.rr.reset(tc)
-	c.w.Reset(tc)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -85,13 +86,54 @@ func (p *TLSPolicy) fallsBack() bool {
 	return p.FallbackPlaintext && (p.Mode == TLSOpportunistic || p.Mode == TLSOpportunisticInsecure)
 }
 
-// config returns the tls.Config for a STARTTLS to the MX host serverName.
-func (p *TLSPolicy) config(serverName string) *tls.Config {
+// verifyKind names how p checks a server's certificate, for the session
+// cache's keys: "webpki" (a chain to the roots and the host name), "dane"
+// (the TLSA records, in VerifyConnection) or "none".
+func (p *TLSPolicy) verifyKind() string {
+	switch {
+	case p.skipVerify && p.verify != nil:
+		return "dane"
+	case p.skipVerify || p.Mode == TLSOpportunisticInsecure:
+		return "none"
+	}
+	return "webpki"
+}
+
+// sessionCacheSize is how many TLS sessions a Manager keeps for
+// resumption: one per (MX host name, port, kind of certificate check).
+const sessionCacheSize = 1024
+
+// sessionView is a Manager's TLS session cache as one connection sees it.
+// crypto/tls keys a session by the tls.Config's ServerName (the MX host
+// name); the view puts the port and the kind of certificate check
+// (verifyKind) before it, so that a session is offered only to the same
+// service, and only when it was made under the same check.
+//
+// A resumed session skips the certificate chain but not the checks
+// Gannet relies on: crypto/tls resumes a session under a verifying config
+// only if that session's chain was verified, and checks it again against
+// the current roots and the host name; and VerifyConnection (DANE's TLSA
+// check, daneTLS) runs on resumed connections too. VerifyPeerCertificate
+// does not, so the policies must not use it.
+type sessionView struct {
+	cache  tls.ClientSessionCache
+	prefix string
+}
+
+func (v sessionView) Get(key string) (*tls.ClientSessionState, bool) {
+	return v.cache.Get(v.prefix + key)
+}
+
+func (v sessionView) Put(key string, cs *tls.ClientSessionState) { v.cache.Put(v.prefix+key, cs) }
+
+// config returns the tls.Config for a STARTTLS to the MX host serverName
+// on port; sessions, when set, is the Manager's session cache.
+func (p *TLSPolicy) config(serverName string, port uint16, sessions tls.ClientSessionCache) *tls.Config {
 	minV := p.MinVersion
 	if minV == 0 {
 		minV = tls.VersionTLS12
 	}
-	return &tls.Config{
+	cfg := &tls.Config{
 		ServerName:         serverName,
 		MinVersion:         minV,
 		CipherSuites:       p.CipherSuites,
@@ -99,4 +141,8 @@ func (p *TLSPolicy) config(serverName string) *tls.Config {
 		InsecureSkipVerify: p.Mode == TLSOpportunisticInsecure || p.skipVerify,
 		VerifyConnection:   p.verify,
 	}
+	if sessions != nil {
+		cfg.ClientSessionCache = sessionView{cache: sessions, prefix: p.verifyKind() + "|" + strconv.Itoa(int(port)) + "|"}
+	}
+	return cfg
 }

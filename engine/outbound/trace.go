@@ -111,6 +111,9 @@ func tlsTraceText(cs *tls.ConnectionState) string {
 			s += " (not verified)"
 		}
 	}
+	if cs.DidResume {
+		s += " resumed"
+	}
 	return s
 }
 

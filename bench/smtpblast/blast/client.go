@@ -69,7 +69,7 @@ func (c *client) setup(cfg *Config) error {
 			return &replyError{"STARTTLS", code, text}
 		}
 		host, _, _ := net.SplitHostPort(cfg.Server)
-		tc := tls.Client(c.conn, &tls.Config{ServerName: host, InsecureSkipVerify: cfg.Insecure})
+		tc := tls.Client(c.conn, &tls.Config{ServerName: host, InsecureSkipVerify: cfg.Insecure, RootCAs: cfg.RootCAs})
 		if err := tc.Handshake(); err != nil {
 			return fmt.Errorf("tls: %w", err)
 		}
@@ -180,8 +180,11 @@ type txResult struct {
 	rcptOK   int
 	rcptFail int
 	acked    bool // the server took the message for at least one recipient
-	broken   bool // the connection is unusable (I/O error or 421)
-	err      error
+	// dot is the time from the end of the data (the "." line sent) to the
+	// final reply; 0 when the body was not sent.
+	dot    time.Duration
+	broken bool // the connection is unusable (I/O error or 421)
+	err    error
 }
 
 // send runs one mail transaction: MAIL, RCPTs, DATA, body. With PIPELINING the
@@ -276,10 +279,12 @@ func (c *client) send(from string, m *message) txResult {
 	if err := c.flush(); err != nil {
 		return txResult{broken: true, err: err}
 	}
+	dotAt := time.Now()
 	code, text, err = c.reply(nil)
 	if err != nil {
 		return txResult{broken: true, err: err, rcptOK: res.rcptOK, rcptFail: res.rcptFail}
 	}
+	res.dot = time.Since(dotAt)
 	res.code, res.text = code, text
 	res.acked = code/100 == 2 && res.rcptOK > 0 && mailCode == 250
 	res.broken = code == 421

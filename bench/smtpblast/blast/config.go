@@ -1,6 +1,7 @@
 package blast
 
 import (
+	"crypto/x509"
 	"fmt"
 	"io"
 	"strconv"
@@ -28,11 +29,14 @@ type Config struct {
 	Pipelining  bool   // pipeline MAIL/RCPT/DATA when the server offers PIPELINING
 	StartTLS    bool   // require STARTTLS
 	Insecure    bool   // do not verify the server certificate
-	AuthUser    string // AUTH PLAIN when set
-	AuthPass    string
-	Rate        float64       // messages per second across all connections; 0: unlimited
-	EHLO        string        // EHLO name (default blast.example.test)
-	Timeout     time.Duration // per command or HTTP request (default 30 s)
+	// RootCAs verifies the server certificate (its name or IP address is
+	// the host of Server); nil: the system roots.
+	RootCAs  *x509.CertPool
+	AuthUser string // AUTH PLAIN when set
+	AuthPass string
+	Rate     float64       // messages per second across all connections; 0: unlimited
+	EHLO     string        // EHLO name (default blast.example.test)
+	Timeout  time.Duration // per command or HTTP request (default 30 s)
 	// IDs receives "<queue id>\t<X-Blast-Id>\n" for every acknowledged message.
 	IDs io.Writer
 	// HTTPURL, when set, injects over HTTP instead of SMTP: a base URL

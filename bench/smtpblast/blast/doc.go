@@ -8,9 +8,11 @@
 // dispatcher; a rate limit is a schedule rather than a token bucket: message
 // n may start at start + (n-1)/rate. A worker pipelines MAIL, every RCPT and
 // DATA in one write when the server offers PIPELINING (RFC 2920 §3.1), sends
-// the body after 354, and records the latency from MAIL to the final reply in
-// a per-worker log-linear histogram (about 1.6% precision), merged at the end,
-// so the hot path shares nothing but three atomic counters.
+// the body after 354, and records the latency from MAIL to the final reply,
+// and from the end of the data to that reply (what a client waits for the
+// server to make the message durable), in per-worker log-linear histograms
+// (about 1.6% precision), merged at the end, so the hot path shares nothing
+// but three atomic counters.
 //
 // Messages. Every message has a unique "X-Blast-Id: <run>-<seq>" and
 // Message-ID, and a body of the requested size made of text lines of at most

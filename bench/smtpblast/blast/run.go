@@ -32,6 +32,11 @@ type Result struct {
 	ElapsedSeconds    float64        `json:"elapsed_seconds"`
 	MessagesPerSecond float64        `json:"messages_per_second"` // acked per second
 	Latency           LatencySummary `json:"latency_ms"`
+	// DotLatency is the time from the end of the data (the "." line
+	// flushed) to the final reply, of the messages whose data was sent
+	// (SMTP only): what a client waits for the server to make the
+	// message durable (RFC 5321 §4.1.1.4, §4.5.3.2.6).
+	DotLatency        LatencySummary `json:"dot_latency_ms"`
 	Replies           map[int]uint64 `json:"replies"` // SMTP reply or HTTP status codes
 	CPUSeconds        float64        `json:"cpu_seconds"`
 	CPUSecondsPer1000 float64        `json:"cpu_seconds_per_1000"`
@@ -47,6 +52,9 @@ func (r *Result) WriteText(w io.Writer) {
 		r.ElapsedSeconds, r.MessagesPerSecond, float64(r.Bytes)/1e6/max(r.ElapsedSeconds, 1e-9), r.Connects, r.ConnErrors)
 	l := r.Latency
 	fmt.Fprintf(w, "  latency ms: p50 %.2f, p90 %.2f, p99 %.2f, max %.2f, mean %.2f\n", l.P50, l.P90, l.P99, l.Max, l.Mean)
+	if d := r.DotLatency; d.Count > 0 {
+		fmt.Fprintf(w, "  end of data to reply ms: p50 %.2f, p90 %.2f, p99 %.2f, max %.2f, mean %.2f\n", d.P50, d.P90, d.P99, d.Max, d.Mean)
+	}
 	fmt.Fprintf(w, "  replies:")
 	for code := range 600 {
 		if n := r.Replies[code]; n > 0 {
@@ -81,6 +89,7 @@ type run struct {
 // workerStats are a worker's own counters, merged at the end.
 type workerStats struct {
 	hist       histogram
+	dot        histogram // end of data to the final reply
 	codes      [600]uint64
 	rcptOK     uint64
 	rcptFail   uint64
@@ -146,10 +155,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.HTTPURL != "" {
 		res.Mode, res.Target = "http-"+cfg.HTTPMode, cfg.HTTPURL
 	}
-	var h histogram
+	var h, dot histogram
 	for i := range stats {
 		st := &stats[i]
 		h.merge(&st.hist)
+		dot.merge(&st.dot)
 		for code, n := range st.codes {
 			if n > 0 {
 				res.Replies[code] += n
@@ -162,6 +172,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.Bytes += st.bytes
 	}
 	res.Latency = h.summary()
+	res.DotLatency = dot.summary()
 	res.MessagesPerSecond = float64(res.Acked) / max(elapsed.Seconds(), 1e-9)
 	res.CPUSeconds = cpuSeconds() - cpu0
 	if res.Sent > 0 {
@@ -289,6 +300,9 @@ func (r *run) smtpWorker(ctx context.Context, st *workerStats, rng *rand.Rand) {
 			r.noteError(res.err)
 		} else {
 			st.hist.record(time.Since(t0))
+		}
+		if res.dot > 0 {
+			st.dot.record(res.dot)
 		}
 		id := ""
 		if res.acked && r.cfg.IDs != nil {

@@ -3,6 +3,7 @@ package blast
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"os"
 	"path/filepath"
 	"sort"
@@ -179,9 +180,32 @@ func TestRunStartTLSAndAuth(t *testing.T) {
 			t.Fatal("message received without TLS")
 		}
 	}
-	// Certificate verification is on without Insecure.
+	// Certificate verification is on without Insecure, against RootCAs
+	// when set.
 	if _, err := Run(context.Background(), Config{Server: s.Addr(), Messages: 1, StartTLS: true}); err == nil {
 		t.Error("self-signed certificate accepted without -insecure")
+	}
+	leaf, err := x509.ParseCertificate(tc.Certificates[0].Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(leaf)
+	if res := mustRun(t, Config{Server: s.Addr(), Messages: 2, StartTLS: true, RootCAs: roots}); res.Acked != 2 {
+		t.Errorf("with the certificate in RootCAs: acked %d of 2 (%v)", res.Acked, res.Errors)
+	}
+}
+
+// Every message sent gets its time from the end of the data to the reply,
+// with and without PIPELINING; that of a slow server shows.
+func TestRunDotLatency(t *testing.T) {
+	s := startSink(t, sink.Config{Faults: sink.Faults{Delays: []sink.Delay{{Stage: sink.StageDot, Duration: 20 * time.Millisecond}}}})
+	for _, pipelining := range []bool{false, true} {
+		res := mustRun(t, Config{Server: s.Addr(), Connections: 2, Messages: 10, Pipelining: pipelining})
+		if d := res.DotLatency; d.Count != 10 || d.P50 < 20 || d.P50 > res.Latency.P50 {
+			t.Errorf("pipelining=%v: end of data to reply %+v, MAIL to reply %+v; want 10 of at least 20 ms, within the latter",
+				pipelining, d, res.Latency)
+		}
 	}
 }
 

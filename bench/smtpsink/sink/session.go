@@ -562,6 +562,9 @@ func (ss *session) startTLS() error {
 	}
 	tc.SetDeadline(time.Time{})
 	ss.s.c.tls.Add(1)
+	if tc.ConnectionState().DidResume {
+		ss.s.c.tlsResumed.Add(1)
+	}
 	ss.conn = tc
 	ss.r.Reset(tc)
 	ss.w.Reset(tc)

@@ -81,6 +81,34 @@ func TestNetSMTPStartTLS(t *testing.T) {
 	}
 }
 
+// A client that keeps its TLS sessions resumes one on its next connection;
+// the stats count those handshakes apart.
+func TestStartTLSResumedCounted(t *testing.T) {
+	tc, err := SelfSignedTLS("sink.example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startSink(t, Config{TLS: tc})
+	cfg := &tls.Config{InsecureSkipVerify: true, ServerName: "sink.example.test", ClientSessionCache: tls.NewLRUClientSessionCache(4)}
+	for i := range 3 {
+		c, err := smtp.Dial(s.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.StartTLS(cfg); err != nil {
+			t.Fatalf("StartTLS %d: %v", i, err)
+		}
+		// The TLS 1.3 ticket comes after the handshake: a command reads it.
+		if err := c.Noop(); err != nil {
+			t.Fatal(err)
+		}
+		c.Quit()
+	}
+	if st := s.Stats(); st.TLSHandshakes != 3 || st.TLSResumed != 2 {
+		t.Errorf("tls handshakes %d, resumed %d; want 3, 2", st.TLSHandshakes, st.TLSResumed)
+	}
+}
+
 // A client that pipelines the whole transaction in one write gets every reply
 // in order (RFC 2920).
 func TestPipelinedTransaction(t *testing.T) {

@@ -16,6 +16,7 @@ type Stats struct {
 	MaxConcurrentConns int64          `json:"max_concurrent_connections"`
 	RefusedConns       uint64         `json:"refused_connections"` // over the connection limit
 	TLSHandshakes      uint64         `json:"tls_handshakes"`      // successful STARTTLS upgrades
+	TLSResumed         uint64         `json:"tls_resumed"`         // of which resumed an earlier session (RFC 8446 §2.2)
 	Messages           uint64         `json:"messages"`            // accepted with 2xx at the end of data
 	Rejected           uint64         `json:"rejected"`            // refused at the end of data (injected or too big)
 	Recipients         uint64         `json:"recipients"`          // recipients of accepted messages
@@ -59,6 +60,7 @@ type counters struct {
 	maxConcurrent atomic.Int64
 	refused       atomic.Uint64
 	tls           atomic.Uint64
+	tlsResumed    atomic.Uint64
 	messages      atomic.Uint64
 	rejected      atomic.Uint64
 	recipients    atomic.Uint64
@@ -99,6 +101,7 @@ func (c *counters) snapshot(uptime time.Duration) Stats {
 		MaxConcurrentConns: c.maxConcurrent.Load(),
 		RefusedConns:       c.refused.Load(),
 		TLSHandshakes:      c.tls.Load(),
+		TLSResumed:         c.tlsResumed.Load(),
 		Messages:           c.messages.Load(),
 		Rejected:           c.rejected.Load(),
 		Recipients:         c.recipients.Load(),
