@@ -22,14 +22,16 @@ export BENCH_LIB=$LIB
 QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then
   d_conns=4 d_per=25 d_msgs=100 d_c_msgs=20 d_c_conns=4 d_rate=5 d_e=2000 d_ef=20000 d_f=300 d_fpf=20 d_to=30 d_eto=30 d_arep=1 d_qrep=3 d_qf=5000
+  d_b2rate=20
 else
   d_conns=50 d_per=100 d_msgs=20000 d_c_msgs=5000 d_c_conns=50 d_rate=20 d_e=100000 d_ef=1000000 d_f=10000 d_fpf=200
-  d_to=180 d_eto=300 d_arep=3 d_qrep=5 d_qf=100000
+  d_to=180 d_eto=300 d_arep=3 d_qrep=5 d_qf=100000 d_b2rate=50
 fi
 # gannet-lua: (b) once more, right after Gannet's, with the policy script on.
 # gannet-query: (b) once more, with a pre-filled queue and a query a second.
-SYSTEMS=${BENCH_SYSTEMS:-"ceiling postfix gannet gannet-query gannet-lua"}
-SCENARIOS=${BENCH_SCENARIOS:-"a b c d e f"}
+# gannet-boring: (c) once more with bin/boring/gannet (GOEXPERIMENT=boringcrypto), when built.
+SYSTEMS=${BENCH_SYSTEMS:-"ceiling postfix gannet gannet-query gannet-lua gannet-boring"}
+SCENARIOS=${BENCH_SCENARIOS:-"a b b2 c d e f g"}
 CONNS=${BENCH_CONNS:-$d_conns}           # (a)(b)(d): concurrent connections
 PER_CONN=${BENCH_PER_CONN:-$d_per}       # messages per connection
 MSGS=${BENCH_MSGS:-$d_msgs}              # total; a connection QUITs after PER_CONN
@@ -38,6 +40,10 @@ A_REPEAT=${BENCH_A_REPEAT:-$d_arep}      # (a): ceiling + Gannet runs, interleav
 C_MSGS=${BENCH_C_MSGS:-$d_c_msgs}        # (c): 100 KB messages
 C_CONNS=${BENCH_C_CONNS:-$d_c_conns}
 C_SIZE=${BENCH_C_SIZE:-100k}
+B2_CONNS=${BENCH_B2_CONNS:-$CONNS}       # (b2): smtp-source sessions (no pipelining, -d: each keeps its connection)
+B2_MSGS=${BENCH_B2_MSGS:-$MSGS}          # (b2): messages, of SIZE
+B2_PROBE_RATE=${BENCH_B2_PROBE_RATE:-$d_b2rate} # (b2): latency probe, messages/s over 2 smtpblast connections
+G_MSGS=${BENCH_G_MSGS:-$MSGS}            # (g): messages, of SIZE, over CONNS connections (PER_CONN each)
 D_RATE=${BENCH_D_RATE:-$d_rate}          # (d): transactional messages per second
 E_QUEUED=${BENCH_E_QUEUED:-$d_e}         # (e): messages queued over SMTP behind a closed port
 E_FILL=${BENCH_E_FILL:-$d_ef}            # (e): messages filled straight into a spool Gannet then loads
@@ -165,6 +171,59 @@ start_sink() {
 # wait_sink URL COUNT TIMEOUT: wait until the sink has COUNT messages.
 wait_sink() { BL waitsink "$@"; }
 
+# start_psink NAME: Postfix's smtp-sink (the receiver of (b2) and of the
+# smtp-source ceilings) with -c, whose running count on stdout (the log
+# file) benchlib reads through SINK_URL=file:LOG; sets SINK_PID SINK_PORT.
+start_psink() {
+  local name=$1 sp sinkuser=()
+  sp=$(ports 1)
+  [ "$(id -u)" = 0 ] && sinkuser=(-u postfix) # it refuses to run as root
+  bg "$name-smtp-sink" /usr/sbin/smtp-sink "${sinkuser[@]}" -c -4 "127.0.0.1:$sp" 1024
+  SINK_PID=$BG_PID SINK_PORT=$sp SINK_URL="file:$WORK/$name-smtp-sink.log"
+  BL waitsmtp "127.0.0.1:$sp" 10 >/dev/null || { log "smtp-sink did not start"; return 1; }
+}
+
+# run_source NAME PORT CONNS MSGS SIZE: smtp-source -d (each session keeps
+# its connection; no pipelining, which it has not) sends MSGS messages of
+# SIZE over CONNS sessions to 127.0.0.1:PORT. smtp-source reports no count
+# of 250s: it sent MSGS unless it warned. Sets SRC_RATE (messages over wall
+# time), SRC_ERR (failed: ...) and SRC_NOTE (its warnings).
+run_source() {
+  local name=$1 port=$2 conns=$3 msgs=$4 size=$5 t0 t1 rc warned
+  t0=$(date +%s.%N)
+  run_fg timeout "$RUN_TIMEOUT" /usr/sbin/smtp-source -4 -d -s "$conns" -m "$msgs" -l "$(size_bytes "$size")" \
+    -f bench@example.test -t user@example.test -M source.example.test "127.0.0.1:$port" >"$WORK/$name.source.log" 2>&1
+  rc=$?
+  t1=$(date +%s.%N)
+  SRC_RATE=$(awk -v n="$msgs" -v a="$t1" -v b="$t0" 'BEGIN{printf "%.1f", n/(a-b)}')
+  SRC_ERR="" SRC_NOTE=""
+  [ $rc != 0 ] && SRC_ERR="failed: smtp-source exit $rc: $(tail -1 "$WORK/$name.source.log" | cut -c1-80)"
+  warned=$(grep -c -E 'warning|fatal' "$WORK/$name.source.log")
+  [ "$warned" != 0 ] && SRC_NOTE="smtp-source warned $warned times: $(grep -m1 -E 'warning|fatal' "$WORK/$name.source.log" | cut -c1-80)"
+  return 0
+}
+
+# source_load NAME PORT CONNS MSGS SIZE: (b2)'s load. run_source, and
+# meanwhile the latency probe: bin/smtpblast without PIPELINING on 2
+# connections at B2_PROBE_RATE messages/s, timing each message from the end
+# of its data (the "." sent) to the 250 (its dot_latency_ms), started just
+# before smtp-source and stopped (SIGTERM: it prints its summary) when
+# smtp-source is done. Sets what run_source sets, PROBE_ACKED and
+# PROBE_P50 PROBE_P99 PROBE_N (milliseconds; the count timed).
+source_load() {
+  local name=$1 port=$2 conns=$3 msgs=$4 size=$5 pp
+  bg "$name-probe" bin/smtpblast -server "127.0.0.1:$port" -connections 2 -rate "$B2_PROBE_RATE/s" -size "$size" \
+    -duration "${RUN_TIMEOUT}s" -run-id "probe-$name" -progress 0 -json
+  pp=$BG_PID
+  run_source "$name" "$port" "$conns" "$msgs" "$size"
+  stop_pid "$pp"
+  # bg wrote the probe's stdout (its JSON summary) into its log.
+  read -r PROBE_ACKED PROBE_P50 PROBE_P99 PROBE_N < <(BL jget "$WORK/$name-probe.log" acked dot_latency_ms.p50 \
+    dot_latency_ms.p99 dot_latency_ms.count | tr '\n' ' ')
+  [ "$PROBE_ACKED" = - ] && PROBE_ACKED=0
+  return 0
+}
+
 # ------------------------------------------------------------ systems --
 # Each start_* sets SYS_PORT (SMTP), SYS_PID (root of its process tree) and
 # on failure FAIL (the reason) and returns 1.
@@ -182,13 +241,19 @@ start_postfix() { # NAME RELAYPORT [extra main.cf lines]
 }
 
 # gannet_config NAME RELAYPORT RETRY MAXQ MAXCONN [EXTRA]: writes $WORK/NAME/gannet.toml.
+# G_LISTENER_TOML (more keys of the [[smtp_listener]]) and G_TLS_TOML (the
+# [tls] keys; default mode = "disabled") change it for (g).
 gannet_config() {
   local name=$1 relay=$2 retry=$3 maxq=$4 maxconn=$5 extra=${6:-} dir=$WORK/$1
   mkdir -p "$dir"
   read -r G_SMTP G_HTTP <<<"$(ports 2)"
   sed -e "s|@DIR@|$dir|g; s|@SMTPPORT@|$G_SMTP|; s|@HTTPPORT@|$G_HTTP|; s|@RELAYPORT@|$relay|" \
       -e "s|@RETRY@|$retry|; s|@MAXQ@|$maxq|; s|@MAXCONN@|$maxconn|" "$LIB/gannet.toml.tmpl" |
-    awk -v extra="$extra" '{ if ($0 == "@EXTRA@") print extra; else print }' >"$dir/gannet.toml"
+    awk -v extra="$extra" -v listener="${G_LISTENER_TOML:-}" -v tls="${G_TLS_TOML:-mode = \"disabled\"}" '
+      $0 == "@EXTRA@" { print extra; next }
+      $0 == "@LISTENER@" { print listener; next }
+      $0 == "@TLS@" { print tls; next }
+      { print }' >"$dir/gannet.toml"
 }
 
 # ------------------------------------------------------ policy script --
@@ -249,10 +314,12 @@ key = "${POLICY_HTTP_AUTH#Bearer }"
 EOF
 }
 
-# start_gannet NAME: runs bin/gannet serve with $WORK/NAME/gannet.toml.
+# start_gannet NAME: runs $G_BIN serve (bin/gannet; gannet-boring:
+# bin/boring/gannet) with $WORK/NAME/gannet.toml.
+G_BIN=bin/gannet
 start_gannet() {
   local name=$1 dir=$WORK/$1 out
-  if ! out=$(bin/gannet check-config -config "$dir/gannet.toml" 2>&1); then
+  if ! out=$("$G_BIN" check-config -config "$dir/gannet.toml" 2>&1); then
     FAIL="config refused: $(echo "$out" | head -1)"; return 1
   fi
   spawn_gannet "$name" "$dir/gannet.toml" "$G_SMTP" 30 || return 1
@@ -264,7 +331,7 @@ start_gannet() {
 # (epoch time of the exec), or FAIL.
 spawn_gannet() {
   local name=$1 cfg=$2 port=$3 to=$4 out
-  out=$(BL spawn "$WORK/$name-gannet.log" "127.0.0.1:$port" "$to" bin/gannet serve -config "$cfg")
+  out=$(BL spawn "$WORK/$name-gannet.log" "127.0.0.1:$port" "$to" "$G_BIN" serve -config "$cfg")
   read -r SPAWN_PID SPAWN_S SPAWN_T0 <<<"$out"
   [ -n "$SPAWN_PID" ] && track "$SPAWN_PID"
   case $SPAWN_S in
@@ -296,12 +363,26 @@ probe() {
 relay_run() {
   local sys=$1 scen=$2 size=$3 conns=$4 per=$5 msgs=$6 trickle=$7 gextra=${8:-}
   local name="$sys-$scen" FAIL="" note="" odk="" pfextra="" kind=$1 qfill=0
-  case $sys in gannet-lua | gannet-query) kind=gannet ;; esac
+  case $sys in gannet-lua | gannet-query | gannet-boring) kind=gannet ;; esac
   [ "$sys" = gannet-query ] && qfill=$Q_FILL
+  # gannet-boring: the BoringCrypto build; (g): TLS on both sides (tls_toml).
+  local G_BIN=bin/gannet G_LISTENER_TOML="" G_TLS_TOML="" sinktls=() blasttls=()
+  [ "$sys" = gannet-boring ] && G_BIN=bin/boring/gannet
+  if [ "$scen" = g ]; then
+    tls_toml
+    sinktls=(-tls-cert "$TLS_DIR/sink.pem" -tls-key "$TLS_DIR/sink.key")
+    blasttls=(-starttls -ca "$TLS_DIR/ca.pem")
+  fi
   log "($scen) $sys: $msgs x $size over $conns connections${trickle:+, trickle=$trickle}"
   # The sink offers CHUNKING, as the large mailbox providers do: Gannet then
   # sends each message as one BDAT LAST chunk; Postfix's client uses DATA.
-  if ! start_sink "$name" -chunking -ids "$WORK/$name.ids"; then
+  # (b2) delivers into Postfix's smtp-sink (no CHUNKING) instead.
+  if [ "$scen" = b2 ]; then
+    start_psink "$name"
+  else
+    start_sink "$name" -chunking -ids "$WORK/$name.ids" "${sinktls[@]}"
+  fi
+  if [ $? != 0 ]; then
     BL record "$RESULTS" scen="$scen" sys="$sys" error="failed: sink did not start"; return
   fi
   local sinkpid=$SINK_PID sinkport=$SINK_PORT sinkurl=$SINK_URL
@@ -350,7 +431,9 @@ relay_run() {
   base=$(BL sinkcount "$sinkurl")
   rm -f "$WORK/$name.target" "$WORK/$name.stop"
   bg "$name-watch" "$PY" -S "$LIB/benchlib.py" sinkwatch "$sinkurl" "$WORK/$name.target" $((RUN_TIMEOUT + 120)) "$WORK/$name.watch.json"
-  local watchpid=$BG_PID trpid="" qpid=""
+  local watchpid=$BG_PID trpid="" qpid="" tls0=()
+  # (g): the sink's handshakes so far (the probe's), and Gannet's.
+  [ "$scen" = g ] && read -r -a tls0 < <(tls_counts "$sinkurl" "$gapi" | tr '\n' ' ')
   if [ "$sys" = gannet-query ]; then
     # The query load: a group-by over the whole queue once a second, from
     # before the first message until the last one is at the sink.
@@ -369,15 +452,26 @@ relay_run() {
   t0=$(date +%s.%N)
   # (b)'s messages are bulk mail of a campaign (X-Campaign), for every
   # system alike: the reference policy script then adds List-Unsubscribe.
-  local hdr=()
+  local hdr=() acked rate failed sent=0 i err="" probe=()
   [ "$scen" = b ] && hdr=(-header "X-Campaign: bench-b")
-  run_fg bin/smtpblast -server "127.0.0.1:$port" -connections "$conns" -per-conn "$per" -messages "$msgs" \
-    -size "$size" -duration "${RUN_TIMEOUT}s" "${BLAST_FLAGS[@]}" "${hdr[@]}" -json >"$WORK/$name.blast.json" 2>"$WORK/$name.blast.err"
-  cpu_mid=$(BL cpu $cpupids)
+  if [ "$scen" = b2 ]; then
+    # smtp-source, no pipelining, and the latency probe (its messages
+    # count as delivered too).
+    source_load "$name" "$port" "$conns" "$msgs" "$size"
+    cpu_mid=$(BL cpu $cpupids)
+    acked=$((msgs + PROBE_ACKED)) rate=$SRC_RATE failed=0 err=$SRC_ERR
+    [ -n "$SRC_NOTE" ] && note="${note:+$note; }$SRC_NOTE"
+    probe=(probe_acked="$PROBE_ACKED" dot_p50="$PROBE_P50" dot_p99="$PROBE_P99" dot_n="$PROBE_N")
+  else
+    run_fg bin/smtpblast -server "127.0.0.1:$port" -connections "$conns" -per-conn "$per" -messages "$msgs" \
+      -size "$size" -duration "${RUN_TIMEOUT}s" "${BLAST_FLAGS[@]}" "${blasttls[@]}" "${hdr[@]}" -json \
+      >"$WORK/$name.blast.json" 2>"$WORK/$name.blast.err"
+    cpu_mid=$(BL cpu $cpupids)
+    read -r acked rate failed < <(BL jget "$WORK/$name.blast.json" acked messages_per_second failed | tr '\n' ' ')
+    [ "$acked" = - ] && acked=0
+    [ "$acked" = 0 ] && err="failed: no message accepted ($(head -c 100 "$WORK/$name.blast.err" | tr '\n' ' '))"
+  fi
   touch "$WORK/$name.stop"
-  local acked rate failed sent=0 i
-  read -r acked rate failed < <(BL jget "$WORK/$name.blast.json" acked messages_per_second failed | tr '\n' ' ')
-  [ "$acked" = - ] && acked=0
   if [ -n "$trpid" ]; then
     for i in $(seq 300); do [ -s "$WORK/$name.trickle.json.sent" ] && break; sleep 0.1; done
     sent=$(cat "$WORK/$name.trickle.json.sent" 2>/dev/null || echo 0)
@@ -401,8 +495,6 @@ relay_run() {
   [ "$count" = - ] && count=$base
   [[ "$sent" =~ ^[0-9]+$ ]] || sent=0
   local total=$((acked + sent))
-  local err=""
-  [ "$acked" = 0 ] && err="failed: no message accepted ($(head -c 100 "$WORK/$name.blast.err" | tr '\n' ' '))"
   [ "$failed" != - ] && [ "$failed" != 0 ] && note="${note:+$note; }$failed refused"
   local e2e="" secs=""
   local delivered=$total
@@ -421,9 +513,21 @@ relay_run() {
   cpu_e2e=$(awk -v a="$cpu1" -v b="$cpu0" -v n="$delivered" 'BEGIN{ if (n>0) printf "%.3f", (a-b)*1000/n }')
   # accept_*: the rate of 250s in the same run, while the relay also
   # delivers (scenario (a) proper is accept_run, with delivery held).
+  local tlsrec=()
+  if [ "$scen" = g ]; then
+    # Handshakes during the load: inbound (smtpblast's connections, each a
+    # full handshake) and outbound (at the sink: all, resumed; Gannet's
+    # gannet_tls_handshakes_total{direction="out"} says the same).
+    local tls1=() conns_in
+    read -r -a tls1 < <(tls_counts "$sinkurl" "$gapi" | tr '\n' ' ')
+    conns_in=$(BL jget "$WORK/$name.blast.json" connects)
+    tlsrec=(hs_in="$conns_in" hs_out=$((tls1[0] - tls0[0])) hs_out_resumed=$((tls1[1] - tls0[1])))
+    [ "$kind" = gannet ] && [ "${tls1[2]}" != - ] && [ "${tls0[2]}" != - ] &&
+      tlsrec+=(g_hs_full=$((tls1[2] - tls0[2])) g_hs_resumed=$((tls1[3] - tls0[3])))
+  fi
   BL record "$RESULTS" scen="$scen" sys="$sys" msgs="$delivered" secs="$secs" rate="$e2e" cpu="$cpu_e2e" \
     accepted="$acked" accept_rate="$rate" accept_cpu="$cpu_acc" size="$size" conns="$conns" "${qrec[@]}" \
-    note="$note" error="$err"
+    "${probe[@]}" "${tlsrec[@]}" note="$note" error="$err"
   if [ -n "$trpid" ]; then
     local p50 p99 mx ts td
     read -r ts td p50 p99 mx < <(BL jget "$WORK/$name.trickle.json" sent delivered p50_ms p99_ms max_ms | tr '\n' ' ')
@@ -527,7 +631,7 @@ accept_run() {
     BL record "$RESULTS" scen=a sys="$sys" gen="$gen" rep="$rep" error="failed: $FAIL"
     stop_relay "$sys" "$name"; stop_pid "$sinkpid"; return
   fi
-  local relaypid=$SYS_PID port=$SYS_PORT base cpu0 cpu1 acked rate failed err="" rc t0 t1
+  local relaypid=$SYS_PID port=$SYS_PORT base cpu0 cpu1 acked rate failed err=""
   base=$(BL sinkcount "$sinkurl")
   cpu0=$(BL cpu "$relaypid")
   if [ "$gen" = blast ]; then
@@ -539,19 +643,9 @@ accept_run() {
     [ "$acked" = 0 ] && err="failed: no message accepted ($(head -c 100 "$WORK/$name.blast.err" | tr '\n' ' '))"
     [ "$failed" != - ] && [ "$failed" != 0 ] && note="$failed refused"
   else
-    t0=$(date +%s.%N)
-    run_fg timeout "$RUN_TIMEOUT" /usr/sbin/smtp-source -4 -d -s "$CONNS" -m "$MSGS" -l "$(size_bytes "$SIZE")" \
-      -f bench@example.test -t user@example.test -M source.example.test "127.0.0.1:$port" >"$WORK/$name.source.log" 2>&1
-    rc=$?
-    t1=$(date +%s.%N)
+    run_source "$name" "$port" "$CONNS" "$MSGS" "$SIZE"
     cpu1=$(BL cpu "$relaypid")
-    # smtp-source reports no count of 250s: it sent MSGS unless it warned.
-    acked=$MSGS
-    rate=$(awk -v n="$MSGS" -v a="$t1" -v b="$t0" 'BEGIN{printf "%.1f", n/(a-b)}')
-    [ $rc != 0 ] && err="failed: smtp-source exit $rc: $(tail -1 "$WORK/$name.source.log" | cut -c1-80)"
-    local warned
-    warned=$(grep -c -E 'warning|fatal' "$WORK/$name.source.log")
-    [ "$warned" != 0 ] && note="smtp-source warned $warned times: $(grep -m1 -E 'warning|fatal' "$WORK/$name.source.log" | cut -c1-80)"
+    acked=$MSGS rate=$SRC_RATE err=$SRC_ERR note=$SRC_NOTE
   fi
   local cpu
   cpu=$(awk -v a="$cpu1" -v b="$cpu0" -v n="$acked" 'BEGIN{ if (n>0) printf "%.3f", (a-b)*1000/n }')
@@ -611,32 +705,107 @@ ceiling_run() {
   fi
   # smtp-source sends -l bytes of body after a few header lines, without
   # pipelining (it has none), -d keeps each session's connection open.
-  local sp bytes t0 t1 pid rc
-  sp=$(ports 1)
-  bytes=$(size_bytes "$size")
-  local sinkuser=()
-  [ "$(id -u)" = 0 ] && sinkuser=(-u postfix) # it refuses to run as root
-  bg "$name-smtp-sink" /usr/sbin/smtp-sink "${sinkuser[@]}" -4 "127.0.0.1:$sp" 1024
-  pid=$BG_PID
-  BL waitsmtp "127.0.0.1:$sp" 10 >/dev/null
-  local c0 c1
+  source_ceiling "$scen" "$name" "$size" "$conns" "$msgs" "$rep"
+}
+
+# source_ceiling SCEN NAME SIZE CONNS MSGS REP: smtp-source -> smtp-sink,
+# recorded as ceiling-source for SCEN (a: for (a) and (b)); in (b2) with its
+# latency probe (source_load).
+source_ceiling() {
+  local scen=$1 name=$2 size=$3 conns=$4 msgs=$5 rep=$6 probe=()
+  start_psink "$name" || return
+  local pid=$SINK_PID c0 c1 cpu
   c0=$(BL cpu "$pid")
-  t0=$(date +%s.%N)
-  run_fg timeout "$RUN_TIMEOUT" /usr/sbin/smtp-source -4 -d -s "$conns" -m "$msgs" -l "$bytes" \
-    -f bench@example.test -t user@example.test -M source.example.test "127.0.0.1:$sp" >"$WORK/$name.source.log" 2>&1
-  rc=$?
-  t1=$(date +%s.%N)
+  if [ "$scen" = b2 ]; then
+    source_load "$name" "$SINK_PORT" "$conns" "$msgs" "$size"
+    probe=(probe_acked="$PROBE_ACKED" dot_p50="$PROBE_P50" dot_p99="$PROBE_P99" dot_n="$PROBE_N")
+  else
+    run_source "$name" "$SINK_PORT" "$conns" "$msgs" "$size"
+  fi
   c1=$(BL cpu "$pid")
-  local rate cpu err=""
-  rate=$(awk -v n="$msgs" -v a="$t1" -v b="$t0" 'BEGIN{printf "%.1f", n/(a-b)}')
   cpu=$(awk -v a="$c1" -v b="$c0" -v n="$msgs" 'BEGIN{printf "%.3f", (a-b)*1000/n}')
-  [ $rc != 0 ] && err="failed: smtp-source exit $rc: $(tail -1 "$WORK/$name.source.log" | cut -c1-80)"
-  for s in a b c; do
-    if { [ "$scen" = c ] && [ $s = c ]; } || { [ "$scen" != c ] && [ $s != c ]; }; then
-      BL record "$RESULTS" scen=$s sys=ceiling-source rep="$rep" msgs="$msgs" rate="$rate" cpu="$cpu" size="$size" conns="$conns" error="$err"
+  for s in a b c b2; do
+    if [ "$scen" = $s ] || { [ "$scen" = a ] && [ $s = b ]; }; then
+      BL record "$RESULTS" scen=$s sys=ceiling-source rep="$rep" msgs="$msgs" rate="$SRC_RATE" cpu="$cpu" size="$size" \
+        conns="$conns" "${probe[@]}" note="$SRC_NOTE" error="$SRC_ERR"
     fi
   done
+  log "($scen) ceiling smtp-source -> smtp-sink: ${SRC_RATE}/s${probe:+; probe: end of data to 250 p50 $PROBE_P50 ms, p99 $PROBE_P99 ms}"
   stop_pid "$pid"
+}
+
+# ----------------------------------------------------------- (g) TLS --
+# A test CA and two server certificates under $WORK/tls, made with openssl
+# at the start of a run with (g): gannet.pem for Gannet's listener (what
+# smtpblast -starttls -ca verifies: the address it dials, 127.0.0.1) and
+# sink.pem for bin/smtpsink (what Gannet verifies: the host of relay_to,
+# 127.0.0.1, as its ServerName; an MX host would be verified by its name,
+# so both carry a .test name too). ECDSA P-256, valid two days.
+TLS_DIR=$WORK/tls
+make_tls_certs() {
+  local n host
+  mkdir -p "$TLS_DIR"
+  (
+    cd "$TLS_DIR" || exit 1
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 \
+      -subj "/CN=Gannet bench test CA" -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign" || exit 1
+    for n in gannet:gannet.bench.example.test sink:sink.bench.example.test; do
+      host=${n#*:} n=${n%%:*}
+      openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$n.key" -out "$n.csr" -subj "/CN=$host" ||
+        exit 1
+      printf 'subjectAltName=DNS:%s,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' \
+        "$host" >"$n.ext"
+      openssl x509 -req -in "$n.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile "$n.ext" -out "$n.pem" ||
+        exit 1
+    done
+  ) >"$WORK/tls-certs.log" 2>&1
+}
+
+# tls_toml: sets G_LISTENER_TOML and G_TLS_TOML (gannet_config) for (g):
+# STARTTLS on Gannet's listener with gannet.pem; outbound TLS required,
+# TLS 1.3, the certificate verified against the test CA ([tls] ca_file).
+tls_toml() {
+  G_LISTENER_TOML=$(printf 'tls_cert = "%s"\ntls_key = "%s"' "$TLS_DIR/gannet.pem" "$TLS_DIR/gannet.key")
+  G_TLS_TOML=$(printf 'mode = "required"\nmin_version = "1.3"\nca_file = "%s"' "$TLS_DIR/ca.pem")
+}
+
+# tls_counts SINKURL [GANNET_API]: four lines, the sink's TLS handshakes and
+# resumed ones, and Gannet's outbound full and resumed handshakes ("-"
+# without GANNET_API or that metric).
+tls_counts() {
+  BL jurl "$1" tls_handshakes tls_resumed
+  if [ -n "${2:-}" ]; then
+    BL metric "$2/metrics" 'gannet_tls_handshakes_total{direction="out",resumed="false"}'
+    BL metric "$2/metrics" 'gannet_tls_handshakes_total{direction="out",resumed="true"}'
+  else
+    printf -- '-\n-\n'
+  fi
+}
+
+# tls_ceiling SIZE CONNS PERCONN MSGS: (g)'s ceiling, (b)'s smtpblast ->
+# smtpsink with STARTTLS (smtpblast verifies sink.pem against the test CA).
+tls_ceiling() {
+  local size=$1 conns=$2 per=$3 msgs=$4 name=ceiling-g
+  log "(g) ceiling: $msgs x $size over $conns connections, STARTTLS"
+  if ! start_sink "$name" -chunking -tls-cert "$TLS_DIR/sink.pem" -tls-key "$TLS_DIR/sink.key"; then
+    BL record "$RESULTS" scen=g sys=ceiling-blast error="failed: sink did not start"; return
+  fi
+  local c0 c1 acked rate conns_in cpu hs=()
+  c0=$(BL cpu "$SINK_PID")
+  run_fg bin/smtpblast -server "127.0.0.1:$SINK_PORT" -connections "$conns" -per-conn "$per" -messages "$msgs" \
+    -size "$size" -duration "${RUN_TIMEOUT}s" "${BLAST_FLAGS[@]}" -starttls -ca "$TLS_DIR/ca.pem" -json \
+    >"$WORK/$name.blast.json" 2>"$WORK/$name.blast.err"
+  c1=$(BL cpu "$SINK_PID")
+  read -r acked rate conns_in < <(BL jget "$WORK/$name.blast.json" acked messages_per_second connects | tr '\n' ' ')
+  [ "$acked" = - ] && acked=0
+  read -r -a hs < <(tls_counts "$SINK_URL" | tr '\n' ' ')
+  cpu=$(awk -v a="$c1" -v b="$c0" -v n="$acked" 'BEGIN{ if (n>0) printf "%.3f", (a-b)*1000/n }')
+  BL record "$RESULTS" scen=g sys=ceiling-blast msgs="$acked" rate="$rate" cpu="$cpu" size="$size" conns="$conns" \
+    hs_in="$conns_in" hs_out="${hs[0]}" hs_out_resumed="${hs[1]}" \
+    error="$([ "$acked" = 0 ] && echo "failed: smtpblast: $(head -c 100 "$WORK/$name.blast.err" | tr '\n' ' ')")"
+  log "(g) ceiling: $acked at ${rate}/s, ${hs[0]} handshakes"
+  stop_pid "$SINK_PID"
 }
 
 # ---------------------------------------------------------------- DKIM --
@@ -951,7 +1120,13 @@ main() {
   START=$(date +%s)
   LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
   PHASES="" PHASE_T=$START
-  if has_scen c && { has_sys gannet || has_sys postfix; }; then make_dkim_key; fi
+  if has_scen c && { has_sys gannet || has_sys postfix || has_sys gannet-boring; }; then make_dkim_key; fi
+  if has_scen g && ! make_tls_certs; then
+    log "(g): making the test certificates failed: $(tail -1 "$WORK/tls-certs.log")"
+    BL record "$RESULTS" scen=g sys=gannet error="failed: test certificates: $(tail -1 "$WORK/tls-certs.log" | cut -c1-80)"
+    SCENARIOS=" $SCENARIOS "
+    SCENARIOS=${SCENARIOS/ g / }
+  fi
   if { has_scen e && has_sys gannet; } || { { has_scen b || has_scen d; } && has_sys gannet-query; }; then
     # (e) and gannet-query fill spools with bench/crashtest (built with the Makefile's GOFLAGS).
     if ! GOFLAGS="-buildvcs=false -tags=pebblegozstd" "${GO:-go}" build -o "$WORK/crashtest" ./bench/crashtest \
@@ -1009,11 +1184,33 @@ main() {
     fi
     phase "b+d"
   fi
+  if has_scen b2; then
+    # smtp-source (no pipelining) into each relay delivering to smtp-sink;
+    # its own ceiling right before the relays, with the same latency probe.
+    has_sys ceiling && source_ceiling b2 ceiling-b2 "$SIZE" "$B2_CONNS" "$B2_MSGS" 1
+    has_sys postfix && relay_run postfix b2 "$SIZE" "$B2_CONNS" 0 "$B2_MSGS" ""
+    has_sys gannet && relay_run gannet b2 "$SIZE" "$B2_CONNS" 0 "$B2_MSGS" ""
+    phase b2
+  fi
+  if has_scen g; then
+    # (b) with STARTTLS on both sides; compared with (b)'s plain Gannet run.
+    has_sys ceiling && tls_ceiling "$SIZE" "$CONNS" "$PER_CONN" "$G_MSGS"
+    has_sys gannet && relay_run gannet g "$SIZE" "$CONNS" "$PER_CONN" "$G_MSGS" ""
+    phase g
+  fi
   if has_scen c; then
     cper=$(((C_MSGS + C_CONNS - 1) / C_CONNS))
     has_sys ceiling && ceiling_run c "$C_SIZE" "$C_CONNS" "$cper" "$C_MSGS"
     has_sys postfix && relay_run postfix c "$C_SIZE" "$C_CONNS" "$cper" "$C_MSGS" ""
     has_sys gannet && relay_run gannet c "$C_SIZE" "$C_CONNS" "$cper" "$C_MSGS" "" "$(dkim_toml)"
+    # The BoringCrypto build (make build-boring), when there is one.
+    if has_sys gannet-boring; then
+      if [ -x bin/boring/gannet ]; then
+        relay_run gannet-boring c "$C_SIZE" "$C_CONNS" "$cper" "$C_MSGS" "" "$(dkim_toml)"
+      else
+        log "(c) gannet-boring: no bin/boring/gannet (make build-boring): not run"
+      fi
+    fi
     phase c
   fi
   if has_scen e && has_sys gannet; then
@@ -1039,6 +1236,7 @@ main() {
   "$PY" "$LIB/report.py" "$RESULTS" \
     quick="$QUICK" host="$HOST" elapsed="$ELAPSED" conns="$CONNS" per_conn="$PER_CONN" msgs="$MSGS" size="$SIZE" a_repeat="$A_REPEAT" \
     c_msgs="$C_MSGS" c_conns="$C_CONNS" c_size="$C_SIZE" d_rate="$D_RATE" e_queued="$E_QUEUED" e_fill="$E_FILL" \
+    b2_conns="$B2_CONNS" b2_msgs="$B2_MSGS" b2_probe_rate="$B2_PROBE_RATE" g_msgs="$G_MSGS" \
     phases="${PHASES# }" \
     f_conns="$F_CONNS" f_pf_conns="$F_PF_CONNS" pipelining="$PIPELINING" \
     load_start="$LOAD_START" load_end="$(cut -d' ' -f1-3 /proc/loadavg)" \

@@ -22,7 +22,8 @@ fresh machine. Every loop is bounded in count or time. Sub-commands:
   sinkwatch URL TARGETFILE TIMEOUT OUT
                                    poll smtpsink /stats until the count reaches
                                    the number written to TARGETFILE
-  sinkcount URL                    print smtpsink's message count
+  sinkcount URL                    print the sink's message count (URL: smtpsink's
+                                   /stats, or file:PATH, smtp-sink -c's output)
   waitsink URL N TIMEOUT           wait until smtpsink has N messages
   trickle HOST:PORT RATE STOPFILE IDSFILE OUT GRACE
                                    send "X-Type: transactional" mail at RATE/s
@@ -33,6 +34,7 @@ fresh machine. Every loop is bounded in count or time. Sub-commands:
   send HOST:PORT COUNT [HEADER]    send COUNT small messages on one connection
   record FILE KEY=VALUE...         append a JSON result line to FILE
   jget FILE KEY...                 print values (dotted keys) of a JSON file
+  jurl URL KEY...                  the same of the JSON at an http:// URL
   dkimcheck EML PUBKEYFILE         is the message DKIM signed, and does it verify?
   metric URL NAME                  print the summed samples of a Prometheus metric
   qtime URL REPS                   time REPS queue queries (admin API): "MEDIAN_S MAX_S MATCHED RETURNED"
@@ -266,6 +268,22 @@ def _http_get(url, timeout=5):
 
 
 def _sink_messages(url):
+    """The message count of a sink: bin/smtpsink's /stats at an http:// URL,
+    or, at file:PATH, Postfix's smtp-sink -c, whose stdout (PATH) gets
+    "sess=N quit=N mesg=N\r" at each message: the last such line counts."""
+    if url.startswith("file:"):
+        try:
+            with open(url[5:], "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 256))
+                tail = f.read()
+        except OSError:
+            return 0
+        i = tail.rfind(b"mesg=")
+        if i < 0:
+            return 0
+        digits = tail[i + 5:].split(b"\r", 1)[0].split(b"\n", 1)[0].strip()
+        return int(digits) if digits.isdigit() else 0
     try:
         return int(json.loads(_http_get(url)).get("messages", 0))
     except ValueError as e:
@@ -558,6 +576,20 @@ def jget(path, *keys):
             doc = json.load(fh)
     except (OSError, ValueError):
         doc = {}
+    _print_keys(doc, keys)
+
+
+def jurl(url, *keys):
+    """Prints the values at the dotted keys of the JSON an http:// URL
+    answers (smtpsink's /stats), one per line ("-" when missing)."""
+    try:
+        doc = json.loads(_http_get(url))
+    except (OSError, ValueError):
+        doc = {}
+    _print_keys(doc, keys)
+
+
+def _print_keys(doc, keys):
     for key in keys:
         v = doc
         for part in key.split("."):
@@ -693,7 +725,7 @@ def main(argv):
         "waitsmtp": waitsmtp, "sinkwatch": sinkwatch, "sinkcount": sinkcount,
         "waitsink": waitsink, "spawn": spawn, "waitport": waitport,
         "trickle": trickle, "idle": idle, "send": send, "record": record,
-        "jget": jget, "metric": metric, "waitmetric": waitmetric, "dkimcheck": dkimcheck,
+        "jget": jget, "jurl": jurl, "metric": metric, "waitmetric": waitmetric, "dkimcheck": dkimcheck,
         "qtime": qtime, "qloop": qloop,
     }
     if len(argv) < 2 or argv[1] not in cmds:

@@ -2,6 +2,7 @@
 """Turns the JSON result lines of bench/run.sh into the Markdown report.
 
   report.py RESULTS.jsonl key=value...   (the run's parameters)
+  report.py compare OLD.md NEW.md        (bench-quick: ratios that dropped)
 
 Each result line has "scen" (a-f, e-fill), "sys" (ceiling-source,
 ceiling-blast, postfix, gannet; in (b) and (d) also gannet-lua: Gannet with
@@ -34,7 +35,15 @@ SYSTEMS = [
 # judged against Gannet's own (b) run of the same bench run.
 B_SYSTEMS = SYSTEMS + [("gannet-query", "Gannet + group-by query once a second (pre-filled queue)"),
                        ("gannet-lua", "Gannet + policy script (relay.lua hooks)")]
-SYS_NAME = dict(B_SYSTEMS)
+# (c) also has Gannet's BoringCrypto build (run.sh: relay_run gannet-boring).
+C_SYSTEMS = SYSTEMS + [("gannet-boring", "Gannet, BoringCrypto build (GOEXPERIMENT=boringcrypto)")]
+SYS_NAME = dict(B_SYSTEMS + C_SYSTEMS)
+# Issue #21: (b2) smtp-source (no pipelining) into the relay delivering to
+# smtp-sink: ≥ 15× Postfix and ≥ 0.6× smtp-source → smtp-sink; (g) (b) with
+# STARTTLS on both sides ≥ 60% of plaintext (b).
+B2_POSTFIX_TARGET = 15
+B2_CEILING_TARGET = 0.6
+G_PLAIN_TARGET = 0.6
 POLICY_TARGET = 0.85  # the issue: end to end with the script ≥ 85% of the rate without it
 # Issue #19: querying once a second costs < 5% of end to end throughput
 # (gannet-query ÷ gannet in (b)); a filtered list of 100 and a group-by < 1 s.
@@ -177,6 +186,148 @@ def query_line(plain, q, quick=False):
             "holds only the load, so the cost counts the large queue as well as the queries.")
 
 
+def boring_line(plain, boring):
+    """The (c) line of the BoringCrypto build: its rate and CPU beside the
+    standard build's, both runs of the same bench run."""
+    if plain is None or plain.get("error") or boring.get("error"):
+        why = "the standard build not run" if plain is None else (plain.get("error") or boring.get("error"))
+        return f"BoringCrypto build: not compared ({why})."
+    r = ratio(boring.get("rate"), plain.get("rate"))
+    return (f"BoringCrypto build (`make build-boring`: bin/boring/gannet, GOEXPERIMENT=boringcrypto): "
+            f"{fmt_ratio(r)} the standard build's rate, {fmt(num(boring.get('cpu')), 3)} against "
+            f"{fmt(num(plain.get('cpu')), 3)} CPU s / 1000 messages; the same config, load and DKIM key, "
+            "one run after the other.")
+
+
+def b2_section(by, meta, w):
+    """(b2): smtp-source (no pipelining) into each relay delivering to
+    smtp-sink, with the latency probe's end of data → 250 times."""
+    rows = [(s, by[("b2", s)]) for s in ("ceiling-source", "postfix", "gannet") if ("b2", s) in by]
+    if not any(s != "ceiling-source" for s, _ in rows):
+        return
+    w("## (b2) End to end without pipelining — smtp-source into the relay, delivering to smtp-sink")
+    w("")
+    w(f"smtp-source -d (no pipelining; each of {meta.get('b2_conns')} sessions keeps its connection) sends "
+      f"{meta.get('b2_msgs')} messages of {meta.get('size')} into the relay, which delivers them to Postfix's "
+      "smtp-sink (PIPELINING, no CHUNKING: Gannet sends DATA), the way application libraries submit mail; "
+      "the ceiling is smtp-source → smtp-sink with the same flags. msgs/s is end to end: messages over the time "
+      "from the first byte in to the last message at the sink (smtp-sink -c's count); for the ceiling, "
+      "smtp-source's wall time. End of data → 250 is measured by a probe beside the load, as smtp-source "
+      f"reports no latency: bin/smtpblast on 2 more connections, without PIPELINING, at "
+      f"{meta.get('b2_probe_rate')} messages/s, timing each message from the \".\" line sent to the reply "
+      "(its `dot_latency_ms`), from just before smtp-source starts until it ends; its messages are delivered "
+      "and counted with the load's.")
+    w("")
+    w("| system | messages | msgs/s | CPU s / 1000 msgs | ÷ ceiling (smtp-source) | Gannet ÷ this | "
+      "end of data → 250 p50 ms | p99 ms | timed | note |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    g = by.get(("b2", "gannet"), {})
+    ceil = by.get(("b2", "ceiling-source"), {})
+    for s, r in rows:
+        name = "ceiling: smtp-source → smtp-sink" if s == "ceiling-source" else SYS_NAME[s]
+        if r.get("error"):
+            w(f"| {name} | — | {r['error']} | — | — | — | — | — | — | {r.get('note') or ''} |")
+            continue
+        rate = num(r.get("rate"))
+        vs_ceil = "" if s == "ceiling-source" else fmt_ratio(ratio(rate, ceil.get("rate")))
+        vs_g = "" if s == "gannet" or g.get("error") else fmt_ratio(ratio(g.get("rate"), rate))
+        w(f"| {name} | {fmt(num(r.get('msgs')), 0)} | {fmt(rate)} | {fmt(num(r.get('cpu')), 3)} | {vs_ceil} | "
+          f"{vs_g} | {fmt(num(r.get('dot_p50')), 2)} | {fmt(num(r.get('dot_p99')), 2)} | "
+          f"{fmt(num(r.get('dot_n')), 0)} | {r.get('note') or ''} |")
+    w("")
+
+
+def g_section(by, meta, w):
+    """(g): (b) with STARTTLS on both sides."""
+    rows = [(s, by[("g", s)]) for s in ("ceiling-blast", "gannet") if ("g", s) in by]
+    if not rows:
+        return
+    w("## (g) End to end with STARTTLS on both sides — (b) over TLS")
+    w("")
+    w(f"(b)'s load ({meta.get('g_msgs')} messages of {meta.get('size')}, {meta.get('conns')} connections, "
+      f"{meta.get('per_conn')} per connection, PIPELINING) with `smtpblast -starttls`, which verifies Gannet's "
+      "certificate against a test CA made at the start of the run (openssl, ECDSA P-256); Gannet delivers to "
+      "bin/smtpsink with STARTTLS: `[tls] mode = \"required\"`, `min_version = \"1.3\"`, `ca_file` the test CA, "
+      "so the sink's certificate is verified (for `relay_to = \"127.0.0.1:PORT\"` against its IP address; an "
+      "MX host would be verified by its name). The ceiling is smtpblast → smtpsink with STARTTLS. Handshakes "
+      "per 1,000 messages: inbound, smtpblast's connections (each a full handshake); outbound, the sink's "
+      "count of STARTTLS handshakes, and how many of them resumed an earlier session (TLS 1.3 tickets). "
+      "\"÷ plaintext (b)\" is this rate over the same system's (b) rate in this run.")
+    w("")
+    w("| system | messages | msgs/s | CPU s / 1000 msgs | ÷ ceiling (TLS) | ÷ plaintext (b) | "
+      "handshakes in / 1000 msgs | out / 1000 msgs | of which resumed | note |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    ceil = by.get(("g", "ceiling-blast"), {})
+    for s, r in rows:
+        name = "ceiling: smtpblast → smtpsink, STARTTLS" if s == "ceiling-blast" else SYS_NAME[s]
+        if r.get("error"):
+            w(f"| {name} | — | {r['error']} | — | — | — | — | — | — | {r.get('note') or ''} |")
+            continue
+        rate, n = num(r.get("rate")), num(r.get("msgs")) or num(r.get("accepted"))
+        plain = by.get(("b", s), {})
+        vs_plain = None if plain.get("error") else ratio(rate, plain.get("rate"))
+        per1k = (lambda k: fmt(ratio(num(r.get(k)), n / 1000), 1) if n else "—")
+        note = r.get("note") or ""
+        if s == "gannet" and num(r.get("g_hs_full")) is not None:
+            note = (note + "; " if note else "") + (f"Gannet's gannet_tls_handshakes_total{{direction=\"out\"}}: "
+                                                    f"{r.get('g_hs_full')} full, {r.get('g_hs_resumed')} resumed")
+        w(f"| {name} | {fmt(n, 0)} | {fmt(rate)} | {fmt(num(r.get('cpu')), 3)} | "
+          f"{'' if s == 'ceiling-blast' else fmt_ratio(ratio(rate, ceil.get('rate')))} | {fmt_ratio(vs_plain)} | "
+          f"{per1k('hs_in')} | {per1k('hs_out')} | {fmt(num(r.get('hs_out_resumed')), 0)} of "
+          f"{fmt(num(r.get('hs_out')), 0)} | {note} |")
+    w("")
+
+
+# RATIOS_MARK starts the HTML comment that carries the ratios as JSON, for
+# bench/quick.sh to compare with the committed report's.
+RATIOS_MARK = "<!-- bench-ratios: "
+
+
+def ratios(by, acc, a_ratio):
+    """The ratios bench-quick guards, by name: each relay against its
+    ceiling and Gannet against Postfix, as the tables above show them."""
+    def rate(key):
+        r = by.get(key)
+        return None if r is None or r.get("error") else num(r.get("rate"))
+
+    def arate(key):
+        r = acc.get(key)
+        return None if r is None or r.get("error") else num(r.get("rate"))
+
+    out = {
+        "(a) smtp-source → Gannet ÷ its ceiling": a_ratio.get("source"),
+        "(a) smtpblast → Gannet ÷ its ceiling": a_ratio.get("blast"),
+        "(a) Gannet ÷ Postfix, smtp-source": ratio(arate(("gannet", "source")), arate(("postfix", "source"))),
+        "(a) Gannet ÷ Postfix, smtpblast": ratio(arate(("gannet", "blast")), arate(("postfix", "blast"))),
+        "(b) Gannet ÷ ceiling (smtpblast)": ratio(rate(("b", "gannet")), rate(("b", CEILING))),
+        "(b) Gannet ÷ Postfix": ratio(rate(("b", "gannet")), rate(("b", "postfix"))),
+        "(b2) Gannet ÷ ceiling (smtp-source)": ratio(rate(("b2", "gannet")), rate(("b2", "ceiling-source"))),
+        "(b2) Gannet ÷ Postfix": ratio(rate(("b2", "gannet")), rate(("b2", "postfix"))),
+        "(c) Gannet ÷ ceiling (smtpblast)": ratio(rate(("c", "gannet")), rate(("c", CEILING))),
+        "(c) Gannet ÷ Postfix": ratio(rate(("c", "gannet")), rate(("c", "postfix"))),
+        "(g) Gannet ÷ ceiling (TLS)": ratio(rate(("g", "gannet")), rate(("g", CEILING))),
+        "(g) Gannet ÷ plaintext (b)": ratio(rate(("g", "gannet")), rate(("b", "gannet"))),
+    }
+    return {k: round(v, 4) for k, v in out.items() if v is not None}
+
+
+def ratios_section(by, acc, a_ratio, w):
+    """The ratios `make bench-quick` compares, as a table and as JSON in an
+    HTML comment (invisible when rendered)."""
+    rs = ratios(by, acc, a_ratio)
+    if not rs:
+        return
+    w("## Ratios (what `make bench-quick` compares with the committed quick report)")
+    w("")
+    w("| ratio | value |")
+    w("|---|---:|")
+    for k, v in rs.items():
+        w(f"| {k} | {v:.2f}× |")
+    w("")
+    w(RATIOS_MARK + json.dumps(rs, ensure_ascii=False) + " -->")
+    w("")
+
+
 def cpuinfo():
     try:
         with open("/proc/cpuinfo") as f:
@@ -188,7 +339,47 @@ def cpuinfo():
     return platform.processor() or "?"
 
 
+def read_ratios(path):
+    """The ratios a report carries (ratios_section), {} when it has none."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(RATIOS_MARK):
+                    return json.loads(line[len(RATIOS_MARK):].rsplit("-->", 1)[0])
+    except (OSError, ValueError):
+        pass
+    return {}
+
+
+def compare(old_path, new_path, drop=0.15):
+    """bench-quick: prints each ratio of the new report beside the old
+    one's, and a WARNING line for each that dropped by more than drop."""
+    old, new = read_ratios(old_path), read_ratios(new_path)
+    if not new:
+        print("bench-quick: the new report has no ratios (did the run fail?)")
+        return
+    if not old:
+        print("bench-quick: the committed bench/results/latest-quick.md has no ratios to compare with "
+              "(none yet, or an older format); commit this run's as the reference.")
+    warned = 0
+    for k, v in new.items():
+        o = old.get(k)
+        if o is None:
+            print(f"  {k}: {v:.2f}× (new)")
+            continue
+        change = v / o - 1 if o else 0.0
+        print(f"  {k}: {v:.2f}× (was {o:.2f}×, {change:+.0%})")
+        if change < -drop:
+            warned += 1
+            print(f"WARNING: {k} dropped by {-change:.0%}: {o:.2f}× → {v:.2f}×")
+    if old and not warned:
+        print(f"bench-quick: no ratio dropped by more than {drop:.0%}.")
+
+
 def main(argv):
+    if len(argv) == 4 and argv[1] == "compare":
+        compare(argv[2], argv[3])
+        return
     rows = []
     with open(argv[1]) as f:
         for line in f:
@@ -333,7 +524,7 @@ def main(argv):
              "OpenDKIM milter) — messages/hour",
     }
     for scen in "bc":
-        present = [s for s, _ in (B_SYSTEMS if scen == "b" else SYSTEMS) if (scen, s) in by]
+        present = [s for s, _ in (B_SYSTEMS if scen == "b" else C_SYSTEMS) if (scen, s) in by]
         if not any(not s.startswith("ceiling") for s in present):
             continue
         unit = "msgs/hour" if scen == "c" else "msgs/s"
@@ -353,7 +544,7 @@ def main(argv):
             rate = num(r.get("rate"))
             shown = None if rate is None else rate * mult
             vs_ceil = "" if s.startswith("ceiling") else fmt_ratio(ratio(rate, ceil.get("rate")))
-            vs_g = "" if s in ("gannet", "gannet-lua", "gannet-query") or g.get("error") else fmt_ratio(ratio(g.get("rate"), rate))
+            vs_g = "" if s.startswith("gannet") or g.get("error") else fmt_ratio(ratio(g.get("rate"), rate))
             acc_rate = "" if s.startswith("ceiling") else fmt(num(r.get("accept_rate")))
             w(f"| {SYS_NAME[s]} | {fmt(num(r.get('msgs')), 0)} | {fmt(shown)} | "
               f"{fmt(num(r.get('cpu')), 3)} | {vs_ceil} | {vs_g} | {acc_rate} | {r.get('note') or ''} |")
@@ -364,6 +555,9 @@ def main(argv):
         if scen == "b" and ("b", "gannet-lua") in by:
             w(policy_line(by.get(("b", "gannet")), by[("b", "gannet-lua")], quick))
             w("")
+        if scen == "c" and ("c", "gannet-boring") in by:
+            w(boring_line(by.get(("c", "gannet")), by[("c", "gannet-boring")]))
+            w("")
     if any(("b", s) in by or ("c", s) in by for s in ("postfix", "gannet", "gannet-lua")):
         w("CPU is user+system time of the system under test only (for Postfix summed over master and "
           "all its children, reaped ones included, and in (c) its OpenDKIM milter; for the ceilings the "
@@ -371,6 +565,9 @@ def main(argv):
           "\"250s/s meanwhile\" is smtpblast's rate of 250 replies in the same run, while the relay also "
           "delivers (not scenario (a), which holds delivery).")
         w("")
+
+    b2_section(by, meta, w)
+    g_section(by, meta, w)
 
     # --------------------------------------------------------- latency --
     d_rows = [(s, by[("d", s)]) for s, _ in SYSTEMS if ("d", s) in by]
@@ -541,6 +738,32 @@ def main(argv):
     gb, eb = gval("b")
     rb = ratio(gb, by.get(("b", "postfix"), {}).get("rate")) if gb is not None else None
     w(f"| (b) end to end ≥ 10× Postfix | {eb or fmt_ratio(rb)} | {verdict(None if rb is None else rb >= 10)} |")
+    if any(("b2", s) in by for s in ("postfix", "gannet")):
+        g2, e2 = gval("b2")
+        p2, c2 = by.get(("b2", "postfix"), {}), by.get(("b2", "ceiling-source"), {})
+        r2p = None if g2 is None or p2.get("error") else ratio(g2, p2.get("rate"))
+        r2c = None if g2 is None or c2.get("error") else ratio(g2, c2.get("rate"))
+        w(f"| (b2) end to end without pipelining (smtp-source) ≥ {B2_POSTFIX_TARGET}× Postfix | "
+          f"{e2 or (fmt_ratio(r2p) if p2 else 'Postfix not run')} | "
+          f"{verdict(None if r2p is None else r2p >= B2_POSTFIX_TARGET)} |")
+        w(f"| (b2) ≥ {B2_CEILING_TARGET}× smtp-source → smtp-sink in the same run | "
+          f"{e2 or (fmt_ratio(r2c) if c2 else 'ceiling not run')} | "
+          f"{verdict(None if r2c is None else r2c >= B2_CEILING_TARGET)} |")
+        gr = by.get(("b2", "gannet"), {})
+        lat = "; ".join(f"{SYS_NAME[s] if s != 'ceiling-source' else 'ceiling'} "
+                        f"{fmt(num(by[('b2', s)].get('dot_p50')), 2)} / {fmt(num(by[('b2', s)].get('dot_p99')), 2)} ms"
+                        for s in ("gannet", "postfix", "ceiling-source")
+                        if ("b2", s) in by and not by[("b2", s)].get("error"))
+        w(f"| (b2) end of data → 250 p50 / p99 at that load (reported; probe of {meta.get('b2_probe_rate')} msgs/s "
+          f"without pipelining) | {e2 or lat or '—'} | — |")
+    if ("g", "gannet") in by:
+        gg, eg = gval("g")
+        pb = by.get(("b", "gannet"), {})
+        rg = None if gg is None or pb.get("error") else ratio(gg, pb.get("rate"))
+        shown = eg or (f"{fmt_ratio(rg)} ({fmt(gg)} ÷ {fmt(num(pb.get('rate')))} msgs/s)" if pb else
+                       "plaintext (b) not run")
+        w(f"| (g) STARTTLS both sides ≥ {G_PLAIN_TARGET:.0%} of plaintext (b) | {shown} | "
+          f"{verdict(None if rg is None else rg >= G_PLAIN_TARGET)} |")
     gc, ec = gval("c")
     cnote = by.get(("c", "gannet"), {}).get("note") or ""
     cval = None if gc is None else gc * 3600
@@ -621,6 +844,7 @@ def main(argv):
     if quick:
         w("Quick mode: the verdicts above come from tiny samples.")
         w("")
+    ratios_section(by, acc, a_ratio, w)
     sys.stdout.write("\n".join(out) + "\n")
 
 
