@@ -352,14 +352,18 @@ probe() {
 
 # ---------------------------------------------------------- load runs --
 # relay_run SYSTEM SCEN SIZE CONNS PERCONN MSGS TRICKLE [GANNET_EXTRA]
-# One load through a relay (postfix or gannet) into bin/smtpsink (SCEN b or
-# c). Records end to end (first byte in to the last message at the sink),
+# One load through a relay (postfix or gannet) into bin/smtpsink (SCEN b, c
+# or g). Records end to end (first byte in to the last message at the sink),
 # smtpblast's rate of 250s meanwhile and, with TRICKLE=1, transactional
 # latency (d). In (c) both relays sign with DKIM: Gannet with GANNET_EXTRA's
 # [[dkim]], Postfix through a private OpenDKIM milter (start_opendkim), whose
 # CPU counts as Postfix's; if OpenDKIM is missing or fails, Postfix runs
 # without DKIM and the note says why. SYSTEM gannet-lua is Gannet with
-# GANNET_EXTRA's [policy] script (policy_toml), recorded under its own name.
+# GANNET_EXTRA's [policy] script (policy_toml), recorded under its own name;
+# gannet-boring is bin/boring/gannet. In (b2) the load is smtp-source with
+# its latency probe (source_load; PERCONN unused) into a relay delivering to
+# smtp-sink; in (g) STARTTLS is on at both ends (tls_toml) and the
+# handshakes are counted (tls_counts).
 relay_run() {
   local sys=$1 scen=$2 size=$3 conns=$4 per=$5 msgs=$6 trickle=$7 gextra=${8:-}
   local name="$sys-$scen" FAIL="" note="" odk="" pfextra="" kind=$1 qfill=0

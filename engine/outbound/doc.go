@@ -19,6 +19,12 @@
 //     for that host (the next MX is tried);
 //   - disabled: never.
 //
+// A Manager keeps the TLS sessions of its handshakes (one LRU cache of
+// sessionCacheSize, keyed by the host name, port and kind of certificate
+// check) so that a new connection to the same host resumes one (TLS 1.3
+// tickets, RFC 8446 §2.2) instead of a full handshake; a resumed session
+// still passes the checks of the policy in force (sessionView).
+//
 // # Smarthosts
 //
 // Mail goes to a smarthost instead of the MX hosts when Options.RelayTo is
