@@ -233,13 +233,7 @@ func (e *Engine) buildOutbound() error {
 		DANE:           e.daneFor, // reload-safe ([tls] dane, [tls_policy.*] dane)
 		OnTLSFailure:   e.tlsFailure,
 		TLSObserver:    tlsObserver{e},
-		OnTLSHandshake: func(resumed bool) {
-			if resumed {
-				e.metrics.TLSHandshakesOutResumed.Inc()
-			} else {
-				e.metrics.TLSHandshakesOutFull.Inc()
-			}
-		},
+		OnTLSHandshake: func(resumed bool) { e.metrics.TLSHandshakesOut(resumed).Inc() },
 		OnConnection: func(d int) {
 			if d > 0 {
 				e.metrics.ConnectionsOut.Inc()

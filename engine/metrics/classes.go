@@ -37,6 +37,16 @@ func (m *Metrics) BounceClass(class string) *vm.Counter { return m.bounceClasses
 // reply (TransientFailure records).
 func (m *Metrics) TransientClass(class string) *vm.Counter { return m.transientClasses.get(class) }
 
+// TLSHandshakesOut returns gannet_tls_handshakes_total{direction="out",resumed}:
+// successful outbound TLS handshakes that resumed an earlier session, or
+// full ones.
+func (m *Metrics) TLSHandshakesOut(resumed bool) *vm.Counter {
+	if resumed {
+		return m.tlsHandshakesResumed
+	}
+	return m.tlsHandshakesFull
+}
+
 // ConnectionsOpened returns gannet_connections_opened_total{direction}:
 // SMTP connections accepted (In) or sessions established (Out) since the
 // start, the denominator of the TLS failure ratio.

@@ -66,8 +66,9 @@ type Metrics struct {
 	ConnectionsOpenedOut *vm.Counter // gannet_connections_opened_total{direction="out"}: outbound sessions established
 
 	// gannet_tls_handshakes_total{direction="out",resumed}: successful
-	// outbound TLS handshakes, full or resuming an earlier session.
-	TLSHandshakesOutFull, TLSHandshakesOutResumed *vm.Counter
+	// outbound TLS handshakes, full or resuming an earlier session
+	// (TLSHandshakesOut).
+	tlsHandshakesFull, tlsHandshakesResumed *vm.Counter
 
 	// Per-destination and per-sender counters with a bounded number of
 	// label values (capped.go): gannet_site_messages_*_total{site},
@@ -124,8 +125,8 @@ func New() *Metrics {
 	s.NewGauge(`gannet_queue_depth{queue="dead"}`, func() float64 { return call(&m.dead) })
 	m.ConnectionsOpenedIn = s.NewCounter(`gannet_connections_opened_total{direction="in"}`)
 	m.ConnectionsOpenedOut = s.NewCounter(`gannet_connections_opened_total{direction="out"}`)
-	m.TLSHandshakesOutFull = s.NewCounter(`gannet_tls_handshakes_total{direction="out",resumed="false"}`)
-	m.TLSHandshakesOutResumed = s.NewCounter(`gannet_tls_handshakes_total{direction="out",resumed="true"}`)
+	m.tlsHandshakesFull = s.NewCounter(`gannet_tls_handshakes_total{direction="out",resumed="false"}`)
+	m.tlsHandshakesResumed = s.NewCounter(`gannet_tls_handshakes_total{direction="out",resumed="true"}`)
 	m.bounceClasses = classCounters{set: s, family: "gannet_bounces_total"}
 	m.transientClasses = classCounters{set: s, family: "gannet_transient_failures_by_class_total"}
 	m.maxLabels.Store(DefaultMaxLabels)

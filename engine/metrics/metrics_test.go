@@ -41,6 +41,8 @@ func exercised() *Metrics {
 	m.SetQueueDepth(func() float64 { return 7 }, func() float64 { return 2 })
 	m.ConnectionsOpened(In).Add(5)
 	m.ConnectionsOpened(Out).Add(6)
+	m.TLSHandshakesOut(false).Add(2)
+	m.TLSHandshakesOut(true).Add(3)
 	m.BounceClass("InvalidRecipient").Inc()
 	m.BounceClass("").Inc()
 	m.TransientClass("TransientFailure").Add(2)
@@ -140,6 +142,8 @@ func TestExpositionHasContractMetrics(t *testing.T) {
 		`gannet_spool_corrupt_total{kind="record"}`:                                       0,
 		`gannet_connections_opened_total{direction="in"}`:                                 5,
 		`gannet_connections_opened_total{direction="out"}`:                                6,
+		`gannet_tls_handshakes_total{direction="out",resumed="false"}`:                    2,
+		`gannet_tls_handshakes_total{direction="out",resumed="true"}`:                     3,
 		`gannet_bounces_total{class="InvalidRecipient"}`:                                  1,
 		`gannet_bounces_total{class="Uncategorized"}`:                                     1,
 		`gannet_transient_failures_by_class_total{class="TransientFailure"}`:              2,
