@@ -199,6 +199,19 @@ def boring_line(plain, boring):
             "one run after the other.")
 
 
+def ok_rows(rows, ceiling_name, dashes, w):
+    """Yields (system, its name, record) of the (system, record) rows of a
+    (b2) or (g) table that have numbers; writes a row of the others, the
+    error in the rate's column and dashes in the next ones. The ceiling's
+    row is named ceiling_name."""
+    for s, r in rows:
+        name = ceiling_name if s.startswith("ceiling") else SYS_NAME[s]
+        if r.get("error"):
+            w(f"| {name} | — | {r['error']} |" + " — |" * dashes + f" {r.get('note') or ''} |")
+            continue
+        yield s, name, r
+
+
 def b2_section(by, meta, w):
     """(b2): smtp-source (no pipelining) into each relay delivering to
     smtp-sink, with the latency probe's end of data → 250 times."""
@@ -223,11 +236,7 @@ def b2_section(by, meta, w):
     w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     g = by.get(("b2", "gannet"), {})
     ceil = by.get(("b2", "ceiling-source"), {})
-    for s, r in rows:
-        name = "ceiling: smtp-source → smtp-sink" if s == "ceiling-source" else SYS_NAME[s]
-        if r.get("error"):
-            w(f"| {name} | — | {r['error']} | — | — | — | — | — | — | {r.get('note') or ''} |")
-            continue
+    for s, name, r in ok_rows(rows, "ceiling: smtp-source → smtp-sink", 6, w):
         rate = num(r.get("rate"))
         vs_ceil = "" if s == "ceiling-source" else fmt_ratio(ratio(rate, ceil.get("rate")))
         vs_g = "" if s == "gannet" or g.get("error") else fmt_ratio(ratio(g.get("rate"), rate))
@@ -258,11 +267,7 @@ def g_section(by, meta, w):
       "handshakes in / 1000 msgs | out / 1000 msgs | of which resumed | note |")
     w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     ceil = by.get(("g", "ceiling-blast"), {})
-    for s, r in rows:
-        name = "ceiling: smtpblast → smtpsink, STARTTLS" if s == "ceiling-blast" else SYS_NAME[s]
-        if r.get("error"):
-            w(f"| {name} | — | {r['error']} | — | — | — | — | — | — | {r.get('note') or ''} |")
-            continue
+    for s, name, r in ok_rows(rows, "ceiling: smtpblast → smtpsink, STARTTLS", 6, w):
         rate, n = num(r.get("rate")), num(r.get("msgs")) or num(r.get("accepted"))
         plain = by.get(("b", s), {})
         vs_plain = None if plain.get("error") else ratio(rate, plain.get("rate"))
