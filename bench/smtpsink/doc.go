@@ -12,6 +12,8 @@
 //	-delay "dot:200ms" -drop "data:0.01" -throttle 1000/m -max-conns 20
 //
 // A one-line summary goes to stdout every -stats-interval and on SIGINT or
-// SIGTERM; -http ADDR serves the counters as JSON at /stats. The work is done
+// SIGTERM; -http ADDR serves the counters as JSON at /stats (with the
+// STARTTLS handshakes, tls_handshakes, and how many resumed a session,
+// tls_resumed). The work is done
 // by package gannet/bench/smtpsink/sink, which tests start in-process.
 package main
