@@ -17,7 +17,7 @@ build:
 # bin/boring/gannet: Gannet on BoringCrypto (GOEXPERIMENT=boringcrypto, cgo;
 # linux/amd64 and arm64), for (c) of make bench beside the standard build.
 build-boring:
-	@mkdir -p $(BIN)/boring
+	@mkdir -p $(BIN)/boring; rm -f $(BIN)/boring/gannet # a failed build leaves no stale binary
 	GOEXPERIMENT=boringcrypto CGO_ENABLED=1 $(GO) build -o $(BIN)/boring/ ./cmd/gannet
 
 run: build
@@ -47,7 +47,7 @@ peers:
 # The BoringCrypto build is optional: without a toolchain for it, (c) runs
 # the standard build only.
 bench: build
-	-@rm -f $(BIN)/boring/gannet; $(MAKE) --no-print-directory build-boring || echo "bench: no BoringCrypto build; (c) runs without gannet-boring"
+	-@$(MAKE) --no-print-directory build-boring || echo "bench: no BoringCrypto build; (c) runs without gannet-boring"
 	bash bench/run.sh
 
 # The regression guard (under 2 minutes): (a), (b), (b2), (c) and (g) small,
