@@ -29,7 +29,9 @@ var (
 //
 // It makes one pass over body and hands the hash large spans of it in
 // place: most lines need no change, so a plain-text body is usually one
-// Write. Nothing is allocated but the hash state.
+// Write. Short pieces (text with many changes) are gathered into a buffer
+// first, so that each Write is worth its call (a cgo call in a BoringCrypto
+// build). Nothing is allocated but the hash state and that buffer.
 func bodyHash(body []byte) [sha256.Size]byte {
 	// Everything from the last byte that is not SP, HTAB, CR or LF on is
 	// trailing white space and empty lines: dropped (§3.4.4 a, b).
@@ -40,12 +42,49 @@ func bodyHash(body []byte) [sha256.Size]byte {
 	if end == 0 {
 		return sha256.Sum256(nil)
 	}
-	h := sha256.New()
-	writeRelaxedBody(h, body[:end])
-	h.Write(crlf)
+	h := spanHasher{h: sha256.New()}
+	writeRelaxedBody(&h, body[:end])
+	h.flush()
+	h.h.Write(crlf)
 	var sum [sha256.Size]byte
-	h.Sum(sum[:0])
+	h.h.Sum(sum[:0])
 	return sum
+}
+
+// spanHasher writes spans to a hash: a long one directly, short ones
+// gathered into buf.
+type spanHasher struct {
+	h   hash.Hash
+	buf []byte
+}
+
+// spanDirect is the length from which a span is written to the hash
+// directly; spanBuffer the size of the buffer for shorter ones.
+const (
+	spanDirect = 512
+	spanBuffer = 8 << 10
+)
+
+func (w *spanHasher) write(p []byte) {
+	if len(p) >= spanDirect {
+		w.flush()
+		w.h.Write(p)
+		return
+	}
+	if len(w.buf)+len(p) > cap(w.buf) {
+		w.flush()
+		if w.buf == nil {
+			w.buf = make([]byte, 0, spanBuffer)
+		}
+	}
+	w.buf = append(w.buf, p...)
+}
+
+func (w *spanHasher) flush() {
+	if len(w.buf) > 0 {
+		w.h.Write(w.buf)
+		w.buf = w.buf[:0]
+	}
 }
 
 func isWSPorEOL(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
@@ -55,11 +94,11 @@ func isWSPorEOL(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c ==
 // it). Unchanged bytes are written as spans of body; the only bytes written
 // from elsewhere are the SP that replaces a longer run of white space and
 // the CRLF that replaces a bare LF.
-func writeRelaxedBody(h hash.Hash, body []byte) {
+func writeRelaxedBody(h *spanHasher, body []byte) {
 	n := len(body)
 	start := 0 // first byte not yet written
 	for i := 0; ; {
-		j := nextSpecial(body, i)
+		j := nextSpecial(body, skipPlain(body, i))
 		if j == n {
 			break
 		}
@@ -74,8 +113,8 @@ func writeRelaxedBody(h hash.Hash, body []byte) {
 			if j > 0 && body[j-1] == '\r' {
 				continue
 			}
-			h.Write(body[start:j]) // bare LF: CRLF
-			h.Write(crlf)
+			h.write(body[start:j]) // bare LF: CRLF
+			h.write(crlf)
 			start = i
 		case ' ', '\t':
 			k := j + 1
@@ -85,19 +124,19 @@ func writeRelaxedBody(h hash.Hash, body []byte) {
 			i = k
 			switch {
 			case body[k] == '\r' || body[k] == '\n': // at a line end: removed
-				h.Write(body[start:j])
+				h.write(body[start:j])
 				start = k
 			case k == j+1 && c == ' ': // one SP: unchanged
 			default: // a longer run or an HTAB: one SP
-				h.Write(body[start:j])
-				h.Write(sp)
+				h.write(body[start:j])
+				h.write(sp)
 				start = k
 			}
 		default: // another control character: unchanged
 			i = j + 1
 		}
 	}
-	h.Write(body[start:])
+	h.write(body[start:])
 }
 
 // SWAR constants: the same byte in every byte of a word.
@@ -116,8 +155,9 @@ const (
 func nextSpecial(body []byte, i int) int {
 	n := len(body)
 	for ; i+9 <= n; i += 8 {
-		x := binary.LittleEndian.Uint64(body[i:])
-		next := binary.LittleEndian.Uint64(body[i+1:])
+		w := body[i : i+9] // one bounds check for both loads
+		x := binary.LittleEndian.Uint64(w)
+		next := binary.LittleEndian.Uint64(w[1:])
 		a := x & low7s
 		// High bit of each byte: byte <= 0x20 (and < 0x80).
 		ctl := ^((a + 0x5f*ones) | x) & high1s

@@ -2,6 +2,7 @@ package dkim
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -210,4 +211,43 @@ func withoutSignatures(msg []byte) []byte {
 		n = f.End()
 	}
 	return append(out, msg[n:]...)
+}
+
+// TestSkipPlain: on random bodies, from every offset, skipPlain passes only
+// bytes that need no change and stops at one that does, or where its
+// blocks no longer fit.
+func TestSkipPlain(t *testing.T) {
+	needsChange := func(b []byte, k int) bool {
+		switch b[k] {
+		case '\t':
+			return true
+		case ' ':
+			return k+1 < len(b) && b[k+1] <= ' '
+		case '\n':
+			return k == 0 || b[k-1] != '\r'
+		}
+		return false
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	const alphabet = "  \t\r\n\r\naaaaaaaa\x80\xff\x00!"
+	for range 2000 {
+		b := make([]byte, r.IntN(200))
+		for i := range b {
+			b[i] = alphabet[r.IntN(len(alphabet))]
+		}
+		for i := range len(b) {
+			j := skipPlain(b, i)
+			if j < i || j > len(b) {
+				t.Fatalf("skipPlain(%q, %d) = %d", b, i, j)
+			}
+			for k := i; k < j; k++ {
+				if needsChange(b, k) {
+					t.Fatalf("skipPlain(%q, %d) = %d passes offset %d", b, i, j, k)
+				}
+			}
+			if j > i && j+33 <= len(b) && !needsChange(b, j) {
+				t.Fatalf("skipPlain(%q, %d) = %d stops at a byte that needs no change", b, i, j)
+			}
+		}
+	}
 }

@@ -209,18 +209,21 @@ func (s *Signers) Has(domain string) bool {
 // that headerKeys computes for this message. The body is read once, however
 // many keys sign it: all of them hash it the same way (relaxed, SHA-256).
 func (s *Signers) Sign(msg []byte, domains []string) ([]byte, error) {
+	return s.SignMessage(NewMessage(msg), domains)
+}
+
+// SignMessage is Sign for a message that several Signers sign (the
+// configured keys and a policy script's): its body is hashed once for all
+// of them.
+func (s *Signers) SignMessage(m *Message, domains []string) ([]byte, error) {
 	set := s.set.Load()
 	var out []byte
-	var m *message
 	for i, d := range domains {
 		d = normDomain(d)
 		if slicesContainsNorm(domains[:i], d) {
 			continue
 		}
 		for _, k := range set.byDomain[d] {
-			if m == nil {
-				m = newMessage(msg)
-			}
 			var err error
 			if out, err = s.appendSignature(out, m, k); err != nil {
 				return nil, err
@@ -230,21 +233,30 @@ func (s *Signers) Sign(msg []byte, domains []string) ([]byte, error) {
 	return out, nil
 }
 
-// message is what the signatures of one message share: its header fields
-// and its body hash.
-type message struct {
+// Message is a message to sign with what its signatures share, its header
+// fields and its body hash, computed when the first signature needs them.
+// It is for one goroutine.
+type Message struct {
+	msg    []byte
 	fields []field
-	bh     string // base64 of the relaxed body's SHA-256
+	bh     string // base64 of the relaxed body's SHA-256; "" until parsed
 	buf    [32]field
 }
 
-func newMessage(msg []byte) *message {
-	m := new(message)
+// NewMessage returns msg (header and body, CRLF line ends) to sign with
+// SignMessage. msg is not modified and must not be until the last
+// signature is made.
+func NewMessage(msg []byte) *Message { return &Message{msg: msg} }
+
+// parse splits the header and hashes the body, the first time.
+func (m *Message) parse() {
+	if m.bh != "" {
+		return
+	}
 	var body []byte
-	m.fields, body = splitHeader(msg, m.buf[:0])
+	m.fields, body = splitHeader(m.msg, m.buf[:0])
 	sum := bodyHash(body)
 	m.bh = base64.StdEncoding.EncodeToString(sum[:])
-	return m
 }
 
 // headerKeys is the "h=" list for one message (RFC 6376 §5.4): each
@@ -272,7 +284,8 @@ func headerKeys(names []string, fields []field) []string {
 // signed (rsa-sha256: RSASSA-PKCS1-v1_5 with SHA-256, RFC 6376 §3.3.1;
 // ed25519-sha256: Ed25519 over the SHA-256 hash, RFC 8463 §3); and the
 // field is appended with the signature as "b=".
-func (s *Signers) appendSignature(out []byte, m *message, k *signingKey) ([]byte, error) {
+func (s *Signers) appendSignature(out []byte, m *Message, k *signingKey) ([]byte, error) {
+	m.parse()
 	now := s.opts.now()
 	keys := headerKeys(k.names, m.fields)
 	tags := []tag{
