@@ -93,7 +93,8 @@ func isWSPorEOL(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c ==
 // ending with a byte that is not white space or a line end (bodyHash trims
 // it). Unchanged bytes are written as spans of body; the only bytes written
 // from elsewhere are the SP that replaces a longer run of white space and
-// the CRLF that replaces a bare LF.
+// the CRLF that replaces a bare LF. skipPlain (AVX2, where there is) and
+// then nextSpecial find the next byte that may need a change.
 func writeRelaxedBody(h *spanHasher, body []byte) {
 	n := len(body)
 	start := 0 // first byte not yet written
@@ -151,7 +152,8 @@ const (
 // SP between two printable bytes. Eight bytes are tested at a time; a space
 // followed by another byte <= 0x20 (two spaces, SP CR) is a hit, one
 // followed by a word character is not, so ordinary text stops only at line
-// ends.
+// ends. It is the portable scan: on amd64 skipPlain has passed most bytes
+// before it is called.
 func nextSpecial(body []byte, i int) int {
 	n := len(body)
 	for ; i+9 <= n; i += 8 {
