@@ -121,27 +121,29 @@ func edgeMessages() map[string]string {
 
 // TestSignMatchesGoMsgauth: for the same key, time and header list, every
 // field Sign makes is byte for byte the one go-msgauth makes, tags,
-// folding and signature included (both algorithms are deterministic).
+// folding and signature included (both algorithms are deterministic): with
+// the default header list, and with a long list and a long domain, whose
+// "h=" and "d=" take lines of their own.
 func TestSignMatchesGoMsgauth(t *testing.T) {
+	long := append(DefaultHeaders(), "Received", "MIME-Version", "Content-Type", "Content-Transfer-Encoding",
+		"Reply-To", "Cc", "In-Reply-To", "References", "X-Mailer")
 	for _, file := range []string{"testdata/rsa2048-pkcs1.pem", "testdata/ed25519-pkcs8.pem"} {
 		key := loadTestKey(t, filepath.Base(file))
-		names := newSigners(t, []KeyConfig{{Domain: "sender.example", Selector: "sel", KeyFile: file}}).set.Load().keys[0].names
-		for name, msg := range edgeMessages() {
-			fields, _ := splitHeader([]byte(msg), nil)
-			want := refSign(t, []byte(msg), key.key, "sender.example", "sel", headerKeys(names, fields))
-			ts, err := time.Parse("2006-01-02", "2026-03-01")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tv := tagValue([]byte(want), "t"); tv != "" {
-				sec, err := strconv.ParseInt(tv, 10, 64)
+		for _, cfg := range []KeyConfig{
+			{Domain: "sender.example", Selector: "sel", KeyFile: file},
+			{Domain: "mail.a-rather-long-subdomain-for-folding-tests.sender.example", Selector: "s2026", KeyFile: file, Headers: long},
+		} {
+			names := newSigners(t, []KeyConfig{cfg}).set.Load().keys[0].names
+			for name, msg := range edgeMessages() {
+				fields, _ := splitHeader([]byte(msg), nil)
+				want := refSign(t, []byte(msg), key.key, cfg.Domain, cfg.Selector, headerKeys(names, fields))
+				sec, err := strconv.ParseInt(tagValue([]byte(want), "t"), 10, 64)
 				if err != nil {
-					t.Fatalf("go-msgauth t=%s: %v", tv, err)
+					t.Fatalf("go-msgauth t=: %v", err)
 				}
-				ts = time.Unix(sec, 0)
-			}
-			if got := signAt(t, file, "sender.example", ts, []byte(msg)); string(got) != want {
-				t.Errorf("%s/%s:\n got %q\nwant %q", file, name, got, want)
+				if got := signAt(t, cfg, time.Unix(sec, 0), []byte(msg)); string(got) != want {
+					t.Errorf("%s/%s/%s:\n got %q\nwant %q", file, cfg.Domain, name, got, want)
+				}
 			}
 		}
 	}

@@ -63,13 +63,12 @@ func gannetBodyHash(body []byte) string {
 	return base64.StdEncoding.EncodeToString(sum[:])
 }
 
-// signAt returns Sign's fields for msg with a Signers of one key whose
-// clock stands at ts.
-func signAt(tb testing.TB, keyFile, domain string, ts time.Time, msg []byte) []byte {
+// signAt returns Sign's fields for msg with a Signers of the one key cfg
+// whose clock stands at ts.
+func signAt(tb testing.TB, cfg KeyConfig, ts time.Time, msg []byte) []byte {
 	tb.Helper()
-	s := newSigners(tb, []KeyConfig{{Domain: domain, Selector: "sel", KeyFile: keyFile}},
-		withMinRSABits(1024), withClock(func() time.Time { return ts }))
-	sigs, err := s.Sign(msg, []string{domain})
+	s := newSigners(tb, []KeyConfig{cfg}, withMinRSABits(1024), withClock(func() time.Time { return ts }))
+	sigs, err := s.Sign(msg, []string{cfg.Domain})
 	if err != nil {
 		tb.Fatal(err)
 	}
