@@ -14,8 +14,11 @@ build:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./cmd/gannet ./bench/smtpblast ./bench/smtpsink
 
-# bin/boring/gannet: Gannet on BoringCrypto (GOEXPERIMENT=boringcrypto, cgo;
-# linux/amd64 and arm64), for (c) of make bench beside the standard build.
+# bin/boring/gannet: the same program with GOEXPERIMENT=boringcrypto, whose
+# RSA, SHA-256 and TLS are BoringSSL's (cgo, needs a C compiler; linux/amd64
+# and arm64): faster DKIM RSA signing (README, "Faster RSA signing"), and
+# (c) of make bench beside the standard build. `make build` stays pure Go
+# and is what CI tests.
 build-boring:
 	@mkdir -p $(BIN)/boring; rm -f $(BIN)/boring/gannet # a failed build leaves no stale binary
 	GOEXPERIMENT=boringcrypto CGO_ENABLED=1 $(GO) build -o $(BIN)/boring/ ./cmd/gannet

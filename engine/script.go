@@ -379,7 +379,7 @@ func (ks *keySigners) forget() {
 }
 
 // signWithKeys returns the DKIM-Signature fields of msg for each of keys.
-func (e *Engine) signWithKeys(msg []byte, keys []dkim.KeyConfig) ([]byte, error) {
+func (e *Engine) signWithKeys(msg *dkim.Message, keys []dkim.KeyConfig) ([]byte, error) {
 	var out []byte
 	now := e.now()
 	for i, k := range keys {
@@ -394,7 +394,7 @@ func (e *Engine) signWithKeys(msg []byte, keys []dkim.KeyConfig) ([]byte, error)
 		if err != nil {
 			return nil, err
 		}
-		sig, err := s.Sign(msg, []string{k.Domain})
+		sig, err := s.SignMessage(msg, []string{k.Domain})
 		if err != nil {
 			return nil, err
 		}

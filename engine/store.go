@@ -228,14 +228,18 @@ func (e *Engine) prepare(lp *livePolicy, a *arrival, id string, now time.Time) (
 	}
 	content := out[head:]
 	var sigs []byte
+	var toSign *dkim.Message // its body is hashed once for every key
+	if signed {
+		toSign = dkim.NewMessage(content)
+	}
 	if len(d.DKIMDomains) > 0 {
-		if sigs, err = lp.signers.Sign(content, d.DKIMDomains); err != nil {
+		if sigs, err = lp.signers.SignMessage(toSign, d.DKIMDomains); err != nil {
 			e.bodies.Put(buf)
 			return prepared{}, fmt.Errorf("DKIM: %w", err)
 		}
 	}
 	if len(keys) > 0 {
-		more, err := e.signWithKeys(content, keys)
+		more, err := e.signWithKeys(toSign, keys)
 		if err != nil {
 			e.bodies.Put(buf)
 			return prepared{}, fmt.Errorf("DKIM (policy script): %w", err)

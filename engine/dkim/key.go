@@ -114,6 +114,9 @@ func checkKey(key any, minRSABits int) (crypto.Signer, error) {
 		if bits := k.N.BitLen(); bits < minRSABits {
 			return nil, fmt.Errorf("%w: %d bits, at least %d required (RFC 8301)", ErrWeakKey, bits, minRSABits)
 		}
+		// The CRT values make a signature about 3× cheaper. x509's parsers
+		// compute them already; this keeps it so for any other source.
+		k.Precompute()
 		return k, nil
 	case ed25519.PrivateKey:
 		return k, nil

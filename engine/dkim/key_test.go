@@ -50,6 +50,10 @@ func TestLoadKeyForms(t *testing.T) {
 		if r, ok := k.(*rsa.PrivateKey); ok && r.N.BitLen() != tc.bits {
 			t.Errorf("%s: %d bits", tc.file, r.N.BitLen())
 		}
+		// Signing uses the CRT values (rsa.PrivateKey.Precompute).
+		if r, ok := k.(*rsa.PrivateKey); ok && (r.Precomputed.Dp == nil || r.Precomputed.Dq == nil || r.Precomputed.Qinv == nil) {
+			t.Errorf("%s: no precomputed CRT values", tc.file)
+		}
 	}
 	k, _ := LoadKey(filepath.Join(dir, "seed32.b64"))
 	if !k.(ed25519.PrivateKey).Equal(edFull) {

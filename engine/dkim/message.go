@@ -37,11 +37,11 @@ func countFields(fields []field, name string) int {
 // pickField returns the skip+1-th field named name counting from the bottom
 // of the header, or nil. RFC 6376 §5.4.2: when a name is listed several times
 // in "h=", its instances are signed from the last one upwards.
-func pickField(fields []field, name string, skip int) []byte {
+func pickField(fields []field, name string, skip int) *field {
 	for i := len(fields) - 1; i >= 0; i-- {
 		if fields[i].Is(name) {
 			if skip == 0 {
-				return fields[i].Raw
+				return &fields[i]
 			}
 			skip--
 		}

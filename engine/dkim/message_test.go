@@ -26,8 +26,8 @@ func TestSplitHeader(t *testing.T) {
 	if _, body := splitHeader([]byte("From: x\r\n"), nil); body != nil {
 		t.Errorf("header-only message has body %q", body)
 	}
-	if got := pickField(fs, "to", 0); string(got) != "To : b@example.com\r\n" {
-		t.Errorf("pickField To = %q", got)
+	if got := pickField(fs, "to", 0); got == nil || string(got.Raw) != "To : b@example.com\r\n" {
+		t.Errorf("pickField To = %+v", got)
 	}
 }
 

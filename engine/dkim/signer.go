@@ -2,16 +2,19 @@ package dkim
 
 import (
 	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"gannet/mailaddr"
-
-	msgauth "github.com/emersion/go-msgauth/dkim"
 )
 
 // DefaultHeaders is the signed header list used when a KeyConfig has none:
@@ -42,6 +45,7 @@ type Option func(*options)
 type options struct {
 	expiry     time.Duration
 	minRSABits int
+	now        func() time.Time // the signing time ("t="): time.Now
 }
 
 // WithExpiry adds "x=" (signature expiration, RFC 6376 §3.5) at signing time
@@ -52,6 +56,10 @@ func WithExpiry(d time.Duration) Option { return func(o *options) { o.expiry = d
 // withMinRSABits lowers the RSA size limit; tests use it for the 1024-bit
 // RFC 8463 key.
 func withMinRSABits(bits int) Option { return func(o *options) { o.minRSABits = bits } }
+
+// withClock sets the clock "t=" and "x=" are read from; tests use it to
+// sign at the time a reference signer chose.
+func withClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
 // signingKey is one loaded key with everything about its signature that does
 // not depend on the message.
@@ -78,7 +86,7 @@ type Signers struct {
 // New loads every key. An error names the first entry or file that is wrong;
 // an empty list is valid (nothing is signed).
 func New(keys []KeyConfig, opts ...Option) (*Signers, error) {
-	s := &Signers{opts: options{minRSABits: MinRSABits}}
+	s := &Signers{opts: options{minRSABits: MinRSABits, now: time.Now}}
 	for _, o := range opts {
 		o(&s.opts)
 	}
@@ -197,33 +205,58 @@ func (s *Signers) Has(domain string) bool {
 // prepended to the message in the order returned. Domains without a key are
 // skipped; nil means nothing to sign. msg is not modified or kept.
 //
-// Each signature is made by go-msgauth's dkim.Signer with relaxed/relaxed
-// canonicalization and the header list that headerKeys computes for this
-// message.
+// Every signature uses relaxed/relaxed canonicalization and the header list
+// that headerKeys computes for this message. The body is read once, however
+// many keys sign it: all of them hash it the same way (relaxed, SHA-256).
 func (s *Signers) Sign(msg []byte, domains []string) ([]byte, error) {
+	return s.SignMessage(NewMessage(msg), domains)
+}
+
+// SignMessage is Sign for a message that several Signers sign (the
+// configured keys and a policy script's): its body is hashed once for all
+// of them.
+func (s *Signers) SignMessage(m *Message, domains []string) ([]byte, error) {
 	set := s.set.Load()
 	var out []byte
-	var fields []field
-	parsed := false
 	for i, d := range domains {
 		d = normDomain(d)
 		if slicesContainsNorm(domains[:i], d) {
 			continue
 		}
 		for _, k := range set.byDomain[d] {
-			if !parsed {
-				var buf [32]field
-				fields, _ = splitHeader(msg, buf[:0])
-				parsed = true
-			}
-			sig, err := s.signOne(msg, fields, k)
-			if err != nil {
+			var err error
+			if out, err = s.appendSignature(out, m, k); err != nil {
 				return nil, err
 			}
-			out = append(out, sig...)
 		}
 	}
 	return out, nil
+}
+
+// Message is a message to sign with what its signatures share, its header
+// fields and its body hash, computed when the first signature needs them.
+// It is for one goroutine.
+type Message struct {
+	msg    []byte
+	fields []field
+	bh     string // base64 of the relaxed body's SHA-256; "" until parsed
+	buf    [32]field
+}
+
+// NewMessage returns msg (header and body, CRLF line ends) to sign with
+// SignMessage. msg is not modified and must not be until the last
+// signature is made.
+func NewMessage(msg []byte) *Message { return &Message{msg: msg} }
+
+// parse splits the header and hashes the body, the first time.
+func (m *Message) parse() {
+	if m.bh != "" {
+		return
+	}
+	var body []byte
+	m.fields, body = splitHeader(m.msg, m.buf[:0])
+	sum := bodyHash(body)
+	m.bh = base64.StdEncoding.EncodeToString(sum[:])
 }
 
 // headerKeys is the "h=" list for one message (RFC 6376 §5.4): each
@@ -245,55 +278,97 @@ func headerKeys(names []string, fields []field) []string {
 	return keys
 }
 
-// signOne makes one DKIM-Signature field for k with go-msgauth: the whole
-// message is written to a dkim.Signer, which hashes the relaxed body and the
-// listed header fields and signs them (rsa-sha256 or ed25519-sha256 by the
-// key's type).
-func (s *Signers) signOne(msg []byte, fields []field, k *signingKey) ([]byte, error) {
-	opts := &msgauth.SignOptions{
-		Domain:                 k.cfg.Domain,
-		Selector:               k.cfg.Selector,
-		Signer:                 k.key,
-		Hash:                   crypto.SHA256,
-		HeaderCanonicalization: msgauth.CanonicalizationRelaxed,
-		BodyCanonicalization:   msgauth.CanonicalizationRelaxed,
-		HeaderKeys:             headerKeys(k.names, fields),
+// appendSignature appends one DKIM-Signature field for k to out (RFC 6376
+// §3.5, §3.7, §5): the tags, with "b=" empty, are formatted; the listed
+// header fields and then that field are hashed in relaxed form; the hash is
+// signed (rsa-sha256: RSASSA-PKCS1-v1_5 with SHA-256, RFC 6376 §3.3.1;
+// ed25519-sha256: Ed25519 over the SHA-256 hash, RFC 8463 §3); and the
+// field is appended with the signature as "b=".
+func (s *Signers) appendSignature(out []byte, m *Message, k *signingKey) ([]byte, error) {
+	m.parse()
+	now := s.opts.now()
+	keys := headerKeys(k.names, m.fields)
+	tags := []tag{
+		{"a", algorithm(k.key)},
+		{"bh", m.bh},
+		{"c", "relaxed/relaxed"},
+		{"d", k.cfg.Domain},
+		{"h", strings.Join(keys, ":")},
+		{"s", k.cfg.Selector},
+		{"t", strconv.FormatInt(now.Unix(), 10)},
+		{"v", "1"},
 	}
 	if s.opts.expiry > 0 {
-		opts.Expiration = time.Now().Add(s.opts.expiry)
+		tags = append(tags, tag{"x", strconv.FormatInt(now.Add(s.opts.expiry).Unix(), 10)})
 	}
-	signer, err := msgauth.NewSigner(opts)
-	if err != nil {
-		return nil, fmt.Errorf("dkim: signing for %s: %w", k.cfg.Domain, err)
-	}
-	_, err = signer.Write(msg)
-	if err == nil {
-		// go-msgauth needs the empty line that ends the header section; a
-		// message that is all header (no body) gets it here, which does not
-		// change the body hash (an empty body either way, RFC 6376 §3.4.4).
-		if tail := headerEnd(msg); tail != "" {
-			_, err = signer.Write([]byte(tail))
+	field := appendSigTags(make([]byte, 0, 1024), tags)
+	unsigned := appendFoldedB(field, "")
+
+	// The header hash input (§3.7): each listed field, picked from the
+	// bottom up (§5.4.2) and skipped when the message has no more of it
+	// (over-signing), then this field with "b=" empty and no final CRLF.
+	input := make([]byte, 0, 2048)
+	for i, name := range keys {
+		skip := 0
+		for _, prev := range keys[:i] {
+			if strings.EqualFold(prev, name) {
+				skip++
+			}
+		}
+		if f := pickField(m.fields, name, skip); f != nil {
+			input = appendRelaxedField(input, *f)
 		}
 	}
-	if cerr := signer.Close(); err == nil {
-		err = cerr
+	input = appendRelaxedHeader(input, []byte(sigFieldName), unsigned[len(sigFieldName)+1:])
+	digest := sha256.Sum256(input[:len(input)-len(crlf)])
+
+	var opts crypto.SignerOpts = crypto.SHA256
+	if _, ok := k.key.(ed25519.PrivateKey); ok {
+		opts = crypto.Hash(0) // RFC 8463: the digest is the message Ed25519 signs
 	}
+	sig, err := k.key.Sign(rand.Reader, digest[:], opts)
 	if err != nil {
 		return nil, fmt.Errorf("dkim: signing for %s: %w", k.cfg.Domain, err)
 	}
-	return []byte(signer.Signature()), nil
+	return appendFoldedB(append(out, field...), base64.StdEncoding.EncodeToString(sig)), nil
 }
 
-// headerEnd returns what must follow msg so that its header section ends
-// with an empty line: "" when msg has one.
-func headerEnd(msg []byte) string {
-	if _, body := splitHeader(msg, nil); body != nil {
-		return ""
+// sigFieldName is the name of the field Sign makes (RFC 6376 §3.5).
+const sigFieldName = "DKIM-Signature"
+
+// tag is one tag=value pair of a DKIM-Signature (RFC 6376 §3.2).
+type tag struct{ name, value string }
+
+// appendSigTags appends the DKIM-Signature field name and its tags except
+// "b=", folded as go-msgauth folds them (so that fields look as they did
+// before Gannet signed by itself): " name=value;" after one another, a new
+// line (CRLF SP) before a tag that would take the line past 75 characters,
+// and a CRLF after the last tag.
+func appendSigTags(dst []byte, tags []tag) []byte {
+	dst = append(dst, sigFieldName+":"...)
+	line := 0
+	for _, t := range tags {
+		if 3+line+len(t.name)+len(t.value) > 75 {
+			dst = append(dst, crlf...)
+			line = 0
+		}
+		dst = append(append(append(append(append(dst, ' '), t.name...), '='), t.value...), ';')
+		line += 3 + len(t.name) + len(t.value)
 	}
-	if len(msg) > 0 && msg[len(msg)-1] != '\n' {
-		return "\r\n\r\n"
+	return append(dst, crlf...)
+}
+
+// appendFoldedB appends " b=" and the signature (empty while hashing, §3.7)
+// on lines of 75 characters, each continuation line starting with SP, and
+// the final CRLF.
+func appendFoldedB(dst []byte, b string) []byte {
+	const width = 75
+	s := " b=" + b
+	for len(s) > width {
+		dst = append(append(dst, s[:width]...), "\r\n "...)
+		s = s[width:]
 	}
-	return "\r\n"
+	return append(append(dst, s...), crlf...)
 }
 
 // normDomain puts a domain into canonical form (mailaddr.CanonicalDomain),

@@ -62,8 +62,8 @@ func TestSignRFC8463(t *testing.T) {
 	}
 }
 
-// checkSignTime checks "t=" against the real clock: go-msgauth reads
-// time.Now itself, so the signing time cannot be injected.
+// checkSignTime checks "t=" against the real clock, which Sign reads by
+// default.
 func checkSignTime(t *testing.T, signed []byte) int64 {
 	t.Helper()
 	ts, err := strconv.ParseInt(tagValue(signed, "t"), 10, 64)
@@ -412,5 +412,37 @@ func TestSignConcurrent(t *testing.T) {
 				t.Errorf("message %d signature %d: %v", i, j, err)
 			}
 		}
+	}
+}
+
+// TestSignMessageShared: one Message signed by two Signers (the configured
+// keys and a policy script's) gets one body hash, and both signatures
+// verify.
+func TestSignMessageShared(t *testing.T) {
+	rsaKey := loadTestKey(t, "rsa2048-pkcs8.pem")
+	edKey := loadTestKey(t, "ed25519-pkcs8.pem")
+	cfg := newSigners(t, []KeyConfig{{Domain: "esp.example", Selector: "esp", KeyFile: rsaKey.file}})
+	script := newSigners(t, []KeyConfig{{Domain: "sender.example", Selector: "cust", KeyFile: edKey.file}})
+	m := NewMessage([]byte(plainMsg))
+	a, err := cfg.SignMessage(m, []string{"esp.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := script.SignMessage(m, []string{"sender.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := append(append(a, b...), plainMsg...)
+	recs := records{"esp._domainkey.esp.example": rsaKey.record, "cust._domainkey.sender.example": edKey.record}
+	for i, err := range verifyGo(t, signed, recs) {
+		if err != nil {
+			t.Errorf("signature %d: %v", i, err)
+		}
+	}
+	if tagValue(a, "bh") != tagValue(b, "bh") || tagValue(a, "bh") == "" {
+		t.Errorf("bh= %s and %s", tagValue(a, "bh"), tagValue(b, "bh"))
+	}
+	if out, ok := verifyPython(t, signed, recs); !ok {
+		t.Errorf("dkimpy:\n%s", out)
 	}
 }
