@@ -367,10 +367,11 @@ func (s *Spool) Append(m *Message, body []byte) error {
 		return err
 	}
 	m.Size = len(body)
+	codec := s.codecs.codecFor(body)
 	req := &appendReq{
 		m:    m,
 		key:  metaKey(m.ID),
-		rec:  s.codecs.appendRecord(s.recs.Get(s.codecs.maxRecordLen(len(m.ID), len(body))), m.ID, body),
+		rec:  s.codecs.appendRecord(s.recs.Get(maxRecordLen(codec, len(m.ID), len(body))), codec, m.ID, body),
 		meta: encodeMeta(nil, m),
 		done: make(chan error, 1),
 	}
@@ -786,12 +787,19 @@ func (s *Spool) body(id string, loc location, fromIndex bool) ([]byte, error) {
 			fromIndex = true
 			continue
 		}
-		v, _, err := readRecord(f, loc.Offset, loc.Length, id)
+		v, raw, err := readRecord(f, loc.Offset, loc.Length, id, s.recs.Get(int(min(loc.Length, bufpool.MaxSize))))
 		s.segMu.RUnlock()
 		if err != nil {
 			return nil, err
 		}
-		return s.codecs.decompress(v)
+		if v.Codec == CompressNone {
+			// The body is the record's payload: no copy. The buffer
+			// stays with the caller and does not go back to the pool.
+			return v.Payload, nil
+		}
+		body, err := s.codecs.decompress(v)
+		s.recs.Put(raw)
+		return body, err
 	}
 }
 
