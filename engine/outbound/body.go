@@ -63,21 +63,45 @@ func writeBody(w *bufio.Writer, body []byte, crlfClean bool, scratch *[]byte) er
 
 // cleanCRLF reports whether every line of body ends in CRLF and no CR or LF
 // stands alone, including a final CRLF (an empty body is clean).
+//
+// Two vectorised counts settle most bodies: a body with as many CRs as LFs
+// whose every LF follows a CR pairs each CR with the LF after it. The LFs
+// are then visited one IndexByte each, a short call per line, instead of
+// looking for the two-byte CRLF (bytes.Count(body, "\r\n") costs about
+// three times as much on 100 KB of mail).
 func cleanCRLF(body []byte) bool {
 	if len(body) == 0 {
 		return true
 	}
-	if !bytes.HasSuffix(body, crlf) {
+	if !bytes.HasSuffix(body, crlf) || bytes.Count(body, crlf[1:]) != bytes.Count(body, crlf[:1]) {
 		return false
 	}
-	lf := bytes.Count(body, crlf[1:])
-	return lf == bytes.Count(body, crlf[:1]) && lf == bytes.Count(body, crlf)
+	for i := 0; ; {
+		lf := bytes.IndexByte(body[i:], '\n')
+		if lf < 0 {
+			return true
+		}
+		i += lf
+		if i == 0 || body[i-1] != '\r' {
+			return false
+		}
+		i++
+	}
 }
 
-// isASCIIBytes reports whether b holds only 7-bit bytes, eight at a time.
+// isASCIIBytes reports whether b holds only 7-bit bytes, 32 at a time: the
+// high bits of four words are or-ed before one test.
 func isASCIIBytes(b []byte) bool {
+	const hi = 0x8080808080808080
+	le := binary.LittleEndian
+	for len(b) >= 32 {
+		if (le.Uint64(b)|le.Uint64(b[8:])|le.Uint64(b[16:])|le.Uint64(b[24:]))&hi != 0 {
+			return false
+		}
+		b = b[32:]
+	}
 	for len(b) >= 8 {
-		if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
+		if le.Uint64(b)&hi != 0 {
 			return false
 		}
 		b = b[8:]
