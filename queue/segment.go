@@ -312,6 +312,14 @@ func parseSegmentName(name string) (uint64, bool) {
 	return seq, err == nil
 }
 
+// storedAsIs reports whether the record at off in f looks uncompressed by
+// its flags byte alone (readRecord verifies it).
+func storedAsIs(f File, off int64) bool {
+	var flags [1]byte
+	_, err := f.ReadAt(flags[:], off+5)
+	return err == nil && Compression(flags[0]&flagCodecMask) == CompressNone
+}
+
 // readRecord reads and verifies the record of length n at off in f, and
 // checks that it belongs to id. It returns the decoded record and the raw
 // record bytes it aliases: they are read into buf when it has room for

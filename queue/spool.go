@@ -787,14 +787,21 @@ func (s *Spool) body(id string, loc location, fromIndex bool) ([]byte, error) {
 			fromIndex = true
 			continue
 		}
-		v, raw, err := readRecord(f, loc.Offset, loc.Length, id, s.recs.Get(int(min(loc.Length, bufpool.MaxSize))))
+		// A compressed record is read into a pooled buffer, which goes
+		// back once the body is decompressed. An uncompressed one is
+		// read into a buffer of its own, whose payload is the body (no
+		// copy); a large record's flags byte is read first to tell them
+		// apart, so that such bodies do not drain the pool.
+		var buf []byte
+		if loc.Length < sampleMin || !storedAsIs(f, loc.Offset) {
+			buf = s.recs.Get(int(min(loc.Length, bufpool.MaxSize)))
+		}
+		v, raw, err := readRecord(f, loc.Offset, loc.Length, id, buf)
 		s.segMu.RUnlock()
 		if err != nil {
 			return nil, err
 		}
 		if v.Codec == CompressNone {
-			// The body is the record's payload: no copy. The buffer
-			// stays with the caller and does not go back to the pool.
 			return v.Payload, nil
 		}
 		body, err := s.codecs.decompress(v)
