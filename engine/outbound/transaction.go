@@ -3,6 +3,7 @@ package outbound
 import (
 	"context"
 	"fmt"
+	"net"
 	"time"
 
 	"gannet/engine/trace"
@@ -105,25 +106,12 @@ func (c *Client) exchange(ctx context.Context, body []byte, crlfClean bool) erro
 		if len(cmds) > 0 {
 			c.conn.SetDeadline(time.Now().Add(c.cfg.commandTimeout))
 			c.traceCommands(cmds)
-			if _, err := c.w.Write(cmds); err != nil {
-				return err
-			}
+		}
+		if err := c.write(cmds, form, body, crlfClean); err != nil {
+			return err
 		}
 		if form != smtpwire.NoBody {
-			c.conn.SetDeadline(time.Now().Add(c.cfg.dataTimeout))
-			var err error
-			if form == smtpwire.BodyAsIs {
-				_, err = c.w.Write(body)
-			} else {
-				err = writeBody(c.w, body, crlfClean, &c.scratch)
-			}
-			if err != nil {
-				return err
-			}
 			c.traceBody(len(body))
-		}
-		if err := c.w.Flush(); err != nil {
-			return err
 		}
 		for t.Awaiting() {
 			n, rep, err := t.Feed(c.rr.unread())
@@ -144,6 +132,38 @@ func (c *Client) exchange(ctx context.Context, body []byte, crlfClean bool) erro
 		}
 	}
 	return nil
+}
+
+// write sends cmds followed by body in the form the transaction asks for,
+// under the data timeout when a body goes. On a plain TCP connection a body
+// that goes as it is (BDAT) and would not fit the write buffer goes with
+// the commands in one writev, straight from the spool's buffer; otherwise
+// the bytes go through c.w (writeBody passes the long runs between stuffed
+// dots through to the connection as well).
+func (c *Client) write(cmds []byte, form smtpwire.BodyForm, body []byte, crlfClean bool) error {
+	if form != smtpwire.NoBody {
+		c.conn.SetDeadline(time.Now().Add(c.cfg.dataTimeout))
+	}
+	if _, plain := c.conn.(*net.TCPConn); plain && form == smtpwire.BodyAsIs &&
+		c.w.Buffered() == 0 && len(cmds)+len(body) > c.w.Available() {
+		bufs := net.Buffers{cmds, body}
+		_, err := bufs.WriteTo(c.conn)
+		return err
+	}
+	if _, err := c.w.Write(cmds); err != nil {
+		return err
+	}
+	var err error
+	switch form {
+	case smtpwire.BodyAsIs:
+		_, err = c.w.Write(body)
+	case smtpwire.BodyDotStuffed:
+		err = writeBody(c.w, body, crlfClean, &c.scratch)
+	}
+	if err != nil {
+		return err
+	}
+	return c.w.Flush()
 }
 
 // refusal words, as a local reply, why Begin would not send msg to this
