@@ -793,7 +793,7 @@ func (s *Spool) body(id string, loc location, fromIndex bool) ([]byte, error) {
 		// copy); a large record's flags byte is read first to tell them
 		// apart, so that such bodies do not drain the pool.
 		var buf []byte
-		if loc.Length < sampleMin || !storedAsIs(f, loc.Offset) {
+		if loc.Length < largeBody || !storedAsIs(f, loc.Offset) {
 			buf = s.recs.Get(int(min(loc.Length, bufpool.MaxSize)))
 		}
 		v, raw, err := readRecord(f, loc.Offset, loc.Length, id, buf)
