@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -38,6 +39,51 @@ func BenchmarkAppend1(b *testing.B) {
 		i++
 	}
 	reportAppend(b, s, start)
+}
+
+// cpuTime is the CPU time (user and system) this process has used so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkAppend100K is 16 concurrent writers of 100 KB newsletters (the
+// (c) shape of bench/run.sh) with each setting: s2 stores them as they
+// are (codecFor). Besides the time, which the fsyncs set, it reports the
+// process's CPU time per message and the segment bytes per message.
+func BenchmarkAppend100K(b *testing.B) {
+	for _, comp := range []string{"zstd", "s2", "none"} {
+		b.Run(comp, func(b *testing.B) {
+			s := openTest(b, Options{Compression: comp})
+			bodies := make([][]byte, 8)
+			for i := range bodies {
+				bodies[i] = testMail(uint64(i), 100<<10)
+			}
+			b.SetBytes(int64(len(bodies[0])))
+			b.ReportAllocs()
+			b.SetParallelism((16 + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+			var n, stored atomic.Int64
+			cpu0 := cpuTime(b)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := n.Add(1)
+					m := testMessage(fmt.Sprintf("c%09d", i), 1)
+					if err := s.Append(m, bodies[i%int64(len(bodies))]); err != nil {
+						b.Error(err)
+						return
+					}
+					stored.Add(m.Length)
+				}
+			})
+			if k := n.Load(); k > 0 {
+				b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/float64(k), "cpu-µs/msg")
+				b.ReportMetric(float64(stored.Load())/float64(k), "stored-B/msg")
+			}
+		})
+	}
 }
 
 // BenchmarkAppend64 is 64 concurrent writers sharing group commits.
