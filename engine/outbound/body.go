@@ -15,6 +15,7 @@ const maxKeptScratch = 256 << 10
 var (
 	crlf    = []byte("\r\n")
 	crlfDot = []byte("\r\n.")
+	dotCRLF = []byte(".\r\n")
 )
 
 // writeBody writes the message body for DATA: dot-stuffed (RFC 5321
@@ -22,11 +23,11 @@ var (
 // ".<CRLF>".
 //
 // Bodies in the spool are already CRLF-clean (reception normalises them),
-// so the usual path copies nothing: it hands slices of the body to the
-// buffered writer — which passes large slices straight to the connection —
-// and inserts the extra dots between them. Only a body with bare CR or LF
-// (crlfClean false: see cleanCRLF) is converted with
-// smtpwire.AppendDotStuffed into scratch (one copy).
+// so the usual path copies nothing: it hands the pieces of stuffedPieces to
+// the buffered writer — which passes large slices straight to the
+// connection. Only a body with bare CR or LF (crlfClean false: see
+// cleanCRLF) is converted with smtpwire.AppendDotStuffed into scratch (one
+// copy).
 func writeBody(w *bufio.Writer, body []byte, crlfClean bool, scratch *[]byte) error {
 	if !crlfClean {
 		buf := smtpwire.AppendDotStuffed((*scratch)[:0], body)
@@ -37,8 +38,21 @@ func writeBody(w *bufio.Writer, body []byte, crlfClean bool, scratch *[]byte) er
 		*scratch = buf
 		return err
 	}
-	if len(body) > 0 && body[0] == '.' {
-		w.WriteByte('.')
+	var err error
+	stuffedPieces(body, func(p []byte) bool {
+		_, err = w.Write(p)
+		return err == nil
+	})
+	return err
+}
+
+// stuffedPieces gives put, in order, the pieces of the DATA payload of a
+// CRLF-clean body: slices of body, a "." before each line that starts with
+// one (RFC 5321 §4.5.2), and the final ".\r\n". It stops when put returns
+// false, and reports whether put took every piece.
+func stuffedPieces(body []byte, put func([]byte) bool) bool {
+	if len(body) > 0 && body[0] == '.' && !put(dotCRLF[:1]) {
+		return false
 	}
 	rest := body
 	for {
@@ -46,19 +60,14 @@ func writeBody(w *bufio.Writer, body []byte, crlfClean bool, scratch *[]byte) er
 		if i < 0 {
 			break
 		}
-		// Write up to and including the CRLF, then the stuffed dot; the
+		// Up to and including the CRLF, then the stuffed dot; the
 		// line's own dot starts the next slice.
-		if _, err := w.Write(rest[:i+2]); err != nil {
-			return err
+		if !put(rest[:i+2]) || !put(dotCRLF[:1]) {
+			return false
 		}
-		w.WriteByte('.')
 		rest = rest[i+2:]
 	}
-	if _, err := w.Write(rest); err != nil {
-		return err
-	}
-	_, err := w.WriteString(".\r\n")
-	return err
+	return (len(rest) == 0 || put(rest)) && put(dotCRLF)
 }
 
 // cleanCRLF reports whether every line of body ends in CRLF and no CR or LF
