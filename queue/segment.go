@@ -313,10 +313,9 @@ func parseSegmentName(name string) (uint64, bool) {
 }
 
 // storedAsIs reports whether the record at off in f looks uncompressed by
-// its flags byte alone (readRecord verifies it).
-func storedAsIs(f File, off int64) bool {
-	var flags [1]byte
-	_, err := f.ReadAt(flags[:], off+5)
+// its flags byte alone (readRecord verifies it), read into flags[0].
+func storedAsIs(f File, off int64, flags []byte) bool {
+	_, err := f.ReadAt(flags[:1], off+5)
 	return err == nil && Compression(flags[0]&flagCodecMask) == CompressNone
 }
 

@@ -792,9 +792,10 @@ func (s *Spool) body(id string, loc location, fromIndex bool) ([]byte, error) {
 		// read into a buffer of its own, whose payload is the body (no
 		// copy); a large record's flags byte is read first to tell them
 		// apart, so that such bodies do not drain the pool.
-		var buf []byte
-		if loc.Length < largeBody || !storedAsIs(f, loc.Offset) {
-			buf = s.recs.Get(int(min(loc.Length, bufpool.MaxSize)))
+		buf := s.recs.Get(int(min(loc.Length, bufpool.MaxSize)))
+		if loc.Length >= largeBody && storedAsIs(f, loc.Offset, buf[:1]) {
+			s.recs.Put(buf)
+			buf = nil
 		}
 		v, raw, err := readRecord(f, loc.Offset, loc.Length, id, buf)
 		s.segMu.RUnlock()
