@@ -240,6 +240,6 @@ func (s *Spool) rawRecord(id string, loc location) ([]byte, error) {
 	if f == nil {
 		return nil, corruptf("message %s: segment %016x is missing", id, loc.Segment)
 	}
-	_, raw, err := readRecord(f, loc.Offset, loc.Length, id)
+	_, raw, err := readRecord(f, loc.Offset, loc.Length, id, nil)
 	return raw, err
 }

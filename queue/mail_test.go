@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"encoding/base64"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -59,6 +60,27 @@ func testMail(seed uint64, size int) []byte {
 		}
 	}
 	fmt.Fprintf(&b, "</table></body></html>\r\n--%s--\r\n", boundary)
+	return []byte(b.String())
+}
+
+// testAttachmentMail returns testMail of about size/5 bytes followed by an
+// attachment of about 4*size/5 bytes: base64 of random bytes, 76 characters
+// a line, the way a JPEG or a PDF travels. It does not compress (but for
+// base64's 6 bits a byte, which only an entropy coder like zstd's gets).
+func testAttachmentMail(seed uint64, size int) []byte {
+	r := rand.New(rand.NewPCG(seed, 42))
+	raw := make([]byte, size*4/5*3/4)
+	for i := range raw {
+		raw[i] = byte(r.Uint32())
+	}
+	enc := base64.StdEncoding.EncodeToString(raw)
+	var b strings.Builder
+	b.Write(testMail(seed, size/5))
+	for len(enc) > 76 {
+		b.WriteString(enc[:76] + "\r\n")
+		enc = enc[76:]
+	}
+	b.WriteString(enc + "\r\n")
 	return []byte(b.String())
 }
 

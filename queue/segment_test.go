@@ -15,7 +15,7 @@ func TestRecordRoundTrip(t *testing.T) {
 			}
 			defer cs.close()
 			for _, body := range [][]byte{nil, []byte("x"), testMail(1, 200), testMail(2, 60000)} {
-				rec := cs.appendRecord([]byte("prefix"), "0abc", body)[len("prefix"):]
+				rec := cs.appendRecord([]byte("prefix"), c, "0abc", body)[len("prefix"):]
 				v, n, err := decodeRecord(append(rec, "trailing"...))
 				if err != nil {
 					t.Fatalf("decode: %v", err)
@@ -35,13 +35,43 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 }
 
+// TestCodecFor: the configured codec stores mail below 16 KiB; above, s2
+// stores none and zstd skips a body that does not compress.
+func TestCodecFor(t *testing.T) {
+	small, news := testMail(1, 8000), testMail(2, 100<<10)
+	mid, att := testMail(3, 40<<10), testAttachmentMail(4, 100<<10)
+	for _, tc := range []struct {
+		use                   Compression
+		small, mid, news, att Compression
+	}{
+		{CompressZstd, CompressZstd, CompressZstd, CompressZstd, CompressNone},
+		{CompressS2, CompressS2, CompressNone, CompressNone, CompressNone},
+		{CompressNone, CompressNone, CompressNone, CompressNone, CompressNone},
+	} {
+		cs, err := newCodecs(tc.use)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range []struct {
+			name string
+			body []byte
+			want Compression
+		}{{"8 KB mail", small, tc.small}, {"40 KB mail", mid, tc.mid}, {"100 KB mail", news, tc.news}, {"100 KB attachment", att, tc.att}} {
+			if got := cs.codecFor(b.body); got != b.want {
+				t.Errorf("%v spool: %s stored with %v, want %v", tc.use, b.name, got, b.want)
+			}
+		}
+		cs.close()
+	}
+}
+
 func TestRecordDamageIsCorrupt(t *testing.T) {
 	cs, err := newCodecs(CompressZstd)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cs.close()
-	rec := cs.appendRecord(nil, "id1", testMail(3, 3000))
+	rec := cs.appendRecord(nil, CompressZstd, "id1", testMail(3, 3000))
 	// Every truncation is reported as a torn record.
 	for i := 0; i < len(rec); i++ {
 		_, _, err := decodeRecord(rec[:i])
@@ -104,11 +134,9 @@ func FuzzRecordDecode(f *testing.F) {
 	}
 	defer cs.close()
 	for i, c := range []Compression{CompressZstd, CompressS2, CompressNone} {
-		cs.use = c
-		f.Add(cs.appendRecord(nil, "0m3k2j1h00001abcdefg", testMail(uint64(i), 400)))
-		f.Add(cs.appendRecord(nil, "x", nil))
+		f.Add(cs.appendRecord(nil, c, "0m3k2j1h00001abcdefg", testMail(uint64(i), 400)))
+		f.Add(cs.appendRecord(nil, c, "x", nil))
 	}
-	cs.use = CompressZstd
 	f.Add([]byte(recordMagic))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -367,10 +367,11 @@ func (s *Spool) Append(m *Message, body []byte) error {
 		return err
 	}
 	m.Size = len(body)
+	codec := s.codecs.codecFor(body)
 	req := &appendReq{
 		m:    m,
 		key:  metaKey(m.ID),
-		rec:  s.codecs.appendRecord(s.recs.Get(s.codecs.maxRecordLen(len(m.ID), len(body))), m.ID, body),
+		rec:  s.codecs.appendRecord(s.recs.Get(maxRecordLen(codec, len(m.ID), len(body))), codec, m.ID, body),
 		meta: encodeMeta(nil, m),
 		done: make(chan error, 1),
 	}
@@ -786,12 +787,27 @@ func (s *Spool) body(id string, loc location, fromIndex bool) ([]byte, error) {
 			fromIndex = true
 			continue
 		}
-		v, _, err := readRecord(f, loc.Offset, loc.Length, id)
+		// A compressed record is read into a pooled buffer, which goes
+		// back once the body is decompressed. An uncompressed one is
+		// read into a buffer of its own, whose payload is the body (no
+		// copy); a large record's flags byte is read first to tell them
+		// apart, so that such bodies do not drain the pool.
+		buf := s.recs.Get(int(min(loc.Length, bufpool.MaxSize)))
+		if loc.Length >= largeBody && storedAsIs(f, loc.Offset, buf[:1]) {
+			s.recs.Put(buf)
+			buf = nil
+		}
+		v, raw, err := readRecord(f, loc.Offset, loc.Length, id, buf)
 		s.segMu.RUnlock()
 		if err != nil {
 			return nil, err
 		}
-		return s.codecs.decompress(v)
+		if v.Codec == CompressNone {
+			return v.Payload, nil
+		}
+		body, err := s.codecs.decompress(v)
+		s.recs.Put(raw)
+		return body, err
 	}
 }
 

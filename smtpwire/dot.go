@@ -112,7 +112,9 @@ func (d *DotDecoder) Decode(dst, p []byte) (out []byte, n int, done bool) {
 	if d.done {
 		return dst, 0, true
 	}
-	i := 0
+	// slowTo: up to here, lines go one at a time (a span of lines
+	// cleanLines looked at held a CR inside a line).
+	i, slowTo := 0, 0
 	for i < len(p) {
 		switch d.state {
 		case dsStart:
@@ -134,8 +136,22 @@ func (d *DotDecoder) Decode(dst, p []byte) (out []byte, n int, done bool) {
 			d.state = dsMid
 			fallthrough
 		case dsMid:
-			// Fast path: find the line end with IndexByte and copy the line
-			// in one piece.
+			// Fast path: whole CRLF lines up to the next one that starts
+			// with "." are copied in one piece.
+			if i >= slowTo {
+				n, scanned := cleanLines(p[i:])
+				if n < scanned {
+					slowTo = i + scanned
+				}
+				if n > 0 {
+					dst = d.emit(dst, p[i:i+n])
+					d.genuine, d.state = true, dsStart
+					i += n
+					continue
+				}
+			}
+			// One line: find its end with IndexByte and copy it in one
+			// piece.
 			rest := p[i:]
 			lf := bytes.IndexByte(rest, '\n')
 			seg := rest
@@ -203,6 +219,43 @@ func (d *DotDecoder) Decode(dst, p []byte) (out []byte, n int, done bool) {
 		}
 	}
 	return dst, i, false
+}
+
+// cleanLines returns the length n of the longest prefix of b made of whole
+// lines that end in CRLF and hold no other CR, where no line but the first
+// starts with "." (b starts inside a line, or at the start of one that does
+// not begin with "."): bytes the decoder passes on as they are. scanned is
+// how far it looked; a prefix shorter than that ends at a line with a CR
+// inside, and the caller takes the lines up to scanned one at a time, so
+// that no byte is looked at twice here.
+//
+// One IndexByte per line finds the line ends; one vectorised count of the
+// CRs over all of them then checks that each is the one before an LF.
+func cleanLines(b []byte) (n, scanned int) {
+	lines := 0
+	for {
+		lf := bytes.IndexByte(b[n:], '\n')
+		if lf < 1 || b[n+lf-1] != '\r' {
+			break
+		}
+		n += lf + 1
+		lines++
+		if n == len(b) || b[n] == '.' {
+			break
+		}
+	}
+	if bytes.Count(b[:n], crlf[:1]) == lines {
+		return n, n
+	}
+	scanned = n
+	for n = 0; n < scanned; {
+		lf := bytes.IndexByte(b[n:], '\n')
+		if bytes.IndexByte(b[n:n+lf], '\r') != lf-1 {
+			break
+		}
+		n += lf + 1
+	}
+	return n, scanned
 }
 
 // AppendDotStuffed appends body as a DATA payload (RFC 5321 §4.5.2): every

@@ -199,6 +199,9 @@ type Session struct {
 	dec   DotDecoder
 	body  []byte
 	spare []byte // a body buffer given back with RecycleBody
+	// lastBody is the size of the session's previous message body: the
+	// next one is likely of that size too (newBody).
+	lastBody int64
 
 	usedBDAT   bool
 	bdatLeft   int64
@@ -423,7 +426,7 @@ func (s *Session) Feed(p []byte) (n int, ev Event) {
 				take = int(s.bdatLeft)
 			}
 			if s.bdatErr == nil && !s.bdatTooBig {
-				s.body = append(s.body, p[n:n+take]...)
+				s.body = append(s.growBody(take), p[n:n+take]...)
 			}
 			s.countDataLines(p[n : n+take])
 			n += take
@@ -774,10 +777,18 @@ func (s *Session) newBody() []byte {
 		s.spare = nil
 		return b[:0]
 	}
+	// The buffer starts as large as the SIZE parameter (RFC 1870) or, for
+	// a client that declares none, the previous body of the session says,
+	// with 1/32 to spare, so that a large body is not copied from a
+	// 4 KiB buffer doubling as it comes; never more than 256 KiB ahead of
+	// the bytes, whatever a client declares.
 	hint := int64(4096)
-	if s.env != nil && s.env.Size > hint {
-		hint = min(s.env.Size+s.env.Size/32, 256<<10)
+	if s.env != nil && s.env.Size > 0 {
+		hint = max(hint, s.env.Size+s.env.Size/32)
+	} else {
+		hint = max(hint, s.lastBody+s.lastBody/32)
 	}
+	hint = min(hint, 256<<10)
 	if s.cfg.BodyBuffer != nil {
 		return s.cfg.BodyBuffer(int(hint))
 	}
@@ -819,6 +830,7 @@ func (s *Session) endData() Event {
 
 func (s *Session) message() Event {
 	ev := Event{Kind: EventMessage, Envelope: s.env, Body: s.body}
+	s.lastBody = int64(len(s.body))
 	s.body = nil
 	s.pending = EventMessage
 	return ev
@@ -855,6 +867,10 @@ func (s *Session) bdatCmd(arg []byte) Event {
 			// Known from the declared chunk sizes: the bytes are skipped,
 			// never stored.
 			s.bdatTooBig = true
+		} else {
+			// Room for the chunk at once (up to 256 KiB ahead of the
+			// bytes, whatever the client declares).
+			s.body = s.growBody(int(min(size, 256<<10)))
 		}
 	}
 	if size == 0 {

@@ -205,6 +205,49 @@ func TestLargeBodyGrowth(t *testing.T) {
 	}
 }
 
+// TestBodyBufferSizedByPrevious: a client that declares no SIZE= sends
+// 100 KB messages, over DATA and over BDAT; from the session's second
+// message on, the body buffer the host lends (BodyBuffer) is asked for
+// that size at once and never replaced while the body arrives.
+func TestBodyBufferSizedByPrevious(t *testing.T) {
+	body := benchBody(100 << 10)
+	data := append([]byte("MAIL FROM:<a@c.example>\r\nRCPT TO:<b@d.example>\r\nDATA\r\n"), AppendDotStuffed(nil, body)...)
+	bdat := fmt.Appendf(nil, "MAIL FROM:<a@c.example>\r\nRCPT TO:<b@d.example>\r\nBDAT %d LAST\r\n%s", len(body), body)
+	for name, in := range map[string][]byte{"DATA": data, "BDAT": bdat} {
+		t.Run(name, func(t *testing.T) {
+			cfg := testConfig()
+			var asked []int
+			cfg.BodyBuffer = func(n int) []byte {
+				asked = append(asked, n)
+				return make([]byte, 0, n)
+			}
+			s := NewSession(cfg)
+			s.Feed([]byte("EHLO c.example\r\n"))
+			drain(s)
+			for i := range 3 {
+				var got []byte
+				for p := in; len(p) > 0; {
+					n, ev := s.Feed(p[:min(len(p), 16<<10)])
+					p = p[n:]
+					if ev.Kind == EventMessage {
+						got = ev.Body
+					}
+					if ev.Kind.WantsResponse() {
+						s.Respond(nil)
+					}
+				}
+				drain(s)
+				if !bytes.Equal(got, body) {
+					t.Fatalf("message %d: body of %d bytes came out as %d bytes", i, len(body), len(got))
+				}
+				if i > 0 && (asked[i] < len(body) || cap(got) != asked[i]) {
+					t.Errorf("message %d: asked for a %d-byte buffer, body in one of %d; want one buffer for %d bytes", i, asked[i], cap(got), len(body))
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkSessionLargeBody feeds a 100 KB message without SIZE= in 16 KB
 // reads: the cost of collecting a large DATA body.
 func BenchmarkSessionLargeBody(b *testing.B) {

@@ -90,3 +90,32 @@ func TestReusedBodyBuffersKeepMessagesIntact(t *testing.T) {
 		}
 	}
 }
+
+// A session's first body buffer is as large as the bodies received lately
+// (so that a 100 KB message sent alone on its connection is not copied
+// through doubling buffers), never past 256 KiB whatever came, and small
+// again once small mail is what comes.
+func TestBodyBufferFollowsRecentSizes(t *testing.T) {
+	var s Server
+	if got := cap(s.bodyBuffer(4096)); got != 4096 {
+		t.Fatalf("before any message: a %d-byte buffer, want 4096", got)
+	}
+	for range 30 {
+		s.noteBody(100 << 10)
+	}
+	if got := cap(s.bodyBuffer(4096)); got < 100<<10 {
+		t.Errorf("after 100 KB messages: a %d-byte buffer, want room for 100 KB", got)
+	}
+	for range 30 {
+		s.noteBody(50 << 20)
+	}
+	if got := cap(s.bodyBuffer(4096)); got > 256<<10 {
+		t.Errorf("after 50 MB messages: a %d-byte buffer, want at most 256 KiB", got)
+	}
+	for range 100 {
+		s.noteBody(2000)
+	}
+	if got := cap(s.bodyBuffer(4096)); got != 4096 {
+		t.Errorf("after 2 KB messages: a %d-byte buffer, want 4096", got)
+	}
+}

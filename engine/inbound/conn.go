@@ -298,6 +298,7 @@ func (st *conn) submitMessage(ev smtpwire.Event) {
 	st.runWorker(func(ctx context.Context) func() {
 		r := srv.accept(ctx, in)
 		size := len(in.Body)
+		srv.noteBody(size)
 		if srv.releaseBody {
 			srv.bodies.Put(in.Body)
 			in.Body = nil

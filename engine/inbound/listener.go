@@ -79,7 +79,7 @@ func newListener(s *Server, cfg ListenerConfig) *listener {
 			RequireTLS: cfg.TLSConfig != nil,
 		}
 		if s.releaseBody {
-			sc.BodyBuffer = s.bodies.Get
+			sc.BodyBuffer = s.bodyBuffer
 		}
 		if authOK {
 			sc.AuthMechs = cfg.AuthMechs

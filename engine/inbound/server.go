@@ -49,6 +49,9 @@ type Server struct {
 	// when the Acceptor gives them back (BodyReleaser).
 	bodies      bufpool.Pool
 	releaseBody bool
+	// bodyHint is a running average of the sizes of the bodies received
+	// lately, on every listener (bodyBuffer).
+	bodyHint atomic.Int64
 
 	// reconfMu serializes Reconfigure.
 	reconfMu sync.Mutex
@@ -334,4 +337,23 @@ func (s *Server) OpenConnections() int {
 		n += k.openConns()
 	}
 	return n
+}
+
+// maxBodyHint caps bodyHint, as smtpwire caps what SIZE= may reserve.
+const maxBodyHint = 256 << 10
+
+// bodyBuffer lends a session the buffer for a message body: room for n
+// bytes (what the session expects from SIZE= or from its previous body) or,
+// when that is more, for the average recent body, so that a large message
+// is not copied through doubling buffers as it arrives also when it is the
+// first of its connection — many clients send one message per connection.
+func (s *Server) bodyBuffer(n int) []byte {
+	return s.bodies.Get(max(n, int(s.bodyHint.Load())))
+}
+
+// noteBody folds the size of a received body into bodyHint, with weight
+// 1/8. Concurrent updates may lose one: it is a hint.
+func (s *Server) noteBody(size int) {
+	h := s.bodyHint.Load()
+	s.bodyHint.Store(h + (int64(min(size, maxBodyHint))-h)/8)
 }

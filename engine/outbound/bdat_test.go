@@ -12,14 +12,21 @@ import (
 
 // bdatBodies are messages whose bytes must arrive exactly as sent: lines
 // that start with dots (which DATA would stuff and BDAT must not), 8-bit
-// text and a large body.
+// text and large bodies — which go in one writev, also dot-stuffed — one
+// with a dot line in every seven, one starting with a dot, and one with
+// more dot lines than a writev takes (maxPieces).
 func bdatBodies() []string {
-	big := strings.Repeat("A line of a large message, long enough to matter.\r\n", 6000) // ~300 KB
+	line := "A line of a large message, long enough to matter.\r\n"
+	big := strings.Repeat(line, 6000) // ~300 KB
+	dotted := strings.Repeat(line+line+line+"."+line+line+line+"..\r\n", 300)
 	return []string{
 		testBody,
 		"Subject: dots\r\n\r\n.leading dot\r\n..two dots\r\n.\r\nend\r\n",
 		"Subject: caf\xc3\xa9\r\n\r\nna\xc3\xafve 8-bit body\r\n",
 		"Subject: big\r\n\r\n" + big,
+		"Subject: dotted\r\n\r\n" + dotted,
+		".x\r\n" + dotted,
+		"Subject: dots\r\n\r\n" + strings.Repeat(".\r\n", maxPieces) + big[:800*len(line)],
 	}
 }
 

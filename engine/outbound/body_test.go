@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"strings"
 	"testing"
 
 	"gannet/smtpwire"
@@ -26,6 +27,9 @@ func TestCleanCRLF(t *testing.T) {
 		"a\r\r\n":     false,
 		"a\n\r\n":     false,
 		".\r\n..\r\n": true,
+		"\n\r":        false,
+		"a\nb\r\r\n":  false,
+		"\ra\n\r\n":   false,
 	} {
 		if got := cleanCRLF([]byte(body)); got != want {
 			t.Errorf("cleanCRLF(%q) = %v, want %v", body, got, want)
@@ -34,7 +38,9 @@ func TestCleanCRLF(t *testing.T) {
 }
 
 func TestIsASCIIBytes(t *testing.T) {
-	for s, want := range map[string]bool{"": true, "abc": true, "0123456789abcdef": true, "0123456789abcde\x80": false, "\xc3\xa9": false, "12345678\xff": false} {
+	long := strings.Repeat("0123456789abcdef", 4)
+	for s, want := range map[string]bool{"": true, "abc": true, "0123456789abcdef": true, "0123456789abcde\x80": false, "\xc3\xa9": false, "12345678\xff": false,
+		long: true, long + "\xff": false, "\x80" + long: false, long[:40] + "\xc3\xa9" + long: false} {
 		if got := isASCIIBytes([]byte(s)); got != want {
 			t.Errorf("isASCIIBytes(%q) = %v", s, got)
 		}
@@ -59,6 +65,20 @@ func FuzzWriteBody(f *testing.F) {
 			t.Fatalf("body %q: wrote %q, want %q", body, buf.Bytes(), want)
 		}
 	})
+}
+
+// BenchmarkClientMessage is what a delivery learns of a 100 KB body before
+// the first command (newClientMessage): CRLF-clean, 8-bit.
+func BenchmarkClientMessage(b *testing.B) {
+	body := bytes.Repeat([]byte("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod.\r\n"), 1400) // ~100 KB
+	env := &Envelope{From: "a@b.example", Rcpts: []string{"c@d.example"}, Body: body}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if m := newClientMessage(env); !m.CRLFClean || m.EightBit {
+			b.Fatal("misjudged the body")
+		}
+	}
 }
 
 func BenchmarkWriteBody(b *testing.B) {

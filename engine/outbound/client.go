@@ -65,11 +65,12 @@ type Client struct {
 	esmtp  bool
 	tls    *tls.ConnectionState
 
-	uses      int       // transactions started on this connection
-	idleSince time.Time // when it went back to the pool
-	broken    bool      // I/O error, timeout or 421: never reuse
-	dirty     bool      // a transaction was abandoned mid-way: RSET first
-	scratch   []byte    // EHLO and body buffer, reused
+	uses      int         // transactions started on this connection
+	idleSince time.Time   // when it went back to the pool
+	broken    bool        // I/O error, timeout or 421: never reuse
+	dirty     bool        // a transaction was abandoned mid-way: RSET first
+	scratch   []byte      // EHLO and body buffer, reused
+	iov       net.Buffers // the slices of one writev (vector), reused
 	txn       smtpwire.ClientTxn
 
 	domain   string // the destination of the last transaction (or the one the session was opened for), for traces

@@ -100,7 +100,9 @@
 // goes out dot-stuffed (RFC 5321 §4.5.2): a CRLF-clean body — what the
 // spool holds — is written as slices of itself with the extra dots in
 // between, so large bodies are not copied; others go through
-// smtpwire.AppendDotStuffed. SMTPUTF8 (RFC 6531) and BODY=8BITMIME
+// smtpwire.AppendDotStuffed. On a plain TCP connection a body larger than
+// the write buffer goes with its commands in one writev (Client.vector):
+// as it is after BDAT, as those slices after DATA. SMTPUTF8 (RFC 6531) and BODY=8BITMIME
 // (RFC 6152) are declared when the message needs them and the server
 // offers them; a message whose envelope needs SMTPUTF8 bounces with 5.6.7
 // at a server without it, and one larger than the server's SIZE with

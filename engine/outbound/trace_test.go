@@ -14,7 +14,7 @@ import (
 // to be open already; the commands, the replies, the body as a size — and
 // not the sessions for other domains.
 func TestTraceClientSession(t *testing.T) {
-	addr := fastReceiver(t)
+	addr := fastReceiver(t, false)
 	hub := trace.NewHub(nil)
 	m := New(Options{Trace: hub, SMTPPort: int(addr.Port()), TLS: TLSPolicy{Mode: TLSDisabled},
 		Limits: func(Path) Limits { return Limits{Connections: 1} }})

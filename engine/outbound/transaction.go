@@ -3,6 +3,7 @@ package outbound
 import (
 	"context"
 	"fmt"
+	"net"
 	"time"
 
 	"gannet/engine/trace"
@@ -105,25 +106,12 @@ func (c *Client) exchange(ctx context.Context, body []byte, crlfClean bool) erro
 		if len(cmds) > 0 {
 			c.conn.SetDeadline(time.Now().Add(c.cfg.commandTimeout))
 			c.traceCommands(cmds)
-			if _, err := c.w.Write(cmds); err != nil {
-				return err
-			}
+		}
+		if err := c.write(cmds, form, body, crlfClean); err != nil {
+			return err
 		}
 		if form != smtpwire.NoBody {
-			c.conn.SetDeadline(time.Now().Add(c.cfg.dataTimeout))
-			var err error
-			if form == smtpwire.BodyAsIs {
-				_, err = c.w.Write(body)
-			} else {
-				err = writeBody(c.w, body, crlfClean, &c.scratch)
-			}
-			if err != nil {
-				return err
-			}
 			c.traceBody(len(body))
-		}
-		if err := c.w.Flush(); err != nil {
-			return err
 		}
 		for t.Awaiting() {
 			n, rep, err := t.Feed(c.rr.unread())
@@ -144,6 +132,68 @@ func (c *Client) exchange(ctx context.Context, body []byte, crlfClean bool) erro
 		}
 	}
 	return nil
+}
+
+// write sends cmds followed by body in the form the transaction asks for,
+// under the data timeout when a body goes: in one writev straight from the
+// spool's buffer when vector allows, else through c.w.
+func (c *Client) write(cmds []byte, form smtpwire.BodyForm, body []byte, crlfClean bool) error {
+	if form != smtpwire.NoBody {
+		c.conn.SetDeadline(time.Now().Add(c.cfg.dataTimeout))
+	}
+	if bufs, ok := c.vector(cmds, form, body, crlfClean); ok {
+		n := len(bufs)
+		_, err := bufs.WriteTo(c.conn)
+		clear(c.iov[:n]) // keep no slice of the body
+		return err
+	}
+	if _, err := c.w.Write(cmds); err != nil {
+		return err
+	}
+	var err error
+	switch form {
+	case smtpwire.BodyAsIs:
+		_, err = c.w.Write(body)
+	case smtpwire.BodyDotStuffed:
+		err = writeBody(c.w, body, crlfClean, &c.scratch)
+	}
+	if err != nil {
+		return err
+	}
+	return c.w.Flush()
+}
+
+// maxPieces bounds the slices of one writev (vector): a body with more
+// stuffed lines than about half of it goes through the write buffer.
+const maxPieces = 1024
+
+// vector returns cmds and body as the slices of one writev (c.iov), with
+// no copy of the body: on a plain TCP connection, for a body that would
+// not fit the write buffer, as it is (BDAT) or CRLF-clean and dot-stuffed
+// (DATA, the pieces of stuffedPieces). Otherwise, and for TLS, whose
+// records take a copy anyway, it returns false.
+func (c *Client) vector(cmds []byte, form smtpwire.BodyForm, body []byte, crlfClean bool) (net.Buffers, bool) {
+	if _, plain := c.conn.(*net.TCPConn); !plain || c.w.Buffered() > 0 || len(cmds)+len(body) <= c.w.Available() {
+		return nil, false
+	}
+	bufs := append(c.iov[:0], cmds)
+	switch {
+	case form == smtpwire.BodyAsIs:
+		bufs = append(bufs, body)
+	case form == smtpwire.BodyDotStuffed && crlfClean:
+		if !stuffedPieces(body, func(p []byte) bool {
+			bufs = append(bufs, p)
+			return len(bufs) < maxPieces
+		}) {
+			clear(bufs)
+			c.iov = bufs[:0]
+			return nil, false
+		}
+	default:
+		return nil, false
+	}
+	c.iov = bufs[:0]
+	return bufs, true
 }
 
 // refusal words, as a local reply, why Begin would not send msg to this
