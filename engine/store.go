@@ -107,7 +107,11 @@ func (e *Engine) take(batch []arrival) ([]string, error) {
 	if err != nil {
 		removed := 0
 		for _, m := range ms {
-			if m != nil && e.spool.Remove(m.ID) == nil {
+			if m == nil {
+				continue
+			}
+			e.hot.drop(m.ID)
+			if e.spool.Remove(m.ID) == nil {
 				removed++
 			}
 		}
@@ -157,6 +161,9 @@ func (e *Engine) spoolArrival(lp *livePolicy, a *arrival, now time.Time) (*queue
 		return nil, fmt.Errorf("message %s: %w", id, err)
 	}
 	err = e.appendToSpool(p.m, p.final)
+	if err == nil {
+		e.hot.put(id, p.final) // for the first attempt (hotbody.go)
+	}
 	// The spool copied the final message into its record: the buffer goes
 	// back for the next message.
 	e.bodies.Put(p.buf)
