@@ -113,7 +113,18 @@ type Loop struct {
 	loadLeft atomic.Int64 // messages Load has yet to hand over
 	workers  sync.WaitGroup
 	runDone  [2]chan struct{}
+	// idle hands a ready queue to a worker goroutine waiting for one
+	// (worker); idleWorkers counts those waiting.
+	idle        chan *readyQueue
+	idleWorkers atomic.Int32
 }
+
+// A worker goroutine that has run its queue dry waits up to workerLinger
+// for another one, unless maxIdleWorkers wait already.
+const (
+	workerLinger   = 2 * time.Second
+	maxIdleWorkers = 128
+)
 
 // New returns a Loop; Start runs it.
 func New(opts Options) *Loop {
@@ -135,6 +146,7 @@ func New(opts Options) *Loop {
 		sites:   make(map[string]*readyQueue),
 		tenants: newTenantLimits(opts.Clock.Now),
 		packer:  queue.NewPacker(0),
+		idle:    make(chan *readyQueue),
 	}
 	l.retry.Store(&opts.Retry)
 	if opts.RelayTo != "" {
@@ -443,7 +455,48 @@ func (l *Loop) toReady(it *workItem) {
 	}
 	l.mu.Unlock()
 	if spawn {
-		go l.work(q)
+		l.startWorker(q)
+	}
+}
+
+// startWorker runs work(q) on a worker goroutine waiting for a queue, or
+// on a new one.
+func (l *Loop) startWorker(q *readyQueue) {
+	select {
+	case l.idle <- q:
+	default:
+		go l.worker(q)
+	}
+}
+
+// worker runs work on one ready queue after another: a goroutine outlives
+// the queue it was started for by up to workerLinger, so that a site whose
+// queue runs dry and fills again many times a second reuses it. A new
+// goroutine would grow its stack again on the deep delivery path (the
+// transaction, the spool's index), a few percent of a busy relay's CPU.
+func (l *Loop) worker(q *readyQueue) {
+	var linger *time.Timer
+	for {
+		l.work(q)
+		if l.idleWorkers.Add(1) > maxIdleWorkers {
+			l.idleWorkers.Add(-1)
+			return
+		}
+		if linger == nil {
+			linger = time.NewTimer(workerLinger)
+		} else {
+			linger.Reset(workerLinger)
+		}
+		select {
+		case q = <-l.idle:
+			l.idleWorkers.Add(-1)
+		case <-linger.C:
+			l.idleWorkers.Add(-1)
+			return
+		case <-l.runCtx.Done():
+			l.idleWorkers.Add(-1)
+			return
+		}
 	}
 }
 
