@@ -119,7 +119,7 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		return e.policy().bounces.Classify(code, enhanced, text).String()
 	}
 	e.ids = queue.NewIDGenerator(e.now)
-	e.hot = newHotBodies()
+	e.hot = newHotBodies(e.bodies.Put)
 
 	var err error
 	e.spool, err = queue.Open(queue.Options{

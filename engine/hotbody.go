@@ -13,49 +13,59 @@ import (
 // older ones are read from the spool as before.
 const (
 	hotSlots    = 2048
-	hotMaxBytes = 4 << 20
+	hotMaxBytes = 8 << 20
 )
 
-// hotBodies keeps a copy of the content of each message the store path
-// just spooled until the message's first delivery attempt takes it, so that
-// the attempt does not read back and decompress from the segment what was
-// written there a moment before (queue.Spool.Body: a read and, with
-// compression on, a decompression per message). It is a ring of hotSlots
+// hotBodies keeps the content of each message the store path just spooled
+// until the message's first delivery attempt takes it, so that the attempt
+// does not read back and decompress from the segment what was written there
+// a moment before (queue.Spool.Body: a read and, with compression on, a
+// decompression per message). It keeps the store path's buffer itself, not
+// a copy: an attempt takes it for good, and a buffer nobody took goes back
+// to the pool (recycle) when its entry is dropped. It is a ring of hotSlots
 // entries: a new entry replaces the oldest one, so a message never
-// attempted (a suspended domain, a full queue) stays at most until
-// hotSlots more have been spooled. Safe for concurrent use.
+// attempted (a suspended domain, a full queue) stays at most until hotSlots
+// more have been spooled. Safe for concurrent use.
 type hotBodies struct {
-	mu    sync.Mutex
-	slots [hotSlots]hotBody
-	next  int            // the slot the next entry takes
-	byID  map[string]int // id → slot
-	bytes int            // content held
+	recycle func([]byte) // where a buffer nobody took goes
+	mu      sync.Mutex
+	slots   [hotSlots]hotBody
+	next    int            // the slot the next entry takes
+	byID    map[string]int // id → slot
+	bytes   int            // capacity of the buffers held
 }
 
 type hotBody struct {
 	id      string
-	content []byte
+	content []byte // the message, in buf
+	buf     []byte
 }
 
-func newHotBodies() *hotBodies {
-	return &hotBodies{byID: make(map[string]int, hotSlots)}
+func newHotBodies(recycle func([]byte)) *hotBodies {
+	return &hotBodies{recycle: recycle, byID: make(map[string]int, hotSlots)}
 }
 
-// put keeps a copy of content, the message id's spooled content; it keeps
-// nothing when hotMaxBytes would be passed.
-func (h *hotBodies) put(id string, content []byte) {
+// put keeps content, the message id's spooled content, which lies in buf,
+// and reports whether it did: then buf is the ring's. It keeps nothing when
+// hotMaxBytes would be passed.
+func (h *hotBodies) put(id string, content, buf []byte) bool {
 	if h == nil { // an Engine built without New, in tests
-		return
+		return false
 	}
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.dropSlot(h.next)
-	if len(content) > 0 && h.bytes+len(content) <= hotMaxBytes {
-		h.slots[h.next] = hotBody{id: id, content: append([]byte(nil), content...)}
+	old := h.dropSlot(h.next)
+	kept := len(content) > 0 && h.bytes+cap(buf) <= hotMaxBytes
+	if kept {
+		h.slots[h.next] = hotBody{id: id, content: content, buf: buf}
 		h.byID[id] = h.next
-		h.bytes += len(content)
+		h.bytes += cap(buf)
 	}
 	h.next = (h.next + 1) % hotSlots
+	h.mu.Unlock()
+	if old != nil {
+		h.recycle(old)
+	}
+	return kept
 }
 
 // take returns and forgets the content kept for id; false when none is.
@@ -70,7 +80,7 @@ func (h *hotBodies) take(id string) ([]byte, bool) {
 		return nil, false
 	}
 	content := h.slots[i].content
-	h.dropSlot(i)
+	h.dropSlot(i) // the buffer is the attempt's now
 	return content, true
 }
 
@@ -81,20 +91,27 @@ func (h *hotBodies) drop(id string) {
 		return
 	}
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	var old []byte
 	if i, ok := h.byID[id]; ok {
-		h.dropSlot(i)
+		old = h.dropSlot(i)
+	}
+	h.mu.Unlock()
+	if old != nil {
+		h.recycle(old)
 	}
 }
 
-func (h *hotBodies) dropSlot(i int) {
+// dropSlot empties slot i and returns the buffer it held, if any.
+func (h *hotBodies) dropSlot(i int) []byte {
 	s := &h.slots[i]
 	if s.content == nil {
-		return
+		return nil
 	}
+	buf := s.buf
 	delete(h.byID, s.id)
-	h.bytes -= len(s.content)
+	h.bytes -= cap(buf)
 	*s = hotBody{}
+	return buf
 }
 
 // hotStore is the spool as delivery sees it (delivery.Store): Body answers

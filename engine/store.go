@@ -161,12 +161,11 @@ func (e *Engine) spoolArrival(lp *livePolicy, a *arrival, now time.Time) (*queue
 		return nil, fmt.Errorf("message %s: %w", id, err)
 	}
 	err = e.appendToSpool(p.m, p.final)
-	if err == nil {
-		e.hot.put(id, p.final) // for the first attempt (hotbody.go)
-	}
 	// The spool copied the final message into its record: the buffer goes
-	// back for the next message.
-	e.bodies.Put(p.buf)
+	// to the first attempt (hotbody.go), or back for the next message.
+	if err != nil || !e.hot.put(id, p.final, p.buf) {
+		e.bodies.Put(p.buf)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("message %s: %w", id, err)
 	}
