@@ -357,8 +357,10 @@ func (l *Loop) due(r schedRef) {
 	}
 }
 
-// dueItem handles a work item whose time has come: it starts the DNS
-// lookup on a bounded set of goroutines.
+// dueItem handles a work item whose time has come: an item for a
+// smarthost is routed at once, on the scheduler goroutine (nothing to look
+// up, and no goroutine per message); for any other the DNS lookup starts
+// on a bounded set of goroutines.
 func (l *Loop) dueItem(it *workItem) {
 	if !it.retryAt.IsZero() && l.staleRetry(it) {
 		return // replaced by an operator's retry (retry.go)
@@ -372,6 +374,12 @@ func (l *Loop) dueItem(it *workItem) {
 		l.toReady(it)
 		return
 	}
+	relay := l.relayOf(it)
+	if it.domain != "" && !relay.IsZero() {
+		l.ready.Add(1)
+		l.route(it, relay)
+		return
+	}
 	sem := l.resolveSem[it.lane()]
 	select {
 	case sem <- struct{}{}:
@@ -381,19 +389,25 @@ func (l *Loop) dueItem(it *workItem) {
 	l.ready.Add(1)
 	go func() {
 		defer func() { <-sem }()
-		l.route(it)
+		l.route(it, relay)
 	}()
 }
 
-// route resolves the item's domain and queues it at its site.
-func (l *Loop) route(it *workItem) {
-	var route *resolver.Route
-	relay := l.relay
+// relayOf returns the smarthost the item goes to (relay_to, or a
+// [[tenant]] or [relay."DOMAIN"] relay_to); zero: its MX hosts.
+func (l *Loop) relayOf(it *workItem) resolver.SiteKey {
 	if f := l.opts.RelayFor; f != nil && it.domain != "" {
 		if r := f(it.ms.env.tenant, it.domain); r != "" {
-			relay = resolver.RelaySite(r)
+			return resolver.RelaySite(r)
 		}
 	}
+	return l.relay
+}
+
+// route resolves the item's domain (relay is relayOf(it)) and queues it at
+// its site.
+func (l *Loop) route(it *workItem, relay resolver.SiteKey) {
+	var route *resolver.Route
 	switch {
 	case it.domain == "":
 		l.ready.Add(-1)
