@@ -115,10 +115,19 @@ func (h *hotBodies) dropSlot(i int) []byte {
 }
 
 // hotStore is the spool as delivery sees it (delivery.Store): Body answers
-// from hotBodies first.
+// from hotBodies first, and the body of an ended transaction goes back to
+// the pool the store path takes its buffers from (hotBodies.recycle).
 type hotStore struct {
 	*queue.Spool
 	hot *hotBodies
+}
+
+// ReleaseBody takes back a body Body returned, once its transaction has
+// ended: whether it came from the ring or the spool, nothing else holds it.
+func (s hotStore) ReleaseBody(body []byte) {
+	if s.hot != nil {
+		s.hot.recycle(body)
+	}
 }
 
 // Body returns m's content: the copy the store path kept, else the

@@ -685,6 +685,9 @@ func (l *Loop) deliver(it *workItem) {
 		env.Source = it.source
 		out = l.opts.Transport.Deliver(l.txCtx, it.route, env)
 		env.Body = nil
+		if r, ok := l.opts.Store.(bodyReleaser); ok {
+			r.ReleaseBody(body) // the transaction has ended
+		}
 		if sh := l.opts.Shaper; sh != nil && sh.Observe(it.path(), &out) {
 			// A bounce rule matched: what the server deferred bounces.
 			for k := range out.Results {
