@@ -262,6 +262,7 @@ func (l *Loop) Enqueue(m *queue.Message) error {
 	}
 	ms := l.newMsgState(m)
 	l.msgs.add(ms)
+	started := l.started
 	l.mu.Unlock()
 
 	ms.mu.Lock()
@@ -280,6 +281,11 @@ func (l *Loop) Enqueue(m *queue.Message) error {
 	for _, g := range groups {
 		g.ms = ms
 		g.high = ms.high
+		// A new message is due now: an item that needs no wait goes to
+		// its ready queue at once, without waking the scheduler.
+		if due.IsZero() && started && l.admin.rules.Load() == 0 && l.routeSmarthost(g) {
+			continue
+		}
 		l.schedule(g, due)
 	}
 	return nil
@@ -359,8 +365,9 @@ func (l *Loop) due(r schedRef) {
 
 // dueItem handles a work item whose time has come: an item for a
 // smarthost is routed at once, on the scheduler goroutine (nothing to look
-// up, and no goroutine per message); for any other the DNS lookup starts
-// on a bounded set of goroutines.
+// up, and no goroutine per message; a new message's items do not even come
+// here, see Enqueue); for any other the DNS lookup starts on a bounded set
+// of goroutines.
 func (l *Loop) dueItem(it *workItem) {
 	if !it.retryAt.IsZero() && l.staleRetry(it) {
 		return // replaced by an operator's retry (retry.go)
@@ -374,10 +381,7 @@ func (l *Loop) dueItem(it *workItem) {
 		l.toReady(it)
 		return
 	}
-	relay := l.relayOf(it)
-	if it.domain != "" && !relay.IsZero() {
-		l.ready.Add(1)
-		l.route(it, relay)
+	if l.routeSmarthost(it) {
 		return
 	}
 	sem := l.resolveSem[it.lane()]
@@ -389,8 +393,23 @@ func (l *Loop) dueItem(it *workItem) {
 	l.ready.Add(1)
 	go func() {
 		defer func() { <-sem }()
-		l.route(it, relay)
+		l.route(it, resolver.SiteKey{}) // MX hosts (or no domain: bounced)
 	}()
+}
+
+// routeSmarthost routes an item for a smarthost on the calling goroutine
+// (there is nothing to look up) and reports whether it did.
+func (l *Loop) routeSmarthost(it *workItem) bool {
+	if it.domain == "" {
+		return false
+	}
+	relay := l.relayOf(it)
+	if relay.IsZero() {
+		return false
+	}
+	l.ready.Add(1)
+	l.route(it, relay)
+	return true
 }
 
 // relayOf returns the smarthost the item goes to (relay_to, or a
@@ -404,8 +423,8 @@ func (l *Loop) relayOf(it *workItem) resolver.SiteKey {
 	return l.relay
 }
 
-// route resolves the item's domain (relay is relayOf(it)) and queues it at
-// its site.
+// route resolves the item's domain and queues it at its site; relay is
+// its smarthost (relayOf), zero for its MX hosts.
 func (l *Loop) route(it *workItem, relay resolver.SiteKey) {
 	var route *resolver.Route
 	switch {
