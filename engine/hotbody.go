@@ -12,8 +12,8 @@ import (
 // messages in flight with room to spare; when delivery falls behind, the
 // older ones are read from the spool as before.
 const (
-	hotSlots    = 2048
-	hotMaxBytes = 8 << 20
+	hotSlots    = 1024
+	hotMaxBytes = 4 << 20
 )
 
 // hotBodies keeps the content of each message the store path just spooled
