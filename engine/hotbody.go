@@ -2,6 +2,7 @@ package engine
 
 import (
 	"sync"
+	"time"
 
 	"gannet/queue"
 )
@@ -14,6 +15,11 @@ import (
 const (
 	hotSlots    = 1024
 	hotMaxBytes = 4 << 20
+	// hotMaxAge: an entry younger than this is not replaced. Delivery takes
+	// messages about in the order they came, so when it falls behind, the
+	// oldest entries are the next to go out: replacing them by new ones
+	// would leave the ring holding only messages that are not due yet.
+	hotMaxAge = time.Second
 )
 
 // hotBodies keeps the content of each message the store path just spooled
@@ -25,7 +31,7 @@ const (
 // to the pool (recycle) when its entry is dropped. It is a ring of hotSlots
 // entries: a new entry replaces the oldest one, so a message never
 // attempted (a suspended domain, a full queue) stays at most until hotSlots
-// more have been spooled. Safe for concurrent use.
+// more have been spooled, and at least hotMaxAge. Safe for concurrent use.
 type hotBodies struct {
 	recycle func([]byte) // where a buffer nobody took goes
 	mu      sync.Mutex
@@ -39,24 +45,30 @@ type hotBody struct {
 	id      string
 	content []byte // the message, in buf
 	buf     []byte
+	at      time.Time // when it was spooled
 }
 
 func newHotBodies(recycle func([]byte)) *hotBodies {
 	return &hotBodies{recycle: recycle, byID: make(map[string]int, hotSlots)}
 }
 
-// put keeps content, the message id's spooled content, which lies in buf,
-// and reports whether it did: then buf is the ring's. It keeps nothing when
-// hotMaxBytes would be passed.
-func (h *hotBodies) put(id string, content, buf []byte) bool {
+// put keeps content, the message id's content spooled at now, which lies in
+// buf, and reports whether it did: then buf is the ring's. It keeps nothing
+// when the oldest entry is younger than hotMaxAge (the ring is full of mail
+// not attempted yet) or when hotMaxBytes would be passed.
+func (h *hotBodies) put(id string, content, buf []byte, now time.Time) bool {
 	if h == nil { // an Engine built without New, in tests
 		return false
 	}
 	h.mu.Lock()
+	if s := &h.slots[h.next]; s.content != nil && now.Sub(s.at) < hotMaxAge {
+		h.mu.Unlock()
+		return false
+	}
 	old := h.dropSlot(h.next)
 	kept := len(content) > 0 && h.bytes+cap(buf) <= hotMaxBytes
 	if kept {
-		h.slots[h.next] = hotBody{id: id, content: content, buf: buf}
+		h.slots[h.next] = hotBody{id: id, content: content, buf: buf, at: now}
 		h.byID[id] = h.next
 		h.bytes += cap(buf)
 	}

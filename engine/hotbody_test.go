@@ -3,16 +3,19 @@ package engine
 import (
 	"fmt"
 	"testing"
+	"time"
 )
 
 // TestHotBodies: a message's content is there for its first attempt, once;
-// the oldest entries give way to new ones and their buffers go back to the
-// pool, as do dropped ones; nothing is kept past the byte budget.
+// the oldest entries give way to new ones once they are hotMaxAge old, and
+// their buffers go back to the pool, as do dropped ones; nothing is kept
+// past the byte budget.
 func TestHotBodies(t *testing.T) {
+	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	var recycled [][]byte
 	h := newHotBodies(func(b []byte) { recycled = append(recycled, b) })
 	buf := []byte("Received: x\r\nSubject: one\r\n\r\nbody\r\n")
-	if !h.put("a", buf[len("Received: x\r\n"):], buf) {
+	if !h.put("a", buf[len("Received: x\r\n"):], buf, now) {
 		t.Fatal("put(a) kept nothing")
 	}
 	if b, ok := h.take("a"); !ok || string(b) != "Subject: one\r\n\r\nbody\r\n" {
@@ -22,7 +25,7 @@ func TestHotBodies(t *testing.T) {
 		t.Fatal("a second take found the content again")
 	}
 
-	h.put("dropped", []byte("x\r\n"), []byte("x\r\n"))
+	h.put("dropped", []byte("x\r\n"), []byte("x\r\n"), now)
 	h.drop("dropped")
 	if _, ok := h.take("dropped"); ok {
 		t.Fatal("a dropped id was found")
@@ -33,10 +36,17 @@ func TestHotBodies(t *testing.T) {
 
 	for i := range hotSlots + 10 {
 		b := []byte(fmt.Sprint("m", i))
-		h.put(string(b), b, b)
+		at := now
+		if i >= hotSlots {
+			at = now.Add(hotMaxAge) // the first ones may give way now
+		}
+		h.put(string(b), b, b, at)
 	}
 	if _, ok := h.take("m9"); ok {
 		t.Error("m9 is still there after hotSlots newer entries")
+	}
+	if h.put("fresh", []byte("x"), []byte("x"), now.Add(hotMaxAge/2)) {
+		t.Error("a full ring of entries younger than hotMaxAge took one more")
 	}
 	if b, ok := h.take(fmt.Sprint("m", hotSlots+9)); !ok || string(b) != fmt.Sprint("m", hotSlots+9) {
 		t.Errorf("the newest entry: %q, %v", b, ok)
@@ -47,13 +57,13 @@ func TestHotBodies(t *testing.T) {
 
 	h = newHotBodies(func([]byte) {})
 	big := make([]byte, hotMaxBytes/2+1)
-	if !h.put("big1", big, big) || h.put("big2", big, big) {
+	if !h.put("big1", big, big, now) || h.put("big2", big, big, now) {
 		t.Fatal("the byte budget: want big1 kept, big2 not")
 	}
 	if _, ok := h.take("big1"); !ok {
 		t.Error("big1 was not kept")
 	}
-	if !h.put("big3", big, big) {
+	if !h.put("big3", big, big, now) {
 		t.Error("big3 was not kept once big1 was taken")
 	}
 	h.take("big3")

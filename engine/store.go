@@ -163,7 +163,7 @@ func (e *Engine) spoolArrival(lp *livePolicy, a *arrival, now time.Time) (*queue
 	err = e.appendToSpool(p.m, p.final)
 	// The spool copied the final message into its record: the buffer goes
 	// to the first attempt (hotbody.go), or back for the next message.
-	if err != nil || !e.hot.put(id, p.final, p.buf) {
+	if err != nil || !e.hot.put(id, p.final, p.buf, now) {
 		e.bodies.Put(p.buf)
 	}
 	if err != nil {
