@@ -62,6 +62,7 @@ type Engine struct {
 
 	spool       *queue.Spool
 	bodies      bufpool.Pool // final messages on their way to the spool (store.go: prepare, spoolArrival)
+	hot         *hotBodies   // the content of messages just spooled, for their first attempt (hotbody.go)
 	ids         *queue.IDGenerator
 	records     *logrec.Writer
 	metrics     *metrics.Metrics
@@ -118,6 +119,7 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		return e.policy().bounces.Classify(code, enhanced, text).String()
 	}
 	e.ids = queue.NewIDGenerator(e.now)
+	e.hot = newHotBodies(e.bodies.Put)
 
 	var err error
 	e.spool, err = queue.Open(queue.Options{
@@ -251,7 +253,7 @@ func (e *Engine) buildOutbound() error {
 		router = e.resolver
 	}
 	opts := delivery.Options{
-		Store:        e.spool,
+		Store:        hotStore{e.spool, e.hot},
 		Rules:        e.spool, // admin rules outlive a restart (RestoreRules in Start)
 		Transport:    e.obs.transport(e.outbound),
 		Router:       router,

@@ -107,7 +107,11 @@ func (e *Engine) take(batch []arrival) ([]string, error) {
 	if err != nil {
 		removed := 0
 		for _, m := range ms {
-			if m != nil && e.spool.Remove(m.ID) == nil {
+			if m == nil {
+				continue
+			}
+			e.hot.drop(m.ID)
+			if e.spool.Remove(m.ID) == nil {
 				removed++
 			}
 		}
@@ -158,8 +162,10 @@ func (e *Engine) spoolArrival(lp *livePolicy, a *arrival, now time.Time) (*queue
 	}
 	err = e.appendToSpool(p.m, p.final)
 	// The spool copied the final message into its record: the buffer goes
-	// back for the next message.
-	e.bodies.Put(p.buf)
+	// to the first attempt (hotbody.go), or back for the next message.
+	if err != nil || !e.hot.put(id, p.final, p.buf, now) {
+		e.bodies.Put(p.buf)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("message %s: %w", id, err)
 	}

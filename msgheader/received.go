@@ -34,54 +34,82 @@ type Trace struct {
 // space between clauses so that no line exceeds 78 characters unless one
 // clause alone is longer.
 func (t Trace) AppendReceived(dst []byte) []byte {
-	var clauses [9]string
+	// The clauses are appended in place, not concatenated first: the field
+	// is made once per message.
+	var lit, date [64]byte
+	var clauses [9]clause
 	n := 0
-	add := func(s string) { clauses[n] = s; n++ }
-	add("from " + headerSafe(t.Helo, "unknown"))
-	add("(" + AddressLiteral(t.Peer) + ")")
-	add("by " + headerSafe(t.By, "localhost"))
+	add := func(c clause) { clauses[n] = c; n++ }
+	add(clause{pre: "from ", word: headerSafe(t.Helo, "unknown")})
+	add(clause{pre: "(", raw: appendAddressLiteral(lit[:0], t.Peer), post: ")"})
+	add(clause{pre: "by ", word: headerSafe(t.By, "localhost")})
 	if t.TLS != "" {
-		add("(" + commentSafe(t.TLS) + ")")
+		add(clause{pre: "(", word: commentSafe(t.TLS), post: ")"})
 	}
-	add("with " + headerSafe(t.With, "ESMTP"))
+	add(clause{pre: "with ", word: headerSafe(t.With, "ESMTP")})
 	if t.ID != "" {
-		add("id " + headerSafe(t.ID, "unknown"))
+		add(clause{pre: "id ", word: headerSafe(t.ID, "unknown")})
 	}
 	if t.For != "" {
-		add("for <" + headerSafe(t.For, "") + ">;")
+		add(clause{pre: "for <", word: headerSafe(t.For, ""), post: ">;"})
 	} else {
-		clauses[n-1] += ";"
+		clauses[n-1].semicolon = true
 	}
-	add(t.Time.Format(time.RFC1123Z))
+	add(clause{raw: t.Time.AppendFormat(date[:0], time.RFC1123Z)})
 
 	const name = "Received:"
 	dst = append(dst, name...)
 	lineLen := len(name)
 	for _, cl := range clauses[:n] {
-		if lineLen+1+len(cl) > receivedFoldWidth && lineLen > len(name) {
+		l := cl.len()
+		if lineLen+1+l > receivedFoldWidth && lineLen > len(name) {
 			dst = append(dst, "\r\n\t"...)
 			lineLen = 1 // the tab
 		} else {
 			dst = append(dst, ' ')
 			lineLen++
 		}
-		dst = append(dst, cl...)
-		lineLen += len(cl)
+		dst = cl.appendTo(dst)
+		lineLen += l
 	}
 	return append(dst, "\r\n"...)
 }
 
-// AddressLiteral formats ip as an RFC 5321 §4.1.3 address literal:
-// "[192.0.2.1]" or "[IPv6:2001:db8::1]"; "[unknown]" for an invalid ip.
-func AddressLiteral(ip netip.Addr) string {
+// clause is one clause of a Received field: pre, word or raw, post, and a
+// semicolon when it is the last before the date.
+type clause struct {
+	pre, word, post string
+	raw             []byte
+	semicolon       bool
+}
+
+func (c *clause) len() int {
+	n := len(c.pre) + len(c.word) + len(c.raw) + len(c.post)
+	if c.semicolon {
+		n++
+	}
+	return n
+}
+
+func (c *clause) appendTo(dst []byte) []byte {
+	dst = append(append(append(append(dst, c.pre...), c.word...), c.raw...), c.post...)
+	if c.semicolon {
+		dst = append(dst, ';')
+	}
+	return dst
+}
+
+// appendAddressLiteral appends ip as an RFC 5321 §4.1.3 address literal to
+// dst: "[192.0.2.1]" or "[IPv6:2001:db8::1]"; "[unknown]" for an invalid ip.
+func appendAddressLiteral(dst []byte, ip netip.Addr) []byte {
 	if !ip.IsValid() {
-		return "[unknown]"
+		return append(dst, "[unknown]"...)
 	}
 	ip = ip.Unmap()
 	if ip.Is4() {
-		return "[" + ip.String() + "]"
+		return append(ip.AppendTo(append(dst, '[')), ']')
 	}
-	return "[IPv6:" + ip.WithZone("").String() + "]"
+	return append(ip.WithZone("").AppendTo(append(dst, "[IPv6:"...)), ']')
 }
 
 // headerSafe keeps s usable as one word of a header field: no control

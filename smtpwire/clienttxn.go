@@ -176,6 +176,8 @@ type ClientTxn struct {
 	needRSET     bool
 	settled      bool
 	done         bool
+
+	memo *replyMemo // the session's recent replies, kept across transactions
 }
 
 // Begin starts a transaction of msg with a server that announced server
@@ -201,7 +203,11 @@ func (t *ClientTxn) Begin(msg *ClientMessage, server *Extensions, opts ClientTxn
 		rcpts = rcpts[:len(msg.Rcpts)]
 		clear(rcpts)
 	}
-	*t = ClientTxn{msg: msg, out: out, rcpts: rcpts, needRSET: opts.RSETFirst}
+	memo := t.memo
+	if memo == nil {
+		memo = new(replyMemo)
+	}
+	*t = ClientTxn{msg: msg, out: out, rcpts: rcpts, needRSET: opts.RSETFirst, memo: memo}
 
 	utf8Envelope := !msg.From.IsASCII()
 	for _, r := range msg.Rcpts {
@@ -299,7 +305,7 @@ func (t *ClientTxn) Feed(p []byte) (n int, r Reply, err error) {
 	if !t.Awaiting() {
 		return 0, Reply{}, nil
 	}
-	r, n, err = ParseReply(p)
+	r, n, err = t.memo.parse(p)
 	if err == ErrIncomplete {
 		return 0, Reply{}, nil
 	}

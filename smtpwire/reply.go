@@ -188,42 +188,54 @@ const (
 // Enhanced and removed from every line that repeats it; replies without one
 // are accepted as they are.
 func ParseReply(buf []byte) (r Reply, n int, err error) {
-	// First pass: find the end and validate, without allocating.
-	code, nlines := -1, 0
+	code, nlines, n, err := replyEnd(buf)
+	if err != nil {
+		return Reply{}, 0, err
+	}
+	return parseReplyText(string(buf[:n]), code, nlines), n, nil
+}
+
+// replyEnd is ParseReply's first pass: it finds the end of the reply at the
+// start of buf and validates it, without allocating, and returns its code,
+// its number of lines and its length.
+func replyEnd(buf []byte) (code, nlines, n int, err error) {
+	code = -1
 	i := 0
 	for {
 		if i > MaxReplySize {
-			return Reply{}, 0, ErrReplyTooLong
+			return 0, 0, 0, ErrReplyTooLong
 		}
 		j := bytes.IndexByte(buf[i:], '\n')
 		if j < 0 {
 			if len(buf)-i > MaxReplyLine {
-				return Reply{}, 0, ErrReplyTooLong
+				return 0, 0, 0, ErrReplyTooLong
 			}
-			return Reply{}, 0, ErrIncomplete
+			return 0, 0, 0, ErrIncomplete
 		}
 		line := trimCR(buf[i : i+j])
 		if len(line) < 3 || !isDigit(line[0]) || !isDigit(line[1]) || !isDigit(line[2]) {
-			return Reply{}, 0, ErrMalformedReply
+			return 0, 0, 0, ErrMalformedReply
 		}
 		c := int(line[0]-'0')*100 + int(line[1]-'0')*10 + int(line[2]-'0')
 		if code < 0 {
 			code = c
 		} else if c != code {
-			return Reply{}, 0, ErrMalformedReply
+			return 0, 0, 0, ErrMalformedReply
 		}
 		nlines++
 		i += j + 1
 		if len(line) == 3 || line[3] == ' ' {
-			break
+			return code, nlines, i, nil
 		}
 		if line[3] != '-' {
-			return Reply{}, 0, ErrMalformedReply
+			return 0, 0, 0, ErrMalformedReply
 		}
 	}
-	n = i
-	// Second pass: one string for the whole reply, lines are substrings of it.
-	s := string(buf[:n])
+}
+
+// parseReplyText is ParseReply's second pass over s, a whole reply that
+// replyEnd validated: the lines are substrings of s.
+func parseReplyText(s string, code, nlines int) (r Reply) {
 	r.Code = code
 	r.Lines = make([]string, 0, nlines)
 	for len(s) > 0 {
@@ -247,6 +259,41 @@ func ParseReply(buf []byte) (r Reply, n int, err error) {
 		}
 		r.Lines = append(r.Lines, text)
 	}
+	return r
+}
+
+// replyMemo keeps the last few replies a client parsed, so that a reply
+// that comes again byte for byte — "250 2.1.0 Ok" to every MAIL of a
+// session — is not allocated again. The Reply is shared: its Lines are
+// never changed in place (a Reply is a value), and an append to them
+// copies, as they are full.
+type replyMemo struct {
+	raw  [4]string // a reply's wire form, as parseReplyText got it
+	r    [4]Reply
+	used [4]uint64 // when each slot was last used: a new reply takes the oldest
+	now  uint64
+}
+
+// parse is ParseReply, answering from the memo when it can.
+func (m *replyMemo) parse(buf []byte) (r Reply, n int, err error) {
+	code, nlines, n, err := replyEnd(buf)
+	if err != nil {
+		return Reply{}, 0, err
+	}
+	m.now++
+	oldest := 0
+	for i := range m.raw {
+		if m.raw[i] == string(buf[:n]) { // compared without a copy
+			m.used[i] = m.now
+			return m.r[i], n, nil
+		}
+		if m.used[i] < m.used[oldest] {
+			oldest = i
+		}
+	}
+	raw := string(buf[:n])
+	r = parseReplyText(raw, code, nlines)
+	m.raw[oldest], m.r[oldest], m.used[oldest] = raw, r, m.now
 	return r, n, nil
 }
 

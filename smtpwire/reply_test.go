@@ -141,6 +141,32 @@ func FuzzParseReply(f *testing.F) {
 	})
 }
 
+// TestReplyMemo: a session's replies read through its memo are what
+// ParseReply makes of them, whether they come again or not, and errors
+// are ParseReply's.
+func TestReplyMemo(t *testing.T) {
+	var m replyMemo
+	replies := []string{
+		"250 2.1.0 Sender OK\r\n", "250 2.1.5 Recipient OK\r\n", "250 2.0.0 OK id=1\r\n",
+		"250 2.1.0 Sender OK\r\n", "250 2.1.5 Recipient OK\r\n", "250 2.0.0 OK id=2\r\n",
+		"550-5.1.1 no\r\n550 5.1.1 such user\r\n", "250 2.1.5 Recipient OK\r\n", "250 2.1.5 Recipient OK\r\n",
+		"250 2.1.0 Sender OK\r\n", "250 2.1.0 Sender OK\n", "251 2.1.0 Sender OK\r\n",
+	}
+	for _, raw := range replies {
+		want, wantN, _ := ParseReply([]byte(raw + "250 next\r\n"))
+		got, n, err := m.parse([]byte(raw + "250 next\r\n"))
+		if err != nil || n != wantN || !reflect.DeepEqual(got, want) {
+			t.Errorf("%q: got %+v, %d, %v; want %+v, %d", raw, got, n, err, want, wantN)
+		}
+	}
+	for _, bad := range []string{"250 partial", "25x no\r\n", "250-a\r\n251 b\r\n"} {
+		_, _, want := ParseReply([]byte(bad))
+		if _, n, err := m.parse([]byte(bad)); err != want || n != 0 {
+			t.Errorf("%q: got %d, %v; want %v", bad, n, err, want)
+		}
+	}
+}
+
 func BenchmarkParseReply(b *testing.B) {
 	single := []byte("250 2.1.5 Recipient OK\r\n")
 	multi := []byte("250-mx.example.test\r\n250-PIPELINING\r\n250-SIZE 10485760\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n250 CHUNKING\r\n")

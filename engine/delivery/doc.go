@@ -6,11 +6,13 @@
 //	    ─▶ scheduled (queue.Scheduler per lane — high, bulk: due now, or at
 //	       the retry time)
 //	    ─▶ due: Router.Resolve(domain) (bounded concurrency per lane;
-//	       skipped with RelayTo)
+//	       skipped for a smarthost: routed on the scheduler goroutine)
 //	    ─▶ ready queue of the path (outbound.Path: Egress(tenant) source ×
 //	       site, a resolver.SiteKey — the MX hosts, or the relay_to
 //	       smarthost; high priority first, bulk never starved)
-//	    ─▶ path workers, at most the path's effective Connections
+//	    ─▶ path workers, at most the path's effective Connections (a
+//	       worker goroutine that ran its queue dry waits a moment for
+//	       another, so that bursts reuse goroutines with grown stacks)
 //	    ─▶ hold? (Shaper.Gate: suspended → back to the scheduled queue until
 //	       the end, bounced → Bounce; tenant over its rate → back to the
 //	       scheduled queue until its booked slot)
@@ -32,7 +34,8 @@
 // others. Waiting for a suspension or a tenant slot is not an attempt.
 //
 // A work item holds indexes of the message's recipients, not the body: the
-// body is read from the Store once per transaction and dropped after it,
+// body is read from the Store once per transaction and dropped after it
+// (handed back to a Store that takes it back, bodyReleaser),
 // so waiting messages cost only their metadata — and only in packed form
 // (queue.Packed, about 60 bytes) while nothing of the message is due:
 // messages loaded at startup and messages waiting for the retry of their

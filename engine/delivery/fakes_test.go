@@ -31,6 +31,7 @@ type memStore struct {
 	corrupt     map[string]bool
 	quarantined map[string]int
 	intact      bool
+	released    [][]byte // ReleaseBody calls
 }
 
 func newMemStore() *memStore {
@@ -50,6 +51,18 @@ func (s *memStore) Body(m *queue.Message) ([]byte, error) {
 		return nil, errors.New("no such body")
 	}
 	return b, nil
+}
+
+func (s *memStore) ReleaseBody(body []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.released = append(s.released, body)
+}
+
+func (s *memStore) releasedBodies() [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.released
 }
 
 func (s *memStore) Quarantine(id string) error {

@@ -113,7 +113,18 @@ type Loop struct {
 	loadLeft atomic.Int64 // messages Load has yet to hand over
 	workers  sync.WaitGroup
 	runDone  [2]chan struct{}
+	// idle hands a ready queue to a worker goroutine waiting for one
+	// (worker); idleWorkers counts those waiting.
+	idle        chan *readyQueue
+	idleWorkers atomic.Int32
 }
+
+// A worker goroutine that has run its queue dry waits up to workerLinger
+// for another one, unless maxIdleWorkers wait already.
+const (
+	workerLinger   = 2 * time.Second
+	maxIdleWorkers = 128
+)
 
 // New returns a Loop; Start runs it.
 func New(opts Options) *Loop {
@@ -135,6 +146,7 @@ func New(opts Options) *Loop {
 		sites:   make(map[string]*readyQueue),
 		tenants: newTenantLimits(opts.Clock.Now),
 		packer:  queue.NewPacker(0),
+		idle:    make(chan *readyQueue),
 	}
 	l.retry.Store(&opts.Retry)
 	if opts.RelayTo != "" {
@@ -250,6 +262,7 @@ func (l *Loop) Enqueue(m *queue.Message) error {
 	}
 	ms := l.newMsgState(m)
 	l.msgs.add(ms)
+	started := l.started
 	l.mu.Unlock()
 
 	ms.mu.Lock()
@@ -268,6 +281,11 @@ func (l *Loop) Enqueue(m *queue.Message) error {
 	for _, g := range groups {
 		g.ms = ms
 		g.high = ms.high
+		// A new message is due now: an item that needs no wait goes to
+		// its ready queue at once, without waking the scheduler.
+		if due.IsZero() && started && l.admin.rules.Load() == 0 && l.routeSmarthost(g) {
+			continue
+		}
 		l.schedule(g, due)
 	}
 	return nil
@@ -345,8 +363,11 @@ func (l *Loop) due(r schedRef) {
 	}
 }
 
-// dueItem handles a work item whose time has come: it starts the DNS
-// lookup on a bounded set of goroutines.
+// dueItem handles a work item whose time has come: an item for a
+// smarthost is routed at once, on the scheduler goroutine (nothing to look
+// up, and no goroutine per message; a new message's items do not even come
+// here, see Enqueue); for any other the DNS lookup starts on a bounded set
+// of goroutines.
 func (l *Loop) dueItem(it *workItem) {
 	if !it.retryAt.IsZero() && l.staleRetry(it) {
 		return // replaced by an operator's retry (retry.go)
@@ -360,6 +381,9 @@ func (l *Loop) dueItem(it *workItem) {
 		l.toReady(it)
 		return
 	}
+	if l.routeSmarthost(it) {
+		return
+	}
 	sem := l.resolveSem[it.lane()]
 	select {
 	case sem <- struct{}{}:
@@ -369,19 +393,40 @@ func (l *Loop) dueItem(it *workItem) {
 	l.ready.Add(1)
 	go func() {
 		defer func() { <-sem }()
-		l.route(it)
+		l.route(it, resolver.SiteKey{}) // MX hosts (or no domain: bounced)
 	}()
 }
 
-// route resolves the item's domain and queues it at its site.
-func (l *Loop) route(it *workItem) {
-	var route *resolver.Route
-	relay := l.relay
+// routeSmarthost routes an item for a smarthost on the calling goroutine
+// (there is nothing to look up) and reports whether it did.
+func (l *Loop) routeSmarthost(it *workItem) bool {
+	if it.domain == "" {
+		return false
+	}
+	relay := l.relayOf(it)
+	if relay.IsZero() {
+		return false
+	}
+	l.ready.Add(1)
+	l.route(it, relay)
+	return true
+}
+
+// relayOf returns the smarthost the item goes to (relay_to, or a
+// [[tenant]] or [relay."DOMAIN"] relay_to); zero: its MX hosts.
+func (l *Loop) relayOf(it *workItem) resolver.SiteKey {
 	if f := l.opts.RelayFor; f != nil && it.domain != "" {
 		if r := f(it.ms.env.tenant, it.domain); r != "" {
-			relay = resolver.RelaySite(r)
+			return resolver.RelaySite(r)
 		}
 	}
+	return l.relay
+}
+
+// route resolves the item's domain and queues it at its site; relay is
+// its smarthost (relayOf), zero for its MX hosts.
+func (l *Loop) route(it *workItem, relay resolver.SiteKey) {
+	var route *resolver.Route
 	switch {
 	case it.domain == "":
 		l.ready.Add(-1)
@@ -443,7 +488,48 @@ func (l *Loop) toReady(it *workItem) {
 	}
 	l.mu.Unlock()
 	if spawn {
-		go l.work(q)
+		l.startWorker(q)
+	}
+}
+
+// startWorker runs work(q) on a worker goroutine waiting for a queue, or
+// on a new one.
+func (l *Loop) startWorker(q *readyQueue) {
+	select {
+	case l.idle <- q:
+	default:
+		go l.worker(q)
+	}
+}
+
+// worker runs work on one ready queue after another: a goroutine outlives
+// the queue it was started for by up to workerLinger, so that a site whose
+// queue runs dry and fills again many times a second reuses it. A new
+// goroutine would grow its stack again on the deep delivery path (the
+// transaction, the spool's index), a few percent of a busy relay's CPU.
+func (l *Loop) worker(q *readyQueue) {
+	var linger *time.Timer
+	for {
+		l.work(q)
+		if l.idleWorkers.Add(1) > maxIdleWorkers {
+			l.idleWorkers.Add(-1)
+			return
+		}
+		if linger == nil {
+			linger = time.NewTimer(workerLinger)
+		} else {
+			linger.Reset(workerLinger)
+		}
+		select {
+		case q = <-l.idle:
+			l.idleWorkers.Add(-1)
+		case <-linger.C:
+			l.idleWorkers.Add(-1)
+			return
+		case <-l.runCtx.Done():
+			l.idleWorkers.Add(-1)
+			return
+		}
 	}
 }
 
@@ -618,6 +704,9 @@ func (l *Loop) deliver(it *workItem) {
 		env.Source = it.source
 		out = l.opts.Transport.Deliver(l.txCtx, it.route, env)
 		env.Body = nil
+		if r, ok := l.opts.Store.(bodyReleaser); ok {
+			r.ReleaseBody(body) // the transaction has ended
+		}
 		if sh := l.opts.Shaper; sh != nil && sh.Observe(it.path(), &out) {
 			// A bounce rule matched: what the server deferred bounces.
 			for k := range out.Results {

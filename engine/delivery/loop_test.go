@@ -111,6 +111,29 @@ func TestOneTransactionPerDomain(t *testing.T) {
 	h.met.mu.Unlock()
 }
 
+// TestBodyReleasedAfterTransaction: the store gets each body back once
+// its transaction has ended (the engine reuses the buffer), and not before.
+func TestBodyReleasedAfterTransaction(t *testing.T) {
+	h := newHarness(t, nil)
+	h.tr.fn = func(_ *resolver.Route, env *outbound.Envelope) outbound.Outcome {
+		if n := len(h.store.releasedBodies()); n != 0 {
+			t.Errorf("%d bodies released during a transaction", n)
+		}
+		out := outbound.Outcome{}
+		for _, r := range env.Rcpts {
+			out.Results = append(out.Results, outbound.Result{Rcpt: r, Status: outbound.Delivered, Reply: smtpwire.Reply{Code: 250}})
+		}
+		return out
+	}
+	h.loop.Start()
+	h.enqueue(t, newMessage("m1", h.clock.Now(), "a@x.test"), "body\r\n")
+	h.rec.waitFor(t, 1)
+	waitUntil(t, func() bool { return len(h.store.releasedBodies()) == 1 })
+	if got := h.store.releasedBodies(); string(got[0]) != "body\r\n" {
+		t.Errorf("released %q", got)
+	}
+}
+
 func TestTransientThenDelivered(t *testing.T) {
 	h := newHarness(t, nil)
 	var mu sync.Mutex

@@ -28,6 +28,13 @@ type Store interface {
 	Quarantine(id string) error
 }
 
+// bodyReleaser is a Store that takes back the body Body returned once the
+// transaction that read it has ended, to reuse its buffer (the engine's
+// store does); delivery keeps nothing of it past that point.
+type bodyReleaser interface {
+	ReleaseBody(body []byte)
+}
+
 // RuleStore keeps the admin rules durably (*queue.Spool has it: its admin
 // keyspace). Keys and values are the loop's (rulestore.go).
 type RuleStore interface {

@@ -7,11 +7,14 @@
 // Record.AppendJSON encodes a record by hand — no reflection, no allocation
 // beyond the caller's buffer — because a busy relay writes several records
 // per message. Writer moves the bytes to disk off the delivery path: callers
-// enqueue on a buffered channel and never block; a single goroutine writes
-// through a bufio.Writer, flushes at least once a second, and starts a new
+// append the encoded record to a pending buffer (Options.Buffer records at
+// most) and never wait for the disk; a single goroutine takes the pending
+// records in batches — woken when the first arrives, then letting more
+// gather for a few milliseconds, so that it is not woken once per record —
+// writes them through a bufio.Writer, flushes at least once a second, and starts a new
 // file (gannet-YYYYMMDD-HHMMSS.jsonl) every hour — a quiet file is closed
 // on time too — or past a size limit. When the disk cannot keep up and the
-// channel is full, records are dropped and counted
+// buffer is full, records are dropped and counted
 // (gannet_log_records_dropped_total) instead of slowing delivery: the
 // spool, not the log, is the record of what must be delivered.
 // Options.OnRecord sees every record before it is encoded (the engine

@@ -2,6 +2,7 @@ package logrec
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -45,25 +46,35 @@ type Options struct {
 // gannet-YYYYMMDD-HHMMSS.jsonl after the (UTC) time each file was started.
 //
 // Callers never wait for the disk: Write encodes the record on the caller's
-// goroutine and hands the bytes to a buffered channel; one goroutine drains it
-// into a bufio.Writer, flushed at least every FlushInterval and on Close. When
-// the channel is full (the disk cannot keep up), the record is dropped and
-// counted (Dropped, OnDrop) rather than slowing delivery down: log records
-// are for observation, the spool is the source of truth. A file is synced to
-// disk when it is closed, at rotation and on Close.
+// goroutine at the end of the pending records; one goroutine takes them in
+// batches into a bufio.Writer, flushed at least every FlushInterval and on
+// Close. It is woken when records arrive and then lets them gather for
+// batchWindow before it takes more, so that a busy relay wakes it a few
+// hundred times a second, not once per record. When Buffer records are
+// pending (the disk cannot keep up), a record is dropped and counted
+// (Dropped, OnDrop) rather than slowing delivery down: log records are for
+// observation, the spool is the source of truth. A file is synced to disk
+// when it is closed, at rotation and on Close.
 type Writer struct {
 	opts    Options
-	ch      chan *[]byte
 	rot     chan Rotation // SetRotation → the writer goroutine
-	pool    sync.Pool
+	wake    chan struct{} // one token: records are pending, or Close
 	dropped atomic.Uint64
 	written atomic.Uint64
 	done    chan struct{}
-	comp    *compressor  // nil when DisableCompression
-	closeMu sync.RWMutex // Write holds it shared; Close exclusively to close ch
-	closed  bool
-	err     error // set by the writer goroutine before done is closed
+	comp    *compressor // nil when DisableCompression
+	mu      sync.Mutex  // guards pending, npending and closed
+	// pending holds the encoded records the writer goroutine has not taken
+	// yet, npending of them.
+	pending  []byte
+	npending int
+	closed   bool
+	err      error // set by the writer goroutine before done is closed
 }
+
+// batchWindow is how long the writer goroutine lets records gather after a
+// batch before it takes the next one.
+const batchWindow = 5 * time.Millisecond
 
 // Rotation is what SetRotation changes: Options.MaxFileSize, MaxFileAge
 // and Retain (zero or negative: the default, as in New; Retain 0 keeps
@@ -135,11 +146,10 @@ func newWriter(opts Options) (*Writer, error) {
 	}
 	w := &Writer{
 		opts: opts,
-		ch:   make(chan *[]byte, opts.Buffer),
 		rot:  make(chan Rotation),
+		wake: make(chan struct{}, 1),
 		done: make(chan struct{}),
 	}
-	w.pool.New = func() any { b := make([]byte, 0, 512); return &b }
 	if !opts.DisableCompression {
 		w.comp = newCompressor(opts.Dir, opts.OnError, opts.OnCompressed)
 	}
@@ -152,20 +162,38 @@ func (w *Writer) Write(r *Record) bool {
 	if w.opts.OnRecord != nil {
 		w.opts.OnRecord(r)
 	}
-	bp := w.pool.Get().(*[]byte)
-	*bp = r.AppendJSON((*bp)[:0])
-	w.closeMu.RLock()
-	defer w.closeMu.RUnlock()
-	if !w.closed {
-		select {
-		case w.ch <- bp:
-			return true
-		default:
-		}
+	w.mu.Lock()
+	if w.closed || w.npending >= w.opts.Buffer {
+		w.mu.Unlock()
+		w.drop()
+		return false
 	}
-	w.pool.Put(bp)
-	w.drop()
-	return false
+	w.pending = r.AppendJSON(w.pending)
+	w.npending++
+	first := w.npending == 1
+	w.mu.Unlock()
+	if first {
+		w.signal()
+	}
+	return true
+}
+
+// signal wakes the writer goroutine, unless a wake-up is pending already.
+func (w *Writer) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take swaps the pending records for spare (emptied) and returns them, how
+// many they are, and whether the Writer is closed.
+func (w *Writer) take(spare []byte) (batch []byte, n int, closed bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	batch, n = w.pending, w.npending
+	w.pending, w.npending = spare[:0], 0
+	return batch, n, w.closed
 }
 
 func (w *Writer) drop() {
@@ -187,13 +215,13 @@ func (w *Writer) Written() uint64 { return w.written.Load() }
 // and is compressed after the next New). It returns the first error the
 // writer met, if any.
 func (w *Writer) Close() error {
-	w.closeMu.Lock()
+	w.mu.Lock()
 	first := !w.closed
+	w.closed = true
+	w.mu.Unlock()
 	if first {
-		w.closed = true
-		close(w.ch)
+		w.signal()
 	}
-	w.closeMu.Unlock()
 	<-w.done
 	if first && w.comp != nil {
 		w.comp.close()
@@ -228,26 +256,29 @@ func (w *Writer) run() {
 			w.opts.OnError(err)
 		}
 	}
+	var batch []byte
 	for {
 		select {
-		case bp, ok := <-w.ch:
-			if !ok {
+		case <-w.wake:
+			var n int
+			var closed bool
+			batch, n, closed = w.take(batch)
+			w.writeBatch(f, batch, fail)
+			if cap(batch) > maxSpare {
+				batch = nil // after a burst: not kept for good
+			}
+			if closed {
 				// The last file is left plain: Close does not wait for a
 				// compression, and the next New compresses it.
 				f.onClosed = nil
 				fail(f.close())
 				return
 			}
-			if err := f.write(*bp); err != nil {
-				// A failed file (disk full, removed directory) is given up;
-				// the next record tries a new one.
-				fail(err)
-				f.abandon()
-				w.drop()
-			} else {
-				w.written.Add(1)
+			if n > 0 && n < w.opts.Buffer/8 {
+				// Let the next records gather; a writer that falls behind
+				// goes on at once.
+				time.Sleep(batchWindow)
 			}
-			w.pool.Put(bp)
 		case <-pt.C:
 			if w.opts.Retain > 0 {
 				w.prune()
@@ -258,6 +289,12 @@ func (w *Writer) run() {
 				w.prune()
 			}
 		case <-tick.C:
+			// Records still gathering go into this flush.
+			var n int
+			batch, n, _ = w.take(batch)
+			if n > 0 {
+				w.writeBatch(f, batch, fail)
+			}
 			// A quiet file is closed on time too, so that it is compressed.
 			if err := f.expire(); err != nil {
 				fail(err)
@@ -267,6 +304,35 @@ func (w *Writer) run() {
 				f.abandon()
 			}
 		}
+	}
+}
+
+// maxSpare is the largest batch buffer the writer goroutine keeps for the
+// next batch.
+const maxSpare = 4 << 20
+
+// writeBatch writes the records of batch (each a line) to f, one at a time
+// so that a file is rotated between records.
+func (w *Writer) writeBatch(f *rotatingFile, batch []byte, fail func(error)) {
+	if len(batch) == 0 {
+		return
+	}
+	now := w.opts.Now()
+	for len(batch) > 0 {
+		end := bytes.IndexByte(batch, '\n') + 1
+		if end == 0 {
+			end = len(batch)
+		}
+		if err := f.write(batch[:end], now); err != nil {
+			// A failed file (disk full, removed directory) is given up;
+			// the next record tries a new one.
+			fail(err)
+			f.abandon()
+			w.drop()
+		} else {
+			w.written.Add(1)
+		}
+		batch = batch[end:]
 	}
 }
 
@@ -281,8 +347,7 @@ type rotatingFile struct {
 	started  time.Time
 }
 
-func (rf *rotatingFile) write(b []byte) error {
-	now := rf.opts.Now()
+func (rf *rotatingFile) write(b []byte, now time.Time) error {
 	if rf.f != nil && (rf.size+int64(len(b)) > rf.opts.MaxFileSize || now.Sub(rf.started) >= rf.opts.MaxFileAge) {
 		if err := rf.close(); err != nil {
 			return err

@@ -73,6 +73,9 @@ type Client struct {
 	iov       net.Buffers // the slices of one writev (vector), reused
 	txn       smtpwire.ClientTxn
 
+	watched   context.Context // the context the session's I/O is cut short by (watch)
+	stopWatch func() bool     // undoes watch's context.AfterFunc
+
 	domain   string // the destination of the last transaction (or the one the session was opened for), for traces
 	traceGen uint32 // trace.Hub.Gen when the session last checked whether it is traced (trace.go)
 	traceID  uint32 // the session's number in traces; 0: not traced
@@ -311,6 +314,7 @@ func (c *Client) quitQuietly() {
 // Close ends the session politely (QUIT, RFC 5321 §4.1.1.10) unless it is
 // broken, and closes the connection.
 func (c *Client) Close() error {
+	c.unwatch()
 	if !c.broken {
 		c.conn.SetDeadline(time.Now().Add(2 * time.Second))
 		if _, err := c.roundTrip([]byte("QUIT\r\n")); err != nil {

@@ -264,7 +264,7 @@ type poolKey struct {
 	// delivery: what the messages ask (REQUIRETLS, "TLS-Required: No";
 	// RFC 8689): their connections are made under other rules.
 	delivery  deliveryTLS
-	relayAuth string // RelayAuth.key: connections with other logins are not shared
+	relayAuth RelayAuth // connections with other logins (or smarthost TLS) are not shared
 }
 
 // pool returns the pool of (egress source, site, TLS policy, MTA-STS
@@ -283,7 +283,7 @@ func (m *Manager) pool(src Source, site resolver.SiteKey, domain string, sts STS
 		key.stsMode, key.stsDomain, key.stsID = sts.Mode, sts.Domain, sts.ID
 	}
 	if ra != nil {
-		key.relayAuth = ra.key()
+		key.relayAuth = *ra
 	}
 	m.mu.Lock()
 	if m.closed {

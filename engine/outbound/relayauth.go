@@ -2,7 +2,6 @@ package outbound
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
@@ -66,13 +65,6 @@ type RelayAuth struct {
 	// TLS or whose certificate was not verified. Without it such a
 	// connection is not used (451 4.7.10).
 	AllowInsecureAuth bool
-}
-
-// key names the login for pooling: connections opened with another
-// user, password or TLS are not shared.
-func (ra *RelayAuth) key() string {
-	sum := sha256.Sum256([]byte(ra.Password))
-	return fmt.Sprintf("%d\x00%t\x00%s\x00%x", ra.TLS, ra.AllowInsecureAuth, ra.User, sum[:8])
 }
 
 // relayDial returns the dial configuration for a new connection to the

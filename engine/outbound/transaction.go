@@ -63,8 +63,7 @@ func (c *Client) send(ctx context.Context, env *Envelope, msg *smtpwire.ClientMe
 		return res, false
 	}
 
-	stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	c.watch(ctx)
 	err := c.exchange(ctx, env.Body, msg.CRLFClean)
 	c.dirty = t.NeedsRSET()
 	if err != nil && c.traceID != 0 {
@@ -103,8 +102,17 @@ func (c *Client) exchange(ctx context.Context, body []byte, crlfClean bool) erro
 			return err
 		}
 		cmds, form := t.Send()
+		// One deadline per round (a deadline costs a clock read and a
+		// timer update): the round's writes and the replies it waits for
+		// get the data timeout when it sends a body, else the command
+		// timeout. The commands go into the buffer, so nothing is written
+		// under the command timeout before the body is.
+		timeout := c.cfg.commandTimeout
+		if form != smtpwire.NoBody {
+			timeout = c.cfg.dataTimeout
+		}
+		c.conn.SetDeadline(time.Now().Add(timeout))
 		if len(cmds) > 0 {
-			c.conn.SetDeadline(time.Now().Add(c.cfg.commandTimeout))
 			c.traceCommands(cmds)
 		}
 		if err := c.write(cmds, form, body, crlfClean); err != nil {
@@ -135,12 +143,9 @@ func (c *Client) exchange(ctx context.Context, body []byte, crlfClean bool) erro
 }
 
 // write sends cmds followed by body in the form the transaction asks for,
-// under the data timeout when a body goes: in one writev straight from the
-// spool's buffer when vector allows, else through c.w.
+// (under the round's deadline, which exchange sets): in one writev straight
+// from the spool's buffer when vector allows, else through c.w.
 func (c *Client) write(cmds []byte, form smtpwire.BodyForm, body []byte, crlfClean bool) error {
-	if form != smtpwire.NoBody {
-		c.conn.SetDeadline(time.Now().Add(c.cfg.dataTimeout))
-	}
 	if bufs, ok := c.vector(cmds, form, body, crlfClean); ok {
 		n := len(bufs)
 		_, err := bufs.WriteTo(c.conn)
@@ -194,6 +199,30 @@ func (c *Client) vector(cmds []byte, form smtpwire.BodyForm, body []byte, crlfCl
 	}
 	c.iov = bufs[:0]
 	return bufs, true
+}
+
+// watch arranges for the session's I/O to end at once when ctx is
+// cancelled (a deadline in the past). The arrangement lasts while the
+// session uses the same context — the delivery loop passes one for all its
+// transactions — so it is made once per connection, not once per
+// transaction; Close undoes it.
+func (c *Client) watch(ctx context.Context) {
+	if ctx == c.watched {
+		return
+	}
+	c.unwatch()
+	c.watched = ctx
+	if ctx.Done() != nil {
+		c.stopWatch = context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Unix(1, 0)) })
+	}
+}
+
+// unwatch undoes watch.
+func (c *Client) unwatch() {
+	if c.stopWatch != nil {
+		c.stopWatch()
+	}
+	c.watched, c.stopWatch = nil, nil
 }
 
 // refusal words, as a local reply, why Begin would not send msg to this

@@ -1,0 +1,73 @@
+package engine
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestHotBodies: a message's content is there for its first attempt, once;
+// the oldest entries give way to new ones once they are hotMaxAge old, and
+// their buffers go back to the pool, as do dropped ones; nothing is kept
+// past the byte budget.
+func TestHotBodies(t *testing.T) {
+	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	var recycled [][]byte
+	h := newHotBodies(func(b []byte) { recycled = append(recycled, b) })
+	buf := []byte("Received: x\r\nSubject: one\r\n\r\nbody\r\n")
+	if !h.put("a", buf[len("Received: x\r\n"):], buf, now) {
+		t.Fatal("put(a) kept nothing")
+	}
+	if b, ok := h.take("a"); !ok || string(b) != "Subject: one\r\n\r\nbody\r\n" {
+		t.Fatalf("take(a) = %q, %v", b, ok)
+	}
+	if _, ok := h.take("a"); ok {
+		t.Fatal("a second take found the content again")
+	}
+
+	h.put("dropped", []byte("x\r\n"), []byte("x\r\n"), now)
+	h.drop("dropped")
+	if _, ok := h.take("dropped"); ok {
+		t.Fatal("a dropped id was found")
+	}
+	if len(recycled) != 1 || string(recycled[0]) != "x\r\n" {
+		t.Fatalf("recycled after a drop: %q", recycled)
+	}
+
+	for i := range hotSlots + 10 {
+		b := []byte(fmt.Sprint("m", i))
+		at := now
+		if i >= hotSlots {
+			at = now.Add(hotMaxAge) // the first ones may give way now
+		}
+		h.put(string(b), b, b, at)
+	}
+	if _, ok := h.take("m9"); ok {
+		t.Error("m9 is still there after hotSlots newer entries")
+	}
+	if h.put("fresh", []byte("x"), []byte("x"), now.Add(hotMaxAge/2)) {
+		t.Error("a full ring of entries younger than hotMaxAge took one more")
+	}
+	if b, ok := h.take(fmt.Sprint("m", hotSlots+9)); !ok || string(b) != fmt.Sprint("m", hotSlots+9) {
+		t.Errorf("the newest entry: %q, %v", b, ok)
+	}
+	if len(recycled) != 1+10 || string(recycled[1]) != "m0" {
+		t.Errorf("recycled: %d buffers, want 11 from m0 on", len(recycled))
+	}
+
+	h = newHotBodies(func([]byte) {})
+	big := make([]byte, hotMaxBytes/2+1)
+	if !h.put("big1", big, big, now) || h.put("big2", big, big, now) {
+		t.Fatal("the byte budget: want big1 kept, big2 not")
+	}
+	if _, ok := h.take("big1"); !ok {
+		t.Error("big1 was not kept")
+	}
+	if !h.put("big3", big, big, now) {
+		t.Error("big3 was not kept once big1 was taken")
+	}
+	h.take("big3")
+	if h.bytes != 0 || len(h.byID) != 0 {
+		t.Errorf("after every take: %d bytes, %d ids held", h.bytes, len(h.byID))
+	}
+}
