@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"gannet/internal/redistest"
+	"gannet/queue/queuetest"
 )
 
 // shared is the redis-server of the tests that do not kill it (started
@@ -252,26 +253,13 @@ func TestConnectionLeasesAreSharedAndExpire(t *testing.T) {
 	}
 }
 
-// clock is a fake clock for the local share.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // Redis killed mid-run: grants go on at the node's share (1/N) of the
 // limit, each failed call is counted and the change logged once; when Redis
 // is back, the cluster limit applies again.
 func TestRedisDownFallsBackToLocalShare(t *testing.T) {
 	srv := redistest.Need(t)
 	url := srv.URL(0)
-	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	clk := queuetest.NewFakeClock(time.Unix(1_800_000_000, 0))
 	var logs bytes.Buffer
 	var logMu sync.Mutex
 	var errs atomic.Int64
@@ -298,7 +286,7 @@ func TestRedisDownFallsBackToLocalShare(t *testing.T) {
 		if ok, _ := l.Take(); ok {
 			granted++
 		}
-		clk.Add(time.Millisecond)
+		clk.Advance(time.Millisecond)
 	}
 	if !l.Local() {
 		t.Fatal("the limiter does not say it is local")
@@ -319,7 +307,7 @@ func TestRedisDownFallsBackToLocalShare(t *testing.T) {
 		t.Fatal(err)
 	}
 	trips := l.RoundTrips.Load()
-	clk.Add(2 * probeInterval)
+	clk.Advance(2 * probeInterval)
 	for range 20 {
 		l.Take()
 	}
