@@ -49,8 +49,10 @@ func (e *Engine) startCluster() {
 	e.log.Info("cluster node started", "node_id", e.cluster.NodeID(), "admin", admin)
 }
 
-// clusterStats is what a node's heartbeat reports: its queue depth and
-// the messages it received and delivered (cluster.Stats).
+// clusterStats is what a node's heartbeat reports: its queue depth, the
+// messages it received and the recipients it delivered (the counts of
+// gannet_messages_received_total and gannet_messages_delivered_total;
+// cluster.Stats).
 type clusterStats struct{ e *Engine }
 
 func (s clusterStats) QueueDepth() int {

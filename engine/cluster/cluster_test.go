@@ -277,8 +277,16 @@ func TestRedisDownFallsBackToLocalShare(t *testing.T) {
 	if ok, _ := l.Take(); !ok || l.Local() {
 		t.Fatalf("first token: %v, local %v", ok, l.Local())
 	}
+	conns := a.ConnLimiter("site:gmail", 4)
 
 	srv.Kill()
+	// Connections: this node's share is 2 of 4.
+	_, ok1 := conns.Acquire()
+	_, ok2 := conns.Acquire()
+	_, ok3 := conns.Acquire()
+	if !ok1 || !ok2 || ok3 {
+		t.Errorf("connection leases with Redis down: %v %v %v, want 2 of the 4 (2 nodes)", ok1, ok2, ok3)
+	}
 	// Ten seconds of the fake clock in 1 ms steps: the local share is
 	// 50/s, with a burst of 5.
 	granted := 0
@@ -313,6 +321,9 @@ func TestRedisDownFallsBackToLocalShare(t *testing.T) {
 	}
 	if l.Local() || l.RoundTrips.Load() == trips {
 		t.Fatalf("Redis is back but the limiter stays local (round trips %d → %d)", trips, l.RoundTrips.Load())
+	}
+	if _, ok := conns.Acquire(); !ok {
+		t.Error("Redis is back (with no lease) but a connection lease is refused")
 	}
 	logMu.Lock()
 	defer logMu.Unlock()
