@@ -44,6 +44,8 @@ node_ttl = "1s"
 			return ok && strings.Contains(out, "2 nodes") && strings.Contains(out, "node-a") && strings.Contains(out, "node-b"), out
 		})
 	}
+	_, shown := status(a)
+	t.Logf("gannet cluster status:\n%s", shown)
 	// The JSON answer names each node's admin API.
 	out, errOut, code := runGannetCLI(t, a, "cluster", "status", "-json")
 	var r struct {

@@ -57,10 +57,9 @@ const probeInterval = time.Second
 
 // Cluster is a node's connection to the cluster's Redis.
 type Cluster struct {
-	opts    Options
-	rdb     *redis.Client
-	log     *slog.Logger
-	started time.Time
+	opts Options
+	rdb  *redis.Client
+	log  *slog.Logger
 
 	live atomic.Int64 // live nodes at the last count (at least 1)
 	down atomic.Bool  // the last Redis call failed (logged once per change)
@@ -121,7 +120,6 @@ func (c *Cluster) Live() int { return int(c.live.Load()) }
 func (c *Cluster) Start(admin string) {
 	now := c.opts.Now()
 	c.mu.Lock()
-	c.started = now
 	c.self = Node{ID: c.opts.NodeID, Admin: admin, Started: now.UTC()}
 	c.last.at = now
 	if c.opts.Stats != nil {
