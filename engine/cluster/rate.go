@@ -110,9 +110,11 @@ func (l *RateLimiter) Take() (bool, time.Duration) {
 	if k == 0 {
 		// The other nodes that wait for the same batch would all come
 		// back at once, and all but one be refused again: spread them
-		// over the time the other nodes' batches take.
-		batchTime := time.Duration(float64(l.batch) / l.rate * float64(time.Second))
-		wait += rand.N(batchTime*time.Duration(l.c.Live()-1) + 1)
+		// over the time two batches take (the limit's room: longer, and
+		// it would fill while every node waits).
+		if l.c.Live() > 1 {
+			wait += rand.N(time.Duration(2*float64(l.batch)/l.rate*float64(time.Second)) + 1)
+		}
 		l.wait = now.Add(wait)
 		return false, wait
 	}
