@@ -82,7 +82,7 @@ func New(opts Options) (*Cluster, error) {
 	}
 	ro, err := redis.ParseURL(opts.URL)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: redis %q: %w", opts.URL, err)
+		return nil, fmt.Errorf("cluster: the Redis URL: %w", err) // not shown: it may hold a password
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 250 * time.Millisecond

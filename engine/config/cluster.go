@@ -8,8 +8,9 @@ import (
 // through a Redis server (engine/cluster). Without Redis, no cluster.
 type Cluster struct {
 	// Redis is the server's URL ("redis://HOST:PORT/DB", "rediss://…",
-	// "unix:///PATH"); "": this node is on its own.
-	Redis string `toml:"redis"`
+	// "unix:///PATH"); "": this node is on its own. It may hold a
+	// password (redis://:PASSWORD@HOST/DB): `config show` redacts it.
+	Redis string `toml:"redis" secret:"true"`
 	// NodeID names this node in the cluster; "" (the default): the host
 	// name. Each node needs its own.
 	NodeID string `toml:"node_id"`
@@ -42,7 +43,7 @@ func (c *Config) checkCluster(ck *checker) {
 		return
 	}
 	if u, err := url.Parse(cl.Redis); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
-		ck.add(at("cluster", "redis"), "%q is not a redis://HOST:PORT/DB, rediss:// or unix:// URL", cl.Redis)
+		ck.add(at("cluster", "redis"), "is not a redis://HOST:PORT/DB, rediss:// or unix:// URL")
 	}
 	if cl.KeyPrefix == "" {
 		ck.add(at("cluster", "key_prefix"), "must not be empty: every key of the cluster starts with it")

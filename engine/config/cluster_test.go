@@ -20,7 +20,7 @@ redis = "http://127.0.0.1:6379"
 heartbeat = "10s"
 node_ttl = "5s"
 `))
-	for _, want := range []string{`test.toml:2: cluster.redis: "http://127.0.0.1:6379" is not a redis://`, `test.toml:4: cluster.node_ttl: must be longer than heartbeat`} {
+	for _, want := range []string{`test.toml:2: cluster.redis: is not a redis://`, `test.toml:4: cluster.node_ttl: must be longer than heartbeat`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v, want it to contain %q", err, want)
 		}
