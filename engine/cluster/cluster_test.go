@@ -342,3 +342,22 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	defer w.mu.Unlock()
 	return w.b.Write(p)
 }
+
+// Leased tokens lapse: a node that leased a batch and went quiet does not
+// spend it later as a burst on top of the limit.
+func TestLeasedTokensLapse(t *testing.T) {
+	clk := queuetest.NewFakeClock(time.Unix(1_800_000_000, 0))
+	a := node(t, server(t), "node-a", Options{Now: clk.Now})
+	l := a.RateLimiter("site:gmail", 100, 10) // a batch lasts 100ms
+	if ok, _ := l.Take(); !ok || l.RoundTrips.Load() != 1 {
+		t.Fatalf("first token: %v after %d calls", ok, l.RoundTrips.Load())
+	}
+	if ok, _ := l.Take(); !ok || l.RoundTrips.Load() != 1 {
+		t.Fatalf("second token: %v after %d calls, want it from the lease", ok, l.RoundTrips.Load())
+	}
+	clk.Advance(time.Second)
+	l.Take()
+	if l.RoundTrips.Load() != 2 {
+		t.Errorf("a lease a second old was still spent (%d Redis calls)", l.RoundTrips.Load())
+	}
+}

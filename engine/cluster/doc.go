@@ -13,7 +13,8 @@
 // advanced by a Lua script run with EVALSHA against the server's clock, so
 // that one round trip grants a batch of tokens (a lease) that the node
 // then spends locally: a high rate does not mean one Redis call per
-// message. Shared connection counts (ConnLimiter) are leases in a sorted
+// message. A batch is granted whole or not at all, and lapses if it is
+// not spent within two batch times (no late burst past the limit). Shared connection counts (ConnLimiter) are leases in a sorted
 // set scored by their expiry; a node renews the leases it holds every
 // heartbeat, so a dead node's connections come back once its leases expire.
 //

@@ -59,6 +59,7 @@ type RateLimiter struct {
 
 	mu      sync.Mutex
 	tokens  int       // leased, not yet spent
+	spendBy time.Time // the leased tokens lapse after this
 	wait    time.Time // Redis said no token before this
 	local   bool      // Redis unreachable: the local share applies
 	probeAt time.Time // when local, try Redis again from this time
@@ -66,9 +67,10 @@ type RateLimiter struct {
 }
 
 // RateLimiter returns the limiter of name (a key under the prefix) at rate
-// tokens per second across the cluster. Each Redis call leases up to
-// batch tokens (at least 1), and the limit lets a burst of two batches
-// through when it was idle.
+// tokens per second across the cluster (0 or less: unlimited). Each Redis
+// call leases batch tokens (at least 1), to be spent within two batch
+// times, and the limit lets a burst of two batches through when it was
+// idle.
 func (c *Cluster) RateLimiter(name string, rate float64, batch int) *RateLimiter {
 	return &RateLimiter{c: c, key: c.key("rate:" + name), rate: rate, batch: max(1, batch)}
 }
@@ -84,13 +86,17 @@ func (l *RateLimiter) Local() bool {
 // Take spends one token: true, or false and how long until one may be
 // there. It never waits on Redis longer than the cluster's timeout.
 func (l *RateLimiter) Take() (bool, time.Duration) {
+	if l.rate <= 0 {
+		return true, 0
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.tokens > 0 {
+	now := l.c.opts.Now()
+	if l.tokens > 0 && now.Before(l.spendBy) {
 		l.tokens--
 		return true, 0
 	}
-	now := l.c.opts.Now()
+	l.tokens = 0 // a lease kept too long would be a burst past the limit
 	if l.local && now.Before(l.probeAt) {
 		return l.takeLocal(now)
 	}
@@ -113,13 +119,19 @@ func (l *RateLimiter) Take() (bool, time.Duration) {
 		// over the time two batches take (the limit's room: longer, and
 		// it would fill while every node waits).
 		if l.c.Live() > 1 {
-			wait += rand.N(time.Duration(2*float64(l.batch)/l.rate*float64(time.Second)) + 1)
+			wait += rand.N(2*l.batchTime() + 1)
 		}
 		l.wait = now.Add(wait)
 		return false, wait
 	}
 	l.tokens = k - 1
+	l.spendBy = now.Add(2 * l.batchTime())
 	return true, 0
+}
+
+// batchTime is how long a batch lasts at the limit.
+func (l *RateLimiter) batchTime() time.Duration {
+	return time.Duration(float64(l.batch) / l.rate * float64(time.Second))
 }
 
 // lease asks Redis for a batch of tokens.
