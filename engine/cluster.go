@@ -21,7 +21,7 @@ func (e *Engine) buildCluster() error {
 		NodeTTL:      c.NodeTTL.Duration,
 		Timeout:      c.RedisTimeout.Duration,
 		Stats:        clusterStats{e},
-		OnRedisError: e.metrics.ClusterRedisErrors.Inc,
+		OnRedisError: e.metrics.RedisErrors.Inc,
 		Logger:       e.log.With("part", "cluster"),
 		Now:          e.now,
 	})

@@ -98,12 +98,13 @@ type Options struct {
 	// new mail (/api/admin/drain/v1). Nil: 404.
 	Draining    func() bool
 	SetDraining func(on bool)
+	Now         func() time.Time // nil: time.Now
+	NewID       func() string    // rule ids; nil: random UUIDs (version 4)
+	Logger      *slog.Logger     // nil: discarded
+
 	// Cluster lists the cluster's nodes (/api/admin/cluster/v1). Nil:
 	// the node is not clustered (the answer says so).
 	Cluster Cluster
-	Now     func() time.Time // nil: time.Now
-	NewID   func() string    // rule ids; nil: random UUIDs (version 4)
-	Logger  *slog.Logger     // nil: discarded
 }
 
 // handler serves /api/admin/….

@@ -38,19 +38,19 @@ func spoolCommitBuckets() []float64 {
 type Metrics struct {
 	set *vm.Set
 
-	Delivered          *vm.Counter             // gannet_messages_delivered_total: recipients accepted by the remote host
-	TransientFailures  *vm.Counter             // gannet_messages_transient_failures_total: attempts failed temporarily
-	Bounced            *vm.Counter             // gannet_messages_bounced_total: recipients failed permanently (incl. admin bounces)
-	Expired            *vm.Counter             // gannet_messages_expired_total: recipients given up after max_retry_age
-	DeliveryLatency    *vm.PrometheusHistogram // gannet_delivery_latency_seconds: reception to delivery
-	SMTPErrorsIn       *vm.Counter             // gannet_smtp_errors_total{direction="in"}: 4xx/5xx replies we sent
-	SMTPErrorsOut      *vm.Counter             // gannet_smtp_errors_total{direction="out"}: 4xx/5xx replies we got
-	TLSFailures        *vm.Counter             // gannet_tls_failures_total{policy="none",result_type="other"}: failed inbound handshakes (outbound ones: TLSFailure)
-	ConnectionsIn      *vm.Gauge               // gannet_connections{direction="in"}: open inbound connections (Inc/Dec)
-	ConnectionsOut     *vm.Gauge               // gannet_connections{direction="out"}: open outbound connections (Inc/Dec)
-	SpoolCommit        *vm.PrometheusHistogram // gannet_spool_commit_seconds: time to make a message durable
-	LogRecordsDropped  *vm.Counter             // gannet_log_records_dropped_total: log records lost because the log writer fell behind
-	ClusterRedisErrors *vm.Counter             // gannet_cluster_redis_errors_total: calls to the cluster's Redis that failed or timed out
+	Delivered         *vm.Counter             // gannet_messages_delivered_total: recipients accepted by the remote host
+	TransientFailures *vm.Counter             // gannet_messages_transient_failures_total: attempts failed temporarily
+	Bounced           *vm.Counter             // gannet_messages_bounced_total: recipients failed permanently (incl. admin bounces)
+	Expired           *vm.Counter             // gannet_messages_expired_total: recipients given up after max_retry_age
+	DeliveryLatency   *vm.PrometheusHistogram // gannet_delivery_latency_seconds: reception to delivery
+	SMTPErrorsIn      *vm.Counter             // gannet_smtp_errors_total{direction="in"}: 4xx/5xx replies we sent
+	SMTPErrorsOut     *vm.Counter             // gannet_smtp_errors_total{direction="out"}: 4xx/5xx replies we got
+	TLSFailures       *vm.Counter             // gannet_tls_failures_total{policy="none",result_type="other"}: failed inbound handshakes (outbound ones: TLSFailure)
+	ConnectionsIn     *vm.Gauge               // gannet_connections{direction="in"}: open inbound connections (Inc/Dec)
+	ConnectionsOut    *vm.Gauge               // gannet_connections{direction="out"}: open outbound connections (Inc/Dec)
+	SpoolCommit       *vm.PrometheusHistogram // gannet_spool_commit_seconds: time to make a message durable
+	LogRecordsDropped *vm.Counter             // gannet_log_records_dropped_total: log records lost because the log writer fell behind
+	RedisErrors       *vm.Counter             // gannet_cluster_redis_errors_total: calls to the cluster's Redis that failed or timed out
 	// gannet_rejection_records_dropped_total{reason}: Rejection records
 	// not written because a connection had its [log]
 	// rejections_per_connection ("per_connection") or the server its
@@ -117,7 +117,7 @@ func New() *Metrics {
 	m.ConnectionsOut = s.NewGauge(`gannet_connections{direction="out"}`, nil)
 	m.SpoolCommit = s.NewPrometheusHistogramExt("gannet_spool_commit_seconds", spoolCommitBuckets())
 	m.LogRecordsDropped = s.NewCounter("gannet_log_records_dropped_total")
-	m.ClusterRedisErrors = s.NewCounter("gannet_cluster_redis_errors_total")
+	m.RedisErrors = s.NewCounter("gannet_cluster_redis_errors_total")
 	m.RejectionsDroppedPerConn = s.NewCounter(`gannet_rejection_records_dropped_total{reason="per_connection"}`)
 	m.RejectionsDroppedRate = s.NewCounter(`gannet_rejection_records_dropped_total{reason="rate"}`)
 	m.SpoolCorruptIndex = s.NewCounter(`gannet_spool_corrupt_total{kind="index"}`)
