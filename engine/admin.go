@@ -32,6 +32,9 @@ func (e *Engine) adminHandler() http.Handler {
 	if e.tlsrpt != nil {
 		opts.TLSReports = tlsReportsAdmin{e} // tlsrpt.go
 	}
+	if e.cluster != nil {
+		opts.Cluster = e.cluster
+	}
 	return admin.New(opts)
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"gannet/engine/bounce"
 	"gannet/engine/certs"
+	"gannet/engine/cluster"
 	"gannet/engine/config"
 	"gannet/engine/delivery"
 	"gannet/engine/dkim"
@@ -84,6 +85,7 @@ type Engine struct {
 	rejects     rejectionLimiter // [log] rejection_rate (rejections.go)
 	trace       *trace.Hub       // live SMTP traces, in and out (GET /api/admin/trace/v1/…)
 	draining    atomic.Bool      // gannet drain (SetDraining)
+	cluster     *cluster.Cluster // [cluster]: the node's view of the cluster (cluster.go); nil without
 	logLevel    *slog.LevelVar   // Options.LogLevel: [log] level, set at start, on reload and by the admin API
 
 	// What policy scripts changed while the relay runs (script.go):
@@ -174,6 +176,9 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		return fail(err)
 	}
 	if err := e.buildInbound(); err != nil {
+		return fail(err)
+	}
+	if err := e.buildCluster(); err != nil {
 		return fail(err)
 	}
 	if err := e.buildHTTP(); err != nil {
@@ -327,6 +332,7 @@ func (e *Engine) Start() error {
 		e.log.Info("http listening", "addr", h.Addr(), "services", strings.Join(l.Services, ","),
 			"trusted_hosts", l.TrustedHosts.String())
 	}
+	e.startCluster()
 	e.logDelivery()
 	t0 := time.Now()
 	n, err := e.delivery.Load(e.spool, e.obs.enqueued)
@@ -388,6 +394,9 @@ func (e *Engine) Stop(ctx context.Context) error {
 		}
 		if e.delivery != nil {
 			errs = append(errs, e.delivery.Stop(ctx))
+		}
+		if e.cluster != nil {
+			e.cluster.Stop() // the other nodes see this one gone at once
 		}
 		if e.sts != nil {
 			e.sts.Close() // background MTA-STS policy refreshes

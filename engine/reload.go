@@ -445,6 +445,7 @@ func needsRestart(start, cfg *config.Config) []string {
 		diff("[delivery] "+tomlKey(f), reflect.ValueOf(sd).FieldByIndex(f.Index).Interface(),
 			reflect.ValueOf(cd).FieldByIndex(f.Index).Interface())
 	}
+	diff("[cluster]", start.Cluster, cfg.Cluster)
 	diff("[[egress_source]]", start.EgressSources, cfg.EgressSources)
 	diff("[[egress_pool]]", start.EgressPools, cfg.EgressPools)
 	pools := func(c *config.Config) map[string]string {

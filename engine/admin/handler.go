@@ -101,6 +101,10 @@ type Options struct {
 	Now         func() time.Time // nil: time.Now
 	NewID       func() string    // rule ids; nil: random UUIDs (version 4)
 	Logger      *slog.Logger     // nil: discarded
+
+	// Cluster lists the cluster's nodes (/api/admin/cluster/v1). Nil:
+	// the node is not clustered (the answer says so).
+	Cluster Cluster
 }
 
 // handler serves /api/admin/….
@@ -182,6 +186,8 @@ func (h *handler) routes(path string) route {
 		return route{http.MethodPost: h.reload}
 	case PathDrain:
 		return route{http.MethodGet: h.drainState, http.MethodPost: h.drain}
+	case PathCluster:
+		return route{http.MethodGet: h.clusterStatus}
 	}
 	return nil
 }

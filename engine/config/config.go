@@ -33,6 +33,7 @@ type Config struct {
 	Bounce  BounceConfig `toml:"bounce"`
 	Policy  Policy       `toml:"policy"`
 	Server  Server       `toml:"server"`
+	Cluster Cluster      `toml:"cluster"` // cluster.go
 
 	// File is the path the configuration was read from; "" for Default().
 	File string `toml:"-"`

@@ -68,5 +68,6 @@ func (c *Config) finish() {
 		c.ShapingTables = m
 	}
 	c.finishDeliveryPolicy()
+	c.finishCluster(hostname)
 	c.makeLoginDummy()
 }

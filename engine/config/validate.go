@@ -336,6 +336,7 @@ func (c *Config) validate() []problem {
 		ck.hostPort(at("delivery", "relay_to"), d.RelayTo, true, 1)
 	}
 	c.checkRelayAuth(ck)
+	c.checkCluster(ck)
 	ck.positive(at("server", "drain_timeout"), c.Server.DrainTimeout)
 	ck.atLeast(at("delivery", "max_connections_per_domain"), d.MaxConnectionsPerDomain, 1)
 	ck.atLeast(at("delivery", "max_deliveries_per_connection"), d.MaxDeliveriesPerConnection, 1)

@@ -50,6 +50,7 @@ type Metrics struct {
 	ConnectionsOut    *vm.Gauge               // gannet_connections{direction="out"}: open outbound connections (Inc/Dec)
 	SpoolCommit       *vm.PrometheusHistogram // gannet_spool_commit_seconds: time to make a message durable
 	LogRecordsDropped *vm.Counter             // gannet_log_records_dropped_total: log records lost because the log writer fell behind
+	RedisErrors       *vm.Counter             // gannet_cluster_redis_errors_total: calls to the cluster's Redis that failed or timed out
 	// gannet_rejection_records_dropped_total{reason}: Rejection records
 	// not written because a connection had its [log]
 	// rejections_per_connection ("per_connection") or the server its
@@ -116,6 +117,7 @@ func New() *Metrics {
 	m.ConnectionsOut = s.NewGauge(`gannet_connections{direction="out"}`, nil)
 	m.SpoolCommit = s.NewPrometheusHistogramExt("gannet_spool_commit_seconds", spoolCommitBuckets())
 	m.LogRecordsDropped = s.NewCounter("gannet_log_records_dropped_total")
+	m.RedisErrors = s.NewCounter("gannet_cluster_redis_errors_total")
 	m.RejectionsDroppedPerConn = s.NewCounter(`gannet_rejection_records_dropped_total{reason="per_connection"}`)
 	m.RejectionsDroppedRate = s.NewCounter(`gannet_rejection_records_dropped_total{reason="rate"}`)
 	m.SpoolCorruptIndex = s.NewCounter(`gannet_spool_corrupt_total{kind="index"}`)
@@ -186,6 +188,17 @@ func (m *Metrics) Received(listener string) *vm.Counter {
 	c := m.set.GetOrCreateCounter(`gannet_messages_received_total{listener="` + escapeLabel(listener) + `"}`)
 	m.received.Store(listener, c)
 	return c
+}
+
+// ReceivedTotal is the sum of gannet_messages_received_total over the
+// listeners.
+func (m *Metrics) ReceivedTotal() uint64 {
+	var n uint64
+	m.received.Range(func(_, c any) bool {
+		n += c.(*vm.Counter).Get()
+		return true
+	})
+	return n
 }
 
 // SpoolCorrupt returns the gannet_spool_corrupt_total counter of kind
@@ -320,6 +333,8 @@ func help(family string) string {
 		return "Policy script hook calls that raised an error or ran past [policy] hook_timeout, by event."
 	case "gannet_campaign_events_total":
 		return "Events a policy script counted with increment_campaign_metric, by campaign and event."
+	case "gannet_cluster_redis_errors_total":
+		return "Calls to the cluster's Redis ([cluster] redis) that failed or ran past redis_timeout; meanwhile each limit falls back to this node's share."
 	case "gannet_transient_failures_by_class_total":
 		return "Delivery attempts that failed temporarily, by bounce classification of the reply."
 	}

@@ -1,0 +1,91 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"gannet/internal/redistest"
+)
+
+// TestE2EClusterStatus: two gannet processes sharing one redis-server see
+// each other in `gannet cluster status` (asked of either); a node killed
+// without a goodbye drops out of the list once its entry expires; with
+// Redis gone the status fails clearly and the errors are counted; a node
+// without [cluster] says clustering is off.
+func TestE2EClusterStatus(t *testing.T) {
+	gannetBinary(t)
+	srv, err := redistest.Start()
+	if err != nil {
+		missingPeer(t, "redis-server", err.Error())
+	}
+	t.Cleanup(srv.Stop)
+	node := func(id string) *gannet {
+		return startGannet(t, gannetConfig{DNS: "127.0.0.1:1", DeliveryPort: 1, Extra: fmt.Sprintf(`
+[cluster]
+redis = %q
+node_id = %q
+key_prefix = "e2e:"
+heartbeat = "200ms"
+node_ttl = "1s"
+`, srv.URL(0), id)})
+	}
+	a, b := node("node-a"), node("node-b")
+
+	status := func(g *gannet) (bool, string) {
+		out, errOut, code := runGannetCLI(t, g, "cluster", "status")
+		return code == 0, out + errOut
+	}
+	for _, g := range []*gannet{a, b} {
+		waitFor(t, 10*time.Second, "both nodes in `gannet cluster status` of "+g.HTTPAddr, func() (bool, string) {
+			ok, out := status(g)
+			return ok && strings.Contains(out, "2 nodes") && strings.Contains(out, "node-a") && strings.Contains(out, "node-b"), out
+		})
+	}
+	// Mail queued on node-b (its DNS answers nothing: it stays queued)
+	// shows in node-b's queue depth, as node-a sees it.
+	injectSimple(t, b, "rcpt@far.example", "", "", "queued on node-b")
+	type entry struct {
+		ID         string `json:"id"`
+		Admin      string `json:"admin"`
+		QueueDepth int    `json:"queue_depth"`
+	}
+	var r struct {
+		Enabled bool    `json:"enabled"`
+		Node    string  `json:"node"`
+		Nodes   []entry `json:"nodes"`
+	}
+	waitFor(t, 10*time.Second, "node-b's queue depth 1 in node-a's `cluster status -json`", func() (bool, string) {
+		out, errOut, code := runGannetCLI(t, a, "cluster", "status", "-json")
+		r.Nodes = nil
+		ok := code == 0 && json.Unmarshal([]byte(out), &r) == nil && r.Enabled && r.Node == "node-a" && len(r.Nodes) == 2
+		return ok && r.Nodes[1].QueueDepth == 1, out + errOut
+	})
+	if n := r.Nodes[1]; n.ID != "node-b" || n.Admin != b.HTTPAddr {
+		t.Errorf("node-b's entry: %+v, want its admin API %s", n, b.HTTPAddr)
+	}
+	_, shown := status(a)
+	t.Logf("gannet cluster status:\n%s", shown)
+
+	b.Kill9() // no goodbye: node-b's entry expires after node_ttl
+	waitFor(t, 10*time.Second, "node-b gone from `gannet cluster status`", func() (bool, string) {
+		ok, out := status(a)
+		return ok && strings.Contains(out, "1 nodes") && !strings.Contains(out, "node-b"), out
+	})
+
+	srv.Kill()
+	if ok, out := status(a); ok || !strings.Contains(out, "Redis cannot be read") {
+		t.Errorf("cluster status with Redis down: ok=%v %s", ok, out)
+	}
+	waitFor(t, 10*time.Second, "gannet_cluster_redis_errors_total counted", func() (bool, string) {
+		m := scrapeMetrics(t, a.HTTPAddr)
+		return m.values["gannet_cluster_redis_errors_total"] > 0, fmt.Sprint(m.values["gannet_cluster_redis_errors_total"])
+	})
+
+	solo := startGannet(t, gannetConfig{DNS: "127.0.0.1:1", DeliveryPort: 1})
+	if ok, out := status(solo); !ok || !strings.Contains(out, "clustering is off") {
+		t.Errorf("cluster status of a node without [cluster]: ok=%v %s", ok, out)
+	}
+}

@@ -1,0 +1,363 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"gannet/internal/redistest"
+	"gannet/queue/queuetest"
+)
+
+// shared is the redis-server of the tests that do not kill it (started
+// once by TestMain); nil with startErr when it could not be started.
+var (
+	shared   *redistest.Server
+	startErr error
+	dbs      atomic.Int64 // each test its own database
+)
+
+func TestMain(m *testing.M) {
+	shared, startErr = redistest.Start()
+	code := m.Run()
+	if shared != nil {
+		shared.Stop()
+	}
+	os.Exit(code)
+}
+
+// server returns the shared redis-server's URL of a database no other test
+// uses, or fails (CI) or skips the test without one.
+func server(t *testing.T) string {
+	t.Helper()
+	if startErr != nil {
+		redistest.Missing(t, startErr)
+	}
+	return shared.URL(int(dbs.Add(1)) % 16)
+}
+
+type stats struct{ depth, in, out atomic.Int64 }
+
+func (s *stats) QueueDepth() int { return int(s.depth.Load()) }
+func (s *stats) Messages() (uint64, uint64) {
+	return uint64(s.in.Load()), uint64(s.out.Load())
+}
+
+// node starts a node of the cluster at url, stopped at the test's end.
+func node(t *testing.T, url, id string, o Options) *Cluster {
+	t.Helper()
+	o.URL, o.NodeID, o.KeyPrefix = url, id, "test:"
+	if o.Heartbeat == 0 {
+		o.Heartbeat, o.NodeTTL = 100*time.Millisecond, 600*time.Millisecond
+	}
+	c, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Start("127.0.0.1:80" + id[len(id)-1:])
+	t.Cleanup(c.Stop)
+	return c
+}
+
+// die ends a node's heartbeat without removing its entry, as a crash does.
+func die(c *Cluster) {
+	c.mu.Lock()
+	stop, done := c.stop, c.done
+	c.stop = nil
+	c.mu.Unlock()
+	close(stop)
+	<-done
+}
+
+// eventually retries cond every 50ms for up to 10s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for range 200 {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("not within 10s: %s", what)
+}
+
+func ids(nodes []Node) string {
+	var s []string
+	for _, n := range nodes {
+		s = append(s, n.ID)
+	}
+	return strings.Join(s, ",")
+}
+
+func TestNodesRegisterHeartbeatAndExpire(t *testing.T) {
+	url := server(t)
+	st := &stats{}
+	st.depth.Store(42)
+	a := node(t, url, "node-a", Options{Stats: st})
+	b := node(t, url, "node-b", Options{})
+	var nodes []Node
+	eventually(t, "both nodes listed with a's queue depth", func() bool {
+		var err error
+		nodes, err = a.Nodes(context.Background())
+		return err == nil && ids(nodes) == "node-a,node-b" && nodes[0].QueueDepth == 42 && a.Live() == 2
+	})
+	if nodes[0].Admin != "127.0.0.1:80a" || nodes[0].Started.IsZero() || nodes[0].LastBeat.Before(nodes[0].Started) {
+		t.Errorf("node-a's entry: %+v", nodes[0])
+	}
+	st.in.Add(1000)
+	eventually(t, "a's rate in is reported", func() bool {
+		nodes, err := b.Nodes(context.Background())
+		return err == nil && len(nodes) == 2 && nodes[0].InPerSec > 0
+	})
+
+	die(b) // no goodbye: its entry expires
+	eventually(t, "node-b gone after its entry expired", func() bool {
+		nodes, err := a.Nodes(context.Background())
+		return err == nil && ids(nodes) == "node-a" && a.Live() == 1
+	})
+}
+
+func TestStopRemovesTheNodeAtOnce(t *testing.T) {
+	url := server(t)
+	o := Options{Heartbeat: time.Second, NodeTTL: time.Minute}
+	a := node(t, url, "node-a", o)
+	b, err := New(Options{URL: url, NodeID: "node-b", KeyPrefix: "test:", Heartbeat: time.Second, NodeTTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Start("")
+	if nodes, err := a.Nodes(context.Background()); err != nil || ids(nodes) != "node-a,node-b" {
+		t.Fatalf("nodes %q, %v", ids(nodes), err)
+	}
+	b.Stop()
+	if nodes, err := a.Nodes(context.Background()); err != nil || ids(nodes) != "node-a" {
+		t.Fatalf("after node-b stopped: nodes %q, %v", ids(nodes), err)
+	}
+}
+
+// serverTime is the Redis server's clock.
+func serverTime(t *testing.T, url string) time.Time {
+	t.Helper()
+	o, _ := redis.ParseURL(url)
+	c := redis.NewClient(o)
+	defer c.Close()
+	tm, err := c.Time(context.Background()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tm
+}
+
+// The fleet's grants over a bounded number of tokens, timed by the Redis
+// server's clock, stay within a few per cent of the limit, with one Redis
+// call per batch rather than per token.
+func TestRateLimitHoldsAcrossNodes(t *testing.T) {
+	url := server(t)
+	const (
+		rate   = 2000.0 // tokens per second, the whole fleet
+		batch  = 20
+		target = 6000 // tokens to spend: about 3 s at the limit
+		nodes  = 4
+	)
+	var limiters []*RateLimiter
+	var fleet []*Cluster
+	for i := range nodes {
+		c := node(t, url, fmt.Sprintf("node-%d", i), Options{Heartbeat: time.Second, NodeTTL: 3 * time.Second})
+		fleet = append(fleet, c)
+		limiters = append(limiters, c.RateLimiter("site:gmail", rate, batch))
+	}
+	for _, c := range fleet {
+		c.beat() // each counts the fleet
+	}
+	var spent atomic.Int64
+	var wg sync.WaitGroup
+	start := serverTime(t, url)
+	for _, l := range limiters {
+		for range 2 { // two senders per node
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for spent.Load() < target {
+					if ok, wait := l.Take(); ok {
+						spent.Add(1)
+					} else {
+						time.Sleep(min(wait, 20*time.Millisecond))
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	elapsed := serverTime(t, url).Sub(start).Seconds()
+	got := float64(spent.Load()) / elapsed
+	var trips int64
+	for _, l := range limiters {
+		trips += l.RoundTrips.Load()
+	}
+	perThousand := float64(trips) * 1000 / float64(spent.Load())
+	errPct := (got - rate) / rate * 100
+	t.Logf("%d tokens in %.2fs (Redis clock): %.0f/s against a limit of %.0f/s (%+.1f%%); %d Redis calls, %.0f per 1,000 grants",
+		spent.Load(), elapsed, got, rate, errPct, trips, perThousand)
+	if errPct > 5 || errPct < -5 {
+		t.Errorf("the fleet's rate is %.0f/s, more than 5%% off the limit %.0f/s", got, rate)
+	}
+	// A batch per call would be 1000/batch; the nodes' calls that find the
+	// limit spent come on top (the limit is saturated here throughout).
+	if perThousand > 250 {
+		t.Errorf("%.0f Redis calls per 1,000 grants: the batches do not work", perThousand)
+	}
+}
+
+func TestConnectionLeasesAreSharedAndExpire(t *testing.T) {
+	url := server(t)
+	a := node(t, url, "node-a", Options{})
+	b := node(t, url, "node-b", Options{})
+	la, lb := a.ConnLimiter("site:gmail", 3), b.ConnLimiter("site:gmail", 3)
+	a1, ok1 := la.Acquire()
+	_, ok2 := la.Acquire()
+	_, ok3 := lb.Acquire()
+	if !ok1 || !ok2 || !ok3 {
+		t.Fatalf("3 leases of 3: %v %v %v", ok1, ok2, ok3)
+	}
+	if _, ok := lb.Acquire(); ok {
+		t.Fatal("a 4th lease of 3 was granted")
+	}
+	la.Release(a1)
+	if _, ok := lb.Acquire(); !ok {
+		t.Fatal("a released lease did not come back")
+	}
+	// Leases outlive the TTL while their node beats.
+	time.Sleep(3 * a.opts.NodeTTL / 2)
+	if _, ok := la.Acquire(); ok {
+		t.Fatal("a live node's leases expired")
+	}
+	die(b) // node-b's two leases expire with it
+	eventually(t, "node-b's leases expired", func() bool {
+		_, ok := la.Acquire()
+		return ok
+	})
+	if _, ok := la.Acquire(); !ok {
+		t.Fatal("only one of node-b's two leases came back")
+	}
+	if _, ok := la.Acquire(); ok {
+		t.Fatal("more than 3 leases")
+	}
+}
+
+// Redis killed mid-run: grants go on at the node's share (1/N) of the
+// limit, each failed call is counted and the change logged once; when Redis
+// is back, the cluster limit applies again.
+func TestRedisDownFallsBackToLocalShare(t *testing.T) {
+	srv := redistest.Need(t)
+	url := srv.URL(0)
+	clk := queuetest.NewFakeClock(time.Unix(1_800_000_000, 0))
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	var errs atomic.Int64
+	o := Options{Heartbeat: time.Hour, NodeTTL: 2 * time.Hour, Timeout: 200 * time.Millisecond, Now: clk.Now,
+		OnRedisError: func() { errs.Add(1) },
+		Logger:       slog.New(slog.NewTextHandler(lockedWriter{&logs, &logMu}, nil))}
+	a := node(t, url, "node-a", o)
+	o.Logger = nil
+	node(t, url, "node-b", o)
+	a.beat() // a counts both nodes
+	if a.Live() != 2 {
+		t.Fatalf("live nodes %d, want 2", a.Live())
+	}
+	l := a.RateLimiter("site:gmail", 100, 10)
+	if ok, _ := l.Take(); !ok || l.Local() {
+		t.Fatalf("first token: %v, local %v", ok, l.Local())
+	}
+	conns := a.ConnLimiter("site:gmail", 4)
+
+	srv.Kill()
+	// Connections: this node's share is 2 of 4.
+	_, ok1 := conns.Acquire()
+	_, ok2 := conns.Acquire()
+	_, ok3 := conns.Acquire()
+	if !ok1 || !ok2 || ok3 {
+		t.Errorf("connection leases with Redis down: %v %v %v, want 2 of the 4 (2 nodes)", ok1, ok2, ok3)
+	}
+	// Ten seconds of the fake clock in 1 ms steps: the local share is
+	// 50/s, with a burst of 5.
+	granted := 0
+	for range 10000 {
+		if ok, _ := l.Take(); ok {
+			granted++
+		}
+		clk.Advance(time.Millisecond)
+	}
+	if !l.Local() {
+		t.Fatal("the limiter does not say it is local")
+	}
+	if granted < 480 || granted > 530 {
+		t.Errorf("%d tokens in 10 s with Redis down, want about 500 (50/s, half of 100/s for 2 nodes)", granted)
+	}
+	if errs.Load() < 2 {
+		t.Errorf("%d Redis errors counted; it was tried about once a second", errs.Load())
+	}
+	logMu.Lock()
+	if n := strings.Count(logs.String(), "Redis unreachable"); n != 1 {
+		t.Errorf("logged %d times that Redis is unreachable, want once:\n%s", n, logs.String())
+	}
+	logMu.Unlock()
+
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	trips := l.RoundTrips.Load()
+	clk.Advance(2 * probeInterval)
+	for range 20 {
+		l.Take()
+	}
+	if l.Local() || l.RoundTrips.Load() == trips {
+		t.Fatalf("Redis is back but the limiter stays local (round trips %d → %d)", trips, l.RoundTrips.Load())
+	}
+	if _, ok := conns.Acquire(); !ok {
+		t.Error("Redis is back (with no lease) but a connection lease is refused")
+	}
+	logMu.Lock()
+	defer logMu.Unlock()
+	if !strings.Contains(logs.String(), "Redis answers again") {
+		t.Errorf("the recovery is not logged:\n%s", logs.String())
+	}
+}
+
+type lockedWriter struct {
+	b  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+// Leased tokens lapse: a node that leased a batch and went quiet does not
+// spend it later as a burst on top of the limit.
+func TestLeasedTokensLapse(t *testing.T) {
+	clk := queuetest.NewFakeClock(time.Unix(1_800_000_000, 0))
+	a := node(t, server(t), "node-a", Options{Now: clk.Now})
+	l := a.RateLimiter("site:gmail", 100, 10) // a batch lasts 100ms
+	if ok, _ := l.Take(); !ok || l.RoundTrips.Load() != 1 {
+		t.Fatalf("first token: %v after %d calls", ok, l.RoundTrips.Load())
+	}
+	if ok, _ := l.Take(); !ok || l.RoundTrips.Load() != 1 {
+		t.Fatalf("second token: %v after %d calls, want it from the lease", ok, l.RoundTrips.Load())
+	}
+	clk.Advance(time.Second)
+	l.Take()
+	if l.RoundTrips.Load() != 2 {
+		t.Errorf("a lease a second old was still spent (%d Redis calls)", l.RoundTrips.Load())
+	}
+}

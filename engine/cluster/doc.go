@@ -1,0 +1,28 @@
+// Package cluster is one node's view of a Gannet cluster, kept in Redis
+// ([cluster] redis): which nodes are alive, and the limits the nodes share.
+//
+// Nodes: every node writes its entry (node id, admin API address, start,
+// last beat, queue depth, messages in and out per second) under
+// PREFIXnode:ID with an expiry of node_ttl, and renews it every heartbeat;
+// the set PREFIXnodes names the entries to read. A node whose entry expired
+// is gone. Each heartbeat also counts the live nodes (Live), which the
+// limiters use when Redis cannot be reached.
+//
+// Shared message rates (RateLimiter) are a GCRA (the generic cell rate
+// algorithm: one "theoretical arrival time" per limit) kept in Redis and
+// advanced by a Lua script run with EVALSHA against the server's clock, so
+// that one round trip grants a batch of tokens (a lease) that the node
+// then spends locally: a high rate does not mean one Redis call per
+// message. A batch is granted whole or not at all, and lapses if it is
+// not spent within two batch times (no late burst past the limit). Shared connection counts (ConnLimiter) are leases in a sorted
+// set scored by their expiry; a node renews the leases it holds every
+// heartbeat, so a dead node's connections come back once its leases expire.
+//
+// Redis down or slow: every call has a short timeout (redis_timeout). A
+// limiter that cannot reach Redis falls back to a local limit of 1/N of
+// the cluster's (N: the live nodes last counted), logs the change once,
+// counts each failed call (Options.OnRedisError, the engine's
+// gannet_cluster_redis_errors_total), tries Redis again every second and
+// goes back to the shared limit when it answers. Nothing waits on Redis
+// longer than the timeout.
+package cluster
