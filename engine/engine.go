@@ -278,6 +278,9 @@ func (e *Engine) buildOutbound() error {
 	if egress.hasPool || cfg.PolicyScript != nil {
 		opts.Egress = e.egressFor(egress)
 	}
+	if cfg.Cluster.On() {
+		opts.SharedRate = &clusterRates{e: e} // e.cluster: buildCluster, next
+	}
 	if cfg.Delivery.SendBounces {
 		opts.SendBounce = e.sendBounce
 	}

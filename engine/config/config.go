@@ -440,6 +440,9 @@ type ShapingTable struct {
 	MaxMessageRate             *Rate `toml:"max_message_rate"`
 	MaxDeliveriesPerConnection *int  `toml:"max_deliveries_per_connection"`
 	MaxConnectionRate          *Rate `toml:"max_connection_rate"`
+	// LimitScope is LimitScopeCluster or LimitScopeNode; see
+	// ShapingRule.LimitScope.
+	LimitScope *string `toml:"limit_scope"`
 	// MXSuffix makes the table a provider table: it applies to every
 	// destination whose MX host names all end in one of these suffixes
 	// (".google.com"); the table name is then only a label.

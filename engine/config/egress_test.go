@@ -122,6 +122,9 @@ factor = 1.5
 
 [tls_policy."x.test"]
 mode = "sometimes"
+
+[shaping.default]
+limit_scope = "fleet"
 `
 	_, err := Parse("bad.toml", []byte(src))
 	if err == nil {
@@ -137,6 +140,7 @@ mode = "sometimes"
 		`bad.toml:15: shaping_rule[0].duration: must be a positive duration`,
 		`bad.toml:18: backoff.factor: must be between 0 and 1`,
 		`tls_policy."x.test".mode: "sometimes" is not one of`,
+		`shaping.default.limit_scope: "fleet" is not one of "cluster", "node"`,
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %q in:\n%s", want, got)

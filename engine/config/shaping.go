@@ -12,7 +12,18 @@ type ShapingRule struct {
 	MaxMessageRate             Rate // messages per period
 	MaxDeliveriesPerConnection int  // messages before a connection is closed
 	MaxConnectionRate          Rate // new connections per period
+	// LimitScope says who shares MaxMessageRate when [cluster] is set:
+	// the whole cluster (LimitScopeCluster, and "", the default) or each
+	// node on its own (LimitScopeNode). Without [cluster] every limit is
+	// the node's.
+	LimitScope string
 }
+
+// The values of limit_scope.
+const (
+	LimitScopeCluster = "cluster"
+	LimitScopeNode    = "node"
+)
 
 // Shaping returns the rule for destination domain (case-insensitive; "" for
 // the default rule). It starts from the simple [delivery] keys
@@ -50,5 +61,8 @@ func (t ShapingTable) applyTo(r *ShapingRule) {
 	}
 	if t.MaxConnectionRate != nil {
 		r.MaxConnectionRate = *t.MaxConnectionRate
+	}
+	if t.LimitScope != nil {
+		r.LimitScope = *t.LimitScope
 	}
 }

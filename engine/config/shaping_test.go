@@ -19,7 +19,7 @@ func TestShapingPrecedence(t *testing.T) {
 max_connections_per_domain = 3
 max_message_rate = "60/m"
 max_deliveries_per_connection = 7
-`, "example.test", ShapingRule{3, Rate{60, time.Minute}, 7, Rate{}}},
+`, "example.test", ShapingRule{3, Rate{60, time.Minute}, 7, Rate{}, ""}},
 		{"shaping.default wins over delivery, key by key", `
 [delivery]
 max_connections_per_domain = 3
@@ -29,7 +29,8 @@ max_deliveries_per_connection = 7
 [shaping.default]
 connection_limit = 20
 max_connection_rate = "5/s"
-`, "example.test", ShapingRule{20, Rate{60, time.Minute}, 7, Rate{5, time.Second}}},
+limit_scope = "node"
+`, "example.test", ShapingRule{20, Rate{60, time.Minute}, 7, Rate{5, time.Second}, LimitScopeNode}},
 		{"domain table overrides both", `
 [delivery]
 max_connections_per_domain = 3
@@ -38,11 +39,13 @@ max_message_rate = "60/m"
 [shaping.default]
 connection_limit = 20
 max_deliveries_per_connection = 50
+limit_scope = "node"
 
 [shaping."Gmail.com"]
 connection_limit = 5
 max_message_rate = "100/s"
-`, "gmail.COM.", ShapingRule{5, Rate{100, time.Second}, 50, Rate{}}},
+limit_scope = "cluster"
+`, "gmail.COM.", ShapingRule{5, Rate{100, time.Second}, 50, Rate{}, LimitScopeCluster}},
 		{"domain table does not apply to other domains", `
 [shaping."gmail.com"]
 connection_limit = 5

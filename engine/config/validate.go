@@ -441,6 +441,9 @@ func (c *Config) validate() []problem {
 		if t.MaxDeliveriesPerConnection != nil {
 			ck.atLeast(p("max_deliveries_per_connection"), *t.MaxDeliveriesPerConnection, 1)
 		}
+		if t.LimitScope != nil {
+			ck.oneOf(p("limit_scope"), *t.LimitScope, LimitScopeCluster, LimitScopeNode)
+		}
 	}
 	c.validateDeliveryPolicy(ck)
 	return ck.list

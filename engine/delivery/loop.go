@@ -594,7 +594,9 @@ func (l *Loop) work(q *readyQueue) {
 }
 
 // hold applies what may keep an item from its transaction now: a bounce
-// or suspension rule of its path, and its tenant's message rate. A held
+// or suspension rule of its path, its tenant's message rate and the
+// path's rate shared by a cluster (last, so that an item another limit
+// holds spends none of the fleet's tokens). A held
 // item goes back to the scheduled queue until it may go, without counting
 // an attempt, so that a worker never sleeps for one tenant or one rule
 // while other mail waits. It reports whether the item was held (or
@@ -625,6 +627,15 @@ func (l *Loop) hold(it *workItem) bool {
 				l.requeue(it, it.slot, now)
 				return true
 			}
+		}
+	}
+	if sr := l.opts.SharedRate; sr != nil {
+		if ok, d := sr.Take(it.path()); !ok {
+			if l.opts.TenantRate != nil {
+				it.slot = now.Add(d) // its tenant's slot stays booked
+			}
+			l.requeue(it, now.Add(d), now)
+			return true
 		}
 	}
 	return false

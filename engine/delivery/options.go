@@ -109,6 +109,10 @@ type Options struct {
 	// items of suspended paths and learns from every outcome
 	// (*shaping.Shaper has it).
 	Shaper Shaper
+	// SharedRate, when set, is the message rate a path shares with the
+	// other nodes of a cluster (engine/cluster): an item goes only with
+	// one of its tokens, besides the path's own limits. Nil: none.
+	SharedRate SharedRate
 	// Egress chooses the egress source of a tenant's mail ([[egress_pool]]
 	// by weight); it is called once per work item, when it is first
 	// routed. Nil: the default source.
@@ -199,6 +203,13 @@ type Shaper interface {
 	// bounce rule matched it, and the recipients the server deferred
 	// bounce.
 	Observe(p outbound.Path, out *outbound.Outcome) bool
+}
+
+// SharedRate is a message rate shared by the nodes of a cluster.
+type SharedRate interface {
+	// Take spends one token of the path's shared rate: true, or false
+	// and how long until one may be there.
+	Take(p outbound.Path) (bool, time.Duration)
 }
 
 type nopMetrics struct{}
