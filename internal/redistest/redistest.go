@@ -159,3 +159,35 @@ func ping(addr string) error {
 	}
 	return nil
 }
+
+// Time is the server's clock (TIME), to time what a test measures by the
+// clock the limits in Redis run on.
+func (s *Server) Time() (time.Time, error) {
+	c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("TIME\r\n")); err != nil {
+		return time.Time{}, err
+	}
+	// *2 $N seconds $N microseconds
+	r := bufio.NewReader(c)
+	var f []int64
+	for len(f) < 2 {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return time.Time{}, err
+		}
+		if line = strings.TrimSpace(line); line == "" || line[0] == '*' || line[0] == '$' {
+			continue
+		}
+		n, err := strconv.ParseInt(line, 10, 64)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("TIME answered %q", line)
+		}
+		f = append(f, n)
+	}
+	return time.Unix(f[0], f[1]*1000), nil
+}
