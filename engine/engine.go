@@ -250,6 +250,7 @@ func (e *Engine) buildOutbound() error {
 			}
 		},
 		OnErrorReply: func(smtpwire.Reply) { e.metrics.SMTPErrorsOut.Inc() },
+		SharedConns:  e.sharedConns(), // cluster_limits.go
 		Trace:        e.trace,
 		Now:          e.now,
 	})
@@ -279,7 +280,7 @@ func (e *Engine) buildOutbound() error {
 		opts.Egress = e.egressFor(egress)
 	}
 	if cfg.Cluster.On() {
-		opts.SharedRate = &clusterRates{e: e} // e.cluster: buildCluster, next
+		opts.SharedRate = &clusterRates{e: e} // cluster_limits.go
 	}
 	if cfg.Delivery.SendBounces {
 		opts.SendBounce = e.sendBounce

@@ -115,6 +115,11 @@ type Options struct {
 	// OnConnection, when set, is called with +1 when a session is
 	// established and -1 when it is closed (gannet_connections{direction="out"}).
 	OnConnection func(delta int)
+	// SharedConns, when set, is the connection count a path shares with
+	// the other nodes of a cluster (engine/cluster): every connection
+	// holds one of its leases besides its slot of Limits.Connections.
+	// Nil: none.
+	SharedConns SharedConns
 	// OnErrorReply, when set, is called for every 4xx/5xx reply a server
 	// sends during a transaction (gannet_smtp_errors_total{direction="out"}).
 	OnErrorReply func(r smtpwire.Reply)
@@ -324,7 +329,8 @@ func (m *Manager) pool(src Source, site resolver.SiteKey, domain string, sts STS
 				dc = *relayDial(&dc, *ra)
 			}
 		}
-		p = &sitePool{m: m, site: site.String(), source: src.Name, dial: dc, limits: lim,
+		p = &sitePool{m: m, path: Path{Source: src.Name, Site: site, Domain: domain},
+			site: site.String(), source: src.Name, dial: dc, limits: lim,
 			rate:     NewRateLimiter(lim.MessageRate, 1, m.now),
 			connRate: NewRateLimiter(lim.ConnectionRate, 1, m.now),
 			lastUsed: m.now()}

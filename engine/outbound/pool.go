@@ -18,6 +18,7 @@ var errPoolClosed = errors.New("outbound connection pool closed")
 // receiver never sees more.
 type sitePool struct {
 	m        *Manager
+	path     Path // the path it was made for (SharedConns)
 	site     string
 	source   string     // egress source name
 	dial     dialConfig // the Manager's, with the source's address and EHLO name and the TLS policy
@@ -29,6 +30,7 @@ type sitePool struct {
 	open     int       // connections dialling, in use or idle
 	idle     []*Client // most recently used last (reused first)
 	waiters  []chan struct{}
+	leases   []func() // SharedConns: the releases of the leases the open connections hold
 	lastUsed time.Time
 	closed   bool
 }
@@ -83,7 +85,20 @@ func (p *sitePool) acquire(ctx context.Context) (*Client, error) {
 		if p.open < p.connLimit() {
 			p.open++
 			p.mu.Unlock()
-			return nil, nil
+			if p.m.opts.SharedConns == nil || p.sharedLease() {
+				return nil, nil
+			}
+			// The cluster has them all: no release here tells when one
+			// comes back, so look again shortly.
+			p.releaseSlot()
+			t := time.NewTimer(sharedConnRetry)
+			select {
+			case <-t.C:
+				continue
+			case <-ctx.Done():
+				t.Stop()
+				return nil, ctx.Err()
+			}
 		}
 		ch := make(chan struct{}, 1)
 		p.waiters = append(p.waiters, ch)
@@ -119,12 +134,45 @@ func (p *sitePool) release(c *Client, reusable bool) {
 }
 
 // releaseSlot frees a slot reserved by acquire when no connection came of
-// it (every dial failed).
+// it (every dial failed), or whose connection was closed, and gives back a
+// lease of SharedConns.
 func (p *sitePool) releaseSlot() {
 	p.mu.Lock()
 	p.open--
+	var release func()
+	if n := len(p.leases); n > p.open {
+		release = p.leases[n-1]
+		p.leases = p.leases[:n-1]
+	}
 	p.wakeOneLocked()
 	p.mu.Unlock()
+	if release != nil {
+		release()
+	}
+}
+
+// sharedConnRetry is how long a connection that the cluster's count
+// refused waits before it asks again.
+const sharedConnRetry = 100 * time.Millisecond
+
+// sharedLease takes a lease of SharedConns for a slot just reserved; it
+// reports whether the cluster gave one.
+func (p *sitePool) sharedLease() bool {
+	release, ok := p.m.opts.SharedConns.Acquire(p.path)
+	if ok && release != nil {
+		p.mu.Lock()
+		p.leases = append(p.leases, release)
+		p.mu.Unlock()
+	}
+	return ok
+}
+
+// SharedConns is a connection count shared by the nodes of a cluster.
+type SharedConns interface {
+	// Acquire takes a lease for one connection of the path: its release
+	// (nil: nothing to give back) and true, or false when the cluster has
+	// as many connections as its limit allows.
+	Acquire(p Path) (release func(), ok bool)
 }
 
 // closeLocked closes c in the background and frees its slot afterwards.
@@ -134,10 +182,7 @@ func (p *sitePool) closeLocked(c *Client) {
 		defer p.m.closing.Done()
 		c.Close()
 		p.m.connClosed()
-		p.mu.Lock()
-		p.open--
-		p.wakeOneLocked()
-		p.mu.Unlock()
+		p.releaseSlot()
 	}()
 }
 

@@ -1,0 +1,120 @@
+package engine
+
+import (
+	"sync"
+	"time"
+
+	"gannet/engine/cluster"
+	"gannet/engine/config"
+	"gannet/engine/outbound"
+)
+
+// The shaping limits a cluster shares ([cluster]; limit_scope "cluster",
+// the default, in [shaping.*]): the configured max_message_rate and
+// connection_limit of a path (egress source × site, the same on every
+// node) are the fleet's, kept in Redis by engine/cluster. The node's own
+// limits (the outbound pools, the delivery workers) apply as well, so
+// that a node alone never goes past them either. The configuration is
+// read at each call, so that a reload applies.
+
+// clusterRates is delivery.Options.SharedRate: a cluster.RateLimiter per
+// path.
+type clusterRates struct {
+	e  *Engine
+	mu sync.Mutex
+	by map[string]clusterRate // by outbound.Path.Key
+}
+
+type clusterRate struct {
+	rate float64
+	lim  *cluster.RateLimiter
+}
+
+// Take spends one token of the path's shared rate (delivery.SharedRate).
+func (r *clusterRates) Take(p outbound.Path) (bool, time.Duration) {
+	cl, s := sharedShaping(r.e, p)
+	rate := s.MaxMessageRate.PerSecond()
+	if cl == nil || rate <= 0 {
+		return true, 0
+	}
+	key := p.Key()
+	r.mu.Lock()
+	cr, ok := r.by[key]
+	if !ok || cr.rate != rate {
+		cr = clusterRate{rate: rate, lim: cl.RateLimiter(key, rate, leaseBatch(rate))}
+		if r.by == nil {
+			r.by = make(map[string]clusterRate)
+		}
+		r.by[key] = cr
+	}
+	r.mu.Unlock()
+	return cr.lim.Take()
+}
+
+// leaseBatch is how many tokens a node leases per Redis call: a tenth of
+// a second's worth, between 1 and 100, so that a high rate costs about
+// ten Redis calls a second per node and a low one stays smooth.
+func leaseBatch(rate float64) int {
+	return min(100, max(1, int(rate/10)))
+}
+
+// sharedShaping returns the cluster and the configured shaping of path p,
+// or a nil cluster when p's limits are not shared (no [cluster], or
+// limit_scope "node").
+func sharedShaping(e *Engine, p outbound.Path) (*cluster.Cluster, config.ShapingRule) {
+	if e.cluster == nil {
+		return nil, config.ShapingRule{}
+	}
+	s := e.conf().ShapingFor(p.Domain, p.Site.MXHosts())
+	if s.LimitScope == config.LimitScopeNode {
+		return nil, s
+	}
+	return e.cluster, s
+}
+
+// sharedConns is outbound.Options.SharedConns: nil without [cluster].
+// e.cluster is set later, by buildCluster, before delivery starts.
+func (e *Engine) sharedConns() outbound.SharedConns {
+	if !e.cfg.Cluster.On() {
+		return nil
+	}
+	return &clusterConns{e: e}
+}
+
+// clusterConns is outbound.Options.SharedConns: a cluster.ConnLimiter per
+// path.
+type clusterConns struct {
+	e  *Engine
+	mu sync.Mutex
+	by map[string]clusterConn // by outbound.Path.Key
+}
+
+type clusterConn struct {
+	max int
+	lim *cluster.ConnLimiter
+}
+
+// Acquire takes a lease of the path's shared connection count
+// (outbound.SharedConns).
+func (c *clusterConns) Acquire(p outbound.Path) (func(), bool) {
+	cl, s := sharedShaping(c.e, p)
+	if cl == nil || s.ConnectionLimit <= 0 {
+		return nil, true
+	}
+	key := p.Key()
+	c.mu.Lock()
+	cc, ok := c.by[key]
+	if !ok || cc.max != s.ConnectionLimit {
+		cc = clusterConn{max: s.ConnectionLimit, lim: cl.ConnLimiter(key, s.ConnectionLimit)}
+		if c.by == nil {
+			c.by = make(map[string]clusterConn)
+		}
+		c.by[key] = cc
+	}
+	c.mu.Unlock()
+	id, ok := cc.lim.Acquire()
+	if !ok {
+		return nil, false
+	}
+	return func() { cc.lim.Release(id) }, true
+}
