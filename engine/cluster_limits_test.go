@@ -13,13 +13,13 @@ import (
 	"gannet/resolver"
 )
 
-// TestClusterRatesFollowLimitScope: two nodes sharing one real
+// TestClusterLimitsFollowLimitScope: two nodes sharing one real
 // redis-server. A site whose shaping entry leaves limit_scope at its
-// default (cluster) gets its max_message_rate from the whole fleet,
-// counted against the Redis server's clock; one with limit_scope = "node"
-// and one without a rate are never held by the cluster (each node keeps
-// its own full limit).
-func TestClusterRatesFollowLimitScope(t *testing.T) {
+// default (cluster) gets its connection_limit and max_message_rate from
+// the whole fleet, the rate counted against the Redis server's clock; one
+// with limit_scope = "node" and one without limits are never held by the
+// cluster (each node keeps its own full limits).
+func TestClusterLimitsFollowLimitScope(t *testing.T) {
 	srv := redistest.Need(t)
 	cfg, err := config.Parse("cluster.toml", []byte(`
 [cluster]
@@ -27,6 +27,7 @@ redis = "`+srv.URL(0)+`"
 
 [shaping."shared.test"]
 max_message_rate = "100/s"
+connection_limit = 2
 
 [shaping."own.test"]
 max_message_rate = "100/s"
@@ -36,6 +37,7 @@ limit_scope = "node"
 		t.Fatal(err)
 	}
 	var nodes []*clusterRates
+	var conns []outbound.SharedConns
 	for _, id := range []string{"a", "b"} {
 		c := cfg.Cluster
 		cl, err := cluster.New(cluster.Options{URL: c.Redis, NodeID: id, KeyPrefix: c.KeyPrefix,
@@ -45,7 +47,9 @@ limit_scope = "node"
 		}
 		cl.Start("")
 		t.Cleanup(cl.Stop)
-		nodes = append(nodes, &clusterRates{e: &Engine{cfg: cfg, cluster: cl}})
+		e := &Engine{cfg: cfg, cluster: cl}
+		nodes = append(nodes, &clusterRates{e: e})
+		conns = append(conns, e.sharedConns())
 	}
 	path := func(domain string) outbound.Path {
 		return outbound.Path{Domain: domain, Site: resolver.MXSite([]string{"mx." + domain})}
@@ -59,6 +63,33 @@ limit_scope = "node"
 				}
 			}
 		}
+	}
+	// free.test's connection limit ([delivery] max_connections_per_domain,
+	// 10) is the fleet's; own.test's is each node's.
+	for i := range conns {
+		for range 20 {
+			if _, ok := conns[i].Acquire(path("own.test")); !ok {
+				t.Fatalf("node %d was refused a connection by the cluster on own.test", i)
+			}
+		}
+	}
+
+	// connection_limit = 2 for the fleet: a takes both, b gets none until
+	// a gives one back.
+	var releases []func()
+	for range 2 {
+		release, ok := conns[0].Acquire(path("shared.test"))
+		if !ok {
+			t.Fatal("node a refused a connection under the fleet's limit")
+		}
+		releases = append(releases, release)
+	}
+	if _, ok := conns[1].Acquire(path("shared.test")); ok {
+		t.Fatal("node b got a third connection past the fleet's limit of 2")
+	}
+	releases[0]()
+	if _, ok := conns[1].Acquire(path("shared.test")); !ok {
+		t.Fatal("node b was refused the connection node a gave back")
 	}
 
 	const (
