@@ -126,7 +126,10 @@
 // come from a lookup function called on every delivery, so a config reload
 // and the shaper's adaptive back-off apply at once. A GCRA rate limiter
 // per pool paces transactions to Limits.MessageRate, and another paces new
-// connections to Limits.ConnectionRate (max_connection_rate).
+// connections to Limits.ConnectionRate (max_connection_rate). With
+// Options.SharedConns (a cluster's count, engine/cluster) a slot also
+// needs one of the path's leases of the cluster; a slot the cluster
+// refuses is given back and asked for again after a short wait.
 //
 // New sessions try the route's MX hosts in preference order and each
 // host's addresses in order (at most Options.MaxAddresses). A refused or
