@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"gannet/engine/cluster"
 	"gannet/engine/config"
 	"gannet/engine/outbound"
+	"gannet/internal/clustertest"
 	"gannet/internal/redistest"
 	"gannet/resolver"
 )
@@ -39,14 +39,7 @@ limit_scope = "node"
 	var nodes []*clusterRates
 	var conns []outbound.SharedConns
 	for _, id := range []string{"a", "b"} {
-		c := cfg.Cluster
-		cl, err := cluster.New(cluster.Options{URL: c.Redis, NodeID: id, KeyPrefix: c.KeyPrefix,
-			Heartbeat: c.Heartbeat.Duration, NodeTTL: c.NodeTTL.Duration, Timeout: time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cl.Start("")
-		t.Cleanup(cl.Stop)
+		cl := clustertest.Node(t, srv.URL(0), id)
 		e := &Engine{cfg: cfg, cluster: cl}
 		nodes = append(nodes, &clusterRates{e: e})
 		conns = append(conns, e.sharedConns())

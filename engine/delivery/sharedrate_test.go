@@ -7,6 +7,7 @@ import (
 
 	"gannet/engine/cluster"
 	"gannet/engine/outbound"
+	"gannet/internal/clustertest"
 	"gannet/internal/redistest"
 	"gannet/queue"
 	"gannet/resolver"
@@ -31,13 +32,7 @@ func TestSharedRateHoldsAcrossLoops(t *testing.T) {
 	var delivered atomic.Int64
 	var loops []*harness
 	for i := range 2 {
-		c, err := cluster.New(cluster.Options{URL: srv.URL(0), NodeID: "node-" + itoa(i), KeyPrefix: "t:",
-			Heartbeat: 200 * time.Millisecond, NodeTTL: 2 * time.Second, Timeout: time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Start("")
-		t.Cleanup(c.Stop)
+		c := clustertest.Node(t, srv.URL(0), "node-"+itoa(i))
 		lim := c.RateLimiter("site:x.test", rate, batch)
 		h := newHarness(t, func(o *Options) {
 			o.Clock = queue.SystemClock()

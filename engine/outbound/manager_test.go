@@ -376,21 +376,8 @@ func TestConnectionLimitAndReuse(t *testing.T) {
 		o.Limits = func(Path) Limits { return Limits{Connections: 2, MaxDeliveriesPerConn: 3} }
 	})
 	route := routeTo("dst.test", "127.0.0.1")
-	var wg sync.WaitGroup
-	var delivered atomic.Int32
-	for i := 0; i < 24; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			o := m.Deliver(context.Background(), route, env(testBody, "a@dst.test"))
-			if o.Results[0].Status == Delivered {
-				delivered.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	if delivered.Load() != 24 {
-		t.Fatalf("%d of 24 delivered", delivered.Load())
+	if n := deliverAtOnce(route, 24, m); n != 24 {
+		t.Fatalf("%d of 24 delivered", n)
 	}
 	sessions, maxOpen := rx.stats()
 	if maxOpen > 2 {
@@ -712,4 +699,25 @@ func TestSingleMXBackAfterOutage(t *testing.T) {
 	if m.health.skip(rx.Addr.String()) {
 		t.Error("a successful session did not clear the back-off")
 	}
+}
+
+// deliverAtOnce runs n deliveries of one message to route at once on each
+// Manager and returns how many were delivered.
+func deliverAtOnce(route *resolver.Route, n int, managers ...*Manager) int {
+	var wg sync.WaitGroup
+	var delivered atomic.Int32
+	for _, m := range managers {
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				o := m.Deliver(context.Background(), route, env(testBody, "a@dst.test"))
+				if o.Results[0].Status == Delivered {
+					delivered.Add(1)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	return int(delivered.Load())
 }

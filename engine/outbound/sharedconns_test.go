@@ -1,13 +1,10 @@
 package outbound
 
 import (
-	"context"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"gannet/engine/cluster"
+	"gannet/internal/clustertest"
 	"gannet/internal/redistest"
 )
 
@@ -32,13 +29,7 @@ func TestSharedConnectionLimitAcrossManagers(t *testing.T) {
 	route := routeTo("dst.test", "127.0.0.1")
 	var managers []*Manager
 	for i := range 2 {
-		c, err := cluster.New(cluster.Options{URL: srv.URL(0), NodeID: "node-" + itoa(i), KeyPrefix: "t:",
-			Heartbeat: 200 * time.Millisecond, NodeTTL: 2 * time.Second, Timeout: time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Start("")
-		t.Cleanup(c.Stop)
+		c := clustertest.Node(t, srv.URL(0), "node-"+itoa(i))
 		shared := sharedConns{c.ConnLimiter("site:dst.test", 3)}
 		managers = append(managers, newTestManager(t, rx.Addr.Port(), func(o *Options) {
 			o.Limits = func(Path) Limits { return Limits{Connections: 3, MaxDeliveriesPerConn: 2} }
@@ -46,23 +37,8 @@ func TestSharedConnectionLimitAcrossManagers(t *testing.T) {
 		}))
 	}
 	const perManager = 30
-	var wg sync.WaitGroup
-	var delivered atomic.Int32
-	for _, m := range managers {
-		for range perManager {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				o := m.Deliver(context.Background(), route, env(testBody, "a@dst.test"))
-				if o.Results[0].Status == Delivered {
-					delivered.Add(1)
-				}
-			}()
-		}
-	}
-	wg.Wait()
-	if delivered.Load() != 2*perManager {
-		t.Fatalf("%d of %d delivered", delivered.Load(), 2*perManager)
+	if n := deliverAtOnce(route, perManager, managers...); n != 2*perManager {
+		t.Fatalf("%d of %d delivered", n, 2*perManager)
 	}
 	sessions, maxOpen := rx.stats()
 	t.Logf("%d sessions, at most %d at once", sessions, maxOpen)
