@@ -118,7 +118,13 @@ limit_scope = "node"
 	got := float64(granted.Load()-int64(2*leaseBatch(rate))) / elapsed
 	errPct := (got - rate) / rate * 100
 	t.Logf("%d grants in %.2fs (Redis clock): %.1f/s against a fleet limit of %.0f/s (%+.1f%%)", granted.Load(), elapsed, got, rate, errPct)
-	if errPct > 5 || errPct < -5 {
-		t.Errorf("the fleet was granted %.1f/s, more than 5%% off its limit %.0f/s", got, rate)
+	// Over the limit by more than 5% is a broken limit; under it, nodes
+	// refused a batch come back at spread-out times (cluster.RateLimiter)
+	// and leave a little of it unused.
+	if errPct > 5 {
+		t.Errorf("the fleet was granted %.1f/s, more than 5%% over its limit %.0f/s", got, rate)
+	}
+	if errPct < -15 {
+		t.Errorf("the fleet was granted only %.1f/s, far below its limit %.0f/s", got, rate)
 	}
 }
