@@ -1,0 +1,67 @@
+package e2e
+
+import (
+	"fmt"
+	"testing"
+
+	"gannet/internal/redistest"
+)
+
+// TestE2EClusterSiteRate: two gannet processes sharing one redis-server,
+// each given half of the mail to a site whose max_message_rate is
+// 20/s: bench/smtpsink receives it at about 20/s in all, not 40/s (each
+// node alone is allowed 20/s).
+func TestE2EClusterSiteRate(t *testing.T) {
+	w := newRelayWorld(t)
+	srv, err := redistest.Start()
+	if err != nil {
+		missingPeer(t, "redis-server", err.Error())
+	}
+	t.Cleanup(srv.Stop)
+	rcv := dlvSink(t, hostPort(mxIP1, w.port), "")
+	const (
+		rate    = 20.0 // messages per second, the fleet's
+		perNode = 60
+	)
+	var nodes []*gannet
+	for _, id := range []string{"node-a", "node-b"} {
+		nodes = append(nodes, w.gannet(t, gannetConfig{TLSMode: "disabled", Extra: fmt.Sprintf(`
+[cluster]
+redis = %q
+node_id = %q
+key_prefix = "e2e:"
+heartbeat = "200ms"
+node_ttl = "1s"
+
+[shaping.%q]
+max_message_rate = "20/s"
+`, srv.URL(0), id, domain1)}))
+	}
+	for i := range perNode {
+		for j, g := range nodes {
+			dlvSend(t, g, fmt.Sprintf("r%d-%d@%s", j, i, domain1), "")
+		}
+	}
+	got := dlvWaitMessages(t, rcv, 2*perNode)
+	first, last := got[0].Received, got[0].Received
+	for _, m := range got {
+		if m.Received.Before(first) {
+			first = m.Received
+		}
+		if m.Received.After(last) {
+			last = m.Received
+		}
+	}
+	elapsed := last.Sub(first).Seconds()
+	// Left out: the first message (the clock starts with it) and the two
+	// batches of tokens an idle limit lets through at once.
+	observed := float64(len(got)-1-2*2) / elapsed
+	t.Logf("%d messages from two nodes in %.2fs at the sink: %.1f/s against a site limit of %.0f/s for the cluster",
+		len(got), elapsed, observed, rate)
+	if observed > rate*1.15 {
+		t.Errorf("the sink received %.1f/s from the cluster, over its site limit of %.0f/s", observed, rate)
+	}
+	if observed < rate*0.6 {
+		t.Errorf("the sink received only %.1f/s from the cluster, far under its site limit of %.0f/s", observed, rate)
+	}
+}
