@@ -25,17 +25,10 @@ func TestE2EClusterSiteRate(t *testing.T) {
 	)
 	var nodes []*gannet
 	for _, id := range []string{"node-a", "node-b"} {
-		nodes = append(nodes, w.gannet(t, gannetConfig{TLSMode: "disabled", Extra: fmt.Sprintf(`
-[cluster]
-redis = %q
-node_id = %q
-key_prefix = "e2e:"
-heartbeat = "200ms"
-node_ttl = "1s"
-
+		nodes = append(nodes, w.gannet(t, gannetConfig{TLSMode: "disabled", Extra: clusterTOML(srv, id) + fmt.Sprintf(`
 [shaping.%q]
 max_message_rate = "20/s"
-`, srv.URL(0), id, domain1)}))
+`, domain1)}))
 	}
 	for i := range perNode {
 		for j, g := range nodes {
@@ -64,4 +57,17 @@ max_message_rate = "20/s"
 	if observed < rate*0.6 {
 		t.Errorf("the sink received only %.1f/s from the cluster, far under its site limit of %.0f/s", observed, rate)
 	}
+}
+
+// clusterTOML is the [cluster] table of node id of a test's cluster on
+// srv, with a quick heartbeat.
+func clusterTOML(srv *redistest.Server, id string) string {
+	return fmt.Sprintf(`
+[cluster]
+redis = %q
+node_id = %q
+key_prefix = "e2e:"
+heartbeat = "200ms"
+node_ttl = "1s"
+`, srv.URL(0), id)
 }

@@ -23,14 +23,7 @@ func TestE2EClusterStatus(t *testing.T) {
 	}
 	t.Cleanup(srv.Stop)
 	node := func(id string) *gannet {
-		return startGannet(t, gannetConfig{DNS: "127.0.0.1:1", DeliveryPort: 1, Extra: fmt.Sprintf(`
-[cluster]
-redis = %q
-node_id = %q
-key_prefix = "e2e:"
-heartbeat = "200ms"
-node_ttl = "1s"
-`, srv.URL(0), id)})
+		return startGannet(t, gannetConfig{DNS: "127.0.0.1:1", DeliveryPort: 1, Extra: clusterTOML(srv, id)})
 	}
 	a, b := node("node-a"), node("node-b")
 
