@@ -14,8 +14,8 @@ import (
 // connection_limit of a path (egress source × site, the same on every
 // node) are the fleet's, kept in Redis by engine/cluster. The node's own
 // limits (the outbound pools, the delivery workers) apply as well, so
-// that a node alone never goes past them either. The configuration is
-// read at each call, so that a reload applies.
+// that a node alone never goes past them either. A reload applies: the
+// limits are looked up again under a new configuration.
 
 // clusterRates is delivery.Options.SharedRate: a cluster.RateLimiter per
 // path.
@@ -25,30 +25,50 @@ type clusterRates struct {
 	by map[string]clusterRate // by outbound.Path.Key
 }
 
+// clusterRate is the shared rate of a path under one configuration: the
+// first domain that meets it looks it up, so that the domains of a site
+// do not take turns replacing its limiter.
 type clusterRate struct {
+	cfg  *config.Config
 	rate float64
-	lim  *cluster.RateLimiter
+	lim  *cluster.RateLimiter // nil: not shared
 }
 
 // Take spends one token of the path's shared rate (delivery.SharedRate).
 func (r *clusterRates) Take(p outbound.Path) (bool, time.Duration) {
-	cl, s := sharedShaping(r.e, p)
-	rate := s.MaxMessageRate.PerSecond()
-	if cl == nil || rate <= 0 {
+	if r.e.cluster == nil {
 		return true, 0
 	}
-	key := p.Key()
+	key, cfg := p.Key(), r.e.conf()
 	r.mu.Lock()
-	cr, ok := r.by[key]
-	if !ok || cr.rate != rate {
-		cr = clusterRate{rate: rate, lim: cl.RateLimiter(key, rate, leaseBatch(rate))}
+	cr := r.by[key]
+	if cr.cfg != cfg {
+		cr = r.lookup(p, key, cr)
+		cr.cfg = cfg
 		if r.by == nil {
 			r.by = make(map[string]clusterRate)
 		}
 		r.by[key] = cr
 	}
 	r.mu.Unlock()
+	if cr.lim == nil {
+		return true, 0
+	}
 	return cr.lim.Take()
+}
+
+// lookup returns the shared rate of path p, keeping the limiter of old
+// when the rate is the same.
+func (r *clusterRates) lookup(p outbound.Path, key string, old clusterRate) clusterRate {
+	cl, s := sharedShaping(r.e, p)
+	rate := s.MaxMessageRate.PerSecond()
+	switch {
+	case cl == nil || rate <= 0:
+		return clusterRate{}
+	case old.lim != nil && old.rate == rate:
+		return old
+	}
+	return clusterRate{rate: rate, lim: cl.RateLimiter(key, rate, leaseBatch(rate))}
 }
 
 // leaseBatch is how many tokens a node leases per Redis call: a tenth of

@@ -127,4 +127,24 @@ limit_scope = "node"
 	if errPct < -15 {
 		t.Errorf("the fleet was granted only %.1f/s, far below its limit %.0f/s", got, rate)
 	}
+
+	// A reload making the site's limit each node's: the cluster holds
+	// nothing back any more.
+	own, err := config.Parse("cluster.toml", []byte(`
+[cluster]
+redis = "`+srv.URL(0)+`"
+
+[shaping."shared.test"]
+max_message_rate = "100/s"
+limit_scope = "node"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes[0].e.cfg = own
+	for range 500 {
+		if ok, _ := nodes[0].Take(path("shared.test")); !ok {
+			t.Fatal("the cluster still held shared.test back after limit_scope became node")
+		}
+	}
 }
