@@ -21,10 +21,7 @@ import (
 // cluster (each node keeps its own full limits).
 func TestClusterLimitsFollowLimitScope(t *testing.T) {
 	srv := redistest.Need(t)
-	cfg, err := config.Parse("cluster.toml", []byte(`
-[cluster]
-redis = "`+srv.URL(0)+`"
-
+	cfg := clusterConfig(t, srv, `
 [shaping."shared.test"]
 max_message_rate = "100/s"
 connection_limit = 2
@@ -32,10 +29,7 @@ connection_limit = 2
 [shaping."own.test"]
 max_message_rate = "100/s"
 limit_scope = "node"
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	var nodes []*clusterRates
 	var conns []outbound.SharedConns
 	for _, id := range []string{"a", "b"} {
@@ -130,21 +124,25 @@ limit_scope = "node"
 
 	// A reload making the site's limit each node's: the cluster holds
 	// nothing back any more.
-	own, err := config.Parse("cluster.toml", []byte(`
-[cluster]
-redis = "`+srv.URL(0)+`"
-
+	own := clusterConfig(t, srv, `
 [shaping."shared.test"]
 max_message_rate = "100/s"
 limit_scope = "node"
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	nodes[0].e.cfg = own
 	for range 500 {
 		if ok, _ := nodes[0].Take(path("shared.test")); !ok {
 			t.Fatal("the cluster still held shared.test back after limit_scope became node")
 		}
 	}
+}
+
+// clusterConfig is a configuration with [cluster] on srv and shaping.
+func clusterConfig(t *testing.T, srv *redistest.Server, shaping string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse("cluster.toml", []byte("[cluster]\nredis = \""+srv.URL(0)+"\"\n"+shaping))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
