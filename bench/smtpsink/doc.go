@@ -12,6 +12,10 @@
 //	-delay "dot:200ms" -drop "data:0.01" -throttle 1000/m -max-conns 20
 //
 // A one-line summary goes to stdout every -stats-interval and on SIGINT or
-// SIGTERM; -http ADDR serves the counters as JSON at /stats. The work is done
+// SIGTERM; -http ADDR serves the counters as JSON at /stats. For a client
+// that goes away without QUIT (a relay killed under load) the counters say
+// what it left on the wire: cut_after_reply, its last message accepted with
+// no command after the 250 (it may not have read it), and cut_in_data, a
+// message it was still sending — bench/crashtest's bound on duplicates. The work is done
 // by package gannet/bench/smtpsink/sink, which tests start in-process.
 package main

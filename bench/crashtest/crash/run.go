@@ -73,7 +73,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	var sinkArgs []string
+	sinkHTTP, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	sinkArgs := []string{"-http", sinkHTTP}
 	for _, f := range cfg.SinkFaults {
 		sinkArgs = append(sinkArgs, "-fail", f)
 	}
@@ -85,6 +89,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	r := &Report{}
 	var blastIDs []string
+	var cut uint64 // the sink's cut transactions so far
 	crashed := func(g *proc) {
 		r.GannetCrashes++
 		r.Notes = append(r.Notes, fmt.Sprintf("gannet ended by itself (%v):\n%s", g.err, tail(g.out.String(), 3000)))
@@ -126,6 +131,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, fmt.Errorf("round %d: smtpblast wrote no ids file: %w\n%s", round, err, tail(blast.out.String(), 2000))
 		}
 		acked, _ := readAcked([]string{ids})
+		now, err := waitCut(ctx, sinkHTTP, 10*time.Second)
+		if err != nil {
+			r.Notes = append(r.Notes, fmt.Sprintf("round %d: smtpsink stats: %v (duplicate bound too low)", round, err))
+		}
+		if now > cut {
+			r.DupBound += int(now - cut)
+			logf("round %d: %d messages in DATA on gannet's connections at the kill", round, now-cut)
+			cut = now
+		}
 		logf("round %d: killed gannet after %v; %d acknowledged this round", round, life.Round(time.Millisecond), len(acked))
 		blastIDs = append(blastIDs, ids)
 	}

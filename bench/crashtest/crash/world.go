@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"gannet/bench/smtpsink/sink"
 )
 
 // Binaries are the programs under test.
@@ -341,6 +344,37 @@ func queueDepth(httpAddr string) (float64, error) {
 		return 0, errors.New("no gannet_queue_depth in /metrics")
 	}
 	return total, nil
+}
+
+// waitCut waits until smtpsink (serving stats at httpAddr) has no
+// connection open — the killed gannet's have all ended — and returns its
+// count of transactions cut there: accepted with no command after the 250
+// (gannet may not have read it), or still in DATA. These are all a killed
+// relay can deliver again without having lost an outcome it had recorded.
+func waitCut(ctx context.Context, httpAddr string, limit time.Duration) (uint64, error) {
+	cl := http.Client{Timeout: 3 * time.Second}
+	deadline := time.Now().Add(limit)
+	for {
+		var st sink.Stats
+		resp, err := cl.Get("http://" + httpAddr + "/stats")
+		if err == nil {
+			err = json.NewDecoder(resp.Body).Decode(&st)
+			resp.Body.Close()
+		}
+		cut := st.CutAfterReply + st.CutInData
+		switch {
+		case err == nil && st.CurrentConns == 0:
+			return cut, nil
+		case ctx.Err() != nil:
+			return cut, ctx.Err()
+		case time.Now().After(deadline):
+			if err == nil {
+				err = fmt.Errorf("%d connections still open after %v", st.CurrentConns, limit)
+			}
+			return cut, err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // startSink starts bin/smtpsink on addr with ids and dump files in dir.
