@@ -5,7 +5,10 @@
 // deliver to bin/smtpsink, and kills gannet with SIGKILL at random moments:
 //
 //	round 1..K:  start gannet ─ smtpblast -ids blast-rN.ids -run-id rN ─▶ gannet ─▶ smtpsink -ids -dump
-//	             … random 1–6 s …  SIGKILL gannet, SIGTERM smtpblast (it flushes its ids)
+//	             … random 1–6 s …  SIGKILL gannet, SIGTERM smtpblast (it flushes its ids);
+//	             even rounds suspend delivery to crash.test (admin API) while
+//	             smtpblast runs for 50–75% of the lifetime, then stop it and
+//	             resume, so that the kill falls into a drain with no mail arriving
 //	final:       start gannet with no load; wait until the queue is empty and
 //	             every acknowledged id has arrived; stop everything
 //

@@ -104,6 +104,20 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		r.Rounds++
 		life := cfg.MinLife + time.Duration(rng.Int64N(int64(cfg.MaxLife-cfg.MinLife)+1))
+		// Every second round is a drain: delivery is suspended while the
+		// load runs (50–75% of the lifetime), then the load stops and
+		// delivery resumes, so that the kill falls into a drain of the
+		// backlog with no mail arriving — where delivery outcomes have no
+		// group commit to carry them to the disk (queue: "Delivery
+		// outcomes"). The suspension ends by itself should a kill bring it
+		// back.
+		loadFor, suspension := life, ""
+		if round%2 == 0 {
+			loadFor = life/2 + time.Duration(rng.Int64N(int64(life/4)+1))
+			if suspension, err = suspendDomain(setup.HTTPAddr, "crash.test", life+10*time.Second); err != nil {
+				r.Notes = append(r.Notes, fmt.Sprintf("round %d: suspend: %v (no backlog to drain)", round, err))
+			}
+		}
 		ids := filepath.Join(cfg.Dir, fmt.Sprintf("blast-r%03d.ids", round))
 		blast, err := startProc(logf, cfg.Blast, blastArgs(setup.SMTPAddr, fmt.Sprintf("r%03d", round), ids,
 			cfg.Size, cfg.Connections, cfg.Rate, life+30*time.Second)...)
@@ -111,10 +125,24 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			g.kill9()
 			return nil, err
 		}
-		select {
-		case <-time.After(life):
-		case <-g.done:
-		case <-ctx.Done():
+		wait := func(d time.Duration) {
+			select {
+			case <-time.After(d):
+			case <-g.done:
+			case <-ctx.Done():
+			}
+		}
+		wait(loadFor)
+		if loadFor < life && !g.exited() {
+			blast.stop(15 * time.Second)
+			if suspension != "" {
+				if err := resume(setup.HTTPAddr, suspension); err != nil {
+					r.Notes = append(r.Notes, fmt.Sprintf("round %d: resume: %v", round, err))
+				}
+			}
+			depth, _ := queueDepth(setup.HTTPAddr)
+			logf("round %d: load stopped after %v, draining %.0f queued messages", round, loadFor.Round(time.Millisecond), depth)
+			wait(life - loadFor)
 		}
 		if g.exited() {
 			crashed(g)

@@ -172,7 +172,7 @@ max_message_size = "20MiB"
 [[http_listener]]
 listen = %q
 trusted_hosts = ["127.0.0.1/32"]
-services = ["metrics"]
+services = ["metrics", "admin"]
 
 [resolver]
 nameservers = ["127.0.0.1:9"]
@@ -375,6 +375,48 @@ func waitCut(ctx context.Context, httpAddr string, limit time.Duration) (uint64,
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// suspendDomain suspends delivery to domain through gannet's admin API
+// (POST /api/admin/suspend/v1) for d and returns the suspension's id.
+func suspendDomain(httpAddr, domain string, d time.Duration) (string, error) {
+	var out struct {
+		ID string `json:"id"`
+	}
+	body := fmt.Sprintf(`{"domain":%q,"reason":"crashtest drain round","duration":%q}`, domain, d.String())
+	if err := adminCall(http.MethodPost, httpAddr, body, &out); err != nil {
+		return "", err
+	}
+	return out.ID, nil
+}
+
+// resume ends suspension id (DELETE /api/admin/suspend/v1).
+func resume(httpAddr, id string) error {
+	return adminCall(http.MethodDelete, httpAddr, fmt.Sprintf(`{"id":%q}`, id), nil)
+}
+
+// adminCall sends a JSON request to gannet's suspension endpoint and
+// decodes the answer into out (nil: ignored).
+func adminCall(method, httpAddr, body string, out any) error {
+	req, err := http.NewRequest(method, "http://"+httpAddr+"/api/admin/suspend/v1", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	cl := http.Client{Timeout: 5 * time.Second}
+	resp, err := cl.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("%s suspend: %s %s", method, resp.Status, bytes.TrimSpace(b))
+	}
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
 }
 
 // startSink starts bin/smtpsink on addr with ids and dump files in dir.
