@@ -191,23 +191,44 @@ func BenchmarkCompression(b *testing.B) {
 // group commits carry the rest.
 func BenchmarkAppendRemove64(b *testing.B) { appendParallel(b, true) }
 
-// BenchmarkRemove is the settle step of delivery alone: one caller removes
-// messages appended beforehand (outside the timer), one after another.
+// BenchmarkRemove is the settle step of a delivered message alone: one
+// caller removes messages appended beforehand (outside the timer), one
+// after another.
 func BenchmarkRemove(b *testing.B) {
+	settleBench(b, func(s *Spool, m *Message) error { return s.Remove(m.ID) })
+}
+
+// BenchmarkUpdate is the settle step of a deferred message: one caller
+// updates messages appended beforehand (attempts and a recipient's reply).
+func BenchmarkUpdate(b *testing.B) {
+	settleBench(b, func(s *Spool, m *Message) error {
+		m.Attempts++
+		m.Recipients[0].LastReply = "451 4.3.0 try again later"
+		return s.Update(m)
+	})
+}
+
+// settleBench appends b.N messages, then times settle on each.
+func settleBench(b *testing.B, settle func(*Spool, *Message) error) {
 	s := openTest(b, Options{})
 	body := testMail(1, 2000)
-	ids := make([]string, b.N)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("d%09d", i)
-		if err := s.Append(testMessage(ids[i], 1), body); err != nil {
+	msgs := make([]*Message, b.N)
+	for i := range msgs {
+		msgs[i] = testMessage(fmt.Sprintf("d%09d", i), 1)
+		if err := s.Append(msgs[i], body); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	for _, id := range ids {
-		if err := s.Remove(id); err != nil {
+	for _, m := range msgs {
+		if err := settle(s, m); err != nil {
 			b.Fatal(err)
 		}
 	}
+	b.StopTimer()
+	if err := s.Close(); err != nil { // syncs the last outcomes
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(s.Stats().OutcomeSyncs)/float64(b.N), "outcome-syncs/op")
 }
