@@ -74,6 +74,13 @@ const (
 	// commit to carry it to the disk before the committer syncs the index
 	// for it alone.
 	outcomeSyncDelay = time.Millisecond
+	// maxUnsyncedOutcomes bounds the delivery outcomes written but not yet
+	// synced: past it, Update and Remove wait for the committer's sync
+	// (which comes at once from half of it), so that however late the
+	// committer runs on a loaded machine — its timer and sync were seen
+	// 30–45 ms late at load 10 — a crash can repeat no more than this many
+	// deliveries besides those on the wire.
+	maxUnsyncedOutcomes = 16
 )
 
 // ErrNoSpace is returned when the disk holding the spool is full (a write
@@ -158,6 +165,12 @@ type Spool struct {
 	outcomes       atomic.Uint64
 	syncedOutcomes atomic.Uint64
 	outcomeCh      chan struct{}
+	// Callers past maxUnsyncedOutcomes wait on outcomeSynced (under
+	// outcomeMu); outcomeWaiters counts them, so that a sync with none
+	// waiting takes no lock.
+	outcomeMu      sync.Mutex
+	outcomeSynced  *sync.Cond
+	outcomeWaiters atomic.Int32
 
 	// segMu guards segs, the open handle of every segment file on disk.
 	// Readers hold it shared while they read, so a handle is never closed
@@ -269,6 +282,7 @@ func Open(opts Options) (*Spool, error) {
 		committed:  make(chan struct{}),
 		stripeSeed: maphash.MakeSeed(),
 	}
+	s.outcomeSynced = sync.NewCond(&s.outcomeMu)
 	s.freeAt.Store(-1) // unknown until the first statfs
 	if s.lock, err = lockDir(opts.Dir); err != nil {
 		return nil, err
@@ -518,7 +532,10 @@ func (s *Spool) committer() {
 			default:
 			}
 		case <-s.outcomeCh:
-			if due == nil {
+			switch {
+			case s.syncedOutcomes.Load()+maxUnsyncedOutcomes/2 <= s.outcomes.Load():
+				s.syncOutcomes() // many wait, or soon will: now
+			case due == nil:
 				wait.Reset(outcomeSyncDelay)
 				due = wait.C
 			}
@@ -551,20 +568,43 @@ func (s *Spool) committer() {
 }
 
 // outcomeWritten counts a delivery outcome written to the index without a
-// sync and wakes the committer to make it durable (syncOutcomes).
+// sync and wakes the committer to make it durable (syncOutcomes). Past
+// maxUnsyncedOutcomes written and not synced, it waits for the sync.
 func (s *Spool) outcomeWritten() {
-	s.outcomes.Add(1)
+	n := s.outcomes.Add(1)
 	select {
 	case s.outcomeCh <- struct{}{}:
 	default: // the committer is already woken
+	}
+	if n <= s.syncedOutcomes.Load()+maxUnsyncedOutcomes { // (synced may be past n)
+		return
+	}
+	s.outcomeWaiters.Add(1)
+	s.outcomeMu.Lock()
+	for n > s.syncedOutcomes.Load()+maxUnsyncedOutcomes {
+		s.outcomeSynced.Wait()
+	}
+	s.outcomeMu.Unlock()
+	s.outcomeWaiters.Add(-1)
+}
+
+// outcomesSynced records that the first n delivery outcomes are on the
+// disk and releases the callers waiting for that.
+func (s *Spool) outcomesSynced(n uint64) {
+	s.syncedOutcomes.Store(n)
+	if s.outcomeWaiters.Load() > 0 {
+		s.outcomeMu.Lock()
+		s.outcomeSynced.Broadcast()
+		s.outcomeMu.Unlock()
 	}
 }
 
 // syncOutcomes syncs the index (Pebble's WAL) when delivery outcomes were
 // written since the last sync the committer knows of; one sync covers all
-// of them. It runs on the committer, between groups. A failure leaves them
-// unsynced: the next outcome or group tries again, and a crash meanwhile
-// only repeats their deliveries.
+// of them. It runs on the committer, between groups. A failed sync is
+// logged and releases the waiting callers all the same: the outcomes stay
+// in the index and reach the disk with the next sync that works, and a
+// crash before it only repeats their deliveries.
 func (s *Spool) syncOutcomes() {
 	n := s.outcomes.Load()
 	if n == s.syncedOutcomes.Load() {
@@ -574,10 +614,10 @@ func (s *Spool) syncOutcomes() {
 		if s.opts.Logf != nil {
 			s.opts.Logf("queue: sync index for delivery outcomes: %v", err)
 		}
-		return
+	} else {
+		s.nOutcomeSyncs.Add(1)
 	}
-	s.nOutcomeSyncs.Add(1)
-	s.syncedOutcomes.Store(n)
+	s.outcomesSynced(n)
 }
 
 // commit writes, fsyncs and indexes one group, then answers its callers;
@@ -611,7 +651,7 @@ func (s *Spool) commit(reqs []*appendReq) {
 			s.fail(reqs, noSpace(err))
 			return
 		}
-		s.syncedOutcomes.Store(outcomes)
+		s.outcomesSynced(outcomes)
 	}
 	b.Close()
 	s.nGroups.Add(1)
@@ -935,8 +975,8 @@ func (s *Spool) lockID(id string) (unlock func(), err error) {
 // made durable by the committer within a few milliseconds — by the synced
 // index batch of a group commit, or, when none comes within
 // outcomeSyncDelay (1 ms), by one index sync for all the outcomes written
-// meanwhile — so neither the caller waits for an fsync nor does each
-// outcome cost one. A
+// meanwhile — so each outcome does not cost an fsync, and the caller waits
+// for one only when maxUnsyncedOutcomes (16) are already unsynced. A
 // crash before that sync brings back the older state: an attempt is
 // repeated (the same as a crash before the Update), none is lost.
 func (s *Spool) Update(m *Message) error {
