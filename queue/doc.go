@@ -125,12 +125,12 @@
 // within a few milliseconds: by the synced batch of the next group commit
 // (Pebble's WAL is one sequence, so that sync covers every write before
 // it), or, when no group comes within 1 ms (outcomeSyncDelay), by one WAL
-// sync (LogData) for all the outcomes written meanwhile, at once when 8
-// are waiting. No outcome costs an fsync of its own: while mail arrives
-// the group commits carry them for nothing, and a delivery-only drain
-// costs one WAL fsync per 8–16 outcomes at most. Callers do not wait for
-// the sync unless 16 outcomes (maxUnsyncedOutcomes) are already unsynced:
-// then Update and Remove wait for it. That bound is what keeps a crash on
+// sync (LogData) for all the outcomes written meanwhile. No outcome costs
+// an fsync of its own: while mail arrives the group commits carry them for
+// nothing, and a delivery-only drain costs one WAL fsync per millisecond
+// at most. Callers do not wait for the sync unless 32 outcomes
+// (maxUnsyncedOutcomes) are already unsynced: then Update and Remove wait,
+// and the committer syncs at once. That bound is what keeps a crash on
 // a loaded machine from repeating hundreds of deliveries — the committer's
 // timer and sync were measured 30–45 ms late at load 10, long enough for
 // 190 deliveries of a drain at 5,000/s to go by unsynced before a kill —

@@ -76,11 +76,11 @@ const (
 	outcomeSyncDelay = time.Millisecond
 	// maxUnsyncedOutcomes bounds the delivery outcomes written but not yet
 	// synced: past it, Update and Remove wait for the committer's sync
-	// (which comes at once from half of it), so that however late the
-	// committer runs on a loaded machine — its timer and sync were seen
-	// 30–45 ms late at load 10 — a crash can repeat no more than this many
-	// deliveries besides those on the wire.
-	maxUnsyncedOutcomes = 16
+	// (which then comes at once), so that however late the committer runs
+	// on a loaded machine — its timer and sync were seen 30–45 ms late at
+	// load 10 — a crash can repeat no more than this many deliveries
+	// besides those on the wire.
+	maxUnsyncedOutcomes = 32
 )
 
 // ErrNoSpace is returned when the disk holding the spool is full (a write
@@ -533,8 +533,8 @@ func (s *Spool) committer() {
 			}
 		case <-s.outcomeCh:
 			switch {
-			case s.syncedOutcomes.Load()+maxUnsyncedOutcomes/2 <= s.outcomes.Load():
-				s.syncOutcomes() // many wait, or soon will: now
+			case s.outcomeWaiters.Load() > 0:
+				s.syncOutcomes() // callers wait for it: now
 			case due == nil:
 				wait.Reset(outcomeSyncDelay)
 				due = wait.C
@@ -580,6 +580,10 @@ func (s *Spool) outcomeWritten() {
 		return
 	}
 	s.outcomeWaiters.Add(1)
+	select { // so that the committer sees a waiter, and syncs at once
+	case s.outcomeCh <- struct{}{}:
+	default:
+	}
 	s.outcomeMu.Lock()
 	for n > s.syncedOutcomes.Load()+maxUnsyncedOutcomes {
 		s.outcomeSynced.Wait()
