@@ -156,17 +156,20 @@
 // Measured (2-core shared VM, load 4–15, 2026-12-07). A backlog of 4,000
 // messages queued with the receiver down, then delivered with no mail
 // arriving and gannet killed 1.2 s into the drain (a script around
-// bin/gannet, smtpblast and smtpsink; no sink faults): 570, 421 and 108
-// duplicates before, 5 and 3 after, against 9–10 messages in DATA at the
-// kill. bench/crashtest -kills 3 (unlimited rate, every second round a
-// drain): 2, 10 and 66 duplicates before, 0, 9 and 11 after, bounds
-// 21–28. Cost, go test -bench -benchmem, the same minute: Update 209–688
-// µs (one WAL fsync each) before, 3–8 µs after; Remove 2–3.5 µs and 2
-// allocations both; BenchmarkAppendRemove64 (64 writers, append then
-// remove) 15 allocations and ~1,040 B per message both, 0.03–0.04 group
-// commits per message both, plus 0.002–0.004 outcome syncs per message
-// after (one for every ten groups or so); a serial Remove or Update costs
-// 0.0014–0.0022 outcome syncs (one WAL fsync per ~500 outcomes).
+// bin/gannet, smtpblast and smtpsink, no sink faults): 108–570 duplicates
+// before (six runs: 570, 421, 108, 137, 329, 444), 0, 0 and 22 after,
+// against 8–10 messages in DATA at the kill. bench/crashtest -kills 3
+// (unlimited rate, every second round a drain): 10, 17 and 83 duplicates
+// before (bounds 24, 24, 21), 2, 18 and 13 after (bounds 27–28); -kills
+// 12: 26 duplicates, bound 105. Cost (go test -bench -benchmem, before and
+// after in the same minute; fsyncs counted with strace -c): BenchmarkUpdate
+// 272–302 µs (one WAL fsync each) before, 15 µs after; BenchmarkRemove
+// 3.5–6.5 µs before, 8.6 µs after (0.04 outcome syncs each when one
+// caller removes as fast as it can); BenchmarkAppendRemove64 (64 writers,
+// append then remove, 20,000 messages) 15 allocations and ~1,035 B per
+// message, 0.033–0.042 group commits per message and 1,322–1,694
+// fdatasyncs in all before, the same and 1,394–1,672 after, with
+// 0.003–0.005 outcome syncs per message (one for every ten groups).
 //
 // # Full disk
 //
