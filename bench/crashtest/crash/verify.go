@@ -49,8 +49,12 @@ func (r *Report) DuplicatesBounded(slack int) bool { return r.Duplicates <= r.Du
 
 func (r *Report) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "rounds %d, kills %d: acknowledged %d, delivered %d, lost %d, corrupted %d, duplicates %d (bound %d: messages in DATA on open outbound connections at the kills), delivered-unacknowledged %d, gannet crashes %d",
-		r.Rounds, r.Kills, r.Acknowledged, r.Delivered, r.Lost, r.Corrupted, r.Duplicates, r.DupBound, r.Unacked, r.GannetCrashes)
+	fmt.Fprintf(&b, "rounds %d, kills %d: acknowledged %d, delivered %d, lost %d, corrupted %d, duplicates %d",
+		r.Rounds, r.Kills, r.Acknowledged, r.Delivered, r.Lost, r.Corrupted, r.Duplicates)
+	if r.Kills > 0 {
+		fmt.Fprintf(&b, " (bound %d: messages in DATA on open outbound connections at the kills)", r.DupBound)
+	}
+	fmt.Fprintf(&b, ", delivered-unacknowledged %d, gannet crashes %d", r.Unacked, r.GannetCrashes)
 	if r.Refused452 > 0 {
 		fmt.Fprintf(&b, ", 452 4.3.1 probes %d", r.Refused452)
 	}
