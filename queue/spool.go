@@ -501,7 +501,8 @@ func (s *Spool) setHealth(err error) {
 // (Update, Remove) written to the index before it. Outcomes that no group
 // commit carries within outcomeSyncDelay get an index sync of their own
 // (syncOutcomes), one for all of them: an outcome is durable within a few
-// milliseconds, and costs no fsync at all while mail keeps arriving. The two fsyncs of a group and the groups themselves run in
+// milliseconds, and costs no fsync at all while mail keeps arriving. The
+// two fsyncs of a group and the groups themselves run in
 // series: a group formed while the previous one syncs is larger, so each
 // message costs fewer fsyncs (half as many as with the segment fsync of one
 // group overlapping the index fsync of the previous, at 64 writers: 0.031
@@ -980,7 +981,7 @@ func (s *Spool) lockID(id string) (unlock func(), err error) {
 // index batch of a group commit, or, when none comes within
 // outcomeSyncDelay (1 ms), by one index sync for all the outcomes written
 // meanwhile — so each outcome does not cost an fsync, and the caller waits
-// for one only when maxUnsyncedOutcomes (16) are already unsynced. A
+// for one only when maxUnsyncedOutcomes (32) are already unsynced. A
 // crash before that sync brings back the older state: an attempt is
 // repeated (the same as a crash before the Update), none is lost.
 func (s *Spool) Update(m *Message) error {
@@ -1010,12 +1011,12 @@ func (s *Spool) Update(m *Message) error {
 // The delete goes to Pebble's WAL without an fsync of its own and is made
 // durable by the committer within a few milliseconds, like Update (by a
 // group commit's index sync, or one of its own for all the outcomes
-// written meanwhile). Until
-// then Pebble may hold it in a buffer of its own, so a crash within those
-// few milliseconds brings the message back for a second delivery (at
-// least once, as Postfix, which does not fsync the unlink of a delivered
-// queue file); before, a Remove waited for the next synced write, which
-// with no mail arriving could be seconds and hundreds of deliveries away.
+// written meanwhile). Until then Pebble may hold it in a buffer of its
+// own, so a crash within those few milliseconds brings the message back
+// for a second delivery (at least once, as Postfix, which does not fsync
+// the unlink of a delivered queue file); before, a Remove waited for the
+// next synced write, which with no mail arriving could be seconds and
+// hundreds of deliveries away.
 // Before a segment file is deleted, the WAL is synced (deleteSegment), so
 // a durable index entry never points into a deleted segment.
 func (s *Spool) Remove(id string) error {
