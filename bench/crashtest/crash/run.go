@@ -114,7 +114,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		loadFor, suspension := life, ""
 		if round%2 == 0 {
 			loadFor = life/2 + time.Duration(rng.Int64N(int64(life/4)+1))
-			if suspension, err = suspendDomain(setup.HTTPAddr, "crash.test", life+10*time.Second); err != nil {
+			// The HTTP listener may come up a moment after the SMTP one.
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+				suspension, err = suspendDomain(setup.HTTPAddr, "crash.test", life+10*time.Second)
+				if err == nil || time.Now().After(deadline) {
+					break
+				}
+			}
+			if err != nil {
 				r.Notes = append(r.Notes, fmt.Sprintf("round %d: suspend: %v (no backlog to drain)", round, err))
 			}
 		}
