@@ -278,6 +278,9 @@ func (e *Engine) buildOutbound() error {
 	if egress.hasPool || cfg.PolicyScript != nil {
 		opts.Egress = e.egressFor(egress)
 	}
+	if e.cluster != nil {
+		opts.Shared = e.cluster.Rules() // admin rules shared with the cluster (startCluster)
+	}
 	if cfg.Delivery.SendBounces {
 		opts.SendBounce = e.sendBounce
 	}

@@ -1,0 +1,283 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RuleStore is a node's own admin rules (engine/delivery's Loop): what
+// Rules reads when it reconciles, and where it puts the rules made and
+// ended on other nodes.
+type RuleStore interface {
+	// SharedRules returns the rules in force, by key.
+	SharedRules() map[string][]byte
+	// ApplySharedRule puts in force a rule made on another node.
+	ApplySharedRule(key string, value []byte)
+	// DropSharedRule ends a rule that ended on another node.
+	DropSharedRule(key string)
+}
+
+// ruleEntry is a rule as kept in the hash PREFIXrules and as published on
+// the channel PREFIXrules (Value nil: the rule ended).
+type ruleEntry struct {
+	Node    string          `json:"node"`
+	Key     string          `json:"key"`
+	Value   json.RawMessage `json:"value,omitempty"`
+	Expires time.Time       `json:"expires,omitzero"`
+}
+
+// Rules shares a node's admin rules with the cluster (see the package
+// comment). Put and Delete (delivery.RuleSharer) return at once; the
+// writes to Redis happen behind them, and are retried while Redis is
+// down.
+type Rules struct {
+	c *Cluster
+
+	mu      sync.Mutex
+	store   RuleStore
+	pending map[string]ruleEntry // changes made here not yet written, by key
+	quiet   map[string]bool      // keys being applied from elsewhere: not shared again
+	touched map[string]bool      // keys changed here since the running reconcile read Redis
+	kick    chan struct{}
+	stop    chan struct{}
+	done    sync.WaitGroup
+}
+
+// Rules returns the node's shared admin rules; they are exchanged with
+// Redis once started (Rules.Start).
+func (c *Cluster) Rules() *Rules {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rules == nil {
+		c.rules = &Rules{c: c, pending: map[string]ruleEntry{}, quiet: map[string]bool{},
+			kick: make(chan struct{}, 1), stop: make(chan struct{})}
+	}
+	return c.rules
+}
+
+func (c *Cluster) rulesKey() string { return c.key("rules") }
+
+// Put shares a rule made or changed on this node.
+func (r *Rules) Put(key string, value []byte, expires time.Time) {
+	r.change(ruleEntry{Key: key, Value: value, Expires: expires})
+}
+
+// Delete shares the end of a rule.
+func (r *Rules) Delete(key string) { r.change(ruleEntry{Key: key}) }
+
+func (r *Rules) change(e ruleEntry) {
+	r.mu.Lock()
+	if r.quiet[e.Key] {
+		r.mu.Unlock()
+		return
+	}
+	e.Node = r.c.opts.NodeID
+	r.pending[e.Key] = e
+	if r.touched != nil {
+		r.touched[e.Key] = true
+	}
+	r.mu.Unlock()
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Start exchanges the rules with the cluster: it subscribes to the
+// others' changes, reconciles store with the rules kept in Redis, and
+// writes the changes made here. Call it once; Cluster.Stop ends it.
+func (r *Rules) Start(store RuleStore) {
+	r.mu.Lock()
+	r.store = store
+	r.mu.Unlock()
+	r.done.Add(2)
+	go r.writer()
+	go r.reader()
+}
+
+func (r *Rules) halt() {
+	close(r.stop)
+	r.done.Wait()
+}
+
+// writer writes the pending changes, and retries every probeInterval
+// while they fail.
+func (r *Rules) writer() {
+	defer r.done.Done()
+	retry := time.NewTicker(probeInterval)
+	defer retry.Stop()
+	for {
+		select {
+		case <-r.stop:
+			r.flush() // a last try: a rule ended at shutdown reaches the others
+			return
+		case <-r.kick:
+		case <-retry.C:
+		}
+		r.flush()
+	}
+}
+
+// flush writes the pending changes to the hash and publishes them; it
+// reports whether none is left.
+func (r *Rules) flush() bool {
+	r.mu.Lock()
+	batch := make([]ruleEntry, 0, len(r.pending))
+	for _, e := range r.pending {
+		batch = append(batch, e)
+	}
+	r.mu.Unlock()
+	if len(batch) == 0 {
+		return true
+	}
+	c := r.c
+	ctx, cancel := c.ctx()
+	defer cancel()
+	pipe := c.rdb.TxPipeline()
+	for _, e := range batch {
+		b, _ := json.Marshal(e)
+		if e.Value == nil {
+			pipe.HDel(ctx, c.rulesKey(), e.Key)
+		} else {
+			pipe.HSet(ctx, c.rulesKey(), e.Key, b)
+		}
+		pipe.Publish(ctx, c.rulesKey(), b)
+	}
+	_, err := pipe.Exec(ctx)
+	if c.result(err) != nil {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range batch {
+		if p, ok := r.pending[e.Key]; ok && string(p.Value) == string(e.Value) {
+			delete(r.pending, e.Key) // not changed again meanwhile
+		}
+	}
+	return len(r.pending) == 0
+}
+
+// reader applies the changes the other nodes publish, and reconciles at
+// every (re)subscription and every heartbeat, so that messages missed
+// while the connection was down are made up for.
+func (r *Rules) reader() {
+	defer r.done.Done()
+	c := r.c
+	ps := c.rdb.Subscribe(context.Background(), c.rulesKey())
+	defer ps.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-r.stop
+		cancel()
+	}()
+	for ctx.Err() == nil {
+		msg, err := ps.ReceiveTimeout(ctx, c.opts.Heartbeat)
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			r.reconcile()
+		case *redis.Message:
+			var e ruleEntry
+			if json.Unmarshal([]byte(m.Payload), &e) == nil && e.Node != c.opts.NodeID {
+				r.apply(e)
+			}
+		}
+		var ne net.Error
+		switch {
+		case err == nil:
+		case errors.As(err, &ne) && ne.Timeout():
+			r.reconcile() // quiet for a beat: check nothing was missed
+		case ctx.Err() == nil:
+			c.result(err)
+			select { // go-redis reconnects and subscribes again on the next receive
+			case <-r.stop:
+			case <-time.After(probeInterval):
+			}
+		}
+	}
+}
+
+// apply applies a change made on another node, without sharing it again.
+func (r *Rules) apply(e ruleEntry) {
+	r.mu.Lock()
+	store := r.store
+	r.quiet[e.Key] = true
+	r.mu.Unlock()
+	if e.Value == nil {
+		store.DropSharedRule(e.Key)
+	} else {
+		store.ApplySharedRule(e.Key, e.Value)
+	}
+	r.mu.Lock()
+	delete(r.quiet, e.Key)
+	r.mu.Unlock()
+}
+
+// reconcile makes the node's rules those kept in Redis: the rules made
+// here are written first; then every rule in the hash not in force here
+// is applied, and every rule in force here not in the hash (ended
+// elsewhere while this node did not hear) is ended. Expired entries are
+// removed from the hash.
+func (r *Rules) reconcile() {
+	if !r.flush() {
+		return // Redis is down, or this node's changes are not all written: later
+	}
+	c := r.c
+	r.mu.Lock()
+	r.touched = map[string]bool{}
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.touched = nil
+		r.mu.Unlock()
+	}()
+	ctx, cancel := c.ctx()
+	all, err := c.rdb.HGetAll(ctx, c.rulesKey()).Result()
+	cancel()
+	if c.result(err) != nil {
+		return
+	}
+	now := c.opts.Now()
+	want := make(map[string]ruleEntry, len(all))
+	var expired []string
+	for k, v := range all {
+		var e ruleEntry
+		if json.Unmarshal([]byte(v), &e) != nil || e.Value == nil ||
+			!e.Expires.IsZero() && !e.Expires.After(now) {
+			expired = append(expired, k)
+			continue
+		}
+		want[k] = e
+	}
+	if len(expired) > 0 {
+		ctx, cancel := c.ctx()
+		c.result(c.rdb.HDel(ctx, c.rulesKey(), expired...).Err())
+		cancel()
+	}
+	r.mu.Lock()
+	store := r.store
+	r.mu.Unlock()
+	have := store.SharedRules()
+	skip := func(key string) bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		_, pending := r.pending[key]
+		return pending || r.touched[key]
+	}
+	for k, e := range want {
+		if v, ok := have[k]; (!ok || string(v) != string(e.Value)) && !skip(k) {
+			r.apply(e)
+		}
+	}
+	for k := range have {
+		if _, ok := want[k]; !ok && !skip(k) {
+			r.apply(ruleEntry{Key: k})
+		}
+	}
+}
