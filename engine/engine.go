@@ -172,13 +172,14 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	if err := e.buildSTS(); err != nil {
 		return fail(err)
 	}
+	// The cluster before delivery, which shares its admin rules with it.
+	if err := e.buildCluster(); err != nil {
+		return fail(err)
+	}
 	if err := e.buildOutbound(); err != nil {
 		return fail(err)
 	}
 	if err := e.buildInbound(); err != nil {
-		return fail(err)
-	}
-	if err := e.buildCluster(); err != nil {
 		return fail(err)
 	}
 	if err := e.buildHTTP(); err != nil {
