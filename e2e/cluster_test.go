@@ -10,18 +10,25 @@ import (
 	"gannet/internal/redistest"
 )
 
-// TestE2EClusterStatus: two gannet processes sharing one redis-server see
-// each other in `gannet cluster status` (asked of either); a node killed
-// without a goodbye drops out of the list once its entry expires; with
-// Redis gone the status fails clearly and the errors are counted; a node
-// without [cluster] says clustering is off.
-func TestE2EClusterStatus(t *testing.T) {
+// startRedis builds gannet and starts a private redis-server, stopped at
+// the test's end.
+func startRedis(t *testing.T) *redistest.Server {
 	gannetBinary(t)
 	srv, err := redistest.Start()
 	if err != nil {
 		missingPeer(t, "redis-server", err.Error())
 	}
 	t.Cleanup(srv.Stop)
+	return srv
+}
+
+// TestE2EClusterStatus: two gannet processes sharing one redis-server see
+// each other in `gannet cluster status` (asked of either); a node killed
+// without a goodbye drops out of the list once its entry expires; with
+// Redis gone the status fails clearly and the errors are counted; a node
+// without [cluster] says clustering is off.
+func TestE2EClusterStatus(t *testing.T) {
+	srv := startRedis(t)
 	node := func(id string) *gannet {
 		return startGannet(t, gannetConfig{DNS: "127.0.0.1:1", DeliveryPort: 1, Extra: fmt.Sprintf(`
 [cluster]
@@ -96,12 +103,7 @@ node_ttl = "1s"
 // suspension resumed on node-b ends on both, which then deliver the held
 // mail.
 func TestE2EClusterSharedSuspension(t *testing.T) {
-	gannetBinary(t)
-	srv, err := redistest.Start()
-	if err != nil {
-		missingPeer(t, "redis-server", err.Error())
-	}
-	t.Cleanup(srv.Stop)
+	srv := startRedis(t)
 	sink := startGoSink(t, hostPort("127.0.0.1", freePort(t, false, "127.0.0.1")))
 	node := func(id string) *gannet {
 		return startGannet(t, gannetConfig{DNS: "127.0.0.1:1", DeliveryPort: 1,
