@@ -24,13 +24,19 @@ type RuleStore interface {
 }
 
 // ruleEntry is a rule as kept in the hash PREFIXrules and as published on
-// the channel PREFIXrules (Value nil: the rule ended).
+// the channel PREFIXrules. Value nil: the rule ended (a tombstone, kept
+// until Expires, so that a node that did not hear ends it too).
 type ruleEntry struct {
 	Node    string          `json:"node"`
 	Key     string          `json:"key"`
 	Value   json.RawMessage `json:"value,omitempty"`
-	Expires time.Time       `json:"expires,omitzero"`
+	Expires time.Time       `json:"expires,omitzero"` // the rule ends by itself (zero: not); a tombstone is forgotten
 }
+
+// tombstoneTTL is how long the cluster remembers that a rule without an
+// expiry ended: a node away longer than this that comes back with the rule
+// shares it again.
+const tombstoneTTL = 7 * 24 * time.Hour
 
 // Rules shares a node's admin rules with the cluster (see the package
 // comment). Put and Delete (delivery.RuleSharer) return at once; the
@@ -44,6 +50,7 @@ type Rules struct {
 	pending map[string]ruleEntry // changes made here not yet written, by key
 	quiet   map[string]bool      // keys being applied from elsewhere: not shared again
 	touched map[string]bool      // keys changed here since the running reconcile read Redis
+	expires map[string]time.Time // expiry of the rules in force, by key: their tombstones' too
 	kick    chan struct{}
 	stop    chan struct{}
 	done    sync.WaitGroup
@@ -55,7 +62,7 @@ func (c *Cluster) Rules() *Rules {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.rules == nil {
-		c.rules = &Rules{c: c, pending: map[string]ruleEntry{}, quiet: map[string]bool{},
+		c.rules = &Rules{c: c, pending: map[string]ruleEntry{}, quiet: map[string]bool{}, expires: map[string]time.Time{},
 			kick: make(chan struct{}, 1), stop: make(chan struct{})}
 	}
 	return c.rules
@@ -73,6 +80,7 @@ func (r *Rules) Delete(key string) { r.change(ruleEntry{Key: key}) }
 
 func (r *Rules) change(e ruleEntry) {
 	r.mu.Lock()
+	e = r.noteLocked(e)
 	if r.quiet[e.Key] {
 		r.mu.Unlock()
 		return
@@ -87,6 +95,23 @@ func (r *Rules) change(e ruleEntry) {
 	case r.kick <- struct{}{}:
 	default:
 	}
+}
+
+// noteLocked keeps the expiry of a rule in force, and gives a tombstone
+// the expiry of the rule it ends (or tombstoneTTL).
+func (r *Rules) noteLocked(e ruleEntry) ruleEntry {
+	if e.Value != nil {
+		r.expires[e.Key] = e.Expires
+		return e
+	}
+	if e.Expires.IsZero() {
+		e.Expires = r.expires[e.Key]
+		if e.Expires.IsZero() {
+			e.Expires = r.c.opts.Now().Add(tombstoneTTL)
+		}
+	}
+	delete(r.expires, e.Key)
+	return e
 }
 
 // Start exchanges the rules with the cluster: it subscribes to the
@@ -142,11 +167,7 @@ func (r *Rules) flush() bool {
 	pipe := c.rdb.TxPipeline()
 	for _, e := range batch {
 		b, _ := json.Marshal(e)
-		if e.Value == nil {
-			pipe.HDel(ctx, c.rulesKey(), e.Key)
-		} else {
-			pipe.HSet(ctx, c.rulesKey(), e.Key, b)
-		}
+		pipe.HSet(ctx, c.rulesKey(), e.Key, b)
 		pipe.Publish(ctx, c.rulesKey(), b)
 	}
 	_, err := pipe.Exec(ctx)
@@ -176,6 +197,7 @@ func (r *Rules) reader() {
 	go func() {
 		<-r.stop
 		cancel()
+		ps.Close() // ends a receive in progress at once
 	}()
 	for ctx.Err() == nil {
 		msg, err := ps.ReceiveTimeout(ctx, c.opts.Heartbeat)
@@ -207,6 +229,7 @@ func (r *Rules) reader() {
 func (r *Rules) apply(e ruleEntry) {
 	r.mu.Lock()
 	store := r.store
+	r.noteLocked(e)
 	r.quiet[e.Key] = true
 	r.mu.Unlock()
 	if e.Value == nil {
@@ -219,11 +242,13 @@ func (r *Rules) apply(e ruleEntry) {
 	r.mu.Unlock()
 }
 
-// reconcile makes the node's rules those kept in Redis: the rules made
-// here are written first; then every rule in the hash not in force here
-// is applied, and every rule in force here not in the hash (ended
-// elsewhere while this node did not hear) is ended. Expired entries are
-// removed from the hash.
+// reconcile makes the node's rules those kept in Redis: the changes made
+// here are written first; then every rule in the hash not in force here is
+// applied, every rule in force here that the hash says ended (ended
+// elsewhere while this node did not hear) is ended, and every rule in
+// force here the hash does not know (Redis lost its data, or the node
+// joins the cluster with rules of its own) is shared. Entries past their
+// expiry are removed from the hash.
 func (r *Rules) reconcile() {
 	if !r.flush() {
 		return // Redis is down, or this node's changes are not all written: later
@@ -244,16 +269,15 @@ func (r *Rules) reconcile() {
 		return
 	}
 	now := c.opts.Now()
-	want := make(map[string]ruleEntry, len(all))
+	known := make(map[string]ruleEntry, len(all))
 	var expired []string
 	for k, v := range all {
 		var e ruleEntry
-		if json.Unmarshal([]byte(v), &e) != nil || e.Value == nil ||
-			!e.Expires.IsZero() && !e.Expires.After(now) {
+		if json.Unmarshal([]byte(v), &e) != nil || !e.Expires.IsZero() && !e.Expires.After(now) {
 			expired = append(expired, k)
 			continue
 		}
-		want[k] = e
+		known[k] = e
 	}
 	if len(expired) > 0 {
 		ctx, cancel := c.ctx()
@@ -270,14 +294,22 @@ func (r *Rules) reconcile() {
 		_, pending := r.pending[key]
 		return pending || r.touched[key]
 	}
-	for k, e := range want {
-		if v, ok := have[k]; (!ok || string(v) != string(e.Value)) && !skip(k) {
+	for k, e := range known {
+		if v, ok := have[k]; e.Value != nil && (!ok || string(v) != string(e.Value)) && !skip(k) {
 			r.apply(e)
 		}
 	}
-	for k := range have {
-		if _, ok := want[k]; !ok && !skip(k) {
-			r.apply(ruleEntry{Key: k})
+	for k, v := range have {
+		e, ok := known[k]
+		switch {
+		case skip(k):
+		case ok && e.Value == nil:
+			r.apply(e)
+		case !ok:
+			r.mu.Lock()
+			exp := r.expires[k]
+			r.mu.Unlock()
+			r.Put(k, v, exp)
 		}
 	}
 }

@@ -114,12 +114,17 @@ func TestRulesReconcileAtStart(t *testing.T) {
 	within(t, "a's rules written", func() bool { return a.r.flush() })
 
 	// A node restarting with a rule that ended while it was down (its
-	// spool's copy) ends it, and takes the rule made meanwhile.
-	b := &ruleStore{rules: map[string][]byte{"bounce/2": []byte(`{"domain":"z.test"}`)}}
+	// spool's copy) ends it, takes the rule made meanwhile, and shares the
+	// rule the cluster does not know.
+	b := &ruleStore{rules: map[string][]byte{"bounce/2": []byte(`{"domain":"z.test"}`), "hold/3": []byte(`{"tenant":"t"}`)}}
 	o.KeyPrefix = "rules2:"
 	b.r = node(t, url, "node-b", o).Rules()
 	b.r.Start(b)
 	t.Logf("reconciled in %v", within(t, "b reconciled", func() bool { return b.has("suspend/1") && !b.has("bounce/2") }))
+	within(t, "b's own rule shared with a", func() bool { return a.has("hold/3") })
+	if !b.has("hold/3") || a.has("bounce/2") {
+		t.Errorf("b has hold/3: %v; a has bounce/2: %v", b.has("hold/3"), a.has("bounce/2"))
+	}
 }
 
 // Redis down: a rule made meanwhile is in force where it was made at once
@@ -135,6 +140,8 @@ func TestRulesRedisDownThenBack(t *testing.T) {
 	b := ruleNode(t, url, "rules3:", "node-b", o)
 	time.Sleep(200 * time.Millisecond)
 
+	a.make("hold/1", `{"domain":"before.test"}`)
+	within(t, "b has the hold made before Redis went down", func() bool { return b.has("hold/1") })
 	srv.Kill()
 	a.make("suspend/9", `{"domain":"x.test"}`)
 	time.Sleep(time.Second)
@@ -145,6 +152,13 @@ func TestRulesRedisDownThenBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("the rule reached b %v after Redis came back", within(t, "b has the rule", func() bool { return b.has("suspend/9") }))
+	// Redis came back empty: the nodes shared their rules again, and none
+	// was ended for it.
+	c := ruleNode(t, url, "rules3:", "node-c", o)
+	within(t, "a node started after the restart has both rules", func() bool { return c.has("hold/1") && c.has("suspend/9") })
+	if !a.has("hold/1") || !b.has("hold/1") {
+		t.Error("a rule made before Redis lost its data ended")
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if errs == 0 {
