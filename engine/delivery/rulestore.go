@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -221,10 +222,16 @@ func (l *Loop) ApplySharedRule(key string, value []byte) {
 	case ruleHold:
 		have = l.admin.holds[sr.ID]
 	}
-	if have != nil && sr.Kind == ruleHold {
+	changed := have != nil && sr.Kind == ruleHold && !slices.Equal(have.IDs, sr.IDs)
+	var upd AdminRule
+	if changed {
 		have.IDs = sr.IDs
+		upd = have.AdminRule
 	}
 	l.admin.mu.Unlock()
+	if changed {
+		l.storeRule(ruleHold, &upd)
+	}
 	if have != nil {
 		return
 	}
