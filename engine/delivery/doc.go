@@ -92,7 +92,10 @@
 // counts kept (the scheduler's old entries are recognised as stale when
 // they come out); and, with Options.Rules, durable copies of the rules in
 // force, which RestoreRules puts back in force at the next start. Each rule
-// carries its origin (api, policy).
+// carries its origin (api, policy). With Options.Shared (a cluster), every
+// rule stored and deleted is shared too, and the rules of the other nodes
+// come in through ApplySharedRule and DropSharedRule (SharedRules lists
+// this node's for a reconcile).
 //
 // The queryable queue (list.go): List walks a snapshot of the message table
 // (each message under its own lock, unpacked into scratch space), filters
