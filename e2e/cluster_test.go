@@ -10,18 +10,25 @@ import (
 	"gannet/internal/redistest"
 )
 
-// TestE2EClusterStatus: two gannet processes sharing one redis-server see
-// each other in `gannet cluster status` (asked of either); a node killed
-// without a goodbye drops out of the list once its entry expires; with
-// Redis gone the status fails clearly and the errors are counted; a node
-// without [cluster] says clustering is off.
-func TestE2EClusterStatus(t *testing.T) {
+// startRedis builds gannet and starts a private redis-server, stopped at
+// the test's end.
+func startRedis(t *testing.T) *redistest.Server {
 	gannetBinary(t)
 	srv, err := redistest.Start()
 	if err != nil {
 		missingPeer(t, "redis-server", err.Error())
 	}
 	t.Cleanup(srv.Stop)
+	return srv
+}
+
+// TestE2EClusterStatus: two gannet processes sharing one redis-server see
+// each other in `gannet cluster status` (asked of either); a node killed
+// without a goodbye drops out of the list once its entry expires; with
+// Redis gone the status fails clearly and the errors are counted; a node
+// without [cluster] says clustering is off.
+func TestE2EClusterStatus(t *testing.T) {
+	srv := startRedis(t)
 	node := func(id string) *gannet {
 		return startGannet(t, gannetConfig{DNS: "127.0.0.1:1", DeliveryPort: 1, Extra: clusterTOML(srv, id)})
 	}
@@ -81,4 +88,71 @@ func TestE2EClusterStatus(t *testing.T) {
 	if ok, out := status(solo); !ok || !strings.Contains(out, "clustering is off") {
 		t.Errorf("cluster status of a node without [cluster]: ok=%v %s", ok, out)
 	}
+}
+
+// TestE2EClusterSharedSuspension: two gannet nodes relaying to one sink
+// share their admin rules through Redis: a domain suspended on node-a is
+// held on node-b too (its mail stays queued, the sink sees none), and the
+// suspension resumed on node-b ends on both, which then deliver the held
+// mail.
+func TestE2EClusterSharedSuspension(t *testing.T) {
+	srv := startRedis(t)
+	sink := startGoSink(t, hostPort("127.0.0.1", freePort(t, false, "127.0.0.1")))
+	node := func(id string) *gannet {
+		return startGannet(t, gannetConfig{DNS: "127.0.0.1:1", DeliveryPort: 1,
+			DeliveryExtra: fmt.Sprintf("relay_to = %q\n", sink.addr()), Extra: fmt.Sprintf(`
+[cluster]
+redis = %q
+node_id = %q
+key_prefix = "e2e-rules:"
+`, srv.URL(0), id)})
+	}
+	a, b := node("node-a"), node("node-b")
+	const held = "user@held.example"
+	suspended := func(g *gannet) (bool, string) {
+		out, errOut, code := runGannetCLI(t, g, "suspend", "-list")
+		return code == 0 && strings.Contains(out, "held.example"), out + errOut
+	}
+
+	t0 := time.Now()
+	if out, errOut, code := runGannetCLI(t, a, "suspend", "-domain", "held.example", "-reason", "e2e"); code != 0 {
+		t.Fatalf("suspend on node-a: %d %s%s", code, out, errOut)
+	}
+	waitFor(t, 5*time.Second, "node-a's suspension listed on node-b", func() (bool, string) { return suspended(b) })
+	t.Logf("the suspension made on node-a was in force on node-b after %v", time.Since(t0).Round(time.Millisecond))
+
+	injectSimple(t, a, held, "", "", "held on node-a")
+	injectSimple(t, b, held, "", "", "held on node-b")
+	injectSimple(t, b, "user@free.example", "", "", "free")
+	waitFor(t, deliveryMax, "the mail of free.example at the sink", func() (bool, string) {
+		return findArrival(sink.arrivals(t), "user@free.example") != nil, ""
+	})
+	for _, g := range []*gannet{a, b} {
+		waitFor(t, 5*time.Second, "held.example's message held on "+g.HTTPAddr, func() (bool, string) {
+			out, errOut, code := runGannetCLI(t, g, "queue", "list", "-domain", "held.example", "-state", "suspended")
+			return code == 0 && strings.Contains(out, "held.example"), out + errOut
+		})
+	}
+	if got := sink.arrivals(t); findArrival(got, held) != nil {
+		t.Fatalf("mail of a suspended domain reached the sink: %+v", got)
+	}
+
+	t0 = time.Now()
+	if out, errOut, code := runGannetCLI(t, b, "resume", "-domain", "held.example"); code != 0 {
+		t.Fatalf("resume on node-b: %d %s%s", code, out, errOut)
+	}
+	waitFor(t, 5*time.Second, "the suspension ended on node-a", func() (bool, string) {
+		ok, out := suspended(a)
+		return !ok, out
+	})
+	t.Logf("the resume on node-b ended the suspension on node-a after %v", time.Since(t0).Round(time.Millisecond))
+	waitFor(t, deliveryMax, "both held messages at the sink", func() (bool, string) {
+		n := 0
+		for _, m := range sink.arrivals(t) {
+			if findArrival([]arrival{m}, held) != nil {
+				n++
+			}
+		}
+		return n == 2, fmt.Sprint(n)
+	})
 }

@@ -47,7 +47,12 @@ func crashNotes(t *testing.T, r *crash.Report) {
 // TestCrashKill9UnderLoad: three SIGKILLs of gannet under smtpblast load
 // while it delivers to smtpsink (which refuses 5% of messages at the dot
 // with 451, so retries and spool updates are killed too). Every message
-// acknowledged with 250 must arrive, unaltered; duplicates are reported.
+// acknowledged with 250 must arrive, unaltered. Duplicates may be what was
+// on the wire at the kills (the sink's count of messages in DATA on the
+// connections the kills cut) and, on a loaded machine, the few deliveries
+// of the moment before a kill whose outcome the spool had not yet synced:
+// 1% of the acknowledged messages is allowed for those (a lost delivery
+// outcome used to repeat 1.7–15% of them).
 func TestCrashKill9UnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the kill test takes about 40 s")
@@ -83,6 +88,9 @@ func TestCrashKill9UnderLoad(t *testing.T) {
 	}
 	if rep.GannetCrashes != 0 {
 		t.Errorf("gannet crashed by itself %d times", rep.GannetCrashes)
+	}
+	if slack := rep.Acknowledged / 100; !rep.DuplicatesBounded(slack) {
+		t.Errorf("%d duplicates, more than the %d messages on the wire at the kills (+%d): delivery outcomes lost", rep.Duplicates, rep.DupBound, slack)
 	}
 }
 

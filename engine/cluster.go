@@ -33,7 +33,8 @@ func (e *Engine) buildCluster() error {
 }
 
 // startCluster registers the node, with the address of its first HTTP
-// listener that serves the admin API, and starts its heartbeat.
+// listener that serves the admin API, starts its heartbeat and shares its
+// admin rules (reconciled with the cluster's before the queue loads).
 func (e *Engine) startCluster() {
 	if e.cluster == nil {
 		return
@@ -46,6 +47,7 @@ func (e *Engine) startCluster() {
 		}
 	}
 	e.cluster.Start(admin)
+	e.cluster.Rules().Start(e.delivery)
 	e.log.Info("cluster node started", "node_id", e.cluster.NodeID(), "admin", admin)
 }
 

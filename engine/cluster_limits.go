@@ -93,9 +93,8 @@ func sharedShaping(e *Engine, p outbound.Path) (*cluster.Cluster, config.Shaping
 }
 
 // sharedConns is outbound.Options.SharedConns: nil without [cluster].
-// e.cluster is set later, by buildCluster, before delivery starts.
 func (e *Engine) sharedConns() outbound.SharedConns {
-	if !e.cfg.Cluster.On() {
+	if e.cluster == nil {
 		return nil
 	}
 	return &clusterConns{e: e}

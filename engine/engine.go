@@ -172,13 +172,14 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	if err := e.buildSTS(); err != nil {
 		return fail(err)
 	}
+	// The cluster before delivery, which shares its admin rules with it.
+	if err := e.buildCluster(); err != nil {
+		return fail(err)
+	}
 	if err := e.buildOutbound(); err != nil {
 		return fail(err)
 	}
 	if err := e.buildInbound(); err != nil {
-		return fail(err)
-	}
-	if err := e.buildCluster(); err != nil {
 		return fail(err)
 	}
 	if err := e.buildHTTP(); err != nil {
@@ -279,7 +280,8 @@ func (e *Engine) buildOutbound() error {
 	if egress.hasPool || cfg.PolicyScript != nil {
 		opts.Egress = e.egressFor(egress)
 	}
-	if cfg.Cluster.On() {
+	if e.cluster != nil {
+		opts.Shared = e.cluster.Rules()       // admin rules shared with the cluster (startCluster)
 		opts.SharedRate = &clusterRates{e: e} // cluster_limits.go
 	}
 	if cfg.Delivery.SendBounces {

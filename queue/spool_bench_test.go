@@ -21,6 +21,9 @@ func reportAppend(b *testing.B, s *Spool, start time.Time) {
 	// Each group also commits one synced index batch; Pebble may fold
 	// several groups into one WAL fsync, so this is an upper bound.
 	b.ReportMetric(float64(st.Groups)/float64(st.Appends), "index-commits/msg")
+	if st.OutcomeSyncs > 0 {
+		b.ReportMetric(float64(st.OutcomeSyncs)/float64(st.Appends), "outcome-syncs/msg")
+	}
 }
 
 // BenchmarkAppend1 is one writer on a real disk (t.TempDir): every append
@@ -87,7 +90,11 @@ func BenchmarkAppend100K(b *testing.B) {
 }
 
 // BenchmarkAppend64 is 64 concurrent writers sharing group commits.
-func BenchmarkAppend64(b *testing.B) {
+func BenchmarkAppend64(b *testing.B) { appendParallel(b, false) }
+
+// appendParallel runs 64 concurrent writers that append messages and, with
+// remove, remove each again at once.
+func appendParallel(b *testing.B, remove bool) {
 	s := openTest(b, Options{})
 	body := testMail(1, 4000)
 	b.SetBytes(int64(len(body)))
@@ -99,6 +106,13 @@ func BenchmarkAppend64(b *testing.B) {
 		for pb.Next() {
 			id := fmt.Sprintf("p%09d", n.Add(1))
 			if err := s.Append(testMessage(id, 1), body); err != nil {
+				b.Error(err)
+				return
+			}
+			if !remove {
+				continue
+			}
+			if err := s.Remove(id); err != nil {
 				b.Error(err)
 				return
 			}
@@ -238,4 +252,53 @@ func BenchmarkCompression(b *testing.B) {
 			cs.close()
 		}
 	}
+}
+
+// BenchmarkAppendRemove64 is acceptance and delivery together: 64 writers
+// each append a message and remove it again, as the delivery of a message
+// with one recipient does once its 250 is read. outcome-syncs/msg counts
+// the index fsyncs the committer made for removals alone; the appends'
+// group commits carry the rest.
+func BenchmarkAppendRemove64(b *testing.B) { appendParallel(b, true) }
+
+// BenchmarkRemove is the settle step of a delivered message alone: one
+// caller removes messages appended beforehand (outside the timer), one
+// after another.
+func BenchmarkRemove(b *testing.B) {
+	settleBench(b, func(s *Spool, m *Message) error { return s.Remove(m.ID) })
+}
+
+// BenchmarkUpdate is the settle step of a deferred message: one caller
+// updates messages appended beforehand (attempts and a recipient's reply).
+func BenchmarkUpdate(b *testing.B) {
+	settleBench(b, func(s *Spool, m *Message) error {
+		m.Attempts++
+		m.Recipients[0].LastReply = "451 4.3.0 try again later"
+		return s.Update(m)
+	})
+}
+
+// settleBench appends b.N messages, then times settle on each.
+func settleBench(b *testing.B, settle func(*Spool, *Message) error) {
+	s := openTest(b, Options{})
+	body := testMail(1, 2000)
+	msgs := make([]*Message, b.N)
+	for i := range msgs {
+		msgs[i] = testMessage(fmt.Sprintf("d%09d", i), 1)
+		if err := s.Append(msgs[i], body); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for _, m := range msgs {
+		if err := settle(s, m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if err := s.Close(); err != nil { // syncs the last outcomes
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(s.Stats().OutcomeSyncs)/float64(b.N), "outcome-syncs/op")
 }

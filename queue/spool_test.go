@@ -628,6 +628,65 @@ func TestCrashImageWhileWriting(t *testing.T) {
 	}
 }
 
+// TestOutcomesDurableWithoutAppends: delivery outcomes (Remove, Update)
+// written while no mail arrives are made durable by the committer on its
+// own, not left in Pebble's buffer for the next append: a crash image taken
+// once the committer has synced them (no Close) has every removed message
+// gone and every update in place. Before, with no synced write after them,
+// the image still held all 200 removed messages (a SIGKILL there delivers
+// them all again).
+func TestOutcomesDurableWithoutAppends(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, Options{Dir: dir})
+	for i := range 300 {
+		if err := s.Append(testMessage(fmt.Sprintf("o%03d", i), 1), testMail(uint64(i), 500)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 300; i += 3 {
+		m := testMessage(fmt.Sprintf("o%03d", i), 1)
+		m.Attempts = 7
+		m.Recipients[0].State = Delivered
+		if err := s.Update(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 300 {
+		if i%3 != 0 {
+			if err := s.Remove(fmt.Sprintf("o%03d", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitOutcomesSynced(t, s)
+	if st := s.Stats(); st.OutcomeSyncs == 0 || st.OutcomeSyncs > 300 {
+		t.Errorf("%d outcome syncs for 300 outcomes, want 1 to 300", st.OutcomeSyncs)
+	}
+	img := t.TempDir()
+	copyDir(t, filepath.Join(dir, "index"), filepath.Join(img, "index"))
+	copyDir(t, filepath.Join(dir, "segments"), filepath.Join(img, "segments"))
+	got := scanAll(t, openTest(t, Options{Dir: img}))
+	if len(got) != 100 {
+		t.Fatalf("crash image holds %d messages, want the 100 updated ones", len(got))
+	}
+	for id, m := range got {
+		if m.Attempts != 7 || m.Recipients[0].State != Delivered {
+			t.Fatalf("%s in crash image: attempts %d, state %v; want the update", id, m.Attempts, m.Recipients[0].State)
+		}
+	}
+}
+
+// waitOutcomesSynced waits until the committer has synced every delivery
+// outcome written so far (bounded: 10 s).
+func waitOutcomesSynced(t *testing.T, s *Spool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); s.syncedOutcomes.Load() < s.outcomes.Load(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("outcomes synced %d of %d", s.syncedOutcomes.Load(), s.outcomes.Load())
+		}
+	}
+}
+
 func TestClosedSpool(t *testing.T) {
 	s := openTest(t, Options{})
 	m := testMessage("x", 1)

@@ -7,7 +7,8 @@
 //
 // The crash and disk-full scenarios live in package crash (see its doc.go);
 // the spool fill in fill.go. Exit status 1 means a lost, altered or crashed
-// result (or a failed fill), 2 bad flags.
+// result, more duplicates than the kills left on the wire (-dup-slack), or
+// a failed fill; 2 bad flags.
 package main
 
 import (
@@ -44,6 +45,7 @@ func run(ctx context.Context, args []string) int {
 	rate := fs.String("rate", "", `crash: smtpblast -rate (e.g. "300/s"; "" = unlimited)`)
 	faults := fs.String("sink-fail", "dot:451:0.05", "crash: smtpsink -fail specs, comma-separated (retries under kills)")
 	seed := fs.Uint64("seed", 0, "crash: random seed (0: clock)")
+	dupSlack := fs.Int("dup-slack", 0, "crash: fail when duplicates exceed the bound (messages in DATA on gannet's connections at the kills) by more than this; -1: never")
 	n := fs.Int("n", 1_000_000, "fill: messages to queue")
 	writers := fs.Int("writers", 256, "fill: concurrent appenders while filling")
 	if err := fs.Parse(args); err != nil {
@@ -95,6 +97,10 @@ func run(ctx context.Context, args []string) int {
 			fmt.Println("note:", n)
 		}
 		if !rep.OK() {
+			return 1
+		}
+		if *dupSlack >= 0 && !rep.DuplicatesBounded(*dupSlack) {
+			fmt.Printf("duplicates %d exceed the bound %d (+%d): delivery outcomes were lost at the kills\n", rep.Duplicates, rep.DupBound, *dupSlack)
 			return 1
 		}
 	case "diskfull":

@@ -14,6 +14,10 @@
 // A one-line summary goes to stdout every -stats-interval and on SIGINT or
 // SIGTERM; -http ADDR serves the counters as JSON at /stats (with the
 // STARTTLS handshakes, tls_handshakes, and how many resumed a session,
-// tls_resumed). The work is done
+// tls_resumed). For a client
+// that goes away without QUIT (a relay killed under load) the counters say
+// what it left on the wire: cut_after_reply, its last message accepted with
+// no command after the 250 (it may not have read it), and cut_in_data, a
+// message it was still sending — bench/crashtest's bound on duplicates. The work is done
 // by package gannet/bench/smtpsink/sink, which tests start in-process.
 package main

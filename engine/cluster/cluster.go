@@ -67,6 +67,7 @@ type Cluster struct {
 	mu    sync.Mutex
 	self  Node           // this node's entry (under mu)
 	conns []*ConnLimiter // limiters whose leases each beat renews
+	rules *Rules         // the shared admin rules (rules.go); nil until asked for
 	last  struct {
 		at      time.Time
 		in, out uint64
@@ -138,7 +139,11 @@ func (c *Cluster) Stop() {
 	c.mu.Lock()
 	stop, done := c.stop, c.done
 	c.stop = nil
+	rules := c.rules
 	c.mu.Unlock()
+	if rules != nil {
+		rules.halt()
+	}
 	if stop != nil {
 		close(stop)
 		<-done

@@ -55,7 +55,10 @@ func (s *stats) Messages() (uint64, uint64) {
 // node starts a node of the cluster at url, stopped at the test's end.
 func node(t *testing.T, url, id string, o Options) *Cluster {
 	t.Helper()
-	o.URL, o.NodeID, o.KeyPrefix = url, id, "test:"
+	o.URL, o.NodeID = url, id
+	if o.KeyPrefix == "" {
+		o.KeyPrefix = "test:"
+	}
 	if o.Heartbeat == 0 {
 		o.Heartbeat, o.NodeTTL = 100*time.Millisecond, 600*time.Millisecond
 	}

@@ -18,6 +18,26 @@
 // set scored by their expiry; a node renews the leases it holds every
 // heartbeat, so a dead node's connections come back once its leases expire.
 //
+// Shared admin rules (Rules, rules.go): the suspensions, bounces and
+// holds of every node's delivery loop (engine/delivery's RuleSharer and
+// the RuleStore declared here). A rule made on a node is written to the
+// hash PREFIXrules (field: the rule's key, value: the node's id, the
+// rule's stored form and its expiry) and published on the channel
+// PREFIXrules in one MULTI; a rule that ended is written and published the
+// same way without its form: a tombstone, kept until the rule would have
+// expired (a week for a rule without an expiry). Every node subscribes and
+// applies what the others publish to its own loop; applying does not
+// publish again (the keys being applied are quiet). Put and Delete only
+// note the change (they run under the loop's lock); a writer goroutine
+// sends it at once and again every second until Redis takes it. At every
+// (re)subscription and every heartbeat without a message, a node
+// reconciles: with its own changes all written, it reads the hash, drops
+// the entries past their expiry, applies the rules it lacks, ends those
+// the hash has a tombstone for (ended while it did not hear), and shares
+// those the hash does not know (Redis restarted empty, or the node joined
+// with rules of its own). Changes made here while a reconcile runs are
+// left alone by it.
+//
 // Redis down or slow: every call has a short timeout (redis_timeout). A
 // limiter that cannot reach Redis falls back to a local limit of 1/N of
 // the cluster's (N: the live nodes last counted), logs the change once,

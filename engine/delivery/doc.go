@@ -71,7 +71,14 @@
 // instead of removing it, shipping its records elsewhere.
 //
 // Records are written after the spool update, so a crash in between can
-// repeat an attempt (at-least-once delivery) but never lose one.
+// repeat an attempt (at-least-once delivery) but never lose one. A
+// transaction's outcome is settled as soon as its reply is read: Deliver
+// runs one transaction and returns with it, never waiting for other
+// messages of the connection. The spool writes Update and Remove at once
+// and makes them durable within a few milliseconds, carried by its group
+// commit or one index sync for all outcomes (queue: "Delivery outcomes"),
+// so settling costs no fsync and a kill repeats only what was on the wire
+// or delivered in the last millisecond or two.
 //
 // A message whose body the spool cannot read back (Store.Body fails with
 // queue.ErrCorrupt: a torn or damaged record) is not retried: the spool
@@ -86,7 +93,10 @@
 // counts kept (the scheduler's old entries are recognised as stale when
 // they come out); and, with Options.Rules, durable copies of the rules in
 // force, which RestoreRules puts back in force at the next start. Each rule
-// carries its origin (api, policy).
+// carries its origin (api, policy). With Options.Shared (a cluster), every
+// rule stored and deleted is shared too, and the rules of the other nodes
+// come in through ApplySharedRule and DropSharedRule (SharedRules lists
+// this node's for a reconcile).
 //
 // The queryable queue (list.go): List walks a snapshot of the message table
 // (each message under its own lock, unpacked into scratch space), filters

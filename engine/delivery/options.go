@@ -35,6 +35,17 @@ type bodyReleaser interface {
 	ReleaseBody(body []byte)
 }
 
+// RuleSharer shares the admin rules with the other nodes of a cluster.
+// Its calls return at once (they may be made with the rules' lock held):
+// the sharing happens behind them.
+type RuleSharer interface {
+	// Put shares a rule made or changed here: value is its stored form,
+	// expires when it ends by itself (zero: not by itself).
+	Put(key string, value []byte, expires time.Time)
+	// Delete shares the end of a rule.
+	Delete(key string)
+}
+
 // RuleStore keeps the admin rules durably (*queue.Spool has it: its admin
 // keyspace). Keys and values are the loop's (rulestore.go).
 type RuleStore interface {
@@ -161,6 +172,11 @@ type Options struct {
 	// deleted when it ends, and RestoreRules puts them back in force.
 	// Nil: the rules live in memory only.
 	Rules RuleStore
+	// Shared, when set, is told of every rule stored and deleted, to share
+	// it with the other nodes of a cluster (engine/cluster's Rules); the
+	// rules it brings from them come in through ApplySharedRule and
+	// DropSharedRule. Nil: the rules are this node's alone.
+	Shared RuleSharer
 	// Clock is the time source (queue.SystemClock()); tests use a
 	// queuetest.FakeClock.
 	Clock queue.Clock

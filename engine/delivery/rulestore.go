@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -51,17 +52,39 @@ type storedRule struct {
 
 func ruleKey(kind, id string) string { return kind + "/" + id }
 
-// storeRule writes a rule; a failure is logged (the rule is in force in
-// memory, and is lost at the next restart).
-func (l *Loop) storeRule(kind string, r *AdminRule) {
-	if l.opts.Rules == nil {
-		return
+// decodeRule decodes the stored form of the rule under key.
+func decodeRule(key string, v []byte) (storedRule, error) {
+	var sr storedRule
+	if err := json.Unmarshal(v, &sr); err != nil {
+		return sr, err
 	}
-	v, err := json.Marshal(storedRule{Kind: kind, ID: r.ID, Origin: r.Origin, Domain: r.Selector.Domain,
+	if sr.ID == "" || ruleKey(sr.Kind, sr.ID) != key {
+		return sr, fmt.Errorf("a rule %q under the key %q", ruleKey(sr.Kind, sr.ID), key)
+	}
+	return sr, nil
+}
+
+// encodeRule is the stored form of a rule.
+func encodeRule(kind string, r *AdminRule) ([]byte, error) {
+	return json.Marshal(storedRule{Kind: kind, ID: r.ID, Origin: r.Origin, Domain: r.Selector.Domain,
 		Tenant: r.Selector.Tenant, Campaign: r.Selector.Campaign, Site: r.Selector.Site, Reason: r.Reason,
 		Created: r.Created, Expires: r.Expires, IDs: r.IDs})
-	if err == nil {
-		err = l.opts.Rules.PutAdminState(ruleKey(kind, r.ID), v)
+}
+
+// storeRule writes a rule and shares it (Options.Shared); a failure to
+// write is logged (the rule is in force in memory, and is lost at the
+// next restart).
+func (l *Loop) storeRule(kind string, r *AdminRule) {
+	if l.opts.Rules == nil && l.opts.Shared == nil {
+		return
+	}
+	key := ruleKey(kind, r.ID)
+	v, err := encodeRule(kind, r)
+	if err == nil && l.opts.Shared != nil {
+		l.opts.Shared.Put(key, v, r.Expires)
+	}
+	if err == nil && l.opts.Rules != nil {
+		err = l.opts.Rules.PutAdminState(key, v)
 	}
 	if err != nil {
 		l.log.Error("delivery: storing an admin rule; it is in force until the next restart only",
@@ -69,8 +92,11 @@ func (l *Loop) storeRule(kind string, r *AdminRule) {
 	}
 }
 
-// unstoreRule deletes a rule that ended.
+// unstoreRule deletes a rule that ended, and shares its end.
 func (l *Loop) unstoreRule(kind, id string) {
+	if l.opts.Shared != nil {
+		l.opts.Shared.Delete(ruleKey(kind, id))
+	}
 	if l.opts.Rules == nil {
 		return
 	}
@@ -91,8 +117,8 @@ func (l *Loop) RestoreRules() (int, error) {
 	var rules []storedRule
 	var drop []string
 	err := l.opts.Rules.AdminStates(func(key string, v []byte) error {
-		var sr storedRule
-		if err := json.Unmarshal(v, &sr); err != nil || sr.ID == "" || ruleKey(sr.Kind, sr.ID) != key {
+		sr, err := decodeRule(key, v)
+		if err != nil {
 			l.log.Error("delivery: dropping a stored admin rule that does not decode", "key", key, "err", err)
 			drop = append(drop, key)
 			return nil
@@ -105,32 +131,15 @@ func (l *Loop) RestoreRules() (int, error) {
 	}
 	n := 0
 	for _, sr := range rules {
-		expired := !sr.Expires.IsZero() && !sr.Expires.After(now)
-		r := &adminRule{AdminRule: AdminRule{ID: sr.ID, Origin: sr.Origin, Reason: sr.Reason,
-			Created: sr.Created, Expires: sr.Expires, IDs: sr.IDs,
-			Selector: Selector{Domain: sr.Domain, Tenant: sr.Tenant, Campaign: sr.Campaign, Site: sr.Site}}}
 		switch {
-		case expired:
+		case !sr.Expires.IsZero() && !sr.Expires.After(now):
 			drop = append(drop, ruleKey(sr.Kind, sr.ID))
-			continue
-		case sr.Kind == ruleSuspend:
-			l.admin.mu.Lock()
-			l.addSuspendLocked(r, now)
-			l.admin.mu.Unlock()
-		case sr.Kind == ruleHold:
-			l.admin.mu.Lock()
-			l.addHoldLocked(r)
-			l.admin.mu.Unlock()
-		case sr.Kind == ruleBounce && !sr.Expires.IsZero():
-			l.admin.mu.Lock()
-			l.addBounceLocked(r)
-			l.admin.mu.Unlock()
-		default:
+		case l.putInForce(&sr, now) == nil:
 			l.log.Error("delivery: dropping a stored admin rule of unknown kind", "kind", sr.Kind, "id", sr.ID)
 			drop = append(drop, ruleKey(sr.Kind, sr.ID))
-			continue
+		default:
+			n++
 		}
-		n++
 	}
 	var errs []error
 	for _, k := range drop {
@@ -142,6 +151,119 @@ func (l *Loop) RestoreRules() (int, error) {
 		l.log.Error("delivery: deleting expired admin rules", "err", errors.Join(errs...))
 	}
 	return n, nil
+}
+
+// putInForce puts a stored rule in force (a bounce with a duration, a
+// suspension, a hold) and returns it; nil for any other.
+func (l *Loop) putInForce(sr *storedRule, now time.Time) *adminRule {
+	r := &adminRule{AdminRule: AdminRule{ID: sr.ID, Origin: sr.Origin, Reason: sr.Reason,
+		Created: sr.Created, Expires: sr.Expires, IDs: sr.IDs,
+		Selector: Selector{Domain: sr.Domain, Tenant: sr.Tenant, Campaign: sr.Campaign, Site: sr.Site}}}
+	l.admin.mu.Lock()
+	defer l.admin.mu.Unlock()
+	switch {
+	case sr.Kind == ruleSuspend:
+		l.addSuspendLocked(r, now)
+	case sr.Kind == ruleHold:
+		l.addHoldLocked(r)
+	case sr.Kind == ruleBounce && !sr.Expires.IsZero():
+		l.addBounceLocked(r)
+	default:
+		return nil
+	}
+	return r
+}
+
+// SharedRules returns the rules in force here that a cluster shares
+// (RuleSharer), by key, in their stored form.
+func (l *Loop) SharedRules() map[string][]byte {
+	now := l.clock.Now()
+	l.admin.mu.Lock()
+	defer l.admin.mu.Unlock()
+	out := make(map[string][]byte, len(l.admin.suspends)+len(l.admin.bounces)+len(l.admin.holds))
+	add := func(kind string, rules map[string]*adminRule) {
+		for id, r := range rules {
+			if kind == ruleBounce && !r.Expires.After(now) {
+				continue
+			}
+			if v, err := encodeRule(kind, &r.AdminRule); err == nil {
+				out[ruleKey(kind, id)] = v
+			}
+		}
+	}
+	add(ruleSuspend, l.admin.suspends)
+	add(ruleBounce, l.admin.bounces)
+	add(ruleHold, l.admin.holds)
+	return out
+}
+
+// ApplySharedRule puts in force here a rule another node of the cluster
+// made (its key and stored form, as Options.Shared was given them there),
+// and stores it; a rule already in force is left as it is, but for the
+// message ids of a hold, which are updated. A bounce sweeps this node's
+// queue as it does where it was made.
+func (l *Loop) ApplySharedRule(key string, value []byte) {
+	sr, err := decodeRule(key, value)
+	if err != nil {
+		l.log.Error("delivery: ignoring a shared admin rule that does not decode", "key", key, "err", err)
+		return
+	}
+	now := l.clock.Now()
+	if !sr.Expires.IsZero() && !sr.Expires.After(now) {
+		return
+	}
+	l.admin.mu.Lock()
+	var have *adminRule
+	switch sr.Kind {
+	case ruleSuspend:
+		have = l.admin.suspends[sr.ID]
+	case ruleBounce:
+		have = l.admin.bounces[sr.ID]
+	case ruleHold:
+		have = l.admin.holds[sr.ID]
+	}
+	changed := have != nil && sr.Kind == ruleHold && !slices.Equal(have.IDs, sr.IDs)
+	var upd AdminRule
+	if changed {
+		have.IDs = sr.IDs
+		upd = have.AdminRule
+	}
+	l.admin.mu.Unlock()
+	if changed {
+		l.storeRule(ruleHold, &upd)
+	}
+	if have != nil {
+		return
+	}
+	r := l.putInForce(&sr, now)
+	if r == nil {
+		l.log.Error("delivery: ignoring a shared admin rule of unknown kind", "kind", sr.Kind, "id", sr.ID)
+		return
+	}
+	l.storeRule(sr.Kind, &r.AdminRule)
+	if sr.Kind == ruleBounce {
+		go func() {
+			l.waitLoaded()
+			l.sweep(l.runCtx, r, now)
+			l.admin.mu.Lock()
+			l.pruneHeldLocked()
+			l.admin.mu.Unlock()
+		}()
+	}
+}
+
+// DropSharedRule ends here a rule that ended on another node of the
+// cluster; an unknown key is no error.
+func (l *Loop) DropSharedRule(key string) {
+	kind, id, _ := strings.Cut(key, "/")
+	switch kind {
+	case ruleSuspend:
+		l.Resume(id)
+	case ruleBounce:
+		l.CancelBounce(id)
+	case ruleHold:
+		l.Release(id)
+	}
 }
 
 // validOrigin returns origin, or OriginAPI when empty.

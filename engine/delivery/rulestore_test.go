@@ -130,3 +130,87 @@ func equalStrings(a, b []string) bool {
 	}
 	return true
 }
+
+// wire is a RuleSharer that records what a loop shares.
+type wire struct {
+	mu  sync.Mutex
+	ops []string // "put KEY" / "delete KEY"
+	put map[string][]byte
+}
+
+func (w *wire) Put(key string, v []byte, _ time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ops = append(w.ops, "put "+key)
+	if w.put == nil {
+		w.put = map[string][]byte{}
+	}
+	w.put[key] = v
+}
+
+func (w *wire) Delete(key string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ops = append(w.ops, "delete "+key)
+}
+
+// TestSharedRules: the rules one loop shares (Options.Shared), applied to
+// another loop, are in force there as they are where they were made (id,
+// origin, reason, expiry), are stored there, hold and bounce its mail,
+// and end there when dropped.
+func TestSharedRules(t *testing.T) {
+	w := &wire{}
+	a := newHarness(t, func(o *Options) { o.Shared = w })
+	a.loop.Start()
+	rulesB := &memRules{}
+	b := newHarness(t, func(o *Options) { o.Rules = rulesB })
+	b.loop.Start()
+	b.enqueue(t, newMessage("m-junk", b.clock.Now(), "a@junk.test"), "b\r\n")
+	waitUntil(t, func() bool { return len(b.rec.all()) == 1 }) // delivered: no rule yet
+
+	a.loop.Suspend("s1", OriginPolicy, Selector{Domain: "x.test"}, "421 storm", time.Hour)
+	a.loop.Hold("h1", OriginAPI, Selector{Tenant: "t1"}, nil, "")
+	a.loop.Bounce(context.Background(), "b1", OriginAPI, Selector{Domain: "bad.test"}, "gone", time.Hour)
+	a.loop.Resume("s-unknown")
+	if got := w.ops; !equalStrings(got, []string{"put suspend/s1", "put hold/h1", "put bounce/b1"}) {
+		t.Fatalf("shared %v", got)
+	}
+	shared := a.loop.SharedRules()
+	if len(shared) != 3 {
+		t.Fatalf("SharedRules: %d rules, want 3", len(shared))
+	}
+	for k, v := range w.put {
+		b.loop.ApplySharedRule(k, v)
+		b.loop.ApplySharedRule(k, v) // twice: once in force
+	}
+	if got := rulesB.keys(); !equalStrings(got, []string{"bounce/b1", "hold/h1", "suspend/s1"}) {
+		t.Errorf("stored on b: %v", got)
+	}
+	sus := b.loop.Suspensions()
+	if len(sus) != 1 || sus[0].ID != "s1" || sus[0].Origin != OriginPolicy || sus[0].Reason != "421 storm" ||
+		!sus[0].Expires.Equal(a.clock.Now().Add(time.Hour)) {
+		t.Fatalf("suspensions on b: %+v", sus)
+	}
+	if len(b.loop.Holds()) != 1 || len(b.loop.Bounces()) != 1 {
+		t.Fatalf("holds %+v, bounces %+v on b", b.loop.Holds(), b.loop.Bounces())
+	}
+	b.enqueue(t, newMessage("m-x", b.clock.Now(), "a@x.test"), "b\r\n")
+	b.enqueue(t, newMessage("m-bad", b.clock.Now(), "a@bad.test"), "b\r\n")
+	waitUntil(t, func() bool { return b.loop.Summary("").Held == 1 })
+	waitUntil(t, func() bool { return len(b.rec.all()) == 2 })
+	if got := b.rec.summary(); !equalStrings(got, []string{"AdminBounce a@bad.test", "Delivery a@junk.test"}) {
+		t.Fatalf("records on b: %v", got)
+	}
+	if n := len(b.tr.envelopes()); n != 1 {
+		t.Fatalf("%d transactions on b, want 1 (before the rules)", n)
+	}
+
+	for k := range w.put {
+		b.loop.DropSharedRule(k)
+	}
+	b.loop.DropSharedRule("suspend/nosuch")
+	if got := rulesB.keys(); len(got) != 0 {
+		t.Errorf("stored on b after the drops: %v", got)
+	}
+	waitUntil(t, func() bool { return len(b.tr.envelopes()) == 2 }) // m-x goes
+}

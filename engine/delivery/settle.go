@@ -48,7 +48,9 @@ type settlement struct {
 // released; out is the transaction they report (nil when none ran).
 //
 // Call it with ms.mu held (m is ms.msg). Records follow the spool write,
-// so a crash in between repeats an attempt but never loses one.
+// so a crash in between repeats an attempt but never loses one. The spool
+// write does not wait for an fsync: the spool makes it durable within a
+// few milliseconds (queue: "Delivery outcomes").
 func (l *Loop) settle(ms *msgState, m *queue.Message, vs []verdict, out *outbound.Outcome, now time.Time) settlement {
 	for k := range vs {
 		rc := &m.Recipients[vs[k].rcpt]

@@ -5,7 +5,10 @@
 // deliver to bin/smtpsink, and kills gannet with SIGKILL at random moments:
 //
 //	round 1..K:  start gannet ─ smtpblast -ids blast-rN.ids -run-id rN ─▶ gannet ─▶ smtpsink -ids -dump
-//	             … random 1–6 s …  SIGKILL gannet, SIGTERM smtpblast (it flushes its ids)
+//	             … random 1–6 s …  SIGKILL gannet, SIGTERM smtpblast (it flushes its ids);
+//	             even rounds suspend delivery to crash.test (admin API) while
+//	             smtpblast runs for 50–75% of the lifetime, then stop it and
+//	             resume, so that the kill falls into a drain with no mail arriving
 //	final:       start gannet with no load; wait until the queue is empty and
 //	             every acknowledged id has arrived; stop everything
 //
@@ -20,7 +23,16 @@
 //     names its X-Blast-Id — must be 0;
 //   - duplicates: delivered more than once — allowed (a crash between the
 //     receiver's 250 and the spool update repeats a delivery; RFC 5321 §6.1
-//     accepts duplicates, never losses), reported;
+//     accepts duplicates, never losses), reported beside their bound: what
+//     was on the wire at the kills, counted by smtpsink (served with -http;
+//     read after each kill once the killed gannet's connections are all
+//     gone) for the connections that ended without QUIT — a message
+//     accepted with no command after its 250 (gannet may not have read it)
+//     or one still in DATA. The spool makes a delivery outcome durable
+//     within a few milliseconds (queue: "Delivery outcomes"), so only the
+//     deliveries of that last moment may come again beyond the bound;
+//     crashtest -dup-slack N fails a run whose duplicates exceed the bound
+//     by more than N (0 for make crashtest);
 //   - unacknowledged deliveries: spooled, but the client lost the
 //     connection before the 250 — allowed, reported.
 //

@@ -73,7 +73,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	var sinkArgs []string
+	sinkHTTP, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	sinkArgs := []string{"-http", sinkHTTP}
 	for _, f := range cfg.SinkFaults {
 		sinkArgs = append(sinkArgs, "-fail", f)
 	}
@@ -85,6 +89,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	r := &Report{}
 	var blastIDs []string
+	var cut uint64 // the sink's cut transactions so far
 	crashed := func(g *proc) {
 		r.GannetCrashes++
 		r.Notes = append(r.Notes, fmt.Sprintf("gannet ended by itself (%v):\n%s", g.err, tail(g.out.String(), 3000)))
@@ -99,6 +104,27 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		r.Rounds++
 		life := cfg.MinLife + time.Duration(rng.Int64N(int64(cfg.MaxLife-cfg.MinLife)+1))
+		// Every second round is a drain: delivery is suspended while the
+		// load runs (50–75% of the lifetime), then the load stops and
+		// delivery resumes, so that the kill falls into a drain of the
+		// backlog with no mail arriving — where delivery outcomes have no
+		// group commit to carry them to the disk (queue: "Delivery
+		// outcomes"). The suspension ends by itself should a kill bring it
+		// back.
+		loadFor, suspension := life, ""
+		if round%2 == 0 {
+			loadFor = life/2 + time.Duration(rng.Int64N(int64(life/4)+1))
+			// The HTTP listener may come up a moment after the SMTP one.
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+				suspension, err = suspendDomain(setup.HTTPAddr, "crash.test", life+10*time.Second)
+				if err == nil || time.Now().After(deadline) {
+					break
+				}
+			}
+			if err != nil {
+				r.Notes = append(r.Notes, fmt.Sprintf("round %d: suspend: %v (no backlog to drain)", round, err))
+			}
+		}
 		ids := filepath.Join(cfg.Dir, fmt.Sprintf("blast-r%03d.ids", round))
 		blast, err := startProc(logf, cfg.Blast, blastArgs(setup.SMTPAddr, fmt.Sprintf("r%03d", round), ids,
 			cfg.Size, cfg.Connections, cfg.Rate, life+30*time.Second)...)
@@ -106,10 +132,24 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			g.kill9()
 			return nil, err
 		}
-		select {
-		case <-time.After(life):
-		case <-g.done:
-		case <-ctx.Done():
+		wait := func(d time.Duration) {
+			select {
+			case <-time.After(d):
+			case <-g.done:
+			case <-ctx.Done():
+			}
+		}
+		wait(loadFor)
+		if loadFor < life && !g.exited() {
+			blast.stop(15 * time.Second)
+			if suspension != "" {
+				if err := resume(setup.HTTPAddr, suspension); err != nil {
+					r.Notes = append(r.Notes, fmt.Sprintf("round %d: resume: %v", round, err))
+				}
+			}
+			depth, _ := queueDepth(setup.HTTPAddr)
+			logf("round %d: load stopped after %v, draining %.0f queued messages", round, loadFor.Round(time.Millisecond), depth)
+			wait(life - loadFor)
 		}
 		if g.exited() {
 			crashed(g)
@@ -126,6 +166,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, fmt.Errorf("round %d: smtpblast wrote no ids file: %w\n%s", round, err, tail(blast.out.String(), 2000))
 		}
 		acked, _ := readAcked([]string{ids})
+		now, err := waitCut(ctx, sinkHTTP, 10*time.Second)
+		if err != nil {
+			r.Notes = append(r.Notes, fmt.Sprintf("round %d: smtpsink stats: %v (duplicate bound too low)", round, err))
+		}
+		if now > cut {
+			r.DupBound += int(now - cut)
+			logf("round %d: %d messages in DATA on gannet's connections at the kill", round, now-cut)
+			cut = now
+		}
 		logf("round %d: killed gannet after %v; %d acknowledged this round", round, life.Round(time.Millisecond), len(acked))
 		blastIDs = append(blastIDs, ids)
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"gannet/bench/smtpsink/sink"
 )
 
 // Binaries are the programs under test.
@@ -169,7 +172,7 @@ max_message_size = "20MiB"
 [[http_listener]]
 listen = %q
 trusted_hosts = ["127.0.0.1/32"]
-services = ["metrics"]
+services = ["metrics", "admin"]
 
 [resolver]
 nameservers = ["127.0.0.1:9"]
@@ -341,6 +344,79 @@ func queueDepth(httpAddr string) (float64, error) {
 		return 0, errors.New("no gannet_queue_depth in /metrics")
 	}
 	return total, nil
+}
+
+// waitCut waits until smtpsink (serving stats at httpAddr) has no
+// connection open — the killed gannet's have all ended — and returns its
+// count of transactions cut there: accepted with no command after the 250
+// (gannet may not have read it), or still in DATA. These are all a killed
+// relay can deliver again without having lost an outcome it had recorded.
+func waitCut(ctx context.Context, httpAddr string, limit time.Duration) (uint64, error) {
+	cl := http.Client{Timeout: 3 * time.Second}
+	deadline := time.Now().Add(limit)
+	for {
+		var st sink.Stats
+		resp, err := cl.Get("http://" + httpAddr + "/stats")
+		if err == nil {
+			err = json.NewDecoder(resp.Body).Decode(&st)
+			resp.Body.Close()
+		}
+		cut := st.CutAfterReply + st.CutInData
+		switch {
+		case err == nil && st.CurrentConns == 0:
+			return cut, nil
+		case ctx.Err() != nil:
+			return cut, ctx.Err()
+		case time.Now().After(deadline):
+			if err == nil {
+				err = fmt.Errorf("%d connections still open after %v", st.CurrentConns, limit)
+			}
+			return cut, err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// suspendDomain suspends delivery to domain through gannet's admin API
+// (POST /api/admin/suspend/v1) for d and returns the suspension's id.
+func suspendDomain(httpAddr, domain string, d time.Duration) (string, error) {
+	var out struct {
+		ID string `json:"id"`
+	}
+	body := fmt.Sprintf(`{"domain":%q,"reason":"crashtest drain round","duration":%q}`, domain, d.String())
+	if err := adminCall(http.MethodPost, httpAddr, body, &out); err != nil {
+		return "", err
+	}
+	return out.ID, nil
+}
+
+// resume ends suspension id (DELETE /api/admin/suspend/v1).
+func resume(httpAddr, id string) error {
+	return adminCall(http.MethodDelete, httpAddr, fmt.Sprintf(`{"id":%q}`, id), nil)
+}
+
+// adminCall sends a JSON request to gannet's suspension endpoint and
+// decodes the answer into out (nil: ignored).
+func adminCall(method, httpAddr, body string, out any) error {
+	req, err := http.NewRequest(method, "http://"+httpAddr+"/api/admin/suspend/v1", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	cl := http.Client{Timeout: 5 * time.Second}
+	resp, err := cl.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("%s suspend: %s %s", method, resp.Status, bytes.TrimSpace(b))
+	}
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
 }
 
 // startSink starts bin/smtpsink on addr with ids and dump files in dir.

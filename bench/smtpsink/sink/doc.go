@@ -28,5 +28,12 @@
 //
 // Statistics (connections current and most concurrent, messages, recipients,
 // bytes, replies by code) are lock-free counters; Stats returns a snapshot
-// and Handler serves it as JSON at /stats.
+// and Handler serves it as JSON at /stats. A connection the client ends
+// without QUIT (a read or write error, not a close of the sink's own) is
+// counted for what it left: CutAfterReply when its last message was
+// accepted and no command followed the 250 (a client that waits for the
+// reply to the data before its next command, as Gannet does, may not have
+// read it), CutInData when
+// it ended inside DATA or BDAT. Their sum bounds what a killed relay may
+// deliver again (bench/crashtest).
 package sink

@@ -45,6 +45,13 @@ type session struct {
 	size     int64
 	tooBig   bool
 	num      [24]byte
+
+	// For a connection the client drops without QUIT (Stats.CutAfterReply,
+	// Stats.CutInData): inData is set from 354 (or the first accepted BDAT
+	// chunk) to the end of the transaction; replied when a message was
+	// accepted with 250 and no command has followed it since.
+	inData  bool
+	replied bool
 }
 
 func (s *Sink) serve(c net.Conn) {
@@ -69,6 +76,30 @@ func (s *Sink) serve(c net.Conn) {
 	err := ss.run()
 	if err != errAbort {
 		ss.w.Flush()
+	}
+	ss.countCut(err)
+}
+
+// countCut counts what a connection the client ended without QUIT left
+// open (a read or write error, not a close of the sink's own): the accepted
+// message whose 250 the client may never have read, and the message it was
+// sending. A relay killed in the middle of its work leaves exactly these,
+// so their sum is the most it can deliver again after a restart without
+// having lost a record of its own (bench/crashtest's duplicate bound).
+func (ss *session) countCut(err error) {
+	if err == errClose || err == errAbort { // QUIT, or the sink closed it
+		return
+	}
+	select {
+	case <-ss.s.done: // Close cut it
+		return
+	default:
+	}
+	if ss.replied {
+		ss.s.c.cutAfterReply.Add(1)
+	}
+	if ss.inData {
+		ss.s.c.cutInData.Add(1)
 	}
 }
 
@@ -103,6 +134,7 @@ func (ss *session) run() error {
 			}
 			return err
 		}
+		ss.replied = false // the client spoke after the last 250: it read it
 		if err := ss.command(trimCRLF(line)); err != nil {
 			return err
 		}
@@ -199,6 +231,7 @@ func (ss *session) resetTx() {
 	ss.body = ss.body[:0]
 	ss.size = 0
 	ss.tooBig = false
+	ss.inData = false
 }
 
 // command dispatches one command line (without CRLF).
@@ -368,6 +401,7 @@ func (ss *session) data() error {
 		return err
 	}
 	ss.reply(354, "Start mail input; end with <CRLF>.<CRLF>")
+	ss.inData = true
 	if err := ss.readData(); err != nil {
 		return err
 	}
@@ -442,6 +476,7 @@ func (ss *session) bdat(arg []byte) error {
 			ss.resetTx()
 		}
 	}
+	ss.inData = ss.inData || accept
 	if err := ss.readChunk(n, accept); err != nil {
 		return err
 	}
@@ -530,6 +565,7 @@ func (ss *session) finish(chunked bool) error {
 	ss.s.c.bytes.Add(uint64(ss.size))
 	// The reply carries the sink's sequence number as the queue id, in the
 	// same "id=" form Gannet uses, without allocating.
+	ss.replied = true
 	ss.w.WriteString("250 2.0.0 OK id=")
 	ss.w.Write(strconv.AppendUint(ss.num[:0], seq, 10))
 	ss.w.WriteString("\r\n")

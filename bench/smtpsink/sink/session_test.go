@@ -273,3 +273,52 @@ func TestStartTLSDiscardsPipelinedBytes(t *testing.T) {
 		t.Error("STARTTLS advertised inside TLS")
 	}
 }
+
+// A client that goes away without QUIT leaves its last accepted message
+// counted as cut after the reply (it may not have read the 250) and a
+// message it was still sending as cut in DATA; a command after the 250, or
+// QUIT, means the client read it.
+func TestCutConnections(t *testing.T) {
+	s := startSink(t, Config{})
+	tx := func(c *rawClient, id string) {
+		c.cmd("MAIL FROM:<a@example.test>")
+		c.cmd("RCPT TO:<b@example.test>")
+		if code, _ := c.cmd("DATA"); code != 354 {
+			t.Fatalf("DATA: %d", code)
+		}
+		c.send("X-Blast-Id: " + id + "\r\n\r\nbody\r\n.\r\n")
+		c.expect(250)
+	}
+	open := func() *rawClient {
+		c := dialRaw(t, s.Addr())
+		c.expect(220)
+		c.cmd("EHLO client.example.test")
+		return c
+	}
+	// Two messages, gone after the second 250: one cut after the reply.
+	a := open()
+	tx(a, "a-1")
+	tx(a, "a-2")
+	a.conn.Close()
+	// Gone in the middle of the body.
+	b := open()
+	b.cmd("MAIL FROM:<a@example.test>")
+	b.cmd("RCPT TO:<b@example.test>")
+	b.cmd("DATA")
+	b.send("X-Blast-Id: b-1\r\n\r\nhalf a bo")
+	b.conn.Close()
+	// A command after the 250, then gone: the 250 was read.
+	c := open()
+	tx(c, "c-1")
+	c.cmd("NOOP")
+	c.conn.Close()
+	// QUIT: nothing cut.
+	d := open()
+	tx(d, "d-1")
+	d.cmd("QUIT")
+	d.conn.Close()
+	waitFor(t, "four sessions to end", func() bool { return s.Stats().CurrentConns == 0 })
+	if st := s.Stats(); st.CutAfterReply != 1 || st.CutInData != 1 || st.Messages != 4 {
+		t.Errorf("cut after reply %d, cut in data %d, messages %d; want 1, 1, 4", st.CutAfterReply, st.CutInData, st.Messages)
+	}
+}

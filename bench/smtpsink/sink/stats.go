@@ -11,28 +11,35 @@ import (
 
 // Stats is a snapshot of a sink's counters.
 type Stats struct {
-	Connections        uint64         `json:"connections"`         // accepted, in total
-	CurrentConns       int64          `json:"current_connections"` // open now
-	MaxConcurrentConns int64          `json:"max_concurrent_connections"`
-	RefusedConns       uint64         `json:"refused_connections"` // over the connection limit
-	TLSHandshakes      uint64         `json:"tls_handshakes"`      // successful STARTTLS upgrades
-	TLSResumed         uint64         `json:"tls_resumed"`         // of which resumed an earlier session (RFC 8446 §2.2)
-	Messages           uint64         `json:"messages"`            // accepted with 2xx at the end of data
-	Rejected           uint64         `json:"rejected"`            // refused at the end of data (injected or too big)
-	Recipients         uint64         `json:"recipients"`          // recipients of accepted messages
-	Bytes              uint64         `json:"bytes"`               // body bytes of accepted messages
-	Throttled          uint64         `json:"throttled"`           // MAIL commands refused by the throttle
-	Dropped            uint64         `json:"dropped"`             // connections dropped by injection
-	Replies            map[int]uint64 `json:"replies"`             // replies sent, by code
-	UptimeSeconds      float64        `json:"uptime_seconds"`
+	Connections        uint64 `json:"connections"`         // accepted, in total
+	CurrentConns       int64  `json:"current_connections"` // open now
+	MaxConcurrentConns int64  `json:"max_concurrent_connections"`
+	RefusedConns       uint64 `json:"refused_connections"` // over the connection limit
+	TLSHandshakes      uint64 `json:"tls_handshakes"`      // successful STARTTLS upgrades
+	TLSResumed         uint64 `json:"tls_resumed"`         // of which resumed an earlier session (RFC 8446 §2.2)
+	Messages           uint64 `json:"messages"`            // accepted with 2xx at the end of data
+	Rejected           uint64 `json:"rejected"`            // refused at the end of data (injected or too big)
+	Recipients         uint64 `json:"recipients"`          // recipients of accepted messages
+	Bytes              uint64 `json:"bytes"`               // body bytes of accepted messages
+	Throttled          uint64 `json:"throttled"`           // MAIL commands refused by the throttle
+	Dropped            uint64 `json:"dropped"`             // connections dropped by injection
+	// Connections the client ended without QUIT (a read or write error,
+	// such as a relay killed with SIGKILL): CutAfterReply counts those whose
+	// last transaction was accepted with 250 and no command followed it (the
+	// client may not have read the 250), CutInData those that ended inside
+	// DATA or BDAT. Their sum bounds what such a client can send again.
+	CutAfterReply uint64         `json:"cut_after_reply"`
+	CutInData     uint64         `json:"cut_in_data"`
+	Replies       map[int]uint64 `json:"replies"` // replies sent, by code
+	UptimeSeconds float64        `json:"uptime_seconds"`
 }
 
 // String formats s as the one-line summary smtpsink prints.
 func (s Stats) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "conns=%d cur=%d max=%d refused=%d msgs=%d rejected=%d rcpts=%d bytes=%d throttled=%d dropped=%d",
+	fmt.Fprintf(&b, "conns=%d cur=%d max=%d refused=%d msgs=%d rejected=%d rcpts=%d bytes=%d throttled=%d dropped=%d cut=%d+%d",
 		s.Connections, s.CurrentConns, s.MaxConcurrentConns, s.RefusedConns, s.Messages, s.Rejected,
-		s.Recipients, s.Bytes, s.Throttled, s.Dropped)
+		s.Recipients, s.Bytes, s.Throttled, s.Dropped, s.CutAfterReply, s.CutInData)
 	codes := make([]int, 0, len(s.Replies))
 	for c := range s.Replies {
 		codes = append(codes, c)
@@ -67,6 +74,8 @@ type counters struct {
 	bytes         atomic.Uint64
 	throttled     atomic.Uint64
 	dropped       atomic.Uint64
+	cutAfterReply atomic.Uint64
+	cutInData     atomic.Uint64
 	replies       [600]atomic.Uint64
 }
 
@@ -108,6 +117,8 @@ func (c *counters) snapshot(uptime time.Duration) Stats {
 		Bytes:              c.bytes.Load(),
 		Throttled:          c.throttled.Load(),
 		Dropped:            c.dropped.Load(),
+		CutAfterReply:      c.cutAfterReply.Load(),
+		CutInData:          c.cutInData.Load(),
 		Replies:            map[int]uint64{},
 		UptimeSeconds:      uptime.Seconds(),
 	}
