@@ -114,6 +114,7 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	pol := e.policy()
 	e.metrics = metrics.New()
 	e.metrics.SetMaxDestinationLabels(cfg.Metrics.MaxDestinationLabels)
+	e.metrics.SetCompat(cfg.Metrics.Compat)
 	e.bounces = pol.bounces
 	e.obs = newObserver(e.metrics, e.bounces)
 	// Classify with the rules in force: a reload may replace them.

@@ -361,6 +361,7 @@ func (e *Engine) reloadConfig() (applied, restart []string, err error) {
 	}
 	e.shaper.SetPolicy(b, rules)
 	e.metrics.SetMaxDestinationLabels(cfg.Metrics.MaxDestinationLabels)
+	e.metrics.SetCompat(cfg.Metrics.Compat)
 	e.applyLogLevel(cfg) // [log] level; rejections_per_connection and rejection_rate are read through conf()
 	if rot := logRotation(cfg); rot != logRotation(prev.cfg) && e.records != nil {
 		e.records.SetRotation(rot)

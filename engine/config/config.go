@@ -66,6 +66,9 @@ type Metrics struct {
 	// per-domain, per-tenant and per-campaign series: the busiest by
 	// volume get their own, the rest are summed as "other".
 	MaxDestinationLabels int `toml:"max_destination_labels"`
+	// Compat adds another MTA's metric names for the metrics Gannet has an
+	// equivalent of: "kumomta", or "" (the default) for Gannet's only.
+	Compat string `toml:"compat"`
 }
 
 // BounceConfig is [bounce]: bounce classification.

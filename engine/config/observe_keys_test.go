@@ -39,3 +39,23 @@ func TestMetricsAndBounceKeys(t *testing.T) {
 		t.Errorf("Check:\n%s", strings.Join(got, "\n"))
 	}
 }
+
+// TestMetricsCompat: [metrics] compat is "" by default, takes "kumomta",
+// and refuses anything else with its line.
+func TestMetricsCompat(t *testing.T) {
+	if c := Default(); c.Metrics.Compat != "" {
+		t.Errorf("default compat %q", c.Metrics.Compat)
+	}
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.toml")
+	os.WriteFile(good, []byte("[metrics]\ncompat = \"kumomta\"\n"), 0o644)
+	if c, err := Load(good); err != nil || c.Metrics.Compat != "kumomta" {
+		t.Errorf("Load: %v %+v", err, c)
+	}
+	bad := filepath.Join(dir, "bad.toml")
+	os.WriteFile(bad, []byte("[metrics]\ncompat = \"powermta\"\n"), 0o644)
+	es := checkFile(bad)
+	if len(es) != 1 || !strings.HasPrefix(es[0].Error(), bad+":2: metrics.compat: ") || !strings.Contains(es[0].Error(), "kumomta") {
+		t.Errorf("Check: %v", es)
+	}
+}

@@ -158,6 +158,7 @@ func (c *Config) validate() []problem {
 	if c.Metrics.MaxDestinationLabels < 1 {
 		ck.add(at("metrics", "max_destination_labels"), "must be at least 1")
 	}
+	ck.oneOf(at("metrics", "compat"), c.Metrics.Compat, "", "kumomta")
 	if f := c.Bounce.RulesFile; f != "" {
 		if _, err := bounce.LoadFile(f); err != nil {
 			ck.add(at("bounce", "rules_file"), "%v", err)

@@ -40,6 +40,10 @@
 // gannet_connections_opened_total{direction} is the denominator of the TLS
 // failure ratio the alert rules (deploy/prometheus) use.
 //
+// With [metrics] compat = "kumomta" (SetCompat) the exposition also
+// carries KumoMTA's names for the metrics Gannet has an equivalent of,
+// derived from the same scrape's Gannet series (kumocompat.go).
+//
 // The metrics package only counts; the engine decides what to count where
 // (engine/observe.go derives the labelled series from the log records).
 package metrics

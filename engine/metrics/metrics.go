@@ -89,6 +89,7 @@ type Metrics struct {
 	siteRates                                  atomic.Pointer[func() []SiteRate] // gannet_site_effective_rate (siterates.go)
 
 	maxLabels        atomic.Int64                            // [metrics] max_destination_labels
+	kumoCompat       atomic.Bool                             // [metrics] compat = "kumomta" (kumocompat.go)
 	destinations     atomic.Pointer[func() DestinationState] // destinations.go
 	bounceClasses    classCounters                           // gannet_bounces_total{class}
 	transientClasses classCounters                           // gannet_transient_failures_by_class_total{class}
@@ -153,6 +154,11 @@ func (m *Metrics) SetMaxDestinationLabels(n int) {
 		c.SetLimit(n)
 	}
 }
+
+// SetCompat sets [metrics] compat: CompatKumoMTA adds the KumoMTA names
+// of the metrics Gannet has an equivalent of (kumocompat.go); "" only
+// Gannet's own.
+func (m *Metrics) SetCompat(compat string) { m.kumoCompat.Store(compat == CompatKumoMTA) }
 
 // MaxDestinationLabels returns the cap set by SetMaxDestinationLabels.
 func (m *Metrics) MaxDestinationLabels() int { return int(m.maxLabels.Load()) }
@@ -368,8 +374,18 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	for _, c := range []*CappedCounters{m.Sites, m.Domains, m.Tenants, m.Campaigns} {
 		out = c.appendTo(out)
 	}
+	if !m.kumoCompat.Load() {
+		w.Write(out)
+		vm.WriteProcessMetrics(w)
+		return
+	}
+	var proc bytes.Buffer
+	vm.WriteProcessMetrics(&proc)
+	out = append(out, proc.Bytes()...)
+	// The derived families follow; text is what was written so far (its
+	// bytes do not move while out grows past them).
+	out = appendKumoCompat(out, out[:len(out):len(out)])
 	w.Write(out)
-	vm.WriteProcessMetrics(w)
 }
 
 // ServeHTTP serves GET /metrics.
