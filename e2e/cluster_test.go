@@ -69,6 +69,33 @@ func TestE2EClusterStatus(t *testing.T) {
 	_, shown := status(a)
 	t.Logf("gannet cluster status:\n%s", shown)
 
+	// `gannet queue summary -cluster`, asked of either node, sums both
+	// nodes' queues: node-a's message and node-b's, each at far.example.
+	injectSimple(t, a, "other@far.example", "", "", "queued on node-a")
+	for _, g := range []*gannet{a, b} {
+		waitFor(t, 10*time.Second, "both nodes' mail in `queue summary -cluster -json` of "+g.HTTPAddr, func() (bool, string) {
+			out, errOut, code := runGannetCLI(t, g, "queue", "summary", "-cluster", "-json")
+			var s struct {
+				Totals struct {
+					Messages   int `json:"messages"`
+					Recipients int `json:"recipients"`
+				} `json:"totals"`
+				Domains []struct {
+					Domain   string `json:"domain"`
+					Messages int    `json:"messages"`
+				} `json:"domains"`
+			}
+			ok := code == 0 && json.Unmarshal([]byte(out), &s) == nil && s.Totals.Messages == 2 && s.Totals.Recipients == 2 &&
+				len(s.Domains) == 1 && s.Domains[0].Domain == "far.example" && s.Domains[0].Messages == 2
+			return ok, out + errOut
+		})
+	}
+	out, errOut, code := runGannetCLI(t, a, "queue", "summary", "-cluster")
+	if code != 0 || !strings.Contains(out, "2 of 2 nodes answered") || !strings.Contains(out, "node-a 1") || !strings.Contains(out, "node-b 1") {
+		t.Errorf("queue summary -cluster (%d):\n%s%s", code, out, errOut)
+	}
+	t.Logf("gannet queue summary -cluster:\n%s", out)
+
 	b.Kill9() // no goodbye: node-b's entry expires after node_ttl
 	waitFor(t, 10*time.Second, "node-b gone from `gannet cluster status`", func() (bool, string) {
 		ok, out := status(a)

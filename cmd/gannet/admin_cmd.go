@@ -18,7 +18,7 @@ import (
 // cmdQueue is "gannet queue summary", "gannet queue inspect ID" and
 // "gannet queue retry ID…|-domain D …".
 func cmdQueue(args []string, stdout, stderr io.Writer) int {
-	const synopsis = "queue summary | inspect ID [-body] | list [filters] [-limit N] [-after CURSOR] [-group-by K] | bounce|delete ID...|filters [-reason R] [-yes] | retry|hold|release ID... | retry|hold|release -domain D [-tenant T] [-campaign C] [-site S] | hold -list  [-reason R] [-api URL] [-key KEY] [-json]"
+	const synopsis = "queue summary [-cluster] | inspect ID [-body] | list [filters] [-limit N] [-after CURSOR] [-group-by K] | bounce|delete ID...|filters [-reason R] [-yes] | retry|hold|release ID... | retry|hold|release -domain D [-tenant T] [-campaign C] [-site S] | hold -list  [-reason R] [-api URL] [-key KEY] [-json]"
 	fs := newFlags("queue", synopsis, stderr)
 	c := addAPIFlags(fs)
 	body := fs.Bool("body", false, "inspect: also print the message as spooled")
@@ -29,6 +29,7 @@ func cmdQueue(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&sel.site, "site", "", "retry: the deferred mail to this MX `site` (as the queue summary names it)")
 	fs.StringVar(&sel.reason, "reason", "", "hold: the `reason`, kept in the list")
 	list := fs.Bool("list", false, "hold -list: list the holds in force")
+	clusterWide := fs.Bool("cluster", false, "summary: sum the summaries of every live node of the cluster (each asked at the admin address it registered)")
 	lf := addListFlags(fs)
 	pos, st := parseInterleaved(fs, args)
 	if st >= 0 {
@@ -55,12 +56,19 @@ func cmdQueue(args []string, stdout, stderr io.Writer) int {
 			return queueRelease(c, fs, pos[1:], sel, stdout, stderr)
 		}
 	}
+	if *clusterWide && !(len(pos) == 1 && pos[0] == "summary") {
+		fmt.Fprintln(stderr, "gannet queue: -cluster goes with summary")
+		fs.Usage()
+		return 2
+	}
 	if !sel.empty() || sel.reason != "" || *list || lf.filtered() {
 		fmt.Fprintln(stderr, "gannet queue: -domain, -tenant, -campaign, -site, -reason and -list go with list, bounce, delete, retry, hold or release")
 		fs.Usage()
 		return 2
 	}
 	switch {
+	case len(pos) == 1 && pos[0] == "summary" && *clusterWide:
+		return clusterSummary(c, stdout, stderr)
 	case len(pos) == 1 && pos[0] == "summary":
 		return queueSummary(c, stdout, stderr)
 	case len(pos) == 2 && pos[0] == "inspect":

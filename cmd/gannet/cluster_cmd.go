@@ -1,9 +1,13 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -54,4 +58,58 @@ func cmdCluster(args []string, stdout, stderr io.Writer) int {
 	}
 	tw.Flush()
 	return 0
+}
+
+// clusterSummary is "gannet queue summary -cluster": the live nodes (GET
+// /api/admin/cluster/v1 of the node -api names), then each node's queue
+// summary from the admin address it registered (same scheme and key),
+// summed by admin.MergeSummaries. A node that does not answer is named on
+// stderr and the exit status is 1, after the sum of those that did.
+func clusterSummary(c *apiClient, stdout, stderr io.Writer) int {
+	var r admin.ClusterResponse
+	asJSON := c.json
+	c.json = false
+	if _, err := c.call(stdout, http.MethodGet, admin.PathCluster, nil, nil, &r); err != nil {
+		return fail(stderr, "queue summary -cluster", err)
+	}
+	if !r.Enabled {
+		return fail(stderr, "queue summary -cluster", errors.New(r.Message))
+	}
+	base, err := url.Parse(c.api)
+	if err != nil {
+		return fail(stderr, "queue summary -cluster", err)
+	}
+	var (
+		sums   []admin.QueueSummaryV1
+		lines  []string
+		status int
+	)
+	for _, n := range r.Nodes {
+		if n.Admin == "" {
+			fmt.Fprintf(stderr, "gannet queue summary -cluster: node %s registered no admin API address\n", n.ID)
+			status = 1
+			continue
+		}
+		nc := *c
+		nc.api = base.Scheme + "://" + n.Admin
+		nc.config = ""
+		var s admin.QueueSummaryV1
+		if _, err := nc.call(stdout, http.MethodGet, admin.PathQueueSummary, nil, nil, &s); err != nil {
+			fmt.Fprintf(stderr, "gannet queue summary -cluster: node %s: %v\n", n.ID, err)
+			status = 1
+			continue
+		}
+		sums = append(sums, s)
+		lines = append(lines, fmt.Sprintf("%s %d", n.ID, s.Totals.Messages))
+	}
+	merged := admin.MergeSummaries(sums)
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(merged)
+		return status
+	}
+	fmt.Fprintf(stdout, "cluster: %d of %d nodes answered (messages: %s)\n\n", len(sums), len(r.Nodes), strings.Join(lines, ", "))
+	printSummary(stdout, &merged)
+	return status
 }

@@ -5,7 +5,8 @@
 //	gannet config show [-config FILE] [-changed]   print the effective config (-changed: only what differs from the default)
 //	gannet check-config -config FILE     check a config; FILE:LINE lines and exit 1 on problems
 //	gannet dkim-keygen -domain D -selector S -algo rsa|ed25519 -out DIR   write a DKIM key, print its TXT record
-//	gannet queue summary|inspect ID      the queue, over the HTTP admin API (-api URL, -key KEY, -json)
+//	gannet queue summary|inspect ID      the queue, over the HTTP admin API (-api URL, -key KEY, -json);
+//	                                     summary -cluster: summed over the cluster's nodes
 //	gannet bounce|suspend|resume …       administrative bounces and suspensions, over the admin API
 //	gannet trace server|client …         live SMTP conversations in or out, over the admin API, until interrupted
 //	gannet log-level [LEVEL]             show or set the operational log's level, over the admin API

@@ -1,0 +1,102 @@
+package admin
+
+import "sort"
+
+// MergeSummaries sums the queue summaries of several nodes of a cluster
+// into one (`gannet queue summary -cluster`): each node keeps its own
+// spool, so the fleet's queue is the sum of theirs. Rows with the same key
+// (queue name, domain, tenant, campaign, site and egress source) add their
+// counts and effective rates (each node's rate is its share of the
+// fleet's); a row is suspended or bouncing when it is on any node.
+// Quarantined message ids are node-local and are left out (Totals.Corrupt
+// still counts them).
+func MergeSummaries(nodes []QueueSummaryV1) QueueSummaryV1 {
+	var out QueueSummaryV1
+	queues := map[string]*QueueRow{}
+	domains := map[string]*DomainRow{}
+	tenants := map[string]*GroupRow{}
+	campaigns := map[string]*GroupRow{}
+	sites := map[[2]string]*SiteRow{}
+	for _, s := range nodes {
+		t := &out.Totals
+		t.Messages += s.Totals.Messages
+		t.Counts.add(s.Totals.Counts)
+		// Admin rules are shared by the cluster's nodes: each lists the
+		// same ones, so the fleet has as many as the node with most.
+		t.Suspensions = max(t.Suspensions, s.Totals.Suspensions)
+		t.Bounces = max(t.Bounces, s.Totals.Bounces)
+		t.Holds = max(t.Holds, s.Totals.Holds)
+		t.Corrupt += s.Totals.Corrupt
+		t.Dead += s.Totals.Dead
+		for _, q := range s.Queues {
+			if m := queues[q.Name]; m != nil {
+				m.Messages += q.Messages
+				m.Counts.add(q.Counts)
+				m.EffectiveRate += q.EffectiveRate
+				m.Suspended = m.Suspended || q.Suspended
+				m.Bouncing = m.Bouncing || q.Bouncing
+				if m.Site == "" {
+					m.Site = q.Site
+				}
+				continue
+			}
+			q := q
+			queues[q.Name] = &q
+		}
+		for _, d := range s.Domains {
+			if m := domains[d.Domain]; m != nil {
+				m.Messages += d.Messages
+				m.Counts.add(d.Counts)
+				m.EffectiveRate += d.EffectiveRate
+				m.Suspended = m.Suspended || d.Suspended
+				continue
+			}
+			d := d
+			domains[d.Domain] = &d
+		}
+		mergeGroups(tenants, s.Tenants)
+		mergeGroups(campaigns, s.Campaigns)
+		for _, r := range s.Sites {
+			k := [2]string{r.Site, r.Source}
+			if m := sites[k]; m != nil {
+				m.Connections += r.Connections
+				m.EffectiveRate += r.EffectiveRate
+				m.Ready += r.Ready
+				m.InFlight += r.InFlight
+				m.Suspended = m.Suspended || r.Suspended
+				continue
+			}
+			r := r
+			sites[k] = &r
+		}
+	}
+	out.Queues = sortedRows(queues, func(r *QueueRow) string { return r.Name })
+	out.Domains = sortedRows(domains, func(r *DomainRow) string { return r.Domain })
+	out.Tenants = sortedRows(tenants, func(r *GroupRow) string { return r.Name })
+	out.Campaigns = sortedRows(campaigns, func(r *GroupRow) string { return r.Name })
+	out.Sites = sortedRows(sites, func(r *SiteRow) string { return r.Site + "\x00" + r.Source })
+	return out
+}
+
+func mergeGroups(into map[string]*GroupRow, rows []GroupRow) {
+	for _, g := range rows {
+		if m := into[g.Name]; m != nil {
+			m.Counts.add(g.Counts)
+			m.EffectiveRate += g.EffectiveRate
+			m.Suspended = m.Suspended || g.Suspended
+			continue
+		}
+		g := g
+		into[g.Name] = &g
+	}
+}
+
+// sortedRows returns the rows of m ordered by key.
+func sortedRows[K comparable, R any](m map[K]*R, key func(*R) string) []R {
+	rows := make([]R, 0, len(m))
+	for _, r := range m {
+		rows = append(rows, *r)
+	}
+	sort.Slice(rows, func(i, j int) bool { return key(&rows[i]) < key(&rows[j]) })
+	return rows
+}
