@@ -29,8 +29,9 @@ else
 fi
 # gannet-lua: (b) once more, right after Gannet's, with the policy script on.
 # gannet-query: (b) once more, with a pre-filled queue and a query a second.
-# gannet-boring: (c) once more with bin/boring/gannet (GOEXPERIMENT=boringcrypto), when built.
-SYSTEMS=${BENCH_SYSTEMS:-"ceiling postfix gannet gannet-query gannet-lua gannet-boring"}
+# gannet-boring: (c) once more with bin/boring/gannet (GOEXPERIMENT=boringcrypto), when built;
+# gannet-openssl: the same with bin/openssl/gannet (DKIM RSA on OpenSSL's libcrypto).
+SYSTEMS=${BENCH_SYSTEMS:-"ceiling postfix gannet gannet-query gannet-lua gannet-boring gannet-openssl"}
 SCENARIOS=${BENCH_SCENARIOS:-"a b b2 c d e f g"}
 CONNS=${BENCH_CONNS:-$d_conns}           # (a)(b)(d): concurrent connections
 PER_CONN=${BENCH_PER_CONN:-$d_per}       # messages per connection
@@ -373,11 +374,12 @@ probe() {
 relay_run() {
   local sys=$1 scen=$2 size=$3 conns=$4 per=$5 msgs=$6 trickle=$7 gextra=${8:-}
   local name="$sys-$scen" FAIL="" note="" odk="" pfextra="" kind=$1 qfill=0
-  case $sys in gannet-lua | gannet-query | gannet-boring) kind=gannet ;; esac
+  case $sys in gannet-lua | gannet-query | gannet-boring | gannet-openssl) kind=gannet ;; esac
   [ "$sys" = gannet-query ] && qfill=$Q_FILL
   # gannet-boring: the BoringCrypto build; (g): TLS on both sides (tls_toml).
   local G_BIN=bin/gannet G_LISTENER_TOML="" G_TLS_TOML="" sinktls=() blasttls=()
   [ "$sys" = gannet-boring ] && G_BIN=bin/boring/gannet
+  [ "$sys" = gannet-openssl ] && G_BIN=bin/openssl/gannet
   if [ "$scen" = g ]; then
     tls_toml
     sinktls=(-tls-cert "$TLS_DIR/sink.pem" -tls-key "$TLS_DIR/sink.key")
@@ -1130,7 +1132,7 @@ main() {
   START=$(date +%s)
   LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
   PHASES="" PHASE_T=$START
-  if has_scen c && { has_sys gannet || has_sys postfix || has_sys gannet-boring; }; then make_dkim_key; fi
+  if has_scen c && { has_sys gannet || has_sys postfix || has_sys gannet-boring || has_sys gannet-openssl; }; then make_dkim_key; fi
   if has_scen g && ! make_tls_certs; then
     log "(g): making the test certificates failed: $(tail -1 "$WORK/tls-certs.log")"
     BL record "$RESULTS" scen=g sys=gannet error="failed: test certificates: $(tail -1 "$WORK/tls-certs.log" | cut -c1-80)"
@@ -1219,6 +1221,14 @@ main() {
         relay_run gannet-boring c "$C_SIZE" "$C_CONNS" "$cper" "$C_MSGS" "" "$(dkim_toml)"
       else
         log "(c) gannet-boring: no bin/boring/gannet (make build-boring): not run"
+      fi
+    fi
+    # The OpenSSL RSA build (make build-openssl), when there is one.
+    if has_sys gannet-openssl; then
+      if [ -x bin/openssl/gannet ]; then
+        relay_run gannet-openssl c "$C_SIZE" "$C_CONNS" "$cper" "$C_MSGS" "" "$(dkim_toml)"
+      else
+        log "(c) gannet-openssl: no bin/openssl/gannet (make build-openssl): not run"
       fi
     fi
     phase c

@@ -341,6 +341,7 @@ func (e *Engine) Start() error {
 	}
 	e.startCluster()
 	e.logDelivery()
+	e.logSigning()
 	t0 := time.Now()
 	n, err := e.delivery.Load(e.spool, e.obs.enqueued)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"gannet/engine/config"
+	"gannet/engine/dkim"
 	"gannet/resolver"
 )
 
@@ -58,4 +59,10 @@ func (e *Engine) logDelivery() {
 	e.log.Warn("delivery: to the MX hosts of each domain, found through the system resolver: mail goes to real destinations on the Internet (set [delivery] relay_to or [resolver] nameservers to keep it local)",
 		"resolver", strings.Join(servers, ",")+" (system resolver, "+resolver.DefaultResolvConf+")",
 		"smtp_port", d.SMTPPort)
+}
+
+// logSigning says which RSA implementation DKIM signatures use: "go"
+// (crypto/rsa) or "openssl" (`make build-openssl`).
+func (e *Engine) logSigning() {
+	e.log.Info("dkim rsa signing", "backend", dkim.RSABackend, "keys", len(e.cfg.DKIM))
 }

@@ -24,6 +24,10 @@ have_cmd opendkim-testmsg || need+=(opendkim-tools)
 [ -x /usr/sbin/opendkim ] || need+=(opendkim)
 have_cmd promtool || need+=(prometheus)
 have_cmd openssl || need+=(openssl)
+# `make test-openssl` (part of `make test`): engine/dkim's RSA on libcrypto
+# (build tag openssl) needs a C compiler and OpenSSL's headers.
+have_cmd gcc || need+=(gcc)
+[ -f /usr/include/openssl/evp.h ] || need+=(libssl-dev)
 # deploy/package's test: `systemd-analyze verify` of the packaged unit (works
 # without systemd running as PID 1); dpkg and runuser are in every Debian.
 have_cmd systemd-analyze || need+=(systemd)

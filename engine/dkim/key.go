@@ -117,7 +117,7 @@ func checkKey(key any, minRSABits int) (crypto.Signer, error) {
 		// The CRT values make a signature about 3× cheaper. x509's parsers
 		// compute them already; this keeps it so for any other source.
 		k.Precompute()
-		return k, nil
+		return fastRSA(k), nil
 	case ed25519.PrivateKey:
 		return k, nil
 	case *ed25519.PrivateKey:
