@@ -506,7 +506,8 @@ func (s *Spool) dropUnacked(doubtful []tailEntry) error {
 
 // Append stores m and its body durably: when it returns nil, the record is
 // fsynced in a segment and its index entry committed with a synced Pebble
-// batch. Concurrent callers share both fsyncs (group commit). m.ID must be
+// batch (the two fsyncs run at the same time). Concurrent callers share
+// both fsyncs (group commit). m.ID must be
 // set (at most MaxIDLen bytes) and unique; Append sets m.Size, m.Segment,
 // m.Offset and m.Length. A full disk yields an error wrapping ErrNoSpace.
 // On error the message is not in the spool.
@@ -618,21 +619,19 @@ func (s *Spool) setHealth(err error) {
 
 // committer is the single writer of segment files. It takes every append
 // waiting in appendCh (up to MaxGroupBytes), writes their records with one
-// write, fsyncs the segment once, commits one synced index batch for all of
-// them and answers the callers; meanwhile the next group gathers in
-// appendCh. That synced batch also makes durable every delivery outcome
-// (Update, Remove) written to the index before it. Outcomes that no group
-// commit carries within outcomeSyncDelay get an index sync of their own
-// (syncOutcomes), one for all of them: an outcome is durable within a few
-// milliseconds, and costs no fsync at all while mail keeps arriving. The
-// two fsyncs of a group and the groups themselves run in
+// write, applies one index batch for all of them, fsyncs the segment while
+// Pebble fsyncs its WAL, and answers the callers once both are done
+// (commit); meanwhile the next group gathers in appendCh. That synced batch
+// also makes durable every delivery outcome (Update, Remove) written to the
+// index before it. Outcomes that no group commit carries within
+// outcomeSyncDelay get an index sync of their own (syncOutcomes), one for
+// all of them: an outcome is durable within a few milliseconds, and costs
+// no fsync at all while mail keeps arriving. The groups themselves run in
 // series: a group formed while the previous one syncs is larger, so each
-// message costs fewer fsyncs (half as many as with the segment fsync of one
-// group overlapping the index fsync of the previous, at 64 writers: 0.031
-// instead of 0.057–0.070 per message, 10–16% more appends/s), and a single
-// caller waits the same two fsyncs either way. An fsync costs CPU, not only
-// waiting (about 150–180 µs of system time on a virtual disk), which is
-// what limits acceptance on a small machine.
+// message costs fewer fsyncs (half as many as with the fsyncs of one group
+// overlapping those of the previous, at 64 writers: 0.031 instead of
+// 0.057–0.070 per message, 10–16% more appends/s). An fsync costs CPU, not
+// only waiting (about 150–180 µs of system time on a virtual disk).
 func (s *Spool) committer() {
 	defer close(s.committed)
 	defer s.syncOutcomes() // those written before Close
