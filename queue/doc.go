@@ -115,8 +115,12 @@
 // never completed, and its entry is deleted with one synced batch — counted
 // in Stats.DroppedAtOpen and logged, not quarantined. Entries before the
 // mark are never second-guessed: a bad record there is real corruption and
-// goes to the quarantine as before. A spool without the mark (written
-// before the overlap) has every entry behind a completed fsync.
+// goes to the quarantine as before. (The price: a record past the mark
+// that the disk itself damaged after its group completed is dropped, and
+// logged, rather than quarantined — it cannot be told from a cut tail; at
+// most one group's records are past the mark, plus what Compact moved
+// there.) A spool without the mark (written before the overlap) has every
+// entry behind a completed fsync.
 //
 // Option B of issue #21 — sync only the segment per group, with unsynced
 // index writes rebuilt from the segments at startup — was not taken: a
