@@ -328,7 +328,7 @@
 // ratios hold.
 //
 //	BenchmarkAppend1   (1 writer, 4 KB mail)     310–500 msgs/s, 1.00 segment fsync/msg
-//	                                             (two fsyncs in series: segment, index)
+//	                                             (then two fsyncs in series: segment, index)
 //	BenchmarkAppend64  (64 writers, 4 KB mail)   3,000–13,400 msgs/s (8,200 at load 8),
 //	                                             0.04–0.05 segment fsyncs/msg
 //	                                             (20–25 messages per group commit)
@@ -338,6 +338,21 @@
 //	BenchmarkScheduler (1M items waiting)        0.6–3.4 µs per schedule+pop, 0 allocs
 //	BenchmarkSchedulerLoad (1M in batches)       30 ns per item
 //	BenchmarkPack / BenchmarkUnpack              130–330 ns, 59 bytes / 90 ns, 0 allocs
+//
+// The two fsyncs of a group overlapped (2026-12-07, load 13–18 on the
+// shared VM, so wide ranges; before and after alternated, five runs each;
+// BenchmarkCommitLatency, 2 KB mail, p50 of one Append, median of the runs
+// and range): 1 appender 640 µs (493–1,010) → 485 µs (439–1,362); 16
+// appenders 3,836 µs (1,042–5,245) → 868 µs (758–1,393); 64 appenders
+// 10,455 µs (4,663–20,622) → 2,915 µs (2,241–4,595), 2,950–9,508 → 8,032–
+// 19,818 appends/s; 200 appenders 12,088 µs (9,302–15,389) → 7,511 µs
+// (6,716–26,855). Groups per message unchanged (0.03 at 64). End to end,
+// bench/quick.sh (a) only, before and after alternated at load 11–16:
+// smtpblast 20 connections 3,100–6,400 → 5,400–9,000 msgs/s, smtp-source
+// 2,700–3,400 → 3,600–7,200; 50 connections × 200, smtpblast 6,500–8,300
+// → 7,200–10,300, smtp-source 3,900–4,100 → 5,800–6,800. At 200
+// connections on that load the machine's CPU, not the commit, was the
+// limit: no difference within the noise.
 //
 // Re-measured at load 10–13 (go test -run X -bench 'Append|Scan'
 // -benchtime 3s): Append1 141 msgs/s (1.00 fsync/msg), Append64 8,292

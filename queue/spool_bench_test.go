@@ -29,7 +29,7 @@ func reportAppend(b *testing.B, s *Spool, start time.Time) {
 }
 
 // BenchmarkAppend1 is one writer on a real disk (t.TempDir): every append
-// pays a full segment fsync and an index fsync.
+// pays a full segment fsync and an index fsync (at the same time).
 func BenchmarkAppend1(b *testing.B) {
 	s := openTest(b, Options{})
 	body := testMail(1, 4000)
