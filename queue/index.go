@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	pebblevfs "github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // The index is a Pebble database under <Dir>/index. Its keys:
@@ -20,6 +21,15 @@ import (
 //	             it was taken out of the spool, and its index value as it was
 //	x/format   → "gannet-spool-1", written when the spool is created and
 //	             checked at every Open
+//	x/tail     → the tail mark (encodeTail): the position (segment, offset)
+//	             of the first record of the last group commit, written in
+//	             that group's batch. An m/ entry at or past it may point at
+//	             a record whose segment fsync never completed (the batch is
+//	             synced at the same time as the segment), so Open verifies
+//	             those records and drops the entries whose record is not
+//	             there (Spool.dropUnacked); absent in a spool written before
+//	             the two fsyncs overlapped, whose every entry followed its
+//	             record's fsync
 //
 // Per-segment live counts are not stored: Open computes them from the m/
 // keys (one pass over the location prefix of each value), so they can never
@@ -37,6 +47,7 @@ const (
 	quarantinePrefix = "q/"
 	quarantineEnd    = "q0"
 	formatKey        = "x/format"
+	tailKey          = "x/tail"
 	formatValue      = "gannet-spool-1"
 
 	// indexFormat pins Pebble's on-disk format, so that a Pebble upgrade never
@@ -67,7 +78,9 @@ func (l quietLogger) Fatalf(format string, args ...any) {
 }
 
 // openIndex opens or creates the Pebble index in dir.
-func openIndex(dir string, cacheSize int64, memTable uint64, logf func(string, ...any)) (*pebble.DB, error) {
+// fs is the filesystem Pebble writes to: the operating system's when nil
+// (tests pass a crashable one).
+func openIndex(dir string, cacheSize int64, memTable uint64, logf func(string, ...any), fs pebblevfs.FS) (*pebble.DB, error) {
 	cache := pebble.NewCache(cacheSize)
 	defer cache.Unref()
 	db, err := pebble.Open(dir, &pebble.Options{
@@ -76,6 +89,7 @@ func openIndex(dir string, cacheSize int64, memTable uint64, logf func(string, .
 		MemTableSize:       memTable,
 		Logger:             quietLogger{logf},
 		MaxOpenFiles:       256,
+		FS:                 fs,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("queue: open index %s: %w", dir, err)
@@ -153,6 +167,36 @@ func decodeLocation(b []byte) (location, error) {
 		return location{}, corruptf("metadata location %+v", l)
 	}
 	return l, nil
+}
+
+// less orders positions in the spool's segments: by segment, then offset.
+func (l location) less(o location) bool {
+	return l.Segment < o.Segment || l.Segment == o.Segment && l.Offset < o.Offset
+}
+
+// encodeTail encodes the tail mark: segment and offset, little-endian.
+func encodeTail(l location) []byte {
+	b := make([]byte, 16)
+	binary.LittleEndian.PutUint64(b[0:8], l.Segment)
+	binary.LittleEndian.PutUint64(b[8:16], uint64(l.Offset))
+	return b
+}
+
+// readTail reads the tail mark; ok is false when the index has none.
+func readTail(db *pebble.DB) (mark location, ok bool, err error) {
+	v, closer, err := db.Get([]byte(tailKey))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return location{}, false, nil
+	}
+	if err != nil {
+		return location{}, false, err
+	}
+	defer closer.Close()
+	if len(v) != 16 {
+		// Unreadable: verify every entry rather than trust any.
+		return location{}, true, nil
+	}
+	return location{Segment: binary.LittleEndian.Uint64(v[0:8]), Offset: int64(binary.LittleEndian.Uint64(v[8:16]))}, true, nil
 }
 
 func unixNano(t time.Time) int64 {

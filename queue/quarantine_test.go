@@ -37,7 +37,7 @@ func (c *corruptions) get() []Corruption {
 // damaged or foreign index would hold them.
 func setIndexValues(t *testing.T, dir string, values map[string][]byte) {
 	t.Helper()
-	db, err := openIndex(filepath.Join(dir, "index"), 1<<20, 1<<20, nil)
+	db, err := openIndex(filepath.Join(dir, "index"), 1<<20, 1<<20, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -319,6 +319,10 @@ func storedAsIs(f File, off int64, flags []byte) bool {
 	return err == nil && Compression(flags[0]&flagCodecMask) == CompressNone
 }
 
+// errOtherID is the error of readRecord for a whole, valid record that
+// belongs to another message than the one asked for. It is an ErrCorrupt.
+var errOtherID = corruptf("record of another message")
+
 // readRecord reads and verifies the record of length n at off in f, and
 // checks that it belongs to id. It returns the decoded record and the raw
 // record bytes it aliases: they are read into buf when it has room for
@@ -347,7 +351,7 @@ func readRecord(f File, off, n int64, id string, buf []byte) (recordView, []byte
 		return recordView{}, nil, corruptf("message %s: record is %d bytes, index says %d", id, m, n)
 	}
 	if string(v.ID) != id {
-		return recordView{}, nil, corruptf("record at offset %d holds %q, not %q", off, v.ID, id)
+		return recordView{}, nil, fmt.Errorf("%w: record at offset %d holds %q, not %q", errOtherID, off, v.ID, id)
 	}
 	return v, buf, nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	pebblevfs "github.com/cockroachdb/pebble/v2/vfs"
 
 	"gannet/internal/bufpool"
 )
@@ -59,6 +60,10 @@ type Options struct {
 	// MaxQuarantined bounds the quarantine records kept; past it, those
 	// with the lowest ids go. DefaultMaxQuarantined when zero.
 	MaxQuarantined int
+
+	// indexFS is the filesystem of the Pebble index; the operating
+	// system's when nil. Tests set it to a crashable in-memory one.
+	indexFS pebblevfs.FS
 }
 
 const (
@@ -130,6 +135,10 @@ type Stats struct {
 	Live         int64 // messages in the index
 	Dead         int64 // dead letters (dead.go)
 	Quarantined  int   // corrupt messages in the quarantine (quarantine.go)
+	// DroppedAtOpen counts the index entries Open deleted because their
+	// records never reached the disk: a crash cut the last group commit
+	// between its index sync and its segment sync, before any "250".
+	DroppedAtOpen int
 }
 
 // Spool is the durable message store: compressed bodies in append-only
@@ -192,6 +201,10 @@ type Spool struct {
 	curSize int64
 	nextSeq uint64
 	wbuf    []byte
+	// tailFloor, when set, is the first record of a group whose segment
+	// fsync failed and whose index entries could not be deleted: no tail
+	// mark goes past it (unindex).
+	tailFloor location
 
 	// recs holds record buffers: Append frames a record into one, the
 	// committer gives it back once the record is written.
@@ -212,6 +225,7 @@ type Spool struct {
 	nOutcomeSyncs             atomic.Uint64
 	nLive                     atomic.Int64
 	nDead                     atomic.Int64 // dead letters (dead.go)
+	nUnacked                  int          // entries dropped by Open (dropUnacked)
 
 	// qMu guards nQuarantined, the number of q/ records, and serializes
 	// trimming them (quarantine.go).
@@ -296,7 +310,7 @@ func Open(opts Options) (*Spool, error) {
 		unlock()
 		return nil, err
 	}
-	s.db, err = openIndex(filepath.Join(opts.Dir, "index"), opts.IndexCacheSize, opts.IndexMemTableSize, opts.Logf)
+	s.db, err = openIndex(filepath.Join(opts.Dir, "index"), opts.IndexCacheSize, opts.IndexMemTableSize, opts.Logf, opts.indexFS)
 	if err != nil {
 		s.codecs.close()
 		unlock()
@@ -313,14 +327,21 @@ func Open(opts Options) (*Spool, error) {
 	return s, nil
 }
 
-// recover counts live messages per segment from the index, opens the
-// segments they live in and deletes the others, and counts the quarantine.
+// recover counts live messages per segment from the index, verifies the
+// records of the entries at or past the tail mark (dropUnacked), opens the
+// segments that hold live records and deletes the others, and counts the
+// quarantine.
 func (s *Spool) recover() error {
 	if err := s.countQuarantine(); err != nil {
 		return fmt.Errorf("queue: read index quarantine: %w", err)
 	}
+	mark, marked, err := readTail(s.db)
+	if err != nil {
+		return fmt.Errorf("queue: read index tail mark: %w", err)
+	}
+	var doubtful []tailEntry
 	var maxSeq uint64
-	err := scanMeta(s.db, func(id, v []byte) error {
+	err = scanMeta(s.db, func(id, v []byte) error {
 		loc, err := decodeLocation(v)
 		if err != nil {
 			return nil // quarantined by Scan; it holds no segment alive
@@ -328,12 +349,17 @@ func (s *Spool) recover() error {
 		s.live[loc.Segment]++
 		s.nLive.Add(1)
 		maxSeq = max(maxSeq, loc.Segment)
+		if marked && !loc.less(mark) {
+			doubtful = append(doubtful, tailEntry{string(id), loc})
+		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("queue: read index: %w", err)
 	}
-	// Dead letters keep their bodies, and so their segments, alive.
+	// Dead letters keep their bodies, and so their segments, alive. (A
+	// dead letter was delivered to first, so its group commit was
+	// complete: its record is never in doubt.)
 	err = scanIndex(s.db, deadPrefix, deadEnd, true, func(id, v []byte) error {
 		s.nDead.Add(1)
 		loc, err := decodeLocation(v)
@@ -351,27 +377,50 @@ func (s *Spool) recover() error {
 	if err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
-	removed := false
 	for _, e := range entries {
 		seq, ok := parseSegmentName(e.Name())
 		if !ok {
 			continue
 		}
 		maxSeq = max(maxSeq, seq)
-		path := filepath.Join(s.segDir, e.Name())
-		s.peak[seq] = s.live[seq]
 		if s.live[seq] == 0 {
-			if err := s.fs.Remove(path); err != nil {
-				return fmt.Errorf("queue: remove unused segment: %w", err)
-			}
-			removed = true
-			continue
+			continue // removed below
 		}
-		f, err := s.fs.OpenFile(path, 0, 0) // os.O_RDONLY
+		f, err := s.fs.OpenFile(filepath.Join(s.segDir, e.Name()), 0, 0) // os.O_RDONLY
 		if err != nil {
 			return fmt.Errorf("queue: open segment: %w", err)
 		}
 		s.segs[seq] = f
+	}
+	if err := s.dropUnacked(doubtful); err != nil {
+		return err
+	}
+	removed := false
+	for _, e := range entries {
+		seq, ok := parseSegmentName(e.Name())
+		if !ok {
+			continue
+		}
+		s.peak[seq] = s.live[seq]
+		if s.live[seq] > 0 {
+			continue
+		}
+		delete(s.live, seq)
+		delete(s.peak, seq)
+		if f := s.segs[seq]; f != nil {
+			f.Close()
+			delete(s.segs, seq)
+		}
+		if err := s.fs.Remove(filepath.Join(s.segDir, e.Name())); err != nil {
+			return fmt.Errorf("queue: remove unused segment: %w", err)
+		}
+		removed = true
+	}
+	for seq, n := range s.live {
+		if n <= 0 { // every entry into a missing segment dropped
+			delete(s.live, seq)
+			delete(s.peak, seq)
+		}
 	}
 	if removed {
 		if err := s.fs.SyncDir(s.segDir); err != nil {
@@ -382,9 +431,83 @@ func (s *Spool) recover() error {
 	return nil
 }
 
+// tailEntry is an index entry at or past the tail mark.
+type tailEntry struct {
+	id  string
+	loc location
+}
+
+// dropUnacked settles the entries at or past the tail mark, which a crash
+// may have left pointing at records that never reached the disk: the
+// index batch of a group commit is synced at the same time as the
+// segment, and no caller of the group is answered before both syncs are
+// done. An entry whose record is intact is kept (its caller may or may
+// not have been answered; if not, the message is delivered although its
+// client saw the connection break, which SMTP allows), and the segments
+// holding such records are fsynced, since after a kill -9 an intact record
+// may still be only in the page cache. An entry whose record is missing,
+// short, or fails its checksum or id check is deleted (one synced batch):
+// its group's segment fsync never completed, so its caller never got a
+// "250"; this is not corruption, and nothing is quarantined.
+func (s *Spool) dropUnacked(doubtful []tailEntry) error {
+	if len(doubtful) == 0 {
+		return nil
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	keep := map[uint64]bool{}
+	var dropped []string
+	var buf []byte
+	for _, e := range doubtful {
+		if len(e.id) == 0 || len(e.id) > MaxIDLen {
+			continue // a corrupt entry, not a cut tail: Scan quarantines it
+		}
+		f := s.segs[e.loc.Segment]
+		intact := false
+		if f != nil {
+			if int64(cap(buf)) < e.loc.Length {
+				buf = make([]byte, e.loc.Length)
+			}
+			// A record that is whole but holds another id means a
+			// damaged index value, not a cut tail (a crash leaves the
+			// bytes of a lost write missing or zeroed, never another
+			// valid record): it is kept for Body to report.
+			_, _, err := readRecord(f, e.loc.Offset, e.loc.Length, e.id, buf)
+			intact = err == nil || errors.Is(err, errOtherID)
+		}
+		if intact {
+			keep[e.loc.Segment] = true
+			continue
+		}
+		if err := b.Delete(metaKey(e.id), nil); err != nil {
+			return fmt.Errorf("queue: drop unacknowledged entry: %w", err)
+		}
+		dropped = append(dropped, e.id)
+		s.live[e.loc.Segment]--
+		s.nLive.Add(-1)
+	}
+	for seq := range keep {
+		if err := s.segs[seq].Sync(); err != nil {
+			return fmt.Errorf("queue: sync segment %016x: %w", seq, err)
+		}
+	}
+	if len(dropped) == 0 {
+		return nil
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("queue: drop unacknowledged entries: %w", err)
+	}
+	if s.opts.Logf != nil {
+		s.opts.Logf("queue: dropped %d index entries of an unacknowledged group commit whose records did not reach the disk (first %s)", len(dropped), dropped[0])
+	}
+	s.nUnacked = len(dropped)
+	return nil
+}
+
 // Append stores m and its body durably: when it returns nil, the record is
 // fsynced in a segment and its index entry committed with a synced Pebble
-// batch. Concurrent callers share both fsyncs (group commit). m.ID must be
+// batch (the two fsyncs run at the same time). Concurrent callers share
+// both fsyncs (group commit). m.ID must be
 // set (at most MaxIDLen bytes) and unique; Append sets m.Size, m.Segment,
 // m.Offset and m.Length. A full disk yields an error wrapping ErrNoSpace.
 // On error the message is not in the spool.
@@ -496,21 +619,19 @@ func (s *Spool) setHealth(err error) {
 
 // committer is the single writer of segment files. It takes every append
 // waiting in appendCh (up to MaxGroupBytes), writes their records with one
-// write, fsyncs the segment once, commits one synced index batch for all of
-// them and answers the callers; meanwhile the next group gathers in
-// appendCh. That synced batch also makes durable every delivery outcome
-// (Update, Remove) written to the index before it. Outcomes that no group
-// commit carries within outcomeSyncDelay get an index sync of their own
-// (syncOutcomes), one for all of them: an outcome is durable within a few
-// milliseconds, and costs no fsync at all while mail keeps arriving. The
-// two fsyncs of a group and the groups themselves run in
+// write, applies one index batch for all of them, fsyncs the segment while
+// Pebble fsyncs its WAL, and answers the callers once both are done
+// (commit); meanwhile the next group gathers in appendCh. That synced batch
+// also makes durable every delivery outcome (Update, Remove) written to the
+// index before it. Outcomes that no group commit carries within
+// outcomeSyncDelay get an index sync of their own (syncOutcomes), one for
+// all of them: an outcome is durable within a few milliseconds, and costs
+// no fsync at all while mail keeps arriving. The groups themselves run in
 // series: a group formed while the previous one syncs is larger, so each
-// message costs fewer fsyncs (half as many as with the segment fsync of one
-// group overlapping the index fsync of the previous, at 64 writers: 0.031
-// instead of 0.057–0.070 per message, 10–16% more appends/s), and a single
-// caller waits the same two fsyncs either way. An fsync costs CPU, not only
-// waiting (about 150–180 µs of system time on a virtual disk), which is
-// what limits acceptance on a small machine.
+// message costs fewer fsyncs (half as many as with the fsyncs of one group
+// overlapping those of the previous, at 64 writers: 0.031 instead of
+// 0.057–0.070 per message, 10–16% more appends/s). An fsync costs CPU, not
+// only waiting (about 150–180 µs of system time on a virtual disk).
 func (s *Spool) committer() {
 	defer close(s.committed)
 	defer s.syncOutcomes() // those written before Close
@@ -627,9 +748,16 @@ func (s *Spool) syncOutcomes() {
 }
 
 // commit writes, fsyncs and indexes one group, then answers its callers;
-// see committer.
+// see committer. The segment's fdatasync and the index batch's WAL fsync
+// run at the same time (the batch is applied without waiting for its
+// sync, the segment synced, then the batch's sync waited for), so a group
+// costs the latency of one fsync, not two in series; nobody is answered
+// before both are done. The batch also sets the tail mark (tailKey) to
+// the group's first record: a crash may leave the batch durable and the
+// records not, and Open verifies every entry at or past the mark
+// (dropUnacked) — see "Write order" in doc.go.
 func (s *Spool) commit(reqs []*appendReq) {
-	err := s.writeRecords(reqs)
+	tail, err := s.writeRecords(reqs)
 	for _, r := range reqs { // written (copied into wbuf) or failed: done with
 		s.recs.Put(r.rec)
 		r.rec = nil
@@ -639,27 +767,58 @@ func (s *Spool) commit(reqs []*appendReq) {
 		return
 	}
 	b := s.db.NewBatch()
+	defer b.Close()
 	for _, r := range reqs {
 		if r.m == nil {
 			continue // a compaction move; Compact updates the index itself
 		}
 		putLocation(r.meta, r.loc)
 		if err := b.Set(r.key, r.meta, nil); err != nil {
-			b.Close()
 			s.fail(reqs, err)
 			return
 		}
 	}
-	if !b.Empty() { // only compaction moves: nothing to index
-		outcomes := s.outcomes.Load() // written before the batch: synced with it
-		if err := b.Commit(pebble.Sync); err != nil {
-			b.Close()
+	indexed := !b.Empty() // else only compaction moves: nothing to index
+	var outcomes uint64
+	if indexed {
+		mark := reqs[0].loc // the lowest position the group wrote to
+		if s.tailFloor.Segment != 0 && s.tailFloor.less(mark) {
+			mark = s.tailFloor
+		}
+		if err := b.Set([]byte(tailKey), encodeTail(mark), nil); err != nil {
+			s.fail(reqs, err)
+			return
+		}
+		outcomes = s.outcomes.Load() // written before the batch: synced with it
+		if err := s.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
 			s.fail(reqs, noSpace(err))
 			return
 		}
+	}
+	var segErr, idxErr error
+	if tail != nil {
+		s.nSyncs.Add(1)
+		if segErr = tail.Sync(); segErr != nil {
+			s.abandonSegment()
+		}
+	}
+	if indexed {
+		idxErr = b.SyncWait()
+	}
+	if segErr != nil {
+		if indexed {
+			s.unindex(reqs)
+		}
+		s.fail(reqs, noSpace(segErr))
+		return
+	}
+	if idxErr != nil {
+		s.fail(reqs, noSpace(idxErr))
+		return
+	}
+	if indexed {
 		s.outcomesSynced(outcomes)
 	}
-	b.Close()
 	s.nGroups.Add(1)
 	s.setHealth(nil)
 	for _, r := range reqs {
@@ -669,6 +828,30 @@ func (s *Spool) commit(reqs []*appendReq) {
 			r.m.Segment, r.m.Offset, r.m.Length = r.loc.Segment, r.loc.Offset, r.loc.Length
 		}
 		r.done <- nil
+	}
+}
+
+// unindex deletes the index entries of a group whose segment fsync failed
+// after its batch was applied: they point at bytes of unknown state, and
+// none of their callers is answered with success. The delete is synced, so
+// that no later tail mark is durable without it; if it fails, tailFloor
+// keeps every later mark at or before these records, and the next Open
+// verifies them.
+func (s *Spool) unindex(reqs []*appendReq) {
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, r := range reqs {
+		if r.m != nil {
+			b.Delete(r.key, nil)
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		if s.opts.Logf != nil {
+			s.opts.Logf("queue: unindex a group whose segment fsync failed: %v", err)
+		}
+		if s.tailFloor.Segment == 0 || reqs[0].loc.less(s.tailFloor) {
+			s.tailFloor = reqs[0].loc
+		}
 	}
 }
 
@@ -687,18 +870,20 @@ func (s *Spool) fail(reqs []*appendReq, err error) {
 }
 
 // writeRecords appends the records of a group to the current segment (rolling
-// to new segments as they fill), fsyncs, and counts them live. On any
+// to new segments as they fill) and counts them live. A segment it leaves
+// for a new one is fsynced first; the last one it wrote to is returned
+// (tail) unsynced, for commit to fsync alongside the index batch. On any
 // error the current segment is abandoned: the next group starts a new one,
 // so a record is never written after bytes of unknown state (after a failed
 // fsync the kernel may have dropped dirty pages; see "fsyncgate").
-func (s *Spool) writeRecords(reqs []*appendReq) (err error) {
+func (s *Spool) writeRecords(reqs []*appendReq) (tail File, err error) {
 	defer func() {
 		if err != nil {
 			s.abandonSegment()
 		}
 	}()
 	buf := s.wbuf[:0]
-	flush := func() error {
+	write := func() error {
 		if len(buf) == 0 {
 			return nil
 		}
@@ -707,8 +892,8 @@ func (s *Spool) writeRecords(reqs []*appendReq) (err error) {
 		}
 		s.curSize += int64(len(buf))
 		buf = buf[:0]
-		s.nSyncs.Add(1)
-		return s.cur.Sync()
+		tail = s.cur
+		return nil
 	}
 	for _, r := range reqs {
 		r.loc = location{}
@@ -717,11 +902,18 @@ func (s *Spool) writeRecords(reqs []*appendReq) (err error) {
 		n := int64(len(r.rec))
 		end := s.curSize + int64(len(buf))
 		if s.cur == nil || end > 0 && end+n > s.opts.SegmentSize {
-			if err := flush(); err != nil {
-				return err
+			if err := write(); err != nil {
+				return nil, err
+			}
+			if tail != nil {
+				s.nSyncs.Add(1)
+				if err := tail.Sync(); err != nil {
+					return nil, err
+				}
+				tail = nil
 			}
 			if err := s.rollSegment(); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		// Counted live before it is indexed, so that the segment cannot
@@ -733,13 +925,13 @@ func (s *Spool) writeRecords(reqs []*appendReq) (err error) {
 		r.loc = location{Segment: s.curW, Offset: s.curSize + int64(len(buf)), Length: n}
 		buf = append(buf, r.rec...)
 	}
-	if err := flush(); err != nil {
-		return err
+	if err := write(); err != nil {
+		return nil, err
 	}
 	if cap(buf) <= s.opts.MaxGroupBytes*2 {
 		s.wbuf = buf[:0]
 	}
-	return nil
+	return tail, nil
 }
 
 // rollSegment closes the current segment (deleting it if it holds nothing
@@ -1139,14 +1331,15 @@ func (s *Spool) Stats() Stats {
 	quarantined := s.nQuarantined
 	s.qMu.Unlock()
 	return Stats{
-		Appends:      s.nAppends.Load(),
-		Groups:       s.nGroups.Load(),
-		SegmentSyncs: s.nSyncs.Load(),
-		OutcomeSyncs: s.nOutcomeSyncs.Load(),
-		Segments:     n,
-		Live:         s.nLive.Load(),
-		Dead:         s.nDead.Load(),
-		Quarantined:  quarantined,
+		Appends:       s.nAppends.Load(),
+		Groups:        s.nGroups.Load(),
+		SegmentSyncs:  s.nSyncs.Load(),
+		OutcomeSyncs:  s.nOutcomeSyncs.Load(),
+		Segments:      n,
+		Live:          s.nLive.Load(),
+		Dead:          s.nDead.Load(),
+		Quarantined:   quarantined,
+		DroppedAtOpen: s.nUnacked,
 	}
 }
 

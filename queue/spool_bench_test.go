@@ -3,6 +3,8 @@ package queue
 import (
 	"fmt"
 	"runtime"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -27,7 +29,7 @@ func reportAppend(b *testing.B, s *Spool, start time.Time) {
 }
 
 // BenchmarkAppend1 is one writer on a real disk (t.TempDir): every append
-// pays a full segment fsync and an index fsync.
+// pays a full segment fsync and an index fsync (at the same time).
 func BenchmarkAppend1(b *testing.B) {
 	s := openTest(b, Options{})
 	body := testMail(1, 4000)
@@ -301,4 +303,50 @@ func settleBench(b *testing.B, settle func(*Spool, *Message) error) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(s.Stats().OutcomeSyncs)/float64(b.N), "outcome-syncs/op")
+}
+
+// BenchmarkCommitLatency is the latency of Append as a client waits for
+// its "250": N concurrent appenders of 2 KB mail (the size of make bench
+// (a)), each appending as soon as its previous append returned. It reports
+// the p50 and p99 of one Append (the group commit a message waits for),
+// appends/s and group commits per message. Acceptance with many clients
+// is bound by this latency, not by CPU: the fsyncs a group waits for.
+func BenchmarkCommitLatency(b *testing.B) {
+	for _, n := range []int{1, 16, 64, 200} {
+		b.Run(fmt.Sprintf("appenders=%d", n), func(b *testing.B) {
+			s := openTest(b, Options{})
+			body := testMail(1, 2000)
+			b.ReportAllocs()
+			b.SetParallelism((n + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+			var next atomic.Int64
+			var mu sync.Mutex
+			var lat []time.Duration
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				var mine []time.Duration
+				for pb.Next() {
+					m := testMessage(fmt.Sprintf("l%09d", next.Add(1)), 1)
+					t0 := time.Now()
+					if err := s.Append(m, body); err != nil {
+						b.Error(err)
+						return
+					}
+					mine = append(mine, time.Since(t0))
+				}
+				mu.Lock()
+				lat = append(lat, mine...)
+				mu.Unlock()
+			})
+			el := time.Since(start)
+			if len(lat) == 0 {
+				return
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+			st := s.Stats()
+			b.ReportMetric(float64(st.Appends)/el.Seconds(), "msgs/s")
+			b.ReportMetric(float64(st.Groups)/float64(st.Appends), "groups/msg")
+		})
+	}
 }
