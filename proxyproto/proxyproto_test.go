@@ -29,8 +29,8 @@ func TestParseV1(t *testing.T) {
 		{"PROXY TCP4 192.0.2.7 198.51.100.1 56324 25", Header{}, ErrIncomplete},
 		{"EHLO client.example\r\n", Header{}, ErrNoHeader},
 		{"PROXX TCP4", Header{}, ErrNoHeader},
-		{"\x16\x03\x01\x02\x00", Header{}, ErrNoHeader}, // a TLS ClientHello
-		{"PROXY TCP4 192.0.2.7 198.51.100.1 56324 25\n", Header{}, ErrMalformed},     // LF alone
+		{"\x16\x03\x01\x02\x00", Header{}, ErrNoHeader},                               // a TLS ClientHello
+		{"PROXY TCP4 192.0.2.7 198.51.100.1 56324 25\n", Header{}, ErrMalformed},      // LF alone
 		{"PROXY TCP4 192.0.2.7 198.51.100.1 56324 25\rX\r\n", Header{}, ErrMalformed}, // CR alone
 		{"PROXY TCP4 192.0.2.07 198.51.100.1 56324 25\r\n", Header{}, ErrMalformed},   // leading zero
 		{"PROXY TCP4 192.0.2.7 198.51.100.1 056324 25\r\n", Header{}, ErrMalformed},
