@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"sync/atomic"
+	"time"
 
 	"github.com/panjf2000/gnet/v2"
 
@@ -41,6 +42,7 @@ type proxyWait struct {
 	timeoutQueued atomic.Bool
 	done          bool // loop-only: parsed, refused or closed
 	seen          bool // loop-only: some bytes arrived
+	refused       bool // told 421 at connect: what it sends is dropped
 }
 
 // awaitProxyHeader takes a new connection of a ProxyProtocol listener:
@@ -48,18 +50,22 @@ type proxyWait struct {
 // never send a header (§2: "only trusted proxies are allowed to use this
 // protocol") — and the others wait for their header.
 func (l *listener) awaitProxyHeader(c gnet.Conn, peer netip.AddrPort) ([]byte, gnet.Action) {
+	now := l.srv.now().UnixNano()
 	if !containsAddr(l.cfg.TrustedProxies, peer.Addr()) {
 		l.srv.log.Info("PROXY protocol: connection from an address outside trusted_proxies refused", "listener", l.name, "peer", peer.String())
-		return l.refuseProxy(peer, ProxyUntrusted, 421, "4.7.0", "PROXY protocol required: connect through a trusted proxy")
+		out, act := l.refuseProxy(peer, ProxyUntrusted, 421, "4.7.0", "PROXY protocol required: connect through a trusted proxy")
+		// A lingering close: the header such a peer sent at once is read
+		// and dropped before the socket closes (within refusedLinger), so
+		// that the peer gets the 421 and a FIN rather than a reset.
+		w := &proxyWait{l: l, c: c, proxy: peer, deadline: now + int64(refusedLinger), refused: true}
+		if out == nil || !l.addWaiting(w) {
+			return out, act
+		}
+		c.SetContext(w)
+		return out, gnet.None
 	}
-	w := &proxyWait{l: l, c: c, proxy: peer, deadline: l.srv.now().UnixNano() + int64(l.cfg.ProxyHeaderTimeout)}
-	l.mu.Lock()
-	full := l.cfg.MaxConnections > 0 && len(l.conns)+len(l.waiting) >= l.cfg.MaxConnections
-	if !full {
-		l.waiting[w] = struct{}{}
-	}
-	l.mu.Unlock()
-	if full {
+	w := &proxyWait{l: l, c: c, proxy: peer, deadline: now + int64(l.cfg.ProxyHeaderTimeout)}
+	if !l.addWaiting(w) {
 		l.srv.metrics.ErrorIn(l.name, 421)
 		if l.cfg.ImplicitTLS {
 			return nil, gnet.Close
@@ -68,6 +74,22 @@ func (l *listener) awaitProxyHeader(c gnet.Conn, peer netip.AddrPort) ([]byte, g
 	}
 	c.SetContext(w)
 	return nil, gnet.None
+}
+
+// refusedLinger is how long a connection refused at once may keep sending
+// before it is closed.
+const refusedLinger = time.Second
+
+// addWaiting puts w on the waiting list, unless the listener is at
+// MaxConnections.
+func (l *listener) addWaiting(w *proxyWait) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cfg.MaxConnections > 0 && len(l.conns)+len(l.waiting) >= l.cfg.MaxConnections {
+		return false
+	}
+	l.waiting[w] = struct{}{}
+	return true
 }
 
 // refuseProxy counts and reports a connection refused for its PROXY
@@ -92,8 +114,11 @@ func (l *listener) refuseProxy(peer netip.AddrPort, reason string, code int, enh
 // onTraffic parses the header once it is complete, then opens the
 // connection for the client it names.
 func (w *proxyWait) onTraffic() gnet.Action {
-	if w.done {
+	if w.done || w.refused {
 		_, _ = w.c.Discard(-1)
+		if !w.done {
+			w.forget()
+		}
 		return gnet.Close
 	}
 	w.seen = true
@@ -150,6 +175,9 @@ func (w *proxyWait) onClose(err error) {
 		return
 	}
 	w.forget()
+	if w.refused {
+		return
+	}
 	if w.seen {
 		w.l.srv.metrics.ProxyRefused(w.l.name, ProxyMalformed)
 		w.l.srv.log.Warn("PROXY protocol: connection closed within its header", "listener", w.l.name, "peer", w.proxy.String())
@@ -166,6 +194,10 @@ func (w *proxyWait) expire() {
 		return
 	}
 	w.forget()
+	if w.refused {
+		w.closeWith(nil) // told already
+		return
+	}
 	w.l.srv.log.Warn("PROXY protocol: no header in time, connection refused", "listener", w.l.name, "peer", w.proxy.String(), "timeout", w.l.cfg.ProxyHeaderTimeout)
 	out, _ := w.l.refuseProxy(w.proxy, ProxyTimeout, 421, "4.4.2", "No PROXY protocol header in time, closing")
 	w.closeWith(out)
@@ -180,7 +212,7 @@ func (w *proxyWait) drain() {
 	w.forget()
 	l := w.l
 	var out []byte
-	if !l.cfg.ImplicitTLS {
+	if !l.cfg.ImplicitTLS && !w.refused {
 		l.srv.metrics.ErrorIn(l.name, 421)
 		out = l.reply(421, "4.3.2", l.cfg.Hostname+" Service shutting down")
 	}
