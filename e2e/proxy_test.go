@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -285,4 +286,41 @@ backend web
 		}
 		return strings.Join(peers, ",") == "127.0.0.1,"+proxyClientBad, strings.Join(peers, ",")
 	})
+
+	// gannet reload: the node now trusts 127.0.0.21 instead of haproxy, so
+	// 127.0.0.21's header is believed and 127.0.0.1's connections refused.
+	orig := readFile(t, n.ConfigPath)
+	next := strings.Replace(string(orig), `trusted_proxies = ["127.0.0.1/32"]`, `trusted_proxies = ["`+proxyClientBad+`/32"]`, 1)
+	if err := os.WriteFile(n.ConfigPath, []byte(next), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code := runGannetCLI(t, n.gannet, "reload"); code != 0 || !strings.Contains(out, `smtp_listener "pp" changed`) {
+		t.Fatalf("gannet reload: exit %d\n%s%s", code, out, errOut)
+	}
+	c2, err := d.Dial("tcp", n.smtpPP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c2, "PROXY TCP4 %s 127.0.0.1 4711 25\r\n", proxyClientOK)
+	if line, err := bufio.NewReader(c2).ReadString('\n'); err != nil || !strings.HasPrefix(line, "220 ") {
+		t.Errorf("after reload, PROXY header from %s: %q %v, want the greeting", proxyClientBad, line, err)
+	}
+	// Through haproxy, three sessions reach the three nodes: node 0 (no
+	// longer trusting haproxy) refuses its one, the others take theirs.
+	refused := 0
+	for i := range nodes {
+		out, _ := runClient(t, nil, swaks, "--server", feV2, "--local-interface", proxyClientOK, "--from", "app@src.test",
+			"--to", fmt.Sprintf("after-reload-%d@far.example", i), "--quit-after", "RCPT", "--timeout", "30")
+		switch {
+		case strings.Contains(out, "421 4.7.0"):
+			refused++
+		case !strings.Contains(out, "250 2.1.5"):
+			t.Errorf("after reload, through haproxy: neither refused nor accepted:\n%s", out)
+		}
+	}
+	if refused != 1 {
+		t.Errorf("after node 0's reload, %d of 3 sessions through haproxy refused, want 1", refused)
+	}
 }

@@ -41,7 +41,8 @@ func header(v int, src, dst string) []byte {
 func TestProxyHeaderGivesClientAddress(t *testing.T) {
 	for _, v := range []int{1, 2} {
 		acc := &memAcceptor{}
-		_, addr := startServer(t, proxyListener(), acc, Options{})
+		gr := &scriptGreeter{}
+		_, addr := startServer(t, proxyListener(), acc, Options{Greeter: gr})
 		c := dialRawFrom(t, addr, "127.0.0.2")
 		c.send(string(header(v, "127.0.0.10:4000", "127.0.0.1:25")))
 		c.hello()
@@ -57,6 +58,13 @@ func TestProxyHeaderGivesClientAddress(t *testing.T) {
 		}
 		if rec := string(msgs[0].ReceivedHeader("x", time.Unix(0, 0))); !strings.Contains(rec, "[127.0.0.10]") || strings.Contains(rec, "127.0.0.2") {
 			t.Errorf("v%d: Received %q, want the client's address only", v, rec)
+		}
+		// The policy hook's connection metadata names the client too.
+		gr.mu.Lock()
+		calls := append([]Greeting(nil), gr.calls...)
+		gr.mu.Unlock()
+		if len(calls) != 1 || calls[0].Peer != netip.MustParseAddrPort("127.0.0.10:4000") {
+			t.Errorf("v%d: greeter calls %+v, want one with the client's address", v, calls)
 		}
 
 		d := dialRawFrom(t, addr, "127.0.0.2")
