@@ -27,7 +27,7 @@ const (
 // and its HTTP listener that believes X-Forwarded-For from haproxy.
 type proxyNode struct {
 	*gannet
-	smtpPP, httpXFF string
+	smtpPP, httpXFF, httpPP string
 }
 
 // startProxyNode starts a gannet whose proxied listeners trust 127.0.0.1
@@ -37,6 +37,7 @@ func startProxyNode(t *testing.T, sink string) proxyNode {
 	n := proxyNode{
 		smtpPP:  hostPort("127.0.0.1", freePort(t, false, "127.0.0.1")),
 		httpXFF: hostPort("127.0.0.1", freePort(t, false, "127.0.0.1")),
+		httpPP:  hostPort("127.0.0.1", freePort(t, false, "127.0.0.1")),
 	}
 	n.gannet = startGannet(t, gannetConfig{DNS: "127.0.0.1:1", DeliveryPort: 1,
 		DeliveryExtra: fmt.Sprintf("relay_to = %q\n", sink), Extra: fmt.Sprintf(`
@@ -54,7 +55,14 @@ listen = %q
 services = ["inject"]
 trusted_hosts = [%q]
 trusted_proxies = ["127.0.0.1/32"]
-`, n.smtpPP, proxyClientOK, n.httpXFF, proxyClientOK)})
+
+[[http_listener]]
+listen = %q
+services = ["inject"]
+trusted_hosts = [%q]
+trusted_proxies = ["127.0.0.1/32"]
+proxy_protocol = true
+`, n.smtpPP, proxyClientOK, n.httpXFF, proxyClientOK, n.httpPP, proxyClientOK)})
 	return n
 }
 
@@ -94,12 +102,14 @@ func peerAddr(r logRecord) string {
 
 // TestE2EProxyHAProxy: three gannet nodes behind one real haproxy that
 // balances SMTP round-robin with send-proxy-v2 and with send-proxy (v1),
-// and HTTP with option forwardfor. Through it, each node sees the real
+// and HTTP with option forwardfor (mode http) and with send-proxy-v2 (mode
+// tcp). Through it, each node sees the real
 // client: its Reception records and the Received header carry 127.0.0.20,
 // never haproxy's 127.0.0.1; relay_hosts and trusted_hosts decide on the
 // client's address, so 127.0.0.21 is refused through the same proxy. A
 // direct connection without a header, or a PROXY header from outside
-// trusted_proxies, is refused (421) and counted.
+// trusted_proxies, is refused (421) and counted. A reload of one node's
+// trusted_proxies takes effect for its new connections.
 func TestE2EProxyHAProxy(t *testing.T) {
 	swaks := needExecutable(t, "swaks", "swaks")
 	t0 := time.Now()
@@ -110,11 +120,13 @@ func TestE2EProxyHAProxy(t *testing.T) {
 	feV2 := hostPort("127.0.0.1", freePort(t, false, "127.0.0.1"))
 	feV1 := hostPort("127.0.0.1", freePort(t, false, "127.0.0.1"))
 	feHTTP := hostPort("127.0.0.1", freePort(t, false, "127.0.0.1"))
-	var v2, v1, web strings.Builder
+	feHTTPPP := hostPort("127.0.0.1", freePort(t, false, "127.0.0.1"))
+	var v2, v1, web, webPP strings.Builder
 	for i, n := range nodes {
 		fmt.Fprintf(&v2, "    server n%d %s send-proxy-v2\n", i, n.smtpPP)
 		fmt.Fprintf(&v1, "    server n%d %s send-proxy\n", i, n.smtpPP)
 		fmt.Fprintf(&web, "    server n%d %s\n", i, n.httpXFF)
+		fmt.Fprintf(&webPP, "    server n%d %s send-proxy-v2\n", i, n.httpPP)
 	}
 	startHAProxy(t, fmt.Sprintf(`global
     maxconn 200
@@ -148,7 +160,15 @@ frontend web
 backend web
     mode http
     balance roundrobin
-%s`, feV2, v2.String(), feV1, v1.String(), feHTTP, web.String()), feV2, feV1, feHTTP)
+%s
+frontend web_pp
+    mode tcp
+    bind %s
+    default_backend web_pp
+backend web_pp
+    mode tcp
+    balance roundrobin
+%s`, feV2, v2.String(), feV1, v1.String(), feHTTP, web.String(), feHTTPPP, webPP.String()), feV2, feV1, feHTTP, feHTTPPP)
 
 	t.Logf("%v: haproxy started", time.Since(t0).Round(time.Millisecond))
 	// SMTP through haproxy, three sessions per PROXY version: one per node.
@@ -194,6 +214,13 @@ backend web
 		if code := inject(feHTTP, proxyClientOK, fmt.Sprintf("http-%d@far.example", i)); code != 202 {
 			t.Fatalf("inject through haproxy from %s: HTTP %d, want 202", proxyClientOK, code)
 		}
+		// HTTP in haproxy's mode tcp, the client named by a PROXY v2 header.
+		if code := inject(feHTTPPP, proxyClientOK, fmt.Sprintf("httppp-%d@far.example", i)); code != 202 {
+			t.Fatalf("inject through haproxy (send-proxy-v2) from %s: HTTP %d, want 202", proxyClientOK, code)
+		}
+	}
+	if code := inject(feHTTPPP, proxyClientBad, "denied-httppp@far.example"); code != 401 {
+		t.Errorf("inject through haproxy (send-proxy-v2) from %s: HTTP %d, want 401", proxyClientBad, code)
 	}
 	if code := inject(feHTTP, proxyClientBad, "denied-http@far.example", "X-Forwarded-For: "+proxyClientOK); code != 401 {
 		t.Errorf("inject through haproxy from %s (spoofing X-Forwarded-For): HTTP %d, want 401", proxyClientBad, code)
@@ -204,7 +231,7 @@ backend web
 
 	t.Logf("%v: HTTP sent", time.Since(t0).Round(time.Millisecond))
 	// Every message reached the sink with the client in its Received field.
-	want := 3 * len(nodes)
+	want := 4 * len(nodes)
 	got := waitArrivals(t, sink, want, deliveryMax)
 	for _, a := range got {
 		first, _, _ := bytes.Cut(a.Data, []byte("\r\n"))
@@ -218,9 +245,9 @@ backend web
 	// Round-robin: each node received one message per path, each from the
 	// client's address; the refused client's Rejection records name it.
 	for i, n := range nodes {
-		recs := n.WaitRecords(recordFilter{Type: "Reception"}, 3, 10*time.Second)
-		if len(recs) != 3 {
-			t.Errorf("node %d: %d Reception records, want 3 (v2, v1, HTTP):\n%s", i, len(recs), summarize(recs))
+		recs := n.WaitRecords(recordFilter{Type: "Reception"}, 4, 10*time.Second)
+		if len(recs) != 4 {
+			t.Errorf("node %d: %d Reception records, want 4 (SMTP v2 and v1, HTTP with X-Forwarded-For and with PROXY v2):\n%s", i, len(recs), summarize(recs))
 		}
 		for _, r := range recs {
 			if peerAddr(r) != proxyClientOK {
@@ -228,7 +255,7 @@ backend web
 			}
 		}
 	}
-	waitFor(t, 10*time.Second, "4 Rejection records naming "+proxyClientBad+" (RCPT through v2 and v1, inject through haproxy and directly)", func() (bool, string) {
+	waitFor(t, 10*time.Second, "5 Rejection records naming "+proxyClientBad+" (RCPT through v2 and v1, inject through haproxy twice and directly)", func() (bool, string) {
 		var bad []string
 		for _, n := range nodes {
 			for _, r := range selectRecords(n.Records(), recordFilter{Type: "Rejection"}) {
@@ -240,7 +267,7 @@ backend web
 				}
 			}
 		}
-		return len(bad) == 4, strings.Join(bad, "\n")
+		return len(bad) == 5, strings.Join(bad, "\n")
 	})
 	t.Logf("%v: records checked", time.Since(t0).Round(time.Millisecond))
 
