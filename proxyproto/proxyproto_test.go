@@ -186,3 +186,24 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkParse(b *testing.B) {
+	src, dst := ap("192.0.2.7:56324"), ap("198.51.100.1:25")
+	for _, c := range []struct {
+		name string
+		in   []byte
+	}{
+		{"v1", AppendV1(nil, src, dst)},
+		{"v2", AppendV2(nil, src, dst, nil)},
+		{"v2-ipv6", AppendV2(nil, ap("[2001:db8::1]:1"), ap("[2001:db8::2]:25"), nil)},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Parse(c.in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
