@@ -28,7 +28,14 @@ func (e *Engine) newHTTPServer(l config.HTTPListener) *httpapi.Server {
 	return httpapi.New(httpapi.Options{
 		Listen:       l.Listen,
 		TrustedHosts: l.TrustedHosts.Prefixes(),
-		Services:     append([]string{}, l.Services...),
+		// Behind a load balancer (contract.md, "Behind a proxy").
+		TrustedProxies: l.TrustedProxies.Prefixes(),
+		ProxyProtocol:  l.ProxyProtocol,
+		OnProxyRefused: func(reason string, peer netip.AddrPort, err error) {
+			e.metrics.ProxyRefused("http", reason).Inc()
+			e.log.Warn("PROXY protocol: http connection refused", "listen", l.Listen, "peer", peer.String(), "reason", reason, "err", err)
+		},
+		Services: append([]string{}, l.Services...),
 		APIKeys: func(bearer string) (string, bool) {
 			k := e.conf().APIKey(bearer) // [[api_key]] follows reloads
 			if k == nil {

@@ -108,6 +108,9 @@ func (e *Engine) listenerConfigs(cfg *config.Config, authHook bool) ([]inbound.L
 			AuthFailDelay:       l.AuthFailDelay.Duration,
 			AuthFailBlockAfter:  offIfZero(l.AuthFailBlockAfter),
 			AuthFailWindow:      l.AuthFailWindow.Duration,
+			ProxyProtocol:       l.ProxyProtocol,
+			TrustedProxies:      l.TrustedProxies.Prefixes(),
+			ProxyHeaderTimeout:  l.ProxyHeaderTimeout.Duration,
 		})
 	}
 	return cfgs, stores, nil
@@ -169,6 +172,9 @@ func (m inboundMetrics) ConnClosed(string)    { m.e.metrics.ConnectionsIn.Dec() 
 func (m inboundMetrics) Received(string, int) {} // counted once durable, in Accept
 func (m inboundMetrics) ErrorIn(string, int)  { m.e.metrics.SMTPErrorsIn.Inc() }
 func (m inboundMetrics) TLSFailure(string)    { m.e.metrics.TLSFailures.Inc() }
+func (m inboundMetrics) ProxyRefused(listener, reason string) {
+	m.e.metrics.ProxyRefused(listener, reason).Inc()
+}
 
 // authenticator checks SMTP AUTH against [[smtp_user]] of the
 // configuration in force (a reload changes the accounts). Its answer takes

@@ -140,6 +140,13 @@ type SMTPListener struct {
 	DataTimeout         Duration   `toml:"data_timeout"`
 	IdleTimeout         Duration   `toml:"idle_timeout"`
 	SessionTimeout      Duration   `toml:"session_timeout"` // whole connection; 0: no limit
+	// ProxyProtocol: every connection starts with a PROXY protocol header
+	// (v1 or v2) from an address in TrustedProxies, whose client address
+	// is then the connection's for everything; ProxyHeaderTimeout bounds
+	// the wait for it.
+	ProxyProtocol      bool     `toml:"proxy_protocol"`
+	TrustedProxies     CIDRList `toml:"trusted_proxies"`
+	ProxyHeaderTimeout Duration `toml:"proxy_header_timeout"`
 }
 
 // SelfSignedTLS reports whether the listener uses the generated self-signed
@@ -172,6 +179,11 @@ type HTTPListener struct {
 	// MaxInjectBytes bounds all the messages one inject request builds
 	// together (413 past it, and none is spooled).
 	MaxInjectBytes Size `toml:"max_inject_bytes"`
+	// TrustedProxies are the proxies whose X-Forwarded-For (its rightmost
+	// address outside them) names the client; with ProxyProtocol every
+	// connection starts with a PROXY protocol header from one of them.
+	TrustedProxies CIDRList `toml:"trusted_proxies"`
+	ProxyProtocol  bool     `toml:"proxy_protocol"`
 }
 
 // Serves reports whether the listener serves service (ServiceInject, …).

@@ -372,6 +372,25 @@ auth_fail_window = "0s"
 			`F:7: smtp_listener[0].auth_fail_block_after: must be at least 0, not -3`,
 			`F:8: smtp_listener[0].auth_fail_window: must be a positive duration, not "0s"`,
 		}},
+		{"proxy protocol without trusted proxies", `
+[[smtp_listener]]
+listen = "127.0.0.1:2601"
+proxy_protocol = true
+proxy_header_timeout = "0s"
+
+[[http_listener]]
+listen = "127.0.0.1:2602"
+proxy_protocol = true
+trusted_proxies = ["10.0.0.0/8"]
+
+[[http_listener]]
+listen = "127.0.0.1:2603"
+proxy_protocol = true
+`, []string{
+			`F:2: smtp_listener[0].trusted_proxies: must list the proxies allowed to send PROXY headers when proxy_protocol = true (else every connection is refused)`,
+			`F:5: smtp_listener[0].proxy_header_timeout: must be a positive duration, not "0s"`,
+			`F:12: http_listener[1].trusted_proxies: must list the proxies allowed to send PROXY headers when proxy_protocol = true (else every connection is refused)`,
+		}},
 		{"listener session limits", `
 [[smtp_listener]]
 listen = "127.0.0.1:2601"

@@ -250,6 +250,10 @@ func (c *Config) validate() []problem {
 		ck.positive(p("data_timeout"), l.DataTimeout)
 		ck.positive(p("idle_timeout"), l.IdleTimeout)
 		ck.notNegative(p("session_timeout"), l.SessionTimeout)
+		ck.positive(p("proxy_header_timeout"), l.ProxyHeaderTimeout)
+		if l.ProxyProtocol && len(l.TrustedProxies) == 0 {
+			ck.add(p("trusted_proxies"), "must list the proxies allowed to send PROXY headers when proxy_protocol = true (else every connection is refused)")
+		}
 	}
 
 	users := map[string]bool{}
@@ -290,6 +294,9 @@ func (c *Config) validate() []problem {
 		}
 		if l.MaxInjectBytes <= 0 {
 			ck.add(p("max_inject_bytes"), "must be a positive size (such as \"20MiB\"), not %d", l.MaxInjectBytes)
+		}
+		if l.ProxyProtocol && len(l.TrustedProxies) == 0 {
+			ck.add(p("trusted_proxies"), "must list the proxies allowed to send PROXY headers when proxy_protocol = true (else every connection is refused)")
 		}
 	}
 

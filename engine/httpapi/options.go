@@ -31,6 +31,20 @@ const (
 type Options struct {
 	Listen       string         // "host:port"; port 0 picks a free one
 	TrustedHosts []netip.Prefix // peers that need no API key
+	// TrustedProxies are the proxies in front of the listener: from one of
+	// them, the client is the rightmost X-Forwarded-For address outside
+	// them (ForwardedClient), and that address is the request's
+	// RemoteAddr for everything (TrustedHosts, OnRefusal, Intercept, the
+	// inject API's Received). From any other peer X-Forwarded-For is
+	// ignored.
+	TrustedProxies []netip.Prefix
+	// ProxyProtocol makes every connection start with a PROXY protocol
+	// header (v1 or v2) from a TrustedProxies address, whose client is the
+	// connection's peer; other connections are closed and reported to
+	// OnProxyRefused (reason ProxyUntrusted, ProxyMalformed, ProxyTimeout).
+	// A reload changes it for new connections.
+	ProxyProtocol  bool
+	OnProxyRefused func(reason string, peer netip.AddrPort, err error)
 	// Services served on this listener: ServiceInject, ServiceAdmin,
 	// ServiceMetrics. Paths of others answer 404. nil means all three.
 	Services []string

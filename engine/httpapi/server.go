@@ -114,6 +114,8 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("http_listener %s: %w", s.opts.Listen, err)
 	}
+	// Always wrapped: a reload may turn ProxyProtocol on for this socket.
+	ln = &proxyListener{Listener: ln, srv: s}
 	s.ln = ln
 	s.srv = &http.Server{
 		Handler:           http.HandlerFunc(s.serveCurrent),
@@ -137,11 +139,16 @@ func (s *Server) Start() error {
 // serveCurrent serves a request with the server's settings, or with those
 // of the server that replaced them (Replace).
 func (s *Server) serveCurrent(w http.ResponseWriter, r *http.Request) {
+	s.current().handler.ServeHTTP(w, r)
+}
+
+// current is the server whose settings are in force: s, or the one that
+// replaced it.
+func (s *Server) current() *Server {
 	if n := s.next.Load(); n != nil {
-		n.handler.ServeHTTP(w, r)
-		return
+		return n
 	}
-	s.handler.ServeHTTP(w, r)
+	return s
 }
 
 // Replace serves the requests that arrive from now on with n's settings
@@ -196,6 +203,17 @@ const (
 // (401), rate (429), then the endpoint. Every answer of ours is JSON, and a
 // panic becomes a 500 JSON answer rather than a dropped connection.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	if len(s.opts.TrustedProxies) > 0 {
+		// Behind a trusted proxy the client is the one X-Forwarded-For
+		// names: every check below reads r.RemoteAddr.
+		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+			client := ForwardedClient(ap.Addr(), r.Header.Values("X-Forwarded-For"), s.opts.TrustedProxies)
+			if client != ap.Addr().Unmap() {
+				r = r.WithContext(r.Context()) // a copy: the handler's own request is left as it is
+				r.RemoteAddr = netip.AddrPortFrom(client, 0).String()
+			}
+		}
+	}
 	sw := &statusWriter{ResponseWriter: w}
 	if f := s.opts.OnRefusal; f != nil && (r.URL.Path == pathMessage || r.URL.Path == pathInject) {
 		defer func() {

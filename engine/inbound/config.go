@@ -64,6 +64,19 @@ type ListenerConfig struct {
 	AuthFailDelay      time.Duration
 	AuthFailBlockAfter int
 	AuthFailWindow     time.Duration
+
+	// ProxyProtocol makes every connection start with a PROXY protocol
+	// header, version 1 or 2 (HAProxy's proxy-protocol.txt), sent by a
+	// proxy whose address is inside TrustedProxies; the client address it
+	// carries is then the connection's peer for everything: RelayHosts,
+	// AUTH blocking, the connection limits, Received, log records,
+	// Greeter and Acceptor. A LOCAL (v2) or UNKNOWN (v1) header keeps the
+	// proxy's address (a health check). A connection from elsewhere, a
+	// header that is malformed or not complete within ProxyHeaderTimeout
+	// is refused ("421" and closed; proxy.go) before any greeting.
+	ProxyProtocol      bool
+	TrustedProxies     []netip.Prefix
+	ProxyHeaderTimeout time.Duration
 }
 
 // Defaults applied by New to zero fields.
@@ -80,6 +93,10 @@ const (
 	DefaultAuthFailDelay      = 2 * time.Second
 	DefaultAuthFailBlockAfter = 10
 	DefaultAuthFailWindow     = 5 * time.Minute
+
+	// DefaultProxyHeaderTimeout: proxy-protocol.txt §2 asks for at least
+	// 3 seconds, to cover a TCP retransmit.
+	DefaultProxyHeaderTimeout = 5 * time.Second
 )
 
 // Options are the server-wide settings and collaborators.
@@ -116,6 +133,10 @@ type Metrics interface {
 	Received(listener string, size int) // gannet_messages_received_total{listener}
 	ErrorIn(listener string, code int)  // gannet_smtp_errors_total{direction="in"}, per 4xx/5xx reply sent
 	TLSFailure(listener string)         // gannet_tls_failures_total
+	// ProxyRefused counts a connection refused for its PROXY protocol
+	// header (gannet_proxy_protocol_refused_total{listener,reason}):
+	// reason is ProxyUntrusted, ProxyMalformed or ProxyTimeout.
+	ProxyRefused(listener, reason string)
 }
 
 // nopMetrics is used when Options.Metrics is nil.
@@ -126,6 +147,8 @@ func (nopMetrics) ConnClosed(string)    {}
 func (nopMetrics) Received(string, int) {}
 func (nopMetrics) ErrorIn(string, int)  {}
 func (nopMetrics) TLSFailure(string)    {}
+
+func (nopMetrics) ProxyRefused(string, string) {}
 
 // withDefaults returns cfg with zero fields set to their defaults, or an
 // error naming the listener when cfg cannot work.
@@ -171,6 +194,12 @@ func (cfg ListenerConfig) withDefaults() (ListenerConfig, error) {
 	}
 	if cfg.AuthFailWindow == 0 {
 		cfg.AuthFailWindow = DefaultAuthFailWindow
+	}
+	if cfg.ProxyProtocol && len(cfg.TrustedProxies) == 0 {
+		return cfg, fmt.Errorf("inbound: listener %q: proxy_protocol without trusted_proxies would refuse every connection", cfg.Name)
+	}
+	if cfg.ProxyHeaderTimeout <= 0 {
+		cfg.ProxyHeaderTimeout = DefaultProxyHeaderTimeout
 	}
 	if cfg.TLSConfig != nil {
 		c := cfg.TLSConfig.Clone()

@@ -132,6 +132,29 @@
 // the observer's trace mode on and publishes its commands, replies, body
 // sizes and TLS handshakes to the hub; untraced sessions build no text.
 //
+// # Behind a proxy: the PROXY protocol
+//
+// With ProxyProtocol a connection starts as a proxyWait, not a conn
+// (proxy.go): nothing is written and no session exists until its PROXY
+// header (package proxyproto, v1 or v2) has been parsed; proxy-protocol.txt
+// §2 forbids processing the connection before. The header is peeked at on
+// the loop, at most proxyproto.MaxLength bytes, and dropped once parsed;
+// the connection is then opened by listener.open exactly as a direct one,
+// with the header's source as its peer — so RelayHosts, the AUTH guard,
+// MaxConnectionsPerIP, Received, Rejections, traces and the Greeter all see
+// the client. Bytes that came with the header (an implicit-TLS ClientHello)
+// are handled at once. A LOCAL (v2) or UNKNOWN (v1) header keeps the
+// proxy's address. The waiting connections count against MaxConnections
+// and are swept for ProxyHeaderTimeout like the others' deadlines.
+//
+// Refusals are a 421 (not a 554: a client behind a misconfigured proxy
+// should retry, not bounce), or silence on an implicit-TLS listener, then
+// close: at once for a peer outside TrustedProxies (after reading and
+// dropping what it sent within a second, so that it gets the 421 and a FIN
+// rather than a reset), on the first bytes that cannot start a header, at
+// the timeout. Each is counted (Metrics.ProxyRefused) and reported as a
+// Rejection with Command "PROXY" and the TCP peer's address.
+//
 // # Draining
 //
 // Stop answers new connections 421 4.3.2, tells sessions between

@@ -45,6 +45,9 @@ type listener struct {
 	mu    sync.Mutex
 	conns map[*conn]struct{}
 	perIP map[netip.Addr]int
+	// waiting are the connections whose PROXY protocol header has not
+	// arrived yet (ProxyProtocol; proxy.go).
+	waiting map[*proxyWait]struct{}
 
 	// refusing counts the refused implicit-TLS connections whose handshake
 	// (to send the 421 over TLS) is still running; see refuse.
@@ -53,11 +56,12 @@ type listener struct {
 
 func newListener(s *Server, cfg ListenerConfig) *listener {
 	l := &listener{
-		srv:   s,
-		cfg:   cfg,
-		name:  cfg.Name,
-		conns: make(map[*conn]struct{}),
-		perIP: make(map[netip.Addr]int),
+		srv:     s,
+		cfg:     cfg,
+		name:    cfg.Name,
+		conns:   make(map[*conn]struct{}),
+		perIP:   make(map[netip.Addr]int),
+		waiting: make(map[*proxyWait]struct{}),
 	}
 	authOK := s.auth != nil && len(cfg.AuthMechs) > 0
 	for relay := 0; relay < 2; relay++ {
@@ -101,6 +105,9 @@ func sweepInterval(cfg ListenerConfig) time.Duration {
 	d := min(cfg.CommandTimeout, cfg.DataTimeout, cfg.IdleTimeout)
 	if cfg.SessionTimeout > 0 {
 		d = min(d, cfg.SessionTimeout)
+	}
+	if cfg.ProxyProtocol {
+		d = min(d, cfg.ProxyHeaderTimeout)
 	}
 	d /= 4
 	return max(10*time.Millisecond, min(d, time.Second))
@@ -256,21 +263,26 @@ func (k *socket) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 
 // OnClose forgets the connection on the listener it was opened on.
 func (k *socket) OnClose(c gnet.Conn, err error) gnet.Action {
-	st, _ := c.Context().(*conn)
-	if st == nil {
-		return gnet.None // refused in OnOpen, never counted
+	switch st := c.Context().(type) {
+	case *conn:
+		return st.l.onClose(st, err)
+	case *proxyWait:
+		st.onClose(err)
 	}
-	return st.l.onClose(st, err)
+	return gnet.None // refused in OnOpen, never counted
 }
 
-// OnTraffic feeds the new bytes to the connection's session.
+// OnTraffic feeds the new bytes to the connection's session, or to the
+// PROXY protocol header's parser.
 func (k *socket) OnTraffic(c gnet.Conn) gnet.Action {
-	st, _ := c.Context().(*conn)
-	if st == nil {
-		_, _ = c.Discard(-1)
-		return gnet.Close
+	switch st := c.Context().(type) {
+	case *conn:
+		return st.onTraffic()
+	case *proxyWait:
+		return st.onTraffic()
 	}
-	return st.onTraffic()
+	_, _ = c.Discard(-1)
+	return gnet.Close
 }
 
 // OnTick runs the timeout sweep of every listener of the socket, and
@@ -293,10 +305,19 @@ func (k *socket) OnTick() (time.Duration, gnet.Action) {
 	return cur.tick, gnet.None
 }
 
-// onOpen admits a connection (or answers 421 4.3.2 and closes it) and sends
-// the greeting, RFC 5321 §4.3.1.
+// onOpen takes a new connection: with ProxyProtocol it waits for the
+// header (proxy.go), otherwise it is opened at once.
 func (l *listener) onOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	peer := addrPortOf(c.RemoteAddr())
+	if l.cfg.ProxyProtocol {
+		return l.awaitProxyHeader(c, peer)
+	}
+	return l.open(c, peer)
+}
+
+// open admits a connection from the client at peer (or answers 421 4.3.2
+// and closes it) and sends the greeting, RFC 5321 §4.3.1.
+func (l *listener) open(c gnet.Conn, peer netip.AddrPort) ([]byte, gnet.Action) {
 	if l.srv.draining.Load() || l.draining.Load() {
 		l.srv.metrics.ErrorIn(l.name, 421)
 		if l.cfg.ImplicitTLS {
@@ -387,7 +408,7 @@ func (l *listener) refuse(c gnet.Conn, peer netip.AddrPort, reply []byte) ([]byt
 func (l *listener) admit(ip netip.Addr) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.cfg.MaxConnections > 0 && len(l.conns) >= l.cfg.MaxConnections {
+	if l.cfg.MaxConnections > 0 && len(l.conns)+len(l.waiting) >= l.cfg.MaxConnections {
 		return "Too many connections"
 	}
 	if l.cfg.MaxConnectionsPerIP > 0 && l.perIP[ip] >= l.cfg.MaxConnectionsPerIP {
@@ -429,7 +450,17 @@ func (l *listener) sweep() {
 			expired = append(expired, st)
 		}
 	}
+	var late []*proxyWait
+	for w := range l.waiting {
+		if now >= w.deadline && !w.timeoutQueued.Load() {
+			late = append(late, w)
+		}
+	}
 	l.mu.Unlock()
+	for _, w := range late {
+		w.timeoutQueued.Store(true)
+		w.onLoop(w.expire)
+	}
 	l.guard.prune(time.Unix(0, now))
 	for _, st := range expired {
 		st.timeoutQueued.Store(true)
@@ -441,7 +472,7 @@ func (l *listener) sweep() {
 func (l *listener) openConns() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.conns)
+	return len(l.conns) + len(l.waiting)
 }
 
 // drainIdle asks every connection to close if it is between transactions.
@@ -451,21 +482,22 @@ func (l *listener) drainIdle() {
 	for st := range l.conns {
 		all = append(all, st)
 	}
+	waiting := make([]*proxyWait, 0, len(l.waiting))
+	for w := range l.waiting {
+		waiting = append(waiting, w)
+	}
 	l.mu.Unlock()
 	for _, st := range all {
 		st.onLoop(st.drainIfIdle)
+	}
+	for _, w := range waiting {
+		w.onLoop(w.drain)
 	}
 }
 
 // mayRelay tells whether a client at ip may relay without AUTH.
 func (l *listener) mayRelay(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	for _, p := range l.cfg.RelayHosts {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
+	return containsAddr(l.cfg.RelayHosts, ip)
 }
 
 // reply formats one reply line.

@@ -20,7 +20,8 @@ type Rejection struct {
 	Peer     netip.AddrPort
 	Helo     string // the last EHLO/HELO name; "" before one
 	// Command is the verb the reply answers: "connect" (refused before
-	// the greeting), "EHLO", "MAIL", "RCPT", "DATA", "BDAT", "AUTH", …,
+	// the greeting), "PROXY" (refused for its PROXY protocol header, or
+	// for the lack of one: the peer is then the proxy), "EHLO", "MAIL", "RCPT", "DATA", "BDAT", "AUTH", …,
 	// "UNKNOWN" for a line that did not parse, "timeout" when the client
 	// went quiet, "shutdown" when the server stopped. Never the command's
 	// arguments: AUTH secrets and message data are not in it.

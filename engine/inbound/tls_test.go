@@ -14,6 +14,7 @@ import (
 	"net/smtp"
 	"os/exec"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -70,6 +71,9 @@ func (a *fakeAuth) Authenticate(ctx context.Context, cred smtpwire.AuthCredentia
 // countingMetrics counts what the listener reports.
 type countingMetrics struct {
 	opened, closed, received, errors, tlsFail atomic.Int64
+
+	mu           sync.Mutex
+	proxyRefused map[string]int
 }
 
 func (m *countingMetrics) ConnOpened(string)    { m.opened.Add(1) }
@@ -77,6 +81,21 @@ func (m *countingMetrics) ConnClosed(string)    { m.closed.Add(1) }
 func (m *countingMetrics) Received(string, int) { m.received.Add(1) }
 func (m *countingMetrics) ErrorIn(string, int)  { m.errors.Add(1) }
 func (m *countingMetrics) TLSFailure(string)    { m.tlsFail.Add(1) }
+func (m *countingMetrics) ProxyRefused(_, reason string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.proxyRefused == nil {
+		m.proxyRefused = map[string]int{}
+	}
+	m.proxyRefused[reason]++
+}
+
+// refusedFor returns how many connections were refused for reason.
+func (m *countingMetrics) refusedFor(reason string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.proxyRefused[reason]
+}
 
 // TestStartTLS sends a message with net/smtp over STARTTLS and checks the
 // session facts, and that STARTTLS is no longer offered under TLS.

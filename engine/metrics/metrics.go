@@ -225,6 +225,14 @@ func (m *Metrics) Connections(direction string) *vm.Gauge {
 	return m.ConnectionsIn
 }
 
+// ProxyRefused returns gannet_proxy_protocol_refused_total{listener,reason}:
+// connections a PROXY protocol listener refused, by reason ("untrusted":
+// not from trusted_proxies; "malformed": no header or a broken one;
+// "timeout": none complete within proxy_header_timeout).
+func (m *Metrics) ProxyRefused(listener, reason string) *vm.Counter {
+	return m.set.GetOrCreateCounter(`gannet_proxy_protocol_refused_total{listener="` + escapeLabel(listener) + `",reason="` + escapeLabel(reason) + `"}`)
+}
+
 // SMTPErrors returns SMTPErrorsIn or SMTPErrorsOut for In or Out.
 func (m *Metrics) SMTPErrors(direction string) *vm.Counter {
 	if direction == Out {
