@@ -35,6 +35,8 @@ type Config struct {
 	Server  Server       `toml:"server"`
 	Cluster Cluster      `toml:"cluster"` // cluster.go
 
+	Feedback Feedback `toml:"feedback"` // feedback.go
+
 	// File is the path the configuration was read from; "" for Default().
 	File string `toml:"-"`
 
@@ -137,6 +139,10 @@ type SMTPListener struct {
 	DataTimeout         Duration   `toml:"data_timeout"`
 	IdleTimeout         Duration   `toml:"idle_timeout"`
 	SessionTimeout      Duration   `toml:"session_timeout"` // whole connection; 0: no limit
+	// Feedback: every recipient on this listener is a bounce or FBL
+	// address: its mail is taken from anyone and consumed as feedback
+	// (OOB and Feedback records), never relayed ([feedback], feedback.go).
+	Feedback bool `toml:"feedback"`
 }
 
 // SelfSignedTLS reports whether the listener uses the generated self-signed

@@ -49,6 +49,11 @@ type Incoming struct {
 	// Greeting is what the Greeter returned for the session, the last time
 	// it ran before this message; nil without a Greeter.
 	Greeting any
+	// Feedback: the recipients are bounce or FBL addresses
+	// (ListenerConfig.Feedback, Options.FeedbackDomain): the Acceptor
+	// consumes the message instead of relaying it. A transaction's
+	// recipients are all feedback or all not (checkRcpt).
+	Feedback bool
 }
 
 // SessionInfo names the session an Authenticator is asked about:
