@@ -165,7 +165,7 @@ func TestAcceptFeedback(t *testing.T) {
 	recs := readRecords(t, c.Log.Path)
 	// One record per report, in the order sent; the refused ones have none.
 	wantRecs := []struct {
-		typ, rcpt, extra   string
+		typ, rcpt, extra    string
 		matched, suppressed bool
 	}{
 		{"OOB", "bounce@simulator.amazonses.com", "InvalidRecipient", true, true},
