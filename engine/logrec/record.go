@@ -122,7 +122,8 @@ type Report struct {
 //
 // Every field is always present except egress_source, listener,
 // tls_policy, tls_result_type and command (Rejection records: ,"command":"RCPT" last),
-// which are left out when empty. As in KumoMTA, enhanced_code is an object of three
+// which are left out when empty, and the fields of Report (OOB and
+// Feedback records only, last: see Report.appendJSON). As in KumoMTA, enhanced_code is an object of three
 // numbers (null when there is none or it does not parse), peer_address is null
 // when there is no address, and timestamp and created are Unix seconds
 // (integers; 0 when unset). Strings are escaped per RFC 8259; invalid UTF-8
