@@ -231,6 +231,37 @@ feedback = true
 		}
 		c.Quit()
 
+		// A broken multipart/report, and one with 2,000 recipient groups:
+		// a clear refusal; 1,000 records (feedback.MaxRecipients), unmatched.
+		c = dialSMTP(t, foreignIP, fblAddr)
+		r = c.Send("", []string{"fbl@" + fblDomain}, []byte("Content-Type: multipart/report; boundary=z\r\nSubject: broken\r\n\r\nno parts at all\r\n"))
+		if !strings.HasPrefix(r, "550 5.6.0 Malformed report") {
+			t.Errorf("broken report: %q, want 550 5.6.0 Malformed report", r)
+		}
+		var big strings.Builder
+		big.WriteString("Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n--b\r\n" +
+			"Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.many.test\r\n")
+		for i := 0; i < 2000; i++ {
+			fmt.Fprintf(&big, "\r\nFinal-Recipient: rfc822; u%d@many.test\r\nAction: failed\r\nStatus: 5.1.1\r\n", i)
+		}
+		big.WriteString("--b--\r\n")
+		if r := c.Send("", []string{"fbl@" + fblDomain}, []byte(big.String())); !strings.HasPrefix(r, "250") {
+			t.Errorf("report with 2,000 recipients: %q", r)
+		}
+		c.Quit()
+		waitFor(t, 20*time.Second, "1,000 OOB records", func() (bool, string) {
+			n := 0
+			for _, r := range g.Records() {
+				if rs := r.Recipients(); r.Type == "OOB" && len(rs) == 1 && strings.HasSuffix(rs[0], "@many.test") {
+					if !strings.Contains(r.Raw, `"matched":false`) {
+						t.Fatalf("unsigned report matched: %s", r.Raw)
+					}
+					n++
+				}
+			}
+			return n == 1000, fmt.Sprint(n)
+		})
+
 		// Still running and relaying.
 		c = dialSMTP(t, "", g.SMTPAddr)
 		acceptedID(t, c.Send(sender, []string{"after@" + domain2}, simpleMessage(sender, "after@"+domain2, "after", "x\n")))

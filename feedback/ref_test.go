@@ -72,3 +72,47 @@ func TestVERP(t *testing.T) {
 		}
 	}
 }
+
+// TestParseBounds: a report with more recipient groups, parts or nesting
+// than the bounds is read up to them, and bad input is an error that says
+// why, never a panic.
+func TestParseBounds(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n--b\r\n" +
+		"Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.d1.test\r\n")
+	for i := 0; i < 3*MaxRecipients; i++ {
+		b.WriteString("\r\nFinal-Recipient: rfc822; u" + strings.Repeat("x", i%7) + "@d1.test\r\nAction: failed\r\nStatus: 5.1.1\r\n")
+	}
+	b.WriteString("--b--\r\n")
+	r, err := Parse([]byte(b.String()))
+	if err != nil || len(r.Recipients) != MaxRecipients {
+		t.Errorf("%d recipient groups: %v, %d read, want %d", 3*MaxRecipients, err, len(r.Recipients), MaxRecipients)
+	}
+
+	// 200 empty parts before the report: past MaxParts it is not looked at.
+	many := "Content-Type: multipart/mixed; boundary=m\r\n\r\n" + strings.Repeat("--m\r\nContent-Type: text/plain\r\n\r\nx\r\n", 200) +
+		"--m\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\n--m--\r\n"
+	if _, err := Parse([]byte(many)); !errors.Is(err, ErrNotReport) {
+		t.Errorf("report after 200 parts: %v, want ErrNotReport", err)
+	}
+	// Nesting past MaxDepth.
+	deep := "Content-Type: multipart/mixed; boundary=a\r\n\r\n"
+	for _, bd := range []string{"a", "b", "c", "d", "e"} {
+		next := string(rune(bd[0] + 1))
+		deep += "--" + bd + "\r\nContent-Type: multipart/mixed; boundary=" + next + "\r\n\r\n"
+	}
+	deep += "--f\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\n"
+	if _, err := Parse([]byte(deep)); !errors.Is(err, ErrNotReport) {
+		t.Errorf("report %d levels deep: %v, want ErrNotReport", MaxDepth+2, err)
+	}
+	for in, want := range map[string]error{
+		"Subject: hi\r\n\r\nhello\r\n":                                                                                ErrNotReport,
+		"Content-Type: multipart/report\r\n\r\n--x\r\n":                                                               ErrMalformed, // no boundary
+		"Content-Type: multipart/report; boundary=z\r\n\r\nno parts":                                                  ErrMalformed,
+		"Content-Type: multipart/report; boundary=z\r\n\r\n--z\r\nContent-Type: text/plain\r\n\r\nonly text\r\n--z--": ErrNotReport,
+	} {
+		if _, err := Parse([]byte(in)); !errors.Is(err, want) {
+			t.Errorf("Parse(%q) = %v, want %v", in, err, want)
+		}
+	}
+}
