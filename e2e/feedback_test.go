@@ -57,19 +57,23 @@ const (
 // fbStartPostfix runs a private Postfix as the MX of d1.test: it takes
 // Gannet's mail, relays it to relayhost (which refuses it), and sends the
 // bounce it then owes (RFC 3464, from the null sender) to the message's
-// envelope sender — Gannet's VERP return path — by a transport map that
-// routes bounces.example to Gannet's SMTP listener.
-func fbStartPostfix(t *testing.T, listen, relayhost, gannetAddr string) *privatePostfix {
+// envelope sender by its transport map: domain=host:port pairs, e.g.
+// bounces.example to Gannet's SMTP listener (never DNS).
+func fbStartPostfix(t *testing.T, listen, relayhost string, transport map[string]string) *privatePostfix {
 	t.Helper()
 	p := newPrivatePostfix(t)
 	rhost, rport, _ := strings.Cut(relayhost, ":")
-	ghost, gport, _ := strings.Cut(gannetAddr, ":")
+	var routes []string
+	for domain, addr := range transport {
+		host, port, _ := strings.Cut(addr, ":")
+		routes = append(routes, fmt.Sprintf("%s=smtp:[%s]:%s", domain, host, port))
+	}
 	main := p.mainCF("pf.fb.test", "fb.test", "all", fmt.Sprintf(`mynetworks = 127.0.0.0/8
 smtpd_relay_restrictions = permit_mynetworks, reject
 relayhost = [%s]:%s
-transport_maps = inline:{ %s=smtp:[%s]:%s }
+transport_maps = inline:{ %s }
 smtp_tls_security_level = none
-`, rhost, rport, bounceDomain, ghost, gport))
+`, rhost, rport, strings.Join(routes, ", ")))
 	p.start(t, main, masterCF(listen+" inet n - n - - smtpd"), nil, listen)
 	return p
 }
@@ -111,7 +115,7 @@ hostname = "fbl.e2e.test"
 relay_hosts = []
 feedback = true
 `, fbSecret, bounceDomain, fblDomain, fblAddr)})
-	pf := fbStartPostfix(t, hostPort(mxIP1, w.port), hostPort(sinkIP, w.port), g.SMTPAddr)
+	pf := fbStartPostfix(t, hostPort(mxIP1, w.port), hostPort(sinkIP, w.port), map[string]string{bounceDomain: g.SMTPAddr})
 	sender := "app@" + domain2
 
 	t.Run("postfix DSN", func(t *testing.T) {
@@ -145,6 +149,20 @@ feedback = true
 		}
 		if n := len(refusing.arrivals(t)); n != 0 {
 			t.Errorf("the refusing sink saw %d messages", n)
+		}
+
+		// Two recipients in one transaction: the return path names the
+		// message only; the DSN names each recipient.
+		two := []string{"gone1@" + domain1, "gone2@" + domain1}
+		c = dialSMTP(t, "", g.SMTPAddr)
+		id2 := acceptedID(t, c.Send(sender, two, append([]byte("X-Tenant: acme\r\nX-Campaign: two\r\n"),
+			simpleMessage(sender, two[0], "two bounce", "Both bounce.\n")...)))
+		c.Quit()
+		for _, r := range two {
+			recs := g.WaitRecords(recordFilter{Type: "OOB", Recipient: r}, 1, 90*time.Second)
+			if f := fbDecode(t, recs[0]); !*f.Matched || f.ID != id2 || f.Campaign != "two" || recs[0].Response.EnhancedCode() != "5.1.1" {
+				t.Errorf("OOB record of %s: %s", r, recs[0].Raw)
+			}
 		}
 	})
 
@@ -268,6 +286,51 @@ feedback = true
 		c.Quit()
 		waitArrivals(t, reader, 2, deliveryMax)
 	})
+}
+
+// TestE2EFeedbackHeaderOnly: without a VERP return path, a real Postfix's
+// bounce goes to the sender's own domain (an aiosmtpd here, as an ESP's
+// customer's mailbox); forwarded from there, as it arrived, to Gannet's FBL
+// listener with swaks, it is matched by the X-Gannet-Ref that Postfix
+// returned in the bounce (RFC 3464 §2: the returned header section).
+func TestE2EFeedbackHeaderOnly(t *testing.T) {
+	w := newRelayWorld(t)
+	const sinkIP = "127.0.0.5"
+	startSmtpSink(t, hostPort(sinkIP, w.port), "-f", "RCPT", "-B", "550 5.1.1 no such user here")
+	senderBox := startAiosmtpd(t, hostPort(mxIP2, w.port), aioOptions{}) // d2.test: the sender's domain
+	fblAddr := freeAddr(t)
+	g := w.gannet(t, gannetConfig{Extra: fmt.Sprintf(`
+[feedback]
+secret = %q
+
+[[smtp_listener]]
+name = "fbl-in"
+listen = %q
+relay_hosts = []
+feedback = true
+`, fbSecret, fblAddr)})
+	fbStartPostfix(t, hostPort(mxIP1, w.port), hostPort(sinkIP, w.port), map[string]string{domain2: hostPort(mxIP2, w.port)})
+
+	sender, rcpt := "app@"+domain2, "gone@"+domain1
+	c := dialSMTP(t, "", g.SMTPAddr)
+	id := acceptedID(t, c.Send(sender, []string{rcpt}, append([]byte("X-Tenant: shop\r\nX-Campaign: fall\r\n"),
+		simpleMessage(sender, rcpt, "header only", "No VERP here.\n")...)))
+	c.Quit()
+	bounces := waitArrivals(t, senderBox, 1, 90*time.Second)
+	if (bounces[0].MailFrom != "" && bounces[0].MailFrom != "<>") || !strings.Contains(string(bounces[0].Data), "report-type=delivery-status") {
+		t.Fatalf("not Postfix's bounce at the sender's domain: from <%s>\n%s", bounces[0].MailFrom, bounces[0].Data)
+	}
+	if r := swaksSend(t, fblAddr, "forwarder@"+domain2, []string{"bounces@" + fblDomain}, bounces[0].Data,
+		"--local-interface", foreignIP); !strings.HasPrefix(r, "250") {
+		t.Fatalf("forwarded bounce: %q", r)
+	}
+	recs := g.WaitRecords(recordFilter{Type: "OOB", Recipient: rcpt}, 1, 20*time.Second)
+	f := fbDecode(t, recs[0])
+	t.Logf("OOB record: %s", recs[0].Raw)
+	if !*f.Matched || f.MatchedBy != "header" || f.ID != id || f.Tenant != "shop" || f.Campaign != "fall" ||
+		f.ReportingMTA != "pf.fb.test" || recs[0].Response.EnhancedCode() != "5.1.1" || f.Bounce != "InvalidRecipient" {
+		t.Errorf("OOB record: %s", recs[0].Raw)
+	}
 }
 
 // arfReport builds a feedback report from sisimai's arf-14.eml (a real
