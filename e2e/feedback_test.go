@@ -86,7 +86,8 @@ smtp_tls_security_level = none
 //     whose next hop refuses the recipient with 550 5.1.1; Postfix's own
 //     bounce goes to Gannet's VERP return path and becomes an OOB record
 //     matched to the message id, tenant and campaign, classified
-//     InvalidRecipient; it is not relayed anywhere.
+//     InvalidRecipient; it is not relayed anywhere. A two-recipient
+//     transaction's DSN gives one matched record per recipient.
 //   - ARF: a real feedback report (sisimai's arf-14.eml, Yahoo's format)
 //     whose returned message is the one Gannet delivered (with its
 //     X-Gannet-Ref) is sent with swaks from a host outside relay_hosts to

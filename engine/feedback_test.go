@@ -153,6 +153,17 @@ func TestAcceptFeedback(t *testing.T) {
 	}
 	sup.fails = true
 	send(reportSample(t, "arf-02.eml", good), "fbl@fbl.example")
+	var prom bytes.Buffer
+	e.metrics.WritePrometheus(&prom)
+	for _, line := range []string{
+		`gannet_feedback_reports_total{kind="dsn",matched="true"} 2`,
+		`gannet_feedback_reports_total{kind="dsn",matched="false"} 1`,
+		`gannet_feedback_reports_total{kind="arf",matched="true"} 3`,
+	} {
+		if !strings.Contains(prom.String(), line+"\n") {
+			t.Errorf("metrics lack %s", line)
+		}
+	}
 	e.Stop(context.Background())
 
 	want := []string{

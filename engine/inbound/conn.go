@@ -328,7 +328,7 @@ func (st *conn) submitMessage(ev smtpwire.Event) {
 			in.Body = nil
 		}
 		return func() {
-			if r.Positive() {
+			if r.Positive() && !in.Feedback { // a consumed report is not a message taken
 				srv.metrics.Received(st.l.name, size)
 			}
 			st.sess.Respond(&r)
