@@ -229,6 +229,15 @@ feedback = true
 			t.Errorf("plain message to the FBL address: %q, want 550 5.6.0", r)
 		}
 		c.Quit()
+		waitFor(t, 10*time.Second, "a Rejection record of the 550 5.6.0", func() (bool, string) {
+			for _, r := range g.Records() {
+				if r.Type == "Rejection" && r.Response.Code == 550 && r.Response.EnhancedCode() == "5.6.0" &&
+					strings.Contains(r.Raw, `"listener":"fbl-in"`) {
+					return true, ""
+				}
+			}
+			return false, ""
+		})
 
 		c = dialSMTP(t, "", g.SMTPAddr)
 		c.Cmd("MAIL FROM:<>")
