@@ -131,21 +131,21 @@ func (r *Recipient) Permanent() bool {
 }
 
 // Parse reads msg, a whole received message (header section and body),
-// as a DSN or a feedback report. It returns ErrNotReport for a message
-// that is neither, and an error wrapping ErrMalformed for one whose MIME
-// structure breaks before the report part was found.
+// as a DSN or a feedback report. It returns an error wrapping ErrNotReport
+// for a message that is neither, and one wrapping ErrMalformed for a
+// multipart message without a boundary or without any part, so that no
+// report part could be looked for. A broken nested part is skipped.
 func Parse(msg []byte) (*Report, error) {
 	ct, ok := msgheader.Get(msg, "Content-Type")
 	if !ok {
 		return nil, fmt.Errorf("%w: no Content-Type (a report is multipart/report, RFC 6522 §3)", ErrNotReport)
 	}
-	p := parser{msg: msg}
-	body := msg[msgheader.BodyStart(msg):]
+	var p parser
 	cte, _ := msgheader.Get(msg, "Content-Transfer-Encoding")
-	p.err = p.entity(ct, cte, body, 0)
+	err := p.entity(ct, cte, msg[msgheader.BodyStart(msg):], 0)
 	if p.r.Kind == 0 {
-		if p.err != nil {
-			return nil, p.err
+		if err != nil {
+			return nil, err
 		}
 		return nil, fmt.Errorf("%w: the message is %s", ErrNotReport, mediaType(ct))
 	}
@@ -158,10 +158,8 @@ func Parse(msg []byte) (*Report, error) {
 
 // parser walks the MIME tree of one message.
 type parser struct {
-	msg   []byte
-	parts int
+	parts int // parts seen, all levels together (MaxParts)
 	r     Report
-	err   error // why the top-level multipart could not be read
 }
 
 // entity handles one MIME entity of type ct (a Content-Type value) whose
