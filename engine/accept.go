@@ -27,6 +27,9 @@ func (e *Engine) CheckMail(*inbound.Incoming) *smtpwire.Reply {
 // answered by spoolReply: 452 4.3.1 when the queue or the disk is full,
 // else 451 4.3.0.
 func (e *Engine) Accept(_ context.Context, in *inbound.Incoming) smtpwire.Reply {
+	if in.Feedback {
+		return e.acceptFeedback(in) // feedback.go: consumed, not spooled
+	}
 	ids, err := e.take([]arrival{e.smtpArrival(in)})
 	if err != nil {
 		return spoolReply(err)

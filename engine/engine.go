@@ -46,6 +46,9 @@ type Options struct {
 	// SpoolFS holds the spool's segment files; nil: the operating system's.
 	// Tests pass a queuetest.FaultFS to make writes and fsyncs fail.
 	SpoolFS queue.FS
+	// Suppressor is the suppression list that hard out-of-band bounces
+	// and complaints are added to (feedback.go); nil: none.
+	Suppressor Suppressor
 }
 
 // Engine is one running relay.
@@ -87,6 +90,7 @@ type Engine struct {
 	draining    atomic.Bool      // gannet drain (SetDraining)
 	cluster     *cluster.Cluster // [cluster]: the node's view of the cluster (cluster.go); nil without
 	logLevel    *slog.LevelVar   // Options.LogLevel: [log] level, set at start, on reload and by the admin API
+	suppressor  Suppressor       // Options.Suppressor (feedback.go); nil: none
 
 	// What policy scripts changed while the relay runs (script.go):
 	scriptRates  sync.Map   // tenant → messages per second (kumo.limit_sending)
@@ -99,7 +103,8 @@ type Engine struct {
 // New opens the spool and the log, and builds every part from cfg. Nothing
 // listens until Start.
 func New(cfg *config.Config, opts Options) (*Engine, error) {
-	e := &Engine{cfg: cfg, log: opts.Logger, now: opts.Now, certs: map[string]*certs.Store{}, logLevel: opts.LogLevel}
+	e := &Engine{cfg: cfg, log: opts.Logger, now: opts.Now, certs: map[string]*certs.Store{}, logLevel: opts.LogLevel,
+		suppressor: opts.Suppressor}
 	if e.log == nil {
 		e.log = slog.Default()
 	}
@@ -273,6 +278,7 @@ func (e *Engine) buildOutbound() error {
 		Attempted:    e.attempted,  // a policy script's smtp_delivery_result
 		RetryFor:     e.queueRetry, // a policy script's get_queue_config
 		ReportingMTA: cfg.Delivery.EHLOName,
+		ReturnPath:   e.returnPath, // [feedback] return_path_domain (VERP); reload-safe
 		Record:       e.records,
 		Classify:     e.classify,
 		Metrics:      delivery.EngineMetrics(e.metrics),

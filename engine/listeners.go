@@ -29,6 +29,8 @@ func (e *Engine) buildInbound() error {
 		Authenticator: authenticator{conf: e.conf, script: e.scriptAuth},
 		OnRejection:   e.rejection, // rejections.go
 		Trace:         e.trace,
+		// [feedback] domains and return_path_domain (feedback.go)
+		FeedbackDomain: e.feedbackDomain,
 	}
 	if e.cfg.PolicyScript != nil {
 		opts.Greeter = e // smtp_server_greeting, if the script (or a reloaded one) has it
@@ -111,6 +113,7 @@ func (e *Engine) listenerConfigs(cfg *config.Config, authHook bool) ([]inbound.L
 			ProxyProtocol:       l.ProxyProtocol,
 			TrustedProxies:      l.TrustedProxies.Prefixes(),
 			ProxyHeaderTimeout:  l.ProxyHeaderTimeout.Duration,
+			Feedback:            l.Feedback,
 		})
 	}
 	return cfgs, stores, nil

@@ -15,6 +15,7 @@ import (
 	"gannet/engine/dkim"
 	"gannet/engine/logrec"
 	"gannet/engine/policy"
+	"gannet/feedback"
 	"gannet/queue"
 	"gannet/smtpwire"
 )
@@ -214,6 +215,12 @@ func (e *Engine) prepare(lp *livePolicy, a *arrival, id string, now time.Time) (
 	}
 	for _, w := range d.Warnings {
 		e.log.Warn(w.Text, append([]any{"id", id}, w.Args...)...)
+	}
+	// The signed reference that matches bounces and complaints back to
+	// this message (feedback.go), set before the signatures are made so
+	// that they may cover it; a field the client sent is replaced.
+	if ref := e.feedbackRef(id, d.Tenant, d.Campaign); ref != "" {
+		d.Edits = append(slices.Clip(d.Edits), policy.HeaderEdit{Kind: policy.Replace, Name: feedback.RefHeader, Value: ref})
 	}
 	trace := a.received.ReceivedHeader(id, now)
 

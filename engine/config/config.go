@@ -35,6 +35,8 @@ type Config struct {
 	Server  Server       `toml:"server"`
 	Cluster Cluster      `toml:"cluster"` // cluster.go
 
+	Feedback Feedback `toml:"feedback"` // feedback.go
+
 	// File is the path the configuration was read from; "" for Default().
 	File string `toml:"-"`
 
@@ -147,6 +149,10 @@ type SMTPListener struct {
 	ProxyProtocol      bool     `toml:"proxy_protocol"`
 	TrustedProxies     CIDRList `toml:"trusted_proxies"`
 	ProxyHeaderTimeout Duration `toml:"proxy_header_timeout"`
+	// Feedback: every recipient on this listener is a bounce or FBL
+	// address: its mail is taken from anyone and consumed as feedback
+	// (OOB and Feedback records), never relayed ([feedback], feedback.go).
+	Feedback bool `toml:"feedback"`
 }
 
 // SelfSignedTLS reports whether the listener uses the generated self-signed

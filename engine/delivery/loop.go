@@ -691,6 +691,9 @@ func (l *Loop) deliver(it *workItem) {
 		}
 	}
 	withDSN(env, m, idx)
+	if f := l.opts.ReturnPath; f != nil && m.From != "" {
+		env.From = f(m.ID, ms.env.tenant, ms.env.campaign, m.From, env.Rcpts)
+	}
 	snapshot := *m
 	snapshot.Recipients = nil
 	ms.mu.Unlock()

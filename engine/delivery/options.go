@@ -140,6 +140,11 @@ type Options struct {
 	SendBounce func(to string, body []byte) error
 	// ReportingMTA names this host in bounce messages (EHLO name).
 	ReportingMTA string
+	// ReturnPath, when set, gives the envelope sender (MAIL FROM) of a
+	// transaction of message id (of tenant and campaign, sent by from) to
+	// rcpts — a VERP address, so that bounces come back matched; nil: from.
+	// It is not asked for the null sender.
+	ReturnPath func(id, tenant, campaign, from string, rcpts []string) string
 	// DeadLetters, when set ([queue] dead_letter_after > 0), keeps a
 	// message that ends with an expired recipient (or, with KeepBounced, a
 	// bounced one) as a dead letter, with a DeadLetter record per recipient

@@ -13,7 +13,7 @@ import (
 type Acceptor interface {
 	// Accept makes the message durable and returns the reply for the final
 	// "." ("250 2.0.0 OK id=<ID>") or a refusal (452 4.3.1 when the spool
-	// cannot take it). It runs on a worker goroutine, never on an event loop,
+	// cannot take it); a message with in.Feedback set is consumed instead. It runs on a worker goroutine, never on an event loop,
 	// and may block until the spool has synced. in.Body belongs to the
 	// Acceptor from then on. The engine prepends in.ReceivedHeader.
 	Accept(ctx context.Context, in *Incoming) smtpwire.Reply
@@ -49,6 +49,11 @@ type Incoming struct {
 	// Greeting is what the Greeter returned for the session, the last time
 	// it ran before this message; nil without a Greeter.
 	Greeting any
+	// Feedback: the recipients are bounce or FBL addresses
+	// (ListenerConfig.Feedback, Options.FeedbackDomain): the Acceptor
+	// consumes the message instead of relaying it. A transaction's
+	// recipients are all feedback or all not (checkRcpt).
+	Feedback bool
 }
 
 // SessionInfo names the session an Authenticator is asked about:

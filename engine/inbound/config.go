@@ -77,6 +77,9 @@ type ListenerConfig struct {
 	ProxyProtocol      bool
 	TrustedProxies     []netip.Prefix
 	ProxyHeaderTimeout time.Duration
+	// Feedback: every recipient of this listener is a bounce or FBL
+	// address (Options.FeedbackDomain names more, on every listener).
+	Feedback bool
 }
 
 // Defaults applied by New to zero fields.
@@ -120,6 +123,12 @@ type Options struct {
 	// or 5xx reply sent to a client; it must be quick, must not block and
 	// must not keep the Rejection. Nil: refusals are only counted.
 	OnRejection func(*Rejection)
+	// FeedbackDomain, when set, reports whether mail to a recipient
+	// domain is feedback (bounces, complaints) on every listener: such
+	// recipients are taken from any client, without relay permission, and
+	// the message is handed to the Acceptor with Incoming.Feedback set. It
+	// runs on the event loop: it must be quick and must not block.
+	FeedbackDomain func(domain string) bool
 	// Trace receives the conversations of the sessions its subscribers
 	// watch (engine/trace). Nil: sessions are never traced.
 	Trace *trace.Hub

@@ -10,6 +10,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"gannet/engine/trace"
+	"gannet/mailaddr"
 	"gannet/smtpwire"
 )
 
@@ -247,12 +248,34 @@ var replyDraining = smtpwire.Reply{Code: 421, Enhanced: "4.3.2", Lines: []string
 
 // checkRcpt is the relay control: a client inside RelayHosts, or one that
 // authenticated, may send to any domain; any other gets 554 5.7.1 (the
-// contract's "relay denied"; Gannet has no local domains).
+// contract's "relay denied"). The feedback addresses — every recipient
+// of a feedback listener, and the feedback domains — are Gannet's only
+// local addresses: anyone may send to them. A transaction is feedback or
+// relayed mail, not both: a recipient of the other kind gets 452 4.5.3,
+// which tells the client to send it in a later transaction (RFC 5321
+// §3.3, as for too many recipients).
 func (st *conn) checkRcpt(ev smtpwire.Event) *smtpwire.Reply {
-	if st.relay || st.authUser != "" {
+	fb := st.feedbackRcpt(ev.Rcpt.Addr)
+	if ev.Envelope != nil && len(ev.Envelope.Rcpts) > 0 && st.feedbackRcpt(ev.Envelope.Rcpts[0].Addr) != fb {
+		return &replyMixedFeedback
+	}
+	if fb || st.relay || st.authUser != "" {
 		return nil
 	}
 	return &smtpwire.ReplyRelayDenied
+}
+
+// replyMixedFeedback answers a recipient whose kind (feedback or relayed)
+// differs from the transaction's first.
+var replyMixedFeedback = smtpwire.Reply{Code: 452, Enhanced: "4.5.3", Lines: []string{"Feedback and relayed mail go in separate transactions, send this recipient later"}}
+
+// feedbackRcpt reports whether mail to addr is feedback on this listener.
+func (st *conn) feedbackRcpt(addr string) bool {
+	if st.l.cfg.Feedback {
+		return true
+	}
+	f := st.l.srv.feedbackDomain
+	return f != nil && f(mailaddr.Domain(addr))
 }
 
 // incoming describes the session's transaction to the Acceptor.
@@ -268,6 +291,7 @@ func (st *conn) incoming(env *smtpwire.Envelope, body []byte) *Incoming {
 		AuthUser: st.authUser,
 		Tenant:   st.tenant,
 		Greeting: st.greeting,
+		Feedback: env != nil && len(env.Rcpts) > 0 && st.feedbackRcpt(env.Rcpts[0].Addr),
 	}
 }
 
@@ -304,7 +328,7 @@ func (st *conn) submitMessage(ev smtpwire.Event) {
 			in.Body = nil
 		}
 		return func() {
-			if r.Positive() {
+			if r.Positive() && !in.Feedback { // a consumed report is not a message taken
 				srv.metrics.Received(st.l.name, size)
 			}
 			st.sess.Respond(&r)

@@ -31,8 +31,10 @@ type Server struct {
 	// onRejection and trace are Options.OnRejection and Options.Trace.
 	onRejection func(*Rejection)
 	trace       *trace.Hub
-	workers     int
-	loops       int
+	// feedbackDomain is Options.FeedbackDomain (nil: none).
+	feedbackDomain func(string) bool
+	workers        int
+	loops          int
 
 	pool *ants.Pool
 	// socks are the listen sockets in config order, then those removed by
@@ -76,8 +78,9 @@ func New(cfgs []ListenerConfig, acc Acceptor, opts Options) (*Server, error) {
 		workers: opts.Workers,
 		trace:   opts.Trace,
 
-		onRejection: opts.OnRejection,
-		loops:       opts.EventLoops,
+		onRejection:    opts.OnRejection,
+		loops:          opts.EventLoops,
+		feedbackDomain: opts.FeedbackDomain,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

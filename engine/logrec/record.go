@@ -23,6 +23,12 @@ const (
 	// Rejection: Gannet answered an SMTP client with a 4xx or 5xx (at
 	// connect, EHLO, AUTH, MAIL, RCPT, DATA/BDAT, …); Command says to what.
 	Rejection Type = "Rejection"
+	// OOB: an asynchronous bounce came back (a DSN, RFC 3464, received on a
+	// feedback address): one record per recipient it reports on.
+	OOB Type = "OOB"
+	// Feedback: a feedback report (ARF, RFC 5965) came back: a complaint
+	// or another report about a message Gannet sent.
+	Feedback Type = "Feedback"
 )
 
 // Response is the SMTP reply a record is about: the reply to the final "."
@@ -76,6 +82,32 @@ type Record struct {
 	// Command is the SMTP verb a Rejection answers ("MAIL", "RCPT",
 	// "connect", …): never its arguments, so no AUTH secret is logged.
 	Command string
+
+	// Report is set on OOB and Feedback records: what the report says
+	// and whether it was matched to a message Gannet sent.
+	Report *Report
+}
+
+// Report is what an OOB or Feedback record adds: ID, Tenant and Campaign of
+// the record name the original message when Matched, Recipient the
+// reported recipient, Response the status and diagnostic (OOB).
+type Report struct {
+	// Matched: the report carried a reference (X-Gannet-Ref quoted back,
+	// or the VERP return path it was sent to) that verified under
+	// [feedback] secret. MatchedBy says which: "verp" or "header".
+	Matched   bool
+	MatchedBy string
+	// Unmatched says why not ("no reference", "forged reference", …).
+	Unmatched    string
+	ReportingMTA string // Reporting-MTA (RFC 3464 §2.2.2, RFC 5965 §3.2)
+	RemoteMTA    string // Remote-MTA (RFC 3464 §2.3.5)
+	Action       string // Action (RFC 3464 §2.3.3): "failed", "delayed", …
+	FeedbackType string // Feedback-Type (RFC 5965 §3.1): "abuse", …
+	UserAgent    string // User-Agent (RFC 5965 §3.1)
+	SourceIP     string // Source-IP (RFC 5965 §3.2)
+	// Suppressed: the recipient was handed to the suppression list (a
+	// permanent OOB bounce of a hard class, or a complaint).
+	Suppressed bool
 }
 
 // AppendJSON appends r as one JSON object and a newline. The layout is:
@@ -90,7 +122,8 @@ type Record struct {
 //
 // Every field is always present except egress_source, listener,
 // tls_policy, tls_result_type and command (Rejection records: ,"command":"RCPT" last),
-// which are left out when empty. As in KumoMTA, enhanced_code is an object of three
+// which are left out when empty, and the fields of Report (OOB and
+// Feedback records only, last: see Report.appendJSON). As in KumoMTA, enhanced_code is an object of three
 // numbers (null when there is none or it does not parse), peer_address is null
 // when there is no address, and timestamp and created are Unix seconds
 // (integers; 0 when unset). Strings are escaped per RFC 8259; invalid UTF-8
@@ -163,7 +196,34 @@ func (r *Record) AppendJSON(b []byte) []byte {
 		b = append(b, `,"command":`...)
 		b = appendString(b, r.Command)
 	}
+	if rp := r.Report; rp != nil {
+		b = rp.appendJSON(b)
+	}
 	return append(b, "}\n"...)
+}
+
+// appendJSON writes the fields of an OOB or Feedback record:
+// ,"matched":true,"matched_by":"header","reporting_mta":"…",… — matched
+// always, suppressed when true, the others when not empty.
+func (rp *Report) appendJSON(b []byte) []byte {
+	b = append(b, `,"matched":`...)
+	b = strconv.AppendBool(b, rp.Matched)
+	for _, f := range [...]struct{ name, v string }{
+		{"matched_by", rp.MatchedBy}, {"unmatched_reason", rp.Unmatched},
+		{"reporting_mta", rp.ReportingMTA}, {"remote_mta", rp.RemoteMTA}, {"action", rp.Action},
+		{"feedback_type", rp.FeedbackType}, {"user_agent", rp.UserAgent}, {"source_ip", rp.SourceIP},
+	} {
+		if f.v != "" {
+			b = append(b, `,"`...)
+			b = append(b, f.name...)
+			b = append(b, `":`...)
+			b = appendString(b, f.v)
+		}
+	}
+	if rp.Suppressed {
+		b = append(b, `,"suppressed":true`...)
+	}
+	return b
 }
 
 func appendUnix(b []byte, t time.Time) []byte {

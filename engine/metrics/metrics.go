@@ -349,6 +349,8 @@ func help(family string) string {
 		return "Events a policy script counted with increment_campaign_metric, by campaign and event."
 	case "gannet_cluster_redis_errors_total":
 		return "Calls to the cluster's Redis ([cluster] redis) that failed or ran past redis_timeout; meanwhile each limit falls back to this node's share."
+	case "gannet_feedback_reports_total":
+		return "Reports received on feedback addresses: asynchronous DSNs (kind=\"dsn\") and ARF reports (kind=\"arf\"), matched=\"true\" when their signed reference verified."
 	case "gannet_transient_failures_by_class_total":
 		return "Delivery attempts that failed temporarily, by bounce classification of the reply."
 	}
