@@ -249,10 +249,20 @@ var replyDraining = smtpwire.Reply{Code: 421, Enhanced: "4.3.2", Lines: []string
 // authenticated, may send to any domain; any other gets 554 5.7.1 (the
 // contract's "relay denied"; Gannet has no local domains).
 func (st *conn) checkRcpt(ev smtpwire.Event) *smtpwire.Reply {
-	if st.relay || st.authUser != "" {
+	if !st.relay && st.authUser == "" {
+		return &smtpwire.ReplyRelayDenied
+	}
+	rc, ok := st.l.srv.acc.(RcptChecker)
+	if !ok || ev.Rcpt == nil {
 		return nil
 	}
-	return &smtpwire.ReplyRelayDenied
+	if st.mailIn == nil {
+		st.mailIn = new(Incoming)
+	}
+	*st.mailIn = *st.incoming(ev.Envelope, nil)
+	r := rc.CheckRcpt(st.mailIn, ev.Rcpt.Addr)
+	st.mailIn.Envelope = nil // it points into the session
+	return r
 }
 
 // incoming describes the session's transaction to the Acceptor.

@@ -159,12 +159,22 @@ func (l *List) removeLocked(h uint64) {
 // has not expired. It reads memory only (but for a hash two entries
 // share) and does not allocate for an address already folded.
 func (l *List) Suppressed(tenant, addr string) bool {
+	_, ok := l.Match(tenant, addr)
+	return ok
+}
+
+// Match is Suppressed that also says which list holds the entry: "" the
+// global list (which is looked at first), else tenant.
+func (l *List) Match(tenant, addr string) (list string, ok bool) {
 	addr = mailaddr.Fold(addr)
 	cutoff := l.cutoff()
 	if l.has("", addr, cutoff) {
-		return true
+		return "", true
 	}
-	return tenant != "" && l.has(tenant, addr, cutoff)
+	if tenant != "" && l.has(tenant, addr, cutoff) {
+		return tenant, true
+	}
+	return "", false
 }
 
 // cutoff is the creation time (Unix seconds) before which entries have
