@@ -26,6 +26,7 @@ var replySuppressed = smtpwire.Reply{Code: 550, Enhanced: "5.7.1", Lines: []stri
 func (e *Engine) buildSuppression() error {
 	e.suppress = suppress.New(e.spool, e.now)
 	e.suppress.SetTTL(e.cfg.Suppression.TTL.Duration)
+	e.suppress.SetOnAdd(func(source string) { e.metrics.SuppressionAdded(source).Inc() })
 	n, err := e.suppress.Load()
 	if err != nil {
 		return err
@@ -144,9 +145,7 @@ func (e *Engine) suppressBounce(r *logrec.Record) {
 		if !errors.Is(err, suppress.ErrBadAddress) {
 			e.log.Error("suppression list: adding a bounced recipient", "id", r.ID, "err", err)
 		}
-		return
 	}
-	e.metrics.SuppressionAdded(suppress.SourceBounce).Inc()
 }
 
 func bounceSuppresses(classes []string, class string) bool {

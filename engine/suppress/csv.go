@@ -81,7 +81,7 @@ func (l *List) Import(r io.Reader, tenant, source string) (ImportResult, error) 
 		if len(f) > 2 && f[2] != "" {
 			reason = f[2]
 		}
-		e, err := l.put(t, f[0], reason, source, false)
+		e, err := l.put(t, f[0], reason, source, false, true)
 		if err != nil {
 			bad("%v", err)
 			continue
@@ -96,7 +96,7 @@ func (l *List) Import(r io.Reader, tenant, source string) (ImportResult, error) 
 		return res, err
 	}
 	if last != nil { // one synced write makes every earlier one durable
-		if _, err := l.put(last.Tenant, last.Address, last.Reason, last.Source, true); err != nil {
+		if _, err := l.put(last.Tenant, last.Address, last.Reason, last.Source, true, false); err != nil {
 			return res, err
 		}
 	}

@@ -71,6 +71,9 @@ type List struct {
 	now   func() time.Time
 	seed  maphash.Seed
 	ttl   atomic.Int64 // nanoseconds; 0: entries do not expire
+	// onAdd is called with the source of every entry added or renewed
+	// (SetOnAdd); nil: none.
+	onAdd func(source string)
 
 	// wmu makes writers (put, Remove) one at a time, so that the store
 	// and memory agree; mu guards the map only, for as long as a map
@@ -89,6 +92,10 @@ func New(store Store, now func() time.Time) *List {
 	}
 	return &List{store: store, now: now, seed: maphash.MakeSeed(), filter: make(map[uint64]slot)}
 }
+
+// SetOnAdd sets a function called with the source of every entry added
+// or renewed (the engine counts them). Call it before the list is used.
+func (l *List) SetOnAdd(fn func(source string)) { l.onAdd = fn }
 
 // SetTTL sets how long entries count after they were created (0: for
 // ever). It applies to every entry, old and new, from the next lookup.
@@ -210,12 +217,12 @@ func (l *List) has(tenant, addr string, cutoff int64) bool {
 // already listed renews it (new reason, source and creation time).
 func (l *List) Add(tenant, address, reason, source string) error {
 	sync := source != SourceBounce && source != SourceOOB && source != SourceComplaint
-	_, err := l.put(tenant, address, reason, source, sync)
+	_, err := l.put(tenant, address, reason, source, sync, true)
 	return err
 }
 
 // put stores one entry and returns it.
-func (l *List) put(tenant, address, reason, source string, sync bool) (Entry, error) {
+func (l *List) put(tenant, address, reason, source string, sync, count bool) (Entry, error) {
 	addr, err := checkAddress(address)
 	if err != nil {
 		return Entry{}, err
@@ -253,6 +260,9 @@ func (l *List) put(tenant, address, reason, source string, sync bool) (Entry, er
 		l.filter[h] = s
 	} else {
 		l.insertLocked(h, e.Created.Unix())
+	}
+	if count && l.onAdd != nil {
+		l.onAdd(source)
 	}
 	return e, nil
 }
