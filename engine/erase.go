@@ -69,6 +69,9 @@ func (e *Engine) Erase(address string, suppressToo bool, who string) (admin.Eras
 		res.Suppressed = true
 	}
 
+	if err := e.records.Flush(); err != nil { // the records of a moment ago count too
+		e.log.Warn("erasure: flushing the log records", "err", err)
+	}
 	files, err := logrec.FilesMentioning(e.cfg.Log.Path, addr)
 	if err != nil {
 		return res, fmt.Errorf("searching the log files: %w", err)
