@@ -38,8 +38,7 @@ func (e *Engine) Erase(address string, suppressToo bool, who string) (admin.Eras
 	if local, domain := mailaddr.Split(addr); local == "" || domain == "" || strings.ContainsAny(addr, " \t\r\n") {
 		return res, fmt.Errorf("%q: %w", address, suppress.ErrBadAddress)
 	}
-	sum := sha256.Sum256([]byte(addr))
-	res.AddressSHA256 = hex.EncodeToString(sum[:])
+	res.AddressSHA256 = addressHash(addr)
 	res.LogFilesMentioned = []string{}
 
 	q := e.delivery.Erase(addr, addressMask(res.AddressSHA256, addr))
@@ -91,6 +90,12 @@ func (e *Engine) Erase(address string, suppressToo bool, who string) (admin.Eras
 		"queued_messages", res.QueuedMessages, "queued_recipients", res.QueuedRecipients,
 		"dead_letters", res.DeadLetters, "suppressed", res.Suppressed, "log_files", len(res.LogFilesMentioned))
 	return res, nil
+}
+
+// addressHash is the hex SHA-256 of addr folded (mailaddr.Fold).
+func addressHash(addr string) string {
+	sum := sha256.Sum256([]byte(mailaddr.Fold(addr)))
+	return hex.EncodeToString(sum[:])
 }
 
 // addressMask is what records hold in place of an erased address:

@@ -106,6 +106,10 @@ func (e *Engine) dropSuppressed(m *queue.Message, listener string) bool {
 // Suppressed record; the content is the reply, then the entry's reason.
 func (e *Engine) recordSuppressed(mode, id, sender, rcpt, tenant, listener string, r smtpwire.Reply, reason string) {
 	e.metrics.Suppressed(mode).Inc()
+	if e.suppress.Erased(rcpt) { // an erased address is not written again in clear
+		rcpt = addressMask(addressHash(rcpt), rcpt)
+		reason = ""
+	}
 	content := strings.Join(r.Lines, "\n")
 	if reason != "" {
 		content += " (" + reason + ")"

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gannet/engine/inbound"
+	"gannet/engine/logrec"
 	"gannet/engine/suppress"
 	"gannet/queue"
 	"gannet/smtpwire"
@@ -137,6 +138,24 @@ func TestEraseDeadLetters(t *testing.T) {
 	}
 	if _, err := e.Erase("victim@x.test", true, "test"); err != nil || !e.suppress.Suppressed("any", "victim@x.test") {
 		t.Errorf("not suppressed globally: %v", err)
+	}
+	// Mail to it now is refused, and the record of that names its hash.
+	if r := e.CheckRcpt(smtpIn(), "Victim@x.test"); r == nil || r.Code != 550 {
+		t.Errorf("erased address at RCPT: %v", r)
+	}
+	e.records.Flush()
+	var suppressed []string
+	logrec.ReadDir(e.cfg.Log.Path, func(r *logrec.Record) error {
+		if r.Type == logrec.Suppressed {
+			suppressed = append(suppressed, r.Recipient)
+		}
+		if strings.Contains(strings.ToLower(r.Recipient+r.Sender+r.Response.Content), "victim@") {
+			t.Errorf("a %s record names the erased address: %+v", r.Type, r)
+		}
+		return nil
+	})
+	if len(suppressed) != 1 || suppressed[0] != "sha256:"+hex.EncodeToString(sum[:])+"@x.test" {
+		t.Errorf("Suppressed records %v", suppressed)
 	}
 	if _, err := e.Erase("no-at-sign", true, "test"); err == nil {
 		t.Error("a non-address was erased")

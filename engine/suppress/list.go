@@ -63,6 +63,7 @@ var ErrBadAddress = errors.New("not a mail address")
 type slot struct {
 	created int64
 	n       uint32
+	erased  bool // an erasure request's entry (SourceErase): records name it by its hash
 }
 
 // List is the suppression list. Its methods are safe for concurrent use.
@@ -81,7 +82,8 @@ type List struct {
 	wmu    sync.Mutex
 	mu     sync.RWMutex
 	filter map[uint64]slot
-	count  int // entries in memory (expired ones until swept)
+	count  int          // entries in memory (expired ones until swept)
+	size   atomic.Int64 // count, read without the lock: an empty list costs nothing
 }
 
 // New returns an empty list kept in store; Load reads what store holds.
@@ -109,12 +111,12 @@ func (l *List) Load() (int, error) {
 		if !ok {
 			return nil // not ours to judge: skipped
 		}
-		created, _, _, err := decodeValue(v)
+		created, source, _, err := decodeValue(v)
 		if err != nil {
 			return nil
 		}
 		l.mu.Lock()
-		l.insertLocked(l.hash(tenant, addr), created)
+		l.insertLocked(l.hash(tenant, addr), created, source == SourceErase)
 		l.mu.Unlock()
 		n++
 		return nil
@@ -139,12 +141,14 @@ func (l *List) hash(tenant, addr string) uint64 {
 	return h.Sum64()
 }
 
-func (l *List) insertLocked(h uint64, created int64) {
+func (l *List) insertLocked(h uint64, created int64, erased bool) {
 	s := l.filter[h]
 	s.n++
 	s.created = max(s.created, created)
+	s.erased = s.erased || erased
 	l.filter[h] = s
 	l.count++
+	l.size.Store(int64(l.count))
 }
 
 func (l *List) removeLocked(h uint64) {
@@ -159,6 +163,7 @@ func (l *List) removeLocked(h uint64) {
 		l.filter[h] = s
 	}
 	l.count--
+	l.size.Store(int64(l.count))
 }
 
 // Suppressed reports whether mail of tenant to addr must not be sent: the
@@ -173,6 +178,9 @@ func (l *List) Suppressed(tenant, addr string) bool {
 // Match is Suppressed that also says which list holds the entry: "" the
 // global list (which is looked at first), else tenant.
 func (l *List) Match(tenant, addr string) (list string, ok bool) {
+	if l.size.Load() == 0 {
+		return "", false
+	}
 	addr = mailaddr.Fold(addr)
 	cutoff := l.cutoff()
 	if l.has("", addr, cutoff) {
@@ -192,6 +200,18 @@ func (l *List) cutoff() int64 {
 		return -1 << 63
 	}
 	return l.now().Add(-time.Duration(ttl)).Unix()
+}
+
+// Erased reports whether addr is on the global list by an erasure
+// request (SourceErase): what records about it must name by its hash.
+func (l *List) Erased(addr string) bool {
+	if l.size.Load() == 0 {
+		return false
+	}
+	l.mu.RLock()
+	s, ok := l.filter[l.hash("", mailaddr.Fold(addr))]
+	l.mu.RUnlock()
+	return ok && s.erased
 }
 
 func (l *List) has(tenant, addr string, cutoff int64) bool {
@@ -257,9 +277,10 @@ func (l *List) put(tenant, address, reason, source string, sync, count bool) (En
 	if existed {
 		s := l.filter[h]
 		s.created = max(s.created, e.Created.Unix())
+		s.erased = s.erased || source == SourceErase
 		l.filter[h] = s
 	} else {
-		l.insertLocked(h, e.Created.Unix())
+		l.insertLocked(h, e.Created.Unix(), source == SourceErase)
 	}
 	if count && l.onAdd != nil {
 		l.onAdd(source)

@@ -151,14 +151,18 @@ func TestSurvivesReopen(t *testing.T) {
 	l.Add("", "g@example.test", "r", SourceBounce)
 	l.Add("b", "gone@example.test", "r", SourceAdmin)
 	l.Remove("b", "gone@example.test")
+	l.Add("", "erased@example.test", "r", SourceErase)
 	sp.Close()
 
 	sp = openSpool(t, dir)
 	defer sp.Close()
 	l = New(sp, nil)
 	n, err := l.Load()
-	if err != nil || n != 2 {
+	if err != nil || n != 3 {
 		t.Fatalf("Load: %d, %v", n, err)
+	}
+	if !l.Erased("Erased@example.test") || l.Erased("g@example.test") {
+		t.Error("the erasure flag is not kept")
 	}
 	if !l.Suppressed("a", "x@example.test") || !l.Suppressed("z", "g@example.test") || l.Suppressed("b", "gone@example.test") {
 		t.Error("the reopened list differs")
