@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -160,4 +162,53 @@ func TestEraseDeadLetters(t *testing.T) {
 	if _, err := e.Erase("no-at-sign", true, "test"); err == nil {
 		t.Error("a non-address was erased")
 	}
+}
+
+// BenchmarkCheckRcpt is the RCPT TO hook on the event loop, mode refuse,
+// with an empty list and with 100,000 entries: a recipient not listed (the
+// usual case) and one listed (which also writes its Suppressed record).
+func BenchmarkCheckRcpt(b *testing.B) {
+	e, err := New(quietConfig(b.TempDir()), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { e.Stop(context.Background()) })
+	in := smtpIn()
+	in.Tenant = "acme"
+	b.Run("empty", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if e.CheckRcpt(in, "someone@example.test") != nil {
+				b.Fatal("refused")
+			}
+		}
+	})
+	f, err := os.CreateTemp(b.TempDir(), "list")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 100000 {
+		fmt.Fprintf(f, "user%d@example.test,acme\n", i)
+	}
+	f.Seek(0, 0)
+	if _, err := e.suppress.Import(f, "", suppress.SourceImport); err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	b.Run("100k-miss", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if e.CheckRcpt(in, "someone@example.test") != nil {
+				b.Fatal("refused")
+			}
+		}
+	})
+	b.Run("100k-hit", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if e.CheckRcpt(in, "user777@example.test") == nil {
+				b.Fatal("not refused")
+			}
+		}
+	})
 }

@@ -78,7 +78,8 @@ type Metrics struct {
 	// gannet_campaign_messages_*_total{campaign}.
 	Sites, Domains, Tenants, Campaigns *CappedCounters
 
-	received sync.Map // listener name → *vm.Counter
+	received   sync.Map // listener name → *vm.Counter
+	suppressed sync.Map // gannet_suppressed_total: mode → *vm.Counter (suppression.go)
 
 	// gannet_mta_sts_policy_fetches_total{result}
 	stsFetchOK, stsFetchError, stsFetchInvalid *vm.Counter

@@ -13,8 +13,14 @@ import vm "github.com/VictoriaMetrics/metrics"
 
 // Suppressed returns gannet_suppressed_total{mode} for mode "refuse" or
 // "drop".
+// The two counters are made on first use and kept: no allocation after.
 func (m *Metrics) Suppressed(mode string) *vm.Counter {
-	return m.set.GetOrCreateCounter(`gannet_suppressed_total{mode="` + escapeLabel(mode) + `"}`)
+	if c, ok := m.suppressed.Load(mode); ok {
+		return c.(*vm.Counter)
+	}
+	c := m.set.GetOrCreateCounter(`gannet_suppressed_total{mode="` + escapeLabel(mode) + `"}`)
+	m.suppressed.Store(mode, c)
+	return c
 }
 
 // SuppressionAdded returns gannet_suppression_added_total{source}.
