@@ -143,6 +143,9 @@ func (h *handler) listSuppression(w http.ResponseWriter, r *http.Request, c call
 		out.Entries = append(out.Entries, e)
 		return true
 	})
+	if errors.Is(err, suppress.ErrBadCursor) {
+		return fail(http.StatusUnprocessableEntity, "after %q: %v", f.After, err)
+	}
 	if err != nil {
 		return fail(http.StatusInternalServerError, "reading the suppression list: %v", err)
 	}

@@ -1,6 +1,7 @@
 package suppress
 
 import (
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -356,8 +357,14 @@ type Filter struct {
 }
 
 // Cursor names e's place in the list order (tenant, then address), for
-// Filter.After.
-func (e *Entry) Cursor() string { return makeKey(e.Tenant, e.Address) }
+// Filter.After: opaque, URL-safe.
+func (e *Entry) Cursor() string {
+	return base64.RawURLEncoding.EncodeToString([]byte(makeKey(e.Tenant, e.Address)))
+}
+
+// ErrBadCursor is returned by Each for a Filter.After that no Cursor
+// made.
+var ErrBadCursor = errors.New("not a cursor of this list")
 
 // Each calls fn with every entry f chooses that has not expired, in order
 // (the global list first, then by tenant, then by address), until fn
@@ -368,8 +375,14 @@ func (l *List) Each(f Filter, fn func(Entry) bool) error {
 	if !f.AllTenants {
 		from = f.Tenant + "\x00"
 	}
-	if f.After != "" && f.After > from {
-		from = f.After + "\x00" // the first key after the cursor
+	if f.After != "" {
+		after, err := base64.RawURLEncoding.DecodeString(f.After)
+		if err != nil || !strings.Contains(string(after), "\x00") {
+			return ErrBadCursor
+		}
+		if string(after) >= from {
+			from = string(after) + "\x00" // the first key after the cursor
+		}
 	}
 	want := mailaddr.Fold(f.Address)
 	cutoff := l.cutoff()
