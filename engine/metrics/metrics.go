@@ -336,6 +336,12 @@ func help(family string) string {
 		return "Events a policy script counted with increment_campaign_metric, by campaign and event."
 	case "gannet_cluster_redis_errors_total":
 		return "Calls to the cluster's Redis ([cluster] redis) that failed or ran past redis_timeout; meanwhile each limit falls back to this node's share."
+	case "gannet_suppressed_total":
+		return "Recipients not sent to because they are on the suppression list: refused as the mail came in (mode=\"refuse\") or taken and skipped (mode=\"drop\")."
+	case "gannet_suppression_entries":
+		return "Entries on the suppression list, every tenant's and the global list."
+	case "gannet_suppression_added_total":
+		return "Suppression list entries added or renewed, by source (bounce, oob, complaint, admin, import, erase)."
 	case "gannet_transient_failures_by_class_total":
 		return "Delivery attempts that failed temporarily, by bounce classification of the reply."
 	}
