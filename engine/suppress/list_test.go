@@ -282,3 +282,32 @@ func BenchmarkSuppressed(b *testing.B) {
 		}
 	})
 }
+
+// TestConcurrent: lookups, adds and removes from many goroutines (run
+// with -race) leave the list as the last writer of each address left it.
+func TestConcurrent(t *testing.T) {
+	l, _, _ := newList(t)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				a := fmt.Sprintf("u%d-%d@example.test", g, i)
+				if err := l.Add("t", a, "", SourceBounce); err != nil {
+					t.Error(err)
+					return
+				}
+				if !l.Suppressed("t", a) {
+					t.Errorf("%s not suppressed after Add", a)
+				}
+				if i%2 == 0 {
+					l.Remove("t", a)
+				}
+				l.Suppressed("other", a)
+			}
+		})
+	}
+	wg.Wait()
+	if l.Len() != 400 {
+		t.Errorf("Len %d, want 400", l.Len())
+	}
+}
