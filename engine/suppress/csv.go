@@ -49,21 +49,17 @@ func (l *List) Import(r io.Reader, tenant, source string) (ImportResult, error) 
 		}
 	}
 	var last *Entry
+	fields := make([]string, 0, 8)
 	for sc.Scan() {
 		res.Lines++
 		line := strings.TrimSpace(strings.TrimPrefix(sc.Text(), "\ufeff"))
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		cr := csv.NewReader(strings.NewReader(line))
-		cr.FieldsPerRecord = -1
-		f, err := cr.Read()
+		f, err := splitCSV(line, fields[:0])
 		if err != nil {
 			bad("%v", err)
 			continue
-		}
-		for i := range f {
-			f[i] = strings.TrimSpace(f[i])
 		}
 		if res.Lines == 1 && strings.EqualFold(f[0], "address") {
 			continue // the header
@@ -101,6 +97,55 @@ func (l *List) Import(r io.Reader, tenant, source string) (ImportResult, error) 
 		}
 	}
 	return res, nil
+}
+
+// errQuote is a quoted field that does not end well.
+var errQuote = errors.New(`bad quoting: a quoted field ends with '"' followed by ',' or the end of the line`)
+
+// splitCSV splits one CSV line (RFC 4180: fields separated by commas, a
+// field in double quotes may hold commas and doubled quotes) into out,
+// each field trimmed of spaces.
+func splitCSV(line string, out []string) ([]string, error) {
+	for {
+		line = strings.TrimLeft(line, " \t")
+		var field string
+		if strings.HasPrefix(line, `"`) {
+			var b strings.Builder
+			i := 1
+			for {
+				j := strings.IndexByte(line[i:], '"')
+				if j < 0 {
+					return out, errQuote
+				}
+				b.WriteString(line[i : i+j])
+				i += j + 1
+				if i < len(line) && line[i] == '"' { // a doubled quote
+					b.WriteByte('"')
+					i++
+					continue
+				}
+				break
+			}
+			field, line = b.String(), strings.TrimLeft(line[i:], " \t")
+			if line != "" && line[0] != ',' {
+				return out, errQuote
+			}
+		} else {
+			j := strings.IndexByte(line, ',')
+			if j < 0 {
+				j = len(line)
+			}
+			field, line = strings.TrimSpace(line[:j]), line[j:]
+			if strings.Contains(field, `"`) {
+				return out, errQuote
+			}
+		}
+		out = append(out, field)
+		if line == "" {
+			return out, nil
+		}
+		line = line[1:] // the comma
+	}
 }
 
 // Export writes the entries f chooses to w as CSV, with ExportHeader
