@@ -17,14 +17,15 @@ import (
 // Erase carries out an erasure request (GDPR art. 17; gannet erase,
 // POST /api/admin/erase/v1) for address:
 //
-//  1. the queue: a message from the address leaves it whole; a message to
+//  1. unless told not to (suppressToo false), the address goes on the
+//     global suppression list (source "erase") first, so that no tenant
+//     mails it again, from now on — the one place the address is kept, as
+//     the request requires;
+//  2. the queue: a message from the address leaves it whole; a message to
 //     the address and others loses that recipient only and still goes to
 //     the others (delivery.Loop.Erase). Their AdminDelete records name
 //     the address by its hash (addressMask), never in clear;
-//  2. the dead letters from or to the address are purged, whole;
-//  3. unless told not to (suppressToo false), the address goes on the
-//     global suppression list (source "erase"), so that no tenant mails it
-//     again — the one place the address is kept, as the request requires;
+//  3. the dead letters from or to the address are purged, whole;
 //  4. the retained log files are searched for it (logrec.FilesMentioning):
 //     the answer names those that still hold it, for the operator to deal
 //     with (Gannet does not rewrite its logs);
@@ -41,6 +42,13 @@ func (e *Engine) Erase(address string, suppressToo bool, who string) (admin.Eras
 	res.AddressSHA256 = addressHash(addr)
 	res.LogFilesMentioned = []string{}
 
+	// Suppressed first, so that no new mail to it comes in meanwhile.
+	if suppressToo {
+		if err := e.suppress.Add("", addr, "erasure request", suppress.SourceErase); err != nil {
+			return res, fmt.Errorf("suppression list: %w", err)
+		}
+		res.Suppressed = true
+	}
 	q := e.delivery.Erase(addr, addressMask(res.AddressSHA256, addr))
 	res.QueuedMessages, res.QueuedRecipients = q.Messages, q.Recipients
 
@@ -59,13 +67,6 @@ func (e *Engine) Erase(address string, suppressToo bool, who string) (admin.Eras
 			return res, fmt.Errorf("dead letter %s: %w", id, err)
 		}
 		res.DeadLetters++
-	}
-
-	if suppressToo {
-		if err := e.suppress.Add("", addr, "erasure request", suppress.SourceErase); err != nil {
-			return res, fmt.Errorf("suppression list: %w", err)
-		}
-		res.Suppressed = true
 	}
 
 	if err := e.records.Flush(); err != nil { // the records of a moment ago count too
