@@ -35,6 +35,8 @@ func (e *Engine) adminHandler() http.Handler {
 	if e.cluster != nil {
 		opts.Cluster = e.cluster
 	}
+	opts.Suppression = e.suppress
+	opts.Erase = e.Erase // erase.go
 	return admin.New(opts)
 }
 

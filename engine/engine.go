@@ -25,6 +25,7 @@ import (
 	"gannet/engine/mtasts"
 	"gannet/engine/outbound"
 	"gannet/engine/shaping"
+	"gannet/engine/suppress"
 	"gannet/engine/trace"
 	"gannet/internal/bufpool"
 	"gannet/queue"
@@ -47,7 +48,8 @@ type Options struct {
 	// Tests pass a queuetest.FaultFS to make writes and fsyncs fail.
 	SpoolFS queue.FS
 	// Suppressor is the suppression list that hard out-of-band bounces
-	// and complaints are added to (feedback.go); nil: none.
+	// and complaints are added to (feedback.go); nil: the engine's own
+	// ([suppression], engine/suppress). Tests pass a recording one.
 	Suppressor Suppressor
 }
 
@@ -71,8 +73,9 @@ type Engine struct {
 	records     *logrec.Writer
 	metrics     *metrics.Metrics
 	bounces     *bounce.Classifier
-	obs         *observer     // labelled metrics from records and transactions (observe.go)
-	resolver    *liveResolver // nil with relay_to; a reload swaps what it holds
+	suppress    *suppress.List // the suppression list (suppression.go)
+	obs         *observer      // labelled metrics from records and transactions (observe.go)
+	resolver    *liveResolver  // nil with relay_to; a reload swaps what it holds
 	outbound    *outbound.Manager
 	delivery    *delivery.Loop
 	inbound     *inbound.Server
@@ -148,6 +151,9 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		e.closeStores()
 		return nil, err
 	}
+	if err := e.buildSuppression(); err != nil {
+		return fail(fmt.Errorf("suppression list: %w", err))
+	}
 
 	e.records, err = logrec.New(logrec.Options{
 		Dir:         cfg.Log.Path,
@@ -157,7 +163,10 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		Now:         e.now,
 		OnDrop:      func() { e.metrics.LogRecordsDropped.Inc() },
 		OnError:     func(err error) { e.log.Error("log records", "err", err) },
-		OnRecord:    e.obs.record,
+		OnRecord: func(r *logrec.Record) {
+			e.obs.record(r)
+			e.suppressBounce(r) // a hard bounce suppresses its recipient
+		},
 	})
 	if err != nil {
 		return fail(fmt.Errorf("log %s: %w", cfg.Log.Path, err))

@@ -28,8 +28,8 @@ import (
 // Suppressor is the suppression list as feedback uses it: a permanent
 // out-of-band bounce of a hard class (source "oob") or a complaint
 // (source "complaint") adds the recipient for the original message's
-// tenant. Add must be safe for concurrent use. Nil (Options.Suppressor):
-// nothing is suppressed.
+// tenant. Add must be safe for concurrent use; *suppress.List has it.
+// Options.Suppressor nil: the engine's own list.
 type Suppressor interface {
 	Add(tenant, address, reason, source string) error
 }
@@ -210,7 +210,7 @@ func (e *Engine) recordOOB(base logrec.Record, rep logrec.Report, r *feedback.Re
 		if m.by != "" && rc.Permanent() && hardClasses[class] {
 			addr := suppressAddress(m.ref.Recipient, rc.OriginalRecipient, rc.FinalRecipient)
 			reason := strings.TrimSpace(rc.Status + " " + rc.Diagnostic)
-			rp.Suppressed = e.suppress(m.ref.Tenant, addr, reason, suppressOOB)
+			rp.Suppressed = e.suppressFeedback(m.ref.Tenant, addr, reason, suppressOOB)
 		}
 		rec.Report = &rp
 		e.records.Write(&rec)
@@ -231,7 +231,7 @@ func (e *Engine) recordFeedback(base logrec.Record, rep logrec.Report, r *feedba
 		rec.Recipient = to
 		if m.by != "" && complaintTypes[r.FeedbackType] {
 			addr := suppressAddress(m.ref.Recipient, to)
-			rp.Suppressed = e.suppress(m.ref.Tenant, addr, r.FeedbackType+" report from "+cmp.Or(r.UserAgent, r.ReportingMTA, "unknown"), suppressComplaint)
+			rp.Suppressed = e.suppressFeedback(m.ref.Tenant, addr, r.FeedbackType+" report from "+cmp.Or(r.UserAgent, r.ReportingMTA, "unknown"), suppressComplaint)
 		}
 		rec.Report = &rp
 		e.records.Write(&rec)
@@ -249,13 +249,18 @@ func suppressAddress(candidates ...string) string {
 	return ""
 }
 
-// suppress hands addr to the suppression list; it reports whether the list
+// suppressFeedback hands addr to the suppression list (Options.Suppressor,
+// else the engine's own, engine/suppress); it reports whether the list
 // took it.
-func (e *Engine) suppress(tenant, addr, reason, source string) bool {
-	if e.suppressor == nil || addr == "" {
+func (e *Engine) suppressFeedback(tenant, addr, reason, source string) bool {
+	var list Suppressor = e.suppressor
+	if list == nil && e.suppress != nil {
+		list = e.suppress
+	}
+	if list == nil || addr == "" {
 		return false
 	}
-	if err := e.suppressor.Add(tenant, addr, reason, source); err != nil {
+	if err := list.Add(tenant, addr, reason, source); err != nil {
 		e.log.Error("feedback: suppression list", "tenant", tenant, "source", source, "err", err)
 		return false
 	}

@@ -52,8 +52,9 @@ func (e *Engine) newHTTPServer(l config.HTTPListener) *httpapi.Server {
 		Now:             e.now,
 		Hostname:        e.hostname(),
 		Logger:          e.log,
-		Intercept:       e.intercept,   // a policy script's http_request
-		OnRefusal:       e.httpRefusal, // Rejection records (rejections.go)
+		Intercept:       e.intercept,      // a policy script's http_request
+		OnRefusal:       e.httpRefusal,    // Rejection records (rejections.go)
+		Suppressed:      e.httpSuppressed, // the suppression list (suppression.go)
 	})
 }
 

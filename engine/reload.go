@@ -369,6 +369,7 @@ func (e *Engine) reloadConfig() (applied, restart []string, err error) {
 	if e.delivery != nil {
 		e.delivery.SetRetry(retryPolicy(cfg))
 	}
+	e.suppress.SetTTL(cfg.Suppression.TTL.Duration)
 	restart = needsRestart(e.cfg, cfg)
 	applied = append(applied, appliedSections(prev.cfg, cfg)...)
 	return applied, restart, nil

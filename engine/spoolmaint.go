@@ -81,6 +81,7 @@ func (e *Engine) spoolMaint(sp *queue.Spool, healthEvery, compactEvery time.Dura
 			}
 			refusing = err
 		case <-compact.C:
+			e.sweepSuppression()
 			if keep := e.conf().Queue.DeadLetterAfter.Duration; keep > 0 {
 				if n, err := sp.ExpireDead(e.now().Add(-keep)); err != nil && !errors.Is(err, queue.ErrClosed) {
 					e.log.Error("spool dead letters", "err", err)

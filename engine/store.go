@@ -161,6 +161,12 @@ func (e *Engine) spoolArrival(lp *livePolicy, a *arrival, now time.Time) (*queue
 	if err != nil {
 		return nil, fmt.Errorf("message %s: %w", id, err)
 	}
+	if !e.dropSuppressed(p.m, a.msg.Listener) {
+		// Every recipient is suppressed: nothing to spool or deliver; the
+		// client is answered as for any message taken (mode drop).
+		e.bodies.Put(p.buf)
+		return p.m, nil
+	}
 	err = e.appendToSpool(p.m, p.final)
 	// The spool copied the final message into its record: the buffer goes
 	// to the first attempt (hotbody.go), or back for the next message.
@@ -318,6 +324,9 @@ func withDSN(m *queue.Message, env *smtpwire.Envelope) {
 // queued for delivery.
 func (e *Engine) release(m *queue.Message, a *arrival) {
 	e.metrics.Received(a.msg.Listener).Inc()
+	if len(m.Recipients) == 0 {
+		return // all suppressed (dropSuppressed): not spooled
+	}
 	e.writeReception(m, a.msg.Listener, a.peer.String(), a.helo, a.tls)
 	e.enqueue(m)
 }

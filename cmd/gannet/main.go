@@ -12,6 +12,8 @@
 //	gannet log-level [LEVEL]             show or set the operational log's level, over the admin API
 //	gannet reload                        re-read and apply the relay's config (as SIGHUP), over the admin API
 //	gannet drain [-off] [-status]        stop taking new mail while delivering the queue (rolling restarts), over the admin API
+//	gannet suppress list|add|remove|import FILE|export   the suppression list, over the admin API
+//	gannet erase ADDRESS [-no-suppress]  erase an address (GDPR art. 17), over the admin API
 //	gannet cluster status                the nodes of the cluster ([cluster]) with their queues and rates, over the admin API
 //	gannet version                       print the version
 //	gannet help                          print this help
@@ -57,6 +59,8 @@ func commands() []command {
 		{"log-level", "the operational log's level: log-level [debug|info|warn|error]", cmdLogLevel},
 		{"reload", "re-read the relay's config and apply it, as SIGHUP does: reload (exit 1 and the problems when refused)", cmdReload},
 		{"drain", "stop taking new mail, keep delivering (rolling restarts): drain [-off] [-status]", cmdDrain},
+		{"suppress", "the suppression list: suppress list [-tenant T|-global] | add|remove ADDRESS [-tenant T] [-reason R] | import FILE [-tenant T] | export [-tenant T|-global] [-o FILE]", cmdSuppress},
+		{"erase", "erase an address (GDPR art. 17): its queued and dead-lettered mail, suppressed, log files named: erase ADDRESS [-no-suppress]", cmdErase},
 		{"cluster", "the cluster's nodes ([cluster] redis) with their queue depths and rates: cluster status", cmdCluster},
 		{"version", "print the version", cmdVersion},
 		{"help", "print this help", cmdHelp},

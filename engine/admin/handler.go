@@ -102,6 +102,14 @@ type Options struct {
 	NewID       func() string    // rule ids; nil: random UUIDs (version 4)
 	Logger      *slog.Logger     // nil: discarded
 
+	// Suppression serves /api/admin/suppression/v1 (and …/import,
+	// …/export). Nil: 404.
+	Suppression Suppression
+	// Erase carries out an erasure request (/api/admin/erase/v1): address
+	// as given, suppress whether to add it to the global suppression
+	// list, who the caller. Nil: 404.
+	Erase func(address string, suppress bool, who string) (EraseResponse, error)
+
 	// Cluster lists the cluster's nodes (/api/admin/cluster/v1). Nil:
 	// the node is not clustered (the answer says so).
 	Cluster Cluster
@@ -188,6 +196,14 @@ func (h *handler) routes(path string) route {
 		return route{http.MethodGet: h.drainState, http.MethodPost: h.drain}
 	case PathCluster:
 		return route{http.MethodGet: h.clusterStatus}
+	case PathSuppression:
+		return route{http.MethodGet: h.listSuppression, http.MethodPost: h.addSuppression, http.MethodDelete: h.removeSuppression}
+	case PathSuppressionImport:
+		return route{http.MethodPost: h.importSuppression}
+	case PathSuppressionExport:
+		return route{http.MethodGet: h.exportSuppression}
+	case PathErase:
+		return route{http.MethodPost: h.erase}
 	}
 	return nil
 }

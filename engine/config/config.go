@@ -15,6 +15,7 @@ type Config struct {
 	Delivery      Delivery                `toml:"delivery"`
 	TLS           TLS                     `toml:"tls"`
 	Queue         Queue                   `toml:"queue"`
+	Suppression   Suppression             `toml:"suppression"`
 	Meta          Meta                    `toml:"meta"`
 	DKIM          []DKIM                  `toml:"dkim"`
 	Tenants       []Tenant                `toml:"tenant"`
@@ -60,6 +61,24 @@ type Config struct {
 type Spool struct {
 	Path        string `toml:"path"`
 	Compression string `toml:"compression"` // zstd | s2 | none
+}
+
+// Suppression modes ([suppression] mode).
+const (
+	SuppressionRefuse = "refuse"
+	SuppressionDrop   = "drop"
+	SuppressionOff    = "off"
+)
+
+// Suppression is [suppression]: the suppression list (engine/suppress).
+type Suppression struct {
+	// Mode is SuppressionRefuse, SuppressionDrop or SuppressionOff.
+	Mode string `toml:"mode"`
+	// TTL is how long an entry counts after it was added; 0: for ever.
+	TTL Duration `toml:"ttl"`
+	// BounceClasses are the bounce classes whose bounces add the
+	// recipient to its tenant's list.
+	BounceClasses []string `toml:"bounce_classes"`
 }
 
 // Metrics is [metrics]: the Prometheus metrics served at /metrics.

@@ -347,6 +347,13 @@ func (c *Config) validate() []problem {
 	c.checkCluster(ck)
 	c.checkFeedback(ck)
 	ck.positive(at("server", "drain_timeout"), c.Server.DrainTimeout)
+	ck.oneOf(at("suppression", "mode"), c.Suppression.Mode, SuppressionRefuse, SuppressionDrop, SuppressionOff)
+	ck.notNegative(at("suppression", "ttl"), c.Suppression.TTL)
+	for _, name := range c.Suppression.BounceClasses {
+		if _, ok := bounce.ParseClass(name); !ok {
+			ck.add(at("suppression", "bounce_classes"), "unknown bounce class %q", name)
+		}
+	}
 	ck.atLeast(at("delivery", "max_connections_per_domain"), d.MaxConnectionsPerDomain, 1)
 	ck.atLeast(at("delivery", "max_deliveries_per_connection"), d.MaxDeliveriesPerConnection, 1)
 	ck.positive(at("delivery", "connect_timeout"), d.ConnectTimeout)

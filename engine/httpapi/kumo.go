@@ -120,6 +120,14 @@ func (s *Server) handleInject(w http.ResponseWriter, r *http.Request, c Caller, 
 	var buf []byte
 	for i := range req.Recipients {
 		rc := &req.Recipients[i]
+		if s.opts.Suppressed != nil {
+			if reply, ok := s.opts.Suppressed(tenant, req.EnvelopeSender, rc.Email); ok {
+				ans.FailCount++
+				ans.FailedRecipients = append(ans.FailedRecipients, rc.Email)
+				ans.Errors = append(ans.Errors, rc.Email+": "+reply)
+				continue
+			}
+		}
 		var raw []byte
 		var err error
 		raw, buf, err = s.expandKumo(job, &req, rc, buf, budget)

@@ -60,6 +60,18 @@ func (l *addrList) UnmarshalJSON(b []byte) error {
 type messageAnswer struct {
 	ID         string `json:"id"`
 	Recipients int    `json:"recipients"`
+	// The recipients refused (suppressed) and why, "ADDRESS: REPLY";
+	// left out when none was.
+	FailedRecipients []string `json:"failed_recipients,omitempty"`
+	Errors           []string `json:"errors,omitempty"`
+}
+
+// refusedAnswer is the 422 answer of POST /v1/message when every
+// recipient was refused.
+type refusedAnswer struct {
+	Error            string   `json:"error"`
+	FailedRecipients []string `json:"failed_recipients"`
+	Errors           []string `json:"errors"`
 }
 
 // handleMessage serves POST /v1/message: one MIME message built from the
@@ -77,12 +89,38 @@ func (s *Server) handleMessage(w http.ResponseWriter, r *http.Request, c Caller,
 		writeAPIError(w, aerr)
 		return
 	}
+	ans := messageAnswer{}
+	msg.Recipients, ans.FailedRecipients, ans.Errors = s.refuseSuppressed(msg.Tenant, msg.From, msg.Recipients)
+	if len(msg.Recipients) == 0 {
+		WriteJSON(w, http.StatusUnprocessableEntity, refusedAnswer{
+			Error: "every recipient was refused", FailedRecipients: ans.FailedRecipients, Errors: ans.Errors})
+		return
+	}
 	ids, aerr := s.inject(r, []Message{msg})
 	if aerr != nil {
 		writeAPIError(w, aerr)
 		return
 	}
-	WriteJSON(w, http.StatusAccepted, messageAnswer{ID: ids[0], Recipients: len(msg.Recipients)})
+	ans.ID, ans.Recipients = ids[0], len(msg.Recipients)
+	WriteJSON(w, http.StatusAccepted, ans)
+}
+
+// refuseSuppressed splits rcpts into those to inject and those
+// Options.Suppressed refuses, with an "ADDRESS: REPLY" error for each.
+func (s *Server) refuseSuppressed(tenant, sender string, rcpts []string) (kept, failed, errs []string) {
+	if s.opts.Suppressed == nil {
+		return rcpts, nil, nil
+	}
+	kept = rcpts[:0:0]
+	for _, rc := range rcpts {
+		if reply, ok := s.opts.Suppressed(tenant, sender, rc); ok {
+			failed = append(failed, rc)
+			errs = append(errs, rc+": "+reply)
+			continue
+		}
+		kept = append(kept, rc)
+	}
+	return kept, failed, errs
 }
 
 // decodeAll decodes one JSON value and refuses anything after it.

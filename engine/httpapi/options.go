@@ -90,5 +90,11 @@ type Options struct {
 	// text of the answer and the caller's tenant ("" when unknown).
 	OnRefusal func(peer netip.Addr, method, path string, status int, msg, tenant string)
 
+	// Suppressed, when set, is asked about each recipient of an
+	// injection with the caller's tenant and the envelope sender: ok true
+	// refuses that recipient (the suppression list), reply saying why; the
+	// others are injected. Nil: no recipient is refused.
+	Suppressed func(tenant, sender, rcpt string) (reply string, ok bool)
+
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration // 0: defaults above
 }

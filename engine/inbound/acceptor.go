@@ -23,6 +23,15 @@ type Acceptor interface {
 	CheckMail(in *Incoming) *smtpwire.Reply
 }
 
+// RcptChecker is an Acceptor that also judges each recipient at RCPT TO,
+// after the relay control: nil accepts, a reply refuses that recipient
+// (the suppression list: 550 5.7.1). It is called on the event loop and
+// must not block. in is the transaction as far as MAIL FROM (as for
+// CheckMail; it must not be kept), rcpt the recipient's address.
+type RcptChecker interface {
+	CheckRcpt(in *Incoming, rcpt string) *smtpwire.Reply
+}
+
 // BodyReleaser is an Acceptor that is done with in.Body when Accept returns
 // (it copied what it keeps). The server then gives the buffer back to its
 // pool for a later message, instead of leaving one body-sized buffer per

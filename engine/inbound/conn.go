@@ -253,16 +253,36 @@ var replyDraining = smtpwire.Reply{Code: 421, Enhanced: "4.3.2", Lines: []string
 // local addresses: anyone may send to them. A transaction is feedback or
 // relayed mail, not both: a recipient of the other kind gets 452 4.5.3,
 // which tells the client to send it in a later transaction (RFC 5321
-// §3.3, as for too many recipients).
+// §3.3, as for too many recipients). A relayed recipient then goes to the
+// Acceptor's RcptChecker, when it has one (the suppression list).
 func (st *conn) checkRcpt(ev smtpwire.Event) *smtpwire.Reply {
+	if ev.Rcpt == nil { // not a RCPT event: only the relay control
+		if !st.relay && st.authUser == "" {
+			return &smtpwire.ReplyRelayDenied
+		}
+		return nil
+	}
 	fb := st.feedbackRcpt(ev.Rcpt.Addr)
 	if ev.Envelope != nil && len(ev.Envelope.Rcpts) > 0 && st.feedbackRcpt(ev.Envelope.Rcpts[0].Addr) != fb {
 		return &replyMixedFeedback
 	}
-	if fb || st.relay || st.authUser != "" {
+	if fb {
+		return nil // feedback is consumed here, never suppressed
+	}
+	if !st.relay && st.authUser == "" {
+		return &smtpwire.ReplyRelayDenied
+	}
+	rc, ok := st.l.srv.acc.(RcptChecker)
+	if !ok {
 		return nil
 	}
-	return &smtpwire.ReplyRelayDenied
+	if st.mailIn == nil {
+		st.mailIn = new(Incoming)
+	}
+	*st.mailIn = *st.incoming(ev.Envelope, nil)
+	r := rc.CheckRcpt(st.mailIn, ev.Rcpt.Addr)
+	st.mailIn.Envelope = nil // it points into the session
+	return r
 }
 
 // replyMixedFeedback answers a recipient whose kind (feedback or relayed)

@@ -20,6 +20,16 @@ const (
 	AdminBounce      Type = "AdminBounce"      // an operator bounced it through the admin API
 	AdminDelete      Type = "AdminDelete"      // an operator deleted it through the admin API (no bounce)
 	DeadLetter       Type = "DeadLetter"       // it can no longer be delivered and was kept as a dead letter
+	// Suppressed: a recipient on the suppression list was refused at
+	// injection ([suppression] mode "refuse": the Response is the 550
+	// 5.7.1 the client got) or taken and skipped ("drop"; also in mode
+	// "refuse" when the tenant that lists it was known only from the
+	// message). Response.Content holds the entry's reason.
+	Suppressed Type = "Suppressed"
+	// AdminErase: an operator asked for an address to be erased (gannet
+	// erase). Recipient holds "sha256:" and the hex SHA-256 of the folded
+	// address, never the address; Response.Content says what was done.
+	AdminErase Type = "AdminErase"
 	// Rejection: Gannet answered an SMTP client with a 4xx or 5xx (at
 	// connect, EHLO, AUTH, MAIL, RCPT, DATA/BDAT, …); Command says to what.
 	Rejection Type = "Rejection"

@@ -57,8 +57,9 @@ type Options struct {
 // when it is closed, at rotation and on Close.
 type Writer struct {
 	opts    Options
-	rot     chan Rotation // SetRotation → the writer goroutine
-	wake    chan struct{} // one token: records are pending, or Close
+	rot     chan Rotation   // SetRotation → the writer goroutine
+	flushes chan chan error // Flush → the writer goroutine
+	wake    chan struct{}   // one token: records are pending, or Close
 	dropped atomic.Uint64
 	written atomic.Uint64
 	done    chan struct{}
@@ -145,10 +146,11 @@ func newWriter(opts Options) (*Writer, error) {
 		return nil, fmt.Errorf("logrec: %w", err)
 	}
 	w := &Writer{
-		opts: opts,
-		rot:  make(chan Rotation),
-		wake: make(chan struct{}, 1),
-		done: make(chan struct{}),
+		opts:    opts,
+		rot:     make(chan Rotation),
+		flushes: make(chan chan error),
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
 	}
 	if !opts.DisableCompression {
 		w.comp = newCompressor(opts.Dir, opts.OnError, opts.OnCompressed)
@@ -283,6 +285,13 @@ func (w *Writer) run() {
 			if w.opts.Retain > 0 {
 				w.prune()
 			}
+		case ch := <-w.flushes:
+			var n int
+			batch, n, _ = w.take(batch)
+			if n > 0 {
+				w.writeBatch(f, batch, fail)
+			}
+			ch <- f.flush()
 		case r := <-w.rot:
 			r.apply(&w.opts)
 			if w.opts.Retain > 0 {
@@ -304,6 +313,25 @@ func (w *Writer) run() {
 				f.abandon()
 			}
 		}
+	}
+}
+
+// Flush writes the records written so far to the current file (flushed
+// to the operating system, not synced) and returns when it has, so that a
+// search of the files (FilesMentioning) sees them. After Close it does
+// nothing.
+func (w *Writer) Flush() error {
+	ch := make(chan error, 1)
+	select {
+	case w.flushes <- ch:
+	case <-w.done:
+		return nil
+	}
+	select {
+	case err := <-ch:
+		return err
+	case <-w.done:
+		return nil
 	}
 }
 

@@ -78,7 +78,8 @@ type Metrics struct {
 	// gannet_campaign_messages_*_total{campaign}.
 	Sites, Domains, Tenants, Campaigns *CappedCounters
 
-	received sync.Map // listener name → *vm.Counter
+	received   sync.Map // listener name → *vm.Counter
+	suppressed sync.Map // gannet_suppressed_total: mode → *vm.Counter (suppression.go)
 
 	// gannet_mta_sts_policy_fetches_total{result}
 	stsFetchOK, stsFetchError, stsFetchInvalid *vm.Counter
@@ -351,6 +352,12 @@ func help(family string) string {
 		return "Calls to the cluster's Redis ([cluster] redis) that failed or ran past redis_timeout; meanwhile each limit falls back to this node's share."
 	case "gannet_feedback_reports_total":
 		return "Reports received on feedback addresses: asynchronous DSNs (kind=\"dsn\") and ARF reports (kind=\"arf\"), matched=\"true\" when their signed reference verified."
+	case "gannet_suppressed_total":
+		return "Recipients not sent to because they are on the suppression list: refused as the mail came in (mode=\"refuse\") or taken and skipped (mode=\"drop\")."
+	case "gannet_suppression_entries":
+		return "Entries on the suppression list, every tenant's and the global list."
+	case "gannet_suppression_added_total":
+		return "Suppression list entries added or renewed, by source (bounce, oob, complaint, admin, import, erase)."
 	case "gannet_transient_failures_by_class_total":
 		return "Delivery attempts that failed temporarily, by bounce classification of the reply."
 	}
