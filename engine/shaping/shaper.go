@@ -55,13 +55,13 @@ type Action uint8
 
 // The actions of a Rule.
 const (
-	Suspend Action = iota + 1 // no delivery to the path until the rule expires
-	Bounce                    // bounce the path's queued mail until the rule expires
-	Rate                      // cap the path's message rate to Rule.Rate until it expires
-	BackoffMode               // put the path's site in backoff mode (backoffmode.go)
+	Suspend     Action = iota + 1 // no delivery to the path until the rule expires
+	Bounce                        // bounce the path's queued mail until the rule expires
+	Rate                          // cap the path's message rate to Rule.Rate until it expires
+	BackoffMode                   // put the path's site in backoff mode (backoffmode.go)
 )
 
-// ParseAction parses "suspend", "bounce" or "rate".
+// ParseAction parses "suspend", "bounce", "rate" or "backoff".
 func ParseAction(s string) (Action, bool) {
 	switch strings.ToLower(s) {
 	case "suspend":
