@@ -231,7 +231,7 @@ func (s *Shaper) checkModeEnd(sm *siteMode, now time.Time) {
 	}
 	switch {
 	case sm.st.Deliveries > 0 && sm.st.Delivered >= sm.st.Deliveries:
-		s.endMode(sm, fmt.Sprintf("after %d deliveries", sm.st.Delivered))
+		s.endMode(sm, fmt.Sprintf("after %d %s", sm.st.Delivered, plural(sm.st.Delivered, "delivery", "deliveries")))
 	case !sm.st.Until.IsZero() && !now.Before(sm.st.Until):
 		s.endMode(sm, "after "+shortDuration(sm.st.Until.Sub(sm.st.Since)))
 	}
@@ -391,4 +391,11 @@ func cmpOr[T comparable](v, def T) T {
 		return def
 	}
 	return v
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
