@@ -193,6 +193,23 @@ func printSummary(w io.Writer, s *admin.QueueSummaryV1) {
 	if t.Dead > 0 {
 		fmt.Fprintf(tw, "%d dead letter(s) kept in the spool (gannet dead list)\n", t.Dead)
 	}
+	if len(s.Backoff) > 0 {
+		// Sites in backoff mode, even with nothing queued for them.
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "BACKOFF SITE\tSINCE\tUNTIL\tDELIVERIES\tRATE\tRETRY AFTER\tREASON")
+		for _, b := range s.Backoff {
+			until := "-"
+			if b.Until != nil {
+				until = b.Until.Local().Format(time.RFC3339)
+			}
+			deliveries := "-"
+			if b.ToNormalAfterDeliveries > 0 {
+				deliveries = fmt.Sprintf("%d/%d", b.Delivered, b.ToNormalAfterDeliveries)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.Site, b.Since.Local().Format(time.RFC3339), until,
+				deliveries, rate(b.Rate), b.RetryAfter, b.Reason)
+		}
+	}
 	if len(s.Queues) == 0 {
 		fmt.Fprintln(tw, "The queue is empty.")
 		tw.Flush()
@@ -220,10 +237,10 @@ func printSummary(w io.Writer, s *admin.QueueSummaryV1) {
 	group("CAMPAIGN", s.Campaigns)
 	if len(s.Sites) > 0 {
 		fmt.Fprintln(tw)
-		fmt.Fprintln(tw, "SITE\tSOURCE\tCONNS\tREADY\tIN-FLIGHT\tRATE\tSUSPENDED")
+		fmt.Fprintln(tw, "SITE\tSOURCE\tCONNS\tREADY\tIN-FLIGHT\tRATE\tSUSPENDED\tBACKOFF")
 		for _, st := range s.Sites {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", st.Site, orDash(st.Source), st.Connections, st.Ready, st.InFlight,
-				rate(st.EffectiveRate), yes(st.Suspended))
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", st.Site, orDash(st.Source), st.Connections, st.Ready, st.InFlight,
+				rate(st.EffectiveRate), yes(st.Suspended), yes(st.Backoff))
 		}
 	}
 	tw.Flush()
