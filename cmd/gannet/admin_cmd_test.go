@@ -43,7 +43,11 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				Messages: 2, Counts: admin.Counts{Recipients: 3, Scheduled: 3}, Suspended: true}},
 			Domains: []admin.DomainRow{{Domain: "x.test", Messages: 2}},
 			Tenants: []admin.GroupRow{{Name: "acme", EffectiveRate: 0.5}},
-			Sites:   []admin.SiteRow{{Site: "mx.x.test", Connections: 10, EffectiveRate: 100}},
+			Sites: []admin.SiteRow{{Site: "mx.x.test", Connections: 10, EffectiveRate: 100},
+				{Site: "mx.slow.test", Connections: 2, EffectiveRate: 100.0 / 3600, Backoff: true}},
+			Backoff: []admin.BackoffEntry{{Site: "mx.slow.test", Origin: "deferral-rate",
+				Reason: "deferral rate 0.42 over 5m (63/150)", Since: time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC),
+				Rate: 100.0 / 3600, RetryAfter: "10m0s", ToNormalAfterDeliveries: 100, Delivered: 7}},
 		})
 	case "GET " + admin.PathInspectMessage:
 		at := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
@@ -125,7 +129,9 @@ func TestAdminCLI(t *testing.T) {
 	out, _, code := runCLI("queue", "summary", api)
 	if code != 0 || !strings.Contains(out, "2 message(s), 3 recipient(s)") ||
 		!regexpLine(out, `spring:acme@x.test\s+-\s+2\s+3\s+3\s+0\s+0\s+0\s+-\s+yes\s+-`) ||
-		!regexpLine(out, `acme\s+0\s+0\s+0\s+0\s+0\s+30\.0/m\s+-`) || !regexpLine(out, `mx.x.test\s+-\s+10\s+0\s+0\s+100/s\s+-`) {
+		!regexpLine(out, `acme\s+0\s+0\s+0\s+0\s+0\s+30\.0/m\s+-`) || !regexpLine(out, `mx.x.test\s+-\s+10\s+0\s+0\s+100/s\s+-\s+-`) ||
+		!regexpLine(out, `mx.slow.test\s+-\s+2\s+0\s+0\s+1.7/m\s+-\s+yes`) ||
+		!regexpLine(out, `mx.slow.test\s+\S+\s+-\s+7/100\s+1.7/m\s+10m0s\s+deferral rate 0.42 over 5m \(63/150\)`) {
 		t.Errorf("summary (%d):\n%s", code, out)
 	}
 	if !strings.Contains(out, "3 corrupt message(s) quarantined in the spool (gannet queue inspect ID): bad1 bad2 and 1 more\n") {
