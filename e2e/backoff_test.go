@@ -136,3 +136,71 @@ func getJSON(t *testing.T, url string, v any) {
 		t.Fatalf("GET %s: %v", url, err)
 	}
 }
+
+// TestE2EClusterSharedBackoff: two gannet processes sharing one
+// redis-server; a reply matching a shaping rule with action "backoff" on
+// node-a puts the site in backoff there and, through the cluster, on
+// node-b (its own BackoffStart record, its gauge, its admin view, the
+// same reason); an operator ending it on node-b ends it on node-a
+// (BackoffEnd "ended on another node").
+func TestE2EClusterSharedBackoff(t *testing.T) {
+	srv := startRedis(t)
+	sink := startGoSink(t, hostPort("127.0.0.1", freePort(t, false, "127.0.0.1")),
+		"rcpt:421:#1:4.7.28 Our system has detected an unusual rate of mail")
+	site := sink.addr() // the relay_to smarthost's site
+	node := func(id string) *gannet {
+		return startGannet(t, gannetConfig{DNS: "127.0.0.1:1", DeliveryPort: 1,
+			DeliveryExtra: fmt.Sprintf("relay_to = %q\n", sink.addr()), Extra: fmt.Sprintf(`
+[shaping.default]
+backoff_rate = "1/s"
+backoff_to_normal_after = "10m"
+
+[[shaping_rule]]
+regex = "unusual rate"
+action = "backoff"
+
+[cluster]
+redis = %q
+node_id = %q
+key_prefix = "e2e-backoff:"
+`, srv.URL(0), id)})
+	}
+	a, b := node("node-a"), node("node-b")
+	injectSimple(t, a, "user@slow.example", "", "", "throttled on node-a")
+	startA := a.WaitRecords(recordFilter{Type: "BackoffStart"}, 1, deliveryMax)[0]
+	if startA.Site != site || startA.Reason != "421 4.7.28 Our system has detected an unusual rate of mail" {
+		t.Fatalf("BackoffStart on node-a %s: want site %s and the reply as reason", startA.Raw, site)
+	}
+	startB := b.WaitRecords(recordFilter{Type: "BackoffStart"}, 1, 10*time.Second)[0]
+	if startB.Site != site || startB.Reason != startA.Reason {
+		t.Errorf("BackoffStart on node-b %s, want node-a's site and reason", startB.Raw)
+	}
+	var view struct {
+		Sites []struct{ Site, Origin, Reason string } `json:"sites"`
+	}
+	getJSON(t, "http://"+b.HTTPAddr+"/api/admin/backoff/v1", &view)
+	if len(view.Sites) != 1 || view.Sites[0].Site != site || view.Sites[0].Origin != "rule" {
+		t.Errorf("node-b's backoff view %+v, want node-a's backoff of %s", view, site)
+	}
+	if v := scrapeMetrics(t, b.HTTPAddr).get(t, `gannet_site_backoff{site="`+site+`"}`); v != 1 {
+		t.Errorf("node-b's gannet_site_backoff = %v, want 1", v)
+	}
+
+	req, _ := http.NewRequest(http.MethodDelete, "http://"+b.HTTPAddr+"/api/admin/backoff/v1?site="+site, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("DELETE the backoff on node-b: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	endA := a.WaitRecords(recordFilter{Type: "BackoffEnd"}, 1, 10*time.Second)[0]
+	if endA.Site != site || endA.Reason != "ended on another node" {
+		t.Errorf("BackoffEnd on node-a %s, want \"ended on another node\"", endA.Raw)
+	}
+	if endB := b.WaitRecords(recordFilter{Type: "BackoffEnd"}, 1, 10*time.Second)[0]; endB.Reason != "ended by an operator" {
+		t.Errorf("node-b's BackoffEnd %s, want \"ended by an operator\"", endB.Raw)
+	}
+	// The message deferred on node-a is delivered.
+	waitFor(t, deliveryMax, "the deferred message at the sink", func() (bool, string) {
+		return findArrival(sink.arrivals(t), "user@slow.example") != nil, ""
+	})
+}
