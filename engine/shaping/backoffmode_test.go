@@ -1,6 +1,7 @@
 package shaping
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -246,5 +247,26 @@ func TestBackoffModeRestore(t *testing.T) {
 	}
 	if n := len(*events); n != 3 || !(*events)[1].Start || (*events)[2].EndReason != "ended on node b" {
 		t.Errorf("events %+v, want the shared Start and its End", *events)
+	}
+}
+
+// TestBackoffModeForgetIdle: when idle paths are forgotten, so is the mode
+// state of sites that are not in backoff; a site in backoff keeps it.
+func TestBackoffModeForgetIdle(t *testing.T) {
+	s, c, _ := modeShaper(outbound.Limits{Connections: 10}, backoffMode, backoffRule)
+	s.Observe(slowPath, tooMany())
+	for i := range 4096 {
+		s.Observe(pathTo("", fmt.Sprintf("mx%d.idle.test", i), "idle.test"), busy())
+	}
+	c.advance(11 * time.Minute)
+	s.Limits(pathTo("", "mx.new.test", "new.test")) // the 4098th path: forgets the idle ones
+	s.mu.Lock()
+	sites := len(s.sites)
+	s.mu.Unlock()
+	if sites != 2 {
+		t.Errorf("%d sites' mode states kept, want 2 (the one in backoff and the new one)", sites)
+	}
+	if _, on := inBackoff(s, "mx.slow.test"); !on {
+		t.Error("the site in backoff was forgotten")
 	}
 }

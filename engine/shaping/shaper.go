@@ -232,12 +232,21 @@ func (s *Shaper) get(pa outbound.Path, now time.Time) *path {
 	return p
 }
 
-// forgetIdle drops paths unused for 10 minutes with nothing in force.
+// forgetIdle drops paths unused for 10 minutes with nothing in force, and
+// the backoff mode state of sites not in backoff that no path uses.
 func (s *Shaper) forgetIdle(now time.Time) {
+	used := make(map[*siteMode]bool, len(s.sites))
 	for k, p := range s.paths {
 		if now.Sub(p.lastUsed) > 10*time.Minute && !p.cut && now.After(p.suspendUntil) &&
-			now.After(p.bounceUntil) && now.After(p.capUntil) {
+			now.After(p.bounceUntil) && now.After(p.capUntil) && (p.sm == nil || !p.sm.on) {
 			delete(s.paths, k)
+			continue
+		}
+		used[p.sm] = true
+	}
+	for k, sm := range s.sites {
+		if !sm.on && !used[sm] {
+			delete(s.sites, k)
 		}
 	}
 }
