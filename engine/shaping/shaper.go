@@ -34,8 +34,9 @@ type Config struct {
 	// rate, and a rule's backoff lasts its duration at its rate.
 	Mode func(domain string, mxHosts []string) Mode
 	// OnBackoff, when set, is told of every site entering and leaving
-	// backoff mode, in order, outside the Shaper's lock (it may call the
-	// Shaper's methods).
+	// backoff mode, in order, outside the Shaper's lock. It must not call
+	// the Shaper (the order is kept by a lock it holds meanwhile), and
+	// should be quick: it may write to disk, rarely.
 	OnBackoff func(BackoffEvent)
 }
 
