@@ -204,3 +204,59 @@ key_prefix = "e2e-backoff:"
 		return findArrival(sink.arrivals(t), "user@slow.example") != nil, ""
 	})
 }
+
+// TestE2EBackoffSurvivesRestart: a site put in backoff by a shaping rule
+// is still in backoff after gannet is stopped and started again on the
+// same spool — same reason, start and end in the admin API, the gauge at
+// 1 — without a second BackoffStart record.
+func TestE2EBackoffSurvivesRestart(t *testing.T) {
+	sink := startGoSink(t, hostPort("127.0.0.1", freePort(t, false, "127.0.0.1")),
+		"rcpt:421:#1:4.7.0 [TS03] Messages from this host are temporarily deferred")
+	site := sink.addr()
+	g := startGannet(t, gannetConfig{DNS: "127.0.0.1:1", DeliveryPort: 1,
+		DeliveryExtra: fmt.Sprintf("relay_to = %q\n", sink.addr()), Extra: `
+[shaping.default]
+backoff_rate = "10/m"
+backoff_to_normal_after = "1h"
+
+[[shaping_rule]]
+regex = "\\[TS03\\]"
+action = "backoff"
+`})
+	injectSimple(t, g, "user@slow.example", "", "", "throttled")
+	g.WaitRecords(recordFilter{Type: "BackoffStart"}, 1, deliveryMax)
+	type view struct {
+		Sites []struct {
+			Site, Reason string
+			Since        time.Time
+			Until        *time.Time
+		} `json:"sites"`
+	}
+	var before, after view
+	getJSON(t, "http://"+g.HTTPAddr+"/api/admin/backoff/v1", &before)
+	if len(before.Sites) != 1 || before.Sites[0].Site != site || before.Sites[0].Until == nil {
+		t.Fatalf("backoff before the restart: %+v", before)
+	}
+
+	t0 := time.Now()
+	g.Stop()
+	t.Logf("stopped in %v", time.Since(t0))
+	g.Restart()
+	t.Logf("restarted in %v", time.Since(t0))
+	getJSON(t, "http://"+g.HTTPAddr+"/api/admin/backoff/v1", &after)
+	if len(after.Sites) != 1 || after.Sites[0].Site != site || after.Sites[0].Reason != before.Sites[0].Reason ||
+		!after.Sites[0].Since.Equal(before.Sites[0].Since) || after.Sites[0].Until == nil ||
+		!after.Sites[0].Until.Equal(*before.Sites[0].Until) {
+		t.Fatalf("backoff after the restart: %+v, want %+v", after, before)
+	}
+	if v := scrapeMetrics(t, g.HTTPAddr).get(t, `gannet_site_backoff{site="`+site+`"}`); v != 1 {
+		t.Errorf("gannet_site_backoff after the restart = %v, want 1", v)
+	}
+	// The deferred message still goes (at backoff_rate), and the restart
+	// wrote no second BackoffStart.
+	g.WaitRecords(recordFilter{Type: "Delivery"}, 1, deliveryMax)
+	t.Logf("delivered %v after the stop", time.Since(t0))
+	if recs := selectRecords(g.Records(), recordFilter{Type: "BackoffStart"}); len(recs) != 1 {
+		t.Errorf("%d BackoffStart records, want 1: %s", len(recs), summarize(recs))
+	}
+}
