@@ -196,19 +196,7 @@ func printSummary(w io.Writer, s *admin.QueueSummaryV1) {
 	if len(s.Backoff) > 0 {
 		// Sites in backoff mode, even with nothing queued for them.
 		fmt.Fprintln(tw)
-		fmt.Fprintln(tw, "BACKOFF SITE\tSINCE\tUNTIL\tDELIVERIES\tRATE\tRETRY AFTER\tREASON")
-		for _, b := range s.Backoff {
-			until := "-"
-			if b.Until != nil {
-				until = b.Until.Local().Format(time.RFC3339)
-			}
-			deliveries := "-"
-			if b.ToNormalAfterDeliveries > 0 {
-				deliveries = fmt.Sprintf("%d/%d", b.Delivered, b.ToNormalAfterDeliveries)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.Site, b.Since.Local().Format(time.RFC3339), until,
-				deliveries, rate(b.Rate), b.RetryAfter, b.Reason)
-		}
+		printBackoffs(tw, s.Backoff)
 	}
 	if len(s.Queues) == 0 {
 		fmt.Fprintln(tw, "The queue is empty.")

@@ -56,6 +56,7 @@ func commands() []command {
 		{"log-level", "the operational log's level: log-level [debug|info|warn|error]", cmdLogLevel},
 		{"reload", "re-read the relay's config and apply it, as SIGHUP does: reload (exit 1 and the problems when refused)", cmdReload},
 		{"drain", "stop taking new mail, keep delivering (rolling restarts): drain [-off] [-status]", cmdDrain},
+		{"backoff", "the sites in backoff mode: backoff [-site S] | backoff -end SITE (back to normal)", cmdBackoff},
 		{"cluster", "the cluster's nodes ([cluster] redis) with their queue depths and rates: cluster status", cmdCluster},
 		{"version", "print the version", cmdVersion},
 		{"help", "print this help", cmdHelp},
