@@ -141,8 +141,8 @@ func getJSON(t *testing.T, url string, v any) {
 // redis-server; a reply matching a shaping rule with action "backoff" on
 // node-a puts the site in backoff there and, through the cluster, on
 // node-b (its own BackoffStart record, its gauge, its admin view, the
-// same reason); an operator ending it on node-b ends it on node-a
-// (BackoffEnd "ended on another node").
+// same reason); an operator ending it on node-b (gannet backoff -end)
+// ends it on node-a (BackoffEnd "ended on another node").
 func TestE2EClusterSharedBackoff(t *testing.T) {
 	srv := startRedis(t)
 	sink := startGoSink(t, hostPort("127.0.0.1", freePort(t, false, "127.0.0.1")),
@@ -186,12 +186,9 @@ key_prefix = "e2e-backoff:"
 		t.Errorf("node-b's gannet_site_backoff = %v, want 1", v)
 	}
 
-	req, _ := http.NewRequest(http.MethodDelete, "http://"+b.HTTPAddr+"/api/admin/backoff/v1?site="+site, nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("DELETE the backoff on node-b: %v %v", err, resp)
+	if out, errOut, code := runGannetCLI(t, b, "backoff", "-end", site); code != 0 {
+		t.Fatalf("gannet backoff -end on node-b: %d %s%s", code, out, errOut)
 	}
-	resp.Body.Close()
 	endA := a.WaitRecords(recordFilter{Type: "BackoffEnd"}, 1, 10*time.Second)[0]
 	if endA.Site != site || endA.Reason != "ended on another node" {
 		t.Errorf("BackoffEnd on node-a %s, want \"ended on another node\"", endA.Raw)
