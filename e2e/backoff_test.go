@@ -12,7 +12,7 @@ import (
 )
 
 // TestE2EBackoffMode: bench/smtpsink plays a provider that answers the
-// first 30 recipients "421 4.7.28" and then recovers. Gannet counts the
+// first 40 recipients "421 4.7.28" and then recovers. Gannet counts the
 // deferrals of d1.test's site: past backoff_min_attempts at a deferral rate
 // above 0.3, the site goes into backoff — a BackoffStart record with the
 // rate as reason, gannet_site_backoff 1, the site's effective rate
@@ -23,7 +23,7 @@ import (
 func TestE2EBackoffMode(t *testing.T) {
 	const (
 		messages   = 60
-		deferrals  = 30
+		deferrals  = 40
 		rate       = 2.0 // backoff_rate, per second
 		toNormal   = 10  // backoff_to_normal_after_deliveries
 		site       = "mx.d1.test"
