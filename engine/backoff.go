@@ -19,10 +19,13 @@ import (
 // backoffChanged is shaping.Config.OnBackoff.
 func (e *Engine) backoffChanged(ev shaping.BackoffEvent) {
 	st := &ev.State
-	if ev.Start {
+	switch {
+	case ev.Update:
+		e.log.Info("site in backoff mode longer", "site", st.Site, "until", st.Until)
+	case ev.Start:
 		e.log.Warn("site in backoff mode", "site", st.Site, "reason", st.Reason, "origin", st.Origin,
 			"until", st.Until, "deliveries", st.Deliveries)
-	} else {
+	default:
 		e.log.Info("site back to normal from backoff mode", "site", st.Site, "reason", ev.EndReason)
 	}
 	if e.delivery != nil {

@@ -41,14 +41,15 @@ const ruleBackoff = "backoff"
 
 // BackoffChanged takes a site entering or leaving backoff mode
 // (shaping.Config.OnBackoff): it writes the BackoffStart or BackoffEnd
-// record, and stores (or deletes) and shares the state.
+// record, and stores (or deletes) and shares the state; a later end
+// (Update) is stored and shared, without a record.
 func (l *Loop) BackoffChanged(ev shaping.BackoffEvent) {
 	st := &ev.State
 	rec := logrec.Record{Type: logrec.BackoffStart, Site: st.Site, Reason: st.Reason, Timestamp: l.clock.Now()}
 	if !ev.Start {
 		rec.Type, rec.Reason = logrec.BackoffEnd, ev.EndReason
 	}
-	if l.opts.Record != nil {
+	if l.opts.Record != nil && !ev.Update {
 		l.opts.Record.Write(&rec)
 	}
 	if ev.Start {

@@ -145,3 +145,26 @@ func TestBackoffSurvivesRestart(t *testing.T) {
 		t.Errorf("stored rules %v after the backoff ended, want none", keys)
 	}
 }
+
+// TestBackoffUpdateStored: a backoff kept longer (an Update) is stored
+// with its new end, without a record; restored, it has that end.
+func TestBackoffUpdateStored(t *testing.T) {
+	rules := &memRules{}
+	h, _ := backoffHarness(t, rules)
+	t0 := h.clock.Now()
+	st := shaping.BackoffState{Site: "mx.x.test", Origin: shaping.BackoffOriginRule, Reason: "421 4.7.0 slow down",
+		Since: t0, Until: t0.Add(time.Hour), RetryAfter: time.Minute}
+	h.loop.BackoffChanged(shaping.BackoffEvent{State: st, Start: true})
+	st.Until = t0.Add(2 * time.Hour)
+	h.loop.BackoffChanged(shaping.BackoffEvent{State: st, Start: true, Update: true})
+	if recs := h.rec.all(); len(recs) != 1 || recs[0].Type != logrec.BackoffStart {
+		t.Errorf("records %v, want the one BackoffStart", h.rec.summary())
+	}
+	h2, sh2 := backoffHarness(t, rules)
+	if n, err := h2.loop.RestoreRules(); n != 1 || err != nil {
+		t.Fatalf("RestoreRules = %d, %v", n, err)
+	}
+	if got := sh2.Backoffs(); len(got) != 1 || !got[0].Until.Equal(st.Until) || got[0].RetryAfter != time.Minute {
+		t.Errorf("restored %+v, want until %v and retry after 1m", got, st.Until)
+	}
+}

@@ -73,10 +73,13 @@ type BackoffState struct {
 	Delivered  int
 }
 
-// BackoffEvent is a site entering (Start) or leaving backoff mode.
+// BackoffEvent is a site entering (Start) or leaving backoff mode, or
+// (Start and Update) staying in it longer than it was to: a rule matched
+// again, or another node said so.
 type BackoffEvent struct {
-	State BackoffState
-	Start bool
+	State  BackoffState
+	Start  bool
+	Update bool
 	// EndReason says why a backoff ended: "after 1h0m0s", "after 100
 	// deliveries", or what EndBackoff was given.
 	EndReason string
@@ -207,8 +210,11 @@ func (s *Shaper) observeMode(p *path, out *outbound.Outcome, throttled bool, now
 func (s *Shaper) enterMode(p *path, sm *siteMode, m Mode, origin, reason string, now time.Time) {
 	if sm.on {
 		sm.st.Delivered = 0
-		if m.ToNormalAfter > 0 && !sm.st.Until.IsZero() && now.Add(m.ToNormalAfter).After(sm.st.Until) {
+		// Longer by a minute at least, so that a site that keeps matching
+		// does not make an Update of every reply.
+		if m.ToNormalAfter > 0 && !sm.st.Until.IsZero() && now.Add(m.ToNormalAfter).Sub(sm.st.Until) >= time.Minute {
 			sm.st.Until = now.Add(m.ToNormalAfter)
+			s.events = append(s.events, BackoffEvent{State: sm.st, Start: true, Update: true})
 		}
 		return
 	}
@@ -324,8 +330,9 @@ func (s *Shaper) Tick() {
 // RestoreBackoff puts a backoff state back in force: one kept across a
 // restart (announce false: nothing is told to OnBackoff), or one another
 // node shared (announce true: its start is). It reports false, changing
-// nothing, when the site is in backoff since the same time already, or
-// when the state has ended.
+// nothing, when the site is in backoff since the same time already (but
+// for a later end, which it takes, told as an Update), or when the state
+// has ended.
 func (s *Shaper) RestoreBackoff(st BackoffState, announce bool) bool {
 	now := s.now()
 	s.mu.Lock()
@@ -339,6 +346,12 @@ func (s *Shaper) RestoreBackoff(st BackoffState, announce bool) bool {
 		s.sites[st.Site] = sm
 	}
 	if sm.on && sm.st.Since.Equal(st.Since) {
+		if !st.Until.IsZero() && st.Until.After(sm.st.Until) && !sm.st.Until.IsZero() {
+			sm.st.Until = st.Until
+			if announce {
+				s.events = append(s.events, BackoffEvent{State: sm.st, Start: true, Update: true})
+			}
+		}
 		return false
 	}
 	sm.on, sm.st = true, st

@@ -77,6 +77,14 @@ func TestBackoffModeOnRule(t *testing.T) {
 	if st := s.PathStatus(slowPath); !st.Backoff {
 		t.Errorf("PathStatus %+v does not say backoff", st)
 	}
+	// Ten minutes on, a match keeps it in backoff an hour from then: an
+	// Update (stored and shared, no record), not a Start.
+	c.advance(10 * time.Minute)
+	s.Observe(slowPath, tooMany())
+	if len(*events) != 2 || !(*events)[1].Update || !(*events)[1].State.Until.Equal(c.t.Add(time.Hour)) ||
+		!(*events)[1].State.Since.Equal(st.Since) {
+		t.Errorf("events %+v after a match 10m later, want an Update to an hour from now", *events)
+	}
 }
 
 // TestBackoffModeOnDeferralRate: the deferral rate puts a site in backoff
@@ -241,12 +249,23 @@ func TestBackoffModeRestore(t *testing.T) {
 	if s.RestoreBackoff(ended, false) {
 		t.Error("RestoreBackoff took a state that has ended")
 	}
-	if !s.RestoreBackoff(BackoffState{Site: "mx.slow.test", Since: c.t, Until: c.t.Add(time.Hour)}, true) ||
-		!s.EndBackoff("mx.slow.test", "ended on node b") {
-		t.Fatal("a shared state was not restored, or not ended")
+	shared := BackoffState{Site: "mx.slow.test", Since: c.t, Until: c.t.Add(time.Hour)}
+	if !s.RestoreBackoff(shared, true) {
+		t.Fatal("a shared state was not restored")
 	}
-	if n := len(*events); n != 3 || !(*events)[1].Start || (*events)[2].EndReason != "ended on node b" {
-		t.Errorf("events %+v, want the shared Start and its End", *events)
+	// The other node kept it in backoff longer: the later end is taken.
+	shared.Until = shared.Until.Add(time.Hour)
+	if s.RestoreBackoff(shared, true) {
+		t.Error("a later end was taken as a new backoff")
+	}
+	if st, _ := inBackoff(s, "mx.slow.test"); !st.Until.Equal(shared.Until) {
+		t.Errorf("until %v, want the later end %v", st.Until, shared.Until)
+	}
+	if !s.EndBackoff("mx.slow.test", "ended on node b") {
+		t.Fatal("the shared state was not ended")
+	}
+	if n := len(*events); n != 4 || !(*events)[1].Start || !(*events)[2].Update || (*events)[3].EndReason != "ended on node b" {
+		t.Errorf("events %+v, want the shared Start, its Update and its End", *events)
 	}
 }
 
