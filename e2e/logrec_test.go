@@ -9,7 +9,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"testing"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -34,10 +36,21 @@ type logRecord struct {
 	Tenant               string          `json:"tenant"`
 	Campaign             string          `json:"campaign"`
 	Timestamp            json.RawMessage `json:"timestamp"`
+	Reason               string          `json:"reason"` // BackoffStart, BackoffEnd
 
 	File string `json:"-"` // where the record was read
 	Line int    `json:"-"`
 	Raw  string `json:"-"`
+}
+
+// Unix returns the record's timestamp (Unix seconds).
+func (r logRecord) Unix(t testing.TB) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(string(r.Timestamp), 10, 64)
+	if err != nil {
+		t.Fatalf("record %s: timestamp %s: %v", r.Raw, r.Timestamp, err)
+	}
+	return n
 }
 
 type logResponse struct {

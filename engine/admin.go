@@ -19,6 +19,8 @@ func (e *Engine) adminHandler() http.Handler {
 		Dead:         e.spool,
 		TenantRate:   e.tenantRate,
 		Automatic:    e.shapingSuspensions,
+		Backoffs:     e.backoffEntries, // backoff.go
+		EndBackoff:   e.endBackoff,
 		TLSReportsOn: func() bool { return e.conf().TLS.TLSRPT },
 		Trace:        e.trace,
 		LogLevel:     e.LogLevel,

@@ -27,8 +27,10 @@ import (
 // those of conf() now, replaced by Shaper.SetPolicy on a reload.
 //
 // script, when set, lays a policy script's get_egress_path_config over
-// the configured limits.
-func newShaper(conf func() *config.Config, now func() time.Time, script func(outbound.Limits, string, []string) outbound.Limits) (*shaping.Shaper, error) {
+// the configured limits. onBackoff hears the sites entering and leaving
+// backoff mode (backoff.go).
+func newShaper(conf func() *config.Config, now func() time.Time, script func(outbound.Limits, string, []string) outbound.Limits,
+	onBackoff func(shaping.BackoffEvent)) (*shaping.Shaper, error) {
 	b, rules, err := shapingPolicy(conf())
 	if err != nil {
 		return nil, err
@@ -41,10 +43,25 @@ func newShaper(conf func() *config.Config, now func() time.Time, script func(out
 			}
 			return l
 		},
-		Backoff: b,
-		Rules:   rules,
-		Now:     now,
+		Backoff:   b,
+		Rules:     rules,
+		Now:       now,
+		Mode:      func(domain string, hosts []string) shaping.Mode { return modeOf(conf().ShapingFor(domain, hosts)) },
+		OnBackoff: onBackoff,
 	}), nil
+}
+
+// modeOf converts the backoff mode keys of a configured shaping rule.
+func modeOf(r config.ShapingRule) shaping.Mode {
+	return shaping.Mode{
+		DeferralRate:            r.BackoffOnDeferralRate,
+		Window:                  r.BackoffWindow.Duration,
+		MinAttempts:             r.BackoffMinAttempts,
+		Rate:                    r.BackoffRate.PerSecond(),
+		RetryAfter:              r.BackoffRetryAfter.Duration,
+		ToNormalAfter:           r.BackoffToNormalAfter.Duration,
+		ToNormalAfterDeliveries: r.BackoffToNormalAfterDeliveries,
+	}
 }
 
 // shapingPolicy converts [backoff] and [[shaping_rule]].

@@ -230,7 +230,7 @@ func (e *Engine) startPolicy() error {
 
 func (e *Engine) buildOutbound() error {
 	cfg := e.cfg
-	shaper, err := newShaper(e.conf, e.now, e.scriptLimits)
+	shaper, err := newShaper(e.conf, e.now, e.scriptLimits, e.backoffChanged)
 	if err != nil {
 		return err
 	}
@@ -283,6 +283,7 @@ func (e *Engine) buildOutbound() error {
 		RelayFor:     e.relayFor,       // [[tenant]] and [relay."DOMAIN"] relay_to; reload-safe
 		Retry:        retryPolicy(cfg), // reload-safe: SetRetry
 		Shaper:       shaper,
+		Backoff:      shaper,       // backoff mode: kept with the admin rules, shared with them (backoff.go)
 		TenantRate:   e.tenantRate, // reload-safe
 		Attempted:    e.attempted,  // a policy script's smtp_delivery_result
 		RetryFor:     e.queueRetry, // a policy script's get_queue_config
@@ -317,6 +318,7 @@ func (e *Engine) buildOutbound() error {
 	}
 	e.delivery = delivery.New(opts)
 	siteRateGauge(e.metrics, e.delivery)
+	siteBackoffGauge(e.metrics, e.delivery, shaper)
 	e.obs.install(e.delivery)
 	return nil
 }
@@ -364,8 +366,9 @@ func (e *Engine) Start() error {
 	}
 	e.log.Info("queue loaded", "messages", n, "took", time.Since(t0).Round(time.Millisecond))
 	e.delivery.Start()
-	e.startSpoolMaint() // compaction and spool health (spoolmaint.go); ends when the spool closes
-	e.startTLSRPT()     // the daily TLS reports (tlsrpt.go)
+	e.startSpoolMaint()   // compaction and spool health (spoolmaint.go); ends when the spool closes
+	e.startBackoffClock() // backoff mode ends on time (backoff.go); ends when the spool closes
+	e.startTLSRPT()       // the daily TLS reports (tlsrpt.go)
 	return nil
 }
 

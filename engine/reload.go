@@ -28,7 +28,8 @@ import (
 //
 // Applied at once by a reload:
 //   - shaping: [delivery] limits, [shaping.*] tables (each path re-reads
-//     its limits within a second), [backoff] and [[shaping_rule]];
+//     its limits within a second; the backoff_* keys from a site's next
+//     entry into backoff mode), [backoff] and [[shaping_rule]];
 //   - the outbound TLS policy, [tls] and [tls_policy.*] (new connections;
 //     pooled ones finish their life under the policy they were opened
 //     with), including mta_sts and ca_file (re-read);

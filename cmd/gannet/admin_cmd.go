@@ -201,6 +201,11 @@ func printSummary(w io.Writer, s *admin.QueueSummaryV1) {
 	if t.Dead > 0 {
 		fmt.Fprintf(tw, "%d dead letter(s) kept in the spool (gannet dead list)\n", t.Dead)
 	}
+	if len(s.Backoff) > 0 {
+		// Sites in backoff mode, even with nothing queued for them.
+		fmt.Fprintln(tw)
+		printBackoffs(tw, s.Backoff)
+	}
 	if len(s.Queues) == 0 {
 		fmt.Fprintln(tw, "The queue is empty.")
 		tw.Flush()
@@ -228,10 +233,10 @@ func printSummary(w io.Writer, s *admin.QueueSummaryV1) {
 	group("CAMPAIGN", s.Campaigns)
 	if len(s.Sites) > 0 {
 		fmt.Fprintln(tw)
-		fmt.Fprintln(tw, "SITE\tSOURCE\tCONNS\tREADY\tIN-FLIGHT\tRATE\tSUSPENDED")
+		fmt.Fprintln(tw, "SITE\tSOURCE\tCONNS\tREADY\tIN-FLIGHT\tRATE\tSUSPENDED\tBACKOFF")
 		for _, st := range s.Sites {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", st.Site, orDash(st.Source), st.Connections, st.Ready, st.InFlight,
-				rate(st.EffectiveRate), yes(st.Suspended))
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", st.Site, orDash(st.Source), st.Connections, st.Ready, st.InFlight,
+				rate(st.EffectiveRate), yes(st.Suspended), yes(st.Backoff))
 		}
 	}
 	tw.Flush()

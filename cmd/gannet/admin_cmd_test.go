@@ -43,7 +43,11 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				Messages: 2, Counts: admin.Counts{Recipients: 3, Scheduled: 3}, Suspended: true}},
 			Domains: []admin.DomainRow{{Domain: "x.test", Messages: 2}},
 			Tenants: []admin.GroupRow{{Name: "acme", EffectiveRate: 0.5}},
-			Sites:   []admin.SiteRow{{Site: "mx.x.test", Connections: 10, EffectiveRate: 100}},
+			Sites: []admin.SiteRow{{Site: "mx.x.test", Connections: 10, EffectiveRate: 100},
+				{Site: "mx.slow.test", Connections: 2, EffectiveRate: 100.0 / 3600, Backoff: true}},
+			Backoff: []admin.BackoffEntry{{Site: "mx.slow.test", Origin: "deferral-rate",
+				Reason: "deferral rate 0.42 over 5m (63/150)", Since: time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC),
+				Rate: 100.0 / 3600, RetryAfter: "10m0s", ToNormalAfterDeliveries: 100, Delivered: 7}},
 		})
 	case "GET " + admin.PathInspectMessage:
 		at := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
@@ -68,6 +72,16 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Recipients: []admin.RecipientInfo{{Email: "a@x.test", State: "pending", Attempts: 2, LastReply: "451 4.3.0 later", Held: true,
 				Notify: "SUCCESS,DELAY", ORcpt: "rfc822;A@x.test"}},
 			Data: &data, Ret: "HDRS", EnvID: "E1"}})
+	case "GET " + admin.PathBackoff:
+		send(admin.BackoffResponse{Sites: []admin.BackoffEntry{{Site: "mx.slow.test", Origin: "rule",
+			Reason: "421 4.7.28 unusual rate", Since: time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC), RetryAfter: "0s"}}})
+	case "DELETE " + admin.PathBackoff:
+		if r.URL.Query().Get("site") != "mx.slow.test" {
+			w.WriteHeader(http.StatusNotFound)
+			send(admin.ErrorResponse{Error: `site "` + r.URL.Query().Get("site") + `" is not in backoff`})
+			return
+		}
+		send(map[string]string{"ended": "mx.slow.test"})
 	case "POST " + admin.PathBounce:
 		send(admin.BounceV1Response{ID: "b-1", Bounced: map[string]int{"x.test": 4}, TotalBounced: 4})
 	case "POST " + admin.PathSuspend:
@@ -125,7 +139,9 @@ func TestAdminCLI(t *testing.T) {
 	out, _, code := runCLI("queue", "summary", api)
 	if code != 0 || !strings.Contains(out, "2 message(s), 3 recipient(s)") ||
 		!regexpLine(out, `spring:acme@x.test\s+-\s+2\s+3\s+3\s+0\s+0\s+0\s+-\s+yes\s+-`) ||
-		!regexpLine(out, `acme\s+0\s+0\s+0\s+0\s+0\s+30\.0/m\s+-`) || !regexpLine(out, `mx.x.test\s+-\s+10\s+0\s+0\s+100/s\s+-`) {
+		!regexpLine(out, `acme\s+0\s+0\s+0\s+0\s+0\s+30\.0/m\s+-`) || !regexpLine(out, `mx.x.test\s+-\s+10\s+0\s+0\s+100/s\s+-\s+-`) ||
+		!regexpLine(out, `mx.slow.test\s+-\s+2\s+0\s+0\s+1.7/m\s+-\s+yes`) ||
+		!regexpLine(out, `mx.slow.test\s+\S+\s+-\s+7/100\s+1.7/m\s+10m0s\s+deferral rate 0.42 over 5m \(63/150\)`) {
 		t.Errorf("summary (%d):\n%s", code, out)
 	}
 	if !strings.Contains(out, "3 corrupt message(s) quarantined in the spool (gannet queue inspect ID): bad1 bad2 and 1 more\n") {
@@ -377,5 +393,27 @@ func TestQueueListAndDeadCLI(t *testing.T) {
 	out, _, code = runCLI("dead", "purge", "d1", "-yes", api)
 	if code != 0 || !strings.Contains(last(), `DELETE /api/admin/dead-letters/v1 {"ids":["d1"]}`) {
 		t.Errorf("dead purge (%d): %q %q", code, out, last())
+	}
+}
+
+// TestBackoffCLI: gannet backoff lists the sites in backoff with their
+// reason; -end returns one to normal, and a site not in backoff fails.
+func TestBackoffCLI(t *testing.T) {
+	srv := httptest.NewServer(&fakeAPI{})
+	defer srv.Close()
+	api := "-api=" + srv.URL
+	t.Setenv("GANNET_API_KEY", "")
+	out, errOut, code := runCLI("backoff", api)
+	if code != 0 || !regexpLine(out, `mx.slow.test\s+\S+\s+-\s+-\s+-\s+0s\s+421 4.7.28 unusual rate`) {
+		t.Errorf("backoff (%d):\n%s%s", code, out, errOut)
+	}
+	if out, errOut, code = runCLI("backoff", "-end", "mx.slow.test", api); code != 0 || out != "mx.slow.test is back to normal\n" {
+		t.Errorf("backoff -end (%d): %q %q", code, out, errOut)
+	}
+	if _, errOut, code = runCLI("backoff", "-end", "mx.other.test", api); code != 1 || !strings.Contains(errOut, "not in backoff") {
+		t.Errorf("backoff -end of a site not in backoff (%d): %q", code, errOut)
+	}
+	if _, _, code = runCLI("backoff", "-end", "a", "-site", "b", api); code != 2 {
+		t.Errorf("backoff -end with -site: exit %d, want 2", code)
 	}
 }

@@ -61,6 +61,7 @@ func commands() []command {
 		{"drain", "stop taking new mail, keep delivering (rolling restarts): drain [-off] [-status]", cmdDrain},
 		{"suppress", "the suppression list: suppress list [-tenant T|-global] | add|remove ADDRESS [-tenant T] [-reason R] | import FILE [-tenant T] | export [-tenant T|-global] [-o FILE]", cmdSuppress},
 		{"erase", "erase an address (GDPR art. 17): its queued and dead-lettered mail, suppressed, log files named: erase ADDRESS [-no-suppress]", cmdErase},
+		{"backoff", "the sites in backoff mode: backoff [-site S] | backoff -end SITE (back to normal)", cmdBackoff},
 		{"cluster", "the cluster's nodes ([cluster] redis) with their queue depths and rates: cluster status", cmdCluster},
 		{"version", "print the version", cmdVersion},
 		{"help", "print this help", cmdHelp},

@@ -32,7 +32,7 @@ func TestRulesCheck(t *testing.T) {
 	if err != nil {
 		t.Fatalf("promtool check rules: %v\n%s", err, out)
 	}
-	if !strings.Contains(string(out), "SUCCESS: 8 rules found") {
+	if !strings.Contains(string(out), "SUCCESS: 9 rules found") {
 		t.Errorf("promtool check rules: %s", out)
 	}
 }
@@ -62,6 +62,7 @@ func TestRulesNameExportedMetrics(t *testing.T) {
 		g := []metrics.DestinationGauge{{Name: "d.example", Connections: 1}}
 		return metrics.DestinationState{Sites: g, Domains: g}
 	})
+	m.SetSiteBackoffs(func() []metrics.SiteBackoff { return []metrics.SiteBackoff{{Site: "mx.d.example", Backoff: true}} })
 	var buf bytes.Buffer
 	m.WritePrometheus(&buf)
 	exported := map[string]bool{}

@@ -80,6 +80,11 @@ type Options struct {
 	// themselves (origin "rule"), shown with the admin ones in GET
 	// /api/admin/suspend/v1. Nil: none.
 	Automatic func() []RuleEntry
+	// Backoffs lists the sites in backoff mode (the queue summary's
+	// backoff, GET /api/admin/backoff/v1); EndBackoff returns one to
+	// normal (DELETE). Nil: none, and 404.
+	Backoffs   func() []BackoffEntry
+	EndBackoff func(site string) bool
 	// TLSReports serves /api/admin/tls-reports/v1 (nil: 404, no TLS
 	// reporting); TLSReportsOn says whether [tls] tlsrpt is on.
 	TLSReports   TLSReports
@@ -204,6 +209,8 @@ func (h *handler) routes(path string) route {
 		return route{http.MethodGet: h.exportSuppression}
 	case PathErase:
 		return route{http.MethodPost: h.erase}
+	case PathBackoff:
+		return route{http.MethodGet: h.listBackoff, http.MethodDelete: h.endBackoff}
 	}
 	return nil
 }

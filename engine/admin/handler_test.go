@@ -90,27 +90,42 @@ func newWorld(t testing.TB) *world {
 // newWorldAt is newWorld with the spool in dir.
 func newWorldAt(t testing.TB, dir string) *world {
 	t.Helper()
+	return newWorldWith(t, dir, nil, nil)
+}
+
+// newWorldWith is newWorldAt with the loop's and the handler's options
+// changed by lmod and hmod (either may be nil).
+func newWorldWith(t testing.TB, dir string, lmod func(*delivery.Options), hmod func(*Options)) *world {
+	t.Helper()
 	sp, err := queue.Open(queue.Options{Dir: dir, Compression: "none", MinFreeBytes: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := &world{spool: sp, tr: &deferring{}, rec: &records{}, ids: queue.NewIDGenerator(time.Now)}
-	w.loop = delivery.New(delivery.Options{
+	lo := delivery.Options{
 		Store: sp, Transport: w.tr, RelayTo: "127.0.0.1:1", Record: w.rec,
 		Retry: queue.RetryPolicy{Initial: time.Hour, Max: time.Hour, MaxAge: 72 * time.Hour},
-	})
+	}
+	if lmod != nil {
+		lmod(&lo)
+	}
+	w.loop = delivery.New(lo)
 	w.loop.Start()
 	t.Cleanup(func() {
 		w.loop.Stop(context.Background())
 		sp.Close()
 	})
 	n := 0
-	h := New(Options{Loop: w.loop, Spool: sp, Quarantine: sp, Dead: sp, TenantRate: func(t string) float64 {
+	ho := Options{Loop: w.loop, Spool: sp, Quarantine: sp, Dead: sp, TenantRate: func(t string) float64 {
 		if t == "acme" {
 			return 2
 		}
 		return 0
-	}, NewID: func() string { n++; return "rule-" + string(rune('0'+n)) }})
+	}, NewID: func() string { n++; return "rule-" + string(rune('0'+n)) }}
+	if hmod != nil {
+		hmod(&ho)
+	}
+	h := New(ho)
 	w.api = httpapi.New(httpapi.Options{
 		TrustedHosts: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
 		Services:     []string{httpapi.ServiceAdmin},

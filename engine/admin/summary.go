@@ -36,9 +36,17 @@ func (h *handler) summarize(s delivery.Summary, c caller) QueueSummaryV1 {
 		Queues: []QueueRow{}, Domains: []DomainRow{}, Tenants: []GroupRow{}, Campaigns: []GroupRow{}, Sites: []SiteRow{},
 	}
 	siteRate := map[string]float64{}
+	inBackoff := map[string]bool{}
+	if c.tenant == "" {
+		out.Backoff = h.backoffs()
+		for _, b := range out.Backoff {
+			inBackoff[b.Site] = true
+		}
+	}
 	for _, st := range s.Sites {
 		out.Sites = append(out.Sites, SiteRow{Site: st.Site, Source: st.Source, Connections: st.Connections,
-			EffectiveRate: st.EffectiveRate, Ready: st.Ready, InFlight: st.InFlight, Suspended: st.Suspended})
+			EffectiveRate: st.EffectiveRate, Ready: st.Ready, InFlight: st.InFlight, Suspended: st.Suspended,
+			Backoff: inBackoff[st.Site]})
 		if st.Source == "" {
 			siteRate[st.Site] = st.EffectiveRate
 		}

@@ -7,7 +7,8 @@ import "sort"
 // spool, so the fleet's queue is the sum of theirs. Rows with the same key
 // (queue name, domain, tenant, campaign, site and egress source) add their
 // counts and effective rates (each node's rate is its share of the
-// fleet's); a row is suspended or bouncing when it is on any node.
+// fleet's); a row is suspended, bouncing or in backoff when it is on any
+// node, and each site in backoff is listed once.
 // Quarantined message ids are node-local and are left out (Totals.Corrupt
 // still counts them).
 func MergeSummaries(nodes []QueueSummaryV1) QueueSummaryV1 {
@@ -17,6 +18,7 @@ func MergeSummaries(nodes []QueueSummaryV1) QueueSummaryV1 {
 	tenants := map[string]*GroupRow{}
 	campaigns := map[string]*GroupRow{}
 	sites := map[[2]string]*SiteRow{}
+	backoff := map[string]*BackoffEntry{}
 	for _, s := range nodes {
 		t := &out.Totals
 		t.Messages += s.Totals.Messages
@@ -64,10 +66,19 @@ func MergeSummaries(nodes []QueueSummaryV1) QueueSummaryV1 {
 				m.Ready += r.Ready
 				m.InFlight += r.InFlight
 				m.Suspended = m.Suspended || r.Suspended
+				m.Backoff = m.Backoff || r.Backoff
 				continue
 			}
 			r := r
 			sites[k] = &r
+		}
+		// Backoff mode is shared by the nodes (as admin rules are): one
+		// entry per site, the first node's.
+		for _, b := range s.Backoff {
+			if backoff[b.Site] == nil {
+				b := b
+				backoff[b.Site] = &b
+			}
 		}
 	}
 	out.Queues = sortedRows(queues, func(r *QueueRow) string { return r.Name })
@@ -75,6 +86,9 @@ func MergeSummaries(nodes []QueueSummaryV1) QueueSummaryV1 {
 	out.Tenants = sortedRows(tenants, func(r *GroupRow) string { return r.Name })
 	out.Campaigns = sortedRows(campaigns, func(r *GroupRow) string { return r.Name })
 	out.Sites = sortedRows(sites, func(r *SiteRow) string { return r.Site + "\x00" + r.Source })
+	if len(backoff) > 0 {
+		out.Backoff = sortedRows(backoff, func(b *BackoffEntry) string { return b.Site })
+	}
 	return out
 }
 

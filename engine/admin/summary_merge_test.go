@@ -25,8 +25,10 @@ func TestMergeSummaries(t *testing.T) {
 		},
 		Domains: []DomainRow{{Domain: "e.example", Messages: 1, Counts: Counts{Recipients: 1}}, {Domain: "d.example", Messages: 1, Counts: Counts{Recipients: 1}, EffectiveRate: 5, Suspended: true}},
 		Tenants: []GroupRow{{Name: "acme", Counts: Counts{Recipients: 2}}},
-		Sites:   []SiteRow{{Site: "mx.d.example", Connections: 2, EffectiveRate: 5}, {Site: "mx.d.example", Source: "ip2", Connections: 1}},
+		Sites:   []SiteRow{{Site: "mx.d.example", Connections: 2, EffectiveRate: 5, Backoff: true}, {Site: "mx.d.example", Source: "ip2", Connections: 1}},
+		Backoff: []BackoffEntry{{Site: "mx.d.example", Reason: "421 slow down"}},
 	}
+	a.Backoff = []BackoffEntry{{Site: "mx.d.example", Reason: "421 slow down"}}
 	got := MergeSummaries([]QueueSummaryV1{a, b})
 	want := QueueSummaryV1{
 		Totals: Totals{Messages: 5, Counts: Counts{Recipients: 6, Scheduled: 3, Ready: 1, Held: 2}, Suspensions: 1, Corrupt: 1, Dead: 3},
@@ -37,7 +39,8 @@ func TestMergeSummaries(t *testing.T) {
 		Domains:   []DomainRow{{Domain: "d.example", Messages: 4, Counts: Counts{Recipients: 5}, EffectiveRate: 10, Suspended: true}, {Domain: "e.example", Messages: 1, Counts: Counts{Recipients: 1}}},
 		Tenants:   []GroupRow{{Name: "acme", Counts: Counts{Recipients: 6}}},
 		Campaigns: []GroupRow{},
-		Sites:     []SiteRow{{Site: "mx.d.example", Connections: 4, EffectiveRate: 10, Ready: 1}, {Site: "mx.d.example", Source: "ip2", Connections: 1}},
+		Sites:     []SiteRow{{Site: "mx.d.example", Connections: 4, EffectiveRate: 10, Ready: 1, Backoff: true}, {Site: "mx.d.example", Source: "ip2", Connections: 1}},
+		Backoff:   []BackoffEntry{{Site: "mx.d.example", Reason: "421 slow down"}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("merged:\n%+v\nwant:\n%+v", got, want)
@@ -46,7 +49,7 @@ func TestMergeSummaries(t *testing.T) {
 	if a.Queues[0].Messages != 3 || b.Sites[0].Connections != 2 {
 		t.Errorf("inputs modified: %+v %+v", a.Queues[0], b.Sites[0])
 	}
-	if one := MergeSummaries([]QueueSummaryV1{a}); one.Totals != a.Totals || len(one.CorruptIDs) != 0 {
+	if one := MergeSummaries([]QueueSummaryV1{a}); one.Totals != a.Totals || len(one.CorruptIDs) != 0 || len(one.Backoff) != 1 {
 		t.Errorf("one node: %+v", one)
 	}
 }

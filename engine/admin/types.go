@@ -75,6 +75,7 @@ type SiteRow struct {
 	Ready         int     `json:"ready"`
 	InFlight      int     `json:"in_flight"`
 	Suspended     bool    `json:"suspended"`
+	Backoff       bool    `json:"backoff"` // the site is in backoff mode (QueueSummaryV1.Backoff says why)
 }
 
 // Totals sums the summary.
@@ -100,6 +101,9 @@ type QueueSummaryV1 struct {
 	Tenants   []GroupRow  `json:"tenants"`
 	Campaigns []GroupRow  `json:"campaigns"`
 	Sites     []SiteRow   `json:"sites"` // left out for a tenant's API key
+	// Backoff lists the sites in backoff mode, why and until when; left
+	// out for a tenant's API key.
+	Backoff []BackoffEntry `json:"backoff,omitempty"`
 	// CorruptIDs lists the first MaxCorruptIDs quarantined messages
 	// (lowest ids first) for inspect; left out for a tenant's API key.
 	CorruptIDs []string `json:"corrupt_ids,omitempty"`

@@ -487,6 +487,16 @@ type ShapingTable struct {
 	// destination whose MX host names all end in one of these suffixes
 	// (".google.com"); the table name is then only a label.
 	MXSuffix []string `toml:"mx_suffix"`
+
+	// Backoff mode (ShapingRule.Backoff*): the keys that put a site in
+	// backoff on its deferral rate and say what backoff means.
+	BackoffOnDeferralRate          *float64  `toml:"backoff_on_deferral_rate"`
+	BackoffWindow                  *Duration `toml:"backoff_window"`
+	BackoffMinAttempts             *int      `toml:"backoff_min_attempts"`
+	BackoffRate                    *Rate     `toml:"backoff_rate"`
+	BackoffRetryAfter              *Duration `toml:"backoff_retry_after"`
+	BackoffToNormalAfter           *Duration `toml:"backoff_to_normal_after"`
+	BackoffToNormalAfterDeliveries *int      `toml:"backoff_to_normal_after_deliveries"`
 }
 
 // Tenant returns the [[tenant]] named name, or nil.

@@ -43,6 +43,10 @@ const (
 	ActionSuspend = "suspend" // stop delivering to the site for Duration
 	ActionBounce  = "bounce"  // bounce what is queued for the site for Duration
 	ActionRate    = "rate"    // lower the site's message rate to Rate for Duration
+	// ActionBackoff puts the site in backoff mode (its backoff_* shaping
+	// keys); Duration and Rate, when set, replace its
+	// backoff_to_normal_after and backoff_rate.
+	ActionBackoff = "backoff"
 )
 
 // AutomationRule is one [[shaping_rule]]: when a reply of a destination that
@@ -52,9 +56,9 @@ type AutomationRule struct {
 	MatchDomain   []string `toml:"match_domain"`
 	MatchMXSuffix []string `toml:"match_mx_suffix"`
 	Regex         string   `toml:"regex"`
-	Action        string   `toml:"action"` // ActionSuspend | ActionBounce | ActionRate
+	Action        string   `toml:"action"` // ActionSuspend | ActionBounce | ActionRate | ActionBackoff
 	Duration      Duration `toml:"duration"`
-	Rate          Rate     `toml:"rate"` // for ActionRate
+	Rate          Rate     `toml:"rate"` // for ActionRate (and ActionBackoff: its backoff_rate)
 }
 
 // Backoff is [backoff]: the adaptive reaction to throttling replies (421,
@@ -276,8 +280,12 @@ func (c *Config) validateDeliveryPolicy(ck *checker) {
 		} else if _, err := regexp.Compile(r.Regex); err != nil {
 			ck.add(p("regex"), "%q is not a regular expression: %v", r.Regex, err)
 		}
-		ck.oneOf(p("action"), r.Action, ActionSuspend, ActionBounce, ActionRate)
-		ck.positive(p("duration"), r.Duration)
+		ck.oneOf(p("action"), r.Action, ActionSuspend, ActionBounce, ActionRate, ActionBackoff)
+		if r.Action == ActionBackoff {
+			ck.notNegative(p("duration"), r.Duration) // 0s: the site's backoff_to_normal_after
+		} else {
+			ck.positive(p("duration"), r.Duration)
+		}
 		if r.Action == ActionRate && r.Rate.Unlimited() {
 			ck.add(p("rate"), "action \"rate\" needs a rate such as \"10/m\"")
 		}

@@ -1,6 +1,10 @@
 package config
 
-import "gannet/mailaddr"
+import (
+	"time"
+
+	"gannet/mailaddr"
+)
 
 // ShapingDefault is the name of the [shaping.default] table.
 const ShapingDefault = "default"
@@ -17,7 +21,31 @@ type ShapingRule struct {
 	// default) or each node on its own (LimitScopeNode). Without [cluster]
 	// every limit is the node's.
 	LimitScope string
+
+	// Backoff mode: a site enters it when a [[shaping_rule]] with action
+	// "backoff" matches one of its replies, or when more than
+	// BackoffOnDeferralRate (0: never) of the attempts of the last
+	// BackoffWindow were deferred, once there were BackoffMinAttempts of
+	// them. In backoff the site gets at most BackoffRate (zero: its normal
+	// limits), deferred mail is retried after BackoffRetryAfter (0: the
+	// normal retry schedule), and the site returns to normal after
+	// BackoffToNormalAfter or BackoffToNormalAfterDeliveries deliveries,
+	// whichever comes first (0: not that way).
+	BackoffOnDeferralRate          float64
+	BackoffWindow                  Duration
+	BackoffMinAttempts             int
+	BackoffRate                    Rate
+	BackoffRetryAfter              Duration
+	BackoffToNormalAfter           Duration
+	BackoffToNormalAfterDeliveries int
 }
+
+// Defaults of the backoff mode keys.
+const (
+	DefaultBackoffWindow        = 5 * time.Minute
+	DefaultBackoffMinAttempts   = 50
+	DefaultBackoffToNormalAfter = time.Hour
+)
 
 // The values of limit_scope.
 const (
@@ -36,6 +64,9 @@ func (c *Config) Shaping(domain string) ShapingRule {
 		ConnectionLimit:            c.Delivery.MaxConnectionsPerDomain,
 		MaxMessageRate:             c.Delivery.MaxMessageRate,
 		MaxDeliveriesPerConnection: c.Delivery.MaxDeliveriesPerConnection,
+		BackoffWindow:              Duration{DefaultBackoffWindow},
+		BackoffMinAttempts:         DefaultBackoffMinAttempts,
+		BackoffToNormalAfter:       Duration{DefaultBackoffToNormalAfter},
 	}
 	if t, ok := c.ShapingTables[ShapingDefault]; ok {
 		t.applyTo(&r)
@@ -64,5 +95,19 @@ func (t ShapingTable) applyTo(r *ShapingRule) {
 	}
 	if t.LimitScope != nil {
 		r.LimitScope = *t.LimitScope
+	}
+	setIf(&r.BackoffOnDeferralRate, t.BackoffOnDeferralRate)
+	setIf(&r.BackoffWindow, t.BackoffWindow)
+	setIf(&r.BackoffMinAttempts, t.BackoffMinAttempts)
+	setIf(&r.BackoffRate, t.BackoffRate)
+	setIf(&r.BackoffRetryAfter, t.BackoffRetryAfter)
+	setIf(&r.BackoffToNormalAfter, t.BackoffToNormalAfter)
+	setIf(&r.BackoffToNormalAfterDeliveries, t.BackoffToNormalAfterDeliveries)
+}
+
+// setIf sets *dst to *v when v is set.
+func setIf[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
 	}
 }

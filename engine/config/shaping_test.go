@@ -1,6 +1,7 @@
 package config
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -19,7 +20,7 @@ func TestShapingPrecedence(t *testing.T) {
 max_connections_per_domain = 3
 max_message_rate = "60/m"
 max_deliveries_per_connection = 7
-`, "example.test", ShapingRule{3, Rate{60, time.Minute}, 7, Rate{}, ""}},
+`, "example.test", ShapingRule{ConnectionLimit: 3, MaxMessageRate: Rate{60, time.Minute}, MaxDeliveriesPerConnection: 7}},
 		{"shaping.default wins over delivery, key by key", `
 [delivery]
 max_connections_per_domain = 3
@@ -30,7 +31,7 @@ max_deliveries_per_connection = 7
 connection_limit = 20
 max_connection_rate = "5/s"
 limit_scope = "node"
-`, "example.test", ShapingRule{20, Rate{60, time.Minute}, 7, Rate{5, time.Second}, LimitScopeNode}},
+`, "example.test", ShapingRule{ConnectionLimit: 20, MaxMessageRate: Rate{60, time.Minute}, MaxDeliveriesPerConnection: 7, MaxConnectionRate: Rate{5, time.Second}, LimitScope: LimitScopeNode}},
 		{"domain table overrides both", `
 [delivery]
 max_connections_per_domain = 3
@@ -45,7 +46,7 @@ limit_scope = "node"
 connection_limit = 5
 max_message_rate = "100/s"
 limit_scope = "cluster"
-`, "gmail.COM.", ShapingRule{5, Rate{100, time.Second}, 50, Rate{}, LimitScopeCluster}},
+`, "gmail.COM.", ShapingRule{ConnectionLimit: 5, MaxMessageRate: Rate{100, time.Second}, MaxDeliveriesPerConnection: 50, LimitScope: LimitScopeCluster}},
 		{"domain table does not apply to other domains", `
 [shaping."gmail.com"]
 connection_limit = 5
@@ -60,9 +61,62 @@ connection_limit = 2
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := mustParse(t, tt.src)
+			tt.want.BackoffWindow = Duration{DefaultBackoffWindow}
+			tt.want.BackoffMinAttempts = DefaultBackoffMinAttempts
+			tt.want.BackoffToNormalAfter = Duration{DefaultBackoffToNormalAfter}
 			if got := c.Shaping(tt.domain); got != tt.want {
 				t.Errorf("Shaping(%q) = %+v, want %+v", tt.domain, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestShapingBackoffKeys: the backoff mode keys fall through like the
+// others ([shaping.default], then the domain's table), and a table that
+// would keep a site in backoff for ever is refused.
+func TestShapingBackoffKeys(t *testing.T) {
+	c := mustParse(t, `
+[shaping.default]
+backoff_on_deferral_rate = 0.3
+backoff_rate = "100/h"
+backoff_retry_after = "10m"
+
+[shaping."slow.test"]
+backoff_window = "2m"
+backoff_min_attempts = 20
+backoff_to_normal_after = "30m"
+backoff_to_normal_after_deliveries = 10
+`)
+	got := c.Shaping("slow.test")
+	want := ShapingRule{ConnectionLimit: 10, MaxDeliveriesPerConnection: 100,
+		BackoffOnDeferralRate: 0.3, BackoffWindow: Duration{2 * time.Minute}, BackoffMinAttempts: 20,
+		BackoffRate: Rate{100, time.Hour}, BackoffRetryAfter: Duration{10 * time.Minute},
+		BackoffToNormalAfter: Duration{30 * time.Minute}, BackoffToNormalAfterDeliveries: 10}
+	if got != want {
+		t.Errorf("Shaping(slow.test) = %+v\nwant %+v", got, want)
+	}
+	if other := c.Shaping("other.test"); other.BackoffWindow.Duration != DefaultBackoffWindow ||
+		other.BackoffMinAttempts != DefaultBackoffMinAttempts || other.BackoffOnDeferralRate != 0.3 {
+		t.Errorf("Shaping(other.test) = %+v, want the defaults and [shaping.default]", other)
+	}
+	cfg, err := Parse("t.toml", []byte(`
+[shaping.default]
+backoff_on_deferral_rate = 1.5
+backoff_to_normal_after = "0s"
+
+[[shaping_rule]]
+regex = "TS03"
+action = "backoff"
+`))
+	if err == nil {
+		t.Fatalf("a deferral rate of 1.5 and a backoff without end were accepted: %+v", cfg.ShapingTables)
+	}
+	for _, key := range []string{"backoff_on_deferral_rate", "backoff_to_normal_after"} {
+		if !strings.Contains(err.Error(), key) {
+			t.Errorf("error %q does not name %s", err, key)
+		}
+	}
+	if strings.Contains(err.Error(), "duration") {
+		t.Errorf("error %q: a backoff rule needs no duration", err)
 	}
 }

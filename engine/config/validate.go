@@ -460,6 +460,28 @@ func (c *Config) validate() []problem {
 		if t.LimitScope != nil {
 			ck.oneOf(p("limit_scope"), *t.LimitScope, LimitScopeCluster, LimitScopeNode)
 		}
+		if v := t.BackoffOnDeferralRate; v != nil && (*v < 0 || *v > 1) {
+			ck.add(p("backoff_on_deferral_rate"), "must be a share of the attempts between 0 (never) and 1, not %g", *v)
+		}
+		if t.BackoffWindow != nil {
+			ck.positive(p("backoff_window"), *t.BackoffWindow)
+		}
+		if t.BackoffMinAttempts != nil {
+			ck.atLeast(p("backoff_min_attempts"), *t.BackoffMinAttempts, 1)
+		}
+		if t.BackoffRetryAfter != nil {
+			ck.notNegative(p("backoff_retry_after"), *t.BackoffRetryAfter)
+		}
+		if t.BackoffToNormalAfter != nil {
+			ck.notNegative(p("backoff_to_normal_after"), *t.BackoffToNormalAfter)
+		}
+		if t.BackoffToNormalAfterDeliveries != nil {
+			ck.atLeast(p("backoff_to_normal_after_deliveries"), *t.BackoffToNormalAfterDeliveries, 0)
+		}
+		if t.BackoffToNormalAfter != nil && t.BackoffToNormalAfter.Duration == 0 &&
+			(t.BackoffToNormalAfterDeliveries == nil || *t.BackoffToNormalAfterDeliveries == 0) {
+			ck.add(p("backoff_to_normal_after"), "0s needs backoff_to_normal_after_deliveries in the same table, or a site would stay in backoff for ever")
+		}
 	}
 	c.validateDeliveryPolicy(ck)
 	return ck.list

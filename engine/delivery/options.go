@@ -182,6 +182,11 @@ type Options struct {
 	// rules it brings from them come in through ApplySharedRule and
 	// DropSharedRule. Nil: the rules are this node's alone.
 	Shared RuleSharer
+	// Backoff, when set, is the sites' backoff mode (the Shaper's;
+	// backoff.go): the deferred mail of a site in backoff is retried after
+	// its backoff_retry_after, and its state is kept with the admin rules
+	// (and shared with them). Nil: no backoff mode.
+	Backoff SiteBackoff
 	// Clock is the time source (queue.SystemClock()); tests use a
 	// queuetest.FakeClock.
 	Clock queue.Clock

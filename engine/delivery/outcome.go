@@ -85,7 +85,11 @@ func (l *Loop) apply(it *workItem, idx []int, out outbound.Outcome) {
 		vs = append(vs, v)
 	}
 	if len(deferred) > 0 {
-		if due, ok := l.retryFor(ms.env, it.domain).Next(m.Created, now, lastAttempts); ok {
+		policy := l.retryFor(ms.env, it.domain)
+		if d := l.retryAfterBackoff(dest); d > 0 {
+			policy.Initial, policy.Max = d, d // the site is in backoff: backoff_retry_after
+		}
+		if due, ok := policy.Next(m.Created, now, lastAttempts); ok {
 			retry = &workItem{ms: ms, domain: it.domain, rcpts: deferred, high: it.high, retryAt: due}
 			retryAt = due
 			ms.due.set(it.domain, due)

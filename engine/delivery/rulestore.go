@@ -48,6 +48,9 @@ type storedRule struct {
 	Created  time.Time `json:"created"`
 	Expires  time.Time `json:"expires,omitzero"`
 	IDs      []string  `json:"ids,omitempty"` // holds by message id
+	// Backoff is what a backoff state (kind "backoff", backoff.go) holds
+	// beyond the fields above.
+	Backoff *backoffExtra `json:"backoff,omitempty"`
 }
 
 func ruleKey(kind, id string) string { return kind + "/" + id }
@@ -78,17 +81,26 @@ func (l *Loop) storeRule(kind string, r *AdminRule) {
 	if l.opts.Rules == nil && l.opts.Shared == nil {
 		return
 	}
-	key := ruleKey(kind, r.ID)
 	v, err := encodeRule(kind, r)
+	l.storeValue(kind, r.ID, v, r.Expires, err)
+}
+
+// storeValue writes the stored form v of a rule (encoded with error err)
+// and shares it.
+func (l *Loop) storeValue(kind, id string, v []byte, expires time.Time, err error) {
+	if l.opts.Rules == nil && l.opts.Shared == nil {
+		return
+	}
+	key := ruleKey(kind, id)
 	if err == nil && l.opts.Shared != nil {
-		l.opts.Shared.Put(key, v, r.Expires)
+		l.opts.Shared.Put(key, v, expires)
 	}
 	if err == nil && l.opts.Rules != nil {
 		err = l.opts.Rules.PutAdminState(key, v)
 	}
 	if err != nil {
 		l.log.Error("delivery: storing an admin rule; it is in force until the next restart only",
-			"kind", kind, "id", r.ID, "err", err)
+			"kind", kind, "id", id, "err", err)
 	}
 }
 
@@ -134,6 +146,12 @@ func (l *Loop) RestoreRules() (int, error) {
 		switch {
 		case !sr.Expires.IsZero() && !sr.Expires.After(now):
 			drop = append(drop, ruleKey(sr.Kind, sr.ID))
+		case sr.Kind == ruleBackoff:
+			if l.opts.Backoff == nil || !l.opts.Backoff.RestoreBackoff(backoffState(&sr), false) {
+				drop = append(drop, ruleKey(sr.Kind, sr.ID))
+			} else {
+				n++
+			}
 		case l.putInForce(&sr, now) == nil:
 			l.log.Error("delivery: dropping a stored admin rule of unknown kind", "kind", sr.Kind, "id", sr.ID)
 			drop = append(drop, ruleKey(sr.Kind, sr.ID))
@@ -194,6 +212,7 @@ func (l *Loop) SharedRules() map[string][]byte {
 	add(ruleSuspend, l.admin.suspends)
 	add(ruleBounce, l.admin.bounces)
 	add(ruleHold, l.admin.holds)
+	l.sharedBackoffs(out)
 	return out
 }
 
@@ -210,6 +229,14 @@ func (l *Loop) ApplySharedRule(key string, value []byte) {
 	}
 	now := l.clock.Now()
 	if !sr.Expires.IsZero() && !sr.Expires.After(now) {
+		return
+	}
+	if sr.Kind == ruleBackoff {
+		// In force here: its start is recorded, stored (and not shared
+		// again) through BackoffChanged.
+		if l.opts.Backoff != nil {
+			l.opts.Backoff.RestoreBackoff(backoffState(&sr), true)
+		}
 		return
 	}
 	l.admin.mu.Lock()
@@ -263,6 +290,10 @@ func (l *Loop) DropSharedRule(key string) {
 		l.CancelBounce(id)
 	case ruleHold:
 		l.Release(id)
+	case ruleBackoff:
+		if l.opts.Backoff != nil {
+			l.opts.Backoff.EndBackoff(id, "ended on another node")
+		}
 	}
 }
 

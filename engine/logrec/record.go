@@ -39,6 +39,12 @@ const (
 	// Feedback: a feedback report (ARF, RFC 5965) came back: a complaint
 	// or another report about a message Gannet sent.
 	Feedback Type = "Feedback"
+	// BackoffStart and BackoffEnd: a destination site entered or left
+	// backoff mode; Site names it, Reason says why (the reply a shaping
+	// rule matched, the deferral rate; "after 1h", "after 100
+	// deliveries"), the other message fields are empty.
+	BackoffStart Type = "BackoffStart"
+	BackoffEnd   Type = "BackoffEnd"
 )
 
 // Response is the SMTP reply a record is about: the reply to the final "."
@@ -92,6 +98,8 @@ type Record struct {
 	// Command is the SMTP verb a Rejection answers ("MAIL", "RCPT",
 	// "connect", …): never its arguments, so no AUTH secret is logged.
 	Command string
+	// Reason says why a BackoffStart or BackoffEnd record was written.
+	Reason string
 
 	// Report is set on OOB and Feedback records: what the report says
 	// and whether it was matched to a message Gannet sent.
@@ -131,9 +139,10 @@ type Report struct {
 //	 "tls_policy":"sts-enforce","tls_result_type":"certificate-expired"}
 //
 // Every field is always present except egress_source, listener,
-// tls_policy, tls_result_type and command (Rejection records: ,"command":"RCPT" last),
-// which are left out when empty, and the fields of Report (OOB and
-// Feedback records only, last: see Report.appendJSON). As in KumoMTA, enhanced_code is an object of three
+// tls_policy, tls_result_type, command (Rejection records: ,"command":"RCPT")
+// and reason (BackoffStart and BackoffEnd records), which are left out when
+// empty, and the fields of Report (OOB and Feedback records only, last: see
+// Report.appendJSON). As in KumoMTA, enhanced_code is an object of three
 // numbers (null when there is none or it does not parse), peer_address is null
 // when there is no address, and timestamp and created are Unix seconds
 // (integers; 0 when unset). Strings are escaped per RFC 8259; invalid UTF-8
@@ -205,6 +214,10 @@ func (r *Record) AppendJSON(b []byte) []byte {
 	if r.Command != "" {
 		b = append(b, `,"command":`...)
 		b = appendString(b, r.Command)
+	}
+	if r.Reason != "" {
+		b = append(b, `,"reason":`...)
+		b = appendString(b, r.Reason)
 	}
 	if rp := r.Report; rp != nil {
 		b = rp.appendJSON(b)

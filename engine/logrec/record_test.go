@@ -113,6 +113,28 @@ func TestAppendJSONTLSResultType(t *testing.T) {
 	}
 }
 
+// TestAppendJSONBackoff: a BackoffStart record names the site and ends
+// with its reason, and reads back.
+func TestAppendJSONBackoff(t *testing.T) {
+	r := Record{Type: BackoffStart, Site: "mx.slow.test", Reason: "deferral rate 0.42 over 5m (63/150)",
+		Timestamp: time.Unix(1700000000, 0)}
+	line := r.AppendJSON(nil)
+	m := decode(t, line)
+	if m["type"] != "BackoffStart" || m["site"] != "mx.slow.test" || m["peer_address"] != nil {
+		t.Errorf("record %s", line)
+	}
+	if want := `"reason":"deferral rate 0.42 over 5m (63/150)"}`; !strings.HasSuffix(strings.TrimSpace(string(line)), want) {
+		t.Errorf("record %s does not end with %s", line, want)
+	}
+	got, err := ParseRecord(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Type != BackoffStart || got.Reason != r.Reason || got.Site != r.Site {
+		t.Errorf("read back %+v", got)
+	}
+}
+
 func TestEnhancedCode(t *testing.T) {
 	for in, want := range map[string]string{
 		"2.0.0":    `{"class":2,"subject":0,"detail":0}`,

@@ -59,3 +59,35 @@ func TestSiteRatesFollowCap(t *testing.T) {
 		t.Errorf("%d site rate series, want 1 named + other", n)
 	}
 }
+
+// TestSiteBackoffGauge: gannet_site_backoff is 1 for a site in backoff and
+// 0 for the others; past the label cap the sites in backoff keep their
+// names and the rest are summed under "other".
+func TestSiteBackoffGauge(t *testing.T) {
+	m := New()
+	m.SetMaxDestinationLabels(2)
+	m.SetSiteBackoffs(func() []SiteBackoff {
+		return []SiteBackoff{{Site: "busy", Weight: 9}, {Site: "slow", Backoff: true}, {Site: "quiet", Weight: 1},
+			{Site: "slow2", Backoff: true}, {Site: "slow3", Backoff: true}}
+	})
+	var buf bytes.Buffer
+	m.WritePrometheus(&buf)
+	v := checkExposition(t, buf.String())
+	want := map[string]float64{`gannet_site_backoff{site="slow"}`: 1, `gannet_site_backoff{site="slow2"}`: 1,
+		`gannet_site_backoff{site="other"}`: 1}
+	for k, w := range want {
+		if got, ok := v[k]; !ok || got != w {
+			t.Errorf("%s = %v (present %v), want %v", k, got, ok, w)
+		}
+	}
+	if n := strings.Count(buf.String(), "\ngannet_site_backoff{"); n != 3 {
+		t.Errorf("%d backoff series, want 2 named + other:\n%s", n, buf.String())
+	}
+	m.SetMaxDestinationLabels(10)
+	buf.Reset()
+	m.WritePrometheus(&buf)
+	v = checkExposition(t, buf.String())
+	if busy, ok := v[`gannet_site_backoff{site="busy"}`]; !ok || busy != 0 || v[`gannet_site_backoff{site="slow3"}`] != 1 {
+		t.Errorf("gauges %v, want busy 0 and slow3 1", v)
+	}
+}

@@ -87,7 +87,8 @@ type Metrics struct {
 	scheduled                                  atomic.Pointer[func() float64]
 	dead                                       atomic.Pointer[func() float64]
 	ready                                      atomic.Pointer[func() float64]
-	siteRates                                  atomic.Pointer[func() []SiteRate] // gannet_site_effective_rate (siterates.go)
+	siteRates                                  atomic.Pointer[func() []SiteRate]    // gannet_site_effective_rate (siterates.go)
+	siteBackoffs                               atomic.Pointer[func() []SiteBackoff] // gannet_site_backoff (siterates.go)
 
 	maxLabels        atomic.Int64                            // [metrics] max_destination_labels
 	kumoCompat       atomic.Bool                             // [metrics] compat = "kumomta" (kumocompat.go)
@@ -387,6 +388,7 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 		out = append(out, '\n')
 	}
 	out = m.appendSiteRates(out)
+	out = m.appendSiteBackoffs(out)
 	out = m.appendDestinations(out)
 	for _, c := range []*CappedCounters{m.Sites, m.Domains, m.Tenants, m.Campaigns} {
 		out = c.appendTo(out)

@@ -60,3 +60,60 @@ func (m *Metrics) appendSiteRates(out []byte) []byte {
 	}
 	return out
 }
+
+// SiteBackoff is whether a destination site is in backoff mode.
+type SiteBackoff struct {
+	Site    string
+	Backoff bool
+	Weight  int // how busy the site is: past the label cap, the busiest are named
+}
+
+// SetSiteBackoffs installs the function that gannet_site_backoff calls at
+// each scrape. It must be safe to call from any goroutine.
+func (m *Metrics) SetSiteBackoffs(f func() []SiteBackoff) { m.siteBackoffs.Store(&f) }
+
+// appendSiteBackoffs writes gannet_site_backoff{site}: 1 for a site in
+// backoff mode, 0 for one that is not. Within MaxDestinationLabels the
+// sites in backoff come first, then the busiest; the rest are summed
+// under site="other" (the number of other sites in backoff).
+func (m *Metrics) appendSiteBackoffs(out []byte) []byte {
+	p := m.siteBackoffs.Load()
+	if p == nil {
+		return out
+	}
+	sites := (*p)()
+	if len(sites) == 0 {
+		return out
+	}
+	sort.SliceStable(sites, func(i, j int) bool {
+		if sites[i].Backoff != sites[j].Backoff {
+			return sites[i].Backoff
+		}
+		return sites[i].Weight > sites[j].Weight
+	})
+	limit := m.MaxDestinationLabels()
+	out = append(out, "# HELP gannet_site_backoff 1 while a destination site is in backoff mode (a shaping rule with action backoff, or backoff_on_deferral_rate), 0 otherwise.\n"...)
+	out = append(out, "# TYPE gannet_site_backoff gauge\n"...)
+	other := 0
+	for i, s := range sites {
+		v := 0
+		if s.Backoff {
+			v = 1
+		}
+		if i >= limit {
+			other += v
+			continue
+		}
+		out = append(out, `gannet_site_backoff{site="`...)
+		out = append(out, escapeLabel(s.Site)...)
+		out = append(out, `"} `...)
+		out = strconv.AppendInt(out, int64(v), 10)
+		out = append(out, '\n')
+	}
+	if len(sites) > limit {
+		out = append(out, `gannet_site_backoff{site="other"} `...)
+		out = strconv.AppendInt(out, int64(other), 10)
+		out = append(out, '\n')
+	}
+	return out
+}

@@ -39,9 +39,18 @@
 // Suspend stops delivery to the path (Gate tells the delivery loop to put
 // the items back in the scheduled queue until then, without counting an
 // attempt), Bounce bounces the path's queued items with the matching
-// reply, and Rate caps the path's message rate. These are the
-// counterparts of KumoMTA's automation actions and PowerMTA's backoff
-// mode.
+// reply, Rate caps the path's message rate, and BackoffMode puts the
+// path's site in backoff mode. These are the counterparts of KumoMTA's
+// automation actions.
+//
+// # Backoff mode
+//
+// A state of a site rather than a rate (PowerMTA's backoff mode): entered
+// on a BackoffMode rule or when the site's deferral rate over a sliding
+// window passes a threshold, it lowers the site's rate, makes deferred
+// mail wait a fixed time, and ends after a time or a number of deliveries.
+// Config.OnBackoff hears each entry and end (records, persistence, the
+// cluster); see backoffmode.go.
 //
 // A Shaper is safe for concurrent use. Time comes from Config.Now.
 package shaping

@@ -11,7 +11,7 @@ package shaping
 func (s *Shaper) SetPolicy(b Backoff, rules []Rule) {
 	n := New(Config{Backoff: b, Rules: rules, Base: s.cfg.Base, Now: s.cfg.Now})
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	s.cfg.Backoff, s.cfg.Rules = n.cfg.Backoff, n.cfg.Rules
 	for _, p := range s.paths {
 		p.base = s.cfg.Base(p.domain, p.hosts)

@@ -29,6 +29,15 @@ type Config struct {
 	Rules []Rule
 	// Now is the clock (time.Now).
 	Now func() time.Time
+	// Mode returns the backoff mode configuration of a destination, as
+	// Base its limits (backoffmode.go). Nil: no backoff on the deferral
+	// rate, and a rule's backoff lasts its duration at its rate.
+	Mode func(domain string, mxHosts []string) Mode
+	// OnBackoff, when set, is told of every site entering and leaving
+	// backoff mode, in order, outside the Shaper's lock. It must not call
+	// the Shaper (the order is kept by a lock it holds meanwhile), and
+	// should be quick: it may write to disk, rarely.
+	OnBackoff func(BackoffEvent)
 }
 
 // Backoff configures the adaptive back-off ([backoff]).
@@ -47,12 +56,13 @@ type Action uint8
 
 // The actions of a Rule.
 const (
-	Suspend Action = iota + 1 // no delivery to the path until the rule expires
-	Bounce                    // bounce the path's queued mail until the rule expires
-	Rate                      // cap the path's message rate to Rule.Rate until it expires
+	Suspend     Action = iota + 1 // no delivery to the path until the rule expires
+	Bounce                        // bounce the path's queued mail until the rule expires
+	Rate                          // cap the path's message rate to Rule.Rate until it expires
+	BackoffMode                   // put the path's site in backoff mode (backoffmode.go)
 )
 
-// ParseAction parses "suspend", "bounce" or "rate".
+// ParseAction parses "suspend", "bounce", "rate" or "backoff".
 func ParseAction(s string) (Action, bool) {
 	switch strings.ToLower(s) {
 	case "suspend":
@@ -61,6 +71,8 @@ func ParseAction(s string) (Action, bool) {
 		return Bounce, true
 	case "rate":
 		return Rate, true
+	case "backoff":
+		return BackoffMode, true
 	}
 	return 0, false
 }
@@ -73,6 +85,8 @@ func (a Action) String() string {
 		return "bounce"
 	case Rate:
 		return "rate"
+	case BackoffMode:
+		return "backoff"
 	}
 	return "none"
 }
@@ -125,6 +139,7 @@ type PathStatus struct {
 	ConfiguredRate float64   // configured messages per second; 0 = unlimited
 	Throttled      bool      // backed off and not yet recovered
 	Suspended      time.Time // suspended until (zero: not)
+	Backoff        bool      // the site is in backoff mode
 	Bouncing       time.Time // bouncing until (zero: not)
 }
 
@@ -133,8 +148,11 @@ type Shaper struct {
 	cfg Config
 	now func() time.Time
 
-	mu    sync.Mutex
-	paths map[string]*path // by Path.Key
+	mu     sync.Mutex
+	paths  map[string]*path     // by Path.Key
+	sites  map[string]*siteMode // backoff mode, by site (backoffmode.go)
+	events []BackoffEvent       // told to OnBackoff when mu is released (unlock)
+	evMu   sync.Mutex           // held while they are told
 }
 
 // path is the state of one path (egress source, site).
@@ -161,6 +179,7 @@ type path struct {
 	bounceReply  smtpwire.Reply
 	capUntil     time.Time
 	capRate      float64
+	sm           *siteMode // the site's backoff mode; nil until it is looked at
 
 	lastUsed time.Time
 }
@@ -188,7 +207,7 @@ func New(cfg Config) *Shaper {
 	if b.MinRate <= 0 {
 		b.MinRate = 1.0 / 60
 	}
-	return &Shaper{cfg: cfg, now: cfg.Now, paths: make(map[string]*path)}
+	return &Shaper{cfg: cfg, now: cfg.Now, paths: make(map[string]*path), sites: make(map[string]*siteMode)}
 }
 
 // get returns the state of path pa, creating it; under s.mu.
@@ -210,15 +229,25 @@ func (s *Shaper) get(pa outbound.Path, now time.Time) *path {
 		p.base = s.cfg.Base(p.domain, p.hosts)
 	}
 	p.lastUsed = now
+	s.checkModeEnd(s.siteModeOf(p), now)
 	return p
 }
 
-// forgetIdle drops paths unused for 10 minutes with nothing in force.
+// forgetIdle drops paths unused for 10 minutes with nothing in force, and
+// the backoff mode state of sites not in backoff that no path uses.
 func (s *Shaper) forgetIdle(now time.Time) {
+	used := make(map[*siteMode]bool, len(s.sites))
 	for k, p := range s.paths {
 		if now.Sub(p.lastUsed) > 10*time.Minute && !p.cut && now.After(p.suspendUntil) &&
-			now.After(p.bounceUntil) && now.After(p.capUntil) {
+			now.After(p.bounceUntil) && now.After(p.capUntil) && (p.sm == nil || !p.sm.on) {
 			delete(s.paths, k)
+			continue
+		}
+		used[p.sm] = true
+	}
+	for k, sm := range s.sites {
+		if !sm.on && !used[sm] {
+			delete(s.sites, k)
 		}
 	}
 }
@@ -228,20 +257,24 @@ func (s *Shaper) forgetIdle(now time.Time) {
 func (s *Shaper) Limits(pa outbound.Path) outbound.Limits {
 	now := s.now()
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	p := s.get(pa, now)
 	return s.effective(p, now)
 }
 
 func (s *Shaper) effective(p *path, now time.Time) outbound.Limits {
 	l := p.base
+	br := backoffRate(p) // in backoff, its rate replaces the adaptive cut
 	if p.cut {
 		if c := int(p.conns); c < l.Connections || l.Connections <= 0 {
 			l.Connections = max(1, c)
 		}
-		if l.MessageRate <= 0 || p.rate < l.MessageRate {
+		if br == 0 && (l.MessageRate <= 0 || p.rate < l.MessageRate) {
 			l.MessageRate = p.rate
 		}
+	}
+	if br > 0 && (l.MessageRate <= 0 || br < l.MessageRate) {
+		l.MessageRate = br
 	}
 	if now.Before(p.capUntil) && (l.MessageRate <= 0 || p.capRate < l.MessageRate) {
 		l.MessageRate = p.capRate
@@ -253,7 +286,7 @@ func (s *Shaper) effective(p *path, now time.Time) outbound.Limits {
 func (s *Shaper) Gate(pa outbound.Path) Gate {
 	now := s.now()
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	p := s.paths[pa.Key()]
 	if p == nil {
 		return Gate{}
@@ -275,7 +308,7 @@ func (s *Shaper) Gate(pa outbound.Path) Gate {
 func (s *Shaper) Observe(pa outbound.Path, out *outbound.Outcome) (bounce bool) {
 	now := s.now()
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	p := s.get(pa, now)
 	p.meter.add(now)
 
@@ -303,6 +336,7 @@ func (s *Shaper) Observe(pa outbound.Path, out *outbound.Outcome) (bounce bool) 
 		}
 	}
 	check(out.SessionReply, true)
+	defer func() { s.observeMode(p, out, throttled, now) }()
 	seen := 0
 	for i := range out.Results {
 		res := &out.Results[i]
@@ -398,6 +432,8 @@ func (s *Shaper) automate(p *path, r smtpwire.Reply, now time.Time) bool {
 			return true
 		case Rate:
 			p.capUntil, p.capRate = until, max(rule.Rate, s.cfg.Backoff.MinRate)
+		case BackoffMode:
+			s.automateBackoff(p, rule, r, now)
 		}
 		return false
 	}
@@ -462,7 +498,7 @@ func (s *Shaper) recover(p *path, now time.Time) {
 func (s *Shaper) Status() []PathStatus {
 	now := s.now()
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	out := make([]PathStatus, 0, len(s.paths))
 	for _, p := range s.paths {
 		out = append(out, s.status(p, now))
@@ -480,7 +516,7 @@ func (s *Shaper) Status() []PathStatus {
 func (s *Shaper) PathStatus(pa outbound.Path) PathStatus {
 	now := s.now()
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	p := s.paths[pa.Key()]
 	if p == nil {
 		return PathStatus{}
@@ -498,6 +534,10 @@ func (s *Shaper) status(p *path, now time.Time) PathStatus {
 	if now.Before(p.bounceUntil) {
 		st.Bouncing = p.bounceUntil
 	}
+	if p.sm != nil {
+		s.checkModeEnd(p.sm, now)
+		st.Backoff = p.sm.on
+	}
 	return st
 }
 
@@ -506,7 +546,7 @@ func (s *Shaper) status(p *path, now time.Time) PathStatus {
 func (s *Shaper) SuspendSite(site resolver.SiteKey, until time.Time) {
 	now := s.now()
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	found := false
 	for _, p := range s.paths {
 		if p.site == site {
@@ -535,7 +575,7 @@ func (s *Shaper) ScaleDomain(domain string, factor float64) int {
 	}
 	now := s.now()
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	n := 0
 	for _, p := range s.paths {
 		if p.domain != domain {

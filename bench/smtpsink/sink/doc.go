@@ -18,7 +18,9 @@
 //
 // Faults. Each protocol stage (connect, ehlo, mail, rcpt, data, dot) can be
 // given a delay, a probability of answering with a chosen code (421 also
-// closes the connection, RFC 5321 §3.8), and a probability of dropping the
+// closes the connection, RFC 5321 §3.8) or a script of the first N
+// answers with it (a provider that defers for a while, then recovers),
+// and a probability of dropping the
 // connection without a reply. A throttle answers "421 4.7.0" at MAIL once the
 // sink has taken N messages in the current window, and a connection limit
 // answers "421 4.7.0" to connections past it. Faults can be swapped while

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -41,15 +42,21 @@ func ParseStage(name string) (Stage, error) {
 }
 
 // Failure answers a stage with Code instead of the normal reply, with
-// probability Prob. A 421 closes the connection after the reply. Match, when
-// not empty, limits a mail or rcpt failure to addresses that contain it
-// (case-sensitive), so a test can fail chosen recipients deterministically.
+// probability Prob, or — a scripted failure, Count > 0 — the first Count
+// times the stage is reached (over all connections, from SetFaults on),
+// and never after: a provider that defers for a while and recovers. A 421
+// closes the connection after the reply. Match, when not empty, limits a
+// mail or rcpt failure to addresses that contain it (case-sensitive), so a
+// test can fail chosen recipients deterministically.
 type Failure struct {
 	Stage Stage
 	Code  int     // 400..599
-	Prob  float64 // 0..1
+	Prob  float64 // 0..1; unused with Count
+	Count int     // > 0: the first Count times, instead of Prob
 	Text  string  // reply text after the code, usually starting with an enhanced code; "" = a default
 	Match string
+
+	left *atomic.Int64 // Count's failures still to give (compileFaults)
 }
 
 // Delay sleeps before the reply of a stage.
@@ -80,7 +87,9 @@ type Faults struct {
 }
 
 // ParseFailure parses "STAGE[~MATCH]:CODE:PROB[:TEXT]", e.g. "rcpt:550:0.1",
-// "dot:421:0.05", "mail:451:0.2:4.7.0 Try later" or "rcpt~bad:550:1".
+// "dot:421:0.05", "mail:451:0.2:4.7.0 Try later" or "rcpt~bad:550:1"; PROB
+// may be "#N", the first N times only (Failure.Count), as in
+// "rcpt~@slow.test:421:#30:4.7.28 Too many messages".
 func ParseFailure(spec string) (Failure, error) {
 	parts := strings.SplitN(spec, ":", 4)
 	if len(parts) < 3 {
@@ -95,11 +104,15 @@ func ParseFailure(spec string) (Failure, error) {
 	if err != nil || code < 400 || code > 599 {
 		return Failure{}, fmt.Errorf("fail %q: code must be 400..599", spec)
 	}
-	p, err := parseProb(parts[2])
-	if err != nil {
+	f := Failure{Stage: st, Code: code, Match: match}
+	if n, ok := strings.CutPrefix(parts[2], "#"); ok {
+		f.Count, err = strconv.Atoi(n)
+		if err != nil || f.Count < 1 {
+			return Failure{}, fmt.Errorf("fail %q: #N needs a positive count", spec)
+		}
+	} else if f.Prob, err = parseProb(parts[2]); err != nil {
 		return Failure{}, fmt.Errorf("fail %q: %w", spec, err)
 	}
-	f := Failure{Stage: st, Code: code, Prob: p, Match: match}
 	if len(parts) == 4 {
 		f.Text = strings.TrimSpace(parts[3])
 	}
@@ -168,6 +181,15 @@ func ParseThrottle(spec string) (Throttle, error) {
 	return Throttle{Limit: limit, Per: d}, nil
 }
 
+// fires reports whether the failure answers this time: by its
+// probability, or while its count lasts.
+func (x *Failure) fires(rnd func() float64) bool {
+	if x.left != nil {
+		return x.left.Add(-1) >= 0
+	}
+	return rnd() < x.Prob
+}
+
 func parseProb(s string) (float64, error) {
 	p, err := strconv.ParseFloat(s, 64)
 	if err != nil || p < 0 || p > 1 {
@@ -203,6 +225,10 @@ func compileFaults(f Faults) *stageFaults {
 	for _, x := range f.Failures {
 		if x.Text == "" {
 			x.Text = defaultText(x.Code)
+		}
+		if x.Count > 0 {
+			x.left = new(atomic.Int64)
+			x.left.Store(int64(x.Count))
 		}
 		sf.failures[x.Stage] = append(sf.failures[x.Stage], x)
 		sf.any[x.Stage] = true

@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +23,9 @@ func TestParseFailure(t *testing.T) {
 		{"rcpt:550:2", Failure{}, false},
 		{"helo:550:1", Failure{}, false},
 		{"rcpt:550", Failure{}, false},
+		{"rcpt~@slow.test:421:#30:4.7.28 Too many", Failure{Stage: StageRcpt, Code: 421, Count: 30, Match: "@slow.test", Text: "4.7.28 Too many"}, true},
+		{"rcpt:421:#0", Failure{}, false},
+		{"rcpt:421:#x", Failure{}, false},
 	}
 	for _, tc := range cases {
 		got, err := ParseFailure(tc.spec)
@@ -104,6 +108,31 @@ func TestFailureInjection(t *testing.T) {
 				t.Errorf("stats = %+v", st)
 			}
 		})
+	}
+}
+
+// TestFailureCount: a scripted failure ("#2") answers the first two
+// matching recipients, over two connections, then never again; other
+// recipients are not counted.
+func TestFailureCount(t *testing.T) {
+	f, err := ParseFailure("rcpt~@slow.test:451:#2:4.7.28 Too many messages")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startSink(t, Config{Faults: Faults{Failures: []Failure{f}}})
+	var got []int
+	for range 2 {
+		c := dialRaw(t, s.Addr())
+		c.expect(220)
+		c.cmd("EHLO c")
+		c.cmd("MAIL FROM:<a@example.test>")
+		for _, r := range []string{"x@slow.test", "y@fast.test", "z@slow.test"} {
+			code, _ := c.cmd("RCPT TO:<" + r + ">")
+			got = append(got, code)
+		}
+	}
+	if want := []int{451, 250, 451, 250, 250, 250}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("RCPT replies %v, want %v", got, want)
 	}
 }
 

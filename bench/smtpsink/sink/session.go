@@ -210,7 +210,7 @@ func (ss *session) fault(st Stage, arg []byte) (handled bool, err error) {
 		if x.Match != "" && !bytes.Contains(arg, []byte(x.Match)) {
 			continue
 		}
-		if ss.rng.Float64() < x.Prob {
+		if x.fires(ss.rng.Float64) {
 			ss.reply(x.Code, x.Text)
 			if x.Code == 421 {
 				// RFC 5321 §3.8: 421 announces that the server closes the channel.
