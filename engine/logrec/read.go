@@ -52,6 +52,7 @@ type jsonRecord struct {
 	TLSPolicy          string `json:"tls_policy"`
 	TLSResultType      string `json:"tls_result_type"`
 	Command            string `json:"command"`
+	UUID               string `json:"uuid"`
 }
 
 // ParseRecord decodes one line written by AppendJSON (the trailing newline
@@ -73,7 +74,7 @@ func ParseRecord(line []byte) (Record, error) {
 		Tenant: j.Tenant, Campaign: j.Campaign,
 		Timestamp: unixOrZero(j.Timestamp), Created: unixOrZero(j.Created),
 		EgressSource: j.EgressSource, Listener: j.Listener, TLSPolicy: j.TLSPolicy,
-		TLSResultType: j.TLSResultType, Command: j.Command,
+		TLSResultType: j.TLSResultType, Command: j.Command, UUID: j.UUID,
 	}
 	if e := j.Response.EnhancedCode; e != nil {
 		r.Response.EnhancedCode = strconv.Itoa(e.Class) + "." + strconv.Itoa(e.Subject) + "." + strconv.Itoa(e.Detail)

@@ -76,6 +76,11 @@ type Record struct {
 	// Command is the SMTP verb a Rejection answers ("MAIL", "RCPT",
 	// "connect", …): never its arguments, so no AUTH secret is logged.
 	Command string
+	// UUID names this one record (RFC 9562 form, random): the engine
+	// stamps every record with one, and event sinks (engine/events) send
+	// it as the record's idempotency key, so that a receiver can drop a
+	// record it was sent twice.
+	UUID string
 }
 
 // AppendJSON appends r as one JSON object and a newline. The layout is:
@@ -86,11 +91,12 @@ type Record struct {
 //	 "bounce_classification":"","peer_address":{"name":"mx.example.test","addr":"192.0.2.1"},
 //	 "tls_protocol_version":"TLSv1.3","tls_cipher":"…","tenant":"…","campaign":"…",
 //	 "timestamp":1700000000,"created":1699999990,"egress_source":"…","listener":"…",
-//	 "tls_policy":"sts-enforce","tls_result_type":"certificate-expired"}
+//	 "tls_policy":"sts-enforce","tls_result_type":"certificate-expired",
+//	 "uuid":"0b6f6c1e-…"}
 //
 // Every field is always present except egress_source, listener,
-// tls_policy, tls_result_type and command (Rejection records: ,"command":"RCPT" last),
-// which are left out when empty. As in KumoMTA, enhanced_code is an object of three
+// tls_policy, tls_result_type, command (Rejection records: ,"command":"RCPT")
+// and uuid (last), which are left out when empty. As in KumoMTA, enhanced_code is an object of three
 // numbers (null when there is none or it does not parse), peer_address is null
 // when there is no address, and timestamp and created are Unix seconds
 // (integers; 0 when unset). Strings are escaped per RFC 8259; invalid UTF-8
@@ -162,6 +168,10 @@ func (r *Record) AppendJSON(b []byte) []byte {
 	if r.Command != "" {
 		b = append(b, `,"command":`...)
 		b = appendString(b, r.Command)
+	}
+	if r.UUID != "" {
+		b = append(b, `,"uuid":`...)
+		b = appendString(b, r.UUID)
 	}
 	return append(b, "}\n"...)
 }
