@@ -52,8 +52,8 @@ type sink struct {
 	st struct {
 		sync.Mutex
 		shipped, rejected, expired, dropped uint64
-		lastSuccess, lastErrorAt             time.Time
-		lastError                            string
+		lastSuccess, lastErrorAt            time.Time
+		lastError                           string
 	}
 }
 
