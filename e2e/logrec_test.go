@@ -34,6 +34,7 @@ type logRecord struct {
 	Tenant               string          `json:"tenant"`
 	Campaign             string          `json:"campaign"`
 	Timestamp            json.RawMessage `json:"timestamp"`
+	UUID                 string          `json:"uuid"`
 
 	File string `json:"-"` // where the record was read
 	Line int    `json:"-"`

@@ -35,6 +35,9 @@ func (e *Engine) adminHandler() http.Handler {
 	if e.cluster != nil {
 		opts.Cluster = e.cluster
 	}
+	if e.events != nil {
+		opts.Events = e.events
+	}
 	return admin.New(opts)
 }
 

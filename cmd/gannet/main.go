@@ -12,6 +12,7 @@
 //	gannet reload                        re-read and apply the relay's config (as SIGHUP), over the admin API
 //	gannet drain [-off] [-status]        stop taking new mail while delivering the queue (rolling restarts), over the admin API
 //	gannet cluster status                the nodes of the cluster ([cluster]) with their queues and rates, over the admin API
+//	gannet events status                 the event sinks ([[event_sink]]): backlog, last success, last error, over the admin API
 //	gannet version                       print the version
 //	gannet help                          print this help
 //
@@ -57,6 +58,7 @@ func commands() []command {
 		{"reload", "re-read the relay's config and apply it, as SIGHUP does: reload (exit 1 and the problems when refused)", cmdReload},
 		{"drain", "stop taking new mail, keep delivering (rolling restarts): drain [-off] [-status]", cmdDrain},
 		{"cluster", "the cluster's nodes ([cluster] redis) with their queue depths and rates: cluster status", cmdCluster},
+		{"events", "the event sinks ([[event_sink]]): backlog, shipped, last success and last error: events status", cmdEvents},
 		{"version", "print the version", cmdVersion},
 		{"help", "print this help", cmdHelp},
 	}

@@ -105,6 +105,8 @@ type Options struct {
 	// Cluster lists the cluster's nodes (/api/admin/cluster/v1). Nil:
 	// the node is not clustered (the answer says so).
 	Cluster Cluster
+	// Events shows the event sinks (/api/admin/events/v1). Nil: none.
+	Events Events
 }
 
 // handler serves /api/admin/….
@@ -188,6 +190,8 @@ func (h *handler) routes(path string) route {
 		return route{http.MethodGet: h.drainState, http.MethodPost: h.drain}
 	case PathCluster:
 		return route{http.MethodGet: h.clusterStatus}
+	case PathEvents:
+		return route{http.MethodGet: h.eventsStatus}
 	}
 	return nil
 }

@@ -35,6 +35,8 @@ type Config struct {
 	Server  Server       `toml:"server"`
 	Cluster Cluster      `toml:"cluster"` // cluster.go
 
+	EventSinks []EventSink `toml:"event_sink"` // events.go
+
 	// File is the path the configuration was read from; "" for Default().
 	File string `toml:"-"`
 

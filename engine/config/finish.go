@@ -69,5 +69,6 @@ func (c *Config) finish() {
 	}
 	c.finishDeliveryPolicy()
 	c.finishCluster(hostname)
+	c.finishEventSinks()
 	c.makeLoginDummy()
 }

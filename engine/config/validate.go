@@ -337,6 +337,7 @@ func (c *Config) validate() []problem {
 	}
 	c.checkRelayAuth(ck)
 	c.checkCluster(ck)
+	c.checkEventSinks(ck)
 	ck.positive(at("server", "drain_timeout"), c.Server.DrainTimeout)
 	ck.atLeast(at("delivery", "max_connections_per_domain"), d.MaxConnectionsPerDomain, 1)
 	ck.atLeast(at("delivery", "max_deliveries_per_connection"), d.MaxDeliveriesPerConnection, 1)
