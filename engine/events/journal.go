@@ -3,9 +3,9 @@ package events
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -33,6 +33,8 @@ type journal struct {
 	head     uint64   // seq the next appended record gets
 	next     uint64   // cursor: the first record not done
 	batchEnd uint64   // > next: the batch in flight is [next, batchEnd) (kept across a restart)
+	dirty    bool     // the cursor moved since it was saved
+	cursorF  *os.File // the cursor file, rewritten in place
 	changed  chan struct{}
 
 	// The writer goroutine's own.
@@ -42,13 +44,46 @@ type journal struct {
 	synced bool
 }
 
-// cursor is the content of the cursor file.
-type cursor struct {
-	Next     uint64 `json:"next"`
-	BatchEnd uint64 `json:"batch_end,omitempty"`
+// The cursor file holds one line of cursorSize bytes, rewritten in place:
+//
+//	next batch_end crc32(of "next batch_end")\n, padded with spaces
+//
+// in decimal. Rewriting a few bytes in place costs microseconds where a
+// new file renamed over the old one cost half a millisecond here (ext4
+// flushes the data of a file renamed over another). A line whose checksum
+// does not match (a write torn by a power loss) counts as no cursor: the
+// journal is shipped again from its first record, at least once.
+const (
+	cursorFile = "cursor"
+	cursorSize = 64
+)
+
+func encodeCursor(next, batchEnd uint64) []byte {
+	b := make([]byte, 0, cursorSize)
+	b = strconv.AppendUint(b, next, 10)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, batchEnd, 10)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, uint64(crc32.ChecksumIEEE(b[:len(b)-1])), 10)
+	for len(b) < cursorSize-1 {
+		b = append(b, ' ')
+	}
+	return append(b, '\n')
 }
 
-const cursorFile = "cursor.json"
+func decodeCursor(b []byte) (next, batchEnd uint64, ok bool) {
+	f := strings.Fields(string(b))
+	if len(f) != 3 {
+		return 0, 0, false
+	}
+	sum, err := strconv.ParseUint(f[2], 10, 32)
+	if err != nil || uint32(sum) != crc32.ChecksumIEEE([]byte(f[0]+" "+f[1])) {
+		return 0, 0, false
+	}
+	next, err1 := strconv.ParseUint(f[0], 10, 64)
+	batchEnd, err2 := strconv.ParseUint(f[1], 10, 64)
+	return next, batchEnd, err1 == nil && err2 == nil
+}
 
 // openJournal opens (or creates) the journal in dir: it reads the cursor,
 // finds the segments, and cuts a torn last line left by a crash.
@@ -77,13 +112,16 @@ func openJournal(dir string) (*journal, error) {
 		j.segs = append(j.segs, first)
 	}
 	slices.Sort(j.segs)
-	var c cursor
 	if b, err := os.ReadFile(filepath.Join(dir, cursorFile)); err == nil {
-		// A cursor that does not parse ships the journal again from its
+		// A cursor that does not decode ships the journal again from its
 		// start: at least once.
-		_ = json.Unmarshal(b, &c)
+		j.next, j.batchEnd, _ = decodeCursor(b)
 	}
-	j.next, j.batchEnd = c.Next, c.BatchEnd
+	cf, err := os.OpenFile(filepath.Join(dir, cursorFile), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	j.cursorF = cf
 	if len(j.segs) == 0 {
 		j.head = j.next
 	} else {
@@ -232,7 +270,12 @@ func (j *journal) close() error {
 	j.closeFile()
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return errors.Join(err, j.saveCursorLocked())
+	err = errors.Join(err, j.saveCursorLocked())
+	if j.cursorF != nil {
+		err = errors.Join(err, j.cursorF.Sync(), j.cursorF.Close())
+		j.cursorF = nil
+	}
+	return err
 }
 
 func (j *journal) notifyLocked() {
@@ -256,15 +299,16 @@ func (j *journal) backlog() uint64 {
 }
 
 // startBatch records that [from, end) is being shipped, so that a restart
-// ships the same records again under the same key. It reports false when
-// the cursor has moved past from meanwhile (the records were dropped).
+// ships the same records again under the same key (a batch of one is
+// named by its record: nothing to save). It reports false when the
+// cursor has moved past from meanwhile (the records were dropped).
 func (j *journal) startBatch(from, end uint64) (bool, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.next != from {
 		return false, nil
 	}
-	if j.batchEnd == end {
+	if j.batchEnd == end || end-from == 1 {
 		return true, nil
 	}
 	j.batchEnd = end
@@ -272,37 +316,50 @@ func (j *journal) startBatch(from, end uint64) (bool, error) {
 }
 
 // done moves the cursor past end (the batch [.., end) is shipped or given
-// up) and deletes the segments it leaves behind.
-func (j *journal) done(end uint64) error {
+// up) and deletes the segments it leaves behind. The cursor is saved by
+// the next saveCursor (the writer's, every cursorEvery) or startBatch:
+// a crash before ships those records again.
+func (j *journal) done(end uint64) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if end > j.next {
 		j.next = end
+		j.dirty = true
 	}
 	if j.batchEnd <= j.next {
 		j.batchEnd = 0
 	}
 	j.removeDoneLocked()
 	j.notifyLocked()
+}
+
+// saveCursor saves the cursor when it moved since it was last saved.
+func (j *journal) saveCursor() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if !j.dirty {
+		return nil
+	}
 	return j.saveCursorLocked()
 }
 
 // trim drops the oldest records so that at most max are not done; it
 // returns how many it dropped.
-func (j *journal) trim(max uint64) (uint64, error) {
+func (j *journal) trim(max uint64) uint64 {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.head-j.next <= max {
-		return 0, nil
+		return 0
 	}
 	n := j.head - j.next - max
 	j.next += n
+	j.dirty = true
 	if j.batchEnd <= j.next {
 		j.batchEnd = 0
 	}
 	j.removeDoneLocked()
 	j.notifyLocked()
-	return n, j.saveCursorLocked()
+	return n
 }
 
 // removeDoneLocked deletes the segments whose records are all before the
@@ -314,16 +371,18 @@ func (j *journal) removeDoneLocked() {
 	}
 }
 
-// saveCursorLocked writes the cursor file (a temporary file renamed over
-// the old one). It is not synced: a crash of the process keeps it, and
-// one of the machine at worst ships some records again.
+// saveCursorLocked rewrites the cursor file. It is not synced (but at
+// close): a crash of the process keeps it, and one of the machine at
+// worst ships some records again.
 func (j *journal) saveCursorLocked() error {
-	b, _ := json.Marshal(cursor{Next: j.next, BatchEnd: j.batchEnd})
-	tmp := filepath.Join(j.dir, cursorFile+".tmp")
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	if j.cursorF == nil {
+		return errors.New("events: journal closed")
+	}
+	if _, err := j.cursorF.WriteAt(encodeCursor(j.next, j.batchEnd), 0); err != nil {
 		return err
 	}
-	return os.Rename(tmp, filepath.Join(j.dir, cursorFile))
+	j.dirty = false
+	return nil
 }
 
 func syncDir(dir string) error {
@@ -401,5 +460,9 @@ func (rd *reader) read(seq uint64) ([]byte, error) {
 	}
 }
 
-// syncEvery is how often the writer syncs a journal with new records.
-const syncEvery = time.Second
+// syncEvery is how often the writer syncs a journal with new records;
+// cursorEvery how often it saves a cursor that moved.
+const (
+	syncEvery   = time.Second
+	cursorEvery = 100 * time.Millisecond
+)

@@ -62,6 +62,7 @@ type rabbit struct {
 	cred     *syscall.Credential
 	epmd     *exec.Cmd
 	cmd      *exec.Cmd
+	done     chan struct{} // closed when cmd has exited
 	out      *os.File
 	ownedDir bool
 }
@@ -165,8 +166,13 @@ func (r *rabbit) start() error {
 	if err := r.cmd.Start(); err != nil {
 		return fmt.Errorf("rabbitmq-server: %w", err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- r.cmd.Wait() }()
+	cmd, exited, done := r.cmd, make(chan error, 1), make(chan struct{})
+	r.done = done
+	go func() {
+		err := cmd.Wait()
+		close(done)
+		exited <- err
+	}()
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
@@ -178,7 +184,6 @@ func (r *rabbit) start() error {
 		}
 		if c, err := amqp.Dial(r.URL()); err == nil {
 			c.Close()
-			go func() { <-exited }() // reaps it when it stops
 			return nil
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -202,16 +207,17 @@ func (r *rabbit) stopServer() {
 	}
 	pgid := r.cmd.Process.Pid
 	syscall.Kill(-pgid, syscall.SIGTERM)
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if syscall.Kill(-pgid, 0) != nil {
-			break
-		}
+	select {
+	case <-r.done:
+	case <-time.After(30 * time.Second):
+		syscall.Kill(-pgid, syscall.SIGKILL)
+		<-r.done
+	}
+	// The beam may outlive the script that started it: wait for the group.
+	for i := 0; i < 300 && syscall.Kill(-pgid, 0) == nil; i++ {
 		time.Sleep(100 * time.Millisecond)
 	}
-	if syscall.Kill(-pgid, 0) == nil {
-		syscall.Kill(-pgid, syscall.SIGKILL)
-	}
+	syscall.Kill(-pgid, syscall.SIGKILL)
 	r.cmd = nil
 	r.out.Close()
 }

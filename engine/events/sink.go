@@ -150,6 +150,8 @@ func (k *sink) writeLoop() {
 	defer k.wg.Done()
 	tick := time.NewTicker(syncEvery)
 	defer tick.Stop()
+	save := time.NewTicker(cursorEvery)
+	defer save.Stop()
 	var spare []byte
 	for {
 		select {
@@ -167,6 +169,10 @@ func (k *sink) writeLoop() {
 			if err := k.j.sync(); err != nil {
 				k.failed(fmt.Errorf("journal sync: %w", err))
 			}
+		case <-save.C:
+			if err := k.j.saveCursor(); err != nil {
+				k.failed(fmt.Errorf("journal cursor: %w", err))
+			}
 		}
 	}
 }
@@ -180,13 +186,9 @@ func (k *sink) write(b []byte, n int) {
 		k.failed(fmt.Errorf("journal: %w (%d records dropped)", err, n))
 		return
 	}
-	dropped, err := k.j.trim(uint64(k.opts.MaxBacklog))
-	if dropped > 0 {
+	if dropped := k.j.trim(uint64(k.opts.MaxBacklog)); dropped > 0 {
 		k.count(ResultDropped, int(dropped))
 		k.log.Warn("event backlog full: oldest records dropped", "dropped", dropped, "max_backlog", k.opts.MaxBacklog)
-	}
-	if err != nil {
-		k.failed(fmt.Errorf("journal cursor: %w", err))
 	}
 }
 
@@ -345,11 +347,7 @@ func (k *sink) deliver(ctx context.Context, from, end uint64, b *batch) {
 	}
 }
 
-func (k *sink) finish(end uint64) {
-	if err := k.j.done(end); err != nil {
-		k.failed(fmt.Errorf("journal cursor: %w", err))
-	}
-}
+func (k *sink) finish(end uint64) { k.j.done(end) }
 
 func (k *sink) count(result string, n int) {
 	if result == ResultDropped {
