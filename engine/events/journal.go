@@ -16,7 +16,8 @@ import (
 	"time"
 )
 
-// segmentSize is the size past which a journal starts a new segment file.
+// segmentSize is the size past which a journal starts a new segment file
+// (journal.segSize; tests make it smaller).
 const segmentSize = 8 << 20
 
 // journal is one sink's durable queue: its records in sequence, each with
@@ -26,7 +27,8 @@ const segmentSize = 8 << 20
 // deleted. One goroutine appends (the sink's writer), one reads (its
 // shipper); mu guards the shared positions.
 type journal struct {
-	dir string
+	dir     string
+	segSize int64
 
 	mu       sync.Mutex
 	segs     []uint64 // first seq of each segment file, ascending
@@ -91,7 +93,7 @@ func openJournal(dir string) (*journal, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	j := &journal{dir: dir, changed: make(chan struct{})}
+	j := &journal{dir: dir, segSize: segmentSize, changed: make(chan struct{})}
 	names, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
@@ -194,7 +196,7 @@ func (j *journal) append(lines []byte, count int) error {
 	j.mu.Lock()
 	head := j.head
 	j.mu.Unlock()
-	if j.f == nil || j.size >= segmentSize {
+	if j.f == nil || j.size >= j.segSize {
 		if err := j.rotate(head); err != nil {
 			return err
 		}

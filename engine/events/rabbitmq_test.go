@@ -222,12 +222,6 @@ func (r *rabbit) stopServer() {
 	r.out.Close()
 }
 
-// restart stops the broker and starts it again on the same data.
-func (r *rabbit) restart() error {
-	r.stopServer()
-	return r.start()
-}
-
 func (r *rabbit) stop() {
 	r.stopServer()
 	if r.epmd != nil && r.epmd.Process != nil {

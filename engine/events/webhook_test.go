@@ -2,8 +2,10 @@ package events
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -247,5 +249,46 @@ func TestSinkFilters(t *testing.T) {
 	// come before the last matching record.
 	if got, _, _, _, _ := rcv.snapshot(); len(got) != len(want) {
 		t.Errorf("the receiver took %d records, want the %d matching", len(got), len(want))
+	}
+}
+
+// TestWebhookTimeoutRetried: a receiver that does not answer is given up
+// after the sink's timeout and the record is sent again (same key).
+func TestWebhookTimeoutRetried(t *testing.T) {
+	var mu sync.Mutex
+	calls := map[string]int{}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := r.Header.Get("Idempotency-Key")
+		mu.Lock()
+		calls[key]++
+		n := calls[key]
+		mu.Unlock()
+		if n == 1 {
+			<-r.Context().Done() // hangs until the client gives up
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	c := new(counter)
+	o := hookSink("http://"+ln.Addr().String()+"/", false)
+	o.Timeout = 200 * time.Millisecond
+	s := newTestShipper(t, t.TempDir(), c, o)
+	defer s.Close()
+	r := record(1, logrec.Delivery, "acme")
+	s.Add(r)
+	waitFor(t, 20*time.Second, "the record taken", func() (bool, string) { return c.get("hooks", ResultOK) == 1, c.String() })
+	mu.Lock()
+	defer mu.Unlock()
+	if calls[r.UUID] != 2 || c.get("hooks", ResultRetried) != 1 {
+		t.Errorf("requests under the record's key %d (want 2: one timed out); %s", calls[r.UUID], c)
+	}
+	if st := s.Status()[0]; !strings.Contains(st.LastError, "Timeout") && !strings.Contains(st.LastError, "deadline") {
+		t.Errorf("last error %q, want a timeout", st.LastError)
 	}
 }
