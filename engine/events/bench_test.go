@@ -70,7 +70,9 @@ func BenchmarkShipAMQP(b *testing.B) {
 	for _, batch := range []bool{false, true} {
 		b.Run(fmt.Sprintf("batch=%v", batch), func(b *testing.B) {
 			exchange := fmt.Sprintf("gannet.bench.%v.%d", batch, b.N)
-			rb.declare(b, exchange, exchange)
+			if err := rb.Declare(exchange, exchange); err != nil {
+				b.Fatal(err)
+			}
 			o := amqpSinkOptions(rb.URL(), exchange)
 			o.Batch, o.MaxBatch, o.MaxDelay = batch, 100, 10*time.Millisecond
 			benchShip(b, o)
