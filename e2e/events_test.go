@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"gannet/internal/rabbitmqtest"
 )
 
 // webhookReceiver is a customer's webhook endpoint: a real HTTP server on
@@ -186,4 +189,116 @@ types = ["Reception", "Delivery"]
 		t.Errorf("events status after shipping (exit %d):\n%s%s", code, out, errOut)
 	}
 	t.Logf("gannet events status, after:\n%s", out)
+}
+
+// rabbit is the rabbitmq-server the e2e tests share (it takes seconds to
+// start): started by the first test that needs it, stopped by TestMain.
+var rabbit struct {
+	once sync.Once
+	srv  *rabbitmqtest.Server
+	err  error
+}
+
+func needRabbit(t *testing.T) *rabbitmqtest.Server {
+	t.Helper()
+	rabbit.once.Do(func() { rabbit.srv, rabbit.err = rabbitmqtest.Start() })
+	if rabbit.err != nil {
+		missingPeer(t, "rabbitmq-server", rabbit.err.Error())
+	}
+	return rabbit.srv
+}
+
+func stopRabbit() {
+	if rabbit.srv != nil {
+		rabbit.srv.Stop()
+	}
+}
+
+// TestE2EEventsAMQPBrokerRestart: a gannet relaying to bench/smtpsink
+// publishes its log records to a real RabbitMQ exchange; the broker is
+// stopped while mail flows and started again. Every Reception and Delivery
+// record of the log files is then in the durable queue bound to the
+// exchange, with its uuid as message id and the routing key of the
+// template.
+func TestE2EEventsAMQPBrokerRestart(t *testing.T) {
+	rb := needRabbit(t)
+	const exchange, queue = "gannet.e2e", "gannet-e2e-events"
+	if err := rb.Declare(exchange, queue); err != nil {
+		t.Fatal(err)
+	}
+	sink := startGoSink(t, hostPort("127.0.0.1", freePort(t, false, "127.0.0.1")))
+	g := startGannet(t, gannetConfig{DNS: "127.0.0.1:1", DeliveryPort: 1,
+		DeliveryExtra: fmt.Sprintf("relay_to = %q\n", sink.addr()),
+		Extra: fmt.Sprintf(`
+[[event_sink]]
+name = "bus"
+kind = "amqp"
+url = %q
+exchange = %q
+routing_key = "{type}.{tenant}"
+batch = true
+max_batch = 50
+max_delay = "100ms"
+timeout = "5s"
+`, rb.URL(), exchange)})
+	send := func(from, n int) {
+		for i := from; i < from+n; i++ {
+			injectSimple(t, g, fmt.Sprintf("bus%d@events.example", i), "globex", "q4", fmt.Sprintf("bus %d", i))
+		}
+		waitFor(t, deliveryMax, fmt.Sprintf("%d messages at the sink", from+n), func() (bool, string) {
+			got := len(sink.arrivals(t))
+			return got >= from+n, fmt.Sprintf("%d arrived", got)
+		})
+	}
+	shipped := func() float64 {
+		return scrapeMetrics(t, g.HTTPAddr).values[`gannet_events_shipped_total{sink="bus",result="ok"}`]
+	}
+	send(0, 30)
+	waitFor(t, 30*time.Second, "records confirmed by the broker", func() (bool, string) {
+		n := shipped()
+		return n >= 60, fmt.Sprintf("%v shipped", n)
+	})
+	rb.StopBroker()
+	send(30, 30)
+	waitFor(t, 30*time.Second, "a failed attempt", func() (bool, string) {
+		out, errOut, _ := runGannetCLI(t, g, "events", "status")
+		return strings.Contains(out, "ago: amqp"), out + errOut
+	})
+	if err := rb.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "an empty backlog", func() (bool, string) {
+		m := scrapeMetrics(t, g.HTTPAddr)
+		b := m.values[`gannet_event_backlog{sink="bus"}`]
+		return b == 0 && shipped() >= 120, fmt.Sprintf("backlog %v, shipped %v", b, shipped())
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	msgs, err := rb.Drain(ctx, queue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inQueue := map[string]rabbitmqtest.Message{}
+	for _, m := range msgs {
+		inQueue[m.ID] = m
+	}
+	var missing, wrong []string
+	n := 0
+	for _, r := range g.Records() {
+		if r.Type != "Reception" && r.Type != "Delivery" {
+			continue
+		}
+		n++
+		m, ok := inQueue[r.UUID]
+		switch {
+		case r.UUID == "" || !ok:
+			missing = append(missing, r.Type+" "+r.ID)
+		case m.RoutingKey != r.Type+".globex" || !m.Persistent || m.Type != r.Type:
+			wrong = append(wrong, fmt.Sprintf("%s: key %s type %s persistent %v", r.UUID, m.RoutingKey, m.Type, m.Persistent))
+		}
+	}
+	if n < 120 || len(missing) > 0 || len(wrong) > 0 {
+		t.Errorf("%d records in the log; missing from the queue: %v; wrong: %v", n, missing, wrong)
+	}
+	t.Logf("%d records in the log, %d messages in the queue (%d duplicates)", n, len(msgs), len(msgs)-len(inQueue))
 }
