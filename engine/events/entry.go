@@ -47,16 +47,16 @@ func NewUUID() string {
 //
 // Tabs and newlines in the header fields are replaced by spaces.
 
-// appendLine appends r's journal line; json is r encoded by AppendJSON
-// (with its newline).
-func appendLine(b []byte, r *logrec.Record, json []byte) []byte {
+// appendLine appends r's journal line: the header, then r encoded by
+// AppendJSON (with its newline).
+func appendLine(b []byte, r *logrec.Record) []byte {
 	b = strconv.AppendInt(b, r.Timestamp.Unix(), 10)
 	b = append(b, '\t')
 	b = appendField(b, string(r.Type))
 	b = appendField(b, r.Tenant)
 	b = appendField(b, r.Campaign)
 	b = appendField(b, r.UUID)
-	return append(b, json...)
+	return r.AppendJSON(b)
 }
 
 func appendField(b []byte, s string) []byte {

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"time"
 
 	"gannet/engine/logrec"
@@ -137,6 +138,7 @@ type Options struct {
 type Shipper struct {
 	opts  Options
 	sinks []*sink
+	lines sync.Pool // *[]byte: the buffers Add encodes a record into
 }
 
 // New opens each sink's journal. Nothing is shipped until Start.
@@ -160,6 +162,7 @@ func New(opts Options) (*Shipper, error) {
 		opts.Count = func(string, string, int) {}
 	}
 	s := &Shipper{opts: opts}
+	s.lines.New = func() any { b := make([]byte, 0, 2048); return &b }
 	seen := map[string]bool{}
 	for _, so := range opts.Sinks {
 		if err := so.Check(); err != nil {
@@ -202,17 +205,24 @@ func (s *Shipper) Add(r *logrec.Record) {
 	if r.UUID == "" {
 		r.UUID = NewUUID()
 	}
-	var line []byte
+	var bp *[]byte
 	for _, k := range s.sinks {
 		if !k.takes(r) {
 			continue
 		}
-		if line == nil {
-			line = appendLine(nil, r, r.AppendJSON(nil))
+		if bp == nil {
+			bp = s.lines.Get().(*[]byte)
+			*bp = appendLine((*bp)[:0], r)
 		}
-		k.enqueue(line)
+		k.enqueue(*bp)
+	}
+	if bp != nil {
+		if cap(*bp) <= 64<<10 {
+			s.lines.Put(bp)
+		}
 	}
 }
+
 
 // Close stops shipping (a batch in flight is shipped again after the next
 // start), writes what Add took to the journals, syncs them and saves the
