@@ -223,7 +223,6 @@ func (s *Shipper) Add(r *logrec.Record) {
 	}
 }
 
-
 // Close stops shipping (a batch in flight is shipped again after the next
 // start), writes what Add took to the journals, syncs them and saves the
 // cursors.
