@@ -201,11 +201,14 @@ func (j *journal) append(lines []byte, count int) error {
 			return err
 		}
 	}
-	if _, err := j.w.Write(lines); err != nil {
-		j.closeFile()
-		return err
+	_, err := j.w.Write(lines)
+	if err == nil {
+		err = j.w.Flush()
 	}
-	if err := j.w.Flush(); err != nil {
+	if err != nil {
+		// Part of the lines may be in the file (a full disk): cut them, so
+		// that the next record is numbered by its line again.
+		j.f.Truncate(j.size)
 		j.closeFile()
 		return err
 	}
