@@ -37,12 +37,13 @@ type hookReceiver struct {
 	badSig   int                             // requests whose signature did not verify
 	requests int
 	failed   int // requests answered other than 2xx
-	order    []string
+	order    []string          // uuids in the order first taken
+	keyOf    map[string]string // uuid → the key it was first taken under
 }
 
 func startReceiver(t testing.TB, secret string) *hookReceiver {
 	t.Helper()
-	h := &hookReceiver{t: t, secret: secret, byUUID: map[string]int{}, keys: map[string][]string{}}
+	h := &hookReceiver{t: t, secret: secret, byUUID: map[string]int{}, keys: map[string][]string{}, keyOf: map[string]string{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -123,6 +124,7 @@ func (h *hookReceiver) serve(w http.ResponseWriter, r *http.Request) {
 	for _, u := range uuids {
 		if h.byUUID[u] == 0 {
 			h.order = append(h.order, u)
+			h.keyOf[u] = key
 		}
 		h.byUUID[u]++
 	}
