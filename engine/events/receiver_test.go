@@ -36,7 +36,7 @@ type hookReceiver struct {
 	badKey   []string                        // keys that came back with other records
 	badSig   int                             // requests whose signature did not verify
 	requests int
-	failed   int // requests answered other than 2xx
+	failed   int               // requests answered other than 2xx
 	order    []string          // uuids in the order first taken
 	keyOf    map[string]string // uuid → the key it was first taken under
 }
