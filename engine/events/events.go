@@ -39,7 +39,9 @@ type SinkOptions struct {
 	Types  []string
 	Tenant string
 	// Batch ships up to MaxBatch records at once (a JSON array for a
-	// webhook), waiting up to MaxDelay for a batch to fill.
+	// webhook), waiting up to MaxDelay for a batch to fill. Without it a
+	// webhook gets one record per request, and an AMQP sink publishes
+	// the records waiting (up to MaxBatch) without waiting for more.
 	Batch    bool
 	MaxBatch int           // default 100
 	MaxDelay time.Duration // default 1s
@@ -94,11 +96,19 @@ func (o *SinkOptions) setDefaults() {
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = DefaultMaxBatch
 	}
-	if !o.Batch {
-		o.MaxBatch = 1
-	}
 	if o.MaxDelay <= 0 {
 		o.MaxDelay = DefaultMaxDelay
+	}
+	if !o.Batch {
+		switch o.Kind {
+		case KindAMQP:
+			// Each record is a message of its own anyway: publish those
+			// waiting together (one wait for the confirms), without
+			// waiting for more.
+			o.MaxDelay = 0
+		default:
+			o.MaxBatch = 1
+		}
 	}
 	if o.MaxRetryAge <= 0 {
 		o.MaxRetryAge = DefaultMaxRetryAge

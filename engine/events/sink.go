@@ -240,7 +240,7 @@ func (k *sink) shipLoop() {
 // next, waiting up to MaxDelay for more when there are fewer.
 func (k *sink) fill(ctx context.Context, next, head uint64, changed <-chan struct{}) uint64 {
 	max := uint64(k.opts.MaxBatch)
-	if head-next < max && max > 1 {
+	if head-next < max && max > 1 && k.opts.MaxDelay > 0 {
 		timer := time.NewTimer(k.opts.MaxDelay)
 		defer timer.Stop()
 	wait:
