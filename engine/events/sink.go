@@ -214,6 +214,9 @@ func (k *sink) shipLoop() {
 			if ctx.Err() != nil {
 				return
 			}
+			if end <= next {
+				continue // the backlog limit dropped them meanwhile
+			}
 		}
 		b, err := k.read(rd, next, end)
 		if err != nil {
