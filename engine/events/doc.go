@@ -20,14 +20,16 @@
 //
 //	SPOOL/events/hooks/0000000000000000.seg   records 0 … (8 MiB segments)
 //	SPOOL/events/hooks/00000000000a1f3c.seg   records 663356 …
-//	SPOOL/events/hooks/cursor.json            {"next":663400,"batch_end":663500}
+//	SPOOL/events/hooks/cursor                 "663400 663500 2736189211" (64 bytes)
 //
-// A record's number (seq) is its segment's first number plus its line. A
-// journal line is the record's JSON behind a small header (entry.go). The
-// cursor file holds next, the first record not yet done, and batch_end,
-// the end of the batch being shipped: it is saved before the batch's
+// A record's number (seq) is its segment's first number (hex in the name)
+// plus its line. A journal line is the record's JSON behind a small header
+// (entry.go). The cursor file holds next, the first record not yet done,
+// batch_end, the end of the batch being shipped, and a checksum; it is
+// rewritten in place (journal.go). batch_end is saved before the batch's
 // first attempt, so that after a restart the same records go out again,
-// under the same Idempotency-Key. A record is done when its sink took it
+// under the same Idempotency-Key; next is saved every 100 ms, so a crash
+// ships up to that much again. A record is done when its sink took it
 // (2xx; the broker's confirm), refused it for good (a 4xx other than 408
 // and 429: dropped, counted "rejected", logged), when it was still failing
 // max_retry_age after it was written ("expired"), or when the backlog
