@@ -10,7 +10,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -301,4 +304,110 @@ timeout = "5s"
 		t.Errorf("%d records in the log; missing from the queue: %v; wrong: %v", n, missing, wrong)
 	}
 	t.Logf("%d records in the log, %d messages in the queue (%d duplicates)", n, len(msgs), len(msgs)-len(inQueue))
+}
+
+// TestE2EEventsPythonReceiver: a webhook receiver written in Python from
+// the contract alone (e2e/testdata/webhook_receiver.py, with the contract's
+// verify()) takes every record of a gannet relaying to bench/smtpsink,
+// one per request with the record's uuid as Idempotency-Key; it answers
+// 400 to one tenant's records, which gannet drops without retrying and
+// counts (gannet_events_shipped_total{result="rejected"}).
+func TestE2EEventsPythonReceiver(t *testing.T) {
+	const secret = "python-receiver-secret"
+	py := needExecutable(t, "/usr/bin/python3", "python3")
+	port := freePort(t, false, "127.0.0.1")
+	out := filepath.Join(t.TempDir(), "requests.jsonl")
+	rcv := startProc(t, py, "testdata/webhook_receiver.py", strconv.Itoa(port), secret, out)
+	waitFor(t, 20*time.Second, "the Python receiver listening", func() (bool, string) {
+		c, err := net.Dial("tcp", hostPort("127.0.0.1", port))
+		if err == nil {
+			c.Close()
+		}
+		return err == nil && !rcv.exited(), fmt.Sprint(err)
+	})
+	sink := startGoSink(t, hostPort("127.0.0.1", freePort(t, false, "127.0.0.1")))
+	g := startGannet(t, gannetConfig{DNS: "127.0.0.1:1", DeliveryPort: 1,
+		DeliveryExtra: fmt.Sprintf("relay_to = %q\n", sink.addr()),
+		Extra: fmt.Sprintf(`
+[[event_sink]]
+name = "py"
+kind = "webhook"
+url = "http://127.0.0.1:%d/events"
+secret = %q
+types = ["Reception", "Delivery"]
+`, port, secret)})
+	for i := range 10 {
+		tenant := "keep"
+		if i%2 == 1 {
+			tenant = "reject"
+		}
+		injectSimple(t, g, fmt.Sprintf("py%d@events.example", i), tenant, "", fmt.Sprintf("python %d", i))
+	}
+	waitFor(t, deliveryMax, "10 messages at the sink", func() (bool, string) {
+		n := len(sink.arrivals(t))
+		return n >= 10, fmt.Sprintf("%d arrived", n)
+	})
+	type request struct {
+		Status int      `json:"status"`
+		Key    string   `json:"key"`
+		UUIDs  []string `json:"uuids"`
+	}
+	var reqs []request
+	var keep, reject []string
+	waitFor(t, 30*time.Second, "every record answered by the receiver", func() (bool, string) {
+		reqs, keep, reject = reqs[:0], keep[:0], reject[:0]
+		b, _ := os.ReadFile(out)
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var r request
+			if json.Unmarshal([]byte(line), &r) == nil {
+				reqs = append(reqs, r)
+			}
+		}
+		answered := map[string]bool{}
+		for _, r := range reqs {
+			for _, u := range r.UUIDs {
+				answered[u] = true
+			}
+		}
+		missing := 0
+		for _, r := range g.Records() {
+			if r.Type != "Reception" && r.Type != "Delivery" {
+				continue
+			}
+			if r.Tenant == "reject" {
+				reject = append(reject, r.UUID)
+			} else {
+				keep = append(keep, r.UUID)
+			}
+			if !answered[r.UUID] {
+				missing++
+			}
+		}
+		return len(keep)+len(reject) >= 20 && missing == 0, fmt.Sprintf("%d requests, %d records missing", len(reqs), missing)
+	})
+	tries := map[string]int{}
+	status := map[string]int{}
+	for _, r := range reqs {
+		if r.Status == 401 || len(r.UUIDs) != 1 || r.Key != r.UUIDs[0] {
+			t.Errorf("request %+v: want a valid signature, one record, its uuid as key", r)
+			continue
+		}
+		tries[r.Key]++
+		status[r.Key] = r.Status
+	}
+	for _, u := range reject {
+		if tries[u] != 1 || status[u] != 400 {
+			t.Errorf("record %s of tenant reject: %d requests (want 1), answered %d", u, tries[u], status[u])
+		}
+	}
+	for _, u := range keep {
+		if status[u] != 204 {
+			t.Errorf("record %s of tenant keep answered %d", u, status[u])
+		}
+	}
+	waitFor(t, 10*time.Second, "the counts", func() (bool, string) {
+		m := scrapeMetrics(t, g.HTTPAddr)
+		ok, rej := m.values[`gannet_events_shipped_total{sink="py",result="ok"}`], m.values[`gannet_events_shipped_total{sink="py",result="rejected"}`]
+		return ok == float64(len(keep)) && rej == float64(len(reject)), fmt.Sprintf("ok %v rejected %v, want %d %d", ok, rej, len(keep), len(reject))
+	})
 }
