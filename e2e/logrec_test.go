@@ -37,6 +37,7 @@ type logRecord struct {
 	Campaign             string          `json:"campaign"`
 	Timestamp            json.RawMessage `json:"timestamp"`
 	Reason               string          `json:"reason"` // BackoffStart, BackoffEnd
+	UUID                 string          `json:"uuid"`
 
 	File string `json:"-"` // where the record was read
 	Line int    `json:"-"`

@@ -43,6 +43,7 @@ func TestMain(m *testing.M) {
 	}
 	suite = &programs{dir: dir, builds: map[string]*buildResult{}}
 	code := m.Run()
+	stopRabbit() // events_test.go: the broker some tests share
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -39,6 +39,9 @@ func (e *Engine) adminHandler() http.Handler {
 	}
 	opts.Suppression = e.suppress
 	opts.Erase = e.Erase // erase.go
+	if e.events != nil {
+		opts.Events = e.events
+	}
 	return admin.New(opts)
 }
 

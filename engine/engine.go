@@ -18,6 +18,7 @@ import (
 	"gannet/engine/config"
 	"gannet/engine/delivery"
 	"gannet/engine/dkim"
+	"gannet/engine/events"
 	"gannet/engine/httpapi"
 	"gannet/engine/inbound"
 	"gannet/engine/logrec"
@@ -71,6 +72,7 @@ type Engine struct {
 	hot         *hotBodies   // the content of messages just spooled, for their first attempt (hotbody.go)
 	ids         *queue.IDGenerator
 	records     *logrec.Writer
+	events      *events.Shipper // [[event_sink]] (events.go); nil without
 	metrics     *metrics.Metrics
 	bounces     *bounce.Classifier
 	suppress    *suppress.List // the suppression list (suppression.go)
@@ -155,6 +157,9 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		return fail(fmt.Errorf("suppression list: %w", err))
 	}
 
+	if err := e.buildEvents(); err != nil {
+		return fail(fmt.Errorf("event sinks: %w", err))
+	}
 	e.records, err = logrec.New(logrec.Options{
 		Dir:         cfg.Log.Path,
 		MaxFileSize: int64(cfg.Log.MaxFileSize),
@@ -163,10 +168,7 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		Now:         e.now,
 		OnDrop:      func() { e.metrics.LogRecordsDropped.Inc() },
 		OnError:     func(err error) { e.log.Error("log records", "err", err) },
-		OnRecord: func(r *logrec.Record) {
-			e.obs.record(r)
-			e.suppressBounce(r) // a hard bounce suppresses its recipient
-		},
+		OnRecord:    e.onRecord, // events.go
 	})
 	if err != nil {
 		return fail(fmt.Errorf("log %s: %w", cfg.Log.Path, err))
@@ -369,6 +371,9 @@ func (e *Engine) Start() error {
 	e.startSpoolMaint()   // compaction and spool health (spoolmaint.go); ends when the spool closes
 	e.startBackoffClock() // backoff mode ends on time (backoff.go); ends when the spool closes
 	e.startTLSRPT()       // the daily TLS reports (tlsrpt.go)
+	if e.events != nil {
+		e.events.Start()
+	}
 	return nil
 }
 
@@ -437,6 +442,10 @@ func (e *Engine) closeStores() error {
 	errs = append(errs, e.stopTLSRPT()) // a second call is a no-op
 	if e.records != nil {
 		errs = append(errs, e.records.Close())
+	}
+	if e.events != nil {
+		// After the log: its last records are in the journals.
+		errs = append(errs, e.events.Close())
 	}
 	if e.spool != nil {
 		errs = append(errs, e.spool.Close())

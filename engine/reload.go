@@ -449,6 +449,7 @@ func needsRestart(start, cfg *config.Config) []string {
 			reflect.ValueOf(cd).FieldByIndex(f.Index).Interface())
 	}
 	diff("[cluster]", start.Cluster, cfg.Cluster)
+	diff("[[event_sink]]", start.EventSinks, cfg.EventSinks)
 	diff("[[egress_source]]", start.EgressSources, cfg.EgressSources)
 	diff("[[egress_pool]]", start.EgressPools, cfg.EgressPools)
 	pools := func(c *config.Config) map[string]string {

@@ -46,6 +46,9 @@ have_cmd redis-server || [ -x /usr/bin/redis-server ] || need+=(redis-server)
 # The proxy test (e2e) puts its own haproxy, on loopback ports, in front of
 # three gannet processes; the system service is stopped below.
 have_cmd haproxy || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
+# Event shipping tests (engine/events, e2e) start their own rabbitmq-server on
+# a free loopback port with its own data dir; the system service is disabled below.
+[ -x /usr/sbin/rabbitmq-server ] || have_cmd rabbitmq-server || need+=(rabbitmq-server)
 have_py aiosmtpd || need+=(python3-aiosmtpd)
 have_py dkim || need+=(python3-dkim)
 have_py jsonschema || need+=(python3-jsonschema) # TLS-RPT reports checked against RFC 8460's schema
@@ -68,15 +71,16 @@ echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-se
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # Debian may start services on install; the tests start their own instances.
-for svc in postfix dnsmasq prometheus opendkim unbound nsd redis-server haproxy; do
+for svc in postfix dnsmasq prometheus opendkim unbound nsd redis-server haproxy rabbitmq-server; do
   if command -v systemctl >/dev/null 2>&1; then systemctl stop "$svc" >/dev/null 2>&1 || true; fi
   service "$svc" stop >/dev/null 2>&1 || true
 done
 # The benchmark runs its own opendkim: the system one need not start at boot.
-if command -v systemctl >/dev/null 2>&1; then systemctl disable opendkim unbound nsd redis-server haproxy >/dev/null 2>&1 || true; fi
+if command -v systemctl >/dev/null 2>&1; then systemctl disable opendkim unbound nsd redis-server haproxy rabbitmq-server >/dev/null 2>&1 || true; fi
 update-rc.d opendkim disable >/dev/null 2>&1 || true
 update-rc.d unbound disable >/dev/null 2>&1 || true
 update-rc.d nsd disable >/dev/null 2>&1 || true
 update-rc.d redis-server disable >/dev/null 2>&1 || true
 update-rc.d haproxy disable >/dev/null 2>&1 || true
+update-rc.d rabbitmq-server disable >/dev/null 2>&1 || true
 echo "install-test-peers: done"

@@ -15,6 +15,7 @@
 //	gannet suppress list|add|remove|import FILE|export   the suppression list, over the admin API
 //	gannet erase ADDRESS [-no-suppress]  erase an address (GDPR art. 17), over the admin API
 //	gannet cluster status                the nodes of the cluster ([cluster]) with their queues and rates, over the admin API
+//	gannet events status                 the event sinks ([[event_sink]]): backlog, last success, last error, over the admin API
 //	gannet version                       print the version
 //	gannet help                          print this help
 //
@@ -63,6 +64,7 @@ func commands() []command {
 		{"erase", "erase an address (GDPR art. 17): its queued and dead-lettered mail, suppressed, log files named: erase ADDRESS [-no-suppress]", cmdErase},
 		{"backoff", "the sites in backoff mode: backoff [-site S] | backoff -end SITE (back to normal)", cmdBackoff},
 		{"cluster", "the cluster's nodes ([cluster] redis) with their queue depths and rates: cluster status", cmdCluster},
+		{"events", "the event sinks ([[event_sink]]): backlog, shipped, last success and last error: events status", cmdEvents},
 		{"version", "print the version", cmdVersion},
 		{"help", "print this help", cmdHelp},
 	}

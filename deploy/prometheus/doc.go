@@ -29,6 +29,9 @@
 //   - GannetTLSCertificateExpiresSoon: a listener's certificate
 //     (gannet_tls_certificate_expiry_timestamp_seconds{listener}) expires
 //     within 14 days, for 10m.
+//   - GannetSiteInBackoff: a site in backoff mode (gannet_site_backoff) for 2h.
+//   - GannetEventsLost: an event sink gave up records in the last hour
+//     (gannet_events_shipped_total, result rejected, expired or dropped).
 //
 // The ratio alerts wait for at least 100 attempts (or connections) in their
 // 10 minute window.

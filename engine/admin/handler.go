@@ -118,6 +118,8 @@ type Options struct {
 	// Cluster lists the cluster's nodes (/api/admin/cluster/v1). Nil:
 	// the node is not clustered (the answer says so).
 	Cluster Cluster
+	// Events shows the event sinks (/api/admin/events/v1). Nil: none.
+	Events Events
 }
 
 // handler serves /api/admin/….
@@ -211,6 +213,8 @@ func (h *handler) routes(path string) route {
 		return route{http.MethodPost: h.erase}
 	case PathBackoff:
 		return route{http.MethodGet: h.listBackoff, http.MethodDelete: h.endBackoff}
+	case PathEvents:
+		return route{http.MethodGet: h.eventsStatus}
 	}
 	return nil
 }

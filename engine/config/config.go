@@ -36,7 +36,8 @@ type Config struct {
 	Server  Server       `toml:"server"`
 	Cluster Cluster      `toml:"cluster"` // cluster.go
 
-	Feedback Feedback `toml:"feedback"` // feedback.go
+	Feedback   Feedback    `toml:"feedback"`   // feedback.go
+	EventSinks []EventSink `toml:"event_sink"` // events.go
 
 	// File is the path the configuration was read from; "" for Default().
 	File string `toml:"-"`

@@ -70,5 +70,6 @@ func (c *Config) finish() {
 	c.finishDeliveryPolicy()
 	c.finishCluster(hostname)
 	c.finishFeedback()
+	c.finishEventSinks()
 	c.makeLoginDummy()
 }

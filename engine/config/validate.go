@@ -346,6 +346,7 @@ func (c *Config) validate() []problem {
 	c.checkRelayAuth(ck)
 	c.checkCluster(ck)
 	c.checkFeedback(ck)
+	c.checkEventSinks(ck)
 	ck.positive(at("server", "drain_timeout"), c.Server.DrainTimeout)
 	ck.oneOf(at("suppression", "mode"), c.Suppression.Mode, SuppressionRefuse, SuppressionDrop, SuppressionOff)
 	ck.notNegative(at("suppression", "ttl"), c.Suppression.TTL)

@@ -53,6 +53,7 @@ type jsonRecord struct {
 	TLSResultType      string `json:"tls_result_type"`
 	Command            string `json:"command"`
 	Reason             string `json:"reason"`
+	UUID               string `json:"uuid"`
 }
 
 // ParseRecord decodes one line written by AppendJSON (the trailing newline
@@ -74,7 +75,7 @@ func ParseRecord(line []byte) (Record, error) {
 		Tenant: j.Tenant, Campaign: j.Campaign,
 		Timestamp: unixOrZero(j.Timestamp), Created: unixOrZero(j.Created),
 		EgressSource: j.EgressSource, Listener: j.Listener, TLSPolicy: j.TLSPolicy,
-		TLSResultType: j.TLSResultType, Command: j.Command, Reason: j.Reason,
+		TLSResultType: j.TLSResultType, Command: j.Command, Reason: j.Reason, UUID: j.UUID,
 	}
 	if e := j.Response.EnhancedCode; e != nil {
 		r.Response.EnhancedCode = strconv.Itoa(e.Class) + "." + strconv.Itoa(e.Subject) + "." + strconv.Itoa(e.Detail)

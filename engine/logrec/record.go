@@ -100,6 +100,11 @@ type Record struct {
 	Command string
 	// Reason says why a BackoffStart or BackoffEnd record was written.
 	Reason string
+	// UUID names this one record (RFC 9562 form, random): the engine
+	// stamps every record with one, and event sinks (engine/events) send
+	// it as the record's idempotency key, so that a receiver can drop a
+	// record it was sent twice.
+	UUID string
 
 	// Report is set on OOB and Feedback records: what the report says
 	// and whether it was matched to a message Gannet sent.
@@ -136,13 +141,14 @@ type Report struct {
 //	 "bounce_classification":"","peer_address":{"name":"mx.example.test","addr":"192.0.2.1"},
 //	 "tls_protocol_version":"TLSv1.3","tls_cipher":"…","tenant":"…","campaign":"…",
 //	 "timestamp":1700000000,"created":1699999990,"egress_source":"…","listener":"…",
-//	 "tls_policy":"sts-enforce","tls_result_type":"certificate-expired"}
+//	 "tls_policy":"sts-enforce","tls_result_type":"certificate-expired",
+//	 "uuid":"0b6f6c1e-…"}
 //
 // Every field is always present except egress_source, listener,
 // tls_policy, tls_result_type, command (Rejection records: ,"command":"RCPT")
 // and reason (BackoffStart and BackoffEnd records), which are left out when
-// empty, and the fields of Report (OOB and Feedback records only, last: see
-// Report.appendJSON). As in KumoMTA, enhanced_code is an object of three
+// empty, then the fields of Report (OOB and Feedback records only: see
+// Report.appendJSON), and uuid last. As in KumoMTA, enhanced_code is an object of three
 // numbers (null when there is none or it does not parse), peer_address is null
 // when there is no address, and timestamp and created are Unix seconds
 // (integers; 0 when unset). Strings are escaped per RFC 8259; invalid UTF-8
@@ -221,6 +227,10 @@ func (r *Record) AppendJSON(b []byte) []byte {
 	}
 	if rp := r.Report; rp != nil {
 		b = rp.appendJSON(b)
+	}
+	if r.UUID != "" {
+		b = append(b, `,"uuid":`...)
+		b = appendString(b, r.UUID)
 	}
 	return append(b, "}\n"...)
 }

@@ -226,3 +226,21 @@ func BenchmarkRecordEncodeStdlib(b *testing.B) {
 		}
 	}
 }
+
+// TestAppendJSONUUID: a record's uuid is written last, and reads back.
+func TestAppendJSONUUID(t *testing.T) {
+	r := sampleRecord()
+	r.UUID = "5f0c7a52-3b1e-4c2d-9a8f-0e1d2c3b4a59"
+	line := r.AppendJSON(nil)
+	if want := `,"uuid":"5f0c7a52-3b1e-4c2d-9a8f-0e1d2c3b4a59"}`; !strings.HasSuffix(strings.TrimSpace(string(line)), want) {
+		t.Errorf("record %s does not end with %s", line, want)
+	}
+	got, err := ParseRecord(line)
+	if err != nil || got.UUID != r.UUID {
+		t.Errorf("read back %q, %v", got.UUID, err)
+	}
+	r.UUID = ""
+	if strings.Contains(string(r.AppendJSON(nil)), "uuid") {
+		t.Error("a record without a uuid has a uuid field")
+	}
+}

@@ -300,6 +300,20 @@ func (m *Metrics) ObserveDeliveryLatency(created, delivered time.Time) {
 	m.DeliveryLatency.Update(delivered.Sub(created).Seconds())
 }
 
+// EventsShipped returns the gannet_events_shipped_total counter of an
+// [[event_sink]] (names come from the configuration, so the series are
+// bounded) and a result: ok, rejected, expired, dropped or retried.
+func (m *Metrics) EventsShipped(sink, result string) *vm.Counter {
+	return m.set.GetOrCreateCounter(`gannet_events_shipped_total{sink="` + escapeLabel(sink) + `",result="` + escapeLabel(result) + `"}`)
+}
+
+// EventBacklog installs gannet_event_backlog{sink}: the records a sink
+// has not shipped yet, read from backlog at each scrape. A second call
+// for the same sink keeps the first function.
+func (m *Metrics) EventBacklog(sink string, backlog func() float64) {
+	m.set.GetOrCreateGauge(`gannet_event_backlog{sink="`+escapeLabel(sink)+`"}`, backlog)
+}
+
 // Set returns the underlying Set, for metrics other packages add.
 func (m *Metrics) Set() *vm.Set { return m.set }
 
@@ -361,6 +375,10 @@ func help(family string) string {
 		return "Suppression list entries added or renewed, by source (bounce, oob, complaint, admin, import, erase)."
 	case "gannet_transient_failures_by_class_total":
 		return "Delivery attempts that failed temporarily, by bounce classification of the reply."
+	case "gannet_events_shipped_total":
+		return "Log records of each [[event_sink]] by result: ok (taken), rejected (a 4xx for good), expired (max_retry_age), dropped (max_backlog, or the journal fell behind), retried (per record per failed attempt)."
+	case "gannet_event_backlog":
+		return "Log records an [[event_sink]] has not shipped yet."
 	}
 	return ""
 }
