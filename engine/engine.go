@@ -16,6 +16,7 @@ import (
 	"gannet/engine/certs"
 	"gannet/engine/cluster"
 	"gannet/engine/config"
+	"gannet/engine/console"
 	"gannet/engine/delivery"
 	"gannet/engine/dkim"
 	"gannet/engine/httpapi"
@@ -88,6 +89,14 @@ type Engine struct {
 	cluster     *cluster.Cluster // [cluster]: the node's view of the cluster (cluster.go); nil without
 	logLevel    *slog.LevelVar   // Options.LogLevel: [log] level, set at start, on reload and by the admin API
 
+	// The operator console (console.go): its handler, its history of the
+	// metrics (sampled from Start to Stop) and the recent log records.
+	console     *console.Console
+	history     *console.History
+	recent      *console.Recent
+	stopHistory context.CancelFunc
+	historyDone chan struct{}
+
 	// What policy scripts changed while the relay runs (script.go):
 	scriptRates  sync.Map   // tenant → messages per second (kumo.limit_sending)
 	scriptKeys   keySigners // DKIM keys named by scripts
@@ -143,6 +152,9 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		return nil, err
 	}
 
+	// The console's memory of the latest records, which the log feeds.
+	e.recent = console.NewRecent(e.now)
+	e.history = new(console.History)
 	e.records, err = logrec.New(logrec.Options{
 		Dir:         cfg.Log.Path,
 		MaxFileSize: int64(cfg.Log.MaxFileSize),
@@ -151,7 +163,10 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		Now:         e.now,
 		OnDrop:      func() { e.metrics.LogRecordsDropped.Inc() },
 		OnError:     func(err error) { e.log.Error("log records", "err", err) },
-		OnRecord:    e.obs.record,
+		OnRecord: func(r *logrec.Record) {
+			e.obs.record(r)
+			e.recent.Record(r) // the console's last errors and message pages
+		},
 	})
 	if err != nil {
 		return fail(fmt.Errorf("log %s: %w", cfg.Log.Path, err))
@@ -182,6 +197,7 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	if err := e.buildInbound(); err != nil {
 		return fail(err)
 	}
+	e.buildConsole()
 	if err := e.buildHTTP(); err != nil {
 		return fail(err)
 	}
@@ -339,6 +355,7 @@ func (e *Engine) Start() error {
 			"trusted_hosts", l.TrustedHosts.String())
 	}
 	e.startCluster()
+	e.startConsoleHistory()
 	e.logDelivery()
 	t0 := time.Now()
 	n, err := e.delivery.Load(e.spool, e.obs.enqueued)
@@ -398,6 +415,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 		case <-done:
 		case <-ctx.Done():
 		}
+		e.stopConsoleHistory()
 		if e.delivery != nil {
 			errs = append(errs, e.delivery.Stop(ctx))
 		}

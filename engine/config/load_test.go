@@ -398,7 +398,7 @@ max_inject_bytes = "0MiB"
 `, []string{
 			`F:7: smtp_listener[1].name: listener name "in" is used twice`,
 			`F:11: http_listener[0].listen: "127.0.0.1:2600" is already used by smtp_listener[0].listen`,
-			`F:12: http_listener[0].services: "smtp" is not one of "inject", "admin", "metrics"`,
+			`F:12: http_listener[0].services: "smtp" is not one of "inject", "admin", "metrics", "console"`,
 			`F:13: http_listener[0].max_message_size: must be a positive size (such as "20MiB"), not 0`,
 			`F:14: http_listener[0].max_inject_bytes: must be a positive size (such as "20MiB"), not 0`,
 		}},
