@@ -39,6 +39,9 @@ have_cmd nsd || [ -x /usr/sbin/nsd ] || need+=(nsd)
 # The cluster tests (engine/cluster, e2e) start their own redis-server on a
 # free loopback port; the system service is stopped below.
 have_cmd redis-server || [ -x /usr/bin/redis-server ] || need+=(redis-server)
+# The console's browser test (e2e/console_test.go) drives headless Chromium
+# with chromedp.
+have_cmd chromium || need+=(chromium)
 have_py aiosmtpd || need+=(python3-aiosmtpd)
 have_py dkim || need+=(python3-dkim)
 have_py jsonschema || need+=(python3-jsonschema) # TLS-RPT reports checked against RFC 8460's schema

@@ -159,6 +159,14 @@ func (c *Console) destinations(w http.ResponseWriter, r *http.Request, ss *sessi
 		}
 		d.Domains = append(d.Domains, row)
 	}
+	for _, dom := range c.opts.Recent.DomainNames() {
+		if !seen[dom] { // recent mail, none queued now
+			seen[dom] = true
+			row := destRow{Kind: "domain", Name: dom, SelKey: "domain", SelValue: dom}
+			c.domainRow(&row, domainRule)
+			d.Domains = append(d.Domains, row)
+		}
+	}
 	for dom := range domainRule {
 		if !seen[dom] { // suspended with nothing queued
 			row := destRow{Kind: "domain", Name: dom, SelKey: "domain", SelValue: dom}

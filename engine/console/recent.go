@@ -383,3 +383,19 @@ func (r *Recent) Groups() (tenants, campaigns map[string]GroupCounts) {
 	}
 	return cp(r.tenants), cp(r.camps)
 }
+
+// DomainNames returns the domains with outcomes in the last 10 minutes
+// (so that one whose mail was all delivered can still be suspended from
+// the destinations page).
+func (r *Recent) DomainNames() []string {
+	now := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(r.domains))
+	for name, st := range r.domains {
+		if now.Sub(st.seen) <= 10*time.Minute {
+			out = append(out, name)
+		}
+	}
+	return out
+}
