@@ -34,6 +34,10 @@ type session struct {
 	Who     string // in the log of admin actions
 	CSRF    string // the token every POST must carry
 	expires time.Time
+	// key is the API key the session logged in with ("" for a trusted
+	// host's): checked again at every request, so that a reload that
+	// removes the key or changes its role ends or changes the session.
+	key string
 }
 
 // sessions holds the sessions by token.
@@ -49,8 +53,8 @@ func newToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-func (s *sessions) add(role, who string, expires time.Time) *session {
-	ss := &session{token: newToken(), Role: role, Who: who, CSRF: newToken(), expires: expires}
+func (s *sessions) add(role, who, key string, expires time.Time) *session {
+	ss := &session{token: newToken(), Role: role, Who: who, CSRF: newToken(), expires: expires, key: key}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m == nil {
@@ -108,14 +112,20 @@ func (c *Console) session(w http.ResponseWriter, r *http.Request) *session {
 	now := c.opts.Now()
 	if ck, err := r.Cookie(sessionCookie); err == nil {
 		if ss := c.sessions.get(ck.Value, now); ss != nil {
-			return ss
+			if ss.key == "" {
+				return ss
+			}
+			if role, ok := c.opts.Login(ss.key); ok && role == ss.Role {
+				return ss
+			}
+			c.sessions.remove(ss.token) // the key is gone or its role changed
 		}
 	}
 	caller, _ := httpapi.CallerFrom(r.Context())
 	if !caller.Trusted {
 		return nil
 	}
-	ss := c.sessions.add(RoleAdmin, "console, trusted host "+caller.Addr.String(), now.Add(c.opts.SessionTTL))
+	ss := c.sessions.add(RoleAdmin, "console, trusted host "+caller.Addr.String(), "", now.Add(c.opts.SessionTTL))
 	setCookie(w, r, sessionCookie, ss.token, int(c.opts.SessionTTL/time.Second))
 	return ss
 }
@@ -152,10 +162,8 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.refuse(w, r, nil, http.StatusForbidden, "The login form has expired or came from another site: load the login page again.")
 		return
 	}
-	role, ok := "", false
-	if c.opts.Login != nil {
-		role, ok = c.opts.Login(r.PostForm.Get("key"))
-	}
+	key := r.PostForm.Get("key")
+	role, ok := c.opts.Login(key)
 	if !ok || role != RoleAdmin && role != RoleViewer {
 		c.opts.Logger.Warn("console login refused", "addr", r.RemoteAddr)
 		tok := newToken()
@@ -164,7 +172,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	caller, _ := httpapi.CallerFrom(r.Context())
-	ss := c.sessions.add(role, "console "+role+" from "+caller.Addr.String(), c.opts.Now().Add(c.opts.SessionTTL))
+	ss := c.sessions.add(role, "console "+role+" from "+caller.Addr.String(), key, c.opts.Now().Add(c.opts.SessionTTL))
 	setCookie(w, r, loginCookie, "", -1)
 	setCookie(w, r, sessionCookie, ss.token, int(c.opts.SessionTTL/time.Second))
 	c.opts.Logger.Info("console login", "role", role, "addr", caller.Addr.String())

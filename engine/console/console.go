@@ -61,7 +61,8 @@ type Options struct {
 	History *History // required; Run fills it
 	Recent  *Recent  // required; feed it the log records
 	// Login returns the role of a console key ([[api_key]] role);
-	// ok false for no such key.
+	// ok false for no such key. It is asked again at every request of a
+	// session. Nil: no one can log in (trusted hosts need not).
 	Login      func(key string) (role string, ok bool)
 	SessionTTL time.Duration    // 0: DefaultSessionTTL
 	Now        func() time.Time // nil: time.Now
@@ -86,6 +87,9 @@ func New(opts Options) *Console {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Login == nil {
+		opts.Login = func(string) (string, bool) { return "", false }
 	}
 	c := &Console{opts: opts, tmpl: map[string]*template.Template{}}
 	base := template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))

@@ -55,6 +55,13 @@ func TestLogin(t *testing.T) {
 	if page := c.do("GET", "/console/", nil); page.Code != 200 || !strings.Contains(page.Body.String(), `id="role" class="role admin">admin<`) {
 		t.Errorf("overview after login: %d\n%s", page.Code, page.Body)
 	}
+	// A key removed (or whose role changed) by a reload ends its sessions.
+	v := tc.client(false)
+	v.login(t, "viewer-key")
+	tc.keys["viewer-key"] = RoleAdmin
+	if w := v.do("GET", "/console/", nil); w.Code != http.StatusSeeOther {
+		t.Errorf("a session whose key changed role still works: %d", w.Code)
+	}
 	// Logging out ends the session on the server.
 	token := c.cookies[sessionCookie]
 	c.do("POST", "/console/logout", url.Values{"csrf": {c.csrf(t)}})

@@ -85,23 +85,18 @@ type testConsole struct {
 	live   *fakeLive
 	recent *Recent
 	now    time.Time
+	keys   map[string]string // console keys → role ("" for an API key without one)
 }
 
 func newTestConsole(t testing.TB) *testConsole {
-	tc := &testConsole{api: &stubAPI{answers: map[string]any{}}, live: &fakeLive{}, now: time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)}
+	tc := &testConsole{api: &stubAPI{answers: map[string]any{}}, live: &fakeLive{}, now: time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC),
+		keys: map[string]string{"admin-key": RoleAdmin, "viewer-key": RoleViewer, "api-key": ""}}
 	clock := func() time.Time { return tc.now }
 	tc.recent = NewRecent(clock)
 	tc.Console = New(Options{API: tc.api, Live: tc.live, History: new(History), Recent: tc.recent, Now: clock,
 		Login: func(key string) (string, bool) {
-			switch key {
-			case "admin-key":
-				return RoleAdmin, true
-			case "viewer-key":
-				return RoleViewer, true
-			case "api-key":
-				return "", true
-			}
-			return "", false
+			role, ok := tc.keys[key]
+			return role, ok
 		}})
 	return tc
 }
