@@ -101,6 +101,18 @@ func drawChart(ch *chart) template.HTML {
 		b.WriteString(template.HTMLEscapeString(human(g * top)))
 		b.WriteString(`</text>`)
 	}
+	// The time axis: an hour ago at the left edge, now at the right.
+	b.WriteString(`<text class="axis" x="2" y="`)
+	b.WriteString(strconv.Itoa(chartH - 1))
+	b.WriteString(`">−1h</text><text class="axis" x="`)
+	b.WriteString(strconv.Itoa(chartW / 2))
+	b.WriteString(`" y="`)
+	b.WriteString(strconv.Itoa(chartH - 1))
+	b.WriteString(`" text-anchor="middle">−30m</text><text class="axis" x="`)
+	b.WriteString(strconv.Itoa(chartW - 2))
+	b.WriteString(`" y="`)
+	b.WriteString(strconv.Itoa(chartH - 1))
+	b.WriteString(`" text-anchor="end">now</text>`)
 	for _, l := range ch.Lines {
 		b.WriteString(`<polyline class="`)
 		b.WriteString(template.HTMLEscapeString(l.Class))
