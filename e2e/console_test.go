@@ -210,6 +210,20 @@ func TestE2EConsole(t *testing.T) {
 		t.Errorf("the deferred message's headers:\n%s", got)
 	}
 	p.shot("message-queued")
+	msgURL := eval[string](p, "location.href")
+	// Retry it now, then bounce it: both through the confirmation step.
+	p.do("retry now", chromedp.Click(chromedp.CSS(`.acts a.button[href*="action=requeue"]`)), chromedp.WaitVisible(chromedp.ID("confirm")),
+		chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("result")))
+	if got := p.text("#result"); !strings.Contains(got, "1 message(s), 1 recipient(s) due now") {
+		t.Errorf("retry now: %q", got)
+	}
+	p.do("bounce", chromedp.Navigate(msgURL), chromedp.Click(chromedp.CSS(`.acts a.button[href*="action=bounce"]`)),
+		chromedp.WaitVisible(chromedp.ID("confirm")), chromedp.SendKeys(chromedp.ID("reason"), "stale offer"),
+		chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("result")))
+	if got := p.text("#result"); !strings.Contains(got, "Bounced 1 message(s), 1 recipient(s)") {
+		t.Errorf("bounce: %q", got)
+	}
+	g.WaitRecords(recordFilter{Type: "AdminBounce", Recipient: "t1@" + domain2}, 1, deliveryMax)
 
 	// Suspend d1.test: confirmation, then the suspension is in force.
 	p.open("/console/destinations?q=" + domain1)
@@ -282,8 +296,8 @@ func TestE2EConsole(t *testing.T) {
 
 	// Tenants and campaigns.
 	p.open("/console/tenants")
-	if got := p.text("#tenants"); !strings.Contains(got, "acme") {
-		t.Errorf("tenants page:\n%s", got)
+	if got := eval[string](p, `document.querySelector("#tenants tbody tr").innerText`); !strings.HasPrefix(got, "acme\t10\t") || !strings.Contains(got, ": 1") {
+		t.Errorf("tenants page: acme's row %q, want 10 received and the bounce by class", got)
 	}
 	p.shot("tenants")
 
