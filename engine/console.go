@@ -81,6 +81,9 @@ func (l consoleLive) Depth() console.Depth {
 	return console.Depth{Scheduled: s, Ready: r, Suspended: l.e.delivery.HeldDepth(), Dead: int(l.e.spool.Stats().Dead)}
 }
 
+// DomainConnections: the transactions in progress per domain (observe.go).
+func (l consoleLive) DomainConnections() map[string]int { return l.e.obs.domainConns() }
+
 // Paths joins the loop's paths (depth, limits) with the shaper's state
 // (back-off, a rule's suspension and the reply behind it) and the
 // transactions in progress per site.

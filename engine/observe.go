@@ -235,3 +235,16 @@ func (o *observer) siteConns() map[string]int {
 	}
 	return out
 }
+
+// domainConns returns the transactions in progress per destination domain.
+func (o *observer) domainConns() map[string]int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make(map[string]int)
+	for k, d := range o.domains {
+		if d.active > 0 {
+			out[k] = d.active
+		}
+	}
+	return out
+}

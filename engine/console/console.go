@@ -50,6 +50,9 @@ type Path struct {
 type Live interface {
 	Depth() Depth
 	Paths() []Path
+	// DomainConnections returns the transactions in progress per
+	// destination domain.
+	DomainConnections() map[string]int
 }
 
 // Options configure the console.

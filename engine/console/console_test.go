@@ -263,6 +263,7 @@ func TestDestinationsSortAndFilter(t *testing.T) {
 	tc.api.answers["GET "+admin.PathQueueSummary] = admin.QueueSummaryV1{Domains: []admin.DomainRow{{Domain: "d.test", Counts: admin.Counts{Recipients: 7, Held: 7}}}}
 	tc.recent.Record(record(logrec.TransientFailure, "m1", "a@b.test", "mx.b.test", 421, "too fast", tc.now))
 	tc.recent.Record(record(logrec.Delivery, "m2", "a@b.test", "mx.b.test", 250, "ok", tc.now))
+	tc.live.conns = map[string]int{"d.test": 3}
 	c := tc.client(true)
 	order := func(q string) string {
 		body := c.do("GET", "/console/destinations?"+q, nil).Body.String()
@@ -280,6 +281,7 @@ func TestDestinationsSortAndFilter(t *testing.T) {
 		"state=suspended":        "mx.c.test d.test",
 		"state=errors":           "mx.b.test b.test",
 		"q=C.TEST":               "mx.c.test",
+		"sort=conns&dir=desc":    "mx.a.test mx.b.test mx.c.test d.test b.test",
 		"sort=deferral&dir=desc": "mx.b.test mx.a.test mx.c.test b.test d.test",
 	} {
 		if got := order(q); got != want {

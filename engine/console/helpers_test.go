@@ -24,10 +24,12 @@ import (
 type fakeLive struct {
 	depth Depth
 	paths []Path
+	conns map[string]int
 }
 
-func (f *fakeLive) Depth() Depth  { return f.depth }
-func (f *fakeLive) Paths() []Path { return f.paths }
+func (f *fakeLive) Depth() Depth                      { return f.depth }
+func (f *fakeLive) Paths() []Path                     { return f.paths }
+func (f *fakeLive) DomainConnections() map[string]int { return f.conns }
 
 // apiCall is one request the console made of the admin API.
 type apiCall struct {

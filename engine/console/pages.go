@@ -149,11 +149,12 @@ func (c *Console) destinations(w http.ResponseWriter, r *http.Request, ss *sessi
 		d.Err = err.Error()
 	}
 	seen := map[string]bool{}
+	conns := c.opts.Live.DomainConnections()
 	for _, dr := range sum.Domains {
 		seen[dr.Domain] = true
 		row := destRow{Kind: "domain", Name: dr.Domain, Depth: dr.Recipients, Ready: dr.Ready, InFlight: dr.InFlight,
 			Held: dr.Held, Limit: dr.EffectiveRate, SelKey: "domain", SelValue: dr.Domain}
-		c.domainRow(&row, domainRule)
+		c.domainRow(&row, domainRule, conns)
 		if dr.Suspended && row.State == "" {
 			row.State = "suspended"
 		}
@@ -163,14 +164,14 @@ func (c *Console) destinations(w http.ResponseWriter, r *http.Request, ss *sessi
 		if !seen[dom] { // recent mail, none queued now
 			seen[dom] = true
 			row := destRow{Kind: "domain", Name: dom, SelKey: "domain", SelValue: dom}
-			c.domainRow(&row, domainRule)
+			c.domainRow(&row, domainRule, conns)
 			d.Domains = append(d.Domains, row)
 		}
 	}
 	for dom := range domainRule {
 		if !seen[dom] { // suspended with nothing queued
 			row := destRow{Kind: "domain", Name: dom, SelKey: "domain", SelValue: dom}
-			c.domainRow(&row, domainRule)
+			c.domainRow(&row, domainRule, conns)
 			d.Domains = append(d.Domains, row)
 		}
 	}
@@ -179,7 +180,8 @@ func (c *Console) destinations(w http.ResponseWriter, r *http.Request, ss *sessi
 	c.render(w, r, http.StatusOK, "destinations", ss, d)
 }
 
-func (c *Console) domainRow(row *destRow, rules map[string]admin.RuleEntry) {
+func (c *Console) domainRow(row *destRow, rules map[string]admin.RuleEntry, conns map[string]int) {
+	row.Conns = conns[row.Name]
 	st := c.opts.Recent.Domain(row.Name)
 	row.Rate, row.Deferral, row.Attempts, row.Errors = st.Rate, st.Deferral, st.Attempts, st.Errors
 	if ru, ok := rules[row.Name]; ok {
