@@ -319,6 +319,14 @@ func TestE2EConsole(t *testing.T) {
 		t.Error("the throughput chart shows no delivery")
 	}
 	p.shot("overview")
+	// The live part refreshes by itself (static/console.js, allowed by the
+	// CSP): the span of the history grows without a reload.
+	span := p.text("#chart-throughput .span")
+	eval[bool](p, "window.notReloaded = true")
+	waitFor(t, 30*time.Second, "the overview to refresh by itself", func() (bool, string) {
+		now := p.text("#chart-throughput .span")
+		return now != span && eval[bool](p, "window.notReloaded === true"), now
+	})
 
 	// A viewer sees the pages and cannot act, even with a valid token.
 	p.do("log out", chromedp.Click(chromedp.CSS(".who button")), chromedp.WaitVisible(chromedp.ID("key")))
