@@ -16,6 +16,7 @@ import (
 	"gannet/engine/certs"
 	"gannet/engine/cluster"
 	"gannet/engine/config"
+	"gannet/engine/console"
 	"gannet/engine/delivery"
 	"gannet/engine/dkim"
 	"gannet/engine/events"
@@ -97,6 +98,14 @@ type Engine struct {
 	logLevel    *slog.LevelVar   // Options.LogLevel: [log] level, set at start, on reload and by the admin API
 	suppressor  Suppressor       // Options.Suppressor (feedback.go); nil: none
 
+	// The operator console (console.go): its handler, its history of the
+	// metrics (sampled from Start to Stop) and the recent log records.
+	console     *console.Console
+	history     *console.History
+	recent      *console.Recent
+	stopHistory context.CancelFunc
+	historyDone chan struct{}
+
 	// What policy scripts changed while the relay runs (script.go):
 	scriptRates  sync.Map   // tenant → messages per second (kumo.limit_sending)
 	scriptKeys   keySigners // DKIM keys named by scripts
@@ -160,6 +169,9 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	if err := e.buildEvents(); err != nil {
 		return fail(fmt.Errorf("event sinks: %w", err))
 	}
+	// The console's memory of the latest records, which the log feeds.
+	e.recent = console.NewRecent(e.now)
+	e.history = new(console.History)
 	e.records, err = logrec.New(logrec.Options{
 		Dir:         cfg.Log.Path,
 		MaxFileSize: int64(cfg.Log.MaxFileSize),
@@ -199,6 +211,7 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	if err := e.buildInbound(); err != nil {
 		return fail(err)
 	}
+	e.buildConsole()
 	if err := e.buildHTTP(); err != nil {
 		return fail(err)
 	}
@@ -359,6 +372,7 @@ func (e *Engine) Start() error {
 			"trusted_hosts", l.TrustedHosts.String())
 	}
 	e.startCluster()
+	e.startConsoleHistory()
 	e.logDelivery()
 	e.logSigning()
 	t0 := time.Now()
@@ -423,6 +437,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 		case <-done:
 		case <-ctx.Done():
 		}
+		e.stopConsoleHistory()
 		if e.delivery != nil {
 			errs = append(errs, e.delivery.Stop(ctx))
 		}

@@ -53,6 +53,7 @@ func (e *Engine) onRecord(r *logrec.Record) {
 	}
 	e.obs.record(r)
 	e.suppressBounce(r) // a hard bounce suppresses its recipient (suppression.go)
+	e.recent.Record(r)  // the console's last errors and message pages
 	if e.events != nil {
 		e.events.Add(r)
 	}

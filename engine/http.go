@@ -43,6 +43,13 @@ func (e *Engine) newHTTPServer(l config.HTTPListener) *httpapi.Server {
 			}
 			return k.Tenant, true
 		},
+		KeyRole: func(bearer string) string {
+			if k := e.conf().APIKey(bearer); k != nil {
+				return k.Role
+			}
+			return ""
+		},
+		Console:         e.console,
 		Injector:        e,
 		Draining:        e.Draining,
 		Metrics:         e.metrics,

@@ -224,3 +224,27 @@ func (o *observer) destinations(paths []delivery.SiteStatus) metrics.Destination
 	}
 	return st
 }
+
+// siteConns returns the transactions in progress per site.
+func (o *observer) siteConns() map[string]int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make(map[string]int, len(o.sites))
+	for k, v := range o.sites {
+		out[k] = v
+	}
+	return out
+}
+
+// domainConns returns the transactions in progress per destination domain.
+func (o *observer) domainConns() map[string]int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make(map[string]int)
+	for k, d := range o.domains {
+		if d.active > 0 {
+			out[k] = d.active
+		}
+	}
+	return out
+}

@@ -49,6 +49,9 @@ have_cmd haproxy || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 # Event shipping tests (engine/events, e2e) start their own rabbitmq-server on
 # a free loopback port with its own data dir; the system service is disabled below.
 [ -x /usr/sbin/rabbitmq-server ] || have_cmd rabbitmq-server || need+=(rabbitmq-server)
+# The console's browser test (e2e/console_test.go) drives headless Chromium
+# with chromedp.
+have_cmd chromium || need+=(chromium)
 have_py aiosmtpd || need+=(python3-aiosmtpd)
 have_py dkim || need+=(python3-dkim)
 have_py jsonschema || need+=(python3-jsonschema) # TLS-RPT reports checked against RFC 8460's schema

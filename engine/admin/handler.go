@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"gannet/engine/config"
 	"gannet/engine/delivery"
 	"gannet/engine/httpapi"
 	"gannet/engine/trace"
@@ -242,7 +243,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusMethodNotAllowed, ErrorResponse{"method " + r.Method + " not allowed; use " + strings.Join(allow, " or ")})
 		return
 	}
-	if err := fn(w, r, callerOf(r)); err != nil {
+	c := callerOf(r)
+	if c.viewer && method != http.MethodGet {
+		// A viewer's key (role = "viewer") may look, never act.
+		writeJSON(w, http.StatusForbidden, ErrorResponse{"a viewer key may only read (GET): " + r.Method + " " + r.URL.Path + " is refused"})
+		return
+	}
+	if err := fn(w, r, c); err != nil {
 		writeJSON(w, err.status, ErrorResponse{err.msg})
 	}
 }
@@ -251,21 +258,31 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type caller struct {
 	tenant string // "" for an operator of everything
 	// who names the caller in the log of every action: "api key of
-	// tenant T", "api key", or "trusted host ADDR".
+	// tenant T", "api key", or "trusted host ADDR" (or the name the
+	// console gives its user).
 	who string
+	// viewer: the key's role is "viewer"; it may only GET.
+	viewer bool
 }
 
 func callerOf(r *http.Request) caller {
 	c, ok := httpapi.CallerFrom(r.Context())
+	var out caller
 	switch {
 	case !ok:
 		return caller{who: "unknown caller " + r.RemoteAddr}
 	case c.Keyed && c.Tenant != "":
-		return caller{tenant: c.Tenant, who: "api key of tenant " + c.Tenant + " from " + c.Addr.String()}
+		out = caller{tenant: c.Tenant, who: "api key of tenant " + c.Tenant + " from " + c.Addr.String()}
 	case c.Keyed:
-		return caller{who: "api key from " + c.Addr.String()}
+		out = caller{who: "api key from " + c.Addr.String()}
+	default:
+		out = caller{who: "trusted host " + c.Addr.String()}
 	}
-	return caller{who: "trusted host " + c.Addr.String()}
+	if c.Name != "" {
+		out.who = c.Name
+	}
+	out.viewer = c.Role == config.RoleViewer
+	return out
 }
 
 // owns reports whether the caller may see or act on mail of tenant.

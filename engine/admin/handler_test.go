@@ -133,10 +133,16 @@ func newWorldWith(t testing.TB, dir string, lmod func(*delivery.Options), hmod f
 			switch b {
 			case "key-acme":
 				return "acme", true
-			case "key-root":
+			case "key-root", "key-viewer":
 				return "", true
 			}
 			return "", false
+		},
+		KeyRole: func(b string) string {
+			if b == "key-viewer" {
+				return "viewer"
+			}
+			return ""
 		},
 		Admin: h,
 	}).Handler()
@@ -417,5 +423,35 @@ func TestParseDuration(t *testing.T) {
 		if _, err := ParseDuration(in); err == nil {
 			t.Errorf("ParseDuration(%q) accepted", in)
 		}
+	}
+}
+
+// TestViewerKeyOnlyReads: a key with role = "viewer" may GET, and every
+// action is refused with 403 and does nothing.
+func TestViewerKeyOnlyReads(t *testing.T) {
+	w := newWorld(t)
+	w.queueMail(t, "", "", "a@d.test")
+	var sum QueueSummaryV1
+	if code := w.call(t, "GET", PathQueueSummary, "", "key-viewer", "192.0.2.1:1", &sum); code != 200 || sum.Totals.Messages != 1 {
+		t.Fatalf("viewer GET summary: %d %+v", code, sum.Totals)
+	}
+	for _, tt := range []struct{ method, path, body string }{
+		{"POST", PathSuspend, `{"domain":"d.test"}`},
+		{"POST", PathBounce, `{"domain":"d.test"}`},
+		{"DELETE", PathSuspend, `{"domain":"d.test"}`},
+		{"POST", PathRetry, `{"domain":"d.test"}`},
+		{"POST", PathQueueBounce, `{"domain":"d.test"}`},
+	} {
+		if code := w.call(t, tt.method, tt.path, tt.body, "key-viewer", "192.0.2.1:1", nil); code != 403 {
+			t.Errorf("viewer %s %s: %d, want 403", tt.method, tt.path, code)
+		}
+	}
+	var rules []RuleEntry
+	w.call(t, "GET", PathSuspend, "", "key-root", "192.0.2.1:1", &rules)
+	if len(rules) != 0 || w.loop.Summary("").Messages != 1 {
+		t.Errorf("a viewer's refused action did something: rules %+v", rules)
+	}
+	if code := w.call(t, "POST", PathSuspend, `{"domain":"d.test"}`, "key-root", "192.0.2.1:1", nil); code != 200 {
+		t.Errorf("operator key POST: %d", code)
 	}
 }

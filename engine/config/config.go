@@ -192,6 +192,7 @@ const (
 	ServiceInject  = "inject"
 	ServiceAdmin   = "admin"
 	ServiceMetrics = "metrics"
+	ServiceConsole = "console" // the operator console at /console/ (engine/console)
 )
 
 // HTTPListener is one [[http_listener]]: the inject, admin and metrics API.
@@ -227,7 +228,17 @@ type APIKey struct {
 	Key       string `toml:"key" secret:"true"`
 	KeySHA256 string `toml:"key_sha256" secret:"true"` // hex SHA-256 of the key, lower case after Load
 	Tenant    string `toml:"tenant"`
+	// Role lets the key log in to the console: RoleAdmin may act,
+	// RoleViewer only look (and, on the admin API, only GET). "" is an
+	// API key that cannot log in to the console.
+	Role string `toml:"role"`
 }
+
+// Roles of an [[api_key]].
+const (
+	RoleAdmin  = "admin"
+	RoleViewer = "viewer"
+)
 
 // Server is [server]: the process as a whole.
 type Server struct {

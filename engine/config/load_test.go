@@ -326,6 +326,10 @@ command_timeout = "5m"
 			[]string{`F:5: http_listener[0].trusted_hosts[1]: "10.0.0.0/33" is not an IP network (write "192.0.2.0/24", "::1/128" or "127.0.0.1")`}},
 		{"negative delay warning", "[queue]\ndelay_warning_after = \"-4h\"\n",
 			[]string{`F:2: queue.delay_warning_after: must not be negative, not "-4h0m0s"`}},
+		{"api key roles", "[[tenant]]\nname = \"acme\"\n\n[[api_key]]\nkey = \"k1\"\nrole = \"root\"\n\n[[api_key]]\nkey = \"k2\"\ntenant = \"acme\"\nrole = \"viewer\"\n\n[[api_key]]\nkey = \"k3\"\nrole = \"admin\"\n", []string{
+			`F:6: api_key[0].role: "root" is not one of "admin", "viewer"`,
+			`F:11: api_key[1].role: is for operator keys: a key bound to a tenant cannot log in to the console`,
+		}},
 		{"wrong type", "[queue]\nmax_queue_depth = \"lots\"\n",
 			[]string{`F:2: queue.max_queue_depth: must be an integer, not the string "lots"`}},
 		{"log rotation", "[log]\nmax_file_size = \"10KiB\"\nmax_file_age = \"0s\"\nretain = \"-1h\"\n", []string{
@@ -417,7 +421,7 @@ max_inject_bytes = "0MiB"
 `, []string{
 			`F:7: smtp_listener[1].name: listener name "in" is used twice`,
 			`F:11: http_listener[0].listen: "127.0.0.1:2600" is already used by smtp_listener[0].listen`,
-			`F:12: http_listener[0].services: "smtp" is not one of "inject", "admin", "metrics"`,
+			`F:12: http_listener[0].services: "smtp" is not one of "inject", "admin", "metrics", "console"`,
 			`F:13: http_listener[0].max_message_size: must be a positive size (such as "20MiB"), not 0`,
 			`F:14: http_listener[0].max_inject_bytes: must be a positive size (such as "20MiB"), not 0`,
 		}},

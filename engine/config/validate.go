@@ -284,10 +284,10 @@ func (c *Config) validate() []problem {
 		p := func(k string) []string { return at("http_listener", i, k) }
 		listen(p("listen"), l.Listen)
 		if len(l.Services) == 0 {
-			ck.add(p("services"), "must list at least one of %s", quoteList([]string{ServiceInject, ServiceAdmin, ServiceMetrics}))
+			ck.add(p("services"), "must list at least one of %s", quoteList([]string{ServiceInject, ServiceAdmin, ServiceMetrics, ServiceConsole}))
 		}
 		for _, s := range l.Services {
-			ck.oneOf(p("services"), s, ServiceInject, ServiceAdmin, ServiceMetrics)
+			ck.oneOf(p("services"), s, ServiceInject, ServiceAdmin, ServiceMetrics, ServiceConsole)
 		}
 		if l.MaxMessageSize <= 0 {
 			ck.add(p("max_message_size"), "must be a positive size (such as \"20MiB\"), not %d", l.MaxMessageSize)
@@ -319,6 +319,12 @@ func (c *Config) validate() []problem {
 		}
 		keys[id] = true
 		tenantRef(p("tenant"), k.Tenant)
+		if k.Role != "" {
+			ck.oneOf(p("role"), k.Role, RoleAdmin, RoleViewer)
+			if k.Tenant != "" {
+				ck.add(p("role"), "is for operator keys: a key bound to a tenant cannot log in to the console")
+			}
+		}
 	}
 
 	for i, ns := range c.Resolver.Nameservers {

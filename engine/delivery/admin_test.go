@@ -76,6 +76,9 @@ func TestAdminSuspendHoldsUntilResume(t *testing.T) {
 	if l := h.loop.Suspensions(); len(l) != 1 || l[0].Held != 2 || l[0].Reason != "maintenance" {
 		t.Fatalf("suspensions %+v", l)
 	}
+	if n := h.loop.HeldDepth(); n != 2 {
+		t.Errorf("HeldDepth = %d, want the 2 items held", n)
+	}
 	info, ok := h.loop.Inspect(context.Background(), "m1")
 	if !ok || len(info.Held) != 1 || info.Held[0] != "x.test" || info.Message.Recipients[1].State != queue.Delivered ||
 		info.Sites["x.test"] != "mx.x.test" {
@@ -94,6 +97,9 @@ func TestAdminSuspendHoldsUntilResume(t *testing.T) {
 	}
 	if n := len(h.loop.Suspensions()); n != 0 {
 		t.Errorf("%d suspensions left", n)
+	}
+	if n := h.loop.HeldDepth(); n != 0 {
+		t.Errorf("HeldDepth after resume = %d", n)
 	}
 }
 

@@ -168,3 +168,19 @@ func (l *Loop) Holds() []AdminRule {
 	sortRules(out)
 	return out
 }
+
+// HeldDepth counts the work items that suspensions and holds keep from
+// delivery now (the "suspended" queue of the console's overview); cheap:
+// no walk of the messages.
+func (l *Loop) HeldDepth() int {
+	l.admin.mu.Lock()
+	defer l.admin.mu.Unlock()
+	n := 0
+	for _, r := range l.admin.suspends {
+		n += len(r.held)
+	}
+	for _, r := range l.admin.holds {
+		n += len(r.held)
+	}
+	return n
+}

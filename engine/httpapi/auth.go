@@ -13,7 +13,11 @@ type Caller struct {
 	Trusted bool       // Addr is in trusted_hosts
 	Keyed   bool       // a valid API key was given
 	Tenant  string     // the key's tenant ("" for none or no key)
-	key     string     // the bearer token, for the rate limiter
+	Role    string     // the key's role ("admin", "viewer" or ""); a viewer may only read
+	// Name, when set, is who the caller is in the log of admin actions
+	// (the console names its logged-in user); "" lets the admin API say.
+	Name string
+	key  string // the bearer token, for the rate limiter
 }
 
 type callerKey struct{}
@@ -25,11 +29,16 @@ func CallerFrom(ctx context.Context) (Caller, bool) {
 	return c, ok
 }
 
-// authenticate applies the contract's rule: peers in trusted_hosts need no
-// key; others need "Authorization: Bearer <key>" matching an [[api_key]].
-// A key that is given is always checked, even from a trusted host, so that
-// it binds its tenant. There is no X-Forwarded-For: the TCP peer counts.
-func (s *Server) authenticate(r *http.Request) (Caller, *apiError) {
+// WithCaller returns ctx carrying c, as an authenticated request's
+// context does: for a handler (the console) that calls the Admin handler
+// in process on behalf of a caller it authenticated itself.
+func WithCaller(ctx context.Context, c Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// peer returns the caller of r as far as its address tells: the address
+// and whether it is in trusted_hosts.
+func (s *Server) peer(r *http.Request) Caller {
 	var c Caller
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		c.Addr = ap.Addr().Unmap()
@@ -40,6 +49,15 @@ func (s *Server) authenticate(r *http.Request) (Caller, *apiError) {
 			break
 		}
 	}
+	return c
+}
+
+// authenticate applies the contract's rule: peers in trusted_hosts need no
+// key; others need "Authorization: Bearer <key>" matching an [[api_key]].
+// A key that is given is always checked, even from a trusted host, so that
+// it binds its tenant. There is no X-Forwarded-For: the TCP peer counts.
+func (s *Server) authenticate(r *http.Request) (Caller, *apiError) {
+	c := s.peer(r)
 	auth := r.Header.Get("Authorization")
 	if auth == "" {
 		if c.Trusted {
@@ -60,6 +78,9 @@ func (s *Server) authenticate(r *http.Request) (Caller, *apiError) {
 		return c, fail(http.StatusUnauthorized, "invalid API key")
 	}
 	c.Keyed, c.Tenant, c.key = true, tenant, token
+	if s.opts.KeyRole != nil {
+		c.Role = s.opts.KeyRole(token)
+	}
 	return c, nil
 }
 

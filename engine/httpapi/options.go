@@ -12,6 +12,7 @@ const (
 	ServiceInject  = "inject"
 	ServiceAdmin   = "admin"
 	ServiceMetrics = "metrics"
+	ServiceConsole = "console"
 )
 
 // Defaults for zero Options fields.
@@ -50,7 +51,11 @@ type Options struct {
 	Services []string
 	// APIKeys checks a bearer token and returns the tenant it binds ("" for
 	// none). The comparison must be constant time (config.APIKey.Matches).
-	APIKeys  func(bearer string) (tenant string, ok bool)
+	APIKeys func(bearer string) (tenant string, ok bool)
+	// KeyRole returns the role of a valid bearer token ("admin",
+	// "viewer" or ""): a "viewer" key may only GET the admin API. Nil:
+	// no key has a role.
+	KeyRole  func(bearer string) string
 	Injector Injector
 	// Draining, when set, reports that the node takes no new mail (gannet
 	// drain): inject answers 503 with Retry-After, and the liveness check
@@ -60,6 +65,11 @@ type Options struct {
 	// Admin serves every path under /api/admin/ (the caller is in the
 	// request context: CallerFrom); nil: 404.
 	Admin http.Handler
+	// Console serves /console and every path under /console/ when the
+	// listener lists ServiceConsole; it does its own authentication
+	// (sessions), and finds the peer's address and whether it is in
+	// trusted_hosts with CallerFrom. Nil: 404.
+	Console http.Handler
 
 	MaxBodyBytes int64 // request body limit (413 past it); 0: 32 MiB
 	// MaxMessageBytes bounds each message a request builds (413 past it);

@@ -197,6 +197,7 @@ const (
 	pathLiveness    = "/api/check-liveness/v1"
 	pathMetrics     = "/metrics"
 	pathAdminPrefix = "/api/admin/"
+	pathConsole     = "/console"
 )
 
 // serve routes a request: path and service (404), method (405), caller
@@ -266,6 +267,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		service, methods = ServiceMetrics, []string{http.MethodGet, http.MethodHead}
 	case strings.HasPrefix(path, pathAdminPrefix):
 		service = ServiceAdmin // the admin handler checks its own methods
+	case path == pathConsole || strings.HasPrefix(path, pathConsole+"/"):
+		// The console answers in HTML and authenticates by itself
+		// (login and session cookie), so it is served before the
+		// bearer-key check.
+		if !slices.Contains(s.opts.Services, ServiceConsole) || s.opts.Console == nil {
+			writeError(sw, http.StatusNotFound, "the console service is not enabled on this listener")
+			return
+		}
+		s.opts.Console.ServeHTTP(sw, r.WithContext(WithCaller(r.Context(), s.peer(r))))
+		return
 	default:
 		writeError(sw, http.StatusNotFound, "no such endpoint: "+path)
 		return
@@ -295,7 +306,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	r = r.WithContext(context.WithValue(r.Context(), callerKey{}, caller))
+	r = r.WithContext(WithCaller(r.Context(), caller))
 	switch service {
 	case ServiceMetrics:
 		if s.opts.Metrics == nil {

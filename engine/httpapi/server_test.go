@@ -267,3 +267,46 @@ func TestStartShutdown(t *testing.T) {
 		t.Fatal("inject service without an Injector started")
 	}
 }
+
+// TestConsoleService: /console and below go to the Console handler, with
+// no key needed (it has its own login) and the peer in the context, only
+// on a listener that lists the console service; a key's role reaches the
+// admin handler.
+func TestConsoleService(t *testing.T) {
+	opts := testOptions(&recordingInjector{})
+	opts.Services = []string{ServiceConsole, ServiceAdmin}
+	opts.Console = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, ok := CallerFrom(r.Context())
+		json.NewEncoder(w).Encode(map[string]any{"path": r.URL.Path, "ok": ok, "trusted": c.Trusted, "addr": c.Addr.String()})
+	})
+	opts.KeyRole = func(b string) string {
+		if b == "free-key" {
+			return "viewer"
+		}
+		return ""
+	}
+	opts.Admin = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := CallerFrom(r.Context())
+		json.NewEncoder(w).Encode(map[string]any{"role": c.Role})
+	})
+	_, base := startServer(t, opts)
+	for _, tt := range []struct {
+		from, path string
+		trusted    bool
+	}{{"127.0.0.9", "/console/", false}, {"127.0.0.1", "/console/destinations", true}, {"127.0.0.9", "/console", false}} {
+		a := do(t, client(t, tt.from), "GET", base+tt.path, nil, nil)
+		if a.status != 200 || a.json["path"] != tt.path || a.json["trusted"] != tt.trusted || a.json["addr"] != tt.from {
+			t.Errorf("GET %s from %s: %s", tt.path, tt.from, a)
+		}
+	}
+	if a := do(t, client(t, "127.0.0.9"), "GET", base+"/consolex", nil, nil); a.status != 404 {
+		t.Errorf("/consolex: %s", a)
+	}
+	a := do(t, client(t, "127.0.0.9"), "GET", base+"/api/admin/x", nil, map[string]string{"Authorization": "Bearer free-key"})
+	if a.json["role"] != "viewer" {
+		t.Errorf("the admin handler sees role %v, want viewer", a.json["role"])
+	}
+	opts.Services = []string{ServiceAdmin}
+	_, base2 := startServer(t, opts)
+	checkRefusal(t, do(t, client(t, "127.0.0.1"), "GET", base2+"/console/", nil, nil), 404, "not enabled")
+}

@@ -141,6 +141,10 @@ type PathStatus struct {
 	Suspended      time.Time // suspended until (zero: not)
 	Backoff        bool      // the site is in backoff mode
 	Bouncing       time.Time // bouncing until (zero: not)
+	// Reason is the server reply that caused what is in force: the
+	// suspension or bounce of a rule, else the last throttling reply of
+	// the back-off ("" when nothing is).
+	Reason string
 }
 
 // Shaper holds the shaping state of every path. Create it with New.
@@ -172,9 +176,11 @@ type path struct {
 	lastCut   time.Time
 	lastRaise time.Time
 	meter     meter
+	cutReply  smtpwire.Reply // the throttling reply of the last cut
 
 	// Automation.
 	suspendUntil time.Time
+	suspendReply smtpwire.Reply // the reply a rule suspended the path for (zero: an admin suspension)
 	bounceUntil  time.Time
 	bounceReply  smtpwire.Reply
 	capUntil     time.Time
@@ -313,6 +319,7 @@ func (s *Shaper) Observe(pa outbound.Path, out *outbound.Outcome) (bounce bool) 
 	p.meter.add(now)
 
 	throttled, delivered := false, false
+	var throttleReply smtpwire.Reply
 	// wholeTxn: the reply refused the whole transaction (every recipient
 	// got it), as opposed to one recipient among others.
 	wholeTxn := len(out.Results) > 0
@@ -328,7 +335,7 @@ func (s *Shaper) Observe(pa outbound.Path, out *outbound.Outcome) (bounce bool) 
 		}
 		if r.Code >= 400 {
 			if s.isThrottle(r, whole) {
-				throttled = true
+				throttled, throttleReply = true, r
 			}
 			if s.automate(p, r, now) {
 				bounce = true
@@ -359,7 +366,7 @@ func (s *Shaper) Observe(pa outbound.Path, out *outbound.Outcome) (bounce bool) 
 	}
 	switch {
 	case throttled:
-		s.cut(p, now)
+		s.cut(p, now, throttleReply)
 	case delivered:
 		s.recover(p, now)
 	}
@@ -425,7 +432,7 @@ func (s *Shaper) automate(p *path, r smtpwire.Reply, now time.Time) bool {
 		switch rule.Action {
 		case Suspend:
 			if until.After(p.suspendUntil) {
-				p.suspendUntil = until
+				p.suspendUntil, p.suspendReply = until, r
 			}
 		case Bounce:
 			p.bounceUntil, p.bounceReply = until, r
@@ -466,14 +473,14 @@ func (s *Shaper) startCut(p *path, now time.Time) float64 {
 	return rate
 }
 
-// cut is the multiplicative decrease.
-func (s *Shaper) cut(p *path, now time.Time) {
+// cut is the multiplicative decrease, for reply.
+func (s *Shaper) cut(p *path, now time.Time, reply smtpwire.Reply) {
 	b := &s.cfg.Backoff
 	if p.cut && now.Sub(p.lastCut) < b.RecoverInterval {
 		return // one cut per interval: in-flight work started at the old rate
 	}
 	rate := s.startCut(p, now)
-	p.cut = true
+	p.cut, p.cutReply = true, reply
 	p.rate = max(b.MinRate, rate*b.Factor)
 	p.conns = max(1, math.Floor(p.conns*b.Factor))
 	p.lastCut, p.lastRaise = now, now
@@ -528,11 +535,18 @@ func (s *Shaper) status(p *path, now time.Time) PathStatus {
 	eff := s.effective(p, now)
 	st := PathStatus{Source: p.source, Site: p.site.String(), Connections: eff.Connections,
 		EffectiveRate: eff.MessageRate, ConfiguredRate: p.base.MessageRate, Throttled: p.cut}
+	if p.cut {
+		st.Reason = p.cutReply.String()
+	}
 	if now.Before(p.suspendUntil) {
 		st.Suspended = p.suspendUntil
+		if p.suspendReply.Code != 0 {
+			st.Reason = p.suspendReply.String()
+		}
 	}
 	if now.Before(p.bounceUntil) {
 		st.Bouncing = p.bounceUntil
+		st.Reason = p.bounceReply.String()
 	}
 	if p.sm != nil {
 		s.checkModeEnd(p.sm, now)
@@ -550,7 +564,7 @@ func (s *Shaper) SuspendSite(site resolver.SiteKey, until time.Time) {
 	found := false
 	for _, p := range s.paths {
 		if p.site == site {
-			p.suspendUntil = until
+			p.suspendUntil, p.suspendReply = until, smtpwire.Reply{}
 			found = true
 		}
 	}

@@ -384,3 +384,39 @@ func TestScaleDomain(t *testing.T) {
 		t.Fatal("a factor of 0 or NaN must change nothing")
 	}
 }
+
+// TestStatusSaysWhy: the state of a path names the reply that caused what
+// is in force — the last throttling reply of a back-off, the reply a rule
+// suspended it for — and nothing once it has recovered.
+func TestStatusSaysWhy(t *testing.T) {
+	s, c := newTestShaper(outbound.Limits{Connections: 10, MessageRate: 10}, func(cfg *Config) {
+		cfg.Rules = []Rule{{Regex: regexp.MustCompile(`\[TS01\]`), Action: Suspend, Duration: time.Hour}}
+	})
+	p := pathTo("", site, "x.test")
+	if st := s.PathStatus(p); st.Reason != "" {
+		t.Fatalf("reason before anything: %q", st.Reason)
+	}
+	s.Observe(p, outcome(outbound.Transient, 421, "4.7.0", "Too many messages, slow down"))
+	if st := s.PathStatus(p); !st.Throttled || st.Reason != "421 4.7.0 Too many messages, slow down" {
+		t.Fatalf("back-off: %+v", st)
+	}
+	for range 20 {
+		c.advance(2 * time.Second)
+		s.Observe(p, ok())
+	}
+	if st := s.PathStatus(p); st.Throttled || st.Reason != "" {
+		t.Fatalf("recovered: %+v", st)
+	}
+	s.Observe(p, outcome(outbound.Transient, 421, "4.7.0", "[TS01] deferred due to complaints"))
+	if st := s.PathStatus(p); st.Suspended.IsZero() || st.Reason != "421 4.7.0 [TS01] deferred due to complaints" {
+		t.Fatalf("suspended by a rule: %+v", st)
+	}
+	// An admin suspension has no reply behind it (the admin API has the
+	// reason).
+	other := pathTo("", "mx.other.test", "other.test")
+	s.Limits(other)
+	s.SuspendSite(other.Site, c.t.Add(time.Minute))
+	if st := s.PathStatus(other); st.Suspended.IsZero() || st.Reason != "" {
+		t.Fatalf("suspended by the admin API: %+v", st)
+	}
+}
