@@ -9,6 +9,9 @@
 //	-fail "rcpt:550:0.1"                 10% of recipients get 550
 //	-fail "mail:451:0.2:4.7.0 Try later" custom text
 //	-fail "dot:421:0.05"                 421 also closes the connection
+//	-fail "rcpt~bad:550:1" -fail "dot~spam:554:1" -drop "dot~cut:1"
+//	                                     only addresses (mail, rcpt) or
+//	                                     senders (data, dot) that contain it
 //	-delay "dot:200ms" -drop "data:0.01" -throttle 1000/m -max-conns 20
 //
 // A one-line summary goes to stdout every -stats-interval and on SIGINT or

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -190,7 +191,8 @@ func (ss *session) badCommand(code int, text string) error {
 }
 
 // fault applies the injected faults of stage st, arg being the address for
-// mail and rcpt. handled reports that it answered (or dropped) in place of
+// mail and rcpt (a Match is looked for in it; at data and dot, in the
+// transaction's sender). handled reports that it answered (or dropped) in place of
 // the normal reply; err is set when the session must end.
 func (ss *session) fault(st Stage, arg []byte) (handled bool, err error) {
 	f := ss.s.faults.Load()
@@ -205,9 +207,21 @@ func (ss *session) fault(st Stage, arg []byte) (handled bool, err error) {
 		ss.s.c.dropped.Add(1)
 		return true, errAbort
 	}
+	matches := func(m string) bool {
+		if st == StageData || st == StageDot {
+			return strings.Contains(ss.from, m)
+		}
+		return bytes.Contains(arg, []byte(m))
+	}
+	for _, x := range f.drops[st] {
+		if matches(x.Match) && ss.rng.Float64() < x.Prob {
+			ss.s.c.dropped.Add(1)
+			return true, errAbort
+		}
+	}
 	for i := range f.failures[st] {
 		x := &f.failures[st][i]
-		if x.Match != "" && !bytes.Contains(arg, []byte(x.Match)) {
+		if x.Match != "" && !matches(x.Match) {
 			continue
 		}
 		if ss.rng.Float64() < x.Prob {
@@ -356,8 +370,8 @@ func (ss *session) mail(arg []byte) error {
 	}
 	ss.resetTx()
 	ss.inTx = true
-	if ss.s.keepBody {
-		ss.from = string(addr)
+	if ss.s.keepBody || f.any[StageData] || f.any[StageDot] {
+		ss.from = string(addr) // (a Match of those stages looks at it)
 	}
 	ss.reply(250, "2.1.0 Sender OK")
 	return nil
