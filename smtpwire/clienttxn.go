@@ -290,6 +290,27 @@ func (t *ClientTxn) Send() (cmds []byte, body BodyForm) {
 	return t.out, t.body
 }
 
+// Chainable reports that the write Send last gave ends with the message
+// body of a DATA transaction on a server that offers PIPELINING, so that
+// the host may put the commands of the connection's next transaction right
+// behind it, in the same write: RFC 2920 §3.1 allows the message content
+// to be the first "command" of a group, and the final "." needs no RSET
+// after it whatever its reply (RFC 5321 §4.1.1.4: the transaction is over
+// either way). The host begins the next transaction on another ClientTxn
+// (with no RSETFirst), appends what its Send gives after the body, then
+// feeds the replies to this one until it is Done — the reply to the "."
+// comes first (RFC 2920 §3.2) — and then to the next one. When this one
+// ends Closing, or the connection is lost, the next one has had no reply
+// and is Replayable: nothing of it was processed.
+//
+// A BDAT transaction is not chainable: its envelope and body already go
+// in one write, and the next MAIL would follow a chunk whose outcome, and
+// so whether RSET is needed (RFC 3030 §2), is not known yet. Neither is the
+// lone "." of a transaction left without recipients, which needs RSET.
+func (t *ClientTxn) Chainable() bool {
+	return t.pipelined && !t.bdat && !t.writeReady && t.body == BodyDotStuffed && t.expect == replyToMessage && t.pending == 1
+}
+
 // Awaiting reports that the transaction waits for replies to what Send
 // gave.
 func (t *ClientTxn) Awaiting() bool { return t.pending > 0 && !t.writeReady }
