@@ -148,6 +148,7 @@ func (ss *session) run() error {
 func (ss *session) readLine() ([]byte, error) {
 	if ss.r.Buffered() == 0 {
 		if ss.w.Buffered() > 0 {
+			ss.s.c.flushes.Add(1)
 			if err := ss.w.Flush(); err != nil {
 				return nil, err
 			}
@@ -517,6 +518,7 @@ func (ss *session) bdat(arg []byte) error {
 // readChunk reads exactly n bytes of BDAT data, keeping them when keep.
 func (ss *session) readChunk(n int64, keep bool) error {
 	if int64(ss.r.Buffered()) < n && ss.w.Buffered() > 0 {
+		ss.s.c.flushes.Add(1)
 		if err := ss.w.Flush(); err != nil {
 			return err
 		}
