@@ -71,6 +71,16 @@ func TestSinkChainedDeliveries(t *testing.T) {
 			t.Errorf("%s: %v, want one Delivery after one attempt", rc, got)
 		}
 	}
+	// Each message left the spool once, by the removal that knows where
+	// its record is.
+	p.store.mu.Lock()
+	for i := range n {
+		id := fmt.Sprintf("m%d", i)
+		if p.store.removed[id] != 1 || p.store.located[id] != 1 {
+			t.Errorf("%s removed %d times, %d of them located", id, p.store.removed[id], p.store.located[id])
+		}
+	}
+	p.store.mu.Unlock()
 	st := snk.Stats()
 	t.Logf("%d reply flushes for %d messages over %d connections", st.ReplyFlushes, n, st.Connections)
 	if st.ReplyFlushes > n*3/2 {

@@ -89,6 +89,7 @@ type Loop struct {
 	envs    envTable
 	retry   atomic.Pointer[queue.RetryPolicy] // Options.Retry, then SetRetry
 	relay   resolver.SiteKey                  // the relay_to smarthost (Options.RelayTo); zero: MX delivery
+	located locatedRemover                    // Options.Store, when it is one
 
 	runCtx     context.Context // ends at Stop: no new work
 	runCancel  context.CancelFunc
@@ -149,6 +150,7 @@ func New(opts Options) *Loop {
 		idle:    make(chan *readyQueue),
 	}
 	l.retry.Store(&opts.Retry)
+	l.located, _ = opts.Store.(locatedRemover)
 	if opts.RelayTo != "" {
 		l.relay = resolver.RelaySite(opts.RelayTo)
 	}
