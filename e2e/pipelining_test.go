@@ -71,3 +71,52 @@ func TestE2EPipelinedDelivery(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EPipelinedToPostfix: a private Postfix is the MX host, offering
+// PIPELINING and not CHUNKING, so Gannet sends DATA and pipelines each
+// next envelope behind a body over its one connection. Postfix's smtpd
+// takes every message (its checks of command order are the real ones), logs
+// no improper pipelining, and relays each once to the smtp-sink behind it.
+func TestE2EPipelinedToPostfix(t *testing.T) {
+	w := newRelayWorld(t)
+	const sinkIP = "127.0.0.5" // not in the test zone: only Postfix uses it
+	sink := startSmtpSink(t, hostPort(sinkIP, w.port))
+	p := newPrivatePostfix(t)
+	main := p.mainCF("pf.pipe.test", "pipe.test", "all", fmt.Sprintf(`mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject
+smtpd_discard_ehlo_keywords = chunking
+relayhost = [%s]:%d
+smtp_tls_security_level = none
+`, sinkIP, w.port))
+	listen := hostPort(mxIP1, w.port)
+	p.start(t, main, masterCF(listen+" inet n - n - - smtpd"), nil, listen)
+	g := w.gannet(t, gannetConfig{DeliveryExtra: "max_connections_per_domain = 1", TLSMode: "disabled"})
+
+	const n = 30
+	c := dialSMTP(t, "", g.SMTPAddr)
+	for i := range n {
+		rcpt := fmt.Sprintf("user%02d@%s", i, domain1)
+		acceptedID(t, c.Send(senderAddr, []string{rcpt}, simpleMessage(senderAddr, rcpt, fmt.Sprintf("to postfix %d", i), "Pipelined.\n")))
+	}
+	c.Quit()
+	g.WaitRecords(recordFilter{Type: "Delivery"}, n, deliveryMax)
+	waitArrivals(t, sink, n, 30*time.Second)
+	time.Sleep(settleTime)
+	count := map[string]int{}
+	for _, a := range sink.arrivals(t) {
+		for _, r := range a.Rcpts {
+			count[r]++
+		}
+	}
+	for i := range n {
+		if rcpt := fmt.Sprintf("user%02d@%s", i, domain1); count[rcpt] != 1 {
+			t.Errorf("%s reached the sink %d times, want 1", rcpt, count[rcpt])
+		}
+	}
+	if logs := p.logs(); strings.Contains(logs, "improper command pipelining") {
+		t.Errorf("Postfix saw improper pipelining:\n%s", tail(logs, 4000))
+	}
+	if d := selectRecords(g.Records(), recordFilter{Type: "Delivery"}); len(d) != n {
+		t.Errorf("%d Delivery records, want %d", len(d), n)
+	}
+}
