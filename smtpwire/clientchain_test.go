@@ -90,12 +90,13 @@ func TestClientTxnChained(t *testing.T) {
 				t.Fatal(err)
 			}
 			t1.Send()
-			if t1.Chainable() {
+			if ok, _ := t1.Chainable(); ok {
 				t.Fatal("the envelope's write is chainable")
 			}
 			chainStep(t, &t1, &t2, []byte("250 ok\r\n250 ok\r\n354 go\r\n"))
-			if _, body := t1.Send(); body != BodyDotStuffed || !t1.Chainable() {
-				t.Fatalf("the body's write: %v, chainable %v", body, t1.Chainable())
+			_, body := t1.Send()
+			if ok, rset := t1.Chainable(); body != BodyDotStuffed || !ok || rset {
+				t.Fatalf("the body's write: %v, chainable %v, RSET first %v", body, ok, rset)
 			}
 			if err := t2.Begin(&m2, &ext, ClientTxnOptions{}); err != nil {
 				t.Fatal(err)
@@ -138,17 +139,17 @@ func TestClientTxnChained(t *testing.T) {
 					t.Errorf("next writes %q %v, want nothing", next, form)
 				}
 			}
-			if t2.Chainable() != c.chainable {
-				t.Errorf("next chainable %v, want %v", t2.Chainable(), c.chainable)
+			if ok, _ := t2.Chainable(); ok != c.chainable {
+				t.Errorf("next chainable %v, want %v", ok, c.chainable)
 			}
 		})
 	}
 }
 
-// Only a DATA body on a server with PIPELINING carries the next envelope:
-// not a BDAT chunk (its outcome, and so the need for RSET, is unknown when
-// it is written), not a body to a server without PIPELINING, not the lone
-// "." after a transaction without recipients.
+// Nothing follows a write that leaves commands to come: not the envelope
+// of a DATA transaction (the body waits for the 354), not a body to a
+// server without PIPELINING, not the lone "." after a transaction without
+// recipients (RSET must come first and know the lone dot's fate).
 func TestClientTxnNotChainable(t *testing.T) {
 	msg := ClientMessage{From: Path{Addr: "s@src.test"}, Rcpts: []Path{{Addr: "a@dst.test"}}, Size: 10, CRLFClean: true}
 	for _, c := range []struct {
@@ -156,7 +157,7 @@ func TestClientTxnNotChainable(t *testing.T) {
 		ehlo    []string
 		replies []string // one flight per write before the last
 	}{
-		{name: "BDAT", ehlo: []string{"PIPELINING", "CHUNKING"}},
+		{name: "envelope", ehlo: []string{"PIPELINING"}},
 		{name: "no PIPELINING", ehlo: []string{"8BITMIME"}, replies: []string{"250 ok\r\n", "250 ok\r\n", "354 go\r\n"}},
 		{name: "lone dot", ehlo: []string{"PIPELINING"}, replies: []string{"250 ok\r\n550 no\r\n354 go\r\n"}},
 	} {
@@ -168,25 +169,79 @@ func TestClientTxnNotChainable(t *testing.T) {
 			}
 			for _, r := range c.replies {
 				txn.Send()
-				if txn.Chainable() {
+				if ok, _ := txn.Chainable(); ok {
 					t.Fatal("an envelope write is chainable")
 				}
-				if n, _, err := txn.Feed([]byte(r)); err != nil || n == 0 {
-					t.Fatalf("feed %q: %d %v", r, n, err)
-				} else if n < len(r) {
-					for rest := []byte(r)[n:]; len(rest) > 0; rest = rest[n:] {
-						if n, _, err = txn.Feed(rest); err != nil || n == 0 {
-							t.Fatalf("feed %q: %d %v", rest, n, err)
-						}
+				for rest := []byte(r); len(rest) > 0; {
+					n, _, err := txn.Feed(rest)
+					if err != nil || n == 0 {
+						t.Fatalf("feed %q: %d %v", rest, n, err)
 					}
+					rest = rest[n:]
 				}
 			}
 			cmds, body := txn.Send()
 			if cmds == nil && body == NoBody {
 				t.Fatal("nothing to write")
 			}
-			if txn.Chainable() {
+			if ok, _ := txn.Chainable(); ok {
 				t.Errorf("write %q + body %v is chainable", cmds, body)
+			}
+		})
+	}
+}
+
+// A BDAT transaction is written whole (RFC 3030 §4.2): the next one may go
+// at once, RSET first, and stays independent of how this one ends — also
+// when its sender was refused and its chunk with it.
+func TestClientTxnChainedBDAT(t *testing.T) {
+	ext := ParseEHLO(Reply{Code: 250, Lines: []string{"mx.dst.test", "PIPELINING", "CHUNKING"}})
+	m1 := ClientMessage{From: Path{Addr: "one@src.test"}, Rcpts: []Path{{Addr: "a@dst.test"}}, Size: 10, CRLFClean: true}
+	m2 := ClientMessage{From: Path{Addr: "two@src.test"}, Rcpts: []Path{{Addr: "b@dst.test"}}, Size: 20, CRLFClean: true}
+	for _, c := range []struct {
+		name, flight, want1, want2 string
+	}{
+		{"both delivered", "250 ok\r\n250 ok\r\n250 2.0.0 one\r\n250 ok\r\n250 ok\r\n250 ok\r\n250 2.0.0 two\r\n",
+			"message 250 2.0.0 one", "message 250 2.0.0 two"},
+		{"first sender refused", "550 5.7.1 no\r\n503 5.5.1 MAIL first\r\n503 5.5.1 MAIL first\r\n250 ok\r\n250 ok\r\n250 ok\r\n250 2.0.0 two\r\n",
+			"MAIL 550 5.7.1 no", "message 250 2.0.0 two"},
+		{"chunk refused", "250 ok\r\n250 ok\r\n554 5.7.1 spam\r\n250 ok\r\n250 ok\r\n250 ok\r\n250 2.0.0 two\r\n",
+			"message 554 5.7.1 spam", "message 250 2.0.0 two"},
+		{"421 to the first", "421 4.3.2 bye\r\n", "MAIL 421 4.3.2 bye", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var t1, t2 ClientTxn
+			if err := t1.Begin(&m1, &ext, ClientTxnOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, body := t1.Send(); body != BodyAsIs {
+				t.Fatalf("body %v, want BDAT", body)
+			}
+			ok, rset := t1.Chainable()
+			if !ok || !rset {
+				t.Fatalf("after the BDAT write: chainable %v, RSET first %v", ok, rset)
+			}
+			if err := t2.Begin(&m2, &ext, ClientTxnOptions{RSETFirst: rset}); err != nil {
+				t.Fatal(err)
+			}
+			cmds, body := t2.Send()
+			if want := "RSET\r\nMAIL FROM:<two@src.test>\r\nRCPT TO:<b@dst.test>\r\nBDAT 20 LAST\r\n"; string(cmds) != want || body != BodyAsIs {
+				t.Fatalf("the next write: %q %v, want %q and its body", cmds, body, want)
+			}
+			if left := chainStep(t, &t1, &t2, []byte(c.flight)); len(left) > 0 {
+				t.Fatalf("replies left over: %q", left)
+			}
+			if got := outcomes(&t1, 1); !t1.Done() || got != c.want1 {
+				t.Errorf("first: done %v, %s, want %s", t1.Done(), got, c.want1)
+			}
+			if c.want2 == "" {
+				if !t2.Replayable() || t2.Settled() {
+					t.Errorf("next after a 421: %s", flags(&t2))
+				}
+				return
+			}
+			if got := outcomes(&t2, 1); !t2.Done() || got != c.want2 || t2.NeedsRSET() {
+				t.Errorf("next: %s, %s, want %s", flags(&t2), got, c.want2)
 			}
 		})
 	}
@@ -263,7 +318,7 @@ func TestClientTxnChainAgainstSession(t *testing.T) {
 			if form == BodyDotStuffed {
 				in = AppendDotStuffed(in, bodies[i])
 			}
-			if form == BodyDotStuffed && t1.Chainable() && i+1 < n {
+			if ok, _ := t1.Chainable(); form == BodyDotStuffed && ok && i+1 < n {
 				if err := txns[1-cur].Begin(&msgs[i+1], &ext, ClientTxnOptions{}); err != nil {
 					t.Fatal(err)
 				}

@@ -8,7 +8,7 @@ import (
 	"gannet/smtpwire"
 )
 
-// Pipelining the next message behind a body (RFC 2920 §3.1).
+// Pipelining the next message behind the last one (RFC 2920 §3.1).
 //
 // A DATA transaction costs two round trips: the envelope (MAIL, RCPT…,
 // DATA) up to the 354, then the body and its "." up to the final reply.
@@ -16,8 +16,10 @@ import (
 // message for the same connection, its envelope goes in the body's write,
 // behind the ".": the server answers the "." first and then the next
 // envelope (§3.2), so that in steady state a message costs one round trip.
-// The caller is never made to wait: only a message that is ready when the
-// body is written follows it.
+// A BDAT transaction (RFC 3030) is one write and one round trip already;
+// the next one, RSET first, goes as soon as it is written, so that two are
+// in flight on the connection. The caller is never made to wait: only a
+// message that is ready at that moment follows.
 
 // Chain is what DeliverChain needs of its caller (the delivery loop's
 // worker): the next message to put on the connection, and where each
@@ -82,38 +84,38 @@ type follower struct {
 	refused []Result
 }
 
-// take is called by c.exchange when the body it is about to write may
-// carry the next transaction (ClientTxn.Chainable): it asks the chain for
-// a message, begins its transaction on the session's other ClientTxn and
-// returns the commands to write behind the body; nil when none follows.
-func (f *follower) take(c *Client) []byte {
+// take is called by c.exchange when the next transaction may be written
+// now (ClientTxn.Chainable; rset: it begins with RSET): it asks the chain
+// for a message, begins its transaction on the session's other ClientTxn
+// and returns what to write for it; nothing when none follows.
+func (f *follower) take(c *Client, rset bool) followWrite {
 	if f.pending != nil || c.broken || !f.p.mayFollow(c) {
-		return nil
+		return followWrite{}
 	}
 	ch := f.chain.Next()
 	if ch == nil {
-		return nil
-	}
-	if len(ch.Env.Rcpts) == 0 {
-		f.chain.Done(ch, Outcome{}, true)
-		return nil
+		return followWrite{}
 	}
 	p, _, err := f.m.poolFor(f.ctx, ch.Route, ch.Env, f.domain)
-	if err != nil || p != f.p || !p.rate.TryReserve() {
+	if err != nil || p != f.p || len(ch.Env.Rcpts) == 0 || !p.rate.TryReserve() {
 		f.chain.Done(ch, Outcome{}, false)
-		return nil
+		return followWrite{}
 	}
-	// The current transaction's final reply ends it whatever it says
-	// (RFC 5321 §4.1.1.4): the next one needs no RSET.
-	c.dirty = false
+	// After a "." the transaction is over whatever its reply (RFC 5321
+	// §4.1.1.4); after BDAT LAST it may not be (rset).
+	c.dirty = rset
 	f.pending, f.msg, f.refused = ch, newClientMessage(ch.Env), nil
 	t := &c.txns[1-c.cur]
 	if res, ok := c.begin(t, ch.Env, f.msg); !ok {
 		f.refused = res
-		return nil
+		return followWrite{}
 	}
-	cmds, _ := t.Send()
-	return cmds
+	cmds, form := t.Send()
+	w := followWrite{cmds: cmds, form: form}
+	if form == smtpwire.BodyAsIs {
+		w.body = ch.Env.Body
+	}
+	return w
 }
 
 // runFollowers reports the outcome o of the transaction just run on c and

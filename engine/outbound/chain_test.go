@@ -17,8 +17,9 @@ import (
 // sliceChain hands out a fixed list of messages, as the delivery loop's
 // worker hands out its ready queue, and records what DeliverChain reports.
 type sliceChain struct {
-	msgs []*Chained // msgs[0] is the first, given to DeliverChain
-	next int
+	msgs  []*Chained // msgs[0] is the first, given to DeliverChain
+	next  int
+	calls int // DeliverChain calls by deliver
 
 	mu        sync.Mutex
 	outcomes  map[int]Outcome
@@ -48,6 +49,7 @@ func (c *sliceChain) Next() *Chained {
 func (c *sliceChain) deliver(m *Manager, all bool) {
 	for c.next < len(c.msgs) {
 		c.next++
+		c.calls++
 		m.DeliverChain(context.Background(), c.msgs[c.next-1], c)
 		if !all {
 			return
@@ -288,23 +290,64 @@ func TestDeliverChainCutAfterDot(t *testing.T) {
 	}
 }
 
-// TestDeliverChainNotAsked: BDAT to a server with CHUNKING is not chained
-// (each message is already one round trip): the chain is never asked.
-func TestDeliverChainNotAsked(t *testing.T) {
-	snk, err := bsink.Start(bsink.Config{Keep: true, Chunking: true})
+// TestDeliverChainBDAT: to a server that offers CHUNKING each message is
+// one BDAT LAST write; the next one goes, RSET first, as soon as one is
+// written, so that two are in flight. 40 messages reach bench/smtpsink once
+// each, as BDAT, with their senders and recipients, over one connection —
+// also when one sender is refused, whose chunk then goes nowhere and
+// leaves the next transaction unharmed.
+func TestDeliverChainBDAT(t *testing.T) {
+	snk, err := bsink.Start(bsink.Config{Keep: true, Chunking: true, Faults: bsink.Faults{Failures: []bsink.Failure{
+		{Stage: bsink.StageMail, Code: 550, Prob: 1, Match: "badsender", Text: "5.7.1 no"},
+		{Stage: bsink.StageDot, Code: 554, Prob: 1, Match: "spam", Text: "5.7.1 spam"},
+	}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer snk.Close()
-	m := newTestManager(t, netip.MustParseAddrPort(snk.Addr()).Port(), nil)
-	envs := chainEnvs(3, func(i int) string { return fmt.Sprintf("s%d@src.test", i) }, func(int) []string { return []string{"a@dst.test"} })
-	ch := newSliceChain(routeTo("dst.test", "127.0.0.1"), envs)
-	ch.deliver(m, false)
-	if ch.status(0) != "delivered 250" || ch.next != 1 {
-		t.Errorf("first: %s; the chain gave %d more", ch.status(0), ch.next-1)
+	m := newTestManager(t, netip.MustParseAddrPort(snk.Addr()).Port(), func(o *Options) {
+		o.Limits = func(Path) Limits { return Limits{Connections: 1} }
+	})
+	const n = 40
+	sender := func(i int) string {
+		switch i {
+		case 7:
+			return "badsender7@src.test"
+		case 21:
+			return "spam21@src.test"
+		}
+		return fmt.Sprintf("s%d@src.test", i)
 	}
-	if msgs := snk.Messages(); len(msgs) != 1 || !msgs[0].Chunked {
-		t.Errorf("the sink got %d messages", len(msgs))
+	envs := chainEnvs(n, sender, func(i int) []string { return []string{fmt.Sprintf("r%d@dst.test", i)} })
+	ch := newSliceChain(routeTo("dst.test", "127.0.0.1"), envs)
+	ch.deliver(m, true)
+	var want []string
+	for i := range n {
+		w := "delivered 250"
+		switch i {
+		case 7:
+			w = "bounced 550"
+		case 21:
+			w = "bounced 554"
+		default:
+			want = append(want, sender(i))
+		}
+		if got := ch.status(i); got != w {
+			t.Errorf("message %d: %s, want %s", i, got, w)
+		}
+	}
+	var got []string
+	for _, msg := range snk.Messages() {
+		got = append(got, msg.From)
+		if !msg.Chunked {
+			t.Errorf("message from %s came with DATA", msg.From)
+		}
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("the sink got messages from %v, want %v", got, want)
+	}
+	if st := snk.Stats(); st.Connections != 1 || ch.calls != 1 {
+		t.Errorf("%d connections, %d chains, want 1 and 1", st.Connections, ch.calls)
 	}
 }
 
@@ -353,21 +396,23 @@ func TestDeliverChainSMTPSink(t *testing.T) {
 }
 
 // BenchmarkDeliverChain delivers 2 KB messages with 2 recipients over one
-// connection to bench/smtpsink (DATA: no CHUNKING): one Deliver after
-// another ("one-by-one", the envelope and the body each a round trip), and
-// as chains of 100 ("chained", each envelope pipelined behind the body
-// before it). flushes/msg is the sink's reply flushes per message: the
-// round trips.
+// connection to bench/smtpsink, with DATA and with BDAT (the sink offers
+// CHUNKING): one Deliver after another ("one-by-one": with DATA the
+// envelope and the body each a round trip), and as chains of 100
+// ("chained": with DATA each envelope pipelined behind the body before it,
+// with BDAT each transaction written while the one before awaits its
+// replies). flushes/msg is the sink's reply flushes per message: the round
+// trips.
 func BenchmarkDeliverChain(b *testing.B) {
 	body := []byte("Subject: bench\r\n\r\n" + strings.Repeat(benchLine, 2048/len(benchLine)))
 	e := &Envelope{From: "s@src.test", Rcpts: []string{"a@dst.test", "b@dst.test"}, Body: body}
-	for _, chained := range []bool{false, true} {
-		name := "one-by-one"
-		if chained {
-			name = "chained"
-		}
-		b.Run(name, func(b *testing.B) {
-			snk, err := bsink.Start(bsink.Config{})
+	for _, mode := range []struct {
+		name              string
+		chained, chunking bool
+	}{{"DATA/one-by-one", false, false}, {"DATA/chained", true, false}, {"BDAT/one-by-one", false, true}, {"BDAT/chained", true, true}} {
+		chained := mode.chained
+		b.Run(mode.name, func(b *testing.B) {
+			snk, err := bsink.Start(bsink.Config{Chunking: mode.chunking})
 			if err != nil {
 				b.Fatal(err)
 			}

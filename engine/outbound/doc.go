@@ -117,8 +117,9 @@
 // that moment follows (nothing waits for one), for the same pool, within
 // MaxDeliveriesPerConn and with a message-rate slot free; a message the
 // server never answered (it closed, or said 421, after the ".") is given
-// back unattempted. BDAT transactions are not chained: they already take
-// one round trip.
+// back unattempted. A BDAT transaction already takes one round trip: the
+// next one (RSET first, since this one's fate is not known yet) is written
+// as soon as it is, so that two are in flight on the connection.
 //
 // # Pools
 //

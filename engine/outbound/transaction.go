@@ -127,11 +127,12 @@ func (c *Client) settle(ctx context.Context, t *smtpwire.ClientTxn, env *Envelop
 // the last one's body has written its commands already: its first round
 // only reads, under the command timeout.
 //
-// When t's body may carry the next transaction behind it
-// (ClientTxn.Chainable) and follow has a message ready, that
-// transaction's commands go in the same write (RFC 2920 §3.1); its replies
-// are left in the buffer for the Manager to feed it next.
+// When the next transaction may be written now (ClientTxn.Chainable) and
+// follow has a message ready, it goes in this round's write (RFC 2920
+// §3.1): behind a DATA body its envelope, after a BDAT transaction all of
+// it; its replies are left in the buffer for the Manager to feed it next.
 func (c *Client) exchange(ctx context.Context, t *smtpwire.ClientTxn, body []byte, crlfClean bool, follow *follower) error {
+	var aheadErr error // the write of only a following transaction failed
 	for !t.Done() {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -142,27 +143,38 @@ func (c *Client) exchange(ctx context.Context, t *smtpwire.ClientTxn, body []byt
 		// get the data timeout when it sends a body, else the command
 		// timeout. The commands go into the buffer, so nothing is written
 		// under the command timeout before the body is.
+		var next followWrite
+		chain, rset := t.Chainable()
+		if follow != nil && chain {
+			next = follow.take(c, rset)
+		}
 		timeout := c.cfg.commandTimeout
-		if form != smtpwire.NoBody {
+		if form != smtpwire.NoBody || next.form != smtpwire.NoBody || rset {
+			// A body goes, or a BDAT LAST awaits its final reply.
 			timeout = c.cfg.dataTimeout
 		}
 		c.conn.SetDeadline(time.Now().Add(timeout))
-		var next []byte
-		if follow != nil && form == smtpwire.BodyDotStuffed && t.Chainable() {
-			next = follow.take(c)
-		}
-		if len(cmds) > 0 || form != smtpwire.NoBody {
+		if len(cmds) > 0 || form != smtpwire.NoBody || len(next.cmds) > 0 {
 			if len(cmds) > 0 {
 				c.traceCommands(cmds)
 			}
-			if err := c.write(cmds, form, body, crlfClean, next); err != nil {
-				return err
+			if err := c.write(cmds, form, body, crlfClean, &next); err != nil {
+				if len(cmds) > 0 || form != smtpwire.NoBody {
+					return err
+				}
+				// t wrote all it had before: its replies may have come
+				// (the server answered, then closed). The following
+				// transaction had none: it is replayable.
+				aheadErr = err
 			}
 			if form != smtpwire.NoBody {
 				c.traceBody(len(body))
 			}
-			if len(next) > 0 {
-				c.traceCommands(next)
+			if len(next.cmds) > 0 {
+				c.traceCommands(next.cmds)
+			}
+			if next.form != smtpwire.NoBody {
+				c.traceBody(len(next.body))
 			}
 		}
 		for t.Awaiting() {
@@ -183,14 +195,22 @@ func (c *Client) exchange(ctx context.Context, t *smtpwire.ClientTxn, body []byt
 			}
 		}
 	}
-	return nil
+	return aheadErr
+}
+
+// followWrite is what a transaction pipelined behind another writes: its
+// commands, and after BDAT its body as it is.
+type followWrite struct {
+	cmds []byte
+	form smtpwire.BodyForm // NoBody or BodyAsIs
+	body []byte
 }
 
 // write sends cmds followed by body in the form the transaction asks for,
-// then next (the commands of a transaction pipelined behind the body), all
-// under the round's deadline, which exchange sets: in one writev straight
-// from the spool's buffer when vector allows, else through c.w.
-func (c *Client) write(cmds []byte, form smtpwire.BodyForm, body []byte, crlfClean bool, next []byte) error {
+// then next (a transaction pipelined behind it), all under the round's
+// deadline, which exchange sets: in one writev straight from the spool's
+// buffers when vector allows, else through c.w.
+func (c *Client) write(cmds []byte, form smtpwire.BodyForm, body []byte, crlfClean bool, next *followWrite) error {
 	if bufs, ok := c.vector(cmds, form, body, crlfClean, next); ok {
 		n := len(bufs)
 		_, err := bufs.WriteTo(c.conn)
@@ -210,8 +230,13 @@ func (c *Client) write(cmds []byte, form smtpwire.BodyForm, body []byte, crlfCle
 	if err != nil {
 		return err
 	}
-	if _, err := c.w.Write(next); err != nil {
+	if _, err := c.w.Write(next.cmds); err != nil {
 		return err
+	}
+	if next.form == smtpwire.BodyAsIs {
+		if _, err := c.w.Write(next.body); err != nil {
+			return err
+		}
 	}
 	return c.w.Flush()
 }
@@ -225,12 +250,17 @@ const maxPieces = 1024
 // not fit the write buffer, as it is (BDAT) or CRLF-clean and dot-stuffed
 // (DATA, the pieces of stuffedPieces). Otherwise, and for TLS, whose
 // records take a copy anyway, it returns false.
-func (c *Client) vector(cmds []byte, form smtpwire.BodyForm, body []byte, crlfClean bool, next []byte) (net.Buffers, bool) {
-	if _, plain := c.conn.(*net.TCPConn); !plain || c.w.Buffered() > 0 || len(cmds)+len(body)+len(next) <= c.w.Available() {
+func (c *Client) vector(cmds []byte, form smtpwire.BodyForm, body []byte, crlfClean bool, next *followWrite) (net.Buffers, bool) {
+	size := len(cmds) + len(next.cmds) + len(next.body)
+	if form != smtpwire.NoBody {
+		size += len(body)
+	}
+	if _, plain := c.conn.(*net.TCPConn); !plain || c.w.Buffered() > 0 || size <= c.w.Available() {
 		return nil, false
 	}
 	bufs := append(c.iov[:0], cmds)
 	switch {
+	case form == smtpwire.NoBody:
 	case form == smtpwire.BodyAsIs:
 		bufs = append(bufs, body)
 	case form == smtpwire.BodyDotStuffed && crlfClean:
@@ -245,8 +275,11 @@ func (c *Client) vector(cmds []byte, form smtpwire.BodyForm, body []byte, crlfCl
 	default:
 		return nil, false
 	}
-	if len(next) > 0 {
-		bufs = append(bufs, next)
+	if len(next.cmds) > 0 {
+		bufs = append(bufs, next.cmds)
+	}
+	if next.form == smtpwire.BodyAsIs {
+		bufs = append(bufs, next.body)
 	}
 	c.iov = bufs[:0]
 	return bufs, true
