@@ -72,22 +72,28 @@ func TestE2EPipelinedDelivery(t *testing.T) {
 	}
 }
 
-// TestE2EPipelinedToPostfix: a private Postfix is the MX host, offering
-// PIPELINING and not CHUNKING, so Gannet sends DATA and pipelines each
-// next envelope behind a body over its one connection. Postfix's smtpd
-// takes every message (its checks of command order are the real ones), logs
-// no improper pipelining, and relays each once to the smtp-sink behind it.
+// TestE2EPipelinedToPostfix: a private Postfix is the MX host. Offering
+// PIPELINING and not CHUNKING, it gets DATA, each next envelope pipelined
+// behind a body; offering CHUNKING too, it gets each message as BDAT LAST,
+// the next one (RSET first) written while the last awaits its replies. Over
+// Gannet's one connection Postfix's smtpd takes every message (its checks
+// of command order are the real ones), logs no improper pipelining, and
+// relays each once to the smtp-sink behind it.
 func TestE2EPipelinedToPostfix(t *testing.T) {
+	t.Run("DATA", func(t *testing.T) { testPipelinedToPostfix(t, "smtpd_discard_ehlo_keywords = chunking\n") })
+	t.Run("BDAT", func(t *testing.T) { testPipelinedToPostfix(t, "") })
+}
+
+func testPipelinedToPostfix(t *testing.T, more string) {
 	w := newRelayWorld(t)
 	const sinkIP = "127.0.0.5" // not in the test zone: only Postfix uses it
 	sink := startSmtpSink(t, hostPort(sinkIP, w.port))
 	p := newPrivatePostfix(t)
 	main := p.mainCF("pf.pipe.test", "pipe.test", "all", fmt.Sprintf(`mynetworks = 127.0.0.0/8
 smtpd_relay_restrictions = permit_mynetworks, reject
-smtpd_discard_ehlo_keywords = chunking
 relayhost = [%s]:%d
 smtp_tls_security_level = none
-`, sinkIP, w.port))
+`, sinkIP, w.port)+more)
 	listen := hostPort(mxIP1, w.port)
 	p.start(t, main, masterCF(listen+" inet n - n - - smtpd"), nil, listen)
 	g := w.gannet(t, gannetConfig{DeliveryExtra: "max_connections_per_domain = 1", TLSMode: "disabled"})
