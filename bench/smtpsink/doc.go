@@ -19,8 +19,9 @@
 // STARTTLS handshakes, tls_handshakes, and how many resumed a session,
 // tls_resumed). For a client
 // that goes away without QUIT (a relay killed under load) the counters say
-// what it left on the wire: cut_after_reply, its last message accepted with
-// no command after the 250 (it may not have read it), and cut_in_data, a
-// message it was still sending — bench/crashtest's bound on duplicates. The work is done
+// what it left on the wire: cut_after_reply, the messages of its last two
+// transactions accepted with a 250 it may not have read (a pipelining
+// client writes ahead of the replies), and cut_in_data, a message it was
+// still sending — bench/crashtest's bound on duplicates. The work is done
 // by package gannet/bench/smtpsink/sink, which tests start in-process.
 package main

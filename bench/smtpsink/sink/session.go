@@ -49,10 +49,15 @@ type session struct {
 
 	// For a connection the client drops without QUIT (Stats.CutAfterReply,
 	// Stats.CutInData): inData is set from 354 (or the first accepted BDAT
-	// chunk) to the end of the transaction; replied when a message was
-	// accepted with 250 and no command has followed it since.
-	inData  bool
-	replied bool
+	// chunk) to the end of the transaction. unread holds, for the last two
+	// transactions that ended, whether a message was accepted with a 250
+	// the client may not have read: a pipelining client writes its next
+	// transaction before it reads the last one's replies (RFC 2920 §3.1;
+	// Gannet keeps up to two in flight). A DATA body proves that the client
+	// read every reply before its 354; without PIPELINING any command
+	// proves that it read the reply before it.
+	inData bool
+	unread [2]bool
 }
 
 func (s *Sink) serve(c net.Conn) {
@@ -96,8 +101,10 @@ func (ss *session) countCut(err error) {
 		return
 	default:
 	}
-	if ss.replied {
-		ss.s.c.cutAfterReply.Add(1)
+	for _, u := range ss.unread {
+		if u {
+			ss.s.c.cutAfterReply.Add(1)
+		}
 	}
 	if ss.inData {
 		ss.s.c.cutInData.Add(1)
@@ -135,7 +142,9 @@ func (ss *session) run() error {
 			}
 			return err
 		}
-		ss.replied = false // the client spoke after the last 250: it read it
+		if ss.s.cfg.NoPipelining {
+			ss.unread = [2]bool{} // the client spoke after the last 250: it read it
+		}
 		if err := ss.command(trimCRLF(line)); err != nil {
 			return err
 		}
@@ -420,6 +429,7 @@ func (ss *session) data() error {
 	if err := ss.readData(); err != nil {
 		return err
 	}
+	ss.unread = [2]bool{} // the body came after the 354: the client read it
 	return ss.finish(false)
 }
 
@@ -581,7 +591,7 @@ func (ss *session) finish(chunked bool) error {
 	ss.s.c.bytes.Add(uint64(ss.size))
 	// The reply carries the sink's sequence number as the queue id, in the
 	// same "id=" form Gannet uses, without allocating.
-	ss.replied = true
+	ss.unread = [2]bool{ss.unread[1], true}
 	ss.w.WriteString("250 2.0.0 OK id=")
 	ss.w.Write(strconv.AppendUint(ss.num[:0], seq, 10))
 	ss.w.WriteString("\r\n")

@@ -24,10 +24,13 @@ type Stats struct {
 	Throttled          uint64 `json:"throttled"`           // MAIL commands refused by the throttle
 	Dropped            uint64 `json:"dropped"`             // connections dropped by injection
 	// Connections the client ended without QUIT (a read or write error,
-	// such as a relay killed with SIGKILL): CutAfterReply counts those whose
-	// last transaction was accepted with 250 and no command followed it (the
-	// client may not have read the 250), CutInData those that ended inside
-	// DATA or BDAT. Their sum bounds what such a client can send again.
+	// such as a relay killed with SIGKILL): CutAfterReply counts the
+	// messages accepted with a 250 the client may not have read — of the
+	// last two transactions of the connection (a pipelining client may have
+	// two in flight), unless a later DATA body (or, without PIPELINING, a
+	// later command) showed it read them — and CutInData the connections
+	// that ended inside DATA or BDAT. Their sum bounds what such a client
+	// can send again.
 	CutAfterReply uint64 `json:"cut_after_reply"`
 	CutInData     uint64 `json:"cut_in_data"`
 	// ReplyFlushes counts the times the sink sent its buffered replies
