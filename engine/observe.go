@@ -148,21 +148,71 @@ type observedTransport struct {
 
 // Deliver counts the transaction while it runs.
 func (t observedTransport) Deliver(ctx context.Context, route *resolver.Route, env *outbound.Envelope) outbound.Outcome {
+	done := t.o.begin(route)
+	defer done()
+	return t.Transport.Deliver(ctx, route, env)
+}
+
+// chainTransport is what DeliverChain needs of the transport it wraps
+// (*outbound.Manager).
+type chainTransport interface {
+	DeliverChain(ctx context.Context, first *outbound.Chained, chain outbound.Chain)
+}
+
+// DeliverChain counts each transaction of the chain (outbound's pipelining
+// of the next message behind a body) from the moment it is taken until
+// its outcome is reported.
+func (t observedTransport) DeliverChain(ctx context.Context, first *outbound.Chained, chain outbound.Chain) {
+	ct, ok := t.Transport.(chainTransport)
+	if !ok {
+		chain.Done(first, t.Deliver(ctx, first.Route, first.Env), true)
+		return
+	}
+	oc := &observedChain{Chain: chain, o: t.o, running: map[*outbound.Chained]func(){first: t.o.begin(first.Route)}}
+	ct.DeliverChain(ctx, first, oc)
+}
+
+// observedChain counts the transactions of a DeliverChain. Its calls come
+// from the one goroutine running the chain.
+type observedChain struct {
+	outbound.Chain
+	o       *observer
+	running map[*outbound.Chained]func()
+}
+
+func (c *observedChain) Next() *outbound.Chained {
+	ch := c.Chain.Next()
+	if ch != nil {
+		c.running[ch] = c.o.begin(ch.Route)
+	}
+	return ch
+}
+
+func (c *observedChain) Done(ch *outbound.Chained, o outbound.Outcome, attempted bool) {
+	if done := c.running[ch]; done != nil {
+		delete(c.running, ch)
+		done()
+	}
+	c.Chain.Done(ch, o, attempted)
+}
+
+// begin counts a transaction to route as running, until the function it
+// returns is called.
+func (o *observer) begin(route *resolver.Route) (done func()) {
 	if route == nil {
-		return t.Transport.Deliver(ctx, route, env)
+		return func() {}
 	}
 	site, domain := route.Site.String(), strings.ToLower(route.Domain)
 	if site == "" {
 		site = domain // as the delivery loop names the path
 	}
-	o := t.o
 	o.mu.Lock()
 	o.sites[site]++
 	d := o.domainLocked(domain)
 	d.active++
 	d.site = site
 	o.mu.Unlock()
-	defer func() {
+	return func() {
 		o.mu.Lock()
 		if o.sites[site]--; o.sites[site] <= 0 {
 			delete(o.sites, site)
@@ -172,8 +222,7 @@ func (t observedTransport) Deliver(ctx context.Context, route *resolver.Route, e
 			o.pruneLocked(domain, d)
 		}
 		o.mu.Unlock()
-	}()
-	return t.Transport.Deliver(ctx, route, env)
+	}
 }
 
 // install makes the per-destination gauges read the loop and the

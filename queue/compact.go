@@ -110,6 +110,7 @@ func (s *Spool) Compact(minLive float64) (CompactStats, error) {
 	}
 	slices.Sort(sparse)
 	for _, seq := range sparse {
+		s.markMovedFrom(seq) // before any entry is re-pointed (RemoveLocated)
 		list := items[seq]
 		slices.SortFunc(list, func(a, b moveItem) int { return int(a.old.Offset - b.old.Offset) })
 		for len(list) > 0 {

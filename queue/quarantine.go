@@ -319,6 +319,11 @@ func (s *Spool) quarantineLocked(list []quarantineEntry) ([]Corruption, error) {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return nil, noSpace(err)
 	}
+	ids := make([]string, len(done))
+	for i := range done {
+		ids[i] = done[i].ID
+	}
+	s.noteQuarantined(ids)
 	for _, loc := range locs {
 		s.nLive.Add(-1)
 		s.release(loc.Segment)

@@ -290,6 +290,39 @@ func (t *ClientTxn) Send() (cmds []byte, body BodyForm) {
 	return t.out, t.body
 }
 
+// Chainable reports whether the host may write the connection's next
+// transaction now, before this one's replies are in, and whether that one
+// must begin with RSET (ClientTxnOptions.RSETFirst). The host begins it on
+// another ClientTxn and writes what its Send gives (for BDAT, its commands
+// and its body) after what this one wrote last, in the same write when
+// there is one; it feeds the replies to this transaction until it is
+// Done, and then to the next one (RFC 2920 §3.2: replies come in order).
+// When this one ends Closing, or the connection is lost, the next one has
+// had no reply and is Replayable: nothing of it was processed.
+//
+//   - After the dot-stuffed body of a DATA transaction on a server that
+//     offers PIPELINING: RFC 2920 §3.1 allows the message content to be
+//     the first "command" of a group, and the final "." needs no RSET after
+//     it whatever its reply (RFC 5321 §4.1.1.4: the transaction is over
+//     either way).
+//   - Once a BDAT transaction (envelope and "BDAT <size> LAST" chunk in one
+//     write, RFC 3030 §4.2) is written, while its replies are awaited: the
+//     next one may go at once, with RSET first, since whether this one left
+//     the server with a transaction open (a refused sender or chunk, no
+//     recipient) is not known yet.
+//
+// Not when this one still has commands to write, nor for the lone "." of
+// a transaction left without recipients.
+func (t *ClientTxn) Chainable() (ok, rsetFirst bool) {
+	switch {
+	case !t.pipelined || t.writeReady || t.pending == 0:
+		return false, false
+	case t.bdat:
+		return true, true
+	}
+	return t.body == BodyDotStuffed && t.expect == replyToMessage && t.pending == 1, false
+}
+
 // Awaiting reports that the transaction waits for replies to what Send
 // gave.
 func (t *ClientTxn) Awaiting() bool { return t.pending > 0 && !t.writeReady }

@@ -10,6 +10,9 @@
 //	-fail "mail:451:0.2:4.7.0 Try later" custom text
 //	-fail "dot:421:0.05"                 421 also closes the connection
 //	-fail "rcpt~@slow.test:421:#30"      scripted: the first 30 matching RCPTs, then never
+//	-fail "rcpt~bad:550:1" -fail "dot~spam:554:1" -drop "dot~cut:1"
+//	                                     only addresses (mail, rcpt) or
+//	                                     senders (data, dot) that contain it
 //	-delay "dot:200ms" -drop "data:0.01" -throttle 1000/m -max-conns 20
 //
 // A one-line summary goes to stdout every -stats-interval and on SIGINT or
@@ -17,8 +20,9 @@
 // STARTTLS handshakes, tls_handshakes, and how many resumed a session,
 // tls_resumed). For a client
 // that goes away without QUIT (a relay killed under load) the counters say
-// what it left on the wire: cut_after_reply, its last message accepted with
-// no command after the 250 (it may not have read it), and cut_in_data, a
-// message it was still sending — bench/crashtest's bound on duplicates. The work is done
+// what it left on the wire: cut_after_reply, the messages of its last two
+// transactions accepted with a 250 it may not have read (a pipelining
+// client writes ahead of the replies), and cut_in_data, a message it was
+// still sending — bench/crashtest's bound on duplicates. The work is done
 // by package gannet/bench/smtpsink/sink, which tests start in-process.
 package main

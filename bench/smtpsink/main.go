@@ -61,9 +61,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, started c
 		fails, delays listFlag
 		drops         listFlag
 	)
-	fs.Var(&fails, "fail", `STAGE[~MATCH]:CODE:PROB[:TEXT], repeatable; STAGE connect|ehlo|mail|rcpt|data|dot (e.g. "rcpt:550:0.1"); PROB "#N": the first N times only`)
+	fs.Var(&fails, "fail", `STAGE[~MATCH]:CODE:PROB[:TEXT], repeatable; STAGE connect|ehlo|mail|rcpt|data|dot (e.g. "rcpt:550:0.1"); MATCH: in the address at mail and rcpt, in the sender at data and dot; PROB "#N": the first N times only`)
 	fs.Var(&delays, "delay", `STAGE:DURATION, repeatable (e.g. "dot:200ms")`)
-	fs.Var(&drops, "drop", `STAGE:PROB, repeatable: close without a reply (e.g. "data:0.01")`)
+	fs.Var(&drops, "drop", `STAGE[~MATCH]:PROB, repeatable: close without a reply (e.g. "data:0.01"; MATCH as for -fail)`)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -24,6 +24,7 @@ type memStore struct {
 	bodies  map[string][]byte
 	saved   map[string]queue.Message // last Update
 	removed map[string]int
+	located map[string]int // of removed, those by RemoveLocated
 	reads   int
 	// corrupt bodies fail with queue.ErrCorrupt; quarantined counts the
 	// Quarantine calls that took a message out; intact makes Quarantine
@@ -35,7 +36,7 @@ type memStore struct {
 }
 
 func newMemStore() *memStore {
-	return &memStore{bodies: map[string][]byte{}, saved: map[string]queue.Message{}, removed: map[string]int{},
+	return &memStore{bodies: map[string][]byte{}, saved: map[string]queue.Message{}, removed: map[string]int{}, located: map[string]int{},
 		corrupt: map[string]bool{}, quarantined: map[string]int{}}
 }
 
@@ -91,6 +92,14 @@ func (s *memStore) Remove(id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.removed[id]++
+	return nil
+}
+
+func (s *memStore) RemoveLocated(m *queue.Message) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.removed[m.ID]++
+	s.located[m.ID]++
 	return nil
 }
 

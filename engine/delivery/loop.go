@@ -89,6 +89,7 @@ type Loop struct {
 	envs    envTable
 	retry   atomic.Pointer[queue.RetryPolicy] // Options.Retry, then SetRetry
 	relay   resolver.SiteKey                  // the relay_to smarthost (Options.RelayTo); zero: MX delivery
+	located locatedRemover                    // Options.Store, when it is one
 
 	runCtx     context.Context // ends at Stop: no new work
 	runCancel  context.CancelFunc
@@ -149,6 +150,7 @@ func New(opts Options) *Loop {
 		idle:    make(chan *readyQueue),
 	}
 	l.retry.Store(&opts.Retry)
+	l.located, _ = opts.Store.(locatedRemover)
 	if opts.RelayTo != "" {
 		l.relay = resolver.RelaySite(opts.RelayTo)
 	}
@@ -584,7 +586,7 @@ func (l *Loop) work(q *readyQueue) {
 		l.ready.Add(-1)
 		l.adminTake(it)
 		if !l.hold(it) {
-			l.deliver(it)
+			l.deliver(q, it)
 		}
 		l.adminDone(it)
 		l.mu.Lock()
@@ -672,14 +674,44 @@ func ruleBounceReply(r smtpwire.Reply) smtpwire.Reply {
 	return out
 }
 
-// deliver runs the transaction of one item and applies its outcome.
-func (l *Loop) deliver(it *workItem) {
+// deliver runs the transaction of one item and applies its outcome. With
+// a Transport that can pipeline (chainTransport), the items of q ready
+// when its body is written follow it on the same connection (chain.go).
+func (l *Loop) deliver(q *readyQueue, it *workItem) {
+	a := l.prepare(it)
+	if a == nil {
+		return
+	}
+	if ct, ok := l.opts.Transport.(chainTransport); ok {
+		a.first = true
+		ct.DeliverChain(l.txCtx, &a.ch, &workerChain{l: l, q: q})
+		return
+	}
+	l.finish(a, l.opts.Transport.Deliver(l.txCtx, a.ch.Route, a.ch.Env))
+}
+
+// attempt is one item on its way to a transaction: the envelope (with the
+// body read from the spool) and what finish needs to apply the outcome.
+type attempt struct {
+	it       *workItem
+	idx      []int // the recipients of the envelope, as indexes into the message's
+	body     []byte
+	snapshot queue.Message // the metadata as it was (without recipients), for Attempted
+	ch       outbound.Chained
+	first    bool // the item its worker took (not one a chain took)
+}
+
+// prepare makes the attempt of an item: its pending recipients, its DSN
+// parameters, its body. It returns nil when there is no transaction to
+// run: the message is corrupt (quarantined), no recipient is pending, or
+// the body cannot be read — the outcome is applied then.
+func (l *Loop) prepare(it *workItem) *attempt {
 	ms := it.ms
 	ms.mu.Lock()
 	if ms.corrupt {
 		ms.items--
 		ms.mu.Unlock()
-		return
+		return nil
 	}
 	m := ms.msg(l.packer)
 	env := &outbound.Envelope{From: m.From, RequireTLS: m.RequireTLS, Tenant: ms.env.tenant}
@@ -694,48 +726,63 @@ func (l *Loop) deliver(it *workItem) {
 	if f := l.opts.ReturnPath; f != nil && m.From != "" {
 		env.From = f(m.ID, ms.env.tenant, ms.env.campaign, m.From, env.Rcpts)
 	}
-	snapshot := *m
-	snapshot.Recipients = nil
+	a := &attempt{it: it, idx: idx, snapshot: *m}
+	a.snapshot.Recipients = nil
 	ms.mu.Unlock()
 	if len(idx) == 0 {
 		l.apply(it, nil, outbound.Outcome{})
-		return
+		return nil
 	}
-	body, err := l.opts.Store.Body(&snapshot)
+	body, err := l.opts.Store.Body(&a.snapshot)
 	if errors.Is(err, queue.ErrCorrupt) && l.quarantine(it, err) {
-		return
+		return nil
 	}
-	var out outbound.Outcome
 	if err != nil {
 		l.log.Error("delivery: reading message body", "id", m.ID, "err", err)
+		var out outbound.Outcome
 		out.Results = make([]outbound.Result, len(idx))
 		for k := range idx {
 			out.Results[k] = outbound.Result{Rcpt: env.Rcpts[k], Status: outbound.Transient,
 				Reply: smtpwire.Reply{Code: 451, Enhanced: "4.3.0", Lines: []string{"cannot read the message from the spool"}}}
 		}
-	} else {
-		env.Body = body
-		env.Source = it.source
-		out = l.opts.Transport.Deliver(l.txCtx, it.route, env)
-		env.Body = nil
-		if r, ok := l.opts.Store.(bodyReleaser); ok {
-			r.ReleaseBody(body) // the transaction has ended
-		}
-		if sh := l.opts.Shaper; sh != nil && sh.Observe(it.path(), &out) {
-			// A bounce rule matched: what the server deferred bounces.
-			for k := range out.Results {
-				r := &out.Results[k]
-				if r.Status == outbound.Transient && !r.Local {
-					r.Status, r.Reply = outbound.Bounced, ruleBounceReply(r.Reply)
-				}
+		l.apply(it, idx, out)
+		return nil
+	}
+	env.Body = body
+	env.Source = it.source
+	a.body = body
+	a.ch = outbound.Chained{Route: it.route, Env: env, Ref: a}
+	return a
+}
+
+// releaseBody gives the attempt's body back to the spool: the transaction
+// has ended.
+func (l *Loop) releaseBody(a *attempt) {
+	a.ch.Env.Body = nil
+	if r, ok := l.opts.Store.(bodyReleaser); ok {
+		r.ReleaseBody(a.body)
+	}
+	a.body = nil
+}
+
+// finish applies the outcome of an attempt's transaction.
+func (l *Loop) finish(a *attempt, out outbound.Outcome) {
+	l.releaseBody(a)
+	it := a.it
+	if sh := l.opts.Shaper; sh != nil && sh.Observe(it.path(), &out) {
+		// A bounce rule matched: what the server deferred bounces.
+		for k := range out.Results {
+			r := &out.Results[k]
+			if r.Status == outbound.Transient && !r.Local {
+				r.Status, r.Reply = outbound.Bounced, ruleBounceReply(r.Reply)
 			}
 		}
-		if f := l.opts.Attempted; f != nil {
-			f(&Attempt{Path: it.path(), ID: snapshot.ID, Tenant: it.ms.env.tenant, Campaign: it.ms.env.campaign,
-				Attempts: snapshot.Attempts, Outcome: &out})
-		}
 	}
-	l.apply(it, idx, out)
+	if f := l.opts.Attempted; f != nil {
+		f(&Attempt{Path: it.path(), ID: a.snapshot.ID, Tenant: it.ms.env.tenant, Campaign: it.ms.env.campaign,
+			Attempts: a.snapshot.Attempts, Outcome: &out})
+	}
+	l.apply(it, a.idx, out)
 }
 
 // quarantine drops a message whose body the spool cannot read back

@@ -35,6 +35,14 @@ type bodyReleaser interface {
 	ReleaseBody(body []byte)
 }
 
+// locatedRemover is a Store that removes a message without looking up
+// where its record is, from the metadata it was spooled with
+// (queue.Spool.RemoveLocated): settle uses it for the one removal that
+// finishes a message.
+type locatedRemover interface {
+	RemoveLocated(m *queue.Message) error
+}
+
 // RuleSharer shares the admin rules with the other nodes of a cluster.
 // Its calls return at once (they may be made with the rules' lock held):
 // the sharing happens behind them.

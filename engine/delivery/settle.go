@@ -52,6 +52,7 @@ type settlement struct {
 // write does not wait for an fsync: the spool makes it durable within a
 // few milliseconds (queue: "Delivery outcomes").
 func (l *Loop) settle(ms *msgState, m *queue.Message, vs []verdict, out *outbound.Outcome, now time.Time) settlement {
+	wasDone := m.Done() // then it left the spool before
 	for k := range vs {
 		rc := &m.Recipients[vs[k].rcpt]
 		rc.State = vs[k].kind.state()
@@ -62,6 +63,10 @@ func (l *Loop) settle(ms *msgState, m *queue.Message, vs []verdict, out *outboun
 	case s.removed && l.deadWorthy(m, vs):
 		s.dead = true
 		s.err = l.opts.DeadLetters.MoveToDead(m, now)
+	case s.removed && !wasDone && l.located != nil:
+		// These verdicts finish it: the one removal, which knows where
+		// the record is.
+		s.err = l.located.RemoveLocated(m)
 	case s.removed:
 		s.err = l.opts.Store.Remove(m.ID)
 	default:

@@ -71,7 +71,10 @@ type Client struct {
 	dirty     bool        // a transaction was abandoned mid-way: RSET first
 	scratch   []byte      // EHLO and body buffer, reused
 	iov       net.Buffers // the slices of one writev (vector), reused
-	txn       smtpwire.ClientTxn
+	// txns are the session's transactions: txns[cur] the one running, the
+	// other the one pipelined behind its body (chain.go), if any.
+	txns [2]smtpwire.ClientTxn
+	cur  int
 
 	watched   context.Context // the context the session's I/O is cut short by (watch)
 	stopWatch func() bool     // undoes watch's context.AfterFunc

@@ -109,6 +109,18 @@
 // 552 5.3.4 (RFC 1870): smtpwire refuses them, the Client words the local
 // reply.
 //
+// With DeliverChain (chain.go), a caller that has more mail for the same
+// destination — the delivery loop's worker with its ready queue — lets
+// the next message ride behind a DATA body: its MAIL, RCPTs and DATA go in
+// the body's write (RFC 2920 §3.1), the reply to the "." comes first, and
+// a message costs one round trip instead of two. Only a message ready at
+// that moment follows (nothing waits for one), for the same pool, within
+// MaxDeliveriesPerConn and with a message-rate slot free; a message the
+// server never answered (it closed, or said 421, after the ".") is given
+// back unattempted. A BDAT transaction already takes one round trip: the
+// next one (RSET first, since this one's fate is not known yet) is written
+// as soon as it is, so that two are in flight on the connection.
+//
 // # Pools
 //
 // A Manager keeps one pool per path: egress source (Envelope.Source: a

@@ -446,6 +446,74 @@ func (m *Manager) candidates(ctx context.Context, route *resolver.Route, sts *ST
 // error: every failure is a per-recipient Transient or Bounced Result with
 // a reply that says what happened.
 func (m *Manager) Deliver(ctx context.Context, route *resolver.Route, env *Envelope) Outcome {
+	return m.deliver(ctx, route, env, nil)
+}
+
+// deliver is Deliver; with f not nil, messages of f.chain may follow env's
+// on its connection (DeliverChain).
+func (m *Manager) deliver(ctx context.Context, route *resolver.Route, env *Envelope, f *follower) Outcome {
+	out := Outcome{Results: make([]Result, len(env.Rcpts))}
+	for i, r := range env.Rcpts {
+		out.Results[i] = Result{Rcpt: r, Status: Transient}
+	}
+	failAll := func(code int, enh, text string) Outcome {
+		setLocal(out.Results, Transient, localReply(code, enh, text))
+		return out
+	}
+	if len(env.Rcpts) == 0 {
+		return out
+	}
+	out.Source = env.Source.Name
+	p, sts, err := m.poolFor(ctx, route, env, "")
+	if err != nil {
+		return failAll(451, "4.3.2", "delivery is shutting down")
+	}
+	out.TLSPolicy = p.dial.policyName
+	if err := p.rate.Wait(ctx); err != nil {
+		return failAll(451, "4.4.5", "delivery cancelled while waiting for the site's message rate")
+	}
+	msg := newClientMessage(env)
+	if f != nil {
+		f.p = p
+		if route != nil {
+			f.domain = route.Domain
+		}
+	}
+
+	// First the pooled connections. One that the server has closed in the
+	// meantime fails before any reply, and the transaction moves on to the
+	// next one (bounded) or to a new connection.
+	for tries := 0; tries < 3; tries++ {
+		c, err := p.acquire(ctx)
+		if err != nil {
+			if err == errPoolClosed {
+				return failAll(451, "4.3.2", "delivery is shutting down")
+			}
+			return failAll(451, "4.4.5", "delivery cancelled while waiting for a connection")
+		}
+		if c == nil {
+			return m.deliverNew(ctx, p, route, env, msg, out, sts, f)
+		}
+		res, retry := c.send(ctx, env, msg, f)
+		o := m.outcome(c, res, "")
+		if !retry {
+			// (A retryable transaction had no reply: nothing followed it.)
+			m.runFollowers(ctx, c, f, o)
+		}
+		p.release(c, !retry)
+		if !retry {
+			return o
+		}
+	}
+	return m.deliverNewAcquire(ctx, p, route, env, msg, out, sts, f)
+}
+
+// poolFor returns the pool a delivery of env on route uses, with the
+// MTA-STS policy it asked for. With onlyDomain set (a message that would
+// follow another on its connection, chain.go), it returns errWouldWait
+// instead of asking for the MTA-STS policy of another domain (a lookup
+// that may fetch it).
+func (m *Manager) poolFor(ctx context.Context, route *resolver.Route, env *Envelope, onlyDomain string) (*sitePool, STSPolicy, error) {
 	var site resolver.SiteKey
 	var domain string
 	if route != nil {
@@ -463,60 +531,21 @@ func (m *Manager) Deliver(ctx context.Context, route *resolver.Route, env *Envel
 			ra = &a
 		}
 	}
-	out := Outcome{Results: make([]Result, len(env.Rcpts))}
-	for i, r := range env.Rcpts {
-		out.Results[i] = Result{Rcpt: r, Status: Transient}
-	}
-	failAll := func(code int, enh, text string) Outcome {
-		setLocal(out.Results, Transient, localReply(code, enh, text))
-		return out
-	}
-	if len(env.Rcpts) == 0 {
-		return out
-	}
-	out.Source = env.Source.Name
 	var sts STSPolicy
 	dt := deliveryTLSOf(env)
 	// RFC 8689 §5: "TLS-Required: No" sets the domain's MTA-STS policy
 	// aside (and DANE: candidates).
 	if m.opts.STS != nil && relayTo == "" && route != nil && !route.Literal && dt != deliveryTLSOptional {
+		if onlyDomain != "" && !strings.EqualFold(domain, onlyDomain) {
+			return nil, sts, errWouldWait
+		}
 		sts = m.opts.STS(ctx, domain)
 	}
 	p, err := m.pool(env.Source, site, domain, sts, dt, ra)
-	if err != nil {
-		return failAll(451, "4.3.2", "delivery is shutting down")
-	}
-	out.TLSPolicy = p.dial.policyName
-	if err := p.rate.Wait(ctx); err != nil {
-		return failAll(451, "4.4.5", "delivery cancelled while waiting for the site's message rate")
-	}
-	msg := newClientMessage(env)
-
-	// First the pooled connections. One that the server has closed in the
-	// meantime fails before any reply, and the transaction moves on to the
-	// next one (bounded) or to a new connection.
-	for tries := 0; tries < 3; tries++ {
-		c, err := p.acquire(ctx)
-		if err != nil {
-			if err == errPoolClosed {
-				return failAll(451, "4.3.2", "delivery is shutting down")
-			}
-			return failAll(451, "4.4.5", "delivery cancelled while waiting for a connection")
-		}
-		if c == nil {
-			return m.deliverNew(ctx, p, route, env, msg, out, sts)
-		}
-		res, retry := c.send(ctx, env, msg)
-		o := m.outcome(c, res, "")
-		p.release(c, !retry)
-		if !retry {
-			return o
-		}
-	}
-	return m.deliverNewAcquire(ctx, p, route, env, msg, out, sts)
+	return p, sts, err
 }
 
-func (m *Manager) deliverNewAcquire(ctx context.Context, p *sitePool, route *resolver.Route, env *Envelope, msg *smtpwire.ClientMessage, out Outcome, asked STSPolicy) Outcome {
+func (m *Manager) deliverNewAcquire(ctx context.Context, p *sitePool, route *resolver.Route, env *Envelope, msg *smtpwire.ClientMessage, out Outcome, asked STSPolicy, f *follower) Outcome {
 	for {
 		c, err := p.acquire(ctx)
 		if err != nil {
@@ -524,7 +553,7 @@ func (m *Manager) deliverNewAcquire(ctx context.Context, p *sitePool, route *res
 			return out
 		}
 		if c == nil {
-			return m.deliverNew(ctx, p, route, env, msg, out, asked)
+			return m.deliverNew(ctx, p, route, env, msg, out, asked, f)
 		}
 		// An idle connection appeared; closing it frees a slot for a fresh one.
 		p.release(c, false)
@@ -535,7 +564,7 @@ func (m *Manager) deliverNewAcquire(ctx context.Context, p *sitePool, route *res
 // failover, and runs the transaction on it. asked is the MTA-STS answer for
 // this delivery (the pool's policy is p.dial.sts; asked may say, besides,
 // why a domain has none: TLSObserver reports it).
-func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.Route, env *Envelope, msg *smtpwire.ClientMessage, out Outcome, asked STSPolicy) Outcome {
+func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.Route, env *Envelope, msg *smtpwire.ClientMessage, out Outcome, asked STSPolicy, f *follower) Outcome {
 	sts := &p.dial.sts
 	cands, refused, err := m.candidates(ctx, route, sts, p.dial.skipDANE, p.dial.relayTo)
 	if err == nil && len(cands) == 0 && len(refused) > 0 {
@@ -751,8 +780,9 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 		return out
 	}
 	m.connOpened()
-	res, _ := c.send(ctx, env, msg)
+	res, _ := c.send(ctx, env, msg, f)
 	o := m.outcome(c, res, strings.Join(notes, "; "))
+	m.runFollowers(ctx, c, f, o)
 	p.release(c, true)
 	return o
 }

@@ -65,6 +65,42 @@ func (l *RateLimiter) Reserve() time.Duration {
 	return wait
 }
 
+// Ready reports whether a slot is free now: Reserve would not make the
+// caller wait.
+func (l *RateLimiter) Ready() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rate <= 0 || l.waitLocked(l.now()) <= 0
+}
+
+// TryReserve books the next slot only when it is free now, and reports
+// whether it did.
+func (l *RateLimiter) TryReserve() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.rate <= 0 {
+		return true
+	}
+	now := l.now()
+	if l.waitLocked(now) > 0 {
+		return false
+	}
+	if l.tat.Before(now) {
+		l.tat = now
+	}
+	l.tat = l.tat.Add(l.interval())
+	return true
+}
+
+func (l *RateLimiter) interval() time.Duration {
+	return time.Duration(float64(time.Second) / l.rate)
+}
+
+// waitLocked is how long a reservation made at now would wait.
+func (l *RateLimiter) waitLocked(now time.Time) time.Duration {
+	return l.tat.Sub(now) - l.interval()*time.Duration(l.burst-1)
+}
+
 // Wait reserves a slot and sleeps until it, or returns ctx.Err() when the
 // context ends first (the slot is then lost, which only slows the site a
 // little).

@@ -40,21 +40,37 @@ func newClientMessage(env *Envelope) *smtpwire.ClientMessage {
 
 // send runs one mail transaction (RFC 5321 §3.3) of msg on the session and
 // returns one Result per recipient of env. The protocol — which commands go
-// in which write, what each reply decides — is c.txn's (smtpwire.ClientTxn);
-// send moves the bytes, keeps the deadlines and makes the Results.
+// in which write, what each reply decides — is the session's
+// smtpwire.ClientTxn's; send moves the bytes, keeps the deadlines and makes
+// the Results.
 // retryable is true when the server processed nothing of the transaction —
 // typically a pooled connection the server had already closed, or a 421 to
 // the opening RSET — so the caller may run it again on a fresh connection
-// without risk of a duplicate.
-func (c *Client) send(ctx context.Context, env *Envelope, msg *smtpwire.ClientMessage) (res []Result, retryable bool) {
-	res = make([]Result, len(env.Rcpts))
-	for i, r := range env.Rcpts {
-		res[i].Rcpt = r
+// without risk of a duplicate. With follow not nil, the next message for
+// the connection may be pipelined behind the body (follow.take, chain.go);
+// the Manager runs it afterwards (runFollowers).
+func (c *Client) send(ctx context.Context, env *Envelope, msg *smtpwire.ClientMessage, follow *follower) (res []Result, retryable bool) {
+	t := c.current()
+	if res, ok := c.begin(t, env, msg); !ok {
+		return res, false
 	}
+	c.watch(ctx)
+	err := c.exchange(ctx, t, env.Body, msg.CRLFClean, follow)
+	return c.settle(ctx, t, env, err)
+}
+
+// current returns the transaction the session runs now: one of two, so
+// that the next one can begin while this one waits for its final reply.
+func (c *Client) current() *smtpwire.ClientTxn { return &c.txns[c.cur] }
+
+// begin starts transaction t of msg (smtpwire.ClientTxn.Begin). When the
+// message must not go to this server it returns false and a Result per
+// recipient saying why; nothing was sent.
+func (c *Client) begin(t *smtpwire.ClientTxn, env *Envelope, msg *smtpwire.ClientMessage) ([]Result, bool) {
 	c.uses++
 	c.checkTrace(envelopeDomain(env), false)
-	t := &c.txn
 	if err := t.Begin(msg, &c.ext, smtpwire.ClientTxnOptions{RSETFirst: c.dirty, NoChunking: c.cfg.noChunking}); err != nil {
+		res := newResults(env)
 		st := Bounced
 		if err == smtpwire.ErrNeedsRequireTLS {
 			st = Transient // RFC 8689 §5: held until it expires, then bounced
@@ -62,9 +78,22 @@ func (c *Client) send(ctx context.Context, env *Envelope, msg *smtpwire.ClientMe
 		setLocal(res, st, c.refusal(err, msg))
 		return res, false
 	}
+	return nil, true
+}
 
-	c.watch(ctx)
-	err := c.exchange(ctx, env.Body, msg.CRLFClean)
+// newResults returns a Result for each recipient of env, Transient.
+func newResults(env *Envelope) []Result {
+	res := make([]Result, len(env.Rcpts))
+	for i, r := range env.Rcpts {
+		res[i].Rcpt = r
+	}
+	return res
+}
+
+// settle turns how the exchange of t ended (err) into the Results of env's
+// recipients and reports whether t is retryable (see send).
+func (c *Client) settle(ctx context.Context, t *smtpwire.ClientTxn, env *Envelope, err error) (res []Result, retryable bool) {
+	res = newResults(env)
 	c.dirty = t.NeedsRSET()
 	if err != nil && c.traceID != 0 {
 		c.publish(trace.Error, err.Error())
@@ -89,14 +118,21 @@ func (c *Client) send(ctx context.Context, env *Envelope, msg *smtpwire.ClientMe
 	return res, t.Replayable()
 }
 
-// exchange moves the bytes of c.txn: it writes what the transaction asks
-// for and feeds it the server's replies until it is done, passing every
+// exchange moves the bytes of t: it writes what the transaction asks for
+// and feeds it the server's replies until it is done, passing every
 // 4xx/5xx reply to Options.OnErrorReply. The deadlines follow RFC 5321
 // §4.5.3.2: the command timeout after commands, the data timeout after a
 // body (§4.5.3.2.6 allows the server 10 minutes for the final reply, which
-// the reply to BDAT LAST is too).
-func (c *Client) exchange(ctx context.Context, body []byte, crlfClean bool) error {
-	t := &c.txn
+// the reply to BDAT LAST is too). A transaction that was pipelined behind
+// the last one's body has written its commands already: its first round
+// only reads, under the command timeout.
+//
+// When the next transaction may be written now (ClientTxn.Chainable) and
+// follow has a message ready, it goes in this round's write (RFC 2920
+// §3.1): behind a DATA body its envelope, after a BDAT transaction all of
+// it; its replies are left in the buffer for the Manager to feed it next.
+func (c *Client) exchange(ctx context.Context, t *smtpwire.ClientTxn, body []byte, crlfClean bool, follow *follower) error {
+	var aheadErr error // the write of only a following transaction failed
 	for !t.Done() {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -107,19 +143,39 @@ func (c *Client) exchange(ctx context.Context, body []byte, crlfClean bool) erro
 		// get the data timeout when it sends a body, else the command
 		// timeout. The commands go into the buffer, so nothing is written
 		// under the command timeout before the body is.
+		var next followWrite
+		chain, rset := t.Chainable()
+		if follow != nil && chain {
+			next = follow.take(c, rset)
+		}
 		timeout := c.cfg.commandTimeout
-		if form != smtpwire.NoBody {
+		if form != smtpwire.NoBody || next.form != smtpwire.NoBody || rset {
+			// A body goes, or a BDAT LAST awaits its final reply.
 			timeout = c.cfg.dataTimeout
 		}
 		c.conn.SetDeadline(time.Now().Add(timeout))
-		if len(cmds) > 0 {
-			c.traceCommands(cmds)
-		}
-		if err := c.write(cmds, form, body, crlfClean); err != nil {
-			return err
-		}
-		if form != smtpwire.NoBody {
-			c.traceBody(len(body))
+		if len(cmds) > 0 || form != smtpwire.NoBody || len(next.cmds) > 0 {
+			if len(cmds) > 0 {
+				c.traceCommands(cmds)
+			}
+			if err := c.write(cmds, form, body, crlfClean, &next); err != nil {
+				if len(cmds) > 0 || form != smtpwire.NoBody {
+					return err
+				}
+				// t wrote all it had before: its replies may have come
+				// (the server answered, then closed). The following
+				// transaction had none: it is replayable.
+				aheadErr = err
+			}
+			if form != smtpwire.NoBody {
+				c.traceBody(len(body))
+			}
+			if len(next.cmds) > 0 {
+				c.traceCommands(next.cmds)
+			}
+			if next.form != smtpwire.NoBody {
+				c.traceBody(len(next.body))
+			}
 		}
 		for t.Awaiting() {
 			n, rep, err := t.Feed(c.rr.unread())
@@ -139,14 +195,23 @@ func (c *Client) exchange(ctx context.Context, body []byte, crlfClean bool) erro
 			}
 		}
 	}
-	return nil
+	return aheadErr
+}
+
+// followWrite is what a transaction pipelined behind another writes: its
+// commands, and after BDAT its body as it is.
+type followWrite struct {
+	cmds []byte
+	form smtpwire.BodyForm // NoBody or BodyAsIs
+	body []byte
 }
 
 // write sends cmds followed by body in the form the transaction asks for,
-// (under the round's deadline, which exchange sets): in one writev straight
-// from the spool's buffer when vector allows, else through c.w.
-func (c *Client) write(cmds []byte, form smtpwire.BodyForm, body []byte, crlfClean bool) error {
-	if bufs, ok := c.vector(cmds, form, body, crlfClean); ok {
+// then next (a transaction pipelined behind it), all under the round's
+// deadline, which exchange sets: in one writev straight from the spool's
+// buffers when vector allows, else through c.w.
+func (c *Client) write(cmds []byte, form smtpwire.BodyForm, body []byte, crlfClean bool, next *followWrite) error {
+	if bufs, ok := c.vector(cmds, form, body, crlfClean, next); ok {
 		n := len(bufs)
 		_, err := bufs.WriteTo(c.conn)
 		clear(c.iov[:n]) // keep no slice of the body
@@ -165,6 +230,14 @@ func (c *Client) write(cmds []byte, form smtpwire.BodyForm, body []byte, crlfCle
 	if err != nil {
 		return err
 	}
+	if _, err := c.w.Write(next.cmds); err != nil {
+		return err
+	}
+	if next.form == smtpwire.BodyAsIs {
+		if _, err := c.w.Write(next.body); err != nil {
+			return err
+		}
+	}
 	return c.w.Flush()
 }
 
@@ -172,17 +245,22 @@ func (c *Client) write(cmds []byte, form smtpwire.BodyForm, body []byte, crlfCle
 // stuffed lines than about half of it goes through the write buffer.
 const maxPieces = 1024
 
-// vector returns cmds and body as the slices of one writev (c.iov), with
+// vector returns cmds, body and next as the slices of one writev (c.iov), with
 // no copy of the body: on a plain TCP connection, for a body that would
 // not fit the write buffer, as it is (BDAT) or CRLF-clean and dot-stuffed
 // (DATA, the pieces of stuffedPieces). Otherwise, and for TLS, whose
 // records take a copy anyway, it returns false.
-func (c *Client) vector(cmds []byte, form smtpwire.BodyForm, body []byte, crlfClean bool) (net.Buffers, bool) {
-	if _, plain := c.conn.(*net.TCPConn); !plain || c.w.Buffered() > 0 || len(cmds)+len(body) <= c.w.Available() {
+func (c *Client) vector(cmds []byte, form smtpwire.BodyForm, body []byte, crlfClean bool, next *followWrite) (net.Buffers, bool) {
+	size := len(cmds) + len(next.cmds) + len(next.body)
+	if form != smtpwire.NoBody {
+		size += len(body)
+	}
+	if _, plain := c.conn.(*net.TCPConn); !plain || c.w.Buffered() > 0 || size <= c.w.Available() {
 		return nil, false
 	}
 	bufs := append(c.iov[:0], cmds)
 	switch {
+	case form == smtpwire.NoBody:
 	case form == smtpwire.BodyAsIs:
 		bufs = append(bufs, body)
 	case form == smtpwire.BodyDotStuffed && crlfClean:
@@ -196,6 +274,12 @@ func (c *Client) vector(cmds []byte, form smtpwire.BodyForm, body []byte, crlfCl
 		}
 	default:
 		return nil, false
+	}
+	if len(next.cmds) > 0 {
+		bufs = append(bufs, next.cmds)
+	}
+	if next.form == smtpwire.BodyAsIs {
+		bufs = append(bufs, next.body)
 	}
 	c.iov = bufs[:0]
 	return bufs, true

@@ -42,7 +42,7 @@ func FuzzServerReplies(f *testing.F) {
 		ctx := context.Background()
 		e := &Envelope{From: "s@src.test", Rcpts: []string{"a@dst.test", "b@dst.test"}, Body: []byte("Subject: x\r\n\r\n.x\r\n")}
 		if serr := c.hello(ctx, false); serr == nil {
-			res, _ := c.send(ctx, e, newClientMessage(e))
+			res, _ := c.send(ctx, e, newClientMessage(e), nil)
 			if len(res) != 2 {
 				t.Fatalf("%d results for 2 recipients", len(res))
 			}

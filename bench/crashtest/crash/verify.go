@@ -24,8 +24,9 @@ type Report struct {
 	Duplicates   int // deliveries beyond the first: allowed, up to DupBound
 	// DupBound is what was in DATA on gannet's open outbound connections
 	// at the kills, as smtpsink counted it (Stats.CutAfterReply +
-	// CutInData): messages the sink accepted with no command after the 250
-	// (gannet may not have read it) or was still receiving. Only these may
+	// CutInData): messages the sink accepted with a 250 gannet may not have
+	// read (up to two per connection: gannet pipelines the next transaction
+	// before it reads the last one's replies) or was still receiving. Only these may
 	// come again; a duplicate beyond them is an outcome the spool lost.
 	DupBound      int
 	Unacked       int // delivered without a 250 (client saw a broken connection): allowed

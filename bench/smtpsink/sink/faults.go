@@ -46,8 +46,9 @@ func ParseStage(name string) (Stage, error) {
 // times the stage is reached (over all connections, from SetFaults on),
 // and never after: a provider that defers for a while and recovers. A 421
 // closes the connection after the reply. Match, when not empty, limits a
-// mail or rcpt failure to addresses that contain it (case-sensitive), so a
-// test can fail chosen recipients deterministically.
+// mail or rcpt failure to addresses that contain it (case-sensitive), and
+// a data or dot failure to transactions whose sender contains it, so a
+// test can fail chosen recipients or messages deterministically.
 type Failure struct {
 	Stage Stage
 	Code  int     // 400..599
@@ -65,10 +66,12 @@ type Delay struct {
 	Duration time.Duration
 }
 
-// Drop closes the connection without a reply at a stage, with probability Prob.
+// Drop closes the connection without a reply at a stage, with probability
+// Prob. Match limits it as it limits a Failure.
 type Drop struct {
 	Stage Stage
 	Prob  float64
+	Match string
 }
 
 // Throttle answers "421 4.7.0" at MAIL once Limit messages have been started
@@ -136,12 +139,13 @@ func ParseDelay(spec string) (Delay, error) {
 	return Delay{Stage: st, Duration: d}, nil
 }
 
-// ParseDrop parses "STAGE:PROB", e.g. "data:0.01".
+// ParseDrop parses "STAGE[~MATCH]:PROB", e.g. "data:0.01" or "dot~cut:1".
 func ParseDrop(spec string) (Drop, error) {
 	stage, prob, ok := strings.Cut(spec, ":")
 	if !ok {
-		return Drop{}, fmt.Errorf("drop %q: want STAGE:PROB", spec)
+		return Drop{}, fmt.Errorf("drop %q: want STAGE[~MATCH]:PROB", spec)
 	}
+	stage, match, _ := strings.Cut(stage, "~")
 	st, err := ParseStage(stage)
 	if err != nil {
 		return Drop{}, fmt.Errorf("drop %q: %w", spec, err)
@@ -150,7 +154,7 @@ func ParseDrop(spec string) (Drop, error) {
 	if err != nil {
 		return Drop{}, fmt.Errorf("drop %q: %w", spec, err)
 	}
-	return Drop{Stage: st, Prob: p}, nil
+	return Drop{Stage: st, Prob: p, Match: match}, nil
 }
 
 // ParseThrottle parses "N/m" (also "N/s", "N/h", or "N/DURATION" such as
@@ -216,6 +220,7 @@ type stageFaults struct {
 	failures [numStages][]Failure
 	delay    [numStages]time.Duration
 	drop     [numStages]float64
+	drops    [numStages][]Drop // those with a Match
 	throttle Throttle
 	any      [numStages]bool
 }
@@ -238,6 +243,11 @@ func compileFaults(f Faults) *stageFaults {
 		sf.any[x.Stage] = true
 	}
 	for _, x := range f.Drops {
+		sf.any[x.Stage] = true
+		if x.Match != "" {
+			sf.drops[x.Stage] = append(sf.drops[x.Stage], x)
+			continue
+		}
 		// Two drop rules at one stage combine as independent chances.
 		sf.drop[x.Stage] = 1 - (1-sf.drop[x.Stage])*(1-x.Prob)
 		sf.any[x.Stage] = true

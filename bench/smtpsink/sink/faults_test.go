@@ -42,7 +42,10 @@ func TestParseDelayDropThrottle(t *testing.T) {
 	if _, err := ParseDelay("dot:soon"); err == nil {
 		t.Error("ParseDelay accepted a bad duration")
 	}
-	if d, err := ParseDrop("data:0.5"); err != nil || d != (Drop{StageData, 0.5}) {
+	if d, err := ParseDrop("data:0.5"); err != nil || d != (Drop{Stage: StageData, Prob: 0.5}) {
+		t.Errorf("ParseDrop = %+v, %v", d, err)
+	}
+	if d, err := ParseDrop("dot~cut:1"); err != nil || d != (Drop{Stage: StageDot, Prob: 1, Match: "cut"}) {
 		t.Errorf("ParseDrop = %+v, %v", d, err)
 	}
 	for spec, want := range map[string]Throttle{"100/m": {100, time.Minute}, "5/s": {5, time.Second}, "7/10s": {7, 10 * time.Second}} {
@@ -157,6 +160,43 @@ func TestFailureMatchAndProbability(t *testing.T) {
 		if code, _ := c.cmd(st.line); code != st.want {
 			t.Errorf("%q: got %d, want %d", st.line, code, st.want)
 		}
+	}
+}
+
+// At data and dot, Match picks transactions by their sender: only the
+// chosen message is refused at its ".", and a matched drop cuts the
+// connection right after the "." of the chosen one.
+func TestDotFailureAndDropMatchSender(t *testing.T) {
+	s := startSink(t, Config{Faults: Faults{
+		Failures: []Failure{{Stage: StageDot, Code: 554, Prob: 1, Match: "refuse", Text: "5.7.1 No"}},
+		Drops:    []Drop{{Stage: StageDot, Prob: 1, Match: "cut"}},
+	}})
+	c := dialRaw(t, s.Addr())
+	c.expect(220)
+	c.cmd("EHLO c")
+	send := func(from string) int {
+		t.Helper()
+		for _, line := range []string{"MAIL FROM:<" + from + ">", "RCPT TO:<b@example.test>"} {
+			if code, text := c.cmd(line); code != 250 {
+				t.Fatalf("%q: %d %s", line, code, text)
+			}
+		}
+		if code, text := c.cmd("DATA"); code != 354 {
+			t.Fatalf("DATA: %d %s", code, text)
+		}
+		code, _ := c.cmd("x\r\n.")
+		return code
+	}
+	for _, st := range []struct {
+		from string
+		want int
+	}{{"ok@example.test", 250}, {"refuse@example.test", 554}, {"ok2@example.test", 250}, {"cut@example.test", 0}} {
+		if got := send(st.from); got != st.want {
+			t.Errorf("message from %s: reply %d, want %d", st.from, got, st.want)
+		}
+	}
+	if st := s.Stats(); st.Messages != 2 || st.Rejected != 1 || st.Dropped != 1 {
+		t.Errorf("stats = %+v", st)
 	}
 }
 

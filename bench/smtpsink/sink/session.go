@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -48,10 +49,15 @@ type session struct {
 
 	// For a connection the client drops without QUIT (Stats.CutAfterReply,
 	// Stats.CutInData): inData is set from 354 (or the first accepted BDAT
-	// chunk) to the end of the transaction; replied when a message was
-	// accepted with 250 and no command has followed it since.
-	inData  bool
-	replied bool
+	// chunk) to the end of the transaction. unread holds, for the last two
+	// transactions that ended, whether a message was accepted with a 250
+	// the client may not have read: a pipelining client writes its next
+	// transaction before it reads the last one's replies (RFC 2920 §3.1;
+	// Gannet keeps up to two in flight). A DATA body proves that the client
+	// read every reply before its 354; without PIPELINING any command
+	// proves that it read the reply before it.
+	inData bool
+	unread [2]bool
 }
 
 func (s *Sink) serve(c net.Conn) {
@@ -95,8 +101,10 @@ func (ss *session) countCut(err error) {
 		return
 	default:
 	}
-	if ss.replied {
-		ss.s.c.cutAfterReply.Add(1)
+	for _, u := range ss.unread {
+		if u {
+			ss.s.c.cutAfterReply.Add(1)
+		}
 	}
 	if ss.inData {
 		ss.s.c.cutInData.Add(1)
@@ -134,7 +142,9 @@ func (ss *session) run() error {
 			}
 			return err
 		}
-		ss.replied = false // the client spoke after the last 250: it read it
+		if ss.s.cfg.NoPipelining {
+			ss.unread = [2]bool{} // the client spoke after the last 250: it read it
+		}
 		if err := ss.command(trimCRLF(line)); err != nil {
 			return err
 		}
@@ -147,6 +157,7 @@ func (ss *session) run() error {
 func (ss *session) readLine() ([]byte, error) {
 	if ss.r.Buffered() == 0 {
 		if ss.w.Buffered() > 0 {
+			ss.s.c.flushes.Add(1)
 			if err := ss.w.Flush(); err != nil {
 				return nil, err
 			}
@@ -190,7 +201,8 @@ func (ss *session) badCommand(code int, text string) error {
 }
 
 // fault applies the injected faults of stage st, arg being the address for
-// mail and rcpt. handled reports that it answered (or dropped) in place of
+// mail and rcpt (a Match is looked for in it; at data and dot, in the
+// transaction's sender). handled reports that it answered (or dropped) in place of
 // the normal reply; err is set when the session must end.
 func (ss *session) fault(st Stage, arg []byte) (handled bool, err error) {
 	f := ss.s.faults.Load()
@@ -205,9 +217,21 @@ func (ss *session) fault(st Stage, arg []byte) (handled bool, err error) {
 		ss.s.c.dropped.Add(1)
 		return true, errAbort
 	}
+	matches := func(m string) bool {
+		if st == StageData || st == StageDot {
+			return strings.Contains(ss.from, m)
+		}
+		return bytes.Contains(arg, []byte(m))
+	}
+	for _, x := range f.drops[st] {
+		if matches(x.Match) && ss.rng.Float64() < x.Prob {
+			ss.s.c.dropped.Add(1)
+			return true, errAbort
+		}
+	}
 	for i := range f.failures[st] {
 		x := &f.failures[st][i]
-		if x.Match != "" && !bytes.Contains(arg, []byte(x.Match)) {
+		if x.Match != "" && !matches(x.Match) {
 			continue
 		}
 		if x.fires(ss.rng.Float64) {
@@ -356,8 +380,8 @@ func (ss *session) mail(arg []byte) error {
 	}
 	ss.resetTx()
 	ss.inTx = true
-	if ss.s.keepBody {
-		ss.from = string(addr)
+	if ss.s.keepBody || f.any[StageData] || f.any[StageDot] {
+		ss.from = string(addr) // (a Match of those stages looks at it)
 	}
 	ss.reply(250, "2.1.0 Sender OK")
 	return nil
@@ -405,6 +429,7 @@ func (ss *session) data() error {
 	if err := ss.readData(); err != nil {
 		return err
 	}
+	ss.unread = [2]bool{} // the body came after the 354: the client read it
 	return ss.finish(false)
 }
 
@@ -503,6 +528,7 @@ func (ss *session) bdat(arg []byte) error {
 // readChunk reads exactly n bytes of BDAT data, keeping them when keep.
 func (ss *session) readChunk(n int64, keep bool) error {
 	if int64(ss.r.Buffered()) < n && ss.w.Buffered() > 0 {
+		ss.s.c.flushes.Add(1)
 		if err := ss.w.Flush(); err != nil {
 			return err
 		}
@@ -565,7 +591,7 @@ func (ss *session) finish(chunked bool) error {
 	ss.s.c.bytes.Add(uint64(ss.size))
 	// The reply carries the sink's sequence number as the queue id, in the
 	// same "id=" form Gannet uses, without allocating.
-	ss.replied = true
+	ss.unread = [2]bool{ss.unread[1], true}
 	ss.w.WriteString("250 2.0.0 OK id=")
 	ss.w.Write(strconv.AppendUint(ss.num[:0], seq, 10))
 	ss.w.WriteString("\r\n")

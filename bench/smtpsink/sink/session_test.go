@@ -274,10 +274,11 @@ func TestStartTLSDiscardsPipelinedBytes(t *testing.T) {
 	}
 }
 
-// A client that goes away without QUIT leaves its last accepted message
-// counted as cut after the reply (it may not have read the 250) and a
-// message it was still sending as cut in DATA; a command after the 250, or
-// QUIT, means the client read it.
+// A client that goes away without QUIT leaves its last accepted messages
+// counted as cut after the reply (it may not have read the 250: with
+// PIPELINING a command after it proves nothing, up to two transactions may
+// be in flight) and a message it was still sending as cut in DATA; the body
+// of a later DATA, or QUIT, means the client read it.
 func TestCutConnections(t *testing.T) {
 	s := startSink(t, Config{})
 	tx := func(c *rawClient, id string) {
@@ -307,7 +308,8 @@ func TestCutConnections(t *testing.T) {
 	b.cmd("DATA")
 	b.send("X-Blast-Id: b-1\r\n\r\nhalf a bo")
 	b.conn.Close()
-	// A command after the 250, then gone: the 250 was read.
+	// A command after the 250, then gone: a pipelining client may have
+	// written it before it read the 250.
 	c := open()
 	tx(c, "c-1")
 	c.cmd("NOOP")
@@ -318,7 +320,41 @@ func TestCutConnections(t *testing.T) {
 	d.cmd("QUIT")
 	d.conn.Close()
 	waitFor(t, "four sessions to end", func() bool { return s.Stats().CurrentConns == 0 })
-	if st := s.Stats(); st.CutAfterReply != 1 || st.CutInData != 1 || st.Messages != 4 {
-		t.Errorf("cut after reply %d, cut in data %d, messages %d; want 1, 1, 4", st.CutAfterReply, st.CutInData, st.Messages)
+	if st := s.Stats(); st.CutAfterReply != 2 || st.CutInData != 1 || st.Messages != 4 {
+		t.Errorf("cut after reply %d, cut in data %d, messages %d; want 2, 1, 4", st.CutAfterReply, st.CutInData, st.Messages)
+	}
+}
+
+// Two BDAT transactions written at once (as Gannet keeps two in flight),
+// then gone: both 250s may be unread. Without PIPELINING, a command after
+// the 250 proves the client read it.
+func TestCutConnectionsPipelinedBDAT(t *testing.T) {
+	s := startSink(t, Config{Chunking: true})
+	c := dialRaw(t, s.Addr())
+	c.expect(220)
+	c.cmd("EHLO client.example.test")
+	c.send("MAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nBDAT 6 LAST\r\nbody\r\n" +
+		"RSET\r\nMAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nBDAT 6 LAST\r\nbody\r\n")
+	for _, want := range []int{250, 250, 250, 250, 250, 250, 250} {
+		c.expect(want)
+	}
+	c.conn.Close()
+	np := startSink(t, Config{NoPipelining: true})
+	d := dialRaw(t, np.Addr())
+	d.expect(220)
+	d.cmd("EHLO client.example.test")
+	for _, line := range []string{"MAIL FROM:<a@example.test>", "RCPT TO:<b@example.test>", "DATA"} {
+		d.cmd(line)
+	}
+	d.send("body\r\n.\r\n")
+	d.expect(250)
+	d.cmd("NOOP")
+	d.conn.Close()
+	waitFor(t, "the sessions to end", func() bool { return s.Stats().CurrentConns == 0 && np.Stats().CurrentConns == 0 })
+	if st := s.Stats(); st.CutAfterReply != 2 || st.Messages != 2 {
+		t.Errorf("pipelined: cut after reply %d, messages %d; want 2, 2", st.CutAfterReply, st.Messages)
+	}
+	if st := np.Stats(); st.CutAfterReply != 0 || st.Messages != 1 {
+		t.Errorf("without pipelining: cut after reply %d, messages %d; want 0, 1", st.CutAfterReply, st.Messages)
 	}
 }

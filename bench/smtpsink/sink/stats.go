@@ -24,12 +24,21 @@ type Stats struct {
 	Throttled          uint64 `json:"throttled"`           // MAIL commands refused by the throttle
 	Dropped            uint64 `json:"dropped"`             // connections dropped by injection
 	// Connections the client ended without QUIT (a read or write error,
-	// such as a relay killed with SIGKILL): CutAfterReply counts those whose
-	// last transaction was accepted with 250 and no command followed it (the
-	// client may not have read the 250), CutInData those that ended inside
-	// DATA or BDAT. Their sum bounds what such a client can send again.
-	CutAfterReply uint64         `json:"cut_after_reply"`
-	CutInData     uint64         `json:"cut_in_data"`
+	// such as a relay killed with SIGKILL): CutAfterReply counts the
+	// messages accepted with a 250 the client may not have read — of the
+	// last two transactions of the connection (a pipelining client may have
+	// two in flight), unless a later DATA body (or, without PIPELINING, a
+	// later command) showed it read them — and CutInData the connections
+	// that ended inside DATA or BDAT. Their sum bounds what such a client
+	// can send again.
+	CutAfterReply uint64 `json:"cut_after_reply"`
+	CutInData     uint64 `json:"cut_in_data"`
+	// ReplyFlushes counts the times the sink sent its buffered replies
+	// because it had read everything the client sent and was about to wait
+	// for more (RFC 2920 §3.2): the round trips of the conversations. A
+	// client that pipelines the next envelope behind each body (RFC 2920
+	// §3.1) costs about one per message; one that waits for the 354, two.
+	ReplyFlushes  uint64         `json:"reply_flushes"`
 	Replies       map[int]uint64 `json:"replies"` // replies sent, by code
 	UptimeSeconds float64        `json:"uptime_seconds"`
 }
@@ -76,6 +85,7 @@ type counters struct {
 	dropped       atomic.Uint64
 	cutAfterReply atomic.Uint64
 	cutInData     atomic.Uint64
+	flushes       atomic.Uint64
 	replies       [600]atomic.Uint64
 }
 
@@ -119,6 +129,7 @@ func (c *counters) snapshot(uptime time.Duration) Stats {
 		Dropped:            c.dropped.Load(),
 		CutAfterReply:      c.cutAfterReply.Load(),
 		CutInData:          c.cutInData.Load(),
+		ReplyFlushes:       c.flushes.Load(),
 		Replies:            map[int]uint64{},
 		UptimeSeconds:      uptime.Seconds(),
 	}
