@@ -14,6 +14,7 @@ import (
 func (e *Engine) adminHandler() http.Handler {
 	opts := admin.Options{
 		Loop:         e.delivery,
+		Xfer:         e.delivery,
 		Spool:        e.spool,
 		Quarantine:   e.spool,
 		Dead:         e.spool,

@@ -58,6 +58,7 @@ func commands() []command {
 		{"reload", "re-read the relay's config and apply it, as SIGHUP does: reload (exit 1 and the problems when refused)", cmdReload},
 		{"drain", "stop taking new mail, keep delivering (rolling restarts): drain [-off] [-status]", cmdDrain},
 		{"cluster", "the cluster's nodes ([cluster] redis) with their queue depths and rates: cluster status", cmdCluster},
+		{"xfer", "hand queued mail to another node over SMTP (before retiring this one): xfer -to NODE|host:port -domain D [-tenant T] [-campaign C] [-site S] | xfer -list | xfer -cancel ID", cmdXfer},
 		{"version", "print the version", cmdVersion},
 		{"help", "print this help", cmdHelp},
 	}

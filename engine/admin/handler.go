@@ -105,6 +105,10 @@ type Options struct {
 	// Cluster lists the cluster's nodes (/api/admin/cluster/v1). Nil:
 	// the node is not clustered (the answer says so).
 	Cluster Cluster
+
+	// Xfer makes, lists and cancels the xfer rules that hand queued mail
+	// to another node (/api/admin/xfer/v1). Nil: 404.
+	Xfer XferLoop
 }
 
 // handler serves /api/admin/….
@@ -188,6 +192,8 @@ func (h *handler) routes(path string) route {
 		return route{http.MethodGet: h.drainState, http.MethodPost: h.drain}
 	case PathCluster:
 		return route{http.MethodGet: h.clusterStatus}
+	case PathXfer:
+		return h.routeXfer()
 	}
 	return nil
 }

@@ -20,6 +20,10 @@ const (
 	AdminBounce      Type = "AdminBounce"      // an operator bounced it through the admin API
 	AdminDelete      Type = "AdminDelete"      // an operator deleted it through the admin API (no bounce)
 	DeadLetter       Type = "DeadLetter"       // it can no longer be delivered and was kept as a dead letter
+	// XferOut: an xfer rule (gannet xfer) handed the recipient to another
+	// node, which answered 2xx; Site is that node's "host:port". Final
+	// here, and not a delivery.
+	XferOut Type = "XferOut"
 	// Rejection: Gannet answered an SMTP client with a 4xx or 5xx (at
 	// connect, EHLO, AUTH, MAIL, RCPT, DATA/BDAT, …); Command says to what.
 	Rejection Type = "Rejection"
