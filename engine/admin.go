@@ -36,6 +36,13 @@ func (e *Engine) adminHandler() http.Handler {
 	if e.cluster != nil {
 		opts.Cluster = e.cluster
 	}
+	opts.OwnSMTP = func() []string {
+		var out []string
+		for _, a := range e.SMTPAddrs() {
+			out = append(out, a.String())
+		}
+		return out
+	}
 	return admin.New(opts)
 }
 

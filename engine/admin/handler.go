@@ -109,6 +109,10 @@ type Options struct {
 	// Xfer makes, lists and cancels the xfer rules that hand queued mail
 	// to another node (/api/admin/xfer/v1). Nil: 404.
 	Xfer XferLoop
+	// OwnSMTP returns this node's SMTP listener addresses ("host:port"),
+	// which an xfer may not name as its target (the mail would go round
+	// for ever). Nil: none.
+	OwnSMTP func() []string
 }
 
 // handler serves /api/admin/….

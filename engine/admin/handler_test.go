@@ -105,7 +105,7 @@ func newWorldAt(t testing.TB, dir string) *world {
 		sp.Close()
 	})
 	n := 0
-	h := New(Options{Loop: w.loop, Xfer: w.loop, Spool: sp, Quarantine: sp, Dead: sp, TenantRate: func(t string) float64 {
+	h := New(Options{Loop: w.loop, Xfer: w.loop, OwnSMTP: func() []string { return []string{"127.0.0.1:2525"} }, Spool: sp, Quarantine: sp, Dead: sp, TenantRate: func(t string) float64 {
 		if t == "acme" {
 			return 2
 		}

@@ -64,6 +64,13 @@ func (h *handler) xfer(w http.ResponseWriter, r *http.Request, c caller) *apiErr
 	if err != nil {
 		return err
 	}
+	if h.opts.OwnSMTP != nil {
+		for _, a := range h.opts.OwnSMTP() {
+			if strings.EqualFold(a, target) {
+				return fail(http.StatusUnprocessableEntity, "to: %s is this node's own SMTP listener: name another node", target)
+			}
+		}
+	}
 	sel := delivery.Selector{Domain: req.Domain, Tenant: req.Tenant, Campaign: req.Campaign, Site: req.Site}.Normalize()
 	if sel.IsZero() {
 		return fail(http.StatusUnprocessableEntity, "at least one of domain, tenant, campaign or site is required")

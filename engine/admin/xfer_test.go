@@ -20,6 +20,7 @@ func TestXferEndpoint(t *testing.T) {
 		{"no target", "POST", `{"domain":"x.test"}`, "", "", http.StatusUnprocessableEntity},
 		{"a node id, not host:port", "POST", `{"to":"node-b","domain":"x.test"}`, "", "", http.StatusUnprocessableEntity},
 		{"bad port", "POST", `{"to":"127.0.0.1:99999","domain":"x.test"}`, "", "", http.StatusUnprocessableEntity},
+		{"this node itself", "POST", `{"to":"127.0.0.1:2525","domain":"x.test"}`, "", "", http.StatusUnprocessableEntity},
 		{"no selector", "POST", `{"to":"127.0.0.1:2526"}`, "", "", http.StatusUnprocessableEntity},
 		{"unknown field", "POST", `{"to":"127.0.0.1:2526","domian":"x.test"}`, "", "", http.StatusBadRequest},
 		{"a tenant's key", "POST", `{"to":"127.0.0.1:2526","tenant":"acme"}`, "key-acme", "192.0.2.9:5000", http.StatusForbidden},
