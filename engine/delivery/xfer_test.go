@@ -201,3 +201,23 @@ func TestXferRuleKeptNotShared(t *testing.T) {
 		t.Errorf("an xfer rule taken from the cluster: %+v", l)
 	}
 }
+
+// TestXferBySite: a rule naming a site matches after the MX lookup, on the
+// site found: mail of domains hosted there goes to the target, the rest to
+// its MX hosts.
+func TestXferBySite(t *testing.T) {
+	h := newHarness(t, nil)
+	h.route.routes["x.test"] = &resolver.Route{Domain: "x.test", Site: mxSite("mx.shared.test")}
+	h.route.routes["z.test"] = &resolver.Route{Domain: "z.test", Site: mxSite("mx.shared.test")}
+	sites := xferWorld(h, reply(250, "2.0.0", "OK"))
+	h.loop.Start()
+	h.loop.Xfer(context.Background(), "x1", Selector{Site: "MX.shared.test"}, xferTo, "")
+	h.enqueue(t, newMessage("m1", h.clock.Now(), "a@x.test", "b@y.test", "c@z.test"), "b\r\n")
+	h.rec.waitFor(t, 3)
+	if got := h.rec.summary(); !equalStrings(got, []string{"TransientFailure b@y.test", "XferOut a@x.test", "XferOut c@z.test"}) {
+		t.Fatalf("records %v", got)
+	}
+	if got := sites(); got[xferTo] != 2 || got["mx.y.test"] != 1 || got["mx.shared.test"] != 0 {
+		t.Errorf("transactions per site: %v", got)
+	}
+}
