@@ -140,3 +140,56 @@ relay_to = %q
 		t.Errorf("envelope sender at the receiver %q, want app@src.test", got[0].MailFrom)
 	}
 }
+
+// TestE2EXferRefusedByTarget: without a cluster, `gannet xfer -to
+// host:port` names the other node's SMTP listener. A node that does not
+// relay for this one refuses the transfer (554 5.7.1): that is not the
+// recipient's bounce, so the mail stays queued here (a TransientFailure
+// saying the target refused, a warning in the log), nothing arrives
+// anywhere, and it is still queued after the rule is cancelled. A node id
+// without a cluster, and this node's own listener, are refused as targets.
+func TestE2EXferRefusedByTarget(t *testing.T) {
+	refusing := startGoSink(t, hostPort("127.0.0.1", freePort(t, false, "127.0.0.1")), "rcpt:451:1:4.3.0 not now")
+	sink := startGoSink(t, hostPort("127.0.0.1", freePort(t, false, "127.0.0.1")))
+	a := startGannet(t, gannetConfig{DNS: "127.0.0.1:1", DeliveryPort: 1, RetryInterval: "1h", MaxRetryInterval: "1h", MaxRetryAge: "24h",
+		Extra: fmt.Sprintf("\n[relay.\"gone.example\"]\nrelay_to = %q\n", refusing.addr())})
+	b := startGannet(t, gannetConfig{DNS: "127.0.0.1:1", DeliveryPort: 1, RelayHosts: []string{"127.0.0.9/32"},
+		DeliveryExtra: fmt.Sprintf("relay_to = %q\n", sink.addr())})
+
+	const gone = "user@gone.example"
+	id := injectSimple(t, a, gone, "", "", "refused by the target")
+	a.WaitRecords(recordFilter{Type: "TransientFailure", Recipient: gone}, 1, deliveryMax)
+
+	for _, to := range []string{"node-b", a.SMTPAddr} {
+		if out, errOut, code := runGannetCLI(t, a, "xfer", "-to", to, "-domain", "gone.example"); code != 1 {
+			t.Errorf("xfer -to %s (%d, want 1): %s%s", to, code, out, errOut)
+		}
+	}
+	out, errOut, code := runGannetCLI(t, a, "xfer", "-to", b.SMTPAddr, "-domain", "gone.example")
+	m := regexp.MustCompile(`^xfer (\S+) in force`).FindStringSubmatch(out)
+	if code != 0 || m == nil {
+		t.Fatalf("xfer -to %s (%d): %s%s", b.SMTPAddr, code, out, errOut)
+	}
+	recs := a.WaitRecords(recordFilter{Type: "TransientFailure", Recipient: gone}, 2, deliveryMax)
+	r := recs[1]
+	if r.Site != b.SMTPAddr || r.Response.Code != 451 || !strings.Contains(r.Response.Content, "refused the transfer") ||
+		!strings.Contains(r.Response.Content, "554 5.7.1") {
+		t.Errorf("node-a's record of the refused transfer: %s", r)
+	}
+	if !strings.Contains(a.p.out.String(), "xfer: the target refused the transfer") {
+		t.Errorf("no warning of the refused transfer in node-a's log:\n%s", tail(a.p.out.String(), 2000))
+	}
+	if out, errOut, code := runGannetCLI(t, a, "xfer", "-cancel", m[1]); code != 0 {
+		t.Errorf("xfer -cancel (%d): %s%s", code, out, errOut)
+	}
+	out, errOut, code = runGannetCLI(t, a, "queue", "list", "-domain", "gone.example")
+	if code != 0 || !strings.Contains(out, id) {
+		t.Errorf("node-a's queue after the refused transfer (%d): %s%s", code, out, errOut)
+	}
+	if n := len(selectRecords(a.Records(), recordFilter{Type: "XferOut"})) + len(selectRecords(a.Records(), recordFilter{Type: "Bounce"})); n != 0 {
+		t.Errorf("%d XferOut or Bounce records on node-a: %s", n, summarize(a.Records()))
+	}
+	if got := sink.arrivals(t); len(got) != 0 {
+		t.Errorf("mail arrived through node-b although it refused the transfer: %+v", got)
+	}
+}
