@@ -16,7 +16,8 @@ import (
 // the cluster's registry, at the SMTP address it registered) hands the mail
 // of gone.example to node-b, which delivers it to its own receiver once,
 // the body and node-a's header lines intact; node-a logs an XferOut record
-// naming node-b's SMTP address, counts no delivery, and has nothing queued
+// naming node-b's SMTP address, counts it as transferred and not as
+// delivered (gannet_messages_xferred_total), and has nothing queued
 // for gone.example, while the mail of stay.example stays on node-a. New
 // mail for gone.example goes to node-b too while the rule is in force. The
 // rule is listed (with its target), is still in force after node-a
@@ -89,8 +90,12 @@ relay_to = %q
 	if recs := selectRecords(a.Records(), recordFilter{Recipient: stay}); len(selectRecords(recs, recordFilter{Type: "XferOut"})) > 0 {
 		t.Errorf("mail of stay.example handed over: %s", summarize(recs))
 	}
-	if got := scrapeMetrics(t, a.HTTPAddr).get(t, "gannet_messages_delivered_total"); got != 0 {
+	metrics := scrapeMetrics(t, a.HTTPAddr)
+	if got := metrics.get(t, "gannet_messages_delivered_total"); got != 0 {
 		t.Errorf("node-a's gannet_messages_delivered_total = %v, want 0: a transfer is not a delivery", got)
+	}
+	if got := metrics.get(t, "gannet_messages_xferred_total"); got != 2 {
+		t.Errorf("node-a's gannet_messages_xferred_total = %v, want 2", got)
 	}
 
 	// The rule is listed, survives node-a's restart, and is cancelled.

@@ -26,7 +26,8 @@ import (
 //     gannet_transient_failures_by_class_total{class}. A TransientFailure
 //     record that has no bounce_classification yet gets one here, from the
 //     same rules as bounces. An XferOut record (gannet xfer) counts in
-//     none of them: it only ends the recipient's queue depth;
+//     none of them, only in gannet_messages_xferred_total, and ends the
+//     recipient's queue depth;
 //   - every message entering the queue (accepted, a bounce message, or
 //     loaded from the spool at start), through enqueued: its pending
 //     recipients count towards their domain's queue depth until a
@@ -90,6 +91,7 @@ func (o *observer) record(r *logrec.Record) {
 	case logrec.XferOut:
 		// Handed to another node (gannet xfer): no longer queued here, and
 		// neither delivered nor bounced.
+		o.m.Xferred.Inc()
 		o.settled(mailaddr.Domain(r.Recipient))
 		return
 	default:
