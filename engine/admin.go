@@ -14,6 +14,7 @@ import (
 func (e *Engine) adminHandler() http.Handler {
 	opts := admin.Options{
 		Loop:         e.delivery,
+		Xfer:         e.delivery,
 		Spool:        e.spool,
 		Quarantine:   e.spool,
 		Dead:         e.spool,
@@ -41,6 +42,13 @@ func (e *Engine) adminHandler() http.Handler {
 	opts.Erase = e.Erase // erase.go
 	if e.events != nil {
 		opts.Events = e.events
+	}
+	opts.OwnSMTP = func() []string {
+		var out []string
+		for _, a := range e.SMTPAddrs() {
+			out = append(out, a.String())
+		}
+		return out
 	}
 	return admin.New(opts)
 }

@@ -33,7 +33,8 @@ func (e *Engine) buildCluster() error {
 }
 
 // startCluster registers the node, with the address of its first HTTP
-// listener that serves the admin API, starts its heartbeat and shares its
+// listener that serves the admin API and that of its first SMTP listener
+// (where gannet xfer hands it mail), starts its heartbeat and shares its
 // admin rules (reconciled with the cluster's before the queue loads).
 func (e *Engine) startCluster() {
 	if e.cluster == nil {
@@ -46,9 +47,13 @@ func (e *Engine) startCluster() {
 			break
 		}
 	}
-	e.cluster.Start(admin)
+	smtp := ""
+	if as := e.SMTPAddrs(); len(as) > 0 {
+		smtp = as[0].String()
+	}
+	e.cluster.Start(admin, smtp)
 	e.cluster.Rules().Start(e.delivery)
-	e.log.Info("cluster node started", "node_id", e.cluster.NodeID(), "admin", admin)
+	e.log.Info("cluster node started", "node_id", e.cluster.NodeID(), "admin", admin, "smtp", smtp)
 }
 
 // clusterStats is what a node's heartbeat reports: its queue depth, the

@@ -25,7 +25,9 @@ import (
 //     and in gannet_bounces_total{class} or
 //     gannet_transient_failures_by_class_total{class}. A TransientFailure
 //     record that has no bounce_classification yet gets one here, from the
-//     same rules as bounces;
+//     same rules as bounces. An XferOut record (gannet xfer) counts in
+//     none of them, only in gannet_messages_xferred_total, and ends the
+//     recipient's queue depth;
 //   - every message entering the queue (accepted, a bounce message, or
 //     loaded from the spool at start), through enqueued: its pending
 //     recipients count towards their domain's queue depth until a
@@ -86,6 +88,12 @@ func (o *observer) record(r *logrec.Record) {
 			r.BounceClassification = bounce.MessageExpired.String()
 		}
 		o.m.BounceClass(r.BounceClassification).Inc()
+	case logrec.XferOut:
+		// Handed to another node (gannet xfer): no longer queued here, and
+		// neither delivered nor bounced.
+		o.m.Xferred.Inc()
+		o.settled(mailaddr.Domain(r.Recipient))
+		return
 	default:
 		return
 	}
@@ -94,14 +102,23 @@ func (o *observer) record(r *logrec.Record) {
 	o.m.Domains.Inc(domain, oc)
 	o.m.Tenants.Inc(r.Tenant, oc)
 	o.m.Campaigns.Inc(r.Campaign, oc)
-	if final && domain != "" {
-		o.mu.Lock()
-		if d := o.domains[domain]; d != nil {
-			d.pending--
-			o.pruneLocked(domain, d)
-		}
-		o.mu.Unlock()
+	if final {
+		o.settled(domain)
 	}
+}
+
+// settled counts a recipient to domain that is final: no longer in its
+// queue depth.
+func (o *observer) settled(domain string) {
+	if domain == "" {
+		return
+	}
+	o.mu.Lock()
+	if d := o.domains[domain]; d != nil {
+		d.pending--
+		o.pruneLocked(domain, d)
+	}
+	o.mu.Unlock()
 }
 
 // enqueued counts the pending recipients of m towards their domains'

@@ -471,6 +471,12 @@ func needsRestart(start, cfg *config.Config) []string {
 // go only to the smarthost they were configured for: when relayTo is not
 // that (the configuration changed since the mail was routed), no login.
 func (e *Engine) relayAuth(tenant, domain, relayTo string) outbound.RelayAuth {
+	if e.delivery.XferTarget(relayTo) {
+		// Another node taking this node's mail (gannet xfer): STARTTLS as
+		// the [tls] mode says, no login (it relays for this node's
+		// address).
+		return outbound.RelayAuth{}
+	}
 	sh := e.conf().SmarthostFor(tenant, domain)
 	t, _ := outbound.ParseRelayTLS(sh.TLS) // checked at load
 	if sh.RelayTo != relayTo {

@@ -43,7 +43,7 @@ func cmdCluster(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%d nodes (answered by %s)\n", len(r.Nodes), r.Node)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tADMIN\tQUEUED\tIN/S\tOUT/S\tUP\tLAST BEAT")
+	fmt.Fprintln(tw, "NODE\tADMIN\tSMTP\tQUEUED\tIN/S\tOUT/S\tUP\tLAST BEAT")
 	for _, n := range r.Nodes {
 		id := n.ID
 		if id == r.Node {
@@ -53,7 +53,7 @@ func cmdCluster(args []string, stdout, stderr io.Writer) int {
 		if admin == "" {
 			admin = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%.1f\t%s\t%s ago\n", id, admin, n.QueueDepth, n.InPerSec, n.OutPerSec,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.1f\t%.1f\t%s\t%s ago\n", id, admin, orDash(n.SMTP), n.QueueDepth, n.InPerSec, n.OutPerSec,
 			n.LastBeat.Sub(n.Started).Round(time.Second), time.Since(n.LastBeat).Round(100*time.Millisecond))
 	}
 	tw.Flush()

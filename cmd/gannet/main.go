@@ -65,6 +65,7 @@ func commands() []command {
 		{"backoff", "the sites in backoff mode: backoff [-site S] | backoff -end SITE (back to normal)", cmdBackoff},
 		{"cluster", "the cluster's nodes ([cluster] redis) with their queue depths and rates: cluster status", cmdCluster},
 		{"events", "the event sinks ([[event_sink]]): backlog, shipped, last success and last error: events status", cmdEvents},
+		{"xfer", "hand queued mail to another node over SMTP (before retiring this one): xfer -to NODE|host:port -domain D [-tenant T] [-campaign C] [-site S] | xfer -list | xfer -cancel ID", cmdXfer},
 		{"version", "print the version", cmdVersion},
 		{"help", "print this help", cmdHelp},
 	}

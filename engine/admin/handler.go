@@ -121,6 +121,14 @@ type Options struct {
 	Cluster Cluster
 	// Events shows the event sinks (/api/admin/events/v1). Nil: none.
 	Events Events
+
+	// Xfer makes, lists and cancels the xfer rules that hand queued mail
+	// to another node (/api/admin/xfer/v1). Nil: 404.
+	Xfer XferLoop
+	// OwnSMTP returns this node's SMTP listener addresses ("host:port"),
+	// which an xfer may not name as its target (the mail would go round
+	// for ever). Nil: none.
+	OwnSMTP func() []string
 }
 
 // handler serves /api/admin/….
@@ -216,6 +224,8 @@ func (h *handler) routes(path string) route {
 		return route{http.MethodGet: h.listBackoff, http.MethodDelete: h.endBackoff}
 	case PathEvents:
 		return route{http.MethodGet: h.eventsStatus}
+	case PathXfer:
+		return h.routeXfer()
 	}
 	return nil
 }

@@ -116,7 +116,7 @@ func newWorldWith(t testing.TB, dir string, lmod func(*delivery.Options), hmod f
 		sp.Close()
 	})
 	n := 0
-	ho := Options{Loop: w.loop, Spool: sp, Quarantine: sp, Dead: sp, TenantRate: func(t string) float64 {
+	ho := Options{Loop: w.loop, Xfer: w.loop, OwnSMTP: func() []string { return []string{"127.0.0.1:2525"} }, Spool: sp, Quarantine: sp, Dead: sp, TenantRate: func(t string) float64 {
 		if t == "acme" {
 			return 2
 		}

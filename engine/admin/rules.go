@@ -43,7 +43,7 @@ func entryOf(r delivery.AdminRule, now time.Time) RuleEntry {
 	e := RuleEntry{
 		ID: r.ID, Origin: r.Origin, Domain: r.Selector.Domain, Campaign: r.Selector.Campaign, Tenant: r.Selector.Tenant,
 		Site: r.Selector.Site, Reason: r.Reason, Duration: formatLeft(r.Expires, now), Created: r.Created,
-		Bounced: r.Bounced, TotalBounced: r.TotalBounced, Held: r.Held, IDs: r.IDs,
+		Bounced: r.Bounced, TotalBounced: r.TotalBounced, Held: r.Held, IDs: r.IDs, Target: r.Target,
 	}
 	if !r.Expires.IsZero() {
 		t := r.Expires

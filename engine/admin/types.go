@@ -235,6 +235,9 @@ type RuleEntry struct {
 	Held int `json:"held"`
 	// Holds by message id: the messages held.
 	IDs []string `json:"ids,omitempty"`
+	// Xfer rules: the other node's SMTP listener ("host:port") the mail
+	// is handed to.
+	Target string `json:"target,omitempty"`
 }
 
 // CancelRequest is the body of DELETE /api/admin/bounce/v1 and

@@ -44,6 +44,7 @@ type Options struct {
 type Node struct {
 	ID         string    `json:"id"`
 	Admin      string    `json:"admin,omitempty"` // "host:port" of its admin API; "": none
+	SMTP       string    `json:"smtp,omitempty"`  // "host:port" of its first SMTP listener (gannet xfer's target); "": none
 	Started    time.Time `json:"started"`
 	LastBeat   time.Time `json:"last_beat"`
 	QueueDepth int       `json:"queue_depth"`
@@ -115,13 +116,13 @@ func (c *Cluster) NodeID() string { return c.opts.NodeID }
 // Live is the number of live nodes at the last count (at least 1, this one).
 func (c *Cluster) Live() int { return int(c.live.Load()) }
 
-// Start registers the node (admin: the address of its admin API, "" for
-// none) and starts its heartbeat. Redis need not be up: the node keeps
-// trying at every beat.
-func (c *Cluster) Start(admin string) {
+// Start registers the node (admin: the address of its admin API; smtp:
+// that of its first SMTP listener; "" for none) and starts its
+// heartbeat. Redis need not be up: the node keeps trying at every beat.
+func (c *Cluster) Start(admin, smtp string) {
 	now := c.opts.Now()
 	c.mu.Lock()
-	c.self = Node{ID: c.opts.NodeID, Admin: admin, Started: now.UTC()}
+	c.self = Node{ID: c.opts.NodeID, Admin: admin, SMTP: smtp, Started: now.UTC()}
 	c.last.at = now
 	if c.opts.Stats != nil {
 		c.last.in, c.last.out = c.opts.Stats.Messages()

@@ -66,7 +66,7 @@ func node(t *testing.T, url, id string, o Options) *Cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Start("127.0.0.1:80" + id[len(id)-1:])
+	c.Start("127.0.0.1:80"+id[len(id)-1:], "127.0.0.1:25"+id[len(id)-1:])
 	t.Cleanup(c.Stop)
 	return c
 }
@@ -113,7 +113,7 @@ func TestNodesRegisterHeartbeatAndExpire(t *testing.T) {
 		nodes, err = a.Nodes(context.Background())
 		return err == nil && ids(nodes) == "node-a,node-b" && nodes[0].QueueDepth == 42 && a.Live() == 2
 	})
-	if nodes[0].Admin != "127.0.0.1:80a" || nodes[0].Started.IsZero() || nodes[0].LastBeat.Before(nodes[0].Started) {
+	if nodes[0].Admin != "127.0.0.1:80a" || nodes[0].SMTP != "127.0.0.1:25a" || nodes[0].Started.IsZero() || nodes[0].LastBeat.Before(nodes[0].Started) {
 		t.Errorf("node-a's entry: %+v", nodes[0])
 	}
 	st.in.Add(1000)
@@ -137,7 +137,7 @@ func TestStopRemovesTheNodeAtOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.Start("")
+	b.Start("", "")
 	if nodes, err := a.Nodes(context.Background()); err != nil || ids(nodes) != "node-a,node-b" {
 		t.Fatalf("nodes %q, %v", ids(nodes), err)
 	}

@@ -110,6 +110,9 @@ type AdminRule struct {
 	// IDs are the messages a hold names (hold.go); empty for a hold by
 	// Selector and for every other rule.
 	IDs []string
+	// Target is the "host:port" an xfer rule hands the mail to (xfer.go);
+	// empty for every other rule.
+	Target string
 }
 
 // adminRule is the state of one rule.
@@ -134,12 +137,13 @@ func (r *adminRule) snapshot() AdminRule {
 
 // adminState is the Loop's administrative state. Its zero value is ready.
 type adminState struct {
-	rules atomic.Int32 // len(bounces) + len(suspends) + len(holds): the hooks' fast path
+	rules atomic.Int32 // len(bounces) + len(suspends) + len(holds) + len(xfers): the hooks' fast path
 
 	mu       sync.Mutex
 	bounces  map[string]*adminRule
 	suspends map[string]*adminRule
 	holds    map[string]*adminRule // hold.go
+	xfers    map[string]*adminRule // xfer.go
 
 	// expired lists the bounces dropped at their expiry whose stored
 	// copies are still to delete (flushExpired).
@@ -161,7 +165,7 @@ func (l *Loop) flushExpired() {
 }
 
 func (a *adminState) countLocked() {
-	a.rules.Store(int32(len(a.bounces) + len(a.suspends) + len(a.holds)))
+	a.rules.Store(int32(len(a.bounces) + len(a.suspends) + len(a.holds) + len(a.xfers)))
 }
 
 // matchLocked returns the first bounce, else the first suspension, in force

@@ -105,6 +105,9 @@
 // group; BounceMessages and DeleteMessages (AdminDelete records, no bounce)
 // act on ids, which MatchIDs finds for a filter.
 //
+// Xfer rules (xfer.go; gannet xfer) hand the matching pending mail to
+// another node as to a smarthost; its 2xx settles a recipient as XferOut.
+//
 // Stop stops taking work, lets the transactions in flight finish (or
 // aborts them when its context ends: their recipients stay pending), and
 // closes the Transport. Everything not delivered is in the spool; at the

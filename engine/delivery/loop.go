@@ -40,6 +40,8 @@ type workItem struct {
 	// is no longer that time, an operator's retry replaced the item
 	// (retry.go) and it is stale when it comes due.
 	retryAt time.Time
+	// xfer is the xfer rule the item was routed by (xfer.go); nil: none.
+	xfer *adminRule
 }
 
 // site returns the site of the item's route; zero before routing.
@@ -377,12 +379,14 @@ func (l *Loop) dueItem(it *workItem) {
 	if l.adminDue(it) { // bounced or held by an operator (admin.go)
 		return
 	}
-	if it.route != nil {
-		// Back from a wait (tenant rate, suspended site): already routed.
+	if it.route != nil && !l.xferStale(it) {
+		// Back from a wait (tenant rate, suspended site): already routed
+		// (unless an xfer rule changed its way).
 		l.ready.Add(1)
 		l.toReady(it)
 		return
 	}
+	it.route, it.qkey = nil, ""
 	if l.routeSmarthost(it) {
 		return
 	}
@@ -405,7 +409,7 @@ func (l *Loop) routeSmarthost(it *workItem) bool {
 	if it.domain == "" {
 		return false
 	}
-	relay := l.relayOf(it)
+	relay := l.xferRoute(it, l.relayOf(it))
 	if relay.IsZero() {
 		return false
 	}
@@ -452,6 +456,9 @@ func (l *Loop) route(it *workItem, relay resolver.SiteKey) {
 			st, rep := resolveFailure(err)
 			l.applyAll(it, st, rep)
 			return
+		}
+		if site := l.xferRoute(it, routeSite(route, it.domain)); it.xfer != nil {
+			route = &resolver.Route{Domain: it.domain, Site: site}
 		}
 	}
 	it.route = route
@@ -604,7 +611,7 @@ func (l *Loop) work(q *readyQueue) {
 // while other mail waits. It reports whether the item was held (or
 // bounced).
 func (l *Loop) hold(it *workItem) bool {
-	if l.adminHold(it) { // bounced or held by an operator (admin.go)
+	if l.adminHold(it) || l.xferReroute(it) { // bounced, held or re-routed by an operator (admin.go, xfer.go)
 		return true
 	}
 	now := l.clock.Now()
@@ -778,6 +785,7 @@ func (l *Loop) finish(a *attempt, out outbound.Outcome) {
 			}
 		}
 	}
+	l.xferOutcome(it, &out) // after the shaper: a target's refusal bounces nothing
 	if f := l.opts.Attempted; f != nil {
 		f(&Attempt{Path: it.path(), ID: a.snapshot.ID, Tenant: it.ms.env.tenant, Campaign: it.ms.env.campaign,
 			Attempts: a.snapshot.Attempts, Outcome: &out})

@@ -76,6 +76,9 @@ func (l *Loop) apply(it *workItem, idx []int, out outbound.Outcome) {
 		switch r.Status {
 		case outbound.Delivered:
 			v.kind = kindDelivery
+			if it.xfer != nil {
+				v.kind = kindXferOut // handed to another node (xfer.go)
+			}
 		case outbound.Bounced:
 			v.kind = kindBounce
 		default:
@@ -194,7 +197,7 @@ func (l *Loop) dsnAction(m *queue.Message, rc *queue.Recipient, v *verdict, out 
 		case n&queue.NotifyNever == 0 && n&queue.NotifyFailure != 0:
 			return actionFailed, true
 		}
-	case kindDelivery:
+	case kindDelivery, kindXferOut:
 		if n&queue.NotifySuccess != 0 && n&queue.NotifyNever == 0 && out != nil && !out.DSN {
 			return actionRelayed, true
 		}

@@ -26,6 +26,7 @@ const (
 	kindExpiration                    // deferred past max_retry_age: final
 	kindAdminBounce                   // bounced by an operator: final
 	kindAdminDelete                   // deleted by an operator, no bounce: final
+	kindXferOut                       // handed to another node by an xfer rule (xfer.go): final
 )
 
 func (k recordKind) logType() logrec.Type {
@@ -40,6 +41,8 @@ func (k recordKind) logType() logrec.Type {
 		return logrec.AdminBounce
 	case kindAdminDelete:
 		return logrec.AdminDelete
+	case kindXferOut:
+		return logrec.XferOut
 	}
 	return logrec.TransientFailure
 }
@@ -47,7 +50,7 @@ func (k recordKind) logType() logrec.Type {
 // state is the recipient state a verdict of this kind leaves.
 func (k recordKind) state() queue.RcptState {
 	switch k {
-	case kindDelivery:
+	case kindDelivery, kindXferOut:
 		return queue.Delivered
 	case kindBounce, kindAdminBounce, kindAdminDelete:
 		return queue.Bounced

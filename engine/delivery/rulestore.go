@@ -47,7 +47,8 @@ type storedRule struct {
 	Reason   string    `json:"reason,omitempty"`
 	Created  time.Time `json:"created"`
 	Expires  time.Time `json:"expires,omitzero"`
-	IDs      []string  `json:"ids,omitempty"` // holds by message id
+	IDs      []string  `json:"ids,omitempty"`    // holds by message id
+	Target   string    `json:"target,omitempty"` // xfer rules (xfer.go)
 	// Backoff is what a backoff state (kind "backoff", backoff.go) holds
 	// beyond the fields above.
 	Backoff *backoffExtra `json:"backoff,omitempty"`
@@ -71,7 +72,7 @@ func decodeRule(key string, v []byte) (storedRule, error) {
 func encodeRule(kind string, r *AdminRule) ([]byte, error) {
 	return json.Marshal(storedRule{Kind: kind, ID: r.ID, Origin: r.Origin, Domain: r.Selector.Domain,
 		Tenant: r.Selector.Tenant, Campaign: r.Selector.Campaign, Site: r.Selector.Site, Reason: r.Reason,
-		Created: r.Created, Expires: r.Expires, IDs: r.IDs})
+		Created: r.Created, Expires: r.Expires, IDs: r.IDs, Target: r.Target})
 }
 
 // storeRule writes a rule and shares it (Options.Shared); a failure to
@@ -175,7 +176,7 @@ func (l *Loop) RestoreRules() (int, error) {
 // suspension, a hold) and returns it; nil for any other.
 func (l *Loop) putInForce(sr *storedRule, now time.Time) *adminRule {
 	r := &adminRule{AdminRule: AdminRule{ID: sr.ID, Origin: sr.Origin, Reason: sr.Reason,
-		Created: sr.Created, Expires: sr.Expires, IDs: sr.IDs,
+		Created: sr.Created, Expires: sr.Expires, IDs: sr.IDs, Target: sr.Target,
 		Selector: Selector{Domain: sr.Domain, Tenant: sr.Tenant, Campaign: sr.Campaign, Site: sr.Site}}}
 	l.admin.mu.Lock()
 	defer l.admin.mu.Unlock()
@@ -186,6 +187,8 @@ func (l *Loop) putInForce(sr *storedRule, now time.Time) *adminRule {
 		l.addHoldLocked(r)
 	case sr.Kind == ruleBounce && !sr.Expires.IsZero():
 		l.addBounceLocked(r)
+	case sr.Kind == ruleXfer && sr.Target != "":
+		l.addXferLocked(r)
 	default:
 		return nil
 	}
@@ -226,6 +229,9 @@ func (l *Loop) ApplySharedRule(key string, value []byte) {
 	if err != nil {
 		l.log.Error("delivery: ignoring a shared admin rule that does not decode", "key", key, "err", err)
 		return
+	}
+	if sr.Kind == ruleXfer {
+		return // a node's own (xfer.go): never the cluster's
 	}
 	now := l.clock.Now()
 	if !sr.Expires.IsZero() && !sr.Expires.After(now) {

@@ -1,6 +1,6 @@
 // Package logrec writes Gannet's log records: one JSON object per line for
 // every event in a message's life (Reception, Delivery, TransientFailure,
-// Bounce, Expiration, AdminBounce, AdminDelete, DeadLetter), with KumoMTA's field names so that tools
+// Bounce, Expiration, AdminBounce, AdminDelete, DeadLetter, XferOut), with KumoMTA's field names so that tools
 // written for KumoMTA logs read them (shared/docs/contract.md, "Log
 // records").
 //

@@ -30,6 +30,10 @@ const (
 	// erase). Recipient holds "sha256:" and the hex SHA-256 of the folded
 	// address, never the address; Response.Content says what was done.
 	AdminErase Type = "AdminErase"
+	// XferOut: an xfer rule (gannet xfer) handed the recipient to another
+	// node, which answered 2xx; Site is that node's "host:port". Final
+	// here, and not a delivery.
+	XferOut Type = "XferOut"
 	// Rejection: Gannet answered an SMTP client with a 4xx or 5xx (at
 	// connect, EHLO, AUTH, MAIL, RCPT, DATA/BDAT, …); Command says to what.
 	Rejection Type = "Rejection"

@@ -51,6 +51,7 @@ type Metrics struct {
 	SpoolCommit       *vm.PrometheusHistogram // gannet_spool_commit_seconds: time to make a message durable
 	LogRecordsDropped *vm.Counter             // gannet_log_records_dropped_total: log records lost because the log writer fell behind
 	RedisErrors       *vm.Counter             // gannet_cluster_redis_errors_total: calls to the cluster's Redis that failed or timed out
+	Xferred           *vm.Counter             // gannet_messages_xferred_total: recipients handed to another node (gannet xfer; XferOut records)
 	// gannet_rejection_records_dropped_total{reason}: Rejection records
 	// not written because a connection had its [log]
 	// rejections_per_connection ("per_connection") or the server its
@@ -121,6 +122,7 @@ func New() *Metrics {
 	m.SpoolCommit = s.NewPrometheusHistogramExt("gannet_spool_commit_seconds", spoolCommitBuckets())
 	m.LogRecordsDropped = s.NewCounter("gannet_log_records_dropped_total")
 	m.RedisErrors = s.NewCounter("gannet_cluster_redis_errors_total")
+	m.Xferred = s.NewCounter("gannet_messages_xferred_total")
 	m.RejectionsDroppedPerConn = s.NewCounter(`gannet_rejection_records_dropped_total{reason="per_connection"}`)
 	m.RejectionsDroppedRate = s.NewCounter(`gannet_rejection_records_dropped_total{reason="rate"}`)
 	m.SpoolCorruptIndex = s.NewCounter(`gannet_spool_corrupt_total{kind="index"}`)
@@ -349,6 +351,8 @@ func help(family string) string {
 		return "Time to make a message durable in the spool."
 	case "gannet_log_records_dropped_total":
 		return "Log records lost because the log writer could not keep up."
+	case "gannet_messages_xferred_total":
+		return "Recipients handed to another node by gannet xfer (XferOut records); not counted as delivered."
 	case "gannet_rejection_records_dropped_total":
 		return "Rejection records not written: past [log] rejections_per_connection (per_connection) or rejection_rate (rate)."
 	case "gannet_spool_corrupt_total":

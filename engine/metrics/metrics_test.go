@@ -34,6 +34,7 @@ func exercised() *Metrics {
 	m.Connections(Out).Add(4)
 	m.SpoolCommit.Update(0.003)
 	m.LogRecordsDropped.Inc()
+	m.Xferred.Inc()
 	m.SpoolCorrupt("index").Inc()
 	m.SetQueueDepth(func() float64 { return 7 }, func() float64 { return 2 })
 	m.ConnectionsOpened(In).Add(5)
@@ -135,6 +136,7 @@ func TestExpositionHasContractMetrics(t *testing.T) {
 		`gannet_spool_commit_seconds_count`:                                               1,
 		`gannet_spool_commit_seconds_bucket{le="0.005"}`:                                  1,
 		`gannet_log_records_dropped_total`:                                                1,
+		`gannet_messages_xferred_total`:                                                   1,
 		`gannet_spool_corrupt_total{kind="index"}`:                                        1,
 		`gannet_spool_corrupt_total{kind="record"}`:                                       0,
 		`gannet_connections_opened_total{direction="in"}`:                                 5,

@@ -18,7 +18,7 @@ func Node(t testing.TB, url, id string) *cluster.Cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Start("")
+	c.Start("", "")
 	t.Cleanup(c.Stop)
 	return c
 }
