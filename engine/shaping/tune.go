@@ -2,6 +2,7 @@ package shaping
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -13,7 +14,8 @@ import (
 // works in windows of Tuning.Window: at the end of each, it looks at the
 // share of attempts the site deferred (as backoff mode counts them:
 // recipients, not counting failures Gannet made itself) and at the rate
-// of transactions it was offered in that window.
+// of transactions the busiest egress source offered it in that window
+// (the tuned rate applies to each source's path to the site).
 //
 //   - Above the target: the site pushed back at the rate offered. The
 //     tuned rate steps back to TuneStepBack (85%) of that rate (or of the
@@ -73,8 +75,9 @@ type TuneState struct {
 type siteTune struct {
 	TuneState
 	winStart           time.Time
-	msgs               int
 	attempts, deferred int
+	sources            []string // the egress sources seen in the window
+	counts             []int    // and their transactions
 }
 
 // tuningOf returns the tuning configuration of a path.
@@ -115,12 +118,16 @@ func (s *Shaper) observeTune(p *path, out *outbound.Outcome, now time.Time) {
 	if t.winStart.IsZero() || sm.on {
 		// The first transaction starts a window; backoff mode decides
 		// the rate meanwhile.
-		t.winStart, t.msgs, t.attempts, t.deferred = now, 0, 0, 0
+		t.winStart, t.attempts, t.deferred, t.sources, t.counts = now, 0, 0, t.sources[:0], t.counts[:0]
 		if sm.on {
 			return
 		}
 	}
-	t.msgs++
+	if i := slices.Index(t.sources, p.source); i >= 0 {
+		t.counts[i]++
+	} else {
+		t.sources, t.counts = append(t.sources, p.source), append(t.counts, 1)
+	}
 	for i := range out.Results {
 		r := &out.Results[i]
 		switch {
@@ -136,9 +143,11 @@ func (s *Shaper) observeTune(p *path, out *outbound.Outcome, now time.Time) {
 	if elapsed < tc.Window {
 		return
 	}
-	offered := float64(t.msgs) / elapsed.Seconds()
+	// The tuned rate is each egress source's: the rate offered is the
+	// busiest source's, the one the tuned rate held back.
+	offered := float64(slices.Max(t.counts)) / elapsed.Seconds()
 	attempts, deferred := t.attempts, t.deferred
-	t.winStart, t.msgs, t.attempts, t.deferred = now, 0, 0, 0
+	t.winStart, t.attempts, t.deferred, t.sources, t.counts = now, 0, 0, t.sources[:0], t.counts[:0]
 	if attempts < tc.MinAttempts {
 		return
 	}

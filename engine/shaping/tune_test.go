@@ -165,3 +165,32 @@ func TestTuneClimbsAndRestores(t *testing.T) {
 		t.Errorf("a site without tune = true runs at %v, want its configured 500", r)
 	}
 }
+
+// TestTuneTwoSources: two egress sources share a site that takes 40
+// messages a second in all; source "b" has little mail (5/s), source "a"
+// endless. The tuned rate is each source's, and b's trickle does not hold
+// a's climb back: a settles within 15% below the 35/s the site leaves it.
+func TestTuneTwoSources(t *testing.T) {
+	s, c, _ := tuneShaper(outbound.Limits{Connections: 10, MessageRate: 200}, tuneOn)
+	site := &hiddenRateSite{limit: 40}
+	a, b := pathTo("a", "mx.slow.test", "slow.test"), pathTo("b", "mx.slow.test", "slow.test")
+	const step = 10 * time.Millisecond
+	credit, lo, hi := 0.0, 1e9, 0.0
+	for i := 0; i < int(40*time.Minute/step); i++ {
+		rate := s.Limits(a).MessageRate
+		credit = min(credit+rate*step.Seconds(), 1+rate*step.Seconds())
+		for ; credit >= 1; credit-- {
+			s.Observe(a, site.answer(c.t))
+		}
+		if i%20 == 0 { // 5/s
+			s.Observe(b, site.answer(c.t))
+		}
+		if i > int(20*time.Minute/step) {
+			lo, hi = min(lo, rate), max(hi, rate)
+		}
+		c.advance(step)
+	}
+	if lo < 0.85*35 || hi > 1.05*35 {
+		t.Errorf("source a's tuned rate settled in [%.1f, %.1f]/s, want within 15%% below 35", lo, hi)
+	}
+}
