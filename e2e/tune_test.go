@@ -145,4 +145,3 @@ func sinkStats(t *testing.T, addr string) sinkStatsV {
 	getJSON(t, "http://"+addr+"/stats", &s)
 	return s
 }
-
