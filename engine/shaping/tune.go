@@ -199,9 +199,17 @@ func (s *Shaper) observeTune(p *path, out *outbound.Outcome, now time.Time) {
 func (s *Shaper) Tunes() []TuneState {
 	s.mu.Lock()
 	defer s.unlock()
+	// A site some path uses without tuning (tune turned off since) is
+	// left out; one no path uses yet (restored) is listed.
+	off := map[*siteMode]bool{}
+	for _, p := range s.paths {
+		if p.sm != nil && !p.tuning.Enabled {
+			off[p.sm] = true
+		}
+	}
 	var out []TuneState
 	for _, sm := range s.sites {
-		if sm.tune != nil && sm.tune.Rate > 0 {
+		if sm.tune != nil && sm.tune.Rate > 0 && !off[sm] {
 			out = append(out, sm.tune.TuneState)
 		}
 	}

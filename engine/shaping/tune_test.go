@@ -164,6 +164,9 @@ func TestTuneClimbsAndRestores(t *testing.T) {
 	if r := off.Limits(slowPath).MessageRate; r != 500 {
 		t.Errorf("a site without tune = true runs at %v, want its configured 500", r)
 	}
+	if tunes := off.Tunes(); len(tunes) != 0 {
+		t.Errorf("Tunes() = %+v for a site without tune = true, want none", tunes)
+	}
 }
 
 // TestTuneTwoSources: two egress sources share a site that takes 40
