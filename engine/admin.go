@@ -22,6 +22,7 @@ func (e *Engine) adminHandler() http.Handler {
 		Automatic:    e.shapingSuspensions,
 		Backoffs:     e.backoffEntries, // backoff.go
 		EndBackoff:   e.endBackoff,
+		Tunes:        e.tuneEntries, // tune.go
 		TLSReportsOn: func() bool { return e.conf().TLS.TLSRPT },
 		Trace:        e.trace,
 		LogLevel:     e.LogLevel,

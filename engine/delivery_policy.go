@@ -30,7 +30,7 @@ import (
 // the configured limits. onBackoff hears the sites entering and leaving
 // backoff mode (backoff.go).
 func newShaper(conf func() *config.Config, now func() time.Time, script func(outbound.Limits, string, []string) outbound.Limits,
-	onBackoff func(shaping.BackoffEvent)) (*shaping.Shaper, error) {
+	onBackoff func(shaping.BackoffEvent), onTune func(shaping.TuneState)) (*shaping.Shaper, error) {
 	b, rules, err := shapingPolicy(conf())
 	if err != nil {
 		return nil, err
@@ -48,7 +48,15 @@ func newShaper(conf func() *config.Config, now func() time.Time, script func(out
 		Now:       now,
 		Mode:      func(domain string, hosts []string) shaping.Mode { return modeOf(conf().ShapingFor(domain, hosts)) },
 		OnBackoff: onBackoff,
+		Tune:      func(domain string, hosts []string) shaping.Tuning { return tuningOf(conf().ShapingFor(domain, hosts)) },
+		OnTune:    onTune,
 	}), nil
+}
+
+// tuningOf converts the self-tuning keys of a configured shaping rule.
+func tuningOf(r config.ShapingRule) shaping.Tuning {
+	return shaping.Tuning{Enabled: r.Tune, TargetDeferral: r.TuneTargetDeferral, Window: r.TuneWindow.Duration,
+		MinAttempts: r.TuneMinAttempts, MinRate: r.TuneMinRate.PerSecond()}
 }
 
 // modeOf converts the backoff mode keys of a configured shaping rule.

@@ -245,7 +245,7 @@ func (e *Engine) startPolicy() error {
 
 func (e *Engine) buildOutbound() error {
 	cfg := e.cfg
-	shaper, err := newShaper(e.conf, e.now, e.scriptLimits, e.backoffChanged)
+	shaper, err := newShaper(e.conf, e.now, e.scriptLimits, e.backoffChanged, e.tuneChanged)
 	if err != nil {
 		return err
 	}
@@ -299,6 +299,7 @@ func (e *Engine) buildOutbound() error {
 		Retry:        retryPolicy(cfg), // reload-safe: SetRetry
 		Shaper:       shaper,
 		Backoff:      shaper,       // backoff mode: kept with the admin rules, shared with them (backoff.go)
+		Tuning:       shaper,       // self-tuning: what it learned, kept with the admin rules (tune.go)
 		TenantRate:   e.tenantRate, // reload-safe
 		Attempted:    e.attempted,  // a policy script's smtp_delivery_result
 		RetryFor:     e.queueRetry, // a policy script's get_queue_config
@@ -334,6 +335,7 @@ func (e *Engine) buildOutbound() error {
 	e.delivery = delivery.New(opts)
 	siteRateGauge(e.metrics, e.delivery)
 	siteBackoffGauge(e.metrics, e.delivery, shaper)
+	siteTunedGauge(e.metrics, shaper)
 	e.obs.install(e.delivery)
 	return nil
 }

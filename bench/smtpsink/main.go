@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, started c
 		ids           = fs.String("ids", "", "append each accepted message's X-Blast-Id (else Message-ID) to this file")
 		statsInterval = fs.Duration("stats-interval", 0, "print a summary line this often (0: only at exit)")
 		quiet         = fs.Bool("quiet", false, "print nothing but errors")
-		throttle      = fs.String("throttle", "", "N/m: after N messages per window, MAIL gets 421 4.7.0 until it passes")
+		throttle      = fs.String("throttle", "", "N/m[:TEXT]: a hidden rate: after N messages per window (N/s, N/m, N/10s), MAIL gets 421 4.7.0 (or 421 TEXT) until it passes")
 		maxConns      = fs.Int("max-conns", 0, "refuse connections past this many with 421 4.7.0 (0: no limit)")
 		maxSize       = fs.Int64("max-size", 0, "SIZE limit in bytes (0: 64 MiB)")
 		httpAddr      = fs.String("http", "", "serve JSON stats at http://ADDR/stats")

@@ -206,6 +206,15 @@ func printSummary(w io.Writer, s *admin.QueueSummaryV1) {
 		fmt.Fprintln(tw)
 		printBackoffs(tw, s.Backoff)
 	}
+	if len(s.Tuned) > 0 {
+		// What the sites' self-tuning learned, with or without mail.
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "TUNED SITE	RATE	THROTTLED AT	CHANGED	WHY")
+		for _, u := range s.Tuned {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Site, rate(u.Rate), rate(u.Throttled),
+				u.Changed.Local().Format(time.RFC3339), u.Reason)
+		}
+	}
 	if len(s.Queues) == 0 {
 		fmt.Fprintln(tw, "The queue is empty.")
 		tw.Flush()

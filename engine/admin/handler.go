@@ -86,6 +86,9 @@ type Options struct {
 	// normal (DELETE). Nil: none, and 404.
 	Backoffs   func() []BackoffEntry
 	EndBackoff func(site string) bool
+	// Tunes lists what the sites' self-tuning learned (the queue
+	// summary's tuned and its sites' tuned_rate). Nil: none.
+	Tunes func() []TuneEntry
 	// TLSReports serves /api/admin/tls-reports/v1 (nil: 404, no TLS
 	// reporting); TLSReportsOn says whether [tls] tlsrpt is on.
 	TLSReports   TLSReports

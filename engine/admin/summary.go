@@ -37,16 +37,24 @@ func (h *handler) summarize(s delivery.Summary, c caller) QueueSummaryV1 {
 	}
 	siteRate := map[string]float64{}
 	inBackoff := map[string]bool{}
+	tuned := map[string]TuneEntry{}
 	if c.tenant == "" {
 		out.Backoff = h.backoffs()
 		for _, b := range out.Backoff {
 			inBackoff[b.Site] = true
 		}
+		if h.opts.Tunes != nil {
+			out.Tuned = h.opts.Tunes()
+			for _, t := range out.Tuned {
+				tuned[t.Site] = t
+			}
+		}
 	}
 	for _, st := range s.Sites {
+		t := tuned[st.Site]
 		out.Sites = append(out.Sites, SiteRow{Site: st.Site, Source: st.Source, Connections: st.Connections,
 			EffectiveRate: st.EffectiveRate, Ready: st.Ready, InFlight: st.InFlight, Suspended: st.Suspended,
-			Backoff: inBackoff[st.Site]})
+			Backoff: inBackoff[st.Site], TunedRate: t.Rate, TuneReason: t.Reason})
 		if st.Source == "" {
 			siteRate[st.Site] = st.EffectiveRate
 		}

@@ -19,6 +19,7 @@ func MergeSummaries(nodes []QueueSummaryV1) QueueSummaryV1 {
 	campaigns := map[string]*GroupRow{}
 	sites := map[[2]string]*SiteRow{}
 	backoff := map[string]*BackoffEntry{}
+	tuned := map[string]*TuneEntry{}
 	for _, s := range nodes {
 		t := &out.Totals
 		t.Messages += s.Totals.Messages
@@ -67,10 +68,25 @@ func MergeSummaries(nodes []QueueSummaryV1) QueueSummaryV1 {
 				m.InFlight += r.InFlight
 				m.Suspended = m.Suspended || r.Suspended
 				m.Backoff = m.Backoff || r.Backoff
+				m.TunedRate += r.TunedRate // each node tunes its own share
 				continue
 			}
 			r := r
 			sites[k] = &r
+		}
+		// Each node tunes its own share of a site: the rates add up, the
+		// latest change says why.
+		for _, t := range s.Tuned {
+			if m := tuned[t.Site]; m != nil {
+				m.Rate += t.Rate
+				m.Throttled += t.Throttled
+				if t.Changed.After(m.Changed) {
+					m.Reason, m.Changed = t.Reason, t.Changed
+				}
+				continue
+			}
+			t := t
+			tuned[t.Site] = &t
 		}
 		// Backoff mode is shared by the nodes (as admin rules are): one
 		// entry per site, the first node's.
@@ -88,6 +104,9 @@ func MergeSummaries(nodes []QueueSummaryV1) QueueSummaryV1 {
 	out.Sites = sortedRows(sites, func(r *SiteRow) string { return r.Site + "\x00" + r.Source })
 	if len(backoff) > 0 {
 		out.Backoff = sortedRows(backoff, func(b *BackoffEntry) string { return b.Site })
+	}
+	if len(tuned) > 0 {
+		out.Tuned = sortedRows(tuned, func(t *TuneEntry) string { return t.Site })
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package admin
 import (
 	"reflect"
 	"testing"
+	"time"
 )
 
 // TestMergeSummaries: two nodes' summaries add up row by row, rows only
@@ -51,5 +52,29 @@ func TestMergeSummaries(t *testing.T) {
 	}
 	if one := MergeSummaries([]QueueSummaryV1{a}); one.Totals != a.Totals || len(one.CorruptIDs) != 0 || len(one.Backoff) != 1 {
 		t.Errorf("one node: %+v", one)
+	}
+}
+
+// TestMergeSummariesTuned: each node tunes its own share of a site: the
+// learned rates add up, in the tuned list and the site rows, and the
+// latest change says why.
+func TestMergeSummariesTuned(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	a := QueueSummaryV1{Sites: []SiteRow{{Site: "mx.d.example", TunedRate: 9, TuneReason: "old"}},
+		Tuned: []TuneEntry{{Site: "mx.d.example", Rate: 9, Reason: "old", Changed: t0}}}
+	b := QueueSummaryV1{Sites: []SiteRow{{Site: "mx.d.example", TunedRate: 11, TuneReason: "new"}},
+		Tuned: []TuneEntry{{Site: "mx.d.example", Rate: 11, Throttled: 13, Reason: "new", Changed: t0.Add(time.Minute)},
+			{Site: "mx.e.example", Rate: 2, Reason: "e", Changed: t0}}}
+	got := MergeSummaries([]QueueSummaryV1{a, b})
+	want := []TuneEntry{{Site: "mx.d.example", Rate: 20, Throttled: 13, Reason: "new", Changed: t0.Add(time.Minute)},
+		{Site: "mx.e.example", Rate: 2, Reason: "e", Changed: t0}}
+	if !reflect.DeepEqual(got.Tuned, want) {
+		t.Errorf("merged tuned:\n%+v\nwant:\n%+v", got.Tuned, want)
+	}
+	if len(got.Sites) != 1 || got.Sites[0].TunedRate != 20 {
+		t.Errorf("merged sites %+v, want one row with tuned_rate 20", got.Sites)
+	}
+	if a.Tuned[0].Rate != 9 {
+		t.Errorf("input modified: %+v", a.Tuned[0])
 	}
 }

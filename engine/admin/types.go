@@ -76,6 +76,11 @@ type SiteRow struct {
 	InFlight      int     `json:"in_flight"`
 	Suspended     bool    `json:"suspended"`
 	Backoff       bool    `json:"backoff"` // the site is in backoff mode (QueueSummaryV1.Backoff says why)
+	// TunedRate is the rate the site's self-tuning learned (absent: it
+	// does not tune, or has learned nothing yet); TuneReason why it last
+	// moved.
+	TunedRate  float64 `json:"tuned_rate,omitempty"`
+	TuneReason string  `json:"tune_reason,omitempty"`
 }
 
 // Totals sums the summary.
@@ -104,6 +109,9 @@ type QueueSummaryV1 struct {
 	// Backoff lists the sites in backoff mode, why and until when; left
 	// out for a tenant's API key.
 	Backoff []BackoffEntry `json:"backoff,omitempty"`
+	// Tuned lists what the sites' self-tuning learned; left out for a
+	// tenant's API key.
+	Tuned []TuneEntry `json:"tuned,omitempty"`
 	// CorruptIDs lists the first MaxCorruptIDs quarantined messages
 	// (lowest ids first) for inspect; left out for a tenant's API key.
 	CorruptIDs []string `json:"corrupt_ids,omitempty"`
@@ -313,4 +321,19 @@ type ReleaseV1Response struct {
 // ErrorResponse is every refusal.
 type ErrorResponse struct {
 	Error string `json:"error"`
+}
+
+// TuneEntry is what a site's self-tuning ([shaping] tune = true) learned,
+// in the queue summary (tuned).
+type TuneEntry struct {
+	Site string `json:"site"`
+	// Rate is the tuned message rate per second (per egress source).
+	Rate float64 `json:"rate"`
+	// Throttled is the rate at which the site last pushed back (absent:
+	// it has not).
+	Throttled float64 `json:"throttled,omitempty"`
+	// Reason says why Rate last moved: "deferrals 6.3% over 30s at
+	// 21.4/s: down to 85%".
+	Reason  string    `json:"reason"`
+	Changed time.Time `json:"changed"`
 }

@@ -509,6 +509,13 @@ type ShapingTable struct {
 	BackoffRetryAfter              *Duration `toml:"backoff_retry_after"`
 	BackoffToNormalAfter           *Duration `toml:"backoff_to_normal_after"`
 	BackoffToNormalAfterDeliveries *int      `toml:"backoff_to_normal_after_deliveries"`
+
+	// Self-tuning (ShapingRule.Tune*).
+	Tune               *bool     `toml:"tune"`
+	TuneTargetDeferral *float64  `toml:"tune_target_deferral"`
+	TuneWindow         *Duration `toml:"tune_window"`
+	TuneMinAttempts    *int      `toml:"tune_min_attempts"`
+	TuneMinRate        *Rate     `toml:"tune_min_rate"`
 }
 
 // Tenant returns the [[tenant]] named name, or nil.

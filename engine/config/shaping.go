@@ -38,6 +38,17 @@ type ShapingRule struct {
 	BackoffRetryAfter              Duration
 	BackoffToNormalAfter           Duration
 	BackoffToNormalAfterDeliveries int
+
+	// Self-tuning: with Tune, the site's message rate is searched for,
+	// under MaxMessageRate and over TuneMinRate: the highest that keeps
+	// the share of attempts deferred over each TuneWindow (of at least
+	// TuneMinAttempts attempts) under TuneTargetDeferral. Zero values
+	// are engine/shaping's defaults (0.02, 30s, 20, 1/s).
+	Tune               bool
+	TuneTargetDeferral float64
+	TuneWindow         Duration
+	TuneMinAttempts    int
+	TuneMinRate        Rate
 }
 
 // Defaults of the backoff mode keys.
@@ -103,6 +114,11 @@ func (t ShapingTable) applyTo(r *ShapingRule) {
 	setIf(&r.BackoffRetryAfter, t.BackoffRetryAfter)
 	setIf(&r.BackoffToNormalAfter, t.BackoffToNormalAfter)
 	setIf(&r.BackoffToNormalAfterDeliveries, t.BackoffToNormalAfterDeliveries)
+	setIf(&r.Tune, t.Tune)
+	setIf(&r.TuneTargetDeferral, t.TuneTargetDeferral)
+	setIf(&r.TuneWindow, t.TuneWindow)
+	setIf(&r.TuneMinAttempts, t.TuneMinAttempts)
+	setIf(&r.TuneMinRate, t.TuneMinRate)
 }
 
 // setIf sets *dst to *v when v is set.

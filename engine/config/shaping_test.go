@@ -120,3 +120,44 @@ action = "backoff"
 		t.Errorf("error %q: a backoff rule needs no duration", err)
 	}
 }
+
+// TestShapingTuneKeys: the self-tuning keys fall through like the others
+// (a provider table turns tuning on for its sites, [shaping.default] gives
+// the target), and values that make no search are refused, each named.
+func TestShapingTuneKeys(t *testing.T) {
+	c := mustParse(t, `
+[shaping.default]
+tune_target_deferral = 0.05
+
+[shaping.gmail]
+mx_suffix = [".google.test"]
+tune = true
+tune_window = "10s"
+tune_min_attempts = 5
+tune_min_rate = "10/m"
+`)
+	got := c.ShapingFor("x.test", []string{"alt1.mx.google.test"})
+	if !got.Tune || got.TuneTargetDeferral != 0.05 || got.TuneWindow.Duration != 10*time.Second ||
+		got.TuneMinAttempts != 5 || got.TuneMinRate != (Rate{10, time.Minute}) {
+		t.Errorf("ShapingFor(google site) = %+v, want tuning from the provider table and the default's target", got)
+	}
+	if other := c.ShapingFor("y.test", []string{"mx.y.test"}); other.Tune {
+		t.Errorf("ShapingFor(other site) = %+v: tuning is the provider table's only", other)
+	}
+	_, err := Parse("t.toml", []byte(`
+[shaping.default]
+tune = true
+tune_target_deferral = 1.5
+tune_window = "0s"
+tune_min_attempts = 0
+tune_min_rate = "unlimited"
+`))
+	if err == nil {
+		t.Fatal("a target of 1.5, no window, no attempts and no floor were accepted")
+	}
+	for _, key := range []string{"tune_target_deferral", "tune_window", "tune_min_attempts", "tune_min_rate"} {
+		if !strings.Contains(err.Error(), key) {
+			t.Errorf("error %q does not name %s", err, key)
+		}
+	}
+}

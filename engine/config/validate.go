@@ -485,6 +485,18 @@ func (c *Config) validate() []problem {
 		if t.BackoffToNormalAfterDeliveries != nil {
 			ck.atLeast(p("backoff_to_normal_after_deliveries"), *t.BackoffToNormalAfterDeliveries, 0)
 		}
+		if v := t.TuneTargetDeferral; v != nil && (*v <= 0 || *v >= 1) {
+			ck.add(p("tune_target_deferral"), "must be a share of the attempts between 0 and 1 (0.02), not %g", *v)
+		}
+		if t.TuneWindow != nil {
+			ck.positive(p("tune_window"), *t.TuneWindow)
+		}
+		if t.TuneMinAttempts != nil {
+			ck.atLeast(p("tune_min_attempts"), *t.TuneMinAttempts, 1)
+		}
+		if v := t.TuneMinRate; v != nil && v.Unlimited() {
+			ck.add(p("tune_min_rate"), "must be a rate such as \"1/s\", not unlimited")
+		}
 		if t.BackoffToNormalAfter != nil && t.BackoffToNormalAfter.Duration == 0 &&
 			(t.BackoffToNormalAfterDeliveries == nil || *t.BackoffToNormalAfterDeliveries == 0) {
 			ck.add(p("backoff_to_normal_after"), "0s needs backoff_to_normal_after_deliveries in the same table, or a site would stay in backoff for ever")

@@ -195,6 +195,9 @@ type Options struct {
 	// its backoff_retry_after, and its state is kept with the admin rules
 	// (and shared with them). Nil: no backoff mode.
 	Backoff SiteBackoff
+	// Tuning, when set, takes back what the sites' self-tuning learned
+	// before a restart (tune.go). Nil: what is stored is dropped.
+	Tuning SiteTuning
 	// Clock is the time source (queue.SystemClock()); tests use a
 	// queuetest.FakeClock.
 	Clock queue.Clock

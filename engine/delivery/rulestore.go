@@ -52,6 +52,8 @@ type storedRule struct {
 	// Backoff is what a backoff state (kind "backoff", backoff.go) holds
 	// beyond the fields above.
 	Backoff *backoffExtra `json:"backoff,omitempty"`
+	// Tune is what a tuning state (kind "tune", tune.go) holds.
+	Tune *tuneExtra `json:"tune,omitempty"`
 }
 
 func ruleKey(kind, id string) string { return kind + "/" + id }
@@ -152,6 +154,12 @@ func (l *Loop) RestoreRules() (int, error) {
 				drop = append(drop, ruleKey(sr.Kind, sr.ID))
 			} else {
 				n++
+			}
+		case sr.Kind == ruleTune:
+			if l.restoreTune(&sr) {
+				n++
+			} else {
+				drop = append(drop, ruleKey(sr.Kind, sr.ID))
 			}
 		case l.putInForce(&sr, now) == nil:
 			l.log.Error("delivery: dropping a stored admin rule of unknown kind", "kind", sr.Kind, "id", sr.ID)

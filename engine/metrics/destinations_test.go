@@ -91,3 +91,27 @@ func TestSiteBackoffGauge(t *testing.T) {
 		t.Errorf("gauges %v, want busy 0 and slow3 1", v)
 	}
 }
+
+// TestSiteTunedGauge: gannet_site_tuned_rate gives each tuning site's
+// learned rate; past the label cap the rest are summed under "other".
+func TestSiteTunedGauge(t *testing.T) {
+	m := New()
+	m.SetMaxDestinationLabels(2)
+	m.SetSiteTuned(func() []SiteTuned {
+		return []SiteTuned{{Site: "mx.c.test", Rate: 3}, {Site: "mx.a.test", Rate: 42.5}, {Site: "mx.b.test", Rate: 0.5},
+			{Site: "mx.d.test", Rate: 4}}
+	})
+	var buf bytes.Buffer
+	m.WritePrometheus(&buf)
+	v := checkExposition(t, buf.String())
+	want := map[string]float64{`gannet_site_tuned_rate{site="mx.a.test"}`: 42.5,
+		`gannet_site_tuned_rate{site="mx.b.test"}`: 0.5, `gannet_site_tuned_rate{site="other"}`: 7}
+	for k, w := range want {
+		if got, ok := v[k]; !ok || got != w {
+			t.Errorf("%s = %v (present %v), want %v", k, got, ok, w)
+		}
+	}
+	if n := strings.Count(buf.String(), "\ngannet_site_tuned_rate{"); n != 3 {
+		t.Errorf("%d tuned series, want 2 named + other:\n%s", n, buf.String())
+	}
+}

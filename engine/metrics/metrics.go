@@ -90,6 +90,7 @@ type Metrics struct {
 	ready                                      atomic.Pointer[func() float64]
 	siteRates                                  atomic.Pointer[func() []SiteRate]    // gannet_site_effective_rate (siterates.go)
 	siteBackoffs                               atomic.Pointer[func() []SiteBackoff] // gannet_site_backoff (siterates.go)
+	siteTuned                                  atomic.Pointer[func() []SiteTuned]   // gannet_site_tuned_rate (siterates.go)
 
 	maxLabels        atomic.Int64                            // [metrics] max_destination_labels
 	kumoCompat       atomic.Bool                             // [metrics] compat = "kumomta" (kumocompat.go)
@@ -411,6 +412,7 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	}
 	out = m.appendSiteRates(out)
 	out = m.appendSiteBackoffs(out)
+	out = m.appendSiteTuned(out)
 	out = m.appendDestinations(out)
 	for _, c := range []*CappedCounters{m.Sites, m.Domains, m.Tenants, m.Campaigns} {
 		out = c.appendTo(out)

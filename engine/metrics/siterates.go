@@ -117,3 +117,49 @@ func (m *Metrics) appendSiteBackoffs(out []byte) []byte {
 	}
 	return out
 }
+
+// SiteTuned is what a site's self-tuning learned.
+type SiteTuned struct {
+	Site string
+	Rate float64 // messages per second of each path to the site
+}
+
+// SetSiteTuned installs the function that gannet_site_tuned_rate calls
+// at each scrape. It must be safe to call from any goroutine.
+func (m *Metrics) SetSiteTuned(f func() []SiteTuned) { m.siteTuned.Store(&f) }
+
+// appendSiteTuned writes gannet_site_tuned_rate{site}: the learned rate
+// of each tuning site (by name, MaxDestinationLabels of them, the rest
+// summed under site="other").
+func (m *Metrics) appendSiteTuned(out []byte) []byte {
+	p := m.siteTuned.Load()
+	if p == nil {
+		return out
+	}
+	sites := (*p)()
+	if len(sites) == 0 {
+		return out
+	}
+	sort.Slice(sites, func(i, j int) bool { return sites[i].Site < sites[j].Site })
+	limit := m.MaxDestinationLabels()
+	out = append(out, "# HELP gannet_site_tuned_rate Messages per second the self-tuning ([shaping] tune = true) found a destination site takes, per egress source.\n"...)
+	out = append(out, "# TYPE gannet_site_tuned_rate gauge\n"...)
+	other := 0.0
+	for i, s := range sites {
+		if i >= limit {
+			other += s.Rate
+			continue
+		}
+		out = append(out, `gannet_site_tuned_rate{site="`...)
+		out = append(out, escapeLabel(s.Site)...)
+		out = append(out, `"} `...)
+		out = strconv.AppendFloat(out, s.Rate, 'g', -1, 64)
+		out = append(out, '\n')
+	}
+	if len(sites) > limit {
+		out = append(out, `gannet_site_tuned_rate{site="other"} `...)
+		out = strconv.AppendFloat(out, other, 'g', -1, 64)
+		out = append(out, '\n')
+	}
+	return out
+}

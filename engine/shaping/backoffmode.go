@@ -135,6 +135,7 @@ type siteMode struct {
 	window deferralWindow
 	on     bool
 	st     BackoffState
+	tune   *siteTune // self-tuning (tune.go); nil when the site does not tune
 }
 
 // siteModeOf returns the mode state of the path's site, creating it;
@@ -268,17 +269,24 @@ func backoffRate(p *path) float64 {
 // collected under it, in order (s.evMu keeps the order between
 // goroutines without holding s.mu).
 func (s *Shaper) unlock() {
-	ev := s.events
-	s.events = nil
-	if len(ev) == 0 || s.cfg.OnBackoff == nil {
+	ev, tu := s.events, s.tunes
+	s.events, s.tunes = nil, nil
+	if (len(ev) == 0 || s.cfg.OnBackoff == nil) && (len(tu) == 0 || s.cfg.OnTune == nil) {
 		s.mu.Unlock()
 		return
 	}
 	s.evMu.Lock()
 	s.mu.Unlock()
 	defer s.evMu.Unlock()
-	for _, e := range ev {
-		s.cfg.OnBackoff(e)
+	if s.cfg.OnBackoff != nil {
+		for _, e := range ev {
+			s.cfg.OnBackoff(e)
+		}
+	}
+	if s.cfg.OnTune != nil {
+		for _, t := range tu {
+			s.cfg.OnTune(t)
+		}
 	}
 }
 

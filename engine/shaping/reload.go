@@ -14,6 +14,6 @@ func (s *Shaper) SetPolicy(b Backoff, rules []Rule) {
 	defer s.unlock()
 	s.cfg.Backoff, s.cfg.Rules = n.cfg.Backoff, n.cfg.Rules
 	for _, p := range s.paths {
-		p.base = s.cfg.Base(p.domain, p.hosts)
+		p.base, p.tuning = s.cfg.Base(p.domain, p.hosts), s.tuningOf(p)
 	}
 }

@@ -38,6 +38,12 @@ type Config struct {
 	// the Shaper (the order is kept by a lock it holds meanwhile), and
 	// should be quick: it may write to disk, rarely.
 	OnBackoff func(BackoffEvent)
+	// Tune returns the self-tuning configuration of a destination, as
+	// Base its limits (tune.go). Nil: no tuning.
+	Tune func(domain string, mxHosts []string) Tuning
+	// OnTune, when set, is told of every change of a site's tuned rate,
+	// as OnBackoff is (same lock, same rules).
+	OnTune func(TuneState)
 }
 
 // Backoff configures the adaptive back-off ([backoff]).
@@ -144,7 +150,9 @@ type PathStatus struct {
 	// Reason is the server reply that caused what is in force: the
 	// suspension or bounce of a rule, else the last throttling reply of
 	// the back-off ("" when nothing is).
-	Reason string
+	Reason     string
+	TunedRate  float64 // the site's tuned rate (0: not tuning, or nothing learned)
+	TuneReason string  // why the tuned rate last moved
 }
 
 // Shaper holds the shaping state of every path. Create it with New.
@@ -156,6 +164,7 @@ type Shaper struct {
 	paths  map[string]*path     // by Path.Key
 	sites  map[string]*siteMode // backoff mode, by site (backoffmode.go)
 	events []BackoffEvent       // told to OnBackoff when mu is released (unlock)
+	tunes  []TuneState          // told to OnTune when mu is released (unlock)
 	evMu   sync.Mutex           // held while they are told
 }
 
@@ -166,6 +175,7 @@ type path struct {
 	domain string   // the last destination domain seen here
 	hosts  []string // the site's MX host names; none for the relay_to smarthost
 	base   outbound.Limits
+	tuning Tuning // self-tuning (tune.go), read with base
 
 	// Adaptive back-off: while cut, rate and conns replace the configured
 	// values (rate 0 with a configured rate of 0 never happens while cut).
@@ -229,10 +239,10 @@ func (s *Shaper) get(pa outbound.Path, now time.Time) *path {
 	}
 	if pa.Domain != "" && pa.Domain != p.domain {
 		p.domain = pa.Domain
-		p.base = s.cfg.Base(p.domain, p.hosts)
+		p.base, p.tuning = s.cfg.Base(p.domain, p.hosts), s.tuningOf(p)
 	} else if p.lastUsed.IsZero() || now.Sub(p.lastUsed) > time.Second {
 		// Re-read the configuration now and then (reloads).
-		p.base = s.cfg.Base(p.domain, p.hosts)
+		p.base, p.tuning = s.cfg.Base(p.domain, p.hosts), s.tuningOf(p)
 	}
 	p.lastUsed = now
 	s.checkModeEnd(s.siteModeOf(p), now)
@@ -252,7 +262,7 @@ func (s *Shaper) forgetIdle(now time.Time) {
 		used[p.sm] = true
 	}
 	for k, sm := range s.sites {
-		if !sm.on && !used[sm] {
+		if !sm.on && !used[sm] && (sm.tune == nil || sm.tune.Rate <= 0) { // what tuning learned stays
 			delete(s.sites, k)
 		}
 	}
@@ -281,6 +291,9 @@ func (s *Shaper) effective(p *path, now time.Time) outbound.Limits {
 	}
 	if br > 0 && (l.MessageRate <= 0 || br < l.MessageRate) {
 		l.MessageRate = br
+	}
+	if tr := tunedRate(p); br == 0 && tr > 0 && (l.MessageRate <= 0 || tr < l.MessageRate) {
+		l.MessageRate = tr
 	}
 	if now.Before(p.capUntil) && (l.MessageRate <= 0 || p.capRate < l.MessageRate) {
 		l.MessageRate = p.capRate
@@ -343,7 +356,10 @@ func (s *Shaper) Observe(pa outbound.Path, out *outbound.Outcome) (bounce bool) 
 		}
 	}
 	check(out.SessionReply, true)
-	defer func() { s.observeMode(p, out, throttled, now) }()
+	defer func() {
+		s.observeMode(p, out, throttled, now)
+		s.observeTune(p, out, now)
+	}()
 	seen := 0
 	for i := range out.Results {
 		res := &out.Results[i]
@@ -361,8 +377,8 @@ func (s *Shaper) Observe(pa outbound.Path, out *outbound.Outcome) (bounce bool) 
 		seen++
 		check(res.Reply, wholeTxn)
 	}
-	if s.cfg.Backoff.Disabled {
-		return bounce
+	if s.cfg.Backoff.Disabled || p.tuning.Enabled {
+		return bounce // tuning replaces the adaptive cut (tune.go)
 	}
 	switch {
 	case throttled:
@@ -551,6 +567,9 @@ func (s *Shaper) status(p *path, now time.Time) PathStatus {
 	if p.sm != nil {
 		s.checkModeEnd(p.sm, now)
 		st.Backoff = p.sm.on
+		if st.TunedRate = tunedRate(p); st.TunedRate > 0 {
+			st.TuneReason = p.sm.tune.Reason
+		}
 	}
 	return st
 }

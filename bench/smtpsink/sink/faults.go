@@ -74,11 +74,13 @@ type Drop struct {
 	Match string
 }
 
-// Throttle answers "421 4.7.0" at MAIL once Limit messages have been started
-// in the current fixed window of length Per, until the window passes.
+// Throttle answers "421 4.7.0" (or 421 Text) at MAIL once Limit messages
+// have been started in the current fixed window of length Per, until the
+// window passes: a provider's hidden rate limit.
 type Throttle struct {
 	Limit int
 	Per   time.Duration
+	Text  string // after "421 "; "" = "4.7.0 Throttled, try again later"
 }
 
 // Faults is the whole fault-injection setup of a sink.
@@ -158,8 +160,10 @@ func ParseDrop(spec string) (Drop, error) {
 }
 
 // ParseThrottle parses "N/m" (also "N/s", "N/h", or "N/DURATION" such as
-// "100/10s").
+// "100/10s"), optionally followed by ":TEXT", the reply after "421 ", as
+// in "20/s:4.7.28 Our system has detected an unusual rate".
 func ParseThrottle(spec string) (Throttle, error) {
+	spec, text, _ := strings.Cut(spec, ":")
 	n, per, ok := strings.Cut(spec, "/")
 	if !ok {
 		return Throttle{}, fmt.Errorf("throttle %q: want N/m", spec)
@@ -182,7 +186,7 @@ func ParseThrottle(spec string) (Throttle, error) {
 			return Throttle{}, fmt.Errorf("throttle %q: window must be s, m, h or a duration", spec)
 		}
 	}
-	return Throttle{Limit: limit, Per: d}, nil
+	return Throttle{Limit: limit, Per: d, Text: strings.TrimSpace(text)}, nil
 }
 
 // fires reports whether the failure answers this time: by its

@@ -48,7 +48,8 @@ func TestParseDelayDropThrottle(t *testing.T) {
 	if d, err := ParseDrop("dot~cut:1"); err != nil || d != (Drop{Stage: StageDot, Prob: 1, Match: "cut"}) {
 		t.Errorf("ParseDrop = %+v, %v", d, err)
 	}
-	for spec, want := range map[string]Throttle{"100/m": {100, time.Minute}, "5/s": {5, time.Second}, "7/10s": {7, 10 * time.Second}} {
+	for spec, want := range map[string]Throttle{"100/m": {100, time.Minute, ""}, "5/s": {5, time.Second, ""}, "7/10s": {7, 10 * time.Second, ""},
+		"20/s:4.7.28 Unusual rate": {20, time.Second, "4.7.28 Unusual rate"}} {
 		if got, err := ParseThrottle(spec); err != nil || got != want {
 			t.Errorf("ParseThrottle(%q) = %+v, %v", spec, got, err)
 		}

@@ -372,7 +372,11 @@ func (ss *session) mail(arg []byte) error {
 	f := ss.s.faults.Load()
 	if ss.s.throttled(f.throttle) {
 		ss.s.c.throttled.Add(1)
-		ss.reply(421, "4.7.0 Throttled, try again later")
+		text := f.throttle.Text
+		if text == "" {
+			text = "4.7.0 Throttled, try again later"
+		}
+		ss.reply(421, text)
 		return errClose
 	}
 	if handled, err := ss.fault(StageMail, addr); handled {
