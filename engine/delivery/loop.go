@@ -605,6 +605,9 @@ func (l *Loop) hold(it *workItem) bool {
 	if l.adminHold(it) { // bounced or held by an operator (admin.go)
 		return true
 	}
+	if l.warmupHold(it) { // past its egress source's warm-up allowance (warmup.go)
+		return true
+	}
 	now := l.clock.Now()
 	if sh := l.opts.Shaper; sh != nil {
 		g := sh.Gate(it.path())

@@ -90,6 +90,9 @@ type Metrics struct {
 	siteRates                                  atomic.Pointer[func() []SiteRate]    // gannet_site_effective_rate (siterates.go)
 	siteBackoffs                               atomic.Pointer[func() []SiteBackoff] // gannet_site_backoff (siterates.go)
 
+	// warmup feeds gannet_egress_warmup_* (warmup.go).
+	warmup atomic.Pointer[func() []WarmupRemaining]
+
 	maxLabels        atomic.Int64                            // [metrics] max_destination_labels
 	kumoCompat       atomic.Bool                             // [metrics] compat = "kumomta" (kumocompat.go)
 	destinations     atomic.Pointer[func() DestinationState] // destinations.go
@@ -389,6 +392,7 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	}
 	out = m.appendSiteRates(out)
 	out = m.appendSiteBackoffs(out)
+	out = m.appendWarmup(out)
 	out = m.appendDestinations(out)
 	for _, c := range []*CappedCounters{m.Sites, m.Domains, m.Tenants, m.Campaigns} {
 		out = c.appendTo(out)
