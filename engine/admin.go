@@ -21,6 +21,7 @@ func (e *Engine) adminHandler() http.Handler {
 		Automatic:    e.shapingSuspensions,
 		Backoffs:     e.backoffEntries, // backoff.go
 		EndBackoff:   e.endBackoff,
+		Warmup:       e.warmupEntries, // warmup.go
 		TLSReportsOn: func() bool { return e.conf().TLS.TLSRPT },
 		Trace:        e.trace,
 		LogLevel:     e.LogLevel,

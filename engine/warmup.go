@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"gannet/engine/admin"
 	"gannet/engine/config"
 	"gannet/engine/metrics"
 	"gannet/engine/outbound"
@@ -150,4 +151,17 @@ func warmupGauge(m *metrics.Metrics, e *Engine) {
 		}
 		return out
 	})
+}
+
+// warmupEntries is admin.Options.Warmup.
+func (e *Engine) warmupEntries() []admin.WarmupEntry {
+	var out []admin.WarmupEntry
+	for _, s := range e.WarmupStatuses() {
+		w := admin.WarmupEntry{Source: s.Source, Provider: s.Provider, Day: s.Day, Allowance: s.Allowance, Used: s.Used, Remaining: s.Remaining}
+		if !s.Start.IsZero() {
+			w.Start = s.Start.Format(config.WarmupDateLayout)
+		}
+		out = append(out, w)
+	}
+	return out
 }

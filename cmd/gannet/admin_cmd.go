@@ -206,6 +206,10 @@ func printSummary(w io.Writer, s *admin.QueueSummaryV1) {
 		fmt.Fprintln(tw)
 		printBackoffs(tw, s.Backoff)
 	}
+	if len(s.Warmup) > 0 {
+		fmt.Fprintln(tw)
+		printWarmup(tw, s.Warmup) // warmup_cmd.go
+	}
 	if len(s.Queues) == 0 {
 		fmt.Fprintln(tw, "The queue is empty.")
 		tw.Flush()

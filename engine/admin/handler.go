@@ -85,6 +85,9 @@ type Options struct {
 	// normal (DELETE). Nil: none, and 404.
 	Backoffs   func() []BackoffEntry
 	EndBackoff func(site string) bool
+	// Warmup lists the warm-up allowances of the warming egress sources
+	// (the queue summary's warmup). Nil: none.
+	Warmup func() []WarmupEntry
 	// TLSReports serves /api/admin/tls-reports/v1 (nil: 404, no TLS
 	// reporting); TLSReportsOn says whether [tls] tlsrpt is on.
 	TLSReports   TLSReports

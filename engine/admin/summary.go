@@ -39,6 +39,7 @@ func (h *handler) summarize(s delivery.Summary, c caller) QueueSummaryV1 {
 	inBackoff := map[string]bool{}
 	if c.tenant == "" {
 		out.Backoff = h.backoffs()
+		out.Warmup = h.warmups()
 		for _, b := range out.Backoff {
 			inBackoff[b.Site] = true
 		}

@@ -104,6 +104,9 @@ type QueueSummaryV1 struct {
 	// Backoff lists the sites in backoff mode, why and until when; left
 	// out for a tenant's API key.
 	Backoff []BackoffEntry `json:"backoff,omitempty"`
+	// Warmup lists today's allowance of each warming egress source per
+	// provider; left out for a tenant's API key and without warm-up.
+	Warmup []WarmupEntry `json:"warmup,omitempty"`
 	// CorruptIDs lists the first MaxCorruptIDs quarantined messages
 	// (lowest ids first) for inspect; left out for a tenant's API key.
 	CorruptIDs []string `json:"corrupt_ids,omitempty"`
