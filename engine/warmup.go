@@ -34,7 +34,11 @@ func (e *Engine) newWarmup(cfg *config.Config) (*warmup.Tracker, error) {
 	if len(srcs) == 0 {
 		return nil, nil
 	}
-	return warmup.New(srcs, e.spool, e.now, e.log)
+	var store warmup.Store // the start dates of first use, kept in the spool
+	if e.spool != nil {
+		store = e.spool
+	}
+	return warmup.New(srcs, store, e.now, e.log)
 }
 
 // warmupProviders returns the provider names of cfg (the [shaping."LABEL"]
