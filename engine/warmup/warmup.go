@@ -101,13 +101,6 @@ func midnight(t time.Time) time.Time {
 	return t.UTC().Truncate(24 * time.Hour)
 }
 
-// Warming reports whether source has a warm-up schedule (warm or not yet).
-func (t *Tracker) Warming(name string) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.sources[name] != nil
-}
-
 // Take counts one message from source to provider. It reports false when
 // the source's allowance for the provider is used up today, with the time
 // it comes back (the next midnight UTC). A source without a schedule
