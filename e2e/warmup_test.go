@@ -17,7 +17,8 @@ import (
 // gannet_egress_warmup_remaining show the allowance used up. A tenant
 // whose pool holds only a warming source (127.0.0.9, allowance 2) gets 2
 // of its 4 messages delivered; the other 2 wait for the next day: queued,
-// neither bounced nor deferred.
+// neither bounced nor deferred, and still wait after kill -9 and a restart, which
+// keeps the start date and the day's counts.
 func TestE2EWarmupOverflow(t *testing.T) {
 	const (
 		sent    = 10
@@ -149,5 +150,22 @@ egress_pool = "solo-pool"
 	}
 	if !found {
 		t.Errorf("queue summary has no warmup row for solo: %+v", view.Warmup)
+	}
+
+	// A restart after kill -9 keeps the start date and the day's counts
+	// (kept in the spool): the two waiting messages still wait, nothing
+	// more leaves from the warming sources.
+	g.Kill9()
+	g.Restart()
+	time.Sleep(2 * time.Second)
+	if n := len(rcv.Messages()); n != sent+2 {
+		t.Errorf("after a restart the receiver has %d messages, want still %d", n, sent+2)
+	}
+	if s := summaryOf(t, g); s.Totals.Messages != 2 {
+		t.Errorf("after a restart: %d message(s) queued, want the 2 waiting", s.Totals.Messages)
+	}
+	out, errOut, code = runGannetCLI(t, g, "queue", "summary")
+	if code != 0 || !row.MatchString(out) {
+		t.Errorf("after a restart gannet queue summary (exit %d) does not show fresh's allowance used up, started today:\n%s%s", code, out, errOut)
 	}
 }

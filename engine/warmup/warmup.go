@@ -42,11 +42,16 @@ const Kind = "warmup"
 // keyPrefix is the admin-keyspace prefix of the stored start dates.
 const keyPrefix = Kind + "/"
 
-// storedStart is the durable form of a start date.
+// storedStart is the durable form of a start date, with the counts of the
+// day they were last written (so that a restart does not grant the day's
+// allowance again; written each twentieth of an allowance, so a crash
+// forgets at most that much).
 type storedStart struct {
-	Kind    string    `json:"kind"`
-	ID      string    `json:"id"` // the source name
-	Created time.Time `json:"created"`
+	Kind    string         `json:"kind"`
+	ID      string         `json:"id"` // the source name
+	Created time.Time      `json:"created"`
+	Day     time.Time      `json:"day,omitzero"`
+	Used    map[string]int `json:"used,omitempty"`
 }
 
 // Tracker counts the messages of the warming sources.
@@ -86,8 +91,18 @@ func New(sources []Source, store Store, now func() time.Time, log *slog.Logger) 
 			log.Error("warmup: a stored start date does not decode", "key", key, "err", err)
 			return nil
 		}
-		if s := t.sources[name]; s != nil && s.start.IsZero() {
+		s := t.sources[name]
+		if s == nil {
+			return nil
+		}
+		if s.start.IsZero() {
 			s.start = midnight(st.Created)
+		}
+		if !st.Day.IsZero() {
+			s.day = st.Day
+			for p, n := range st.Used {
+				s.used[p] = n
+			}
 		}
 		return nil
 	})
@@ -121,6 +136,9 @@ func (t *Tracker) Take(name, provider string) (ok bool, until time.Time) {
 		return false, today.Add(24 * time.Hour)
 	}
 	s.used[provider]++
+	if n := s.used[provider]; n == allow || n%max(1, allow/20) == 0 {
+		t.storeStart(s)
+	}
 	return true, time.Time{}
 }
 
@@ -200,7 +218,7 @@ func (t *Tracker) storeStart(s *source) {
 	if t.store == nil {
 		return
 	}
-	v, _ := json.Marshal(storedStart{Kind: Kind, ID: s.cfg.Name, Created: s.start})
+	v, _ := json.Marshal(storedStart{Kind: Kind, ID: s.cfg.Name, Created: s.start, Day: s.day, Used: s.used})
 	if err := t.store.PutAdminState(keyPrefix+s.cfg.Name, v); err != nil {
 		t.log.Error("warmup: storing the start date", "egress_source", s.cfg.Name, "err", err)
 	}

@@ -92,39 +92,50 @@ func TestCapEndsTheRamp(t *testing.T) {
 	}
 }
 
-// TestStartDatePersistedAcrossRestart: the day of first use is stored in
-// the spool; a tracker opened on the same spool days later continues the
-// ramp (day 3: 4× day 1) instead of starting it again.
+// TestStartDatePersistedAcrossRestart: the day of first use and the day's
+// counts are stored in the spool: a tracker opened again on the same spool
+// the same day has only what was left (a restart grants nothing again),
+// and days later it continues the ramp (day 3: 4× day 1) instead of
+// starting it again.
 func TestStartDatePersistedAcrossRestart(t *testing.T) {
 	dir := t.TempDir()
-	clk := queuetest.NewFakeClock(time.Date(2026, 12, 1, 23, 0, 0, 0, time.UTC))
+	clk := queuetest.NewFakeClock(time.Date(2026, 12, 1, 22, 0, 0, 0, time.UTC))
 	log := slog.New(slog.DiscardHandler)
-	sp, err := queue.Open(queue.Options{Dir: dir, MinFreeBytes: -1})
-	if err != nil {
-		t.Fatal(err)
+	open := func() (*queue.Spool, *Tracker) {
+		t.Helper()
+		sp, err := queue.Open(queue.Options{Dir: dir, MinFreeBytes: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, err := New([]Source{ramp("fresh", time.Time{})}, sp, clk.Now, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sp, tr
 	}
-	tr, err := New([]Source{ramp("fresh", time.Time{})}, sp, clk.Now, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sp, tr := open()
 	if tr.Day("fresh") != 0 {
 		t.Fatal("started before its first use")
 	}
-	tr.Take("fresh", "gmail") // first use: 2026-12-01
+	for range 100 { // first use: 2026-12-01; half of gmail's 200
+		tr.Take("fresh", "gmail")
+	}
+	if err := sp.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	clk.Advance(time.Hour) // a restart the same day
+	sp, tr = open()
+	if got := tr.Remaining("fresh", "gmail"); got != 100 {
+		t.Fatalf("gmail remaining after a restart the same day = %d, want 100", got)
+	}
 	if err := sp.Close(); err != nil {
 		t.Fatal(err)
 	}
 
 	clk.Advance(25 * time.Hour) // 2026-12-03 00:00
-	sp, err = queue.Open(queue.Options{Dir: dir, MinFreeBytes: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sp, tr = open()
 	defer sp.Close()
-	tr, err = New([]Source{ramp("fresh", time.Time{})}, sp, clk.Now, log)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if d := tr.Day("fresh"); d != 3 {
 		t.Fatalf("day after the restart = %d, want 3", d)
 	}
