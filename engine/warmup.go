@@ -62,6 +62,8 @@ type warmupGate struct {
 
 	mu     sync.Mutex
 	logged map[string]time.Time // source/provider → the day its wait was logged
+
+	providers sync.Map // providerKey → provider name
 }
 
 // provider returns the provider of a path's site: the first provider table,
@@ -71,17 +73,34 @@ func (g *warmupGate) provider(p outbound.Path) string {
 	if p.Site.IsRelay() {
 		return ""
 	}
-	hosts := p.Site.MXHosts()
 	cfg := g.e.conf()
+	key := providerKey{cfg, p.Site.String()}
+	if v, ok := g.providers.Load(key); ok {
+		return v.(string)
+	}
+	hosts := p.Site.MXHosts()
+	prov := ""
 	for _, name := range warmupProviders(cfg) {
 		if name != "" && config.MatchesMXSuffix(hosts, cfg.ShapingTables[name].MXSuffix) {
-			return name
+			prov = name
+			break
 		}
 	}
-	return ""
+	g.providers.Store(key, prov)
+	return prov
+}
+
+// providerKey keys the provider of a site under one configuration (a
+// reload brings a new one).
+type providerKey struct {
+	cfg  *config.Config
+	site string
 }
 
 func (g *warmupGate) Take(tenant string, p outbound.Path) (outbound.Source, time.Time, bool) {
+	if !g.t.Has(p.Source) {
+		return outbound.Source{}, time.Time{}, true // a source without warm-up: nothing to count
+	}
 	prov := g.provider(p)
 	ok, until := g.t.Take(p.Source, prov)
 	if ok {

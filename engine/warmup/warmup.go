@@ -116,6 +116,13 @@ func midnight(t time.Time) time.Time {
 	return t.UTC().Truncate(24 * time.Hour)
 }
 
+// Has reports whether source has a warm-up schedule (warm or not yet).
+func (t *Tracker) Has(name string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.sources[name] != nil
+}
+
 // Take counts one message from source to provider. It reports false when
 // the source's allowance for the provider is used up today, with the time
 // it comes back (the next midnight UTC). A source without a schedule
