@@ -29,7 +29,7 @@ func (e *Engine) newWarmup(cfg *config.Config) (*warmup.Tracker, error) {
 			continue
 		}
 		start, _ := s.WarmupStartDate()
-		srcs = append(srcs, warmup.Source{Name: s.Name, FirstDay: s.WarmupFirstDay, Cap: s.WarmupCeiling(), Start: start})
+		srcs = append(srcs, warmup.Source{Name: s.Name, Allowance: s.WarmupAllowance, Start: start})
 	}
 	if len(srcs) == 0 {
 		return nil, nil

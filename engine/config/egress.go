@@ -17,11 +17,14 @@ type EgressSource struct {
 	EHLOName      string `toml:"ehlo_name"`      // "" = [delivery] ehlo_name
 	// IP warm-up (warmup.go): Warmup "ramp" caps the messages a day from
 	// this source per provider, from WarmupDay1 doubling daily until every
-	// figure reaches WarmupCap; WarmupStart is day 1 ("" = first use).
+	// figure reaches WarmupCap; "table" takes them from WarmupSchedule.
+	// WarmupStart is day 1 ("" = first use).
 	Warmup      string         `toml:"warmup"`
 	WarmupStart string         `toml:"warmup_start"`
 	WarmupCap   int            `toml:"warmup_cap"`
 	WarmupDay1  []WarmupFigure `toml:"warmup_day1"`
+	// WarmupSchedule is the day table of warmup = "table".
+	WarmupSchedule []WarmupFigure `toml:"warmup_schedule"`
 }
 
 // Addr returns SourceAddress parsed (the zero Addr when empty or invalid).

@@ -32,7 +32,7 @@ func (g *trackerGate) Take(_ string, p outbound.Path) (outbound.Source, time.Tim
 func warmupHarness(t *testing.T, day1 int, alt outbound.Source) *harness {
 	t.Helper()
 	return newHarness(t, func(o *Options) {
-		tr, err := warmup.New([]warmup.Source{{Name: "fresh", FirstDay: func(string) int { return day1 }, Cap: 1 << 20}},
+		tr, err := warmup.New([]warmup.Source{{Name: "fresh", Allowance: func(day int, _ string) int { return day1 << (day - 1) }}},
 			nil, o.Clock.Now, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
@@ -99,7 +99,7 @@ func TestWarmupWaitsForNextDay(t *testing.T) {
 func TestRestoreRulesKeepsWarmupStart(t *testing.T) {
 	rules := &memRules{}
 	clk := newHarness(t, nil).clock
-	tr, err := warmup.New([]warmup.Source{{Name: "fresh", FirstDay: func(string) int { return 1 }}}, rules, clk.Now, slog.New(slog.DiscardHandler))
+	tr, err := warmup.New([]warmup.Source{{Name: "fresh", Allowance: func(int, string) int { return 1 }}}, rules, clk.Now, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,16 +3,14 @@
 // it has sent, and the day its warm-up began (kept in the spool, so that a
 // restart does not start the ramp again).
 //
-// A day is a calendar day in UTC; day 1 is the start date. On day d a
-// source may send first×2^(d-1) messages to a provider (first: its day-1
-// figure); a provider whose figure reaches the cap is no longer limited,
-// and a source whose every figure has is warm.
+// A day is a calendar day in UTC; day 1 is the start date. What a source
+// may send to a provider on day d is its schedule's (the [[egress_source]]
+// warmup keys: a ramp or a table); -1 means no limit.
 package warmup
 
 import (
 	"encoding/json"
 	"log/slog"
-	"math"
 	"sort"
 	"strings"
 	"sync"
@@ -28,11 +26,11 @@ type Store interface {
 // Source is the warm-up schedule of one egress source.
 type Source struct {
 	Name string
-	// FirstDay is the day-1 figure of a provider ("" for destinations no
-	// provider matches).
-	FirstDay func(provider string) int
-	Cap      int       // a figure at or past it means no limit
-	Start    time.Time // day 1 (configured); zero: the day of first use, stored
+	// Allowance is what the source may send to provider ("" for
+	// destinations no provider matches) on day (1 = the first); -1: no
+	// limit.
+	Allowance func(day int, provider string) int
+	Start     time.Time // day 1 (configured); zero: the day of first use, stored
 }
 
 // Kind is the "kind" of a stored start date: the same JSON shape as the
@@ -205,18 +203,9 @@ func (s *source) dayOf(today time.Time) int {
 	return int(today.Sub(s.start)/(24*time.Hour)) + 1
 }
 
-// allowance is the day's figure for provider; -1 when past the cap.
+// allowance is the day's figure for provider; -1: no limit.
 func (s *source) allowance(today time.Time, provider string) int {
-	first := max(1, s.cfg.FirstDay(provider))
-	d := s.dayOf(today)
-	if d > 62 {
-		return -1
-	}
-	a := float64(first) * math.Pow(2, float64(d-1))
-	if s.cfg.Cap > 0 && a >= float64(s.cfg.Cap) {
-		return -1
-	}
-	return int(a)
+	return s.cfg.Allowance(s.dayOf(today), provider)
 }
 
 // storeStart writes the start date of s (a failure is logged: the ramp

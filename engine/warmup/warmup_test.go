@@ -5,17 +5,16 @@ import (
 	"testing"
 	"time"
 
+	"gannet/engine/config"
 	"gannet/queue"
 	"gannet/queue/queuetest"
 )
 
+// ramp is the warm-up of a source configured with warmup = "ramp", 200 a
+// day to gmail and 500 to the rest on day 1, the default cap.
 func ramp(name string, start time.Time) Source {
-	return Source{Name: name, Start: start, Cap: 100000, FirstDay: func(p string) int {
-		if p == "gmail" {
-			return 200
-		}
-		return 500
-	}}
+	cfg := &config.EgressSource{Name: name, Warmup: config.WarmupRamp, WarmupDay1: []config.WarmupFigure{{Provider: "gmail", Messages: 200}}}
+	return Source{Name: name, Start: start, Allowance: cfg.WarmupAllowance}
 }
 
 // takeAll takes until the allowance is used up (bounded) and returns how
