@@ -605,9 +605,6 @@ func (l *Loop) hold(it *workItem) bool {
 	if l.adminHold(it) { // bounced or held by an operator (admin.go)
 		return true
 	}
-	if l.warmupHold(it) { // past its egress source's warm-up allowance (warmup.go)
-		return true
-	}
 	now := l.clock.Now()
 	if sh := l.opts.Shaper; sh != nil {
 		g := sh.Gate(it.path())
@@ -641,7 +638,8 @@ func (l *Loop) hold(it *workItem) bool {
 			return true
 		}
 	}
-	return false
+	// Last: only a transaction about to start counts (warmup.go).
+	return l.warmupHold(it, now)
 }
 
 // requeue puts a held item back in the scheduled queue until at. After a

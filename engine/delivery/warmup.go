@@ -21,7 +21,11 @@ type WarmupGate interface {
 // and reports whether the item was moved: to another source of its pool
 // (overflow), or, with none left, back to the scheduled queue until the
 // allowance comes back the next day (no attempt counted, nothing bounced).
-func (l *Loop) warmupHold(it *workItem) bool {
+// It runs after every other hold (rules, tenant rate, the cluster's shared
+// rate), so that only a transaction about to start counts; an item moved
+// has spent its tenant's slot (not booked again) and a shared token of the
+// warming path.
+func (l *Loop) warmupHold(it *workItem, now time.Time) bool {
 	g := l.opts.Warmup
 	if g == nil || it.source.Name == "" {
 		return false
@@ -30,10 +34,12 @@ func (l *Loop) warmupHold(it *workItem) bool {
 	if ok {
 		return false
 	}
-	now := l.clock.Now()
 	if alt.Name != "" {
 		it.source = alt
 		it.qkey = it.path().Key()
+		if l.opts.TenantRate != nil {
+			it.slot = now // its tenant's slot is spent: not booked again
+		}
 		l.requeue(it, now, now) // to the ready queue of the other source
 		return true
 	}

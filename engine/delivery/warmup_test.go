@@ -112,3 +112,35 @@ func TestRestoreRulesKeepsWarmupStart(t *testing.T) {
 		t.Fatalf("stored after RestoreRules: %v, want [warmup/fresh]", got)
 	}
 }
+
+// TestWarmupCountsOnlyTransactions: items a tenant's message rate holds
+// spend none of the warming source's allowance while they wait, and those
+// moved to the warm source are not booked on the tenant rate again: of 6
+// messages at 2 a second, exactly 3 (the allowance) leave from the
+// warming source.
+func TestWarmupCountsOnlyTransactions(t *testing.T) {
+	h := newHarness(t, func(o *Options) {
+		tr, err := warmup.New([]warmup.Source{{Name: "fresh", Allowance: func(int, string) int { return 3 }}},
+			nil, o.Clock.Now, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Warmup = &trackerGate{t: tr, alt: outbound.Source{Name: "warm"}}
+		o.Egress = func(string, string, string) outbound.Source { return outbound.Source{Name: "fresh"} }
+		o.TenantRate = func(string) float64 { return 2 }
+	})
+	h.loop.Start()
+	for i := range 6 {
+		h.enqueue(t, newMessage(fmt.Sprintf("m%d", i), h.clock.Now(), fmt.Sprintf("u%d@x.test", i)), "b\r\n")
+	}
+	for i := 0; len(h.rec.all()) < 6; i++ {
+		if i == 200 {
+			t.Fatalf("only %d of 6 delivered after %d fake seconds", len(h.rec.all()), i/4)
+		}
+		time.Sleep(5 * time.Millisecond)
+		h.clock.Advance(250 * time.Millisecond)
+	}
+	if got := sourcesOf(h.rec.all()); got["fresh"] != 3 || got["warm"] != 3 {
+		t.Fatalf("transactions by source = %v; want 3 from fresh, 3 from warm", got)
+	}
+}
