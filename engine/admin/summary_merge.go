@@ -19,7 +19,9 @@ func MergeSummaries(nodes []QueueSummaryV1) QueueSummaryV1 {
 	campaigns := map[string]*GroupRow{}
 	sites := map[[2]string]*SiteRow{}
 	backoff := map[string]*BackoffEntry{}
+	warm := map[[2]string]*WarmupEntry{}
 	for _, s := range nodes {
+		mergeWarmup(warm, s.Warmup) // warmup.go
 		t := &out.Totals
 		t.Messages += s.Totals.Messages
 		t.Counts.add(s.Totals.Counts)
@@ -88,6 +90,9 @@ func MergeSummaries(nodes []QueueSummaryV1) QueueSummaryV1 {
 	out.Sites = sortedRows(sites, func(r *SiteRow) string { return r.Site + "\x00" + r.Source })
 	if len(backoff) > 0 {
 		out.Backoff = sortedRows(backoff, func(b *BackoffEntry) string { return b.Site })
+	}
+	if len(warm) > 0 {
+		out.Warmup = sortedRows(warm, func(w *WarmupEntry) string { return w.Source + "\x00" + w.Provider })
 	}
 	return out
 }

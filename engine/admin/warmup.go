@@ -19,3 +19,33 @@ func (h *handler) warmups() []WarmupEntry {
 	}
 	return h.opts.Warmup()
 }
+
+// mergeWarmup adds the warm-up rows of one node of a cluster to into: each
+// node counts its own sources, so rows of the same source and provider
+// (a source name several nodes use) add up; -1 (no limit) on any node
+// stays -1, and the earliest start is kept.
+func mergeWarmup(into map[[2]string]*WarmupEntry, rows []WarmupEntry) {
+	for _, w := range rows {
+		k := [2]string{w.Source, w.Provider}
+		m := into[k]
+		if m == nil {
+			w := w
+			into[k] = &w
+			continue
+		}
+		m.Used += w.Used
+		m.Allowance = addLimit(m.Allowance, w.Allowance)
+		m.Remaining = addLimit(m.Remaining, w.Remaining)
+		if w.Start != "" && (m.Start == "" || w.Start < m.Start) {
+			m.Start, m.Day = w.Start, w.Day
+		}
+	}
+}
+
+// addLimit adds two counts where -1 means no limit.
+func addLimit(a, b int) int {
+	if a < 0 || b < 0 {
+		return -1
+	}
+	return a + b
+}
