@@ -22,7 +22,8 @@ func (e *Engine) adminHandler() http.Handler {
 		Automatic:    e.shapingSuspensions,
 		Backoffs:     e.backoffEntries, // backoff.go
 		EndBackoff:   e.endBackoff,
-		Tunes:        e.tuneEntries, // tune.go
+		Tunes:        e.tuneEntries,   // tune.go
+		Warmup:       e.warmupEntries, // warmup.go
 		TLSReportsOn: func() bool { return e.conf().TLS.TLSRPT },
 		Trace:        e.trace,
 		LogLevel:     e.LogLevel,

@@ -29,6 +29,7 @@ import (
 	"gannet/engine/shaping"
 	"gannet/engine/suppress"
 	"gannet/engine/trace"
+	"gannet/engine/warmup"
 	"gannet/internal/bufpool"
 	"gannet/queue"
 	"gannet/smtpwire"
@@ -89,6 +90,7 @@ type Engine struct {
 	retiring    sync.WaitGroup        // HTTP listeners removed by a reload, still draining
 	signers     *dkim.Signers         // [[dkim]] keys at start (sign.go); live.signers after a reload
 	shaper      *shaping.Shaper
+	warmup      *warmup.Tracker  // nil: no [[egress_source]] warms up
 	sts         *mtasts.Cache    // MTA-STS policies (sts.go); nil with relay_to
 	tlsrpt      *tlsReports      // TLS reporting (tlsrpt.go); nil with relay_to
 	rejects     rejectionLimiter // [log] rejection_rate (rejections.go)
@@ -312,6 +314,13 @@ func (e *Engine) buildOutbound() error {
 	}
 	if egress.hasPool || cfg.PolicyScript != nil {
 		opts.Egress = e.egressFor(egress)
+	}
+	if e.warmup, err = e.newWarmup(cfg); err != nil { // IP warm-up (warmup.go)
+		return err
+	}
+	if e.warmup != nil {
+		opts.Warmup = &warmupGate{e: e, t: e.warmup, ec: egress}
+		warmupGauge(e.metrics, e)
 	}
 	if e.cluster != nil {
 		opts.Shared = e.cluster.Rules()       // admin rules shared with the cluster (startCluster)

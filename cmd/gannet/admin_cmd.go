@@ -215,6 +215,10 @@ func printSummary(w io.Writer, s *admin.QueueSummaryV1) {
 				u.Changed.Local().Format(time.RFC3339), u.Reason)
 		}
 	}
+	if len(s.Warmup) > 0 {
+		fmt.Fprintln(tw)
+		printWarmup(tw, s.Warmup) // warmup_cmd.go
+	}
 	if len(s.Queues) == 0 {
 		fmt.Fprintln(tw, "The queue is empty.")
 		tw.Flush()

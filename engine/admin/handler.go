@@ -89,6 +89,9 @@ type Options struct {
 	// Tunes lists what the sites' self-tuning learned (the queue
 	// summary's tuned and its sites' tuned_rate). Nil: none.
 	Tunes func() []TuneEntry
+	// Warmup lists the warm-up allowances of the warming egress sources
+	// (the queue summary's warmup). Nil: none.
+	Warmup func() []WarmupEntry
 	// TLSReports serves /api/admin/tls-reports/v1 (nil: 404, no TLS
 	// reporting); TLSReportsOn says whether [tls] tlsrpt is on.
 	TLSReports   TLSReports

@@ -40,6 +40,7 @@ func (h *handler) summarize(s delivery.Summary, c caller) QueueSummaryV1 {
 	tuned := map[string]TuneEntry{}
 	if c.tenant == "" {
 		out.Backoff = h.backoffs()
+		out.Warmup = h.warmups()
 		for _, b := range out.Backoff {
 			inBackoff[b.Site] = true
 		}

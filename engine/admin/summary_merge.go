@@ -20,7 +20,9 @@ func MergeSummaries(nodes []QueueSummaryV1) QueueSummaryV1 {
 	sites := map[[2]string]*SiteRow{}
 	backoff := map[string]*BackoffEntry{}
 	tuned := map[string]*TuneEntry{}
+	warm := map[[2]string]*WarmupEntry{}
 	for _, s := range nodes {
+		mergeWarmup(warm, s.Warmup) // warmup.go
 		t := &out.Totals
 		t.Messages += s.Totals.Messages
 		t.Counts.add(s.Totals.Counts)
@@ -107,6 +109,9 @@ func MergeSummaries(nodes []QueueSummaryV1) QueueSummaryV1 {
 	}
 	if len(tuned) > 0 {
 		out.Tuned = sortedRows(tuned, func(t *TuneEntry) string { return t.Site })
+	}
+	if len(warm) > 0 {
+		out.Warmup = sortedRows(warm, func(w *WarmupEntry) string { return w.Source + "\x00" + w.Provider })
 	}
 	return out
 }

@@ -112,6 +112,9 @@ type QueueSummaryV1 struct {
 	// Tuned lists what the sites' self-tuning learned; left out for a
 	// tenant's API key.
 	Tuned []TuneEntry `json:"tuned,omitempty"`
+	// Warmup lists today's allowance of each warming egress source per
+	// provider; left out for a tenant's API key and without warm-up.
+	Warmup []WarmupEntry `json:"warmup,omitempty"`
 	// CorruptIDs lists the first MaxCorruptIDs quarantined messages
 	// (lowest ids first) for inspect; left out for a tenant's API key.
 	CorruptIDs []string `json:"corrupt_ids,omitempty"`

@@ -15,6 +15,16 @@ type EgressSource struct {
 	Name          string `toml:"name"`
 	SourceAddress string `toml:"source_address"` // IP address; "" = the kernel's choice
 	EHLOName      string `toml:"ehlo_name"`      // "" = [delivery] ehlo_name
+	// IP warm-up (warmup.go): Warmup "ramp" caps the messages a day from
+	// this source per provider, from WarmupDay1 doubling daily until every
+	// figure reaches WarmupCap; "table" takes them from WarmupSchedule.
+	// WarmupStart is day 1 ("" = first use).
+	Warmup      string         `toml:"warmup"`
+	WarmupStart string         `toml:"warmup_start"`
+	WarmupCap   int            `toml:"warmup_cap"`
+	WarmupDay1  []WarmupFigure `toml:"warmup_day1"`
+	// WarmupSchedule is the day table of warmup = "table".
+	WarmupSchedule []WarmupFigure `toml:"warmup_schedule"`
 }
 
 // Addr returns SourceAddress parsed (the zero Addr when empty or invalid).
@@ -236,6 +246,7 @@ func (c *Config) validateDeliveryPolicy(ck *checker) {
 			ck.add(p("name"), "egress source %q is defined twice", s.Name)
 		}
 		sources[s.Name] = true
+		s.validateWarmup(ck, p)
 		if s.SourceAddress != "" {
 			if _, err := netip.ParseAddr(strings.TrimSpace(s.SourceAddress)); err != nil {
 				ck.add(p("source_address"), "%q is not an IP address", s.SourceAddress)

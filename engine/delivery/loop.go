@@ -647,7 +647,8 @@ func (l *Loop) hold(it *workItem) bool {
 			return true
 		}
 	}
-	return false
+	// Last: only a transaction about to start counts (warmup.go).
+	return l.warmupHold(it, now)
 }
 
 // requeue puts a held item back in the scheduled queue until at. After a

@@ -132,6 +132,9 @@ type Options struct {
 	// other nodes of a cluster (engine/cluster): an item goes only with
 	// one of its tokens, besides the path's own limits. Nil: none.
 	SharedRate SharedRate
+	// Warmup is the IP warm-up of the egress sources (warmup.go); nil:
+	// none.
+	Warmup WarmupGate
 	// Egress chooses the egress source of a tenant's mail ([[egress_pool]]
 	// by weight); it is called once per work item, when it is first
 	// routed. Nil: the default source.

@@ -33,6 +33,7 @@ const (
 	ruleSuspend = "suspend"
 	ruleBounce  = "bounce"
 	ruleHold    = "hold"
+	ruleWarmup  = "warmup" // not a rule: a start date kept by engine/warmup
 )
 
 // storedRule is the durable form of one rule.
@@ -149,6 +150,8 @@ func (l *Loop) RestoreRules() (int, error) {
 		switch {
 		case !sr.Expires.IsZero() && !sr.Expires.After(now):
 			drop = append(drop, ruleKey(sr.Kind, sr.ID))
+		case sr.Kind == ruleWarmup:
+			// an egress source's warm-up start date: the engine's (engine/warmup)
 		case sr.Kind == ruleBackoff:
 			if l.opts.Backoff == nil || !l.opts.Backoff.RestoreBackoff(backoffState(&sr), false) {
 				drop = append(drop, ruleKey(sr.Kind, sr.ID))

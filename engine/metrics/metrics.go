@@ -92,6 +92,9 @@ type Metrics struct {
 	siteBackoffs                               atomic.Pointer[func() []SiteBackoff] // gannet_site_backoff (siterates.go)
 	siteTuned                                  atomic.Pointer[func() []SiteTuned]   // gannet_site_tuned_rate (siterates.go)
 
+	// warmup feeds gannet_egress_warmup_* (warmup.go).
+	warmup atomic.Pointer[func() []WarmupRemaining]
+
 	maxLabels        atomic.Int64                            // [metrics] max_destination_labels
 	kumoCompat       atomic.Bool                             // [metrics] compat = "kumomta" (kumocompat.go)
 	destinations     atomic.Pointer[func() DestinationState] // destinations.go
@@ -413,6 +416,7 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	out = m.appendSiteRates(out)
 	out = m.appendSiteBackoffs(out)
 	out = m.appendSiteTuned(out)
+	out = m.appendWarmup(out)
 	out = m.appendDestinations(out)
 	for _, c := range []*CappedCounters{m.Sites, m.Domains, m.Tenants, m.Campaigns} {
 		out = c.appendTo(out)

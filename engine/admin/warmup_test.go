@@ -1,0 +1,30 @@
+package admin
+
+import (
+	"reflect"
+	"testing"
+)
+
+// TestMergeSummariesWarmup: the cluster's summary adds the warm-up rows
+// of a source and provider over the nodes (no limit stays no limit, the
+// earliest start is kept) and keeps the others as they are.
+func TestMergeSummariesWarmup(t *testing.T) {
+	a := QueueSummaryV1{Warmup: []WarmupEntry{
+		{Source: "ip1", Provider: "default", Start: "2026-12-02", Day: 1, Allowance: 500, Used: 500, Remaining: 0},
+		{Source: "ip1", Provider: "gmail", Start: "2026-12-02", Day: 1, Allowance: 200, Used: 10, Remaining: 190},
+	}}
+	b := QueueSummaryV1{Warmup: []WarmupEntry{
+		{Source: "ip1", Provider: "default", Start: "2026-12-01", Day: 2, Allowance: 1000, Used: 100, Remaining: 900},
+		{Source: "ip1", Provider: "gmail", Start: "2026-12-01", Day: 2, Allowance: -1, Used: 7, Remaining: -1},
+		{Source: "ip2", Provider: "default", Day: 0, Allowance: 500, Remaining: 500},
+	}}
+	got := MergeSummaries([]QueueSummaryV1{a, b}).Warmup
+	want := []WarmupEntry{
+		{Source: "ip1", Provider: "default", Start: "2026-12-01", Day: 2, Allowance: 1500, Used: 600, Remaining: 900},
+		{Source: "ip1", Provider: "gmail", Start: "2026-12-01", Day: 2, Allowance: -1, Used: 17, Remaining: -1},
+		{Source: "ip2", Provider: "default", Allowance: 500, Remaining: 500},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("merged warm-up rows:\n%+v\nwant\n%+v", got, want)
+	}
+}
