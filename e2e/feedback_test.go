@@ -30,6 +30,7 @@ type fbRecord struct {
 	FeedbackType string `json:"feedback_type"`
 	UserAgent    string `json:"user_agent"`
 	Bounce       string `json:"bounce_classification"`
+	Suppressed   bool   `json:"suppressed"`
 	Response     struct {
 		Code    int    `json:"code"`
 		Content string `json:"content"`
@@ -139,6 +140,11 @@ feedback = true
 		if f.Listener != "e2e-in" {
 			t.Errorf("OOB record listener %q, want e2e-in", f.Listener)
 		}
+		// The hard bounce put the recipient on acme's suppression list.
+		if out, errOut, code := runGannetCLI(t, g, "suppress", "list", "-tenant", "acme"); !f.Suppressed || code != 0 ||
+			!strings.Contains(out, rcpt) || !strings.Contains(out, "oob") {
+			t.Errorf("OOB bounce not suppressed (record suppressed=%v); gannet suppress list -tenant acme (%d):\n%s%s", f.Suppressed, code, out, errOut)
+		}
 		if !regexp.MustCompile(`from=<bounce\+[A-Za-z0-9_-]+@` + regexp.QuoteMeta(bounceDomain) + `>`).MatchString(pf.logs()) {
 			t.Errorf("Postfix did not see the VERP return path:\n%s", tail(pf.logs(), 3000))
 		}
@@ -200,6 +206,11 @@ feedback = true
 			f.FeedbackType != "abuse" || f.UserAgent != "Yahoo!-Mail-Feedback/2.0" || f.Listener != "fbl-in" {
 			t.Errorf("Feedback record: %s", recs[0].Raw)
 		}
+		// The complaint put the recipient on acme's suppression list.
+		if out, errOut, code := runGannetCLI(t, g, "suppress", "list", "-tenant", "acme"); !f.Suppressed || code != 0 ||
+			!strings.Contains(out, rcpt) || !strings.Contains(out, "complaint") {
+			t.Errorf("complaint not suppressed (record suppressed=%v); gannet suppress list -tenant acme (%d):\n%s%s", f.Suppressed, code, out, errOut)
+		}
 	})
 
 	t.Run("forged", func(t *testing.T) {
@@ -216,8 +227,13 @@ feedback = true
 			recs := g.WaitRecords(recordFilter{Type: "Feedback", Recipient: forgedRcpt}, 1, 20*time.Second)
 			f := fbDecode(t, recs[0])
 			t.Logf("forged report's record: %s", recs[0].Raw)
-			if *f.Matched || f.ID != "" || f.Tenant != "" || f.Campaign != "" || !strings.Contains(f.Unmatched, "reference") {
+			if *f.Matched || f.ID != "" || f.Tenant != "" || f.Campaign != "" || !strings.Contains(f.Unmatched, "reference") || f.Suppressed {
 				t.Errorf("forged reference %d was trusted: %s", i, recs[0].Raw)
+			}
+			for _, list := range []string{"-global", "-tenant=acme"} {
+				if out, _, _ := runGannetCLI(t, g, "suppress", "list", list); strings.Contains(out, forgedRcpt) {
+					t.Errorf("a forged report suppressed %s (%s):\n%s", forgedRcpt, list, out)
+				}
 			}
 		}
 	})
