@@ -339,3 +339,33 @@ func TestOverview(t *testing.T) {
 		t.Errorf("busiest sites not the top %d by depth", topSites)
 	}
 }
+
+// TestTenantsShowReports: the tenants page shows, per tenant, the
+// complaints and late bounces matched to its mail, beside its bounces by
+// class; an unmatched report counts for no one.
+func TestTenantsShowReports(t *testing.T) {
+	tc := newTestConsole(t)
+	tc.api.answers["GET "+admin.PathQueueSummary] = admin.QueueSummaryV1{}
+	tc.api.answers["GET "+admin.PathSuspend] = []admin.RuleEntry{}
+	for i, matched := range []bool{true, true, true, false} {
+		fb := record(logrec.Feedback, "m", fmt.Sprintf("r%d@d.test", i), "", 0, "", tc.now)
+		fb.Report = &logrec.Report{Matched: matched, FeedbackType: "abuse"}
+		tc.recent.Record(fb)
+	}
+	oob := record(logrec.OOB, "m", "gone@d.test", "", 550, "no such user", tc.now)
+	oob.Report = &logrec.Report{Matched: true, Action: "failed"}
+	tc.recent.Record(oob)
+	b := record(logrec.Bounce, "m", "x@d.test", "mx.d.test", 550, "no such user", tc.now)
+	b.BounceClassification = "InvalidRecipient"
+	tc.recent.Record(b)
+	body := tc.client(true).do("GET", "/console/tenants", nil).Body.String()
+	row := regexp.MustCompile(`<tr><td>acme</td>(.*?)</tr>`).FindStringSubmatch(strings.ReplaceAll(body, "\n", ""))
+	if row == nil {
+		t.Fatalf("no row for acme:\n%s", body)
+	}
+	cells := regexp.MustCompile(`<td>(.*?)</td>`).FindAllStringSubmatch(row[1], -1)
+	// received, delivered, deferred, bounced, by class, late bounces, complaints, …
+	if len(cells) < 7 || cells[3][1] != "1" || !strings.Contains(cells[4][1], "InvalidRecipient: 1") || cells[5][1] != "1" || cells[6][1] != "3" {
+		t.Errorf("acme's row: %v", cells)
+	}
+}

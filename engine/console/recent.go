@@ -326,6 +326,10 @@ func (r *Recent) each(fn func(*logrec.Record)) {
 // started (recipients; received: messages).
 type GroupCounts struct {
 	Received, Delivered, Deferred, Bounced int
+	// Complaints counts the feedback reports (ARF, Feedback records) and
+	// LateBounces the asynchronous bounces (DSNs, OOB records) matched to
+	// the tenant's or campaign's mail by their signed reference.
+	Complaints, LateBounces int
 	// ByClass counts the bounces and expirations by bounce class.
 	ByClass map[string]int
 }
@@ -351,6 +355,14 @@ func (r *Recent) count(m map[string]*GroupCounts, name string, rec *logrec.Recor
 		g.Delivered++
 	case logrec.TransientFailure:
 		g.Deferred++
+	case logrec.Feedback:
+		if rec.Report != nil && rec.Report.Matched {
+			g.Complaints++
+		}
+	case logrec.OOB:
+		if rec.Report != nil && rec.Report.Matched {
+			g.LateBounces++
+		}
 	case logrec.Bounce, logrec.Expiration, logrec.AdminBounce:
 		g.Bounced++
 		class := rec.BounceClassification

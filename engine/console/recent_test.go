@@ -79,7 +79,19 @@ func TestRecentLatencyAndGroups(t *testing.T) {
 	b.BounceClassification = "InvalidRecipient"
 	r.Record(b)
 	r.Record(record(logrec.Reception, "m", "a@d.test", "", 250, "ok", now))
+	// Reports that came back: counted when matched to the tenant's mail.
+	for _, matched := range []bool{true, true, false} {
+		fb := record(logrec.Feedback, "m", "a@d.test", "", 0, "", now)
+		fb.Report = &logrec.Report{Matched: matched, FeedbackType: "abuse"}
+		r.Record(fb)
+	}
+	oob := record(logrec.OOB, "m", "a@d.test", "", 550, "gone", now)
+	oob.Report = &logrec.Report{Matched: true, Action: "failed"}
+	r.Record(oob)
 	tenants, campaigns := r.Groups()
+	if g := tenants["acme"]; g.Complaints != 2 || g.LateBounces != 1 {
+		t.Errorf("tenant reports: %d complaints, %d late bounces; want 2, 1", g.Complaints, g.LateBounces)
+	}
 	if g := tenants["acme"]; g.Delivered != 100 || g.Bounced != 1 || g.Received != 1 || g.ByClass["InvalidRecipient"] != 1 {
 		t.Errorf("tenant counts %+v", g)
 	}
