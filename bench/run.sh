@@ -31,7 +31,8 @@ fi
 # gannet-query: (b) once more, with a pre-filled queue and a query a second.
 # gannet-boring: (c) once more with bin/boring/gannet (GOEXPERIMENT=boringcrypto), when built;
 # gannet-openssl: the same with bin/openssl/gannet (DKIM RSA on OpenSSL's libcrypto).
-SYSTEMS=${BENCH_SYSTEMS:-"ceiling postfix gannet gannet-query gannet-lua gannet-boring gannet-openssl"}
+# gannet-events: (b) once more with two webhook [[event_sink]]s to a local receiver.
+SYSTEMS=${BENCH_SYSTEMS:-"ceiling postfix gannet gannet-query gannet-lua gannet-events gannet-boring gannet-openssl"}
 SCENARIOS=${BENCH_SCENARIOS:-"a b b2 c d e f g"}
 CONNS=${BENCH_CONNS:-$d_conns}           # (a)(b)(d): concurrent connections
 PER_CONN=${BENCH_PER_CONN:-$d_per}       # messages per connection
@@ -319,6 +320,26 @@ key = "${POLICY_HTTP_AUTH#Bearer }"
 EOF
 }
 
+# events_toml: the two webhook [[event_sink]]s of the gannet-events run,
+# batched as an ESP back-end would take them, to bench/lib/webhook_sink.py
+# on $WH_PORT (which checks every signature).
+events_toml() {
+  local n
+  for n in crm analytics; do
+    cat <<EOF
+[[event_sink]]
+name = "$n"
+kind = "webhook"
+url = "http://127.0.0.1:$WH_PORT/$n"
+secret = "bench-webhook-secret"
+batch = true
+max_batch = 100
+max_delay = "1s"
+
+EOF
+  done
+}
+
 # start_gannet NAME: runs $G_BIN serve (bin/gannet; gannet-boring:
 # bin/boring/gannet) with $WORK/NAME/gannet.toml.
 G_BIN=bin/gannet
@@ -374,7 +395,7 @@ probe() {
 relay_run() {
   local sys=$1 scen=$2 size=$3 conns=$4 per=$5 msgs=$6 trickle=$7 gextra=${8:-}
   local name="$sys-$scen" FAIL="" note="" odk="" pfextra="" kind=$1 qfill=0
-  case $sys in gannet-lua | gannet-query | gannet-boring | gannet-openssl) kind=gannet ;; esac
+  case $sys in gannet-lua | gannet-query | gannet-events | gannet-boring | gannet-openssl) kind=gannet ;; esac
   [ "$sys" = gannet-query ] && qfill=$Q_FILL
   # gannet-boring: the BoringCrypto build; (g): TLS on both sides (tls_toml).
   local G_BIN=bin/gannet G_LISTENER_TOML="" G_TLS_TOML="" sinktls=() blasttls=()
@@ -1193,6 +1214,17 @@ main() {
         BL record "$RESULTS" scen=b sys=gannet-lua error="failed: $FAIL"
         [ "$tr" = 1 ] && BL record "$RESULTS" scen=d sys=gannet-lua error="failed: $FAIL"
       fi
+    fi
+    if has_sys gannet-events; then
+      # The same load with two webhook event sinks on, right after the plain
+      # run (issue #23: at least 90% of its rate end to end).
+      WH_PORT=$(ports 1)
+      bg webhook-sink /usr/bin/python3 "$LIB/webhook_sink.py" "$WH_PORT" bench-webhook-secret
+      WH_PID=$BG_PID
+      for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$WH_PORT/count" && break; sleep 0.1; done
+      relay_run gannet-events b "$SIZE" "$CONNS" "$PER_CONN" "$MSGS" "" "$(events_toml)"
+      log "(b) gannet-events: records the webhook receiver took by the end of the run: $(curl -s "http://127.0.0.1:$WH_PORT/count")"
+      stop_pid "$WH_PID"
     fi
     phase "b+d"
   fi

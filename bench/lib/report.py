@@ -34,7 +34,8 @@ SYSTEMS = [
 # (b) also has Gannet with the policy script on (run.sh: relay_run gannet-lua),
 # judged against Gannet's own (b) run of the same bench run.
 B_SYSTEMS = SYSTEMS + [("gannet-query", "Gannet + group-by query once a second (pre-filled queue)"),
-                       ("gannet-lua", "Gannet + policy script (relay.lua hooks)")]
+                       ("gannet-lua", "Gannet + policy script (relay.lua hooks)"),
+                       ("gannet-events", "Gannet + two webhook event sinks (batches of 100)")]
 # (c) also has Gannet's BoringCrypto build (run.sh: relay_run gannet-boring).
 C_SYSTEMS = SYSTEMS + [("gannet-boring", "Gannet, BoringCrypto build (GOEXPERIMENT=boringcrypto)"),
                        ("gannet-openssl", "Gannet, OpenSSL RSA build (make build-openssl)")]
@@ -56,6 +57,7 @@ B_CPU_TARGET = 0.10    # CPU ms (= CPU s / 1000 msgs) per message
 C_RATE_TARGET = 4e6    # msgs/hour
 C_CPU_TARGET = 1.2
 POLICY_TARGET = 0.85  # the issue: end to end with the script ≥ 85% of the rate without it
+EVENTS_TARGET = 0.90  # issue #23: end to end with two webhook sinks ≥ 90% of the rate without
 # Issue #19: querying once a second costs < 5% of end to end throughput
 # (gannet-query ÷ gannet in (b)); a filtered list of 100 and a group-by < 1 s.
 QUERY_COST_TARGET = 0.05
@@ -156,6 +158,30 @@ def policy_line(plain, lua, quick=False):
             "the reference script of docs/policy.md (engine/policy/lua/testdata/relay.lua) with its "
             "configuration calls (kumo.start_*, kumo.configure_*) dropped, so that it runs the bench's "
             "listener, delivery and queue settings.")
+
+
+def events_line(plain, ev, quick=False):
+    """The (b) line of the event sinks: Gannet shipping every record to two
+    webhooks ÷ Gannet without, both runs of the same bench run."""
+    head = f"two webhook event sinks on: {{}} of the rate without them (target ≥ {EVENTS_TARGET:.0%})"
+    why = None
+    if plain is None:
+        why = "Gannet without sinks not run (BENCH_SYSTEMS)"
+    elif plain.get("error"):
+        why = f"Gannet without sinks {plain['error']}"
+    elif ev.get("error"):
+        why = f"Gannet with the sinks {ev['error']}"
+    r = None if why else ratio(ev.get("rate"), plain.get("rate"))
+    if r is None:
+        return head.format("—") + f": not computed ({why or 'no rate'})."
+    verdict = "met" if r >= EVENTS_TARGET else "**not met**"
+    if quick:
+        verdict += " (quick mode: a tiny sample, it swings both ways)"
+    return (head.format(f"{r:.0%}") + f": {verdict} — {fmt(num(ev.get('rate')))} ÷ "
+            f"{fmt(num(plain.get('rate')))} msgs/s end to end, the two Gannet runs of (b) above, one "
+            "right after the other. Every log record (Reception, Delivery, …) goes to two `[[event_sink]]` "
+            "webhooks, `batch = true`, `max_batch = 100`, received on the same machine by "
+            "bench/lib/webhook_sink.py, which checks each signature.")
 
 
 def query_cost(plain, q):
@@ -570,6 +596,9 @@ def main(argv):
             w("")
         if scen == "b" and ("b", "gannet-lua") in by:
             w(policy_line(by.get(("b", "gannet")), by[("b", "gannet-lua")], quick))
+            w("")
+        if scen == "b" and ("b", "gannet-events") in by:
+            w(events_line(by.get(("b", "gannet")), by[("b", "gannet-events")], quick))
             w("")
         for fsys, what in FAST_BUILDS if scen == "c" else []:
             if ("c", fsys) in by:
