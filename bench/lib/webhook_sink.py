@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """The webhook receiver of make bench's gannet-events run: every POST is
-answered 200 at once; the records are counted per path (a JSON array is
-that many records, an object one) and, when a secret is given, each
-request's X-Gannet-Signature is checked the way docs/contract.md shows. GET
-/count answers {"PATH": records, ..., "bad_signatures": N}.
+answered 200 at once; the records are counted per path (each record has
+one "uuid" field: counted without decoding the JSON, so that the receiver,
+which shares the machine, costs little CPU) and, when a secret is given,
+each request's X-Gannet-Signature is checked the way docs/contract.md
+shows. GET /count answers {"PATH": records, ..., "bad_signatures": N}.
 
     webhook_sink.py PORT [SECRET]
 """
@@ -35,12 +36,7 @@ class Handler(BaseHTTPRequestHandler):
             ts = self.headers.get("X-Gannet-Timestamp", "")
             want = "v1=" + hmac.new(SECRET, ts.encode() + b"." + body, hashlib.sha256).hexdigest()
             ok = hmac.compare_digest(want, self.headers.get("X-Gannet-Signature", ""))
-        n = 0
-        try:
-            doc = json.loads(body)
-            n = len(doc) if isinstance(doc, list) else 1
-        except ValueError:
-            ok = False
+        n = body.count(b'"uuid":')
         with lock:
             counts[self.path] = counts.get(self.path, 0) + n
             if not ok:
