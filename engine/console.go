@@ -20,6 +20,7 @@ func (e *Engine) buildConsole() {
 		Live:    consoleLive{e},
 		History: e.history,
 		Recent:  e.recent,
+		LogDir:  func() string { return e.conf().Log.Path }, // follows reloads
 		Login: func(key string) (string, bool) {
 			if key == "" {
 				return "", false

@@ -63,6 +63,10 @@ type Options struct {
 	Live    Live     // required
 	History *History // required; Run fills it
 	Recent  *Recent  // required; feed it the log records
+	// LogDir returns the directory of the log files ([log] path), which
+	// searches and message pages read (newest first, for a few seconds)
+	// when the recent records do not hold enough. Nil or "": not read.
+	LogDir func() string
 	// Login returns the role of a console key ([[api_key]] role);
 	// ok false for no such key. It is asked again at every request of a
 	// session. Nil: no one can log in (trusted hosts need not).

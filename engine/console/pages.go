@@ -297,8 +297,15 @@ type messagesData struct {
 	Results  []foundMessage
 	Matched  int
 	Searched bool
-	Err      string
+	// FromLog: the log files were searched too (the queue and the recent
+	// records had fewer than maxResults); LogPartial: the search stopped
+	// at logSearchTime before the oldest file.
+	FromLog, LogPartial bool
+	Err                 string
 }
+
+// logSearchTime bounds the reading of the log files for one page.
+const logSearchTime = 5 * time.Second
 
 // maxResults bounds a search's results from each source.
 const maxResults = 100
@@ -356,15 +363,29 @@ func (c *Console) messages(w http.ResponseWriter, r *http.Request, ss *session) 
 		}
 	}
 	// Messages no longer queued (delivered, bounced) from the recent log
-	// records.
-	for _, rec := range c.opts.Recent.Search(f, maxResults) {
-		if seen[rec.ID] {
-			continue
-		}
+	// records, then from the log files.
+	found := func(rec *logrec.Record) {
 		seen[rec.ID] = true
 		d.Results = append(d.Results, foundMessage{ID: rec.ID, Sender: rec.Sender, Tenant: rec.Tenant, Campaign: rec.Campaign,
 			Recipients: []string{rec.Recipient}, State: string(rec.Type), Attempts: rec.NumAttempts,
 			LastReply: replyText(rec.Response), When: rec.Timestamp})
+	}
+	for _, rec := range c.opts.Recent.Search(f, maxResults) {
+		if !seen[rec.ID] {
+			found(&rec)
+		}
+	}
+	if dir := c.logDir(); dir != "" && len(d.Results) < 2*maxResults {
+		lctx, lcancel := context.WithTimeout(r.Context(), logSearchTime)
+		recs, complete, err := searchLog(lctx, dir, f, maxResults, seen)
+		lcancel()
+		if err != nil {
+			c.opts.Logger.Warn("console: searching the log files", "err", err)
+		}
+		d.FromLog, d.LogPartial = true, !complete
+		for i := range recs {
+			found(&recs[i])
+		}
 	}
 	c.render(w, r, http.StatusOK, "messages", ss, d)
 }
@@ -375,7 +396,11 @@ type messageData struct {
 	Queued  bool
 	Info    admin.InspectMessageV1
 	Records []recordRow
-	Err     string
+	// FromLog: the records were read from the log files too (the recent
+	// ones did not go back to its Reception); LogPartial: that reading
+	// stopped at logSearchTime.
+	FromLog, LogPartial bool
+	Err                 string
 }
 
 // recordRow is one log record of a message.
@@ -403,7 +428,19 @@ func (c *Console) message(w http.ResponseWriter, r *http.Request, ss *session) {
 	case statusOf(err) != http.StatusNotFound:
 		d.Err = err.Error()
 	}
-	for _, rec := range c.opts.Recent.ForMessage(id) {
+	recs := c.opts.Recent.ForMessage(id)
+	if dir := c.logDir(); dir != "" && !slices.ContainsFunc(recs, func(r logrec.Record) bool { return r.Type == logrec.Reception }) {
+		// Older than the recent records: the log files hold the rest.
+		lctx, lcancel := context.WithTimeout(r.Context(), logSearchTime)
+		disk, complete, err := messageRecords(lctx, dir, id)
+		lcancel()
+		if err != nil {
+			c.opts.Logger.Warn("console: reading the log files", "id", id, "err", err)
+		}
+		d.FromLog, d.LogPartial = true, !complete
+		recs = mergeRecords(disk, recs)
+	}
+	for _, rec := range recs {
 		d.Records = append(d.Records, recordRow{Record: rec, Reply: replyText(rec.Response), Domain: mailaddr.Domain(rec.Recipient)})
 	}
 	if !d.Queued && len(d.Records) == 0 && d.Err == "" {
