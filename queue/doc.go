@@ -175,12 +175,13 @@
 // sync (LogData) for all the outcomes written meanwhile. No outcome costs
 // an fsync of its own: while mail arrives the group commits carry them for
 // nothing, and a delivery-only drain costs one WAL fsync per millisecond
-// at most. Callers do not wait for the sync unless 512 outcomes
+// at most. Callers do not wait for the sync unless 32 outcomes
 // (maxUnsyncedOutcomes) are already unsynced: then Update and Remove wait,
-// and the committer syncs at once. (The bound must stay well above what
-// delivery settles during one group commit: at 32 it paced end-to-end
-// delivery in make bench (b) at 3,600/s instead of about 11,000/s.) That bound is what keeps a crash on
-// a loaded machine from repeating hundreds of deliveries — the committer's
+// and the committer syncs at once. (512 was tried: make bench (b), 20,000
+// messages over 50 connections, three runs each alternating on a quiet
+// machine, gave 5,565, 5,408 and 7,299 msgs/s at 32 and 3,866, 5,888 and
+// 6,542 at 512 — no gain, so the tighter bound stays.) That bound is what
+// keeps a crash on a loaded machine from repeating hundreds of deliveries — the committer's
 // timer and sync were measured 30–45 ms late at load 10, long enough for
 // 190 deliveries of a drain at 5,000/s to go by unsynced before a kill —
 // at the cost of slowing delivery to the pace of the disk when it falls

@@ -1199,7 +1199,7 @@ func (s *Spool) lockID(id string) (unlock func(), err error) {
 // index batch of a group commit, or, when none comes within
 // outcomeSyncDelay (1 ms), by one index sync for all the outcomes written
 // meanwhile — so each outcome does not cost an fsync, and the caller waits
-// for one only when maxUnsyncedOutcomes (512) are already unsynced. A
+// for one only when maxUnsyncedOutcomes (32) are already unsynced. A
 // crash before that sync brings back the older state: an attempt is
 // repeated (the same as a crash before the Update), none is lost.
 func (s *Spool) Update(m *Message) error {
