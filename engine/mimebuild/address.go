@@ -131,9 +131,11 @@ func isDotString(s string) bool {
 }
 
 // isQuotedString: DQUOTE *QcontentSMTP DQUOTE, where qtextSMTP is
-// %d32-33 / %d35-91 / %d93-126 and quoted-pairSMTP is "\" %d32-126.
+// %d32-33 / %d35-91 / %d93-126 and quoted-pairSMTP is "\" %d32-126 — but
+// not empty: RFC 5321 §4.1.2 allows `""@domain`, yet it names no mailbox,
+// and RFC 5322 readers (Go's net/mail among them) refuse it in a header.
 func isQuotedString(s string) bool {
-	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' {
+	if len(s) < 3 || s[0] != '"' || s[len(s)-1] != '"' {
 		return false
 	}
 	for i := 1; i < len(s)-1; i++ {
