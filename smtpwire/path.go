@@ -227,6 +227,16 @@ func checkDomain(d []byte) *Error {
 	if label == 0 || prev == '-' {
 		return ErrPathSyntax
 	}
+	// An internationalized domain (RFC 6531 §3.3) must have an A-label
+	// form (IDNA2008 lookup profile, RFC 5891 §5): one that has none (a
+	// disallowed code point, a label breaking the Bidi rule of RFC 5893)
+	// could never be looked up, so it is refused here, with a reply,
+	// rather than bounced later.
+	if !isASCII(d) {
+		if _, err := mailaddr.ToASCII(string(d)); err != nil {
+			return ErrPathSyntax
+		}
+	}
 	return nil
 }
 

@@ -38,6 +38,7 @@ func TestParsePath(t *testing.T) {
 		"<a\x00b@c.example>", "<a@b\x01.example>", "<\xff@b.example>", "<a@b.example\xff>",
 		"<" + strings.Repeat("l", MaxLocalPart+1) + "@b.example>",
 		"<a@" + strings.Repeat("d", 250) + ".example>",
+		"<a@0ܧ>", // no A-label form: a digit then a right-to-left letter breaks the Bidi rule (RFC 5893)
 	}
 	for _, in := range bad {
 		if p, err := ParsePath(in); err == nil {
