@@ -135,53 +135,45 @@ def fmt_reps(pairs):
     return ", ".join("—" if rr is None else f"{rr:.2f}" for _, rr in pairs)
 
 
-def policy_line(plain, lua, quick=False):
-    """The (b) line of the policy script: Gannet with the script on ÷ Gannet
-    without it, both runs of the same bench run."""
-    head = f"policy script on: {{}} of the rate without it (target ≥ {POLICY_TARGET:.0%})"
+def variant_line(plain, other, quick, what, without, target, how):
+    """The (b) line of a Gannet variant (policy script, event sinks): its
+    end-to-end rate ÷ plain Gannet's, both runs of the same bench run,
+    against target; what names the variant ("policy script on"), without
+    what plain Gannet lacks ("the script"), how describes the variant."""
+    head = f"{what}: {{}} of the rate without {without[1]} (target ≥ {target:.0%})"
     why = None
     if plain is None:
-        why = "Gannet without the script not run (BENCH_SYSTEMS)"
+        why = f"Gannet without {without[0]} not run (BENCH_SYSTEMS)"
     elif plain.get("error"):
-        why = f"Gannet without the script {plain['error']}"
-    elif lua.get("error"):
-        why = f"Gannet with the script {lua['error']}"
-    r = None if why else ratio(lua.get("rate"), plain.get("rate"))
+        why = f"Gannet without {without[0]} {plain['error']}"
+    elif other.get("error"):
+        why = f"Gannet with {without[0]} {other['error']}"
+    r = None if why else ratio(other.get("rate"), plain.get("rate"))
     if r is None:
         return head.format("—") + f": not computed ({why or 'no rate'})."
-    verdict = "met" if r >= POLICY_TARGET else "**not met**"
+    verdict = "met" if r >= target else "**not met**"
     if quick:
         verdict += " (quick mode: a tiny sample, it swings both ways)"
-    return (head.format(f"{r:.0%}") + f": {verdict} — {fmt(num(lua.get('rate')))} ÷ "
+    return (head.format(f"{r:.0%}") + f": {verdict} — {fmt(num(other.get('rate')))} ÷ "
             f"{fmt(num(plain.get('rate')))} msgs/s end to end, the two Gannet runs of (b) above, one "
-            "right after the other. \"Gannet + policy script\" runs the hooks and helper functions of "
-            "the reference script of docs/policy.md (engine/policy/lua/testdata/relay.lua) with its "
-            "configuration calls (kumo.start_*, kumo.configure_*) dropped, so that it runs the bench's "
-            "listener, delivery and queue settings.")
+            "right after the other. " + how)
+
+
+def policy_line(plain, lua, quick=False):
+    """The (b) line of the policy script (gannet-lua)."""
+    return variant_line(plain, lua, quick, "policy script on", ("the script", "it"), POLICY_TARGET,
+                        "\"Gannet + policy script\" runs the hooks and helper functions of "
+                        "the reference script of docs/policy.md (engine/policy/lua/testdata/relay.lua) with its "
+                        "configuration calls (kumo.start_*, kumo.configure_*) dropped, so that it runs the bench's "
+                        "listener, delivery and queue settings.")
 
 
 def events_line(plain, ev, quick=False):
-    """The (b) line of the event sinks: Gannet shipping every record to two
-    webhooks ÷ Gannet without, both runs of the same bench run."""
-    head = f"two webhook event sinks on: {{}} of the rate without them (target ≥ {EVENTS_TARGET:.0%})"
-    why = None
-    if plain is None:
-        why = "Gannet without sinks not run (BENCH_SYSTEMS)"
-    elif plain.get("error"):
-        why = f"Gannet without sinks {plain['error']}"
-    elif ev.get("error"):
-        why = f"Gannet with the sinks {ev['error']}"
-    r = None if why else ratio(ev.get("rate"), plain.get("rate"))
-    if r is None:
-        return head.format("—") + f": not computed ({why or 'no rate'})."
-    verdict = "met" if r >= EVENTS_TARGET else "**not met**"
-    if quick:
-        verdict += " (quick mode: a tiny sample, it swings both ways)"
-    return (head.format(f"{r:.0%}") + f": {verdict} — {fmt(num(ev.get('rate')))} ÷ "
-            f"{fmt(num(plain.get('rate')))} msgs/s end to end, the two Gannet runs of (b) above, one "
-            "right after the other. Every log record (Reception, Delivery, …) goes to two `[[event_sink]]` "
-            "webhooks, `batch = true`, `max_batch = 100`, received on the same machine by "
-            "bench/lib/webhook_sink.py, which checks each signature.")
+    """The (b) line of the event sinks (gannet-events)."""
+    return variant_line(plain, ev, quick, "two webhook event sinks on", ("sinks", "them"), EVENTS_TARGET,
+                        "Every log record (Reception, Delivery, …) goes to two `[[event_sink]]` "
+                        "webhooks, `batch = true`, `max_batch = 100`, received on the same machine by "
+                        "bench/lib/webhook_sink.py, which checks each signature.")
 
 
 def query_cost(plain, q):
