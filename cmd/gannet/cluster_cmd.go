@@ -18,24 +18,9 @@ import (
 // the relay belongs to, with their queue depths and rates (GET
 // /api/admin/cluster/v1); a relay without [cluster] says clustering is off.
 func cmdCluster(args []string, stdout, stderr io.Writer) int {
-	const synopsis = "cluster status  [-api URL] [-key KEY] [-json]"
-	fs := newFlags("cluster", synopsis, stderr)
-	c := addAPIFlags(fs)
-	pos, st := parseInterleaved(fs, args)
-	if st >= 0 {
-		return st
-	}
-	if len(pos) != 1 || pos[0] != "status" {
-		fs.Usage()
-		return 2
-	}
 	var r admin.ClusterResponse
-	ok, err := c.call(stdout, http.MethodGet, admin.PathCluster, nil, nil, &r)
-	if err != nil {
-		return fail(stderr, "cluster", err)
-	}
-	if !ok {
-		return 0
+	if done, st := statusCall("cluster", admin.PathCluster, &r, args, stdout, stderr); done {
+		return st
 	}
 	if !r.Enabled {
 		fmt.Fprintln(stdout, r.Message)
@@ -112,4 +97,26 @@ func clusterSummary(c *apiClient, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "cluster: %d of %d nodes answered (messages: %s)\n\n", len(sums), len(r.Nodes), strings.Join(lines, ", "))
 	printSummary(stdout, &merged)
 	return status
+}
+
+// statusCall is the part "gannet NAME status [-api URL] [-key KEY] [-json]"
+// commands share: flags, then GET path into out. It reports done (with the
+// exit status) when nothing is left to print: a usage error, a failed
+// call, or -json (the answer was printed as it is).
+func statusCall(name, path string, out any, args []string, stdout, stderr io.Writer) (done bool, status int) {
+	fs := newFlags(name, name+" status  [-api URL] [-key KEY] [-json]", stderr)
+	c := addAPIFlags(fs)
+	pos, st := parseInterleaved(fs, args)
+	if st >= 0 {
+		return true, st
+	}
+	if len(pos) != 1 || pos[0] != "status" {
+		fs.Usage()
+		return true, 2
+	}
+	ok, err := c.call(stdout, http.MethodGet, path, nil, nil, out)
+	if err != nil {
+		return true, fail(stderr, name, err)
+	}
+	return !ok, 0
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,24 +14,9 @@ import (
 // backlog, what it shipped, refused, expired and dropped since the start,
 // its last success and its last error (GET /api/admin/events/v1).
 func cmdEvents(args []string, stdout, stderr io.Writer) int {
-	const synopsis = "events status  [-api URL] [-key KEY] [-json]"
-	fs := newFlags("events", synopsis, stderr)
-	c := addAPIFlags(fs)
-	pos, st := parseInterleaved(fs, args)
-	if st >= 0 {
-		return st
-	}
-	if len(pos) != 1 || pos[0] != "status" {
-		fs.Usage()
-		return 2
-	}
 	var r admin.EventsResponse
-	ok, err := c.call(stdout, http.MethodGet, admin.PathEvents, nil, nil, &r)
-	if err != nil {
-		return fail(stderr, "events", err)
-	}
-	if !ok {
-		return 0
+	if done, st := statusCall("events", admin.PathEvents, &r, args, stdout, stderr); done {
+		return st
 	}
 	if len(r.Sinks) == 0 {
 		fmt.Fprintln(stdout, "no event sinks: the configuration has no [[event_sink]]")
