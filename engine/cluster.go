@@ -22,6 +22,7 @@ func (e *Engine) buildCluster() error {
 		Timeout:      c.RedisTimeout.Duration,
 		Stats:        clusterStats{e},
 		OnRedisError: e.metrics.RedisErrors.Inc,
+		OnRedisCall:  e.metrics.RedisCall,
 		Logger:       e.log.With("part", "cluster"),
 		Now:          e.now,
 	})

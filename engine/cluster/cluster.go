@@ -36,8 +36,13 @@ type Options struct {
 	// OnRedisError is called for every Redis call that failed or timed
 	// out (gannet_cluster_redis_errors_total); nil: not counted.
 	OnRedisError func()
-	Logger       *slog.Logger     // nil: discarded
-	Now          func() time.Time // nil: time.Now
+	// OnRedisCall is called for every round trip to Redis, failed or not,
+	// with what it was for: OpRate, OpConn, OpRules, OpHeartbeat or
+	// OpOther (calls.go; gannet_cluster_redis_calls_total); nil: not
+	// counted.
+	OnRedisCall func(op string)
+	Logger      *slog.Logger     // nil: discarded
+	Now         func() time.Time // nil: time.Now
 }
 
 // Node is one node's entry as its last heartbeat wrote it.
@@ -103,6 +108,9 @@ func New(opts Options) (*Cluster, error) {
 	ro.MaxRetries = -1
 	ro.ContextTimeoutEnabled = true
 	c := &Cluster{opts: opts, rdb: redis.NewClient(ro), log: opts.Logger}
+	if opts.OnRedisCall != nil {
+		c.rdb.AddHook(callCounter{prefix: opts.KeyPrefix, on: opts.OnRedisCall})
+	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}

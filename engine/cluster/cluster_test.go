@@ -364,3 +364,79 @@ func TestLeasedTokensLapse(t *testing.T) {
 		t.Errorf("a lease a second old was still spent (%d Redis calls)", l.RoundTrips.Load())
 	}
 }
+
+// calls counts Options.OnRedisCall by op.
+type calls struct {
+	mu sync.Mutex
+	by map[string]int
+}
+
+func (c *calls) on(op string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.by == nil {
+		c.by = map[string]int{}
+	}
+	c.by[op]++
+}
+
+func (c *calls) get(op string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.by[op]
+}
+
+// Every round trip to Redis is counted once, under what it was for: a
+// batch of tokens is one call however many tokens it holds, a connection
+// lease one call to take and one to give back, the heartbeat its own; a
+// call to a Redis that does not answer counts as well (and as an error).
+func TestRedisCallsCountedByOp(t *testing.T) {
+	url := server(t)
+	var n calls
+	c := node(t, url, "node-a", Options{OnRedisCall: n.on, Heartbeat: time.Minute, NodeTTL: 3 * time.Minute})
+	if n.get(OpHeartbeat) == 0 {
+		t.Errorf("no heartbeat call counted after Start: %v", n.by)
+	}
+	l := c.RateLimiter("site:calls", 1000, 10)
+	if ok, _ := l.Take(); !ok { // the first batch (and the script loaded, if it was not)
+		t.Fatal("the first token was refused")
+	}
+	before := n.get(OpRate)
+	for i := range 19 { // the batch's 9 others, then one more batch of 10
+		if ok, _ := l.Take(); !ok {
+			t.Fatalf("token %d refused", i+2)
+		}
+	}
+	if got := n.get(OpRate) - before; got != 1 {
+		t.Errorf("19 more tokens, leased 10 at a time: %d rate calls, want 1", got)
+	}
+	cl := c.ConnLimiter("site:calls", 2)
+	for i := range 2 { // the first time may load the script too
+		before := n.get(OpConn)
+		id, ok := cl.Acquire()
+		if !ok {
+			t.Fatal("connection lease refused")
+		}
+		cl.Release(id)
+		if got := n.get(OpConn) - before; i == 1 && got != 2 {
+			t.Errorf("a connection lease taken and given back: %d conn calls, want 2", got)
+		}
+	}
+	if got := n.get(OpRules); got != 0 {
+		t.Errorf("%d calls counted as rules, without rules", got)
+	}
+
+	var down calls
+	var errs atomic.Int64
+	d, err := New(Options{URL: "redis://127.0.0.1:1/0", NodeID: "node-down", OnRedisCall: down.on, OnRedisError: func() { errs.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop()
+	if ok, _ := d.RateLimiter("site:calls", 1000, 10).Take(); !ok {
+		t.Error("with Redis down, the local share refused the first token")
+	}
+	if down.get(OpRate) != 1 || errs.Load() != 1 {
+		t.Errorf("with Redis down: %d rate calls and %d errors, want 1 and 1", down.get(OpRate), errs.Load())
+	}
+}

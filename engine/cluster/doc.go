@@ -45,4 +45,9 @@
 // gannet_cluster_redis_errors_total), tries Redis again every second and
 // goes back to the shared limit when it answers. Nothing waits on Redis
 // longer than the timeout.
+//
+// Cost: every round trip to Redis (a command or a pipeline, answered or
+// not) is told to Options.OnRedisCall with what it was for (calls.go: a
+// go-redis hook classifies it by the first key it names), the engine's
+// gannet_cluster_redis_calls_total{op}.
 package cluster

@@ -320,6 +320,19 @@ func (m *Metrics) EventBacklog(sink string, backlog func() float64) {
 	m.set.GetOrCreateGauge(`gannet_event_backlog{sink="`+escapeLabel(sink)+`"}`, backlog)
 }
 
+// RedisCall counts a round trip to the cluster's Redis in
+// gannet_cluster_redis_calls_total{op}: op is what it was for, "rate",
+// "conn", "rules", "heartbeat" or "other" (engine/cluster's Op*; any
+// other value counts as "other", so the series are at most five).
+func (m *Metrics) RedisCall(op string) {
+	switch op {
+	case "rate", "conn", "rules", "heartbeat":
+	default:
+		op = "other"
+	}
+	m.set.GetOrCreateCounter(`gannet_cluster_redis_calls_total{op="` + op + `"}`).Inc()
+}
+
 // Set returns the underlying Set, for metrics other packages add.
 func (m *Metrics) Set() *vm.Set { return m.set }
 
@@ -373,6 +386,8 @@ func help(family string) string {
 		return "Events a policy script counted with increment_campaign_metric, by campaign and event."
 	case "gannet_cluster_redis_errors_total":
 		return "Calls to the cluster's Redis ([cluster] redis) that failed or ran past redis_timeout; meanwhile each limit falls back to this node's share."
+	case "gannet_cluster_redis_calls_total":
+		return "Round trips to the cluster's Redis ([cluster] redis), failed ones included, by what they were for: rate (leases of a shared rate's tokens), conn (connection leases), rules (shared admin rules), heartbeat (node entries), other (connection set-up)."
 	case "gannet_feedback_reports_total":
 		return "Reports received on feedback addresses: asynchronous DSNs (kind=\"dsn\") and ARF reports (kind=\"arf\"), matched=\"true\" when their signed reference verified."
 	case "gannet_suppressed_total":

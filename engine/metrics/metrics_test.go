@@ -35,6 +35,10 @@ func exercised() *Metrics {
 	m.SpoolCommit.Update(0.003)
 	m.LogRecordsDropped.Inc()
 	m.Xferred.Inc()
+	m.RedisCall("rate")
+	m.RedisCall("rate")
+	m.RedisCall("heartbeat")
+	m.RedisCall("no such op")
 	m.SpoolCorrupt("index").Inc()
 	m.SetQueueDepth(func() float64 { return 7 }, func() float64 { return 2 })
 	m.ConnectionsOpened(In).Add(5)
@@ -137,6 +141,9 @@ func TestExpositionHasContractMetrics(t *testing.T) {
 		`gannet_spool_commit_seconds_bucket{le="0.005"}`:                                  1,
 		`gannet_log_records_dropped_total`:                                                1,
 		`gannet_messages_xferred_total`:                                                   1,
+		`gannet_cluster_redis_calls_total{op="rate"}`:                                     2,
+		`gannet_cluster_redis_calls_total{op="heartbeat"}`:                                1,
+		`gannet_cluster_redis_calls_total{op="other"}`:                                    1,
 		`gannet_spool_corrupt_total{kind="index"}`:                                        1,
 		`gannet_spool_corrupt_total{kind="record"}`:                                       0,
 		`gannet_connections_opened_total{direction="in"}`:                                 5,
