@@ -32,15 +32,15 @@ type proxyNode struct {
 
 // startProxyNode starts a gannet whose proxied listeners trust 127.0.0.1
 // (haproxy) and let only proxyClientOK relay (SMTP) or inject without a key
-// (HTTP); the proxy itself is in neither list.
-func startProxyNode(t *testing.T, sink string) proxyNode {
+// (HTTP); the proxy itself is in neither list. cfg says where it delivers
+// (DNS, DeliveryPort, DeliveryExtra) and may add to its configuration.
+func startProxyNode(t *testing.T, cfg gannetConfig) proxyNode {
 	n := proxyNode{
 		smtpPP:  hostPort("127.0.0.1", freePort(t, false, "127.0.0.1")),
 		httpXFF: hostPort("127.0.0.1", freePort(t, false, "127.0.0.1")),
 		httpPP:  hostPort("127.0.0.1", freePort(t, false, "127.0.0.1")),
 	}
-	n.gannet = startGannet(t, gannetConfig{DNS: "127.0.0.1:1", DeliveryPort: 1,
-		DeliveryExtra: fmt.Sprintf("relay_to = %q\n", sink), Extra: fmt.Sprintf(`
+	cfg.Extra += fmt.Sprintf(`
 [[smtp_listener]]
 name = "pp"
 listen = %q
@@ -62,8 +62,41 @@ services = ["inject"]
 trusted_hosts = [%q]
 trusted_proxies = ["127.0.0.1/32"]
 proxy_protocol = true
-`, n.smtpPP, proxyClientOK, n.httpXFF, proxyClientOK, n.httpPP, proxyClientOK)})
+`, n.smtpPP, proxyClientOK, n.httpXFF, proxyClientOK, n.httpPP, proxyClientOK)
+	n.gannet = startGannet(t, cfg)
 	return n
+}
+
+// relayToSink is the delivery part of a gannetConfig that relays every
+// message to the receiver at addr (and never looks up an MX).
+func relayToSink(addr string) gannetConfig {
+	return gannetConfig{DNS: "127.0.0.1:1", DeliveryPort: 1, DeliveryExtra: fmt.Sprintf("relay_to = %q\n", addr)}
+}
+
+// haproxyConfig is an haproxy configuration of the given frontends and
+// backends (haproxyTCP), with bounded connections and timeouts.
+func haproxyConfig(sections ...string) string {
+	return `global
+    maxconn 200
+
+defaults
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+` + strings.Join(sections, "")
+}
+
+// haproxyTCP is a frontend on bind balancing its connections round-robin
+// over servers in mode tcp, each server line ending in opts (such as
+// "send-proxy-v2").
+func haproxyTCP(name, bind, opts string, servers ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nfrontend %s\n    mode tcp\n    bind %s\n    default_backend %s\nbackend %s\n    mode tcp\n    balance roundrobin\n",
+		name, bind, name, name)
+	for i, s := range servers {
+		fmt.Fprintf(&b, "    server n%d %s %s\n", i, s, opts)
+	}
+	return b.String()
 }
 
 // startHAProxy runs haproxy in the foreground with cfg and waits until each
@@ -114,44 +147,24 @@ func TestE2EProxyHAProxy(t *testing.T) {
 	swaks := needExecutable(t, "swaks", "swaks")
 	t0 := time.Now()
 	sink := startGoSink(t, hostPort("127.0.0.1", freePort(t, false, "127.0.0.1")))
-	nodes := []proxyNode{startProxyNode(t, sink.addr()), startProxyNode(t, sink.addr()), startProxyNode(t, sink.addr())}
+	nodes := []proxyNode{startProxyNode(t, relayToSink(sink.addr())), startProxyNode(t, relayToSink(sink.addr())), startProxyNode(t, relayToSink(sink.addr()))}
 
 	t.Logf("%v: nodes started", time.Since(t0).Round(time.Millisecond))
 	feV2 := hostPort("127.0.0.1", freePort(t, false, "127.0.0.1"))
 	feV1 := hostPort("127.0.0.1", freePort(t, false, "127.0.0.1"))
 	feHTTP := hostPort("127.0.0.1", freePort(t, false, "127.0.0.1"))
 	feHTTPPP := hostPort("127.0.0.1", freePort(t, false, "127.0.0.1"))
-	var v2, v1, web, webPP strings.Builder
+	var smtp, webPP []string
+	var webServers strings.Builder
 	for i, n := range nodes {
-		fmt.Fprintf(&v2, "    server n%d %s send-proxy-v2\n", i, n.smtpPP)
-		fmt.Fprintf(&v1, "    server n%d %s send-proxy\n", i, n.smtpPP)
-		fmt.Fprintf(&web, "    server n%d %s\n", i, n.httpXFF)
-		fmt.Fprintf(&webPP, "    server n%d %s send-proxy-v2\n", i, n.httpPP)
+		smtp = append(smtp, n.smtpPP)
+		webPP = append(webPP, n.httpPP)
+		fmt.Fprintf(&webServers, "    server n%d %s\n", i, n.httpXFF)
 	}
-	startHAProxy(t, fmt.Sprintf(`global
-    maxconn 200
-
-defaults
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-
-frontend smtp_v2
-    mode tcp
-    bind %s
-    default_backend smtp_v2
-backend smtp_v2
-    mode tcp
-    balance roundrobin
-%s
-frontend smtp_v1
-    mode tcp
-    bind %s
-    default_backend smtp_v1
-backend smtp_v1
-    mode tcp
-    balance roundrobin
-%s
+	startHAProxy(t, haproxyConfig(
+		haproxyTCP("smtp_v2", feV2, "send-proxy-v2", smtp...),
+		haproxyTCP("smtp_v1", feV1, "send-proxy", smtp...),
+		fmt.Sprintf(`
 frontend web
     mode http
     bind %s
@@ -160,15 +173,9 @@ frontend web
 backend web
     mode http
     balance roundrobin
-%s
-frontend web_pp
-    mode tcp
-    bind %s
-    default_backend web_pp
-backend web_pp
-    mode tcp
-    balance roundrobin
-%s`, feV2, v2.String(), feV1, v1.String(), feHTTP, web.String(), feHTTPPP, webPP.String()), feV2, feV1, feHTTP, feHTTPPP)
+%s`, feHTTP, webServers.String()),
+		haproxyTCP("web_pp", feHTTPPP, "send-proxy-v2", webPP...),
+	), feV2, feV1, feHTTP, feHTTPPP)
 
 	t.Logf("%v: haproxy started", time.Since(t0).Round(time.Millisecond))
 	// SMTP through haproxy, three sessions per PROXY version: one per node.

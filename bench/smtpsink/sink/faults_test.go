@@ -328,4 +328,17 @@ func TestConnectionCounting(t *testing.T) {
 	if st := s.Stats(); st.MaxConcurrentConns != 4 || st.CurrentConns != 2 {
 		t.Errorf("stats = %+v", st)
 	}
+	// A new period starts from the connections open now (2), and counts
+	// its own peak.
+	if peak := s.TakeMaxConcurrent(); peak != 4 {
+		t.Errorf("TakeMaxConcurrent = %d, want 4 (the peak so far)", peak)
+	}
+	if peak := s.TakeMaxConcurrent(); peak != 2 {
+		t.Errorf("TakeMaxConcurrent = %d, want 2 (open since the last call)", peak)
+	}
+	c3 := dialRaw(t, s.Addr())
+	c3.expect(220)
+	if peak := s.TakeMaxConcurrent(); peak != 3 {
+		t.Errorf("TakeMaxConcurrent = %d, want 3", peak)
+	}
 }

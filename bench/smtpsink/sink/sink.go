@@ -247,6 +247,14 @@ func (s *Sink) Stats() Stats {
 	return s.c.snapshot(s.now().Sub(s.start))
 }
 
+// TakeMaxConcurrent returns the most connections open at once since the
+// start or the last call, and starts a new period from those open now, so
+// that a test can check a limit phase by phase (Stats' MaxConcurrentConns
+// keeps the peak since the start).
+func (s *Sink) TakeMaxConcurrent() int64 {
+	return s.c.periodMax.Swap(s.c.current.Load())
+}
+
 // SetFaults replaces the fault injection; sessions see it at their next stage.
 // The throttle window keeps running.
 func (s *Sink) SetFaults(f Faults) {

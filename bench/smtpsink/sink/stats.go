@@ -74,6 +74,7 @@ type counters struct {
 	connections   atomic.Uint64
 	current       atomic.Int64
 	maxConcurrent atomic.Int64
+	periodMax     atomic.Int64 // the peak since the last TakeMaxConcurrent
 	refused       atomic.Uint64
 	tls           atomic.Uint64
 	tlsResumed    atomic.Uint64
@@ -99,10 +100,17 @@ func (c *counters) connOpened(limit int) bool {
 		return false
 	}
 	c.connections.Add(1)
+	raise(&c.maxConcurrent, n)
+	raise(&c.periodMax, n)
+	return true
+}
+
+// raise makes *p at least n.
+func raise(p *atomic.Int64, n int64) {
 	for {
-		m := c.maxConcurrent.Load()
-		if n <= m || c.maxConcurrent.CompareAndSwap(m, n) {
-			return true
+		m := p.Load()
+		if n <= m || p.CompareAndSwap(m, n) {
+			return
 		}
 	}
 }
