@@ -440,3 +440,31 @@ func TestRedisCallsCountedByOp(t *testing.T) {
 		t.Errorf("with Redis down: %d rate calls and %d errors, want 1 and 1", down.get(OpRate), errs.Load())
 	}
 }
+
+// With Redis down, a caller that comes back a little after each wait it
+// was told still gets the node's whole share: the local limit has a token
+// of tolerance even when the share of a batch is less than two tokens.
+func TestLocalShareKeepsItsRateWithLateCallers(t *testing.T) {
+	clk := queuetest.NewFakeClock(time.Unix(1_800_000_000, 0))
+	c, err := New(Options{URL: "redis://127.0.0.1:1/0", NodeID: "node-a", Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	l := c.RateLimiter("site:late", 20, 1) // one node: its share is 20/s, a batch of 1
+	granted := 0
+	for range 2000 { // each refusal waits what it was told and 5 ms more
+		ok, wait := l.Take()
+		if ok {
+			granted++
+			continue
+		}
+		clk.Advance(wait + 5*time.Millisecond)
+		if clk.Now().After(time.Unix(1_800_000_010, 0)) {
+			break
+		}
+	}
+	if granted < 195 || granted > 203 {
+		t.Errorf("%d tokens in 10 s of the local share of 20/s, want about 200", granted)
+	}
+}
