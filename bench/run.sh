@@ -22,10 +22,10 @@ export BENCH_LIB=$LIB
 QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then
   d_conns=4 d_per=25 d_msgs=100 d_c_msgs=20 d_c_conns=4 d_rate=5 d_e=2000 d_ef=20000 d_f=300 d_fpf=20 d_to=30 d_eto=30 d_arep=1 d_qrep=3 d_qf=5000
-  d_b2rate=20
+  d_b2rate=20 d_irate=200 d_imsgs=1500 d_iwin=3
 else
   d_conns=50 d_per=100 d_msgs=20000 d_c_msgs=5000 d_c_conns=50 d_rate=20 d_e=100000 d_ef=1000000 d_f=10000 d_fpf=200
-  d_to=180 d_eto=300 d_arep=3 d_qrep=5 d_qf=100000 d_b2rate=50
+  d_to=180 d_eto=300 d_arep=3 d_qrep=5 d_qf=100000 d_b2rate=50 d_irate=2000 d_imsgs=20000 d_iwin=5
 fi
 # gannet-lua: (b) once more, right after Gannet's, with the policy script on.
 # gannet-query: (b) once more, with a pre-filled queue and a query a second.
@@ -33,7 +33,7 @@ fi
 # gannet-openssl: the same with bin/openssl/gannet (DKIM RSA on OpenSSL's libcrypto).
 # gannet-events: (b) once more with two webhook [[event_sink]]s to a local receiver.
 SYSTEMS=${BENCH_SYSTEMS:-"ceiling postfix gannet gannet-query gannet-lua gannet-events gannet-boring gannet-openssl"}
-SCENARIOS=${BENCH_SCENARIOS:-"a b b2 c d e f g"}
+SCENARIOS=${BENCH_SCENARIOS:-"a b b2 c d e f g i"}
 CONNS=${BENCH_CONNS:-$d_conns}           # (a)(b)(d): concurrent connections
 PER_CONN=${BENCH_PER_CONN:-$d_per}       # messages per connection
 MSGS=${BENCH_MSGS:-$d_msgs}              # total; a connection QUITs after PER_CONN
@@ -47,6 +47,9 @@ B2_MSGS=${BENCH_B2_MSGS:-$MSGS}          # (b2): messages, of SIZE
 B2_PROBE_RATE=${BENCH_B2_PROBE_RATE:-$d_b2rate} # (b2): latency probe, messages/s over 2 smtpblast connections
 G_MSGS=${BENCH_G_MSGS:-$MSGS}            # (g): messages, of SIZE, over CONNS connections (PER_CONN each)
 D_RATE=${BENCH_D_RATE:-$d_rate}          # (d): transactional messages per second
+I_RATE=${BENCH_I_RATE:-$d_irate}         # (i): the site's max_message_rate for the fleet of three, messages/s
+I_MSGS=${BENCH_I_MSGS:-$d_imsgs}         # (i): messages per run, over CONNS connections spread on the nodes
+I_WINDOW=${BENCH_I_WINDOW:-$d_iwin}      # (i): seconds the limited rate is measured at the sink, from 2 s into the load
 E_QUEUED=${BENCH_E_QUEUED:-$d_e}         # (e): messages queued over SMTP behind a closed port
 E_FILL=${BENCH_E_FILL:-$d_ef}            # (e): messages filled straight into a spool Gannet then loads
 E_TIMEOUT=${BENCH_E_TIMEOUT:-$d_eto}     # (e): cap on queueing them, seconds
@@ -1122,6 +1125,130 @@ idle_run() {
   stop_relay "$sys" "$name"
 }
 
+# -------------------------------------------------------- (i) cluster --
+# (i): a cluster of three Gannet nodes (distinct ports, spools and node
+# ids) sharing one private redis-server, delivering into one bin/smtpsink.
+# The load is three bin/smtpblast runs side by side, one per node, with a
+# third of the connections and messages each. i1 ("limit"): the site
+# (example.test) has a max_message_rate of I_RATE for the fleet
+# (limit_scope cluster): the sink's rate is measured over I_WINDOW s from
+# 2 s into the load (past the lease burst of an idle limit), with the
+# Redis round trips per 1,000 messages (gannet_cluster_redis_calls_total
+# summed over the nodes). i2 ("fleet"): no limit, the fleet's end to end
+# rate, against one node without a cluster ("one") taking the same load
+# into the same kind of sink just before.
+
+# start_redis: a private redis-server on a free loopback port, no
+# persistence; sets REDIS_PORT and REDIS_PID, or FAIL.
+start_redis() {
+  if ! command -v redis-server >/dev/null 2>&1; then FAIL="no redis-server (scripts/install-test-peers.sh)"; return 1; fi
+  REDIS_PORT=$(ports 1)
+  mkdir -p "$WORK/redis"
+  bg redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$WORK/redis" --save "" --appendonly no \
+    --daemonize no --loglevel warning
+  REDIS_PID=$BG_PID
+  local w
+  w=$(BL waitport "127.0.0.1:$REDIS_PORT" 10 "$REDIS_PID")
+  case $w in timeout | exited) FAIL="redis-server did not start: $(tail -1 "$WORK/redis.log" | cut -c1-80)"; return 1 ;; esac
+}
+
+# cluster_toml RUN ID [RATE]: the [cluster] table of node ID of run RUN
+# (each run its own key prefix), and with RATE the site's shared limit.
+cluster_toml() {
+  printf '[cluster]\nredis = "redis://127.0.0.1:%s/0"\nnode_id = "%s"\nkey_prefix = "bench-%s:"\n' "$REDIS_PORT" "$2" "$1"
+  [ -n "${3:-}" ] && printf '\n[shaping."example.test"]\nmax_message_rate = "%s/s"\nlimit_scope = "cluster"\n' "$3"
+  return 0
+}
+
+# fleet_run RUN NODES [RATE]: one run of (i). NODES Gannets (a cluster on
+# $REDIS_PORT when more than one) deliver into a fresh sink and take
+# I_MSGS messages; records scen=i sys=gannet-RUN.
+fleet_run() {
+  local run=$1 n=$2 rate=${3:-} FAIL="" pids=() smtp=() https=() k name extra
+  log "(i) $run: $n node(s), $I_MSGS x $SIZE over $CONNS connections${rate:+, site limit $rate/s for the fleet}"
+  if ! start_sink "i-$run"; then BL record "$RESULTS" scen=i sys="gannet-$run" error="failed: sink did not start"; return; fi
+  local sinkpid=$SINK_PID sinkurl=$SINK_URL sinkport=$SINK_PORT
+  for ((k = 0; k < n; k++)); do
+    name="i-$run-n$k" extra=""
+    [ "$n" -gt 1 ] && extra=$(cluster_toml "$run" "bench-node-$k" "$rate")
+    gannet_config "$name" "$sinkport" 5m $((I_MSGS * 2 + 10000)) $((CONNS + 1000)) "$extra" && start_gannet "$name" || break
+    pids+=("$SYS_PID") smtp+=("$SYS_PORT") https+=("$G_HTTP")
+  done
+  [ -z "$FAIL" ] && probe "127.0.0.1:${smtp[0]}" "$sinkurl"
+  if [ -n "$FAIL" ]; then
+    log "(i) $run failed: $FAIL"
+    BL record "$RESULTS" scen=i sys="gannet-$run" error="failed: $FAIL"
+    for k in "${pids[@]}"; do stop_pid "$k"; done
+    stop_pid "$sinkpid"; return
+  fi
+  local base cpu0 cpu1 t0 blasts=() conns=$(((CONNS + n - 1) / n)) per=$(((I_MSGS + n - 1) / n))
+  base=$(BL sinkcount "$sinkurl")
+  rm -f "$WORK/i-$run.target"
+  bg "i-$run-watch" "$PY" -S "$LIB/benchlib.py" sinkwatch "$sinkurl" "$WORK/i-$run.target" $((RUN_TIMEOUT + 120)) "$WORK/i-$run.watch.json"
+  local watchpid=$BG_PID
+  cpu0=$(BL cpu "${pids[@]}")
+  t0=$(date +%s.%N)
+  for ((k = 0; k < n; k++)); do
+    bg "i-$run-blast$k" bin/smtpblast -server "127.0.0.1:${smtp[$k]}" -connections "$conns" -per-conn "$PER_CONN" \
+      -messages "$per" -size "$SIZE" -duration "${RUN_TIMEOUT}s" "${BLAST_FLAGS[@]}" -progress 0 -json
+    blasts+=("$BG_PID")
+  done
+  # The limited rate at the sink over a window, once the lease burst is past.
+  local c0 c1 w0 w1 win=""
+  if [ -n "$rate" ]; then
+    sleep 2
+    c0=$(BL sinkcount "$sinkurl") w0=$(date +%s.%N)
+    sleep "$I_WINDOW"
+    c1=$(BL sinkcount "$sinkurl") w1=$(date +%s.%N)
+    win=$(awk -v a="$c1" -v b="$c0" -v x="$w1" -v y="$w0" 'BEGIN{ printf "%.1f", (a-b)/(x-y) }')
+  fi
+  for k in "${blasts[@]}"; do wait "$k" 2>/dev/null; done
+  local acked=0 failed=0 a f
+  for ((k = 0; k < n; k++)); do
+    read -r a f < <(BL jget "$WORK/i-$run-blast$k.log" acked failed | tr '\n' ' ')
+    [[ "$a" =~ ^[0-9]+$ ]] && acked=$((acked + a))
+    [[ "$f" =~ ^[0-9]+$ ]] && failed=$((failed + f))
+  done
+  echo $((base + acked)) >"$WORK/i-$run.target"
+  wait "$watchpid" 2>/dev/null
+  cpu1=$(BL cpu "${pids[@]}")
+  local done_ts count timeout secs="" e2e="" delivered=$acked note="" calls="" per1k="" err="" cpu
+  read -r done_ts count timeout < <(BL jget "$WORK/i-$run.watch.json" done_ts count timeout | tr '\n' ' ')
+  if [ "$timeout" = True ]; then
+    delivered=$((count > base ? count - base : 0))
+    note="partial: $delivered of $acked delivered within the cap"
+  fi
+  [ "$failed" != 0 ] && note="${note:+$note; }$failed refused"
+  [ "$acked" = 0 ] && err="failed: no message accepted"
+  if [ "$done_ts" != - ] && [ "$delivered" -gt 0 ]; then
+    secs=$(awk -v a="$done_ts" -v b="$t0" 'BEGIN{printf "%.3f", a-b}')
+    e2e=$(awk -v n="$delivered" -v s="$secs" 'BEGIN{ if (s>0) printf "%.1f", n/s }')
+  fi
+  local leases="" lease1k=""
+  if [ "$n" -gt 1 ]; then
+    # Every round trip, and those that leased tokens of the rate (op="rate").
+    calls=0 leases=0
+    for k in "${https[@]}"; do
+      a=$(BL metric "http://127.0.0.1:$k/metrics" gannet_cluster_redis_calls_total)
+      f=$(BL metric "http://127.0.0.1:$k/metrics" 'gannet_cluster_redis_calls_total{op="rate"}')
+      [[ "$a" =~ ^[0-9]+$ ]] && calls=$((calls + a))
+      [[ "$f" =~ ^[0-9]+$ ]] && leases=$((leases + f))
+    done
+    if [ "$delivered" -gt 0 ]; then
+      per1k=$(awk -v c="$calls" -v n="$delivered" 'BEGIN{printf "%.1f", c*1000/n}')
+      lease1k=$(awk -v c="$leases" -v n="$delivered" 'BEGIN{printf "%.1f", c*1000/n}')
+    fi
+  fi
+  cpu=$(awk -v a="$cpu1" -v b="$cpu0" -v n="$delivered" 'BEGIN{ if (n>0) printf "%.3f", (a-b)*1000/n }')
+  BL record "$RESULTS" scen=i sys="gannet-$run" nodes="$n" msgs="$delivered" secs="$secs" rate="$e2e" cpu="$cpu" \
+    limit="$rate" window_rate="$win" window_s="$I_WINDOW" redis_calls="$calls" redis_per_1000="$per1k" \
+    redis_rate_per_1000="$lease1k" \
+    size="$SIZE" conns="$CONNS" note="$note" error="$err"
+  log "(i) $run: end to end ${e2e:-?}/s in ${secs:-?}s${win:+; ${win}/s at the sink against a limit of $rate/s}${per1k:+; $per1k Redis calls / 1000 msgs}"
+  for k in "${pids[@]}"; do stop_pid "$k"; done
+  stop_pid "$sinkpid"
+}
+
 # ---------------------------------------------------------------- main --
 main() {
   log "work dir $WORK; quick=$QUICK systems='$SYSTEMS' scenarios='$SCENARIOS' a_repeat=$A_REPEAT"
@@ -1275,6 +1402,22 @@ main() {
     has_sys gannet && idle_run gannet "$F_CONNS"
     phase f
   fi
+  if has_scen i && has_sys gannet; then
+    # One node, then the fleet of three with the site limit (i1) and
+    # without (i2), one run right after the other.
+    fleet_run one 1
+    FAIL=""
+    if start_redis; then
+      fleet_run limit 3 "$I_RATE"
+      fleet_run fleet 3
+      stop_pid "$REDIS_PID"
+    else
+      log "(i) $FAIL"
+      BL record "$RESULTS" scen=i sys=gannet-limit error="failed: $FAIL"
+      BL record "$RESULTS" scen=i sys=gannet-fleet error="failed: $FAIL"
+    fi
+    phase i
+  fi
   ELAPSED=$(($(date +%s) - START))
   log "timing: ${PHASES# } (total ${ELAPSED}s)"
 
@@ -1289,6 +1432,7 @@ main() {
     quick="$QUICK" host="$HOST" elapsed="$ELAPSED" conns="$CONNS" per_conn="$PER_CONN" msgs="$MSGS" size="$SIZE" a_repeat="$A_REPEAT" \
     c_msgs="$C_MSGS" c_conns="$C_CONNS" c_size="$C_SIZE" d_rate="$D_RATE" e_queued="$E_QUEUED" e_fill="$E_FILL" \
     b2_conns="$B2_CONNS" b2_msgs="$B2_MSGS" b2_probe_rate="$B2_PROBE_RATE" g_msgs="$G_MSGS" \
+    i_rate="$I_RATE" i_msgs="$I_MSGS" i_window="$I_WINDOW" \
     phases="${PHASES# }" \
     f_conns="$F_CONNS" f_pf_conns="$F_PF_CONNS" pipelining="$PIPELINING" \
     load_start="$LOAD_START" load_end="$(cut -d' ' -f1-3 /proc/loadavg)" \

@@ -312,6 +312,50 @@ def g_section(by, meta, w):
     w("")
 
 
+def i_section(by, meta, w):
+    """(i): three Gannet nodes sharing one Redis, with a site limit for the
+    fleet (i1) and without (i2), against one node alone."""
+    one, lim, fleet = (by.get(("i", s), {}) for s in ("gannet-one", "gannet-limit", "gannet-fleet"))
+    if not (one or lim or fleet):
+        return
+    w("## (i) Cluster — three Gannet nodes sharing one Redis")
+    w("")
+    w(f"Three Gannet processes (own ports, spools and node ids; `[cluster]` on one private redis-server) "
+      f"deliver to one bin/smtpsink; the load, {meta.get('i_msgs')} messages of {meta.get('size')}, is three "
+      f"smtpblast runs side by side, one per node, each with a third of the {meta.get('conns')} connections. "
+      f"i1: `max_message_rate = \"{meta.get('i_rate')}/s\"` for `example.test`, shared by the fleet "
+      f"(`limit_scope = \"cluster\"`); the rate at the sink is measured over {meta.get('i_window')} s "
+      "from 2 s into the load (past the two lease batches an idle limit lets through at once). "
+      "i2: no limit. One node: the same load into one Gannet without `[cluster]`, just before. "
+      "Redis calls: `gannet_cluster_redis_calls_total` summed over the nodes, per 1,000 messages delivered "
+      "in the run: every round trip (leases of tokens, heartbeats, the rules' reconciliation, new "
+      "connections to Redis), and of those the leases of the rate's tokens (`op=\"rate\"`).")
+    w("")
+    w("| run | nodes | messages | end to end msgs/s | CPU s / 1000 msgs | ÷ one node | limit msgs/s | "
+      "at the sink msgs/s | limit error | Redis calls / 1000 msgs | of which rate leases | note |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    names = {"gannet-one": "one node, no cluster", "gannet-limit": "i1: fleet, site limit",
+             "gannet-fleet": "i2: fleet, no limit"}
+    for s, r in (("gannet-one", one), ("gannet-limit", lim), ("gannet-fleet", fleet)):
+        if not r:
+            continue
+        if r.get("error"):
+            w(f"| {names[s]} | — | — | {r['error']} |" + " — |" * 7 + f" {r.get('note') or ''} |")
+            continue
+        limit, got = num(r.get("limit")), num(r.get("window_rate"))
+        err = f"{100 * (got - limit) / limit:+.1f}%" if limit and got is not None else ""
+        vs = "" if s == "gannet-one" or one.get("error") else fmt_ratio(ratio(r.get("rate"), one.get("rate")))
+        w(f"| {names[s]} | {r.get('nodes')} | {fmt(num(r.get('msgs')), 0)} | {fmt(num(r.get('rate')))} | "
+          f"{fmt(num(r.get('cpu')), 3)} | {vs} | {fmt(limit, 0) if limit else ''} | "
+          f"{fmt(got) if got is not None else ''} | {err} | {fmt(num(r.get('redis_per_1000')))} | "
+          f"{fmt(num(r.get('redis_rate_per_1000')))} | {r.get('note') or ''} |")
+    w("")
+    w("The three nodes share this machine's cores with the load generator and the sink: \"÷ one node\" "
+      "shows what three processes and the cluster cost (or gain) on these cores, not what three machines "
+      "would give.")
+    w("")
+
+
 # RATIOS_MARK starts the HTML comment that carries the ratios as JSON, for
 # bench/quick.sh to compare with the committed report's.
 RATIOS_MARK = "<!-- bench-ratios: "
@@ -606,6 +650,7 @@ def main(argv):
 
     b2_section(by, meta, w)
     g_section(by, meta, w)
+    i_section(by, meta, w)
 
     # --------------------------------------------------------- latency --
     d_rows = [(s, by[("d", s)]) for s, _ in SYSTEMS if ("d", s) in by]
