@@ -235,13 +235,15 @@ max_deliveries_per_connection = 25
 	srv.Kill()
 	sleepUntil(29 * time.Second)
 	_, d0 := fleetMetric(t, nodes, "gannet_messages_delivered_total")
+	s0 := time.Now()
 	sink.TakeMaxConcurrent()
 	sleepUntil(37 * time.Second)
 	_, d1 := fleetMetric(t, nodes, "gannet_messages_delivered_total")
+	secs := time.Since(s0).Seconds()
 	checkConns("Redis down (one connection per node)", fleetConns)
 	share := fleetRate / float64(len(nodes))
 	for i := range nodes {
-		r := (d1[i] - d0[i]) / 8
+		r := (d1[i] - d0[i]) / secs
 		t.Logf("Redis down: node %d delivered %.1f/s (its share: %.1f/s)", i, r, share)
 		if r < share*0.7 || r > share*1.3 {
 			t.Errorf("Redis down: node %d delivered %.1f/s, want about its share of %.1f/s", i, r, share)
@@ -264,8 +266,11 @@ max_deliveries_per_connection = 25
 	if err := srv.Restart(); err != nil {
 		t.Fatalf("restart redis-server: %v", err)
 	}
+	sink.TakeMaxConcurrent() // the Redis-down period ends
 	sleepUntil(40 * time.Second)
-	sink.TakeMaxConcurrent()
+	// Not checked: until each node's next heartbeat puts back the leases
+	// it took on its share, Redis may grant others past the limit.
+	t.Logf("the first 3s after Redis restarted: at most %d connections at the sink at once", sink.TakeMaxConcurrent())
 	sleepUntil(55 * time.Second)
 	checkRate("Redis restarted", 40*time.Second, 55*time.Second)
 	checkConns("Redis restarted", fleetConns)
