@@ -1226,17 +1226,24 @@ fleet_run() {
   fi
   local leases="" lease1k=""
   if [ "$n" -gt 1 ]; then
-    # Every round trip, and those that leased tokens of the rate (op="rate").
-    calls=0 leases=0
-    for k in "${https[@]}"; do
-      a=$(BL metric "http://127.0.0.1:$k/metrics" gannet_cluster_redis_calls_total)
-      f=$(BL metric "http://127.0.0.1:$k/metrics" 'gannet_cluster_redis_calls_total{op="rate"}')
-      [[ "$a" =~ ^[0-9]+$ ]] && calls=$((calls + a))
-      [[ "$f" =~ ^[0-9]+$ ]] && leases=$((leases + f))
+    # Every round trip, by op over the nodes; the leases of the rate's
+    # tokens (op="rate") get their own column, the rest go in the note.
+    local op byop=""
+    calls=0
+    for op in rate conn rules heartbeat other; do
+      f=0
+      for k in "${https[@]}"; do
+        a=$(BL metric "http://127.0.0.1:$k/metrics" "gannet_cluster_redis_calls_total{op=\"$op\"}")
+        [[ "$a" =~ ^[0-9]+$ ]] && f=$((f + a))
+      done
+      calls=$((calls + f))
+      [ "$op" = rate ] && leases=$f
+      [ "$delivered" -gt 0 ] && byop="$byop, $op $(awk -v c="$f" -v n="$delivered" 'BEGIN{printf "%.1f", c*1000/n}')"
     done
     if [ "$delivered" -gt 0 ]; then
       per1k=$(awk -v c="$calls" -v n="$delivered" 'BEGIN{printf "%.1f", c*1000/n}')
       lease1k=$(awk -v c="$leases" -v n="$delivered" 'BEGIN{printf "%.1f", c*1000/n}')
+      note="${note:+$note; }Redis calls / 1000 msgs by op: ${byop#, }"
     fi
   fi
   cpu=$(awk -v a="$cpu1" -v b="$cpu0" -v n="$delivered" 'BEGIN{ if (n>0) printf "%.3f", (a-b)*1000/n }')
