@@ -509,7 +509,9 @@ def main(argv):
       f"smtp-source cannot pipeline); (c) {meta.get('c_msgs')} × {meta.get('c_size')} over "
       f"{meta.get('c_conns')} connections; (d) {meta.get('d_rate')} transactional messages/s during (b); "
       f"(e) {meta.get('e_fill')} messages filled into a spool, and {meta.get('e_queued')} queued over SMTP; "
-      f"(f) {meta.get('f_conns')} idle connections to Gannet, {meta.get('f_pf_conns')} to Postfix.")
+      f"(f) {meta.get('f_conns')} idle connections to Gannet, {meta.get('f_pf_conns')} to Postfix; "
+      f"(i) {meta.get('i_msgs')} messages per run into one node and into a cluster of three, "
+      f"with a site limit of {meta.get('i_rate')}/s for the fleet and without.")
     w("")
     if meta.get("phases"):
         w(f"Time per phase: {meta['phases']}.")
