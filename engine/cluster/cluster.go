@@ -69,6 +69,7 @@ type Cluster struct {
 
 	live atomic.Int64 // live nodes at the last count (at least 1)
 	down atomic.Bool  // the last Redis call failed (logged once per change)
+	upAt atomic.Int64 // when Redis answered again after failing (Unix ns; 0: never failed)
 
 	mu    sync.Mutex
 	self  Node           // this node's entry (under mu)
@@ -202,9 +203,20 @@ func (c *Cluster) result(err error) error {
 		return err
 	}
 	if c.down.Swap(false) {
+		c.upAt.Store(c.opts.Now().UnixNano())
 		c.log.Info("cluster: Redis answers again; cluster-wide limits restored")
 	}
 	return nil
+}
+
+// settling reports whether Redis answered again, after failing, less than
+// a heartbeat (and a call's timeout) before now: the connection leases the
+// nodes took on their shares meanwhile may not all be back in it yet (a
+// Redis that restarted has none), as each node's heartbeat puts its own
+// back.
+func (c *Cluster) settling(now time.Time) bool {
+	up := c.upAt.Load()
+	return up != 0 && now.Before(time.Unix(0, up).Add(c.opts.Heartbeat+c.opts.Timeout))
 }
 
 // beat renews this node's entry and its connection leases, and counts the
@@ -238,7 +250,13 @@ func (c *Cluster) beat() {
 		return
 	}
 	if nodes, err := c.Nodes(context.Background()); err == nil {
-		c.live.Store(int64(max(1, len(nodes))))
+		n := int64(max(1, len(nodes)))
+		if c.settling(now) {
+			// The nodes register again after Redis came back (empty,
+			// perhaps): a lower count is not believed yet.
+			n = max(n, c.live.Load())
+		}
+		c.live.Store(n)
 	}
 	for _, l := range conns {
 		l.renew()

@@ -325,8 +325,15 @@ func TestRedisDownFallsBackToLocalShare(t *testing.T) {
 	if l.Local() || l.RoundTrips.Load() == trips {
 		t.Fatalf("Redis is back but the limiter stays local (round trips %d → %d)", trips, l.RoundTrips.Load())
 	}
+	// Connections: for a heartbeat the share still holds (2 of 2 taken),
+	// then, this node's leases put back by its beat, Redis grants again.
+	if _, ok := conns.Acquire(); ok {
+		t.Error("Redis is back, but before a heartbeat put the leases back a 3rd lease was granted on a share of 2")
+	}
+	a.beat()
+	clk.Advance(o.Heartbeat + o.Timeout)
 	if _, ok := conns.Acquire(); !ok {
-		t.Error("Redis is back (with no lease) but a connection lease is refused")
+		t.Error("Redis is back (2 leases of 4 in it) but a connection lease is refused")
 	}
 	logMu.Lock()
 	defer logMu.Unlock()
@@ -466,5 +473,45 @@ func TestLocalShareKeepsItsRateWithLateCallers(t *testing.T) {
 	}
 	if granted < 195 || granted > 203 {
 		t.Errorf("%d tokens in 10 s of the local share of 20/s, want about 200", granted)
+	}
+}
+
+// Redis restarted empty: the connection leases the nodes took on their
+// shares while it was down go back into it at their next heartbeat, and
+// until then no node is granted more from it, so the cluster never holds
+// more connections than its limit.
+func TestConnLimitHoldsWhenRedisComesBackEmpty(t *testing.T) {
+	srv := redistest.Need(t)
+	clk := queuetest.NewFakeClock(time.Unix(1_800_000_000, 0))
+	o := Options{Heartbeat: time.Hour, NodeTTL: 2 * time.Hour, Timeout: 200 * time.Millisecond, Now: clk.Now}
+	a, b := node(t, srv.URL(0), "node-a", o), node(t, srv.URL(0), "node-b", o)
+	a.beat()
+	b.beat()
+	la, lb := a.ConnLimiter("site:x", 2), b.ConnLimiter("site:x", 2)
+
+	srv.Kill()
+	idA, okA := la.Acquire() // each node its share: 1 of 2
+	_, okB := lb.Acquire()
+	if !okA || !okB {
+		t.Fatalf("with Redis down, each node's one lease: %v %v", okA, okB)
+	}
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(2 * probeInterval)
+	for i := range 3 {
+		if _, ok := la.Acquire(); ok {
+			t.Fatalf("Redis back empty, 2 leases of 2 held: node-a was granted lease %d more", i+1)
+		}
+	}
+	a.beat() // each node puts its leases back
+	b.beat()
+	clk.Advance(o.Heartbeat)
+	if _, ok := la.Acquire(); ok {
+		t.Fatal("after the heartbeats, a 3rd lease of 2 was granted")
+	}
+	la.Release(idA)
+	if _, ok := la.Acquire(); !ok {
+		t.Error("a lease given back was not granted again: the shared count did not return")
 	}
 }

@@ -66,19 +66,29 @@ func (c *Cluster) ConnLimiter(name string, max int) *ConnLimiter {
 
 // Acquire takes a lease: its id (for Release) and true, or false when the
 // cluster (or, Redis being unreachable, this node's 1/N share) has max
-// connections already.
+// connections already. For a heartbeat after Redis answers again the share
+// still applies, until every node has put back the leases it took on its
+// share (Cluster.settling): a Redis that restarted empty would otherwise
+// grant the whole limit again on top of them.
 func (l *ConnLimiter) Acquire() (string, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.seq++
 	id := l.c.opts.NodeID + "/" + strconv.Itoa(l.seq)
 	now := l.c.opts.Now()
-	if !l.local || !now.Before(l.probeAt) {
+	if l.local && !now.Before(l.probeAt) {
+		// Try Redis by putting this node's leases back, not by taking one.
+		if l.renewWith(l.renewArgsLocked()) == nil {
+			l.local = false
+		} else {
+			l.probeAt = now.Add(probeInterval)
+		}
+	}
+	if !l.local && !l.c.settling(now) {
 		ctx, cancel := l.c.ctx()
 		ok, err := acquireScript.Run(ctx, l.c.rdb, []string{l.key}, id, l.max, l.c.opts.NodeTTL.Milliseconds()).Int()
 		cancel()
 		if l.c.result(err) == nil {
-			l.local = false
 			if ok != 1 {
 				return "", false
 			}
@@ -114,15 +124,27 @@ func (l *ConnLimiter) Release(id string) {
 // renew extends the leases this node holds.
 func (l *ConnLimiter) renew() {
 	l.mu.Lock()
-	args := []any{l.c.opts.NodeTTL.Milliseconds()}
-	for id := range l.held {
-		args = append(args, id)
-	}
+	args := l.renewArgsLocked()
 	l.mu.Unlock()
 	if len(args) == 1 {
 		return
 	}
+	l.renewWith(args)
+}
+
+// renewArgsLocked is renewScript's arguments for the leases this node
+// holds (under l.mu).
+func (l *ConnLimiter) renewArgsLocked() []any {
+	args := []any{l.c.opts.NodeTTL.Milliseconds()}
+	for id := range l.held {
+		args = append(args, id)
+	}
+	return args
+}
+
+// renewWith runs renewScript with args (renewArgsLocked).
+func (l *ConnLimiter) renewWith(args []any) error {
 	ctx, cancel := l.c.ctx()
 	defer cancel()
-	l.c.result(renewScript.Run(ctx, l.c.rdb, []string{l.key}, args...).Err())
+	return l.c.result(renewScript.Run(ctx, l.c.rdb, []string{l.key}, args...).Err())
 }

@@ -43,8 +43,12 @@
 // the cluster's (N: the live nodes last counted), logs the change once,
 // counts each failed call (Options.OnRedisError, the engine's
 // gannet_cluster_redis_errors_total), tries Redis again every second and
-// goes back to the shared limit when it answers. Nothing waits on Redis
-// longer than the timeout.
+// goes back to the shared limit when it answers. Connection leases keep
+// to the share for one more heartbeat: Redis (restarted empty, perhaps)
+// does not know the leases taken on the shares until each node's next
+// heartbeat puts its own back, and would grant the whole limit again on
+// top of them; a lower node count is not believed meanwhile either.
+// Nothing waits on Redis longer than the timeout.
 //
 // Cost: every round trip to Redis (a command or a pipeline, answered or
 // not) is told to Options.OnRedisCall with what it was for (calls.go: a
