@@ -205,7 +205,7 @@ max_deliveries_per_connection = 25
 
 	// Shared limits.
 	sleepUntil(3 * time.Second)
-	sink.TakeMaxConcurrent()
+	checkConns("the first 3s", fleetConns)
 	sleepUntil(23 * time.Second)
 	checkConns("shared limits", fleetConns)
 	checkRate("shared limits", 3*time.Second, 23*time.Second)
