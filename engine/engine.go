@@ -247,7 +247,7 @@ func (e *Engine) startPolicy() error {
 
 func (e *Engine) buildOutbound() error {
 	cfg := e.cfg
-	shaper, err := newShaper(e.conf, e.now, e.scriptLimits, e.backoffChanged, e.tuneChanged)
+	shaper, err := newShaper(e.conf, e.now, e.scriptLimits, e.backoffChanged, e.tuneChanged, e.ruleSuspended)
 	if err != nil {
 		return err
 	}

@@ -36,7 +36,20 @@
 // the hash has a tombstone for (ended while it did not hear), and shares
 // those the hash does not know (Redis restarted empty, or the node joined
 // with rules of its own). Changes made here while a reconcile runs are
-// left alone by it.
+// left alone by it. The suspensions of the shaping rules' automation
+// travel as rules too (the engine's store sends them to its shaper).
+//
+// The shared suppression list (Suppressions, suppress.go): every entry
+// added or removed on a node is written to the hash PREFIXsuppress (field:
+// tenant, NUL, address; value: the entry, or a tombstone with the time of
+// its removal, kept tombstoneTTL) and published on the channel
+// PREFIXsuppress, up to 500 changes per MULTI and per message. Every node
+// subscribes and applies the others' changes (its store keeps the newer
+// by creation time; applying does not share again). The list may hold
+// millions of entries, so the hash is read only at every (re)subscription,
+// a page at a time (HSCAN): the node applies what it lacks and shares what
+// the hash lacks, and deletes tombstones past their time. The RCPT lookup
+// never calls Redis.
 //
 // Redis down or slow: every call has a short timeout (redis_timeout). A
 // limiter that cannot reach Redis falls back to a local limit of 1/N of
