@@ -14,7 +14,11 @@
 // that one round trip grants a batch of tokens (a lease) that the node
 // then spends locally: a high rate does not mean one Redis call per
 // message. A batch is granted whole or not at all, and lapses if it is
-// not spent within two batch times (no late burst past the limit). Shared connection counts (ConnLimiter) are leases in a sorted
+// not spent within two batch times (no late burst past the limit). The
+// engine keeps one per path for its max_message_rate (PREFIXrate:PATH),
+// one per path for its max_connection_rate (PREFIXrate:conn:PATH) and one
+// per tenant for its max_message_rate (PREFIXrate:tenant:NAME). Shared
+// connection counts (ConnLimiter) are leases in a sorted
 // set scored by their expiry; a node renews the leases it holds every
 // heartbeat, so a dead node's connections come back once its leases expire.
 //

@@ -269,8 +269,8 @@ func backoffRate(p *path) float64 {
 // OnSuspend of the events collected under it, in order (s.evMu keeps the order between
 // goroutines without holding s.mu).
 func (s *Shaper) unlock() {
-	ev, tu, su := s.events, s.tunes, s.suspends
-	s.events, s.tunes, s.suspends = nil, nil, nil
+	ev, tu, su := s.events, s.tunes, s.susp
+	s.events, s.tunes, s.susp = nil, nil, nil
 	if (len(ev) == 0 || s.cfg.OnBackoff == nil) && (len(tu) == 0 || s.cfg.OnTune == nil) && len(su) == 0 {
 		s.mu.Unlock()
 		return

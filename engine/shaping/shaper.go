@@ -168,8 +168,7 @@ type Shaper struct {
 	sites  map[string]*siteMode // backoff mode, by site (backoffmode.go)
 	events []BackoffEvent       // told to OnBackoff when mu is released (unlock)
 	tunes  []TuneState          // told to OnTune when mu is released (unlock)
-	// suspends are told to OnSuspend when mu is released (unlock).
-	suspends []RuleSuspension
+	susp   []RuleSuspension     // told to OnSuspend when mu is released (unlock)
 	evMu   sync.Mutex           // held while they are told
 }
 

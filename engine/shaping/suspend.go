@@ -44,7 +44,7 @@ func siteKeyOf(name string) resolver.SiteKey {
 // under s.mu.
 func (s *Shaper) noteSuspension(p *path) {
 	if s.cfg.OnSuspend != nil {
-		s.suspends = append(s.suspends, RuleSuspension{Source: p.source, Site: p.site.String(),
+		s.susp = append(s.susp, RuleSuspension{Source: p.source, Site: p.site.String(),
 			Until: p.suspendUntil, Reply: p.suspendReply})
 	}
 }
