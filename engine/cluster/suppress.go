@@ -51,10 +51,13 @@ type Suppressions struct {
 
 	store SuppressionStore // set by Start
 
-	mu      sync.Mutex
-	pending map[string]SuppressionEntry // changes made here not yet written, by field
-	touched map[string]bool             // fields changed here since the running reconcile began
-	again   bool                        // the last reconcile did not finish (reader only)
+	flushMu sync.Mutex // one flush at a time
+
+	mu       sync.Mutex
+	pending  map[string]SuppressionEntry // changes made here not yet written, by field
+	inflight map[string]SuppressionEntry // changes made here being written, by field
+	touched  map[string]bool             // fields changed here since the running reconcile began
+	again    bool                        // the last reconcile did not finish (reader only)
 }
 
 // Suppressions returns the node's shared suppression list; it is
@@ -111,33 +114,41 @@ func (s *Suppressions) Start(store SuppressionStore) {
 	s.x.start()
 }
 
-// flush writes the pending changes to the hash and publishes them, a
-// batch at a time; it reports whether none is left.
+// flush writes the changes pending when it starts to the hash and
+// publishes them, suppressBatch at a time; it reports whether they were
+// all written. Those it could not write are pending again (unless changed
+// again meanwhile).
 func (s *Suppressions) flush() bool {
-	for {
-		s.mu.Lock()
-		batch := make([]SuppressionEntry, 0, min(len(s.pending), suppressBatch))
-		for _, e := range s.pending {
-			if len(batch) == suppressBatch {
-				break
-			}
-			batch = append(batch, e)
-		}
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	s.mu.Lock()
+	out := s.pending
+	if len(out) == 0 {
 		s.mu.Unlock()
-		if len(batch) == 0 {
-			return true
-		}
-		if s.write(batch) != nil {
-			return false
-		}
-		s.mu.Lock()
-		for _, e := range batch {
-			if s.pending[e.field()] == e {
-				delete(s.pending, e.field()) // not changed again meanwhile
-			}
-		}
-		s.mu.Unlock()
+		return true
 	}
+	s.pending, s.inflight = make(map[string]SuppressionEntry), out
+	s.mu.Unlock()
+	all := make([]SuppressionEntry, 0, len(out)) // out is only read from now on
+	for _, e := range out {
+		all = append(all, e)
+	}
+	for len(all) > 0 {
+		n := min(len(all), suppressBatch)
+		if s.write(all[:n]) != nil {
+			break
+		}
+		all = all[n:]
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inflight = nil
+	for _, e := range all { // not written
+		if _, newer := s.pending[e.field()]; !newer {
+			s.pending[e.field()] = e
+		}
+	}
+	return len(all) == 0
 }
 
 // write sets the batch's fields of the hash and publishes the batch, in
@@ -181,7 +192,8 @@ func (s *Suppressions) changedHere(field string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, pending := s.pending[field]
-	return pending || s.touched[field]
+	_, inflight := s.inflight[field]
+	return pending || inflight || s.touched[field]
 }
 
 // reconcile makes the node's list agree with the hash: the changes made

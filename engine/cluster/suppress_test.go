@@ -133,11 +133,11 @@ func TestSuppressionsLargeList(t *testing.T) {
 	for i := range n {
 		a.add("", fmt.Sprintf("u%d@big.test", i), now)
 	}
-	eventually(t, "b has all the entries", func() bool { return b.len() == n })
+	waitLong(t, "b has all the entries", func() bool { return b.len() == n })
 	t.Logf("%d entries reached the other node in %v", n, time.Since(t0).Round(time.Millisecond))
 	t0 = time.Now()
 	c := suppNode(t, url, "supp2:", "node-c", o, nil)
-	eventually(t, "a node joining later has all the entries", func() bool { return c.len() == n })
+	waitLong(t, "a node joining later has all the entries", func() bool { return c.len() == n })
 	t.Logf("a node joining later had them after %v", time.Since(t0).Round(time.Millisecond))
 
 	ctx := context.Background()
@@ -176,4 +176,17 @@ func TestSuppressionsRedisDownThenBack(t *testing.T) {
 	within(t, "a node started after the restart has both entries", func() bool {
 		return c.has("", "before@x.test") && c.has("", "during@x.test")
 	})
+}
+
+// waitLong retries cond every 50ms for up to 60s (a loaded machine under
+// -race moves large lists slowly).
+func waitLong(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for range 1200 {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("not within 60s: %s", what)
 }
