@@ -36,19 +36,9 @@ max_message_rate = "20/s"
 		}
 	}
 	got := dlvWaitMessages(t, rcv, 2*perNode)
-	first, last := got[0].Received, got[0].Received
-	for _, m := range got {
-		if m.Received.Before(first) {
-			first = m.Received
-		}
-		if m.Received.After(last) {
-			last = m.Received
-		}
-	}
-	elapsed := last.Sub(first).Seconds()
-	// Left out: the first message (the clock starts with it) and the two
-	// batches of tokens an idle limit lets through at once.
-	observed := float64(len(got)-1-2*2) / elapsed
+	// Left out: the two batches of tokens an idle limit lets through at
+	// once.
+	observed, elapsed := arrivalRate(got, 2*2)
 	t.Logf("%d messages from two nodes in %.2fs at the sink: %.1f/s against a site limit of %.0f/s for the cluster",
 		len(got), elapsed, observed, rate)
 	if observed > rate*1.15 {

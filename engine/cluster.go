@@ -30,13 +30,15 @@ func (e *Engine) buildCluster() error {
 		return err
 	}
 	e.cluster = cl
+	e.shareSuppression() // cluster_suppress.go
 	return nil
 }
 
 // startCluster registers the node, with the address of its first HTTP
 // listener that serves the admin API and that of its first SMTP listener
 // (where gannet xfer hands it mail), starts its heartbeat and shares its
-// admin rules (reconciled with the cluster's before the queue loads).
+// admin rules (reconciled with the cluster's before the queue loads) and
+// its suppression list.
 func (e *Engine) startCluster() {
 	if e.cluster == nil {
 		return
@@ -53,7 +55,8 @@ func (e *Engine) startCluster() {
 		smtp = as[0].String()
 	}
 	e.cluster.Start(admin, smtp)
-	e.cluster.Rules().Start(e.delivery)
+	e.cluster.Rules().Start(clusterRuleStore{e})           // cluster_suspend.go
+	e.cluster.Suppressions().Start(clusterSuppressions{e}) // cluster_suppress.go
 	e.log.Info("cluster node started", "node_id", e.cluster.NodeID(), "admin", admin, "smtp", smtp)
 }
 

@@ -10,65 +10,104 @@ import (
 )
 
 // The shaping limits a cluster shares ([cluster]; limit_scope "cluster",
-// the default, in [shaping.*]): the configured max_message_rate and
-// connection_limit of a path (egress source × site, the same on every
-// node) are the fleet's, kept in Redis by engine/cluster. The node's own
+// the default, in [shaping.*]): the configured max_message_rate,
+// connection_limit and max_connection_rate of a path (egress source ×
+// site, the same on every node) are the fleet's, kept in Redis by engine/cluster. The node's own
 // limits (the outbound pools, the delivery workers) apply as well, so
 // that a node alone never goes past them either. A reload applies: the
 // limits are looked up again under a new configuration.
 
 // clusterRates is delivery.Options.SharedRate: a cluster.RateLimiter per
 // path.
-type clusterRates struct {
-	e  *Engine
-	mu sync.Mutex
-	by map[string]clusterRate // by outbound.Path.Key
+type clusterRates sharedRates
+
+// Take spends one token of the path's shared rate (delivery.SharedRate).
+func (r *clusterRates) Take(p outbound.Path) (bool, time.Duration) {
+	return (*sharedRates)(r).takePath("", p, func(s *config.ShapingRule) config.Rate { return s.MaxMessageRate })
 }
 
-// clusterRate is the shared rate of a path under one configuration: the
-// first domain that meets it looks it up, so that the domains of a site
-// do not take turns replacing its limiter.
+// clusterConnRates is outbound.Options.SharedConnRate: the
+// max_connection_rate of a path as the cluster's, a cluster.RateLimiter
+// per path (PREFIXrate:conn:PATH).
+type clusterConnRates sharedRates
+
+// TakeConnection spends one token of the path's shared rate of new
+// connections (outbound.SharedConnRate).
+func (r *clusterConnRates) TakeConnection(p outbound.Path) (bool, time.Duration) {
+	return (*sharedRates)(r).takePath("conn:", p, func(s *config.ShapingRule) config.Rate { return s.MaxConnectionRate })
+}
+
+// sharedConnRate is outbound.Options.SharedConnRate: nil without
+// [cluster].
+func (e *Engine) sharedConnRate() outbound.SharedConnRate {
+	if e.cluster == nil {
+		return nil
+	}
+	return &clusterConnRates{e: e}
+}
+
+// takePath spends one token of path p's shared rate named prefix and the
+// path's key, the rate of p's configured shaping that rateOf picks (not
+// shared under limit_scope "node").
+func (r *sharedRates) takePath(prefix string, p outbound.Path, rateOf func(*config.ShapingRule) config.Rate) (bool, time.Duration) {
+	return r.take(prefix+p.Key(), func() float64 {
+		cl, s := sharedShaping(r.e, p)
+		if cl == nil {
+			return 0
+		}
+		return rateOf(&s).PerSecond()
+	})
+}
+
+// sharedRates are rates shared by the cluster, a cluster.RateLimiter per
+// name (a key under PREFIXrate:).
+type sharedRates struct {
+	e *Engine
+	// recheck: the rates may change without a new configuration (a
+	// policy script's): rateOf is asked at every take.
+	recheck bool
+	mu      sync.Mutex
+	by      map[string]clusterRate
+}
+
+// clusterRate is a shared rate under one configuration: the first user
+// that meets it looks it up (the first domain of a site, so that the
+// domains of a site do not take turns replacing its limiter).
 type clusterRate struct {
 	cfg  *config.Config
 	rate float64
 	lim  *cluster.RateLimiter // nil: not shared
 }
 
-// Take spends one token of the path's shared rate (delivery.SharedRate).
-func (r *clusterRates) Take(p outbound.Path) (bool, time.Duration) {
-	if r.e.cluster == nil {
+// take spends one token of the rate name, which rateOf returns under the
+// configuration in force (per second; 0: not shared). Its limiter is
+// kept while the rate stays the same.
+func (r *sharedRates) take(name string, rateOf func() float64) (bool, time.Duration) {
+	e := r.e
+	if e.cluster == nil {
 		return true, 0
 	}
-	key, cfg := p.Key(), r.e.conf()
+	cfg := e.conf()
 	r.mu.Lock()
-	cr := r.by[key]
-	if cr.cfg != cfg {
-		cr = r.lookup(p, key, cr)
+	cr := r.by[name]
+	if cr.cfg != cfg || r.recheck {
+		switch rate := rateOf(); {
+		case rate <= 0:
+			cr = clusterRate{}
+		case cr.lim == nil || cr.rate != rate:
+			cr = clusterRate{rate: rate, lim: e.cluster.RateLimiter(name, rate, leaseBatch(rate))}
+		}
 		cr.cfg = cfg
 		if r.by == nil {
 			r.by = make(map[string]clusterRate)
 		}
-		r.by[key] = cr
+		r.by[name] = cr
 	}
 	r.mu.Unlock()
 	if cr.lim == nil {
 		return true, 0
 	}
 	return cr.lim.Take()
-}
-
-// lookup returns the shared rate of path p, keeping the limiter of old
-// when the rate is the same.
-func (r *clusterRates) lookup(p outbound.Path, key string, old clusterRate) clusterRate {
-	cl, s := sharedShaping(r.e, p)
-	rate := s.MaxMessageRate.PerSecond()
-	switch {
-	case cl == nil || rate <= 0:
-		return clusterRate{}
-	case old.lim != nil && old.rate == rate:
-		return old
-	}
-	return clusterRate{rate: rate, lim: cl.RateLimiter(key, rate, leaseBatch(rate))}
 }
 
 // leaseBatch is how many tokens a node leases per Redis call: a tenth of

@@ -28,9 +28,10 @@ import (
 //
 // script, when set, lays a policy script's get_egress_path_config over
 // the configured limits. onBackoff hears the sites entering and leaving
-// backoff mode (backoff.go).
+// backoff mode (backoff.go), onSuspend the suspensions of automation
+// rules (cluster_suspend.go).
 func newShaper(conf func() *config.Config, now func() time.Time, script func(outbound.Limits, string, []string) outbound.Limits,
-	onBackoff func(shaping.BackoffEvent), onTune func(shaping.TuneState)) (*shaping.Shaper, error) {
+	onBackoff func(shaping.BackoffEvent), onTune func(shaping.TuneState), onSuspend func(shaping.RuleSuspension)) (*shaping.Shaper, error) {
 	b, rules, err := shapingPolicy(conf())
 	if err != nil {
 		return nil, err
@@ -50,6 +51,7 @@ func newShaper(conf func() *config.Config, now func() time.Time, script func(out
 		OnBackoff: onBackoff,
 		Tune:      func(domain string, hosts []string) shaping.Tuning { return tuningOf(conf().ShapingFor(domain, hosts)) },
 		OnTune:    onTune,
+		OnSuspend: onSuspend,
 	}), nil
 }
 

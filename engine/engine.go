@@ -247,7 +247,7 @@ func (e *Engine) startPolicy() error {
 
 func (e *Engine) buildOutbound() error {
 	cfg := e.cfg
-	shaper, err := newShaper(e.conf, e.now, e.scriptLimits, e.backoffChanged, e.tuneChanged)
+	shaper, err := newShaper(e.conf, e.now, e.scriptLimits, e.backoffChanged, e.tuneChanged, e.ruleSuspended)
 	if err != nil {
 		return err
 	}
@@ -282,10 +282,11 @@ func (e *Engine) buildOutbound() error {
 				e.metrics.ConnectionsOut.Dec()
 			}
 		},
-		OnErrorReply: func(smtpwire.Reply) { e.metrics.SMTPErrorsOut.Inc() },
-		SharedConns:  e.sharedConns(), // cluster_limits.go
-		Trace:        e.trace,
-		Now:          e.now,
+		OnErrorReply:   func(smtpwire.Reply) { e.metrics.SMTPErrorsOut.Inc() },
+		SharedConns:    e.sharedConns(),    // cluster_limits.go
+		SharedConnRate: e.sharedConnRate(), // cluster_limits.go
+		Trace:          e.trace,
+		Now:            e.now,
 	})
 	var router delivery.Router
 	if e.resolver != nil {
@@ -325,6 +326,8 @@ func (e *Engine) buildOutbound() error {
 	if e.cluster != nil {
 		opts.Shared = e.cluster.Rules()       // admin rules shared with the cluster (startCluster)
 		opts.SharedRate = &clusterRates{e: e} // cluster_limits.go
+		// the tenants' rates too (cluster_tenants.go)
+		opts.SharedTenantRate = &clusterTenantRates{e: e, recheck: true}
 	}
 	if cfg.Delivery.SendBounces {
 		opts.SendBounce = e.sendBounce

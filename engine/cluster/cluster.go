@@ -75,6 +75,7 @@ type Cluster struct {
 	self  Node           // this node's entry (under mu)
 	conns []*ConnLimiter // limiters whose leases each beat renews
 	rules *Rules         // the shared admin rules (rules.go); nil until asked for
+	supp  *Suppressions  // the shared suppression list (suppress.go); nil until asked for
 	last  struct {
 		at      time.Time
 		in, out uint64
@@ -149,10 +150,13 @@ func (c *Cluster) Stop() {
 	c.mu.Lock()
 	stop, done := c.stop, c.done
 	c.stop = nil
-	rules := c.rules
+	rules, supp := c.rules, c.supp
 	c.mu.Unlock()
 	if rules != nil {
-		rules.halt()
+		rules.x.halt()
+	}
+	if supp != nil {
+		supp.x.halt()
 	}
 	if stop != nil {
 		close(stop)

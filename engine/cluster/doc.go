@@ -14,7 +14,11 @@
 // that one round trip grants a batch of tokens (a lease) that the node
 // then spends locally: a high rate does not mean one Redis call per
 // message. A batch is granted whole or not at all, and lapses if it is
-// not spent within two batch times (no late burst past the limit). Shared connection counts (ConnLimiter) are leases in a sorted
+// not spent within two batch times (no late burst past the limit). The
+// engine keeps one per path for its max_message_rate (PREFIXrate:PATH),
+// one per path for its max_connection_rate (PREFIXrate:conn:PATH) and one
+// per tenant for its max_message_rate (PREFIXrate:tenant:NAME). Shared
+// connection counts (ConnLimiter) are leases in a sorted
 // set scored by their expiry; a node renews the leases it holds every
 // heartbeat, so a dead node's connections come back once its leases expire.
 //
@@ -36,7 +40,20 @@
 // the hash has a tombstone for (ended while it did not hear), and shares
 // those the hash does not know (Redis restarted empty, or the node joined
 // with rules of its own). Changes made here while a reconcile runs are
-// left alone by it.
+// left alone by it. The suspensions of the shaping rules' automation
+// travel as rules too (the engine's store sends them to its shaper).
+//
+// The shared suppression list (Suppressions, suppress.go): every entry
+// added or removed on a node is written to the hash PREFIXsuppress (field:
+// tenant, NUL, address; value: the entry, or a tombstone with the time of
+// its removal, kept tombstoneTTL) and published on the channel
+// PREFIXsuppress, up to 500 changes per MULTI and per message. Every node
+// subscribes and applies the others' changes (its store keeps the newer
+// by creation time; applying does not share again). The list may hold
+// millions of entries, so the hash is read only at every (re)subscription,
+// a page at a time (HSCAN): the node applies what it lacks and shares what
+// the hash lacks, and deletes tombstones past their time. The RCPT lookup
+// never calls Redis.
 //
 // Redis down or slow: every call has a short timeout (redis_timeout). A
 // limiter that cannot reach Redis falls back to a local limit of 1/N of

@@ -1,14 +1,9 @@
 package cluster
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
-	"net"
 	"sync"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // RuleStore is a node's own admin rules (engine/delivery's Loop): what
@@ -44,6 +39,7 @@ const tombstoneTTL = 7 * 24 * time.Hour
 // down.
 type Rules struct {
 	c *Cluster
+	x *exchange
 
 	mu      sync.Mutex
 	store   RuleStore
@@ -51,9 +47,6 @@ type Rules struct {
 	quiet   map[string]bool      // keys being applied from elsewhere: not shared again
 	touched map[string]bool      // keys changed here since the running reconcile read Redis
 	expires map[string]time.Time // expiry of the rules in force, by key: their tombstones' too
-	kick    chan struct{}
-	stop    chan struct{}
-	done    sync.WaitGroup
 }
 
 // Rules returns the node's shared admin rules; they are exchanged with
@@ -62,8 +55,13 @@ func (c *Cluster) Rules() *Rules {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.rules == nil {
-		c.rules = &Rules{c: c, pending: map[string]ruleEntry{}, quiet: map[string]bool{}, expires: map[string]time.Time{},
-			kick: make(chan struct{}, 1), stop: make(chan struct{})}
+		r := &Rules{c: c, pending: map[string]ruleEntry{}, quiet: map[string]bool{}, expires: map[string]time.Time{},
+			x: newExchange(c, c.rulesKey())}
+		r.x.flush = r.flush
+		r.x.onSubscribe = r.reconcile
+		r.x.onMessage = r.applyPublished
+		r.x.onQuiet = r.reconcile // quiet for a beat: check nothing was missed
+		c.rules = r
 	}
 	return c.rules
 }
@@ -91,10 +89,7 @@ func (r *Rules) change(e ruleEntry) {
 		r.touched[e.Key] = true
 	}
 	r.mu.Unlock()
-	select {
-	case r.kick <- struct{}{}:
-	default:
-	}
+	r.x.changed()
 }
 
 // noteLocked keeps the expiry of a rule in force, and gives a tombstone
@@ -121,32 +116,7 @@ func (r *Rules) Start(store RuleStore) {
 	r.mu.Lock()
 	r.store = store
 	r.mu.Unlock()
-	r.done.Add(2)
-	go r.writer()
-	go r.reader()
-}
-
-func (r *Rules) halt() {
-	close(r.stop)
-	r.done.Wait()
-}
-
-// writer writes the pending changes, and retries every probeInterval
-// while they fail.
-func (r *Rules) writer() {
-	defer r.done.Done()
-	retry := time.NewTicker(probeInterval)
-	defer retry.Stop()
-	for {
-		select {
-		case <-r.stop:
-			r.flush() // a last try: a rule ended at shutdown reaches the others
-			return
-		case <-r.kick:
-		case <-retry.C:
-		}
-		r.flush()
-	}
+	r.x.start()
 }
 
 // flush writes the pending changes to the hash and publishes them; it
@@ -184,44 +154,12 @@ func (r *Rules) flush() bool {
 	return len(r.pending) == 0
 }
 
-// reader applies the changes the other nodes publish, and reconciles at
-// every (re)subscription and every heartbeat, so that messages missed
-// while the connection was down are made up for.
-func (r *Rules) reader() {
-	defer r.done.Done()
-	c := r.c
-	ps := c.rdb.Subscribe(context.Background(), c.rulesKey())
-	defer ps.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		<-r.stop
-		cancel()
-		ps.Close() // ends a receive in progress at once
-	}()
-	for ctx.Err() == nil {
-		msg, err := ps.ReceiveTimeout(ctx, c.opts.Heartbeat)
-		switch m := msg.(type) {
-		case *redis.Subscription:
-			r.reconcile()
-		case *redis.Message:
-			var e ruleEntry
-			if json.Unmarshal([]byte(m.Payload), &e) == nil && e.Node != c.opts.NodeID {
-				r.apply(e)
-			}
-		}
-		var ne net.Error
-		switch {
-		case err == nil:
-		case errors.As(err, &ne) && ne.Timeout():
-			r.reconcile() // quiet for a beat: check nothing was missed
-		case ctx.Err() == nil:
-			c.result(err)
-			select { // go-redis reconnects and subscribes again on the next receive
-			case <-r.stop:
-			case <-time.After(probeInterval):
-			}
-		}
+// applyPublished applies a message of the channel: a change made on
+// another node.
+func (r *Rules) applyPublished(payload string) {
+	var e ruleEntry
+	if json.Unmarshal([]byte(payload), &e) == nil && e.Node != r.c.opts.NodeID {
+		r.apply(e)
 	}
 }
 

@@ -438,6 +438,10 @@ type DKIM struct {
 type Tenant struct {
 	Name           string `toml:"name"`
 	MaxMessageRate Rate   `toml:"max_message_rate"`
+	// LimitScope says who shares MaxMessageRate with [cluster]: the whole
+	// cluster (LimitScopeCluster, and "", the default) or each node on its
+	// own (LimitScopeNode), as for a shaping rule.
+	LimitScope string `toml:"limit_scope"`
 	// DKIMDomain signs every message of the tenant (lower case after Load).
 	DKIMDomain string `toml:"dkim_domain"`
 	// DKIMDomains are the tenant's other From domains: a message of the

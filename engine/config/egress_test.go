@@ -125,6 +125,10 @@ mode = "sometimes"
 
 [shaping.default]
 limit_scope = "fleet"
+
+[[tenant]]
+name = "acme"
+limit_scope = "everywhere"
 `
 	_, err := Parse("bad.toml", []byte(src))
 	if err == nil {
@@ -141,6 +145,7 @@ limit_scope = "fleet"
 		`bad.toml:18: backoff.factor: must be between 0 and 1`,
 		`tls_policy."x.test".mode: "sometimes" is not one of`,
 		`shaping.default.limit_scope: "fleet" is not one of "cluster", "node"`,
+		`bad.toml:28: tenant[0].limit_scope: "everywhere" is not one of "cluster", "node"`,
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %q in:\n%s", want, got)

@@ -16,10 +16,10 @@ type ShapingRule struct {
 	MaxMessageRate             Rate // messages per period
 	MaxDeliveriesPerConnection int  // messages before a connection is closed
 	MaxConnectionRate          Rate // new connections per period
-	// LimitScope says who shares MaxMessageRate and ConnectionLimit when
-	// [cluster] is set: the whole cluster (LimitScopeCluster, and "", the
-	// default) or each node on its own (LimitScopeNode). Without [cluster]
-	// every limit is the node's.
+	// LimitScope says who shares MaxMessageRate, ConnectionLimit and
+	// MaxConnectionRate when [cluster] is set: the whole cluster
+	// (LimitScopeCluster, and "", the default) or each node on its own
+	// (LimitScopeNode). Without [cluster] every limit is the node's.
 	LimitScope string
 
 	// Backoff mode: a site enters it when a [[shaping_rule]] with action

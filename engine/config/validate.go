@@ -181,6 +181,9 @@ func (c *Config) validate() []problem {
 			ck.add(p("name"), "tenant %q is defined twice", t.Name)
 		}
 		tenants[t.Name] = true
+		if t.LimitScope != "" {
+			ck.oneOf(p("limit_scope"), t.LimitScope, LimitScopeCluster, LimitScopeNode)
+		}
 		if t.DKIMDomain != "" && c.DKIMKey(t.DKIMDomain) == nil {
 			ck.add(p("dkim_domain"), "no [[dkim]] entry has domain %q", t.DKIMDomain)
 		}

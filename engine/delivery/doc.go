@@ -15,8 +15,9 @@
 //	       another, so that bursts reuse goroutines with grown stacks)
 //	    ─▶ hold? (Shaper.Gate: suspended → back to the scheduled queue until
 //	       the end, bounced → Bounce; tenant over its rate → back to the
-//	       scheduled queue until its booked slot; no token of the path's
-//	       rate shared by a cluster, SharedRate → back until one may be)
+//	       scheduled queue until its booked slot; no token of the
+//	       tenant's or the path's rate shared by a cluster,
+//	       SharedTenantRate, SharedRate → back until one may be)
 //	    ─▶ Store.Body, Transport.Deliver (one transaction for all the
 //	       message's recipients at that domain) ─▶ Shaper.Observe
 //	    ─▶ a verdict per recipient ─▶ settle: state, Store.Update /

@@ -35,6 +35,9 @@ type workItem struct {
 	// slot is the time a tenant-rate slot was booked for this item, which
 	// then waited for it in the scheduled queue (zero: none booked).
 	slot time.Time
+	// tenantToken: the item holds a token of its tenant's shared rate
+	// (sharedtenant.go), not spent yet.
+	tenantToken bool
 	// retryAt is the retry time the item was scheduled for (zero: not a
 	// retry). When the message's next attempt at the domain (msgState.due)
 	// is no longer that time, an operator's retry replaced the item
@@ -603,8 +606,8 @@ func (l *Loop) work(q *readyQueue) {
 }
 
 // hold applies what may keep an item from its transaction now: a bounce
-// or suspension rule of its path, its tenant's message rate and the
-// path's rate shared by a cluster (last, so that an item another limit
+// or suspension rule of its path, its tenant's message rate (the node's,
+// then the cluster's) and the path's rate shared by a cluster (last, so that an item another limit
 // holds spends none of the fleet's tokens). A held
 // item goes back to the scheduled queue until it may go, without counting
 // an attempt, so that a worker never sleeps for one tenant or one rule
@@ -638,6 +641,9 @@ func (l *Loop) hold(it *workItem) bool {
 			}
 		}
 	}
+	if l.sharedTenantHold(it, now) {
+		return true
+	}
 	if sr := l.opts.SharedRate; sr != nil {
 		if ok, d := sr.Take(it.path()); !ok {
 			if l.opts.TenantRate != nil {
@@ -648,7 +654,11 @@ func (l *Loop) hold(it *workItem) bool {
 		}
 	}
 	// Last: only a transaction about to start counts (warmup.go).
-	return l.warmupHold(it, now)
+	if l.warmupHold(it, now) {
+		return true
+	}
+	it.tenantToken = false // spent by the transaction about to start
+	return false
 }
 
 // requeue puts a held item back in the scheduled queue until at. After a

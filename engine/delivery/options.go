@@ -132,6 +132,11 @@ type Options struct {
 	// other nodes of a cluster (engine/cluster): an item goes only with
 	// one of its tokens, besides the path's own limits. Nil: none.
 	SharedRate SharedRate
+	// SharedTenantRate, when set, is the tenants' message rates shared
+	// with the other nodes of a cluster (sharedtenant.go): an item goes
+	// only with a token of its tenant's, besides Options.TenantRate. Nil:
+	// none.
+	SharedTenantRate SharedTenantRate
 	// Warmup is the IP warm-up of the egress sources (warmup.go); nil:
 	// none.
 	Warmup WarmupGate

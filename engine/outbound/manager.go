@@ -120,6 +120,11 @@ type Options struct {
 	// holds one of its leases besides its slot of Limits.Connections.
 	// Nil: none.
 	SharedConns SharedConns
+	// SharedConnRate, when set, is the rate of new connections a path
+	// shares with the other nodes of a cluster: every new connection
+	// waits for one of its tokens besides Limits.ConnectionRate. Nil:
+	// none.
+	SharedConnRate SharedConnRate
 	// OnErrorReply, when set, is called for every 4xx/5xx reply a server
 	// sends during a transaction (gannet_smtp_errors_total{direction="out"}).
 	OnErrorReply func(r smtpwire.Reply)
@@ -673,8 +678,9 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 			continue
 		}
 		var serr *sessionError
-		// max_connection_rate: new connections to the site are paced.
-		if err := p.connRate.Wait(ctx); err != nil {
+		// max_connection_rate: new connections to the site are paced, on
+		// this node and, shared, in the cluster (sharedrate.go).
+		if err := p.connRate.Wait(ctx); err != nil || m.waitSharedConnRate(ctx, p.path) != nil {
 			break
 		}
 		dc := &p.dial

@@ -44,6 +44,9 @@ type Config struct {
 	// OnTune, when set, is told of every change of a site's tuned rate,
 	// as OnBackoff is (same lock, same rules).
 	OnTune func(TuneState)
+	// OnSuspend, when set, is told of every suspension an automation rule
+	// starts or lengthens (suspend.go), as OnBackoff is.
+	OnSuspend func(RuleSuspension)
 }
 
 // Backoff configures the adaptive back-off ([backoff]).
@@ -165,6 +168,7 @@ type Shaper struct {
 	sites  map[string]*siteMode // backoff mode, by site (backoffmode.go)
 	events []BackoffEvent       // told to OnBackoff when mu is released (unlock)
 	tunes  []TuneState          // told to OnTune when mu is released (unlock)
+	susp   []RuleSuspension     // told to OnSuspend when mu is released (unlock)
 	evMu   sync.Mutex           // held while they are told
 }
 
@@ -449,6 +453,7 @@ func (s *Shaper) automate(p *path, r smtpwire.Reply, now time.Time) bool {
 		case Suspend:
 			if until.After(p.suspendUntil) {
 				p.suspendUntil, p.suspendReply = until, r
+				s.noteSuspension(p)
 			}
 		case Bounce:
 			p.bounceUntil, p.bounceReply = until, r

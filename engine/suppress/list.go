@@ -76,6 +76,9 @@ type List struct {
 	// onAdd is called with the source of every entry added or renewed
 	// (SetOnAdd); nil: none.
 	onAdd func(source string)
+	// onChange is told of every entry added, renewed or removed here
+	// (SetOnChange, shared.go); nil: none.
+	onChange func(Change)
 
 	// wmu makes writers (put, Remove) one at a time, so that the store
 	// and memory agree; mu guards the map only, for as long as a map
@@ -242,8 +245,15 @@ func (l *List) Add(tenant, address, reason, source string) error {
 	return err
 }
 
-// put stores one entry and returns it.
+// put stores one entry, created now, and returns it; count: it is
+// counted (SetOnAdd) and told to OnChange.
 func (l *List) put(tenant, address, reason, source string, sync, count bool) (Entry, error) {
+	return l.putAt(tenant, address, reason, source, l.now().Truncate(time.Second), sync, count, count)
+}
+
+// putAt stores one entry created at created and returns it; count: it is
+// counted (SetOnAdd); tell: it is told to OnChange.
+func (l *List) putAt(tenant, address, reason, source string, created time.Time, sync, count, tell bool) (Entry, error) {
 	addr, err := checkAddress(address)
 	if err != nil {
 		return Entry{}, err
@@ -255,7 +265,7 @@ func (l *List) put(tenant, address, reason, source string, sync, count bool) (En
 	if len(source) > MaxSource {
 		source = source[:MaxSource]
 	}
-	e := Entry{Tenant: tenant, Address: addr, Reason: cut(reason, MaxReason), Source: source, Created: l.now().Truncate(time.Second)}
+	e := Entry{Tenant: tenant, Address: addr, Reason: cut(reason, MaxReason), Source: source, Created: created}
 	key := makeKey(tenant, addr)
 	h := l.hash(tenant, addr)
 	l.wmu.Lock()
@@ -286,15 +296,23 @@ func (l *List) put(tenant, address, reason, source string, sync, count bool) (En
 	if count && l.onAdd != nil {
 		l.onAdd(source)
 	}
+	if fn := l.onChange; tell && fn != nil {
+		fn(Change{Tenant: tenant, Address: addr, Reason: e.Reason, Source: source, Created: e.Created.Unix()})
+	}
 	return e, nil
 }
 
 // Remove takes address off tenant's list ("" the global list) and
 // reports whether it was there.
 func (l *List) Remove(tenant, address string) (bool, error) {
-	addr := mailaddr.Fold(address)
-	key := makeKey(strings.TrimSpace(tenant), addr)
-	h := l.hash(strings.TrimSpace(tenant), addr)
+	return l.remove(strings.TrimSpace(tenant), mailaddr.Fold(address), 1<<62, true)
+}
+
+// remove takes addr off tenant's list if its entry was created at or
+// before createdBy (Unix seconds); tell: it is told to OnChange.
+func (l *List) remove(tenant, addr string, createdBy int64, tell bool) (bool, error) {
+	key := makeKey(tenant, addr)
+	h := l.hash(tenant, addr)
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	l.mu.RLock()
@@ -303,9 +321,12 @@ func (l *List) Remove(tenant, address string) (bool, error) {
 	if !had {
 		return false, nil
 	}
-	_, found, err := l.store.Suppression(key)
+	v, found, err := l.store.Suppression(key)
 	if err != nil || !found {
 		return false, err
+	}
+	if created, _, _, err := decodeValue(v); err == nil && created > createdBy {
+		return false, nil // added again since
 	}
 	if err := l.store.DeleteSuppression(key); err != nil {
 		return false, err
@@ -313,6 +334,9 @@ func (l *List) Remove(tenant, address string) (bool, error) {
 	l.mu.Lock()
 	l.removeLocked(h)
 	l.mu.Unlock()
+	if fn := l.onChange; tell && fn != nil {
+		fn(Change{Tenant: tenant, Address: addr, Removed: true})
+	}
 	return true, nil
 }
 
