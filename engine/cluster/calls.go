@@ -13,6 +13,7 @@ const (
 	OpRate      = "rate"      // a lease of tokens of a shared rate (RateLimiter)
 	OpConn      = "conn"      // a connection lease taken, renewed or given back (ConnLimiter)
 	OpRules     = "rules"     // the shared admin rules written or read (Rules)
+	OpSuppress  = "suppress"  // the shared suppression list written or read (suppress.go)
 	OpHeartbeat = "heartbeat" // the node entries: a heartbeat, the live nodes counted or listed
 	OpOther     = "other"     // anything else: the commands that set up a new connection (HELLO, SELECT, CLIENT)
 )
@@ -73,6 +74,8 @@ func (h callCounter) op(cmd redis.Cmder) string {
 		return OpConn
 	case name == "rules":
 		return OpRules
+	case name == "suppress":
+		return OpSuppress
 	case name == "nodes" || strings.HasPrefix(name, "node:"):
 		return OpHeartbeat
 	}

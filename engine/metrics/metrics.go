@@ -322,11 +322,11 @@ func (m *Metrics) EventBacklog(sink string, backlog func() float64) {
 
 // RedisCall counts a round trip to the cluster's Redis in
 // gannet_cluster_redis_calls_total{op}: op is what it was for, "rate",
-// "conn", "rules", "heartbeat" or "other" (engine/cluster's Op*; any
-// other value counts as "other", so the series are at most five).
+// "conn", "rules", "suppress", "heartbeat" or "other" (engine/cluster's
+// Op*; any other value counts as "other", so the series are at most six).
 func (m *Metrics) RedisCall(op string) {
 	switch op {
-	case "rate", "conn", "rules", "heartbeat":
+	case "rate", "conn", "rules", "suppress", "heartbeat":
 	default:
 		op = "other"
 	}
