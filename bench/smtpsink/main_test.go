@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"gannet/bench/smtpsink/sink"
 )
 
@@ -64,6 +66,80 @@ func TestRunBadFlags(t *testing.T) {
 		var out bytes.Buffer
 		if err := run(context.Background(), append([]string{"-listen", "127.0.0.1:0"}, args...), &out, &out, nil); err == nil {
 			t.Errorf("run(%q) succeeded", args)
+		}
+	}
+}
+
+// -persona makes the listen addresses play providers, and -dns serves
+// their domains' MX records and MX hosts' addresses.
+func TestRunPersonasAndDNS(t *testing.T) {
+	dir := t.TempDir()
+	pf := filepath.Join(dir, "personas.toml")
+	os.WriteFile(pf, []byte(`
+[[persona]]
+name = "big"
+listen = "127.0.10.1:0"
+rate = 1
+domains = ["a.example", "b.example"]
+
+[[persona]]
+name = "small"
+listen = "127.0.10.2:0"
+unknown_users = 1
+domains = ["c.example"]
+`), 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	started := make(chan *sink.Sink, 1)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"-persona", pf, "-dns"}, &stdout, &stderr, started) }()
+	var s *sink.Sink
+	select {
+	case s = <-started:
+	case err := <-done:
+		t.Fatalf("run: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("sink did not start")
+	}
+	// stderr is complete up to the start (written before started).
+	_, dnsAddr, ok := strings.Cut(stderr.String(), "DNS at ")
+	if !ok {
+		t.Fatalf("no DNS address on stderr: %q", stderr.String())
+	}
+	dnsAddr = strings.TrimSpace(strings.SplitN(dnsAddr, "\n", 2)[0])
+	ask := func(name string, qtype uint16) []dns.RR {
+		t.Helper()
+		m := new(dns.Msg)
+		m.SetQuestion(name, qtype)
+		r, err := dns.Exchange(m, dnsAddr)
+		if err != nil {
+			t.Fatalf("DNS %s: %v", name, err)
+		}
+		return r.Answer
+	}
+	mx := ask("b.example.", dns.TypeMX)
+	if len(mx) != 1 || mx[0].(*dns.MX).Mx != "mx1.personas.example." {
+		t.Fatalf("MX of b.example: %v", mx)
+	}
+	a := ask("mx2.personas.example.", dns.TypeA)
+	if len(a) != 1 || a[0].(*dns.A).A.String() != "127.0.10.2" {
+		t.Fatalf("A of mx2: %v", a)
+	}
+	if err := smtp.SendMail(s.Addrs()[0], nil, "s@example.test", []string{"u@a.example"}, []byte("x\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := smtp.SendMail(s.Addrs()[1], nil, "s@example.test", []string{"u@c.example"}, []byte("x\r\n")); err == nil || !strings.Contains(err.Error(), "550") {
+		t.Fatalf("unknown user: %v, want 550", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	out := stdout.String()
+	for _, want := range []string{"personas=2 accepted=1", "persona big (127.0.10.1:0) accepted=1 breaches=0", "persona small (127.0.10.2:0) accepted=0 breaches=0 deferred=rate:0,conns:0,burst:0,greylist:0 unknown=1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
 		}
 	}
 }
