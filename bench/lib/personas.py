@@ -38,7 +38,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import _http_get  # noqa: E402
+from benchlib import _http_get, read_count  # noqa: E402
 
 PERSONAS = 50
 DOMAINS = 10000
@@ -172,12 +172,8 @@ def watch(url, targetfile, timeout, plan_path, out):
         if n != last:
             last, last_ts = n, now
             samples.append((now, n))
-        if target is None and os.path.exists(targetfile):
-            try:
-                with open(targetfile) as f:
-                    target = int(f.read().strip() or "0")
-            except ValueError:
-                target = None
+        if target is None:
+            target = read_count(targetfile)
         if target is not None and last >= target:
             break
         if now > deadline:
