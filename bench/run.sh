@@ -1134,7 +1134,8 @@ idle_run() {
 # hidden rate: 1, 20-400/s a persona; quick 0.25), BENCH_H_MODES ("static
 # backoff tune"), BENCH_H_TIMEOUT (cap per mode, s; default 3x the planned
 # lower bound, at least 60), BENCH_H_CONNS (injecting connections, 20),
-# BENCH_H_TUNE_WINDOW (tune_window of the tune mode, "5s").
+# BENCH_H_TUNE_WINDOW (tune_window of the tune mode, "5s"), BENCH_H_GREYLIST
+# (0: no persona greylists).
 if [ "$QUICK" = 1 ]; then d_h_msgs=30000 d_h_scale=0.25; else d_h_msgs=1000000 d_h_scale=1; fi
 H_MSGS=${BENCH_H_MSGS:-$d_h_msgs}
 H_SCALE=${BENCH_H_SCALE:-$d_h_scale}
@@ -1142,6 +1143,7 @@ H_MODES=${BENCH_H_MODES:-"static backoff tune"}
 H_TIMEOUT=${BENCH_H_TIMEOUT:-}
 H_CONNS=${BENCH_H_CONNS:-20}
 H_TUNE_WINDOW=${BENCH_H_TUNE_WINDOW:-5s}
+H_GREYLIST=${BENCH_H_GREYLIST:-1} # 0: no persona greylists
 H_DIR=$WORK/personas
 BL_PERSONAS() { "$PY" -S "$LIB/personas.py" "$@"; }
 
@@ -1179,7 +1181,7 @@ TOML
 h_plan() {
   local out
   H_PORT=$(ports 1)
-  out=$(BL_PERSONAS gen "$H_MSGS" "$H_DIR" "$H_PORT" 22 "$H_SCALE") || return 1
+  out=$(BL_PERSONAS gen "$H_MSGS" "$H_DIR" "$H_PORT" 22 "$H_SCALE" "$H_GREYLIST") || return 1
   read -r H_NP H_ND H_BOUND H_RATE <<<"$out"
   log "(h) $H_NP personas on 127.0.10.1-$H_NP:$H_PORT, $H_ND domains; hidden rates $H_RATE/s in all;" \
     "planned lower bound ${H_BOUND}s for $H_MSGS messages"
@@ -1251,7 +1253,7 @@ h_run() {
     count="$count" bound="$bound" bound_persona="$who" planned_bound="$H_BOUND" breaches="$brk" breach_rate="$b_rate" \
     breach_conns="$b_conns" deferred="$defd" def_burst="$d_burst" def_grey="$d_grey" most_breaches="$most" \
     depth_end="$depth" personas="$H_NP" domains="$H_ND" scale="$H_SCALE" hidden_rate="$H_RATE" cpu="$cpu" \
-    tune_window="$H_TUNE_WINDOW" note="$note"
+    tune_window="$H_TUNE_WINDOW" greylist="$H_GREYLIST" note="$note"
   log "(h) $mode: $acked injected in ${inject_s}s; $acc delivered + $unk unknown in ${secs:-?}s (lower bound" \
     "${bound}s, $who)$([ "$timeout" = True ] && echo ", NOT FINISHED at the cap"); deferrals $defd, breaches $brk"
   stop_relay gannet "$name"

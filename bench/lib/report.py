@@ -352,7 +352,8 @@ def h_section(rows, by, meta, w):
       "its hidden rate (plus its greylisting wait), the largest — or, when (b) ran, the messages over "
       "Gannet's (b) end-to-end rate if that is larger. A breach is a pushback of a hidden limit (rate or "
       "connections). Retries every 5 s doubling to 20 s (the bench's time scale); the tune mode uses "
-      f"tune_window = {first.get('tune_window') or '?'}.")
+      f"tune_window = {first.get('tune_window') or '?'}."
+      + (" **No persona greylists in this run (BENCH_H_GREYLIST=0).**" if first.get("greylist") == 0 else ""))
     w("")
     gb = by.get(("b", "gannet"), {})
     brate = None if gb.get("error") else num(gb.get("rate"))
