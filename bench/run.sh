@@ -1153,7 +1153,7 @@ BL_PERSONAS() { "$PY" -S "$LIB/personas.py" "$@"; }
 # 421s, on by default, stays on in every mode); backoff: the same, and a
 # site enters backoff mode on a rate-limit reply or over 10% deferrals;
 # tune: self-tuning under a ceiling of 500/s, with a short tune_window for a
-# run of minutes.
+# run of minutes (BENCH_H_TUNE_WINDOW, in seconds: "5s").
 h_shaping_toml() {
   printf '[shaping.default]\nconnection_limit = 10\nmax_deliveries_per_connection = 100\n'
   case $1 in
@@ -1173,7 +1173,14 @@ regex = '4[.]7[.]28|[Rr]ate limit'
 action = "backoff"
 TOML
       ;;
-    tune) printf 'max_message_rate = "500/s"\ntune = true\ntune_window = "%s"\n' "$H_TUNE_WINDOW" ;;
+    tune)
+      # tune_min_attempts scaled with the window (the defaults: 20 in 30 s),
+      # else a site tuned under 20 / tune_window never has a window that
+      # counts again, and stays there.
+      local win=${H_TUNE_WINDOW%s}
+      printf 'max_message_rate = "500/s"\ntune = true\ntune_window = "%s"\ntune_min_attempts = %d\n' "$H_TUNE_WINDOW" \
+        "$(awk -v w="$win" 'BEGIN{n=int(20*w/30+0.999); if (n<2) n=2; print n}')"
+      ;;
   esac
 }
 
