@@ -1,9 +1,7 @@
 package sink
 
 import (
-	"bytes"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"os"
 	"strconv"
@@ -289,15 +287,22 @@ func (ps *personaState) greylisted(ip, from string, rcpt []byte, now time.Time) 
 }
 
 // unknownUser reports whether addr is one of the persona's unknown users:
-// the FNV-1a hash of the address (case folded), as a share of 2^64, below
-// UnknownUsers. The same address always gets the same answer.
+// the 64-bit FNV-1a hash of the address (ASCII case folded), as a share of
+// 2^64, below UnknownUsers. The same address always gets the same answer.
 func (ps *personaState) unknownUser(addr []byte) bool {
 	if ps.p.UnknownUsers <= 0 {
 		return false
 	}
-	h := fnv.New64a()
-	h.Write(bytes.ToLower(addr))
-	return float64(h.Sum64()) < ps.p.UnknownUsers*math.MaxUint64
+	const offset64, prime64 = 14695981039346656037, 1099511628211
+	h := uint64(offset64)
+	for _, c := range addr {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		h ^= uint64(c)
+		h *= prime64
+	}
+	return float64(h) < ps.p.UnknownUsers*math.MaxUint64
 }
 
 // connOpened counts a connection; false (and a breach) past MaxConns.
