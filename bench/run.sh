@@ -1256,6 +1256,159 @@ fleet_run() {
   stop_pid "$sinkpid"
 }
 
+# ----------------------------------------------- (h) provider personas --
+# Issue #22: a mailing to many providers that each push back in their own
+# way. bench/lib/personas.py makes 50 personas for bin/smtpsink (-persona:
+# hidden rate and connection limit, their replies, deferral bursts,
+# greylisting, unknown users) on 127.0.10.1-50, and 10,000 domains over
+# them; the sink serves their MX records (-dns). Gannet delivers by MX
+# lookup ([resolver] nameservers = the sink's DNS, [delivery] smtp_port =
+# the personas' port, no relay_to), configured three ways (h_shaping_toml).
+# Knobs: BENCH_H_MSGS (1000000; quick 30000), BENCH_H_SCALE (times every
+# hidden rate: 1, 20-400/s a persona; quick 0.25), BENCH_H_MODES ("static
+# backoff tune"), BENCH_H_TIMEOUT (cap per mode, s; default 3x the planned
+# lower bound, at least 60), BENCH_H_CONNS (injecting connections, 20),
+# BENCH_H_TUNE_WINDOW (tune_window of the tune mode, "5s"), BENCH_H_GREYLIST
+# (0: no persona greylists).
+if [ "$QUICK" = 1 ]; then d_h_msgs=30000 d_h_scale=0.25; else d_h_msgs=1000000 d_h_scale=1; fi
+H_MSGS=${BENCH_H_MSGS:-$d_h_msgs}
+H_SCALE=${BENCH_H_SCALE:-$d_h_scale}
+H_MODES=${BENCH_H_MODES:-"static backoff tune"}
+H_TIMEOUT=${BENCH_H_TIMEOUT:-}
+H_CONNS=${BENCH_H_CONNS:-20}
+H_TUNE_WINDOW=${BENCH_H_TUNE_WINDOW:-5s}
+H_GREYLIST=${BENCH_H_GREYLIST:-1} # 0: no persona greylists
+H_DIR=$WORK/personas
+BL_PERSONAS() { "$PY" -S "$LIB/personas.py" "$@"; }
+
+# h_shaping_toml MODE: the [shaping.default] (and rules) of a mode (no
+# backslashes: gannet_config passes it through awk -v, which eats them). static:
+# every site gets the same guessed limits (Gannet's adaptive [backoff] cut on
+# 421s, on by default, stays on in every mode); backoff: the same, and a
+# site enters backoff mode on a rate-limit reply or over 10% deferrals;
+# tune: self-tuning under a ceiling of 500/s, with a short tune_window for a
+# run of minutes (BENCH_H_TUNE_WINDOW, in seconds: "5s").
+h_shaping_toml() {
+  printf '[shaping.default]\nconnection_limit = 10\nmax_deliveries_per_connection = 100\n'
+  case $1 in
+    static) echo 'max_message_rate = "100/s"' ;;
+    backoff)
+      cat <<'TOML'
+max_message_rate = "100/s"
+backoff_on_deferral_rate = 0.1
+backoff_window = "30s"
+backoff_min_attempts = 50
+backoff_rate = "20/s"
+backoff_retry_after = "5s"
+backoff_to_normal_after = "60s"
+
+[[shaping_rule]]
+regex = '4[.]7[.]28|[Rr]ate limit'
+action = "backoff"
+TOML
+      ;;
+    tune)
+      # tune_min_attempts scaled with the window (the defaults: 20 in 30 s),
+      # else a site tuned under 20 / tune_window never has a window that
+      # counts again, and stays there.
+      local win=${H_TUNE_WINDOW%s}
+      printf 'max_message_rate = "500/s"\ntune = true\ntune_window = "%s"\ntune_min_attempts = %d\n' "$H_TUNE_WINDOW" \
+        "$(awk -v w="$win" 'BEGIN{n=int(20*w/30+0.999); if (n<2) n=2; print n}')"
+      ;;
+  esac
+}
+
+# h_plan: the personas, the domains and the planned lower bound (H_BOUND).
+h_plan() {
+  local out
+  H_PORT=$(ports 1)
+  out=$(BL_PERSONAS gen "$H_MSGS" "$H_DIR" "$H_PORT" 22 "$H_SCALE" "$H_GREYLIST") || return 1
+  read -r H_NP H_ND H_BOUND H_RATE <<<"$out"
+  log "(h) $H_NP personas on 127.0.10.1-$H_NP:$H_PORT, $H_ND domains; hidden rates $H_RATE/s in all;" \
+    "planned lower bound ${H_BOUND}s for $H_MSGS messages"
+}
+
+# h_run MODE: one mode of (h). A fresh sink (its personas' counters and
+# buckets start over) and a fresh Gannet; smtpblast injects H_MSGS messages
+# as fast as Gannet takes them while it delivers; done when every injected
+# message is accepted by its persona or refused as an unknown user, or at
+# the cap (then "not finished").
+h_run() {
+  local mode=$1 name="gannet-h-$1" FAIL="" hp url dns cap
+  cap=${H_TIMEOUT:-$(awk -v b="$H_BOUND" 'BEGIN{c=3*b; if (c<60) c=60; printf "%d", c}')}
+  log "(h) $mode: $H_MSGS messages to $H_ND domains behind $H_NP personas (cap ${cap}s)"
+  hp=$(ports 1)
+  # Not -quiet: its log ends with a line per persona (BENCH_KEEP=1 keeps it).
+  bg "$name-sink" bin/smtpsink -persona "$H_DIR/personas.toml" -dns -http "127.0.0.1:$hp"
+  local sinkpid=$BG_PID
+  url="http://127.0.0.1:$hp/stats"
+  if ! BL waitsink "$url" 0 10; then
+    BL record "$RESULTS" scen=h sys=gannet mode="$mode" \
+      error="failed: persona sink did not start: $(tail -1 "$WORK/$name-sink.log" | cut -c1-80)"
+    stop_pid "$sinkpid"; return
+  fi
+  dns=$(curl -s "http://127.0.0.1:$hp/dns")
+  gannet_config "$name" 1 5s $((H_MSGS * 2 + 100000)) 1000 "$(h_shaping_toml "$mode")"
+  # MX delivery through the sink's DNS to the personas' port; retries
+  # compressed to the bench's time scale (5 s, doubling up to 20 s).
+  sed -i -e "s|^relay_to = .*|relay_to = \"\"\nsmtp_port = $H_PORT|" -e "s|^nameservers = .*|nameservers = [\"$dns\"]|" \
+    -e 's|^max_retry_interval = .*|max_retry_interval = "20s"|' "$WORK/$name/gannet.toml"
+  if [ -z "$dns" ] || ! start_gannet "$name"; then
+    BL record "$RESULTS" scen=h sys=gannet mode="$mode" error="failed: ${FAIL:-no DNS address from the sink}"
+    stop_relay gannet "$name"; stop_pid "$sinkpid"; return
+  fi
+  rm -f "$WORK/$name.target"
+  bg "$name-watch" "$PY" -S "$LIB/personas.py" watch "$url" "$WORK/$name.target" "$cap" "$H_DIR/plan.json" \
+    "$WORK/$name.watch.json"
+  local watchpid=$BG_PID cpu0 cpu1 t0 t1 acked rate failed
+  cpu0=$(BL cpu "$SYS_PID")
+  t0=$(date +%s.%N)
+  run_fg bin/smtpblast -server "127.0.0.1:$SYS_PORT" -connections "$H_CONNS" -per-conn 1000 -messages "$H_MSGS" \
+    -domains "@$H_DIR/domains.txt" -size "$SIZE" -duration "${cap}s" "${BLAST_FLAGS[@]}" -progress 0 -json \
+    >"$WORK/$name.blast.json" 2>"$WORK/$name.blast.err"
+  t1=$(date +%s.%N)
+  read -r acked rate failed < <(BL jget "$WORK/$name.blast.json" acked messages_per_second failed | tr '\n' ' ')
+  [ "$acked" = - ] && acked=0
+  echo "$acked" >"$WORK/$name.target"
+  wait "$watchpid" 2>/dev/null
+  cpu1=$(BL cpu "$SYS_PID")
+  local done_ts timeout count bound who acc unk brk b_rate b_conns defd d_burst d_grey most depth ts90 ts99
+  read -r done_ts timeout count bound who acc unk brk b_rate b_conns defd d_burst d_grey most ts90 ts99 < <(BL jget \
+    "$WORK/$name.watch.json" done_ts timeout count bound_s bound_persona accepted unknown breaches rate conns \
+    deferred burst greylist most_breaches ts90 ts99 | tr '\n' ' ')
+  depth=$(BL metric "http://127.0.0.1:$G_HTTP/metrics" gannet_queue_depth)
+  local secs inject_s cpu note=""
+  secs=$(awk -v a="$done_ts" -v b="$t0" 'BEGIN{ if (a != "-") printf "%.1f", a-b }')
+  ts90=$(awk -v a="$ts90" -v b="$t0" 'BEGIN{ if (a != "-") printf "%.1f", a-b }')
+  ts99=$(awk -v a="$ts99" -v b="$t0" 'BEGIN{ if (a != "-") printf "%.1f", a-b }')
+  inject_s=$(awk -v a="$t1" -v b="$t0" 'BEGIN{printf "%.1f", a-b}')
+  cpu=$(awk -v a="$cpu1" -v b="$cpu0" -v n="$acked" 'BEGIN{ if (n>0) printf "%.3f", (a-b)*1000/n }')
+  [ "$failed" != - ] && [ "$failed" != 0 ] && note="$failed refused at injection"
+  if [ "$timeout" = True ]; then
+    # Where the mail still queued is: by persona, with its site's rate now.
+    bin/gannet queue summary -json -api "http://127.0.0.1:$G_HTTP" >"$WORK/$name.summary.json" 2>&1
+    note="${note:+$note; }queued at the cap: $(BL_PERSONAS leftover "$WORK/$name.summary.json" "$H_DIR/plan.json")"
+  fi
+  BL record "$RESULTS" scen=h sys=gannet mode="$mode" msgs="$acked" inject_s="$inject_s" inject_rate="$rate" \
+    secs="$secs" secs90="$ts90" secs99="$ts99" finished="$([ "$timeout" = True ] && echo 0 || echo 1)" cap="$cap" delivered="$acc" unknown="$unk" \
+    count="$count" bound="$bound" bound_persona="$who" planned_bound="$H_BOUND" breaches="$brk" breach_rate="$b_rate" \
+    breach_conns="$b_conns" deferred="$defd" def_burst="$d_burst" def_grey="$d_grey" most_breaches="$most" \
+    depth_end="$depth" personas="$H_NP" domains="$H_ND" scale="$H_SCALE" hidden_rate="$H_RATE" cpu="$cpu" \
+    tune_window="$H_TUNE_WINDOW" greylist="$H_GREYLIST" note="$note"
+  log "(h) $mode: $acked injected in ${inject_s}s; $acc delivered + $unk unknown in ${secs:-?}s (lower bound" \
+    "${bound}s, $who)$([ "$timeout" = True ] && echo ", NOT FINISHED at the cap"); deferrals $defd, breaches $brk"
+  stop_relay gannet "$name"
+  stop_pid "$sinkpid"
+}
+
+# scenario_h: the personas once, then each mode on a fresh sink and Gannet.
+scenario_h() {
+  local m
+  if ! has_sys gannet; then log "(h): gannet not in BENCH_SYSTEMS: not run"; return; fi
+  if ! h_plan; then BL record "$RESULTS" scen=h sys=gannet error="failed: personas.py gen"; return; fi
+  for m in $H_MODES; do h_run "$m"; done
+}
+
 # ---------------------------------------------------------------- main --
 main() {
   log "work dir $WORK; quick=$QUICK systems='$SYSTEMS' scenarios='$SCENARIOS' a_repeat=$A_REPEAT"
@@ -1425,6 +1578,10 @@ main() {
     fi
     phase i
   fi
+  if has_scen h; then
+    scenario_h
+    phase h
+  fi
   ELAPSED=$(($(date +%s) - START))
   log "timing: ${PHASES# } (total ${ELAPSED}s)"
 
@@ -1441,7 +1598,7 @@ main() {
     b2_conns="$B2_CONNS" b2_msgs="$B2_MSGS" b2_probe_rate="$B2_PROBE_RATE" g_msgs="$G_MSGS" \
     i_rate="$I_RATE" i_msgs="$I_MSGS" i_window="$I_WINDOW" \
     phases="${PHASES# }" \
-    f_conns="$F_CONNS" f_pf_conns="$F_PF_CONNS" pipelining="$PIPELINING" \
+    f_conns="$F_CONNS" f_pf_conns="$F_PF_CONNS" pipelining="$PIPELINING" h_msgs="$H_MSGS" h_modes="$H_MODES" \
     load_start="$LOAD_START" load_end="$(cut -d' ' -f1-3 /proc/loadavg)" \
     gannet_rev="$(git rev-parse --short HEAD 2>/dev/null || echo ?)" >"$OUT"
   cp "$OUT" "$LATEST"

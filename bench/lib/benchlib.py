@@ -307,6 +307,17 @@ def sinkcount(url):
     print(_sink_messages(url))
 
 
+def read_count(path):
+    """The number written to path, or None while there is none."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            return int(f.read().strip() or "0")
+    except (OSError, ValueError):
+        return None
+
+
 def sinkwatch(url, targetfile, timeout, out):
     """Polls the sink every 10 ms. The run's end is the moment the count
     reached its final value, so the poller must watch from the start, before
@@ -322,12 +333,8 @@ def sinkwatch(url, targetfile, timeout, out):
             n = last
         if n != last:
             last, last_ts = n, now
-        if target is None and os.path.exists(targetfile):
-            try:
-                with open(targetfile) as f:
-                    target = int(f.read().strip() or "0")
-            except ValueError:
-                target = None
+        if target is None:
+            target = read_count(targetfile)
         if target is not None and last >= target:
             result = {"count": last, "target": target, "done_ts": last_ts, "timeout": False}
             break

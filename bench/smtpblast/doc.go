@@ -3,6 +3,7 @@
 //	smtpblast -server 127.0.0.1:2526 -connections 10 -messages 20000 -size 2k
 //	smtpblast -server 127.0.0.1:2525 -duration 30s -rate 500/s -pipelining \
 //	    -size-dist 2k:70,20k:25,100k:5 -rcpts 3 -domains a.test:3,b.test:1 -ids ids.tsv
+//	smtpblast -server 127.0.0.1:2525 -domains @domains.txt  # "domain:weight" lists, any number a line
 //	smtpblast -http http://127.0.0.1:8000 -http-mode inject -messages 1000
 //	smtpblast -server 127.0.0.1:2525 -starttls -ca ca.pem -messages 1000
 //

@@ -57,7 +57,7 @@ every -progress (default 5s).
 	size := fs.String("size", "2k", "message size in bytes (k, m suffixes)")
 	sizeDist := fs.String("size-dist", "", `weighted sizes, e.g. "2k:70,20k:25,100k:5" (overrides -size)`)
 	fs.IntVar(&cfg.Rcpts, "rcpts", 1, "recipients per message")
-	domains := fs.String("domains", "example.test", `recipient domains with weights, e.g. "a.test:3,b.test:1"`)
+	domains := fs.String("domains", "example.test", `recipient domains with weights, e.g. "a.test:3,b.test:1", or "@FILE" (the same, any number a line)`)
 	fs.StringVar(&cfg.From, "from", "blast@example.test", "envelope sender")
 	fs.BoolVar(&cfg.Pipelining, "pipelining", false, "pipeline MAIL/RCPT/DATA when the server offers PIPELINING")
 	fs.BoolVar(&cfg.StartTLS, "starttls", false, "require STARTTLS")

@@ -15,6 +15,19 @@
 //	                                     senders (data, dot) that contain it
 //	-delay "dot:200ms" -drop "data:0.01" -throttle 1000/m -max-conns 20
 //
+// With -persona FILE each listen address plays a mailbox provider (see
+// sink.Persona): TOML [[persona]] tables with listen, a hidden rate
+// (messages/s, token bucket) and connection limit, the replies used when
+// they are exceeded (rate_reply "421 4.7.28 …" at MAIL, or "451 4.7.0 …"
+// at rcpt or dot; a refusing 421 greeting past max_conns), deferral bursts
+// (defer_every, defer_for), greylisting (greylist = "30s") and a share of
+// unknown users (unknown_users, 550 5.1.1, the same addresses every time);
+// -dns then serves the personas' domains (MX) and MX hosts (A) on
+// 127.0.0.1 at a free port, told on stderr and at /dns of -http. Each
+// persona's counters (accepted, deferred by reason, unknown, breaches: the
+// pushbacks of its hidden rate and connection limit) are in /stats under
+// personas, in the summary line's totals and, at exit, a line each.
+//
 // A one-line summary goes to stdout every -stats-interval and on SIGINT or
 // SIGTERM; -http ADDR serves the counters as JSON at /stats (with the
 // STARTTLS handshakes, tls_handshakes, and how many resumed a session,

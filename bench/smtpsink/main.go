@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"gannet/bench/smtpsink/sink"
+	"gannet/resolver/dnstest"
 )
 
 func main() {
@@ -42,7 +43,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, started c
 	fs := flag.NewFlagSet("smtpsink", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		listen        = fs.String("listen", "127.0.0.1:2526", "listen addresses, comma-separated")
+		listen        = fs.String("listen", "127.0.0.1:2526", "listen addresses, comma-separated (with -persona, default none: the personas' addresses)")
 		hostname      = fs.String("hostname", "sink.example.test", "host name in the greeting and EHLO reply")
 		tlsCert       = fs.String("tls-cert", "", "PEM certificate file; with -tls-key, STARTTLS is offered")
 		tlsKey        = fs.String("tls-key", "", "PEM key file")
@@ -58,6 +59,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, started c
 		maxSize       = fs.Int64("max-size", 0, "SIZE limit in bytes (0: 64 MiB)")
 		httpAddr      = fs.String("http", "", "serve JSON stats at http://ADDR/stats")
 		seed          = fs.Uint64("seed", 0, "random seed for fault injection (0: from the clock)")
+		personaFile   = fs.String("persona", "", "TOML file of [[persona]] tables: a provider per listen address (hidden rate and connection limit, deferral bursts, greylisting, unknown users)")
+		serveDNS      = fs.Bool("dns", false, "with -persona: serve the personas' domains (MX) and MX hosts (A) over DNS on 127.0.0.1 at a free port, told at /dns of -http and on stderr")
 		fails, delays listFlag
 		drops         listFlag
 	)
@@ -80,6 +83,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, started c
 		MaxConns:       *maxConns,
 		MaxMessageSize: *maxSize,
 		Seed:           *seed,
+	}
+	listenSet := false
+	fs.Visit(func(f *flag.Flag) { listenSet = listenSet || f.Name == "listen" })
+	if *personaFile != "" && !listenSet {
+		*listen = "" // the personas' addresses only
 	}
 	for _, a := range strings.Split(*listen, ",") {
 		if a = strings.TrimSpace(a); a != "" {
@@ -106,6 +114,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, started c
 			return err
 		}
 		cfg.Faults.Drops = append(cfg.Faults.Drops, d)
+	}
+	if *personaFile != "" {
+		ps, err := sink.LoadPersonas(*personaFile)
+		if err != nil {
+			return err
+		}
+		cfg.Personas = ps
+	}
+	if *serveDNS && len(cfg.Personas) == 0 {
+		return errors.New("-dns needs -persona")
 	}
 	if *throttle != "" {
 		t, err := sink.ParseThrottle(*throttle)
@@ -134,12 +152,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, started c
 		return err
 	}
 	defer s.Close()
+	dnsAddr := ""
+	if *serveDNS {
+		d, err := dnstest.Start(personaZone(cfg.Personas))
+		if err != nil {
+			return fmt.Errorf("dns: %w", err)
+		}
+		defer d.Close()
+		dnsAddr = d.Addr
+		if !*quiet {
+			fmt.Fprintf(stderr, "smtpsink: DNS at %s\n", dnsAddr)
+		}
+	}
 	if *httpAddr != "" {
 		ln, err := net.Listen("tcp", *httpAddr)
 		if err != nil {
 			return fmt.Errorf("http: %w", err)
 		}
-		srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		mux := http.NewServeMux()
+		mux.Handle("/", s.Handler())
+		mux.HandleFunc("GET /dns", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, dnsAddr+"\n") })
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go srv.Serve(ln)
 		defer srv.Close()
 		if !*quiet {
@@ -178,8 +211,38 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, started c
 					rate = float64(st.Messages) / st.UptimeSeconds
 				}
 				fmt.Fprintf(stdout, "smtpsink: final %s avg=%.0f/s\n", st, rate)
+				for _, l := range st.PersonaLines() {
+					fmt.Fprintf(stdout, "smtpsink: %s\n", l)
+				}
 			}
 			return err
 		}
 	}
+}
+
+// personaZone is the DNS data of the personas' domains (RFC 1035 master
+// file text for dnstest): each domain has an MX record (RFC 5321 §5.1) to
+// its persona's host, mxN.personas.example, whose A record is the
+// persona's listen address. Every domain is a zone apex of its own, so
+// that a question for another type gets an authoritative NODATA.
+func personaZone(ps []sink.Persona) string {
+	var b strings.Builder
+	soa := func(name string) {
+		fmt.Fprintf(&b, "%s. 3600 IN SOA ns.personas.example. hostmaster.personas.example. 1 3600 600 86400 3600\n", name)
+	}
+	soa("personas.example")
+	for i, p := range ps {
+		host, _, err := net.SplitHostPort(p.Listen)
+		if err != nil || len(p.Domains) == 0 {
+			continue
+		}
+		mx := fmt.Sprintf("mx%d.personas.example.", i+1)
+		fmt.Fprintf(&b, "%s 3600 IN A %s\n", mx, host)
+		for _, d := range p.Domains {
+			d = strings.TrimSuffix(d, ".")
+			soa(d)
+			fmt.Fprintf(&b, "%s. 3600 IN MX 10 %s\n", d, mx)
+		}
+	}
+	return b.String()
 }

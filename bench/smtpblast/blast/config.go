@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -96,8 +97,33 @@ func ParseSize(s string) (int, error) {
 	return n * mult, nil
 }
 
-// ParseDomains parses "a.test:3,b.test:1" (weight defaults to 1).
+// ParseDomains parses "a.test:3,b.test:1" (weight defaults to 1), or
+// "@FILE": the same list in a file, one or more a line (commas, spaces or
+// line ends between them; lines starting with # are comments).
 func ParseDomains(s string) ([]Weighted[string], error) {
+	path, ok := strings.CutPrefix(s, "@")
+	if !ok {
+		return parseDomainList(s)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("domains: %w", err)
+	}
+	var parts []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		parts = append(parts, strings.FieldsFunc(line, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\r' })...)
+	}
+	if len(parts) == 0 {
+		return nil, fmt.Errorf("domains: no domain in %s", path)
+	}
+	return parseDomainList(strings.Join(parts, ","))
+}
+
+// parseDomainList parses "a.test:3,b.test:1".
+func parseDomainList(s string) ([]Weighted[string], error) {
 	var out []Weighted[string]
 	for _, part := range strings.Split(s, ",") {
 		d, w, hasW := strings.Cut(strings.TrimSpace(part), ":")

@@ -3,6 +3,8 @@ package blast
 import (
 	"bytes"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -107,5 +109,36 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if _, err := httpEndpoint("ftp://x", "message"); err == nil {
 		t.Error("httpEndpoint accepted ftp")
+	}
+}
+
+// -domains @FILE reads the list from a file, and the recipients' domains
+// follow the weights (picked by a binary search over the running sums).
+func TestDomainsFileAndWeights(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "domains")
+	os.WriteFile(f, []byte("# three\na.test:1, b.test:2\nc.test:7\n\n"), 0o644)
+	doms, err := ParseDomains("@" + f)
+	if err != nil || !reflect.DeepEqual(doms, []Weighted[string]{{"a.test", 1}, {"b.test", 2}, {"c.test", 7}}) {
+		t.Fatalf("ParseDomains(@file) = %v, %v", doms, err)
+	}
+	if _, err := ParseDomains("@" + filepath.Join(t.TempDir(), "none")); err == nil {
+		t.Error("a missing file was accepted")
+	}
+	cfg := Config{Server: "127.0.0.1:1", Domains: doms}
+	if err := cfg.setDefaults(); err != nil {
+		t.Fatal(err)
+	}
+	g := newGenerator(&cfg)
+	rng := rand.New(rand.NewPCG(1, 0))
+	count := map[string]int{}
+	var m message
+	for i := range 10000 {
+		g.next(&m, uint64(i+1), rng, time.Now())
+		count[m.rcpts[0][strings.IndexByte(m.rcpts[0], '@')+1:]]++
+	}
+	for d, want := range map[string]int{"a.test": 1000, "b.test": 2000, "c.test": 7000} {
+		if got := count[d]; got < want*9/10 || got > want*11/10 {
+			t.Errorf("%s: %d of 10000 recipients, want about %d", d, got, want)
+		}
 	}
 }

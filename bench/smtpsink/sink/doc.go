@@ -28,6 +28,13 @@
 // Randomness comes from a per-connection PCG seeded from Config.Seed, and time
 // from Config.Now, so tests are repeatable.
 //
+// Personas. A listen address can play a provider (Persona): a hidden
+// message rate (a token bucket, taken at MAIL, the first accepted RCPT or
+// the end of data) and connection limit, deferral bursts, greylisting of
+// (client IP, sender, recipient) triples seen for the first time, and a
+// share of unknown users chosen by a hash of the address. The pushbacks of
+// the hidden limits are counted as breaches, per persona.
+//
 // Statistics (connections current and most concurrent, messages, recipients,
 // bytes, replies by code) are lock-free counters; Stats returns a snapshot
 // and Handler serves it as JSON at /stats. A connection the client ends

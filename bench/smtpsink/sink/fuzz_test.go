@@ -36,7 +36,7 @@ func FuzzSession(f *testing.F) {
 		s.conns[server] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
-		go s.serve(server)
+		go s.serve(server, nil)
 		client.SetDeadline(time.Now().Add(5 * time.Second))
 		go func() {
 			client.Write(in)

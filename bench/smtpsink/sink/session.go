@@ -58,9 +58,17 @@ type session struct {
 	// proves that it read the reply before it.
 	inData bool
 	unread [2]bool
+
+	// persona is the provider the listener plays (nil: none); ip is the
+	// client's address and personaFrom the sender, for its greylisting;
+	// tokenTaken says the transaction has passed its hidden rate.
+	persona     *personaState
+	ip          string
+	personaFrom string
+	tokenTaken  bool
 }
 
-func (s *Sink) serve(c net.Conn) {
+func (s *Sink) serve(c net.Conn, ps *personaState) {
 	defer s.wg.Done()
 	defer s.forget(c)
 	if !s.c.connOpened(s.cfg.MaxConns) {
@@ -70,6 +78,17 @@ func (s *Sink) serve(c net.Conn) {
 		return
 	}
 	defer s.c.current.Add(-1)
+	if ps != nil {
+		if !ps.connOpened() {
+			// The persona's hidden connection limit: a refusing greeting
+			// (RFC 5321 §3.1), then the connection closes.
+			c.SetWriteDeadline(s.now().Add(5 * time.Second))
+			io.WriteString(c, ps.p.ConnReply+"\r\n")
+			s.c.reply(421)
+			return
+		}
+		defer ps.conns.Add(-1)
+	}
 	n := s.connSeq.Add(1)
 	ss := &session{
 		s:    s,
@@ -78,6 +97,11 @@ func (s *Sink) serve(c net.Conn) {
 		w:    bufio.NewWriterSize(c, 8<<10),
 		rng:  rand.New(rand.NewPCG(s.cfg.Seed, n)),
 		peer: c.RemoteAddr().String(),
+
+		persona: ps,
+	}
+	if ps != nil {
+		ss.ip, _, _ = net.SplitHostPort(ss.peer)
 	}
 	err := ss.run()
 	if err != errAbort {
@@ -256,6 +280,8 @@ func (ss *session) resetTx() {
 	ss.size = 0
 	ss.tooBig = false
 	ss.inData = false
+	ss.personaFrom = ""
+	ss.tokenTaken = false
 }
 
 // command dispatches one command line (without CRLF).
@@ -379,11 +405,19 @@ func (ss *session) mail(arg []byte) error {
 		ss.reply(421, text)
 		return errClose
 	}
+	if handled, err := ss.personaMail(); handled {
+		return err
+	}
 	if handled, err := ss.fault(StageMail, addr); handled {
 		return err
 	}
+	taken := ss.persona != nil && ss.persona.p.RateStage == "mail"
 	ss.resetTx()
 	ss.inTx = true
+	ss.tokenTaken = taken
+	if ss.persona != nil && ss.persona.p.Greylist > 0 {
+		ss.personaFrom = string(addr)
+	}
 	if ss.s.keepBody || f.any[StageData] || f.any[StageDot] {
 		ss.from = string(addr) // (a Match of those stages looks at it)
 	}
@@ -402,6 +436,9 @@ func (ss *session) rcpt(arg []byte) error {
 	if ss.nrcpt >= ss.s.cfg.MaxRecipients {
 		ss.reply(452, "4.5.3 Too many recipients")
 		return nil
+	}
+	if handled, err := ss.personaRcpt(addr); handled {
+		return err
 	}
 	if handled, err := ss.fault(StageRcpt, addr); handled {
 		return err
@@ -564,6 +601,10 @@ func (ss *session) finish(chunked bool) error {
 		ss.reply(552, "5.3.4 Message too big")
 		return nil
 	}
+	if handled, err := ss.personaRate("dot"); handled {
+		ss.s.c.rejected.Add(1)
+		return err
+	}
 	if handled, err := ss.fault(StageDot, nil); handled {
 		if err != errAbort {
 			ss.s.c.rejected.Add(1)
@@ -591,6 +632,9 @@ func (ss *session) finish(chunked bool) error {
 		}
 	}
 	ss.s.c.messages.Add(1)
+	if ss.persona != nil {
+		ss.persona.accepted.Add(1)
+	}
 	ss.s.c.recipients.Add(uint64(ss.nrcpt))
 	ss.s.c.bytes.Add(uint64(ss.size))
 	// The reply carries the sink's sequence number as the queue id, in the

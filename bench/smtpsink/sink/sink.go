@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -17,7 +18,8 @@ import (
 // Config configures a Sink. The zero value listens on a free loopback port
 // with PIPELINING, no TLS, no CHUNKING and no faults.
 type Config struct {
-	// Listen holds the addresses to listen on; empty means "127.0.0.1:0".
+	// Listen holds the addresses to listen on; empty (and no Personas)
+	// means "127.0.0.1:0".
 	Listen []string
 	// Hostname is used in the greeting and the EHLO reply.
 	Hostname string
@@ -51,6 +53,9 @@ type Config struct {
 	Seed uint64
 	// Now is the clock (throttle windows, timestamps); nil means time.Now.
 	Now func() time.Time
+	// Personas make listen addresses play providers (see Persona); an
+	// address of a persona not in Listen is added to it.
+	Personas []Persona
 	// IdleTimeout closes a connection that sends nothing for this long
 	// ("421 4.4.2"); 0 means 5 minutes.
 	IdleTimeout time.Duration
@@ -77,6 +82,7 @@ type Sink struct {
 	start     time.Time
 	keepBody  bool
 	lns       []net.Listener
+	personas  []*personaState // by listener; nil where no persona plays
 	faults    atomic.Pointer[stageFaults]
 	c         counters
 	seq       atomic.Uint64
@@ -100,7 +106,7 @@ type Sink struct {
 
 // Start listens on every configured address and serves until Close.
 func Start(cfg Config) (*Sink, error) {
-	if len(cfg.Listen) == 0 {
+	if len(cfg.Listen) == 0 && len(cfg.Personas) == 0 {
 		cfg.Listen = []string{"127.0.0.1:0"}
 	}
 	if cfg.Hostname == "" {
@@ -145,6 +151,20 @@ func Start(cfg Config) (*Sink, error) {
 		}
 		s.ids = f
 	}
+	byAddr := map[string]*personaState{}
+	for _, p := range cfg.Personas {
+		if err := p.check(); err != nil {
+			return nil, fmt.Errorf("sink: persona: %w", err)
+		}
+		if byAddr[p.Listen] != nil {
+			return nil, fmt.Errorf("sink: two personas on %s", p.Listen)
+		}
+		byAddr[p.Listen] = newPersonaState(p, s.start)
+		if !slices.Contains(cfg.Listen, p.Listen) {
+			cfg.Listen = append(cfg.Listen, p.Listen)
+		}
+	}
+	s.cfg.Listen = cfg.Listen
 	for _, addr := range cfg.Listen {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -152,10 +172,11 @@ func Start(cfg Config) (*Sink, error) {
 			return nil, fmt.Errorf("sink: listen %s: %w", addr, err)
 		}
 		s.lns = append(s.lns, ln)
+		s.personas = append(s.personas, byAddr[addr])
 	}
-	for _, ln := range s.lns {
+	for i, ln := range s.lns {
 		s.wg.Add(1)
-		go s.acceptLoop(ln)
+		go s.acceptLoop(ln, s.personas[i])
 	}
 	return s, nil
 }
@@ -186,7 +207,7 @@ func (s *Sink) ehloReply(tlsActive bool) []byte {
 	return b
 }
 
-func (s *Sink) acceptLoop(ln net.Listener) {
+func (s *Sink) acceptLoop(ln net.Listener, ps *personaState) {
 	defer s.wg.Done()
 	for {
 		c, err := ln.Accept()
@@ -211,7 +232,7 @@ func (s *Sink) acceptLoop(ln net.Listener) {
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
-		go s.serve(c)
+		go s.serve(c, ps)
 	}
 }
 
@@ -244,7 +265,13 @@ func (s *Sink) Addrs() []string {
 
 // Stats returns a snapshot of the counters.
 func (s *Sink) Stats() Stats {
-	return s.c.snapshot(s.now().Sub(s.start))
+	st := s.c.snapshot(s.now().Sub(s.start))
+	for _, ps := range s.personas {
+		if ps != nil {
+			st.Personas = append(st.Personas, ps.stats())
+		}
+	}
+	return st
 }
 
 // TakeMaxConcurrent returns the most connections open at once since the

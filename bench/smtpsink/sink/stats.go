@@ -41,6 +41,8 @@ type Stats struct {
 	ReplyFlushes  uint64         `json:"reply_flushes"`
 	Replies       map[int]uint64 `json:"replies"` // replies sent, by code
 	UptimeSeconds float64        `json:"uptime_seconds"`
+	// Personas are the counters of the providers the sink plays.
+	Personas []PersonaStats `json:"personas,omitempty"`
 }
 
 // String formats s as the one-line summary smtpsink prints.
@@ -65,6 +67,13 @@ func (s Stats) String() string {
 	}
 	if len(codes) == 0 {
 		b.WriteByte('-')
+	}
+	if len(s.Personas) > 0 {
+		var t PersonaStats
+		for _, p := range s.Personas {
+			t.add(p)
+		}
+		fmt.Fprintf(&b, " personas=%d %s", len(s.Personas), t.counts())
 	}
 	return b.String()
 }
@@ -147,4 +156,33 @@ func (c *counters) snapshot(uptime time.Duration) Stats {
 		}
 	}
 	return s
+}
+
+// add sums o's counters into p.
+func (p *PersonaStats) add(o PersonaStats) {
+	p.Accepted += o.Accepted
+	p.Unknown += o.Unknown
+	p.Breaches += o.Breaches
+	if p.Deferred == nil {
+		p.Deferred = map[string]uint64{}
+	}
+	for k, v := range o.Deferred {
+		p.Deferred[k] += v
+	}
+}
+
+// counts formats a persona's counters for the summary lines.
+func (p PersonaStats) counts() string {
+	return fmt.Sprintf("accepted=%d breaches=%d deferred=rate:%d,conns:%d,burst:%d,greylist:%d unknown=%d",
+		p.Accepted, p.Breaches, p.Deferred["rate"], p.Deferred["conns"], p.Deferred["burst"], p.Deferred["greylist"], p.Unknown)
+}
+
+// PersonaLines formats each persona's counters, one line each, for the
+// final summary.
+func (s Stats) PersonaLines() []string {
+	out := make([]string, 0, len(s.Personas))
+	for _, p := range s.Personas {
+		out = append(out, fmt.Sprintf("persona %s (%s) %s max_conns=%d", p.Name, p.Listen, p.counts(), p.MaxConns))
+	}
+	return out
 }
