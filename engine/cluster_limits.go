@@ -30,6 +30,7 @@ type clusterRates struct {
 // do not take turns replacing its limiter.
 type clusterRate struct {
 	cfg  *config.Config
+	cut  float64 // the share of the configured rate the adaptive cut leaves
 	rate float64
 	lim  *cluster.RateLimiter // nil: not shared
 }
@@ -39,12 +40,15 @@ func (r *clusterRates) Take(p outbound.Path) (bool, time.Duration) {
 	if r.e.cluster == nil {
 		return true, 0
 	}
-	key, cfg := p.Key(), r.e.conf()
+	key, cfg, cut := p.Key(), r.e.conf(), 1.0
+	if r.e.shaper != nil {
+		cut = r.e.shaper.CutFactor(p) // a shared adaptive cut lowers the shared rate (cluster_cut.go)
+	}
 	r.mu.Lock()
 	cr := r.by[key]
-	if cr.cfg != cfg {
-		cr = r.lookup(p, key, cr)
-		cr.cfg = cfg
+	if cr.cfg != cfg || cr.cut != cut {
+		cr = r.lookup(p, key, cr, cut)
+		cr.cfg, cr.cut = cfg, cut
 		if r.by == nil {
 			r.by = make(map[string]clusterRate)
 		}
@@ -57,11 +61,11 @@ func (r *clusterRates) Take(p outbound.Path) (bool, time.Duration) {
 	return cr.lim.Take()
 }
 
-// lookup returns the shared rate of path p, keeping the limiter of old
-// when the rate is the same.
-func (r *clusterRates) lookup(p outbound.Path, key string, old clusterRate) clusterRate {
+// lookup returns the shared rate of path p, its configured rate times
+// cut, keeping the limiter of old when the rate is the same.
+func (r *clusterRates) lookup(p outbound.Path, key string, old clusterRate, cut float64) clusterRate {
 	cl, s := sharedShaping(r.e, p)
-	rate := s.MaxMessageRate.PerSecond()
+	rate := s.MaxMessageRate.PerSecond() * cut
 	switch {
 	case cl == nil || rate <= 0:
 		return clusterRate{}

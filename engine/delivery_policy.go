@@ -30,7 +30,7 @@ import (
 // the configured limits. onBackoff hears the sites entering and leaving
 // backoff mode (backoff.go).
 func newShaper(conf func() *config.Config, now func() time.Time, script func(outbound.Limits, string, []string) outbound.Limits,
-	onBackoff func(shaping.BackoffEvent), onTune func(shaping.TuneState)) (*shaping.Shaper, error) {
+	onBackoff func(shaping.BackoffEvent), onTune func(shaping.TuneState), onCut func(shaping.CutState)) (*shaping.Shaper, error) {
 	b, rules, err := shapingPolicy(conf())
 	if err != nil {
 		return nil, err
@@ -50,6 +50,7 @@ func newShaper(conf func() *config.Config, now func() time.Time, script func(out
 		OnBackoff: onBackoff,
 		Tune:      func(domain string, hosts []string) shaping.Tuning { return tuningOf(conf().ShapingFor(domain, hosts)) },
 		OnTune:    onTune,
+		OnCut:     onCut,
 	}), nil
 }
 

@@ -265,13 +265,13 @@ func backoffRate(p *path) float64 {
 	return p.sm.st.Rate
 }
 
-// unlock releases s.mu, then tells Config.OnBackoff of the events
-// collected under it, in order (s.evMu keeps the order between
+// unlock releases s.mu, then tells Config.OnBackoff, OnTune and OnCut of
+// the changes collected under it, in order (s.evMu keeps the order between
 // goroutines without holding s.mu).
 func (s *Shaper) unlock() {
-	ev, tu := s.events, s.tunes
-	s.events, s.tunes = nil, nil
-	if (len(ev) == 0 || s.cfg.OnBackoff == nil) && (len(tu) == 0 || s.cfg.OnTune == nil) {
+	ev, tu, cu := s.events, s.tunes, s.cuts
+	s.events, s.tunes, s.cuts = nil, nil, nil
+	if (len(ev) == 0 || s.cfg.OnBackoff == nil) && (len(tu) == 0 || s.cfg.OnTune == nil) && len(cu) == 0 {
 		s.mu.Unlock()
 		return
 	}
@@ -287,6 +287,9 @@ func (s *Shaper) unlock() {
 		for _, t := range tu {
 			s.cfg.OnTune(t)
 		}
+	}
+	for _, c := range cu { // collected only with OnCut set (noteCut)
+		s.cfg.OnCut(c)
 	}
 }
 
