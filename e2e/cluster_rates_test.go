@@ -1,0 +1,94 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	bsink "gannet/bench/smtpsink/sink"
+)
+
+// TestE2EClusterSharedCut: two gannet nodes on one redis-server deliver to
+// one site, each limited to 20/s on its own (limit_scope "node", so that
+// nothing but the shared cut links them). Node B's mail goes out alone
+// at about 20/s; then node A's mail, and only A's, gets 421 from the site
+// (bench/smtpsink, matched on A's recipients). A cuts its rate, the cut
+// reaches B through Redis, and B's delivery rate to the site, measured at
+// the sink, drops well under what it was, although B never saw a 421.
+func TestE2EClusterSharedCut(t *testing.T) {
+	w := newRelayWorld(t)
+	srv := startRedis(t)
+	fail, err := bsink.ParseFailure("rcpt~a-:421:1:4.7.0 Too many messages, slow down")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcv, err := bsink.Start(bsink.Config{Listen: []string{hostPort(mxIP1, w.port)}, Keep: true,
+		Faults: bsink.Faults{Failures: []bsink.Failure{fail}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rcv.Close() })
+	const perSec = 20.0
+	node := func(id string) *gannet {
+		return w.gannet(t, gannetConfig{TLSMode: "disabled", Extra: clusterTOML(srv, id) + fmt.Sprintf(`
+[shaping.%q]
+max_message_rate = "20/s"
+limit_scope = "node"
+`, domain1)})
+	}
+	a, b := node("node-a"), node("node-b")
+
+	// B's mail waits behind a (shared) suspension until all is queued, so
+	// that the sink sees B's own pace.
+	if out, errOut, code := runGannetCLI(t, b, "suspend", "-domain", domain1, "-reason", "e2e: queue first"); code != 0 {
+		t.Fatalf("suspend: %d %s%s", code, out, errOut)
+	}
+	const fromB = 160
+	for i := range fromB {
+		dlvSend(t, b, fmt.Sprintf("b-%d@%s", i, domain1), "")
+	}
+	if out, errOut, code := runGannetCLI(t, b, "resume", "-domain", domain1); code != 0 {
+		t.Fatalf("resume: %d %s%s", code, out, errOut)
+	}
+	resumed := time.Now()
+	time.Sleep(3500 * time.Millisecond)
+
+	// A's mail: every recipient gets 421 at the site.
+	throttledAt := time.Now()
+	for i := range 20 {
+		dlvSend(t, a, fmt.Sprintf("a-%d@%s", i, domain1), "")
+	}
+	time.Sleep(5 * time.Second)
+
+	rateOfB := func(from, to time.Time) float64 {
+		n := 0
+		for _, m := range rcv.Messages() {
+			if strings.HasPrefix(m.Rcpts[0], "b-") && !m.Received.Before(from) && m.Received.Before(to) {
+				n++
+			}
+		}
+		return float64(n) / to.Sub(from).Seconds()
+	}
+	for _, m := range rcv.Messages() {
+		if strings.HasPrefix(m.Rcpts[0], "a-") {
+			t.Fatalf("the sink accepted node A's %s: the 421 script did not apply", m.Rcpts[0])
+		}
+	}
+	// Before: the second after the start (the limit's first burst) left out.
+	before := rateOfB(resumed.Add(time.Second), throttledAt)
+	// After: from a second after A's first 421 (a cut, published, heard),
+	// for three seconds.
+	after := rateOfB(throttledAt.Add(time.Second), throttledAt.Add(4*time.Second))
+	t.Logf("node B's rate to the site at the sink: %.1f/s alone, %.1f/s after node A's 421s (each node's own limit %.0f/s)",
+		before, after, perSec)
+	if out, _, _ := runGannetCLI(t, b, "queue", "summary"); out != "" {
+		t.Logf("node B's queue summary after the cut:\n%s", out)
+	}
+	if before < perSec*0.6 {
+		t.Fatalf("node B alone delivered at %.1f/s, far under its limit of %.0f/s: nothing to compare with", before, perSec)
+	}
+	if after > before*0.6 {
+		t.Errorf("node B delivered at %.1f/s after node A's 421 burst, %.1f/s before: the cut did not reach B", after, before)
+	}
+}
