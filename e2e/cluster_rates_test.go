@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -90,5 +91,66 @@ limit_scope = "node"
 	}
 	if after > before*0.6 {
 		t.Errorf("node B delivered at %.1f/s after node A's 421 burst, %.1f/s before: the cut did not reach B", after, before)
+	}
+}
+
+// TestE2EWarmupClusterAllowance: two gannet nodes on one redis-server
+// send from the same warming source (127.0.0.7, a day-1 allowance of 3
+// messages) and a warm one (127.0.0.8), 6 messages each: the receiver,
+// which records the client address, gets 3 from the warming source in all
+// (not 3 per node) and the other 9 from the warm one.
+func TestE2EWarmupClusterAllowance(t *testing.T) {
+	const (
+		perNode = 6
+		allowed = 3
+	)
+	w := newRelayWorld(t)
+	for _, ip := range []string{"127.0.0.7", "127.0.0.8"} {
+		checkLoopbackAlias(t, ip)
+	}
+	srv := startRedis(t)
+	rcv := dlvSink(t, hostPort(mxIP1, w.port), "")
+	var nodes []*gannet
+	for _, id := range []string{"node-a", "node-b"} {
+		nodes = append(nodes, w.gannet(t, gannetConfig{TLSMode: "disabled", Extra: clusterTOML(srv, id) + fmt.Sprintf(`
+[[egress_source]]
+name = "fresh"
+source_address = "127.0.0.7"
+warmup = "ramp"
+warmup_day1 = [{provider = "default", messages = %d}]
+
+[[egress_source]]
+name = "warm"
+source_address = "127.0.0.8"
+
+[[egress_pool]]
+name = "main"
+sources = [{name = "fresh", weight = 1000}, {name = "warm", weight = 1}]
+
+[[tenant]]
+name = "acme"
+egress_pool = "main"
+`, allowed)}))
+	}
+	for i := range perNode {
+		for j, g := range nodes {
+			dlvSend(t, g, fmt.Sprintf("u%d-%d@%s", j, i, domain1), "X-Tenant: acme\r\n")
+		}
+	}
+	from := map[string]int{}
+	for _, m := range dlvWaitMessages(t, rcv, 2*perNode) {
+		from[netip.MustParseAddrPort(m.Peer).Addr().String()]++
+	}
+	t.Logf("messages by client address: %v", from)
+	if from["127.0.0.7"] != allowed || from["127.0.0.8"] != 2*perNode-allowed || len(from) != 2 {
+		t.Fatalf("messages by client address = %v; want %d from the warming 127.0.0.7 (the fleet's allowance) and %d from the warm 127.0.0.8",
+			from, allowed, 2*perNode-allowed)
+	}
+	// Each node's status: nothing left of the fleet's allowance.
+	for _, g := range nodes {
+		sc := scrapeMetrics(t, g.HTTPAddr)
+		if v := sc.values[`gannet_egress_warmup_remaining{source="fresh",provider="default"}`]; v != 0 {
+			t.Errorf("%s: gannet_egress_warmup_remaining of fresh = %v, want 0", g.HTTPAddr, v)
+		}
 	}
 }
