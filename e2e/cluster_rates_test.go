@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -152,5 +153,91 @@ egress_pool = "main"
 		if v := sc.values[`gannet_egress_warmup_remaining{source="fresh",provider="default"}`]; v != 0 {
 			t.Errorf("%s: gannet_egress_warmup_remaining of fresh = %v, want 0", g.HTTPAddr, v)
 		}
+	}
+}
+
+// TestE2ETuneClusterShared: node A of a cluster tunes a site whose hidden
+// rate is 20/s (bench/smtpsink throttles past it) under a ceiling of
+// 100/s, and is stopped. Node B, started afterwards on the same
+// redis-server, has A's learned rate before it sends anything, and uses
+// it: with the site's throttle gone, B's mail to it goes out near the
+// learned rate, not at the 100/s ceiling.
+func TestE2ETuneClusterShared(t *testing.T) {
+	const (
+		hidden  = 20.0
+		ceiling = 100.0
+		site    = "mx.d1.test"
+		fromB   = 60
+	)
+	w := newRelayWorld(t)
+	srv := startRedis(t)
+	rcv, err := bsink.Start(bsink.Config{Listen: []string{hostPort(mxIP1, w.port)}, Keep: true,
+		Faults: bsink.Faults{Throttle: bsink.Throttle{Limit: int(hidden), Per: time.Second, Text: "4.7.28 Our system has detected an unusual rate of mail"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rcv.Close() })
+	node := func(id string) *gannet {
+		return w.gannet(t, gannetConfig{RetryInterval: "1s", MaxRetryInterval: "2s", TLSMode: "disabled",
+			Extra: clusterTOML(srv, id) + fmt.Sprintf(`
+[shaping.%q]
+max_message_rate = "%d/s"
+tune = true
+tune_window = "2s"
+tune_min_attempts = 10
+`, domain1, int(ceiling))})
+	}
+	metric := `gannet_site_tuned_rate{site="` + site + `"}`
+	a := node("node-a")
+	blast := startBlast0(t, a.SMTPAddr, 8*time.Second)
+	var learned float64
+	waitFor(t, 30*time.Second, "node A's tuned rate for "+site+" near the hidden rate", func() (bool, string) {
+		v, ok := scrapeMetrics(t, a.HTTPAddr).values[metric]
+		learned = v
+		return ok && v < 1.5*hidden, fmt.Sprintf("%s = %v", metric, v)
+	})
+	blast.wait(t)
+	learned = scrapeMetrics(t, a.HTTPAddr).values[metric]
+	a.Stop()
+	t.Logf("node A learned %.1f/s for %s (hidden rate %v/s) and stopped", learned, site, hidden)
+
+	b := node("node-b")
+	// A may have moved it once more between the scrape and its stop.
+	waitFor(t, 10*time.Second, "node A's learned rate on node B", func() (bool, string) {
+		v, ok := scrapeMetrics(t, b.HTTPAddr).values[metric]
+		return ok && v > 0.85*learned && v < 1.15*learned, fmt.Sprintf("%s = %v (present %v), want about %v", metric, v, ok, learned)
+	})
+	learned = scrapeMetrics(t, b.HTTPAddr).values[metric]
+
+	// B's own mail, queued behind a suspension and let go at once, to a
+	// site that no longer throttles.
+	rcv.SetFaults(bsink.Faults{})
+	if out, errOut, code := runGannetCLI(t, b, "suspend", "-domain", domain1, "-reason", "e2e: queue first"); code != 0 {
+		t.Fatalf("suspend: %d %s%s", code, out, errOut)
+	}
+	for i := range fromB {
+		dlvSend(t, b, fmt.Sprintf("b-%d@%s", i, domain1), "")
+	}
+	if out, errOut, code := runGannetCLI(t, b, "resume", "-domain", domain1); code != 0 {
+		t.Fatalf("resume: %d %s%s", code, out, errOut)
+	}
+	var got []time.Time
+	waitFor(t, deliveryMax, fmt.Sprintf("node B's %d messages at the sink", fromB), func() (bool, string) {
+		got = got[:0]
+		for _, m := range rcv.Messages() {
+			if strings.HasPrefix(m.Rcpts[0], "b-") {
+				got = append(got, m.Received)
+			}
+		}
+		return len(got) >= fromB, fmt.Sprintf("have %d", len(got))
+	})
+	slices.SortFunc(got, time.Time.Compare)
+	// Left out: the first two seconds' worth, which an idle limit lets
+	// through at once.
+	skip := int(2 * learned)
+	rate := float64(len(got)-1-skip) / got[len(got)-1].Sub(got[skip]).Seconds()
+	t.Logf("node B sent its %d messages at %.1f/s (A's learned rate %.1f/s, ceiling %.0f/s)", fromB, rate, learned, ceiling)
+	if rate > 1.5*learned {
+		t.Errorf("node B sent at %.1f/s, far over the %.1f/s node A learned: B did not use it", rate, learned)
 	}
 }
