@@ -109,7 +109,6 @@ type Engine struct {
 	historyDone chan struct{}
 
 	// What policy scripts changed while the relay runs (script.go):
-	scriptRates  sync.Map   // tenant → messages per second (kumo.limit_sending)
 	scriptKeys   keySigners // DKIM keys named by scripts
 	unknownPools sync.Map   // egress pool names a script named that do not exist (logged once)
 

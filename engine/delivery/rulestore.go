@@ -59,6 +59,8 @@ type storedRule struct {
 	Tune *tuneExtra `json:"tune,omitempty"`
 	// Cut is what a shared cut state (kind "cut", cut.go) holds.
 	Cut *shaping.CutState `json:"cut,omitempty"`
+	// Rate is what a tenant rate (kind "rate", scriptrate.go) holds.
+	Rate *rateExtra `json:"rate,omitempty"`
 }
 
 func ruleKey(kind, id string) string { return kind + "/" + id }
@@ -162,6 +164,12 @@ func (l *Loop) RestoreRules() (int, error) {
 			} else {
 				n++
 			}
+		case sr.Kind == ruleRate:
+			if l.putRate(&sr) {
+				n++
+			} else {
+				drop = append(drop, ruleKey(sr.Kind, sr.ID))
+			}
 		case sr.Kind == ruleTune:
 			if l.restoreTune(&sr) {
 				n++
@@ -232,6 +240,7 @@ func (l *Loop) SharedRules() map[string][]byte {
 	add(ruleHold, l.admin.holds)
 	l.sharedBackoffs(out)
 	l.sharedTunes(out)
+	l.sharedRates(out)
 	return out
 }
 
@@ -259,6 +268,9 @@ func (l *Loop) ApplySharedRule(key string, value []byte) {
 		return
 	case ruleTune:
 		l.applyTune(&sr, value)
+		return
+	case ruleRate:
+		l.applyRate(&sr, value)
 		return
 	}
 	if sr.Kind == ruleBackoff {
