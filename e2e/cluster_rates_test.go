@@ -113,25 +113,7 @@ func TestE2EWarmupClusterAllowance(t *testing.T) {
 	rcv := dlvSink(t, hostPort(mxIP1, w.port), "")
 	var nodes []*gannet
 	for _, id := range []string{"node-a", "node-b"} {
-		nodes = append(nodes, w.gannet(t, gannetConfig{TLSMode: "disabled", Extra: clusterTOML(srv, id) + fmt.Sprintf(`
-[[egress_source]]
-name = "fresh"
-source_address = "127.0.0.7"
-warmup = "ramp"
-warmup_day1 = [{provider = "default", messages = %d}]
-
-[[egress_source]]
-name = "warm"
-source_address = "127.0.0.8"
-
-[[egress_pool]]
-name = "main"
-sources = [{name = "fresh", weight = 1000}, {name = "warm", weight = 1}]
-
-[[tenant]]
-name = "acme"
-egress_pool = "main"
-`, allowed)}))
+		nodes = append(nodes, w.gannet(t, gannetConfig{TLSMode: "disabled", Extra: clusterTOML(srv, id) + warmupPoolTOML(allowed)}))
 	}
 	for i := range perNode {
 		for j, g := range nodes {
@@ -172,20 +154,14 @@ func TestE2ETuneClusterShared(t *testing.T) {
 	w := newRelayWorld(t)
 	srv := startRedis(t)
 	rcv, err := bsink.Start(bsink.Config{Listen: []string{hostPort(mxIP1, w.port)}, Keep: true,
-		Faults: bsink.Faults{Throttle: bsink.Throttle{Limit: int(hidden), Per: time.Second, Text: "4.7.28 Our system has detected an unusual rate of mail"}}})
+		Faults: bsink.Faults{Throttle: bsink.Throttle{Limit: int(hidden), Per: time.Second, Text: unusualRate}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rcv.Close() })
 	node := func(id string) *gannet {
 		return w.gannet(t, gannetConfig{RetryInterval: "1s", MaxRetryInterval: "2s", TLSMode: "disabled",
-			Extra: clusterTOML(srv, id) + fmt.Sprintf(`
-[shaping.%q]
-max_message_rate = "%d/s"
-tune = true
-tune_window = "2s"
-tune_min_attempts = 10
-`, domain1, int(ceiling))})
+			Extra: clusterTOML(srv, id) + tuneTOML(ceiling)})
 	}
 	metric := `gannet_site_tuned_rate{site="` + site + `"}`
 	a := node("node-a")
