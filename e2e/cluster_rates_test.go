@@ -2,13 +2,18 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
+	"os/exec"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	bsink "gannet/bench/smtpsink/sink"
+	"gannet/internal/redistest"
 )
 
 // TestE2EClusterSharedCut: two gannet nodes on one redis-server deliver to
@@ -86,6 +91,16 @@ limit_scope = "node"
 		before, after, perSec)
 	if out, _, _ := runGannetCLI(t, b, "queue", "summary"); out != "" {
 		t.Logf("node B's queue summary after the cut:\n%s", out)
+	}
+	// Redis is told of a path's changes, not of each reply: at most one
+	// cut or step per recover_interval (1 s) and node, with the suspension
+	// and its end.
+	elapsed := time.Since(resumed).Seconds()
+	throttles := len(selectRecords(a.Records(), recordFilter{Type: "TransientFailure"}))
+	pubs := redisCalls(t, srv, "publish")
+	t.Logf("%d PUBLISH calls to Redis in %.1fs for %d transient failures (421) on node A", pubs, elapsed, throttles)
+	if limit := 2*int(elapsed+1) + 4; pubs > limit {
+		t.Errorf("%d PUBLISH calls to Redis in %.1fs, over the %d of one change per second and node", pubs, elapsed, limit)
 	}
 	if before < perSec*0.6 {
 		t.Fatalf("node B alone delivered at %.1f/s, far under its limit of %.0f/s: nothing to compare with", before, perSec)
@@ -216,4 +231,20 @@ func TestE2ETuneClusterShared(t *testing.T) {
 	if rate > 1.5*learned {
 		t.Errorf("node B sent at %.1f/s, far over the %.1f/s node A learned: B did not use it", rate, learned)
 	}
+}
+
+// redisCalls returns how many times srv ran command (INFO commandstats).
+func redisCalls(t *testing.T, srv *redistest.Server, command string) int {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(srv.Addr())
+	out, err := exec.Command("redis-cli", "-h", host, "-p", port, "INFO", "commandstats").Output()
+	if err != nil {
+		t.Fatalf("redis-cli INFO commandstats: %v", err)
+	}
+	m := regexp.MustCompile(`(?m)^cmdstat_` + command + `:calls=(\d+)`).FindStringSubmatch(string(out))
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
 }
