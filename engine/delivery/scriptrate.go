@@ -83,7 +83,7 @@ func encodeRate(tenant string, r scriptRate) ([]byte, error) {
 }
 
 // putRate puts a stored or shared tenant rate in force, unless one set
-// later is; false when it holds none.
+// later (or the same) is; false when it holds none.
 func (l *Loop) putRate(sr *storedRule) bool {
 	if sr.Rate == nil {
 		return false
@@ -91,7 +91,7 @@ func (l *Loop) putRate(sr *storedRule) bool {
 	r := &l.scriptRates
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if old, ok := r.m[sr.ID]; ok && old.set.After(sr.Created) {
+	if old, ok := r.m[sr.ID]; ok && (old.set.After(sr.Created) || old.set.Equal(sr.Created) && old.perSecond == sr.Rate.PerSecond) {
 		return false
 	}
 	if r.m == nil {
