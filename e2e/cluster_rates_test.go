@@ -248,3 +248,51 @@ func redisCalls(t *testing.T, srv *redistest.Server, command string) int {
 	n, _ := strconv.Atoi(m[1])
 	return n
 }
+
+// TestE2EClusterScriptRate: node A's policy script sets tenant acme's
+// rate (kumo.limit_sending, 600 a minute) when a client greets it; node B,
+// which runs no script, has acme's rate at 10/s within seconds (its queue
+// summary), and keeps it after a restart with Redis gone (its spool).
+func TestE2EClusterScriptRate(t *testing.T) {
+	srv := startRedis(t)
+	a := startGannet(t, gannetConfig{DNS: "127.0.0.1:1", DeliveryPort: 1, Extra: clusterTOML(srv, "node-a"), Script: `
+kumo.on("smtp_server_greeting", function(domain, meta)
+  kumo.limit_sending("acme", 600, { per = "minute" })
+end)
+`})
+	b := startGannet(t, gannetConfig{DNS: "127.0.0.1:1", DeliveryPort: 1, Extra: clusterTOML(srv, "node-b")})
+	injectSimple(t, b, "user@far.example", "acme", "", "queued on node-b") // its DNS answers nothing: it stays
+	acmeRate := func(g *gannet) (float64, bool) {
+		var sum struct {
+			Tenants []struct {
+				Name          string
+				EffectiveRate float64 `json:"effective_rate"`
+			}
+		}
+		getJSON(t, "http://"+g.HTTPAddr+"/api/admin/queue-summary/v1", &sum)
+		for _, r := range sum.Tenants {
+			if r.Name == "acme" {
+				return r.EffectiveRate, true
+			}
+		}
+		return 0, false
+	}
+	if r, ok := acmeRate(b); !ok || r != 0 {
+		t.Fatalf("node B's acme rate before any script set it: %v (row %v), want none", r, ok)
+	}
+	dlvSend(t, a, "user@far.example", "") // greets node A: its script sets the rate
+	t0 := time.Now()
+	waitFor(t, 10*time.Second, "acme's rate of node A's script on node B", func() (bool, string) {
+		r, ok := acmeRate(b)
+		return ok && r > 9.99 && r < 10.01, fmt.Sprintf("%v (row %v)", r, ok)
+	})
+	t.Logf("node A's kumo.limit_sending in force on node B after %v", time.Since(t0).Round(time.Millisecond))
+
+	srv.Kill()
+	b.Stop()
+	b.Restart()
+	waitFor(t, 10*time.Second, "node B's acme rate after a restart with Redis down, kept in its spool", func() (bool, string) {
+		r, ok := acmeRate(b)
+		return ok && r > 9.99 && r < 10.01, fmt.Sprintf("%v (row %v)", r, ok)
+	})
+}
