@@ -280,13 +280,13 @@ end)
 	if r, ok := acmeRate(b); !ok || r != 0 {
 		t.Fatalf("node B's acme rate before any script set it: %v (row %v), want none", r, ok)
 	}
-	dlvSend(t, a, "user@far.example", "") // greets node A: its script sets the rate
 	t0 := time.Now()
+	dlvSend(t, a, "user@far.example", "") // greets node A: its script sets the rate
 	waitFor(t, 10*time.Second, "acme's rate of node A's script on node B", func() (bool, string) {
 		r, ok := acmeRate(b)
 		return ok && r > 9.99 && r < 10.01, fmt.Sprintf("%v (row %v)", r, ok)
 	})
-	t.Logf("node A's kumo.limit_sending in force on node B after %v", time.Since(t0).Round(time.Millisecond))
+	t.Logf("node A's kumo.limit_sending in force on node B %v after the session to A began", time.Since(t0).Round(time.Millisecond))
 
 	srv.Kill()
 	b.Stop()
