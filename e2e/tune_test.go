@@ -31,15 +31,9 @@ func TestE2ETuneFindsHiddenRate(t *testing.T) {
 	sinkHTTP := hostPort("127.0.0.1", freePort(t, false, "127.0.0.1"))
 	sinkAddr := hostPort(mxIP1, w.port)
 	sp := startProc(t, smtpsinkBinary(t), "-listen", sinkAddr, "-quiet", "-http", sinkHTTP,
-		"-throttle", fmt.Sprintf("%d/s:4.7.28 Our system has detected an unusual rate of mail", int(hidden)))
+		"-throttle", fmt.Sprintf("%d/s:%s", int(hidden), unusualRate))
 	waitBanner(t, sinkAddr, sp, receiverStartMax)
-	g := w.gannet(t, gannetConfig{RetryInterval: "1s", MaxRetryInterval: "2s", TLSMode: "disabled", Extra: fmt.Sprintf(`
-[shaping.%q]
-max_message_rate = "%d/s"
-tune = true
-tune_window = "2s"
-tune_min_attempts = 10
-`, domain1, int(ceiling))})
+	g := w.gannet(t, gannetConfig{RetryInterval: "1s", MaxRetryInterval: "2s", TLSMode: "disabled", Extra: tuneTOML(ceiling)})
 
 	blast := startBlast0(t, g.SMTPAddr, run)
 	metric := `gannet_site_tuned_rate{site="` + site + `"}`
@@ -123,6 +117,21 @@ tune_min_attempts = 10
 	if len(sum.Tuned) != 1 || sum.Tuned[0].Changed.After(stopped) {
 		t.Errorf("after a restart the queue summary's tuned = %+v, want the state learned before %v", sum.Tuned, stopped)
 	}
+}
+
+// unusualRate is the text of the sink's throttling reply, Gmail's words.
+const unusualRate = "4.7.28 Our system has detected an unusual rate of mail"
+
+// tuneTOML tunes domain1 under a ceiling of ceiling messages a second, in
+// windows of 2 s of at least 10 attempts.
+func tuneTOML(ceiling float64) string {
+	return fmt.Sprintf(`
+[shaping.%q]
+max_message_rate = "%d/s"
+tune = true
+tune_window = "2s"
+tune_min_attempts = 10
+`, domain1, int(ceiling))
 }
 
 // startBlast0 runs smtpblast for d at 60 messages a second (three times

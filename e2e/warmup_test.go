@@ -29,17 +29,7 @@ func TestE2EWarmupOverflow(t *testing.T) {
 		checkLoopbackAlias(t, ip)
 	}
 	rcv := dlvSink(t, hostPort(mxIP1, w.port), "")
-	g := w.gannet(t, gannetConfig{TLSMode: "disabled", Extra: fmt.Sprintf(`
-[[egress_source]]
-name = "fresh"
-source_address = "127.0.0.7"
-warmup = "ramp"
-warmup_day1 = [{provider = "default", messages = %d}]
-
-[[egress_source]]
-name = "warm"
-source_address = "127.0.0.8"
-
+	g := w.gannet(t, gannetConfig{TLSMode: "disabled", Extra: warmupPoolTOML(allowed) + `
 [[egress_source]]
 name = "solo"
 source_address = "127.0.0.9"
@@ -47,21 +37,13 @@ warmup = "ramp"
 warmup_day1 = [{provider = "default", messages = 2}]
 
 [[egress_pool]]
-name = "main"
-sources = [{name = "fresh", weight = 1000}, {name = "warm", weight = 1}]
-
-[[egress_pool]]
 name = "solo-pool"
 sources = [{name = "solo", weight = 1}]
 
 [[tenant]]
-name = "acme"
-egress_pool = "main"
-
-[[tenant]]
 name = "solo"
 egress_pool = "solo-pool"
-`, allowed)})
+`})
 
 	var ids []string
 	for i := range sent {
@@ -168,4 +150,29 @@ egress_pool = "solo-pool"
 	if code != 0 || !row.MatchString(out) {
 		t.Errorf("after a restart gannet queue summary (exit %d) does not show fresh's allowance used up, started today:\n%s%s", code, out, errOut)
 	}
+}
+
+// warmupPoolTOML is tenant acme's pool of a warming source "fresh"
+// (127.0.0.7, a day-1 allowance of allowed messages to every provider,
+// and nearly all the pool's weight) and a warm one, "warm" (127.0.0.8).
+func warmupPoolTOML(allowed int) string {
+	return fmt.Sprintf(`
+[[egress_source]]
+name = "fresh"
+source_address = "127.0.0.7"
+warmup = "ramp"
+warmup_day1 = [{provider = "default", messages = %d}]
+
+[[egress_source]]
+name = "warm"
+source_address = "127.0.0.8"
+
+[[egress_pool]]
+name = "main"
+sources = [{name = "fresh", weight = 1000}, {name = "warm", weight = 1}]
+
+[[tenant]]
+name = "acme"
+egress_pool = "main"
+`, allowed)
 }

@@ -21,9 +21,15 @@ import (
 // path.
 type clusterRates sharedRates
 
-// Take spends one token of the path's shared rate (delivery.SharedRate).
+// Take spends one token of the path's shared rate (delivery.SharedRate):
+// its configured max_message_rate times the share a shared adaptive cut
+// leaves of it (cluster_cut.go).
 func (r *clusterRates) Take(p outbound.Path) (bool, time.Duration) {
-	return (*sharedRates)(r).takePath("", p, func(s *config.ShapingRule) config.Rate { return s.MaxMessageRate })
+	cut := 1.0
+	if r.e.shaper != nil {
+		cut = r.e.shaper.CutFactor(p)
+	}
+	return (*sharedRates)(r).takePath("", p, cut, func(s *config.ShapingRule) config.Rate { return s.MaxMessageRate })
 }
 
 // clusterConnRates is outbound.Options.SharedConnRate: the
@@ -34,7 +40,7 @@ type clusterConnRates sharedRates
 // TakeConnection spends one token of the path's shared rate of new
 // connections (outbound.SharedConnRate).
 func (r *clusterConnRates) TakeConnection(p outbound.Path) (bool, time.Duration) {
-	return (*sharedRates)(r).takePath("conn:", p, func(s *config.ShapingRule) config.Rate { return s.MaxConnectionRate })
+	return (*sharedRates)(r).takePath("conn:", p, 1, func(s *config.ShapingRule) config.Rate { return s.MaxConnectionRate })
 }
 
 // sharedConnRate is outbound.Options.SharedConnRate: nil without
@@ -47,15 +53,15 @@ func (e *Engine) sharedConnRate() outbound.SharedConnRate {
 }
 
 // takePath spends one token of path p's shared rate named prefix and the
-// path's key, the rate of p's configured shaping that rateOf picks (not
-// shared under limit_scope "node").
-func (r *sharedRates) takePath(prefix string, p outbound.Path, rateOf func(*config.ShapingRule) config.Rate) (bool, time.Duration) {
-	return r.take(prefix+p.Key(), func() float64 {
+// path's key, the rate of p's configured shaping that rateOf picks times
+// cut (not shared under limit_scope "node").
+func (r *sharedRates) takePath(prefix string, p outbound.Path, cut float64, rateOf func(*config.ShapingRule) config.Rate) (bool, time.Duration) {
+	return r.take(prefix+p.Key(), cut, func() float64 {
 		cl, s := sharedShaping(r.e, p)
 		if cl == nil {
 			return 0
 		}
-		return rateOf(&s).PerSecond()
+		return rateOf(&s).PerSecond() * cut
 	})
 }
 
@@ -75,14 +81,15 @@ type sharedRates struct {
 // domains of a site do not take turns replacing its limiter).
 type clusterRate struct {
 	cfg  *config.Config
+	cut  float64 // the share of the configured rate an adaptive cut leaves
 	rate float64
 	lim  *cluster.RateLimiter // nil: not shared
 }
 
 // take spends one token of the rate name, which rateOf returns under the
-// configuration in force (per second; 0: not shared). Its limiter is
-// kept while the rate stays the same.
-func (r *sharedRates) take(name string, rateOf func() float64) (bool, time.Duration) {
+// configuration in force and the cut (per second; 0: not shared). Its
+// limiter is kept while the rate stays the same.
+func (r *sharedRates) take(name string, cut float64, rateOf func() float64) (bool, time.Duration) {
 	e := r.e
 	if e.cluster == nil {
 		return true, 0
@@ -90,14 +97,14 @@ func (r *sharedRates) take(name string, rateOf func() float64) (bool, time.Durat
 	cfg := e.conf()
 	r.mu.Lock()
 	cr := r.by[name]
-	if cr.cfg != cfg || r.recheck {
+	if cr.cfg != cfg || cr.cut != cut || r.recheck {
 		switch rate := rateOf(); {
 		case rate <= 0:
 			cr = clusterRate{}
 		case cr.lim == nil || cr.rate != rate:
 			cr = clusterRate{rate: rate, lim: e.cluster.RateLimiter(name, rate, leaseBatch(rate))}
 		}
-		cr.cfg = cfg
+		cr.cfg, cr.cut = cfg, cut
 		if r.by == nil {
 			r.by = make(map[string]clusterRate)
 		}

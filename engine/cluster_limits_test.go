@@ -83,35 +83,9 @@ limit_scope = "node"
 		rate   = 100.0
 		target = 400
 	)
-	var granted atomic.Int64
-	var wg sync.WaitGroup
-	start, err := srv.Time()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for granted.Load() < target {
-				if ok, wait := n.Take(path("shared.test")); ok {
-					granted.Add(1)
-				} else {
-					time.Sleep(min(wait, 20*time.Millisecond))
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	end, err := srv.Time()
-	if err != nil {
-		t.Fatal(err)
-	}
-	elapsed := end.Sub(start).Seconds()
-	// An idle limit lets two batches go at once: leave them out.
-	got := float64(granted.Load()-int64(2*leaseBatch(rate))) / elapsed
+	got := fleetRate(t, srv, nodes, path("shared.test"), target, rate)
 	errPct := (got - rate) / rate * 100
-	t.Logf("%d grants in %.2fs (Redis clock): %.1f/s against a fleet limit of %.0f/s (%+.1f%%)", granted.Load(), elapsed, got, rate, errPct)
+	t.Logf("%.1f/s granted against a fleet limit of %.0f/s (%+.1f%%)", got, rate, errPct)
 	// Over the limit by more than 5% is a broken limit; under it, nodes
 	// refused a batch come back at spread-out times (cluster.RateLimiter)
 	// and leave a little of it unused.
@@ -135,6 +109,39 @@ limit_scope = "node"
 			t.Fatal("the cluster still held shared.test back after limit_scope became node")
 		}
 	}
+}
+
+// fleetRate has every node take tokens of path until target are granted
+// in all, and returns the rate they were granted at, by the Redis
+// server's clock, less the two batches at rate an idle limit lets go at
+// once.
+func fleetRate(t *testing.T, srv *redistest.Server, nodes []*clusterRates, p outbound.Path, target int64, rate float64) float64 {
+	t.Helper()
+	var granted atomic.Int64
+	var wg sync.WaitGroup
+	start, err := srv.Time()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for granted.Load() < target {
+				if ok, wait := n.Take(p); ok {
+					granted.Add(1)
+				} else {
+					time.Sleep(min(wait, 20*time.Millisecond))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	end, err := srv.Time()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return float64(granted.Load()-int64(2*leaseBatch(rate))) / end.Sub(start).Seconds()
 }
 
 // clusterConfig is a configuration with [cluster] on srv and shaping.

@@ -23,7 +23,7 @@ func (r *clusterTenantRates) TakeTenant(tenant string) (bool, time.Duration) {
 	if tenant == "" {
 		return true, 0
 	}
-	return (*sharedRates)(r).take("tenant:"+tenant, func() float64 {
+	return (*sharedRates)(r).take("tenant:"+tenant, 1, func() float64 {
 		if t := r.e.conf().Tenant(tenant); t != nil && t.LimitScope == config.LimitScopeNode {
 			return 0
 		}

@@ -31,7 +31,8 @@ import (
 // backoff mode (backoff.go), onSuspend the suspensions of automation
 // rules (cluster_suspend.go).
 func newShaper(conf func() *config.Config, now func() time.Time, script func(outbound.Limits, string, []string) outbound.Limits,
-	onBackoff func(shaping.BackoffEvent), onTune func(shaping.TuneState), onSuspend func(shaping.RuleSuspension)) (*shaping.Shaper, error) {
+	onBackoff func(shaping.BackoffEvent), onTune func(shaping.TuneState), onSuspend func(shaping.RuleSuspension),
+	onCut func(shaping.CutState)) (*shaping.Shaper, error) {
 	b, rules, err := shapingPolicy(conf())
 	if err != nil {
 		return nil, err
@@ -52,6 +53,7 @@ func newShaper(conf func() *config.Config, now func() time.Time, script func(out
 		Tune:      func(domain string, hosts []string) shaping.Tuning { return tuningOf(conf().ShapingFor(domain, hosts)) },
 		OnTune:    onTune,
 		OnSuspend: onSuspend,
+		OnCut:     onCut,
 	}), nil
 }
 

@@ -109,7 +109,6 @@ type Engine struct {
 	historyDone chan struct{}
 
 	// What policy scripts changed while the relay runs (script.go):
-	scriptRates  sync.Map   // tenant → messages per second (kumo.limit_sending)
 	scriptKeys   keySigners // DKIM keys named by scripts
 	unknownPools sync.Map   // egress pool names a script named that do not exist (logged once)
 
@@ -247,7 +246,7 @@ func (e *Engine) startPolicy() error {
 
 func (e *Engine) buildOutbound() error {
 	cfg := e.cfg
-	shaper, err := newShaper(e.conf, e.now, e.scriptLimits, e.backoffChanged, e.tuneChanged, e.ruleSuspended)
+	shaper, err := newShaper(e.conf, e.now, e.scriptLimits, e.backoffChanged, e.tuneChanged, e.ruleSuspended, e.cutChanged())
 	if err != nil {
 		return err
 	}
@@ -303,6 +302,7 @@ func (e *Engine) buildOutbound() error {
 		Shaper:       shaper,
 		Backoff:      shaper,       // backoff mode: kept with the admin rules, shared with them (backoff.go)
 		Tuning:       shaper,       // self-tuning: what it learned, kept with the admin rules (tune.go)
+		Cuts:         shaper,       // the adaptive back-off other nodes share (cluster_cut.go)
 		TenantRate:   e.tenantRate, // reload-safe
 		Attempted:    e.attempted,  // a policy script's smtp_delivery_result
 		RetryFor:     e.queueRetry, // a policy script's get_queue_config

@@ -162,8 +162,10 @@ func buildPolicy(cfg *config.Config, prev *livePolicy) (*livePolicy, error) {
 // tenantRate is delivery.Options.TenantRate and admin.Options.TenantRate:
 // the tenant's max_message_rate per second, 0 when it has none.
 func (e *Engine) tenantRate(tenant string) float64 {
-	if r, ok := e.scriptRates.Load(tenant); ok {
-		return r.(float64) // kumo.limit_sending
+	if e.delivery != nil {
+		if r, ok := e.delivery.ScriptTenantRate(tenant); ok {
+			return r // kumo.limit_sending
+		}
 	}
 	if p := e.policy(); p != nil {
 		return p.tenantRates[tenant]

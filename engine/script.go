@@ -95,16 +95,14 @@ func (e *Engine) hooksFor(event string) *lua.Hooks {
 // scriptHost is what a running script may do to the relay (lua.Host).
 type scriptHost struct{ e *Engine }
 
-// LimitSending sets a tenant's message rate for the running process; it
-// takes precedence over [[tenant]] max_message_rate (tenantRate).
+// LimitSending sets a tenant's message rate; it takes precedence over
+// [[tenant]] max_message_rate (tenantRate), is kept with the admin rules
+// and shared with a cluster (engine/delivery's scriptrate.go).
 func (h scriptHost) LimitSending(tenant string, perSecond float64) {
-	if tenant == "" {
+	if tenant == "" || h.e.delivery == nil {
 		return
 	}
-	if old, ok := h.e.scriptRates.Load(tenant); ok && old.(float64) == perSecond {
-		return
-	}
-	h.e.scriptRates.Store(tenant, perSecond)
+	h.e.delivery.SetTenantRate(tenant, perSecond)
 }
 
 // AdjustDomainRate scales the rate of the domain's site(s).

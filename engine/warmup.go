@@ -17,7 +17,8 @@ import (
 // day; warmupGate is the delivery loop's WarmupGate, which moves the mail
 // past a source's allowance to another source of the tenant's pool that
 // may still send (a warm one first), or, with none, keeps it waiting until
-// the next day.
+// the next day. With [cluster] the start dates and the day's counts are
+// the cluster's (engine/warmup's shared.go, engine/cluster's Warmup).
 
 // newWarmup returns the tracker of the warming sources of cfg; nil when
 // none has warmup set.
@@ -38,7 +39,11 @@ func (e *Engine) newWarmup(cfg *config.Config) (*warmup.Tracker, error) {
 	if e.spool != nil {
 		store = e.spool
 	}
-	return warmup.New(srcs, store, e.now, e.log)
+	t, err := warmup.New(srcs, store, e.now, e.log)
+	if err == nil && e.cluster != nil {
+		t.Share(e.cluster.Warmup()) // the allowances are the fleet's, counted in Redis
+	}
+	return t, err
 }
 
 // warmupProviders returns the provider names of cfg (the [shaping."LABEL"]

@@ -20,10 +20,12 @@ func (h *handler) warmups() []WarmupEntry {
 	return h.opts.Warmup()
 }
 
-// mergeWarmup adds the warm-up rows of one node of a cluster to into: each
-// node counts its own sources, so rows of the same source and provider
-// (a source name several nodes use) add up; -1 (no limit) on any node
-// stays -1, and the earliest start is kept.
+// mergeWarmup adds the warm-up rows of one node of a cluster to into. The
+// nodes share a source's allowance (engine/warmup's shared.go): rows of
+// the same source and provider add up their counts, and the allowance is
+// the one of the earliest start (the cluster's day 1), not a sum; -1 (no
+// limit) on any node stays -1, and what remains is the allowance less the
+// fleet's count.
 func mergeWarmup(into map[[2]string]*WarmupEntry, rows []WarmupEntry) {
 	for _, w := range rows {
 		k := [2]string{w.Source, w.Provider}
@@ -34,18 +36,14 @@ func mergeWarmup(into map[[2]string]*WarmupEntry, rows []WarmupEntry) {
 			continue
 		}
 		m.Used += w.Used
-		m.Allowance = addLimit(m.Allowance, w.Allowance)
-		m.Remaining = addLimit(m.Remaining, w.Remaining)
+		noLimit := m.Allowance < 0 || w.Allowance < 0
 		if w.Start != "" && (m.Start == "" || w.Start < m.Start) {
-			m.Start, m.Day = w.Start, w.Day
+			m.Start, m.Day, m.Allowance = w.Start, w.Day, w.Allowance
+		}
+		if noLimit {
+			m.Allowance, m.Remaining = -1, -1
+		} else {
+			m.Remaining = max(0, m.Allowance-m.Used)
 		}
 	}
-}
-
-// addLimit adds two counts where -1 means no limit.
-func addLimit(a, b int) int {
-	if a < 0 || b < 0 {
-		return -1
-	}
-	return a + b
 }

@@ -5,9 +5,11 @@ import (
 	"testing"
 )
 
-// TestMergeSummariesWarmup: the cluster's summary adds the warm-up rows
-// of a source and provider over the nodes (no limit stays no limit, the
-// earliest start is kept) and keeps the others as they are.
+// TestMergeSummariesWarmup: the cluster's summary adds the counts of the
+// warm-up rows of a source and provider over the nodes; the allowance is
+// the fleet's, that of the earliest start, and what remains of it is less
+// the fleet's count (no limit stays no limit); other rows are kept as
+// they are.
 func TestMergeSummariesWarmup(t *testing.T) {
 	a := QueueSummaryV1{Warmup: []WarmupEntry{
 		{Source: "ip1", Provider: "default", Start: "2026-12-02", Day: 1, Allowance: 500, Used: 500, Remaining: 0},
@@ -20,7 +22,7 @@ func TestMergeSummariesWarmup(t *testing.T) {
 	}}
 	got := MergeSummaries([]QueueSummaryV1{a, b}).Warmup
 	want := []WarmupEntry{
-		{Source: "ip1", Provider: "default", Start: "2026-12-01", Day: 2, Allowance: 1500, Used: 600, Remaining: 900},
+		{Source: "ip1", Provider: "default", Start: "2026-12-01", Day: 2, Allowance: 1000, Used: 600, Remaining: 400},
 		{Source: "ip1", Provider: "gmail", Start: "2026-12-01", Day: 2, Allowance: -1, Used: 17, Remaining: -1},
 		{Source: "ip2", Provider: "default", Allowance: 500, Remaining: 500},
 	}

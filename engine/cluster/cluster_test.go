@@ -210,8 +210,14 @@ func TestRateLimitHoldsAcrossNodes(t *testing.T) {
 	errPct := (got - rate) / rate * 100
 	t.Logf("%d tokens in %.2fs (Redis clock): %.0f/s against a limit of %.0f/s (%+.1f%%); %d Redis calls, %.0f per 1,000 grants",
 		spent.Load(), elapsed, got, rate, errPct, trips, perThousand)
-	if errPct > 5 || errPct < -5 {
-		t.Errorf("the fleet's rate is %.0f/s, more than 5%% off the limit %.0f/s", got, rate)
+	// Over the limit is the fault this test is for. Under it is also how a
+	// loaded machine (two cores shared by parallel test binaries) makes
+	// the senders late; far under it would be batches lost.
+	if errPct > 5 {
+		t.Errorf("the fleet's rate is %.0f/s, more than 5%% over the limit %.0f/s", got, rate)
+	}
+	if errPct < -20 {
+		t.Errorf("the fleet's rate is %.0f/s, more than 20%% under the limit %.0f/s", got, rate)
 	}
 	// A batch per call would be 1000/batch; the nodes' calls that find the
 	// limit spent come on top (the limit is saturated here throughout).

@@ -55,6 +55,18 @@
 // the hash lacks, and deletes tombstones past their time. The RCPT lookup
 // never calls Redis.
 //
+// The same Rules carry the rates the nodes share, as rules of their own
+// kinds (engine/delivery decides what they mean): the adaptive back-off
+// cut of a path ("cut/PATH", kept a minute), what self-tuning learned of a
+// site ("tune/SITE") and the tenant rates policy scripts set
+// ("rate/TENANT").
+//
+// Warm-up (Warmup, warmup.go): a warming egress source's start date
+// (PREFIXwarmup:SOURCE:start, the earliest offered) and its counts of a
+// day by provider (the hash PREFIXwarmup:SOURCE:YYYY-MM-DD, kept two
+// days), both in one Lua script per batch, so that the nodes together
+// keep to the day's allowance.
+//
 // Redis down or slow: every call has a short timeout (redis_timeout). A
 // limiter that cannot reach Redis falls back to a local limit of 1/N of
 // the cluster's (N: the live nodes last counted), logs the change once,

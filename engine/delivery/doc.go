@@ -97,7 +97,10 @@
 // carries its origin (api, policy). With Options.Shared (a cluster), every
 // rule stored and deleted is shared too, and the rules of the other nodes
 // come in through ApplySharedRule and DropSharedRule (SharedRules lists
-// this node's for a reconcile).
+// this node's for a reconcile). The same way go the rates a cluster
+// shares: a path's adaptive cut (cut.go, not kept in the spool), what a
+// site's tuning learned (tune.go) and the tenant rates policy scripts set
+// (scriptrate.go).
 //
 // The queryable queue (list.go): List walks a snapshot of the message table
 // (each message under its own lock, unpacked into scratch space), filters

@@ -96,6 +96,8 @@ type Loop struct {
 	relay   resolver.SiteKey                  // the relay_to smarthost (Options.RelayTo); zero: MX delivery
 	located locatedRemover                    // Options.Store, when it is one
 
+	scriptRates scriptRates // tenant rates set by policy scripts (scriptrate.go)
+
 	runCtx     context.Context // ends at Stop: no new work
 	runCancel  context.CancelFunc
 	txCtx      context.Context // ends when Stop's deadline passes: abort transactions

@@ -206,6 +206,9 @@ type Options struct {
 	// Tuning, when set, takes back what the sites' self-tuning learned
 	// before a restart (tune.go). Nil: what is stored is dropped.
 	Tuning SiteTuning
+	// Cuts, when set, puts in force the adaptive back-off other nodes of
+	// a cluster share (cut.go). Nil: theirs are not applied here.
+	Cuts PathCuts
 	// Clock is the time source (queue.SystemClock()); tests use a
 	// queuetest.FakeClock.
 	Clock queue.Clock

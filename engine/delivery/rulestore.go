@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"gannet/engine/shaping"
 )
 
 // Admin rules that outlive a restart. Every suspension, every bounce with
@@ -55,6 +57,10 @@ type storedRule struct {
 	Backoff *backoffExtra `json:"backoff,omitempty"`
 	// Tune is what a tuning state (kind "tune", tune.go) holds.
 	Tune *tuneExtra `json:"tune,omitempty"`
+	// Cut is what a shared cut state (kind "cut", cut.go) holds.
+	Cut *shaping.CutState `json:"cut,omitempty"`
+	// Rate is what a tenant rate (kind "rate", scriptrate.go) holds.
+	Rate *rateExtra `json:"rate,omitempty"`
 }
 
 func ruleKey(kind, id string) string { return kind + "/" + id }
@@ -158,6 +164,12 @@ func (l *Loop) RestoreRules() (int, error) {
 			} else {
 				n++
 			}
+		case sr.Kind == ruleRate:
+			if l.putRate(&sr) {
+				n++
+			} else {
+				drop = append(drop, ruleKey(sr.Kind, sr.ID))
+			}
 		case sr.Kind == ruleTune:
 			if l.restoreTune(&sr) {
 				n++
@@ -227,6 +239,8 @@ func (l *Loop) SharedRules() map[string][]byte {
 	add(ruleBounce, l.admin.bounces)
 	add(ruleHold, l.admin.holds)
 	l.sharedBackoffs(out)
+	l.sharedTunes(out)
+	l.sharedRates(out)
 	return out
 }
 
@@ -246,6 +260,17 @@ func (l *Loop) ApplySharedRule(key string, value []byte) {
 	}
 	now := l.clock.Now()
 	if !sr.Expires.IsZero() && !sr.Expires.After(now) {
+		return
+	}
+	switch sr.Kind {
+	case ruleCut:
+		l.applyCut(&sr)
+		return
+	case ruleTune:
+		l.applyTune(&sr, value)
+		return
+	case ruleRate:
+		l.applyRate(&sr, value)
 		return
 	}
 	if sr.Kind == ruleBackoff {

@@ -11,14 +11,21 @@ import (
 // tune.go) is kept with the admin rules, so that a restart starts from it
 // rather than from the ceiling: one stored rule of kind "tune" under
 // "tune/SITE", rewritten at each change and put back by RestoreRules. It
-// is this node's own (not shared with a cluster: each node tunes its own
-// share of a site) and expires TuneKeep after its last change, so that a
-// site not heard from for that long is searched for again.
+// expires TuneKeep after its last change, so that a site not heard from
+// for that long is searched for again. With a cluster (Options.Shared) it
+// is shared as the admin rules are: what one node learned is in force on
+// every node (ApplySharedRule), and a node that starts takes the
+// cluster's at its first reconcile. The tuned rate stays a rate of each
+// node's path to the site (every node offers it): a node's tuning goes on
+// from the cluster's rate, and its next change is the cluster's (last
+// writer wins).
 
 // SiteTuning takes back what a site's tuning learned (*shaping.Shaper has
 // it).
 type SiteTuning interface {
 	RestoreTune(st shaping.TuneState) bool
+	// Tunes lists what the tuning sites learned.
+	Tunes() []shaping.TuneState
 }
 
 // ruleTune is the kind of a stored tuning state.
@@ -34,18 +41,38 @@ type tuneExtra struct {
 }
 
 // TuneChanged stores what a site's tuning learned
-// (shaping.Config.OnTune).
+// (shaping.Config.OnTune), and shares it with a cluster.
 func (l *Loop) TuneChanged(st shaping.TuneState) {
-	if l.opts.Rules == nil {
+	v, err := encodeTune(&st)
+	l.storeValue(ruleTune, st.Site, v, st.Changed.Add(TuneKeep), err)
+}
+
+// encodeTune is the stored form of what a site's tuning learned.
+func encodeTune(st *shaping.TuneState) ([]byte, error) {
+	return json.Marshal(storedRule{Kind: ruleTune, ID: st.Site, Site: st.Site, Reason: st.Reason,
+		Created: st.Changed, Expires: st.Changed.Add(TuneKeep), Tune: &tuneExtra{Rate: st.Rate, Throttled: st.Throttled}})
+}
+
+// sharedTunes adds what the tuning sites learned to a SharedRules answer.
+func (l *Loop) sharedTunes(out map[string][]byte) {
+	if l.opts.Tuning == nil {
 		return
 	}
-	v, err := json.Marshal(storedRule{Kind: ruleTune, ID: st.Site, Site: st.Site, Reason: st.Reason,
-		Created: st.Changed, Expires: st.Changed.Add(TuneKeep), Tune: &tuneExtra{Rate: st.Rate, Throttled: st.Throttled}})
-	if err == nil {
-		err = l.opts.Rules.PutAdminState(ruleKey(ruleTune, st.Site), v)
+	for _, st := range l.opts.Tuning.Tunes() {
+		if v, err := encodeTune(&st); err == nil {
+			out[ruleKey(ruleTune, st.Site)] = v
+		}
 	}
-	if err != nil {
-		l.log.Error("delivery: storing a site's tuned rate; it is lost at the next restart", "site", st.Site, "err", err)
+}
+
+// applyTune puts in force what another node of the cluster learned of a
+// site (its stored form value), and keeps it in the spool.
+func (l *Loop) applyTune(sr *storedRule, value []byte) {
+	if !l.restoreTune(sr) || l.opts.Rules == nil {
+		return
+	}
+	if err := l.opts.Rules.PutAdminState(ruleKey(ruleTune, sr.ID), value); err != nil {
+		l.log.Error("delivery: storing a site's tuned rate; it is lost at the next restart", "site", sr.ID, "err", err)
 	}
 }
 

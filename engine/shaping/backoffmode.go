@@ -265,13 +265,13 @@ func backoffRate(p *path) float64 {
 	return p.sm.st.Rate
 }
 
-// unlock releases s.mu, then tells Config.OnBackoff, OnTune and
-// OnSuspend of the events collected under it, in order (s.evMu keeps the order between
-// goroutines without holding s.mu).
+// unlock releases s.mu, then tells Config.OnBackoff, OnTune, OnSuspend
+// and OnCut of the changes collected under it, in order (s.evMu keeps the
+// order between goroutines without holding s.mu).
 func (s *Shaper) unlock() {
-	ev, tu, su := s.events, s.tunes, s.susp
-	s.events, s.tunes, s.susp = nil, nil, nil
-	if (len(ev) == 0 || s.cfg.OnBackoff == nil) && (len(tu) == 0 || s.cfg.OnTune == nil) && len(su) == 0 {
+	ev, tu, su, cu := s.events, s.tunes, s.susp, s.cuts
+	s.events, s.tunes, s.susp, s.cuts = nil, nil, nil, nil
+	if (len(ev) == 0 || s.cfg.OnBackoff == nil) && (len(tu) == 0 || s.cfg.OnTune == nil) && len(su) == 0 && len(cu) == 0 {
 		s.mu.Unlock()
 		return
 	}
@@ -290,6 +290,9 @@ func (s *Shaper) unlock() {
 	}
 	for _, rs := range su { // noted only with an OnSuspend
 		s.cfg.OnSuspend(rs)
+	}
+	for _, c := range cu { // collected only with OnCut set (noteCut)
+		s.cfg.OnCut(c)
 	}
 }
 

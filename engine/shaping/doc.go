@@ -31,6 +31,8 @@
 // seconds, and the path returns to unlimited once it has climbed back to
 // that rate. Replies Gannet made itself (a lost connection, a TLS policy
 // failure) are never throttling: outbound.Result.Local marks them.
+// Each change of a cut is told to Config.OnCut, so that a cluster shares
+// it, and ApplyCut puts another node's in force (sharedcut.go).
 //
 // # Automation rules
 //

@@ -47,6 +47,9 @@ type Config struct {
 	// OnSuspend, when set, is told of every suspension an automation rule
 	// starts or lengthens (suspend.go), as OnBackoff is.
 	OnSuspend func(RuleSuspension)
+	// OnCut, when set, is told of every change of a path's adaptive
+	// back-off (sharedcut.go), as OnBackoff is (same lock, same rules).
+	OnCut func(CutState)
 }
 
 // Backoff configures the adaptive back-off ([backoff]).
@@ -169,6 +172,7 @@ type Shaper struct {
 	events []BackoffEvent       // told to OnBackoff when mu is released (unlock)
 	tunes  []TuneState          // told to OnTune when mu is released (unlock)
 	susp   []RuleSuspension     // told to OnSuspend when mu is released (unlock)
+	cuts   []CutState           // told to OnCut when mu is released (unlock)
 	evMu   sync.Mutex           // held while they are told
 }
 
@@ -191,6 +195,7 @@ type path struct {
 	lastRaise time.Time
 	meter     meter
 	cutReply  smtpwire.Reply // the throttling reply of the last cut
+	cutAt     time.Time      // the last change of the cut, here or applied from the cluster (sharedcut.go)
 
 	// Automation.
 	suspendUntil time.Time
@@ -505,6 +510,7 @@ func (s *Shaper) cut(p *path, now time.Time, reply smtpwire.Reply) {
 	p.rate = max(b.MinRate, rate*b.Factor)
 	p.conns = max(1, math.Floor(p.conns*b.Factor))
 	p.lastCut, p.lastRaise = now, now
+	s.noteCut(p, now)
 }
 
 // recover is the additive increase after a success.
@@ -520,6 +526,7 @@ func (s *Shaper) recover(p *path, now time.Time) {
 	if p.rate >= p.rateCeil && p.conns >= connCeil {
 		p.cut = false
 	}
+	s.noteCut(p, now)
 }
 
 // Status returns the state of every known path, sorted by source and site.
@@ -623,6 +630,7 @@ func (s *Shaper) ScaleDomain(domain string, factor float64) int {
 		p.rate = max(s.cfg.Backoff.MinRate, min(p.rateCeil, rate*factor))
 		p.cut = p.rate < p.rateCeil || p.conns < float64(max(1, p.base.Connections))
 		p.lastCut, p.lastRaise = now, now
+		s.noteCut(p, now)
 		n++
 	}
 	return n

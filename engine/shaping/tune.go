@@ -217,9 +217,11 @@ func (s *Shaper) Tunes() []TuneState {
 	return out
 }
 
-// RestoreTune puts back what a site's tuning learned before a restart
-// (nothing is told to OnTune). A later configuration that lowers the
-// ceiling still holds: the configured rate caps the tuned one.
+// RestoreTune puts back what a site's tuning learned before a restart, or
+// on another node of a cluster (nothing is told to OnTune). A later
+// configuration that lowers the ceiling still holds: the configured rate
+// caps the tuned one. It reports false when st holds no rate or is what is
+// in force already.
 func (s *Shaper) RestoreTune(st TuneState) bool {
 	if st.Site == "" || st.Rate <= 0 {
 		return false
@@ -227,6 +229,9 @@ func (s *Shaper) RestoreTune(st TuneState) bool {
 	s.mu.Lock()
 	defer s.unlock()
 	sm := s.sites[st.Site]
+	if sm != nil && sm.tune != nil && sm.tune.Rate == st.Rate && sm.tune.Throttled == st.Throttled && sm.tune.Changed.Equal(st.Changed) {
+		return false
+	}
 	if sm == nil {
 		sm = &siteMode{}
 		s.sites[st.Site] = sm

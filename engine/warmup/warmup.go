@@ -1,7 +1,8 @@
 // Package warmup keeps the IP warm-up allowances of egress sources: how
 // many messages a warming source may send today to each provider, how many
 // it has sent, and the day its warm-up began (kept in the spool, so that a
-// restart does not start the ramp again).
+// restart does not start the ramp again, and with a cluster in Redis, so
+// that the fleet as a whole keeps to the allowance: shared.go).
 //
 // A day is a calendar day in UTC; day 1 is the start date. What a source
 // may send to a provider on day d is its schedule's (the [[egress_source]]
@@ -60,6 +61,7 @@ type Tracker struct {
 
 	mu      sync.Mutex
 	sources map[string]*source
+	shared  Shared // the cluster's counts (shared.go); nil: this node's alone
 }
 
 type source struct {
@@ -67,6 +69,13 @@ type source struct {
 	start time.Time      // midnight UTC of day 1; zero until first use
 	day   time.Time      // the day used counts
 	used  map[string]int // by provider, on day
+
+	// With a cluster (shared.go): the part of the batches taken from the
+	// cluster's allowance not yet spent, the cluster's count at the last
+	// batch, by provider, on day; and until when the node counts on its
+	// own share (the cluster did not answer).
+	leased, fleet map[string]int
+	localUntil    time.Time
 }
 
 // New returns a tracker of sources; start dates of sources without a
@@ -74,7 +83,7 @@ type source struct {
 func New(sources []Source, store Store, now func() time.Time, log *slog.Logger) (*Tracker, error) {
 	t := &Tracker{now: now, store: store, log: log, sources: map[string]*source{}}
 	for _, s := range sources {
-		t.sources[s.Name] = &source{cfg: s, start: midnight(s.Start), used: map[string]int{}}
+		t.sources[s.Name] = &source{cfg: s, start: midnight(s.Start), used: map[string]int{}, leased: map[string]int{}, fleet: map[string]int{}}
 	}
 	if store == nil {
 		return t, nil
@@ -137,6 +146,13 @@ func (t *Tracker) Take(name, provider string) (ok bool, until time.Time) {
 	if allow < 0 {
 		return true, time.Time{}
 	}
+	if t.shared != nil {
+		if ok, handled := t.takeShared(s, provider, today, allow); handled && !ok {
+			return false, today.Add(24 * time.Hour)
+		} else if !handled {
+			allow = t.localShare(allow)
+		}
+	}
 	if s.used[provider] >= allow {
 		return false, today.Add(24 * time.Hour)
 	}
@@ -161,6 +177,15 @@ func (t *Tracker) Remaining(name, provider string) int {
 	allow := s.allowance(today, provider)
 	if allow < 0 {
 		return -1
+	}
+	return s.remaining(provider, allow)
+}
+
+// remaining is what s may still send to provider today of allow: with a
+// cluster, what the cluster's count leaves and the batch not yet spent.
+func (s *source) remaining(provider string, allow int) int {
+	if fleet, ok := s.fleet[provider]; ok {
+		return max(0, allow-fleet) + s.leased[provider]
 	}
 	return max(0, allow-s.used[provider])
 }
@@ -193,6 +218,8 @@ func (s *source) roll(today time.Time) {
 	if !s.day.Equal(today) {
 		s.day = today
 		clear(s.used)
+		clear(s.leased)
+		clear(s.fleet)
 	}
 }
 
@@ -254,7 +281,7 @@ func (t *Tracker) Statuses(providers []string) []Status {
 			st.Allowance = s.allowance(today, p)
 			st.Remaining = -1
 			if st.Allowance >= 0 {
-				st.Remaining = max(0, st.Allowance-st.Used)
+				st.Remaining = s.remaining(p, st.Allowance)
 			}
 			if p == "" {
 				st.Provider = "default"
