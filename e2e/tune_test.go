@@ -81,7 +81,7 @@ tune_min_attempts = 10
 
 	// What an operator sees.
 	out, errOut, code := runGannetCLI(t, g, "queue", "summary")
-	rowRE := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(site) + `\s+\d+(\.\d)?/s\s+\S+\s+\S+\s+deferrals \d+\.\d% over \d+s at \d+\.\d/s: (up|down) .*$`)
+	rowRE := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(site) + `\s+\d+(\.\d)?/s\s+\S+\s+\S+\s+\S+\s+\S+\s+deferrals \d+\.\d% over \d+s at \d+\.\d/s: (up|down) .*$`)
 	if code != 0 || !strings.Contains(out, "TUNED SITE") || !rowRE.MatchString(out) {
 		t.Errorf("gannet queue summary (exit %d) does not show %s's tuned rate and why:\n%s%s", code, site, out, errOut)
 	}

@@ -29,8 +29,11 @@ const TuneKeep = 7 * 24 * time.Hour
 
 // tuneExtra is what a stored tuning state holds beyond an admin rule.
 type tuneExtra struct {
-	Rate      float64 `json:"rate"`                // per second
-	Throttled float64 `json:"throttled,omitempty"` // per second
+	Rate           float64 `json:"rate"`                // per second
+	Throttled      float64 `json:"throttled,omitempty"` // per second
+	Conns          int     `json:"conns,omitempty"`     // the tuned connection limit
+	ConnsThrottled int     `json:"conns_throttled,omitempty"`
+	ConnsReason    string  `json:"conns_reason,omitempty"`
 }
 
 // TuneChanged stores what a site's tuning learned
@@ -40,21 +43,23 @@ func (l *Loop) TuneChanged(st shaping.TuneState) {
 		return
 	}
 	v, err := json.Marshal(storedRule{Kind: ruleTune, ID: st.Site, Site: st.Site, Reason: st.Reason,
-		Created: st.Changed, Expires: st.Changed.Add(TuneKeep), Tune: &tuneExtra{Rate: st.Rate, Throttled: st.Throttled}})
+		Created: st.Changed, Expires: st.Changed.Add(TuneKeep), Tune: &tuneExtra{Rate: st.Rate, Throttled: st.Throttled,
+			Conns: st.Conns, ConnsThrottled: st.ConnsThrottled, ConnsReason: st.ConnsReason}})
 	if err == nil {
 		err = l.opts.Rules.PutAdminState(ruleKey(ruleTune, st.Site), v)
 	}
 	if err != nil {
-		l.log.Error("delivery: storing a site's tuned rate; it is lost at the next restart", "site", st.Site, "err", err)
+		l.log.Error("delivery: storing a site's tuned limits; they are lost at the next restart", "site", st.Site, "err", err)
 	}
 }
 
 // restoreTune puts a stored tuning state back; false when there is no
-// one to take it or it holds no rate.
+// one to take it or it holds neither a rate nor a connection count.
 func (l *Loop) restoreTune(sr *storedRule) bool {
 	if l.opts.Tuning == nil || sr.Tune == nil {
 		return false
 	}
 	return l.opts.Tuning.RestoreTune(shaping.TuneState{Site: sr.ID, Rate: sr.Tune.Rate, Throttled: sr.Tune.Throttled,
-		Reason: sr.Reason, Changed: sr.Created})
+		Reason: sr.Reason, Conns: sr.Tune.Conns, ConnsThrottled: sr.Tune.ConnsThrottled, ConnsReason: sr.Tune.ConnsReason,
+		Changed: sr.Created})
 }
