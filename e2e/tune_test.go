@@ -125,8 +125,8 @@ tune_min_attempts = 10
 	}
 }
 
-// startBlast0 runs smtpblast for d at 60 messages a second (three times
-// the hidden rate) to domain1, one recipient each.
+// startBlast0 runs smtpblast for d at 60 messages a second (more than the
+// sites of the tuning tests take) to domain1, one recipient each.
 func startBlast0(t *testing.T, server string, d time.Duration) *blastRun {
 	t.Helper()
 	dir := t.TempDir()
@@ -137,8 +137,10 @@ func startBlast0(t *testing.T, server string, d time.Duration) *blastRun {
 
 // sinkStatsV is what smtpsink's -http serves at /stats.
 type sinkStatsV struct {
-	Messages  uint64 `json:"messages"`
-	Throttled uint64 `json:"throttled"`
+	Messages           uint64 `json:"messages"`
+	Throttled          uint64 `json:"throttled"`
+	RefusedConns       uint64 `json:"refused_connections"`
+	MaxConcurrentConns int64  `json:"max_concurrent_connections"`
 }
 
 func sinkStats(t *testing.T, addr string) sinkStatsV {

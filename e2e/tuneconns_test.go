@@ -1,0 +1,123 @@
+package e2e
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestE2ETuneFindsConnectionLimit: bench/smtpsink plays a site that takes
+// 4 connections at once (-max-conns 4: the fifth gets "421 4.7.0 Too many
+// connections") and answers each message after 100ms, behind a configured
+// connection_limit of 12 with tune = true. smtpblast keeps more mail
+// coming than 4 connections carry for 36 s. Gannet's tuned connection
+// count starts at 3 (a quarter of 12), climbs, finds the limit and, over
+// the last 16 s, stays at 4 or under (5 at most, while it tries 5 again)
+// without sustained refusals: the sink refuses connections in few of
+// those seconds. `gannet queue summary`, the admin API and
+// gannet_site_tuned_connections show the count and why it moved, and a
+// restart keeps it.
+func TestE2ETuneFindsConnectionLimit(t *testing.T) {
+	const (
+		hidden  = 4 // the sink's connection limit
+		ceiling = 12
+		site    = "mx.d1.test"
+		run     = 36 * time.Second
+		settled = 16 * time.Second // the last part of the run, measured
+	)
+	w := newRelayWorld(t)
+	sinkHTTP := hostPort("127.0.0.1", freePort(t, false, "127.0.0.1"))
+	sinkAddr := hostPort(mxIP1, w.port)
+	sp := startProc(t, smtpsinkBinary(t), "-listen", sinkAddr, "-quiet", "-http", sinkHTTP,
+		"-max-conns", fmt.Sprint(hidden), "-delay", "dot:100ms")
+	waitBanner(t, sinkAddr, sp, receiverStartMax)
+	g := w.gannet(t, gannetConfig{RetryInterval: "1s", MaxRetryInterval: "2s", TLSMode: "disabled", Extra: fmt.Sprintf(`
+[shaping.%q]
+connection_limit = %d
+tune = true
+tune_window = "2s"
+tune_min_attempts = 10
+`, domain1, ceiling)})
+
+	blast := startBlast0(t, g.SMTPAddr, run)
+	metric := `gannet_site_tuned_connections{site="` + site + `"}`
+	start := time.Now()
+	waitFor(t, run/2, "a tuned connection count for "+site, func() (bool, string) {
+		v, ok := scrapeMetrics(t, g.HTTPAddr).values[metric]
+		return ok && v > 0, fmt.Sprintf("%s = %v", metric, v)
+	})
+	if d := run - settled - time.Since(start); d > 0 {
+		time.Sleep(d)
+	}
+	var samples []float64
+	refusing, seconds := 0, 0
+	prev := sinkStats(t, sinkHTTP)
+	for end := time.Now().Add(settled); time.Now().Before(end); {
+		time.Sleep(time.Second)
+		samples = append(samples, scrapeMetrics(t, g.HTTPAddr).values[metric])
+		cur := sinkStats(t, sinkHTTP)
+		if cur.RefusedConns > prev.RefusedConns {
+			refusing++
+		}
+		seconds++
+		prev = cur
+	}
+	blast.wait(t)
+
+	sorted := append([]float64(nil), samples...)
+	sort.Float64s(sorted)
+	median, top := sorted[len(sorted)/2], sorted[len(sorted)-1]
+	t.Logf("hidden %d connections: tuned count over the last %v: median %v, range [%v, %v]; the sink refused connections in %d of %d seconds (max concurrent %d)",
+		hidden, settled, median, sorted[0], top, refusing, seconds, prev.MaxConcurrentConns)
+	if median > hidden || median < hidden-1 {
+		t.Errorf("median tuned connection count %v once settled, want %d or %d", median, hidden, hidden-1)
+	}
+	if top > hidden+1 {
+		t.Errorf("tuned connection count went up to %v once settled, past the sink's %d by more than one", top, hidden)
+	}
+	if refusing > seconds/4 {
+		t.Errorf("the sink refused connections in %d of %d seconds once settled, want at most a quarter", refusing, seconds)
+	}
+
+	// What an operator sees.
+	out, errOut, code := runGannetCLI(t, g, "queue", "summary")
+	rowRE := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(site) + `\s+\S+\s+\S+\s+[3-5]\s+[4-6]\s+\S+\s+.*conns: .*(connections|windows).*$`)
+	if code != 0 || !strings.Contains(out, "TUNED SITE") || !rowRE.MatchString(out) {
+		t.Errorf("gannet queue summary (exit %d) does not show %s's tuned connections and why:\n%s%s", code, site, out, errOut)
+	}
+	var sum struct {
+		Tuned []struct {
+			Site        string `json:"site"`
+			Connections int    `json:"connections"`
+			RefusedAt   int    `json:"connections_refused_at"`
+			Reason      string `json:"connections_reason"`
+		} `json:"tuned"`
+		Sites []struct {
+			Site             string `json:"site"`
+			Connections      int    `json:"connections"`
+			TunedConnections int    `json:"tuned_connections"`
+		} `json:"sites"`
+	}
+	getJSON(t, "http://"+g.HTTPAddr+"/api/admin/queue-summary/v1", &sum)
+	if len(sum.Tuned) != 1 || sum.Tuned[0].Site != site || sum.Tuned[0].Connections < 1 || sum.Tuned[0].Connections > hidden+1 ||
+		sum.Tuned[0].Reason == "" {
+		t.Fatalf("queue summary's tuned = %+v, want %s with its connections (at most %d) and why", sum.Tuned, site, hidden+1)
+	}
+	learned := sum.Tuned[0].Connections
+	for _, s := range sum.Sites {
+		if s.Site == site && (s.TunedConnections != learned || s.Connections != learned) {
+			t.Errorf("site row %+v: want %d tuned connections, in force", s, learned)
+		}
+	}
+
+	// Kept across a restart, before any delivery.
+	g.Stop()
+	sp.stop()
+	g.Restart()
+	if v, ok := scrapeMetrics(t, g.HTTPAddr).values[metric]; !ok || int(v) != learned {
+		t.Errorf("after a restart %s = %v (present %v), want the %d learned before", metric, v, ok, learned)
+	}
+}
