@@ -26,8 +26,9 @@ import (
 //     when that is fewer. The count it refused at is remembered.
 //   - A window right after a climb whose median transaction time (first
 //     command to last reply, Outcome.Elapsed) rose more than
-//     TuneConnLatencyRise over the window before undoes the climb: the
-//     extra connection made the site slower, not faster.
+//     TuneConnLatencyRise (and at least TuneConnLatencyFloor) over the
+//     window before undoes the climb: the extra connection made the site
+//     slower, not faster.
 //   - Otherwise, when the limit held the traffic back (the pool held as
 //     many connections as it allows), the count climbs by one. Just under
 //     the count the site last refused at, it stays there, and tries that
@@ -41,7 +42,10 @@ import (
 // The steps of the connection-count search.
 const (
 	TuneConnStart       = 2   // the least starting count
-	TuneConnLatencyRise = 0.5 // the rise of the median transaction time that undoes a climb
+	TuneConnLatencyRise = 0.5 // the rise of the median transaction time that undoes a climb ...
+	// TuneConnLatencyFloor is the least rise that counts: a site that
+	// answers in a millisecond varies by more than half of it.
+	TuneConnLatencyFloor = 20 * time.Millisecond
 	TuneConnProbeAfter  = 10  // windows just under the refused count before it is tried again
 	tuneConnSamples     = 512 // transaction times kept per window for the median
 )
@@ -154,7 +158,8 @@ func (t *siteTune) stepConns(tc Tuning, ceiling int, elapsed time.Duration) bool
 			next = t.maxOpen
 		}
 		why = fmt.Sprintf("refused %d of %d sessions at %d connections: down to %d", t.refused, t.txns, cur, next)
-	case climbed && t.baseTook > 0 && med > time.Duration(float64(t.baseTook)*(1+TuneConnLatencyRise)):
+	case climbed && t.baseTook > 0 && med > time.Duration(float64(t.baseTook)*(1+TuneConnLatencyRise)) &&
+		med-t.baseTook >= TuneConnLatencyFloor:
 		t.ConnsThrottled = cur
 		next = max(1, cur-1)
 		why = fmt.Sprintf("transaction time %s, up %.0f%% from %s, at %d connections: back to %d",
@@ -185,7 +190,11 @@ func (t *siteTune) stepConns(tc Tuning, ceiling int, elapsed time.Duration) bool
 	return true
 }
 
-// shortMillis writes a transaction time in milliseconds ("112ms").
+// shortMillis writes a transaction time to the millisecond ("112ms"),
+// or to 10µs under one ("350µs").
 func shortMillis(d time.Duration) string {
-	return fmt.Sprintf("%dms", d.Milliseconds())
+	if d < time.Millisecond {
+		return d.Round(10 * time.Microsecond).String()
+	}
+	return d.Round(time.Millisecond).String()
 }

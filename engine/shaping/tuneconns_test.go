@@ -17,13 +17,14 @@ import (
 type hiddenConnSite struct {
 	limit     int
 	knee      int
+	base      time.Duration // a transaction's time under the knee (100ms)
 	refuseTCP bool
 	sessions  int
 	refusals  int
 }
 
 func (h *hiddenConnSite) took(n int) time.Duration {
-	d := 100 * time.Millisecond
+	d := cmpOr(h.base, 100*time.Millisecond)
 	if h.knee > 0 && n > h.knee {
 		d += time.Duration(float64(d) * 0.6 * float64(n-h.knee))
 	}
@@ -169,6 +170,18 @@ func TestTuneConnsLatency(t *testing.T) {
 	}
 	if st := s.PathStatus(slowPath); !strings.Contains(st.ConnsReason, "transaction time") && !strings.Contains(st.ConnsReason, "quiet windows") {
 		t.Errorf("reason %q: want the transaction time (or the retry of 7)", st.ConnsReason)
+	}
+}
+
+// TestTuneConnsLatencyFloor: a site that answers in a millisecond, 60%
+// slower for each connection past 6, is not held at 6: a rise of under
+// TuneConnLatencyFloor is noise, and the count climbs to the ceiling.
+func TestTuneConnsLatencyFloor(t *testing.T) {
+	s, c, _ := tuneShaper(outbound.Limits{Connections: 12}, connTuning)
+	site := &hiddenConnSite{knee: 6, base: time.Millisecond}
+	simulateConns(s, c, site, 10*time.Minute, nil)
+	if n := s.Limits(slowPath).Connections; n != 12 {
+		t.Errorf("connection limit %d after 10 minutes, want the ceiling 12 (reason %q)", n, s.PathStatus(slowPath).ConnsReason)
 	}
 }
 
