@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"gannet/engine/bounce"
+	"gannet/engine/handover"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -264,6 +265,8 @@ func (c *Config) validate() []problem {
 			ck.add(at("smtp_user", i), "needs a name")
 		case users[u.Name]:
 			ck.add(p("name"), "user %q is defined twice", u.Name)
+		case u.Name == handover.User:
+			ck.add(p("name"), "%q is reserved for the nodes' handovers ([xfer] secret); choose another name", u.Name)
 		}
 		users[u.Name] = true
 		switch {

@@ -28,6 +28,7 @@ func TestXferSecret(t *testing.T) {
 		{fmt.Sprintf("secret = \"0123456789abcdef\"\nsecret_file = %q\n", file), "xfer.secret_file: set secret or secret_file, not both"},
 		{fmt.Sprintf("secret_file = %q\n", empty), "is empty (want the secret on its first line)"},
 		{"secret_file = \"" + filepath.Join(dir, "missing") + "\"\n", "xfer.secret_file: cannot read"},
+		{"[[smtp_user]]\nname = \"gannet-xfer\"\npassword = \"p\"\n", "is reserved for the nodes' handovers"},
 	} {
 		_, err := Parse("test.toml", []byte("[xfer]\n"+c.src))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
