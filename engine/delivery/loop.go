@@ -355,6 +355,11 @@ func (l *Loop) forget(ms *msgState) {
 	l.mu.Lock()
 	l.msgs.remove(ms)
 	l.mu.Unlock()
+	if l.admin.rules.Load() > 0 { // xferBack has entries only while xfer rules are in force
+		l.admin.mu.Lock()
+		delete(l.admin.xferBack, ms.id)
+		l.admin.mu.Unlock()
+	}
 }
 
 // due runs on the scheduler goroutine for everything whose time has come.
