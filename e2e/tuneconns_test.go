@@ -2,9 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"regexp"
-	"sort"
-	"strings"
 	"testing"
 	"time"
 )
@@ -28,30 +25,11 @@ func TestE2ETuneFindsConnectionLimit(t *testing.T) {
 		run     = 36 * time.Second
 		settled = 16 * time.Second // the last part of the run, measured
 	)
-	w := newRelayWorld(t)
-	sinkHTTP := hostPort("127.0.0.1", freePort(t, false, "127.0.0.1"))
-	sinkAddr := hostPort(mxIP1, w.port)
-	sp := startProc(t, smtpsinkBinary(t), "-listen", sinkAddr, "-quiet", "-http", sinkHTTP,
+	g, sp, sinkHTTP := tuningSite(t, fmt.Sprintf("connection_limit = %d", ceiling),
 		"-max-conns", fmt.Sprint(hidden), "-delay", "dot:100ms")
-	waitBanner(t, sinkAddr, sp, receiverStartMax)
-	g := w.gannet(t, gannetConfig{RetryInterval: "1s", MaxRetryInterval: "2s", TLSMode: "disabled", Extra: fmt.Sprintf(`
-[shaping.%q]
-connection_limit = %d
-tune = true
-tune_window = "2s"
-tune_min_attempts = 10
-`, domain1, ceiling)})
-
 	blast := startBlast0(t, g.SMTPAddr, run)
 	metric := `gannet_site_tuned_connections{site="` + site + `"}`
-	start := time.Now()
-	waitFor(t, run/2, "a tuned connection count for "+site, func() (bool, string) {
-		v, ok := scrapeMetrics(t, g.HTTPAddr).values[metric]
-		return ok && v > 0, fmt.Sprintf("%s = %v", metric, v)
-	})
-	if d := run - settled - time.Since(start); d > 0 {
-		time.Sleep(d)
-	}
+	untilSettled(t, g, metric, run, settled, func(v float64) bool { return v > 0 })
 	var samples []float64
 	refusing, seconds := 0, 0
 	prev := sinkStats(t, sinkHTTP)
@@ -67,9 +45,7 @@ tune_min_attempts = 10
 	}
 	blast.wait(t)
 
-	sorted := append([]float64(nil), samples...)
-	sort.Float64s(sorted)
-	median, top := sorted[len(sorted)/2], sorted[len(sorted)-1]
+	sorted, median, top := sortedSamples(samples)
 	t.Logf("hidden %d connections: tuned count over the last %v: median %v, range [%v, %v]; the sink refused connections in %d of %d seconds (max concurrent %d)",
 		hidden, settled, median, sorted[0], top, refusing, seconds, prev.MaxConcurrentConns)
 	if median > hidden || median < hidden-1 {
@@ -83,11 +59,7 @@ tune_min_attempts = 10
 	}
 
 	// What an operator sees.
-	out, errOut, code := runGannetCLI(t, g, "queue", "summary")
-	rowRE := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(site) + `\s+\S+\s+\S+\s+[3-5]\s+[4-6]\s+\S+\s+.*conns: .*(connections|windows).*$`)
-	if code != 0 || !strings.Contains(out, "TUNED SITE") || !rowRE.MatchString(out) {
-		t.Errorf("gannet queue summary (exit %d) does not show %s's tuned connections and why:\n%s%s", code, site, out, errOut)
-	}
+	summaryShowsTuned(t, g, site, `\s+\S+\s+\S+\s+[3-5]\s+[4-6]\s+\S+\s+.*conns: .*(connections|windows).*$`, "connections")
 	var sum struct {
 		Tuned []struct {
 			Site        string `json:"site"`
