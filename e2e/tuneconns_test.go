@@ -9,18 +9,18 @@ import (
 // TestE2ETuneFindsConnectionLimit: bench/smtpsink plays a site that takes
 // 4 connections at once (-max-conns 4: the fifth gets "421 4.7.0 Too many
 // connections") and answers each message after 100ms, behind a configured
-// connection_limit of 12 with tune = true. smtpblast keeps more mail
+// connection_limit of 8 with tune = true. smtpblast keeps more mail
 // coming than 4 connections carry for 36 s. Gannet's tuned connection
-// count starts at 3 (a quarter of 12), climbs, finds the limit and, over
-// the last 16 s, stays at 4 or under (5 at most, while it tries 5 again)
-// without sustained refusals: the sink refuses connections in few of
-// those seconds. `gannet queue summary`, the admin API and
-// gannet_site_tuned_connections show the count and why it moved, and a
+// count starts at 2, climbs, is refused at 5 and, over the last 16 s,
+// stays at 4 (5 at most, while it tries 5 again) without sustained
+// refusals: the sink refuses connections in few of those seconds.
+// `gannet queue summary`, the admin API and gannet_site_tuned_connections
+// show the count, the count the sink refused at and why it moved, and a
 // restart keeps it.
 func TestE2ETuneFindsConnectionLimit(t *testing.T) {
 	const (
 		hidden  = 4 // the sink's connection limit
-		ceiling = 12
+		ceiling = 8
 		site    = "mx.d1.test"
 		run     = 36 * time.Second
 		settled = 16 * time.Second // the last part of the run, measured
@@ -48,8 +48,8 @@ func TestE2ETuneFindsConnectionLimit(t *testing.T) {
 	sorted, median, top := sortedSamples(samples)
 	t.Logf("hidden %d connections: tuned count over the last %v: median %v, range [%v, %v]; the sink refused connections in %d of %d seconds (max concurrent %d)",
 		hidden, settled, median, sorted[0], top, refusing, seconds, prev.MaxConcurrentConns)
-	if median > hidden || median < hidden-1 {
-		t.Errorf("median tuned connection count %v once settled, want %d or %d", median, hidden, hidden-1)
+	if median != hidden {
+		t.Errorf("median tuned connection count %v once settled, want %d", median, hidden)
 	}
 	if top > hidden+1 {
 		t.Errorf("tuned connection count went up to %v once settled, past the sink's %d by more than one", top, hidden)
@@ -59,7 +59,7 @@ func TestE2ETuneFindsConnectionLimit(t *testing.T) {
 	}
 
 	// What an operator sees.
-	summaryShowsTuned(t, g, site, `\s+\S+\s+\S+\s+[3-5]\s+[4-6]\s+\S+\s+.*conns: .*(connections|windows).*$`, "connections")
+	summaryShowsTuned(t, g, site, `\s+\S+\s+\S+\s+[45]\s+5\s+\S+\s+.*conns: .*(connections|windows).*$`, "connections")
 	var sum struct {
 		Tuned []struct {
 			Site        string `json:"site"`
@@ -74,9 +74,10 @@ func TestE2ETuneFindsConnectionLimit(t *testing.T) {
 		} `json:"sites"`
 	}
 	getJSON(t, "http://"+g.HTTPAddr+"/api/admin/queue-summary/v1", &sum)
-	if len(sum.Tuned) != 1 || sum.Tuned[0].Site != site || sum.Tuned[0].Connections < 1 || sum.Tuned[0].Connections > hidden+1 ||
-		sum.Tuned[0].Reason == "" {
-		t.Fatalf("queue summary's tuned = %+v, want %s with its connections (at most %d) and why", sum.Tuned, site, hidden+1)
+	if len(sum.Tuned) != 1 || sum.Tuned[0].Site != site || sum.Tuned[0].Connections < hidden || sum.Tuned[0].Connections > hidden+1 ||
+		sum.Tuned[0].RefusedAt != hidden+1 || sum.Tuned[0].Reason == "" {
+		t.Fatalf("queue summary's tuned = %+v, want %s with %d connections (%d while trying), refused at %d, and why",
+			sum.Tuned, site, hidden, hidden+1, hidden+1)
 	}
 	learned := sum.Tuned[0].Connections
 	for _, s := range sum.Sites {
@@ -85,11 +86,12 @@ func TestE2ETuneFindsConnectionLimit(t *testing.T) {
 		}
 	}
 
-	// Kept across a restart, before any delivery.
+	// Kept across a restart, before any delivery (the queued mail may
+	// have seen one more try of 5 since).
 	g.Stop()
 	sp.stop()
 	g.Restart()
-	if v, ok := scrapeMetrics(t, g.HTTPAddr).values[metric]; !ok || int(v) != learned {
-		t.Errorf("after a restart %s = %v (present %v), want the %d learned before", metric, v, ok, learned)
+	if v, ok := scrapeMetrics(t, g.HTTPAddr).values[metric]; !ok || v < hidden || v > hidden+1 {
+		t.Errorf("after a restart %s = %v (present %v), want what was learned before (%d, or %d while trying)", metric, v, ok, hidden, hidden+1)
 	}
 }
