@@ -46,8 +46,8 @@ const (
 	// TuneConnLatencyFloor is the least rise that counts: a site that
 	// answers in a millisecond varies by more than half of it.
 	TuneConnLatencyFloor = 20 * time.Millisecond
-	TuneConnProbeAfter  = 10  // windows just under the refused count before it is tried again
-	tuneConnSamples     = 512 // transaction times kept per window for the median
+	TuneConnProbeAfter   = 10  // windows just under the refused count before it is tried again
+	tuneConnSamples      = 512 // transaction times kept per window for the median
 )
 
 // tooManyConns matches the wording of a reply refusing one more
