@@ -82,3 +82,17 @@ func TestStripAndPassword(t *testing.T) {
 		t.Error("CheckPassword accepts a wrong password or an empty secret, or refuses the right one")
 	}
 }
+
+// BenchmarkStripNoField is what every message received from a client
+// costs: one pass over a header section of about 1 KB without the field.
+func BenchmarkStripNoField(b *testing.B) {
+	msg := []byte(strings.Repeat("X-Header-Of-Some-Length: with a value of some length too, as mail has\r\n", 14) +
+		"Subject: hi\r\n\r\n" + strings.Repeat("body line\r\n", 200))
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		if out := Strip(msg); len(out) != len(msg) {
+			b.Fatal("stripped")
+		}
+	}
+}
