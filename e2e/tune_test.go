@@ -27,25 +27,11 @@ func TestE2ETuneFindsHiddenRate(t *testing.T) {
 		run     = 30 * time.Second
 		settled = 12 * time.Second // the last part of the run, measured
 	)
-	w := newRelayWorld(t)
-	sinkHTTP := hostPort("127.0.0.1", freePort(t, false, "127.0.0.1"))
-	sinkAddr := hostPort(mxIP1, w.port)
-	sp := startProc(t, smtpsinkBinary(t), "-listen", sinkAddr, "-quiet", "-http", sinkHTTP,
+	g, sp, sinkHTTP := tuningSite(t, fmt.Sprintf("max_message_rate = \"%d/s\"", int(ceiling)),
 		"-throttle", fmt.Sprintf("%d/s:%s", int(hidden), unusualRate))
-	waitBanner(t, sinkAddr, sp, receiverStartMax)
-	g := w.gannet(t, gannetConfig{RetryInterval: "1s", MaxRetryInterval: "2s", TLSMode: "disabled", Extra: tuneTOML(ceiling)})
-
 	blast := startBlast0(t, g.SMTPAddr, run)
 	metric := `gannet_site_tuned_rate{site="` + site + `"}`
-	start := time.Now()
-	waitFor(t, run/2, "a tuned rate for "+site, func() (bool, string) {
-		v, ok := scrapeMetrics(t, g.HTTPAddr).values[metric]
-		return ok && v < ceiling, fmt.Sprintf("%s = %v", metric, v)
-	})
-	// Measure the last part of the run.
-	if d := run - settled - time.Since(start); d > 0 {
-		time.Sleep(d)
-	}
+	untilSettled(t, g, metric, run, settled, func(v float64) bool { return v < ceiling })
 	before := sinkStats(t, sinkHTTP)
 	var samples []float64
 	for end := time.Now().Add(settled); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
@@ -54,9 +40,7 @@ func TestE2ETuneFindsHiddenRate(t *testing.T) {
 	after := sinkStats(t, sinkHTTP)
 	blast.wait(t)
 
-	sorted := append([]float64(nil), samples...)
-	sort.Float64s(sorted)
-	median, top := sorted[len(sorted)/2], sorted[len(sorted)-1]
+	sorted, median, top := sortedSamples(samples)
 	took, throttled := after.Messages-before.Messages, after.Throttled-before.Throttled
 	share := float64(throttled) / float64(max(1, took+throttled))
 	t.Logf("hidden %v/s: tuned rate over the last %v: median %.1f, range [%.1f, %.1f]; sink took %.1f/s, throttled %d of %d (%.1f%%)",
@@ -74,11 +58,7 @@ func TestE2ETuneFindsHiddenRate(t *testing.T) {
 	}
 
 	// What an operator sees.
-	out, errOut, code := runGannetCLI(t, g, "queue", "summary")
-	rowRE := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(site) + `\s+\d+(\.\d)?/s\s+\S+\s+\S+\s+deferrals \d+\.\d% over \d+s at \d+\.\d/s: (up|down) .*$`)
-	if code != 0 || !strings.Contains(out, "TUNED SITE") || !rowRE.MatchString(out) {
-		t.Errorf("gannet queue summary (exit %d) does not show %s's tuned rate and why:\n%s%s", code, site, out, errOut)
-	}
+	summaryShowsTuned(t, g, site, `\s+\d+(\.\d)?/s\s+\S+\s+\S+\s+\S+\s+\S+\s+deferrals \d+\.\d% over \d+s at \d+\.\d/s: (up|down) .*$`, "rate")
 	var sum struct {
 		Tuned []struct {
 			Site    string    `json:"site"`
@@ -134,8 +114,62 @@ tune_min_attempts = 10
 `, domain1, int(ceiling))
 }
 
-// startBlast0 runs smtpblast for d at 60 messages a second (three times
-// the hidden rate) to domain1, one recipient each.
+// summaryShowsTuned checks that `gannet queue summary` has a TUNED SITE
+// row for site whose rest matches row (a regular expression), saying
+// what in the error.
+func summaryShowsTuned(t *testing.T, g *gannet, site, row, what string) {
+	t.Helper()
+	out, errOut, code := runGannetCLI(t, g, "queue", "summary")
+	rowRE := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(site) + row)
+	if code != 0 || !strings.Contains(out, "TUNED SITE") || !rowRE.MatchString(out) {
+		t.Errorf("gannet queue summary (exit %d) does not show %s's tuned %s and why:\n%s%s", code, site, what, out, errOut)
+	}
+}
+
+// tuningSite starts bench/smtpsink with sinkArgs as domain1's MX (its
+// stats at the address returned) and a gannet whose [shaping."d1.test"]
+// table holds limit (a TOML line) and tunes in 2s windows of at least 10
+// attempts, retrying every second or two.
+func tuningSite(t *testing.T, limit string, sinkArgs ...string) (*gannet, *proc, string) {
+	t.Helper()
+	w := newRelayWorld(t)
+	sinkHTTP := hostPort("127.0.0.1", freePort(t, false, "127.0.0.1"))
+	sinkAddr := hostPort(mxIP1, w.port)
+	sp := startProc(t, smtpsinkBinary(t), append([]string{"-listen", sinkAddr, "-quiet", "-http", sinkHTTP}, sinkArgs...)...)
+	waitBanner(t, sinkAddr, sp, receiverStartMax)
+	g := w.gannet(t, gannetConfig{RetryInterval: "1s", MaxRetryInterval: "2s", TLSMode: "disabled", Extra: fmt.Sprintf(`
+[shaping.%q]
+%s
+tune = true
+tune_window = "2s"
+tune_min_attempts = 10
+`, domain1, limit)})
+	return g, sp, sinkHTTP
+}
+
+// untilSettled waits (within half the run) for metric to be learned (ok),
+// then until the last settled part of a run that started now.
+func untilSettled(t *testing.T, g *gannet, metric string, run, settled time.Duration, ok func(float64) bool) {
+	t.Helper()
+	start := time.Now()
+	waitFor(t, run/2, "a learned "+metric, func() (bool, string) {
+		v, have := scrapeMetrics(t, g.HTTPAddr).values[metric]
+		return have && ok(v), fmt.Sprintf("%s = %v", metric, v)
+	})
+	if d := run - settled - time.Since(start); d > 0 {
+		time.Sleep(d)
+	}
+}
+
+// sortedSamples returns the samples sorted, their median and their top.
+func sortedSamples(samples []float64) (sorted []float64, median, top float64) {
+	sorted = append([]float64(nil), samples...)
+	sort.Float64s(sorted)
+	return sorted, sorted[len(sorted)/2], sorted[len(sorted)-1]
+}
+
+// startBlast0 runs smtpblast for d at 60 messages a second (more than the
+// sites of the tuning tests take) to domain1, one recipient each.
 func startBlast0(t *testing.T, server string, d time.Duration) *blastRun {
 	t.Helper()
 	dir := t.TempDir()
@@ -146,8 +180,10 @@ func startBlast0(t *testing.T, server string, d time.Duration) *blastRun {
 
 // sinkStatsV is what smtpsink's -http serves at /stats.
 type sinkStatsV struct {
-	Messages  uint64 `json:"messages"`
-	Throttled uint64 `json:"throttled"`
+	Messages           uint64 `json:"messages"`
+	Throttled          uint64 `json:"throttled"`
+	RefusedConns       uint64 `json:"refused_connections"`
+	MaxConcurrentConns int64  `json:"max_concurrent_connections"`
 }
 
 func sinkStats(t *testing.T, addr string) sinkStatsV {

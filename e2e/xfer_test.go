@@ -198,3 +198,122 @@ func TestE2EXferRefusedByTarget(t *testing.T) {
 		t.Errorf("mail arrived through node-b although it refused the transfer: %+v", got)
 	}
 }
+
+// xferSecret is the [xfer] secret of the handover test's nodes.
+const xferSecret = "e2e-xfer-secret-0123456789abcdef"
+
+// TestE2EXferHandover: with [xfer] secret, `gannet xfer` is a node-to-node
+// handover. Node-a signs its mail for src.test (DKIM) and its smarthost
+// defers it; node-b, which has the same key and would sign too, takes
+// handed-over mail on a second listener whose certificate node-a trusts
+// ([tls] ca_file) and relays only for logged-in clients there. Node-b has
+// an xfer rule pointing back at node-a for the same domain. After `gannet
+// xfer` on node-a (logging in over verified STARTTLS), the message arrives at node-b's receiver once, with one
+// DKIM signature (node-a's, checked by dkimpy against the key in DNS) and
+// no X-Gannet-Xfer field; node-b's Reception names node-a's id
+// (xfer_from) and keeps the tenant and campaign, and so does its
+// Delivery; node-b did not hand it back (its rule is passed over and says
+// so in its log). A client that is not a node gets a forged field
+// stripped: its message keeps no tenant the field claimed.
+func TestE2EXferHandover(t *testing.T) {
+	keys := t.TempDir()
+	key := keygen(t, keys, "src.test", "x1", "rsa")
+	dns := startDNSAt(t, "127.0.0.1", 0, txtRecords(key)...)
+	refusing := startGoSink(t, hostPort("127.0.0.1", freePort(t, false, "127.0.0.1")), "rcpt:451:1:4.3.0 not now")
+	sink := startGoSink(t, hostPort("127.0.0.1", freePort(t, false, "127.0.0.1")))
+	cert, certKey := ipCert(t, "127.0.0.1")
+	common := fmt.Sprintf(`
+[xfer]
+secret = %q
+
+[[tenant]]
+name = "acme"
+dkim_domain = "src.test"
+
+[[dkim]]
+domain = "src.test"
+selector = "x1"
+key_file = %q
+`, xferSecret, key.file)
+	a := startGannet(t, gannetConfig{DNS: dns.Addr, DeliveryPort: 1, RetryInterval: "1h", MaxRetryInterval: "1h", MaxRetryAge: "24h",
+		CAFile: cert, Extra: common + fmt.Sprintf("\n[relay.\"gone.example\"]\nrelay_to = %q\n", refusing.addr())})
+	bXfer := hostPort("127.0.0.1", freePort(t, false, "127.0.0.1"))
+	b := startGannet(t, gannetConfig{DNS: dns.Addr, DeliveryPort: 1, RetryInterval: "1s", MaxRetryInterval: "2s",
+		DeliveryExtra: fmt.Sprintf("relay_to = %q\n", sink.addr()), Extra: common + fmt.Sprintf(`
+[[smtp_listener]]
+name = "xfer-in"
+listen = %q
+hostname = "node-b.e2e.test"
+relay_hosts = []
+tls_cert = %q
+tls_key = %q
+auth_mechanisms = ["PLAIN"]
+`, bXfer, cert, certKey)})
+
+	const gone = "user@gone.example"
+	// Node-b's rule points back at node-a first: mail that came from
+	// node-a must not go back there.
+	if out, errOut, code := runGannetCLI(t, b, "xfer", "-to", a.SMTPAddr, "-domain", "gone.example"); code != 0 {
+		t.Fatalf("node-b: xfer -to node-a (%d): %s%s", code, out, errOut)
+	}
+	id := injectSimple(t, a, gone, "acme", "spring", "handed over whole")
+	a.WaitRecords(recordFilter{Type: "TransientFailure", Recipient: gone}, 1, deliveryMax)
+	if out, errOut, code := runGannetCLI(t, a, "xfer", "-to", bXfer, "-domain", "gone.example"); code != 0 {
+		t.Fatalf("node-a: xfer -to %s (%d): %s%s", bXfer, code, out, errOut)
+	}
+	if x := a.WaitRecords(recordFilter{Type: "XferOut", Recipient: gone}, 1, deliveryMax)[0]; x.ID != id || x.Response.Code != 250 {
+		t.Errorf("node-a's XferOut record: %s; want id %s and a 250", x, id)
+	}
+	in := b.WaitRecords(recordFilter{Type: "Reception", Recipient: gone}, 1, deliveryMax)[0]
+	if !strings.Contains(in.Raw, `"xfer_from":"`+id+`"`) || in.Tenant != "acme" || in.Campaign != "spring" {
+		t.Errorf("node-b's Reception: %s; want xfer_from %s, tenant acme, campaign spring", in.Raw, id)
+	}
+	del := b.WaitRecords(recordFilter{Type: "Delivery", Recipient: gone}, 1, deliveryMax)[0]
+	if del.Tenant != "acme" || del.Campaign != "spring" {
+		t.Errorf("node-b's Delivery: %s; want tenant acme, campaign spring", del)
+	}
+	if !strings.Contains(b.p.out.String(), "xfer: not handing a message back to the node it came from") {
+		t.Errorf("node-b's log does not say it passed over its rule back to node-a:\n%s", tail(b.p.out.String(), 2000))
+	}
+	if n := len(selectRecords(b.Records(), recordFilter{Type: "XferOut"})); n != 0 {
+		t.Errorf("node-b handed %d recipient(s) on: %s", n, summarize(b.Records()))
+	}
+
+	// Once at the receiver, signed once (by node-a), no handover field.
+	var got []arrival
+	for _, ar := range sink.arrivals(t) {
+		if findArrival([]arrival{ar}, gone) != nil {
+			got = append(got, ar)
+		}
+	}
+	if len(got) != 1 {
+		t.Fatalf("the receiver got the message %d times, want once", len(got))
+	}
+	if n := strings.Count(strings.ToLower(string(got[0].Data)), "\r\ndkim-signature:"); n != 1 || bytes.Contains(got[0].Data, []byte("X-Gannet-Xfer")) {
+		t.Errorf("received message has %d DKIM-Signature fields (want 1) or an X-Gannet-Xfer field:\n%s", n, got[0].Data)
+	}
+	sigs := dkimpyVerify(t, dns.Addr, []string{got[0].File})[got[0].File]
+	if len(sigs) != 1 || !sigs[0].OK || sigs[0].D != "src.test" {
+		t.Errorf("dkimpy on the received message: %+v; want one good src.test signature", sigs)
+	}
+
+	// A client that is not a node: the field is stripped, its claims
+	// ignored (mail to a domain no rule names).
+	const other = "user@other.example"
+	forged := "From: app@src.test\r\nTo: " + other + "\r\nSubject: forged\r\n" +
+		"X-Gannet-Xfer: v=1; node=evil; id=x; tenant=acme; campaign=stolen; received=1; attempts=0; hops=1; signed=1; mac=AAAA\r\n" +
+		"\r\nforged\r\n"
+	fid := swaksRelay(t, b.SMTPAddr, "app@src.test", []string{other}, []byte(forged))
+	rec := b.WaitRecords(recordFilter{Type: "Reception", ID: fid}, 1, deliveryMax)[0]
+	if strings.Contains(rec.Raw, "xfer_from") || rec.Campaign == "stolen" {
+		t.Errorf("node-b's Reception of a forged field: %s; want no xfer_from, not campaign stolen", rec.Raw)
+	}
+	waitFor(t, deliveryMax, "the forged message at the receiver", func() (bool, string) {
+		for _, ar := range sink.arrivals(t) {
+			if bytes.Contains(ar.Data, []byte("Subject: forged")) {
+				return !bytes.Contains(ar.Data, []byte("X-Gannet-Xfer")), string(ar.Data)
+			}
+		}
+		return false, "not yet"
+	})
+}

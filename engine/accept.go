@@ -30,7 +30,11 @@ func (e *Engine) Accept(_ context.Context, in *inbound.Incoming) smtpwire.Reply 
 	if in.Feedback {
 		return e.acceptFeedback(in) // feedback.go: consumed, not spooled
 	}
-	ids, err := e.take([]arrival{e.smtpArrival(in)})
+	a := e.smtpArrival(in)
+	if r := e.xferArrival(in, &a); r != nil {
+		return *r // xferin.go
+	}
+	ids, err := e.take([]arrival{a})
 	if err != nil {
 		return spoolReply(err)
 	}

@@ -300,12 +300,13 @@ func (e *Engine) buildOutbound() error {
 		RelayFor:     e.relayFor,       // [[tenant]] and [relay."DOMAIN"] relay_to; reload-safe
 		Retry:        retryPolicy(cfg), // reload-safe: SetRetry
 		Shaper:       shaper,
-		Backoff:      shaper,       // backoff mode: kept with the admin rules, shared with them (backoff.go)
-		Tuning:       shaper,       // self-tuning: what it learned, kept with the admin rules (tune.go)
-		Cuts:         shaper,       // the adaptive back-off other nodes share (cluster_cut.go)
-		TenantRate:   e.tenantRate, // reload-safe
-		Attempted:    e.attempted,  // a policy script's smtp_delivery_result
-		RetryFor:     e.queueRetry, // a policy script's get_queue_config
+		Backoff:      shaper,             // backoff mode: kept with the admin rules, shared with them (backoff.go)
+		Tuning:       shaper,             // self-tuning: what it learned, kept with the admin rules (tune.go)
+		Cuts:         shaper,             // the adaptive back-off other nodes share (cluster_cut.go)
+		Handover:     e.handoverIdentity, // gannet xfer between nodes (xferin.go); reload-safe
+		TenantRate:   e.tenantRate,       // reload-safe
+		Attempted:    e.attempted,        // a policy script's smtp_delivery_result
+		RetryFor:     e.queueRetry,       // a policy script's get_queue_config
 		ReportingMTA: cfg.Delivery.EHLOName,
 		ReturnPath:   e.returnPath, // [feedback] return_path_domain (VERP); reload-safe
 		Record:       e.records,

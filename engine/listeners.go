@@ -9,6 +9,7 @@ import (
 
 	"gannet/engine/certs"
 	"gannet/engine/config"
+	"gannet/engine/handover"
 	"gannet/engine/inbound"
 	"gannet/engine/policy/lua"
 	"gannet/smtpwire"
@@ -80,7 +81,7 @@ func (e *Engine) listenerConfigs(cfg *config.Config, authHook bool) ([]inbound.L
 			bare = smtpwire.BareLFReject
 		}
 		var mechs []string
-		if len(cfg.SMTPUsers) > 0 || authHook {
+		if cfg.HasLogins() || authHook {
 			mechs = l.AuthMechanisms
 		}
 		delayAfter := offIfZero(l.AuthFailDelayAfter)
@@ -192,6 +193,17 @@ type authenticator struct {
 }
 
 func (a authenticator) Authenticate(ctx context.Context, cred smtpwire.AuthCredentials) (string, string, bool) {
+	if cred.Username == handover.User {
+		// Another node handing mail over (gannet xfer, xferin.go): the
+		// name is reserved for it, and needs [xfer] secret.
+		key := a.conf().Xfer.Key()
+		ok := key != "" && (cred.Mechanism == "CRAM-MD5" && cred.VerifyCRAMMD5(handover.Password(key)) ||
+			cred.Mechanism != "CRAM-MD5" && handover.CheckPassword(key, cred.Password))
+		if !ok {
+			return "", "", false
+		}
+		return handover.User, "", true
+	}
 	if a.script != nil {
 		if user, tenant, ok, handled := a.script(ctx, cred); handled {
 			return user, tenant, ok

@@ -474,10 +474,9 @@ func needsRestart(start, cfg *config.Config) []string {
 // that (the configuration changed since the mail was routed), no login.
 func (e *Engine) relayAuth(tenant, domain, relayTo string) outbound.RelayAuth {
 	if e.delivery.XferTarget(relayTo) {
-		// Another node taking this node's mail (gannet xfer): STARTTLS as
-		// the [tls] mode says, no login (it relays for this node's
-		// address).
-		return outbound.RelayAuth{}
+		// Another node taking this node's mail (gannet xfer): its login
+		// with [xfer] secret, else none (xferin.go).
+		return e.xferLogin()
 	}
 	sh := e.conf().SmarthostFor(tenant, domain)
 	t, _ := outbound.ParseRelayTLS(sh.TLS) // checked at load

@@ -19,7 +19,7 @@ func (e *Engine) logSMTPListener(l *config.SMTPListener, addr string) {
 		tls = "implicit"
 	}
 	auth := "off"
-	if len(e.cfg.SMTPUsers) > 0 || e.hooksFor("smtp_server_auth") != nil {
+	if e.cfg.HasLogins() || e.hooksFor("smtp_server_auth") != nil {
 		auth = strings.Join(l.AuthMechanisms, ",")
 		if l.AuthRequireTLS {
 			auth += " (after TLS)"

@@ -57,6 +57,9 @@ type arrival struct {
 	// dsn is the SMTP envelope with the DSN parameters (RFC 3461) the
 	// message is spooled with; nil for HTTP.
 	dsn *smtpwire.Envelope
+	// xfer is what another node's verified handover carries (xferin.go);
+	// nil for other mail.
+	xfer *xferIn
 }
 
 // receivedField is what the store path needs to write the trace field a
@@ -222,6 +225,9 @@ func (e *Engine) prepare(lp *livePolicy, a *arrival, id string, now time.Time) (
 	for _, w := range d.Warnings {
 		e.log.Warn(w.Text, append([]any{"id", id}, w.Args...)...)
 	}
+	if a.xfer != nil {
+		applyXfer(&d, a.xfer) // the handover's tenant and campaign, no second signature
+	}
 	// The signed reference that matches bounces and complaints back to
 	// this message (feedback.go), set before the signatures are made so
 	// that they may cover it; a field the client sent is replaced.
@@ -231,7 +237,7 @@ func (e *Engine) prepare(lp *livePolicy, a *arrival, id string, now time.Time) (
 	trace := a.received.ReceivedHeader(id, now)
 
 	keys := d.DKIMKeys
-	if len(a.keys) > 0 {
+	if len(a.keys) > 0 && (a.xfer == nil || !a.xfer.Signed) {
 		keys = append(slices.Clip(keys), a.keys...)
 	}
 	signed := len(d.DKIMDomains) > 0 || len(keys) > 0
@@ -268,6 +274,9 @@ func (e *Engine) prepare(lp *livePolicy, a *arrival, id string, now time.Time) (
 	p := prepared{m: newQueueMessage(&a.msg, d, now), buf: buf}
 	p.m.RequireTLS = a.requireTLS
 	withDSN(p.m, a.dsn)
+	if a.xfer != nil {
+		xferMessage(p.m, a.xfer)
+	}
 	if front := len(trace) + len(sigs); front <= head {
 		start := head - front
 		copy(out[start:], trace)
@@ -327,7 +336,11 @@ func (e *Engine) release(m *queue.Message, a *arrival) {
 	if len(m.Recipients) == 0 {
 		return // all suppressed (dropSuppressed): not spooled
 	}
-	e.writeReception(m, a.msg.Listener, a.peer.String(), a.helo, a.tls)
+	xferFrom := ""
+	if a.xfer != nil {
+		xferFrom = a.xfer.ID
+	}
+	e.writeReception(m, a.msg.Listener, a.peer.String(), a.helo, a.tls, xferFrom)
 	e.enqueue(m)
 }
 
@@ -344,7 +357,7 @@ func (e *Engine) enqueue(m *queue.Message) {
 // protected by TLS (STARTTLS, RFC 3207, or implicit TLS, RFC 8314) the
 // records name the negotiated protocol version and cipher suite, as
 // KumoMTA's do; cs is nil for plaintext sessions and HTTP.
-func (e *Engine) writeReception(m *queue.Message, listener, peer, helo string, cs *tls.ConnectionState) {
+func (e *Engine) writeReception(m *queue.Message, listener, peer, helo string, cs *tls.ConnectionState, xferFrom string) {
 	now := e.now()
 	var tlsVersion, tlsCipher string
 	if cs != nil && cs.HandshakeComplete {
@@ -364,6 +377,7 @@ func (e *Engine) writeReception(m *queue.Message, listener, peer, helo string, c
 			Timestamp:   now,
 			Created:     m.Created,
 			Listener:    listener,
+			XferFrom:    xferFrom,
 
 			TLSProtocolVersion: tlsVersion,
 			TLSCipher:          tlsCipher,

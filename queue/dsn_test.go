@@ -147,3 +147,26 @@ func TestDSNAndRequireTLS(t *testing.T) {
 	}
 	sameDSN(t, &got, m)
 }
+
+// TestXferredFlag: the Xferred flag round-trips in the index value and in
+// the packed form, beside REQUIRETLS, each without the other.
+func TestXferredFlag(t *testing.T) {
+	for _, c := range []struct{ requireTLS, xferred bool }{{false, true}, {true, true}, {true, false}} {
+		m := dsnTestMessage()
+		m.RequireTLS, m.Xferred = c.requireTLS, c.xferred
+		var got Message
+		if err := decodeMeta(encodeMeta(nil, m), &got); err != nil {
+			t.Fatal(err)
+		}
+		p := NewPacker(0)
+		var packed Message
+		if err := p.Unpack(p.Pack(m), &packed); err != nil {
+			t.Fatal(err)
+		}
+		for name, g := range map[string]*Message{"index value": &got, "packed": &packed} {
+			if g.RequireTLS != c.requireTLS || g.Xferred != c.xferred {
+				t.Errorf("%s: RequireTLS %v Xferred %v, want %v %v", name, g.RequireTLS, g.Xferred, c.requireTLS, c.xferred)
+			}
+		}
+	}
+}

@@ -48,7 +48,7 @@ func TestMetaRoundTrip(t *testing.T) {
 		t.Fatalf("value without flags: %+v, %v", old, err)
 	}
 	// Unknown flags are corrupt.
-	if err := decodeMeta(append(b[:len(b)-1:len(b)-1], 2), &got); !errors.Is(err, ErrCorrupt) {
+	if err := decodeMeta(append(b[:len(b)-1:len(b)-1], 4), &got); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("unknown flag: err = %v", err)
 	}
 

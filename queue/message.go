@@ -88,6 +88,10 @@ type Message struct {
 	RequireTLS bool
 	DSNRet     uint8  // RET= of the submission (RetFull, RetHeaders); 0: not given
 	EnvID      string // ENVID= of the submission (RFC 3461 §4.4), decoded; "" when none
+	// Xferred: another node handed the message over (gannet xfer,
+	// engine/handover); its content keeps the verified X-Gannet-Xfer
+	// field, which delivery takes out.
+	Xferred bool
 }
 
 // HasDSN reports whether m carries any DSN parameter (RFC 3461), that is,
@@ -106,10 +110,12 @@ func (m *Message) HasDSN() bool {
 }
 
 // Message flags: the bits of the flags field of the index value and of
-// Packed (bit 0: RequireTLS). A value with an unknown bit is corrupt.
+// Packed (bit 0: RequireTLS, bit 1: Xferred). A value with an unknown bit
+// is corrupt.
 const (
 	flagRequireTLS = 1 << 0
-	knownFlags     = flagRequireTLS
+	flagXferred    = 1 << 1
+	knownFlags     = flagRequireTLS | flagXferred
 )
 
 func (m *Message) flags() uint64 {
@@ -117,10 +123,15 @@ func (m *Message) flags() uint64 {
 	if m.RequireTLS {
 		f |= flagRequireTLS
 	}
+	if m.Xferred {
+		f |= flagXferred
+	}
 	return f
 }
 
-func (m *Message) setFlags(f uint64) { m.RequireTLS = f&flagRequireTLS != 0 }
+func (m *Message) setFlags(f uint64) {
+	m.RequireTLS, m.Xferred = f&flagRequireTLS != 0, f&flagXferred != 0
+}
 
 // Done reports whether no recipient is pending any more, that is, whether
 // the message can be removed from the spool.

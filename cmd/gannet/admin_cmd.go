@@ -178,6 +178,14 @@ func orDash(s string) string {
 	return s
 }
 
+// countOrDash formats a count; 0 (none, or unknown) is "-".
+func countOrDash(n int) string {
+	if n <= 0 {
+		return "-"
+	}
+	return strconv.Itoa(n)
+}
+
 func countCols(c admin.Counts) string {
 	return fmt.Sprintf("%d\t%d\t%d\t%d\t%d", c.Recipients, c.Scheduled, c.Ready, c.InFlight, c.Held)
 }
@@ -209,10 +217,14 @@ func printSummary(w io.Writer, s *admin.QueueSummaryV1) {
 	if len(s.Tuned) > 0 {
 		// What the sites' self-tuning learned, with or without mail.
 		fmt.Fprintln(tw)
-		fmt.Fprintln(tw, "TUNED SITE	RATE	THROTTLED AT	CHANGED	WHY")
+		fmt.Fprintln(tw, "TUNED SITE	RATE	THROTTLED AT	CONNS	REFUSED AT	CHANGED	WHY")
 		for _, u := range s.Tuned {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Site, rate(u.Rate), rate(u.Throttled),
-				u.Changed.Local().Format(time.RFC3339), u.Reason)
+			why := u.Reason
+			if u.ConnectionsReason != "" {
+				why = strings.TrimPrefix(why+"; conns: "+u.ConnectionsReason, "; ")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.Site, rate(u.Rate), rate(u.Throttled), countOrDash(u.Connections),
+				countOrDash(u.ConnectionsRefusedAt), u.Changed.Local().Format(time.RFC3339), why)
 		}
 	}
 	if len(s.Warmup) > 0 {

@@ -55,7 +55,7 @@ func (h *handler) summarize(s delivery.Summary, c caller) QueueSummaryV1 {
 		t := tuned[st.Site]
 		out.Sites = append(out.Sites, SiteRow{Site: st.Site, Source: st.Source, Connections: st.Connections,
 			EffectiveRate: st.EffectiveRate, Ready: st.Ready, InFlight: st.InFlight, Suspended: st.Suspended,
-			Backoff: inBackoff[st.Site], TunedRate: t.Rate, TuneReason: t.Reason})
+			Backoff: inBackoff[st.Site], TunedRate: t.Rate, TuneReason: t.Reason, TunedConnections: t.Connections})
 		if st.Source == "" {
 			siteRate[st.Site] = st.EffectiveRate
 		}

@@ -71,6 +71,7 @@ func MergeSummaries(nodes []QueueSummaryV1) QueueSummaryV1 {
 				m.Suspended = m.Suspended || r.Suspended
 				m.Backoff = m.Backoff || r.Backoff
 				m.TunedRate += r.TunedRate // each node tunes its own share
+				m.TunedConnections += r.TunedConnections
 				continue
 			}
 			r := r
@@ -82,8 +83,10 @@ func MergeSummaries(nodes []QueueSummaryV1) QueueSummaryV1 {
 			if m := tuned[t.Site]; m != nil {
 				m.Rate += t.Rate
 				m.Throttled += t.Throttled
+				m.Connections += t.Connections
+				m.ConnectionsRefusedAt += t.ConnectionsRefusedAt
 				if t.Changed.After(m.Changed) {
-					m.Reason, m.Changed = t.Reason, t.Changed
+					m.Reason, m.ConnectionsReason, m.Changed = t.Reason, t.ConnectionsReason, t.Changed
 				}
 				continue
 			}

@@ -81,6 +81,9 @@ type SiteRow struct {
 	// moved.
 	TunedRate  float64 `json:"tuned_rate,omitempty"`
 	TuneReason string  `json:"tune_reason,omitempty"`
+	// TunedConnections is the connection limit the site's self-tuning
+	// has in force (absent: it does not tune).
+	TunedConnections int `json:"tuned_connections,omitempty"`
 }
 
 // Totals sums the summary.
@@ -337,6 +340,15 @@ type TuneEntry struct {
 	Throttled float64 `json:"throttled,omitempty"`
 	// Reason says why Rate last moved: "deferrals 6.3% over 30s at
 	// 21.4/s: down to 85%".
-	Reason  string    `json:"reason"`
+	Reason string `json:"reason"`
+	// Connections is the tuned connection limit (per egress source);
+	// ConnectionsRefusedAt the count at which the site last refused
+	// connections or slowed down (absent: it has not);
+	// ConnectionsReason why Connections last moved ("refused 12 of 80
+	// sessions at 5 connections: down to 4"; absent: not yet moved).
+	Connections          int    `json:"connections,omitempty"`
+	ConnectionsRefusedAt int    `json:"connections_refused_at,omitempty"`
+	ConnectionsReason    string `json:"connections_reason,omitempty"`
+	// Changed is when the rate or the connection count last moved.
 	Changed time.Time `json:"changed"`
 }

@@ -35,6 +35,7 @@ type Config struct {
 	Policy  Policy       `toml:"policy"`
 	Server  Server       `toml:"server"`
 	Cluster Cluster      `toml:"cluster"` // cluster.go
+	Xfer    Xfer         `toml:"xfer"`    // xfer.go
 
 	Feedback   Feedback    `toml:"feedback"`   // feedback.go
 	EventSinks []EventSink `toml:"event_sink"` // events.go

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"gannet/engine/bounce"
+	"gannet/engine/handover"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -267,6 +268,8 @@ func (c *Config) validate() []problem {
 			ck.add(at("smtp_user", i), "needs a name")
 		case users[u.Name]:
 			ck.add(p("name"), "user %q is defined twice", u.Name)
+		case u.Name == handover.User:
+			ck.add(p("name"), "%q is reserved for the nodes' handovers ([xfer] secret); choose another name", u.Name)
 		}
 		users[u.Name] = true
 		switch {
@@ -354,6 +357,7 @@ func (c *Config) validate() []problem {
 	}
 	c.checkRelayAuth(ck)
 	c.checkCluster(ck)
+	c.checkXfer(ck)
 	c.checkFeedback(ck)
 	c.checkEventSinks(ck)
 	ck.positive(at("server", "drain_timeout"), c.Server.DrainTimeout)
@@ -585,6 +589,23 @@ func (c *Config) checkRelayAuth(ck *checker) {
 	}
 }
 
+// readFirstLine returns the first line of file (a password or secret
+// file, what); a file that cannot be read, or whose first line is empty,
+// is an error at path.
+func readFirstLine(ck *checker, path []string, file, what string) string {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		ck.add(path, "cannot read %s", errText(err))
+		return ""
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	line = strings.TrimSuffix(line, "\r")
+	if line == "" {
+		ck.add(path, "%q is empty (want %s on its first line)", file, what)
+	}
+	return line
+}
+
 // checkSmarthost checks one smarthost login and returns the password read
 // from passwordFile ("" without one).
 func (c *Config) checkSmarthost(ck *checker, at func(string) []string, relayTo, user, password, passwordFile, relayTLS string, defaults bool) string {
@@ -596,18 +617,7 @@ func (c *Config) checkSmarthost(ck *checker, at func(string) []string, relayTo, 
 	}
 	var fromFile string
 	if passwordFile != "" && password == "" {
-		b, err := os.ReadFile(passwordFile)
-		switch {
-		case err != nil:
-			ck.add(at("relay_password_file"), "cannot read %s", errText(err))
-		default:
-			pw, _, _ := strings.Cut(string(b), "\n")
-			pw = strings.TrimSuffix(pw, "\r")
-			if pw == "" {
-				ck.add(at("relay_password_file"), "%q is empty (want the password on its first line)", passwordFile)
-			}
-			fromFile = pw
-		}
+		fromFile = readFirstLine(ck, at("relay_password_file"), passwordFile, "the password")
 	}
 	hasPassword := password != "" || passwordFile != ""
 	switch {

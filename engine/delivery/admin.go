@@ -144,6 +144,10 @@ type adminState struct {
 	suspends map[string]*adminRule
 	holds    map[string]*adminRule // hold.go
 	xfers    map[string]*adminRule // xfer.go
+	// xferBack names, by message id, the node (its SMTP address) a message
+	// that came by a handover must not go back to (handover.go): few
+	// entries, only for messages a rule would have sent back.
+	xferBack map[string]string
 
 	// expired lists the bounces dropped at their expiry whose stored
 	// copies are still to delete (flushExpired).

@@ -360,6 +360,11 @@ func (l *Loop) forget(ms *msgState) {
 	l.mu.Lock()
 	l.msgs.remove(ms)
 	l.mu.Unlock()
+	if l.admin.rules.Load() > 0 { // xferBack has entries only while xfer rules are in force
+		l.admin.mu.Lock()
+		delete(l.admin.xferBack, ms.id)
+		l.admin.mu.Unlock()
+	}
 }
 
 // due runs on the scheduler goroutine for everything whose time has come.
@@ -768,7 +773,17 @@ func (l *Loop) prepare(it *workItem) *attempt {
 		l.apply(it, idx, out)
 		return nil
 	}
-	env.Body = body
+	out, back := l.handoverBody(it, &a.snapshot, body)
+	if back {
+		// An xfer rule would hand the message back to the node it came
+		// from: route it again, past that rule (handover.go).
+		if r, ok := l.opts.Store.(bodyReleaser); ok {
+			r.ReleaseBody(body)
+		}
+		l.routeAgain(it)
+		return nil
+	}
+	env.Body = out
 	env.Source = it.source
 	a.body = body
 	a.ch = outbound.Chained{Route: it.route, Env: env, Ref: a}

@@ -203,6 +203,10 @@ type Options struct {
 	// its backoff_retry_after, and its state is kept with the admin rules
 	// (and shared with them). Nil: no backoff mode.
 	Backoff SiteBackoff
+	// Handover, when set, tells who this node is to the targets of xfer
+	// rules and the secret the handovers are MACed with (handover.go);
+	// read at each handover. Nil: handovers carry no field.
+	Handover func() HandoverIdentity
 	// Tuning, when set, takes back what the sites' self-tuning learned
 	// before a restart (tune.go). Nil: what is stored is dropped.
 	Tuning SiteTuning

@@ -24,8 +24,8 @@ import (
 // it).
 type SiteTuning interface {
 	RestoreTune(st shaping.TuneState) bool
-	// Tunes lists what the tuning sites learned.
-	Tunes() []shaping.TuneState
+	// Learned lists what the tuning sites learned, as they learned it.
+	Learned() []shaping.TuneState
 }
 
 // ruleTune is the kind of a stored tuning state.
@@ -36,8 +36,11 @@ const TuneKeep = 7 * 24 * time.Hour
 
 // tuneExtra is what a stored tuning state holds beyond an admin rule.
 type tuneExtra struct {
-	Rate      float64 `json:"rate"`                // per second
-	Throttled float64 `json:"throttled,omitempty"` // per second
+	Rate           float64 `json:"rate"`                // per second
+	Throttled      float64 `json:"throttled,omitempty"` // per second
+	Conns          int     `json:"conns,omitempty"`     // the tuned connection limit
+	ConnsThrottled int     `json:"conns_throttled,omitempty"`
+	ConnsReason    string  `json:"conns_reason,omitempty"`
 }
 
 // TuneChanged stores what a site's tuning learned
@@ -50,7 +53,8 @@ func (l *Loop) TuneChanged(st shaping.TuneState) {
 // encodeTune is the stored form of what a site's tuning learned.
 func encodeTune(st *shaping.TuneState) ([]byte, error) {
 	return json.Marshal(storedRule{Kind: ruleTune, ID: st.Site, Site: st.Site, Reason: st.Reason,
-		Created: st.Changed, Expires: st.Changed.Add(TuneKeep), Tune: &tuneExtra{Rate: st.Rate, Throttled: st.Throttled}})
+		Created: st.Changed, Expires: st.Changed.Add(TuneKeep), Tune: &tuneExtra{Rate: st.Rate, Throttled: st.Throttled,
+			Conns: st.Conns, ConnsThrottled: st.ConnsThrottled, ConnsReason: st.ConnsReason}})
 }
 
 // sharedTunes adds what the tuning sites learned to a SharedRules answer.
@@ -58,7 +62,7 @@ func (l *Loop) sharedTunes(out map[string][]byte) {
 	if l.opts.Tuning == nil {
 		return
 	}
-	for _, st := range l.opts.Tuning.Tunes() {
+	for _, st := range l.opts.Tuning.Learned() {
 		if v, err := encodeTune(&st); err == nil {
 			out[ruleKey(ruleTune, st.Site)] = v
 		}
@@ -72,16 +76,17 @@ func (l *Loop) applyTune(sr *storedRule, value []byte) {
 		return
 	}
 	if err := l.opts.Rules.PutAdminState(ruleKey(ruleTune, sr.ID), value); err != nil {
-		l.log.Error("delivery: storing a site's tuned rate; it is lost at the next restart", "site", sr.ID, "err", err)
+		l.log.Error("delivery: storing a site's tuned limits; they are lost at the next restart", "site", sr.ID, "err", err)
 	}
 }
 
 // restoreTune puts a stored tuning state back; false when there is no
-// one to take it or it holds no rate.
+// one to take it or it holds neither a rate nor a connection count.
 func (l *Loop) restoreTune(sr *storedRule) bool {
 	if l.opts.Tuning == nil || sr.Tune == nil {
 		return false
 	}
 	return l.opts.Tuning.RestoreTune(shaping.TuneState{Site: sr.ID, Rate: sr.Tune.Rate, Throttled: sr.Tune.Throttled,
-		Reason: sr.Reason, Changed: sr.Created})
+		Reason: sr.Reason, Conns: sr.Tune.Conns, ConnsThrottled: sr.Tune.ConnsThrottled, ConnsReason: sr.Tune.ConnsReason,
+		Changed: sr.Created})
 }

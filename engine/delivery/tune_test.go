@@ -8,25 +8,28 @@ import (
 	"gannet/engine/shaping"
 )
 
-// tuneShaper is a Shaper whose destinations tune under a 100/s ceiling.
+// tuneShaper is a Shaper whose destinations tune under a 100/s ceiling
+// and 10 connections.
 func tuneShaper(now func() time.Time) *shaping.Shaper {
 	return shaping.New(shaping.Config{
-		Base: func(string, []string) outbound.Limits { return outbound.Limits{Connections: 1, MessageRate: 100} },
+		Base: func(string, []string) outbound.Limits { return outbound.Limits{Connections: 10, MessageRate: 100} },
 		Tune: func(string, []string) shaping.Tuning { return shaping.Tuning{Enabled: true} },
 		Now:  now,
 	})
 }
 
-// TestTuneKeptAcrossRestart: a site's tuned rate, as the shaper tells it,
-// is stored with the admin rules; the next loop's RestoreRules gives it
-// back to a new shaper (its effective rate is the learned one at once,
-// with its reason), and drops it a week after its last change.
+// TestTuneKeptAcrossRestart: a site's tuned rate and connection count, as
+// the shaper tells them, are stored with the admin rules; the next loop's
+// RestoreRules gives them back to a new shaper (its effective rate and
+// connection limit are the learned ones at once, with their reasons), and
+// drops them a week after their last change.
 func TestTuneKeptAcrossRestart(t *testing.T) {
 	rules := &memRules{}
 	h := newHarness(t, func(o *Options) { o.Rules = rules })
 	changed := h.clock.Now()
 	h.loop.TuneChanged(shaping.TuneState{Site: "mx.x.test", Rate: 42.5, Throttled: 50,
-		Reason: "deferrals 6.0% over 30s at 50.0/s: down to 85%", Changed: changed})
+		Reason: "deferrals 6.0% over 30s at 50.0/s: down to 85%", Conns: 4, ConnsThrottled: 5,
+		ConnsReason: "refused 9 of 60 sessions at 5 connections: down to 4", Changed: changed})
 	if len(rules.m) != 1 {
 		t.Fatalf("stored %d rules, want the tuned rate", len(rules.m))
 	}
@@ -37,11 +40,14 @@ func TestTuneKeptAcrossRestart(t *testing.T) {
 		t.Fatalf("RestoreRules = %d, %v; want the tuned rate restored", n, err)
 	}
 	path := outbound.Path{Site: mxSite("mx.x.test"), Domain: "x.test"}
-	if r := sh.Limits(path).MessageRate; r != 42.5 {
-		t.Errorf("effective rate after the restart = %v, want the learned 42.5", r)
+	if l := sh.Limits(path); l.MessageRate != 42.5 || l.Connections != 4 {
+		t.Errorf("effective limits after the restart = %+v, want the learned 42.5/s and 4 connections", l)
 	}
-	if st := sh.PathStatus(path); st.TunedRate != 42.5 || st.TuneReason == "" {
-		t.Errorf("status after the restart %+v: want the tuned rate and its reason", st)
+	if st := sh.PathStatus(path); st.TunedRate != 42.5 || st.TuneReason == "" || st.TunedConns != 4 || st.ConnsReason == "" {
+		t.Errorf("status after the restart %+v: want the tuned rate and connections and their reasons", st)
+	}
+	if tunes := sh.Tunes(); len(tunes) != 1 || tunes[0].ConnsThrottled != 5 {
+		t.Errorf("Tunes() after the restart = %+v, want the count the site refused at (5)", tunes)
 	}
 
 	h3 := newHarness(t, func(o *Options) { o.Rules, o.Tuning = rules, tuneShaper(h.clock.Now) })

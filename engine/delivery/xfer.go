@@ -140,9 +140,10 @@ func (l *Loop) xferMatch(it *workItem, site string) *adminRule {
 	env := it.ms.env
 	l.admin.mu.Lock()
 	defer l.admin.mu.Unlock()
+	back := l.xferBackTo(it.ms.id)
 	var best *adminRule
 	for _, r := range l.admin.xfers {
-		if r.Selector.match(it.domain, env.tenant, env.campaign, site) &&
+		if r.Target != back && r.Selector.match(it.domain, env.tenant, env.campaign, site) &&
 			(best == nil || r.Created.Before(best.Created) || r.Created.Equal(best.Created) && r.ID < best.ID) {
 			best = r
 		}
@@ -184,6 +185,13 @@ func (l *Loop) xferReroute(it *workItem) bool {
 	if it.xfer == nil && l.admin.rules.Load() == 0 || !l.xferStale(it) {
 		return false
 	}
+	l.routeAgain(it)
+	return true
+}
+
+// routeAgain puts an item back in the scheduled queue, due now, to be
+// routed again (unless the loop is stopping).
+func (l *Loop) routeAgain(it *workItem) {
 	it.route, it.qkey, it.xfer = nil, "", nil
 	l.mu.Lock()
 	stopping := l.stopping
@@ -191,7 +199,6 @@ func (l *Loop) xferReroute(it *workItem) bool {
 	if !stopping {
 		l.schedule(it, l.clock.Now())
 	}
-	return true
 }
 
 // xferOutcome adjusts the outcome of a transaction to an xfer target: a

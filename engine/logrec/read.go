@@ -49,6 +49,7 @@ type jsonRecord struct {
 	Created            int64  `json:"created"`
 	EgressSource       string `json:"egress_source"`
 	Listener           string `json:"listener"`
+	XferFrom           string `json:"xfer_from"`
 	TLSPolicy          string `json:"tls_policy"`
 	TLSResultType      string `json:"tls_result_type"`
 	Command            string `json:"command"`
@@ -74,7 +75,7 @@ func ParseRecord(line []byte) (Record, error) {
 		TLSProtocolVersion:   j.TLSProtocolVersion, TLSCipher: j.TLSCipher,
 		Tenant: j.Tenant, Campaign: j.Campaign,
 		Timestamp: unixOrZero(j.Timestamp), Created: unixOrZero(j.Created),
-		EgressSource: j.EgressSource, Listener: j.Listener, TLSPolicy: j.TLSPolicy,
+		EgressSource: j.EgressSource, Listener: j.Listener, XferFrom: j.XferFrom, TLSPolicy: j.TLSPolicy,
 		TLSResultType: j.TLSResultType, Command: j.Command, Reason: j.Reason, UUID: j.UUID,
 	}
 	if e := j.Response.EnhancedCode; e != nil {

@@ -10,7 +10,8 @@ import (
 )
 
 func TestParseRecordRoundTrip(t *testing.T) {
-	for _, r := range []*Record{sampleRecord(), {Type: Bounce, Response: Response{Code: 550, Content: "no\nway"}, BounceClassification: "InvalidRecipient"}} {
+	for _, r := range []*Record{sampleRecord(), {Type: Bounce, Response: Response{Code: 550, Content: "no\nway"}, BounceClassification: "InvalidRecipient"},
+		{Type: Reception, ID: "m2", Listener: "relay-in", XferFrom: "0mxdorig"}} {
 		got, err := ParseRecord(r.AppendJSON(nil))
 		if err != nil {
 			t.Fatal(err)

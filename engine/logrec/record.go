@@ -99,6 +99,9 @@ type Record struct {
 	Created       time.Time // when the message was received
 	EgressSource  string    // optional: outbound source address or name
 	Listener      string    // optional: [[smtp_listener]] name or "http" for Reception
+	// XferFrom is, on the Reception of mail another node handed over
+	// (gannet xfer, verified), the message's id on that node.
+	XferFrom string
 	// Command is the SMTP verb a Rejection answers ("MAIL", "RCPT",
 	// "connect", …): never its arguments, so no AUTH secret is logged.
 	Command string
@@ -212,6 +215,10 @@ func (r *Record) AppendJSON(b []byte) []byte {
 	if r.Listener != "" {
 		b = append(b, `,"listener":`...)
 		b = appendString(b, r.Listener)
+	}
+	if r.XferFrom != "" {
+		b = append(b, `,"xfer_from":`...)
+		b = appendString(b, r.XferFrom)
 	}
 	if r.TLSPolicy != "" {
 		b = append(b, `,"tls_policy":`...)

@@ -93,25 +93,31 @@ func TestSiteBackoffGauge(t *testing.T) {
 }
 
 // TestSiteTunedGauge: gannet_site_tuned_rate gives each tuning site's
-// learned rate; past the label cap the rest are summed under "other".
+// learned rate and gannet_site_tuned_connections its connection limit;
+// past the label cap the rest are summed under "other"; a site that has
+// learned no rate (only connections) is not in the rate gauge.
 func TestSiteTunedGauge(t *testing.T) {
 	m := New()
 	m.SetMaxDestinationLabels(2)
 	m.SetSiteTuned(func() []SiteTuned {
-		return []SiteTuned{{Site: "mx.c.test", Rate: 3}, {Site: "mx.a.test", Rate: 42.5}, {Site: "mx.b.test", Rate: 0.5},
-			{Site: "mx.d.test", Rate: 4}}
+		return []SiteTuned{{Site: "mx.c.test", Rate: 3, Conns: 2}, {Site: "mx.a.test", Rate: 42.5, Conns: 4},
+			{Site: "mx.b.test", Rate: 0.5, Conns: 3}, {Site: "mx.d.test", Rate: 4, Conns: 5}, {Site: "mx.0.test", Conns: 6}}
 	})
 	var buf bytes.Buffer
 	m.WritePrometheus(&buf)
 	v := checkExposition(t, buf.String())
 	want := map[string]float64{`gannet_site_tuned_rate{site="mx.a.test"}`: 42.5,
-		`gannet_site_tuned_rate{site="mx.b.test"}`: 0.5, `gannet_site_tuned_rate{site="other"}`: 7}
+		`gannet_site_tuned_rate{site="mx.b.test"}`: 0.5, `gannet_site_tuned_rate{site="other"}`: 7,
+		`gannet_site_tuned_connections{site="mx.0.test"}`: 6, `gannet_site_tuned_connections{site="mx.a.test"}`: 4,
+		`gannet_site_tuned_connections{site="other"}`: 10}
 	for k, w := range want {
 		if got, ok := v[k]; !ok || got != w {
 			t.Errorf("%s = %v (present %v), want %v", k, got, ok, w)
 		}
 	}
-	if n := strings.Count(buf.String(), "\ngannet_site_tuned_rate{"); n != 3 {
-		t.Errorf("%d tuned series, want 2 named + other:\n%s", n, buf.String())
+	for _, name := range []string{"gannet_site_tuned_rate", "gannet_site_tuned_connections"} {
+		if n := strings.Count(buf.String(), "\n"+name+"{"); n != 3 {
+			t.Errorf("%d %s series, want 2 named + other:\n%s", n, name, buf.String())
+		}
 	}
 }

@@ -120,17 +120,21 @@ func (m *Metrics) appendSiteBackoffs(out []byte) []byte {
 
 // SiteTuned is what a site's self-tuning learned.
 type SiteTuned struct {
-	Site string
-	Rate float64 // messages per second of each path to the site
+	Site  string
+	Rate  float64 // messages per second of each path to the site (0: none learned)
+	Conns int     // connection limit of each path to the site (0: not tuned)
 }
 
-// SetSiteTuned installs the function that gannet_site_tuned_rate calls
-// at each scrape. It must be safe to call from any goroutine.
+// SetSiteTuned installs the function that gannet_site_tuned_rate and
+// gannet_site_tuned_connections call at each scrape. It must be safe to
+// call from any goroutine.
 func (m *Metrics) SetSiteTuned(f func() []SiteTuned) { m.siteTuned.Store(&f) }
 
-// appendSiteTuned writes gannet_site_tuned_rate{site}: the learned rate
-// of each tuning site (by name, MaxDestinationLabels of them, the rest
-// summed under site="other").
+// appendSiteTuned writes gannet_site_tuned_rate{site} and
+// gannet_site_tuned_connections{site}: the learned rate and connection
+// limit of each tuning site (by name, MaxDestinationLabels of them, the
+// rest summed under site="other"); a site that has learned no rate is
+// left out of the first.
 func (m *Metrics) appendSiteTuned(out []byte) []byte {
 	p := m.siteTuned.Load()
 	if p == nil {
@@ -141,23 +145,40 @@ func (m *Metrics) appendSiteTuned(out []byte) []byte {
 		return out
 	}
 	sort.Slice(sites, func(i, j int) bool { return sites[i].Site < sites[j].Site })
+	out = m.appendSiteGauge(out, "gannet_site_tuned_rate",
+		"Messages per second the self-tuning ([shaping] tune = true) found a destination site takes, per egress source.",
+		sites, func(s *SiteTuned) float64 { return s.Rate })
+	return m.appendSiteGauge(out, "gannet_site_tuned_connections",
+		"Connections per egress source the self-tuning ([shaping] tune = true) found a destination site takes (at most connection_limit).",
+		sites, func(s *SiteTuned) float64 { return float64(s.Conns) })
+}
+
+// appendSiteGauge writes one gauge of the tuned sites with a value above
+// 0: MaxDestinationLabels of them by name, the sum of the rest as
+// site="other".
+func (m *Metrics) appendSiteGauge(out []byte, name, help string, sites []SiteTuned, value func(*SiteTuned) float64) []byte {
 	limit := m.MaxDestinationLabels()
-	out = append(out, "# HELP gannet_site_tuned_rate Messages per second the self-tuning ([shaping] tune = true) found a destination site takes, per egress source.\n"...)
-	out = append(out, "# TYPE gannet_site_tuned_rate gauge\n"...)
-	other := 0.0
-	for i, s := range sites {
-		if i >= limit {
-			other += s.Rate
+	n, other := 0, 0.0
+	for i := range sites {
+		v := value(&sites[i])
+		if v <= 0 {
 			continue
 		}
-		out = append(out, `gannet_site_tuned_rate{site="`...)
-		out = append(out, escapeLabel(s.Site)...)
+		if n == 0 {
+			out = append(out, "# HELP "+name+" "+help+"\n# TYPE "+name+" gauge\n"...)
+		}
+		if n++; n > limit {
+			other += v
+			continue
+		}
+		out = append(out, name+`{site="`...)
+		out = append(out, escapeLabel(sites[i].Site)...)
 		out = append(out, `"} `...)
-		out = strconv.AppendFloat(out, s.Rate, 'g', -1, 64)
+		out = strconv.AppendFloat(out, v, 'g', -1, 64)
 		out = append(out, '\n')
 	}
-	if len(sites) > limit {
-		out = append(out, `gannet_site_tuned_rate{site="other"} `...)
+	if n > limit {
+		out = append(out, name+`{site="other"} `...)
 		out = strconv.AppendFloat(out, other, 'g', -1, 64)
 		out = append(out, '\n')
 	}

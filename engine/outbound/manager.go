@@ -3,6 +3,7 @@ package outbound
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"gannet/engine/logrec"
@@ -499,8 +501,10 @@ func (m *Manager) deliver(ctx context.Context, route *resolver.Route, env *Envel
 		if c == nil {
 			return m.deliverNew(ctx, p, route, env, msg, out, sts, f)
 		}
+		start := m.now()
 		res, retry := c.send(ctx, env, msg, f)
 		o := m.outcome(c, res, "")
+		p.measured(&o, m.now().Sub(start))
 		if !retry {
 			// (A retryable transaction had no reply: nothing followed it.)
 			m.runFollowers(ctx, c, f, o)
@@ -779,6 +783,7 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 		if last != nil {
 			out.SessionReply = last.server
 			out.TLSResultType = last.tlsResult
+			out.ConnRefused = last.stage == "connect" && errors.Is(last.refusal.Cause, syscall.ECONNREFUSED)
 		}
 		if lastDANE {
 			out.TLSPolicy = TLSPolicyDANE
@@ -786,8 +791,10 @@ func (m *Manager) deliverNew(ctx context.Context, p *sitePool, route *resolver.R
 		return out
 	}
 	m.connOpened()
+	start := m.now()
 	res, _ := c.send(ctx, env, msg, f)
 	o := m.outcome(c, res, strings.Join(notes, "; "))
+	p.measured(&o, m.now().Sub(start))
 	m.runFollowers(ctx, c, f, o)
 	p.release(c, true)
 	return o

@@ -42,6 +42,15 @@ func (p *sitePool) connLimit() int {
 	return p.limits.Connections
 }
 
+// measured notes on o what connection-count tuning reads of a
+// transaction that ran on one of the pool's connections: how long it took
+// and how many connections the pool holds.
+func (p *sitePool) measured(o *Outcome, took time.Duration) {
+	p.mu.Lock()
+	o.Elapsed, o.PoolOpen = took, p.open
+	p.mu.Unlock()
+}
+
 // setLimits applies the current shaping (it may change on reload).
 func (p *sitePool) setLimits(l Limits) {
 	p.mu.Lock()

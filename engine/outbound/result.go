@@ -2,6 +2,7 @@ package outbound
 
 import (
 	"net/netip"
+	"time"
 
 	"gannet/smtpwire"
 )
@@ -103,6 +104,19 @@ type Outcome struct {
 	// any transaction (a 421 greeting, a refused EHLO) when no host gave
 	// one; zero otherwise. Shaping reads it as a throttling signal.
 	SessionReply smtpwire.Reply
+	// ConnRefused: no session could be had because the last address tried
+	// refused the TCP connection itself (ECONNREFUSED). With SessionReply,
+	// what connection-count tuning reads as the site refusing more
+	// connections.
+	ConnRefused bool
+	// Elapsed is how long the transaction took on its session, from the
+	// first command written to the last reply read (zero when no session
+	// was had): the reply latency connection-count tuning watches.
+	Elapsed time.Duration
+	// PoolOpen is the number of connections the pool held open to the
+	// site (dialling, in use or idle) when the transaction ended: whether
+	// the connection limit was reached.
+	PoolOpen int
 	// Source is the egress source the transaction went out from.
 	Source string
 	// TLSPolicy names the TLS policy the delivery ran under

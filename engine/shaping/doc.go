@@ -54,5 +54,13 @@
 // Config.OnBackoff hears each entry and end (records, persistence, the
 // cluster); see backoffmode.go.
 //
+// # Self-tuning
+//
+// With Tuning.Enabled, a site's message rate (tune.go) and connection
+// count (tuneconns.go) are searched for, one step per window, within the
+// configured limits: climbing while the site accepts, stepping back when
+// it defers mail, refuses connections or slows down. What is learned is
+// told to Config.OnTune and put back by RestoreTune after a restart.
+//
 // A Shaper is safe for concurrent use. Time comes from Config.Now.
 package shaping

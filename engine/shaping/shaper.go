@@ -159,6 +159,10 @@ type PathStatus struct {
 	Reason     string
 	TunedRate  float64 // the site's tuned rate (0: not tuning, or nothing learned)
 	TuneReason string  // why the tuned rate last moved
+	// TunedConns is the site's tuned connection limit (0: not tuning);
+	// ConnsReason why it last moved ("" while at its starting count).
+	TunedConns  int
+	ConnsReason string
 }
 
 // Shaper holds the shaping state of every path. Create it with New.
@@ -271,7 +275,7 @@ func (s *Shaper) forgetIdle(now time.Time) {
 		used[p.sm] = true
 	}
 	for k, sm := range s.sites {
-		if !sm.on && !used[sm] && (sm.tune == nil || sm.tune.Rate <= 0) { // what tuning learned stays
+		if !sm.on && !used[sm] && !sm.tune.learned() { // what tuning learned stays
 			delete(s.sites, k)
 		}
 	}
@@ -303,6 +307,9 @@ func (s *Shaper) effective(p *path, now time.Time) outbound.Limits {
 	}
 	if tr := tunedRate(p); br == 0 && tr > 0 && (l.MessageRate <= 0 || tr < l.MessageRate) {
 		l.MessageRate = tr
+	}
+	if tc := tunedConns(p); tc > 0 && tc < l.Connections {
+		l.Connections = tc
 	}
 	if now.Before(p.capUntil) && (l.MessageRate <= 0 || p.capRate < l.MessageRate) {
 		l.MessageRate = p.capRate
@@ -581,6 +588,9 @@ func (s *Shaper) status(p *path, now time.Time) PathStatus {
 		st.Backoff = p.sm.on
 		if st.TunedRate = tunedRate(p); st.TunedRate > 0 {
 			st.TuneReason = p.sm.tune.Reason
+		}
+		if st.TunedConns = tunedConns(p); st.TunedConns > 0 && p.sm.tune != nil {
+			st.ConnsReason = p.sm.tune.ConnsReason
 		}
 	}
 	return st

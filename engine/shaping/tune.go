@@ -10,7 +10,7 @@ import (
 )
 
 // Self-tuning ([shaping] tune = true) searches, per site, for the highest
-// message rate that keeps the site's deferral rate under a target. It
+// message rate (here) and connection count (tuneconns.go) that keep the site's deferral rate under a target. It
 // works in windows of Tuning.Window: at the end of each, it looks at the
 // share of attempts the site deferred (as backoff mode counts them:
 // recipients, not counting failures Gannet made itself) and at the rate
@@ -67,7 +67,17 @@ type TuneState struct {
 	Throttled float64
 	// Reason says why Rate last moved ("deferrals 6.3% over 30s at
 	// 21.4/s: down to 85%").
-	Reason  string
+	Reason string
+	// Conns is the tuned connection limit of each path to the site (0:
+	// nothing learned yet, the starting count; tuneconns.go).
+	Conns int
+	// ConnsThrottled is the connection count at which the site last
+	// refused connections or slowed down (0: never, or since passed).
+	ConnsThrottled int
+	// ConnsReason says why Conns last moved ("refused 4 of 31
+	// connections at 5: down to 4").
+	ConnsReason string
+	// Changed is when Rate or Conns last moved.
 	Changed time.Time
 }
 
@@ -78,6 +88,7 @@ type siteTune struct {
 	attempts, deferred int
 	sources            []string // the egress sources seen in the window
 	counts             []int    // and their transactions
+	connWindow                  // connection-count tuning (tuneconns.go)
 }
 
 // tuningOf returns the tuning configuration of a path.
@@ -118,7 +129,7 @@ func (s *Shaper) observeTune(p *path, out *outbound.Outcome, now time.Time) {
 	if t.winStart.IsZero() || sm.on {
 		// The first transaction starts a window; backoff mode decides
 		// the rate meanwhile.
-		t.winStart, t.attempts, t.deferred, t.sources, t.counts = now, 0, 0, t.sources[:0], t.counts[:0]
+		t.resetWindow(now)
 		if sm.on {
 			return
 		}
@@ -139,24 +150,42 @@ func (s *Shaper) observeTune(p *path, out *outbound.Outcome, now time.Time) {
 			t.attempts++
 		}
 	}
+	t.observeConns(out)
 	elapsed := now.Sub(t.winStart)
 	if elapsed < tc.Window {
 		return
 	}
+	rateMoved := s.stepRate(p, t, elapsed)
+	connsMoved := t.stepConns(tc, p.base.Connections, elapsed)
+	t.resetWindow(now)
+	if rateMoved || connsMoved {
+		t.Changed = now
+		s.tunes = append(s.tunes, t.TuneState)
+	}
+}
+
+// resetWindow starts a new window at now.
+func (t *siteTune) resetWindow(now time.Time) {
+	t.winStart, t.attempts, t.deferred, t.sources, t.counts = now, 0, 0, t.sources[:0], t.counts[:0]
+	t.txns, t.refused, t.maxOpen, t.took = 0, 0, 0, t.took[:0]
+}
+
+// stepRate is the message rate's step at the end of a window of elapsed;
+// it reports whether the tuned rate moved.
+func (s *Shaper) stepRate(p *path, t *siteTune, elapsed time.Duration) bool {
+	tc := p.tuning
+	if t.attempts < tc.MinAttempts || len(t.counts) == 0 {
+		return false
+	}
 	// The tuned rate is each egress source's: the rate offered is the
 	// busiest source's, the one the tuned rate held back.
 	offered := float64(slices.Max(t.counts)) / elapsed.Seconds()
-	attempts, deferred := t.attempts, t.deferred
-	t.winStart, t.attempts, t.deferred, t.sources, t.counts = now, 0, 0, t.sources[:0], t.counts[:0]
-	if attempts < tc.MinAttempts {
-		return
-	}
 	ceil := p.base.MessageRate
 	cur := t.Rate
 	if cur <= 0 {
 		cur = ceil
 	}
-	share := float64(deferred) / float64(attempts)
+	share := float64(t.deferred) / float64(t.attempts)
 	var next float64
 	var how string
 	switch {
@@ -172,7 +201,7 @@ func (s *Shaper) observeTune(p *path, out *outbound.Outcome, now time.Time) {
 		}
 		next = max(tc.MinRate, next)
 	case cur <= 0 || offered < TuneBusy*cur:
-		return // unlimited and accepted, or not enough traffic to tell
+		return false // unlimited and accepted, or not enough traffic to tell
 	default:
 		step := TuneClimb
 		if t.Throttled > 0 && cur*(1+TuneClimb) > 0.9*t.Throttled && cur < t.Throttled {
@@ -188,48 +217,70 @@ func (s *Shaper) observeTune(p *path, out *outbound.Outcome, now time.Time) {
 		next, how = ceil, "at the configured max_message_rate"
 	}
 	if next == t.Rate {
-		return
+		return false
 	}
-	t.Rate, t.Changed = next, now
+	t.Rate = next
 	t.Reason = fmt.Sprintf("deferrals %.1f%% over %s at %.1f/s: %s", share*100, shortDuration(elapsed), offered, how)
-	s.tunes = append(s.tunes, t.TuneState)
+	return true
 }
 
-// Tunes returns what each tuning site has learned, by site.
-func (s *Shaper) Tunes() []TuneState {
+// Tunes returns what each tuning site has learned, by site; a site that
+// has not moved its connection count yet shows the count it starts from.
+func (s *Shaper) Tunes() []TuneState { return s.tunesOf(true) }
+
+// Learned returns what each tuning site has learned, by site, as it was
+// learned (no connection count for a site that has not moved it): the
+// state a cluster shares.
+func (s *Shaper) Learned() []TuneState { return s.tunesOf(false) }
+
+// tunesOf returns what each tuning site has learned; with starts, a
+// connection count not learned yet is the one the site starts from.
+func (s *Shaper) tunesOf(starts bool) []TuneState {
 	s.mu.Lock()
 	defer s.unlock()
 	// A site some path uses without tuning (tune turned off since) is
 	// left out; one no path uses yet (restored) is listed.
-	off := map[*siteMode]bool{}
+	off, conns := map[*siteMode]bool{}, map[*siteMode]int{}
 	for _, p := range s.paths {
 		if p.sm != nil && !p.tuning.Enabled {
 			off[p.sm] = true
+		} else if p.sm != nil {
+			conns[p.sm] = max(conns[p.sm], tunedConns(p))
 		}
 	}
 	var out []TuneState
 	for _, sm := range s.sites {
-		if sm.tune != nil && sm.tune.Rate > 0 && !off[sm] {
-			out = append(out, sm.tune.TuneState)
+		if sm.tune.learned() && !off[sm] {
+			st := sm.tune.TuneState
+			if st.Conns <= 0 && starts {
+				st.Conns = conns[sm]
+			}
+			out = append(out, st)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Site < out[j].Site })
 	return out
 }
 
+// learned reports whether the site's tuning has learned a rate or a
+// connection count (nil: it does not tune).
+func (t *siteTune) learned() bool {
+	return t != nil && (t.Rate > 0 || t.Conns > 0)
+}
+
 // RestoreTune puts back what a site's tuning learned before a restart, or
 // on another node of a cluster (nothing is told to OnTune). A later
 // configuration that lowers the ceiling still holds: the configured rate
-// caps the tuned one. It reports false when st holds no rate or is what is
-// in force already.
+// caps the tuned one. It reports false when st holds neither a rate nor a
+// connection count, or is what is in force already.
 func (s *Shaper) RestoreTune(st TuneState) bool {
-	if st.Site == "" || st.Rate <= 0 {
+	if st.Site == "" || (st.Rate <= 0 && st.Conns <= 0) {
 		return false
 	}
 	s.mu.Lock()
 	defer s.unlock()
 	sm := s.sites[st.Site]
-	if sm != nil && sm.tune != nil && sm.tune.Rate == st.Rate && sm.tune.Throttled == st.Throttled && sm.tune.Changed.Equal(st.Changed) {
+	if sm != nil && sm.tune != nil && sm.tune.Rate == st.Rate && sm.tune.Conns == st.Conns && sm.tune.Throttled == st.Throttled && sm.tune.Changed.Equal(st.Changed) {
 		return false
 	}
 	if sm == nil {
