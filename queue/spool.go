@@ -243,13 +243,20 @@ type Spool struct {
 }
 
 type appendReq struct {
-	m    *Message // nil for a record moved by Compact: written, not indexed
-	key  []byte
-	rec  []byte // encoded record
-	meta []byte // encoded metadata, location filled in by the committer
-	loc  location
-	done chan error
+	m   *Message // nil for a record moved by Compact: written, not indexed
+	key []byte
+	rec []byte // encoded record, or its head when payload is set
+	// payload is the caller's body when the record stores a large body as
+	// it is (appendRawHead): written straight after rec, never copied.
+	// The caller waits for done, so it stays untouched until written.
+	payload []byte
+	meta    []byte // encoded metadata, location filled in by the committer
+	loc     location
+	done    chan error
 }
+
+// recordLen is the length of r's record in the segment.
+func (r *appendReq) recordLen() int { return len(r.rec) + len(r.payload) }
 
 // Open opens the spool in opts.Dir, creating it if needed. It recovers from
 // a crash by construction: segment files that no index entry points to (the
@@ -531,17 +538,21 @@ func (s *Spool) Append(m *Message, body []byte) error {
 		return err
 	}
 	m.Size = len(body)
-	codec := s.codecs.codecFor(body)
 	req := &appendReq{
 		m:    m,
 		key:  metaKey(m.ID),
-		rec:  s.codecs.appendRecord(s.recs.Get(maxRecordLen(codec, len(m.ID), len(body))), codec, m.ID, body),
 		meta: encodeMeta(nil, m),
 		done: make(chan error, 1),
 	}
+	if codec := s.codecs.codecFor(body); codec == CompressNone && len(body) >= largeBody {
+		req.rec = appendRawHead(s.recs.Get(recordLen(len(m.ID), 0)), m.ID, body)
+		req.payload = body
+	} else {
+		req.rec = s.codecs.appendRecord(s.recs.Get(maxRecordLen(codec, len(m.ID), len(body))), codec, m.ID, body)
+	}
 	// Counted before the write so that concurrent callers see it in
 	// checkFree; the index entry takes about as much again.
-	s.written.Add(int64(len(req.rec) + 2*len(req.meta)))
+	s.written.Add(int64(req.recordLen() + 2*len(req.meta)))
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
 	if s.closed {
@@ -681,7 +692,7 @@ func (s *Spool) committer() {
 			continue
 		}
 		reqs := []*appendReq{first}
-		size := len(first.rec)
+		size := first.recordLen()
 	gather:
 		for size < s.opts.MaxGroupBytes && len(reqs) < maxGroupCount {
 			select {
@@ -690,7 +701,7 @@ func (s *Spool) committer() {
 					break gather
 				}
 				reqs = append(reqs, r)
-				size += len(r.rec)
+				size += r.recordLen()
 			default:
 				break gather
 			}
@@ -769,7 +780,7 @@ func (s *Spool) commit(reqs []*appendReq) {
 	tail, err := s.writeRecords(reqs)
 	for _, r := range reqs { // written (copied into wbuf) or failed: done with
 		s.recs.Put(r.rec)
-		r.rec = nil
+		r.rec, r.payload = nil, nil
 	}
 	if err != nil {
 		s.fail(reqs, noSpace(err))
@@ -892,23 +903,27 @@ func (s *Spool) writeRecords(reqs []*appendReq) (tail File, err error) {
 		}
 	}()
 	buf := s.wbuf[:0]
+	writeOut := func(b []byte) error {
+		if _, err := s.cur.Write(b); err != nil {
+			return err
+		}
+		s.curSize += int64(len(b))
+		tail = s.cur
+		return nil
+	}
 	write := func() error {
 		if len(buf) == 0 {
 			return nil
 		}
-		if _, err := s.cur.Write(buf); err != nil {
-			return err
-		}
-		s.curSize += int64(len(buf))
+		err := writeOut(buf)
 		buf = buf[:0]
-		tail = s.cur
-		return nil
+		return err
 	}
 	for _, r := range reqs {
 		r.loc = location{}
 	}
 	for _, r := range reqs {
-		n := int64(len(r.rec))
+		n := int64(r.recordLen())
 		end := s.curSize + int64(len(buf))
 		if s.cur == nil || end > 0 && end+n > s.opts.SegmentSize {
 			if err := write(); err != nil {
@@ -933,6 +948,16 @@ func (s *Spool) writeRecords(reqs []*appendReq) (tail File, err error) {
 		s.liveMu.Unlock()
 		r.loc = location{Segment: s.curW, Offset: s.curSize + int64(len(buf)), Length: n}
 		buf = append(buf, r.rec...)
+		if len(r.payload) > 0 {
+			// A large body stored as it is goes from the caller's buffer
+			// to the file: the records before it, its head, then it.
+			if err := write(); err != nil {
+				return nil, err
+			}
+			if err := writeOut(r.payload); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if err := write(); err != nil {
 		return nil, err
