@@ -218,6 +218,10 @@ type Spool struct {
 	// recs holds record buffers: Append frames a record into one, the
 	// committer gives it back once the record is written.
 	recs bufpool.Pool
+	// reqPool holds the *appendReq of answered Appends (newAppendReq), so
+	// that an append does not allocate its request, channel, key and
+	// metadata buffer each time.
+	reqPool sync.Pool
 
 	// stripes serialize Update and Remove of the same id.
 	stripeSeed maphash.Seed
@@ -538,12 +542,10 @@ func (s *Spool) Append(m *Message, body []byte) error {
 		return err
 	}
 	m.Size = len(body)
-	req := &appendReq{
-		m:    m,
-		key:  metaKey(m.ID),
-		meta: encodeMeta(nil, m),
-		done: make(chan error, 1),
-	}
+	req := s.newAppendReq()
+	req.m = m
+	req.key = appendIndexKey(req.key[:0], metaPrefix, m.ID)
+	req.meta = encodeMeta(req.meta[:0], m)
 	if codec := s.codecs.codecFor(body); codec == CompressNone && len(body) >= largeBody {
 		req.rec = appendRawHead(s.recs.Get(recordLen(len(m.ID), 0)), m.ID, body)
 		req.payload = body
@@ -559,11 +561,37 @@ func (s *Spool) Append(m *Message, body []byte) error {
 		return ErrClosed
 	}
 	s.appendCh <- req
-	if err := <-req.done; err != nil {
+	err := <-req.done
+	s.freeAppendReq(req)
+	if err != nil {
 		return fmt.Errorf("queue: append %s: %w", m.ID, err)
 	}
 	return nil
 }
+
+// newAppendReq returns an appendReq for Append: one that an earlier Append
+// was answered on, with its key and meta buffers and its channel, or a new
+// one.
+func (s *Spool) newAppendReq() *appendReq {
+	if r, ok := s.reqPool.Get().(*appendReq); ok {
+		return r
+	}
+	return &appendReq{done: make(chan error, 1)}
+}
+
+// freeAppendReq keeps req for the next Append once its caller has its
+// answer: the committer is done with it (it answers each request once,
+// last), and Pebble copied its key and meta into the batch.
+func (s *Spool) freeAppendReq(req *appendReq) {
+	req.m, req.rec, req.payload, req.loc = nil, nil, nil, location{}
+	if cap(req.meta) > maxKeptMeta {
+		req.meta = nil // a message of many recipients
+	}
+	s.reqPool.Put(req)
+}
+
+// maxKeptMeta bounds the meta buffer a pooled appendReq keeps.
+const maxKeptMeta = 4 << 10
 
 // checkFree refuses appends while free space is below MinFreeBytes. It asks
 // the filesystem at most once per freeCheckInterval (every 100 ms when
