@@ -45,14 +45,17 @@ type hotBodies struct {
 	// the signatures: recycled by itself, its smaller capacity would file
 	// it a class below the one prepare asks for, and prepare would
 	// allocate a new buffer for every message (in (c) of make bench, 120
-	// KB a message). At most maxLent are kept: past that (attempts that
-	// never gave their body back) the map starts over, and the buffers in
-	// it are left to the garbage collector.
-	lent map[*byte][]byte
+	// KB a message). lentBytes is the capacity of the buffers in lent; past
+	// maxLentBytes (bodies taken and never given back, as a DSN's copy of
+	// the message) the map starts over, and the buffers in it are left to
+	// the garbage collector.
+	lent      map[*byte][]byte
+	lentBytes int
 }
 
-// maxLent bounds hotBodies.lent.
-const maxLent = 2 * hotSlots
+// maxLentBytes bounds the buffers hotBodies.lent holds: room for the
+// bodies of the attempts in flight.
+const maxLentBytes = 4 * hotMaxBytes
 
 type hotBody struct {
 	id      string
@@ -105,10 +108,13 @@ func (h *hotBodies) take(id string) ([]byte, bool) {
 		return nil, false
 	}
 	content := h.slots[i].content
-	if len(h.lent) >= maxLent {
+	buf := h.dropSlot(i) // the buffer is the attempt's now
+	if h.lentBytes+cap(buf) > maxLentBytes {
 		clear(h.lent)
+		h.lentBytes = 0
 	}
-	h.lent[&content[0]] = h.dropSlot(i) // the buffer is the attempt's now
+	h.lent[&content[0]] = buf
+	h.lentBytes += cap(buf)
 	return content, true
 }
 
@@ -119,6 +125,7 @@ func (h *hotBodies) giveBack(body []byte) {
 		h.mu.Lock()
 		if buf, ok := h.lent[&body[0]]; ok {
 			delete(h.lent, &body[0])
+			h.lentBytes -= cap(buf)
 			body = buf
 		}
 		h.mu.Unlock()

@@ -34,6 +34,19 @@ func TestHotBodyGoesBackWhole(t *testing.T) {
 	if cap(recycled[0]) != cap(buf) || &recycled[0][:1][0] != &buf[:1][0] {
 		t.Fatalf("recycled a buffer of cap %d; want the whole buffer, cap %d", cap(recycled[0]), cap(buf))
 	}
+	// Bodies taken and never given back are forgotten past maxLentBytes.
+	for i := range 2 * maxLentBytes / cap(buf) {
+		b := make([]byte, 10, 128<<10)
+		if !h.put(fmt.Sprint("n", i), b[1:], b, time.Now()) {
+			t.Fatal("put kept nothing")
+		}
+		if _, ok := h.take(fmt.Sprint("n", i)); !ok {
+			t.Fatal("take found nothing")
+		}
+		if h.lentBytes > maxLentBytes || h.lentBytes != len(h.lent)*cap(b) {
+			t.Fatalf("after %d bodies never given back: %d lent, %d bytes", i+1, len(h.lent), h.lentBytes)
+		}
+	}
 	other := []byte("read from the spool\r\n")
 	hotStore{hot: h}.ReleaseBody(other)
 	if len(recycled) != 2 || &recycled[1][0] != &other[0] {
