@@ -62,7 +62,8 @@ PIPELINING=${BENCH_PIPELINING:-1}
 OUT_DIR=${BENCH_OUT:-$ROOT/bench/results}
 KEEP=${BENCH_KEEP:-0}
 # BENCH_PROFILE=1: every Gannet runs with -cpuprofile $WORK/NAME.cpu.pprof
-# (written when it stops) and the temp dir is kept, for go tool pprof.
+# and -memprofile $WORK/NAME.mem.pprof (allocations since start; both
+# written when it stops) and the temp dir is kept, for go tool pprof.
 PROFILE=${BENCH_PROFILE:-0}
 [ "$PROFILE" = 1 ] && KEEP=1
 OPENDKIM=${BENCH_OPENDKIM:-/usr/sbin/opendkim} # (c): Postfix's signing milter
@@ -361,7 +362,7 @@ start_gannet() {
 spawn_gannet() {
   local name=$1 cfg=$2 port=$3 to=$4 out
   local prof=()
-  [ "$PROFILE" = 1 ] && prof=(-cpuprofile "$WORK/$name.cpu.pprof")
+  [ "$PROFILE" = 1 ] && prof=(-cpuprofile "$WORK/$name.cpu.pprof" -memprofile "$WORK/$name.mem.pprof")
   out=$(BL spawn "$WORK/$name-gannet.log" "127.0.0.1:$port" "$to" "$G_BIN" serve "${prof[@]}" -config "$cfg")
   read -r SPAWN_PID SPAWN_S SPAWN_T0 <<<"$out"
   [ -n "$SPAWN_PID" ] && track "$SPAWN_PID"

@@ -39,7 +39,23 @@ type hotBodies struct {
 	next    int            // the slot the next entry takes
 	byID    map[string]int // id → slot
 	bytes   int            // capacity of the buffers held
+	// lent maps the first byte of each content an attempt took to the
+	// buffer it lies in, so that giveBack recycles the whole buffer. A
+	// signed message's content starts past the room prepare left for
+	// the signatures: recycled by itself, its smaller capacity would file
+	// it a class below the one prepare asks for, and prepare would
+	// allocate a new buffer for every message (in (c) of make bench, 120
+	// KB a message). lentBytes is the capacity of the buffers in lent; past
+	// maxLentBytes (bodies taken and never given back, as a DSN's copy of
+	// the message) the map starts over, and the buffers in it are left to
+	// the garbage collector.
+	lent      map[*byte][]byte
+	lentBytes int
 }
+
+// maxLentBytes bounds the buffers hotBodies.lent holds: room for the
+// bodies of the attempts in flight.
+const maxLentBytes = 4 * hotMaxBytes
 
 type hotBody struct {
 	id      string
@@ -49,7 +65,7 @@ type hotBody struct {
 }
 
 func newHotBodies(recycle func([]byte)) *hotBodies {
-	return &hotBodies{recycle: recycle, byID: make(map[string]int, hotSlots)}
+	return &hotBodies{recycle: recycle, byID: make(map[string]int, hotSlots), lent: make(map[*byte][]byte)}
 }
 
 // put keeps content, the message id's content spooled at now, which lies in
@@ -92,8 +108,29 @@ func (h *hotBodies) take(id string) ([]byte, bool) {
 		return nil, false
 	}
 	content := h.slots[i].content
-	h.dropSlot(i) // the buffer is the attempt's now
+	buf := h.dropSlot(i) // the buffer is the attempt's now
+	if h.lentBytes+cap(buf) > maxLentBytes {
+		clear(h.lent)
+		h.lentBytes = 0
+	}
+	h.lent[&content[0]] = buf
+	h.lentBytes += cap(buf)
 	return content, true
+}
+
+// giveBack recycles body, which an attempt is done with: the whole buffer
+// it lies in when take lent it, else body itself (read from the spool).
+func (h *hotBodies) giveBack(body []byte) {
+	if len(body) > 0 {
+		h.mu.Lock()
+		if buf, ok := h.lent[&body[0]]; ok {
+			delete(h.lent, &body[0])
+			h.lentBytes -= cap(buf)
+			body = buf
+		}
+		h.mu.Unlock()
+	}
+	h.recycle(body)
 }
 
 // drop forgets the content kept for id (a message taken out of the spool
@@ -138,7 +175,7 @@ type hotStore struct {
 // ended: whether it came from the ring or the spool, nothing else holds it.
 func (s hotStore) ReleaseBody(body []byte) {
 	if s.hot != nil {
-		s.hot.recycle(body)
+		s.hot.giveBack(body)
 	}
 }
 

@@ -10,6 +10,50 @@ import (
 // the oldest entries give way to new ones once they are hotMaxAge old, and
 // their buffers go back to the pool, as do dropped ones; nothing is kept
 // past the byte budget.
+// TestHotBodyGoesBackWhole: the content an attempt took lies past the room
+// left for signatures; when the attempt gives it back, the pool gets the
+// whole buffer, of the capacity prepare asked for, not the content's tail
+// of it (which the pool would file a class lower, where prepare never
+// looks).
+func TestHotBodyGoesBackWhole(t *testing.T) {
+	var recycled [][]byte
+	h := newHotBodies(func(b []byte) { recycled = append(recycled, b) })
+	buf := make([]byte, 0, 128<<10)
+	buf = append(buf, make([]byte, 1500)...) // the room not used by signatures
+	buf = append(buf, "Subject: x\r\n\r\nbody\r\n"...)
+	content := buf[1500:]
+	h.put("a", content, buf, time.Now())
+	got, ok := h.take("a")
+	if !ok {
+		t.Fatal("take found nothing")
+	}
+	hotStore{hot: h}.ReleaseBody(got)
+	if len(recycled) != 1 {
+		t.Fatalf("recycled %d buffers, want 1", len(recycled))
+	}
+	if cap(recycled[0]) != cap(buf) || &recycled[0][:1][0] != &buf[:1][0] {
+		t.Fatalf("recycled a buffer of cap %d; want the whole buffer, cap %d", cap(recycled[0]), cap(buf))
+	}
+	// Bodies taken and never given back are forgotten past maxLentBytes.
+	for i := range 2 * maxLentBytes / cap(buf) {
+		b := make([]byte, 10, 128<<10)
+		if !h.put(fmt.Sprint("n", i), b[1:], b, time.Now()) {
+			t.Fatal("put kept nothing")
+		}
+		if _, ok := h.take(fmt.Sprint("n", i)); !ok {
+			t.Fatal("take found nothing")
+		}
+		if h.lentBytes > maxLentBytes || h.lentBytes != len(h.lent)*cap(b) {
+			t.Fatalf("after %d bodies never given back: %d lent, %d bytes", i+1, len(h.lent), h.lentBytes)
+		}
+	}
+	other := []byte("read from the spool\r\n")
+	hotStore{hot: h}.ReleaseBody(other)
+	if len(recycled) != 2 || &recycled[1][0] != &other[0] {
+		t.Fatal("a body not lent by take was not recycled as it is")
+	}
+}
+
 func TestHotBodies(t *testing.T) {
 	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	var recycled [][]byte

@@ -417,4 +417,11 @@
 // 3.3× the segment bytes of such mail. zstd stays the default
 // (the contract's example config); "s2" is the setting for a relay that is
 // CPU-bound on small mail and has disk to spare.
+//
+// Such a record (16 KiB or more, stored as it is) is written from the
+// caller's buffer — its head, then the body, two writes in the group —
+// instead of being copied into a record buffer and again into the group's
+// write buffer (appendRawHead): in (c) those two copies of each 100 KB
+// body were about 5% of Gannet's CPU (BenchmarkAppend100K's cpu-µs/msg,
+// medians of 5 interleaved runs: "none" 77 → 66, "s2" 68 → 66).
 package queue

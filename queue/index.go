@@ -60,8 +60,12 @@ func metaKey(id string) []byte { return indexKey(metaPrefix, id) }
 func quarantineKey(id string) []byte { return indexKey(quarantinePrefix, id) }
 
 func indexKey(prefix, id string) []byte {
-	k := make([]byte, 0, len(prefix)+len(id))
-	return append(append(k, prefix...), id...)
+	return appendIndexKey(make([]byte, 0, len(prefix)+len(id)), prefix, id)
+}
+
+// appendIndexKey appends the key of id under prefix to dst.
+func appendIndexKey(dst []byte, prefix, id string) []byte {
+	return append(append(dst, prefix...), id...)
 }
 
 // quietLogger drops Pebble's informational chatter and passes errors on.

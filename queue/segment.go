@@ -238,10 +238,7 @@ func maxRecordLen(codec Compression, idLen, bodyLen int) int {
 // dst and returns it.
 func (c *codecs) appendRecord(dst []byte, codec Compression, id string, body []byte) []byte {
 	start := len(dst)
-	dst = append(dst, recordMagic...)
-	dst = append(dst, recordVersion, byte(codec), byte(len(id)), 0)
-	dst = append(dst, make([]byte, 12)...) // lengths and CRC, filled below
-	dst = append(dst, id...)
+	dst = appendRecordHead(dst, codec, id)
 	p0 := len(dst)
 	switch codec {
 	case CompressZstd:
@@ -258,13 +255,42 @@ func (c *codecs) appendRecord(dst []byte, codec Compression, id string, body []b
 	default:
 		dst = append(dst, body...)
 	}
-	h := dst[start:]
-	binary.LittleEndian.PutUint32(h[8:12], uint32(len(dst)-p0))
-	binary.LittleEndian.PutUint32(h[12:16], uint32(len(body)))
+	sealRecord(dst[start:], len(dst)-p0, len(body), nil)
+	return dst
+}
+
+// appendRawHead appends the head of the CompressNone record for (id, body)
+// — its header and id, with the lengths and the CRC of the whole record —
+// but not body itself: the writer puts body right after it in the segment
+// (appendReq.payload), so that a large body stored as it is is not copied
+// into a record buffer first.
+func appendRawHead(dst []byte, id string, body []byte) []byte {
+	start := len(dst)
+	dst = appendRecordHead(dst, CompressNone, id)
+	sealRecord(dst[start:], len(body), len(body), body)
+	return dst
+}
+
+// appendRecordHead appends the header of a record, lengths and CRC left
+// zero (sealRecord fills them in), and its id.
+func appendRecordHead(dst []byte, codec Compression, id string) []byte {
+	dst = append(dst, recordMagic...)
+	dst = append(dst, recordVersion, byte(codec), byte(len(id)), 0)
+	dst = append(dst, make([]byte, 12)...) // lengths and CRC, filled by sealRecord
+	return append(dst, id...)
+}
+
+// sealRecord fills in the lengths and the CRC of the record h starts with:
+// the CRC covers the header's first 16 bytes, then everything after the
+// header — the bytes of h past it, then tail, the payload when it is not in
+// h (appendRawHead).
+func sealRecord(h []byte, payloadLen, rawLen int, tail []byte) {
+	binary.LittleEndian.PutUint32(h[8:12], uint32(payloadLen))
+	binary.LittleEndian.PutUint32(h[12:16], uint32(rawLen))
 	crc := crc32.Update(0, castagnoli, h[:16])
 	crc = crc32.Update(crc, castagnoli, h[recordHeaderLen:])
+	crc = crc32.Update(crc, castagnoli, tail)
 	binary.LittleEndian.PutUint32(h[16:20], crc)
-	return dst
 }
 
 // decompress returns the body of a decoded record in a new slice.

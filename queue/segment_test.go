@@ -35,6 +35,29 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 }
 
+// TestRawHeadIsTheRecordsStart: the head appendRawHead frames for a body
+// stored as it is, followed by the body (which the writer puts right after
+// it, appendReq.payload), is byte for byte the record appendRecord makes,
+// so readers, the CRC check and crash recovery see no difference.
+func TestRawHeadIsTheRecordsStart(t *testing.T) {
+	cs, err := newCodecs(CompressNone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.close()
+	for _, body := range [][]byte{nil, testMail(1, 200), testAttachmentMail(2, 100<<10)} {
+		whole := cs.appendRecord(nil, CompressNone, "0abc", body)
+		head := appendRawHead([]byte("prefix"), "0abc", body)[len("prefix"):]
+		if got := append(head, body...); !bytes.Equal(got, whole) {
+			t.Fatalf("%d-byte body: head+body differs from the record", len(body))
+		}
+		v, n, err := decodeRecord(append(head[:len(head):len(head)], body...))
+		if err != nil || n != len(whole) || !bytes.Equal(v.Payload, body) {
+			t.Fatalf("%d-byte body: decode %v, n=%d of %d", len(body), err, n, len(whole))
+		}
+	}
+}
+
 // TestCodecFor: the configured codec stores mail below 16 KiB; above, s2
 // stores none and zstd skips a body that does not compress.
 func TestCodecFor(t *testing.T) {

@@ -218,6 +218,10 @@ type Spool struct {
 	// recs holds record buffers: Append frames a record into one, the
 	// committer gives it back once the record is written.
 	recs bufpool.Pool
+	// reqPool holds the *appendReq of answered Appends (newAppendReq), so
+	// that an append does not allocate its request, channel, key and
+	// metadata buffer each time.
+	reqPool sync.Pool
 
 	// stripes serialize Update and Remove of the same id.
 	stripeSeed maphash.Seed
@@ -243,13 +247,20 @@ type Spool struct {
 }
 
 type appendReq struct {
-	m    *Message // nil for a record moved by Compact: written, not indexed
-	key  []byte
-	rec  []byte // encoded record
-	meta []byte // encoded metadata, location filled in by the committer
-	loc  location
-	done chan error
+	m   *Message // nil for a record moved by Compact: written, not indexed
+	key []byte
+	rec []byte // encoded record, or its head when payload is set
+	// payload is the caller's body when the record stores a large body as
+	// it is (appendRawHead): written straight after rec, never copied.
+	// The caller waits for done, so it stays untouched until written.
+	payload []byte
+	meta    []byte // encoded metadata, location filled in by the committer
+	loc     location
+	done    chan error
 }
+
+// recordLen is the length of r's record in the segment.
+func (r *appendReq) recordLen() int { return len(r.rec) + len(r.payload) }
 
 // Open opens the spool in opts.Dir, creating it if needed. It recovers from
 // a crash by construction: segment files that no index entry points to (the
@@ -531,28 +542,56 @@ func (s *Spool) Append(m *Message, body []byte) error {
 		return err
 	}
 	m.Size = len(body)
-	codec := s.codecs.codecFor(body)
-	req := &appendReq{
-		m:    m,
-		key:  metaKey(m.ID),
-		rec:  s.codecs.appendRecord(s.recs.Get(maxRecordLen(codec, len(m.ID), len(body))), codec, m.ID, body),
-		meta: encodeMeta(nil, m),
-		done: make(chan error, 1),
+	req := s.newAppendReq()
+	req.m = m
+	req.key = appendIndexKey(req.key[:0], metaPrefix, m.ID)
+	req.meta = encodeMeta(req.meta[:0], m)
+	if codec := s.codecs.codecFor(body); codec == CompressNone && len(body) >= largeBody {
+		req.rec = appendRawHead(s.recs.Get(recordLen(len(m.ID), 0)), m.ID, body)
+		req.payload = body
+	} else {
+		req.rec = s.codecs.appendRecord(s.recs.Get(maxRecordLen(codec, len(m.ID), len(body))), codec, m.ID, body)
 	}
 	// Counted before the write so that concurrent callers see it in
 	// checkFree; the index entry takes about as much again.
-	s.written.Add(int64(len(req.rec) + 2*len(req.meta)))
+	s.written.Add(int64(req.recordLen() + 2*len(req.meta)))
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
 	if s.closed {
 		return ErrClosed
 	}
 	s.appendCh <- req
-	if err := <-req.done; err != nil {
+	err := <-req.done
+	s.freeAppendReq(req)
+	if err != nil {
 		return fmt.Errorf("queue: append %s: %w", m.ID, err)
 	}
 	return nil
 }
+
+// newAppendReq returns an appendReq for Append: one that an earlier Append
+// was answered on, with its key and meta buffers and its channel, or a new
+// one.
+func (s *Spool) newAppendReq() *appendReq {
+	if r, ok := s.reqPool.Get().(*appendReq); ok {
+		return r
+	}
+	return &appendReq{done: make(chan error, 1)}
+}
+
+// freeAppendReq keeps req for the next Append once its caller has its
+// answer: the committer is done with it (it answers each request once,
+// last), and Pebble copied its key and meta into the batch.
+func (s *Spool) freeAppendReq(req *appendReq) {
+	req.m, req.rec, req.payload, req.loc = nil, nil, nil, location{}
+	if cap(req.meta) > maxKeptMeta {
+		req.meta = nil // a message of many recipients
+	}
+	s.reqPool.Put(req)
+}
+
+// maxKeptMeta bounds the meta buffer a pooled appendReq keeps.
+const maxKeptMeta = 4 << 10
 
 // checkFree refuses appends while free space is below MinFreeBytes. It asks
 // the filesystem at most once per freeCheckInterval (every 100 ms when
@@ -681,7 +720,7 @@ func (s *Spool) committer() {
 			continue
 		}
 		reqs := []*appendReq{first}
-		size := len(first.rec)
+		size := first.recordLen()
 	gather:
 		for size < s.opts.MaxGroupBytes && len(reqs) < maxGroupCount {
 			select {
@@ -690,7 +729,7 @@ func (s *Spool) committer() {
 					break gather
 				}
 				reqs = append(reqs, r)
-				size += len(r.rec)
+				size += r.recordLen()
 			default:
 				break gather
 			}
@@ -769,7 +808,7 @@ func (s *Spool) commit(reqs []*appendReq) {
 	tail, err := s.writeRecords(reqs)
 	for _, r := range reqs { // written (copied into wbuf) or failed: done with
 		s.recs.Put(r.rec)
-		r.rec = nil
+		r.rec, r.payload = nil, nil
 	}
 	if err != nil {
 		s.fail(reqs, noSpace(err))
@@ -892,23 +931,27 @@ func (s *Spool) writeRecords(reqs []*appendReq) (tail File, err error) {
 		}
 	}()
 	buf := s.wbuf[:0]
+	writeOut := func(b []byte) error {
+		if _, err := s.cur.Write(b); err != nil {
+			return err
+		}
+		s.curSize += int64(len(b))
+		tail = s.cur
+		return nil
+	}
 	write := func() error {
 		if len(buf) == 0 {
 			return nil
 		}
-		if _, err := s.cur.Write(buf); err != nil {
-			return err
-		}
-		s.curSize += int64(len(buf))
+		err := writeOut(buf)
 		buf = buf[:0]
-		tail = s.cur
-		return nil
+		return err
 	}
 	for _, r := range reqs {
 		r.loc = location{}
 	}
 	for _, r := range reqs {
-		n := int64(len(r.rec))
+		n := int64(r.recordLen())
 		end := s.curSize + int64(len(buf))
 		if s.cur == nil || end > 0 && end+n > s.opts.SegmentSize {
 			if err := write(); err != nil {
@@ -933,6 +976,16 @@ func (s *Spool) writeRecords(reqs []*appendReq) (tail File, err error) {
 		s.liveMu.Unlock()
 		r.loc = location{Segment: s.curW, Offset: s.curSize + int64(len(buf)), Length: n}
 		buf = append(buf, r.rec...)
+		if len(r.payload) > 0 {
+			// A large body stored as it is goes from the caller's buffer
+			// to the file: the records before it, its head, then it.
+			if err := write(); err != nil {
+				return nil, err
+			}
+			if err := writeOut(r.payload); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if err := write(); err != nil {
 		return nil, err

@@ -86,8 +86,15 @@ func appendReplyText(dst []byte, text string) []byte {
 // String returns r on one line, for logs: "250 2.0.0 OK". Several lines are
 // joined with "; ".
 func (r Reply) String() string {
+	// One allocation: the delivery loop calls it for every outcome.
+	n := 4 + len(r.Enhanced) // a code up to 3 digits, a space
+	for _, l := range r.Lines {
+		n += 2 + len(l)
+	}
 	var b strings.Builder
-	b.WriteString(strconv.Itoa(r.Code))
+	b.Grow(n)
+	var num [20]byte
+	b.Write(strconv.AppendInt(num[:0], int64(r.Code), 10))
 	if r.Enhanced != "" {
 		b.WriteByte(' ')
 		b.WriteString(r.Enhanced)

@@ -37,8 +37,18 @@ func TestReplyClasses(t *testing.T) {
 	if !ReplyOK.Positive() || !ReplyDataStart.Intermediate() {
 		t.Error("classes")
 	}
-	if got := (Reply{Code: 250, Enhanced: "2.0.0", Lines: []string{"a", "b"}}).String(); got != "250 2.0.0 a; b" {
-		t.Errorf("String = %q", got)
+	for r, want := range map[*Reply]string{
+		{Code: 250, Enhanced: "2.0.0", Lines: []string{"a", "b"}}: "250 2.0.0 a; b",
+		{Code: 421}:                        "421",
+		{Code: 554, Lines: []string{"no"}}: "554 no",
+		{Code: 550, Enhanced: "5.1.1"}:     "550 5.1.1",
+	} {
+		if got := r.String(); got != want {
+			t.Errorf("String = %q, want %q", got, want)
+		}
+		if n := testing.AllocsPerRun(10, func() { _ = r.String() }); n > 1 {
+			t.Errorf("String of %q: %v allocations, want 1", want, n)
+		}
 	}
 	err := ReplyQueueFull.Err(errors.New("disk full"))
 	if err.Error() != "452 4.3.1 Insufficient system storage: disk full" || errors.Unwrap(err).Error() != "disk full" {
@@ -188,6 +198,18 @@ func BenchmarkParseReply(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkReplyString: the one-line form every delivery outcome's log
+// record gets, in one allocation.
+func BenchmarkReplyString(b *testing.B) {
+	r := Reply{Code: 250, Enhanced: "2.0.0", Lines: []string{"Ok: queued as 4F2A1B3C9D"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if len(r.String()) == 0 {
+			b.Fatal("empty")
+		}
+	}
 }
 
 func BenchmarkReplyAppendTo(b *testing.B) {

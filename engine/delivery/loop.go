@@ -724,6 +724,12 @@ type attempt struct {
 	snapshot queue.Message // the metadata as it was (without recipients), for Attempted
 	ch       outbound.Chained
 	first    bool // the item its worker took (not one a chain took)
+	// env is the envelope ch.Env points to; idxOne and rcptOne are idx
+	// and env.Rcpts for a message of one recipient (most mail), so that
+	// an attempt is one allocation.
+	env     outbound.Envelope
+	idxOne  [1]int
+	rcptOne [1]string
 }
 
 // prepare makes the attempt of an item: its pending recipients, its DSN
@@ -739,8 +745,17 @@ func (l *Loop) prepare(it *workItem) *attempt {
 		return nil
 	}
 	m := ms.msg(l.packer)
-	env := &outbound.Envelope{From: m.From, RequireTLS: m.RequireTLS, Tenant: ms.env.tenant}
-	idx := make([]int, 0, len(it.rcpts))
+	a := &attempt{it: it, snapshot: *m}
+	a.snapshot.Recipients = nil
+	a.env = outbound.Envelope{From: m.From, RequireTLS: m.RequireTLS, Tenant: ms.env.tenant}
+	env := &a.env
+	idx := a.idxOne[:0]
+	if len(it.rcpts) == 1 {
+		env.Rcpts = a.rcptOne[:0]
+	} else {
+		idx = make([]int, 0, len(it.rcpts))
+		env.Rcpts = make([]string, 0, len(it.rcpts))
+	}
 	for _, i := range it.rcpts {
 		if m.Recipients[i].State == queue.Pending {
 			env.Rcpts = append(env.Rcpts, m.Recipients[i].Addr)
@@ -751,8 +766,7 @@ func (l *Loop) prepare(it *workItem) *attempt {
 	if f := l.opts.ReturnPath; f != nil && m.From != "" {
 		env.From = f(m.ID, ms.env.tenant, ms.env.campaign, m.From, env.Rcpts)
 	}
-	a := &attempt{it: it, idx: idx, snapshot: *m}
-	a.snapshot.Recipients = nil
+	a.idx = idx
 	ms.mu.Unlock()
 	if len(idx) == 0 {
 		l.apply(it, nil, outbound.Outcome{})

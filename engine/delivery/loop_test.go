@@ -540,6 +540,10 @@ func TestQueueName(t *testing.T) {
 		if got := QueueName(c.camp, c.tenant, c.dom); got != c.want {
 			t.Errorf("QueueName(%q,%q,%q) = %q, want %q", c.camp, c.tenant, c.dom, got, c.want)
 		}
+		// Every delivery record names its queue: one allocation at most.
+		if n := testing.AllocsPerRun(10, func() { _ = QueueName(c.camp, c.tenant, c.dom) }); n > 1 {
+			t.Errorf("QueueName(%q,%q,%q): %v allocations, want at most 1", c.camp, c.tenant, c.dom, n)
+		}
 	}
 }
 

@@ -114,8 +114,14 @@ func (l *Loop) classify(r smtpwire.Reply) string {
 
 // QueueName is the scheduled queue's name in KumoMTA's form
 // "campaign:tenant@domain", leaving out the parts that are empty.
+// Every log record of a delivery names it: a name that is just the domain
+// is the domain itself, any other is built in one allocation.
 func QueueName(campaign, tenant, domain string) string {
+	if campaign == "" && tenant == "" {
+		return domain
+	}
 	var b strings.Builder
+	b.Grow(len(campaign) + 1 + len(tenant) + 1 + len(domain))
 	if campaign != "" {
 		b.WriteString(campaign)
 		b.WriteByte(':')

@@ -16,11 +16,12 @@ import (
 // body is 8-bit and its header section UTF-8, and whether the body is
 // CRLF-clean (for BDAT and the copy-free dot-stuffing of writeBody).
 func newClientMessage(env *Envelope) *smtpwire.ClientMessage {
+	clean, ascii := bodyTraits(env.Body)
 	m := &smtpwire.ClientMessage{
 		From:      smtpwire.Path{Addr: env.From},
 		Rcpts:     make([]smtpwire.Path, len(env.Rcpts)),
 		Size:      int64(len(env.Body)),
-		CRLFClean: cleanCRLF(env.Body),
+		CRLFClean: clean,
 		// RFC 8689 §4.2.1 step 4: MAIL carries REQUIRETLS.
 		RequireTLS: env.RequireTLS,
 	}
@@ -31,7 +32,7 @@ func newClientMessage(env *Envelope) *smtpwire.ClientMessage {
 		}
 	}
 	m.Ret, m.EnvID = env.Ret, env.EnvID
-	if !isASCIIBytes(env.Body) {
+	if !ascii {
 		m.EightBit = true
 		m.UTF8Headers = !isASCIIBytes(msgheader.Section(env.Body))
 	}
