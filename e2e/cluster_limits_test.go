@@ -49,6 +49,49 @@ max_message_rate = "20/s"
 	}
 }
 
+// TestE2EClusterConnectionRate: two gannet processes sharing one
+// redis-server, each given half of the mail to a site whose
+// max_connection_rate is 2/s, one delivery per connection: bench/smtpsink
+// sees about 2 new connections/s from the fleet, not 4/s (each node alone
+// is allowed 2/s). The mail is queued first, so the rate is the limit's
+// alone.
+func TestE2EClusterConnectionRate(t *testing.T) {
+	w := newRelayWorld(t)
+	srv := startRedis(t)
+	rcv := dlvSink(t, hostPort(mxIP1, w.port), "")
+	const (
+		rate    = 2.0 // new connections per second, the fleet's
+		perNode = 8
+	)
+	var nodes []*gannet
+	for _, id := range []string{"node-a", "node-b"} {
+		nodes = append(nodes, w.gannet(t, gannetConfig{TLSMode: "disabled", Extra: clusterTOML(srv, id) + fmt.Sprintf(`
+[shaping.%q]
+max_connection_rate = "2/s"
+max_deliveries_per_connection = 1
+max_message_rate = "1000/s"
+`, domain1)}))
+	}
+	queueSuspended(t, nodes, rcv, perNode, "c", "")
+	got := dlvWaitMessages(t, rcv, 2*perNode)
+	// One delivery per connection: the messages' arrivals are the
+	// connections'.
+	if st := rcv.Stats(); st.Connections != uint64(len(got)) {
+		t.Fatalf("the sink had %d connections for %d messages, want one each", st.Connections, len(got))
+	}
+	// Left out: the two batches (of one) an idle limit lets through at
+	// once.
+	observed, elapsed := arrivalRate(got, 2)
+	t.Logf("%d connections from two nodes in %.2fs at the sink: %.1f/s against a site limit of %.0f/s for the cluster",
+		len(got), elapsed, observed, rate)
+	if observed > rate*1.25 {
+		t.Errorf("the sink saw %.1f new connections/s from the cluster, over its site limit of %.0f/s", observed, rate)
+	}
+	if observed < rate*0.6 {
+		t.Errorf("the sink saw only %.1f new connections/s from the cluster, far under its site limit of %.0f/s", observed, rate)
+	}
+}
+
 // clusterTOML is the [cluster] table of node id of a test's cluster on
 // srv, with a quick heartbeat.
 func clusterTOML(srv *redistest.Server, id string) string {

@@ -175,27 +175,7 @@ max_message_rate = "10/s"
 max_message_rate = "1000/s"
 `, domain1)}))
 	}
-	// The mail is queued while the domain is suspended (a shared admin
-	// rule), so that the rate measured is the limit's, not the
-	// injection's.
-	if out, errOut, code := runGannetCLI(t, nodes[0], "suspend", "-domain", domain1, "-reason", "e2e"); code != 0 {
-		t.Fatalf("suspend: %d %s%s", code, out, errOut)
-	}
-	waitFor(t, 5*time.Second, "the suspension on node-b", func() (bool, string) {
-		out, errOut, code := runGannetCLI(t, nodes[1], "suspend", "-list")
-		return code == 0 && strings.Contains(out, domain1), out + errOut
-	})
-	for i := range perNode {
-		for j, g := range nodes {
-			dlvSend(t, g, fmt.Sprintf("t%d-%d@%s", j, i, domain1), "X-Tenant: acme\r\n")
-		}
-	}
-	if n := len(rcv.Messages()); n > 0 {
-		t.Fatalf("%d messages delivered while the domain was suspended", n)
-	}
-	if out, errOut, code := runGannetCLI(t, nodes[1], "resume", "-domain", domain1); code != 0 {
-		t.Fatalf("resume: %d %s%s", code, out, errOut)
-	}
+	queueSuspended(t, nodes, rcv, perNode, "t", "X-Tenant: acme\r\n")
 	got := dlvWaitMessages(t, rcv, 2*perNode)
 	// Left out: the two leased batches (of one) an idle limit lets
 	// through at once.
@@ -207,6 +187,35 @@ max_message_rate = "1000/s"
 	}
 	if observed < rate*0.6 {
 		t.Errorf("the sink received only %.1f/s of the tenant's mail from the cluster, far under its limit of %.0f/s", observed, rate)
+	}
+}
+
+// queueSuspended gives each of nodes perNode messages to domain1 (local
+// parts prefix, then the node's and the message's number; headers
+// before From) while the domain is suspended on the cluster (a shared
+// admin rule), checks that rcv received none of them, and resumes the
+// domain: from then on the mail leaves at the pace of the limits alone,
+// not at the injection's.
+func queueSuspended(t *testing.T, nodes []*gannet, rcv *bsink.Sink, perNode int, prefix, headers string) {
+	t.Helper()
+	if out, errOut, code := runGannetCLI(t, nodes[0], "suspend", "-domain", domain1, "-reason", "e2e"); code != 0 {
+		t.Fatalf("suspend: %d %s%s", code, out, errOut)
+	}
+	last := nodes[len(nodes)-1]
+	waitFor(t, 5*time.Second, "the suspension on the last node", func() (bool, string) {
+		out, errOut, code := runGannetCLI(t, last, "suspend", "-list")
+		return code == 0 && strings.Contains(out, domain1), out + errOut
+	})
+	for i := range perNode {
+		for j, g := range nodes {
+			dlvSend(t, g, fmt.Sprintf("%s%d-%d@%s", prefix, j, i, domain1), headers)
+		}
+	}
+	if n := len(rcv.Messages()); n > 0 {
+		t.Fatalf("%d messages delivered while the domain was suspended", n)
+	}
+	if out, errOut, code := runGannetCLI(t, last, "resume", "-domain", domain1); code != 0 {
+		t.Fatalf("resume: %d %s%s", code, out, errOut)
 	}
 }
 
