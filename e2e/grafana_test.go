@@ -89,6 +89,11 @@ func (p *promServer) query(q string) ([]promSample, error) {
 // KumoMTA dashboard makes for queue depth, delivery latency p95,
 // delivery failures, connections per destination and message counts
 // return data under KumoMTA's names, equal to Gannet's own.
+//
+// The Gannet is a node of a cluster (one redis-server), so that the
+// cluster panels have data too. Only the panels of what a self-tuning
+// site learned (gannet_site_tuned_*, which takes windows of deferrals to
+// appear: TestE2ETuneConns reads it) are left to parse without data.
 func TestE2EGrafanaDashboard(t *testing.T) {
 	dash, err := grafana.Load("../deploy/grafana/gannet.json")
 	if err != nil {
@@ -99,7 +104,8 @@ func TestE2EGrafanaDashboard(t *testing.T) {
 	startAiosmtpd(t, hostPort(mxIP2, w.port), aioOptions{FailRcpt: "550 5.1.1 no such user here"})
 	// d3.test defers every attempt, so the queue panels have mail to show.
 	startAiosmtpd(t, hostPort(mxIP3, w.port), aioOptions{FailRcpt: "451 4.7.0 come back later"})
-	g := w.gannet(t, gannetConfig{Extra: "[metrics]\ncompat = \"kumomta\"\n"})
+	srv := startRedis(t)
+	g := w.gannet(t, gannetConfig{Extra: "[metrics]\ncompat = \"kumomta\"\n" + clusterTOML(srv, "node-a")})
 	prom := startPrometheus(t, g.HTTPAddr)
 
 	meta := func(tenant, campaign string) []byte {
@@ -126,13 +132,13 @@ func TestE2EGrafanaDashboard(t *testing.T) {
 			if err != nil {
 				t.Fatalf("panel %q %s: %v", q.Panel, q.RefID, err)
 			}
-			if len(r) == 0 {
+			if len(r) == 0 && !strings.Contains(q.Expr, "gannet_site_tuned_") {
 				empty = append(empty, q.Panel+" "+q.RefID)
 			}
 		}
 		return len(empty) == 0, fmt.Sprintf("no data: %s", strings.Join(empty, "; "))
 	})
-	t.Logf("%d dashboard queries, each answered with data", len(queries))
+	t.Logf("%d dashboard queries, each answered with data but those of gannet_site_tuned_*", len(queries))
 
 	// Values, not just presence: what the dashboard shows is what happened.
 	value := func(q string) float64 {

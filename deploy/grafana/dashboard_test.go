@@ -126,6 +126,8 @@ func TestDashboardNamesExportedMetrics(t *testing.T) {
 		return metrics.DestinationState{Sites: g, Domains: g}
 	})
 	m.SetSiteRates(func() []metrics.SiteRate { return []metrics.SiteRate{{Site: "mx.d.example", Rate: 1}} })
+	m.SetSiteTuned(func() []metrics.SiteTuned { return []metrics.SiteTuned{{Site: "mx.d.example", Rate: 1, Conns: 2}} })
+	m.RedisCall("rate")
 	var buf bytes.Buffer
 	m.WritePrometheus(&buf)
 	labels := map[string]map[string]bool{} // family → label names seen
