@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	bsink "gannet/bench/smtpsink/sink"
 	"gannet/internal/redistest"
 )
 
@@ -23,13 +24,10 @@ func TestE2EClusterSiteRate(t *testing.T) {
 		rate    = 20.0 // messages per second, the fleet's
 		perNode = 60
 	)
-	var nodes []*gannet
-	for _, id := range []string{"node-a", "node-b"} {
-		nodes = append(nodes, w.gannet(t, gannetConfig{TLSMode: "disabled", Extra: clusterTOML(srv, id) + fmt.Sprintf(`
+	nodes := clusterPair(t, w, srv, fmt.Sprintf(`
 [shaping.%q]
 max_message_rate = "20/s"
-`, domain1)}))
-	}
+`, domain1))
 	for i := range perNode {
 		for j, g := range nodes {
 			dlvSend(t, g, fmt.Sprintf("r%d-%d@%s", j, i, domain1), "")
@@ -38,15 +36,7 @@ max_message_rate = "20/s"
 	got := dlvWaitMessages(t, rcv, 2*perNode)
 	// Left out: the two batches of tokens an idle limit lets through at
 	// once.
-	observed, elapsed := arrivalRate(got, 2*2)
-	t.Logf("%d messages from two nodes in %.2fs at the sink: %.1f/s against a site limit of %.0f/s for the cluster",
-		len(got), elapsed, observed, rate)
-	if observed > rate*1.15 {
-		t.Errorf("the sink received %.1f/s from the cluster, over its site limit of %.0f/s", observed, rate)
-	}
-	if observed < rate*0.6 {
-		t.Errorf("the sink received only %.1f/s from the cluster, far under its site limit of %.0f/s", observed, rate)
-	}
+	checkFleetRate(t, got, 2*2, rate, 1.15, "messages to the site")
 }
 
 // TestE2EClusterConnectionRate: two gannet processes sharing one
@@ -63,15 +53,12 @@ func TestE2EClusterConnectionRate(t *testing.T) {
 		rate    = 2.0 // new connections per second, the fleet's
 		perNode = 8
 	)
-	var nodes []*gannet
-	for _, id := range []string{"node-a", "node-b"} {
-		nodes = append(nodes, w.gannet(t, gannetConfig{TLSMode: "disabled", Extra: clusterTOML(srv, id) + fmt.Sprintf(`
+	nodes := clusterPair(t, w, srv, fmt.Sprintf(`
 [shaping.%q]
 max_connection_rate = "2/s"
 max_deliveries_per_connection = 1
 max_message_rate = "1000/s"
-`, domain1)}))
-	}
+`, domain1))
 	queueSuspended(t, nodes, rcv, perNode, "c", "")
 	got := dlvWaitMessages(t, rcv, 2*perNode)
 	// One delivery per connection: the messages' arrivals are the
@@ -81,14 +68,34 @@ max_message_rate = "1000/s"
 	}
 	// Left out: the two batches (of one) an idle limit lets through at
 	// once.
-	observed, elapsed := arrivalRate(got, 2)
-	t.Logf("%d connections from two nodes in %.2fs at the sink: %.1f/s against a site limit of %.0f/s for the cluster",
-		len(got), elapsed, observed, rate)
-	if observed > rate*1.25 {
-		t.Errorf("the sink saw %.1f new connections/s from the cluster, over its site limit of %.0f/s", observed, rate)
+	checkFleetRate(t, got, 2, rate, 1.25, "new connections to the site")
+}
+
+// clusterPair starts two gannet nodes, node-a and node-b, of a cluster on
+// srv, relaying without TLS, with extra added to their configuration.
+func clusterPair(t *testing.T, w *relayWorld, srv *redistest.Server, extra string) []*gannet {
+	t.Helper()
+	var nodes []*gannet
+	for _, id := range []string{"node-a", "node-b"} {
+		nodes = append(nodes, w.gannet(t, gannetConfig{TLSMode: "disabled", Extra: clusterTOML(srv, id) + extra}))
 	}
-	if observed < rate*0.6 {
-		t.Errorf("the sink saw only %.1f new connections/s from the cluster, far under its site limit of %.0f/s", observed, rate)
+	return nodes
+}
+
+// checkFleetRate checks that got, what a sink received from two nodes
+// (one message each of what), arrived at about the cluster's limit (per
+// second): at most over times it, at least 0.6 times it, leaving out
+// the burst an idle limit lets through (see arrivalRate).
+func checkFleetRate(t *testing.T, got []bsink.Message, burst int, limit, over float64, what string) {
+	t.Helper()
+	observed, elapsed := arrivalRate(got, burst)
+	t.Logf("%d %s from two nodes in %.2fs at the sink: %.1f/s against the cluster's limit of %.0f/s",
+		len(got), what, elapsed, observed, limit)
+	if observed > limit*over {
+		t.Errorf("the sink received %.1f %s/s from the cluster, over its limit of %.0f/s", observed, what, limit)
+	}
+	if observed < limit*0.6 {
+		t.Errorf("the sink received only %.1f %s/s from the cluster, far under its limit of %.0f/s", observed, what, limit)
 	}
 }
 

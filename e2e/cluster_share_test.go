@@ -164,30 +164,19 @@ func TestE2EClusterTenantRate(t *testing.T) {
 		rate    = 10.0 // messages per second, the tenant's for the fleet
 		perNode = 30
 	)
-	var nodes []*gannet
-	for _, id := range []string{"node-a", "node-b"} {
-		nodes = append(nodes, w.gannet(t, gannetConfig{TLSMode: "disabled", Extra: clusterTOML(srv, id) + fmt.Sprintf(`
+	nodes := clusterPair(t, w, srv, fmt.Sprintf(`
 [[tenant]]
 name = "acme"
 max_message_rate = "10/s"
 
 [shaping.%q]
 max_message_rate = "1000/s"
-`, domain1)}))
-	}
+`, domain1))
 	queueSuspended(t, nodes, rcv, perNode, "t", "X-Tenant: acme\r\n")
 	got := dlvWaitMessages(t, rcv, 2*perNode)
 	// Left out: the two leased batches (of one) an idle limit lets
 	// through at once.
-	observed, elapsed := arrivalRate(got, 2)
-	t.Logf("%d messages of one tenant from two nodes in %.2fs at the sink: %.1f/s against its limit of %.0f/s for the cluster",
-		len(got), elapsed, observed, rate)
-	if observed > rate*1.2 {
-		t.Errorf("the sink received %.1f/s of the tenant's mail from the cluster, over its limit of %.0f/s", observed, rate)
-	}
-	if observed < rate*0.6 {
-		t.Errorf("the sink received only %.1f/s of the tenant's mail from the cluster, far under its limit of %.0f/s", observed, rate)
-	}
+	checkFleetRate(t, got, 2, rate, 1.2, "messages of the tenant")
 }
 
 // queueSuspended gives each of nodes perNode messages to domain1 (local
