@@ -28,8 +28,13 @@ import (
 //     TuneClimb (10%), or by TuneClimbNear (2%) once it is within 10% of
 //     the rate that throttling last began at, so that the search dwells
 //     just under the site's hidden limit rather than running past it.
-//   - A window with fewer than Tuning.MinAttempts attempts, or whose
-//     traffic stayed well under the tuned rate, teaches nothing.
+//   - A window whose traffic stayed well under the tuned rate teaches
+//     nothing. One with fewer than Tuning.MinAttempts attempts stretches
+//     (tunestart.go).
+//
+// A site starts at a tenth of the ceiling and climbs faster until its
+// first pushback (slow start, tunestart.go). Greylisting is not pushback
+// (greylist.go).
 //
 // The tuned rate never passes the configured max_message_rate (the
 // ceiling; with none, the climb has no end but the site's pushback).
@@ -76,6 +81,7 @@ type siteTune struct {
 	TuneState
 	winStart           time.Time
 	attempts, deferred int
+	slow               bool     // slow start: climbing TuneSlowStart a window until the first pushback (tunestart.go)
 	sources            []string // the egress sources seen in the window
 	counts             []int    // and their transactions
 }
@@ -96,8 +102,11 @@ func (s *Shaper) tuningOf(p *path) Tuning {
 // tunedRate returns the tuned rate of a path; 0 when it does not tune or
 // has learned nothing. Under s.mu.
 func tunedRate(p *path) float64 {
-	if !p.tuning.Enabled || p.sm == nil || p.sm.tune == nil {
+	if !p.tuning.Enabled || p.sm == nil {
 		return 0
+	}
+	if p.sm.tune == nil {
+		return tuneStartRate(p) // nothing seen yet: the slow start's (tunestart.go)
 	}
 	return p.sm.tune.Rate
 }
@@ -112,7 +121,7 @@ func (s *Shaper) observeTune(p *path, out *outbound.Outcome, now time.Time) {
 	sm := s.siteModeOf(p)
 	t := sm.tune
 	if t == nil {
-		t = &siteTune{TuneState: TuneState{Site: p.site.String()}}
+		t = newSiteTune(p, now)
 		sm.tune = t
 	}
 	if t.winStart.IsZero() || sm.on {
@@ -132,6 +141,8 @@ func (s *Shaper) observeTune(p *path, out *outbound.Outcome, now time.Time) {
 		r := &out.Results[i]
 		switch {
 		case r.Local:
+		case r.Status == outbound.Transient && Greylisting(r.Reply):
+			// Not pushback (greylist.go): no attempt of the site's rate.
 		case r.Status == outbound.Transient:
 			t.attempts++
 			t.deferred++
@@ -140,7 +151,7 @@ func (s *Shaper) observeTune(p *path, out *outbound.Outcome, now time.Time) {
 		}
 	}
 	elapsed := now.Sub(t.winStart)
-	if elapsed < tc.Window {
+	if !tuneWindowDone(tc, elapsed, t.attempts) {
 		return
 	}
 	// The tuned rate is each egress source's: the rate offered is the
@@ -148,8 +159,8 @@ func (s *Shaper) observeTune(p *path, out *outbound.Outcome, now time.Time) {
 	offered := float64(slices.Max(t.counts)) / elapsed.Seconds()
 	attempts, deferred := t.attempts, t.deferred
 	t.winStart, t.attempts, t.deferred, t.sources, t.counts = now, 0, 0, t.sources[:0], t.counts[:0]
-	if attempts < tc.MinAttempts {
-		return
+	if attempts == 0 {
+		return // stretched to its end with nothing to learn from
 	}
 	ceil := p.base.MessageRate
 	cur := t.Rate
@@ -165,7 +176,7 @@ func (s *Shaper) observeTune(p *path, out *outbound.Outcome, now time.Time) {
 		if cur > 0 && cur < from {
 			from = cur
 		}
-		t.Throttled = from
+		t.Throttled, t.slow = from, false
 		next, how = from*TuneStepBack, fmt.Sprintf("down to %.0f%%", TuneStepBack*100)
 		if took := offered * (1 - share) * TuneTook; took < next {
 			next, how = took, fmt.Sprintf("down to %.0f%% of the %.1f/s it took", TuneTook*100, offered*(1-share))
@@ -180,6 +191,9 @@ func (s *Shaper) observeTune(p *path, out *outbound.Outcome, now time.Time) {
 		}
 		if t.Throttled > 0 && cur >= t.Throttled {
 			t.Throttled = 0 // the site takes more than it did: search on
+		}
+		if t.slow {
+			step = TuneSlowStart
 		}
 		next = cur * (1 + step)
 		how = fmt.Sprintf("up %.0f%%", step*100)
