@@ -34,7 +34,7 @@ import (
 //
 // A site starts at a tenth of the ceiling and climbs faster until its
 // first pushback (slow start, tunestart.go). Greylisting is not pushback
-// (greylist.go).
+// (greylist.go); a burst of deferrals steps back 15% only (tuneburst.go).
 //
 // The tuned rate never passes the configured max_message_rate (the
 // ceiling; with none, the climb has no end but the site's pushback).
@@ -81,9 +81,10 @@ type siteTune struct {
 	TuneState
 	winStart           time.Time
 	attempts, deferred int
-	slow               bool     // slow start: climbing TuneSlowStart a window until the first pushback (tunestart.go)
-	sources            []string // the egress sources seen in the window
-	counts             []int    // and their transactions
+	burst              tuneBurst // the window's deferrals (tuneburst.go)
+	slow               bool      // slow start: climbing TuneSlowStart a window until the first pushback (tunestart.go)
+	sources            []string  // the egress sources seen in the window
+	counts             []int     // and their transactions
 }
 
 // tuningOf returns the tuning configuration of a path.
@@ -128,6 +129,7 @@ func (s *Shaper) observeTune(p *path, out *outbound.Outcome, now time.Time) {
 		// The first transaction starts a window; backoff mode decides
 		// the rate meanwhile.
 		t.winStart, t.attempts, t.deferred, t.sources, t.counts = now, 0, 0, t.sources[:0], t.counts[:0]
+		t.burst = tuneBurst{}
 		if sm.on {
 			return
 		}
@@ -146,8 +148,10 @@ func (s *Shaper) observeTune(p *path, out *outbound.Outcome, now time.Time) {
 		case r.Status == outbound.Transient:
 			t.attempts++
 			t.deferred++
+			t.burst.deferral()
 		default:
 			t.attempts++
+			t.burst.acceptance()
 		}
 	}
 	elapsed := now.Sub(t.winStart)
@@ -159,6 +163,8 @@ func (s *Shaper) observeTune(p *path, out *outbound.Outcome, now time.Time) {
 	offered := float64(slices.Max(t.counts)) / elapsed.Seconds()
 	attempts, deferred := t.attempts, t.deferred
 	t.winStart, t.attempts, t.deferred, t.sources, t.counts = now, 0, 0, t.sources[:0], t.counts[:0]
+	burst := t.burst.isBurst(deferred)
+	t.burst = tuneBurst{}
 	if attempts == 0 {
 		return // stretched to its end with nothing to learn from
 	}
@@ -171,6 +177,8 @@ func (s *Shaper) observeTune(p *path, out *outbound.Outcome, now time.Time) {
 	var next float64
 	var how string
 	switch {
+	case share > tc.TargetDeferral && burst:
+		next, how = max(tc.MinRate, cmpOr(cur, offered)*TuneStepBack), fmt.Sprintf("a burst: down to %.0f%%", TuneStepBack*100)
 	case share > tc.TargetDeferral:
 		from := offered
 		if cur > 0 && cur < from {
