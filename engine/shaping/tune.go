@@ -155,7 +155,7 @@ func (s *Shaper) observeTune(p *path, out *outbound.Outcome, now time.Time) {
 		}
 	}
 	elapsed := now.Sub(t.winStart)
-	if !tuneWindowDone(tc, elapsed, t.attempts) {
+	if !tuneWindowDone(tc, elapsed, t.attempts, t.deferred, t.burst.isBurst(t.deferred)) {
 		return
 	}
 	// The tuned rate is each egress source's: the rate offered is the

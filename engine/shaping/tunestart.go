@@ -22,13 +22,19 @@ import (
 // them, or until TuneStretch windows have passed, and then counts with
 // what it has (if anything). So a tuned rate too low to fill a window
 // (rate × window < min attempts) still climbs, if more slowly, rather
-// than never learning again.
+// than never learning again. A window in which the site pushes back hard
+// (more than TuneEarlyShare of the attempts deferred, with MinAttempts,
+// and not in a burst: tuneburst.go) ends early, after a fifth of Tuning.Window (at least a second: rate
+// limits are mostly counted by the second), so that a rate far past the
+// site's limit — the start, or a step of the slow start — is not kept up
+// for a whole window.
 
 // The slow start and the stretch of a window.
 const (
 	TuneStartShare = 0.1 // the share of max_message_rate a site starts at
 	TuneSlowStart  = 0.5 // the climb per good window before the first pushback
 	TuneStretch    = 4   // a window short of MinAttempts lasts at most this many windows
+	TuneEarlyShare = 0.1 // a window with more of its attempts deferred ends early
 )
 
 // tuneStartRate returns the rate a path's site starts tuning at: a tenth
@@ -54,10 +60,11 @@ func newSiteTune(p *path, now time.Time) *siteTune {
 }
 
 // tuneWindowDone reports whether a window that began elapsed ago and
-// holds attempts is over.
-func tuneWindowDone(tc Tuning, elapsed time.Duration, attempts int) bool {
+// holds attempts, deferred of them (burst: in a burst), is over.
+func tuneWindowDone(tc Tuning, elapsed time.Duration, attempts, deferred int, burst bool) bool {
 	if elapsed < tc.Window {
-		return false
+		return attempts >= tc.MinAttempts && float64(deferred) > TuneEarlyShare*float64(attempts) &&
+			elapsed >= max(time.Second, tc.Window/5) && !burst
 	}
 	return attempts >= tc.MinAttempts || elapsed >= TuneStretch*tc.Window
 }
