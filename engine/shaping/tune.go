@@ -81,10 +81,11 @@ type siteTune struct {
 	TuneState
 	winStart           time.Time
 	attempts, deferred int
-	burst              tuneBurst // the window's deferrals (tuneburst.go)
-	slow               bool      // slow start: climbing TuneSlowStart a window until the first pushback (tunestart.go)
-	sources            []string  // the egress sources seen in the window
-	counts             []int     // and their transactions
+	sources            []string // the egress sources seen in the window
+	counts             []int    // and their transactions
+
+	burst tuneBurst // the window's runs of deferrals (tuneburst.go)
+	slow  bool      // slow start: climbing TuneSlowStart a window until the first pushback (tunestart.go)
 }
 
 // tuningOf returns the tuning configuration of a path.

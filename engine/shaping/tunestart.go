@@ -24,12 +24,12 @@ import (
 // (rate × window < min attempts) still climbs, if more slowly, rather
 // than never learning again. A window in which the site pushes back hard
 // (more than TuneEarlyShare of the attempts deferred, with MinAttempts,
-// and not in a burst: tuneburst.go) ends early, after a fifth of Tuning.Window (at least a second: rate
-// limits are mostly counted by the second), so that a rate far past the
-// site's limit — the start, or a step of the slow start — is not kept up
-// for a whole window.
+// and not in a burst: tuneburst.go) ends early, after a fifth of
+// Tuning.Window (at least a second: rate limits are mostly counted by the
+// second), so that a rate far past the site's limit — the start, or a
+// step of the slow start — is not kept up for a whole window.
 
-// The slow start and the stretch of a window.
+// The slow start, and the stretch and early end of a window.
 const (
 	TuneStartShare = 0.1 // the share of max_message_rate a site starts at
 	TuneSlowStart  = 0.5 // the climb per good window before the first pushback
