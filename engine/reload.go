@@ -37,7 +37,7 @@ import (
 //     [[tenant]] dkim_domain, dkim_domains and list_unsubscribe, [meta];
 //   - [[tenant]] rates;
 //     [queue] max_queue_depth and the retry schedule (retry_interval,
-//     max_retry_interval, max_retry_age: from the next failed attempt on;
+//     max_retry_interval, max_retry_age, greylist_retry: from the next failed attempt on;
 //     retries already scheduled keep their time), dead_letter_after and
 //     keep_bounced (for mail that ends from then on); [[api_key]]; [[smtp_user]];
 //     [bounce] rules_file (re-read even when its name did not change);
@@ -515,5 +515,7 @@ func retryPolicy(cfg *config.Config) queue.RetryPolicy {
 		Initial: cfg.Queue.RetryInterval.Duration,
 		Max:     cfg.Queue.MaxRetryInterval.Duration,
 		MaxAge:  cfg.Queue.MaxRetryAge.Duration,
+		// Greylist: a first attempt greylisted (delivery's outcome.go).
+		Greylist: cfg.Queue.GreylistRetry.Duration,
 	}
 }

@@ -10,6 +10,9 @@ type RetryPolicy struct {
 	Initial time.Duration
 	Max     time.Duration
 	MaxAge  time.Duration
+	// Greylist is the delay after a first attempt the receiver greylisted
+	// (RFC 6647: it accepts a retry after some minutes); 0: Delay's.
+	Greylist time.Duration
 }
 
 // Delay returns how long to wait before the next attempt, after attempts

@@ -414,6 +414,10 @@ type Queue struct {
 	// includes DELAY and that is still undelivered this long after the
 	// message arrived gets one "delayed" DSN; 0 sends none.
 	DelayWarningAfter Duration `toml:"delay_warning_after"`
+	// GreylistRetry: a recipient whose first attempt was greylisted
+	// (shaping.Greylisting) is retried this long after it rather than
+	// after retry_interval; 0 keeps the retry schedule.
+	GreylistRetry Duration `toml:"greylist_retry"`
 }
 
 // Meta is [meta]: headers that carry routing metadata.

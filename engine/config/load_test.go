@@ -326,6 +326,8 @@ command_timeout = "5m"
 			[]string{`F:5: http_listener[0].trusted_hosts[1]: "10.0.0.0/33" is not an IP network (write "192.0.2.0/24", "::1/128" or "127.0.0.1")`}},
 		{"negative delay warning", "[queue]\ndelay_warning_after = \"-4h\"\n",
 			[]string{`F:2: queue.delay_warning_after: must not be negative, not "-4h0m0s"`}},
+		{"negative greylist retry", "[queue]\ngreylist_retry = \"-5m\"\n",
+			[]string{`F:2: queue.greylist_retry: must not be negative, not "-5m0s"`}},
 		{"api key roles", "[[tenant]]\nname = \"acme\"\n\n[[api_key]]\nkey = \"k1\"\nrole = \"root\"\n\n[[api_key]]\nkey = \"k2\"\ntenant = \"acme\"\nrole = \"viewer\"\n\n[[api_key]]\nkey = \"k3\"\nrole = \"admin\"\n", []string{
 			`F:6: api_key[0].role: "root" is not one of "admin", "viewer"`,
 			`F:11: api_key[1].role: is for operator keys: a key bound to a tenant cannot log in to the console`,

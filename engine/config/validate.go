@@ -409,6 +409,7 @@ func (c *Config) validate() []problem {
 	ck.positive(at("queue", "max_retry_age"), q.MaxRetryAge)
 	ck.notNegative(at("queue", "dead_letter_after"), q.DeadLetterAfter)
 	ck.notNegative(at("queue", "delay_warning_after"), q.DelayWarningAfter)
+	ck.notNegative(at("queue", "greylist_retry"), q.GreylistRetry)
 	if q.MaxRetryInterval.Duration > 0 && q.MaxRetryInterval.Duration < q.RetryInterval.Duration {
 		ck.add(at("queue", "max_retry_interval"), "(%s) must not be shorter than retry_interval (%s)", q.MaxRetryInterval.Duration, q.RetryInterval.Duration)
 	}

@@ -29,7 +29,8 @@ func (l *Loop) applyAll(it *workItem, st outbound.Status, rep smtpwire.Reply) {
 // apply records the outcome of one attempt of a work item: it counts the
 // attempt and turns each recipient's result into a verdict; the deferred
 // ones are retried (RetryPolicy: retry_interval doubling up to
-// max_retry_interval) or, past max_retry_age, expire. settle makes the
+// max_retry_interval; greylist_retry after a first attempt greylisted) or,
+// past max_retry_age, expire. settle makes the
 // verdicts stand (state, spool, records).
 func (l *Loop) apply(it *workItem, idx []int, out outbound.Outcome) {
 	now := l.clock.Now()
@@ -91,6 +92,8 @@ func (l *Loop) apply(it *workItem, idx []int, out outbound.Outcome) {
 		policy := l.retryFor(ms.env, it.domain)
 		if d := l.retryAfterBackoff(dest); d > 0 {
 			policy.Initial, policy.Max = d, d // the site is in backoff: backoff_retry_after
+		} else if d := policy.Greylist; d > 0 && lastAttempts == 1 && allGreylisted(out.Results) {
+			policy.Initial, policy.Max = d, d // greylisted at a first attempt: greylist_retry
 		}
 		if due, ok := policy.Next(m.Created, now, lastAttempts); ok {
 			retry = &workItem{ms: ms, domain: it.domain, rcpts: deferred, high: it.high, retryAt: due}

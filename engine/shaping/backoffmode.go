@@ -175,6 +175,8 @@ func (s *Shaper) observeMode(p *path, out *outbound.Outcome, throttled bool, now
 			attempts++
 			delivered++
 		case r.Local:
+		case r.Status == outbound.Transient && Greylisting(r.Reply):
+			// Not pushback (greylist.go): no attempt of the site's rate.
 		case r.Status == outbound.Transient:
 			attempts++
 			deferrals++

@@ -30,7 +30,9 @@
 // is unlimited, the first cut starts from the rate measured over the last
 // seconds, and the path returns to unlimited once it has climbed back to
 // that rate. Replies Gannet made itself (a lost connection, a TLS policy
-// failure) are never throttling: outbound.Result.Local marks them.
+// failure) are never throttling: outbound.Result.Local marks them; nor is
+// greylisting (Greylisting, greylist.go), which asks for a retry of the
+// recipient, not a slower site.
 // Each change of a cut is told to Config.OnCut, so that a cluster shares
 // it, and ApplyCut puts another node's in force (sharedcut.go).
 //

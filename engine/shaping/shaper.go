@@ -429,9 +429,10 @@ var builtinThrottle = regexp.MustCompile(`(?i)rate limit|unusual rate|too many (
 // recipient got), or a 4xx whose text says so (builtinThrottle and the
 // configured throttle_regex). A lone 451 at RCPT is a per-recipient
 // temporary failure (greylisting, a busy mailbox), not a reason to slow the
-// whole site down.
+// whole site down; nor is greylisting (Greylisting), even with a 4.7.1
+// or refusing every recipient of the transaction.
 func (s *Shaper) isThrottle(r smtpwire.Reply, wholeTxn bool) bool {
-	if r.Code/100 != 4 {
+	if r.Code/100 != 4 || Greylisting(r) {
 		return false
 	}
 	if r.Code == 421 || strings.HasPrefix(r.Enhanced, "4.7.") || (r.Code == 451 && wholeTxn) {

@@ -262,8 +262,9 @@ func BenchmarkShaperLimitsObserve(b *testing.B) {
 
 // TestThrottleReplies: which deferrals count as "slow down". A lone 451 at
 // RCPT among delivered recipients (greylisting, a busy mailbox) does not cut
-// the site; a 451 refusing the whole transaction, a 421, any 4.7.x and a 4xx
-// speaking of rates do.
+// the site, nor does greylisting (even a 4.7.1 to every recipient); a 451
+// refusing the whole transaction, a 421, any other 4.7.x and a 4xx speaking
+// of rates do.
 func TestThrottleReplies(t *testing.T) {
 	mixed := &outbound.Outcome{Results: []outbound.Result{
 		{Rcpt: "a@x.test", Status: outbound.Delivered, Reply: smtpwire.Reply{Code: 250, Enhanced: "2.0.0", Lines: []string{"OK"}}},
@@ -277,7 +278,10 @@ func TestThrottleReplies(t *testing.T) {
 		{"451 for one recipient of two", mixed, false},
 		{"451 for the whole transaction", outcome(outbound.Transient, 451, "4.3.0", "local error"), true},
 		{"421", outcome(outbound.Transient, 421, "4.3.2", "closing"), true},
-		{"450 4.7.1", outcome(outbound.Transient, 450, "4.7.1", "greylisted"), true},
+		{"450 4.7.1", outcome(outbound.Transient, 450, "4.7.1", "Client host rejected: policy"), true},
+		{"450 4.7.1 greylisted", outcome(outbound.Transient, 450, "4.7.1", "greylisted"), false},
+		{"451 4.7.1 greylisting for the whole transaction", outcome(outbound.Transient, 451, "4.7.1", "Greylisted, try again later"), false},
+		{"421 speaking of greylisting", outcome(outbound.Transient, 421, "4.7.0", "greylisted, closing"), true},
 		{"450 with rate wording", outcome(outbound.Transient, 450, "4.2.1", "Rate limit exceeded, try again later"), true},
 		{"452 mailbox full", outcome(outbound.Transient, 452, "4.2.2", "mailbox full"), false},
 		{"550", outcome(outbound.Bounced, 550, "5.1.1", "no such user"), false},

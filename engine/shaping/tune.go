@@ -28,8 +28,13 @@ import (
 //     TuneClimb (10%), or by TuneClimbNear (2%) once it is within 10% of
 //     the rate that throttling last began at, so that the search dwells
 //     just under the site's hidden limit rather than running past it.
-//   - A window with fewer than Tuning.MinAttempts attempts, or whose
-//     traffic stayed well under the tuned rate, teaches nothing.
+//   - A window whose traffic stayed well under the tuned rate teaches
+//     nothing. One with fewer than Tuning.MinAttempts attempts stretches
+//     (tunestart.go).
+//
+// A site starts at a tenth of the ceiling and climbs faster until its
+// first pushback (slow start, tunestart.go). Greylisting is not pushback
+// (greylist.go); a burst of deferrals steps back 15% only (tuneburst.go).
 //
 // The tuned rate never passes the configured max_message_rate (the
 // ceiling; with none, the climb has no end but the site's pushback).
@@ -89,6 +94,9 @@ type siteTune struct {
 	sources            []string // the egress sources seen in the window
 	counts             []int    // and their transactions
 	connWindow                  // connection-count tuning (tuneconns.go)
+
+	burst tuneBurst // the window's runs of deferrals (tuneburst.go)
+	slow  bool      // slow start: climbing TuneSlowStart a window until the first pushback (tunestart.go)
 }
 
 // tuningOf returns the tuning configuration of a path.
@@ -107,8 +115,11 @@ func (s *Shaper) tuningOf(p *path) Tuning {
 // tunedRate returns the tuned rate of a path; 0 when it does not tune or
 // has learned nothing. Under s.mu.
 func tunedRate(p *path) float64 {
-	if !p.tuning.Enabled || p.sm == nil || p.sm.tune == nil {
+	if !p.tuning.Enabled || p.sm == nil {
 		return 0
+	}
+	if p.sm.tune == nil {
+		return tuneStartRate(p) // nothing seen yet: the slow start's (tunestart.go)
 	}
 	return p.sm.tune.Rate
 }
@@ -123,7 +134,7 @@ func (s *Shaper) observeTune(p *path, out *outbound.Outcome, now time.Time) {
 	sm := s.siteModeOf(p)
 	t := sm.tune
 	if t == nil {
-		t = &siteTune{TuneState: TuneState{Site: p.site.String()}}
+		t = newSiteTune(p, now)
 		sm.tune = t
 	}
 	if t.winStart.IsZero() || sm.on {
@@ -143,16 +154,20 @@ func (s *Shaper) observeTune(p *path, out *outbound.Outcome, now time.Time) {
 		r := &out.Results[i]
 		switch {
 		case r.Local:
+		case r.Status == outbound.Transient && Greylisting(r.Reply):
+			// Not pushback (greylist.go): no attempt of the site's rate.
 		case r.Status == outbound.Transient:
 			t.attempts++
 			t.deferred++
+			t.burst.deferral()
 		default:
 			t.attempts++
+			t.burst.acceptance()
 		}
 	}
 	t.observeConns(out)
 	elapsed := now.Sub(t.winStart)
-	if elapsed < tc.Window {
+	if !tuneWindowDone(tc, elapsed, t.attempts, t.deferred, t.burst.isBurst(t.deferred)) {
 		return
 	}
 	rateMoved := s.stepRate(p, t, elapsed)
@@ -168,18 +183,20 @@ func (s *Shaper) observeTune(p *path, out *outbound.Outcome, now time.Time) {
 func (t *siteTune) resetWindow(now time.Time) {
 	t.winStart, t.attempts, t.deferred, t.sources, t.counts = now, 0, 0, t.sources[:0], t.counts[:0]
 	t.txns, t.refused, t.maxOpen, t.took = 0, 0, 0, t.took[:0]
+	t.burst = tuneBurst{}
 }
 
 // stepRate is the message rate's step at the end of a window of elapsed;
 // it reports whether the tuned rate moved.
 func (s *Shaper) stepRate(p *path, t *siteTune, elapsed time.Duration) bool {
 	tc := p.tuning
-	if t.attempts < tc.MinAttempts || len(t.counts) == 0 {
-		return false
+	if t.attempts == 0 || len(t.counts) == 0 {
+		return false // stretched to its end with nothing to learn from (tuneWindowDone)
 	}
 	// The tuned rate is each egress source's: the rate offered is the
 	// busiest source's, the one the tuned rate held back.
 	offered := float64(slices.Max(t.counts)) / elapsed.Seconds()
+	burst := t.burst.isBurst(t.deferred)
 	ceil := p.base.MessageRate
 	cur := t.Rate
 	if cur <= 0 {
@@ -189,12 +206,14 @@ func (s *Shaper) stepRate(p *path, t *siteTune, elapsed time.Duration) bool {
 	var next float64
 	var how string
 	switch {
+	case share > tc.TargetDeferral && burst:
+		next, how = max(tc.MinRate, cmpOr(cur, offered)*TuneStepBack), fmt.Sprintf("a burst: down to %.0f%%", TuneStepBack*100)
 	case share > tc.TargetDeferral:
 		from := offered
 		if cur > 0 && cur < from {
 			from = cur
 		}
-		t.Throttled = from
+		t.Throttled, t.slow = from, false
 		next, how = from*TuneStepBack, fmt.Sprintf("down to %.0f%%", TuneStepBack*100)
 		if took := offered * (1 - share) * TuneTook; took < next {
 			next, how = took, fmt.Sprintf("down to %.0f%% of the %.1f/s it took", TuneTook*100, offered*(1-share))
@@ -209,6 +228,9 @@ func (s *Shaper) stepRate(p *path, t *siteTune, elapsed time.Duration) bool {
 		}
 		if t.Throttled > 0 && cur >= t.Throttled {
 			t.Throttled = 0 // the site takes more than it did: search on
+		}
+		if t.slow {
+			step = TuneSlowStart
 		}
 		next = cur * (1 + step)
 		how = fmt.Sprintf("up %.0f%%", step*100)

@@ -1,6 +1,7 @@
 package shaping
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -32,10 +33,15 @@ func (h *hiddenRateSite) answer(now time.Time) *outbound.Outcome {
 	return ok()
 }
 
+// answerer is a simulated site.
+type answerer interface {
+	answer(now time.Time) *outbound.Outcome
+}
+
 // simulateTuning sends to site over d of fake time as fast as the shaper
 // lets it (a sender with endless mail, in steps of 10ms), and calls each
 // after every step.
-func simulateTuning(s *Shaper, c *clock, site *hiddenRateSite, d time.Duration, each func()) {
+func simulateTuning(s *Shaper, c *clock, site answerer, d time.Duration, each func()) {
 	const step = 10 * time.Millisecond
 	credit := 0.0
 	for end := c.t.Add(d); c.t.Before(end); c.advance(step) {
@@ -81,8 +87,11 @@ func TestTuneSettlesUnderHiddenRate(t *testing.T) {
 	if len(*told) == 0 {
 		t.Fatal("no tuning change was told")
 	}
-	if first := (*told)[0]; first.Rate >= 200 || !strings.Contains(first.Reason, "down") {
-		t.Errorf("first change %+v: want a step down from the ceiling, saying so", first)
+	if first := (*told)[0]; first.Rate != 30 || !strings.Contains(first.Reason, "up 50%") {
+		t.Errorf("first change %+v: want the slow start's climb from 20/s to 30/s, saying so", first)
+	}
+	if i := slices.IndexFunc(*told, func(st TuneState) bool { return strings.Contains(st.Reason, "down") }); i < 0 || (*told)[i].Throttled > 1.5*hidden*1.05 {
+		t.Errorf("changes %+v: want a step down once the slow start passed the hidden rate, by at most one step", *told)
 	}
 
 	*site = hiddenRateSite{limit: int(hidden)}
@@ -116,14 +125,20 @@ func TestTuneSettlesUnderHiddenRate(t *testing.T) {
 }
 
 // TestTuneStaysUnderCeiling: a site that would take 100/s, behind a
-// configured ceiling of 30/s: the tuning has nothing to learn above the
-// ceiling, and the rate never passes it.
+// configured ceiling of 30/s: the slow start climbs from 3/s to the
+// ceiling in six windows (×1.5 each), the tuning has nothing to learn
+// above it, and the rate never passes it.
 func TestTuneStaysUnderCeiling(t *testing.T) {
 	s, c, _ := tuneShaper(outbound.Limits{Connections: 10, MessageRate: 30}, tuneOn)
 	site := &hiddenRateSite{limit: 100}
+	if r := s.Limits(slowPath).MessageRate; r != 3 {
+		t.Fatalf("effective rate before any attempt %v, want the slow start's 3 (a tenth of the ceiling)", r)
+	}
+	start := c.t
 	simulateTuning(s, c, site, 10*time.Minute, func() {
-		if r := s.Limits(slowPath).MessageRate; r != 30 {
-			t.Fatalf("effective rate %v, want the ceiling 30 (the site takes more)", r)
+		r := s.Limits(slowPath).MessageRate
+		if r > 30 || c.t.Sub(start) > 7*tuneOn.Window && r != 30 {
+			t.Fatalf("effective rate %v after %v, want at most the ceiling 30, and it after 7 windows (the site takes more)", r, c.t.Sub(start))
 		}
 	})
 	if site.deferrals != 0 {
