@@ -1222,8 +1222,11 @@ main() {
       bg webhook-sink /usr/bin/python3 "$LIB/webhook_sink.py" "$WH_PORT" bench-webhook-secret
       WH_PID=$BG_PID
       for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$WH_PORT/count" && break; sleep 0.1; done
+      local whcpu0
+      whcpu0=$(BL cpu "$WH_PID")
       relay_run gannet-events b "$SIZE" "$CONNS" "$PER_CONN" "$MSGS" "" "$(events_toml)"
-      log "(b) gannet-events: records the webhook receiver took by the end of the run: $(curl -s "http://127.0.0.1:$WH_PORT/count")"
+      # The receiver shares the 2 cores: its CPU is part of the price.
+      log "(b) gannet-events: records the webhook receiver took by the end of the run: $(curl -s "http://127.0.0.1:$WH_PORT/count"); its CPU: $(awk -v a="$(BL cpu "$WH_PID")" -v b="$whcpu0" 'BEGIN{ printf "%.2f", a-b }') s"
       stop_pid "$WH_PID"
     fi
     phase "b+d"

@@ -321,6 +321,9 @@ func (j *journal) rotate(head uint64, last *segment) (*segment, error) {
 		j.segs = append(j.segs, last)
 	}
 	last.memFrom, last.inMem = last.size, true
+	// Room for the rest of the segment and a last batch past its size:
+	// growing a slice of megabytes copies it.
+	last.mem = make([]byte, 0, max(j.segSize-last.size, 0)+j.segSize/8)
 	j.mu.Unlock()
 	return last, syncDir(j.dir)
 }
