@@ -33,9 +33,9 @@
 // plus its line. A journal line is the record's JSON behind a small header
 // (entry.go). An index in memory (journal.go) gives each record's place
 // in its segment and the sinks that take it, so that a sink reads a batch
-// as one byte range and skips the records of other sinks without reading
-// them; the segment being written is also kept in memory, so a sink that
-// keeps up reads without a system call. A cursor file holds next, the
+// as one byte range (one pread(2), from the page cache when it keeps up)
+// and skips the records of other sinks without reading them. A cursor
+// file holds next, the
 // first record not yet done for the sink, batch_end, the end of the batch
 // being shipped, and a checksum; it is rewritten in place (cursor.go).
 // batch_end is saved before the batch's first attempt, so that after a

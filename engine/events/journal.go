@@ -58,13 +58,6 @@ type segment struct {
 	offs  []uint32 // where each record's line starts
 	masks []uint32 // the sinks that take each record
 	size  int64    // bytes of complete lines
-	// The segment being written keeps what this process wrote to it in
-	// memory too, the bytes from memFrom on, so that sinks that keep up
-	// read their batches without a system call or a copy. Appends never
-	// change bytes already there: a reader may keep a slice of them.
-	mem     []byte
-	memFrom int64
-	inMem   bool
 }
 
 // records is how many records the segment holds.
@@ -284,9 +277,6 @@ func (j *journal) append(lines []byte, masks []uint32) error {
 			}
 		}
 	}
-	if last.inMem {
-		last.mem = append(last.mem, lines...)
-	}
 	last.size = off
 	j.head += uint64(len(masks))
 	j.notifyLocked()
@@ -303,11 +293,6 @@ func (j *journal) rotate(head uint64, last *segment) (*segment, error) {
 		}
 		j.closeFile()
 	}
-	j.mu.Lock()
-	if last != nil {
-		last.mem, last.inMem = nil, false // readers read the file
-	}
-	j.mu.Unlock()
 	if last == nil || last.size >= j.segSize {
 		last = &segment{first: head}
 	}
@@ -320,10 +305,6 @@ func (j *journal) rotate(head uint64, last *segment) (*segment, error) {
 	if n := len(j.segs); n == 0 || j.segs[n-1] != last {
 		j.segs = append(j.segs, last)
 	}
-	last.memFrom, last.inMem = last.size, true
-	// Room for the rest of the segment and a last batch past its size:
-	// growing a slice of megabytes copies it.
-	last.mem = make([]byte, 0, max(j.segSize-last.size, 0)+j.segSize/8)
 	j.mu.Unlock()
 	return last, syncDir(j.dir)
 }
@@ -395,7 +376,7 @@ type reader struct {
 	bit uint32
 	seg uint64   // first seq of the open segment
 	f   *os.File // nil: none open
-	buf []byte   // lines read from files for the last batch
+	buf []byte   // the last batch's lines
 	b   batch    // the last batch
 }
 
@@ -413,7 +394,6 @@ type part struct {
 	start, end int64  // byte range
 	offs       []uint32
 	masks      []uint32
-	mem        []byte // the bytes, when the segment has them in memory
 }
 
 // read returns the records of [from, end) the sink takes, in order. The
@@ -428,12 +408,8 @@ func (rd *reader) read(from, end uint64) (*batch, error) {
 			continue
 		}
 		stop := int(min(end-s.first, s.records()))
-		p := part{first: s.first, seq: seq, start: int64(s.offs[i]), end: s.lineEnd(stop - 1),
-			offs: s.offs[i:stop], masks: s.masks[i:stop]}
-		if s.inMem && p.start >= s.memFrom {
-			p.mem = s.mem[p.start-s.memFrom : p.end-s.memFrom]
-		}
-		parts = append(parts, p)
+		parts = append(parts, part{first: s.first, seq: seq, start: int64(s.offs[i]), end: s.lineEnd(stop - 1),
+			offs: s.offs[i:stop], masks: s.masks[i:stop]})
 		seq = s.first + uint64(stop)
 	}
 	rd.j.mu.Unlock()
@@ -449,23 +425,20 @@ func (rd *reader) read(from, end uint64) (*batch, error) {
 }
 
 func (rd *reader) readPart(p *part, b *batch) error {
-	data := p.mem
-	if data == nil {
-		if rd.f == nil || rd.seg != p.first {
-			rd.close()
-			f, err := os.Open(rd.j.segPath(p.first))
-			if err != nil {
-				return err
-			}
-			rd.f, rd.seg = f, p.first
+	if rd.f == nil || rd.seg != p.first {
+		rd.close()
+		f, err := os.Open(rd.j.segPath(p.first))
+		if err != nil {
+			return err
 		}
-		base := len(rd.buf)
-		rd.buf = slices.Grow(rd.buf, int(p.end-p.start))[:base+int(p.end-p.start)]
-		data = rd.buf[base:]
-		if _, err := rd.f.ReadAt(data, p.start); err != nil {
-			rd.close()
-			return fmt.Errorf("events: segment %s: %w", rd.j.segPath(p.first), err)
-		}
+		rd.f, rd.seg = f, p.first
+	}
+	base := len(rd.buf)
+	rd.buf = slices.Grow(rd.buf, int(p.end-p.start))[:base+int(p.end-p.start)]
+	data := rd.buf[base:]
+	if _, err := rd.f.ReadAt(data, p.start); err != nil {
+		rd.close()
+		return fmt.Errorf("events: segment %s: %w", rd.j.segPath(p.first), err)
 	}
 	for i, m := range p.masks {
 		if m&rd.bit == 0 {
