@@ -150,18 +150,19 @@ func (j *journal) span(i int, next, max uint64) uint64 {
 	return j.spanLocked(next, max, j.cursors[i].bit)
 }
 
-// startBatch records that [from, end) is being shipped to sink i, so that
-// a restart ships the same records again under the same key. It reports
-// false when the cursor has moved past from meanwhile (the records were
-// dropped).
-func (j *journal) startBatch(i int, from, end uint64) (bool, error) {
+// startBatch records that [from, end), n records, is being shipped to
+// sink i, so that a restart ships the same records again under the same
+// key (a batch of one is named by its record: nothing to save). It
+// reports false when the cursor has moved past from meanwhile (the
+// records were dropped).
+func (j *journal) startBatch(i int, from, end uint64, n int) (bool, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	c := j.cursors[i]
 	if c.next != from {
 		return false, nil
 	}
-	if c.batchEnd == end {
+	if c.batchEnd == end || n == 1 {
 		return true, nil
 	}
 	c.batchEnd = end

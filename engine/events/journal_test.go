@@ -114,7 +114,7 @@ func TestJournalSegmentsAndCursors(t *testing.T) {
 		t.Errorf("segments deleted while sink 1 still needs them: %d then %d", len(segs), len(after))
 	}
 	j.done(1, 50)
-	if ok, err := j.startBatch(0, 60, 70); !ok || err != nil {
+	if ok, err := j.startBatch(0, 60, 70, 5); !ok || err != nil {
 		t.Fatalf("startBatch: %v %v", ok, err)
 	}
 	after, _ = filepath.Glob(filepath.Join(dir, "*.seg"))

@@ -175,7 +175,7 @@ func (k *sink) ship(j *journal, i int, untilEmpty bool) {
 		} else {
 			b.key = batchKey(b.entries)
 		}
-		if ok, err := j.startBatch(i, p.next, end); err != nil {
+		if ok, err := j.startBatch(i, p.next, end, len(b.entries)); err != nil {
 			k.failed(fmt.Errorf("journal cursor: %w", err))
 		} else if !ok {
 			continue
