@@ -56,6 +56,7 @@ F_CONNS=${BENCH_F_CONNS:-$d_f}           # (f): idle connections to Gannet
 F_PF_CONNS=${BENCH_F_PF_CONNS:-$d_fpf}   # (f): idle connections to Postfix (a process each)
 RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-$d_to}  # cap per load run, seconds
 PIPELINING=${BENCH_PIPELINING:-1}
+EVENT_BATCH=${BENCH_EVENT_BATCH:-100}    # gannet-events: max_batch of its two webhook sinks
 OUT_DIR=${BENCH_OUT:-$ROOT/bench/results}
 KEEP=${BENCH_KEEP:-0}
 # BENCH_PROFILE=1: every Gannet runs with -cpuprofile $WORK/NAME.cpu.pprof
@@ -333,7 +334,7 @@ kind = "webhook"
 url = "http://127.0.0.1:$WH_PORT/$n"
 secret = "bench-webhook-secret"
 batch = true
-max_batch = 100
+max_batch = $EVENT_BATCH
 max_delay = "1s"
 
 EOF
