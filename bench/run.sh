@@ -59,6 +59,7 @@ F_CONNS=${BENCH_F_CONNS:-$d_f}           # (f): idle connections to Gannet
 F_PF_CONNS=${BENCH_F_PF_CONNS:-$d_fpf}   # (f): idle connections to Postfix (a process each)
 RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-$d_to}  # cap per load run, seconds
 PIPELINING=${BENCH_PIPELINING:-1}
+EVENT_BATCH=${BENCH_EVENT_BATCH:-100}    # gannet-events: max_batch of its two webhook sinks
 OUT_DIR=${BENCH_OUT:-$ROOT/bench/results}
 KEEP=${BENCH_KEEP:-0}
 # BENCH_PROFILE=1: every Gannet runs with -cpuprofile $WORK/NAME.cpu.pprof
@@ -337,7 +338,7 @@ kind = "webhook"
 url = "http://127.0.0.1:$WH_PORT/$n"
 secret = "bench-webhook-secret"
 batch = true
-max_batch = 100
+max_batch = $EVENT_BATCH
 max_delay = "1s"
 
 EOF
@@ -1511,8 +1512,11 @@ main() {
       bg webhook-sink /usr/bin/python3 "$LIB/webhook_sink.py" "$WH_PORT" bench-webhook-secret
       WH_PID=$BG_PID
       for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$WH_PORT/count" && break; sleep 0.1; done
+      local whcpu0
+      whcpu0=$(BL cpu "$WH_PID")
       relay_run gannet-events b "$SIZE" "$CONNS" "$PER_CONN" "$MSGS" "" "$(events_toml)"
-      log "(b) gannet-events: records the webhook receiver took by the end of the run: $(curl -s "http://127.0.0.1:$WH_PORT/count")"
+      # The receiver shares the 2 cores: its CPU is part of the price.
+      log "(b) gannet-events: records the webhook receiver took by the end of the run: $(curl -s "http://127.0.0.1:$WH_PORT/count"); its CPU: $(awk -v a="$(BL cpu "$WH_PID")" -v b="$whcpu0" 'BEGIN{ printf "%.2f", a-b }') s"
       stop_pid "$WH_PID"
     fi
     phase "b+d"

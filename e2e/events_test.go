@@ -33,6 +33,7 @@ type webhookReceiver struct {
 
 	mu      sync.Mutex
 	up      bool
+	delay   time.Duration       // before each answer: a slow receiver
 	taken   map[string]int      // uuid → times taken (2xx)
 	keys    map[string][]string // Idempotency-Key → uuids of its first request
 	badKey  []string            // a key sent again with other records
@@ -69,6 +70,10 @@ func (w *webhookReceiver) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		ok = json.Unmarshal(body, &recs) == nil && len(recs) > 0
 	}
 	w.mu.Lock()
+	delay := w.delay
+	w.mu.Unlock()
+	time.Sleep(delay)
+	w.mu.Lock()
 	defer w.mu.Unlock()
 	if !ok {
 		w.badSig++
@@ -96,6 +101,108 @@ func (w *webhookReceiver) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	rw.WriteHeader(http.StatusNoContent)
 }
 
+// startHookGannet starts a gannet relaying to a bench/smtpsink that ships
+// its Reception and Delivery records to hook in batches.
+func startHookGannet(t *testing.T, hook *webhookReceiver, maxBatch int, maxDelay string) (*gannet, *goSink) {
+	t.Helper()
+	sink := startGoSink(t, hostPort("127.0.0.1", freePort(t, false, "127.0.0.1")))
+	g := startGannet(t, gannetConfig{DNS: "127.0.0.1:1", DeliveryPort: 1,
+		DeliveryExtra: fmt.Sprintf("relay_to = %q\n", sink.addr()),
+		Extra: fmt.Sprintf(`
+[[event_sink]]
+name = "hooks"
+kind = "webhook"
+url = %q
+secret = %q
+batch = true
+max_batch = %d
+max_delay = %q
+types = ["Reception", "Delivery"]
+`, hook.url, hook.secret, maxBatch, maxDelay)})
+	return g, sink
+}
+
+// sendEventMail injects n messages (numbered from on) and waits until
+// the sink has from+n.
+func sendEventMail(t *testing.T, g *gannet, sink *goSink, from, n int) {
+	t.Helper()
+	for i := from; i < from+n; i++ {
+		injectSimple(t, g, fmt.Sprintf("ev%d@events.example", i), "acme", "launch", fmt.Sprintf("event %d", i))
+	}
+	waitFor(t, deliveryMax, fmt.Sprintf("%d messages at the sink", from+n), func() (bool, string) {
+		got := len(sink.arrivals(t))
+		return got >= from+n, fmt.Sprintf("%d arrived", got)
+	})
+}
+
+// waitAll waits until every Reception and Delivery record of g's log
+// files, at least least of them, was taken by the receiver, and checks
+// that every request was signed and no key came back with other records.
+func (w *webhookReceiver) waitAll(t *testing.T, g *gannet, least int) {
+	t.Helper()
+	var want []string
+	waitFor(t, 60*time.Second, "every Reception and Delivery record at the webhook", func() (bool, string) {
+		want = want[:0]
+		var missing []string
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for _, r := range g.Records() {
+			if r.Type != "Reception" && r.Type != "Delivery" {
+				continue
+			}
+			want = append(want, r.UUID)
+			if r.UUID == "" || w.taken[r.UUID] == 0 {
+				missing = append(missing, r.Type+" "+r.ID+" "+r.UUID)
+			}
+		}
+		return len(want) >= least && len(missing) == 0, fmt.Sprintf("%d records, %d missing: %v", len(want), len(missing), missing[:min(5, len(missing))])
+	})
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	dups := 0
+	for _, n := range w.taken {
+		dups += n - 1
+	}
+	if w.badSig != 0 || len(w.badKey) != 0 {
+		t.Errorf("%d requests failed the signature check; keys sent again with other records: %v", w.badSig, w.badKey)
+	}
+	t.Logf("%d records shipped, %d duplicates, %d requests refused while down", len(w.taken), dups, w.refused)
+}
+
+// shipped is how many records the receiver took.
+func (w *webhookReceiver) shipped() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.taken)
+}
+
+// TestE2EEventsKill9MidShipping: gannet ships to a slow webhook and is
+// killed with SIGKILL while batches are in flight, after its log files
+// hold the records (so the journal does); started again on the same
+// spool, with more mail, every Reception and Delivery record of both runs
+// reaches the receiver, the batch cut short again under its key.
+func TestE2EEventsKill9MidShipping(t *testing.T) {
+	hook := startWebhookReceiver(t, "e2e-webhook-secret")
+	hook.setUp(true)
+	hook.mu.Lock()
+	hook.delay = 200 * time.Millisecond // 80 records in batches of 5: over 3 s
+	hook.mu.Unlock()
+	g, sink := startHookGannet(t, hook, 5, "50ms")
+	sendEventMail(t, g, sink, 0, 40)
+	g.WaitRecords(recordFilter{Type: "Delivery"}, 40, 10*time.Second)
+	if n := hook.shipped(); n >= 80 {
+		t.Fatalf("all %d records shipped before the kill: the receiver is not slow enough for this test", n)
+	}
+	g.Kill9()
+	t.Logf("killed with %d of 80 records shipped", hook.shipped())
+	hook.mu.Lock()
+	hook.delay = 0
+	hook.mu.Unlock()
+	g.Restart()
+	sendEventMail(t, g, sink, 40, 10)
+	hook.waitAll(t, g, 100)
+}
+
 func (w *webhookReceiver) setUp(up bool) {
 	w.mu.Lock()
 	w.up = up
@@ -110,32 +217,10 @@ func (w *webhookReceiver) setUp(up bool) {
 // least once; a request sent again carries the same key and the same
 // records; `gannet events status` and the metrics tell the story.
 func TestE2EEventsWebhookDownAndRestart(t *testing.T) {
-	const secret = "e2e-webhook-secret"
-	sink := startGoSink(t, hostPort("127.0.0.1", freePort(t, false, "127.0.0.1")))
-	hook := startWebhookReceiver(t, secret)
-	g := startGannet(t, gannetConfig{DNS: "127.0.0.1:1", DeliveryPort: 1,
-		DeliveryExtra: fmt.Sprintf("relay_to = %q\n", sink.addr()),
-		Extra: fmt.Sprintf(`
-[[event_sink]]
-name = "hooks"
-kind = "webhook"
-url = %q
-secret = %q
-batch = true
-max_batch = 25
-max_delay = "100ms"
-types = ["Reception", "Delivery"]
-`, hook.url, secret)})
+	hook := startWebhookReceiver(t, "e2e-webhook-secret")
+	g, sink := startHookGannet(t, hook, 25, "100ms")
 
-	send := func(from, n int) {
-		for i := from; i < from+n; i++ {
-			injectSimple(t, g, fmt.Sprintf("ev%d@events.example", i), "acme", "launch", fmt.Sprintf("event %d", i))
-		}
-		waitFor(t, deliveryMax, fmt.Sprintf("%d messages at the sink", from+n), func() (bool, string) {
-			got := len(sink.arrivals(t))
-			return got >= from+n, fmt.Sprintf("%d arrived", got)
-		})
-	}
+	send := func(from, n int) { sendEventMail(t, g, sink, from, n) }
 	send(0, 30)
 	waitFor(t, 20*time.Second, "refused webhook requests", func() (bool, string) {
 		hook.mu.Lock()
@@ -153,33 +238,7 @@ types = ["Reception", "Delivery"]
 	send(30, 30)
 	hook.setUp(true)
 
-	var want []string
-	waitFor(t, 60*time.Second, "every Reception and Delivery record at the webhook", func() (bool, string) {
-		want = want[:0]
-		var missing []string
-		hook.mu.Lock()
-		defer hook.mu.Unlock()
-		for _, r := range g.Records() {
-			if r.Type != "Reception" && r.Type != "Delivery" {
-				continue
-			}
-			want = append(want, r.UUID)
-			if r.UUID == "" || hook.taken[r.UUID] == 0 {
-				missing = append(missing, r.Type+" "+r.ID+" "+r.UUID)
-			}
-		}
-		return len(want) >= 120 && len(missing) == 0, fmt.Sprintf("%d records, %d missing: %v", len(want), len(missing), missing[:min(5, len(missing))])
-	})
-	hook.mu.Lock()
-	dups := 0
-	for _, n := range hook.taken {
-		dups += n - 1
-	}
-	if hook.badSig != 0 || len(hook.badKey) != 0 {
-		t.Errorf("%d requests failed the signature check; keys sent again with other records: %v", hook.badSig, hook.badKey)
-	}
-	t.Logf("%d records shipped, %d duplicates, %d requests refused while down", len(hook.taken), dups, hook.refused)
-	hook.mu.Unlock()
+	hook.waitAll(t, g, 120)
 
 	waitFor(t, 10*time.Second, "an empty backlog", func() (bool, string) {
 		m := scrapeMetrics(t, g.HTTPAddr)

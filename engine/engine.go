@@ -173,7 +173,7 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	// The console's memory of the latest records, which the log feeds.
 	e.recent = console.NewRecent(e.now)
 	e.history = new(console.History)
-	e.records, err = logrec.New(logrec.Options{
+	logOpts := logrec.Options{
 		Dir:         cfg.Log.Path,
 		MaxFileSize: int64(cfg.Log.MaxFileSize),
 		MaxFileAge:  cfg.Log.MaxFileAge.Duration,
@@ -182,7 +182,11 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		OnDrop:      func() { e.metrics.LogRecordsDropped.Inc() },
 		OnError:     func(err error) { e.log.Error("log records", "err", err) },
 		OnRecord:    e.onRecord, // events.go
-	})
+	}
+	if e.events != nil {
+		logOpts.OnEncoded = e.onEncoded // events.go
+	}
+	e.records, err = logrec.New(logOpts)
 	if err != nil {
 		return fail(fmt.Errorf("log %s: %w", cfg.Log.Path, err))
 	}

@@ -45,8 +45,9 @@ func (e *Engine) buildEvents() error {
 }
 
 // onRecord is logrec.Options.OnRecord: every log record passes here, on
-// the goroutine that writes it, before it is encoded. It gets its uuid,
-// counts in the labelled metrics, and goes to the event sinks.
+// the goroutine that writes it, before it is encoded. It gets its uuid
+// and counts in the labelled metrics; onEncoded hands it to the event
+// sinks.
 func (e *Engine) onRecord(r *logrec.Record) {
 	if r.UUID == "" {
 		r.UUID = events.NewUUID()
@@ -54,7 +55,10 @@ func (e *Engine) onRecord(r *logrec.Record) {
 	e.obs.record(r)
 	e.suppressBounce(r) // a hard bounce suppresses its recipient (suppression.go)
 	e.recent.Record(r)  // the console's last errors and message pages
-	if e.events != nil {
-		e.events.Add(r)
-	}
+}
+
+// onEncoded is logrec.Options.OnEncoded (with event sinks): the event
+// journal takes the bytes the log writer encoded.
+func (e *Engine) onEncoded(r *logrec.Record, line []byte) {
+	e.events.AddEncoded(r, line)
 }

@@ -84,8 +84,16 @@ func (c *Config) finishEventSinks() {
 	}
 }
 
+// MaxEventSinks is how many [[event_sink]]s there may be: the sinks share
+// one journal, which marks each record with a bit per sink that takes it
+// (engine/events).
+const MaxEventSinks = 32
+
 // checkEventSinks checks every [[event_sink]].
 func (c *Config) checkEventSinks(ck *checker) {
+	if len(c.EventSinks) > MaxEventSinks {
+		ck.add(at("event_sink", MaxEventSinks), "at most %d event sinks, not %d", MaxEventSinks, len(c.EventSinks))
+	}
 	names := map[string]bool{}
 	for i, s := range c.EventSinks {
 		p := func(k string) []string { return at("event_sink", i, k) }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -55,6 +56,13 @@ max_batch = 0
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v, want it to contain %q", err, want)
 		}
+	}
+	var many strings.Builder
+	for i := range MaxEventSinks + 1 {
+		fmt.Fprintf(&many, "[[event_sink]]\nname = \"s%d\"\nkind = \"amqp\"\nurl = \"amqp://127.0.0.1/\"\n", i)
+	}
+	if _, err := Parse("test.toml", []byte(many.String())); err == nil || !strings.Contains(err.Error(), "at most 32 event sinks, not 33") {
+		t.Errorf("33 sinks: %v", err)
 	}
 	// Both keys that carry secrets are redacted by config show.
 	if s := string(Show(c, false)); strings.Contains(s, "s3cret") || strings.Contains(s, "pw@") || !strings.Contains(s, "[[event_sink]]") {

@@ -65,9 +65,9 @@ func (a *amqpSink) ship(ctx context.Context, b *batch) error {
 			amqp.Publishing{
 				ContentType:  "application/json",
 				DeliveryMode: amqp.Persistent,
-				MessageId:    e.uuid,
-				Type:         e.typ,
-				Timestamp:    e.time,
+				MessageId:    string(e.uuid),
+				Type:         string(e.typ),
+				Timestamp:    time.Unix(e.sec, 0),
 				AppId:        "gannet",
 				Body:         e.json,
 			})

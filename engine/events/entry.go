@@ -47,16 +47,16 @@ func NewUUID() string {
 //
 // Tabs and newlines in the header fields are replaced by spaces.
 
-// appendLine appends r's journal line: the header, then r encoded by
-// AppendJSON (with its newline).
-func appendLine(b []byte, r *logrec.Record) []byte {
+// appendLine appends r's journal line: the header, then json, r encoded
+// by AppendJSON (with its newline).
+func appendLine(b []byte, r *logrec.Record, json []byte) []byte {
 	b = strconv.AppendInt(b, r.Timestamp.Unix(), 10)
 	b = append(b, '\t')
 	b = appendField(b, string(r.Type))
 	b = appendField(b, r.Tenant)
 	b = appendField(b, r.Campaign)
 	b = appendField(b, r.UUID)
-	return r.AppendJSON(b)
+	return append(b, json...)
 }
 
 func appendField(b []byte, s string) []byte {
@@ -70,37 +70,57 @@ func appendField(b []byte, s string) []byte {
 	return append(b, '\t')
 }
 
-// entry is one record read back from a journal.
+// header is a journal line's header fields, pointing into the line.
+type header struct {
+	unix                        []byte
+	typ, tenant, campaign, uuid []byte
+}
+
+// parse splits line into its header and returns the rest (the record's
+// JSON); ok is false when the line has fewer than five tabs.
+func (h *header) parse(line []byte) (rest []byte, ok bool) {
+	f := [5]*[]byte{&h.unix, &h.typ, &h.tenant, &h.campaign, &h.uuid}
+	rest = line
+	for _, p := range f {
+		k := bytes.IndexByte(rest, '\t')
+		if k < 0 {
+			return nil, false
+		}
+		*p = rest[:k]
+		rest = rest[k+1:]
+	}
+	return rest, true
+}
+
+// entry is one record read back from the journal; its fields point into
+// the reader's buffer.
 type entry struct {
-	time     time.Time
-	typ      string
-	tenant   string
-	campaign string
-	uuid     string
-	json     []byte // the record, without a newline
+	header
+	sec  int64  // when the record was written, Unix seconds
+	json []byte // the record, without a newline
 }
 
 var errBadLine = errors.New("events: malformed journal line")
 
-// parseLine decodes a journal line (without its newline); the entry keeps
-// its own copy of the bytes.
+// parseLine decodes a journal line (without its newline); the entry
+// points into line.
 func parseLine(line []byte) (entry, error) {
-	var f [5]string
-	rest := line
-	for i := range f {
-		k := bytes.IndexByte(rest, '\t')
-		if k < 0 {
-			return entry{}, errBadLine
-		}
-		f[i] = string(rest[:k])
-		rest = rest[k+1:]
-	}
-	sec, err := strconv.ParseInt(f[0], 10, 64)
-	if err != nil {
+	var e entry
+	rest, ok := e.header.parse(line)
+	if !ok {
 		return entry{}, errBadLine
 	}
-	return entry{time: time.Unix(sec, 0), typ: f[1], tenant: f[2], campaign: f[3], uuid: f[4],
-		json: bytes.Clone(rest)}, nil
+	if len(e.unix) == 0 || len(e.unix) > 18 {
+		return entry{}, errBadLine
+	}
+	for _, c := range e.unix {
+		if c < '0' || c > '9' {
+			return entry{}, errBadLine
+		}
+		e.sec = e.sec*10 + int64(c-'0')
+	}
+	e.json = rest
+	return e, nil
 }
 
 // batch is what one attempt ships: records in journal order.
@@ -119,20 +139,18 @@ func batchKey(es []entry) string {
 		if i > 0 {
 			h.Write([]byte{','})
 		}
-		h.Write([]byte(e.uuid))
+		h.Write(e.uuid)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:32]
 }
 
 // oldest is the time of the oldest record of b.
 func (b *batch) oldest() time.Time {
-	t := b.entries[0].time
+	t := b.entries[0].sec
 	for _, e := range b.entries[1:] {
-		if e.time.Before(t) {
-			t = e.time
-		}
+		t = min(t, e.sec)
 	}
-	return t
+	return time.Unix(t, 0)
 }
 
 // routingKey fills in a routing key template: {type}, {tenant} and
@@ -141,5 +159,5 @@ func routingKey(tmpl string, e *entry) string {
 	if !strings.Contains(tmpl, "{") {
 		return tmpl
 	}
-	return strings.NewReplacer("{type}", e.typ, "{tenant}", e.tenant, "{campaign}", e.campaign).Replace(tmpl)
+	return strings.NewReplacer("{type}", string(e.typ), "{tenant}", string(e.tenant), "{campaign}", string(e.campaign)).Replace(tmpl)
 }

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -123,8 +125,9 @@ func (o *SinkOptions) setDefaults() {
 
 // Options configure a Shipper.
 type Options struct {
-	// Dir holds one journal directory per sink (DIR/NAME): the spool's
-	// events/ directory.
+	// Dir holds the journal (the spool's events/ directory): its
+	// segments, a cursor per sink (NAME.cursor), and the per-sink
+	// journals of an earlier version (NAME/) until they are shipped.
 	Dir   string
 	Sinks []SinkOptions
 	// Count is called with each outcome: n records of sink had result
@@ -136,22 +139,37 @@ type Options struct {
 	// batch that failed (it doubles from RetryMin). Defaults 1s and 5m.
 	RetryMin, RetryMax time.Duration
 	// Pending bounds the records taken from the mail path that the
-	// journal writer has not written yet, per sink (default 65536); past
-	// it a record is dropped and counted: a sink never slows mail.
+	// journal writer has not written yet (default 65536); past it a
+	// record is dropped and counted: a sink never slows mail.
 	Pending int
 }
 
 // Shipper sends the log records to the configured sinks: Add takes each
-// record on the mail path and returns at once; per sink, a writer
-// goroutine appends it to the sink's journal and a shipping goroutine
-// sends it.
+// record on the mail path and returns at once; a writer goroutine
+// appends the records to the journal, once for all the sinks that take
+// them, and each sink's goroutine ships them from its cursor.
 type Shipper struct {
 	opts  Options
 	sinks []*sink
+	j     *journal
 	lines sync.Pool // *[]byte: the buffers Add encodes a record into
+
+	// The records Add took, not yet in the journal: their lines, and
+	// each one's sinks.
+	mu      sync.Mutex
+	pending []byte
+	masks   []uint32
+	closed  bool
+	wake    chan struct{}
+
+	started   bool
+	writer    sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
 }
 
-// New opens each sink's journal. Nothing is shipped until Start.
+// New opens the journal and each sink's cursor (and an earlier version's
+// journals). Nothing is shipped until Start.
 func New(opts Options) (*Shipper, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -171,77 +189,265 @@ func New(opts Options) (*Shipper, error) {
 	if opts.Count == nil {
 		opts.Count = func(string, string, int) {}
 	}
-	s := &Shipper{opts: opts}
+	if len(opts.Sinks) > maxSinks {
+		return nil, fmt.Errorf("%d event sinks: at most %d", len(opts.Sinks), maxSinks)
+	}
+	s := &Shipper{opts: opts, wake: make(chan struct{}, 1)}
 	s.lines.New = func() any { b := make([]byte, 0, 2048); return &b }
 	seen := map[string]bool{}
-	for _, so := range opts.Sinks {
+	for i, so := range opts.Sinks {
 		if err := so.Check(); err != nil {
-			s.closeJournals()
 			return nil, err
 		}
 		if seen[so.Name] {
-			s.closeJournals()
 			return nil, fmt.Errorf("event sink %s is defined twice", so.Name)
 		}
 		seen[so.Name] = true
 		so.setDefaults()
-		j, err := openJournal(filepath.Join(opts.Dir, so.Name))
+		s.sinks = append(s.sinks, newSink(so, i, &s.opts))
+	}
+	j, err := openJournal(opts.Dir, s.classify)
+	if err != nil {
+		return nil, fmt.Errorf("event journal: %w", err)
+	}
+	s.j = j
+	// The cursor of a sink no longer configured: it would only come back
+	// at a stale position.
+	cursors, _ := filepath.Glob(filepath.Join(opts.Dir, "*.cursor"))
+	for _, c := range cursors {
+		if !seen[strings.TrimSuffix(filepath.Base(c), ".cursor")] {
+			os.Remove(c)
+		}
+	}
+	for _, k := range s.sinks {
+		k.j = j
+		err := j.openCursor(filepath.Join(opts.Dir, k.opts.Name+".cursor"), k.i, true)
+		if err == nil {
+			err = k.openLegacy(filepath.Join(opts.Dir, k.opts.Name))
+		}
 		if err != nil {
 			s.closeJournals()
-			return nil, fmt.Errorf("event sink %s: %w", so.Name, err)
+			return nil, fmt.Errorf("event sink %s: %w", k.opts.Name, err)
 		}
-		s.sinks = append(s.sinks, newSink(so, j, &s.opts))
 	}
 	return s, nil
 }
 
 func (s *Shipper) closeJournals() {
 	for _, k := range s.sinks {
-		k.j.close()
+		if lj := k.legacy.Swap(nil); lj != nil {
+			lj.close()
+		}
 	}
+	s.j.close()
+}
+
+// classify returns the sinks that take a record: bit i for the sink at
+// position i.
+func (s *Shipper) classify(typ, tenant []byte) uint32 {
+	var m uint32
+	for _, k := range s.sinks {
+		if k.takes(string(typ), string(tenant)) {
+			m |= 1 << k.i
+		}
+	}
+	return m
 }
 
 // Start starts shipping.
 func (s *Shipper) Start() {
+	s.started = true
+	s.writer.Add(1)
+	go s.writeLoop()
 	for _, k := range s.sinks {
 		k.start()
 	}
 }
 
 // Add queues r for every sink that takes it. It stamps r with a uuid
-// when it has none, encodes it once, and never waits: a sink whose
-// writer fell Options.Pending records behind drops it (counted).
+// when it has none, encodes it once, and never waits: when the writer
+// fell Options.Pending records behind, the record is dropped (counted
+// for each sink that takes it).
 func (s *Shipper) Add(r *logrec.Record) {
 	if r.UUID == "" {
 		r.UUID = NewUUID()
 	}
-	var bp *[]byte
+	s.add(r, nil)
+}
+
+// AddEncoded is Add for a record the log writer encoded already
+// (logrec.Options.OnEncoded): line is r.AppendJSON's, with its uuid. It
+// copies line.
+func (s *Shipper) AddEncoded(r *logrec.Record, line []byte) {
+	s.add(r, line)
+}
+
+// add queues r, encoded as json (nil: not yet).
+func (s *Shipper) add(r *logrec.Record, json []byte) {
+	var mask uint32
 	for _, k := range s.sinks {
-		if !k.takes(r) {
-			continue
+		if k.takes(string(r.Type), r.Tenant) {
+			mask |= 1 << k.i
 		}
-		if bp == nil {
-			bp = s.lines.Get().(*[]byte)
-			*bp = appendLine((*bp)[:0], r)
-		}
-		k.enqueue(*bp)
 	}
-	if bp != nil {
-		if cap(*bp) <= 64<<10 {
-			s.lines.Put(bp)
+	if mask == 0 {
+		return
+	}
+	var bp *[]byte
+	if json == nil {
+		bp = s.lines.Get().(*[]byte)
+		*bp = r.AppendJSON((*bp)[:0])
+		json = *bp
+	}
+	s.mu.Lock()
+	if s.closed || len(s.masks) >= s.opts.Pending {
+		s.mu.Unlock()
+		s.countEach(mask, ResultDropped, 1)
+	} else {
+		s.pending = appendLine(s.pending, r, json)
+		s.masks = append(s.masks, mask)
+		first := len(s.masks) == 1
+		s.mu.Unlock()
+		if first {
+			s.signal()
+		}
+	}
+	if bp != nil && cap(*bp) <= 64<<10 {
+		s.lines.Put(bp)
+	}
+}
+
+func (s *Shipper) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// countEach counts n records of result for each sink of mask.
+func (s *Shipper) countEach(mask uint32, result string, n int) {
+	for _, k := range s.sinks {
+		if mask&(1<<k.i) != 0 {
+			k.count(result, n)
 		}
 	}
 }
 
+// take swaps the pending records for the spare buffers (emptied).
+func (s *Shipper) take(spare []byte, spareMasks []uint32) ([]byte, []uint32, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, m := s.pending, s.masks
+	s.pending, s.masks = spare[:0], spareMasks[:0]
+	return b, m, s.closed
+}
+
+// syncEvery is how often the writer syncs the journal with new records;
+// cursorEvery how often it saves the cursors that moved; batchWindow how
+// long it lets records gather after it wrote some (a busy relay: a few
+// hundred writes a second, not one per record).
+const (
+	syncEvery   = time.Second
+	cursorEvery = 100 * time.Millisecond
+	batchWindow = 5 * time.Millisecond
+)
+
+// writeLoop moves the pending records into the journal, syncs it every
+// syncEvery, saves the cursors and trims the backlogs to max_backlog.
+func (s *Shipper) writeLoop() {
+	defer s.writer.Done()
+	tick := time.NewTicker(syncEvery)
+	defer tick.Stop()
+	save := time.NewTicker(cursorEvery)
+	defer save.Stop()
+	var spare []byte
+	var spareMasks []uint32
+	for {
+		select {
+		case <-s.wake:
+			b, m, closed := s.take(spare, spareMasks)
+			s.write(b, m)
+			spare, spareMasks = b, m
+			if cap(spare) > 4<<20 {
+				spare, spareMasks = nil, nil
+			}
+			if closed {
+				return
+			}
+			if len(m) > 0 && len(m) < s.opts.Pending/8 {
+				// Let the next records gather; a writer that falls
+				// behind goes on at once.
+				time.Sleep(batchWindow)
+			}
+		case <-tick.C:
+			if err := s.j.sync(); err != nil {
+				s.failed(fmt.Errorf("journal sync: %w", err))
+			}
+		case <-save.C:
+			if err := s.j.saveCursors(); err != nil {
+				s.failed(fmt.Errorf("journal cursor: %w", err))
+			}
+		}
+	}
+}
+
+func (s *Shipper) write(b []byte, masks []uint32) {
+	if len(masks) == 0 {
+		return
+	}
+	if err := s.j.append(b, masks); err != nil {
+		for _, k := range s.sinks {
+			n := 0
+			for _, m := range masks {
+				if m&(1<<k.i) != 0 {
+					n++
+				}
+			}
+			if n > 0 {
+				k.count(ResultDropped, n)
+				k.failed(fmt.Errorf("journal: %w (%d records dropped)", err, n))
+			}
+		}
+		return
+	}
+	for _, k := range s.sinks {
+		if dropped := s.j.trim(k.i, uint64(k.opts.MaxBacklog)); dropped > 0 {
+			k.count(ResultDropped, int(dropped))
+			k.log.Warn("event backlog full: oldest records dropped", "dropped", dropped, "max_backlog", k.opts.MaxBacklog)
+		}
+	}
+}
+
+// failed notes a journal error in every sink's status.
+func (s *Shipper) failed(err error) {
+	for _, k := range s.sinks {
+		k.failed(err)
+	}
+}
+
 // Close stops shipping (a batch in flight is shipped again after the next
-// start), writes what Add took to the journals, syncs them and saves the
+// start), writes what Add took to the journal, syncs it and saves the
 // cursors.
 func (s *Shipper) Close() error {
-	var errs []error
-	for _, k := range s.sinks {
-		errs = append(errs, k.close())
-	}
-	return errors.Join(errs...)
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		var errs []error
+		for _, k := range s.sinks {
+			errs = append(errs, k.stop())
+		}
+		if s.started {
+			s.signal()
+			s.writer.Wait()
+		} else {
+			b, m, _ := s.take(nil, nil)
+			s.write(b, m)
+		}
+		errs = append(errs, s.j.close())
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
 }
 
 // Status describes each sink, in configuration order.
@@ -257,7 +463,7 @@ func (s *Shipper) Status() []SinkStatus {
 func (s *Shipper) Backlog(sink string) uint64 {
 	for _, k := range s.sinks {
 		if k.opts.Name == sink {
-			return k.j.backlog()
+			return k.backlog()
 		}
 	}
 	return 0

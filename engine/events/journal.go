@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,83 +12,74 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 )
 
-// segmentSize is the size past which a journal starts a new segment file
-// (journal.segSize; tests make it smaller).
+// segmentSize is the size past which the journal starts a new segment
+// file (journal.segSize; tests make it smaller).
 const segmentSize = 8 << 20
 
-// journal is one sink's durable queue: its records in sequence, each with
-// a number (seq), in segment files named after the seq of their first
-// record, and the sink's cursor. Records before the cursor are done
-// (shipped, refused, expired or dropped); segments wholly before it are
-// deleted. One goroutine appends (the sink's writer), one reads (its
-// shipper); mu guards the shared positions.
+// maxSinks is how many sinks one journal serves: a record's sinks are the
+// bits of a uint32.
+const maxSinks = 32
+
+// journal is the durable queue of records: every record any sink takes,
+// once, in sequence, each with a number (seq), in segment files named
+// after the seq of their first record; and one cursor per sink (cursor.go).
+// Records before a sink's cursor are done for that sink; segments wholly
+// before every cursor are deleted.
+//
+// An index in memory holds, per record, where its line starts in its
+// segment and which sinks take it (a bit per sink), so that a sink reads
+// a batch as one byte range (one read from the page cache), skips the
+// records it does not take without reading them, and knows its backlog.
+// The index is built when the journal is opened (every segment is read
+// once) and grows with each append.
+//
+// One goroutine appends (the Shipper's writer); each sink's shipper reads;
+// mu guards the index, the head and the cursors.
 type journal struct {
 	dir     string
 	segSize int64
 
-	mu       sync.Mutex
-	segs     []uint64 // first seq of each segment file, ascending
-	head     uint64   // seq the next appended record gets
-	next     uint64   // cursor: the first record not done
-	batchEnd uint64   // > next: the batch in flight is [next, batchEnd) (kept across a restart)
-	dirty    bool     // the cursor moved since it was saved
-	cursorF  *os.File // the cursor file, rewritten in place
-	changed  chan struct{}
+	mu      sync.Mutex
+	segs    []*segment // ascending
+	head    uint64     // seq the next appended record gets
+	cursors []*cursor  // by sink bit
+	changed chan struct{}
 
 	// The writer goroutine's own.
-	f      *os.File
-	w      *bufio.Writer
-	size   int64
+	f      *os.File // the last segment, open for appending
 	synced bool
 }
 
-// The cursor file holds one line of cursorSize bytes, rewritten in place:
-//
-//	next batch_end crc32(of "next batch_end")\n, padded with spaces
-//
-// in decimal. Rewriting a few bytes in place costs microseconds where a
-// new file renamed over the old one cost half a millisecond here (ext4
-// flushes the data of a file renamed over another). A line whose checksum
-// does not match (a write torn by a power loss) counts as no cursor: the
-// journal is shipped again from its first record, at least once.
-const (
-	cursorFile = "cursor"
-	cursorSize = 64
-)
-
-func encodeCursor(next, batchEnd uint64) []byte {
-	b := make([]byte, 0, cursorSize)
-	b = strconv.AppendUint(b, next, 10)
-	b = append(b, ' ')
-	b = strconv.AppendUint(b, batchEnd, 10)
-	b = append(b, ' ')
-	b = strconv.AppendUint(b, uint64(crc32.ChecksumIEEE(b[:len(b)-1])), 10)
-	for len(b) < cursorSize-1 {
-		b = append(b, ' ')
-	}
-	return append(b, '\n')
+// segment is one segment file's part of the index.
+type segment struct {
+	first uint64   // seq of its first record
+	offs  []uint32 // where each record's line starts
+	masks []uint32 // the sinks that take each record
+	size  int64    // bytes of complete lines
 }
 
-func decodeCursor(b []byte) (next, batchEnd uint64, ok bool) {
-	f := strings.Fields(string(b))
-	if len(f) != 3 {
-		return 0, 0, false
+// records is how many records the segment holds.
+func (s *segment) records() uint64 { return uint64(len(s.offs)) }
+
+// lineEnd is where record i's line ends (after its newline).
+func (s *segment) lineEnd(i int) int64 {
+	if i+1 < len(s.offs) {
+		return int64(s.offs[i+1])
 	}
-	sum, err := strconv.ParseUint(f[2], 10, 32)
-	if err != nil || uint32(sum) != crc32.ChecksumIEEE([]byte(f[0]+" "+f[1])) {
-		return 0, 0, false
-	}
-	next, err1 := strconv.ParseUint(f[0], 10, 64)
-	batchEnd, err2 := strconv.ParseUint(f[1], 10, 64)
-	return next, batchEnd, err1 == nil && err2 == nil
+	return s.size
 }
 
-// openJournal opens (or creates) the journal in dir: it reads the cursor,
-// finds the segments, and cuts a torn last line left by a crash.
-func openJournal(dir string) (*journal, error) {
+// classifier says which sinks take a record, from its journal header
+// (type, tenant): the bits of the sinks' positions.
+type classifier func(typ, tenant []byte) uint32
+
+// openJournal opens (or creates) the journal whose segments are the
+// *.seg files of dir: it indexes the records (classify gives each one's
+// sinks) and cuts a torn last line left by a crash. Cursors are added by
+// openCursor.
+func openJournal(dir string, classify classifier) (*journal, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -98,55 +88,33 @@ func openJournal(dir string) (*journal, error) {
 	if err != nil {
 		return nil, err
 	}
+	var firsts []uint64
 	for _, de := range names {
 		name := de.Name()
-		if strings.HasSuffix(name, ".tmp") {
-			os.Remove(filepath.Join(dir, name))
-			continue
-		}
-		if !strings.HasSuffix(name, ".seg") {
+		if de.IsDir() || !strings.HasSuffix(name, ".seg") {
 			continue
 		}
 		first, err := strconv.ParseUint(strings.TrimSuffix(name, ".seg"), 16, 64)
 		if err != nil {
 			continue
 		}
-		j.segs = append(j.segs, first)
+		firsts = append(firsts, first)
 	}
-	slices.Sort(j.segs)
-	if b, err := os.ReadFile(filepath.Join(dir, cursorFile)); err == nil {
-		// A cursor that does not decode ships the journal again from its
-		// start: at least once.
-		j.next, j.batchEnd, _ = decodeCursor(b)
-	}
-	cf, err := os.OpenFile(filepath.Join(dir, cursorFile), os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	j.cursorF = cf
-	if len(j.segs) == 0 {
-		j.head = j.next
-	} else {
-		last := j.segs[len(j.segs)-1]
-		n, size, err := countLines(j.segPath(last))
+	slices.Sort(firsts)
+	for i, first := range firsts {
+		s, err := indexSegment(j.segPath(first), first, classify)
 		if err != nil {
 			return nil, err
 		}
-		j.head = last + n
-		if err := os.Truncate(j.segPath(last), size); err != nil {
-			return nil, err
+		if i == len(firsts)-1 {
+			// A crash may have torn the last line of the last segment.
+			if err := os.Truncate(j.segPath(first), s.size); err != nil {
+				return nil, err
+			}
 		}
-		if j.next < j.segs[0] {
-			j.next = j.segs[0]
-		}
-		if j.next > j.head {
-			j.head = j.next
-		}
+		j.segs = append(j.segs, s)
+		j.head = first + s.records()
 	}
-	if j.batchEnd <= j.next || j.batchEnd > j.head {
-		j.batchEnd = 0
-	}
-	j.removeDoneLocked()
 	return j, nil
 }
 
@@ -154,103 +122,191 @@ func (j *journal) segPath(first uint64) string {
 	return filepath.Join(j.dir, fmt.Sprintf("%016x.seg", first))
 }
 
-// countLines counts the complete lines of a segment and returns the size
-// they take (a torn last line is not counted).
-func countLines(path string) (n uint64, size int64, err error) {
+// indexSegment reads a segment's lines and indexes them; a torn last line
+// is left out (size ends before it).
+func indexSegment(path string, first uint64, classify classifier) (*segment, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	defer f.Close()
+	s := &segment{first: first}
 	r := bufio.NewReaderSize(f, 256<<10)
 	for {
 		line, err := r.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
-			// A line longer than the buffer: keep reading it.
+			// A line longer than the buffer: its header is in line.
 			rest, err2 := r.ReadBytes('\n')
 			if err2 != nil {
-				return n, size, nil
+				return s, nil
 			}
-			size += int64(len(line) + len(rest))
-			n++
+			s.add(uint32(s.size), classifyLine(line, classify))
+			s.size += int64(len(line) + len(rest))
 			continue
 		}
 		if err == io.EOF {
-			return n, size, nil
+			return s, nil
 		}
 		if err != nil {
-			return 0, 0, err
+			return nil, err
 		}
-		size += int64(len(line))
-		n++
+		s.add(uint32(s.size), classifyLine(line, classify))
+		s.size += int64(len(line))
 	}
 }
 
-// append writes lines (each ending in '\n', count of them) at the head
-// and makes them visible to the reader. The bytes reach the operating
-// system before append returns; sync makes them durable.
-func (j *journal) append(lines []byte, count int) error {
-	if count == 0 {
+func (s *segment) add(off, mask uint32) {
+	s.offs = append(s.offs, off)
+	s.masks = append(s.masks, mask)
+}
+
+// classifyLine gives the sinks of a journal line: none when its header
+// does not parse.
+func classifyLine(line []byte, classify classifier) uint32 {
+	var h header
+	if _, ok := h.parse(line); !ok {
+		return 0
+	}
+	return classify(h.typ, h.tenant)
+}
+
+// segAt returns the segment holding seq and seq's index in it; nil when
+// seq is in no segment (before the first, or a hole a damaged segment
+// left).
+func (j *journal) segAt(seq uint64) (*segment, int) {
+	i, found := slices.BinarySearchFunc(j.segs, seq, func(s *segment, seq uint64) int {
+		switch {
+		case s.first < seq:
+			return -1
+		case s.first > seq:
+			return 1
+		}
+		return 0
+	})
+	if !found {
+		i--
+	}
+	if i < 0 || seq-j.segs[i].first >= j.segs[i].records() {
+		return nil, 0
+	}
+	return j.segs[i], int(seq - j.segs[i].first)
+}
+
+// takenLocked counts the records of [from, end) that bit takes.
+func (j *journal) takenLocked(from, end uint64, bit uint32) uint64 {
+	var n uint64
+	for seq := from; seq < end; {
+		s, i := j.segAt(seq)
+		if s == nil {
+			seq++
+			continue
+		}
+		stop := min(end-s.first, s.records())
+		for _, m := range s.masks[i:stop] {
+			if m&bit != 0 {
+				n++
+			}
+		}
+		seq = s.first + stop
+	}
+	return n
+}
+
+// spanLocked returns the end of the shortest range from seq that holds
+// max records bit takes, or head when fewer are left.
+func (j *journal) spanLocked(seq, max uint64, bit uint32) uint64 {
+	var n uint64
+	for seq < j.head {
+		s, i := j.segAt(seq)
+		if s == nil {
+			seq++
+			continue
+		}
+		for k, m := range s.masks[i:] {
+			if m&bit != 0 {
+				n++
+				if n == max {
+					return seq + uint64(k) + 1
+				}
+			}
+		}
+		seq = s.first + s.records()
+	}
+	return j.head
+}
+
+// append writes lines (each ending in '\n'; masks[i] the sinks of line i)
+// at the head, makes them visible to the readers and adds them to the
+// backlogs. The bytes reach the operating system, in one write, before
+// append returns; sync makes them durable.
+func (j *journal) append(lines []byte, masks []uint32) error {
+	if len(masks) == 0 {
 		return nil
 	}
 	j.mu.Lock()
 	head := j.head
+	var last *segment
+	if n := len(j.segs); n > 0 {
+		last = j.segs[n-1]
+	}
 	j.mu.Unlock()
-	if j.f == nil || j.size >= j.segSize {
-		if err := j.rotate(head); err != nil {
+	if j.f == nil || last == nil || last.size >= j.segSize {
+		var err error
+		if last, err = j.rotate(head, last); err != nil {
 			return err
 		}
 	}
-	_, err := j.w.Write(lines)
-	if err == nil {
-		err = j.w.Flush()
-	}
-	if err != nil {
+	if _, err := j.f.Write(lines); err != nil {
 		// Part of the lines may be in the file (a full disk): cut them, so
 		// that the next record is numbered by its line again.
-		j.f.Truncate(j.size)
+		j.f.Truncate(last.size)
 		j.closeFile()
 		return err
 	}
-	j.size += int64(len(lines))
 	j.synced = false
 	j.mu.Lock()
-	j.head += uint64(count)
+	defer j.mu.Unlock()
+	off := last.size
+	for _, m := range masks {
+		last.add(uint32(off), m)
+		k := bytes.IndexByte(lines[off-last.size:], '\n')
+		off += int64(k + 1)
+		for _, c := range j.cursors {
+			if c != nil && m&c.bit != 0 {
+				c.owed++
+			}
+		}
+	}
+	last.size = off
+	j.head += uint64(len(masks))
 	j.notifyLocked()
-	j.mu.Unlock()
 	return nil
 }
 
-// rotate closes the current segment (synced) and starts one whose first
-// record is head.
-func (j *journal) rotate(head uint64) error {
+// rotate syncs and closes the segment being written and starts one whose
+// first record is head (or goes on appending to last, the last segment of
+// an earlier run, when it has room).
+func (j *journal) rotate(head uint64, last *segment) (*segment, error) {
 	if j.f != nil {
 		if err := j.sync(); err != nil {
-			return err
+			return nil, err
 		}
 		j.closeFile()
 	}
-	f, err := os.OpenFile(j.segPath(head), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if last == nil || last.size >= j.segSize {
+		last = &segment{first: head}
+	}
+	f, err := os.OpenFile(j.segPath(last.first), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return err
-	}
-	j.f, j.size = f, st.Size()
-	if j.w == nil {
-		j.w = bufio.NewWriterSize(f, 256<<10)
-	} else {
-		j.w.Reset(f)
-	}
+	j.f = f
 	j.mu.Lock()
-	if n := len(j.segs); n == 0 || j.segs[n-1] != head {
-		j.segs = append(j.segs, head)
+	if n := len(j.segs); n == 0 || j.segs[n-1] != last {
+		j.segs = append(j.segs, last)
 	}
 	j.mu.Unlock()
-	return syncDir(j.dir)
+	return last, syncDir(j.dir)
 }
 
 func (j *journal) closeFile() {
@@ -269,16 +325,17 @@ func (j *journal) sync() error {
 	return j.f.Sync()
 }
 
-// close syncs and closes the segment being written, and saves the cursor.
+// close syncs and closes the segment being written, and saves and closes
+// the cursors.
 func (j *journal) close() error {
 	err := j.sync()
 	j.closeFile()
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	err = errors.Join(err, j.saveCursorLocked())
-	if j.cursorF != nil {
-		err = errors.Join(err, j.cursorF.Sync(), j.cursorF.Close())
-		j.cursorF = nil
+	for _, c := range j.cursors {
+		if c != nil {
+			err = errors.Join(err, c.close())
+		}
 	}
 	return err
 }
@@ -288,106 +345,19 @@ func (j *journal) notifyLocked() {
 	j.changed = make(chan struct{})
 }
 
-// positions returns the cursor, the head, the batch in flight (0: none)
-// and a channel closed at the next change.
-func (j *journal) positions() (next, head, batchEnd uint64, changed <-chan struct{}) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.next, j.head, j.batchEnd, j.changed
-}
-
-// backlog is how many records are not done.
-func (j *journal) backlog() uint64 {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.head - j.next
-}
-
-// startBatch records that [from, end) is being shipped, so that a restart
-// ships the same records again under the same key (a batch of one is
-// named by its record: nothing to save). It reports false when the
-// cursor has moved past from meanwhile (the records were dropped).
-func (j *journal) startBatch(from, end uint64) (bool, error) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.next != from {
-		return false, nil
-	}
-	if j.batchEnd == end || end-from == 1 {
-		return true, nil
-	}
-	j.batchEnd = end
-	return true, j.saveCursorLocked()
-}
-
-// done moves the cursor past end (the batch [.., end) is shipped or given
-// up) and deletes the segments it leaves behind. The cursor is saved by
-// the next saveCursor (the writer's, every cursorEvery) or startBatch:
-// a crash before ships those records again.
-func (j *journal) done(end uint64) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if end > j.next {
-		j.next = end
-		j.dirty = true
-	}
-	if j.batchEnd <= j.next {
-		j.batchEnd = 0
-	}
-	j.removeDoneLocked()
-	j.notifyLocked()
-}
-
-// saveCursor saves the cursor when it moved since it was last saved.
-func (j *journal) saveCursor() error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if !j.dirty {
-		return nil
-	}
-	return j.saveCursorLocked()
-}
-
-// trim drops the oldest records so that at most max are not done; it
-// returns how many it dropped.
-func (j *journal) trim(max uint64) uint64 {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.head-j.next <= max {
-		return 0
-	}
-	n := j.head - j.next - max
-	j.next += n
-	j.dirty = true
-	if j.batchEnd <= j.next {
-		j.batchEnd = 0
-	}
-	j.removeDoneLocked()
-	j.notifyLocked()
-	return n
-}
-
-// removeDoneLocked deletes the segments whose records are all before the
-// cursor (never the last one, which the writer may be appending to).
+// removeDoneLocked deletes the segments whose records are done for every
+// sink (never the last one, which the writer may be appending to).
 func (j *journal) removeDoneLocked() {
-	for len(j.segs) > 1 && j.segs[1] <= j.next {
-		os.Remove(j.segPath(j.segs[0]))
+	low := j.head
+	for _, c := range j.cursors {
+		if c != nil {
+			low = min(low, c.next)
+		}
+	}
+	for len(j.segs) > 1 && j.segs[1].first <= low {
+		os.Remove(j.segPath(j.segs[0].first))
 		j.segs = j.segs[1:]
 	}
-}
-
-// saveCursorLocked rewrites the cursor file. It is not synced (but at
-// close): a crash of the process keeps it, and one of the machine at
-// worst ships some records again.
-func (j *journal) saveCursorLocked() error {
-	if j.cursorF == nil {
-		return errors.New("events: journal closed")
-	}
-	if _, err := j.cursorF.WriteAt(encodeCursor(j.next, j.batchEnd), 0); err != nil {
-		return err
-	}
-	j.dirty = false
-	return nil
 }
 
 func syncDir(dir string) error {
@@ -399,13 +369,15 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// reader reads a journal's records in order; used by the shipper only.
+// reader reads one sink's batches from a journal; used by that sink's
+// shipper only.
 type reader struct {
 	j   *journal
-	seq uint64 // seq of the next line r returns
-	seg uint64 // first seq of the open segment
-	f   *os.File
-	r   *bufio.Reader
+	bit uint32
+	seg uint64   // first seq of the open segment
+	f   *os.File // nil: none open
+	buf []byte   // the last batch's lines
+	b   batch    // the last batch
 }
 
 func (rd *reader) close() {
@@ -415,59 +387,73 @@ func (rd *reader) close() {
 	}
 }
 
-// read returns the record seq (a line without its newline; valid until
-// the next call). seq must be below the head.
-func (rd *reader) read(seq uint64) ([]byte, error) {
-	rd.j.mu.Lock()
-	segs := rd.j.segs
-	i, found := slices.BinarySearch(segs, seq)
-	if !found {
-		i--
-	}
-	if i < 0 {
-		rd.j.mu.Unlock()
-		return nil, fmt.Errorf("events: record %d is before the journal", seq)
-	}
-	seg := segs[i]
-	rd.j.mu.Unlock()
-	if rd.f == nil || rd.seg != seg || seq < rd.seq {
-		rd.close()
-		f, err := os.Open(rd.j.segPath(seg))
-		if err != nil {
-			return nil, err
-		}
-		rd.f, rd.seg, rd.seq = f, seg, seg
-		if rd.r == nil {
-			rd.r = bufio.NewReaderSize(f, 256<<10)
-		} else {
-			rd.r.Reset(f)
-		}
-	}
-	for {
-		line, err := rd.r.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			rest, err2 := rd.r.ReadBytes('\n')
-			if err2 != nil {
-				rd.close()
-				return nil, fmt.Errorf("events: segment %s: %w", rd.j.segPath(seg), err2)
-			}
-			line = append(append([]byte(nil), line...), rest...)
-			err = nil
-		}
-		if err != nil {
-			rd.close()
-			return nil, fmt.Errorf("events: segment %s at record %d: %w", rd.j.segPath(seg), rd.seq, err)
-		}
-		rd.seq++
-		if rd.seq-1 == seq {
-			return bytes.TrimSuffix(line, []byte{'\n'}), nil
-		}
-	}
+// part is the piece of a batch one segment holds.
+type part struct {
+	first      uint64 // the segment
+	seq        uint64 // the piece's first record
+	start, end int64  // byte range
+	offs       []uint32
+	masks      []uint32
 }
 
-// syncEvery is how often the writer syncs a journal with new records;
-// cursorEvery how often it saves a cursor that moved.
-const (
-	syncEvery   = time.Second
-	cursorEvery = 100 * time.Millisecond
-)
+// read returns the records of [from, end) the sink takes, in order. The
+// batch and its entries are valid until the next read.
+func (rd *reader) read(from, end uint64) (*batch, error) {
+	var parts []part
+	rd.j.mu.Lock()
+	for seq := from; seq < end; {
+		s, i := rd.j.segAt(seq)
+		if s == nil {
+			seq++
+			continue
+		}
+		stop := int(min(end-s.first, s.records()))
+		parts = append(parts, part{first: s.first, seq: seq, start: int64(s.offs[i]), end: s.lineEnd(stop - 1),
+			offs: s.offs[i:stop], masks: s.masks[i:stop]})
+		seq = s.first + uint64(stop)
+	}
+	rd.j.mu.Unlock()
+	b := &rd.b
+	b.entries, b.key = b.entries[:0], ""
+	rd.buf = rd.buf[:0]
+	for _, p := range parts {
+		if err := rd.readPart(&p, b); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+func (rd *reader) readPart(p *part, b *batch) error {
+	if rd.f == nil || rd.seg != p.first {
+		rd.close()
+		f, err := os.Open(rd.j.segPath(p.first))
+		if err != nil {
+			return err
+		}
+		rd.f, rd.seg = f, p.first
+	}
+	base := len(rd.buf)
+	rd.buf = slices.Grow(rd.buf, int(p.end-p.start))[:base+int(p.end-p.start)]
+	data := rd.buf[base:]
+	if _, err := rd.f.ReadAt(data, p.start); err != nil {
+		rd.close()
+		return fmt.Errorf("events: segment %s: %w", rd.j.segPath(p.first), err)
+	}
+	for i, m := range p.masks {
+		if m&rd.bit == 0 {
+			continue
+		}
+		lo := int64(p.offs[i]) - p.start
+		hi := int64(len(data))
+		if i+1 < len(p.offs) {
+			hi = int64(p.offs[i+1]) - p.start
+		}
+		e, err := parseLine(data[lo : hi-1])
+		if err != nil {
+			return fmt.Errorf("record %d: %w", p.seq+uint64(i), err)
+		}
+		b.entries = append(b.entries, e)
+	}
+	return nil
+}

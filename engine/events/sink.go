@@ -7,9 +7,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	"gannet/engine/logrec"
 )
 
 // transport is what a sink's shipping loop needs of a destination: ship
@@ -26,28 +25,24 @@ type permanentError struct{ err error }
 func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
 
-// sink is one [[event_sink]] at run time.
+// sink is one [[event_sink]] at run time: the sink at position i of the
+// configuration ships the journal's records with bit 1<<i from its cursor.
 type sink struct {
 	opts  SinkOptions
 	sh    *Options
+	i     int
 	j     *journal
 	t     transport
 	types map[string]bool
 	log   *slog.Logger
+	// legacy is the sink's own journal of an earlier version (NAME/,
+	// one journal per sink), shipped before the shared one; nil once
+	// shipped and removed.
+	legacy atomic.Pointer[journal]
 
-	// Records taken by enqueue, not yet in the journal.
-	mu       sync.Mutex
-	pending  []byte
-	npending int
-	closed   bool
-	wake     chan struct{}
-
-	cancel   context.CancelFunc
-	ctx      context.Context
-	wg       sync.WaitGroup
-	started  bool
-	stopOnce sync.Once
-	stopErr  error
+	cancel context.CancelFunc
+	ctx    context.Context
+	wg     sync.WaitGroup
 
 	st struct {
 		sync.Mutex
@@ -57,9 +52,8 @@ type sink struct {
 	}
 }
 
-func newSink(o SinkOptions, j *journal, sh *Options) *sink {
-	k := &sink{opts: o, sh: sh, j: j, wake: make(chan struct{}, 1),
-		log: sh.Logger.With("part", "events", "sink", o.Name)}
+func newSink(o SinkOptions, i int, sh *Options) *sink {
+	k := &sink{opts: o, sh: sh, i: i, log: sh.Logger.With("part", "events", "sink", o.Name)}
 	if len(o.Types) > 0 {
 		k.types = map[string]bool{}
 		for _, t := range o.Types {
@@ -76,220 +70,151 @@ func newSink(o SinkOptions, j *journal, sh *Options) *sink {
 	return k
 }
 
-// takes reports whether the sink wants r (types, tenant).
-func (k *sink) takes(r *logrec.Record) bool {
-	if k.types != nil && !k.types[string(r.Type)] {
+// takes reports whether the sink wants a record of type typ and tenant.
+func (k *sink) takes(typ, tenant string) bool {
+	if k.types != nil && !k.types[typ] {
 		return false
 	}
-	return k.opts.Tenant == "" || k.opts.Tenant == r.Tenant
-}
-
-// enqueue hands a journal line to the writer goroutine, or drops it when
-// the writer is Options.Pending records behind.
-func (k *sink) enqueue(line []byte) {
-	k.mu.Lock()
-	if k.closed || k.npending >= k.sh.Pending {
-		k.mu.Unlock()
-		k.count(ResultDropped, 1)
-		return
-	}
-	k.pending = append(k.pending, line...)
-	k.npending++
-	first := k.npending == 1
-	k.mu.Unlock()
-	if first {
-		select {
-		case k.wake <- struct{}{}:
-		default:
-		}
-	}
-}
-
-func (k *sink) take(spare []byte) ([]byte, int, bool) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	b, n := k.pending, k.npending
-	k.pending, k.npending = spare[:0], 0
-	return b, n, k.closed
+	return k.opts.Tenant == "" || k.opts.Tenant == tenant
 }
 
 func (k *sink) start() {
-	k.started = true
-	k.wg.Add(2)
-	go k.writeLoop()
+	k.wg.Add(1)
 	go k.shipLoop()
 }
 
-// close stops both goroutines (the writer after writing what is pending)
-// and closes the journal.
-func (k *sink) close() error {
-	k.stopOnce.Do(func() {
-		k.mu.Lock()
-		k.closed = true
-		k.mu.Unlock()
-		k.cancel()
-		select {
-		case k.wake <- struct{}{}:
-		default:
-		}
-		if k.started {
-			k.wg.Wait()
-		} else {
-			b, n, _ := k.take(nil)
-			k.write(b, n)
-		}
-		k.t.close()
-		k.stopErr = k.j.close()
-	})
-	return k.stopErr
+// stop stops the shipping goroutine (a batch in flight is shipped again
+// after the next start), closes the transport and an earlier version's
+// journal.
+func (k *sink) stop() error {
+	k.cancel()
+	k.wg.Wait()
+	k.t.close()
+	if lj := k.legacy.Swap(nil); lj != nil {
+		return lj.close()
+	}
+	return nil
 }
 
-// writeLoop moves the pending records into the journal, syncs it every
-// syncEvery, and trims it to max_backlog.
-func (k *sink) writeLoop() {
-	defer k.wg.Done()
-	tick := time.NewTicker(syncEvery)
-	defer tick.Stop()
-	save := time.NewTicker(cursorEvery)
-	defer save.Stop()
-	var spare []byte
-	for {
-		select {
-		case <-k.wake:
-			b, n, closed := k.take(spare)
-			k.write(b, n)
-			spare = b
-			if cap(spare) > 4<<20 {
-				spare = nil
-			}
-			if closed {
-				return
-			}
-		case <-tick.C:
-			if err := k.j.sync(); err != nil {
-				k.failed(fmt.Errorf("journal sync: %w", err))
-			}
-		case <-save.C:
-			if err := k.j.saveCursor(); err != nil {
-				k.failed(fmt.Errorf("journal cursor: %w", err))
-			}
-		}
+// backlog is how many records the sink has not shipped yet.
+func (k *sink) backlog() uint64 {
+	n := k.j.backlog(k.i)
+	if lj := k.legacy.Load(); lj != nil {
+		n += lj.backlog(0)
 	}
+	return n
 }
 
-func (k *sink) write(b []byte, n int) {
-	if n == 0 {
-		return
-	}
-	if err := k.j.append(b, n); err != nil {
-		k.count(ResultDropped, n)
-		k.failed(fmt.Errorf("journal: %w (%d records dropped)", err, n))
-		return
-	}
-	if dropped := k.j.trim(uint64(k.opts.MaxBacklog)); dropped > 0 {
-		k.count(ResultDropped, int(dropped))
-		k.log.Warn("event backlog full: oldest records dropped", "dropped", dropped, "max_backlog", k.opts.MaxBacklog)
-	}
-}
-
-// shipLoop ships the journal from its cursor, one batch at a time, until
-// the sink closes.
+// shipLoop ships an earlier version's journal, if any, then the journal
+// from the sink's cursor, one batch at a time, until the sink stops.
 func (k *sink) shipLoop() {
 	defer k.wg.Done()
-	rd := &reader{j: k.j}
+	if lj := k.legacy.Load(); lj != nil {
+		k.ship(lj, 0, true)
+		if k.ctx.Err() != nil {
+			return
+		}
+		k.legacy.Store(nil)
+		if err := errors.Join(lj.close(), removeLegacy(lj.dir)); err != nil {
+			k.failed(fmt.Errorf("removing the shipped journal of an earlier version: %w", err))
+		}
+	}
+	k.ship(k.j, k.i, false)
+}
+
+// ship ships journal j from cursor i until the sink stops, or, with
+// untilEmpty, until nothing is left.
+func (k *sink) ship(j *journal, i int, untilEmpty bool) {
+	rd := &reader{j: j, bit: 1 << i}
 	defer rd.close()
 	ctx := k.ctx
 	for ctx.Err() == nil {
-		next, head, batchEnd, changed := k.j.positions()
-		if next == head {
+		p := j.position(i)
+		if p.owed == 0 {
+			if untilEmpty {
+				return
+			}
+			j.skip(i) // records of other sinks only
 			select {
-			case <-changed:
+			case <-p.changed:
 			case <-ctx.Done():
 			}
 			continue
 		}
-		end := batchEnd
-		if end <= next {
-			end = k.fill(ctx, next, head, changed)
+		end := p.batchEnd
+		if end <= p.next {
+			end = k.fill(ctx, j, i, p, !untilEmpty)
 			if ctx.Err() != nil {
 				return
 			}
-			if end <= next {
+			if end <= p.next {
 				continue // the backlog limit dropped them meanwhile
 			}
 		}
-		b, err := k.read(rd, next, end)
+		b, err := rd.read(p.next, end)
 		if err != nil {
-			if n, _, _, _ := k.j.positions(); n != next {
+			if j.position(i).next != p.next {
 				continue // dropped meanwhile (max_backlog)
 			}
 			k.failed(fmt.Errorf("journal read: %w", err))
 			// An unreadable journal cannot be shipped: skip the batch
 			// rather than stop the sink.
-			k.count(ResultDropped, int(end-next))
-			k.j.done(end)
+			j.mu.Lock()
+			n := j.takenLocked(p.next, end, rd.bit)
+			j.mu.Unlock()
+			k.count(ResultDropped, int(n))
+			j.done(i, end)
 			continue
 		}
-		if ok, err := k.j.startBatch(next, end); err != nil {
+		if len(b.entries) == 0 {
+			j.done(i, end)
+			continue
+		}
+		if len(b.entries) == 1 {
+			b.key = string(b.entries[0].uuid)
+		} else {
+			b.key = batchKey(b.entries)
+		}
+		if ok, err := j.startBatch(i, p.next, end, len(b.entries)); err != nil {
 			k.failed(fmt.Errorf("journal cursor: %w", err))
 		} else if !ok {
 			continue
 		}
-		k.deliver(ctx, next, end, b)
+		k.deliver(ctx, j, i, p.next, end, b)
 	}
 }
 
 // fill decides the end of the next batch: up to MaxBatch records from
-// next, waiting up to MaxDelay for more when there are fewer.
-func (k *sink) fill(ctx context.Context, next, head uint64, changed <-chan struct{}) uint64 {
+// p.next, waiting (when wait) up to MaxDelay for more when there are
+// fewer.
+func (k *sink) fill(ctx context.Context, j *journal, i int, p position, wait bool) uint64 {
 	max := uint64(k.opts.MaxBatch)
-	if head-next < max && max > 1 && k.opts.MaxDelay > 0 {
+	if wait && p.owed < max && max > 1 && k.opts.MaxDelay > 0 {
 		timer := time.NewTimer(k.opts.MaxDelay)
 		defer timer.Stop()
-	wait:
-		for head-next < max {
+		owed, changed := p.owed, p.changed
+	waiting:
+		for owed < max {
 			select {
 			case <-changed:
-				var n uint64
-				n, head, _, changed = k.j.positions()
-				if n != next {
-					return next // dropped meanwhile: start again
+				q := j.position(i)
+				if q.next != p.next {
+					return p.next // dropped meanwhile: start again
 				}
+				owed, changed = q.owed, q.changed
 			case <-timer.C:
-				break wait
+				break waiting
 			case <-ctx.Done():
-				return next
+				return p.next
 			}
 		}
 	}
-	return next + min(head-next, max)
+	return j.span(i, p.next, max)
 }
 
-// read reads records [from, end).
-func (k *sink) read(rd *reader, from, end uint64) (*batch, error) {
-	b := &batch{entries: make([]entry, 0, end-from)}
-	for seq := from; seq < end; seq++ {
-		line, err := rd.read(seq)
-		if err != nil {
-			return nil, err
-		}
-		e, err := parseLine(line)
-		if err != nil {
-			return nil, fmt.Errorf("record %d: %w", seq, err)
-		}
-		b.entries = append(b.entries, e)
-	}
-	if len(b.entries) == 1 {
-		b.key = b.entries[0].uuid
-	} else {
-		b.key = batchKey(b.entries)
-	}
-	return b, nil
-}
-
-// deliver ships b ([from, end) of the journal) until it is taken, refused
-// for good, too old, dropped from the backlog, or the sink closes.
-func (k *sink) deliver(ctx context.Context, from, end uint64, b *batch) {
+// deliver ships b ([from, end) of journal j, cursor i) until it is taken,
+// refused for good, too old, dropped from the backlog, or the sink stops.
+func (k *sink) deliver(ctx context.Context, j *journal, i int, from, end uint64, b *batch) {
 	n := len(b.entries)
 	delay := k.sh.RetryMin
 	for attempt := 1; ; attempt++ {
@@ -304,7 +229,7 @@ func (k *sink) deliver(ctx context.Context, from, end uint64, b *batch) {
 			k.st.lastSuccess = k.sh.Now()
 			k.st.Unlock()
 			k.count(ResultOK, n)
-			k.finish(end)
+			j.done(i, end)
 			return
 		case errors.As(err, &perm):
 			k.st.Lock()
@@ -312,7 +237,7 @@ func (k *sink) deliver(ctx context.Context, from, end uint64, b *batch) {
 			k.st.Unlock()
 			k.count(ResultRejected, n)
 			k.failed(fmt.Errorf("%d records refused for good, dropped: %w", n, err))
-			k.finish(end)
+			j.done(i, end)
 			return
 		}
 		k.count(ResultRetried, n)
@@ -324,7 +249,7 @@ func (k *sink) deliver(ctx context.Context, from, end uint64, b *batch) {
 			k.count(ResultExpired, n)
 			k.log.Error("event records dropped: not shipped within max_retry_age", "records", n,
 				"max_retry_age", k.opts.MaxRetryAge, "attempts", attempt)
-			k.finish(end)
+			j.done(i, end)
 			return
 		}
 		// Exponential back-off with jitter (±25%), stopped early when the
@@ -333,7 +258,7 @@ func (k *sink) deliver(ctx context.Context, from, end uint64, b *batch) {
 		delay = min(2*delay, k.sh.RetryMax)
 		timer := time.NewTimer(wait)
 		for waiting := true; waiting; {
-			_, _, _, changed := k.j.positions()
+			changed := j.position(i).changed
 			select {
 			case <-timer.C:
 				waiting = false
@@ -341,7 +266,7 @@ func (k *sink) deliver(ctx context.Context, from, end uint64, b *batch) {
 				timer.Stop()
 				return
 			case <-changed:
-				if next, _, _, _ := k.j.positions(); next != from {
+				if j.position(i).next != from {
 					timer.Stop()
 					return
 				}
@@ -349,8 +274,6 @@ func (k *sink) deliver(ctx context.Context, from, end uint64, b *batch) {
 		}
 	}
 }
-
-func (k *sink) finish(end uint64) { k.j.done(end) }
 
 func (k *sink) count(result string, n int) {
 	if result == ResultDropped {
@@ -369,7 +292,7 @@ func (k *sink) failed(err error) {
 }
 
 func (k *sink) status() SinkStatus {
-	s := SinkStatus{Name: k.opts.Name, Kind: k.opts.Kind, URL: redactURL(k.opts.URL), Backlog: k.j.backlog()}
+	s := SinkStatus{Name: k.opts.Name, Kind: k.opts.Kind, URL: redactURL(k.opts.URL), Backlog: k.backlog()}
 	k.st.Lock()
 	defer k.st.Unlock()
 	s.Shipped, s.Rejected, s.Expired, s.Dropped = k.st.shipped, k.st.rejected, k.st.expired, k.st.dropped

@@ -35,6 +35,11 @@ type webhook struct {
 func newWebhook(o *SinkOptions, now func() time.Time) *webhook {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 2
+	// A batch is written in one or two system calls, not one per 4 KiB
+	// (the default buffer).
+	tr.WriteBufferSize = 256 << 10
+	// No Accept-Encoding: the answer is read only to reuse the connection.
+	tr.DisableCompression = true
 	return &webhook{opts: o, now: now, client: &http.Client{
 		Timeout:   o.Timeout,
 		Transport: tr,

@@ -18,7 +18,9 @@
 // (gannet_log_records_dropped_total) instead of slowing delivery: the
 // spool, not the log, is the record of what must be delivered.
 // Options.OnRecord sees every record before it is encoded (the engine
-// counts labelled metrics there and fills in a missing classification).
+// counts labelled metrics there and fills in a missing classification),
+// Options.OnEncoded every record with its encoding (the event sinks take
+// the same bytes).
 //
 // # Files on disk
 //

@@ -40,6 +40,13 @@ type Options struct {
 	// adds a missing bounce classification) and count it; it must be quick
 	// and must not block.
 	OnRecord func(*Record)
+	// OnEncoded, when set, is called by Write with each record and its
+	// encoding (AppendJSON's line, with its newline), on the caller's
+	// goroutine, also when the record is dropped; line is valid only
+	// during the call. It lets another consumer (engine/events) reuse the
+	// bytes instead of encoding the record again; it must be quick and
+	// must not block.
+	OnEncoded func(r *Record, line []byte)
 }
 
 // Writer appends log records to JSON-lines files under a directory, named
@@ -168,9 +175,16 @@ func (w *Writer) Write(r *Record) bool {
 	if w.closed || w.npending >= w.opts.Buffer {
 		w.mu.Unlock()
 		w.drop()
+		if w.opts.OnEncoded != nil {
+			w.opts.OnEncoded(r, r.AppendJSON(nil))
+		}
 		return false
 	}
+	start := len(w.pending)
 	w.pending = r.AppendJSON(w.pending)
+	if w.opts.OnEncoded != nil {
+		w.opts.OnEncoded(r, w.pending[start:])
+	}
 	w.npending++
 	first := w.npending == 1
 	w.mu.Unlock()

@@ -172,6 +172,38 @@ func TestWriterDropsWhenFull(t *testing.T) {
 	}
 }
 
+// TestWriterOnEncoded: OnEncoded gets every record with the very line the
+// file gets, also the records dropped (the buffer full).
+func TestWriterOnEncoded(t *testing.T) {
+	dir := t.TempDir()
+	var got []string
+	w, err := newWriter(Options{Dir: dir, Buffer: 2, OnEncoded: func(r *Record, line []byte) {
+		got = append(got, r.ID+" "+string(line))
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := range 3 {
+		r := sampleRecord()
+		r.ID = fmt.Sprintf("m%d", i)
+		w.Write(r) // the third is dropped: the writer goroutine is not running
+		want = append(want, r.ID+" "+string(r.AppendJSON(nil)))
+	}
+	go w.run()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, "") != strings.Join(want, "") {
+		t.Errorf("OnEncoded got\n%s\nwant\n%s", strings.Join(got, ""), strings.Join(want, ""))
+	}
+	file, _ := filepath.Glob(filepath.Join(dir, "gannet-*.jsonl"))
+	b, _ := os.ReadFile(file[0])
+	if string(b) != strings.TrimPrefix(want[0], "m0 ")+strings.TrimPrefix(want[1], "m1 ") {
+		t.Errorf("file %q; OnEncoded's lines %q", b, got[:2])
+	}
+}
+
 func TestWriterReportsUnwritableDirectory(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "logs")
 	var reported atomic.Int64
