@@ -207,6 +207,9 @@ func (s *Shaper) stepRate(p *path, t *siteTune, elapsed time.Duration) bool {
 	var how string
 	switch {
 	case share > tc.TargetDeferral && burst:
+		// Pushback all the same: the slow start ends (a site throttling
+		// past a hidden rate answers in runs too).
+		t.slow = false
 		next, how = max(tc.MinRate, cmpOr(cur, offered)*TuneStepBack), fmt.Sprintf("a burst: down to %.0f%%", TuneStepBack*100)
 	case share > tc.TargetDeferral:
 		from := offered

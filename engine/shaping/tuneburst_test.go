@@ -1,6 +1,8 @@
 package shaping
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,5 +53,49 @@ func TestTuneBurstRecovers(t *testing.T) {
 	}
 	if st := s.PathStatus(slowPath); st.TunedRate > 1.05*hidden {
 		t.Errorf("tuned rate %v, want at most 5%% over the hidden %v/s", st.TunedRate, hidden)
+	}
+}
+
+// earlyBurstSite takes 40/s, but refuses everything from 4 s to 7 s into
+// the run: a burst while the tuning is still in its slow start.
+type earlyBurstSite struct {
+	hiddenRateSite
+	start time.Time
+}
+
+func (b *earlyBurstSite) answer(now time.Time) *outbound.Outcome {
+	if b.start.IsZero() {
+		b.start = now
+	}
+	if el := now.Sub(b.start); el >= 4*time.Second && el < 7*time.Second {
+		b.attempts++
+		b.deferrals++
+		return outcome(outbound.Transient, 421, "4.7.0", "Too busy, try again later")
+	}
+	return b.hiddenRateSite.answer(now)
+}
+
+// TestTuneBurstEndsSlowStart: pushback in a burst ends the slow start as
+// other pushback does. After the burst's step back the rate climbs by the
+// normal steps, never again by half a window (which took a site refusing
+// past a hidden rate in runs, read as bursts, 20% past that rate at once
+// in the e2e test).
+func TestTuneBurstEndsSlowStart(t *testing.T) {
+	tc := tuneOn
+	tc.Window, tc.MinAttempts = 2*time.Second, 4
+	s, c, told := tuneShaper(outbound.Limits{Connections: 10, MessageRate: 200}, tc)
+	site := &earlyBurstSite{hiddenRateSite: hiddenRateSite{limit: 40}}
+	simulateTuning(s, c, site, time.Minute, nil)
+	burst := -1
+	for i, st := range *told {
+		switch {
+		case burst < 0 && strings.Contains(st.Reason, "a burst"):
+			burst = i
+		case burst >= 0 && strings.Contains(st.Reason, fmt.Sprintf("up %.0f%%", TuneSlowStart*100)):
+			t.Errorf("after the burst (%q) the tuning climbed by the slow start's step: %q", (*told)[burst].Reason, st.Reason)
+		}
+	}
+	if burst < 0 {
+		t.Fatalf("no step back for the burst in %d changes: %+v", len(*told), *told)
 	}
 }
