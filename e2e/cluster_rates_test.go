@@ -192,7 +192,7 @@ func TestE2ETuneClusterShared(t *testing.T) {
 	a.Stop()
 	// What A learned last: the last move its log tells of (a scrape
 	// before the stop may miss one more move).
-	moves := regexp.MustCompile(`msg="site's tuned limits moved" site=` + regexp.QuoteMeta(site) + ` rate=([0-9.]+)`).
+	moves := regexp.MustCompile(`msg="site's tuned limits moved" site=`+regexp.QuoteMeta(site)+` rate=([0-9.]+)`).
 		FindAllStringSubmatch(a.p.out.String(), -1)
 	if len(moves) == 0 {
 		t.Fatalf("node A's log tells of no tuned rate for %s", site)
