@@ -58,7 +58,7 @@ func TestE2ETuneFindsHiddenRate(t *testing.T) {
 	}
 
 	// What an operator sees.
-	summaryShowsTuned(t, g, site, `\s+\d+(\.\d)?/s\s+\S+\s+\S+\s+\S+\s+\S+\s+deferrals \d+\.\d% over \d+s at \d+\.\d/s: (up|down) .*$`, "rate")
+	summaryShowsTuned(t, g, site, `\s+\d+(\.\d)?/s\s+\S+\s+\S+\s+\S+\s+\S+\s+deferrals \d+\.\d% over \d+s at \d+\.\d/s: (a burst: )?(up|down) .*$`, "rate")
 	var sum struct {
 		Tuned []struct {
 			Site    string    `json:"site"`
